@@ -1,0 +1,380 @@
+// Package netguard decides which URLs and addresses hookd may deliver to.
+//
+// The same Policy checks endpoint URLs when they are created or changed and,
+// through its Resolver, the addresses a delivery connects to, so a host that
+// later resolves to a private address (DNS rebinding) is refused too. Tests
+// inject the Resolver; production uses net.DefaultResolver.
+package netguard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Error kinds. Every error CheckURL returns wraps exactly one of them.
+var (
+	// ErrInvalidURL: not an absolute https:// URL of 12 to 2048 characters
+	// with a valid host and port. API code INVALID_ENDPOINT.
+	ErrInvalidURL = errors.New("invalid endpoint URL")
+	// ErrBlocked: the host is, or resolves to, an address hookd never
+	// delivers to. API code ENDPOINT_BLOCKED.
+	ErrBlocked = errors.New("endpoint address is blocked")
+	// ErrUnreachable: the host name does not resolve. API code
+	// ENDPOINT_UNREACHABLE.
+	ErrUnreachable = errors.New("endpoint host does not resolve")
+)
+
+// URL length bounds, in bytes.
+const (
+	MinURLLen = 12
+	MaxURLLen = 2048
+)
+
+// DefaultLookupTimeout bounds one name resolution in CheckURL.
+const DefaultLookupTimeout = 5 * time.Second
+
+// Resolver resolves host names. *net.Resolver satisfies it.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// Policy is the set of delivery-safety rules. The zero value plus a Resolver
+// is the production policy: https only, public addresses only.
+type Policy struct {
+	// Resolver resolves host names; nil means net.DefaultResolver.
+	Resolver Resolver
+	// AllowHTTP allows http:// URLs (development only).
+	AllowHTTP bool
+	// AllowCIDRs lists prefixes that are allowed even though the rules below
+	// block them, e.g. 127.0.0.1/32 for a local receiver (development only).
+	// Every other blocked address stays blocked.
+	AllowCIDRs []netip.Prefix
+	// LookupTimeout bounds one resolution; zero means DefaultLookupTimeout.
+	LookupTimeout time.Duration
+}
+
+// Development reports whether any development allowance is on.
+func (p *Policy) Development() bool { return p.AllowHTTP || len(p.AllowCIDRs) > 0 }
+
+func (p *Policy) resolver() Resolver {
+	if p.Resolver == nil {
+		return net.DefaultResolver
+	}
+	return p.Resolver
+}
+
+// CheckURL parses raw and applies every URL rule, resolving the host when it
+// is a name. It returns the parsed URL, or an error wrapping ErrInvalidURL,
+// ErrBlocked or ErrUnreachable whose text is safe to show the caller.
+func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
+	u, host, err := p.parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if addr, ok, err := parseIPHost(host); err != nil {
+		return nil, err
+	} else if ok {
+		if err := p.CheckAddr(addr); err != nil {
+			return nil, err
+		}
+		return u, nil
+	}
+	lower := strings.ToLower(strings.TrimSuffix(host, "."))
+	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
+		return nil, fmt.Errorf("%w: %s is a loopback name", ErrBlocked, host)
+	}
+	timeout := p.LookupTimeout
+	if timeout <= 0 {
+		timeout = DefaultLookupTimeout
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	addrs, err := p.resolver().LookupNetIP(lctx, "ip", lower)
+	if err != nil || len(addrs) == 0 {
+		return nil, fmt.Errorf("%w: %s does not resolve", ErrUnreachable, host)
+	}
+	for _, a := range addrs {
+		if err := p.CheckAddr(a); err != nil {
+			return nil, fmt.Errorf("%w: %s resolves to %s, which is not public", ErrBlocked, host, a.Unmap())
+		}
+	}
+	return u, nil
+}
+
+func (p *Policy) parse(raw string) (*url.URL, string, error) {
+	if len(raw) < MinURLLen || len(raw) > MaxURLLen {
+		return nil, "", fmt.Errorf("%w: the URL must be %d to %d characters long", ErrInvalidURL, MinURLLen, MaxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: the URL does not parse", ErrInvalidURL)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && p.AllowHTTP:
+	default:
+		if p.AllowHTTP {
+			return nil, "", fmt.Errorf("%w: the URL must start with https:// or http://", ErrInvalidURL)
+		}
+		return nil, "", fmt.Errorf("%w: the URL must start with https://", ErrInvalidURL)
+	}
+	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return nil, "", fmt.Errorf("%w: the URL has no host", ErrInvalidURL)
+	}
+	if port := u.Port(); port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, "", fmt.Errorf("%w: the port must be 1 to 65535", ErrInvalidURL)
+		}
+	}
+	return u, u.Hostname(), nil
+}
+
+// parseIPHost reads host as an IP literal. It accepts IPv6 literals and
+// every IPv4 spelling a resolver would accept (decimal, octal and hex parts,
+// one to four of them, as in inet_aton), so "2130706433" and "0x7f.1" are
+// recognised as 127.0.0.1 rather than passed to DNS. ok is false when host
+// is a name.
+func parseIPHost(host string) (addr netip.Addr, ok bool, err error) {
+	if strings.Contains(host, ":") {
+		a, perr := netip.ParseAddr(host)
+		if perr != nil || a.Zone() != "" {
+			return netip.Addr{}, false, fmt.Errorf("%w: %q is not a valid IPv6 address", ErrInvalidURL, host)
+		}
+		return a, true, nil
+	}
+	labels := strings.Split(strings.TrimSuffix(host, "."), ".")
+	last := labels[len(labels)-1]
+	if !looksNumeric(last) {
+		return netip.Addr{}, false, nil
+	}
+	// The host ends in a number, so it is an IPv4 address or nothing.
+	a, valid := parseInetAton(labels)
+	if !valid {
+		return netip.Addr{}, false, fmt.Errorf("%w: %q is not a valid IPv4 address", ErrInvalidURL, host)
+	}
+	return a, true, nil
+}
+
+func looksNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
+		s = s[2:]
+		for _, c := range s {
+			if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func parseInetAton(parts []string) (netip.Addr, bool) {
+	if len(parts) == 0 || len(parts) > 4 {
+		return netip.Addr{}, false
+	}
+	nums := make([]uint64, len(parts))
+	for i, p := range parts {
+		if !looksNumeric(p) {
+			return netip.Addr{}, false
+		}
+		base, digits := 10, p
+		switch {
+		case len(p) >= 2 && (p[:2] == "0x" || p[:2] == "0X"):
+			base, digits = 16, p[2:]
+			if digits == "" {
+				digits = "0"
+			}
+		case len(p) > 1 && p[0] == '0':
+			base, digits = 8, p[1:]
+		}
+		n, err := strconv.ParseUint(digits, base, 64)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		nums[i] = n
+	}
+	var v uint64
+	for i, n := range nums[:len(nums)-1] {
+		if n > 255 {
+			return netip.Addr{}, false
+		}
+		v |= n << (8 * (3 - uint(i)))
+	}
+	lastBits := 8 * (5 - uint(len(nums)))
+	lastN := nums[len(nums)-1]
+	if lastN >= 1<<lastBits {
+		return netip.Addr{}, false
+	}
+	v |= lastN
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
+}
+
+var blockedV4 = mustPrefixes(
+	"0.0.0.0/8",      // "this network", unspecified
+	"10.0.0.0/8",     // private
+	"100.64.0.0/10",  // CGNAT
+	"127.0.0.0/8",    // loopback
+	"169.254.0.0/16", // link-local (cloud metadata)
+	"172.16.0.0/12",  // private
+	"192.0.0.0/24",   // IETF protocol assignments
+	"192.168.0.0/16", // private
+	"198.18.0.0/15",  // benchmarking
+	"224.0.0.0/4",    // multicast
+	"240.0.0.0/4",    // reserved, broadcast
+)
+
+var blockedV6 = mustPrefixes(
+	"::/128",         // unspecified
+	"::1/128",        // loopback
+	"64:ff9b:1::/48", // local-use NAT64
+	"100::/64",       // discard
+	"fc00::/7",       // unique local
+	"fe80::/10",      // link-local
+	"fec0::/10",      // site-local (deprecated)
+	"ff00::/8",       // multicast
+)
+
+var (
+	nat64     = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour = netip.MustParsePrefix("2002::/16")
+	teredo    = netip.MustParsePrefix("2001::/32")
+)
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// CheckAddr returns nil when hookd may connect to a, and an error wrapping
+// ErrBlocked otherwise. Addresses inside AllowCIDRs are allowed.
+func (p *Policy) CheckAddr(a netip.Addr) error {
+	a = a.WithZone("")
+	for _, pfx := range p.AllowCIDRs {
+		if pfx.Contains(a) || pfx.Contains(a.Unmap()) {
+			return nil
+		}
+	}
+	if blocked(a) {
+		return fmt.Errorf("%w: %s is not a public address", ErrBlocked, a.Unmap())
+	}
+	return nil
+}
+
+func blocked(a netip.Addr) bool {
+	if !a.IsValid() {
+		return true
+	}
+	a = a.Unmap() // IPv4-mapped ::ffff:a.b.c.d is a.b.c.d
+	if a.Is4() {
+		for _, p := range blockedV4 {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range blockedV6 {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	b := a.As16()
+	var embedded []netip.Addr
+	switch {
+	case isZero(b[:12]): // IPv4-compatible ::a.b.c.d
+		embedded = append(embedded, netip.AddrFrom4([4]byte(b[12:16])))
+	case nat64.Contains(a):
+		embedded = append(embedded, netip.AddrFrom4([4]byte(b[12:16])))
+	case sixToFour.Contains(a):
+		embedded = append(embedded, netip.AddrFrom4([4]byte(b[2:6])))
+	case teredo.Contains(a):
+		server := netip.AddrFrom4([4]byte(b[4:8]))
+		client := netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+		embedded = append(embedded, server, client)
+	}
+	for _, e := range embedded {
+		if blocked(e) {
+			return true
+		}
+	}
+	return false
+}
+
+func isZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Normalize returns the form of u used to find duplicate endpoint URLs:
+// scheme and host lower-cased, a default port and a trailing dot on the host
+// dropped, an empty path made "/", the fragment dropped.
+func Normalize(u *url.URL) string {
+	n := *u
+	n.Scheme = strings.ToLower(n.Scheme)
+	host := strings.TrimSuffix(strings.ToLower(n.Hostname()), ".")
+	port := n.Port()
+	if (n.Scheme == "https" && port == "443") || (n.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	n.Host = host
+	if n.Path == "" && n.RawPath == "" {
+		n.Path = "/"
+	}
+	n.Fragment, n.RawFragment = "", ""
+	return n.String()
+}
+
+// ParseCIDRs reads a comma-separated list of CIDR prefixes (a bare address
+// is taken as a single-address prefix).
+func ParseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not an address or CIDR prefix", f)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix such as 127.0.0.1/32", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,148 @@
+package netguard
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// fakeResolver answers from a map; a missing name does not resolve.
+type fakeResolver map[string][]string
+
+func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	ss, ok := f[host]
+	if !ok {
+		return nil, errors.New("no such host")
+	}
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, netip.MustParseAddr(s))
+	}
+	return out, nil
+}
+
+func TestCheckURL(t *testing.T) {
+	t.Parallel()
+	res := fakeResolver{
+		"hooks.example.com": {"93.184.216.34"},
+		"v6.example.com":    {"2606:2800:220:1:248:1893:25c8:1946"},
+		"mixed.example.com": {"93.184.216.34", "10.1.2.3"},
+		"meta.example.com":  {"169.254.169.254"},
+		"empty.example.com": {},
+	}
+	p := &Policy{Resolver: res}
+	cases := []struct {
+		url  string
+		want error
+	}{
+		{"https://hooks.example.com/webhooks", nil},
+		{"https://93.184.216.34/hooks", nil},
+		{"https://v6.example.com:8443/x", nil},
+		{"https://[2606:2800:220:1:248:1893:25c8:1946]/x", nil},
+		{"HTTPS://Hooks.Example.com/x", nil},
+		{"http://hooks.example.com/x", ErrInvalidURL},
+		{"ftp://hooks.example.com/x", ErrInvalidURL},
+		{"https://a.b", ErrInvalidURL}, // 11 characters
+		{"https://hooks.example.com/" + strings.Repeat("a", 2048), ErrInvalidURL},
+		{"https:opaque-thing-here", ErrInvalidURL},
+		{"https:///no-host/path", ErrInvalidURL},
+		{"https://hooks.example.com:0/x", ErrInvalidURL},
+		{"https://hooks.example.com:70000/x", ErrInvalidURL},
+		{"https://1.2.3.256/x", ErrInvalidURL},
+		{"https://[fe80::1%25eth0]/x", ErrInvalidURL},
+		{"https://hooks .example.com/x", ErrInvalidURL},
+		{"https://nowhere.example.com/x", ErrUnreachable},
+		{"https://empty.example.com/x", ErrUnreachable},
+		{"https://mixed.example.com/x", ErrBlocked},
+		{"https://meta.example.com/latest", ErrBlocked},
+		{"https://localhost/x", ErrBlocked},
+		{"https://api.localhost./x", ErrBlocked},
+		{"https://127.0.0.1/x", ErrBlocked},
+		{"https://127.1/x", ErrBlocked},
+		{"https://2130706433/x", ErrBlocked},   // decimal 127.0.0.1
+		{"https://0x7f000001/x", ErrBlocked},   // hex
+		{"https://0177.0.0.1/x", ErrBlocked},   // octal
+		{"https://0x7f.0.0.1/x", ErrBlocked},   // mixed
+		{"https://017700000001/x", ErrBlocked}, // octal, one part
+		{"https://10.0.0.1/x", ErrBlocked},
+		{"https://172.16.5.4/x", ErrBlocked},
+		{"https://172.31.255.255/x", ErrBlocked},
+		{"https://192.168.1.1/x", ErrBlocked},
+		{"https://100.64.0.1/x", ErrBlocked},
+		{"https://198.18.0.1/x", ErrBlocked},
+		{"https://169.254.169.254/x", ErrBlocked},
+		{"https://224.0.0.1/x", ErrBlocked},
+		{"https://240.0.0.1/x", ErrBlocked},
+		{"https://255.255.255.255/x", ErrBlocked},
+		{"https://0.0.0.0/x", ErrBlocked},
+		{"https://[::1]/x", ErrBlocked},
+		{"https://[::]/x", ErrBlocked},
+		{"https://[::ffff:127.0.0.1]/x", ErrBlocked},            // IPv4-mapped
+		{"https://[::ffff:7f00:1]/x", ErrBlocked},               // IPv4-mapped, hex
+		{"https://[::10.0.0.1]/x", ErrBlocked},                  // IPv4-compatible
+		{"https://[64:ff9b::a00:1]/x", ErrBlocked},              // NAT64 of 10.0.0.1
+		{"https://[64:ff9b::5db8:d822]/x", nil},                 // NAT64 of a public address
+		{"https://[2002:c0a8:0101::1]/x", ErrBlocked},           // 6to4 of 192.168.1.1
+		{"https://[2002:5db8:d822::1]/x", nil},                  // 6to4 of a public address
+		{"https://[2001:0:5db8:d822::f5ff:fffe]/x", ErrBlocked}, // Teredo, client 10.0.0.1
+		{"https://[fd00::1]/x", ErrBlocked},
+		{"https://[fe80::1]/x", ErrBlocked},
+		{"https://[ff02::1]/x", ErrBlocked},
+		{"https://8.8.8.8/x", nil},
+		{"https://134744072/x", nil}, // decimal 8.8.8.8
+	}
+	for _, c := range cases {
+		_, err := p.CheckURL(context.Background(), c.url)
+		if c.want == nil {
+			require.NoError(t, err, c.url)
+			continue
+		}
+		require.ErrorIs(t, err, c.want, c.url)
+	}
+}
+
+func TestDevelopmentAllowList(t *testing.T) {
+	t.Parallel()
+	cidrs, err := ParseCIDRs("127.0.0.1/32, ::1")
+	require.NoError(t, err)
+	p := &Policy{Resolver: fakeResolver{}, AllowHTTP: true, AllowCIDRs: cidrs}
+	require.True(t, p.Development())
+
+	for _, ok := range []string{"http://127.0.0.1:9000/hook", "https://127.0.0.1/x", "http://[::1]:9000/x", "http://2130706433:80/x"} {
+		_, err := p.CheckURL(context.Background(), ok)
+		require.NoError(t, err, ok)
+	}
+	for _, blocked := range []string{"http://127.0.0.2/x", "http://10.0.0.1/x", "http://169.254.169.254/x"} {
+		_, err := p.CheckURL(context.Background(), blocked)
+		require.ErrorIs(t, err, ErrBlocked, blocked)
+	}
+	_, err = p.CheckURL(context.Background(), "ftp://127.0.0.1/x")
+	require.ErrorIs(t, err, ErrInvalidURL)
+
+	_, err = ParseCIDRs("127.0.0.1/33")
+	require.Error(t, err)
+	_, err = ParseCIDRs("nonsense")
+	require.Error(t, err)
+}
+
+func TestNormalize(t *testing.T) {
+	t.Parallel()
+	same := []string{
+		"https://hooks.example.com/",
+		"HTTPS://HOOKS.example.com:443/",
+		"https://hooks.example.com",
+		"https://hooks.example.com./#frag",
+	}
+	for _, s := range same {
+		u, err := url.Parse(s)
+		require.NoError(t, err)
+		require.Equal(t, "https://hooks.example.com/", Normalize(u), s)
+	}
+	u, _ := url.Parse("https://hooks.example.com:8443/A?b=1")
+	require.Equal(t, "https://hooks.example.com:8443/A?b=1", Normalize(u), "path and query case kept")
+}

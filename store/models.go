@@ -1,0 +1,96 @@
+package store
+
+import (
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// MaxActiveSigningKeys is how many signing keys an endpoint may have at once.
+const MaxActiveSigningKeys = 2
+
+// Project is a tenant. Every other row belongs to exactly one.
+type Project struct {
+	ID        string `gorm:"primaryKey"`
+	Name      string
+	CreatedAt time.Time
+}
+
+// APIKey is a bearer key. Only its SHA-256 (KeyHash) and display Prefix are
+// stored; the key itself is shown once at creation.
+type APIKey struct {
+	ID         string `gorm:"primaryKey"`
+	ProjectID  string
+	Label      string
+	Mode       string // "live" or "test"
+	Prefix     string
+	KeyHash    string
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+	DeletedAt  *time.Time
+}
+
+// Endpoint is a receiver of deliveries. DeletedAt set means soft-deleted:
+// every lookup then treats it as missing.
+type Endpoint struct {
+	ID            string `gorm:"primaryKey"`
+	ProjectID     string
+	URL           string `gorm:"column:url"`
+	URLNormalized string `gorm:"column:url_normalized"`
+	Description   string
+	RateLimitRPS  int `gorm:"column:rate_limit_rps"`
+	Burst         int
+	Headers       Headers
+	HMACEnabled   bool `gorm:"column:hmac_enabled"`
+	Paused        bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	DeletedAt     *time.Time
+}
+
+// SigningKey is one signing secret of an endpoint, sealed by a master key
+// (package secrets) with the key's ID as associated data.
+type SigningKey struct {
+	ID           string `gorm:"primaryKey"`
+	ProjectID    string
+	EndpointID   string
+	MasterKeyID  string
+	SecretSealed []byte
+	KeyHint      string
+	CreatedAt    time.Time
+}
+
+// Headers is a header map stored as a JSON object in a text column.
+type Headers map[string]string
+
+// Value implements driver.Valuer.
+func (h Headers) Value() (driver.Value, error) {
+	if h == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(map[string]string(h))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (h *Headers) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	case nil:
+		*h = Headers{}
+		return nil
+	default:
+		return errors.New("headers: unexpected column type")
+	}
+	m := map[string]string{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*h = m
+	return nil
+}

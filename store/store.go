@@ -1,0 +1,171 @@
+// Package store persists hookd's data with GORM, on PostgreSQL in production
+// or an embedded SQLite file by default. It is the only package that imports
+// GORM or a database driver. Every query that reads or changes a tenant's rows
+// filters on its project id, so another project's rows are indistinguishable
+// from missing ones.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialects.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite"
+)
+
+// DefaultMaxConns is the PostgreSQL pool size when Options.MaxConns is zero.
+const DefaultMaxConns = 25
+
+// Options says which database to open.
+type Options struct {
+	// DatabaseURL is "postgres://…" (or "postgresql://…") for PostgreSQL, or
+	// "sqlite:PATH" for a SQLite file. Empty means SQLite at
+	// DataDir/hookd.db.
+	DatabaseURL string
+	// DataDir holds the default SQLite file; it is created (mode 0700) if
+	// missing. Empty means "./data".
+	DataDir string
+	// MaxConns caps the PostgreSQL pool; zero means DefaultMaxConns. SQLite
+	// always uses one connection (writers are serialised anyway).
+	MaxConns int
+}
+
+// Store is an open database. It is safe for concurrent use; Close releases it.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	pool    *pgxpool.Pool // nil on SQLite
+	dialect string
+	where   string // what was opened, without credentials, for logs
+}
+
+// Open connects to the database Options name. It does not migrate; call
+// Migrate. The error says what to fix.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	gcfg := &gorm.Config{
+		TranslateError:         true,
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                Now,
+	}
+	switch {
+	case strings.HasPrefix(opts.DatabaseURL, "postgres://"), strings.HasPrefix(opts.DatabaseURL, "postgresql://"):
+		pcfg, err := pgxpool.ParseConfig(opts.DatabaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("database URL: %w", err)
+		}
+		pcfg.MaxConns = int32(DefaultMaxConns)
+		if opts.MaxConns > 0 {
+			pcfg.MaxConns = int32(opts.MaxConns) //nolint:gosec // bounded by config validation
+		}
+		pcfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+			// Read timestamps back in UTC, as they were written.
+			c.TypeMap().RegisterType(&pgtype.Type{Name: "timestamptz", OID: pgtype.TimestamptzOID, Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC}})
+			return nil
+		}
+		pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+		if err != nil {
+			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
+		}
+		sqlDB := stdlib.OpenDBFromPool(pool)
+		db, err := gorm.Open(postgres.New(postgres.Config{Conn: sqlDB}), gcfg)
+		if err != nil {
+			pool.Close()
+			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
+		}
+		return &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL)}, nil
+	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
+		if path == "" {
+			dir := opts.DataDir
+			if dir == "" {
+				dir = "data"
+			}
+			path = filepath.Join(dir, "hookd.db")
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create the directory for %s: %w", path, err)
+		}
+		// WAL lets readers run beside the writer; synchronous=FULL makes every
+		// commit durable before it returns; _txlock=immediate takes the write
+		// lock at BEGIN so read-then-write transactions cannot interleave.
+		dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate&_time_format=sqlite"
+		sqlDB, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+		}
+		sqlDB.SetMaxOpenConns(1)
+		sqlDB.SetConnMaxIdleTime(0)
+		if err := sqlDB.PingContext(ctx); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+		}
+		db, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
+		if err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
+		}
+		return &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path}, nil
+	default:
+		return nil, errors.New(`database URL must start with "postgres://", "postgresql://" or "sqlite:"`)
+	}
+}
+
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres://…"
+	}
+	u.User = nil
+	u.RawQuery = ""
+	return u.String()
+}
+
+// Dialect is Postgres or SQLite.
+func (s *Store) Dialect() string { return s.dialect }
+
+// Where describes the open database without credentials, for logs.
+func (s *Store) Where() string { return s.where }
+
+// DB is the underlying *sql.DB, for the queue and for tests that inspect rows.
+func (s *Store) DB() *sql.DB { return s.sqlDB }
+
+// Ping checks that the database answers; it returns ErrUnavailable if not.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	err := s.sqlDB.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}
+
+// Now is the store's clock: UTC, truncated to microseconds (PostgreSQL's
+// precision), so values read back equal values written on both dialects.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
