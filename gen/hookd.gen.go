@@ -25,52 +25,16 @@ import (
 
 // Defines values for ApiKeyMode.
 const (
-	ApiKeyModeLive ApiKeyMode = "live"
-	ApiKeyModeTest ApiKeyMode = "test"
+	Live ApiKeyMode = "live"
+	Test ApiKeyMode = "test"
 )
 
 // Valid indicates whether the value is a known member of the ApiKeyMode enum.
 func (e ApiKeyMode) Valid() bool {
 	switch e {
-	case ApiKeyModeLive:
+	case Live:
 		return true
-	case ApiKeyModeTest:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for ApiKeyCreatedMode.
-const (
-	ApiKeyCreatedModeLive ApiKeyCreatedMode = "live"
-	ApiKeyCreatedModeTest ApiKeyCreatedMode = "test"
-)
-
-// Valid indicates whether the value is a known member of the ApiKeyCreatedMode enum.
-func (e ApiKeyCreatedMode) Valid() bool {
-	switch e {
-	case ApiKeyCreatedModeLive:
-		return true
-	case ApiKeyCreatedModeTest:
-		return true
-	default:
-		return false
-	}
-}
-
-// Defines values for CreateApiKeyRequestMode.
-const (
-	CreateApiKeyRequestModeLive CreateApiKeyRequestMode = "live"
-	CreateApiKeyRequestModeTest CreateApiKeyRequestMode = "test"
-)
-
-// Valid indicates whether the value is a known member of the CreateApiKeyRequestMode enum.
-func (e CreateApiKeyRequestMode) Valid() bool {
-	switch e {
-	case CreateApiKeyRequestModeLive:
-		return true
-	case CreateApiKeyRequestModeTest:
+	case Test:
 		return true
 	default:
 		return false
@@ -102,7 +66,9 @@ type ApiKey struct {
 
 	// LastUsedAt When the key last authenticated a request (updated at most once a minute); null if never.
 	LastUsedAt *time.Time `json:"last_used_at"`
-	Mode       ApiKeyMode `json:"mode"`
+
+	// Mode Picks the key's prefix, `hk_live_` or `hk_test_`.
+	Mode ApiKeyMode `json:"mode"`
 
 	// Prefix The first 11 characters of the key.
 	//
@@ -110,23 +76,19 @@ type ApiKey struct {
 	Prefix string `json:"prefix"`
 }
 
-// ApiKeyMode defines model for ApiKey.Mode.
-type ApiKeyMode string
-
 // ApiKeyCreated defines model for ApiKeyCreated.
 type ApiKeyCreated struct {
 	CreatedAt time.Time `json:"created_at"`
 
 	// Key The whole key. Shown only here.
-	Key    string            `json:"key"`
-	KeyId  string            `json:"key_id"`
-	Label  string            `json:"label"`
-	Mode   ApiKeyCreatedMode `json:"mode"`
-	Prefix string            `json:"prefix"`
-}
+	Key   string `json:"key"`
+	KeyId string `json:"key_id"`
+	Label string `json:"label"`
 
-// ApiKeyCreatedMode defines model for ApiKeyCreated.Mode.
-type ApiKeyCreatedMode string
+	// Mode Picks the key's prefix, `hk_live_` or `hk_test_`.
+	Mode   ApiKeyMode `json:"mode"`
+	Prefix string     `json:"prefix"`
+}
 
 // ApiKeyCreatedEnvelope defines model for ApiKeyCreatedEnvelope.
 type ApiKeyCreatedEnvelope struct {
@@ -152,16 +114,16 @@ type ApiKeyListEnvelope struct {
 	Meta Meta     `json:"meta"`
 }
 
+// ApiKeyMode Picks the key's prefix, `hk_live_` or `hk_test_`.
+type ApiKeyMode string
+
 // CreateApiKeyRequest defines model for CreateApiKeyRequest.
 type CreateApiKeyRequest struct {
 	Label *string `json:"label,omitempty"`
 
-	// Mode Picks the prefix, `hk_live_` or `hk_test_`.
-	Mode *CreateApiKeyRequestMode `json:"mode,omitempty"`
+	// Mode Picks the key's prefix, `hk_live_` or `hk_test_`.
+	Mode *ApiKeyMode `json:"mode,omitempty"`
 }
-
-// CreateApiKeyRequestMode Picks the prefix, `hk_live_` or `hk_test_`.
-type CreateApiKeyRequestMode string
 
 // CreateEndpointRequest defines model for CreateEndpointRequest.
 type CreateEndpointRequest struct {
@@ -5880,86 +5842,87 @@ func (sh *strictHandler) DeleteSigningKey(ctx echo.Context, id EndpointID, keyId
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fx7c9pItv8qp3S3auyUjPEj2QT/cYvYbOyNx/b6MTu7IRca6YB6kbqV7haESfm73+qHhATCkPgxM7fu",
-	"fyDU6vPqc37nIb55AU9SzpAp6bW+eSkRJEGFwnw7zoTkQn8KUQaCpopy5rW82wihn6AiDYZfVS8wt/WB",
-	"D0FFCKnACeWZhJSMsAGXKfmSYcPzParXfslQzDzfYyRBr+XZtZ7vySDChOi9EvL1HNlIRV7r9d6+76lZ",
-	"qu+USlA28u7vfa/DwpRTps5OlmlrM0D3M9DQhz6mvT4QFsLBPsR8iiIgEiHCrxDSEVWyoCwlKpoTRkPP",
-	"9wR+yajA0GspkWGZyJQohUIv+x9Me5/IzrC58+7zt4P9+794yyTf60fJlDOJRrDvSXiNXzKUSn8LOFPI",
-	"zEeSpjENiOZl9z9SM/SttOlfBA69lvdfu3Ol7dpf5W5HCC46bIIxT9Fuuaw0YTcFKoGyCYlp2IL+2cUv",
-	"7fOzk9515x93nZvbvj+/1Lk4ubo8uzDX8s+99+eXxx87J5VrdxfXnfbxafv9eae8/rTTPulc3/SBC+hf",
-	"tf91ftk+6d1eXvbO29cfOv2Gd+97x5wNYxr8TpII3O4SplRFxn6DTAhkCqQiClvQP7m7Oj87bt92enfX",
-	"55q7n9u/9m7OPlycXXzofez866ZneO+cWDaP2xcXl7e9k85557bTO2/f3JZvtjyfMW08JDakvhzjbQYZ",
-	"w68pBgpDQH270f9t5/qifd7rXF9fXvcbULGUEIaUhdJIJkRFaAyUQcT5OPxJQsxHhqELrv7GMxa+HC8X",
-	"HGQWRCBQ8kwEqKlSEZWQCv4fDFQL+loNf7u8uzixQr9BMaEB3jEyITQmgxhf1uRCoshA+56AMMYVDLSU",
-	"SRChPoQ3netfzo47vbuL9i/ts3NzkAzVd4xkKuKC/obhy9LbvjqDMc60s0iolJSNfEhIPOQiwdCHjI0Z",
-	"nzJt8yHGqAwbdxftu9vTy+uzf3eM1O9zn2ncXjulH3Fm3KfgKQpFrTsMBBKFYY8YtvQG+pMXEoU7iia4",
-	"7FF9b4yzHjUSwa8kSbUyzbXm3rsD8nqwHxyEh3/Ft8N3pDnYC/bDAzwcviZvwrpnxWSAsX5UzS9S9TJZ",
-	"0FaV0j8jZOZgaDHpW0HrCpnSWsEQSHGMtrI0tJcUJFwq4CxAIJBQlincPgKWxTHQITCcoNAhqVYK+i5r",
-	"uDYeLdGb8NBYNbIs8VqfvJhOjPR0pPlcc38qcEi/1kf4IRVSwd4eBBERJNCgIA/xY5xpGueSj8Y9vVWP",
-	"7L336iL2PJB+yjWXi70gwlHvl81hQQNzFvhAH3LNgjWqY7vmyWyrXiTTiMeWe7iJjPGzeAYRCoNvHrDR",
-	"7zC5H1fhhmLX3JWEnmthWfhrpV14kCWpa1+3zglVFac5x/WLftb3LLJmdnPrVxN9Yr1UDbHzH9zSAecx",
-	"EvagDleJN3/aWkKeQno5T88vvXMq1XqKqcJEbka6frTbiwhBZs/Kg7Uyu3EJeVeZKM5kKQPZazYfcLMh",
-	"DkkWa3/iTmnVZVzRYCzznGhIv/rQzx2lxYrRuKfPda9vvOlGB/5+JXd5VrSSv0EmZE0Ue68vAxnwCUJf",
-	"EIW9mCZU9UQq+0fQhAQJs1xIkiAQuXSXpj4hX2miGdhrNrXMEsrs97n8KFM4QuEtoo1qylcr8AhJ6JLS",
-	"h2zj1N2mVyQk6CHT0TKsqMpGzppAPiSxRF+DGTpBQVFCQISYAeMg6YgRlQmdN+odSt6+5CqqUlkW9Mn8",
-	"ySkKkBhwFoLiFrfmWetc5IyDedqSeNdJNxPx8u79SKlUtnZ3+z7s7ett95uHb0vB3Yc0G8Q0ABKGAqWE",
-	"LYlo9K6NyMDMnySUHrq9gAHc898dNPbeHjb29940Dg53daYg12ICTXHduc1t+gFjXmb/R0L+gkE+gwEu",
-	"28sKaJASDXfqlyybWI32LdT8LvadxTysJBPe9J1VcS1R5TvlzKW2II2CxwWsV6L8IWN4Uqy3TvGLOQam",
-	"61KMwSooGDlDXsaVJnc4rAHaEgOBqhZcap9E2ahXlwjJ8Toig4ceaXetcSHTSGLgymmaPJ3OvjnUxO4f",
-	"giAs5AkMZgrlZvj4cVa3IIAl8ktCXwtrF0zrcdBs0U6fE9jke/0YuN0E2K4FtQskPI3sXgLY5ns9DcUv",
-	"QuoTovD8kTdZkhDxw3D8iozwUSxdFeGuysyK6JiglGSEsmdKK1kO7spu6pRPISFsBjbKQL7E1GNkliAk",
-	"JEQIMwQyIpTBVhOGXACxC7Yr5RfK1JtDrw5lrY7TdSeoiHjLDKyXztNYqJP0S9hpblQvGKK/C0c9LvLU",
-	"oZeHpHFncc3GNp7N79/EtPLbNyDhaQwp5+dZLSlvjSzYT5F5VxobIJWGlj4kJIgowx2BJNRXQC+wnQKd",
-	"uC72ukwWXu4TlBOahZvrTVMRGhvKSBhSTQ6Jr0oU12Wbf+MCTPPN5FS2DyNb0B9SjMM+bBH4+83lBRhR",
-	"o9AkFm1ZYCTBbYO/+iKLsQ9b04gooAoGgo+t71qSpXM5tXJDppAFaBxgijyN8Ug/LSEzDUfZqA65Lagy",
-	"sJXDfJeV2lxtfJgre23T4lE2Z7d5wOhO51levTq/rfFOXuerEgROb2+vXKlAGhHb7iJOUMzyAsMMtrQy",
-	"dSI+IXGG2w041ymUBCJcN2tl5l2x02/erzu3yIhOLjwSJOjd17MWq2hZ9FIRlclywZmP68tOZUm6VZ9X",
-	"bvQ4R+OIfU7/8rN7cJU4169xCdVC9iPwi8t95tlOjMrka/qqnSc4AhJLbrTX/3XHFeN2zsJ+qXY09zH6",
-	"mQdf9v8evpPn4yb599u95Nfgl8Ff2T+mnbUHr0RtHYsFNFtiMyKyl3CB9cGxNNSxLIUrIqVxpfnUh+Iw",
-	"QmX41QvN1IfrZ3FrxCa7NcMgm7SwqirYWABVsv05i3WSubGZ4pM1I1fE8XLSvwHU2DxdndP/pLWQ72dj",
-	"fc1gfR2gThSPSOWXZPM4V7Qs6uf0SvPdnjDTK1n7S/ZcLEqs6UpUDeRSm4Yy/WaMQwkjOkFWwh4ryr5/",
-	"9H7DJrXbHynqr20H6TOJQSaomt1oMp3ckAgU7cxCgMXOQH1TCoY8jvkUQxjMgCiIUTvyg/2aoNfIJ/gM",
-	"z2av+UGPlErtkAllQ768vxkmAqrzc4nxcCfiUmEIUxzoX+Z4SdoBngacKQk8UwOesdCMqVDZZVo9RFGN",
-	"+YtRrlPOx+8FDUcIkz19pw+Sl67+JOHm5KOEKRdjWwuQqsssPYOZReCUjfSzqDDVTri7Pjd8S2Sh/aLR",
-	"d6PLuuzVq/zANl69go6hmTA5RWEpIjDg4cwQ2//WNeen67Wg0Wj40DXnSH/91i2FNX3BfO81Go2ud3+v",
-	"VWSXGzDrFmgE3vXsUwwIt19cdtL1/vv+gR3u7/uNLlsY+tLa0DDGgFciH4AzjnOTxGi+28VjlM5MBgLJ",
-	"2KjWnBnQWYuTioTDZrPLagYQTX7jqO+bnEfOXURRfdaPasANT+xH2WURmaBTlo46JvfTd2tEHUQYjK0t",
-	"28q6mKAAQVSEQpNqsYqlstVlxRDp3fW5hK0NRyK7rH4mctuHIJOKJ0VWsLU0JGnTOkl/05xs1YxL+kDi",
-	"KZkZsfl2UggO9w62G9CGlKhI683IvDSx1WXFyJY+3HzK3HFm3DDupuVKGjmsJMRwZ8e8uizXqnPTJkkZ",
-	"MS4wdCagnYs2gH7bDayZxKUF7407gNzJNBqNPmyVHY2+opnoss3mzMy41ZzgvcWxsy6zZ0/fNsCYs5HU",
-	"KJUzLLGrTzBKC0yM0NxPP8lipFA2uszzvZgGyKQJwm42uJ2SIMKd/UbTFYjmzc/pdNog5ucGF6Ndt1bu",
-	"np8ddy5uOmaN9tlU2Z6pcTXtqzPP9yYopHWIzcaevY2nyEhKvZZ30Gg2DkzpSUXGoe9GJkf6TX8e1QGv",
-	"thPQfrMJ04jG6AYReIBSahPJUu1JIeQogXEFimeBdZv5pKL26kUGehZ6Le8DqlO378JI836z+WTjiQsp",
-	"5Ir5xCorlcDntT599j2ZFyG9c40p9L2p4AMDfclIagzjEs3PevGuQBLONhWom/wrhjqdPfrwunlQP84J",
-	"5sRN6Qq5Xtvdf3exFhxRaedTNaQxo6ivmwertiho3q2Zsn1IM5prul41k71dktKdMc7kSv1c4NT6JyFV",
-	"AwpYGVKZxmTmRnCAD0EzlU+2Sp2eLOtDo287LSSfUyM1o1Wrjd15JxIoOjFDiNJo5bC5t14rlSlio8rm",
-	"+kXVKXWjxdKJkip3KI4wNy8sSzosLn2+972UyxXt72EWx7lCBKpM6CDFWYC+yRmP7Lg5jBFT57GpknBz",
-	"2t7Zf/3G+HKr3GU9lue+vKK28J6HsyfTYd1o2f3yKx/7Vk1PaDaL6e0Ky9FynRIJLm12NrOB+ksvqfxu",
-	"ZmZ5BMJy66o3rgUXsfttjLOz8H7e/663Oy0aqXhqEwAN9ImbzN7Kp7oTMnYJAAQkjk1d3D5S2yDGw+1l",
-	"o7O965LRPav3WGy7rzEDh6F+3HUcNg/XLyreB3kKI7AcrjUCv/L22qeaF8OKNxpCH/pjnP3Qi2HGtDZ9",
-	"N0xvsu7lsM/OevOMY7MI59uc0tY7ISUjyowNNcAZRDFQaLG6RngxlUb1ddGuU+y+JMc6zc1v2XVvCd77",
-	"y6XiEZp8ZtXLf6YYUnn3r5jSfN2szjyWqiN7y9WR+8/PeMxqZy9qTtmlzi80yxpi5NL8c7lbE9WxZAn5",
-	"MZtbx+pIbn211Oe0SJ718dKx2r5L4qq69gUK7ZTyC7bMayojNfHf1gNsvmuKNCbhvLs+t2k/bNWm9tst",
-	"mI+8GtRQnnvtstKwXU12v31kHhVxqSDJpDJJYTxBnZnXZ/hHQOztLgX3dcbqVun80wcCMefpgARjv8tS",
-	"QSdEoQ/HHy7atz7ElI13Yh6QWKe89EuG+bckixUNiD7yAg1voSkCZUymGNAhxTAf2TV7EgZnV5M3oBNo",
-	"wGSAYahlzBn6FmANM4lhhZG8fmFKCaaoFZtkCMz8TKlcUCjWzidqNmxCvWWrf0ZTRgqBTYpCIOAONaRc",
-	"qLxmsK1JOWy+67KF9yuNbl1d9UH91rxmut0q3q963eyyvNSiqXgLH98DZaBj+JYtKKVxJm3rVW4fuSKT",
-	"UfUATQO3yxQfI7Pr7X32d+1KIx6HoN2L4HFpbvMITrlUfpdVaiA+HFtHtGOrzvPvt7MUfbgVhMkhip0O",
-	"C3hoyzbHnDEM7OqPiOlOO6YT9OFK8K+znVc+3HbMQhprUdylI0FC9KH/684/bd1051W/y0whbVpcMJHA",
-	"GYAtbtTB5WKi7TkB82Jf4L7aXtAx9Tkh9KqBzxXoqbD73wtJHzbfrV9UvEr9tNAb5/ZQFw8W4cvuN/ow",
-	"9G6D5EPlkKgNBIV8LRwnQYCpqbzPZ/dYCDES7Us1jJFHJq7QsFK5JEOFYkpEKFeh8optPzNg2BCZV2zr",
-	"Tw3P1xiKX49qa4GAC/c5GqitmL2kLjdV4p9JcR9QbaS170sHSn/OoWF5SlRQ03M8Nv3dov5e7f4eQd/F",
-	"7r5vS63mssY/aUwC2wzqMvs2bkJSByZJ3ggCoh/s/DRo5c/qol21Qf1M0a6+C75RtHt6K16cAt3EI7np",
-	"0heOdt95Fl4+PFpR/mh43DUjxIv/uPP9h6s2Efu5iJkCQSoaxy6gou2dSqUROAwyC2Vdfx1DyJiisTmN",
-	"87/QkW5mPmzAFcmkKZLlg/XluwgwvsPTZUdtps5f0lUvjMyvs3EqHTt/JtdteCy/qqr4D5ui1e8z2eLV",
-	"wisYAwx4Unr34gj6Sy9E9CHgGVPGyyfLBnVt6P1jW5Rt0vyZLMpK9alMiiuicGc+E/gMlqVFzuPQzcQD",
-	"H0L/6vLmFmrIcejS9Ab6Zrx9gJFJJfK32muszLBwk88fPlsiunpc8bv6Of83g2w7DIGUy4awFeOIBDP7",
-	"HkTJJm/m96w2y7IdbFRkP3IJiSuhm5TkoSL6XJnP2jZeMSW6xi89Ve/45X2TKUs72mVZ0Sv17z+Hx2mH",
-	"oZ1RNP/bMJclbA25AOPzzL8i2GykyGQrFe1Gl5X/oTAisihZqikvK6gFBFRERTivlK7847kGXPBi7G7A",
-	"w9nq4l5pGPj/vdofxKs9xo9t0us2FZq8jV1yB+bFjGLuwlSFbVfxsPlugz8yrK+wPWRgh6v78L9P8evl",
-	"lZ9XyzbT/2P8mF9Tdy1FUtMEl+Pn74HL8QYt8OqIWHVe/dNn7ZNt16eus0/AdMrclNBWQsYIImPbleHM",
-	"1u6uuSviUrXeNt82jaN3Yl984jUGqGGwtM28pJxQz9NlxRtzkcxB8bLg5/HAPVDroQS1j+piQFpqt+XT",
-	"vr+hKO9ZMZblbd3grf41/z+RgMSxXuHadqVnFYMUy88ppie1oYjqwJ4sPSJ/a+/z/f8GAAD//w==",
+	"7Fx7c9pItv8qp3S3auyUjPEj2QT/cYvYbOyNY3v9mJ3dIRca6YB6kbqV7haESfHdb/VDQoAwJMaemVv3",
+	"PxDq7vPq07/zaL55AU9SzpAp6TW+eSkRJEGFwnw7zYTkQn8KUQaCpopy5jW8+wihm6AiNYZfVScwr3WB",
+	"90FFCKnAEeWZhJQMsAbXKfmSYc3zParHfslQTDzfYyRBr+HZsZ7vySDChOi1EvL1EtlARV7j9cGh76lJ",
+	"qt+USlA28KZT32uxMOWUqYuzZdqaDND9DDT0oYtppwuEhXB0CDEfowiIRIjwK4R0QJUsKEuJimaE0dDz",
+	"PYFfMiow9BpKZFgmMiVKodDD/gfTzq9kr1/fe/f529Hh9C/eMslTPZVMOZNoBPuehLf4JUOp9LeAM4XM",
+	"fCRpGtOAaF72/yM1Q99Ki/5FYN9reP+1P1Pavv1V7reE4KLFRhjzFO2Sy0oTdlGgEigbkZiGDeheXP3c",
+	"vLw469y2/vHQurvv+rNHrauzm+uLK/Ms/9x5f3l9+rF1Nvfs4eq21Tw9b76/bJXHn7eaZ63buy5wAd2b",
+	"5r8ur5tnnfvr685l8/ZDq1vzpr53ylk/psHvJInArS5hTFVk7DfIhECmQCqisAHds4eby4vT5n2r83B7",
+	"qbn71Pylc3fx4eri6kPnY+tfdx3De+vMsnnavLq6vu+ctS5b963OZfPuvvyy5fmCaeMhsSH15RhvMsgY",
+	"fk0xUBgC6teN/u9bt1fNy07r9vb6tluDOUsJoU9ZKI1kQlSExkAZRJwPw58kxHxgGLri6m88Y+HL8XLF",
+	"QWZBBAIlz0SAmioVUQmp4P/BQDWgq9Xwt+uHqzMr9DsUIxrgAyMjQmPSi/FlTS4kivS07wkIY1xBT0uZ",
+	"BBHqTXjXuv354rTVebhq/ty8uDQbyVD9wEimIi7obxi+LL3NmwsY4kQ7i4RKSdnAh4TEfS4SDH3I2JDx",
+	"MdM2H2KMyrDxcNV8uD+/vr34d8tIfZr7TOP2min9iBPjPgVPUShq3WEgkCgMO8SwpRfQn7yQKNxTNMFl",
+	"j+p7Q5x0qJEIfiVJqpVpntUP3h2R173D4Cg8/iu+7b8j9d5BcBge4XH/NXkTVs0Vkx7GeqqKX6TqZLKg",
+	"bV5K/4yQmY2hxaRfBa0rZEprBUMgxTbaydLQPlKQcKmAswCBQEJZpnD3BFgWx0D7wHCEQh9JlVLQb1nD",
+	"tefREr0JD3Gd8q0WPuk3p76XCuzTr9VnfJ8KqeDgAIKICBJoWJAf8kOcaCpnso+GnZiOsEMO3ntVZ/bs",
+	"KP01110u+IIIR79fNogFHXwu5uY9vc01C5ahUztma9ZVLZJxxGPLPdxFxvxZPIEIhUE4j1jpdxjdU5S4",
+	"oeA1fyWx53pYFv9aeRdeZEnu2t9txkauOs07rh/0Sb+zyJpZzY1fTfSZ9VQVxM5+cEN7nMdI2KNaXCXe",
+	"fLa1hGxDejlPzy+9SyrVeoqpwkRuRrqe2q1FhCCTF+Dhk9tcIfZJFmtHoN2Wt3gA3tBgKHNP95NGFXqr",
+	"+NDN/ZwFe9Gwo1CqTtc4Q5YlmhA3of6hRMhsf1tzt+SUwoB5aRbuoRQOHdTrW/D50wrZWJLyuGolUb1M",
+	"yIpz8L1+DKTHRwhdQRR2YppQ1RGp7J5AHRIkzApTkgSByKW3tPgS8pUmWoIH9bpmNKHMfp8xTZnCAQpv",
+	"Ea/MB42VUoqQhC6sfUxQ5+41PSIhQQeZPm/DOYuxZ28FFOiTWKKv4RAdoaAoISBCTIBxkHTAiMqEjjz1",
+	"CqXTouRo5qWyLOiz2cwpCpAYcBaC4hb55nHvTOSMg5ltSbzrpJuJeHn1bqRUKhv7+10fDg71sof147cl",
+	"cOBDmvViGgAJQ4FSwo5ENHrXRmSA6k8SSpPuLmAIN/+7o9rB2+Pa4cGb2tHxvo415FpMoSmu2vW5TT9i",
+	"zMvs/whkWDDIZzDAZXtZAS1SouFS9ZBlE6vQvgWr38W+s5jHlWQOR/3mvLiWqPKdcmZSW5BGweMCVixR",
+	"/pgxbBUrrlP8YpSC6bogpbcKSkbOkJdxqYk+jiuAusRAoKoEp9onUTboVIVScriOyOCxKe2qFS5kHEkM",
+	"XEJOk6cD4jfHmtjDYxCEhTyB3kSh3AxfP83qFgSwRH5J6GtB8YJpPQ3YLdrpc8KifK0fg8abwOK1kHiB",
+	"hO3I7iVgcb7Wdih+EVK3iOHzKe+yJCHih8H8DRngk1i6KY67eWZWnI4JSkkGKDsmOZPl4K7sps75GBLC",
+	"JmBPGciHmIyOzBKEhIQIYYZABoQy2KlDnwsgdsDuXAKHMvXm2KtCWavP6aodVJx4ywysl852LNRJ+iXs",
+	"NDeqFzyivwtHPe3kqUIvj0njweKajW08m72/iWnlr29AwnYMKefnWS0pL64s2E+RAJgrjYBUGlr6kJAg",
+	"ogz3BJJQPwE9wNYadOC6WC0zaYBypaEc0Cy8XG2aitDYUEbCkGpySHxTorgq2vwbF2DKdyamspUc2YBu",
+	"n2IcdmGHwN/vrq/AiBqFJrEo7AIjCe4a/NUVWYxd2BlHRAFV0BN8aH3Xkiydy6mUGzKFLEDjAFPkaYwn",
+	"eraETDQcZYMq5LagysDmHfNVVmpztfFhruy1ZY8n2Zxd5hGjO59FedXq/LbGO3mtr0oQOL+/v3GpAmlE",
+	"bOuTOEIxyRMME9jRytSB+IjEGe7W4FKHUBKIcPWwlZH3nJ1+837Zu0dGdHDhkSBBb1rNWqyiZdFLRVRm",
+	"leASYHxYkfdakKQb9XnlQk9zNI7Y5/Qvn9zE88S5io8LqBaiH4FfXOwzi3ZiVCZe009tR8IJkFhyo73u",
+	"L3suGbd3EXZLuaOZj9FzHn05/Hv4Tl4O6+Tfbw+SX4Kfe39l/xi31m68ErVVLBbQbInNiMhOwgVWH46l",
+	"tpBlKdwQKY0rzftGFIcBKsOvHmj6RlxFjFsjNtGtaSfZpAg2r4KNBTBPtj9jsUoydzZS3Fo5c8U5Xg76",
+	"N4Aam4erM/q3mgv5fjbW5wzW5wGqRPGEUH5JNk9zRcuifk6vNFtti5FeydpfsmJjUWJFVWLeQK61aShT",
+	"r8Y4lDCgI2Ql7LEi7ftHrzdskrv9kaT+8uZZELzekxhkgqrJnSbTyQ2JQNHMLARYrAxUV8Wgz+OYjzGE",
+	"3gSIghi1Iz86rDj0ankPoOHZrDXb6JFSqW1ToazPl9c37UhAdXwuMe7vRVwqDGGMPf3LDC9J2wJUgwsl",
+	"gWeqxzMWmkYXKttMq4coqjF/0Qx2zvnwvaDhAGF0oN/0QfLS058k3J19lDDmYmhzAVK1maWnN7EInLKB",
+	"nosKk+2Eh9tLw7dEFtovGn3X2qzNXr3KN2zt1StoGZoJk2MUliICPR5ODLHdb22zf9peA2q1mg9ts4/0",
+	"12/t0rGmH5jvnVqt1vamU60iO9yAWTdAI/C2Z2cxINx+cdFJ2/vv6SMrTKfdWpsttI1pbWgYY8ArkY/A",
+	"Gce5CWI0381iGqUjk55AMjSqNXsGdNTipCLhuF5vs4oWRhPfOOq7JuaRMxdRZJ/1VDW444n9KNssIiN0",
+	"ytKnjon99NsaUQcRBkNryzazLkYoQBAVodCkWqxiqWy0WdGG+nB7KWFnw6bKNqvuqtz1Icik4kkRFews",
+	"tVnasE7S3zQnOxUNlz6QeEwmRmy+7TWC44Oj3Ro0ISUq0nozMi/1fLVZ0fSlNzcfM7edGTeMu367kkaO",
+	"5wJieLCNYm2Wa9W5aROkDBgXGDoT0M5FG0C36VreTODSgPfGHUDuZGq1Whd2yo5GP9FMtNlmnWqmYWtG",
+	"8MFi41qb2b2nX+thzNlAapTKGZbY1TsYpQUmRmjup59k0ZQoa23m+V5MA2TSHMKuu7iZkiDCvcNa3SWI",
+	"ZsXP8XhcI+bnGheDfTdW7l9enLau7lpmjPbZVNmaqXE1zZsLz/dGKKR1iPXagX2Np8hISr2Gd1Sr145M",
+	"6klFxqHvRyZG+k1/HlQBr6YT0GG9DuOIxujau3mAUmoTyVLtSSHkKIFxBYpngXWbea+j9upFBHoReg3v",
+	"A6pzt+5CU/Rhvb61BseFEHJFh+M8K3MHn9f49bPvyTwJ6V1qTKHfTQXvGehLBlJjGBdoftaD9wWScLKp",
+	"QF3vYNEW6uzRh9f1o+qGUDA7bkxXyPXWrv67i7XgiErb4aohjWlmfV0/WrVEQfN+RZ/uY5rRXNP1qhkd",
+	"7JOU7g1xIlfq5wrH1j8JqWpQwMqQyjQmE9cDBLwPmqm8N1bq8GRZHxp9264b+ZwaqWjMWm3szjuRQNGR",
+	"aWySRivH9YP1WpnrQzaqrK8fNN/nbrRY2lFS5Q7FEeY6jmVJh8Wjz1PfS7lcUf7uZ3GcK0SgyoQ+pDgL",
+	"0Dcx44ltWIchYuo8NlUS7s6be4ev3xhfbpW7rMdys5ZX5Bbe83CyNR1W9YNNly+NHFo1bdFsFsPbFZaj",
+	"5TomElzY7GxmA/WXrrn8bmZmeQTCcuuqNq4FF7H/bYiTi3A6q39X250WjVQ8tQGABvrE9Xbv5H3hCRm6",
+	"AAACEscmL26n1DaIcX932ehs7bpkdM/qPRbL7mvMwGGoH3cdx/Xj9YOKGyXbMALL4Voj8Ofuv/1acbWs",
+	"uBMR+tAd4uSHrpYZ09r0dpleZN31ss/OevOIY7MTzrcxpc13QkoGlBkbqoEziKKh0GJ1jfBiKo3qq067",
+	"VrH6khyrNDd7Zd/dM5z6y6niAZp4ZtX1QZMMmbs9WHRpvq7P9zyWsiMHy9mR6edn3GaVvRcVu+xaxxea",
+	"ZQ0xcmn+udytOdWxZAn5NptZx+qT3PpqqfdpETzr7aXPansXxWV17QUM7ZTyBzbNazIjFee/zQfYeNck",
+	"aUzA+XB7acN+2KkM7XcbMGt5Naih3PfaZqVmu4rofvfETBVxqSDJpDJBYTxCHZlXR/gnQOzrLgT3dcTq",
+	"Run40wcCMedpjwRDv81SQUdEoQ+nH66a9z7ElA33Yh6QWIe89EuG+bckixUNiN7yAg1voUkCZUymGNA+",
+	"xTBv2TVrEgYXN6M3oANowKSHYahlzBn6FmD1M4nhHCN5/sKkEkxSKzbBEJj+mVK6oFCs7U/UbNiAesdm",
+	"/4ymjBQCGxSFQMBtaki5UHnOYFeTclx/12YLNzSNbl1e9VH9VlxU3W0UN7Re19ssT7VoKt7Cx/dAGegz",
+	"fMcmlNI4k7b0KndPXJLJqLqHpoDbZooPkdnx9j37u3alEY9D0O5F8LjUt3kC51wqv83mciA+nFpHtGez",
+	"zrPv95MUfbgXhMk+ir0WC3ho0zannDEM7OiPiOleM6Yj9OFG8K+TvVc+3LfMQBprUTykA0FC9KH7y94/",
+	"bd5071W3zUwibVw8MCeBMwCb3KiCy0VH23MC5sW6wHS+vKDP1OeE0KsaPlegp8Lufy8kfVx/t35QcRl7",
+	"u9AbZ/ZQdR4swpf9b/Rx6N0EyfvKIVF7EBTytXCcBAGmJvM+691jIcRItC/VMEaemHOFhnOZS9JXKMZE",
+	"hHIVKp+z7WcGDBsi8znb+lPD8zWG4lej2kog4I77HA1UZsxeUpebKvHPpLgPqDbS2veFA6W/99CwPCUq",
+	"qKg5npr6bpF/n6/+nkDXnd1d36ZazWONf9KYBLYY1Gb2Nm9CUgcmSV4IAqIndn4atPInVafdfIH6mU67",
+	"6ir4Rqfd9q14sQt0E4/kuktf+LT7zr3w8sejFeWPHo/7poV48T97vn9zVQZin4ozUyBIRePYHahoa6dS",
+	"aQQOvcxCWVdfxxAypmhsduPsT3ik65kPa3BDMmmSZHljffktAozv8XTZUZuu85d01Qst8+tsnErHzp/J",
+	"dRsey1dVFf9hU7T6fSZbvFm4gtHDgCeluxcn0F26ENGFgGdMGS+fLBvUraH3j21RtkjzZ7IoK9VtmRRX",
+	"ROHerCfwGSxLi5zHoeuJB96H7s313T1UkOPQpakNdE17ew8jE0rkt9orrMywcJf3Hz5bILq6XfG76jn/",
+	"Nw/ZZhgCKacNYSfGAQkm9h5EySbvZu+sNsuyHWyUZD9xAYlLoZuQ5LEk+kyZz1o2XtElusYvbat2/PK+",
+	"yaSlHe2yrOiV+vefw+M0w9D2KJr/bZjJEnb6XIDxeeZfEWw0UkSycxntWpuV/+MwIrJIWaoxLyuoAQRU",
+	"REU4y5Su/Ou6Glzxou2ux8PJ6uReqRn4/73aH8SrPcWPbVLrNhmavIxdcgfmYkbRd2GywraqeFx/t8Ff",
+	"IVZn2B4zsOPVdfjfJ/n18srPs2Wb6f8pfsyvyLuWTlJTBJfD56+By+EGJfD5FrH5fvVfP2ufbKs+VZV9",
+	"AqZS5rqEdhIyRBAZ251rzmzs75u3Ii5V4239bd04eif2xRlvMUANg6Ut5iXlgHoWLitem4lkBoqXBT87",
+	"D9yEWg8lqH1SdQakpXJb3u37G4rymnPGsrysa7zVv+b/JxKQONYjXNmuNFfRSLE8T9E9qQ1FzDfsydIU",
+	"+a29z9P/DQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

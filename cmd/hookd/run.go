@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookd/hookd/handlers"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/secrets"
+	"github.com/hookd/hookd/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// errUsage marks errors caused by how hookd was called (exit status 2).
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+const help = `hookd — self-hosted webhook delivery
+
+usage: hookd <command> [flags]
+
+commands:
+  serve                          run the API server (migrates the database first)
+  migrate                        apply database migrations and exit
+  project create NAME            create a project
+  project list                   list projects
+  apikey create --project NAME [--mode live|test] [--label L]
+                                 create an API key (printed once)
+  masterkey generate [--id ID]   print a new master key for --master-key
+  version                        print the version
+  help                           show this text
+
+"hookd <command> --help" lists a command's flags and their HOOKD_… environment variables.
+`
+
+// run is the whole program: main only supplies the process's arguments,
+// environment, output streams and a context cancelled by SIGINT/SIGTERM.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, help)
+		return fmt.Errorf("%w: no command given", errUsage)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, getenv, stdout, stderr, nil)
+	case "migrate":
+		return migrate(ctx, rest, getenv, stdout, stderr)
+	case "project":
+		return project(ctx, rest, getenv, stdout, stderr)
+	case "apikey":
+		return apikey(ctx, rest, getenv, stdout, stderr)
+	case "masterkey":
+		return masterkey(rest, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "hookd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, help)
+		return nil
+	}
+	fmt.Fprint(stderr, help)
+	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses a command's flags and validates the config.
+func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, serving bool) error {
+	if err := parseFlags(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if err := c.validate(serving); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return nil
+}
+
+// openStore opens and migrates the database.
+func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(ctx, c.storeOptions())
+	if err != nil {
+		return nil, err
+	}
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("applied database migrations", "versions", applied, "database", st.Where())
+	}
+	return st, nil
+}
+
+// serve runs the API until ctx is cancelled, then shuts down gracefully.
+// ready, if not nil, receives the listening address (tests use it).
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
+	var c Config
+	fs := newFlagSet("serve", stderr)
+	serveFlags(fs, &c)
+	fs.Usage = usage(fs, stderr, "hookd serve [flags]")
+	if err := parse(fs, &c, args, getenv, true); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := newLogger(&c, stderr)
+
+	st, err := openStore(ctx, &c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	kr, err := c.keyring(log)
+	if err != nil {
+		return err
+	}
+	if err := bootstrap(ctx, st, stdout, log, "http://"+displayAddrString(c.Addr)); err != nil {
+		return err
+	}
+
+	policy := &netguard.Policy{AllowHTTP: c.DevAllowHTTP, AllowCIDRs: c.allowCIDRs}
+	if policy.Development() {
+		log.Warn("DEVELOPMENT URL ALLOW-LIST IS ON: endpoints may use these otherwise blocked destinations; never run production like this",
+			"allow_http", c.DevAllowHTTP, "allow_cidrs", c.DevAllowCIDRs)
+	}
+	srv, err := handlers.New(st, kr, policy, log)
+	if err != nil {
+		return err
+	}
+	router, err := handlers.NewRouter(srv)
+	if err != nil {
+		return err
+	}
+	httpServer := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 * 1024,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another process may hold it; choose one with --addr)", c.Addr, err)
+	}
+	log.Info("hookd is serving", "version", version, "addr", ln.Addr().String(), "database", st.Where(),
+		"docs", "http://"+displayAddr(ln.Addr())+"/docs")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "timeout", c.ShutdownTimeout.String())
+	srv.SetDraining()
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	if err := httpServer.Shutdown(sctx); err != nil {
+		_ = httpServer.Close()
+		return fmt.Errorf("graceful shutdown did not finish within %s: %w", c.ShutdownTimeout, err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func displayAddr(a net.Addr) string { return displayAddrString(a.String()) }
+
+// displayAddrString turns a listen address into one a browser can open.
+func displayAddrString(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// bootstrap creates project "default" and one API key on an empty database
+// and prints the key once, on stdout, outside the log stream.
+func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer, log *slog.Logger, baseURL string) error {
+	p := store.Project{ID: ids.NewUUID(), Name: "default", CreatedAt: store.Now()}
+	secret, k := handlers.NewAPIKey(p.ID, "live", "bootstrap")
+	created, err := st.Bootstrap(ctx, p, k)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	log.Info("created project default with a first API key", "project_id", p.ID, "key_id", k.ID, "key_prefix", k.Prefix)
+	line := strings.Repeat("=", 72)
+	fmt.Fprintf(stdout, "\n%s\n  hookd created project \"default\" and its first API key.\n  It is shown only this once; keep it somewhere safe:\n\n    %s\n\n  Try it:  curl -H 'Authorization: Bearer %s' %s/v1/endpoints\n%s\n\n",
+		line, secret, secret, baseURL, line)
+	return nil
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c Config
+	fs := newFlagSet("migrate", stderr)
+	dbFlags(fs, &c)
+	fs.Usage = usage(fs, stderr, "hookd migrate [flags]")
+	if err := parse(fs, &c, args, getenv, false); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	st, err := store.Open(ctx, c.storeOptions())
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintf(stdout, "%s is up to date\n", st.Where())
+		return nil
+	}
+	fmt.Fprintf(stdout, "applied migrations %v to %s\n", applied, st.Where())
+	return nil
+}
+
+func project(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
+		return fmt.Errorf("%w: hookd project create NAME | hookd project list", errUsage)
+	}
+	var c Config
+	fs := newFlagSet("project "+args[0], stderr)
+	dbFlags(fs, &c)
+	fs.Usage = usage(fs, stderr, "hookd project create NAME [flags] | hookd project list [flags]")
+	if err := parse(fs, &c, args[1:], getenv, false); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := newLogger(&c, stderr)
+	st, err := openStore(ctx, &c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if args[0] == "list" {
+		ps, err := st.ListProjects(ctx)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.UTC().Format(time.RFC3339))
+		}
+		return nil
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: hookd project create NAME (one name, flags first)", errUsage)
+	}
+	name := fs.Arg(0)
+	if err := validProjectName(name); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	p := store.Project{ID: ids.NewUUID(), Name: name, CreatedAt: store.Now()}
+	if err := st.CreateProject(ctx, p); err != nil {
+		if errors.Is(err, store.ErrDuplicateName) {
+			return fmt.Errorf("a project named %q exists already", name)
+		}
+		return err
+	}
+	fmt.Fprintf(stdout, "created project %q (%s)\ncreate its first API key with: hookd apikey create --project %s\n", name, p.ID, name)
+	return nil
+}
+
+func validProjectName(name string) error {
+	if name == "" || len(name) > 255 {
+		return errors.New("a project name is 1 to 255 characters")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("a project name may not hold control characters")
+		}
+	}
+	return nil
+}
+
+func apikey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("%w: hookd apikey create --project NAME [--mode live|test] [--label L]", errUsage)
+	}
+	var c Config
+	var projectName, mode, label string
+	fs := newFlagSet("apikey create", stderr)
+	dbFlags(fs, &c)
+	fs.StringVar(&projectName, "project", "", "name of the project the key belongs to (required)")
+	fs.StringVar(&mode, "mode", "live", "live or test: the key's prefix, hk_live_ or hk_test_")
+	fs.StringVar(&label, "label", "", "a label shown in the key list (at most 100 characters)")
+	fs.Usage = usage(fs, stderr, "hookd apikey create --project NAME [--mode live|test] [--label L]")
+	if err := parse(fs, &c, args[1:], getenv, false); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	switch {
+	case projectName == "":
+		return fmt.Errorf("%w: --project NAME is required", errUsage)
+	case mode != "live" && mode != "test":
+		return fmt.Errorf("%w: --mode must be live or test, got %q", errUsage, mode)
+	case len(label) > 100:
+		return fmt.Errorf("%w: --label is at most 100 characters", errUsage)
+	}
+	log := newLogger(&c, stderr)
+	st, err := openStore(ctx, &c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	p, err := st.ProjectByName(ctx, projectName)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no project named %q (see hookd project list)", projectName)
+	} else if err != nil {
+		return err
+	}
+	secret, k := handlers.NewAPIKey(p.ID, mode, label)
+	if err := st.CreateAPIKey(ctx, k); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "created API key %s for project %q; it is shown only this once:\n", k.ID, p.Name)
+	fmt.Fprintln(stdout, secret)
+	return nil
+}
+
+func masterkey(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "generate" {
+		return fmt.Errorf("%w: hookd masterkey generate [--id ID]", errUsage)
+	}
+	fs := newFlagSet("masterkey generate", stderr)
+	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id, stored beside every secret it seals")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	k := secrets.GenerateMasterKey(*id)
+	if _, err := secrets.ParseMasterKey(k.String()); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	fmt.Fprintln(stdout, k.String())
+	return nil
+}

@@ -1,0 +1,45 @@
+package handlers
+
+import (
+	"context"
+
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/store"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	apiKeyKey
+)
+
+// echo context key under which authentication leaves the caller's key until
+// attachAuth moves it into the request context.
+const authKey = "hookd.auth"
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID is the id of the request ctx belongs to ("" outside a request).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func withAPIKey(ctx context.Context, k store.APIKey) context.Context {
+	return context.WithValue(ctx, apiKeyKey, k)
+}
+
+// caller is the API key that authenticated the request. Every operation that
+// the spec secures runs only after authentication, so it is always set there.
+func caller(ctx context.Context) store.APIKey {
+	k, _ := ctx.Value(apiKeyKey).(store.APIKey)
+	return k
+}
+
+// projectID is the caller's project: every store call is scoped by it.
+func projectID(ctx context.Context) string { return caller(ctx).ProjectID }
+
+func meta(ctx context.Context) gen.Meta { return gen.Meta{RequestId: RequestID(ctx)} }

@@ -1,0 +1,231 @@
+package handlers
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"time"
+
+	"github.com/hookd/hookd/credentials"
+	"github.com/hookd/hookd/customheaders"
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/store"
+)
+
+// CreateEndpoint checks the URL and headers, then stores the endpoint with
+// its first signing key, whose secret is returned this once.
+func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointRequestObject) (gen.CreateEndpointResponseObject, error) {
+	b := req.Body
+	normalized, err := s.checkURL(ctx, b.Url)
+	if err != nil {
+		return nil, err
+	}
+	headers := store.Headers{}
+	if b.Headers != nil {
+		headers = store.Headers(*b.Headers)
+	}
+	if err := customheaders.Validate(headers); err != nil {
+		return nil, err
+	}
+	now := store.Now()
+	e := store.Endpoint{
+		ID:            ids.NewEndpoint(),
+		ProjectID:     projectID(ctx),
+		URL:           b.Url,
+		URLNormalized: normalized,
+		Description:   deref(b.Description, ""),
+		RateLimitRPS:  deref(b.RateLimitRps, 0),
+		Burst:         deref(b.Burst, 0),
+		Headers:       headers,
+		HMACEnabled:   deref(b.HmacEnabled, true),
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}
+	secret := credentials.NewSigningSecret()
+	key := s.newSigningKey(e.ProjectID, e.ID, secret, now)
+	if err := s.Store.CreateEndpoint(ctx, e, key); err != nil {
+		return nil, err
+	}
+	return gen.CreateEndpoint201JSONResponse{Meta: meta(ctx), Data: gen.EndpointCreated{
+		Id:            e.ID,
+		Url:           e.URL,
+		Description:   e.Description,
+		SigningKeyId:  key.ID,
+		SigningSecret: secret,
+		KeyHint:       key.KeyHint,
+		CreatedAt:     e.CreatedAt,
+	}}, nil
+}
+
+// checkURL applies the URL rules and returns the normalised form used for
+// DUPLICATE_URL.
+func (s *Server) checkURL(ctx context.Context, raw string) (string, error) {
+	u, err := s.Policy.CheckURL(ctx, raw)
+	if err != nil {
+		return "", err
+	}
+	return netguard.Normalize(u), nil
+}
+
+// ListEndpoints pages through the project's endpoints, newest first.
+func (s *Server) ListEndpoints(ctx context.Context, req gen.ListEndpointsRequestObject) (gen.ListEndpointsResponseObject, error) {
+	limit := deref(req.Params.Limit, 50)
+	before, err := decodeCursor(req.Params.Cursor, ids.ValidEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	es, err := s.Store.ListEndpoints(ctx, projectID(ctx), before, limit+1)
+	if err != nil {
+		return nil, err
+	}
+	hasMore := len(es) > limit
+	if hasMore {
+		es = es[:limit]
+	}
+	data := make([]gen.EndpointSummary, len(es))
+	for i, e := range es {
+		data[i] = gen.EndpointSummary{Id: e.ID, Url: e.URL, Description: e.Description, Paused: e.Paused, CreatedAt: e.CreatedAt.UTC()}
+	}
+	var next *string
+	if hasMore {
+		c := encodeCursor(es[len(es)-1].ID)
+		next = &c
+	}
+	return gen.ListEndpoints200JSONResponse{Data: data, Meta: gen.PageMeta{RequestId: RequestID(ctx), NextCursor: next, HasMore: hasMore}}, nil
+}
+
+// GetEndpoint returns one endpoint without its secrets.
+func (s *Server) GetEndpoint(ctx context.Context, req gen.GetEndpointRequestObject) (gen.GetEndpointResponseObject, error) {
+	e, err := s.Store.GetEndpoint(ctx, projectID(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetEndpoint200JSONResponse{Data: toEndpoint(e), Meta: meta(ctx)}, nil
+}
+
+func toEndpoint(e store.Endpoint) gen.Endpoint {
+	h := gen.Headers{}
+	for k, v := range e.Headers {
+		h[k] = v
+	}
+	return gen.Endpoint{
+		Id:           e.ID,
+		Url:          e.URL,
+		Description:  e.Description,
+		RateLimitRps: e.RateLimitRPS,
+		Burst:        e.Burst,
+		Headers:      h,
+		HmacEnabled:  e.HMACEnabled,
+		Paused:       e.Paused,
+		CreatedAt:    e.CreatedAt.UTC(),
+		UpdatedAt:    e.UpdatedAt.UTC(),
+	}
+}
+
+// UpdateEndpoint changes only the fields given, under the same rules as
+// create.
+func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointRequestObject) (gen.UpdateEndpointResponseObject, error) {
+	b := req.Body
+	u := store.EndpointUpdate{
+		Description:  b.Description,
+		RateLimitRPS: b.RateLimitRps,
+		Burst:        b.Burst,
+		HMACEnabled:  b.HmacEnabled,
+	}
+	if b.Url != nil {
+		normalized, err := s.checkURL(ctx, *b.Url)
+		if err != nil {
+			return nil, err
+		}
+		u.URL, u.URLNormalized = b.Url, &normalized
+	}
+	if b.Headers != nil {
+		h := store.Headers(*b.Headers)
+		if err := customheaders.Validate(h); err != nil {
+			return nil, err
+		}
+		u.Headers = &h
+	}
+	if err := s.Store.UpdateEndpoint(ctx, projectID(ctx), req.Id, u); err != nil {
+		return nil, err
+	}
+	return gen.UpdateEndpoint200JSONResponse{Data: gen.EndpointUpdated{Id: req.Id, Updated: true}, Meta: meta(ctx)}, nil
+}
+
+// DeleteEndpoint soft-deletes the endpoint.
+func (s *Server) DeleteEndpoint(ctx context.Context, req gen.DeleteEndpointRequestObject) (gen.DeleteEndpointResponseObject, error) {
+	if err := s.Store.DeleteEndpoint(ctx, projectID(ctx), req.Id); err != nil {
+		return nil, err
+	}
+	return gen.DeleteEndpoint200JSONResponse{Data: gen.EndpointDeleted{Id: req.Id, Deleted: true}, Meta: meta(ctx)}, nil
+}
+
+// PauseEndpoint stops deliveries to the endpoint until it is resumed.
+func (s *Server) PauseEndpoint(ctx context.Context, req gen.PauseEndpointRequestObject) (gen.PauseEndpointResponseObject, error) {
+	if _, err := s.Store.SetEndpointPaused(ctx, projectID(ctx), req.Id, true); err != nil {
+		return nil, err
+	}
+	return gen.PauseEndpoint200JSONResponse{Data: gen.EndpointPaused{Id: req.Id, Paused: true}, Meta: meta(ctx)}, nil
+}
+
+// ResumeEndpoint restarts deliveries to the endpoint.
+func (s *Server) ResumeEndpoint(ctx context.Context, req gen.ResumeEndpointRequestObject) (gen.ResumeEndpointResponseObject, error) {
+	n, err := s.Store.SetEndpointPaused(ctx, projectID(ctx), req.Id, false)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ResumeEndpoint200JSONResponse{Data: gen.EndpointPaused{Id: req.Id, Paused: false, MessagesRequeued: n}, Meta: meta(ctx)}, nil
+}
+
+// cursor is the opaque pagination position: the last id of the page.
+type cursor struct {
+	ID string `json:"id"`
+}
+
+func encodeCursor(id string) string {
+	b, _ := json.Marshal(cursor{ID: id}) // cannot fail for a struct of strings
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// decodeCursor reads a cursor made by encodeCursor whose id passes valid;
+// nil means the first page.
+func decodeCursor(raw *string, valid func(string) bool) (string, error) {
+	if raw == nil || *raw == "" {
+		return "", nil
+	}
+	bad := invalid("cursor", "format", "cursor is not one this server issued; pass meta.next_cursor unchanged")
+	b, err := base64.RawURLEncoding.DecodeString(*raw)
+	if err != nil {
+		return "", bad
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || !valid(c.ID) {
+		return "", bad
+	}
+	return c.ID, nil
+}
+
+func deref[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// newSigningKey seals secret for a new key of the endpoint. The key id is the
+// associated data, so a sealed secret cannot be moved to another key's row.
+func (s *Server) newSigningKey(projectID, endpointID, secret string, now time.Time) store.SigningKey {
+	id := ids.NewSigningKey()
+	masterID, sealed := s.Keyring.Seal([]byte(secret), []byte(id))
+	return store.SigningKey{
+		ID:           id,
+		ProjectID:    projectID,
+		EndpointID:   endpointID,
+		MasterKeyID:  masterID,
+		SecretSealed: sealed,
+		KeyHint:      credentials.KeyHint(secret),
+		CreatedAt:    now,
+	}
+}

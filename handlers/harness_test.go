@@ -1,0 +1,336 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/handlers"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/fakedns"
+	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/secrets"
+	"github.com/hookd/hookd/store"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"), // idle keep-alive conns of httptest servers
+	)
+}
+
+// publicIP is the address test host names resolve to: public, so allowed.
+const publicIP = "93.184.216.34"
+
+// tenant is one project with an API key and a client that uses it.
+type tenant struct {
+	project store.Project
+	key     string
+	client  *gen.ClientWithResponses
+}
+
+// env is a running hookd API on a fresh database, with two tenants.
+type env struct {
+	t       *testing.T
+	dialect string
+	dbURL   string
+	store   *store.Store
+	server  *handlers.Server
+	url     string
+	dns     *fakedns.Resolver
+	a, b    tenant
+}
+
+// setup starts hookd's full router on a real HTTP listener over a fresh
+// database of the dialect. Every response the clients get is validated
+// against openapi.yaml.
+func setup(t *testing.T, dialect string) *env {
+	t.Helper()
+	ctx := context.Background()
+	dbURL := testdb.New(t, dialect)
+	st, err := store.Open(ctx, store.Options{DatabaseURL: dbURL})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Migrate(ctx)
+	require.NoError(t, err)
+
+	kr, err := secrets.NewKeyring(secrets.GenerateMasterKey("test"))
+	require.NoError(t, err)
+	dns := fakedns.New()
+	for _, h := range []string{"hooks.example.com", "other.example.com", "third.example.com"} {
+		dns.Set(h, publicIP)
+	}
+	dns.Set("internal.example.com", "10.1.2.3")
+	srv, err := handlers.New(st, kr, &netguard.Policy{Resolver: dns}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	router, err := handlers.NewRouter(srv)
+	require.NoError(t, err)
+	hs := httptest.NewServer(router)
+	t.Cleanup(hs.Close)
+
+	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns}
+	e.a = e.newTenant("project-a")
+	e.b = e.newTenant("project-b")
+	return e
+}
+
+func (e *env) newTenant(name string) tenant {
+	e.t.Helper()
+	p := store.Project{ID: ids.NewUUID(), Name: name, CreatedAt: store.Now()}
+	require.NoError(e.t, e.store.CreateProject(context.Background(), p))
+	key, row := handlers.NewAPIKey(p.ID, "live", "test")
+	require.NoError(e.t, e.store.CreateAPIKey(context.Background(), row))
+	return tenant{project: p, key: key, client: e.client(key)}
+}
+
+// client returns a generated client sending key (none if "").
+func (e *env) client(key string) *gen.ClientWithResponses {
+	e.t.Helper()
+	c, err := gen.NewClientWithResponses(e.url,
+		gen.WithHTTPClient(&http.Client{Transport: &contractCheck{t: e.t, next: http.DefaultTransport}}),
+		gen.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			return nil
+		}))
+	require.NoError(e.t, err)
+	return c
+}
+
+// do sends a raw request (for inputs the generated client cannot produce)
+// through the same contract check.
+func (e *env) do(method, path, key, contentType string, body []byte) (int, gen.ErrorEnvelope, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+	require.NoError(e.t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := (&http.Client{Transport: &contractCheck{t: e.t, next: http.DefaultTransport}}).Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(e.t, err)
+	var env gen.ErrorEnvelope
+	_ = json.Unmarshal(raw, &env)
+	return resp.StatusCode, env, raw
+}
+
+// createEndpoint makes an endpoint for tenant tn and returns its answer.
+func (e *env) createEndpoint(tn tenant, url string) gen.EndpointCreated {
+	e.t.Helper()
+	r, err := tn.client.CreateEndpointWithResponse(context.Background(), gen.CreateEndpointRequest{Url: url})
+	require.NoError(e.t, err)
+	require.Equal(e.t, http.StatusCreated, r.StatusCode(), string(r.Body))
+	return r.JSON201.Data
+}
+
+// snapshot renders every resource row (last_used_at aside) so a test can
+// prove a request changed nothing.
+func (e *env) snapshot() string {
+	e.t.Helper()
+	var sb strings.Builder
+	for _, table := range []string{"projects", "api_keys", "endpoints", "signing_keys"} {
+		rows, err := e.store.DB().Query("SELECT * FROM " + table + " ORDER BY id")
+		require.NoError(e.t, err)
+		cols, err := rows.Columns()
+		require.NoError(e.t, err)
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			require.NoError(e.t, rows.Scan(ptrs...))
+			fmt.Fprintf(&sb, "%s:", table)
+			for i, c := range cols {
+				if c != "last_used_at" {
+					fmt.Fprintf(&sb, " %s=%v", c, vals[i])
+				}
+			}
+			sb.WriteByte('\n')
+		}
+		require.NoError(e.t, rows.Err())
+		require.NoError(e.t, rows.Close())
+	}
+	return sb.String()
+}
+
+func (e *env) db() *sql.DB { return e.store.DB() }
+
+// forEachDialect runs fn on a fresh env per database, in parallel.
+func forEachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			fn(t, setup(t, d))
+		})
+	}
+}
+
+var (
+	specOnce   = mustSpec()
+	specRouter = mustRouter(specOnce)
+)
+
+func mustSpec() *openapi3.T {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		panic(err)
+	}
+	spec.Servers = nil
+	return spec
+}
+
+func mustRouter(spec *openapi3.T) routers.Router {
+	r, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// contractCheck validates every response against openapi.yaml: its status
+// must be documented for the operation and its body must match the schema.
+// Responses to paths or methods the spec does not have must be the error
+// envelope. It also checks that X-Request-Id equals meta.request_id.
+type contractCheck struct {
+	t interface {
+		Errorf(format string, args ...any)
+	}
+	next http.RoundTripper
+}
+
+func (c *contractCheck) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	where := req.Method + " " + req.URL.Path
+
+	rid := resp.Header.Get("X-Request-Id")
+	if !strings.HasPrefix(rid, "req_") {
+		c.t.Errorf("%s: X-Request-Id %q", where, rid)
+	}
+	if len(body) > 0 {
+		var m struct {
+			Meta struct {
+				RequestID string `json:"request_id"`
+			} `json:"meta"`
+		}
+		if err := json.Unmarshal(body, &m); err != nil || m.Meta.RequestID != rid {
+			c.t.Errorf("%s: meta.request_id %q does not match X-Request-Id %q (%v)", where, m.Meta.RequestID, rid, err)
+		}
+	}
+
+	route, params, err := specRouter.FindRoute(req)
+	if err != nil {
+		// Not an operation of the spec: the body must be the error envelope.
+		var v any
+		if err := json.Unmarshal(body, &v); err != nil {
+			c.t.Errorf("%s: %d with a non-JSON body %q", where, resp.StatusCode, body)
+			return resp, nil
+		}
+		if err := specOnce.Components.Schemas["ErrorEnvelope"].Value.VisitJSON(v); err != nil {
+			c.t.Errorf("%s: %d body is not the error envelope: %v", where, resp.StatusCode, err)
+		}
+		return resp, nil
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
+		c.t.Errorf("%s: response %d breaks openapi.yaml: %v\nbody: %s", where, resp.StatusCode, err, body)
+	}
+	return resp, nil
+}
+
+func readAll(t *testing.T, resp *http.Response) string {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// recorder collects what contractCheck reports, to test the check itself.
+type recorder struct{ errs []string }
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// TestContractCheckCatchesDrift proves the response check can fail: a body
+// missing a required field, an undocumented status and a mismatched request
+// id are each reported.
+func TestContractCheckCatchesDrift(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		status int
+		body   string
+		rid    string
+	}{
+		"MissingField":       {200, `{"data":{},"meta":{"request_id":"req_x"}}`, "req_x"},
+		"UndocumentedStatus": {418, `{"error":{"code":"X","message":"m"},"meta":{"request_id":"req_x"}}`, "req_x"},
+		"RequestIDMismatch":  {200, `{"data":{"status":"ok"},"meta":{"request_id":"req_y"}}`, "req_x"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("X-Request-Id", c.rid)
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			}))
+			defer hs.Close()
+			rec := &recorder{}
+			resp, err := (&http.Client{Transport: &contractCheck{t: rec, next: http.DefaultTransport}}).Get(hs.URL + "/healthz")
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			require.NotEmpty(t, rec.errs)
+		})
+	}
+}
+
+func jsonBody(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,162 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	echomiddleware "github.com/oapi-codegen/echo-middleware"
+	"github.com/swaggest/swgui/v5emb"
+
+	hookd "github.com/hookd/hookd"
+	"github.com/hookd/hookd/credentials"
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/store"
+)
+
+// MaxBodyBytes bounds every request body of the management API.
+const MaxBodyBytes = 64 * 1024
+
+// NewRouter returns the Echo instance serving the whole API for s: request
+// ids, access logs, panic recovery, body limits, validation against the
+// embedded spec (including authentication), the strict handlers, the spec
+// itself at /openapi.yaml and /openapi.json, and Swagger UI at /docs.
+func NewRouter(s *Server) (*echo.Echo, error) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	// The servers list is documentation; matching on it would refuse
+	// requests whose Host differs.
+	spec.Servers = nil
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("render spec as JSON: %w", err)
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(s.log(), spec)
+
+	e.Use(requestID())
+	e.Use(accessLog(s.log()))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			ctx := c.Request().Context()
+			s.log().ErrorContext(ctx, "panic", "request_id", RequestID(ctx), "error", err.Error(), "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", MaxBodyBytes)))
+	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
+		SilenceServersWarning: true,
+		Skipper:               func(c echo.Context) bool { return !specPath(c.Request().URL.Path) },
+		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error {
+			return err // rendered by errorHandler, which knows every kind
+		},
+		Options: openapi3filter.Options{
+			AuthenticationFunc: s.authenticate,
+			KeepValidatedValue: true,
+		},
+	}))
+	e.Use(attachAuth)
+
+	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
+
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", hookd.SpecYAML)
+	})
+	e.GET("/openapi.json", func(c echo.Context) error {
+		return c.JSONBlob(http.StatusOK, specJSON)
+	})
+	docs := echo.WrapHandler(v5emb.New("hookd API", "/openapi.json", "/docs/"))
+	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
+	e.GET("/docs/*", docs)
+	return e, nil
+}
+
+// specPath reports whether the validator owns path: everything except the
+// documentation routes, so unknown paths get the validator's 404.
+func specPath(path string) bool {
+	return path != "/openapi.yaml" && path != "/openapi.json" && path != "/docs" && !strings.HasPrefix(path, "/docs/")
+}
+
+func requestID() echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			id := ids.NewRequest()
+			c.Response().Header().Set("X-Request-Id", id)
+			c.SetRequest(c.Request().WithContext(withRequestID(c.Request().Context(), id)))
+			return next(c)
+		}
+	}
+}
+
+func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err) // render now so the status below is the one sent
+			}
+			ctx := c.Request().Context()
+			attrs := []any{
+				"request_id", RequestID(ctx),
+				"method", c.Request().Method,
+				"route", c.Path(),
+				"status", c.Response().Status,
+				"duration_ms", float64(time.Since(start).Microseconds()) / 1000,
+			}
+			if pid := projectID(ctx); pid != "" {
+				attrs = append(attrs, "project_id", pid)
+			}
+			log.InfoContext(ctx, "http request", attrs...)
+			return nil
+		}
+	}
+}
+
+// authenticate is the validator's AuthenticationFunc for bearerAuth: it
+// resolves the API key and leaves it on the echo context for attachAuth.
+func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
+	c := echomiddleware.GetEchoContext(ctx)
+	req := in.RequestValidationInput.Request
+	h := req.Header.Get("Authorization")
+	scheme, token, _ := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !strings.EqualFold(scheme, "Bearer") || !credentials.WellFormedAPIKey(token) {
+		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
+	}
+	k, err := s.Store.Authenticate(req.Context(), credentials.HashAPIKey(token))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
+	case err != nil:
+		return &echo.HTTPError{Code: http.StatusInternalServerError, Message: "authentication failed", Internal: err}
+	}
+	c.Set(authKey, k)
+	return nil
+}
+
+// attachAuth moves the authenticated key from the echo context into the
+// request context, where the strict handlers read it. It runs after the
+// validator, which has already replaced the request body it consumed.
+func attachAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if k, ok := c.Get(authKey).(store.APIKey); ok {
+			c.SetRequest(c.Request().WithContext(withAPIKey(c.Request().Context(), k)))
+		}
+		return next(c)
+	}
+}
