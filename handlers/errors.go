@@ -137,8 +137,9 @@ func fromHTTPError(he *echo.HTTPError) *Error {
 	msg, _ := he.Message.(string)
 	switch he.Code {
 	case http.StatusNotFound:
-		var re *routers.RouteError
-		if msg == routers.ErrMethodNotAllowed.Error() || (errors.As(he.Internal, &re) && re == routers.ErrMethodNotAllowed) {
+		// echo-middleware turns every routing failure into a 404 whose
+		// message is the router's reason.
+		if msg == routers.ErrMethodNotAllowed.Error() {
 			return &Error{Status: http.StatusMethodNotAllowed, Code: "METHOD_NOT_ALLOWED", Message: "this path does not accept that method"}
 		}
 		return &Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Message: "no such path"}

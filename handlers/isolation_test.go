@@ -92,7 +92,7 @@ func TestTenantIsolation(t *testing.T) {
 		got, err := e.a.client.GetEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, got.StatusCode())
-		require.Equal(t, "", got.JSON200.Data.Description)
+		require.Empty(t, got.JSON200.Data.Description)
 		require.False(t, got.JSON200.Data.Paused)
 	})
 }

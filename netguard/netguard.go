@@ -8,6 +8,7 @@ package netguard
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -222,7 +223,9 @@ func parseInetAton(parts []string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	v |= lastN
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(v)) //nolint:gosec // v < 2^32: every part was range-checked above
+	return netip.AddrFrom4(b), true
 }
 
 var blockedV4 = mustPrefixes(

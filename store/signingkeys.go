@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"gorm.io/gorm"
 )
@@ -24,7 +25,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey) error {
 		}
 		return tx.Create(&k).Error
 	})
-	if err == ErrMaxSigningKeys { //nolint:errorlint // returned unwrapped just above
+	if errors.Is(err, ErrMaxSigningKeys) {
 		return err
 	}
 	return translate(err, "create signing key")
@@ -45,7 +46,7 @@ func (s *Store) ListSigningKeys(ctx context.Context, projectID, endpointID strin
 		return tx.Where("endpoint_id = ? AND project_id = ?", endpointID, projectID).
 			Order("id DESC").Find(&ks).Error
 	})
-	if err == ErrNotFound { //nolint:errorlint // returned unwrapped just above
+	if errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
 	return ks, translate(err, "list signing keys")
@@ -75,8 +76,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, projectID, endpointID, key
 		}
 		return tx.Where("id = ? AND endpoint_id = ?", keyID, endpointID).Delete(&SigningKey{}).Error
 	})
-	switch err { //nolint:errorlint // sentinels returned unwrapped just above
-	case ErrNotFound, ErrLastSigningKey:
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLastSigningKey) {
 		return err
 	}
 	return translate(err, "delete signing key")

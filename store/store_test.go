@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -218,7 +219,7 @@ func TestConcurrentSigningKeyChanges(t *testing.T) {
 			switch {
 			case err == nil:
 				ok++
-			case err == store.ErrMaxSigningKeys: //nolint:errorlint // sentinel
+			case errors.Is(err, store.ErrMaxSigningKeys):
 				full++
 			default:
 				t.Fatalf("unexpected error: %v", err)

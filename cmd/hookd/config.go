@@ -162,7 +162,9 @@ func (c *Config) validate(serving bool) error {
 	return errors.Join(errs...)
 }
 
-func (c *Config) isSQLite() bool { return c.DatabaseURL == "" || strings.HasPrefix(c.DatabaseURL, "sqlite:") }
+func (c *Config) isSQLite() bool {
+	return c.DatabaseURL == "" || strings.HasPrefix(c.DatabaseURL, "sqlite:")
+}
 
 func (c *Config) storeOptions() store.Options {
 	return store.Options{DatabaseURL: c.DatabaseURL, DataDir: c.DataDir, MaxConns: c.DBMaxConns}

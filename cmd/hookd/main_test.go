@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/secrets"
+)
+
+func TestMain(m *testing.M) {
+	// Re-executed by TestSignalsShutDownGracefully as the real binary.
+	if os.Getenv("HOOKD_TEST_RUN_MAIN") == "1" {
+		os.Args = append([]string{"hookd"}, strings.Fields(os.Getenv("HOOKD_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
+		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+var keyRE = regexp.MustCompile(`hk_live_[A-Za-z0-9]{32}`)
+
+// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// startServe runs `hookd serve` in-process and returns its address and a
+// stop function that cancels it and returns its error.
+func startServe(t *testing.T, args []string, getenv func(string) string, stdout io.Writer) (addr string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	errc := make(chan error, 1)
+	stderr := &syncBuffer{}
+	go func() { errc <- serve(ctx, args, getenv, stdout, stderr, ready) }()
+	select {
+	case addr = <-ready:
+	case err := <-errc:
+		cancel()
+		t.Fatalf("serve exited early: %v\n%s", err, stderr)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("serve did not start\n%s", stderr)
+	}
+	var once sync.Once
+	var stopErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-errc:
+			case <-time.After(20 * time.Second):
+				t.Fatal("serve did not stop")
+			}
+		})
+		return stopErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return addr, stop
+}
+
+func get(t *testing.T, url, key string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestFirstStartPrintsAWorkingKeyOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}
+
+	stdout := &syncBuffer{}
+	addr, stop := startServe(t, args, env(nil), stdout)
+	key := keyRE.FindString(stdout.String())
+	require.NotEmpty(t, key, "the banner shows the key: %s", stdout)
+	require.Contains(t, stdout.String(), `project "default"`)
+	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/v1/endpoints", key))
+	require.Equal(t, http.StatusUnauthorized, get(t, "http://"+addr+"/v1/endpoints", ""))
+	require.NoError(t, stop())
+
+	st, err := os.Stat(filepath.Join(dir, "data", "master.key"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	stdout2 := &syncBuffer{}
+	addr, stop = startServe(t, args, env(nil), stdout2)
+	require.Empty(t, stdout2.String(), "the key is printed only on the first start")
+	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/v1/endpoints", key), "the key survives a restart")
+	require.NoError(t, stop())
+}
+
+func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := env(map[string]string{
+		"HOOKD_ADDR":       "127.0.0.1:1", // overridden by the flag below
+		"HOOKD_DATA_DIR":   filepath.Join(dir, "envdata"),
+		"HOOKD_LOG_FORMAT": "text",
+	})
+	stdout := &syncBuffer{}
+	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0"}, e, stdout)
+	require.NotEqual(t, "127.0.0.1:1", addr)
+	_, err := os.Stat(filepath.Join(dir, "envdata", "hookd.db"))
+	require.NoError(t, err, "HOOKD_DATA_DIR was used")
+	require.NoError(t, stop())
+}
+
+func TestBadConfigurationSaysWhatToFix(t *testing.T) {
+	t.Parallel()
+	cases := map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"Addr":            {[]string{"--addr", "8080"}, nil, "--addr (HOOKD_ADDR) must be host:port"},
+		"LogLevel":        {nil, map[string]string{"HOOKD_LOG_LEVEL": "loud"}, "--log-level (HOOKD_LOG_LEVEL)"},
+		"LogFormat":       {[]string{"--log-format", "xml"}, nil, "--log-format (HOOKD_LOG_FORMAT)"},
+		"DBURL":           {[]string{"--database-url", "mysql://x"}, nil, "--database-url (HOOKD_DATABASE_URL) must start with"},
+		"MaxConns":        {[]string{"--db-max-conns", "0"}, nil, "--db-max-conns (HOOKD_DB_MAX_CONNS) must be 1 to 1000"},
+		"CIDR":            {[]string{"--dev-allow-cidrs", "127.0.0.1/99"}, nil, "--dev-allow-cidrs (HOOKD_DEV_ALLOW_CIDRS)"},
+		"MasterKey":       {[]string{"--master-key", "nope"}, nil, "--master-key (HOOKD_MASTER_KEY)"},
+		"ShutdownTimeout": {[]string{"--shutdown-timeout", "1ms"}, nil, "--shutdown-timeout (HOOKD_SHUTDOWN_TIMEOUT) must be 1s to 10m"},
+		"EnvNotABool":     {nil, map[string]string{"HOOKD_DEV_ALLOW_HTTP": "maybe"}, `HOOKD_DEV_ALLOW_HTTP="maybe"`},
+		"UnknownFlag":     {[]string{"--colour", "red"}, nil, "flag provided but not defined"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"serve", "--data-dir", t.TempDir()}, c.args...)
+			err := run(context.Background(), args, env(c.env), io.Discard, io.Discard)
+			require.ErrorContains(t, err, c.want)
+		})
+	}
+}
+
+func TestPostgresNeedsAnExplicitMasterKey(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.NewPostgres(t)
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--database-url", dbURL}, env(nil), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "HOOKD_MASTER_KEY")
+
+	key := secrets.GenerateMasterKey("prod")
+	stdout := &syncBuffer{}
+	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+		env(map[string]string{"HOOKD_DATABASE_URL": dbURL, "HOOKD_MASTER_KEY": key.String()}), stdout)
+	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/readyz", ""))
+	require.NoError(t, stop())
+}
+
+func TestOperatorCommands(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.NewPostgres(t)
+	ctx := context.Background()
+	e := env(map[string]string{"HOOKD_DATABASE_URL": dbURL})
+	var out bytes.Buffer
+
+	require.NoError(t, run(ctx, []string{"migrate"}, e, &out, io.Discard))
+	require.Contains(t, out.String(), "applied migrations [1]")
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"migrate"}, e, &out, io.Discard))
+	require.Contains(t, out.String(), "up to date")
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"project", "create", "acme"}, e, &out, io.Discard))
+	require.Contains(t, out.String(), `created project "acme"`)
+	require.ErrorContains(t, run(ctx, []string{"project", "create", "acme"}, e, io.Discard, io.Discard), "exists already")
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"apikey", "create", "--project", "acme", "--mode", "test", "--label", "ci"}, e, &out, io.Discard))
+	testKey := strings.TrimSpace(out.String())
+	require.Regexp(t, `^hk_test_[A-Za-z0-9]{32}$`, testKey, "stdout holds only the key, for scripts")
+	require.ErrorContains(t, run(ctx, []string{"apikey", "create", "--project", "nope"}, e, io.Discard, io.Discard), `no project named "nope"`)
+	require.ErrorContains(t, run(ctx, []string{"apikey", "create"}, e, io.Discard, io.Discard), "--project NAME is required")
+	require.ErrorContains(t, run(ctx, []string{"apikey", "create", "--project", "acme", "--mode", "prod"}, e, io.Discard, io.Discard), "--mode must be live or test")
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"project", "list"}, e, &out, io.Discard))
+	require.Contains(t, out.String(), "\tacme\t")
+
+	// The CLI's key authenticates against a server on the same database and
+	// sees project acme (which has no endpoints yet); no bootstrap happens
+	// because the database already holds a project.
+	stdout := &syncBuffer{}
+	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+		env(map[string]string{"HOOKD_DATABASE_URL": dbURL, "HOOKD_MASTER_KEY": secrets.GenerateMasterKey("m").String()}), stdout)
+	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/v1/endpoints", testKey))
+	require.Empty(t, stdout.String())
+	require.NoError(t, stop())
+
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"masterkey", "generate", "--id", "k2026"}, e, &out, io.Discard))
+	k, err := secrets.ParseMasterKey(out.String())
+	require.NoError(t, err)
+	require.Equal(t, "k2026", k.ID)
+
+	require.ErrorIs(t, run(ctx, []string{"frobnicate"}, e, io.Discard, io.Discard), errUsage)
+	require.ErrorIs(t, run(ctx, nil, e, io.Discard, io.Discard), errUsage)
+}
+
+func TestServeHelpListsEveryFlagWithItsVariable(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"serve", "--help"}, env(nil), io.Discard, &stderr))
+	for _, v := range []string{"HOOKD_ADDR", "HOOKD_DATABASE_URL", "HOOKD_DATA_DIR", "HOOKD_MASTER_KEY", "HOOKD_DEV_ALLOW_HTTP", "HOOKD_DEV_ALLOW_CIDRS", "HOOKD_SHUTDOWN_TIMEOUT", "HOOKD_LOG_LEVEL"} {
+		require.Contains(t, stderr.String(), v)
+	}
+}
+
+// TestSignalsShutDownGracefully runs the real binary (this test executable
+// re-entering main), sends SIGTERM or SIGINT, and expects exit status 0 well
+// within the configured shutdown bound.
+func TestSignalsShutDownGracefully(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), "HOOKD_TEST_RUN_MAIN=1",
+				"HOOKD_TEST_ARGS=serve --addr 127.0.0.1:0 --log-format json --shutdown-timeout 5s --data-dir "+filepath.Join(t.TempDir(), "d"))
+			stderr, err := cmd.StderrPipe()
+			require.NoError(t, err)
+			cmd.Stdout = io.Discard
+			require.NoError(t, cmd.Start())
+			addrRE := regexp.MustCompile(`"addr":"([0-9.:]+)"`)
+			sc := bufio.NewScanner(stderr)
+			addr := ""
+			for sc.Scan() {
+				if m := addrRE.FindStringSubmatch(sc.Text()); m != nil {
+					addr = m[1]
+					break
+				}
+			}
+			require.NotEmpty(t, addr)
+			go func() { _, _ = io.Copy(io.Discard, stderr) }()
+			require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/healthz", ""))
+
+			start := time.Now()
+			require.NoError(t, cmd.Process.Signal(sig))
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				require.NoError(t, err, "exit status 0")
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				t.Fatal("hookd did not exit within 10s of the signal")
+			}
+			require.Less(t, time.Since(start), 6*time.Second)
+		})
+	}
+}
