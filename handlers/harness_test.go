@@ -49,7 +49,7 @@ type tenant struct {
 
 // env is a running hookd API on a fresh database, with two tenants.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	dialect string
 	dbURL   string
 	store   *store.Store
@@ -62,7 +62,7 @@ type env struct {
 // setup starts hookd's full router on a real HTTP listener over a fresh
 // database of the dialect. Every response the clients get is validated
 // against openapi.yaml.
-func setup(t *testing.T, dialect string) *env {
+func setup(t testing.TB, dialect string) *env {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := testdb.New(t, dialect)

@@ -137,3 +137,15 @@ func TestConcurrentSigningKeyChanges(t *testing.T) {
 		require.Len(t, list.JSON200.Data, 1)
 	})
 }
+
+// TestBodilessPOSTs: the SDKs send these POSTs with no body and no
+// Content-Type; the spec must not require one.
+func TestBodilessPOSTs(t *testing.T) {
+	t.Parallel()
+	e := setup(t, "sqlite")
+	ep := e.createEndpoint(e.a, "https://hooks.example.com/bodiless")
+	for _, p := range []string{"/pause", "/resume", "/signing-keys"} {
+		status, _, raw := e.do(http.MethodPost, "/v1/endpoints/"+ep.Id+p, e.a.key, "", nil)
+		require.Less(t, status, 300, "%s: %s", p, raw)
+	}
+}
