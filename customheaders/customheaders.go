@@ -27,6 +27,7 @@ var forbidden = map[string]bool{
 	"host": true, "authorization": true, "content-length": true,
 	"content-type": true, "transfer-encoding": true, "connection": true,
 	"keep-alive": true, "te": true, "trailer": true, "upgrade": true,
+	"content-encoding": true, "expect": true,
 	"proxy-authorization": true, "proxy-authenticate": true, "proxy-connection": true,
 }
 
@@ -52,11 +53,16 @@ func Validate(h map[string]string) error {
 		return fmt.Errorf("%w: headers may hold at most %d bytes of names and values, got %d", ErrInvalid, MaxBytes, total)
 	}
 	sort.Strings(names)
+	seen := make(map[string]bool, len(names))
 	for _, name := range names {
 		if !httpguts.ValidHeaderFieldName(name) {
 			return fmt.Errorf("%w: %q is not a valid header name", ErrInvalid, name)
 		}
 		lower := strings.ToLower(name)
+		if seen[lower] {
+			return fmt.Errorf("%w: header %q is given twice (names are case-insensitive)", ErrInvalid, name)
+		}
+		seen[lower] = true
 		if forbidden[lower] {
 			return fmt.Errorf("%w: header %q is set by hookd and cannot be overridden", ErrInvalid, name)
 		}

@@ -40,6 +40,9 @@ func TestValidate(t *testing.T) {
 		{"": "x"},
 		{"X-Ok": "line\r\nInjected: yes"},
 		{"X-Ok": "nul\x00"},
+		{"X-A": "1", "x-a": "2"},
+		{"Content-Encoding": "gzip"},
+		{"Expect": "100-continue"},
 	}
 	for _, h := range bad {
 		require.ErrorIs(t, Validate(h), ErrInvalid, "%v", h)

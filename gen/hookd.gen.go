@@ -21,6 +21,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for ApiKeyMode.
@@ -41,6 +42,45 @@ func (e ApiKeyMode) Valid() bool {
 	}
 }
 
+// Defines values for AttemptOutcome.
+const (
+	Permanent AttemptOutcome = "permanent"
+	Retryable AttemptOutcome = "retryable"
+	Success   AttemptOutcome = "success"
+)
+
+// Valid indicates whether the value is a known member of the AttemptOutcome enum.
+func (e AttemptOutcome) Valid() bool {
+	switch e {
+	case Permanent:
+		return true
+	case Retryable:
+		return true
+	case Success:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for AttemptRetryType.
+const (
+	Fast AttemptRetryType = "fast"
+	Slow AttemptRetryType = "slow"
+)
+
+// Valid indicates whether the value is a known member of the AttemptRetryType enum.
+func (e AttemptRetryType) Valid() bool {
+	switch e {
+	case Fast:
+		return true
+	case Slow:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -50,6 +90,36 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageStatus.
+const (
+	Delivering      MessageStatus = "delivering"
+	FailedPermanent MessageStatus = "failed_permanent"
+	Paused          MessageStatus = "paused"
+	PendingRetry    MessageStatus = "pending_retry"
+	Queued          MessageStatus = "queued"
+	Succeeded       MessageStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the MessageStatus enum.
+func (e MessageStatus) Valid() bool {
+	switch e {
+	case Delivering:
+		return true
+	case FailedPermanent:
+		return true
+	case Paused:
+		return true
+	case PendingRetry:
+		return true
+	case Queued:
+		return true
+	case Succeeded:
 		return true
 	default:
 		return false
@@ -116,6 +186,60 @@ type ApiKeyListEnvelope struct {
 
 // ApiKeyMode Picks the key's prefix, `hk_live_` or `hk_test_`.
 type ApiKeyMode string
+
+// Attempt defines model for Attempt.
+type Attempt struct {
+	// AttemptNo 1-based; numbers continue across replays.
+	AttemptNo  int                `json:"attempt_no"`
+	ConnReused bool               `json:"conn_reused"`
+	DnsMs      *float64           `json:"dns_ms,omitempty"`
+	DurationMs float64            `json:"duration_ms"`
+	ErrorText  *string            `json:"error_text,omitempty"`
+	Id         openapi_types.UUID `json:"id"`
+	Outcome    AttemptOutcome     `json:"outcome"`
+
+	// RequestHeaders Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
+	//
+	// Example: {"X-Tenant":"acme"}
+	RequestHeaders Headers `json:"request_headers"`
+	ResolvedIp     *string `json:"resolved_ip,omitempty"`
+
+	// ResponseBody Up to 64 KB of the answer, UTF-8 (invalid bytes replaced).
+	ResponseBody          *string `json:"response_body,omitempty"`
+	ResponseBodyTruncated bool    `json:"response_body_truncated"`
+
+	// ResponseHeaders Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
+	//
+	// Example: {"X-Tenant":"acme"}
+	ResponseHeaders   Headers           `json:"response_headers"`
+	ResponseLatencyMs *int              `json:"response_latency_ms,omitempty"`
+	ResponseStatus    *int              `json:"response_status,omitempty"`
+	RetryAfterSeconds *int              `json:"retry_after_seconds,omitempty"`
+	RetryType         *AttemptRetryType `json:"retry_type,omitempty"`
+	StartedAt         time.Time         `json:"started_at"`
+	TcpConnectMs      *float64          `json:"tcp_connect_ms,omitempty"`
+	TlsHandshakeMs    *float64          `json:"tls_handshake_ms,omitempty"`
+	TransferMs        *float64          `json:"transfer_ms,omitempty"`
+	TtfbMs            *float64          `json:"ttfb_ms,omitempty"`
+}
+
+// AttemptOutcome defines model for Attempt.Outcome.
+type AttemptOutcome string
+
+// AttemptRetryType defines model for Attempt.RetryType.
+type AttemptRetryType string
+
+// AttemptListEnvelope defines model for AttemptListEnvelope.
+type AttemptListEnvelope struct {
+	Data []Attempt       `json:"data"`
+	Meta AttemptListMeta `json:"meta"`
+}
+
+// AttemptListMeta defines model for AttemptListMeta.
+type AttemptListMeta struct {
+	HasMore   bool   `json:"has_more"`
+	RequestId string `json:"request_id"`
+}
 
 // CreateApiKeyRequest defines model for CreateApiKeyRequest.
 type CreateApiKeyRequest struct {
@@ -290,6 +414,47 @@ type HealthEnvelope struct {
 	Meta Meta   `json:"meta"`
 }
 
+// Message defines model for Message.
+type Message struct {
+	AttemptCount int `json:"attempt_count"`
+
+	// ContentType Example: application/json
+	ContentType       string             `json:"content_type"`
+	CreatedAt         time.Time          `json:"created_at"`
+	DeliveredAt       *time.Time         `json:"delivered_at,omitempty"`
+	EndpointId        string             `json:"endpoint_id"`
+	FirstAttemptAt    *time.Time         `json:"first_attempt_at,omitempty"`
+	Id                openapi_types.UUID `json:"id"`
+	IdempotencyKey    *string            `json:"idempotency_key,omitempty"`
+	LastError         *string            `json:"last_error,omitempty"`
+	NextAttemptAt     *time.Time         `json:"next_attempt_at,omitempty"`
+	PayloadSha256     string             `json:"payload_sha256"`
+	ProjectId         string             `json:"project_id"`
+	ReplayCount       int                `json:"replay_count"`
+	ResponseLatencyMs *int               `json:"response_latency_ms,omitempty"`
+	ResponseStatus    *int               `json:"response_status,omitempty"`
+	SizeBytes         int                `json:"size_bytes"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused).
+	Status    MessageStatus `json:"status"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+// MessageEnvelope defines model for MessageEnvelope.
+type MessageEnvelope struct {
+	Data Message `json:"data"`
+	Meta Meta    `json:"meta"`
+}
+
+// MessageStatus `queued` (waiting for its first attempt), `delivering` (an attempt is
+// in flight), `pending_retry` (waiting for the next attempt at
+// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+// `paused` (its endpoint is paused).
+type MessageStatus string
+
 // Meta defines model for Meta.
 type Meta struct {
 	// RequestId `req_` and 24 random letters and digits; also the `X-Request-Id` header.
@@ -305,6 +470,40 @@ type PageMeta struct {
 	// NextCursor Pass as `cursor` to get the next page; null on the last page.
 	NextCursor *string `json:"next_cursor"`
 	RequestId  string  `json:"request_id"`
+}
+
+// SendEnvelope defines model for SendEnvelope.
+type SendEnvelope struct {
+	Data SendResult `json:"data"`
+	Meta Meta       `json:"meta"`
+}
+
+// SendRequest defines model for SendRequest.
+type SendRequest struct {
+	EndpointId string `json:"endpoint_id"`
+
+	// Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
+	//
+	// Example: {"X-Tenant":"acme"}
+	Headers        *Headers `json:"headers,omitempty"`
+	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
+
+	// Payload Any JSON object, at most 1,048,576 bytes; delivered byte for byte as received.
+	Payload json.RawMessage `json:"payload"`
+
+	// RetentionHours How long the payload is kept after the message ends (0 = drop it right after delivery). Default 14 days.
+	RetentionHours *int `json:"retention_hours,omitempty"`
+}
+
+// SendResult defines model for SendResult.
+type SendResult struct {
+	MessageId openapi_types.UUID `json:"message_id"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused).
+	Status MessageStatus `json:"status"`
 }
 
 // SigningKey defines model for SigningKey.
@@ -356,6 +555,9 @@ type Cursor = string
 // EndpointID defines model for EndpointID.
 type EndpointID = string
 
+// MessageID defines model for MessageID.
+type MessageID = openapi_types.UUID
+
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorEnvelope
 
@@ -391,6 +593,9 @@ type CreateEndpointJSONRequestBody = CreateEndpointRequest
 
 // UpdateEndpointJSONRequestBody defines body for UpdateEndpoint for application/json ContentType.
 type UpdateEndpointJSONRequestBody = UpdateEndpointRequest
+
+// SendWebhookJSONRequestBody defines body for SendWebhook for application/json ContentType.
+type SendWebhookJSONRequestBody = SendRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -648,6 +853,62 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMessage Get a message
+	//
+	// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
+	GetMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMessageAttempts List a message's delivery attempts
+	//
+	// In attempt order, at most 200 (`meta.has_more` says if there are
+	// more). An unknown or foreign message answers 200 with an empty list,
+	// as HookBridge does, revealing nothing.
+	//
+	// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
+	GetMessageAttempts(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendWebhookWithBody Send a webhook
+	//
+	// Stores the message and queues its delivery in one transaction, and
+	// answers only after that commit: a 202 is never lost. `payload` is
+	// kept as the exact JSON bytes received (key order, spacing and large
+	// integers survive) and delivered byte for byte; at most 1,048,576
+	// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+	// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+	//
+	// With an `idempotency_key` (per endpoint, kept as long as the message
+	// exists): a repeat with the same payload answers 200 with the original
+	// message's id and current status; a repeat with another payload is 409
+	// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+	// `paused`. A missing, deleted or foreign endpoint is 404
+	// `ENDPOINT_NOT_FOUND`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+	SendWebhookWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendWebhook Send a webhook
+	//
+	// Stores the message and queues its delivery in one transaction, and
+	// answers only after that commit: a 202 is never lost. `payload` is
+	// kept as the exact JSON bytes received (key order, spacing and large
+	// integers survive) and delivered byte for byte; at most 1,048,576
+	// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+	// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+	//
+	// With an `idempotency_key` (per endpoint, kept as long as the message
+	// exists): a repeat with the same payload answers 200 with the original
+	// message's id and current status; a repeat with another payload is 409
+	// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+	// `paused`. A missing, deleted or foreign endpoint is 404
+	// `ENDPOINT_NOT_FOUND`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+	SendWebhook(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealthz Liveness probe
@@ -1013,6 +1274,102 @@ func (c *Client) CreateSigningKey(ctx context.Context, id EndpointID, reqEditors
 // Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 func (c *Client) DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteSigningKeyRequest(c.Server, id, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMessage Get a message
+//
+// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
+func (c *Client) GetMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMessageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMessageAttempts List a message's delivery attempts
+//
+// In attempt order, at most 200 (`meta.has_more` says if there are
+// more). An unknown or foreign message answers 200 with an empty list,
+// as HookBridge does, revealing nothing.
+//
+// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
+func (c *Client) GetMessageAttempts(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMessageAttemptsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendWebhookWithBody Send a webhook
+//
+// Stores the message and queues its delivery in one transaction, and
+// answers only after that commit: a 202 is never lost. `payload` is
+// kept as the exact JSON bytes received (key order, spacing and large
+// integers survive) and delivered byte for byte; at most 1,048,576
+// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+//
+// With an `idempotency_key` (per endpoint, kept as long as the message
+// exists): a repeat with the same payload answers 200 with the original
+// message's id and current status; a repeat with another payload is 409
+// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+// `paused`. A missing, deleted or foreign endpoint is 404
+// `ENDPOINT_NOT_FOUND`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+func (c *Client) SendWebhookWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendWebhookRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendWebhook Send a webhook
+//
+// Stores the message and queues its delivery in one transaction, and
+// answers only after that commit: a 202 is never lost. `payload` is
+// kept as the exact JSON bytes received (key order, spacing and large
+// integers survive) and delivered byte for byte; at most 1,048,576
+// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+//
+// With an `idempotency_key` (per endpoint, kept as long as the message
+// exists): a repeat with the same payload answers 200 with the original
+// message's id and current status; a repeat with another payload is 409
+// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+// `paused`. A missing, deleted or foreign endpoint is 404
+// `ENDPOINT_NOT_FOUND`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+func (c *Client) SendWebhook(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendWebhookRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1610,6 +1967,114 @@ func NewDeleteSigningKeyRequest(server string, id EndpointID, keyId string) (*ht
 	return req, nil
 }
 
+// NewGetMessageRequest constructs an http.Request for the GetMessage method
+func NewGetMessageRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMessageAttemptsRequest constructs an http.Request for the GetMessageAttempts method
+func NewGetMessageAttemptsRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s/attempts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSendWebhookRequest calls the generic SendWebhook builder with application/json body
+func NewSendWebhookRequest(server string, body SendWebhookJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendWebhookRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSendWebhookRequestWithBody constructs an http.Request for the SendWebhook method, with any body, and a specified content type
+func NewSendWebhookRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/send")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -1862,6 +2327,66 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKeyWithResponse(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error)
+
+	// GetMessageWithResponse Get a message
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
+	GetMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessageResponse, error)
+
+	// GetMessageAttemptsWithResponse List a message's delivery attempts
+	//
+	// In attempt order, at most 200 (`meta.has_more` says if there are
+	// more). An unknown or foreign message answers 200 with an empty list,
+	// as HookBridge does, revealing nothing.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
+	GetMessageAttemptsWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessageAttemptsResponse, error)
+
+	// SendWebhookWithBodyWithResponse Send a webhook
+	//
+	// Stores the message and queues its delivery in one transaction, and
+	// answers only after that commit: a 202 is never lost. `payload` is
+	// kept as the exact JSON bytes received (key order, spacing and large
+	// integers survive) and delivered byte for byte; at most 1,048,576
+	// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+	// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+	//
+	// With an `idempotency_key` (per endpoint, kept as long as the message
+	// exists): a repeat with the same payload answers 200 with the original
+	// message's id and current status; a repeat with another payload is 409
+	// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+	// `paused`. A missing, deleted or foreign endpoint is 404
+	// `ENDPOINT_NOT_FOUND`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+	SendWebhookWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendWebhookResponse, error)
+
+	// SendWebhookWithResponse Send a webhook
+	//
+	// Stores the message and queues its delivery in one transaction, and
+	// answers only after that commit: a 202 is never lost. `payload` is
+	// kept as the exact JSON bytes received (key order, spacing and large
+	// integers survive) and delivered byte for byte; at most 1,048,576
+	// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+	// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+	//
+	// With an `idempotency_key` (per endpoint, kept as long as the message
+	// exists): a repeat with the same payload answers 200 with the original
+	// message's id and current status; a repeat with another payload is 409
+	// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+	// `paused`. A missing, deleted or foreign endpoint is 404
+	// `ENDPOINT_NOT_FOUND`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+	SendWebhookWithResponse(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*SendWebhookResponse, error)
 }
 
 type GetHealthzResponse struct {
@@ -1958,15 +2483,24 @@ type ListApiKeysResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ApiKeyListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListApiKeysResponse) GetJSON200() *ApiKeyListEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListApiKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -1977,6 +2511,11 @@ func (r ListApiKeysResponse) GetJSON401() *Unauthorized {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListApiKeysResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListApiKeysResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2019,6 +2558,8 @@ type CreateApiKeyResponse struct {
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -2039,6 +2580,11 @@ func (r CreateApiKeyResponse) GetJSON401() *Unauthorized {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateApiKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateApiKeyResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2075,17 +2621,26 @@ type DeleteApiKeyResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ApiKeyDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r DeleteApiKeyResponse) GetJSON200() *ApiKeyDeletedEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteApiKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2101,6 +2656,11 @@ func (r DeleteApiKeyResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteApiKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteApiKeyResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2143,6 +2703,8 @@ type ListEndpointsResponse struct {
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2163,6 +2725,11 @@ func (r ListEndpointsResponse) GetJSON401() *Unauthorized {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListEndpointsResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListEndpointsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2207,6 +2774,8 @@ type CreateEndpointResponse struct {
 	JSON409 *Conflict
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -2232,6 +2801,11 @@ func (r CreateEndpointResponse) GetJSON409() *Conflict {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateEndpointResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2268,17 +2842,26 @@ type DeleteEndpointResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EndpointDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r DeleteEndpointResponse) GetJSON200() *EndpointDeletedEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2294,6 +2877,11 @@ func (r DeleteEndpointResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteEndpointResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2330,17 +2918,26 @@ type GetEndpointResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EndpointEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetEndpointResponse) GetJSON200() *EndpointEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2356,6 +2953,11 @@ func (r GetEndpointResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r GetEndpointResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2402,6 +3004,8 @@ type UpdateEndpointResponse struct {
 	JSON409 *Conflict
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -2432,6 +3036,11 @@ func (r UpdateEndpointResponse) GetJSON409() *Conflict {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r UpdateEndpointResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2468,17 +3077,26 @@ type PauseEndpointResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EndpointPausedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r PauseEndpointResponse) GetJSON200() *EndpointPausedEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PauseEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2494,6 +3112,11 @@ func (r PauseEndpointResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r PauseEndpointResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PauseEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2530,17 +3153,26 @@ type ResumeEndpointResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *EndpointPausedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ResumeEndpointResponse) GetJSON200() *EndpointPausedEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResumeEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2556,6 +3188,11 @@ func (r ResumeEndpointResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ResumeEndpointResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ResumeEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2592,6 +3229,8 @@ type RotateSecretResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *SigningKeyCreatedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
@@ -2600,11 +3239,18 @@ type RotateSecretResponse struct {
 	JSON409 *Conflict
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
 func (r RotateSecretResponse) GetJSON201() *SigningKeyCreatedEnvelope {
 	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RotateSecretResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2625,6 +3271,11 @@ func (r RotateSecretResponse) GetJSON409() *Conflict {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r RotateSecretResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RotateSecretResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2661,17 +3312,26 @@ type ListSigningKeysResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *SigningKeyListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListSigningKeysResponse) GetJSON200() *SigningKeyListEnvelope {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListSigningKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2687,6 +3347,11 @@ func (r ListSigningKeysResponse) GetJSON404() *NotFound {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r ListSigningKeysResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListSigningKeysResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2723,6 +3388,8 @@ type CreateSigningKeyResponse struct {
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
 	JSON201 *SigningKeyCreatedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
@@ -2731,11 +3398,18 @@ type CreateSigningKeyResponse struct {
 	JSON409 *Conflict
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
 func (r CreateSigningKeyResponse) GetJSON201() *SigningKeyCreatedEnvelope {
 	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateSigningKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2756,6 +3430,11 @@ func (r CreateSigningKeyResponse) GetJSON409() *Conflict {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r CreateSigningKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateSigningKeyResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2790,6 +3469,8 @@ func (r CreateSigningKeyResponse) ContentType() string {
 type DeleteSigningKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
@@ -2798,6 +3479,13 @@ type DeleteSigningKeyResponse struct {
 	JSON409 *Conflict
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteSigningKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -2818,6 +3506,11 @@ func (r DeleteSigningKeyResponse) GetJSON409() *Conflict {
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
 func (r DeleteSigningKeyResponse) GetJSON500() *InternalError {
 	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteSigningKeyResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
 }
 
 // GetBody returns the raw response body bytes
@@ -2843,6 +3536,241 @@ func (r DeleteSigningKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteSigningKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMessageResponse) GetJSON200() *MessageEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetMessageResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetMessageResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMessageAttemptsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AttemptListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON200() *AttemptListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMessageAttemptsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMessageAttemptsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMessageAttemptsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMessageAttemptsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SendWebhookResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SendEnvelope
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *SendEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SendWebhookResponse) GetJSON200() *SendEnvelope {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r SendWebhookResponse) GetJSON202() *SendEnvelope {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SendWebhookResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SendWebhookResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SendWebhookResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SendWebhookResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SendWebhookResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SendWebhookResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SendWebhookResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendWebhookResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendWebhookResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendWebhookResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3172,6 +4100,90 @@ func (c *ClientWithResponses) DeleteSigningKeyWithResponse(ctx context.Context, 
 	return ParseDeleteSigningKeyResponse(rsp)
 }
 
+// GetMessageWithResponse Get a message
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
+func (c *ClientWithResponses) GetMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessageResponse, error) {
+	rsp, err := c.GetMessage(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMessageResponse(rsp)
+}
+
+// GetMessageAttemptsWithResponse List a message's delivery attempts
+//
+// In attempt order, at most 200 (`meta.has_more` says if there are
+// more). An unknown or foreign message answers 200 with an empty list,
+// as HookBridge does, revealing nothing.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
+func (c *ClientWithResponses) GetMessageAttemptsWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessageAttemptsResponse, error) {
+	rsp, err := c.GetMessageAttempts(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMessageAttemptsResponse(rsp)
+}
+
+// SendWebhookWithBodyWithResponse Send a webhook
+//
+// Stores the message and queues its delivery in one transaction, and
+// answers only after that commit: a 202 is never lost. `payload` is
+// kept as the exact JSON bytes received (key order, spacing and large
+// integers survive) and delivered byte for byte; at most 1,048,576
+// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+//
+// With an `idempotency_key` (per endpoint, kept as long as the message
+// exists): a repeat with the same payload answers 200 with the original
+// message's id and current status; a repeat with another payload is 409
+// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+// `paused`. A missing, deleted or foreign endpoint is 404
+// `ENDPOINT_NOT_FOUND`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+func (c *ClientWithResponses) SendWebhookWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendWebhookResponse, error) {
+	rsp, err := c.SendWebhookWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendWebhookResponse(rsp)
+}
+
+// SendWebhookWithResponse Send a webhook
+//
+// Stores the message and queues its delivery in one transaction, and
+// answers only after that commit: a 202 is never lost. `payload` is
+// kept as the exact JSON bytes received (key order, spacing and large
+// integers survive) and delivered byte for byte; at most 1,048,576
+// bytes (`PAYLOAD_TOO_LARGE`). `headers` follow the endpoint header
+// rules (`INVALID_HEADERS`) and win over the endpoint's own headers.
+//
+// With an `idempotency_key` (per endpoint, kept as long as the message
+// exists): a repeat with the same payload answers 200 with the original
+// message's id and current status; a repeat with another payload is 409
+// `IDEMPOTENCY_MISMATCH`. A send to a paused endpoint is stored as
+// `paused`. A missing, deleted or foreign endpoint is 404
+// `ENDPOINT_NOT_FOUND`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
+func (c *ClientWithResponses) SendWebhookWithResponse(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*SendWebhookResponse, error) {
+	rsp, err := c.SendWebhook(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendWebhookResponse(rsp)
+}
+
 // ParseGetHealthzResponse parses an HTTP response from a GetHealthzWithResponse call
 func ParseGetHealthzResponse(rsp *http.Response) (*GetHealthzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -3252,6 +4264,13 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3265,6 +4284,13 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3313,6 +4339,13 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	return response, nil
@@ -3339,6 +4372,13 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3359,6 +4399,13 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3406,6 +4453,13 @@ func ParseListEndpointsResponse(rsp *http.Response) (*ListEndpointsResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3461,6 +4515,13 @@ func ParseCreateEndpointResponse(rsp *http.Response) (*CreateEndpointResponse, e
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	return response, nil
@@ -3487,6 +4548,13 @@ func ParseDeleteEndpointResponse(rsp *http.Response) (*DeleteEndpointResponse, e
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3507,6 +4575,13 @@ func ParseDeleteEndpointResponse(rsp *http.Response) (*DeleteEndpointResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3534,6 +4609,13 @@ func ParseGetEndpointResponse(rsp *http.Response) (*GetEndpointResponse, error) 
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3554,6 +4636,13 @@ func ParseGetEndpointResponse(rsp *http.Response) (*GetEndpointResponse, error) 
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3616,6 +4705,13 @@ func ParseUpdateEndpointResponse(rsp *http.Response) (*UpdateEndpointResponse, e
 		}
 		response.JSON500 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
 	}
 
 	return response, nil
@@ -3642,6 +4738,13 @@ func ParsePauseEndpointResponse(rsp *http.Response) (*PauseEndpointResponse, err
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3662,6 +4765,13 @@ func ParsePauseEndpointResponse(rsp *http.Response) (*PauseEndpointResponse, err
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3689,6 +4799,13 @@ func ParseResumeEndpointResponse(rsp *http.Response) (*ResumeEndpointResponse, e
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3709,6 +4826,13 @@ func ParseResumeEndpointResponse(rsp *http.Response) (*ResumeEndpointResponse, e
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3736,6 +4860,13 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 		}
 		response.JSON201 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3763,6 +4894,13 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3790,6 +4928,13 @@ func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse,
 		}
 		response.JSON200 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3810,6 +4955,13 @@ func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse,
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3837,6 +4989,13 @@ func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyRespons
 		}
 		response.JSON201 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3864,6 +5023,13 @@ func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3887,6 +5053,13 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 	case rsp.StatusCode == 204:
 		break // No content-type
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -3914,6 +5087,203 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 			return nil, err
 		}
 		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMessageResponse parses an HTTP response from a GetMessageWithResponse call
+func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMessageAttemptsResponse parses an HTTP response from a GetMessageAttemptsWithResponse call
+func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMessageAttemptsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AttemptListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSendWebhookResponse parses an HTTP response from a SendWebhookWithResponse call
+func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendWebhookResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SendEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest SendEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
 
 	}
 
@@ -3970,6 +5340,15 @@ type ServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx echo.Context, id EndpointID, keyId string) error
+	// GetMessage Get a message
+	// (GET /v1/messages/{id})
+	GetMessage(ctx echo.Context, id MessageID) error
+	// GetMessageAttempts List a message's delivery attempts
+	// (GET /v1/messages/{id}/attempts)
+	GetMessageAttempts(ctx echo.Context, id MessageID) error
+	// SendWebhook Send a webhook
+	// (POST /v1/webhooks/send)
+	SendWebhook(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -4215,6 +5594,47 @@ func (w *ServerInterfaceWrapper) DeleteSigningKey(ctx echo.Context) error {
 	return err
 }
 
+// GetMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMessage(ctx, id)
+	return err
+}
+
+// GetMessageAttempts converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMessageAttempts(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMessageAttempts(ctx, id)
+	return err
+}
+
+// SendWebhook converts echo context to params.
+func (w *ServerInterfaceWrapper) SendWebhook(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SendWebhook(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -4275,6 +5695,9 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/endpoints/:id/signing-keys", wrapper.CreateSigningKey, options.OperationMiddlewares["createSigningKey"]...)
 	router.DELETE(options.BaseURL+"/v1/endpoints/:id/signing-keys/:keyId", wrapper.DeleteSigningKey, options.OperationMiddlewares["deleteSigningKey"]...)
 	router.POST(options.BaseURL+"/v1/endpoints/:id/rotate-secret", wrapper.RotateSecret, options.OperationMiddlewares["rotateSecret"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/send", wrapper.SendWebhook, options.OperationMiddlewares["sendWebhook"]...)
+	router.GET(options.BaseURL+"/v1/messages/:id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
+	router.GET(options.BaseURL+"/v1/messages/:id/attempts", wrapper.GetMessageAttempts, options.OperationMiddlewares["getMessageAttempts"]...)
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:keyId", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
@@ -4370,6 +5793,20 @@ func (response ListApiKeys200JSONResponse) VisitListApiKeysResponse(w http.Respo
 	return err
 }
 
+type ListApiKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListApiKeys400JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListApiKeys401JSONResponse struct{ UnauthorizedJSONResponse }
 
 func (response ListApiKeys401JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
@@ -4394,6 +5831,20 @@ func (response ListApiKeys500JSONResponse) VisitListApiKeysResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListApiKeys503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListApiKeys503JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4462,6 +5913,20 @@ func (response CreateApiKey500JSONResponse) VisitCreateApiKeyResponse(w http.Res
 	return err
 }
 
+type CreateApiKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateApiKey503JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteApiKeyRequestObject struct {
 	KeyId string `json:"keyId"`
 }
@@ -4480,6 +5945,20 @@ func (response DeleteApiKey200JSONResponse) VisitDeleteApiKeyResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteApiKey400JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4522,6 +6001,20 @@ func (response DeleteApiKey500JSONResponse) VisitDeleteApiKeyResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteApiKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteApiKey503JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4586,6 +6079,20 @@ func (response ListEndpoints500JSONResponse) VisitListEndpointsResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEndpoints503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListEndpoints503JSONResponse) VisitListEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4668,6 +6175,20 @@ func (response CreateEndpoint500JSONResponse) VisitCreateEndpointResponse(w http
 	return err
 }
 
+type CreateEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateEndpoint503JSONResponse) VisitCreateEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteEndpointRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -4686,6 +6207,20 @@ func (response DeleteEndpoint200JSONResponse) VisitDeleteEndpointResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteEndpoint400JSONResponse) VisitDeleteEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4732,6 +6267,20 @@ func (response DeleteEndpoint500JSONResponse) VisitDeleteEndpointResponse(w http
 	return err
 }
 
+type DeleteEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteEndpoint503JSONResponse) VisitDeleteEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetEndpointRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -4750,6 +6299,20 @@ func (response GetEndpoint200JSONResponse) VisitGetEndpointResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetEndpoint400JSONResponse) VisitGetEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4792,6 +6355,20 @@ func (response GetEndpoint500JSONResponse) VisitGetEndpointResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetEndpoint503JSONResponse) VisitGetEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4889,6 +6466,20 @@ func (response UpdateEndpoint500JSONResponse) VisitUpdateEndpointResponse(w http
 	return err
 }
 
+type UpdateEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response UpdateEndpoint503JSONResponse) VisitUpdateEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseEndpointRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -4907,6 +6498,20 @@ func (response PauseEndpoint200JSONResponse) VisitPauseEndpointResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PauseEndpoint400JSONResponse) VisitPauseEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -4953,6 +6558,20 @@ func (response PauseEndpoint500JSONResponse) VisitPauseEndpointResponse(w http.R
 	return err
 }
 
+type PauseEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response PauseEndpoint503JSONResponse) VisitPauseEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ResumeEndpointRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -4971,6 +6590,20 @@ func (response ResumeEndpoint200JSONResponse) VisitResumeEndpointResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ResumeEndpoint400JSONResponse) VisitResumeEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5017,6 +6650,20 @@ func (response ResumeEndpoint500JSONResponse) VisitResumeEndpointResponse(w http
 	return err
 }
 
+type ResumeEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ResumeEndpoint503JSONResponse) VisitResumeEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RotateSecretRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -5035,6 +6682,20 @@ func (response RotateSecret201JSONResponse) VisitRotateSecretResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RotateSecret400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RotateSecret400JSONResponse) VisitRotateSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5095,6 +6756,20 @@ func (response RotateSecret500JSONResponse) VisitRotateSecretResponse(w http.Res
 	return err
 }
 
+type RotateSecret503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response RotateSecret503JSONResponse) VisitRotateSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListSigningKeysRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -5113,6 +6788,20 @@ func (response ListSigningKeys200JSONResponse) VisitListSigningKeysResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSigningKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListSigningKeys400JSONResponse) VisitListSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5159,6 +6848,20 @@ func (response ListSigningKeys500JSONResponse) VisitListSigningKeysResponse(w ht
 	return err
 }
 
+type ListSigningKeys503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListSigningKeys503JSONResponse) VisitListSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateSigningKeyRequestObject struct {
 	Id EndpointID `json:"id"`
 }
@@ -5177,6 +6880,20 @@ func (response CreateSigningKey201JSONResponse) VisitCreateSigningKeyResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateSigningKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateSigningKey400JSONResponse) VisitCreateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -5237,6 +6954,20 @@ func (response CreateSigningKey500JSONResponse) VisitCreateSigningKeyResponse(w 
 	return err
 }
 
+type CreateSigningKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateSigningKey503JSONResponse) VisitCreateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteSigningKeyRequestObject struct {
 	Id    EndpointID `json:"id"`
 	KeyId string     `json:"keyId"`
@@ -5252,6 +6983,20 @@ type DeleteSigningKey204Response struct {
 func (response DeleteSigningKey204Response) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
 	w.WriteHeader(204)
 	return nil
+}
+
+type DeleteSigningKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteSigningKey400JSONResponse) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
 }
 
 type DeleteSigningKey401JSONResponse struct{ UnauthorizedJSONResponse }
@@ -5310,6 +7055,310 @@ func (response DeleteSigningKey500JSONResponse) VisitDeleteSigningKeyResponse(w 
 	return err
 }
 
+type DeleteSigningKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteSigningKey503JSONResponse) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type GetMessageResponseObject interface {
+	VisitGetMessageResponse(w http.ResponseWriter) error
+}
+
+type GetMessage200JSONResponse MessageEnvelope
+
+func (response GetMessage200JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetMessage400JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetMessage401JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetMessage404JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetMessage500JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessage503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetMessage503JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttemptsRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type GetMessageAttemptsResponseObject interface {
+	VisitGetMessageAttemptsResponse(w http.ResponseWriter) error
+}
+
+type GetMessageAttempts200JSONResponse AttemptListEnvelope
+
+func (response GetMessageAttempts200JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttempts400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetMessageAttempts400JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttempts401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetMessageAttempts401JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttempts500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetMessageAttempts500JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttempts503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetMessageAttempts503JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhookRequestObject struct {
+	Body *SendWebhookJSONRequestBody
+}
+
+type SendWebhookResponseObject interface {
+	VisitSendWebhookResponse(w http.ResponseWriter) error
+}
+
+type SendWebhook200JSONResponse SendEnvelope
+
+func (response SendWebhook200JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook202JSONResponse SendEnvelope
+
+func (response SendWebhook202JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response SendWebhook400JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response SendWebhook401JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response SendWebhook404JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook409JSONResponse struct{ ConflictJSONResponse }
+
+func (response SendWebhook409JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response SendWebhook500JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response SendWebhook503JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetHealthz Liveness probe
@@ -5360,6 +7409,15 @@ type StrictServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx context.Context, request DeleteSigningKeyRequestObject) (DeleteSigningKeyResponseObject, error)
+	// GetMessage Get a message
+	// (GET /v1/messages/{id})
+	GetMessage(ctx context.Context, request GetMessageRequestObject) (GetMessageResponseObject, error)
+	// GetMessageAttempts List a message's delivery attempts
+	// (GET /v1/messages/{id}/attempts)
+	GetMessageAttempts(ctx context.Context, request GetMessageAttemptsRequestObject) (GetMessageAttemptsResponseObject, error)
+	// SendWebhook Send a webhook
+	// (POST /v1/webhooks/send)
+	SendWebhook(ctx context.Context, request SendWebhookRequestObject) (SendWebhookResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -5837,92 +7895,214 @@ func (sh *strictHandler) DeleteSigningKey(ctx echo.Context, id EndpointID, keyId
 	return nil
 }
 
+// GetMessage operation middleware
+func (sh *strictHandler) GetMessage(ctx echo.Context, id MessageID) error {
+	var request GetMessageRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMessage(ctx.Request().Context(), request.(GetMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMessageResponseObject); ok {
+		return validResponse.VisitGetMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMessageAttempts operation middleware
+func (sh *strictHandler) GetMessageAttempts(ctx echo.Context, id MessageID) error {
+	var request GetMessageAttemptsRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMessageAttempts(ctx.Request().Context(), request.(GetMessageAttemptsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMessageAttempts")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMessageAttemptsResponseObject); ok {
+		return validResponse.VisitGetMessageAttemptsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// SendWebhook operation middleware
+func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
+	var request SendWebhookRequestObject
+
+	var body SendWebhookJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SendWebhook(ctx.Request().Context(), request.(SendWebhookRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SendWebhook")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SendWebhookResponseObject); ok {
+		return validResponse.VisitSendWebhookResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7Fx7c9pItv8qp3S3auyUjPEj2QT/cYvYbOyNY3v9mJ3dIRca6YB6kbqV7haESfHdb/VDQoAwJMaemVv3",
-	"PxDq7vPq07/zaL55AU9SzpAp6TW+eSkRJEGFwnw7zYTkQn8KUQaCpopy5jW8+wihm6AiNYZfVScwr3WB",
-	"90FFCKnAEeWZhJQMsAbXKfmSYc3zParHfslQTDzfYyRBr+HZsZ7vySDChOi1EvL1EtlARV7j9cGh76lJ",
-	"qt+USlA28KZT32uxMOWUqYuzZdqaDND9DDT0oYtppwuEhXB0CDEfowiIRIjwK4R0QJUsKEuJimaE0dDz",
-	"PYFfMiow9BpKZFgmMiVKodDD/gfTzq9kr1/fe/f529Hh9C/eMslTPZVMOZNoBPuehLf4JUOp9LeAM4XM",
-	"fCRpGtOAaF72/yM1Q99Ki/5FYN9reP+1P1Pavv1V7reE4KLFRhjzFO2Sy0oTdlGgEigbkZiGDeheXP3c",
-	"vLw469y2/vHQurvv+rNHrauzm+uLK/Ms/9x5f3l9+rF1Nvfs4eq21Tw9b76/bJXHn7eaZ63buy5wAd2b",
-	"5r8ur5tnnfvr685l8/ZDq1vzpr53ylk/psHvJInArS5hTFVk7DfIhECmQCqisAHds4eby4vT5n2r83B7",
-	"qbn71Pylc3fx4eri6kPnY+tfdx3De+vMsnnavLq6vu+ctS5b963OZfPuvvyy5fmCaeMhsSH15RhvMsgY",
-	"fk0xUBgC6teN/u9bt1fNy07r9vb6tluDOUsJoU9ZKI1kQlSExkAZRJwPw58kxHxgGLri6m88Y+HL8XLF",
-	"QWZBBAIlz0SAmioVUQmp4P/BQDWgq9Xwt+uHqzMr9DsUIxrgAyMjQmPSi/FlTS4kivS07wkIY1xBT0uZ",
-	"BBHqTXjXuv354rTVebhq/ty8uDQbyVD9wEimIi7obxi+LL3NmwsY4kQ7i4RKSdnAh4TEfS4SDH3I2JDx",
-	"MdM2H2KMyrDxcNV8uD+/vr34d8tIfZr7TOP2min9iBPjPgVPUShq3WEgkCgMO8SwpRfQn7yQKNxTNMFl",
-	"j+p7Q5x0qJEIfiVJqpVpntUP3h2R173D4Cg8/iu+7b8j9d5BcBge4XH/NXkTVs0Vkx7GeqqKX6TqZLKg",
-	"bV5K/4yQmY2hxaRfBa0rZEprBUMgxTbaydLQPlKQcKmAswCBQEJZpnD3BFgWx0D7wHCEQh9JlVLQb1nD",
-	"tefREr0JD3Gd8q0WPuk3p76XCuzTr9VnfJ8KqeDgAIKICBJoWJAf8kOcaCpnso+GnZiOsEMO3ntVZ/bs",
-	"KP01110u+IIIR79fNogFHXwu5uY9vc01C5ahUztma9ZVLZJxxGPLPdxFxvxZPIEIhUE4j1jpdxjdU5S4",
-	"oeA1fyWx53pYFv9aeRdeZEnu2t9txkauOs07rh/0Sb+zyJpZzY1fTfSZ9VQVxM5+cEN7nMdI2KNaXCXe",
-	"fLa1hGxDejlPzy+9SyrVeoqpwkRuRrqe2q1FhCCTF+Dhk9tcIfZJFmtHoN2Wt3gA3tBgKHNP95NGFXqr",
-	"+NDN/ZwFe9Gwo1CqTtc4Q5YlmhA3of6hRMhsf1tzt+SUwoB5aRbuoRQOHdTrW/D50wrZWJLyuGolUb1M",
-	"yIpz8L1+DKTHRwhdQRR2YppQ1RGp7J5AHRIkzApTkgSByKW3tPgS8pUmWoIH9bpmNKHMfp8xTZnCAQpv",
-	"Ea/MB42VUoqQhC6sfUxQ5+41PSIhQQeZPm/DOYuxZ28FFOiTWKKv4RAdoaAoISBCTIBxkHTAiMqEjjz1",
-	"CqXTouRo5qWyLOiz2cwpCpAYcBaC4hb55nHvTOSMg5ltSbzrpJuJeHn1bqRUKhv7+10fDg71sof147cl",
-	"cOBDmvViGgAJQ4FSwo5ENHrXRmSA6k8SSpPuLmAIN/+7o9rB2+Pa4cGb2tHxvo415FpMoSmu2vW5TT9i",
-	"zMvs/whkWDDIZzDAZXtZAS1SouFS9ZBlE6vQvgWr38W+s5jHlWQOR/3mvLiWqPKdcmZSW5BGweMCVixR",
-	"/pgxbBUrrlP8YpSC6bogpbcKSkbOkJdxqYk+jiuAusRAoKoEp9onUTboVIVScriOyOCxKe2qFS5kHEkM",
-	"XEJOk6cD4jfHmtjDYxCEhTyB3kSh3AxfP83qFgSwRH5J6GtB8YJpPQ3YLdrpc8KifK0fg8abwOK1kHiB",
-	"hO3I7iVgcb7Wdih+EVK3iOHzKe+yJCHih8H8DRngk1i6KY67eWZWnI4JSkkGKDsmOZPl4K7sps75GBLC",
-	"JmBPGciHmIyOzBKEhIQIYYZABoQy2KlDnwsgdsDuXAKHMvXm2KtCWavP6aodVJx4ywysl852LNRJ+iXs",
-	"NDeqFzyivwtHPe3kqUIvj0njweKajW08m72/iWnlr29AwnYMKefnWS0pL64s2E+RAJgrjYBUGlr6kJAg",
-	"ogz3BJJQPwE9wNYadOC6WC0zaYBypaEc0Cy8XG2aitDYUEbCkGpySHxTorgq2vwbF2DKdyamspUc2YBu",
-	"n2IcdmGHwN/vrq/AiBqFJrEo7AIjCe4a/NUVWYxd2BlHRAFV0BN8aH3Xkiydy6mUGzKFLEDjAFPkaYwn",
-	"eraETDQcZYMq5LagysDmHfNVVmpztfFhruy1ZY8n2Zxd5hGjO59FedXq/LbGO3mtr0oQOL+/v3GpAmlE",
-	"bOuTOEIxyRMME9jRytSB+IjEGe7W4FKHUBKIcPWwlZH3nJ1+837Zu0dGdHDhkSBBb1rNWqyiZdFLRVRm",
-	"leASYHxYkfdakKQb9XnlQk9zNI7Y5/Qvn9zE88S5io8LqBaiH4FfXOwzi3ZiVCZe009tR8IJkFhyo73u",
-	"L3suGbd3EXZLuaOZj9FzHn05/Hv4Tl4O6+Tfbw+SX4Kfe39l/xi31m68ErVVLBbQbInNiMhOwgVWH46l",
-	"tpBlKdwQKY0rzftGFIcBKsOvHmj6RlxFjFsjNtGtaSfZpAg2r4KNBTBPtj9jsUoydzZS3Fo5c8U5Xg76",
-	"N4Aam4erM/q3mgv5fjbW5wzW5wGqRPGEUH5JNk9zRcuifk6vNFtti5FeydpfsmJjUWJFVWLeQK61aShT",
-	"r8Y4lDCgI2Ql7LEi7ftHrzdskrv9kaT+8uZZELzekxhkgqrJnSbTyQ2JQNHMLARYrAxUV8Wgz+OYjzGE",
-	"3gSIghi1Iz86rDj0ankPoOHZrDXb6JFSqW1ToazPl9c37UhAdXwuMe7vRVwqDGGMPf3LDC9J2wJUgwsl",
-	"gWeqxzMWmkYXKttMq4coqjF/0Qx2zvnwvaDhAGF0oN/0QfLS058k3J19lDDmYmhzAVK1maWnN7EInLKB",
-	"nosKk+2Eh9tLw7dEFtovGn3X2qzNXr3KN2zt1StoGZoJk2MUliICPR5ODLHdb22zf9peA2q1mg9ts4/0",
-	"12/t0rGmH5jvnVqt1vamU60iO9yAWTdAI/C2Z2cxINx+cdFJ2/vv6SMrTKfdWpsttI1pbWgYY8ArkY/A",
-	"Gce5CWI0381iGqUjk55AMjSqNXsGdNTipCLhuF5vs4oWRhPfOOq7JuaRMxdRZJ/1VDW444n9KNssIiN0",
-	"ytKnjon99NsaUQcRBkNryzazLkYoQBAVodCkWqxiqWy0WdGG+nB7KWFnw6bKNqvuqtz1Icik4kkRFews",
-	"tVnasE7S3zQnOxUNlz6QeEwmRmy+7TWC44Oj3Ro0ISUq0nozMi/1fLVZ0fSlNzcfM7edGTeMu367kkaO",
-	"5wJieLCNYm2Wa9W5aROkDBgXGDoT0M5FG0C36VreTODSgPfGHUDuZGq1Whd2yo5GP9FMtNlmnWqmYWtG",
-	"8MFi41qb2b2nX+thzNlAapTKGZbY1TsYpQUmRmjup59k0ZQoa23m+V5MA2TSHMKuu7iZkiDCvcNa3SWI",
-	"ZsXP8XhcI+bnGheDfTdW7l9enLau7lpmjPbZVNmaqXE1zZsLz/dGKKR1iPXagX2Np8hISr2Gd1Sr145M",
-	"6klFxqHvRyZG+k1/HlQBr6YT0GG9DuOIxujau3mAUmoTyVLtSSHkKIFxBYpngXWbea+j9upFBHoReg3v",
-	"A6pzt+5CU/Rhvb61BseFEHJFh+M8K3MHn9f49bPvyTwJ6V1qTKHfTQXvGehLBlJjGBdoftaD9wWScLKp",
-	"QF3vYNEW6uzRh9f1o+qGUDA7bkxXyPXWrv67i7XgiErb4aohjWlmfV0/WrVEQfN+RZ/uY5rRXNP1qhkd",
-	"7JOU7g1xIlfq5wrH1j8JqWpQwMqQyjQmE9cDBLwPmqm8N1bq8GRZHxp9264b+ZwaqWjMWm3szjuRQNGR",
-	"aWySRivH9YP1WpnrQzaqrK8fNN/nbrRY2lFS5Q7FEeY6jmVJh8Wjz1PfS7lcUf7uZ3GcK0SgyoQ+pDgL",
-	"0Dcx44ltWIchYuo8NlUS7s6be4ev3xhfbpW7rMdys5ZX5Bbe83CyNR1W9YNNly+NHFo1bdFsFsPbFZaj",
-	"5TomElzY7GxmA/WXrrn8bmZmeQTCcuuqNq4FF7H/bYiTi3A6q39X250WjVQ8tQGABvrE9Xbv5H3hCRm6",
-	"AAACEscmL26n1DaIcX932ehs7bpkdM/qPRbL7mvMwGGoH3cdx/Xj9YOKGyXbMALL4Voj8Ofuv/1acbWs",
-	"uBMR+tAd4uSHrpYZ09r0dpleZN31ss/OevOIY7MTzrcxpc13QkoGlBkbqoEziKKh0GJ1jfBiKo3qq067",
-	"VrH6khyrNDd7Zd/dM5z6y6niAZp4ZtX1QZMMmbs9WHRpvq7P9zyWsiMHy9mR6edn3GaVvRcVu+xaxxea",
-	"ZQ0xcmn+udytOdWxZAn5NptZx+qT3PpqqfdpETzr7aXPansXxWV17QUM7ZTyBzbNazIjFee/zQfYeNck",
-	"aUzA+XB7acN+2KkM7XcbMGt5Naih3PfaZqVmu4rofvfETBVxqSDJpDJBYTxCHZlXR/gnQOzrLgT3dcTq",
-	"Run40wcCMedpjwRDv81SQUdEoQ+nH66a9z7ElA33Yh6QWIe89EuG+bckixUNiN7yAg1voUkCZUymGNA+",
-	"xTBv2TVrEgYXN6M3oANowKSHYahlzBn6FmD1M4nhHCN5/sKkEkxSKzbBEJj+mVK6oFCs7U/UbNiAesdm",
-	"/4ymjBQCGxSFQMBtaki5UHnOYFeTclx/12YLNzSNbl1e9VH9VlxU3W0UN7Re19ssT7VoKt7Cx/dAGegz",
-	"fMcmlNI4k7b0KndPXJLJqLqHpoDbZooPkdnx9j37u3alEY9D0O5F8LjUt3kC51wqv83mciA+nFpHtGez",
-	"zrPv95MUfbgXhMk+ir0WC3ho0zannDEM7OiPiOleM6Yj9OFG8K+TvVc+3LfMQBprUTykA0FC9KH7y94/",
-	"bd5071W3zUwibVw8MCeBMwCb3KiCy0VH23MC5sW6wHS+vKDP1OeE0KsaPlegp8Lufy8kfVx/t35QcRl7",
-	"u9AbZ/ZQdR4swpf9b/Rx6N0EyfvKIVF7EBTytXCcBAGmJvM+691jIcRItC/VMEaemHOFhnOZS9JXKMZE",
-	"hHIVKp+z7WcGDBsi8znb+lPD8zWG4lej2kog4I77HA1UZsxeUpebKvHPpLgPqDbS2veFA6W/99CwPCUq",
-	"qKg5npr6bpF/n6/+nkDXnd1d36ZazWONf9KYBLYY1Gb2Nm9CUgcmSV4IAqIndn4atPInVafdfIH6mU67",
-	"6ir4Rqfd9q14sQt0E4/kuktf+LT7zr3w8sejFeWPHo/7poV48T97vn9zVQZin4ozUyBIRePYHahoa6dS",
-	"aQQOvcxCWVdfxxAypmhsduPsT3ik65kPa3BDMmmSZHljffktAozv8XTZUZuu85d01Qst8+tsnErHzp/J",
-	"dRsey1dVFf9hU7T6fSZbvFm4gtHDgCeluxcn0F26ENGFgGdMGS+fLBvUraH3j21RtkjzZ7IoK9VtmRRX",
-	"ROHerCfwGSxLi5zHoeuJB96H7s313T1UkOPQpakNdE17ew8jE0rkt9orrMywcJf3Hz5bILq6XfG76jn/",
-	"Nw/ZZhgCKacNYSfGAQkm9h5EySbvZu+sNsuyHWyUZD9xAYlLoZuQ5LEk+kyZz1o2XtElusYvbat2/PK+",
-	"yaSlHe2yrOiV+vefw+M0w9D2KJr/bZjJEnb6XIDxeeZfEWw0UkSycxntWpuV/+MwIrJIWaoxLyuoAQRU",
-	"REU4y5Su/Ou6Glzxou2ux8PJ6uReqRn4/73aH8SrPcWPbVLrNhmavIxdcgfmYkbRd2GywraqeFx/t8Ff",
-	"IVZn2B4zsOPVdfjfJ/n18srPs2Wb6f8pfsyvyLuWTlJTBJfD56+By+EGJfD5FrH5fvVfP2ufbKs+VZV9",
-	"AqZS5rqEdhIyRBAZ251rzmzs75u3Ii5V4239bd04eif2xRlvMUANg6Ut5iXlgHoWLitem4lkBoqXBT87",
-	"D9yEWg8lqH1SdQakpXJb3u37G4rymnPGsrysa7zVv+b/JxKQONYjXNmuNFfRSLE8T9E9qQ1FzDfsydIU",
-	"+a29z9P/DQAA//8=",
+	"7H17cxq5svhX6eJ3qtbe34DxI9nErlu3iM0mPnFsH2Pv2Qe5IGYa0GFGmkgaCJvyd7+lxzyAGUP82t27",
+	"+c+eGUmt7la/W3yp+TyKOUOmZO3wSy0mgkSoUJj/jhMhudB/BSh9QWNFOasd1q7HCP0IFWkw/Kx6vvms",
+	"D3wIaowQC5xSnkiIyQgbcBGTTwk2al6N6rGfEhTzmldjJMLaYc2OrXk16Y8xInqtiHw+QzZS49rhi909",
+	"r6bmsf5SKkHZqHZ769XaLIg5Zer0ZBW2FgN0r4EGHvQx7vWBsAD29yDkMxQ+kQhj/AwBHVElM8hiosY5",
+	"YDSoeTWBnxIqMKgdKpFgEciYKIVCD/sfjHu/kfqwWX/98cv+3u0/amUgf0ApyQhLIYbIvgQawNbNzenJ",
+	"9Ift+0E15CIiqnZYSxLz5TIct3qwjDmTaAj8hgRX+ClBqfR/PmcKmfmTxHFIfaIh3PmP1GB+KSzzD4HD",
+	"2mHt/+3kzLNj38qdthBctNkUQx6jXXKVeYRdFKgEyqYkpMEh9E/Pf2qdnZ70rtr/uml3rvte/qh9fnJ5",
+	"cXpunqV/996cXRy/b58sPLs5v2q3jt+13py1i+PftVsn7atOH7iA/mXrl7OL1knv+uKid9a6etvuN2q3",
+	"Xu2Ys2FI/T8IE75bXcKMqrE5R34iBDIFUhGFh9A/ubk8Oz1uXbd7N1dnencfWj/3Oqdvz0/P3/bet3/p",
+	"9MzeLUaOW+fnF9e9k/ZZ+7rdO2t1roufGtyctD9cXly3z49/6X047XxoXR+/K+Ksc926vunoJyfts9Of",
+	"2le/9E7Pe5dXF2+v2h3z/Kp9vfTQIPKU6ZNBQrP/58Nmi0HC8HOMvsIAUH9umOq6fXXeOuu1r64urvoN",
+	"WGC/AIaUBdKgO0BFaAiUwZjzSfCdhJCPzIbOufqRJyx4vr2cc5CJPwaBkifCRw2VGlMJseD/QV8dQl9T",
+	"98eLm/OTPmzl/F94OuQCCEhkwbbZRQfFlPp4w8iU0JAMQnxeTg+IIgMten3CGFcw0HQg/hj12e+0r346",
+	"PW73bs5bP7VOz8z5bcAVKjE/crsANSYKRlxZTBAmZyhgRiTo2aTiAgOz0RtGEjXmgv6OwfNusXV5ChOc",
+	"a7EWUSkpG3kQkVBLZQw8SNiE8RnTQijAEJXZ+c156+b63cXV6a/tE31+blN5bgR0K6bvcW4UjuAxCkWt",
+	"4PYFEoVBj6gFsR8QhXVFI1yV/V5tgvMeNRjBzySKNf3Ns+bu633yYrDn7wcHP+Cr4WvSHOz6e8E+Hgxf",
+	"kJdB2VwhGWCopyp5I1UvkRlsi1j69xiZOW0aTfpT0LRCpjRVMACSnc2tJA7sIwURlwo48xEIRJQlCreP",
+	"gCVhCHQIDKcotLosxYL+yvK61ZUr8EY8wHXEt1T4oL+89WqxwCH9XG4VDamQCnZ3wR8TQXxtSKVm0QTn",
+	"Gsoc9+NJL6RT7JHdN6UmQ67mf0tplyI+A8LB7xUZYokGH7O5+UDLDr0Fu6FjO+bRuKscJbMxD+3uoTM2",
+	"7M/COYxRGJvwDi79CqZ7CBE3RLzeXwHtKR1W0b8W35kUWcG7FpGbbSMlnd47rh/0QX+zvDWzmhtfDfSJ",
+	"lVQlwOYv3NAB5yESdicVq9CbzrYWkMfAXrqnp8feGZVqPcRUYSQ3A11P7dYiQpD5M+zhgztcAQ5JEmpB",
+	"oMVWbVkBXlJ/IlNJ9502VfRR8aCfyjlrfY8nPYVS9fpGGLIk0oC4CfWLAiD5+W4phVGsVjFI7Ise46vC",
+	"Z7euzY1Aa4pooAWxNgQoSxCIL7iUIDAOyVwWxBBlCkco9JI+Z6wnUEvRchYPmOxZquUCkida1VRqHQuI",
+	"GZwIY4VUzrAywhi0PYWfDRbWqjV7+Nb4g16NJ8rnkSFvSguZ+D5KafxMJebEwhOjiIhmqVL6OKXdGyMJ",
+	"XOzgLmZ85z6z7igPpxj0aLzRvlL3tTfgQYnCuYlBcXh5AO/fpHrXGooe3Fz/WH8FW87fhMFcoWMBHwPj",
+	"b3/d4j0lEuaTShGYfXwvpNihIVHI/Lnjkgr4CkybDdQ+Y7LxICXmPTJUKHoSfc6Crxponxf4J+QzbY0R",
+	"e5bXIlUqIr7W2FB+3NMHFH11/zOoQtkbExbIMZngA6YRhMkhigfMoIaD+45ekujmlBeE4gJ68+O+KIAW",
+	"hd3qaS7h5eqzUKpHLECPqQydQrinNiwAdD/FuDR+ZTNjInsRF1glGiyCN7GQCt96+bRlQFmb0OrsQlRv",
+	"EbDMhi5EWXebzUdwjG4rQUrDtZVADRIhS5zFN/oxkAGfIvQFUdgLaURVT8SyfwRNiJAwa3FIEiEQufKV",
+	"luoR+UwjLZp2m0290Ygy+3+zTKYtQLAYiy7F0tcL93FE/B4yfaaDBbPKnu8Sf3lIQokeBKjNJEFRgk+E",
+	"mAPjIOmIEZUIBAtIwZYp8tsCVlYRfZLPHKMAqwS0IjWRljScnqOccTCzraB3HXYTEa6u3h8rFcvDnZ2+",
+	"B7t7etm95sGrggftQZwMQuoDCQKBUsKWRDR010xkxNh3EgqTbi852m7+1/uN3VcHjb3dl439g50x5xO5",
+	"1vHWEJcdtpSn72DmEpvyHn71EkM+AQOu8kuF/x2Tamt4lcVKqG8jOl+1fccxdxPJyEb95SK6VqDyHHFy",
+	"rC1hI9vjUkClAPldzPCoAZV1hF8O5WG8LpI3qIq3jB0jrwZvTIjuoCSaJdEXqEojOFomUTbqlcUb5WQd",
+	"kP5dU9pVS0TIbCzRd3k+DZ72/F4eaGD3DkAQFvDIWvybBaEexnVLCFgBv4D0tZGjJdZ6WPRjmU+fMnaQ",
+	"rnW/+NEmltHauNESCI+Du+eIHaVrPQ7EzwLqI9r26ZSdJIqIuHfE65KM8EFbuszU3eJmKrSjS+LLnrHY",
+	"k9S4K4qpd3wGEWFzsFomzftLk/aQSYQQkQAhSBDIiFAGW02XxjMDtheyHJSplweloatqPV12gjKNt7qB",
+	"9dh5HA51mH4OPk2Z6hlV9FfZUQ/TPGXWy13YuLF2zcY8nuTfb8Ja6ecbgPA4jJTu50k5KS1rWOKfLEq+",
+	"WNsjlTYtPYiIP6YM6wJJoJ+AHmCz/NpxXS5+MbHyPJu/6NAsfVzOmorQ0MbIg4BqcEh4WYC4zNv8kQsw",
+	"0VHjU9kaCnkI/SHFMOjDFoF/di7OwaAahQYxqxcDRiLcNvZXXyQh9mFrNiYKqIKB4BMru1Zw6UROKd6Q",
+	"KWQ+GgEYI49DPNKzRWSuzVE2KrPclkjp2+RcukolNauZD1Nir60NeBDP2WXuYLp3uZdXTs4va6RTrf1Z",
+	"CQLvrq8vXahAGhTbciOcopinAYY5bGliakd8SsIEtxtwpl0oCUS4SpRKz3uBT7/Ufq5fIyPauagRP8La",
+	"bfnWQjVeRX0ewk4jy3xSknxYwqQb9bFyoYcJGgfsU8qXD/mZKM91+TxhVQEGW+qSx+QzkbFS+VIiM+6n",
+	"Ag3P3D1qbQ4gDTFVZf5NWUUvRcBDVtowL0YDjGJuky+usmHt1KbqIhMYaz83pbOPsaWYzENOgp4ck70X",
+	"L8stDls2VoVemwi9i7GeNyMl6e/YM+56OTT5XHefPnOQOvbje8WfSu3lHJeLjJvB5S0d1SUELx3The2u",
+	"UPPrAlFuyw+TcakAegYh18kIuRTPsQ6INiIIVZSNjBWgVZAtsHL43fagn0bF2UgbKCx9BVR2GWUwDOlo",
+	"bD6MkQWUjXoma7k0s9Zo+jxmo4nqsv7SCe3rWUx2HAMM+h70h4SGGPSy3Hgftpx6PDn7lzGGuqxvbXL9",
+	"SslCabp0TuB2o8sKlRDO88oEq2ZDr5atajLxhX2YROsiELkbUJapL09XLSaklmgh8JOLrOWxtBCViQbq",
+	"p7aM/ghIKLnZfP/nukv11E+DfiEzkasjPef+p71/Bq/l2aRJfn21G/3s/zT4gf1r1l57DAvQlvFW5vh/",
+	"ZVau0MuwioVLIqUx1NNmB8VhhCrnnJiM0BUlcssDJnZqeiA2qy24Z06wCPaaDGEH2QMdLT3DFcokfNqo",
+	"kl2mIlu4ZCx8VSfGffIlJbZAIS249+KFyXplyVSvCNFvrfqvpP57s/66V//4/0sBcgK/rJNlbv0tixcv",
+	"q4Td9ZoHr7wXP7y0Ie0jyIww88BINPMHkSDQRzrFYNX98mqf6yNedw+1Tdi4IrOC8BeolRTlrDfmiZDl",
+	"4ayQs5Ht+rHb0IJtglqCDrVXqN+k3S3IAglbTfgvCASPtS8ntGx2X6bOx3YDTmxGFHYPIHD1WVmWcW/3",
+	"5Zos47JrtaChU2RXM53h7RWec3vobWg+3stAWQK8sKR3l1vTscmFRysTr7ARi3miDaykzTMcOfyPmj77",
+	"+m2sTzOtTx2VoeIB2Z8V3DxQeq+g+kmFeLbaIyYHCtz+nJWwNrBYUsiyyCAXmjWU6QPAMJAwolNkhXBV",
+	"RaXAn71EZZN0/33qQFYPzxLi9ZlEPxFUzTsaTIc3JAJFK7FRo+VikvJqYxjyMOQzoyK1Ig1RW2f7eyWW",
+	"bCPtRjV7NmvlB32sVGzbfygblhQdm94xrQQJSAyH9TGXCgOY4UC/yUNs0nZjNeBUSeCJGvCEBaaBSDsu",
+	"mjxE0UGIeTvgO84nbwQNRgjTXf2lB5IXnn4noXPyXsKMi4lNH0nVZRaewdwGbalV1lSYBDncXJ2ZfZv2",
+	"KvOPAqoaXdZl33+fHtjG999D28CctlxpiAgMeDA3wPa/dM356dYOodFoeNA150j/+6VbsFX1A/N/r9Fo",
+	"dGu3t5pEdriJmrgBPg+wW7OzGA1o/3EB7W7tv2/vWOH2tt/osqUeP00N7ZuYeCeRd/gobucm7q333cqm",
+	"Mc1nA4FkYkhrzgyIJEzriyUcNJtdVtLEakLiDvq+CZPLXERkBQt6qgZ0eGT/lF02JlN0xNJax6QL9NdE",
+	"IPhj9CeWl20xhpiiAEHU2NhcxDogFsrDLsu8zpurMwlbG7bVdll5X+22B34iFY+yQPLWSqOtzQRI+rve",
+	"yVZJy60HJJyRuUGbZ3u44GB3f7sBLYiJGmu6GZwXeum6LGum04ebz5g7zoybjbvITIEiBws5FLixDXhd",
+	"llLViWkT1x4x00FoWUALF80A/ZZrJTSR00N4Y8QBpEKm0Wj0YasoaPQTvYku26wD0DTC5QDvLjcEdpk9",
+	"e/qzAWprW2rXkzMsbFefYJTWMDFIc6++k1kHqbRhhpD6yKRRwq6jvBUTf4z1vUbT5RTzernZbNYg5nWD",
+	"i9GOGyt3zk6P2+edthmjZTZVtszOiJrW5WnNq01RSCsQm41d+xmPkZGY1g5r+41mY98Y42psBPrO2ITV",
+	"f9d/j8oMr5ZD0F6zCbMxDdFdNMB9lFKzSBJrSQoBR9sOqnjiW7GZtp1qqZ4lLU6D2mHtLap3bt2ltvi9",
+	"ZvPRGkeXsg4VnaOLW1lQfLXD3z56NZnmrWtn2qbQ38aCD4zpS0ZS2zAuN/FRD94RSIL5pgh1PZlZh67j",
+	"Rw9eNPfLe3PBnLgZrcDrlV39D0drtiMqbbOxNmlMk/CL5n7VEhnMOyUt03dRRu+arifNdHeHxLQ+wbms",
+	"pM85zqx8ElI1IDMrAyrjkMxdbxXwIehNpT3HUrsnq/TQ1rct1JZPSZGShrdqZnfSifiKTk3DmDRUObDw",
+	"3E2VwqUVZsju+iELLeGG+huss3iPwUN5pnB+pUrFl0OD6xuXBY7JHn289WoxlxX1mcMkDFPyC1SJ0CqR",
+	"Mx8946Ee2bsMYIIYO/1AlYTOu1Z978VLozksK61yTbGbIO8JeeO6rh6FY8oaFm5XLynZsxR+RCZddqYr",
+	"+FTjdUYkOCf9b8OhFj1AWMqY5Xy5JMt2vkxwfhrc5rWd5SyrsSoVj62noj0S4pr7t9KLASIycZ4K+CQM",
+	"Tc2HnVKzL4bD7VV+tXWZBX59UjG3XFK6hoOcsfesHHTQPFg/KLva5A9mOYvPtSznLVxQ9VvJ3U/ZFRyB",
+	"B/0Jzu9195Nh5E2vf9KLrLv/6aM7K6kjtpni96yrbXM7EJMRZYZjG+DYL0snWhdGG74hlcpG+1eNgHa2",
+	"+goey8iXf7LjLgK79VbTYiM0bl7V/V4mRrRwvVfW7/Siudg9VAga7ZaE9T8+4aEurWIuOdMX2u3SW9aW",
+	"V4rNv5flggUmSk9ozljV1opVKlIf8SwcoU9mntR3cXJ7VYiWnukDGzg3saYSG8dGWGwEwYS9jAt/c3Vm",
+	"AymwVRos2T6EvO/MWEbF5rMuK3S8lMRLto/MVGMuFUSJVODa2LtsqyJmcgTEfu6CGh5wkY7SHr0HBELO",
+	"4wHxJ16XxYJOiUIPjt+et649CCmb1EPuk9CDhNFPCab/RUmoqE+0tBBo9haYsFrCZIw+HVIM0r45syZh",
+	"cHo5fQlDLiLAaIBBoHHMGXrWiBwmEoOFjaQRIROcMWHC0LiXYIrYCwGYjLC2SUhvw4Yotmw81VDKYMG3",
+	"bmYABJw8gJgLlUZhtjUoB83XXbZ065mhrYtU30nfksvftg+zDOqLZpelwSsNxSt4/wYoA21sbNkQXRwm",
+	"0tY/yu0jF7YzpB6gqaLsMsUnyOx4+519r6XwmIeBuW5C8LDQPHUE77hUXpctRJU8OLYyrG7j+Pn/1/MY",
+	"Pbh2Deb1NvN5YANhx7b53Yx+jxjXWyGdogeXgn+e17/34LptBtLQXH0QjwQJ0IP+z/V/20h0/ft+l5nQ",
+	"5Cx7YJSIYwAbLipzCbK2kqd0CpYzLbeLCRutjp/STajquqow8zK+/6O8hYPm6/WDsgsO/zTuBeasVKZK",
+	"lo2mnS/0bveiBZIPlbO2rQ7JSGNdDuL7GJs0SN57wwIIkWgxrI0neWRUEg0WwsimRmFGRCCrPI+FY/HE",
+	"ZsqG3scCW35zQTZ2QdawpVduuZdaLM4uSc2W0mDpc3LOpizzjU2q2OQtqo145OscrMKNxtrRiYnyS5Lb",
+	"x6aQIEv0LJYZHEHfmTR9z8b0zWMvveNIWpPMXscXkdjZ2CTNOALREzv1BZrV5mVGwGIlxBMZAeXlFhsZ",
+	"AY9/ZpY71DaRtq5O+899jP5SVoOlwn2thh1TEr18w/nXn8tS1/ZDZkoIBKloGDo7A21+395NC4PEOgd5",
+	"tWbCFA3NQS7WhdtW4KABlySRJj6a9gsXvyLAeJ3HqxrFNNM+p05Z6gRedzyyyvdvOqaK1w1Gi/f9KH5v",
+	"xrfc9EScf7nUxz5An0eFBvYj6K90lffBtMEYdRStsu+VgffPzb82bfmNf6v419LwsRiYK6KwntfkPgEf",
+	"awLzMHBtzMCH0L+86FxDCTjOxDcpr77pSB7g2HiP6UVkJTxtttBJ63+fLGxRXS78J8xw/t82V1pBAKQY",
+	"0oatEEfEn9tG+cIJ6OTfVB+CItdtlDs6cj6oywwZL/Su3FDOOk9aJFJRE75G5v6BlSJ/KblrEjQOU7LI",
+	"VpXc5j2FNG0Fga1/NtcI5pSDrSEXYOS5uaTPOqBZqGQht9PosuIv+YyJzIL3asaL7HAIBNSYiiDPGVT+",
+	"MEoDznlW0jvgwbw6zF1oNPgmsf+WEvshMnqTYhgTcEzrXAqizvSNZjVdJhtjCwEOmq/X/rBPVXj6LnY+",
+	"qC7U+ctEjv9SrJaGmjfjtofIaK8kRVKwSUyVjJw8fZGMnGxcI5M6jFm2x9k6K3HztFX1Cc2V5fsUKoSy",
+	"A/mbYXJn0DxFU4HT08jZPbg8/0G9cs7ZcRc3VJvLp/llEVwEKPIG671mE7bsDxym/fR9kGQugZrCBoHa",
+	"qu4y/WK7AeaXx7LGjiEXSEcsa3smxVJ70zrFQC86N/a412VEFnu7Ao7SA4FTJKE+poyrMWWjMkMlPwOt",
+	"dK9PWfhYcol7xXlIUf/3qozKGNxcieX6/EhOmadhele+IXck2l+oK7fJO4oLF6PIGTMAE5KTJuOdgUyZ",
+	"aS8yv2tAXI2Jucok5WSTfkr7+4kCn0cRVdoO32vu5UnPkEvVgL5rue+b+i17NYCFAz8TX9kbDtIf47B3",
+	"FcCW1k3uTMqY+CYIzgIIiRhhl7maQAkyEVM6ddfOVVyCcLR6bUKX2fXK+tK2G3kazfWMLgbo7csuc8VH",
+	"FZ1vM43EqbsAoWDbaRnhpjelTP92AqG/dMlEH7biQkGVBynizH0LZIGQXYafqVRy+9DcIxojUXnXqMnv",
+	"pXczrIgic5OboCPKSNhlOftSm7go/gJlIo+Wps/a7vKbH6z7VfrLkg1ouZ/x4+UJDZclITK/M0ePydro",
+	"0oa5gogtDj9oHhQbFgttfyWSs4MscIVQT5TBLN5g8sx5y4VbXsp/KDPjNuUoepTqGWA4M1Z/4QcV95p7",
+	"zwZcwZwqgJHLqm9uyONpLU0LIGlvermGWup3W2y+/+3j7Uf9WkzL6/EJmCJV14S0FZEJgkjY9kKn6eHO",
+	"jvlqzKU6fNV81TSRJQfK8oxXVkUIaTVPVMy85gpA8Ubup+QZhlVvKA9AuQm1c1TIWxyVBZ0WBbPVdb+j",
+	"KK654MGtLuu6iPXb9D59n4TG3HMVs4W5svaH1Xk69iqwlIK2ls0qrbzTP9XrhSkz+q5OmXWX6qnEYkOj",
+	"LEyRXoT58fZ/AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -27,6 +27,9 @@ func (s *Server) ListApiKeys(ctx context.Context, _ gen.ListApiKeysRequestObject
 func (s *Server) CreateApiKey(ctx context.Context, req gen.CreateApiKeyRequestObject) (gen.CreateApiKeyResponseObject, error) { //nolint:revive // name from the spec
 	mode, label := credentials.ModeLive, ""
 	if b := req.Body; b != nil {
+		if err := checkText("label", b.Label, false); err != nil {
+			return nil, err
+		}
 		if b.Mode != nil {
 			mode = string(*b.Mode)
 		}

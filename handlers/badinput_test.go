@@ -33,6 +33,8 @@ func TestBadInputs(t *testing.T) {
 			{"MissingURL", "POST", "/v1/endpoints", key, js, `{}`, 400, "INVALID_REQUEST"},
 			{"URLWrongType", "POST", "/v1/endpoints", key, js, `{"url":42}`, 400, "INVALID_REQUEST"},
 			{"MalformedJSON", "POST", "/v1/endpoints", key, js, `{"url":`, 400, "INVALID_REQUEST"},
+			{"TrailingData", "POST", "/v1/endpoints", key, js, `{"url":"https://hooks.example.com/x"} xyz`, 400, "INVALID_REQUEST"},
+			{"TwoValues", "POST", "/v1/endpoints", key, js, `{"url":"https://hooks.example.com/x"}{}`, 400, "INVALID_REQUEST"},
 			{"BodyNotAnObject", "POST", "/v1/endpoints", key, js, `["https://hooks.example.com/x"]`, 400, "INVALID_REQUEST"},
 			{"EmptyBody", "POST", "/v1/endpoints", key, js, ``, 400, "INVALID_REQUEST"},
 			{"WrongContentType", "POST", "/v1/endpoints", key, "text/plain", `{"url":"https://hooks.example.com/x"}`, 400, "INVALID_REQUEST"},
@@ -61,6 +63,13 @@ func TestBadInputs(t *testing.T) {
 			{"HeadersTooBig", "POST", "/v1/endpoints", key, js, jsonBody(map[string]any{"url": "https://hooks.example.com/x", "headers": map[string]string{"X-Big": strings.Repeat("v", 8200)}}), 400, "INVALID_HEADERS"},
 			{"DuplicateURL", "POST", "/v1/endpoints", key, js, `{"url":"https://hooks.example.com/bad"}`, 409, "DUPLICATE_URL"},
 			{"BodyTooLarge", "POST", "/v1/endpoints", key, js, `{"url":"https://hooks.example.com/x","description":"` + strings.Repeat("d", 70*1024) + `"}`, 400, "PAYLOAD_TOO_LARGE"},
+			{"NULInDescription", "POST", "/v1/endpoints", key, js, `{"url":"https://hooks.example.com/x","description":"a\u0000b"}`, 400, "INVALID_REQUEST"},
+			{"ControlInLabel", "POST", "/v1/api-keys", key, js, `{"label":"a\u0007b"}`, 400, "INVALID_REQUEST"},
+			{"CredentialsInURL", "POST", "/v1/endpoints", key, js, `{"url":"https://user:pw@93.184.216.34/x"}`, 400, "INVALID_ENDPOINT"},
+			{"HexIPv4", "POST", "/v1/endpoints", key, js, `{"url":"https://0x5db8d822/x"}`, 400, "INVALID_ENDPOINT"},
+			{"TranslatedV6", "POST", "/v1/endpoints", key, js, `{"url":"https://[::ffff:0:127.0.0.1]/x"}`, 400, "ENDPOINT_BLOCKED"},
+			{"CaseDuplicateHeaders", "POST", "/v1/endpoints", key, js, `{"url":"https://hooks.example.com/x","headers":{"X-A":"1","x-a":"2"}}`, 400, "INVALID_HEADERS"},
+			{"PatchNULDescription", "PATCH", epPath, key, js, `{"description":"\u0000"}`, 400, "INVALID_REQUEST"},
 			{"PatchBlockedURL", "PATCH", epPath, key, js, `{"url":"https://10.0.0.1/x"}`, 400, "ENDPOINT_BLOCKED"},
 			{"PatchBadHeaders", "PATCH", epPath, key, js, `{"headers":{"Host":"evil"}}`, 400, "INVALID_HEADERS"},
 			{"PatchBadType", "PATCH", epPath, key, js, `{"burst":"many"}`, 400, "INVALID_REQUEST"},
@@ -90,7 +99,8 @@ func TestBadInputs(t *testing.T) {
 			require.Equal(t, c.code, env.Error.Code, "%s: %s", c.name, raw)
 			require.NotEmpty(t, env.Error.Message, c.name)
 			require.Equal(t, before, e.snapshot(), "%s changed a row", c.name)
-			if c.code == "INVALID_REQUEST" && env.Error.Details != nil {
+			if c.code == "INVALID_REQUEST" && c.status == 400 {
+				require.NotNil(t, env.Error.Details, "%s: details say which field broke which rule", c.name)
 				require.Contains(t, *env.Error.Details, "field", c.name)
 				require.Contains(t, *env.Error.Details, "rule", c.name)
 			}
@@ -121,10 +131,15 @@ func TestUnknownFieldsAreIgnored(t *testing.T) {
 }
 
 // TestGarbageNeverBreaksTheServer throws odd bytes, methods and paths at
-// every route: nothing may answer 5xx, and the server keeps serving.
+// every route on both databases: nothing may answer 5xx, every answer passes
+// the contract check (error envelope included), and the server keeps
+// serving.
 func TestGarbageNeverBreaksTheServer(t *testing.T) {
 	t.Parallel()
-	e := setup(t, "sqlite")
+	forEachDialect(t, func(t *testing.T, e *env) { garbage(t, e) })
+}
+
+func garbage(t *testing.T, e *env) {
 	ep := e.createEndpoint(e.a, "https://hooks.example.com/garbage")
 	paths := []string{"/v1/endpoints", "/v1/endpoints/" + ep.Id, "/v1/endpoints/" + ep.Id + "/pause",
 		"/v1/endpoints/" + ep.Id + "/resume", "/v1/endpoints/" + ep.Id + "/signing-keys",
@@ -132,8 +147,11 @@ func TestGarbageNeverBreaksTheServer(t *testing.T) {
 		"/v1/api-keys", "/v1/api-keys/key_x", "/healthz", "/readyz", "/v1/endpoints/%00", "/v1/../../etc/passwd", "/v1/endpoints?limit=%ff"}
 	bodies := []string{"", "null", "{}", "[]", "\"str\"", "{\"url\":null}", "{\"url\":{}}", "{\"headers\":[]}",
 		"{\"headers\":{\"\":\"\"}}", "\x00\x01\x02", "{\"url\":\"https://hooks.example.com/\\ud800\"}",
-		strings.Repeat("[", 10000), "{\"rate_limit_rps\":1e309}", "{\"burst\":99999999999999999999}"}
-	methods := []string{"GET", "POST", "PATCH", "DELETE", "PUT", "OPTIONS", "HEAD"}
+		strings.Repeat("[", 10000), "{\"rate_limit_rps\":1e309}", "{\"burst\":99999999999999999999}",
+		"{\"url\":\"https://hooks.example.com/g\",\"description\":\"\\u0000\"}", "{\"description\":\"nul\\u0000\"}",
+		"{\"label\":\"\\u0000\"}", "{\"url\":\"https://hooks.example.com/\u0000\"}", "{\"headers\":{\"X-A\":\"\\u0000\"}}"}
+	methods := []string{"GET", "POST", "PATCH", "DELETE", "PUT", "OPTIONS"}
+	client := &http.Client{Transport: &contractCheck{t: t, next: http.DefaultTransport}}
 	for _, p := range paths {
 		for _, m := range methods {
 			for _, b := range bodies {
@@ -141,10 +159,10 @@ func TestGarbageNeverBreaksTheServer(t *testing.T) {
 				require.NoError(t, err)
 				req.Header.Set("Authorization", "Bearer "+e.a.key)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
+				resp, err := client.Do(req)
 				require.NoError(t, err)
-				_ = readAll(t, resp)
-				require.Less(t, resp.StatusCode, 500, "%s %s %q", m, p, b)
+				body := readAll(t, resp)
+				require.Less(t, resp.StatusCode, 500, "%s %s %q: %s", m, p, b, body)
 			}
 		}
 	}

@@ -22,6 +22,9 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 	if err != nil {
 		return nil, err
 	}
+	if err := checkText("description", b.Description, true); err != nil {
+		return nil, err
+	}
 	headers := store.Headers{}
 	if b.Headers != nil {
 		headers = store.Headers(*b.Headers)
@@ -128,6 +131,9 @@ func toEndpoint(e store.Endpoint) gen.Endpoint {
 // create.
 func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointRequestObject) (gen.UpdateEndpointResponseObject, error) {
 	b := req.Body
+	if err := checkText("description", b.Description, true); err != nil {
+		return nil, err
+	}
 	u := store.EndpointUpdate{
 		Description:  b.Description,
 		RateLimitRPS: b.RateLimitRps,
@@ -205,6 +211,22 @@ func decodeCursor(raw *string, valid func(string) bool) (string, error) {
 		return "", bad
 	}
 	return c.ID, nil
+}
+
+// checkText refuses control characters in a free-text field (PostgreSQL
+// cannot store NUL, and none belong in a label); multiline allows tab, CR
+// and LF.
+func checkText(field string, v *string, multiline bool) error {
+	if v == nil {
+		return nil
+	}
+	for _, r := range *v {
+		allowed := multiline && (r == '\t' || r == '\n' || r == '\r')
+		if r == 0x7f || (r < 0x20 && !allowed) {
+			return invalid("/"+field, "control-characters", field+" must not contain control characters")
+		}
+	}
+	return nil
 }
 
 func deref[T any](p *T, def T) T {

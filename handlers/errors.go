@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,23 +21,15 @@ import (
 )
 
 // Error is an API error: an HTTP status, a stable code, a message safe for
-// the client and optional details. Err, if set, is logged, never sent.
+// the client and optional details.
 type Error struct {
 	Status  int
 	Code    string
 	Message string
 	Details map[string]any
-	Err     error
 }
 
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
-	}
-	return e.Code + ": " + e.Message
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // invalid is a 400 INVALID_REQUEST naming the field and the rule it broke.
 func invalid(field, rule, message string) *Error {
@@ -50,6 +43,8 @@ var (
 	errInternal     = &Error{Status: http.StatusInternalServerError, Code: "INTERNAL_ERROR", Message: "internal error; the request id finds it in hookd's log"}
 	errUnavailable  = &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE", Message: "the database is unavailable; retry shortly"}
 	errTooLarge     = &Error{Status: http.StatusBadRequest, Code: "PAYLOAD_TOO_LARGE", Message: "the request body is too large"}
+	// errClientGone: the client went away mid-request; nobody reads the answer.
+	errClientGone = &Error{Status: 499, Code: "CLIENT_CLOSED_REQUEST", Message: "the client closed the request"}
 )
 
 // toAPIError maps any error a handler, the validator or Echo produced to the
@@ -63,6 +58,10 @@ func toAPIError(err error) *Error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound
+	case errors.Is(err, store.ErrEndpointNotFound):
+		return &Error{Status: http.StatusNotFound, Code: "ENDPOINT_NOT_FOUND", Message: "no such endpoint in this project", Details: map[string]any{"field": "/endpoint_id"}}
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		return &Error{Status: http.StatusConflict, Code: "IDEMPOTENCY_MISMATCH", Message: "this idempotency key was used with a different payload", Details: map[string]any{"field": "/idempotency_key"}}
 	case errors.Is(err, store.ErrUnavailable):
 		return errUnavailable
 	case errors.Is(err, store.ErrDuplicateURL):
@@ -72,15 +71,17 @@ func toAPIError(err error) *Error {
 	case errors.Is(err, store.ErrLastSigningKey):
 		return &Error{Status: http.StatusConflict, Code: "CANNOT_DELETE_LAST_SIGNING_KEY", Message: "an endpoint always keeps one signing key; create a new key before deleting this one"}
 	case errors.Is(err, netguard.ErrInvalidURL):
-		return &Error{Status: http.StatusBadRequest, Code: "INVALID_ENDPOINT", Message: err.Error(), Details: map[string]any{"field": "url"}}
+		return &Error{Status: http.StatusBadRequest, Code: "INVALID_ENDPOINT", Message: err.Error(), Details: map[string]any{"field": "/url"}}
 	case errors.Is(err, netguard.ErrBlocked):
-		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_BLOCKED", Message: err.Error(), Details: map[string]any{"field": "url"}}
+		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_BLOCKED", Message: err.Error(), Details: map[string]any{"field": "/url"}}
 	case errors.Is(err, netguard.ErrUnreachable):
-		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_UNREACHABLE", Message: err.Error(), Details: map[string]any{"field": "url"}}
+		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_UNREACHABLE", Message: err.Error(), Details: map[string]any{"field": "/url"}}
 	case errors.Is(err, customheaders.ErrInvalid):
-		return &Error{Status: http.StatusBadRequest, Code: "INVALID_HEADERS", Message: err.Error(), Details: map[string]any{"field": "headers"}}
+		return &Error{Status: http.StatusBadRequest, Code: "INVALID_HEADERS", Message: err.Error(), Details: map[string]any{"field": "/headers"}}
 	case errors.Is(err, echo.ErrStatusRequestEntityTooLarge):
 		return errTooLarge
+	case errors.Is(err, context.Canceled):
+		return errClientGone
 	}
 	var reqErr *openapi3filter.RequestError
 	if errors.As(err, &reqErr) {
@@ -118,7 +119,7 @@ func fromRequestError(e *openapi3filter.RequestError) *Error {
 	if errors.As(e.Err, &pe) {
 		return invalid("body", "json", "the request body is not valid JSON")
 	}
-	if e.RequestBody != nil && e.Err != nil && strings.Contains(e.Err.Error(), "value is required") {
+	if e.RequestBody != nil && errors.Is(e.Err, openapi3filter.ErrInvalidRequired) {
 		return invalid("body", "required", "a JSON request body is required")
 	}
 	msg := e.Reason

@@ -9,8 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -19,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
@@ -33,7 +37,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
 		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"), // idle keep-alive conns of httptest servers
 	)
 }
 
@@ -56,13 +59,65 @@ type env struct {
 	server  *handlers.Server
 	url     string
 	dns     *fakedns.Resolver
+	logs    *syncBuffer // everything the server logged, at debug level
 	a, b    tenant
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// options change what setupWith starts.
+type options struct {
+	// receivers allows http:// endpoints on 127.0.0.1 (the test receivers),
+	// as the development allow-list does.
+	receivers bool
+	// engine, if set, runs a delivery engine with this config.
+	engine *delivery.Config
+	// caFile is trusted for https:// receivers.
+	caFile string
 }
 
 // setup starts hookd's full router on a real HTTP listener over a fresh
 // database of the dialect. Every response the clients get is validated
 // against openapi.yaml.
-func setup(t testing.TB, dialect string) *env {
+func setup(t testing.TB, dialect string) *env { return setupWith(t, dialect, options{}) }
+
+// testEngineConfig is a delivery config with retry delays short enough for
+// tests.
+func testEngineConfig() *delivery.Config {
+	return &delivery.Config{
+		Workers:        16,
+		AttemptTimeout: 2 * time.Second,
+		Lease:          4 * time.Second,
+		PollInterval:   20 * time.Millisecond,
+		DrainTimeout:   5 * time.Second,
+		Schedule: delivery.Schedule{
+			Slow:          []time.Duration{300 * time.Millisecond, 600 * time.Millisecond},
+			Fast:          []time.Duration{100 * time.Millisecond},
+			MaxAttempts:   3,
+			RetryAfterCap: 3 * time.Second,
+		},
+		UserAgent: "hookd/test",
+	}
+}
+
+// setupWith is setup with options.
+func setupWith(t testing.TB, dialect string, o options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := testdb.New(t, dialect)
@@ -79,14 +134,34 @@ func setup(t testing.TB, dialect string) *env {
 		dns.Set(h, publicIP)
 	}
 	dns.Set("internal.example.com", "10.1.2.3")
-	srv, err := handlers.New(st, kr, &netguard.Policy{Resolver: dns}, slog.New(slog.DiscardHandler))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	policy := &netguard.Policy{Resolver: dns}
+	if o.receivers {
+		policy.AllowHTTP = true
+		policy.AllowCIDRs = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	}
+	srv, err := handlers.New(st, kr, policy, log)
 	require.NoError(t, err)
+	if o.engine != nil {
+		sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: o.caFile, UserAgent: o.engine.UserAgent})
+		require.NoError(t, err)
+		eng, err := delivery.New(st, kr, sender, *o.engine, log)
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = eng.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
 	router, err := handlers.NewRouter(srv)
 	require.NoError(t, err)
 	hs := httptest.NewServer(router)
-	t.Cleanup(hs.Close)
+	t.Cleanup(func() {
+		hs.Close()
+		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+	})
 
-	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns}
+	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns, logs: logs}
 	e.a = e.newTenant("project-a")
 	e.b = e.newTenant("project-b")
 	return e

@@ -26,6 +26,16 @@ import (
 // MaxBodyBytes bounds every request body of the management API.
 const MaxBodyBytes = 64 * 1024
 
+// MaxSendBodyBytes bounds a send request: a 1 MiB payload plus headers and
+// the other fields.
+const MaxSendBodyBytes = MaxPayloadBytes + 64*1024
+
+const sendPath = "/v1/webhooks/send"
+
+// RequestTimeout bounds the work of one request, database waits included
+// (a request that cannot get a connection in time answers 503).
+const RequestTimeout = 30 * time.Second
+
 // NewRouter returns the Echo instance serving the whole API for s: request
 // ids, access logs, panic recovery, body limits, validation against the
 // embedded spec (including authentication), the strict handlers, the spec
@@ -43,12 +53,21 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		return nil, fmt.Errorf("render spec as JSON: %w", err)
 	}
 
+	useStrictJSON()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log(), spec)
 
 	e.Use(requestID())
 	e.Use(accessLog(s.log()))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), RequestTimeout)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	})
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
 		DisablePrintStack: true,
 		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -57,7 +76,14 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 			return err
 		},
 	}))
-	e.Use(middleware.BodyLimit(fmt.Sprintf("%dB", MaxBodyBytes)))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   fmt.Sprintf("%dB", MaxBodyBytes),
+		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == sendPath },
+	}))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   fmt.Sprintf("%dB", MaxSendBodyBytes),
+		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendPath },
+	}))
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
 		Skipper:               func(c echo.Context) bool { return !specPath(c.Request().URL.Path) },
@@ -66,7 +92,9 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		},
 		Options: openapi3filter.Options{
 			AuthenticationFunc: s.authenticate,
-			KeepValidatedValue: true,
+			// The handlers bind the body again from its bytes: a send's
+			// payload must reach the store exactly as received.
+			KeepValidatedValue: false,
 		},
 	}))
 	e.Use(attachAuth)

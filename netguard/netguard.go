@@ -1,9 +1,10 @@
 // Package netguard decides which URLs and addresses hookd may deliver to.
 //
-// The same Policy checks endpoint URLs when they are created or changed and,
-// through its Resolver, the addresses a delivery connects to, so a host that
-// later resolves to a private address (DNS rebinding) is refused too. Tests
-// inject the Resolver; production uses net.DefaultResolver.
+// The same Policy checks endpoint URLs when they are created or changed
+// (CheckURL) and, through its Resolver and CheckAddr, the addresses the
+// delivery dialler connects to (package delivery), so a host that later
+// resolves to a private address (DNS rebinding) is refused too. Tests inject
+// the Resolver; production uses net.DefaultResolver.
 package netguard
 
 import (
@@ -85,6 +86,12 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 		if err := p.CheckAddr(addr); err != nil {
 			return nil, err
 		}
+		if canonical := addr.String(); addr.Is4() && canonical != host {
+			// 0x5db8d822 and 93.184.216.34 are one address: accept only
+			// the dotted quad, so duplicates are found and TLS names
+			// match. (IPv6 spellings are unified by Normalize.)
+			return nil, fmt.Errorf("%w: write the address as %s", ErrInvalidURL, canonical)
+		}
 		return u, nil
 	}
 	lower := strings.ToLower(strings.TrimSuffix(host, "."))
@@ -113,9 +120,15 @@ func (p *Policy) parse(raw string) (*url.URL, string, error) {
 	if len(raw) < MinURLLen || len(raw) > MaxURLLen {
 		return nil, "", fmt.Errorf("%w: the URL must be %d to %d characters long", ErrInvalidURL, MinURLLen, MaxURLLen)
 	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return nil, "", fmt.Errorf("%w: the URL must not contain spaces or control characters (percent-encode them)", ErrInvalidURL)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: the URL does not parse", ErrInvalidURL)
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return nil, "", fmt.Errorf("%w: a URL fragment (#…) is never sent to the receiver; remove it", ErrInvalidURL)
 	}
 	switch {
 	case u.Scheme == "https":
@@ -128,6 +141,11 @@ func (p *Policy) parse(raw string) (*url.URL, string, error) {
 	}
 	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
 		return nil, "", fmt.Errorf("%w: the URL has no host", ErrInvalidURL)
+	}
+	if u.User != nil {
+		// It would be stored and shown in plain text; use custom headers
+		// for receiver authentication instead.
+		return nil, "", fmt.Errorf("%w: credentials in the URL are not accepted; send them in a custom header", ErrInvalidURL)
 	}
 	if port := u.Port(); port != "" {
 		n, err := strconv.Atoi(port)
@@ -229,17 +247,20 @@ func parseInetAton(parts []string) (netip.Addr, bool) {
 }
 
 var blockedV4 = mustPrefixes(
-	"0.0.0.0/8",      // "this network", unspecified
-	"10.0.0.0/8",     // private
-	"100.64.0.0/10",  // CGNAT
-	"127.0.0.0/8",    // loopback
-	"169.254.0.0/16", // link-local (cloud metadata)
-	"172.16.0.0/12",  // private
-	"192.0.0.0/24",   // IETF protocol assignments
-	"192.168.0.0/16", // private
-	"198.18.0.0/15",  // benchmarking
-	"224.0.0.0/4",    // multicast
-	"240.0.0.0/4",    // reserved, broadcast
+	"0.0.0.0/8",       // "this network", unspecified
+	"10.0.0.0/8",      // private
+	"100.64.0.0/10",   // CGNAT
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local (cloud metadata)
+	"172.16.0.0/12",   // private
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.0.2.0/24",    // documentation (TEST-NET-1)
+	"192.168.0.0/16",  // private
+	"198.18.0.0/15",   // benchmarking
+	"198.51.100.0/24", // documentation (TEST-NET-2)
+	"203.0.113.0/24",  // documentation (TEST-NET-3)
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, broadcast
 )
 
 var blockedV6 = mustPrefixes(
@@ -247,6 +268,7 @@ var blockedV6 = mustPrefixes(
 	"::1/128",        // loopback
 	"64:ff9b:1::/48", // local-use NAT64
 	"100::/64",       // discard
+	"2001:db8::/32",  // documentation
 	"fc00::/7",       // unique local
 	"fe80::/10",      // link-local
 	"fec0::/10",      // site-local (deprecated)
@@ -254,9 +276,10 @@ var blockedV6 = mustPrefixes(
 )
 
 var (
-	nat64     = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour = netip.MustParsePrefix("2002::/16")
-	teredo    = netip.MustParsePrefix("2001::/32")
+	v4translated = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated, RFC 2765
+	nat64        = netip.MustParsePrefix("64:ff9b::/96")
+	sixToFour    = netip.MustParsePrefix("2002::/16")
+	teredo       = netip.MustParsePrefix("2001::/32")
 )
 
 func mustPrefixes(ss ...string) []netip.Prefix {
@@ -305,7 +328,7 @@ func blocked(a netip.Addr) bool {
 	switch {
 	case isZero(b[:12]): // IPv4-compatible ::a.b.c.d
 		embedded = append(embedded, netip.AddrFrom4([4]byte(b[12:16])))
-	case nat64.Contains(a):
+	case nat64.Contains(a), v4translated.Contains(a):
 		embedded = append(embedded, netip.AddrFrom4([4]byte(b[12:16])))
 	case sixToFour.Contains(a):
 		embedded = append(embedded, netip.AddrFrom4([4]byte(b[2:6])))
@@ -338,6 +361,9 @@ func Normalize(u *url.URL) string {
 	n := *u
 	n.Scheme = strings.ToLower(n.Scheme)
 	host := strings.TrimSuffix(strings.ToLower(n.Hostname()), ".")
+	if a, err := netip.ParseAddr(host); err == nil {
+		host = a.String() // one spelling per IPv6 address
+	}
 	port := n.Port()
 	if (n.Scheme == "https" && port == "443") || (n.Scheme == "http" && port == "80") {
 		port = ""
@@ -376,6 +402,9 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			return nil, fmt.Errorf("%q is not a CIDR prefix such as 127.0.0.1/32", f)
+		}
+		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 16) {
+			return nil, fmt.Errorf("%q would allow far too much; list the receivers' own addresses", f)
 		}
 		out = append(out, p.Masked())
 	}

@@ -56,6 +56,9 @@ func TestCheckURL(t *testing.T) {
 		{"https://1.2.3.256/x", ErrInvalidURL},
 		{"https://[fe80::1%25eth0]/x", ErrInvalidURL},
 		{"https://hooks .example.com/x", ErrInvalidURL},
+		{"https://hooks.example.com/z z", ErrInvalidURL},
+		{"https://hooks.example.com/x#frag", ErrInvalidURL},
+		{"https://hooks.example.com/x\ty", ErrInvalidURL},
 		{"https://nowhere.example.com/x", ErrUnreachable},
 		{"https://empty.example.com/x", ErrUnreachable},
 		{"https://mixed.example.com/x", ErrBlocked},
@@ -94,7 +97,18 @@ func TestCheckURL(t *testing.T) {
 		{"https://[fe80::1]/x", ErrBlocked},
 		{"https://[ff02::1]/x", ErrBlocked},
 		{"https://8.8.8.8/x", nil},
-		{"https://134744072/x", nil}, // decimal 8.8.8.8
+		{"https://134744072/x", ErrInvalidURL},         // decimal 8.8.8.8: public, but spelled oddly
+		{"https://0x5db8d822/hooks", ErrInvalidURL},    // hex 93.184.216.34
+		{"https://093.184.216.34/x", ErrInvalidURL},    // octal first part
+		{"https://[::ffff:0:127.0.0.1]/x", ErrBlocked}, // IPv4-translated
+		{"https://[::ffff:0:a00:1]/x", ErrBlocked},     // IPv4-translated 10.0.0.1
+		{"https://192.0.2.1/x", ErrBlocked},
+		{"https://198.51.100.7/x", ErrBlocked},
+		{"https://203.0.113.9/x", ErrBlocked},
+		{"https://[2001:db8::1]/x", ErrBlocked},
+		{"https://user:s3cret@93.184.216.34/x", ErrInvalidURL},
+		{"https://user@hooks.example.com/x", ErrInvalidURL},
+		{"https://[2606:2800:220:1:248:1893:25C8:1946]/x", nil}, // IPv6 case is unified by Normalize
 	}
 	for _, c := range cases {
 		_, err := p.CheckURL(context.Background(), c.url)
@@ -113,7 +127,7 @@ func TestDevelopmentAllowList(t *testing.T) {
 	p := &Policy{Resolver: fakeResolver{}, AllowHTTP: true, AllowCIDRs: cidrs}
 	require.True(t, p.Development())
 
-	for _, ok := range []string{"http://127.0.0.1:9000/hook", "https://127.0.0.1/x", "http://[::1]:9000/x", "http://2130706433:80/x"} {
+	for _, ok := range []string{"http://127.0.0.1:9000/hook", "https://127.0.0.1/x", "http://[::1]:9000/x"} {
 		_, err := p.CheckURL(context.Background(), ok)
 		require.NoError(t, err, ok)
 	}
@@ -128,6 +142,10 @@ func TestDevelopmentAllowList(t *testing.T) {
 	require.Error(t, err)
 	_, err = ParseCIDRs("nonsense")
 	require.Error(t, err)
+	_, err = ParseCIDRs("0.0.0.0/0")
+	require.Error(t, err, "an allow-list of everything is refused")
+	_, err = ParseCIDRs("::/0")
+	require.Error(t, err)
 }
 
 func TestNormalize(t *testing.T) {
@@ -136,13 +154,16 @@ func TestNormalize(t *testing.T) {
 		"https://hooks.example.com/",
 		"HTTPS://HOOKS.example.com:443/",
 		"https://hooks.example.com",
-		"https://hooks.example.com./#frag",
+		"https://hooks.example.com./",
 	}
 	for _, s := range same {
 		u, err := url.Parse(s)
 		require.NoError(t, err)
 		require.Equal(t, "https://hooks.example.com/", Normalize(u), s)
 	}
+	v6a, _ := url.Parse("https://[2606:2800::0001]/x")
+	v6b, _ := url.Parse("https://[2606:2800::1]:443/x")
+	require.Equal(t, Normalize(v6a), Normalize(v6b))
 	u, _ := url.Parse("https://hooks.example.com:8443/A?b=1")
 	require.Equal(t, "https://hooks.example.com:8443/A?b=1", Normalize(u), "path and query case kept")
 }

@@ -50,8 +50,8 @@ func ParseMasterKey(s string) (MasterKey, error) {
 	if !ok {
 		return MasterKey{}, errors.New(`master key must look like "ID:BASE64" (generate one with "hookd masterkey generate")`)
 	}
-	if !keyIDRE.MatchString(id) {
-		return MasterKey{}, fmt.Errorf("master key id %q must be 1 to 32 characters of letters, digits, '_', '.', '-'", id)
+	if err := ValidKeyID(id); err != nil {
+		return MasterKey{}, err
 	}
 	key, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
@@ -61,6 +61,14 @@ func ParseMasterKey(s string) (MasterKey, error) {
 		return MasterKey{}, fmt.Errorf("master key must decode to %d bytes, got %d", KeySize, len(key))
 	}
 	return MasterKey{ID: id, Key: key}, nil
+}
+
+// ValidKeyID checks a master key id: 1 to 32 of [A-Za-z0-9_.-].
+func ValidKeyID(id string) error {
+	if !keyIDRE.MatchString(id) {
+		return fmt.Errorf("master key id %q must be 1 to 32 characters of letters, digits, '_', '.', '-'", id)
+	}
+	return nil
 }
 
 // GenerateMasterKey makes a new random master key with the given id.
@@ -146,6 +154,12 @@ func NewKeyring(active MasterKey, old ...MasterKey) (*Keyring, error) {
 		kr.aeads[k.ID] = aead
 	}
 	return kr, nil
+}
+
+// Has reports whether the keyring holds the master key id.
+func (kr *Keyring) Has(id string) bool {
+	_, ok := kr.aeads[id]
+	return ok
 }
 
 // ActiveID is the id of the master key that Seal uses.

@@ -95,7 +95,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 			e.HMACEnabled = *u.HMACEnabled
 		}
 		e.UpdatedAt = Now()
-		return tx.Select("*").Save(&e).Error
+		return tx.Select("*").Where("project_id = ?", projectID).Save(&e).Error
 	})
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return ErrDuplicateURL
@@ -104,33 +104,58 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 }
 
 // DeleteEndpoint soft-deletes a live endpoint of the project; its URL is free
-// for a new endpoint afterwards. It returns ErrNotFound.
+// for a new endpoint afterwards. Its queued, paused and pending_retry
+// messages become failed_permanent ("endpoint deleted"); an attempt in
+// flight finishes and is recorded but not retried. It returns ErrNotFound.
 func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error {
 	now := Now()
-	res := liveEndpoint(s.db.WithContext(ctx).Model(&Endpoint{}), projectID, id).
-		Updates(map[string]any{"deleted_at": now, "updated_at": now})
-	if res.Error != nil {
-		return translate(res.Error, "delete endpoint")
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
-// SetEndpointPaused pauses or resumes a live endpoint of the project and
-// returns how many messages a resume made due again. It returns ErrNotFound.
-func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, paused bool) (requeued int64, err error) {
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		e, err := lockEndpoint(tx, projectID, id)
-		if err != nil {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := lockEndpoint(tx, projectID, id); err != nil {
 			return err
 		}
-		if e.Paused == paused {
-			return nil
+		if err := tx.Model(&Endpoint{}).Where("id = ? AND project_id = ?", id, projectID).Updates(map[string]any{"deleted_at": now, "updated_at": now}).Error; err != nil {
+			return err
 		}
-		return tx.Model(&Endpoint{}).Where("id = ?", e.ID).
-			Updates(map[string]any{"paused": paused, "updated_at": Now()}).Error
+		return tx.Model(&Message{}).
+			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry}).
+			Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now}).Error
 	})
-	return 0, translate(err, "pause endpoint")
+	return translate(err, "delete endpoint")
+}
+
+// SetEndpointPaused pauses or resumes a live endpoint of the project. A pause
+// moves its queued messages to paused (a retry that falls due while paused
+// is parked by the worker); a resume moves every paused message to queued,
+// due now, and returns how many. It returns ErrNotFound.
+func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, paused bool) (requeued int64, err error) {
+	now := Now()
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := lockEndpoint(tx, projectID, id); err != nil {
+			return err
+		}
+		if err := tx.Model(&Endpoint{}).Where("id = ? AND project_id = ?", id, projectID).Updates(map[string]any{"paused": paused, "updated_at": now}).Error; err != nil {
+			return err
+		}
+		if paused {
+			return tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusQueued).
+				Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now}).Error
+		}
+		res := tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusPaused).
+			Updates(map[string]any{"status": StatusQueued, "next_attempt_at": now, "updated_at": now})
+		if res.Error != nil {
+			return res.Error
+		}
+		requeued = res.RowsAffected
+		if requeued > 0 {
+			return s.notifyDue(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, translate(err, "pause endpoint")
+	}
+	if requeued > 0 {
+		s.poke()
+	}
+	return requeued, nil
 }

@@ -94,3 +94,73 @@ func (h *Headers) Scan(src any) error {
 	*h = m
 	return nil
 }
+
+// Message statuses.
+const (
+	StatusQueued          = "queued"
+	StatusDelivering      = "delivering"
+	StatusSucceeded       = "succeeded"
+	StatusPendingRetry    = "pending_retry"
+	StatusFailedPermanent = "failed_permanent"
+	StatusPaused          = "paused"
+)
+
+// Message is one webhook to deliver. The row is also its queue entry: a
+// message is due when its status is queued or pending_retry and
+// NextAttemptAt has passed; while a worker holds it, status is delivering
+// and LeaseUntil bounds how long before another process may take it over.
+type Message struct {
+	ID                string `gorm:"primaryKey"`
+	ProjectID         string
+	EndpointID        string
+	Status            string
+	Payload           []byte // the exact bytes received; nil once purged
+	PayloadSHA256     string `gorm:"column:payload_sha256"`
+	SizeBytes         int
+	Headers           Headers
+	IdempotencyKey    *string
+	RetentionHours    *int
+	AttemptCount      int // attempts ever made (attempt numbers continue across replays)
+	BudgetUsed        int // attempts since the last replay
+	FastStreak        int // consecutive 429 answers (fast retry track)
+	SlowRetries       int // slow-track retries scheduled since the last replay
+	ReplayCount       int
+	NextAttemptAt     *time.Time
+	LeaseUntil        *time.Time
+	LeaseToken        *string
+	LastError         *string
+	ResponseStatus    *int
+	ResponseLatencyMs *int
+	FirstAttemptAt    *time.Time
+	DeliveredAt       *time.Time
+	TerminalAt        *time.Time // when it last became succeeded or failed_permanent
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+	DeletedAt         *time.Time
+}
+
+// Attempt is one HTTP delivery attempt of a message.
+type Attempt struct {
+	ID                    string `gorm:"primaryKey"`
+	ProjectID             string
+	MessageID             string
+	AttemptNo             int
+	StartedAt             time.Time
+	Outcome               string // success, retryable or permanent
+	ResponseStatus        *int
+	DurationMs            float64
+	DNSMs                 *float64 `gorm:"column:dns_ms"`
+	ConnectMs             *float64
+	TLSMs                 *float64 `gorm:"column:tls_ms"`
+	TTFBMs                *float64 `gorm:"column:ttfb_ms"`
+	TransferMs            *float64
+	ResolvedIP            *string `gorm:"column:resolved_ip"`
+	ConnReused            bool
+	RequestHeaders        Headers
+	ResponseHeaders       Headers
+	ResponseBody          *string
+	ResponseBodyTruncated bool
+	ErrorText             *string
+	RetryType             *string
+	RetryAfterSeconds     *int
+}

@@ -17,7 +17,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey) error {
 			return err
 		}
 		var n int64
-		if err := tx.Model(&SigningKey{}).Where("endpoint_id = ?", k.EndpointID).Count(&n).Error; err != nil {
+		if err := tx.Model(&SigningKey{}).Where("endpoint_id = ? AND project_id = ?", k.EndpointID, k.ProjectID).Count(&n).Error; err != nil {
 			return err
 		}
 		if n >= MaxActiveSigningKeys {
@@ -61,7 +61,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, projectID, endpointID, key
 			return err
 		}
 		var ks []SigningKey
-		if err := tx.Select("id").Where("endpoint_id = ?", endpointID).Find(&ks).Error; err != nil {
+		if err := tx.Select("id").Where("endpoint_id = ? AND project_id = ?", endpointID, projectID).Find(&ks).Error; err != nil {
 			return err
 		}
 		found := false
@@ -74,10 +74,18 @@ func (s *Store) DeleteSigningKey(ctx context.Context, projectID, endpointID, key
 		case len(ks) <= 1:
 			return ErrLastSigningKey
 		}
-		return tx.Where("id = ? AND endpoint_id = ?", keyID, endpointID).Delete(&SigningKey{}).Error
+		return tx.Where("id = ? AND endpoint_id = ? AND project_id = ?", keyID, endpointID, projectID).Delete(&SigningKey{}).Error
 	})
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrLastSigningKey) {
 		return err
 	}
 	return translate(err, "delete signing key")
+}
+
+// MasterKeyIDsInUse lists the master keys that sealed the stored signing
+// secrets, so start-up can refuse a keyring that cannot open them.
+func (s *Store) MasterKeyIDsInUse(ctx context.Context) ([]string, error) {
+	var idsInUse []string
+	err := s.db.WithContext(ctx).Model(&SigningKey{}).Distinct("master_key_id").Order("master_key_id").Pluck("master_key_id", &idsInUse).Error
+	return idsInUse, translate(err, "list master keys in use")
 }

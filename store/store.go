@@ -55,7 +55,8 @@ type Store struct {
 	sqlDB   *sql.DB
 	pool    *pgxpool.Pool // nil on SQLite
 	dialect string
-	where   string // what was opened, without credentials, for logs
+	where   string        // what was opened, without credentials, for logs
+	due     chan struct{} // see Due
 }
 
 // Open connects to the database Options name. It does not migrate; call
@@ -92,7 +93,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			pool.Close()
 			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
 		}
-		return &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL)}, nil
+		return &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1)}, nil
 	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
 		if path == "" {
@@ -124,7 +125,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
 		}
-		return &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path}, nil
+		return &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1)}, nil
 	default:
 		return nil, errors.New(`database URL must start with "postgres://", "postgresql://" or "sqlite:"`)
 	}

@@ -318,16 +318,18 @@ func TestBootstrapRunsOnce(t *testing.T) {
 
 			var wg sync.WaitGroup
 			created := make([]bool, 5)
+			errs := make([]error, 5)
 			for i := range created {
 				wg.Go(func() {
 					p := store.Project{ID: ids.NewUUID(), Name: "default", CreatedAt: store.Now()}
 					k := store.APIKey{ID: ids.NewAPIKey(), Mode: "live", Prefix: "hk_live_abc", KeyHash: ids.RandomAlnum(64), CreatedAt: store.Now()}
-					c, err := s.Bootstrap(ctx, p, k)
-					require.NoError(t, err)
-					created[i] = c
+					created[i], errs[i] = s.Bootstrap(ctx, p, k)
 				})
 			}
 			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
 			n := 0
 			for _, c := range created {
 				if c {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -47,6 +48,32 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful shutdown after SIGINT/SIGTERM
 	// (1s–10m). Default 15s.
 	ShutdownTimeout time.Duration
+	// DrainDelay is how long, after SIGINT/SIGTERM, /readyz answers 503
+	// while requests are still served, so a load balancer can stop sending
+	// new ones before the listener closes (0–1m). Default 0.
+	DrainDelay time.Duration
+	// Workers is how many delivery attempts this process runs at once.
+	Workers int
+	// EndpointConcurrency caps attempts in flight to one endpoint per
+	// process.
+	EndpointConcurrency int
+	// AttemptTimeout bounds one delivery attempt.
+	AttemptTimeout time.Duration
+	// RescueAfter is how long a message stays with a worker before another
+	// process may take it over (a crashed worker's messages come back after
+	// this); it must exceed AttemptTimeout.
+	RescueAfter time.Duration
+	// PollInterval is how often workers look for retries that fell due.
+	PollInterval time.Duration
+	// RetrySlow, RetryFast are comma-separated delays of the slow and fast
+	// (429) retry tracks; MaxAttempts is the attempt budget;
+	// RetryAfterCap bounds a receiver's Retry-After.
+	RetrySlow, RetryFast string
+	MaxAttempts          int
+	RetryAfterCap        time.Duration
+	// CAFile is a PEM bundle trusted for receivers in addition to the
+	// system roots.
+	CAFile string
 	// LogFormat is "auto" (text on a terminal, JSON otherwise), "json" or
 	// "text".
 	LogFormat string
@@ -72,7 +99,18 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.MasterKeysOld, "master-keys-old", "", "retired master keys, comma-separated, still used to open older secrets")
 	fs.BoolVar(&c.DevAllowHTTP, "dev-allow-http", false, "DEVELOPMENT ONLY: allow http:// endpoint URLs")
 	fs.StringVar(&c.DevAllowCIDRs, "dev-allow-cidrs", "", "DEVELOPMENT ONLY: comma-separated CIDRs endpoints may use although blocked, e.g. 127.0.0.1/32")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take (1s-10m)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take (1s-10m); attempts in flight get this long to finish")
+	fs.IntVar(&c.Workers, "workers", 64, "delivery attempts this process runs at once (1-10000)")
+	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 8, "attempts in flight to one endpoint per process (1-1000)")
+	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", 30*time.Second, "bound of one delivery attempt")
+	fs.DurationVar(&c.RescueAfter, "rescue-after", 60*time.Second, "a message held this long by a worker that stopped answering (crash) is delivered by another; must exceed --attempt-timeout")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 500*time.Millisecond, "how often workers look for retries that fell due (new messages wake them at once)")
+	fs.StringVar(&c.RetrySlow, "retry-slow", "30m,2h,6h,12h,24h,48h,72h", "delays before retries of ordinary failures (5xx, 408, network, timeout); the last repeats")
+	fs.StringVar(&c.RetryFast, "retry-fast", "30s,60s,120s,240s,300s", "delays before retries after consecutive 429 answers; then the slow track")
+	fs.IntVar(&c.MaxAttempts, "max-attempts", 8, "attempts per message before it goes to the DLQ (1-100)")
+	fs.DurationVar(&c.RetryAfterCap, "retry-after-cap", 24*time.Hour, "upper bound of a receiver's Retry-After")
+	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
 
 // envName is the environment variable of a flag.
@@ -81,30 +119,47 @@ func envName(flagName string) string {
 }
 
 // parseFlags parses args, then fills every flag not given on the command line
-// from its environment variable.
-func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+// from its environment variable, except the flags named in noEnv (a
+// command's own arguments, which a stray variable must not change). Errors
+// name the flag and its variable; the flag package's own output is
+// silenced.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, noEnv ...string) error {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	defer fs.SetOutput(out)
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w (see --help)", err)
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	skip := map[string]bool{}
+	for _, n := range noEnv {
+		skip[n] = true
+	}
+	fs.Visit(func(f *flag.Flag) { skip[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if skip[f.Name] {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+				errs = append(errs, fmt.Errorf("%s=%q (the --%s flag): %w", envName(f.Name), v, f.Name, err))
 			}
 		}
 	})
 	return errors.Join(errs...)
 }
 
-// usage prints a command's flags with their environment variables.
-func usage(fs *flag.FlagSet, w io.Writer, synopsis string) func() {
+// usage prints a command's flags with their environment variables to the
+// flag set's output.
+func usage(fs *flag.FlagSet, synopsis string) func() {
 	return func() {
+		w := fs.Output()
 		fmt.Fprintf(w, "usage: %s\n\nflags (each also read from its environment variable):\n", synopsis)
 		fs.VisitAll(func(f *flag.Flag) {
 			def := ""
@@ -143,6 +198,23 @@ func (c *Config) validate(serving bool) error {
 		if c.ShutdownTimeout < time.Second || c.ShutdownTimeout > 10*time.Minute {
 			errs = append(errs, fmt.Errorf("--shutdown-timeout (HOOKD_SHUTDOWN_TIMEOUT) must be 1s to 10m, got %s", c.ShutdownTimeout))
 		}
+		if c.DrainDelay < 0 || c.DrainDelay > time.Minute {
+			errs = append(errs, fmt.Errorf("--drain-delay (HOOKD_DRAIN_DELAY) must be 0 to 1m, got %s", c.DrainDelay))
+		}
+		if c.Workers < 1 || c.Workers > 10000 {
+			errs = append(errs, fmt.Errorf("--workers (HOOKD_WORKERS) must be 1 to 10000, got %d", c.Workers))
+		}
+		if c.EndpointConcurrency < 1 || c.EndpointConcurrency > 1000 {
+			errs = append(errs, fmt.Errorf("--endpoint-concurrency (HOOKD_ENDPOINT_CONCURRENCY) must be 1 to 1000, got %d", c.EndpointConcurrency))
+		}
+		if _, err := c.deliveryConfig(); err != nil {
+			errs = append(errs, err)
+		}
+		if c.CAFile != "" {
+			if _, err := os.Stat(c.CAFile); err != nil {
+				errs = append(errs, fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err))
+			}
+		}
 		cidrs, err := netguard.ParseCIDRs(c.DevAllowCIDRs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--dev-allow-cidrs (HOOKD_DEV_ALLOW_CIDRS): %w", err))
@@ -171,9 +243,12 @@ func (c *Config) storeOptions() store.Options {
 }
 
 // keyring builds the master keyring. With no --master-key it uses the key
-// file in the data directory, creating it only for SQLite: processes sharing
-// a PostgreSQL database must share one explicit key.
-func (c *Config) keyring(log *slog.Logger) (*secrets.Keyring, error) {
+// file in the data directory, creating it only for SQLite and only while the
+// database holds no sealed secret (processes sharing a PostgreSQL database
+// must share one explicit key). It refuses a keyring that cannot open every
+// master key id in inUse, so a lost or changed key is noticed at start, not
+// at the first delivery.
+func (c *Config) keyring(log *slog.Logger, inUse []string) (*secrets.Keyring, error) {
 	var active secrets.MasterKey
 	if c.MasterKey != "" {
 		k, err := secrets.ParseMasterKey(c.MasterKey)
@@ -183,9 +258,12 @@ func (c *Config) keyring(log *slog.Logger) (*secrets.Keyring, error) {
 		active = k
 	} else {
 		path := filepath.Join(c.DataDir, "master.key")
-		k, created, err := secrets.LoadOrCreateKeyFile(path, c.isSQLite())
+		k, created, err := secrets.LoadOrCreateKeyFile(path, c.isSQLite() && len(inUse) == 0)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
+			switch {
+			case errors.Is(err, os.ErrNotExist) && len(inUse) > 0:
+				return nil, fmt.Errorf("the master key file %s is missing, but the database holds signing secrets sealed by master key %s: restore the file or pass that key with --master-key", path, strings.Join(inUse, ", "))
+			case errors.Is(err, os.ErrNotExist):
 				return nil, fmt.Errorf("no master key: set --master-key (HOOKD_MASTER_KEY); every process on this PostgreSQL must use the same one (make one with `hookd masterkey generate`)")
 			}
 			return nil, err
@@ -205,7 +283,20 @@ func (c *Config) keyring(log *slog.Logger) (*secrets.Keyring, error) {
 		}
 		old = append(old, k)
 	}
-	return secrets.NewKeyring(active, old...)
+	kr, err := secrets.NewKeyring(active, old...)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, id := range inUse {
+		if !kr.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("signing secrets in the database were sealed by master key %s, which this process does not have: pass it with --master-key or --master-keys-old", strings.Join(missing, ", "))
+	}
+	return kr, nil
 }
 
 func splitList(s string) []string {
@@ -244,4 +335,51 @@ func newLogger(c *Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// deliveryConfig turns the delivery flags into a delivery.Config; the error
+// names the flag to fix.
+func (c *Config) deliveryConfig() (delivery.Config, error) {
+	slow, err := parseDurations(c.RetrySlow)
+	if err != nil {
+		return delivery.Config{}, fmt.Errorf("--retry-slow (HOOKD_RETRY_SLOW): %w", err)
+	}
+	fast, err := parseDurations(c.RetryFast)
+	if err != nil {
+		return delivery.Config{}, fmt.Errorf("--retry-fast (HOOKD_RETRY_FAST): %w", err)
+	}
+	dc := delivery.Config{
+		Workers:             c.Workers,
+		EndpointConcurrency: c.EndpointConcurrency,
+		AttemptTimeout:      c.AttemptTimeout,
+		Lease:               c.RescueAfter,
+		PollInterval:        c.PollInterval,
+		DrainTimeout:        c.ShutdownTimeout,
+		Schedule:            delivery.Schedule{Slow: slow, Fast: fast, MaxAttempts: c.MaxAttempts, RetryAfterCap: c.RetryAfterCap},
+		UserAgent:           "hookd/" + version,
+	}
+	switch {
+	case c.AttemptTimeout <= 0:
+		return dc, errors.New("--attempt-timeout (HOOKD_ATTEMPT_TIMEOUT) must be positive")
+	case c.RescueAfter <= c.AttemptTimeout:
+		return dc, fmt.Errorf("--rescue-after (HOOKD_RESCUE_AFTER, %s) must be longer than --attempt-timeout (%s)", c.RescueAfter, c.AttemptTimeout)
+	case c.PollInterval <= 0 || c.PollInterval > time.Minute:
+		return dc, errors.New("--poll-interval (HOOKD_POLL_INTERVAL) must be more than 0 and at most 1m")
+	}
+	if err := dc.Schedule.Validate(); err != nil {
+		return dc, fmt.Errorf("retry schedule (--retry-slow, --retry-fast, --max-attempts, --retry-after-cap): %w", err)
+	}
+	return dc, nil
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range splitList(s) {
+		d, err := time.ParseDuration(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a duration such as 30s or 2h", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

@@ -33,7 +33,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		goleak.IgnoreTopFunction("database/sql.(*DB).connectionOpener"),
 		goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
 	)
 }
 
@@ -166,6 +165,11 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"ShutdownTimeout": {[]string{"--shutdown-timeout", "1ms"}, nil, "--shutdown-timeout (HOOKD_SHUTDOWN_TIMEOUT) must be 1s to 10m"},
 		"EnvNotABool":     {nil, map[string]string{"HOOKD_DEV_ALLOW_HTTP": "maybe"}, `HOOKD_DEV_ALLOW_HTTP="maybe"`},
 		"UnknownFlag":     {[]string{"--colour", "red"}, nil, "flag provided but not defined"},
+		"ExtraArgument":   {[]string{"--dev-allow-http", "maybe"}, nil, `unexpected argument "maybe"`},
+		"EnvNotANumber":   {nil, map[string]string{"HOOKD_DB_MAX_CONNS": "x"}, `HOOKD_DB_MAX_CONNS="x" (the --db-max-conns flag)`},
+		"FlagNotDuration": {[]string{"--shutdown-timeout", "abc"}, nil, `invalid value "abc" for flag -shutdown-timeout`},
+		"AllowEverything": {[]string{"--dev-allow-cidrs", "0.0.0.0/0"}, nil, "would allow far too much"},
+		"DrainDelay":      {[]string{"--drain-delay", "2m"}, nil, "--drain-delay (HOOKD_DRAIN_DELAY) must be 0 to 1m"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -199,7 +203,7 @@ func TestOperatorCommands(t *testing.T) {
 	var out bytes.Buffer
 
 	require.NoError(t, run(ctx, []string{"migrate"}, e, &out, io.Discard))
-	require.Contains(t, out.String(), "applied migrations [1]")
+	require.Regexp(t, `applied migrations \[1 2( \d+)*\]`, out.String())
 	out.Reset()
 	require.NoError(t, run(ctx, []string{"migrate"}, e, &out, io.Discard))
 	require.Contains(t, out.String(), "up to date")
@@ -237,16 +241,27 @@ func TestOperatorCommands(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "k2026", k.ID)
 
+	require.ErrorContains(t, run(ctx, []string{"masterkey", "generate", "--id", "ab:cd"}, e, io.Discard, io.Discard), `master key id "ab:cd"`)
+	require.ErrorContains(t, run(ctx, []string{"project", "create", "   "}, e, io.Discard, io.Discard), "not only spaces")
+
+	// A command's own flags are not read from the environment.
+	stray := env(map[string]string{"HOOKD_DATABASE_URL": dbURL, "HOOKD_PROJECT": "acme", "HOOKD_MODE": "test"})
+	require.ErrorContains(t, run(ctx, []string{"apikey", "create"}, stray, io.Discard, io.Discard), "--project NAME is required")
+	out.Reset()
+	require.NoError(t, run(ctx, []string{"apikey", "create", "--project", "acme"}, stray, &out, io.Discard))
+	require.Regexp(t, `^hk_live_`, out.String(), "HOOKD_MODE did not apply")
+
 	require.ErrorIs(t, run(ctx, []string{"frobnicate"}, e, io.Discard, io.Discard), errUsage)
 	require.ErrorIs(t, run(ctx, nil, e, io.Discard, io.Discard), errUsage)
 }
 
 func TestServeHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	t.Parallel()
-	var stderr bytes.Buffer
-	require.NoError(t, run(context.Background(), []string{"serve", "--help"}, env(nil), io.Discard, &stderr))
-	for _, v := range []string{"HOOKD_ADDR", "HOOKD_DATABASE_URL", "HOOKD_DATA_DIR", "HOOKD_MASTER_KEY", "HOOKD_DEV_ALLOW_HTTP", "HOOKD_DEV_ALLOW_CIDRS", "HOOKD_SHUTDOWN_TIMEOUT", "HOOKD_LOG_LEVEL"} {
-		require.Contains(t, stderr.String(), v)
+	var stdout bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"serve", "--help"}, env(nil), &stdout, io.Discard))
+	for _, v := range []string{"HOOKD_ADDR", "HOOKD_DATABASE_URL", "HOOKD_DATA_DIR", "HOOKD_DB_MAX_CONNS", "HOOKD_MASTER_KEY", "HOOKD_MASTER_KEYS_OLD",
+		"HOOKD_DEV_ALLOW_HTTP", "HOOKD_DEV_ALLOW_CIDRS", "HOOKD_SHUTDOWN_TIMEOUT", "HOOKD_DRAIN_DELAY", "HOOKD_LOG_FORMAT", "HOOKD_LOG_LEVEL"} {
+		require.Contains(t, stdout.String(), v)
 	}
 }
 
@@ -292,4 +307,46 @@ func TestSignalsShutDownGracefully(t *testing.T) {
 			require.Less(t, time.Since(start), 6*time.Second)
 		})
 	}
+}
+
+// TestLostOrWrongMasterKeyIsRefusedAtStart: once the database holds sealed
+// signing secrets, hookd will not start with a keyring that cannot open
+// them, and never generates a replacement key file.
+func TestLostOrWrongMasterKeyIsRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	args := []string{"--addr", "127.0.0.1:0", "--data-dir", dir}
+	stdout := &syncBuffer{}
+	addr, stop := startServe(t, args, env(nil), stdout)
+	key := keyRE.FindString(stdout.String())
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/endpoints", strings.NewReader(`{"url":"https://93.184.216.34/hooks"}`))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.NoError(t, stop())
+
+	other := secrets.GenerateMasterKey("other")
+	err = run(context.Background(), append([]string{"serve", "--master-key", other.String()}, args...), env(nil), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "which this process does not have")
+
+	keyFile := filepath.Join(dir, "master.key")
+	b, err := os.ReadFile(keyFile)
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(keyFile))
+	err = run(context.Background(), append([]string{"serve"}, args...), env(nil), io.Discard, io.Discard)
+	require.ErrorContains(t, err, "master key file")
+	require.ErrorContains(t, err, "is missing")
+	_, err = os.Stat(keyFile)
+	require.True(t, os.IsNotExist(err), "no replacement key was generated")
+
+	// The old key as a retired key next to a new active one works.
+	old, err := secrets.ParseMasterKey(string(b))
+	require.NoError(t, err)
+	addr, stop = startServe(t, append([]string{"--master-key", other.String(), "--master-keys-old", old.String()}, args...), env(nil), &syncBuffer{})
+	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/readyz", ""))
+	require.NoError(t, stop())
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/netguard"
@@ -86,10 +87,14 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses a command's flags and validates the config.
-func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, serving bool) error {
-	if err := parseFlags(fs, args, getenv); err != nil {
+// parse parses a command's flags (help goes to stdout) and validates the
+// config. noEnv lists the command's own flags, which are not read from the
+// environment.
+func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, noEnv ...string) error {
+	if err := parseFlags(fs, args, getenv, noEnv...); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
 			return err
 		}
 		return fmt.Errorf("%w: %w", errUsage, err)
@@ -123,8 +128,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var c Config
 	fs := newFlagSet("serve", stderr)
 	serveFlags(fs, &c)
-	fs.Usage = usage(fs, stderr, "hookd serve [flags]")
-	if err := parse(fs, &c, args, getenv, true); err != nil {
+	fs.Usage = usage(fs, "hookd serve [flags]")
+	if err := parse(fs, &c, args, getenv, stdout, true); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -137,7 +142,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 	defer st.Close()
-	kr, err := c.keyring(log)
+	inUse, err := st.MasterKeyIDsInUse(ctx)
+	if err != nil {
+		return err
+	}
+	kr, err := c.keyring(log, inUse)
 	if err != nil {
 		return err
 	}
@@ -151,6 +160,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			"allow_http", c.DevAllowHTTP, "allow_cidrs", c.DevAllowCIDRs)
 	}
 	srv, err := handlers.New(st, kr, policy, log)
+	if err != nil {
+		return err
+	}
+	dcfg, err := c.deliveryConfig()
+	if err != nil {
+		return err
+	}
+	sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: c.CAFile, UserAgent: dcfg.UserAgent})
+	if err != nil {
+		return fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err)
+	}
+	engine, err := delivery.New(st, kr, sender, dcfg, log)
 	if err != nil {
 		return err
 	}
@@ -179,19 +200,41 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		_ = engine.Run(engineCtx)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 
-	log.Info("shutting down", "timeout", c.ShutdownTimeout.String())
+	log.Info("shutting down", "drain_delay", c.DrainDelay.String(), "timeout", c.ShutdownTimeout.String())
 	srv.SetDraining()
+	if c.DrainDelay > 0 {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-time.After(c.DrainDelay):
+		}
+	}
+	// Stop taking work on both sides at once: the API finishes its requests,
+	// the engine its attempts in flight (recording them) and releases the
+	// rest for other processes. Both are bounded by the shutdown timeout.
+	stopEngine()
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
 	defer cancel()
-	if err := httpServer.Shutdown(sctx); err != nil {
+	shutdownErr := httpServer.Shutdown(sctx)
+	if shutdownErr != nil {
 		_ = httpServer.Close()
-		return fmt.Errorf("graceful shutdown did not finish within %s: %w", c.ShutdownTimeout, err)
+	}
+	<-engineDone
+	if shutdownErr != nil {
+		return fmt.Errorf("graceful shutdown did not finish within %s: %w", c.ShutdownTimeout, shutdownErr)
 	}
 	log.Info("stopped")
 	return nil
@@ -234,8 +277,8 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	var c Config
 	fs := newFlagSet("migrate", stderr)
 	dbFlags(fs, &c)
-	fs.Usage = usage(fs, stderr, "hookd migrate [flags]")
-	if err := parse(fs, &c, args, getenv, false); err != nil {
+	fs.Usage = usage(fs, "hookd migrate [flags]")
+	if err := parse(fs, &c, args, getenv, stdout, false); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -265,8 +308,15 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	var c Config
 	fs := newFlagSet("project "+args[0], stderr)
 	dbFlags(fs, &c)
-	fs.Usage = usage(fs, stderr, "hookd project create NAME [flags] | hookd project list [flags]")
-	if err := parse(fs, &c, args[1:], getenv, false); err != nil {
+	fs.Usage = usage(fs, "hookd project create NAME [flags] | hookd project list [flags]")
+	rest, name := args[1:], ""
+	if args[0] == "create" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return fmt.Errorf("%w: hookd project create NAME [flags] (the name comes first)", errUsage)
+		}
+		name, rest = rest[0], rest[1:]
+	}
+	if err := parse(fs, &c, rest, getenv, stdout, false); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -288,10 +338,6 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return nil
 	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("%w: hookd project create NAME (one name, flags first)", errUsage)
-	}
-	name := fs.Arg(0)
 	if err := validProjectName(name); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -307,8 +353,8 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func validProjectName(name string) error {
-	if name == "" || len(name) > 255 {
-		return errors.New("a project name is 1 to 255 characters")
+	if strings.TrimSpace(name) == "" || len(name) > 255 {
+		return errors.New("a project name is 1 to 255 characters, not only spaces")
 	}
 	for _, r := range name {
 		if r < 0x20 || r == 0x7f {
@@ -329,8 +375,8 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&projectName, "project", "", "name of the project the key belongs to (required)")
 	fs.StringVar(&mode, "mode", "live", "live or test: the key's prefix, hk_live_ or hk_test_")
 	fs.StringVar(&label, "label", "", "a label shown in the key list (at most 100 characters)")
-	fs.Usage = usage(fs, stderr, "hookd apikey create --project NAME [--mode live|test] [--label L]")
-	if err := parse(fs, &c, args[1:], getenv, false); err != nil {
+	fs.Usage = usage(fs, "hookd apikey create --project NAME [--mode live|test] [--label L]")
+	if err := parse(fs, &c, args[1:], getenv, stdout, false, "project", "mode", "label"); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -343,6 +389,8 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("%w: --mode must be live or test, got %q", errUsage, mode)
 	case len(label) > 100:
 		return fmt.Errorf("%w: --label is at most 100 characters", errUsage)
+	case strings.ContainsFunc(label, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%w: --label may not hold control characters", errUsage)
 	}
 	log := newLogger(&c, stderr)
 	st, err := openStore(ctx, &c, log)
@@ -370,17 +418,20 @@ func masterkey(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: hookd masterkey generate [--id ID]", errUsage)
 	}
 	fs := newFlagSet("masterkey generate", stderr)
-	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id, stored beside every secret it seals")
-	if err := fs.Parse(args[1:]); err != nil {
+	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id (1-32 of A-Z a-z 0-9 _ . -), stored beside every secret it seals")
+	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]")
+	if err := parseFlags(fs, args[1:], func(string) string { return "" }); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
 			return nil
 		}
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	k := secrets.GenerateMasterKey(*id)
-	if _, err := secrets.ParseMasterKey(k.String()); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if err := secrets.ValidKeyID(*id); err != nil {
+		return fmt.Errorf("%w: --id: %w", errUsage, err)
 	}
+	k := secrets.GenerateMasterKey(*id)
 	fmt.Fprintln(stdout, k.String())
 	return nil
 }

@@ -1,0 +1,459 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/secrets"
+	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/store"
+)
+
+// Config tunes an Engine. Zero fields take the defaults in brackets.
+type Config struct {
+	// Workers is how many attempts this process runs at once [64].
+	Workers int
+	// ClaimBatch is how many due messages one claim takes at most [32].
+	ClaimBatch int
+	// EndpointConcurrency caps this process's attempts in flight to one
+	// endpoint, so a slow or dead endpoint cannot hold every worker [8].
+	EndpointConcurrency int
+	// AttemptTimeout bounds one HTTP attempt [30s].
+	AttemptTimeout time.Duration
+	// Lease is how long a claimed message stays with its worker before any
+	// process may rescue it; it must exceed AttemptTimeout
+	// [AttemptTimeout + 30s].
+	Lease time.Duration
+	// PollInterval is how often the queue is checked when nothing signals
+	// new work (retries falling due) [500ms].
+	PollInterval time.Duration
+	// DrainTimeout bounds how long Run waits, after its context ends, for
+	// attempts in flight; attempts still running then are abandoned without
+	// being counted and their messages released [AttemptTimeout].
+	DrainTimeout time.Duration
+	// Schedule is the retry policy [DefaultSchedule()].
+	Schedule Schedule
+	// UserAgent is sent with every delivery ["hookd"].
+	UserAgent string
+}
+
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 64
+	}
+	if c.ClaimBatch <= 0 {
+		c.ClaimBatch = 32
+	}
+	if c.EndpointConcurrency <= 0 {
+		c.EndpointConcurrency = 8
+	}
+	if c.AttemptTimeout <= 0 {
+		c.AttemptTimeout = 30 * time.Second
+	}
+	if c.Lease <= 0 {
+		c.Lease = c.AttemptTimeout + 30*time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 500 * time.Millisecond
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = c.AttemptTimeout
+	}
+	if c.Schedule.MaxAttempts == 0 {
+		c.Schedule = DefaultSchedule()
+	}
+	if c.UserAgent == "" {
+		c.UserAgent = "hookd"
+	}
+}
+
+// Validate says what is wrong with c (after defaults).
+func (c Config) Validate() error {
+	c.defaults()
+	if c.Lease <= c.AttemptTimeout {
+		return fmt.Errorf("the lease (%s) must be longer than the attempt timeout (%s), or live attempts would be taken over", c.Lease, c.AttemptTimeout)
+	}
+	return c.Schedule.Validate()
+}
+
+// Engine delivers messages. Several engines, in one process or many, may
+// share a database: a message is leased to one engine at a time.
+type Engine struct {
+	st     *store.Store
+	kr     *secrets.Keyring
+	sender *Sender
+	cfg    Config
+	log    *slog.Logger
+
+	secretsMu sync.Mutex
+	secrets   map[string]string // signing key id → secret (immutable once made)
+
+	mu         sync.Mutex
+	inflight   int
+	byEndpoint map[string]int
+	freed      chan struct{}
+	now        func() time.Time
+}
+
+// New returns an Engine; it does nothing until Run.
+func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *slog.Logger) (*Engine, error) {
+	if st == nil || kr == nil || sender == nil {
+		return nil, errors.New("delivery: store, keyring and sender are required")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{},
+		byEndpoint: map[string]int{}, freed: make(chan struct{}, 1), now: store.Now}, nil
+}
+
+// Run claims and delivers due messages until ctx ends, then stops claiming,
+// waits up to DrainTimeout for attempts in flight (recording them), releases
+// any it had to abandon, and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	go e.st.ListenDue(ctx)
+
+	poll := time.NewTicker(e.cfg.PollInterval)
+	defer poll.Stop()
+	rescue := time.NewTicker(rescueEvery(e.cfg.Lease))
+	defer rescue.Stop()
+	e.rescue(ctx)
+
+	for ctx.Err() == nil {
+		full := e.claimAndStart(ctx, workCtx, &wg)
+		if full {
+			continue // more may be due right now
+		}
+		select {
+		case <-ctx.Done():
+		case <-e.st.Due():
+		case <-poll.C:
+		case <-e.freed:
+		case <-rescue.C:
+			e.rescue(ctx)
+		}
+	}
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(e.cfg.DrainTimeout):
+		e.log.Warn("drain timeout: abandoning attempts in flight; their messages are released", "in_flight", e.inFlight())
+		cancelWork()
+		<-done
+	}
+	e.sender.CloseIdle()
+	return nil
+}
+
+func rescueEvery(lease time.Duration) time.Duration {
+	d := lease / 4
+	if d < 100*time.Millisecond {
+		d = 100 * time.Millisecond
+	}
+	if d > 10*time.Second {
+		d = 10 * time.Second
+	}
+	return d
+}
+
+func (e *Engine) rescue(ctx context.Context) {
+	n, err := e.st.RescueExpired(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("rescuing expired leases failed", "error", err.Error())
+		}
+		return
+	}
+	if n > 0 {
+		e.log.Info("rescued messages whose lease expired", "count", n)
+	}
+}
+
+func (e *Engine) inFlight() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.inflight
+}
+
+// claimAndStart claims as many messages as there are free workers and starts
+// an attempt for each. It reports whether it filled its request (so more
+// may be waiting).
+func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) bool {
+	e.mu.Lock()
+	free := e.cfg.Workers - e.inflight
+	var skip []string
+	for ep, n := range e.byEndpoint {
+		if n >= e.cfg.EndpointConcurrency {
+			skip = append(skip, ep)
+		}
+	}
+	e.mu.Unlock()
+	if free <= 0 {
+		return false
+	}
+	want := min(free, e.cfg.ClaimBatch)
+	token := ids.RandomAlnum(16)
+	msgs, err := e.st.ClaimDue(ctx, token, e.cfg.Lease, want, skip)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("claiming messages failed", "error", err.Error())
+			sleep(ctx, e.cfg.PollInterval)
+		}
+		return false
+	}
+	if len(msgs) == 0 {
+		return false
+	}
+	epIDs := make([]string, 0, len(msgs))
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if !seen[m.EndpointID] {
+			seen[m.EndpointID] = true
+			epIDs = append(epIDs, m.EndpointID)
+		}
+	}
+	targets, err := e.st.DeliveryTargets(ctx, epIDs)
+	if err != nil {
+		e.log.Warn("loading endpoints failed; releasing claimed messages", "error", err.Error())
+		for _, m := range msgs {
+			e.release(m, token, 0)
+		}
+		return false
+	}
+	for _, m := range msgs {
+		e.mu.Lock()
+		if e.byEndpoint[m.EndpointID] >= e.cfg.EndpointConcurrency {
+			e.mu.Unlock()
+			e.release(m, token, 0)
+			continue
+		}
+		e.inflight++
+		e.byEndpoint[m.EndpointID]++
+		e.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer e.done(m.EndpointID)
+			e.deliver(workCtx, m, token, targets[m.EndpointID])
+		}()
+	}
+	return len(msgs) == want
+}
+
+func (e *Engine) done(endpointID string) {
+	e.mu.Lock()
+	e.inflight--
+	if e.byEndpoint[endpointID]--; e.byEndpoint[endpointID] <= 0 {
+		delete(e.byEndpoint, endpointID)
+	}
+	e.mu.Unlock()
+	select {
+	case e.freed <- struct{}{}:
+	default:
+	}
+}
+
+// persistTimeout bounds the database writes that follow an attempt. They
+// are retried until then so a short database outage does not lose the
+// record; past it, the lease expires and the message is rescued.
+func (e *Engine) persistTimeout() time.Duration { return e.cfg.Lease / 2 }
+
+func (e *Engine) release(m store.Message, token string, delay time.Duration) {
+	e.retryDB(func(ctx context.Context) error { return e.st.ReleaseLease(ctx, m.ID, token, delay) }, "release", m)
+}
+
+// retryDB runs fn until it succeeds or persistTimeout passes.
+func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.persistTimeout())
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := fn(ctx)
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
+			e.log.Error("giving up on a database write; the lease will expire and the message be rescued",
+				"what", what, "message_id", m.ID, "endpoint_id", m.EndpointID, "error", err.Error())
+			return
+		}
+		sleep(ctx, wait)
+		wait = min(wait*2, time.Second)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// deliver makes one attempt of m and records it.
+func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t store.DeliveryTarget) {
+	ep := t.Endpoint
+	switch {
+	case ep.ID == "" || ep.DeletedAt != nil:
+		e.retryDB(func(ctx context.Context) error { return e.st.FailLeased(ctx, m.ID, token, "endpoint deleted") }, "fail", m)
+		return
+	case ep.Paused:
+		var parked bool
+		e.retryDB(func(ctx context.Context) error {
+			var err error
+			parked, err = e.st.ParkIfPaused(ctx, m.ID, ep.ID, token)
+			return err
+		}, "park", m)
+		if parked {
+			return
+		}
+	}
+
+	now := e.now()
+	ts := now.Unix()
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", e.cfg.UserAgent)
+	for k, v := range ep.Headers {
+		h.Set(k, v)
+	}
+	for k, v := range m.Headers {
+		h.Set(k, v)
+	}
+	h.Set(signature.HeaderID, m.ID)
+	h.Set(signature.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	if ep.HMACEnabled {
+		secrets, err := e.secretsOf(t.Keys)
+		if err != nil {
+			e.log.Error("cannot open the endpoint's signing keys; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
+			e.release(m, token, e.cfg.PollInterval*10)
+			return
+		}
+		h.Set(signature.HeaderSignature, signature.Header(ts, m.Payload, secrets...))
+	}
+
+	res := e.sender.Do(ctx, Request{URL: ep.URL, Body: m.Payload, Headers: h, Timeout: e.cfg.AttemptTimeout})
+	if ctx.Err() != nil && res.Status == 0 {
+		// Abandoned by the drain deadline: not the receiver's fault, not counted.
+		e.release(m, token, 0)
+		return
+	}
+	d := e.cfg.Schedule.Decide(m, res, e.now())
+	a := attemptRecord(m, res, d)
+	var no int
+	e.retryDB(func(ctx context.Context) error {
+		var err error
+		no, err = e.st.RecordAttempt(ctx, token, a, d.Outcome)
+		return err
+	}, "record attempt", m)
+	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
+		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
+	if d.RetryType != "" {
+		attrs = append(attrs, "retry_type", d.RetryType, "retry_in", d.RetryAfter.String())
+	}
+	if res.Err != nil {
+		attrs = append(attrs, "error", res.Err.Error())
+	}
+	e.log.Info("delivery attempt", attrs...)
+}
+
+// secretsOf opens the endpoint's signing secrets, newest first, caching
+// them (a key's secret never changes).
+func (e *Engine) secretsOf(keys []store.SigningKey) ([]string, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("the endpoint has no signing key")
+	}
+	out := make([]string, 0, len(keys))
+	e.secretsMu.Lock()
+	defer e.secretsMu.Unlock()
+	for _, k := range keys {
+		s, ok := e.secrets[k.ID]
+		if !ok {
+			pt, err := e.kr.Open(k.MasterKeyID, k.SecretSealed, []byte(k.ID))
+			if err != nil {
+				return nil, fmt.Errorf("signing key %s: %w", k.ID, err)
+			}
+			s = string(pt)
+			e.secrets[k.ID] = s
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func attemptRecord(m store.Message, r Result, d Decision) store.Attempt {
+	a := store.Attempt{
+		ID:                    ids.NewUUID(),
+		ProjectID:             m.ProjectID,
+		MessageID:             m.ID,
+		StartedAt:             r.Started.Truncate(time.Microsecond),
+		Outcome:               string(d.Class),
+		DurationMs:            ms(r.Duration),
+		DNSMs:                 msPtr(r.DNS),
+		ConnectMs:             msPtr(r.Connect),
+		TLSMs:                 msPtr(r.TLS),
+		TTFBMs:                msPtr(r.TTFB),
+		TransferMs:            msPtr(r.Transfer),
+		ConnReused:            r.ConnReused,
+		RequestHeaders:        flatten(r.RequestHeader),
+		ResponseHeaders:       flatten(r.Header),
+		ResponseBodyTruncated: r.BodyTruncated,
+		ErrorText:             d.Outcome.LastError,
+	}
+	if r.Status != 0 {
+		st := r.Status
+		a.ResponseStatus = &st
+		body := r.Body
+		a.ResponseBody = &body
+	}
+	if r.ResolvedIP != "" {
+		ip := r.ResolvedIP
+		a.ResolvedIP = &ip
+	}
+	if d.RetryType != "" {
+		rt := d.RetryType
+		secs := int(d.RetryAfter.Round(time.Second) / time.Second)
+		a.RetryType, a.RetryAfterSeconds = &rt, &secs
+	}
+	return a
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func msPtr(d *time.Duration) *float64 {
+	if d == nil {
+		return nil
+	}
+	v := ms(*d)
+	return &v
+}
+
+func flatten(h http.Header) store.Headers {
+	out := store.Headers{}
+	for k, vs := range h {
+		if len(vs) > 0 {
+			out[k] = vs[0]
+			for _, v := range vs[1:] {
+				out[k] += ", " + v
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,329 @@
+package handlers_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/gen"
+)
+
+// received is one request a test receiver got.
+type received struct {
+	header http.Header
+	body   []byte
+	at     time.Time
+}
+
+// receiver is a real HTTP server on 127.0.0.1 that records what it gets and
+// answers with handle (n is the 0-based index of the request).
+type receiver struct {
+	srv     *httptest.Server
+	mu      sync.Mutex
+	got     []received
+	arrived chan struct{}
+}
+
+func newReceiver(t *testing.T, handle func(n int, w http.ResponseWriter, r *http.Request)) *receiver {
+	t.Helper()
+	rc := &receiver{arrived: make(chan struct{}, 1)}
+	rc.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		n := len(rc.got)
+		rc.got = append(rc.got, received{header: r.Header.Clone(), body: body, at: time.Now()})
+		rc.mu.Unlock()
+		select {
+		case rc.arrived <- struct{}{}:
+		default:
+		}
+		if handle != nil {
+			handle(n, w, r)
+		}
+	}))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) url(path string) string { return rc.srv.URL + path }
+
+func (rc *receiver) requests() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.got...)
+}
+
+// waitFor waits until the receiver has n requests.
+func (rc *receiver) waitFor(t *testing.T, n int, timeout time.Duration) []received {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if got := rc.requests(); len(got) >= n {
+			return got
+		}
+		select {
+		case <-rc.arrived:
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("receiver got %d of %d requests in %s", len(rc.requests()), n, timeout)
+		}
+	}
+}
+
+// send posts a raw send request and returns the answer's status and data.
+func (e *env) send(key string, body string) (int, gen.SendResult, gen.ErrorEnvelope) {
+	e.t.Helper()
+	status, env, raw := e.do(http.MethodPost, "/v1/webhooks/send", key, "application/json", []byte(body))
+	var ok gen.SendEnvelope
+	if status < 300 {
+		require.NoError(e.t, json.Unmarshal(raw, &ok), string(raw))
+	}
+	return status, ok.Data, env
+}
+
+// waitStatus polls the message until it has the status.
+func (e *env) waitStatus(id uuid.UUID, status gen.MessageStatus, timeout time.Duration) gen.Message {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r, err := e.a.client.GetMessageWithResponse(context.Background(), id)
+		require.NoError(e.t, err)
+		require.Equal(e.t, http.StatusOK, r.StatusCode(), string(r.Body))
+		if r.JSON200.Data.Status == status {
+			return r.JSON200.Data
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("message %s is %s, want %s after %s", id, r.JSON200.Data.Status, status, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *env) attempts(id uuid.UUID) []gen.Attempt {
+	e.t.Helper()
+	r, err := e.a.client.GetMessageAttemptsWithResponse(context.Background(), id)
+	require.NoError(e.t, err)
+	require.Equal(e.t, http.StatusOK, r.StatusCode())
+	return r.JSON200.Data
+}
+
+// ownHMAC verifies a signature header with the test's own HMAC code, not
+// hookd's signer.
+func ownHMAC(secret, ts string, body []byte) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func TestDeliveryKeepsExactBytesAndSigns(t *testing.T) {
+	t.Parallel()
+	for _, d := range []string{"postgres", "sqlite"} {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			e := setupWith(t, d, options{receivers: true, engine: testEngineConfig()})
+			rc := newReceiver(t, nil)
+			r, err := e.a.client.CreateEndpointWithResponse(context.Background(), gen.CreateEndpointRequest{
+				Url: rc.url("/hook"), Headers: &gen.Headers{"X-Tenant": "acme", "X-Shared": "endpoint"},
+			})
+			require.NoError(t, err)
+			require.Equal(t, http.StatusCreated, r.StatusCode(), string(r.Body))
+			ep := r.JSON201.Data
+
+			// Unusual spacing, key order, a unicode escape, an integer above 2^53.
+			payload := `{ "z":1,"a" :  "caf\u00e9",  "big": 9007199254740993123 ,"n":[ 1 ,2 ] }`
+			status, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":`+payload+`,"headers":{"X-Shared":"message"}}`)
+			require.Equal(t, http.StatusAccepted, status)
+			require.Equal(t, gen.MessageStatus("queued"), res.Status)
+
+			got := rc.waitFor(t, 1, 10*time.Second)[0]
+			require.Equal(t, payload, string(got.body), "byte for byte")
+			ts := got.header.Get("X-Webhook-Timestamp")
+			require.Equal(t, ownHMAC(ep.SigningSecret, ts, got.body), got.header.Get("X-Webhook-Signature"))
+			tsn, err := strconv.ParseInt(ts, 10, 64)
+			require.NoError(t, err)
+			require.WithinDuration(t, time.Now(), time.Unix(tsn, 0), time.Minute)
+			require.Equal(t, res.MessageId.String(), got.header.Get("X-Webhook-Id"))
+			require.Equal(t, "application/json", got.header.Get("Content-Type"))
+			require.Equal(t, "hookd/test", got.header.Get("User-Agent"))
+			require.Equal(t, "acme", got.header.Get("X-Tenant"))
+			require.Equal(t, "message", got.header.Get("X-Shared"), "message headers win over endpoint headers")
+
+			m := e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+			require.Equal(t, 1, m.AttemptCount)
+			require.NotNil(t, m.DeliveredAt)
+			require.Equal(t, len(payload), m.SizeBytes)
+			sum := sha256.Sum256([]byte(payload))
+			require.Equal(t, hex.EncodeToString(sum[:]), m.PayloadSha256)
+			as := e.attempts(res.MessageId)
+			require.Len(t, as, 1)
+			require.Equal(t, 1, as[0].AttemptNo)
+			require.Equal(t, 200, *as[0].ResponseStatus)
+			require.Equal(t, gen.AttemptOutcome("success"), as[0].Outcome)
+			require.Equal(t, "127.0.0.1", *as[0].ResolvedIp)
+			require.NotNil(t, as[0].TtfbMs)
+			require.NotEmpty(t, as[0].RequestHeaders["X-Webhook-Signature"])
+
+			// With two active keys the header carries both signatures.
+			k2, err := e.a.client.CreateSigningKeyWithResponse(context.Background(), ep.Id)
+			require.NoError(t, err)
+			status, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"second":true}}`)
+			require.Equal(t, http.StatusAccepted, status)
+			got = rc.waitFor(t, 2, 10*time.Second)[1]
+			ts = got.header.Get("X-Webhook-Timestamp")
+			sigs := strings.Split(got.header.Get("X-Webhook-Signature"), ",")
+			require.ElementsMatch(t, []string{ownHMAC(ep.SigningSecret, ts, got.body), ownHMAC(k2.JSON201.Data.SigningSecret, ts, got.body)}, sigs)
+			e.waitStatus(res2.MessageId, "succeeded", 5*time.Second)
+
+			// hmac_enabled=false sends no signature.
+			_, err = e.a.client.UpdateEndpointWithResponse(context.Background(), ep.Id, gen.UpdateEndpointRequest{HmacEnabled: ptr(false)})
+			require.NoError(t, err)
+			e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"third":true}}`)
+			got = rc.waitFor(t, 3, 10*time.Second)[2]
+			require.Empty(t, got.header.Get("X-Webhook-Signature"))
+			require.NotEmpty(t, got.header.Get("X-Webhook-Id"))
+		})
+	}
+}
+
+func TestDeliveryOutcomes(t *testing.T) {
+	t.Parallel()
+	e := setupWith(t, "postgres", options{receivers: true, engine: testEngineConfig()})
+	closed := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		require.NoError(t, ln.Close())
+		return "http://" + addr + "/refused"
+	}()
+	cases := []struct {
+		name       string
+		handle     func(n int, w http.ResponseWriter, r *http.Request)
+		url        string
+		final      gen.MessageStatus
+		attempts   int
+		statuses   []int
+		minDelays  []time.Duration // between consecutive attempts
+		retryTypes []string
+		errorLike  string
+	}{
+		{name: "500Then200", handle: func(n int, w http.ResponseWriter, _ *http.Request) {
+			if n == 0 {
+				w.WriteHeader(500)
+			}
+		}, final: "succeeded", attempts: 2, statuses: []int{500, 200}, minDelays: []time.Duration{300 * time.Millisecond}, retryTypes: []string{"slow", ""}},
+		{name: "429WithRetryAfter", handle: func(n int, w http.ResponseWriter, _ *http.Request) {
+			if n == 0 {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(429)
+			}
+		}, final: "succeeded", attempts: 2, statuses: []int{429, 200}, minDelays: []time.Duration{time.Second}, retryTypes: []string{"fast", ""}},
+		{name: "HangsPastTimeout", handle: func(n int, w http.ResponseWriter, r *http.Request) {
+			if n == 0 {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(5 * time.Second):
+				}
+				return
+			}
+		}, final: "succeeded", attempts: 2, statuses: []int{0, 200}, errorLike: "timeout"},
+		{name: "ConnectionRefused", url: closed, final: "failed_permanent", attempts: 3, statuses: []int{0, 0, 0},
+			minDelays: []time.Duration{300 * time.Millisecond, 600 * time.Millisecond}, retryTypes: []string{"slow", "slow", ""}, errorLike: "connection error"},
+		{name: "Gone410", handle: func(int, http.ResponseWriter, *http.Request) {}, final: "failed_permanent", attempts: 1, statuses: []int{410}},
+		{name: "BadRequest400", handle: func(int, http.ResponseWriter, *http.Request) {}, final: "failed_permanent", attempts: 1, statuses: []int{400}},
+		{name: "Redirect301NotFollowed", handle: func(int, http.ResponseWriter, *http.Request) {}, final: "failed_permanent", attempts: 1, statuses: []int{301}, errorLike: "redirects are not followed"},
+		{name: "AlwaysFailsUsesBudget", handle: func(int, http.ResponseWriter, *http.Request) {}, final: "failed_permanent", attempts: 3, statuses: []int{503, 503, 503}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			handle := c.handle
+			switch c.name {
+			case "Gone410":
+				handle = func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(410) }
+			case "BadRequest400":
+				handle = func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(400) }
+			case "Redirect301NotFollowed":
+				handle = func(_ int, w http.ResponseWriter, r *http.Request) {
+					http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusMovedPermanently)
+				}
+			case "AlwaysFailsUsesBudget":
+				handle = func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }
+			}
+			url := c.url
+			if url == "" {
+				url = newReceiver(t, handle).url("/" + c.name)
+			}
+			ep := e.createEndpoint(e.a, url)
+			status, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"case":"`+c.name+`"}}`)
+			require.Equal(t, http.StatusAccepted, status)
+			m := e.waitStatus(res.MessageId, c.final, 15*time.Second)
+			require.Equal(t, c.attempts, m.AttemptCount)
+			as := e.attempts(res.MessageId)
+			require.Len(t, as, c.attempts)
+			for i, a := range as {
+				require.Equal(t, i+1, a.AttemptNo)
+				if c.statuses[i] == 0 {
+					require.Nil(t, a.ResponseStatus)
+					require.NotNil(t, a.ErrorText)
+					require.Contains(t, *a.ErrorText, c.errorLike)
+				} else {
+					require.Equal(t, c.statuses[i], *a.ResponseStatus)
+				}
+				if i < len(c.retryTypes) {
+					if c.retryTypes[i] == "" {
+						require.Nil(t, a.RetryType)
+					} else {
+						require.Equal(t, gen.AttemptRetryType(c.retryTypes[i]), *a.RetryType)
+					}
+				}
+				if i > 0 && i-1 < len(c.minDelays) {
+					gap := a.StartedAt.Sub(as[i-1].StartedAt)
+					require.GreaterOrEqual(t, gap, c.minDelays[i-1], "wait before attempt %d", i+1)
+				}
+			}
+			if c.final == "failed_permanent" {
+				require.NotNil(t, m.LastError)
+			}
+			if c.errorLike != "" && c.final == "failed_permanent" {
+				require.Contains(t, *m.LastError, c.errorLike)
+			}
+		})
+	}
+}
+
+// TestDNSRebindingIsRefusedAtConnect: the name resolves to a public address
+// when the endpoint is created and to 10.0.0.1 at delivery. The dialler
+// refuses it, the attempt is recorded as permanent, and nothing is sent.
+func TestDNSRebindingIsRefusedAtConnect(t *testing.T) {
+	t.Parallel()
+	e := setupWith(t, "sqlite", options{receivers: true, engine: testEngineConfig()})
+	e.dns.Set("rebind.example.com", publicIP)
+	ep := e.createEndpoint(e.a, "http://rebind.example.com:9/hook")
+	e.dns.Set("rebind.example.com", "10.0.0.1")
+	status, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"x":1}}`)
+	require.Equal(t, http.StatusAccepted, status)
+	m := e.waitStatus(res.MessageId, "failed_permanent", 10*time.Second)
+	require.Equal(t, 1, m.AttemptCount)
+	require.Contains(t, *m.LastError, "10.0.0.1")
+	as := e.attempts(res.MessageId)
+	require.Len(t, as, 1)
+	require.Equal(t, gen.AttemptOutcome("permanent"), as[0].Outcome)
+	require.Nil(t, as[0].ResolvedIp, "no connection was made")
+	require.Nil(t, as[0].ResponseStatus)
+	require.Contains(t, *as[0].ErrorText, "destination blocked")
+}
