@@ -98,28 +98,67 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for MessageStatus.
 const (
-	Delivering      MessageStatus = "delivering"
-	FailedPermanent MessageStatus = "failed_permanent"
-	Paused          MessageStatus = "paused"
-	PendingRetry    MessageStatus = "pending_retry"
-	Queued          MessageStatus = "queued"
-	Succeeded       MessageStatus = "succeeded"
+	MessageStatusDelivering      MessageStatus = "delivering"
+	MessageStatusFailedPermanent MessageStatus = "failed_permanent"
+	MessageStatusPaused          MessageStatus = "paused"
+	MessageStatusPendingRetry    MessageStatus = "pending_retry"
+	MessageStatusQueued          MessageStatus = "queued"
+	MessageStatusSucceeded       MessageStatus = "succeeded"
 )
 
 // Valid indicates whether the value is a known member of the MessageStatus enum.
 func (e MessageStatus) Valid() bool {
 	switch e {
-	case Delivering:
+	case MessageStatusDelivering:
 		return true
-	case FailedPermanent:
+	case MessageStatusFailedPermanent:
 		return true
-	case Paused:
+	case MessageStatusPaused:
 		return true
-	case PendingRetry:
+	case MessageStatusPendingRetry:
 		return true
-	case Queued:
+	case MessageStatusQueued:
 		return true
-	case Succeeded:
+	case MessageStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReplayItemStatus.
+const (
+	Failed   ReplayItemStatus = "failed"
+	Replayed ReplayItemStatus = "replayed"
+	Stuck    ReplayItemStatus = "stuck"
+)
+
+// Valid indicates whether the value is a known member of the ReplayItemStatus enum.
+func (e ReplayItemStatus) Valid() bool {
+	switch e {
+	case Failed:
+		return true
+	case Replayed:
+		return true
+	case Stuck:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReplayAllMessagesParamsStatus.
+const (
+	ReplayAllMessagesParamsStatusFailedPermanent ReplayAllMessagesParamsStatus = "failed_permanent"
+	ReplayAllMessagesParamsStatusSucceeded       ReplayAllMessagesParamsStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ReplayAllMessagesParamsStatus enum.
+func (e ReplayAllMessagesParamsStatus) Valid() bool {
+	switch e {
+	case ReplayAllMessagesParamsStatusFailedPermanent:
+		return true
+	case ReplayAllMessagesParamsStatusSucceeded:
 		return true
 	default:
 		return false
@@ -272,6 +311,31 @@ type CreateEndpointRequest struct {
 	Url string `json:"url"`
 }
 
+// DLQEnvelope defines model for DLQEnvelope.
+type DLQEnvelope struct {
+	Data DLQPage `json:"data"`
+	Meta Meta    `json:"meta"`
+}
+
+// DLQPage defines model for DLQPage.
+type DLQPage struct {
+	HasMore    bool             `json:"has_more"`
+	Messages   []MessageSummary `json:"messages"`
+	NextCursor *string          `json:"next_cursor"`
+}
+
+// DeleteMany defines model for DeleteMany.
+type DeleteMany struct {
+	Deleted           int      `json:"deleted"`
+	DeletedMessageIds []string `json:"deleted_message_ids"`
+}
+
+// DeleteManyEnvelope defines model for DeleteManyEnvelope.
+type DeleteManyEnvelope struct {
+	Data DeleteMany `json:"data"`
+	Meta Meta       `json:"meta"`
+}
+
 // Endpoint defines model for Endpoint.
 type Endpoint struct {
 	Burst       int       `json:"burst"`
@@ -414,6 +478,12 @@ type HealthEnvelope struct {
 	Meta Meta   `json:"meta"`
 }
 
+// LogsEnvelope defines model for LogsEnvelope.
+type LogsEnvelope struct {
+	Data []MessageSummary `json:"data"`
+	Meta PageMeta         `json:"meta"`
+}
+
 // Message defines model for Message.
 type Message struct {
 	AttemptCount int `json:"attempt_count"`
@@ -443,10 +513,36 @@ type Message struct {
 	UpdatedAt time.Time     `json:"updated_at"`
 }
 
+// MessageActionEnvelope defines model for MessageActionEnvelope.
+type MessageActionEnvelope struct {
+	// Data A message, plus `message_id` (the same as `id`) for readers of HookBridge's documented shape.
+	Data    MessageWithID `json:"data"`
+	Message string        `json:"message"`
+	Meta    Meta          `json:"meta"`
+}
+
+// MessageDeleted defines model for MessageDeleted.
+type MessageDeleted struct {
+	AlreadyDeleted bool   `json:"already_deleted"`
+	Deleted        bool   `json:"deleted"`
+	MessageId      string `json:"message_id"`
+}
+
+// MessageDeletedEnvelope defines model for MessageDeletedEnvelope.
+type MessageDeletedEnvelope struct {
+	Data MessageDeleted `json:"data"`
+	Meta Meta           `json:"meta"`
+}
+
 // MessageEnvelope defines model for MessageEnvelope.
 type MessageEnvelope struct {
 	Data Message `json:"data"`
 	Meta Meta    `json:"meta"`
+}
+
+// MessageIDList defines model for MessageIDList.
+type MessageIDList struct {
+	MessageIds []openapi_types.UUID `json:"message_ids"`
 }
 
 // MessageStatus `queued` (waiting for its first attempt), `delivering` (an attempt is
@@ -454,6 +550,59 @@ type MessageEnvelope struct {
 // `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
 // `paused` (its endpoint is paused).
 type MessageStatus string
+
+// MessageSummary defines model for MessageSummary.
+type MessageSummary struct {
+	AttemptCount int        `json:"attempt_count"`
+	CreatedAt    time.Time  `json:"created_at"`
+	DeliveredAt  *time.Time `json:"delivered_at,omitempty"`
+
+	// Endpoint The endpoint's URL.
+	Endpoint          string     `json:"endpoint"`
+	EndpointId        string     `json:"endpoint_id"`
+	FailedAt          *time.Time `json:"failed_at,omitempty"`
+	LastError         *string    `json:"last_error,omitempty"`
+	MessageId         string     `json:"message_id"`
+	NextAttemptAt     *time.Time `json:"next_attempt_at,omitempty"`
+	ResponseLatencyMs *int       `json:"response_latency_ms,omitempty"`
+	ResponseStatus    *int       `json:"response_status,omitempty"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused).
+	Status MessageStatus `json:"status"`
+}
+
+// MessageWithID A message, plus `message_id` (the same as `id`) for readers of HookBridge's documented shape.
+type MessageWithID struct {
+	AttemptCount int `json:"attempt_count"`
+
+	// ContentType Example: application/json
+	ContentType       string             `json:"content_type"`
+	CreatedAt         time.Time          `json:"created_at"`
+	DeliveredAt       *time.Time         `json:"delivered_at,omitempty"`
+	EndpointId        string             `json:"endpoint_id"`
+	FirstAttemptAt    *time.Time         `json:"first_attempt_at,omitempty"`
+	Id                openapi_types.UUID `json:"id"`
+	IdempotencyKey    *string            `json:"idempotency_key,omitempty"`
+	LastError         *string            `json:"last_error,omitempty"`
+	MessageId         openapi_types.UUID `json:"message_id"`
+	NextAttemptAt     *time.Time         `json:"next_attempt_at,omitempty"`
+	PayloadSha256     string             `json:"payload_sha256"`
+	ProjectId         string             `json:"project_id"`
+	ReplayCount       int                `json:"replay_count"`
+	ResponseLatencyMs *int               `json:"response_latency_ms,omitempty"`
+	ResponseStatus    *int               `json:"response_status,omitempty"`
+	SizeBytes         int                `json:"size_bytes"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused).
+	Status    MessageStatus `json:"status"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
 
 // Meta defines model for Meta.
 type Meta struct {
@@ -471,6 +620,54 @@ type PageMeta struct {
 	NextCursor *string `json:"next_cursor"`
 	RequestId  string  `json:"request_id"`
 }
+
+// ReplayAllEnvelope defines model for ReplayAllEnvelope.
+type ReplayAllEnvelope struct {
+	Data    ReplayAllResult `json:"data"`
+	Message string          `json:"message"`
+	Meta    Meta            `json:"meta"`
+}
+
+// ReplayAllResult defines model for ReplayAllResult.
+type ReplayAllResult struct {
+	Failed             int      `json:"failed"`
+	Replayed           int      `json:"replayed"`
+	ReplayedMessageIds []string `json:"replayed_message_ids"`
+	Stuck              int      `json:"stuck"`
+	StuckMessageIds    []string `json:"stuck_message_ids"`
+}
+
+// ReplayBatchEnvelope defines model for ReplayBatchEnvelope.
+type ReplayBatchEnvelope struct {
+	Data    ReplayBatchResult `json:"data"`
+	Message string            `json:"message"`
+	Meta    Meta              `json:"meta"`
+}
+
+// ReplayBatchResult defines model for ReplayBatchResult.
+type ReplayBatchResult struct {
+	Failed   int          `json:"failed"`
+	Replayed int          `json:"replayed"`
+	Results  []ReplayItem `json:"results"`
+	Stuck    int          `json:"stuck"`
+}
+
+// ReplayEnvelope defines model for ReplayEnvelope.
+type ReplayEnvelope struct {
+	Data    SendResult `json:"data"`
+	Message string     `json:"message"`
+	Meta    Meta       `json:"meta"`
+}
+
+// ReplayItem defines model for ReplayItem.
+type ReplayItem struct {
+	Error     *string          `json:"error,omitempty"`
+	MessageId string           `json:"message_id"`
+	Status    ReplayItemStatus `json:"status"`
+}
+
+// ReplayItemStatus defines model for ReplayItem.Status.
+type ReplayItemStatus string
 
 // SendEnvelope defines model for SendEnvelope.
 type SendEnvelope struct {
@@ -564,6 +761,9 @@ type BadRequest = ErrorEnvelope
 // Conflict defines model for Conflict.
 type Conflict = ErrorEnvelope
 
+// Gone defines model for Gone.
+type Gone = ErrorEnvelope
+
 // InternalError defines model for InternalError.
 type InternalError = ErrorEnvelope
 
@@ -573,8 +773,18 @@ type NotFound = ErrorEnvelope
 // ServiceUnavailable defines model for ServiceUnavailable.
 type ServiceUnavailable = ErrorEnvelope
 
+// TooManyRequests defines model for TooManyRequests.
+type TooManyRequests = ErrorEnvelope
+
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = ErrorEnvelope
+
+// ListDLQParams defines parameters for ListDLQ.
+type ListDLQParams struct {
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // ListEndpointsParams defines parameters for ListEndpoints.
 type ListEndpointsParams struct {
@@ -585,6 +795,41 @@ type ListEndpointsParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// GetLogsParams defines parameters for GetLogs.
+type GetLogsParams struct {
+	EndpointId *string        `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+	Status     *MessageStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// StartTime Only messages created at or after this time.
+	StartTime *time.Time `form:"start_time,omitempty" json:"start_time,omitempty"`
+
+	// EndTime Only messages created before this time.
+	EndTime *time.Time `form:"end_time,omitempty" json:"end_time,omitempty"`
+
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// DeleteAllMessagesParams defines parameters for DeleteAllMessages.
+type DeleteAllMessagesParams struct {
+	Status        *MessageStatus `form:"status,omitempty" json:"status,omitempty"`
+	EndpointId    *string        `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+	CreatedAfter  *time.Time     `form:"created_after,omitempty" json:"created_after,omitempty"`
+	CreatedBefore *time.Time     `form:"created_before,omitempty" json:"created_before,omitempty"`
+	Limit         *int           `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ReplayAllMessagesParams defines parameters for ReplayAllMessages.
+type ReplayAllMessagesParams struct {
+	Status     ReplayAllMessagesParamsStatus `form:"status" json:"status"`
+	EndpointId *string                       `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+	Limit      *int                          `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ReplayAllMessagesParamsStatus defines parameters for ReplayAllMessages.
+type ReplayAllMessagesParamsStatus string
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
 
@@ -593,6 +838,12 @@ type CreateEndpointJSONRequestBody = CreateEndpointRequest
 
 // UpdateEndpointJSONRequestBody defines body for UpdateEndpoint for application/json ContentType.
 type UpdateEndpointJSONRequestBody = UpdateEndpointRequest
+
+// DeleteMessagesBatchJSONRequestBody defines body for DeleteMessagesBatch for application/json ContentType.
+type DeleteMessagesBatchJSONRequestBody = MessageIDList
+
+// ReplayBatchMessagesJSONRequestBody defines body for ReplayBatchMessages for application/json ContentType.
+type ReplayBatchMessagesJSONRequestBody = MessageIDList
 
 // SendWebhookJSONRequestBody defines body for SendWebhook for application/json ContentType.
 type SendWebhookJSONRequestBody = SendRequest
@@ -716,6 +967,20 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/api-keys/{keyId} (the `DeleteApiKey` operationId).
 	DeleteApiKey(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListDLQ List the dead-letter queue
+	//
+	// The project's `failed_permanent` messages, newest first. Pagination lives in `data` (HookBridge's shape): `data.messages`, `data.has_more`, `data.next_cursor`.
+	//
+	// Corresponds with GET /v1/dlq/messages (the `ListDLQ` operationId).
+	ListDLQ(ctx context.Context, params *ListDLQParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayFromDLQ Replay a message from the dead-letter queue
+	//
+	// Like replay, for `failed_permanent` messages only, and not counted against the 10-replay limit. No request body.
+	//
+	// Corresponds with POST /v1/dlq/replay/{id} (the `ReplayFromDLQ` operationId).
+	ReplayFromDLQ(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListEndpoints List endpoints
 	//
@@ -854,6 +1119,69 @@ type ClientInterface interface {
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetLogs List messages
+	//
+	// The project's messages, newest first (by id), with filters and cursor pagination. Pages never skip or repeat rows committed before the first page was read.
+	//
+	// Corresponds with GET /v1/logs (the `GetLogs` operationId).
+	GetLogs(ctx context.Context, params *GetLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAllMessages Delete every matching message
+	//
+	// Soft-deletes up to `limit` messages matching the filters (oldest first). No request body.
+	//
+	// Corresponds with POST /v1/messages/delete-all (the `DeleteAllMessages` operationId).
+	DeleteAllMessages(ctx context.Context, params *DeleteAllMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMessagesBatchWithBody Delete the listed messages
+	//
+	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+	DeleteMessagesBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMessagesBatch Delete the listed messages
+	//
+	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+	DeleteMessagesBatch(ctx context.Context, body DeleteMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayAllMessages Replay every matching finished message
+	//
+	// Replays up to `limit` messages with the given status (oldest first),
+	// optionally of one endpoint. `replayed` counts the ones queued again,
+	// `failed` those that cannot be replayed (retention, limit, deleted
+	// endpoint), `stuck` those in progress (skipped). No request body.
+	//
+	// Corresponds with POST /v1/messages/replay-all (the `ReplayAllMessages` operationId).
+	ReplayAllMessages(ctx context.Context, params *ReplayAllMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayBatchMessagesWithBody Replay the listed messages
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+	ReplayBatchMessagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayBatchMessages Replay the listed messages
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+	ReplayBatchMessages(ctx context.Context, body ReplayBatchMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteMessage Delete a message
+	//
+	// Soft delete, idempotent (a second delete answers 200 with `already_deleted`). A deleted message leaves every list and is never delivered again.
+	//
+	// Corresponds with DELETE /v1/messages/{id} (the `DeleteMessage` operationId).
+	DeleteMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetMessage Get a message
 	//
 	// Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
@@ -867,6 +1195,34 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
 	GetMessageAttempts(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CancelRetry Stop retrying a message
+	//
+	// Only for `pending_retry`; the message becomes `failed_permanent` (in the DLQ). Otherwise 409 `INVALID_STATUS`. No request body.
+	//
+	// Corresponds with POST /v1/messages/{id}/cancel (the `CancelRetry` operationId).
+	CancelRetry(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayMessage Deliver a finished message again
+	//
+	// For `succeeded` and `failed_permanent` messages whose payload is
+	// retained and whose endpoint exists. The message (same id, so the
+	// same `X-Webhook-Id`: receivers that de-duplicate on it will drop the
+	// replay) is queued again with a fresh attempt budget; attempt numbers
+	// continue. 409 `DELIVERY_IN_PROGRESS` (queued or delivering),
+	// `RETRY_IN_PROGRESS` (pending_retry), `INVALID_STATUS` (otherwise);
+	// 410 `RETENTION_EXPIRED`; at most 10 replays per message, then 429
+	// `REPLAY_LIMIT_EXCEEDED`. No request body.
+	//
+	// Corresponds with POST /v1/messages/{id}/replay (the `ReplayMessage` operationId).
+	ReplayMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RetryNow Retry a waiting message now
+	//
+	// Only for `pending_retry`; the next attempt starts within a second. Otherwise 409 `INVALID_STATUS`. No request body.
+	//
+	// Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
+	RetryNow(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SendWebhookWithBody Send a webhook
 	//
@@ -1007,6 +1363,40 @@ func (c *Client) CreateApiKey(ctx context.Context, body CreateApiKeyJSONRequestB
 // Corresponds with DELETE /v1/api-keys/{keyId} (the `DeleteApiKey` operationId).
 func (c *Client) DeleteApiKey(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteApiKeyRequest(c.Server, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListDLQ List the dead-letter queue
+//
+// The project's `failed_permanent` messages, newest first. Pagination lives in `data` (HookBridge's shape): `data.messages`, `data.has_more`, `data.next_cursor`.
+//
+// Corresponds with GET /v1/dlq/messages (the `ListDLQ` operationId).
+func (c *Client) ListDLQ(ctx context.Context, params *ListDLQParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListDLQRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayFromDLQ Replay a message from the dead-letter queue
+//
+// Like replay, for `failed_permanent` messages only, and not counted against the 10-replay limit. No request body.
+//
+// Corresponds with POST /v1/dlq/replay/{id} (the `ReplayFromDLQ` operationId).
+func (c *Client) ReplayFromDLQ(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayFromDLQRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1284,6 +1674,149 @@ func (c *Client) DeleteSigningKey(ctx context.Context, id EndpointID, keyId stri
 	return c.Client.Do(req)
 }
 
+// GetLogs List messages
+//
+// The project's messages, newest first (by id), with filters and cursor pagination. Pages never skip or repeat rows committed before the first page was read.
+//
+// Corresponds with GET /v1/logs (the `GetLogs` operationId).
+func (c *Client) GetLogs(ctx context.Context, params *GetLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetLogsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAllMessages Delete every matching message
+//
+// Soft-deletes up to `limit` messages matching the filters (oldest first). No request body.
+//
+// Corresponds with POST /v1/messages/delete-all (the `DeleteAllMessages` operationId).
+func (c *Client) DeleteAllMessages(ctx context.Context, params *DeleteAllMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAllMessagesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMessagesBatchWithBody Delete the listed messages
+//
+// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+func (c *Client) DeleteMessagesBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMessagesBatchRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMessagesBatch Delete the listed messages
+//
+// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+func (c *Client) DeleteMessagesBatch(ctx context.Context, body DeleteMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMessagesBatchRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayAllMessages Replay every matching finished message
+//
+// Replays up to `limit` messages with the given status (oldest first),
+// optionally of one endpoint. `replayed` counts the ones queued again,
+// `failed` those that cannot be replayed (retention, limit, deleted
+// endpoint), `stuck` those in progress (skipped). No request body.
+//
+// Corresponds with POST /v1/messages/replay-all (the `ReplayAllMessages` operationId).
+func (c *Client) ReplayAllMessages(ctx context.Context, params *ReplayAllMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayAllMessagesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayBatchMessagesWithBody Replay the listed messages
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+func (c *Client) ReplayBatchMessagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayBatchMessagesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayBatchMessages Replay the listed messages
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+func (c *Client) ReplayBatchMessages(ctx context.Context, body ReplayBatchMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayBatchMessagesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteMessage Delete a message
+//
+// Soft delete, idempotent (a second delete answers 200 with `already_deleted`). A deleted message leaves every list and is never delivered again.
+//
+// Corresponds with DELETE /v1/messages/{id} (the `DeleteMessage` operationId).
+func (c *Client) DeleteMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteMessageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetMessage Get a message
 //
 // Corresponds with GET /v1/messages/{id} (the `GetMessage` operationId).
@@ -1308,6 +1841,64 @@ func (c *Client) GetMessage(ctx context.Context, id MessageID, reqEditors ...Req
 // Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
 func (c *Client) GetMessageAttempts(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMessageAttemptsRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CancelRetry Stop retrying a message
+//
+// Only for `pending_retry`; the message becomes `failed_permanent` (in the DLQ). Otherwise 409 `INVALID_STATUS`. No request body.
+//
+// Corresponds with POST /v1/messages/{id}/cancel (the `CancelRetry` operationId).
+func (c *Client) CancelRetry(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCancelRetryRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayMessage Deliver a finished message again
+//
+// For `succeeded` and `failed_permanent` messages whose payload is
+// retained and whose endpoint exists. The message (same id, so the
+// same `X-Webhook-Id`: receivers that de-duplicate on it will drop the
+// replay) is queued again with a fresh attempt budget; attempt numbers
+// continue. 409 `DELIVERY_IN_PROGRESS` (queued or delivering),
+// `RETRY_IN_PROGRESS` (pending_retry), `INVALID_STATUS` (otherwise);
+// 410 `RETENTION_EXPIRED`; at most 10 replays per message, then 429
+// `REPLAY_LIMIT_EXCEEDED`. No request body.
+//
+// Corresponds with POST /v1/messages/{id}/replay (the `ReplayMessage` operationId).
+func (c *Client) ReplayMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayMessageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RetryNow Retry a waiting message now
+//
+// Only for `pending_retry`; the next attempt starts within a second. Otherwise 409 `INVALID_STATUS`. No request body.
+//
+// Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
+func (c *Client) RetryNow(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRetryNowRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -1528,6 +2119,106 @@ func NewDeleteApiKeyRequest(server string, keyId string) (*http.Request, error) 
 	}
 
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListDLQRequest constructs an http.Request for the ListDLQ method
+func NewListDLQRequest(server string, params *ListDLQParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/dlq/messages")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReplayFromDLQRequest constructs an http.Request for the ReplayFromDLQ method
+func NewReplayFromDLQRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/dlq/replay/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1967,6 +2658,410 @@ func NewDeleteSigningKeyRequest(server string, id EndpointID, keyId string) (*ht
 	return req, nil
 }
 
+// NewGetLogsRequest constructs an http.Request for the GetLogs method
+func NewGetLogsRequest(server string, params *GetLogsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/logs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.StartTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start_time", *params.StartTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end_time", *params.EndTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteAllMessagesRequest constructs an http.Request for the DeleteAllMessages method
+func NewDeleteAllMessagesRequest(server string, params *DeleteAllMessagesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/delete-all")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CreatedAfter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_after", *params.CreatedAfter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.CreatedBefore != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "created_before", *params.CreatedBefore, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteMessagesBatchRequest calls the generic DeleteMessagesBatch builder with application/json body
+func NewDeleteMessagesBatchRequest(server string, body DeleteMessagesBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteMessagesBatchRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteMessagesBatchRequestWithBody constructs an http.Request for the DeleteMessagesBatch method, with any body, and a specified content type
+func NewDeleteMessagesBatchRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/delete-batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReplayAllMessagesRequest constructs an http.Request for the ReplayAllMessages method
+func NewReplayAllMessagesRequest(server string, params *ReplayAllMessagesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/replay-all")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReplayBatchMessagesRequest calls the generic ReplayBatchMessages builder with application/json body
+func NewReplayBatchMessagesRequest(server string, body ReplayBatchMessagesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplayBatchMessagesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReplayBatchMessagesRequestWithBody constructs an http.Request for the ReplayBatchMessages method, with any body, and a specified content type
+func NewReplayBatchMessagesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/replay-batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteMessageRequest constructs an http.Request for the DeleteMessage method
+func NewDeleteMessageRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetMessageRequest constructs an http.Request for the GetMessage method
 func NewGetMessageRequest(server string, id MessageID) (*http.Request, error) {
 	var err error
@@ -2028,6 +3123,108 @@ func NewGetMessageAttemptsRequest(server string, id MessageID) (*http.Request, e
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCancelRetryRequest constructs an http.Request for the CancelRetry method
+func NewCancelRetryRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s/cancel", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReplayMessageRequest constructs an http.Request for the ReplayMessage method
+func NewReplayMessageRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s/replay", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewRetryNowRequest constructs an http.Request for the RetryNow method
+func NewRetryNowRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s/retry-now", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -2172,6 +3369,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/api-keys/{keyId} (the `DeleteApiKey` operationId).
 	DeleteApiKeyWithResponse(ctx context.Context, keyId string, reqEditors ...RequestEditorFn) (*DeleteApiKeyResponse, error)
+
+	// ListDLQWithResponse List the dead-letter queue
+	//
+	// The project's `failed_permanent` messages, newest first. Pagination lives in `data` (HookBridge's shape): `data.messages`, `data.has_more`, `data.next_cursor`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/dlq/messages (the `ListDLQ` operationId).
+	ListDLQWithResponse(ctx context.Context, params *ListDLQParams, reqEditors ...RequestEditorFn) (*ListDLQResponse, error)
+
+	// ReplayFromDLQWithResponse Replay a message from the dead-letter queue
+	//
+	// Like replay, for `failed_permanent` messages only, and not counted against the 10-replay limit. No request body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/dlq/replay/{id} (the `ReplayFromDLQ` operationId).
+	ReplayFromDLQWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*ReplayFromDLQResponse, error)
 
 	// ListEndpointsWithResponse List endpoints
 	//
@@ -2328,6 +3543,77 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKeyWithResponse(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error)
 
+	// GetLogsWithResponse List messages
+	//
+	// The project's messages, newest first (by id), with filters and cursor pagination. Pages never skip or repeat rows committed before the first page was read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/logs (the `GetLogs` operationId).
+	GetLogsWithResponse(ctx context.Context, params *GetLogsParams, reqEditors ...RequestEditorFn) (*GetLogsResponse, error)
+
+	// DeleteAllMessagesWithResponse Delete every matching message
+	//
+	// Soft-deletes up to `limit` messages matching the filters (oldest first). No request body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/delete-all (the `DeleteAllMessages` operationId).
+	DeleteAllMessagesWithResponse(ctx context.Context, params *DeleteAllMessagesParams, reqEditors ...RequestEditorFn) (*DeleteAllMessagesResponse, error)
+
+	// DeleteMessagesBatchWithBodyWithResponse Delete the listed messages
+	//
+	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+	DeleteMessagesBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMessagesBatchResponse, error)
+
+	// DeleteMessagesBatchWithResponse Delete the listed messages
+	//
+	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+	DeleteMessagesBatchWithResponse(ctx context.Context, body DeleteMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMessagesBatchResponse, error)
+
+	// ReplayAllMessagesWithResponse Replay every matching finished message
+	//
+	// Replays up to `limit` messages with the given status (oldest first),
+	// optionally of one endpoint. `replayed` counts the ones queued again,
+	// `failed` those that cannot be replayed (retention, limit, deleted
+	// endpoint), `stuck` those in progress (skipped). No request body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/replay-all (the `ReplayAllMessages` operationId).
+	ReplayAllMessagesWithResponse(ctx context.Context, params *ReplayAllMessagesParams, reqEditors ...RequestEditorFn) (*ReplayAllMessagesResponse, error)
+
+	// ReplayBatchMessagesWithBodyWithResponse Replay the listed messages
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+	ReplayBatchMessagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayBatchMessagesResponse, error)
+
+	// ReplayBatchMessagesWithResponse Replay the listed messages
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+	ReplayBatchMessagesWithResponse(ctx context.Context, body ReplayBatchMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayBatchMessagesResponse, error)
+
+	// DeleteMessageWithResponse Delete a message
+	//
+	// Soft delete, idempotent (a second delete answers 200 with `already_deleted`). A deleted message leaves every list and is never delivered again.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/messages/{id} (the `DeleteMessage` operationId).
+	DeleteMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*DeleteMessageResponse, error)
+
 	// GetMessageWithResponse Get a message
 	//
 	// Returns a wrapper object for the known response body format(s).
@@ -2345,6 +3631,40 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
 	GetMessageAttemptsWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessageAttemptsResponse, error)
+
+	// CancelRetryWithResponse Stop retrying a message
+	//
+	// Only for `pending_retry`; the message becomes `failed_permanent` (in the DLQ). Otherwise 409 `INVALID_STATUS`. No request body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/{id}/cancel (the `CancelRetry` operationId).
+	CancelRetryWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*CancelRetryResponse, error)
+
+	// ReplayMessageWithResponse Deliver a finished message again
+	//
+	// For `succeeded` and `failed_permanent` messages whose payload is
+	// retained and whose endpoint exists. The message (same id, so the
+	// same `X-Webhook-Id`: receivers that de-duplicate on it will drop the
+	// replay) is queued again with a fresh attempt budget; attempt numbers
+	// continue. 409 `DELIVERY_IN_PROGRESS` (queued or delivering),
+	// `RETRY_IN_PROGRESS` (pending_retry), `INVALID_STATUS` (otherwise);
+	// 410 `RETENTION_EXPIRED`; at most 10 replays per message, then 429
+	// `REPLAY_LIMIT_EXCEEDED`. No request body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/{id}/replay (the `ReplayMessage` operationId).
+	ReplayMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*ReplayMessageResponse, error)
+
+	// RetryNowWithResponse Retry a waiting message now
+	//
+	// Only for `pending_retry`; the next attempt starts within a second. Otherwise 409 `INVALID_STATUS`. No request body.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
+	RetryNowWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*RetryNowResponse, error)
 
 	// SendWebhookWithBodyWithResponse Send a webhook
 	//
@@ -2686,6 +4006,165 @@ func (r DeleteApiKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteApiKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListDLQResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DLQEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListDLQResponse) GetJSON200() *DLQEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListDLQResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListDLQResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListDLQResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListDLQResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListDLQResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListDLQResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListDLQResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListDLQResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReplayFromDLQResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *Gone
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON200() *ReplayEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON410() *Gone {
+	return r.JSON410
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayFromDLQResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayFromDLQResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayFromDLQResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayFromDLQResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3542,6 +5021,427 @@ func (r DeleteSigningKeyResponse) ContentType() string {
 	return ""
 }
 
+type GetLogsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *LogsEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetLogsResponse) GetJSON200() *LogsEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetLogsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetLogsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetLogsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetLogsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetLogsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetLogsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetLogsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteAllMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeleteManyEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON200() *DeleteManyEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAllMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAllMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAllMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAllMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteMessagesBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeleteManyEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON200() *DeleteManyEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMessagesBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMessagesBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMessagesBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMessagesBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReplayAllMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayAllEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON200() *ReplayAllEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayAllMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayAllMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayAllMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayAllMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReplayBatchMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayBatchEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON200() *ReplayBatchEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayBatchMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayBatchMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayBatchMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayBatchMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteMessageResponse) GetJSON200() *MessageDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteMessageResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteMessageResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3681,6 +5581,269 @@ func (r GetMessageAttemptsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMessageAttemptsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CancelRetryResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageActionEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CancelRetryResponse) GetJSON200() *MessageActionEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CancelRetryResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CancelRetryResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CancelRetryResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CancelRetryResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CancelRetryResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CancelRetryResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CancelRetryResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CancelRetryResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CancelRetryResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CancelRetryResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ReplayMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *Gone
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayMessageResponse) GetJSON200() *ReplayEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReplayMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r ReplayMessageResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r ReplayMessageResponse) GetJSON410() *Gone {
+	return r.JSON410
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayMessageResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayMessageResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type RetryNowResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageActionEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RetryNowResponse) GetJSON200() *MessageActionEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r RetryNowResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r RetryNowResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r RetryNowResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r RetryNowResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r RetryNowResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r RetryNowResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r RetryNowResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RetryNowResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RetryNowResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RetryNowResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -3865,6 +6028,36 @@ func (c *ClientWithResponses) DeleteApiKeyWithResponse(ctx context.Context, keyI
 		return nil, err
 	}
 	return ParseDeleteApiKeyResponse(rsp)
+}
+
+// ListDLQWithResponse List the dead-letter queue
+//
+// The project's `failed_permanent` messages, newest first. Pagination lives in `data` (HookBridge's shape): `data.messages`, `data.has_more`, `data.next_cursor`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/dlq/messages (the `ListDLQ` operationId).
+func (c *ClientWithResponses) ListDLQWithResponse(ctx context.Context, params *ListDLQParams, reqEditors ...RequestEditorFn) (*ListDLQResponse, error) {
+	rsp, err := c.ListDLQ(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListDLQResponse(rsp)
+}
+
+// ReplayFromDLQWithResponse Replay a message from the dead-letter queue
+//
+// Like replay, for `failed_permanent` messages only, and not counted against the 10-replay limit. No request body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/dlq/replay/{id} (the `ReplayFromDLQ` operationId).
+func (c *ClientWithResponses) ReplayFromDLQWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*ReplayFromDLQResponse, error) {
+	rsp, err := c.ReplayFromDLQ(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayFromDLQResponse(rsp)
 }
 
 // ListEndpointsWithResponse List endpoints
@@ -4100,6 +6293,125 @@ func (c *ClientWithResponses) DeleteSigningKeyWithResponse(ctx context.Context, 
 	return ParseDeleteSigningKeyResponse(rsp)
 }
 
+// GetLogsWithResponse List messages
+//
+// The project's messages, newest first (by id), with filters and cursor pagination. Pages never skip or repeat rows committed before the first page was read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/logs (the `GetLogs` operationId).
+func (c *ClientWithResponses) GetLogsWithResponse(ctx context.Context, params *GetLogsParams, reqEditors ...RequestEditorFn) (*GetLogsResponse, error) {
+	rsp, err := c.GetLogs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetLogsResponse(rsp)
+}
+
+// DeleteAllMessagesWithResponse Delete every matching message
+//
+// Soft-deletes up to `limit` messages matching the filters (oldest first). No request body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/delete-all (the `DeleteAllMessages` operationId).
+func (c *ClientWithResponses) DeleteAllMessagesWithResponse(ctx context.Context, params *DeleteAllMessagesParams, reqEditors ...RequestEditorFn) (*DeleteAllMessagesResponse, error) {
+	rsp, err := c.DeleteAllMessages(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAllMessagesResponse(rsp)
+}
+
+// DeleteMessagesBatchWithBodyWithResponse Delete the listed messages
+//
+// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+func (c *ClientWithResponses) DeleteMessagesBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteMessagesBatchResponse, error) {
+	rsp, err := c.DeleteMessagesBatchWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMessagesBatchResponse(rsp)
+}
+
+// DeleteMessagesBatchWithResponse Delete the listed messages
+//
+// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/delete-batch (the `DeleteMessagesBatch` operationId).
+func (c *ClientWithResponses) DeleteMessagesBatchWithResponse(ctx context.Context, body DeleteMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteMessagesBatchResponse, error) {
+	rsp, err := c.DeleteMessagesBatch(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMessagesBatchResponse(rsp)
+}
+
+// ReplayAllMessagesWithResponse Replay every matching finished message
+//
+// Replays up to `limit` messages with the given status (oldest first),
+// optionally of one endpoint. `replayed` counts the ones queued again,
+// `failed` those that cannot be replayed (retention, limit, deleted
+// endpoint), `stuck` those in progress (skipped). No request body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/replay-all (the `ReplayAllMessages` operationId).
+func (c *ClientWithResponses) ReplayAllMessagesWithResponse(ctx context.Context, params *ReplayAllMessagesParams, reqEditors ...RequestEditorFn) (*ReplayAllMessagesResponse, error) {
+	rsp, err := c.ReplayAllMessages(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayAllMessagesResponse(rsp)
+}
+
+// ReplayBatchMessagesWithBodyWithResponse Replay the listed messages
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+func (c *ClientWithResponses) ReplayBatchMessagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayBatchMessagesResponse, error) {
+	rsp, err := c.ReplayBatchMessagesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayBatchMessagesResponse(rsp)
+}
+
+// ReplayBatchMessagesWithResponse Replay the listed messages
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/replay-batch (the `ReplayBatchMessages` operationId).
+func (c *ClientWithResponses) ReplayBatchMessagesWithResponse(ctx context.Context, body ReplayBatchMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayBatchMessagesResponse, error) {
+	rsp, err := c.ReplayBatchMessages(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayBatchMessagesResponse(rsp)
+}
+
+// DeleteMessageWithResponse Delete a message
+//
+// Soft delete, idempotent (a second delete answers 200 with `already_deleted`). A deleted message leaves every list and is never delivered again.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/messages/{id} (the `DeleteMessage` operationId).
+func (c *ClientWithResponses) DeleteMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*DeleteMessageResponse, error) {
+	rsp, err := c.DeleteMessage(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteMessageResponse(rsp)
+}
+
 // GetMessageWithResponse Get a message
 //
 // Returns a wrapper object for the known response body format(s).
@@ -4128,6 +6440,58 @@ func (c *ClientWithResponses) GetMessageAttemptsWithResponse(ctx context.Context
 		return nil, err
 	}
 	return ParseGetMessageAttemptsResponse(rsp)
+}
+
+// CancelRetryWithResponse Stop retrying a message
+//
+// Only for `pending_retry`; the message becomes `failed_permanent` (in the DLQ). Otherwise 409 `INVALID_STATUS`. No request body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/{id}/cancel (the `CancelRetry` operationId).
+func (c *ClientWithResponses) CancelRetryWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*CancelRetryResponse, error) {
+	rsp, err := c.CancelRetry(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCancelRetryResponse(rsp)
+}
+
+// ReplayMessageWithResponse Deliver a finished message again
+//
+// For `succeeded` and `failed_permanent` messages whose payload is
+// retained and whose endpoint exists. The message (same id, so the
+// same `X-Webhook-Id`: receivers that de-duplicate on it will drop the
+// replay) is queued again with a fresh attempt budget; attempt numbers
+// continue. 409 `DELIVERY_IN_PROGRESS` (queued or delivering),
+// `RETRY_IN_PROGRESS` (pending_retry), `INVALID_STATUS` (otherwise);
+// 410 `RETENTION_EXPIRED`; at most 10 replays per message, then 429
+// `REPLAY_LIMIT_EXCEEDED`. No request body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/{id}/replay (the `ReplayMessage` operationId).
+func (c *ClientWithResponses) ReplayMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*ReplayMessageResponse, error) {
+	rsp, err := c.ReplayMessage(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayMessageResponse(rsp)
+}
+
+// RetryNowWithResponse Retry a waiting message now
+//
+// Only for `pending_retry`; the next attempt starts within a second. Otherwise 409 `INVALID_STATUS`. No request body.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
+func (c *ClientWithResponses) RetryNowWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*RetryNowResponse, error) {
+	rsp, err := c.RetryNow(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRetryNowResponse(rsp)
 }
 
 // SendWebhookWithBodyWithResponse Send a webhook
@@ -4392,6 +6756,135 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 			return nil, err
 		}
 		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListDLQResponse parses an HTTP response from a ListDLQWithResponse call
+func ParseListDLQResponse(rsp *http.Response) (*ListDLQResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListDLQResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DLQEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReplayFromDLQResponse parses an HTTP response from a ReplayFromDLQWithResponse call
+func ParseReplayFromDLQResponse(rsp *http.Response) (*ReplayFromDLQResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayFromDLQResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -5100,6 +7593,337 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 	return response, nil
 }
 
+// ParseGetLogsResponse parses an HTTP response from a GetLogsWithResponse call
+func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetLogsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest LogsEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAllMessagesResponse parses an HTTP response from a DeleteAllMessagesWithResponse call
+func ParseDeleteAllMessagesResponse(rsp *http.Response) (*DeleteAllMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAllMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeleteManyEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteMessagesBatchResponse parses an HTTP response from a DeleteMessagesBatchWithResponse call
+func ParseDeleteMessagesBatchResponse(rsp *http.Response) (*DeleteMessagesBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMessagesBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeleteManyEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReplayAllMessagesResponse parses an HTTP response from a ReplayAllMessagesWithResponse call
+func ParseReplayAllMessagesResponse(rsp *http.Response) (*ReplayAllMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayAllMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayAllEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReplayBatchMessagesResponse parses an HTTP response from a ReplayBatchMessagesWithResponse call
+func ParseReplayBatchMessagesResponse(rsp *http.Response) (*ReplayBatchMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayBatchMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayBatchEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteMessageResponse parses an HTTP response from a DeleteMessageWithResponse call
+func ParseDeleteMessageResponse(rsp *http.Response) (*DeleteMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetMessageResponse parses an HTTP response from a GetMessageWithResponse call
 func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5215,6 +8039,224 @@ func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsRes
 	return response, nil
 }
 
+// ParseCancelRetryResponse parses an HTTP response from a CancelRetryWithResponse call
+func ParseCancelRetryResponse(rsp *http.Response) (*CancelRetryResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CancelRetryResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageActionEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseReplayMessageResponse parses an HTTP response from a ReplayMessageWithResponse call
+func ParseReplayMessageResponse(rsp *http.Response) (*ReplayMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRetryNowResponse parses an HTTP response from a RetryNowWithResponse call
+func ParseRetryNowResponse(rsp *http.Response) (*RetryNowResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RetryNowResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageActionEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseSendWebhookResponse parses an HTTP response from a SendWebhookWithResponse call
 func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -5307,6 +8349,12 @@ type ServerInterface interface {
 	// DeleteApiKey Delete an API key
 	// (DELETE /v1/api-keys/{keyId})
 	DeleteApiKey(ctx echo.Context, keyId string) error
+	// ListDLQ List the dead-letter queue
+	// (GET /v1/dlq/messages)
+	ListDLQ(ctx echo.Context, params ListDLQParams) error
+	// ReplayFromDLQ Replay a message from the dead-letter queue
+	// (POST /v1/dlq/replay/{id})
+	ReplayFromDLQ(ctx echo.Context, id MessageID) error
 	// ListEndpoints List endpoints
 	// (GET /v1/endpoints)
 	ListEndpoints(ctx echo.Context, params ListEndpointsParams) error
@@ -5340,12 +8388,39 @@ type ServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx echo.Context, id EndpointID, keyId string) error
+	// GetLogs List messages
+	// (GET /v1/logs)
+	GetLogs(ctx echo.Context, params GetLogsParams) error
+	// DeleteAllMessages Delete every matching message
+	// (POST /v1/messages/delete-all)
+	DeleteAllMessages(ctx echo.Context, params DeleteAllMessagesParams) error
+	// DeleteMessagesBatch Delete the listed messages
+	// (POST /v1/messages/delete-batch)
+	DeleteMessagesBatch(ctx echo.Context) error
+	// ReplayAllMessages Replay every matching finished message
+	// (POST /v1/messages/replay-all)
+	ReplayAllMessages(ctx echo.Context, params ReplayAllMessagesParams) error
+	// ReplayBatchMessages Replay the listed messages
+	// (POST /v1/messages/replay-batch)
+	ReplayBatchMessages(ctx echo.Context) error
+	// DeleteMessage Delete a message
+	// (DELETE /v1/messages/{id})
+	DeleteMessage(ctx echo.Context, id MessageID) error
 	// GetMessage Get a message
 	// (GET /v1/messages/{id})
 	GetMessage(ctx echo.Context, id MessageID) error
 	// GetMessageAttempts List a message's delivery attempts
 	// (GET /v1/messages/{id}/attempts)
 	GetMessageAttempts(ctx echo.Context, id MessageID) error
+	// CancelRetry Stop retrying a message
+	// (POST /v1/messages/{id}/cancel)
+	CancelRetry(ctx echo.Context, id MessageID) error
+	// ReplayMessage Deliver a finished message again
+	// (POST /v1/messages/{id}/replay)
+	ReplayMessage(ctx echo.Context, id MessageID) error
+	// RetryNow Retry a waiting message now
+	// (POST /v1/messages/{id}/retry-now)
+	RetryNow(ctx echo.Context, id MessageID) error
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx echo.Context) error
@@ -5405,6 +8480,47 @@ func (w *ServerInterfaceWrapper) DeleteApiKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.DeleteApiKey(ctx, keyId)
+	return err
+}
+
+// ListDLQ converts echo context to params.
+func (w *ServerInterfaceWrapper) ListDLQ(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListDLQParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListDLQ(ctx, params)
+	return err
+}
+
+// ReplayFromDLQ converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayFromDLQ(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayFromDLQ(ctx, id)
 	return err
 }
 
@@ -5594,6 +8710,171 @@ func (w *ServerInterfaceWrapper) DeleteSigningKey(ctx echo.Context) error {
 	return err
 }
 
+// GetLogs converts echo context to params.
+func (w *ServerInterfaceWrapper) GetLogs(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetLogsParams
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", ctx.QueryParams(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_time", ctx.QueryParams(), &params.StartTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_time", ctx.QueryParams(), &params.EndTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetLogs(ctx, params)
+	return err
+}
+
+// DeleteAllMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAllMessages(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteAllMessagesParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", ctx.QueryParams(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_after", ctx.QueryParams(), &params.CreatedAfter, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_after: %s", err))
+	}
+
+	// ------------- Optional query parameter "created_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "created_before", ctx.QueryParams(), &params.CreatedBefore, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter created_before: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAllMessages(ctx, params)
+	return err
+}
+
+// DeleteMessagesBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMessagesBatch(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMessagesBatch(ctx)
+	return err
+}
+
+// ReplayAllMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayAllMessages(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplayAllMessagesParams
+	// ------------- Required query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", ctx.QueryParams(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayAllMessages(ctx, params)
+	return err
+}
+
+// ReplayBatchMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayBatchMessages(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayBatchMessages(ctx)
+	return err
+}
+
+// DeleteMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteMessage(ctx, id)
+	return err
+}
+
 // GetMessage converts echo context to params.
 func (w *ServerInterfaceWrapper) GetMessage(ctx echo.Context) error {
 	var err error
@@ -5623,6 +8904,54 @@ func (w *ServerInterfaceWrapper) GetMessageAttempts(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.GetMessageAttempts(ctx, id)
+	return err
+}
+
+// CancelRetry converts echo context to params.
+func (w *ServerInterfaceWrapper) CancelRetry(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CancelRetry(ctx, id)
+	return err
+}
+
+// ReplayMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayMessage(ctx, id)
+	return err
+}
+
+// RetryNow converts echo context to params.
+func (w *ServerInterfaceWrapper) RetryNow(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.RetryNow(ctx, id)
 	return err
 }
 
@@ -5696,8 +9025,19 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/endpoints/:id/signing-keys/:keyId", wrapper.DeleteSigningKey, options.OperationMiddlewares["deleteSigningKey"]...)
 	router.POST(options.BaseURL+"/v1/endpoints/:id/rotate-secret", wrapper.RotateSecret, options.OperationMiddlewares["rotateSecret"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/send", wrapper.SendWebhook, options.OperationMiddlewares["sendWebhook"]...)
+	router.DELETE(options.BaseURL+"/v1/messages/:id", wrapper.DeleteMessage, options.OperationMiddlewares["deleteMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id/attempts", wrapper.GetMessageAttempts, options.OperationMiddlewares["getMessageAttempts"]...)
+	router.POST(options.BaseURL+"/v1/messages/:id/retry-now", wrapper.RetryNow, options.OperationMiddlewares["retryNow"]...)
+	router.POST(options.BaseURL+"/v1/messages/:id/cancel", wrapper.CancelRetry, options.OperationMiddlewares["cancelRetry"]...)
+	router.POST(options.BaseURL+"/v1/messages/:id/replay", wrapper.ReplayMessage, options.OperationMiddlewares["replayMessage"]...)
+	router.POST(options.BaseURL+"/v1/messages/replay-all", wrapper.ReplayAllMessages, options.OperationMiddlewares["replayAllMessages"]...)
+	router.POST(options.BaseURL+"/v1/messages/replay-batch", wrapper.ReplayBatchMessages, options.OperationMiddlewares["replayBatchMessages"]...)
+	router.POST(options.BaseURL+"/v1/messages/delete-batch", wrapper.DeleteMessagesBatch, options.OperationMiddlewares["deleteMessagesBatch"]...)
+	router.POST(options.BaseURL+"/v1/messages/delete-all", wrapper.DeleteAllMessages, options.OperationMiddlewares["deleteAllMessages"]...)
+	router.GET(options.BaseURL+"/v1/dlq/messages", wrapper.ListDLQ, options.OperationMiddlewares["listDLQ"]...)
+	router.POST(options.BaseURL+"/v1/dlq/replay/:id", wrapper.ReplayFromDLQ, options.OperationMiddlewares["replayFromDLQ"]...)
+	router.GET(options.BaseURL+"/v1/logs", wrapper.GetLogs, options.OperationMiddlewares["getLogs"]...)
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:keyId", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
@@ -5708,11 +9048,15 @@ type BadRequestJSONResponse ErrorEnvelope
 
 type ConflictJSONResponse ErrorEnvelope
 
+type GoneJSONResponse ErrorEnvelope
+
 type InternalErrorJSONResponse ErrorEnvelope
 
 type NotFoundJSONResponse ErrorEnvelope
 
 type ServiceUnavailableJSONResponse ErrorEnvelope
+
+type TooManyRequestsJSONResponse ErrorEnvelope
 
 type UnauthorizedJSONResponse ErrorEnvelope
 
@@ -6008,6 +9352,204 @@ func (response DeleteApiKey500JSONResponse) VisitDeleteApiKeyResponse(w http.Res
 type DeleteApiKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response DeleteApiKey503JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQRequestObject struct {
+	Params ListDLQParams
+}
+
+type ListDLQResponseObject interface {
+	VisitListDLQResponse(w http.ResponseWriter) error
+}
+
+type ListDLQ200JSONResponse DLQEnvelope
+
+func (response ListDLQ200JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQ400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListDLQ400JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQ401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListDLQ401JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQ500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListDLQ500JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQ503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListDLQ503JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type ReplayFromDLQResponseObject interface {
+	VisitReplayFromDLQResponse(w http.ResponseWriter) error
+}
+
+type ReplayFromDLQ200JSONResponse ReplayEnvelope
+
+func (response ReplayFromDLQ200JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayFromDLQ400JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayFromDLQ401JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ReplayFromDLQ404JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ409JSONResponse struct{ ConflictJSONResponse }
+
+func (response ReplayFromDLQ409JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ410JSONResponse struct{ GoneJSONResponse }
+
+func (response ReplayFromDLQ410JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayFromDLQ500JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayFromDLQ503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayFromDLQ503JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -7069,6 +10611,488 @@ func (response DeleteSigningKey503JSONResponse) VisitDeleteSigningKeyResponse(w 
 	return err
 }
 
+type GetLogsRequestObject struct {
+	Params GetLogsParams
+}
+
+type GetLogsResponseObject interface {
+	VisitGetLogsResponse(w http.ResponseWriter) error
+}
+
+type GetLogs200JSONResponse LogsEnvelope
+
+func (response GetLogs200JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLogs400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetLogs400JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLogs401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetLogs401JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLogs500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetLogs500JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLogs503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetLogs503JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllMessagesRequestObject struct {
+	Params DeleteAllMessagesParams
+}
+
+type DeleteAllMessagesResponseObject interface {
+	VisitDeleteAllMessagesResponse(w http.ResponseWriter) error
+}
+
+type DeleteAllMessages200JSONResponse DeleteManyEnvelope
+
+func (response DeleteAllMessages200JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllMessages400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteAllMessages400JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllMessages401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteAllMessages401JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllMessages500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteAllMessages500JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllMessages503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteAllMessages503JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessagesBatchRequestObject struct {
+	Body *DeleteMessagesBatchJSONRequestBody
+}
+
+type DeleteMessagesBatchResponseObject interface {
+	VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error
+}
+
+type DeleteMessagesBatch200JSONResponse DeleteManyEnvelope
+
+func (response DeleteMessagesBatch200JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessagesBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteMessagesBatch400JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessagesBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteMessagesBatch401JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessagesBatch500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteMessagesBatch500JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessagesBatch503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteMessagesBatch503JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllMessagesRequestObject struct {
+	Params ReplayAllMessagesParams
+}
+
+type ReplayAllMessagesResponseObject interface {
+	VisitReplayAllMessagesResponse(w http.ResponseWriter) error
+}
+
+type ReplayAllMessages200JSONResponse ReplayAllEnvelope
+
+func (response ReplayAllMessages200JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllMessages400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayAllMessages400JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllMessages401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayAllMessages401JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllMessages500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayAllMessages500JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllMessages503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayAllMessages503JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessagesRequestObject struct {
+	Body *ReplayBatchMessagesJSONRequestBody
+}
+
+type ReplayBatchMessagesResponseObject interface {
+	VisitReplayBatchMessagesResponse(w http.ResponseWriter) error
+}
+
+type ReplayBatchMessages200JSONResponse ReplayBatchEnvelope
+
+func (response ReplayBatchMessages200JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessages400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayBatchMessages400JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessages401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayBatchMessages401JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessages500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayBatchMessages500JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessages503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayBatchMessages503JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessageRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type DeleteMessageResponseObject interface {
+	VisitDeleteMessageResponse(w http.ResponseWriter) error
+}
+
+type DeleteMessage200JSONResponse MessageDeletedEnvelope
+
+func (response DeleteMessage200JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessage400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteMessage400JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessage401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteMessage401JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessage404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteMessage404JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessage500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteMessage500JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessage503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteMessage503JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMessageRequestObject struct {
 	Id MessageID `json:"id"`
 }
@@ -7239,6 +11263,352 @@ func (response GetMessageAttempts503JSONResponse) VisitGetMessageAttemptsRespons
 	return err
 }
 
+type CancelRetryRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type CancelRetryResponseObject interface {
+	VisitCancelRetryResponse(w http.ResponseWriter) error
+}
+
+type CancelRetry200JSONResponse MessageActionEnvelope
+
+func (response CancelRetry200JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CancelRetry400JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CancelRetry401JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CancelRetry404JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CancelRetry409JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CancelRetry500JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CancelRetry503JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessageRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type ReplayMessageResponseObject interface {
+	VisitReplayMessageResponse(w http.ResponseWriter) error
+}
+
+type ReplayMessage200JSONResponse ReplayEnvelope
+
+func (response ReplayMessage200JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayMessage400JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayMessage401JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ReplayMessage404JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage409JSONResponse struct{ ConflictJSONResponse }
+
+func (response ReplayMessage409JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage410JSONResponse struct{ GoneJSONResponse }
+
+func (response ReplayMessage410JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayMessage429JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayMessage500JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayMessage503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayMessage503JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNowRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type RetryNowResponseObject interface {
+	VisitRetryNowResponse(w http.ResponseWriter) error
+}
+
+type RetryNow200JSONResponse MessageActionEnvelope
+
+func (response RetryNow200JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response RetryNow400JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response RetryNow401JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response RetryNow404JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow409JSONResponse struct{ ConflictJSONResponse }
+
+func (response RetryNow409JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response RetryNow500JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response RetryNow503JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SendWebhookRequestObject struct {
 	Body *SendWebhookJSONRequestBody
 }
@@ -7376,6 +11746,12 @@ type StrictServerInterface interface {
 	// DeleteApiKey Delete an API key
 	// (DELETE /v1/api-keys/{keyId})
 	DeleteApiKey(ctx context.Context, request DeleteApiKeyRequestObject) (DeleteApiKeyResponseObject, error)
+	// ListDLQ List the dead-letter queue
+	// (GET /v1/dlq/messages)
+	ListDLQ(ctx context.Context, request ListDLQRequestObject) (ListDLQResponseObject, error)
+	// ReplayFromDLQ Replay a message from the dead-letter queue
+	// (POST /v1/dlq/replay/{id})
+	ReplayFromDLQ(ctx context.Context, request ReplayFromDLQRequestObject) (ReplayFromDLQResponseObject, error)
 	// ListEndpoints List endpoints
 	// (GET /v1/endpoints)
 	ListEndpoints(ctx context.Context, request ListEndpointsRequestObject) (ListEndpointsResponseObject, error)
@@ -7409,12 +11785,39 @@ type StrictServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx context.Context, request DeleteSigningKeyRequestObject) (DeleteSigningKeyResponseObject, error)
+	// GetLogs List messages
+	// (GET /v1/logs)
+	GetLogs(ctx context.Context, request GetLogsRequestObject) (GetLogsResponseObject, error)
+	// DeleteAllMessages Delete every matching message
+	// (POST /v1/messages/delete-all)
+	DeleteAllMessages(ctx context.Context, request DeleteAllMessagesRequestObject) (DeleteAllMessagesResponseObject, error)
+	// DeleteMessagesBatch Delete the listed messages
+	// (POST /v1/messages/delete-batch)
+	DeleteMessagesBatch(ctx context.Context, request DeleteMessagesBatchRequestObject) (DeleteMessagesBatchResponseObject, error)
+	// ReplayAllMessages Replay every matching finished message
+	// (POST /v1/messages/replay-all)
+	ReplayAllMessages(ctx context.Context, request ReplayAllMessagesRequestObject) (ReplayAllMessagesResponseObject, error)
+	// ReplayBatchMessages Replay the listed messages
+	// (POST /v1/messages/replay-batch)
+	ReplayBatchMessages(ctx context.Context, request ReplayBatchMessagesRequestObject) (ReplayBatchMessagesResponseObject, error)
+	// DeleteMessage Delete a message
+	// (DELETE /v1/messages/{id})
+	DeleteMessage(ctx context.Context, request DeleteMessageRequestObject) (DeleteMessageResponseObject, error)
 	// GetMessage Get a message
 	// (GET /v1/messages/{id})
 	GetMessage(ctx context.Context, request GetMessageRequestObject) (GetMessageResponseObject, error)
 	// GetMessageAttempts List a message's delivery attempts
 	// (GET /v1/messages/{id}/attempts)
 	GetMessageAttempts(ctx context.Context, request GetMessageAttemptsRequestObject) (GetMessageAttemptsResponseObject, error)
+	// CancelRetry Stop retrying a message
+	// (POST /v1/messages/{id}/cancel)
+	CancelRetry(ctx context.Context, request CancelRetryRequestObject) (CancelRetryResponseObject, error)
+	// ReplayMessage Deliver a finished message again
+	// (POST /v1/messages/{id}/replay)
+	ReplayMessage(ctx context.Context, request ReplayMessageRequestObject) (ReplayMessageResponseObject, error)
+	// RetryNow Retry a waiting message now
+	// (POST /v1/messages/{id}/retry-now)
+	RetryNow(ctx context.Context, request RetryNowRequestObject) (RetryNowResponseObject, error)
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx context.Context, request SendWebhookRequestObject) (SendWebhookResponseObject, error)
@@ -7569,6 +11972,56 @@ func (sh *strictHandler) DeleteApiKey(ctx echo.Context, keyId string) error {
 		return err
 	} else if validResponse, ok := response.(DeleteApiKeyResponseObject); ok {
 		return validResponse.VisitDeleteApiKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListDLQ operation middleware
+func (sh *strictHandler) ListDLQ(ctx echo.Context, params ListDLQParams) error {
+	var request ListDLQRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListDLQ(ctx.Request().Context(), request.(ListDLQRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListDLQ")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListDLQResponseObject); ok {
+		return validResponse.VisitListDLQResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayFromDLQ operation middleware
+func (sh *strictHandler) ReplayFromDLQ(ctx echo.Context, id MessageID) error {
+	var request ReplayFromDLQRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayFromDLQ(ctx.Request().Context(), request.(ReplayFromDLQRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayFromDLQ")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayFromDLQResponseObject); ok {
+		return validResponse.VisitReplayFromDLQResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -7895,6 +12348,198 @@ func (sh *strictHandler) DeleteSigningKey(ctx echo.Context, id EndpointID, keyId
 	return nil
 }
 
+// GetLogs operation middleware
+func (sh *strictHandler) GetLogs(ctx echo.Context, params GetLogsParams) error {
+	var request GetLogsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetLogs(ctx.Request().Context(), request.(GetLogsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetLogs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetLogsResponseObject); ok {
+		return validResponse.VisitGetLogsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAllMessages operation middleware
+func (sh *strictHandler) DeleteAllMessages(ctx echo.Context, params DeleteAllMessagesParams) error {
+	var request DeleteAllMessagesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAllMessages(ctx.Request().Context(), request.(DeleteAllMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAllMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAllMessagesResponseObject); ok {
+		return validResponse.VisitDeleteAllMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteMessagesBatch operation middleware
+func (sh *strictHandler) DeleteMessagesBatch(ctx echo.Context) error {
+	var request DeleteMessagesBatchRequestObject
+
+	var body DeleteMessagesBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteMessagesBatch(ctx.Request().Context(), request.(DeleteMessagesBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteMessagesBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteMessagesBatchResponseObject); ok {
+		return validResponse.VisitDeleteMessagesBatchResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayAllMessages operation middleware
+func (sh *strictHandler) ReplayAllMessages(ctx echo.Context, params ReplayAllMessagesParams) error {
+	var request ReplayAllMessagesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayAllMessages(ctx.Request().Context(), request.(ReplayAllMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayAllMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayAllMessagesResponseObject); ok {
+		return validResponse.VisitReplayAllMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayBatchMessages operation middleware
+func (sh *strictHandler) ReplayBatchMessages(ctx echo.Context) error {
+	var request ReplayBatchMessagesRequestObject
+
+	var body ReplayBatchMessagesJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayBatchMessages(ctx.Request().Context(), request.(ReplayBatchMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayBatchMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayBatchMessagesResponseObject); ok {
+		return validResponse.VisitReplayBatchMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteMessage operation middleware
+func (sh *strictHandler) DeleteMessage(ctx echo.Context, id MessageID) error {
+	var request DeleteMessageRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteMessage(ctx.Request().Context(), request.(DeleteMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteMessageResponseObject); ok {
+		return validResponse.VisitDeleteMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetMessage operation middleware
 func (sh *strictHandler) GetMessage(ctx echo.Context, id MessageID) error {
 	var request GetMessageRequestObject
@@ -7939,6 +12584,81 @@ func (sh *strictHandler) GetMessageAttempts(ctx echo.Context, id MessageID) erro
 		return err
 	} else if validResponse, ok := response.(GetMessageAttemptsResponseObject); ok {
 		return validResponse.VisitGetMessageAttemptsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CancelRetry operation middleware
+func (sh *strictHandler) CancelRetry(ctx echo.Context, id MessageID) error {
+	var request CancelRetryRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CancelRetry(ctx.Request().Context(), request.(CancelRetryRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CancelRetry")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CancelRetryResponseObject); ok {
+		return validResponse.VisitCancelRetryResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayMessage operation middleware
+func (sh *strictHandler) ReplayMessage(ctx echo.Context, id MessageID) error {
+	var request ReplayMessageRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayMessage(ctx.Request().Context(), request.(ReplayMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayMessageResponseObject); ok {
+		return validResponse.VisitReplayMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// RetryNow operation middleware
+func (sh *strictHandler) RetryNow(ctx echo.Context, id MessageID) error {
+	var request RetryNowRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.RetryNow(ctx.Request().Context(), request.(RetryNowRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "RetryNow")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(RetryNowResponseObject); ok {
+		return validResponse.VisitRetryNowResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -7996,113 +12716,143 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H17cxq5svhX6eJ3qtbe34DxI9nErlu3iM0mPnFsH2Pv2Qe5IGYa0GFGmkgaCJvyd7+lxzyAGUP82t27",
-	"+c+eGUmt7la/W3yp+TyKOUOmZO3wSy0mgkSoUJj/jhMhudB/BSh9QWNFOasd1q7HCP0IFWkw/Kx6vvms",
-	"D3wIaowQC5xSnkiIyQgbcBGTTwk2al6N6rGfEhTzmldjJMLaYc2OrXk16Y8xInqtiHw+QzZS49rhi909",
-	"r6bmsf5SKkHZqHZ769XaLIg5Zer0ZBW2FgN0r4EGHvQx7vWBsAD29yDkMxQ+kQhj/AwBHVElM8hiosY5",
-	"YDSoeTWBnxIqMKgdKpFgEciYKIVCD/sfjHu/kfqwWX/98cv+3u0/amUgf0ApyQhLIYbIvgQawNbNzenJ",
-	"9Ift+0E15CIiqnZYSxLz5TIct3qwjDmTaAj8hgRX+ClBqfR/PmcKmfmTxHFIfaIh3PmP1GB+KSzzD4HD",
-	"2mHt/+3kzLNj38qdthBctNkUQx6jXXKVeYRdFKgEyqYkpMEh9E/Pf2qdnZ70rtr/uml3rvte/qh9fnJ5",
-	"cXpunqV/996cXRy/b58sPLs5v2q3jt+13py1i+PftVsn7atOH7iA/mXrl7OL1knv+uKid9a6etvuN2q3",
-	"Xu2Ys2FI/T8IE75bXcKMqrE5R34iBDIFUhGFh9A/ubk8Oz1uXbd7N1dnencfWj/3Oqdvz0/P3/bet3/p",
-	"9MzeLUaOW+fnF9e9k/ZZ+7rdO2t1roufGtyctD9cXly3z49/6X047XxoXR+/K+Ksc926vunoJyfts9Of",
-	"2le/9E7Pe5dXF2+v2h3z/Kp9vfTQIPKU6ZNBQrP/58Nmi0HC8HOMvsIAUH9umOq6fXXeOuu1r64urvoN",
-	"WGC/AIaUBdKgO0BFaAiUwZjzSfCdhJCPzIbOufqRJyx4vr2cc5CJPwaBkifCRw2VGlMJseD/QV8dQl9T",
-	"98eLm/OTPmzl/F94OuQCCEhkwbbZRQfFlPp4w8iU0JAMQnxeTg+IIgMten3CGFcw0HQg/hj12e+0r346",
-	"PW73bs5bP7VOz8z5bcAVKjE/crsANSYKRlxZTBAmZyhgRiTo2aTiAgOz0RtGEjXmgv6OwfNusXV5ChOc",
-	"a7EWUSkpG3kQkVBLZQw8SNiE8RnTQijAEJXZ+c156+b63cXV6a/tE31+blN5bgR0K6bvcW4UjuAxCkWt",
-	"4PYFEoVBj6gFsR8QhXVFI1yV/V5tgvMeNRjBzySKNf3Ns+bu633yYrDn7wcHP+Cr4WvSHOz6e8E+Hgxf",
-	"kJdB2VwhGWCopyp5I1UvkRlsi1j69xiZOW0aTfpT0LRCpjRVMACSnc2tJA7sIwURlwo48xEIRJQlCreP",
-	"gCVhCHQIDKcotLosxYL+yvK61ZUr8EY8wHXEt1T4oL+89WqxwCH9XG4VDamQCnZ3wR8TQXxtSKVm0QTn",
-	"Gsoc9+NJL6RT7JHdN6UmQ67mf0tplyI+A8LB7xUZYokGH7O5+UDLDr0Fu6FjO+bRuKscJbMxD+3uoTM2",
-	"7M/COYxRGJvwDi79CqZ7CBE3RLzeXwHtKR1W0b8W35kUWcG7FpGbbSMlnd47rh/0QX+zvDWzmhtfDfSJ",
-	"lVQlwOYv3NAB5yESdicVq9CbzrYWkMfAXrqnp8feGZVqPcRUYSQ3A11P7dYiQpD5M+zhgztcAQ5JEmpB",
-	"oMVWbVkBXlJ/IlNJ9502VfRR8aCfyjlrfY8nPYVS9fpGGLIk0oC4CfWLAiD5+W4phVGsVjFI7Ise46vC",
-	"Z7euzY1Aa4pooAWxNgQoSxCIL7iUIDAOyVwWxBBlCkco9JI+Z6wnUEvRchYPmOxZquUCkida1VRqHQuI",
-	"GZwIY4VUzrAywhi0PYWfDRbWqjV7+Nb4g16NJ8rnkSFvSguZ+D5KafxMJebEwhOjiIhmqVL6OKXdGyMJ",
-	"XOzgLmZ85z6z7igPpxj0aLzRvlL3tTfgQYnCuYlBcXh5AO/fpHrXGooe3Fz/WH8FW87fhMFcoWMBHwPj",
-	"b3/d4j0lEuaTShGYfXwvpNihIVHI/Lnjkgr4CkybDdQ+Y7LxICXmPTJUKHoSfc6Crxponxf4J+QzbY0R",
-	"e5bXIlUqIr7W2FB+3NMHFH11/zOoQtkbExbIMZngA6YRhMkhigfMoIaD+45ekujmlBeE4gJ68+O+KIAW",
-	"hd3qaS7h5eqzUKpHLECPqQydQrinNiwAdD/FuDR+ZTNjInsRF1glGiyCN7GQCt96+bRlQFmb0OrsQlRv",
-	"EbDMhi5EWXebzUdwjG4rQUrDtZVADRIhS5zFN/oxkAGfIvQFUdgLaURVT8SyfwRNiJAwa3FIEiEQufKV",
-	"luoR+UwjLZp2m0290Ygy+3+zTKYtQLAYiy7F0tcL93FE/B4yfaaDBbPKnu8Sf3lIQokeBKjNJEFRgk+E",
-	"mAPjIOmIEZUIBAtIwZYp8tsCVlYRfZLPHKMAqwS0IjWRljScnqOccTCzraB3HXYTEa6u3h8rFcvDnZ2+",
-	"B7t7etm95sGrggftQZwMQuoDCQKBUsKWRDR010xkxNh3EgqTbi852m7+1/uN3VcHjb3dl439g50x5xO5",
-	"1vHWEJcdtpSn72DmEpvyHn71EkM+AQOu8kuF/x2Tamt4lcVKqG8jOl+1fccxdxPJyEb95SK6VqDyHHFy",
-	"rC1hI9vjUkClAPldzPCoAZV1hF8O5WG8LpI3qIq3jB0jrwZvTIjuoCSaJdEXqEojOFomUTbqlcUb5WQd",
-	"kP5dU9pVS0TIbCzRd3k+DZ72/F4eaGD3DkAQFvDIWvybBaEexnVLCFgBv4D0tZGjJdZ6WPRjmU+fMnaQ",
-	"rnW/+NEmltHauNESCI+Du+eIHaVrPQ7EzwLqI9r26ZSdJIqIuHfE65KM8EFbuszU3eJmKrSjS+LLnrHY",
-	"k9S4K4qpd3wGEWFzsFomzftLk/aQSYQQkQAhSBDIiFAGW02XxjMDtheyHJSplweloatqPV12gjKNt7qB",
-	"9dh5HA51mH4OPk2Z6hlV9FfZUQ/TPGXWy13YuLF2zcY8nuTfb8Ja6ecbgPA4jJTu50k5KS1rWOKfLEq+",
-	"WNsjlTYtPYiIP6YM6wJJoJ+AHmCz/NpxXS5+MbHyPJu/6NAsfVzOmorQ0MbIg4BqcEh4WYC4zNv8kQsw",
-	"0VHjU9kaCnkI/SHFMOjDFoF/di7OwaAahQYxqxcDRiLcNvZXXyQh9mFrNiYKqIKB4BMru1Zw6UROKd6Q",
-	"KWQ+GgEYI49DPNKzRWSuzVE2KrPclkjp2+RcukolNauZD1Nir60NeBDP2WXuYLp3uZdXTs4va6RTrf1Z",
-	"CQLvrq8vXahAGhTbciOcopinAYY5bGliakd8SsIEtxtwpl0oCUS4SpRKz3uBT7/Ufq5fIyPauagRP8La",
-	"bfnWQjVeRX0ewk4jy3xSknxYwqQb9bFyoYcJGgfsU8qXD/mZKM91+TxhVQEGW+qSx+QzkbFS+VIiM+6n",
-	"Ag3P3D1qbQ4gDTFVZf5NWUUvRcBDVtowL0YDjGJuky+usmHt1KbqIhMYaz83pbOPsaWYzENOgp4ck70X",
-	"L8stDls2VoVemwi9i7GeNyMl6e/YM+56OTT5XHefPnOQOvbje8WfSu3lHJeLjJvB5S0d1SUELx3The2u",
-	"UPPrAlFuyw+TcakAegYh18kIuRTPsQ6INiIIVZSNjBWgVZAtsHL43fagn0bF2UgbKCx9BVR2GWUwDOlo",
-	"bD6MkQWUjXoma7k0s9Zo+jxmo4nqsv7SCe3rWUx2HAMM+h70h4SGGPSy3Hgftpx6PDn7lzGGuqxvbXL9",
-	"SslCabp0TuB2o8sKlRDO88oEq2ZDr5atajLxhX2YROsiELkbUJapL09XLSaklmgh8JOLrOWxtBCViQbq",
-	"p7aM/ghIKLnZfP/nukv11E+DfiEzkasjPef+p71/Bq/l2aRJfn21G/3s/zT4gf1r1l57DAvQlvFW5vh/",
-	"ZVau0MuwioVLIqUx1NNmB8VhhCrnnJiM0BUlcssDJnZqeiA2qy24Z06wCPaaDGEH2QMdLT3DFcokfNqo",
-	"kl2mIlu4ZCx8VSfGffIlJbZAIS249+KFyXplyVSvCNFvrfqvpP57s/66V//4/0sBcgK/rJNlbv0tixcv",
-	"q4Td9ZoHr7wXP7y0Ie0jyIww88BINPMHkSDQRzrFYNX98mqf6yNedw+1Tdi4IrOC8BeolRTlrDfmiZDl",
-	"4ayQs5Ht+rHb0IJtglqCDrVXqN+k3S3IAglbTfgvCASPtS8ntGx2X6bOx3YDTmxGFHYPIHD1WVmWcW/3",
-	"5Zos47JrtaChU2RXM53h7RWec3vobWg+3stAWQK8sKR3l1vTscmFRysTr7ARi3miDaykzTMcOfyPmj77",
-	"+m2sTzOtTx2VoeIB2Z8V3DxQeq+g+kmFeLbaIyYHCtz+nJWwNrBYUsiyyCAXmjWU6QPAMJAwolNkhXBV",
-	"RaXAn71EZZN0/33qQFYPzxLi9ZlEPxFUzTsaTIc3JAJFK7FRo+VikvJqYxjyMOQzoyK1Ig1RW2f7eyWW",
-	"bCPtRjV7NmvlB32sVGzbfygblhQdm94xrQQJSAyH9TGXCgOY4UC/yUNs0nZjNeBUSeCJGvCEBaaBSDsu",
-	"mjxE0UGIeTvgO84nbwQNRgjTXf2lB5IXnn4noXPyXsKMi4lNH0nVZRaewdwGbalV1lSYBDncXJ2ZfZv2",
-	"KvOPAqoaXdZl33+fHtjG999D28CctlxpiAgMeDA3wPa/dM356dYOodFoeNA150j/+6VbsFX1A/N/r9Fo",
-	"dGu3t5pEdriJmrgBPg+wW7OzGA1o/3EB7W7tv2/vWOH2tt/osqUeP00N7ZuYeCeRd/gobucm7q333cqm",
-	"Mc1nA4FkYkhrzgyIJEzriyUcNJtdVtLEakLiDvq+CZPLXERkBQt6qgZ0eGT/lF02JlN0xNJax6QL9NdE",
-	"IPhj9CeWl20xhpiiAEHU2NhcxDogFsrDLsu8zpurMwlbG7bVdll5X+22B34iFY+yQPLWSqOtzQRI+rve",
-	"yVZJy60HJJyRuUGbZ3u44GB3f7sBLYiJGmu6GZwXeum6LGum04ebz5g7zoybjbvITIEiBws5FLixDXhd",
-	"llLViWkT1x4x00FoWUALF80A/ZZrJTSR00N4Y8QBpEKm0Wj0YasoaPQTvYku26wD0DTC5QDvLjcEdpk9",
-	"e/qzAWprW2rXkzMsbFefYJTWMDFIc6++k1kHqbRhhpD6yKRRwq6jvBUTf4z1vUbT5RTzernZbNYg5nWD",
-	"i9GOGyt3zk6P2+edthmjZTZVtszOiJrW5WnNq01RSCsQm41d+xmPkZGY1g5r+41mY98Y42psBPrO2ITV",
-	"f9d/j8oMr5ZD0F6zCbMxDdFdNMB9lFKzSBJrSQoBR9sOqnjiW7GZtp1qqZ4lLU6D2mHtLap3bt2ltvi9",
-	"ZvPRGkeXsg4VnaOLW1lQfLXD3z56NZnmrWtn2qbQ38aCD4zpS0ZS2zAuN/FRD94RSIL5pgh1PZlZh67j",
-	"Rw9eNPfLe3PBnLgZrcDrlV39D0drtiMqbbOxNmlMk/CL5n7VEhnMOyUt03dRRu+arifNdHeHxLQ+wbms",
-	"pM85zqx8ElI1IDMrAyrjkMxdbxXwIehNpT3HUrsnq/TQ1rct1JZPSZGShrdqZnfSifiKTk3DmDRUObDw",
-	"3E2VwqUVZsju+iELLeGG+huss3iPwUN5pnB+pUrFl0OD6xuXBY7JHn289WoxlxX1mcMkDFPyC1SJ0CqR",
-	"Mx8946Ee2bsMYIIYO/1AlYTOu1Z978VLozksK61yTbGbIO8JeeO6rh6FY8oaFm5XLynZsxR+RCZddqYr",
-	"+FTjdUYkOCf9b8OhFj1AWMqY5Xy5JMt2vkxwfhrc5rWd5SyrsSoVj62noj0S4pr7t9KLASIycZ4K+CQM",
-	"Tc2HnVKzL4bD7VV+tXWZBX59UjG3XFK6hoOcsfesHHTQPFg/KLva5A9mOYvPtSznLVxQ9VvJ3U/ZFRyB",
-	"B/0Jzu9195Nh5E2vf9KLrLv/6aM7K6kjtpni96yrbXM7EJMRZYZjG+DYL0snWhdGG74hlcpG+1eNgHa2",
-	"+goey8iXf7LjLgK79VbTYiM0bl7V/V4mRrRwvVfW7/Siudg9VAga7ZaE9T8+4aEurWIuOdMX2u3SW9aW",
-	"V4rNv5flggUmSk9ozljV1opVKlIf8SwcoU9mntR3cXJ7VYiWnukDGzg3saYSG8dGWGwEwYS9jAt/c3Vm",
-	"AymwVRos2T6EvO/MWEbF5rMuK3S8lMRLto/MVGMuFUSJVODa2LtsqyJmcgTEfu6CGh5wkY7SHr0HBELO",
-	"4wHxJ16XxYJOiUIPjt+et649CCmb1EPuk9CDhNFPCab/RUmoqE+0tBBo9haYsFrCZIw+HVIM0r45syZh",
-	"cHo5fQlDLiLAaIBBoHHMGXrWiBwmEoOFjaQRIROcMWHC0LiXYIrYCwGYjLC2SUhvw4Yotmw81VDKYMG3",
-	"bmYABJw8gJgLlUZhtjUoB83XXbZ065mhrYtU30nfksvftg+zDOqLZpelwSsNxSt4/wYoA21sbNkQXRwm",
-	"0tY/yu0jF7YzpB6gqaLsMsUnyOx4+519r6XwmIeBuW5C8LDQPHUE77hUXpctRJU8OLYyrG7j+Pn/1/MY",
-	"Pbh2Deb1NvN5YANhx7b53Yx+jxjXWyGdogeXgn+e17/34LptBtLQXH0QjwQJ0IP+z/V/20h0/ft+l5nQ",
-	"5Cx7YJSIYwAbLipzCbK2kqd0CpYzLbeLCRutjp/STajquqow8zK+/6O8hYPm6/WDsgsO/zTuBeasVKZK",
-	"lo2mnS/0bveiBZIPlbO2rQ7JSGNdDuL7GJs0SN57wwIIkWgxrI0neWRUEg0WwsimRmFGRCCrPI+FY/HE",
-	"ZsqG3scCW35zQTZ2QdawpVduuZdaLM4uSc2W0mDpc3LOpizzjU2q2OQtqo145OscrMKNxtrRiYnyS5Lb",
-	"x6aQIEv0LJYZHEHfmTR9z8b0zWMvveNIWpPMXscXkdjZ2CTNOALREzv1BZrV5mVGwGIlxBMZAeXlFhsZ",
-	"AY9/ZpY71DaRtq5O+899jP5SVoOlwn2thh1TEr18w/nXn8tS1/ZDZkoIBKloGDo7A21+395NC4PEOgd5",
-	"tWbCFA3NQS7WhdtW4KABlySRJj6a9gsXvyLAeJ3HqxrFNNM+p05Z6gRedzyyyvdvOqaK1w1Gi/f9KH5v",
-	"xrfc9EScf7nUxz5An0eFBvYj6K90lffBtMEYdRStsu+VgffPzb82bfmNf6v419LwsRiYK6KwntfkPgEf",
-	"awLzMHBtzMCH0L+86FxDCTjOxDcpr77pSB7g2HiP6UVkJTxtttBJ63+fLGxRXS78J8xw/t82V1pBAKQY",
-	"0oatEEfEn9tG+cIJ6OTfVB+CItdtlDs6cj6oywwZL/Su3FDOOk9aJFJRE75G5v6BlSJ/KblrEjQOU7LI",
-	"VpXc5j2FNG0Fga1/NtcI5pSDrSEXYOS5uaTPOqBZqGQht9PosuIv+YyJzIL3asaL7HAIBNSYiiDPGVT+",
-	"MEoDznlW0jvgwbw6zF1oNPgmsf+WEvshMnqTYhgTcEzrXAqizvSNZjVdJhtjCwEOmq/X/rBPVXj6LnY+",
-	"qC7U+ctEjv9SrJaGmjfjtofIaK8kRVKwSUyVjJw8fZGMnGxcI5M6jFm2x9k6K3HztFX1Cc2V5fsUKoSy",
-	"A/mbYXJn0DxFU4HT08jZPbg8/0G9cs7ZcRc3VJvLp/llEVwEKPIG671mE7bsDxym/fR9kGQugZrCBoHa",
-	"qu4y/WK7AeaXx7LGjiEXSEcsa3smxVJ70zrFQC86N/a412VEFnu7Ao7SA4FTJKE+poyrMWWjMkMlPwOt",
-	"dK9PWfhYcol7xXlIUf/3qozKGNxcieX6/EhOmadhele+IXck2l+oK7fJO4oLF6PIGTMAE5KTJuOdgUyZ",
-	"aS8yv2tAXI2Jucok5WSTfkr7+4kCn0cRVdoO32vu5UnPkEvVgL5rue+b+i17NYCFAz8TX9kbDtIf47B3",
-	"FcCW1k3uTMqY+CYIzgIIiRhhl7maQAkyEVM6ddfOVVyCcLR6bUKX2fXK+tK2G3kazfWMLgbo7csuc8VH",
-	"FZ1vM43EqbsAoWDbaRnhpjelTP92AqG/dMlEH7biQkGVBynizH0LZIGQXYafqVRy+9DcIxojUXnXqMnv",
-	"pXczrIgic5OboCPKSNhlOftSm7go/gJlIo+Wps/a7vKbH6z7VfrLkg1ouZ/x4+UJDZclITK/M0ePydro",
-	"0oa5gogtDj9oHhQbFgttfyWSs4MscIVQT5TBLN5g8sx5y4VbXsp/KDPjNuUoepTqGWA4M1Z/4QcV95p7",
-	"zwZcwZwqgJHLqm9uyONpLU0LIGlvermGWup3W2y+/+3j7Uf9WkzL6/EJmCJV14S0FZEJgkjY9kKn6eHO",
-	"jvlqzKU6fNV81TSRJQfK8oxXVkUIaTVPVMy85gpA8Ubup+QZhlVvKA9AuQm1c1TIWxyVBZ0WBbPVdb+j",
-	"KK654MGtLuu6iPXb9D59n4TG3HMVs4W5svaH1Xk69iqwlIK2ls0qrbzTP9XrhSkz+q5OmXWX6qnEYkOj",
-	"LEyRXoT58fZ/AwAA//8=",
+	"7H37cxq58u+/ouJ+qxbvHTB2nJzErlu3iM0mnMWPNXg3e5ZcEDMN6DBIE0ljwqb8v9/SY57MAH7g5Jzk",
+	"N3uYkVqtVneru/XRl4rL5gGjQKWoHH+pBJjjOUjg+r/TkAvG1V8eCJeTQBJGK8eV3hTQcA4S1yl8lgNX",
+	"vzZEbIzkFFDA4ZawUKAAT6COLgP8KYR6xakQ9e2nEPiy4lQonkPluGK+rTgV4U5hjlVfc/y5A3Qip5Xj",
+	"lweHTkUuA/WmkJzQSeXuzqm0qBcwQmX7bJW2JkVgf0bEc9AQgsEQYeqhF4fIZwvgLhaApvAZeWRCpIgp",
+	"C7CcJoQRr+JUOHwKCQevcix5CGkiAywlcPXZ/4Ng8BeujRu1Nx+/vDi8+59KEcnnIASeQCHFaG5+RMRD",
+	"1Zub9tntP/YeRtWY8TmWleNKGOo383TcqY9FwKgAPcFvsXcNn0IQUv3nMiqB6j9xEPjExYrC/X8LReaX",
+	"VDf/w2FcOa78r/1EePbNr2K/xTnjLXoLPgvAdLkqPNx0iohAhN5in3jHaNi++L3ZaZ8Nrlu/3bS6vaGT",
+	"PGpdnF1dti/0s+jvwdvO5emvrbPMs5uL61bz9H3zbaeV/v59q3nWuu4OEeNoeNX8s3PZPBv0Li8Hneb1",
+	"u9awXrlzKqeMjn3ifiVOuLZ3gRZETvU6ckPOgUokJJZwjIZnN1ed9mmz1xrcXHfU6M6bHwbd9ruL9sW7",
+	"wa+tP7sDPXbDkdPmxcVlb3DW6rR6rUGn2e2lX9W8OWudX132Whenfw7O293zZu/0fZpn3V6zd9NVT85a",
+	"nfbvres/B+2LwdX15bvrVlc/v271cg81I98xCs/LxAAvfYY9JU6UIZ/RCXA0g0AeayJbF7325cWg9eGq",
+	"fd06M0S2qVq+2NftPx+1TYpCCp8DcCV4CNTrWvJ7reuLZmfQur6+vB7WUWaNeGhMqCe0THggMfERoWjK",
+	"2Mz7SSCfTfSALpj8hYXUe76xXDAkQneKOAgWchcUVXJKBAo4+ze4ivlKBH+5vLk4G6JqskhTT8eMI4wE",
+	"UG9Pj6IL/Ja4cEPxLSY+HvnPLEkelnik7IOLKWUSjdQ8YHcKSkF1W9e/t09bg5uL5u/NdkcrmTq6BsmX",
+	"J3YUSE6xRBMmDScwFQvgaIGVYKqVzDh4eqA9xs4xXVrtK55RApFP5kRqmpKhXbeuOs0/B532ebs3aH04",
+	"bbXOopVyQ3Eop4yTv8F73sloXrXRDJZqWc+JEIROHDTHvjJy4DkopDPKFlTpdA98kHogNxfNm977y+v2",
+	"vwz9d5F51CxuBuRXWGr7zVkAXBJjB10OWII3wDJjRT0soSbJHFZNqVOZwXJANEfgM54HSlL1s8bBmxf4",
+	"5ejQfeEd/QNej9/gxujAPfRewNH4JX7lFbXl4xH4qqmCX4QchCKmLculP6ZAtV5QbFKvIjVXQKWaFfAQ",
+	"jrVINQw880iiORMSMeoCwmhOaChh7wTR0PcRGSMKt8CV91HIBfWWWZXG9Vihd8482DT5ZhbO1Zt3TiXg",
+	"MCafi53MMeFCooMD5E4xx67ySyMvcwZLRWXC++ls4JNbGOCDt4UeWOI1/RXNXcT4mAhLv5MWiNwcfIzb",
+	"ZiOl5dQQzIBOzTdPJl3FLFlMmW9Gj7pTLf7UX6IpcO1ir5HSewjdYyZxS8ar8aXYHs3DKvs38jvWIit8",
+	"V8p8u2FEU6fGDps/Olfv5Ieme7PflxN9ZjRVAbHJD/bTEWM+YLp2FsvYG7W2kZCn4F40pt1zr0OE3Ewx",
+	"kTAX25GumrZ9Yc7x8hnGcG4XlwdjHPpKESi1VckbwCvizkSk6X5STpVaKg4aRnrObGams4EEIQdDrQxp",
+	"OFeE2AbVDylCkvXdlBLmgVzlIDY/DChbVT4HNeUYecpSzEdKEStHgNAQEHY5E8qbCHy8FCk1RKiECXDV",
+	"pcsoHXBQWrRYxD0qBmbWEgXJQmVqSq2OIUR/HHLthZS2sPKFdr0HEj5rLmw0a2bxbdheOxUWSpfN9fRG",
+	"cyFC1wUh9LZd8iU29ATA51iJVOH8WKM9mAL2bChmnTC+t6+Z3T3zb8EbkGCrcUXRgMGIeQUG5yZAkqFX",
+	"R+jXt5HdNS6tg256v9Reo6rdvqPRUoIVARc8Hb64X+cDyUPq4lIVGL/8IKaYT30sgbpLKyUl9KWENv5Q",
+	"bcHDrT+SfDnAYwl8IMBl1LvXh+Z5Sn58tlDeGDZreSNThcT8vs6GdIOBWqDgyoevQemLwRRTT0zxDB7R",
+	"DMdUjIE/ogU5Hj3065xG16s8pRQz7E2We1YBZZXd6moukOXytVBoRwxBT2kMrUF4oDVMEfQww5j7fmUw",
+	"UywGc8ahTDUYBm/jIaXedZJmi4gyPqGx2akgaZaw2IdOBa0PGo0n2BjdlZIURb9LiRqFXBRsFt+qxwiP",
+	"2C2gIccSBjoSMOCBGJ6gBpoDpsbjEHgOCIuVt5RWn+PPZK5U00GjoQY6J9T83yjSaRkKsqH9Qi7dX7lP",
+	"59gdAFVr2su4VWZ9F+yXx9gX4CAPlJvECQjkYs6XiDIkyIRiGXJAhpCUL5OWtwxXVhl9lrQcAEfGCChD",
+	"qmNCUXYiYTllJiazwt5N3A25v9r7cCplII7394cOOjhU3R42jl6ndtAOCsKRT1yEPY+DEKgqAPS8KyHS",
+	"auwngVKN7uU22rb9Ny/qB6+P6ocHr+ovjvanjM3Exo23orhosZ11fnvcTuSs89sVnsBO/feoj3uqJ5vd",
+	"EVtrY5sr6obzOeaFW5RU2m0LNy83zJielALMNlk4eL3JO8d0uc3eNaMC9I8D2+2AeFlOrHojmcHm58h2",
+	"VdzuesIfKWEJA3YpZJF2X6PWC3ZXD4gw5VTzDlTx6lIoiUQFuHxfuKpsC/SgiW3ea/hWd65fKtpLUG9m",
+	"2bVClWMnJ+FajhvxGHOhxRTl64ThSUOLmyY+H9SGYFNMe1QWeZxaQV4NY+pg9VFBXFeAy0EWxjKVdSZ0",
+	"MiiKvIvZJiLddU2aXguM6WIqwLUFBIq8ERbw6kgRe3iEOKYem5u973bh2MdJXY4BK+SnmL4xhpoTrcfp",
+	"xrycPoeCfFgkdZs9wsYIao6Ep+Hdc0RRo76ehuJnIfUJd7lRk2scq22Go3zARw3pKjZ32cGUWMfIXxvo",
+	"vWsYbXPSauo9W6A5pktkrExUUCR0AlCEc0Bz7AHyQkB4gglF1YZNvesP9jL5PkLlq6PCIG65nS5aQbHF",
+	"Wx3AZu48jYRaTj+HnEZC9Ywm+l5+1OMsT5H3so4bN8av2VrGw+T9bUQren0LEp5GkKLx7FSSolKknPzE",
+	"+aJsGYeQyrV00By7U0KhxgF76glSH5jKHCxWq+p01iipwMlu7XMvF4umxMQ32SLPI4oc7F+lKC6Ku/zC",
+	"ONJ5Ah1dMHVP4hgNxwR8b4iqGP2ze3mBNKuBKxLjQlRE8Rz2tP815KEPQ1RdTLFERKIRZzOju1Z4aVVO",
+	"Id+ASqAuaAUYAAt8OFGtzfFSuaN0UuS55abSNWnqqJfS2SwXPogme2OVzKNkznSzRujeJ7u84un8skE7",
+	"VVqfJcfofa93ZYNmQrPY1DHCLfBlFGpboqqaTCSZEoYQ9uqoo7ZQAmFuq8dKY1AZOf1S+VDrAcVqc1HB",
+	"7hwqd8VD8+V0lfVJMifKsbBZQRoux0n71cfSjh6naCyxu9QvHTYRT+RJbY5Q7dSROk9Wd3H+2mUhLQuV",
+	"mPK1JM8WK7+VarYC7fcwY66lf/1XG/N6Udi4rJpHl0oNIgY8pqctc93Eg3nATELVVittbFpXUsWqb+Pr",
+	"Oib5FEOyBcIDMcWHL18V+06maLWMvaa4YZ1gPW+WWZC/YaADD8XUJG1ts47Nyw+KpBV6/gkvs4Ib0+Xk",
+	"lmqOwbllmhnuymzeL6Rmh9x01Tp/nM62Tf1B5LR9lvM6CnZxD1TrUaPOtmqxNDCCfeUjLgdrAyRrf0xi",
+	"7Zv3Eql3nVTYPk/E5oE8ySQ9R3TFdvUk9D4Hoe2zDinKH5dlajaahDn+3DYvH9jkZfTvhqzOphxOVk+t",
+	"RmlNWEFtDTCRhE60b68cS1NAbHXNnoOGUdaXTtS2g0Y/ISL6lFA09slkql8MgHqETga6KifXsvJTlW2K",
+	"v8ayT4c5azVUrejqL/DAGzpoOMbEB28Q134NUdU6vWed3/QWp0+HZqetfpIidZJN2NDOXr1PU5V+Np4S",
+	"OxlqIpxK3KuuNEuNQxcSZYlINvdFlWg5R+9BDtdXd5mKMxDRrz8JdHPdKYzWb/S5DC8fQ+M9PaK1CvgJ",
+	"HaZndmYe4qysMzdZnyOWgzXux4a4VtbUa1vqX44rx39tq8zLdew25zZLh7pK60en7HipgwI/FGiYfD5E",
+	"1Uy5D/GGe1rBcbuRZ2P0nrHZW068CagNOXPDOVAJHhJTHEDd8KaoZCtblJXT1xw+2ZxakkXzQeo8oHpq",
+	"TuaeIOwLphXk8EPNljvV2t4wVZ2TbN9Umy8+Hf7TeyM6swb+1+uD+Qf399E/6G+L1kaWpqgtmv54p3rP",
+	"0o9cnUauwhsLodkenZ+WDE1AJtYlwBOwB3OYsRM6a6qPVW+3iB9YF5cme0OV3LV225u+/zivJ27mGkTo",
+	"y2/Amc5TtDIso/zL9oLq402/PrQkRqmx0J2VbfxCd/ZExTbxMCJTV4m6LhlEUfflzH2LpTt9CrnRDX1j",
+	"kpOm6UllR7W4fS2ZIUa54feSo3sJgqGonBWPm+IuUO8bm1vNzvKQ/mO9uNUAdTn/Pzr32YavCWIrNj/t",
+	"RO1o82q6KSl9znns90LpeEjJW0EQNFXjfPjypd4Fx5XhTpqiv5q1f+Ha343am0Ht4/8uJMhGuopQTpYm",
+	"ZWb44sTHeg+cxtFr5+U/XpmqpBMUb6X0A+3d6T/08W8XyC14qxk0p/K5NmE1+/DfgtH6NV6kQhMcJFB9",
+	"4GHKQi6KKxJ8RicGESbBZ5iB2i6PJZhddIR8AtQTqNpA/wd5nAWISMTVRty+GeWP9urozJR3o4Mj5NnD",
+	"ZnHJ9OHBqw0l0/nsWGabEDG7XOiKlfm9XPkdbHbWLWpTH/ZkZ95LFFa61G+L8PD2RWoJ/U9aAXn/YWyu",
+	"FNxc/VfEikcU8K3w5pHae4XVO1XicW9PWN+VkvbnPNZrakMKTuVkBeRSiYbUoAbgewJNyC3QVMVBSbH3",
+	"t37eZpuK7YccalldPDnGqzUJbsiJXHYVmZZvgDnwZmgS//mTMcVHp9GY+T5baBOpDKkPapv94rAgJFGP",
+	"kMr0mHVfyUKfShkYLBNCxwUnqDVkjzKCGAnwx7UpExI8tICR+iWpkhAGBKeO2lIgFsoRC6mn0VCI6FM1",
+	"PViSkQ8JVFQSpEG3B+pNBwmWDd10z34VaMH4zFQACtmnhp7R0tTdEGOsCdc1zujmuqPHrVFt9D8SEVnv",
+	"0z79+edowdZ//hm1NM0R0o2iCKMR85aa2OGXvl4//coxqtfrDurrdaT+/dJPBR3UA/3/oF6v9yt3d2qK",
+	"zOfarbYfuMyDfsW0oi2g+cfWJPUr//duTQ93d8N6n+agldRs+IKZkhUs1gSb7Mh16ZIadzNuRmP+jDjg",
+	"mZ5avWYQD/3osLRAR41GnxYAnOmqJkv9UFc6iURFxDXnqqk66rK5+VP06RTfgp0sZXV0xZd6G3NA7hTc",
+	"mZFlU0/Pb4EjjuVU+1zYRJIMlcd9GqcYbq47AlW3hFzr02LMtT0HuaGQbB7XAlVXQNhMMZcgf6uRVAvg",
+	"2ByE/QVearY5BpAGHR282KujJgqwnKp50zxPAQP1aYwMpBY3W1C7nCnTA7cp6dSMHGXK4NCNQRPq02hW",
+	"rZrWpUkTqoGbjAgo5aIEYNi0uEi6ZOQYvdXqAEVKpl6vD1E1rWjUEzWIPt0Ozkij+iQEH+TRjfrUrD31",
+	"2giUty2QZIhRSA1XrWAQxjHRTLM//SRi4C5hcko+cYEKbYQt2mAzwO4Uaof1hi0LTQ7/LRaLOtY/1xmf",
+	"7NtvxX6nfdq66Lb0N0pnE2nODGpV07xqV5zKLXBhFGKjfmBeYwFQHJDKceVFvVF/oZ1xOdUKfX+qK6P+",
+	"Vn9PihyvpmXQYaOBFlPigwWhZC4IoUQkDJQmRR4Dg8IlWegatRmhfSmtHtedtb3KceUdyPe23xxk4mGj",
+	"8WQoWLnCsTJ0u8xQMoavcvzXR6ciouxcpaN8CvVuwNlIu754IpQPY8vLPqqP93UCfluGWoCpGBjNyqOD",
+	"XjZeFEOiIb3iFqSEr9em96/O1nhExAKhKZdGJzReNl6UdRHTvF+AVLduZtSoyeapuT3YxwGpzWApSufn",
+	"AhZGP3Eh6yh2Kz0iAh8vLVAMYmOkBhUBqAm1PVmdD+V9m1PnYpczUoDeUy7sVjthV5JbjX4j9KwcGXrW",
+	"z0oK0FR/crD5kwy+nZ79LfrJwkc+VmZS61fISH1ZNlgQPJGSmPjRxzunEjBRkuAeh74fTT8HGXJlEhl1",
+	"wdE71BMDIYlmAIG1D0QK1H3frB2+fKUthxGlValJQyMkABdvLYTMk0hMEfrC3SqA7aGZ4ScU0vxmukRO",
+	"FV8XWCC7Sf9uJNSwB2EaCWaxXOZ02f6XGSzb3l1yPK9YZBVXhWSB2amoHQm2SIXVCOVwjmd2p4Jc7Pu6",
+	"bN80qcQX/PHeqrya4q+UvO5UzeXL1jZIkHX2nlWCjhpHmz+KEWW/ssgZfm4UOScDXv5XAS54jCfqOWg4",
+	"g+WDcMG1IG8LDa462YQN/tGuFc//tJ+Giii0/VkTWVBRFrWg9k1pN+EKTwg1p2/U7kQgQtFQuUBDVM3E",
+	"CXRdx96x+bEeNad2gfpBVAwQP0gjwBf7F2ed3york1MkE8kr+xZ5/s75Uogar6NLGdD4GPbFVB6WBJwO",
+	"ClICH3eoENKwJgVq4FLt1PAEorPvZ53fvj9XxwPs1UykDelyxtTyPo/WQ2xR1Cox2dD9L8QYlPtJVgLE",
+	"r2a+2HvqkBlYOENHZ8zWLDTtOZlIjtpc6noy8KIgmx7hQaNmGrMwP+iCxbGjEfOWq8vGpJl/4WxuFs/O",
+	"BDSXoC8xVfH9BMLMkB3et22yjhpvNn8Qg/6rDw62GIkGt//KS8dMGsLxvIw5mz9gLUWhv+22mo4J7hpV",
+	"r9SWtSd1ZB2euKLWBM3UavCJkCa/vGoWWnHvjzAO+Yq6CejAYtltI2vsxsuc2fiKVqMQ+mCD+Yh5/30Z",
+	"EEgJUSToiWCV74/NNkYopzIOgCsVnpwZsJlZg7StlGD0wKRqdXajYFdtLYGOWRsl2ad9enPdMaF7VC0M",
+	"zyt/K4ZtsxYlwW7r0xRMTkGEfu9ENzVlQqJ5KCSyKLB9Wi2J0p8gbF63YXQH6aJf/ZVAkjkII5+xYITd",
+	"mdOnASe3WIKDTt9dNHsO8gmd1XzmYt9BISWfQoj+m4e+JC5W2oKDHpunEzkhFQG4ZEyU7TCwc7pPTFH7",
+	"6vaVMrJzBPMReJ7iMaPgmLDFOBTgZQYS5SB0OkAnpsyJIqSRL1Ih/3hijXelhmGC4lWTwdMzpbngmsCm",
+	"hzCy+gAFjMso7r+nSDlqvOnT3B0sem5tbnTt/BZcRbN3HNfsvGz0aZQuUVS8Rr++Vf652t5WTVJIV27r",
+	"Q9Ni78QmivRUj0Afve5TyWZAzffmPfO70sJT5nsarZkzP4W4dILeMyGdPs3kMRx0anRYzWSOk/97ywAc",
+	"1LP4rLUWdZlnUi+nBjtWf/0rQFBrqj2Gg644+7ys/eygXkt/SHyNHBxMOPbAQcMPtT9M7rP287BPdTJs",
+	"ET/QRsQKgElQFAWhWklt/+7CUPnc/l22REBtAHcZmCqDairx1mK5/1rxqXt7Xt9GQCt1TKTIlOSdpnj/",
+	"URbQaiLBxtLGd4wNiafGBLmw60KgE+8JYA/1kA9YqWHlPIkTbZKIl0lc6qq4BeaeKIt1ZZbFjt2ULeNd",
+	"GbH8EfTaOui1QSyd8kDRisdi/ZLIbSlMzz2n5GwrMj/EpExM3oHcSkbut8FK3a+ogyRYugXlVKe6dC0u",
+	"LcgWtp2goXVpho7JIuvHTnRFgDAumbnNZo4D62PjqMYFYdWwNV9IidqyyAnI1t7tyAkoLvDbygl4+jWT",
+	"h7XaRttaSIT/snjN11x3ZhYe6jXs6xPX949d5tdl4db2PHYlOCAhie9bPwNMRZm5hA6NQrM5SM4HhFQS",
+	"Xy/k9LFzgx/o1dEVDoXOyEUgg+m3MKKsxoJVi6IR+J7TpuTgAzctj/hg/Q8bUybrmqNpuHzJHiz4Rpp2",
+	"JPlXOfDLEbhsnkK9PInPPidQlEMTsdfmaF4UiFf0ftvyawplfshvebhcI6A+kQAziSXUklMgO5BjNcHM",
+	"9yz2IWJjNLy67PZQATnWxddFFkMNYziCqd49Rgf7C2RaD6EbnTjZWdii/IDKN1hT89/trjQ9D+F0SBtV",
+	"fZhgd2nQNVMroJu8U74I0lK3Ve7oxO5BbWZI70LX5YYS0dlpWWLJKaQNOvcr1ib+R+ldnaCxnBJpsSqV",
+	"NmcX2rTpeebEjb6FJ5k5VNVIJ0oZ6jtuzAY0DpVkcjv1Pm2mMkVTLOLgvVywtDgcI4zklHAvyRmUXtO+",
+	"WghQGuZOHW37obG/S439GB29TfmlDjhGlZUpVachZ+IqYp2NMYUAR403aHjavLi47A3OWp1WrzXoNLu9",
+	"tKgPy8LT68T5qLw09D8mcvwfJWpRqHk7aXuMjnYKUiQpn0TXZYrZ7ssyxWzrqkyfTbatxiwuvUTVkRrZ",
+	"ni2fGRM/PlJaUEpzpTeuxkESMxKYvHwAWCLOFgK5bD4nUoKHRjBmHGzclVtYqOhW/+LQfkeNZWX+iupk",
+	"cpitRTzcjKdRVrwZY7BtZ5RWkBAKD1bHm35rinThOI+RJohAksxL64L0rZ4DCxeQkLUd/u129MTztYEU",
+	"oN7DCdlZVW2mOurlV62OysCYb6iKimbh+yqKSl3wV178F720bwxqDfv62H2xD91lY1kzLwoU6kuhh1pa",
+	"UnWwcyzdaeRARGquynwvVoV7W1S+2qMavn+eDGILhfV4nfLsajCG91Aq6kGrfV2rRt08WbPrC+6/pYr7",
+	"1dseC3TEH1P89eoQvgFfz1zLEa/YBP9se30xipLC5RrDcvckPs8e6wpd4WKp8HWYwIIXGM8nyUmZEkrU",
+	"9oQpVVTv2IPyujIfyESfmI9qAKOedO5rRoKgKMJkZcQSo4H6dpQ5zgJtP3PG+MdS2GYpaFhVHYq8p900",
+	"RzrW201TqV9qMmP8FoMFZIxYzmY6fcoCcy2Pv1Q+DaOpwhg0jKAB04ks9U72qIbTp/YMyxDJKRNglpOL",
+	"KWW6iDRqBlVjaDfHHFdxIslIsEI0srkM3VnUGKFqHzSxt0mbdbe3VXgrhll9oL0v3+9F2IkFgOcJPvrH",
+	"rS3gTn2B/5TzbKtov+s0SiRT341KsQdzctZ1TCgR00S/3Eu9rJjZouWjTVhqAf3XmbIivOCSkLSBo9Wn",
+	"9jT+BfnuxO/BFm1TQXPKp3NQjHwqUTXOrnhR1WoKQUbZuGHu1hdzeCPnFkZ1zzm3MC5bzXuF6/26XeYN",
+	"S+6n2Xx68kfZ87ax6LW6Mq55XglxPt/kbznrP6Z6benypnl++NnuIuW2b2/9KI/ot5MbgRj3gCfAykqX",
+	"VYdzSGMgIKGce6KPl3FQm84+VT8o7UbTgG7RTjVSBSsKElOkOjVqz+lTLNKYjh4D4SAOt4B95VFQJpVn",
+	"UeRPJ2ugGY11l4Anpo9tqici1n9fodhYwPVtphbfEycz8xxC72Lqgr8bpASd69AICdn7sk4y6N6mEFNs",
+	"ugGrji4j5DiTXY7OTHZ7zd5Nd7hF+PhUj/Xa3nW1axuQu0Rws/3Pj/9HFvvJlltXsgBp4TNF6vfabNna",
+	"ZOU+72ad/KKWSHIZnAF+XQMqstBhlQQ3X581x4TaGn7zc1yPBJ+JkMJUMEXSVtVnaYinkYD1WRv9IHXm",
+	"tu0Nj6M7ALiNr3pQ80KzKgAxiohEC+L7BpVft2K4tJfHAomQf8ccxDS2oaPQm4A8if+n4XwEXIMYU0lo",
+	"CHWz0M9anfbvres/B+2LwdX15bvrVrc7RFXbAYt9f0Ine06fDq9bvZWXMwpoz1nRHqga41LunfTp0UED",
+	"qXZaF7325cWg9eGqfd06G54kNyk0bABDoAB4comWnAJFR4dvNBlXneafg077vN0btD6ctlpn25Z1mb3a",
+	"M7irPxBeHojwcnS4Res9xs4xjRAKxTewfSIaeWIl6GTm817aUPJljbLF13AcMpdr6uIMEywnNK7kfAJn",
+	"QbsJF2zxzXgKmgU6ThAComzxwz14wtiYYi1G0TWu0bKgevrLF4XFoxD7Aqi3Jt0pGbeHLpI9nmd0qdBH",
+	"+GPvn1CdwpEcU4EtaIa++jXaFOrztFHhEpa25usYYXTYOEzCYT4Tso6G1kcYaifB3K5j6IDP2JXmkiB9",
+	"FVB83Q+qzmAZbW9FgF3tMFEP+ZhPoE9tKkEgEfJbcgsGr73kHqGT1ZuH+tT0VwTtvldPzgXbaxeyJw7N",
+	"j31q0VRKwOMXiom39g6hVLGq2m7b5jU2yx92bz3M3dOk3YUEIcZBEeP0lUU4M5F9atyrPTUDthYvTtxp",
+	"nypy01Z29ToVx8mEUOz3abITJF5U/8dBg0FgGYqTXPMxcn1yeZKpJ2+ftc6vLnuti9M/B+ft7nmzd/p+",
+	"WEdNc1WDZMUnNO2xTyySO4bVNzESfRSMTUUr0p8fNY7SmP8p5PwC56YL1LNe5o6yEelLwJ45F5G5KK1A",
+	"kTdpOjZuZvQkCtkgCgudGzPToRX8YePw2YhL+3oJGYmu+lFX/YQ7UtCIUot4IRRZmSxkfPb+mr8+Kv/J",
+	"IEgVQdpipFG3LI53dY5ngHhI9zKXNRzv7+u3pkzI49eN1w3tlFlSVusVMrvBefooeWIAJKsnqevkyORq",
+	"JWxyosY2KJRaSQ5inhSdoskqZmPr/gae7jNTkr7arb2IQ/0aIau62NeRU1utnWorRhBebadrPNNoBk3R",
+	"tjFayWU5kV1PNRnP72qT8QUNqimevRNApJqwlwLcfbz7/wEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

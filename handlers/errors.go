@@ -60,6 +60,16 @@ func toAPIError(err error) *Error {
 		return errNotFound
 	case errors.Is(err, store.ErrEndpointNotFound):
 		return &Error{Status: http.StatusNotFound, Code: "ENDPOINT_NOT_FOUND", Message: "no such endpoint in this project", Details: map[string]any{"field": "/endpoint_id"}}
+	case errors.Is(err, store.ErrInvalidStatus):
+		return &Error{Status: http.StatusConflict, Code: "INVALID_STATUS", Message: err.Error()}
+	case errors.Is(err, store.ErrDeliveryInProgress):
+		return &Error{Status: http.StatusConflict, Code: "DELIVERY_IN_PROGRESS", Message: err.Error()}
+	case errors.Is(err, store.ErrRetryInProgress):
+		return &Error{Status: http.StatusConflict, Code: "RETRY_IN_PROGRESS", Message: err.Error()}
+	case errors.Is(err, store.ErrReplayLimit):
+		return &Error{Status: http.StatusTooManyRequests, Code: "REPLAY_LIMIT_EXCEEDED", Message: err.Error()}
+	case errors.Is(err, store.ErrRetentionExpired):
+		return &Error{Status: http.StatusGone, Code: "RETENTION_EXPIRED", Message: err.Error()}
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		return &Error{Status: http.StatusConflict, Code: "IDEMPOTENCY_MISMATCH", Message: "this idempotency key was used with a different payload", Details: map[string]any{"field": "/idempotency_key"}}
 	case errors.Is(err, store.ErrUnavailable):

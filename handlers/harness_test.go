@@ -256,10 +256,16 @@ func (e *env) snapshot() string {
 // forEachDialect runs fn on a fresh env per database, in parallel.
 func forEachDialect(t *testing.T, fn func(t *testing.T, e *env)) {
 	t.Helper()
+	forEachDialectWith(t, options{}, fn)
+}
+
+// forEachDialectWith is forEachDialect with options.
+func forEachDialectWith(t *testing.T, o options, fn func(t *testing.T, e *env)) {
+	t.Helper()
 	for _, d := range testdb.Dialects {
 		t.Run(d, func(t *testing.T) {
 			t.Parallel()
-			fn(t, setup(t, d))
+			fn(t, setupWith(t, d, o))
 		})
 	}
 }

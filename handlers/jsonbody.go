@@ -11,14 +11,17 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 )
 
-var strictJSONOnce sync.Once
+var configureOnce sync.Once
 
-// useStrictJSON makes the validator refuse JSON bodies with anything after
-// the value (`{"a":1} xyz`), which the default decoder lets through. The
-// registry is process-wide, so this runs once.
-func useStrictJSON() {
-	strictJSONOnce.Do(func() {
+// configureValidator sets kin-openapi's process-wide registries once: JSON
+// bodies with anything after the value (`{"a":1} xyz`), which the default
+// decoder lets through, are refused; `format: uuid` is checked (RFC 9562,
+// so UUIDv7 ids pass), so a malformed message id in a path answers 404
+// like any malformed id.
+func configureValidator() {
+	configureOnce.Do(func() {
 		openapi3filter.RegisterBodyDecoder("application/json", strictJSONBody)
+		openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
 	})
 }
 

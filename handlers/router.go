@@ -53,7 +53,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		return nil, fmt.Errorf("render spec as JSON: %w", err)
 	}
 
-	useStrictJSON()
+	configureValidator()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log(), spec)

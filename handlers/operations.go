@@ -1,0 +1,235 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+
+	"github.com/google/uuid"
+
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/store"
+)
+
+// RetryNow makes a pending_retry message due now.
+func (s *Server) RetryNow(ctx context.Context, req gen.RetryNowRequestObject) (gen.RetryNowResponseObject, error) {
+	m, err := s.Store.RetryNow(ctx, projectID(ctx), req.Id.String())
+	if err != nil {
+		return nil, err
+	}
+	return gen.RetryNow200JSONResponse{Message: "Retry scheduled; the next attempt starts within a second", Data: withID(m), Meta: meta(ctx)}, nil
+}
+
+// CancelRetry moves a pending_retry message to the DLQ.
+func (s *Server) CancelRetry(ctx context.Context, req gen.CancelRetryRequestObject) (gen.CancelRetryResponseObject, error) {
+	m, err := s.Store.CancelRetry(ctx, projectID(ctx), req.Id.String())
+	if err != nil {
+		return nil, err
+	}
+	return gen.CancelRetry200JSONResponse{Message: "Retries cancelled; the message is in the DLQ", Data: withID(m), Meta: meta(ctx)}, nil
+}
+
+func withID(m store.Message) gen.MessageWithID {
+	g := toMessage(m)
+	return gen.MessageWithID{
+		MessageId: g.Id, Id: g.Id, ProjectId: g.ProjectId, EndpointId: g.EndpointId, Status: g.Status,
+		AttemptCount: g.AttemptCount, ReplayCount: g.ReplayCount, ContentType: g.ContentType, SizeBytes: g.SizeBytes,
+		PayloadSha256: g.PayloadSha256, IdempotencyKey: g.IdempotencyKey, NextAttemptAt: g.NextAttemptAt,
+		LastError: g.LastError, ResponseStatus: g.ResponseStatus, ResponseLatencyMs: g.ResponseLatencyMs,
+		FirstAttemptAt: g.FirstAttemptAt, DeliveredAt: g.DeliveredAt, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt,
+	}
+}
+
+// ReplayMessage queues a finished message again.
+func (s *Server) ReplayMessage(ctx context.Context, req gen.ReplayMessageRequestObject) (gen.ReplayMessageResponseObject, error) {
+	m, err := s.Store.Replay(ctx, projectID(ctx), req.Id.String(), false)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ReplayMessage200JSONResponse{Message: "Message queued for replay", Data: sendResult(m), Meta: meta(ctx)}, nil
+}
+
+// ReplayFromDLQ queues a failed_permanent message again without counting a
+// replay.
+func (s *Server) ReplayFromDLQ(ctx context.Context, req gen.ReplayFromDLQRequestObject) (gen.ReplayFromDLQResponseObject, error) {
+	m, err := s.Store.Replay(ctx, projectID(ctx), req.Id.String(), true)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ReplayFromDLQ200JSONResponse{Message: "Message queued for replay from the DLQ", Data: sendResult(m), Meta: meta(ctx)}, nil
+}
+
+func sendResult(m store.Message) gen.SendResult {
+	return gen.SendResult{MessageId: uuid.MustParse(m.ID), Status: gen.MessageStatus(m.Status)}
+}
+
+// replayOutcome classifies one replay for the bulk operations: replayed,
+// stuck (in progress, skipped) or failed (not replayable, with the reason).
+// Errors that are not about the message (database) are returned.
+func (s *Server) replayOutcome(ctx context.Context, id string) (status string, reason *string, err error) {
+	_, err = s.Store.Replay(ctx, projectID(ctx), id, false)
+	switch {
+	case err == nil:
+		return "replayed", nil, nil
+	case errors.Is(err, store.ErrDeliveryInProgress), errors.Is(err, store.ErrRetryInProgress):
+		msg := err.Error()
+		return "stuck", &msg, nil
+	case errors.Is(err, store.ErrNotFound):
+		msg := "message not found"
+		return "failed", &msg, nil
+	case errors.Is(err, store.ErrInvalidStatus), errors.Is(err, store.ErrReplayLimit), errors.Is(err, store.ErrRetentionExpired):
+		msg := err.Error()
+		return "failed", &msg, nil
+	}
+	return "", nil, err
+}
+
+// ReplayAllMessages replays up to limit finished messages matching the
+// filters.
+func (s *Server) ReplayAllMessages(ctx context.Context, req gen.ReplayAllMessagesRequestObject) (gen.ReplayAllMessagesResponseObject, error) {
+	p := req.Params
+	f := store.MessageFilter{Status: string(p.Status), EndpointID: deref(p.EndpointId, "")}
+	idList, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, deref(p.Limit, 100))
+	if err != nil {
+		return nil, err
+	}
+	res := gen.ReplayAllResult{ReplayedMessageIds: []string{}, StuckMessageIds: []string{}}
+	for _, id := range idList {
+		st, _, err := s.replayOutcome(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch st {
+		case "replayed":
+			res.Replayed++
+			res.ReplayedMessageIds = append(res.ReplayedMessageIds, id)
+		case "stuck":
+			res.Stuck++
+			res.StuckMessageIds = append(res.StuckMessageIds, id)
+		default:
+			res.Failed++
+		}
+	}
+	return gen.ReplayAllMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
+}
+
+// ReplayBatchMessages replays the listed messages and reports on each.
+func (s *Server) ReplayBatchMessages(ctx context.Context, req gen.ReplayBatchMessagesRequestObject) (gen.ReplayBatchMessagesResponseObject, error) {
+	res := gen.ReplayBatchResult{Results: []gen.ReplayItem{}}
+	for _, id := range req.Body.MessageIds {
+		st, reason, err := s.replayOutcome(ctx, id.String())
+		if err != nil {
+			return nil, err
+		}
+		switch st {
+		case "replayed":
+			res.Replayed++
+		case "stuck":
+			res.Stuck++
+		default:
+			res.Failed++
+		}
+		res.Results = append(res.Results, gen.ReplayItem{MessageId: id.String(), Status: gen.ReplayItemStatus(st), Error: reason})
+	}
+	return gen.ReplayBatchMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
+}
+
+// DeleteMessage soft-deletes a message (idempotent).
+func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequestObject) (gen.DeleteMessageResponseObject, error) {
+	already, err := s.Store.DeleteMessage(ctx, projectID(ctx), req.Id.String())
+	if err != nil {
+		return nil, err
+	}
+	return gen.DeleteMessage200JSONResponse{Data: gen.MessageDeleted{MessageId: req.Id.String(), Deleted: true, AlreadyDeleted: already}, Meta: meta(ctx)}, nil
+}
+
+// DeleteMessagesBatch soft-deletes the listed messages.
+func (s *Server) DeleteMessagesBatch(ctx context.Context, req gen.DeleteMessagesBatchRequestObject) (gen.DeleteMessagesBatchResponseObject, error) {
+	ids := make([]string, len(req.Body.MessageIds))
+	for i, id := range req.Body.MessageIds {
+		ids[i] = id.String()
+	}
+	deleted, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
+	if err != nil {
+		return nil, err
+	}
+	return gen.DeleteMessagesBatch200JSONResponse{Data: gen.DeleteMany{Deleted: len(deleted), DeletedMessageIds: deleted}, Meta: meta(ctx)}, nil
+}
+
+// DeleteAllMessages soft-deletes up to limit matching messages.
+func (s *Server) DeleteAllMessages(ctx context.Context, req gen.DeleteAllMessagesRequestObject) (gen.DeleteAllMessagesResponseObject, error) {
+	p := req.Params
+	f := store.MessageFilter{EndpointID: deref(p.EndpointId, ""), CreatedAfter: p.CreatedAfter, CreatedBefore: p.CreatedBefore}
+	if p.Status != nil {
+		f.Status = string(*p.Status)
+	}
+	ids, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, deref(p.Limit, 1000))
+	if err != nil {
+		return nil, err
+	}
+	deleted, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
+	if err != nil {
+		return nil, err
+	}
+	return gen.DeleteAllMessages200JSONResponse{Data: gen.DeleteMany{Deleted: len(deleted), DeletedMessageIds: deleted}, Meta: meta(ctx)}, nil
+}
+
+// GetLogs pages through the project's messages, newest first.
+func (s *Server) GetLogs(ctx context.Context, req gen.GetLogsRequestObject) (gen.GetLogsResponseObject, error) {
+	p := req.Params
+	f := store.MessageFilter{EndpointID: deref(p.EndpointId, ""), CreatedAfter: p.StartTime, CreatedBefore: p.EndTime}
+	if p.Status != nil {
+		f.Status = string(*p.Status)
+	}
+	rows, next, hasMore, err := s.messagePage(ctx, f, p.Cursor, deref(p.Limit, 50))
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetLogs200JSONResponse{Data: rows, Meta: gen.PageMeta{RequestId: RequestID(ctx), NextCursor: next, HasMore: hasMore}}, nil
+}
+
+// ListDLQ pages through the project's failed_permanent messages.
+func (s *Server) ListDLQ(ctx context.Context, req gen.ListDLQRequestObject) (gen.ListDLQResponseObject, error) {
+	rows, next, hasMore, err := s.messagePage(ctx, store.MessageFilter{Status: store.StatusFailedPermanent}, req.Params.Cursor, deref(req.Params.Limit, 100))
+	if err != nil {
+		return nil, err
+	}
+	return gen.ListDLQ200JSONResponse{Data: gen.DLQPage{Messages: rows, HasMore: hasMore, NextCursor: next}, Meta: meta(ctx)}, nil
+}
+
+func validMessageID(s string) bool {
+	_, err := uuid.Parse(s)
+	return err == nil
+}
+
+func (s *Server) messagePage(ctx context.Context, f store.MessageFilter, cursor *string, limit int) ([]gen.MessageSummary, *string, bool, error) {
+	before, err := decodeCursor(cursor, validMessageID)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	rows, err := s.Store.ListMessages(ctx, projectID(ctx), f, before, limit+1)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	hasMore := len(rows) > limit
+	if hasMore {
+		rows = rows[:limit]
+	}
+	out := make([]gen.MessageSummary, len(rows))
+	for i, r := range rows {
+		out[i] = gen.MessageSummary{
+			MessageId: r.ID, EndpointId: r.EndpointID, Endpoint: r.EndpointURL, Status: gen.MessageStatus(r.Status),
+			AttemptCount: r.AttemptCount, CreatedAt: r.CreatedAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt),
+			NextAttemptAt: utcPtr(r.NextAttemptAt), ResponseStatus: r.ResponseStatus, ResponseLatencyMs: r.ResponseLatencyMs,
+			LastError: r.LastError,
+		}
+		if r.Status == store.StatusFailedPermanent {
+			out[i].FailedAt = utcPtr(r.TerminalAt)
+		}
+	}
+	var next *string
+	if hasMore {
+		c := encodeCursor(rows[len(rows)-1].ID)
+		next = &c
+	}
+	return out, next, hasMore, nil
+}

@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// State sentinels of the message operations. Their texts are sentences
+// safe to show the caller; returned errors wrap them with the current status.
+var (
+	ErrInvalidStatus      = errors.New("the message's status does not allow this")
+	ErrDeliveryInProgress = errors.New("the message is being delivered")
+	ErrRetryInProgress    = errors.New("the message is waiting for a retry; use retry-now or cancel")
+	ErrReplayLimit        = errors.New("the message was replayed the maximum number of times")
+	ErrRetentionExpired   = errors.New("the message's payload is no longer kept")
+)
+
+// MaxReplays is how many replays one message allows (DLQ replays do not
+// count).
+const MaxReplays = 10
+
+func statusErr(sentinel error, current string) error {
+	return fmt.Errorf("%w (current: %s)", sentinel, current)
+}
+
+// lockMessage reads a live message of the project inside tx, locking its row
+// on PostgreSQL.
+func lockMessage(tx *gorm.DB, projectID, id string) (Message, error) {
+	var m Message
+	err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Omit("payload").
+		Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).Take(&m).Error
+	return m, err
+}
+
+// RetryNow makes a pending_retry message due now. It returns ErrNotFound or
+// ErrInvalidStatus, and the message as it now is.
+func (s *Store) RetryNow(ctx context.Context, projectID, id string) (Message, error) {
+	return s.changeWaiting(ctx, projectID, id, func(m *Message, now time.Time) map[string]any {
+		m.NextAttemptAt = &now
+		return map[string]any{"next_attempt_at": now}
+	}, true)
+}
+
+// CancelRetry ends a pending_retry message as failed_permanent. It returns
+// ErrNotFound or ErrInvalidStatus, and the message as it now is.
+func (s *Store) CancelRetry(ctx context.Context, projectID, id string) (Message, error) {
+	return s.changeWaiting(ctx, projectID, id, func(m *Message, now time.Time) map[string]any {
+		msg := "cancelled"
+		m.Status, m.NextAttemptAt, m.LastError, m.TerminalAt = StatusFailedPermanent, nil, &msg, &now
+		return map[string]any{"status": StatusFailedPermanent, "next_attempt_at": nil, "last_error": msg, "terminal_at": now}
+	}, false)
+}
+
+func (s *Store) changeWaiting(ctx context.Context, projectID, id string, change func(*Message, time.Time) map[string]any, wake bool) (Message, error) {
+	var m Message
+	now := Now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if m, err = lockMessage(tx, projectID, id); err != nil {
+			return err
+		}
+		if m.Status != StatusPendingRetry {
+			return statusErr(ErrInvalidStatus, m.Status)
+		}
+		upd := change(&m, now)
+		upd["updated_at"] = now
+		m.UpdatedAt = now
+		if err := tx.Model(&Message{}).Where("id = ?", m.ID).Updates(upd).Error; err != nil {
+			return err
+		}
+		if wake {
+			return s.notifyDue(tx)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrInvalidStatus) {
+		return Message{}, err
+	}
+	if err != nil {
+		return Message{}, translate(err, "change message")
+	}
+	if wake {
+		s.poke()
+	}
+	return m, nil
+}
+
+// Replay queues a finished message again with a fresh attempt budget (the
+// attempt numbers continue). fromDLQ allows only failed_permanent messages
+// and does not count toward MaxReplays. It returns ErrNotFound,
+// ErrDeliveryInProgress, ErrRetryInProgress, ErrInvalidStatus,
+// ErrReplayLimit or ErrRetentionExpired (all wrapped with the status).
+func (s *Store) Replay(ctx context.Context, projectID, id string, fromDLQ bool) (Message, error) {
+	var m Message
+	now := Now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if m, err = lockMessage(tx, projectID, id); err != nil {
+			return err
+		}
+		switch {
+		case m.Status == StatusQueued || m.Status == StatusDelivering:
+			return statusErr(ErrDeliveryInProgress, m.Status)
+		case m.Status == StatusPendingRetry:
+			return statusErr(ErrRetryInProgress, m.Status)
+		case m.Status == StatusSucceeded && !fromDLQ, m.Status == StatusFailedPermanent:
+		default:
+			return statusErr(ErrInvalidStatus, m.Status)
+		}
+		if !fromDLQ && m.ReplayCount >= MaxReplays {
+			return fmt.Errorf("%w (%d)", ErrReplayLimit, MaxReplays)
+		}
+		var kept int64
+		if err := tx.Model(&Message{}).Where("id = ? AND payload IS NOT NULL", m.ID).Count(&kept).Error; err != nil {
+			return err
+		}
+		if kept == 0 {
+			return ErrRetentionExpired
+		}
+		var e Endpoint
+		if err := liveEndpoint(tx.Select("id", "paused"), projectID, m.EndpointID).Take(&e).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("%w: its endpoint was deleted", ErrInvalidStatus)
+			}
+			return err
+		}
+		status, next := StatusQueued, &now
+		if e.Paused {
+			status, next = StatusPaused, nil
+		}
+		upd := map[string]any{"status": status, "next_attempt_at": next, "budget_used": 0, "fast_streak": 0,
+			"slow_retries": 0, "terminal_at": nil, "updated_at": now}
+		if !fromDLQ {
+			upd["replay_count"] = m.ReplayCount + 1
+			m.ReplayCount++
+		}
+		if err := tx.Model(&Message{}).Where("id = ?", m.ID).Updates(upd).Error; err != nil {
+			return err
+		}
+		m.Status, m.NextAttemptAt = status, next
+		if status == StatusQueued {
+			return s.notifyDue(tx)
+		}
+		return nil
+	})
+	for _, sentinel := range []error{ErrDeliveryInProgress, ErrRetryInProgress, ErrInvalidStatus, ErrReplayLimit, ErrRetentionExpired} {
+		if errors.Is(err, sentinel) {
+			return Message{}, err
+		}
+	}
+	if err != nil {
+		return Message{}, translate(err, "replay message")
+	}
+	if m.Status == StatusQueued {
+		s.poke()
+	}
+	return m, nil
+}
+
+// MessageFilter selects messages for lists and bulk operations; zero fields
+// do not filter.
+type MessageFilter struct {
+	EndpointID    string
+	Status        string
+	CreatedAfter  *time.Time // inclusive
+	CreatedBefore *time.Time // exclusive
+}
+
+func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
+	if f.EndpointID != "" {
+		q = q.Where("messages.endpoint_id = ?", f.EndpointID)
+	}
+	if f.Status != "" {
+		q = q.Where("messages.status = ?", f.Status)
+	}
+	if f.CreatedAfter != nil {
+		q = q.Where("messages.created_at >= ?", f.CreatedAfter.UTC())
+	}
+	if f.CreatedBefore != nil {
+		q = q.Where("messages.created_at < ?", f.CreatedBefore.UTC())
+	}
+	return q
+}
+
+// MatchingIDs returns up to limit ids of the project's live messages that
+// match f, oldest first.
+func (s *Store) MatchingIDs(ctx context.Context, projectID string, f MessageFilter, limit int) ([]string, error) {
+	var out []string
+	q := f.apply(s.db.WithContext(ctx).Model(&Message{}).Where("messages.project_id = ? AND messages.deleted_at IS NULL", projectID))
+	err := q.Order("messages.id").Limit(limit).Pluck("messages.id", &out).Error
+	return out, translate(err, "find messages")
+}
+
+// DeleteMessage soft-deletes a message of the project. already is true when
+// it was deleted before. It returns ErrNotFound for a missing or foreign id.
+func (s *Store) DeleteMessage(ctx context.Context, projectID, id string) (already bool, err error) {
+	var m Message
+	if err := s.db.WithContext(ctx).Select("id", "deleted_at").Where("id = ? AND project_id = ?", id, projectID).Take(&m).Error; err != nil {
+		return false, translate(err, "delete message")
+	}
+	if m.DeletedAt != nil {
+		return true, nil
+	}
+	_, err = s.DeleteMessages(ctx, projectID, []string{id})
+	return false, err
+}
+
+// DeleteMessages soft-deletes the project's live messages among ids and
+// returns the ids it deleted. A message in flight finishes its attempt but
+// is never delivered again.
+func (s *Store) DeleteMessages(ctx context.Context, projectID string, ids []string) ([]string, error) {
+	if len(ids) == 0 {
+		return []string{}, nil
+	}
+	var deleted []string
+	now := Now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&Message{}).Where("id IN ? AND project_id = ? AND deleted_at IS NULL", ids, projectID).
+			Order("id").Pluck("id", &deleted).Error; err != nil {
+			return err
+		}
+		if len(deleted) == 0 {
+			return nil
+		}
+		return tx.Model(&Message{}).Where("id IN ? AND project_id = ?", deleted, projectID).
+			Updates(map[string]any{"deleted_at": now, "updated_at": now, "next_attempt_at": nil}).Error
+	})
+	if deleted == nil {
+		deleted = []string{}
+	}
+	return deleted, translate(err, "delete messages")
+}
+
+// MessageRow is a message with its endpoint's URL, for lists.
+type MessageRow struct {
+	Message
+	EndpointURL string `gorm:"column:endpoint_url"`
+}
+
+// ListMessages returns up to limit of the project's live messages matching
+// f, newest first, starting after the message id beforeID ("" for the
+// first page).
+func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFilter, beforeID string, limit int) ([]MessageRow, error) {
+	q := s.db.WithContext(ctx).Table("messages").
+		Select("messages.id, messages.project_id, messages.endpoint_id, messages.status, messages.attempt_count, messages.created_at, " +
+			"messages.delivered_at, messages.terminal_at, messages.next_attempt_at, messages.response_status, messages.response_latency_ms, " +
+			"messages.last_error, endpoints.url AS endpoint_url").
+		Joins("JOIN endpoints ON endpoints.id = messages.endpoint_id").
+		Where("messages.project_id = ? AND messages.deleted_at IS NULL", projectID)
+	q = f.apply(q)
+	if beforeID != "" {
+		q = q.Where("messages.id < ?", beforeID)
+	}
+	var rows []MessageRow
+	err := q.Order("messages.id DESC").Limit(limit).Scan(&rows).Error
+	return rows, translate(err, "list messages")
+}
