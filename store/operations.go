@@ -247,8 +247,8 @@ type MessageRow struct {
 // first page).
 func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFilter, beforeID string, limit int) ([]MessageRow, error) {
 	q := s.db.WithContext(ctx).Table("messages").
-		Select("messages.id, messages.project_id, messages.endpoint_id, messages.status, messages.attempt_count, messages.created_at, " +
-			"messages.delivered_at, messages.terminal_at, messages.next_attempt_at, messages.response_status, messages.response_latency_ms, " +
+		Select("messages.id, messages.project_id, messages.endpoint_id, messages.status, messages.attempt_count, messages.created_at, "+
+			"messages.delivered_at, messages.terminal_at, messages.next_attempt_at, messages.response_status, messages.response_latency_ms, "+
 			"messages.last_error, endpoints.url AS endpoint_url").
 		Joins("JOIN endpoints ON endpoints.id = messages.endpoint_id").
 		Where("messages.project_id = ? AND messages.deleted_at IS NULL", projectID)
