@@ -98,6 +98,7 @@ type Engine struct {
 	mu         sync.Mutex
 	inflight   int
 	byEndpoint map[string]int
+	holdUntil  map[string]time.Time // endpoints waiting for their rate limit
 	freed      chan struct{}
 	now        func() time.Time
 }
@@ -115,7 +116,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 		log = slog.Default()
 	}
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{},
-		byEndpoint: map[string]int{}, freed: make(chan struct{}, 1), now: store.Now}, nil
+		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, freed: make(chan struct{}, 1), now: store.Now}, nil
 }
 
 // Run claims and delivers due messages until ctx ends, then stops claiming,
@@ -201,6 +202,14 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	for ep, n := range e.byEndpoint {
 		if n >= e.cfg.EndpointConcurrency {
 			skip = append(skip, ep)
+		}
+	}
+	now := time.Now()
+	for ep, until := range e.holdUntil {
+		if now.Before(until) {
+			skip = append(skip, ep)
+		} else {
+			delete(e.holdUntil, ep)
 		}
 	}
 	e.mu.Unlock()
@@ -322,6 +331,24 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 			return err
 		}, "park", m)
 		if parked {
+			return
+		}
+	}
+
+	if ep.RateLimitRPS > 0 {
+		// The endpoint's own limit holds the message back without
+		// spending an attempt.
+		var wait time.Duration
+		e.retryDB(func(ctx context.Context) error {
+			var err error
+			wait, err = e.st.TakeToken(ctx, ep.ID, ep.RateLimitRPS, ep.Burst)
+			return err
+		}, "rate limit", m)
+		if wait > 0 {
+			e.mu.Lock()
+			e.holdUntil[ep.ID] = time.Now().Add(wait)
+			e.mu.Unlock()
+			e.release(m, token, wait)
 			return
 		}
 	}

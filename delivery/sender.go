@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookd/hookd/netguard"
@@ -99,8 +100,11 @@ func (s *Sender) CloseIdle() { s.client.CloseIdleConnections() }
 
 type traceKey struct{}
 
-// trace collects the timings of one attempt.
+// trace collects the timings of one attempt. The transport may dial on
+// another goroutine (and even finish a dial after the request took an idle
+// connection), so every field is guarded by mu.
 type trace struct {
+	mu                       sync.Mutex
 	start                    time.Time
 	dnsStart, dnsDone        time.Time
 	connStart, connDone      time.Time
@@ -123,17 +127,13 @@ func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if ip, perr := netip.ParseAddr(host); perr == nil {
 		addrs = []netip.Addr{ip}
 	} else {
-		if tr != nil {
-			tr.dnsStart = time.Now()
-		}
+		start := time.Now()
 		res := s.policy.Resolver
 		if res == nil {
 			res = net.DefaultResolver
 		}
 		addrs, err = res.LookupNetIP(ctx, "ip", host)
-		if tr != nil {
-			tr.dnsDone = time.Now()
-		}
+		tr.set(func(t *trace) { t.dnsStart, t.dnsDone = start, time.Now() })
 		if err != nil {
 			return nil, fmt.Errorf("resolve %s: %w", host, err)
 		}
@@ -143,9 +143,6 @@ func (s *Sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		if err := s.policy.CheckAddr(a); err != nil {
 			lastErr = fmt.Errorf("%w: %s resolves to %s, which is not allowed", errBlocked, host, a.Unmap())
 			continue
-		}
-		if tr != nil {
-			tr.resolvedIP = a.Unmap().String()
 		}
 		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 		conn, err := d.DialContext(ctx, network, net.JoinHostPort(a.Unmap().String(), port))
@@ -196,12 +193,19 @@ func (s *Sender) Do(ctx context.Context, r Request) Result {
 	defer cancel()
 	ctx = context.WithValue(ctx, traceKey{}, tr)
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		ConnectStart:         func(string, string) { tr.connStart = time.Now() },
-		ConnectDone:          func(string, string, error) { tr.connDone = time.Now() },
-		TLSHandshakeStart:    func() { tr.tlsStart = time.Now() },
-		TLSHandshakeDone:     func(tls.ConnectionState, error) { tr.tlsDone = time.Now() },
-		GotConn:              func(i httptrace.GotConnInfo) { tr.gotConn = time.Now(); tr.reused = i.Reused; tr.setRemote(i.Conn) },
-		GotFirstResponseByte: func() { tr.firstByte = time.Now() },
+		ConnectStart:      func(string, string) { tr.set(func(t *trace) { t.connStart = time.Now() }) },
+		ConnectDone:       func(string, string, error) { tr.set(func(t *trace) { t.connDone = time.Now() }) },
+		TLSHandshakeStart: func() { tr.set(func(t *trace) { t.tlsStart = time.Now() }) },
+		TLSHandshakeDone:  func(tls.ConnectionState, error) { tr.set(func(t *trace) { t.tlsDone = time.Now() }) },
+		GotConn: func(i httptrace.GotConnInfo) {
+			tr.set(func(t *trace) {
+				t.gotConn, t.reused = time.Now(), i.Reused
+				if a, ok := i.Conn.RemoteAddr().(*net.TCPAddr); ok {
+					t.resolvedIP = a.IP.String() // the address actually connected to
+				}
+			})
+		},
+		GotFirstResponseByte: func() { tr.set(func(t *trace) { t.firstByte = time.Now() }) },
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(r.Body))
 	if err != nil {
@@ -228,7 +232,7 @@ func (s *Sender) Do(ctx context.Context, r Request) Result {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	}
 	_ = resp.Body.Close()
-	tr.done = time.Now()
+	tr.set(func(t *trace) { t.done = time.Now() })
 	res.Status = resp.StatusCode
 	res.Header = resp.Header
 	res.Body = strings.ToValidUTF8(string(body), "\uFFFD")
@@ -241,16 +245,19 @@ func (s *Sender) Do(ctx context.Context, r Request) Result {
 	return res
 }
 
-func (t *trace) setRemote(c net.Conn) {
-	if c == nil {
+// set changes the trace under its lock; a nil trace ignores it.
+func (t *trace) set(f func(*trace)) {
+	if t == nil {
 		return
 	}
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && t.resolvedIP == "" {
-		t.resolvedIP = a.IP.String()
-	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f(t)
 }
 
 func (t *trace) fill(r *Result) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	end := t.done
 	if end.IsZero() {
 		end = time.Now()

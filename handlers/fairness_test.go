@@ -1,0 +1,86 @@
+package handlers_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/gen"
+)
+
+// TestEndpointRateLimitHoldsWithoutSpendingAttempts: 10 messages to an
+// endpoint limited to 5 per second (burst 1) arrive no faster than that, and
+// each is delivered on its first attempt.
+func TestEndpointRateLimitHoldsWithoutSpendingAttempts(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, nil)
+		r, err := e.a.client.CreateEndpointWithResponse(context.Background(), gen.CreateEndpointRequest{Url: rc.url("/rl"), RateLimitRps: ptr(5), Burst: ptr(1)})
+		require.NoError(t, err)
+		ep := r.JSON201.Data
+		var ids []string
+		for i := range 10 {
+			_, res, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
+			ids = append(ids, res.MessageId.String())
+		}
+		got := rc.waitFor(t, 10, 15*time.Second)
+		span := got[9].at.Sub(got[0].at)
+		require.GreaterOrEqual(t, span, 1700*time.Millisecond, "9 intervals at 5/s take 1.8s")
+		require.Less(t, span, 6*time.Second, "and not much longer")
+		for _, id := range ids {
+			m := e.waitStatus(uuid.MustParse(id), "succeeded", 5*time.Second)
+			require.Equal(t, 1, m.AttemptCount, "waiting for the rate limit spends no attempt")
+		}
+	})
+}
+
+// TestSlowEndpointDoesNotStarveOthers: while one endpoint hangs until the
+// attempt timeout on every request, a fast endpoint keeps at least 80% of
+// the delivery rate it has alone.
+func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	cfg := testEngineConfig()
+	cfg.Workers = 16
+	cfg.EndpointConcurrency = 4
+	e := setupWith(t, "postgres", options{receivers: true, engine: cfg})
+	const n = 300
+	ctx := context.Background()
+	// rate queues n messages behind a pause, then measures how fast they
+	// are delivered once the endpoint resumes.
+	rate := func(ep string, rc *receiver, already int) float64 {
+		_, err := e.a.client.PauseEndpointWithResponse(ctx, ep)
+		require.NoError(t, err)
+		for i := range n {
+			status, _, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep, i))
+			require.Equal(t, http.StatusAccepted, status)
+		}
+		start := time.Now()
+		_, err = e.a.client.ResumeEndpointWithResponse(ctx, ep)
+		require.NoError(t, err)
+		got := rc.waitFor(t, already+n, 60*time.Second)
+		return float64(n) / got[already+n-1].at.Sub(start).Seconds()
+	}
+	fast := newReceiver(t, nil)
+	fastEP := e.createEndpoint(e.a, fast.url("/fast"))
+	alone := rate(fastEP.Id, fast, 0)
+
+	hang := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	slowEP := e.createEndpoint(e.a, hang.url("/slow"))
+	for i := range 50 {
+		e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, slowEP.Id, i))
+	}
+	hang.waitFor(t, cfg.EndpointConcurrency, 10*time.Second) // the slow endpoint now holds its share of workers
+	withSlow := rate(fastEP.Id, fast, n)
+	t.Logf("fast endpoint: %.0f msg/s alone, %.0f msg/s beside a hanging endpoint", alone, withSlow)
+	require.GreaterOrEqual(t, withSlow, 0.8*alone)
+}
