@@ -99,8 +99,10 @@ type Engine struct {
 	inflight   int
 	byEndpoint map[string]int
 	holdUntil  map[string]time.Time // endpoints waiting for their rate limit
+	held       map[string]string    // message id → lease token, while in flight
 	freed      chan struct{}
 	now        func() time.Time
+	workCtx    context.Context // attempts and their writes; cancelled when a drain gives up
 }
 
 // New returns an Engine; it does nothing until Run.
@@ -116,7 +118,8 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 		log = slog.Default()
 	}
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{},
-		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, freed: make(chan struct{}, 1), now: store.Now}, nil
+		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, held: map[string]string{}, freed: make(chan struct{}, 1), now: store.Now,
+		workCtx: context.Background()}, nil
 }
 
 // Run claims and delivers due messages until ctx ends, then stops claiming,
@@ -125,6 +128,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 func (e *Engine) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	e.workCtx = workCtx
 	var wg sync.WaitGroup
 	go e.st.ListenDue(ctx)
 
@@ -133,6 +137,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	rescue := time.NewTicker(rescueEvery(e.cfg.Lease))
 	defer rescue.Stop()
 	e.rescue(ctx)
+	heartbeatDone := make(chan struct{})
+	go func() { defer close(heartbeatDone); e.heartbeat(workCtx) }()
 
 	for ctx.Err() == nil {
 		full := e.claimAndStart(ctx, workCtx, &wg)
@@ -158,8 +164,34 @@ func (e *Engine) Run(ctx context.Context) error {
 		cancelWork()
 		<-done
 	}
+	cancelWork()
+	<-heartbeatDone
 	e.sender.CloseIdle()
 	return nil
+}
+
+// heartbeat extends the leases of the messages in flight every third of a
+// lease until ctx ends, so only a process that stopped (or lost the
+// database) lets its messages be rescued.
+func (e *Engine) heartbeat(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		held := make(map[string]string, len(e.held))
+		for id, tok := range e.held {
+			held[id] = tok
+		}
+		e.mu.Unlock()
+		if err := e.st.ExtendLeases(ctx, held, store.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
+			e.log.Warn("extending leases failed; they may expire and be rescued", "in_flight", len(held), "error", err.Error())
+		}
+	}
 }
 
 func rescueEvery(lease time.Duration) time.Duration {
@@ -254,19 +286,21 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 		}
 		e.inflight++
 		e.byEndpoint[m.EndpointID]++
+		e.held[m.ID] = token
 		e.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer e.done(m.EndpointID)
+			defer e.done(m.ID, m.EndpointID)
 			e.deliver(workCtx, m, token, targets[m.EndpointID])
 		}()
 	}
 	return len(msgs) == want
 }
 
-func (e *Engine) done(endpointID string) {
+func (e *Engine) done(messageID, endpointID string) {
 	e.mu.Lock()
+	delete(e.held, messageID)
 	e.inflight--
 	if e.byEndpoint[endpointID]--; e.byEndpoint[endpointID] <= 0 {
 		delete(e.byEndpoint, endpointID)
@@ -278,22 +312,27 @@ func (e *Engine) done(endpointID string) {
 	}
 }
 
-// persistTimeout bounds the database writes that follow an attempt. They
-// are retried until then so a short database outage does not lose the
-// record; past it, the lease expires and the message is rescued.
-func (e *Engine) persistTimeout() time.Duration { return e.cfg.Lease / 2 }
+// persistTimeout bounds how long the database writes that follow an
+// attempt are retried. While the worker retries, its heartbeat keeps the
+// lease, so a slow database does not cause a second delivery; if the
+// database is gone, the lease expires and another process (or this one,
+// later) rescues the message, and the late record no longer changes it.
+func (e *Engine) persistTimeout() time.Duration { return max(10*e.cfg.Lease, time.Minute) }
 
 func (e *Engine) release(m store.Message, token string, delay time.Duration) {
 	e.retryDB(func(ctx context.Context) error { return e.st.ReleaseLease(ctx, m.ID, token, delay) }, "release", m)
 }
 
-// retryDB runs fn until it succeeds or persistTimeout passes.
+// retryDB runs fn, each try bounded by half a lease, until it succeeds,
+// persistTimeout passes or the engine abandons its work (drain deadline).
 func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Message) {
-	ctx, cancel := context.WithTimeout(context.Background(), e.persistTimeout())
+	ctx, cancel := context.WithTimeout(e.workCtx, e.persistTimeout())
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
-		err := fn(ctx)
+		try, cancelTry := context.WithTimeout(ctx, e.cfg.Lease/2)
+		err := fn(try)
+		cancelTry()
 		if err == nil {
 			return
 		}

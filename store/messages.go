@@ -178,6 +178,29 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	return res.RowsAffected, nil
 }
 
+// ExtendLeases moves the lease of messages this worker still holds (id and
+// token both match, status delivering) to until: a live worker keeps its
+// messages however long an attempt takes; only a dead one lets them expire.
+func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, until time.Time) error {
+	if len(held) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(held))
+	tokens := make([]string, 0, len(held))
+	seen := map[string]bool{}
+	for id, tok := range held {
+		ids = append(ids, id)
+		if !seen[tok] {
+			seen[tok] = true
+			tokens = append(tokens, tok)
+		}
+	}
+	err := s.db.WithContext(ctx).Model(&Message{}).
+		Where("id IN ? AND lease_token IN ? AND status = ?", ids, tokens, StatusDelivering).
+		Update("lease_until", until).Error
+	return translate(err, "extend leases")
+}
+
 // DeliveryTarget is what a worker needs to deliver to an endpoint.
 type DeliveryTarget struct {
 	Endpoint Endpoint

@@ -45,6 +45,8 @@ commands:
   apikey create --project NAME [--mode live|test] [--label L]
                                  create an API key (printed once)
   masterkey generate [--id ID]   print a new master key for --master-key
+  listen [--addr A] [--secrets whsec_…] [--status N]
+                                 a local receiver that prints deliveries and checks signatures
   version                        print the version
   help                           show this text
 
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return apikey(ctx, rest, getenv, stdout, stderr)
 	case "masterkey":
 		return masterkey(rest, stdout, stderr)
+	case "listen":
+		return listen(ctx, rest, getenv, stdout, stderr, nil)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "hookd", version)
 		return nil

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/secrets"
+)
+
+// child is hookd running as a separate process (this test binary
+// re-entering main).
+type child struct {
+	cmd    *exec.Cmd
+	addr   string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exited chan struct{}
+}
+
+// startChild starts `hookd serve` with args and waits until it listens.
+func startChild(t *testing.T, args ...string) *child {
+	t.Helper()
+	c := &child{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	c.cmd.Env = append(os.Environ(), "HOOKD_TEST_RUN_MAIN=1",
+		"HOOKD_TEST_ARGS="+strings.Join(append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), " "))
+	c.cmd.Stdout = c.stdout
+	pipe, err := c.cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, c.cmd.Start())
+	addrs := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		re := regexp.MustCompile(`"msg":"hookd is serving".*"addr":"([0-9.:]+)"`)
+		for sc.Scan() {
+			line := sc.Text()
+			_, _ = c.stderr.Write([]byte(line + "\n"))
+			if m := re.FindStringSubmatch(line); m != nil {
+				addrs <- m[1]
+			}
+		}
+	}()
+	go func() { _ = c.cmd.Wait(); close(c.exited) }()
+	t.Cleanup(func() { c.kill() })
+	select {
+	case c.addr = <-addrs:
+	case <-c.exited:
+		t.Fatalf("hookd exited early:\n%s", c.stderr)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("hookd did not start:\n%s", c.stderr)
+	}
+	return c
+}
+
+func (c *child) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.exited
+}
+
+func (c *child) url(path string) string { return "http://" + c.addr + path }
+
+// deliveries counts the "delivery attempt" log lines of this process.
+func (c *child) deliveries() int { return strings.Count(c.stderr.String(), `"msg":"delivery attempt"`) }
+
+// countingReceiver counts deliveries per X-Webhook-Id and answers 200 after
+// a few milliseconds.
+type countingReceiver struct {
+	srv   *httptest.Server
+	mu    sync.Mutex
+	byID  map[string]int
+	total atomic.Int64
+}
+
+func newCountingReceiver(t *testing.T, delay time.Duration) *countingReceiver {
+	t.Helper()
+	r := &countingReceiver{byID: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		time.Sleep(delay)
+		r.mu.Lock()
+		r.byID[req.Header.Get("X-Webhook-Id")]++
+		r.mu.Unlock()
+		r.total.Add(1)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *countingReceiver) counts() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.byID))
+	for k, v := range r.byID {
+		out[k] = v
+	}
+	return out
+}
+
+// api calls hookd's API with the key and decodes data into out (if not nil).
+func api(t *testing.T, method, url, key, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		var env struct {
+			Data json.RawMessage `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &env), string(raw))
+		require.NoError(t, json.Unmarshal(env.Data, out))
+	}
+	return resp.StatusCode
+}
+
+// deliveryArgs are the serve flags of the process tests.
+func deliveryArgs(dbURL string, key secrets.MasterKey, dataDir string) []string {
+	return []string{"--database-url", dbURL, "--master-key", key.String(), "--data-dir", dataDir,
+		"--dev-allow-http", "--dev-allow-cidrs", "127.0.0.1/32", "--attempt-timeout", "2s", "--rescue-after", "3s",
+		"--poll-interval", "50ms", "--workers", "32", "--endpoint-concurrency", "16"}
+}
+
+// sendAll sends n messages to the endpoint from 20 goroutines until stop is
+// closed, and returns the ids hookd accepted (202).
+func sendAll(t *testing.T, base, key, endpointID string, n int, stop <-chan struct{}) []string {
+	t.Helper()
+	var mu sync.Mutex
+	var accepted []string
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var res struct {
+					MessageID string `json:"message_id"`
+				}
+				body := fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d,"pad":"%s"}}`, endpointID, i, strings.Repeat("x", 900))
+				if api(t, http.MethodPost, base+"/v1/webhooks/send", key, body, &res) == http.StatusAccepted {
+					mu.Lock()
+					accepted = append(accepted, res.MessageID)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return accepted
+}
+
+func countStatus(t *testing.T, dbURL, where string) int {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	var n int
+	require.NoError(t, conn.QueryRow(context.Background(), "SELECT count(*) FROM messages WHERE "+where).Scan(&n))
+	return n
+}
+
+// TestCrashLosesNothing SIGKILLs hookd while it delivers 2,000 messages,
+// starts it again, and checks that every accepted message reaches the
+// receiver and ends succeeded, with duplicates only among the messages that
+// were in flight at the kill.
+func TestCrashLosesNothing(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.NewPostgres(t)
+	key := secrets.GenerateMasterKey("crash")
+	dir := t.TempDir()
+	rc := newCountingReceiver(t, 3*time.Millisecond)
+
+	first := startChild(t, deliveryArgs(dbURL, key, dir)...)
+	apiKey := keyRE.FindString(first.stdout.String())
+	require.NotEmpty(t, apiKey)
+	var ep struct{ ID string }
+	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, first.url("/v1/endpoints"), apiKey, `{"url":"`+rc.srv.URL+`/crash"}`, &ep))
+
+	// Accept all 2,000 behind a pause, then let them flow and kill hookd
+	// part-way through.
+	require.Equal(t, http.StatusOK, api(t, http.MethodPost, first.url("/v1/endpoints/"+ep.ID+"/pause"), apiKey, "", nil))
+	accepted := sendAll(t, "http://"+first.addr, apiKey, ep.ID, 2000, nil)
+	require.Len(t, accepted, 2000)
+	require.Equal(t, http.StatusOK, api(t, http.MethodPost, first.url("/v1/endpoints/"+ep.ID+"/resume"), apiKey, "", nil))
+	for rc.total.Load() < 300 {
+		time.Sleep(time.Millisecond)
+	}
+	first.kill()
+	atKill := rc.total.Load()
+	inFlight := countStatus(t, dbURL, "status = 'delivering'")
+	t.Logf("at the kill: %d accepted, %d received, %d delivering", len(accepted), atKill, inFlight)
+	require.Positive(t, atKill)
+	require.Less(t, atKill, int64(len(accepted)), "the kill came before everything was delivered")
+
+	second := startChild(t, deliveryArgs(dbURL, key, dir)...)
+	deadline := time.Now().Add(90 * time.Second)
+	for countStatus(t, dbURL, "status <> 'succeeded'") > 0 {
+		require.True(t, time.Now().Before(deadline), "messages left undelivered:\n%s", second.stderr)
+		time.Sleep(50 * time.Millisecond)
+	}
+	counts := rc.counts()
+	dups := 0
+	for _, id := range accepted {
+		require.GreaterOrEqual(t, counts[id], 1, "accepted message %s never arrived", id)
+		dups += counts[id] - 1
+	}
+	t.Logf("after the restart: %d duplicates (at most %d allowed)", dups, inFlight)
+	require.LessOrEqual(t, dups, inFlight)
+	require.Equal(t, len(accepted), countStatus(t, dbURL, "status = 'succeeded'"))
+}
+
+// TestTwoProcessesShareTheWork runs two hookd processes on one database:
+// each delivers at least 20% of 2,000 messages and none is delivered twice.
+func TestTwoProcessesShareTheWork(t *testing.T) {
+	t.Parallel()
+	dbURL := testdb.NewPostgres(t)
+	key := secrets.GenerateMasterKey("two")
+	rc := newCountingReceiver(t, 2*time.Millisecond)
+	a := startChild(t, deliveryArgs(dbURL, key, t.TempDir())...)
+	apiKey := keyRE.FindString(a.stdout.String())
+	b := startChild(t, deliveryArgs(dbURL, key, t.TempDir())...)
+	var ep struct{ ID string }
+	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, a.url("/v1/endpoints"), apiKey, `{"url":"`+rc.srv.URL+`/two"}`, &ep))
+
+	// Half the sends go to each process.
+	var accepted []string
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range []*child{a, b} {
+		wg.Go(func() {
+			ids := sendAll(t, "http://"+c.addr, apiKey, ep.ID, 1000, nil)
+			mu.Lock()
+			accepted = append(accepted, ids...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	require.Len(t, accepted, 2000)
+	deadline := time.Now().Add(60 * time.Second)
+	for countStatus(t, dbURL, "status <> 'succeeded'") > 0 {
+		require.True(t, time.Now().Before(deadline))
+		time.Sleep(50 * time.Millisecond)
+	}
+	for id, n := range rc.counts() {
+		if n != 1 {
+			for _, c := range []*child{a, b} {
+				for _, line := range strings.Split(c.stderr.String(), "\n") {
+					if strings.Contains(line, id) || strings.Contains(line, "rescued") || strings.Contains(line, "WARN") || strings.Contains(line, "ERROR") {
+						t.Logf("%p: %s", c, line)
+					}
+				}
+			}
+		}
+		require.Equal(t, 1, n, "message %s delivered %d times", id, n)
+	}
+	require.Len(t, rc.counts(), 2000)
+	da, db := a.deliveries(), b.deliveries()
+	t.Logf("process A delivered %d, process B %d", da, db)
+	require.Equal(t, 2000, da+db)
+	require.GreaterOrEqual(t, da, 400)
+	require.GreaterOrEqual(t, db, 400)
+}
