@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/internal/fakedns"
+	"github.com/hookd/hookd/internal/tcpproxy"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
@@ -60,6 +62,7 @@ type env struct {
 	url     string
 	dns     *fakedns.Resolver
 	logs    *syncBuffer // everything the server logged, at debug level
+	proxy   *tcpproxy.Proxy
 	a, b    tenant
 }
 
@@ -90,6 +93,8 @@ type options struct {
 	engine *delivery.Config
 	// caFile is trusted for https:// receivers.
 	caFile string
+	// proxy puts a TCP proxy between hookd and PostgreSQL (env.proxy).
+	proxy bool
 }
 
 // setup starts hookd's full router on a real HTTP listener over a fresh
@@ -121,7 +126,16 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dbURL := testdb.New(t, dialect)
-	st, err := store.Open(ctx, store.Options{DatabaseURL: dbURL})
+	openURL := dbURL
+	var proxy *tcpproxy.Proxy
+	if o.proxy {
+		u, err := url.Parse(dbURL)
+		require.NoError(t, err)
+		proxy = tcpproxy.Start(t, u.Host)
+		u.Host = proxy.Addr()
+		openURL = u.String()
+	}
+	st, err := store.Open(ctx, store.Options{DatabaseURL: openURL})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close() })
 	_, err = st.Migrate(ctx)
@@ -161,7 +175,7 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	})
 
-	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns, logs: logs}
+	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns, logs: logs, proxy: proxy}
 	e.a = e.newTenant("project-a")
 	e.b = e.newTenant("project-b")
 	return e

@@ -56,6 +56,7 @@ func isUnavailable(err error) bool {
 		errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, pgconn.ErrConnClosed),
 		errors.As(err, &opErr),
 		errors.As(err, &connErr):
 		return true
