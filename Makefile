@@ -6,6 +6,7 @@ BIN                   := $(CURDIR)/bin
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 VERSION               ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS                  ?=
+BENCH_ARGS            ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help generate check-generated build run test lint bench postgres clean
@@ -40,8 +41,9 @@ lint: $(GOLANGCI_LINT) ## go vet, golangci-lint and the OpenAPI lint (Redocly, f
 	$(GOLANGCI_LINT) run ./...
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
 
-bench: postgres ## Run the benchmarks and print their numbers
+bench: postgres build ## Measure: API micro-benchmarks, then hookd end to end on PostgreSQL (docs/benchmarks.md)
 	go test -run '^$$' -bench . -benchmem ./...
+	go run ./cmd/hookd-bench --hookd $(BIN)/hookd $(BENCH_ARGS)
 
 clean: ## Remove build output (not ./data)
 	rm -rf $(BIN)

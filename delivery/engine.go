@@ -437,7 +437,12 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	if res.Err != nil {
 		attrs = append(attrs, "error", res.Err.Error())
 	}
-	e.log.Info("delivery attempt", attrs...)
+	// Successes are the bulk and are in the attempt rows anyway: debug.
+	level := slog.LevelInfo
+	if d.Class == Success {
+		level = slog.LevelDebug
+	}
+	e.log.Log(context.Background(), level, "delivery attempt", attrs...)
 }
 
 // secretsOf opens the endpoint's signing secrets, newest first, caching

@@ -300,7 +300,7 @@ func TestSendRulesAndIdempotency(t *testing.T) {
 		}
 		for _, c := range bad {
 			status, _, env := e.send(e.a.key, c.body)
-			require.Equal(t, c.status, status, c.name)
+			require.Equal(t, c.status, status, "%s: %s\n%s", c.name, env.Error.Message, e.logs.String()[max(0, len(e.logs.String())-600):])
 			require.Equal(t, c.code, env.Error.Code, c.name)
 		}
 		require.Equal(t, before, e.snapshot())

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
@@ -88,6 +89,22 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // the existing message with created=false, or ErrIdempotencyMismatch if the
 // payload differs. It returns ErrEndpointNotFound.
 func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, created bool, err error) {
+	// The common case is one statement (one round trip, one commit): insert
+	// if the endpoint is live, taking its paused state, and (PostgreSQL)
+	// notify the workers at commit. No row back means the endpoint is gone
+	// or the idempotency key exists; the transaction below sorts that out.
+	status, err := s.insertFast(ctx, m)
+	if err != nil {
+		return Message{}, false, translate(err, "insert message")
+	}
+	if status != "" {
+		m.Status = status
+		if status == StatusPaused {
+			m.NextAttemptAt = nil
+		}
+		s.poke()
+		return m, true, nil
+	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var e Endpoint
 		if err := liveEndpoint(tx.Select("id", "paused"), m.ProjectID, m.EndpointID).Take(&e).Error; err != nil {
@@ -131,6 +148,65 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 		s.poke()
 	}
 	return stored, created, nil
+}
+
+const insertFastPostgres = `WITH ins AS (
+  INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
+  SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, CAST(@payload AS bytea), @sha, CAST(@size AS integer), @headers,
+    CAST(@key AS text), CAST(@retention AS integer), CASE WHEN e.paused THEN NULL ELSE CAST(@now AS timestamptz) END, CAST(@now AS timestamptz), CAST(@now AS timestamptz)
+  FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
+  ON CONFLICT DO NOTHING
+  RETURNING status)
+SELECT status, pg_notify('` + dueChannel + `', '') FROM ins`
+
+const insertFastSQLite = `INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
+  SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, @payload, @sha, @size, @headers,
+    @key, @retention, CASE WHEN e.paused THEN NULL ELSE @now END, @now, @now
+  FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
+  ON CONFLICT DO NOTHING
+  RETURNING status`
+
+// blob passes bytes to a raw query as one value (GORM expands a plain
+// []byte argument into a list).
+type blob []byte
+
+// Value implements driver.Valuer.
+func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
+
+// insertFast tries the one-statement insert; it returns the stored status,
+// or "" when nothing was inserted.
+func (s *Store) insertFast(ctx context.Context, m Message) (string, error) {
+	q := insertFastSQLite
+	if s.dialect == Postgres {
+		q = insertFastPostgres
+	}
+	headers, err := m.Headers.Value()
+	if err != nil {
+		return "", err
+	}
+	rows, err := s.db.WithContext(ctx).Raw(q, map[string]any{
+		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
+		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
+	}).Rows()
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	status := ""
+	if rows.Next() {
+		if s.dialect == Postgres {
+			var notified any
+			err = rows.Scan(&status, &notified)
+		} else {
+			err = rows.Scan(&status)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	return status, rows.Err()
 }
 
 // ClaimDue leases up to limit due messages (oldest due first) to the caller
@@ -244,61 +320,88 @@ type Outcome struct {
 }
 
 // RecordAttempt stores attempt a and, if the caller still holds the
-// message's lease (token), applies o to the message. A retry of a message
-// whose endpoint was deleted meanwhile becomes failed_permanent instead. It
-// returns the attempt number given to a.
+// message's lease (token), applies o to the message; a late record of a
+// message rescued meanwhile only adds the attempt. It returns the attempt
+// number given to a. (A retry scheduled for a message whose endpoint was
+// deleted meanwhile fails when it is next claimed, without an attempt.)
 func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
 	now := Now()
+	args := map[string]any{
+		"id": a.MessageID, "tok": token, "now": now, "status": o.Status, "next": o.NextAttemptAt,
+		"budget": o.BudgetUsed, "fast": o.FastStreak, "slow": o.SlowRetries, "lasterr": o.LastError,
+		"rstatus": o.ResponseStatus, "latency": o.LatencyMs, "started": a.StartedAt,
+	}
+	if s.dialect == Postgres {
+		// One statement, one round trip: update the message and insert the
+		// attempt with the number the update assigned.
+		reqH, err := a.RequestHeaders.Value()
+		if err != nil {
+			return 0, err
+		}
+		respH, err := a.ResponseHeaders.Value()
+		if err != nil {
+			return 0, err
+		}
+		for k, v := range map[string]any{"aid": a.ID, "project": a.ProjectID, "outcome": a.Outcome, "arstatus": a.ResponseStatus,
+			"dur": a.DurationMs, "dns": a.DNSMs, "conn": a.ConnectMs, "tls": a.TLSMs, "ttfb": a.TTFBMs, "xfer": a.TransferMs,
+			"ip": a.ResolvedIP, "reused": a.ConnReused, "reqh": reqH, "resph": respH, "body": a.ResponseBody,
+			"trunc": a.ResponseBodyTruncated, "aerr": a.ErrorText, "rtype": a.RetryType, "rafter": a.RetryAfterSeconds} {
+			args[k] = v
+		}
+		var no int
+		err = s.db.WithContext(ctx).Raw(recordAttemptPostgres, args).Row().Scan(&no)
+		return no, translate(err, "record attempt")
+	}
 	var attemptNo int
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(recordUpdateSQLite, args).Error; err != nil {
+			return err
+		}
 		var m Message
-		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Select("id", "attempt_count", "lease_token", "first_attempt_at", "endpoint_id").
-			Where("id = ?", a.MessageID).Take(&m).Error; err != nil {
+		if err := tx.Select("attempt_count").Where("id = ?", a.MessageID).Take(&m).Error; err != nil {
 			return err
 		}
-		attemptNo = m.AttemptCount + 1
+		attemptNo = m.AttemptCount
 		a.AttemptNo = attemptNo
-		if err := tx.Create(&a).Error; err != nil {
-			return err
-		}
-		upd := map[string]any{"attempt_count": attemptNo, "updated_at": now}
-		if m.LeaseToken != nil && *m.LeaseToken == token {
-			if o.Status == StatusPendingRetry {
-				var n int64
-				if err := tx.Model(&Endpoint{}).Where("id = ? AND deleted_at IS NOT NULL", m.EndpointID).Count(&n).Error; err != nil {
-					return err
-				}
-				if n > 0 {
-					o.Status, o.NextAttemptAt = StatusFailedPermanent, nil
-					msg := "endpoint deleted"
-					o.LastError = &msg
-				}
-			}
-			upd["status"] = o.Status
-			upd["next_attempt_at"] = o.NextAttemptAt
-			upd["budget_used"] = o.BudgetUsed
-			upd["fast_streak"] = o.FastStreak
-			upd["slow_retries"] = o.SlowRetries
-			upd["last_error"] = o.LastError
-			upd["response_status"] = o.ResponseStatus
-			upd["response_latency_ms"] = o.LatencyMs
-			upd["lease_until"] = nil
-			upd["lease_token"] = nil
-			if m.FirstAttemptAt == nil {
-				upd["first_attempt_at"] = a.StartedAt
-			}
-			switch o.Status {
-			case StatusSucceeded:
-				upd["delivered_at"] = now
-				upd["terminal_at"] = now
-			case StatusFailedPermanent:
-				upd["terminal_at"] = now
-			}
-		}
-		return tx.Model(&Message{}).Where("id = ?", a.MessageID).Updates(upd).Error
+		return tx.Create(&a).Error
 	})
 	return attemptNo, translate(err, "record attempt")
 }
+
+// recordSet is the SET list shared by both dialects: the attempt always
+// counts; the outcome applies only while the lease token matches (the
+// right-hand sides see the row as it was).
+const recordSet = `attempt_count = attempt_count + 1, updated_at = @now,
+    first_attempt_at = COALESCE(first_attempt_at, @started),
+    status = CASE WHEN lease_token = @tok THEN @status ELSE status END,
+    next_attempt_at = CASE WHEN lease_token = @tok THEN @next ELSE next_attempt_at END,
+    budget_used = CASE WHEN lease_token = @tok THEN @budget ELSE budget_used END,
+    fast_streak = CASE WHEN lease_token = @tok THEN @fast ELSE fast_streak END,
+    slow_retries = CASE WHEN lease_token = @tok THEN @slow ELSE slow_retries END,
+    last_error = CASE WHEN lease_token = @tok THEN @lasterr ELSE last_error END,
+    response_status = CASE WHEN lease_token = @tok THEN @rstatus ELSE response_status END,
+    response_latency_ms = CASE WHEN lease_token = @tok THEN @latency ELSE response_latency_ms END,
+    delivered_at = CASE WHEN lease_token = @tok AND @status = 'succeeded' THEN @now ELSE delivered_at END,
+    terminal_at = CASE WHEN lease_token = @tok AND @status IN ('succeeded', 'failed_permanent') THEN @now ELSE terminal_at END,
+    lease_until = CASE WHEN lease_token = @tok THEN NULL ELSE lease_until END,
+    lease_token = CASE WHEN lease_token = @tok THEN NULL ELSE lease_token END`
+
+const recordUpdateSQLite = `UPDATE messages SET ` + recordSet + ` WHERE id = @id`
+
+var recordAttemptPostgres = strings.NewReplacer(
+	"@now", "CAST(@now AS timestamptz)", "@started", "CAST(@started AS timestamptz)", "@next", "CAST(@next AS timestamptz)",
+	"@status", "CAST(@status AS text)", "@tok", "CAST(@tok AS text)", "@lasterr", "CAST(@lasterr AS text)",
+	"@budget", "CAST(@budget AS integer)", "@fast", "CAST(@fast AS integer)", "@slow", "CAST(@slow AS integer)",
+	"@rstatus", "CAST(@rstatus AS integer)", "@latency", "CAST(@latency AS integer)",
+).Replace(`WITH m AS (UPDATE messages SET ` + recordSet + ` WHERE id = @id RETURNING attempt_count)
+INSERT INTO attempts (id, project_id, message_id, attempt_no, started_at, outcome, response_status, duration_ms, dns_ms,
+    connect_ms, tls_ms, ttfb_ms, transfer_ms, resolved_ip, conn_reused, request_headers, response_headers, response_body,
+    response_body_truncated, error_text, retry_type, retry_after_seconds)
+SELECT @aid, @project, @id, m.attempt_count, @started, @outcome, CAST(@arstatus AS integer), CAST(@dur AS double precision),
+    CAST(@dns AS double precision), CAST(@conn AS double precision), CAST(@tls AS double precision), CAST(@ttfb AS double precision),
+    CAST(@xfer AS double precision), CAST(@ip AS text), CAST(@reused AS boolean), @reqh, @resph, CAST(@body AS text),
+    CAST(@trunc AS boolean), CAST(@aerr AS text), CAST(@rtype AS text), CAST(@rafter AS integer)
+FROM m RETURNING attempt_no`)
 
 // ReleaseLease gives a leased message back without an attempt: due again at
 // now+delay (hookd's own rate limit or concurrency cap held it back).

@@ -74,6 +74,9 @@ type Config struct {
 	// CAFile is a PEM bundle trusted for receivers in addition to the
 	// system roots.
 	CAFile string
+	// DebugAddr, if set, serves Go's pprof profiles there (keep it on
+	// localhost).
+	DebugAddr string
 	// LogFormat is "auto" (text on a terminal, JSON otherwise), "json" or
 	// "text".
 	LogFormat string
@@ -109,6 +112,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.RetryFast, "retry-fast", "30s,60s,120s,240s,300s", "delays before retries after consecutive 429 answers; then the slow track")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 8, "attempts per message before it goes to the DLQ (1-100)")
 	fs.DurationVar(&c.RetryAfterCap, "retry-after-cap", 24*time.Hour, "upper bound of a receiver's Retry-After")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go pprof profiles on this address, e.g. 127.0.0.1:6060 (off when empty; keep it private)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }

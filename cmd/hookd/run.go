@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -191,6 +192,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 * 1024,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if c.DebugAddr != "" {
+		if err := serveDebug(ctx, c.DebugAddr, log); err != nil {
+			return err
+		}
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Addr)
 	if err != nil {
@@ -437,5 +443,22 @@ func masterkey(args []string, stdout, stderr io.Writer) error {
 	}
 	k := secrets.GenerateMasterKey(*id)
 	fmt.Fprintln(stdout, k.String())
+	return nil
+}
+
+// serveDebug serves net/http/pprof on addr until ctx ends.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr (HOOKD_DEBUG_ADDR): %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	log.Warn("serving pprof profiles", "addr", ln.Addr().String())
 	return nil
 }

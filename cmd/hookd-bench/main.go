@@ -1,0 +1,463 @@
+// Command hookd-bench measures hookd end to end on this machine: it starts
+// a real hookd process on PostgreSQL, a fast local receiver, and a load
+// generator, and prints throughput (closed loop) and latency (open loop),
+// with CPU per message in hookd and in PostgreSQL and hookd's memory.
+// `make bench` runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd/secrets"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "hookd-bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	hookd, adminURL      string
+	duration             time.Duration
+	senders, rate, bytes int
+	extra                string
+}
+
+func run() error {
+	var o options
+	flag.StringVar(&o.hookd, "hookd", "bin/hookd", "the hookd binary to measure")
+	flag.StringVar(&o.adminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable", "PostgreSQL server; a fresh database is created and dropped")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each phase")
+	flag.IntVar(&o.senders, "senders", 20, "closed loop: concurrent senders")
+	flag.IntVar(&o.rate, "rate", 500, "open loop: messages per second")
+	flag.IntVar(&o.bytes, "payload", 1024, "payload size in bytes")
+	flag.StringVar(&o.extra, "hookd-flags", "", "extra flags for hookd serve, space-separated")
+	flag.Parse()
+
+	fmt.Printf("hookd-bench: %d cores (GOMAXPROCS %d), %s payloads, %s phases\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), size(o.bytes), o.duration)
+	ctx := context.Background()
+	dbURL, drop, err := freshDatabase(ctx, o.adminURL)
+	if err != nil {
+		return err
+	}
+	defer drop()
+
+	rc := newReceiver()
+	defer rc.srv.Close()
+
+	h, err := startHookd(o, dbURL)
+	if err != nil {
+		return err
+	}
+	defer h.stop()
+	endpointID, err := h.createEndpoint(rc.url)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("hookd pid %d at %s, receiver at %s\n\n", h.cmd.Process.Pid, h.addr, rc.url)
+
+	// Warm up connections and caches.
+	if _, err := closedLoop(h, rc, endpointID, o, time.Second); err != nil {
+		return err
+	}
+
+	cpu0, pg0 := procCPU(h.cmd.Process.Pid), postgresCPU()
+	res, err := closedLoop(h, rc, endpointID, o, o.duration)
+	if err != nil {
+		return err
+	}
+	cpu1, pg1 := procCPU(h.cmd.Process.Pid), postgresCPU()
+	fmt.Printf("closed loop, %d senders:\n", o.senders)
+	fmt.Printf("  sent %d, received %d (unique %d)\n", res.sent, res.received, res.unique)
+	fmt.Printf("  end-to-end throughput: %.0f messages/s (first send to last receipt)\n", float64(res.unique)/res.elapsed.Seconds())
+	fmt.Printf("  send answer latency: %s\n", res.sendLat)
+	fmt.Printf("  CPU per message: hookd %.0f µs, PostgreSQL %.0f µs\n",
+		float64((cpu1-cpu0).Microseconds())/float64(res.unique), float64((pg1-pg0).Microseconds())/float64(res.unique))
+	fmt.Printf("  hookd memory: peak RSS %s\n\n", rss(h.cmd.Process.Pid))
+
+	open, err := openLoop(h, rc, endpointID, o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("open loop, %d messages/s for %s:\n", o.rate, o.duration)
+	fmt.Printf("  sent %d, received %d (unique %d), generator late by more than 1 ms: %d\n", open.sent, open.received, open.unique, open.late)
+	fmt.Printf("  send answer latency (from scheduled t0): %s\n", open.sendLat)
+	fmt.Printf("  delivery latency (t0 to receiver): %s\n", open.deliveryLat)
+	fmt.Printf("  hookd memory: peak RSS %s\n", rss(h.cmd.Process.Pid))
+	if open.unique != open.sent || res.unique != res.sent {
+		return errors.New("VOID: not every sent message was received")
+	}
+	return nil
+}
+
+func size(n int) string {
+	if n%1024 == 0 {
+		return fmt.Sprintf("%d KB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func freshDatabase(ctx context.Context, admin string) (string, func(), error) {
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("PostgreSQL: %w", err)
+	}
+	name := fmt.Sprintf("hookd_bench_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		_ = conn.Close(ctx)
+		return "", nil, err
+	}
+	u, _ := url.Parse(admin)
+	u.Path = "/" + name
+	return u.String(), func() {
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_ = conn.Close(context.Background())
+	}, nil
+}
+
+// receiver is the fast local receiver: it notes each message id and, when
+// the payload starts with {"t0":<unix ns>, the delivery latency.
+type receiver struct {
+	srv  *http.Server
+	url  string
+	mu   sync.Mutex
+	seen map[string]int
+	lat  []time.Duration
+	last atomic.Int64
+	n    atomic.Int64
+}
+
+var t0RE = regexp.MustCompile(`^\{"t0":(\d+)`)
+
+func newReceiver() *receiver {
+	r := &receiver{seen: map[string]int{}}
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	r.url = "http://" + ln.Addr().String() + "/bench"
+	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		now := time.Now()
+		var lat time.Duration = -1
+		if m := t0RE.FindSubmatch(body); m != nil {
+			t0, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			lat = now.Sub(time.Unix(0, t0))
+		}
+		r.mu.Lock()
+		r.seen[req.Header.Get("X-Webhook-Id")]++
+		if lat >= 0 {
+			r.lat = append(r.lat, lat)
+		}
+		r.mu.Unlock()
+		r.last.Store(now.UnixNano())
+		r.n.Add(1)
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = r.srv.Serve(ln) }()
+	return r
+}
+
+func (r *receiver) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen, r.lat = map[string]int{}, nil
+	r.n.Store(0)
+}
+
+type hookd struct {
+	cmd    *exec.Cmd
+	addr   string
+	key    string
+	client *http.Client
+}
+
+func startHookd(o options, dbURL string) (*hookd, error) {
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "info",
+		"--database-url", dbURL, "--master-key", secrets.GenerateMasterKey("bench").String(),
+		"--data-dir", filepath.Join(os.TempDir(), "hookd-bench"),
+		"--dev-allow-http", "--dev-allow-cidrs", "127.0.0.1/32",
+		"--workers", "128", "--endpoint-concurrency", "128", "--db-max-conns", "50"}
+	args = append(args, strings.Fields(o.extra)...)
+	cmd := exec.CommandContext(context.Background(), o.hookd, args...)
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w (run make build first)", o.hookd, err)
+	}
+	h := &hookd{cmd: cmd, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	keyc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		re := regexp.MustCompile(`hk_live_[A-Za-z0-9]{32}`)
+		for sc.Scan() {
+			if k := re.FindString(sc.Text()); k != "" {
+				keyc <- k
+			}
+		}
+	}()
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`"msg":"hookd is serving".*"addr":"([0-9.:]+)"`)
+		for sc.Scan() {
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			} else if strings.Contains(sc.Text(), `"level":"ERROR"`) || strings.Contains(sc.Text(), `"level":"WARN"`) {
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+		}
+	}()
+	for h.key == "" || h.addr == "" {
+		select {
+		case h.key = <-keyc:
+		case h.addr = <-addrc:
+		case <-time.After(60 * time.Second):
+			h.stop()
+			return nil, errors.New("hookd did not start (no API key or address printed)")
+		}
+	}
+	return h, nil
+}
+
+func (h *hookd) stop() {
+	_ = h.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = h.cmd.Process.Kill()
+	}
+}
+
+func (h *hookd) post(path, body string) (int, []byte, error) {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+h.addr+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+h.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+func (h *hookd) createEndpoint(u string) (string, error) {
+	status, b, err := h.post("/v1/endpoints", `{"url":"`+u+`"}`)
+	if err != nil || status != http.StatusCreated {
+		return "", fmt.Errorf("create endpoint: %d %s: %w", status, b, err)
+	}
+	var r struct{ Data struct{ ID string } }
+	return r.Data.ID, json.Unmarshal(b, &r)
+}
+
+func payload(t0 time.Time, n int) string {
+	head := fmt.Sprintf(`{"t0":%d,"pad":"`, t0.UnixNano())
+	pad := n - len(head) - 2
+	if pad < 0 {
+		pad = 0
+	}
+	return head + strings.Repeat("x", pad) + `"}`
+}
+
+type result struct {
+	sent, received, unique int
+	late                   int
+	elapsed                time.Duration
+	sendLat, deliveryLat   dist
+}
+
+// dist summarises latencies.
+type dist []time.Duration
+
+func (d dist) String() string {
+	if len(d) == 0 {
+		return "no samples"
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	p := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))] }
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, max %s (n=%d)", ms(p(0.5)), ms(p(0.9)), ms(p(0.99)), ms(s[len(s)-1]), len(s))
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
+
+func (r *receiver) wait(n int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		r.mu.Lock()
+		got := len(r.seen)
+		r.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d messages arrived", got, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *receiver) snapshot(sent int, start time.Time) result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return result{sent: sent, received: int(r.n.Load()), unique: len(r.seen), deliveryLat: slices.Clone(r.lat),
+		elapsed: time.Unix(0, r.last.Load()).Sub(start)}
+}
+
+func closedLoop(h *hookd, rc *receiver, endpointID string, o options, d time.Duration) (result, error) {
+	rc.reset()
+	start := time.Now()
+	stopAt := start.Add(d)
+	var sent atomic.Int64
+	var mu sync.Mutex
+	var lats dist
+	var firstErr error
+	var wg sync.WaitGroup
+	for range o.senders {
+		wg.Go(func() {
+			var local dist
+			for time.Now().Before(stopAt) {
+				t := time.Now()
+				status, b, err := h.post("/v1/webhooks/send", `{"endpoint_id":"`+endpointID+`","payload":`+payload(t, o.bytes)+`}`)
+				if err != nil || status != http.StatusAccepted {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("send: %d %s: %w", status, b, err)
+					}
+					mu.Unlock()
+					return
+				}
+				local = append(local, time.Since(t))
+				sent.Add(1)
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+	if err := rc.wait(int(sent.Load()), 120*time.Second); err != nil {
+		return result{}, err
+	}
+	res := rc.snapshot(int(sent.Load()), start)
+	res.sendLat = lats
+	return res, nil
+}
+
+func openLoop(h *hookd, rc *receiver, endpointID string, o options) (result, error) {
+	rc.reset()
+	n := int(o.duration.Seconds() * float64(o.rate))
+	interval := time.Second / time.Duration(o.rate)
+	start := time.Now().Add(50 * time.Millisecond)
+	jobs := make(chan time.Time, n)
+	var mu sync.Mutex
+	var lats dist
+	var late, failed atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for t0 := range jobs {
+				if time.Since(t0) > time.Millisecond {
+					late.Add(1)
+				}
+				status, _, err := h.post("/v1/webhooks/send", `{"endpoint_id":"`+endpointID+`","payload":`+payload(t0, o.bytes)+`}`)
+				lat := time.Since(t0)
+				if err != nil || status != http.StatusAccepted {
+					failed.Add(1)
+					continue
+				}
+				mu.Lock()
+				lats = append(lats, lat)
+				mu.Unlock()
+			}
+		})
+	}
+	for i := range n {
+		t0 := start.Add(time.Duration(i) * interval)
+		time.Sleep(time.Until(t0))
+		jobs <- t0
+	}
+	close(jobs)
+	wg.Wait()
+	if failed.Load() > 0 {
+		return result{}, fmt.Errorf("%d sends failed", failed.Load())
+	}
+	if err := rc.wait(n, 60*time.Second); err != nil {
+		return result{}, err
+	}
+	res := rc.snapshot(n, start)
+	res.sendLat, res.late = lats, int(late.Load())
+	return res, nil
+}
+
+// procCPU is a process's user+system CPU time so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * time.Second / 100 // USER_HZ = 100
+}
+
+// postgresCPU sums the CPU time of every postgres process.
+func postgresCPU() time.Duration {
+	var total time.Duration
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.HasPrefix(string(comm), "postgres") {
+			total += procCPU(pid)
+		}
+	}
+	return total
+}
+
+func rss(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, _ := strconv.Atoi(strings.Fields(line)[1])
+			return fmt.Sprintf("%d MB", kb/1024)
+		}
+	}
+	return "?"
+}
