@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -326,4 +328,48 @@ func TestDNSRebindingIsRefusedAtConnect(t *testing.T) {
 	require.Nil(t, as[0].ResolvedIp, "no connection was made")
 	require.Nil(t, as[0].ResponseStatus)
 	require.Contains(t, *as[0].ErrorText, "destination blocked")
+}
+
+// TestLongAnswersAreCutAt64KB keeps the first 64 KB of an answer, valid
+// UTF-8, and says it was truncated.
+func TestLongAnswersAreCutAt64KB(t *testing.T) {
+	t.Parallel()
+	e := setupWith(t, "sqlite", options{receivers: true, engine: testEngineConfig()})
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("é", 60*1024))) // 120 KB of 2-byte runes
+	})
+	ep := e.createEndpoint(e.a, rc.url("/long"))
+	_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{}}`)
+	e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+	a := e.attempts(res.MessageId)[0]
+	require.True(t, a.ResponseBodyTruncated)
+	require.LessOrEqual(t, len(*a.ResponseBody), 64*1024)
+	require.Greater(t, len(*a.ResponseBody), 60*1024)
+	require.True(t, utf8.ValidString(*a.ResponseBody))
+}
+
+// TestShutdownDrainsInFlightAttempts stops the engine while slow attempts
+// are in flight: they finish and are recorded, and nothing is left in
+// delivering.
+func TestShutdownDrainsInFlightAttempts(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, func(int, http.ResponseWriter, *http.Request) { time.Sleep(400 * time.Millisecond) })
+		ep := e.createEndpoint(e.a, rc.url("/drain"))
+		var ids []uuid.UUID
+		for i := range 5 {
+			_, r, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
+			ids = append(ids, r.MessageId)
+		}
+		rc.waitFor(t, 5, 5*time.Second) // all five attempts are in flight
+		e.stopEngine()
+		for _, id := range ids {
+			r, err := e.a.client.GetMessageWithResponse(context.Background(), id)
+			require.NoError(t, err)
+			require.Equal(t, gen.MessageStatus("succeeded"), r.JSON200.Data.Status, "the attempt in flight finished and was recorded")
+		}
+		var delivering int
+		require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE status = 'delivering'").Scan(&delivering))
+		require.Zero(t, delivering)
+	})
 }

@@ -63,6 +63,9 @@ type env struct {
 	dns     *fakedns.Resolver
 	logs    *syncBuffer // everything the server logged, at debug level
 	proxy   *tcpproxy.Proxy
+	// stopEngine stops the delivery engine (a drain) and returns when it
+	// has; set when options.engine is.
+	stopEngine func()
 	a, b    tenant
 }
 
@@ -157,6 +160,7 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 	}
 	srv, err := handlers.New(st, kr, policy, log)
 	require.NoError(t, err)
+	var stopEngine func()
 	if o.engine != nil {
 		sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: o.caFile, UserAgent: o.engine.UserAgent})
 		require.NoError(t, err)
@@ -165,7 +169,8 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); _ = eng.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done })
+		stopEngine = sync.OnceFunc(func() { cancel(); <-done })
+		t.Cleanup(stopEngine)
 	}
 	router, err := handlers.NewRouter(srv)
 	require.NoError(t, err)
@@ -175,7 +180,7 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 		http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	})
 
-	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns, logs: logs, proxy: proxy}
+	e := &env{t: t, dialect: dialect, dbURL: dbURL, store: st, server: srv, url: hs.URL, dns: dns, logs: logs, proxy: proxy, stopEngine: stopEngine}
 	e.a = e.newTenant("project-a")
 	e.b = e.newTenant("project-b")
 	return e
