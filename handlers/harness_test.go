@@ -66,7 +66,7 @@ type env struct {
 	// stopEngine stops the delivery engine (a drain) and returns when it
 	// has; set when options.engine is.
 	stopEngine func()
-	a, b    tenant
+	a, b       tenant
 }
 
 // syncBuffer is a goroutine-safe log sink.
