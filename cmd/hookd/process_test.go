@@ -78,7 +78,8 @@ func (c *child) kill() {
 
 func (c *child) url(path string) string { return "http://" + c.addr + path }
 
-// deliveries counts the "delivery attempt" log lines of this process.
+// deliveries counts the "delivery attempt" log lines of this process
+// (successful attempts log at debug level).
 func (c *child) deliveries() int { return strings.Count(c.stderr.String(), `"msg":"delivery attempt"`) }
 
 // countingReceiver counts deliveries per X-Webhook-Id and answers 200 after
@@ -250,9 +251,10 @@ func TestTwoProcessesShareTheWork(t *testing.T) {
 	dbURL := testdb.NewPostgres(t)
 	key := secrets.GenerateMasterKey("two")
 	rc := newCountingReceiver(t, 2*time.Millisecond)
-	a := startChild(t, deliveryArgs(dbURL, key, t.TempDir())...)
+	// Debug level: each process logs every attempt it makes, successes too.
+	a := startChild(t, append(deliveryArgs(dbURL, key, t.TempDir()), "--log-level", "debug")...)
 	apiKey := keyRE.FindString(a.stdout.String())
-	b := startChild(t, deliveryArgs(dbURL, key, t.TempDir())...)
+	b := startChild(t, append(deliveryArgs(dbURL, key, t.TempDir()), "--log-level", "debug")...)
 	var ep struct{ ID string }
 	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, a.url("/v1/endpoints"), apiKey, `{"url":"`+rc.srv.URL+`/two"}`, &ep))
 
