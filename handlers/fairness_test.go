@@ -42,9 +42,12 @@ func TestEndpointRateLimitHoldsWithoutSpendingAttempts(t *testing.T) {
 
 // TestSlowEndpointDoesNotStarveOthers: while one endpoint hangs until the
 // attempt timeout on every request, a fast endpoint keeps at least 80% of
-// the delivery rate it has alone. Rates are measured alternately, alone and
-// beside the hanging endpoint, twice, and the best of each is compared, so
-// load from other tests on the machine does not decide the result.
+// the delivery rate it has alone. The rate is measured alone and then beside
+// the hanging endpoint in adjacent windows, in three rounds; the best
+// round's ratio must reach 0.8. Other tests load the same two cores, so one
+// window can be unlucky; an engine that lets the slow endpoint take the
+// workers fails every round (with the per-endpoint cap raised to the worker
+// count, the ratio measured here was 0.13 to 0.78 and the test failed).
 func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	t.Parallel()
 	cfg := testEngineConfig()
@@ -99,13 +102,17 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 		require.Eventually(t, func() bool { return hanging.Load() == 0 }, 10*time.Second, 5*time.Millisecond)
 	}
 	slow(false)
-	var alone, beside float64
-	for range 2 {
-		alone = max(alone, rate())
+	best := 0.0
+	for round := range 3 {
+		alone := rate()
 		slow(true)
-		beside = max(beside, rate())
+		beside := rate()
 		slow(false)
+		t.Logf("round %d: fast endpoint %.0f msg/s alone, %.0f msg/s beside a hanging endpoint", round+1, alone, beside)
+		best = max(best, beside/alone)
+		if best >= 0.8 {
+			break
+		}
 	}
-	t.Logf("fast endpoint: %.0f msg/s alone, %.0f msg/s beside a hanging endpoint (best of 2 each)", alone, beside)
-	require.GreaterOrEqual(t, beside, 0.8*alone)
+	require.GreaterOrEqual(t, best, 0.8)
 }
