@@ -98,8 +98,8 @@ type Engine struct {
 	mu         sync.Mutex
 	inflight   int
 	byEndpoint map[string]int
-	holdUntil  map[string]time.Time // endpoints waiting for their rate limit
-	held       map[string]string    // message id → lease token, while in flight
+	holdUntil  map[string]time.Time  // endpoints waiting for their rate limit
+	held       map[leaseKey]struct{} // leases of the messages in flight
 	freed      chan struct{}
 	now        func() time.Time
 	workCtx    context.Context // attempts and their writes; cancelled when a drain gives up
@@ -118,7 +118,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 		log = slog.Default()
 	}
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{},
-		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, held: map[string]string{}, freed: make(chan struct{}, 1), now: store.Now,
+		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), now: store.Now,
 		workCtx: context.Background()}, nil
 }
 
@@ -184,8 +184,8 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		}
 		e.mu.Lock()
 		held := make(map[string]string, len(e.held))
-		for id, tok := range e.held {
-			held[id] = tok
+		for l := range e.held {
+			held[l.id] = l.token
 		}
 		e.mu.Unlock()
 		if err := e.st.ExtendLeases(ctx, held, store.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
@@ -286,21 +286,25 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 		}
 		e.inflight++
 		e.byEndpoint[m.EndpointID]++
-		e.held[m.ID] = token
+		e.held[leaseKey{m.ID, token}] = struct{}{}
 		e.mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer e.done(m.ID, m.EndpointID)
+			defer e.done(leaseKey{m.ID, token}, m.EndpointID)
 			e.deliver(workCtx, m, token, targets[m.EndpointID])
 		}()
 	}
 	return len(msgs) == want
 }
 
-func (e *Engine) done(messageID, endpointID string) {
+// leaseKey identifies one lease: the same message may be leased again (by a
+// new claim) while an older attempt of it is still winding down.
+type leaseKey struct{ id, token string }
+
+func (e *Engine) done(lease leaseKey, endpointID string) {
 	e.mu.Lock()
-	delete(e.held, messageID)
+	delete(e.held, lease)
 	e.inflight--
 	if e.byEndpoint[endpointID]--; e.byEndpoint[endpointID] <= 0 {
 		delete(e.byEndpoint, endpointID)
@@ -311,6 +315,10 @@ func (e *Engine) done(messageID, endpointID string) {
 	default:
 	}
 }
+
+// abandonWriteBudget bounds the final write of an attempt abandoned by a
+// drain that ran out of time.
+const abandonWriteBudget = 5 * time.Second
 
 // persistTimeout bounds how long the database writes that follow an
 // attempt are retried. While the worker retries, its heartbeat keeps the
@@ -326,7 +334,14 @@ func (e *Engine) release(m store.Message, token string, delay time.Duration) {
 // retryDB runs fn, each try bounded by half a lease, until it succeeds,
 // persistTimeout passes or the engine abandons its work (drain deadline).
 func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Message) {
-	ctx, cancel := context.WithTimeout(e.workCtx, e.persistTimeout())
+	parent, budget := e.workCtx, e.persistTimeout()
+	if parent.Err() != nil {
+		// The drain gave up on this attempt: its last write (record the
+		// answer, or release the message) still gets a short, separate
+		// budget, so nothing is left delivering until a lease expires.
+		parent, budget = context.Background(), abandonWriteBudget
+	}
+	ctx, cancel := context.WithTimeout(parent, budget)
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
@@ -395,14 +410,14 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	now := e.now()
 	ts := now.Unix()
 	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", e.cfg.UserAgent)
 	for k, v := range ep.Headers {
 		h.Set(k, v)
 	}
 	for k, v := range m.Headers {
 		h.Set(k, v)
 	}
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", e.cfg.UserAgent) // set last: custom headers cannot replace it
 	h.Set(signature.HeaderID, m.ID)
 	h.Set(signature.HeaderTimestamp, strconv.FormatInt(ts, 10))
 	if ep.HMACEnabled {

@@ -77,16 +77,20 @@ func NewSender(o SenderOptions) (*Sender, error) {
 	}
 	s := &Sender{policy: o.Policy, userAgent: o.UserAgent}
 	tr := &http.Transport{
-		Proxy:                 nil, // never HTTP_PROXY: the dialler must check the target, not a proxy
-		DialContext:           s.dial,
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
-		TLSHandshakeTimeout:   10 * time.Second,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   perHost,
-		MaxConnsPerHost:       perHost,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // the attempt's context bounds everything
-		ForceAttemptHTTP2:     true,
+		Proxy:                  nil, // never HTTP_PROXY: the dialler must check the target, not a proxy
+		DialContext:            s.dial,
+		TLSClientConfig:        &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    10 * time.Second,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    perHost,
+		MaxConnsPerHost:        perHost,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  0, // the attempt's context bounds everything
+		MaxResponseHeaderBytes: 64 << 10,
+		// Record the answer as it was sent: no Accept-Encoding, no
+		// transparent decompression.
+		DisableCompression: true,
+		ForceAttemptHTTP2:  true,
 	}
 	s.client = &http.Client{
 		Transport:     tr,

@@ -1191,7 +1191,8 @@ type ClientInterface interface {
 	//
 	// In attempt order, at most 200 (`meta.has_more` says if there are
 	// more). An unknown or foreign message answers 200 with an empty list,
-	// as HookBridge does, revealing nothing.
+	// as HookBridge does, revealing nothing; a malformed id (not a UUID)
+	// names nothing and answers 404 like every malformed path id.
 	//
 	// Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
 	GetMessageAttempts(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1836,7 +1837,8 @@ func (c *Client) GetMessage(ctx context.Context, id MessageID, reqEditors ...Req
 //
 // In attempt order, at most 200 (`meta.has_more` says if there are
 // more). An unknown or foreign message answers 200 with an empty list,
-// as HookBridge does, revealing nothing.
+// as HookBridge does, revealing nothing; a malformed id (not a UUID)
+// names nothing and answers 404 like every malformed path id.
 //
 // Corresponds with GET /v1/messages/{id}/attempts (the `GetMessageAttempts` operationId).
 func (c *Client) GetMessageAttempts(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3625,7 +3627,8 @@ type ClientWithResponsesInterface interface {
 	//
 	// In attempt order, at most 200 (`meta.has_more` says if there are
 	// more). An unknown or foreign message answers 200 with an empty list,
-	// as HookBridge does, revealing nothing.
+	// as HookBridge does, revealing nothing; a malformed id (not a UUID)
+	// names nothing and answers 404 like every malformed path id.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5527,6 +5530,8 @@ type GetMessageAttemptsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -5546,6 +5551,11 @@ func (r GetMessageAttemptsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetMessageAttemptsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON404() *NotFound {
+	return r.JSON404
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6429,7 +6439,8 @@ func (c *ClientWithResponses) GetMessageWithResponse(ctx context.Context, id Mes
 //
 // In attempt order, at most 200 (`meta.has_more` says if there are
 // more). An unknown or foreign message answers 200 with an empty list,
-// as HookBridge does, revealing nothing.
+// as HookBridge does, revealing nothing; a malformed id (not a UUID)
+// names nothing and answers 404 like every malformed path id.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8019,6 +8030,13 @@ func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsRes
 			return nil, err
 		}
 		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -11235,6 +11253,20 @@ func (response GetMessageAttempts401JSONResponse) VisitGetMessageAttemptsRespons
 	return err
 }
 
+type GetMessageAttempts404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetMessageAttempts404JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMessageAttempts500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetMessageAttempts500JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
@@ -12716,143 +12748,144 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37cxq58u+/ouJ+qxbvHTB2nJzErlu3iM0mnMWPNXg3e5ZcEDMN6DBIE0ljwqb8v9/SY57MAH7g5Jzk",
-	"N3uYkVqtVneru/XRl4rL5gGjQKWoHH+pBJjjOUjg+r/TkAvG1V8eCJeTQBJGK8eV3hTQcA4S1yl8lgNX",
-	"vzZEbIzkFFDA4ZawUKAAT6COLgP8KYR6xakQ9e2nEPiy4lQonkPluGK+rTgV4U5hjlVfc/y5A3Qip5Xj",
-	"lweHTkUuA/WmkJzQSeXuzqm0qBcwQmX7bJW2JkVgf0bEc9AQgsEQYeqhF4fIZwvgLhaApvAZeWRCpIgp",
-	"C7CcJoQRr+JUOHwKCQevcix5CGkiAywlcPXZ/4Ng8BeujRu1Nx+/vDi8+59KEcnnIASeQCHFaG5+RMRD",
-	"1Zub9tntP/YeRtWY8TmWleNKGOo383TcqY9FwKgAPcFvsXcNn0IQUv3nMiqB6j9xEPjExYrC/X8LReaX",
-	"VDf/w2FcOa78r/1EePbNr2K/xTnjLXoLPgvAdLkqPNx0iohAhN5in3jHaNi++L3ZaZ8Nrlu/3bS6vaGT",
-	"PGpdnF1dti/0s+jvwdvO5emvrbPMs5uL61bz9H3zbaeV/v59q3nWuu4OEeNoeNX8s3PZPBv0Li8Hneb1",
-	"u9awXrlzKqeMjn3ifiVOuLZ3gRZETvU6ckPOgUokJJZwjIZnN1ed9mmz1xrcXHfU6M6bHwbd9ruL9sW7",
-	"wa+tP7sDPXbDkdPmxcVlb3DW6rR6rUGn2e2lX9W8OWudX132Whenfw7O293zZu/0fZpn3V6zd9NVT85a",
-	"nfbvres/B+2LwdX15bvrVlc/v271cg81I98xCs/LxAAvfYY9JU6UIZ/RCXA0g0AeayJbF7325cWg9eGq",
-	"fd06M0S2qVq+2NftPx+1TYpCCp8DcCV4CNTrWvJ7reuLZmfQur6+vB7WUWaNeGhMqCe0THggMfERoWjK",
-	"2Mz7SSCfTfSALpj8hYXUe76xXDAkQneKOAgWchcUVXJKBAo4+ze4ivlKBH+5vLk4G6JqskhTT8eMI4wE",
-	"UG9Pj6IL/Ja4cEPxLSY+HvnPLEkelnik7IOLKWUSjdQ8YHcKSkF1W9e/t09bg5uL5u/NdkcrmTq6BsmX",
-	"J3YUSE6xRBMmDScwFQvgaIGVYKqVzDh4eqA9xs4xXVrtK55RApFP5kRqmpKhXbeuOs0/B532ebs3aH04",
-	"bbXOopVyQ3Eop4yTv8F73sloXrXRDJZqWc+JEIROHDTHvjJy4DkopDPKFlTpdA98kHogNxfNm977y+v2",
-	"vwz9d5F51CxuBuRXWGr7zVkAXBJjB10OWII3wDJjRT0soSbJHFZNqVOZwXJANEfgM54HSlL1s8bBmxf4",
-	"5ejQfeEd/QNej9/gxujAPfRewNH4JX7lFbXl4xH4qqmCX4QchCKmLculP6ZAtV5QbFKvIjVXQKWaFfAQ",
-	"jrVINQw880iiORMSMeoCwmhOaChh7wTR0PcRGSMKt8CV91HIBfWWWZXG9Vihd8482DT5ZhbO1Zt3TiXg",
-	"MCafi53MMeFCooMD5E4xx67ySyMvcwZLRWXC++ls4JNbGOCDt4UeWOI1/RXNXcT4mAhLv5MWiNwcfIzb",
-	"ZiOl5dQQzIBOzTdPJl3FLFlMmW9Gj7pTLf7UX6IpcO1ir5HSewjdYyZxS8ar8aXYHs3DKvs38jvWIit8",
-	"V8p8u2FEU6fGDps/Olfv5Ieme7PflxN9ZjRVAbHJD/bTEWM+YLp2FsvYG7W2kZCn4F40pt1zr0OE3Ewx",
-	"kTAX25GumrZ9Yc7x8hnGcG4XlwdjHPpKESi1VckbwCvizkSk6X5STpVaKg4aRnrObGams4EEIQdDrQxp",
-	"OFeE2AbVDylCkvXdlBLmgVzlIDY/DChbVT4HNeUYecpSzEdKEStHgNAQEHY5E8qbCHy8FCk1RKiECXDV",
-	"pcsoHXBQWrRYxD0qBmbWEgXJQmVqSq2OIUR/HHLthZS2sPKFdr0HEj5rLmw0a2bxbdheOxUWSpfN9fRG",
-	"cyFC1wUh9LZd8iU29ATA51iJVOH8WKM9mAL2bChmnTC+t6+Z3T3zb8EbkGCrcUXRgMGIeQUG5yZAkqFX",
-	"R+jXt5HdNS6tg256v9Reo6rdvqPRUoIVARc8Hb64X+cDyUPq4lIVGL/8IKaYT30sgbpLKyUl9KWENv5Q",
-	"bcHDrT+SfDnAYwl8IMBl1LvXh+Z5Sn58tlDeGDZreSNThcT8vs6GdIOBWqDgyoevQemLwRRTT0zxDB7R",
-	"DMdUjIE/ogU5Hj3065xG16s8pRQz7E2We1YBZZXd6moukOXytVBoRwxBT2kMrUF4oDVMEfQww5j7fmUw",
-	"UywGc8ahTDUYBm/jIaXedZJmi4gyPqGx2akgaZaw2IdOBa0PGo0n2BjdlZIURb9LiRqFXBRsFt+qxwiP",
-	"2C2gIccSBjoSMOCBGJ6gBpoDpsbjEHgOCIuVt5RWn+PPZK5U00GjoQY6J9T83yjSaRkKsqH9Qi7dX7lP",
-	"59gdAFVr2su4VWZ9F+yXx9gX4CAPlJvECQjkYs6XiDIkyIRiGXJAhpCUL5OWtwxXVhl9lrQcAEfGCChD",
-	"qmNCUXYiYTllJiazwt5N3A25v9r7cCplII7394cOOjhU3R42jl6ndtAOCsKRT1yEPY+DEKgqAPS8KyHS",
-	"auwngVKN7uU22rb9Ny/qB6+P6ocHr+ovjvanjM3Exo23orhosZ11fnvcTuSs89sVnsBO/feoj3uqJ5vd",
-	"EVtrY5sr6obzOeaFW5RU2m0LNy83zJielALMNlk4eL3JO8d0uc3eNaMC9I8D2+2AeFlOrHojmcHm58h2",
-	"VdzuesIfKWEJA3YpZJF2X6PWC3ZXD4gw5VTzDlTx6lIoiUQFuHxfuKpsC/SgiW3ea/hWd65fKtpLUG9m",
-	"2bVClWMnJ+FajhvxGHOhxRTl64ThSUOLmyY+H9SGYFNMe1QWeZxaQV4NY+pg9VFBXFeAy0EWxjKVdSZ0",
-	"MiiKvIvZJiLddU2aXguM6WIqwLUFBIq8ERbw6kgRe3iEOKYem5u973bh2MdJXY4BK+SnmL4xhpoTrcfp",
-	"xrycPoeCfFgkdZs9wsYIao6Ep+Hdc0RRo76ehuJnIfUJd7lRk2scq22Go3zARw3pKjZ32cGUWMfIXxvo",
-	"vWsYbXPSauo9W6A5pktkrExUUCR0AlCEc0Bz7AHyQkB4gglF1YZNvesP9jL5PkLlq6PCIG65nS5aQbHF",
-	"Wx3AZu48jYRaTj+HnEZC9Ywm+l5+1OMsT5H3so4bN8av2VrGw+T9bUQren0LEp5GkKLx7FSSolKknPzE",
-	"+aJsGYeQyrV00By7U0KhxgF76glSH5jKHCxWq+p01iipwMlu7XMvF4umxMQ32SLPI4oc7F+lKC6Ku/zC",
-	"ONJ5Ah1dMHVP4hgNxwR8b4iqGP2ze3mBNKuBKxLjQlRE8Rz2tP815KEPQ1RdTLFERKIRZzOju1Z4aVVO",
-	"Id+ASqAuaAUYAAt8OFGtzfFSuaN0UuS55abSNWnqqJfS2SwXPogme2OVzKNkznSzRujeJ7u84un8skE7",
-	"VVqfJcfofa93ZYNmQrPY1DHCLfBlFGpboqqaTCSZEoYQ9uqoo7ZQAmFuq8dKY1AZOf1S+VDrAcVqc1HB",
-	"7hwqd8VD8+V0lfVJMifKsbBZQRoux0n71cfSjh6naCyxu9QvHTYRT+RJbY5Q7dSROk9Wd3H+2mUhLQuV",
-	"mPK1JM8WK7+VarYC7fcwY66lf/1XG/N6Udi4rJpHl0oNIgY8pqctc93Eg3nATELVVittbFpXUsWqb+Pr",
-	"Oib5FEOyBcIDMcWHL18V+06maLWMvaa4YZ1gPW+WWZC/YaADD8XUJG1ts47Nyw+KpBV6/gkvs4Ib0+Xk",
-	"lmqOwbllmhnuymzeL6Rmh9x01Tp/nM62Tf1B5LR9lvM6CnZxD1TrUaPOtmqxNDCCfeUjLgdrAyRrf0xi",
-	"7Zv3Eql3nVTYPk/E5oE8ySQ9R3TFdvUk9D4Hoe2zDinKH5dlajaahDn+3DYvH9jkZfTvhqzOphxOVk+t",
-	"RmlNWEFtDTCRhE60b68cS1NAbHXNnoOGUdaXTtS2g0Y/ISL6lFA09slkql8MgHqETga6KifXsvJTlW2K",
-	"v8ayT4c5azVUrejqL/DAGzpoOMbEB28Q134NUdU6vWed3/QWp0+HZqetfpIidZJN2NDOXr1PU5V+Np4S",
-	"OxlqIpxK3KuuNEuNQxcSZYlINvdFlWg5R+9BDtdXd5mKMxDRrz8JdHPdKYzWb/S5DC8fQ+M9PaK1CvgJ",
-	"HaZndmYe4qysMzdZnyOWgzXux4a4VtbUa1vqX44rx39tq8zLdew25zZLh7pK60en7HipgwI/FGiYfD5E",
-	"1Uy5D/GGe1rBcbuRZ2P0nrHZW068CagNOXPDOVAJHhJTHEDd8KaoZCtblJXT1xw+2ZxakkXzQeo8oHpq",
-	"TuaeIOwLphXk8EPNljvV2t4wVZ2TbN9Umy8+Hf7TeyM6swb+1+uD+Qf399E/6G+L1kaWpqgtmv54p3rP",
-	"0o9cnUauwhsLodkenZ+WDE1AJtYlwBOwB3OYsRM6a6qPVW+3iB9YF5cme0OV3LV225u+/zivJ27mGkTo",
-	"y2/Amc5TtDIso/zL9oLq402/PrQkRqmx0J2VbfxCd/ZExTbxMCJTV4m6LhlEUfflzH2LpTt9CrnRDX1j",
-	"kpOm6UllR7W4fS2ZIUa54feSo3sJgqGonBWPm+IuUO8bm1vNzvKQ/mO9uNUAdTn/Pzr32YavCWIrNj/t",
-	"RO1o82q6KSl9znns90LpeEjJW0EQNFXjfPjypd4Fx5XhTpqiv5q1f+Ha343am0Ht4/8uJMhGuopQTpYm",
-	"ZWb44sTHeg+cxtFr5+U/XpmqpBMUb6X0A+3d6T/08W8XyC14qxk0p/K5NmE1+/DfgtH6NV6kQhMcJFB9",
-	"4GHKQi6KKxJ8RicGESbBZ5iB2i6PJZhddIR8AtQTqNpA/wd5nAWISMTVRty+GeWP9urozJR3o4Mj5NnD",
-	"ZnHJ9OHBqw0l0/nsWGabEDG7XOiKlfm9XPkdbHbWLWpTH/ZkZ95LFFa61G+L8PD2RWoJ/U9aAXn/YWyu",
-	"FNxc/VfEikcU8K3w5pHae4XVO1XicW9PWN+VkvbnPNZrakMKTuVkBeRSiYbUoAbgewJNyC3QVMVBSbH3",
-	"t37eZpuK7YccalldPDnGqzUJbsiJXHYVmZZvgDnwZmgS//mTMcVHp9GY+T5baBOpDKkPapv94rAgJFGP",
-	"kMr0mHVfyUKfShkYLBNCxwUnqDVkjzKCGAnwx7UpExI8tICR+iWpkhAGBKeO2lIgFsoRC6mn0VCI6FM1",
-	"PViSkQ8JVFQSpEG3B+pNBwmWDd10z34VaMH4zFQACtmnhp7R0tTdEGOsCdc1zujmuqPHrVFt9D8SEVnv",
-	"0z79+edowdZ//hm1NM0R0o2iCKMR85aa2OGXvl4//coxqtfrDurrdaT+/dJPBR3UA/3/oF6v9yt3d2qK",
-	"zOfarbYfuMyDfsW0oi2g+cfWJPUr//duTQ93d8N6n+agldRs+IKZkhUs1gSb7Mh16ZIadzNuRmP+jDjg",
-	"mZ5avWYQD/3osLRAR41GnxYAnOmqJkv9UFc6iURFxDXnqqk66rK5+VP06RTfgp0sZXV0xZd6G3NA7hTc",
-	"mZFlU0/Pb4EjjuVU+1zYRJIMlcd9GqcYbq47AlW3hFzr02LMtT0HuaGQbB7XAlVXQNhMMZcgf6uRVAvg",
-	"2ByE/QVearY5BpAGHR282KujJgqwnKp50zxPAQP1aYwMpBY3W1C7nCnTA7cp6dSMHGXK4NCNQRPq02hW",
-	"rZrWpUkTqoGbjAgo5aIEYNi0uEi6ZOQYvdXqAEVKpl6vD1E1rWjUEzWIPt0Ozkij+iQEH+TRjfrUrD31",
-	"2giUty2QZIhRSA1XrWAQxjHRTLM//SRi4C5hcko+cYEKbYQt2mAzwO4Uaof1hi0LTQ7/LRaLOtY/1xmf",
-	"7NtvxX6nfdq66Lb0N0pnE2nODGpV07xqV5zKLXBhFGKjfmBeYwFQHJDKceVFvVF/oZ1xOdUKfX+qK6P+",
-	"Vn9PihyvpmXQYaOBFlPigwWhZC4IoUQkDJQmRR4Dg8IlWegatRmhfSmtHtedtb3KceUdyPe23xxk4mGj",
-	"8WQoWLnCsTJ0u8xQMoavcvzXR6ciouxcpaN8CvVuwNlIu754IpQPY8vLPqqP93UCfluGWoCpGBjNyqOD",
-	"XjZeFEOiIb3iFqSEr9em96/O1nhExAKhKZdGJzReNl6UdRHTvF+AVLduZtSoyeapuT3YxwGpzWApSufn",
-	"AhZGP3Eh6yh2Kz0iAh8vLVAMYmOkBhUBqAm1PVmdD+V9m1PnYpczUoDeUy7sVjthV5JbjX4j9KwcGXrW",
-	"z0oK0FR/crD5kwy+nZ79LfrJwkc+VmZS61fISH1ZNlgQPJGSmPjRxzunEjBRkuAeh74fTT8HGXJlEhl1",
-	"wdE71BMDIYlmAIG1D0QK1H3frB2+fKUthxGlValJQyMkABdvLYTMk0hMEfrC3SqA7aGZ4ScU0vxmukRO",
-	"FV8XWCC7Sf9uJNSwB2EaCWaxXOZ02f6XGSzb3l1yPK9YZBVXhWSB2amoHQm2SIXVCOVwjmd2p4Jc7Pu6",
-	"bN80qcQX/PHeqrya4q+UvO5UzeXL1jZIkHX2nlWCjhpHmz+KEWW/ssgZfm4UOScDXv5XAS54jCfqOWg4",
-	"g+WDcMG1IG8LDa462YQN/tGuFc//tJ+Giii0/VkTWVBRFrWg9k1pN+EKTwg1p2/U7kQgQtFQuUBDVM3E",
-	"CXRdx96x+bEeNad2gfpBVAwQP0gjwBf7F2ed3york1MkE8kr+xZ5/s75Uogar6NLGdD4GPbFVB6WBJwO",
-	"ClICH3eoENKwJgVq4FLt1PAEorPvZ53fvj9XxwPs1UykDelyxtTyPo/WQ2xR1Cox2dD9L8QYlPtJVgLE",
-	"r2a+2HvqkBlYOENHZ8zWLDTtOZlIjtpc6noy8KIgmx7hQaNmGrMwP+iCxbGjEfOWq8vGpJl/4WxuFs/O",
-	"BDSXoC8xVfH9BMLMkB3et22yjhpvNn8Qg/6rDw62GIkGt//KS8dMGsLxvIw5mz9gLUWhv+22mo4J7hpV",
-	"r9SWtSd1ZB2euKLWBM3UavCJkCa/vGoWWnHvjzAO+Yq6CejAYtltI2vsxsuc2fiKVqMQ+mCD+Yh5/30Z",
-	"EEgJUSToiWCV74/NNkYopzIOgCsVnpwZsJlZg7StlGD0wKRqdXajYFdtLYGOWRsl2ad9enPdMaF7VC0M",
-	"zyt/K4ZtsxYlwW7r0xRMTkGEfu9ENzVlQqJ5KCSyKLB9Wi2J0p8gbF63YXQH6aJf/ZVAkjkII5+xYITd",
-	"mdOnASe3WIKDTt9dNHsO8gmd1XzmYt9BISWfQoj+m4e+JC5W2oKDHpunEzkhFQG4ZEyU7TCwc7pPTFH7",
-	"6vaVMrJzBPMReJ7iMaPgmLDFOBTgZQYS5SB0OkAnpsyJIqSRL1Ih/3hijXelhmGC4lWTwdMzpbngmsCm",
-	"hzCy+gAFjMso7r+nSDlqvOnT3B0sem5tbnTt/BZcRbN3HNfsvGz0aZQuUVS8Rr++Vf652t5WTVJIV27r",
-	"Q9Ni78QmivRUj0Afve5TyWZAzffmPfO70sJT5nsarZkzP4W4dILeMyGdPs3kMRx0anRYzWSOk/97ywAc",
-	"1LP4rLUWdZlnUi+nBjtWf/0rQFBrqj2Gg644+7ys/eygXkt/SHyNHBxMOPbAQcMPtT9M7rP287BPdTJs",
-	"ET/QRsQKgElQFAWhWklt/+7CUPnc/l22REBtAHcZmCqDairx1mK5/1rxqXt7Xt9GQCt1TKTIlOSdpnj/",
-	"URbQaiLBxtLGd4wNiafGBLmw60KgE+8JYA/1kA9YqWHlPIkTbZKIl0lc6qq4BeaeKIt1ZZbFjt2ULeNd",
-	"GbH8EfTaOui1QSyd8kDRisdi/ZLIbSlMzz2n5GwrMj/EpExM3oHcSkbut8FK3a+ogyRYugXlVKe6dC0u",
-	"LcgWtp2goXVpho7JIuvHTnRFgDAumbnNZo4D62PjqMYFYdWwNV9IidqyyAnI1t7tyAkoLvDbygl4+jWT",
-	"h7XaRttaSIT/snjN11x3ZhYe6jXs6xPX949d5tdl4db2PHYlOCAhie9bPwNMRZm5hA6NQrM5SM4HhFQS",
-	"Xy/k9LFzgx/o1dEVDoXOyEUgg+m3MKKsxoJVi6IR+J7TpuTgAzctj/hg/Q8bUybrmqNpuHzJHiz4Rpp2",
-	"JPlXOfDLEbhsnkK9PInPPidQlEMTsdfmaF4UiFf0ftvyawplfshvebhcI6A+kQAziSXUklMgO5BjNcHM",
-	"9yz2IWJjNLy67PZQATnWxddFFkMNYziCqd49Rgf7C2RaD6EbnTjZWdii/IDKN1hT89/trjQ9D+F0SBtV",
-	"fZhgd2nQNVMroJu8U74I0lK3Ve7oxO5BbWZI70LX5YYS0dlpWWLJKaQNOvcr1ib+R+ldnaCxnBJpsSqV",
-	"NmcX2rTpeebEjb6FJ5k5VNVIJ0oZ6jtuzAY0DpVkcjv1Pm2mMkVTLOLgvVywtDgcI4zklHAvyRmUXtO+",
-	"WghQGuZOHW37obG/S439GB29TfmlDjhGlZUpVachZ+IqYp2NMYUAR403aHjavLi47A3OWp1WrzXoNLu9",
-	"tKgPy8LT68T5qLw09D8mcvwfJWpRqHk7aXuMjnYKUiQpn0TXZYrZ7ssyxWzrqkyfTbatxiwuvUTVkRrZ",
-	"ni2fGRM/PlJaUEpzpTeuxkESMxKYvHwAWCLOFgK5bD4nUoKHRjBmHGzclVtYqOhW/+LQfkeNZWX+iupk",
-	"cpitRTzcjKdRVrwZY7BtZ5RWkBAKD1bHm35rinThOI+RJohAksxL64L0rZ4DCxeQkLUd/u129MTztYEU",
-	"oN7DCdlZVW2mOurlV62OysCYb6iKimbh+yqKSl3wV178F720bwxqDfv62H2xD91lY1kzLwoU6kuhh1pa",
-	"UnWwcyzdaeRARGquynwvVoV7W1S+2qMavn+eDGILhfV4nfLsajCG91Aq6kGrfV2rRt08WbPrC+6/pYr7",
-	"1dseC3TEH1P89eoQvgFfz1zLEa/YBP9se30xipLC5RrDcvckPs8e6wpd4WKp8HWYwIIXGM8nyUmZEkrU",
-	"9oQpVVTv2IPyujIfyESfmI9qAKOedO5rRoKgKMJkZcQSo4H6dpQ5zgJtP3PG+MdS2GYpaFhVHYq8p900",
-	"RzrW201TqV9qMmP8FoMFZIxYzmY6fcoCcy2Pv1Q+DaOpwhg0jKAB04ks9U72qIbTp/YMyxDJKRNglpOL",
-	"KWW6iDRqBlVjaDfHHFdxIslIsEI0srkM3VnUGKFqHzSxt0mbdbe3VXgrhll9oL0v3+9F2IkFgOcJPvrH",
-	"rS3gTn2B/5TzbKtov+s0SiRT341KsQdzctZ1TCgR00S/3Eu9rJjZouWjTVhqAf3XmbIivOCSkLSBo9Wn",
-	"9jT+BfnuxO/BFm1TQXPKp3NQjHwqUTXOrnhR1WoKQUbZuGHu1hdzeCPnFkZ1zzm3MC5bzXuF6/26XeYN",
-	"S+6n2Xx68kfZ87ax6LW6Mq55XglxPt/kbznrP6Z6benypnl++NnuIuW2b2/9KI/ot5MbgRj3gCfAykqX",
-	"VYdzSGMgIKGce6KPl3FQm84+VT8o7UbTgG7RTjVSBSsKElOkOjVqz+lTLNKYjh4D4SAOt4B95VFQJpVn",
-	"UeRPJ2ugGY11l4Anpo9tqici1n9fodhYwPVtphbfEycz8xxC72Lqgr8bpASd69AICdn7sk4y6N6mEFNs",
-	"ugGrji4j5DiTXY7OTHZ7zd5Nd7hF+PhUj/Xa3nW1axuQu0Rws/3Pj/9HFvvJlltXsgBp4TNF6vfabNna",
-	"ZOU+72ad/KKWSHIZnAF+XQMqstBhlQQ3X581x4TaGn7zc1yPBJ+JkMJUMEXSVtVnaYinkYD1WRv9IHXm",
-	"tu0Nj6M7ALiNr3pQ80KzKgAxiohEC+L7BpVft2K4tJfHAomQf8ccxDS2oaPQm4A8if+n4XwEXIMYU0lo",
-	"CHWz0M9anfbvres/B+2LwdX15bvrVrc7RFXbAYt9f0Ine06fDq9bvZWXMwpoz1nRHqga41LunfTp0UED",
-	"qXZaF7325cWg9eGqfd06G54kNyk0bABDoAB4comWnAJFR4dvNBlXneafg077vN0btD6ctlpn25Z1mb3a",
-	"M7irPxBeHojwcnS4Res9xs4xjRAKxTewfSIaeWIl6GTm817aUPJljbLF13AcMpdr6uIMEywnNK7kfAJn",
-	"QbsJF2zxzXgKmgU6ThAComzxwz14wtiYYi1G0TWu0bKgevrLF4XFoxD7Aqi3Jt0pGbeHLpI9nmd0qdBH",
-	"+GPvn1CdwpEcU4EtaIa++jXaFOrztFHhEpa25usYYXTYOEzCYT4Tso6G1kcYaifB3K5j6IDP2JXmkiB9",
-	"FVB83Q+qzmAZbW9FgF3tMFEP+ZhPoE9tKkEgEfJbcgsGr73kHqGT1ZuH+tT0VwTtvldPzgXbaxeyJw7N",
-	"j31q0VRKwOMXiom39g6hVLGq2m7b5jU2yx92bz3M3dOk3YUEIcZBEeP0lUU4M5F9atyrPTUDthYvTtxp",
-	"nypy01Z29ToVx8mEUOz3abITJF5U/8dBg0FgGYqTXPMxcn1yeZKpJ2+ftc6vLnuti9M/B+ft7nmzd/p+",
-	"WEdNc1WDZMUnNO2xTyySO4bVNzESfRSMTUUr0p8fNY7SmP8p5PwC56YL1LNe5o6yEelLwJ45F5G5KK1A",
-	"kTdpOjZuZvQkCtkgCgudGzPToRX8YePw2YhL+3oJGYmu+lFX/YQ7UtCIUot4IRRZmSxkfPb+mr8+Kv/J",
-	"IEgVQdpipFG3LI53dY5ngHhI9zKXNRzv7+u3pkzI49eN1w3tlFlSVusVMrvBefooeWIAJKsnqevkyORq",
-	"JWxyosY2KJRaSQ5inhSdoskqZmPr/gae7jNTkr7arb2IQ/0aIau62NeRU1utnWorRhBebadrPNNoBk3R",
-	"tjFayWU5kV1PNRnP72qT8QUNqimevRNApJqwlwLcfbz7/wEAAP//",
+	"7H35cxq59u+/ouJ9qwbPazB2nNzErleviM0k3MHLGDyT3CEPRPcBdGmkjqQ2YVL+319p6ZVuwAtO7p38",
+	"Zje9HB0dnV0ffa24bB4wClSKyvHXSoA5noMErv87DblgXP3lgXA5CSRhtHJc6U0BDecgcZ3CFzlw9W1D",
+	"xMZITgEFHG4JCwUK8ATq6DLAn0OoV5wKUc9+DoEvK06F4jlUjivm2YpTEe4U5lh9a46/dIBO5LRy/PLg",
+	"0KnIZaDuFJITOqnc3TmVFvUCRqhsn63S1qQI7M+IeA4aQjAYIkw99OIQ+WwB3MUC0BS+II9MiBQxZQGW",
+	"04Qw4lWcCofPIeHgVY4lDyFNZIClBK4e+38QDP7EtXGj9ubT1xeHd/9TKSL5HITAEyikGM3Nj4h4qHpz",
+	"0z67/cfew6gaMz7HsnJcCUN9Z56OO/WwCBgVoCf4Lfau4XMIQqr/XEYlUP0nDgKfuFhRuP9vocj8mvrM",
+	"/3AYV44r/2s/EZ5986vYb3HOeIvegs8CMJ9cFR5uPoqIQITeYp94x2jYvvi92WmfDa5bv920ur2hk1xq",
+	"XZxdXbYv9LXo78HbzuXpr62zzLWbi+tW8/R9822nlX7+fat51rruDhHjaHjV/Ni5bJ4NepeXg07z+l1r",
+	"WK/cOZVTRsc+cb8RJ1z7dYEWRE71OnJDzoFKJCSWcIyGZzdXnfZps9ca3Fx31OjOmx8G3fa7i/bFu8Gv",
+	"rY/dgR674chp8+Lisjc4a3Vavdag0+z20rdq3py1zq8ue62L04+D83b3vNk7fZ/mWbfX7N101ZWzVqf9",
+	"e+v646B9Mbi6vnx33erq69etXu6iZuQ7RuF5mRjgpc+wp8SJMuQzOgGOZhDIY01k66LXvrwYtD5cta9b",
+	"Z4bINlXLF/v6/c9HbZOikMKXAFwJHgJ1u5b8Xuv6otkZtK6vL6+HdZRZIx4aE+oJLRMeSEx8RCiaMjbz",
+	"fhLIZxM9oAsmf2Eh9Z5vLBcMidCdIg6ChdwFRZWcEoECzv4NrmK+EsFfLm8uzoaomizS1NUx4wgjAdTb",
+	"06PoAr8lLtxQfIuJj0f+M0uShyUeKfvgYkqZRCM1D9idglJQ3db17+3T1uDmovl7s93RSqaOrkHy5Ykd",
+	"BZJTLNGEScMJTMUCOFpgJZhqJTMOnh5oj7FzTJdW+4pnlEDkkzmRmqZkaNetq07z46DTPm/3Bq0Pp63W",
+	"WbRSbigO5ZRx8hd4zzsZzas2msFSLes5EYLQiYPm2FdGDjwHhXRG2YIqne6BD1IP5OaiedN7f3nd/peh",
+	"/y4yj5rFzYD8CkttvzkLgEti7KDLAUvwBlhmrKiHJdQkmcOqKXUqM1gOiOYIfMHzQEmqvtY4ePMCvxwd",
+	"ui+8o3/A6/Eb3BgduIfeCzgav8SvvKJ3+XgEvnpVwS9CDkIR05bl0h9ToFovKDapW5GaK6BSzQp4CMda",
+	"pBoGnrkk0ZwJiRh1AWE0JzSUsHeCaOj7iIwRhVvgyvso5IK6y6xK43qs0DtnHmyafDML5+rOO6cScBiT",
+	"L8VO5phwIdHBAXKnmGNX+aWRlzmDpaIy4f10NvDJLQzwwdtCDyzxmv6M5i5ifEyEpd9JC0RuDj7F72Yj",
+	"peXUEMyATs0zTyZdxSxZTJlvRo+6Uy3+1F+iKXDtYq+R0nsI3WMmcUvGq/Gl2B7Nwyr7N/I71iIrfFfK",
+	"fLthRFOnxg6bHzpX9+SHpr9mny8n+sxoqgJikx/soyPGfMB07SyWsTd620ZCnoJ70Zh2z70OEXIzxUTC",
+	"XGxHunq1/RbmHC+fYQzndnF5MMahrxSBUluVvAG8Iu5MRJruJ+VUqaXioGGk50wwM50NJAg5GGplSMO5",
+	"IsS+UP2QIiRZ300pYR7IVQ5i88OAslXlc1BTjpGnLMV8pBSxcgQIDQFhlzOhvInAx0uRUkOESpgAV590",
+	"GaUDDkqLFou4R8XAzFqiIFmoTE2p1TGE6IdDrr2Q0jesPKFd74GEL5oLG82aWXwbwmunwkLpsrme3mgu",
+	"ROi6IIQO2yVfYkNPAHyOlUgVzo812oMpYM+mYtYJ43t7m4numX8L3oAEW40rygYMRswrMDg3AZIMvTpC",
+	"v76N7K5xaR100/ul9hpVbfiORksJVgRc8HT64n4fH0geUheXqsD45gcxxTzqYwnUXVopKaEvJbTxgyoE",
+	"D7d+SPLlAI8l8IEAl1HvXg+a6yn58dlCeWPYrOWNTBUS8/s6G9INBmqBgisfvgalLwZTTD0xxTN4xGs4",
+	"pmIM/BFvkOPRQ5/OaXS9ylNKMcPeZLlnFVBW2a2u5gJZLl8LhXbEEPSUxtAahAdawxRBDzOMuedXBjPF",
+	"YjBnHMpUg2HwNh5S6l4neW0RUcYnNDY7lSTNEhb70Kmk9UGj8QSB0V0pSVH2u5SoUchFQbD4Vl1GeMRu",
+	"AQ05ljDQmYABD8TwBDXQHDA1HofAc0BYrNyltPocfyFzpZoOGg010Dmh5v9GkU7LUJBN7Rdy6f7KfTrH",
+	"7gCoWtNexq0y67sgXh5jX4CDPFBuEicgkIs5XyLKkCATimXIARlCUr5MWt4yXFll9Fny5gA4MkZAGVKd",
+	"E4qqEwnLKTM5mRX2buJuyP3Vrw+nUgbieH9/6KCDQ/XZw8bR61QE7aAgHPnERdjzOAiBqgJAz7sSIq3G",
+	"fhIo9dK9XKBt3//mRf3g9VH98OBV/cXR/pSxmdgYeCuKixbbWee3x0UiZ53frvAEduq/R9+4p3qy1R2x",
+	"tTa2taJuOJ9jXhiipMpuW7h5uWHG9KQUYPaVhYPXQd45psttYteMCtA/DuxnB8TLcmLVG8kMNj9H9lPF",
+	"711P+CMlLGHALoUs0u5r1HpBdPWADFNONe9AFa8uhZJMVIDL48JVZVugB01u817Dt7pz/VLRXoK6M8uu",
+	"FaocOzkJ13LciMeYSy2mKF8nDE+aWtw08fmkNgSbctqjsszj1AryahpTJ6uPCvK6AlwOsjCXqawzoZNB",
+	"UeZdzDYR6a57pflqgTFdTAW4toFAkTfCAl4dKWIPjxDH1GNzE/tul459nNTlGLBCforpG3OoOdF6nG7M",
+	"y+lzKMiHZVK3iRE2ZlBzJDwN754jixp962kofhZSnzDKjV65xrHaZjjKB3zUkK5ic5cdTIl1jPy1gY5d",
+	"wyjMSaup92yB5pgukbEyUUOR0AVAEc4BzbEHyAsB4QkmFFUbtvSuH9jL1PsIla+OCpO45Xa6aAXFFm91",
+	"AJu58zQSajn9HHIaCdUzmuh7+VGPszxF3ss6btwYv2ZrGQ+T+7cRrej2LUh4GkGKxrNTSYpakXLyE9eL",
+	"sm0cQirX0kFz7E4JhRoH7KkrSD1gOnOwWO2q01WjpAMnG9rnbi4WTYmJb6pFnkcUOdi/SlFclHf5hXGk",
+	"6wQ6u2D6nsQxGo4J+N4QVTH6Z/fyAmlWA1ckxo2oiOI57Gn/a8hDH4aouphiiYhEI85mRnet8NKqnEK+",
+	"AZVAXdAKMAAW+HCi3jbHS+WO0kmR55abSteUqaOvlM5mufBBNNkbu2QeJXPmM2uE7n0S5RVP59cN2qnS",
+	"+iI5Ru97vSubNBOaxaaPEW6BL6NU2xJV1WQiyZQwhLBXRx0VQgmEue0eK81BZeT0a+VDrQcUq+Cigt05",
+	"VO6Kh+bL6Srrk2JOVGNhs4IyXI6T9qlPpR96nKKxxO5Sv3TYRDyRJ7U5Q7VTR+o8Wd3F9WuXhbQsVWLa",
+	"15I6W6z8VrrZCrTfw4y5lv71T22s60Vp47JuHt0qNYgY8JgvbVnrJh7MA2YKqrZbaeOrdSdVrPo23q5z",
+	"kk8xJNsgPBBTfPjyVbHvZJpWy9hrmhvWCdbzVpkF+QsGOvFQTE3yrm3Wsbn5QZm0Qs8/4WVWcGO6nNxS",
+	"zTE4t0wzw12Zzful1OyQm65a54/T2fZVfxA5bZ/lvI6CKO6Baj16qbOtWixNjGBf+YjLwdoEydofk1z7",
+	"5lgida+TStvnidg8kCeZpOfIrthPPQm9z0Fo+6xDiurHZZWajSZhjr+0zc0HtngZ/buhqrOphpPVU6tZ",
+	"WpNWUKEBJpLQifbtlWNpGoitrtlz0DCq+tKJCjto9BMiok8JRWOfTKb6xgCoR+hkoLtycm9WfqqyTfHT",
+	"WPbpMGethuotuvsLPPCGDhqOMfHBG8S9X0NUtU7vWec3HeL06dBE2uonKVI72YRN7ezV+zTV6WfzKbGT",
+	"oSbCqcRf1Z1mqXHoRqIsEUlwX9SJlnP0HuRwfXOXqbgCEf36k0A3153CbP1Gn8vw8jE03tMjWquAn9Bh",
+	"emZn5iHOyjpzk/U5YjlY435syGtlTb22pf7luHL857bKvFzHbrNvs3Soq7R+csq2lzoo8EOBhsnjQ1TN",
+	"tPsQb7inFRy3gTwbo/eMzd5y4k1ABeTMDedAJXhITHEAdcObopatbFNWTl9z+GxrakkVzQep64DqqtmZ",
+	"e4KwL5hWkMMPNdvuVGt7w1R3ThK+qXe++Hz4T++N6Mwa+F+vD+Yf3N9H/6C/LVobWZqitmj640j1nq0f",
+	"uT6NXIc3FkKzPdo/LRmagEysS4AnYDfmMGMndNVUb6vebhE/sC8uTfaGLrlr7bY3ff9xXk/8mmsQoS+/",
+	"A2c6T9HKsIzyL4sF1cObfn1oS4xSY6E7Kwv8Qnf2RM028TAiU1eJPl0yiKLPlzP3LZbu9CnkRr/oO5Oc",
+	"NE1PKjvqjdv3khlilBt+Lzm6lyAYispZ8bgp7gL1vrO51ewsT+k/1otbTVCX8/+Tc58wfE0SW7H5aSdq",
+	"R8Gr+UxJ63POY78XSsdDWt4KkqCpHufDly91FBx3hjtpiv5s1v6Fa381am8GtU//u5Agm+kqQjlZmpKZ",
+	"4YsTb+s9cBpHr52X/3hlupJOUBxK6Qvau9N/6O3fLpBb8FYraE7lS23CavbivwWj9Wu8SKUmOEigesPD",
+	"lIVcFHck+IxODCJMgs8wAxUujyWYKDpCPgHqCVRtoP+DPM4CRCTiKhC3d0b1o706OjPt3ejgCHl2s1nc",
+	"Mn148GpDy3S+OpYJEyJmlwtdsTK/lyu/g2Bn3aI2/WFPtue9RGGlW/22SA9v36SW0P+kHZD3H8bmTsHN",
+	"3X9FrHhEA98Kbx6pvVdYvVMlHn/tCfu7UtL+nNt6TW9Iwa6crIBcKtGQGtQAfE+gCbkFmuo4KGn2/t73",
+	"22zTsf2QTS2riyfHeLUmwQ05kcuuItPyDTAH3gxN4T+/M6Z46zQaM99nC20ilSH1QYXZLw4LUhL1CKlM",
+	"j1l/K1noUykDg2VC6LhgB7WG7FFGECMB/rg2ZUKChxYwUr8kXRLCgODUUVsKxEI5YiH1NBoKEX2qpgdL",
+	"MvIhgYpKkjTo9kDd6SDBsqmb7tmvAi0Yn5kOQCH71NAzWpq+G2KMNeG6xxndXHf0uDWqjf5HIiLrfdqn",
+	"P/8cLdj6zz+jlqY5QrpRFGE0Yt5SEzv82tfrp185RvV63UF9vY7Uv1/7qaSDuqD/H9Tr9X7l7k5NkXlc",
+	"u9X2AZd50K+Yt2gLaP6xPUn9yv+9W/OFu7thvU9z0EpqNnzBTMsKFmuSTXbkunVJjbsZv0Zj/ow44Jme",
+	"Wr1mEA/9aLO0QEeNRp8WAJzpriZL/VB3OolERcQ95+pVddRlc/On6NMpvgU7Wcrq6I4vdTfmgNwpuDMj",
+	"y6afnt8CRxzLqfa5sMkkGSqP+zQuMdxcdwSqbgm51qfFmGt7DnJDIdk87gWqroCwmWYuQf5SI6kWwLE5",
+	"CPsLvNRscwwgDTo6eLFXR00UYDlV86Z5ngIG6tMYGUgtbragdjlTpgduS9KpGTnKtMGhG4Mm1KfRrFo1",
+	"rVuTJlQDNxkRUMpFCcCwaXGRdMvIMXqr1QGKlEy9Xh+ialrRqCtqEH26HZyRRvVJCD7Ioxv1qVl76rYR",
+	"KG9bIMkQo5AarlrBIIxjoplmf/pJxMBdwtSUfOICFdoIW7TBZoDdKdQO6w3bFpps/lssFnWsf64zPtm3",
+	"z4r9Tvu0ddFt6WeUzibS7BnUqqZ51a44lVvgwijERv3A3MYCoDgglePKi3qj/kI743KqFfr+VHdG/aX+",
+	"nhQ5Xk3LoMNGAy2mxAcLQslcEEKJSBgoTYo8BgaFS7LQNWozQvtSWj3uO2t7lePKO5Dv7XdzkImHjcaT",
+	"oWDlGsfK0O0yQ8kYvsrxn5+cioiqc5WO8inUvQFnI+364olQPoxtL/ukHt7XBfhtGWoBpmJgNCuPDnrZ",
+	"eFEMiYb0iluQEr5em69/c7bGIyIWCE25NLqg8bLxouwTMc37BUh162ZGjZpsnprbg30ckNoMlqJ0fi5g",
+	"YfQTF7KOYrfSIyLw8dICxSA2RmpQEYCaUOHJ6nwo79vsOhe7nJEC9J5yYbfaCbuS3Gr0G6Fn5cjQs35W",
+	"UoCm+pGDzY9k8O307G/xnSx85GNlJrV+hYzUl2WDBcETKYmJL326cyoBEyUF7nHo+9H0c5AhVyaRURcc",
+	"HaGeGAhJNAMIrH0gUqDu+2bt8OUrbTmMKK1KTRoaIQG4eGshZJ5EYorQF+5WAWwPzQw/oZDmg+kSOVV8",
+	"XWCBbJD+t5FQwx6EaSSYxXKZ02X7X2ewbHt3yfa8YpFVXBWSBSZSUREJtkiF1QjlcI5nNlJBLvZ93bZv",
+	"XqnEF/zx3qq8muavlLzuVM3l29Y2SJB19p5Vgo4aR5sfihFlv7HIGX5uFDknA17+ZwEueIwn6jloOIPl",
+	"g3DBtSBvCw2uPrIJG/yTXSue/3k/DRVRaPuzJrKgoyx6g4qb0m7CFZ4QanbfqOhEIELRULlAQ1TN5Al0",
+	"X8fesfmxHr1ORYH6QtQMEF9II8AX+xdnnd8qK5NTJBPJLfsWef7O+VqIGq+zSxnQ+Bj2xXQeliScDgpK",
+	"Ap92qBDSsCYFauBSRWp4AtHe97POb38/V8cD7NVMpg3pdsbU8j6P1kNsUdQqMdXQ/a/EGJT7SVYCxK9m",
+	"vth76pAZWDhDR1fM1iw07TmZTI4KLnU/GXhRkk2P8KBRMy+zMD/ogsW5oxHzlqvLxpSZf+FsbhbPzgQ0",
+	"V6AvMVXx+QTCzJAd3vdtso4abzY/EIP+qwcOthiJBrf/xkvHTBrC8byMOZs/YC1Fqb/tQk3HJHeNqldq",
+	"y9qTOrIOT9xRa5JmajX4REhTX141C634648wDvmOugnoxGLZaSNr7MbLnNn4hlajEPpgg/mIef/3MiCQ",
+	"EqJI0BPBKo+PTRgjlFMZJ8CVCk/2DNjKrEHaVkowumBKtbq6URBVW0ugc9ZGSfZpn95cd0zqHlUL0/PK",
+	"34ph26xFSbDb+jQFk1OQod870a+aMiHRPBQSWRTYPq2WZOlPEDa32zS6g3TTr35KIMkchJHPWDDC7szp",
+	"04CTWyzBQafvLpo9B/mEzmo+c7HvoJCSzyFE/81DXxIXK23BQY/N04WckIoAXDImynYY2Dn9TUxR++r2",
+	"lTKycwTzEXie4jGj4Ji0xTgU4GUGEtUgdDlAF6bMjiKkkS9SKf94Yo13pYZhkuJVU8HTM6W54JrEpocw",
+	"svoABYzLKO+/p0g5arzp09wZLHpubW107fwWHEWzdxz37Lxs9GlULlFUvEa/vlX+uQpvq6YopDu39aZp",
+	"sXdiC0V6qkegt173qWQzoOZ5c5/5XWnhKfM9jdbMmZ9CXDpB75mQTp9m6hgOOjU6rGYqx8n/vWUADupZ",
+	"fNZai7rMM6WXU4Mdq5/+FSCoNVWM4aArzr4saz87qNfSDxJfIwcHE449cNDwQ+0PU/us/TzsU10MW8QX",
+	"tBGxAmAKFEVJqFbS27+7NFS+tn+XbRFQAeAuE1NlUE0l3los998qP3Vvz+v7SGiltokUmZK80xTHH2UJ",
+	"rSYSbCxtfsfYkHhqTJILuy4EuvCeAPZQD/mAlRpWzpM40SaJeJnCpe6KW2DuibJcV2ZZ7NhN2TLflRHL",
+	"H0mvrZNeG8TSKU8UrXgs1i+J3JbC8txzSs62IvNDTMrE5B3IrWTkfgFW6nxFnSTB0i1opzrVrWtxa0G2",
+	"se0EDa1LM3RMFVlfdqIjAoRxycxpNnMcWB8bRz0uCKsXW/OFlKgti5yAbO/djpyA4ga/rZyAp18zeVir",
+	"bbSthUT4L8vXfMt1Z2bhoV7Dvt5xff/cZX5dFoa257ErwQEJSXzf+hlgOsrMIXRoFJrgINkfEFJJfL2Q",
+	"09vODX6gV0dXOBS6IheBDKbvwoiyGgtWLYpG4HtOm5KDD9y0POKN9T9sTJmsa46m4fIle7DgG2nakeRf",
+	"5cAvR+CyeQr18iTe+5xAUQ5Nxl6bo3lRIl7R+33Lr2mU+SG/5elyjYD6RALMJJZQS3aB7ECO1QQz37PY",
+	"h4iN0fDqsttDBeRYF183WQw1jOEIpjp6jDb2F8i0HkI32nGys7RF+QaV77Cn5r/bXWl6HsLplDaq+jDB",
+	"7tKga6ZWQDe5p3wRpKVuq9rRiY1BbWVIR6HrakOJ6Oy0LbFkF9IGnfsNexP/o/SuLtBYTom0WJVKm7ML",
+	"bdr0PLPjRp/Ck8wcqmqkE6UM9Rk3JgCNUyWZ2k69T5upStEUizh5LxcsLQ7HCCM5JdxLagalx7SvNgKU",
+	"prlTW9t+aOy/pcZ+jI7epv1SJxyjzsqUqtOQM3EXsa7GmEaAo8YbNDxtXlxc9gZnrU6r1xp0mt1eWtSH",
+	"ZenpdeJ8VN4a+h+TOf6PErUo1bydtD1GRzsFJZKUT6L7MsVs922ZYrZ1V6bPJtt2Yxa3XqLqSI1sz7bP",
+	"jIkfbyktaKW50oGrcZDEjASmLh8AloizhUAum8+JlOChEYwZB5t35RYWKjrVvzi131FjWZm/oj6ZHGZr",
+	"EQ8342mUNW/GGGzbGaUVJITCjdVx0G9NkW4c5zHSBBFIknlpX5A+1XNg4QISsrbDv92Onni+NpAC1Hs4",
+	"ITvrqs10R738pt1RGRjzDV1R0Sz8vZqiUgf8lTf/RTftG4Naw77edl/sQ3fZWNbMjQKF+lDooZaWVB/s",
+	"HEt3GjkQkZqrMt+LVeHeFp2vdquG758ng9hCYT1epzy7GozhPZSKetBqX/dWo26e7LXrG+6/p4771dMe",
+	"C3TEH1P87foQvgNfzxzLEa/YBP9se30xiorC5RrDcvck3s8e6wrd4WKp8HWawIIXGM8nqUmZFkrU9oRp",
+	"VVT32I3yujMfyETvmI96AKMv6drXjARBUYbJyoglRgP17ahynAXafuaK8Y+lsM1S0LCqOhV5T7tptnSs",
+	"t5umU7/UZMb4LQYLyBixnM10+pQF5lgef6l8GkZTjTFoGEEDpgtZ6p7sVg2nT+0eliGSUybALCcXU8p0",
+	"E2n0GlSNod0cs13FiSQjwQrRyOYydGfRywhVcdDEniZt1t3eVumtGGb1gfa+PN6LsBMLAM8TfPRPW1vA",
+	"nfoC/yn72VbRftdplEim/jYqxW7MyVnXMaFETBP9ci/1smJmi5aPNmGpBfRfZ8qK8IJLUtIGjlbv2tP4",
+	"F+RvJ34PtmibGppTPp2DYuRTiapxdcWLulZTCDLKxg1zp76YzRs5tzDqe865hXHbat4rXO/X7bJuWHI+",
+	"zebdkz/anrfNRa/VlXHP80qK8/kmf8tZ/zHVa1uXN83zw/d2Fym3fXvqR3lGv52cCMS4BzwBVla6rDqc",
+	"QxoDAQnl3BO9vYyDCjr7VP2gtBtNA7pFkWqkClYUJKZIfdSoPadPsUhjOnoMhIM43AL2lUdBmVSexYni",
+	"X4x6RzxUVc48Rjc37bO9PjW7xOy9JsJO7SHxySzJA0TvsOh6RY56sriaERN3iaRivrFNW0Y0pz9W2vpG",
+	"jEj49LmqFmkUJ1P5HMvPxdQFfzeYDbrqorEasid3nWRwxk1LqNh0FlcdXUYYdqbOHe3e7PaavZvucItE",
+	"9qke67U9dWvX1ih3nOFmTyQ//h/19Cdbbl3JAqSFz7TL3yvss13SypHfzTr5RS2R5Fg6A0G7Bt5koRM8",
+	"CYK/3vWOCbW7CczPcWcUfCFCCtNLFUlbVe/qIZ7GJNa7fvSF1O7ftjc8jk4j4DbT60HNC82qAMQoIhIt",
+	"iO+b8wH0WwyX9vKoJBEG8ZiDmMbWfBR6E5An8f80nI+AazhlKgkNoW4W+lmr0/69df1x0L4YXF1fvrtu",
+	"dbtDVLUfYHEUQuhkz+nT4XWrt3JzRgHtOSvaA1VjhMy9kz49Omgg9Z7WRa99eTFofbhqX7fOhifJmQ4N",
+	"m0oRKACeHOclp0DR0eEbTcZVp/lx0Gmft3uD1ofTVuts2wYzEzU+g+P8A2vmgVgzR4dbvL3H2DmmEVai",
+	"+A4COaIxMFbSX2Y+76UNJV/WKFt8C8chc8ynbhMxaXtC457SJ3AWtJtwwRbfjaegWaAzFiEgyhY/3IMn",
+	"zNIp1mIUHSgbLQuqp798UVhkDLEvgHprCq+Scbv9I4k2PaNLhQYTiL1/QnUxSXJMBbbwHfoQ2ihO1Dt7",
+	"oxYqLG332THC6LBxmCTmfCZkHQ2tjzDUToI558fQAV+wK81xRfpQovjgIVSdwTIKtEWA3ShQ9TGfQJ/a",
+	"ooZAIuS35BYMcnzJiUYnq2cg9an5XhHI/F492aFsD4DI7n00P/apxXUpgbFfKCbe2tOMUm2zKvC3r9co",
+	"MX/YKH+YOzFKuwsJVo2DIsbpw5NwZiL71LhXe2oGbFdgXELUPlXkpq3kF3RRkJMJodjv0yQSJF7UichB",
+	"w1JgGYqT3OtjDP3kGCfT2d4+a51fXfZaF6cfB+ft7nmzd/p+WEdNc2iEZMV7Re0GVCyS047VMzEmfpQW",
+	"TuVN0o8fNY7Spw+kMPwLnJsuUM96mTuqi6SPI3vmqkjmyLYCRd6k6Sy9mdGTOCFEYaGrdGY6tII/bBw+",
+	"G3FpXy8hI9FVPzq8nzAiBY1ttYgXQpGVyYLXZ0/S+fOT8p8MllURuC5GGv/LIopX53gGiId0L3NsxPH+",
+	"vr5ryoQ8ft143dBOmSVltXMiEw3O05vaEwMgWT0poiebN1d7cpO9PfaFQqmVZEvoSdF+nqxiNrbuL+Dp",
+	"b2aa41c/a48EUb9GGK8u9nUO1/aNp94VYxmvvqdrPNNoBk37uDFaybE9kV1PvTKe39VXxkdFqFfx7OkE",
+	"IvUKezzB3ae7/x8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

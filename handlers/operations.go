@@ -87,7 +87,9 @@ func (s *Server) replayOutcome(ctx context.Context, id string) (status string, r
 // filters.
 func (s *Server) ReplayAllMessages(ctx context.Context, req gen.ReplayAllMessagesRequestObject) (gen.ReplayAllMessagesResponseObject, error) {
 	p := req.Params
-	f := store.MessageFilter{Status: string(p.Status), EndpointID: deref(p.EndpointId, "")}
+	// Only replayable messages are picked, so ones that can never be replayed
+	// (payload gone, limit reached, endpoint deleted) do not block the rest.
+	f := store.MessageFilter{Status: string(p.Status), EndpointID: deref(p.EndpointId, ""), Replayable: true}
 	idList, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, deref(p.Limit, 100))
 	if err != nil {
 		return nil, err

@@ -393,3 +393,101 @@ func TestPauseResumeAndDeleteWithMessages(t *testing.T) {
 		require.Equal(t, "ENDPOINT_NOT_FOUND", env.Error.Code)
 	})
 }
+
+// TestSendRacingResumeIsNeverLeftPaused: sends and a resume race; once the
+// endpoint is active, no message may stay paused.
+func TestSendRacingResumeIsNeverLeftPaused(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, e *env) { // no engine: statuses stay as stored
+		ctx := context.Background()
+		for round := range 5 {
+			ep := e.createEndpoint(e.a, fmt.Sprintf("https://hooks.example.com/race/%d", round))
+			_, err := e.a.client.PauseEndpointWithResponse(ctx, ep.Id)
+			require.NoError(t, err)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range 20 {
+				wg.Go(func() {
+					<-start
+					e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
+				})
+			}
+			wg.Go(func() {
+				<-start
+				_, _ = e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
+			})
+			close(start)
+			wg.Wait()
+			var paused int
+			require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE endpoint_id = '"+ep.Id+"' AND status = 'paused'").Scan(&paused))
+			require.Zero(t, paused, "round %d: messages left paused on an active endpoint", round)
+		}
+	})
+}
+
+// TestPausedRetriesAndDeletedMessages: a retry that falls due while its
+// endpoint is paused is parked, and delivered after the resume; a deleted
+// waiting message is never delivered.
+func TestPausedRetriesAndDeletedMessages(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		sw := &switchable{}
+		rc := newReceiver(t, sw.handle)
+		ep := e.createEndpoint(e.a, rc.url("/parked"))
+		_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":1}}`)
+		e.waitStatus(res.MessageId, "pending_retry", 5*time.Second) // retry due in 300 ms
+		_, err := e.a.client.PauseEndpointWithResponse(ctx, ep.Id)
+		require.NoError(t, err)
+		e.waitStatus(res.MessageId, "paused", 5*time.Second) // fell due, parked, no attempt
+		m := e.waitStatus(res.MessageId, "paused", time.Second)
+		require.Equal(t, 1, m.AttemptCount)
+		sw.ok.Store(true)
+		r, err := e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), r.JSON200.Data.MessagesRequeued)
+		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		require.Equal(t, 2, m.AttemptCount)
+
+		// Deleted while waiting for a retry: never delivered again.
+		sw.ok.Store(false)
+		_, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":2}}`)
+		e.waitStatus(res2.MessageId, "pending_retry", 5*time.Second)
+		before := len(rc.requests())
+		d, err := e.a.client.DeleteMessageWithResponse(ctx, res2.MessageId)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, d.StatusCode())
+		sw.ok.Store(true)
+		time.Sleep(time.Second) // past the 300 ms and 600 ms retry delays
+		require.Len(t, rc.requests(), before, "a deleted message is not delivered")
+	})
+}
+
+// TestAbandonedDrainLeavesNothingDelivering: when the drain deadline passes
+// with attempts still hanging, they are abandoned and their messages
+// released (not counted), not left delivering.
+func TestAbandonedDrainLeavesNothingDelivering(t *testing.T) {
+	t.Parallel()
+	cfg := testEngineConfig()
+	cfg.DrainTimeout = 300 * time.Millisecond
+	e := setupWith(t, "postgres", options{receivers: true, engine: cfg})
+	rc := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+	})
+	ep := e.createEndpoint(e.a, rc.url("/hang"))
+	for i := range 3 {
+		e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
+	}
+	rc.waitFor(t, 3, 5*time.Second)
+	e.stopEngine()
+	var delivering, queued, attempts int
+	require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE status = 'delivering'").Scan(&delivering))
+	require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE status = 'queued'").Scan(&queued))
+	require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM attempts").Scan(&attempts))
+	require.Zero(t, delivering)
+	require.Equal(t, 3, queued, "released for another process, attempt not counted")
+	require.Zero(t, attempts)
+}

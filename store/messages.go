@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -106,8 +107,10 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 		return m, true, nil
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// FOR SHARE: a concurrent pause, resume or delete (which lock the
+		// endpoint FOR UPDATE) finishes first, and this read sees its result.
 		var e Endpoint
-		if err := liveEndpoint(tx.Select("id", "paused"), m.ProjectID, m.EndpointID).Take(&e).Error; err != nil {
+		if err := liveEndpoint(tx.Select("id", "paused").Clauses(clause.Locking{Strength: "SHARE"}), m.ProjectID, m.EndpointID).Take(&e).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return ErrEndpointNotFound
 			}
@@ -156,6 +159,7 @@ const insertFastPostgres = `WITH ins AS (
   SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, CAST(@payload AS bytea), @sha, CAST(@size AS integer), @headers,
     CAST(@key AS text), CAST(@retention AS integer), CASE WHEN e.paused THEN NULL ELSE CAST(@now AS timestamptz) END, CAST(@now AS timestamptz), CAST(@now AS timestamptz)
   FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
+  FOR SHARE OF e
   ON CONFLICT DO NOTHING
   RETURNING status)
 SELECT status, pg_notify('` + dueChannel + `', '') FROM ins`
@@ -350,9 +354,22 @@ func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Ou
 		}
 		var no int
 		err = s.db.WithContext(ctx).Raw(recordAttemptPostgres, args).Row().Scan(&no)
+		if errors.Is(err, gorm.ErrDuplicatedKey) || isUniqueViolation(err) {
+			// A retry of a write whose commit we did not hear about: it is
+			// recorded already (the statement is atomic, so nothing was
+			// applied twice).
+			return s.attemptNo(ctx, a.ID)
+		}
 		return no, translate(err, "record attempt")
 	}
 	var attemptNo int
+	var done int64
+	if err := s.db.WithContext(ctx).Model(&Attempt{}).Where("id = ?", a.ID).Count(&done).Error; err != nil {
+		return 0, translate(err, "record attempt")
+	}
+	if done > 0 {
+		return s.attemptNo(ctx, a.ID) // recorded by an earlier try
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Exec(recordUpdateSQLite, args).Error; err != nil {
 			return err
@@ -366,6 +383,19 @@ func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Ou
 		return tx.Create(&a).Error
 	})
 	return attemptNo, translate(err, "record attempt")
+}
+
+func (s *Store) attemptNo(ctx context.Context, attemptID string) (int, error) {
+	var a Attempt
+	err := s.db.WithContext(ctx).Select("attempt_no").Where("id = ?", attemptID).Take(&a).Error
+	return a.AttemptNo, translate(err, "record attempt")
+}
+
+// isUniqueViolation reports a PostgreSQL unique violation that reached us
+// outside GORM's error translation (raw queries read with Row()).
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // recordSet is the SET list shared by both dialects: the attempt always
@@ -413,23 +443,31 @@ func (s *Store) ReleaseLease(ctx context.Context, id, token string, delay time.D
 	return translate(err, "release message")
 }
 
-// ParkIfPaused sets a leased message to paused if its endpoint is paused,
-// and reports whether it did. The endpoint row is read FOR SHARE, so a
-// concurrent resume (which locks it FOR UPDATE) either sees the parked
-// message or makes this call see the endpoint resumed.
+// ParkIfPaused sets a leased message to paused if its endpoint is paused
+// (or fails it if the endpoint was deleted meanwhile), and reports whether it
+// did either. The endpoint row is read FOR SHARE, so a concurrent resume
+// (which locks it FOR UPDATE) either sees the parked message or makes this
+// call see the endpoint resumed.
 func (s *Store) ParkIfPaused(ctx context.Context, id, endpointID, token string) (bool, error) {
 	parked := false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var e Endpoint
-		if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Select("id", "paused").Where("id = ?", endpointID).Take(&e).Error; err != nil {
+		if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Select("id", "paused", "deleted_at").Where("id = ?", endpointID).Take(&e).Error; err != nil {
 			return err
 		}
-		if !e.Paused {
+		now := Now()
+		switch {
+		case e.DeletedAt != nil:
+			parked = true
+			return tx.Model(&Message{}).Where("id = ? AND lease_token = ?", id, token).
+				Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil,
+					"lease_until": nil, "lease_token": nil, "terminal_at": now, "updated_at": now}).Error
+		case !e.Paused:
 			return nil
 		}
 		parked = true
 		return tx.Model(&Message{}).Where("id = ? AND lease_token = ?", id, token).
-			Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "lease_until": nil, "lease_token": nil, "updated_at": Now()}).Error
+			Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "lease_until": nil, "lease_token": nil, "updated_at": now}).Error
 	})
 	return parked, translate(err, "park message")
 }

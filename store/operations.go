@@ -122,8 +122,8 @@ func (s *Store) Replay(ctx context.Context, projectID, id string, fromDLQ bool) 
 		if kept == 0 {
 			return ErrRetentionExpired
 		}
-		var e Endpoint
-		if err := liveEndpoint(tx.Select("id", "paused"), projectID, m.EndpointID).Take(&e).Error; err != nil {
+		var e Endpoint // FOR SHARE: see InsertMessage
+		if err := liveEndpoint(tx.Select("id", "paused").Clauses(clause.Locking{Strength: "SHARE"}), projectID, m.EndpointID).Take(&e).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return fmt.Errorf("%w: its endpoint was deleted", ErrInvalidStatus)
 			}
@@ -169,9 +169,16 @@ type MessageFilter struct {
 	Status        string
 	CreatedAfter  *time.Time // inclusive
 	CreatedBefore *time.Time // exclusive
+	// Replayable keeps only messages a replay could queue: payload kept,
+	// replays left, endpoint not deleted.
+	Replayable bool
 }
 
 func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
+	if f.Replayable {
+		q = q.Where("messages.payload IS NOT NULL AND messages.replay_count < ?", MaxReplays).
+			Where("EXISTS (SELECT 1 FROM endpoints WHERE endpoints.id = messages.endpoint_id AND endpoints.deleted_at IS NULL)")
+	}
 	if f.EndpointID != "" {
 		q = q.Where("messages.endpoint_id = ?", f.EndpointID)
 	}
