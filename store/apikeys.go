@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -43,7 +44,15 @@ func (s *Store) DeleteAPIKey(ctx context.Context, projectID, id string) error {
 // deleted key.
 func (s *Store) Authenticate(ctx context.Context, keyHash string) (APIKey, error) {
 	var k APIKey
-	err := s.db.WithContext(ctx).Where("key_hash = ? AND deleted_at IS NULL", keyHash).Take(&k).Error
+	var err error
+	if s.pool != nil {
+		k, err = s.pgFindAPIKey(ctx, keyHash)
+	} else {
+		err = s.db.WithContext(ctx).Where("key_hash = ? AND deleted_at IS NULL", keyHash).Take(&k).Error
+	}
+	if errors.Is(err, ErrNotFound) {
+		return APIKey{}, err
+	}
 	if err != nil {
 		return APIKey{}, translate(err, "authenticate")
 	}

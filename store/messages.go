@@ -153,17 +153,6 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 	return stored, created, nil
 }
 
-const insertFastPostgres = `WITH ins AS (
-  INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
-  SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, CAST(@payload AS bytea), @sha, CAST(@size AS integer), @headers,
-    CAST(@key AS text), CAST(@retention AS integer), CASE WHEN e.paused THEN NULL ELSE CAST(@now AS timestamptz) END, CAST(@now AS timestamptz), CAST(@now AS timestamptz)
-  FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
-  FOR SHARE OF e
-  ON CONFLICT DO NOTHING
-  RETURNING status)
-SELECT status, pg_notify('` + dueChannel + `', '') FROM ins`
-
 const insertFastSQLite = `INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
     idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
   SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, @payload, @sha, @size, @headers,
@@ -182,31 +171,25 @@ func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
 // insertFast tries the one-statement insert; it returns the stored status,
 // or "" when nothing was inserted.
 func (s *Store) insertFast(ctx context.Context, m Message) (string, error) {
-	q := insertFastSQLite
-	if s.dialect == Postgres {
-		q = insertFastPostgres
+	if s.pool != nil {
+		return s.batchInsert(ctx, m)
 	}
 	headers, err := m.Headers.Value()
 	if err != nil {
 		return "", err
 	}
-	rows, err := s.db.WithContext(ctx).Raw(q, map[string]any{
+	values := map[string]any{
 		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
 		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
-	}).Rows()
+	}
+	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
 	if err != nil {
 		return "", err
 	}
 	defer rows.Close()
 	status := ""
 	if rows.Next() {
-		if s.dialect == Postgres {
-			var notified any
-			err = rows.Scan(&status, &notified)
-		} else {
-			err = rows.Scan(&status)
-		}
-		if err != nil {
+		if err := rows.Scan(&status); err != nil {
 			return "", err
 		}
 	}
@@ -219,6 +202,10 @@ func (s *Store) insertFast(ctx context.Context, m Message) (string, error) {
 // another process is claiming are skipped (FOR UPDATE SKIP LOCKED), so no
 // message is leased twice.
 func (s *Store) ClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, error) {
+	if s.pool != nil {
+		ms, err := s.pgClaimDue(ctx, token, lease, limit, skip)
+		return ms, translate(err, "claim messages")
+	}
 	now := Now()
 	var b strings.Builder
 	args := []any{StatusDelivering, now.Add(lease), token, now}
@@ -352,9 +339,8 @@ func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Ou
 			"trunc": a.ResponseBodyTruncated, "aerr": a.ErrorText, "rtype": a.RetryType, "rafter": a.RetryAfterSeconds} {
 			args[k] = v
 		}
-		var no int
-		err = s.db.WithContext(ctx).Raw(recordAttemptPostgres, args).Row().Scan(&no)
-		if errors.Is(err, gorm.ErrDuplicatedKey) || isUniqueViolation(err) {
+		no, err := s.pgRecordAttempt(ctx, args)
+		if isUniqueViolation(err) {
 			// A retry of a write whose commit we did not hear about: it is
 			// recorded already (the statement is atomic, so nothing was
 			// applied twice).

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -57,6 +58,12 @@ type Store struct {
 	dialect string
 	where   string        // what was opened, without credentials, for logs
 	due     chan struct{} // see Due
+
+	// group commit of sends (PostgreSQL), see sendbatch.go
+	sends        chan sendRequest
+	stopBatchers chan struct{}
+	batchersDone sync.WaitGroup
+	closeOnce    sync.Once
 }
 
 // Open connects to the database Options name. It does not migrate; call
@@ -102,7 +109,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			pool.Close()
 			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
 		}
-		return &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1)}, nil
+		st := &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1)}
+		st.startSendBatchers()
+		return st, nil
 	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
 		if path == "" {
@@ -169,6 +178,10 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the connections.
 func (s *Store) Close() error {
+	if s.stopBatchers != nil {
+		s.closeOnce.Do(func() { close(s.stopBatchers) })
+		s.batchersDone.Wait()
+	}
 	err := s.sqlDB.Close()
 	if s.pool != nil {
 		s.pool.Close()

@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Group commit of sends on PostgreSQL. Concurrent InsertMessage calls are
+// gathered by a few batcher goroutines into one statement (arrays unnested
+// into rows) and one commit; each caller gets its answer after that commit.
+// Nothing waits to fill a batch: a batcher takes whatever is queued when it
+// becomes free, so a lone send pays no extra latency and a busy server
+// shares commits among many sends.
+
+const (
+	sendBatchMax      = 128
+	sendBatchers      = 4
+	sendBatchDeadline = 10 * time.Second
+)
+
+type sendRequest struct {
+	m    Message
+	done chan sendResult
+}
+
+type sendResult struct {
+	status string // "" when not inserted (endpoint gone or idempotency key used)
+	err    error
+}
+
+var pgInsertBatch = `WITH v AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::integer[], $10::timestamptz[])
+    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now)),
+ins AS (
+  INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
+  SELECT v.id, v.project_id, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, v.payload, v.sha, v.size, v.headers,
+    v.key, v.retention, CASE WHEN e.paused THEN NULL ELSE v.now END, v.now, v.now
+  FROM v JOIN endpoints e ON e.id = v.endpoint_id AND e.project_id = v.project_id AND e.deleted_at IS NULL
+  FOR SHARE OF e
+  ON CONFLICT DO NOTHING
+  RETURNING id, status)
+SELECT id, status, pg_notify('` + dueChannel + `', '') FROM ins`
+
+// startSendBatchers runs the batchers until the store closes.
+func (s *Store) startSendBatchers() {
+	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
+	s.stopBatchers = make(chan struct{})
+	for range sendBatchers {
+		s.batchersDone.Add(1)
+		go func() {
+			defer s.batchersDone.Done()
+			for {
+				select {
+				case <-s.stopBatchers:
+					return
+				case first := <-s.sends:
+					batch := []sendRequest{first}
+				gather:
+					for len(batch) < sendBatchMax {
+						select {
+						case r := <-s.sends:
+							batch = append(batch, r)
+						default:
+							break gather
+						}
+					}
+					s.insertBatch(batch)
+				}
+			}
+		}()
+	}
+}
+
+func (s *Store) insertBatch(batch []sendRequest) {
+	n := len(batch)
+	ids, projects, endpoints, shas, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads := make([][]byte, n)
+	sizes := make([]int32, n)
+	keys := make([]*string, n)
+	retention := make([]*int32, n)
+	nows := make([]time.Time, n)
+	for i, r := range batch {
+		m := r.m
+		ids[i], projects[i], endpoints[i], shas[i], payloads[i] = m.ID, m.ProjectID, m.EndpointID, m.PayloadSHA256, m.Payload
+		sizes[i], keys[i], nows[i] = int32(m.SizeBytes), m.IdempotencyKey, m.CreatedAt //nolint:gosec // payloads are at most 1 MiB
+		h, err := m.Headers.Value()
+		if err != nil {
+			r.done <- sendResult{err: err}
+			continue
+		}
+		headers[i] = h.(string)
+		if m.RetentionHours != nil {
+			v := int32(*m.RetentionHours) //nolint:gosec // validated 0-2160
+			retention[i] = &v
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
+	defer cancel()
+	got := map[string]string{}
+	rows, err := s.pool.Query(ctx, pgInsertBatch, ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows)
+	if err == nil {
+		for rows.Next() {
+			var id, status string
+			var notified any
+			if err = rows.Scan(&id, &status, &notified); err != nil {
+				break
+			}
+			got[id] = status
+		}
+		rows.Close()
+		if err == nil {
+			err = rows.Err()
+		}
+	}
+	for _, r := range batch {
+		select {
+		case r.done <- sendResult{status: got[r.m.ID], err: err}:
+		default: // answered already (a headers error above)
+		}
+	}
+}
+
+// batchInsert queues m for the next batch and waits for its commit.
+func (s *Store) batchInsert(ctx context.Context, m Message) (string, error) {
+	r := sendRequest{m: m, done: make(chan sendResult, 1)}
+	select {
+	case s.sends <- r:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	select {
+	case res := <-r.done:
+		return res.status, res.err
+	case <-ctx.Done():
+		// The batch may still commit; the caller answers with an error and
+		// a retry with the same idempotency key finds the message.
+		return "", ctx.Err()
+	}
+}
