@@ -316,6 +316,16 @@ type Outcome struct {
 // number given to a. (A retry scheduled for a message whose endpoint was
 // deleted meanwhile fails when it is next claimed, without an attempt.)
 func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
+	if s.pool != nil {
+		no, err := s.batchRecord(ctx, token, a, o)
+		return no, translate(err, "record attempt")
+	}
+	return s.recordOne(ctx, token, a, o)
+}
+
+// recordOne records one attempt by itself (SQLite, and PostgreSQL when a
+// batch failed as a whole).
+func (s *Store) recordOne(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
 	now := Now()
 	args := map[string]any{
 		"id": a.MessageID, "tok": token, "now": now, "status": o.Status, "next": o.NextAttemptAt,

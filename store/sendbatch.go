@@ -45,7 +45,6 @@ SELECT id, status, pg_notify('` + dueChannel + `', '') FROM ins`
 // startSendBatchers runs the batchers until the store closes.
 func (s *Store) startSendBatchers() {
 	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
-	s.stopBatchers = make(chan struct{})
 	for range sendBatchers {
 		s.batchersDone.Add(1)
 		go func() {

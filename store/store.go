@@ -61,6 +61,7 @@ type Store struct {
 
 	// group commit of sends (PostgreSQL), see sendbatch.go
 	sends        chan sendRequest
+	records      chan recordRequest
 	stopBatchers chan struct{}
 	batchersDone sync.WaitGroup
 	closeOnce    sync.Once
@@ -109,8 +110,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			pool.Close()
 			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
 		}
-		st := &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1)}
+		st := &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1),
+			stopBatchers: make(chan struct{})}
 		st.startSendBatchers()
+		st.startRecordBatchers()
 		return st, nil
 	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
