@@ -49,6 +49,7 @@ func (s *Server) DeleteApiKey(ctx context.Context, req gen.DeleteApiKeyRequestOb
 	if err := s.Store.DeleteAPIKey(ctx, projectID(ctx), req.KeyId); err != nil {
 		return nil, err
 	}
+	s.auth.forget(req.KeyId)
 	return gen.DeleteApiKey200JSONResponse{Data: gen.ApiKeyDeleted{KeyId: req.KeyId, Deleted: true}, Meta: meta(ctx)}, nil
 }
 

@@ -166,13 +166,19 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 	if !strings.EqualFold(scheme, "Bearer") || !credentials.WellFormedAPIKey(token) {
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
 	}
-	k, err := s.Store.Authenticate(req.Context(), credentials.HashAPIKey(token))
+	hash := credentials.HashAPIKey(token)
+	if k, ok := s.auth.get(hash, time.Now()); ok {
+		c.Set(authKey, k)
+		return nil
+	}
+	k, err := s.Store.Authenticate(req.Context(), hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
 	case err != nil:
 		return &echo.HTTPError{Code: http.StatusInternalServerError, Message: "authentication failed", Internal: err}
 	}
+	s.auth.put(hash, k, time.Now())
 	c.Set(authKey, k)
 	return nil
 }

@@ -22,6 +22,7 @@ type Server struct {
 	Logger  *slog.Logger // nil means slog.Default()
 
 	draining atomic.Bool
+	auth     authCache
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
