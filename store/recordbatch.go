@@ -92,6 +92,15 @@ func i32(p *int) *int32 {
 }
 
 func (s *Store) recordBatch(batch []recordRequest) {
+	if len(batch) == 1 {
+		// A batch of one takes the single-row statement (a simpler plan).
+		r := batch[0]
+		ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
+		defer cancel()
+		no, err := s.recordOne(ctx, r.token, r.a, r.o)
+		r.done <- recordResult{no: no, err: err}
+		return
+	}
 	n := len(batch)
 	ids, toks, statuses, lasterr := make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
 	next, started := make([]*time.Time, n), make([]time.Time, n)
