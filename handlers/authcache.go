@@ -19,8 +19,9 @@ const authCacheMax = 10000
 // client does not cost a database round trip per request. Only successes
 // are cached: a new key works at once.
 type authCache struct {
-	mu sync.Mutex
-	m  map[string]authEntry
+	mu  sync.Mutex
+	m   map[string]authEntry
+	gen uint64 // bumped by forget: a lookup that raced a delete is not stored
 }
 
 type authEntry struct {
@@ -28,19 +29,25 @@ type authEntry struct {
 	until time.Time
 }
 
-func (c *authCache) get(hash string, now time.Time) (store.APIKey, bool) {
+// get returns a cached key, or false and the generation to pass to put.
+func (c *authCache) get(hash string, now time.Time) (store.APIKey, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[hash]
 	if !ok || now.After(e.until) {
-		return store.APIKey{}, false
+		return store.APIKey{}, c.gen, false
 	}
-	return e.key, true
+	return e.key, c.gen, true
 }
 
-func (c *authCache) put(hash string, k store.APIKey, now time.Time) {
+// put stores a key read from the database, unless a key was deleted since
+// the lookup began (gen changed): that read may be of the deleted key.
+func (c *authCache) put(hash string, k store.APIKey, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if c.m == nil || len(c.m) >= authCacheMax {
 		c.m = map[string]authEntry{}
 	}
@@ -51,6 +58,7 @@ func (c *authCache) put(hash string, k store.APIKey, now time.Time) {
 func (c *authCache) forget(keyID string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	for h, e := range c.m {
 		if e.key.ID == keyID {
 			delete(c.m, h)

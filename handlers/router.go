@@ -167,7 +167,8 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
 	}
 	hash := credentials.HashAPIKey(token)
-	if k, ok := s.auth.get(hash, time.Now()); ok {
+	k, gen, ok := s.auth.get(hash, time.Now())
+	if ok {
 		c.Set(authKey, k)
 		return nil
 	}
@@ -178,7 +179,7 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 	case err != nil:
 		return &echo.HTTPError{Code: http.StatusInternalServerError, Message: "authentication failed", Internal: err}
 	}
-	s.auth.put(hash, k, time.Now())
+	s.auth.put(hash, k, gen, time.Now())
 	c.Set(authKey, k)
 	return nil
 }

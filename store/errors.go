@@ -29,6 +29,8 @@ var (
 	ErrLastSigningKey = errors.New("cannot delete the last signing key")
 	// ErrUnavailable: the database cannot be reached right now.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store closed")
 )
 
 // translate turns GORM and driver errors into the sentinels above. what names
@@ -64,8 +66,10 @@ func isUnavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		// Class 08: connection exception; 57P01-03: admin shutdown, crash
-		// shutdown, cannot connect now.
-		return len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" || pgErr.Code == "57P03")
+		// shutdown, cannot connect now; 40001/40P01: serialization failure
+		// and deadlock, which a retry resolves.
+		return len(pgErr.Code) == 5 && (pgErr.Code[:2] == "08" || pgErr.Code == "57P01" || pgErr.Code == "57P02" ||
+			pgErr.Code == "57P03" || pgErr.Code == "40001" || pgErr.Code == "40P01")
 	}
 	return false
 }

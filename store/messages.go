@@ -233,9 +233,13 @@ WHERE id IN (SELECT id FROM messages
 // returns how many it rescued.
 func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	now := Now()
-	res := s.db.WithContext(ctx).Model(&Message{}).
-		Where("status = ? AND lease_until < ?", StatusDelivering, now).
-		Updates(map[string]any{"status": StatusPendingRetry, "next_attempt_at": now, "lease_until": nil, "lease_token": nil, "updated_at": now})
+	q := s.db.WithContext(ctx).Model(&Message{}).Where("status = ? AND lease_until < ?", StatusDelivering, now)
+	if s.dialect == Postgres {
+		// In id order, skipping rows another rescuer holds: no deadlock.
+		q = s.db.WithContext(ctx).Model(&Message{}).Where(`id IN (SELECT id FROM messages
+  WHERE status = ? AND lease_until < ? ORDER BY id FOR UPDATE SKIP LOCKED)`, StatusDelivering, now)
+	}
+	res := q.Updates(map[string]any{"status": StatusPendingRetry, "next_attempt_at": now, "lease_until": nil, "lease_token": nil, "updated_at": now})
 	if res.Error != nil {
 		return 0, translate(res.Error, "rescue messages")
 	}
@@ -261,6 +265,13 @@ func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, until 
 			seen[tok] = true
 			tokens = append(tokens, tok)
 		}
+	}
+	if s.dialect == Postgres {
+		// Rows locked in id order, as attempt records lock them: no deadlock.
+		err := s.db.WithContext(ctx).Exec(`UPDATE messages SET lease_until = ? WHERE id IN (
+  SELECT id FROM messages WHERE id IN ? AND lease_token IN ? AND status = ? ORDER BY id FOR UPDATE)`,
+			until, ids, tokens, StatusDelivering).Error
+		return translate(err, "extend leases")
 	}
 	err := s.db.WithContext(ctx).Model(&Message{}).
 		Where("id IN ? AND lease_token IN ? AND status = ?", ids, tokens, StatusDelivering).

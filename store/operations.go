@@ -227,8 +227,9 @@ func (s *Store) DeleteMessages(ctx context.Context, projectID string, ids []stri
 	var deleted []string
 	now := Now()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		// Lock in id order (PostgreSQL), as every multi-row change does.
 		if err := tx.Model(&Message{}).Where("id IN ? AND project_id = ? AND deleted_at IS NULL", ids, projectID).
-			Order("id").Pluck("id", &deleted).Error; err != nil {
+			Order("id").Clauses(clause.Locking{Strength: "UPDATE"}).Pluck("id", &deleted).Error; err != nil {
 			return err
 		}
 		if len(deleted) == 0 {

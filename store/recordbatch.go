@@ -30,6 +30,10 @@ const pgRecordBatch = `WITH v AS (
     $23::text[], $24::text[], $25::text[], $26::boolean[], $27::text[], $28::text[], $29::integer[])
   AS v(id, tok, new_status, next, budget, fast, slow, lasterr, rstatus, latency, started, aid, project, outcome,
     dur, dns, conn, tls, ttfb, xfer, ip, reused, reqh, resph, body, trunc, aerr, rtype, rafter)),
+l AS MATERIALIZED (
+  -- Lock the rows in id order first: heartbeats and other batches lock in
+  -- the same order, so they queue instead of deadlocking.
+  SELECT id FROM messages WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE),
 m AS (
   UPDATE messages SET attempt_count = messages.attempt_count + 1, updated_at = $30::timestamptz,
     first_attempt_at = COALESCE(messages.first_attempt_at, v.started),
@@ -45,7 +49,7 @@ m AS (
     terminal_at = CASE WHEN messages.lease_token = v.tok AND v.new_status IN ('succeeded', 'failed_permanent') THEN $30::timestamptz ELSE messages.terminal_at END,
     lease_until = CASE WHEN messages.lease_token = v.tok THEN NULL ELSE messages.lease_until END,
     lease_token = CASE WHEN messages.lease_token = v.tok THEN NULL ELSE messages.lease_token END
-  FROM v WHERE messages.id = v.id
+  FROM v JOIN l ON l.id = v.id WHERE messages.id = v.id
   RETURNING messages.id, messages.attempt_count)
 INSERT INTO attempts (id, project_id, message_id, attempt_no, started_at, outcome, response_status, duration_ms, dns_ms,
     connect_ms, tls_ms, ttfb_ms, transfer_ms, resolved_ip, conn_reused, request_headers, response_headers, response_body,
@@ -64,7 +68,14 @@ func (s *Store) startRecordBatchers() {
 			for {
 				select {
 				case <-s.stopBatchers:
-					return
+					for {
+						select {
+						case r := <-s.records:
+							r.done <- recordResult{err: ErrClosed}
+						default:
+							return
+						}
+					}
 				case first := <-s.records:
 					batch := []recordRequest{first}
 				gather:
@@ -92,6 +103,29 @@ func i32(p *int) *int32 {
 }
 
 func (s *Store) recordBatch(batch []recordRequest) {
+	// One message at most once per statement: UPDATE … FROM would apply
+	// only one of two rows for the same message (a stale record of a
+	// rescued message beside the current one). Extra ones go alone, after.
+	seen := make(map[string]bool, len(batch))
+	var later []recordRequest
+	unique := batch[:0]
+	for _, r := range batch {
+		if seen[r.a.MessageID] {
+			later = append(later, r)
+			continue
+		}
+		seen[r.a.MessageID] = true
+		unique = append(unique, r)
+	}
+	batch = unique
+	defer func() {
+		for _, r := range later {
+			ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
+			no, err := s.recordOne(ctx, r.token, r.a, r.o)
+			cancel()
+			r.done <- recordResult{no: no, err: err}
+		}
+	}()
 	if len(batch) == 1 {
 		// A batch of one takes the single-row statement (a simpler plan).
 		r := batch[0]
@@ -162,9 +196,16 @@ func (s *Store) recordBatch(batch []recordRequest) {
 func (s *Store) batchRecord(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
 	r := recordRequest{token: token, a: a, o: o, done: make(chan recordResult, 1)}
 	select {
+	case <-s.stopBatchers:
+		return 0, ErrClosed
+	default:
+	}
+	select {
 	case s.records <- r:
 	case <-ctx.Done():
 		return 0, ctx.Err()
+	case <-s.stopBatchers:
+		return 0, ErrClosed
 	}
 	select {
 	case res := <-r.done:

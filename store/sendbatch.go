@@ -2,7 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
+	"sort"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Group commit of sends on PostgreSQL. Concurrent InsertMessage calls are
@@ -19,6 +23,7 @@ const (
 )
 
 type sendRequest struct {
+	ctx  context.Context // the caller's: a request it gave up on is not inserted
 	m    Message
 	done chan sendResult
 }
@@ -65,7 +70,14 @@ func (s *Store) startSendBatchers() {
 			for {
 				select {
 				case <-s.stopBatchers:
-					return
+					for {
+						select {
+						case r := <-s.sends:
+							r.done <- sendResult{err: ErrClosed}
+						default:
+							return
+						}
+					}
 				case first := <-s.sends:
 					batch := []sendRequest{first}
 				gather:
@@ -85,6 +97,28 @@ func (s *Store) startSendBatchers() {
 }
 
 func (s *Store) insertBatch(batch []sendRequest) {
+	// Requests whose callers gave up are answered, not inserted.
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- sendResult{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
+	// A fixed order (endpoint, idempotency key) so that two batches waiting
+	// on each other's uncommitted keys cannot deadlock.
+	sort.Slice(batch, func(i, j int) bool {
+		a, b := batch[i].m, batch[j].m
+		if a.EndpointID != b.EndpointID {
+			return a.EndpointID < b.EndpointID
+		}
+		return deref(a.IdempotencyKey) < deref(b.IdempotencyKey)
+	})
 	n := len(batch)
 	ids, projects, endpoints, shas, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads := make([][]byte, n)
@@ -96,11 +130,7 @@ func (s *Store) insertBatch(batch []sendRequest) {
 		m := r.m
 		ids[i], projects[i], endpoints[i], shas[i], payloads[i] = m.ID, m.ProjectID, m.EndpointID, m.PayloadSHA256, m.Payload
 		sizes[i], keys[i], nows[i] = int32(m.SizeBytes), m.IdempotencyKey, m.CreatedAt //nolint:gosec // payloads are at most 1 MiB
-		h, err := m.Headers.Value()
-		if err != nil {
-			r.done <- sendResult{err: err}
-			continue
-		}
+		h, _ := m.Headers.Value()                                                      // a JSON map of strings always marshals
 		headers[i] = h.(string)
 		if m.RetentionHours != nil {
 			v := int32(*m.RetentionHours) //nolint:gosec // validated 0-2160
@@ -133,21 +163,61 @@ func (s *Store) insertBatch(batch []sendRequest) {
 			err = rows.Err()
 		}
 	}
-	for _, r := range batch {
-		select {
-		case r.done <- sendResult{status: got[r.m.ID], err: err}:
-		default: // answered already (a headers error above)
+	if err != nil && n > 1 {
+		// One statement for many senders failed (a deadlock or
+		// serialization failure is possible under contention): try each
+		// alone, so one bad item cannot fail unrelated sends.
+		for _, r := range batch {
+			r.done <- s.insertOne(r)
 		}
+		return
 	}
+	for _, r := range batch {
+		r.done <- sendResult{status: got[r.m.ID], err: err}
+	}
+}
+
+func (s *Store) insertOne(r sendRequest) sendResult {
+	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
+	defer cancel()
+	m := r.m
+	h, _ := m.Headers.Value()
+	var retention *int32
+	if m.RetentionHours != nil {
+		v := int32(*m.RetentionHours) //nolint:gosec // validated 0-2160
+		retention = &v
+	}
+	var id, status string
+	var notified any
+	err := s.pool.QueryRow(ctx, pgInsertOne, m.ID, m.ProjectID, m.EndpointID, m.Payload, m.PayloadSHA256,
+		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt).Scan(&id, &status, &notified) //nolint:gosec // ≤ 1 MiB
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sendResult{}
+	}
+	return sendResult{status: status, err: err}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
 
 // batchInsert queues m for the next batch and waits for its commit.
 func (s *Store) batchInsert(ctx context.Context, m Message) (string, error) {
-	r := sendRequest{m: m, done: make(chan sendResult, 1)}
+	r := sendRequest{ctx: ctx, m: m, done: make(chan sendResult, 1)}
+	select {
+	case <-s.stopBatchers:
+		return "", ErrClosed
+	default:
+	}
 	select {
 	case s.sends <- r:
 	case <-ctx.Done():
 		return "", ctx.Err()
+	case <-s.stopBatchers:
+		return "", ErrClosed
 	}
 	select {
 	case res := <-r.done:

@@ -1,0 +1,148 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/store"
+)
+
+func newMessage(projectID, endpointID string, key *string) store.Message {
+	now := store.Now()
+	return store.Message{ID: ids.NewUUID(), ProjectID: projectID, EndpointID: endpointID, Status: store.StatusQueued,
+		Payload: []byte(`{"a":1}`), PayloadSHA256: "sha", SizeBytes: 7, Headers: store.Headers{}, IdempotencyKey: key,
+		NextAttemptAt: &now, CreatedAt: now, UpdatedAt: now}
+}
+
+// TestConcurrentSendsWithSharedKeys: producers send the same idempotency
+// keys in opposite orders at once; group commit must neither deadlock nor
+// fail a send, and each key makes one message.
+func TestConcurrentSendsWithSharedKeys(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "postgres")
+	ctx := context.Background()
+	e, k := newEndpoint(f.project.ID, "https://k.example.com/")
+	require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+	const keys = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, 40*keys)
+	for g := range 20 {
+		wg.Go(func() {
+			for i := range keys {
+				n := i
+				if g%2 == 1 {
+					n = keys - 1 - i
+				}
+				key := fmt.Sprintf("k%03d", n)
+				if _, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, &key)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("send failed: %v", err)
+	}
+	counts, err := f.s.CountByStatus(ctx, f.project.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(keys), counts[store.StatusQueued])
+}
+
+// TestRecordsBesideHeartbeats: 300 attempts recorded concurrently, in
+// random order, while leases are extended: every outcome lands, every
+// attempt number is 1, nothing fails.
+func TestRecordsBesideHeartbeats(t *testing.T) {
+	t.Parallel()
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, d)
+			ctx := context.Background()
+			e, k := newEndpoint(f.project.ID, "https://r.example.com/")
+			require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+			for range 300 {
+				_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
+				require.NoError(t, err)
+			}
+			claimed, err := f.s.ClaimDue(ctx, "tok", time.Minute, 300, nil)
+			require.NoError(t, err)
+			require.Len(t, claimed, 300)
+			held := map[string]string{}
+			for _, m := range claimed {
+				held[m.ID] = "tok"
+			}
+			stop := make(chan struct{})
+			var hb sync.WaitGroup
+			hb.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(time.Millisecond):
+					}
+					if err := f.s.ExtendLeases(ctx, held, store.Now().Add(time.Minute)); err != nil {
+						t.Errorf("extend leases: %v", err)
+						return
+					}
+				}
+			})
+			var wg sync.WaitGroup
+			errs := make(chan error, len(claimed))
+			for i := len(claimed) - 1; i >= 0; i-- {
+				m := claimed[i]
+				wg.Go(func() {
+					a := store.Attempt{ID: ids.NewUUID(), ProjectID: m.ProjectID, MessageID: m.ID, StartedAt: store.Now(), Outcome: "success",
+						RequestHeaders: store.Headers{}, ResponseHeaders: store.Headers{}}
+					if _, err := f.s.RecordAttempt(ctx, "tok", a, store.Outcome{Status: store.StatusSucceeded, BudgetUsed: 1}); err != nil {
+						errs <- err
+					}
+				})
+			}
+			wg.Wait()
+			close(stop)
+			hb.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("record failed: %v", err)
+			}
+			counts, err := f.s.CountByStatus(ctx, f.project.ID)
+			require.NoError(t, err)
+			require.Equal(t, map[string]int64{store.StatusSucceeded: 300}, counts)
+			var maxNo int
+			require.NoError(t, f.s.DB().QueryRow("SELECT max(attempt_no) FROM attempts").Scan(&maxNo))
+			require.Equal(t, 1, maxNo)
+		})
+	}
+}
+
+// TestClosedStoreAnswers: a send or record after Close fails at once
+// instead of waiting forever.
+func TestClosedStoreAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := store.Open(ctx, store.Options{DatabaseURL: testdb.NewPostgres(t)})
+	require.NoError(t, err)
+	_, err = s.Migrate(ctx)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.InsertMessage(ctx, newMessage("p", "e", nil))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		require.Error(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a send after Close hung")
+	}
+}
