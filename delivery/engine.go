@@ -188,7 +188,10 @@ func (e *Engine) heartbeat(ctx context.Context) {
 			held[l.id] = l.token
 		}
 		e.mu.Unlock()
-		if err := e.st.ExtendLeases(ctx, held, store.Now().Add(e.cfg.Lease)); err != nil && ctx.Err() == nil {
+		qctx, cancel := e.dbContext(ctx)
+		err := e.st.ExtendLeases(qctx, held, store.Now().Add(e.cfg.Lease))
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			e.log.Warn("extending leases failed; they may expire and be rescued", "in_flight", len(held), "error", err.Error())
 		}
 	}
@@ -205,8 +208,18 @@ func rescueEvery(lease time.Duration) time.Duration {
 	return d
 }
 
+// dbContext bounds one database call of the engine's loops. It is not
+// cancelled by shutdown: a query is never interrupted half-way (the SQLite
+// driver's interrupt races with closing the database), and the loops check
+// ctx between calls instead.
+func (e *Engine) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Lease/2)
+}
+
 func (e *Engine) rescue(ctx context.Context) {
-	n, err := e.st.RescueExpired(ctx)
+	qctx, cancel := e.dbContext(ctx)
+	defer cancel()
+	n, err := e.st.RescueExpired(qctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("rescuing expired leases failed", "error", err.Error())
@@ -250,7 +263,9 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	}
 	want := min(free, e.cfg.ClaimBatch)
 	token := ids.RandomAlnum(16)
-	msgs, err := e.st.ClaimDue(ctx, token, e.cfg.Lease, want, skip)
+	qctx, cancel := e.dbContext(ctx)
+	defer cancel()
+	msgs, err := e.st.ClaimDue(qctx, token, e.cfg.Lease, want, skip)
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Warn("claiming messages failed", "error", err.Error())
@@ -269,7 +284,7 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 			epIDs = append(epIDs, m.EndpointID)
 		}
 	}
-	targets, err := e.st.DeliveryTargets(ctx, epIDs)
+	targets, err := e.st.DeliveryTargets(qctx, epIDs)
 	if err != nil {
 		e.log.Warn("loading endpoints failed; releasing claimed messages", "error", err.Error())
 		for _, m := range msgs {
@@ -345,7 +360,7 @@ func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Me
 	defer cancel()
 	wait := 50 * time.Millisecond
 	for {
-		try, cancelTry := context.WithTimeout(ctx, e.cfg.Lease/2)
+		try, cancelTry := e.dbContext(ctx)
 		err := fn(try)
 		cancelTry()
 		if err == nil {
