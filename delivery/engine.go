@@ -189,7 +189,7 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		}
 		e.mu.Unlock()
 		qctx, cancel := e.dbContext(ctx)
-		err := e.st.ExtendLeases(qctx, held, store.Now().Add(e.cfg.Lease))
+		err := e.st.ExtendLeases(qctx, held, e.cfg.Lease)
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("extending leases failed; they may expire and be rescued", "in_flight", len(held), "error", err.Error())

@@ -89,7 +89,7 @@ func TestRecordsBesideHeartbeats(t *testing.T) {
 						return
 					case <-time.After(time.Millisecond):
 					}
-					if err := f.s.ExtendLeases(ctx, held, store.Now().Add(time.Minute)); err != nil {
+					if err := f.s.ExtendLeases(ctx, held, time.Minute); err != nil {
 						t.Errorf("extend leases: %v", err)
 						return
 					}
@@ -145,4 +145,50 @@ func TestClosedStoreAnswers(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a send after Close hung")
 	}
+}
+
+// TestLeasesExpireUnlessExtended: a claimed message comes back after its
+// lease ends, unless its holder extends the lease; released messages are
+// due again without an attempt.
+func TestLeasesExpireUnlessExtended(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		e, k := newEndpoint(f.project.ID, "https://l.example.com/")
+		require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+		for range 2 {
+			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
+			require.NoError(t, err)
+		}
+		claimed, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
+		require.NoError(t, err)
+		require.Len(t, claimed, 2)
+		again, err := f.s.ClaimDue(ctx, "other", time.Minute, 10, nil)
+		require.NoError(t, err)
+		require.Empty(t, again, "leased messages are not claimed twice")
+
+		require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{claimed[0].ID: "tok"}, time.Minute))
+		n, err := f.s.RescueExpired(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "nothing expired yet")
+		time.Sleep(400 * time.Millisecond)
+		n, err = f.s.RescueExpired(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), n, "only the lease that was not extended expired")
+
+		rescued, err := f.s.ClaimDue(ctx, "tok2", time.Minute, 10, nil)
+		require.NoError(t, err)
+		require.Len(t, rescued, 1)
+		require.Equal(t, claimed[1].ID, rescued[0].ID)
+		require.Zero(t, rescued[0].AttemptCount, "the interrupted attempt was not counted")
+
+		require.NoError(t, f.s.ReleaseLease(ctx, rescued[0].ID, "tok2", 0))
+		m, err := f.s.GetMessage(ctx, f.project.ID, rescued[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.StatusQueued, m.Status, "released before any attempt: queued again")
+		require.NoError(t, f.s.ReleaseLease(ctx, claimed[0].ID, "wrong-token", 0))
+		m, err = f.s.GetMessage(ctx, f.project.ID, claimed[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.StatusDelivering, m.Status, "only the lease holder can release")
+	})
 }

@@ -55,7 +55,9 @@ func (n named) args(values map[string]any) []any {
 
 var (
 	pgRecord = newNamed(recordAttemptPostgres)
-	pgClaim  = newNamed(`UPDATE messages SET status = 'delivering', lease_until = CAST(@until AS timestamptz),
+	// Leases use the database's clock (now()), so processes on hosts whose
+	// clocks differ still agree on when a lease has expired.
+	pgClaim = newNamed(`UPDATE messages SET status = 'delivering', lease_until = now() + make_interval(secs => CAST(@lease AS double precision)),
     lease_token = CAST(@tok AS text), updated_at = CAST(@now AS timestamptz)
 WHERE id IN (SELECT id FROM messages
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= CAST(@now AS timestamptz) AND deleted_at IS NULL
@@ -76,7 +78,7 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 		skip = []string{}
 	}
 	rows, err := s.pool.Query(ctx, pgClaim.sql, pgClaim.args(map[string]any{
-		"until": now.Add(lease), "tok": token, "now": now, "skip": skip, "lim": limit,
+		"lease": lease.Seconds(), "tok": token, "now": now, "skip": skip, "lim": limit,
 	})...)
 	if err != nil {
 		return nil, err

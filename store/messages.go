@@ -236,8 +236,9 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	q := s.db.WithContext(ctx).Model(&Message{}).Where("status = ? AND lease_until < ?", StatusDelivering, now)
 	if s.dialect == Postgres {
 		// In id order, skipping rows another rescuer holds: no deadlock.
+		// Expiry is judged by the database's clock, like the lease.
 		q = s.db.WithContext(ctx).Model(&Message{}).Where(`id IN (SELECT id FROM messages
-  WHERE status = ? AND lease_until < ? ORDER BY id FOR UPDATE SKIP LOCKED)`, StatusDelivering, now)
+  WHERE status = ? AND lease_until < now() ORDER BY id FOR UPDATE SKIP LOCKED)`, StatusDelivering)
 	}
 	res := q.Updates(map[string]any{"status": StatusPendingRetry, "next_attempt_at": now, "lease_until": nil, "lease_token": nil, "updated_at": now})
 	if res.Error != nil {
@@ -249,10 +250,11 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	return res.RowsAffected, nil
 }
 
-// ExtendLeases moves the lease of messages this worker still holds (id and
-// token both match, status delivering) to until: a live worker keeps its
-// messages however long an attempt takes; only a dead one lets them expire.
-func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, until time.Time) error {
+// ExtendLeases renews for lease the leases of messages this worker still
+// holds (id and token both match, status delivering): a live worker keeps
+// its messages however long an attempt takes; only a dead one lets them
+// expire. On PostgreSQL the database's clock measures the lease.
+func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, lease time.Duration) error {
 	if len(held) == 0 {
 		return nil
 	}
@@ -268,14 +270,14 @@ func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, until 
 	}
 	if s.dialect == Postgres {
 		// Rows locked in id order, as attempt records lock them: no deadlock.
-		err := s.db.WithContext(ctx).Exec(`UPDATE messages SET lease_until = ? WHERE id IN (
+		err := s.db.WithContext(ctx).Exec(`UPDATE messages SET lease_until = now() + make_interval(secs => ?) WHERE id IN (
   SELECT id FROM messages WHERE id IN ? AND lease_token IN ? AND status = ? ORDER BY id FOR UPDATE)`,
-			until, ids, tokens, StatusDelivering).Error
+			lease.Seconds(), ids, tokens, StatusDelivering).Error
 		return translate(err, "extend leases")
 	}
 	err := s.db.WithContext(ctx).Model(&Message{}).
 		Where("id IN ? AND lease_token IN ? AND status = ?", ids, tokens, StatusDelivering).
-		Update("lease_until", until).Error
+		Update("lease_until", Now().Add(lease)).Error
 	return translate(err, "extend leases")
 }
 
