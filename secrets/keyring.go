@@ -162,9 +162,6 @@ func (kr *Keyring) Has(id string) bool {
 	return ok
 }
 
-// ActiveID is the id of the master key that Seal uses.
-func (kr *Keyring) ActiveID() string { return kr.active }
-
 // Seal encrypts plaintext under the active key, binding it to aad (the
 // record's id, so a sealed value cannot be moved to another record). It
 // returns the master key id and nonce||ciphertext.

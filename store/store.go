@@ -162,9 +162,6 @@ func redact(raw string) string {
 	return u.String()
 }
 
-// Dialect is Postgres or SQLite.
-func (s *Store) Dialect() string { return s.dialect }
-
 // Where describes the open database without credentials, for logs.
 func (s *Store) Where() string { return s.where }
 
