@@ -28,6 +28,7 @@ import (
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/internal/fakedns"
+	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/tcpproxy"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/netguard"
@@ -61,30 +62,12 @@ type env struct {
 	server  *handlers.Server
 	url     string
 	dns     *fakedns.Resolver
-	logs    *syncBuffer // everything the server logged, at debug level
+	logs    *syncbuf.Buffer // everything the server logged, at debug level
 	proxy   *tcpproxy.Proxy
 	// stopEngine stops the delivery engine (a drain) and returns when it
 	// has; set when options.engine is.
 	stopEngine func()
 	a, b       tenant
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // options change what setupWith starts.
@@ -151,7 +134,7 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 		dns.Set(h, publicIP)
 	}
 	dns.Set("internal.example.com", "10.1.2.3")
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	policy := &netguard.Policy{Resolver: dns}
 	if o.receivers {

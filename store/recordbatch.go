@@ -61,37 +61,7 @@ RETURNING id, attempt_no`
 
 func (s *Store) startRecordBatchers() {
 	s.records = make(chan recordRequest, sendBatchMax*sendBatchers)
-	for range sendBatchers {
-		s.batchersDone.Add(1)
-		go func() {
-			defer s.batchersDone.Done()
-			for {
-				select {
-				case <-s.stopBatchers:
-					for {
-						select {
-						case r := <-s.records:
-							r.done <- recordResult{err: ErrClosed}
-						default:
-							return
-						}
-					}
-				case first := <-s.records:
-					batch := []recordRequest{first}
-				gather:
-					for len(batch) < sendBatchMax {
-						select {
-						case r := <-s.records:
-							batch = append(batch, r)
-						default:
-							break gather
-						}
-					}
-					s.recordBatch(batch)
-				}
-			}
-		}()
-	}
+	runBatchers(s, s.records, s.recordBatch, func(r recordRequest) { r.done <- recordResult{err: ErrClosed} })
 }
 
 func i32(p *int) *int32 {
@@ -195,17 +165,8 @@ func (s *Store) recordBatch(batch []recordRequest) {
 // its commit.
 func (s *Store) batchRecord(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
 	r := recordRequest{token: token, a: a, o: o, done: make(chan recordResult, 1)}
-	select {
-	case <-s.stopBatchers:
-		return 0, ErrClosed
-	default:
-	}
-	select {
-	case s.records <- r:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-s.stopBatchers:
-		return 0, ErrClosed
+	if err := enqueue(ctx, s, s.records, r); err != nil {
+		return 0, err
 	}
 	select {
 	case res := <-r.done:

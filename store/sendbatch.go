@@ -10,10 +10,9 @@ import (
 )
 
 // Group commit of sends on PostgreSQL. Concurrent InsertMessage calls are
-// gathered by a few batcher goroutines into one statement (arrays unnested
-// into rows) and one commit; each caller gets its answer after that commit.
-// Nothing waits to fill a batch: a batcher takes whatever is queued when it
-// becomes free, so a lone send pays no extra latency and a busy server
+// gathered by a few batcher goroutines (batcher.go) into one statement
+// (arrays unnested into rows) and one commit; each caller gets its answer
+// after that commit. A lone send pays no extra latency and a busy server
 // shares commits among many sends.
 
 const (
@@ -60,40 +59,10 @@ ins AS (
   RETURNING id, status)
 SELECT id, status, pg_notify('` + dueChannel + `', '') FROM ins`
 
-// startSendBatchers runs the batchers until the store closes.
+// startSendBatchers runs the send batchers until the store closes.
 func (s *Store) startSendBatchers() {
 	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
-	for range sendBatchers {
-		s.batchersDone.Add(1)
-		go func() {
-			defer s.batchersDone.Done()
-			for {
-				select {
-				case <-s.stopBatchers:
-					for {
-						select {
-						case r := <-s.sends:
-							r.done <- sendResult{err: ErrClosed}
-						default:
-							return
-						}
-					}
-				case first := <-s.sends:
-					batch := []sendRequest{first}
-				gather:
-					for len(batch) < sendBatchMax {
-						select {
-						case r := <-s.sends:
-							batch = append(batch, r)
-						default:
-							break gather
-						}
-					}
-					s.insertBatch(batch)
-				}
-			}
-		}()
-	}
+	runBatchers(s, s.sends, s.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
 }
 
 func (s *Store) insertBatch(batch []sendRequest) {
@@ -207,17 +176,8 @@ func deref(p *string) string {
 // batchInsert queues m for the next batch and waits for its commit.
 func (s *Store) batchInsert(ctx context.Context, m Message) (string, error) {
 	r := sendRequest{ctx: ctx, m: m, done: make(chan sendResult, 1)}
-	select {
-	case <-s.stopBatchers:
-		return "", ErrClosed
-	default:
-	}
-	select {
-	case s.sends <- r:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-s.stopBatchers:
-		return "", ErrClosed
+	if err := enqueue(ctx, s, s.sends, r); err != nil {
+		return "", err
 	}
 	select {
 	case res := <-r.done:

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -28,13 +26,8 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 	status := fs.Int("status", 200, "HTTP status to answer every delivery with (try 500 or 429 to watch retries)")
 	tolerance := fs.Duration("tolerance", signature.DefaultTolerance, "accepted clock difference of X-Webhook-Timestamp (0 disables the check)")
 	fs.Usage = usage(fs, "hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]")
-	if err := parseFlags(fs, args, getenv, "addr", "secrets", "status", "tolerance"); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return nil
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if ok, err := commandFlags(fs, args, getenv, stdout, "addr", "secrets", "status", "tolerance"); !ok {
+		return err
 	}
 	if *status < 100 || *status > 599 {
 		return fmt.Errorf("%w: --status must be an HTTP status (100-599)", errUsage)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/syncbuf"
+
 	"github.com/hookd/hookd/signature"
 )
 
@@ -18,11 +20,11 @@ func TestListenPrintsDeliveriesAndChecksSignatures(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- listen(ctx, []string{"--addr", "127.0.0.1:0", "--secrets", secret, "--status", "202"}, env(nil), out, &syncBuffer{}, ready)
+		done <- listen(ctx, []string{"--addr", "127.0.0.1:0", "--secrets", secret, "--status", "202"}, env(nil), out, &syncbuf.Buffer{}, ready)
 	}()
 	addr := <-ready
 

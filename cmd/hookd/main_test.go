@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/secrets"
 )
@@ -38,24 +39,6 @@ func TestMain(m *testing.M) {
 
 var keyRE = regexp.MustCompile(`hk_live_[A-Za-z0-9]{32}`)
 
-// syncBuffer is a bytes.Buffer safe for the server goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 // startServe runs `hookd serve` in-process and returns its address and a
@@ -65,7 +48,7 @@ func startServe(t *testing.T, args []string, getenv func(string) string, stdout 
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
-	stderr := &syncBuffer{}
+	stderr := &syncbuf.Buffer{}
 	go func() { errc <- serve(ctx, args, getenv, stdout, stderr, ready) }()
 	select {
 	case addr = <-ready:
@@ -112,7 +95,7 @@ func TestFirstStartPrintsAWorkingKeyOnce(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"), "--log-format", "json"}
 
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	addr, stop := startServe(t, args, env(nil), stdout)
 	key := keyRE.FindString(stdout.String())
 	require.NotEmpty(t, key, "the banner shows the key: %s", stdout)
@@ -125,7 +108,7 @@ func TestFirstStartPrintsAWorkingKeyOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
 
-	stdout2 := &syncBuffer{}
+	stdout2 := &syncbuf.Buffer{}
 	addr, stop = startServe(t, args, env(nil), stdout2)
 	require.Empty(t, stdout2.String(), "the key is printed only on the first start")
 	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/v1/endpoints", key), "the key survives a restart")
@@ -140,7 +123,7 @@ func TestEnvironmentConfiguresAndFlagsWin(t *testing.T) {
 		"HOOKD_DATA_DIR":   filepath.Join(dir, "envdata"),
 		"HOOKD_LOG_FORMAT": "text",
 	})
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0"}, e, stdout)
 	require.NotEqual(t, "127.0.0.1:1", addr)
 	_, err := os.Stat(filepath.Join(dir, "envdata", "hookd.db"))
@@ -188,7 +171,7 @@ func TestPostgresNeedsAnExplicitMasterKey(t *testing.T) {
 	require.ErrorContains(t, err, "HOOKD_MASTER_KEY")
 
 	key := secrets.GenerateMasterKey("prod")
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
 		env(map[string]string{"HOOKD_DATABASE_URL": dbURL, "HOOKD_MASTER_KEY": key.String()}), stdout)
 	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/readyz", ""))
@@ -228,7 +211,7 @@ func TestOperatorCommands(t *testing.T) {
 	// The CLI's key authenticates against a server on the same database and
 	// sees project acme (which has no endpoints yet); no bootstrap happens
 	// because the database already holds a project.
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
 		env(map[string]string{"HOOKD_DATABASE_URL": dbURL, "HOOKD_MASTER_KEY": secrets.GenerateMasterKey("m").String()}), stdout)
 	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/v1/endpoints", testKey))
@@ -316,7 +299,7 @@ func TestLostOrWrongMasterKeyIsRefusedAtStart(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	args := []string{"--addr", "127.0.0.1:0", "--data-dir", dir}
-	stdout := &syncBuffer{}
+	stdout := &syncbuf.Buffer{}
 	addr, stop := startServe(t, args, env(nil), stdout)
 	key := keyRE.FindString(stdout.String())
 	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/endpoints", strings.NewReader(`{"url":"https://93.184.216.34/hooks"}`))
@@ -346,7 +329,7 @@ func TestLostOrWrongMasterKeyIsRefusedAtStart(t *testing.T) {
 	// The old key as a retired key next to a new active one works.
 	old, err := secrets.ParseMasterKey(string(b))
 	require.NoError(t, err)
-	addr, stop = startServe(t, append([]string{"--master-key", other.String(), "--master-keys-old", old.String()}, args...), env(nil), &syncBuffer{})
+	addr, stop = startServe(t, append([]string{"--master-key", other.String(), "--master-keys-old", old.String()}, args...), env(nil), &syncbuf.Buffer{})
 	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/readyz", ""))
 	require.NoError(t, stop())
 }

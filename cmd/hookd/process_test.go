@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/syncbuf"
+
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/secrets"
 )
@@ -30,15 +32,15 @@ import (
 type child struct {
 	cmd    *exec.Cmd
 	addr   string
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	exited chan struct{}
 }
 
 // startChild starts `hookd serve` with args and waits until it listens.
 func startChild(t *testing.T, args ...string) *child {
 	t.Helper()
-	c := &child{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	c := &child{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	c.cmd.Env = append(os.Environ(), "HOOKD_TEST_RUN_MAIN=1",
 		"HOOKD_TEST_ARGS="+strings.Join(append([]string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json"}, args...), " "))

@@ -92,22 +92,31 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses a command's flags (help goes to stdout) and validates the
-// config. noEnv lists the command's own flags, which are not read from the
-// environment.
-func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, noEnv ...string) error {
+// commandFlags parses a command's flags (and, except for noEnv, their
+// environment variables). ok is false when the command should stop: help
+// was asked for and printed to stdout (err nil), or the flags are wrong
+// (err says how, marked errUsage).
+func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer, noEnv ...string) (ok bool, err error) {
 	if err := parseFlags(fs, args, getenv, noEnv...); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
 			fs.Usage()
-			return err
+			return false, nil
 		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return false, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return true, nil
+}
+
+// parse is commandFlags followed by validating the config.
+func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, noEnv ...string) (ok bool, err error) {
+	if ok, err := commandFlags(fs, args, getenv, stdout, noEnv...); !ok {
+		return false, err
 	}
 	if err := c.validate(serving); err != nil {
-		return fmt.Errorf("invalid configuration:\n%w", err)
+		return false, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // openStore opens and migrates the database.
@@ -134,10 +143,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	fs := newFlagSet("serve", stderr)
 	serveFlags(fs, &c)
 	fs.Usage = usage(fs, "hookd serve [flags]")
-	if err := parse(fs, &c, args, getenv, stdout, true); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := parse(fs, &c, args, getenv, stdout, true); !ok {
 		return err
 	}
 	log := newLogger(&c, stderr)
@@ -288,10 +294,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	fs := newFlagSet("migrate", stderr)
 	dbFlags(fs, &c)
 	fs.Usage = usage(fs, "hookd migrate [flags]")
-	if err := parse(fs, &c, args, getenv, stdout, false); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := parse(fs, &c, args, getenv, stdout, false); !ok {
 		return err
 	}
 	st, err := store.Open(ctx, c.storeOptions())
@@ -326,10 +329,7 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	if err := parse(fs, &c, rest, getenv, stdout, false); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := parse(fs, &c, rest, getenv, stdout, false); !ok {
 		return err
 	}
 	log := newLogger(&c, stderr)
@@ -386,10 +386,7 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&mode, "mode", "live", "live or test: the key's prefix, hk_live_ or hk_test_")
 	fs.StringVar(&label, "label", "", "a label shown in the key list (at most 100 characters)")
 	fs.Usage = usage(fs, "hookd apikey create --project NAME [--mode live|test] [--label L]")
-	if err := parse(fs, &c, args[1:], getenv, stdout, false, "project", "mode", "label"); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if ok, err := parse(fs, &c, args[1:], getenv, stdout, false, "project", "mode", "label"); !ok {
 		return err
 	}
 	switch {
@@ -430,13 +427,8 @@ func masterkey(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("masterkey generate", stderr)
 	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id (1-32 of A-Z a-z 0-9 _ . -), stored beside every secret it seals")
 	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]")
-	if err := parseFlags(fs, args[1:], func(string) string { return "" }); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return nil
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
+	if ok, err := commandFlags(fs, args[1:], func(string) string { return "" }, stdout); !ok {
+		return err
 	}
 	if err := secrets.ValidKeyID(*id); err != nil {
 		return fmt.Errorf("%w: --id: %w", errUsage, err)
