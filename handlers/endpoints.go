@@ -114,16 +114,20 @@ func toEndpoint(e store.Endpoint) gen.Endpoint {
 		h[k] = v
 	}
 	return gen.Endpoint{
-		Id:           e.ID,
-		Url:          e.URL,
-		Description:  e.Description,
-		RateLimitRps: e.RateLimitRPS,
-		Burst:        e.Burst,
-		Headers:      h,
-		HmacEnabled:  e.HMACEnabled,
-		Paused:       e.Paused,
-		CreatedAt:    e.CreatedAt.UTC(),
-		UpdatedAt:    e.UpdatedAt.UTC(),
+		Id:                  e.ID,
+		Url:                 e.URL,
+		Description:         e.Description,
+		RateLimitRps:        e.RateLimitRPS,
+		Burst:               e.Burst,
+		Headers:             h,
+		HmacEnabled:         e.HMACEnabled,
+		Paused:              e.Paused,
+		ConsecutiveFailures: e.ConsecutiveFailures,
+		FailingSince:        utcPtr(e.FailingSince),
+		DisabledAt:          utcPtr(e.DisabledAt),
+		DisabledReason:      e.DisabledReason,
+		CreatedAt:           e.CreatedAt.UTC(),
+		UpdatedAt:           e.UpdatedAt.UTC(),
 	}
 }
 

@@ -44,9 +44,15 @@ type Endpoint struct {
 	Headers       Headers
 	HMACEnabled   bool `gorm:"column:hmac_enabled"`
 	Paused        bool
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	DeletedAt     *time.Time
+	// Health, kept by the circuit breaker (package delivery).
+	ConsecutiveFailures int
+	FailingSince        *time.Time
+	ProbeAfter          *time.Time // while failing, no attempt starts before this
+	DisabledAt          *time.Time // set with Paused when the breaker disabled it
+	DisabledReason      *string
+	CreatedAt           time.Time
+	UpdatedAt           time.Time
+	DeletedAt           *time.Time
 }
 
 // SigningKey is one signing secret of an endpoint, sealed by a master key

@@ -1,0 +1,8 @@
+-- Endpoint health (the circuit breaker): the current run of failed
+-- attempts, when it began, the earliest time of the next probe while the
+-- endpoint keeps failing, and when and why hookd disabled it.
+ALTER TABLE endpoints ADD COLUMN consecutive_failures integer NOT NULL DEFAULT 0;
+ALTER TABLE endpoints ADD COLUMN failing_since timestamptz;
+ALTER TABLE endpoints ADD COLUMN probe_after timestamptz;
+ALTER TABLE endpoints ADD COLUMN disabled_at timestamptz;
+ALTER TABLE endpoints ADD COLUMN disabled_reason text;
