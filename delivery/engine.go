@@ -42,6 +42,23 @@ type Config struct {
 	Schedule Schedule
 	// UserAgent is sent with every delivery ["hookd"].
 	UserAgent string
+	// Breaker is the endpoint circuit breaker [DefaultBreaker()]; zero
+	// fields take DefaultBreaker's, negative ones turn that rule off.
+	Breaker store.BreakerPolicy
+}
+
+// DefaultBreaker is the default circuit breaker: attempts to an endpoint
+// are spaced from its 3rd failure in a row (one probe at a time, waits from
+// 1 s doubling to 5 min), and the endpoint is disabled at 100 failures in a
+// row or after failing every attempt for 5 days, whichever comes first.
+func DefaultBreaker() store.BreakerPolicy {
+	return store.BreakerPolicy{
+		DisableAfterFailures: 100,
+		DisableAfter:         5 * 24 * time.Hour,
+		ProbeAfterFailures:   3,
+		ProbeBackoff:         time.Second,
+		ProbeBackoffMax:      5 * time.Minute,
+	}
 }
 
 func (c *Config) defaults() {
@@ -72,6 +89,24 @@ func (c *Config) defaults() {
 	if c.UserAgent == "" {
 		c.UserAgent = "hookd"
 	}
+	d := DefaultBreaker()
+	b := &c.Breaker
+	if b.DisableAfterFailures == 0 {
+		b.DisableAfterFailures = d.DisableAfterFailures
+	}
+	if b.DisableAfter == 0 {
+		b.DisableAfter = d.DisableAfter
+	}
+	if b.ProbeAfterFailures == 0 {
+		b.ProbeAfterFailures = d.ProbeAfterFailures
+	}
+	if b.ProbeBackoff <= 0 {
+		b.ProbeBackoff = d.ProbeBackoff
+	}
+	if b.ProbeBackoffMax <= 0 {
+		b.ProbeBackoffMax = d.ProbeBackoffMax
+	}
+	b.ProbeBackoffMax = max(b.ProbeBackoffMax, b.ProbeBackoff)
 }
 
 // Validate says what is wrong with c (after defaults).
@@ -98,7 +133,8 @@ type Engine struct {
 	mu         sync.Mutex
 	inflight   int
 	byEndpoint map[string]int
-	holdUntil  map[string]time.Time  // endpoints waiting for their rate limit
+	holdUntil  map[string]time.Time  // endpoints waiting for their rate limit or next probe
+	failing    map[string]int        // failures in a row this process last saw, by endpoint
 	held       map[leaseKey]struct{} // leases of the messages in flight
 	freed      chan struct{}
 	now        func() time.Time
@@ -118,7 +154,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 		log = slog.Default()
 	}
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{},
-		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), now: store.Now,
+		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), now: store.Now,
 		workCtx: context.Background()}, nil
 }
 
@@ -422,6 +458,10 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		}
 	}
 
+	if !e.mayStart(m, ep, token) {
+		return
+	}
+
 	now := e.now()
 	ts := now.Unix()
 	h := http.Header{}
@@ -459,6 +499,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		no, err = e.st.RecordAttempt(ctx, token, a, d.Outcome)
 		return err
 	}, "record attempt", m)
+	e.trackHealth(m, t, res)
 	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
 	if d.RetryType != "" {
@@ -473,6 +514,79 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		level = slog.LevelDebug
 	}
 	e.log.Log(context.Background(), level, "delivery attempt", attrs...)
+}
+
+// probeHold is how long a probe attempt keeps other attempts to its failing
+// endpoint waiting, should its process die before recording it.
+func (e *Engine) probeHold() time.Duration { return e.cfg.AttemptTimeout + 5*time.Second }
+
+// mayStart applies the circuit breaker's spacing: while an endpoint keeps
+// failing, one attempt at a time (across all processes) probes it, and the
+// others wait, without spending an attempt, until the next probe is due.
+// It reports whether m's attempt may start; if not, m is released.
+func (e *Engine) mayStart(m store.Message, ep store.Endpoint, token string) bool {
+	e.mu.Lock()
+	failures := max(ep.ConsecutiveFailures, e.failing[ep.ID])
+	e.mu.Unlock()
+	if e.cfg.Breaker.ProbeAfterFailures <= 0 || failures < e.cfg.Breaker.ProbeAfterFailures {
+		return true
+	}
+	var ok bool
+	var wait time.Duration
+	e.retryDB(func(ctx context.Context) error {
+		var err error
+		ok, wait, err = e.st.AcquireProbe(ctx, ep.ID, e.cfg.Breaker, e.probeHold())
+		return err
+	}, "probe", m)
+	if ok {
+		return true
+	}
+	e.mu.Lock()
+	e.holdUntil[ep.ID] = time.Now().Add(wait)
+	e.mu.Unlock()
+	e.release(m, token, wait)
+	return false
+}
+
+// endpointFailed reports whether an attempt's result counts against its
+// endpoint's health: no answer (connection refused, timeout, TLS, refused
+// destination), 408 or 5xx. Any other answer, 429 included (its pacing is
+// the fast retry track's job), shows the endpoint alive.
+func endpointFailed(r Result) bool {
+	return r.Status == 0 || r.Status == http.StatusRequestTimeout || r.Status >= 500
+}
+
+// trackHealth feeds an attempt's result to the circuit breaker.
+func (e *Engine) trackHealth(m store.Message, t store.DeliveryTarget, r Result) {
+	ep := t.Endpoint
+	if endpointFailed(r) {
+		errText := fmt.Sprintf("HTTP %d", r.Status)
+		if r.Err != nil {
+			errText = r.Err.Error()
+		}
+		var res store.FailureResult
+		e.retryDB(func(ctx context.Context) error {
+			var err error
+			res, err = e.st.RecordEndpointFailure(ctx, ep.ID, r.Started, errText, e.cfg.Breaker)
+			return err
+		}, "endpoint health", m)
+		e.mu.Lock()
+		e.failing[ep.ID] = res.ConsecutiveFailures
+		e.mu.Unlock()
+		if res.Disabled {
+			e.log.Warn("endpoint disabled by the circuit breaker; resume it to deliver its messages again",
+				"endpoint_id", ep.ID, "project_id", m.ProjectID, "message_id", m.ID,
+				"consecutive_failures", res.ConsecutiveFailures, "reason", res.Reason)
+		}
+		return
+	}
+	e.mu.Lock()
+	known := max(ep.ConsecutiveFailures, e.failing[ep.ID])
+	delete(e.failing, ep.ID)
+	e.mu.Unlock()
+	if known > 0 {
+		e.retryDB(func(ctx context.Context) error { return e.st.ResetEndpointHealth(ctx, ep.ID) }, "endpoint health", m)
+	}
 }
 
 // secretsOf opens the endpoint's signing secrets, newest first, caching

@@ -126,14 +126,23 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 // SetEndpointPaused pauses or resumes a live endpoint of the project. A pause
 // moves its queued messages to paused (a retry that falls due while paused
 // is parked by the worker); a resume moves every paused message to queued,
-// due now, and returns how many. It returns ErrNotFound.
+// due now, and returns how many, and also re-enables an endpoint the circuit
+// breaker disabled. It returns ErrNotFound.
 func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, paused bool) (requeued int64, err error) {
 	now := Now()
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := lockEndpoint(tx, projectID, id); err != nil {
 			return err
 		}
-		if err := tx.Model(&Endpoint{}).Where("id = ? AND project_id = ?", id, projectID).Updates(map[string]any{"paused": paused, "updated_at": now}).Error; err != nil {
+		upd := map[string]any{"paused": paused, "updated_at": now}
+		if !paused {
+			// Resuming re-enables an endpoint the circuit breaker disabled
+			// and gives it a fresh start.
+			for k, v := range map[string]any{"disabled_at": nil, "disabled_reason": nil, "consecutive_failures": 0, "failing_since": nil, "probe_after": nil, "probe_lease_until": nil} {
+				upd[k] = v
+			}
+		}
+		if err := tx.Model(&Endpoint{}).Where("id = ? AND project_id = ?", id, projectID).Updates(upd).Error; err != nil {
 			return err
 		}
 		if paused {

@@ -48,6 +48,7 @@ type Endpoint struct {
 	ConsecutiveFailures int
 	FailingSince        *time.Time
 	ProbeAfter          *time.Time // while failing, no attempt starts before this
+	ProbeLeaseUntil     *time.Time // a probe attempt is in flight until at most this
 	DisabledAt          *time.Time // set with Paused when the breaker disabled it
 	DisabledReason      *string
 	CreatedAt           time.Time

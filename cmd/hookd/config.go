@@ -71,6 +71,14 @@ type Config struct {
 	RetrySlow, RetryFast string
 	MaxAttempts          int
 	RetryAfterCap        time.Duration
+	// BreakerFailures and BreakerDuration disable an endpoint that failed
+	// this many attempts in a row, or every attempt for this long (0 turns
+	// a rule off); from BreakerProbeAfter failures in a row its attempts
+	// are spaced, one probe at a time, waiting up to BreakerBackoffMax.
+	BreakerFailures   int
+	BreakerDuration   time.Duration
+	BreakerProbeAfter int
+	BreakerBackoffMax time.Duration
 	// CAFile is a PEM bundle trusted for receivers in addition to the
 	// system roots.
 	CAFile string
@@ -112,6 +120,10 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.RetryFast, "retry-fast", "30s,60s,120s,240s,300s", "delays before retries after consecutive 429 answers; then the slow track")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 8, "attempts per message before it goes to the DLQ (1-100)")
 	fs.DurationVar(&c.RetryAfterCap, "retry-after-cap", 24*time.Hour, "upper bound of a receiver's Retry-After")
+	fs.IntVar(&c.BreakerFailures, "breaker-failures", 100, "disable an endpoint after this many failed attempts in a row (0: never on a count)")
+	fs.DurationVar(&c.BreakerDuration, "breaker-duration", 5*24*time.Hour, "disable an endpoint that has failed every attempt for this long (0: never on time)")
+	fs.IntVar(&c.BreakerProbeAfter, "breaker-probe-after", 3, "from this many failures in a row, attempts to the endpoint are spaced out, one probe at a time (0: never)")
+	fs.DurationVar(&c.BreakerBackoffMax, "breaker-backoff-max", 5*time.Minute, "longest wait between probes of a failing endpoint (waits start at 1s and double)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go pprof profiles on this address, e.g. 127.0.0.1:6060 (off when empty; keep it private)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
@@ -361,12 +373,23 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		DrainTimeout:        c.ShutdownTimeout,
 		Schedule:            delivery.Schedule{Slow: slow, Fast: fast, MaxAttempts: c.MaxAttempts, RetryAfterCap: c.RetryAfterCap},
 		UserAgent:           "hookd/" + version,
+		Breaker: store.BreakerPolicy{
+			DisableAfterFailures: offIfZero(c.BreakerFailures),
+			DisableAfter:         time.Duration(offIfZero(int(c.BreakerDuration))),
+			ProbeAfterFailures:   offIfZero(c.BreakerProbeAfter),
+			ProbeBackoff:         time.Second,
+			ProbeBackoffMax:      c.BreakerBackoffMax,
+		},
 	}
 	switch {
 	case c.AttemptTimeout <= 0:
 		return dc, errors.New("--attempt-timeout (HOOKD_ATTEMPT_TIMEOUT) must be positive")
 	case c.RescueAfter <= c.AttemptTimeout:
 		return dc, fmt.Errorf("--rescue-after (HOOKD_RESCUE_AFTER, %s) must be longer than --attempt-timeout (%s)", c.RescueAfter, c.AttemptTimeout)
+	case c.BreakerFailures < 0 || c.BreakerDuration < 0 || c.BreakerProbeAfter < 0:
+		return dc, errors.New("--breaker-failures, --breaker-duration and --breaker-probe-after may not be negative (0 turns a rule off)")
+	case c.BreakerBackoffMax < time.Second || c.BreakerBackoffMax > 24*time.Hour:
+		return dc, errors.New("--breaker-backoff-max (HOOKD_BREAKER_BACKOFF_MAX) must be 1s to 24h")
 	case c.PollInterval <= 0 || c.PollInterval > time.Minute:
 		return dc, errors.New("--poll-interval (HOOKD_POLL_INTERVAL) must be more than 0 and at most 1m")
 	}
@@ -374,6 +397,15 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		return dc, fmt.Errorf("retry schedule (--retry-slow, --retry-fast, --max-attempts, --retry-after-cap): %w", err)
 	}
 	return dc, nil
+}
+
+// offIfZero maps a flag's 0 ("off") to the engine's negative "off" (its 0
+// means "default").
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func parseDurations(s string) ([]time.Duration, error) {
