@@ -426,13 +426,13 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	ep := t.Endpoint
 	switch {
 	case ep.ID == "" || ep.DeletedAt != nil:
-		e.retryDB(func(ctx context.Context) error { return e.st.FailLeased(ctx, m.ID, token, "endpoint deleted") }, "fail", m)
+		e.retryDB(func(ctx context.Context) error { return e.st.FailLeased(ctx, m, token, "endpoint deleted") }, "fail", m)
 		return
 	case ep.Paused:
 		var parked bool
 		e.retryDB(func(ctx context.Context) error {
 			var err error
-			parked, err = e.st.ParkIfPaused(ctx, m.ID, ep.ID, token)
+			parked, err = e.st.ParkIfPaused(ctx, m, token)
 			return err
 		}, "park", m)
 		if parked {

@@ -99,6 +99,7 @@ type Decision struct {
 func (s Schedule) Decide(m store.Message, r Result, now time.Time) Decision {
 	class := Classify(r)
 	o := store.Outcome{
+		EndpointID:  m.EndpointID,
 		BudgetUsed:  m.BudgetUsed + 1,
 		FastStreak:  m.FastStreak,
 		SlowRetries: m.SlowRetries,

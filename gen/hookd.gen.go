@@ -126,6 +126,30 @@ func (e MessageStatus) Valid() bool {
 	}
 }
 
+// Defines values for MetricsWindow.
+const (
+	N1h  MetricsWindow = "1h"
+	N24h MetricsWindow = "24h"
+	N30d MetricsWindow = "30d"
+	N7d  MetricsWindow = "7d"
+)
+
+// Valid indicates whether the value is a known member of the MetricsWindow enum.
+func (e MetricsWindow) Valid() bool {
+	switch e {
+	case N1h:
+		return true
+	case N24h:
+		return true
+	case N30d:
+		return true
+	case N7d:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReplayItemStatus.
 const (
 	Failed   ReplayItemStatus = "failed"
@@ -626,6 +650,53 @@ type Meta struct {
 	RequestId string `json:"request_id"`
 }
 
+// Metrics defines model for Metrics.
+type Metrics struct {
+	// AvgLatencyMs Mean response time of the successful attempts, in milliseconds; 0 when there were none.
+	AvgLatencyMs int64 `json:"avg_latency_ms"`
+
+	// Failed Of those, how many are now failed_permanent (in the DLQ).
+	Failed int64 `json:"failed"`
+
+	// Retries Retry attempts made for them (every attempt after a message's first).
+	Retries int64 `json:"retries"`
+
+	// Succeeded Of those, how many are now succeeded.
+	Succeeded int64 `json:"succeeded"`
+
+	// SuccessRate succeeded / (succeeded + failed), from 0 to 1; 0 when no message has finished.
+	SuccessRate float64 `json:"success_rate"`
+
+	// TotalMessages Messages created in the window.
+	TotalMessages int64         `json:"total_messages"`
+	Window        MetricsWindow `json:"window"`
+}
+
+// MetricsBucket defines model for MetricsBucket.
+type MetricsBucket struct {
+	AvgLatencyMs int64 `json:"avg_latency_ms"`
+	Failed       int64 `json:"failed"`
+
+	// Retrying Messages not finished yet (total - succeeded - failed), including ones deleted before they finished.
+	Retrying  int64 `json:"retrying"`
+	Succeeded int64 `json:"succeeded"`
+
+	// Timestamp Start of the bucket (UTC).
+	Timestamp time.Time `json:"timestamp"`
+
+	// Total Messages created in the bucket.
+	Total int64 `json:"total"`
+}
+
+// MetricsEnvelope defines model for MetricsEnvelope.
+type MetricsEnvelope struct {
+	Data Metrics `json:"data"`
+	Meta Meta    `json:"meta"`
+}
+
+// MetricsWindow defines model for MetricsWindow.
+type MetricsWindow string
+
 // PageMeta defines model for PageMeta.
 type PageMeta struct {
 	HasMore bool `json:"has_more"`
@@ -746,6 +817,18 @@ type SigningKeyListEnvelope struct {
 	Meta Meta         `json:"meta"`
 }
 
+// Timeseries defines model for Timeseries.
+type Timeseries struct {
+	Buckets []MetricsBucket `json:"buckets"`
+	Window  MetricsWindow   `json:"window"`
+}
+
+// TimeseriesEnvelope defines model for TimeseriesEnvelope.
+type TimeseriesEnvelope struct {
+	Data Timeseries `json:"data"`
+	Meta Meta       `json:"meta"`
+}
+
 // UpdateEndpointRequest Only the fields given change.
 type UpdateEndpointRequest struct {
 	Burst       *int    `json:"burst,omitempty"`
@@ -768,6 +851,9 @@ type EndpointID = string
 
 // MessageID defines model for MessageID.
 type MessageID = openapi_types.UUID
+
+// MetricsEndpoint defines model for MetricsEndpoint.
+type MetricsEndpoint = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = ErrorEnvelope
@@ -843,6 +929,24 @@ type ReplayAllMessagesParams struct {
 
 // ReplayAllMessagesParamsStatus defines parameters for ReplayAllMessages.
 type ReplayAllMessagesParamsStatus string
+
+// GetMetricsParams defines parameters for GetMetrics.
+type GetMetricsParams struct {
+	// Window The window, counted back from now.
+	Window *MetricsWindow `form:"window,omitempty" json:"window,omitempty"`
+
+	// EndpointId Only this endpoint's messages (an id of another project's endpoint counts nothing).
+	EndpointId *MetricsEndpoint `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+}
+
+// GetMetricsTimeseriesParams defines parameters for GetMetricsTimeseries.
+type GetMetricsTimeseriesParams struct {
+	// Window The window, counted back from now.
+	Window *MetricsWindow `form:"window,omitempty" json:"window,omitempty"`
+
+	// EndpointId Only this endpoint's messages (an id of another project's endpoint counts nothing).
+	EndpointId *MetricsEndpoint `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
+}
 
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
@@ -1238,6 +1342,20 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
 	RetryNow(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetrics Delivery metrics of a window
+	//
+	// Counts of the messages created in the window (by creation time) and what became of them. The window is aligned to its timeseries bucket size (UTC): `1h` is the current minute and the 59 before it, `24h` the current hour and the 23 before it, `7d` the current 6-hour bucket and the 27 before it, `30d` today and the 29 days before. Counters are written by each hookd process every second, so an answer may lag by about a second.
+	//
+	// Corresponds with GET /v1/metrics (the `GetMetrics` operationId).
+	GetMetrics(ctx context.Context, params *GetMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetricsTimeseries Delivery metrics per time bucket
+	//
+	// The window split into UTC-aligned buckets by message creation time: `1h` into 60 one-minute buckets, `24h` into 24 hours, `7d` into 28 six-hour buckets, `30d` into 30 days, oldest first, the last one being the current (partial) bucket. Buckets without messages are present with zero counts.
+	//
+	// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
+	GetMetricsTimeseries(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SendWebhookWithBody Send a webhook
 	//
@@ -1915,6 +2033,40 @@ func (c *Client) ReplayMessage(ctx context.Context, id MessageID, reqEditors ...
 // Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
 func (c *Client) RetryNow(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetryNowRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetrics Delivery metrics of a window
+//
+// Counts of the messages created in the window (by creation time) and what became of them. The window is aligned to its timeseries bucket size (UTC): `1h` is the current minute and the 59 before it, `24h` the current hour and the 23 before it, `7d` the current 6-hour bucket and the 27 before it, `30d` today and the 29 days before. Counters are written by each hookd process every second, so an answer may lag by about a second.
+//
+// Corresponds with GET /v1/metrics (the `GetMetrics` operationId).
+func (c *Client) GetMetrics(ctx context.Context, params *GetMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetMetricsTimeseries Delivery metrics per time bucket
+//
+// The window split into UTC-aligned buckets by message creation time: `1h` into 60 one-minute buckets, `24h` into 24 hours, `7d` into 28 six-hour buckets, `30d` into 30 days, oldest first, the last one being the current (partial) bucket. Buckets without messages are present with zero counts.
+//
+// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
+func (c *Client) GetMetricsTimeseries(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsTimeseriesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3248,6 +3400,138 @@ func NewRetryNowRequest(server string, id MessageID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
+func NewGetMetricsRequest(server string, params *GetMetricsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetMetricsTimeseriesRequest constructs an http.Request for the GetMetricsTimeseries method
+func NewGetMetricsTimeseriesRequest(server string, params *GetMetricsTimeseriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/metrics/timeseries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "endpoint_id", *params.EndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewSendWebhookRequest calls the generic SendWebhook builder with application/json body
 func NewSendWebhookRequest(server string, body SendWebhookJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -3682,6 +3966,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/messages/{id}/retry-now (the `RetryNow` operationId).
 	RetryNowWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*RetryNowResponse, error)
+
+	// GetMetricsWithResponse Delivery metrics of a window
+	//
+	// Counts of the messages created in the window (by creation time) and what became of them. The window is aligned to its timeseries bucket size (UTC): `1h` is the current minute and the 59 before it, `24h` the current hour and the 23 before it, `7d` the current 6-hour bucket and the 27 before it, `30d` today and the 29 days before. Counters are written by each hookd process every second, so an answer may lag by about a second.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/metrics (the `GetMetrics` operationId).
+	GetMetricsWithResponse(ctx context.Context, params *GetMetricsParams, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
+
+	// GetMetricsTimeseriesWithResponse Delivery metrics per time bucket
+	//
+	// The window split into UTC-aligned buckets by message creation time: `1h` into 60 one-minute buckets, `24h` into 24 hours, `7d` into 28 six-hour buckets, `30d` into 30 days, oldest first, the last one being the current (partial) bucket. Buckets without messages are present with zero counts.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
+	GetMetricsTimeseriesWithResponse(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*GetMetricsTimeseriesResponse, error)
 
 	// SendWebhookWithBodyWithResponse Send a webhook
 	//
@@ -5874,6 +6176,144 @@ func (r RetryNowResponse) ContentType() string {
 	return ""
 }
 
+type GetMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MetricsEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMetricsResponse) GetJSON200() *MetricsEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetMetricsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetMetricsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetMetricsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMetricsTimeseriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimeseriesEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMetricsTimeseriesResponse) GetJSON200() *TimeseriesEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetMetricsTimeseriesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMetricsTimeseriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetMetricsTimeseriesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetMetricsTimeseriesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsTimeseriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsTimeseriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsTimeseriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsTimeseriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type SendWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6517,6 +6957,36 @@ func (c *ClientWithResponses) RetryNowWithResponse(ctx context.Context, id Messa
 		return nil, err
 	}
 	return ParseRetryNowResponse(rsp)
+}
+
+// GetMetricsWithResponse Delivery metrics of a window
+//
+// Counts of the messages created in the window (by creation time) and what became of them. The window is aligned to its timeseries bucket size (UTC): `1h` is the current minute and the 59 before it, `24h` the current hour and the 23 before it, `7d` the current 6-hour bucket and the 27 before it, `30d` today and the 29 days before. Counters are written by each hookd process every second, so an answer may lag by about a second.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/metrics (the `GetMetrics` operationId).
+func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, params *GetMetricsParams, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error) {
+	rsp, err := c.GetMetrics(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsResponse(rsp)
+}
+
+// GetMetricsTimeseriesWithResponse Delivery metrics per time bucket
+//
+// The window split into UTC-aligned buckets by message creation time: `1h` into 60 one-minute buckets, `24h` into 24 hours, `7d` into 28 six-hour buckets, `30d` into 30 days, oldest first, the last one being the current (partial) bucket. Buckets without messages are present with zero counts.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
+func (c *ClientWithResponses) GetMetricsTimeseriesWithResponse(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*GetMetricsTimeseriesResponse, error) {
+	rsp, err := c.GetMetricsTimeseries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsTimeseriesResponse(rsp)
 }
 
 // SendWebhookWithBodyWithResponse Send a webhook
@@ -8289,6 +8759,114 @@ func ParseRetryNowResponse(rsp *http.Response) (*RetryNowResponse, error) {
 	return response, nil
 }
 
+// ParseGetMetricsResponse parses an HTTP response from a GetMetricsWithResponse call
+func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MetricsEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetMetricsTimeseriesResponse parses an HTTP response from a GetMetricsTimeseriesWithResponse call
+func ParseGetMetricsTimeseriesResponse(rsp *http.Response) (*GetMetricsTimeseriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsTimeseriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimeseriesEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseSendWebhookResponse parses an HTTP response from a SendWebhookWithResponse call
 func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8453,6 +9031,12 @@ type ServerInterface interface {
 	// RetryNow Retry a waiting message now
 	// (POST /v1/messages/{id}/retry-now)
 	RetryNow(ctx echo.Context, id MessageID) error
+	// GetMetrics Delivery metrics of a window
+	// (GET /v1/metrics)
+	GetMetrics(ctx echo.Context, params GetMetricsParams) error
+	// GetMetricsTimeseries Delivery metrics per time bucket
+	// (GET /v1/metrics/timeseries)
+	GetMetricsTimeseries(ctx echo.Context, params GetMetricsTimeseriesParams) error
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx echo.Context) error
@@ -8987,6 +9571,56 @@ func (w *ServerInterfaceWrapper) RetryNow(ctx echo.Context) error {
 	return err
 }
 
+// GetMetrics converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMetrics(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetMetricsParams
+	// ------------- Optional query parameter "window" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "window", ctx.QueryParams(), &params.Window, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter window: %s", err))
+	}
+
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", ctx.QueryParams(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMetrics(ctx, params)
+	return err
+}
+
+// GetMetricsTimeseries converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMetricsTimeseries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetMetricsTimeseriesParams
+	// ------------- Optional query parameter "window" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "window", ctx.QueryParams(), &params.Window, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter window: %s", err))
+	}
+
+	// ------------- Optional query parameter "endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "endpoint_id", ctx.QueryParams(), &params.EndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter endpoint_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMetricsTimeseries(ctx, params)
+	return err
+}
+
 // SendWebhook converts echo context to params.
 func (w *ServerInterfaceWrapper) SendWebhook(ctx echo.Context) error {
 	var err error
@@ -9070,6 +9704,8 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/dlq/messages", wrapper.ListDLQ, options.OperationMiddlewares["listDLQ"]...)
 	router.POST(options.BaseURL+"/v1/dlq/replay/:id", wrapper.ReplayFromDLQ, options.OperationMiddlewares["replayFromDLQ"]...)
 	router.GET(options.BaseURL+"/v1/logs", wrapper.GetLogs, options.OperationMiddlewares["getLogs"]...)
+	router.GET(options.BaseURL+"/v1/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
+	router.GET(options.BaseURL+"/v1/metrics/timeseries", wrapper.GetMetricsTimeseries, options.OperationMiddlewares["getMetricsTimeseries"]...)
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:keyId", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
@@ -11655,6 +12291,162 @@ func (response RetryNow503JSONResponse) VisitRetryNowResponse(w http.ResponseWri
 	return err
 }
 
+type GetMetricsRequestObject struct {
+	Params GetMetricsParams
+}
+
+type GetMetricsResponseObject interface {
+	VisitGetMetricsResponse(w http.ResponseWriter) error
+}
+
+type GetMetrics200JSONResponse MetricsEnvelope
+
+func (response GetMetrics200JSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetMetrics400JSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetMetrics401JSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetMetrics500JSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetrics503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetMetrics503JSONResponse) VisitGetMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetricsTimeseriesRequestObject struct {
+	Params GetMetricsTimeseriesParams
+}
+
+type GetMetricsTimeseriesResponseObject interface {
+	VisitGetMetricsTimeseriesResponse(w http.ResponseWriter) error
+}
+
+type GetMetricsTimeseries200JSONResponse TimeseriesEnvelope
+
+func (response GetMetricsTimeseries200JSONResponse) VisitGetMetricsTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetricsTimeseries400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetMetricsTimeseries400JSONResponse) VisitGetMetricsTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetricsTimeseries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetMetricsTimeseries401JSONResponse) VisitGetMetricsTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetricsTimeseries500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetMetricsTimeseries500JSONResponse) VisitGetMetricsTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMetricsTimeseries503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetMetricsTimeseries503JSONResponse) VisitGetMetricsTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SendWebhookRequestObject struct {
 	Body *SendWebhookJSONRequestBody
 }
@@ -11864,6 +12656,12 @@ type StrictServerInterface interface {
 	// RetryNow Retry a waiting message now
 	// (POST /v1/messages/{id}/retry-now)
 	RetryNow(ctx context.Context, request RetryNowRequestObject) (RetryNowResponseObject, error)
+	// GetMetrics Delivery metrics of a window
+	// (GET /v1/metrics)
+	GetMetrics(ctx context.Context, request GetMetricsRequestObject) (GetMetricsResponseObject, error)
+	// GetMetricsTimeseries Delivery metrics per time bucket
+	// (GET /v1/metrics/timeseries)
+	GetMetricsTimeseries(ctx context.Context, request GetMetricsTimeseriesRequestObject) (GetMetricsTimeseriesResponseObject, error)
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx context.Context, request SendWebhookRequestObject) (SendWebhookResponseObject, error)
@@ -12711,6 +13509,56 @@ func (sh *strictHandler) RetryNow(ctx echo.Context, id MessageID) error {
 	return nil
 }
 
+// GetMetrics operation middleware
+func (sh *strictHandler) GetMetrics(ctx echo.Context, params GetMetricsParams) error {
+	var request GetMetricsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMetrics(ctx.Request().Context(), request.(GetMetricsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMetrics")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMetricsResponseObject); ok {
+		return validResponse.VisitGetMetricsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetMetricsTimeseries operation middleware
+func (sh *strictHandler) GetMetricsTimeseries(ctx echo.Context, params GetMetricsTimeseriesParams) error {
+	var request GetMetricsTimeseriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMetricsTimeseries(ctx.Request().Context(), request.(GetMetricsTimeseriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMetricsTimeseries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMetricsTimeseriesResponseObject); ok {
+		return validResponse.VisitGetMetricsTimeseriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // SendWebhook operation middleware
 func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 	var request SendWebhookRequestObject
@@ -12762,148 +13610,163 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H35cxq59u+/ouJ9qwbPazB2nNzErleviM0k3MHLAJ5J7pAHovsAujRSR1KbMCn/76+09Eo34DW5d/Kb",
-	"3XRrOTo6uz76WnHZImAUqBSV46+VAHO8AAlc/3cacsG4+ssD4XISSMJo5bjSnwEaLUDiOoUvcujq10aI",
-	"TZCcAQo43BAWChTgKdTRZYA/h1CvOBWivv0cAl9VnArFC6gcV8y3Faci3BkssOprgb90gE7lrHL88uDQ",
-	"qchVoN4UkhM6rdzeOpUW9QJGqGyfrY+tSRHYnxHxHDSCYDhCmHroxSHy2RK4iwWgGXxBHpkSKeKRBVjO",
-	"koERr+JUOHwOCQevcix5COlBBlhK4Oqz/wfB8E9cmzRqbz59fXF4+z+VoiGfgxB4CoUjRgvzIyIeql5f",
-	"t89u/rF3v1FNGF9gWTmuhKF+Mz+OW/WxCBgVoBf4Lfa68DkEIdV/LqMSqP4TB4FPXKxGuP9voYb5NdXN",
-	"/3CYVI4r/2s/YZ5986vYb3HOeIvegM8CMF2uMw83nSIiEKE32CfeMRq1L35vdtpnw27rt+tWrz9ykket",
-	"i7Ory/aFfhb9PXzbuTz9tXWWeXZ90W01T98333Za6e/ft5pnrW5vhBhHo6vmx85l82zYv7wcdprdd61R",
-	"vXLrVE4ZnfjE/UaUcG3vAi2JnOl95IacA5VISCzhGI3Orq867dNmvzW87nbU7M6bH4a99ruL9sW74a+t",
-	"j72hnruhyGnz4uKyPzxrdVr91rDT7PXTr2ranLXOry77rYvTj8Pzdu+82T99n6ZZr9/sX/fUk7NWp/17",
-	"q/tx2L4YXnUv33VbPf282+rnHmpCvmMUnpeIAV75DHuKnShDPqNT4GgOgTzWg2xd9NuXF8PWh6t2t3Vm",
-	"BtmmavtiX7f/fKNtUhRS+BKAK8FDoF7XnN9vdS+anWGr273sjuoos0c8NCHUE5onPJCY+IhQNGNs7v0k",
-	"kM+mekIXTP7CQuo931wuGBKhO0McBAu5C2pUckYECjj7N7iK+IoFf7m8vjgboWqySVNPJ4wjjARQb0/P",
-	"ogf8hrhwTfENJj4e+8/MSR6WeKz0g4spZRKN1TpgdwZKQPVa3d/bp63h9UXz92a7o4VMHXVB8tWJnQWS",
-	"MyzRlElDCUzFEjhaYsWYaiczDp6eaJ+xc0xXVvqKZ+RA5JMFkXpMydS6ratO8+Ow0z5v94etD6et1lm0",
-	"U64pDuWMcfIXeM+7GM2rNprDSm3rBRGC0KmDFthXSg48B4V0TtmSKpnugQ9ST+T6onndf3/Zbf/LjP82",
-	"Uo+axM2A/Aorrb85C4BLYvSgywFL8IZYZrSohyXUJFnAuip1KnNYDYmmCHzBi0Bxqn7WOHjzAr8cH7ov",
-	"vKN/wOvJG9wYH7iH3gs4mrzEr7yitnw8Bl81VfCLkMNQxGPLUumPGVAtFxSZ1KtIrRVQqVYFPIRjKVIN",
-	"A888kmjBhESMuoAwWhAaStg7QTT0fUQmiMINcGV9FFJBvWV2pTE91sa7YB5sW3yzCufqzVunEnCYkC/F",
-	"RuaEcCHRwQFyZ5hjV9mlkZU5h5UaZUL72XzokxsY4oO3hRZYYjX9Ga1dRPh4EHb8TpohcmvwKW6bjZWU",
-	"U1MwEzo13zwadxWTZDljvpk96s00+1N/hWbAtYm9gUvvwHQPWcQdCa/mlyJ7tA7r5N9K71iKrNFdCfPd",
-	"phEtnZo7bP/oXL2Tn5ruzX5fPugzI6kKBpv8YD8dM+YDphtXsYy8UWtbB/IY1Ivm9PTU6xAht4+YSFiI",
-	"3YaumrZ9Yc7x6hnmcG43lwcTHPpKECixVckrwCvizkUk6X5SRpXaKg4aRXLOODOz+VCCkMORFoY0XKiB",
-	"2AbVD6mBJPu7KSUsArlOQWx+GFK2LnwOasow8pSmWIyVIFaGAKEhIOxyJpQ1Efh4JVJiiFAJU+CqS5dR",
-	"OuSgpGgxi3tUDM2qJQKShUrVlGodMxD9cci1FVLawtoX2vQeSviiqbBVrZnNt8W9dioslC5b6OWN1kKE",
-	"rgtCaLdd8hU24wmAL7BiqcL1sUp7OAPs2VDMJmZ8b18z3j3zb8AbkmCneUXRgOGYeQUK5zpAkqFXR+jX",
-	"t5HeNSatg677v9Reo6p139F4JcGygAueDl/crfOh5CF1cakIjF++F1HMpz6WQN2V5ZKS8aWYNv5QueDh",
-	"zh9JvhriiQQ+FOAy6t3pQ/M8xT8+WyprDJu9vJWoQmJ+V2NDusFQbVBw5f33oPTFcIapJ2Z4Dg9ohmMq",
-	"JsAf0IKcjO/7dU6i612eEooZ8ibbPSuAssJufTcX8HL5XijUI2ZAj6kMrUK4pzZMDeh+ijH3/dpkZlgM",
-	"F4xDmWgwBN7FQkq96yTNFg3K2IRGZ6eCpNmBxTZ0Kmh90Gg8gmN0WzqkKPpdOqhxyEWBs/hWPUZ4zG4A",
-	"jTiWMNSRgCEPxOgENdACMDUWh8ALQFisvaWk+gJ/IQslmg4aDTXRBaHm/0aRTMuMIBvaL6TS3YX7bIHd",
-	"IVC1p72MWWX2d4G/PMG+AAd5oMwkTkAgF3O+QpQhQaYUy5ADMgNJ2TJpfstQZZ3QZ0nLAXBklIBSpDom",
-	"FGUnEpJTZmIya+TdRt2Q++u9j2ZSBuJ4f3/koIND1e1h4+h1yoN2UBCOfeIi7HkchEBVAaDXXTGRFmM/",
-	"CZRqdC/naNv237yoH7w+qh8evKq/ONqfMTYXWx1vNeKizXbW+e1hnshZ57crPIUntd+jPu4onmx2R+ws",
-	"jW2uqBcuFpgXuiiptNsOZl5umvF4UgIw22Th5LWTd47pahffNSMC9I9D2+2QeFlKrFsjmcnm18h2Vdzu",
-	"5oE/kMMSAjwlk0XSfYNYL/SuBLihVH7hBBM/5FAgl37BxNcRQK1tBSIUYcTZElWt8UcYNTkJ4SBlK7JQ",
-	"CgcdNV7r/OnLL1+s9S/2ThCmK8TkDHgU5OYgQDUqSxzAewTBctpj/XcitNzfHBt1CXdDItGYA54DR9FX",
-	"+sc4V1wlOh0p1VcBVqZbFBTVs1wSAXXUBREuAHGoGY0TTfd+sdJ4+BywjZ7np7DafQY7uVyKOQidDgWh",
-	"Lqx32FPWbeTpRflHHlL1KOIrBzFuCLOcEV9rSl/OVvcnw8N1/rrMLQl5moUtCKzyEOx0MkxBhOUFB43N",
-	"UjSv2mr+4+KFqWr2GaX4cqTaECCRZGxvV3OiQNOb6P2ddo+1DjYrA20Hqzezu21tVI4VP8ly5ZYhJm6J",
-	"NMrzXnb3rm+GXAw+RYBNUvNRY/DbxE8++wPBtuTPuCxEP7MSfz3er7M6RwUJEAEuB1kY9FdmrKJ0UYpK",
-	"zLcN0t3UpOm1wOpczgS4ttJGDW+MBbw6UoM9PEIcU48tTJBot7zFw5g3R4C14aeIvjXZkGOthxkReT59",
-	"DkvifimHXZzpramG3BAeh3bPkW6I+nqcET/LUB8xHBQ1ucED2WU6yll60JSuYnWdnUyJdo8cm6EO8oRF",
-	"iv49W6KFMl2Nsooq74TOlGvbboE9QF4ICE8xoajasDUq+oO9jJVDqHx1VGjsJnZGfmMV7aBYca5PYDt1",
-	"HodDLaWfg08jpnpGFb3BDlwXfA/TPIkRtJtWuTZ2zc48Hibv78Ja0es7DOFxGCmaz5NyUlSzl+OfOLGa",
-	"rXcSUhmWDlpgd0Yo1DhgTz1B6gNTwobFevmpTq8mpWrZGFju5WLWlJj4Jq3qeUQNB/tXqREXBSh/YRzp",
-	"hBpOOePHaDQh4HsjVMXon73LC6RJDVwNMa7YRhQvYE/bXyMe+jBC1eUMS6TdEzaHtPeR0NKKnEK6AZVA",
-	"XdACMAAW+HCiWlvglTJH6bTIcsstpWvqOaJeSleznPkgWuyt5WQP4jnTzQame594qcXL+XWLdKq0vkiO",
-	"0ft+/8pGl4UmsSn4hRvgqygmvUJVtZhIMsUMIezVUUd5YgJhbsssS4O1GT79WvlQ6wPFyrmoYHcBldvi",
-	"qflytk76JOsZJSPZvCBfnaOk/epTaUcPEzR2sE8pXzpsKh7Jktoeyn1SQ+o82d3FhR4uC2l5TFEClUlC",
-	"OhZ+a2WfBdLvfspcc//mr7aGk6LgTVnZm64pHEYEeEhPOxaFEA8WATOVB7asb2vTuuQwFn1bX9fB+8eY",
-	"kq2kH4oZPnz5qth2MtXdZeQ1VUCbGOt5yzEE+QuGOvBQPJqkrV32sXn5XgG5Qss/oWWWceNxObmtmiNw",
-	"bptmpru2mncLqdkpN3Va4GEy2zb1B5Gz9lnO6ijw4u4p1qNGnV3FYmlgBPvKRlwNNwZINv6YJKW2+xKp",
-	"d51Ufis/iO0TeZRFeo7oiu3qUcb7HANtn3VIUaFFWUpzq0pY4C9t8/KBzfJH/25Jf25Ldmbl1HqU1oQV",
-	"lGuAiSR0qm17ZViaSnsra/YcNIrKI+hUuR00+gkRMaCEoolPpjP9YgDUI3Q61OVruZaVnap0U/w1lgM6",
-	"ymmrkWpFl0mCB97IQaOJTlQO4yLJEapao/es85t2cQZ0ZDxt9ZMUBRmbvfqApkpibTwlNjLUQjiVuFdd",
-	"kpmah01XpAeROPdFJZs5Q+9eBtc3N5mKMxDRrz8JdN3tFEbrt9pchpYPGeMdLaKNAvgRDaZnNmbuY6xs",
-	"UjdZmyPmgw3mx5a4VlbVa13qX04qx3/uKszLZewuB5xLp7o+1k9O2TlsBwV+KNAo+XykM7tJXRzxRnta",
-	"wHHryLMJes/Y/C0n3hSUQ87ccAFUgofEDAdQN7Qpqm3MVi/m5DWHzzanlmTRfJA6D6iemiPsJwj7gmkB",
-	"OfpQs3WBtbY3SpWxJe6bavPF58N/em9EZ97A/3p9sPjg/j7+B/1t2dpK0tRoi5Y/9lTvWCOVK2jKHYXA",
-	"QmiyR0ADkqEpyES7BHgKUbGG0RM6a6rxB3bbxPcsIE0Pe0s5aVeb7U3ff5jVEzfTBRH68jswpvMjWpuW",
-	"Ef5lvqD6eNuv960dU2IsdOdljl/ozh+pKi2eRqTqKlHXJZMo6r6cuG+xdGePwTe6oe+Mc9JjelTeUS3u",
-	"XnRpBqPM8Dvx0Z0YwYyonBQPW+IeUO87W1tNzvKQ/kOtuPUAdTn9Pzl3ccM3BLEVmR93oZ7IeTXdlJwR",
-	"yFnsd4KzuU/JXkEQNHUY4PDlS+0Fx0conPSI/mzW/oVrfzVqb4a1T/+7cEA20lUEB7QyKTNDFyc+/37g",
-	"NI5eOy//8cpUJZ2g2JXSD7R1p//QOAkukBvw1jNoTuVLbcpq9uG/BaP1Ll6mQhMcJFB9MmjGQi6KKxJ8",
-	"RqcGOikBMpmDcpcnEowXHUEEAfUEqjbQ/0EeZwEiEnHliNs3o/zRXh2dmXMQ6OAIefZUZny24PDg1Zaz",
-	"BfnsWMZNiIhdznTFwvxOpvwTODubNrWpD3s0cIgSgZUu9dshPLx7kVoy/ketgLz7NLZXCm6v/isixQMK",
-	"+NZo80DpvUbqJxXicW+PWN+V4vbnPP9uakMKjq9lGeRSsYbU6B/gewJNyQ3QVMVByamI7/1g2i6F3/c5",
-	"/bW+eXKEV3sS3JATueqpYVq6AebAm6FJ/OePkBVjDKAJ83221CpSKVIflJv94rAgJFGPIP30nHVfyUaf",
-	"SRkY0B9CJwVQAxrbSilBjAT4k9qMCQkeWsJY/ZJUSQiDFlVHbSkQC+WYhdTTJfpEDKhaHizJ2IcEUy0J",
-	"0qCbA/WmgwTLhm56Z78KtGR8bioAhRxQM57xytTdEKOsCdc1zui629Hz1vBP+h+JiKwP6ID+/HO0Yes/",
-	"/4xaeswRJJQaEUZj5q30YEdfB3r/DCrHqF6vO2ig95H69+sgFXRQD/T/w3q9Pqjc3qolMp9rs9p+4DIP",
-	"BhXTitaA5h9bkzSo/N/bDT3c3o7qA5rDIFOr4QtmSlaw2BBssjPXpUtq3s24GQ2Opc9K6KXVewbx0I9Q",
-	"BQQ6ajQGtAAJUFc12dGPdKWTSEREXHOumqqjHluYP8WAzvAN2MVSWkdXfKm3MQfkzsCdG1429fT8Bjji",
-	"WB9qkjNsIklmlMcDGqcYrrsdgao7YhMOaDE44Z6D3FBItohrgapraIWmmEuQv9RMqgW4hQ7C/hKvNNkc",
-	"g9yEjg5e7NVREwVYztS6aZqnELQGNIbQUpubLandztSc5rIp6dSKHGXK4NC1gd0a0GhVrZjWpUlTqhHO",
-	"DAso4aIYYNS0AGK6ZOQYvdXiAEVCpl6vj1A1LWjUEzWJAd0N90vDXyUDPsjDgA2o2XvqtTEoa1sgyRCj",
-	"kJqu2sEgjGGiiWZ/+knECHfC5JR84gIVWglbWM5mgN0Z1A7rDVsWmpySXS6Xdax/rjM+3bffiv1O+7R1",
-	"0Wvpb5TMJtIcrtWipnnVrjiVG+DCCMRG/cC8xgKgOCCV48qLeqP+QhvjcqYF+r45iPWX+ntaZHg1LYEO",
-	"G43UWaeAMxeEUCwSBkqSIo+BgauTLHSN2Ixg8ZRUj+vO2l7luPIO5Hvbbw5b9LDReDS4uFzhWBkMZGYq",
-	"GcVXOf7zk1MRUXau0lE2hXo34GysTV88FcqGseVln9TH+zoBvytB7WnDGEHQ8qODXjZeFGMHpk4WFtG1",
-	"a3r/5mSNZ0QsYqAyaXRC42XjRVkX8Zj3CyAdN62MmjXZvjQ3B/s4ILU5rETp+lzA0sgnLmQdxWalR0Tg",
-	"45VFVEJsgtSkIqRBodyT9fVQ1reBZxBPuSIFMFflzG6lE3YludEwUUKvypEZz+ZVSSH/6k8Otn+SAYLU",
-	"q79DP1mc1YfyTGr/ChmJL0sGixYpUhwTP/p061QCJkoS3JPQ96Pl5yBDrlQioy442kM9MViraA4QWP1A",
-	"pEC9983a4ctXWnMYVlrnmjSGSIIE89ZiLT0KxxTBlNyuIz0fmhV+RCbNO9MlfKrousQCWSf9b8OhhjwI",
-	"04gxi/kyJ8v2v85h1fZuk+N5xSyrqCokC4ynojwSbCE9qxEc6ALPraeCXOz7umzfNKnYF/zJ3jq/muKv",
-	"FL8+qZjLl61t4SBr7D0rBx01jrZ/FEMvf2OWM/TcynJOBuX/zwIA/Rh413PQaA6rewHoa0beFUNfdbIN",
-	"RP+T3Sue/3k/jalSqPuzKrKgoixqQflNaTPhCk8JNadvlHeiUTJGygQaoWomTqDrOvaOzY/1qDnlBeoH",
-	"UTFA/CB9VUKxfXHW+a2ytjhFPJG8sm+vaLh1vhZer6CjS5nbFWJ8JFN5WBJwOihICXx6QoGQxv8pEAOX",
-	"ylPDU4jOvp91fvv7mToeYK9mIm1IlzOmtvd5tB9ijaJ2icmG7n8lRqHcjbOSGyvUyhdbTx0yB4v76eiM",
-	"2YaNpi0nE8lRzqWuJwMvCrLpGR40aqYxi4eFLlgcOxozb7W+bUya+RfOFmbzPBmD5hL0JaoqvshDmBWy",
-	"0/u+VdZR4832D+LbMdQHBzvMRN8C8Y23jlk0hON1mXC2uMdeikJ/u7majgnuGlGvxJbVJ3VkDZ64otYE",
-	"zdRu8ImQJr+8rhZace8PUA75irop6MBi2bU8G/TGy5za+IZaoxD6YIv6iGn/91IgkGKiiNETxir3j40b",
-	"I5RRGQfAlQhPzgzYzKyBpFdCMHpgUrU6u1HgVVtNoGPWRkgO6IBedzsmdI+qheF5ZW/F+IZWoyQghwOa",
-	"gskpiNDvneimZkxItAiFRBYueUCrJVH6E4TN6zaMrsGv7FcCSeYgjHzGgjF2586ABpzcYAkOOn130ew7",
-	"yCd0XvOZi30HhZR8DiH6bxH6krhYSQsOem6eTuSEVATgkglRusPgM+o+MUXtq5tXSskuECzG4HmKxoyC",
-	"Y8IWk1CAl5lIlIPQ6QCdmDInipBGvkiF/OOFNdaVmoYJildNBk+vlKaCawKbHsLIygMUMC6juP+eGspR",
-	"482A5i4r0mtrc6Mb17fgzqa947hm52VjQKN0iRrFa/TrW41i5/vmxLQwldv60LTYO7GJIr3UY9BHrwdU",
-	"sjlQ8715z/yupPCM+Z6GNefMTyEunaD3TEhnQDN5DAedGhlWM5nj5P/+KgAH9S2Qca1FXeaZ1MtpjLPn",
-	"oF8BglpT+RgOuuLsy6r2s4P6Lf0h8TXEdjDl2AMHjT7U/jC5z9rPowHVybBl/EArEcsAJkFRFIRqJbX9",
-	"TxeGyuf2b7MlAsoBfMrAVBlUU4m1FvP9t4pP3dny+j4CWqljIkWqJG80xf5HWUCriQSbSBvfMTokXhoT",
-	"5MKuC4FOvCeAPdRDPmAlhpXxJE60SiJeJnGpq+KWmHuiLNaV2RZPbKbsGO/KsOWPoNfOQa8tbOmUB4rW",
-	"LBZrl0RmS2F67jk5Z1eW+cEmZWzyDuROPHI3Byt1EakOkmDpFpRTnerStbi0IFvYdoJG1qQZOSaLrB87",
-	"0V0awphk5tqnBQ6sjY2jGheEVcNWfSHFaqsiIyBbe/dERkBxgd9ORsDj75k8rNUu0tZCIvyXxWu+5b4z",
-	"q3Bfq2Ffn7i+e+wyvy8LXdvz2JTggIQkvm/tDDAVZea2RjQOjXOQnA8IqST+GlCwwQ/06ugKh0Jn5CKQ",
-	"wfRbGFFWY8G6RtEIfM+pU3Lwgdu2R3yw/oeOKeN1TdH0vRKS3ZvxDTc9Eedf5cAvx+CyRQr18iQ++5xA",
-	"UY5MxF6ro0VRIF6N9/vmX1Mo84N/y8PlGgH1kRiYSSyhlpwCeQI+VgvMfM9iHyI2QaOry14fFQzHmvi6",
-	"yGKkYQzHMNPeY3Swv4Cn9RR60YmTJwtblB9Q+Q5rav67zZWm5yGcDmmjqg9T7K4MumZqB/SSd8o3QZrr",
-	"dsodnVgf1GaGtBe6KTeUsM6TliWWnELaInO/YW3if5Tc1QkaSymRZqtSbnOeQpo2Pc+cuNHXVSUrh6oa",
-	"6UQJQ30ZlHFA41BJJrdTH9BmKlM0wyIO3sslS7PDMcJIzgj3kpzBefPDsNd+d9G+eDf8tfWxN9SJmNbZ",
-	"aL0QoDTMnTra9kNi/y0l9kNk9C7llzrgGFVWpkSdhpyJq4h1NsYUAhw13qDRafPi4rI/PGt1Wv3WsNPs",
-	"9dOsPioLT29i56Py0tD/mMjxfxSrRaHm3bjtITLaKUiRpGwSXZcp5k9flinmO1dl+my6azVmceklqo7V",
-	"zPZs+cyE+PGR0oJSmivtuBoDScxJYPLyAWCJOFsK5LLFgkgJHhrDhHGwcVduYaH0DuGAi0P7HTWXtfUr",
-	"qpPJYbYW0XA7nkZZ8WaMwbabUlpDQig8WB07/VYV6cJxHiNNEKFvfiurC9LX3w4tXEAyrN3wb3cbT7xe",
-	"W4YC1Lv/QJ6sqjZTHfXym1ZHZWDMt1RFRavw9yqKSt2EWV78F720bxRqDfv62H2xDd1jE1kzLwoU6tvT",
-	"R5pbUnWwCyzdWWRARGKuynwvFoV7O1S+2qMavn+eTGIHgfVwmfLsYjCG91Ai6l67fVOrRtw8WrObC+6/",
-	"p4r79WtRC2TEHzP87eoQvgNbz1zLEe/YBP9sd3kxjpLC5RLDUvckPs8eywpd4WJH4eswgQUvMJZPkpMy",
-	"JZSo7QlTqqjesQfldWU+kKk+MR/VAEY96dzXnARBUYTJ8ogdjAbqe6LMcRZo+5kzxj+2wi5bQcOq6lDk",
-	"HfWmOdKxWW+aSv1SlRnjtxgsIKPEcjrTGVAWmGt5/JWyaRhNFcagUQQNmE5kqXeyRzWcAbVnWEZIzpgA",
-	"s51cTCnTRaRRM6gaQ7s55riKE3FGghWikc1l6M6jxghVftDUXrtu9t3eTuGtGGb1nvq+3N+LsBMLAM8T",
-	"fPRPO2vAJ7UF/lPOs62j/W6SKBFP/W1Eij2Yk9OuE0KJmCXy5U7iZU3NFm0frcJSG+i/TpUV4QWXhKQN",
-	"HK0+tafxL8jfjv3urdG2FTSnbDoHxcinElXj7IoXVa2mEGSUjhvlbn0xhzdyZmFU95wzC+Oy1bxVuNmu",
-	"e8q8Ycn9NNtPT/4oe941Fr1RVsY1z2shzudb/B1X/cdSbyxd3rbO9z/bXSTc9u2tH+UR/XZyIxDjHvAE",
-	"WFnJsupoAWkMBCSUcU/08TIOyukcUPWDkm40DegWeaqRKFgTkJgi1akRe86AYpHGdPQYCAdxuAHsK4uC",
-	"MqksixNFvxj1jnioqox5jK6v22d7A2pOidl3jYedOkPik3kSB4jasOh6RYZ6srmaERGfEknF9LFLWUa0",
-	"pj922uZCjIj59L2qFmkUJ0v5HNvPxdQF/2kwG3TWRWM1ZG/uOsngjJuSULHtLq46uoww7EyeOzq92es3",
-	"+9e90Q6B7FM91669deuptVHuOsPtlkh+/j/y6Y+23XqSBUgznymXv5PbZ6uklSH/NPvkF7VFkmvpDATt",
-	"BniTpQ7wJAj++tQ7JtSeJjA/x5VR8IUIKUwtVcRtVX2qh3gak1if+tEPUqd/297oOLqNgNtIrwc1LzS7",
-	"AhCjiEi0JL5v7gfQrRgq7eVRSSIM4gkHMYu1+Tj0piBP4v9puBgD13DKVBIaQt1s9LNWp/17q/tx2L4Y",
-	"XnUv33Vbvd4IVW0HLPZCCJ3uOQM66rb6ay9nBNCesyY9UDVGyNw7GdCjgwZS7bQu+u3Li2Hrw1W72zob",
-	"nSR3OjRsKEWgAHhynZecAUVHh2/0MK46zY/DTvu83R+2Ppy2Wme7FpgZr/EZDOcfWDP3xJo5Otyh9T5j",
-	"55hGWIniO3DkiMbAWAt/mfW8kzSUfFWjbPktDIfMNZ+6TMSE7QmNa0ofwVjQZsIFW343loImgY5YhIAo",
-	"W/4wDx4xSqdIi1F0oWy0Lahe/vJNYZExxL4A6m1IvErG7fGPxNv0jCwVGkwgtv4J1ckkyTEV2MJ36Eto",
-	"Iz9Rn+yNSqiwtNVnxwijw8ZhEpjzmZB1NLI2wkgbCeaeHzMO+IJdaa4r0pcSxRcPoeocVpGjLQLsRo6q",
-	"j/kUBtQmNQQSIb8hN2CQ40tuNDpZvwNpQE1/RSDze/XkhLK9ACJ79tH8OKAW16UExn6piHhjbzNKlc0q",
-	"x982r1Fi/rBe/ih3Y5Q2FxKsGgdFhNOXJ+HMQg6oMa/21ArYqsA4hahtqshMW4sv6KQgJ1NCsT+giSdI",
-	"vKgSkYOGpcAyFCe55mMM/eQaJ1PZ3j5rnV9d9lsXpx+H5+3eebN/+n5UR01zaYRkxWdF7QFULJLbjtU3",
-	"MSZ+FBZOxU3Snx81jtK3D6Qw/AuMmx5Qz1qZT5QXSV9H9sxZkcyVbQWCvEnTUXqzoidxQIjCUmfpzHJo",
-	"AX/YOHy2waVtvWQYiaz6UeH9iB4paGyrZbwRirRMFrw+e5POn5+U/WSwrIrAdTHS+F8WUby6wHNAPKR7",
-	"mWsjjvf39VszJuTx68brhjbK7FDWKycy3uAifag9UQCS1ZMkenJ4c70mNznbYxsUSqwkR0JPis7zZAWz",
-	"0XV/AU/3mSmOX+/WXgmifo0wXl3s6xiurRtPtRVjGa+30zOWabSCpnzcKK3k2p5Ir6eajNd3vcn4qgjV",
-	"FM/eTiBSTdjrCW4/3f7/AAAA//8=",
+	"7H37c9s2s+i/sqN7Zir3ULLsOGliz507iq0mOpUfteU2/apcCSIhCZ8ogAVAK2rG//sZPPgUKdHP5Gvy",
+	"SyYWQXCx2Bd2F7ufay5bBIxiKkXt8HMtQBwtsMRc/3UccsG4+p+HhctJIAmjtcNaf4ZhtMASNSn+JIeu",
+	"HjYCNgE5wxBwfENYKCBAU9yE8wD9FeJmzakR9e5fIearmlOjaIFrhzXzbs2pCXeGF0h9a4E+9TCdylnt",
+	"8OXevlOTq0CNFJITOq3d3jq1DvUCRqjsnqzD1qaA7WMgngMjHAxHgKgHL/bBZ0vMXSQwzPAn8MiUSBFD",
+	"FiA5SwAjXs2pcfxXSDj2aoeShzgNZICkxFy99v9xMPwTNSatxpuPn1/s3/5XrQjkUywEmuJCiGFhHgLx",
+	"oH593T25+WnnflBNGF8gWTushaEeWQSH5MQVEQbXoTmn/grkjIgYjT+ICEABdUQVlGwCiDI5wxwCzv6N",
+	"XTUoRrvLQioFqAGETnfKtj4aP9SgPgS1ekm/E+qxZTGxLvUzx0CGPRgjdw4TzhZA2bIMPvNSBrT/4nhS",
+	"O6z9n92Ea3bNU7GbBeNWQcaxCBgVWDPTW+Rd4r9CLDTSXUYlNvhHQeATFylwd/8tFMyfK36ywznjHXqD",
+	"fRZg88n1tXPzUSACCL1BPvEOYdQ9+63d654MLzu/Xneu+iMn+alzdnJx3j3Tv0X/H77tnR//0jnJ/HZ9",
+	"dtlpH79vv+110u+/77RPOpdXI2AcRhftP3rn7ZNh//x82GtfvuuMmrVbp3bM6MQn7hfChGu/LmBJ5EzL",
+	"LDfkHFMJQiKJD2F0cn3R6x63+53h9WVPre60/WF41X131j17N/yl88fVUK/dYOS4fXZ23h+edHqdfmfY",
+	"a1/100M1bk46pxfn/c7Z8R/D0+7Vabt//D6Ns6t+u399pX456fS6v3Uu/xh2z4YXl+fvLjtX+vfLTj/3",
+	"o0bkO0bx8yIxQCufIU+RE2XgMzrFHOY4kIcayM5Zv3t+Nux8uOhedk4MkF2q+Bn5ev7ng7ZNIaT4U4Bd",
+	"xfJYDdeU3+9cnrV7w87l5fnlqAkZHvFgQqgnNE14WCLiA6EwY2zu/SDAZ1O9oDMmf2Yh9Z5vLWcMROjO",
+	"gGPBQu5iBZUW0lb8HsJIkeDP59dnJyOoJ0ya+nXCOCAQmHo7ehVXmN8QF19TdIOIj8b+M1OShyQaK13s",
+	"IkqZhLHaB+TOsBJQV53L37rHneH1Wfu3drenhUwTLrHkqyO7CpAzJGHKpMEEomKJOSyR1jwgJOPY0wvt",
+	"M3aK6MpKX/GMFAg+WRCpYUqWdtm56LX/GPa6p93+sPPhuNM5iTjlmqJQzhgnf2PveTejfdGFOV4ptl4Q",
+	"IQidOrBAvjIosOdASOeULamS6R72sdQLuT5rX/ffn192/2Xgv41UpUZxOyC/4JVW6JwFmEti9KDLMZLY",
+	"GyKZsVg8JHFDkgVe1/FObY5Xyko4/FzDn9AiUJSqf2vtvXmBXo733RfewU/49eQNao333H3vBT6YvESv",
+	"vKK5fDTGvpqq4ImQw1DEsGWx9PsMUy0XFJrUUFB7halUu4I9QLEUqYeBZ36SsGBCAqMuBgQLQkOJd46A",
+	"hr4PZAIU32CuzI9CLKhRhiuNmbcG74J5eNvmm104VSNvnVrA8YR8KraRJoQLCXt74M4QR646A0QW/Ryv",
+	"FJQJ7mfzoU9u8BDtvS00yRIL9c9o7yLEx0BY+J00QeT24GM8NxsrKaeWYBZ0bN55NOoqMRtnzDerh6uZ",
+	"Jn9lHM8w18eZDVR6B6J7yCZWRLxaXwrt0T6so38rvmMpsoZ3JcyrLSPaOrV2LKuY1Whtafpr9v1yoE+M",
+	"pCoANnlgXx0z5mNEN+5iGXqj2bYC8hjYi9b09NjrESG3Q0wkXohqoKup7bcQ52j1DGs4tczl4QkKfSUI",
+	"lNiq5RXgBXHnIpJ0PyijSrGKA6NIzpnDzGw+lFjI4UgLQxouFCB2QvUgBUjC320p8SKQ6xhE5sGQsnXh",
+	"s9dQhpGnNMVirASxMgQIDTEglzOhrInARyuREkOESjzFXH3SZZQOOVZStJjEPSqGZtcSAclCpWpKtY4B",
+	"RL8ccm2FlM6w9oY2vYcSf9JY2KrWDPNtcWU4NRZKly309kZ7IULXxUJoF4nkK2TgCTBfIEVShftjlfZw",
+	"hpFn3V6biPG9HWZO98y/wd6QBJXWFXkDhmPmFSic6wAkg1cH8MvbSO8ak9aB6/7PjddQt8d3GK8ktiTg",
+	"Yk/7V+728aHkIXVRqQiMB98LKeZVH0lM3ZWlkhL4UkQbv6iO4GHllyRfDdFEYj4U2GXUu9OL5vcU/fja",
+	"3zNBhpe3IlVIxO9qbEg3GCoGxa68Pw9KXwxniHpihub4AdNwRMUE8wfMICfj+76dk+iay1NCMYPehN2z",
+	"Aigr7Na5uYCWy3mhUI8YgB5TGVqFcE9tmALofoox9/7aYmZIDBeM4zLRYBBcxUJKjXWSaYuAMjah0dkp",
+	"J2kWsNiGTgUI9lqtRzgY3ZaCFPnJS4Eah1wUHBbfqp8BjdkNhhFHEg+1J2DIAzE6ghYsMKLG4hBogQGJ",
+	"tVFKqi/QJ7JQommv1VILXRBq/m4VybQMBNkwSiGW7i7cZwvkDjFVPO1lzCrD3wXn5QnyBXbAw8pM4gQL",
+	"cBHnK6AMBJlSJEOOwQCSsmXS9JbByjqiT5KZA8zBKAGlSDMhjATllBmfzBp6t2E35P7610czKQNxuLs7",
+	"cmBvX312v3XwOnWCdiAIxz5xAXkex0JAXWCs910RkRZjPwhITbqTO2jb+d+8aO69Pmju771qvjjYnTE2",
+	"F1sP3griImY76f36sJPISe/XCzTFT2q/R9+4o3iKAlWVpbGNy12FiwXihUeUVIizgpmXW2YMT0oAZqcs",
+	"XLw+5J0iuqpyds2IAP1waD87JF4WE+vWSGax+T2ynyqedzPgD6SwBAFPSWTpKGiJWC88XQnshlKdCyeI",
+	"+CHHBXLpZ0R87QHU2lYAoYCAsyXUrfFHGDUxCeGAshVZKIUDB63XOlb98tMna/2LnSNAdAUm2mqd3BwL",
+	"rCaVJQfAezjBctpj/TkRWu5v9o26hLshkTDmGM0xh+gt/TAOENeJDkdK9VaAlOkWOUX1KpdE4CZcYhEu",
+	"MHDcMBonWu79fKUx+Bwj6z3PL2FVfQWVjlyKOAidDgWhLl7/4JWybqOTXhR/5CFVP0V05QDjBjHLGfG1",
+	"pvTlbHV/NDxc56/L3BKXp9nYAscqD7FdToYoiLC04MDYbEX7oqvWPy7emLomn1GKLkdqDoElSMZ2qpoT",
+	"BZreeO/vxD3WOtisDLQdrEZmuW0NKseKn2S7ctsQI7dEGuVpL8u968yQ88GnELBJaj6qD36b+MlHf3Cw",
+	"LfgzLnPRzwrzXvozbKI6BwUBEIFdjmWh01+ZsQrTRSEqMd8GpLtpSvPVAqtzORPYtVlNCrwxEvjVgQJ2",
+	"/wA4oh5bGCdRtbjFw4g3h4A18FNI3xpsyJHWw4yIPJ0+hyVxv5BDlcP01lBDDoTHwd1zhBuibz0OxM8C",
+	"6iO6g6IpN5xAqixHHZYetKSLWF1nF1Oi3aODzVA7ecIiRf+eLWGhTFejrJIkQqTsV2XbLZCHwQsxoCki",
+	"FOotm6OiX9jJWDmEylcHhcZuYmfkGauIg2LFub6A7dh5HAq1mH4OOo2I6hlV9AY7cF3wPUzzJEZQNa1y",
+	"beyayjQeJuOrkFY0vAIIj0NI0XqelJKinL0c/cSB1Wy+k5DKsHRggdwZobjBMfLUL6BeMClsSKynn+rw",
+	"apKqlvWB5QYXk6ZExDdhVc8jChzkX6QgLnJQ/sw46IAaSh3GD2E0Idj3RlBH8D9X52egUY25AjHOjgeK",
+	"FnhH218jHvp4BPXlDEnQxxM2x+nTR4JLK3IK8YapxNTFWgAGmAU+PlKzLdBKmaN0WmS55bbSNfkc0VdK",
+	"d7Oc+HC02VvTyR5Ec+YzG4jufXJKLd7Oz1ukU63zSXIE7/v9C+tdFhrFJuEX32C+inzSK6irzQTJFDGE",
+	"eKcJPXUSE4C4TbMsddZm6PRz7UOjjylSh4sache4dlu8NF/O1lGfRD2jYCSbF8Src5i0b30s/dDDBI0F",
+	"9inlS49NxSNZUttduU9qSJ0m3F2c6KEvH5T6FCWmMglIx8JvLe2zQPrdT5lr6t/81lZ3UvoKRxFT6pzC",
+	"YYSAh3ypYlII8fAiYCbzwKb1bZ1apxzGom/rcO28f4wl2Uz6oZih/Zevim0nk91dhl6TBbSJsJ43HUOQ",
+	"v/FQOx6KoUnmqsLHZvC9HHKFln+CSyd/98h8ysmxag7BOTbNLHdtN+/mUrNLbuuwwMNktp3qdyJn3ZOc",
+	"1VFwirunWI8mdaqKxVLHCPKVjbgabnSQbHyYBKW2nyVSY51UfCsPxPaFPMomPYd3xX7qUeB9DkC7Jz1S",
+	"lGhRFtLcqhIW6FPXDN6zUf7ozy3hz23BzqycWvfSGreCOhogIgmdatteGZYm097Kmh0HRlF6BJ2O9A1L",
+	"+wiIGFBCYeKT6UwPDDD1CJ0OdfpabmZlpyrdFL+N5ICOctpqpGbRaZLYw97IgdFEByqHcZLkCOrW6D3p",
+	"/aqPOAM6Midt9UiKgojNTnNAUymx1p8SGxlqI5xa/FWdkplahw1XpIFIDvdFKZs5Q+9eBtcXN5mKIxCp",
+	"O7fXl71Cb/1Wm8vg8iEw3tEi2iiAH9FgemZj5j7GyiZ1k7U5YjrYYH5s8WtlVb3Wpf75pHb4Z1VhXi5j",
+	"q10mL1nqOqwfnbI77w4EfihglLw+0pHdJC+OeKMdLeC4PcizCbxnbP6WE2+K1YGcueEC63vdYoYC3DS4",
+	"KcptzGYv5uQ1x3/ZmFoSRfOx1HFA9aspF3AEyBdMC8jRh4bNC2x0vVEqjS05vqk5X/y1/z/eG9Gbt9C/",
+	"Xu8tPri/jX+ivy47W1GagrZ4+/WF8wL5dzPNsUh2pacYUYh4QiefxHFOk0A/Cf04c8UBQmFBfJ/YBOsj",
+	"aMHS5ntwDEv1D2UUV3TXG/FUUHdAQcAEdmAWxQ2QnnkJee2Q0VAVP6s0DSlK1NFXSpM8HR2SsOp0AXXj",
+	"Koo16kRiDiii3R+sKq8KQ6IB77L6+K27fEWIIUeywNUYzwa7UE/++G+L5B3HlEVogWSwF281ZXGNihlS",
+	"q6ZEzHIQld//kEwif5hOzcvTow0MWXkXed1MAYaKy17G5R/uUqQhy3BxxYccxFnjxVJwQlM5nDt5BtzA",
+	"vG9Dd45lFRa+E2tVZIiVkjrl20GZjLcaVlhCXeMFGglNQiMhHEJdP1RmHTCKRXRPGMZ4wrjO9VkVE05F",
+	"hqkwXokyIdEi2JJtNdZYh/p1/3inNJdqPVdSLb469ZqPVFppjgyTZUQf3UCAK2NdVye5h54EjdJ52pNg",
+	"rqBLdLDYm9Wc2v6B+vcntf4XreIDQuzDvWP2cC7VN3dJEAmhDZKo3JFkMMUyOXcFaIqjNEZDAjqfSFdB",
+	"qmbe3vNqRRrsLRctLrVDq+37D6OCeJpLLEJffgVupjxEa8tKhGORLFQvb3t636xqZeCH7rzMJRq680fK",
+	"146XkRIR5tMliyj6fDly3yLpzh6DbvREXxnlpGF6VNpRM1a/jmCA6Uq8uBMd3YkQDETlqHjYFl9h6n1l",
+	"e6vRWR7sfqh/Yz10W47/j85dHNQbwrsKzY+7UU+kzM1nSm7P5XxZd6r8dp9k9oLwYOqa3P7Ll9o/HF8u",
+	"dNIQ/dlu/As1/m413gwbH/+7ECAbAyoqSrgyySQGL05cGWbPaR28dl7+9Mrk6x5B7GTUP+iTqP6PriDk",
+	"YnJjjOcsmp3ap8aUNeyP/xaMNi/RMuW051hiqu/MzljIRXGuns/o1BRwTEp8zXF87FVPokMgpp6Aegv+",
+	"L3icBUAkcDKdRSOjzIqdJpyYG4KwdwCerVcQ37rb33u15dZdPm8k40CLkF1OdMXC/E5OridwA25iapM5",
+	"/Whlk0oEVjoJvkLgtHr6dgL/o94NuPsytufQb8+LL0LFA1Lb13DzQOm9huonFeLx1x4x8zlF7c9ZGaav",
+	"Ttc4cgbmr/2pM/tdbo+mvTgFq3hUr1QE3eZVPYyuUth5yk0wqasFt+sLi9Fi0DmZAqbkBtNUQmTJpc2v",
+	"/d58lXtp97mcvi7BcohXghG7ISdydaXAtHjDiGPeDk1eYv6Ge3EJJJgw32dLbacoa8bHSEhdYnktYtKM",
+	"SujqNetvJdJ2JmVgahISOimohKRLbypLBIHA/qQxY0JiD5Z4rJ4kSZzCFLNsQlcKYKEcs5B6+gYhEQOq",
+	"tgdJMvZxUvI1iSHBzZ4a6YBg2cjS1ckvApaMz80FBSEH1MAzXpm0YGIsJsL1FSy4vuzpdevqlPoPCUQ2",
+	"B3RAf/wx4svmjz9Cx4QVbMVKBRGCMfNWGtjR54Hmn0HtEJrNpgMDzUfqz8+DlOdH/aD/HjabzUHt9lZt",
+	"kXldn23sCy7z8KBmZtFmiPnDpkwPav/vdsMXbm9HzQHNlUhVu+ELZjJqkdgQC7Mr15nVat3teBpdu1Nf",
+	"5dRbq3kGeOhHRY8EHLRaA1pQqFgnXVvoRzoRWyQiIr4Sp6ZqwhVbmP+KAZ2hG2w3S6l+nZCuRiOOwZ1h",
+	"d25o2Vz34zeYA0f6zrWcIePOM1AeDmicAXF92RNQr1g6eUCLayfvOOCGQrJFnKpcXyumbHLNBflbraRe",
+	"UFbZAeQv0UqjzTGFJeFg78VOE9oQIDlT+6ZxnirwOaBxhU/F3GxJLTtnS3unduQgk6UP16Yq6IBGu2rF",
+	"tM6cnlJdgNWQgBIuigBGbVvfVGe0HsJbLQ4gEjLNZnME9bSgUb+oRQxotbKkujpnAvBevkrpgBreU8PG",
+	"WB15BEgGjOLUchUHY2GsQ420pMh5VIBXmJQXn7iYCq1rbdXwdoDcGW7sN1v21kpSxGO5XDaRftxkfLpr",
+	"3xW7ve5x5+yqo9/RUQxpan9oUdO+6Nac2g3mwgjEVnPPDGMBpiggtcPai2ar+UKfiORMC/Rdc0/8b/X/",
+	"aZH127YI2m+1UlexA85cLIQikTBQkhQ8ZsNAkoWuEZtR1V4l1eO0+K5XO6y9w/K9/W6u9Pl+q/Vo1Wxz",
+	"ee1lVaozS8kovtrhnx+dmoiSh2o9ZVOosQFnY33+QFOhbBib/f5Rvbyr8wOrItQWQ4gLHFt6dOBl60Vx",
+	"aeNU4YMivF6ar39xtMYrIragsTJpdL7Fy9aLsk/EMO8WVJzetDNq1WT71tzs7aKANOZ4JUr35wwvjXzi",
+	"QjYhNis9IgIfrWzBR2ATUIuKCiELdUZc3w91BDLVo8RT7khBFc5yYrfSCbmS3OgqlkLvyoGBZ/OupBoT",
+	"6Ff2tr+SqVOtd7/Cd7Jl4B9KMyn+FTISXxYNtpi1SFFM/NPHW6cWMFGSfzcJfT/afo5lyJVKZNTFjnYT",
+	"HJlS8DDHOLD6gUgBV+/bjf2Xr7TmMKS0TjXpEmdJobq3thTko1BMURW12/VGFPtmhx+RSPMejRI6VXhd",
+	"ojhQ/s1QqEEPIBoRZjFd5mTZ7uc5XnW926R6QDHJKqwKyQJzUlEnEmQrjtejauULNLcnFXCR7+tbhWZK",
+	"Rb7Yn+ys06vJTU/R65OKuXxW/RYKssbes1LQQetg+0txZ4gvTHIGn1tJzsk0fPqzoJdS3BfAc2A0x6t7",
+	"9VLShFy1nZL6yLamPx8tr3j+X7vpvLJC3Z9VkQUJ79EM6tyUNhMu0JRQczlYnU50Ea+RMoFGUM/4CXTa",
+	"6c6hediMplOnQP1DlJER/5DumlVsX5z0fq2tbU4RTSRDdm23rlvnc2E7I+1dynQziss3mosRJQ6nvYK4",
+	"zMcnFAjp8oQFYuBcndTQNE5ZPen9+u2ZOh5GXsN42kDftkixd5SPlmgUxSUmJL37mRiFcjfKSpqXqZ0v",
+	"tp56ZI5tWXJHhy03MJq2nIwnRx0uo65c1smmV7jXapjJbLlOOGOx72jMvNU625hY/8+cLQzzPBmB5rIk",
+	"SlRV3NNNmB2yy/u6VdZB6832F+LmXeqFvQor0U2qvjDrmE1LcrdNmvPdeSly/VU7ajrGuWtEvRJbVp80",
+	"wRo88YUfYfO9JfhESBPkX1cLnfjrD1AO+bTGKdaOxbI2eBv0xsuc2viCWqOwMtMW9RHj/ttSIDhFRBGh",
+	"J4RVfj42xxihjMrYAa5EeHKl0YbHTcccJQSjH0y8XEc3Ck7VVhNon7URkgM6oNeXPeO6h3qhe17ZW3H5",
+	"ZatRkhrMA5qq4lfgod850lPNmJCwCIUE281hQOslXvojQGa4daPr2pz2LQGSOYDAZywYI3fuDGjAyQ2S",
+	"2IHjd2ftvgM+ofOGz1zkOxBS8leIo78WoS+Ji5S04FivzdOBnJCKALtkQpTuMOWj9TcRhe7FzSulZBeA",
+	"F2PsRUn3jnFbTEKBvcxCohiEDgfowJS58Ay6MFfK5R9vrLGu1DKMU7xuInh6pzQWXOPY9ACBlQcQMC4j",
+	"v/+OAuWg9WZAc70U9d7a2OjG/S1oKblzGCdOvWwNaBQuUVC8hl/e6iK7vm8KughzsUzXdBE7RzZQpLd6",
+	"jHVlmAGVbI6ped+MM8+VFJ4x39NdVzjzUwUhj+A9E9IZ0Ewcw4FjI8MaJnKc/N1fBdiBvu2z0OhQl3km",
+	"9HIclwF24BeMg0ZbnTEcuODs06rxowP9jn6R+LoDSDDlyMMOjD40fjexz8aPowHVwbBl/INWIpYATICi",
+	"yAnVSa4ePp0bKh/bv82mCKgD4FM6psoqSZZYazHdfyn/1J0tr6/DoZW6xVqkSvJGU3z+KHNotUGwibT+",
+	"HaND4q0xTi7kujjQgfekniD1wMdIiWFlPIkjrZKIlwlc6tTEJeKeKPN1Zdjiic2Uiv6uDFl+d3pVdnpt",
+	"IUun3FG0ZrFYuyQyWwrDc89JOVVJ5juZlJHJOywr0cjdDlipnvTaSYKkW5BOdaxT1+LUgmxi2xGMrEkz",
+	"ckwUWf/sRK2+hDHJTFfKBQqsjY2iHBdAamKrvkCR2qrICMjm3j2REVCc4FfJCHh8nslX3awibW3Fpn+Y",
+	"v+ZL8p3ZhftaDbu6IMzdfZd5viw82sZ3eJX9LCTxfWtnYJNRZppJwzg0h4PkkkZIJfHX+hiY8sZeEy5Q",
+	"KHRELqqBnB6FgLIGC9Y1ii4Q/Jw6JVfdeBt7xHV/vuuYMlrXGE23vZLs3oRvqOmJKP8iV5t7jF22SBXl",
+	"PopLsySVskfGY6/V0aLIEa/g/brp1yTKfKffcne5LtD+SATMJJK4kVzFeQI6VhvMfM+WZgY2gdHF+VUf",
+	"CsCxJr5OshjpKstjPNOnx6juUAFN6yVcRdd+nsxtUX5L6CvMqflnmyttzwOUdmlD3cdT5K5M8e8UB1wl",
+	"Y8qZIE11lWJHR/YMaiND+hS6KTaUkM6TpiWWXAXbInO/YG7if5Tc1QEaiymRJqtSanOeQpq2Pc/cuNHd",
+	"NJOdg7ouxKaEoe5VaQ6gsaskE9tpDmg7FSmaIRE77+WSpcnhEBDIGeFeEjM4bX8YXnXfnXXP3g1/6fxx",
+	"NdSBmM7JaD0RoNTNnbpf+F1if5MS+yEyukr6pXY4RpmVKVGn6/7EWcQ6GmMSAQ5ab2B03D47O+8PTzq9",
+	"Tr8z7LWv+mlSH5W5pzeR80F5auh/jOf4P4rUIldzNWp7iIx2CkIkKZtE52WK+dOnZYp55axMn02rZmMW",
+	"p15CfaxWtmPTZybEj6+UFqTSXJhiddpAEnMSmLh8gJEEzpYCXLZYEJktRWe/ozNBlrq2Bip27ffUWtb2",
+	"ryhPJldSvgiH24ualCVvxiViqymltXIUhRerF/nKdUjq/AJb7oMIXRu0LC9Id+cf2poNCVjVyvNXgyfe",
+	"ry2gYOrdH5Any6rNZEe9/KLZUZkuK1uyoqJd+LaSolK1PsuT/6JBu0ahNpCvr90X29BXbCIbZqCAMADJ",
+	"YKSpJZUHu0DSnUUGRCTm6sz3YlG4UyHz1V7V8P3TZBEVBNbDZcqzi8G4xooSUffi9k2zGnHzaNNuTrj/",
+	"mjLu17u2F8iI32foy+UhfAW2nikFHXNsUoSuurwYR0HhcolhsXsU32ePZYXOcLFQ+NpNYIsXGMsniUmZ",
+	"FEroesKkKqox9qK8zszHZKpvzEc5gNGXdOxrToKgyMNkacQCo6slPlHkONsH5Jkjxt9ZoQor6Nq22hV5",
+	"R71prnRs1psmU79UZcb1W0wtIKPEcjrTGVAWmK6B/krZNIymEmNgFNVnTAeyTNHq9FUNZ0DtHZaRKc5u",
+	"2MlFlDKdRBpNA/W4vp5jrqs4EWUktUJ04xUZuvNoMkLVOWjKsRBQt3y3U8m9Fde6vae+Lz/vRQUsC/qx",
+	"JAWoP1bWgE9qC/yn3GdbL7m8SaJENPXNiBR7MSenXeOy83dSs1a8rKnZIvbRKizFQP84VVZUtLnEJW1q",
+	"Autbe7r+BfnmyO/eGm1bQnPKpnMgLj8roR5HV7woazVVQUbpuFGuKZ25vJEzC6O855xZGKet5q3CzXbd",
+	"U8YNS9rnbb89+T3tuaoveqOsjHOe11ycz7f5FXf9+1ZvTF3ets/3v9tdJNx2o9ZIpR79btKwkHEP86S6",
+	"tZJl9dECp2sggFDGPZnY9lGI4wFVD5R0o+mCbtFJNRIFawISUVAfNWLPGVAk0jUdPYaFAxzfYOQri4Iy",
+	"qSyLI4W/uOod8aCujHkE19fdk50BNbfE7Fhzwk7dIfHJPPEDRHPY6npFhnrCXO0IiU9ZScV8o0paRrSn",
+	"3zltcyJGqtNXXGkUJVv5HOznIupi/2lqNuioi67VkG0sepQp9m5SQsW2VqFNOI9q2Jk4d3R786rf7l9f",
+	"jSo4so/1Wi9tU9Cn1ka5bsvbLZH8+r/H0x+N3a4kCyBqZ7VNxRXyiTn7PQ2f/KxYJOmaa0rQbihvstQO",
+	"nqSNgr71jgi1twnM4zgzCn8iQgqTSxVRW13f6iGerkmsb/3oH1K3f7ve6DBqCcGtp9fDDS80XIGBUSAS",
+	"lsT3TZMGPYvB0k6+KklUg3jCsZjF2nwcelMsj+K/TUc/XU6ZSkJD3DSMftLpdX/rXP4x7J4NLy7P3112",
+	"rq5GULcfYPEphNDpjjOgo8tOf21wRgDtOGvSA+pxhcydowE92GuBmqdz1u+enw07Hy66l52T0VHSWKNl",
+	"XSkCAsyTbqNyhikc7L/RYFz02n8Me93Tbn/Y+XDc6ZxUTTAzp8ZnMJy/15q5Z62Zg/0Ks/cZO0U0qpUo",
+	"voKDHNE1MNbcX2Y/7yQNJV81qGk98NyGQ6YLuU4TMW57QuOc0kcwFrSZcKYbI3wdloJGgfZYhLpz63fz",
+	"4BG9dLpJL0T97iO2oKZb6wamiFskFx5dj034x5aSW2zsQ6uT0vQTwqhOR9qx2hxJZSOjuI3ywuhy+5qu",
+	"lk+mSvlLpisTyLjHRtSJVJC/sWlHegijvdlIvaSrdYacYyphQWgocVzc/uWbKDWKSAdG+wezUWb4jIU8",
+	"Hrz/IjP4Jy879lVDj7aAxC/9lHnpRUu9xTy0Ska80R2d7LAmaFTqLD2OYcmJlJjCeGUcyqZqblSUG9uO",
+	"DUoQaAMH0agXwgKtwEdTXZJmzEKZCIziw7XZ3rsfujL9VpyqL8R32p40YJTv01oibgx5/SBsDPNbikGb",
+	"g7hlbsV0CJLWzbEwMLSRlwW7MtP/pzRH1XKvCHwigVDJ4Lp/3Ig42bbiUXQayaKMaIjYWL33qgWM4obl",
+	"YftmxLZ6xP6BZllh2dP89hoE+ZRmThExon7+oqX5z4F05NtJ2s4yqk7ucdlfy+31AHFJkL8TtSeGt3Yl",
+	"SkErhlukr0IHHOsmH/p48DfmLCa2cm5MdRD6Z/FlQYulbaxpN+7b5U119lL8YDGxiT9tFSuxKzD1NiRJ",
+	"ScbtVc3EM+yZc4/Q6jX21BGquUByRAWypbYQ9QY08unqKhxRujOSNlP8EBDst/aTIJrPhGzCyJ7nR/pA",
+	"bxojGjjwJ+RK099Rd3GMOzVCfY5XkVNcBMiNnMo+4lM8oDYBQYAI+Q25sQZFSQvIo/WmkQNqvlfUEGan",
+	"mVQTsc2asnUKzMMBtTXYSlrOLBUSb2z7x9QVF7akUbsaXdHtd+uRH+VabOqjfVJXzoEIcbrbJMps5IAa",
+	"V8iO2gGbwR+n+2j/R+RSWYsF6AQeTqaEIn9AE68t8aJbA1r8mRSYo9z0cb+bpO+luYXWPemcXpz3O2fH",
+	"fwxPu1en7f7x+1ET2qbBk2TFdR1ssQgkBnRkHut34v41UQg3FeNIv37QOkh3Ckr12ylwRFxh6lmP0BPl",
+	"MKT7tz5zBkOmx22BqG3TdETd7OhRHLyheKkzasx2aBG839p/NuDSfpkEjERWfb+N9YjeY6zrUC5jRig6",
+	"EWYbzWS73v35UVkOpu5kUSF8BLpWpz3H1BdojoGHdCfT4ulwd1ePmjEhD1+3Xre0OWJBWc9yzHhuM1ZX",
+	"ogAkayYJb0mhhfX7M8k9XDuhUGIlKd9wVHT3NiuYja5TRl7qm5mLbOufte271NPoEO0iX8db7R2v1Fxx",
+	"34H1ea6MFynaQXPVyyitpMVepNdTU8b7uz5lbIoomU+EtCeFVKOYzDzGGFmfJu4OpSDi2YZEIjWD7Uh0",
+	"+/H2fwMAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

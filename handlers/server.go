@@ -20,6 +20,8 @@ type Server struct {
 	Keyring *secrets.Keyring
 	Policy  *netguard.Policy
 	Logger  *slog.Logger // nil means slog.Default()
+	// Clock is the time the metrics windows end at; nil means time.Now.
+	Clock func() time.Time
 
 	draining atomic.Bool
 	auth     authCache

@@ -109,6 +109,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 // flight finishes and is recorded but not retried. It returns ErrNotFound.
 func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error {
 	now := Now()
+	var failed []string
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := lockEndpoint(tx, projectID, id); err != nil {
 			return err
@@ -116,11 +117,20 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 		if err := tx.Model(&Endpoint{}).Where("id = ? AND project_id = ?", id, projectID).Updates(map[string]any{"deleted_at": now, "updated_at": now}).Error; err != nil {
 			return err
 		}
-		return tx.Model(&Message{}).
-			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry}).
-			Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now}).Error
+		waiting := tx.Model(&Message{}).
+			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry})
+		if err := waiting.Session(&gorm.Session{}).Pluck("id", &failed).Error; err != nil {
+			return err
+		}
+		return waiting.Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now}).Error
 	})
-	return translate(err, "delete endpoint")
+	if err != nil {
+		return translate(err, "delete endpoint")
+	}
+	for _, m := range failed {
+		s.countOutcome(projectID, id, m, StatusFailedPermanent, nil)
+	}
+	return nil
 }
 
 // SetEndpointPaused pauses or resumes a live endpoint of the project. A pause

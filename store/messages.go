@@ -103,6 +103,7 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 		if status == StatusPaused {
 			m.NextAttemptAt = nil
 		}
+		s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
 		s.poke()
 		return m, true, nil
 	}
@@ -147,8 +148,11 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 	if err != nil {
 		return Message{}, false, translate(err, "insert message")
 	}
-	if created && stored.Status == StatusQueued {
-		s.poke()
+	if created {
+		s.countStats(stored.ProjectID, stored.EndpointID, stored.ID, func(d *StatsDelta) { d.Total++ })
+		if stored.Status == StatusQueued {
+			s.poke()
+		}
 	}
 	return stored, created, nil
 }
@@ -321,6 +325,7 @@ type Outcome struct {
 	LastError      *string
 	ResponseStatus *int
 	LatencyMs      *int
+	EndpointID     string // the message's endpoint, for the delivery statistics
 }
 
 // RecordAttempt stores attempt a and, if the caller still holds the
@@ -328,12 +333,20 @@ type Outcome struct {
 // message rescued meanwhile only adds the attempt. It returns the attempt
 // number given to a. (A retry scheduled for a message whose endpoint was
 // deleted meanwhile fails when it is next claimed, without an attempt.)
-func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
+func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Outcome) (no int, err error) {
 	if s.pool != nil {
-		no, err := s.batchRecord(ctx, token, a, o)
-		return no, translate(err, "record attempt")
+		no, err = s.batchRecord(ctx, token, a, o)
+		err = translate(err, "record attempt")
+	} else {
+		no, err = s.recordOne(ctx, token, a, o)
 	}
-	return s.recordOne(ctx, token, a, o)
+	if err == nil {
+		if no > 1 {
+			s.countStats(a.ProjectID, o.EndpointID, a.MessageID, func(d *StatsDelta) { d.Retries++ })
+		}
+		s.countOutcome(a.ProjectID, o.EndpointID, a.MessageID, o.Status, o.LatencyMs)
+	}
+	return no, err
 }
 
 // recordOne records one attempt by itself (SQLite, and PostgreSQL when a
@@ -457,8 +470,9 @@ func (s *Store) ReleaseLease(ctx context.Context, id, token string, delay time.D
 // did either. The endpoint row is read FOR SHARE, so a concurrent resume
 // (which locks it FOR UPDATE) either sees the parked message or makes this
 // call see the endpoint resumed.
-func (s *Store) ParkIfPaused(ctx context.Context, id, endpointID, token string) (bool, error) {
-	parked := false
+func (s *Store) ParkIfPaused(ctx context.Context, m Message, token string) (bool, error) {
+	id, endpointID := m.ID, m.EndpointID
+	parked, failed := false, false
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var e Endpoint
 		if err := tx.Clauses(clause.Locking{Strength: "SHARE"}).Select("id", "paused", "deleted_at").Where("id = ?", endpointID).Take(&e).Error; err != nil {
@@ -468,9 +482,11 @@ func (s *Store) ParkIfPaused(ctx context.Context, id, endpointID, token string) 
 		switch {
 		case e.DeletedAt != nil:
 			parked = true
-			return tx.Model(&Message{}).Where("id = ? AND lease_token = ?", id, token).
+			res := tx.Model(&Message{}).Where("id = ? AND lease_token = ?", id, token).
 				Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil,
-					"lease_until": nil, "lease_token": nil, "terminal_at": now, "updated_at": now}).Error
+					"lease_until": nil, "lease_token": nil, "terminal_at": now, "updated_at": now})
+			failed = res.RowsAffected > 0
+			return res.Error
 		case !e.Paused:
 			return nil
 		}
@@ -478,17 +494,23 @@ func (s *Store) ParkIfPaused(ctx context.Context, id, endpointID, token string) 
 		return tx.Model(&Message{}).Where("id = ? AND lease_token = ?", id, token).
 			Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "lease_until": nil, "lease_token": nil, "updated_at": now}).Error
 	})
+	if err == nil && failed {
+		s.countOutcome(m.ProjectID, m.EndpointID, m.ID, StatusFailedPermanent, nil)
+	}
 	return parked, translate(err, "park message")
 }
 
 // FailLeased ends a leased message as failed_permanent without an attempt
 // (its endpoint is gone).
-func (s *Store) FailLeased(ctx context.Context, id, token, reason string) error {
+func (s *Store) FailLeased(ctx context.Context, m Message, token, reason string) error {
 	now := Now()
-	err := s.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND lease_token = ?", id, token).
+	res := s.db.WithContext(ctx).Model(&Message{}).Where("id = ? AND lease_token = ?", m.ID, token).
 		Updates(map[string]any{"status": StatusFailedPermanent, "last_error": reason, "next_attempt_at": nil,
-			"lease_until": nil, "lease_token": nil, "terminal_at": now, "updated_at": now}).Error
-	return translate(err, "fail message")
+			"lease_until": nil, "lease_token": nil, "terminal_at": now, "updated_at": now})
+	if res.Error == nil && res.RowsAffected > 0 {
+		s.countOutcome(m.ProjectID, m.EndpointID, m.ID, StatusFailedPermanent, nil)
+	}
+	return translate(res.Error, "fail message")
 }
 
 // GetMessage returns a message of the project (not deleted), or ErrNotFound.

@@ -49,11 +49,15 @@ func (s *Store) RetryNow(ctx context.Context, projectID, id string) (Message, er
 // CancelRetry ends a pending_retry message as failed_permanent. It returns
 // ErrNotFound or ErrInvalidStatus, and the message as it now is.
 func (s *Store) CancelRetry(ctx context.Context, projectID, id string) (Message, error) {
-	return s.changeWaiting(ctx, projectID, id, func(m *Message, now time.Time) map[string]any {
+	m, err := s.changeWaiting(ctx, projectID, id, func(m *Message, now time.Time) map[string]any {
 		msg := "cancelled"
 		m.Status, m.NextAttemptAt, m.LastError, m.TerminalAt = StatusFailedPermanent, nil, &msg, &now
 		return map[string]any{"status": StatusFailedPermanent, "next_attempt_at": nil, "last_error": msg, "terminal_at": now}
 	}, false)
+	if err == nil {
+		s.countOutcome(m.ProjectID, m.EndpointID, m.ID, StatusFailedPermanent, nil)
+	}
+	return m, err
 }
 
 func (s *Store) changeWaiting(ctx context.Context, projectID, id string, change func(*Message, time.Time) map[string]any, wake bool) (Message, error) {
@@ -97,12 +101,14 @@ func (s *Store) changeWaiting(ctx context.Context, projectID, id string, change 
 // ErrReplayLimit or ErrRetentionExpired (all wrapped with the status).
 func (s *Store) Replay(ctx context.Context, projectID, id string, fromDLQ bool) (Message, error) {
 	var m Message
+	var prev string // the status it leaves
 	now := Now()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var err error
 		if m, err = lockMessage(tx, projectID, id); err != nil {
 			return err
 		}
+		prev = m.Status
 		switch {
 		case m.Status == StatusQueued || m.Status == StatusDelivering:
 			return statusErr(ErrDeliveryInProgress, m.Status)
@@ -156,6 +162,13 @@ func (s *Store) Replay(ctx context.Context, projectID, id string, fromDLQ bool) 
 	if err != nil {
 		return Message{}, translate(err, "replay message")
 	}
+	s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) {
+		if prev == StatusSucceeded {
+			d.Succeeded--
+		} else {
+			d.Failed--
+		}
+	})
 	if m.Status == StatusQueued {
 		s.poke()
 	}

@@ -65,6 +65,8 @@ type Store struct {
 	stopBatchers chan struct{}
 	batchersDone sync.WaitGroup
 	closeOnce    sync.Once
+
+	stats statsBuffer // delivery statistics not yet written, see stats.go
 }
 
 // Open connects to the database Options name. It does not migrate; call
@@ -114,6 +116,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			stopBatchers: make(chan struct{})}
 		st.startSendBatchers()
 		st.startRecordBatchers()
+		st.startStatsFlusher()
 		return st, nil
 	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
@@ -146,7 +149,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
 		}
-		return &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1)}, nil
+		st := &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1),
+			stopBatchers: make(chan struct{})}
+		st.startStatsFlusher()
+		return st, nil
 	default:
 		return nil, errors.New(`database URL must start with "postgres://", "postgresql://" or "sqlite:"`)
 	}
@@ -181,6 +187,10 @@ func (s *Store) Close() error {
 	if s.stopBatchers != nil {
 		s.closeOnce.Do(func() { close(s.stopBatchers) })
 		s.batchersDone.Wait()
+		// The batchers' last records counted after the flusher's last write.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = s.FlushStats(ctx)
+		cancel()
 	}
 	err := s.sqlDB.Close()
 	if s.pool != nil {
