@@ -17,7 +17,6 @@ import (
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/netguard"
-	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
 )
 
@@ -46,6 +45,8 @@ commands:
   apikey create --project NAME [--mode live|test] [--label L]
                                  create an API key (printed once)
   masterkey generate [--id ID]   print a new master key for --master-key
+  masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2]
+                                 re-seal every signing secret under the NEW master key
   listen [--addr A] [--secrets whsec_…] [--status N]
                                  a local receiver that prints deliveries and checks signatures
   version                        print the version
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "apikey":
 		return apikey(ctx, rest, getenv, stdout, stderr)
 	case "masterkey":
-		return masterkey(rest, stdout, stderr)
+		return masterkey(ctx, rest, getenv, stdout, stderr)
 	case "listen":
 		return listen(ctx, rest, getenv, stdout, stderr, nil)
 	case "version", "--version":
@@ -417,24 +418,6 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	fmt.Fprintf(stderr, "created API key %s for project %q; it is shown only this once:\n", k.ID, p.Name)
 	fmt.Fprintln(stdout, secret)
-	return nil
-}
-
-func masterkey(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "generate" {
-		return fmt.Errorf("%w: hookd masterkey generate [--id ID]", errUsage)
-	}
-	fs := newFlagSet("masterkey generate", stderr)
-	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id (1-32 of A-Z a-z 0-9 _ . -), stored beside every secret it seals")
-	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]")
-	if ok, err := commandFlags(fs, args[1:], func(string) string { return "" }, stdout); !ok {
-		return err
-	}
-	if err := secrets.ValidKeyID(*id); err != nil {
-		return fmt.Errorf("%w: --id: %w", errUsage, err)
-	}
-	k := secrets.GenerateMasterKey(*id)
-	fmt.Fprintln(stdout, k.String())
 	return nil
 }
 
