@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"testing"
 
@@ -179,6 +178,6 @@ func TestResealSigningKeysStopsOnAnUnknownKey(t *testing.T) {
 		require.ErrorContains(t, err, last.ID)
 		require.ErrorContains(t, err, "master key lost")
 		require.Equal(t, map[string]int{"A": 2}, n)
-		require.False(t, errors.Is(err, store.ErrUnavailable))
+		require.NotErrorIs(t, err, store.ErrUnavailable)
 	})
 }
