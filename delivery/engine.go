@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -125,7 +126,11 @@ type Engine struct {
 	kr     *secrets.Keyring
 	sender *Sender
 	cfg    Config
-	log    *slog.Logger
+	// log is for lines about one message: they carry message_id and
+	// endpoint_id. qlog is for lines about the queue as a whole (claims,
+	// leases, rescue, drain), which carry counts or id lists instead.
+	// Neither ever logs a payload, a header value or a secret.
+	log, qlog *slog.Logger
 
 	secretsMu sync.Mutex
 	secrets   map[string]string // signing key id → secret (immutable once made)
@@ -153,7 +158,8 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{},
+	log = log.With("component", "delivery")
+	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{},
 		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), now: store.Now,
 		workCtx: context.Background()}, nil
 }
@@ -196,7 +202,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-time.After(e.cfg.DrainTimeout):
-		e.log.Warn("drain timeout: abandoning attempts in flight; their messages are released", "in_flight", e.inFlight())
+		e.qlog.Warn("drain timeout: abandoning attempts in flight; their messages are released", "in_flight", e.inFlight(), "message_ids", e.heldIDs())
 		cancelWork()
 		<-done
 	}
@@ -228,7 +234,7 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		err := e.st.ExtendLeases(qctx, held, e.cfg.Lease)
 		cancel()
 		if err != nil && ctx.Err() == nil {
-			e.log.Warn("extending leases failed; they may expire and be rescued", "in_flight", len(held), "error", err.Error())
+			e.qlog.Warn("extending leases failed; they may expire and be rescued", "in_flight", len(held), "error", err.Error())
 		}
 	}
 }
@@ -258,12 +264,12 @@ func (e *Engine) rescue(ctx context.Context) {
 	n, err := e.st.RescueExpired(qctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Warn("rescuing expired leases failed", "error", err.Error())
+			e.qlog.Warn("rescuing expired leases failed", "error", err.Error())
 		}
 		return
 	}
 	if n > 0 {
-		e.log.Info("rescued messages whose lease expired", "count", n)
+		e.qlog.Info("rescued messages whose lease expired", "count", n)
 	}
 }
 
@@ -271,6 +277,17 @@ func (e *Engine) inFlight() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.inflight
+}
+
+// heldIDs lists the messages in flight, for the drain-timeout log line.
+func (e *Engine) heldIDs() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]string, 0, len(e.held))
+	for l := range e.held {
+		out = append(out, l.id)
+	}
+	return out
 }
 
 // claimAndStart claims as many messages as there are free workers and starts
@@ -304,7 +321,7 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	msgs, err := e.st.ClaimDue(qctx, token, e.cfg.Lease, want, skip)
 	if err != nil {
 		if ctx.Err() == nil {
-			e.log.Warn("claiming messages failed", "error", err.Error())
+			e.qlog.Warn("claiming messages failed", "error", err.Error())
 			sleep(ctx, e.cfg.PollInterval)
 		}
 		return false
@@ -322,7 +339,11 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	}
 	targets, err := e.st.DeliveryTargets(qctx, epIDs)
 	if err != nil {
-		e.log.Warn("loading endpoints failed; releasing claimed messages", "error", err.Error())
+		msgIDs := make([]string, len(msgs))
+		for i, m := range msgs {
+			msgIDs[i] = m.ID
+		}
+		e.qlog.Warn("loading endpoints failed; releasing claimed messages", "message_ids", msgIDs, "endpoint_ids", epIDs, "error", err.Error())
 		for _, m := range msgs {
 			e.release(m, token, 0)
 		}
@@ -506,7 +527,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		attrs = append(attrs, "retry_type", d.RetryType, "retry_in", d.RetryAfter.String())
 	}
 	if res.Err != nil {
-		attrs = append(attrs, "error", res.Err.Error())
+		attrs = append(attrs, "error", logError(res.Err))
 	}
 	// Successes are the bulk and are in the attempt rows anyway: debug.
 	level := slog.LevelInfo
@@ -562,7 +583,7 @@ func (e *Engine) trackHealth(m store.Message, t store.DeliveryTarget, r Result) 
 	if endpointFailed(r) {
 		errText := fmt.Sprintf("HTTP %d", r.Status)
 		if r.Err != nil {
-			errText = r.Err.Error()
+			errText = logError(r.Err) // the reason is logged too
 		}
 		var res store.FailureResult
 		e.retryDB(func(ctx context.Context) error {
@@ -587,6 +608,17 @@ func (e *Engine) trackHealth(m store.Message, t store.DeliveryTarget, r Result) 
 	if known > 0 {
 		e.retryDB(func(ctx context.Context) error { return e.st.ResetEndpointHealth(ctx, ep.ID) }, "endpoint health", m)
 	}
+}
+
+// logError is err's text for the log, without the URL that a *url.Error
+// names: an endpoint URL may carry the receiver's own token in its path or
+// query, and endpoint_id identifies the endpoint already.
+func logError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
 }
 
 // secretsOf opens the endpoint's signing secrets, newest first, caching

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -54,28 +55,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	}
 
 	configureValidator()
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(s.log(), spec)
-
-	e.Use(requestID())
-	e.Use(accessLog(s.log()))
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), RequestTimeout)
-			defer cancel()
-			c.SetRequest(c.Request().WithContext(ctx))
-			return next(c)
-		}
-	})
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
-		DisablePrintStack: true,
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			ctx := c.Request().Context()
-			s.log().ErrorContext(ctx, "panic", "request_id", RequestID(ctx), "error", err.Error(), "stack", string(stack))
-			return err
-		},
-	}))
+	e := newEcho(s, spec)
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   fmt.Sprintf("%dB", MaxBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == sendPath },
@@ -111,6 +91,57 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
 	return e, nil
+}
+
+// NewProbeRouter returns an Echo instance serving only GET /healthz and
+// GET /readyz of s, with the request ids, access log lines and error
+// envelope of NewRouter; every other path answers 404 NOT_FOUND. A process
+// that runs delivery but no API (the worker role) serves it, so no
+// management or send route is reachable there. It needs only s.Store and
+// s.Logger.
+func NewProbeRouter(s *Server) (*echo.Echo, error) {
+	if s.Store == nil {
+		return nil, errors.New("handlers: a store is required")
+	}
+	spec, err := gen.GetSpec()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	e := newEcho(s, spec)
+	h := gen.NewStrictHandler(s, nil)
+	e.GET("/healthz", h.GetHealthz)
+	e.GET("/readyz", h.GetReadyz)
+	return e, nil
+}
+
+// newEcho is the base of both routers: the error envelope, request ids, one
+// access log line per request, the request deadline and panic recovery.
+// Its log lines carry component=api and the request id.
+func newEcho(s *Server, spec *openapi3.T) *echo.Echo {
+	log := s.log().With("component", "api")
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log, spec)
+
+	e.Use(requestID())
+	e.Use(accessLog(log))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeout(c.Request().Context(), RequestTimeout)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
+		}
+	})
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			ctx := c.Request().Context()
+			log.ErrorContext(ctx, "panic", "request_id", RequestID(ctx), "error", err.Error(), "stack", string(stack))
+			return err
+		},
+	}))
+	return e
 }
 
 // specPath reports whether the validator owns path: everything except the

@@ -13,8 +13,9 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// Server implements gen.StrictServerInterface. Build it with its fields set;
-// Store, Keyring and Policy are required (New checks).
+// Server implements gen.StrictServerInterface. Build it with New, which
+// checks that Store, Keyring and Policy are set; a Server that only answers
+// the probes (NewProbeRouter) needs just Store.
 type Server struct {
 	Store   *store.Store
 	Keyring *secrets.Keyring

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"gorm.io/gorm"
 )
@@ -88,4 +89,73 @@ func (s *Store) MasterKeyIDsInUse(ctx context.Context) ([]string, error) {
 	var idsInUse []string
 	err := s.db.WithContext(ctx).Model(&SigningKey{}).Distinct("master_key_id").Order("master_key_id").Pluck("master_key_id", &idsInUse).Error
 	return idsInUse, translate(err, "list master keys in use")
+}
+
+// ResealSigningKeys re-seals every signing key whose master_key_id is not
+// activeID, batchSize rows at a time (at least 1). For each row it calls
+// reseal, which returns the row's secret sealed under the active master key
+// (reseal runs outside any transaction, so no lock is held while it
+// decrypts). The rows of a batch are then written in one transaction, each
+// only if it still holds the master key id and sealed bytes that were read
+// (compare-and-swap): a key deleted or re-sealed meanwhile, by a running
+// server or another rotation, is left as it is. Rows created while it runs
+// are visited too (ids grow), and each row is visited at most once.
+//
+// It returns how many rows it re-sealed per old master key id. An error
+// from reseal or the database stops it; the batches committed before stay
+// re-sealed, so running it again continues where it stopped. It returns
+// ErrUnavailable when the database cannot be reached.
+func (s *Store) ResealSigningKeys(ctx context.Context, activeID string, batchSize int, reseal func(SigningKey) (masterKeyID string, sealed []byte, err error)) (map[string]int, error) {
+	batchSize = max(batchSize, 1)
+	resealed := map[string]int{}
+	after := ""
+	for {
+		var batch []SigningKey
+		err := s.db.WithContext(ctx).Where("master_key_id <> ? AND id > ?", activeID, after).
+			Order("id").Limit(batchSize).Find(&batch).Error
+		if err != nil {
+			return resealed, translate(err, "read signing keys to re-seal")
+		}
+		if len(batch) == 0 {
+			return resealed, nil
+		}
+		type change struct {
+			old         SigningKey
+			masterKeyID string
+			sealed      []byte
+		}
+		changes := make([]change, 0, len(batch))
+		for _, k := range batch {
+			id, sealed, err := reseal(k)
+			if err != nil {
+				return resealed, fmt.Errorf("re-seal signing key %s (master key %s): %w", k.ID, k.MasterKeyID, err)
+			}
+			changes = append(changes, change{old: k, masterKeyID: id, sealed: sealed})
+		}
+		done := map[string]int{}
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, c := range changes {
+				res := tx.Model(&SigningKey{}).
+					Where("id = ? AND master_key_id = ? AND secret_sealed = ?", c.old.ID, c.old.MasterKeyID, c.old.SecretSealed).
+					Updates(map[string]any{"master_key_id": c.masterKeyID, "secret_sealed": c.sealed})
+				if res.Error != nil {
+					return res.Error
+				}
+				done[c.old.MasterKeyID] += int(res.RowsAffected)
+			}
+			return nil
+		})
+		if err != nil {
+			return resealed, translate(err, "re-seal signing keys")
+		}
+		for id, n := range done {
+			if n > 0 {
+				resealed[id] += n
+			}
+		}
+		if len(batch) < batchSize {
+			return resealed, nil
+		}
+		after = batch[len(batch)-1].ID
+	}
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// MaxConns caps the PostgreSQL pool; zero means DefaultMaxConns. SQLite
 	// always uses one connection (writers are serialised anyway).
 	MaxConns int
+	// ApplicationName names this process's PostgreSQL sessions
+	// (pg_stat_activity.application_name), unless the URL sets
+	// application_name itself. Empty leaves it unset. Ignored by SQLite.
+	ApplicationName string
 }
 
 // Store is an open database. It is safe for concurrent use; Close releases it.
@@ -87,6 +91,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		pcfg.MaxConns = int32(DefaultMaxConns)
 		if opts.MaxConns > 0 {
 			pcfg.MaxConns = int32(opts.MaxConns) //nolint:gosec // bounded by config validation
+		}
+		if _, set := pcfg.ConnConfig.RuntimeParams["application_name"]; !set && opts.ApplicationName != "" {
+			pcfg.ConnConfig.RuntimeParams["application_name"] = opts.ApplicationName
 		}
 		// The queue's claim must walk its index in order: a plain index scan
 		// marks the dead entries left by every status change as dead, so

@@ -23,7 +23,12 @@ import (
 // an HOOKD_… environment equivalent (flag name upper-cased, '-' → '_'); a
 // flag on the command line wins over the environment.
 type Config struct {
-	// Addr is the listen address of the API, host:port. Default ":8080".
+	// Role is what `hookd serve` runs: "all" (the API and delivery, the
+	// default), "api" (the API only) or "worker" (delivery only, with
+	// /healthz and /readyz on Addr).
+	Role string
+	// Addr is the listen address of the API (of the probes in the worker
+	// role), host:port. Default ":8080".
 	Addr string
 	// DatabaseURL is "postgres://…" or "sqlite:PATH". Empty: SQLite at
 	// DataDir/hookd.db.
@@ -105,7 +110,8 @@ func dbFlags(fs *flag.FlagSet, c *Config) {
 
 func serveFlags(fs *flag.FlagSet, c *Config) {
 	dbFlags(fs, c)
-	fs.StringVar(&c.Addr, "addr", ":8080", "listen address of the API (host:port)")
+	fs.StringVar(&c.Role, "role", roleAll, "what this process runs: all (API and delivery), api (the API only) or worker (delivery only; --addr serves just /healthz and /readyz)")
+	fs.StringVar(&c.Addr, "addr", ":8080", "listen address of the API (host:port); in the worker role, of /healthz and /readyz")
 	fs.StringVar(&c.MasterKey, "master-key", "", `master key sealing signing secrets, "ID:BASE64" of 32 bytes; empty uses DATA_DIR/master.key (generated on first start with SQLite)`)
 	fs.StringVar(&c.MasterKeysOld, "master-keys-old", "", "retired master keys, comma-separated, still used to open older secrets")
 	fs.BoolVar(&c.DevAllowHTTP, "dev-allow-http", false, "DEVELOPMENT ONLY: allow http:// endpoint URLs")
@@ -208,6 +214,14 @@ func (c *Config) validate(serving bool) error {
 		errs = append(errs, errors.New("--data-dir (HOOKD_DATA_DIR) must not be empty"))
 	}
 	if serving {
+		switch c.Role {
+		case roleAll, roleAPI, roleWorker:
+		default:
+			errs = append(errs, fmt.Errorf("--role (HOOKD_ROLE) must be all, api or worker, got %q", c.Role))
+		}
+		if c.Role != roleAll && c.isSQLite() {
+			errs = append(errs, fmt.Errorf("--role (HOOKD_ROLE) %s needs PostgreSQL (--database-url), where api and worker processes share one database; with SQLite run one process with --role all", c.Role))
+		}
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			errs = append(errs, fmt.Errorf("--addr (HOOKD_ADDR) must be host:port such as :8080 or 127.0.0.1:8080, got %q", c.Addr))
 		}

@@ -153,6 +153,8 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"FlagNotDuration": {[]string{"--shutdown-timeout", "abc"}, nil, `invalid value "abc" for flag -shutdown-timeout`},
 		"AllowEverything": {[]string{"--dev-allow-cidrs", "0.0.0.0/0"}, nil, "would allow far too much"},
 		"DrainDelay":      {[]string{"--drain-delay", "2m"}, nil, "--drain-delay (HOOKD_DRAIN_DELAY) must be 0 to 1m"},
+		"Role":            {[]string{"--role", "both"}, nil, "--role (HOOKD_ROLE) must be all, api or worker"},
+		"RoleOnSQLite":    {nil, map[string]string{"HOOKD_ROLE": "worker"}, "--role (HOOKD_ROLE) worker needs PostgreSQL"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -243,7 +245,7 @@ func TestServeHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	var stdout bytes.Buffer
 	require.NoError(t, run(context.Background(), []string{"serve", "--help"}, env(nil), &stdout, io.Discard))
 	for _, v := range []string{"HOOKD_ADDR", "HOOKD_DATABASE_URL", "HOOKD_DATA_DIR", "HOOKD_DB_MAX_CONNS", "HOOKD_MASTER_KEY", "HOOKD_MASTER_KEYS_OLD",
-		"HOOKD_DEV_ALLOW_HTTP", "HOOKD_DEV_ALLOW_CIDRS", "HOOKD_SHUTDOWN_TIMEOUT", "HOOKD_DRAIN_DELAY", "HOOKD_LOG_FORMAT", "HOOKD_LOG_LEVEL"} {
+		"HOOKD_DEV_ALLOW_HTTP", "HOOKD_DEV_ALLOW_CIDRS", "HOOKD_SHUTDOWN_TIMEOUT", "HOOKD_DRAIN_DELAY", "HOOKD_LOG_FORMAT", "HOOKD_LOG_LEVEL", "HOOKD_ROLE"} {
 		require.Contains(t, stdout.String(), v)
 	}
 }

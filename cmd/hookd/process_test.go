@@ -298,3 +298,105 @@ func TestTwoProcessesShareTheWork(t *testing.T) {
 	require.GreaterOrEqual(t, da, 400)
 	require.GreaterOrEqual(t, db, 400)
 }
+
+// TestScaleOutAPIAndWorkerProcesses runs two --role api and two --role
+// worker processes on one PostgreSQL database as one service: 400 sends
+// alternate between the api processes; every message arrives exactly once,
+// each worker delivers at least 20%, the api processes deliver none and run
+// no engine (they never LISTEN for due messages), every message reads
+// succeeded through either api, and a worker's /readyz answers 200, then
+// 503 after SIGTERM while it drains.
+func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
+	t.Parallel()
+	const total = 400
+	dbURL := testdb.NewPostgres(t)
+	key := secrets.GenerateMasterKey("scale")
+	rc := newCountingReceiver(t, 3*time.Millisecond)
+	start := func(role string, extra ...string) *child {
+		args := append(deliveryArgs(dbURL, key, t.TempDir()), "--role", role, "--log-level", "debug")
+		return startChild(t, append(args, extra...)...)
+	}
+	api1 := start("api")
+	apiKey := keyRE.FindString(api1.stdout.String())
+	require.NotEmpty(t, apiKey)
+	api2 := start("api")
+	w1 := start("worker", "--drain-delay", "1s")
+	w2 := start("worker")
+	apis := []*child{api1, api2}
+	require.Equal(t, http.StatusOK, get(t, w1.url("/readyz"), ""))
+	require.Equal(t, http.StatusNotFound, get(t, w1.url("/v1/endpoints"), apiKey), "a worker serves no API")
+
+	var ep struct{ ID string }
+	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, api1.url("/v1/endpoints"), apiKey, `{"url":"`+rc.srv.URL+`/scale"}`, &ep))
+	began := time.Now()
+	ids := make([]string, total)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < total; i = int(next.Add(1)) - 1 {
+				var res struct {
+					MessageID string `json:"message_id"`
+				}
+				body := fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.ID, i)
+				if api(t, http.MethodPost, apis[i%2].url("/v1/webhooks/send"), apiKey, body, &res) == http.StatusAccepted {
+					ids[i] = res.MessageID
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, id := range ids {
+		require.NotEmpty(t, id, "send %d was not accepted", i)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for countStatus(t, dbURL, "status <> 'succeeded'") > 0 {
+		require.True(t, time.Now().Before(deadline), "messages left undelivered")
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%d messages sent and delivered in %s", total, time.Since(began).Round(time.Millisecond))
+
+	counts := rc.counts()
+	require.Len(t, counts, total)
+	for _, id := range ids {
+		require.Equal(t, 1, counts[id], "message %s", id)
+	}
+	d1, d2 := w1.deliveries(), w2.deliveries()
+	t.Logf("worker 1 delivered %d, worker 2 %d", d1, d2)
+	require.Equal(t, total, d1+d2)
+	require.GreaterOrEqual(t, d1, total/5)
+	require.GreaterOrEqual(t, d2, total/5)
+	for _, a := range apis {
+		require.Zero(t, a.deliveries(), "an api process delivers nothing")
+		require.Contains(t, a.stderr.String(), `"role":"api"`)
+		require.Contains(t, a.stderr.String(), `"delivery":false`)
+	}
+	for i, id := range ids {
+		var m struct{ Status string }
+		require.Equal(t, http.StatusOK, api(t, http.MethodGet, apis[i%2].url("/v1/messages/"+id), apiKey, "", &m))
+		require.Equal(t, "succeeded", m.Status)
+	}
+
+	// Only the workers listen for due messages: the api processes have no
+	// engine. Sessions are named by role.
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	require.NoError(t, err)
+	defer conn.Close(context.Background())
+	rows, err := conn.Query(context.Background(), `SELECT application_name FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN hookd_due' ORDER BY 1`)
+	require.NoError(t, err)
+	listeners, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"hookd worker", "hookd worker"}, listeners)
+
+	// SIGTERM: the worker stays up for its drain delay with /readyz 503.
+	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGTERM))
+	require.Eventually(t, func() bool { return get(t, w1.url("/readyz"), "") == http.StatusServiceUnavailable }, 900*time.Millisecond, 10*time.Millisecond)
+	require.Equal(t, http.StatusOK, get(t, w1.url("/healthz"), ""))
+	select {
+	case <-w1.exited:
+		require.Equal(t, 0, w1.cmd.ProcessState.ExitCode())
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not exit after SIGTERM")
+	}
+}

@@ -7,17 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"strings"
 	"time"
 
-	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
-	"github.com/hookd/hookd/netguard"
-	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
 )
 
@@ -39,13 +33,15 @@ const help = `hookd — self-hosted webhook delivery
 usage: hookd <command> [flags]
 
 commands:
-  serve                          run the API server (migrates the database first)
+  serve [--role all|api|worker]  run the API and/or the delivery engine (migrates the database first)
   migrate                        apply database migrations and exit
   project create NAME            create a project
   project list                   list projects
   apikey create --project NAME [--mode live|test] [--label L]
                                  create an API key (printed once)
   masterkey generate [--id ID]   print a new master key for --master-key
+  masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2]
+                                 re-seal every signing secret under the NEW master key
   listen [--addr A] [--secrets whsec_…] [--status N]
                                  a local receiver that prints deliveries and checks signatures
   version                        print the version
@@ -72,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "apikey":
 		return apikey(ctx, rest, getenv, stdout, stderr)
 	case "masterkey":
-		return masterkey(rest, stdout, stderr)
+		return masterkey(ctx, rest, getenv, stdout, stderr)
 	case "listen":
 		return listen(ctx, rest, getenv, stdout, stderr, nil)
 	case "version", "--version":
@@ -119,9 +115,14 @@ func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) strin
 	return true, nil
 }
 
-// openStore opens and migrates the database.
+// openStore opens and migrates the database of c.
 func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store.Store, error) {
-	st, err := store.Open(ctx, c.storeOptions())
+	return openStoreWith(ctx, c.storeOptions(), log)
+}
+
+// openStoreWith opens and migrates the database opts names.
+func openStoreWith(ctx context.Context, opts store.Options, log *slog.Logger) (*store.Store, error) {
+	st, err := store.Open(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -134,159 +135,6 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store.Store, 
 		log.Info("applied database migrations", "versions", applied, "database", st.Where())
 	}
 	return st, nil
-}
-
-// serve runs the API until ctx is cancelled, then shuts down gracefully.
-// ready, if not nil, receives the listening address (tests use it).
-func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
-	var c Config
-	fs := newFlagSet("serve", stderr)
-	serveFlags(fs, &c)
-	fs.Usage = usage(fs, "hookd serve [flags]")
-	if ok, err := parse(fs, &c, args, getenv, stdout, true); !ok {
-		return err
-	}
-	log := newLogger(&c, stderr)
-
-	st, err := openStore(ctx, &c, log)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	inUse, err := st.MasterKeyIDsInUse(ctx)
-	if err != nil {
-		return err
-	}
-	kr, err := c.keyring(log, inUse)
-	if err != nil {
-		return err
-	}
-	if err := bootstrap(ctx, st, stdout, log, "http://"+displayAddrString(c.Addr)); err != nil {
-		return err
-	}
-
-	policy := &netguard.Policy{AllowHTTP: c.DevAllowHTTP, AllowCIDRs: c.allowCIDRs}
-	if policy.Development() {
-		log.Warn("DEVELOPMENT URL ALLOW-LIST IS ON: endpoints may use these otherwise blocked destinations; never run production like this",
-			"allow_http", c.DevAllowHTTP, "allow_cidrs", c.DevAllowCIDRs)
-	}
-	srv, err := handlers.New(st, kr, policy, log)
-	if err != nil {
-		return err
-	}
-	dcfg, err := c.deliveryConfig()
-	if err != nil {
-		return err
-	}
-	sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: c.CAFile, UserAgent: dcfg.UserAgent})
-	if err != nil {
-		return fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err)
-	}
-	engine, err := delivery.New(st, kr, sender, dcfg, log)
-	if err != nil {
-		return err
-	}
-	router, err := handlers.NewRouter(srv)
-	if err != nil {
-		return err
-	}
-	httpServer := &http.Server{
-		Handler:           router,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 * 1024,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	if c.DebugAddr != "" {
-		if err := serveDebug(ctx, c.DebugAddr, log); err != nil {
-			return err
-		}
-	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (another process may hold it; choose one with --addr)", c.Addr, err)
-	}
-	log.Info("hookd is serving", "version", version, "addr", ln.Addr().String(), "database", st.Where(),
-		"docs", "http://"+displayAddr(ln.Addr())+"/docs")
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
-
-	errc := make(chan error, 1)
-	go func() { errc <- httpServer.Serve(ln) }()
-	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopEngine()
-	engineDone := make(chan struct{})
-	go func() {
-		defer close(engineDone)
-		_ = engine.Run(engineCtx)
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-
-	log.Info("shutting down", "drain_delay", c.DrainDelay.String(), "timeout", c.ShutdownTimeout.String())
-	srv.SetDraining()
-	if c.DrainDelay > 0 {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("serve: %w", err)
-		case <-time.After(c.DrainDelay):
-		}
-	}
-	// Stop taking work on both sides at once: the API finishes its requests,
-	// the engine its attempts in flight (recording them) and releases the
-	// rest for other processes. Both are bounded by the shutdown timeout.
-	stopEngine()
-	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
-	defer cancel()
-	shutdownErr := httpServer.Shutdown(sctx)
-	if shutdownErr != nil {
-		_ = httpServer.Close()
-	}
-	<-engineDone
-	if shutdownErr != nil {
-		return fmt.Errorf("graceful shutdown did not finish within %s: %w", c.ShutdownTimeout, shutdownErr)
-	}
-	log.Info("stopped")
-	return nil
-}
-
-func displayAddr(a net.Addr) string { return displayAddrString(a.String()) }
-
-// displayAddrString turns a listen address into one a browser can open.
-func displayAddrString(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// bootstrap creates project "default" and one API key on an empty database
-// and prints the key once, on stdout, outside the log stream.
-func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer, log *slog.Logger, baseURL string) error {
-	p := store.Project{ID: ids.NewUUID(), Name: "default", CreatedAt: store.Now()}
-	secret, k := handlers.NewAPIKey(p.ID, "live", "bootstrap")
-	created, err := st.Bootstrap(ctx, p, k)
-	if err != nil {
-		return err
-	}
-	if !created {
-		return nil
-	}
-	log.Info("created project default with a first API key", "project_id", p.ID, "key_id", k.ID, "key_prefix", k.Prefix)
-	line := strings.Repeat("=", 72)
-	fmt.Fprintf(stdout, "\n%s\n  hookd created project \"default\" and its first API key.\n  It is shown only this once; keep it somewhere safe:\n\n    %s\n\n  Try it:  curl -H 'Authorization: Bearer %s' %s/v1/endpoints\n%s\n\n",
-		line, secret, secret, baseURL, line)
-	return nil
 }
 
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -417,40 +265,5 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	fmt.Fprintf(stderr, "created API key %s for project %q; it is shown only this once:\n", k.ID, p.Name)
 	fmt.Fprintln(stdout, secret)
-	return nil
-}
-
-func masterkey(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "generate" {
-		return fmt.Errorf("%w: hookd masterkey generate [--id ID]", errUsage)
-	}
-	fs := newFlagSet("masterkey generate", stderr)
-	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id (1-32 of A-Z a-z 0-9 _ . -), stored beside every secret it seals")
-	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]")
-	if ok, err := commandFlags(fs, args[1:], func(string) string { return "" }, stdout); !ok {
-		return err
-	}
-	if err := secrets.ValidKeyID(*id); err != nil {
-		return fmt.Errorf("%w: --id: %w", errUsage, err)
-	}
-	k := secrets.GenerateMasterKey(*id)
-	fmt.Fprintln(stdout, k.String())
-	return nil
-}
-
-// serveDebug serves net/http/pprof on addr until ctx ends.
-func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
-	if err != nil {
-		return fmt.Errorf("--debug-addr (HOOKD_DEBUG_ADDR): %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	go func() { <-ctx.Done(); _ = srv.Close() }()
-	log.Warn("serving pprof profiles", "addr", ln.Addr().String())
 	return nil
 }

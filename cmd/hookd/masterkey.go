@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hookd/hookd/secrets"
+	"github.com/hookd/hookd/store"
+)
+
+// masterkey runs `hookd masterkey generate|rotate`.
+func masterkey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	const synopsis = "hookd masterkey generate [--id ID] | hookd masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2] [flags]"
+	if len(args) == 0 {
+		return fmt.Errorf("%w: %s", errUsage, synopsis)
+	}
+	switch args[0] {
+	case "generate":
+		return masterkeyGenerate(args[1:], stdout, stderr)
+	case "rotate":
+		return masterkeyRotate(ctx, args[1:], getenv, stdout, stderr)
+	}
+	return fmt.Errorf("%w: %s", errUsage, synopsis)
+}
+
+func masterkeyGenerate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("masterkey generate", stderr)
+	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id (1-32 of A-Z a-z 0-9 _ . -), stored beside every secret it seals")
+	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]")
+	if ok, err := commandFlags(fs, args, func(string) string { return "" }, stdout); !ok {
+		return err
+	}
+	if err := secrets.ValidKeyID(*id); err != nil {
+		return fmt.Errorf("%w: --id: %w", errUsage, err)
+	}
+	k := secrets.GenerateMasterKey(*id)
+	fmt.Fprintln(stdout, k.String())
+	return nil
+}
+
+// rotateBatch is how many signing keys one transaction of `masterkey
+// rotate` re-seals by default.
+const rotateBatch = 100
+
+// masterkeyRotate re-seals every signing secret not sealed by --master-key
+// under it, while servers keep running (docs/operations-keys.md). It
+// succeeds only when, afterwards, no secret is sealed by another key, so
+// "the old keys can be removed" is never said too early.
+func masterkeyRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c Config
+	batch := rotateBatch
+	fs := newFlagSet("masterkey rotate", stderr)
+	dbFlags(fs, &c)
+	fs.StringVar(&c.MasterKey, "master-key", "", `the NEW master key, "ID:BASE64": every signing secret is re-sealed under it (required)`)
+	fs.StringVar(&c.MasterKeysOld, "master-keys-old", "", "the retired master keys, comma-separated, that sealed the secrets to re-seal")
+	fs.IntVar(&batch, "batch-size", rotateBatch, "signing secrets re-sealed per transaction (1-1000)")
+	fs.Usage = usage(fs, "hookd masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2] [flags]")
+	if ok, err := parse(fs, &c, args, getenv, stdout, false, "batch-size"); !ok {
+		return err
+	}
+	if batch < 1 || batch > 1000 {
+		return fmt.Errorf("%w: --batch-size must be 1 to 1000, got %d", errUsage, batch)
+	}
+	if c.MasterKey == "" {
+		return fmt.Errorf("%w: --master-key NEW (or HOOKD_MASTER_KEY) is required: the key every signing secret is re-sealed under", errUsage)
+	}
+	active, err := secrets.ParseMasterKey(c.MasterKey)
+	if err != nil {
+		return fmt.Errorf("%w: --master-key (HOOKD_MASTER_KEY): %w", errUsage, err)
+	}
+	var old []secrets.MasterKey
+	for _, s := range splitList(c.MasterKeysOld) {
+		k, err := secrets.ParseMasterKey(s)
+		if err != nil {
+			return fmt.Errorf("%w: --master-keys-old (HOOKD_MASTER_KEYS_OLD): %w", errUsage, err)
+		}
+		old = append(old, k)
+	}
+	kr, err := secrets.NewKeyring(active, old...)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+
+	log := newLogger(&c, stderr)
+	st, err := openStore(ctx, &c, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	inUse, err := st.MasterKeyIDsInUse(ctx)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, id := range inUse {
+		if !kr.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("signing secrets in the database were sealed by master key %s, which was not given: add it to --master-keys-old; nothing was re-sealed", strings.Join(missing, ", "))
+	}
+
+	resealed, err := st.ResealSigningKeys(ctx, active.ID, batch, func(k store.SigningKey) (string, []byte, error) {
+		aad := []byte(k.ID)
+		pt, err := kr.Open(k.MasterKeyID, k.SecretSealed, aad)
+		if err != nil {
+			return "", nil, err
+		}
+		id, sealed := kr.Seal(pt, aad)
+		clear(pt)
+		return id, sealed, nil
+	})
+	reportResealed(stdout, resealed, active.ID)
+	if err != nil {
+		return fmt.Errorf("%w (the secrets re-sealed before this stay re-sealed; run the command again to continue)", err)
+	}
+
+	left, err := st.MasterKeyIDsInUse(ctx)
+	if err != nil {
+		return err
+	}
+	left = slices.DeleteFunc(left, func(id string) bool { return id == active.ID })
+	if len(left) > 0 {
+		return fmt.Errorf("signing secrets sealed by master key %s were created while this ran: a process still seals with it; give every process --master-key %s and run this again", strings.Join(left, ", "), active.ID)
+	}
+	var retired []string
+	for _, k := range old {
+		retired = append(retired, k.ID)
+	}
+	if len(retired) > 0 {
+		fmt.Fprintf(stdout, "every signing secret is sealed by master key %s; master key %s can now be removed from --master-keys-old (HOOKD_MASTER_KEYS_OLD) of every process\n",
+			active.ID, strings.Join(retired, ", "))
+	} else {
+		fmt.Fprintf(stdout, "every signing secret is sealed by master key %s\n", active.ID)
+	}
+	return nil
+}
+
+// reportResealed prints one line per old master key, in id order.
+func reportResealed(w io.Writer, resealed map[string]int, activeID string) {
+	if len(resealed) == 0 {
+		fmt.Fprintf(w, "re-sealed 0 signing secrets: none was sealed by a key other than %s\n", activeID)
+		return
+	}
+	ids := make([]string, 0, len(resealed))
+	for id := range resealed {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		fmt.Fprintf(w, "re-sealed %d signing secrets from master key %s to %s\n", resealed[id], id, activeID)
+	}
+}

@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"strings"
+	"time"
+
+	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/handlers"
+	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/secrets"
+	"github.com/hookd/hookd/store"
+)
+
+// Roles of `hookd serve` (--role).
+const (
+	roleAll    = "all"    // the API and the delivery engine
+	roleAPI    = "api"    // the API only: sends are stored, workers deliver them
+	roleWorker = "worker" // the delivery engine, with /healthz and /readyz on --addr
+)
+
+// service is what one `hookd serve` process runs for its role.
+type service struct {
+	// handler serves --addr: the whole API, or only the probes (worker).
+	handler http.Handler
+	// probes answers /readyz; SetDraining turns it to 503 on shutdown.
+	probes *handlers.Server
+	// engine delivers messages; nil in the api role.
+	engine *delivery.Engine
+}
+
+// serve runs hookd in its role until ctx is cancelled, then shuts down
+// gracefully. ready, if not nil, receives the listening address (tests use
+// it).
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
+	var c Config
+	fs := newFlagSet("serve", stderr)
+	serveFlags(fs, &c)
+	fs.Usage = usage(fs, "hookd serve [flags]")
+	if ok, err := parse(fs, &c, args, getenv, stdout, true); !ok {
+		return err
+	}
+	log := newLogger(&c, stderr)
+
+	opts := c.storeOptions()
+	opts.ApplicationName = "hookd " + c.Role
+	st, err := openStoreWith(ctx, opts, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	inUse, err := st.MasterKeyIDsInUse(ctx)
+	if err != nil {
+		return err
+	}
+	kr, err := c.keyring(log, inUse)
+	if err != nil {
+		return err
+	}
+	if c.Role != roleWorker {
+		// The first API process of an empty database prints its key.
+		if err := bootstrap(ctx, st, stdout, log, "http://"+displayAddrString(c.Addr)); err != nil {
+			return err
+		}
+	}
+	svc, err := newService(&c, st, kr, log)
+	if err != nil {
+		return err
+	}
+	return svc.run(ctx, &c, st, log, ready)
+}
+
+// newService builds the parts of c.Role: the API (api, all) or only the
+// probes (worker), and the delivery engine (worker, all).
+func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logger) (*service, error) {
+	// The URL rules apply to endpoint URLs in the API and again when the
+	// engine connects.
+	policy := &netguard.Policy{AllowHTTP: c.DevAllowHTTP, AllowCIDRs: c.allowCIDRs}
+	if policy.Development() {
+		log.Warn("DEVELOPMENT URL ALLOW-LIST IS ON: endpoints may use these otherwise blocked destinations; never run production like this",
+			"allow_http", c.DevAllowHTTP, "allow_cidrs", c.DevAllowCIDRs)
+	}
+	svc := &service{}
+	if c.Role == roleWorker {
+		svc.probes = &handlers.Server{Store: st, Logger: log}
+		router, err := handlers.NewProbeRouter(svc.probes)
+		if err != nil {
+			return nil, err
+		}
+		svc.handler = router
+	} else {
+		srv, err := handlers.New(st, kr, policy, log)
+		if err != nil {
+			return nil, err
+		}
+		router, err := handlers.NewRouter(srv)
+		if err != nil {
+			return nil, err
+		}
+		svc.probes, svc.handler = srv, router
+	}
+	if c.Role == roleAPI {
+		return svc, nil
+	}
+	dcfg, err := c.deliveryConfig()
+	if err != nil {
+		return nil, err
+	}
+	sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: c.CAFile, UserAgent: dcfg.UserAgent})
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err)
+	}
+	svc.engine, err = delivery.New(st, kr, sender, dcfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return svc, nil
+}
+
+// run listens on c.Addr and runs the engine (if any) until ctx ends, then
+// drains: /readyz turns 503 for c.DrainDelay, and the HTTP server and the
+// engine stop together within c.ShutdownTimeout.
+func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *slog.Logger, ready chan<- string) error {
+	httpServer := &http.Server{
+		Handler:           svc.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 * 1024,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if c.DebugAddr != "" {
+		if err := serveDebug(ctx, c.DebugAddr, log); err != nil {
+			return err
+		}
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (another process may hold it; choose one with --addr)", c.Addr, err)
+	}
+	attrs := []any{"version", version, "role", c.Role, "addr", ln.Addr().String(), "database", st.Where(), "delivery", svc.engine != nil}
+	if c.Role == roleWorker {
+		attrs = append(attrs, "api", "off: /healthz and /readyz only")
+	} else {
+		attrs = append(attrs, "docs", "http://"+displayAddr(ln.Addr())+"/docs")
+	}
+	log.Info("hookd is serving", attrs...)
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- httpServer.Serve(ln) }()
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engineDone := make(chan struct{})
+	go func() {
+		defer close(engineDone)
+		if svc.engine != nil {
+			_ = svc.engine.Run(engineCtx)
+		}
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "drain_delay", c.DrainDelay.String(), "timeout", c.ShutdownTimeout.String())
+	svc.probes.SetDraining()
+	if c.DrainDelay > 0 {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-time.After(c.DrainDelay):
+		}
+	}
+	// Stop taking work on both sides at once: the API finishes its requests,
+	// the engine its attempts in flight (recording them) and releases the
+	// rest for other processes. Both are bounded by the shutdown timeout.
+	stopEngine()
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownTimeout)
+	defer cancel()
+	shutdownErr := httpServer.Shutdown(sctx)
+	if shutdownErr != nil {
+		_ = httpServer.Close()
+	}
+	<-engineDone
+	if shutdownErr != nil {
+		return fmt.Errorf("graceful shutdown did not finish within %s: %w", c.ShutdownTimeout, shutdownErr)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func displayAddr(a net.Addr) string { return displayAddrString(a.String()) }
+
+// displayAddrString turns a listen address into one a browser can open.
+func displayAddrString(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// bootstrap creates project "default" and one API key on an empty database
+// and prints the key once, on stdout, outside the log stream.
+func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer, log *slog.Logger, baseURL string) error {
+	p := store.Project{ID: ids.NewUUID(), Name: "default", CreatedAt: store.Now()}
+	secret, k := handlers.NewAPIKey(p.ID, "live", "bootstrap")
+	created, err := st.Bootstrap(ctx, p, k)
+	if err != nil {
+		return err
+	}
+	if !created {
+		return nil
+	}
+	log.Info("created project default with a first API key", "project_id", p.ID, "key_id", k.ID, "key_prefix", k.Prefix)
+	line := strings.Repeat("=", 72)
+	fmt.Fprintf(stdout, "\n%s\n  hookd created project \"default\" and its first API key.\n  It is shown only this once; keep it somewhere safe:\n\n    %s\n\n  Try it:  curl -H 'Authorization: Bearer %s' %s/v1/endpoints\n%s\n\n",
+		line, secret, secret, baseURL, line)
+	return nil
+}
+
+// serveDebug serves net/http/pprof on addr until ctx ends.
+func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr (HOOKD_DEBUG_ADDR): %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	log.Warn("serving pprof profiles", "addr", ln.Addr().String())
+	return nil
+}
