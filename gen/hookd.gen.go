@@ -81,6 +81,81 @@ func (e AttemptRetryType) Valid() bool {
 	}
 }
 
+// Defines values for ExportFilterStatus.
+const (
+	ExportFilterStatusDelivering      ExportFilterStatus = "delivering"
+	ExportFilterStatusFailedPermanent ExportFilterStatus = "failed_permanent"
+	ExportFilterStatusPaused          ExportFilterStatus = "paused"
+	ExportFilterStatusPendingRetry    ExportFilterStatus = "pending_retry"
+	ExportFilterStatusQueued          ExportFilterStatus = "queued"
+	ExportFilterStatusSucceeded       ExportFilterStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ExportFilterStatus enum.
+func (e ExportFilterStatus) Valid() bool {
+	switch e {
+	case ExportFilterStatusDelivering:
+		return true
+	case ExportFilterStatusFailedPermanent:
+		return true
+	case ExportFilterStatusPaused:
+		return true
+	case ExportFilterStatusPendingRetry:
+		return true
+	case ExportFilterStatusQueued:
+		return true
+	case ExportFilterStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportDirection.
+const (
+	ExportDirectionInbound  ExportDirection = "inbound"
+	ExportDirectionOutbound ExportDirection = "outbound"
+)
+
+// Valid indicates whether the value is a known member of the ExportDirection enum.
+func (e ExportDirection) Valid() bool {
+	switch e {
+	case ExportDirectionInbound:
+		return true
+	case ExportDirectionOutbound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportStatus.
+const (
+	ExportStatusCompleted  ExportStatus = "completed"
+	ExportStatusExpired    ExportStatus = "expired"
+	ExportStatusFailed     ExportStatus = "failed"
+	ExportStatusPending    ExportStatus = "pending"
+	ExportStatusProcessing ExportStatus = "processing"
+)
+
+// Valid indicates whether the value is a known member of the ExportStatus enum.
+func (e ExportStatus) Valid() bool {
+	switch e {
+	case ExportStatusCompleted:
+		return true
+	case ExportStatusExpired:
+		return true
+	case ExportStatusFailed:
+		return true
+	case ExportStatusPending:
+		return true
+	case ExportStatusProcessing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -311,6 +386,30 @@ type CreateEndpointRequest struct {
 	Url string `json:"url"`
 }
 
+// CreateExportRequest defines model for CreateExportRequest.
+type CreateExportRequest struct {
+	// Direction Which messages to export. hookd has outbound messages only; `inbound` is refused.
+	Direction *ExportDirection `json:"direction,omitempty"`
+
+	// EndTime Messages created before this time; after `start_time`, at most 92 days later.
+	EndTime time.Time `json:"end_time"`
+
+	// EndpointId Only this endpoint's messages.
+	EndpointId *string `json:"endpoint_id,omitempty"`
+
+	// InboundEndpointId Refused (400); hookd has no inbound endpoints.
+	InboundEndpointId *string `json:"inbound_endpoint_id,omitempty"`
+
+	// StartTime Messages created at or after this time.
+	StartTime time.Time `json:"start_time"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused).
+	Status *MessageStatus `json:"status,omitempty"`
+}
+
 // DLQEnvelope defines model for DLQEnvelope.
 type DLQEnvelope struct {
 	Data DLQPage `json:"data"`
@@ -472,6 +571,78 @@ type ErrorEnvelope struct {
 	Error Error `json:"error"`
 	Meta  Meta  `json:"meta"`
 }
+
+// Export defines model for Export.
+type Export struct {
+	CompletedAt  *time.Time `json:"completed_at"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ErrorMessage *string    `json:"error_message"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+
+	// FileSizeBytes Always null: the CSV is produced on download, so its size is not known in advance.
+	FileSizeBytes *int64 `json:"file_size_bytes"`
+
+	// FilterDirection Which messages to export. hookd has outbound messages only; `inbound` is refused.
+	FilterDirection ExportDirection `json:"filter_direction"`
+	FilterEndTime   time.Time       `json:"filter_end_time"`
+
+	// FilterEndpointId The endpoint filter as 32 hex digits, without the `ep_` prefix (as HookBridge reports it); null for every endpoint.
+	//
+	// Example: 0193a5b2c3d47e8f9a0b1c2d3e4f5a6d
+	FilterEndpointId *string   `json:"filter_endpoint_id"`
+	FilterStartTime  time.Time `json:"filter_start_time"`
+
+	// FilterStatus The message status filter; null for every status.
+	FilterStatus *ExportFilterStatus `json:"filter_status"`
+	Id           openapi_types.UUID  `json:"id"`
+	ProjectId    string              `json:"project_id"`
+
+	// RowCount Messages matching the filters when the export was created.
+	RowCount  int64      `json:"row_count"`
+	StartedAt *time.Time `json:"started_at"`
+
+	// Status hookd's exports are `completed` when created (the CSV is produced on
+	// download) and read `expired` once `expires_at` has passed. `pending`,
+	// `processing` and `failed` exist for HookBridge compatibility and are
+	// never reported.
+	Status ExportStatus `json:"status"`
+}
+
+// ExportFilterStatus The message status filter; null for every status.
+type ExportFilterStatus string
+
+// ExportDeleted defines model for ExportDeleted.
+type ExportDeleted struct {
+	Deleted bool               `json:"deleted"`
+	Id      openapi_types.UUID `json:"id"`
+}
+
+// ExportDeletedEnvelope defines model for ExportDeletedEnvelope.
+type ExportDeletedEnvelope struct {
+	Data ExportDeleted `json:"data"`
+	Meta Meta          `json:"meta"`
+}
+
+// ExportDirection Which messages to export. hookd has outbound messages only; `inbound` is refused.
+type ExportDirection string
+
+// ExportEnvelope defines model for ExportEnvelope.
+type ExportEnvelope struct {
+	Data Export `json:"data"`
+	Meta Meta   `json:"meta"`
+}
+
+// ExportListEnvelope defines model for ExportListEnvelope.
+type ExportListEnvelope struct {
+	Data []Export `json:"data"`
+	Meta PageMeta `json:"meta"`
+}
+
+// ExportStatus hookd's exports are `completed` when created (the CSV is produced on
+// download) and read `expired` once `expires_at` has passed. `pending`,
+// `processing` and `failed` exist for HookBridge compatibility and are
+// never reported.
+type ExportStatus string
 
 // Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 //
@@ -809,6 +980,22 @@ type ListEndpointsParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ListExportsParams defines parameters for ListExports.
+type ListExportsParams struct {
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// GetExportFileParams defines parameters for GetExportFile.
+type GetExportFileParams struct {
+	// Expires When the link stops working, in Unix seconds.
+	Expires int64 `form:"expires" json:"expires"`
+
+	// Sig The link's signature (64 lowercase hex digits).
+	Sig string `form:"sig" json:"sig"`
+}
+
 // GetLogsParams defines parameters for GetLogs.
 type GetLogsParams struct {
 	EndpointId *string        `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
@@ -852,6 +1039,9 @@ type CreateEndpointJSONRequestBody = CreateEndpointRequest
 
 // UpdateEndpointJSONRequestBody defines body for UpdateEndpoint for application/json ContentType.
 type UpdateEndpointJSONRequestBody = UpdateEndpointRequest
+
+// CreateExportJSONRequestBody defines body for CreateExport for application/json ContentType.
+type CreateExportJSONRequestBody = CreateExportRequest
 
 // DeleteMessagesBatchJSONRequestBody defines body for DeleteMessagesBatch for application/json ContentType.
 type DeleteMessagesBatchJSONRequestBody = MessageIDList
@@ -1132,6 +1322,109 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListExports List the project's exports
+	//
+	// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+	//
+	// Corresponds with GET /v1/exports (the `ListExports` operationId).
+	ListExports(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExportWithBody Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExport Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExport(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExport Delete an export
+	//
+	// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+	//
+	// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+	DeleteExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExport Get an export
+	//
+	// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+	GetExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DownloadExport Get a download link for an export
+	//
+	// Answers 302 with `Location` set to a signed link to the CSV
+	// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+	// and never past the export's own expiry. The link needs no API key,
+	// like a presigned object-store URL, so it can be handed to a browser
+	// or another tool; HookBridge's SDKs return it without following it.
+	// It is absolute: built from the server's configured public URL, or
+	// else from the request's scheme and `Host`.
+	//
+	// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+	// (409) exists for compatibility but hookd never answers it: exports
+	// are complete as soon as they are created.
+	//
+	// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+	DownloadExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExportFile Download an export's CSV through a signed link
+	//
+	// The target of the download link; it takes no API key, the signature
+	// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+	// `expires`, under a key derived from the server's master key; a
+	// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+	// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+	// `/download` for a new link), as does an export that has expired.
+	//
+	// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+	// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+	// `status`, `attempt_count`, `created_at`, `delivered_at`,
+	// `response_status`, `response_latency_ms`, `last_error`,
+	// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+	// Payloads and headers are never exported. It is streamed as it is read
+	// from the database; a failure part-way through breaks the connection
+	// rather than ending the file early.
+	//
+	// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+	GetExportFile(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetLogs List messages
 	//
@@ -1679,6 +1972,179 @@ func (c *Client) CreateSigningKey(ctx context.Context, id EndpointID, reqEditors
 // Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 func (c *Client) DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteSigningKeyRequest(c.Server, id, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExports List the project's exports
+//
+// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+//
+// Corresponds with GET /v1/exports (the `ListExports` operationId).
+func (c *Client) ListExports(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExportWithBody Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *Client) CreateExportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExportRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExport Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *Client) CreateExport(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExportRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExport Delete an export
+//
+// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+//
+// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+func (c *Client) DeleteExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExport Get an export
+//
+// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+func (c *Client) GetExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DownloadExport Get a download link for an export
+//
+// Answers 302 with `Location` set to a signed link to the CSV
+// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+// and never past the export's own expiry. The link needs no API key,
+// like a presigned object-store URL, so it can be handed to a browser
+// or another tool; HookBridge's SDKs return it without following it.
+// It is absolute: built from the server's configured public URL, or
+// else from the request's scheme and `Host`.
+//
+// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+// (409) exists for compatibility but hookd never answers it: exports
+// are complete as soon as they are created.
+//
+// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+func (c *Client) DownloadExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDownloadExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExportFile Download an export's CSV through a signed link
+//
+// The target of the download link; it takes no API key, the signature
+// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+// `expires`, under a key derived from the server's master key; a
+// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+// `/download` for a new link), as does an export that has expired.
+//
+// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+// `status`, `attempt_count`, `created_at`, `delivered_at`,
+// `response_status`, `response_latency_ms`, `last_error`,
+// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+// Payloads and headers are never exported. It is streamed as it is read
+// from the database; a failure part-way through breaks the connection
+// rather than ending the file early.
+//
+// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+func (c *Client) GetExportFile(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExportFileRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2674,6 +3140,279 @@ func NewDeleteSigningKeyRequest(server string, id EndpointID, keyId string) (*ht
 	return req, nil
 }
 
+// NewListExportsRequest constructs an http.Request for the ListExports method
+func NewListExportsRequest(server string, params *ListExportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExportRequest calls the generic CreateExport builder with application/json body
+func NewCreateExportRequest(server string, body CreateExportJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExportRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateExportRequestWithBody constructs an http.Request for the CreateExport method, with any body, and a specified content type
+func NewCreateExportRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExportRequest constructs an http.Request for the DeleteExport method
+func NewDeleteExportRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExportRequest constructs an http.Request for the GetExport method
+func NewGetExportRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDownloadExportRequest constructs an http.Request for the DownloadExport method
+func NewDownloadExportRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s/download", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExportFileRequest constructs an http.Request for the GetExportFile method
+func NewGetExportFileRequest(server string, id openapi_types.UUID, params *GetExportFileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s/file", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "expires", params.Expires, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sig", params.Sig, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetLogsRequest constructs an http.Request for the GetLogs method
 func NewGetLogsRequest(server string, params *GetLogsParams) (*http.Request, error) {
 	var err error
@@ -3558,6 +4297,119 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKeyWithResponse(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error)
+
+	// ListExportsWithResponse List the project's exports
+	//
+	// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports (the `ListExports` operationId).
+	ListExportsWithResponse(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*ListExportsResponse, error)
+
+	// CreateExportWithBodyWithResponse Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExportResponse, error)
+
+	// CreateExportWithResponse Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExportWithResponse(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExportResponse, error)
+
+	// DeleteExportWithResponse Delete an export
+	//
+	// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+	DeleteExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteExportResponse, error)
+
+	// GetExportWithResponse Get an export
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+	GetExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetExportResponse, error)
+
+	// DownloadExportWithResponse Get a download link for an export
+	//
+	// Answers 302 with `Location` set to a signed link to the CSV
+	// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+	// and never past the export's own expiry. The link needs no API key,
+	// like a presigned object-store URL, so it can be handed to a browser
+	// or another tool; HookBridge's SDKs return it without following it.
+	// It is absolute: built from the server's configured public URL, or
+	// else from the request's scheme and `Host`.
+	//
+	// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+	// (409) exists for compatibility but hookd never answers it: exports
+	// are complete as soon as they are created.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+	DownloadExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DownloadExportResponse, error)
+
+	// GetExportFileWithResponse Download an export's CSV through a signed link
+	//
+	// The target of the download link; it takes no API key, the signature
+	// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+	// `expires`, under a key derived from the server's master key; a
+	// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+	// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+	// `/download` for a new link), as does an export that has expired.
+	//
+	// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+	// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+	// `status`, `attempt_count`, `created_at`, `delivered_at`,
+	// `response_status`, `response_latency_ms`, `last_error`,
+	// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+	// Payloads and headers are never exported. It is streamed as it is read
+	// from the database; a failure part-way through breaks the connection
+	// rather than ending the file early.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+	GetExportFileWithResponse(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*GetExportFileResponse, error)
 
 	// GetLogsWithResponse List messages
 	//
@@ -5038,6 +5890,471 @@ func (r DeleteSigningKeyResponse) ContentType() string {
 	return ""
 }
 
+type ListExportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExportListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExportsResponse) GetJSON200() *ExportListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListExportsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListExportsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListExportsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListExportsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExportEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExportResponse) GetJSON201() *ExportEnvelope {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExportDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteExportResponse) GetJSON200() *ExportDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteExportResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExportEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExportResponse) GetJSON200() *ExportEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetExportResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DownloadExportResponse302Headers the declared response headers of an HTTP 302 response for DownloadExport
+type DownloadExportResponse302Headers struct {
+	CacheControl *string
+	Location     string
+}
+
+type DownloadExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *DownloadExportResponse302Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DownloadExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DownloadExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DownloadExportResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DownloadExportResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r DownloadExportResponse) GetJSON410() *ErrorEnvelope {
+	return r.JSON410
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DownloadExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DownloadExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DownloadExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DownloadExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DownloadExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DownloadExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExportFileResponse200Headers the declared response headers of an HTTP 200 response for GetExportFile
+type GetExportFileResponse200Headers struct {
+	CacheControl       *string
+	ContentDisposition *string
+}
+
+type GetExportFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExportFileResponse200Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetExportFileResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetExportFileResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetExportFileResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r GetExportFileResponse) GetJSON410() *ErrorEnvelope {
+	return r.JSON410
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetExportFileResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetExportFileResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExportFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExportFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExportFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExportFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6315,6 +7632,161 @@ func (c *ClientWithResponses) DeleteSigningKeyWithResponse(ctx context.Context, 
 		return nil, err
 	}
 	return ParseDeleteSigningKeyResponse(rsp)
+}
+
+// ListExportsWithResponse List the project's exports
+//
+// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports (the `ListExports` operationId).
+func (c *ClientWithResponses) ListExportsWithResponse(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*ListExportsResponse, error) {
+	rsp, err := c.ListExports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExportsResponse(rsp)
+}
+
+// CreateExportWithBodyWithResponse Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *ClientWithResponses) CreateExportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExportResponse, error) {
+	rsp, err := c.CreateExportWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExportResponse(rsp)
+}
+
+// CreateExportWithResponse Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *ClientWithResponses) CreateExportWithResponse(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExportResponse, error) {
+	rsp, err := c.CreateExport(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExportResponse(rsp)
+}
+
+// DeleteExportWithResponse Delete an export
+//
+// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+func (c *ClientWithResponses) DeleteExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteExportResponse, error) {
+	rsp, err := c.DeleteExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExportResponse(rsp)
+}
+
+// GetExportWithResponse Get an export
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+func (c *ClientWithResponses) GetExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetExportResponse, error) {
+	rsp, err := c.GetExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExportResponse(rsp)
+}
+
+// DownloadExportWithResponse Get a download link for an export
+//
+// Answers 302 with `Location` set to a signed link to the CSV
+// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+// and never past the export's own expiry. The link needs no API key,
+// like a presigned object-store URL, so it can be handed to a browser
+// or another tool; HookBridge's SDKs return it without following it.
+// It is absolute: built from the server's configured public URL, or
+// else from the request's scheme and `Host`.
+//
+// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+// (409) exists for compatibility but hookd never answers it: exports
+// are complete as soon as they are created.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+func (c *ClientWithResponses) DownloadExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DownloadExportResponse, error) {
+	rsp, err := c.DownloadExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDownloadExportResponse(rsp)
+}
+
+// GetExportFileWithResponse Download an export's CSV through a signed link
+//
+// The target of the download link; it takes no API key, the signature
+// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+// `expires`, under a key derived from the server's master key; a
+// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+// `/download` for a new link), as does an export that has expired.
+//
+// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+// `status`, `attempt_count`, `created_at`, `delivered_at`,
+// `response_status`, `response_latency_ms`, `last_error`,
+// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+// Payloads and headers are never exported. It is streamed as it is read
+// from the database; a failure part-way through breaks the connection
+// rather than ending the file early.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+func (c *ClientWithResponses) GetExportFileWithResponse(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*GetExportFileResponse, error) {
+	rsp, err := c.GetExportFile(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExportFileResponse(rsp)
 }
 
 // GetLogsWithResponse List messages
@@ -7618,6 +9090,408 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 	return response, nil
 }
 
+// ParseListExportsResponse parses an HTTP response from a ListExportsWithResponse call
+func ParseListExportsResponse(rsp *http.Response) (*ListExportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExportListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateExportResponse parses an HTTP response from a CreateExportWithResponse call
+func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExportEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExportResponse parses an HTTP response from a DeleteExportWithResponse call
+func ParseDeleteExportResponse(rsp *http.Response) (*DeleteExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExportDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetExportResponse parses an HTTP response from a GetExportWithResponse call
+func ParseGetExportResponse(rsp *http.Response) (*GetExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExportEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDownloadExportResponse parses an HTTP response from a DownloadExportWithResponse call
+func ParseDownloadExportResponse(rsp *http.Response) (*DownloadExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DownloadExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers DownloadExportResponse302Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers302 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExportFileResponse parses an HTTP response from a GetExportFileWithResponse call
+func ParseGetExportFileResponse(rsp *http.Response) (*GetExportFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExportFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExportFileResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetLogsResponse parses an HTTP response from a GetLogsWithResponse call
 func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8420,6 +10294,24 @@ type ServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx echo.Context, id EndpointID, keyId string) error
+	// ListExports List the project's exports
+	// (GET /v1/exports)
+	ListExports(ctx echo.Context, params ListExportsParams) error
+	// CreateExport Create a CSV export of messages
+	// (POST /v1/exports)
+	CreateExport(ctx echo.Context) error
+	// DeleteExport Delete an export
+	// (DELETE /v1/exports/{id})
+	DeleteExport(ctx echo.Context, id openapi_types.UUID) error
+	// GetExport Get an export
+	// (GET /v1/exports/{id})
+	GetExport(ctx echo.Context, id openapi_types.UUID) error
+	// DownloadExport Get a download link for an export
+	// (GET /v1/exports/{id}/download)
+	DownloadExport(ctx echo.Context, id openapi_types.UUID) error
+	// GetExportFile Download an export's CSV through a signed link
+	// (GET /v1/exports/{id}/file)
+	GetExportFile(ctx echo.Context, id openapi_types.UUID, params GetExportFileParams) error
 	// GetLogs List messages
 	// (GET /v1/logs)
 	GetLogs(ctx echo.Context, params GetLogsParams) error
@@ -8739,6 +10631,120 @@ func (w *ServerInterfaceWrapper) DeleteSigningKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.DeleteSigningKey(ctx, id, keyId)
+	return err
+}
+
+// ListExports converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExports(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExportsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExports(ctx, params)
+	return err
+}
+
+// CreateExport converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExport(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExport(ctx)
+	return err
+}
+
+// DeleteExport converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExport(ctx, id)
+	return err
+}
+
+// GetExport converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExport(ctx, id)
+	return err
+}
+
+// DownloadExport converts echo context to params.
+func (w *ServerInterfaceWrapper) DownloadExport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DownloadExport(ctx, id)
+	return err
+}
+
+// GetExportFile converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExportFile(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExportFileParams
+	// ------------- Required query parameter "expires" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "expires", ctx.QueryParams(), &params.Expires, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter expires: %s", err))
+	}
+
+	// ------------- Required query parameter "sig" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "sig", ctx.QueryParams(), &params.Sig, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sig: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExportFile(ctx, id, params)
 	return err
 }
 
@@ -9073,6 +11079,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:keyId", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
+	router.GET(options.BaseURL+"/v1/exports", wrapper.ListExports, options.OperationMiddlewares["listExports"]...)
+	router.POST(options.BaseURL+"/v1/exports", wrapper.CreateExport, options.OperationMiddlewares["createExport"]...)
+	router.DELETE(options.BaseURL+"/v1/exports/:id", wrapper.DeleteExport, options.OperationMiddlewares["deleteExport"]...)
+	router.GET(options.BaseURL+"/v1/exports/:id", wrapper.GetExport, options.OperationMiddlewares["getExport"]...)
+	router.GET(options.BaseURL+"/v1/exports/:id/download", wrapper.DownloadExport, options.OperationMiddlewares["downloadExport"]...)
+	router.GET(options.BaseURL+"/v1/exports/:id/file", wrapper.GetExportFile, options.OperationMiddlewares["getExportFile"]...)
 
 }
 
@@ -10643,6 +12655,595 @@ func (response DeleteSigningKey503JSONResponse) VisitDeleteSigningKeyResponse(w 
 	return err
 }
 
+type ListExportsRequestObject struct {
+	Params ListExportsParams
+}
+
+type ListExportsResponseObject interface {
+	VisitListExportsResponse(w http.ResponseWriter) error
+}
+
+type ListExports200JSONResponse ExportListEnvelope
+
+func (response ListExports200JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListExports400JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListExports401JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListExports500JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListExports503JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExportRequestObject struct {
+	Body *CreateExportJSONRequestBody
+}
+
+type CreateExportResponseObject interface {
+	VisitCreateExportResponse(w http.ResponseWriter) error
+}
+
+type CreateExport201JSONResponse ExportEnvelope
+
+func (response CreateExport201JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateExport400JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateExport401JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateExport500JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateExport503JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExportRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type DeleteExportResponseObject interface {
+	VisitDeleteExportResponse(w http.ResponseWriter) error
+}
+
+type DeleteExport200JSONResponse ExportDeletedEnvelope
+
+func (response DeleteExport200JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteExport400JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteExport401JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteExport404JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteExport500JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteExport503JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type GetExportResponseObject interface {
+	VisitGetExportResponse(w http.ResponseWriter) error
+}
+
+type GetExport200JSONResponse ExportEnvelope
+
+func (response GetExport200JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetExport400JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetExport401JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetExport404JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetExport500JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetExport503JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExportRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type DownloadExportResponseObject interface {
+	VisitDownloadExportResponse(w http.ResponseWriter) error
+}
+
+type DownloadExport302ResponseHeaders struct {
+	CacheControl *string
+	Location     string
+}
+
+type DownloadExport302Response struct {
+	Headers DownloadExport302ResponseHeaders
+}
+
+func (response DownloadExport302Response) VisitDownloadExportResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(302)
+	return nil
+}
+
+type DownloadExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DownloadExport400JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DownloadExport401JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DownloadExport404JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport409JSONResponse ErrorEnvelope
+
+func (response DownloadExport409JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport410JSONResponse ErrorEnvelope
+
+func (response DownloadExport410JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DownloadExport500JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DownloadExport503JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFileRequestObject struct {
+	Id     openapi_types.UUID `json:"id"`
+	Params GetExportFileParams
+}
+
+type GetExportFileResponseObject interface {
+	VisitGetExportFileResponse(w http.ResponseWriter) error
+}
+
+type GetExportFile200ResponseHeaders struct {
+	CacheControl       *string
+	ContentDisposition *string
+}
+
+type GetExportFile200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       GetExportFile200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetExportFile200TextcsvResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetExportFile400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetExportFile400JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile403JSONResponse ErrorEnvelope
+
+func (response GetExportFile403JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetExportFile404JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile410JSONResponse ErrorEnvelope
+
+func (response GetExportFile410JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetExportFile500JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetExportFile503JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLogsRequestObject struct {
 	Params GetLogsParams
 }
@@ -11831,6 +14432,24 @@ type StrictServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx context.Context, request DeleteSigningKeyRequestObject) (DeleteSigningKeyResponseObject, error)
+	// ListExports List the project's exports
+	// (GET /v1/exports)
+	ListExports(ctx context.Context, request ListExportsRequestObject) (ListExportsResponseObject, error)
+	// CreateExport Create a CSV export of messages
+	// (POST /v1/exports)
+	CreateExport(ctx context.Context, request CreateExportRequestObject) (CreateExportResponseObject, error)
+	// DeleteExport Delete an export
+	// (DELETE /v1/exports/{id})
+	DeleteExport(ctx context.Context, request DeleteExportRequestObject) (DeleteExportResponseObject, error)
+	// GetExport Get an export
+	// (GET /v1/exports/{id})
+	GetExport(ctx context.Context, request GetExportRequestObject) (GetExportResponseObject, error)
+	// DownloadExport Get a download link for an export
+	// (GET /v1/exports/{id}/download)
+	DownloadExport(ctx context.Context, request DownloadExportRequestObject) (DownloadExportResponseObject, error)
+	// GetExportFile Download an export's CSV through a signed link
+	// (GET /v1/exports/{id}/file)
+	GetExportFile(ctx context.Context, request GetExportFileRequestObject) (GetExportFileResponseObject, error)
 	// GetLogs List messages
 	// (GET /v1/logs)
 	GetLogs(ctx context.Context, request GetLogsRequestObject) (GetLogsResponseObject, error)
@@ -12394,6 +15013,178 @@ func (sh *strictHandler) DeleteSigningKey(ctx echo.Context, id EndpointID, keyId
 	return nil
 }
 
+// ListExports operation middleware
+func (sh *strictHandler) ListExports(ctx echo.Context, params ListExportsParams) error {
+	var request ListExportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExports(ctx.Request().Context(), request.(ListExportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExports")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExportsResponseObject); ok {
+		return validResponse.VisitListExportsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExport operation middleware
+func (sh *strictHandler) CreateExport(ctx echo.Context) error {
+	var request CreateExportRequestObject
+
+	var body CreateExportJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExport(ctx.Request().Context(), request.(CreateExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExportResponseObject); ok {
+		return validResponse.VisitCreateExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExport operation middleware
+func (sh *strictHandler) DeleteExport(ctx echo.Context, id openapi_types.UUID) error {
+	var request DeleteExportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExport(ctx.Request().Context(), request.(DeleteExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExportResponseObject); ok {
+		return validResponse.VisitDeleteExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExport operation middleware
+func (sh *strictHandler) GetExport(ctx echo.Context, id openapi_types.UUID) error {
+	var request GetExportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExport(ctx.Request().Context(), request.(GetExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExportResponseObject); ok {
+		return validResponse.VisitGetExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DownloadExport operation middleware
+func (sh *strictHandler) DownloadExport(ctx echo.Context, id openapi_types.UUID) error {
+	var request DownloadExportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DownloadExport(ctx.Request().Context(), request.(DownloadExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DownloadExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DownloadExportResponseObject); ok {
+		return validResponse.VisitDownloadExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExportFile operation middleware
+func (sh *strictHandler) GetExportFile(ctx echo.Context, id openapi_types.UUID, params GetExportFileParams) error {
+	var request GetExportFileRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExportFile(ctx.Request().Context(), request.(GetExportFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExportFile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExportFileResponseObject); ok {
+		return validResponse.VisitGetExportFileResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetLogs operation middleware
 func (sh *strictHandler) GetLogs(ctx echo.Context, params GetLogsParams) error {
 	var request GetLogsRequestObject
@@ -12762,148 +15553,188 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H35cxq59u+/ouJ9qwbPazB2nNzErleviM0k3MHLAJ5J7pAHovsAujRSR1KbMCn/76+09Eo34DW5d/Kb",
-	"3XRrOTo6uz76WnHZImAUqBSV46+VAHO8AAlc/3cacsG4+ssD4XISSMJo5bjSnwEaLUDiOoUvcujq10aI",
-	"TZCcAQo43BAWChTgKdTRZYA/h1CvOBWivv0cAl9VnArFC6gcV8y3Faci3BkssOprgb90gE7lrHL88uDQ",
-	"qchVoN4UkhM6rdzeOpUW9QJGqGyfrY+tSRHYnxHxHDSCYDhCmHroxSHy2RK4iwWgGXxBHpkSKeKRBVjO",
-	"koERr+JUOHwOCQevcix5COlBBlhK4Oqz/wfB8E9cmzRqbz59fXF4+z+VoiGfgxB4CoUjRgvzIyIeql5f",
-	"t89u/rF3v1FNGF9gWTmuhKF+Mz+OW/WxCBgVoBf4Lfa68DkEIdV/LqMSqP4TB4FPXKxGuP9voYb5NdXN",
-	"/3CYVI4r/2s/YZ5986vYb3HOeIvegM8CMF2uMw83nSIiEKE32CfeMRq1L35vdtpnw27rt+tWrz9ykket",
-	"i7Ory/aFfhb9PXzbuTz9tXWWeXZ90W01T98333Za6e/ft5pnrW5vhBhHo6vmx85l82zYv7wcdprdd61R",
-	"vXLrVE4ZnfjE/UaUcG3vAi2JnOl95IacA5VISCzhGI3Orq867dNmvzW87nbU7M6bH4a99ruL9sW74a+t",
-	"j72hnruhyGnz4uKyPzxrdVr91rDT7PXTr2ranLXOry77rYvTj8Pzdu+82T99n6ZZr9/sX/fUk7NWp/17",
-	"q/tx2L4YXnUv33VbPf282+rnHmpCvmMUnpeIAV75DHuKnShDPqNT4GgOgTzWg2xd9NuXF8PWh6t2t3Vm",
-	"BtmmavtiX7f/fKNtUhRS+BKAK8FDoF7XnN9vdS+anWGr273sjuoos0c8NCHUE5onPJCY+IhQNGNs7v0k",
-	"kM+mekIXTP7CQuo931wuGBKhO0McBAu5C2pUckYECjj7N7iK+IoFf7m8vjgboWqySVNPJ4wjjARQb0/P",
-	"ogf8hrhwTfENJj4e+8/MSR6WeKz0g4spZRKN1TpgdwZKQPVa3d/bp63h9UXz92a7o4VMHXVB8tWJnQWS",
-	"MyzRlElDCUzFEjhaYsWYaiczDp6eaJ+xc0xXVvqKZ+RA5JMFkXpMydS6ratO8+Ow0z5v94etD6et1lm0",
-	"U64pDuWMcfIXeM+7GM2rNprDSm3rBRGC0KmDFthXSg48B4V0TtmSKpnugQ9ST+T6onndf3/Zbf/LjP82",
-	"Uo+axM2A/Aorrb85C4BLYvSgywFL8IZYZrSohyXUJFnAuip1KnNYDYmmCHzBi0Bxqn7WOHjzAr8cH7ov",
-	"vKN/wOvJG9wYH7iH3gs4mrzEr7yitnw8Bl81VfCLkMNQxGPLUumPGVAtFxSZ1KtIrRVQqVYFPIRjKVIN",
-	"A888kmjBhESMuoAwWhAaStg7QTT0fUQmiMINcGV9FFJBvWV2pTE91sa7YB5sW3yzCufqzVunEnCYkC/F",
-	"RuaEcCHRwQFyZ5hjV9mlkZU5h5UaZUL72XzokxsY4oO3hRZYYjX9Ga1dRPh4EHb8TpohcmvwKW6bjZWU",
-	"U1MwEzo13zwadxWTZDljvpk96s00+1N/hWbAtYm9gUvvwHQPWcQdCa/mlyJ7tA7r5N9K71iKrNFdCfPd",
-	"phEtnZo7bP/oXL2Tn5ruzX5fPugzI6kKBpv8YD8dM+YDphtXsYy8UWtbB/IY1Ivm9PTU6xAht4+YSFiI",
-	"3YaumrZ9Yc7x6hnmcG43lwcTHPpKECixVckrwCvizkUk6X5SRpXaKg4aRXLOODOz+VCCkMORFoY0XKiB",
-	"2AbVD6mBJPu7KSUsArlOQWx+GFK2LnwOasow8pSmWIyVIFaGAKEhIOxyJpQ1Efh4JVJiiFAJU+CqS5dR",
-	"OuSgpGgxi3tUDM2qJQKShUrVlGodMxD9cci1FVLawtoX2vQeSviiqbBVrZnNt8W9dioslC5b6OWN1kKE",
-	"rgtCaLdd8hU24wmAL7BiqcL1sUp7OAPs2VDMJmZ8b18z3j3zb8AbkmCneUXRgOGYeQUK5zpAkqFXR+jX",
-	"t5HeNSatg677v9Reo6p139F4JcGygAueDl/crfOh5CF1cakIjF++F1HMpz6WQN2V5ZKS8aWYNv5QueDh",
-	"zh9JvhriiQQ+FOAy6t3pQ/M8xT8+WyprDJu9vJWoQmJ+V2NDusFQbVBw5f33oPTFcIapJ2Z4Dg9ohmMq",
-	"JsAf0IKcjO/7dU6i612eEooZ8ibbPSuAssJufTcX8HL5XijUI2ZAj6kMrUK4pzZMDeh+ijH3/dpkZlgM",
-	"F4xDmWgwBN7FQkq96yTNFg3K2IRGZ6eCpNmBxTZ0Kmh90Gg8gmN0WzqkKPpdOqhxyEWBs/hWPUZ4zG4A",
-	"jTiWMNSRgCEPxOgENdACMDUWh8ALQFisvaWk+gJ/IQslmg4aDTXRBaHm/0aRTMuMIBvaL6TS3YX7bIHd",
-	"IVC1p72MWWX2d4G/PMG+AAd5oMwkTkAgF3O+QpQhQaYUy5ADMgNJ2TJpfstQZZ3QZ0nLAXBklIBSpDom",
-	"FGUnEpJTZmIya+TdRt2Q++u9j2ZSBuJ4f3/koIND1e1h4+h1yoN2UBCOfeIi7HkchEBVAaDXXTGRFmM/",
-	"CZRqdC/naNv237yoH7w+qh8evKq/ONqfMTYXWx1vNeKizXbW+e1hnshZ57crPIUntd+jPu4onmx2R+ws",
-	"jW2uqBcuFpgXuiiptNsOZl5umvF4UgIw22Th5LWTd47pahffNSMC9I9D2+2QeFlKrFsjmcnm18h2Vdzu",
-	"5oE/kMMSAjwlk0XSfYNYL/SuBLihVH7hBBM/5FAgl37BxNcRQK1tBSIUYcTZElWt8UcYNTkJ4SBlK7JQ",
-	"CgcdNV7r/OnLL1+s9S/2ThCmK8TkDHgU5OYgQDUqSxzAewTBctpj/XcitNzfHBt1CXdDItGYA54DR9FX",
-	"+sc4V1wlOh0p1VcBVqZbFBTVs1wSAXXUBREuAHGoGY0TTfd+sdJ4+BywjZ7np7DafQY7uVyKOQidDgWh",
-	"Lqx32FPWbeTpRflHHlL1KOIrBzFuCLOcEV9rSl/OVvcnw8N1/rrMLQl5moUtCKzyEOx0MkxBhOUFB43N",
-	"UjSv2mr+4+KFqWr2GaX4cqTaECCRZGxvV3OiQNOb6P2ddo+1DjYrA20Hqzezu21tVI4VP8ly5ZYhJm6J",
-	"NMrzXnb3rm+GXAw+RYBNUvNRY/DbxE8++wPBtuTPuCxEP7MSfz3er7M6RwUJEAEuB1kY9FdmrKJ0UYpK",
-	"zLcN0t3UpOm1wOpczgS4ttJGDW+MBbw6UoM9PEIcU48tTJBot7zFw5g3R4C14aeIvjXZkGOthxkReT59",
-	"DkvifimHXZzpramG3BAeh3bPkW6I+nqcET/LUB8xHBQ1ucED2WU6yll60JSuYnWdnUyJdo8cm6EO8oRF",
-	"iv49W6KFMl2Nsooq74TOlGvbboE9QF4ICE8xoajasDUq+oO9jJVDqHx1VGjsJnZGfmMV7aBYca5PYDt1",
-	"HodDLaWfg08jpnpGFb3BDlwXfA/TPIkRtJtWuTZ2zc48Hibv78Ja0es7DOFxGCmaz5NyUlSzl+OfOLGa",
-	"rXcSUhmWDlpgd0Yo1DhgTz1B6gNTwobFevmpTq8mpWrZGFju5WLWlJj4Jq3qeUQNB/tXqREXBSh/YRzp",
-	"hBpOOePHaDQh4HsjVMXon73LC6RJDVwNMa7YRhQvYE/bXyMe+jBC1eUMS6TdEzaHtPeR0NKKnEK6AZVA",
-	"XdACMAAW+HCiWlvglTJH6bTIcsstpWvqOaJeSleznPkgWuyt5WQP4jnTzQame594qcXL+XWLdKq0vkiO",
-	"0ft+/8pGl4UmsSn4hRvgqygmvUJVtZhIMsUMIezVUUd5YgJhbsssS4O1GT79WvlQ6wPFyrmoYHcBldvi",
-	"qflytk76JOsZJSPZvCBfnaOk/epTaUcPEzR2sE8pXzpsKh7Jktoeyn1SQ+o82d3FhR4uC2l5TFEClUlC",
-	"OhZ+a2WfBdLvfspcc//mr7aGk6LgTVnZm64pHEYEeEhPOxaFEA8WATOVB7asb2vTuuQwFn1bX9fB+8eY",
-	"kq2kH4oZPnz5qth2MtXdZeQ1VUCbGOt5yzEE+QuGOvBQPJqkrV32sXn5XgG5Qss/oWWWceNxObmtmiNw",
-	"bptmpru2mncLqdkpN3Va4GEy2zb1B5Gz9lnO6ijw4u4p1qNGnV3FYmlgBPvKRlwNNwZINv6YJKW2+xKp",
-	"d51Ufis/iO0TeZRFeo7oiu3qUcb7HANtn3VIUaFFWUpzq0pY4C9t8/KBzfJH/25Jf25Ldmbl1HqU1oQV",
-	"lGuAiSR0qm17ZViaSnsra/YcNIrKI+hUuR00+gkRMaCEoolPpjP9YgDUI3Q61OVruZaVnap0U/w1lgM6",
-	"ymmrkWpFl0mCB97IQaOJTlQO4yLJEapao/es85t2cQZ0ZDxt9ZMUBRmbvfqApkpibTwlNjLUQjiVuFdd",
-	"kpmah01XpAeROPdFJZs5Q+9eBtc3N5mKMxDRrz8JdN3tFEbrt9pchpYPGeMdLaKNAvgRDaZnNmbuY6xs",
-	"UjdZmyPmgw3mx5a4VlbVa13qX04qx3/uKszLZewuB5xLp7o+1k9O2TlsBwV+KNAo+XykM7tJXRzxRnta",
-	"wHHryLMJes/Y/C0n3hSUQ87ccAFUgofEDAdQN7Qpqm3MVi/m5DWHzzanlmTRfJA6D6iemiPsJwj7gmkB",
-	"OfpQs3WBtbY3SpWxJe6bavPF58N/em9EZ97A/3p9sPjg/j7+B/1t2dpK0tRoi5Y/9lTvWCOVK2jKHYXA",
-	"QmiyR0ADkqEpyES7BHgKUbGG0RM6a6rxB3bbxPcsIE0Pe0s5aVeb7U3ff5jVEzfTBRH68jswpvMjWpuW",
-	"Ef5lvqD6eNuv960dU2IsdOdljl/ozh+pKi2eRqTqKlHXJZMo6r6cuG+xdGePwTe6oe+Mc9JjelTeUS3u",
-	"XnRpBqPM8Dvx0Z0YwYyonBQPW+IeUO87W1tNzvKQ/kOtuPUAdTn9Pzl3ccM3BLEVmR93oZ7IeTXdlJwR",
-	"yFnsd4KzuU/JXkEQNHUY4PDlS+0Fx0conPSI/mzW/oVrfzVqb4a1T/+7cEA20lUEB7QyKTNDFyc+/37g",
-	"NI5eOy//8cpUJZ2g2JXSD7R1p//QOAkukBvw1jNoTuVLbcpq9uG/BaP1Ll6mQhMcJFB9MmjGQi6KKxJ8",
-	"RqcGOikBMpmDcpcnEowXHUEEAfUEqjbQ/0EeZwEiEnHliNs3o/zRXh2dmXMQ6OAIefZUZny24PDg1Zaz",
-	"BfnsWMZNiIhdznTFwvxOpvwTODubNrWpD3s0cIgSgZUu9dshPLx7kVoy/ketgLz7NLZXCm6v/isixQMK",
-	"+NZo80DpvUbqJxXicW+PWN+V4vbnPP9uakMKjq9lGeRSsYbU6B/gewJNyQ3QVMVByamI7/1g2i6F3/c5",
-	"/bW+eXKEV3sS3JATueqpYVq6AebAm6FJ/OePkBVjDKAJ83221CpSKVIflJv94rAgJFGPIP30nHVfyUaf",
-	"SRkY0B9CJwVQAxrbSilBjAT4k9qMCQkeWsJY/ZJUSQiDFlVHbSkQC+WYhdTTJfpEDKhaHizJ2IcEUy0J",
-	"0qCbA/WmgwTLhm56Z78KtGR8bioAhRxQM57xytTdEKOsCdc1zui629Hz1vBP+h+JiKwP6ID+/HO0Yes/",
-	"/4xaeswRJJQaEUZj5q30YEdfB3r/DCrHqF6vO2ig95H69+sgFXRQD/T/w3q9Pqjc3qolMp9rs9p+4DIP",
-	"BhXTitaA5h9bkzSo/N/bDT3c3o7qA5rDIFOr4QtmSlaw2BBssjPXpUtq3s24GQ2Opc9K6KXVewbx0I9Q",
-	"BQQ6ajQGtAAJUFc12dGPdKWTSEREXHOumqqjHluYP8WAzvAN2MVSWkdXfKm3MQfkzsCdG1429fT8Bjji",
-	"WB9qkjNsIklmlMcDGqcYrrsdgao7YhMOaDE44Z6D3FBItohrgapraIWmmEuQv9RMqgW4hQ7C/hKvNNkc",
-	"g9yEjg5e7NVREwVYztS6aZqnELQGNIbQUpubLandztSc5rIp6dSKHGXK4NC1gd0a0GhVrZjWpUlTqhHO",
-	"DAso4aIYYNS0AGK6ZOQYvdXiAEVCpl6vj1A1LWjUEzWJAd0N90vDXyUDPsjDgA2o2XvqtTEoa1sgyRCj",
-	"kJqu2sEgjGGiiWZ/+knECHfC5JR84gIVWglbWM5mgN0Z1A7rDVsWmpySXS6Xdax/rjM+3bffiv1O+7R1",
-	"0Wvpb5TMJtIcrtWipnnVrjiVG+DCCMRG/cC8xgKgOCCV48qLeqP+QhvjcqYF+r45iPWX+ntaZHg1LYEO",
-	"G43UWaeAMxeEUCwSBkqSIo+BgauTLHSN2Ixg8ZRUj+vO2l7luPIO5Hvbbw5b9LDReDS4uFzhWBkMZGYq",
-	"GcVXOf7zk1MRUXau0lE2hXo34GysTV88FcqGseVln9TH+zoBvytB7WnDGEHQ8qODXjZeFGMHpk4WFtG1",
-	"a3r/5mSNZ0QsYqAyaXRC42XjRVkX8Zj3CyAdN62MmjXZvjQ3B/s4ILU5rETp+lzA0sgnLmQdxWalR0Tg",
-	"45VFVEJsgtSkIqRBodyT9fVQ1reBZxBPuSIFMFflzG6lE3YludEwUUKvypEZz+ZVSSH/6k8Otn+SAYLU",
-	"q79DP1mc1YfyTGr/ChmJL0sGixYpUhwTP/p061QCJkoS3JPQ96Pl5yBDrlQioy442kM9MViraA4QWP1A",
-	"pEC9983a4ctXWnMYVlrnmjSGSIIE89ZiLT0KxxTBlNyuIz0fmhV+RCbNO9MlfKrousQCWSf9b8OhhjwI",
-	"04gxi/kyJ8v2v85h1fZuk+N5xSyrqCokC4ynojwSbCE9qxEc6ALPraeCXOz7umzfNKnYF/zJ3jq/muKv",
-	"FL8+qZjLl61t4SBr7D0rBx01jrZ/FEMvf2OWM/TcynJOBuX/zwIA/Rh413PQaA6rewHoa0beFUNfdbIN",
-	"RP+T3Sue/3k/jalSqPuzKrKgoixqQflNaTPhCk8JNadvlHeiUTJGygQaoWomTqDrOvaOzY/1qDnlBeoH",
-	"UTFA/CB9VUKxfXHW+a2ytjhFPJG8sm+vaLh1vhZer6CjS5nbFWJ8JFN5WBJwOihICXx6QoGQxv8pEAOX",
-	"ylPDU4jOvp91fvv7mToeYK9mIm1IlzOmtvd5tB9ijaJ2icmG7n8lRqHcjbOSGyvUyhdbTx0yB4v76eiM",
-	"2YaNpi0nE8lRzqWuJwMvCrLpGR40aqYxi4eFLlgcOxozb7W+bUya+RfOFmbzPBmD5hL0JaoqvshDmBWy",
-	"0/u+VdZR4832D+LbMdQHBzvMRN8C8Y23jlk0hON1mXC2uMdeikJ/u7majgnuGlGvxJbVJ3VkDZ64otYE",
-	"zdRu8ImQJr+8rhZace8PUA75irop6MBi2bU8G/TGy5za+IZaoxD6YIv6iGn/91IgkGKiiNETxir3j40b",
-	"I5RRGQfAlQhPzgzYzKyBpFdCMHpgUrU6u1HgVVtNoGPWRkgO6IBedzsmdI+qheF5ZW/F+IZWoyQghwOa",
-	"gskpiNDvneimZkxItAiFRBYueUCrJVH6E4TN6zaMrsGv7FcCSeYgjHzGgjF2586ABpzcYAkOOn130ew7",
-	"yCd0XvOZi30HhZR8DiH6bxH6krhYSQsOem6eTuSEVATgkglRusPgM+o+MUXtq5tXSskuECzG4HmKxoyC",
-	"Y8IWk1CAl5lIlIPQ6QCdmDInipBGvkiF/OOFNdaVmoYJildNBk+vlKaCawKbHsLIygMUMC6juP+eGspR",
-	"482A5i4r0mtrc6Mb17fgzqa947hm52VjQKN0iRrFa/TrW41i5/vmxLQwldv60LTYO7GJIr3UY9BHrwdU",
-	"sjlQ8715z/yupPCM+Z6GNefMTyEunaD3TEhnQDN5DAedGhlWM5nj5P/+KgAH9S2Qca1FXeaZ1MtpjLPn",
-	"oF8BglpT+RgOuuLsy6r2s4P6Lf0h8TXEdjDl2AMHjT7U/jC5z9rPowHVybBl/EArEcsAJkFRFIRqJbX9",
-	"TxeGyuf2b7MlAsoBfMrAVBlUU4m1FvP9t4pP3dny+j4CWqljIkWqJG80xf5HWUCriQSbSBvfMTokXhoT",
-	"5MKuC4FOvCeAPdRDPmAlhpXxJE60SiJeJnGpq+KWmHuiLNaV2RZPbKbsGO/KsOWPoNfOQa8tbOmUB4rW",
-	"LBZrl0RmS2F67jk5Z1eW+cEmZWzyDuROPHI3Byt1EakOkmDpFpRTnerStbi0IFvYdoJG1qQZOSaLrB87",
-	"0V0awphk5tqnBQ6sjY2jGheEVcNWfSHFaqsiIyBbe/dERkBxgd9ORsDj75k8rNUu0tZCIvyXxWu+5b4z",
-	"q3Bfq2Ffn7i+e+wyvy8LXdvz2JTggIQkvm/tDDAVZea2RjQOjXOQnA8IqST+GlCwwQ/06ugKh0Jn5CKQ",
-	"wfRbGFFWY8G6RtEIfM+pU3Lwgdu2R3yw/oeOKeN1TdH0vRKS3ZvxDTc9Eedf5cAvx+CyRQr18iQ++5xA",
-	"UY5MxF6ro0VRIF6N9/vmX1Mo84N/y8PlGgH1kRiYSSyhlpwCeQI+VgvMfM9iHyI2QaOry14fFQzHmvi6",
-	"yGKkYQzHMNPeY3Swv4Cn9RR60YmTJwtblB9Q+Q5rav67zZWm5yGcDmmjqg9T7K4MumZqB/SSd8o3QZrr",
-	"dsodnVgf1GaGtBe6KTeUsM6TliWWnELaInO/YW3if5Tc1QkaSymRZqtSbnOeQpo2Pc+cuNHXVSUrh6oa",
-	"6UQJQ30ZlHFA41BJJrdTH9BmKlM0wyIO3sslS7PDMcJIzgj3kpzBefPDsNd+d9G+eDf8tfWxN9SJmNbZ",
-	"aL0QoDTMnTra9kNi/y0l9kNk9C7llzrgGFVWpkSdhpyJq4h1NsYUAhw13qDRafPi4rI/PGt1Wv3WsNPs",
-	"9dOsPioLT29i56Py0tD/mMjxfxSrRaHm3bjtITLaKUiRpGwSXZcp5k9flinmO1dl+my6azVmceklqo7V",
-	"zPZs+cyE+PGR0oJSmivtuBoDScxJYPLyAWCJOFsK5LLFgkgJHhrDhHGwcVduYaH0DuGAi0P7HTWXtfUr",
-	"qpPJYbYW0XA7nkZZ8WaMwbabUlpDQig8WB07/VYV6cJxHiNNEKFvfiurC9LX3w4tXEAyrN3wb3cbT7xe",
-	"W4YC1Lv/QJ6sqjZTHfXym1ZHZWDMt1RFRavw9yqKSt2EWV78F720bxRqDfv62H2xDd1jE1kzLwoU6tvT",
-	"R5pbUnWwCyzdWWRARGKuynwvFoV7O1S+2qMavn+eTGIHgfVwmfLsYjCG91Ai6l67fVOrRtw8WrObC+6/",
-	"p4r79WtRC2TEHzP87eoQvgNbz1zLEe/YBP9sd3kxjpLC5RLDUvckPs8eywpd4WJH4eswgQUvMJZPkpMy",
-	"JZSo7QlTqqjesQfldWU+kKk+MR/VAEY96dzXnARBUYTJ8ogdjAbqe6LMcRZo+5kzxj+2wi5bQcOq6lDk",
-	"HfWmOdKxWW+aSv1SlRnjtxgsIKPEcjrTGVAWmGt5/JWyaRhNFcagUQQNmE5kqXeyRzWcAbVnWEZIzpgA",
-	"s51cTCnTRaRRM6gaQ7s55riKE3FGghWikc1l6M6jxghVftDUXrtu9t3eTuGtGGb1nvq+3N+LsBMLAM8T",
-	"fPRPO2vAJ7UF/lPOs62j/W6SKBFP/W1Eij2Yk9OuE0KJmCXy5U7iZU3NFm0frcJSG+i/TpUV4QWXhKQN",
-	"HK0+tafxL8jfjv3urdG2FTSnbDoHxcinElXj7IoXVa2mEGSUjhvlbn0xhzdyZmFU95wzC+Oy1bxVuNmu",
-	"e8q8Ycn9NNtPT/4oe941Fr1RVsY1z2shzudb/B1X/cdSbyxd3rbO9z/bXSTc9u2tH+UR/XZyIxDjHvAE",
-	"WFnJsupoAWkMBCSUcU/08TIOyukcUPWDkm40DegWeaqRKFgTkJgi1akRe86AYpHGdPQYCAdxuAHsK4uC",
-	"MqksixNFvxj1jnioqox5jK6v22d7A2pOidl3jYedOkPik3kSB4jasOh6RYZ6srmaERGfEknF9LFLWUa0",
-	"pj922uZCjIj59L2qFmkUJ0v5HNvPxdQF/2kwG3TWRWM1ZG/uOsngjJuSULHtLq46uoww7EyeOzq92es3",
-	"+9e90Q6B7FM91669deuptVHuOsPtlkh+/j/y6Y+23XqSBUgznymXv5PbZ6uklSH/NPvkF7VFkmvpDATt",
-	"BniTpQ7wJAj++tQ7JtSeJjA/x5VR8IUIKUwtVcRtVX2qh3gak1if+tEPUqd/297oOLqNgNtIrwc1LzS7",
-	"AhCjiEi0JL5v7gfQrRgq7eVRSSIM4gkHMYu1+Tj0piBP4v9puBgD13DKVBIaQt1s9LNWp/17q/tx2L4Y",
-	"XnUv33Vbvd4IVW0HLPZCCJ3uOQM66rb6ay9nBNCesyY9UDVGyNw7GdCjgwZS7bQu+u3Li2Hrw1W72zob",
-	"nSR3OjRsKEWgAHhynZecAUVHh2/0MK46zY/DTvu83R+2Ppy2Wme7FpgZr/EZDOcfWDP3xJo5Otyh9T5j",
-	"55hGWIniO3DkiMbAWAt/mfW8kzSUfFWjbPktDIfMNZ+6TMSE7QmNa0ofwVjQZsIFW343loImgY5YhIAo",
-	"W/4wDx4xSqdIi1F0oWy0Lahe/vJNYZExxL4A6m1IvErG7fGPxNv0jCwVGkwgtv4J1ckkyTEV2MJ36Eto",
-	"Iz9Rn+yNSqiwtNVnxwijw8ZhEpjzmZB1NLI2wkgbCeaeHzMO+IJdaa4r0pcSxRcPoeocVpGjLQLsRo6q",
-	"j/kUBtQmNQQSIb8hN2CQ40tuNDpZvwNpQE1/RSDze/XkhLK9ACJ79tH8OKAW16UExn6piHhjbzNKlc0q",
-	"x982r1Fi/rBe/ih3Y5Q2FxKsGgdFhNOXJ+HMQg6oMa/21ArYqsA4hahtqshMW4sv6KQgJ1NCsT+giSdI",
-	"vKgSkYOGpcAyFCe55mMM/eQaJ1PZ3j5rnV9d9lsXpx+H5+3eebN/+n5UR01zaYRkxWdF7QFULJLbjtU3",
-	"MSZ+FBZOxU3Snx81jtK3D6Qw/AuMmx5Qz1qZT5QXSV9H9sxZkcyVbQWCvEnTUXqzoidxQIjCUmfpzHJo",
-	"AX/YOHy2waVtvWQYiaz6UeH9iB4paGyrZbwRirRMFrw+e5POn5+U/WSwrIrAdTHS+F8WUby6wHNAPKR7",
-	"mWsjjvf39VszJuTx68brhjbK7FDWKycy3uAifag9UQCS1ZMkenJ4c70mNznbYxsUSqwkR0JPis7zZAWz",
-	"0XV/AU/3mSmOX+/WXgmifo0wXl3s6xiurRtPtRVjGa+30zOWabSCpnzcKK3k2p5Ir6eajNd3vcn4qgjV",
-	"FM/eTiBSTdjrCW4/3f7/AAAA//8=",
+	"7H3pctu41uCroDRfVcs9tCwvSSd23fpKsZVEtx3bbcu93FZGhEhIwhUFsAHQijrlqnmaebB5kq9wAHCR",
+	"SElek76dX4kpEsvBwdmXz7WAT2POCFOydvi5FmOBp0QRAX8dJ0Jyof8XEhkIGivKWe2w1h0T5E+Jwg1G",
+	"Pql+AK/5iA+RGhMUC3JDeSJRjEekgc5j/EdCGjWvRvW3fyREzGtejeEpqR3WzLc1ryaDMZliPdcUfzol",
+	"bKTGtcMXu3teTc1j/aZUgrJR7fbWq7VZGHPKVOdkeW0thoj9GdHQQz6J+z7CLET7eyjiMyICLAkak08o",
+	"pCOqZLqyGKtxtjAa1ryaIH8kVJCwdqhEQvKLjLFSROjP/g+J+7/j7WFz+/XHz/t7t/9VK1vyByIlHpHS",
+	"FaOp+RHRENWvrzsnNz9s3W9VQy6mWNUOa0kCby6u41Z/LGPOJIEDfoPDS/JHQqTSfwWcKcLgvziOIxpg",
+	"vcKdf0u9zM+5af5LkGHtsPa/djLk2TG/yp22EFy02Q2JeEzMlMvII8ykiEpE2Q2OaHiI/M7Zz63Tzkn/",
+	"sv3Tdfuq63vZo/bZycV55wyeuf/335yeH//YPik8uz67bLeO37fenLbz379vt07al1c+4gL5F63fTs9b",
+	"J/3u+Xn/tHX5ru03arde7ZizYUSDLwSJwM4u0YyqMdyjIBGCMIWkwoocIv/k+uK0c9zqtvvXl6d6dx9a",
+	"v/avOu/OOmfv+j+2f7vqw94NRI5bZ2fn3f5J+7TdbfdPW1fd/KsAm5P2h4vzbvvs+Lf+h87Vh1b3+H0e",
+	"ZlfdVvf6Sj85aZ92fm5f/tbvnPUvLs/fXbav4Pllu7vwEAD5jjPyvECM8TziONToxDiKOBsRgSYkVoew",
+	"yPZZt3N+1m//etG5bJ+YRXaYvr44gvGfb7UthhJGPsUkUCRERL8OmN9tX561Tvvty8vzS7+BCnckREPK",
+	"Qgk4ERKFaYQoQ2POJ+F3EkV8BBs64+otT1j4fHs540gmwRgJInkiAqJXpcZUoljwf5NAA1+j4Nvz67MT",
+	"H9WzS5p7OuQCYSQJC7dgF1dE3NCAXDN8g2mEB9EzY1KIFR5o/hBgxrhCA30OOBgTTaCu2pc/d47b/euz",
+	"1s+tzikQmQa6JErMj+wukBpjhUZcGUhgJmdEoBnWiKlvMhckhI12Of+A2dxSX/mMGIgiOqUK1pRt7bJ9",
+	"cdr6rX/a+dDp9tu/HrfbJ+6mXDOcqDEX9E8SPu9htC46aELm+lpPqZSUjTw0xZFmciT0UMImjM+Ypukh",
+	"iYiCjVyfta67788vO/8y67917BFA3Irpj2QO/FvwmAhFDR8MBMGKhH2sClw0xIpsKzoly6zUq03IvE8B",
+	"IuQTnsYaU+FZc/f1Pn4x2Av2w4MfyKvha9wc7AZ74T45GL7AL8OysSI8IJEequQXqfqJTNdWhNIvY8KA",
+	"Lmgw6VeRPivClD4VEiKcUpF6EofmkUJTLhXiLCAIoylliSJbR4glUYToEDFyQ4SWPkqhoN8yt9KIHkvr",
+	"nfKQrDt8cwof9Ju3Xi0WZEg/lQuZQyqkQru7KBhjgQMtlzopc0LmepUZ7MeTfkRvSB/vvimVwDKp6Xd3",
+	"dg7w6SLs+r08Qiycwcd0bD7QVE5vwWzo2HzzaNhVDpLZmEdm9+hqDOjPojkaEwEi9gosvQPSPeQQNwS8",
+	"3l8O7O4clsG/Ft4pFVmCuybmm23DHZ3eO1n/0Qf9zuLWYDb7ffWiTwylKlls9oP9dMB5RDBbeYpV4HWj",
+	"rV3IY0DP7enpoXdKpVq/YqrIVG62dD20nQsLgefPsIcP9nKFZIiTSBMCTbZqiwzwggYT6Sjdd1qo0lfF",
+	"Q76jc0aZGU/6ikjV94EYsmSqF2IH1D/kFpLd75ZSZBqrZQhi80Of8WXis7utBaNQc4rpQBNiLQhQlhCE",
+	"A8GllibiCM9ljgxRpsiICD1lwBnrC6KpaDmKh0z2zallBJInmtVUch2zEPg4ESCFVI6w9AWI3n1FPgEU",
+	"1rI1c/nWqNdejScq4FM4XncWMgkCIiWo7UrMsVlPTMQUa5QqPR/LtPtjgkNrilmFjO/ta0a759ENCfs0",
+	"3mhfzhrQH/CwhOFcx0hx9PIA/fjG8V0j0nrouvt2+xWqW/UdDeaKWBQISAjmi7tN3lciYQGuJIHpy/cC",
+	"ivk0woqwYG6xpGJ9OaRNP9QqeLLxR0rM+3ioiOhLEnAW3ulD8zyHPxGfaWkMm7u8FqhSYXFXYUMFcV9f",
+	"UBKo+99BFcn+GLNQjvGEPGAYgZkcEvGAEdRwcN+vFyg63PIcUSyAN7vuRQJUJHbLt7kEl6vvQikfMQt6",
+	"TGZoGcI9uWFuQfdjjAvfL21mjGV/ygWpIg0GwJtISLl3vWzYskUZmdDw7JyRtLiwVIbOGa13m81HUIxu",
+	"K5fkrN+VixokQpYoi2/0Y4QH/IYgX2BF+mAJ6ItY+keoiaYEMyNxSDwlCMultzRVn+JPdKpJ026zqTc6",
+	"pcz83SyjaYUVFE37pVC6O3EfT3HQJ0zf6bAgVpn7XaIvD3EkiYdCosUkQYlEARZijhhHko4YVokgyCwk",
+	"J8vk8a0AlWVAn2Qjx0QgwwQ0IwWbkPNOZCBn3NhklsC7DrqJiJZn98dKxfJwZ8f30O6ennavefAqp0F7",
+	"KE4GEQ0QDkNBpER1SQicu0YiIGPfSZQbdGtB0bbjv95v7L46aOztvmzsH+yMOZ/ItYq3XnH1ZWt/irmo",
+	"xuuQChI4VFppXYJxTtLXtbzHwj6wvyV4Wc+MRFbpRAMy5IKYw9KfHCFg5sgH2g+j+F5qR3m9h0I8l0jL",
+	"FtV2kyVEd1hgiVZxSedapS8gy3fSOYlAvr6T98mrUTbgCQv7Kye9JEPNsFD9oNncOjL2ZTQGyyWyA6TL",
+	"kRZV3WV+eVAliWwKdKy0OmMAnUJ+c3BmAtpqrQ1mvTIvL+Jmbr05fCnD1pPTnx6mN5+c/nSBR+RJtU03",
+	"xx2ZqUOzjWUHB9RkOsWiVKHOOYk3UEoWtpmuJ8eui0OWbh5MEh8wm29iaSkwLPixb6ft07AIiWXZubDZ",
+	"xTOyU5WPu3rhD8SwDABPiWROFlkhhJTaAiQJEkVvSH+IaZQIUsJF32IaAWEA2VAiyhBGgs9Q3aoqlDPj",
+	"QZMeUAueKOmhg+Yr8Pa/+PTJ6qpy6whhNkdcjYlwLhlBJNGDqgpzxT1MtguyzvLvVIKUstqSH1ARJFSh",
+	"gSB4QgRyX8GPaWRDnYLzXOmvYqzptjPhwy5nVJIGuiQymRIkyLaRj9x272fZT5cvCLa+nsUtzDffwUYG",
+	"Ao0clI36krKghIlcaYLt7BLOWy4Sph85vPI0WwHAzMY0ArkuUuP5/cHwcAl1meZWGOjNwZa4AURC7HYK",
+	"SEGlxQUPDcxRtC46ev+D8oOpA/r4Obz09RiSKKQ439pU+C2RS42v6U63x8qyq5kBaG36zeJtW1qVZ8lP",
+	"dlwLx5ACt4IaLeJe8fYuX4YFj1EOAKuo5qN6jNaRn0VfJYnXuSoHVQ6lsaX4y94p8EEelLjrJAkEUaUu",
+	"Kq10aUiXOVTlZN0ig1VDmllLdKTZWJLAxoXp5Q2wJC8P9GL3DpDALORTY9LczMv2MORdAMDS8nNAX+sa",
+	"W0CthwkRi3j6HJLE/Rxkm5h+1jrGFpbwOLB7DueYm+txVvwsS31E46UbcoUGssl2tLL0oC1dpOy6uJkK",
+	"7u4Umz6YJJMyRv+ez9BUi66GWaUmAIjrANluikOCwoQgPMKUoXrTRlTBB1sFKYcy9fKgVNjN5IzFi1V2",
+	"g1LGubyB9dB5HAy1kH4OPHVI9YwseoUcuEz4HsZ5MiFoM65ybeSajXE8yd7fBLXc6xss4XEQye3nSTHJ",
+	"RZgu4E8aBlCMzpNKC5YemuJgTBnZFgSH+gnSH5iASyyXg6UhGCALrCxabBdeLkdNhWlkggDCkOrl4Ogi",
+	"t+Iyc/pbLhC4f3FOGT9E/pCSKPRRHaN/Xp2fIQA1EXqJaX4BYnhKtkD+8kUSER/VZ2OsEKgnfELy2kcG",
+	"S0tySuFGmCIsIEAAY8LjiBzp0aZ4rsVRNiqT3BaOMjDRR26WytOsRj7iDntt8OODcM5MswrpwAJehnUa",
+	"JdbQrbU68H1onwm4yB3g2lnIp5gKIu80y5BGpC/pn6QP0nsJokQzPJdgETgEyf/46mdkYpbDJCAh4gyF",
+	"fMYijkMPSY6okkgPaILLFTIxp5QhHN5gFpBSHrve2T+kkSKi/xCXhh0i79nYGEj2w2pvQDdvWDAfaLqz",
+	"v5fLnPEgV4EnCgBpEm1MmBKqY4necz55I2g4IkgQvXqJqHJmKn1LyQ0R84JFKCNZG0TRrjcfmX0W/RB3",
+	"AlHmVliGjkvaMe9YGC3tzvyaD86yshKoIuAmZCOt8iVBQEhoTBOEhVr9g4AQa4ogYT+LGUoZ9yYBIRuG",
+	"Ltmg/apgUcFn/YAnZXp/6suZYqV51gjQwcBDopkzbBLAYIg7t/RjQ/F0g4iWTaJiNvAPmUtW4R4ywm8G",
+	"pXTQMkRbvp2LOFV6DUvoQh70y/Rtka4u2KEK0SoF2l8gr9Uc5CHa+LpktLtq5/kFPVD8K+ztSYW/BbJd",
+	"iPvkiQK3am05TIEG40zbU9xenkbOK+s+zl7jLJofId/6asGUK4xPN09+cpPaN5dDEL3ap239/vYNFlpO",
+	"k/rDha2cZ+Ms/NJxw6b7f4zTeoZjekybRLrm5zVF5AnYEqF2KWMGmSTCgiA/pQq+IdXOIV8vF456zElH",
+	"RnjX6gnyDS0JfZNV4mekxQdcjbHUWIh8y9l8r8f8WPCAQFaPMcP6hs35iHyiUgELzUkQeplY0QGNqJrD",
+	"+1iQHoNsFStekLDRYzlMt5MZqm2nypPBlLOmxPBuV8GA+SKdpfA0P2P+h+Pc7Pnnb91K8g/bblW3Xu19",
+	"5ncqV9A+r7E31NqflMDofbd7YaObJChNJuHUSCtWJJmjut6rJjw3OErIVgOd0im1KEPZqmChghj3ufbr",
+	"dpcwrMWGGg6mpFYW1vYefHLLNy5j2inxmpTESy+HceivPlZO9DBqZBf7lNTolI/kI9Gh9cEZT0qPPmTq",
+	"XnmiQSpSlkYJKMJUFhCd6gZLaYePpKJa7H+gqLmgVpWoFkKqvgPAQ2baULKnIZnG3ES+27SytUNDyltq",
+	"zFj7OoTjPMaWbCZ3X47x3ouX5dbQNYoKZKGsQqznTQcoGiNKtZu7R67dx8W+Vp0pKiKpmlK8qgsAXrim",
+	"he0unebdnOR2yy2QKR9Gs+1Qv1A17pws2BFL/DL3JOuZDrYhWaxUrnCkxap5f6WStfLHLMxsvXcg966X",
+	"i1hbXMT6jTzKIT2HVmanepT1PsdCOydaNVleZlWQ4lqWMMWfOublXRtl7v5cE9C4LnyxSKeW4y6M8ctH",
+	"9RmmirIRiPlasDSZ3pbWbHnIz6xjPqpj5n5CVPYYZWgY0dEYXixYyxZG1nKq5k3p11j1mL/ArXw9Smp/",
+	"8z2niWQGNx/VrdB7cvoT6D1afwETnP5JyZIYrK2iMvLIVr+lE10Q9O4lcH1xkWm1Gfo7ia4vTxu1+8hc",
+	"BpYPWeMdJaKVBPgRBaZnFmYeIcy+wG6KMkeKByvEjzWe6iKrB14anQ9rh79vSsyraezdbZq5b5fX+tGr",
+	"qgPmoThKJPKzz31jjknzsmjobwGBE1aR58OcsUQr5DxIpoQpEiI5xjFpGNiU5dYVs+cW6LUgf9gouSwu",
+	"LiIKLPv6qXEEHSEcSW68QL9u2/yd7U7o59KoMvVNj7n/x94/w9fydNLE/3q1O/01+HnwA/tp1l4L0txq",
+	"y44/1VTvmPWwkKKwkIqPpQSwu0J3iqMRURl3ifGIuPBrwycgDhLq3212ie+ZwJhf9pp0xksQ21tR9DCp",
+	"Jx3mksgkUl+BML24oqVtWSNfhS6oP173632zQTQZS4JJleKXBJNHyjNJt5EzaZqpKzZRNn01cN9gFYwf",
+	"A29goK8Mc/JrelTc0SNunkZlFqPF8Dvh0Z0QwayoGhQPO+IrwsKv7GwBnNVBOg+V4pYN1NXw/+jdRQ1f",
+	"YcTWYH7cg3oi5dVMU5HLuyCx3zGh9e5JOCVG0Fz+6t6LF6AFpyn8hRTb31vb/8Lbfza3X/e3P/7v0gVZ",
+	"S1dZOdq5CYIzcMnyhne95sEr78UPL02ewRFKVSl4ANId/Afq9AWE3hg/bhHMXu3T9ohv24f/lpw1LvEs",
+	"Z5oQRBEGlSnGPBGyPMY44jZoI1dIc0K0umzzcbNoF8JCiepN9A8UCh4jqpDQirh90/mPthroxLi50e4B",
+	"5EcXctv3dl+uyW1fjHcrqAkO2NVIV07M7yTKP4Gys+pSm4yPRytOWEGw8sk7G5iHN087ydb/qDlNd9/G",
+	"+tyf9fk8ZaB4QErOEmweSL2XQP2kRDyd7RGjI3LY/pz110y0d0n5lNLqCwRBGLNEI3pDWC6GuCLP+Wsv",
+	"jLJJKud9qo8sX54FwOs7SYJEUDW/0su0cCNYENFKjON/sYRJeY07NORRxGfAIjUjjYhWs/f3SkwSDVdS",
+	"HvYMc2UXfaxUbIrOUjbkFYEymgliJEk03B5zqUiIZmSgf8miJKSpVtxAHZULyGpddMBK7UJWIpLV9M5F",
+	"tNzs6jchxrhgurk6+VGiGRcTk9MjVY+Z9QzmJpLeRlhSAVmL6PryFPYN5YfhD4WoavRYj33/vbuwje+/",
+	"R21YsytJrFeE0YCHc1is/7kH96dXO0SNRsNDPbhH+s/PvZzRQT+Av/uNRqNXu73VR2Q+B7HafhDwkPRq",
+	"ZhTggOYPm2XQq/337YoZbm/9Ro8t1MDWpxFJbkJWsFxhbLI7h2QEve9WOgwUZ4bsZzhauDNIJJGraifR",
+	"QbPZYyWV6CFAya7eh9wFmZGINItUD9VAV3xq/it7bIxviD0szXUgh8MGL6FgTIKJwWWTISsglglDmQI1",
+	"xsaSZFZ52GOpi+H68lSi+oa18XusvDj+loeCRCo+TWOB6kvV8k2El6R/6p3US+rmewibcPqDZtMzlYPR",
+	"we7+VgO1UIzVWJ8bwDxXwbnH0hLO+nLzGbPXmZn6DNYlnTuRg0JiC7o2ZZ97zJ2qJdMQmjRiUGHboIAm",
+	"LhoB/JYtYA0hI4foDZAD5IhMo9HwUT1PaPQTvYke26zuNJRfzha8u1iGusfM3dOvDYiWtiGokzOS266+",
+	"wTaK0wDN/vSdTCusS+NTimhAmDRJFKYtRCvGwZhs7zWaNtErq9I0m80aGH5ucDHasd/KndPOcfvsqg3f",
+	"aJpNlSnuBKSmddGpebUbIqQhiM3GrnmNx4ThmNYOa/uNZmPflCIaA0HfMaUV/tT/H5UJXi0LoL1mM1e9",
+	"wMbmaRRJYk1JUciJSbVQPAkM2XRl2TVVT+POOmHtsPaOqPd23oXeFnvN5qOVK18IHKtqQ1DYSoHx1Q5/",
+	"/+jVpPPO1U61TKHfjQUfgOiLRxBaaMPLPuqPd8ABvylAbZh9WsHe4qOHXjT3y2vX52qFlMH10sz+xcGa",
+	"7ojaivVapAGHxovmftUU6Zp3SloKrDoZvWu6/mhudndwTLcnZC4rz+eMzAx9ElI1UCpWhlTGEZ67VBk+",
+	"RHpTrtK91OrJ8nlo6duUB5RPeSIlZZarkd1SJxwoegNliiWcyoFZz+pTyXWegU92139SaEQAp7/BPMU+",
+	"Hw/Fmdz9lcqRLwsG261A5jAmffTx1qvFXFY4uIdJFLnjF0QlgkGodUA80FBdLbYJIbHlD1RJdPW+tb33",
+	"4iVwDoNKy1iTr2GZVSJ9Y2v9PgrGlJXJvF3uNLRnTvgRkXRRma7AUw3XQs7R3wRDDXgQZg4xy/FygZbt",
+	"fJ6QeSe8zVJ8ylFWQ1UqHhtNRWsk2LaUqLt2FFM8cblgAY4iSMQ1Q2r0JdFwaxlfTfBXDl+flMwthq2t",
+	"wSAr7D0rBh00D9Z/lLb++cIoZ+C5FuW8Qpe530sauKWNX0IP+RMyv1cDN0DkTXu46UnWNXH7aO9KGP2x",
+	"k6+SWMr7iyyyJKLMjaD1pryYcIFHlJl8eq2dQN07X4tAPqoX7AQQ17F1aH5suOG0FggPXDBA+iDfqq9c",
+	"vjg5/am2dDhlOJG9smNbBN56n0vb+4F1qdDdL01/M5GHFQan3RKXwMcnJAj5ip4lZOBca2p4RFw1q5PT",
+	"n/5+ok5IcLhtLG0Iwhlz19vlAGccRd8S4w3d+UwNQ7kbZmUdE/XJl0tPp3RCbN8JDzxmKy4aSE7GkqOV",
+	"S4gnI6EzssEOd5vbZjBbjxmd8dR2NODhfPnaGDfzW8Gn5vI8GYIuOOgrWFXaSFKaE7Lb+7pZ1kHz9foP",
+	"0u6M+oPdDXYCXQi/8NUxh4Zwei5Dwaf3uEtp2eWNVE1TlgEZUq/JluUnDWQFnqyMMxjN9G2IqLQJ+cts",
+	"oZ3O/gDmsBhRNyJgWKxqC7uCb7xYYBtfkGuUFjNbwz5yJbT/TgyE5JDIIXqGWNX6sVFjpBYqUwO4JuFZ",
+	"zoD1zJqWaJoIugfGVQvejRKt2nICsFkbItljPXZ9eWpM96heap7X8lZaX99ylKzIfo/lCl+WWOi3jmCo",
+	"MZcKTROpkG3X02P1Civ9EcLmdWtGh3K29iuJFPcQRhHn8QAHE6/HYkFvsCIeOn531up6KKJssh3xAEce",
+	"Shj9IyHur2kSKRpgTS0Egb2F4MhJmIxJQIdU8w7THwDmxAx1Lm5eaiY7RWQ6IGGoYcwZ8XKFBgobcT4I",
+	"cAeAY8pkFCGoZZcz+acHa6QrvQ1jFK8bDx6cFEAhMIbNEGFk6QGCoiLW7r+ll3LQfN1jC81y4Wytb3Tl",
+	"+Zb0DN46TGN2XjR7zLlL9CpeoR/fQCmgKDIZ09JEbkPStNw6so4iOOoBgdTrHlN8Qpj53rxnftdUeMyj",
+	"ENpqCR7laqgeofdcKq/HCn4MDx0bGrZtPMfZ3915TDzUtY10ttss4KFxvRynlbM99CMh8XZL6xgeuhD8",
+	"03z7ew912/AhjaDFUzwSOCQe8n/d/sX4Pre/93sMnGGz9AEwEVdpAhwUZUaodhbb/3RmqEXf/m0xREAr",
+	"gE9pmKoqvlohraV4/6XsU3eWvL4Og1YuTaSMlSwKTan+UWXQaiHJh8radwwPSY/GGLlwEJAYHO9ZCU4W",
+	"oohgTYa18CSPgCXRsOC4hKi4GRahrLJ1Fa7FE4spG9q7Cmj5zei1sdFrDVp61YaiJYkFubomRmwpdc89",
+	"J+ZsijLf0KQKTd4RtRGO3E3Bct86IwlWQUk41TGErqWhBcXAtiPkW5HG94wXGR57rpejNCKZaTs8xbGV",
+	"sbGLcUFYD2zZF9KoNi8TAoqxd08kBJQH+G0kBDz+nVksVLsJtbUlEf7D7DVf8t6ZU7iv1LADGdd3t10u",
+	"3stS1Tatm6jlZ6loFFk5g5iIMqk4ZAMkRjnI8gMSpmi01PrDVAQPG+gCJxI8cq5seP4tjBjf5vEyR4Ga",
+	"2s/JUxYKgq+7Hmli/TceU4XrANF8X0PF7434BpueCPMvFsrZD0jAp7k69kdp7nNWXN43FntgR9MyQ7xe",
+	"79eNvyZQ5hv+VpvLoafBIyEwV1iR7SwL5AnwWB8wj0JbzRzxIfIvzq+6qGQ5VsSHIAsfCpMPyBi0R5fY",
+	"X4LTsIUrl3HyZGaL6gSVrzCm5j9bXGmFIcJ5kzaqR2SEg7mpl5+7AVfZO9WXII91G/mOjqwOaj1DoIWu",
+	"8g1lqPOkYYkVWUhraO4XjE38S9FdcNBYSMk8WlVim/cU1LQVhibjBtolZyeH6lDpRBNDaEZsFNDUVFLw",
+	"7TR6rJXzFI2xTI33asbz6HCIMFJjKsLMZ/Ch9Wv/qvPurHP2rv9j+7erPjhi2if+ciBApZk7l9r2jWL/",
+	"LSn2Q2j0JuGXYHB0kZU5UgclZ9IoYtPLGQIBDpqvkX/cOjs77/ZP2qftbrt/2rrq5lHdrzJPr0Lng+rQ",
+	"0L+M5fgvhWrO1LwZtj2ERnslLpKcTAJxmXLy9GGZcrJxVKYtar5hhIyt9404gwjLIErCvGFlDuJPnIgR",
+	"CVH9B9PhPS2GMLefbx2lCWAwjv4mIkOFeKIqQmnsIteEwOpr5E/JQtCmCz6MBbmhPJGmvhQ6j/EfSWUg",
+	"TVocKoNvPtd4d68k+/3zXzkkZ7mS/7qAHHMmf+fUFZKiZapf2yfVgTmXJOAilIVeL3yIMPQMsL1eUoR1",
+	"E+W9pz2G0/y13SxD2n4qYPhGIfWFcT0TkfnGTRAsYpoTZMF1LmEM8qoUnRJk2mW71gXEtHbKpusxKgut",
+	"EFw2A8SasLldhkvwCzAz8SIm0dpPO7T4tik3Ysl0QIQGQNoUJ917SUecHpvikNgcsfRF14phQIZckPwn",
+	"JoECCI55AqE3TtL1XdMZf8tEOQEcBJ9BcpnM13P5TkKHIgKFUR14AGQZbZvm7dQpfeuxHrtcGUlz0Gwu",
+	"96nbOswtr8cMTfWzzjl+ViHn9Z6luzEW6gj5aU8cgLLv8u39HqtnbVEYR7atSbruw1xPFAhdsX/lO+/o",
+	"pWRRLFbHsMC23SzQ3gGCGjqWEcDpUM5Q3Wy4xwLOhnSUGJq/dZQyDNPWThAcylyrDL2UADPGFRqQDPgr",
+	"Y2hMV5EnjaCBKb5U/EyxW0yVep81kjJUwvpL9K0ckNwl/9vlei3Q3jRJpYyuF8WmtTEyOcDno1681VEv",
+	"piCHIysRZROZRgGOMdMnxxMTZOMSySoDZTLcf1LRYdMgmQwJv4XIbB4i4w6xTM6wYvtyoMsznfxmR/7t",
+	"mNeFuKw643WZf06+CVH9+rpzcvPDVoUaSVfrkOvqNH8sIX87jlCtLbiw39wzAqt/yg3C+UgSBe4qUJSJ",
+	"IXb6gRVVe6zuv2tb11B+Ui3R/rcVMf7x///v/+slzebeS0lH+g8twEGDXUhueoGmlCWKSBOCa6zzMbbi",
+	"vBn1OwmFZmBAGw8PK2GEhCAd2dxKr8ciOtE8IxbELtkUbNqGuAN0fXlq+586xmoJNmxyIPhMapkHQsNN",
+	"GLfiPDoqqWVkDLR6INcu1JRx0kIxyM8d4x0dSB4lihyiQUIjlYnzRrz6TiInX5EQxckgooFZJBc9RiKZ",
+	"y66x4pEWbrMAcv89l8pEgrdYagCwCJeyr90m8tu/XpxfdvvtXy86l2D9dU/Ozrv9y3br5Dctcx40X2+Z",
+	"XmUSTqfYoWyQKKs02BQDOwFVh07dMiKnUzoQlkhyzmxtI2OBcObaEonwxCJrOXXcb+5VhxouY6e+ZLkK",
+	"Y8dQTebYBKJX9tD1GTe44jcKZoHlgmDulqxcUkFMQHWHDvqMgQhUX/bFCW//AhbHx+FbhWbUJWxrGXEP",
+	"C2qktKmQFgXreVw1Ch3gsIdmYy5J2jgww1mVqkFbjVxq3vPuzl3Uwt60Mmgv+VEanYgYmSHOXPWYL8wr",
+	"F1B+aNJs/rr8U7OylQnxCosRSc1Chd1DSITCE1JgUob+0xHDKhEErDT6ib2C0qY1+pKOwCbw/kPrePvq",
+	"fWvvxUvEb2zl2gwkpm+L5bW+hxIWamwHk3ZIBL3JG5FSrjPFUqvxEzI/QjhXEQxHCi4JF/rkCB2xbKU5",
+	"dWgf+W/PL990Tk7aZ76nRzAMnTNibxUYqLI2maU8CNWxnPSYn8oovkEXQGgNvy1PMw4onZXikDE95C4C",
+	"ML+utZ3Vr7tvt1956PLtMTrYfdVEfyRcwc4MJwCDkTWX8ygkUjmFssfg8RYMDfU9eJRMWbFjhQd2ntS+",
+	"kv8zEREUpjP1cPVPhSYf+kFWUtXPegHZv3vMX2heot8paYSiH2dtW+DDxdY/RwB9Y9rSgNjf33+NrrvH",
+	"nqtX53K09AfzRo9dmNrDRrNNc8HSWAlnjYNCZlQiqQTBUxLqw6HWXY3DHluyVR4hjIaYRhp5YizU9gzP",
+	"kRoLnozGrmShAbXL4OqxfKlA0zzIWWMJIliUB2KnCtVbfVvXUJRfnKkSCFSh4IuHKEPXjH6yDntZ5YGw",
+	"920zclPVBXzZI+UkWy3kpdeu/vKg1Be1VbU4SUcrF5bzlezuvSqhg2u1UkU+qZ1A3hT53pLIUqZwPr1g",
+	"5jIGT6iMuaTlMpq+nTgYTwlTR4BcGnb/6JlSgdsG47e12rIf0BD+JY1A3vRqfu1JpLT9Z5QwMtJ9WORF",
+	"+ZKWqFDRciY4GzXuJxt+eekJLjoXFZLUl5KbKmr1OR0oY3nfSeBtjnAWtPG/iEgV8dGmZYXKawih+mCO",
+	"aLhl60A45xyYyJdrQlyAa8dwLzmhsUkwjwlWWgAAWX9K1YIbyswDHlRjhsflOWqnei9LIC7lEsXmo2XB",
+	"AOsbQ1S5rtNmYptdnaWS/qUVwpfcdFhBorx1+mhRlU4r/fKZx6tWiiQrG7lutp70vNYsxbnj7rWQJysP",
+	"VYgpePFFYwoK/bjXRBO4U/h7hROUeJqWq9i4l3aMw2QbRyDClIcXXPGh2jYvSpTESHHkA7bkCjqlrvV8",
+	"DELd6ipGRdmghJOtORhFH7JNbECwHk5Tnp0MpkqVJlH3uu2rRjXk5tGGXV057msqHQf48wGzldW5ftGq",
+	"+JfyFn4Fzj8CBdAXg2HuRC8GLru5mmJY6JbEroDT2q4ignh3W4XfSD5ZcqWpBYQ6ENqEFbxjK757qaFH",
+	"83nrxnYzQRLnhMZxWaqExRG7GOg490RRHMWO0c+c+vztKmxyFYyaJfPoudk9MLUJV/NNU3KukmWmYXam",
+	"qY1hYgs80+sxDsPhKJprmYazXIUH5Lsed/mMTBMAm6856PWYLcboI2XsnPrc04gn5IZB9bRHmWfqLnoO",
+	"M7KmF9CiWyXBxA1GmdaDRoJIier23m1tlKeR9gu9J7+v1vBcE8CSzt1Zo++PG3PAJ5UF/iqFWZfb1q6i",
+	"KA6n/jYkxVaYXOCuQ8qoHGf05U7kZYnNll0fYGG5C/Qfx8rKGt9WmGlNX1Xwx0CgLf3bod+9Odq6qMOc",
+	"TOehtIWnQvU0TTB0sWW5VigQmWPls75lJaYK4YJY6EIZF8TCtP7SolS4Wq57ygg1O8WGwYm5MsDfghM3",
+	"TapaSSuroxOf7/A3PPVvR7066GLNOd+/SHkZcduxvuZqi36HIfsO4iIkIst/0LSsbtLA0mL+SGrhnkIA",
+	"hSBa6ewx/YOmbizfmcxpqo4ULBFIzIxPG8ie12NY5psThpxIDwlyQ3CkJQrGlZYsjjT8UmcXDVFdC/MY",
+	"XV93TrZ6zJQ7te/a3JksLBziDZ2k4sawbeIqPNUWvC0HxKdsCWLm2KS+gDvTbzdtdUWBXJJR2jITZ0f5",
+	"HNcvwCwg0dM0HwCvCzQdiE30RV8QJeb+UaFhtqltVNoCpE6Z6yax1UDnrhmbSdh2iVNX3Vb3+srfwJB9",
+	"DHu91Gt4Bm7UgiCUO0gii/v/lhj+aNftSvEYAfKZum93UvtsuS8tyD/NPXmrr0hqALE5eCv6dJiouKwV",
+	"PZRvx5TZNC8biupKfJgIbBPp7rCtDuUpaZrl2WPwIFfGuhP6h66tvrCW3pBsh4m5FQRxG7AeRabRPYxi",
+	"oLS12F7DNdMdCiLHKTcfJOGIqKP0b5MSCn2BmaIsIQ1z0U/ap52f25e/9Ttn/YvL83eX7asrH9XtBDzV",
+	"QigbbXk95l+2u0svFwjQlrdEPVA9bfW4ddRjEGF42e62z7qd87M0AuQoFT12m9aUIlFMhIMrhGMydLD3",
+	"GpZxcdr6rX/a+dDp9tu/HrfbJ5tWSjFa4zMIzt+aptyzacrB3gajdzn/gJlr+ie/AkWOQvT6kvnLnOed",
+	"qKES823GZ19CcGDkk0qJBoSJGLM9ZWlxpEcQFkBMOOOzr0ZSABCAxSIhiPHZN/HgEa10GrQYzTDN17DX",
+	"UF55KWyLB7kjCQtXOF4VF6RQVQD4NNBSCfnBqfRPGTiTlMBMYtuHolAKAkpU5/LmTfTZIcJor7mXGeYi",
+	"LlUD+VZG8EFImJA4bQxPPuFAoX9enZ+hwVwR6Vh9iOoTMneKtoxx4BTVCIsR6THr1JBIJuKG3hDTAj2z",
+	"A+rR4Orq/+T4pdc8eOW9+OFlj5n5yrqlbzWyUts2Ba5YxNf82GO2QUlFP/aZBmKa3JDVf9KKvx0e4vx/",
+	"sVq+n9pNg3l/QuYgLmRNVzzkABdxDYvCQfaYEa+29AnYqMDUhQgylRPTluwL4BQUdEQZjnos0wRp6CIR",
+	"BYH+Clgl8mhh+LQZfCoE2hJtnZP2h4vzbvvs+Lf+h87Vh1b3+L3fQC2kUdSkJpYUPbaVlLHsMd/8DN+k",
+	"8btpFZ/MbpL//KB5kG+jn2tGXyLcXBEWWinzifwieoYvVNtcT72KkLdY3kpvTvQoNQgxMgMvnTkOIPB7",
+	"Jk/xWRaXl/WyZWS06lupskfUSAk0aZqlF6GMyxQjuz/XBgQLIlqJGtcOf/+o5SeThFUWmI0RNLKyObb1",
+	"KZ4QJBK2VfNqiYhqh7WxUvHhzg68NeZSHb5qvmqCUGaXUlLQKK8NFqreZAxA8UbmRM+qEJfnp7haqjCg",
+	"1GQlq218VFaYskiYDa/7k4j8nIUqb8vTvgEYwq8uzy7AEdhwbdx4bqy0Ke/yOFc2ocjJAHBNsrxtNSY0",
+	"1UznuSHT810e8pTeEGisr4cSxTb7MjeE7bO/PEBW3UTmQm3RmOqbPPdylV/SBAA55kJtR8D6c6kA+elc",
+	"LsDtx9v/CQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

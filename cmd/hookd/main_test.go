@@ -153,6 +153,9 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"FlagNotDuration": {[]string{"--shutdown-timeout", "abc"}, nil, `invalid value "abc" for flag -shutdown-timeout`},
 		"AllowEverything": {[]string{"--dev-allow-cidrs", "0.0.0.0/0"}, nil, "would allow far too much"},
 		"DrainDelay":      {[]string{"--drain-delay", "2m"}, nil, "--drain-delay (HOOKD_DRAIN_DELAY) must be 0 to 1m"},
+		"ExportTTL":       {[]string{"--export-ttl", "10s"}, nil, "--export-ttl (HOOKD_EXPORT_TTL) must be 1m to 720h"},
+		"PublicURL":       {nil, map[string]string{"HOOKD_PUBLIC_URL": "hookd.example.com"}, "--public-url (HOOKD_PUBLIC_URL): must be an absolute"},
+		"PublicURLQuery":  {[]string{"--public-url", "https://h.example.com/?a=1"}, nil, "--public-url (HOOKD_PUBLIC_URL)"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -174,6 +174,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	srv.Exports = c.exportOptions()
 	dcfg, err := c.deliveryConfig()
 	if err != nil {
 		return err
