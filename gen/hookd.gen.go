@@ -81,6 +81,81 @@ func (e AttemptRetryType) Valid() bool {
 	}
 }
 
+// Defines values for ExportFilterStatus.
+const (
+	ExportFilterStatusDelivering      ExportFilterStatus = "delivering"
+	ExportFilterStatusFailedPermanent ExportFilterStatus = "failed_permanent"
+	ExportFilterStatusPaused          ExportFilterStatus = "paused"
+	ExportFilterStatusPendingRetry    ExportFilterStatus = "pending_retry"
+	ExportFilterStatusQueued          ExportFilterStatus = "queued"
+	ExportFilterStatusSucceeded       ExportFilterStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ExportFilterStatus enum.
+func (e ExportFilterStatus) Valid() bool {
+	switch e {
+	case ExportFilterStatusDelivering:
+		return true
+	case ExportFilterStatusFailedPermanent:
+		return true
+	case ExportFilterStatusPaused:
+		return true
+	case ExportFilterStatusPendingRetry:
+		return true
+	case ExportFilterStatusQueued:
+		return true
+	case ExportFilterStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportDirection.
+const (
+	ExportDirectionInbound  ExportDirection = "inbound"
+	ExportDirectionOutbound ExportDirection = "outbound"
+)
+
+// Valid indicates whether the value is a known member of the ExportDirection enum.
+func (e ExportDirection) Valid() bool {
+	switch e {
+	case ExportDirectionInbound:
+		return true
+	case ExportDirectionOutbound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ExportStatus.
+const (
+	ExportStatusCompleted  ExportStatus = "completed"
+	ExportStatusExpired    ExportStatus = "expired"
+	ExportStatusFailed     ExportStatus = "failed"
+	ExportStatusPending    ExportStatus = "pending"
+	ExportStatusProcessing ExportStatus = "processing"
+)
+
+// Valid indicates whether the value is a known member of the ExportStatus enum.
+func (e ExportStatus) Valid() bool {
+	switch e {
+	case ExportStatusCompleted:
+		return true
+	case ExportStatusExpired:
+		return true
+	case ExportStatusFailed:
+		return true
+	case ExportStatusPending:
+		return true
+	case ExportStatusProcessing:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for HealthStatus.
 const (
 	Ok HealthStatus = "ok"
@@ -335,6 +410,30 @@ type CreateEndpointRequest struct {
 	Url string `json:"url"`
 }
 
+// CreateExportRequest defines model for CreateExportRequest.
+type CreateExportRequest struct {
+	// Direction Which messages to export. hookd has outbound messages only; `inbound` is refused.
+	Direction *ExportDirection `json:"direction,omitempty"`
+
+	// EndTime Messages created before this time; after `start_time`, at most 92 days later.
+	EndTime time.Time `json:"end_time"`
+
+	// EndpointId Only this endpoint's messages.
+	EndpointId *string `json:"endpoint_id,omitempty"`
+
+	// InboundEndpointId Refused (400); hookd has no inbound endpoints.
+	InboundEndpointId *string `json:"inbound_endpoint_id,omitempty"`
+
+	// StartTime Messages created at or after this time.
+	StartTime time.Time `json:"start_time"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused).
+	Status *MessageStatus `json:"status,omitempty"`
+}
+
 // DLQEnvelope defines model for DLQEnvelope.
 type DLQEnvelope struct {
 	Data DLQPage `json:"data"`
@@ -496,6 +595,78 @@ type ErrorEnvelope struct {
 	Error Error `json:"error"`
 	Meta  Meta  `json:"meta"`
 }
+
+// Export defines model for Export.
+type Export struct {
+	CompletedAt  *time.Time `json:"completed_at"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ErrorMessage *string    `json:"error_message"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+
+	// FileSizeBytes Always null: the CSV is produced on download, so its size is not known in advance.
+	FileSizeBytes *int64 `json:"file_size_bytes"`
+
+	// FilterDirection Which messages to export. hookd has outbound messages only; `inbound` is refused.
+	FilterDirection ExportDirection `json:"filter_direction"`
+	FilterEndTime   time.Time       `json:"filter_end_time"`
+
+	// FilterEndpointId The endpoint filter as 32 hex digits, without the `ep_` prefix (as HookBridge reports it); null for every endpoint.
+	//
+	// Example: 0193a5b2c3d47e8f9a0b1c2d3e4f5a6d
+	FilterEndpointId *string   `json:"filter_endpoint_id"`
+	FilterStartTime  time.Time `json:"filter_start_time"`
+
+	// FilterStatus The message status filter; null for every status.
+	FilterStatus *ExportFilterStatus `json:"filter_status"`
+	Id           openapi_types.UUID  `json:"id"`
+	ProjectId    string              `json:"project_id"`
+
+	// RowCount Messages matching the filters when the export was created.
+	RowCount  int64      `json:"row_count"`
+	StartedAt *time.Time `json:"started_at"`
+
+	// Status hookd's exports are `completed` when created (the CSV is produced on
+	// download) and read `expired` once `expires_at` has passed. `pending`,
+	// `processing` and `failed` exist for HookBridge compatibility and are
+	// never reported.
+	Status ExportStatus `json:"status"`
+}
+
+// ExportFilterStatus The message status filter; null for every status.
+type ExportFilterStatus string
+
+// ExportDeleted defines model for ExportDeleted.
+type ExportDeleted struct {
+	Deleted bool               `json:"deleted"`
+	Id      openapi_types.UUID `json:"id"`
+}
+
+// ExportDeletedEnvelope defines model for ExportDeletedEnvelope.
+type ExportDeletedEnvelope struct {
+	Data ExportDeleted `json:"data"`
+	Meta Meta          `json:"meta"`
+}
+
+// ExportDirection Which messages to export. hookd has outbound messages only; `inbound` is refused.
+type ExportDirection string
+
+// ExportEnvelope defines model for ExportEnvelope.
+type ExportEnvelope struct {
+	Data Export `json:"data"`
+	Meta Meta   `json:"meta"`
+}
+
+// ExportListEnvelope defines model for ExportListEnvelope.
+type ExportListEnvelope struct {
+	Data []Export `json:"data"`
+	Meta PageMeta `json:"meta"`
+}
+
+// ExportStatus hookd's exports are `completed` when created (the CSV is produced on
+// download) and read `expired` once `expires_at` has passed. `pending`,
+// `processing` and `failed` exist for HookBridge compatibility and are
+// never reported.
+type ExportStatus string
 
 // Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 //
@@ -895,6 +1066,22 @@ type ListEndpointsParams struct {
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ListExportsParams defines parameters for ListExports.
+type ListExportsParams struct {
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// GetExportFileParams defines parameters for GetExportFile.
+type GetExportFileParams struct {
+	// Expires When the link stops working, in Unix seconds.
+	Expires int64 `form:"expires" json:"expires"`
+
+	// Sig The link's signature (64 lowercase hex digits).
+	Sig string `form:"sig" json:"sig"`
+}
+
 // GetLogsParams defines parameters for GetLogs.
 type GetLogsParams struct {
 	EndpointId *string        `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
@@ -956,6 +1143,9 @@ type CreateEndpointJSONRequestBody = CreateEndpointRequest
 
 // UpdateEndpointJSONRequestBody defines body for UpdateEndpoint for application/json ContentType.
 type UpdateEndpointJSONRequestBody = UpdateEndpointRequest
+
+// CreateExportJSONRequestBody defines body for CreateExport for application/json ContentType.
+type CreateExportJSONRequestBody = CreateExportRequest
 
 // DeleteMessagesBatchJSONRequestBody defines body for DeleteMessagesBatch for application/json ContentType.
 type DeleteMessagesBatchJSONRequestBody = MessageIDList
@@ -1236,6 +1426,109 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListExports List the project's exports
+	//
+	// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+	//
+	// Corresponds with GET /v1/exports (the `ListExports` operationId).
+	ListExports(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExportWithBody Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateExport Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExport(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteExport Delete an export
+	//
+	// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+	//
+	// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+	DeleteExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExport Get an export
+	//
+	// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+	GetExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DownloadExport Get a download link for an export
+	//
+	// Answers 302 with `Location` set to a signed link to the CSV
+	// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+	// and never past the export's own expiry. The link needs no API key,
+	// like a presigned object-store URL, so it can be handed to a browser
+	// or another tool; HookBridge's SDKs return it without following it.
+	// It is absolute: built from the server's configured public URL, or
+	// else from the request's scheme and `Host`.
+	//
+	// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+	// (409) exists for compatibility but hookd never answers it: exports
+	// are complete as soon as they are created.
+	//
+	// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+	DownloadExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetExportFile Download an export's CSV through a signed link
+	//
+	// The target of the download link; it takes no API key, the signature
+	// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+	// `expires`, under a key derived from the server's master key; a
+	// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+	// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+	// `/download` for a new link), as does an export that has expired.
+	//
+	// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+	// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+	// `status`, `attempt_count`, `created_at`, `delivered_at`,
+	// `response_status`, `response_latency_ms`, `last_error`,
+	// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+	// Payloads and headers are never exported. It is streamed as it is read
+	// from the database; a failure part-way through breaks the connection
+	// rather than ending the file early.
+	//
+	// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+	GetExportFile(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetLogs List messages
 	//
@@ -1797,6 +2090,179 @@ func (c *Client) CreateSigningKey(ctx context.Context, id EndpointID, reqEditors
 // Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 func (c *Client) DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteSigningKeyRequest(c.Server, id, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListExports List the project's exports
+//
+// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+//
+// Corresponds with GET /v1/exports (the `ListExports` operationId).
+func (c *Client) ListExports(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListExportsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExportWithBody Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *Client) CreateExportWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExportRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateExport Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *Client) CreateExport(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateExportRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteExport Delete an export
+//
+// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+//
+// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+func (c *Client) DeleteExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExport Get an export
+//
+// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+func (c *Client) GetExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DownloadExport Get a download link for an export
+//
+// Answers 302 with `Location` set to a signed link to the CSV
+// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+// and never past the export's own expiry. The link needs no API key,
+// like a presigned object-store URL, so it can be handed to a browser
+// or another tool; HookBridge's SDKs return it without following it.
+// It is absolute: built from the server's configured public URL, or
+// else from the request's scheme and `Host`.
+//
+// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+// (409) exists for compatibility but hookd never answers it: exports
+// are complete as soon as they are created.
+//
+// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+func (c *Client) DownloadExport(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDownloadExportRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetExportFile Download an export's CSV through a signed link
+//
+// The target of the download link; it takes no API key, the signature
+// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+// `expires`, under a key derived from the server's master key; a
+// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+// `/download` for a new link), as does an export that has expired.
+//
+// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+// `status`, `attempt_count`, `created_at`, `delivered_at`,
+// `response_status`, `response_latency_ms`, `last_error`,
+// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+// Payloads and headers are never exported. It is streamed as it is read
+// from the database; a failure part-way through breaks the connection
+// rather than ending the file early.
+//
+// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+func (c *Client) GetExportFile(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetExportFileRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -2826,6 +3292,279 @@ func NewDeleteSigningKeyRequest(server string, id EndpointID, keyId string) (*ht
 	return req, nil
 }
 
+// NewListExportsRequest constructs an http.Request for the ListExports method
+func NewListExportsRequest(server string, params *ListExportsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateExportRequest calls the generic CreateExport builder with application/json body
+func NewCreateExportRequest(server string, body CreateExportJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateExportRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateExportRequestWithBody constructs an http.Request for the CreateExport method, with any body, and a specified content type
+func NewCreateExportRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteExportRequest constructs an http.Request for the DeleteExport method
+func NewDeleteExportRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExportRequest constructs an http.Request for the GetExport method
+func NewGetExportRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDownloadExportRequest constructs an http.Request for the DownloadExport method
+func NewDownloadExportRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s/download", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetExportFileRequest constructs an http.Request for the GetExportFile method
+func NewGetExportFileRequest(server string, id openapi_types.UUID, params *GetExportFileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/exports/%s/file", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "expires", params.Expires, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sig", params.Sig, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetLogsRequest constructs an http.Request for the GetLogs method
 func NewGetLogsRequest(server string, params *GetLogsParams) (*http.Request, error) {
 	var err error
@@ -3842,6 +4581,119 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKeyWithResponse(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error)
+
+	// ListExportsWithResponse List the project's exports
+	//
+	// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports (the `ListExports` operationId).
+	ListExportsWithResponse(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*ListExportsResponse, error)
+
+	// CreateExportWithBodyWithResponse Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExportResponse, error)
+
+	// CreateExportWithResponse Create a CSV export of messages
+	//
+	// Records the filters of a CSV export of the project's messages and
+	// answers 201 with the export record. hookd keeps no files: the CSV is
+	// produced from the database each time it is downloaded, so the export
+	// is `completed` at once and any hookd process can serve it.
+	// `row_count` is the number of matching messages when the export was
+	// made. Only messages created before the export itself are exported
+	// (at most `end_time`), and each row shows the message's state at
+	// download time; deleted messages are left out.
+	//
+	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+	// after `start_time`, at most 92 days apart; `direction` is `outbound`
+	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+	// are refused). The export expires 24 hours after creation (server
+	// configuration); after that it reads `expired` and cannot be
+	// downloaded.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+	CreateExportWithResponse(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExportResponse, error)
+
+	// DeleteExportWithResponse Delete an export
+	//
+	// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+	DeleteExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteExportResponse, error)
+
+	// GetExportWithResponse Get an export
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+	GetExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetExportResponse, error)
+
+	// DownloadExportWithResponse Get a download link for an export
+	//
+	// Answers 302 with `Location` set to a signed link to the CSV
+	// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+	// and never past the export's own expiry. The link needs no API key,
+	// like a presigned object-store URL, so it can be handed to a browser
+	// or another tool; HookBridge's SDKs return it without following it.
+	// It is absolute: built from the server's configured public URL, or
+	// else from the request's scheme and `Host`.
+	//
+	// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+	// (409) exists for compatibility but hookd never answers it: exports
+	// are complete as soon as they are created.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+	DownloadExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DownloadExportResponse, error)
+
+	// GetExportFileWithResponse Download an export's CSV through a signed link
+	//
+	// The target of the download link; it takes no API key, the signature
+	// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+	// `expires`, under a key derived from the server's master key; a
+	// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+	// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+	// `/download` for a new link), as does an export that has expired.
+	//
+	// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+	// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+	// `status`, `attempt_count`, `created_at`, `delivered_at`,
+	// `response_status`, `response_latency_ms`, `last_error`,
+	// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+	// Payloads and headers are never exported. It is streamed as it is read
+	// from the database; a failure part-way through breaks the connection
+	// rather than ending the file early.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+	GetExportFileWithResponse(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*GetExportFileResponse, error)
 
 	// GetLogsWithResponse List messages
 	//
@@ -5340,6 +6192,471 @@ func (r DeleteSigningKeyResponse) ContentType() string {
 	return ""
 }
 
+type ListExportsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExportListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListExportsResponse) GetJSON200() *ExportListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListExportsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListExportsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListExportsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListExportsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListExportsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListExportsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListExportsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListExportsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type CreateExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *ExportEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateExportResponse) GetJSON201() *ExportEnvelope {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExportDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteExportResponse) GetJSON200() *ExportDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteExportResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ExportEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetExportResponse) GetJSON200() *ExportEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetExportResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DownloadExportResponse302Headers the declared response headers of an HTTP 302 response for DownloadExport
+type DownloadExportResponse302Headers struct {
+	CacheControl *string
+	Location     string
+}
+
+type DownloadExportResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *ErrorEnvelope
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers302 the parsed response headers for an HTTP 302 response
+	Headers302 *DownloadExportResponse302Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DownloadExportResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DownloadExportResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DownloadExportResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DownloadExportResponse) GetJSON409() *ErrorEnvelope {
+	return r.JSON409
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r DownloadExportResponse) GetJSON410() *ErrorEnvelope {
+	return r.JSON410
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DownloadExportResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DownloadExportResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DownloadExportResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DownloadExportResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DownloadExportResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DownloadExportResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetExportFileResponse200Headers the declared response headers of an HTTP 200 response for GetExportFile
+type GetExportFileResponse200Headers struct {
+	CacheControl       *string
+	ContentDisposition *string
+}
+
+type GetExportFileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *ErrorEnvelope
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *ErrorEnvelope
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetExportFileResponse200Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetExportFileResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r GetExportFileResponse) GetJSON403() *ErrorEnvelope {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetExportFileResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r GetExportFileResponse) GetJSON410() *ErrorEnvelope {
+	return r.JSON410
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetExportFileResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetExportFileResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetExportFileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetExportFileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetExportFileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetExportFileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6757,6 +8074,161 @@ func (c *ClientWithResponses) DeleteSigningKeyWithResponse(ctx context.Context, 
 	return ParseDeleteSigningKeyResponse(rsp)
 }
 
+// ListExportsWithResponse List the project's exports
+//
+// Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports (the `ListExports` operationId).
+func (c *ClientWithResponses) ListExportsWithResponse(ctx context.Context, params *ListExportsParams, reqEditors ...RequestEditorFn) (*ListExportsResponse, error) {
+	rsp, err := c.ListExports(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListExportsResponse(rsp)
+}
+
+// CreateExportWithBodyWithResponse Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *ClientWithResponses) CreateExportWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateExportResponse, error) {
+	rsp, err := c.CreateExportWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExportResponse(rsp)
+}
+
+// CreateExportWithResponse Create a CSV export of messages
+//
+// Records the filters of a CSV export of the project's messages and
+// answers 201 with the export record. hookd keeps no files: the CSV is
+// produced from the database each time it is downloaded, so the export
+// is `completed` at once and any hookd process can serve it.
+// `row_count` is the number of matching messages when the export was
+// made. Only messages created before the export itself are exported
+// (at most `end_time`), and each row shows the message's state at
+// download time; deleted messages are left out.
+//
+// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
+// after `start_time`, at most 92 days apart; `direction` is `outbound`
+// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
+// are refused). The export expires 24 hours after creation (server
+// configuration); after that it reads `expired` and cannot be
+// downloaded.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/exports (the `CreateExport` operationId).
+func (c *ClientWithResponses) CreateExportWithResponse(ctx context.Context, body CreateExportJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateExportResponse, error) {
+	rsp, err := c.CreateExport(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateExportResponse(rsp)
+}
+
+// DeleteExportWithResponse Delete an export
+//
+// The export leaves lists, its id answers 404 afterwards and download links already handed out stop working.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/exports/{id} (the `DeleteExport` operationId).
+func (c *ClientWithResponses) DeleteExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeleteExportResponse, error) {
+	rsp, err := c.DeleteExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteExportResponse(rsp)
+}
+
+// GetExportWithResponse Get an export
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports/{id} (the `GetExport` operationId).
+func (c *ClientWithResponses) GetExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetExportResponse, error) {
+	rsp, err := c.GetExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExportResponse(rsp)
+}
+
+// DownloadExportWithResponse Get a download link for an export
+//
+// Answers 302 with `Location` set to a signed link to the CSV
+// (`GET /v1/exports/{id}/file?expires=…&sig=…`), valid for 5 minutes
+// and never past the export's own expiry. The link needs no API key,
+// like a presigned object-store URL, so it can be handed to a browser
+// or another tool; HookBridge's SDKs return it without following it.
+// It is absolute: built from the server's configured public URL, or
+// else from the request's scheme and `Host`.
+//
+// An expired export answers 410 `EXPORT_EXPIRED`. `EXPORT_NOT_READY`
+// (409) exists for compatibility but hookd never answers it: exports
+// are complete as soon as they are created.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports/{id}/download (the `DownloadExport` operationId).
+func (c *ClientWithResponses) DownloadExportWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*DownloadExportResponse, error) {
+	rsp, err := c.DownloadExport(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDownloadExportResponse(rsp)
+}
+
+// GetExportFileWithResponse Download an export's CSV through a signed link
+//
+// The target of the download link; it takes no API key, the signature
+// is the authorisation. `sig` is HMAC-SHA256 over the export id and
+// `expires`, under a key derived from the server's master key; a
+// missing, altered or foreign signature answers 403 `FORBIDDEN`, a
+// valid one whose time has passed 410 `EXPORT_EXPIRED` (ask
+// `/download` for a new link), as does an export that has expired.
+//
+// The CSV (UTF-8, RFC 4180 quoting, header row first, oldest message
+// first) has the columns `message_id`, `endpoint_id`, `endpoint_url`,
+// `status`, `attempt_count`, `created_at`, `delivered_at`,
+// `response_status`, `response_latency_ms`, `last_error`,
+// `next_attempt_at`; times are RFC 3339 UTC, missing values empty.
+// Payloads and headers are never exported. It is streamed as it is read
+// from the database; a failure part-way through breaks the connection
+// rather than ending the file early.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
+func (c *ClientWithResponses) GetExportFileWithResponse(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*GetExportFileResponse, error) {
+	rsp, err := c.GetExportFile(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetExportFileResponse(rsp)
+}
+
 // GetLogsWithResponse List messages
 //
 // The project's messages, newest first (by id), with filters and cursor pagination. Pages never skip or repeat rows committed before the first page was read.
@@ -8088,6 +9560,408 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 	return response, nil
 }
 
+// ParseListExportsResponse parses an HTTP response from a ListExportsWithResponse call
+func ParseListExportsResponse(rsp *http.Response) (*ListExportsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListExportsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExportListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseCreateExportResponse parses an HTTP response from a CreateExportWithResponse call
+func ParseCreateExportResponse(rsp *http.Response) (*CreateExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest ExportEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteExportResponse parses an HTTP response from a DeleteExportWithResponse call
+func ParseDeleteExportResponse(rsp *http.Response) (*DeleteExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExportDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetExportResponse parses an HTTP response from a GetExportWithResponse call
+func ParseGetExportResponse(rsp *http.Response) (*GetExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ExportEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDownloadExportResponse parses an HTTP response from a DownloadExportWithResponse call
+func ParseDownloadExportResponse(rsp *http.Response) (*DownloadExportResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DownloadExportResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 302:
+		var headers DownloadExportResponse302Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers302 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetExportFileResponse parses an HTTP response from a GetExportFileWithResponse call
+func ParseGetExportFileResponse(rsp *http.Response) (*GetExportFileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetExportFileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest ErrorEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetExportFileResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = &value
+		}
+		if values := rsp.Header.Values("Content-Disposition"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Disposition", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentDisposition = &value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetLogsResponse parses an HTTP response from a GetLogsWithResponse call
 func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -8998,6 +10872,24 @@ type ServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx echo.Context, id EndpointID, keyId string) error
+	// ListExports List the project's exports
+	// (GET /v1/exports)
+	ListExports(ctx echo.Context, params ListExportsParams) error
+	// CreateExport Create a CSV export of messages
+	// (POST /v1/exports)
+	CreateExport(ctx echo.Context) error
+	// DeleteExport Delete an export
+	// (DELETE /v1/exports/{id})
+	DeleteExport(ctx echo.Context, id openapi_types.UUID) error
+	// GetExport Get an export
+	// (GET /v1/exports/{id})
+	GetExport(ctx echo.Context, id openapi_types.UUID) error
+	// DownloadExport Get a download link for an export
+	// (GET /v1/exports/{id}/download)
+	DownloadExport(ctx echo.Context, id openapi_types.UUID) error
+	// GetExportFile Download an export's CSV through a signed link
+	// (GET /v1/exports/{id}/file)
+	GetExportFile(ctx echo.Context, id openapi_types.UUID, params GetExportFileParams) error
 	// GetLogs List messages
 	// (GET /v1/logs)
 	GetLogs(ctx echo.Context, params GetLogsParams) error
@@ -9323,6 +11215,120 @@ func (w *ServerInterfaceWrapper) DeleteSigningKey(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.DeleteSigningKey(ctx, id, keyId)
+	return err
+}
+
+// ListExports converts echo context to params.
+func (w *ServerInterfaceWrapper) ListExports(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListExportsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListExports(ctx, params)
+	return err
+}
+
+// CreateExport converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateExport(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateExport(ctx)
+	return err
+}
+
+// DeleteExport converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteExport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteExport(ctx, id)
+	return err
+}
+
+// GetExport converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExport(ctx, id)
+	return err
+}
+
+// DownloadExport converts echo context to params.
+func (w *ServerInterfaceWrapper) DownloadExport(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DownloadExport(ctx, id)
+	return err
+}
+
+// GetExportFile converts echo context to params.
+func (w *ServerInterfaceWrapper) GetExportFile(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetExportFileParams
+	// ------------- Required query parameter "expires" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "expires", ctx.QueryParams(), &params.Expires, runtime.BindQueryParameterOptions{Type: "integer", Format: "int64"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter expires: %s", err))
+	}
+
+	// ------------- Required query parameter "sig" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "sig", ctx.QueryParams(), &params.Sig, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter sig: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetExportFile(ctx, id, params)
 	return err
 }
 
@@ -9709,6 +11715,12 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:keyId", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
+	router.GET(options.BaseURL+"/v1/exports", wrapper.ListExports, options.OperationMiddlewares["listExports"]...)
+	router.POST(options.BaseURL+"/v1/exports", wrapper.CreateExport, options.OperationMiddlewares["createExport"]...)
+	router.DELETE(options.BaseURL+"/v1/exports/:id", wrapper.DeleteExport, options.OperationMiddlewares["deleteExport"]...)
+	router.GET(options.BaseURL+"/v1/exports/:id", wrapper.GetExport, options.OperationMiddlewares["getExport"]...)
+	router.GET(options.BaseURL+"/v1/exports/:id/download", wrapper.DownloadExport, options.OperationMiddlewares["downloadExport"]...)
+	router.GET(options.BaseURL+"/v1/exports/:id/file", wrapper.GetExportFile, options.OperationMiddlewares["getExportFile"]...)
 
 }
 
@@ -11279,6 +13291,595 @@ func (response DeleteSigningKey503JSONResponse) VisitDeleteSigningKeyResponse(w 
 	return err
 }
 
+type ListExportsRequestObject struct {
+	Params ListExportsParams
+}
+
+type ListExportsResponseObject interface {
+	VisitListExportsResponse(w http.ResponseWriter) error
+}
+
+type ListExports200JSONResponse ExportListEnvelope
+
+func (response ListExports200JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListExports400JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListExports401JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListExports500JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListExports503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListExports503JSONResponse) VisitListExportsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExportRequestObject struct {
+	Body *CreateExportJSONRequestBody
+}
+
+type CreateExportResponseObject interface {
+	VisitCreateExportResponse(w http.ResponseWriter) error
+}
+
+type CreateExport201JSONResponse ExportEnvelope
+
+func (response CreateExport201JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateExport400JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateExport401JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateExport500JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateExport503JSONResponse) VisitCreateExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExportRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type DeleteExportResponseObject interface {
+	VisitDeleteExportResponse(w http.ResponseWriter) error
+}
+
+type DeleteExport200JSONResponse ExportDeletedEnvelope
+
+func (response DeleteExport200JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteExport400JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteExport401JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteExport404JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteExport500JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteExport503JSONResponse) VisitDeleteExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type GetExportResponseObject interface {
+	VisitGetExportResponse(w http.ResponseWriter) error
+}
+
+type GetExport200JSONResponse ExportEnvelope
+
+func (response GetExport200JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetExport400JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetExport401JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetExport404JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetExport500JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetExport503JSONResponse) VisitGetExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExportRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type DownloadExportResponseObject interface {
+	VisitDownloadExportResponse(w http.ResponseWriter) error
+}
+
+type DownloadExport302ResponseHeaders struct {
+	CacheControl *string
+	Location     string
+}
+
+type DownloadExport302Response struct {
+	Headers DownloadExport302ResponseHeaders
+}
+
+func (response DownloadExport302Response) VisitDownloadExportResponse(w http.ResponseWriter) error {
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	w.Header().Set("Location", fmt.Sprint(response.Headers.Location))
+	w.WriteHeader(302)
+	return nil
+}
+
+type DownloadExport400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DownloadExport400JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DownloadExport401JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DownloadExport404JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport409JSONResponse ErrorEnvelope
+
+func (response DownloadExport409JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport410JSONResponse ErrorEnvelope
+
+func (response DownloadExport410JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DownloadExport500JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DownloadExport503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DownloadExport503JSONResponse) VisitDownloadExportResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFileRequestObject struct {
+	Id     openapi_types.UUID `json:"id"`
+	Params GetExportFileParams
+}
+
+type GetExportFileResponseObject interface {
+	VisitGetExportFileResponse(w http.ResponseWriter) error
+}
+
+type GetExportFile200ResponseHeaders struct {
+	CacheControl       *string
+	ContentDisposition *string
+}
+
+type GetExportFile200TextcsvResponse struct {
+	Body          io.Reader
+	Headers       GetExportFile200ResponseHeaders
+	ContentLength int64
+}
+
+func (response GetExportFile200TextcsvResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	w.Header().Set("Content-Type", "text/csv")
+	if response.ContentLength != 0 {
+		w.Header().Set("Content-Length", fmt.Sprint(response.ContentLength))
+	}
+	if response.Headers.CacheControl != nil {
+		w.Header().Set("Cache-Control", fmt.Sprint(*response.Headers.CacheControl))
+	}
+	if response.Headers.ContentDisposition != nil {
+		w.Header().Set("Content-Disposition", fmt.Sprint(*response.Headers.ContentDisposition))
+	}
+	w.WriteHeader(200)
+
+	if closer, ok := response.Body.(io.ReadCloser); ok {
+		defer closer.Close()
+	}
+	_, err := io.Copy(w, response.Body)
+	return err
+}
+
+type GetExportFile400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetExportFile400JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile403JSONResponse ErrorEnvelope
+
+func (response GetExportFile403JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(403)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetExportFile404JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile410JSONResponse ErrorEnvelope
+
+func (response GetExportFile410JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetExportFile500JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetExportFile503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetExportFile503JSONResponse) VisitGetExportFileResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLogsRequestObject struct {
 	Params GetLogsParams
 }
@@ -12623,6 +15224,24 @@ type StrictServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx context.Context, request DeleteSigningKeyRequestObject) (DeleteSigningKeyResponseObject, error)
+	// ListExports List the project's exports
+	// (GET /v1/exports)
+	ListExports(ctx context.Context, request ListExportsRequestObject) (ListExportsResponseObject, error)
+	// CreateExport Create a CSV export of messages
+	// (POST /v1/exports)
+	CreateExport(ctx context.Context, request CreateExportRequestObject) (CreateExportResponseObject, error)
+	// DeleteExport Delete an export
+	// (DELETE /v1/exports/{id})
+	DeleteExport(ctx context.Context, request DeleteExportRequestObject) (DeleteExportResponseObject, error)
+	// GetExport Get an export
+	// (GET /v1/exports/{id})
+	GetExport(ctx context.Context, request GetExportRequestObject) (GetExportResponseObject, error)
+	// DownloadExport Get a download link for an export
+	// (GET /v1/exports/{id}/download)
+	DownloadExport(ctx context.Context, request DownloadExportRequestObject) (DownloadExportResponseObject, error)
+	// GetExportFile Download an export's CSV through a signed link
+	// (GET /v1/exports/{id}/file)
+	GetExportFile(ctx context.Context, request GetExportFileRequestObject) (GetExportFileResponseObject, error)
 	// GetLogs List messages
 	// (GET /v1/logs)
 	GetLogs(ctx context.Context, request GetLogsRequestObject) (GetLogsResponseObject, error)
@@ -13192,6 +15811,178 @@ func (sh *strictHandler) DeleteSigningKey(ctx echo.Context, id EndpointID, keyId
 	return nil
 }
 
+// ListExports operation middleware
+func (sh *strictHandler) ListExports(ctx echo.Context, params ListExportsParams) error {
+	var request ListExportsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListExports(ctx.Request().Context(), request.(ListExportsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListExports")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListExportsResponseObject); ok {
+		return validResponse.VisitListExportsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateExport operation middleware
+func (sh *strictHandler) CreateExport(ctx echo.Context) error {
+	var request CreateExportRequestObject
+
+	var body CreateExportJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateExport(ctx.Request().Context(), request.(CreateExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateExportResponseObject); ok {
+		return validResponse.VisitCreateExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteExport operation middleware
+func (sh *strictHandler) DeleteExport(ctx echo.Context, id openapi_types.UUID) error {
+	var request DeleteExportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteExport(ctx.Request().Context(), request.(DeleteExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteExportResponseObject); ok {
+		return validResponse.VisitDeleteExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExport operation middleware
+func (sh *strictHandler) GetExport(ctx echo.Context, id openapi_types.UUID) error {
+	var request GetExportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExport(ctx.Request().Context(), request.(GetExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExportResponseObject); ok {
+		return validResponse.VisitGetExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DownloadExport operation middleware
+func (sh *strictHandler) DownloadExport(ctx echo.Context, id openapi_types.UUID) error {
+	var request DownloadExportRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DownloadExport(ctx.Request().Context(), request.(DownloadExportRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DownloadExport")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DownloadExportResponseObject); ok {
+		return validResponse.VisitDownloadExportResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetExportFile operation middleware
+func (sh *strictHandler) GetExportFile(ctx echo.Context, id openapi_types.UUID, params GetExportFileParams) error {
+	var request GetExportFileRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetExportFile(ctx.Request().Context(), request.(GetExportFileRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetExportFile")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetExportFileResponseObject); ok {
+		return validResponse.VisitGetExportFileResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetLogs operation middleware
 func (sh *strictHandler) GetLogs(ctx echo.Context, params GetLogsParams) error {
 	var request GetLogsRequestObject
@@ -13610,163 +16401,203 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H37c9s2s+i/sqN7Zir3ULLsOGliz507iq0mOpUfteU2/apcCSIhCZ8ogAVAK2rG//sZPPgUKdHP5Gvy",
-	"SyYWQXCx2Bd2F7ufay5bBIxiKkXt8HMtQBwtsMRc/3UccsG4+p+HhctJIAmjtcNaf4ZhtMASNSn+JIeu",
-	"HjYCNgE5wxBwfENYKCBAU9yE8wD9FeJmzakR9e5fIearmlOjaIFrhzXzbs2pCXeGF0h9a4E+9TCdylnt",
-	"8OXevlOTq0CNFJITOq3d3jq1DvUCRqjsnqzD1qaA7WMgngMjHAxHgKgHL/bBZ0vMXSQwzPAn8MiUSBFD",
-	"FiA5SwAjXs2pcfxXSDj2aoeShzgNZICkxFy99v9xMPwTNSatxpuPn1/s3/5XrQjkUywEmuJCiGFhHgLx",
-	"oH593T25+WnnflBNGF8gWTushaEeWQSH5MQVEQbXoTmn/grkjIgYjT+ICEABdUQVlGwCiDI5wxwCzv6N",
-	"XTUoRrvLQioFqAGETnfKtj4aP9SgPgS1ekm/E+qxZTGxLvUzx0CGPRgjdw4TzhZA2bIMPvNSBrT/4nhS",
-	"O6z9n92Ea3bNU7GbBeNWQcaxCBgVWDPTW+Rd4r9CLDTSXUYlNvhHQeATFylwd/8tFMyfK36ywznjHXqD",
-	"fRZg88n1tXPzUSACCL1BPvEOYdQ9+63d654MLzu/Xneu+iMn+alzdnJx3j3Tv0X/H77tnR//0jnJ/HZ9",
-	"dtlpH79vv+110u+/77RPOpdXI2AcRhftP3rn7ZNh//x82GtfvuuMmrVbp3bM6MQn7hfChGu/LmBJ5EzL",
-	"LDfkHFMJQiKJD2F0cn3R6x63+53h9WVPre60/WF41X131j17N/yl88fVUK/dYOS4fXZ23h+edHqdfmfY",
-	"a1/100M1bk46pxfn/c7Z8R/D0+7Vabt//D6Ns6t+u399pX456fS6v3Uu/xh2z4YXl+fvLjtX+vfLTj/3",
-	"o0bkO0bx8yIxQCufIU+RE2XgMzrFHOY4kIcayM5Zv3t+Nux8uOhedk4MkF2q+Bn5ev7ng7ZNIaT4U4Bd",
-	"xfJYDdeU3+9cnrV7w87l5fnlqAkZHvFgQqgnNE14WCLiA6EwY2zu/SDAZ1O9oDMmf2Yh9Z5vLWcMROjO",
-	"gGPBQu5iBZUW0lb8HsJIkeDP59dnJyOoJ0ya+nXCOCAQmHo7ehVXmN8QF19TdIOIj8b+M1OShyQaK13s",
-	"IkqZhLHaB+TOsBJQV53L37rHneH1Wfu3drenhUwTLrHkqyO7CpAzJGHKpMEEomKJOSyR1jwgJOPY0wvt",
-	"M3aK6MpKX/GMFAg+WRCpYUqWdtm56LX/GPa6p93+sPPhuNM5iTjlmqJQzhgnf2PveTejfdGFOV4ptl4Q",
-	"IQidOrBAvjIosOdASOeULamS6R72sdQLuT5rX/ffn192/2Xgv41UpUZxOyC/4JVW6JwFmEti9KDLMZLY",
-	"GyKZsVg8JHFDkgVe1/FObY5Xyko4/FzDn9AiUJSqf2vtvXmBXo733RfewU/49eQNao333H3vBT6YvESv",
-	"vKK5fDTGvpqq4ImQw1DEsGWx9PsMUy0XFJrUUFB7halUu4I9QLEUqYeBZ36SsGBCAqMuBgQLQkOJd46A",
-	"hr4PZAIU32CuzI9CLKhRhiuNmbcG74J5eNvmm104VSNvnVrA8YR8KraRJoQLCXt74M4QR646A0QW/Ryv",
-	"FJQJ7mfzoU9u8BDtvS00yRIL9c9o7yLEx0BY+J00QeT24GM8NxsrKaeWYBZ0bN55NOoqMRtnzDerh6uZ",
-	"Jn9lHM8w18eZDVR6B6J7yCZWRLxaXwrt0T6so38rvmMpsoZ3JcyrLSPaOrV2LKuY1Whtafpr9v1yoE+M",
-	"pCoANnlgXx0z5mNEN+5iGXqj2bYC8hjYi9b09NjrESG3Q0wkXohqoKup7bcQ52j1DGs4tczl4QkKfSUI",
-	"lNiq5RXgBXHnIpJ0PyijSrGKA6NIzpnDzGw+lFjI4UgLQxouFCB2QvUgBUjC320p8SKQ6xhE5sGQsnXh",
-	"s9dQhpGnNMVirASxMgQIDTEglzOhrInARyuREkOESjzFXH3SZZQOOVZStJjEPSqGZtcSAclCpWpKtY4B",
-	"RL8ccm2FlM6w9oY2vYcSf9JY2KrWDPNtcWU4NRZKly309kZ7IULXxUJoF4nkK2TgCTBfIEVShftjlfZw",
-	"hpFn3V6biPG9HWZO98y/wd6QBJXWFXkDhmPmFSic6wAkg1cH8MvbSO8ak9aB6/7PjddQt8d3GK8ktiTg",
-	"Yk/7V+728aHkIXVRqQiMB98LKeZVH0lM3ZWlkhL4UkQbv6iO4GHllyRfDdFEYj4U2GXUu9OL5vcU/fja",
-	"3zNBhpe3IlVIxO9qbEg3GCoGxa68Pw9KXwxniHpihub4AdNwRMUE8wfMICfj+76dk+iay1NCMYPehN2z",
-	"Aigr7Na5uYCWy3mhUI8YgB5TGVqFcE9tmALofoox9/7aYmZIDBeM4zLRYBBcxUJKjXWSaYuAMjah0dkp",
-	"J2kWsNiGTgUI9lqtRzgY3ZaCFPnJS4Eah1wUHBbfqp8BjdkNhhFHEg+1J2DIAzE6ghYsMKLG4hBogQGJ",
-	"tVFKqi/QJ7JQommv1VILXRBq/m4VybQMBNkwSiGW7i7cZwvkDjFVPO1lzCrD3wXn5QnyBXbAw8pM4gQL",
-	"cBHnK6AMBJlSJEOOwQCSsmXS9JbByjqiT5KZA8zBKAGlSDMhjATllBmfzBp6t2E35P7610czKQNxuLs7",
-	"cmBvX312v3XwOnWCdiAIxz5xAXkex0JAXWCs910RkRZjPwhITbqTO2jb+d+8aO69Pmju771qvjjYnTE2",
-	"F1sP3griImY76f36sJPISe/XCzTFT2q/R9+4o3iKAlWVpbGNy12FiwXihUeUVIizgpmXW2YMT0oAZqcs",
-	"XLw+5J0iuqpyds2IAP1waD87JF4WE+vWSGax+T2ynyqedzPgD6SwBAFPSWTpKGiJWC88XQnshlKdCyeI",
-	"+CHHBXLpZ0R87QHU2lYAoYCAsyXUrfFHGDUxCeGAshVZKIUDB63XOlb98tMna/2LnSNAdAUm2mqd3BwL",
-	"rCaVJQfAezjBctpj/TkRWu5v9o26hLshkTDmGM0xh+gt/TAOENeJDkdK9VaAlOkWOUX1KpdE4CZcYhEu",
-	"MHDcMBonWu79fKUx+Bwj6z3PL2FVfQWVjlyKOAidDgWhLl7/4JWybqOTXhR/5CFVP0V05QDjBjHLGfG1",
-	"pvTlbHV/NDxc56/L3BKXp9nYAscqD7FdToYoiLC04MDYbEX7oqvWPy7emLomn1GKLkdqDoElSMZ2qpoT",
-	"BZreeO/vxD3WOtisDLQdrEZmuW0NKseKn2S7ctsQI7dEGuVpL8u968yQ88GnELBJaj6qD36b+MlHf3Cw",
-	"LfgzLnPRzwrzXvozbKI6BwUBEIFdjmWh01+ZsQrTRSEqMd8GpLtpSvPVAqtzORPYtVlNCrwxEvjVgQJ2",
-	"/wA4oh5bGCdRtbjFw4g3h4A18FNI3xpsyJHWw4yIPJ0+hyVxv5BDlcP01lBDDoTHwd1zhBuibz0OxM8C",
-	"6iO6g6IpN5xAqixHHZYetKSLWF1nF1Oi3aODzVA7ecIiRf+eLWGhTFejrJIkQqTsV2XbLZCHwQsxoCki",
-	"FOotm6OiX9jJWDmEylcHhcZuYmfkGauIg2LFub6A7dh5HAq1mH4OOo2I6hlV9AY7cF3wPUzzJEZQNa1y",
-	"beyayjQeJuOrkFY0vAIIj0NI0XqelJKinL0c/cSB1Wy+k5DKsHRggdwZobjBMfLUL6BeMClsSKynn+rw",
-	"apKqlvWB5QYXk6ZExDdhVc8jChzkX6QgLnJQ/sw46IAaSh3GD2E0Idj3RlBH8D9X52egUY25AjHOjgeK",
-	"FnhH218jHvp4BPXlDEnQxxM2x+nTR4JLK3IK8YapxNTFWgAGmAU+PlKzLdBKmaN0WmS55bbSNfkc0VdK",
-	"d7Oc+HC02VvTyR5Ec+YzG4jufXJKLd7Oz1ukU63zSXIE7/v9C+tdFhrFJuEX32C+inzSK6irzQTJFDGE",
-	"eKcJPXUSE4C4TbMsddZm6PRz7UOjjylSh4sache4dlu8NF/O1lGfRD2jYCSbF8Src5i0b30s/dDDBI0F",
-	"9inlS49NxSNZUttduU9qSJ0m3F2c6KEvH5T6FCWmMglIx8JvLe2zQPrdT5lr6t/81lZ3UvoKRxFT6pzC",
-	"YYSAh3ypYlII8fAiYCbzwKb1bZ1apxzGom/rcO28f4wl2Uz6oZih/Zevim0nk91dhl6TBbSJsJ43HUOQ",
-	"v/FQOx6KoUnmqsLHZvC9HHKFln+CSyd/98h8ysmxag7BOTbNLHdtN+/mUrNLbuuwwMNktp3qdyJn3ZOc",
-	"1VFwirunWI8mdaqKxVLHCPKVjbgabnSQbHyYBKW2nyVSY51UfCsPxPaFPMomPYd3xX7qUeB9DkC7Jz1S",
-	"lGhRFtLcqhIW6FPXDN6zUf7ozy3hz23BzqycWvfSGreCOhogIgmdatteGZYm097Kmh0HRlF6BJ2O9A1L",
-	"+wiIGFBCYeKT6UwPDDD1CJ0OdfpabmZlpyrdFL+N5ICOctpqpGbRaZLYw97IgdFEByqHcZLkCOrW6D3p",
-	"/aqPOAM6Midt9UiKgojNTnNAUymx1p8SGxlqI5xa/FWdkplahw1XpIFIDvdFKZs5Q+9eBtcXN5mKIxCp",
-	"O7fXl71Cb/1Wm8vg8iEw3tEi2iiAH9FgemZj5j7GyiZ1k7U5YjrYYH5s8WtlVb3Wpf75pHb4Z1VhXi5j",
-	"q10mL1nqOqwfnbI77w4EfihglLw+0pHdJC+OeKMdLeC4PcizCbxnbP6WE2+K1YGcueEC63vdYoYC3DS4",
-	"KcptzGYv5uQ1x3/ZmFoSRfOx1HFA9aspF3AEyBdMC8jRh4bNC2x0vVEqjS05vqk5X/y1/z/eG9Gbt9C/",
-	"Xu8tPri/jX+ivy47W1GagrZ4+/WF8wL5dzPNsUh2pacYUYh4QiefxHFOk0A/Cf04c8UBQmFBfJ/YBOsj",
-	"aMHS5ntwDEv1D2UUV3TXG/FUUHdAQcAEdmAWxQ2QnnkJee2Q0VAVP6s0DSlK1NFXSpM8HR2SsOp0AXXj",
-	"Koo16kRiDiii3R+sKq8KQ6IB77L6+K27fEWIIUeywNUYzwa7UE/++G+L5B3HlEVogWSwF281ZXGNihlS",
-	"q6ZEzHIQld//kEwif5hOzcvTow0MWXkXed1MAYaKy17G5R/uUqQhy3BxxYccxFnjxVJwQlM5nDt5BtzA",
-	"vG9Dd45lFRa+E2tVZIiVkjrl20GZjLcaVlhCXeMFGglNQiMhHEJdP1RmHTCKRXRPGMZ4wrjO9VkVE05F",
-	"hqkwXokyIdEi2JJtNdZYh/p1/3inNJdqPVdSLb469ZqPVFppjgyTZUQf3UCAK2NdVye5h54EjdJ52pNg",
-	"rqBLdLDYm9Wc2v6B+vcntf4XreIDQuzDvWP2cC7VN3dJEAmhDZKo3JFkMMUyOXcFaIqjNEZDAjqfSFdB",
-	"qmbe3vNqRRrsLRctLrVDq+37D6OCeJpLLEJffgVupjxEa8tKhGORLFQvb3t636xqZeCH7rzMJRq680fK",
-	"146XkRIR5tMliyj6fDly3yLpzh6DbvREXxnlpGF6VNpRM1a/jmCA6Uq8uBMd3YkQDETlqHjYFl9h6n1l",
-	"e6vRWR7sfqh/Yz10W47/j85dHNQbwrsKzY+7UU+kzM1nSm7P5XxZd6r8dp9k9oLwYOqa3P7Ll9o/HF8u",
-	"dNIQ/dlu/As1/m413gwbH/+7ECAbAyoqSrgyySQGL05cGWbPaR28dl7+9Mrk6x5B7GTUP+iTqP6PriDk",
-	"YnJjjOcsmp3ap8aUNeyP/xaMNi/RMuW051hiqu/MzljIRXGuns/o1BRwTEp8zXF87FVPokMgpp6Aegv+",
-	"L3icBUAkcDKdRSOjzIqdJpyYG4KwdwCerVcQ37rb33u15dZdPm8k40CLkF1OdMXC/E5OridwA25iapM5",
-	"/Whlk0oEVjoJvkLgtHr6dgL/o94NuPsytufQb8+LL0LFA1Lb13DzQOm9huonFeLx1x4x8zlF7c9ZGaav",
-	"Ttc4cgbmr/2pM/tdbo+mvTgFq3hUr1QE3eZVPYyuUth5yk0wqasFt+sLi9Fi0DmZAqbkBtNUQmTJpc2v",
-	"/d58lXtp97mcvi7BcohXghG7ISdydaXAtHjDiGPeDk1eYv6Ge3EJJJgw32dLbacoa8bHSEhdYnktYtKM",
-	"SujqNetvJdJ2JmVgahISOimohKRLbypLBIHA/qQxY0JiD5Z4rJ4kSZzCFLNsQlcKYKEcs5B6+gYhEQOq",
-	"tgdJMvZxUvI1iSHBzZ4a6YBg2cjS1ckvApaMz80FBSEH1MAzXpm0YGIsJsL1FSy4vuzpdevqlPoPCUQ2",
-	"B3RAf/wx4svmjz9Cx4QVbMVKBRGCMfNWGtjR54Hmn0HtEJrNpgMDzUfqz8+DlOdH/aD/HjabzUHt9lZt",
-	"kXldn23sCy7z8KBmZtFmiPnDpkwPav/vdsMXbm9HzQHNlUhVu+ELZjJqkdgQC7Mr15nVat3teBpdu1Nf",
-	"5dRbq3kGeOhHRY8EHLRaA1pQqFgnXVvoRzoRWyQiIr4Sp6ZqwhVbmP+KAZ2hG2w3S6l+nZCuRiOOwZ1h",
-	"d25o2Vz34zeYA0f6zrWcIePOM1AeDmicAXF92RNQr1g6eUCLayfvOOCGQrJFnKpcXyumbHLNBflbraRe",
-	"UFbZAeQv0UqjzTGFJeFg78VOE9oQIDlT+6ZxnirwOaBxhU/F3GxJLTtnS3unduQgk6UP16Yq6IBGu2rF",
-	"tM6cnlJdgNWQgBIuigBGbVvfVGe0HsJbLQ4gEjLNZnME9bSgUb+oRQxotbKkujpnAvBevkrpgBreU8PG",
-	"WB15BEgGjOLUchUHY2GsQ420pMh5VIBXmJQXn7iYCq1rbdXwdoDcGW7sN1v21kpSxGO5XDaRftxkfLpr",
-	"3xW7ve5x5+yqo9/RUQxpan9oUdO+6Nac2g3mwgjEVnPPDGMBpiggtcPai2ar+UKfiORMC/Rdc0/8b/X/",
-	"aZH127YI2m+1UlexA85cLIQikTBQkhQ8ZsNAkoWuEZtR1V4l1eO0+K5XO6y9w/K9/W6u9Pl+q/Vo1Wxz",
-	"ee1lVaozS8kovtrhnx+dmoiSh2o9ZVOosQFnY33+QFOhbBib/f5Rvbyr8wOrItQWQ4gLHFt6dOBl60Vx",
-	"aeNU4YMivF6ar39xtMYrIragsTJpdL7Fy9aLsk/EMO8WVJzetDNq1WT71tzs7aKANOZ4JUr35wwvjXzi",
-	"QjYhNis9IgIfrWzBR2ATUIuKCiELdUZc3w91BDLVo8RT7khBFc5yYrfSCbmS3OgqlkLvyoGBZ/OupBoT",
-	"6Ff2tr+SqVOtd7/Cd7Jl4B9KMyn+FTISXxYNtpi1SFFM/NPHW6cWMFGSfzcJfT/afo5lyJVKZNTFjnYT",
-	"HJlS8DDHOLD6gUgBV+/bjf2Xr7TmMKS0TjXpEmdJobq3thTko1BMURW12/VGFPtmhx+RSPMejRI6VXhd",
-	"ojhQ/s1QqEEPIBoRZjFd5mTZ7uc5XnW926R6QDHJKqwKyQJzUlEnEmQrjtejauULNLcnFXCR7+tbhWZK",
-	"Rb7Yn+ys06vJTU/R65OKuXxW/RYKssbes1LQQetg+0txZ4gvTHIGn1tJzsk0fPqzoJdS3BfAc2A0x6t7",
-	"9VLShFy1nZL6yLamPx8tr3j+X7vpvLJC3Z9VkQUJ79EM6tyUNhMu0JRQczlYnU50Ea+RMoFGUM/4CXTa",
-	"6c6hediMplOnQP1DlJER/5DumlVsX5z0fq2tbU4RTSRDdm23rlvnc2E7I+1dynQziss3mosRJQ6nvYK4",
-	"zMcnFAjp8oQFYuBcndTQNE5ZPen9+u2ZOh5GXsN42kDftkixd5SPlmgUxSUmJL37mRiFcjfKSpqXqZ0v",
-	"tp56ZI5tWXJHhy03MJq2nIwnRx0uo65c1smmV7jXapjJbLlOOGOx72jMvNU625hY/8+cLQzzPBmB5rIk",
-	"SlRV3NNNmB2yy/u6VdZB6832F+LmXeqFvQor0U2qvjDrmE1LcrdNmvPdeSly/VU7ajrGuWtEvRJbVp80",
-	"wRo88YUfYfO9JfhESBPkX1cLnfjrD1AO+bTGKdaOxbI2eBv0xsuc2viCWqOwMtMW9RHj/ttSIDhFRBGh",
-	"J4RVfj42xxihjMrYAa5EeHKl0YbHTcccJQSjH0y8XEc3Ck7VVhNon7URkgM6oNeXPeO6h3qhe17ZW3H5",
-	"ZatRkhrMA5qq4lfgod850lPNmJCwCIUE281hQOslXvojQGa4daPr2pz2LQGSOYDAZywYI3fuDGjAyQ2S",
-	"2IHjd2ftvgM+ofOGz1zkOxBS8leIo78WoS+Ji5S04FivzdOBnJCKALtkQpTuMOWj9TcRhe7FzSulZBeA",
-	"F2PsRUn3jnFbTEKBvcxCohiEDgfowJS58Ay6MFfK5R9vrLGu1DKMU7xuInh6pzQWXOPY9ACBlQcQMC4j",
-	"v/+OAuWg9WZAc70U9d7a2OjG/S1oKblzGCdOvWwNaBQuUVC8hl/e6iK7vm8KughzsUzXdBE7RzZQpLd6",
-	"jHVlmAGVbI6ped+MM8+VFJ4x39NdVzjzUwUhj+A9E9IZ0Ewcw4FjI8MaJnKc/N1fBdiBvu2z0OhQl3km",
-	"9HIclwF24BeMg0ZbnTEcuODs06rxowP9jn6R+LoDSDDlyMMOjD40fjexz8aPowHVwbBl/INWIpYATICi",
-	"yAnVSa4ePp0bKh/bv82mCKgD4FM6psoqSZZYazHdfyn/1J0tr6/DoZW6xVqkSvJGU3z+KHNotUGwibT+",
-	"HaND4q0xTi7kujjQgfekniD1wMdIiWFlPIkjrZKIlwlc6tTEJeKeKPN1Zdjiic2Uiv6uDFl+d3pVdnpt",
-	"IUun3FG0ZrFYuyQyWwrDc89JOVVJ5juZlJHJOywr0cjdDlipnvTaSYKkW5BOdaxT1+LUgmxi2xGMrEkz",
-	"ckwUWf/sRK2+hDHJTFfKBQqsjY2iHBdAamKrvkCR2qrICMjm3j2REVCc4FfJCHh8nslX3awibW3Fpn+Y",
-	"v+ZL8p3ZhftaDbu6IMzdfZd5viw82sZ3eJX9LCTxfWtnYJNRZppJwzg0h4PkkkZIJfHX+hiY8sZeEy5Q",
-	"KHRELqqBnB6FgLIGC9Y1ii4Q/Jw6JVfdeBt7xHV/vuuYMlrXGE23vZLs3oRvqOmJKP8iV5t7jF22SBXl",
-	"PopLsySVskfGY6/V0aLIEa/g/brp1yTKfKffcne5LtD+SATMJJK4kVzFeQI6VhvMfM+WZgY2gdHF+VUf",
-	"CsCxJr5OshjpKstjPNOnx6juUAFN6yVcRdd+nsxtUX5L6CvMqflnmyttzwOUdmlD3cdT5K5M8e8UB1wl",
-	"Y8qZIE11lWJHR/YMaiND+hS6KTaUkM6TpiWWXAXbInO/YG7if5Tc1QEaiymRJqtSanOeQpq2Pc/cuNHd",
-	"NJOdg7ouxKaEoe5VaQ6gsaskE9tpDmg7FSmaIRE77+WSpcnhEBDIGeFeEjM4bX8YXnXfnXXP3g1/6fxx",
-	"NdSBmM7JaD0RoNTNnbpf+F1if5MS+yEyukr6pXY4RpmVKVGn6/7EWcQ6GmMSAQ5ab2B03D47O+8PTzq9",
-	"Tr8z7LWv+mlSH5W5pzeR80F5auh/jOf4P4rUIldzNWp7iIx2CkIkKZtE52WK+dOnZYp55axMn02rZmMW",
-	"p15CfaxWtmPTZybEj6+UFqTSXJhiddpAEnMSmLh8gJEEzpYCXLZYEJktRWe/ozNBlrq2Bip27ffUWtb2",
-	"ryhPJldSvgiH24ualCVvxiViqymltXIUhRerF/nKdUjq/AJb7oMIXRu0LC9Id+cf2poNCVjVyvNXgyfe",
-	"ry2gYOrdH5Any6rNZEe9/KLZUZkuK1uyoqJd+LaSolK1PsuT/6JBu0ahNpCvr90X29BXbCIbZqCAMADJ",
-	"YKSpJZUHu0DSnUUGRCTm6sz3YlG4UyHz1V7V8P3TZBEVBNbDZcqzi8G4xooSUffi9k2zGnHzaNNuTrj/",
-	"mjLu17u2F8iI32foy+UhfAW2nikFHXNsUoSuurwYR0HhcolhsXsU32ePZYXOcLFQ+NpNYIsXGMsniUmZ",
-	"FEroesKkKqox9qK8zszHZKpvzEc5gNGXdOxrToKgyMNkacQCo6slPlHkONsH5Jkjxt9ZoQor6Nq22hV5",
-	"R71prnRs1psmU79UZcb1W0wtIKPEcjrTGVAWmK6B/krZNIymEmNgFNVnTAeyTNHq9FUNZ0DtHZaRKc5u",
-	"2MlFlDKdRBpNA/W4vp5jrqs4EWUktUJ04xUZuvNoMkLVOWjKsRBQt3y3U8m9Fde6vae+Lz/vRQUsC/qx",
-	"JAWoP1bWgE9qC/yn3GdbL7m8SaJENPXNiBR7MSenXeOy83dSs1a8rKnZIvbRKizFQP84VVZUtLnEJW1q",
-	"Autbe7r+BfnmyO/eGm1bQnPKpnMgLj8roR5HV7woazVVQUbpuFGuKZ25vJEzC6O855xZGKet5q3CzXbd",
-	"U8YNS9rnbb89+T3tuaoveqOsjHOe11ycz7f5FXf9+1ZvTF3ets/3v9tdJNx2o9ZIpR79btKwkHEP86S6",
-	"tZJl9dECp2sggFDGPZnY9lGI4wFVD5R0o+mCbtFJNRIFawISUVAfNWLPGVAk0jUdPYaFAxzfYOQri4Iy",
-	"qSyLI4W/uOod8aCujHkE19fdk50BNbfE7Fhzwk7dIfHJPPEDRHPY6npFhnrCXO0IiU9ZScV8o0paRrSn",
-	"3zltcyJGqtNXXGkUJVv5HOznIupi/2lqNuioi67VkG0sepQp9m5SQsW2VqFNOI9q2Jk4d3R786rf7l9f",
-	"jSo4so/1Wi9tU9Cn1ka5bsvbLZH8+r/H0x+N3a4kCyBqZ7VNxRXyiTn7PQ2f/KxYJOmaa0rQbihvstQO",
-	"nqSNgr71jgi1twnM4zgzCn8iQgqTSxVRW13f6iGerkmsb/3oH1K3f7ve6DBqCcGtp9fDDS80XIGBUSAS",
-	"lsT3TZMGPYvB0k6+KklUg3jCsZjF2nwcelMsj+K/TUc/XU6ZSkJD3DSMftLpdX/rXP4x7J4NLy7P3112",
-	"rq5GULcfYPEphNDpjjOgo8tOf21wRgDtOGvSA+pxhcydowE92GuBmqdz1u+enw07Hy66l52T0VHSWKNl",
-	"XSkCAsyTbqNyhikc7L/RYFz02n8Me93Tbn/Y+XDc6ZxUTTAzp8ZnMJy/15q5Z62Zg/0Ks/cZO0U0qpUo",
-	"voKDHNE1MNbcX2Y/7yQNJV81qGk98NyGQ6YLuU4TMW57QuOc0kcwFrSZcKYbI3wdloJGgfZYhLpz63fz",
-	"4BG9dLpJL0T97iO2oKZb6wamiFskFx5dj034x5aSW2zsQ6uT0vQTwqhOR9qx2hxJZSOjuI3ywuhy+5qu",
-	"lk+mSvlLpisTyLjHRtSJVJC/sWlHegijvdlIvaSrdYacYyphQWgocVzc/uWbKDWKSAdG+wezUWb4jIU8",
-	"Hrz/IjP4Jy879lVDj7aAxC/9lHnpRUu9xTy0Ska80R2d7LAmaFTqLD2OYcmJlJjCeGUcyqZqblSUG9uO",
-	"DUoQaAMH0agXwgKtwEdTXZJmzEKZCIziw7XZ3rsfujL9VpyqL8R32p40YJTv01oibgx5/SBsDPNbikGb",
-	"g7hlbsV0CJLWzbEwMLSRlwW7MtP/pzRH1XKvCHwigVDJ4Lp/3Ig42bbiUXQayaKMaIjYWL33qgWM4obl",
-	"YftmxLZ6xP6BZllh2dP89hoE+ZRmThExon7+oqX5z4F05NtJ2s4yqk7ucdlfy+31AHFJkL8TtSeGt3Yl",
-	"SkErhlukr0IHHOsmH/p48DfmLCa2cm5MdRD6Z/FlQYulbaxpN+7b5U119lL8YDGxiT9tFSuxKzD1NiRJ",
-	"ScbtVc3EM+yZc4/Q6jX21BGquUByRAWypbYQ9QY08unqKhxRujOSNlP8EBDst/aTIJrPhGzCyJ7nR/pA",
-	"bxojGjjwJ+RK099Rd3GMOzVCfY5XkVNcBMiNnMo+4lM8oDYBQYAI+Q25sQZFSQvIo/WmkQNqvlfUEGan",
-	"mVQTsc2asnUKzMMBtTXYSlrOLBUSb2z7x9QVF7akUbsaXdHtd+uRH+VabOqjfVJXzoEIcbrbJMps5IAa",
-	"V8iO2gGbwR+n+2j/R+RSWYsF6AQeTqaEIn9AE68t8aJbA1r8mRSYo9z0cb+bpO+luYXWPemcXpz3O2fH",
-	"fwxPu1en7f7x+1ET2qbBk2TFdR1ssQgkBnRkHut34v41UQg3FeNIv37QOkh3Ckr12ylwRFxh6lmP0BPl",
-	"MKT7tz5zBkOmx22BqG3TdETd7OhRHLyheKkzasx2aBG839p/NuDSfpkEjERWfb+N9YjeY6zrUC5jRig6",
-	"EWYbzWS73v35UVkOpu5kUSF8BLpWpz3H1BdojoGHdCfT4ulwd1ePmjEhD1+3Xre0OWJBWc9yzHhuM1ZX",
-	"ogAkayYJb0mhhfX7M8k9XDuhUGIlKd9wVHT3NiuYja5TRl7qm5mLbOufte271NPoEO0iX8db7R2v1Fxx",
-	"34H1ea6MFynaQXPVyyitpMVepNdTU8b7uz5lbIoomU+EtCeFVKOYzDzGGFmfJu4OpSDi2YZEIjWD7Uh0",
-	"+/H2fwMAAP//",
+	"7H3pcts4l+iroHSnqqVvKFlekk7smppSbCXRtGO7bbmXaeWKEAlLGFEAGwCt6Eul6j7NfbD7JLdwAHCR",
+	"SElek/46f7pjisRycHD25XMt4LOYM8KUrB1+rsVY4BlRRMBfx4mQXOh/hUQGgsaKclY7rPUnBPkzonCL",
+	"kU9qGMBrPuI3SE0IigW5pTyRKMZj0kLnMf4zIa2aV6P62z8TIhY1r8bwjNQOa+bbmleTwYTMsJ5rhj+d",
+	"EjZWk9rhi909r6YWsX5TKkHZuPbli1frsjDmlKneyeraOgwR+zOioYd8Eg99hFmI9vdQxOdEBFgSNCGf",
+	"UEjHVMl0ZTFWk2xhNKx5NUH+TKggYe1QiYTkFxljpYjQn/1vEg//wM2bdvP1x8/7e1/+rVa25A9ESjwm",
+	"pStGM/MjoiGqX1/3Tm5/bNxvVTdczLCqHdaSBN4sW4cSNJAOgqurOWfRAqkJlSkYf5BugRLVMdOr5DcI",
+	"M64mRKBY8P8hgX4pBXvAE6Yk0i9QNm5UHb17fwhLfQhoYUu/UhbyeTmyzuE3z6yMhGiEgym6EXyGGJ9X",
+	"rc98VFjavwlyUzus/a+d7NbsmF/lTnEZX/TKBJExZ5LAZXqDw0vyZ0IkAD3gTBEDfxzHEQ2wXu7O/0i9",
+	"5s9bTtkVgosuuyURj4mZcnXvwkyKqESU3eKIhofI75390jntnQwvuz9fd6/6vpc96p6dXJz3zuCZ+/fw",
+	"zen58U/dk8Kz67PLbuf4fefNaTf//ftu56R7eeUjLpB/0fn99LxzMuyfnw9PO5fvun6r9sWrHXN2E9Hg",
+	"K0EisLNLNKdqAjQrSIQgTCGpsCKHyD+5vjjtHXf63eH15ane3YfOb8Or3ruz3tm74U/d36+GsHcDkePO",
+	"2dl5f3jSPe32u8PTzlU//yrA5qT74eK83z07/n34oXf1odM/fp+H2VW/07++0k9Ouqe9X7qXvw97Z8OL",
+	"y/N3l90reH7Z7S89BEC+44w8LxBjvIg4DjU6MY4izsZEoCmJ1SEssnvW752fDbu/XfQuuydmkT2m7zOO",
+	"YPznW22HoYSRTzEJ9JUn+nXA/H738qxzOuxeXp5f+i1UuCMhuqEslIATIVGYRogyNOF8Gv4gUcTHsKEz",
+	"rt7yhIXPt5czjmQSTJAgkiciIHpVQKQt+T1EvkbBt+fXZyc+qmeXNPf0hguEkSQsbMAuroi4pQG5ZvgW",
+	"0wiPomfGpBArPNK8OMCMcYVG+hxwMCGaQF11L3/pHXeH12edXzq9UyAyLXRJlFgc2V0gNcEKjbkykMBM",
+	"zolAcwycB0nFBQlho33OP2C2sNRXPiMGoojOqII1ZVu77F6cdn4fnvY+9PrD7m/H3e6JuynXDCdqwgX9",
+	"Jwmf9zA6Fz00JQt9rWdUSsrGHprhSAsUJPRQwqaMz5mm6SGJiIKNXJ91rvvvzy97/23W/8WxSgBxJ6Y/",
+	"kQUwdMFjIhQ1fDAQBCsSDrEqSCwhVqSp6Iys8nivNiULLSUcfq6RT3gWa0yFZ+3d1/v4xWgv2A8PfiSv",
+	"bl7j9mg32Av3ycHNC/wyLBsrwiMS6aFKfpFqmMh0bUUo/TohDOiCBpN+FemzIkzpUyEhwikVqSdxaB4p",
+	"NONSIc4CgjCaUZYo0jhCLIkiRG8QI7dEaPGjFAr6LXMrjZi3st4ZD8mmwzen8EG/+cWrxYLc0E/lMtIN",
+	"FVKh3V0UTLDAgdYBnEQ/JQu9ygz2k+kwordkiHfflIpkmYT6hzs7B/h0EXb9Xh4hls7gYzo2H2kqp7dg",
+	"NnRsvnk07KoQGyc8MrtHVxNAfy0cT4gAdWYNlt4B6R5yiFsCXu8vB3Z3Dqvg3wjvlIqswF0T8+224Y5O",
+	"752obcRqvLI1mM1+X73oE0OpShab/WA/HXEeEczWnmIVeN1oGxfyGNBze3p66J1SqTavmCoyk9stXQ9t",
+	"58JC4MUz7OGDvVwhucFJpAmBJlu1ZQZ4QYOpdJTuBy1U6aviId/ROaPMTKZDRaQa+kAMWTLTC7ED6h9y",
+	"C8nud0cpMovVKgSx+WHI+Crx2W1qwSjUnGI20oRYCwKUJQThQHCppYk4wguZI0OUKTImQk8ZcMaGgmgq",
+	"Wo7iIZNDc2oZgeSJZjWVXMcsBD5OBEghlSOsfAGi91CRTwCFjWzNXL4NpgyvxhMV8BkcrzsLmQQBkRJM",
+	"JEossFlPTMQMa5QqPR/LtIcTgkNr9lqHjO/ta0a759EtCYc03mpfzhowHPGwhOFcx0hx9PIA/fTG8V0j",
+	"0nrouv+2+QrVrfqORgtFLAoEJAT7yt0mHyqRsABXksD05XsBxXwaYUVYsLBYUrG+HNKmH2oVPNn6IyUW",
+	"Q3yjiBhKEnAW3ulD8zyHPxHYe26wucsbgSoVFncVNlQQD/UFJYG6/x1UkRxOMAvlBE/JA4YRmMkbIh4w",
+	"groZ3ffrJYoOtzxHFAvgza57kQAVid3qbS7B5eq7UMpHzIIekxlahnBPbphb0P0Y49L3K5uZYDmccUGq",
+	"SIMB8DYSUu5dLxu2bFFGJjQ8O2ckLS4slaFzDoLddvsRFKMvlUtydvLKRY0SIUuUxTf6McIjfkuQL7Ai",
+	"Q7AEDEUs/SPURjOCmZE4JJ4RhOXKW5qqz/AnOtOkabfd1hudUWb+bpfRtMIKim6UUijdnbhPZjgYEqbv",
+	"dFgQq8z9LtGXb3AkiYdCosUkQYlEARZigRhHko4ZVokgyCwkJ8vk8a0AlVVAn2Qjx0QgwwQ0Iy24MDKQ",
+	"M25sMivg3QTdRESrs/sTpWJ5uLPje2h3T0+71z54ldOgPRQno4gGCIehIFKiuiQEzl0jEZCxHyTKDdpY",
+	"UrTt+K/3W7uvDlp7uy9b+wc7E86ncqPirVdcfdm6n2IuqvE6pIIEDpXWWpdgnJP0dS3vsXAI7G8FXh+c",
+	"H8kqnWhEbrgg5rD0J0cImDnygfbDKL6X2lFe76EQLyTSskW13WQF0fOOprv5u/Qcd3JHeTXKRjxh4XDt",
+	"pJfkRjMsVD9otxtHxr6MJmC5RHaAdDnSoqq7zC8PqiSRbYGOlVZnDKBTyG8PzkxAW6+1waxX5uVl3Myt",
+	"N4cvZdh6cvrzw/Tmk9OfL/CYPKm26ea4IzN1aLa17OCAmsxmWJQq1DmH/BZKydI20/Xk2HVxyNLNg0ni",
+	"A2aLbSwtBYYFPw7ttEMaFiGxKjsXNrt8Rnaq8nHXL/yBGJYB4CmRLO+zrxBCSm0BkgSJordkeINplAhS",
+	"wkXfYhoBYQDZUCLKEEaCz1HdqiqUM+NBkx5QC54o6aGD9iuIrHjx6ZPVVWXjCGG2QCY2wLpkBJFED6oq",
+	"zBX3MNkuyTqrv1MJUsp6S35ARZBQhUaC4CkRyH0FP6bhDHUKznOlv4qxptvOhA+7nFNJWuiSyGRGkCBN",
+	"Ix+57d7Psp8uXxBsfT3LW1hsv4OtDAQaOSgbDyVlQQkTudIE29klnLdcJEw/cnjlabYCgJlPaARyXaQm",
+	"i/uD4eES6irNrTDQm4MtcQOIhNjtFJCCSosLHhqZo+hc9PT+R+UHUwf08XN46esxJFFIcd7YVvgtkUuN",
+	"r+lOt8fKsuuZAWht+s3ibVtZlWfJT3ZcS8eQAreCGi3jXvH2rl6GJY9RDgDrqOajeow2kZ9lXyWJN7kq",
+	"R1UOpUlplFZ/QowP8qDEXSdJIIgqdVFppUtDusyhKqebFhmsG9LMWqIjzSeSBDYGTy9vhCV5eaAXu3eA",
+	"BGYhnxmT5nZetoch7xIAVpafA/pG19gSaj1MiFjG0+eQJO7nINvG9LPRMba0hMeB3XM4x9xcj7PiZ1nq",
+	"Ixov3ZBrNJBttqOVpQdt6SJl18XNVHB3p9gMwSSZlDH693yOZlp0NcwqC3nFWn7Vst0MhwSFCUF4jClD",
+	"9baNqIIPGgUphzL18qBU2M3kjOWLVXaDUsa5uoHN0HkcDLWQfg48dUj1jCx6jRy4SvgexnkyIWg7rnJt",
+	"5JqtcTzJ3t8GtdzrWyzhcRDJ7edJMclFmC7hTxoGUIzOk0oLlh6a4WBCGWkKgkP9BOkPTMAllqvB0hAM",
+	"kAVWFi22Sy+Xo6bCNDJBAGFI9XJwdJFbcZk5/S0XCNy/OKeMHyL/hpIo9FEdo/+6Oj9DAGoi9BLTXA7E",
+	"8Iw0QP7yRRIRH9XnE6wQqCd8SvLaRwZLS3JK4UaYIiwgQABjwuOIHOnRZnihxVE2LpPclo4yMNFHbpbK",
+	"06xGPuIOe2Pw44NwzkyzDunAAl6GdRolNtCtjTrwfWifCbjIHeDGWcinmAoi7zTLDY3IUNJ/kiFI7yWI",
+	"Es3xQoJF4BAk/+OrX5CJWQ6TgISIMxTyOYs4Dj0kOaJKIj2gCS5XyMScUoZweItZQEp57GZn/w2NFBHD",
+	"h7g07BB5z8bWQLIfVnsD+nnDgvlA0539vVyWkge5CjxRAEiT1GTClFAdS/Se8+kbQcMxQYLo1UtElTNT",
+	"6VtKbolYFCxCGcnaIop2s/nI7LPoh7gTiDK3wip0XIKUecfCaGV35td8cJaVlUAVATchG2uVLwkCQkJj",
+	"miAs1OofBIRYUwQJh1nMUMq4twkI2TJ0yQbtVwWLCj4fQqbSGl/ODCvNs8aADgYeEs2dYZMABkPcuaUf",
+	"W4qnW0S0bBMVs4V/yFyyCveQEX4zKKWDliHa6u1cxqnSa1hCF/KgX6Vvy3R1yQ5ViFYp0P4Cea3mIA/R",
+	"xjcn/t1NO88v6IHiX2FvTyr8LZHtQtwnTxS4VWurYQo0mGTanuL28rRyXln3cfYaZ9HiCPnWVwumXGF8",
+	"unnyk5vUvrkagujVPjX1+81bLLScJvWHS1s5z8ZZ+qXnhk33/xin9QzH9Jg2iXTNz2uKyBOwFULtUsYM",
+	"MkmEBUF+ShV8Q6qdQ75eLhwNmJOOjPCu1RPkG1oS+iarxM9Iiw+4GmOpsRD5lrP53oD5seABgaweY4b1",
+	"DZvzEflEpQIWmpMg9DKxoiMaUbWA97EgAwbZKla8IGFrwHKYbiczVNtOlSeDKWdNieHdroIB80U6S+Fp",
+	"fsb8D8e52fPP37qV5B923aq+eLX3md+pXEH7vMHeUOt+UgKj9/3+hY1ukqA0mYRTI61YkWSB6nqvmvDc",
+	"4ighjRY6pTNqUYaydcFCBTHuc+23Zp8wrMWGGg5mpFYW1vYefHKrNy5j2inxmpbES6+GceivPlZO9DBq",
+	"ZBf7lNTolI/lI9GhzcEZT0qPPmTqXnmiQSpSlkYJKMJUFhCd6gYraYePpKJa7H+gqLmkVpWoFkKqoQPA",
+	"Q2baUrKnIZnF3ES+27SyjUNDyltqzNj4OoTjPMaWbCb3UE7w3ouX5dbQDYoKZKGsQ6znTQcoGiNKtZu7",
+	"R67dx8W+UZ1Zqn3h1JTiVV0C8NI1LWx35TTv5iS3W+6ATPkwmm2H+pWqSe9kyY5Y4pe5J1nPdLAtyWKl",
+	"coUjLVYthmuVrLU/ZmFmm70DuXe9XMTa8iI2b+RRDuk5tDI71aOs9zkW2jvRqsnqMquCFDeyhBn+1DMv",
+	"79ooc/fnhoDGTeGLRTq1GndhjF8+qs8xVZSNQczXgqXJ9La0puEhP7OO+VDhx/6EqBwwytBNRMcTeLFg",
+	"LVsaWcupmjelX2M1YP4St/L1KKn9zfecJpIZ3HxUt0LvyenPoPdo/QVMcPonJUtisBpFZeSRrX4rJ7ok",
+	"6N1L4PrqItN6M/QPEl1fnrZq95G5DCwfssY7SkRrCfAjCkzPLMw8Qph9gd0UZY4UD9aIHxs81UVWD7w0",
+	"Or+pHf6xLTGvprF3t2nmvl1d60evquaah+IokcjPPveNOSbNy6Kh3wACJ6wiz29yxhKtkPMgmRGoKyYn",
+	"OCYtA5uy3Lpi9twSvRbkTxsll8XFRUSBZV8/NY6gI4QjyY0X6Lemzd9p9kI/l0aVqW96zP0/9/4rfC1P",
+	"p2383692Z78Fv4x+ZD/PuxtBmltt+fFDwbMS+nc7Xroiy04MzJC7ExBOnkYumgTumyRKY9E9RBma0Sii",
+	"NsH3CLVTR4cgaK7/wzgjW3o4rBlqNQ9Ir4BL4qGJiwTCMPIcLXOHAofaclrNaWiZkxRKGmWR9xBkZNnp",
+	"DNWNqSjlqJCygx3u/mBZ+bZryDjgXXaffnWXWaQcCqxKggfS0dAOqmd//LsFcsMzZfnaSHG0mx4146kL",
+	"cIL1rhmVk6UVVdcfUFzhaJhPttmQIGWP1xQA3HLb87T84F2KBBYvXFpxcGnFReElNaQ6nFqCubd8Addc",
+	"3jdJMCVqmyt8p6u15YVYaKpTfRyMq/So0YIoVAe4oGaGk6iZIQ5lQZRosQ5xRqSrU5WlGJJFOeJseWG2",
+	"eF+TMqnwLN6QPzECqKP6df+4sX3eHWx+e+w1k2y10yU0zLbhJl2DgAsjXW+Pcg/VBA3TeVpNcKmgqFMs",
+	"dic1r7Z3oP/7o97/frtcQUhtuHfMB1xK3lsqUoOlBIHEldtVHI2JyvSuGI+JS0wyKAAZAlCFdzvx9p6p",
+	"/fllb0j0vwSDVieKHoYF6TCXRCaR+gbMTMsrWtlWRhzLaKH+eNOv982T1AJ+EkyrTKJJMH2kDMx0GzkS",
+	"Yaau2ETZ9NXAfYNVMHkMvIGBvjHMya/pUXFHj7h9grFZTE+R2Z3w6E6IYFZUDYqHHfEVYeE3drYAzurw",
+	"1YfaN1Zdt9Xw/+jdxUC9xr2rwfy4B/VEzNxMU1HlYsmWdcdSD3dPTy1xD+YqO+y9eAH24bS4TaH4xB+d",
+	"5n/j5j/bzdfD5sd/L12Q9QGVFcVfmPBwA5esosau1z545b348aXJwDtCqZERHoAmCv+ACrYBobdGeC6C",
+	"2at9ao550z78H8lZ6xLPc0Z7QRRhULNpwhMhy7NvIm7DGXMlpqckVXtVLg6UsFCiehv9BwoFjxFVSNDx",
+	"xL3pIisaLXRiAsDQ7gFUDilUfdnbfbmh6styJHjBgOaAXY105cT8TkauJzADrrvUJhfy0cr2VhCsfFrr",
+	"Fo7T7RMys/U/arbv3bexOSt2c6ZrGSgekKy6ApsHUu8VUD8pEU9ne8S4wRy2P2dl0r7WrokzBi4X8tA6",
+	"+13qweStOCW7eFSrlFvd+l09DK9y0HnKQzDJaCXV3UqLQxEEWVYSjektYbkUp4oyLN963bZtKk3cpzja",
+	"KgVbArwmjCRIBFWLK71MCzeCBRGdxMQlLldYKy/Bi254FPE5yClamokIlgpa/Kx4TFquhQvsGebKqO1E",
+	"qdjUxKfshlfE8WpJBCNJopvmhEtFQjQnI/1LFsQpTTOFFuqpXLx456IHTnQXURuRrOVILuD2dle/CSlQ",
+	"Bc/S1clPEs25mJqUY6kGzKxntDCJfjYBhAooqoCuL09h39AdAf5QiKrWgA3YP/7h7mXrH/9AXeNWsB0T",
+	"9IowGvFwAYv1Pw/g/gxqh6jVanloAPdI//l5kLP86Afw97DVag1qX77oIzKfg25jPwh4SAY1MwqIIeYP",
+	"mwQ5qP3nlzUzfPnitwZsqUWHPo1IchNRi+UaX5jdOeRK6n130mGgdwQUZ4GjhTuDRBK5orsSHbTbA1bS",
+	"KAfip+3qfUitlBmJSItc6KFa6IrPzD/lgE3wLbGHpVk/pJja2GoUTEgwNbhsCngICLXGUEVJTbAx55lV",
+	"Hg5YGgFxfXkqUX3L1j0DVt67p+GhIJGKz9JQ5fpKMx8TgC7pP/VO6iVtfTyETbbfQbvtmcYG6GB3v9FC",
+	"HRRjNdHnBjDPNZgYsLTDhL7cfM7sdS62lsqdyEEh7xZdm64UA+ZO1ZJpiJweM2gAYlBAExeNAH7H9teA",
+	"iNZD9AbIAXJEptVq+aieJzT6id7EgG3XFgO6Q2QL3l3ukjFg5u7p10ZEqzyQc8IZyW1X32CbZGKAljXZ",
+	"cg1gpAl5iWhAmDQ5nqZrVSfGwYQ091ptm4eeFZGcz+ctDD+3uBjv2G/lzmnvuHt21YVvwIuhTO1JIDWd",
+	"i17Nq90SIQ1BbLd2zWs8JgzHtHZY22+1W/umUuIECPqOqfz0T/3vcZn027EA2mu3c8WVbOqARpEk1pQU",
+	"hdy6gRRPAkM2XdcYTdXTsPheWDusvSPqvZ13qfXWXrv9aN1UluLaq7okFbZSYHy1wz8+ejXpgodqp1qm",
+	"0O/Ggo9A/8BjyHyw0e8f9cc7EB+4LUBtFmDaYMfio4detPfLW+vkSpmVwfXSzP7VwZruiNqGOlqkgXiL",
+	"F+39qinSNe+UdDxadzJ613Tz0dzu7uCYNqdkISvP54zMDX0SUrVQKlaGVMYRXrhMXn6D9KZcIx6pdcTV",
+	"89AqkKleLJ/yREq6QFQju6VOOFD0FrooSDiVA7Oe9aeSa4wHn+xu/qTQJwlOf4t5im3IHoozufsrlSNf",
+	"Fgy2mZLMYUz66OMXrxZzWRF/d5NEkTt+QVQiGGSCBcQDM4ErFTslJLb8gSqJrt53mnsvXgLnMKi0ijX5",
+	"EttZofQ3thXBo2BMWRXvL6uNEPfMCT8iki5bNCrwVMO1kBL9N8FQAx6EmUPMcrxcomU7n6dk0Qu/ZBnI",
+	"5SiroSoVj42mojUSbDte1V23rBmeulT1AEcR1AkxQ2r0JdFNYxVfTWx6Dl+flMwtR9VvwCAr7D0rBh20",
+	"DzZ/lHYm/MooZ+C5EeW8QsPhP0p6+aZ96UIP+VOyuFcvX0Dkbdv56kk2NZ39aO9KGP25k48rK+X9RRZZ",
+	"EvDuRtB6U15MuMBjyky5H62dQFleX4tAPqoX7AQQdto4ND+23HBaC4QHLiIjfZDv2lwuX5yc/lxbOZwy",
+	"nMhe2bHdor94n0vb6YJ1qdBNN83ON4kRFQan3RK/zMcnJAj5guMlZOBca2p4nIasnpz+/PcTdUKCw6ax",
+	"tCHItshdbxePlnEUfUuMS3rnMzUM5W6YlTXP1idfLj2d0imxbbE8cFuuuWggORlLjlYuXVdoa2SDHe62",
+	"m2Yw2y4CnfHUdjTi4WL12hhf/1vBZ+byPBmCLkVJVLCqtKe4NCdkt/dts6yD9uvNH6TNo/UHu1vsBJok",
+	"f+WrYw4ti902Yc53v0tpV4itVE1TNQoZUq/JluUnLWQFnqzLhI33Viii0tYLWmUL3XT2BzCH5bDGMQHD",
+	"YlUb9jV848US2/iKXKO01uoG9pHr8PF3YiAkh0QO0TPEqtaPjRojtVCZGsA1Cc9SGq173HRs1UTQPTD+",
+	"cvBulGjVlhOAzdoQyQEbsOvLU2O6R/VS87yWt9L2P5ajZD2ABixXl7vEQt84gqEmXCo0S6RCtpvggNUr",
+	"rPRHCJvXrRkdqu3bryRS3EMYRZzHIxxMvQGLBb3Finjo+N1Zp++hiLJpM+IBjjyUMPpnQtxfsyRSNMCa",
+	"WggCewvBkZMwGZOA3lDNO0z7IpgTM9S7uH2pmewMkdmIhC7o3svVQSpsxPkgwB0AjimT8Iyg1G7O5J8e",
+	"rJGu9DaMUbxuPHhwUgCFwBg2Q4SRpQcIap5Zu39DL+Wg/XrAlnr5w9la3+ja882150+9IIdp4NSL9oA5",
+	"d4lexSv00xuoVBhFpqCLNIllUNNFNo6sowiOekSgMsyAKT4lzHxv3jO/ayo84VEIXT8Fj3Il3o/Qey6V",
+	"N2AFP4aHjg0NaxrPcfZ3fxETD/Vtn79mlwU8NK6X47Sxh4d+IiRudrSO4aELwT8tmv/wUL8LH9IIOlDG",
+	"Y4FD4iH/t+avxvfZ/Ic/YOAMm6cPgIm4QljgoCgzQnWz1MOnM0Mt+/a/FEMEtAL4lIapqtrwFdJaivdf",
+	"yz51Z8nr2zBo5bJYy1jJstCU6h9VBq0OkvxGWfuO4SHp0RgjFw4CEoPjPasQzkIUEazJsBae5BGwJBoW",
+	"HJcQmjjHIpRVtq7CtXhiMWVLe1cBLb8bvbY2em1AS6/aULQisSBXds2ILaXuuefEnG1R5juaVKHJO6K2",
+	"wpG7KVjuW2ckwSooCac6htC1NLSgGNh2hHwr0vie8SLDY8+1mpZGJJtPeETQDMdWxsYuxgVhPbBlX0ij",
+	"2qJMCCjG3j2REFAe4LeVEPD4d2a5jv421NZWbPoXs9d8zXtnTuG+UsMOFIS5u+1y+V6WqrZpDq+Wn6Wi",
+	"UWTlDGIiyqTikJKRGOUgS9JImKLRSmcy07AkbKELnEjwyLmuJvm3MGK8yeNVjgItP56Tpyz1K9l0PdK6",
+	"P995TBWuA0TzbZcVvzfiG2x6Isy/WOq2MyIBn+Xa7BylpVmy3je+sdgDO5qVGeL1er9t/DWBMt/xt9pc",
+	"Di2XHgmBucKKNLNUnCfAY33APAptsxXEb5B/cX7VRyXLsSI+BFn40DdlRCagPbq6QyU4DVu4cmk/T2a2",
+	"qM4S+gZjav61xZVOGCKcN2mjekTGOFiYdj65G3CVvVN9CfJYt5Xv6MjqoNYzBFroOt9QhjpPGpZYkQq2",
+	"geZ+xdjEvxTdBQeNhZTMo1UltnlPQU07YWgybgLOwtzJoToUYtPEkHLWsApoaiop+HZaA9bJeYomWKbG",
+	"ezXneXQ4RBipCRVh5jP40PlteNV7d9Y7ezf8qfv71RAcMd0TfzUQoNLMncsv/E6x/5YU+yE0epvwSzA4",
+	"usjKHKmDuj9pFDF4Y0wgwEH7NfKPO2dn5/3hSfe02+8OTztX/Tyq+1Xm6XXofFAdGvqXsRz/pVDNmZq3",
+	"w7aH0GivxEWSk0kgLlNOnz4sU063jsq0PVe2jJCx7UhM0ThTQy5vWDGFEONEjEmI6j9CGYmsIsXCft44",
+	"ShPAYBz9TURuFOKJqgilsYvcEAKrr5E/I0tBmy74MBbklvJEmiJf6DzGfyaVgTRpha4Mvvlc4929khIE",
+	"n//KITmrjYY2BeSYM/k7p66QFC1T/do+qQ7MuSQBF6EstKLjNwhDSyPbii5FWDdR3ns6YDjNX9vNMqTt",
+	"pwKGbxVSXxjXMxGZ7ysJwSKmd1IWXOcSxiCvCkrNUhAVXWclYjpPZtMNGJWFTk0umwFiTdjCLsMl+AWY",
+	"mXgRk2jtpw3koCcY1OaDOqQaAGnPvnTvJQ37BmyGQ2JzxGbLtR2zYpbuE5NAAQTHPIHQGyfp+q4nnt8w",
+	"UU4AB8HnkFwm80V1fpDQQJFA3XYHHgBZRttmeTt1St8GbMAu10bSHLTbq210G4e55Q2Yoal+1tjPz8oU",
+	"vd6zdDfGQh0hP23ZB1D2Xb69P2D1rGsb48h2XUvXfZhr2QahK/avfGNAvZQsisXqGBbYttkW2jtAUMjI",
+	"MgI4HcoZqpsND1jA2Q0dJ4bmN45ShmG67gqCQ5nr5KWXEmDGuEIjkgF/bQyNaXr2pBE0MMXXip8pNrOr",
+	"Uu+zPpeGSlh/ib6VI5K75H+7XK8l2psrJbxK14ti08YYmRzg81Ev3vqoF1OQw5GViLKpTKMAJ5jpk+OJ",
+	"CbJxiWSVgTIZ7j+p6LBtkEyGhN9DZLYPkXGHWCZnWLF9NdDlmU5+uyP/fsybQlzWnfGmzD8n34Sofn3d",
+	"O7n9sVGhRtL1OuSmNhIfS8jfjiNUGwsu7Lf3jMDqn3KDcD6SRIG7ChRlYoidfmBF1QGr+++61jWUn1RL",
+	"tP9pRYz/+H//5/8OknZ776WkY/2HFuCg/z8kN71AM8oSRaQJwTXW+Rhbcd6M+oOEQjMwoI2Hh5UwQkKQ",
+	"jmxupTdgEZ1qnhELYpdsCjY1Ie4AXV+e2vbsjrFagg2bHAk+l1rmgdBwE8atOI+OSmoZGQOtHsh1Mzdl",
+	"nLRQDPJzz3hHR5JHiSKHaJTQSGXivBGvfpDIyVckRHEyimhgFsnFgJFI5rJrrHikhdssgNx/z6UykeAd",
+	"lhoALMKl7Gu3jfzubxfnl/1h97eL3iVYf92Ts/P+8LLbOfldy5wH7dcN00pVwukUG6iOEmWVBptiYCeg",
+	"6tCpW0bkdEoHwhJJzpmtbWQsEM5cWyIRnlhkLaeO++296lDDVezUlyxXYewYqskcm0D0yhb/PuMGV/xW",
+	"wSywWhDM3ZK1SyqICaju0EGfMRCB6su+POGXv4DF8XH4libg69jWKuIeFtRIaVMhLQrW87hqFDrAYQ/N",
+	"J1yStK9xhrMqVYMarVxq3vPuzl3Uwt60Mmgv+VEanYgYmSNoG/Mt8MollL8xaTZ/Xf6pWdnahHiFxZik",
+	"ZqHC7iEkQuEpKTApQ//pmGGVCAJWGv3EXkFp0xp9ScdgE3j/oXPcvHrf2XvxEvFbWz44A4lpK2d5re+h",
+	"hIXQWWdKFigkgt7mjUgp15lhqdX4KVkcIZyrCIYjBZeEC31yhI5ZttKcOrSP/Lfnl296JyfdM9/TIxiG",
+	"zhmxtwoMVFkX71IehOpYTgfMT2UU36ALILSGX8PTjANKZ6U4ZEwPuYsAzK9vbWf16/7b5isPXb49Rge7",
+	"r9roz4Qr2JnhBGAwsuZyHoVEKqdQDpjpQARDQ30PHiUzVmyo5YGdJ7Wv5P9MRASF6UxRYv1ToQeZfpDV",
+	"tfWzVoX27wHzl3qr6XdK+rTpx1lXOfhwuTPhEUDfmLY0IPb391+j6/6x5+rVuRwt/cGiNWAXpgC00WzT",
+	"XLA0VsJZ46CQGZVIKkHwjIT6cKh1V+NwwFZslUcIQ1MbjTwxFqo5xwukJoIn44krWWhA7TK4BixfKtD0",
+	"NnTWWIIIFuWB2KlC9ZZC46S1FOVXZ6oEAlUo+AItuq4Z/WQd9rLKA2Hv23bkprpZTRk90avSQl567eov",
+	"D0p9UY2qxUk6XruwnK9kd+9VCR3cqJUq8kntBPK2yPdWRJYyhfPpBTOXMXhCZcwlLZfR9O3EwWRGmDoC",
+	"5NKw+4+BKRXYNBjf1GrLfkBD+D9pBfJ2UPNrTyKl7T+jhJGR7sMiL8qXtESFipZzwdm4dT/Z8OtLT3DR",
+	"uaiQpL6W3FRRq8/pQBnL+0ECb3OEs6CN/0VEqoiPty0rVF5DCNVHC0TDhq0D4ZxzYCJfrQlxYbquAfeS",
+	"UxqbBPOYYKUFAJD1Z1QtuaHMPOBBNWZ4XJ6jdqr3sgLiUi5R7I1eFgywuTtHles67XW63dVZ6atQWiF8",
+	"xU2HFSTKW6ePFlXprNIvn3m8aqVIsrbP/HbrSc9rw1KcO+5eC3my8lCFmIIXXzWmQGPxttEE7hT+XuEE",
+	"JZ6m1So27qUd4zBp4ghEmPLwgit+o5rmRYmSGCmOfMCWXEGn1LWej0GoW13FNkndXMLJ1hyMog/ZJrYg",
+	"WA+nKc9OBlOlSpOoe932daMacvNow66vHPctlY4D/PmA2drqXL9qVfxreQu/Aeef6Wm8HAxzJ3oxctnN",
+	"1RTDQrckdgWc1nYVEcS72yr8RvLJkitNLSDUg9AmrOAdW/HdSw09ms9bN7abCZI4pzSOy1IlLI7YxUDb",
+	"vyeK4kir5mm6/Nypz9+vwjZXwahZMo+e290DU5twPd80JecqWWYaZmea2hgmtsQzvQHjMByOooWWaTjL",
+	"VXhAvms0mM/INAGw+ZqD3oDZYoy+6TJurlMa8YTcMKieNorzTN1Fz2FG1vSi4SEfmhm6wSjTetBYEClR",
+	"3d67xlZ5GmnT1nvy+2oNz3ViXK5BWeik/HFrDvikssBfpTDrau/gdRTF4dTfhqTYCpNL3DXtn34nNmvJ",
+	"ywqbLbs+wMJyF+hfjpWVdR+uMNOa5rbgj4FAW/q3Q797c7RNUYc5mc5DaR9VheppmmDoYstyrVAgMsfK",
+	"Z0PLSkwVwiWx0IUyLomFaf2lZalwvVz3lBFqdootgxNzZYC/Bydum1S1llZWRyc+3+Fveerfj3p90MWG",
+	"c75/kfIy4rZjfc3VFv0eQ/YdxEVIRJb/oGlZ3aSBpcX8kdTCPYUACkG00jlg+gdN3Vi+M5nTVB0pWCGQ",
+	"mBmfNpA9b8CwzDcnDDmRHhLkluBISxSMKy1ZHGn4pc4uGqK6FuYxur7unTQGzJQ7te/a3JksLBziDZ2k",
+	"4sawbeIqPNUWvB0HxKdsCWLm2Ka+gDvT7zdtfUWBXJJR2jITZ0f5HNcvwCwg0dM0HwCvCzQdiE30xVAQ",
+	"JRb+UaFrualtVNoCpE6Z6ybRaKFz14zNJGy7xKmrfqd/feVvYcg+hr1e6jU8AzfqQBDKHSSR5f1/Twx/",
+	"tOt2pXiMAPlM3bc7qX223JcW5J/mnrzVVyQ1gNgcvDV9OkxUnO2078q3Y8psmpcNRXUlPkwEtol0d9hW",
+	"h/KUNM3yHDB4kCtj3Qv9QyRIQDRVspbekDTDxNwKgrgNWI8iFAoem1EMlBrL7TVcM90bQeQk5eajJBwT",
+	"dZT+bVJCoS8wU5QlpGUu+kn3tPdL9/L3Ye9seHF5/u6ye3Xlo7qdgKdaCGXjhjdg/mW3v/JygQA1vBXq",
+	"geppq8fG0YBBhOFlt9896/fOz9IIkKNU9NhtW1OKRDERDq4QjsnQwd5rWMbFaef34WnvQ68/7P523O2e",
+	"bFspxWiNzyA4f2+acs+mKQd7W4ze5/wDZq7pn/wGFDkK0esr5i9znneihkosmsz00H9uwYGRTyolGhAm",
+	"Ysz2lKXFkR5BWAAx4Qw6/H8bkgKAACwWCUGMz7+LB49opdOgxWiOab6GvYbyhkuhBA2qVddj4/6x4fwr",
+	"8UdWup1TFvI5BKWlKfOKzkjDcnOstIxs6ydCcU/g5fYzaPtuYvgUh2RjCNg25SFHSTAlChoJofp1/7hx",
+	"iPzdSVqEIUiEIEzZrLm0S/uL1y40iioP+XsHE7/w+oQnIn15b7/w8o9h8d2XTXjbLiT96MfCR/tt/RUP",
+	"8SJ747WpbWBeayEApQslnwuqFGFotDAG5WLxCaNBG0IAAg5mrqn/DC9QhMfQW2XEE5URjHLl2hzv3ZUu",
+	"+O5XOKDaFkFg9oO0OOuTOozSydaTG4NekFSY/J2aMZ04RdxeblOzxUCjQAwMbizTgp3s9q2NUbW3V8YR",
+	"VYgyxdF1/7jpbrK5LlLjqaNFBdLgrrH+7mUbcUaa9g7bL921hTdcXQ57Pc2zV0jST/nLKd1FhN/323D/",
+	"0swWm+cCjgwsFbi8RyTtX2tvez3GQlEcNeyYLfTG7sRlthZqpcSCSP0ZqAf/JIKnyFZ9G/sZfP+17mW2",
+	"sa2vpj24v+/d1LoXZIcZSKy7n7Ydk9yRhIVrgqQUF6RQAQhYEug9EthraqmjDG6BEphJbHtGFco2QTuJ",
+	"XI0bEyl+iDDaa+9lTrSIS9VCvtXnfVDopyRWNtEZkU84UOi/rs7P0GihiHRqeYjqU7JwRnEZ48AZlSMs",
+	"xmTAbACCRDIRt/TWChSZz06PBmK2/kdOt/XaB6+8Fz++HDAzX92/6Px+et45GfbPz4ennct3Xb/Rytpi",
+	"2HT1YsF98+OA2WZiq13DjHSjgZgmIma1GvmcueQxyMn71Vrk/dTHGSyGU7IA1T5rkOYhB7iIa1gUDnLA",
+	"jCmkoU/ARvCn4T5g/3AmlRVfAATwCDqmDEcDllltaeiyBoD8mRCYo6XhXfp/ZrCx5VR7J90PF+f97tnx",
+	"78MPvasPnf7xe7+FOkijqCkjUNKgwHY9wHLAfPMzfJPm2qQV9zIfR/7zg/bBgGU96M7O+8O359dnJ36Z",
+	"IeKKsNBahJ4ohkHP8JX6kOip15HaDst71M2JHqXOG0bmEFFjjgNI8J6pKfAsi8vbZbJlZLTqe1nRR7Qe",
+	"E2ioOE8vQplGWMzC+lwbESyI6CRqUjv846OWHEzCdFkSFUbQdNLqMfUZnhIkEtaoebVERLXD2kSp+HBn",
+	"B96acKkOX7VftUEcsUspKT6Yt9wWpK6MASjeygLeso4B5bmkru45DCg1Wcn6EByVFZEuEmbD67SQl5uz",
+	"UJF1ddo3AEP41SnRAY7A32pzvHJjpQ30V8e5ssm/TgaAa5LVWFETQlMr8iI3ZHq+q0Omooim+VQqqynk",
+	"qjkWxjHCyOowp/SWMK206hUJgkMKf8WCj4jMjfCe4EhNSgbICprJXHYNmlBNEBZerthbmvMnJ1yoZgQS",
+	"RC77Lz+dS//78vHL/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

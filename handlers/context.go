@@ -12,6 +12,7 @@ type ctxKey int
 const (
 	requestIDKey ctxKey = iota
 	apiKeyKey
+	originKey
 )
 
 // echo context key under which authentication leaves the caller's key until
@@ -43,3 +44,15 @@ func caller(ctx context.Context) store.APIKey {
 func projectID(ctx context.Context) string { return caller(ctx).ProjectID }
 
 func meta(ctx context.Context) gen.Meta { return gen.Meta{RequestId: RequestID(ctx)} }
+
+func withOrigin(ctx context.Context, origin string) context.Context {
+	return context.WithValue(ctx, originKey, origin)
+}
+
+// origin is "scheme://host" of the request, as the client addressed it
+// (Host header; the scheme from TLS or X-Forwarded-Proto), the base of
+// links handed back to it when no public URL is configured.
+func origin(ctx context.Context) string {
+	o, _ := ctx.Value(originKey).(string)
+	return o
+}

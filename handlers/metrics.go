@@ -32,14 +32,6 @@ func metricsWindow(p *gen.MetricsWindow) window {
 	return windows[*p] // the validator admits only the enum
 }
 
-// now is the server's clock.
-func (s *Server) now() time.Time {
-	if s.Clock != nil {
-		return s.Clock().UTC()
-	}
-	return time.Now().UTC()
-}
-
 // bucketCounts is one bucket's sums.
 type bucketCounts struct {
 	total, succeeded, failed, retries, latencySum, latencyCount int64

@@ -36,7 +36,7 @@ func TestMetricsWindowsAndBuckets(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, e *env) {
 		now := time.Date(2026, 3, 10, 12, 34, 56, 0, time.UTC)
-		e.server.Clock = func() time.Time { return now }
+		e.server.Now = func() time.Time { return now }
 		at := func(s string) time.Time {
 			tm, err := time.Parse(time.RFC3339, s)
 			require.NoError(t, err)

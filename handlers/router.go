@@ -127,8 +127,13 @@ func newEcho(s *Server, spec *openapi3.T) *echo.Echo {
 	e.Use(accessLog(log))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			ctx, cancel := context.WithTimeout(c.Request().Context(), RequestTimeout)
+			limit := RequestTimeout
+			if exportFilePath(c.Request().URL.Path) {
+				limit = s.Exports.streamTimeout()
+			}
+			ctx, cancel := context.WithTimeout(c.Request().Context(), limit)
 			defer cancel()
+			ctx = withOrigin(ctx, c.Scheme()+"://"+c.Request().Host)
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
@@ -142,6 +147,12 @@ func newEcho(s *Server, spec *openapi3.T) *echo.Echo {
 		},
 	}))
 	return e
+}
+
+// exportFilePath reports whether path is a CSV download
+// (/v1/exports/{id}/file), which may take longer than RequestTimeout.
+func exportFilePath(path string) bool {
+	return strings.HasPrefix(path, "/v1/exports/") && strings.HasSuffix(path, "/file")
 }
 
 // specPath reports whether the validator owns path: everything except the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/urlsign"
 )
 
 // Server implements gen.StrictServerInterface. Build it with New, which
@@ -21,11 +23,16 @@ type Server struct {
 	Keyring *secrets.Keyring
 	Policy  *netguard.Policy
 	Logger  *slog.Logger // nil means slog.Default()
-	// Clock is the time the metrics windows end at; nil means time.Now.
-	Clock func() time.Time
+	// Exports configures CSV exports; zero fields take the defaults.
+	Exports ExportOptions
+	// Now is the clock of export expiry and download links; nil means
+	// time.Now. Tests set it to move time.
+	Now func() time.Time
 
-	draining atomic.Bool
-	auth     authCache
+	draining   atomic.Bool
+	auth       authCache
+	signerOnce sync.Once
+	signer     *urlsign.Signer
 }
 
 var _ gen.StrictServerInterface = (*Server)(nil)
@@ -41,6 +48,14 @@ func New(st *store.Store, kr *secrets.Keyring, policy *netguard.Policy, log *slo
 		return nil, errors.New("handlers: a URL policy is required")
 	}
 	return &Server{Store: st, Keyring: kr, Policy: policy, Logger: log}, nil
+}
+
+// now reads the clock, in UTC at the database's precision (microseconds).
+func (s *Server) now() time.Time {
+	if s.Now == nil {
+		return store.Now()
+	}
+	return s.Now().UTC().Truncate(time.Microsecond)
 }
 
 func (s *Server) log() *slog.Logger {

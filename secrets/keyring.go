@@ -9,7 +9,9 @@ package secrets
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -130,12 +132,14 @@ func randomBytes(n int) []byte {
 type Keyring struct {
 	active string
 	aeads  map[string]cipher.AEAD
+	raw    map[string][]byte // the master keys themselves, for DeriveKey
+	order  []string          // key ids, active first, then old as given
 }
 
 // NewKeyring returns a keyring that seals with active and can also open
 // values sealed by any of old. Ids must be distinct.
 func NewKeyring(active MasterKey, old ...MasterKey) (*Keyring, error) {
-	kr := &Keyring{active: active.ID, aeads: map[string]cipher.AEAD{}}
+	kr := &Keyring{active: active.ID, aeads: map[string]cipher.AEAD{}, raw: map[string][]byte{}}
 	for _, k := range append([]MasterKey{active}, old...) {
 		if _, dup := kr.aeads[k.ID]; dup {
 			return nil, fmt.Errorf("master key id %q given twice", k.ID)
@@ -152,8 +156,35 @@ func NewKeyring(active MasterKey, old ...MasterKey) (*Keyring, error) {
 			return nil, err
 		}
 		kr.aeads[k.ID] = aead
+		kr.raw[k.ID] = append([]byte(nil), k.Key...)
+		kr.order = append(kr.order, k.ID)
 	}
 	return kr, nil
+}
+
+// DeriveKey returns a 32-byte key for one purpose (for example signing
+// download links): HMAC-SHA256 of the purpose string under the active master
+// key. Distinct purposes give independent keys, and the master key itself
+// never leaves the keyring. The caller must not modify the result.
+func (kr *Keyring) DeriveKey(purpose string) []byte {
+	return derive(kr.raw[kr.active], purpose)
+}
+
+// DerivedKeys returns the purpose's key under every master key the keyring
+// holds, the active one first, so a value made with DeriveKey before a
+// master key rotation still verifies while the old key is listed.
+func (kr *Keyring) DerivedKeys(purpose string) [][]byte {
+	out := make([][]byte, 0, len(kr.order))
+	for _, id := range kr.order {
+		out = append(out, derive(kr.raw[id], purpose))
+	}
+	return out
+}
+
+func derive(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // Has reports whether the keyring holds the master key id.

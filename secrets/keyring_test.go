@@ -2,6 +2,7 @@ package secrets
 
 import (
 	"bytes"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,3 +101,31 @@ func TestKeyFileIsCreatedPrivateAndReloaded(t *testing.T) {
 	_, _, err = LoadOrCreateKeyFile(path, true)
 	require.ErrorContains(t, err, "chmod 600")
 }
+
+// TestDeriveKey pins the derivation to an independently computed value
+// (printf %s purpose | openssl dgst -sha256 -mac HMAC -macopt hexkey:00…1f)
+// and checks that purposes and master keys give different keys and that
+// verification keys list the active key first.
+func TestDeriveKey(t *testing.T) {
+	t.Parallel()
+	key := make([]byte, KeySize)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	kr, err := NewKeyring(MasterKey{ID: "new", Key: key}, GenerateMasterKey("old"))
+	require.NoError(t, err)
+	require.Equal(t, "f3c88ce8cdc348f710637bf61b0f3e45943a15bf9346af3927a4461b21a0b5ee", hex.EncodeToString(kr.DeriveKey("hookd/test")))
+	require.NotEqual(t, kr.DeriveKey("hookd/a"), kr.DeriveKey("hookd/b"))
+
+	all := kr.DerivedKeys("hookd/a")
+	require.Len(t, all, 2)
+	require.Equal(t, kr.DeriveKey("hookd/a"), all[0], "the active key comes first")
+	require.NotEqual(t, all[0], all[1])
+
+	// After a rotation the old key's derivation is still offered for checks.
+	oldOnly, err := NewKeyring(kr.masterForTest("old"))
+	require.NoError(t, err)
+	require.Equal(t, oldOnly.DeriveKey("hookd/a"), all[1])
+}
+
+func (kr *Keyring) masterForTest(id string) MasterKey { return MasterKey{ID: id, Key: kr.raw[id]} }

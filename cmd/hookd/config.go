@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -95,6 +97,13 @@ type Config struct {
 	LogFormat string
 	// LogLevel is "debug", "info", "warn" or "error". Default "info".
 	LogLevel string
+	// ExportTTL is how long a CSV export can be downloaded after it is
+	// created (1m–720h). Default 24h.
+	ExportTTL time.Duration
+	// PublicURL is this hookd's external base URL, "https://host[:port][/path]",
+	// used to build export download links. Empty: the scheme and Host of
+	// the request asking for the link.
+	PublicURL string
 
 	allowCIDRs []netip.Prefix
 }
@@ -132,6 +141,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.BreakerBackoffMax, "breaker-backoff-max", 5*time.Minute, "longest wait between probes of a failing endpoint (waits start at 1s and double)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go pprof profiles on this address, e.g. 127.0.0.1:6060 (off when empty; keep it private)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
+	fs.DurationVar(&c.ExportTTL, "export-ttl", handlers.DefaultExportTTL, "how long a CSV export can be downloaded after it is created (1m-720h)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL of this hookd, e.g. https://hookd.example.com, for export download links (empty: the request's scheme and Host)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
 
@@ -245,6 +256,12 @@ func (c *Config) validate(serving bool) error {
 				errs = append(errs, fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err))
 			}
 		}
+		if c.ExportTTL < time.Minute || c.ExportTTL > 720*time.Hour {
+			errs = append(errs, fmt.Errorf("--export-ttl (HOOKD_EXPORT_TTL) must be 1m to 720h, got %s", c.ExportTTL))
+		}
+		if err := checkPublicURL(c.PublicURL); err != nil {
+			errs = append(errs, fmt.Errorf("--public-url (HOOKD_PUBLIC_URL): %w", err))
+		}
 		cidrs, err := netguard.ParseCIDRs(c.DevAllowCIDRs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--dev-allow-cidrs (HOOKD_DEV_ALLOW_CIDRS): %w", err))
@@ -262,6 +279,24 @@ func (c *Config) validate(serving bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkPublicURL accepts "" or an absolute http(s) URL with a host and no
+// credentials, query or fragment.
+func checkPublicURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("must be an absolute http:// or https:// URL with no credentials, query or fragment, such as https://hookd.example.com, got %q", raw)
+	}
+	return nil
+}
+
+// exportOptions is the export configuration of the API.
+func (c *Config) exportOptions() handlers.ExportOptions {
+	return handlers.ExportOptions{TTL: c.ExportTTL, PublicURL: strings.TrimSuffix(c.PublicURL, "/")}
 }
 
 func (c *Config) isSQLite() bool {

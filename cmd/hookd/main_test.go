@@ -155,6 +155,9 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"DrainDelay":      {[]string{"--drain-delay", "2m"}, nil, "--drain-delay (HOOKD_DRAIN_DELAY) must be 0 to 1m"},
 		"Role":            {[]string{"--role", "both"}, nil, "--role (HOOKD_ROLE) must be all, api or worker"},
 		"RoleOnSQLite":    {nil, map[string]string{"HOOKD_ROLE": "worker"}, "--role (HOOKD_ROLE) worker needs PostgreSQL"},
+		"ExportTTL":       {[]string{"--export-ttl", "10s"}, nil, "--export-ttl (HOOKD_EXPORT_TTL) must be 1m to 720h"},
+		"PublicURL":       {nil, map[string]string{"HOOKD_PUBLIC_URL": "hookd.example.com"}, "--public-url (HOOKD_PUBLIC_URL): must be an absolute"},
+		"PublicURLQuery":  {[]string{"--public-url", "https://h.example.com/?a=1"}, nil, "--public-url (HOOKD_PUBLIC_URL)"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -100,6 +100,7 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 		if err != nil {
 			return nil, err
 		}
+		srv.Exports = c.exportOptions()
 		router, err := handlers.NewRouter(srv)
 		if err != nil {
 			return nil, err
