@@ -22,8 +22,9 @@ const Window = time.Minute
 // DefaultMaxKeys bounds the keys a Limiter made with New(0) holds.
 const DefaultMaxKeys = 100_000
 
-// Limiter holds one bucket per key. It is safe for concurrent use. The
-// caller passes the time to every call, so tests control the clock.
+// Limiter holds one bucket per key. It is safe for concurrent use; the zero
+// value is ready to use and holds at most DefaultMaxKeys keys. The caller
+// passes the time to every call, so tests control the clock.
 //
 // Memory stays bounded: a key whose bucket has refilled completely is the
 // same as a key never seen and is dropped by a sweep that runs at most once
@@ -40,10 +41,7 @@ type Limiter struct {
 // New returns a Limiter holding at most maxKeys keys (0 means
 // DefaultMaxKeys).
 func New(maxKeys int) *Limiter {
-	if maxKeys <= 0 {
-		maxKeys = DefaultMaxKeys
-	}
-	return &Limiter{tat: map[string]time.Time{}, maxKeys: maxKeys}
+	return &Limiter{maxKeys: maxKeys}
 }
 
 // Allow takes one request for key under a limit of perWindow requests per
@@ -78,6 +76,9 @@ func (l *Limiter) take(key string, perWindow int, now time.Time, commit bool) (b
 	span := interval * time.Duration(perWindow) // the whole burst; Window up to rounding
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.tat == nil {
+		l.tat = map[string]time.Time{}
+	}
 	l.sweep(now)
 	t, ok := l.tat[key]
 	if !ok || t.Before(now) {
@@ -88,12 +89,20 @@ func (l *Limiter) take(key string, perWindow int, now time.Time, commit bool) (b
 		return false, over
 	}
 	if commit {
-		if !ok && len(l.tat) >= l.maxKeys {
+		if !ok && len(l.tat) >= l.capacity() {
 			l.makeRoom(now)
 		}
 		l.tat[key] = next
 	}
 	return true, 0
+}
+
+// capacity is how many keys l may hold.
+func (l *Limiter) capacity() int {
+	if l.maxKeys <= 0 {
+		return DefaultMaxKeys
+	}
+	return l.maxKeys
 }
 
 // sweep drops the keys whose buckets are full, at most once per Window.
@@ -116,7 +125,7 @@ func (l *Limiter) sweep(now time.Time) {
 func (l *Limiter) makeRoom(now time.Time) {
 	l.nextSweep = time.Time{}
 	l.sweep(now)
-	keep := l.maxKeys - max(1, l.maxKeys/10)
+	keep := l.capacity() - max(1, l.capacity()/10)
 	for k := range l.tat {
 		if len(l.tat) <= keep {
 			break

@@ -66,7 +66,7 @@ func TestDefaultSizedLimit(t *testing.T) {
 
 func TestKeysAreIndependentAndCheckTakesNothing(t *testing.T) {
 	t.Parallel()
-	l := ratelimit.New(0)
+	var l ratelimit.Limiter // the zero value works
 	ok, _ := l.Allow("a", 1, t0)
 	require.True(t, ok)
 	ok, wait := l.Check("a", 1, t0)
