@@ -3815,6 +3815,11 @@ func (r GetReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListApiKeysResponse429Headers the declared response headers of an HTTP 429 response for ListApiKeys
+type ListApiKeysResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListApiKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3824,10 +3829,14 @@ type ListApiKeysResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListApiKeysResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3843,6 +3852,11 @@ func (r ListApiKeysResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListApiKeysResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListApiKeysResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -3884,6 +3898,11 @@ func (r ListApiKeysResponse) ContentType() string {
 	return ""
 }
 
+// CreateApiKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateApiKey
+type CreateApiKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CreateApiKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3893,10 +3912,14 @@ type CreateApiKeyResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateApiKeyResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -3912,6 +3935,11 @@ func (r CreateApiKeyResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateApiKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateApiKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -3953,6 +3981,11 @@ func (r CreateApiKeyResponse) ContentType() string {
 	return ""
 }
 
+// DeleteApiKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteApiKey
+type DeleteApiKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteApiKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -3964,10 +3997,14 @@ type DeleteApiKeyResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteApiKeyResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -3988,6 +4025,11 @@ func (r DeleteApiKeyResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteApiKeyResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteApiKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4029,6 +4071,11 @@ func (r DeleteApiKeyResponse) ContentType() string {
 	return ""
 }
 
+// ListDLQResponse429Headers the declared response headers of an HTTP 429 response for ListDLQ
+type ListDLQResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListDLQResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4038,10 +4085,14 @@ type ListDLQResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListDLQResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4057,6 +4108,11 @@ func (r ListDLQResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListDLQResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListDLQResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4098,6 +4154,11 @@ func (r ListDLQResponse) ContentType() string {
 	return ""
 }
 
+// ReplayFromDLQResponse429Headers the declared response headers of an HTTP 429 response for ReplayFromDLQ
+type ReplayFromDLQResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayFromDLQResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4113,10 +4174,14 @@ type ReplayFromDLQResponse struct {
 	JSON409 *Conflict
 	// JSON410 the response for an HTTP 410 `application/json` response
 	JSON410 *Gone
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayFromDLQResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4147,6 +4212,11 @@ func (r ReplayFromDLQResponse) GetJSON409() *Conflict {
 // GetJSON410 returns the response for an HTTP 410 `application/json` response
 func (r ReplayFromDLQResponse) GetJSON410() *Gone {
 	return r.JSON410
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4188,6 +4258,11 @@ func (r ReplayFromDLQResponse) ContentType() string {
 	return ""
 }
 
+// ListEndpointsResponse429Headers the declared response headers of an HTTP 429 response for ListEndpoints
+type ListEndpointsResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListEndpointsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4197,10 +4272,14 @@ type ListEndpointsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEndpointsResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4216,6 +4295,11 @@ func (r ListEndpointsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListEndpointsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListEndpointsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4257,6 +4341,11 @@ func (r ListEndpointsResponse) ContentType() string {
 	return ""
 }
 
+// CreateEndpointResponse429Headers the declared response headers of an HTTP 429 response for CreateEndpoint
+type CreateEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CreateEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4268,10 +4357,14 @@ type CreateEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateEndpointResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4292,6 +4385,11 @@ func (r CreateEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CreateEndpointResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4333,6 +4431,11 @@ func (r CreateEndpointResponse) ContentType() string {
 	return ""
 }
 
+// DeleteEndpointResponse429Headers the declared response headers of an HTTP 429 response for DeleteEndpoint
+type DeleteEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4344,10 +4447,14 @@ type DeleteEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4368,6 +4475,11 @@ func (r DeleteEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4409,6 +4521,11 @@ func (r DeleteEndpointResponse) ContentType() string {
 	return ""
 }
 
+// GetEndpointResponse429Headers the declared response headers of an HTTP 429 response for GetEndpoint
+type GetEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4420,10 +4537,14 @@ type GetEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4444,6 +4565,11 @@ func (r GetEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4485,6 +4611,11 @@ func (r GetEndpointResponse) ContentType() string {
 	return ""
 }
 
+// UpdateEndpointResponse429Headers the declared response headers of an HTTP 429 response for UpdateEndpoint
+type UpdateEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type UpdateEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4498,10 +4629,14 @@ type UpdateEndpointResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4527,6 +4662,11 @@ func (r UpdateEndpointResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r UpdateEndpointResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdateEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4568,6 +4708,11 @@ func (r UpdateEndpointResponse) ContentType() string {
 	return ""
 }
 
+// PauseEndpointResponse429Headers the declared response headers of an HTTP 429 response for PauseEndpoint
+type PauseEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type PauseEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4579,10 +4724,14 @@ type PauseEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PauseEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4603,6 +4752,11 @@ func (r PauseEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r PauseEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PauseEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4644,6 +4798,11 @@ func (r PauseEndpointResponse) ContentType() string {
 	return ""
 }
 
+// ResumeEndpointResponse429Headers the declared response headers of an HTTP 429 response for ResumeEndpoint
+type ResumeEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ResumeEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4655,10 +4814,14 @@ type ResumeEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResumeEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4679,6 +4842,11 @@ func (r ResumeEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ResumeEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResumeEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4720,6 +4888,11 @@ func (r ResumeEndpointResponse) ContentType() string {
 	return ""
 }
 
+// RotateSecretResponse429Headers the declared response headers of an HTTP 429 response for RotateSecret
+type RotateSecretResponse429Headers struct {
+	RetryAfter *int
+}
+
 type RotateSecretResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4733,10 +4906,14 @@ type RotateSecretResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateSecretResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4762,6 +4939,11 @@ func (r RotateSecretResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r RotateSecretResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RotateSecretResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4803,6 +4985,11 @@ func (r RotateSecretResponse) ContentType() string {
 	return ""
 }
 
+// ListSigningKeysResponse429Headers the declared response headers of an HTTP 429 response for ListSigningKeys
+type ListSigningKeysResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListSigningKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4814,10 +5001,14 @@ type ListSigningKeysResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListSigningKeysResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4838,6 +5029,11 @@ func (r ListSigningKeysResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ListSigningKeysResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListSigningKeysResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4879,6 +5075,11 @@ func (r ListSigningKeysResponse) ContentType() string {
 	return ""
 }
 
+// CreateSigningKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateSigningKey
+type CreateSigningKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CreateSigningKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4892,10 +5093,14 @@ type CreateSigningKeyResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateSigningKeyResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -4921,6 +5126,11 @@ func (r CreateSigningKeyResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CreateSigningKeyResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateSigningKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -4962,6 +5172,11 @@ func (r CreateSigningKeyResponse) ContentType() string {
 	return ""
 }
 
+// DeleteSigningKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteSigningKey
+type DeleteSigningKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteSigningKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4973,10 +5188,14 @@ type DeleteSigningKeyResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteSigningKeyResponse429Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -4997,6 +5216,11 @@ func (r DeleteSigningKeyResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r DeleteSigningKeyResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteSigningKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5038,6 +5262,11 @@ func (r DeleteSigningKeyResponse) ContentType() string {
 	return ""
 }
 
+// GetLogsResponse429Headers the declared response headers of an HTTP 429 response for GetLogs
+type GetLogsResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5047,10 +5276,14 @@ type GetLogsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetLogsResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5066,6 +5299,11 @@ func (r GetLogsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetLogsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetLogsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5107,6 +5345,11 @@ func (r GetLogsResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAllMessagesResponse429Headers the declared response headers of an HTTP 429 response for DeleteAllMessages
+type DeleteAllMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteAllMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5116,10 +5359,14 @@ type DeleteAllMessagesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAllMessagesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5135,6 +5382,11 @@ func (r DeleteAllMessagesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteAllMessagesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5176,6 +5428,11 @@ func (r DeleteAllMessagesResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMessagesBatchResponse429Headers the declared response headers of an HTTP 429 response for DeleteMessagesBatch
+type DeleteMessagesBatchResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteMessagesBatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5185,10 +5442,14 @@ type DeleteMessagesBatchResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMessagesBatchResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5204,6 +5465,11 @@ func (r DeleteMessagesBatchResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteMessagesBatchResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5245,6 +5511,11 @@ func (r DeleteMessagesBatchResponse) ContentType() string {
 	return ""
 }
 
+// ReplayAllMessagesResponse429Headers the declared response headers of an HTTP 429 response for ReplayAllMessages
+type ReplayAllMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayAllMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5254,10 +5525,14 @@ type ReplayAllMessagesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayAllMessagesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5273,6 +5548,11 @@ func (r ReplayAllMessagesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ReplayAllMessagesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5314,6 +5594,11 @@ func (r ReplayAllMessagesResponse) ContentType() string {
 	return ""
 }
 
+// ReplayBatchMessagesResponse429Headers the declared response headers of an HTTP 429 response for ReplayBatchMessages
+type ReplayBatchMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayBatchMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5323,10 +5608,14 @@ type ReplayBatchMessagesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayBatchMessagesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5342,6 +5631,11 @@ func (r ReplayBatchMessagesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ReplayBatchMessagesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5383,6 +5677,11 @@ func (r ReplayBatchMessagesResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMessageResponse429Headers the declared response headers of an HTTP 429 response for DeleteMessage
+type DeleteMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5394,10 +5693,14 @@ type DeleteMessageResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMessageResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5418,6 +5721,11 @@ func (r DeleteMessageResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteMessageResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5459,6 +5767,11 @@ func (r DeleteMessageResponse) ContentType() string {
 	return ""
 }
 
+// GetMessageResponse429Headers the declared response headers of an HTTP 429 response for GetMessage
+type GetMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5470,10 +5783,14 @@ type GetMessageResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMessageResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5494,6 +5811,11 @@ func (r GetMessageResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetMessageResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5535,6 +5857,11 @@ func (r GetMessageResponse) ContentType() string {
 	return ""
 }
 
+// GetMessageAttemptsResponse429Headers the declared response headers of an HTTP 429 response for GetMessageAttempts
+type GetMessageAttemptsResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetMessageAttemptsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5546,10 +5873,14 @@ type GetMessageAttemptsResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMessageAttemptsResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5570,6 +5901,11 @@ func (r GetMessageAttemptsResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetMessageAttemptsResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5611,6 +5947,11 @@ func (r GetMessageAttemptsResponse) ContentType() string {
 	return ""
 }
 
+// CancelRetryResponse429Headers the declared response headers of an HTTP 429 response for CancelRetry
+type CancelRetryResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CancelRetryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5624,10 +5965,14 @@ type CancelRetryResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelRetryResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5653,6 +5998,11 @@ func (r CancelRetryResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CancelRetryResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelRetryResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5694,6 +6044,11 @@ func (r CancelRetryResponse) ContentType() string {
 	return ""
 }
 
+// ReplayMessageResponse429Headers the declared response headers of an HTTP 429 response for ReplayMessage
+type ReplayMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5715,6 +6070,8 @@ type ReplayMessageResponse struct {
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayMessageResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5791,6 +6148,11 @@ func (r ReplayMessageResponse) ContentType() string {
 	return ""
 }
 
+// RetryNowResponse429Headers the declared response headers of an HTTP 429 response for RetryNow
+type RetryNowResponse429Headers struct {
+	RetryAfter *int
+}
+
 type RetryNowResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5804,10 +6166,14 @@ type RetryNowResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RetryNowResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5833,6 +6199,11 @@ func (r RetryNowResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r RetryNowResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RetryNowResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5874,6 +6245,11 @@ func (r RetryNowResponse) ContentType() string {
 	return ""
 }
 
+// SendWebhookResponse429Headers the declared response headers of an HTTP 429 response for SendWebhook
+type SendWebhookResponse429Headers struct {
+	RetryAfter *int
+}
+
 type SendWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5889,10 +6265,14 @@ type SendWebhookResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendWebhookResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5923,6 +6303,11 @@ func (r SendWebhookResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r SendWebhookResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r SendWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6667,6 +7052,13 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6681,6 +7073,19 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListApiKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -6721,6 +7126,13 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6735,6 +7147,19 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateApiKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -6782,6 +7207,13 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6796,6 +7228,19 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteApiKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -6836,6 +7281,13 @@ func ParseListDLQResponse(rsp *http.Response) (*ListDLQResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6850,6 +7302,19 @@ func ParseListDLQResponse(rsp *http.Response) (*ListDLQResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListDLQResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -6911,6 +7376,13 @@ func ParseReplayFromDLQResponse(rsp *http.Response) (*ReplayFromDLQResponse, err
 		}
 		response.JSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6925,6 +7397,19 @@ func ParseReplayFromDLQResponse(rsp *http.Response) (*ReplayFromDLQResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayFromDLQResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -6965,6 +7450,13 @@ func ParseListEndpointsResponse(rsp *http.Response) (*ListEndpointsResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6979,6 +7471,19 @@ func ParseListEndpointsResponse(rsp *http.Response) (*ListEndpointsResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListEndpointsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7026,6 +7531,13 @@ func ParseCreateEndpointResponse(rsp *http.Response) (*CreateEndpointResponse, e
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7040,6 +7552,19 @@ func ParseCreateEndpointResponse(rsp *http.Response) (*CreateEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7087,6 +7612,13 @@ func ParseDeleteEndpointResponse(rsp *http.Response) (*DeleteEndpointResponse, e
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7101,6 +7633,19 @@ func ParseDeleteEndpointResponse(rsp *http.Response) (*DeleteEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7148,6 +7693,13 @@ func ParseGetEndpointResponse(rsp *http.Response) (*GetEndpointResponse, error) 
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7162,6 +7714,19 @@ func ParseGetEndpointResponse(rsp *http.Response) (*GetEndpointResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7216,6 +7781,13 @@ func ParseUpdateEndpointResponse(rsp *http.Response) (*UpdateEndpointResponse, e
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7230,6 +7802,19 @@ func ParseUpdateEndpointResponse(rsp *http.Response) (*UpdateEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdateEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7277,6 +7862,13 @@ func ParsePauseEndpointResponse(rsp *http.Response) (*PauseEndpointResponse, err
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7291,6 +7883,19 @@ func ParsePauseEndpointResponse(rsp *http.Response) (*PauseEndpointResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PauseEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7338,6 +7943,13 @@ func ParseResumeEndpointResponse(rsp *http.Response) (*ResumeEndpointResponse, e
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7352,6 +7964,19 @@ func ParseResumeEndpointResponse(rsp *http.Response) (*ResumeEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResumeEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7406,6 +8031,13 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7420,6 +8052,19 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RotateSecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7467,6 +8112,13 @@ func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse,
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7481,6 +8133,19 @@ func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse,
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListSigningKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7535,6 +8200,13 @@ func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyRespons
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7549,6 +8221,19 @@ func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyRespons
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateSigningKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7599,6 +8284,13 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7613,6 +8305,19 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteSigningKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7653,6 +8358,13 @@ func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7667,6 +8379,19 @@ func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetLogsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7707,6 +8432,13 @@ func ParseDeleteAllMessagesResponse(rsp *http.Response) (*DeleteAllMessagesRespo
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7721,6 +8453,19 @@ func ParseDeleteAllMessagesResponse(rsp *http.Response) (*DeleteAllMessagesRespo
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteAllMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7761,6 +8506,13 @@ func ParseDeleteMessagesBatchResponse(rsp *http.Response) (*DeleteMessagesBatchR
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7775,6 +8527,19 @@ func ParseDeleteMessagesBatchResponse(rsp *http.Response) (*DeleteMessagesBatchR
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteMessagesBatchResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7815,6 +8580,13 @@ func ParseReplayAllMessagesResponse(rsp *http.Response) (*ReplayAllMessagesRespo
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7829,6 +8601,19 @@ func ParseReplayAllMessagesResponse(rsp *http.Response) (*ReplayAllMessagesRespo
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayAllMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7869,6 +8654,13 @@ func ParseReplayBatchMessagesResponse(rsp *http.Response) (*ReplayBatchMessagesR
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7883,6 +8675,19 @@ func ParseReplayBatchMessagesResponse(rsp *http.Response) (*ReplayBatchMessagesR
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayBatchMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7930,6 +8735,13 @@ func ParseDeleteMessageResponse(rsp *http.Response) (*DeleteMessageResponse, err
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7944,6 +8756,19 @@ func ParseDeleteMessageResponse(rsp *http.Response) (*DeleteMessageResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -7991,6 +8816,13 @@ func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8005,6 +8837,19 @@ func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8052,6 +8897,13 @@ func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsRes
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8066,6 +8918,19 @@ func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsRes
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetMessageAttemptsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8120,6 +8985,13 @@ func ParseCancelRetryResponse(rsp *http.Response) (*CancelRetryResponse, error) 
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8134,6 +9006,19 @@ func ParseCancelRetryResponse(rsp *http.Response) (*CancelRetryResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CancelRetryResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8218,6 +9103,19 @@ func ParseReplayMessageResponse(rsp *http.Response) (*ReplayMessageResponse, err
 
 	}
 
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
 	return response, nil
 }
 
@@ -8270,6 +9168,13 @@ func ParseRetryNowResponse(rsp *http.Response) (*RetryNowResponse, error) {
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8284,6 +9189,19 @@ func ParseRetryNowResponse(rsp *http.Response) (*RetryNowResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RetryNowResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8345,6 +9263,13 @@ func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) 
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8359,6 +9284,19 @@ func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers SendWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9088,7 +10026,14 @@ type NotFoundJSONResponse ErrorEnvelope
 
 type ServiceUnavailableJSONResponse ErrorEnvelope
 
-type TooManyRequestsJSONResponse ErrorEnvelope
+type TooManyRequestsResponseHeaders struct {
+	RetryAfter *int
+}
+type TooManyRequestsJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type UnauthorizedJSONResponse ErrorEnvelope
 
@@ -9197,6 +10142,23 @@ func (response ListApiKeys401JSONResponse) VisitListApiKeysResponse(w http.Respo
 	return err
 }
 
+type ListApiKeys429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListApiKeys429JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListApiKeys500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListApiKeys500JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
@@ -9271,6 +10233,23 @@ func (response CreateApiKey401JSONResponse) VisitCreateApiKeyResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateApiKey429JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9367,6 +10346,23 @@ func (response DeleteApiKey404JSONResponse) VisitDeleteApiKeyResponse(w http.Res
 	return err
 }
 
+type DeleteApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteApiKey429JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteApiKey500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteApiKey500JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
@@ -9441,6 +10437,23 @@ func (response ListDLQ401JSONResponse) VisitListDLQResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQ429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListDLQ429JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9565,6 +10578,23 @@ func (response ReplayFromDLQ410JSONResponse) VisitReplayFromDLQResponse(w http.R
 	return err
 }
 
+type ReplayFromDLQ429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayFromDLQ429JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplayFromDLQ500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ReplayFromDLQ500JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
@@ -9639,6 +10669,23 @@ func (response ListEndpoints401JSONResponse) VisitListEndpointsResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEndpoints429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListEndpoints429JSONResponse) VisitListEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -9735,6 +10782,23 @@ func (response CreateEndpoint409JSONResponse) VisitCreateEndpointResponse(w http
 	return err
 }
 
+type CreateEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateEndpoint429JSONResponse) VisitCreateEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response CreateEndpoint500JSONResponse) VisitCreateEndpointResponse(w http.ResponseWriter) error {
@@ -9827,6 +10891,23 @@ func (response DeleteEndpoint404JSONResponse) VisitDeleteEndpointResponse(w http
 	return err
 }
 
+type DeleteEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteEndpoint429JSONResponse) VisitDeleteEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteEndpoint500JSONResponse) VisitDeleteEndpointResponse(w http.ResponseWriter) error {
@@ -9915,6 +10996,23 @@ func (response GetEndpoint404JSONResponse) VisitGetEndpointResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetEndpoint429JSONResponse) VisitGetEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10026,6 +11124,23 @@ func (response UpdateEndpoint409JSONResponse) VisitUpdateEndpointResponse(w http
 	return err
 }
 
+type UpdateEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateEndpoint429JSONResponse) VisitUpdateEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response UpdateEndpoint500JSONResponse) VisitUpdateEndpointResponse(w http.ResponseWriter) error {
@@ -10118,6 +11233,23 @@ func (response PauseEndpoint404JSONResponse) VisitPauseEndpointResponse(w http.R
 	return err
 }
 
+type PauseEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PauseEndpoint429JSONResponse) VisitPauseEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PauseEndpoint500JSONResponse) VisitPauseEndpointResponse(w http.ResponseWriter) error {
@@ -10206,6 +11338,23 @@ func (response ResumeEndpoint404JSONResponse) VisitResumeEndpointResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ResumeEndpoint429JSONResponse) VisitResumeEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10316,6 +11465,23 @@ func (response RotateSecret409JSONResponse) VisitRotateSecretResponse(w http.Res
 	return err
 }
 
+type RotateSecret429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RotateSecret429JSONResponse) VisitRotateSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RotateSecret500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response RotateSecret500JSONResponse) VisitRotateSecretResponse(w http.ResponseWriter) error {
@@ -10404,6 +11570,23 @@ func (response ListSigningKeys404JSONResponse) VisitListSigningKeysResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSigningKeys429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListSigningKeys429JSONResponse) VisitListSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10514,6 +11697,23 @@ func (response CreateSigningKey409JSONResponse) VisitCreateSigningKeyResponse(w 
 	return err
 }
 
+type CreateSigningKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateSigningKey429JSONResponse) VisitCreateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateSigningKey500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response CreateSigningKey500JSONResponse) VisitCreateSigningKeyResponse(w http.ResponseWriter) error {
@@ -10615,6 +11815,23 @@ func (response DeleteSigningKey409JSONResponse) VisitDeleteSigningKeyResponse(w 
 	return err
 }
 
+type DeleteSigningKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteSigningKey429JSONResponse) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteSigningKey500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteSigningKey500JSONResponse) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
@@ -10689,6 +11906,23 @@ func (response GetLogs401JSONResponse) VisitGetLogsResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetLogs429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetLogs429JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10771,6 +12005,23 @@ func (response DeleteAllMessages401JSONResponse) VisitDeleteAllMessagesResponse(
 	return err
 }
 
+type DeleteAllMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteAllMessages429JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteAllMessages500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteAllMessages500JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
@@ -10845,6 +12096,23 @@ func (response DeleteMessagesBatch401JSONResponse) VisitDeleteMessagesBatchRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteMessagesBatch429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteMessagesBatch429JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -10927,6 +12195,23 @@ func (response ReplayAllMessages401JSONResponse) VisitReplayAllMessagesResponse(
 	return err
 }
 
+type ReplayAllMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayAllMessages429JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplayAllMessages500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ReplayAllMessages500JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
@@ -11001,6 +12286,23 @@ func (response ReplayBatchMessages401JSONResponse) VisitReplayBatchMessagesRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayBatchMessages429JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11097,6 +12399,23 @@ func (response DeleteMessage404JSONResponse) VisitDeleteMessageResponse(w http.R
 	return err
 }
 
+type DeleteMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteMessage429JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMessage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteMessage500JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
@@ -11189,6 +12508,23 @@ func (response GetMessage404JSONResponse) VisitGetMessageResponse(w http.Respons
 	return err
 }
 
+type GetMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetMessage429JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMessage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetMessage500JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
@@ -11277,6 +12613,23 @@ func (response GetMessageAttempts404JSONResponse) VisitGetMessageAttemptsRespons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttempts429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetMessageAttempts429JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11383,6 +12736,23 @@ func (response CancelRetry409JSONResponse) VisitCancelRetryResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CancelRetry429JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11512,10 +12882,13 @@ type ReplayMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
 func (response ReplayMessage429JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -11623,6 +12996,23 @@ func (response RetryNow409JSONResponse) VisitRetryNowResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RetryNow429JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -11743,6 +13133,23 @@ func (response SendWebhook409JSONResponse) VisitSendWebhookResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response SendWebhook429JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12762,148 +14169,155 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H35cxq59u+/ouJ9qwbPazB2nNzErleviM0k3MHLAJ5J7pAHovsAujRSR1KbMCn/76+09Eo34DW5d/Kb",
-	"3XRrOTo6uz76WnHZImAUqBSV46+VAHO8AAlc/3cacsG4+ssD4XISSMJo5bjSnwEaLUDiOoUvcujq10aI",
-	"TZCcAQo43BAWChTgKdTRZYA/h1CvOBWivv0cAl9VnArFC6gcV8y3Faci3BkssOprgb90gE7lrHL88uDQ",
-	"qchVoN4UkhM6rdzeOpUW9QJGqGyfrY+tSRHYnxHxHDSCYDhCmHroxSHy2RK4iwWgGXxBHpkSKeKRBVjO",
-	"koERr+JUOHwOCQevcix5COlBBlhK4Oqz/wfB8E9cmzRqbz59fXF4+z+VoiGfgxB4CoUjRgvzIyIeql5f",
-	"t89u/rF3v1FNGF9gWTmuhKF+Mz+OW/WxCBgVoBf4Lfa68DkEIdV/LqMSqP4TB4FPXKxGuP9voYb5NdXN",
-	"/3CYVI4r/2s/YZ5986vYb3HOeIvegM8CMF2uMw83nSIiEKE32CfeMRq1L35vdtpnw27rt+tWrz9ykket",
-	"i7Ory/aFfhb9PXzbuTz9tXWWeXZ90W01T98333Za6e/ft5pnrW5vhBhHo6vmx85l82zYv7wcdprdd61R",
-	"vXLrVE4ZnfjE/UaUcG3vAi2JnOl95IacA5VISCzhGI3Orq867dNmvzW87nbU7M6bH4a99ruL9sW74a+t",
-	"j72hnruhyGnz4uKyPzxrdVr91rDT7PXTr2ranLXOry77rYvTj8Pzdu+82T99n6ZZr9/sX/fUk7NWp/17",
-	"q/tx2L4YXnUv33VbPf282+rnHmpCvmMUnpeIAV75DHuKnShDPqNT4GgOgTzWg2xd9NuXF8PWh6t2t3Vm",
-	"BtmmavtiX7f/fKNtUhRS+BKAK8FDoF7XnN9vdS+anWGr273sjuoos0c8NCHUE5onPJCY+IhQNGNs7v0k",
-	"kM+mekIXTP7CQuo931wuGBKhO0McBAu5C2pUckYECjj7N7iK+IoFf7m8vjgboWqySVNPJ4wjjARQb0/P",
-	"ogf8hrhwTfENJj4e+8/MSR6WeKz0g4spZRKN1TpgdwZKQPVa3d/bp63h9UXz92a7o4VMHXVB8tWJnQWS",
-	"MyzRlElDCUzFEjhaYsWYaiczDp6eaJ+xc0xXVvqKZ+RA5JMFkXpMydS6ratO8+Ow0z5v94etD6et1lm0",
-	"U64pDuWMcfIXeM+7GM2rNprDSm3rBRGC0KmDFthXSg48B4V0TtmSKpnugQ9ST+T6onndf3/Zbf/LjP82",
-	"Uo+axM2A/Aorrb85C4BLYvSgywFL8IZYZrSohyXUJFnAuip1KnNYDYmmCHzBi0Bxqn7WOHjzAr8cH7ov",
-	"vKN/wOvJG9wYH7iH3gs4mrzEr7yitnw8Bl81VfCLkMNQxGPLUumPGVAtFxSZ1KtIrRVQqVYFPIRjKVIN",
-	"A888kmjBhESMuoAwWhAaStg7QTT0fUQmiMINcGV9FFJBvWV2pTE91sa7YB5sW3yzCufqzVunEnCYkC/F",
-	"RuaEcCHRwQFyZ5hjV9mlkZU5h5UaZUL72XzokxsY4oO3hRZYYjX9Ga1dRPh4EHb8TpohcmvwKW6bjZWU",
-	"U1MwEzo13zwadxWTZDljvpk96s00+1N/hWbAtYm9gUvvwHQPWcQdCa/mlyJ7tA7r5N9K71iKrNFdCfPd",
-	"phEtnZo7bP/oXL2Tn5ruzX5fPugzI6kKBpv8YD8dM+YDphtXsYy8UWtbB/IY1Ivm9PTU6xAht4+YSFiI",
-	"3YaumrZ9Yc7x6hnmcG43lwcTHPpKECixVckrwCvizkUk6X5SRpXaKg4aRXLOODOz+VCCkMORFoY0XKiB",
-	"2AbVD6mBJPu7KSUsArlOQWx+GFK2LnwOasow8pSmWIyVIFaGAKEhIOxyJpQ1Efh4JVJiiFAJU+CqS5dR",
-	"OuSgpGgxi3tUDM2qJQKShUrVlGodMxD9cci1FVLawtoX2vQeSviiqbBVrZnNt8W9dioslC5b6OWN1kKE",
-	"rgtCaLdd8hU24wmAL7BiqcL1sUp7OAPs2VDMJmZ8b18z3j3zb8AbkmCneUXRgOGYeQUK5zpAkqFXR+jX",
-	"t5HeNSatg677v9Reo6p139F4JcGygAueDl/crfOh5CF1cakIjF++F1HMpz6WQN2V5ZKS8aWYNv5QueDh",
-	"zh9JvhriiQQ+FOAy6t3pQ/M8xT8+WyprDJu9vJWoQmJ+V2NDusFQbVBw5f33oPTFcIapJ2Z4Dg9ohmMq",
-	"JsAf0IKcjO/7dU6i612eEooZ8ibbPSuAssJufTcX8HL5XijUI2ZAj6kMrUK4pzZMDeh+ijH3/dpkZlgM",
-	"F4xDmWgwBN7FQkq96yTNFg3K2IRGZ6eCpNmBxTZ0Kmh90Gg8gmN0WzqkKPpdOqhxyEWBs/hWPUZ4zG4A",
-	"jTiWMNSRgCEPxOgENdACMDUWh8ALQFisvaWk+gJ/IQslmg4aDTXRBaHm/0aRTMuMIBvaL6TS3YX7bIHd",
-	"IVC1p72MWWX2d4G/PMG+AAd5oMwkTkAgF3O+QpQhQaYUy5ADMgNJ2TJpfstQZZ3QZ0nLAXBklIBSpDom",
-	"FGUnEpJTZmIya+TdRt2Q++u9j2ZSBuJ4f3/koIND1e1h4+h1yoN2UBCOfeIi7HkchEBVAaDXXTGRFmM/",
-	"CZRqdC/naNv237yoH7w+qh8evKq/ONqfMTYXWx1vNeKizXbW+e1hnshZ57crPIUntd+jPu4onmx2R+ws",
-	"jW2uqBcuFpgXuiiptNsOZl5umvF4UgIw22Th5LWTd47pahffNSMC9I9D2+2QeFlKrFsjmcnm18h2Vdzu",
-	"5oE/kMMSAjwlk0XSfYNYL/SuBLihVH7hBBM/5FAgl37BxNcRQK1tBSIUYcTZElWt8UcYNTkJ4SBlK7JQ",
-	"CgcdNV7r/OnLL1+s9S/2ThCmK8TkDHgU5OYgQDUqSxzAewTBctpj/XcitNzfHBt1CXdDItGYA54DR9FX",
-	"+sc4V1wlOh0p1VcBVqZbFBTVs1wSAXXUBREuAHGoGY0TTfd+sdJ4+BywjZ7np7DafQY7uVyKOQidDgWh",
-	"Lqx32FPWbeTpRflHHlL1KOIrBzFuCLOcEV9rSl/OVvcnw8N1/rrMLQl5moUtCKzyEOx0MkxBhOUFB43N",
-	"UjSv2mr+4+KFqWr2GaX4cqTaECCRZGxvV3OiQNOb6P2ddo+1DjYrA20Hqzezu21tVI4VP8ly5ZYhJm6J",
-	"NMrzXnb3rm+GXAw+RYBNUvNRY/DbxE8++wPBtuTPuCxEP7MSfz3er7M6RwUJEAEuB1kY9FdmrKJ0UYpK",
-	"zLcN0t3UpOm1wOpczgS4ttJGDW+MBbw6UoM9PEIcU48tTJBot7zFw5g3R4C14aeIvjXZkGOthxkReT59",
-	"DkvifimHXZzpramG3BAeh3bPkW6I+nqcET/LUB8xHBQ1ucED2WU6yll60JSuYnWdnUyJdo8cm6EO8oRF",
-	"iv49W6KFMl2Nsooq74TOlGvbboE9QF4ICE8xoajasDUq+oO9jJVDqHx1VGjsJnZGfmMV7aBYca5PYDt1",
-	"HodDLaWfg08jpnpGFb3BDlwXfA/TPIkRtJtWuTZ2zc48Hibv78Ja0es7DOFxGCmaz5NyUlSzl+OfOLGa",
-	"rXcSUhmWDlpgd0Yo1DhgTz1B6gNTwobFevmpTq8mpWrZGFju5WLWlJj4Jq3qeUQNB/tXqREXBSh/YRzp",
-	"hBpOOePHaDQh4HsjVMXon73LC6RJDVwNMa7YRhQvYE/bXyMe+jBC1eUMS6TdEzaHtPeR0NKKnEK6AZVA",
-	"XdACMAAW+HCiWlvglTJH6bTIcsstpWvqOaJeSleznPkgWuyt5WQP4jnTzQame594qcXL+XWLdKq0vkiO",
-	"0ft+/8pGl4UmsSn4hRvgqygmvUJVtZhIMsUMIezVUUd5YgJhbsssS4O1GT79WvlQ6wPFyrmoYHcBldvi",
-	"qflytk76JOsZJSPZvCBfnaOk/epTaUcPEzR2sE8pXzpsKh7Jktoeyn1SQ+o82d3FhR4uC2l5TFEClUlC",
-	"OhZ+a2WfBdLvfspcc//mr7aGk6LgTVnZm64pHEYEeEhPOxaFEA8WATOVB7asb2vTuuQwFn1bX9fB+8eY",
-	"kq2kH4oZPnz5qth2MtXdZeQ1VUCbGOt5yzEE+QuGOvBQPJqkrV32sXn5XgG5Qss/oWWWceNxObmtmiNw",
-	"bptmpru2mncLqdkpN3Va4GEy2zb1B5Gz9lnO6ijw4u4p1qNGnV3FYmlgBPvKRlwNNwZINv6YJKW2+xKp",
-	"d51Ufis/iO0TeZRFeo7oiu3qUcb7HANtn3VIUaFFWUpzq0pY4C9t8/KBzfJH/25Jf25Ldmbl1HqU1oQV",
-	"lGuAiSR0qm17ZViaSnsra/YcNIrKI+hUuR00+gkRMaCEoolPpjP9YgDUI3Q61OVruZaVnap0U/w1lgM6",
-	"ymmrkWpFl0mCB97IQaOJTlQO4yLJEapao/es85t2cQZ0ZDxt9ZMUBRmbvfqApkpibTwlNjLUQjiVuFdd",
-	"kpmah01XpAeROPdFJZs5Q+9eBtc3N5mKMxDRrz8JdN3tFEbrt9pchpYPGeMdLaKNAvgRDaZnNmbuY6xs",
-	"UjdZmyPmgw3mx5a4VlbVa13qX04qx3/uKszLZewuB5xLp7o+1k9O2TlsBwV+KNAo+XykM7tJXRzxRnta",
-	"wHHryLMJes/Y/C0n3hSUQ87ccAFUgofEDAdQN7Qpqm3MVi/m5DWHzzanlmTRfJA6D6iemiPsJwj7gmkB",
-	"OfpQs3WBtbY3SpWxJe6bavPF58N/em9EZ97A/3p9sPjg/j7+B/1t2dpK0tRoi5Y/9lTvWCOVK2jKHYXA",
-	"QmiyR0ADkqEpyES7BHgKUbGG0RM6a6rxB3bbxPcsIE0Pe0s5aVeb7U3ff5jVEzfTBRH68jswpvMjWpuW",
-	"Ef5lvqD6eNuv960dU2IsdOdljl/ozh+pKi2eRqTqKlHXJZMo6r6cuG+xdGePwTe6oe+Mc9JjelTeUS3u",
-	"XnRpBqPM8Dvx0Z0YwYyonBQPW+IeUO87W1tNzvKQ/kOtuPUAdTn9Pzl3ccM3BLEVmR93oZ7IeTXdlJwR",
-	"yFnsd4KzuU/JXkEQNHUY4PDlS+0Fx0conPSI/mzW/oVrfzVqb4a1T/+7cEA20lUEB7QyKTNDFyc+/37g",
-	"NI5eOy//8cpUJZ2g2JXSD7R1p//QOAkukBvw1jNoTuVLbcpq9uG/BaP1Ll6mQhMcJFB9MmjGQi6KKxJ8",
-	"RqcGOikBMpmDcpcnEowXHUEEAfUEqjbQ/0EeZwEiEnHliNs3o/zRXh2dmXMQ6OAIefZUZny24PDg1Zaz",
-	"BfnsWMZNiIhdznTFwvxOpvwTODubNrWpD3s0cIgSgZUu9dshPLx7kVoy/ketgLz7NLZXCm6v/isixQMK",
-	"+NZo80DpvUbqJxXicW+PWN+V4vbnPP9uakMKjq9lGeRSsYbU6B/gewJNyQ3QVMVByamI7/1g2i6F3/c5",
-	"/bW+eXKEV3sS3JATueqpYVq6AebAm6FJ/OePkBVjDKAJ83221CpSKVIflJv94rAgJFGPIP30nHVfyUaf",
-	"SRkY0B9CJwVQAxrbSilBjAT4k9qMCQkeWsJY/ZJUSQiDFlVHbSkQC+WYhdTTJfpEDKhaHizJ2IcEUy0J",
-	"0qCbA/WmgwTLhm56Z78KtGR8bioAhRxQM57xytTdEKOsCdc1zui629Hz1vBP+h+JiKwP6ID+/HO0Yes/",
-	"/4xaeswRJJQaEUZj5q30YEdfB3r/DCrHqF6vO2ig95H69+sgFXRQD/T/w3q9Pqjc3qolMp9rs9p+4DIP",
-	"BhXTitaA5h9bkzSo/N/bDT3c3o7qA5rDIFOr4QtmSlaw2BBssjPXpUtq3s24GQ2Opc9K6KXVewbx0I9Q",
-	"BQQ6ajQGtAAJUFc12dGPdKWTSEREXHOumqqjHluYP8WAzvAN2MVSWkdXfKm3MQfkzsCdG1429fT8Bjji",
-	"WB9qkjNsIklmlMcDGqcYrrsdgao7YhMOaDE44Z6D3FBItohrgapraIWmmEuQv9RMqgW4hQ7C/hKvNNkc",
-	"g9yEjg5e7NVREwVYztS6aZqnELQGNIbQUpubLandztSc5rIp6dSKHGXK4NC1gd0a0GhVrZjWpUlTqhHO",
-	"DAso4aIYYNS0AGK6ZOQYvdXiAEVCpl6vj1A1LWjUEzWJAd0N90vDXyUDPsjDgA2o2XvqtTEoa1sgyRCj",
-	"kJqu2sEgjGGiiWZ/+knECHfC5JR84gIVWglbWM5mgN0Z1A7rDVsWmpySXS6Xdax/rjM+3bffiv1O+7R1",
-	"0Wvpb5TMJtIcrtWipnnVrjiVG+DCCMRG/cC8xgKgOCCV48qLeqP+QhvjcqYF+r45iPWX+ntaZHg1LYEO",
-	"G43UWaeAMxeEUCwSBkqSIo+BgauTLHSN2Ixg8ZRUj+vO2l7luPIO5Hvbbw5b9LDReDS4uFzhWBkMZGYq",
-	"GcVXOf7zk1MRUXau0lE2hXo34GysTV88FcqGseVln9TH+zoBvytB7WnDGEHQ8qODXjZeFGMHpk4WFtG1",
-	"a3r/5mSNZ0QsYqAyaXRC42XjRVkX8Zj3CyAdN62MmjXZvjQ3B/s4ILU5rETp+lzA0sgnLmQdxWalR0Tg",
-	"45VFVEJsgtSkIqRBodyT9fVQ1reBZxBPuSIFMFflzG6lE3YludEwUUKvypEZz+ZVSSH/6k8Otn+SAYLU",
-	"q79DP1mc1YfyTGr/ChmJL0sGixYpUhwTP/p061QCJkoS3JPQ96Pl5yBDrlQioy442kM9MViraA4QWP1A",
-	"pEC9983a4ctXWnMYVlrnmjSGSIIE89ZiLT0KxxTBlNyuIz0fmhV+RCbNO9MlfKrousQCWSf9b8OhhjwI",
-	"04gxi/kyJ8v2v85h1fZuk+N5xSyrqCokC4ynojwSbCE9qxEc6ALPraeCXOz7umzfNKnYF/zJ3jq/muKv",
-	"FL8+qZjLl61t4SBr7D0rBx01jrZ/FEMvf2OWM/TcynJOBuX/zwIA/Rh413PQaA6rewHoa0beFUNfdbIN",
-	"RP+T3Sue/3k/jalSqPuzKrKgoixqQflNaTPhCk8JNadvlHeiUTJGygQaoWomTqDrOvaOzY/1qDnlBeoH",
-	"UTFA/CB9VUKxfXHW+a2ytjhFPJG8sm+vaLh1vhZer6CjS5nbFWJ8JFN5WBJwOihICXx6QoGQxv8pEAOX",
-	"ylPDU4jOvp91fvv7mToeYK9mIm1IlzOmtvd5tB9ijaJ2icmG7n8lRqHcjbOSGyvUyhdbTx0yB4v76eiM",
-	"2YaNpi0nE8lRzqWuJwMvCrLpGR40aqYxi4eFLlgcOxozb7W+bUya+RfOFmbzPBmD5hL0JaoqvshDmBWy",
-	"0/u+VdZR4832D+LbMdQHBzvMRN8C8Y23jlk0hON1mXC2uMdeikJ/u7majgnuGlGvxJbVJ3VkDZ64otYE",
-	"zdRu8ImQJr+8rhZace8PUA75irop6MBi2bU8G/TGy5za+IZaoxD6YIv6iGn/91IgkGKiiNETxir3j40b",
-	"I5RRGQfAlQhPzgzYzKyBpFdCMHpgUrU6u1HgVVtNoGPWRkgO6IBedzsmdI+qheF5ZW/F+IZWoyQghwOa",
-	"gskpiNDvneimZkxItAiFRBYueUCrJVH6E4TN6zaMrsGv7FcCSeYgjHzGgjF2586ABpzcYAkOOn130ew7",
-	"yCd0XvOZi30HhZR8DiH6bxH6krhYSQsOem6eTuSEVATgkglRusPgM+o+MUXtq5tXSskuECzG4HmKxoyC",
-	"Y8IWk1CAl5lIlIPQ6QCdmDInipBGvkiF/OOFNdaVmoYJildNBk+vlKaCawKbHsLIygMUMC6juP+eGspR",
-	"482A5i4r0mtrc6Mb17fgzqa947hm52VjQKN0iRrFa/TrW41i5/vmxLQwldv60LTYO7GJIr3UY9BHrwdU",
-	"sjlQ8715z/yupPCM+Z6GNefMTyEunaD3TEhnQDN5DAedGhlWM5nj5P/+KgAH9S2Qca1FXeaZ1MtpjLPn",
-	"oF8BglpT+RgOuuLsy6r2s4P6Lf0h8TXEdjDl2AMHjT7U/jC5z9rPowHVybBl/EArEcsAJkFRFIRqJbX9",
-	"TxeGyuf2b7MlAsoBfMrAVBlUU4m1FvP9t4pP3dny+j4CWqljIkWqJG80xf5HWUCriQSbSBvfMTokXhoT",
-	"5MKuC4FOvCeAPdRDPmAlhpXxJE60SiJeJnGpq+KWmHuiLNaV2RZPbKbsGO/KsOWPoNfOQa8tbOmUB4rW",
-	"LBZrl0RmS2F67jk5Z1eW+cEmZWzyDuROPHI3Byt1EakOkmDpFpRTnerStbi0IFvYdoJG1qQZOSaLrB87",
-	"0V0awphk5tqnBQ6sjY2jGheEVcNWfSHFaqsiIyBbe/dERkBxgd9ORsDj75k8rNUu0tZCIvyXxWu+5b4z",
-	"q3Bfq2Ffn7i+e+wyvy8LXdvz2JTggIQkvm/tDDAVZea2RjQOjXOQnA8IqST+GlCwwQ/06ugKh0Jn5CKQ",
-	"wfRbGFFWY8G6RtEIfM+pU3Lwgdu2R3yw/oeOKeN1TdH0vRKS3ZvxDTc9Eedf5cAvx+CyRQr18iQ++5xA",
-	"UY5MxF6ro0VRIF6N9/vmX1Mo84N/y8PlGgH1kRiYSSyhlpwCeQI+VgvMfM9iHyI2QaOry14fFQzHmvi6",
-	"yGKkYQzHMNPeY3Swv4Cn9RR60YmTJwtblB9Q+Q5rav67zZWm5yGcDmmjqg9T7K4MumZqB/SSd8o3QZrr",
-	"dsodnVgf1GaGtBe6KTeUsM6TliWWnELaInO/YW3if5Tc1QkaSymRZqtSbnOeQpo2Pc+cuNHXVSUrh6oa",
-	"6UQJQ30ZlHFA41BJJrdTH9BmKlM0wyIO3sslS7PDMcJIzgj3kpzBefPDsNd+d9G+eDf8tfWxN9SJmNbZ",
-	"aL0QoDTMnTra9kNi/y0l9kNk9C7llzrgGFVWpkSdhpyJq4h1NsYUAhw13qDRafPi4rI/PGt1Wv3WsNPs",
-	"9dOsPioLT29i56Py0tD/mMjxfxSrRaHm3bjtITLaKUiRpGwSXZcp5k9flinmO1dl+my6azVmceklqo7V",
-	"zPZs+cyE+PGR0oJSmivtuBoDScxJYPLyAWCJOFsK5LLFgkgJHhrDhHGwcVduYaH0DuGAi0P7HTWXtfUr",
-	"qpPJYbYW0XA7nkZZ8WaMwbabUlpDQig8WB07/VYV6cJxHiNNEKFvfiurC9LX3w4tXEAyrN3wb3cbT7xe",
-	"W4YC1Lv/QJ6sqjZTHfXym1ZHZWDMt1RFRavw9yqKSt2EWV78F720bxRqDfv62H2xDd1jE1kzLwoU6tvT",
-	"R5pbUnWwCyzdWWRARGKuynwvFoV7O1S+2qMavn+eTGIHgfVwmfLsYjCG91Ai6l67fVOrRtw8WrObC+6/",
-	"p4r79WtRC2TEHzP87eoQvgNbz1zLEe/YBP9sd3kxjpLC5RLDUvckPs8eywpd4WJH4eswgQUvMJZPkpMy",
-	"JZSo7QlTqqjesQfldWU+kKk+MR/VAEY96dzXnARBUYTJ8ogdjAbqe6LMcRZo+5kzxj+2wi5bQcOq6lDk",
-	"HfWmOdKxWW+aSv1SlRnjtxgsIKPEcjrTGVAWmGt5/JWyaRhNFcagUQQNmE5kqXeyRzWcAbVnWEZIzpgA",
-	"s51cTCnTRaRRM6gaQ7s55riKE3FGghWikc1l6M6jxghVftDUXrtu9t3eTuGtGGb1nvq+3N+LsBMLAM8T",
-	"fPRPO2vAJ7UF/lPOs62j/W6SKBFP/W1Eij2Yk9OuE0KJmCXy5U7iZU3NFm0frcJSG+i/TpUV4QWXhKQN",
-	"HK0+tafxL8jfjv3urdG2FTSnbDoHxcinElXj7IoXVa2mEGSUjhvlbn0xhzdyZmFU95wzC+Oy1bxVuNmu",
-	"e8q8Ycn9NNtPT/4oe941Fr1RVsY1z2shzudb/B1X/cdSbyxd3rbO9z/bXSTc9u2tH+UR/XZyIxDjHvAE",
-	"WFnJsupoAWkMBCSUcU/08TIOyukcUPWDkm40DegWeaqRKFgTkJgi1akRe86AYpHGdPQYCAdxuAHsK4uC",
-	"MqksixNFvxj1jnioqox5jK6v22d7A2pOidl3jYedOkPik3kSB4jasOh6RYZ6srmaERGfEknF9LFLWUa0",
-	"pj922uZCjIj59L2qFmkUJ0v5HNvPxdQF/2kwG3TWRWM1ZG/uOsngjJuSULHtLq46uoww7EyeOzq92es3",
-	"+9e90Q6B7FM91669deuptVHuOsPtlkh+/j/y6Y+23XqSBUgznymXv5PbZ6uklSH/NPvkF7VFkmvpDATt",
-	"BniTpQ7wJAj++tQ7JtSeJjA/x5VR8IUIKUwtVcRtVX2qh3gak1if+tEPUqd/297oOLqNgNtIrwc1LzS7",
-	"AhCjiEi0JL5v7gfQrRgq7eVRSSIM4gkHMYu1+Tj0piBP4v9puBgD13DKVBIaQt1s9LNWp/17q/tx2L4Y",
-	"XnUv33Vbvd4IVW0HLPZCCJ3uOQM66rb6ay9nBNCesyY9UDVGyNw7GdCjgwZS7bQu+u3Li2Hrw1W72zob",
-	"nSR3OjRsKEWgAHhynZecAUVHh2/0MK46zY/DTvu83R+2Ppy2Wme7FpgZr/EZDOcfWDP3xJo5Otyh9T5j",
-	"55hGWIniO3DkiMbAWAt/mfW8kzSUfFWjbPktDIfMNZ+6TMSE7QmNa0ofwVjQZsIFW343loImgY5YhIAo",
-	"W/4wDx4xSqdIi1F0oWy0Lahe/vJNYZExxL4A6m1IvErG7fGPxNv0jCwVGkwgtv4J1ckkyTEV2MJ36Eto",
-	"Iz9Rn+yNSqiwtNVnxwijw8ZhEpjzmZB1NLI2wkgbCeaeHzMO+IJdaa4r0pcSxRcPoeocVpGjLQLsRo6q",
-	"j/kUBtQmNQQSIb8hN2CQ40tuNDpZvwNpQE1/RSDze/XkhLK9ACJ79tH8OKAW16UExn6piHhjbzNKlc0q",
-	"x982r1Fi/rBe/ih3Y5Q2FxKsGgdFhNOXJ+HMQg6oMa/21ArYqsA4hahtqshMW4sv6KQgJ1NCsT+giSdI",
-	"vKgSkYOGpcAyFCe55mMM/eQaJ1PZ3j5rnV9d9lsXpx+H5+3eebN/+n5UR01zaYRkxWdF7QFULJLbjtU3",
-	"MSZ+FBZOxU3Snx81jtK3D6Qw/AuMmx5Qz1qZT5QXSV9H9sxZkcyVbQWCvEnTUXqzoidxQIjCUmfpzHJo",
-	"AX/YOHy2waVtvWQYiaz6UeH9iB4paGyrZbwRirRMFrw+e5POn5+U/WSwrIrAdTHS+F8WUby6wHNAPKR7",
-	"mWsjjvf39VszJuTx68brhjbK7FDWKycy3uAifag9UQCS1ZMkenJ4c70mNznbYxsUSqwkR0JPis7zZAWz",
-	"0XV/AU/3mSmOX+/WXgmifo0wXl3s6xiurRtPtRVjGa+30zOWabSCpnzcKK3k2p5Ir6eajNd3vcn4qgjV",
-	"FM/eTiBSTdjrCW4/3f7/AAAA//8=",
+	"7H17cxq5tu9XUXFP1cDcBmPHyU7sunWL2EzCGfwYwLOTPeTSonsBvWmkHkltwqT83W/p0U+6AT9wMmf7",
+	"P5tuqaWlpfXWT98qDl0ElAARvHLyrRJghhcggKn/zkLGKZN/ucAd5gXCo6RyUhnMANkLELhB4KsYOeo1",
+	"G9EJEjNAAYNbj4YcBXgKDXQV4D9DaFSsiifb/hkCW1WsCsELqJxUdNuKVeHODBZYfmuBv3aBTMWscvL6",
+	"8MiqiFUg3+SCeWRaubuzKm3iBtQjonO+PrYWQWAeI8+1kA3ByEaYuOjVEfLpEpiDOaAZfEWuN/UEj0cW",
+	"YDFLBua5FavC4M/QY+BWTgQLIT3IAAsBTDb7fxCM/sD1SbP+7su3V0d3/1UpGvIFcI6nUDhitNAPkeei",
+	"6s1N5/z2H7WHjWpC2QKLykklDNWb+XHcycY8oISDWuD32O3BnyFwIf9zKBFA1J84CHzPwXKEB//mcpjf",
+	"Up/5LwaTyknlfx0kzHOgn/KDNmOUtckt+DQA/cl15mH6o8jjyCO32PfcE2R3Ln9vdTvno177t5t2f2Bb",
+	"yU/ty/Prq86l+i36e/S+e3X2a/s889vNZa/dOvvYet9tp9t/bLfO272+jShD9nXrc/eqdT4aXF2Nuq3e",
+	"h7bdqNxZlTNKJr7nfCdKOObrHC09MVP7yAkZAyIQF1jACbLPb667nbPWoD266XXl7C5an0b9zofLzuWH",
+	"0a/tz/2RmrumyFnr8vJqMDpvd9uD9qjb6g/SryranLcvrq8G7cuzz6OLTv+iNTj7mKZZf9Aa3PTlL+ft",
+	"buf3du/zqHM5uu5dfei1++r3XnuQ+1ER8gMl8LxEDPDKp9iV7EQo8imZAkNzCMSJGmT7ctC5uhy1P113",
+	"eu1zPcgOkdsX+6r/5xtti6CQwNcAHAEuAvm64vxBu3fZ6o7avd5Vz26gzB5x0cQjLlc84YLAno88gmaU",
+	"zt2fOPLpVE3okopfaEjc55vLJUU8dGaIAachc0COSsw8jgJG/w2OJL5kwV+ubi7PbVRNNmnq1wllCCMO",
+	"xK2pWfSB3XoO3BB8iz0fj/1n5iQXCzyW+sHBhFCBxnIdsDMDKaD67d7vnbP26Oay9Xur01VCpoF6INjq",
+	"1MwCiRkWaEqFpgQmfAkMLbFkTLmTKQNXTXRA6QUmKyN9+TNyIPK9hSfUmMzUGsh+f9PrD0bdzkVnMGp/",
+	"Omu3z9vn9olR52o1f+Kodd1BDAsYEt1FdYEJnsJCCilGQwHckgJW0oGj5QxIuj2aYW6IZNrXTpGt+Znb",
+	"6qnNHRqAZJWkYy2yZSu7Zg2JrVqOAmCjhUdCAVq120wuwghPBLARB4cSl9sNZPektFSz0tOhdEgWmKzQ",
+	"BHs+uAiHYgZEGFJzNGF0oWWv7wGRc8auy4DzxpDYvfZ1t/W5mEiRBtdUDXy8AhcdNpHwFsBRdeIR7J8O",
+	"CaHIVvxSb8mh2rXGkFSsygywa0yu1NN1S+GfM+oDMvNDIRGej3CiQjCRG9IBcFEVC+QD5gId1hqoL1dI",
+	"6ZXihdY0zBCrkTXJPOItwkXl5DC2KTwiYApMstidVbkhkpSUeX+B+7w7VjLlHFZS9i88zj0ytdAC+9IS",
+	"AtdCIZkTuiSSi1zwQaiNfHPZuhl8vOp1/qXVwV00V7UErcD7FVbKyGM0ACY8bSw5DLAAd4RFxtRysYC6",
+	"XOd1e8uqzGE18hRF4CteBFKcqd+ah+9e4dfjI+eVe/wPeDt5h5vjQ+fIfQXHk9f4jVvUl4/H4MuuCp5w",
+	"MQp5PLY815idKMkkX02zvdwEMQdVw8DVPwm0oFwgShxAGOmtVjtFJPR95E0QgVtgkkUKqSDf0qJb26dr",
+	"411QF7Ytvl6FC/nmnVUJGEy8r8WeyMRjks8PkTPDDDvSeYlckTms5CgT2s/mI9+7hRE+fF9opiem9R/R",
+	"2kWEjwdhxm+lGSK3Bl/ivulYCj85BT2hM93mybirmCRLJSjk7FF/ptif+Cs0A6b8sA1ceg+me8wi7kh4",
+	"Ob8U2aN1WCf/VnrHUmSN7lLj7zaNaOnk3GF7owv5Tn5q6mumffmgz7WkKhhs8sA0HVPqAyYbV7GMvFFv",
+	"WwfyFNSL5rR/6nU9LraP2BOw4LsNXXZtvoUZw6tnmMOF2VwuTHDoS0EgxVYlrwCvPWfOI0n3k7S85Vax",
+	"kB3JOW0+zeYjAVyMlFYHIhX5H1GH8kFqIMn+bgkBi0CsUxDrByNC14XPYV1az67UFIuxFMTSEPBICAg7",
+	"jPLIOOIpMRQbEpa0GsiIgZSixSzuEj7Sq5YISBpKVVOqdfRAVOOQKSuktIe1Fso/Gwn4qqiwVa3pzbcl",
+	"BmNVaCgculDLG62FMts4V7EdwVZYjycAtsCSpQrXxyjtUcp43MSMH81rOgRE/VtwR16w07yikNFoTN0C",
+	"hXMTIEHRm2P06/tI72q/x0I3g1/qb1HVxHjQeCXAsIADropx3e/jI8FC4uBSERi//CCi6KY+FkCcleGS",
+	"kvGlmDZuyAUW4c6N1vyV+zTUv6f4x6dLaY1hvZe3EpULzO5rbAgnGMkNCo54+B4UPh/NMHH5DM/hEd0w",
+	"TPhEOoEP7kFMxg9tnZPoapenhGKGvMl2zwqgrLBb380FvFy+Fwr1iB7QUypDoxAeqA1TA3qYYsy1X5vM",
+	"DPPRgjIoEw2awLtYSKl3raTbokFpm1Dr7FQkPTuw2IZOZTYOm80ncIzuSocUpUhKBzUOGS9wFt/LnxEe",
+	"01tANsMCRjriwgJun6ImWgAm2uLgeAEI87W3pFRf4K8mXtBsyonG8YNmkUzLjCCb/ymk0v2F+2yBnREQ",
+	"uafdjFml93eBvzzBPgcLuSDNJOYBRw5mbIUIRdybEixCBkgPJGXLpPktQ5V1Qp8nPQfATFBHKlIVOIxS",
+	"WAnJCdWBuzXybqNuyPz1r9szIQJ+cnBgW+jwSH72qHn8NuVBWygIx77nRAEwVOUAat0lEykx9hNHqU5r",
+	"OUfb9P/uVePw7XHj6PBN49XxwYzSOd/qeMsRF2228+5vj/NEzru/XeMp7NV+j75xT/FkAoh8Z2lsEor9",
+	"cLHArNBFSeVmdzDzctOMx5MSgNkuCyevnLwLTFa7+K4ZEaAejsxnR56bpcS6NZKZbH6NzKeK+9088Edy",
+	"WEKAfTJZJN03iPVC74qDEwrpF06w54cMCuTSLyYyrrUtRx5BGDG6RFVj/HmU6MQVt1R4m4aCW+i4+VZF",
+	"kV9//Wqsf147RZisEBUzYFEmhAEH2akocQAfEATLaY/15x5Xcn9zbNTxmBN6Ao0Z4DkwFLVSD+OCgqqn",
+	"ctZCtgqwNN2ioKia5dLj0EA94OECEIO61jjRdB8WK42HzwCb6Hl+CqvdZ7CTyyWZwyPTEfeIA+sf7Evr",
+	"NvL0oiQ1C4n8KeIrlQhShFnOPF9pSl/MVg8nw+N1/rrMLQl56oUtCKyyEMx0MkzhccMLFhrrpWhdd+T8",
+	"x8ULU1XsY6f40pZ9cBBIUFrb1Zwo0PQ6en+v3WOsg83KQNnB8s3sblsblWXET7JcuWWIiVsijfK8l929",
+	"65shF4NPEWCT1HzSGPw28ZPP/kCwLfkzLgvRz4zEX4/3q6zOcUEChIPDQBQG/aUZKyldlKLi822DdDZ1",
+	"qb9aYHUuZxwcU44lhzfGHN4cy8EeHSOGiUsXOki0W97iccybI8Da8FNE35psyLHW44yIPJ8+hyXxsJTD",
+	"Ls701lRDbghPQ7vnSDdE33qaET/LUJ8wHBR1ucED2WU60ll61JSuY3WdnUyJdo8cm5EK8oRFiv4jXSJV",
+	"JaKVVVTcwVWmXNl2C+wCckNAeIo9gqpNU8ikGtQyVo5HxJvjQmM3sTPyG6toB8WKc30C26nzNBxqKP0c",
+	"fBox1TOq6A124Lrge5zmSYyg3bTKjbZrdubxMHl/F9aKXt9hCE/DSNF89spJUWFnjn/ixGq2KI4LaVha",
+	"aIGdmUegzgC78hckG+g6R8zXa5RVejWpZ8zGwHIvF7Omqn9TaVXX9eRwsH+dGnFRgPIXypBKqOGUM36C",
+	"7IkHvmujKkb/3b+6RIrUwOQQ47J+RPACaqZmLvTBRtXlDAuk3BM6h7T3kdDSiJxCugERQBxQAjAAGvhw",
+	"Kntb4JU0R8m0yHLLLaWj6zmir5SuZjnzQbTYW8vJHsVz+jMbmO5j4qUWL+e3LdKp0v4qGEYfB4NrE13m",
+	"isS6eg9uga2imPQKVeViIkElM4RQa6Cu9MQ4wszU4pYGazN8+q3yqT4AgqVzUcHOAip3xVPzxWyd9EnW",
+	"M0pG0nlBvjpHSdPqS+mHHidozGD3KV+6dMqfyJLaHsrdqyF1kezu4kIPh4akPKYogIgkIR0Lv7WyzwLp",
+	"9zBlrrh/c6ut4aQoeFNW9qZqCkcRAR7zpR2LQjwXFgHVlQemrG9r16rkMBZ9W19XwfunmJI5bjHiM3z0",
+	"+k2x7aSLvsvIq6uANjHW85ZjcO8vGKnAQ/Fokr522cf65QcF5Aot/4SWWcaNx2XltmqOwLltmpnu2mre",
+	"L6RmptxSaYHHyWzT1T89Meuc56yOAi/ugWI96tTaVSyWBkawL23E1WhjgGTjwyQptd2XSL1rpfJb+UFs",
+	"n8iTLNJzRFfMp55kvM8x0M551ysqtChLaW5VCQv8taNfPjRZ/ujfLenPbcnOrJxaj9LqsIJ0DbAnPDJV",
+	"tr00LHWlvZE1NQvZUXkEmUq3g0SPkMeHxCNo4nvTmXoxAOJ6ZDpS5Wu5nqWdKnVT3BqLIbFz2sqWvZjT",
+	"LeDaFrL1EZ5RXCRpo6oxes+7vykXZ0hs7WnLR4IXZGzM+ZvIcjXxlNjIkAthVeKvqpLM1DxMuiI9iMS5",
+	"LyrZzBl6DzK4vrvJVJyBiJ7+xNFNr1sYrd9qc2laPmaM97SINgrgJzSYntmYeYixskndZG2OmA82mB9b",
+	"4lpZVa90qX81qZz8saswL5exu5yCL53q+li/WGWH9S0U+CFHdtLcVpndpC7Oc+2aEnDMOPJ0gj5SOn/P",
+	"PHcK0iGnTrgAIsBFfIYDaGjaFNU2ZqsXc/KawZ8mp5Zk0XwQKg8of9U4B6cI+5wqAWl/qpu6wHrHtVNl",
+	"bIn7Jvt89efRf7vveHfexP96e7j45Pw+/gf5bdneStLUaIuWP/ZU71kjlStoyh2FwJwrskdoFIKiKYhE",
+	"uwR4ClGxhtYTKmuqQCp228QPLCBND3tLOWlPme0t33+c1RN30wMe+uIHMKbzI1qblhb+Zb6gPlC7+elD",
+	"a8ekGAudeZnjFzrzJ6pKi6cRqbpK9OmSSRR9vpy477FwZk/BN6qjH4xz0mN6Ut6RPe5edKkHI83we/HR",
+	"vRhBj6icFI9b4j4Q9wdbW0XO8pD+Y6249QB1Of2/WPdxwzcEsSWZn3ah9uS86s+UnBHIWez3wjx6SMle",
+	"QRA0dRjg6PVr5QXHRyis9Ij+aNX/het/NevvRvUv/7twQCbSVYQZtdIpM00XKz7/fmg1j99ar//xRlcl",
+	"naLYlVI/KOtO/aFgHxzwbsFdz6BZla/1Ka2bH//NKWn08DIVmmAggKiTQTMaMl5ckeBTMtWAGgnazRyk",
+	"uzwRwDIoFAqAo9pE/we5jAbIE4hJR9y8GeWPag10rs9BoMNj5JpTmfHZgqPDN1vOFuSzYxk3ISJ2OdMV",
+	"C/N7mfJ7cHY2bWpdH/Zk4BAlAitd6rdDeHj3IrVk/E9aAXn/aWyvFNxe/VdEikcU8K3R5pHSe43UexXi",
+	"8deesL4rxe3Pef5d14YUHF/LMsiVZA2h0D/AdzmaerdAUhUHJacifvSDabsUfj/k9Nf65skRXu5JcELm",
+	"iVVfDtPQDTAD1gp14j9/hKwYYwBNqO/TpVKRKIYhenVUEJKIQYbUnNW3ko0+EyLQoD8emRRADSgANKkE",
+	"MeLgT+ozygW4aAlj+SSpkuAaUqyBOoIjGooxDYmrSvQ9PiRyebDwxj4kwHtJkAbdHso3LcRpNnTTP/+V",
+	"oyVlc10ByMWQ6PGMV7ruxtPK2mOqxhnd9Lpq3gojTP0jkCcaQzIkP/8cbdjGzz+jthpzhBsmR4TRmLor",
+	"NVj721Dtn2HlBDUaDQsN1T6S/34bpoIO8gf1/6jRaAwrd3dyiXRzZVabBg51YVjRvSgNqP8xNUnDyv+9",
+	"2/CFuzu7MSQ5oDq5Gj6numQF8w3BJjNzVbok592Ku1EIauqshFpatWcQC/0IVYCj42ZzSArgIlVVU4wo",
+	"RvACeCIi4ppz2VUD9elC/8mHZIZvwSyW1Dqq4ku+jRkgZwbOXPOyrqdnt8AQw+pQk5hhHUnSozwZkjjF",
+	"cNPrclTdEcBySIoRLGsWckIu6CKuBaquQVrqYi7u/SVnUi0At7QQ9pd4pchmaeQmdHz4qtZALRRgMZPr",
+	"pmieQtAakhhCS25uuiRmOxN9mivCdEtW5DhTBoduNOzWkESrasS0Kk2aEgWDp1lAChfJAHbLAIipkpET",
+	"9F6JAxQJmUajYaNqWtDIX+QkhmQ33C8Ff5UM+DAPAzYkeu/J18YgrW2OBEWUQGq6cgcD14aJIlqCjhfB",
+	"IHIzsR4WoI/sKgZvY2cWd7TAK7TAc5AORrOJ0jh6BhAQBcDkzEgoQFLenFg2IWbFhT9xZNfrUj/U1Wfq",
+	"5h1bHb7KQPcNFS04CCmXaqcGok8uRqix+MCVfwHnJZB95uzxkFxJ9sEGQzCB+pDMc3z0rgxfTguyIcmA",
+	"3xmmRh6JIO0aqKV9GUrRBpi+IakeNdWp6TX61DSEn1w0c3DZUpnLmKxmuMdH7+Ro0oh3BiAvPcJMRZ3K",
+	"behtAHItlbwfkoBRR9KNEvUhuiQNZB/o825/ye1+oDL0fyWHXqKwv67exAyGRO9KsxI6J+l7DhCujDiD",
+	"/dsKsDOD+lGjacqKk1PWy+WygdXjBmXTA9OWH3Q7Z+3Lflu1kTrfE/pwtlJVretOxarcAuNaoTYbh/o1",
+	"GgDBgVc5qbxqNBuvlDMnZsogiCYm/54WGe4ts8GOms3UWbmISB5HYSA1MXIpaExMQUNHq90Ie1NaBXHd",
+	"YsetnFQ+gPhovpsDMD5qNp8MbjBXeFiGNZuZSsZwqpz88cWq8Ci7W+lKm1S+GzA6Vq4TnnJpA5vyxC+y",
+	"sWGPHQlqTqvGMKVGnlnodfNVMUBp6mRqEV17+uvfnazxjDwDSypNYpUQe918VfaJeMwHBbixm1ZGztrb",
+	"vjS3hwc48OpzWPHS9bmEpdZvjIsGit0S1+OBj1cGkQvRiRYaBqmSS/d2fT2k96bhPfg+V6QAJq2c2Y12",
+	"w47wbhXMGFercqzHs3lVUvDiqsnh9iYZIFHZ6Ojd9kZ5MF3FNTuMLwsC/VheS+17Lgqgc+d6WSNOi3/6",
+	"cmdVAspLCismoe9HbMNAhEyaYpQ4YKnIyKnWQ2gOEBi7RKqh/sdW/ej1G6VzNAuuc1sauyZBIHpvML6e",
+	"hNOK4HHu1mHojzRnPCFz54M4Jfwt6brEHJng0Atnb+FsTVaEScTQxfyck50H3+aw6rh3yXHSYlaXq8EF",
+	"DbRnLT1obCBoqxF87QLPjWeNHOz7ypDWXUq2B39SW+dzXayY4vO9itV8meUWzjPOyfNyXvN4e6MYT/5v",
+	"yqp6HbayqpW58uSPgttEYoBp10L2HFYPuk1EbYBdLxSRH9l2o8gXs8dc/8+DNHZQoY2SVeUFlZNRDxYi",
+	"GXPmGk89ov0U6YUrNBhbmmo2qmbiYap+qXaiHzai7qT7o36Iil7iH9L3xhTbQefd3ypri1PEE8krB+a+",
+	"mjvrW+FdM8q/yuCaxzhgusK2JLBaBHr+ZY+CJI1zVSA+rgioqqUI4+G8+9uL4trVJHMBu3UdiUaq3Dcl",
+	"Fi6ifRRrMLm7dLXAwTdPK7D7cWRy7Y/kmGIrr+vNweDiWiqjvGGDKgtPRzql8xzFJEwQWs3wsFnXnZmY",
+	"DbqkcWx1TN3V+nbTZRi/MLrQm25vjJ0rYClRjfFtSFyvkJneD64imztsiviKIdngcIeZqKt0/qZbTi82",
+	"wvF6xpdr3G8PRiH13VxwS4fxtGqRYtLorwYyhllcqa6jenIX+R4Xum5jXQ21468/QhnlK1WnoAL2ZXei",
+	"bdBTr3Nq6jtqqUJIkS3qKqb9i8LaRWFBivmiDZIwZHncQLtpXBq/cUJKqozkDI+plNBXREihG/2gSydU",
+	"trEg2mA0j4pWa6E8JENy0+vqVBqqFqbLpF0Y440aDZaAjg5JCraqIGNWO1VdzSgXaBFygQx8+ZBUS7Jm",
+	"pwjr101aS+VDTCuOBLUQRj6lwRg7c2tIAubdYgEWOvtw2RpYyPfIvO5TB/sWCon3ZwjRf4vQF56DpZRh",
+	"oObmqsRqSHgAjjfxpK6K0g6USfp3rm/fSKW+QLAYg+tKGlMClg7nTEIObmYiUU5QpedUolif8EMKiSaV",
+	"gosXVluBKhGhkjZVnVFXK6Wo4OhAsYtwnEUKKBNRHq6mcjfNd0OSu2FOra2pVdi4vgUX7dVO4hq6180h",
+	"idKXchRv0a/vFaqk72sEA65PUigQA147NYlbtdRjUFAIQyLoHIhur9/Tz6X0nlHfVdcMMOqnENBO0UfK",
+	"hTUkmbyihc607KvrSo7k/8EqAAsNDLB4vU0c6upU6FmMe2mhXwGCekv6Qha6ZvTrqv6zhQZt1dDzFeR9",
+	"MGXYBQvZn+r/1LUI9Z/tIVHJ6WX8g1I+hgF0wqcoONdOztrsLzyXr7W5y5bsSEd1nwG7Mui0Eusw5vvv",
+	"Fre7t6X3tw70pY57FamgvJEW+0llgb4W4nQiTNxL6554SXXwDzsOBKqAJgHeIi7yAUvxLY01fqpUmedm",
+	"ChBUdesSM5eXxQAz22nPZtGOccAMO78EA/ceDNzCzlZ5AG3NQjJ2UGQmFaZXn5PjdmW1F/Z6avb6AGIn",
+	"3rqfA5m65VoFj7BwCsowz1TJa1ySlC2IPUW2Mb1sS1cPqJ+t6A4erk1HfV3cAgfGF8BRbRzCqrDFMdog",
+	"CPxVkbGSrdndk7FSXBi8k7Hy9HstD4e3i3Q3UCr/0+JYf8P9qlfvodbNgUJ4uH8sOL+fC133i9jkYYC4",
+	"8Hzf2EOgK1j1FcJoHGrnJzmPpG+DzQOTa7xSt4GucchVRjUCNU2/hRGhdRqsazCF+PmcOiwHV7ptW8VA",
+	"Hi867an3iFqJ9P03gj54w2gu3NOOuc6B9I7BoYsUOu9pjNGQQObaOnOi1N+iKCEix/tj870uyHrh+6dP",
+	"WyiE5ydifCqwgHpyym0P/C8Zg/quwXZFdILs66v+ABUMx7gwqijHVjCtY5gprzoCLinYC2oK/ehE3d7C",
+	"QOUH8H7E2q0Xs6pg67RcF+F0agFVfZhiZ6VRh1M7p5+8U7550ty6U+7v1PjmJrNnaurLc3sJy+213Lbk",
+	"dOYWGf89a27/E+S8SrAZCvM0O5ZyqbUP6d1yXX3GRl3/l6w4qirkKKpPidSMYx6HnjK5ucaQtFKZPnVq",
+	"xyRfxJKm2egEYSRmHnOTnM9F69Oo3/lw2bn8MPq1/bk/Uom09rm9XjhSmqZIHRV+0RAvGuIeGuIxOmGX",
+	"smIV+I0qhlOiVUF/xVX1KgunC0eOm++Qfda6vLwajM7b3fagPeq2+oP0FrHL0gubtsFxecnz3yfy/5/A",
+	"olGqYDcufYxOsApSYynbSdUb8/n+y435fOdqY59Od60yLi4pRtWxnFnNlGlNPD+GBCgo2bpWDr025Pjc",
+	"C3QdRwBYIEaXHDl0sfCEOpQJE8rAxL+ZgfVTO4sBLk7NdOVc1tavqB4rh7ldRMPteEhlRckxhuZuSnAN",
+	"yaYQGCMOhhjVpw5SsBgpyOPq5s6y+jN1ffnIwL0kw9oNv3y38cTrtWUoQNyHD2Rv1eKZKrzX37UKL3MN",
+	"xZbqu2gVXorvdvENUjcglxenRi8daAVex76CWym29ft0Iur6RY7CAAmKbMVlqfruBRbOLDJYIvFYpb4b",
+	"i9DaDhXd5siT718kk9hB0D1eFj27+IxhnaRoe5CU2NSrFlNP1u3mAyg/0gmU9euwC2TLP2f4O9at/H1t",
+	"S32NU7zTE7zM3eXMOCoGKJc0ZlVOY/yTWMaoSiozCl+FQQzYjba0kpyiLvFFHZfrUloNGKKAVdRJFfCm",
+	"CmElqlGNvqRyl3MvCIoib4a3zGAUsOueKgayFzM8c6XAyxba5xZS8N0qtHtPPa2PRm3W0/rkSqmKjnHC",
+	"NOacVpo5HW0NCQ309W/+StpelKQKsJAdQdCmE5HyneyRJ2tIzFkwG4kZ5aC3oYMJoao4OuoGVWMIUUsf",
+	"+7IijkowqdQNGiJ05lFnHpH+2pQB56hq9mttp7BfDOf9QPui3C+NMHoLLtZI7uH4srPG3avt8Xc5T7qO",
+	"Kr9JEkU89SKKdjvgltPmE494fJbIpXuJpTW1XrTtlMpMbbz/caqzCM++JMSv4dLVqVmFr+O9sO2ObPtg",
+	"DbqtwD9le1ooRvQWqBpnudyoGjuFbKWw13K3melDUDnzNToHkDNf43LsvPW62f7cZ9635N617aeeX44B",
+	"7Du2v1E2x2cA1kLGz8c0O3LLC4vspZR/G388HAOiSJgemNuzyjMrneRmPcpcYMkFBVJ2Vu0FpDFWEJfO",
+	"i6eOhTLQAJPygZSmJA2MGnnwkehZE8iYIPlRLWatIcE8jY3sUuAWYnAL2JeWD6FCWkCnkn4xeqznoqp0",
+	"VjC6uemc14ZEn+407+rIQ+oMl+/Nk/hI1IdBqS1yRJJN2YqIuE+EJ/2NXcp4ojV92aH7KdyJmFbda26Q",
+	"vnHCAs+xbR1MHPD3gwmjsmYKCyZ7c+Zp5p4PXerMt92F2UBXEQaorm+ITmv3B63BTd/eIaFwpubaM7de",
+	"7lv75a4T3m4x5ef/Ukfx3bdpX9AAKabVx07u5Q6bUwPSUdnP/vpFbq3kOlkNHb8BdmmpAmbJzTsKHQN7",
+	"xJzK0Y/jCjz46nHBdc1exKVVdarOc9VdAurUnfohhRLQce2T6BYhZiLuLtTdUO8m0BDTaOn5vr7XR/Wi",
+	"qVTLoyVFdwdMGPBZbD2MQ3cK4jT+n4SLMTB1DQIRHgmhoQXEebvb+b3d+zzqXI6ue1cfeu1+30ZV8wEa",
+	"e1kemdasIbF77cHayxnBVbPWpA6qxsjEtdMhOT5sItlP+3LQuboctT9dd3rtc/s0uYupaUJTXEN/R9dw",
+	"ihmQCM+7fd1tfc6jj98jovkMBv4LBtZ/EAbWud4mch/mwoJ6Pe8lDQVb1Qldfg+DI3M9tyoP0mkQj8S1",
+	"y09gZCjz4pIufxgLQ5FARWRCQIQuX8yKHyB6KZcEo+gC+Wg7EcU25ZvJIO/wAw7E3ZA4F5SZ41CJV+xq",
+	"GcwV6EjsbXhEJfUEw4RjAw+kLp2P/Fl1Ij8qucPCVCueIIyOmkdJwNKnXDSQbWwLWxkX+l4/PQ74ih2h",
+	"rydUlxDGFw2i6hxWUUCAB9iJHGofsykMiUkuccRDduvdgr4ppuQGw9P1Ow+HRH+v6FKZWiNBFjAXPmXP",
+	"HuuHQ2Jwo0qurVlKIt6a2wtT5dl0SaIrbxQK1T9NNMLO3RCpzIwEC8tCEeHUZYk4s5BDos2ymlwBU0Ua",
+	"p3KVLRaZd2txEJWcZd7UI9gfksTz9NyocpWBgq/BIuSnue7jO3OSaxv1yYvOefvi+mrQvjz7PLro9C9a",
+	"g7OPdgO19IUrghaf1TYHwDEfEls/Vm3iO3CicHkqvpNuftw8Tt82lLqzp8Ao6gNxjXW6pzxT+vrRZ84y",
+	"Za5oLVAALZLOXugVPY0DVwSWKluql0MphqPm0bMNLm0jJsNIZNXLSYIfwAMGhbm3jDdQkXbKXlKSvXHv",
+	"jy/SXtMYe0Xg5BgpXEJzA0RVXSjFQlLLXA90cnCg3ppRLk7eNt82lRFohrJe+ZLxPhdpMIpEcQjaSIog",
+	"kkPQ67XfyZk10yGX4ig5Wn1adE4tK9C1jvwLWPqbmUMY6581V4fJpxFGtoN9FaM25xNSfcVY8Ov99LUl",
+	"HK2gPqaglV1yvV9kD6S6jNd3vcv4SiDZFcveQsNTXZhraO6+3P3/AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -81,6 +81,9 @@ type options struct {
 	caFile string
 	// proxy puts a TCP proxy between hookd and PostgreSQL (env.proxy).
 	proxy bool
+	// server, if set, adjusts the server (limits, clock) before the router
+	// is built.
+	server func(*handlers.Server)
 }
 
 // setup starts hookd's full router on a real HTTP listener over a fresh
@@ -154,6 +157,9 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 		go func() { defer close(done); _ = eng.Run(ctx) }()
 		stopEngine = sync.OnceFunc(func() { cancel(); <-done })
 		t.Cleanup(stopEngine)
+	}
+	if o.server != nil {
+		o.server(srv)
 	}
 	router, err := handlers.NewRouter(srv)
 	require.NoError(t, err)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/ratelimit"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
 )
@@ -21,9 +23,41 @@ type Server struct {
 	Policy  *netguard.Policy
 	Logger  *slog.Logger // nil means slog.Default()
 
-	draining atomic.Bool
-	auth     authCache
+	// RateLimitDefault is the management API limit, in requests per minute
+	// per project, of projects whose own limit is 0. Zero means
+	// DefaultRateLimitPerMinute. Limits are counted per process.
+	RateLimitDefault int
+	// AuthFailureLimit is how many failed authentications (missing,
+	// malformed or unknown API key) one client address may make per minute;
+	// past it, its requests to secured routes answer 429 RATE_LIMITED
+	// without a key lookup. Zero means DefaultAuthFailureLimit; negative
+	// turns the check off.
+	AuthFailureLimit int
+	// TrustedProxies are the addresses of reverse proxies whose
+	// X-Forwarded-For header names the client. Empty: the client address is
+	// the TCP peer's and the header is ignored (anyone could forge it).
+	TrustedProxies []netip.Prefix
+	// Clock is the time of the rate limits and of the API-key cache; nil
+	// means time.Now. Tests set it to move time on.
+	Clock func() time.Time
+
+	draining     atomic.Bool
+	auth         authCache
+	mgmtLimits   ratelimit.Limiter // per project: management routes
+	sendLimits   ratelimit.Limiter // per project: POST /v1/webhooks/send
+	authFailures ratelimit.Limiter // per client address: failed authentications
 }
+
+// Defaults of the Server's limits.
+const (
+	// DefaultRateLimitPerMinute is the management API limit of a project
+	// (requests per minute) when neither the project nor the server sets
+	// one.
+	DefaultRateLimitPerMinute = 1000
+	// DefaultAuthFailureLimit is how many failed authentications per
+	// minute one client address may make.
+	DefaultAuthFailureLimit = 20
+)
 
 var _ gen.StrictServerInterface = (*Server)(nil)
 
@@ -38,6 +72,13 @@ func New(st *store.Store, kr *secrets.Keyring, policy *netguard.Policy, log *slo
 		return nil, errors.New("handlers: a URL policy is required")
 	}
 	return &Server{Store: st, Keyring: kr, Policy: policy, Logger: log}, nil
+}
+
+func (s *Server) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
 }
 
 func (s *Server) log() *slog.Logger {
