@@ -158,3 +158,21 @@ func TestRetryAfterSeconds(t *testing.T) {
 		require.Equal(t, want, ratelimit.RetryAfterSeconds(wait), wait.String())
 	}
 }
+
+// BenchmarkAllow measures one rate-limit decision, with parallel callers
+// spread over 1,000 keys (projects).
+func BenchmarkAllow(b *testing.B) {
+	l := ratelimit.New(0)
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("project-", i)
+	}
+	var n atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(n.Add(1))
+		for pb.Next() {
+			i++
+			l.Allow(keys[i%len(keys)], ratelimit.DefaultMaxKeys, t0)
+		}
+	})
+}
