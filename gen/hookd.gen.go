@@ -4969,6 +4969,11 @@ func (r GetReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListApiKeysResponse429Headers the declared response headers of an HTTP 429 response for ListApiKeys
+type ListApiKeysResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListApiKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -4978,10 +4983,14 @@ type ListApiKeysResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListApiKeysResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -4997,6 +5006,11 @@ func (r ListApiKeysResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListApiKeysResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListApiKeysResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5038,6 +5052,11 @@ func (r ListApiKeysResponse) ContentType() string {
 	return ""
 }
 
+// CreateApiKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateApiKey
+type CreateApiKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CreateApiKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5047,10 +5066,14 @@ type CreateApiKeyResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateApiKeyResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -5066,6 +5089,11 @@ func (r CreateApiKeyResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r CreateApiKeyResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateApiKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5107,6 +5135,11 @@ func (r CreateApiKeyResponse) ContentType() string {
 	return ""
 }
 
+// DeleteApiKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteApiKey
+type DeleteApiKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteApiKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5118,10 +5151,14 @@ type DeleteApiKeyResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteApiKeyResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5142,6 +5179,11 @@ func (r DeleteApiKeyResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteApiKeyResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteApiKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5183,6 +5225,11 @@ func (r DeleteApiKeyResponse) ContentType() string {
 	return ""
 }
 
+// ListDLQResponse429Headers the declared response headers of an HTTP 429 response for ListDLQ
+type ListDLQResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListDLQResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5192,10 +5239,14 @@ type ListDLQResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListDLQResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5211,6 +5262,11 @@ func (r ListDLQResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListDLQResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListDLQResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5252,6 +5308,11 @@ func (r ListDLQResponse) ContentType() string {
 	return ""
 }
 
+// ReplayFromDLQResponse429Headers the declared response headers of an HTTP 429 response for ReplayFromDLQ
+type ReplayFromDLQResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayFromDLQResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5267,10 +5328,14 @@ type ReplayFromDLQResponse struct {
 	JSON409 *Conflict
 	// JSON410 the response for an HTTP 410 `application/json` response
 	JSON410 *Gone
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayFromDLQResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5301,6 +5366,11 @@ func (r ReplayFromDLQResponse) GetJSON409() *Conflict {
 // GetJSON410 returns the response for an HTTP 410 `application/json` response
 func (r ReplayFromDLQResponse) GetJSON410() *Gone {
 	return r.JSON410
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayFromDLQResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5342,6 +5412,11 @@ func (r ReplayFromDLQResponse) ContentType() string {
 	return ""
 }
 
+// ListEndpointsResponse429Headers the declared response headers of an HTTP 429 response for ListEndpoints
+type ListEndpointsResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListEndpointsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5351,10 +5426,14 @@ type ListEndpointsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEndpointsResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5370,6 +5449,11 @@ func (r ListEndpointsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ListEndpointsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListEndpointsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5411,6 +5495,11 @@ func (r ListEndpointsResponse) ContentType() string {
 	return ""
 }
 
+// CreateEndpointResponse429Headers the declared response headers of an HTTP 429 response for CreateEndpoint
+type CreateEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CreateEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5422,10 +5511,14 @@ type CreateEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateEndpointResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -5446,6 +5539,11 @@ func (r CreateEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CreateEndpointResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5487,6 +5585,11 @@ func (r CreateEndpointResponse) ContentType() string {
 	return ""
 }
 
+// DeleteEndpointResponse429Headers the declared response headers of an HTTP 429 response for DeleteEndpoint
+type DeleteEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5498,10 +5601,14 @@ type DeleteEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5522,6 +5629,11 @@ func (r DeleteEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5563,6 +5675,11 @@ func (r DeleteEndpointResponse) ContentType() string {
 	return ""
 }
 
+// GetEndpointResponse429Headers the declared response headers of an HTTP 429 response for GetEndpoint
+type GetEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5574,10 +5691,14 @@ type GetEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5598,6 +5719,11 @@ func (r GetEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5639,6 +5765,11 @@ func (r GetEndpointResponse) ContentType() string {
 	return ""
 }
 
+// UpdateEndpointResponse429Headers the declared response headers of an HTTP 429 response for UpdateEndpoint
+type UpdateEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type UpdateEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5652,10 +5783,14 @@ type UpdateEndpointResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5681,6 +5816,11 @@ func (r UpdateEndpointResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r UpdateEndpointResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdateEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5722,6 +5862,11 @@ func (r UpdateEndpointResponse) ContentType() string {
 	return ""
 }
 
+// PauseEndpointResponse429Headers the declared response headers of an HTTP 429 response for PauseEndpoint
+type PauseEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type PauseEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5733,10 +5878,14 @@ type PauseEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PauseEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5757,6 +5906,11 @@ func (r PauseEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r PauseEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PauseEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5798,6 +5952,11 @@ func (r PauseEndpointResponse) ContentType() string {
 	return ""
 }
 
+// ResumeEndpointResponse429Headers the declared response headers of an HTTP 429 response for ResumeEndpoint
+type ResumeEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ResumeEndpointResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5809,10 +5968,14 @@ type ResumeEndpointResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResumeEndpointResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5833,6 +5996,11 @@ func (r ResumeEndpointResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ResumeEndpointResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResumeEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5874,6 +6042,11 @@ func (r ResumeEndpointResponse) ContentType() string {
 	return ""
 }
 
+// RotateSecretResponse429Headers the declared response headers of an HTTP 429 response for RotateSecret
+type RotateSecretResponse429Headers struct {
+	RetryAfter *int
+}
+
 type RotateSecretResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5887,10 +6060,14 @@ type RotateSecretResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RotateSecretResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -5916,6 +6093,11 @@ func (r RotateSecretResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r RotateSecretResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RotateSecretResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -5957,6 +6139,11 @@ func (r RotateSecretResponse) ContentType() string {
 	return ""
 }
 
+// ListSigningKeysResponse429Headers the declared response headers of an HTTP 429 response for ListSigningKeys
+type ListSigningKeysResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ListSigningKeysResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5968,10 +6155,14 @@ type ListSigningKeysResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListSigningKeysResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5992,6 +6183,11 @@ func (r ListSigningKeysResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r ListSigningKeysResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListSigningKeysResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6033,6 +6229,11 @@ func (r ListSigningKeysResponse) ContentType() string {
 	return ""
 }
 
+// CreateSigningKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateSigningKey
+type CreateSigningKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CreateSigningKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6046,10 +6247,14 @@ type CreateSigningKeyResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateSigningKeyResponse429Headers
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
@@ -6075,6 +6280,11 @@ func (r CreateSigningKeyResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CreateSigningKeyResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateSigningKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6116,6 +6326,11 @@ func (r CreateSigningKeyResponse) ContentType() string {
 	return ""
 }
 
+// DeleteSigningKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteSigningKey
+type DeleteSigningKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteSigningKeyResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6127,10 +6342,14 @@ type DeleteSigningKeyResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteSigningKeyResponse429Headers
 }
 
 // GetJSON400 returns the response for an HTTP 400 `application/json` response
@@ -6151,6 +6370,11 @@ func (r DeleteSigningKeyResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r DeleteSigningKeyResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteSigningKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6657,6 +6881,11 @@ func (r GetExportFileResponse) ContentType() string {
 	return ""
 }
 
+// GetLogsResponse429Headers the declared response headers of an HTTP 429 response for GetLogs
+type GetLogsResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetLogsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6666,10 +6895,14 @@ type GetLogsResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetLogsResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6685,6 +6918,11 @@ func (r GetLogsResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r GetLogsResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetLogsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6726,6 +6964,11 @@ func (r GetLogsResponse) ContentType() string {
 	return ""
 }
 
+// DeleteAllMessagesResponse429Headers the declared response headers of an HTTP 429 response for DeleteAllMessages
+type DeleteAllMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteAllMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6735,10 +6978,14 @@ type DeleteAllMessagesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAllMessagesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6754,6 +7001,11 @@ func (r DeleteAllMessagesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteAllMessagesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAllMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6795,6 +7047,11 @@ func (r DeleteAllMessagesResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMessagesBatchResponse429Headers the declared response headers of an HTTP 429 response for DeleteMessagesBatch
+type DeleteMessagesBatchResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteMessagesBatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6804,10 +7061,14 @@ type DeleteMessagesBatchResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMessagesBatchResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6823,6 +7084,11 @@ func (r DeleteMessagesBatchResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r DeleteMessagesBatchResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteMessagesBatchResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6864,6 +7130,11 @@ func (r DeleteMessagesBatchResponse) ContentType() string {
 	return ""
 }
 
+// ReplayAllMessagesResponse429Headers the declared response headers of an HTTP 429 response for ReplayAllMessages
+type ReplayAllMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayAllMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6873,10 +7144,14 @@ type ReplayAllMessagesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayAllMessagesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6892,6 +7167,11 @@ func (r ReplayAllMessagesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ReplayAllMessagesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayAllMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -6933,6 +7213,11 @@ func (r ReplayAllMessagesResponse) ContentType() string {
 	return ""
 }
 
+// ReplayBatchMessagesResponse429Headers the declared response headers of an HTTP 429 response for ReplayBatchMessages
+type ReplayBatchMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayBatchMessagesResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6942,10 +7227,14 @@ type ReplayBatchMessagesResponse struct {
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayBatchMessagesResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -6961,6 +7250,11 @@ func (r ReplayBatchMessagesResponse) GetJSON400() *BadRequest {
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
 func (r ReplayBatchMessagesResponse) GetJSON401() *Unauthorized {
 	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayBatchMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7002,6 +7296,11 @@ func (r ReplayBatchMessagesResponse) ContentType() string {
 	return ""
 }
 
+// DeleteMessageResponse429Headers the declared response headers of an HTTP 429 response for DeleteMessage
+type DeleteMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
 type DeleteMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7013,10 +7312,14 @@ type DeleteMessageResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteMessageResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7037,6 +7340,11 @@ func (r DeleteMessageResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r DeleteMessageResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7078,6 +7386,11 @@ func (r DeleteMessageResponse) ContentType() string {
 	return ""
 }
 
+// GetMessageResponse429Headers the declared response headers of an HTTP 429 response for GetMessage
+type GetMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7089,10 +7402,14 @@ type GetMessageResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMessageResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7113,6 +7430,11 @@ func (r GetMessageResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetMessageResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7154,6 +7476,11 @@ func (r GetMessageResponse) ContentType() string {
 	return ""
 }
 
+// GetMessageAttemptsResponse429Headers the declared response headers of an HTTP 429 response for GetMessageAttempts
+type GetMessageAttemptsResponse429Headers struct {
+	RetryAfter *int
+}
+
 type GetMessageAttemptsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7165,10 +7492,14 @@ type GetMessageAttemptsResponse struct {
 	JSON401 *Unauthorized
 	// JSON404 the response for an HTTP 404 `application/json` response
 	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMessageAttemptsResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7189,6 +7520,11 @@ func (r GetMessageAttemptsResponse) GetJSON401() *Unauthorized {
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
 func (r GetMessageAttemptsResponse) GetJSON404() *NotFound {
 	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetMessageAttemptsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7230,6 +7566,11 @@ func (r GetMessageAttemptsResponse) ContentType() string {
 	return ""
 }
 
+// CancelRetryResponse429Headers the declared response headers of an HTTP 429 response for CancelRetry
+type CancelRetryResponse429Headers struct {
+	RetryAfter *int
+}
+
 type CancelRetryResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7243,10 +7584,14 @@ type CancelRetryResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CancelRetryResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7272,6 +7617,11 @@ func (r CancelRetryResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r CancelRetryResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CancelRetryResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7313,6 +7663,11 @@ func (r CancelRetryResponse) ContentType() string {
 	return ""
 }
 
+// ReplayMessageResponse429Headers the declared response headers of an HTTP 429 response for ReplayMessage
+type ReplayMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
 type ReplayMessageResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7334,6 +7689,8 @@ type ReplayMessageResponse struct {
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayMessageResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7410,6 +7767,11 @@ func (r ReplayMessageResponse) ContentType() string {
 	return ""
 }
 
+// RetryNowResponse429Headers the declared response headers of an HTTP 429 response for RetryNow
+type RetryNowResponse429Headers struct {
+	RetryAfter *int
+}
+
 type RetryNowResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7423,10 +7785,14 @@ type RetryNowResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *RetryNowResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7452,6 +7818,11 @@ func (r RetryNowResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r RetryNowResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r RetryNowResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -7631,6 +8002,11 @@ func (r GetMetricsTimeseriesResponse) ContentType() string {
 	return ""
 }
 
+// SendWebhookResponse429Headers the declared response headers of an HTTP 429 response for SendWebhook
+type SendWebhookResponse429Headers struct {
+	RetryAfter *int
+}
+
 type SendWebhookResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7646,10 +8022,14 @@ type SendWebhookResponse struct {
 	JSON404 *NotFound
 	// JSON409 the response for an HTTP 409 `application/json` response
 	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *InternalError
 	// JSON503 the response for an HTTP 503 `application/json` response
 	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendWebhookResponse429Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7680,6 +8060,11 @@ func (r SendWebhookResponse) GetJSON404() *NotFound {
 // GetJSON409 returns the response for an HTTP 409 `application/json` response
 func (r SendWebhookResponse) GetJSON409() *Conflict {
 	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r SendWebhookResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
 }
 
 // GetJSON500 returns the response for an HTTP 500 `application/json` response
@@ -8609,6 +8994,13 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8623,6 +9015,19 @@ func ParseListApiKeysResponse(rsp *http.Response) (*ListApiKeysResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListApiKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8663,6 +9068,13 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8677,6 +9089,19 @@ func ParseCreateApiKeyResponse(rsp *http.Response) (*CreateApiKeyResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateApiKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8724,6 +9149,13 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8738,6 +9170,19 @@ func ParseDeleteApiKeyResponse(rsp *http.Response) (*DeleteApiKeyResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteApiKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8778,6 +9223,13 @@ func ParseListDLQResponse(rsp *http.Response) (*ListDLQResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8792,6 +9244,19 @@ func ParseListDLQResponse(rsp *http.Response) (*ListDLQResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListDLQResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8853,6 +9318,13 @@ func ParseReplayFromDLQResponse(rsp *http.Response) (*ReplayFromDLQResponse, err
 		}
 		response.JSON410 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8867,6 +9339,19 @@ func ParseReplayFromDLQResponse(rsp *http.Response) (*ReplayFromDLQResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayFromDLQResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8907,6 +9392,13 @@ func ParseListEndpointsResponse(rsp *http.Response) (*ListEndpointsResponse, err
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8921,6 +9413,19 @@ func ParseListEndpointsResponse(rsp *http.Response) (*ListEndpointsResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListEndpointsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -8968,6 +9473,13 @@ func ParseCreateEndpointResponse(rsp *http.Response) (*CreateEndpointResponse, e
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8982,6 +9494,19 @@ func ParseCreateEndpointResponse(rsp *http.Response) (*CreateEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9029,6 +9554,13 @@ func ParseDeleteEndpointResponse(rsp *http.Response) (*DeleteEndpointResponse, e
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9043,6 +9575,19 @@ func ParseDeleteEndpointResponse(rsp *http.Response) (*DeleteEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9090,6 +9635,13 @@ func ParseGetEndpointResponse(rsp *http.Response) (*GetEndpointResponse, error) 
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9104,6 +9656,19 @@ func ParseGetEndpointResponse(rsp *http.Response) (*GetEndpointResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9158,6 +9723,13 @@ func ParseUpdateEndpointResponse(rsp *http.Response) (*UpdateEndpointResponse, e
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9172,6 +9744,19 @@ func ParseUpdateEndpointResponse(rsp *http.Response) (*UpdateEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdateEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9219,6 +9804,13 @@ func ParsePauseEndpointResponse(rsp *http.Response) (*PauseEndpointResponse, err
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9233,6 +9825,19 @@ func ParsePauseEndpointResponse(rsp *http.Response) (*PauseEndpointResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PauseEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9280,6 +9885,13 @@ func ParseResumeEndpointResponse(rsp *http.Response) (*ResumeEndpointResponse, e
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9294,6 +9906,19 @@ func ParseResumeEndpointResponse(rsp *http.Response) (*ResumeEndpointResponse, e
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResumeEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9348,6 +9973,13 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9362,6 +9994,19 @@ func ParseRotateSecretResponse(rsp *http.Response) (*RotateSecretResponse, error
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RotateSecretResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9409,6 +10054,13 @@ func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse,
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9423,6 +10075,19 @@ func ParseListSigningKeysResponse(rsp *http.Response) (*ListSigningKeysResponse,
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListSigningKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9477,6 +10142,13 @@ func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyRespons
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9491,6 +10163,19 @@ func ParseCreateSigningKeyResponse(rsp *http.Response) (*CreateSigningKeyRespons
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateSigningKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9541,6 +10226,13 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9555,6 +10247,19 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteSigningKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -9997,6 +10702,13 @@ func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10011,6 +10723,19 @@ func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetLogsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10051,6 +10776,13 @@ func ParseDeleteAllMessagesResponse(rsp *http.Response) (*DeleteAllMessagesRespo
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10065,6 +10797,19 @@ func ParseDeleteAllMessagesResponse(rsp *http.Response) (*DeleteAllMessagesRespo
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteAllMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10105,6 +10850,13 @@ func ParseDeleteMessagesBatchResponse(rsp *http.Response) (*DeleteMessagesBatchR
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10119,6 +10871,19 @@ func ParseDeleteMessagesBatchResponse(rsp *http.Response) (*DeleteMessagesBatchR
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteMessagesBatchResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10159,6 +10924,13 @@ func ParseReplayAllMessagesResponse(rsp *http.Response) (*ReplayAllMessagesRespo
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10173,6 +10945,19 @@ func ParseReplayAllMessagesResponse(rsp *http.Response) (*ReplayAllMessagesRespo
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayAllMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10213,6 +10998,13 @@ func ParseReplayBatchMessagesResponse(rsp *http.Response) (*ReplayBatchMessagesR
 		}
 		response.JSON401 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10227,6 +11019,19 @@ func ParseReplayBatchMessagesResponse(rsp *http.Response) (*ReplayBatchMessagesR
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayBatchMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10274,6 +11079,13 @@ func ParseDeleteMessageResponse(rsp *http.Response) (*DeleteMessageResponse, err
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10288,6 +11100,19 @@ func ParseDeleteMessageResponse(rsp *http.Response) (*DeleteMessageResponse, err
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10335,6 +11160,13 @@ func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10349,6 +11181,19 @@ func ParseGetMessageResponse(rsp *http.Response) (*GetMessageResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10396,6 +11241,13 @@ func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsRes
 		}
 		response.JSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10410,6 +11262,19 @@ func ParseGetMessageAttemptsResponse(rsp *http.Response) (*GetMessageAttemptsRes
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetMessageAttemptsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10464,6 +11329,13 @@ func ParseCancelRetryResponse(rsp *http.Response) (*CancelRetryResponse, error) 
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10478,6 +11350,19 @@ func ParseCancelRetryResponse(rsp *http.Response) (*CancelRetryResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CancelRetryResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10562,6 +11447,19 @@ func ParseReplayMessageResponse(rsp *http.Response) (*ReplayMessageResponse, err
 
 	}
 
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
 	return response, nil
 }
 
@@ -10614,6 +11512,13 @@ func ParseRetryNowResponse(rsp *http.Response) (*RetryNowResponse, error) {
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10628,6 +11533,19 @@ func ParseRetryNowResponse(rsp *http.Response) (*RetryNowResponse, error) {
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers RetryNowResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -10797,6 +11715,13 @@ func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) 
 		}
 		response.JSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10811,6 +11736,19 @@ func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) 
 		}
 		response.JSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers SendWebhookResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
 	}
 
 	return response, nil
@@ -11736,7 +12674,14 @@ type NotFoundJSONResponse ErrorEnvelope
 
 type ServiceUnavailableJSONResponse ErrorEnvelope
 
-type TooManyRequestsJSONResponse ErrorEnvelope
+type TooManyRequestsResponseHeaders struct {
+	RetryAfter *int
+}
+type TooManyRequestsJSONResponse struct {
+	Body ErrorEnvelope
+
+	Headers TooManyRequestsResponseHeaders
+}
 
 type UnauthorizedJSONResponse ErrorEnvelope
 
@@ -11845,6 +12790,23 @@ func (response ListApiKeys401JSONResponse) VisitListApiKeysResponse(w http.Respo
 	return err
 }
 
+type ListApiKeys429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListApiKeys429JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListApiKeys500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ListApiKeys500JSONResponse) VisitListApiKeysResponse(w http.ResponseWriter) error {
@@ -11919,6 +12881,23 @@ func (response CreateApiKey401JSONResponse) VisitCreateApiKeyResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateApiKey429JSONResponse) VisitCreateApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12015,6 +12994,23 @@ func (response DeleteApiKey404JSONResponse) VisitDeleteApiKeyResponse(w http.Res
 	return err
 }
 
+type DeleteApiKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteApiKey429JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteApiKey500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteApiKey500JSONResponse) VisitDeleteApiKeyResponse(w http.ResponseWriter) error {
@@ -12089,6 +13085,23 @@ func (response ListDLQ401JSONResponse) VisitListDLQResponse(w http.ResponseWrite
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListDLQ429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListDLQ429JSONResponse) VisitListDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12213,6 +13226,23 @@ func (response ReplayFromDLQ410JSONResponse) VisitReplayFromDLQResponse(w http.R
 	return err
 }
 
+type ReplayFromDLQ429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayFromDLQ429JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplayFromDLQ500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ReplayFromDLQ500JSONResponse) VisitReplayFromDLQResponse(w http.ResponseWriter) error {
@@ -12287,6 +13317,23 @@ func (response ListEndpoints401JSONResponse) VisitListEndpointsResponse(w http.R
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEndpoints429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListEndpoints429JSONResponse) VisitListEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12383,6 +13430,23 @@ func (response CreateEndpoint409JSONResponse) VisitCreateEndpointResponse(w http
 	return err
 }
 
+type CreateEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateEndpoint429JSONResponse) VisitCreateEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response CreateEndpoint500JSONResponse) VisitCreateEndpointResponse(w http.ResponseWriter) error {
@@ -12475,6 +13539,23 @@ func (response DeleteEndpoint404JSONResponse) VisitDeleteEndpointResponse(w http
 	return err
 }
 
+type DeleteEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteEndpoint429JSONResponse) VisitDeleteEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteEndpoint500JSONResponse) VisitDeleteEndpointResponse(w http.ResponseWriter) error {
@@ -12563,6 +13644,23 @@ func (response GetEndpoint404JSONResponse) VisitGetEndpointResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetEndpoint429JSONResponse) VisitGetEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12674,6 +13772,23 @@ func (response UpdateEndpoint409JSONResponse) VisitUpdateEndpointResponse(w http
 	return err
 }
 
+type UpdateEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateEndpoint429JSONResponse) VisitUpdateEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type UpdateEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response UpdateEndpoint500JSONResponse) VisitUpdateEndpointResponse(w http.ResponseWriter) error {
@@ -12766,6 +13881,23 @@ func (response PauseEndpoint404JSONResponse) VisitPauseEndpointResponse(w http.R
 	return err
 }
 
+type PauseEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PauseEndpoint429JSONResponse) VisitPauseEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response PauseEndpoint500JSONResponse) VisitPauseEndpointResponse(w http.ResponseWriter) error {
@@ -12854,6 +13986,23 @@ func (response ResumeEndpoint404JSONResponse) VisitResumeEndpointResponse(w http
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ResumeEndpoint429JSONResponse) VisitResumeEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12964,6 +14113,23 @@ func (response RotateSecret409JSONResponse) VisitRotateSecretResponse(w http.Res
 	return err
 }
 
+type RotateSecret429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RotateSecret429JSONResponse) VisitRotateSecretResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type RotateSecret500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response RotateSecret500JSONResponse) VisitRotateSecretResponse(w http.ResponseWriter) error {
@@ -13052,6 +14218,23 @@ func (response ListSigningKeys404JSONResponse) VisitListSigningKeysResponse(w ht
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListSigningKeys429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListSigningKeys429JSONResponse) VisitListSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13162,6 +14345,23 @@ func (response CreateSigningKey409JSONResponse) VisitCreateSigningKeyResponse(w 
 	return err
 }
 
+type CreateSigningKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateSigningKey429JSONResponse) VisitCreateSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type CreateSigningKey500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response CreateSigningKey500JSONResponse) VisitCreateSigningKeyResponse(w http.ResponseWriter) error {
@@ -13259,6 +14459,23 @@ func (response DeleteSigningKey409JSONResponse) VisitDeleteSigningKeyResponse(w 
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteSigningKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteSigningKey429JSONResponse) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13930,6 +15147,23 @@ func (response GetLogs401JSONResponse) VisitGetLogsResponse(w http.ResponseWrite
 	return err
 }
 
+type GetLogs429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetLogs429JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLogs500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetLogs500JSONResponse) VisitGetLogsResponse(w http.ResponseWriter) error {
@@ -14004,6 +15238,23 @@ func (response DeleteAllMessages401JSONResponse) VisitDeleteAllMessagesResponse(
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteAllMessages429JSONResponse) VisitDeleteAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14086,6 +15337,23 @@ func (response DeleteMessagesBatch401JSONResponse) VisitDeleteMessagesBatchRespo
 	return err
 }
 
+type DeleteMessagesBatch429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteMessagesBatch429JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMessagesBatch500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteMessagesBatch500JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
@@ -14164,6 +15432,23 @@ func (response ReplayAllMessages401JSONResponse) VisitReplayAllMessagesResponse(
 	return err
 }
 
+type ReplayAllMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayAllMessages429JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplayAllMessages500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response ReplayAllMessages500JSONResponse) VisitReplayAllMessagesResponse(w http.ResponseWriter) error {
@@ -14238,6 +15523,23 @@ func (response ReplayBatchMessages401JSONResponse) VisitReplayBatchMessagesRespo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayBatchMessages429JSONResponse) VisitReplayBatchMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14334,6 +15636,23 @@ func (response DeleteMessage404JSONResponse) VisitDeleteMessageResponse(w http.R
 	return err
 }
 
+type DeleteMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteMessage429JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type DeleteMessage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response DeleteMessage500JSONResponse) VisitDeleteMessageResponse(w http.ResponseWriter) error {
@@ -14426,6 +15745,23 @@ func (response GetMessage404JSONResponse) VisitGetMessageResponse(w http.Respons
 	return err
 }
 
+type GetMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetMessage429JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMessage500JSONResponse struct{ InternalErrorJSONResponse }
 
 func (response GetMessage500JSONResponse) VisitGetMessageResponse(w http.ResponseWriter) error {
@@ -14514,6 +15850,23 @@ func (response GetMessageAttempts404JSONResponse) VisitGetMessageAttemptsRespons
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessageAttempts429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetMessageAttempts429JSONResponse) VisitGetMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14620,6 +15973,23 @@ func (response CancelRetry409JSONResponse) VisitCancelRetryResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CancelRetry429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CancelRetry429JSONResponse) VisitCancelRetryResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14749,10 +16119,13 @@ type ReplayMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
 func (response ReplayMessage429JSONResponse) VisitReplayMessageResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
 	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14860,6 +16233,23 @@ func (response RetryNow409JSONResponse) VisitRetryNowResponse(w http.ResponseWri
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RetryNow429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response RetryNow429JSONResponse) VisitRetryNowResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15136,6 +16526,23 @@ func (response SendWebhook409JSONResponse) VisitSendWebhookResponse(w http.Respo
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhook429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response SendWebhook429JSONResponse) VisitSendWebhookResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -16401,203 +17808,210 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pcts4l+iroHSnqqVvKFlekk7smppSbCXRtGO7bbmXaeWKEAlLGFEAGwCt6Eul6j7NfbD7JLdwAHCR",
-	"SElek/46f7pjisRycHD25XMt4LOYM8KUrB1+rsVY4BlRRMBfx4mQXOh/hUQGgsaKclY7rPUnBPkzonCL",
-	"kU9qGMBrPuI3SE0IigW5pTyRKMZj0kLnMf4zIa2aV6P62z8TIhY1r8bwjNQOa+bbmleTwYTMsJ5rhj+d",
-	"EjZWk9rhi909r6YWsX5TKkHZuPbli1frsjDmlKneyeraOgwR+zOioYd8Eg99hFmI9vdQxOdEBFgSNCGf",
-	"UEjHVMl0ZTFWk2xhNKx5NUH+TKggYe1QiYTkFxljpYjQn/1vEg//wM2bdvP1x8/7e1/+rVa25A9ESjwm",
-	"pStGM/MjoiGqX1/3Tm5/bNxvVTdczLCqHdaSBN4sW4cSNJAOgqurOWfRAqkJlSkYf5BugRLVMdOr5DcI",
-	"M64mRKBY8P8hgX4pBXvAE6Yk0i9QNm5UHb17fwhLfQhoYUu/UhbyeTmyzuE3z6yMhGiEgym6EXyGGJ9X",
-	"rc98VFjavwlyUzus/a+d7NbsmF/lTnEZX/TKBJExZ5LAZXqDw0vyZ0IkAD3gTBEDfxzHEQ2wXu7O/0i9",
-	"5s9bTtkVgosuuyURj4mZcnXvwkyKqESU3eKIhofI75390jntnQwvuz9fd6/6vpc96p6dXJz3zuCZ+/fw",
-	"zen58U/dk8Kz67PLbuf4fefNaTf//ftu56R7eeUjLpB/0fn99LxzMuyfnw9PO5fvun6r9sWrHXN2E9Hg",
-	"K0EisLNLNKdqAjQrSIQgTCGpsCKHyD+5vjjtHXf63eH15ane3YfOb8Or3ruz3tm74U/d36+GsHcDkePO",
-	"2dl5f3jSPe32u8PTzlU//yrA5qT74eK83z07/n34oXf1odM/fp+H2VW/07++0k9Ouqe9X7qXvw97Z8OL",
-	"y/N3l90reH7Z7S89BEC+44w8LxBjvIg4DjU6MY4izsZEoCmJ1SEssnvW752fDbu/XfQuuydmkT2m7zOO",
-	"YPznW22HoYSRTzEJ9JUn+nXA/H738qxzOuxeXp5f+i1UuCMhuqEslIATIVGYRogyNOF8Gv4gUcTHsKEz",
-	"rt7yhIXPt5czjmQSTJAgkiciIHpVQKQt+T1EvkbBt+fXZyc+qmeXNPf0hguEkSQsbMAuroi4pQG5ZvgW",
-	"0wiPomfGpBArPNK8OMCMcYVG+hxwMCGaQF11L3/pHXeH12edXzq9UyAyLXRJlFgc2V0gNcEKjbkykMBM",
-	"zolAcwycB0nFBQlho33OP2C2sNRXPiMGoojOqII1ZVu77F6cdn4fnvY+9PrD7m/H3e6JuynXDCdqwgX9",
-	"Jwmf9zA6Fz00JQt9rWdUSsrGHprhSAsUJPRQwqaMz5mm6SGJiIKNXJ91rvvvzy97/23W/8WxSgBxJ6Y/",
-	"kQUwdMFjIhQ1fDAQBCsSDrEqSCwhVqSp6Iys8nivNiULLSUcfq6RT3gWa0yFZ+3d1/v4xWgv2A8PfiSv",
-	"bl7j9mg32Av3ycHNC/wyLBsrwiMS6aFKfpFqmMh0bUUo/TohDOiCBpN+FemzIkzpUyEhwikVqSdxaB4p",
-	"NONSIc4CgjCaUZYo0jhCLIkiRG8QI7dEaPGjFAr6LXMrjZi3st4ZD8mmwzen8EG/+cWrxYLc0E/lMtIN",
-	"FVKh3V0UTLDAgdYBnEQ/JQu9ygz2k+kwordkiHfflIpkmYT6hzs7B/h0EXb9Xh4hls7gYzo2H2kqp7dg",
-	"NnRsvnk07KoQGyc8MrtHVxNAfy0cT4gAdWYNlt4B6R5yiFsCXu8vB3Z3Dqvg3wjvlIqswF0T8+224Y5O",
-	"752obcRqvLI1mM1+X73oE0OpShab/WA/HXEeEczWnmIVeN1oGxfyGNBze3p66J1SqTavmCoyk9stXQ9t",
-	"58JC4MUz7OGDvVwhucFJpAmBJlu1ZQZ4QYOpdJTuBy1U6aviId/ROaPMTKZDRaQa+kAMWTLTC7ED6h9y",
-	"C8nud0cpMovVKgSx+WHI+Crx2W1qwSjUnGI20oRYCwKUJQThQHCppYk4wguZI0OUKTImQk8ZcMaGgmgq",
-	"Wo7iIZNDc2oZgeSJZjWVXMcsBD5OBEghlSOsfAGi91CRTwCFjWzNXL4NpgyvxhMV8BkcrzsLmQQBkRJM",
-	"JEossFlPTMQMa5QqPR/LtIcTgkNr9lqHjO/ta0a759EtCYc03mpfzhowHPGwhOFcx0hx9PIA/fTG8V0j",
-	"0nrouv+2+QrVrfqORgtFLAoEJAT7yt0mHyqRsABXksD05XsBxXwaYUVYsLBYUrG+HNKmH2oVPNn6IyUW",
-	"Q3yjiBhKEnAW3ulD8zyHPxHYe26wucsbgSoVFncVNlQQD/UFJYG6/x1UkRxOMAvlBE/JA4YRmMkbIh4w",
-	"groZ3ffrJYoOtzxHFAvgza57kQAVid3qbS7B5eq7UMpHzIIekxlahnBPbphb0P0Y49L3K5uZYDmccUGq",
-	"SIMB8DYSUu5dLxu2bFFGJjQ8O2ckLS4slaFzDoLddvsRFKMvlUtydvLKRY0SIUuUxTf6McIjfkuQL7Ai",
-	"Q7AEDEUs/SPURjOCmZE4JJ4RhOXKW5qqz/AnOtOkabfd1hudUWb+bpfRtMIKim6UUijdnbhPZjgYEqbv",
-	"dFgQq8z9LtGXb3AkiYdCosUkQYlEARZigRhHko4ZVokgyCwkJ8vk8a0AlVVAn2Qjx0QgwwQ0Iy24MDKQ",
-	"M25sMivg3QTdRESrs/sTpWJ5uLPje2h3T0+71z54ldOgPRQno4gGCIehIFKiuiQEzl0jEZCxHyTKDdpY",
-	"UrTt+K/3W7uvDlp7uy9b+wc7E86ncqPirVdcfdm6n2IuqvE6pIIEDpXWWpdgnJP0dS3vsXAI7G8FXh+c",
-	"H8kqnWhEbrgg5rD0J0cImDnygfbDKL6X2lFe76EQLyTSskW13WQF0fOOprv5u/Qcd3JHeTXKRjxh4XDt",
-	"pJfkRjMsVD9otxtHxr6MJmC5RHaAdDnSoqq7zC8PqiSRbYGOlVZnDKBTyG8PzkxAW6+1waxX5uVl3Myt",
-	"N4cvZdh6cvrzw/Tmk9OfL/CYPKm26ea4IzN1aLa17OCAmsxmWJQq1DmH/BZKydI20/Xk2HVxyNLNg0ni",
-	"A2aLbSwtBYYFPw7ttEMaFiGxKjsXNrt8Rnaq8nHXL/yBGJYB4CmRLO+zrxBCSm0BkgSJordkeINplAhS",
-	"wkXfYhoBYQDZUCLKEEaCz1HdqiqUM+NBkx5QC54o6aGD9iuIrHjx6ZPVVWXjCGG2QCY2wLpkBJFED6oq",
-	"zBX3MNkuyTqrv1MJUsp6S35ARZBQhUaC4CkRyH0FP6bhDHUKznOlv4qxptvOhA+7nFNJWuiSyGRGkCBN",
-	"Ix+57d7Psp8uXxBsfT3LW1hsv4OtDAQaOSgbDyVlQQkTudIE29klnLdcJEw/cnjlabYCgJlPaARyXaQm",
-	"i/uD4eES6irNrTDQm4MtcQOIhNjtFJCCSosLHhqZo+hc9PT+R+UHUwf08XN46esxJFFIcd7YVvgtkUuN",
-	"r+lOt8fKsuuZAWht+s3ibVtZlWfJT3ZcS8eQAreCGi3jXvH2rl6GJY9RDgDrqOajeow2kZ9lXyWJN7kq",
-	"R1UOpUlplFZ/QowP8qDEXSdJIIgqdVFppUtDusyhKqebFhmsG9LMWqIjzSeSBDYGTy9vhCV5eaAXu3eA",
-	"BGYhnxmT5nZetoch7xIAVpafA/pG19gSaj1MiFjG0+eQJO7nINvG9LPRMba0hMeB3XM4x9xcj7PiZ1nq",
-	"Ixov3ZBrNJBttqOVpQdt6SJl18XNVHB3p9gMwSSZlDH693yOZlp0NcwqC3nFWn7Vst0MhwSFCUF4jClD",
-	"9baNqIIPGgUphzL18qBU2M3kjOWLVXaDUsa5uoHN0HkcDLWQfg48dUj1jCx6jRy4SvgexnkyIWg7rnJt",
-	"5JqtcTzJ3t8GtdzrWyzhcRDJ7edJMclFmC7hTxoGUIzOk0oLlh6a4WBCGWkKgkP9BOkPTMAllqvB0hAM",
-	"kAVWFi22Sy+Xo6bCNDJBAGFI9XJwdJFbcZk5/S0XCNy/OKeMHyL/hpIo9FEdo/+6Oj9DAGoi9BLTXA7E",
-	"8Iw0QP7yRRIRH9XnE6wQqCd8SvLaRwZLS3JK4UaYIiwgQABjwuOIHOnRZnihxVE2LpPclo4yMNFHbpbK",
-	"06xGPuIOe2Pw44NwzkyzDunAAl6GdRolNtCtjTrwfWifCbjIHeDGWcinmAoi7zTLDY3IUNJ/kiFI7yWI",
-	"Es3xQoJF4BAk/+OrX5CJWQ6TgISIMxTyOYs4Dj0kOaJKIj2gCS5XyMScUoZweItZQEp57GZn/w2NFBHD",
-	"h7g07BB5z8bWQLIfVnsD+nnDgvlA0539vVyWkge5CjxRAEiT1GTClFAdS/Se8+kbQcMxQYLo1UtElTNT",
-	"6VtKbolYFCxCGcnaIop2s/nI7LPoh7gTiDK3wip0XIKUecfCaGV35td8cJaVlUAVATchG2uVLwkCQkJj",
-	"miAs1OofBIRYUwQJh1nMUMq4twkI2TJ0yQbtVwWLCj4fQqbSGl/ODCvNs8aADgYeEs2dYZMABkPcuaUf",
-	"W4qnW0S0bBMVs4V/yFyyCveQEX4zKKWDliHa6u1cxqnSa1hCF/KgX6Vvy3R1yQ5ViFYp0P4Cea3mIA/R",
-	"xjcn/t1NO88v6IHiX2FvTyr8LZHtQtwnTxS4VWurYQo0mGTanuL28rRyXln3cfYaZ9HiCPnWVwumXGF8",
-	"unnyk5vUvrkagujVPjX1+81bLLScJvWHS1s5z8ZZ+qXnhk33/xin9QzH9Jg2iXTNz2uKyBOwFULtUsYM",
-	"MkmEBUF+ShV8Q6qdQ75eLhwNmJOOjPCu1RPkG1oS+iarxM9Iiw+4GmOpsRD5lrP53oD5seABgaweY4b1",
-	"DZvzEflEpQIWmpMg9DKxoiMaUbWA97EgAwbZKla8IGFrwHKYbiczVNtOlSeDKWdNieHdroIB80U6S+Fp",
-	"fsb8D8e52fPP37qV5B923aq+eLX3md+pXEH7vMHeUOt+UgKj9/3+hY1ukqA0mYRTI61YkWSB6nqvmvDc",
-	"4ighjRY6pTNqUYaydcFCBTHuc+23Zp8wrMWGGg5mpFYW1vYefHKrNy5j2inxmpbES6+GceivPlZO9DBq",
-	"ZBf7lNTolI/lI9GhzcEZT0qPPmTqXnmiQSpSlkYJKMJUFhCd6gYraYePpKJa7H+gqLmkVpWoFkKqoQPA",
-	"Q2baUrKnIZnF3ES+27SyjUNDyltqzNj4OoTjPMaWbCb3UE7w3ouX5dbQDYoKZKGsQ6znTQcoGiNKtZu7",
-	"R67dx8W+UZ1Zqn3h1JTiVV0C8NI1LWx35TTv5iS3W+6ATPkwmm2H+pWqSe9kyY5Y4pe5J1nPdLAtyWKl",
-	"coUjLVYthmuVrLU/ZmFmm70DuXe9XMTa8iI2b+RRDuk5tDI71aOs9zkW2jvRqsnqMquCFDeyhBn+1DMv",
-	"79ooc/fnhoDGTeGLRTq1GndhjF8+qs8xVZSNQczXgqXJ9La0puEhP7OO+VDhx/6EqBwwytBNRMcTeLFg",
-	"LVsaWcupmjelX2M1YP4St/L1KKn9zfecJpIZ3HxUt0LvyenPoPdo/QVMcPonJUtisBpFZeSRrX4rJ7ok",
-	"6N1L4PrqItN6M/QPEl1fnrZq95G5DCwfssY7SkRrCfAjCkzPLMw8Qph9gd0UZY4UD9aIHxs81UVWD7w0",
-	"Or+pHf6xLTGvprF3t2nmvl1d60evquaah+IokcjPPveNOSbNy6Kh3wACJ6wiz29yxhKtkPMgmRGoKyYn",
-	"OCYtA5uy3Lpi9twSvRbkTxsll8XFRUSBZV8/NY6gI4QjyY0X6Lemzd9p9kI/l0aVqW96zP0/9/4rfC1P",
-	"p2383692Z78Fv4x+ZD/PuxtBmltt+fFDwbMS+nc7Xroiy04MzJC7ExBOnkYumgTumyRKY9E9RBma0Sii",
-	"NsH3CLVTR4cgaK7/wzgjW3o4rBlqNQ9Ir4BL4qGJiwTCMPIcLXOHAofaclrNaWiZkxRKGmWR9xBkZNnp",
-	"DNWNqSjlqJCygx3u/mBZ+bZryDjgXXaffnWXWaQcCqxKggfS0dAOqmd//LsFcsMzZfnaSHG0mx4146kL",
-	"cIL1rhmVk6UVVdcfUFzhaJhPttmQIGWP1xQA3HLb87T84F2KBBYvXFpxcGnFReElNaQ6nFqCubd8Addc",
-	"3jdJMCVqmyt8p6u15YVYaKpTfRyMq/So0YIoVAe4oGaGk6iZIQ5lQZRosQ5xRqSrU5WlGJJFOeJseWG2",
-	"eF+TMqnwLN6QPzECqKP6df+4sX3eHWx+e+w1k2y10yU0zLbhJl2DgAsjXW+Pcg/VBA3TeVpNcKmgqFMs",
-	"dic1r7Z3oP/7o97/frtcQUhtuHfMB1xK3lsqUoOlBIHEldtVHI2JyvSuGI+JS0wyKAAZAlCFdzvx9p6p",
-	"/fllb0j0vwSDVieKHoYF6TCXRCaR+gbMTMsrWtlWRhzLaKH+eNOv982T1AJ+EkyrTKJJMH2kDMx0GzkS",
-	"Yaau2ETZ9NXAfYNVMHkMvIGBvjHMya/pUXFHj7h9grFZTE+R2Z3w6E6IYFZUDYqHHfEVYeE3drYAzurw",
-	"1YfaN1Zdt9Xw/+jdxUC9xr2rwfy4B/VEzNxMU1HlYsmWdcdSD3dPTy1xD+YqO+y9eAH24bS4TaH4xB+d",
-	"5n/j5j/bzdfD5sd/L12Q9QGVFcVfmPBwA5esosau1z545b348aXJwDtCqZERHoAmCv+ACrYBobdGeC6C",
-	"2at9ao550z78H8lZ6xLPc0Z7QRRhULNpwhMhy7NvIm7DGXMlpqckVXtVLg6UsFCiehv9BwoFjxFVSNDx",
-	"xL3pIisaLXRiAsDQ7gFUDilUfdnbfbmh6styJHjBgOaAXY105cT8TkauJzADrrvUJhfy0cr2VhCsfFrr",
-	"Fo7T7RMys/U/arbv3bexOSt2c6ZrGSgekKy6ApsHUu8VUD8pEU9ne8S4wRy2P2dl0r7WrokzBi4X8tA6",
-	"+13qweStOCW7eFSrlFvd+l09DK9y0HnKQzDJaCXV3UqLQxEEWVYSjektYbkUp4oyLN963bZtKk3cpzja",
-	"KgVbArwmjCRIBFWLK71MCzeCBRGdxMQlLldYKy/Bi254FPE5yClamokIlgpa/Kx4TFquhQvsGebKqO1E",
-	"qdjUxKfshlfE8WpJBCNJopvmhEtFQjQnI/1LFsQpTTOFFuqpXLx456IHTnQXURuRrOVILuD2dle/CSlQ",
-	"Bc/S1clPEs25mJqUY6kGzKxntDCJfjYBhAooqoCuL09h39AdAf5QiKrWgA3YP/7h7mXrH/9AXeNWsB0T",
-	"9IowGvFwAYv1Pw/g/gxqh6jVanloAPdI//l5kLP86Afw97DVag1qX77oIzKfg25jPwh4SAY1MwqIIeYP",
-	"mwQ5qP3nlzUzfPnitwZsqUWHPo1IchNRi+UaX5jdOeRK6n130mGgdwQUZ4GjhTuDRBK5orsSHbTbA1bS",
-	"KAfip+3qfUitlBmJSItc6KFa6IrPzD/lgE3wLbGHpVk/pJja2GoUTEgwNbhsCngICLXGUEVJTbAx55lV",
-	"Hg5YGgFxfXkqUX3L1j0DVt67p+GhIJGKz9JQ5fpKMx8TgC7pP/VO6iVtfTyETbbfQbvtmcYG6GB3v9FC",
-	"HRRjNdHnBjDPNZgYsLTDhL7cfM7sdS62lsqdyEEh7xZdm64UA+ZO1ZJpiJweM2gAYlBAExeNAH7H9teA",
-	"iNZD9AbIAXJEptVq+aieJzT6id7EgG3XFgO6Q2QL3l3ukjFg5u7p10ZEqzyQc8IZyW1X32CbZGKAljXZ",
-	"cg1gpAl5iWhAmDQ5nqZrVSfGwYQ091ptm4eeFZGcz+ctDD+3uBjv2G/lzmnvuHt21YVvwIuhTO1JIDWd",
-	"i17Nq90SIQ1BbLd2zWs8JgzHtHZY22+1W/umUuIECPqOqfz0T/3vcZn027EA2mu3c8WVbOqARpEk1pQU",
-	"hdy6gRRPAkM2XdcYTdXTsPheWDusvSPqvZ13qfXWXrv9aN1UluLaq7okFbZSYHy1wz8+ejXpgodqp1qm",
-	"0O/Ggo9A/8BjyHyw0e8f9cc7EB+4LUBtFmDaYMfio4detPfLW+vkSpmVwfXSzP7VwZruiNqGOlqkgXiL",
-	"F+39qinSNe+UdDxadzJ613Tz0dzu7uCYNqdkISvP54zMDX0SUrVQKlaGVMYRXrhMXn6D9KZcIx6pdcTV",
-	"89AqkKleLJ/yREq6QFQju6VOOFD0FrooSDiVA7Oe9aeSa4wHn+xu/qTQJwlOf4t5im3IHoozufsrlSNf",
-	"Fgy2mZLMYUz66OMXrxZzWRF/d5NEkTt+QVQiGGSCBcQDM4ErFTslJLb8gSqJrt53mnsvXgLnMKi0ijX5",
-	"EttZofQ3thXBo2BMWRXvL6uNEPfMCT8iki5bNCrwVMO1kBL9N8FQAx6EmUPMcrxcomU7n6dk0Qu/ZBnI",
-	"5SiroSoVj42mojUSbDte1V23rBmeulT1AEcR1AkxQ2r0JdFNYxVfTWx6Dl+flMwtR9VvwCAr7D0rBh20",
-	"DzZ/lHYm/MooZ+C5EeW8QsPhP0p6+aZ96UIP+VOyuFcvX0Dkbdv56kk2NZ39aO9KGP25k48rK+X9RRZZ",
-	"EvDuRtB6U15MuMBjyky5H62dQFleX4tAPqoX7AQQdto4ND+23HBaC4QHLiIjfZDv2lwuX5yc/lxbOZwy",
-	"nMhe2bHdor94n0vb6YJ1qdBNN83ON4kRFQan3RK/zMcnJAj5guMlZOBca2p4nIasnpz+/PcTdUKCw6ax",
-	"tCHItshdbxePlnEUfUuMS3rnMzUM5W6YlTXP1idfLj2d0imxbbE8cFuuuWggORlLjlYuXVdoa2SDHe62",
-	"m2Yw2y4CnfHUdjTi4WL12hhf/1vBZ+byPBmCLkVJVLCqtKe4NCdkt/dts6yD9uvNH6TNo/UHu1vsBJok",
-	"f+WrYw4ti902Yc53v0tpV4itVE1TNQoZUq/JluUnLWQFnqzLhI33Viii0tYLWmUL3XT2BzCH5bDGMQHD",
-	"YlUb9jV848US2/iKXKO01uoG9pHr8PF3YiAkh0QO0TPEqtaPjRojtVCZGsA1Cc9SGq173HRs1UTQPTD+",
-	"cvBulGjVlhOAzdoQyQEbsOvLU2O6R/VS87yWt9L2P5ajZD2ABixXl7vEQt84gqEmXCo0S6RCtpvggNUr",
-	"rPRHCJvXrRkdqu3bryRS3EMYRZzHIxxMvQGLBb3Finjo+N1Zp++hiLJpM+IBjjyUMPpnQtxfsyRSNMCa",
-	"WggCewvBkZMwGZOA3lDNO0z7IpgTM9S7uH2pmewMkdmIhC7o3svVQSpsxPkgwB0AjimT8Iyg1G7O5J8e",
-	"rJGu9DaMUbxuPHhwUgCFwBg2Q4SRpQcIap5Zu39DL+Wg/XrAlnr5w9la3+ja882150+9IIdp4NSL9oA5",
-	"d4lexSv00xuoVBhFpqCLNIllUNNFNo6sowiOekSgMsyAKT4lzHxv3jO/ayo84VEIXT8Fj3Il3o/Qey6V",
-	"N2AFP4aHjg0NaxrPcfZ3fxETD/Vtn79mlwU8NK6X47Sxh4d+IiRudrSO4aELwT8tmv/wUL8LH9IIOlDG",
-	"Y4FD4iH/t+avxvfZ/Ic/YOAMm6cPgIm4QljgoCgzQnWz1MOnM0Mt+/a/FEMEtAL4lIapqtrwFdJaivdf",
-	"yz51Z8nr2zBo5bJYy1jJstCU6h9VBq0OkvxGWfuO4SHp0RgjFw4CEoPjPasQzkIUEazJsBae5BGwJBoW",
-	"HJcQmjjHIpRVtq7CtXhiMWVLe1cBLb8bvbY2em1AS6/aULQisSBXds2ILaXuuefEnG1R5juaVKHJO6K2",
-	"wpG7KVjuW2ckwSooCac6htC1NLSgGNh2hHwr0vie8SLDY8+1mpZGJJtPeETQDMdWxsYuxgVhPbBlX0ij",
-	"2qJMCCjG3j2REFAe4LeVEPD4d2a5jv421NZWbPoXs9d8zXtnTuG+UsMOFIS5u+1y+V6WqrZpDq+Wn6Wi",
-	"UWTlDGIiyqTikJKRGOUgS9JImKLRSmcy07AkbKELnEjwyLmuJvm3MGK8yeNVjgItP56Tpyz1K9l0PdK6",
-	"P995TBWuA0TzbZcVvzfiG2x6Isy/WOq2MyIBn+Xa7BylpVmy3je+sdgDO5qVGeL1er9t/DWBMt/xt9pc",
-	"Di2XHgmBucKKNLNUnCfAY33APAptsxXEb5B/cX7VRyXLsSI+BFn40DdlRCagPbq6QyU4DVu4cmk/T2a2",
-	"qM4S+gZjav61xZVOGCKcN2mjekTGOFiYdj65G3CVvVN9CfJYt5Xv6MjqoNYzBFroOt9QhjpPGpZYkQq2",
-	"geZ+xdjEvxTdBQeNhZTMo1UltnlPQU07YWgybgLOwtzJoToUYtPEkHLWsApoaiop+HZaA9bJeYomWKbG",
-	"ezXneXQ4RBipCRVh5jP40PlteNV7d9Y7ezf8qfv71RAcMd0TfzUQoNLMncsv/E6x/5YU+yE0epvwSzA4",
-	"usjKHKmDuj9pFDF4Y0wgwEH7NfKPO2dn5/3hSfe02+8OTztX/Tyq+1Xm6XXofFAdGvqXsRz/pVDNmZq3",
-	"w7aH0GivxEWSk0kgLlNOnz4sU063jsq0PVe2jJCx7UhM0ThTQy5vWDGFEONEjEmI6j9CGYmsIsXCft44",
-	"ShPAYBz9TURuFOKJqgilsYvcEAKrr5E/I0tBmy74MBbklvJEmiJf6DzGfyaVgTRpha4Mvvlc4929khIE",
-	"n//KITmrjYY2BeSYM/k7p66QFC1T/do+qQ7MuSQBF6EstKLjNwhDSyPbii5FWDdR3ns6YDjNX9vNMqTt",
-	"pwKGbxVSXxjXMxGZ7ysJwSKmd1IWXOcSxiCvCkrNUhAVXWclYjpPZtMNGJWFTk0umwFiTdjCLsMl+AWY",
-	"mXgRk2jtpw3koCcY1OaDOqQaAGnPvnTvJQ37BmyGQ2JzxGbLtR2zYpbuE5NAAQTHPIHQGyfp+q4nnt8w",
-	"UU4AB8HnkFwm80V1fpDQQJFA3XYHHgBZRttmeTt1St8GbMAu10bSHLTbq210G4e55Q2Yoal+1tjPz8oU",
-	"vd6zdDfGQh0hP23ZB1D2Xb69P2D1rGsb48h2XUvXfZhr2QahK/avfGNAvZQsisXqGBbYttkW2jtAUMjI",
-	"MgI4HcoZqpsND1jA2Q0dJ4bmN45ShmG67gqCQ5nr5KWXEmDGuEIjkgF/bQyNaXr2pBE0MMXXip8pNrOr",
-	"Uu+zPpeGSlh/ib6VI5K75H+7XK8l2psrJbxK14ti08YYmRzg81Ev3vqoF1OQw5GViLKpTKMAJ5jpk+OJ",
-	"CbJxiWSVgTIZ7j+p6LBtkEyGhN9DZLYPkXGHWCZnWLF9NdDlmU5+uyP/fsybQlzWnfGmzD8n34Sofn3d",
-	"O7n9sVGhRtL1OuSmNhIfS8jfjiNUGwsu7Lf3jMDqn3KDcD6SRIG7ChRlYoidfmBF1QGr+++61jWUn1RL",
-	"tP9pRYz/+H//5/8OknZ776WkY/2HFuCg/z8kN71AM8oSRaQJwTXW+Rhbcd6M+oOEQjMwoI2Hh5UwQkKQ",
-	"jmxupTdgEZ1qnhELYpdsCjY1Ie4AXV+e2vbsjrFagg2bHAk+l1rmgdBwE8atOI+OSmoZGQOtHsh1Mzdl",
-	"nLRQDPJzz3hHR5JHiSKHaJTQSGXivBGvfpDIyVckRHEyimhgFsnFgJFI5rJrrHikhdssgNx/z6UykeAd",
-	"lhoALMKl7Gu3jfzubxfnl/1h97eL3iVYf92Ts/P+8LLbOfldy5wH7dcN00pVwukUG6iOEmWVBptiYCeg",
-	"6tCpW0bkdEoHwhJJzpmtbWQsEM5cWyIRnlhkLaeO++296lDDVezUlyxXYewYqskcm0D0yhb/PuMGV/xW",
-	"wSywWhDM3ZK1SyqICaju0EGfMRCB6su+POGXv4DF8XH4libg69jWKuIeFtRIaVMhLQrW87hqFDrAYQ/N",
-	"J1yStK9xhrMqVYMarVxq3vPuzl3Uwt60Mmgv+VEanYgYmSNoG/Mt8MollL8xaTZ/Xf6pWdnahHiFxZik",
-	"ZqHC7iEkQuEpKTApQ//pmGGVCAJWGv3EXkFp0xp9ScdgE3j/oXPcvHrf2XvxEvFbWz44A4lpK2d5re+h",
-	"hIXQWWdKFigkgt7mjUgp15lhqdX4KVkcIZyrCIYjBZeEC31yhI5ZttKcOrSP/Lfnl296JyfdM9/TIxiG",
-	"zhmxtwoMVFkX71IehOpYTgfMT2UU36ALILSGX8PTjANKZ6U4ZEwPuYsAzK9vbWf16/7b5isPXb49Rge7",
-	"r9roz4Qr2JnhBGAwsuZyHoVEKqdQDpjpQARDQ30PHiUzVmyo5YGdJ7Wv5P9MRASF6UxRYv1ToQeZfpDV",
-	"tfWzVoX27wHzl3qr6XdK+rTpx1lXOfhwuTPhEUDfmLY0IPb391+j6/6x5+rVuRwt/cGiNWAXpgC00WzT",
-	"XLA0VsJZ46CQGZVIKkHwjIT6cKh1V+NwwFZslUcIQ1MbjTwxFqo5xwukJoIn44krWWhA7TK4BixfKtD0",
-	"NnTWWIIIFuWB2KlC9ZZC46S1FOVXZ6oEAlUo+AItuq4Z/WQd9rLKA2Hv23bkprpZTRk90avSQl567eov",
-	"D0p9UY2qxUk6XruwnK9kd+9VCR3cqJUq8kntBPK2yPdWRJYyhfPpBTOXMXhCZcwlLZfR9O3EwWRGmDoC",
-	"5NKw+4+BKRXYNBjf1GrLfkBD+D9pBfJ2UPNrTyKl7T+jhJGR7sMiL8qXtESFipZzwdm4dT/Z8OtLT3DR",
-	"uaiQpL6W3FRRq8/pQBnL+0ECb3OEs6CN/0VEqoiPty0rVF5DCNVHC0TDhq0D4ZxzYCJfrQlxYbquAfeS",
-	"UxqbBPOYYKUFAJD1Z1QtuaHMPOBBNWZ4XJ6jdqr3sgLiUi5R7I1eFgywuTtHles67XW63dVZ6atQWiF8",
-	"xU2HFSTKW6ePFlXprNIvn3m8aqVIsrbP/HbrSc9rw1KcO+5eC3my8lCFmIIXXzWmQGPxttEE7hT+XuEE",
-	"JZ6m1So27qUd4zBp4ghEmPLwgit+o5rmRYmSGCmOfMCWXEGn1LWej0GoW13FNkndXMLJ1hyMog/ZJrYg",
-	"WA+nKc9OBlOlSpOoe932daMacvNow66vHPctlY4D/PmA2drqXL9qVfxreQu/Aeef6Wm8HAxzJ3oxctnN",
-	"1RTDQrckdgWc1nYVEcS72yr8RvLJkitNLSDUg9AmrOAdW/HdSw09ms9bN7abCZI4pzSOy1IlLI7YxUDb",
-	"vyeK4kir5mm6/Nypz9+vwjZXwahZMo+e290DU5twPd80JecqWWYaZmea2hgmtsQzvQHjMByOooWWaTjL",
-	"VXhAvms0mM/INAGw+ZqD3oDZYoy+6TJurlMa8YTcMKieNorzTN1Fz2FG1vSi4SEfmhm6wSjTetBYEClR",
-	"3d67xlZ5GmnT1nvy+2oNz3ViXK5BWeik/HFrDvikssBfpTDrau/gdRTF4dTfhqTYCpNL3DXtn34nNmvJ",
-	"ywqbLbs+wMJyF+hfjpWVdR+uMNOa5rbgj4FAW/q3Q797c7RNUYc5mc5DaR9VheppmmDoYstyrVAgMsfK",
-	"Z0PLSkwVwiWx0IUyLomFaf2lZalwvVz3lBFqdootgxNzZYC/Bydum1S1llZWRyc+3+Fveerfj3p90MWG",
-	"c75/kfIy4rZjfc3VFv0eQ/YdxEVIRJb/oGlZ3aSBpcX8kdTCPYUACkG00jlg+gdN3Vi+M5nTVB0pWCGQ",
-	"mBmfNpA9b8CwzDcnDDmRHhLkluBISxSMKy1ZHGn4pc4uGqK6FuYxur7unTQGzJQ7te/a3JksLBziDZ2k",
-	"4sawbeIqPNUWvB0HxKdsCWLm2Ka+gDvT7zdtfUWBXJJR2jITZ0f5HNcvwCwg0dM0HwCvCzQdiE30xVAQ",
-	"JRb+UaFrualtVNoCpE6Z6ybRaKFz14zNJGy7xKmrfqd/feVvYcg+hr1e6jU8AzfqQBDKHSSR5f1/Twx/",
-	"tOt2pXiMAPlM3bc7qX223JcW5J/mnrzVVyQ1gNgcvDV9OkxUnO2078q3Y8psmpcNRXUlPkwEtol0d9hW",
-	"h/KUNM3yHDB4kCtj3Qv9QyRIQDRVspbekDTDxNwKgrgNWI8iFAoem1EMlBrL7TVcM90bQeQk5eajJBwT",
-	"dZT+bVJCoS8wU5QlpGUu+kn3tPdL9/L3Ye9seHF5/u6ye3Xlo7qdgKdaCGXjhjdg/mW3v/JygQA1vBXq",
-	"geppq8fG0YBBhOFlt9896/fOz9IIkKNU9NhtW1OKRDERDq4QjsnQwd5rWMbFaef34WnvQ68/7P523O2e",
-	"bFspxWiNzyA4f2+acs+mKQd7W4ze5/wDZq7pn/wGFDkK0esr5i9znneihkosmsz00H9uwYGRTyolGhAm",
-	"Ysz2lKXFkR5BWAAx4Qw6/H8bkgKAACwWCUGMz7+LB49opdOgxWiOab6GvYbyhkuhBA2qVddj4/6x4fwr",
-	"8UdWup1TFvI5BKWlKfOKzkjDcnOstIxs6ydCcU/g5fYzaPtuYvgUh2RjCNg25SFHSTAlChoJofp1/7hx",
-	"iPzdSVqEIUiEIEzZrLm0S/uL1y40iioP+XsHE7/w+oQnIn15b7/w8o9h8d2XTXjbLiT96MfCR/tt/RUP",
-	"8SJ747WpbWBeayEApQslnwuqFGFotDAG5WLxCaNBG0IAAg5mrqn/DC9QhMfQW2XEE5URjHLl2hzv3ZUu",
-	"+O5XOKDaFkFg9oO0OOuTOozSydaTG4NekFSY/J2aMZ04RdxeblOzxUCjQAwMbizTgp3s9q2NUbW3V8YR",
-	"VYgyxdF1/7jpbrK5LlLjqaNFBdLgrrH+7mUbcUaa9g7bL921hTdcXQ57Pc2zV0jST/nLKd1FhN/323D/",
-	"0swWm+cCjgwsFbi8RyTtX2tvez3GQlEcNeyYLfTG7sRlthZqpcSCSP0ZqAf/JIKnyFZ9G/sZfP+17mW2",
-	"sa2vpj24v+/d1LoXZIcZSKy7n7Ydk9yRhIVrgqQUF6RQAQhYEug9EthraqmjDG6BEphJbHtGFco2QTuJ",
-	"XI0bEyl+iDDaa+9lTrSIS9VCvtXnfVDopyRWNtEZkU84UOi/rs7P0GihiHRqeYjqU7JwRnEZ48AZlSMs",
-	"xmTAbACCRDIRt/TWChSZz06PBmK2/kdOt/XaB6+8Fz++HDAzX92/6Px+et45GfbPz4ennct3Xb/Rytpi",
-	"2HT1YsF98+OA2WZiq13DjHSjgZgmIma1GvmcueQxyMn71Vrk/dTHGSyGU7IA1T5rkOYhB7iIa1gUDnLA",
-	"jCmkoU/ARvCn4T5g/3AmlRVfAATwCDqmDEcDllltaeiyBoD8mRCYo6XhXfp/ZrCx5VR7J90PF+f97tnx",
-	"78MPvasPnf7xe7+FOkijqCkjUNKgwHY9wHLAfPMzfJPm2qQV9zIfR/7zg/bBgGU96M7O+8O359dnJ36Z",
-	"IeKKsNBahJ4ohkHP8JX6kOip15HaDst71M2JHqXOG0bmEFFjjgNI8J6pKfAsi8vbZbJlZLTqe1nRR7Qe",
-	"E2ioOE8vQplGWMzC+lwbESyI6CRqUjv846OWHEzCdFkSFUbQdNLqMfUZnhIkEtaoebVERLXD2kSp+HBn",
-	"B96acKkOX7VftUEcsUspKT6Yt9wWpK6MASjeygLeso4B5bmkru45DCg1Wcn6EByVFZEuEmbD67SQl5uz",
-	"UJF1ddo3AEP41SnRAY7A32pzvHJjpQ30V8e5ssm/TgaAa5LVWFETQlMr8iI3ZHq+q0Omooim+VQqqynk",
-	"qjkWxjHCyOowp/SWMK206hUJgkMKf8WCj4jMjfCe4EhNSgbICprJXHYNmlBNEBZerthbmvMnJ1yoZgQS",
-	"RC77Lz+dS//78vHL/w8AAP//",
+	"7H3pcts4l+iroHSnqqVvKFlekk7smppSbCXRtGO7ZbmXaeWKEAlJGFEAmwCtqFOpuk9zH+w+yS0cANxE",
+	"SvKa9PflT3dMkVgODs6+fK55fBFyRpgUtePPtRBHeEEkieCv0zgSPFL/8onwIhpKylntuDaYEeQuiMQt",
+	"Rj7JkQevuYhPkJwRFEbklvJYoBBPSQtdhvjPmLRqTo2qb/+MSbSqOTWGF6R2XNPf1pya8GZkgdVcC/zp",
+	"nLCpnNWOX+wfODW5CtWbQkaUTWtfvji1LvNDTpnsna2vrcMQMT8j6jvIJeHIRZj56PAABXxJIg8Lgmbk",
+	"E/LplEqRrCzEcpYujPo1pxaRP2MaEb92LKOYZBcZYilJpD773yQc/YGbk3bz9cfPhwdf/q1WtuQPRAg8",
+	"JaUrRgv9I6I+qt/c9M5uf2zcb1UTHi2wrB3X4hjeLFuHjKgnLATXV3PJghWSMyoSMP4g7AIFqmOmVskn",
+	"CDMuZyRCYcT/h3jqpQTsHo+ZFEi9QNm0UXX09v0RLPUhoIUt/UqZz5flyLqE3xy9MuKjMfbmaBLxBWJ8",
+	"WbU+/VFuaf8WkUntuPa/9tJbs6d/FXv5ZXxRK4uICDkTBC7TG+z3yZ8xEQB0jzNJNPxxGAbUw2q5e/8j",
+	"1Jo/7zhlN4p41GW3JOAh0VOu7z3SkyIqEGW3OKD+MXJ7F790zntno37355vu9cB10kfdi7Ory94FPLP/",
+	"Hr05vzz9qXuWe3Zz0e92Tt933px3s9+/73bOuv1rF/EIuVed388vO2ejweXl6LzTf9d1W7UvTu2Us0lA",
+	"va8ECc/MLtCSyhnQLC+OIsIkEhJLcozcs5ur895pZ9Ad3fTP1e4+dH4bXffeXfQu3o1+6v5+PYK9a4ic",
+	"di4uLgejs+55d9AdnXeuB9lXATZn3Q9Xl4Puxenvow+96w+dwen7LMyuB53BzbV6ctY97/3S7f8+6l2M",
+	"rvqX7/rda3je7w4KDwGQ7zgjzwvEEK8Cjn2FToyjgLMpidCchPIYFtm9GPQuL0bd3656/e6ZXmSPqfuM",
+	"Axj/+VbbYShm5FNIPHXliXodMH/Q7V90zkfdfv+y77ZQ7o74aEKZLwAnfCIxDRBlaMb53P9BoIBPYUMX",
+	"XL7lMfOfby8XHInYm6GICB5HHlGrAiJtyO8xchUKvr28uThzUT29pJmnEx4hjARhfgN2cU2iW+qRG4Zv",
+	"MQ3wOHhmTPKxxGPFiz3MGJdorM4BezOiCNR1t/9L77Q7urno/NLpnQORaaE+kdHqxOwCyRmWaMqlhgRm",
+	"YkkitMTAeZCQPCI+bHTA+QfMVob6imfEQBTQBZWwJrO1FnLf3PSvB6Pz3ofeYNT97bTbPeueucdGdLLM",
+	"tHPVQxGWZMj0EPUFZnhKFopIRTyWRDiKwCo4CLScEZb9Hs2wMEAy3zdOkKvxWbjwqys8HhKFKunAmmSr",
+	"r9yGM2QufDkKSTRaUBZLosUoN1KHMMITSaKRIB5nvnBbyO0ragm70tvhfMgWmK3QBNOA+AjHckaYNKAW",
+	"mv0C7Q0oASkD+35EhGgNmdvvXp13fi8HkpWWNFTDAK+Ij/bbSNKFklAmlOHgZMgYRy7gS7Ojluo2WkNW",
+	"c2ozgn0j3mZ+XRcbfp3xgCCzPxQzSQOEUxaCmbqQHiE+qmOJAoKFRPuNFrpWJwR8pfygNQxzwGrlxV/K",
+	"6CJe1I73E2GHMkmmJFIo9sWp3TAFSh7Rv4j/vDdWIeWcrBTtX1AhKJs6aIEDJXUS30ExmzO+ZAqLfBIQ",
+	"CRf55qJzM3h/2e/9t2YHX+xe4Qg6If2JrEDqi3hIIkm1sORFBEvij7DMibU+lqSpznldEHRqc7JSouTx",
+	"5xr5hBehImfwrL3/+hC/GB94h/7Rj+TV5DVuj/e9A/+QHE1e4Jd+2VgBHpNADVXyi5CjWCRrK2KNuYkK",
+	"TOrVLNqrS5BgUD0Off1IogUXEnHmEYSRvmqNE8TiIEB0ghi5JZFCkVIoqLc06da6wNp6F9wn2w5fn8IH",
+	"9eYXpxZGZEI/lQvSExopPN9H3gxH2FOKolX75mSlVpnCfjYfBfSWjPD+m1K5PVVj/rBnZwGfLMKs38ki",
+	"ROEMPiZj87EifmoLekOn+ptHw64K3QIIhdo9up4B+isNakYi0Hk3YOkdkO4hh7gj4NX+MmC357AO/q3w",
+	"TqjIGtwVx99tG/bo1N6J3EX3wmtbg9nM99WLPtOUqmSx6Q/m0zHnAcFs4ylWgdeOtnUhjwE9u6enh945",
+	"FXL7iqkkC7Hb0tXQZi4cRXj1DHv4YC6XTyY4DhQhUGSrVmSAV9SbC0vpflCSt7oqDnItndPi02w+kkTI",
+	"EXB1whQj/8MOqH7ILCS93x0pySKU6xDE+ocR4+vEZ7+ppGdfcYrFWBFiJQhQFhOEvYgLKxyJDBlKBAlH",
+	"SQ1sFBFFRctR3GdipE8tJZA8VqymkuvohcDHcQRSSOUIa1+AfjaS5BNAYStb05dvi73LqfFYenwBx2vP",
+	"AsQ2IcCOJqMV1usJSbTACqVKz8cw7VFGeNyEjO/Na9oExINb4o9ouNO+rMloNOZ+CcO5CZHk6OUR+umN",
+	"5bta73HQzeBt8xWqGxsPGq8kMSjgER+McHebfCSjmHm4kgQmL98LKPrTAEvCvJXBkor1ZZA2+VBILOOd",
+	"P1rTV+7yoX6ewZ8AjIITrO/yVqAKiaO7ChvSC0fqghJP3v8OykCMZpj5Yobn5AHDRJiJiVIC7z2CnIzv",
+	"+3WBosMtzxDFHHjT654nQHlit36bS3C5+i6U8hG9oMdkhoYh3JMbZhZ0P8ZY+H5tMzMsRgsekSrSoAG8",
+	"i4SUeddJhy1blJYJNc/OWNLzC0tk6IwXab/dfgTF6EvlkqwzpXJR4zgSJcriG/UY4TG/JciNsCQjbXGJ",
+	"QuGeoDZaEMy0xCHwgiAs1t5SVH2BPxl7QbutNprYD9plNC23gryvrRRKdyfuswX2RoSpO+3nxCp9v0v0",
+	"5QkOBHGQT5SYFFEikIejaIUYR4JOGZZxRJBeSEaWyeJbDirrgD5LRw5JZIw6ipHm/FwpyBnXhrs18G6D",
+	"bhwF67O7MylDcby35zpo/0BNe9A+epXRoB0UxuOAetYAhuqCEDh3hURAxn4QKDNoo6Bom/FfH7b2Xx21",
+	"DvZftg6P9macz8VWxVutuPqydT+FPKrGa59GxLOotNG6BOOcJa8reY/5I2B/a/D6YJ2NRulEYzLhEdGH",
+	"pT45QcDMkQu0H0ZxncSO8voA+XglkJItqu0ma4ie9UbezSmq5riTz9KpUTbmMfNHGyftk4liWKh+1G43",
+	"TrQTAmy3jCMzQLIcYVDVXuaXR1WSyK5Ax1KpMxrQCeR3B2cqoG3W2mDWa/1yETcz683gSxm2np3//DC9",
+	"+ez85ys8JU+qbdo57shMLZrtLDtYoMaLBY5KFepM1MYOSklhm8l6Muw6P2Tp5sEk8QGz1S6WlhzDgh9H",
+	"ZtoR9fOQWJedc5stnpGZqnzczQt/IIalAHhKJMsGdlQIIaW2AEG8WNJbMppgGsQRKeGib40fR8uGAlGG",
+	"MIr4EtWNqkI5025W4QC14LEUDjpqvwKfx4tPn4yuKhonCLMV0gEkxm8XEUHUoLLCXHEPk21B1ln/nQqQ",
+	"UjZb8j0aeTGVaBwRPCcRsl/Bj0nMS51ChIVUX4VY0W1rwoddLqkgLdQnIl4QFJGmlo/sdu9n2U+WHxFs",
+	"fD3FLax238FOBgKFHJRNR4Iyr4SJXCuCbe0SNqQiipl6ZPEK3JYAmOWMBiDXBXK2uj8YHi6hrtPcCgO9",
+	"PtgSN0AUE7OdHFJQYXDBQWN9FJ2rntr/uPxg6oA+bgYvXTWGIBJJzhu7Cr8lcqn2Nd3p9hhZdjMzAK1N",
+	"vZm/bWurcgz5SY+rcAwJcCuoURH38rd3/TIUPEYZAGyimo/qMdpGfoq+ShJuc1WOqxxKs9JQvsGMaB/k",
+	"UYm7ThAvIrLURaWULgXpMoeqmG9bpLdpSD1riY60nAnimUBNtbwxFuTlkVrswRGKMPP5Qps0d/OyPQx5",
+	"CwBYW34G6FtdYwXUepgQUcTT55Ak7ucg28X0s9UxVljC48DuOZxjdq7HWfGzLPURjZd2yA0ayC7bUcrS",
+	"g7Z0lbDr/GYquLtVbEZgkozLGP17vkQQ06SZVRoXjZX8qmS7BfYJ8mOC8BRThuptE3YHHzRyUg5l8uVR",
+	"qbCbyhnFi1V2gxLGub6B7dB5HAw1kH4OPLVI9YwseoMcuE74HsZ5UiFoN65yo+WanXE8Tt/fBbXs6zss",
+	"4XEQye7nSTHJhiEX8CcJA8iHcAqpBEsHLbA3o4w0I4J99QSpD3RULhbrEfUQDJBG3+YttoWXy1ETojUh",
+	"CMD3qVoODq4yKy4zp7/lEQL3L84o48fInVAS+C6qY/Rf15cXCEBNIrXEJOEHMbwgDRPhGQfERfXlDEsE",
+	"6gmfk6z2kcLSkJxSuBEmCfMIEMCQ8DAgJ2q0BV4pcZRNyyS3wlF6OvrIzlJ5mtXIR+xhbw1+fBDO6Wk2",
+	"IR1YwMuwTqHEFrq1VQe+D+3TAReZA9w6C/kU0oiIO80yoQEZCfoXGYH0XoIowRKvBFgEdHjv6fUvSAe2",
+	"+7FHfMQZ8vmSBRz7DhIcUSmQGlBnIEikY04pQ9i/xcwjpTx2u7N/QgNJotFDXBpmiKxnY2cgmQ+rvQGD",
+	"rGFBf6DozuFBJpXNgcBjHksApM5802FKqI4Fes/5/E1E/SlBEVGrFwgiw8Eao24puSXRKmcRSknWDlG0",
+	"281Hep95P8SdQJS6FdahY+PC9TsGRmu7079mg7OMrASqCLgJ2VSpfDq6W5smCPOV+gcBIcYUQfxRGjOU",
+	"MO5dAkJ2DF0ysfxVwaIRX44gnW2DL2eBpeJZU0AHDY9MsgABDIYwekM/dhRPd4ho2SUqZgf/kL5kFe4h",
+	"LfymUEoGLUO09dtZxKnSa1hCF7KgX6dvRbpasEPlolVytD9HXqs5yEO08e3ZoXfTzrMLeqD4l9vbkwp/",
+	"BbKdi/vksQS3am09TIF6s1Tbk9xcnlbGK2s/Tl/jLFidINf4asGUG2mfbpb8ZCY1b66HIDq1T031fvMW",
+	"R0pOE+rDwlYu03EKv/TssMn+H+O0nuGYHtMmkaz5eU0RWQK2RqhtXqFGJoFwRJCbUAVXk2rrkK+XC0dD",
+	"ZqUjLbwr9QS5mpb4rs4qcVPSorO/QiwE5KIZzuY6Q+aGEfcIZPWYJCXN5lxEPlEhgYVmJAi1TCzpmAZU",
+	"ruB9HJEhg2wVI14QX6dcWUw3k2mqbabKksGEsybE8G5XQYP5Kpkl9zQ7Y/aH08zs2edv7UqyD7t2VV+c",
+	"2vvU71SuoH3eYm+odT/JCKP3g8GViW4SoDTp7DEtrRiRZIXqaq+K8NziICaNFjqnC2pQhrJNwUI5Me5z",
+	"7bfmgDCsxIYa9hakVhbW9h58cus3LmXaCfGal8RLr4dxqK8+Vk70MGpkFvuU1OicT8Uj0aHtwRlPSo8+",
+	"pOpeeaJBIlKWRglIwmQaEJ3oBmtph4+kohrsf6CoWVCrSlSLSMiRBcBDZtpRsqc+WYRcR76btLKtQ0PK",
+	"W2LM2Po6hOM8xpZMuv9IzPDBi5fl1tAtigpkoWxCrOdNB8gbI0q1m7tHrt3Hxb5VnSkUSLFqSv6qFgBc",
+	"uKa57a6d5t2c5GbLHZApH0azzVC/UjnrnRXsiCV+mXuS9VQH25EsVipXOFBi1Wq0Ucna+GMaZrbdO5B5",
+	"18lErBUXsX0jj3JIz6GVmakeZb3PsdDemVJN1pdZFaS4lSUs8KeefnnfRJnbP7cENG4LX8zTqfW4C238",
+	"clF9iamkbApivhIsdaa3oTUNB7mpdcyFMlDmJ0TFkFGGJgGdzuDFnLWsMLKSUxVvSr7GcsjcArdy1SiJ",
+	"/c11rCaSGtxcVDdC79n5z6D3KP0FTHDqJylKYrAaeWXkka1+aydaEPTuJXB9dZFpsxn6B4Fu+uet2n1k",
+	"Lg3Lh6zxjhLRRgL8iALTMwszjxBmn2M3eZkjwYMN4scWT3We1QMvDS4nteM/diXm1TT27jbNzLfra/3o",
+	"VBXmc1AYxAK56eeuNsckeVnUdxtA4CKjyPNJxliiFHLuxQsCxefEDIekpWFTlluXz54r0OuI/Gmi5NK4",
+	"uIBIsOyrp9oRdIJwILj2Av3WNPk7zZ7vZtKoUvVNjXn458F/+a/F+byN//vV/uI375fxj+znZXcrSDOr",
+	"LT9+qIpXQv9up4UrUnRiYIbsnYBw8iRyUSdwT+IgiUV3EGVoQYOAmgTfE9ROHB0RQUv1H8YZ2dHDYcxQ",
+	"63lAagVcEAfNbCQQhpGXqMgdchxqx2kVp6FlTlKoVJRG3kOQkWGnC1TXpqKEo0LKDra4+4Nh5buuIeWA",
+	"d9l98tVdZhFiFGFZEjyQjIb2UD39498NkBuOLh7VRpKj/eSoGU9cgDOsds2omBVWVF1/QHKJg1E22WZL",
+	"gpQ5Xl0lcsdtL5MalXepJJm/cElZysKK88JLYki1OFWAuVO8gBsu75vYmxO5yxW+09Xa8UKsFNWpPg7G",
+	"ZXLUaEUkqgNcUDPFSdRMEYcyL4iVWIc4I8LWqUpTDMmqHHF2vDA7vA9lyiRehFvyJ8YAdVS/GZw2ds+7",
+	"g83vjr16kp12WkDDdBt20g0IuNLS9e4o91BNUDOdp9UEC1VnrWKxP6s5tYMj9d8f1f4P2+UKQmLDvWM+",
+	"YCF5r1CkBgsBAomtySw5mhKZ6l0hnhKbmKRRADIEoFTzbuLtPVP7s8vekujfB4NWJwgehgXJMH0i4kB+",
+	"A2am4orWtpUSxzJaqEsdbv71vnmSSsCPvXmVSTT25o+UgZlsI0Mi9NQVmyibvhq4b7D0Zo+BNzDQN4Y5",
+	"2TU9Ku6oEXdPMNaL6UmyuBMe3QkR9IqqQfGwI74mzP/GzhbAWR2++lD7xrrrthr+H527GKg3uHcVmB/3",
+	"oJ6ImetpKqpcFGxZdyz1cPf01BL3YKayw8GLF2AfTorb5IpP/NFp/jdu/tVuvh41P/576YKMD6isc8JK",
+	"h4druKQVNfad9tEr58WPL3UG3glKjIzwADRR+AcU5PUIvdXCcx7MTu1Tc8qb5uH/CM5afbzMGO0jIgmD",
+	"mk0zHkeiPPsm4CacMVOHfE4StTdbHxhKI9fb6D+QH/EQUYkiOp3ZN21kRaOFznQAGNo/gsohuaovB/sv",
+	"t1R9KUaC5wxoFtjVSFdOzO9k5HoCM+CmS61zIR+tbG8Fwcqmte7gON09ITNd/6Nm+959G9uzYrdnupaB",
+	"4gHJqmuweSD1XgP1kxLxZLZHjBvMYPtzViYdKO2aWGNgsZCH0tnvUg8ma8Up2cWjWqXs6jbv6mF4lYHO",
+	"Ux6CTkYrqe5WWhyKIMiyEmhKbwnLpDhVlGH51uu27VJp4j7F0dYpWAHwijASL46oXF2rZRq4ERyRqBPr",
+	"uMRihbXyErxowoOAL0FOQUmV/sODEo9JUoMf9gxzpdR2JmWoa+JTNuEVcbxKEsFIkGDSnHEhiY+WZKx+",
+	"SYM4he640UI9mYkX71z1wIluI2oDkvalyQTc3u6rNyEFKudZuj77SaAlj+Y65VjIIdPrGa90op9JAKER",
+	"FFVAN/1z2De00IA/JKKyNWRD9o9/2HvZ+sc/UFe7FUxbDbUijMbcX8Fi3c9DuD/D2jFqtVoOGsI9Un9+",
+	"HmYsP+oB/D1qtVrD2pcv6oj056DbmA887pNhTY8CYoj+wyRBDmv/+WXDDF++uK0hK/RxUacRCK4jarHY",
+	"4AszO4dcSbXvTjIMNBiB4ixwtHBnUBQHtuiuQEft9pCVdFOC+Omk4QbEKackIilyoYZqoWu+0P8UQzbD",
+	"t8QclmL9kGJqYquRNyPeXOOyLuARQag1hipKcoa1OU+v8njIkgiIm/65QPUd+zsNWXmDp4aDvFhIvkhC",
+	"letrHZ90ALqgf6md1Et6PzkI62y/o3bb0Y0N0NH+YaOFOijEcqbODWCeaTAxZEmHCXW5+ZKZ65zvP5Y5",
+	"kaNc3i260V0phsyeqiHTEDk9ZdAlRqOAIi4KAdyO6a8BEa3H6A2QA2SJTKvVclE9S2jUE7WJIdutLQZ0",
+	"h0gXvF/skjFk+u6p18ZEqTyQc8IZyWxX3WCTZKKBljaPsV2ChNlYH0uiK1oCgnexN0sGWuAVWuA5UVpe",
+	"u42ybWZMvxwUkkjtjMWSKMibfBnjAQcs/EEgt9lU/KEJ0zTNOy5Ue8p1thkCLASRii41TkwHG3UYsW5V",
+	"Q3z1LyJERUcbU5pzyC5vwc+p++OklbAV8hwdvK5qv6IJ2ZDlesMYpEaU2Y4vLdTRCiXnaEMXmyGrH7Sh",
+	"qOgafBraSakOzdT1dCCwKgGrWe7RwWu1mmxDGNM/JrvCXMB/0sZuhYg6S6D3Q2ayKhBnMBFfshZy93SB",
+	"rb/Udd+DAMK/0io7NipBp4tnEjjMSeiQqYB6hAmdI6xb43VC7M1I86DVNnUM0iKky+WyheHnFo+me+Zb",
+	"sXfeO+1eXHfhG/CCSV27FFhV56pXc2q3JBKaobZb+/o1HhKGQ1o7rh222q1DXWlzBgKB3Zj697RMe+qY",
+	"C3bQbmeKc1kgUYHiUHFi5HPjRpQ89jTbta2plFSQpFX0/Npx7R2R7828hf5+B+32o3XjKeRFVLViy20l",
+	"JzjVjv/46NSEDT6rnSuZVL0bRnwM+iueQuaMyZ74qD426LEjQE0WadLFy9AzB71oH5b378qUwiuDa1/P",
+	"/tXBmuyImq5dSiSGeJ0X7cOqKZI175W0Vdt0MmrXdPvR3O7v4ZA252QlKs/ngiw1f4uEbKFELfGpCAO8",
+	"spngfKKJhmnkJGaKTqydh1KhdfVr8ZQnUtJFpBrZDXfDnqS30IVDwKkc6fVsPpVM9034ZH/7J7k+W+qj",
+	"g9fbPyr2mgOs2WF9+R6JD8W1zL0XsqSz3Fwfq8W05NHHL04t5KIi7nMSB4FFm4jIOGKQgegRB8xTtkTx",
+	"nJDQyCWKDV2/7zQPXrwEnqNRcB3bsqXd0wL9b0wLjEfBtLLq8V/Wu7QeaMx4ROQuWtIq8FvBNZeK/x2z",
+	"N2K2BivCzCJ0OT4XaOfe5zlZ9fwvacZ8Oaqr0xCSh1qzVho0Nh3a6ra72wLPbWkFDwcBCNJ6SIX2JJg0",
+	"1vFc51Jk8PxJyWoxC2QL5hnl5Hkxr320/aOk3erfFFX1OWxFVSfXff2PksbmSf9F30HunKzu1dgcLsCu",
+	"vc3VJNs6cH80d8wP/tzLxk+Wyih5Vl6S2GFHcBDLiTNXeEqZ1lOUFg7lp10lqrmonrOHQXh141j/2LLD",
+	"KfUHHtjIo+RBtoV9uRx0dv5zbe1wynAifWXPtM7/4nwu7S0O+lWu7WdShUInAFUYVst6gn58QkKSLaxf",
+	"Qj4uGYHQMRuzeHb+83fGtatI5hPsN7UlGkE2UoYs2HjNlIOp26VDNvY+U83A7oaRSeoaZDqUS3nndE5M",
+	"2zgH3PobLihIeNrSqZRna5MwRmjY4X67qQczNht0wRPb6pj7q/XrpmNh3kZ8oS/dkyF2IYqogjXaUAIq",
+	"9AmZ7X3jLLK9w6VIOvCrD/Z32Al0mv+bXjl92GlORNp7+m53MOm2spMKrquxIc1aFJk0/KuFjGCWdm8x",
+	"eRQSBVSYOlzrbKibzP4AZlQMF54SMNgnssLufOpFgU19RS5VWsN4C7vKdM75zrC2MyySQT57QVKErLYb",
+	"aDVNKOE3cUgplpGmGJtwFd1BWRFd+0DHr4C3scTaYDgPWKs1UR6yIbvpn2tXGqqXusuUXJi04zIcLO3J",
+	"NWSZOvklHrPGCQw140KiRSwkMt09h6xe4TU7QVi/btxa4A8xXwkkuYMwCjgPx9ibO0MWRvQWS+Kg03cX",
+	"nYGDAsrmzYB7OHBQzOifMbF/LeJAUg8rKhMR2JsPjtWYiZB4dEIVr7JuBx4p+Peubl8qpr5AZDEmvk2C",
+	"cTJ1yXIbsT5BcM+Bo1gXIEBQ+jrjgksOVkuB4IgAp01de9ThpAAKnjYU+wgnXiSoQWj8cA3w3bRfD5l7",
+	"dnN13jvtDLqjm/65C2drYhU2nq+D1r2Sx0kg44v2kFn3pVrFK/TTG6gcGgS6wJLQiZ5QY0k0TozjFo56",
+	"TKBS05BJPidMf6/f078r6j3jgQ9deCMeZFounKD3XEhnyHJ+RQedatrX1JEc6d+DVUgcNDB9N5td5nFf",
+	"u0JPk0Y7DvqJkLDZUbqQg64i/mnV/IeDBl34kAbQETacRtgnDnJ/a/6qYxGa/3CHDJzTy+QBMB9bmA4c",
+	"PmXGuW6aCvx05rlirM2XfMiOUlSf0mBX1auhQjpM8P6r2e3uLOn9rQ19mWz0MhZUFNISPanK0NdBgk+k",
+	"sXtp3pMcqTb+Yc8jIQTQpJX+mY8CghX5VsKaOAFWRv1cAAKEGC9x5IsqG2DuOj2xWLSjHTCHzt+NgU9u",
+	"DNyCzk61AW1NQkK27KIWk0rdq8+Jcbui2nf0emz0ekfkTrh1NwXSfmuNR1h6JWGYpxDymoQk5QNiT5Br",
+	"RC/X0dED8NixLeqFFh2XMx4QtMCh0QWwjY1DGAJbPMMNwjBYlQkr+ZjdJxJWygODdxJWHv+uFftv7ELd",
+	"TaW3fzY71t/wvurTu690swcFqO5uCy7e51LVPakZoPQDIWkQGHmI6AhWITmkgMVa+UmTwmImabDWCVE3",
+	"SPJb6ArHAjyqtotS9i2MGG/ycJ2DQYuh5+Rhhf5I265VUmfsO0977DsCJ5FtDy/5vS+MxsInujFXha5g",
+	"Y+LxRaYd2ElSQirt0eVqzwmwv0WZQ0St99vGex2Q9R3vH99tAS3lHgnxucSSNNNUwyfAf4UYPPBNMynE",
+	"J8i9urweoJLlGBUGgnJc6As1JjPQqm1dtZK7AFu4tmmNT2YGqs6C/BZjt76LVSVXp+P7CGddC6gekCn2",
+	"VrrNWebmXKfvVF+eLLbu5Ps7Mbq58eyZmPpq316Kck8abluRIruFxn/NmNt/BToPDjYDYZFFx0osdZ6C",
+	"end8X+fYeJz5mRNHdShsyXWWSMMo5onpKeebaw1ZJ+Ppg6wd43yRS55Fo2OEkZzRyE99Ph86v42ue+8u",
+	"ehfvRj91f78egSOte+auB45Uuiky+drfOcR3DnEHDvEQnrBLWDEYfm3EcIa0Qv21JKoevHA6cOSo/Rq5",
+	"p52Li8vB6Kx73h10R+ed60H2irhV7oVN1+CoOuT572P5/1dAUesq2A1LH8ITnBLXWEZ2gnhjMX/6cGMx",
+	"3zna2PTM2jESy7ST0kU/dQ3QrKFKF7IN42hKfFT/EcoApRWFVubzxkmSwAvjqG8CMpGIx7IiZMssckto",
+	"t7p+7oIUgpFtUG0YkVvKY6GLNKLLEP8ZVwZsJRUWU/hma0XsH5SUkPn8dw79Wm8Uty3wS5/Js9K3bywF",
+	"jCRomdgPzJPqQK4+8Xjki1wrUT5BGFrSmVaiCcLaibJe8yHDSf7oflrhwnwawfCtXAoZ42omIrJ9gSG4",
+	"SPe+S4M4bcIm5DVCqXAKoqntjEd05+B0uiGjItdpz2b3QGwSW5ll2ARbDzMdX6QLZbhJA1Do6Qi1VaGO",
+	"tAJA0nM12XtJw9UhW2CfmBzNRbE2b1qM2H6iE4qA4OgnEKplJWvX9jR1GzoqDuAQ8SUkd4psUbQfBDTA",
+	"JdB3w4IHQJbStkXW7p/QtyEbsv7GyKujdnu9DXrjOLO8IdM01U0bs7ppmbnXB4buhjiSJ8hNWq4ClF1b",
+	"L8UdsnradZNxZLpmJus+zrTchFAn81e2sataShr1ZHQaA2zTLBEdHCEoRGcYAZwO5QzV9YaHzONsQqex",
+	"pvmNk4Rh6K7pEcG+yHRiVEvxMGNcojFJgb8x5ko3rXzSiCuY4mvFW+WbkVaZIdI+xZpKGP+TupVjkrnk",
+	"/zIk3YZEFWhvphT8Ol3Pi01bY6MygM9GOzmbo510QSVLVgLK5iKJGp1hpk6Oxzq4yiZWVgZIpbj/pKLD",
+	"rsFRKRL+LRSkbyTEyR5imZxhxPb1QKVnOvndjvz7MW8LNdp0xtsyWq1846P6zU3v7PbHRoUaSTfrkNva",
+	"AH0sIX97llBtLXhy2D4wJXnOuUY4FwkiwR0HijLRxE49MKLqkNXdd13j+spOqiTa/zQixn/8v//zf4dx",
+	"u33wUtCp+kMJcLc4oD4k370wRYWEDtnWXoQQG3Fej/oD1PnRMovJn4CVMEJ8kI5MzrAzZAGdK54RRsQs",
+	"WRfca0IcB7rpn4OQTKVlrIZgwybHEV8KJfNAKoEO+5ecBycltei0QVgNpGCm6L0uw6eEYpCfe9prPBY8",
+	"iCU5RuOYBjIV55OSUla+Ij4K43FAPb1IHg0ZCUQmi8uIR0q4TRMO3PdcSJ050GGJAcAgXMK+9tvI7f52",
+	"ddkfjLq/XfX6YG22Ty4uB6N+t3P2u5I5j9qvG7oVtoDTyTfAHsfSKA0mJcVMQOWxVbe0yGmVDoQFEpwz",
+	"U5tOWyCsebhEIjwzyFpOHQ/bB9WhouvYqS5ZpkLkKVRzOtWJCyXXQBdtcxnXuOK2cmaB9YKO9pZsXFJO",
+	"TEB1iw7qjIEIVF/24oRf/gaWysfhW4qAb2Jb64h7nFMjhUnVNShYz+KqVugAhx20nHFBkr70Kc7KRA1q",
+	"tDKpo8+7O3tRc3tTyqC55CdJlChiZImg7de3wCsLKD/RaVl/X/6pWNnGQg8SR1OSmIVyu4eQD4nnJMek",
+	"NP2nU4ZlHBGw0kBhP30FhUmfdQWdgk3g/YfOafP6fefgxUvEb0359xQkui2o4bWug2LmQ8XAOVkhn0T0",
+	"NmtESrjOAgulxs/J6gThTEVHHEi4JDxSJ0folKUrzahDh8h9e9l/0zs76164jhpBM3TOiLlVYKBS6Bpi",
+	"IYhfyoNQHYv5kLmJjOJqdAGEVvBrOIpxQOm6BIe06SFzEYD5DYztrH4zeNt85aD+21N0tP+qjf6MuYSd",
+	"meKHEV9aczkPfCKkVSiHTHeQg6Gh3g0P4gXLN0R0wM6T2Feyf8ZRAIVFdVF59VOuh6R6kNYld9NWs+bv",
+	"IXMLvTHVOyV9NtXjtCsofFjsLHsC0NemLQWIw8PD1+hmcOrYeqM2p099sGoN2ZUu4K812yR3MInpsNY4",
+	"KCRIBRIyInhBfHU41LjHsT9ka7bKE4ShpKRCnhBHsrnEKyRnEY+nM1tyVoPaZvwNWbbUq+5Na62xBBEc",
+	"lQfEJwrVWwqN7zZSlF+tqRIIVK4AErRYvGH0U1Ihs8IDYe7bbuSmutlYGT1Rq1JCXnLt6i+PSn1RjarF",
+	"CTrduLCMr2T/4FUJHdyqlUrySe554jbP99ZEljKF8+kFM5thekZFyAUtl9HU7cTebEGYPAHkUrD7j6Eu",
+	"1dnUGN9UasuhR334P2l54nZYc2tPIqUdPqOEkZLu4zwvypYkRrmKxMuIs2nrfrLh15ee4KLzqEKS+lpy",
+	"U0WtTKsDpSzvBwG8zRLOnDb+NxGpAj7dtVxWeW0sVB+vEPUbpt6Idc6BiXy99siV7poJ3EvMaagLEoQE",
+	"SyUAgKy/oLLghtLzgAdVm+FxeY7hudrLGohLuUSuTU5pMMD27kpVruukV/VuV2etL05ph4c1Nx2WUFjB",
+	"OH2UqEoXlX751ONVK0WSDb1ldl1Pcl5blmLdcfdayJOVPcvFFLz4qjEFCot3jSawp/C9iswuYQglHqr1",
+	"Kkv2pT3taGniAESf8rCEaz6RTf2iQHGIJEcuYFmmUFniks/GLtSNjmOaY28vTWZqdwbBh3QTOxC6h9Oi",
+	"ZyefiTKmSNu9qMSmUTWZerRhN1dS/JZKKQL+qCu5ibb8qlT4r+Zl/PsGSeoe+MXgmzvRmbHNaq+mNOZU",
+	"SmJlwEluVhFAPL/p2qIlrTQ5VteqQj0IpcLSdL6ADiFOYlhScoVxm9uZIAl3TsOwLIXE4JZZDLSJfaKo",
+	"kaSKpKLnz53y/v0KPeUV0uqgyKL1bvdH1/jczKd1CcZKFp2EA+rmaZppFni0M2QchsNBsFKyF2eZSiLI",
+	"tQ1tsxm1OlA3W7vTGTJT1NRFUttjFb4kkVnIDoPqSUNSR9cvdSxGpc2VGg5yoWmuHYwypa9NIyIEqpv7",
+	"2tgpfyVpDn5P+aJaE7Udf4u1XHMd+z/uzHGfVPb4uxRGXu9Rv4kSWZz6Top2q9Ra4OYTyqiYpXTpTmRp",
+	"ja2XXTtgmZmL90/HOsu641eYoXXzdfA3QSAx/Y62O6LtvTnotmjMjOzpoKQ/uET1JF3TtzF3mRZNELFk",
+	"5MiRYV26mmdBfLUhngXxNakrVpReN8ufTxm5Z6bYMWgzU777ez27p05S20ibq6M9nw9pdsSW7yjyNMEv",
+	"W/Dj/s0MyojpnvH5V3tWegyZdxCPfBKleSiKdtZ1Ol7SLAQJpbxQCGSJiO6UqH5Q1JRlO3xaDd6SnjWC",
+	"jJmOLQAy6wwZFtkmvz4nwkERuSU4UJIP41JJQCcKfonTkfqorpQVjG5uemeNIdNlis27JocpDc+HuE8r",
+	"UdkxTLvViogBA96OBeJTtirSc+xSj8Ke6fcb+jQVKDJJYknLapyiwHNcWw8zjwRP09wEvGbQ1CTU0TOj",
+	"iMho5Z5kE+RMza7S1kR1ymyXm0YLXdpmljpR3ya+XQ86g5trdweHwinsFZq8PgP360AQ0R0kpuL+vxcE",
+	"+OrX9FryEAHS6vqJd1KHTfk7pag8zf16q65WYlAyuZcb+gfpaMhQB9jZNg+YMpPeZ0KQbSkZHXmvMxws",
+	"ltahPCxNsnuHDB5kyt33fPcYRcQjipoZi7tPmn6sbxPRvZLRkgYB8iMe6lE0lBrFtj+2Cf4kImKWSA/j",
+	"2J8SeZL8rVOBoZ8/k5TFpKUJxFn3vPdLt//7qHcxuupfvut3r69dVDcT8ETLomzacIbM7XcHay/nCFfD",
+	"WaM6qJ602G2cDBlElva7g+7FoHd5kUT+nCSizn7bmKaE7mGt4QphuMw2pu5enXd+L7bRvoNF8xkE/O/N",
+	"nP6Fmjmd6Wui7mHBLKjP807UUEarJuPLryFwMPJJJkQDwoO0G4SypAjXIwgZIF5c8OU3I2EACMAiExPE",
+	"+PK7WPENWC/VkWC0xDTb60KdzpbLJCPqVavYp9oNZ9I/1uLVjDS9pMznSwhiTEosSLogDSMFYKlkclNP",
+	"FIrkggxgPqMC4UDHfEoOyekQ4K/LpY5jb04kNDhD9ZvBaeMYufuzpGiHF0cRYdJkWcJ06vGL1zaUjkoH",
+	"uQdHMzf3+ozHUfLywWHu5R/9/Lsvm/C2WUjy0Y+5jw7b6ivu41X6xmtdC0O/1kIASpt6sIyolISh8Uob",
+	"6PPFSrSmrwkICEaYGXMAtCgO8BR6N415LFNCU24E0Md7dyUPvvsVDqi2Q9Cg+SApcvykjrtkss1kSqMX",
+	"JKHG7F+oWtCZVfzN5dY1fjQ0csRA40aRFuylt29jTLO5vSIMqESUSY5uBqdNe5P1dREKTy0typEGe43V",
+	"dy/biDPSNHfYfGmvLbxh67iY66mfvUKCfspeTmEvIvx+2Ib7l2RCmbwocPBgISH0YEyS/t/mttdDHEmK",
+	"g4YZs4XemJ3YTOhcbZ0wIkJ9BmrFXyTiCbJV38ZBCt9/rnuZbmznq2kO7l/3biqdDbIJNSQ23U/T7k3s",
+	"CcL8DUFukkckVzEKWBLoSwLYa2IZpAxugYwwE9j0pMuV+YI2MJmaSDqz4BhhdNA+SJ2LAReyhVxjB3DB",
+	"EDAnoTSJ8Yh8wp5E/3V9eYHGK0mEVed9VJ+TlTXeixB71vgd4GhKhswEgggk4uiW3hqBIvVlqtFAPFf/",
+	"yOjETvvolfPix5dDpueru1ed388vO2ejweXl6LzTf9d1G620nY0pb5BveKF/HDLTrHC9K6GWbhQQk8TV",
+	"tCYoXzKbbAg5nL8az4Gb+H691WhOVmASSBswOsgCLuAKFrmDHDJtQmmoEzAZH0nYFdhNrClmzWcBgVQR",
+	"nVKGgyFLrcTUt1kmQP50KNJJYXhbLiI19Jhyv72z7oery0H34vT30Yfe9YfO4PS920IdpFBUl50oaRBi",
+	"uo5gMWSu/hm+SXKzkgqNqS8m+/lR+2jI0h6XF5eD0dvLm4szt8yAcU2YbyxJTxQTomb4Sv2D1NSbSG2H",
+	"ZSMN9ImeJE4mRpYQ2aSPA0jwga5B8SyLy9pz0mWktOp7+dpvwFpNoNHrMrlAZZpkPtvvc21McESiTixn",
+	"teM/PiqJQyfmlyXrYQTNcI3+U1/gOUFRzBo1pxZHQe24NpMyPN7bg7dmXMjjV+1XbRBjzFJKilxmLcU5",
+	"aS1lHJK30oDFtPNGec6y7QMAAwpFjtJ+HidlxdHzBF3zSCUcZubMVf5dn/YNwBB+tcq3hwPwJ5tcwsxY",
+	"pvRC2TjXJsncyg5wvdJaPnJGaGK1XmWGTM53fchEhFG8ggppNIxM1dDcOFqIWR/mnN4SppRdtaKIYJ/C",
+	"X2HEx0RkRnhPcCBnJQOkhfNEJosLzagiJCsnU1QwyS0VMx7JZgCSRybLNDudTTP98vHL/w8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

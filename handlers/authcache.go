@@ -7,9 +7,10 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// AuthCacheTTL is how long a successful API-key lookup is reused. Deleting a
-// key through this process takes effect at once; through another process,
-// within this time.
+// AuthCacheTTL is how long a successful API-key lookup (the key and its
+// project's rate limits) is reused. Deleting a key through this process
+// takes effect at once; through another process, within this time. A
+// changed project rate limit takes effect within this time too.
 const AuthCacheTTL = time.Second
 
 // authCacheMax bounds the cache; past it the cache starts over.
@@ -24,25 +25,33 @@ type authCache struct {
 	gen uint64 // bumped by forget: a lookup that raced a delete is not stored
 }
 
+// principal is who authenticated: the API key and its project's rate
+// limits, read together and cached together, so a changed limit applies
+// within AuthCacheTTL.
+type principal struct {
+	key    store.APIKey
+	limits store.ProjectLimits
+}
+
 type authEntry struct {
-	key   store.APIKey
+	principal
 	until time.Time
 }
 
 // get returns a cached key, or false and the generation to pass to put.
-func (c *authCache) get(hash string, now time.Time) (store.APIKey, uint64, bool) {
+func (c *authCache) get(hash string, now time.Time) (principal, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[hash]
 	if !ok || now.After(e.until) {
-		return store.APIKey{}, c.gen, false
+		return principal{}, c.gen, false
 	}
-	return e.key, c.gen, true
+	return e.principal, c.gen, true
 }
 
 // put stores a key read from the database, unless a key was deleted since
 // the lookup began (gen changed): that read may be of the deleted key.
-func (c *authCache) put(hash string, k store.APIKey, gen uint64, now time.Time) {
+func (c *authCache) put(hash string, k principal, gen uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {
@@ -51,7 +60,7 @@ func (c *authCache) put(hash string, k store.APIKey, gen uint64, now time.Time) 
 	if c.m == nil || len(c.m) >= authCacheMax {
 		c.m = map[string]authEntry{}
 	}
-	c.m[hash] = authEntry{key: k, until: now.Add(AuthCacheTTL)}
+	c.m[hash] = authEntry{principal: k, until: now.Add(AuthCacheTTL)}
 }
 
 // forget drops a deleted key.

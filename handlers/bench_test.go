@@ -8,15 +8,19 @@ import (
 	"testing"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/store"
 )
 
 // BenchmarkAPI measures whole requests over HTTP through the generated client
-// (without the test-time contract check): authentication, validation,
-// handler and database, on both databases, with parallel clients.
+// (without the test-time contract check): authentication, rate limit,
+// validation, handler and database, on both databases, with parallel
+// clients. The project limit is raised to its maximum so the benchmark is
+// not cut off at 1,000 requests.
 func BenchmarkAPI(b *testing.B) {
 	for _, d := range testdb.Dialects {
-		e := setup(b, d)
+		e := setupWith(b, d, options{server: func(s *handlers.Server) { s.RateLimitDefault = store.MaxRateLimitPerMinute }})
 		ep := e.createEndpoint(e.a, "https://hooks.example.com/bench")
 		c, err := gen.NewClientWithResponses(e.url, gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
 			r.Header.Set("Authorization", "Bearer "+e.a.key)

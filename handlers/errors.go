@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -17,16 +19,19 @@ import (
 	"github.com/hookd/hookd/customheaders"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/ratelimit"
 	"github.com/hookd/hookd/store"
 )
 
 // Error is an API error: an HTTP status, a stable code, a message safe for
-// the client and optional details.
+// the client and optional details. RetryAfter, when positive, is sent as
+// the Retry-After header (whole seconds, rounded up).
 type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Details map[string]any
+	Status     int
+	Code       string
+	Message    string
+	Details    map[string]any
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -194,6 +199,9 @@ func errorHandler(log *slog.Logger, spec *openapi3.T) echo.HTTPErrorHandler {
 		if apiErr.Details != nil {
 			d := apiErr.Details
 			body.Error.Details = &d
+		}
+		if apiErr.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(apiErr.RetryAfter)))
 		}
 		if apiErr.Status == http.StatusMethodNotAllowed {
 			c.Response().Header().Set("Allow", allowHeader(spec, c.Request().URL.Path))

@@ -86,6 +86,9 @@ type options struct {
 	// exports configures CSV exports; now, if set, is the server's clock.
 	exports handlers.ExportOptions
 	now     func() time.Time
+	// server, if set, adjusts the server (limits, clock) before the router
+	// is built.
+	server func(*handlers.Server)
 }
 
 // setup starts hookd's full router on a real HTTP listener over a fresh
@@ -164,6 +167,9 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 		go func() { defer close(done); _ = eng.Run(ctx) }()
 		stopEngine = sync.OnceFunc(func() { cancel(); <-done })
 		t.Cleanup(stopEngine)
+	}
+	if o.server != nil {
+		o.server(srv)
 	}
 	router, err := handlers.NewRouter(srv)
 	require.NoError(t, err)

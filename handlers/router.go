@@ -78,6 +78,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		},
 	}))
 	e.Use(attachAuth)
+	e.Use(s.limitRequests)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
 
@@ -121,6 +122,7 @@ func newEcho(s *Server, spec *openapi3.T) *echo.Echo {
 	log := s.log().With("component", "api")
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = clientIPExtractor(s.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(log, spec)
 
 	e.Use(requestID())
@@ -198,31 +200,45 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 }
 
 // authenticate is the validator's AuthenticationFunc for bearerAuth: it
-// resolves the API key and leaves it on the echo context for attachAuth.
+// resolves the API key (with its project's rate limits) and leaves it on
+// the echo context for attachAuth. A client address with too many failed
+// authentications in the last minute is refused with 429 RATE_LIMITED
+// before any key lookup.
 func (s *Server) authenticate(ctx context.Context, in *openapi3filter.AuthenticationInput) error {
 	c := echomiddleware.GetEchoContext(ctx)
 	req := in.RequestValidationInput.Request
+	now := s.limitNow()
+	client := s.clientKey(c)
+	failLimit := s.authFailureLimit()
+	if ok, wait := s.authFailures.Check(client, failLimit, now); !ok {
+		return &echo.HTTPError{Code: http.StatusTooManyRequests, Message: "rate limited", Internal: errAuthRateLimited(wait)}
+	}
+	unauthorized := func() error {
+		s.authFailures.Allow(client, failLimit, now)
+		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
+	}
 	h := req.Header.Get("Authorization")
 	scheme, token, _ := strings.Cut(h, " ")
 	token = strings.TrimSpace(token)
 	if !strings.EqualFold(scheme, "Bearer") || !credentials.WellFormedAPIKey(token) {
-		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
+		return unauthorized()
 	}
 	hash := credentials.HashAPIKey(token)
-	k, gen, ok := s.auth.get(hash, time.Now())
+	p, gen, ok := s.auth.get(hash, now)
 	if ok {
-		c.Set(authKey, k)
+		c.Set(authKey, p)
 		return nil
 	}
-	k, err := s.Store.Authenticate(req.Context(), hash)
+	k, limits, err := s.Store.Authenticate(req.Context(), hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return &echo.HTTPError{Code: http.StatusUnauthorized, Message: "unauthorized", Internal: errUnauthorized}
+		return unauthorized()
 	case err != nil:
 		return &echo.HTTPError{Code: http.StatusInternalServerError, Message: "authentication failed", Internal: err}
 	}
-	s.auth.put(hash, k, gen, time.Now())
-	c.Set(authKey, k)
+	p = principal{key: k, limits: limits}
+	s.auth.put(hash, p, gen, now)
+	c.Set(authKey, p)
 	return nil
 }
 
@@ -231,8 +247,8 @@ func (s *Server) authenticate(ctx context.Context, in *openapi3filter.Authentica
 // validator, which has already replaced the request body it consumed.
 func attachAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if k, ok := c.Get(authKey).(store.APIKey); ok {
-			c.SetRequest(c.Request().WithContext(withAPIKey(c.Request().Context(), k)))
+		if p, ok := c.Get(authKey).(principal); ok {
+			c.SetRequest(c.Request().WithContext(withAPIKey(c.Request().Context(), p.key)))
 		}
 		return next(c)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/netguard"
+	"github.com/hookd/hookd/ratelimit"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
 	"github.com/hookd/hookd/urlsign"
@@ -25,15 +27,47 @@ type Server struct {
 	Logger  *slog.Logger // nil means slog.Default()
 	// Exports configures CSV exports; zero fields take the defaults.
 	Exports ExportOptions
-	// Now is the clock of export expiry and download links; nil means
-	// time.Now. Tests set it to move time.
+	// Now is the clock of export expiry, download links and metrics
+	// windows; nil means time.Now. Tests set it to move time.
 	Now func() time.Time
+	// LimitClock measures the time that rate limits and the API-key cache
+	// count (elapsed time, so a stepped wall clock does not disturb them);
+	// nil means time.Now. Tests set it to move time.
+	LimitClock func() time.Time
 
-	draining   atomic.Bool
-	auth       authCache
-	signerOnce sync.Once
-	signer     *urlsign.Signer
+	// RateLimitDefault is the management API limit, in requests per minute
+	// per project, of projects whose own limit is 0. Zero means
+	// DefaultRateLimitPerMinute. Limits are counted per process.
+	RateLimitDefault int
+	// AuthFailureLimit is how many failed authentications (missing,
+	// malformed or unknown API key) one client address may make per minute;
+	// past it, its requests to secured routes answer 429 RATE_LIMITED
+	// without a key lookup. Zero means DefaultAuthFailureLimit; negative
+	// turns the check off.
+	AuthFailureLimit int
+	// TrustedProxies are the addresses of reverse proxies whose
+	// X-Forwarded-For header names the client. Empty: the client address is
+	// the TCP peer's and the header is ignored (anyone could forge it).
+	TrustedProxies []netip.Prefix
+	draining       atomic.Bool
+	auth           authCache
+	signerOnce     sync.Once
+	signer         *urlsign.Signer
+	mgmtLimits     ratelimit.Limiter // per project: management routes
+	sendLimits     ratelimit.Limiter // per project: POST /v1/webhooks/send
+	authFailures   ratelimit.Limiter // per client address: failed authentications
 }
+
+// Defaults of the Server's limits.
+const (
+	// DefaultRateLimitPerMinute is the management API limit of a project
+	// (requests per minute) when neither the project nor the server sets
+	// one.
+	DefaultRateLimitPerMinute = 1000
+	// DefaultAuthFailureLimit is how many failed authentications per
+	// minute one client address may make.
+	DefaultAuthFailureLimit = 20
+)
 
 var _ gen.StrictServerInterface = (*Server)(nil)
 
@@ -48,6 +82,14 @@ func New(st *store.Store, kr *secrets.Keyring, policy *netguard.Policy, log *slo
 		return nil, errors.New("handlers: a URL policy is required")
 	}
 	return &Server{Store: st, Keyring: kr, Policy: policy, Logger: log}, nil
+}
+
+// limitNow reads LimitClock.
+func (s *Server) limitNow() time.Time {
+	if s.LimitClock == nil {
+		return time.Now()
+	}
+	return s.LimitClock()
 }
 
 // now reads the clock, in UTC at the database's precision (microseconds).

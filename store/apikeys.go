@@ -39,22 +39,35 @@ func (s *Store) DeleteAPIKey(ctx context.Context, projectID, id string) error {
 	return nil
 }
 
-// Authenticate finds the live key whose hash is keyHash and records its use
-// (at most once per minute). It returns ErrNotFound for an unknown or
+// Authenticate finds the live key whose hash is keyHash, with its
+// project's API rate limits (read in the same query), and records the key's
+// use (at most once per minute). It returns ErrNotFound for an unknown or
 // deleted key.
-func (s *Store) Authenticate(ctx context.Context, keyHash string) (APIKey, error) {
+func (s *Store) Authenticate(ctx context.Context, keyHash string) (APIKey, ProjectLimits, error) {
 	var k APIKey
+	var lim ProjectLimits
 	var err error
 	if s.pool != nil {
-		k, err = s.pgFindAPIKey(ctx, keyHash)
+		k, lim, err = s.pgFindAPIKey(ctx, keyHash)
 	} else {
-		err = s.db.WithContext(ctx).Where("key_hash = ? AND deleted_at IS NULL", keyHash).Take(&k).Error
+		var row struct {
+			APIKey                 `gorm:"embedded"`
+			RateLimitPerMinute     int
+			SendRateLimitPerMinute int
+		}
+		err = s.db.WithContext(ctx).Raw(`SELECT k.*, p.rate_limit_per_minute, p.send_rate_limit_per_minute
+FROM api_keys k JOIN projects p ON p.id = k.project_id
+WHERE k.key_hash = ? AND k.deleted_at IS NULL`, keyHash).Scan(&row).Error
+		if err == nil && row.ID == "" {
+			err = ErrNotFound
+		}
+		k, lim = row.APIKey, ProjectLimits{RateLimitPerMinute: row.RateLimitPerMinute, SendRateLimitPerMinute: row.SendRateLimitPerMinute}
 	}
 	if errors.Is(err, ErrNotFound) {
-		return APIKey{}, err
+		return APIKey{}, ProjectLimits{}, err
 	}
 	if err != nil {
-		return APIKey{}, translate(err, "authenticate")
+		return APIKey{}, ProjectLimits{}, translate(err, "authenticate")
 	}
 	now := Now()
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= lastUsedGranularity {
@@ -62,9 +75,9 @@ func (s *Store) Authenticate(ctx context.Context, keyHash string) (APIKey, error
 			Where("id = ? AND (last_used_at IS NULL OR last_used_at < ?)", k.ID, now.Add(-lastUsedGranularity)).
 			Update("last_used_at", now).Error
 		if err != nil {
-			return APIKey{}, translate(err, "record API key use")
+			return APIKey{}, ProjectLimits{}, translate(err, "record API key use")
 		}
 		k.LastUsedAt = &now
 	}
-	return k, nil
+	return k, lim, nil
 }

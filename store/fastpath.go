@@ -100,14 +100,18 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 	return out, rows.Err()
 }
 
-const pgAuthenticate = `SELECT id, project_id, label, mode, prefix, key_hash, created_at, last_used_at
-FROM api_keys WHERE key_hash = $1 AND deleted_at IS NULL`
+const pgAuthenticate = `SELECT k.id, k.project_id, k.label, k.mode, k.prefix, k.key_hash, k.created_at, k.last_used_at,
+  p.rate_limit_per_minute, p.send_rate_limit_per_minute
+FROM api_keys k JOIN projects p ON p.id = k.project_id
+WHERE k.key_hash = $1 AND k.deleted_at IS NULL`
 
-func (s *Store) pgFindAPIKey(ctx context.Context, keyHash string) (APIKey, error) {
+func (s *Store) pgFindAPIKey(ctx context.Context, keyHash string) (APIKey, ProjectLimits, error) {
 	var k APIKey
-	err := s.pool.QueryRow(ctx, pgAuthenticate, keyHash).Scan(&k.ID, &k.ProjectID, &k.Label, &k.Mode, &k.Prefix, &k.KeyHash, &k.CreatedAt, &k.LastUsedAt)
+	var lim ProjectLimits
+	err := s.pool.QueryRow(ctx, pgAuthenticate, keyHash).Scan(&k.ID, &k.ProjectID, &k.Label, &k.Mode, &k.Prefix, &k.KeyHash, &k.CreatedAt, &k.LastUsedAt,
+		&lim.RateLimitPerMinute, &lim.SendRateLimitPerMinute)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return APIKey{}, ErrNotFound
+		return APIKey{}, ProjectLimits{}, ErrNotFound
 	}
-	return k, err
+	return k, lim, err
 }

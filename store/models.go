@@ -15,6 +15,31 @@ type Project struct {
 	ID        string `gorm:"primaryKey"`
 	Name      string
 	CreatedAt time.Time
+	// RateLimitPerMinute caps the project's management API requests per
+	// minute (per hookd process); 0 means the server default.
+	RateLimitPerMinute int
+	// SendRateLimitPerMinute caps its POST /v1/webhooks/send requests per
+	// minute (per hookd process); 0 means unlimited.
+	SendRateLimitPerMinute int
+	// RetentionHours is how long its messages' payloads are kept after
+	// they finish; 0 means the server default.
+	RetentionHours int
+}
+
+// Bounds of the project settings (the database checks them too).
+const (
+	MaxRateLimitPerMinute = 1_000_000
+	MaxRetentionHours     = 2160
+)
+
+// ProjectLimits are the API rate limits of a project, in requests per
+// minute, as Authenticate returns them with the caller's key.
+type ProjectLimits struct {
+	// RateLimitPerMinute applies to management routes; 0 means the server
+	// default.
+	RateLimitPerMinute int
+	// SendRateLimitPerMinute applies to sends; 0 means unlimited.
+	SendRateLimitPerMinute int
 }
 
 // APIKey is a bearer key. Only its SHA-256 (KeyHash) and display Prefix are

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"gorm.io/gorm"
 )
@@ -21,6 +22,57 @@ func (s *Store) ProjectByName(ctx context.Context, name string) (Project, error)
 	var p Project
 	err := s.db.WithContext(ctx).Where("name = ?", name).Take(&p).Error
 	return p, translate(err, "find project")
+}
+
+// ProjectSettings changes a project's settings: only the fields that are
+// not nil change. See Project for what each means.
+type ProjectSettings struct {
+	RateLimitPerMinute     *int // 0–MaxRateLimitPerMinute
+	SendRateLimitPerMinute *int // 0–MaxRateLimitPerMinute
+	RetentionHours         *int // 0–MaxRetentionHours
+}
+
+// UpdateProjectSettings applies u to the named project and returns the
+// project as stored afterwards. It returns ErrNotFound if there is no such
+// project, and an error naming the field for a value out of range.
+// Processes serving the API see the new rate limits within their
+// authentication cache's lifetime.
+func (s *Store) UpdateProjectSettings(ctx context.Context, name string, u ProjectSettings) (Project, error) {
+	changes := map[string]any{}
+	for _, f := range []struct {
+		column string
+		v      *int
+		max    int
+	}{
+		{"rate_limit_per_minute", u.RateLimitPerMinute, MaxRateLimitPerMinute},
+		{"send_rate_limit_per_minute", u.SendRateLimitPerMinute, MaxRateLimitPerMinute},
+		{"retention_hours", u.RetentionHours, MaxRetentionHours},
+	} {
+		if f.v == nil {
+			continue
+		}
+		if *f.v < 0 || *f.v > f.max {
+			return Project{}, fmt.Errorf("%s must be 0 to %d, got %d", f.column, f.max, *f.v)
+		}
+		changes[f.column] = *f.v
+	}
+	var p Project
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if len(changes) > 0 {
+			res := tx.Model(&Project{}).Where("name = ?", name).Updates(changes)
+			if res.Error != nil {
+				return res.Error
+			}
+			if res.RowsAffected == 0 {
+				return ErrNotFound
+			}
+		}
+		return tx.Where("name = ?", name).Take(&p).Error
+	})
+	if errors.Is(err, ErrNotFound) {
+		return Project{}, err
+	}
+	return p, translate(err, "update project settings")
 }
 
 // ListProjects returns every project, oldest first.

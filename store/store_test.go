@@ -281,26 +281,88 @@ func TestAPIKeysAuthenticateAndDelete(t *testing.T) {
 		k := store.APIKey{ID: ids.NewAPIKey(), ProjectID: f.project.ID, Mode: "test", Prefix: credentials.DisplayPrefix(secret), KeyHash: credentials.HashAPIKey(secret), CreatedAt: store.Now()}
 		require.NoError(t, f.s.CreateAPIKey(ctx, k))
 
-		got, err := f.s.Authenticate(ctx, credentials.HashAPIKey(secret))
+		got, _, err := f.s.Authenticate(ctx, credentials.HashAPIKey(secret))
 		require.NoError(t, err)
 		require.Equal(t, f.project.ID, got.ProjectID)
 		require.NotNil(t, got.LastUsedAt)
 		first := *got.LastUsedAt
 
-		got, err = f.s.Authenticate(ctx, credentials.HashAPIKey(secret))
+		got, _, err = f.s.Authenticate(ctx, credentials.HashAPIKey(secret))
 		require.NoError(t, err)
 		require.Equal(t, first, *got.LastUsedAt, "last_used_at is written at most once a minute")
 
-		_, err = f.s.Authenticate(ctx, credentials.HashAPIKey(secret+"x"))
+		_, _, err = f.s.Authenticate(ctx, credentials.HashAPIKey(secret+"x"))
 		require.ErrorIs(t, err, store.ErrNotFound)
 
 		require.ErrorIs(t, f.s.DeleteAPIKey(ctx, ids.NewUUID(), k.ID), store.ErrNotFound, "another project cannot delete it")
 		require.NoError(t, f.s.DeleteAPIKey(ctx, f.project.ID, k.ID))
-		_, err = f.s.Authenticate(ctx, credentials.HashAPIKey(secret))
+		_, _, err = f.s.Authenticate(ctx, credentials.HashAPIKey(secret))
 		require.ErrorIs(t, err, store.ErrNotFound)
 		list, err := f.s.ListAPIKeys(ctx, f.project.ID)
 		require.NoError(t, err)
 		require.Empty(t, list)
+	})
+}
+
+// TestProjectSettings: new projects have every setting at 0 (the
+// defaults); an update changes only the fields given, refuses values out of
+// range without changing anything, and Authenticate returns the current
+// rate limits with the key.
+func TestProjectSettings(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		secret := credentials.NewAPIKey(credentials.ModeLive)
+		k := store.APIKey{ID: ids.NewAPIKey(), ProjectID: f.project.ID, Mode: "live", Prefix: credentials.DisplayPrefix(secret), KeyHash: credentials.HashAPIKey(secret), CreatedAt: store.Now()}
+		require.NoError(t, f.s.CreateAPIKey(ctx, k))
+
+		_, lim, err := f.s.Authenticate(ctx, k.KeyHash)
+		require.NoError(t, err)
+		require.Equal(t, store.ProjectLimits{}, lim)
+		p, err := f.s.ProjectByName(ctx, f.project.Name)
+		require.NoError(t, err)
+		require.Zero(t, p.RateLimitPerMinute)
+		require.Zero(t, p.SendRateLimitPerMinute)
+		require.Zero(t, p.RetentionHours)
+
+		n := func(v int) *int { return &v }
+		p, err = f.s.UpdateProjectSettings(ctx, f.project.Name, store.ProjectSettings{RateLimitPerMinute: n(500), RetentionHours: n(48)})
+		require.NoError(t, err)
+		require.Equal(t, 500, p.RateLimitPerMinute)
+		require.Zero(t, p.SendRateLimitPerMinute)
+		require.Equal(t, 48, p.RetentionHours)
+
+		p, err = f.s.UpdateProjectSettings(ctx, f.project.Name, store.ProjectSettings{SendRateLimitPerMinute: n(store.MaxRateLimitPerMinute)})
+		require.NoError(t, err)
+		require.Equal(t, 500, p.RateLimitPerMinute, "fields not given keep their values")
+		require.Equal(t, store.MaxRateLimitPerMinute, p.SendRateLimitPerMinute)
+		require.Equal(t, 48, p.RetentionHours)
+
+		_, lim, err = f.s.Authenticate(ctx, k.KeyHash)
+		require.NoError(t, err)
+		require.Equal(t, store.ProjectLimits{RateLimitPerMinute: 500, SendRateLimitPerMinute: store.MaxRateLimitPerMinute}, lim)
+
+		for name, u := range map[string]store.ProjectSettings{
+			"NegativeRate":  {RateLimitPerMinute: n(-1)},
+			"HugeSendRate":  {SendRateLimitPerMinute: n(store.MaxRateLimitPerMinute + 1)},
+			"LongRetention": {RetentionHours: n(store.MaxRetentionHours + 1), RateLimitPerMinute: n(7)},
+		} {
+			_, err := f.s.UpdateProjectSettings(ctx, f.project.Name, u)
+			require.Error(t, err, name)
+			require.NotErrorIs(t, err, store.ErrNotFound, name)
+		}
+		p, err = f.s.ProjectByName(ctx, f.project.Name)
+		require.NoError(t, err)
+		require.Equal(t, 500, p.RateLimitPerMinute, "a refused update changed nothing")
+
+		_, err = f.s.UpdateProjectSettings(ctx, "no-such-project", store.ProjectSettings{RetentionHours: n(1)})
+		require.ErrorIs(t, err, store.ErrNotFound)
+		_, err = f.s.UpdateProjectSettings(ctx, "no-such-project", store.ProjectSettings{})
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// The database refuses out-of-range values written around the store.
+		_, err = f.s.DB().Exec("UPDATE projects SET retention_hours = 5000 WHERE id = '" + f.project.ID + "'")
+		require.Error(t, err)
 	})
 }
 

@@ -104,8 +104,22 @@ type Config struct {
 	// used to build export download links. Empty: the scheme and Host of
 	// the request asking for the link.
 	PublicURL string
+	// RateLimitDefault is the management API limit, in requests per minute
+	// per project, of projects without their own (1–1,000,000), counted
+	// per process. Default 1000.
+	RateLimitDefault int
+	// AuthFailureLimit is how many failed authentications per minute one
+	// client address may make before its requests answer 429 RATE_LIMITED
+	// (0–1,000,000; 0 turns the check off), counted per process. Default
+	// 20.
+	AuthFailureLimit int
+	// TrustedProxies lists the addresses (CIDRs, comma-separated) of
+	// reverse proxies whose X-Forwarded-For header names the client. Empty:
+	// the client is the TCP peer and the header is ignored.
+	TrustedProxies string
 
-	allowCIDRs []netip.Prefix
+	allowCIDRs     []netip.Prefix
+	trustedProxies []netip.Prefix
 }
 
 // dbFlags are the flags every command that opens the database takes.
@@ -143,6 +157,9 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
 	fs.DurationVar(&c.ExportTTL, "export-ttl", handlers.DefaultExportTTL, "how long a CSV export can be downloaded after it is created (1m-720h)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL of this hookd, e.g. https://hookd.example.com, for export download links (empty: the request's scheme and Host)")
+	fs.IntVar(&c.RateLimitDefault, "rate-limit-default", handlers.DefaultRateLimitPerMinute, "management API requests per minute per project, for projects without their own limit (1-1000000; counted per process)")
+	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", handlers.DefaultAuthFailureLimit, "failed authentications per minute from one client address before it gets 429 RATE_LIMITED (0 turns it off; counted per process)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (empty: the TCP peer is the client)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
 
@@ -262,6 +279,17 @@ func (c *Config) validate(serving bool) error {
 		if err := checkPublicURL(c.PublicURL); err != nil {
 			errs = append(errs, fmt.Errorf("--public-url (HOOKD_PUBLIC_URL): %w", err))
 		}
+		if c.RateLimitDefault < 1 || c.RateLimitDefault > store.MaxRateLimitPerMinute {
+			errs = append(errs, fmt.Errorf("--rate-limit-default (HOOKD_RATE_LIMIT_DEFAULT) must be 1 to %d requests per minute, got %d", store.MaxRateLimitPerMinute, c.RateLimitDefault))
+		}
+		if c.AuthFailureLimit < 0 || c.AuthFailureLimit > store.MaxRateLimitPerMinute {
+			errs = append(errs, fmt.Errorf("--auth-failure-limit (HOOKD_AUTH_FAILURE_LIMIT) must be 0 (off) to %d per minute, got %d", store.MaxRateLimitPerMinute, c.AuthFailureLimit))
+		}
+		proxies, err := parseTrustedProxies(c.TrustedProxies)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--trusted-proxies (HOOKD_TRUSTED_PROXIES): %w", err))
+		}
+		c.trustedProxies = proxies
 		cidrs, err := netguard.ParseCIDRs(c.DevAllowCIDRs)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--dev-allow-cidrs (HOOKD_DEV_ALLOW_CIDRS): %w", err))
@@ -297,6 +325,38 @@ func checkPublicURL(raw string) error {
 // exportOptions is the export configuration of the API.
 func (c *Config) exportOptions() handlers.ExportOptions {
 	return handlers.ExportOptions{TTL: c.ExportTTL, PublicURL: strings.TrimSuffix(c.PublicURL, "/")}
+}
+
+// parseTrustedProxies reads a comma-separated list of addresses or CIDR
+// prefixes. A prefix shorter than /8 (IPv4) or /16 (IPv6) is refused:
+// trusting it would let almost anyone name their own address.
+func parseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range splitList(s) {
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not an address or a CIDR prefix such as 10.0.0.0/8", f)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 16) {
+			return nil, fmt.Errorf("%q is far too wide: anyone there could forge X-Forwarded-For; list the proxies' own addresses", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// applyLimits sets the API rate limit settings on the server.
+func (c *Config) applyLimits(srv *handlers.Server) {
+	srv.RateLimitDefault = c.RateLimitDefault
+	srv.AuthFailureLimit = c.AuthFailureLimit
+	if c.AuthFailureLimit == 0 {
+		srv.AuthFailureLimit = -1 // the flag's 0 is "off"; the field's 0 is "default"
+	}
+	srv.TrustedProxies = c.trustedProxies
 }
 
 func (c *Config) isSQLite() bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,7 +37,12 @@ commands:
   serve [--role all|api|worker]  run the API and/or the delivery engine (migrates the database first)
   migrate                        apply database migrations and exit
   project create NAME            create a project
-  project list                   list projects
+  project list                   list projects with their settings
+  project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N]
+                                 change a project's settings (only the flags given):
+                                 management API requests/min (0 = server default),
+                                 sends/min (0 = unlimited), payload retention in
+                                 hours (1-2160; 0 = server default, 336 h)
   apikey create --project NAME [--mode live|test] [--label L]
                                  create an API key (printed once)
   masterkey generate [--id ID]   print a new master key for --master-key
@@ -163,22 +169,57 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func project(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "create" && args[0] != "list") {
-		return fmt.Errorf("%w: hookd project create NAME | hookd project list", errUsage)
+	const synopsis = "hookd project create NAME | hookd project list | hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N]"
+	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "update") {
+		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
 	var c Config
+	var rateLimit, sendRateLimit, retentionHours int
 	fs := newFlagSet("project "+args[0], stderr)
 	dbFlags(fs, &c)
-	fs.Usage = usage(fs, "hookd project create NAME [flags] | hookd project list [flags]")
+	var noEnv []string
+	if args[0] == "update" {
+		fs.IntVar(&rateLimit, "rate-limit", 0, "management API requests per minute (0-1000000; 0 = the server's --rate-limit-default)")
+		fs.IntVar(&sendRateLimit, "send-rate-limit", 0, "sends (POST /v1/webhooks/send) per minute (0-1000000; 0 = unlimited)")
+		fs.IntVar(&retentionHours, "retention-hours", 0, "hours the payloads of finished messages are kept (1-2160; 0 = the server default, 336 h)")
+		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours"}
+	}
+	fs.Usage = usage(fs, synopsis+" [flags]")
 	rest, name := args[1:], ""
-	if args[0] == "create" {
+	if args[0] != "list" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			return fmt.Errorf("%w: hookd project create NAME [flags] (the name comes first)", errUsage)
+			return fmt.Errorf("%w: hookd project %s NAME [flags] (the name comes first)", errUsage, args[0])
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	if ok, err := parse(fs, &c, rest, getenv, stdout, false); !ok {
+	if ok, err := parse(fs, &c, rest, getenv, stdout, false, noEnv...); !ok {
 		return err
+	}
+	var settings store.ProjectSettings
+	if args[0] == "update" {
+		given := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		for _, f := range []struct {
+			name  string
+			v     *int
+			max   int
+			field **int
+		}{
+			{"rate-limit", &rateLimit, store.MaxRateLimitPerMinute, &settings.RateLimitPerMinute},
+			{"send-rate-limit", &sendRateLimit, store.MaxRateLimitPerMinute, &settings.SendRateLimitPerMinute},
+			{"retention-hours", &retentionHours, store.MaxRetentionHours, &settings.RetentionHours},
+		} {
+			if !given[f.name] {
+				continue
+			}
+			if *f.v < 0 || *f.v > f.max {
+				return fmt.Errorf("%w: --%s must be 0 to %d, got %d", errUsage, f.name, f.max, *f.v)
+			}
+			*f.field = f.v
+		}
+		if settings == (store.ProjectSettings{}) {
+			return fmt.Errorf("%w: nothing to change: give --rate-limit, --send-rate-limit or --retention-hours", errUsage)
+		}
 	}
 	log := newLogger(&c, stderr)
 	st, err := openStore(ctx, &c, log)
@@ -186,14 +227,25 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer st.Close()
-	if args[0] == "list" {
+	switch args[0] {
+	case "list":
 		ps, err := st.ListProjects(ctx)
 		if err != nil {
 			return err
 		}
 		for _, p := range ps {
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.UTC().Format(time.RFC3339))
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\n", p.ID, p.Name, p.CreatedAt.UTC().Format(time.RFC3339), projectSettings(p))
 		}
+		return nil
+	case "update":
+		p, err := st.UpdateProjectSettings(ctx, name, settings)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no project named %q (see hookd project list)", name)
+		} else if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "updated project %q (%s): %s\n", p.Name, p.ID, projectSettings(p))
+		fmt.Fprintln(stdout, "running hookd processes apply new rate limits within a second")
 		return nil
 	}
 	if err := validProjectName(name); err != nil {
@@ -208,6 +260,20 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	fmt.Fprintf(stdout, "created project %q (%s)\ncreate its first API key with: hookd apikey create --project %s\n", name, p.ID, name)
 	return nil
+}
+
+// projectSettings renders a project's settings for people and scripts, e.g.
+// "rate_limit=500/min send_rate_limit=unlimited retention_hours=default":
+// a 0 setting shows what it means.
+func projectSettings(p store.Project) string {
+	show := func(v int, unit, zero string) string {
+		if v == 0 {
+			return zero
+		}
+		return strconv.Itoa(v) + unit
+	}
+	return fmt.Sprintf("rate_limit=%s send_rate_limit=%s retention_hours=%s",
+		show(p.RateLimitPerMinute, "/min", "default"), show(p.SendRateLimitPerMinute, "/min", "unlimited"), show(p.RetentionHours, "", "default"))
 }
 
 func validProjectName(name string) error {

@@ -101,6 +101,9 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 			return nil, err
 		}
 		srv.Exports = c.exportOptions()
+		c.applyLimits(srv)
+		log.Info("API rate limits (counted per process)", "management_per_minute_default", c.RateLimitDefault,
+			"auth_failures_per_minute_per_address", c.AuthFailureLimit, "trusted_proxies", c.TrustedProxies)
 		router, err := handlers.NewRouter(srv)
 		if err != nil {
 			return nil, err
