@@ -249,7 +249,9 @@ func (s *Store) DeleteMessages(ctx context.Context, projectID string, ids []stri
 			return nil
 		}
 		return tx.Model(&Message{}).Where("id IN ? AND project_id = ?", deleted, projectID).
-			Updates(map[string]any{"deleted_at": now, "updated_at": now, "next_attempt_at": nil}).Error
+			// A deleted message counts as finished for the clean-up.
+			Updates(map[string]any{"deleted_at": now, "updated_at": now, "next_attempt_at": nil,
+				"terminal_at": gorm.Expr("COALESCE(terminal_at, ?)", now)}).Error
 	})
 	if deleted == nil {
 		deleted = []string{}

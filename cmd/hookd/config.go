@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/cleanup"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/netguard"
@@ -86,6 +87,13 @@ type Config struct {
 	BreakerDuration   time.Duration
 	BreakerProbeAfter int
 	BreakerBackoffMax time.Duration
+	// RetentionPayload is how long a finished message keeps its payload
+	// (projects may set their own); RetentionMetadata how long the message
+	// and its attempts are kept at all; CleanupInterval how often the
+	// clean-up runs (one process at a time).
+	RetentionPayload  time.Duration
+	RetentionMetadata time.Duration
+	CleanupInterval   time.Duration
 	// CAFile is a PEM bundle trusted for receivers in addition to the
 	// system roots.
 	CAFile string
@@ -152,6 +160,9 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.BreakerFailures, "breaker-failures", 100, "disable an endpoint after this many failed attempts in a row (0: never on a count)")
 	fs.DurationVar(&c.BreakerDuration, "breaker-duration", 5*24*time.Hour, "disable an endpoint that has failed every attempt for this long (0: never on time)")
 	fs.IntVar(&c.BreakerProbeAfter, "breaker-probe-after", 3, "from this many failures in a row, attempts to the endpoint are spaced out, one probe at a time (0: never)")
+	fs.DurationVar(&c.RetentionPayload, "retention-payload", 14*24*time.Hour, "how long a finished message keeps its payload, unless its project or the message says otherwise (1h-2160h)")
+	fs.DurationVar(&c.RetentionMetadata, "retention-metadata", 90*24*time.Hour, "how long a finished message and its attempts are kept at all (24h-87600h, at least --retention-payload)")
+	fs.DurationVar(&c.CleanupInterval, "cleanup-interval", time.Minute, "how often the retention clean-up runs (1s-1h; one process at a time does it)")
 	fs.DurationVar(&c.BreakerBackoffMax, "breaker-backoff-max", 5*time.Minute, "longest wait between probes of a failing endpoint (waits start at 1s and double)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go pprof profiles on this address, e.g. 127.0.0.1:6060 (off when empty; keep it private)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
@@ -497,6 +508,12 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		return dc, fmt.Errorf("--rescue-after (HOOKD_RESCUE_AFTER, %s) must be longer than --attempt-timeout (%s)", c.RescueAfter, c.AttemptTimeout)
 	case c.BreakerFailures < 0 || c.BreakerDuration < 0 || c.BreakerProbeAfter < 0:
 		return dc, errors.New("--breaker-failures, --breaker-duration and --breaker-probe-after may not be negative (0 turns a rule off)")
+	case c.RetentionPayload < time.Hour || c.RetentionPayload > 2160*time.Hour:
+		return dc, errors.New("--retention-payload (HOOKD_RETENTION_PAYLOAD) must be 1h to 2160h")
+	case c.RetentionMetadata < 24*time.Hour || c.RetentionMetadata > 87600*time.Hour || c.RetentionMetadata < c.RetentionPayload:
+		return dc, errors.New("--retention-metadata (HOOKD_RETENTION_METADATA) must be 24h to 87600h and at least --retention-payload")
+	case c.CleanupInterval < time.Second || c.CleanupInterval > time.Hour:
+		return dc, errors.New("--cleanup-interval (HOOKD_CLEANUP_INTERVAL) must be 1s to 1h")
 	case c.BreakerBackoffMax < time.Second || c.BreakerBackoffMax > 24*time.Hour:
 		return dc, errors.New("--breaker-backoff-max (HOOKD_BREAKER_BACKOFF_MAX) must be 1s to 24h")
 	case c.PollInterval <= 0 || c.PollInterval > time.Minute:
@@ -506,6 +523,12 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		return dc, fmt.Errorf("retry schedule (--retry-slow, --retry-fast, --max-attempts, --retry-after-cap): %w", err)
 	}
 	return dc, nil
+}
+
+// cleanupConfig is the retention clean-up's configuration.
+func (c *Config) cleanupConfig() cleanup.Config {
+	return cleanup.Config{Interval: c.CleanupInterval,
+		Retention: store.Retention{Payload: c.RetentionPayload, Metadata: c.RetentionMetadata}}
 }
 
 // offIfZero maps a flag's 0 ("off") to the engine's negative "off" (its 0

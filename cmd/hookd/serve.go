@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/cleanup"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
@@ -172,6 +173,13 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 			_ = svc.engine.Run(engineCtx)
 		}
 	}()
+	// Every role may run the retention clean-up; a lease in the database
+	// lets one process at a time do it.
+	cleanupDone := make(chan struct{})
+	go func() {
+		defer close(cleanupDone)
+		cleanup.New(st, c.cleanupConfig(), log.With("component", "cleanup")).Run(engineCtx)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -198,6 +206,7 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 		_ = httpServer.Close()
 	}
 	<-engineDone
+	<-cleanupDone
 	if shutdownErr != nil {
 		return fmt.Errorf("graceful shutdown did not finish within %s: %w", c.ShutdownTimeout, shutdownErr)
 	}

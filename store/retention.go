@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Retention says how long what is kept.
+type Retention struct {
+	// Payload is how long a finished message keeps its payload, counted
+	// from when it finished (succeeded or failed_permanent), for projects
+	// without their own setting and messages without retention_hours.
+	Payload time.Duration
+	// Metadata is how long a finished message, and its attempts, are kept
+	// at all, counted the same way.
+	Metadata time.Duration
+	// Batch is how many rows one statement changes at most.
+	Batch int
+}
+
+// CleanupResult counts what one clean-up pass removed.
+type CleanupResult struct {
+	PayloadsPurged  int64
+	MessagesDeleted int64 // with their attempts
+	StatsDeleted    int64
+	OtherDeleted    int64 // expired export records, rate buckets of deleted endpoints
+}
+
+// leaderLease is a named lease that one process at a time holds.
+type leaderLease struct {
+	Name   string `gorm:"primaryKey"`
+	Holder string
+	Until  time.Time
+}
+
+func (leaderLease) TableName() string { return "leader_leases" }
+
+// TryLead takes or renews the named lease for holder until now+ttl, and
+// reports whether holder has it: only one process at a time runs the
+// clean-up. A holder that stops renewing loses it when ttl passes.
+func (s *Store) TryLead(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	now := Now()
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "name"}},
+		DoUpdates: clause.Assignments(map[string]any{
+			"holder": gorm.Expr("excluded.holder"),
+			"until":  gorm.Expr("excluded.until"),
+		}),
+		Where: clause.Where{Exprs: []clause.Expression{gorm.Expr("leader_leases.until < ? OR leader_leases.holder = excluded.holder", now)}},
+	}).Create(&leaderLease{Name: name, Holder: holder, Until: now.Add(ttl)})
+	if res.Error != nil {
+		return false, translate(res.Error, "take the clean-up lease")
+	}
+	return res.RowsAffected == 1, nil
+}
+
+// Cleanup runs one clean-up pass at now, in batches of r.Batch rows, each
+// its own short transaction, until nothing is left or ctx ends:
+//   - purges the payloads of finished messages past their retention (the
+//     message's retention_hours, else its project's, else r.Payload);
+//     a message still queued, delivering, retrying or paused is never
+//     touched, nor is its payload;
+//   - deletes finished (or deleted) messages, with their attempts, once
+//     r.Metadata has passed since they finished;
+//   - deletes per-minute statistics older than 2 days and per-hour ones
+//     older than r.Metadata (at least 31 days), export records expired
+//     for a week, and rate-limit buckets of deleted endpoints.
+func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (CleanupResult, error) {
+	var out CleanupResult
+	batch := max(r.Batch, 1)
+	// Payloads under the project's (or the default) retention.
+	var projects []Project
+	if err := s.db.WithContext(ctx).Select("id", "retention_hours").Find(&projects).Error; err != nil {
+		return out, translate(err, "list projects")
+	}
+	for _, p := range projects {
+		keep := r.Payload
+		if p.RetentionHours > 0 {
+			keep = time.Duration(p.RetentionHours) * time.Hour
+		}
+		n, err := s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
+			return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
+  SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NULL
+    AND terminal_at < ? AND project_id = ? AND status IN ('succeeded', 'failed_permanent') LIMIT ?`+s.skipLocked()+`)`,
+				now.Add(-keep), p.ID, batch)
+		}, batch)
+		out.PayloadsPurged += n
+		if err != nil {
+			return out, err
+		}
+	}
+	// Payloads with their own retention_hours.
+	n, err := s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
+		expired := "terminal_at < CAST(@now AS timestamptz) - retention_hours * interval '1 hour'"
+		if s.dialect == SQLite {
+			expired = "terminal_at < datetime(@now, '-' || retention_hours || ' hours')"
+		}
+		return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
+  SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NOT NULL
+    AND `+expired+` AND status IN ('succeeded', 'failed_permanent') LIMIT @batch`+s.skipLocked()+`)`,
+			map[string]any{"now": now, "batch": batch})
+	}, batch)
+	out.PayloadsPurged += n
+	if err != nil {
+		return out, err
+	}
+	// Whole messages and their attempts.
+	cutoff := now.Add(-r.Metadata)
+	for {
+		var ids []string
+		if err := s.db.WithContext(ctx).Model(&Message{}).Where("terminal_at IS NOT NULL AND terminal_at < ? AND status IN ?",
+			cutoff, []string{StatusSucceeded, StatusFailedPermanent}).Or("terminal_at IS NOT NULL AND terminal_at < ? AND deleted_at IS NOT NULL", cutoff).
+			Order("terminal_at").Limit(batch).Pluck("id", &ids).Error; err != nil {
+			return out, translate(err, "find expired messages")
+		}
+		if len(ids) == 0 {
+			break
+		}
+		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			if err := tx.Where("message_id IN ?", ids).Delete(&Attempt{}).Error; err != nil {
+				return err
+			}
+			res := tx.Where("id IN ? AND terminal_at < ?", ids, cutoff).Delete(&Message{})
+			out.MessagesDeleted += res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return out, translate(err, "delete expired messages")
+		}
+		if len(ids) < batch || ctx.Err() != nil {
+			break
+		}
+	}
+	// Statistics and rate buckets.
+	statsKeep := max(r.Metadata, 31*24*time.Hour)
+	n, err = s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
+		return tx.Exec(`DELETE FROM message_stats WHERE (project_id, endpoint_id, granularity, bucket) IN (
+  SELECT project_id, endpoint_id, granularity, bucket FROM message_stats
+  WHERE (granularity = ? AND bucket < ?) OR (granularity = ? AND bucket < ?) LIMIT ?)`,
+			StatsMinute, now.Add(-48*time.Hour), StatsHour, now.Add(-statsKeep), batch)
+	}, batch)
+	out.StatsDeleted = n
+	if err != nil {
+		return out, err
+	}
+	for {
+		n, err := s.PurgeExpiredExports(ctx, now, batch)
+		out.OtherDeleted += n
+		if err != nil {
+			return out, err
+		}
+		if n < int64(batch) || ctx.Err() != nil {
+			break
+		}
+	}
+	res := s.db.WithContext(ctx).Exec(`DELETE FROM endpoint_rate_buckets WHERE endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NOT NULL)`)
+	if res.Error != nil {
+		return out, translate(res.Error, "delete rate buckets")
+	}
+	out.OtherDeleted += res.RowsAffected
+	return out, nil
+}
+
+// skipLocked ends a row-selecting subquery of a clean-up statement: on
+// PostgreSQL, rows another transaction holds are left for the next pass
+// instead of waited for.
+func (s *Store) skipLocked() string {
+	if s.dialect == Postgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
+// inBatches runs stmt until it changes fewer than batch rows or ctx ends,
+// and returns how many rows it changed in all.
+func (s *Store) inBatches(ctx context.Context, stmt func(tx *gorm.DB) *gorm.DB, batch int) (int64, error) {
+	var total int64
+	for {
+		res := stmt(s.db.WithContext(ctx))
+		if res.Error != nil {
+			return total, translate(res.Error, "purge payloads")
+		}
+		total += res.RowsAffected
+		if res.RowsAffected < int64(batch) || ctx.Err() != nil {
+			return total, nil
+		}
+	}
+}
