@@ -9,7 +9,7 @@ ARGS                  ?=
 BENCH_ARGS            ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test lint bench postgres clean
+.PHONY: help generate check-generated build run test lint bench bench-api postgres clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,6 +44,9 @@ lint: $(GOLANGCI_LINT) ## go vet, golangci-lint and the OpenAPI lint (Redocly, f
 bench: postgres build ## Measure: API micro-benchmarks, then hookd end to end on PostgreSQL (docs/benchmarks.md)
 	go test -run '^$$' -bench . -benchmem ./...
 	go run ./cmd/hookd-bench --hookd $(BIN)/hookd $(BENCH_ARGS)
+
+bench-api: postgres build ## Measure: GET /v1/metrics and /v1/logs over 1,000,000 seeded messages on PostgreSQL
+	go run ./cmd/hookd-bench --hookd $(BIN)/hookd --api-messages 1000000 $(BENCH_ARGS)
 
 clean: ## Remove build output (not ./data)
 	rm -rf $(BIN)

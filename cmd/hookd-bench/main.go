@@ -45,6 +45,8 @@ type options struct {
 	duration             time.Duration
 	senders, rate, bytes int
 	extra                string
+	apiMessages          int
+	apiRounds            int
 }
 
 func run() error {
@@ -56,7 +58,12 @@ func run() error {
 	flag.IntVar(&o.rate, "rate", 500, "open loop: messages per second")
 	flag.IntVar(&o.bytes, "payload", 1024, "payload size in bytes")
 	flag.StringVar(&o.extra, "hookd-flags", "", "extra flags for hookd serve, space-separated")
+	flag.IntVar(&o.apiMessages, "api-messages", 0, "instead of delivery, measure the read API (metrics, logs) over this many seeded messages")
+	flag.IntVar(&o.apiRounds, "api-rounds", 200, "read API: timed requests per case")
 	flag.Parse()
+	if o.apiMessages > 0 {
+		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
+	}
 
 	fmt.Printf("hookd-bench: %d cores (GOMAXPROCS %d), %s payloads, %s phases\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), size(o.bytes), o.duration)
 	ctx := context.Background()
@@ -74,6 +81,9 @@ func run() error {
 		return err
 	}
 	defer h.stop()
+	if o.apiMessages > 0 {
+		return apiBench(ctx, h, dbURL, o.apiMessages, o.apiRounds)
+	}
 	endpointID, err := h.createEndpoint(rc.url)
 	if err != nil {
 		return err
