@@ -42,6 +42,8 @@ type Config struct {
 	Schedule Schedule
 	// UserAgent is sent with every delivery ["hookd"].
 	UserAgent string
+	// Observer, if not nil, is told about every recorded attempt (metrics).
+	Observer Observer
 }
 
 func (c *Config) defaults() {
@@ -459,6 +461,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		no, err = e.st.RecordAttempt(ctx, token, a, d.Outcome)
 		return err
 	}, "record attempt", m)
+	e.observe(res, d)
 	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
 	if d.RetryType != "" {
