@@ -20,6 +20,7 @@ import (
 	"github.com/hookd/hookd/credentials"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/store"
 )
 
@@ -58,6 +59,12 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = errorHandler(s.log(), spec)
 
+	// First, so every answer is counted: the validator's 4xx, panics
+	// (rendered by accessLog) and unknown paths included.
+	routes := map[string]bool{} // the route templates, filled below
+	if s.Metrics != nil {
+		e.Use(countRequests(s.Metrics, routes))
+	}
 	e.Use(requestID())
 	e.Use(accessLog(s.log()))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -86,7 +93,10 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	}))
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
-		Skipper:               func(c echo.Context) bool { return !specPath(c.Request().URL.Path) },
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return !specPath(p) || (s.ServeMetrics && s.Metrics != nil && p == metrics.Path)
+		},
 		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error {
 			return err // rendered by errorHandler, which knows every kind
 		},
@@ -110,6 +120,12 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	docs := echo.WrapHandler(v5emb.New("hookd API", "/openapi.json", "/docs/"))
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
+	if s.ServeMetrics && s.Metrics != nil {
+		e.GET(metrics.Path, echo.WrapHandler(s.Metrics.Handler()))
+	}
+	for _, r := range e.Routes() {
+		routes[r.Path] = true
+	}
 	return e, nil
 }
 
@@ -150,6 +166,26 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				attrs = append(attrs, "project_id", pid)
 			}
 			log.InfoContext(ctx, "http request", attrs...)
+			return nil
+		}
+	}
+}
+
+// countRequests counts every answer by route template (never the raw
+// path: its label must stay bounded), method and status. Requests that
+// matched no route template are counted as metrics.UnmatchedRoute.
+func countRequests(m *metrics.Metrics, routes map[string]bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			if err := next(c); err != nil {
+				c.Error(err) // render now so the status below is the one sent
+			}
+			route := c.Path()
+			if !routes[route] {
+				route = metrics.UnmatchedRoute
+			}
+			m.ObserveHTTP(route, c.Request().Method, c.Response().Status, time.Since(start))
 			return nil
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -20,6 +21,12 @@ type Server struct {
 	Keyring *secrets.Keyring
 	Policy  *netguard.Policy
 	Logger  *slog.Logger // nil means slog.Default()
+	// Metrics, if not nil, counts API requests and accepted messages; nil
+	// turns that off.
+	Metrics *metrics.Metrics
+	// ServeMetrics makes NewRouter serve Metrics at /metrics (metrics on
+	// the API listener rather than their own).
+	ServeMetrics bool
 
 	draining atomic.Bool
 	auth     authCache
