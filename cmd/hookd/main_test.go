@@ -45,10 +45,15 @@ func env(m map[string]string) func(string) string { return func(k string) string
 // stop function that cancels it and returns its error.
 func startServe(t *testing.T, args []string, getenv func(string) string, stdout io.Writer) (addr string, stop func() error) {
 	t.Helper()
+	return startServeLogging(t, args, getenv, stdout, &syncbuf.Buffer{})
+}
+
+// startServeLogging is startServe with the log written to stderr.
+func startServeLogging(t *testing.T, args []string, getenv func(string) string, stdout io.Writer, stderr *syncbuf.Buffer) (addr string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
-	stderr := &syncbuf.Buffer{}
 	go func() { errc <- serve(ctx, args, getenv, stdout, stderr, ready) }()
 	select {
 	case addr = <-ready:
@@ -153,6 +158,8 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"FlagNotDuration": {[]string{"--shutdown-timeout", "abc"}, nil, `invalid value "abc" for flag -shutdown-timeout`},
 		"AllowEverything": {[]string{"--dev-allow-cidrs", "0.0.0.0/0"}, nil, "would allow far too much"},
 		"DrainDelay":      {[]string{"--drain-delay", "2m"}, nil, "--drain-delay (HOOKD_DRAIN_DELAY) must be 0 to 1m"},
+		"MetricsAddr":     {[]string{"--metrics-addr", "9090"}, nil, `--metrics-addr (HOOKD_METRICS_ADDR) must be empty, "off" or host:port`},
+		"MetricsLimit":    {nil, map[string]string{"HOOKD_METRICS_ENDPOINT_LIMIT": "-1"}, "--metrics-endpoint-limit (HOOKD_METRICS_ENDPOINT_LIMIT) must be 0 to 1000"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -182,6 +183,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err)
 	}
+	if c.MetricsAddr != "off" {
+		m, err := metrics.New(metrics.Options{Stats: st, EndpointLimit: c.MetricsEndpointLimit, Logger: log})
+		if err != nil {
+			return err
+		}
+		srv.Metrics, srv.ServeMetrics, dcfg.Observer = m, c.MetricsAddr == "", m
+	}
 	engine, err := delivery.New(st, kr, sender, dcfg, log)
 	if err != nil {
 		return err
@@ -203,6 +211,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if err := serveDebug(ctx, c.DebugAddr, log); err != nil {
 			return err
 		}
+	}
+	if srv.Metrics != nil && !srv.ServeMetrics {
+		stopMetrics, err := serveMetrics(ctx, c.MetricsAddr, srv.Metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Addr)
 	if err != nil {
@@ -436,6 +451,23 @@ func masterkey(args []string, stdout, stderr io.Writer) error {
 	k := secrets.GenerateMasterKey(*id)
 	fmt.Fprintln(stdout, k.String())
 	return nil
+}
+
+// serveMetrics serves the metrics at /metrics on a listener of their own
+// until the returned function is called (after the API has shut down, so
+// the last scrapes still see the drain).
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metrics.Path, m.Handler())
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr (HOOKD_METRICS_ADDR): %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", metrics.Path)
+	return func() { _ = srv.Close(); <-done }, nil
 }
 
 // serveDebug serves net/http/pprof on addr until ctx ends.
