@@ -32,6 +32,9 @@ type fakeStats struct {
 	limit int
 	stats store.QueueStats
 	err   error
+	// clock, if set, is advanced by cost during each read.
+	clock *clock
+	cost  time.Duration
 }
 
 func (f *fakeStats) QueueStats(_ context.Context, _ time.Time, topN int) (store.QueueStats, error) {
@@ -39,6 +42,9 @@ func (f *fakeStats) QueueStats(_ context.Context, _ time.Time, topN int) (store.
 	defer f.mu.Unlock()
 	f.reads++
 	f.limit = topN
+	if f.clock != nil {
+		f.clock.advance(f.cost)
+	}
 	return f.stats, f.err
 }
 
@@ -148,6 +154,24 @@ hookd_dlq_messages 0
 hookd_endpoints_disabled 0
 hookd_metrics_collect_errors_total 2
 `, gauges(t, m), "endpoints that left the top N lose their series")
+}
+
+// TestSlowReadsAreSpacedOut: a read that takes 1 s is not repeated for
+// 20 s, although the refresh interval is 5 s.
+func TestSlowReadsAreSpacedOut(t *testing.T) {
+	t.Parallel()
+	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	src := &fakeStats{clock: c, cost: time.Second}
+	m, err := metrics.New(metrics.Options{Stats: src, Refresh: 5 * time.Second, Now: c.Now, Logger: quiet})
+	require.NoError(t, err)
+	gauges(t, m)
+	require.Equal(t, 1, src.readCount())
+	c.advance(18 * time.Second) // 19 s after the read began
+	gauges(t, m)
+	require.Equal(t, 1, src.readCount())
+	c.advance(time.Second)
+	gauges(t, m)
+	require.Equal(t, 2, src.readCount())
 }
 
 // TestAttemptsAreCountedByOutcomeAndClass: each observation lands in its

@@ -18,7 +18,7 @@ type StatsSource interface {
 
 // queueCollector serves the queue gauges from the last read of the
 // database, reading again when a scrape finds it older than the refresh
-// interval. A failed read is counted and logged, and the last good values
+// interval (stretched to readCostFactor times a slow read's duration). A failed read is counted and logged, and the last good values
 // are served meanwhile; before the first good read there are no queue
 // gauges at all (rather than zeros that would look like an empty queue).
 type queueCollector struct {
@@ -32,11 +32,11 @@ type queueCollector struct {
 	depth, oldestAge, epDepth, epOldestAge, dlq, disabled *prometheus.Desc
 	errors                                                prometheus.Counter
 
-	mu     sync.Mutex
-	readAt time.Time // last read, good or not
-	last   store.QueueStats
-	lastAt time.Time // when last was read
-	have   bool
+	mu       sync.Mutex
+	nextRead time.Time // no read before this
+	last     store.QueueStats
+	lastAt   time.Time // when last was read
+	have     bool
 }
 
 func newQueueCollector(o Options) *queueCollector {
@@ -92,6 +92,10 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.disabled, prometheus.GaugeValue, float64(qs.DisabledEndpoints))
 }
 
+// readCostFactor: the refresh interval is at least this many times the
+// duration of the last read.
+const readCostFactor = 20
+
 // stats returns the queue's state and when it was read, reading it again
 // if the last read is older than the refresh interval. ok is false until
 // one read has succeeded.
@@ -99,11 +103,14 @@ func (c *queueCollector) stats() (qs store.QueueStats, at time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if c.readAt.IsZero() || now.Sub(c.readAt) >= c.refresh {
-		c.readAt = now
+	if !now.Before(c.nextRead) {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		qs, err := c.src.QueueStats(ctx, now, c.limit)
 		cancel()
+		// A read that takes long (a backlog of hundreds of thousands of
+		// due messages) stretches the interval, so the gauges never take
+		// more than about 5% of one database connection.
+		c.nextRead = now.Add(max(c.refresh, readCostFactor*c.now().Sub(now)))
 		if err != nil {
 			c.errors.Inc()
 			c.log.Warn("reading the queue metrics failed; serving the last values", "error", err.Error())

@@ -36,8 +36,11 @@ type EndpointDue struct {
 // messages_due_idx (status IN ('queued','pending_retry'), ordered by
 // next_attempt_at), grouped by endpoint; the window sums give the totals
 // over every endpoint before LIMIT keeps the busiest.
+// On SQLite, whose planner would rather walk the whole of
+// messages_endpoint_status_idx to group without sorting, the index is
+// named (INDEXED BY).
 const queueDueSQL = `SELECT endpoint_id, n, oldest, CAST(sum(n) OVER () AS bigint) AS total, min(oldest) OVER () AS total_oldest
-FROM (SELECT endpoint_id, count(*) AS n, min(next_attempt_at) AS oldest FROM messages
+FROM (SELECT endpoint_id, count(*) AS n, min(next_attempt_at) AS oldest FROM messages%s
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL
   GROUP BY endpoint_id) due
 ORDER BY n DESC, oldest, endpoint_id
@@ -56,7 +59,11 @@ const countsSQL = `SELECT
 // answer.
 func (s *Store) QueueStats(ctx context.Context, now time.Time, topN int) (QueueStats, error) {
 	var qs QueueStats
-	rows, err := s.db.WithContext(ctx).Raw(queueDueSQL, now.UTC(), max(topN, 1)).Rows()
+	hint := ""
+	if s.dialect == SQLite {
+		hint = " INDEXED BY messages_due_idx"
+	}
+	rows, err := s.db.WithContext(ctx).Raw(fmt.Sprintf(queueDueSQL, hint), now.UTC(), max(topN, 1)).Rows()
 	if err != nil {
 		return QueueStats{}, translate(err, "read queue stats")
 	}
