@@ -6,8 +6,8 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// Observer learns about every attempt the engine makes, after the attempt
-// is recorded. It is called on the delivery path of every message, so it
+// Observer learns about every attempt the engine makes, once its record is
+// written (or the engine gave up writing it). It is called on the delivery path of every message, so it
 // must be cheap and must not block: count, do not query (package metrics
 // implements it with counters and histograms).
 type Observer interface {

@@ -226,8 +226,23 @@ func (m *Metrics) ObserveHTTP(route, method string, code int, d time.Duration) {
 		return
 	}
 	method = boundedMethod(method)
-	m.httpRequests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.httpRequests.WithLabelValues(route, method, codeLabel(code)).Inc()
 	m.httpSeconds.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// codeLabels are the status codes as label values, made once.
+var codeLabels = func() (out [600]string) {
+	for i := 100; i < len(out); i++ {
+		out[i] = strconv.Itoa(i)
+	}
+	return out
+}()
+
+func codeLabel(code int) string {
+	if code >= 100 && code < len(codeLabels) {
+		return codeLabels[code]
+	}
+	return strconv.Itoa(code)
 }
 
 func boundedMethod(method string) string {
