@@ -145,20 +145,25 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 			fmt.Sprintf("UPDATE endpoints SET disabled_at = updated_at WHERE id = '%s'", badEndpoint))
 		require.NoError(t, err)
 
-		// The observer runs right after the record the status polls see.
+		// The observer runs right after the record the status polls see,
+		// and the queue gauges are reread only after 20 times the last
+		// read's duration (the "before" scrape read them): wait for both.
 		var s scrape
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(10 * time.Second)
 		for {
 			s = scrapeMetrics(t, e.url)
 			n := 0.0
 			for _, m := range s.series("hookd_delivery_attempts_total", nil) {
 				n += m.GetCounter().GetValue()
 			}
-			if n >= 4 || time.Now().After(deadline) {
+			disabled := s.series("hookd_endpoints_disabled", nil)
+			fresh := len(disabled) == 1 && disabled[""].GetGauge().GetValue() == 1
+			if (n >= 4 && fresh) || time.Now().After(deadline) {
 				require.Equal(t, 4.0, n, "four attempts in all")
+				require.True(t, fresh, "the queue gauges were reread")
 				break
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(20 * time.Millisecond)
 		}
 
 		require.Equal(t, 3.0, s.value(t, "hookd_messages_accepted_total"))
