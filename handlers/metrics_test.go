@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -60,9 +61,9 @@ next:
 	return out
 }
 
-// value is the value of the one sample of name with exactly these labels
-// among its labels; the test fails if there is none. Histograms give
-// their count.
+// value is the value of the one sample of name with these labels among
+// its labels; the test fails if there is none. Histograms give their
+// count.
 func (s scrape) value(t *testing.T, name string, labels ...string) float64 {
 	t.Helper()
 	want := map[string]string{}
@@ -83,6 +84,14 @@ func (s scrape) value(t *testing.T, name string, labels ...string) float64 {
 	}
 	t.Fatalf("%s: no value", name)
 	return 0
+}
+
+// count is value for a sample that counts something: a whole number.
+func (s scrape) count(t *testing.T, name string, labels ...string) int {
+	t.Helper()
+	v := s.value(t, name, labels...)
+	require.Equal(t, math.Trunc(v), v, "%s is a whole number", name) //nolint:testifylint // exact on purpose
+	return int(v)
 }
 
 func keys[V any](m map[string]V) []string {
@@ -112,8 +121,8 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 		bad := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadRequest) })
 
 		before := scrapeMetrics(t, e.url)
-		require.Equal(t, 0.0, before.value(t, "hookd_messages_accepted_total"))
-		require.Equal(t, 0.0, before.value(t, "hookd_delivery_attempts_total", "outcome", "success", "status_class", "2xx"),
+		require.Equal(t, 0, before.count(t, "hookd_messages_accepted_total"))
+		require.Equal(t, 0, before.count(t, "hookd_delivery_attempts_total", "outcome", "success", "status_class", "2xx"),
 			"the common series exist before the first attempt")
 		require.Contains(t, before, "go_goroutines")
 		require.Contains(t, before, "process_resident_memory_bytes")
@@ -152,44 +161,44 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			s = scrapeMetrics(t, e.url)
-			n := 0.0
+			n := 0
 			for _, m := range s.series("hookd_delivery_attempts_total", nil) {
-				n += m.GetCounter().GetValue()
+				n += int(m.GetCounter().GetValue())
 			}
 			disabled := s.series("hookd_endpoints_disabled", nil)
 			fresh := len(disabled) == 1 && disabled[""].GetGauge().GetValue() == 1
 			if (n >= 4 && fresh) || time.Now().After(deadline) {
-				require.Equal(t, 4.0, n, "four attempts in all")
+				require.Equal(t, 4, n, "four attempts in all")
 				require.True(t, fresh, "the queue gauges were reread")
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 
-		require.Equal(t, 3.0, s.value(t, "hookd_messages_accepted_total"))
-		require.Equal(t, 2.0, s.value(t, "hookd_delivery_attempts_total", "outcome", "success", "status_class", "2xx"))
-		require.Equal(t, 1.0, s.value(t, "hookd_delivery_attempts_total", "outcome", "retryable", "status_class", "5xx"))
-		require.Equal(t, 1.0, s.value(t, "hookd_delivery_attempts_total", "outcome", "permanent", "status_class", "4xx"))
-		require.Equal(t, 0.0, s.value(t, "hookd_delivery_attempts_total", "outcome", "retryable", "status_class", "none"))
-		require.Equal(t, 2.0, s.value(t, "hookd_delivery_attempt_duration_seconds", "outcome", "success"))
-		require.Equal(t, 1.0, s.value(t, "hookd_delivery_attempt_duration_seconds", "outcome", "retryable"))
-		require.Equal(t, 1.0, s.value(t, "hookd_delivery_attempt_duration_seconds", "outcome", "permanent"))
-		require.Equal(t, 1.0, s.value(t, "hookd_retries_scheduled_total", "track", "slow"))
-		require.Equal(t, 0.0, s.value(t, "hookd_retries_scheduled_total", "track", "fast"))
-		require.Equal(t, 1.0, s.value(t, "hookd_messages_dead_lettered_total"))
+		require.Equal(t, 3, s.count(t, "hookd_messages_accepted_total"))
+		require.Equal(t, 2, s.count(t, "hookd_delivery_attempts_total", "outcome", "success", "status_class", "2xx"))
+		require.Equal(t, 1, s.count(t, "hookd_delivery_attempts_total", "outcome", "retryable", "status_class", "5xx"))
+		require.Equal(t, 1, s.count(t, "hookd_delivery_attempts_total", "outcome", "permanent", "status_class", "4xx"))
+		require.Equal(t, 0, s.count(t, "hookd_delivery_attempts_total", "outcome", "retryable", "status_class", "none"))
+		require.Equal(t, 2, s.count(t, "hookd_delivery_attempt_duration_seconds", "outcome", "success"))
+		require.Equal(t, 1, s.count(t, "hookd_delivery_attempt_duration_seconds", "outcome", "retryable"))
+		require.Equal(t, 1, s.count(t, "hookd_delivery_attempt_duration_seconds", "outcome", "permanent"))
+		require.Equal(t, 1, s.count(t, "hookd_retries_scheduled_total", "track", "slow"))
+		require.Equal(t, 0, s.count(t, "hookd_retries_scheduled_total", "track", "fast"))
+		require.Equal(t, 1, s.count(t, "hookd_messages_dead_lettered_total"))
 
-		require.Equal(t, 0.0, s.value(t, "hookd_queue_depth"))
-		require.Equal(t, 0.0, s.value(t, "hookd_queue_oldest_due_age_seconds"))
+		require.Equal(t, 0, s.count(t, "hookd_queue_depth"))
+		require.Equal(t, 0, s.count(t, "hookd_queue_oldest_due_age_seconds"))
 		require.Empty(t, s.series("hookd_endpoint_queue_depth", nil), "no endpoint has due messages")
-		require.Equal(t, 1.0, s.value(t, "hookd_dlq_messages"))
-		require.Equal(t, 1.0, s.value(t, "hookd_endpoints_disabled"))
-		require.Equal(t, 0.0, s.value(t, "hookd_metrics_collect_errors_total"))
+		require.Equal(t, 1, s.count(t, "hookd_dlq_messages"))
+		require.Equal(t, 1, s.count(t, "hookd_endpoints_disabled"))
+		require.Equal(t, 0, s.count(t, "hookd_metrics_collect_errors_total"))
 
-		require.Equal(t, 3.0, s.value(t, "hookd_http_requests_total", "route", "/v1/webhooks/send", "method", "POST", "code", "202"))
-		require.Equal(t, 1.0, s.value(t, "hookd_http_requests_total", "route", "/v1/webhooks/send", "method", "POST", "code", "200"))
-		require.Equal(t, 3.0, s.value(t, "hookd_http_requests_total", "route", "/v1/endpoints", "method", "POST", "code", "201"))
-		require.Equal(t, 4.0, s.value(t, "hookd_http_request_duration_seconds", "route", "/v1/webhooks/send", "method", "POST"))
-		require.Positive(t, s.value(t, "hookd_http_requests_total", "route", "/v1/messages/:id", "method", "GET", "code", "200"))
+		require.Equal(t, 3, s.count(t, "hookd_http_requests_total", "route", "/v1/webhooks/send", "method", "POST", "code", "202"))
+		require.Equal(t, 1, s.count(t, "hookd_http_requests_total", "route", "/v1/webhooks/send", "method", "POST", "code", "200"))
+		require.Equal(t, 3, s.count(t, "hookd_http_requests_total", "route", "/v1/endpoints", "method", "POST", "code", "201"))
+		require.Equal(t, 4, s.count(t, "hookd_http_request_duration_seconds", "route", "/v1/webhooks/send", "method", "POST"))
+		require.Positive(t, s.count(t, "hookd_http_requests_total", "route", "/v1/messages/:id", "method", "GET", "code", "200"))
 		for label := range s.series("hookd_http_requests_total", nil) {
 			require.NotContains(t, label, "/v1/messages/0", "raw paths never become labels")
 		}
@@ -218,15 +227,15 @@ func TestMetricsPerEndpointSeriesStopAtN(t *testing.T) {
 			}
 		}
 		s := scrapeMetrics(t, e.url)
-		require.Equal(t, 6.0, s.value(t, "hookd_queue_depth"))
+		require.Equal(t, 6, s.count(t, "hookd_queue_depth"))
 		require.GreaterOrEqual(t, s.value(t, "hookd_queue_oldest_due_age_seconds"), 0.0)
 		depth := s.series("hookd_endpoint_queue_depth", nil)
 		require.Len(t, depth, 2, "per-endpoint series stop at N: %v", keys(depth))
-		require.Equal(t, 3.0, s.value(t, "hookd_endpoint_queue_depth", "endpoint_id", eps[0]))
-		require.Equal(t, 2.0, s.value(t, "hookd_endpoint_queue_depth", "endpoint_id", eps[1]))
+		require.Equal(t, 3, s.count(t, "hookd_endpoint_queue_depth", "endpoint_id", eps[0]))
+		require.Equal(t, 2, s.count(t, "hookd_endpoint_queue_depth", "endpoint_id", eps[1]))
 		require.Len(t, s.series("hookd_endpoint_queue_oldest_due_age_seconds", nil), 2)
 		require.GreaterOrEqual(t, s.value(t, "hookd_endpoint_queue_oldest_due_age_seconds", "endpoint_id", eps[0]), 0.0)
-		require.Equal(t, 6.0, s.value(t, "hookd_messages_accepted_total"))
+		require.Equal(t, 6, s.count(t, "hookd_messages_accepted_total"))
 	})
 }
 
@@ -252,16 +261,16 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 
 	s := scrapeMetrics(t, e.url)
-	require.Equal(t, 1.0, s.value(t, "hookd_http_requests_total", "route", metrics.UnmatchedRoute, "method", "GET", "code", "404"))
-	require.Equal(t, 1.0, s.value(t, "hookd_http_requests_total", "route", "/v1/endpoints/:id", "method", "GET", "code", "404"))
-	require.Equal(t, 1.0, s.value(t, "hookd_http_requests_total", "route", "/v1/webhooks/send", "method", "POST", "code", "400"))
-	require.Equal(t, 1.0, s.value(t, "hookd_http_requests_total", "route", "/v1/endpoints", "method", "GET", "code", "401"))
-	require.Equal(t, 1.0, s.value(t, "hookd_http_requests_total", "route", "/v1/endpoints", "method", "other", "code", fmt.Sprint(resp.StatusCode)))
-	require.Equal(t, 0.0, s.value(t, "hookd_messages_accepted_total"), "a refused send is not accepted")
+	require.Equal(t, 1, s.count(t, "hookd_http_requests_total", "route", metrics.UnmatchedRoute, "method", "GET", "code", "404"))
+	require.Equal(t, 1, s.count(t, "hookd_http_requests_total", "route", "/v1/endpoints/:id", "method", "GET", "code", "404"))
+	require.Equal(t, 1, s.count(t, "hookd_http_requests_total", "route", "/v1/webhooks/send", "method", "POST", "code", "400"))
+	require.Equal(t, 1, s.count(t, "hookd_http_requests_total", "route", "/v1/endpoints", "method", "GET", "code", "401"))
+	require.Equal(t, 1, s.count(t, "hookd_http_requests_total", "route", "/v1/endpoints", "method", "other", "code", fmt.Sprint(resp.StatusCode)))
+	require.Equal(t, 0, s.count(t, "hookd_messages_accepted_total"), "a refused send is not accepted")
 
 	// /metrics itself is served outside the spec and is counted too.
 	again := scrapeMetrics(t, e.url)
-	require.Equal(t, 1.0, again.value(t, "hookd_http_requests_total", "route", metrics.Path, "method", "GET", "code", "200"))
+	require.Equal(t, 1, again.count(t, "hookd_http_requests_total", "route", metrics.Path, "method", "GET", "code", "200"))
 }
 
 // TestNoMetricsWithoutMetrics: a router without metrics has no /metrics
