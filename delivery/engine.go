@@ -46,6 +46,8 @@ type Config struct {
 	// Breaker is the endpoint circuit breaker [DefaultBreaker()]; zero
 	// fields take DefaultBreaker's, negative ones turn that rule off.
 	Breaker store.BreakerPolicy
+	// Observer, if not nil, is told about every recorded attempt (metrics).
+	Observer Observer
 }
 
 // DefaultBreaker is the default circuit breaker: attempts to an endpoint
@@ -521,6 +523,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		return err
 	}, "record attempt", m)
 	e.trackHealth(m, t, res)
+	e.observe(res, d)
 	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
 	if d.RetryType != "" {

@@ -31,6 +31,7 @@ import (
 	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/tcpproxy"
 	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -89,6 +90,9 @@ type options struct {
 	// server, if set, adjusts the server (limits, clock) before the router
 	// is built.
 	server func(*handlers.Server)
+	// metrics, if set, turns metrics on with these options (Stats is the
+	// test's store) and serves them at /metrics.
+	metrics *metrics.Options
 }
 
 // setup starts hookd's full router on a real HTTP listener over a fresh
@@ -156,11 +160,22 @@ func setupWith(t testing.TB, dialect string, o options) *env {
 	srv, err := handlers.New(st, kr, policy, log)
 	require.NoError(t, err)
 	srv.Exports, srv.Now = o.exports, o.now
+	if o.metrics != nil {
+		mo := *o.metrics
+		mo.Stats, mo.Logger = st, log
+		srv.Metrics, err = metrics.New(mo)
+		require.NoError(t, err)
+		srv.ServeMetrics = true
+	}
 	var stopEngine func()
 	if o.engine != nil {
 		sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: o.caFile, UserAgent: o.engine.UserAgent})
 		require.NoError(t, err)
-		eng, err := delivery.New(st, kr, sender, *o.engine, log)
+		cfg := *o.engine
+		if srv.Metrics != nil {
+			cfg.Observer = srv.Metrics
+		}
+		eng, err := delivery.New(st, kr, sender, cfg, log)
 		require.NoError(t, err)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

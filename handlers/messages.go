@@ -62,6 +62,7 @@ func (s *Server) SendWebhook(ctx context.Context, req gen.SendWebhookRequestObje
 	if !created {
 		return gen.SendWebhook200JSONResponse{Data: data, Meta: meta(ctx)}, nil
 	}
+	s.Metrics.MessageAccepted()
 	return gen.SendWebhook202JSONResponse{Data: data, Meta: meta(ctx)}, nil
 }
 

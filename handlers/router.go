@@ -21,6 +21,7 @@ import (
 	"github.com/hookd/hookd/credentials"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/store"
 )
 
@@ -55,7 +56,8 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	}
 
 	configureValidator()
-	e := newEcho(s, spec)
+	routes := map[string]bool{} // the route templates, filled below
+	e := newEcho(s, spec, routes)
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   fmt.Sprintf("%dB", MaxBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == sendPath },
@@ -66,7 +68,10 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	}))
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
-		Skipper:               func(c echo.Context) bool { return !specPath(c.Request().URL.Path) },
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return !specPath(p) || (s.ServeMetrics && s.Metrics != nil && p == metrics.Path)
+		},
 		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error {
 			return err // rendered by errorHandler, which knows every kind
 		},
@@ -91,6 +96,12 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	docs := echo.WrapHandler(v5emb.New("hookd API", "/openapi.json", "/docs/"))
 	e.GET("/docs", func(c echo.Context) error { return c.Redirect(http.StatusMovedPermanently, "/docs/") })
 	e.GET("/docs/*", docs)
+	if s.ServeMetrics && s.Metrics != nil {
+		e.GET(metrics.Path, echo.WrapHandler(s.Metrics.Handler()))
+	}
+	for _, r := range e.Routes() {
+		routes[r.Path] = true
+	}
 	return e, nil
 }
 
@@ -99,7 +110,8 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 // envelope of NewRouter; every other path answers 404 NOT_FOUND. A process
 // that runs delivery but no API (the worker role) serves it, so no
 // management or send route is reachable there. It needs only s.Store and
-// s.Logger.
+// s.Logger (and s.Metrics, which it counts into and, with s.ServeMetrics,
+// serves at /metrics).
 func NewProbeRouter(s *Server) (*echo.Echo, error) {
 	if s.Store == nil {
 		return nil, errors.New("handlers: a store is required")
@@ -108,23 +120,35 @@ func NewProbeRouter(s *Server) (*echo.Echo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)
 	}
-	e := newEcho(s, spec)
+	routes := map[string]bool{}
+	e := newEcho(s, spec, routes)
 	h := gen.NewStrictHandler(s, nil)
 	e.GET("/healthz", h.GetHealthz)
 	e.GET("/readyz", h.GetReadyz)
+	if s.ServeMetrics && s.Metrics != nil {
+		e.GET(metrics.Path, echo.WrapHandler(s.Metrics.Handler()))
+	}
+	for _, r := range e.Routes() {
+		routes[r.Path] = true
+	}
 	return e, nil
 }
 
 // newEcho is the base of both routers: the error envelope, request ids, one
 // access log line per request, the request deadline and panic recovery.
 // Its log lines carry component=api and the request id.
-func newEcho(s *Server, spec *openapi3.T) *echo.Echo {
+func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 	log := s.log().With("component", "api")
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = clientIPExtractor(s.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(log, spec)
 
+	// First, so every answer is counted: the validator's 4xx, panics
+	// (rendered by accessLog) and unknown paths included.
+	if s.Metrics != nil {
+		e.Use(countRequests(s.Metrics, routes))
+	}
 	e.Use(requestID())
 	e.Use(accessLog(log))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -194,6 +218,26 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				attrs = append(attrs, "project_id", pid)
 			}
 			log.InfoContext(ctx, "http request", attrs...)
+			return nil
+		}
+	}
+}
+
+// countRequests counts every answer by route template (never the raw
+// path: its label must stay bounded), method and status. Requests that
+// matched no route template are counted as metrics.UnmatchedRoute.
+func countRequests(m *metrics.Metrics, routes map[string]bool) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			if err := next(c); err != nil {
+				c.Error(err) // render now so the status below is the one sent
+			}
+			route := c.Path()
+			if !routes[route] {
+				route = metrics.UnmatchedRoute
+			}
+			m.ObserveHTTP(route, c.Request().Method, c.Response().Status, time.Since(start))
 			return nil
 		}
 	}

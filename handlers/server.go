@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/ratelimit"
 	"github.com/hookd/hookd/secrets"
@@ -34,6 +35,12 @@ type Server struct {
 	// count (elapsed time, so a stepped wall clock does not disturb them);
 	// nil means time.Now. Tests set it to move time.
 	LimitClock func() time.Time
+	// Metrics, if not nil, counts API requests and accepted messages; nil
+	// turns that off.
+	Metrics *metrics.Metrics
+	// ServeMetrics makes NewRouter serve Metrics at /metrics (metrics on
+	// the API listener rather than their own).
+	ServeMetrics bool
 
 	// RateLimitDefault is the management API limit, in requests per minute
 	// per project, of projects whose own limit is 0. Zero means

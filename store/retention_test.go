@@ -37,9 +37,9 @@ func TestCleanupHonoursRetention(t *testing.T) {
 			_, created, err := f.s.InsertMessage(ctx, m)
 			require.NoError(t, err)
 			require.True(t, created)
-			_, err = f.s.DB().ExecContext(ctx, rebind(f.s, `UPDATE messages SET status = $1, terminal_at = $2 WHERE id = $3`), status, terminal, m.ID)
+			_, err = f.s.DB().ExecContext(ctx, rebindFor(f.s, `UPDATE messages SET status = $1, terminal_at = $2 WHERE id = $3`), status, terminal, m.ID)
 			require.NoError(t, err)
-			_, err = f.s.DB().ExecContext(ctx, rebind(f.s, `INSERT INTO attempts (id, project_id, message_id, attempt_no, started_at, outcome, duration_ms)
+			_, err = f.s.DB().ExecContext(ctx, rebindFor(f.s, `INSERT INTO attempts (id, project_id, message_id, attempt_no, started_at, outcome, duration_ms)
 VALUES ($1, $2, $3, 1, $4, 'success', 1)`), ids.NewUUID(), ep.ProjectID, m.ID, now)
 			require.NoError(t, err)
 			return m.ID
@@ -69,7 +69,7 @@ VALUES ($1, $2, $3, 1, $4, 'success', 1)`), ids.NewUUID(), ep.ProjectID, m.ID, n
 
 		payload := func(id string) (exists, kept bool) {
 			var p []byte
-			err := f.s.DB().QueryRowContext(ctx, rebind(f.s, `SELECT payload FROM messages WHERE id = $1`), id).Scan(&p)
+			err := f.s.DB().QueryRowContext(ctx, rebindFor(f.s, `SELECT payload FROM messages WHERE id = $1`), id).Scan(&p)
 			if err != nil {
 				return false, false
 			}
@@ -84,7 +84,7 @@ VALUES ($1, $2, $3, 1, $4, 'success', 1)`), ids.NewUUID(), ep.ProjectID, m.ID, n
 		exists, _ := payload(ids["ancient"])
 		require.False(t, exists, "metadata past 90 days is deleted")
 		var attempts int
-		require.NoError(t, f.s.DB().QueryRowContext(ctx, rebind(f.s, `SELECT count(*) FROM attempts WHERE message_id = $1`), ids["ancient"]).Scan(&attempts))
+		require.NoError(t, f.s.DB().QueryRowContext(ctx, rebindFor(f.s, `SELECT count(*) FROM attempts WHERE message_id = $1`), ids["ancient"]).Scan(&attempts))
 		require.Zero(t, attempts, "with its attempts")
 		exists, kept := payload(deletedID)
 		require.True(t, exists)
@@ -125,8 +125,8 @@ func TestCleanupLeaseHasOneHolder(t *testing.T) {
 	})
 }
 
-// rebind turns $N placeholders into ? on SQLite.
-func rebind(s *store.Store, q string) string {
+// rebindFor turns $N placeholders into ? on SQLite.
+func rebindFor(s *store.Store, q string) string {
 	if !strings.HasPrefix(s.Where(), "sqlite:") {
 		return q
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/hookd/hookd/cleanup"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -125,6 +126,14 @@ type Config struct {
 	// reverse proxies whose X-Forwarded-For header names the client. Empty:
 	// the client is the TCP peer and the header is ignored.
 	TrustedProxies string
+	// MetricsAddr says where Prometheus metrics are served: "" on the API
+	// listener at /metrics (the default), HOST:PORT on a listener of their
+	// own (recommended in production, so they are not public), "off" not
+	// at all (no counting either).
+	MetricsAddr string
+	// MetricsEndpointLimit is how many endpoints, the busiest by due
+	// messages, get their own queue series (0–1000; 0: none). Default 20.
+	MetricsEndpointLimit int
 
 	allowCIDRs     []netip.Prefix
 	trustedProxies []netip.Prefix
@@ -171,6 +180,8 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.RateLimitDefault, "rate-limit-default", handlers.DefaultRateLimitPerMinute, "management API requests per minute per project, for projects without their own limit (1-1000000; counted per process)")
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", handlers.DefaultAuthFailureLimit, "failed authentications per minute from one client address before it gets 429 RATE_LIMITED (0 turns it off; counted per process)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (empty: the TCP peer is the client)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", `where Prometheus metrics are served: empty for /metrics on --addr, HOST:PORT for a listener of their own (recommended in production), or "off"`)
+	fs.IntVar(&c.MetricsEndpointLimit, "metrics-endpoint-limit", metrics.DefaultEndpointLimit, "how many of the busiest endpoints get their own queue-depth series (0-1000; 0 for none)")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
 
@@ -278,6 +289,14 @@ func (c *Config) validate(serving bool) error {
 		}
 		if _, err := c.deliveryConfig(); err != nil {
 			errs = append(errs, err)
+		}
+		if c.MetricsAddr != "" && c.MetricsAddr != "off" {
+			if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+				errs = append(errs, fmt.Errorf(`--metrics-addr (HOOKD_METRICS_ADDR) must be empty, "off" or host:port such as 127.0.0.1:9090, got %q`, c.MetricsAddr))
+			}
+		}
+		if c.MetricsEndpointLimit < 0 || c.MetricsEndpointLimit > 1000 {
+			errs = append(errs, fmt.Errorf("--metrics-endpoint-limit (HOOKD_METRICS_ENDPOINT_LIMIT) must be 0 to 1000, got %d", c.MetricsEndpointLimit))
 		}
 		if c.CAFile != "" {
 			if _, err := os.Stat(c.CAFile); err != nil {

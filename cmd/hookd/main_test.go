@@ -45,10 +45,15 @@ func env(m map[string]string) func(string) string { return func(k string) string
 // stop function that cancels it and returns its error.
 func startServe(t *testing.T, args []string, getenv func(string) string, stdout io.Writer) (addr string, stop func() error) {
 	t.Helper()
+	return startServeLogging(t, args, getenv, stdout, &syncbuf.Buffer{})
+}
+
+// startServeLogging is startServe with the log written to stderr.
+func startServeLogging(t *testing.T, args []string, getenv func(string) string, stdout io.Writer, stderr *syncbuf.Buffer) (addr string, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
-	stderr := &syncbuf.Buffer{}
 	go func() { errc <- serve(ctx, args, getenv, stdout, stderr, ready) }()
 	select {
 	case addr = <-ready:
@@ -158,6 +163,8 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"ExportTTL":       {[]string{"--export-ttl", "10s"}, nil, "--export-ttl (HOOKD_EXPORT_TTL) must be 1m to 720h"},
 		"PublicURL":       {nil, map[string]string{"HOOKD_PUBLIC_URL": "hookd.example.com"}, "--public-url (HOOKD_PUBLIC_URL): must be an absolute"},
 		"PublicURLQuery":  {[]string{"--public-url", "https://h.example.com/?a=1"}, nil, "--public-url (HOOKD_PUBLIC_URL)"},
+		"MetricsAddr":     {[]string{"--metrics-addr", "9090"}, nil, `--metrics-addr (HOOKD_METRICS_ADDR) must be empty, "off" or host:port`},
+		"MetricsLimit":    {nil, map[string]string{"HOOKD_METRICS_ENDPOINT_LIMIT": "-1"}, "--metrics-endpoint-limit (HOOKD_METRICS_ENDPOINT_LIMIT) must be 0 to 1000"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

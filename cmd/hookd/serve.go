@@ -15,6 +15,7 @@ import (
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
@@ -35,6 +36,8 @@ type service struct {
 	probes *handlers.Server
 	// engine delivers messages; nil in the api role.
 	engine *delivery.Engine
+	// metrics counts requests and attempts; nil with --metrics-addr off.
+	metrics *metrics.Metrics
 }
 
 // serve runs hookd in its role until ctx is cancelled, then shuts down
@@ -89,8 +92,16 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 			"allow_http", c.DevAllowHTTP, "allow_cidrs", c.DevAllowCIDRs)
 	}
 	svc := &service{}
+	if c.MetricsAddr != "off" {
+		m, err := metrics.New(metrics.Options{Stats: st, EndpointLimit: c.MetricsEndpointLimit, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		svc.metrics = m
+	}
+	metricsOnAddr := svc.metrics != nil && c.MetricsAddr == "" // at /metrics on --addr
 	if c.Role == roleWorker {
-		svc.probes = &handlers.Server{Store: st, Logger: log}
+		svc.probes = &handlers.Server{Store: st, Logger: log, Metrics: svc.metrics, ServeMetrics: metricsOnAddr}
 		router, err := handlers.NewProbeRouter(svc.probes)
 		if err != nil {
 			return nil, err
@@ -102,6 +113,7 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 			return nil, err
 		}
 		srv.Exports = c.exportOptions()
+		srv.Metrics, srv.ServeMetrics = svc.metrics, metricsOnAddr
 		c.applyLimits(srv)
 		log.Info("API rate limits (counted per process)", "management_per_minute_default", c.RateLimitDefault,
 			"auth_failures_per_minute_per_address", c.AuthFailureLimit, "trusted_proxies", c.TrustedProxies)
@@ -121,6 +133,9 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 	sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: c.CAFile, UserAgent: dcfg.UserAgent})
 	if err != nil {
 		return nil, fmt.Errorf("--ca-file (HOOKD_CA_FILE): %w", err)
+	}
+	if svc.metrics != nil {
+		dcfg.Observer = svc.metrics
 	}
 	svc.engine, err = delivery.New(st, kr, sender, dcfg, log)
 	if err != nil {
@@ -146,6 +161,13 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 		if err := serveDebug(ctx, c.DebugAddr, log); err != nil {
 			return err
 		}
+	}
+	if svc.metrics != nil && c.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(ctx, c.MetricsAddr, svc.metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
 	}
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.Addr)
 	if err != nil {
@@ -262,4 +284,21 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	log.Warn("serving pprof profiles", "addr", ln.Addr().String())
 	return nil
+}
+
+// serveMetrics serves the metrics at /metrics on a listener of their own
+// until the returned function is called (after the API has shut down, so
+// the last scrapes still see the drain).
+func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metrics.Path, m.Handler())
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr (HOOKD_METRICS_ADDR): %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", metrics.Path)
+	return func() { _ = srv.Close(); <-done }, nil
 }
