@@ -8,7 +8,7 @@
 // The queue gauges describe the one shared database and are the same from
 // every process: aggregate them with max(), never sum().
 //
-// docs/operations-metrics.md describes every metric and what to alert on.
+// docs/operations.md (prometheus metrics and alerts) describes every metric and what to alert on.
 package metrics
 
 import (

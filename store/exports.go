@@ -207,7 +207,7 @@ func (s *Store) DeleteExport(ctx context.Context, projectID, id string) error {
 // endpoint and deleted filters are applied to the scanned rows here. With
 // the filters in SQL, the planners preferred the status and endpoint
 // indexes plus a sort of all of an endpoint's messages on every page
-// (docs/operations-exports.md has the measurements). Each page is its own
+// (docs/operations.md (exports) has the measurements). Each page is its own
 // short query, so a download holds no connection or transaction while rows
 // are written to the client (SQLite has a single connection).
 func (s *Store) ExportRows(ctx context.Context, x Export, afterID string, limit int) (rows []ExportRow, next string, err error) {

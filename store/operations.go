@@ -198,11 +198,14 @@ func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
 	if f.Status != "" {
 		q = q.Where("messages.status = ?", f.Status)
 	}
+	// created_at is the exact filter; the id range (ids are UUIDv7 of the
+	// creation time, see idSlack) lets the (project_id, id) index start and
+	// stop at the window instead of walking the whole history.
 	if f.CreatedAfter != nil {
-		q = q.Where("messages.created_at >= ?", f.CreatedAfter.UTC())
+		q = q.Where("messages.created_at >= ? AND messages.id >= ?", f.CreatedAfter.UTC(), idFloor(f.CreatedAfter.Add(-idSlack)))
 	}
 	if f.CreatedBefore != nil {
-		q = q.Where("messages.created_at < ?", f.CreatedBefore.UTC())
+		q = q.Where("messages.created_at < ? AND messages.id < ?", f.CreatedBefore.UTC(), idFloor(f.CreatedBefore.Add(idSlack)))
 	}
 	return q
 }

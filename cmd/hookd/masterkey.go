@@ -47,7 +47,7 @@ func masterkeyGenerate(args []string, stdout, stderr io.Writer) error {
 const rotateBatch = 100
 
 // masterkeyRotate re-seals every signing secret not sealed by --master-key
-// under it, while servers keep running (docs/operations-keys.md). It
+// under it, while servers keep running (docs/operations.md (master keys and their rotation)). It
 // succeeds only when, afterwards, no secret is sealed by another key, so
 // "the old keys can be removed" is never said too early.
 func masterkeyRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -80,7 +80,7 @@ func requireSignedBy(t *testing.T, rc *captureReceiver, addr, apiKey, endpointID
 	}
 }
 
-// TestMasterKeyRotation follows docs/operations-keys.md on PostgreSQL:
+// TestMasterKeyRotation follows docs/operations.md (master keys and their rotation) on PostgreSQL:
 // secrets sealed by master key A, servers rolled to --master-key B
 // --master-keys-old A (and creating a secret under B), `hookd masterkey
 // rotate` while a server runs, a second run that re-seals nothing, and a
@@ -187,7 +187,7 @@ func TestMasterKeyRotation(t *testing.T) {
 }
 
 // TestMasterKeyRotationWithTheKeyFile follows the SQLite procedure of
-// docs/operations-keys.md: the generated DATA_DIR/master.key is the old
+// docs/operations.md (master keys and their rotation): the generated DATA_DIR/master.key is the old
 // key; after the rotation the new key replaces the file and hookd starts
 // with no key flags.
 func TestMasterKeyRotationWithTheKeyFile(t *testing.T) {
