@@ -47,6 +47,7 @@ type options struct {
 	extra                string
 	apiMessages          int
 	apiRounds            int
+	scrape               time.Duration
 }
 
 func run() error {
@@ -60,6 +61,7 @@ func run() error {
 	flag.StringVar(&o.extra, "hookd-flags", "", "extra flags for hookd serve, space-separated")
 	flag.IntVar(&o.apiMessages, "api-messages", 0, "instead of delivery, measure the read API (metrics, logs) over this many seeded messages")
 	flag.IntVar(&o.apiRounds, "api-rounds", 200, "read API: timed requests per case")
+	flag.DurationVar(&o.scrape, "scrape", 5*time.Second, "scrape hookd's /metrics this often during the run, as Prometheus would (0: never)")
 	flag.Parse()
 	if o.apiMessages > 0 {
 		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
@@ -83,6 +85,10 @@ func run() error {
 	defer h.stop()
 	if o.apiMessages > 0 {
 		return apiBench(ctx, h, dbURL, o.apiMessages, o.apiRounds)
+	}
+	if o.scrape > 0 {
+		stop := h.scrapeEvery(o.scrape)
+		defer stop()
 	}
 	endpointID, err := h.createEndpoint(rc.url)
 	if err != nil {
@@ -470,4 +476,34 @@ func rss(pid int) string {
 		}
 	}
 	return "?"
+}
+
+// scrapeEvery GETs /metrics every d until stop is called, as a Prometheus
+// server would; with metrics off (404) it does nothing more.
+func (h *hookd) scrapeEvery(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			resp, err := h.client.Get("http://" + h.addr + "/metrics")
+			if err != nil {
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound {
+				return
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
