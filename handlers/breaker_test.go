@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,7 +70,7 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		before := len(rc.requests())
 		time.Sleep(300 * time.Millisecond)
-		require.Equal(t, before, len(rc.requests()), "attempts continued after the endpoint was disabled")
+		require.Len(t, rc.requests(), before, "attempts continued after the endpoint was disabled")
 		for _, id := range msgs {
 			e.waitStatus(id, gen.MessageStatusPaused, 5*time.Second)
 		}
@@ -94,7 +93,7 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 
 		logs := e.logs.String()
 		require.Contains(t, logs, "endpoint disabled by the circuit breaker")
-		require.True(t, strings.Contains(logs, ep.Id))
+		require.Contains(t, logs, ep.Id)
 	})
 }
 

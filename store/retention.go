@@ -184,8 +184,11 @@ func (s *Store) inBatches(ctx context.Context, stmt func(tx *gorm.DB) *gorm.DB, 
 			return total, translate(res.Error, "purge payloads")
 		}
 		total += res.RowsAffected
-		if res.RowsAffected < int64(batch) || ctx.Err() != nil {
+		if res.RowsAffected < int64(batch) {
 			return total, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return total, err // out of time: the next pass continues
 		}
 	}
 }

@@ -494,7 +494,8 @@ func (h *hookd) scrapeEvery(d time.Duration) (stop func()) {
 				return
 			case <-t.C:
 			}
-			resp, err := h.client.Get("http://" + h.addr + "/metrics")
+			req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+h.addr+"/metrics", nil)
+			resp, err := h.client.Do(req)
 			if err != nil {
 				continue
 			}
