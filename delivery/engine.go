@@ -463,6 +463,12 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		}
 	}
 
+	// The breaker first: a message held back for a probe must not use up
+	// the endpoint's shared rate-limit tokens.
+	if !e.mayStart(m, ep, token) {
+		return
+	}
+
 	if ep.RateLimitRPS > 0 {
 		// The endpoint's own limit holds the message back without
 		// spending an attempt.
@@ -479,10 +485,6 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 			e.release(m, token, wait)
 			return
 		}
-	}
-
-	if !e.mayStart(m, ep, token) {
-		return
 	}
 
 	now := e.now()

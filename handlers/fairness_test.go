@@ -43,13 +43,15 @@ func TestEndpointRateLimitHoldsWithoutSpendingAttempts(t *testing.T) {
 // TestSlowEndpointDoesNotStarveOthers: while one endpoint hangs until the
 // attempt timeout on every request, a fast endpoint keeps at least 80% of
 // the delivery rate it has alone. The rate is measured alone and then beside
-// the hanging endpoint in adjacent windows, in three rounds; the best
+// the hanging endpoint in adjacent windows, in up to five rounds; the best
 // round's ratio must reach 0.8. Other tests load the same two cores, so one
 // window can be unlucky; an engine that lets the slow endpoint take the
 // workers fails every round (with the per-endpoint cap raised to the worker
 // count, the ratio measured here was 0.13 to 0.78 and the test failed).
+// It is not parallel: Go runs it before this package's parallel tests, so
+// their load does not distort the rates (under that load a correct engine
+// measured 0.31 to 0.78).
 func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
-	t.Parallel()
 	cfg := testEngineConfig()
 	cfg.Workers = 16
 	cfg.EndpointConcurrency = 4
@@ -103,7 +105,7 @@ func TestSlowEndpointDoesNotStarveOthers(t *testing.T) {
 	}
 	slow(false)
 	best := 0.0
-	for round := range 3 {
+	for round := range 5 {
 		alone := rate()
 		slow(true)
 		beside := rate()

@@ -90,6 +90,9 @@ func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject
 	}
 	var sum bucketCounts
 	for _, c := range counts {
+		// Counters are adjusted by replays; after a crash lost a second
+		// of changes a bucket could dip below zero: never show that.
+		c.succeeded, c.failed = max(c.succeeded, 0), max(c.failed, 0)
 		sum.total += c.total
 		sum.succeeded += c.succeeded
 		sum.failed += c.failed
@@ -121,6 +124,7 @@ func (s *Server) GetMetricsTimeseries(ctx context.Context, req gen.GetMetricsTim
 	}
 	out := make([]gen.MetricsBucket, len(starts))
 	for i, c := range counts {
+		c.succeeded, c.failed = max(c.succeeded, 0), max(c.failed, 0)
 		out[i] = gen.MetricsBucket{
 			Timestamp:    starts[i],
 			Total:        c.total,

@@ -117,12 +117,15 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 		if err := tx.Model(&Endpoint{}).Where("id = ? AND project_id = ?", id, projectID).Updates(map[string]any{"deleted_at": now, "updated_at": now}).Error; err != nil {
 			return err
 		}
-		waiting := tx.Model(&Message{}).
-			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry})
-		if err := waiting.Session(&gorm.Session{}).Pluck("id", &failed).Error; err != nil {
-			return err
+		// RETURNING: exactly the rows this statement failed are counted.
+		var rows []Message
+		err := tx.Model(&rows).Clauses(clause.Returning{Columns: []clause.Column{{Name: "id"}}}).
+			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry}).
+			Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now}).Error
+		for _, m := range rows {
+			failed = append(failed, m.ID)
 		}
-		return waiting.Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now}).Error
+		return err
 	})
 	if err != nil {
 		return translate(err, "delete endpoint")

@@ -37,7 +37,7 @@ type EndpointDue struct {
 // next_attempt_at), grouped by endpoint; the window sums give the totals
 // over every endpoint before LIMIT keeps the busiest.
 // On SQLite, whose planner would rather walk the whole of
-// messages_endpoint_status_idx to group without sorting, the index is
+// the (endpoint_id, status, id) index to group without sorting, the index is
 // named (INDEXED BY).
 const queueDueSQL = `SELECT endpoint_id, n, oldest, CAST(sum(n) OVER () AS bigint) AS total, min(oldest) OVER () AS total_oldest
 FROM (SELECT endpoint_id, count(*) AS n, min(next_attempt_at) AS oldest FROM messages%s

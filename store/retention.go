@@ -59,8 +59,9 @@ func (s *Store) TryLead(ctx context.Context, name, holder string, ttl time.Durat
 
 // Cleanup runs one clean-up pass at now, in batches of r.Batch rows, each
 // its own short transaction, until nothing is left or ctx ends:
-//   - purges the payloads of finished messages past their retention (the
-//     message's retention_hours, else its project's, else r.Payload);
+//   - purges the payloads of finished (or deleted) messages past their
+//     retention (the message's retention_hours, else its project's, else
+//     r.Payload);
 //     a message still queued, delivering, retrying or paused is never
 //     touched, nor is its payload;
 //   - deletes finished (or deleted) messages, with their attempts, once
@@ -84,7 +85,8 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (Cleanu
 		n, err := s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
 			return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
   SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NULL
-    AND terminal_at < ? AND project_id = ? AND status IN ('succeeded', 'failed_permanent') LIMIT ?`+s.skipLocked()+`)`,
+    AND terminal_at < ? AND project_id = ? AND (status IN ('succeeded', 'failed_permanent') OR deleted_at IS NOT NULL)
+  LIMIT ?`+s.skipLocked()+`)`,
 				now.Add(-keep), p.ID, batch)
 		}, batch)
 		out.PayloadsPurged += n
@@ -100,7 +102,7 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (Cleanu
 		}
 		return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
   SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NOT NULL
-    AND `+expired+` AND status IN ('succeeded', 'failed_permanent') LIMIT @batch`+s.skipLocked()+`)`,
+    AND `+expired+` AND (status IN ('succeeded', 'failed_permanent') OR deleted_at IS NOT NULL) LIMIT @batch`+s.skipLocked()+`)`,
 			map[string]any{"now": now, "batch": batch})
 	}, batch)
 	out.PayloadsPurged += n
@@ -111,19 +113,21 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (Cleanu
 	cutoff := now.Add(-r.Metadata)
 	for {
 		var ids []string
-		if err := s.db.WithContext(ctx).Model(&Message{}).Where("terminal_at IS NOT NULL AND terminal_at < ? AND status IN ?",
-			cutoff, []string{StatusSucceeded, StatusFailedPermanent}).Or("terminal_at IS NOT NULL AND terminal_at < ? AND deleted_at IS NOT NULL", cutoff).
-			Order("terminal_at").Limit(batch).Pluck("id", &ids).Error; err != nil {
-			return out, translate(err, "find expired messages")
-		}
-		if len(ids) == 0 {
-			break
-		}
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			// Locked (PostgreSQL), so a replay cannot revive a message
+			// whose attempts are being deleted.
+			q := tx.Model(&Message{}).Where("terminal_at IS NOT NULL AND terminal_at < ? AND (status IN ? OR deleted_at IS NOT NULL)",
+				cutoff, []string{StatusSucceeded, StatusFailedPermanent}).Order("terminal_at").Limit(batch)
+			if s.dialect == Postgres {
+				q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+			}
+			if err := q.Pluck("id", &ids).Error; err != nil || len(ids) == 0 {
+				return err
+			}
 			if err := tx.Where("message_id IN ?", ids).Delete(&Attempt{}).Error; err != nil {
 				return err
 			}
-			res := tx.Where("id IN ? AND terminal_at < ?", ids, cutoff).Delete(&Message{})
+			res := tx.Where("id IN ?", ids).Delete(&Message{})
 			out.MessagesDeleted += res.RowsAffected
 			return res.Error
 		})

@@ -150,9 +150,11 @@ SELECT project_id, ep, g, b, count(*), count(*) FILTER (WHERE status = 'succeede
 FROM (SELECT m.*, e.ep, g.g, CASE g.g WHEN 60 THEN date_trunc('minute', created_at) ELSE date_trunc('hour', created_at) END AS b
       FROM messages m, LATERAL (VALUES (m.endpoint_id), ('')) AS e(ep), (VALUES (60), (3600)) AS g(g)) x
 GROUP BY project_id, ep, g, b`
+	t0 := time.Now()
 	if _, err := conn.Exec(ctx, stats); err != nil {
 		return fmt.Errorf("seed statistics: %w", err)
 	}
+	fmt.Printf("  statistics of %d messages computed in %s (what migration 0008 does on upgrade)\n", n, time.Since(t0).Round(100*time.Millisecond))
 	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ commands:
                                  change a project's settings (only the flags given):
                                  management API requests/min (0 = server default),
                                  sends/min (0 = unlimited), payload retention in
-                                 hours (1-2160; 0 = server default, 336 h)
+                                 hours (1-2160; 0 = the server's --retention-payload)
   apikey create --project NAME [--mode live|test] [--label L]
                                  create an API key (printed once)
   masterkey generate [--id ID]   print a new master key for --master-key
@@ -181,7 +181,7 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	if args[0] == "update" {
 		fs.IntVar(&rateLimit, "rate-limit", 0, "management API requests per minute (0-1000000; 0 = the server's --rate-limit-default)")
 		fs.IntVar(&sendRateLimit, "send-rate-limit", 0, "sends (POST /v1/webhooks/send) per minute (0-1000000; 0 = unlimited)")
-		fs.IntVar(&retentionHours, "retention-hours", 0, "hours the payloads of finished messages are kept (1-2160; 0 = the server default, 336 h)")
+		fs.IntVar(&retentionHours, "retention-hours", 0, "hours the payloads of finished messages are kept (1-2160; 0 = the server's --retention-payload, 336 h by default)")
 		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours"}
 	}
 	fs.Usage = usage(fs, synopsis+" [flags]")

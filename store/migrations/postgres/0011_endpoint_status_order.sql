@@ -4,5 +4,7 @@
 -- project's whole history when the status is rare (measured: 640 ms at
 -- 1,000,000 messages before, see docs/benchmarks.md). Same columns
 -- otherwise, so writes cost the same.
-DROP INDEX messages_endpoint_status_idx;
-CREATE INDEX messages_endpoint_status_idx ON messages (endpoint_id, status, id);
+-- (A new name, so an index built beforehand with CREATE INDEX CONCURRENTLY
+-- is found and kept: docs/operations.md, rolling upgrades.)
+CREATE INDEX IF NOT EXISTS messages_endpoint_status_id_idx ON messages (endpoint_id, status, id);
+DROP INDEX IF EXISTS messages_endpoint_status_idx;

@@ -6,8 +6,8 @@ CREATE TABLE leader_leases (
     holder text NOT NULL,
     until  datetime NOT NULL
 );
-CREATE INDEX messages_terminal_idx ON messages (terminal_at) WHERE terminal_at IS NOT NULL;
-CREATE INDEX messages_payload_expiry_idx ON messages (terminal_at)
+CREATE INDEX IF NOT EXISTS messages_terminal_idx ON messages (terminal_at) WHERE terminal_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_payload_expiry_idx ON messages (terminal_at)
     WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NULL;
-CREATE INDEX messages_payload_override_idx ON messages (terminal_at)
+CREATE INDEX IF NOT EXISTS messages_payload_override_idx ON messages (terminal_at)
     WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NOT NULL;
