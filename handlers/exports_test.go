@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,27 +23,6 @@ import (
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 )
-
-// clock is a test clock that only moves when told. It starts an hour
-// ahead of real time, so messages the test sends are in its past.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now().UTC().Add(time.Hour).Truncate(time.Second)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // forEachDialectClock is forEachDialectWith with a clock of its own per
 // database, so one subtest moving time does not disturb the other.

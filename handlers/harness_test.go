@@ -445,3 +445,28 @@ func jsonBody(v any) string {
 	}
 	return string(b)
 }
+
+// clock is a test clock that only moves when told.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// newClock starts an hour ahead of real time, so messages the test sends
+// are in its past.
+func newClock() *clock { return newClockAt(time.Now().UTC().Add(time.Hour).Truncate(time.Second)) }
+
+// newClockAt starts at t.
+func newClockAt(t time.Time) *clock { return &clock{t: t} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

@@ -32,30 +32,18 @@ func metricsWindow(p *gen.MetricsWindow) window {
 	return windows[*p] // the validator admits only the enum
 }
 
-// bucketCounts is one bucket's sums.
-type bucketCounts struct {
-	total, succeeded, failed, retries, latencySum, latencyCount int64
-}
-
-func (b *bucketCounts) add(r store.StatsRow) {
-	b.total += r.Total
-	b.succeeded += r.Succeeded
-	b.failed += r.Failed
-	b.retries += r.Retries
-	b.latencySum += r.LatencySumMs
-	b.latencyCount += r.LatencyCount
-}
-
-func (b bucketCounts) avgLatency() int64 {
-	if b.latencyCount == 0 {
+// avgLatency is the mean latency of a bucket's successful attempts, 0
+// without any.
+func avgLatency(b store.StatsRow) int64 {
+	if b.LatencyCount == 0 {
 		return 0
 	}
-	return (b.latencySum + b.latencyCount/2) / b.latencyCount
+	return (b.LatencySumMs + b.LatencyCount/2) / b.LatencyCount
 }
 
 // buckets reads the window's counters and sums them into its buckets,
 // oldest first; the last bucket is the current one.
-func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsEndpoint) ([]time.Time, []bucketCounts, error) {
+func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsEndpoint) ([]time.Time, []store.StatsRow, error) {
 	n := int(w.length / w.bucket)
 	last := s.now().Truncate(w.bucket) // UTC-aligned: Truncate works on absolute time
 	first := last.Add(-time.Duration(n-1) * w.bucket)
@@ -71,11 +59,11 @@ func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsE
 	for i := range starts {
 		starts[i] = first.Add(time.Duration(i) * w.bucket)
 	}
-	counts := make([]bucketCounts, n)
+	counts := make([]store.StatsRow, n)
 	for _, r := range rows {
 		i := int(r.Bucket.Sub(first) / w.bucket)
 		if i >= 0 && i < n {
-			counts[i].add(r)
+			counts[i].Add(r)
 		}
 	}
 	return starts, counts, nil
@@ -88,30 +76,25 @@ func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject
 	if err != nil {
 		return nil, err
 	}
-	var sum bucketCounts
+	var sum store.StatsRow
 	for _, c := range counts {
 		// Counters are adjusted by replays; after a crash lost a second
 		// of changes a bucket could dip below zero: never show that.
-		c.succeeded, c.failed = max(c.succeeded, 0), max(c.failed, 0)
-		sum.total += c.total
-		sum.succeeded += c.succeeded
-		sum.failed += c.failed
-		sum.retries += c.retries
-		sum.latencySum += c.latencySum
-		sum.latencyCount += c.latencyCount
+		c.Succeeded, c.Failed = max(c.Succeeded, 0), max(c.Failed, 0)
+		sum.Add(c)
 	}
 	rate := 0.0
-	if done := sum.succeeded + sum.failed; done > 0 {
-		rate = float64(sum.succeeded) / float64(done)
+	if done := sum.Succeeded + sum.Failed; done > 0 {
+		rate = float64(sum.Succeeded) / float64(done)
 	}
 	return gen.GetMetrics200JSONResponse{Data: gen.Metrics{
 		Window:        w.name,
-		TotalMessages: sum.total,
-		Succeeded:     sum.succeeded,
-		Failed:        sum.failed,
-		Retries:       sum.retries,
+		TotalMessages: sum.Total,
+		Succeeded:     sum.Succeeded,
+		Failed:        sum.Failed,
+		Retries:       sum.Retries,
 		SuccessRate:   rate,
-		AvgLatencyMs:  sum.avgLatency(),
+		AvgLatencyMs:  avgLatency(sum),
 	}, Meta: meta(ctx)}, nil
 }
 
@@ -124,14 +107,14 @@ func (s *Server) GetMetricsTimeseries(ctx context.Context, req gen.GetMetricsTim
 	}
 	out := make([]gen.MetricsBucket, len(starts))
 	for i, c := range counts {
-		c.succeeded, c.failed = max(c.succeeded, 0), max(c.failed, 0)
+		c.Succeeded, c.Failed = max(c.Succeeded, 0), max(c.Failed, 0)
 		out[i] = gen.MetricsBucket{
 			Timestamp:    starts[i],
-			Total:        c.total,
-			Succeeded:    c.succeeded,
-			Failed:       c.failed,
-			Retrying:     max(c.total-c.succeeded-c.failed, 0),
-			AvgLatencyMs: c.avgLatency(),
+			Total:        c.Total,
+			Succeeded:    c.Succeeded,
+			Failed:       c.Failed,
+			Retrying:     max(c.Total-c.Succeeded-c.Failed, 0),
+			AvgLatencyMs: avgLatency(c),
 		}
 	}
 	return gen.GetMetricsTimeseries200JSONResponse{Data: gen.Timeseries{Window: w.name, Buckets: out}, Meta: meta(ctx)}, nil

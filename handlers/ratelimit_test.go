@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,29 +18,8 @@ import (
 	"github.com/hookd/hookd/store"
 )
 
-// fakeClock is the server's clock in rate-limit tests: it stands still
-// until the test moves it.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // limited returns options whose server runs on clock, adjusted by more.
-func limited(clock *fakeClock, more func(*handlers.Server)) options {
+func limited(clock *clock, more func(*handlers.Server)) options {
 	return options{server: func(s *handlers.Server) {
 		s.LimitClock = clock.Now
 		if more != nil {
@@ -52,12 +30,12 @@ func limited(clock *fakeClock, more func(*handlers.Server)) options {
 
 // forEachDialectClocked is forEachDialect with a server on its own fake
 // clock, adjusted by more.
-func forEachDialectClocked(t *testing.T, more func(*handlers.Server), fn func(t *testing.T, e *env, clock *fakeClock)) {
+func forEachDialectClocked(t *testing.T, more func(*handlers.Server), fn func(t *testing.T, e *env, clock *clock)) {
 	t.Helper()
 	for _, d := range testdb.Dialects {
 		t.Run(d, func(t *testing.T) {
 			t.Parallel()
-			clock := newFakeClock()
+			clock := newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 			fn(t, setupWith(t, d, limited(clock, more)), clock)
 		})
 	}
@@ -136,7 +114,7 @@ func intp(v int) *int { return &v }
 // project is unaffected, and 60 ms later one request goes through again.
 func TestDefaultRateLimitIs1000PerMinute(t *testing.T) {
 	t.Parallel()
-	clock := newFakeClock()
+	clock := newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
 	e := setupWith(t, "sqlite", limited(clock, nil))
 	// Plain requests for speed; the 1,001st goes through the generated
 	// client and the contract check.
@@ -181,7 +159,7 @@ func TestDefaultRateLimitIs1000PerMinute(t *testing.T) {
 // the probes are never limited.
 func TestProjectRateLimit(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *fakeClock) {
+	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *clock) {
 		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: intp(3)})
 		for range 3 {
 			status, _, _ := listKeys(t, e.a.client)
@@ -232,7 +210,7 @@ func TestProjectRateLimit(t *testing.T) {
 // cache entry expires (AuthCacheTTL), without a restart.
 func TestChangedProjectLimitAppliesWithinTheCacheTTL(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *fakeClock) {
+	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *clock) {
 		status, _, _ := listKeys(t, e.a.client) // caches the key with the default limit
 		require.Equal(t, http.StatusOK, status)
 		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: intp(1)})
@@ -259,7 +237,7 @@ func TestChangedProjectLimitAppliesWithinTheCacheTTL(t *testing.T) {
 // as `hookd project update` does) applies to sends only.
 func TestSendRateLimit(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, func(s *handlers.Server) { s.RateLimitDefault = 2 }, func(t *testing.T, e *env, clock *fakeClock) {
+	forEachDialectClocked(t, func(s *handlers.Server) { s.RateLimitDefault = 2 }, func(t *testing.T, e *env, clock *clock) {
 		ep := e.createEndpoint(e.a, "https://hooks.example.com/send") // management request 1 of 2
 		for i := range 25 {
 			status, _, _ := send(t, e.a.client, ep.Id)
@@ -301,7 +279,7 @@ func TestSendRateLimit(t *testing.T) {
 // stay open.
 func TestRepeatedFailedAuthenticationIsRateLimited(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *fakeClock) {
+	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *clock) {
 		bad := []string{"", "hk_live_short", "hk_live_" + strings.Repeat("A", 32), "hk_test_" + strings.Repeat("B", 32)}
 		for i := range 20 {
 			status, code, _ := listKeys(t, e.clientFrom(bad[i%len(bad)], "127.0.0.1", ""))
@@ -352,7 +330,7 @@ func TestClientAddressBehindTrustedProxies(t *testing.T) {
 	bad := "hk_live_" + strings.Repeat("C", 32)
 	t.Run("Trusted", func(t *testing.T) {
 		t.Parallel()
-		e := setupWith(t, "sqlite", limited(newFakeClock(), func(s *handlers.Server) {
+		e := setupWith(t, "sqlite", limited(newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(s *handlers.Server) {
 			s.AuthFailureLimit = 2
 			s.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		}))
@@ -380,7 +358,7 @@ func TestClientAddressBehindTrustedProxies(t *testing.T) {
 	})
 	t.Run("NotTrusted", func(t *testing.T) {
 		t.Parallel()
-		e := setupWith(t, "sqlite", limited(newFakeClock(), func(s *handlers.Server) { s.AuthFailureLimit = 2 }))
+		e := setupWith(t, "sqlite", limited(newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(s *handlers.Server) { s.AuthFailureLimit = 2 }))
 		for _, xff := range []string{"198.51.100.1", "198.51.100.2"} {
 			status, _, _ := listKeys(t, e.clientFrom(bad, "127.0.0.1", xff))
 			require.Equal(t, http.StatusUnauthorized, status)
@@ -390,7 +368,7 @@ func TestClientAddressBehindTrustedProxies(t *testing.T) {
 	})
 	t.Run("Disabled", func(t *testing.T) {
 		t.Parallel()
-		e := setupWith(t, "sqlite", limited(newFakeClock(), func(s *handlers.Server) { s.AuthFailureLimit = -1 }))
+		e := setupWith(t, "sqlite", limited(newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(s *handlers.Server) { s.AuthFailureLimit = -1 }))
 		for range 30 {
 			status, _, _ := listKeys(t, e.clientFrom(bad, "127.0.0.1", ""))
 			require.Equal(t, http.StatusUnauthorized, status)

@@ -50,6 +50,22 @@ type StatsRow struct {
 // TableName implements gorm's Tabler.
 func (StatsRow) TableName() string { return "message_stats" }
 
+// Add adds o's counters to r's (the key fields stay r's).
+func (r *StatsRow) Add(o StatsRow) {
+	r.Total += o.Total
+	r.Succeeded += o.Succeeded
+	r.Failed += o.Failed
+	r.Retries += o.Retries
+	r.LatencySumMs += o.LatencySumMs
+	r.LatencyCount += o.LatencyCount
+}
+
+// counters is the delta's counters as a row's.
+func (d StatsDelta) counters() StatsRow {
+	return StatsRow{Total: d.Total, Succeeded: d.Succeeded, Failed: d.Failed, Retries: d.Retries,
+		LatencySumMs: d.LatencySumMs, LatencyCount: d.LatencyCount}
+}
+
 // StatsDelta is a change to the counters of the messages of one project and
 // endpoint created in one minute.
 type StatsDelta struct {
@@ -200,12 +216,7 @@ func (s *Store) AddStats(ctx context.Context, deltas []StatsDelta) error {
 			r = &StatsRow{ProjectID: k.ProjectID, EndpointID: k.EndpointID, Granularity: k.Granularity, Bucket: k.Bucket}
 			rows[k] = r
 		}
-		r.Total += d.Total
-		r.Succeeded += d.Succeeded
-		r.Failed += d.Failed
-		r.Retries += d.Retries
-		r.LatencySumMs += d.LatencySumMs
-		r.LatencyCount += d.LatencyCount
+		r.Add(d.counters())
 	}
 	for _, d := range deltas {
 		for _, gran := range []int{StatsMinute, StatsHour} {
