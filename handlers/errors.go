@@ -189,7 +189,14 @@ func errorHandler(log *slog.Logger, spec *openapi3.T) echo.HTTPErrorHandler {
 		apiErr := toAPIError(err)
 		ctx := c.Request().Context()
 		if apiErr.Status >= 500 {
-			log.ErrorContext(ctx, "request failed", "request_id", RequestID(ctx), "method", c.Request().Method,
+			// 503 is a state, not a fault: the database is unreachable
+			// (the metrics and readiness show it) or the process is
+			// draining. Warn, so ERROR lines stay worth an alert.
+			level := slog.LevelError
+			if apiErr.Status == http.StatusServiceUnavailable {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "request failed", "request_id", RequestID(ctx), "method", c.Request().Method,
 				"route", c.Path(), "status", apiErr.Status, "error", err.Error())
 		}
 		body := gen.ErrorEnvelope{
