@@ -30,6 +30,7 @@ import (
 	"github.com/hookd/hookd/internal/fakedns"
 	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/tcpproxy"
+	"github.com/hookd/hookd/internal/testclock"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
@@ -446,27 +447,12 @@ func jsonBody(v any) string {
 	return string(b)
 }
 
-// clock is a test clock that only moves when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// clock is the handlers tests' settable clock.
+type clock = testclock.Clock
 
 // newClock starts an hour ahead of real time, so messages the test sends
 // are in its past.
-func newClock() *clock { return newClockAt(time.Now().UTC().Add(time.Hour).Truncate(time.Second)) }
+func newClock() *clock { return testclock.At(time.Now().UTC().Add(time.Hour).Truncate(time.Second)) }
 
 // newClockAt starts at t.
-func newClockAt(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClockAt(t time.Time) *clock { return testclock.At(t) }

@@ -34,7 +34,7 @@ func metricsWindow(p *gen.MetricsWindow) window {
 
 // avgLatency is the mean latency of a bucket's successful attempts, 0
 // without any.
-func avgLatency(b store.StatsRow) int64 {
+func avgLatency(b store.StatsCounts) int64 {
 	if b.LatencyCount == 0 {
 		return 0
 	}
@@ -43,7 +43,7 @@ func avgLatency(b store.StatsRow) int64 {
 
 // buckets reads the window's counters and sums them into its buckets,
 // oldest first; the last bucket is the current one.
-func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsEndpoint) ([]time.Time, []store.StatsRow, error) {
+func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsEndpoint) ([]time.Time, []store.StatsCounts, error) {
 	n := int(w.length / w.bucket)
 	last := s.now().Truncate(w.bucket) // UTC-aligned: Truncate works on absolute time
 	first := last.Add(-time.Duration(n-1) * w.bucket)
@@ -59,11 +59,11 @@ func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsE
 	for i := range starts {
 		starts[i] = first.Add(time.Duration(i) * w.bucket)
 	}
-	counts := make([]store.StatsRow, n)
+	counts := make([]store.StatsCounts, n)
 	for _, r := range rows {
 		i := int(r.Bucket.Sub(first) / w.bucket)
 		if i >= 0 && i < n {
-			counts[i].Add(r)
+			counts[i].Add(r.StatsCounts)
 		}
 	}
 	return starts, counts, nil
@@ -76,7 +76,7 @@ func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject
 	if err != nil {
 		return nil, err
 	}
-	var sum store.StatsRow
+	var sum store.StatsCounts
 	for _, c := range counts {
 		// Counters are adjusted by replays; after a crash lost a second
 		// of changes a bucket could dip below zero: never show that.

@@ -46,15 +46,15 @@ func TestMetricsWindowsAndBuckets(t *testing.T) {
 		pa, pb := e.a.project.ID, e.b.project.ID
 		require.NoError(t, e.store.AddStats(context.Background(), []store.StatsDelta{
 			// The current minute.
-			{ProjectID: pa, EndpointID: epX, Minute: at("2026-03-10T12:34:00Z"), Total: 3, Succeeded: 2, Failed: 1, Retries: 4, LatencySumMs: 100 + 301, LatencyCount: 2},
+			{ProjectID: pa, EndpointID: epX, Minute: at("2026-03-10T12:34:00Z"), StatsCounts: store.StatsCounts{Total: 3, Succeeded: 2, Failed: 1, Retries: 4, LatencySumMs: 100 + 301, LatencyCount: 2}},
 			// The oldest minute of the 1h window, and the one before it.
-			{ProjectID: pa, EndpointID: epY, Minute: at("2026-03-10T11:35:00Z"), Total: 1},
-			{ProjectID: pa, EndpointID: epY, Minute: at("2026-03-10T11:34:00Z"), Total: 5, Succeeded: 5},
+			{ProjectID: pa, EndpointID: epY, Minute: at("2026-03-10T11:35:00Z"), StatsCounts: store.StatsCounts{Total: 1}},
+			{ProjectID: pa, EndpointID: epY, Minute: at("2026-03-10T11:34:00Z"), StatsCounts: store.StatsCounts{Total: 5, Succeeded: 5}},
 			// The oldest hour of the 24h window, and the one before it.
-			{ProjectID: pa, EndpointID: epX, Minute: at("2026-03-09T13:00:00Z"), Total: 2, Failed: 2},
-			{ProjectID: pa, EndpointID: epX, Minute: at("2026-03-09T12:59:00Z"), Total: 7, Succeeded: 7},
+			{ProjectID: pa, EndpointID: epX, Minute: at("2026-03-09T13:00:00Z"), StatsCounts: store.StatsCounts{Total: 2, Failed: 2}},
+			{ProjectID: pa, EndpointID: epX, Minute: at("2026-03-09T12:59:00Z"), StatsCounts: store.StatsCounts{Total: 7, Succeeded: 7}},
 			// Another project's messages never count.
-			{ProjectID: pb, EndpointID: ids.NewEndpoint(), Minute: at("2026-03-10T12:34:00Z"), Total: 100, Succeeded: 100},
+			{ProjectID: pb, EndpointID: ids.NewEndpoint(), Minute: at("2026-03-10T12:34:00Z"), StatsCounts: store.StatsCounts{Total: 100, Succeeded: 100}},
 		}))
 
 		m := e.metrics(e.a, gen.N1h, nil)

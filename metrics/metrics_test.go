@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/hookd/hookd/delivery"
+	"github.com/hookd/hookd/internal/testclock"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/store"
 )
@@ -33,7 +34,7 @@ type fakeStats struct {
 	stats store.QueueStats
 	err   error
 	// clock, if set, is advanced by cost during each read.
-	clock *clock
+	clock *testclock.Clock
 	cost  time.Duration
 }
 
@@ -43,7 +44,7 @@ func (f *fakeStats) QueueStats(_ context.Context, _ time.Time, topN int) (store.
 	f.reads++
 	f.limit = topN
 	if f.clock != nil {
-		f.clock.advance(f.cost)
+		f.clock.Advance(f.cost)
 	}
 	return f.stats, f.err
 }
@@ -58,24 +59,6 @@ func (f *fakeStats) readCount() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.reads
-}
-
-// clock is a settable clock.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -106,7 +89,7 @@ func gauges(t *testing.T, m *metrics.Metrics) string {
 // values stay; before any good read there are no queue gauges at all.
 func TestQueueGaugesAreCachedAndKeptOnErrors(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := testclock.At(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	src := &fakeStats{}
 	m, err := metrics.New(metrics.Options{Stats: src, EndpointLimit: 2, Refresh: 5 * time.Second, Now: c.Now, Logger: quiet})
 	require.NoError(t, err)
@@ -115,7 +98,7 @@ func TestQueueGaugesAreCachedAndKeptOnErrors(t *testing.T) {
 	require.Equal(t, "hookd_metrics_collect_errors_total 1\n", gauges(t, m), "no values before a good read")
 	require.Equal(t, 1, src.readCount())
 
-	c.advance(5 * time.Second)
+	c.Advance(5 * time.Second)
 	src.set(store.QueueStats{
 		Due: 7, OldestDue: c.Now().Add(-90 * time.Second), DLQ: 4, DisabledEndpoints: 1,
 		Endpoints: []store.EndpointDue{{EndpointID: "ep_a", Due: 5, OldestDue: c.Now().Add(-90 * time.Second)}, {EndpointID: "ep_b", Due: 2, OldestDue: c.Now()}},
@@ -135,18 +118,18 @@ hookd_metrics_collect_errors_total 1
 	require.Equal(t, 2, src.limit, "the endpoint limit is passed on")
 
 	// Within the refresh interval: from memory, even though the queue changed.
-	c.advance(4 * time.Second)
+	c.Advance(4 * time.Second)
 	src.set(store.QueueStats{Due: 1}, nil)
 	require.Equal(t, want, gauges(t, m))
 	require.Equal(t, 2, src.readCount())
 
 	// A failed read keeps the last values.
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	src.set(store.QueueStats{}, errors.New("timeout"))
 	require.Equal(t, strings.Replace(want, "errors_total 1", "errors_total 2", 1), gauges(t, m))
 	require.Equal(t, 3, src.readCount())
 
-	c.advance(5 * time.Second)
+	c.Advance(5 * time.Second)
 	src.set(store.QueueStats{Due: 1, OldestDue: c.Now().Add(-time.Second)}, nil)
 	require.Equal(t, `hookd_queue_depth 1
 hookd_queue_oldest_due_age_seconds 1
@@ -160,16 +143,16 @@ hookd_metrics_collect_errors_total 2
 // 20 s, although the refresh interval is 5 s.
 func TestSlowReadsAreSpacedOut(t *testing.T) {
 	t.Parallel()
-	c := &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := testclock.At(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	src := &fakeStats{clock: c, cost: time.Second}
 	m, err := metrics.New(metrics.Options{Stats: src, Refresh: 5 * time.Second, Now: c.Now, Logger: quiet})
 	require.NoError(t, err)
 	gauges(t, m)
 	require.Equal(t, 1, src.readCount())
-	c.advance(18 * time.Second) // 19 s after the read began
+	c.Advance(18 * time.Second) // 19 s after the read began
 	gauges(t, m)
 	require.Equal(t, 1, src.readCount())
-	c.advance(time.Second)
+	c.Advance(time.Second)
 	gauges(t, m)
 	require.Equal(t, 2, src.readCount())
 }

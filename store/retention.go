@@ -72,22 +72,38 @@ func (s *Store) TryLead(ctx context.Context, name, holder string, ttl time.Durat
 func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (CleanupResult, error) {
 	var out CleanupResult
 	batch := max(r.Batch, 1)
-	// Payloads under the project's (or the default) retention.
-	var projects []Project
-	if err := s.db.WithContext(ctx).Select("id", "retention_hours").Find(&projects).Error; err != nil {
+	// Payloads under the project's (or the default) retention: one
+	// statement for every project on the default, one per project with a
+	// setting of its own (few), not one per project.
+	var custom []Project
+	if err := s.db.WithContext(ctx).Select("id", "retention_hours").Where("retention_hours > 0").Find(&custom).Error; err != nil {
 		return out, translate(err, "list projects")
 	}
-	for _, p := range projects {
-		keep := r.Payload
-		if p.RetentionHours > 0 {
-			keep = time.Duration(p.RetentionHours) * time.Hour
+	type group struct {
+		keep  time.Duration
+		where string // which projects
+		arg   any
+	}
+	groups := []group{{r.Payload, "1 = 1", nil}}
+	if len(custom) > 0 {
+		ids := make([]string, len(custom))
+		for i, p := range custom {
+			ids[i] = p.ID
+			groups = append(groups, group{time.Duration(p.RetentionHours) * time.Hour, "project_id = ?", p.ID})
 		}
+		groups[0].where, groups[0].arg = "project_id NOT IN ?", ids
+	}
+	for _, g := range groups {
+		args := []any{now.Add(-g.keep)}
+		if g.arg != nil {
+			args = append(args, g.arg)
+		}
+		args = append(args, batch)
 		n, err := s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
 			return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
   SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NULL
-    AND terminal_at < ? AND project_id = ? AND (status IN ('succeeded', 'failed_permanent') OR deleted_at IS NOT NULL)
-  LIMIT ?`+s.skipLocked()+`)`,
-				now.Add(-keep), p.ID, batch)
+    AND terminal_at < ? AND `+g.where+` AND (status IN ('succeeded', 'failed_permanent') OR deleted_at IS NOT NULL)
+  LIMIT ?`+s.skipLocked()+`)`, args...)
 		}, batch)
 		out.PayloadsPurged += n
 		if err != nil {

@@ -32,49 +32,45 @@ const (
 // AllEndpoints is the endpoint id of a project's all-endpoint counters.
 const AllEndpoints = ""
 
+// StatsCounts are the counters of a set of messages.
+type StatsCounts struct {
+	Total        int64 // messages accepted
+	Succeeded    int64 // of those, now succeeded
+	Failed       int64 // of those, now failed_permanent
+	Retries      int64 // retry attempts made (attempts after a message's first)
+	LatencySumMs int64 // response latency of the successful attempts
+	LatencyCount int64
+}
+
+// Add adds o to c.
+func (c *StatsCounts) Add(o StatsCounts) {
+	c.Total += o.Total
+	c.Succeeded += o.Succeeded
+	c.Failed += o.Failed
+	c.Retries += o.Retries
+	c.LatencySumMs += o.LatencySumMs
+	c.LatencyCount += o.LatencyCount
+}
+
 // StatsRow is one counter row: the messages of a project (and endpoint, or
 // AllEndpoints) created in [Bucket, Bucket+Granularity seconds).
 type StatsRow struct {
-	ProjectID    string    `gorm:"primaryKey"`
-	EndpointID   string    `gorm:"primaryKey"`
-	Granularity  int       `gorm:"primaryKey"`
-	Bucket       time.Time `gorm:"primaryKey"`
-	Total        int64     // messages accepted
-	Succeeded    int64     // of those, now succeeded
-	Failed       int64     // of those, now failed_permanent
-	Retries      int64     // retry attempts made (attempts after a message's first)
-	LatencySumMs int64     // response latency of the successful attempts
-	LatencyCount int64
+	ProjectID   string    `gorm:"primaryKey"`
+	EndpointID  string    `gorm:"primaryKey"`
+	Granularity int       `gorm:"primaryKey"`
+	Bucket      time.Time `gorm:"primaryKey"`
+	StatsCounts
 }
 
 // TableName implements gorm's Tabler.
 func (StatsRow) TableName() string { return "message_stats" }
-
-// Add adds o's counters to r's (the key fields stay r's).
-func (r *StatsRow) Add(o StatsRow) {
-	r.Total += o.Total
-	r.Succeeded += o.Succeeded
-	r.Failed += o.Failed
-	r.Retries += o.Retries
-	r.LatencySumMs += o.LatencySumMs
-	r.LatencyCount += o.LatencyCount
-}
-
-// counters is the delta's counters as a row's.
-func (d StatsDelta) counters() StatsRow {
-	return StatsRow{Total: d.Total, Succeeded: d.Succeeded, Failed: d.Failed, Retries: d.Retries,
-		LatencySumMs: d.LatencySumMs, LatencyCount: d.LatencyCount}
-}
 
 // StatsDelta is a change to the counters of the messages of one project and
 // endpoint created in one minute.
 type StatsDelta struct {
 	ProjectID, EndpointID string
 	Minute                time.Time // truncated to the minute, UTC
-	Total, Succeeded      int64
-	Failed, Retries       int64
-	LatencySumMs          int64
-	LatencyCount          int64
+	StatsCounts
 }
 
 type statsKey struct {
@@ -184,7 +180,7 @@ func (s *Store) FlushStats(ctx context.Context) error {
 		for _, d := range deltas { // keep them for the next try
 			k := statsKey{d.ProjectID, d.EndpointID, d.Minute.Unix()}
 			if p := s.stats.pending[k]; p != nil {
-				addDelta(p, d)
+				p.Add(d.StatsCounts)
 			} else {
 				s.stats.pending[k] = &d
 			}
@@ -192,15 +188,6 @@ func (s *Store) FlushStats(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-func addDelta(p *StatsDelta, d StatsDelta) {
-	p.Total += d.Total
-	p.Succeeded += d.Succeeded
-	p.Failed += d.Failed
-	p.Retries += d.Retries
-	p.LatencySumMs += d.LatencySumMs
-	p.LatencyCount += d.LatencyCount
 }
 
 // AddStats adds deltas to the stored counters, at minute and hour
@@ -216,7 +203,7 @@ func (s *Store) AddStats(ctx context.Context, deltas []StatsDelta) error {
 			r = &StatsRow{ProjectID: k.ProjectID, EndpointID: k.EndpointID, Granularity: k.Granularity, Bucket: k.Bucket}
 			rows[k] = r
 		}
-		r.Add(d.counters())
+		r.Add(d.StatsCounts)
 	}
 	for _, d := range deltas {
 		for _, gran := range []int{StatsMinute, StatsHour} {

@@ -12,16 +12,13 @@ import (
 )
 
 // sumStats adds up the project's (or endpoint's) rows at granularity gran.
-func sumStats(t *testing.T, s *store.Store, project, endpoint string, gran int) store.StatsRow {
+func sumStats(t *testing.T, s *store.Store, project, endpoint string, gran int) store.StatsCounts {
 	t.Helper()
 	rows, err := s.StatsSince(context.Background(), project, endpoint, gran, store.Now().Add(-48*time.Hour))
 	require.NoError(t, err)
-	var sum store.StatsRow
+	var sum store.StatsCounts
 	for _, r := range rows {
-		sum.Total += r.Total
-		sum.Succeeded += r.Succeeded
-		sum.Failed += r.Failed
-		sum.Retries += r.Retries
+		sum.Add(r.StatsCounts)
 	}
 	return sum
 }
@@ -43,7 +40,7 @@ func TestDeletingAnEndpointCountsItsMessagesFailed(t *testing.T) {
 		for _, e := range []string{ep.ID, store.AllEndpoints} {
 			for _, g := range []int{store.StatsMinute, store.StatsHour} {
 				got := sumStats(t, f.s, f.project.ID, e, g)
-				require.Equal(t, store.StatsRow{Total: 3, Failed: 3}, got, "endpoint %q granularity %d", e, g)
+				require.Equal(t, store.StatsCounts{Total: 3, Failed: 3}, got, "endpoint %q granularity %d", e, g)
 			}
 		}
 	})
@@ -94,12 +91,12 @@ func TestStatsBackfill(t *testing.T) {
 		for _, e := range []string{ep.ID, store.AllEndpoints} {
 			for _, g := range []int{store.StatsMinute, store.StatsHour} {
 				got := sumStats(t, f.s, f.project.ID, e, g)
-				require.Equal(t, store.StatsRow{Total: 4, Succeeded: 2, Failed: 1, Retries: 0 + 2 + 7 + 1}, got, "endpoint %q granularity %d", e, g)
+				require.Equal(t, store.StatsCounts{Total: 4, Succeeded: 2, Failed: 1, Retries: 0 + 2 + 7 + 1, LatencySumMs: 10 + 30, LatencyCount: 2}, got, "endpoint %q granularity %d", e, g)
 			}
 		}
 		// And the live counters add to the same rows.
 		require.NoError(t, f.s.AddStats(ctx, []store.StatsDelta{{ProjectID: f.project.ID, EndpointID: ep.ID,
-			Minute: store.Now().Truncate(time.Minute), Total: 1}}))
+			Minute: store.Now().Truncate(time.Minute), StatsCounts: store.StatsCounts{Total: 1}}}))
 		require.Equal(t, int64(5), sumStats(t, f.s, f.project.ID, store.AllEndpoints, store.StatsHour).Total)
 		rows, err := f.s.StatsSince(ctx, f.project.ID, store.AllEndpoints, store.StatsHour, store.Now().Add(-48*time.Hour))
 		require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
@@ -72,18 +71,6 @@ func apiBench(ctx context.Context, h *hookd, dbURL string, n, rounds int) error 
 		fmt.Printf("  %-36s %s\n", c.name, d)
 	}
 	return nil
-}
-
-func (h *hookd) get(path string) (int, []byte, error) {
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+h.addr+path, nil)
-	req.Header.Set("Authorization", "Bearer "+h.key)
-	resp, err := h.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, b, err
 }
 
 // deepCursor follows next_cursor pages times and returns the next page's path.

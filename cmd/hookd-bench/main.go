@@ -271,9 +271,18 @@ func (h *hookd) stop() {
 }
 
 func (h *hookd) post(path, body string) (int, []byte, error) {
-	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+h.addr+path, strings.NewReader(body))
+	return h.do(http.MethodPost, path, strings.NewReader(body))
+}
+
+func (h *hookd) get(path string) (int, []byte, error) { return h.do(http.MethodGet, path, nil) }
+
+// do sends an authenticated API request and reads the whole answer.
+func (h *hookd) do(method, path string, body io.Reader) (int, []byte, error) {
+	req, _ := http.NewRequestWithContext(context.Background(), method, "http://"+h.addr+path, body)
 	req.Header.Set("Authorization", "Bearer "+h.key)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -330,10 +330,8 @@ func (c *Config) validate(serving bool) error {
 				errs = append(errs, fmt.Errorf("--master-key (HOOKD_MASTER_KEY): %w", err))
 			}
 		}
-		for _, old := range splitList(c.MasterKeysOld) {
-			if _, err := secrets.ParseMasterKey(old); err != nil {
-				errs = append(errs, fmt.Errorf("--master-keys-old (HOOKD_MASTER_KEYS_OLD): %w", err))
-			}
+		if _, err := parseOldMasterKeys(c.MasterKeysOld); err != nil {
+			errs = append(errs, fmt.Errorf("--master-keys-old (HOOKD_MASTER_KEYS_OLD): %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -403,6 +401,30 @@ func (c *Config) storeOptions() store.Options {
 // must share one explicit key). It refuses a keyring that cannot open every
 // master key id in inUse, so a lost or changed key is noticed at start, not
 // at the first delivery.
+// parseOldMasterKeys reads a --master-keys-old list.
+func parseOldMasterKeys(list string) ([]secrets.MasterKey, error) {
+	var old []secrets.MasterKey
+	for _, s := range splitList(list) {
+		k, err := secrets.ParseMasterKey(s)
+		if err != nil {
+			return nil, err
+		}
+		old = append(old, k)
+	}
+	return old, nil
+}
+
+// missingMasterKeys lists the master key ids in inUse that kr lacks.
+func missingMasterKeys(kr *secrets.Keyring, inUse []string) []string {
+	var missing []string
+	for _, id := range inUse {
+		if !kr.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
 func (c *Config) keyring(log *slog.Logger, inUse []string) (*secrets.Keyring, error) {
 	var active secrets.MasterKey
 	if c.MasterKey != "" {
@@ -430,25 +452,15 @@ func (c *Config) keyring(log *slog.Logger, inUse []string) (*secrets.Keyring, er
 		}
 		active = k
 	}
-	var old []secrets.MasterKey
-	for _, s := range splitList(c.MasterKeysOld) {
-		k, err := secrets.ParseMasterKey(s)
-		if err != nil {
-			return nil, err
-		}
-		old = append(old, k)
+	old, err := parseOldMasterKeys(c.MasterKeysOld)
+	if err != nil {
+		return nil, err
 	}
 	kr, err := secrets.NewKeyring(active, old...)
 	if err != nil {
 		return nil, err
 	}
-	var missing []string
-	for _, id := range inUse {
-		if !kr.Has(id) {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
+	if missing := missingMasterKeys(kr, inUse); len(missing) > 0 {
 		return nil, fmt.Errorf("signing secrets in the database were sealed by master key %s, which this process does not have: pass it with --master-key or --master-keys-old", strings.Join(missing, ", "))
 	}
 	return kr, nil

@@ -167,6 +167,7 @@ func TestLogsOverAFullScenario(t *testing.T) {
 
 	// Every line is JSON; wait until the last expected ones are in.
 	var lines []logLine
+	var outageLevel string
 	require.Eventually(t, func() bool {
 		lines = lines[:0]
 		attempts, outage := 0, false
@@ -179,11 +180,13 @@ func TestLogsOverAFullScenario(t *testing.T) {
 				attempts++
 			}
 			if l.str("msg") == "request failed" && m["status"] == float64(503) {
+				outageLevel = l.str("level")
 				outage = true
 			}
 		}
 		return attempts >= 6 && outage // 2×(500, 200) + 2×400
 	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, "WARN", outageLevel, "a 503 is a state, not a fault: warn, so ERROR lines stay worth an alert")
 
 	apiLines, deliveryLines, queueLines := 0, 0, 0
 	for _, l := range lines {

@@ -72,13 +72,9 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return fmt.Errorf("%w: --master-key (HOOKD_MASTER_KEY): %w", errUsage, err)
 	}
-	var old []secrets.MasterKey
-	for _, s := range splitList(c.MasterKeysOld) {
-		k, err := secrets.ParseMasterKey(s)
-		if err != nil {
-			return fmt.Errorf("%w: --master-keys-old (HOOKD_MASTER_KEYS_OLD): %w", errUsage, err)
-		}
-		old = append(old, k)
+	old, err := parseOldMasterKeys(c.MasterKeysOld)
+	if err != nil {
+		return fmt.Errorf("%w: --master-keys-old (HOOKD_MASTER_KEYS_OLD): %w", errUsage, err)
 	}
 	kr, err := secrets.NewKeyring(active, old...)
 	if err != nil {
@@ -95,13 +91,7 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return err
 	}
-	var missing []string
-	for _, id := range inUse {
-		if !kr.Has(id) {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
+	if missing := missingMasterKeys(kr, inUse); len(missing) > 0 {
 		return fmt.Errorf("signing secrets in the database were sealed by master key %s, which was not given: add it to --master-keys-old; nothing was re-sealed", strings.Join(missing, ", "))
 	}
 
