@@ -144,6 +144,8 @@ type Engine struct {
 	failing    map[string]int        // failures in a row this process last saw, by endpoint
 	held       map[leaseKey]struct{} // leases of the messages in flight
 	freed      chan struct{}
+	idle       chan func() // idle worker goroutines take attempts here
+	workers    int         // worker goroutines started (only Run's loop reads or changes it)
 	now        func() time.Time
 	workCtx    context.Context // attempts and their writes; cancelled when a drain gives up
 }
@@ -162,7 +164,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 	}
 	log = log.With("component", "delivery")
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{},
-		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), now: store.Now,
+		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), idle: make(chan func()), now: store.Now,
 		workCtx: context.Background()}, nil
 }
 
@@ -184,16 +186,30 @@ func (e *Engine) Run(ctx context.Context) error {
 	heartbeatDone := make(chan struct{})
 	go func() { defer close(heartbeatDone); e.heartbeat(workCtx) }()
 
+	var lastClaim time.Time
 	for ctx.Err() == nil {
-		full := e.claimAndStart(ctx, workCtx, &wg)
+		if gap := time.Since(lastClaim); gap < claimGap {
+			// Under load, wait a moment so a claim takes several messages
+			// rather than one (each claim is a round trip and a commit).
+			sleep(ctx, claimGap-gap)
+		}
+		lastClaim = time.Now()
+		full, capped := e.claimAndStart(ctx, workCtx, &wg)
 		if full {
 			continue // more may be due right now
+		}
+		// A finished attempt is a reason to claim again only if the last
+		// claim was held back by the worker or endpoint limits: otherwise
+		// every attempt would cost an (empty) claim.
+		var freed <-chan struct{}
+		if capped {
+			freed = e.freed
 		}
 		select {
 		case <-ctx.Done():
 		case <-e.st.Due():
 		case <-poll.C:
-		case <-e.freed:
+		case <-freed:
 		case <-rescue.C:
 			e.rescue(ctx)
 		}
@@ -210,9 +226,15 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	cancelWork()
 	<-heartbeatDone
+	close(e.idle) // every attempt has returned: the workers exit
 	e.sender.CloseIdle()
 	return nil
 }
+
+// claimGap is the least time between the starts of two claims that did not
+// fill their batch: a message sent after a quiet moment is claimed at once,
+// while under load claims take several messages each.
+const claimGap = time.Millisecond
 
 // heartbeat extends the leases of the messages in flight every third of a
 // lease until ctx ends, so only a process that stopped (or lost the
@@ -294,14 +316,16 @@ func (e *Engine) heldIDs() []string {
 
 // claimAndStart claims as many messages as there are free workers and starts
 // an attempt for each. It reports whether it filled its request (so more
-// may be waiting).
-func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) bool {
+// may be waiting), and whether the worker limit or an endpoint's
+// concurrency limit held it back (so a finished attempt may let more start).
+func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) (full, capped bool) {
 	e.mu.Lock()
 	free := e.cfg.Workers - e.inflight
 	var skip []string
 	for ep, n := range e.byEndpoint {
 		if n >= e.cfg.EndpointConcurrency {
 			skip = append(skip, ep)
+			capped = true
 		}
 	}
 	now := time.Now()
@@ -314,48 +338,40 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	}
 	e.mu.Unlock()
 	if free <= 0 {
-		return false
+		return false, true
 	}
 	want := min(free, e.cfg.ClaimBatch)
 	token := ids.RandomAlnum(16)
 	qctx, cancel := e.dbContext(ctx)
 	defer cancel()
-	msgs, err := e.st.ClaimDue(qctx, token, e.cfg.Lease, want, skip)
+	msgs, targets, err := e.st.ClaimDue(qctx, token, e.cfg.Lease, want, skip)
+	if err != nil && len(msgs) > 0 {
+		msgIDs := make([]string, len(msgs))
+		for i, m := range msgs {
+			msgIDs[i] = m.ID
+		}
+		e.qlog.Warn("loading endpoints failed; releasing claimed messages", "message_ids", msgIDs, "error", err.Error())
+		for _, m := range msgs {
+			e.release(m, token, 0)
+		}
+		return false, capped
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.qlog.Warn("claiming messages failed", "error", err.Error())
 			sleep(ctx, e.cfg.PollInterval)
 		}
-		return false
+		return false, capped
 	}
 	if len(msgs) == 0 {
-		return false
-	}
-	epIDs := make([]string, 0, len(msgs))
-	seen := map[string]bool{}
-	for _, m := range msgs {
-		if !seen[m.EndpointID] {
-			seen[m.EndpointID] = true
-			epIDs = append(epIDs, m.EndpointID)
-		}
-	}
-	targets, err := e.st.DeliveryTargets(qctx, epIDs)
-	if err != nil {
-		msgIDs := make([]string, len(msgs))
-		for i, m := range msgs {
-			msgIDs[i] = m.ID
-		}
-		e.qlog.Warn("loading endpoints failed; releasing claimed messages", "message_ids", msgIDs, "endpoint_ids", epIDs, "error", err.Error())
-		for _, m := range msgs {
-			e.release(m, token, 0)
-		}
-		return false
+		return false, capped
 	}
 	for _, m := range msgs {
 		e.mu.Lock()
 		if e.byEndpoint[m.EndpointID] >= e.cfg.EndpointConcurrency {
 			e.mu.Unlock()
 			e.release(m, token, 0)
+			capped = true
 			continue
 		}
 		e.inflight++
@@ -363,13 +379,40 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 		e.held[leaseKey{m.ID, token}] = struct{}{}
 		e.mu.Unlock()
 		wg.Add(1)
-		go func() {
+		e.start(func() {
 			defer wg.Done()
 			defer e.done(leaseKey{m.ID, token}, m.EndpointID)
 			e.deliver(workCtx, m, token, targets[m.EndpointID])
-		}()
+		})
 	}
-	return len(msgs) == want
+	return len(msgs) == want, capped
+}
+
+// start runs attempt on an idle worker goroutine, or on a new one if none is
+// idle. Workers wait for the next attempt instead of exiting: an attempt
+// needs a deep stack (HTTP client, TLS, database driver), and a fresh
+// goroutine would grow its stack anew every time (measured: 7 % of hookd's
+// CPU). There are never more workers than attempts that ran at once, and
+// they exit when Run returns.
+func (e *Engine) start(attempt func()) {
+	select {
+	case e.idle <- attempt:
+		return
+	default:
+	}
+	if e.workers < e.cfg.Workers {
+		e.workers++
+		go func() {
+			attempt()
+			for next := range e.idle {
+				next()
+			}
+		}()
+		return
+	}
+	// Every worker exists and fewer attempts than workers are in flight:
+	// one has just finished and is about to take this.
+	e.idle <- attempt
 }
 
 // leaseKey identifies one lease: the same message may be leased again (by a

@@ -73,7 +73,7 @@ func TestRecordsBesideHeartbeats(t *testing.T) {
 				_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 				require.NoError(t, err)
 			}
-			claimed, err := f.s.ClaimDue(ctx, "tok", time.Minute, 300, nil)
+			claimed, _, err := f.s.ClaimDue(ctx, "tok", time.Minute, 300, nil)
 			require.NoError(t, err)
 			require.Len(t, claimed, 300)
 			held := map[string]string{}
@@ -160,10 +160,10 @@ func TestLeasesExpireUnlessExtended(t *testing.T) {
 			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 			require.NoError(t, err)
 		}
-		claimed, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
+		claimed, _, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, claimed, 2)
-		again, err := f.s.ClaimDue(ctx, "other", time.Minute, 10, nil)
+		again, _, err := f.s.ClaimDue(ctx, "other", time.Minute, 10, nil)
 		require.NoError(t, err)
 		require.Empty(t, again, "leased messages are not claimed twice")
 
@@ -176,7 +176,7 @@ func TestLeasesExpireUnlessExtended(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, int64(1), n, "only the lease that was not extended expired")
 
-		rescued, err := f.s.ClaimDue(ctx, "tok2", time.Minute, 10, nil)
+		rescued, _, err := f.s.ClaimDue(ctx, "tok2", time.Minute, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, rescued, 1)
 		require.Equal(t, claimed[1].ID, rescued[0].ID)
@@ -191,4 +191,135 @@ func TestLeasesExpireUnlessExtended(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, store.StatusDelivering, m.Status, "only the lease holder can release")
 	})
+}
+
+// TestClaimReturnsDeliveryTargets: a claim brings each message's endpoint
+// (settings, health) and its signing keys, newest first, once per endpoint;
+// an endpoint deleted while its message was leased comes back deleted.
+func TestClaimReturnsDeliveryTargets(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, f fixture) {
+		ctx := context.Background()
+		a, ka := newEndpoint(f.project.ID, "https://a.example.com/")
+		require.NoError(t, f.s.CreateEndpoint(ctx, a, ka))
+		ka2 := newKey(f.project.ID, a.ID)
+		ka2.SecretSealed, ka2.MasterKeyID = []byte("second"), "k2"
+		require.NoError(t, f.s.CreateSigningKey(ctx, ka2))
+		rps, burst, off := 7, 9, false
+		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, a.ID, store.EndpointUpdate{RateLimitRPS: &rps, Burst: &burst}))
+		b, kb := newEndpoint(f.project.ID, "https://b.example.com/")
+		require.NoError(t, f.s.CreateEndpoint(ctx, b, kb))
+		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, Headers: &store.Headers{"X-B": "2"}}))
+		_, err := f.s.RecordEndpointFailure(ctx, b.ID, store.Now(), "HTTP 500", store.BreakerPolicy{})
+		require.NoError(t, err)
+		for _, ep := range []string{a.ID, a.ID, b.ID} {
+			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, ep, nil))
+			require.NoError(t, err)
+		}
+
+		claimed, targets, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
+		require.NoError(t, err)
+		require.Len(t, claimed, 3)
+		require.Len(t, targets, 2)
+		want, err := f.s.ListSigningKeys(ctx, f.project.ID, a.ID)
+		require.NoError(t, err)
+		require.Len(t, want, 2)
+		ta := targets[a.ID]
+		require.Equal(t, a.URL, ta.Endpoint.URL)
+		require.Equal(t, store.Headers{"X-A": "b"}, ta.Endpoint.Headers)
+		require.True(t, ta.Endpoint.HMACEnabled)
+		require.Equal(t, 7, ta.Endpoint.RateLimitRPS)
+		require.Equal(t, 9, ta.Endpoint.Burst)
+		require.Nil(t, ta.Endpoint.DeletedAt)
+		require.Len(t, ta.Keys, 2)
+		for i, k := range ta.Keys {
+			require.Equal(t, want[i].ID, k.ID, "newest first")
+			require.Equal(t, want[i].MasterKeyID, k.MasterKeyID)
+			require.Equal(t, want[i].SecretSealed, k.SecretSealed)
+		}
+		tb := targets[b.ID]
+		require.False(t, tb.Endpoint.HMACEnabled)
+		require.Equal(t, store.Headers{"X-B": "2"}, tb.Endpoint.Headers)
+		require.Equal(t, 1, tb.Endpoint.ConsecutiveFailures)
+		require.Len(t, tb.Keys, 1)
+		require.Equal(t, kb.ID, tb.Keys[0].ID)
+
+		// Deleted while leased: the next claim shows the deletion.
+		require.NoError(t, f.s.DeleteEndpoint(ctx, f.project.ID, b.ID))
+		time.Sleep(400 * time.Millisecond)
+		_, err = f.s.RescueExpired(ctx)
+		require.NoError(t, err)
+		again, targets, err := f.s.ClaimDue(ctx, "tok2", time.Minute, 10, []string{a.ID})
+		require.NoError(t, err)
+		require.Len(t, again, 1)
+		require.Equal(t, b.ID, again[0].EndpointID)
+		require.NotNil(t, targets[b.ID].Endpoint.DeletedAt)
+	})
+}
+
+// TestDueNotifications: a send in one process wakes the workers of another
+// sharing the database; a process's own sends wake it once (its local
+// signal), not a second time through its own notification.
+func TestDueNotifications(t *testing.T) {
+	t.Parallel()
+	url := testdb.New(t, "postgres")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	open := func() *store.Store {
+		s, err := store.Open(ctx, store.Options{DatabaseURL: url})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, s.Close()) })
+		return s
+	}
+	a := open()
+	_, err := a.Migrate(ctx)
+	require.NoError(t, err)
+	b := open()
+	p := store.Project{ID: ids.NewUUID(), Name: "p", CreatedAt: store.Now()}
+	require.NoError(t, a.CreateProject(ctx, p))
+	e, k := newEndpoint(p.ID, "https://n.example.com/")
+	require.NoError(t, a.CreateEndpoint(ctx, e, k))
+	go a.ListenDue(ctx)
+	go b.ListenDue(ctx)
+
+	drain := func(s *store.Store) {
+		for {
+			select {
+			case <-s.Due():
+			case <-time.After(300 * time.Millisecond):
+				return
+			}
+		}
+	}
+	// The listeners connect in the background: send until b hears one.
+	require.Eventually(t, func() bool {
+		_, _, err := a.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
+		require.NoError(t, err)
+		select {
+		case <-b.Due():
+			return true
+		case <-time.After(100 * time.Millisecond):
+			return false
+		}
+	}, 10*time.Second, 10*time.Millisecond)
+	drain(a)
+	drain(b)
+
+	_, _, err = a.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
+	require.NoError(t, err)
+	select {
+	case <-a.Due():
+	default:
+		t.Fatal("the sending process was not woken")
+	}
+	select {
+	case <-b.Due():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other process was not woken")
+	}
+	select {
+	case <-a.Due():
+		t.Fatal("the sending process was woken twice (by its own notification)")
+	case <-time.After(300 * time.Millisecond):
+	}
 }

@@ -57,13 +57,28 @@ var (
 	pgRecord = newNamed(recordAttemptPostgres)
 	// Leases use the database's clock (now()), so processes on hosts whose
 	// clocks differ still agree on when a lease has expired.
-	pgClaim = newNamed(`UPDATE messages SET status = 'delivering', lease_until = now() + make_interval(secs => CAST(@lease AS double precision)),
+	// The claim also returns each message's endpoint and signing keys (one
+	// round trip instead of three per claim), read in the claim's snapshot.
+	pgClaim = newNamed(`WITH c AS (
+UPDATE messages SET status = 'delivering', lease_until = now() + make_interval(secs => CAST(@lease AS double precision)),
     lease_token = CAST(@tok AS text), updated_at = CAST(@now AS timestamptz)
 WHERE id IN (SELECT id FROM messages
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= CAST(@now AS timestamptz) AND deleted_at IS NULL
     AND endpoint_id <> ALL (CAST(@skip AS text[]))
   ORDER BY next_attempt_at LIMIT CAST(@lim AS integer) FOR UPDATE SKIP LOCKED)
-RETURNING id, project_id, endpoint_id, payload, headers, attempt_count, budget_used, fast_streak, slow_retries`)
+RETURNING id, project_id, endpoint_id, payload, headers, attempt_count, budget_used, fast_streak, slow_retries),
+t AS (
+  SELECT e.id, e.project_id, e.url, e.headers, e.hmac_enabled, e.paused, e.rate_limit_rps, e.burst, e.consecutive_failures, e.deleted_at,
+    k.ids, k.master_key_ids, k.sealed
+  FROM endpoints e LEFT JOIN LATERAL (
+    SELECT array_agg(sk.id ORDER BY sk.id DESC) AS ids, array_agg(sk.master_key_id ORDER BY sk.id DESC) AS master_key_ids,
+      array_agg(sk.secret_sealed ORDER BY sk.id DESC) AS sealed
+    FROM signing_keys sk WHERE sk.endpoint_id = e.id) k ON true
+  WHERE e.id IN (SELECT endpoint_id FROM c))
+SELECT c.id, c.project_id, c.endpoint_id, c.payload, c.headers, c.attempt_count, c.budget_used, c.fast_streak, c.slow_retries,
+  t.id, t.project_id, t.url, t.headers, t.hmac_enabled, t.paused, t.rate_limit_rps, t.burst, t.consecutive_failures, t.deleted_at,
+  t.ids, t.master_key_ids, t.sealed
+FROM c LEFT JOIN t ON t.id = c.endpoint_id`)
 )
 
 func (s *Store) pgRecordAttempt(ctx context.Context, values map[string]any) (int, error) {
@@ -72,7 +87,7 @@ func (s *Store) pgRecordAttempt(ctx context.Context, values map[string]any) (int
 	return no, err
 }
 
-func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, error) {
+func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
 	now := Now()
 	if skip == nil {
 		skip = []string{}
@@ -81,23 +96,51 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 		"lease": lease.Seconds(), "tok": token, "now": now, "skip": skip, "lim": limit,
 	})...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
 	var out []Message
+	targets := map[string]DeliveryTarget{}
 	for rows.Next() {
 		m := Message{Status: StatusDelivering, LeaseToken: &token}
 		var headers string
+		var epID, epProject, epURL, epHeaders *string
+		var hmac, paused *bool
+		var rps, burst, failures *int
+		var deletedAt *time.Time
+		var keyIDs, masterKeyIDs []string
+		var sealed [][]byte
 		if err := rows.Scan(&m.ID, &m.ProjectID, &m.EndpointID, &m.Payload, &headers, &m.AttemptCount,
-			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries); err != nil {
-			return nil, err
+			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries,
+			&epID, &epProject, &epURL, &epHeaders, &hmac, &paused, &rps, &burst, &failures, &deletedAt,
+			&keyIDs, &masterKeyIDs, &sealed); err != nil {
+			return nil, nil, err
 		}
 		if err := m.Headers.Scan(headers); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, m)
+		if epID == nil {
+			continue // no such endpoint: the worker fails the message
+		}
+		if _, ok := targets[*epID]; ok {
+			continue
+		}
+		e := Endpoint{ID: *epID, ProjectID: *epProject, URL: *epURL, HMACEnabled: *hmac, Paused: *paused,
+			RateLimitRPS: *rps, Burst: *burst, ConsecutiveFailures: *failures, DeletedAt: deletedAt}
+		if err := e.Headers.Scan(*epHeaders); err != nil {
+			return nil, nil, err
+		}
+		t := DeliveryTarget{Endpoint: e}
+		for i, id := range keyIDs {
+			t.Keys = append(t.Keys, SigningKey{ID: id, ProjectID: e.ProjectID, EndpointID: e.ID, MasterKeyID: masterKeyIDs[i], SecretSealed: sealed[i]})
+		}
+		targets[e.ID] = t
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return out, targets, nil
 }
 
 const pgAuthenticate = `SELECT k.id, k.project_id, k.label, k.mode, k.prefix, k.key_hash, k.created_at, k.last_used_at,

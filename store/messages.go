@@ -38,13 +38,14 @@ func (s *Store) poke() {
 // ListenDue runs) in any process.
 func (s *Store) Due() <-chan struct{} { return s.due }
 
-// notifyDue wakes this process now and, on PostgreSQL, every listening
-// process when tx commits.
+// notifyDue wakes, on PostgreSQL, every other listening process when tx
+// commits; the caller pokes this process after the commit. The payload
+// names this store, so its own listener ignores it.
 func (s *Store) notifyDue(tx *gorm.DB) error {
 	if s.dialect != Postgres {
 		return nil
 	}
-	return tx.Exec("SELECT pg_notify(?, '')", dueChannel).Error
+	return tx.Exec("SELECT pg_notify(?, ?)", dueChannel, s.instance).Error
 }
 
 // ListenDue relays PostgreSQL notifications of due messages from other
@@ -62,10 +63,13 @@ func (s *Store) ListenDue(ctx context.Context) {
 		}
 		if _, err := conn.Exec(ctx, "LISTEN "+dueChannel); err == nil {
 			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+				n, err := conn.Conn().WaitForNotification(ctx)
+				if err != nil {
 					break
 				}
-				s.poke()
+				if n.Payload != s.instance {
+					s.poke() // this store's own changes poked already
+				}
 			}
 		}
 		// The connection may be in any state now; do not return it to the pool.
@@ -201,14 +205,17 @@ func (s *Store) insertFast(ctx context.Context, m Message) (string, error) {
 }
 
 // ClaimDue leases up to limit due messages (oldest due first) to the caller
-// until now+lease, marking them delivering, and returns them with payloads.
-// Messages of the endpoints in skip are left alone. On PostgreSQL, rows
-// another process is claiming are skipped (FOR UPDATE SKIP LOCKED), so no
-// message is leased twice.
-func (s *Store) ClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, error) {
+// until now+lease, marking them delivering, and returns them with payloads,
+// and the delivery targets of their endpoints (deleted ones included, so
+// workers can see the deletion). Messages of the endpoints in skip are left
+// alone. On PostgreSQL, rows another process is claiming are skipped (FOR
+// UPDATE SKIP LOCKED), so no message is leased twice, and one statement
+// does it all. If the messages were leased but their endpoints could not be
+// read, it returns them with the error; the caller must release them.
+func (s *Store) ClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
 	if s.pool != nil {
-		ms, err := s.pgClaimDue(ctx, token, lease, limit, skip)
-		return ms, translate(err, "claim messages")
+		ms, targets, err := s.pgClaimDue(ctx, token, lease, limit, skip)
+		return ms, targets, translate(err, "claim messages")
 	}
 	now := Now()
 	var b strings.Builder
@@ -221,15 +228,25 @@ WHERE id IN (SELECT id FROM messages
 		b.WriteString(" AND endpoint_id NOT IN ?")
 		args = append(args, skip)
 	}
-	b.WriteString(" ORDER BY next_attempt_at LIMIT ?")
+	b.WriteString(" ORDER BY next_attempt_at LIMIT ?) RETURNING *")
 	args = append(args, limit)
-	if s.dialect == Postgres {
-		b.WriteString(" FOR UPDATE SKIP LOCKED")
-	}
-	b.WriteString(") RETURNING *")
 	var ms []Message
-	err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ms).Error
-	return ms, translate(err, "claim messages")
+	if err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ms).Error; err != nil {
+		return nil, nil, translate(err, "claim messages")
+	}
+	if len(ms) == 0 {
+		return nil, nil, nil
+	}
+	epIDs := make([]string, 0, len(ms))
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if !seen[m.EndpointID] {
+			seen[m.EndpointID] = true
+			epIDs = append(epIDs, m.EndpointID)
+		}
+	}
+	targets, err := s.deliveryTargets(ctx, epIDs)
+	return ms, targets, err
 }
 
 // RescueExpired makes due again every message whose lease ended (its worker
@@ -291,9 +308,9 @@ type DeliveryTarget struct {
 	Keys     []SigningKey // newest first
 }
 
-// DeliveryTargets loads the endpoints (deleted ones included, so workers can
-// see the deletion) and their signing keys for the given ids.
-func (s *Store) DeliveryTargets(ctx context.Context, endpointIDs []string) (map[string]DeliveryTarget, error) {
+// deliveryTargets loads the endpoints (deleted ones included) and their
+// signing keys for the given ids.
+func (s *Store) deliveryTargets(ctx context.Context, endpointIDs []string) (map[string]DeliveryTarget, error) {
 	var es []Endpoint
 	if err := s.db.WithContext(ctx).Where("id IN ?", endpointIDs).Find(&es).Error; err != nil {
 		return nil, translate(err, "load endpoints")
@@ -462,6 +479,9 @@ func (s *Store) ReleaseLease(ctx context.Context, id, token string, delay time.D
 	err := s.db.WithContext(ctx).Exec(`UPDATE messages SET status = CASE WHEN attempt_count = 0 THEN 'queued' ELSE 'pending_retry' END,
   next_attempt_at = ?, lease_until = NULL, lease_token = NULL, updated_at = ? WHERE id = ? AND lease_token = ?`,
 		now.Add(delay), now, id, token).Error
+	if err == nil && delay <= 0 {
+		s.poke() // due again now
+	}
 	return translate(err, "release message")
 }
 

@@ -43,7 +43,7 @@ const pgInsertOne = `WITH ins AS (
   FOR SHARE OF e
   ON CONFLICT DO NOTHING
   RETURNING id, status)
-SELECT id, status, pg_notify('` + dueChannel + `', '') FROM ins`
+SELECT id, status, pg_notify('` + dueChannel + `', $11::text) FROM ins`
 
 var pgInsertBatch = `WITH v AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::integer[], $10::timestamptz[])
@@ -57,7 +57,7 @@ ins AS (
   FOR SHARE OF e
   ON CONFLICT DO NOTHING
   RETURNING id, status)
-SELECT id, status, pg_notify('` + dueChannel + `', '') FROM ins`
+SELECT id, status, pg_notify('` + dueChannel + `', $11::text) FROM ins`
 
 // startSendBatchers runs the send batchers until the store closes.
 func (s *Store) startSendBatchers() {
@@ -113,9 +113,9 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	q := pgInsertBatch
 	if n == 1 {
 		q = pgInsertOne
-		args = []any{ids[0], projects[0], endpoints[0], payloads[0], shas[0], sizes[0], headers[0], keys[0], retention[0], nows[0]}
+		args = []any{ids[0], projects[0], endpoints[0], payloads[0], shas[0], sizes[0], headers[0], keys[0], retention[0], nows[0], s.instance}
 	} else {
-		args = []any{ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows}
+		args = []any{ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows, s.instance}
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err == nil {
@@ -159,7 +159,7 @@ func (s *Store) insertOne(r sendRequest) sendResult {
 	var id, status string
 	var notified any
 	err := s.pool.QueryRow(ctx, pgInsertOne, m.ID, m.ProjectID, m.EndpointID, m.Payload, m.PayloadSHA256,
-		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt).Scan(&id, &status, &notified) //nolint:gosec // ≤ 1 MiB
+		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, s.instance).Scan(&id, &status, &notified) //nolint:gosec // ≤ 1 MiB
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sendResult{}
 	}

@@ -7,6 +7,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -62,6 +63,9 @@ type Store struct {
 	dialect string
 	where   string        // what was opened, without credentials, for logs
 	due     chan struct{} // see Due
+	// instance tells this store's own due notifications from other
+	// processes' (their payload), see ListenDue.
+	instance string
 
 	// group commit of sends (PostgreSQL), see sendbatch.go
 	sends        chan sendRequest
@@ -120,7 +124,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
 		}
 		st := &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1),
-			stopBatchers: make(chan struct{})}
+			instance: rand.Text(), stopBatchers: make(chan struct{})}
 		st.startSendBatchers()
 		st.startRecordBatchers()
 		st.startStatsFlusher()
