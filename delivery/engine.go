@@ -48,6 +48,10 @@ type Config struct {
 	Breaker store.BreakerPolicy
 	// Observer, if not nil, is told about every recorded attempt (metrics).
 	Observer Observer
+	// NoHandoff turns off handing new messages straight from a send to this
+	// process's workers (PostgreSQL): every message is claimed from the
+	// queue instead, and shows delivering during its first attempt.
+	NoHandoff bool
 }
 
 // DefaultBreaker is the default circuit breaker: attempts to an endpoint
@@ -145,7 +149,9 @@ type Engine struct {
 	held       map[leaseKey]struct{} // leases of the messages in flight
 	freed      chan struct{}
 	idle       chan func() // idle worker goroutines take attempts here
-	workers    int         // worker goroutines started (only Run's loop reads or changes it)
+	workers    int         // worker goroutines started
+	draining   bool        // Run's context ended: no more handoffs
+	wg         sync.WaitGroup
 	now        func() time.Time
 	workCtx    context.Context // attempts and their writes; cancelled when a drain gives up
 }
@@ -175,8 +181,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	e.workCtx = workCtx
-	var wg sync.WaitGroup
+	wg := &e.wg
 	go e.st.ListenDue(ctx)
+	if !e.cfg.NoHandoff {
+		e.st.SetHandoff(handoff{e}, e.cfg.Lease)
+	}
 
 	poll := time.NewTicker(e.cfg.PollInterval)
 	defer poll.Stop()
@@ -194,7 +203,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			sleep(ctx, claimGap-gap)
 		}
 		lastClaim = time.Now()
-		full, capped := e.claimAndStart(ctx, workCtx, &wg)
+		full, capped := e.claimAndStart(ctx, workCtx, wg)
 		if full {
 			continue // more may be due right now
 		}
@@ -215,6 +224,12 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 
+	// No new work: sends stop handing messages over (a send that reserved
+	// a worker already still starts it; the wait below covers it).
+	e.st.SetHandoff(nil, 0)
+	e.mu.Lock()
+	e.draining = true
+	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -400,8 +415,13 @@ func (e *Engine) start(attempt func()) {
 		return
 	default:
 	}
-	if e.workers < e.cfg.Workers {
+	e.mu.Lock()
+	spawn := e.workers < e.cfg.Workers
+	if spawn {
 		e.workers++
+	}
+	e.mu.Unlock()
+	if spawn {
 		go func() {
 			attempt()
 			for next := range e.idle {
@@ -413,6 +433,53 @@ func (e *Engine) start(attempt func()) {
 	// Every worker exists and fewer attempts than workers are in flight:
 	// one has just finished and is about to take this.
 	e.idle <- attempt
+}
+
+// handoff is the store's way to give a new message straight to the engine's
+// workers (store.Handoff).
+type handoff struct{ e *Engine }
+
+// Reserve takes a worker slot for a message to the endpoint if the engine
+// runs, has a free worker, and the endpoint is below its concurrency cap,
+// not held back (rate limit, probe spacing) and not failing: those go
+// through the queue, where the claim's checks apply.
+func (h handoff) Reserve(endpointID string) bool {
+	e := h.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.draining || e.inflight >= e.cfg.Workers || e.byEndpoint[endpointID] >= e.cfg.EndpointConcurrency {
+		return false
+	}
+	if until, ok := e.holdUntil[endpointID]; ok && time.Now().Before(until) {
+		return false
+	}
+	if p := e.cfg.Breaker.ProbeAfterFailures; p > 0 && e.failing[endpointID] >= p {
+		return false
+	}
+	e.inflight++
+	e.byEndpoint[endpointID]++
+	e.wg.Add(1)
+	return true
+}
+
+// Unreserve gives back a slot Reserve took.
+func (h handoff) Unreserve(endpointID string) {
+	h.e.done(leaseKey{}, endpointID)
+	h.e.wg.Done()
+}
+
+// Start delivers a handed-over message on the slot Reserve took.
+func (h handoff) Start(m store.Message, t store.DeliveryTarget, token string) {
+	e := h.e
+	lease := leaseKey{m.ID, token}
+	e.mu.Lock()
+	e.held[lease] = struct{}{}
+	e.mu.Unlock()
+	e.start(func() {
+		defer e.wg.Done()
+		defer e.done(lease, m.EndpointID)
+		e.deliver(e.workCtx, m, token, t)
+	})
 }
 
 // leaseKey identifies one lease: the same message may be leased again (by a

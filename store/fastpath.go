@@ -65,19 +65,14 @@ UPDATE messages SET status = 'delivering', lease_until = now() + make_interval(s
 WHERE id IN (SELECT id FROM messages
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= CAST(@now AS timestamptz) AND deleted_at IS NULL
     AND endpoint_id <> ALL (CAST(@skip AS text[]))
+    -- A message handed to a worker at send (handoff.go) stays queued but
+    -- leased: it is due again only once its lease ends.
+    AND (lease_until IS NULL OR lease_until < now())
   ORDER BY next_attempt_at LIMIT CAST(@lim AS integer) FOR UPDATE SKIP LOCKED)
 RETURNING id, project_id, endpoint_id, payload, headers, attempt_count, budget_used, fast_streak, slow_retries),
-t AS (
-  SELECT e.id, e.project_id, e.url, e.headers, e.hmac_enabled, e.paused, e.rate_limit_rps, e.burst, e.consecutive_failures, e.deleted_at,
-    k.ids, k.master_key_ids, k.sealed
-  FROM endpoints e LEFT JOIN LATERAL (
-    SELECT array_agg(sk.id ORDER BY sk.id DESC) AS ids, array_agg(sk.master_key_id ORDER BY sk.id DESC) AS master_key_ids,
-      array_agg(sk.secret_sealed ORDER BY sk.id DESC) AS sealed
-    FROM signing_keys sk WHERE sk.endpoint_id = e.id) k ON true
-  WHERE e.id IN (SELECT endpoint_id FROM c))
+` + pgTargets("SELECT endpoint_id FROM c") + `
 SELECT c.id, c.project_id, c.endpoint_id, c.payload, c.headers, c.attempt_count, c.budget_used, c.fast_streak, c.slow_retries,
-  t.id, t.project_id, t.url, t.headers, t.hmac_enabled, t.paused, t.rate_limit_rps, t.burst, t.consecutive_failures, t.deleted_at,
-  t.ids, t.master_key_ids, t.sealed
+  ` + pgTargetColumns + `
 FROM c LEFT JOIN t ON t.id = c.endpoint_id`)
 )
 
@@ -104,43 +99,60 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 	for rows.Next() {
 		m := Message{Status: StatusDelivering, LeaseToken: &token}
 		var headers string
-		var epID, epProject, epURL, epHeaders *string
-		var hmac, paused *bool
-		var rps, burst, failures *int
-		var deletedAt *time.Time
-		var keyIDs, masterKeyIDs []string
-		var sealed [][]byte
-		if err := rows.Scan(&m.ID, &m.ProjectID, &m.EndpointID, &m.Payload, &headers, &m.AttemptCount,
-			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries,
-			&epID, &epProject, &epURL, &epHeaders, &hmac, &paused, &rps, &burst, &failures, &deletedAt,
-			&keyIDs, &masterKeyIDs, &sealed); err != nil {
+		var tc targetColumns
+		if err := rows.Scan(append([]any{&m.ID, &m.ProjectID, &m.EndpointID, &m.Payload, &headers, &m.AttemptCount,
+			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries}, tc.dest()...)...); err != nil {
 			return nil, nil, err
 		}
 		if err := m.Headers.Scan(headers); err != nil {
 			return nil, nil, err
 		}
 		out = append(out, m)
-		if epID == nil {
-			continue // no such endpoint: the worker fails the message
-		}
-		if _, ok := targets[*epID]; ok {
-			continue
-		}
-		e := Endpoint{ID: *epID, ProjectID: *epProject, URL: *epURL, HMACEnabled: *hmac, Paused: *paused,
-			RateLimitRPS: *rps, Burst: *burst, ConsecutiveFailures: *failures, DeletedAt: deletedAt}
-		if err := e.Headers.Scan(*epHeaders); err != nil {
+		if err := tc.addTo(targets); err != nil {
 			return nil, nil, err
 		}
-		t := DeliveryTarget{Endpoint: e}
-		for i, id := range keyIDs {
-			t.Keys = append(t.Keys, SigningKey{ID: id, ProjectID: e.ProjectID, EndpointID: e.ID, MasterKeyID: masterKeyIDs[i], SecretSealed: sealed[i]})
-		}
-		targets[e.ID] = t
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
 	return out, targets, nil
+}
+
+// targetColumns receives pgTargetColumns; all are NULL when the row has no
+// target (no such endpoint, or an insert without a lease).
+type targetColumns struct {
+	id, project, url, headers *string
+	hmac, paused              *bool
+	rps, burst, failures      *int
+	deletedAt                 *time.Time
+	keyIDs, masterKeyIDs      []string
+	sealed                    [][]byte
+}
+
+func (c *targetColumns) dest() []any {
+	return []any{&c.id, &c.project, &c.url, &c.headers, &c.hmac, &c.paused, &c.rps, &c.burst, &c.failures, &c.deletedAt,
+		&c.keyIDs, &c.masterKeyIDs, &c.sealed}
+}
+
+// addTo adds the target to targets, unless the row had none or it is there.
+func (c *targetColumns) addTo(targets map[string]DeliveryTarget) error {
+	if c.id == nil {
+		return nil
+	}
+	if _, ok := targets[*c.id]; ok {
+		return nil
+	}
+	e := Endpoint{ID: *c.id, ProjectID: *c.project, URL: *c.url, HMACEnabled: *c.hmac, Paused: *c.paused,
+		RateLimitRPS: *c.rps, Burst: *c.burst, ConsecutiveFailures: *c.failures, DeletedAt: c.deletedAt}
+	if err := e.Headers.Scan(*c.headers); err != nil {
+		return err
+	}
+	t := DeliveryTarget{Endpoint: e}
+	for i, id := range c.keyIDs {
+		t.Keys = append(t.Keys, SigningKey{ID: id, ProjectID: e.ProjectID, EndpointID: e.ID, MasterKeyID: c.masterKeyIDs[i], SecretSealed: c.sealed[i]})
+	}
+	targets[e.ID] = t
+	return nil
 }
 
 const pgAuthenticate = `SELECT k.id, k.project_id, k.label, k.mode, k.prefix, k.key_hash, k.created_at, k.last_used_at,

@@ -98,17 +98,19 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 	// if the endpoint is live, taking its paused state, and (PostgreSQL)
 	// notify the workers at commit. No row back means the endpoint is gone
 	// or the idempotency key exists; the transaction below sorts that out.
-	status, err := s.insertFast(ctx, m)
+	res, err := s.insertFast(ctx, m)
 	if err != nil {
 		return Message{}, false, translate(err, "insert message")
 	}
-	if status != "" {
+	if status := res.status; status != "" {
 		m.Status = status
 		if status == StatusPaused {
 			m.NextAttemptAt = nil
 		}
 		s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
-		s.poke()
+		if status == StatusQueued && !res.handedOver {
+			s.poke()
+		}
 		return m, true, nil
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -178,13 +180,13 @@ func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
 
 // insertFast tries the one-statement insert; it returns the stored status,
 // or "" when nothing was inserted.
-func (s *Store) insertFast(ctx context.Context, m Message) (string, error) {
+func (s *Store) insertFast(ctx context.Context, m Message) (sendResult, error) {
 	if s.pool != nil {
 		return s.batchInsert(ctx, m)
 	}
 	headers, err := m.Headers.Value()
 	if err != nil {
-		return "", err
+		return sendResult{}, err
 	}
 	values := map[string]any{
 		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
@@ -192,16 +194,16 @@ func (s *Store) insertFast(ctx context.Context, m Message) (string, error) {
 	}
 	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
 	if err != nil {
-		return "", err
+		return sendResult{}, err
 	}
 	defer rows.Close()
-	status := ""
+	var res sendResult
 	if rows.Next() {
-		if err := rows.Scan(&status); err != nil {
-			return "", err
+		if err := rows.Scan(&res.status); err != nil {
+			return sendResult{}, err
 		}
 	}
-	return status, rows.Err()
+	return res, rows.Err()
 }
 
 // ClaimDue leases up to limit due messages (oldest due first) to the caller
@@ -271,10 +273,15 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	return res.RowsAffected, nil
 }
 
+// leasedStatuses are the statuses of a message a worker holds: delivering
+// once claimed, queued when handed over at send (handoff.go).
+var leasedStatuses = []string{StatusDelivering, StatusQueued}
+
 // ExtendLeases renews for lease the leases of messages this worker still
-// holds (id and token both match, status delivering): a live worker keeps
-// its messages however long an attempt takes; only a dead one lets them
-// expire. On PostgreSQL the database's clock measures the lease.
+// holds (id and token both match; status delivering, or queued when handed
+// over at send): a live worker keeps its messages however long an attempt
+// takes; only a dead one lets them expire. On PostgreSQL the database's
+// clock measures the lease.
 func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, lease time.Duration) error {
 	if len(held) == 0 {
 		return nil
@@ -292,12 +299,12 @@ func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, lease 
 	if s.dialect == Postgres {
 		// Rows locked in id order, as attempt records lock them: no deadlock.
 		err := s.db.WithContext(ctx).Exec(`UPDATE messages SET lease_until = now() + make_interval(secs => ?) WHERE id IN (
-  SELECT id FROM messages WHERE id IN ? AND lease_token IN ? AND status = ? ORDER BY id FOR UPDATE)`,
-			lease.Seconds(), ids, tokens, StatusDelivering).Error
+  SELECT id FROM messages WHERE id IN ? AND lease_token IN ? AND status IN ? ORDER BY id FOR UPDATE)`,
+			lease.Seconds(), ids, tokens, leasedStatuses).Error
 		return translate(err, "extend leases")
 	}
 	err := s.db.WithContext(ctx).Model(&Message{}).
-		Where("id IN ? AND lease_token IN ? AND status = ?", ids, tokens, StatusDelivering).
+		Where("id IN ? AND lease_token IN ? AND status IN ?", ids, tokens, leasedStatuses).
 		Update("lease_until", Now().Add(lease)).Error
 	return translate(err, "extend leases")
 }

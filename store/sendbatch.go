@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"sort"
 	"time"
@@ -28,36 +29,64 @@ type sendRequest struct {
 }
 
 type sendResult struct {
-	status string // "" when not inserted (endpoint gone or idempotency key used)
-	err    error
+	status     string // "" when not inserted (endpoint gone or idempotency key used)
+	handedOver bool   // stored leased and given to this process's workers
+	err        error
 }
 
-// pgInsertOne is the same insert for a batch of one: a simpler plan, so a
-// send on a quiet server is not slower for the batching.
-const pgInsertOne = `WITH ins AS (
-  INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
-  SELECT $1, $2, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, $4::bytea, $5::text, $6::integer, $7::text,
-    $8::text, $9::integer, CASE WHEN e.paused THEN NULL ELSE $10::timestamptz END, $10::timestamptz, $10::timestamptz
-  FROM endpoints e WHERE e.id = $3 AND e.project_id = $2 AND e.deleted_at IS NULL
-  FOR SHARE OF e
-  ON CONFLICT DO NOTHING
-  RETURNING id, status)
-SELECT id, status, pg_notify('` + dueChannel + `', $11::text) FROM ins`
-
-var pgInsertBatch = `WITH v AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::integer[], $7::text[], $8::text[], $9::integer[], $10::timestamptz[])
-    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now)),
+// The insert statement, for one row ($n scalars) or many (arrays unnested
+// into rows). A message whose endpoint is live is stored queued (paused if
+// the endpoint is); with a handoff token ($11) it is stored leased to this
+// process's workers, which get it at once (handoff.go), and its endpoint
+// and signing keys come back with it. Other processes are notified of the
+// rest.
+var (
+	pgInsertValuesOne = `SELECT $1::text AS id, $2::text AS project_id, $3::text AS endpoint_id, $4::bytea AS payload,
+    $5::text AS sha, $6::integer AS size, $7::text AS headers, $8::text AS key, $9::integer AS retention,
+    $10::timestamptz AS now, $11::text AS tok`
+	pgInsertValuesMany = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::integer[], $7::text[],
+    $8::text[], $9::integer[], $10::timestamptz[], $11::text[])
+    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now, tok)`
+	pgInsertRest = `),
 ins AS (
   INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until)
   SELECT v.id, v.project_id, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, v.payload, v.sha, v.size, v.headers,
-    v.key, v.retention, CASE WHEN e.paused THEN NULL ELSE v.now END, v.now, v.now
+    v.key, v.retention, CASE WHEN e.paused THEN NULL ELSE v.now END, v.now, v.now,
+    CASE WHEN e.paused THEN NULL ELSE v.tok END,
+    CASE WHEN e.paused OR v.tok IS NULL THEN NULL ELSE now() + make_interval(secs => $12::double precision) END
   FROM v JOIN endpoints e ON e.id = v.endpoint_id AND e.project_id = v.project_id AND e.deleted_at IS NULL
   FOR SHARE OF e
   ON CONFLICT DO NOTHING
-  RETURNING id, status)
-SELECT id, status, pg_notify('` + dueChannel + `', $11::text) FROM ins`
+  RETURNING id, status, endpoint_id, lease_token),
+` + pgTargetsOf + `
+SELECT ins.id, ins.status, ins.lease_token IS NOT NULL,
+  CASE WHEN ins.status = 'queued' AND ins.lease_token IS NULL THEN pg_notify('` + dueChannel + `', $13::text) END,
+  ` + pgTargetColumns + `
+FROM ins LEFT JOIN t ON t.id = ins.endpoint_id AND ins.lease_token IS NOT NULL`
+	pgInsertOne   = `WITH v AS (` + pgInsertValuesOne + pgInsertRest
+	pgInsertBatch = `WITH v AS (` + pgInsertValuesMany + pgInsertRest
+)
+
+// pgTargetsOf is the CTE t: the endpoints (and their signing keys, newest
+// first) named by the rows of the CTE ins with a lease, once per endpoint.
+var pgTargetsOf = pgTargets("SELECT endpoint_id FROM ins WHERE lease_token IS NOT NULL")
+
+// pgTargets is the CTE t over the endpoints that query names (the claim
+// shares it, fastpath.go).
+func pgTargets(endpointIDs string) string {
+	return `t AS MATERIALIZED (
+  SELECT e.id, e.project_id, e.url, e.headers, e.hmac_enabled, e.paused, e.rate_limit_rps, e.burst, e.consecutive_failures, e.deleted_at,
+    k.ids, k.master_key_ids, k.sealed
+  FROM endpoints e LEFT JOIN LATERAL (
+    SELECT array_agg(sk.id ORDER BY sk.id DESC) AS ids, array_agg(sk.master_key_id ORDER BY sk.id DESC) AS master_key_ids,
+      array_agg(sk.secret_sealed ORDER BY sk.id DESC) AS sealed
+    FROM signing_keys sk WHERE sk.endpoint_id = e.id) k ON true
+  WHERE e.id IN (` + endpointIDs + `))`
+}
+
+const pgTargetColumns = `t.id, t.project_id, t.url, t.headers, t.hmac_enabled, t.paused, t.rate_limit_rps, t.burst,
+  t.consecutive_failures, t.deleted_at, t.ids, t.master_key_ids, t.sealed`
 
 // startSendBatchers runs the send batchers until the store closes.
 func (s *Store) startSendBatchers() {
@@ -106,46 +135,92 @@ func (s *Store) insertBatch(batch []sendRequest) {
 			retention[i] = &v
 		}
 	}
+	// Reserve a worker of this process for each message, where one is
+	// free for its endpoint: those messages are stored leased and handed
+	// over after the commit, without a claim.
+	h := s.handoff.Load()
+	var token string
+	toks := make([]*string, n)
+	if h != nil {
+		token = rand.Text()
+		for i, r := range batch {
+			if h.Reserve(r.m.EndpointID) {
+				toks[i] = &token
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
-	got := map[string]string{}
+	got := map[string]insertedRow{}
+	targets := map[string]DeliveryTarget{}
 	var args []any
 	q := pgInsertBatch
 	if n == 1 {
 		q = pgInsertOne
-		args = []any{ids[0], projects[0], endpoints[0], payloads[0], shas[0], sizes[0], headers[0], keys[0], retention[0], nows[0], s.instance}
+		args = []any{ids[0], projects[0], endpoints[0], payloads[0], shas[0], sizes[0], headers[0], keys[0], retention[0], nows[0], toks[0]}
 	} else {
-		args = []any{ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows, s.instance}
+		args = []any{ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows, toks}
 	}
+	args = append(args, s.handoffLease(h).Seconds(), s.instance)
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err == nil {
 		for rows.Next() {
-			var id, status string
+			var row insertedRow
+			var id string
 			var notified any
-			if err = rows.Scan(&id, &status, &notified); err != nil {
+			var tc targetColumns
+			if err = rows.Scan(append([]any{&id, &row.status, &row.leased, &notified}, tc.dest()...)...); err != nil {
 				break
 			}
-			got[id] = status
+			if err = tc.addTo(targets); err != nil {
+				break
+			}
+			got[id] = row
 		}
 		rows.Close()
 		if err == nil {
 			err = rows.Err()
 		}
 	}
-	if err != nil && n > 1 {
-		// One statement for many senders failed (a deadlock or
-		// serialization failure is possible under contention): try each
-		// alone, so one bad item cannot fail unrelated sends.
-		for _, r := range batch {
-			r.done <- s.insertOne(r)
+	if err != nil {
+		// Nothing was handed over.
+		for i, r := range batch {
+			if toks[i] != nil {
+				h.Unreserve(r.m.EndpointID)
+			}
 		}
-		return
+		if n > 1 {
+			// One statement for many senders failed (a deadlock or
+			// serialization failure is possible under contention): try
+			// each alone, so one bad item cannot fail unrelated sends.
+			for _, r := range batch {
+				r.done <- s.insertOne(r)
+			}
+			return
+		}
 	}
-	for _, r := range batch {
-		r.done <- sendResult{status: got[r.m.ID], err: err}
+	for i, r := range batch {
+		row := got[r.m.ID]
+		if toks[i] != nil && err == nil {
+			if t, ok := targets[r.m.EndpointID]; ok && row.leased {
+				m := r.m
+				m.Status, m.LeaseToken = row.status, &token
+				h.Start(m, t, token)
+			} else {
+				h.Unreserve(r.m.EndpointID) // paused, or not inserted
+				row.leased = false
+			}
+		}
+		r.done <- sendResult{status: row.status, handedOver: row.leased, err: err}
 	}
 }
 
+type insertedRow struct {
+	status string
+	leased bool
+}
+
+// insertOne inserts one message by itself, without a handoff.
 func (s *Store) insertOne(r sendRequest) sendResult {
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
@@ -157,9 +232,12 @@ func (s *Store) insertOne(r sendRequest) sendResult {
 		retention = &v
 	}
 	var id, status string
+	var leased bool
 	var notified any
+	var tc targetColumns
 	err := s.pool.QueryRow(ctx, pgInsertOne, m.ID, m.ProjectID, m.EndpointID, m.Payload, m.PayloadSHA256,
-		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, s.instance).Scan(&id, &status, &notified) //nolint:gosec // ≤ 1 MiB
+		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, //nolint:gosec // ≤ 1 MiB
+	).Scan(append([]any{&id, &status, &leased, &notified}, tc.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sendResult{}
 	}
@@ -174,17 +252,18 @@ func deref(p *string) string {
 }
 
 // batchInsert queues m for the next batch and waits for its commit.
-func (s *Store) batchInsert(ctx context.Context, m Message) (string, error) {
+func (s *Store) batchInsert(ctx context.Context, m Message) (sendResult, error) {
 	r := sendRequest{ctx: ctx, m: m, done: make(chan sendResult, 1)}
 	if err := enqueue(ctx, s, s.sends, r); err != nil {
-		return "", err
+		return sendResult{}, err
 	}
 	select {
 	case res := <-r.done:
-		return res.status, res.err
+		return res, res.err
 	case <-ctx.Done():
-		// The batch may still commit; the caller answers with an error and
-		// a retry with the same idempotency key finds the message.
-		return "", ctx.Err()
+		// The batch may still commit (and hand the message to a worker);
+		// the caller answers with an error and a retry with the same
+		// idempotency key finds the message.
+		return sendResult{}, ctx.Err()
 	}
 }

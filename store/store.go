@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -66,6 +67,8 @@ type Store struct {
 	// instance tells this store's own due notifications from other
 	// processes' (their payload), see ListenDue.
 	instance string
+	// handoff, if set, takes new messages straight to workers (handoff.go).
+	handoff atomic.Pointer[handoff]
 
 	// group commit of sends (PostgreSQL), see sendbatch.go
 	sends        chan sendRequest

@@ -8,6 +8,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,6 +27,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -101,13 +103,15 @@ func run() error {
 		return err
 	}
 
-	cpu0, pg0 := procCPU(h.cmd.Process.Pid), postgresCPU()
+	fmt.Printf("machine check before: %s\n\n", machineCheck())
+	cpu0, pg0, st0 := procCPU(h.cmd.Process.Pid), postgresCPU(), readStat()
 	res, err := closedLoop(h, rc, endpointID, o, o.duration)
 	if err != nil {
 		return err
 	}
-	cpu1, pg1 := procCPU(h.cmd.Process.Pid), postgresCPU()
+	cpu1, pg1, st1 := procCPU(h.cmd.Process.Pid), postgresCPU(), readStat()
 	fmt.Printf("closed loop, %d senders:\n", o.senders)
+	fmt.Printf("  machine: %s\n", st1.since(st0))
 	fmt.Printf("  sent %d, received %d (unique %d)\n", res.sent, res.received, res.unique)
 	fmt.Printf("  end-to-end throughput: %.0f messages/s (first send to last receipt)\n", float64(res.unique)/res.elapsed.Seconds())
 	fmt.Printf("  send answer latency: %s\n", res.sendLat)
@@ -124,6 +128,7 @@ func run() error {
 	fmt.Printf("  send answer latency (from scheduled t0): %s\n", open.sendLat)
 	fmt.Printf("  delivery latency (t0 to receiver): %s\n", open.deliveryLat)
 	fmt.Printf("  hookd memory: peak RSS %s\n", rss(h.cmd.Process.Pid))
+	fmt.Printf("\nmachine check after: %s\n", machineCheck())
 	if open.unique != open.sent || res.unique != res.sent {
 		return errors.New("VOID: not every sent message was received")
 	}
@@ -516,4 +521,76 @@ func (h *hookd) scrapeEvery(d time.Duration) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// machineCheck times a fixed single-core job (SHA-256 over 64 MiB): on a
+// shared host a busy neighbour slows every number this tool prints, and this
+// line shows when that happened.
+func machineCheck() string {
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	for range 64 {
+		sha256.Sum256(buf)
+	}
+	mbps := 64 / time.Since(start).Seconds()
+	return fmt.Sprintf("SHA-256 on one core %.0f MB/s, %s", mbps, fsyncCheck())
+}
+
+// fsyncCheck times 8 KB writes each followed by fdatasync, as a commit's
+// WAL flush does, in the temporary directory.
+func fsyncCheck() string {
+	f, err := os.CreateTemp("", "hookd-bench-fsync")
+	if err != nil {
+		return "fsync not measured: " + err.Error()
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 8192)
+	const n = 50
+	start := time.Now()
+	for i := range n {
+		if _, err := f.WriteAt(buf, int64(i%8)*8192); err != nil {
+			return "fsync not measured: " + err.Error()
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return "fsync not measured: " + err.Error()
+		}
+	}
+	return fmt.Sprintf("write+fdatasync %.2f ms (%s)", float64(time.Since(start).Microseconds())/1000/n, os.TempDir())
+}
+
+// cpuStat is the machine-wide CPU time from /proc/stat, in clock ticks.
+type cpuStat struct{ busy, idle, steal uint64 }
+
+func readStat() cpuStat {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuStat{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var st cpuStat
+	for i := 1; i < len(f) && i <= 8; i++ {
+		v, _ := strconv.ParseUint(f[i], 10, 64)
+		switch i {
+		case 4, 5:
+			st.idle += v
+		case 8:
+			st.steal += v
+		default:
+			st.busy += v
+		}
+	}
+	return st
+}
+
+// since says how busy the machine was between two readings: the share of
+// CPU time in use, and the share the hypervisor gave to other guests (steal).
+func (s cpuStat) since(before cpuStat) string {
+	busy, idle, steal := s.busy-before.busy, s.idle-before.idle, s.steal-before.steal
+	total := busy + idle + steal
+	if total == 0 {
+		return "no /proc/stat"
+	}
+	return fmt.Sprintf("CPU %.0f %% busy, %.1f %% stolen by the hypervisor", 100*float64(busy)/float64(total), 100*float64(steal)/float64(total))
 }

@@ -66,6 +66,10 @@ type Config struct {
 	// EndpointConcurrency caps attempts in flight to one endpoint per
 	// process.
 	EndpointConcurrency int
+	// SendHandoff gives a new message straight to this process's workers
+	// when one is free (PostgreSQL, role all); off, every message is
+	// claimed from the queue. Default on.
+	SendHandoff bool
 	// AttemptTimeout bounds one delivery attempt.
 	AttemptTimeout time.Duration
 	// RescueAfter is how long a message stays with a worker before another
@@ -159,6 +163,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take (1s-10m); attempts in flight get this long to finish")
 	fs.IntVar(&c.Workers, "workers", 64, "delivery attempts this process runs at once (1-10000)")
 	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 8, "attempts in flight to one endpoint per process (1-1000)")
+	fs.BoolVar(&c.SendHandoff, "send-handoff", true, "give new messages straight to this process's free workers (PostgreSQL, role all); false: workers claim every message from the queue")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", 30*time.Second, "bound of one delivery attempt")
 	fs.DurationVar(&c.RescueAfter, "rescue-after", 60*time.Second, "a message held this long by a worker that stopped answering (crash) is delivered by another; must exceed --attempt-timeout")
 	fs.DurationVar(&c.PollInterval, "poll-interval", 500*time.Millisecond, "how often workers look for retries that fell due (new messages wake them at once)")
@@ -524,6 +529,7 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		DrainTimeout:        c.ShutdownTimeout,
 		Schedule:            delivery.Schedule{Slow: slow, Fast: fast, MaxAttempts: c.MaxAttempts, RetryAfterCap: c.RetryAfterCap},
 		UserAgent:           "hookd/" + version,
+		NoHandoff:           !c.SendHandoff,
 		Breaker: store.BreakerPolicy{
 			DisableAfterFailures: offIfZero(c.BreakerFailures),
 			DisableAfter:         time.Duration(offIfZero(int(c.BreakerDuration))),

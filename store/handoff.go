@@ -1,0 +1,47 @@
+package store
+
+import "time"
+
+// Handoff lets a send give its message straight to this process's delivery
+// workers (PostgreSQL only). The message is stored queued but leased to
+// the workers in the same statement and commit as the send, and handed over
+// after that commit: no claim (a round trip, a row update and a commit)
+// stands between a send and its first attempt. A lease that ends without a
+// recorded attempt (the process died) makes the message due again for any
+// process's claim, as an expired claim does.
+type Handoff interface {
+	// Reserve takes a worker for a message to the endpoint, if one is free
+	// for it; it reports whether it did.
+	Reserve(endpointID string) bool
+	// Unreserve gives back a reservation that was not used (the endpoint
+	// is paused, the message was not inserted, the statement failed).
+	Unreserve(endpointID string)
+	// Start delivers m, leased under token, on the reserved worker.
+	Start(m Message, t DeliveryTarget, token string)
+}
+
+type handoff struct {
+	Handoff
+	lease time.Duration
+}
+
+// SetHandoff makes sends hand their messages to h, leased for lease, from
+// now on; nil stops it (sends already reserving may still Start). On SQLite
+// it does nothing: sends queue and the workers claim.
+func (s *Store) SetHandoff(h Handoff, lease time.Duration) {
+	if s.pool == nil {
+		return
+	}
+	if h == nil {
+		s.handoff.Store(nil)
+		return
+	}
+	s.handoff.Store(&handoff{Handoff: h, lease: lease})
+}
+
+func (s *Store) handoffLease(h *handoff) time.Duration {
+	if h == nil {
+		return 0
+	}
+	return h.lease
+}
