@@ -151,6 +151,8 @@ type Engine struct {
 	idle       chan func() // idle worker goroutines take attempts here
 	workers    int         // worker goroutines started
 	draining   bool        // Run's context ended: no more handoffs
+	backlog    bool        // the last claim was full: older messages wait, sends do not jump them
+	ran        bool        // Run was called
 	wg         sync.WaitGroup
 	now        func() time.Time
 	workCtx    context.Context // attempts and their writes; cancelled when a drain gives up
@@ -178,6 +180,13 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 // waits up to DrainTimeout for attempts in flight (recording them), releases
 // any it had to abandon, and returns.
 func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	ran := e.ran
+	e.ran = true
+	e.mu.Unlock()
+	if ran {
+		return errors.New("delivery: an engine runs once")
+	}
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	e.workCtx = workCtx
@@ -186,6 +195,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	if !e.cfg.NoHandoff {
 		e.st.SetHandoff(handoff{e}, e.cfg.Lease)
 	}
+	// From the moment ctx ends, sends stop handing messages over (a send
+	// that reserved a worker already still starts it; the drain below
+	// waits for it).
+	handoffStopped := make(chan struct{})
+	context.AfterFunc(ctx, func() {
+		e.st.ClearHandoff(handoff{e})
+		e.mu.Lock()
+		e.draining = true
+		e.mu.Unlock()
+		close(handoffStopped)
+	})
 
 	poll := time.NewTicker(e.cfg.PollInterval)
 	defer poll.Stop()
@@ -196,14 +216,16 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer close(heartbeatDone); e.heartbeat(workCtx) }()
 
 	var lastClaim time.Time
+	full := false
 	for ctx.Err() == nil {
-		if gap := time.Since(lastClaim); gap < claimGap {
+		if gap := time.Since(lastClaim); !full && gap < claimGap {
 			// Under load, wait a moment so a claim takes several messages
 			// rather than one (each claim is a round trip and a commit).
 			sleep(ctx, claimGap-gap)
 		}
 		lastClaim = time.Now()
-		full, capped := e.claimAndStart(ctx, workCtx, wg)
+		var capped bool
+		full, capped = e.claimAndStart(ctx, workCtx, wg)
 		if full {
 			continue // more may be due right now
 		}
@@ -224,12 +246,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 
-	// No new work: sends stop handing messages over (a send that reserved
-	// a worker already still starts it; the wait below covers it).
-	e.st.SetHandoff(nil, 0)
-	e.mu.Lock()
-	e.draining = true
-	e.mu.Unlock()
+	<-handoffStopped // no reservation follows: the wait below sees them all
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -351,11 +368,23 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 			delete(e.holdUntil, ep)
 		}
 	}
-	e.mu.Unlock()
 	if free <= 0 {
+		e.mu.Unlock()
 		return false, true
 	}
+	// The workers for the claim are taken now, so a send's handoff cannot
+	// take them while the claim runs; what the claim does not use is given
+	// back when it returns.
 	want := min(free, e.cfg.ClaimBatch)
+	e.inflight += want
+	e.mu.Unlock()
+	started := 0
+	defer func() {
+		e.mu.Lock()
+		e.inflight -= want - started
+		e.backlog = full
+		e.mu.Unlock()
+	}()
 	token := ids.RandomAlnum(16)
 	qctx, cancel := e.dbContext(ctx)
 	defer cancel()
@@ -369,6 +398,7 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 		for _, m := range msgs {
 			e.release(m, token, 0)
 		}
+		sleep(ctx, e.cfg.PollInterval) // the releases make them due at once: do not spin
 		return false, capped
 	}
 	if err != nil {
@@ -389,7 +419,7 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 			capped = true
 			continue
 		}
-		e.inflight++
+		started++ // its worker was taken before the claim
 		e.byEndpoint[m.EndpointID]++
 		e.held[leaseKey{m.ID, token}] = struct{}{}
 		e.mu.Unlock()
@@ -400,7 +430,8 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 			e.deliver(workCtx, m, token, targets[m.EndpointID])
 		})
 	}
-	return len(msgs) == want, capped
+	full = len(msgs) == want
+	return full, capped
 }
 
 // start runs attempt on an idle worker goroutine, or on a new one if none is
@@ -430,8 +461,10 @@ func (e *Engine) start(attempt func()) {
 		}()
 		return
 	}
-	// Every worker exists and fewer attempts than workers are in flight:
-	// one has just finished and is about to take this.
+	// Every worker exists, and this attempt holds one of the Workers slots
+	// (claims and handoffs take a slot before they start an attempt), so
+	// fewer than Workers other attempts hold one: a worker has finished, or
+	// is about to, and takes this.
 	e.idle <- attempt
 }
 
@@ -447,7 +480,7 @@ func (h handoff) Reserve(endpointID string) bool {
 	e := h.e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.draining || e.inflight >= e.cfg.Workers || e.byEndpoint[endpointID] >= e.cfg.EndpointConcurrency {
+	if e.draining || e.backlog || e.inflight >= e.cfg.Workers || e.byEndpoint[endpointID] >= e.cfg.EndpointConcurrency {
 		return false
 	}
 	if until, ok := e.holdUntil[endpointID]; ok && time.Now().Before(until) {
@@ -478,6 +511,11 @@ func (h handoff) Start(m store.Message, t store.DeliveryTarget, token string) {
 	e.start(func() {
 		defer e.wg.Done()
 		defer e.done(lease, m.EndpointID)
+		if e.workCtx.Err() != nil {
+			// The drain gave up on attempts: this one does not start.
+			e.release(m, token, 0)
+			return
+		}
 		e.deliver(e.workCtx, m, token, t)
 	})
 }

@@ -368,8 +368,64 @@ func TestShutdownDrainsInFlightAttempts(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, gen.MessageStatus("succeeded"), r.JSON200.Data.Status, "the attempt in flight finished and was recorded")
 		}
-		var delivering int
+		var delivering, leased int
 		require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE status = 'delivering'").Scan(&delivering))
 		require.Zero(t, delivering)
+		require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE lease_token IS NOT NULL").Scan(&leased))
+		require.Zero(t, leased, "no message is left leased (handed over at send or claimed)")
 	})
+}
+
+// TestWorkerLimitHolds: sends handed straight to workers and claims from
+// the queue share the worker limit: with 3 workers, never more than 3
+// attempts run at once, and every message is delivered exactly once — with
+// handoff on (PostgreSQL) and off, and on SQLite (claims only).
+func TestWorkerLimitHolds(t *testing.T) {
+	t.Parallel()
+	for _, handoff := range []bool{true, false} {
+		cfg := testEngineConfig()
+		cfg.Workers, cfg.EndpointConcurrency, cfg.NoHandoff = 3, 3, !handoff
+		t.Run(fmt.Sprintf("handoff=%v", handoff), func(t *testing.T) {
+			t.Parallel()
+			forEachDialectWith(t, options{receivers: true, engine: cfg}, func(t *testing.T, e *env) {
+				var mu sync.Mutex
+				running, most := 0, 0
+				rc := newReceiver(t, func(int, http.ResponseWriter, *http.Request) {
+					mu.Lock()
+					running++
+					most = max(most, running)
+					mu.Unlock()
+					time.Sleep(20 * time.Millisecond)
+					mu.Lock()
+					running--
+					mu.Unlock()
+				})
+				ep := e.createEndpoint(e.a, rc.url("/cap"))
+				const senders, each = 10, 10
+				var wg sync.WaitGroup
+				for s := range senders {
+					wg.Go(func() {
+						for i := range each {
+							status, _, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"s":%d,"i":%d}}`, ep.Id, s, i))
+							require.Equal(t, http.StatusAccepted, status)
+						}
+					})
+				}
+				wg.Wait()
+				got := rc.waitFor(t, senders*each, 20*time.Second)
+				seen := map[string]int{}
+				for _, r := range got {
+					seen[r.header.Get("X-Webhook-Id")]++
+				}
+				require.Len(t, seen, senders*each)
+				for id, n := range seen {
+					require.Equal(t, 1, n, "message %s delivered once", id)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				require.LessOrEqual(t, most, 3, "attempts at once")
+				require.GreaterOrEqual(t, most, 2, "the workers ran in parallel")
+			})
+		})
+	}
 }

@@ -20,7 +20,7 @@ import (
 
 // batchStall is how long the batch in flight may run before the waiting
 // requests start another one beside it.
-const batchStall = 5 * time.Millisecond
+const batchStall = 20 * time.Millisecond
 
 // runBatchers starts the collector that takes requests from ch and passes
 // batches of them to run. When the store closes it answers what is still

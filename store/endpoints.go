@@ -120,10 +120,12 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 		// RETURNING: exactly the rows this statement failed are counted.
 		var rows []Message
 		err := tx.Model(&rows).Clauses(clause.Returning{Columns: []clause.Column{{Name: "id"}}}).
-			// A message handed to a worker at send (leased, still queued) is
+			// A message handed to a worker at send (still queued, leased) is
 			// in flight: like a delivering one, it finishes and is recorded.
-			Where("endpoint_id = ? AND project_id = ? AND status IN ? AND lease_token IS NULL", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry}).
-			Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now}).Error
+			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry}).
+			Where(notInFlight, now).
+			Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now,
+				"lease_token": nil, "lease_until": nil}).Error
 		for _, m := range rows {
 			failed = append(failed, m.ID)
 		}
@@ -162,8 +164,9 @@ func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, pau
 		}
 		if paused {
 			// Messages in flight (leased) finish; a retry is parked when due.
-			return tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ? AND lease_token IS NULL", id, projectID, StatusQueued).
-				Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now}).Error
+			return tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusQueued).
+				Where(notInFlight, now).
+				Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now, "lease_token": nil, "lease_until": nil}).Error
 		}
 		res := tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusPaused).
 			Updates(map[string]any{"status": StatusQueued, "next_attempt_at": now, "updated_at": now})

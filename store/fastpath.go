@@ -102,18 +102,20 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 		var tc targetColumns
 		if err := rows.Scan(append([]any{&m.ID, &m.ProjectID, &m.EndpointID, &m.Payload, &headers, &m.AttemptCount,
 			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries}, tc.dest()...)...); err != nil {
-			return nil, nil, err
-		}
-		if err := m.Headers.Scan(headers); err != nil {
-			return nil, nil, err
+			// The claim committed: the caller releases what was read, and
+			// the rest comes back when its lease ends.
+			return out, nil, err
 		}
 		out = append(out, m)
+		if err := m.Headers.Scan(headers); err != nil {
+			return out, nil, err
+		}
 		if err := tc.addTo(targets); err != nil {
-			return nil, nil, err
+			return out, nil, err
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return out, nil, err
 	}
 	return out, targets, nil
 }

@@ -26,17 +26,20 @@ type handoff struct {
 }
 
 // SetHandoff makes sends hand their messages to h, leased for lease, from
-// now on; nil stops it (sends already reserving may still Start). On SQLite
-// it does nothing: sends queue and the workers claim.
+// now on. On SQLite it does nothing: sends queue and the workers claim.
 func (s *Store) SetHandoff(h Handoff, lease time.Duration) {
-	if s.pool == nil {
-		return
+	if s.pool != nil {
+		s.handoff.Store(&handoff{Handoff: h, lease: lease})
 	}
-	if h == nil {
-		s.handoff.Store(nil)
-		return
+}
+
+// ClearHandoff stops sends handing messages to h, if h is the one set (a
+// batch that reserved a worker of h already still calls Start or
+// Unreserve).
+func (s *Store) ClearHandoff(h Handoff) {
+	if cur := s.handoff.Load(); cur != nil && cur.Handoff == h {
+		s.handoff.CompareAndSwap(cur, nil)
 	}
-	s.handoff.Store(&handoff{Handoff: h, lease: lease})
 }
 
 func (s *Store) handoffLease(h *handoff) time.Duration {

@@ -33,9 +33,10 @@ func (s *Store) poke() {
 	}
 }
 
-// Due is signalled when messages may have become due: after a send, a
-// retry-now, a resume or a replay in this process, and (on PostgreSQL, once
-// ListenDue runs) in any process.
+// Due is signalled when messages may have become due: after a send (not
+// handed to a worker), a retry-now, a resume, a replay or a release without
+// delay in this process, and (on PostgreSQL, once ListenDue runs) after
+// sends, retry-nows, resumes and replays in other processes.
 func (s *Store) Due() <-chan struct{} { return s.due }
 
 // notifyDue wakes, on PostgreSQL, every other listening process when tx
@@ -108,8 +109,8 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 			m.NextAttemptAt = nil
 		}
 		s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
-		if status == StatusQueued && !res.handedOver {
-			s.poke()
+		if status == StatusQueued && s.pool == nil {
+			s.poke() // on PostgreSQL the batch did, right after its commit
 		}
 		return m, true, nil
 	}
@@ -251,9 +252,11 @@ WHERE id IN (SELECT id FROM messages
 	return ms, targets, err
 }
 
-// RescueExpired makes due again every message whose lease ended (its worker
-// died or lost the database): the interrupted attempt is not counted. It
-// returns how many it rescued.
+// RescueExpired makes due again every claimed (delivering) message whose
+// lease ended (its worker died or lost the database): the interrupted
+// attempt is not counted. It returns how many it rescued. A message handed
+// to a worker at send needs no rescue: it is queued, and claims take it once
+// its lease ends.
 func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	now := Now()
 	q := s.db.WithContext(ctx).Model(&Message{}).Where("status = ? AND lease_until < ?", StatusDelivering, now)
@@ -272,6 +275,11 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	}
 	return res.RowsAffected, nil
 }
+
+// notInFlight keeps the queued messages no worker holds: a message handed
+// to a worker at send stays queued while leased (handoff.go); once the lease
+// has ended (its process died) it is waiting like any other.
+const notInFlight = "(lease_token IS NULL OR lease_until IS NULL OR lease_until < ?)"
 
 // leasedStatuses are the statuses of a message a worker holds: delivering
 // once claimed, queued when handed over at send (handoff.go).

@@ -34,7 +34,8 @@ type EndpointDue struct {
 
 // queueDueSQL reads the due messages once, through the partial index
 // messages_due_idx (status IN ('queued','pending_retry'), ordered by
-// next_attempt_at), grouped by endpoint; the window sums give the totals
+// next_attempt_at), grouped by endpoint, leaving out messages handed to a
+// worker at send (queued but leased: in flight, not waiting); the window sums give the totals
 // over every endpoint before LIMIT keeps the busiest.
 // On SQLite, whose planner would rather walk the whole of
 // the (endpoint_id, status, id) index to group without sorting, the index is
@@ -42,6 +43,7 @@ type EndpointDue struct {
 const queueDueSQL = `SELECT endpoint_id, n, oldest, CAST(sum(n) OVER () AS bigint) AS total, min(oldest) OVER () AS total_oldest
 FROM (SELECT endpoint_id, count(*) AS n, min(next_attempt_at) AS oldest FROM messages%s
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL
+    AND (lease_until IS NULL OR lease_until < ?)
   GROUP BY endpoint_id) due
 ORDER BY n DESC, oldest, endpoint_id
 LIMIT ?`
@@ -63,7 +65,7 @@ func (s *Store) QueueStats(ctx context.Context, now time.Time, topN int) (QueueS
 	if s.dialect == SQLite {
 		hint = " INDEXED BY messages_due_idx"
 	}
-	rows, err := s.db.WithContext(ctx).Raw(fmt.Sprintf(queueDueSQL, hint), now.UTC(), max(topN, 1)).Rows()
+	rows, err := s.db.WithContext(ctx).Raw(fmt.Sprintf(queueDueSQL, hint), now.UTC(), now.UTC(), max(topN, 1)).Rows()
 	if err != nil {
 		return QueueStats{}, translate(err, "read queue stats")
 	}

@@ -11,10 +11,10 @@ import (
 )
 
 // Group commit of sends on PostgreSQL. Concurrent InsertMessage calls are
-// gathered by a few batcher goroutines (batcher.go) into one statement
-// (arrays unnested into rows) and one commit; each caller gets its answer
-// after that commit. A lone send pays no extra latency and a busy server
-// shares commits among many sends.
+// gathered by the collector (batcher.go) into one statement (arrays
+// unnested into rows) and one commit; each caller gets its answer after
+// that commit. A lone send pays no extra latency and a busy server shares
+// commits among many sends.
 
 const (
 	sendBatchMax      = 128
@@ -29,9 +29,8 @@ type sendRequest struct {
 }
 
 type sendResult struct {
-	status     string // "" when not inserted (endpoint gone or idempotency key used)
-	handedOver bool   // stored leased and given to this process's workers
-	err        error
+	status string // "" when not inserted (endpoint gone or idempotency key used)
+	err    error
 }
 
 // The insert statement, for one row ($n scalars) or many (arrays unnested
@@ -163,32 +162,43 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	}
 	args = append(args, s.handoffLease(h).Seconds(), s.instance)
 	rows, err := s.pool.Query(ctx, q, args...)
+	var decodeErr error // the statement ran (and committed), its answer did not decode
 	if err == nil {
 		for rows.Next() {
 			var row insertedRow
 			var id string
 			var notified any
 			var tc targetColumns
-			if err = rows.Scan(append([]any{&id, &row.status, &row.leased, &notified}, tc.dest()...)...); err != nil {
+			if decodeErr = rows.Scan(append([]any{&id, &row.status, &row.leased, &notified}, tc.dest()...)...); decodeErr != nil {
 				break
 			}
-			if err = tc.addTo(targets); err != nil {
+			if decodeErr = tc.addTo(targets); decodeErr != nil {
 				break
 			}
 			got[id] = row
 		}
 		rows.Close()
-		if err == nil {
-			err = rows.Err()
-		}
+		err = rows.Err()
 	}
-	if err != nil {
-		// Nothing was handed over.
+	if err != nil || decodeErr != nil {
+		// Nothing is handed over.
 		for i, r := range batch {
 			if toks[i] != nil {
 				h.Unreserve(r.m.EndpointID)
 			}
 		}
+	}
+	if decodeErr != nil && err == nil {
+		// Not expected (hookd wrote the schema), and not retried: the rows
+		// are stored, so the senders get an error and a retry with their
+		// idempotency key finds the message; a leased one is claimed once
+		// its lease ends.
+		for _, r := range batch {
+			r.done <- sendResult{err: decodeErr}
+		}
+		return
+	}
+	if err != nil {
 		if n > 1 {
 			// One statement for many senders failed (a deadlock or
 			// serialization failure is possible under contention): try
@@ -199,6 +209,7 @@ func (s *Store) insertBatch(batch []sendRequest) {
 			return
 		}
 	}
+	wake := false
 	for i, r := range batch {
 		row := got[r.m.ID]
 		if toks[i] != nil && err == nil {
@@ -211,7 +222,11 @@ func (s *Store) insertBatch(batch []sendRequest) {
 				row.leased = false
 			}
 		}
-		r.done <- sendResult{status: row.status, handedOver: row.leased, err: err}
+		wake = wake || (row.status == StatusQueued && !row.leased)
+		r.done <- sendResult{status: row.status, err: err}
+	}
+	if wake {
+		s.poke() // this process's claimer; other processes got the notification
 	}
 }
 
@@ -240,6 +255,9 @@ func (s *Store) insertOne(r sendRequest) sendResult {
 	).Scan(append([]any{&id, &status, &leased, &notified}, tc.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sendResult{}
+	}
+	if err == nil && status == StatusQueued {
+		s.poke()
 	}
 	return sendResult{status: status, err: err}
 }
