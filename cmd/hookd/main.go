@@ -15,8 +15,8 @@ import (
 // a send and its delivery allocate about 40 KB (request bodies, JSON,
 // database buffers) that die young, and at Go's default of 100 the
 // collector took about a sixth of hookd's CPU under load. 400 cut hookd's
-// CPU per message by about 15 % for about 30 MB more memory
-// (docs/benchmarks.md). GOGC (and GOMEMLIMIT) still override it.
+// CPU per message by 6-26 % in alternating runs, for about 25 MB more
+// memory (docs/benchmarks.md). GOGC (and GOMEMLIMIT) still override it.
 const defaultGCPercent = 400
 
 func main() {
