@@ -154,8 +154,7 @@ func TestLeasesExpireUnlessExtended(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
-		e, k := newEndpoint(f.project.ID, "https://l.example.com/")
-		require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+		e, _ := f.endpoint(t, "https://l.example.com/")
 		for range 2 {
 			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 			require.NoError(t, err)
@@ -200,15 +199,13 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 	t.Parallel()
 	forEachDialect(t, func(t *testing.T, f fixture) {
 		ctx := context.Background()
-		a, ka := newEndpoint(f.project.ID, "https://a.example.com/")
-		require.NoError(t, f.s.CreateEndpoint(ctx, a, ka))
+		a, _ := f.endpoint(t, "https://a.example.com/")
 		ka2 := newKey(f.project.ID, a.ID)
 		ka2.SecretSealed, ka2.MasterKeyID = []byte("second"), "k2"
 		require.NoError(t, f.s.CreateSigningKey(ctx, ka2))
 		rps, burst, off := 7, 9, false
 		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, a.ID, store.EndpointUpdate{RateLimitRPS: &rps, Burst: &burst}))
-		b, kb := newEndpoint(f.project.ID, "https://b.example.com/")
-		require.NoError(t, f.s.CreateEndpoint(ctx, b, kb))
+		b, kb := f.endpoint(t, "https://b.example.com/")
 		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, Headers: &store.Headers{"X-B": "2"}}))
 		_, err := f.s.RecordEndpointFailure(ctx, b.ID, store.Now(), "HTTP 500", store.BreakerPolicy{})
 		require.NoError(t, err)

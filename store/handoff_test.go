@@ -49,6 +49,17 @@ func (h *fakeHandoff) Start(m store.Message, t store.DeliveryTarget, token strin
 	h.started = append(h.started, handed{m, t, token})
 }
 
+// setupHandoff is a PostgreSQL store with one endpoint whose sends go to a
+// fakeHandoff granting free reservations, leased for lease.
+func setupHandoff(t *testing.T, free int, lease time.Duration) (fixture, store.Endpoint, store.SigningKey, *fakeHandoff) {
+	t.Helper()
+	f := setup(t, "postgres")
+	e, k := f.endpoint(t, "https://h.example.com/")
+	h := &fakeHandoff{free: free}
+	f.s.SetHandoff(h, lease)
+	return f, e, k, h
+}
+
 // TestHandoffAtSend: on PostgreSQL a send with a reserved worker stores the
 // message queued but leased, and hands it over with its endpoint and keys
 // after the commit; no claim takes it while the lease lasts, any claim does
@@ -56,12 +67,8 @@ func (h *fakeHandoff) Start(m store.Message, t store.DeliveryTarget, token strin
 // or no free worker hands nothing over.
 func TestHandoffAtSend(t *testing.T) {
 	t.Parallel()
-	f := setup(t, "postgres")
+	f, e, k, h := setupHandoff(t, 2, 400*time.Millisecond)
 	ctx := context.Background()
-	e, k := newEndpoint(f.project.ID, "https://h.example.com/")
-	require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
-	h := &fakeHandoff{free: 2}
-	f.s.SetHandoff(h, 400*time.Millisecond)
 
 	key := "once"
 	sent, created, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, &key))
@@ -133,12 +140,8 @@ func TestHandoffAtSend(t *testing.T) {
 // attempt is recorded and decides its status.
 func TestHandedOverMessageIsInFlight(t *testing.T) {
 	t.Parallel()
-	f := setup(t, "postgres")
+	f, e, _, h := setupHandoff(t, 1, time.Minute)
 	ctx := context.Background()
-	e, k := newEndpoint(f.project.ID, "https://f.example.com/")
-	require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
-	h := &fakeHandoff{free: 1}
-	f.s.SetHandoff(h, time.Minute)
 	sent, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 	require.NoError(t, err)
 	require.Len(t, h.started, 1)

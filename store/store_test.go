@@ -51,6 +51,14 @@ func newEndpoint(projectID, url string) (store.Endpoint, store.SigningKey) {
 	return e, newKey(projectID, e.ID)
 }
 
+// endpoint creates an endpoint of the fixture's project, with its key.
+func (f fixture) endpoint(t *testing.T, url string) (store.Endpoint, store.SigningKey) {
+	t.Helper()
+	e, k := newEndpoint(f.project.ID, url)
+	require.NoError(t, f.s.CreateEndpoint(context.Background(), e, k))
+	return e, k
+}
+
 func newKey(projectID, endpointID string) store.SigningKey {
 	return store.SigningKey{ID: ids.NewSigningKey(), ProjectID: projectID, EndpointID: endpointID, MasterKeyID: "k", SecretSealed: []byte("sealed"), KeyHint: "abcd", CreatedAt: store.Now()}
 }
