@@ -257,6 +257,7 @@ func TestTwoProcessesShareTheWork(t *testing.T) {
 	a := startChild(t, append(deliveryArgs(dbURL, key, t.TempDir()), "--log-level", "debug")...)
 	apiKey := keyRE.FindString(a.stdout.String())
 	b := startChild(t, append(deliveryArgs(dbURL, key, t.TempDir()), "--log-level", "debug")...)
+	require.Contains(t, a.stderr.String(), `"send_handoff":true`, "role all on PostgreSQL hands sends to its workers")
 	var ep struct{ ID string }
 	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, a.url("/v1/endpoints"), apiKey, `{"url":"`+rc.srv.URL+`/two"}`, &ep))
 
@@ -325,6 +326,9 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 	apis := []*child{api1, api2}
 	require.Equal(t, http.StatusOK, get(t, w1.url("/readyz"), ""))
 	require.Equal(t, http.StatusNotFound, get(t, w1.url("/v1/endpoints"), apiKey), "a worker serves no API")
+	for _, c := range []*child{api1, w1} {
+		require.Contains(t, c.stderr.String(), `"send_handoff":false`, "no handoff without the API and the workers in one process")
+	}
 
 	var ep struct{ ID string }
 	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, api1.url("/v1/endpoints"), apiKey, `{"url":"`+rc.srv.URL+`/scale"}`, &ep))

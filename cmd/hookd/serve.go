@@ -174,7 +174,9 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (another process may hold it; choose one with --addr)", c.Addr, err)
 	}
-	attrs := []any{"version", version, "role", c.Role, "addr", ln.Addr().String(), "database", st.Where(), "delivery", svc.engine != nil}
+	attrs := []any{"version", version, "role", c.Role, "addr", ln.Addr().String(), "database", st.Where(), "delivery", svc.engine != nil,
+		// Handoff needs the API and the workers in one process, on PostgreSQL.
+		"send_handoff", svc.engine != nil && c.Role == roleAll && c.SendHandoff && !c.isSQLite()}
 	if c.Role == roleWorker {
 		attrs = append(attrs, "api", "off: /healthz and /readyz only")
 	} else {
