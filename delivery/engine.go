@@ -379,12 +379,14 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	e.inflight += want
 	e.mu.Unlock()
 	started := 0
-	defer func() {
+	giveBack := func() {
 		e.mu.Lock()
 		e.inflight -= want - started
+		want = started
 		e.backlog = full
 		e.mu.Unlock()
-	}()
+	}
+	defer giveBack()
 	token := ids.RandomAlnum(16)
 	qctx, cancel := e.dbContext(ctx)
 	defer cancel()
@@ -398,12 +400,14 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 		for _, m := range msgs {
 			e.release(m, token, 0)
 		}
+		giveBack()                     // sends may use the workers meanwhile
 		sleep(ctx, e.cfg.PollInterval) // the releases make them due at once: do not spin
 		return false, capped
 	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.qlog.Warn("claiming messages failed", "error", err.Error())
+			giveBack()
 			sleep(ctx, e.cfg.PollInterval)
 		}
 		return false, capped

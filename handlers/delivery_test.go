@@ -403,15 +403,20 @@ func TestWorkerLimitHolds(t *testing.T) {
 				ep := e.createEndpoint(e.a, rc.url("/cap"))
 				const senders, each = 10, 10
 				var wg sync.WaitGroup
+				statuses := make(chan int, senders*each)
 				for s := range senders {
 					wg.Go(func() {
 						for i := range each {
 							status, _, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"s":%d,"i":%d}}`, ep.Id, s, i))
-							require.Equal(t, http.StatusAccepted, status)
+							statuses <- status
 						}
 					})
 				}
 				wg.Wait()
+				close(statuses)
+				for status := range statuses {
+					require.Equal(t, http.StatusAccepted, status)
+				}
 				got := rc.waitFor(t, senders*each, 20*time.Second)
 				seen := map[string]int{}
 				for _, r := range got {

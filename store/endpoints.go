@@ -123,7 +123,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 			// A message handed to a worker at send (still queued, leased) is
 			// in flight: like a delivering one, it finishes and is recorded.
 			Where("endpoint_id = ? AND project_id = ? AND status IN ?", id, projectID, []string{StatusQueued, StatusPaused, StatusPendingRetry}).
-			Where(notInFlight, now).
+			Scopes(s.notInFlight).
 			Updates(map[string]any{"status": StatusFailedPermanent, "last_error": "endpoint deleted", "next_attempt_at": nil, "terminal_at": now, "updated_at": now,
 				"lease_token": nil, "lease_until": nil}).Error
 		for _, m := range rows {
@@ -165,7 +165,7 @@ func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, pau
 		if paused {
 			// Messages in flight (leased) finish; a retry is parked when due.
 			return tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusQueued).
-				Where(notInFlight, now).
+				Scopes(s.notInFlight).
 				Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now, "lease_token": nil, "lease_until": nil}).Error
 		}
 		res := tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusPaused).

@@ -25,10 +25,11 @@ type handoff struct {
 	lease time.Duration
 }
 
-// SetHandoff makes sends hand their messages to h, leased for lease, from
-// now on. On SQLite it does nothing: sends queue and the workers claim.
+// SetHandoff makes sends hand their messages to h (not nil), leased for
+// lease, from now on. On SQLite it does nothing: sends queue and the
+// workers claim.
 func (s *Store) SetHandoff(h Handoff, lease time.Duration) {
-	if s.pool != nil {
+	if s.pool != nil && h != nil {
 		s.handoff.Store(&handoff{Handoff: h, lease: lease})
 	}
 }

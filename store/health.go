@@ -85,7 +85,7 @@ func (s *Store) RecordEndpointFailure(ctx context.Context, endpointID string, st
 		}
 		// As a pause does: queued messages wait as paused; retries falling
 		// due are parked by the worker.
-		return tx.Model(&Message{}).Where("endpoint_id = ? AND status = ?", endpointID, StatusQueued).Where(notInFlight, now).
+		return tx.Model(&Message{}).Where("endpoint_id = ? AND status = ?", endpointID, StatusQueued).Scopes(s.notInFlight).
 			Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now, "lease_token": nil, "lease_until": nil}).Error
 	})
 	return out, translate(err, "record endpoint failure")

@@ -278,8 +278,14 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 
 // notInFlight keeps the queued messages no worker holds: a message handed
 // to a worker at send stays queued while leased (handoff.go); once the lease
-// has ended (its process died) it is waiting like any other.
-const notInFlight = "(lease_token IS NULL OR lease_until IS NULL OR lease_until < ?)"
+// has ended (its process died) it is waiting like any other. On PostgreSQL
+// the database's clock judges the lease, as it set it.
+func (s *Store) notInFlight(db *gorm.DB) *gorm.DB {
+	if s.dialect == Postgres {
+		return db.Where("(lease_token IS NULL OR lease_until IS NULL OR lease_until < now())")
+	}
+	return db.Where("(lease_token IS NULL OR lease_until IS NULL OR lease_until < ?)", Now())
+}
 
 // leasedStatuses are the statuses of a message a worker holds: delivering
 // once claimed, queued when handed over at send (handoff.go).

@@ -178,7 +178,9 @@ func (s *Store) insertBatch(batch []sendRequest) {
 			got[id] = row
 		}
 		rows.Close()
-		err = rows.Err()
+		if decodeErr == nil {
+			err = rows.Err() // (a Scan error is recorded there too)
+		}
 	}
 	if err != nil || decodeErr != nil {
 		// Nothing is handed over.
@@ -196,6 +198,7 @@ func (s *Store) insertBatch(batch []sendRequest) {
 		for _, r := range batch {
 			r.done <- sendResult{err: decodeErr}
 		}
+		s.poke() // some may be queued and not handed over
 		return
 	}
 	if err != nil {
