@@ -35,8 +35,8 @@ type EndpointDue struct {
 // queueDueSQL reads the due messages once, through the partial index
 // messages_due_idx (status IN ('queued','pending_retry'), ordered by
 // next_attempt_at), grouped by endpoint, leaving out messages handed to a
-// worker at send (queued but leased: in flight, not waiting); the window sums give the totals
-// over every endpoint before LIMIT keeps the busiest.
+// worker at send (queued but leased: in flight, not waiting); the window
+// sums give the totals over every endpoint before LIMIT keeps the busiest.
 // On SQLite, whose planner would rather walk the whole of
 // the (endpoint_id, status, id) index to group without sorting, the index is
 // named (INDEXED BY).
