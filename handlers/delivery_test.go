@@ -134,10 +134,15 @@ func ownHMAC(secret, ts string, body []byte) string {
 
 func TestDeliveryKeepsExactBytesAndSigns(t *testing.T) {
 	t.Parallel()
-	for _, d := range []string{"postgres", "sqlite"} {
-		t.Run(d, func(t *testing.T) {
+	// PostgreSQL both ways: handed to a worker at send, and claimed.
+	for _, name := range []string{"postgres", "postgres-claimed", "sqlite"} {
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			e := setupWith(t, d, options{receivers: true, engine: testEngineConfig()})
+			d, cfg := name, testEngineConfig()
+			if name == "postgres-claimed" {
+				d, cfg.NoHandoff = "postgres", true
+			}
+			e := setupWith(t, d, options{receivers: true, engine: cfg})
 			rc := newReceiver(t, nil)
 			r, err := e.a.client.CreateEndpointWithResponse(context.Background(), gen.CreateEndpointRequest{
 				Url: rc.url("/hook"), Headers: &gen.Headers{"X-Tenant": "acme", "X-Shared": "endpoint"},

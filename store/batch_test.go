@@ -209,14 +209,22 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, Headers: &store.Headers{"X-B": "2"}}))
 		_, err := f.s.RecordEndpointFailure(ctx, b.ID, store.Now(), "HTTP 500", store.BreakerPolicy{})
 		require.NoError(t, err)
-		for _, ep := range []string{a.ID, a.ID, b.ID} {
-			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, ep, nil))
+		for i, ep := range []string{a.ID, a.ID, b.ID} {
+			m := newMessage(f.project.ID, ep, nil)
+			m.Headers = store.Headers{"X-Msg": fmt.Sprint(i)}
+			_, _, err := f.s.InsertMessage(ctx, m)
 			require.NoError(t, err)
 		}
 
 		claimed, targets, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, claimed, 3)
+		var msgHeaders []string
+		for _, m := range claimed {
+			require.Equal(t, []byte(`{"a":1}`), m.Payload)
+			msgHeaders = append(msgHeaders, m.Headers["X-Msg"])
+		}
+		require.ElementsMatch(t, []string{"0", "1", "2"}, msgHeaders, "each claimed message keeps its own headers")
 		require.Len(t, targets, 2)
 		want, err := f.s.ListSigningKeys(ctx, f.project.ID, a.ID)
 		require.NoError(t, err)

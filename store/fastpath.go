@@ -106,10 +106,10 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 			// the rest comes back when its lease ends.
 			return out, nil, err
 		}
-		out = append(out, m)
 		if err := m.Headers.Scan(headers); err != nil {
-			return out, nil, err
+			return append(out, m), nil, err
 		}
+		out = append(out, m)
 		if err := tc.addTo(targets); err != nil {
 			return out, nil, err
 		}
