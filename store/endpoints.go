@@ -59,13 +59,21 @@ func lockEndpoint(tx *gorm.DB, projectID, id string) (Endpoint, error) {
 // ListEndpoints returns up to limit live endpoints of the project, newest
 // first, starting after the endpoint id beforeID ("" for the first page).
 func (s *Store) ListEndpoints(ctx context.Context, projectID, beforeID string, limit int) ([]Endpoint, error) {
-	q := s.db.WithContext(ctx).Where("project_id = ? AND deleted_at IS NULL", projectID)
+	es, err := livePage[Endpoint](s.db.WithContext(ctx), projectID, beforeID, limit)
+	return es, translate(err, "list endpoints")
+}
+
+// livePage reads up to limit live (not soft-deleted) rows of the project,
+// newest first (ids sort by time), after the id beforeID ("" for the first
+// page): the keyset page every list of a project's resources uses.
+func livePage[T any](db *gorm.DB, projectID, beforeID string, limit int) ([]T, error) {
+	q := db.Where("project_id = ? AND deleted_at IS NULL", projectID)
 	if beforeID != "" {
 		q = q.Where("id < ?", beforeID)
 	}
-	var es []Endpoint
-	err := q.Order("id DESC").Limit(limit).Find(&es).Error
-	return es, translate(err, "list endpoints")
+	var rows []T
+	err := q.Order("id DESC").Limit(limit).Find(&rows).Error
+	return rows, err
 }
 
 // UpdateEndpoint applies u to a live endpoint of the project. It returns

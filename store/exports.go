@@ -169,12 +169,7 @@ func (s *Store) GetExportByID(ctx context.Context, id string) (Export, error) {
 // ListExports returns up to limit live exports of the project, newest
 // first, starting after the export id beforeID ("" for the first page).
 func (s *Store) ListExports(ctx context.Context, projectID, beforeID string, limit int) ([]Export, error) {
-	q := s.db.WithContext(ctx).Where("project_id = ? AND deleted_at IS NULL", projectID)
-	if beforeID != "" {
-		q = q.Where("id < ?", beforeID)
-	}
-	var xs []Export
-	err := q.Order("id DESC").Limit(limit).Find(&xs).Error
+	xs, err := livePage[Export](s.db.WithContext(ctx), projectID, beforeID, limit)
 	return xs, translate(err, "list exports")
 }
 
