@@ -94,7 +94,7 @@ var (
 func (s *Server) linkSigner() *urlsign.Signer {
 	s.signerOnce.Do(func() {
 		keys := s.Keyring.DerivedKeys(exportLinkPurpose)
-		s.signer = urlsign.New(s.Keyring.DeriveKey(exportLinkPurpose), keys[1:]...)
+		s.signer = urlsign.New(keys[0], keys[1:]...)
 	})
 	return s.signer
 }

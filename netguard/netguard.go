@@ -404,7 +404,7 @@ func ParseCIDRs(s string) ([]netip.Prefix, error) {
 			return nil, fmt.Errorf("%q is not a CIDR prefix such as 127.0.0.1/32", f)
 		}
 		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 16) {
-			return nil, fmt.Errorf("%q would allow far too much; list the receivers' own addresses", f)
+			return nil, fmt.Errorf("%q would allow far too much; list the hosts' own addresses", f)
 		}
 		out = append(out, p.Masked())
 	}

@@ -132,7 +132,7 @@ func randomBytes(n int) []byte {
 type Keyring struct {
 	active string
 	aeads  map[string]cipher.AEAD
-	raw    map[string][]byte // the master keys themselves, for DeriveKey
+	raw    map[string][]byte // the master keys themselves, for DerivedKeys
 	order  []string          // key ids, active first, then old as given
 }
 
@@ -162,17 +162,12 @@ func NewKeyring(active MasterKey, old ...MasterKey) (*Keyring, error) {
 	return kr, nil
 }
 
-// DeriveKey returns a 32-byte key for one purpose (for example signing
-// download links): HMAC-SHA256 of the purpose string under the active master
-// key. Distinct purposes give independent keys, and the master key itself
-// never leaves the keyring. The caller must not modify the result.
-func (kr *Keyring) DeriveKey(purpose string) []byte {
-	return derive(kr.raw[kr.active], purpose)
-}
-
-// DerivedKeys returns the purpose's key under every master key the keyring
-// holds, the active one first, so a value made with DeriveKey before a
-// master key rotation still verifies while the old key is listed.
+// DerivedKeys returns a 32-byte key for one purpose (for example signing
+// download links) under every master key the keyring holds, the active one
+// first: HMAC-SHA256 of the purpose string under the master key. The first
+// makes new values; the others let values made before a master key
+// rotation verify while the old key is listed. Distinct purposes give
+// independent keys, and the master keys never leave the keyring.
 func (kr *Keyring) DerivedKeys(purpose string) [][]byte {
 	out := make([][]byte, 0, len(kr.order))
 	for _, id := range kr.order {

@@ -320,7 +320,10 @@ func (c *Config) validate(serving bool) error {
 		if c.AuthFailureLimit < 0 || c.AuthFailureLimit > store.MaxRateLimitPerMinute {
 			errs = append(errs, fmt.Errorf("--auth-failure-limit (HOOKD_AUTH_FAILURE_LIMIT) must be 0 (off) to %d per minute, got %d", store.MaxRateLimitPerMinute, c.AuthFailureLimit))
 		}
-		proxies, err := parseTrustedProxies(c.TrustedProxies)
+		// The same rules as the allow-list: a bare address is one host, and
+		// a prefix wide enough to let almost anyone forge X-Forwarded-For is
+		// refused.
+		proxies, err := netguard.ParseCIDRs(c.TrustedProxies)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("--trusted-proxies (HOOKD_TRUSTED_PROXIES): %w", err))
 		}
@@ -360,28 +363,6 @@ func (c *Config) exportOptions() handlers.ExportOptions {
 	return handlers.ExportOptions{TTL: c.ExportTTL, PublicURL: strings.TrimSuffix(c.PublicURL, "/")}
 }
 
-// parseTrustedProxies reads a comma-separated list of addresses or CIDR
-// prefixes. A prefix shorter than /8 (IPv4) or /16 (IPv6) is refused:
-// trusting it would let almost anyone name their own address.
-func parseTrustedProxies(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range splitList(s) {
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not an address or a CIDR prefix such as 10.0.0.0/8", f)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		if (p.Addr().Is4() && p.Bits() < 8) || (p.Addr().Is6() && p.Bits() < 16) {
-			return nil, fmt.Errorf("%q is far too wide: anyone there could forge X-Forwarded-For; list the proxies' own addresses", f)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
 // applyLimits sets the API rate limit settings on the server.
 func (c *Config) applyLimits(srv *handlers.Server) {
 	srv.RateLimitDefault = c.RateLimitDefault
@@ -400,12 +381,6 @@ func (c *Config) storeOptions() store.Options {
 	return store.Options{DatabaseURL: c.DatabaseURL, DataDir: c.DataDir, MaxConns: c.DBMaxConns}
 }
 
-// keyring builds the master keyring. With no --master-key it uses the key
-// file in the data directory, creating it only for SQLite and only while the
-// database holds no sealed secret (processes sharing a PostgreSQL database
-// must share one explicit key). It refuses a keyring that cannot open every
-// master key id in inUse, so a lost or changed key is noticed at start, not
-// at the first delivery.
 // parseOldMasterKeys reads a --master-keys-old list.
 func parseOldMasterKeys(list string) ([]secrets.MasterKey, error) {
 	var old []secrets.MasterKey
@@ -430,6 +405,12 @@ func missingMasterKeys(kr *secrets.Keyring, inUse []string) []string {
 	return missing
 }
 
+// keyring builds the master keyring. With no --master-key it uses the key
+// file in the data directory, creating it only for SQLite and only while the
+// database holds no sealed secret (processes sharing a PostgreSQL database
+// must share one explicit key). It refuses a keyring that cannot open every
+// master key id in inUse, so a lost or changed key is noticed at start, not
+// at the first delivery.
 func (c *Config) keyring(log *slog.Logger, inUse []string) (*secrets.Keyring, error) {
 	var active secrets.MasterKey
 	if c.MasterKey != "" {

@@ -174,8 +174,8 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"RateLimitHuge":      {nil, map[string]string{"HOOKD_RATE_LIMIT_DEFAULT": "1000001"}, "--rate-limit-default (HOOKD_RATE_LIMIT_DEFAULT) must be 1 to 1000000"},
 		"AuthLimitNegative":  {[]string{"--auth-failure-limit", "-1"}, nil, "--auth-failure-limit (HOOKD_AUTH_FAILURE_LIMIT) must be 0 (off) to 1000000"},
 		"ProxyNotAnAddress":  {[]string{"--trusted-proxies", "proxy.local"}, nil, "--trusted-proxies (HOOKD_TRUSTED_PROXIES)"},
-		"ProxyEverything":    {nil, map[string]string{"HOOKD_TRUSTED_PROXIES": "0.0.0.0/0"}, "far too wide"},
-		"ProxyEverythingV6":  {[]string{"--trusted-proxies", "10.0.0.1, ::/0"}, nil, "far too wide"},
+		"ProxyEverything":    {nil, map[string]string{"HOOKD_TRUSTED_PROXIES": "0.0.0.0/0"}, "would allow far too much"},
+		"ProxyEverythingV6":  {[]string{"--trusted-proxies", "10.0.0.1, ::/0"}, nil, "would allow far too much"},
 		"AuthLimitNotNumber": {nil, map[string]string{"HOOKD_AUTH_FAILURE_LIMIT": "lots"}, `HOOKD_AUTH_FAILURE_LIMIT="lots"`},
 	}
 	for name, c := range cases {

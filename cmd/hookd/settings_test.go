@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/testdb"
+	"github.com/hookd/hookd/netguard"
 )
 
 // TestProjectUpdateAndList: `hookd project update` changes only the
@@ -122,7 +123,7 @@ func TestRateLimitFlagsAreDocumented(t *testing.T) {
 	for _, v := range []string{"HOOKD_RATE_LIMIT_DEFAULT", "HOOKD_AUTH_FAILURE_LIMIT", "HOOKD_TRUSTED_PROXIES"} {
 		require.Contains(t, stdout.String(), v)
 	}
-	ps, err := parseTrustedProxies("10.1.2.3, 192.168.7.1/16, 2001:db8::/48")
+	ps, err := netguard.ParseCIDRs("10.1.2.3, 192.168.7.1/16, 2001:db8::/48")
 	require.NoError(t, err)
 	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32"), netip.MustParsePrefix("192.168.0.0/16"), netip.MustParsePrefix("2001:db8::/48")}, ps)
 }
