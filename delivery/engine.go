@@ -617,8 +617,19 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 
 	// The breaker first: a message held back for a probe must not use up
 	// the endpoint's shared rate-limit tokens.
-	if !e.mayStart(m, ep, token) {
+	start, probing := e.mayStart(m, ep, token)
+	if !start {
 		return
+	}
+	if probing {
+		// This attempt holds the endpoint's probe. If it ends without an
+		// answer to judge (rate limit, unreadable keys, drain), the probe is
+		// given back, or every process would wait out the probe's hold.
+		defer func() {
+			if probing {
+				e.retryDB(func(ctx context.Context) error { return e.st.ReleaseProbe(ctx, ep.ID) }, "probe", m)
+			}
+		}()
 	}
 
 	if ep.RateLimitRPS > 0 {
@@ -676,7 +687,8 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		no, err = e.st.RecordAttempt(ctx, token, a, d.Outcome)
 		return err
 	}, "record attempt", m)
-	e.trackHealth(m, t, res)
+	e.trackHealth(m, t, res) // ends the probe either way
+	probing = false
 	e.observe(res, d)
 	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
@@ -701,13 +713,14 @@ func (e *Engine) probeHold() time.Duration { return e.cfg.AttemptTimeout + 5*tim
 // mayStart applies the circuit breaker's spacing: while an endpoint keeps
 // failing, one attempt at a time (across all processes) probes it, and the
 // others wait, without spending an attempt, until the next probe is due.
-// It reports whether m's attempt may start; if not, m is released.
-func (e *Engine) mayStart(m store.Message, ep store.Endpoint, token string) bool {
+// It reports whether m's attempt may start (if not, m is released) and
+// whether it is the endpoint's probe.
+func (e *Engine) mayStart(m store.Message, ep store.Endpoint, token string) (start, probe bool) {
 	e.mu.Lock()
 	failures := max(ep.ConsecutiveFailures, e.failing[ep.ID])
 	e.mu.Unlock()
 	if e.cfg.Breaker.ProbeAfterFailures <= 0 || failures < e.cfg.Breaker.ProbeAfterFailures {
-		return true
+		return true, false
 	}
 	var ok bool
 	var wait time.Duration
@@ -717,13 +730,13 @@ func (e *Engine) mayStart(m store.Message, ep store.Endpoint, token string) bool
 		return err
 	}, "probe", m)
 	if ok {
-		return true
+		return true, true
 	}
 	e.mu.Lock()
 	e.holdUntil[ep.ID] = time.Now().Add(wait)
 	e.mu.Unlock()
 	e.release(m, token, wait)
-	return false
+	return false, false
 }
 
 // endpointFailed reports whether an attempt's result counts against its

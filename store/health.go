@@ -99,6 +99,14 @@ func (s *Store) ResetEndpointHealth(ctx context.Context, endpointID string) erro
 	return translate(err, "reset endpoint health")
 }
 
+// ReleaseProbe gives back the endpoint's probe when the attempt that took it
+// ended without an answer to judge (held back by the rate limit, abandoned
+// by a drain), so the next probe need not wait out the hold.
+func (s *Store) ReleaseProbe(ctx context.Context, endpointID string) error {
+	err := s.db.WithContext(ctx).Model(&Endpoint{}).Where("id = ?", endpointID).Update("probe_lease_until", nil).Error
+	return translate(err, "release endpoint probe")
+}
+
 // AcquireProbe decides whether an attempt to a failing endpoint may start
 // now. While the endpoint's run of failures is shorter than
 // p.ProbeAfterFailures every attempt may. Otherwise one attempt at a time

@@ -91,6 +91,16 @@ func TestEndpointHealth(t *testing.T) {
 			require.False(t, ok, "a second probe while the first is in flight")
 			require.LessOrEqual(t, wait, time.Millisecond, "waiters ask again soon: the probe may answer any moment")
 
+			// A probe given back without an answer (rate limit, drain) lets
+			// the next one start at once, the run of failures unchanged.
+			require.NoError(t, f.s.ReleaseProbe(ctx, e.ID))
+			ok, _, err = f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
+			require.NoError(t, err)
+			require.True(t, ok, "the released probe can be taken again")
+			ok, _, err = f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
+			require.NoError(t, err)
+			require.False(t, ok, "and is held again")
+
 			// An answer ends the run: everyone may start again.
 			require.NoError(t, f.s.ResetEndpointHealth(ctx, e.ID))
 			ok, _, err = f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)

@@ -233,10 +233,15 @@ func (s *Store) AddStats(ctx context.Context, deltas []StatsDelta) error {
 	sum := func(col string) clause.Assignment {
 		return clause.Assignment{Column: clause.Column{Name: col}, Value: gorm.Expr("message_stats." + col + " + excluded." + col)}
 	}
-	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "project_id"}, {Name: "endpoint_id"}, {Name: "granularity"}, {Name: "bucket"}},
-		DoUpdates: clause.Set{sum("total"), sum("succeeded"), sum("failed"), sum("retries"), sum("latency_sum_ms"), sum("latency_count")},
-	}).CreateInBatches(list, 200).Error
+	// One transaction for all the batches: the store skips GORM's default
+	// transaction, and a flush that failed half-way is retried whole, so a
+	// committed first half would be counted twice.
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "project_id"}, {Name: "endpoint_id"}, {Name: "granularity"}, {Name: "bucket"}},
+			DoUpdates: clause.Set{sum("total"), sum("succeeded"), sum("failed"), sum("retries"), sum("latency_sum_ms"), sum("latency_count")},
+		}).CreateInBatches(list, 200).Error
+	})
 	return translate(err, "write delivery statistics")
 }
 

@@ -190,7 +190,6 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopEngine()
 	engineDone := make(chan struct{})
 	go func() {
 		defer close(engineDone)
@@ -204,6 +203,13 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 	go func() {
 		defer close(cleanupDone)
 		cleanup.New(st, c.cleanupConfig(), log.With("component", "cleanup")).Run(engineCtx)
+	}()
+	// However serve ends (a listener error included), the engine drains and
+	// the clean-up stops before the store closes under them.
+	defer func() {
+		stopEngine()
+		<-engineDone
+		<-cleanupDone
 	}()
 	select {
 	case err := <-errc:
