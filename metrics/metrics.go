@@ -61,6 +61,10 @@ type Options struct {
 	QueryTimeout time.Duration
 	// Now is the clock the queue's due times are compared with [store.Now].
 	Now func() time.Time
+	// Elapsed measures the refresh interval and the reads' cost: a clock
+	// with a monotonic reading, so a step of the wall clock neither freezes
+	// nor rushes the gauges [time.Now].
+	Elapsed func() time.Time
 	// Logger gets a warning when reading the queue gauges fails
 	// [slog.Default()].
 	Logger *slog.Logger
@@ -98,6 +102,9 @@ func New(o Options) (*Metrics, error) {
 	}
 	if o.Now == nil {
 		o.Now = store.Now
+	}
+	if o.Elapsed == nil {
+		o.Elapsed = time.Now
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

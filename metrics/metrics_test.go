@@ -91,7 +91,7 @@ func TestQueueGaugesAreCachedAndKeptOnErrors(t *testing.T) {
 	t.Parallel()
 	c := testclock.At(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	src := &fakeStats{}
-	m, err := metrics.New(metrics.Options{Stats: src, EndpointLimit: 2, Refresh: 5 * time.Second, Now: c.Now, Logger: quiet})
+	m, err := metrics.New(metrics.Options{Stats: src, EndpointLimit: 2, Refresh: 5 * time.Second, Now: c.Now, Elapsed: c.Now, Logger: quiet})
 	require.NoError(t, err)
 
 	src.set(store.QueueStats{}, errors.New("database down"))
@@ -145,7 +145,7 @@ func TestSlowReadsAreSpacedOut(t *testing.T) {
 	t.Parallel()
 	c := testclock.At(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	src := &fakeStats{clock: c, cost: time.Second}
-	m, err := metrics.New(metrics.Options{Stats: src, Refresh: 5 * time.Second, Now: c.Now, Logger: quiet})
+	m, err := metrics.New(metrics.Options{Stats: src, Refresh: 5 * time.Second, Now: c.Now, Elapsed: c.Now, Logger: quiet})
 	require.NoError(t, err)
 	gauges(t, m)
 	require.Equal(t, 1, src.readCount())
@@ -155,6 +155,27 @@ func TestSlowReadsAreSpacedOut(t *testing.T) {
 	c.Advance(time.Second)
 	gauges(t, m)
 	require.Equal(t, 2, src.readCount())
+}
+
+// TestWallClockStepsDoNotFreezeGauges: the refresh interval runs on the
+// elapsed clock, so setting the wall clock back an hour (NTP, a VM resume)
+// neither freezes the gauges for that hour nor rushes reads.
+func TestWallClockStepsDoNotFreezeGauges(t *testing.T) {
+	t.Parallel()
+	wall := testclock.At(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	elapsed := testclock.At(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
+	src := &fakeStats{}
+	m, err := metrics.New(metrics.Options{Stats: src, Refresh: 5 * time.Second, Now: wall.Now, Elapsed: elapsed.Now, Logger: quiet})
+	require.NoError(t, err)
+	gauges(t, m)
+	require.Equal(t, 1, src.readCount())
+	wall.Advance(-time.Hour)
+	elapsed.Advance(5 * time.Second)
+	gauges(t, m)
+	require.Equal(t, 2, src.readCount(), "read again after the refresh interval, whatever the wall clock did")
+	wall.Advance(2 * time.Hour)
+	gauges(t, m)
+	require.Equal(t, 2, src.readCount(), "a wall clock jump forward does not force a read")
 }
 
 // TestAttemptsAreCountedByOutcomeAndClass: each observation lands in its

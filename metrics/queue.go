@@ -18,15 +18,17 @@ type StatsSource interface {
 
 // queueCollector serves the queue gauges from the last read of the
 // database, reading again when a scrape finds it older than the refresh
-// interval (stretched to readCostFactor times a slow read's duration). A failed read is counted and logged, and the last good values
-// are served meanwhile; before the first good read there are no queue
+// interval (stretched to readCostFactor times a slow read's duration). A
+// failed read is counted and logged, and the last good values are served
+// meanwhile; before the first good read there are no queue
 // gauges at all (rather than zeros that would look like an empty queue).
 type queueCollector struct {
 	src     StatsSource
 	limit   int
 	refresh time.Duration
 	timeout time.Duration
-	now     func() time.Time
+	now     func() time.Time // what due times are compared with
+	elapsed func() time.Time // what schedules reads (monotonic)
 	log     *slog.Logger
 
 	depth, oldestAge, epDepth, epOldestAge, dlq, disabled *prometheus.Desc
@@ -41,7 +43,7 @@ type queueCollector struct {
 
 func newQueueCollector(o Options) *queueCollector {
 	return &queueCollector{
-		src: o.Stats, limit: o.EndpointLimit, refresh: o.Refresh, timeout: o.QueryTimeout, now: o.Now, log: o.Logger,
+		src: o.Stats, limit: o.EndpointLimit, refresh: o.Refresh, timeout: o.QueryTimeout, now: o.Now, elapsed: o.Elapsed, log: o.Logger,
 		depth: prometheus.NewDesc("hookd_queue_depth",
 			"Messages due now (queued or pending_retry, next attempt time passed) across every project and process; the same from every process.", nil, nil),
 		oldestAge: prometheus.NewDesc("hookd_queue_oldest_due_age_seconds",
@@ -102,15 +104,16 @@ const readCostFactor = 20
 func (c *queueCollector) stats() (qs store.QueueStats, at time.Time, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	if !now.Before(c.nextRead) {
+	started := c.elapsed()
+	if !started.Before(c.nextRead) {
+		now := c.now()
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 		qs, err := c.src.QueueStats(ctx, now, c.limit)
 		cancel()
 		// A read that takes long (a backlog of hundreds of thousands of
 		// due messages) stretches the interval, so the gauges never take
 		// more than about 5% of one database connection.
-		c.nextRead = now.Add(max(c.refresh, readCostFactor*c.now().Sub(now)))
+		c.nextRead = started.Add(max(c.refresh, readCostFactor*c.elapsed().Sub(started)))
 		if err != nil {
 			c.errors.Inc()
 			c.log.Warn("reading the queue metrics failed; serving the last values", "error", err.Error())
