@@ -90,11 +90,11 @@ func TestCollectorGathersWhileABatchIsInFlight(t *testing.T) {
 // bound, or at once when they fill a whole batch; no more than sendBatchers
 // run at once.
 func TestCollectorLimitsBatchesInFlight(t *testing.T) {
-	const stall = 100 * time.Millisecond
+	const stall = 500 * time.Millisecond
 	r := newBatchRig(t, stall)
+	start := time.Now() // before the first batch starts: the stall counts from then
 	r.ch <- 0
 	require.Len(t, r.next(t), 1)
-	start := time.Now()
 	r.ch <- 1
 	require.Equal(t, []int{1}, r.next(t))
 	require.GreaterOrEqual(t, time.Since(start), stall, "the second batch waited for the stall bound")

@@ -67,7 +67,7 @@ func setupHandoff(t *testing.T, free int, lease time.Duration) (fixture, store.E
 // or no free worker hands nothing over.
 func TestHandoffAtSend(t *testing.T) {
 	t.Parallel()
-	f, e, k, h := setupHandoff(t, 2, 400*time.Millisecond)
+	f, e, k, h := setupHandoff(t, 2, time.Minute)
 	ctx := context.Background()
 
 	key := "once"
@@ -107,13 +107,14 @@ func TestHandoffAtSend(t *testing.T) {
 	require.Len(t, claimed, 1, "the handed-over message is not claimed while leased")
 	require.Equal(t, plain.ID, claimed[0].ID)
 
-	// The lease is extended like a claim's; once it ends (the process is
-	// gone), a claim takes the message.
-	require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{sent.ID: got.token}, 800*time.Millisecond))
-	time.Sleep(500 * time.Millisecond)
-	again, _, err := f.s.ClaimDue(ctx, "claimer2", time.Minute, 10, nil)
+	// The lease is extended like a claim's (the heartbeat); once it ends
+	// (the process is gone), a claim takes the message.
+	require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{sent.ID: got.token}, time.Hour))
+	extended, err := f.s.GetMessage(ctx, f.project.ID, sent.ID)
 	require.NoError(t, err)
-	require.Empty(t, again, "the extended lease still holds")
+	require.True(t, extended.LeaseUntil.After(stored.LeaseUntil.Add(30*time.Minute)), "the lease was extended")
+	require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{sent.ID: got.token}, 200*time.Millisecond))
+	var again []store.Message
 	require.Eventually(t, func() bool {
 		again, _, err = f.s.ClaimDue(ctx, "claimer2", time.Minute, 10, nil)
 		require.NoError(t, err)

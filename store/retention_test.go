@@ -106,16 +106,19 @@ func TestCleanupLeaseHasOneHolder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	forEachDialect(t, func(t *testing.T, f fixture) {
-		ok, err := f.s.TryLead(ctx, "cleanup", "a", 100*time.Millisecond)
+		// A lease long enough that the checks made while a holds it fit in
+		// it even on a loaded machine.
+		const lease = 2 * time.Second
+		ok, err := f.s.TryLead(ctx, "cleanup", "a", lease)
 		require.NoError(t, err)
 		require.True(t, ok)
-		ok, err = f.s.TryLead(ctx, "cleanup", "b", 100*time.Millisecond)
+		ok, err = f.s.TryLead(ctx, "cleanup", "b", lease)
 		require.NoError(t, err)
 		require.False(t, ok, "b while a holds it")
-		ok, err = f.s.TryLead(ctx, "cleanup", "a", 100*time.Millisecond)
+		ok, err = f.s.TryLead(ctx, "cleanup", "a", lease)
 		require.NoError(t, err)
 		require.True(t, ok, "a renews")
-		time.Sleep(150 * time.Millisecond)
+		time.Sleep(lease + 100*time.Millisecond)
 		ok, err = f.s.TryLead(ctx, "cleanup", "b", time.Minute)
 		require.NoError(t, err)
 		require.True(t, ok, "b once a's lease lapsed")

@@ -324,7 +324,7 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 	apiKey := keyRE.FindString(api1.stdout.String())
 	require.NotEmpty(t, apiKey)
 	api2 := start("api")
-	w1 := start("worker", "--drain-delay", "1s")
+	w1 := start("worker", "--drain-delay", "3s")
 	w2 := start("worker")
 	apis := []*child{api1, api2}
 	require.Equal(t, http.StatusOK, get(t, w1.url("/readyz"), ""))
@@ -401,7 +401,7 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 
 	// SIGTERM: the worker stays up for its drain delay with /readyz 503.
 	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGTERM))
-	require.Eventually(t, func() bool { return get(t, w1.url("/readyz"), "") == http.StatusServiceUnavailable }, 900*time.Millisecond, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return get(t, w1.url("/readyz"), "") == http.StatusServiceUnavailable }, 2500*time.Millisecond, 10*time.Millisecond)
 	require.Equal(t, http.StatusOK, get(t, w1.url("/healthz"), ""))
 	select {
 	case <-w1.exited:

@@ -29,7 +29,7 @@ func TestRolesSplitTheWork(t *testing.T) {
 	apiKey := keyRE.FindString(stdout.String())
 	require.NotEmpty(t, apiKey, "the api process bootstraps an empty database")
 	workerOut := &syncbuf.Buffer{}
-	workerAddr, stopWorker := startServe(t, append(common, "--drain-delay", "1s"), env(map[string]string{"HOOKD_ROLE": "worker"}), workerOut)
+	workerAddr, stopWorker := startServe(t, append(common, "--drain-delay", "3s"), env(map[string]string{"HOOKD_ROLE": "worker"}), workerOut)
 	require.Empty(t, workerOut.String(), "a worker prints no key")
 
 	var ep struct{ ID string }
@@ -51,7 +51,7 @@ func TestRolesSplitTheWork(t *testing.T) {
 	// Stopping: not ready during the drain delay, still alive.
 	stopped := make(chan error, 1)
 	go func() { stopped <- stopWorker() }()
-	require.Eventually(t, func() bool { return get(t, w+"/readyz", "") == http.StatusServiceUnavailable }, 900*time.Millisecond, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return get(t, w+"/readyz", "") == http.StatusServiceUnavailable }, 2500*time.Millisecond, 10*time.Millisecond)
 	require.Equal(t, http.StatusOK, get(t, w+"/healthz", ""))
 	require.NoError(t, <-stopped)
 	require.NoError(t, stopAPI())
