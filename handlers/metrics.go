@@ -66,6 +66,11 @@ func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsE
 			counts[i].Add(r.StatsCounts)
 		}
 	}
+	for i := range counts {
+		// Counters are adjusted by replays; after a crash lost a second
+		// of changes a bucket could dip below zero: never show that.
+		counts[i].Succeeded, counts[i].Failed = max(counts[i].Succeeded, 0), max(counts[i].Failed, 0)
+	}
 	return starts, counts, nil
 }
 
@@ -78,9 +83,6 @@ func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject
 	}
 	var sum store.StatsCounts
 	for _, c := range counts {
-		// Counters are adjusted by replays; after a crash lost a second
-		// of changes a bucket could dip below zero: never show that.
-		c.Succeeded, c.Failed = max(c.Succeeded, 0), max(c.Failed, 0)
 		sum.Add(c)
 	}
 	rate := 0.0
@@ -107,7 +109,6 @@ func (s *Server) GetMetricsTimeseries(ctx context.Context, req gen.GetMetricsTim
 	}
 	out := make([]gen.MetricsBucket, len(starts))
 	for i, c := range counts {
-		c.Succeeded, c.Failed = max(c.Succeeded, 0), max(c.Failed, 0)
 		out[i] = gen.MetricsBucket{
 			Timestamp:    starts[i],
 			Total:        c.Total,

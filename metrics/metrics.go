@@ -33,8 +33,8 @@ const Path = "/metrics"
 // UnmatchedRoute is the route label of requests that matched no route.
 const UnmatchedRoute = "unmatched"
 
-// DefaultEndpointLimit is how many endpoints get their own queue series
-// when Options.EndpointLimit is not set.
+// DefaultEndpointLimit is how many endpoints get their own queue series by
+// default (the --metrics-endpoint-limit flag's default).
 const DefaultEndpointLimit = 20
 
 // attemptBuckets suit webhook receivers: from a fast local answer (5 ms) to
@@ -51,8 +51,8 @@ type Options struct {
 	// queue gauges.
 	Stats StatsSource
 	// EndpointLimit is how many endpoints, the busiest by due messages,
-	// get their own queue series; 0 means none (only the totals). Negative
-	// means DefaultEndpointLimit. It bounds the label cardinality.
+	// get their own queue series; 0 means none (only the totals). It
+	// bounds the label cardinality.
 	EndpointLimit int
 	// Refresh is how long queue gauges read from the database are reused:
 	// scrapes within it are answered from memory [5s].
@@ -91,9 +91,6 @@ var _ delivery.Observer = (*Metrics)(nil)
 // New registers every metric on a new registry, with the Go runtime and
 // process collectors.
 func New(o Options) (*Metrics, error) {
-	if o.EndpointLimit < 0 {
-		o.EndpointLimit = DefaultEndpointLimit
-	}
 	if o.Refresh <= 0 {
 		o.Refresh = 5 * time.Second
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -148,6 +149,15 @@ func (s *Store) DeleteEndpoint(ctx context.Context, projectID, id string) error 
 	return nil
 }
 
+// parkQueued makes the endpoint's queued messages wait as paused, as a
+// pause or a breaker disable does. Messages in flight (leased, also when
+// handed over at send) finish; a retry falling due is parked by the worker.
+// A lease that has ended (its process died) is cleared with the parking.
+func (s *Store) parkQueued(tx *gorm.DB, endpointID string, now time.Time) error {
+	return tx.Model(&Message{}).Where("endpoint_id = ? AND status = ?", endpointID, StatusQueued).Scopes(s.notInFlight).
+		Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now, "lease_token": nil, "lease_until": nil}).Error
+}
+
 // SetEndpointPaused pauses or resumes a live endpoint of the project. A pause
 // moves its queued messages to paused (a retry that falls due while paused
 // is parked by the worker); a resume moves every paused message to queued,
@@ -163,7 +173,8 @@ func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, pau
 		if !paused {
 			// Resuming re-enables an endpoint the circuit breaker disabled
 			// and gives it a fresh start.
-			for k, v := range map[string]any{"disabled_at": nil, "disabled_reason": nil, "consecutive_failures": 0, "failing_since": nil, "probe_after": nil, "probe_lease_until": nil} {
+			upd["disabled_at"], upd["disabled_reason"] = nil, nil
+			for k, v := range healthReset() {
 				upd[k] = v
 			}
 		}
@@ -171,10 +182,7 @@ func (s *Store) SetEndpointPaused(ctx context.Context, projectID, id string, pau
 			return err
 		}
 		if paused {
-			// Messages in flight (leased) finish; a retry is parked when due.
-			return tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusQueued).
-				Scopes(s.notInFlight).
-				Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now, "lease_token": nil, "lease_until": nil}).Error
+			return s.parkQueued(tx, id, now)
 		}
 		res := tx.Model(&Message{}).Where("endpoint_id = ? AND project_id = ? AND status = ?", id, projectID, StatusPaused).
 			Updates(map[string]any{"status": StatusQueued, "next_attempt_at": now, "updated_at": now})

@@ -67,7 +67,7 @@ WHERE id IN (SELECT id FROM messages
     AND endpoint_id <> ALL (CAST(@skip AS text[]))
     -- A message handed to a worker at send (handoff.go) stays queued but
     -- leased: it is due again only once its lease ends.
-    AND (lease_until IS NULL OR lease_until < now())
+    AND ` + leaseEnded + `
   ORDER BY next_attempt_at LIMIT CAST(@lim AS integer) FOR UPDATE SKIP LOCKED)
 RETURNING id, project_id, endpoint_id, payload, headers, attempt_count, budget_used, fast_streak, slow_retries),
 ` + pgTargets("SELECT endpoint_id FROM c") + `

@@ -166,3 +166,23 @@ func TestHandedOverMessageIsInFlight(t *testing.T) {
 	require.Equal(t, store.StatusSucceeded, m.Status)
 	require.Nil(t, m.LeaseToken)
 }
+
+// TestExpiredHandoffLeaseIsWaiting: once a handed-over message's lease has
+// ended (its process died), a pause parks it like any waiting message and
+// clears the stale lease, so a late record cannot overwrite the pause.
+func TestExpiredHandoffLeaseIsWaiting(t *testing.T) {
+	t.Parallel()
+	f, e, _, h := setupHandoff(t, 1, 200*time.Millisecond)
+	ctx := context.Background()
+	sent, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
+	require.NoError(t, err)
+	require.Len(t, h.started, 1)
+	time.Sleep(300 * time.Millisecond)
+	_, err = f.s.SetEndpointPaused(ctx, f.project.ID, e.ID, true)
+	require.NoError(t, err)
+	m, err := f.s.GetMessage(ctx, f.project.ID, sent.ID)
+	require.NoError(t, err)
+	require.Equal(t, store.StatusPaused, m.Status)
+	require.Nil(t, m.LeaseToken)
+	require.Nil(t, m.LeaseUntil)
+}

@@ -83,10 +83,7 @@ func (s *Store) RecordEndpointFailure(ctx context.Context, endpointID string, st
 		if !out.Disabled {
 			return nil
 		}
-		// As a pause does: queued messages wait as paused; retries falling
-		// due are parked by the worker.
-		return tx.Model(&Message{}).Where("endpoint_id = ? AND status = ?", endpointID, StatusQueued).Scopes(s.notInFlight).
-			Updates(map[string]any{"status": StatusPaused, "next_attempt_at": nil, "updated_at": now, "lease_token": nil, "lease_until": nil}).Error
+		return s.parkQueued(tx, endpointID, now)
 	})
 	return out, translate(err, "record endpoint failure")
 }
@@ -95,8 +92,14 @@ func (s *Store) RecordEndpointFailure(ctx context.Context, endpointID string, st
 // it answered. It writes only when there is a run to end.
 func (s *Store) ResetEndpointHealth(ctx context.Context, endpointID string) error {
 	err := s.db.WithContext(ctx).Model(&Endpoint{}).Where("id = ? AND consecutive_failures > 0", endpointID).
-		Updates(map[string]any{"consecutive_failures": 0, "failing_since": nil, "probe_after": nil, "probe_lease_until": nil}).Error
+		Updates(healthReset()).Error
 	return translate(err, "reset endpoint health")
+}
+
+// healthReset is the change that ends an endpoint's run of failures (an
+// answer, or a resume).
+func healthReset() map[string]any {
+	return map[string]any{"consecutive_failures": 0, "failing_since": nil, "probe_after": nil, "probe_lease_until": nil}
 }
 
 // ReleaseProbe gives back the endpoint's probe when the attempt that took it

@@ -276,15 +276,19 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 	return res.RowsAffected, nil
 }
 
-// notInFlight keeps the queued messages no worker holds: a message handed
-// to a worker at send stays queued while leased (handoff.go); once the lease
-// has ended (its process died) it is waiting like any other. On PostgreSQL
-// the database's clock judges the lease, as it set it.
+// leaseEnded is true of a row no worker holds: no lease, or one that has
+// ended (its process died). A queued message handed to a worker at send
+// is leased (handoff.go); the database's clock judges the lease, as it set
+// it. Handoff happens only on PostgreSQL: on SQLite queued rows never hold a
+// lease.
+const leaseEnded = "(lease_until IS NULL OR lease_until < now())"
+
+// notInFlight keeps the queued messages no worker holds (leaseEnded).
 func (s *Store) notInFlight(db *gorm.DB) *gorm.DB {
 	if s.dialect == Postgres {
-		return db.Where("(lease_token IS NULL OR lease_until IS NULL OR lease_until < now())")
+		return db.Where(leaseEnded)
 	}
-	return db.Where("(lease_token IS NULL OR lease_until IS NULL OR lease_until < ?)", Now())
+	return db
 }
 
 // leasedStatuses are the statuses of a message a worker holds: delivering

@@ -43,7 +43,7 @@ type EndpointDue struct {
 const queueDueSQL = `SELECT endpoint_id, n, oldest, CAST(sum(n) OVER () AS bigint) AS total, min(oldest) OVER () AS total_oldest
 FROM (SELECT endpoint_id, count(*) AS n, min(next_attempt_at) AS oldest FROM messages%s
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL
-    AND (lease_until IS NULL OR lease_until < %s)
+    %s
   GROUP BY endpoint_id) due
 ORDER BY n DESC, oldest, endpoint_id
 LIMIT ?`
@@ -61,13 +61,13 @@ const countsSQL = `SELECT
 // answer.
 func (s *Store) QueueStats(ctx context.Context, now time.Time, topN int) (QueueStats, error) {
 	var qs QueueStats
-	// A lease is judged by the clock that set it: the database's on
-	// PostgreSQL (handoffs happen only there).
-	hint, leaseEnded, args := "", "now()", []any{now.UTC(), max(topN, 1)}
+	// Messages handed to a worker at send are in flight, not waiting
+	// (leaseEnded; handoffs happen only on PostgreSQL).
+	hint, notLeased := "", "AND "+leaseEnded
 	if s.dialect == SQLite {
-		hint, leaseEnded, args = " INDEXED BY messages_due_idx", "?", []any{now.UTC(), now.UTC(), max(topN, 1)}
+		hint, notLeased = " INDEXED BY messages_due_idx", ""
 	}
-	rows, err := s.db.WithContext(ctx).Raw(fmt.Sprintf(queueDueSQL, hint, leaseEnded), args...).Rows()
+	rows, err := s.db.WithContext(ctx).Raw(fmt.Sprintf(queueDueSQL, hint, notLeased), now.UTC(), max(topN, 1)).Rows()
 	if err != nil {
 		return QueueStats{}, translate(err, "read queue stats")
 	}

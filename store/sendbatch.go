@@ -190,7 +190,7 @@ func (s *Store) insertBatch(batch []sendRequest) {
 			}
 		}
 	}
-	if decodeErr != nil && err == nil {
+	if decodeErr != nil { // (set only when the statement itself succeeded)
 		// Not expected (hookd wrote the schema), and not retried: the rows
 		// are stored, so the senders get an error and a retry with their
 		// idempotency key finds the message; a leased one is claimed once
@@ -201,16 +201,14 @@ func (s *Store) insertBatch(batch []sendRequest) {
 		s.poke() // some may be queued and not handed over
 		return
 	}
-	if err != nil {
-		if n > 1 {
-			// One statement for many senders failed (a deadlock or
-			// serialization failure is possible under contention): try
-			// each alone, so one bad item cannot fail unrelated sends.
-			for _, r := range batch {
-				r.done <- s.insertOne(r)
-			}
-			return
+	if err != nil && n > 1 {
+		// One statement for many senders failed (a deadlock or
+		// serialization failure is possible under contention): try each
+		// alone, so one bad item cannot fail unrelated sends.
+		for _, r := range batch {
+			r.done <- s.insertOne(r)
 		}
+		return
 	}
 	wake := false
 	for i, r := range batch {

@@ -130,7 +130,7 @@ func (s *Store) countOutcome(projectID, endpointID, messageID, status string, la
 }
 
 // startStatsFlusher writes the counters every StatsFlushInterval until the
-// store closes, and once more then.
+// store closes (Close writes the rest, after the batchers' last records).
 func (s *Store) startStatsFlusher() {
 	s.batchersDone.Add(1)
 	go s.runStatsFlusher(s.stopBatchers)
@@ -143,9 +143,6 @@ func (s *Store) runStatsFlusher(stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = s.FlushStats(ctx)
-			cancel()
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
