@@ -190,7 +190,6 @@ func (e *Engine) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	e.workCtx = workCtx
-	wg := &e.wg
 	go e.st.ListenDue(ctx)
 	if !e.cfg.NoHandoff {
 		e.st.SetHandoff(handoff{e}, e.cfg.Lease)
@@ -225,7 +224,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		lastClaim = time.Now()
 		var capped bool
-		full, capped = e.claimAndStart(ctx, workCtx, wg)
+		full, capped = e.claimAndStart(ctx)
 		if full {
 			continue // more may be due right now
 		}
@@ -248,7 +247,7 @@ func (e *Engine) Run(ctx context.Context) error {
 
 	<-handoffStopped // no reservation follows: the wait below sees them all
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	go func() { e.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(e.cfg.DrainTimeout):
@@ -350,7 +349,7 @@ func (e *Engine) heldIDs() []string {
 // an attempt for each. It reports whether it filled its request (so more
 // may be waiting), and whether the worker limit or an endpoint's
 // concurrency limit held it back (so a finished attempt may let more start).
-func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup) (full, capped bool) {
+func (e *Engine) claimAndStart(ctx context.Context) (full, capped bool) {
 	e.mu.Lock()
 	free := e.cfg.Workers - e.inflight
 	var skip []string
@@ -378,11 +377,12 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 	want := min(free, e.cfg.ClaimBatch)
 	e.inflight += want
 	e.mu.Unlock()
-	started := 0
+	reserved, started := want, 0
+	// giveBack returns the workers not started; calling it again is a no-op.
 	giveBack := func() {
 		e.mu.Lock()
-		e.inflight -= want - started
-		want = started
+		e.inflight -= reserved - started
+		reserved = started
 		e.backlog = full
 		e.mu.Unlock()
 	}
@@ -427,11 +427,11 @@ func (e *Engine) claimAndStart(ctx, workCtx context.Context, wg *sync.WaitGroup)
 		e.byEndpoint[m.EndpointID]++
 		e.held[leaseKey{m.ID, token}] = struct{}{}
 		e.mu.Unlock()
-		wg.Add(1)
+		e.wg.Add(1)
 		e.start(func() {
-			defer wg.Done()
+			defer e.wg.Done()
 			defer e.done(leaseKey{m.ID, token}, m.EndpointID)
-			e.deliver(workCtx, m, token, targets[m.EndpointID])
+			e.deliver(e.workCtx, m, token, targets[m.EndpointID])
 		})
 	}
 	full = len(msgs) == want

@@ -32,6 +32,16 @@ type ProjectSettings struct {
 	RetentionHours         *int // 0–MaxRetentionHours
 }
 
+// RangeError is a project setting out of its range (0 to Max).
+type RangeError struct {
+	Column   string
+	Max, Got int
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("%s must be 0 to %d, got %d", e.Column, e.Max, e.Got)
+}
+
 // UpdateProjectSettings applies u to the named project and returns the
 // project as stored afterwards. It returns ErrNotFound if there is no such
 // project, and an error naming the field for a value out of range.
@@ -52,7 +62,7 @@ func (s *Store) UpdateProjectSettings(ctx context.Context, name string, u Projec
 			continue
 		}
 		if *f.v < 0 || *f.v > f.max {
-			return Project{}, fmt.Errorf("%s must be 0 to %d, got %d", f.column, f.max, *f.v)
+			return Project{}, &RangeError{Column: f.column, Max: f.max, Got: *f.v}
 		}
 		changes[f.column] = *f.v
 	}

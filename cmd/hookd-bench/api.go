@@ -141,7 +141,7 @@ GROUP BY project_id, ep, g, b`
 	if _, err := conn.Exec(ctx, stats); err != nil {
 		return fmt.Errorf("seed statistics: %w", err)
 	}
-	fmt.Printf("  statistics of %d messages computed in %s (what migration 0008 does on upgrade)\n", n, time.Since(t0).Round(100*time.Millisecond))
+	fmt.Printf("  statistics of %d messages computed in %s\n", n, time.Since(t0).Round(100*time.Millisecond))
 	if _, err := conn.Exec(ctx, `ANALYZE`); err != nil {
 		return err
 	}

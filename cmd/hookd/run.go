@@ -199,23 +199,17 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	if args[0] == "update" {
 		given := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-		for _, f := range []struct {
-			name  string
+		for name, field := range map[string]struct {
 			v     *int
-			max   int
 			field **int
 		}{
-			{"rate-limit", &rateLimit, store.MaxRateLimitPerMinute, &settings.RateLimitPerMinute},
-			{"send-rate-limit", &sendRateLimit, store.MaxRateLimitPerMinute, &settings.SendRateLimitPerMinute},
-			{"retention-hours", &retentionHours, store.MaxRetentionHours, &settings.RetentionHours},
+			"rate-limit":      {&rateLimit, &settings.RateLimitPerMinute},
+			"send-rate-limit": {&sendRateLimit, &settings.SendRateLimitPerMinute},
+			"retention-hours": {&retentionHours, &settings.RetentionHours},
 		} {
-			if !given[f.name] {
-				continue
+			if given[name] {
+				*field.field = field.v
 			}
-			if *f.v < 0 || *f.v > f.max {
-				return fmt.Errorf("%w: --%s must be 0 to %d, got %d", errUsage, f.name, f.max, *f.v)
-			}
-			*f.field = f.v
 		}
 		if settings == (store.ProjectSettings{}) {
 			return fmt.Errorf("%w: nothing to change: give --rate-limit, --send-rate-limit or --retention-hours", errUsage)
@@ -239,9 +233,14 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		return nil
 	case "update":
 		p, err := st.UpdateProjectSettings(ctx, name, settings)
-		if errors.Is(err, store.ErrNotFound) {
+		var bad *store.RangeError
+		switch {
+		case errors.Is(err, store.ErrNotFound):
 			return fmt.Errorf("no project named %q (see hookd project list)", name)
-		} else if err != nil {
+		case errors.As(err, &bad): // the store checks the ranges
+			flagOf := map[string]string{"rate_limit_per_minute": "rate-limit", "send_rate_limit_per_minute": "send-rate-limit", "retention_hours": "retention-hours"}
+			return fmt.Errorf("%w: --%s must be 0 to %d, got %d", errUsage, flagOf[bad.Column], bad.Max, bad.Got)
+		case err != nil:
 			return err
 		}
 		fmt.Fprintf(stdout, "updated project %q (%s): %s\n", p.Name, p.ID, projectSettings(p))
