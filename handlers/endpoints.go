@@ -74,27 +74,17 @@ func (s *Server) checkURL(ctx context.Context, raw string) (string, error) {
 
 // ListEndpoints pages through the project's endpoints, newest first.
 func (s *Server) ListEndpoints(ctx context.Context, req gen.ListEndpointsRequestObject) (gen.ListEndpointsResponseObject, error) {
-	limit := deref(req.Params.Limit, 50)
-	before, err := decodeCursor(req.Params.Cursor, ids.ValidEndpoint)
+	es, next, hasMore, err := page(req.Params.Cursor, ids.ValidEndpoint, deref(req.Params.Limit, 50),
+		func(before string, n int) ([]store.Endpoint, error) {
+			return s.Store.ListEndpoints(ctx, projectID(ctx), before, n)
+		},
+		func(e store.Endpoint) string { return e.ID })
 	if err != nil {
 		return nil, err
-	}
-	es, err := s.Store.ListEndpoints(ctx, projectID(ctx), before, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	hasMore := len(es) > limit
-	if hasMore {
-		es = es[:limit]
 	}
 	data := make([]gen.EndpointSummary, len(es))
 	for i, e := range es {
 		data[i] = gen.EndpointSummary{Id: e.ID, Url: e.URL, Description: e.Description, Paused: e.Paused, CreatedAt: e.CreatedAt.UTC()}
-	}
-	var next *string
-	if hasMore {
-		c := encodeCursor(es[len(es)-1].ID)
-		next = &c
 	}
 	return gen.ListEndpoints200JSONResponse{Data: data, Meta: gen.PageMeta{RequestId: RequestID(ctx), NextCursor: next, HasMore: hasMore}}, nil
 }

@@ -143,28 +143,18 @@ func (s *Server) CreateExport(ctx context.Context, req gen.CreateExportRequestOb
 
 // ListExports pages through the project's exports, newest first.
 func (s *Server) ListExports(ctx context.Context, req gen.ListExportsRequestObject) (gen.ListExportsResponseObject, error) {
-	limit := deref(req.Params.Limit, 50)
-	before, err := decodeCursor(req.Params.Cursor, validMessageID)
+	xs, next, hasMore, err := page(req.Params.Cursor, validUUID, deref(req.Params.Limit, 50),
+		func(before string, n int) ([]store.Export, error) {
+			return s.Store.ListExports(ctx, projectID(ctx), before, n)
+		},
+		func(x store.Export) string { return x.ID })
 	if err != nil {
 		return nil, err
-	}
-	xs, err := s.Store.ListExports(ctx, projectID(ctx), before, limit+1)
-	if err != nil {
-		return nil, err
-	}
-	hasMore := len(xs) > limit
-	if hasMore {
-		xs = xs[:limit]
 	}
 	now := s.now()
 	data := make([]gen.Export, len(xs))
 	for i, x := range xs {
 		data[i] = toExport(x, now)
-	}
-	var next *string
-	if hasMore {
-		c := encodeCursor(xs[len(xs)-1].ID)
-		next = &c
 	}
 	return gen.ListExports200JSONResponse{Data: data, Meta: gen.PageMeta{RequestId: RequestID(ctx), NextCursor: next, HasMore: hasMore}}, nil
 }

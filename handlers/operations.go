@@ -198,23 +198,39 @@ func (s *Server) ListDLQ(ctx context.Context, req gen.ListDLQRequestObject) (gen
 	return gen.ListDLQ200JSONResponse{Data: gen.DLQPage{Messages: rows, HasMore: hasMore, NextCursor: next}, Meta: meta(ctx)}, nil
 }
 
-func validMessageID(s string) bool {
+// validUUID accepts the cursors of lists keyed by UUIDs (messages, exports).
+func validUUID(s string) bool {
 	_, err := uuid.Parse(s)
 	return err == nil
 }
 
-func (s *Server) messagePage(ctx context.Context, f store.MessageFilter, cursor *string, limit int) ([]gen.MessageSummary, *string, bool, error) {
-	before, err := decodeCursor(cursor, validMessageID)
+// page reads one keyset page, newest first: fetch gets the cursor's id and
+// asks for one row more than limit, which says whether there are more.
+func page[T any](cursor *string, valid func(string) bool, limit int, fetch func(before string, n int) ([]T, error), id func(T) string) (rows []T, next *string, hasMore bool, err error) {
+	before, err := decodeCursor(cursor, valid)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	rows, err := s.Store.ListMessages(ctx, projectID(ctx), f, before, limit+1)
+	rows, err = fetch(before, limit+1)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	hasMore := len(rows) > limit
-	if hasMore {
+	if hasMore = len(rows) > limit; hasMore {
 		rows = rows[:limit]
+		c := encodeCursor(id(rows[len(rows)-1]))
+		next = &c
+	}
+	return rows, next, hasMore, nil
+}
+
+func (s *Server) messagePage(ctx context.Context, f store.MessageFilter, cursor *string, limit int) ([]gen.MessageSummary, *string, bool, error) {
+	rows, next, hasMore, err := page(cursor, validUUID, limit,
+		func(before string, n int) ([]store.MessageRow, error) {
+			return s.Store.ListMessages(ctx, projectID(ctx), f, before, n)
+		},
+		func(r store.MessageRow) string { return r.ID })
+	if err != nil {
+		return nil, nil, false, err
 	}
 	out := make([]gen.MessageSummary, len(rows))
 	for i, r := range rows {
@@ -227,11 +243,6 @@ func (s *Server) messagePage(ctx context.Context, f store.MessageFilter, cursor 
 		if r.Status == store.StatusFailedPermanent {
 			out[i].FailedAt = utcPtr(r.TerminalAt)
 		}
-	}
-	var next *string
-	if hasMore {
-		c := encodeCursor(rows[len(rows)-1].ID)
-		next = &c
 	}
 	return out, next, hasMore, nil
 }
