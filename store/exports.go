@@ -104,19 +104,12 @@ func (x Export) matches(r ExportRow) bool {
 		(x.FilterEndpointID == nil || r.EndpointID == *x.FilterEndpointID)
 }
 
-// exportScope restricts q (over messages) to the rows export x selects.
+// exportScope restricts q (over messages) to the rows export x selects:
+// the project's live messages through the lists' own filter.
 func exportScope(q *gorm.DB, x Export) *gorm.DB {
-	lo, hi := x.idRange()
-	q = q.Where("messages.project_id = ? AND messages.deleted_at IS NULL", x.ProjectID).
-		Where("messages.id >= ? AND messages.id < ?", lo, hi).
-		Where("messages.created_at >= ? AND messages.created_at < ?", x.FilterStartTime.UTC(), x.windowEnd().UTC())
-	if x.FilterStatus != nil {
-		q = q.Where("messages.status = ?", *x.FilterStatus)
-	}
-	if x.FilterEndpointID != nil {
-		q = q.Where("messages.endpoint_id = ?", *x.FilterEndpointID)
-	}
-	return q
+	start, end := x.FilterStartTime, x.windowEnd()
+	f := MessageFilter{EndpointID: deref(x.FilterEndpointID), Status: deref(x.FilterStatus), CreatedAfter: &start, CreatedBefore: &end}
+	return f.apply(q.Where("messages.project_id = ? AND messages.deleted_at IS NULL", x.ProjectID))
 }
 
 // CreateExport counts the messages x selects, stores x with that RowCount
