@@ -99,39 +99,42 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (Cleanu
 			args = append(args, g.arg)
 		}
 		args = append(args, batch)
-		n, err := s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
-			return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
+		n, err := s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) {
+			res := s.db.WithContext(ctx).Exec(`UPDATE messages SET payload = NULL WHERE id IN (
   SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NULL
     AND terminal_at < ? AND `+g.where+` AND (status IN ('succeeded', 'failed_permanent') OR deleted_at IS NOT NULL)
   LIMIT ?`+s.skipLocked()+`)`, args...)
-		}, batch)
+			return res.RowsAffected, translate(res.Error, "purge payloads")
+		})
 		out.PayloadsPurged += n
 		if err != nil {
 			return out, err
 		}
 	}
 	// Payloads with their own retention_hours.
-	n, err := s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
-		expired := "terminal_at < CAST(@now AS timestamptz) - retention_hours * interval '1 hour'"
-		if s.dialect == SQLite {
-			expired = "terminal_at < datetime(@now, '-' || retention_hours || ' hours')"
-		}
-		return tx.Exec(`UPDATE messages SET payload = NULL WHERE id IN (
+	expired := "terminal_at < CAST(@now AS timestamptz) - retention_hours * interval '1 hour'"
+	if s.dialect == SQLite {
+		expired = "terminal_at < datetime(@now, '-' || retention_hours || ' hours')"
+	}
+	n, err := s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) {
+		res := s.db.WithContext(ctx).Exec(`UPDATE messages SET payload = NULL WHERE id IN (
   SELECT id FROM messages WHERE payload IS NOT NULL AND terminal_at IS NOT NULL AND retention_hours IS NOT NULL
     AND `+expired+` AND (status IN ('succeeded', 'failed_permanent') OR deleted_at IS NOT NULL) LIMIT @batch`+s.skipLocked()+`)`,
 			map[string]any{"now": now, "batch": batch})
-	}, batch)
+		return res.RowsAffected, translate(res.Error, "purge payloads")
+	})
 	out.PayloadsPurged += n
 	if err != nil {
 		return out, err
 	}
 	// Whole messages and their attempts.
 	cutoff := now.Add(-r.Metadata)
-	for {
-		var ids []string
+	out.MessagesDeleted, err = s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) {
+		var deleted int64
 		err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			// Locked (PostgreSQL), so a replay cannot revive a message
 			// whose attempts are being deleted.
+			var ids []string
 			q := tx.Model(&Message{}).Where("terminal_at IS NOT NULL AND terminal_at < ? AND (status IN ? OR deleted_at IS NOT NULL)",
 				cutoff, []string{StatusSucceeded, StatusFailedPermanent}).Order("terminal_at").Limit(batch)
 			if s.dialect == Postgres {
@@ -144,37 +147,30 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (Cleanu
 				return err
 			}
 			res := tx.Where("id IN ?", ids).Delete(&Message{})
-			out.MessagesDeleted += res.RowsAffected
+			deleted = res.RowsAffected
 			return res.Error
 		})
-		if err != nil {
-			return out, translate(err, "delete expired messages")
-		}
-		if len(ids) < batch || ctx.Err() != nil {
-			break
-		}
-	}
-	// Statistics and rate buckets.
-	statsKeep := max(r.Metadata, 31*24*time.Hour)
-	n, err = s.inBatches(ctx, func(tx *gorm.DB) *gorm.DB {
-		return tx.Exec(`DELETE FROM message_stats WHERE (project_id, endpoint_id, granularity, bucket) IN (
-  SELECT project_id, endpoint_id, granularity, bucket FROM message_stats
-  WHERE (granularity = ? AND bucket < ?) OR (granularity = ? AND bucket < ?) LIMIT ?)`,
-			StatsMinute, now.Add(-48*time.Hour), StatsHour, now.Add(-statsKeep), batch)
-	}, batch)
-	out.StatsDeleted = n
+		return deleted, translate(err, "delete expired messages")
+	})
 	if err != nil {
 		return out, err
 	}
-	for {
-		n, err := s.PurgeExpiredExports(ctx, now, batch)
-		out.OtherDeleted += n
-		if err != nil {
-			return out, err
-		}
-		if n < int64(batch) || ctx.Err() != nil {
-			break
-		}
+	// Statistics and rate buckets.
+	statsKeep := max(r.Metadata, 31*24*time.Hour)
+	out.StatsDeleted, err = s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) {
+		res := s.db.WithContext(ctx).Exec(`DELETE FROM message_stats WHERE (project_id, endpoint_id, granularity, bucket) IN (
+  SELECT project_id, endpoint_id, granularity, bucket FROM message_stats
+  WHERE (granularity = ? AND bucket < ?) OR (granularity = ? AND bucket < ?) LIMIT ?)`,
+			StatsMinute, now.Add(-48*time.Hour), StatsHour, now.Add(-statsKeep), batch)
+		return res.RowsAffected, translate(res.Error, "delete old statistics")
+	})
+	if err != nil {
+		return out, err
+	}
+	n, err = s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) { return s.PurgeExpiredExports(ctx, now, batch) })
+	out.OtherDeleted += n
+	if err != nil {
+		return out, err
 	}
 	res := s.db.WithContext(ctx).Exec(`DELETE FROM endpoint_rate_buckets WHERE endpoint_id IN (SELECT id FROM endpoints WHERE deleted_at IS NOT NULL)`)
 	if res.Error != nil {
@@ -194,21 +190,22 @@ func (s *Store) skipLocked() string {
 	return ""
 }
 
-// inBatches runs stmt until it changes fewer than batch rows or ctx ends,
-// and returns how many rows it changed in all.
-func (s *Store) inBatches(ctx context.Context, stmt func(tx *gorm.DB) *gorm.DB, batch int) (int64, error) {
+// inBatches runs step, which handles at most batch rows and says how many
+// it did, until a step does fewer (the work is done) or ctx ends (out of
+// time: the next pass continues), and returns how many rows it did in all.
+func (s *Store) inBatches(ctx context.Context, batch int, step func(context.Context) (int64, error)) (int64, error) {
 	var total int64
 	for {
-		res := stmt(s.db.WithContext(ctx))
-		if res.Error != nil {
-			return total, translate(res.Error, "purge payloads")
+		n, err := step(ctx)
+		total += n
+		if err != nil {
+			return total, err
 		}
-		total += res.RowsAffected
-		if res.RowsAffected < int64(batch) {
+		if n < int64(batch) {
 			return total, nil
 		}
 		if err := ctx.Err(); err != nil {
-			return total, err // out of time: the next pass continues
+			return total, err
 		}
 	}
 }
