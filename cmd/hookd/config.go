@@ -295,6 +295,16 @@ func (c *Config) validate(serving bool) error {
 		if _, err := c.deliveryConfig(); err != nil {
 			errs = append(errs, err)
 		}
+		// The retention clean-up runs in every role.
+		if c.RetentionPayload < time.Hour || c.RetentionPayload > 2160*time.Hour {
+			errs = append(errs, errors.New("--retention-payload (HOOKD_RETENTION_PAYLOAD) must be 1h to 2160h"))
+		}
+		if c.RetentionMetadata < 24*time.Hour || c.RetentionMetadata > 87600*time.Hour || c.RetentionMetadata < c.RetentionPayload {
+			errs = append(errs, errors.New("--retention-metadata (HOOKD_RETENTION_METADATA) must be 24h to 87600h and at least --retention-payload"))
+		}
+		if c.CleanupInterval < time.Second || c.CleanupInterval > time.Hour {
+			errs = append(errs, errors.New("--cleanup-interval (HOOKD_CLEANUP_INTERVAL) must be 1s to 1h"))
+		}
 		if c.MetricsAddr != "" && c.MetricsAddr != "off" {
 			if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 				errs = append(errs, fmt.Errorf(`--metrics-addr (HOOKD_METRICS_ADDR) must be empty, "off" or host:port such as 127.0.0.1:9090, got %q`, c.MetricsAddr))
@@ -526,12 +536,6 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		return dc, fmt.Errorf("--rescue-after (HOOKD_RESCUE_AFTER, %s) must be longer than --attempt-timeout (%s)", c.RescueAfter, c.AttemptTimeout)
 	case c.BreakerFailures < 0 || c.BreakerDuration < 0 || c.BreakerProbeAfter < 0:
 		return dc, errors.New("--breaker-failures, --breaker-duration and --breaker-probe-after may not be negative (0 turns a rule off)")
-	case c.RetentionPayload < time.Hour || c.RetentionPayload > 2160*time.Hour:
-		return dc, errors.New("--retention-payload (HOOKD_RETENTION_PAYLOAD) must be 1h to 2160h")
-	case c.RetentionMetadata < 24*time.Hour || c.RetentionMetadata > 87600*time.Hour || c.RetentionMetadata < c.RetentionPayload:
-		return dc, errors.New("--retention-metadata (HOOKD_RETENTION_METADATA) must be 24h to 87600h and at least --retention-payload")
-	case c.CleanupInterval < time.Second || c.CleanupInterval > time.Hour:
-		return dc, errors.New("--cleanup-interval (HOOKD_CLEANUP_INTERVAL) must be 1s to 1h")
 	case c.BreakerBackoffMax < time.Second || c.BreakerBackoffMax > 24*time.Hour:
 		return dc, errors.New("--breaker-backoff-max (HOOKD_BREAKER_BACKOFF_MAX) must be 1s to 24h")
 	case c.PollInterval <= 0 || c.PollInterval > time.Minute:

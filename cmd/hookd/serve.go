@@ -84,11 +84,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 // newService builds the parts of c.Role: the API (api, all) or only the
 // probes (worker), and the delivery engine (worker, all).
 func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logger) (*service, error) {
-	// Checked in every role: the clean-up (retention flags) runs in all.
-	dcfg, err := c.deliveryConfig()
-	if err != nil {
-		return nil, err
-	}
 	// The URL rules apply to endpoint URLs in the API and again when the
 	// engine connects.
 	policy := &netguard.Policy{AllowHTTP: c.DevAllowHTTP, AllowCIDRs: c.allowCIDRs}
@@ -130,6 +125,10 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 	}
 	if c.Role == roleAPI {
 		return svc, nil
+	}
+	dcfg, err := c.deliveryConfig() // (validate checked the flags already)
+	if err != nil {
+		return nil, err
 	}
 	sender, err := delivery.NewSender(delivery.SenderOptions{Policy: policy, ExtraCAFile: c.CAFile, UserAgent: dcfg.UserAgent})
 	if err != nil {
