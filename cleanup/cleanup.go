@@ -24,15 +24,22 @@ type Config struct {
 	Now func() time.Time
 }
 
+// The defaults (also the serve flags' defaults).
+const (
+	DefaultInterval          = time.Minute
+	DefaultPayloadRetention  = 14 * 24 * time.Hour
+	DefaultMetadataRetention = 90 * 24 * time.Hour
+)
+
 func (c *Config) defaults() {
 	if c.Interval <= 0 {
-		c.Interval = time.Minute
+		c.Interval = DefaultInterval
 	}
 	if c.Retention.Payload <= 0 {
-		c.Retention.Payload = 14 * 24 * time.Hour
+		c.Retention.Payload = DefaultPayloadRetention
 	}
 	if c.Retention.Metadata <= 0 {
-		c.Retention.Metadata = 90 * 24 * time.Hour
+		c.Retention.Metadata = DefaultMetadataRetention
 	}
 	if c.Retention.Batch <= 0 {
 		c.Retention.Batch = 1000

@@ -171,13 +171,14 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.RetryFast, "retry-fast", "30s,60s,120s,240s,300s", "delays before retries after consecutive 429 answers; then the slow track")
 	fs.IntVar(&c.MaxAttempts, "max-attempts", 8, "attempts per message before it goes to the DLQ (1-100)")
 	fs.DurationVar(&c.RetryAfterCap, "retry-after-cap", 24*time.Hour, "upper bound of a receiver's Retry-After")
-	fs.IntVar(&c.BreakerFailures, "breaker-failures", 100, "disable an endpoint after this many failed attempts in a row (0: never on a count)")
-	fs.DurationVar(&c.BreakerDuration, "breaker-duration", 5*24*time.Hour, "disable an endpoint that has failed every attempt for this long (0: never on time)")
-	fs.IntVar(&c.BreakerProbeAfter, "breaker-probe-after", 3, "from this many failures in a row, attempts to the endpoint are spaced out, one probe at a time (0: never)")
-	fs.DurationVar(&c.RetentionPayload, "retention-payload", 14*24*time.Hour, "how long a finished message keeps its payload, unless its project or the message says otherwise (1h-2160h)")
-	fs.DurationVar(&c.RetentionMetadata, "retention-metadata", 90*24*time.Hour, "how long a finished message and its attempts are kept at all (24h-87600h, at least --retention-payload)")
-	fs.DurationVar(&c.CleanupInterval, "cleanup-interval", time.Minute, "how often the retention clean-up runs (1s-1h; one process at a time does it)")
-	fs.DurationVar(&c.BreakerBackoffMax, "breaker-backoff-max", 5*time.Minute, "longest wait between probes of a failing endpoint (waits start at 1s and double)")
+	breaker := delivery.DefaultBreaker()
+	fs.IntVar(&c.BreakerFailures, "breaker-failures", breaker.DisableAfterFailures, "disable an endpoint after this many failed attempts in a row (0: never on a count)")
+	fs.DurationVar(&c.BreakerDuration, "breaker-duration", breaker.DisableAfter, "disable an endpoint that has failed every attempt for this long (0: never on time)")
+	fs.IntVar(&c.BreakerProbeAfter, "breaker-probe-after", breaker.ProbeAfterFailures, "from this many failures in a row, attempts to the endpoint are spaced out, one probe at a time (0: never)")
+	fs.DurationVar(&c.RetentionPayload, "retention-payload", cleanup.DefaultPayloadRetention, "how long a finished message keeps its payload, unless its project or the message says otherwise (1h-2160h)")
+	fs.DurationVar(&c.RetentionMetadata, "retention-metadata", cleanup.DefaultMetadataRetention, "how long a finished message and its attempts are kept at all (24h-87600h, at least --retention-payload)")
+	fs.DurationVar(&c.CleanupInterval, "cleanup-interval", cleanup.DefaultInterval, "how often the retention clean-up runs (1s-1h; one process at a time does it)")
+	fs.DurationVar(&c.BreakerBackoffMax, "breaker-backoff-max", breaker.ProbeBackoffMax, "longest wait between probes of a failing endpoint (waits start at 1s and double)")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve Go pprof profiles on this address, e.g. 127.0.0.1:6060 (off when empty; keep it private)")
 	fs.StringVar(&c.CAFile, "ca-file", "", "PEM bundle of extra CAs trusted for https:// receivers (beside the system roots)")
 	fs.DurationVar(&c.ExportTTL, "export-ttl", handlers.DefaultExportTTL, "how long a CSV export can be downloaded after it is created (1m-720h)")
@@ -525,7 +526,6 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 			DisableAfterFailures: offIfZero(c.BreakerFailures),
 			DisableAfter:         time.Duration(offIfZero(int(c.BreakerDuration))),
 			ProbeAfterFailures:   offIfZero(c.BreakerProbeAfter),
-			ProbeBackoff:         time.Second,
 			ProbeBackoffMax:      c.BreakerBackoffMax,
 		},
 	}
