@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -19,25 +18,9 @@ import (
 
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/handlers"
-	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 )
-
-// forEachDialectClock is forEachDialectWith with a clock of its own per
-// database, so one subtest moving time does not disturb the other.
-func forEachDialectClock(t *testing.T, o options, fn func(t *testing.T, e *env, clk *clock)) {
-	t.Helper()
-	for _, d := range testdb.Dialects {
-		t.Run(d, func(t *testing.T) {
-			t.Parallel()
-			clk := newClock()
-			o := o
-			o.now = clk.Now
-			fn(t, setupWith(t, d, o), clk)
-		})
-	}
-}
 
 // exec runs a statement written with ? placeholders on the env's database.
 func (e *env) exec(query string, args ...any) {
@@ -96,7 +79,7 @@ func (e *env) link(tn tenant, id uuid.UUID) string {
 	req.Header.Set("Authorization", "Bearer "+tn.key)
 	resp, err := e.noRedirect().Do(req)
 	require.NoError(e.t, err)
-	body := e.readBody(resp)
+	body := readAll(e.t, resp)
 	require.Equal(e.t, http.StatusFound, resp.StatusCode, body)
 	require.Equal(e.t, "no-store", resp.Header.Get("Cache-Control"))
 	return resp.Header.Get("Location")
@@ -108,20 +91,12 @@ func (e *env) getFile(link string) (int, string, string) {
 	e.t.Helper()
 	resp, err := (&http.Client{Transport: &contractCheck{t: e.t, next: http.DefaultTransport}}).Get(link)
 	require.NoError(e.t, err)
-	body := e.readBody(resp)
+	body := readAll(e.t, resp)
 	var env gen.ErrorEnvelope
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 		require.NoError(e.t, json.Unmarshal([]byte(body), &env))
 	}
 	return resp.StatusCode, body, env.Error.Code
-}
-
-func (e *env) readBody(resp *http.Response) string {
-	e.t.Helper()
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(e.t, err)
-	return string(b)
 }
 
 func windowAround(now time.Time) (time.Time, time.Time) {
@@ -132,7 +107,7 @@ func windowAround(now time.Time) (time.Time, time.Time) {
 // and that the record reads expired once its time has passed.
 func TestExportRecords(t *testing.T) {
 	t.Parallel()
-	forEachDialectClock(t, options{}, func(t *testing.T, e *env, clk *clock) {
+	forEachDialectOnClock(t, newClock(), func(c *clock) options { return options{now: c.Now} }, func(t *testing.T, e *env, clk *clock) {
 		ctx := context.Background()
 		ep := e.createEndpoint(e.a, "https://hooks.example.com/x")
 		e.sendTo(e.a, ep.Id)
@@ -322,7 +297,7 @@ func derefStr(p *string) string {
 // signature never reaches the log.
 func TestExportDownloadLinks(t *testing.T) {
 	t.Parallel()
-	forEachDialectClock(t, options{}, func(t *testing.T, e *env, clk *clock) {
+	forEachDialectOnClock(t, newClock(), func(c *clock) options { return options{now: c.Now} }, func(t *testing.T, e *env, clk *clock) {
 		ctx := context.Background()
 		ep := e.createEndpoint(e.a, "https://hooks.example.com/x")
 		msg := e.sendTo(e.a, ep.Id)

@@ -391,7 +391,7 @@ func (c *contractCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-func readAll(t *testing.T, resp *http.Response) string {
+func readAll(t testing.TB, resp *http.Response) string {
 	t.Helper()
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -453,6 +453,20 @@ type clock = testclock.Clock
 // newClock starts an hour ahead of real time, so messages the test sends
 // are in its past.
 func newClock() *clock { return testclock.At(time.Now().UTC().Add(time.Hour).Truncate(time.Second)) }
+
+// forEachDialectOnClock is forEachDialect with a fresh copy of start's
+// fake clock per dialect, which opts builds the options around.
+func forEachDialectOnClock(t *testing.T, start *clock, opts func(*clock) options, fn func(t *testing.T, e *env, clk *clock)) {
+	t.Helper()
+	at := start.Now()
+	for _, d := range testdb.Dialects {
+		t.Run(d, func(t *testing.T) {
+			t.Parallel()
+			clk := newClockAt(at)
+			fn(t, setupWith(t, d, opts(clk)), clk)
+		})
+	}
+}
 
 // newClockAt starts at t.
 func newClockAt(t time.Time) *clock { return testclock.At(t) }

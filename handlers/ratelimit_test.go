@@ -14,7 +14,6 @@ import (
 
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/handlers"
-	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/store"
 )
 
@@ -26,19 +25,6 @@ func limited(clock *clock, more func(*handlers.Server)) options {
 			more(s)
 		}
 	}}
-}
-
-// forEachDialectClocked is forEachDialect with a server on its own fake
-// clock, adjusted by more.
-func forEachDialectClocked(t *testing.T, more func(*handlers.Server), fn func(t *testing.T, e *env, clock *clock)) {
-	t.Helper()
-	for _, d := range testdb.Dialects {
-		t.Run(d, func(t *testing.T) {
-			t.Parallel()
-			clock := newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC))
-			fn(t, setupWith(t, d, limited(clock, more)), clock)
-		})
-	}
 }
 
 // getPlain fetches an unsecured, non-API path (no envelope to check).
@@ -106,8 +92,6 @@ func setLimits(t *testing.T, e *env, tn tenant, u store.ProjectSettings) {
 	require.NoError(t, err)
 }
 
-func intp(v int) *int { return &v }
-
 // TestDefaultRateLimitIs1000PerMinute: with no setting anywhere a project
 // makes 1,000 management requests in a minute; the 1,001st answers 429
 // BURST_LIMIT_EXCEEDED with Retry-After 1 (a token every 60 ms), another
@@ -159,8 +143,8 @@ func TestDefaultRateLimitIs1000PerMinute(t *testing.T) {
 // the probes are never limited.
 func TestProjectRateLimit(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *clock) {
-		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: intp(3)})
+	forEachDialectOnClock(t, newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(c *clock) options { return limited(c, nil) }, func(t *testing.T, e *env, clock *clock) {
+		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: ptr(3)})
 		for range 3 {
 			status, _, _ := listKeys(t, e.a.client)
 			require.Equal(t, http.StatusOK, status)
@@ -210,10 +194,10 @@ func TestProjectRateLimit(t *testing.T) {
 // cache entry expires (AuthCacheTTL), without a restart.
 func TestChangedProjectLimitAppliesWithinTheCacheTTL(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *clock) {
+	forEachDialectOnClock(t, newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(c *clock) options { return limited(c, nil) }, func(t *testing.T, e *env, clock *clock) {
 		status, _, _ := listKeys(t, e.a.client) // caches the key with the default limit
 		require.Equal(t, http.StatusOK, status)
-		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: intp(1)})
+		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: ptr(1)})
 		status, _, _ = listKeys(t, e.a.client)
 		require.Equal(t, http.StatusOK, status, "the cached lookup still has the default limit")
 
@@ -225,7 +209,7 @@ func TestChangedProjectLimitAppliesWithinTheCacheTTL(t *testing.T) {
 		require.Equal(t, "BURST_LIMIT_EXCEEDED", code)
 		require.Equal(t, "60", retry)
 
-		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: intp(0)})
+		setLimits(t, e, e.a, store.ProjectSettings{RateLimitPerMinute: ptr(0)})
 		clock.Advance(handlers.AuthCacheTTL + time.Millisecond)
 		status, _, _ = listKeys(t, e.a.client)
 		require.Equal(t, http.StatusOK, status, "0 is the server default (1000) again")
@@ -237,7 +221,7 @@ func TestChangedProjectLimitAppliesWithinTheCacheTTL(t *testing.T) {
 // as `hookd project update` does) applies to sends only.
 func TestSendRateLimit(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, func(s *handlers.Server) { s.RateLimitDefault = 2 }, func(t *testing.T, e *env, clock *clock) {
+	forEachDialectOnClock(t, newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(c *clock) options { return limited(c, func(s *handlers.Server) { s.RateLimitDefault = 2 }) }, func(t *testing.T, e *env, clock *clock) {
 		ep := e.createEndpoint(e.a, "https://hooks.example.com/send") // management request 1 of 2
 		for i := range 25 {
 			status, _, _ := send(t, e.a.client, ep.Id)
@@ -250,7 +234,7 @@ func TestSendRateLimit(t *testing.T) {
 		require.Equal(t, "BURST_LIMIT_EXCEEDED", code)
 		require.Equal(t, "30", retry, "the server default applies: 2 a minute")
 
-		setLimits(t, e, e.a, store.ProjectSettings{SendRateLimitPerMinute: intp(2)})
+		setLimits(t, e, e.a, store.ProjectSettings{SendRateLimitPerMinute: ptr(2)})
 		clock.Advance(handlers.AuthCacheTTL + time.Millisecond)
 		for range 2 {
 			status, _, _ := send(t, e.a.client, ep.Id)
@@ -279,7 +263,7 @@ func TestSendRateLimit(t *testing.T) {
 // stay open.
 func TestRepeatedFailedAuthenticationIsRateLimited(t *testing.T) {
 	t.Parallel()
-	forEachDialectClocked(t, nil, func(t *testing.T, e *env, clock *clock) {
+	forEachDialectOnClock(t, newClockAt(time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)), func(c *clock) options { return limited(c, nil) }, func(t *testing.T, e *env, clock *clock) {
 		bad := []string{"", "hk_live_short", "hk_live_" + strings.Repeat("A", 32), "hk_test_" + strings.Repeat("B", 32)}
 		for i := range 20 {
 			status, code, _ := listKeys(t, e.clientFrom(bad[i%len(bad)], "127.0.0.1", ""))
