@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -467,4 +468,34 @@ func TestExportBadInput(t *testing.T) {
 	list, err := e.a.client.ListExportsWithResponse(context.Background(), nil)
 	require.NoError(t, err)
 	require.Len(t, list.JSON200.Data, 1, "only the valid one was stored")
+}
+
+// TestExportLinkSchemeTrustsOnlyProxies: the download link's scheme comes
+// from X-Forwarded-Proto only when a trusted proxy sent it; from anyone
+// else the connection's scheme stands.
+func TestExportLinkSchemeTrustsOnlyProxies(t *testing.T) {
+	t.Parallel()
+	for name, c := range map[string]struct {
+		trusted []netip.Prefix
+		scheme  string
+	}{
+		"Untrusted": {nil, "http://"},
+		"Trusted":   {[]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, "https://"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			e := setupWith(t, "sqlite", options{server: func(s *handlers.Server) { s.TrustedProxies = c.trusted }})
+			from, to := windowAround(time.Now())
+			x := e.createExport(e.a, gen.CreateExportRequest{StartTime: from, EndTime: to})
+			req, err := http.NewRequest(http.MethodGet, e.url+"/v1/exports/"+x.Id.String()+"/download", nil)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+e.a.key)
+			req.Header.Set("X-Forwarded-Proto", "https")
+			resp, err := e.noRedirect().Do(req)
+			require.NoError(t, err)
+			readAll(t, resp)
+			require.Equal(t, http.StatusFound, resp.StatusCode)
+			require.True(t, strings.HasPrefix(resp.Header.Get("Location"), c.scheme), resp.Header.Get("Location"))
+		})
+	}
 }

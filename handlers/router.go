@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -159,7 +160,10 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 			}
 			ctx, cancel := context.WithTimeout(c.Request().Context(), limit)
 			defer cancel()
-			ctx = withOrigin(ctx, c.Scheme()+"://"+c.Request().Host)
+			if s.Exports.PublicURL == "" && exportDownloadPath(c.Request().URL.Path) {
+				// Only the download answer links back to this server.
+				ctx = withOrigin(ctx, s.requestOrigin(c))
+			}
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
 		}
@@ -179,6 +183,39 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 // (/v1/exports/{id}/file), which may take longer than RequestTimeout.
 func exportFilePath(path string) bool {
 	return strings.HasPrefix(path, "/v1/exports/") && strings.HasSuffix(path, "/file")
+}
+
+func exportDownloadPath(path string) bool {
+	return strings.HasPrefix(path, "/v1/exports/") && strings.HasSuffix(path, "/download")
+}
+
+// requestOrigin is "scheme://host" as the client addressed this server.
+// The scheme is the connection's, or a trusted proxy's X-Forwarded-Proto:
+// Echo's c.Scheme() believes that header (and two others) from anyone.
+func (s *Server) requestOrigin(c echo.Context) string {
+	r := c.Request()
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); (p == "http" || p == "https") && s.fromTrustedProxy(r.RemoteAddr) {
+		scheme = p
+	}
+	return scheme + "://" + r.Host
+}
+
+// fromTrustedProxy reports whether the TCP peer is one of TrustedProxies.
+func (s *Server) fromTrustedProxy(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, p := range s.TrustedProxies {
+		if p.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // specPath reports whether the validator owns path: everything except the
