@@ -28,8 +28,7 @@ func TestConcurrentSendsWithSharedKeys(t *testing.T) {
 	t.Parallel()
 	f := setup(t, "postgres")
 	ctx := context.Background()
-	e, k := newEndpoint(f.project.ID, "https://k.example.com/")
-	require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+	e, _ := f.endpoint(t, "https://k.example.com/")
 	const keys = 100
 	var wg sync.WaitGroup
 	errs := make(chan error, 40*keys)
@@ -67,8 +66,7 @@ func TestRecordsBesideHeartbeats(t *testing.T) {
 			t.Parallel()
 			f := setup(t, d)
 			ctx := context.Background()
-			e, k := newEndpoint(f.project.ID, "https://r.example.com/")
-			require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+			e, _ := f.endpoint(t, "https://r.example.com/")
 			for range 300 {
 				_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 				require.NoError(t, err)

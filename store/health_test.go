@@ -17,8 +17,7 @@ func TestEndpointHealth(t *testing.T) {
 		ProbeBackoff: time.Second, ProbeBackoffMax: 3 * time.Second}
 	forEachDialect(t, func(t *testing.T, f fixture) {
 		t.Run("CountRule", func(t *testing.T) {
-			e, k := newEndpoint(f.project.ID, "https://count.example.com/hook")
-			require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+			e, _ := f.endpoint(t, "https://count.example.com/hook")
 
 			// Below the probe threshold every attempt may start.
 			ok, _, err := f.s.AcquireProbe(ctx, e.ID, p, time.Minute)
@@ -66,16 +65,14 @@ func TestEndpointHealth(t *testing.T) {
 			require.Zero(t, got.ConsecutiveFailures)
 		})
 		t.Run("TimeRule", func(t *testing.T) {
-			e, k := newEndpoint(f.project.ID, "https://time.example.com/hook")
-			require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+			e, _ := f.endpoint(t, "https://time.example.com/hook")
 			r, err := f.s.RecordEndpointFailure(ctx, e.ID, store.Now().Add(-6*24*time.Hour), "connection refused", p)
 			require.NoError(t, err)
 			require.True(t, r.Disabled, "failing for six days disables at once")
 			require.Equal(t, 1, r.ConsecutiveFailures)
 		})
 		t.Run("OneProbeAtATime", func(t *testing.T) {
-			e, k := newEndpoint(f.project.ID, "https://probe.example.com/hook")
-			require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+			e, _ := f.endpoint(t, "https://probe.example.com/hook")
 			quick := p
 			quick.ProbeBackoff, quick.ProbeBackoffMax = time.Millisecond, time.Millisecond
 			for range 2 {

@@ -84,8 +84,7 @@ func queueStats(t *testing.T, dialect string) {
 	exec("UPDATE messages SET status = 'failed_permanent', deleted_at = ? WHERE id = ?", now, dlqDeleted)
 	// Disabled endpoints: eps[3] counts, a deleted one does not.
 	exec("UPDATE endpoints SET disabled_at = ?, paused = ? WHERE id = ?", now, true, eps[3].ID)
-	gone, k := newEndpoint(f.project.ID, "https://gone.example.com/")
-	require.NoError(t, f.s.CreateEndpoint(ctx, gone, k))
+	gone, _ := f.endpoint(t, "https://gone.example.com/")
 	exec("UPDATE endpoints SET disabled_at = ?, deleted_at = ? WHERE id = ?", now, now, gone.ID)
 
 	got, err := f.s.QueueStats(ctx, now, 2)

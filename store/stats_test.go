@@ -29,8 +29,7 @@ func TestDeletingAnEndpointCountsItsMessagesFailed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	forEachDialect(t, func(t *testing.T, f fixture) {
-		ep, k := newEndpoint(f.project.ID, "https://gone.example.com/hook")
-		require.NoError(t, f.s.CreateEndpoint(ctx, ep, k))
+		ep, _ := f.endpoint(t, "https://gone.example.com/hook")
 		for range 3 {
 			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, ep.ID, nil))
 			require.NoError(t, err)
@@ -52,8 +51,7 @@ func TestStatsBackfill(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	forEachDialect(t, func(t *testing.T, f fixture) {
-		ep, k := newEndpoint(f.project.ID, "https://old.example.com/hook")
-		require.NoError(t, f.s.CreateEndpoint(ctx, ep, k))
+		ep, _ := f.endpoint(t, "https://old.example.com/hook")
 		var ids []string
 		for range 4 {
 			m := newMessage(f.project.ID, ep.ID, nil)

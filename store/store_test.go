@@ -262,8 +262,7 @@ func TestProjectsAreIsolated(t *testing.T) {
 		ctx := context.Background()
 		other := store.Project{ID: ids.NewUUID(), Name: "other", CreatedAt: store.Now()}
 		require.NoError(t, f.s.CreateProject(ctx, other))
-		e, k := newEndpoint(f.project.ID, "https://iso.example.com/")
-		require.NoError(t, f.s.CreateEndpoint(ctx, e, k))
+		e, k := f.endpoint(t, "https://iso.example.com/")
 
 		_, err := f.s.GetEndpoint(ctx, other.ID, e.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
