@@ -24,7 +24,7 @@ func TestCleanupHonoursRetention(t *testing.T) {
 		_, err := f.s.UpdateProjectSettings(ctx, short.Name, store.ProjectSettings{RetentionHours: &one})
 		require.NoError(t, err)
 
-		epA, k := f.endpoint(t, "https://a.example.com/hook")
+		epA, _ := f.endpoint(t, "https://a.example.com/hook")
 		epB, k := newEndpoint(short.ID, "https://b.example.com/hook")
 		require.NoError(t, f.s.CreateEndpoint(ctx, epB, k))
 
