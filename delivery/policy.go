@@ -106,11 +106,11 @@ func (s Schedule) Decide(m store.Message, r Result, now time.Time) Decision {
 		LastError:   errorText(r, class),
 	}
 	if r.Status != 0 {
-		st := r.Status
-		o.ResponseStatus = &st
+		// Latency is that of an answer: none came on a connection error,
+		// a timeout or a refused destination, so it stays null.
+		st, ms := r.Status, int(r.Duration.Milliseconds())
+		o.ResponseStatus, o.LatencyMs = &st, &ms
 	}
-	ms := int(r.Duration.Milliseconds())
-	o.LatencyMs = &ms
 	d := Decision{Class: class}
 	switch class {
 	case Success:

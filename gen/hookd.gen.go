@@ -81,6 +81,27 @@ func (e AttemptRetryType) Valid() bool {
 	}
 }
 
+// Defines values for DeleteOutcomeOutcome.
+const (
+	DeleteOutcomeOutcomeAlreadyDeleted DeleteOutcomeOutcome = "already_deleted"
+	DeleteOutcomeOutcomeDeleted        DeleteOutcomeOutcome = "deleted"
+	DeleteOutcomeOutcomeNotFound       DeleteOutcomeOutcome = "not_found"
+)
+
+// Valid indicates whether the value is a known member of the DeleteOutcomeOutcome enum.
+func (e DeleteOutcomeOutcome) Valid() bool {
+	switch e {
+	case DeleteOutcomeOutcomeAlreadyDeleted:
+		return true
+	case DeleteOutcomeOutcomeDeleted:
+		return true
+	case DeleteOutcomeOutcomeNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExportFilterStatus.
 const (
 	ExportFilterStatusDelivering      ExportFilterStatus = "delivering"
@@ -225,6 +246,21 @@ func (e MetricsWindow) Valid() bool {
 	}
 }
 
+// Defines values for ProjectStatus.
+const (
+	Active ProjectStatus = "active"
+)
+
+// Valid indicates whether the value is a known member of the ProjectStatus enum.
+func (e ProjectStatus) Valid() bool {
+	switch e {
+	case Active:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReplayItemStatus.
 const (
 	Failed   ReplayItemStatus = "failed"
@@ -325,16 +361,26 @@ type ApiKeyListEnvelope struct {
 // ApiKeyMode Picks the key's prefix, `hk_live_` or `hk_test_`.
 type ApiKeyMode string
 
-// Attempt defines model for Attempt.
+// Attempt One delivery attempt. The `*_ms` timing fields are whole
+// milliseconds (rounded), as HookBridge's SDKs decode them; the same
+// timings with sub-millisecond precision are in `timings`.
 type Attempt struct {
 	// AttemptNo 1-based; numbers continue across replays.
-	AttemptNo  int                `json:"attempt_no"`
-	ConnReused bool               `json:"conn_reused"`
-	DnsMs      *float64           `json:"dns_ms,omitempty"`
+	AttemptNo  int  `json:"attempt_no"`
+	ConnReused bool `json:"conn_reused"`
+
+	// CreatedAt When the attempt ended and was recorded (`started_at` plus its duration).
+	CreatedAt time.Time `json:"created_at"`
+	DnsMs     *int      `json:"dns_ms,omitempty"`
+
+	// DurationMs The attempt's duration in milliseconds with sub-millisecond precision (an extension).
 	DurationMs float64            `json:"duration_ms"`
 	ErrorText  *string            `json:"error_text,omitempty"`
 	Id         openapi_types.UUID `json:"id"`
 	Outcome    AttemptOutcome     `json:"outcome"`
+
+	// ProcessingMs Whole milliseconds the attempt took from start to end, answer or not.
+	ProcessingMs int `json:"processing_ms"`
 
 	// RequestHeaders Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 	//
@@ -349,16 +395,23 @@ type Attempt struct {
 	// ResponseHeaders Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 	//
 	// Example: {"X-Tenant":"acme"}
-	ResponseHeaders   Headers           `json:"response_headers"`
+	ResponseHeaders Headers `json:"response_headers"`
+
+	// ResponseLatencyMs Whole milliseconds from the start of the attempt to the end of the answer; null when no answer came (connection error, timeout, refused destination).
 	ResponseLatencyMs *int              `json:"response_latency_ms,omitempty"`
 	ResponseStatus    *int              `json:"response_status,omitempty"`
 	RetryAfterSeconds *int              `json:"retry_after_seconds,omitempty"`
 	RetryType         *AttemptRetryType `json:"retry_type,omitempty"`
 	StartedAt         time.Time         `json:"started_at"`
-	TcpConnectMs      *float64          `json:"tcp_connect_ms,omitempty"`
-	TlsHandshakeMs    *float64          `json:"tls_handshake_ms,omitempty"`
-	TransferMs        *float64          `json:"transfer_ms,omitempty"`
-	TtfbMs            *float64          `json:"ttfb_ms,omitempty"`
+	TcpConnectMs      *int              `json:"tcp_connect_ms,omitempty"`
+
+	// Timings An attempt's phases in milliseconds with sub-millisecond precision (an
+	// extension); null where a phase did not happen (no DNS lookup for an
+	// IP literal, no handshake on a reused connection).
+	Timings        AttemptTimings `json:"timings"`
+	TlsHandshakeMs *int           `json:"tls_handshake_ms,omitempty"`
+	TransferMs     *int           `json:"transfer_ms,omitempty"`
+	TtfbMs         *int           `json:"ttfb_ms,omitempty"`
 }
 
 // AttemptOutcome defines model for Attempt.Outcome.
@@ -377,6 +430,17 @@ type AttemptListEnvelope struct {
 type AttemptListMeta struct {
 	HasMore   bool   `json:"has_more"`
 	RequestId string `json:"request_id"`
+}
+
+// AttemptTimings An attempt's phases in milliseconds with sub-millisecond precision (an
+// extension); null where a phase did not happen (no DNS lookup for an
+// IP literal, no handshake on a reused connection).
+type AttemptTimings struct {
+	DnsMs          *float64 `json:"dns_ms"`
+	TcpConnectMs   *float64 `json:"tcp_connect_ms"`
+	TlsHandshakeMs *float64 `json:"tls_handshake_ms"`
+	TransferMs     *float64 `json:"transfer_ms"`
+	TtfbMs         *float64 `json:"ttfb_ms"`
 }
 
 // CreateApiKeyRequest defines model for CreateApiKeyRequest.
@@ -451,6 +515,22 @@ type DLQPage struct {
 	NextCursor *string          `json:"next_cursor"`
 }
 
+// DeleteBatchEnvelope defines model for DeleteBatchEnvelope.
+type DeleteBatchEnvelope struct {
+	Data DeleteBatchResult `json:"data"`
+	Meta Meta              `json:"meta"`
+}
+
+// DeleteBatchResult defines model for DeleteBatchResult.
+type DeleteBatchResult struct {
+	AlreadyDeletedCount int `json:"already_deleted_count"`
+	DeletedCount        int `json:"deleted_count"`
+	NotFoundCount       int `json:"not_found_count"`
+
+	// Results One entry per requested id, in request order (a repeated id is reported once).
+	Results []DeleteOutcome `json:"results"`
+}
+
 // DeleteMany defines model for DeleteMany.
 type DeleteMany struct {
 	Deleted           int      `json:"deleted"`
@@ -462,6 +542,17 @@ type DeleteManyEnvelope struct {
 	Data DeleteMany `json:"data"`
 	Meta Meta       `json:"meta"`
 }
+
+// DeleteOutcome defines model for DeleteOutcome.
+type DeleteOutcome struct {
+	// DeletedAt When the message was deleted; null for `not_found`.
+	DeletedAt *time.Time           `json:"deleted_at"`
+	MessageId string               `json:"message_id"`
+	Outcome   DeleteOutcomeOutcome `json:"outcome"`
+}
+
+// DeleteOutcomeOutcome defines model for DeleteOutcome.Outcome.
+type DeleteOutcomeOutcome string
 
 // Endpoint defines model for Endpoint.
 type Endpoint struct {
@@ -568,14 +659,42 @@ type EndpointSummary struct {
 	Url         string    `json:"url"`
 }
 
-// EndpointUpdated defines model for EndpointUpdated.
+// EndpointUpdated The whole endpoint after the change (as `GET /v1/endpoints/{id}`), plus `updated`.
 type EndpointUpdated struct {
-	Id      string `json:"id"`
-	Updated bool   `json:"updated"`
+	Burst int `json:"burst"`
+
+	// ConsecutiveFailures Failed attempts in a row (connection errors, timeouts, 408 and 5xx answers); any other answer resets it.
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	CreatedAt           time.Time `json:"created_at"`
+	Description         string    `json:"description"`
+
+	// DisabledAt When the circuit breaker disabled the endpoint (it is then paused); null otherwise. Resume re-enables it.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// DisabledReason Why the circuit breaker disabled the endpoint.
+	DisabledReason *string `json:"disabled_reason"`
+
+	// FailingSince Start of the current run of failures, or null while healthy.
+	FailingSince *time.Time `json:"failing_since"`
+
+	// Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
+	//
+	// Example: {"X-Tenant":"acme"}
+	Headers     Headers `json:"headers"`
+	HmacEnabled bool    `json:"hmac_enabled"`
+	Id          string  `json:"id"`
+
+	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
+	Paused       bool      `json:"paused"`
+	RateLimitRps int       `json:"rate_limit_rps"`
+	Updated      bool      `json:"updated"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Url          string    `json:"url"`
 }
 
 // EndpointUpdatedEnvelope defines model for EndpointUpdatedEnvelope.
 type EndpointUpdatedEnvelope struct {
+	// Data The whole endpoint after the change (as `GET /v1/endpoints/{id}`), plus `updated`.
 	Data EndpointUpdated `json:"data"`
 	Meta Meta            `json:"meta"`
 }
@@ -702,8 +821,11 @@ type Message struct {
 	AttemptCount int `json:"attempt_count"`
 
 	// ContentType Example: application/json
-	ContentType       string             `json:"content_type"`
-	CreatedAt         time.Time          `json:"created_at"`
+	ContentType string    `json:"content_type"`
+	CreatedAt   time.Time `json:"created_at"`
+
+	// DeletedAt Always null here (a deleted message answers 404); present for SDKs that declare it.
+	DeletedAt         *time.Time         `json:"deleted_at,omitempty"`
 	DeliveredAt       *time.Time         `json:"delivered_at,omitempty"`
 	EndpointId        string             `json:"endpoint_id"`
 	FirstAttemptAt    *time.Time         `json:"first_attempt_at,omitempty"`
@@ -740,9 +862,12 @@ type MessageActionEnvelope struct {
 
 // MessageDeleted defines model for MessageDeleted.
 type MessageDeleted struct {
-	AlreadyDeleted bool   `json:"already_deleted"`
-	Deleted        bool   `json:"deleted"`
-	MessageId      string `json:"message_id"`
+	AlreadyDeleted bool `json:"already_deleted"`
+	Deleted        bool `json:"deleted"`
+
+	// DeletedAt When the message was deleted (for an already deleted message, by the first delete).
+	DeletedAt time.Time `json:"deleted_at"`
+	MessageId string    `json:"message_id"`
 }
 
 // MessageDeletedEnvelope defines model for MessageDeletedEnvelope.
@@ -804,8 +929,11 @@ type MessageWithID struct {
 	AttemptCount int `json:"attempt_count"`
 
 	// ContentType Example: application/json
-	ContentType       string             `json:"content_type"`
-	CreatedAt         time.Time          `json:"created_at"`
+	ContentType string    `json:"content_type"`
+	CreatedAt   time.Time `json:"created_at"`
+
+	// DeletedAt Always null here (a deleted message answers 404); present for SDKs that declare it.
+	DeletedAt         *time.Time         `json:"deleted_at,omitempty"`
 	DeliveredAt       *time.Time         `json:"delivered_at,omitempty"`
 	EndpointId        string             `json:"endpoint_id"`
 	FirstAttemptAt    *time.Time         `json:"first_attempt_at,omitempty"`
@@ -895,6 +1023,26 @@ type PageMeta struct {
 	// NextCursor Pass as `cursor` to get the next page; null on the last page.
 	NextCursor *string `json:"next_cursor"`
 	RequestId  string  `json:"request_id"`
+}
+
+// Project defines model for Project.
+type Project struct {
+	CreatedAt time.Time          `json:"created_at"`
+	Id        openapi_types.UUID `json:"id"`
+	Name      string             `json:"name"`
+
+	// RateLimitDefault Management requests per minute allowed to the project; 0 means the server default.
+	RateLimitDefault int           `json:"rate_limit_default"`
+	Status           ProjectStatus `json:"status"`
+}
+
+// ProjectStatus defines model for Project.Status.
+type ProjectStatus string
+
+// ProjectEnvelope defines model for ProjectEnvelope.
+type ProjectEnvelope struct {
+	Data Project `json:"data"`
+	Meta Meta    `json:"meta"`
 }
 
 // ReplayAllEnvelope defines model for ReplayAllEnvelope.
@@ -1390,7 +1538,9 @@ type ClientInterface interface {
 	// UpdateEndpointWithBody Update an endpoint
 	//
 	// Changes only the fields given; `headers`, when given, replaces the
-	// whole map. The same rules as on create apply.
+	// whole map. The same rules as on create apply. The answer is the whole
+	// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+	// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1400,7 +1550,9 @@ type ClientInterface interface {
 	// UpdateEndpoint Update an endpoint
 	//
 	// Changes only the fields given; `headers`, when given, replaces the
-	// whole map. The same rules as on create apply.
+	// whole map. The same rules as on create apply. The answer is the whole
+	// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+	// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1570,7 +1722,7 @@ type ClientInterface interface {
 
 	// DeleteMessagesBatchWithBody Delete the listed messages
 	//
-	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1579,7 +1731,7 @@ type ClientInterface interface {
 
 	// DeleteMessagesBatch Delete the listed messages
 	//
-	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1639,6 +1791,18 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/messages/{id}/cancel (the `CancelRetry` operationId).
 	CancelRetry(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetMessagePayload Get a message's payload (an extension)
+	//
+	// An extension of hookd's (HookBridge has no such call): the payload
+	// exactly as it was received and is delivered, byte for byte (key
+	// order, spacing and big numbers kept), as `application/json` without
+	// the envelope. Once the payload is purged by retention the answer is
+	// 410 `RETENTION_EXPIRED`; the message's metadata and attempts stay
+	// until they expire too.
+	//
+	// Corresponds with GET /v1/messages/{id}/payload (the `GetMessagePayload` operationId).
+	GetMessagePayload(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ReplayMessage Deliver a finished message again
 	//
 	// For `succeeded` and `failed_permanent` messages whose payload is
@@ -1673,6 +1837,16 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
 	GetMetricsTimeseries(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetProject The calling key's project
+	//
+	// The project the API key belongs to, as an object (not a list): a key
+	// sees only its own project, so this is also how a client checks a
+	// key (HookBridge's CLI does). Projects are created and changed with
+	// `hookd project …` on the server, never through the API.
+	//
+	// Corresponds with GET /v1/projects (the `GetProject` operationId).
+	GetProject(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SendWebhookWithBody Send a webhook
 	//
@@ -1983,7 +2157,9 @@ func (c *Client) GetEndpoint(ctx context.Context, id EndpointID, reqEditors ...R
 // UpdateEndpointWithBody Update an endpoint
 //
 // Changes only the fields given; `headers`, when given, replaces the
-// whole map. The same rules as on create apply.
+// whole map. The same rules as on create apply. The answer is the whole
+// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2003,7 +2179,9 @@ func (c *Client) UpdateEndpointWithBody(ctx context.Context, id EndpointID, cont
 // UpdateEndpoint Update an endpoint
 //
 // Changes only the fields given; `headers`, when given, replaces the
-// whole map. The same rules as on create apply.
+// whole map. The same rules as on create apply. The answer is the whole
+// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2333,7 +2511,7 @@ func (c *Client) DeleteAllMessages(ctx context.Context, params *DeleteAllMessage
 
 // DeleteMessagesBatchWithBody Delete the listed messages
 //
-// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2352,7 +2530,7 @@ func (c *Client) DeleteMessagesBatchWithBody(ctx context.Context, contentType st
 
 // DeleteMessagesBatch Delete the listed messages
 //
-// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2492,6 +2670,28 @@ func (c *Client) CancelRetry(ctx context.Context, id MessageID, reqEditors ...Re
 	return c.Client.Do(req)
 }
 
+// GetMessagePayload Get a message's payload (an extension)
+//
+// An extension of hookd's (HookBridge has no such call): the payload
+// exactly as it was received and is delivered, byte for byte (key
+// order, spacing and big numbers kept), as `application/json` without
+// the envelope. Once the payload is purged by retention the answer is
+// 410 `RETENTION_EXPIRED`; the message's metadata and attempts stay
+// until they expire too.
+//
+// Corresponds with GET /v1/messages/{id}/payload (the `GetMessagePayload` operationId).
+func (c *Client) GetMessagePayload(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMessagePayloadRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ReplayMessage Deliver a finished message again
 //
 // For `succeeded` and `failed_permanent` messages whose payload is
@@ -2557,6 +2757,26 @@ func (c *Client) GetMetrics(ctx context.Context, params *GetMetricsParams, reqEd
 // Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
 func (c *Client) GetMetricsTimeseries(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMetricsTimeseriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetProject The calling key's project
+//
+// The project the API key belongs to, as an object (not a list): a key
+// sees only its own project, so this is also how a client checks a
+// key (HookBridge's CLI does). Projects are created and changed with
+// `hookd project …` on the server, never through the API.
+//
+// Corresponds with GET /v1/projects (the `GetProject` operationId).
+func (c *Client) GetProject(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetProjectRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -4095,6 +4315,40 @@ func NewCancelRetryRequest(server string, id MessageID) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetMessagePayloadRequest constructs an http.Request for the GetMessagePayload method
+func NewGetMessagePayloadRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/messages/%s/payload", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewReplayMessageRequest constructs an http.Request for the ReplayMessage method
 func NewReplayMessageRequest(server string, id MessageID) (*http.Request, error) {
 	var err error
@@ -4285,6 +4539,33 @@ func NewGetMetricsTimeseriesRequest(server string, params *GetMetricsTimeseriesP
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
 		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetProjectRequest constructs an http.Request for the GetProject method
+func NewGetProjectRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/projects")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -4533,7 +4814,9 @@ type ClientWithResponsesInterface interface {
 	// UpdateEndpointWithBodyWithResponse Update an endpoint
 	//
 	// Changes only the fields given; `headers`, when given, replaces the
-	// whole map. The same rules as on create apply.
+	// whole map. The same rules as on create apply. The answer is the whole
+	// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+	// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4543,7 +4826,9 @@ type ClientWithResponsesInterface interface {
 	// UpdateEndpointWithResponse Update an endpoint
 	//
 	// Changes only the fields given; `headers`, when given, replaces the
-	// whole map. The same rules as on create apply.
+	// whole map. The same rules as on create apply. The answer is the whole
+	// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+	// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4739,7 +5024,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMessagesBatchWithBodyWithResponse Delete the listed messages
 	//
-	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4748,7 +5033,7 @@ type ClientWithResponsesInterface interface {
 
 	// DeleteMessagesBatchWithResponse Delete the listed messages
 	//
-	// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+	// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4818,6 +5103,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/messages/{id}/cancel (the `CancelRetry` operationId).
 	CancelRetryWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*CancelRetryResponse, error)
 
+	// GetMessagePayloadWithResponse Get a message's payload (an extension)
+	//
+	// An extension of hookd's (HookBridge has no such call): the payload
+	// exactly as it was received and is delivered, byte for byte (key
+	// order, spacing and big numbers kept), as `application/json` without
+	// the envelope. Once the payload is purged by retention the answer is
+	// 410 `RETENTION_EXPIRED`; the message's metadata and attempts stay
+	// until they expire too.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/messages/{id}/payload (the `GetMessagePayload` operationId).
+	GetMessagePayloadWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessagePayloadResponse, error)
+
 	// ReplayMessageWithResponse Deliver a finished message again
 	//
 	// For `succeeded` and `failed_permanent` messages whose payload is
@@ -4860,6 +5159,18 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
 	GetMetricsTimeseriesWithResponse(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*GetMetricsTimeseriesResponse, error)
+
+	// GetProjectWithResponse The calling key's project
+	//
+	// The project the API key belongs to, as an object (not a list): a key
+	// sees only its own project, so this is also how a client checks a
+	// key (HookBridge's CLI does). Projects are created and changed with
+	// `hookd project …` on the server, never through the API.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/projects (the `GetProject` operationId).
+	GetProjectWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetProjectResponse, error)
 
 	// SendWebhookWithBodyWithResponse Send a webhook
 	//
@@ -7080,7 +7391,7 @@ type DeleteMessagesBatchResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *DeleteManyEnvelope
+	JSON200 *DeleteBatchEnvelope
 	// JSON400 the response for an HTTP 400 `application/json` response
 	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
@@ -7096,7 +7407,7 @@ type DeleteMessagesBatchResponse struct {
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r DeleteMessagesBatchResponse) GetJSON200() *DeleteManyEnvelope {
+func (r DeleteMessagesBatchResponse) GetJSON200() *DeleteBatchEnvelope {
 	return r.JSON200
 }
 
@@ -7687,6 +7998,103 @@ func (r CancelRetryResponse) ContentType() string {
 	return ""
 }
 
+// GetMessagePayloadResponse429Headers the declared response headers of an HTTP 429 response for GetMessagePayload
+type GetMessagePayloadResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetMessagePayloadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *map[string]interface{}
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON410 the response for an HTTP 410 `application/json` response
+	JSON410 *Gone
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetMessagePayloadResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON200() *map[string]interface{} {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON410 returns the response for an HTTP 410 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON410() *Gone {
+	return r.JSON410
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetMessagePayloadResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMessagePayloadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMessagePayloadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMessagePayloadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMessagePayloadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ReplayMessageResponse429Headers the declared response headers of an HTTP 429 response for ReplayMessage
 type ReplayMessageResponse429Headers struct {
 	RetryAfter *int
@@ -8020,6 +8428,89 @@ func (r GetMetricsTimeseriesResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetMetricsTimeseriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetProjectResponse429Headers the declared response headers of an HTTP 429 response for GetProject
+type GetProjectResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetProjectResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProjectEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetProjectResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetProjectResponse) GetJSON200() *ProjectEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetProjectResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetProjectResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetProjectResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetProjectResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetProjectResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetProjectResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetProjectResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetProjectResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetProjectResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -8362,7 +8853,9 @@ func (c *ClientWithResponses) GetEndpointWithResponse(ctx context.Context, id En
 // UpdateEndpointWithBodyWithResponse Update an endpoint
 //
 // Changes only the fields given; `headers`, when given, replaces the
-// whole map. The same rules as on create apply.
+// whole map. The same rules as on create apply. The answer is the whole
+// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8378,7 +8871,9 @@ func (c *ClientWithResponses) UpdateEndpointWithBodyWithResponse(ctx context.Con
 // UpdateEndpointWithResponse Update an endpoint
 //
 // Changes only the fields given; `headers`, when given, replaces the
-// whole map. The same rules as on create apply.
+// whole map. The same rules as on create apply. The answer is the whole
+// endpoint after the change plus `updated: true` (HookBridge's Go SDK
+// reads `{id, updated}`, its PHP SDK the endpoint's fields).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8670,7 +9165,7 @@ func (c *ClientWithResponses) DeleteAllMessagesWithResponse(ctx context.Context,
 
 // DeleteMessagesBatchWithBodyWithResponse Delete the listed messages
 //
-// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8685,7 +9180,7 @@ func (c *ClientWithResponses) DeleteMessagesBatchWithBodyWithResponse(ctx contex
 
 // DeleteMessagesBatchWithResponse Delete the listed messages
 //
-// Soft delete; deleted messages leave every list and are never delivered again. Ids that are unknown, foreign or already deleted are skipped.
+// Soft delete; deleted messages leave every list and are never delivered again. Each id gets an outcome — `deleted`, `already_deleted` (with the time of the first delete) or `not_found` (unknown or another project's) — and the counts add them up.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8803,6 +9298,26 @@ func (c *ClientWithResponses) CancelRetryWithResponse(ctx context.Context, id Me
 	return ParseCancelRetryResponse(rsp)
 }
 
+// GetMessagePayloadWithResponse Get a message's payload (an extension)
+//
+// An extension of hookd's (HookBridge has no such call): the payload
+// exactly as it was received and is delivered, byte for byte (key
+// order, spacing and big numbers kept), as `application/json` without
+// the envelope. Once the payload is purged by retention the answer is
+// 410 `RETENTION_EXPIRED`; the message's metadata and attempts stay
+// until they expire too.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/messages/{id}/payload (the `GetMessagePayload` operationId).
+func (c *ClientWithResponses) GetMessagePayloadWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetMessagePayloadResponse, error) {
+	rsp, err := c.GetMessagePayload(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMessagePayloadResponse(rsp)
+}
+
 // ReplayMessageWithResponse Deliver a finished message again
 //
 // For `succeeded` and `failed_permanent` messages whose payload is
@@ -8868,6 +9383,24 @@ func (c *ClientWithResponses) GetMetricsTimeseriesWithResponse(ctx context.Conte
 		return nil, err
 	}
 	return ParseGetMetricsTimeseriesResponse(rsp)
+}
+
+// GetProjectWithResponse The calling key's project
+//
+// The project the API key belongs to, as an object (not a list): a key
+// sees only its own project, so this is also how a client checks a
+// key (HookBridge's CLI does). Projects are created and changed with
+// `hookd project …` on the server, never through the API.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/projects (the `GetProject` operationId).
+func (c *ClientWithResponses) GetProjectWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetProjectResponse, error) {
+	rsp, err := c.GetProject(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetProjectResponse(rsp)
 }
 
 // SendWebhookWithBodyWithResponse Send a webhook
@@ -10854,7 +11387,7 @@ func ParseDeleteMessagesBatchResponse(rsp *http.Response) (*DeleteMessagesBatchR
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest DeleteManyEnvelope
+		var dest DeleteBatchEnvelope
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11392,6 +11925,94 @@ func ParseCancelRetryResponse(rsp *http.Response) (*CancelRetryResponse, error) 
 	return response, nil
 }
 
+// ParseGetMessagePayloadResponse parses an HTTP response from a GetMessagePayloadWithResponse call
+func ParseGetMessagePayloadResponse(rsp *http.Response) (*GetMessagePayloadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMessagePayloadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest map[string]interface{}
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 410:
+		var dest Gone
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON410 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetMessagePayloadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseReplayMessageResponse parses an HTTP response from a ReplayMessageWithResponse call
 func ParseReplayMessageResponse(rsp *http.Response) (*ReplayMessageResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11683,6 +12304,80 @@ func ParseGetMetricsTimeseriesResponse(rsp *http.Response) (*GetMetricsTimeserie
 	return response, nil
 }
 
+// ParseGetProjectResponse parses an HTTP response from a GetProjectWithResponse call
+func ParseGetProjectResponse(rsp *http.Response) (*GetProjectResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetProjectResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProjectEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetProjectResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseSendWebhookResponse parses an HTTP response from a SendWebhookWithResponse call
 func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -11879,6 +12574,9 @@ type ServerInterface interface {
 	// CancelRetry Stop retrying a message
 	// (POST /v1/messages/{id}/cancel)
 	CancelRetry(ctx echo.Context, id MessageID) error
+	// GetMessagePayload Get a message's payload (an extension)
+	// (GET /v1/messages/{id}/payload)
+	GetMessagePayload(ctx echo.Context, id MessageID) error
 	// ReplayMessage Deliver a finished message again
 	// (POST /v1/messages/{id}/replay)
 	ReplayMessage(ctx echo.Context, id MessageID) error
@@ -11891,6 +12589,9 @@ type ServerInterface interface {
 	// GetMetricsTimeseries Delivery metrics per time bucket
 	// (GET /v1/metrics/timeseries)
 	GetMetricsTimeseries(ctx echo.Context, params GetMetricsTimeseriesParams) error
+	// GetProject The calling key's project
+	// (GET /v1/projects)
+	GetProject(ctx echo.Context) error
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx echo.Context) error
@@ -12507,6 +13208,22 @@ func (w *ServerInterfaceWrapper) CancelRetry(ctx echo.Context) error {
 	return err
 }
 
+// GetMessagePayload converts echo context to params.
+func (w *ServerInterfaceWrapper) GetMessagePayload(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetMessagePayload(ctx, id)
+	return err
+}
+
 // ReplayMessage converts echo context to params.
 func (w *ServerInterfaceWrapper) ReplayMessage(ctx echo.Context) error {
 	var err error
@@ -12589,6 +13306,15 @@ func (w *ServerInterfaceWrapper) GetMetricsTimeseries(ctx echo.Context) error {
 	return err
 }
 
+// GetProject converts echo context to params.
+func (w *ServerInterfaceWrapper) GetProject(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetProject(ctx)
+	return err
+}
+
 // SendWebhook converts echo context to params.
 func (w *ServerInterfaceWrapper) SendWebhook(ctx echo.Context) error {
 	var err error
@@ -12661,6 +13387,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/webhooks/send", wrapper.SendWebhook, options.OperationMiddlewares["sendWebhook"]...)
 	router.DELETE(options.BaseURL+"/v1/messages/:id", wrapper.DeleteMessage, options.OperationMiddlewares["deleteMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
+	router.GET(options.BaseURL+"/v1/messages/:id/payload", wrapper.GetMessagePayload, options.OperationMiddlewares["getMessagePayload"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id/attempts", wrapper.GetMessageAttempts, options.OperationMiddlewares["getMessageAttempts"]...)
 	router.POST(options.BaseURL+"/v1/messages/:id/retry-now", wrapper.RetryNow, options.OperationMiddlewares["retryNow"]...)
 	router.POST(options.BaseURL+"/v1/messages/:id/cancel", wrapper.CancelRetry, options.OperationMiddlewares["cancelRetry"]...)
@@ -12677,6 +13404,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
 	router.DELETE(options.BaseURL+"/v1/api-keys/:keyId", wrapper.DeleteApiKey, options.OperationMiddlewares["deleteApiKey"]...)
+	router.GET(options.BaseURL+"/v1/projects", wrapper.GetProject, options.OperationMiddlewares["getProject"]...)
 	router.GET(options.BaseURL+"/v1/exports", wrapper.ListExports, options.OperationMiddlewares["listExports"]...)
 	router.POST(options.BaseURL+"/v1/exports", wrapper.CreateExport, options.OperationMiddlewares["createExport"]...)
 	router.DELETE(options.BaseURL+"/v1/exports/:id", wrapper.DeleteExport, options.OperationMiddlewares["deleteExport"]...)
@@ -15319,7 +16047,7 @@ type DeleteMessagesBatchResponseObject interface {
 	VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error
 }
 
-type DeleteMessagesBatch200JSONResponse DeleteManyEnvelope
+type DeleteMessagesBatch200JSONResponse DeleteBatchEnvelope
 
 func (response DeleteMessagesBatch200JSONResponse) VisitDeleteMessagesBatchResponse(w http.ResponseWriter) error {
 
@@ -16046,6 +16774,129 @@ func (response CancelRetry503JSONResponse) VisitCancelRetryResponse(w http.Respo
 	return err
 }
 
+type GetMessagePayloadRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type GetMessagePayloadResponseObject interface {
+	VisitGetMessagePayloadResponse(w http.ResponseWriter) error
+}
+
+type GetMessagePayload200JSONResponse map[string]interface{}
+
+func (response GetMessagePayload200JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetMessagePayload400JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetMessagePayload401JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetMessagePayload404JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload410JSONResponse struct{ GoneJSONResponse }
+
+func (response GetMessagePayload410JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(410)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetMessagePayload429JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetMessagePayload500JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetMessagePayload503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetMessagePayload503JSONResponse) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ReplayMessageRequestObject struct {
 	Id MessageID `json:"id"`
 }
@@ -16462,6 +17313,100 @@ func (response GetMetricsTimeseries503JSONResponse) VisitGetMetricsTimeseriesRes
 	return err
 }
 
+type GetProjectRequestObject struct {
+}
+
+type GetProjectResponseObject interface {
+	VisitGetProjectResponse(w http.ResponseWriter) error
+}
+
+type GetProject200JSONResponse ProjectEnvelope
+
+func (response GetProject200JSONResponse) VisitGetProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProject400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetProject400JSONResponse) VisitGetProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProject401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetProject401JSONResponse) VisitGetProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProject429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetProject429JSONResponse) VisitGetProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProject500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetProject500JSONResponse) VisitGetProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetProject503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetProject503JSONResponse) VisitGetProjectResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SendWebhookRequestObject struct {
 	Body *SendWebhookJSONRequestBody
 }
@@ -16700,6 +17645,9 @@ type StrictServerInterface interface {
 	// CancelRetry Stop retrying a message
 	// (POST /v1/messages/{id}/cancel)
 	CancelRetry(ctx context.Context, request CancelRetryRequestObject) (CancelRetryResponseObject, error)
+	// GetMessagePayload Get a message's payload (an extension)
+	// (GET /v1/messages/{id}/payload)
+	GetMessagePayload(ctx context.Context, request GetMessagePayloadRequestObject) (GetMessagePayloadResponseObject, error)
 	// ReplayMessage Deliver a finished message again
 	// (POST /v1/messages/{id}/replay)
 	ReplayMessage(ctx context.Context, request ReplayMessageRequestObject) (ReplayMessageResponseObject, error)
@@ -16712,6 +17660,9 @@ type StrictServerInterface interface {
 	// GetMetricsTimeseries Delivery metrics per time bucket
 	// (GET /v1/metrics/timeseries)
 	GetMetricsTimeseries(ctx context.Context, request GetMetricsTimeseriesRequestObject) (GetMetricsTimeseriesResponseObject, error)
+	// GetProject The calling key's project
+	// (GET /v1/projects)
+	GetProject(ctx context.Context, request GetProjectRequestObject) (GetProjectResponseObject, error)
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx context.Context, request SendWebhookRequestObject) (SendWebhookResponseObject, error)
@@ -17681,6 +18632,31 @@ func (sh *strictHandler) CancelRetry(ctx echo.Context, id MessageID) error {
 	return nil
 }
 
+// GetMessagePayload operation middleware
+func (sh *strictHandler) GetMessagePayload(ctx echo.Context, id MessageID) error {
+	var request GetMessagePayloadRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetMessagePayload(ctx.Request().Context(), request.(GetMessagePayloadRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetMessagePayload")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetMessagePayloadResponseObject); ok {
+		return validResponse.VisitGetMessagePayloadResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // ReplayMessage operation middleware
 func (sh *strictHandler) ReplayMessage(ctx echo.Context, id MessageID) error {
 	var request ReplayMessageRequestObject
@@ -17781,6 +18757,29 @@ func (sh *strictHandler) GetMetricsTimeseries(ctx echo.Context, params GetMetric
 	return nil
 }
 
+// GetProject operation middleware
+func (sh *strictHandler) GetProject(ctx echo.Context) error {
+	var request GetProjectRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetProject(ctx.Request().Context(), request.(GetProjectRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetProject")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetProjectResponseObject); ok {
+		return validResponse.VisitGetProjectResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // SendWebhook operation middleware
 func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 	var request SendWebhookRequestObject
@@ -17832,213 +18831,233 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H3pcts4l+iroHSnqqVvKFlekk7s+mpKsZVE047tluVeppUrQiQkYUQBbAC0ok6l6j7NfbD7JLdwAHCR",
-	"qMVr0vPlT3dMkVgODs6+fK4EfBZzRpiSlePPlRgLPCOKCPjrNBGSC/2vkMhA0FhRzirHld6EIH9GFG4w",
-	"8kkNAnjNR3yE1ISgWJBbyhOJYjwmDXQZ4z8T0qh4Faq//TMhYlHxKgzPSOW4Yr6teBUZTMgM67lm+NM5",
-	"YWM1qRy/2D/wKmoR6zelEpSNK1++eJU2C2NOmeqcra6txRCxPyMaesgn8cBHmIXo8ABFfE5EgCVBE/IJ",
-	"hXRMlUxXFmM1yRZGw4pXEeTPhAoSVo6VSEh+kTFWigj92f8m8eAPXB81668/fj48+PJvlbIlfyBS4jEp",
-	"XTGamR8RDVH15qZzdvtj7X6rGnExw6pyXEkSeLNsHUrQQDoIrq7mkkULpCZUpmD8QboFSlTFTK+SjxBm",
-	"XE2IQLHg/00C/VIK9oAnTEmkX6BsXFt39O79ASz1IaCFLf1KWcjn5cg6h988szISoiEOpmgk+AwxPl+3",
-	"PvNRYWn/Jsioclz5X3vZrdkzv8q94jK+6JUJImPOJIHL9AaHXfJnQiQAPeBMEQN/HMcRDbBe7t5/S73m",
-	"zztO2RaCiza7JRGPiZlyde/CTIqoRJTd4oiGx8jvXPzSOu+cDbrtn2/a1z3fyx61L86uLjsX8Mz9e/Dm",
-	"/PL0p/ZZ4dnNRbfdOn3fenPezn//vt06a3evfcQF8q9av59fts4GvcvLwXmr+67tNypfvMopZ6OIBl8J",
-	"EoGdXaI5VROgWUEiBGEKSYUVOUb+2c3Veee01WsPbrrnencfWr8NrjvvLjoX7wY/tX+/HsDeDUROWxcX",
-	"l73BWfu83WsPzlvXvfyrAJuz9oery1774vT3wYfO9YdW7/R9HmbXvVbv5lo/OWufd35pd38fdC4GV93L",
-	"d932NTzvtntLDwGQ7zgjzwvEGC8ijkONToyjiLMxEWhKYnUMi2xf9DqXF4P2b1edbvvMLLLD9H3GEYz/",
-	"fKttMZQw8ikmgb7yRL8OmN9rdy9a54N2t3vZ9RuocEdCNKIslIATIVGYRogyNOF8Gv4gUcTHsKELrt7y",
-	"hIXPt5cLjmQSTJAgkiciIHpVQKQt+T1GvkbBt5c3F2c+qmaXNPd0xAXCSBIW1mAX10Tc0oDcMHyLaYSH",
-	"0TNjUogVHmpeHGDGuEJDfQ44mBBNoK7b3V86p+3BzUXrl1bnHIhMA3WJEosTuwukJlihMVcGEpjJORFo",
-	"joHzIKm4ICFstMf5B8wWlvrKZ8RAFNEZVbAmu7UG8t/cdK97g/POh05v0P7ttN0+a5/5x1Z0csy0ddVB",
-	"AivSZ2aI6gwzPCYzTaQETxSRniawGg4SzSeE5b9HEywtkOz3tRPkG3yWPvzqy4DHRKNKNrAh2forv+b1",
-	"mQ9fDmIiBjPKEkWMGOULfQgDPFJEDCQJOAul30B+V1NL2JXZDud9NsNsgUaYRiREOFETwpQFtTTsF2hv",
-	"RAlIGTgMBZGy0Wd+t3113vq9HEhOWjJQjSO8ICHabyJFZ1pCGVGGo5M+Yxz5gC/1ll6qX2v0WcWrTAgO",
-	"rXib+3VVbPh1wiOC7P5QwhSNEM5YCGb6QgaEhKiKFYoIlgrt1xroWp8Q8JXygzYwLACrURR/KaOzZFY5",
-	"3k+FHcoUGROhUeyLV7lhGpRc0L9I+Lw3ViPllCw07Z9RKSkbe2iGIy11ktBDCZsyPmcai0ISEQUX+eai",
-	"ddN7f9nt/JdhB1/cXuEIWjH9iSxA6hM8JkJRIywFgmBFwgFWBbE2xIrU9TmvCoJeZUoWWpQ8/lwhn/As",
-	"1uQMnjX3Xx/iF8OD4DA8+pG8Gr3GzeF+cBAekqPRC/wyLBsrwkMS6aFKfpFqkMh0bctYY2+iBpN+NY/2",
-	"+hKkGFRN4tA8UmjGpUKcBQRhZK5a7QSxJIoQHSFGbonQKFIKBf2WId1GF1hZ74yHZNvhm1P4oN/84lVi",
-	"QUb0U7kgPaJC4/k+CiZY4EArik7tm5KFXmUG+8l0ENFbMsD7b0rl9kyN+cOdnQN8ugi7fi+PEEtn8DEd",
-	"mw818dNbMBs6Nd88Gnat0S2AUOjdo+sJoL/WoCZEgM67AUvvgHQPOcQdAa/3lwO7O4dV8G+Fd0pFVuCu",
-	"Of5u23BHp/dO1C66F17ZGsxmv1+/6DNDqUoWm/1gPx1yHhHMNp7iOvC60bYu5DGg5/b09NA7p1JtXzFV",
-	"ZCZ3W7oe2s6FhcCLZ9jDB3u5QjLCSaQJgSZblWUGeEWDqXSU7gcteeur4iHf0TkjPk2mA0WkGgBXJ0wz",
-	"8j/cgPqH3EKy+91SisxitQpBbH4YML5KfPbrWnoONaeYDTUh1oIAZQlBOBBcOuFI5shQKkh4WmpgA0E0",
-	"FS1H8ZDJgTm1jEDyRLOatVzHLAQ+TgRIIWtHWPkC9LOBIp8AClvZmrl8W+xdXoUnKuAzOF53FiC2SQl2",
-	"NCUW2KwnJmKGNUqVno9l2oOc8LgJGd/b14wJiEe3JBzQeKd9OZPRYMjDEoZzEyPF0csj9NMbx3eN3uOh",
-	"m97b+itUtTYeNFwoYlEgICEY4e42+UCJhAV4LQlMX74XUMynEVaEBQuLJWvWl0Pa9EOpsEp2/mhFX7nL",
-	"h+Z5Dn8iMAqOsLnLW4EqFRZ3FTZUEA/0BSWBuv8dVJEcTDAL5QRPyQOGEZjJkVYC7z2CGg3v+/USRYdb",
-	"niOKBfBm171IgIrEbvU2l+Dy+rtQykfMgh6TGVqGcE9umFvQ/Rjj0vcrm5lgOZhxQdaRBgPgXSSk3Lte",
-	"NmzZooxMaHh2zpJeXFgqQ+e8SPvN5iMoRl/WLsk5U9YuapgIWaIsvtGPER7yW4J8gRUZGIuLiKV/gppo",
-	"RjAzEofEM4KwXHlLU/UZ/mTtBc2m3mhqP2iW0bTCCoq+tlIo3Z24T2Y4GBCm73RYEKvM/S7Rl0c4ksRD",
-	"IdFikqBEogALsUCMI0nHDKtEEGQWkpNl8vhWgMoqoM+ykWMirFFHM9KCnysDOePGcLcC3m3QTUS0Ors/",
-	"USqWx3t7vof2D/S0B82jVzkN2kNxMoxo4AxgqCoJgXPXSARk7AeJcoPWlhRtO/7rw8b+q6PGwf7LxuHR",
-	"3oTzqdyqeOsVr79s7U8xF+vxOqSCBA6VNlqXYJyz9HUt77FwAOxvBV4fnLPRKp1oSEZcEHNY+pMTBMwc",
-	"+UD7YRTfS+0orw9QiBcSadlivd1kBdHz3si7OUX1HHfyWXoVyoY8YeFg46RdMtIMC1WPms3aiXFCgO2W",
-	"cWQHSJcjLaq6y/zyaJ0ksivQsdLqjAF0CvndwZkJaJu1Npj12ry8jJu59ebwpQxbz85/fpjefHb+8xUe",
-	"kyfVNt0cd2SmDs12lh0cUJPZDItShToXtbGDUrK0zXQ9OXZdHLJ082CS+IDZYhdLS4FhwY8DO+2AhkVI",
-	"rMrOhc0un5GdqnzczQt/IIZlAHhKJMsHdqwRQkptAZIEiaK3ZDDCNEoEKeGib60fx8iGElGGMBJ8jqpW",
-	"VaGcGTer9IBa8ERJDx01X4HP48WnT1ZXlbUThNkCmQAS67cTRBI9qFpjrriHyXZJ1ln9nUqQUjZb8gMq",
-	"goQqNBQET4lA7iv4MY15qVKIsFD6qxhruu1M+LDLOZWkgbpEJjOCBKkb+cht936W/XT5gmDr61newmL3",
-	"HexkINDIQdl4ICkLSpjItSbYzi7hQipEwvQjh1fgtgTAzCc0ArkuUpPF/cHwcAl1leauMdCbgy1xA4iE",
-	"2O0UkIJKiwseGpqjaF119P6H5QdTBfTxc3jp6zEkUUhxXttV+C2RS42v6U63x8qym5kBaG36zeJtW1mV",
-	"Z8lPdlxLx5ACdw01Wsa94u1dvQxLHqMcADZRzUf1GG0jP8u+ShJvc1UO1zmUJqWhfL0JMT7IoxJ3nSSB",
-	"IKrURaWVLg3pMoeqnG5bZLBpSDNriY40n0gS2EBNvbwhluTlkV7swRESmIV8Zkyau3nZHoa8SwBYWX4O",
-	"6FtdY0uo9TAhYhlPn0OSuJ+DbBfTz1bH2NISHgd2z+Ecc3M9zoqfZamPaLx0Q27QQHbZjlaWHrSlq5Rd",
-	"Fzezhrs7xWYAJsmkjNG/53MEMU2GWWVx0VjLr1q2m+GQoDAhCI8xZajatGF38EGtIOVQpl4elQq7mZyx",
-	"fLHKblDKOFc3sB06j4OhFtLPgacOqZ6RRW+QA1cJ38M4TyYE7cZVboxcszOOJ9n7u6CWe32HJTwOIrn9",
-	"PCkmuTDkJfxJwwCKIZxSacHSQzMcTCgjdUFwqJ8g/YGJysVyNaIeggGy6NuixXbp5XLUhGhNCAIIQ6qX",
-	"g6Or3IrLzOlvuUDg/sU5ZfwY+SNKotBHVYz+8/ryAgGoidBLTBN+EMMzUrMRnklEfFSdT7BCoJ7wKclr",
-	"HxksLckphRthirCAAAGMCY8jcqJHm+GFFkfZuExyWzrKwEQfuVnWnuZ65CPusLcGPz4I58w0m5AOLOBl",
-	"WKdRYgvd2qoD34f2mYCL3AFunYV8iqkg8k6zjGhEBpL+RQYgvZcgSjTHCwkWARPee3r9CzKB7WESkBBx",
-	"hkI+ZxHHoYckR1RJpAc0GQgKmZhTyhAObzELSCmP3e7sH9FIETF4iEvDDpH3bOwMJPvhem9AL29YMB9o",
-	"unN4kEtl8yDwmCcKAGky30yYEqpiid5zPn0jaDgmSBC9eokgMhysMfqWklsiFgWLUEaydoii3W4+Mvss",
-	"+iHuBKLMrbAKHRcXbt6xMFrZnfk1H5xlZSVQRcBNyMZa5TPR3cY0QVio1T8ICLGmCBIOspihlHHvEhCy",
-	"Y+iSjeVfFywq+HwA6WwbfDkzrDTPGgM6GHjkkgUIYDCE0Vv6saN4ukNEyy5RMTv4h8wlW+MeMsJvBqV0",
-	"0DJEW72dyzhVeg1L6EIe9Kv0bZmuLtmhCtEqBdpfIK/rOchDtPHt2aF3087zC3qg+FfY25MKf0tkuxD3",
-	"yRMFbtXKapgCDSaZtqe4vTyNnFfWfZy9xlm0OEG+9dWCKVcYn26e/OQmtW+uhiB6lU91/X79Fgstp0n9",
-	"4dJWLrNxln7puGHT/T/GaT3DMT2mTSJd8/OaIvIEbIVQu7xCg0wSYUGQn1IF35Bq55CvlgtHfeakIyO8",
-	"a/UE+YaWhL7JKvEz0mKyv2IsJeSiWc7me33mx4IHBLJ6bJKSYXM+Ip+oVMBCcxKEXiZWdEgjqhbwPhak",
-	"zyBbxYoXJDQpVw7T7WSGatup8mQw5awpMbzbVTBgvkpnKTzNz5j/4TQ3e/75W7eS/MO2W9UXr/I+8zuV",
-	"K2ift9gbKu1PSmD0vte7stFNEpQmkz1mpBUrkixQVe9VE55bHCWk1kDndEYtylC2KVioIMZ9rvxW7xGG",
-	"tdhQwcGMVMrC2t6DT271xmVMOyVe05J46dUwDv3Vx7UTPYwa2cU+JTU652P5SHRoe3DGk9KjD5m6V55o",
-	"kIqUpVECijCVBUSnusFK2uEjqagW+x8oai6pVSWqhZBq4ADwkJl2lOxpSGYxN5HvNq1s69CQ8pYaM7a+",
-	"DuE4j7Elm+4/kBN88OJluTV0i6ICWSibEOt50wGKxohS7ebukWv3cbFvVWeWCqQ4NaV4VZcAvHRNC9td",
-	"Oc27OcntllsgUz6MZtuhfqVq0jlbsiOW+GXuSdYzHWxHsrhWucKRFqsWg41K1sYfszCz7d6B3LteLmJt",
-	"eRHbN/Ioh/QcWpmd6lHW+xwL7Zxp1WR1meuCFLeyhBn+1DEv79soc/fnloDGbeGLRTq1GndhjF8+qs4x",
-	"VZSNQczXgqXJ9La0puYhP7OO+VAGyv6EqOwzytAoouMJvFiwli2NrOVUzZvSr7HqM3+JW/l6lNT+5ntO",
-	"E8kMbj6qWqH37Pxn0Hu0/gImOP2TkiUxWLUGumToiks1FuT653OEESPz1GqoJnopGI0EIWjOxZQIFyoj",
-	"SEDord6C1VuQwlMikVQC601npSxMxY0pIbFEcsLn+psUxGEijC0OqyJ0IXhwzImpidFn6RfKWLttVlPt",
-	"xM4htIo1ivAY+fW6nrI+wSzko9E/IZPC7zOVCMgcoRLx0QjM5kafcDPqxcnCmRZVtUe2ia7g+5IYfC9x",
-	"9KsLlJuN9D9IdNM9b1TuI5EaWD5kjXeUFzeyp0cUJ59Z1HuEJIQCMy5KZCkebBDOtvjxi4IQSBrR5ahy",
-	"/MeurG49B7q7xTf37epaP3rryhZ6KI4Sifzsc98Yq9KsNRr6NSD/wpo5+ChnSvpBopAHyYxAaT45wTFp",
-	"GNiUZR4WcwuXuJkgf9oYwixqMCIK/B76qXGTnSAcSW58ZL/VbXZTvRP6uSSzTLnVYx7+efCf4Wt5Pm3i",
-	"/3q1P/st+GX4I/t53t4K0txqy48fagaW0L/b8dIVWXbxYIbcnYBg+zSu06S3j5IojdT3EGVoRqOI2vTn",
-	"E9RM3UCCoLn+D+OM7Oj/sUa61SwpvQIuiYcmLk4Kw8hztMwdCvx7x2k1p6FlLmSo45TlJUAIlhU2Zqha",
-	"ZHwmoQk73P3BCjq7riHjgHfZffrVXWaRciCwKgmtSEdDe6ia/fHvFsg1z8gjTS0+7KdHzXgq6kyw3jWj",
-	"crK0ovXVGRRXOBrkU5G2pI/Z4zU1NHfc9jyt4HmXOpvFC5cW7VxacVF4Sc3MDqeWYO4tX8ANl/dNEkyJ",
-	"2uUK3+lq7XghFprqrD8OxlV61GhBFKoCXFA9w0lUzxCHsiBKtFiHOCPSVfHKEjDJohxxdrwwO7wPRdwU",
-	"nsVbskuGAHVUvemd1nbPSoTN7469ZpKddrqEhtk23KQbEHBhpOvdUe6herJhOk+rJy/V5HWKxf6k4lUO",
-	"jvR/f9T7P2yWKwiphfuO2ZJLqY1LJXywlCCQuIrViqMxUZlWGuMxcWlbBgUgfwIKWe8m3t6z8EF+2VvK",
-	"IHTB3NeKoodhQTpMl8gkUt+AEW55RSvbyohjGS00hSA3/3rfLFIt4CfBdJ3BOAmmj5Sfmm4jRyLM1Gs2",
-	"UTb9euC+wSqYPAbewEDfGObk1/SouKNH3D392iymo8jsTnh0J0QwK1oPiocd8TVh4Td2tgDO9cG9D7Vv",
-	"rDq218P/o3cX8/0G57cG8+Me1BMxczPNmhogS7asOxbCuHvybonzNFf34uDFC7Cep6V/CqU5/mjV/wvX",
-	"/2rWXw/qH/+9dEHWQ1bWV2JhgucNXLJ6I/te8+iV9+LHlyY/8QSlRkZ4AJoo/APKFQeE3hrhuQhmr/Kp",
-	"PuZ1+/C/JWeNLp7nXBqCKMKgotWEJ0KW5yZF3AZ75qq0T0mq9uarJ0Ph6GoT/ROFgseIKiTAlm3edHEn",
-	"tQY6M+FxaP8I6qoUauIc7L/cUhNnOU6+YEBzwF6PdOXE/E5GricwA2661CZT9NGKGq8hWPmk3x3cyrun",
-	"q2brf9Rc6LtvY3vO8PY84DJQPCCVdwU2D6TeK6B+UiKezvaIUZU5bH/Ouq09rV0TZwxcLnOidfa7VMvJ",
-	"W3FKdvGoVim3us27ehhe5aDzlIdgUvVKat+Vls4iCHLQJBrTW8JyCWBritR861XtdqnDcZ/ScasUbAnw",
-	"mjCSIBFULa71Mi3cCBZEtBITtblcf668QDEa8Sjic5BTUNrD4PCgxGOSdiiAPcNcGbWdKBWbjgGUjfia",
-	"KGctiWAkSTSqT7hUJERzMtS/ZCGu0vQjaaCOykXTt646EGLg4o0jknXtyYUj3+7rN8HTXfAsXZ/9JMGd",
-	"bxKypeozs57hwqRB2vQYKqDkBLrpnsO+ocEI/KEQVY0+67N//MPdy8Y//oHaxq1gm47oFWE05OECFut/",
-	"7sP96VeOUaPR8FAf7pH+83M/Z/nRD+DvQaPR6Fe+fNFHZD4H3cZ+EPCQ9CtmFBBDzB82RbRf+Y8vG2b4",
-	"8sVv9NlSlxt9GpHkJt4Yyw2+MLtzyCTV+26lw0AgA5SugaOFO4NEErmSxBIdNZt9VtJrCqLL03YkEMWd",
-	"kYi0BIgeqoGu+cz8U/bZBN8Se1ia9UMCro08R8GEBFODy7koCYGhxpSaYGPOM6s87rM0PuSmey5Rdcfu",
-	"V31W3v6q5qEgkYrP0kDu6ko/LBOeL+lfeifVks5YHsImF/Ko2fRM2wd0tH9Ya6AWirGa6HMDmOfab/RZ",
-	"2n9DX24+Z/Y6F7uz5U7kqJCVjG5Mz44+c6dqyTTElY8Z9NAxKKCJi0YAv2W7j0C87zF6A+QAOSLTaDR8",
-	"VM0TGv1Eb6LPdmsaAr0zsgXvL/cQ6TNz9/RrQ6JVHsjI4YzktqtvsE3BMUDLWuu4HkrSbqyLFTH1PgHB",
-	"2ziYpAPN8ALN8JRoLa/ZRPkmPLabEIqJ0DtjiSIa8jabyHrAAQt/kMiv1zV/qMM0dfuOD7WwCn1/+gAL",
-	"SZSmS7UT299HH0ZiGvmQUP8LYpBK+/3YwqV9dnkLfk7TPSirE66R5+jg9brmNIaQ9Vmhc45FakSZ64fT",
-	"QC2jUHKONvT46bPqQRNKrq7Ap2aclPrQbNVTD2KdUrDa5R4dvNarybfLsd118isspEOkTf4WiOizBHrf",
-	"Zy52izMTVDVnDeTvmfJjf+nrvgfhlX9lNYhcVIJJps+lt9iTMCFTEQ0IkyaD2jQObMU4mJD6QaNpqzxk",
-	"JVrn83kDw88NLsZ79lu5d945bV9ct+Eb8IIpU9kVWFXrqlPxKrdESMNQm4198xqPCcMxrRxXDhvNxqGp",
-	"QzoBgcBtTP97XKY9tewFO2g2c6XLHJCoREmsOTEKuXUjKp4Ehu26xl1aKkiTTjph5bjyjqj3dt6l7ocH",
-	"zeaj9SpayhpZ16iusJWC4FQ5/uOjV5Eu+KxyrmVS/W4s+BD0VzyGvCKbW/JRf2zRY0eA2hzbtMeZpWce",
-	"etE8LO9ulisUWAbXrpn9q4M13RG1Pc20SAzxOi+ah+umSNe8V9J0btPJ6F3T7Udzu7+HY1qfkoVcez4X",
-	"ZG74m5CqgVK1JKQyjvDC5cnzkSEats2VnGg6sXIeWoU2tcHlU55ISY+V9chuuRsOFL2FHiUSTuXIrGfz",
-	"qeR6k8In+9s/KXQh0x8dvN7+0XInPsCaHdZX7CD5UFzL3XupSvruTc2xOkxLH3384lViLtfEfY6SKHJo",
-	"I4hKBIP8zIB4YJ5yBZxNcDDIJZoNXb9v1Q9evASeY1BwFdvyhe+z9gVvbIOQR8G0str6X1Z72B4YzHhE",
-	"5F62pK3Bbw3XQqGC75i9EbMNWBFmDqHL8XmJdu59npJFJ/yS1RMoR3V9GlLx2GjWWoPGtn9d1fW+m+Gp",
-	"KzwR4CgCQdoMqdGeRKPaKp6bTJMcnj8pWV3OkdmCeVY5eV7Max5t/yhtRvs3RVVzDltR1Sv0pv+jpO17",
-	"2p0y9JA/JYt7tX2HC7Br53c9ybb+5B/tHQujP/fy8ZOlMkqRlZekvbgRPMQK4swVHlNm9BSthUNxbl+L",
-	"aj6qFuxhEF5dOzY/NtxwWv2BBy7yKH2Qb/BfLgednf9cWTmcMpzIXtk7NZFOX7zPpZ3XQb8qNEVNa3SY",
-	"9Kg1htWyjqkfn5CQ5NsOlJCPS0YgdMzFLJ6d//ydce0qkoUEh3VjiUaQjZQjCy5eM+Ng+naZkI29z9Qw",
-	"sLthZJrYB5kO5VLeOZ0S21TPA7f+hgsKEp6xdGrl2dkkrBEadrjfrJvBrM0GXfDUtjrk4WL1uplYmLeC",
-	"z8ylezLEXooiWsMaXSgBleaE7Pa+cRbZ3OFSnHI2iqjxcx3t77AT6MP/N71y5rCznIgsnfFudzDtRbOT",
-	"Cm5q1SHDWjSZtPyrgaxglvW2sXkUCkVU2iplq2yonc7+AGa0HC48JmCwT2WF3fnUiyU29RW5VGmF5y3s",
-	"KtdX6DvD2s6wSA753AXJEHK93cCoaVILv6lDSrOMLAHbhquY/tKa6LoHJn4FvI0l1gbLecBabYhyn/XZ",
-	"TffcuNJQtdRdpuXCtFmZ5WBZx7I+y3URKPGY2fzkCZcKzRKpkO192mfVNV6zE4TN69atBf4Q+5VEinsI",
-	"o4jzeIiDqddnsaC3WBEPnb67aPU8FFE2rUc8wJGHEkb/TIj7a5ZEigZYUxlBYG8hOFYTJmMS0BHVvMq5",
-	"HbjQ8O9c3b7UTH2GyGxIQpcE4+WqthU24nyC4J4DR7Epz4CgMHjOBZcerJECwREBTpuq8ajDSQEUAmMo",
-	"DhFOvUhQodH64Wrgu2m+7jP/7ObqvHPa6rUHN91zH87WxipsPF8PrXolj9NAxhfNPnPuS72KV+inN1BX",
-	"NYpM+SlpEj2hApWsnVjHLRz1kEAdqz5TfEqY+d68Z37X1HvCoxB6FAse5RpSnKD3XCqvzwp+RQ+dGtpX",
-	"N5Ec2d+9RUw81LNdSettFvDQuEJP0zZEHvqJkLje0rqQh64E/7So/8NDvTZ8SCPolxuPBQ6Jh/zf6r+a",
-	"WIT6P/w+A+f0PH0AzMeV7QOHT5lxrp2lAj+deW451uZLMWRHK6pPabBb18lijXSY4v1Xs9vdWdL7Wxv6",
-	"ctnoZSxoWUhL9aR1hr4WknykrN3L8J70SI3xDwcBiSGAJuuDwEIUEazJtxbW5AmwMhoWAhAgxHiORSjX",
-	"2QAL1+mJxaId7YAFdP5uDHxyY+AWdPbWG9BWJCTkilIaManUvfqcGLcrqn1Hr8dGr3dE7YRbd1Mg3bfO",
-	"eIRVUBKGeQohr2lIUjEg9gT5VvTyPRM9AI8918BfGtFxPuERQTMcW10Au9g4hCGwJbDcII6jRZmwUozZ",
-	"fSJhpTwweCdh5fHv2nJ3kl2ou62D9z/NjvU3vK/m9O4r3exBAaq724KX73Op6p7WDND6gVQ0iqw8REwE",
-	"q1QcUsASo/xkSWEJUzRa6RNp2keFDXSFEwkeVddjKv8WRozXebzKwaAB03PysKXuUduuVVqF7TtPe+w7",
-	"AieRb56v+L0vjMHCJ7oxV0s904Yk4LNcs7STtIRU1sHMN54TYH+zMoeIXu+3jfcmIOs73j++2wIa7j0S",
-	"4nOFFalnqYZPgP8aMXgU2lZbiI+Qf3V53UMly7EqDATl+NA1a0gmoFW7umoldwG2cO3SGp/MDLQ+C/Jb",
-	"jN36LlaVXJ1WGCKcdy2gakTGOFiYJnC5m3OdvbP+8uSxdSff34nVza1nz8bUr/ftZSj3pOG2a1Jkt9D4",
-	"rxlz+69A58HBZiEs8+i4Fku9p6DerTA0OTYBZ2HuxFEVCltykyVSs4p5anoq+OYafdbKefoga8c6X9Sc",
-	"59HoGGGkJlSEmc/nQ+u3wXXn3UXn4t3gp/bv1wNwpLXP/NXAkbVuily+9ncO8Z1D3IFDPIQn7BJWDIZf",
-	"FzGcI61Qfy2NqgcvnAkcOWq+Rv5p6+Lisjc4a5+3e+3Beeu6l78i/jr3wqZrcLQ+5PnvY/n/V0BR5yrY",
-	"DUsfwhO8EtdYTnaCeGM5ffpwYzndOdrYdhTbMRLLNtsyRT9NDdC8ocoUso0TMSYhqv4IZYCyikIL+3nt",
-	"JE3ghXH0NxEZKcQTtSZkyy5yS2i3vn7+jCwFI7ug2liQW8oTaYo0ossY/5msDdhKKyxm8M3Xitg/KCkh",
-	"8/nvHPq12kZvW+CXOZNnpW/fWAoYSdEytR/YJ+sDubok4CKUhUarfIQwNOyzjVZThHUT5b3mfYbT/NH9",
-	"rMKF/VTA8I1CChnjeiYi812TIbjIdAbMgjhdwibkNUKpcAqiqesbSExf5Wy6PqOy0IfQZfdAbBJb2GW4",
-	"BNsAMxNfZApl+Gl7VOh4CbVVoY60BkDakTbde0k72j6b4ZDYHM3Zcm3erBix+8QkFAHBMU8gVMtJ1r7r",
-	"+OrXTFQcwEHwuW2CkSuK9oOE9sAEupI48ADIMto2y9v9U/rWZ33W3Rh5ddRsrjaJrx3nltdnhqb6Wdta",
-	"Pysz9/rA0t0YC3WC/LQhLUDZd/VS/D6rZj1JGUe2p2i67uNcQ1IIdbJ/5dve6qVkUU9Wp7HAtq0k0cER",
-	"gkJ0lhHA6VDOUNVsuM8CzkZ0nBiaXztJGYbpKS8IDmWuT6VeSoAZ4woNSQb8jTFXpqXnk0ZcwRRfK96q",
-	"2Kp1nRki6+JsqIT1P+lbOSS5S/4vQ9JdSNQS7c2Vgl+l60WxaWtsVA7w+Wgnb3O0kymo5MhKRNlUplGj",
-	"E8z0yfHEBFe5xMq1AVIZ7j+p6LBrcFSGhH8LBekbCXFyh1gmZ1ixfTVQ6ZlOfrcj/37M20KNNp3xtoxW",
-	"J9+EqHpz0zm7/bG2Ro2km3XIbW2APpaQvz1HqLYWPDlsHtiSPOfcIJyPJFHgjgNFmRhipx9YUbXPqv67",
-	"tnV95SfVEu1/WBHjn//v//zfftJsHryUdKz/0ALcLY5oCMl3L2xRIWlCto0XIcZWnDej/gB1fozMYvMn",
-	"YCWMkBCkI5sz7PVZRKeaZ8SC2CWbgnt1iONAN91zEJKpcozVEmzY5FDwudQyD6QSmLB/xXl0UlKLzhiE",
-	"9UAaZpremzJ8WigG+bljvMZDyaNEkWM0TGhUaDFnS0o5+YqEKE6GEQ3MIrnoMxLJXBaXFY+0cJslHPjv",
-	"uVQmc6DFUgOARbiUfe03kd/+7eqy2xu0f7vqdMHa7J5cXPYG3Xbr7Hctcx41X9dMo3AJp1NsDz5MlFUa",
-	"bEqKnYCqY6duGZHTKR0ISyQ5Z7Y2nbFAOPNwiUR4ZpG1nDoeNg/Wh4quYqe+ZLkKkadQzenUJC6UXANT",
-	"tM1n3OCK3yiYBVYLOrpbsnFJBTEBVR066DMGIrD+si9P+OVvYKl8HL6lCfgmtrWKuMcFNVLaVF2LgtU8",
-	"rhqFDnDYQ/MJlyTt2p/hrErVoFojlzr6vLtzF7WwN60M2kt+kkaJQv9LaPv1LfDKJZQfmbSsvy//1Kxs",
-	"Y6EHhcWYpGahwu4h5MM0Gc0xKUP/6ZhhlQgCVhoo7GeuoLTps76kY7AJvP/QOq1fv28dvHiJ+K0t/56B",
-	"xDRNtbzW91DCQqgYOCULFBJBb/NGpJTrzLDUavyULE4QzlV0xJGCS8KFPjlCxyxbaU4dOkT+28vum87Z",
-	"WfvC9/QIhqFzRuytAgOVRtcYS0nCUh6EqlhO+8xPZRTfoAsgtIZfzdOMA0rXpThkTA+5iwDMr2dtZ9Wb",
-	"3tv6Kw91356io/1XTfRnwhXszBY/FHzuzOU8ColUTqHsM9NBDoaGejc8Smas2BDRAztPal/J/5mICAqL",
-	"mqLy+qdCD0n9IKtL7meNeO3ffeYv9cbU75T02dSPs66g8OFy390TgL4xbWlAHB4evkY3vVPP1Rt1OX36",
-	"g0Wjz65MAX+j2aa5g2lMh7PGQSFBCg1zCZ6RUB8Ote5xHPbZiq3yBGEoKamRJ8ZC1ed4gdRE8GQ8cSVn",
-	"Dahdxl+f5Uu9mt60zhpLEMGiPCA+VajeUmh8t5Gi/OpMlUCgCgWQoMXiDaOf0gqZazwQ9r7tRm7WNxsr",
-	"oyd6VVrIS69d9eVRqS+qtm5xko43LiznK9k/eFVCB7dqpYp8UnuBvC3yvRWRpUzhfHrBzGWYnlEZc0nL",
-	"ZTR9O3EwmRGmTgC5NOz+2TelOusG4+tabTkMaAj/J41A3vYrfuVJpLTDZ5QwMtJ9XORF+ZLEqFCReC44",
-	"GzfuJxt+fekJLjoXaySpryU3ramV6XSgjOX9IIG3OcJZ0Mb/JiJVxMe7lssqr42FqsMFomHN1htxzjkw",
-	"ka/WHrkyXTOBe8kpjU1BgphgpQUAkPVnVC25ocw84EE1ZnhcnmN4rveyAuJSLlFok1MaDLC9u9I613Xa",
-	"q3q3q7PSF6e0w8OKmw4rKKxgnT5aVKWztX75zONVKUWSDb1ldl1Pel5bluLccfdayJOVPSvEFLz4qjEF",
-	"Got3jSZwp/C9iswuYQglHqrVKkvupT3jaKnjCESf8rCEaz5SdfOiREmMFEc+YFmuUFnqks/HLlStjmOb",
-	"Y28vTWZrd0bRh2wTOxC6h9OiZyefqTKmSdu9qMSmUQ2ZerRhN1dS/JZKKQL+6Cu5ibb8qlX4r+Zl/PsG",
-	"SZoe+MvBN3eiM0OX1b6e0thTKYmVASe5XUUE8fy2a4uRtLLkWFOrCnUglAor2/kCOoR4qWFJyxXWbe5m",
-	"giTcKY3jshQSi1t2MdAm9omiRtIqkpqeP3fK+/cr9JRXyKiDMo/Wu90fU+NzM582JRjXsug0HNA0TzNM",
-	"c4lHe33GYTgcRQste3GWqySCfNfQNp9RawJ187U7vT6zRU19pIw9VuNLGpmF3DComjYk9Uz9Us9hVNZc",
-	"qeYhH5rmusEo0/raWBApUdXe19pO+Stpc/B7yhfrNVHX8Xe5lmuhY//HnTnuk8oef5fCyKs96jdRIodT",
-	"30nRbpVal7j5iDIqJxlduhNZWmHrZdcOWGbu4v2PY51l3fHXmKFN83XwN0EgMf2Otjui7b056LZozJzs",
-	"6aG0P7hC1TRdM3Qxd7kWTRCxZOXIgWVdpprnkvjqQjyXxNe0rtiy9LpZ/nzKyD07xY5Bm7ny3d/r2T11",
-	"ktpG2rw+2vP5kGZHbPmOIk8T/LIFP+7fzKCMmO5Zn/96z0qHIfsO4iIkIstD0bSzatLx0mYhSGrlhUIg",
-	"iyCmU6L+QVNTlu/w6TR4R3pWCDJmJrYAyKzXZ1jmm/yGnEgPCXJLcKQlH8aVloBONPxSpyMNUVUrKxjd",
-	"3HTOan1myhTbd20OUxaeD3GfTqJyY9h2q2siBix4Ww6IT9mqyMyxSz0Kd6bfb+jTVKDIJYmlLatxhgLP",
-	"cW0DzAISPU1zE/CaQVOT2ETPDARRYuGf5BPkbM2u0tZEVcpcl5taA126ZpYmUd8lvl33Wr2ba38Hh8Ip",
-	"7BWavD4D92tBENEdJKbl/X8vCPDVr+m14jECpDX1E++kDtvyd1pReZr79VZfrdSgZHMvN/QPMtGQsQmw",
-	"c20eMGU2vc+GILtSMiby3mQ4OCytQnlYmmb39hk8yJW774T+MRIkIJqaWYt7SOphYm4TMb2S0ZxGEQoF",
-	"j80oBkq15bY/rgn+SBA5SaWHYRKOiTpJ/zapwNDPnynKEtIwBOKsfd75pd39fdC5GFx1L99129fXPqra",
-	"CXiqZVE2rnl95nfbvZWXC4Sr5q1QHVRNW+zWTvoMIku77V77ote5vEgjf05SUWe/aU1T0vSwNnCFMFzm",
-	"GlO3r85bvy+30b6DRfMZBPzvzZz+hZo5nZlrou/hklnQnOedqKESizrj868hcDDySaVEA8KDjBuEsrQI",
-	"1yMIGSBeXPD5NyNhAAjAIpMQxPj8u1jxDVgv9ZFgNMc03+tCn86Wy6QEDdar2KfGDWfTP1bi1aw0Pacs",
-	"5HMIYkxLLCg6IzUrBWClZXJbTxSK5IIMYD+jEuHIxHwqDsnpEOBvyqUOk2BKFDQ4Q9Wb3mntGPn7k7Ro",
-	"R5AIQZiyWZYwnX784rULpaPKQ/7B0cQvvD7hiUhfPjgsvPxjWHz3ZR3etgtJP/qx8NFhU3/FQ7zI3nht",
-	"amGY1xoIQOlSD+aCKkUYGi6Mgb5YrMRo+oaAgGCEmTUHQIviCI+hd9OQJyojNOVGAHO8d1fy4Ltf4YAq",
-	"OwQN2g/SIsdP6rhLJ9tMpgx6QRJqwv6FqgWdOcXfXm5T48dAo0AMDG4s04K97PZtjGm2t1fGEVWIMsXR",
-	"Te+07m6yuS5S46mjRQXS4K6x/u5lE3FG6vYO2y/dtYU3XB0Xez3Ns1dI0k/5yyndRYTfD5tw/9JMKJsX",
-	"BQ4eLBWEHgxJ2v/b3vZqjIWiOKrZMRvojd2Jy4Qu1NaJBZH6M1Ar/iKCp8i2/jb2Mvj+z7qX2cZ2vpr2",
-	"4P5176bW2SCb0EBi0/207d7kniQs3BDkprgghYpRwJJAX5LAXlPLIGVwC5TATGLbk65Q5gvawORqIpnM",
-	"gmOE0UHzIHMuRlyqBvKtHcAHQ8CUxMomxiPyCQcK/ef15QUaLhSRTp0PUXVKFs54L2McOON3hMWY9JkN",
-	"BJFIJuKW3lqBIvNl6tFAPNf/yOnEXvPolffix5d9Zuar+let388vW2eD3uXl4LzVfdf2a42snY0tb1Bs",
-	"eGF+7DPbrHC1K6GRbjQQ08TVrCYonzOXbAg5nL9az4Gf+n6DxWBKFmASyBowesgBLuIaFoWD7DNjQqnp",
-	"E7AZH2nYFdhNnClmxWcBgVSCjinDUZ9lVmIauiwTIH8mFOlkaXhXLiIz9Nhyv52z9oery1774vT3wYfO",
-	"9YdW7/S930AtpFHUlJ0oaRBiu45g2We++Rm+SXOz0gqNmS8m//lR86jPsh6XF5e9wdvLm4szv8yAcU1Y",
-	"aC1JTxQTomf4Sv2D9NSbSG2L5SMNzImepE4mRuYQ2WSOA0jwgalB8SyLy9tzsmVktOp7+dpvwFpNoNHr",
-	"PL1AZZpkMdvvc2VIsCCilahJ5fiPj1riMIn5Zcl6GEEzXKv/VGd4SpBIWK3iVRIRVY4rE6Xi4709eGvC",
-	"pTp+1XzVBDHGLqWkyGXeUlyQ1jLGoXgjC1jMOm+U5yy7PgAwoNTkKOvncVJWHL1I0A2P1MJhbs5C5d/V",
-	"ad8ADOFXp3wHOAJ/ss0lzI1lSy+UjXNtk8yd7ADXK6vloyaEplbrRW7I9HxXh0xFGM0rqFRWw8hVDS2M",
-	"Y4SY1WHO6S1hWtnVKxIEhxT+igUfEpkb4T3BkZqUDJAVzpO5LC40oZqQLLxcUcE0t1ROuFD1CCSPXJZp",
-	"fjqXZvrl45f/HwAA//8=",
+	"7L3pchu3mgD6KijeqTJ5pklRix1bqlNTtETbmsiSoiUnmTCXDXaDJEZNgGmgRTMuV81D3GeYB5snuYXv",
+	"A3pjc9Fq5xz/SaxmL8CHb18/1wI5mUrBhFa1/c+1KY3phGkWw1+HSaxkbP4VMhXEfKq5FLX92tWYEX/C",
+	"NG0J9kn3A7jNJ3JI9JiRacxuuUwUmdIRa5GzKf0jYa2aV+Pm2T8SFs9rXk3QCavt1/DZmldTwZhNqPnW",
+	"hH46YWKkx7X9l9s7Xk3Pp+ZOpWMuRrUvX7xaV4RTyYU+PlpcW0cQZn8mPPSIz6Z9n1ARkt0dEskZiwOq",
+	"GBmzTyTkI65VurIp1eNsYTysebWY/ZHwmIW1fR0nLL/IKdWaxeax/5dN+7/R5rDdfPP7592dL/9Wq1ry",
+	"R6YUHbHKFZMJ/kh4SOrX18dHtz807reqoYwnVNf2a0kCd1atQ8c8UA6Ci6s5E9Gc6DFXKRhfKLdARepU",
+	"mFXKIaFC6jGLyTSW/80Cc1MK9kAmQitibuBi1Fh29O7+Piz1IaCFLf2Di1DOqpF1Br95uDIWkgENbsgw",
+	"lhMi5GzZ+vChwtL+LWbD2n7t/9nKqGYLf1VbxWV8MSuLmZpKoRgQ01saXrA/EqYA6IEUmiH86XQa8YCa",
+	"5W79tzJr/rzhJ7txLOOuuGWRnDL85OLeY/wo4YpwcUsjHu4T//j0587J8VH/ovvTdffyyveyS93To/Oz",
+	"41O45v7df3tydvhj96hw7fr0ots5/NB5e9LNP/+h2znqXlz6RMbEP+/8enLWOepfnZ31TzoX77t+q/bF",
+	"qx1KMYx48JUgEdivKzLjegw8K0jimAlNlKaa7RP/6Pr85Piwc9XtX1+cmN197PzSvzx+f3p8+r7/Y/fX",
+	"yz7sHSFy2Dk9PbvqH3VPulfd/knn8ip/K8DmqPvx/Oyqe3r4a//j8eXHztXhhzzMLq86V9eX5spR9+T4",
+	"5+7Fr/3j0/75xdn7i+4lXL/oXpUuAiDfS8GeF4hTOo8kDQ06CUkiKUYsJjdsqvdhkd3Tq+Oz0373l/Pj",
+	"i+4RLvJYGHqmEbz/+VbbESQR7NOUBYbkmbkdMP+qe3HaOel3Ly7OLvwWKdBISIZchApwImSa8ohwQcZS",
+	"3oQvFInkCDZ0KvU7mYjw+fZyKolKgjGJmZJJHDCzKmDSlv3uE9+g4Luz69Mjn9QzIs1dHcqYUKKYCBuw",
+	"i0sW3/KAXQt6S3lEB9EzY1JINR0YWRxQIaQmA3MONBgzw6Auuxc/Hx92+9ennZ87xyfAZFrkgul4fmB3",
+	"QfSYajKSGiFBhZqxmMwoSB6itIxZCBu9kvIjFXPLfdUzYiCJ+IRrWJPdWov4b68vLq/6J8cfj6/63V8O",
+	"u92j7pG/b1UnJ0w758ckppr1BL6iPqGCjtjEMKlYJpopzzBYAwdFZmMm8s+TMVUWSPb5xgHxEZ+VD7/6",
+	"KpBTZlAlezGybPOU3/B6wocn+1MW9ydcJJqhGuXH5hD6dKhZ3FcskCJUfov4F4Zbwq5wO1L2xISKORlS",
+	"HrGQ0ESPmdAW1ArFL/DeiDPQMmgYxkypVk/4F93zk86v1UBy2hJCdRrROQvJdptoPjEaypALGh30hJDE",
+	"B3xpdsxS/UarJ2pebcxoaNXb3K+LasM/xjJixO6PJELziNBMhFBhCDJgLCR1qknEqNJku9Eil+aEQK5U",
+	"HzTCsACsVlH95YJPkkltfztVdrjQbMRig2JfvNq1MKCUMf+Thc9LsQYpb9jc8P4JV4qLkUcmNDJaJws9",
+	"kogbIWfCYFHIIqaBkK9PO9dXH84ujv8LxcEXt1c4gs6U/8jmoPXFcspizVFZCmJGNQv7VBfU2pBq1jTn",
+	"vKgIerUbNjeq5P7nGvtEJ1PDzuBae/vNLn052Al2w70f2OvhG9oebAc74S7bG76kr8Kqd0V0wCLzqopf",
+	"lO4nKl1bGWssJRowmVvzaG+IIMWgejIN8ZImE6k0kSJghBIktcYBEUkUET4kgt2y2KBIJRTMXci60RZY",
+	"WO9Ehmzd4eMpfDR3fvFq05gN+adqRXrIY4Pn2yQY05gGxlB0Zt8Nm5tVZrAf3/Qjfsv6dPttpd6emTG/",
+	"ubNzgE8XYdfv5RGidAa/p++WA8P8zBZwQ4f4zKNh1xLbAhiF2T25HAP6GwtqzGKweVdg6R2Q7iGHuCHg",
+	"zf5yYHfnsAj+tfBOucgC3I3E32wb7ujM3pnexPaiC1uDr9nnly/6CDlVxWKzH+yjAykjRsXKU1wGXve2",
+	"tQt5DOi5PT099E640utXzDWbqM2Wbl5tv0XjmM6fYQ8fLXGFbEiTyDACw7ZqZQF4zoMb5TjdC6N5G1Lx",
+	"iO/4HKpP45u+Zkr3QaozYQT5b+6F5ofcQjL67mjNJtNKb4yxQ8zj8ZxQvAtNFv9v/YnyjdLDxYgMOYtC",
+	"RWhs+VFPTHgUcae+1GNjrrCw4RGqyAcpb97GPByxF4pcHv2oSMgCGTKzuckBbFHRCesJfLk1k1UyaOZe",
+	"avYfcMWlgK9yQXx7u4+KVhEV7Nr7Qi5ucrtpzIDQiLzJwEgUo9FwkTBCg1gqp+WpHD9NNSLPqD+iHzMj",
+	"Dqpptcjtl8hruz7CDJhAR0P1MpCxuVD3laYxvsUn0yhRhGtFwiQGZauxVD4vHHUoVB+JYYnozm3Nvd4+",
+	"sCh77KpfZCsxB1E4+jVnV6eCsE+aCbW4DZmY1aULw9Mx6wJbuq/ZJ71iH9mWkVGu8U16NZnoQE6AFB3d",
+	"gIqtFPg8dTynuJ4piyfUkH8lLU1jaZ7hYlQJNtTrCyDKn7+W0noG4cCJlgYlPGddytgYl9WIaDW7fs7C",
+	"WMWxPtjb0E8oo1sW9vl0I4A6v2J/IMMKreR6apb9ao/8+NYpZ7h8j1xfvWu+JnXrCCSDuWaWvAIWwvHf",
+	"7eN9HScioEvlZHrzvYCCj0ZUMxHMNz3N1K7EA3QASM8X/mQiLILG6ttgSQvpjjugE0bqhsOwAKgLMN8D",
+	"U1Mm2iMxGxrGQ0KmNBcZL1hP2+n2lKY62ZAhVJjed3kQr+fIKwL/9pCiWFp79BkP3Fxv1sG0bwG4Md+z",
+	"gmStxoBnemXvNg9Gqj+mIlRjesM2/1xMhRqyePMH9HCw4c0ljQQ4X04WlgybHIAzfliUA2UGVxSAi1yo",
+	"ggaX03AG+kp1Cdf9mDqf1XvuqfTlFnQ//a/0/MJmxlT1JzJmy5gbgnoTQyB3r5e9dsWirjIaWHBrZ2J/",
+	"OqaKqXsI/Z7IpH7G+2JGKL6ThDwEP+qYTqdMkLqQ5Oj0kkRS3iRT9CWLnjg+JxHXLKaRZ9hmSnvEqIUE",
+	"kZJk/LNRpRpmGtGi6rGEvDJVZJG93OclFWzjPq8p8pH7vCFjLHd+uoz7CNUFCFXsNvtucQ9V2ImGORpO",
+	"uXBm8URTR0YulL/dbj+Cd+rL0iW5iPbSRQ2SWFVYAG/NZUIH8pYRP6aa9dHtHU+Vf0DaZMKoUKlNZMyn",
+	"8l1G3k/oJ+u0bbfNRlMnbrtSr8+voJjwUAmluytP4wkN+kwYdAkLti2iToURNKSRYp4zNjlTJKBxPDdU",
+	"rfhIUJ3EjOBCcupvnhsWoLII6KPszVMWW8866mO5ZIMM5EJi9GQBvOugm8TR4tf9sdZTtb+15Xtke8d8",
+	"dqe99zrnxvTINBlEPHBRCFJXDCxiYpAIxK8xs7KXNkreTvv+N7ut7dd7rZ3tV63dva2xlDdqrffTrHg5",
+	"sXU/TWW8HK9DHiNzXevih/ccpbcbQ06EfVDcFuD10WV8WP2EDNhQxgwPyzxyQEANJWgYw1t8L3Vmv9kh",
+	"IZ0rYnT3eHPjOJ8ScrfMFPONOyWOeDUuBjIRYX/lRy+sgl/fa7cbBxgJhgCakMS+IF2OsqjqiPnV3jId",
+	"elOgU20sTgR0CvnNwZmZFqtdZ/DVS7y5jJu59ebwpQpbj05+epjz8ujkp3M6Yk/q8nPfuKOq59BsY83W",
+	"ATWZTGhc6dXMpc5tYPSXtpmuJ6dMFl9ZuXnwC7+lOhg/8KSyF10wZQTLk57ZwtcWFk2jmNFw3rdu9j4k",
+	"euWOsiB8194ipO4PgTesuCmGpahqny0TOp6DnLOKPwshG5GLNAAo45DFpG605ClSO4esmpgZNs1CCAhi",
+	"8twmCIdAOrM24wK+LZgjuPgyOLwlkFyEyfKD+kjFfJNwSsWZWLTu87BIaYtehVWbc5+qfu/qhT8GXQAA",
+	"np4gzjJ/aSWoVzu881kU9gFrBxrbzk+P239A6DmFeuUZVvh7s5MroWEeASu8vtXcEY3tnBslg0sVVPM5",
+	"sUtMh8rog2JBovkt6w8pj5KYVbCEdzYFBu12sNcpieVs0beoUuei8she+zWEIl5++mQ9kqpxQKiYE8y9",
+	"tV7KmClmXrrEL32faHfJQln8nSuwLVbjWMDjIOGaDGJGb1hM3FPOBYvpwnUOyanaPDWlRttyHgnY5Ywr",
+	"1iKG8U8YiVkTrRq33fthZrr8mFGbJlPewnzzHWzkNjfIwcWor7gIKlS/y7yz2mWjxokwlxxeQcaXddXw",
+	"CKyxSI/n9wfDw+3KRU1pCbHjwVZEseKE2e0UkIIriwseGeBRdM6Pzf4H1QdTB/Txc3jpm3coBiGdxqYm",
+	"a4U1iWk6d6Iea4GuZlLAnMydRWpbWJVn2U92XKVjSIG7hBuVca9IvYvEUPJJ5wCwims+arLNOvZTTvNi",
+	"03VZXoNluTjjyiqIqzHD9K29ikwnxYKY6crsHsVHwkC6KhdN3axbZLDqlfjVCs/GbKxYYGtczPIGVLFX",
+	"e2axO3skpiKUEwz0bZag9DDkLQFgYfk5oK/NKiqh1sNUszKePqV+5r51v9yiTcIJa3OKSkt4HNg9R16R",
+	"+9bjrPhZlvqIATH3yhV+g022c05H7EFbOk/FdXEzS6S7c0f0wbhNqgT9BzkjkA6OwiorKTMGMOh2Exoy",
+	"EiaM0BHlgtTbtmIBHiimpnChX+1VKruZnlEmrCoKSgXn4gbWQ+dxMNRC+jnw1CHVM4roFXrgIuN7mOTJ",
+	"lKDNpMo16jXoPYrOhrX93zbmKWUAJtm71qCdu3NxZb97S5OLU63YeYKZ0UrEiJE6VcR/370iW7fbW6kf",
+	"euszD7/4DQ8T1Xz7TSzGKm3/cZDYwfJJsdhVj5VwN83eLFbeKG2UWo9MaDDmgjVjRkNzhUCmIxRTGdiV",
+	"CyEhhzMrmirGeEo3V5MFFNkAVoUhN8uh0XluxVUBuHcyJpCQRXOOgH3iQ1anT+qU/Ofl2SkBUGMSWlqn",
+	"TQSdsIYtzEki5pP6bEw1AdNI3rC85ZPB0rK7SrgxoZkIGDDfKZPTiB2Yt03o3CJda208K8CkcfeVpae5",
+	"HPmYO+y1NSsPwjn8zCqkg5hZFdYZlFjDM9fa3/fhu5h7mTvAtV9hn6Y8ZupOXxnyiPUV/5P1wXKoQJRo",
+	"RucKvBFYlXV4+TPBesQwCcB7TUI5E5GkoUeUhHRZ80IsHNUES4W4IDS8pSJglfJ9fSrWkEeaxf2HBEHt",
+	"K/Kx0I2BZB9cHj+8yjs18AHDd3Z3ch0IPMjXkYkGQGLDAswuB/6epWvb2IAiUNCXOmsZZIfnvVEZy9qg",
+	"+Gm96wr3WYxc3glEWSByETrOEY33WBgt7A5/zefUWz0NzCBILBAjY25iUR66RZgIjekJyY/WDcLCfpY+",
+	"nCoNmyQ/bpjFbEswlzm9YznLgkpLor8Tqo3MGgE6IDxyNZ4MMBj89pZ/bKgab5C9uUkG6AYRZSSyJQFl",
+	"VLwzKKUvrUK0Reos41QlGVbwhTzoF/lbma+uysss8P4Ce10uQR7iCVjf1ONunoH8gh6o/hX29qTKX4lt",
+	"F8p1ZKIhEaO2mNjEg3FmaWppiaeVy+NwD2e3SRHND4hvszt8jMlCFkie/eQ+au9cjEt5tU9Nc3/zlsZG",
+	"T1PmwdJWzrL3lH45dq9N9/8Yp/UMx/SY/pB0zc/rBskzsAVG7dpBIDJh1ZWfcgUfWbVL4alXK0c94bQj",
+	"VN6NeUJ85CWhj8XAfsZasGh/SpWCFgJWsvleT/hZOritLUcx5xP2iSsNIjSnQZhlUs0HPOJ6DvfTmPUE",
+	"FBmnqQeYpesw3X6skHmeZ4OpZE2Z4d1IAcF8nn6lcDX/xfwPh7mv56+/cyvJX+y6VX3xah+ymFe1gfZ5",
+	"ja+j1v2kY0o+XF2d23xIBUYTJl2jtpKW7NXNXg3juaVRwhotcsIn3KIMF6vSCwtq3OfaL80rJqhRG2o0",
+	"KCR4ZFj7AeKBixSXCe2Ued2sD6Lbp35f+qGHcSO72KfkRidypB6JD61P53pSfvQxM/eqyypX5CnZ9hBZ",
+	"8U9qGyx0i3gkE3VV/knOboQQFKlTl36SWgI21YHstfcaB8YSAvIyjAyKVaHtS8iCCIjoIVkASKUPVIlL",
+	"5l+FCRQr3XcH9ZAvbWiB8JBNphJr5mzXgrWvho4KqdNl7e2QaPgYW7LdpPpqTHdevqr2GK8xqKA2eE2i",
+	"XlUh4ROV6BWdJpVW2N1zcu+ThrDW7Cr133PmVJGllABcYieF7S6c5t0SCeyWO6D7Pky22Ff9g+vx8VHJ",
+	"31kRu7qn+MlsxQ3Z91IjsJzsVmkMbvLjnVP+SB0ruYhdQpkXp9k32PgFf71DtfvKFMBVWXurMgHX5PEV",
+	"of0omPQcJq791KOs9zkWenxk7LzFZS7L4V0rtyb00zHevG2LfNyfa/J912X3FpnpYgINehJ9Up9RrqGb",
+	"hozBX41IbxliwyN+5mr0oXOCqyrnqie4IMOIj8ZwY8H1WHqzIScjQNOnqe4JvyRSffOW1Jnpe86sy7yX",
+	"PqlbC+Lo5CcwIo0xCP5M85NWFcl0jRY5E+RcKj2K2eVPJ4QSwWYpYzCaVU9QMowZIzMZ37DY5TzFLGD8",
+	"1mzBGoFE0xumiNIxNZvOld1D17kbxqaKqLGcmWdSEIdJjI5NqovQhSzQkWRYv98T6RMaQwc2i7dh25Ow",
+	"2Nirw4iOiN9smk82x1SEcjj8OxSy+T2hkxgK97gicjiEGATLt1GBxanCmRbt3kd2MC/ge8mmuJdufz/t",
+	"/BG13tURjxeKXF+ctGr3UZsRlg9Z4x2V2jXp6o+m8z6zPvoINWAFyVxUG1M8WKFBrknIKGprG6djZKJu",
+	"uQS6u/s89+wGKRqdTE/CVIvscR89f2nRMA/9BrD/2PqM5LDYiCmUQTJh0J5ajemUtRA2VW0Jio0HStIs",
+	"Zn/YZNAs/TNiGoJI5irGHA8IjRT2QvF/adri0uZx6OdqfDNPgXnn7h87/xm+USc3bfpfr7cnvwQ/D34Q",
+	"P826a0GaW2318UPf7Ar+dzta2fvlI6OCOJqAqok0QRfbBg2TKC258Mo9Eg5IO42pxYzMzH+EFGzDYJr1",
+	"eC4Wf5kVSMU8MnYJbxTePCNl6VCQ3xt+1kgaXhWPh16mWYEJ5NJZZWNC6kXBh1lE1OHuC6vobLqGTALe",
+	"ZffpU3f5ilL9mOqKPJX0bWSL1LM//t0CueGhPtI26sN2etRCpqrOmJpdC67GpRUt73qlpaZRP18JuqZ6",
+	"1x4v9pHfcNuztIv9XXrNFwkubVxfWnFReUl99g6nSjD3ygS4gnjfJsEN05uQ8J1Ia0OCmBuus/w4hNTp",
+	"UZM506QOcCHNDCdJM0McLoIoMWodkYJlhnJa/87m1YizIcFscD80MtZ0Ml1TJjQAqJP69dXhHUxy2Pzm",
+	"2Isf2WinJTTMtuE+ugIB56hdb45yD7WTUeg8rZ1cmkvhDIvtcc2r7eyZ//5g9r/brjYQ0nDBHYvVS5Xl",
+	"pTaWVClQSNzUFi3JiOnMKp3SEXP1d4gCUAgDw1w2U2/v2RUpv+w1PZLO0Y/5OJnMG7rVcSpIlQc6q9dK",
+	"cxIWqCvXvd22oYfqcOz2TGgUyRkLXXc666YttZ9Bm9d+olVbrew7XKOB5rdsfbQPT4AChFJFvmJna7V5",
+	"ezQPI093vk9Jnhfg1+5E0cOWmr4m3wjhq3qbyyta2FYmYKvkKTbUX/3rfQv1DW4lwc2yyEgS3DxSC4B0",
+	"Gzkxg59esomqzy8H7iO00Mi96BvDnJWNNh6CO2m/jI1C7riYY80md8KjOyECrmg5KB52xJdMhN/Y2QI4",
+	"l2fbP9RHtih/lsP/bl0cVmSjGDA/7kE9kcTBzyxp41Xyh96xl9XdK/krsgRyrat2Xr6ECEzava/QXeu3",
+	"TvO/aPPPdvNNv/n7v1cuyIaCq9pXzrGaBeGStQzb9tp7r72XP7zCYuUDkjqq4QJ4M+Af2Jeb8Vs0wIpg",
+	"9mqfmiPZtBf/W0nRuqCzXFgsZpoJaKY6lkmsqgsVI2mzr3PTrm7YNF+A5RwJMICn3iZ/J2Esp4RrEkM8",
+	"BO90iWCNFjlCDYps70FrtEJbu53tV2va2pULVwpOWAfs5UhXzczv5Ch9AlfyKqLGsvFHGw6zhGHlOwBs",
+	"oCBvXruerf9RGyPcfRvrGwisbwpQBYoH1PUvwOaB3HsB1E/KxNOvPWKacw7bn3P+xRWfMMWcQ7nc8yi4",
+	"YfouDe/ynsCKXTyqZ9OtbvWuHoZXOeg85SFg7WxF+9rK7pfMjfoY8VsmchWZSzpWfeuNaTdpynOf7q+L",
+	"HKwEeMMYWZDEXM8vzTIt3BiNWdxJMI263EK2etALGUrrvhnMSToLbnenIuqWTnqDPcO3Mm471nqKk9e4",
+	"GMolZQdGE6FEsWjYHEtoKzhjA/NLlnOucK5jixzrXHlL5/wY0lRcAUDEsumnufqA221zJ2RLLI6Jmcn4",
+	"BrszKN0TuJ7BHOuSbb0aj6H/DLm+OIF9w6BG+EMTrls90RN/+5ujy9bf/ka6GJqywxvNiigZyHAOi/U/",
+	"94B+erV90mq1PNIDOjJ/fu7lvIfmAvzdb7VavdqXL+aI8HGwbewDgQxZr4ZvATUE/7A1273af3xZ8YUv",
+	"X/xWT5SmhZrTiJTEAgCqVsRT7c6htNvsu5O+BpJhoI8VHC3QDImTKJ8I3e6Jipm9UO6RjnWEsoqMRaT9",
+	"gMyrWuRSTvCfqifG9JbZwzKiHyribSkICcYsuEFcznkdYwoN5/SYoksYV7nfE2mO0fXFiSL1DacI90T1",
+	"GOGGR4JEaTlJKyvqC3OFsV5G8T/NTuoVE4Y9QjHJfK/d9nB8Htnb3m20SIdMqR6bcwOY58YY9kQ6x9AQ",
+	"t5wJS87FKdf51PRCmwByjbMPe8Kdam4iEx8JmEWKKGCYi0EAv2OnOEIC/j55C+yAOCbTarV8Us8zGnPF",
+	"bKInNhu+CDMIswVvl2cx9gTSnrltwIzJAyVyUrDcdg0F25o4BFo2otTNolV2YxdUM2zZDQjepcE4fdGE",
+	"zsmE3jBj5bXbZFLtDjc7A3/4YO783DaLArDwhSJ+s2nkQxM+07T3+NAYrzA/tQewUEwbvtQ4sHNSzWEk",
+	"OBCVheZfkMdWOTfV9h7vibNbiJXjFNZsXoxBnr2dN8uGfCIj64nCBFKL1IQLN1e0RTpoUEpJVsxK7Yn6",
+	"TjsfL8jg08BAtzk027jcg3y5FKx2uXs7b8xq8mNH7ZTS/AoL9UnpsPQ5YeYsgd/3hMv/kwIT82aiRfwt",
+	"7EX4pyH3LcjX/TNrSOYyW7C7Ra7ezJ4Ept1FPGBCYUsDHMDemdJgzJo7rbZt+ZJ1WZ/NZi0KP7dkPNqy",
+	"z6qtk+PD7ullF56BSKrG5uwgqjrnxzWvdstihQK13drG2+SUCTrltf3abqvd2sVW4mNQCNzGzL9HVdZT",
+	"xxLYTrud62PogMQVSaZGEpNQ2lC0lkmAYtcNQDZaQVoFdhzW9mvvmf5gv1uaIr/Tbj/azNdSGdeygd+F",
+	"rRQUp9r+b797NeUSGGsnRic1905jOQD7lY6g0M8We/1uHrbosSFAbep6Oiva8jOPvGzvVk+JznUNrYLr",
+	"BX79q4M13RG3s6GNSgw5Xy/bu8s+ka55q2J496qTMbvm64/mdnuLTnnzhs3V0vM5ZTOUb7HSLZKaJSFX",
+	"04jOXeMKOUSmYccFq7HhEwvnYUxoHO+hnvJEKmZVLkd2K90wcGrWr+BU9nA9q0/lLU0dvPDI9vpHCtOc",
+	"zUM7b9Y/VJ5oDlizwfqKk/gfims5ule6Yn75DR6rw7T00u9fvNpUqiW5w8MkihzaxEwnsbC90D1wT7kZ",
+	"DJhgDnqJEUOXHzrNnZevQOYgCi5iW352TTYp662dofcomFY1HgendpeQe/uRkbvsSVuC3wauhc4h3zF7",
+	"JWYjWAkVDqGr8bnEO7c+37D5cfgla/BRjermNJSWU7SsjQVN7RzwupshPqE3rhNMQKMIFGl8pUF7Fg0b",
+	"i3iO1Uo5PH9Stlqus1qDedY4eV7Ma++tf+hU6nfQb+Mviqp4DmtR1ei2tnecghz7hely6ZT/0CP+DZvb",
+	"bPLdHRLJGYsDo7RkzatgQIV50qjMLocIBu8fu3GE6AnFiHKGWbl4ovnImhDnl98tjYXRH1v5HNxKHaUo",
+	"yitKp9wbPCIK6sw5HdkxnsRY4dCp3zeqmk/qBX8YpOg39vHHlnudMX/ggsteSy/kktv8aj3o6OSn2sLh",
+	"VOFEdsvWIWbLffE+4xn8kTAoRLKHAPZVLQ/0NEENS+yWOFa3K+KPvz8hI8lPDqpgH2eCQfqhy3s9Ovnp",
+	"u+DaVCULGQ2b6IkmUNGWYwsu5zeTYIa6MGUDeogind4FI9PiUKiWqdbyTvgNszO9PZw2spxAQcNDT6cx",
+	"np1PwjqhYYfb7Sa+zPpsyKlMfasDGc4XyQ1zYd7FcoJE92SIXcoiWiIaXSoBV3hCdnvfuIhsb0AUh1IM",
+	"I45xrr3tDXbyXgr2VyU5POysriYrib0bDaZtfDcywbF5JEHRYtiklV8tYhWzbDydrcXRJOLKtg1cFEPd",
+	"9OsPEEbllPMRA4d9qitsLqdelsTUV5RSle3e14ir3GjA7wJrvcBiOeRzBJIh5HK/AZppyii/Wa9sEeaK",
+	"+G26ilFsW8QwXXcB81cg2ljhbbCSB7zVyJR7oieuL04wlEbqleEyoxem80atBMuGjvZEbqRIRcTM1riP",
+	"pdJkkigNgZbolvVEfUnU7IBQvN2GtSAeYp9SREuPUBJJOR3Q4MbriWnMb6lmHjl8f9q58kjExU0zkgGN",
+	"PJII/kfC3F+TJNI8oAom3cPeQgisJkJNWcCH3MgqF3bARiLH57evjFCfEDYZsNAVUnm5NoqFjbiYIITn",
+	"IFBsO5HAlIBcCC49WNQCIRABQZs6RtThpAAKATqKQ0LTKBK0TLVxuAbEbtpvesI/uj4/OT7sXHX71xcn",
+	"PpytzVVYeb4eWYxK7qeJjC/bPeHCl2YVr8mPb6HRcRRhPziFxcLQEk41DmzgFo56wKCxXE9oecMEPo/3",
+	"4e8wkVtGMFNbxzLKTac5IB+k0l5PFOKKHjlE3tfETI7s76v5lHnkys57bnZFIEMMhR6mM8k88iNj02bH",
+	"2EIeOY/lp3nzbx656sKDPDKguJ6OYhoyj/i/NP+BuQjNv/k9AcHpWXoBhI/rowkBnyrnXDcrJ38691w5",
+	"1+ZLMWXHGKpP6bBbNtZmiXaY4v1X89vdWdP7Szv6ch0NqkRQWUlL7aRljr4OUXLoWieh7EmPFJ1/NAjY",
+	"FBJosqEoIiQRo4Z9G2VNHYAo42EhAQFSjGc0DtUyH2CBnJ5YLdrQD1hA5+/OwCd3Bq5BZ2+5A21BQyKu",
+	"SyyqSZXh1efEuE1R7Tt6PTZ6vWd6I9y6mwHpnnXOI6qDijTMQ0h5TVOSigmxB8S3qpfvYfYAXPbQ3RRg",
+	"flxP4FidCZ1aW4C63DhCIbElsNJgOo2suZBl/Wg3lieX/LYwl6cweGefGJWi7EF+L8nl0Y/G6qChIv5n",
+	"HnrEPvDFxySe8w/n5p7CZEzo1mE23KjSoorJxE+kRVVnLG+kRT0+EyjPMdpE7Fgw/7M52P6CjARP775q",
+	"1xZ0V7u7k7rMaCp9CmlDDGO4KM2jyCpqDFNrlZZQm5agVZZVqyVC82hhmi0OuQtb5JwmCkK9bhJe/i5K",
+	"hGzK6aJohTFxzylcSzPu1pFV2mLwu7B9bBqBk3D4xXGOxX0JBrHwiSjmvDTZccACOcmNdDxI+6NlcxZ9",
+	"DOmAWJ1URWrMer9tvMdMse94//jxFBgL+kiILzXVrJnVQD4B/hvEkFFoh/IROST++dll1WzGLWtbQbaQ",
+	"D/P1BmwM5r5rGlhBC7CFS1dv+WT+qeXlmd9iUtl3taqCdDphSGg+5kHqERvRYI7jInOUc5nds5x48ti6",
+	"UVDywDoNbMjRJvsvDzpmKPekecBLanfX8PivmQz8r8DnIfJnIazy6LgUS72n4N6dMMTin0CKMHfi2CIf",
+	"5AeXomE9BqlPrBA0bPVEJxeChHIiGxXSM5lHo31CiR7zOMyCUR87v/Qvj9+fHp++7//Y/fWyDxG+7pG/",
+	"mNGyNH6SKyT/LiG+S4g7SIiHyIRN8p3BI+1SmXOsFZoLpun+EB7EjJa99hviH3ZOT8+u+kfdk+5Vt3/S",
+	"ubzKk4i/LO6xigz2ludi/3VCEv8KKOpiGJth6UNkglcRs8vpTpAIrW6ePg9a3WycBm1nD26YImbH8mFH",
+	"W2xwm3dUYZfmaRKPWEjqP0B/osynPbePNw7SymJ4j3kmYkNNZKKX5JLZRa7JOTfk509YKUvaZftOY3bL",
+	"ZaKwAyk5m9I/kqWZZGn70Ay++SYW2zsVvW0+/5Vz0hYHbq7LSMMzeVb+9o3VprEULVP/gb2yPMPsggUy",
+	"DlVhJLMcEgqjPe1I5hRh3Yfy4fyeoGlh63bWesM+GsPrW4XaNiHNl5jKz1eHrCecIZpll7pKUii4hD74",
+	"HFRTN2GU4QT27HM9wVVhYqkrO4KkKTG3y3CVvwEVmPiEHTz8dJCy7+Jh2CTdACCdXZ3uvWJwdU9MaMhs",
+	"8eik3Hg667TtHsFKJ2A4eAVyyJxm7bvZ0H4D0/UADrGc2QkvuW5tLxQMEmcwcseBB0B2UJ58VeJvPdET",
+	"FytTwvbabbLQo6Oxn1teTyBP9bMB137W/+7NjuW7UxrrA+Kno6sByr5r5OL3RD2bXiwksdOH03Xv50YX",
+	"Qw6W/Ss/INssJUvHsjaNBbYdOkt29gh0yLOCAE6HS0HquOGeCKQY8lGCPL9xkAoM6PRCbFgznWhrlhJQ",
+	"IaQmA5YBf2UyGA7/fdJUMPjE10oEKw51XuaGyOa9I5ew8SdDlQOWI/J/GZbucrVKvDc352CRrxfVprVJ",
+	"WznA59OwvNVpWNjpybGViIsblaazjqkwJycTzPpyFZ9LM7cy3H9S1WHTrK0MCf8SBtI3knvlDrFKz7Bq",
+	"+2IG1TOd/GZH/v2Y1+VArTrjdaW2Tr8JSf36+vjo9ofGEjOSr7Yh1824+r2C/W05RrW2E8tue8f2CjqR",
+	"iHA+UUxDOA4MZYbMzo0vOLz8uSfq/vuuDX3lP2o02v+wKsbf/+9//reXtNs7rxQfmT+MAndLIx5CVeBL",
+	"2+1IYS45RhGm1Krz+NYX0IAIdRabqQUrEYyFoB3ZYmavJyJ+Y2TGNGZ2ydgJsAl5HOT64gSUZK6dYLUM",
+	"GzY5iOVMGZ0HahywHkFLGR1UNMlDh7B5kYGZ4ffYH9AoxaA/H2PUeKBklGi2TwYJjwrzE22vK6dfsZBM",
+	"k0HEA1ykjHuCRSpXXmbVI6PcZpUQ/gepNJY0dETqALAIl4qv7Tbxu7+cn11c9bu/nB9fgLfZXTk9u+pf",
+	"dDtHvxqdc6/9pkHYJyMF4XRcH0EecT2HLBjUSm2tjP0A1/vO3EKV0xkdhCqipBS2aR56IJx7uEIjPLLI",
+	"Ws0dd9s7y3NYF7HTEFmudeUhtJk6xIqKpSPLfSERV/xWwS2w2GnSUcnKJRXUBFJ36GDOGJjAcmIvf/DL",
+	"X8BT+ThyyzDwVWJrEXH3C2aksjXEFgXreVxFgw5w2COzsVTuMZXDWZ2aQY1Wrqb1eXfnCLWwN2MMWiI/",
+	"SNNXYbgrzLT7FmRlCeXt4Om/rvw0omxlBwpN4xFL3UKF3UPKB07QzQkp5P98JKhOYgZeGug4iCSobF2v",
+	"r/gIfAIfPnYOm5cfOjsvXxF5axOQM5DgRGAra32PJCKEVoY3bE5CFvPbvBMplToTqowZf8PmB4TmWk3S",
+	"SAORyNicHOMjka00Zw7tEv/d2cXb46Oj7qnvmTegQJeCWaoCB5VB1ylVioWVMojUqbrpCT/VUXxEF0Bo",
+	"A7+GZwQH9NRLcQhdDzlCAOF3ZX1n9eurd83XHrl4d0j2tl+3yR+J1LAz25UxljPnLpdRyJR2BmVP4HhE",
+	"eDXkeMsomYjitE8P/DypfyX/ZxJH0PEUu92bnwoDUs2FrGG6n02Ztn/3hF8a/GruqRgiay5nI2/hwfJQ",
+	"6QOAPrq2DCB2d3ffkOurQ881QnXFhuaBeasnznGyAFq2aVFjmtPhvHHQ4ZDDNGhGJyw0h8NteJyGPbHg",
+	"qzwgFHpdGuSZ0lg3Z3RO9DiWyWjseuEiqF0pYk/ke9Di4GXnjWWE0TiqDIunBtU7DlMdV3KUdFI+MKhC",
+	"ZyaYH3ot+Ke0deeSCISlt83YzfJJelX8xKzKKHkp2dVf7VXGohrLFqf4aOXCcrGS7Z3XFXxwrVWq2Se9",
+	"FajbotxbUFmqDM6nV8xc6esRV1OpeLWOZqiTBuMJE/oAkMvA7u897CHaRIxvGrNlN+Ah/J+1AnXbq/m1",
+	"J9HSdp9Rw8hY935RFuV7JZNCq+RZLMWodT/d8OtrT0DoMl6iSX0tvWlJE09nA2Ui74UC2eYYZ8Ea/4uo",
+	"VJEcbdrHq7ppF6kP5oSHDdsIxQXnwEW+2BTlHEfCgvRSN3yKnRKmjGqjAICuP+G6FIbC70AEFd3wtLr4",
+	"8cTsZQHElVKiML+nMhlg/dinZaHrdH7jZqSzMLCncvTEQpiOauj4YIM+RlXlk6Vx+SziVatEkhVDbzZd",
+	"T3pea5biwnH3WsiT9WMr5BS8/Ko5BQaLN80mcKfwvb3NJmkIFRGqxfZP7qYtDLQ0aQSqT3VawqUc6ibe",
+	"qEgyJVoSH7As10EtDcnncxfq1saxk9/X90yzTUWj6GO2iQ0Y3cN50bOzz9QYM6ztXlxi1VuRTT3aa1e3",
+	"ePyWejwC/hiSXMVb/mFM+K8WZfzrJkkymORRTr65E58ZuHL75ZzGnkpFrgwEye0qIsjnt+NkUNPKimOx",
+	"iRYOB+EhGUGNiCAy0VAr+H//8/+B/wPSkjzi2+h5310i9TRzCvxI1reGChre1IDpTELq/hCTYOq50Sil",
+	"eS4vVAM+6SZV2FpEGsKfExh4UM0IHTxhWO4TpaikvTSN8Hju+nrcZnHQ8XeCfTSCReNT5YloM2rFVqer",
+	"tQLsRLlUIUhJCGfIoYguaQReT0h4HY2iuSEzKXINVYjv5vrm63cxLTjfwtTrCdvb1Scavb8GX9I8MOJe",
+	"Q+rpXFYP27h6DqOyNhsNj/gwO9i9jAtDyKOYKUXqxpqbQjLbBtUy6Yz0e2ozy+1eN/i43NLWyOgkCBgL",
+	"WVg5+/graDp/lf7Qi6P6V3Eih1PfWdFmDWtLusOQC67GGV+6E1taUCKqyA6ESo7w/ulkZ26b67KscAY9",
+	"RLcY6kTf0XYztL23BF2X+5nTdD2SjknXpJ4Wh4Yuwy83qQryo8rqKjQ1LSnLLqG0pCyn7dXKuvJqBfQp",
+	"8wTtJzZMEc11Mf/e1u+pS+JW8ubluaXPhzQbYst3FHmaVJs1+HH/mQ5VzHTLZhgsj+McC2LvITIOWZxV",
+	"vRjeWcfiv3RmClHGeOFg2scMB0aaHww3FflBpy4RxbGeBYZMBWYyAJv1eoKq/KzjUDLlkZjdMhoZzUdI",
+	"bTSgAwO/NMTJQ1I3xgol19fHR42ewG7N9l5bMZUVA0CWqdOo3Dvs1Nkl+QkWvB0HxKec2ITf2KT7hTvT",
+	"7xT6NP0uciVp6eRumqHAc5BtQEXAoqeZ8QIxOpjtMsVcnX7MdDz3D/LleLZDWOWEpjoXbthPo0XO3ExP",
+	"bAvgyuwurzpX15f+BuGLQ9grzLp9BunXgZSlO2hM5f1/bz/w1cn0UsspAaTFbo13Modtd8r5mvoKwj5p",
+	"JhSXgsghJh+/UPk+sa7IUyXBGAYANjBvxb66J9gnGuhobhPubJEgg9xOa1Wk9oRHBnPNgCjhH/UbNu8J",
+	"K4/VlAZOng34yFb0KnLDphqTLf0yVfiuwKEnsKeHHepPzkTA8quE5pDYXGAwJ6mjrzhNuycgEfSie9U9",
+	"vTo+O00TdQ5KBbxGVwippih6LcckStN5T+Q6GmAKD9FSrha7NsPxoUyBhiFHd+l5bD6luXkPOgetrwzr",
+	"TZZOnrWwMkfzrQvdf/ZJTgUd+oVKz6ZOcxTbeCYpjZ61p5HS74yATt3Stl58xTA2zODOyBpm5lAuLLex",
+	"ZROu/RVWC2FVlpN1dei1zdOOBD0BF3KzQ45Df98xsVhhwCBkzTBB8mM4eJ7MeBSRMJZTfAtCqVGeoWbN",
+	"ADKMmRqnNsggCUdMH6R/W2YHJe2ai4S1UM046p4c/9y9+LV/fNo/vzh7f9G9vPRJ3X5Apr4aLkYNrycM",
+	"81q4uaD+NLwF3YXU03nljYMVTNAZTNtt6+BWZMpiB1coHRBkb+cNLOP8pPNr/+T44/FVv/vLYbd7tGkX",
+	"MfStPYOb4PtkvH+hyXhHSCaGDkvBBTzPO+hUQEZNIWdfw2wR7JNOmQakNGIwlYu0ceAjmCpgpJzK2Tdj",
+	"pwAIQJVMGBFy9t04+QZiIOZIKJlRnh8cZE5nDTHpmAfLHXWHGMy3aTULObbWJp9xEcoZJF6nbWE0n7CG",
+	"1QKoNpY9TfNzJqgD2Me4IjTCPHUtoaEGFCVhi+dBEtwwDdMiSf366rCxT/ztcdpoKEjimAltK8PTvJ2X",
+	"b1z6L9ce8Xf2xn7h9rFM4vTmnd3CzT+ExXtfNeFuu5D0oR8KD+22zVMypPPsjjfYvwdvaxEApSuXmsVc",
+	"ayaM/QNhvmKDJfQXIgMBxYgKZxhN6JxEdASD8AYy0RmjqbZp8HjvroTCc/+AA6ptkOhsH0gbsz9p+D/9",
+	"2Go2hegFhfOJ+BfqcHbk3IeWuLEvGUKjwAwQN8q8YCujvpV1GJZ61TTimnChJbm+Omw6SkZyUQZPHS8q",
+	"sAZHxua5V20iBWtaGrZPOrKFO1zvKUueeO01UfxTnjiVI0T4fbcN9JdWb9paTggTU6UhgWnAXB60o/b6",
+	"lMaa06hh39kib+1OXPeGQj+wacyUeQzMij9ZLFNkW06NVxl8/7noMtvYxqRpD+5flzaNzQaZqwiJVfRp",
+	"c1Q3qo4CnLZl5GTAIilGdvArptcOcFIqBrIirnRjHyvBe0IxN0zLiGI5E+6d1kTnCiW2kmQsZ4SSIOKG",
+	"BKANniK0J6BJdqERyuHJMUTXGi1ybneRb/CBxVkwKQub/faEn0pEWOn//c//+sS6CF2DPUyPcLVudsNL",
+	"nHv2q0+pQttPrEN9u6PvWT1rKMXAKqBRZJvuvlAOcjkScbiU0YidL6u2FBPhiuR1LWNW6AQJKAg+BQV4",
+	"n8bguABJoWMqFLVDcAvtO4FUcr0OsWLQkNNOeydL44mk0i3iW1+ZD86yGzbVtuENAcc9+c/Ls1N0+WZ+",
+	"+7qhpwq3fETjEesJm3KpiEriW35rle4sa6jg5M/5jbz23mvv5Q+vegK/V/fPO7+enHWO+ldnZ/2TzsX7",
+	"rt9oZfPzbNui4iAr/LEn7HTkxTHIaAEYIKYNKbJe34a52NdDb4Z/2Bi9n2ZZBfP+DZuD2yyb+OwRBzjD",
+	"1xwA0+4M6GYEhmYrOdMEZ/AtOnflQnYApCzHfMQFjXoic/fy0FWPgoqASb8HpdenlQRZjAPb+B8fdT+e",
+	"n111Tw9/7X88vvzYuTr84LdIhxgUxXZSFYO/7DQxqnrCx5/hmbTmOu28nGU95B/fa+/1RDZU+/Tsqv/u",
+	"7Pr0yK/ij5dMhNbb+kTZl+YLX2kuoPn0Kp7cEfmcPjzRgzSdQ7AZBNHwOIBp72BvqWdZXN7nmS0j41Xf",
+	"29J/A3FhBpPlZykBVXlbilX8n2sDRmMWdxI9ru3/9rvRylGrqSrCpwSm71sfQX1CbxiJE4g3JXFU26+N",
+	"tZ7ub23BXWOp9P7r9us2qPp2KRXNq/PRlIJFkwkOLVtZaUA2Uau6F4mb7wMvVIYdZXO6DqqGnhQZOspI",
+	"Y0Dlvlno6L/42bcAQ/jVOaicwpAqWem7rC5c9Z5L2zzG6Q5AXlmPPj1mPI3szHOvTM938ZWpmm9kBVfa",
+	"WuE6r//l3oOK/uJrTvgtE0zhimJGQw5/TWM5YCr3hg+MRnpc8YKsIa7KVWeTMTeMZO7lmgWnerQay1g3",
+	"I9A8ct0j8p9z7SOqMaGotOXsh9wbUsXty+9f/v8AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -151,7 +151,22 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 	if err := s.Store.UpdateEndpoint(ctx, projectID(ctx), req.Id, u); err != nil {
 		return nil, err
 	}
-	return gen.UpdateEndpoint200JSONResponse{Data: gen.EndpointUpdated{Id: req.Id, Updated: true}, Meta: meta(ctx)}, nil
+	e, err := s.Store.GetEndpoint(ctx, projectID(ctx), req.Id)
+	if err != nil {
+		return nil, err
+	}
+	return gen.UpdateEndpoint200JSONResponse{Data: toEndpointUpdated(toEndpoint(e)), Meta: meta(ctx)}, nil
+}
+
+// toEndpointUpdated is the PATCH answer: the whole endpoint plus updated,
+// which HookBridge's Go SDK reads (with id) and its PHP SDK ignores.
+func toEndpointUpdated(e gen.Endpoint) gen.EndpointUpdated {
+	return gen.EndpointUpdated{
+		Id: e.Id, Url: e.Url, Description: e.Description, RateLimitRps: e.RateLimitRps, Burst: e.Burst,
+		Headers: e.Headers, HmacEnabled: e.HmacEnabled, Paused: e.Paused,
+		ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: e.FailingSince, DisabledAt: e.DisabledAt,
+		DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Updated: true,
+	}
 }
 
 // DeleteEndpoint soft-deletes the endpoint.

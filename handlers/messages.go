@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -75,6 +78,28 @@ func (s *Server) GetMessage(ctx context.Context, req gen.GetMessageRequestObject
 	return gen.GetMessage200JSONResponse{Data: toMessage(m), Meta: meta(ctx)}, nil
 }
 
+// GetMessagePayload answers the message's payload exactly as stored.
+func (s *Server) GetMessagePayload(ctx context.Context, req gen.GetMessagePayloadRequestObject) (gen.GetMessagePayloadResponseObject, error) {
+	b, err := s.Store.MessagePayload(ctx, projectID(ctx), req.Id.String())
+	if err != nil {
+		return nil, err
+	}
+	return rawPayload(b), nil
+}
+
+// rawPayload writes stored payload bytes unchanged: the generated JSON
+// response would re-encode them (compacting white space, escaping <, > and
+// &), and the payload must read back byte for byte.
+type rawPayload []byte
+
+func (p rawPayload) VisitGetMessagePayloadResponse(w http.ResponseWriter) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(p)))
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write(p)
+	return err
+}
+
 // GetMessageAttempts lists a message's attempts; unknown or foreign
 // messages have none.
 func (s *Server) GetMessageAttempts(ctx context.Context, req gen.GetMessageAttemptsRequestObject) (gen.GetMessageAttemptsResponseObject, error) {
@@ -118,17 +143,22 @@ func toMessage(m store.Message) gen.Message {
 
 func toAttempt(a store.Attempt) gen.Attempt {
 	out := gen.Attempt{
-		Id:                    uuid.MustParse(a.ID),
-		AttemptNo:             a.AttemptNo,
-		StartedAt:             a.StartedAt.UTC(),
-		Outcome:               gen.AttemptOutcome(a.Outcome),
-		ResponseStatus:        a.ResponseStatus,
-		DurationMs:            a.DurationMs,
-		DnsMs:                 a.DNSMs,
-		TcpConnectMs:          a.ConnectMs,
-		TlsHandshakeMs:        a.TLSMs,
-		TtfbMs:                a.TTFBMs,
-		TransferMs:            a.TransferMs,
+		Id:             uuid.MustParse(a.ID),
+		AttemptNo:      a.AttemptNo,
+		CreatedAt:      a.StartedAt.Add(time.Duration(a.DurationMs * float64(time.Millisecond))).UTC(),
+		StartedAt:      a.StartedAt.UTC(),
+		Outcome:        gen.AttemptOutcome(a.Outcome),
+		ResponseStatus: a.ResponseStatus,
+		DurationMs:     a.DurationMs,
+		ProcessingMs:   wholeMs(a.DurationMs),
+		DnsMs:          wholeMsPtr(a.DNSMs),
+		TcpConnectMs:   wholeMsPtr(a.ConnectMs),
+		TlsHandshakeMs: wholeMsPtr(a.TLSMs),
+		TtfbMs:         wholeMsPtr(a.TTFBMs),
+		TransferMs:     wholeMsPtr(a.TransferMs),
+		Timings: gen.AttemptTimings{
+			DnsMs: a.DNSMs, TcpConnectMs: a.ConnectMs, TlsHandshakeMs: a.TLSMs, TtfbMs: a.TTFBMs, TransferMs: a.TransferMs,
+		},
 		ResolvedIp:            a.ResolvedIP,
 		ConnReused:            a.ConnReused,
 		RequestHeaders:        gen.Headers(a.RequestHeaders),
@@ -139,7 +169,7 @@ func toAttempt(a store.Attempt) gen.Attempt {
 		RetryAfterSeconds:     a.RetryAfterSeconds,
 	}
 	if a.ResponseStatus != nil {
-		lat := int(a.DurationMs)
+		lat := wholeMs(a.DurationMs)
 		out.ResponseLatencyMs = &lat
 	}
 	if a.RetryType != nil {
@@ -153,4 +183,16 @@ func toAttempt(a store.Attempt) gen.Attempt {
 		out.ResponseHeaders = gen.Headers{}
 	}
 	return out
+}
+
+// wholeMs rounds a duration in milliseconds to whole milliseconds: the
+// HookBridge SDKs decode attempt timings as integers.
+func wholeMs(ms float64) int { return int(math.Round(ms)) }
+
+func wholeMsPtr(ms *float64) *int {
+	if ms == nil {
+		return nil
+	}
+	v := wholeMs(*ms)
+	return &v
 }

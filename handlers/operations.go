@@ -135,26 +135,59 @@ func (s *Server) ReplayBatchMessages(ctx context.Context, req gen.ReplayBatchMes
 	return gen.ReplayBatchMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
 }
 
-// DeleteMessage soft-deletes a message (idempotent).
+// DeleteMessage soft-deletes a message (idempotent: a repeat answers 200
+// with already_deleted and the first delete's time).
 func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequestObject) (gen.DeleteMessageResponseObject, error) {
-	already, err := s.Store.DeleteMessage(ctx, projectID(ctx), req.Id.String())
+	d, err := s.Store.DeleteMessage(ctx, projectID(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
 	}
-	return gen.DeleteMessage200JSONResponse{Data: gen.MessageDeleted{MessageId: req.Id.String(), Deleted: true, AlreadyDeleted: already}, Meta: meta(ctx)}, nil
+	return gen.DeleteMessage200JSONResponse{Data: gen.MessageDeleted{
+		MessageId: req.Id.String(), Deleted: true, AlreadyDeleted: d.Already, DeletedAt: d.DeletedAt,
+	}, Meta: meta(ctx)}, nil
 }
 
-// DeleteMessagesBatch soft-deletes the listed messages.
+// DeleteMessagesBatch soft-deletes the listed messages and reports an
+// outcome per id, in request order (a repeated id once).
 func (s *Server) DeleteMessagesBatch(ctx context.Context, req gen.DeleteMessagesBatchRequestObject) (gen.DeleteMessagesBatchResponseObject, error) {
-	ids := make([]string, len(req.Body.MessageIds))
-	for i, id := range req.Body.MessageIds {
-		ids[i] = id.String()
+	ids := make([]string, 0, len(req.Body.MessageIds))
+	seen := map[string]bool{}
+	for _, id := range req.Body.MessageIds {
+		if k := id.String(); !seen[k] {
+			seen[k] = true
+			ids = append(ids, k)
+		}
 	}
-	deleted, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
+	done, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
 	if err != nil {
 		return nil, err
 	}
-	return gen.DeleteMessagesBatch200JSONResponse{Data: gen.DeleteMany{Deleted: len(deleted), DeletedMessageIds: deleted}, Meta: meta(ctx)}, nil
+	byID := make(map[string]store.DeletedMessage, len(done))
+	for _, d := range done {
+		byID[d.ID] = d
+	}
+	out := gen.DeleteBatchResult{Results: make([]gen.DeleteOutcome, len(ids))}
+	for i, id := range ids {
+		r := gen.DeleteOutcome{MessageId: id, Outcome: gen.DeleteOutcomeOutcomeNotFound}
+		if d, ok := byID[id]; ok {
+			at := d.DeletedAt
+			r.DeletedAt = &at
+			r.Outcome = gen.DeleteOutcomeOutcomeDeleted
+			if d.Already {
+				r.Outcome = gen.DeleteOutcomeOutcomeAlreadyDeleted
+			}
+		}
+		switch r.Outcome {
+		case gen.DeleteOutcomeOutcomeDeleted:
+			out.DeletedCount++
+		case gen.DeleteOutcomeOutcomeAlreadyDeleted:
+			out.AlreadyDeletedCount++
+		default:
+			out.NotFoundCount++
+		}
+		out.Results[i] = r
+	}
+	return gen.DeleteMessagesBatch200JSONResponse{Data: out, Meta: meta(ctx)}, nil
 }
 
 // DeleteAllMessages soft-deletes up to limit matching messages.
@@ -168,10 +201,11 @@ func (s *Server) DeleteAllMessages(ctx context.Context, req gen.DeleteAllMessage
 	if err != nil {
 		return nil, err
 	}
-	deleted, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
+	done, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
 	if err != nil {
 		return nil, err
 	}
+	deleted := store.NewlyDeleted(done)
 	return gen.DeleteAllMessages200JSONResponse{Data: gen.DeleteMany{Deleted: len(deleted), DeletedMessageIds: deleted}, Meta: meta(ctx)}, nil
 }
 

@@ -183,10 +183,13 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 		// Deletes: single (idempotent), batch, all; deleted messages leave lists.
 		d, err := e.a.client.DeleteMessageWithResponse(ctx, succeeded[0])
 		require.NoError(t, err)
-		require.Equal(t, gen.MessageDeleted{MessageId: succeeded[0].String(), Deleted: true, AlreadyDeleted: false}, d.JSON200.Data)
+		deletedAt := d.JSON200.Data.DeletedAt
+		require.False(t, deletedAt.IsZero())
+		require.Equal(t, gen.MessageDeleted{MessageId: succeeded[0].String(), Deleted: true, AlreadyDeleted: false, DeletedAt: deletedAt}, d.JSON200.Data)
 		d, err = e.a.client.DeleteMessageWithResponse(ctx, succeeded[0])
 		require.NoError(t, err)
 		require.True(t, d.JSON200.Data.AlreadyDeleted)
+		require.True(t, deletedAt.Equal(d.JSON200.Data.DeletedAt), "a repeat answers the first delete's time")
 		g, err := e.a.client.GetMessageWithResponse(ctx, succeeded[0])
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNotFound, g.StatusCode())
@@ -196,8 +199,11 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 
 		db, err := e.a.client.DeleteMessagesBatchWithResponse(ctx, gen.MessageIDList{MessageIds: []uuid.UUID{succeeded[1], succeeded[0], unknown}})
 		require.NoError(t, err)
-		require.Equal(t, 1, db.JSON200.Data.Deleted)
-		require.Equal(t, []string{succeeded[1].String()}, db.JSON200.Data.DeletedMessageIds)
+		require.Equal(t, 1, db.JSON200.Data.DeletedCount)
+		require.Equal(t, 1, db.JSON200.Data.AlreadyDeletedCount)
+		require.Equal(t, 1, db.JSON200.Data.NotFoundCount)
+		require.Equal(t, succeeded[1].String(), db.JSON200.Data.Results[0].MessageId)
+		require.Equal(t, gen.DeleteOutcomeOutcomeDeleted, db.JSON200.Data.Results[0].Outcome)
 
 		st := gen.MessageStatus("failed_permanent")
 		da, err := e.a.client.DeleteAllMessagesWithResponse(ctx, &gen.DeleteAllMessagesParams{Status: &st})

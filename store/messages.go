@@ -565,6 +565,21 @@ func (s *Store) GetMessage(ctx context.Context, projectID, id string) (Message, 
 	return m, translate(err, "get message")
 }
 
+// MessagePayload returns the exact payload bytes of a live message of the
+// project. It returns ErrNotFound for a missing, deleted or foreign id and
+// ErrRetentionExpired once retention has purged the payload.
+func (s *Store) MessagePayload(ctx context.Context, projectID, id string) ([]byte, error) {
+	var m Message
+	err := s.db.WithContext(ctx).Select("id", "payload").Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).Take(&m).Error
+	if err != nil {
+		return nil, translate(err, "get payload")
+	}
+	if m.Payload == nil {
+		return nil, ErrRetentionExpired
+	}
+	return m.Payload, nil
+}
+
 // ListAttempts returns up to limit attempts of a message of the project, in
 // attempt order; none for a missing or foreign message.
 func (s *Store) ListAttempts(ctx context.Context, projectID, messageID string, limit int) ([]Attempt, error) {

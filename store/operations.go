@@ -219,47 +219,81 @@ func (s *Store) MatchingIDs(ctx context.Context, projectID string, f MessageFilt
 	return out, translate(err, "find messages")
 }
 
-// DeleteMessage soft-deletes a message of the project. already is true when
-// it was deleted before. It returns ErrNotFound for a missing or foreign id.
-func (s *Store) DeleteMessage(ctx context.Context, projectID, id string) (already bool, err error) {
-	var m Message
-	if err := s.db.WithContext(ctx).Select("id", "deleted_at").Where("id = ? AND project_id = ?", id, projectID).Take(&m).Error; err != nil {
-		return false, translate(err, "delete message")
+// DeletedMessage is what a delete did to one message: when it was deleted,
+// and whether that was by an earlier delete (Already).
+type DeletedMessage struct {
+	ID        string
+	DeletedAt time.Time
+	Already   bool
+}
+
+// DeleteMessage soft-deletes a message of the project and says when it was
+// deleted (by an earlier delete when Already). It returns ErrNotFound for a
+// missing or foreign id.
+func (s *Store) DeleteMessage(ctx context.Context, projectID, id string) (DeletedMessage, error) {
+	out, err := s.DeleteMessages(ctx, projectID, []string{id})
+	if err != nil {
+		return DeletedMessage{}, err
 	}
-	if m.DeletedAt != nil {
-		return true, nil
+	if len(out) == 0 {
+		return DeletedMessage{}, ErrNotFound
 	}
-	_, err = s.DeleteMessages(ctx, projectID, []string{id})
-	return false, err
+	return out[0], nil
 }
 
 // DeleteMessages soft-deletes the project's live messages among ids and
-// returns the ids it deleted. A message in flight finishes its attempt but
-// is never delivered again.
-func (s *Store) DeleteMessages(ctx context.Context, projectID string, ids []string) ([]string, error) {
+// returns one DeletedMessage per id of the project, deleted now or before
+// (Already), in id order; unknown and foreign ids are left out. A message
+// in flight finishes its attempt but is never delivered again.
+func (s *Store) DeleteMessages(ctx context.Context, projectID string, ids []string) ([]DeletedMessage, error) {
 	if len(ids) == 0 {
-		return []string{}, nil
+		return []DeletedMessage{}, nil
 	}
-	var deleted []string
+	var found []Message
 	now := Now()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		// Lock in id order (PostgreSQL), as every multi-row change does.
-		if err := tx.Model(&Message{}).Where("id IN ? AND project_id = ? AND deleted_at IS NULL", ids, projectID).
-			Order("id").Clauses(clause.Locking{Strength: "UPDATE"}).Pluck("id", &deleted).Error; err != nil {
+		if err := tx.Model(&Message{}).Select("id", "deleted_at").Where("id IN ? AND project_id = ?", ids, projectID).
+			Order("id").Clauses(clause.Locking{Strength: "UPDATE"}).Find(&found).Error; err != nil {
 			return err
 		}
-		if len(deleted) == 0 {
+		var live []string
+		for _, m := range found {
+			if m.DeletedAt == nil {
+				live = append(live, m.ID)
+			}
+		}
+		if len(live) == 0 {
 			return nil
 		}
-		return tx.Model(&Message{}).Where("id IN ? AND project_id = ?", deleted, projectID).
+		return tx.Model(&Message{}).Where("id IN ? AND project_id = ?", live, projectID).
 			// A deleted message counts as finished for the clean-up.
 			Updates(map[string]any{"deleted_at": now, "updated_at": now, "next_attempt_at": nil,
 				"terminal_at": gorm.Expr("COALESCE(terminal_at, ?)", now)}).Error
 	})
-	if deleted == nil {
-		deleted = []string{}
+	if err != nil {
+		return nil, translate(err, "delete messages")
 	}
-	return deleted, translate(err, "delete messages")
+	out := make([]DeletedMessage, len(found))
+	for i, m := range found {
+		if m.DeletedAt != nil {
+			out[i] = DeletedMessage{ID: m.ID, DeletedAt: m.DeletedAt.UTC(), Already: true}
+		} else {
+			out[i] = DeletedMessage{ID: m.ID, DeletedAt: now.UTC()}
+		}
+	}
+	return out, nil
+}
+
+// NewlyDeleted lists the ids that ds deleted now (not Already).
+func NewlyDeleted(ds []DeletedMessage) []string {
+	out := []string{}
+	for _, d := range ds {
+		if !d.Already {
+			out = append(out, d.ID)
+		}
+	}
+	return out
 }
 
 // MessageRow is a message with its endpoint's URL, for lists.

@@ -17,6 +17,13 @@ func (s *Store) CreateProject(ctx context.Context, p Project) error {
 	return translate(err, "create project")
 }
 
+// GetProject returns the project with this id, or ErrNotFound.
+func (s *Store) GetProject(ctx context.Context, id string) (Project, error) {
+	var p Project
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&p).Error
+	return p, translate(err, "get project")
+}
+
 // ProjectByName returns the named project, or ErrNotFound.
 func (s *Store) ProjectByName(ctx context.Context, name string) (Project, error) {
 	var p Project
