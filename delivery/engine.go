@@ -638,7 +638,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		var wait time.Duration
 		e.retryDB(func(ctx context.Context) error {
 			var err error
-			wait, err = e.st.TakeToken(ctx, ep.ID, ep.RateLimitRPS, ep.Burst)
+			wait, err = e.st.TakeToken(ctx, ep.ProjectID, ep.ID, ep.RateLimitRPS, ep.Burst)
 			return err
 		}, "rate limit", m)
 		if wait > 0 {

@@ -132,6 +132,14 @@ func fromRequestError(e *openapi3filter.RequestError) *Error {
 	}
 	var pe *openapi3filter.ParseError
 	if errors.As(e.Err, &pe) {
+		root := pe.RootCause()
+		var ls *loneSurrogateError
+		switch {
+		case errors.As(root, &ls):
+			return invalid("body", "unicode", ls.Error()+": send the character itself, or both halves of its pair")
+		case errors.Is(root, errNotUTF8):
+			return invalid("body", "utf8", errNotUTF8.Error()+": JSON must be sent as UTF-8")
+		}
 		return invalid("body", "json", "the request body is not valid JSON")
 	}
 	if e.RequestBody != nil && errors.Is(e.Err, openapi3filter.ErrInvalidRequired) {

@@ -67,6 +67,15 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		Limit:   fmt.Sprintf("%dB", MaxSendBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendPath },
 	}))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		checked := strictQuery(next)
+		return func(c echo.Context) error {
+			if specPath(c.Request().URL.Path) {
+				return checked(c)
+			}
+			return next(c)
+		}
+	})
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
 		Skipper: func(c echo.Context) bool {

@@ -10,6 +10,7 @@ import (
 
 type endpointRateBucket struct {
 	EndpointID string `gorm:"primaryKey"`
+	ProjectID  string
 	Tokens     float64
 	RefilledAt time.Time
 }
@@ -19,8 +20,8 @@ func (endpointRateBucket) TableName() string { return "endpoint_rate_buckets" }
 // TakeToken takes one delivery token from the endpoint's bucket (rps tokens
 // a second, holding at most burst), shared by every process on the
 // database. It returns 0 when a token was taken, or how long until one will
-// be there (nothing is taken then).
-func (s *Store) TakeToken(ctx context.Context, endpointID string, rps, burst int) (time.Duration, error) {
+// be there (nothing is taken then). projectID is the endpoint's project.
+func (s *Store) TakeToken(ctx context.Context, projectID, endpointID string, rps, burst int) (time.Duration, error) {
 	if rps <= 0 {
 		return 0, nil
 	}
@@ -31,7 +32,7 @@ func (s *Store) TakeToken(ctx context.Context, endpointID string, rps, burst int
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := Now()
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).
-			Create(&endpointRateBucket{EndpointID: endpointID, Tokens: float64(burst), RefilledAt: now}).Error; err != nil {
+			Create(&endpointRateBucket{EndpointID: endpointID, ProjectID: projectID, Tokens: float64(burst), RefilledAt: now}).Error; err != nil {
 			return err
 		}
 		var b endpointRateBucket

@@ -185,6 +185,9 @@ func redact(raw string) string {
 // Where describes the open database without credentials, for logs.
 func (s *Store) Where() string { return s.where }
 
+// Dialect is the database the store runs on: Postgres or SQLite.
+func (s *Store) Dialect() string { return s.dialect }
+
 // DB is the underlying *sql.DB, for the queue and for tests that inspect rows.
 func (s *Store) DB() *sql.DB { return s.sqlDB }
 
