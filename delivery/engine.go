@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookd/hookd/customheaders"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/signature"
@@ -140,6 +141,9 @@ type Engine struct {
 
 	secretsMu sync.Mutex
 	secrets   map[string]string // signing key id → secret (immutable once made)
+	// headers caches opened custom headers by endpoint id, with the sealed
+	// bytes they came from (a PATCH replaces them).
+	headers map[string]openedHeaders
 
 	mu         sync.Mutex
 	inflight   int
@@ -171,7 +175,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 		log = slog.Default()
 	}
 	log = log.With("component", "delivery")
-	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{},
+	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{}, headers: map[string]openedHeaders{},
 		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), idle: make(chan func()), now: store.Now,
 		workCtx: context.Background()}, nil
 }
@@ -652,8 +656,14 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 
 	now := e.now()
 	ts := now.Unix()
+	custom, err := e.headersOf(ep)
+	if err != nil {
+		e.log.Error("cannot open the endpoint's custom headers; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
+		e.release(m, token, e.cfg.PollInterval*10)
+		return
+	}
 	h := http.Header{}
-	for k, v := range ep.Headers {
+	for k, v := range custom {
 		h.Set(k, v)
 	}
 	for k, v := range m.Headers {
@@ -681,6 +691,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	}
 	d := e.cfg.Schedule.Decide(m, res, e.now())
 	a := attemptRecord(m, res, d)
+	a.RequestHeaders = customheaders.Redact(a.RequestHeaders, custom)
 	var no int
 	e.retryDB(func(ctx context.Context) error {
 		var err error
@@ -813,6 +824,37 @@ func (e *Engine) secretsOf(keys []store.SigningKey) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// openedHeaders is an endpoint's custom headers and the sealed bytes they
+// were opened from.
+type openedHeaders struct {
+	sealed  string
+	headers map[string]string
+}
+
+// headersOf opens the endpoint's custom headers (plain text for endpoints
+// stored by earlier releases), caching them while their sealed bytes stay
+// the same.
+func (e *Engine) headersOf(ep store.Endpoint) (map[string]string, error) {
+	if ep.HeadersSealed == nil {
+		return ep.Headers, nil
+	}
+	e.secretsMu.Lock()
+	defer e.secretsMu.Unlock()
+	if c, ok := e.headers[ep.ID]; ok && c.sealed == string(ep.HeadersSealed) {
+		return c.headers, nil
+	}
+	keyID := ""
+	if ep.HeadersKeyID != nil {
+		keyID = *ep.HeadersKeyID
+	}
+	h, err := customheaders.Open(e.kr, ep.ID, keyID, ep.HeadersSealed)
+	if err != nil {
+		return nil, err
+	}
+	e.headers[ep.ID] = openedHeaders{sealed: string(ep.HeadersSealed), headers: h}
+	return h, nil
 }
 
 func attemptRecord(m store.Message, r Result, d Decision) store.Attempt {

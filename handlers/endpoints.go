@@ -41,10 +41,13 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 		Description:   deref(b.Description, ""),
 		RateLimitRPS:  deref(b.RateLimitRps, 0),
 		Burst:         deref(b.Burst, 0),
-		Headers:       headers,
+		Headers:       store.Headers{},
 		HMACEnabled:   deref(b.HmacEnabled, true),
 		CreatedAt:     now,
 		UpdatedAt:     now,
+	}
+	if sh := s.sealHeaders(e.ID, headers); sh.Sealed != nil {
+		e.HeadersSealed, e.HeadersKeyID = sh.Sealed, &sh.KeyID
 	}
 	secret := credentials.NewSigningSecret()
 	key := s.newSigningKey(e.ProjectID, e.ID, secret, now)
@@ -95,12 +98,33 @@ func (s *Server) GetEndpoint(ctx context.Context, req gen.GetEndpointRequestObje
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetEndpoint200JSONResponse{Data: toEndpoint(e), Meta: meta(ctx)}, nil
+	h, err := s.headersOf(e)
+	if err != nil {
+		return nil, err
+	}
+	return gen.GetEndpoint200JSONResponse{Data: toEndpoint(e, h), Meta: meta(ctx)}, nil
 }
 
-func toEndpoint(e store.Endpoint) gen.Endpoint {
+// sealHeaders seals an endpoint's custom header values for storage: they
+// are often the receiver's credentials.
+func (s *Server) sealHeaders(endpointID string, h map[string]string) store.SealedHeaders {
+	keyID, sealed := customheaders.Seal(s.Keyring, endpointID, h)
+	return store.SealedHeaders{KeyID: keyID, Sealed: sealed}
+}
+
+// headersOf opens the endpoint's custom headers (or reads those an earlier
+// release stored in plain text).
+func (s *Server) headersOf(e store.Endpoint) (map[string]string, error) {
+	if e.HeadersSealed == nil {
+		return e.Headers, nil
+	}
+	return customheaders.Open(s.Keyring, e.ID, deref(e.HeadersKeyID, ""), e.HeadersSealed)
+}
+
+// toEndpoint renders e with its opened custom headers.
+func toEndpoint(e store.Endpoint, headers map[string]string) gen.Endpoint {
 	h := gen.Headers{}
-	for k, v := range e.Headers {
+	for k, v := range headers {
 		h[k] = v
 	}
 	return gen.Endpoint{
@@ -142,11 +166,11 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 		u.URL, u.URLNormalized = b.Url, &normalized
 	}
 	if b.Headers != nil {
-		h := store.Headers(*b.Headers)
-		if err := customheaders.Validate(h); err != nil {
+		if err := customheaders.Validate(*b.Headers); err != nil {
 			return nil, err
 		}
-		u.Headers = &h
+		sh := s.sealHeaders(req.Id, *b.Headers)
+		u.Headers = &sh
 	}
 	if err := s.Store.UpdateEndpoint(ctx, projectID(ctx), req.Id, u); err != nil {
 		return nil, err
@@ -155,7 +179,11 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 	if err != nil {
 		return nil, err
 	}
-	return gen.UpdateEndpoint200JSONResponse{Data: toEndpointUpdated(toEndpoint(e)), Meta: meta(ctx)}, nil
+	h, err := s.headersOf(e)
+	if err != nil {
+		return nil, err
+	}
+	return gen.UpdateEndpoint200JSONResponse{Data: toEndpointUpdated(toEndpoint(e, h)), Meta: meta(ctx)}, nil
 }
 
 // toEndpointUpdated is the PATCH answer: the whole endpoint plus updated,

@@ -204,7 +204,7 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 		rps, burst, off := 7, 9, false
 		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, a.ID, store.EndpointUpdate{RateLimitRPS: &rps, Burst: &burst}))
 		b, kb := f.endpoint(t, "https://b.example.com/")
-		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, Headers: &store.Headers{"X-B": "2"}}))
+		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, Headers: &store.SealedHeaders{KeyID: "k9", Sealed: []byte("sealed-b")}}))
 		_, err := f.s.RecordEndpointFailure(ctx, b.ID, store.Now(), "HTTP 500", store.BreakerPolicy{})
 		require.NoError(t, err)
 		for i, ep := range []string{a.ID, a.ID, b.ID} {
@@ -242,7 +242,9 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 		}
 		tb := targets[b.ID]
 		require.False(t, tb.Endpoint.HMACEnabled)
-		require.Equal(t, store.Headers{"X-B": "2"}, tb.Endpoint.Headers)
+		require.Empty(t, tb.Endpoint.Headers)
+		require.Equal(t, []byte("sealed-b"), tb.Endpoint.HeadersSealed, "sealed headers come with the claim")
+		require.Equal(t, "k9", *tb.Endpoint.HeadersKeyID)
 		require.Equal(t, 1, tb.Endpoint.ConsecutiveFailures)
 		require.Len(t, tb.Keys, 1)
 		require.Equal(t, kb.ID, tb.Keys[0].ID)

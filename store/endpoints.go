@@ -16,8 +16,15 @@ type EndpointUpdate struct {
 	Description   *string
 	RateLimitRPS  *int
 	Burst         *int
-	Headers       *Headers
+	Headers       *SealedHeaders // replaces the whole map
 	HMACEnabled   *bool
+}
+
+// SealedHeaders is a custom header map sealed under master key KeyID;
+// Sealed is nil for no headers.
+type SealedHeaders struct {
+	KeyID  string
+	Sealed []byte
 }
 
 // CreateEndpoint stores e and its first signing key k in one transaction.
@@ -98,7 +105,10 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 			e.Burst = *u.Burst
 		}
 		if u.Headers != nil {
-			e.Headers = *u.Headers
+			e.Headers, e.HeadersSealed, e.HeadersKeyID = Headers{}, u.Headers.Sealed, nil
+			if u.Headers.Sealed != nil {
+				e.HeadersKeyID = &u.Headers.KeyID
+			}
 		}
 		if u.HMACEnabled != nil {
 			e.HMACEnabled = *u.HMACEnabled

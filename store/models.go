@@ -66,7 +66,14 @@ type Endpoint struct {
 	Description   string
 	RateLimitRPS  int `gorm:"column:rate_limit_rps"`
 	Burst         int
-	Headers       Headers
+	// Headers are custom headers stored in plain text by releases before
+	// they were sealed; empty for an endpoint whose headers are sealed.
+	Headers Headers
+	// HeadersSealed is the endpoint's custom headers sealed (package
+	// customheaders) under master key HeadersKeyID; nil when it has none
+	// or they are still in Headers.
+	HeadersSealed []byte
+	HeadersKeyID  *string
 	HMACEnabled   bool `gorm:"column:hmac_enabled"`
 	Paused        bool
 	// Health, kept by the circuit breaker (package delivery).

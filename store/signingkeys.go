@@ -87,8 +87,77 @@ func (s *Store) DeleteSigningKey(ctx context.Context, projectID, endpointID, key
 // secrets, so start-up can refuse a keyring that cannot open them.
 func (s *Store) MasterKeyIDsInUse(ctx context.Context) ([]string, error) {
 	var idsInUse []string
-	err := s.db.WithContext(ctx).Model(&SigningKey{}).Distinct("master_key_id").Order("master_key_id").Pluck("master_key_id", &idsInUse).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT master_key_id FROM signing_keys
+UNION SELECT headers_key_id FROM endpoints WHERE headers_key_id IS NOT NULL
+ORDER BY 1`).Scan(&idsInUse).Error
 	return idsInUse, translate(err, "list master keys in use")
+}
+
+// ResealEndpointHeaders re-seals the custom headers of every endpoint
+// (deleted ones too) whose headers are sealed by a master key other than
+// activeID, and seals those an earlier release stored in plain text,
+// batchSize rows at a time (at least 1). For each row it calls reseal, which
+// returns the row's headers sealed under the active master key (it opens
+// HeadersSealed, or reads Headers when that is nil). Each row is then
+// written only if its headers are still what was read (compare-and-swap),
+// so a PATCH meanwhile wins. It returns how many rows it sealed per old
+// master key id ("" for plain text), and stops at the first error; what was
+// committed stays, so running it again continues.
+func (s *Store) ResealEndpointHeaders(ctx context.Context, activeID string, batchSize int, reseal func(Endpoint) (SealedHeaders, error)) (map[string]int, error) {
+	batchSize = max(batchSize, 1)
+	resealed := map[string]int{}
+	after := ""
+	for {
+		var batch []Endpoint
+		err := s.db.WithContext(ctx).Select("id", "headers", "headers_sealed", "headers_key_id").
+			Where("id > ? AND ((headers_sealed IS NOT NULL AND headers_key_id <> ?) OR (headers_sealed IS NULL AND headers <> '{}' AND headers <> ''))", after, activeID).
+			Order("id").Limit(batchSize).Find(&batch).Error
+		if err != nil {
+			return resealed, translate(err, "read endpoint headers to re-seal")
+		}
+		if len(batch) == 0 {
+			return resealed, nil
+		}
+		done := map[string]int{}
+		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			for _, e := range batch {
+				sh, err := reseal(e)
+				if err != nil {
+					return fmt.Errorf("re-seal the custom headers of endpoint %s: %w", e.ID, err)
+				}
+				q := tx.Model(&Endpoint{}).Where("id = ?", e.ID)
+				from := ""
+				if e.HeadersSealed != nil {
+					from = *e.HeadersKeyID
+					q = q.Where("headers_sealed = ? AND headers_key_id = ?", e.HeadersSealed, from)
+				} else {
+					q = q.Where("headers_sealed IS NULL AND headers = ?", e.Headers)
+				}
+				var keyID *string
+				if sh.Sealed != nil {
+					keyID = &sh.KeyID
+				}
+				res := q.Updates(map[string]any{"headers": Headers{}, "headers_sealed": sh.Sealed, "headers_key_id": keyID})
+				if res.Error != nil {
+					return res.Error
+				}
+				done[from] += int(res.RowsAffected)
+			}
+			return nil
+		})
+		if err != nil {
+			return resealed, translate(err, "re-seal endpoint headers")
+		}
+		for id, n := range done {
+			if n > 0 {
+				resealed[id] += n
+			}
+		}
+		if len(batch) < batchSize {
+			return resealed, nil
+		}
+		after = batch[len(batch)-1].ID
+	}
 }
 
 // ResealSigningKeys re-seals every signing key whose master_key_id is not

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookd/hookd/customheaders"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
 )
@@ -46,7 +47,8 @@ func masterkeyGenerate(args []string, stdout, stderr io.Writer) error {
 // rotate` re-seals by default.
 const rotateBatch = 100
 
-// masterkeyRotate re-seals every signing secret not sealed by --master-key
+// masterkeyRotate re-seals every signing secret (and endpoint custom header
+// map, sealing plain-text ones of earlier releases) not sealed by --master-key
 // under it, while servers keep running (docs/operations.md (master keys and their rotation)). It
 // succeeds only when, afterwards, no secret is sealed by another key, so
 // "the old keys can be removed" is never said too early.
@@ -109,6 +111,21 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 	if err != nil {
 		return fmt.Errorf("%w (the secrets re-sealed before this stay re-sealed; run the command again to continue)", err)
 	}
+	headers, err := st.ResealEndpointHeaders(ctx, active.ID, batch, func(e store.Endpoint) (store.SealedHeaders, error) {
+		h := map[string]string(e.Headers)
+		if e.HeadersSealed != nil {
+			var err error
+			if h, err = customheaders.Open(kr, e.ID, *e.HeadersKeyID, e.HeadersSealed); err != nil {
+				return store.SealedHeaders{}, err
+			}
+		}
+		keyID, sealed := customheaders.Seal(kr, e.ID, h)
+		return store.SealedHeaders{KeyID: keyID, Sealed: sealed}, nil
+	})
+	reportSealedHeaders(stdout, headers, active.ID)
+	if err != nil {
+		return fmt.Errorf("%w (the headers sealed before this stay sealed; run the command again to continue)", err)
+	}
 
 	left, err := st.MasterKeyIDsInUse(ctx)
 	if err != nil {
@@ -129,6 +146,23 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 		fmt.Fprintf(stdout, "every signing secret is sealed by master key %s\n", active.ID)
 	}
 	return nil
+}
+
+// reportSealedHeaders prints how many endpoints' custom headers were
+// sealed, per master key they were sealed by before ("" for plain text).
+func reportSealedHeaders(w io.Writer, sealed map[string]int, activeID string) {
+	ids := make([]string, 0, len(sealed))
+	for id := range sealed {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if id == "" {
+			fmt.Fprintf(w, "sealed the custom headers of %d endpoints, stored in plain text by an earlier release, with master key %s\n", sealed[id], activeID)
+		} else {
+			fmt.Fprintf(w, "re-sealed the custom headers of %d endpoints from master key %s to %s\n", sealed[id], id, activeID)
+		}
+	}
 }
 
 // reportResealed prints one line per old master key, in id order.

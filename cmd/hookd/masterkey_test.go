@@ -67,7 +67,7 @@ func (r *captureReceiver) await(t *testing.T, id string) capturedDelivery {
 // requireSignedBy sends one message to the endpoint through the hookd at
 // addr and checks that its delivery carries a valid signature for every one
 // of the endpoint's secrets (so hookd opened each of them).
-func requireSignedBy(t *testing.T, rc *captureReceiver, addr, apiKey, endpointID string, secrets []string) {
+func requireSignedBy(t *testing.T, rc *captureReceiver, addr, apiKey, endpointID string, secrets []string) capturedDelivery {
 	t.Helper()
 	var sent struct {
 		MessageID string `json:"message_id"`
@@ -78,6 +78,7 @@ func requireSignedBy(t *testing.T, rc *captureReceiver, addr, apiKey, endpointID
 	for _, s := range secrets {
 		require.NoError(t, signature.Verify(d.header, d.body, []string{s}, time.Minute, time.Now()), "signed with every active secret")
 	}
+	return d
 }
 
 // TestMasterKeyRotation follows docs/operations.md (master keys and their rotation) on PostgreSQL:
@@ -102,7 +103,7 @@ func TestMasterKeyRotation(t *testing.T) {
 			SigningSecret string `json:"signing_secret"`
 		}
 		require.Equal(t, http.StatusCreated, api(t, http.MethodPost, "http://"+addr+"/v1/endpoints", apiKey,
-			fmt.Sprintf(`{"url":"%s/r%d"}`, rc.srv.URL, i), &ep))
+			fmt.Sprintf(`{"url":"%s/r%d","headers":{"X-Receiver-Token":"tok-%d"}}`, rc.srv.URL, i, i), &ep))
 		secretOf[ep.SigningKeyID] = ep.SigningSecret
 		byEndpoint[ep.ID] = append(byEndpoint[ep.ID], ep.SigningSecret)
 		return ep.ID
@@ -125,6 +126,12 @@ func TestMasterKeyRotation(t *testing.T) {
 	secretOf[k.ID] = k.SigningSecret
 	byEndpoint[endpoints[0]] = append(byEndpoint[endpoints[0]], k.SigningSecret)
 	require.NoError(t, stop())
+	// Endpoint 2's headers as an earlier release stored them: plain text.
+	legacy, err := store.Open(ctx, store.Options{DatabaseURL: dbURL})
+	require.NoError(t, err)
+	_, err = legacy.DB().ExecContext(ctx, `UPDATE endpoints SET headers = '{"X-Receiver-Token":"tok-2"}', headers_sealed = NULL, headers_key_id = NULL WHERE id = $1`, endpoints[2])
+	require.NoError(t, err)
+	require.NoError(t, legacy.Close())
 
 	// Steps 1-2: the server seals new secrets with B and still opens A's.
 	addr, stop = startServe(t, append(common, "--master-key", b.String(), "--master-keys-old", a.String()), env(nil), &syncbuf.Buffer{})
@@ -136,6 +143,8 @@ func TestMasterKeyRotation(t *testing.T) {
 	require.NoError(t, run(ctx, []string{"masterkey", "rotate", "--database-url", dbURL, "--master-key", b.String(), "--master-keys-old", a.String(), "--batch-size", "3"},
 		env(nil), &out, io.Discard))
 	require.Contains(t, out.String(), "re-sealed 4 signing secrets from master key A to B")
+	require.Contains(t, out.String(), "re-sealed the custom headers of 2 endpoints from master key A to B")
+	require.Contains(t, out.String(), "sealed the custom headers of 1 endpoints, stored in plain text by an earlier release, with master key B")
 	require.Contains(t, out.String(), "master key A can now be removed")
 	for _, ep := range endpoints {
 		requireSignedBy(t, rc, addr, apiKey, ep, byEndpoint[ep])
@@ -168,13 +177,19 @@ func TestMasterKeyRotation(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.NoError(t, rows.Close())
+	var plain, sealedByB int
+	require.NoError(t, st.DB().QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE headers <> '{}'), count(*) FILTER (WHERE headers_key_id = 'B') FROM endpoints`).Scan(&plain, &sealedByB))
+	require.Zero(t, plain, "no header value is left in plain text")
+	require.Equal(t, len(endpoints), sealedByB)
 	require.NoError(t, st.Close())
 	require.Equal(t, len(secretOf), n)
 
-	// Step 4: a server with only B starts and signs with every secret.
+	// Step 4: a server with only B starts, signs with every secret and
+	// sends every endpoint's custom header.
 	addr, stop = startServe(t, append(common, "--master-key", b.String()), env(nil), &syncbuf.Buffer{})
-	for _, ep := range endpoints {
-		requireSignedBy(t, rc, addr, apiKey, ep, byEndpoint[ep])
+	for i, ep := range endpoints {
+		d := requireSignedBy(t, rc, addr, apiKey, ep, byEndpoint[ep])
+		require.Equal(t, fmt.Sprintf("tok-%d", i), d.header.Get("X-Receiver-Token"))
 	}
 	require.NoError(t, stop())
 
