@@ -163,7 +163,7 @@ var (
 	}
 	sdkDLQMessage = sdkShape{
 		must("message_id", jString), must("endpoint", jString), must("attempt_count", jInt),
-		maybe("last_error", jString), must("created_at", jTime), maybe("failed_at", jTime),
+		maybe("last_error", jString), must("created_at", jTime), must("failed_at", jTime),
 	}
 	sdkMetrics = sdkShape{
 		must("window", jString), must("total_messages", jInt), must("succeeded", jInt), must("failed", jInt),
@@ -342,8 +342,9 @@ func TestSDKShapes(t *testing.T) {
 		})
 		t.Run("Lists", func(t *testing.T) {
 			e.sdkCall(t, http.MethodGet, "/v1/logs?limit=2", "", http.StatusOK, dataList(sdkSummary, sdkPageMeta))
-			e.sdkCall(t, http.MethodGet, "/v1/dlq/messages", "", http.StatusOK, data(sdkShape{
+			v := e.sdkCall(t, http.MethodGet, "/v1/dlq/messages", "", http.StatusOK, data(sdkShape{
 				objects("messages", sdkDLQMessage), must("has_more", jBool), maybe("next_cursor", jString)}))
+			require.Len(t, v["data"].(map[string]any)["messages"], 2, "the 410 and the cancelled message")
 			e.sdkCall(t, http.MethodGet, "/v1/metrics?window=24h", "", http.StatusOK, data(sdkMetrics))
 			e.sdkCall(t, http.MethodGet, "/v1/metrics/timeseries?window=1h", "", http.StatusOK, data(sdkTimeseries))
 		})
