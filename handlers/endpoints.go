@@ -94,15 +94,25 @@ func (s *Server) ListEndpoints(ctx context.Context, req gen.ListEndpointsRequest
 
 // GetEndpoint returns one endpoint without its secrets.
 func (s *Server) GetEndpoint(ctx context.Context, req gen.GetEndpointRequestObject) (gen.GetEndpointResponseObject, error) {
-	e, err := s.Store.GetEndpoint(ctx, projectID(ctx), req.Id)
+	e, err := s.endpointView(ctx, req.Id)
 	if err != nil {
 		return nil, err
+	}
+	return gen.GetEndpoint200JSONResponse{Data: e, Meta: meta(ctx)}, nil
+}
+
+// endpointView reads a live endpoint of the caller's project with its
+// custom headers opened.
+func (s *Server) endpointView(ctx context.Context, id string) (gen.Endpoint, error) {
+	e, err := s.Store.GetEndpoint(ctx, projectID(ctx), id)
+	if err != nil {
+		return gen.Endpoint{}, err
 	}
 	h, err := s.headersOf(e)
 	if err != nil {
-		return nil, err
+		return gen.Endpoint{}, err
 	}
-	return gen.GetEndpoint200JSONResponse{Data: toEndpoint(e, h), Meta: meta(ctx)}, nil
+	return toEndpoint(e, h), nil
 }
 
 // sealHeaders seals an endpoint's custom header values for storage: they
@@ -175,15 +185,11 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 	if err := s.Store.UpdateEndpoint(ctx, projectID(ctx), req.Id, u); err != nil {
 		return nil, err
 	}
-	e, err := s.Store.GetEndpoint(ctx, projectID(ctx), req.Id)
+	e, err := s.endpointView(ctx, req.Id)
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.headersOf(e)
-	if err != nil {
-		return nil, err
-	}
-	return gen.UpdateEndpoint200JSONResponse{Data: toEndpointUpdated(toEndpoint(e, h)), Meta: meta(ctx)}, nil
+	return gen.UpdateEndpoint200JSONResponse{Data: toEndpointUpdated(e), Meta: meta(ctx)}, nil
 }
 
 // toEndpointUpdated is the PATCH answer: the whole endpoint plus updated,

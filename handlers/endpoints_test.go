@@ -50,8 +50,11 @@ func TestEndpointLifecycle(t *testing.T) {
 		upd, err := c.UpdateEndpointWithResponse(ctx, ep.Id, gen.UpdateEndpointRequest{Description: ptr("renamed"), HmacEnabled: ptr(false)})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, upd.StatusCode(), string(upd.Body))
-		require.Equal(t, gen.EndpointUpdated{Id: ep.Id, Updated: true}, upd.JSON200.Data)
 		got, _ = c.GetEndpointWithResponse(ctx, ep.Id)
+		g := got.JSON200.Data
+		require.Equal(t, gen.EndpointUpdated{Id: ep.Id, Updated: true, Url: g.Url, Description: g.Description, RateLimitRps: g.RateLimitRps,
+			Burst: g.Burst, Headers: g.Headers, HmacEnabled: g.HmacEnabled, Paused: g.Paused, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt},
+			upd.JSON200.Data, "PATCH answers the endpoint as GET reads it, plus updated")
 		require.Equal(t, "renamed", got.JSON200.Data.Description)
 		require.False(t, got.JSON200.Data.HmacEnabled)
 		require.Equal(t, "https://hooks.example.com/in", got.JSON200.Data.Url)

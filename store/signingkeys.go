@@ -101,30 +101,25 @@ ORDER BY 1`).Scan(&idsInUse).Error
 // HeadersSealed, or reads Headers when that is nil). Each row is then
 // written only if its headers are still what was read (compare-and-swap),
 // so a PATCH meanwhile wins. It returns how many rows it sealed per old
-// master key id ("" for plain text), and stops at the first error; what was
-// committed stays, so running it again continues.
+// master key id ("" for plain text); errors and resuming are as for
+// ResealSigningKeys.
 func (s *Store) ResealEndpointHeaders(ctx context.Context, activeID string, batchSize int, reseal func(Endpoint) (SealedHeaders, error)) (map[string]int, error) {
-	batchSize = max(batchSize, 1)
-	resealed := map[string]int{}
-	after := ""
-	for {
+	return s.resealInBatches(ctx, "endpoint headers", batchSize, func(after string) (string, int, func(*gorm.DB, map[string]int) error, error) {
 		var batch []Endpoint
 		err := s.db.WithContext(ctx).Select("id", "headers", "headers_sealed", "headers_key_id").
 			Where("id > ? AND ((headers_sealed IS NOT NULL AND headers_key_id <> ?) OR (headers_sealed IS NULL AND headers <> '{}' AND headers <> ''))", after, activeID).
-			Order("id").Limit(batchSize).Find(&batch).Error
-		if err != nil {
-			return resealed, translate(err, "read endpoint headers to re-seal")
+			Order("id").Limit(max(batchSize, 1)).Find(&batch).Error
+		if err != nil || len(batch) == 0 {
+			return "", 0, nil, translate(err, "read endpoint headers to re-seal")
 		}
-		if len(batch) == 0 {
-			return resealed, nil
+		sealed := make([]SealedHeaders, len(batch))
+		for i, e := range batch {
+			if sealed[i], err = reseal(e); err != nil {
+				return "", 0, nil, fmt.Errorf("re-seal the custom headers of endpoint %s: %w", e.ID, err)
+			}
 		}
-		done := map[string]int{}
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			for _, e := range batch {
-				sh, err := reseal(e)
-				if err != nil {
-					return fmt.Errorf("re-seal the custom headers of endpoint %s: %w", e.ID, err)
-				}
+		write := func(tx *gorm.DB, done map[string]int) error {
+			for i, e := range batch {
 				q := tx.Model(&Endpoint{}).Where("id = ?", e.ID)
 				from := ""
 				if e.HeadersSealed != nil {
@@ -134,30 +129,19 @@ func (s *Store) ResealEndpointHeaders(ctx context.Context, activeID string, batc
 					q = q.Where("headers_sealed IS NULL AND headers = ?", e.Headers)
 				}
 				var keyID *string
-				if sh.Sealed != nil {
-					keyID = &sh.KeyID
+				if sealed[i].Sealed != nil {
+					keyID = &sealed[i].KeyID
 				}
-				res := q.Updates(map[string]any{"headers": Headers{}, "headers_sealed": sh.Sealed, "headers_key_id": keyID})
+				res := q.Updates(map[string]any{"headers": Headers{}, "headers_sealed": sealed[i].Sealed, "headers_key_id": keyID})
 				if res.Error != nil {
 					return res.Error
 				}
 				done[from] += int(res.RowsAffected)
 			}
 			return nil
-		})
-		if err != nil {
-			return resealed, translate(err, "re-seal endpoint headers")
 		}
-		for id, n := range done {
-			if n > 0 {
-				resealed[id] += n
-			}
-		}
-		if len(batch) < batchSize {
-			return resealed, nil
-		}
-		after = batch[len(batch)-1].ID
-	}
+		return batch[len(batch)-1].ID, len(batch), write, nil
+	})
 }
 
 // ResealSigningKeys re-seals every signing key whose master_key_id is not
@@ -175,56 +159,73 @@ func (s *Store) ResealEndpointHeaders(ctx context.Context, activeID string, batc
 // re-sealed, so running it again continues where it stopped. It returns
 // ErrUnavailable when the database cannot be reached.
 func (s *Store) ResealSigningKeys(ctx context.Context, activeID string, batchSize int, reseal func(SigningKey) (masterKeyID string, sealed []byte, err error)) (map[string]int, error) {
+	return s.resealInBatches(ctx, "signing keys", batchSize, func(after string) (string, int, func(*gorm.DB, map[string]int) error, error) {
+		var batch []SigningKey
+		err := s.db.WithContext(ctx).Where("master_key_id <> ? AND id > ?", activeID, after).
+			Order("id").Limit(max(batchSize, 1)).Find(&batch).Error
+		if err != nil || len(batch) == 0 {
+			return "", 0, nil, translate(err, "read signing keys to re-seal")
+		}
+		type change struct {
+			masterKeyID string
+			sealed      []byte
+		}
+		changes := make([]change, len(batch))
+		for i, k := range batch {
+			id, sealed, err := reseal(k)
+			if err != nil {
+				return "", 0, nil, fmt.Errorf("re-seal signing key %s (master key %s): %w", k.ID, k.MasterKeyID, err)
+			}
+			changes[i] = change{masterKeyID: id, sealed: sealed}
+		}
+		write := func(tx *gorm.DB, done map[string]int) error {
+			for i, k := range batch {
+				res := tx.Model(&SigningKey{}).
+					Where("id = ? AND master_key_id = ? AND secret_sealed = ?", k.ID, k.MasterKeyID, k.SecretSealed).
+					Updates(map[string]any{"master_key_id": changes[i].masterKeyID, "secret_sealed": changes[i].sealed})
+				if res.Error != nil {
+					return res.Error
+				}
+				done[k.MasterKeyID] += int(res.RowsAffected)
+			}
+			return nil
+		}
+		return batch[len(batch)-1].ID, len(batch), write, nil
+	})
+}
+
+// resealInBatches is the walk both re-seals share. next reads the batch
+// after the id it is given (batchSize rows at most) and prepares its
+// changes outside any transaction; it returns the batch's last id, its
+// size (0 ends the walk) and write, which applies the batch in one
+// transaction and counts the rows it changed per old master key; its
+// errors are returned as they are (next translates its database errors).
+// Counts
+// of committed batches are summed; a short batch ends the walk.
+func (s *Store) resealInBatches(ctx context.Context, what string, batchSize int, next func(after string) (last string, n int, write func(*gorm.DB, map[string]int) error, err error)) (map[string]int, error) {
 	batchSize = max(batchSize, 1)
 	resealed := map[string]int{}
 	after := ""
 	for {
-		var batch []SigningKey
-		err := s.db.WithContext(ctx).Where("master_key_id <> ? AND id > ?", activeID, after).
-			Order("id").Limit(batchSize).Find(&batch).Error
+		last, n, write, err := next(after)
 		if err != nil {
-			return resealed, translate(err, "read signing keys to re-seal")
+			return resealed, err
 		}
-		if len(batch) == 0 {
+		if n == 0 {
 			return resealed, nil
-		}
-		type change struct {
-			old         SigningKey
-			masterKeyID string
-			sealed      []byte
-		}
-		changes := make([]change, 0, len(batch))
-		for _, k := range batch {
-			id, sealed, err := reseal(k)
-			if err != nil {
-				return resealed, fmt.Errorf("re-seal signing key %s (master key %s): %w", k.ID, k.MasterKeyID, err)
-			}
-			changes = append(changes, change{old: k, masterKeyID: id, sealed: sealed})
 		}
 		done := map[string]int{}
-		err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			for _, c := range changes {
-				res := tx.Model(&SigningKey{}).
-					Where("id = ? AND master_key_id = ? AND secret_sealed = ?", c.old.ID, c.old.MasterKeyID, c.old.SecretSealed).
-					Updates(map[string]any{"master_key_id": c.masterKeyID, "secret_sealed": c.sealed})
-				if res.Error != nil {
-					return res.Error
-				}
-				done[c.old.MasterKeyID] += int(res.RowsAffected)
-			}
-			return nil
-		})
-		if err != nil {
-			return resealed, translate(err, "re-seal signing keys")
+		if err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return write(tx, done) }); err != nil {
+			return resealed, translate(err, "re-seal "+what)
 		}
-		for id, n := range done {
-			if n > 0 {
-				resealed[id] += n
+		for id, c := range done {
+			if c > 0 {
+				resealed[id] += c
 			}
 		}
-		if len(batch) < batchSize {
+		if n < batchSize {
 			return resealed, nil
 		}
-		after = batch[len(batch)-1].ID
+		after = last
 	}
 }
