@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/labstack/echo/v4"
 )
 
 var configureOnce sync.Once
@@ -41,4 +43,23 @@ func strictJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ open
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
 	return v, nil
+}
+
+// lowerMediaType lower-cases the media type of a request's Content-Type,
+// which is case-insensitive (RFC 9110) and which the validator reads
+// lower-cased, so that Echo's binder, which compares it exactly, binds every
+// body the validator accepted rather than answering an undocumented 415.
+func lowerMediaType(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Request().Header
+		if ct := h.Get(echo.HeaderContentType); ct != "" {
+			base, params, hasParams := strings.Cut(ct, ";")
+			lower := strings.ToLower(strings.TrimSpace(base))
+			if hasParams {
+				lower += ";" + params
+			}
+			h.Set(echo.HeaderContentType, lower)
+		}
+		return next(c)
+	}
 }

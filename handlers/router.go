@@ -67,6 +67,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		Limit:   fmt.Sprintf("%dB", MaxSendBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendPath },
 	}))
+	e.Use(lowerMediaType)
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
 		Skipper: func(c echo.Context) bool {
