@@ -3,8 +3,11 @@ package handlers
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -31,8 +34,9 @@ var errTrailingData = errors.New("unexpected data after the JSON value")
 
 // strictJSONBody decodes exactly one JSON value (numbers kept as
 // json.Number, as kin-openapi's own decoder does) followed only by white
-// space.
-func strictJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+// space, and refuses, with a 400 INVALID_REQUEST naming it, a member that
+// differs only in case from a property of schema (see foldedMember).
+func strictJSONBody(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 	dec := json.NewDecoder(body)
 	dec.UseNumber()
 	var v any
@@ -42,7 +46,48 @@ func strictJSONBody(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ open
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
 	}
+	if name, prop, found := foldedMember(v, schema); found {
+		return nil, invalid("/"+name, "case", fmt.Sprintf("request body member %q: member names are case-sensitive; the property is %q", name, prop))
+	}
 	return v, nil
+}
+
+// foldedMember finds, in v decoded for schema, an object member whose name
+// is not a property of its object's schema but equals one (prop) under
+// strings.EqualFold, the rule by which encoding/json matches struct fields.
+// The validator takes such a member for an unknown one and checks nothing,
+// but the handlers bind the body again with encoding/json, which takes it
+// for the property: {"payload":{},"PAYLOAD":"x"} would be sent with the
+// payload "x". Objects whose schema declares no properties (payloads,
+// header maps) are not looked into.
+func foldedMember(v any, schema *openapi3.SchemaRef) (name, prop string, found bool) {
+	if schema == nil || schema.Value == nil {
+		return "", "", false
+	}
+	s := schema.Value
+	switch v := v.(type) {
+	case map[string]any:
+		for _, name := range slices.Sorted(maps.Keys(v)) {
+			if p, ok := s.Properties[name]; ok {
+				if inner, prop, found := foldedMember(v[name], p); found {
+					return name + "/" + inner, prop, true
+				}
+				continue
+			}
+			for _, prop := range slices.Sorted(maps.Keys(s.Properties)) {
+				if strings.EqualFold(name, prop) {
+					return name, prop, true
+				}
+			}
+		}
+	case []any:
+		for i, item := range v {
+			if inner, prop, found := foldedMember(item, s.Items); found {
+				return fmt.Sprint(i) + "/" + inner, prop, true
+			}
+		}
+	}
+	return "", "", false
 }
 
 // lowerMediaType lower-cases the media type of a request's Content-Type,
