@@ -7,9 +7,10 @@ GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 VERSION               ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 ARGS                  ?=
 BENCH_ARGS            ?=
+FUZZTIME              ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test lint bench bench-api postgres clean
+.PHONY: help generate check-generated build run test fuzz lint bench bench-api postgres clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +32,9 @@ postgres: ## Start the local PostgreSQL the tests use, if it is not running
 
 test: postgres ## Run every test with the race detector (PostgreSQL and SQLite)
 	go test -race -count=1 -timeout 15m ./...
+
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s; longer: make fuzz FUZZTIME=10m)
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN) go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

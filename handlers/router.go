@@ -76,6 +76,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 			return next(c)
 		}
 	})
+	e.Use(lowerMediaType)
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
 		Skipper: func(c echo.Context) bool {

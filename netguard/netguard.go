@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +96,11 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 		return u, nil
 	}
 	lower := strings.ToLower(strings.TrimSuffix(host, "."))
+	if slices.Contains(strings.Split(lower, "."), "") {
+		// "hooks.example.com.." would be checked as "hooks.example.com."
+		// but dialled as itself, which never resolves.
+		return nil, fmt.Errorf("%w: the host name %q has an empty label", ErrInvalidURL, host)
+	}
 	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
 		return nil, fmt.Errorf("%w: %s is a loopback name", ErrBlocked, host)
 	}

@@ -65,6 +65,11 @@ func TestCheckURL(t *testing.T) {
 		{"https://meta.example.com/latest", ErrBlocked},
 		{"https://localhost/x", ErrBlocked},
 		{"https://api.localhost./x", ErrBlocked},
+		{"https://hooks.example.com./x", nil},            // one trailing dot: the root
+		{"https://hooks.example.com../x", ErrInvalidURL}, // checked as "hooks.example.com.", dialled as itself
+		{"https://hooks..example.com/x", ErrInvalidURL},  // empty label
+		{"https://.hooks.example.com/x", ErrInvalidURL},  // empty label
+		{"https://./x/abcdefgh", ErrInvalidURL},          // the root alone
 		{"https://127.0.0.1/x", ErrBlocked},
 		{"https://127.1/x", ErrBlocked},
 		{"https://2130706433/x", ErrBlocked},   // decimal 127.0.0.1
