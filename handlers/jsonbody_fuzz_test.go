@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/oapi-codegen/runtime"
@@ -18,7 +19,9 @@ import (
 // FuzzStrictJSONBody checks the request body decoder the validator uses, on
 // any bytes, without a schema and with each request body schema of the API:
 //   - it accepts exactly one JSON value with only white space around it
-//     (json.Valid), refusing everything else with a ParseError;
+//     (json.Valid) that is valid UTF-8 and escapes no lone UTF-16
+//     surrogate (those would decode with U+FFFD in their place), refusing
+//     everything else with a ParseError;
 //   - with a schema it also refuses, with a 400 INVALID_REQUEST naming the
 //     member, exactly the objects holding a member that is not one of the
 //     schema's properties but equals one ignoring case;
@@ -62,8 +65,10 @@ func FuzzStrictJSONBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, err := strictJSONBody(bytes.NewReader(body), nil, nil, nil)
 		var pe *openapi3filter.ParseError
-		if (err == nil) != json.Valid(body) || (err != nil && !errors.As(err, &pe)) {
-			t.Fatalf("%q: error %v, but json.Valid says %v", body, err, json.Valid(body))
+		acceptable := json.Valid(body) && utf8.Valid(body) && loneSurrogate(body) < 0
+		if (err == nil) != acceptable || (err != nil && !errors.As(err, &pe)) {
+			t.Fatalf("%q: error %v, but json.Valid says %v, utf8.Valid %v, lone surrogate at %d",
+				body, err, json.Valid(body), utf8.Valid(body), loneSurrogate(body))
 		}
 		if err != nil {
 			return
