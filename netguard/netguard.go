@@ -263,12 +263,20 @@ var blockedV4 = mustPrefixes(
 	"240.0.0.0/4",     // reserved, broadcast
 )
 
+// blockedV6 holds the IANA IPv6 special-purpose ranges that are not
+// globally reachable, plus ranges never used as destinations. The IPv6
+// forms embedding an IPv4 address are checked by what they embed (blocked).
 var blockedV6 = mustPrefixes(
 	"::/128",         // unspecified
 	"::1/128",        // loopback
 	"64:ff9b:1::/48", // local-use NAT64
 	"100::/64",       // discard
+	"2001:2::/48",    // benchmarking (RFC 5180)
+	"2001:10::/28",   // ORCHID, deprecated (RFC 4843)
+	"2001:20::/28",   // ORCHIDv2 (RFC 7343): identifiers, never routed as destinations
 	"2001:db8::/32",  // documentation
+	"3fff::/20",      // documentation (RFC 9637)
+	"5f00::/16",      // SRv6 segment identifiers (RFC 9602)
 	"fc00::/7",       // unique local
 	"fe80::/10",      // link-local
 	"fec0::/10",      // site-local (deprecated)

@@ -167,3 +167,37 @@ func TestNormalize(t *testing.T) {
 	u, _ := url.Parse("https://hooks.example.com:8443/A?b=1")
 	require.Equal(t, "https://hooks.example.com:8443/A?b=1", Normalize(u), "path and query case kept")
 }
+
+// TestUnroutedIPv6RangesAreBlocked: IANA special-purpose IPv6 ranges that
+// are not routed on the internet are refused, first and last address,
+// while their public neighbours stay allowed.
+func TestUnroutedIPv6RangesAreBlocked(t *testing.T) {
+	t.Parallel()
+	p := &Policy{Resolver: fakeResolver{}}
+	blocked := map[string][]string{
+		"2001:2::/48 benchmarking":    {"2001:2::", "2001:2:0:ffff:ffff:ffff:ffff:ffff"},
+		"2001:10::/28 ORCHID":         {"2001:10::1", "2001:1f:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"2001:20::/28 ORCHIDv2":       {"2001:20::1", "2001:2f:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"3fff::/20 documentation":     {"3fff::1", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"5f00::/16 SRv6 identifiers":  {"5f00::1", "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"2001:db8::/32 documentation": {"2001:db8::1"},
+	}
+	for name, addrs := range blocked {
+		for _, a := range addrs {
+			require.ErrorIs(t, p.CheckAddr(netip.MustParseAddr(a)), ErrBlocked, "%s: %s", name, a)
+			_, err := p.CheckURL(context.Background(), "https://["+a+"]/x")
+			require.ErrorIs(t, err, ErrBlocked, "%s: %s", name, a)
+		}
+	}
+	for _, a := range []string{
+		"2001:1::1",    // PCP anycast, globally reachable
+		"2001:2:1::1",  // just past benchmarking
+		"2001:3::1",    // AMT, globally reachable
+		"2001:30::1",   // DRIP, globally reachable
+		"2001:f::1",    // just before ORCHID
+		"3fff:1000::1", // just past 3fff::/20
+		"2a00:1450::1", // an ordinary public address
+	} {
+		require.NoError(t, p.CheckAddr(netip.MustParseAddr(a)), a)
+	}
+}
