@@ -133,6 +133,8 @@ func (p *Policy) parse(raw string) (*url.URL, string, error) {
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && p.AllowHTTP:
+	case u.Scheme == "http":
+		return nil, "", fmt.Errorf("%w: the URL must start with https://; http:// is accepted only for development, by a hookd started with --dev-allow-http", ErrInvalidURL)
 	default:
 		if p.AllowHTTP {
 			return nil, "", fmt.Errorf("%w: the URL must start with https:// or http://", ErrInvalidURL)

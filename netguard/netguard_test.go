@@ -201,3 +201,17 @@ func TestUnroutedIPv6RangesAreBlocked(t *testing.T) {
 		require.NoError(t, p.CheckAddr(netip.MustParseAddr(a)), a)
 	}
 }
+
+// TestHTTPRefusalSaysHowToAllowIt: a new user's first http:// endpoint is
+// refused with the flag that allows it for development.
+func TestHTTPRefusalSaysHowToAllowIt(t *testing.T) {
+	t.Parallel()
+	p := &Policy{Resolver: fakeResolver{"hooks.example.com": {"93.184.216.34"}}}
+	_, err := p.CheckURL(context.Background(), "http://hooks.example.com/x")
+	require.ErrorIs(t, err, ErrInvalidURL)
+	require.Contains(t, err.Error(), "https://")
+	require.Contains(t, err.Error(), "--dev-allow-http")
+	_, err = p.CheckURL(context.Background(), "ftp://hooks.example.com/x")
+	require.ErrorIs(t, err, ErrInvalidURL)
+	require.NotContains(t, err.Error(), "--dev-allow-http", "http would not help an ftp:// URL")
+}
