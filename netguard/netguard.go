@@ -108,13 +108,47 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 	if err != nil || len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: %s does not resolve", ErrUnreachable, host)
 	}
-	for _, a := range addrs {
-		if err := p.CheckAddr(a); err != nil {
-			return nil, fmt.Errorf("%w: %s resolves to %s, which is not public", ErrBlocked, host, a.Unmap())
-		}
+	if err := p.checkResolved(host, addrs); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
+
+// checkResolved applies the address rules to the addresses host resolved
+// to: every one must be allowed.
+func (p *Policy) checkResolved(host string, addrs []netip.Addr) error {
+	var refused []netip.Addr
+	for _, a := range addrs {
+		if p.CheckAddr(a) != nil {
+			refused = append(refused, a.Unmap())
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return &ResolvedBlockedError{Host: host, Addrs: refused, AllowList: len(p.AllowCIDRs) > 0}
+}
+
+// ResolvedBlockedError is the ErrBlocked that CheckURL returns when a host
+// name resolves to an address hookd does not deliver to. Its text names the
+// host but not the addresses: what a name resolves to inside hookd's
+// network is not the API caller's business (it would let callers map
+// internal DNS). Addrs, the refused addresses, are for hookd's own log.
+type ResolvedBlockedError struct {
+	Host      string
+	Addrs     []netip.Addr
+	AllowList bool // a development allow-list (Policy.AllowCIDRs) was set
+}
+
+func (e *ResolvedBlockedError) Error() string {
+	if e.AllowList {
+		return fmt.Sprintf("%v: %s resolves to an address that is neither public nor in the development allow-list", ErrBlocked, e.Host)
+	}
+	return fmt.Sprintf("%v: %s resolves to an address that is not public", ErrBlocked, e.Host)
+}
+
+// Unwrap makes errors.Is(err, ErrBlocked) hold.
+func (e *ResolvedBlockedError) Unwrap() error { return ErrBlocked }
 
 func (p *Policy) parse(raw string) (*url.URL, string, error) {
 	if len(raw) < MinURLLen || len(raw) > MaxURLLen {

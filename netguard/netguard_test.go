@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/internal/fakedns"
 )
 
 // fakeResolver answers from a map; a missing name does not resolve.
@@ -214,4 +216,30 @@ func TestHTTPRefusalSaysHowToAllowIt(t *testing.T) {
 	_, err = p.CheckURL(context.Background(), "ftp://hooks.example.com/x")
 	require.ErrorIs(t, err, ErrInvalidURL)
 	require.NotContains(t, err.Error(), "--dev-allow-http", "http would not help an ftp:// URL")
+}
+
+// TestBlockedNameErrorHidesTheAddress: the error a caller sees names the
+// host but not what it resolved to (that would map internal DNS for
+// anyone with an API key); the address is on the error for the log.
+func TestBlockedNameErrorHidesTheAddress(t *testing.T) {
+	t.Parallel()
+	dns := fakedns.New()
+	dns.Set("internal.example.com", "93.184.216.34", "10.0.0.5")
+	cidrs, err := ParseCIDRs("127.0.0.1/32")
+	require.NoError(t, err)
+	for _, p := range []*Policy{{Resolver: dns}, {Resolver: dns, AllowHTTP: true, AllowCIDRs: cidrs}} {
+		_, err := p.CheckURL(context.Background(), "https://internal.example.com/x")
+		require.ErrorIs(t, err, ErrBlocked)
+		require.Contains(t, err.Error(), "internal.example.com resolves to an address that is")
+		require.NotContains(t, err.Error(), "10.0.0.5")
+		require.NotContains(t, err.Error(), "93.184.216.34")
+		var rb *ResolvedBlockedError
+		require.ErrorAs(t, err, &rb)
+		require.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.5")}, rb.Addrs)
+		require.Equal(t, len(p.AllowCIDRs) > 0, strings.Contains(err.Error(), "development allow-list"))
+	}
+	// An address the caller wrote is theirs to see.
+	_, err = (&Policy{Resolver: dns}).CheckURL(context.Background(), "https://10.0.0.5/x")
+	require.ErrorIs(t, err, ErrBlocked)
+	require.Contains(t, err.Error(), "10.0.0.5")
 }
