@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -95,7 +96,9 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 		return u, nil
 	}
 	lower := strings.ToLower(strings.TrimSuffix(host, "."))
-	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
+	if isLocalhostName(lower) && len(p.AllowCIDRs) == 0 {
+		// Loopback by definition (RFC 6761): refused without a lookup
+		// unless a development allow-list could cover what it resolves to.
 		return nil, fmt.Errorf("%w: %s is a loopback name", ErrBlocked, host)
 	}
 	timeout := p.LookupTimeout
@@ -108,22 +111,39 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 	if err != nil || len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: %s does not resolve", ErrUnreachable, host)
 	}
-	if err := p.checkResolved(host, addrs); err != nil {
+	if err := p.checkResolved(host, lower, addrs); err != nil {
 		return nil, err
 	}
 	return u, nil
 }
 
+// isLocalhostName reports whether name (lower-case, no trailing dot) is
+// "localhost" or a name under it.
+func isLocalhostName(name string) bool {
+	return name == "localhost" || strings.HasSuffix(name, ".localhost")
+}
+
 // checkResolved applies the address rules to the addresses host resolved
-// to: every one must be allowed.
-func (p *Policy) checkResolved(host string, addrs []netip.Addr) error {
+// to: every one must be allowed. The one exception is a localhost name
+// under a development allow-list: such a name commonly resolves to both
+// 127.0.0.1 and ::1, and an allow-list naming only one of them must not
+// refuse it, so it passes when at least one address is allowed and every
+// other one is loopback. The dialler connects only to allowed addresses,
+// so the loopback address left out is never used.
+func (p *Policy) checkResolved(host, lower string, addrs []netip.Addr) error {
 	var refused []netip.Addr
+	allowed := 0
 	for _, a := range addrs {
 		if p.CheckAddr(a) != nil {
 			refused = append(refused, a.Unmap())
+		} else {
+			allowed++
 		}
 	}
 	if len(refused) == 0 {
+		return nil
+	}
+	if isLocalhostName(lower) && allowed > 0 && !slices.ContainsFunc(refused, func(a netip.Addr) bool { return !a.IsLoopback() }) {
 		return nil
 	}
 	return &ResolvedBlockedError{Host: host, Addrs: refused, AllowList: len(p.AllowCIDRs) > 0}

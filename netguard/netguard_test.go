@@ -243,3 +243,61 @@ func TestBlockedNameErrorHidesTheAddress(t *testing.T) {
 	require.ErrorIs(t, err, ErrBlocked)
 	require.Contains(t, err.Error(), "10.0.0.5")
 }
+
+// TestLocalhostUnderTheAllowList: without a development allow-list a
+// localhost name is refused before any lookup; with one, it is resolved and
+// its addresses are checked like any other name's, except that loopback
+// addresses the allow-list leaves out do not refuse it while another of its
+// addresses is allowed (localhost is commonly both 127.0.0.1 and ::1).
+func TestLocalhostUnderTheAllowList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dns := fakedns.New()
+	// A public answer: if the name were looked up without an allow-list,
+	// it would pass. It must not be looked up.
+	dns.Set("localhost", "93.184.216.34")
+	for _, p := range []*Policy{{Resolver: dns}, {Resolver: dns, AllowHTTP: true}} {
+		for _, raw := range []string{"https://localhost/x", "https://LocalHost./x", "https://api.localhost/x"} {
+			_, err := p.CheckURL(ctx, raw)
+			require.ErrorIs(t, err, ErrBlocked, raw)
+			require.Contains(t, err.Error(), "loopback name", raw)
+		}
+	}
+
+	cidrs, err := ParseCIDRs("127.0.0.1/32")
+	require.NoError(t, err)
+	dev := &Policy{Resolver: dns, AllowHTTP: true, AllowCIDRs: cidrs}
+	cases := []struct {
+		name  string
+		addrs []string // what localhost resolves to; none: it does not resolve
+		want  error
+	}{
+		{"v4 only", []string{"127.0.0.1"}, nil},
+		{"v4-mapped", []string{"::ffff:127.0.0.1"}, nil}, // what Go's resolver returns from /etc/hosts
+		{"v4 and v6", []string{"::1", "127.0.0.1"}, nil},
+		{"v6 only, not allowed", []string{"::1"}, ErrBlocked},
+		{"another loopback address", []string{"127.0.0.2"}, ErrBlocked},
+		{"a private address beside the allowed one", []string{"127.0.0.1", "10.0.0.1"}, ErrBlocked},
+		{"a public address", []string{"93.184.216.34"}, nil},
+		{"does not resolve", nil, ErrUnreachable},
+	}
+	for _, c := range cases {
+		dns.Set("localhost", c.addrs...)
+		for _, raw := range []string{"http://localhost:9000/hooks", "http://LOCALHOST.:9000/hooks"} {
+			_, err := dev.CheckURL(ctx, raw)
+			if c.want == nil {
+				require.NoError(t, err, "%s: %s", c.name, raw)
+			} else {
+				require.ErrorIs(t, err, c.want, "%s: %s", c.name, raw)
+			}
+		}
+	}
+	dns.Set("api.localhost", "127.0.0.1", "::1")
+	_, err = dev.CheckURL(ctx, "http://api.localhost:9000/hooks")
+	require.NoError(t, err)
+
+	// Any other name gets no such leniency: every address must be allowed.
+	dns.Set("dev.example.com", "127.0.0.1", "::1")
+	_, err = dev.CheckURL(ctx, "http://dev.example.com:9000/hooks")
+	require.ErrorIs(t, err, ErrBlocked)
+}
