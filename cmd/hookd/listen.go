@@ -22,18 +22,18 @@ const listenMaxBody = 2 << 20
 func listen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	fs := newFlagSet("listen", stderr)
 	addr := fs.String("addr", "127.0.0.1:9000", "address to listen on")
-	secretList := fs.String("secrets", "", "signing secrets (whsec_…) to verify with, comma-separated; or HOOKD_LISTEN_SECRETS")
+	secretList := fs.String("secrets", "", "signing secrets (whsec_…) to verify with, comma-separated")
 	status := fs.Int("status", 200, "HTTP status to answer every delivery with (try 500 or 429 to watch retries)")
 	tolerance := fs.Duration("tolerance", signature.DefaultTolerance, "accepted clock difference of X-Webhook-Timestamp (0 disables the check)")
-	fs.Usage = usage(fs, "hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]")
-	if ok, err := commandFlags(fs, args, getenv, stdout, "addr", "secrets", "status", "tolerance"); !ok {
+	// HOOKD_LISTEN_…, not serve's HOOKD_ADDR: a shell set up for serve
+	// must not move the receiver onto hookd's own port.
+	env := envVars{Prefix: "HOOKD_LISTEN_"}
+	fs.Usage = usage(fs, "hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]", env)
+	if ok, err := commandFlags(fs, args, getenv, stdout, env); !ok {
 		return err
 	}
 	if *status < 100 || *status > 599 {
-		return fmt.Errorf("%w: --status must be an HTTP status (100-599)", errUsage)
-	}
-	if *secretList == "" {
-		*secretList = getenv("HOOKD_LISTEN_SECRETS")
+		return fmt.Errorf("%w: --status (HOOKD_LISTEN_STATUS) must be an HTTP status (100-599)", errUsage)
 	}
 	secrets := splitList(*secretList)
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -55,4 +56,55 @@ func TestListenPrintsDeliveriesAndChecksSignatures(t *testing.T) {
 	require.Contains(t, text, `{"event":"ping"}`)
 	require.Contains(t, text, "01935abc-def0-7123-4567-890abcdef012")
 	require.Equal(t, 2, strings.Count(text, "answered 202"))
+}
+
+// TestListenReadsItsOwnEnvironmentVariables: listen's flags are read from
+// HOOKD_LISTEN_ADDR, HOOKD_LISTEN_SECRETS, HOOKD_LISTEN_STATUS and
+// HOOKD_LISTEN_TOLERANCE, as its --help says, never from serve's HOOKD_ADDR
+// (a shell set up for serve must not move the receiver onto hookd's port).
+func TestListenReadsItsOwnEnvironmentVariables(t *testing.T) {
+	t.Parallel()
+	var help strings.Builder
+	require.NoError(t, run(context.Background(), []string{"listen", "--help"}, env(nil), &help, io.Discard))
+	for _, v := range []string{"[HOOKD_LISTEN_ADDR]", "[HOOKD_LISTEN_SECRETS]", "[HOOKD_LISTEN_STATUS]", "[HOOKD_LISTEN_TOLERANCE]"} {
+		require.Contains(t, help.String(), v)
+	}
+	require.NotContains(t, help.String(), "[HOOKD_ADDR]")
+	require.NotContains(t, help.String(), "[HOOKD_STATUS]")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	out := &syncbuf.Buffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	vars := env(map[string]string{
+		"HOOKD_LISTEN_ADDR": "127.0.0.1:0", "HOOKD_LISTEN_STATUS": "418", "HOOKD_LISTEN_SECRETS": secret, "HOOKD_LISTEN_TOLERANCE": "0",
+		// serve's variables, which listen must ignore (both are invalid here).
+		"HOOKD_ADDR": "not an address", "HOOKD_STATUS": "999",
+	})
+	go func() { done <- listen(ctx, nil, vars, out, &syncbuf.Buffer{}, ready) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("listen did not start: %v", err)
+	}
+	body := `{"event":"ping"}`
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set(signature.HeaderID, "01935abc-def0-7123-4567-890abcdef012")
+	req.Header.Set(signature.HeaderTimestamp, "1000000000") // long ago: tolerance 0 turns the check off
+	req.Header.Set(signature.HeaderSignature, signature.Header(1000000000, []byte(body), secret))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusTeapot, resp.StatusCode)
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, out.String(), "signature: valid")
+
+	err = listen(context.Background(), nil, env(map[string]string{"HOOKD_LISTEN_STATUS": "99"}), io.Discard, io.Discard, nil)
+	require.ErrorIs(t, err, errUsage)
+	require.ErrorContains(t, err, "HOOKD_LISTEN_STATUS")
 }

@@ -94,15 +94,14 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// commandFlags parses a command's flags (and, except for noEnv, their
-// environment variables). ok is false when the command should stop: help
-// was asked for and printed to stdout (err nil), or the flags are wrong
-// (err says how, marked errUsage).
-func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer, noEnv ...string) (ok bool, err error) {
-	if err := parseFlags(fs, args, getenv, noEnv...); err != nil {
+// commandFlags parses a command's flags and the environment variables env
+// gives them. ok is false when the command should stop: help was asked for
+// and printed to stdout (err nil), or the flags are wrong (err says how,
+// marked errUsage).
+func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer, env envVars) (ok bool, err error) {
+	if err := parseFlags(fs, args, getenv, env); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			printUsage(fs, stdout)
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: %w", errUsage, err)
@@ -110,9 +109,15 @@ func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, s
 	return true, nil
 }
 
+// printUsage prints fs's usage (its --help) to stdout.
+func printUsage(fs *flag.FlagSet, stdout io.Writer) {
+	fs.SetOutput(stdout)
+	fs.Usage()
+}
+
 // parse is commandFlags followed by validating the config.
-func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, noEnv ...string) (ok bool, err error) {
-	if ok, err := commandFlags(fs, args, getenv, stdout, noEnv...); !ok {
+func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, env envVars) (ok bool, err error) {
+	if ok, err := commandFlags(fs, args, getenv, stdout, env); !ok {
 		return false, err
 	}
 	if err := c.validate(serving); err != nil {
@@ -147,8 +152,8 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	var c Config
 	fs := newFlagSet("migrate", stderr)
 	dbFlags(fs, &c)
-	fs.Usage = usage(fs, "hookd migrate [flags]")
-	if ok, err := parse(fs, &c, args, getenv, stdout, false); !ok {
+	fs.Usage = usage(fs, "hookd migrate [flags]", envVars{})
+	if ok, err := parse(fs, &c, args, getenv, stdout, false, envVars{}); !ok {
 		return err
 	}
 	st, err := store.Open(ctx, c.storeOptions())
@@ -184,7 +189,8 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		fs.IntVar(&retentionHours, "retention-hours", 0, "hours the payloads of finished messages are kept (1-2160; 0 = the server's --retention-payload, 336 h by default)")
 		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours"}
 	}
-	fs.Usage = usage(fs, synopsis+" [flags]")
+	env := envVars{None: noEnv}
+	fs.Usage = usage(fs, synopsis+" [flags]", env)
 	rest, name := args[1:], ""
 	if args[0] != "list" {
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
@@ -192,7 +198,7 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	if ok, err := parse(fs, &c, rest, getenv, stdout, false, noEnv...); !ok {
+	if ok, err := parse(fs, &c, rest, getenv, stdout, false, env); !ok {
 		return err
 	}
 	var settings store.ProjectSettings
@@ -298,8 +304,9 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&projectName, "project", "", "name of the project the key belongs to (required)")
 	fs.StringVar(&mode, "mode", "live", "live or test: the key's prefix, hk_live_ or hk_test_")
 	fs.StringVar(&label, "label", "", "a label shown in the key list (at most 100 characters)")
-	fs.Usage = usage(fs, "hookd apikey create --project NAME [--mode live|test] [--label L]")
-	if ok, err := parse(fs, &c, args[1:], getenv, stdout, false, "project", "mode", "label"); !ok {
+	env := envVars{None: []string{"project", "mode", "label"}}
+	fs.Usage = usage(fs, "hookd apikey create --project NAME [--mode live|test] [--label L]", env)
+	if ok, err := parse(fs, &c, args[1:], getenv, stdout, false, env); !ok {
 		return err
 	}
 	switch {

@@ -47,8 +47,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var c Config
 	fs := newFlagSet("serve", stderr)
 	serveFlags(fs, &c)
-	fs.Usage = usage(fs, "hookd serve [flags]")
-	if ok, err := parse(fs, &c, args, getenv, stdout, true); !ok {
+	fs.Usage = usage(fs, "hookd serve [flags]", envVars{})
+	if ok, err := parse(fs, &c, args, getenv, stdout, true, envVars{}); !ok {
 		return err
 	}
 	log := newLogger(&c, stderr)
