@@ -58,6 +58,76 @@ func TestListenPrintsDeliveriesAndChecksSignatures(t *testing.T) {
 	require.Equal(t, 2, strings.Count(text, "answered 202"))
 }
 
+// TestListenPrintsEveryHeader: after X-Webhook-Id, X-Webhook-Timestamp and
+// User-Agent, every other request header of a delivery is printed, sorted
+// by name, with the values of credential-looking headers masked but for
+// their last 4 characters.
+func TestListenPrintsEveryHeader(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &syncbuf.Buffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- listen(ctx, []string{"--addr", "127.0.0.1:0"}, env(nil), out, &syncbuf.Buffer{}, ready)
+	}()
+	addr := <-ready
+
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set("User-Agent", "hookd/test")
+	req.Header.Set(signature.HeaderID, "01935abc-def0-7123-4567-890abcdef012")
+	req.Header.Set(signature.HeaderTimestamp, "1795664119")
+	req.Header.Set(signature.HeaderSignature, "sha256=00ff")
+	req.Header.Set("X-Tenant", "acme")
+	req.Header.Add("X-Tenant", "second value")
+	req.Header.Set("A-First", "1")
+	req.Header.Set("X-Api-Key", "sk_live_abcdefghijklmnopQRST")
+	req.Header.Set("Authorization", "Bearer abcdefghijklmnopWXYZ")
+	req.Header.Set("X-Auth-Pin", "1234")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	cancel()
+	require.NoError(t, <-done)
+
+	var lines []string
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "   ") && strings.Contains(l, ": ") && !strings.HasPrefix(l, "   signature:") && !strings.HasPrefix(l, "   body") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	require.Equal(t, []string{
+		"X-Webhook-Id: 01935abc-def0-7123-4567-890abcdef012",
+		"X-Webhook-Timestamp: 1795664119",
+		"User-Agent: hookd/test",
+		"A-First: 1",
+		"Accept-Encoding: gzip", // Go's client asks for it
+		"Authorization: Bearer ****WXYZ (masked, 20 characters)",
+		"Content-Length: 2",
+		"Content-Type: application/json",
+		"X-Api-Key: ****QRST (masked, 28 characters)",
+		"X-Auth-Pin: **** (masked, 4 characters)",
+		"X-Tenant: acme",
+		"X-Tenant: second value",
+		"X-Webhook-Signature: sha256=00ff",
+	}, lines)
+	require.NotContains(t, out.String(), "abcdefghijklmnop", "no credential is printed whole")
+}
+
+// TestListenHeaderValuesCannotDriveTheTerminal: control characters in a
+// header value (which no HTTP client of hookd's sends, but anything can)
+// are printed escaped.
+func TestListenHeaderValuesCannotDriveTheTerminal(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	printHeaders(&out, http.Header{"X-Evil": {"a\x1b[2Jb"}, "X-Token": {"\x1b[2J\x1b[2J\x1b[2J"}})
+	require.NotContains(t, out.String(), "\x1b")
+	require.Contains(t, out.String(), `X-Evil: "a\x1b[2Jb"`)
+}
+
 // TestListenReadsItsOwnEnvironmentVariables: listen's flags are read from
 // HOOKD_LISTEN_ADDR, HOOKD_LISTEN_SECRETS, HOOKD_LISTEN_STATUS and
 // HOOKD_LISTEN_TOLERANCE, as its --help says, never from serve's HOOKD_ADDR
