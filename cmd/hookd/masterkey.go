@@ -18,6 +18,11 @@ func masterkey(ctx context.Context, args []string, getenv func(string) string, s
 	if len(args) == 0 {
 		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
+	if isHelp(args[0]) {
+		groupHelp(stdout, "masterkey", "hookd masterkey generate [--id ID]",
+			"hookd masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2] [flags]")
+		return nil
+	}
 	switch args[0] {
 	case "generate":
 		return masterkeyGenerate(args[1:], stdout, stderr)

@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "listen":
 		return listen(ctx, rest, getenv, stdout, stderr, nil)
 	case "version", "--version":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			fmt.Fprintln(stdout, "usage: hookd version\n\nprints hookd's version")
+			return nil
+		}
 		fmt.Fprintln(stdout, "hookd", version)
 		return nil
 	case "help", "-h", "--help":
@@ -86,6 +90,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprint(stderr, help)
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+}
+
+// isHelp reports whether arg asks for help, as the flag package reads it.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// groupHelp answers `hookd GROUP --help` for a command with subcommands:
+// their synopses on stdout.
+func groupHelp(stdout io.Writer, group string, synopses ...string) {
+	for i, s := range synopses {
+		prefix := "usage: "
+		if i > 0 {
+			prefix = "       "
+		}
+		fmt.Fprintln(stdout, prefix+s)
+	}
+	fmt.Fprintf(stdout, "\n\"hookd %s <subcommand> --help\" lists a subcommand's flags.\n", group)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
@@ -175,6 +201,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 
 func project(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const synopsis = "hookd project create NAME | hookd project list | hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N]"
+	if len(args) > 0 && isHelp(args[0]) {
+		groupHelp(stdout, "project", "hookd project create NAME [flags]", "hookd project list [flags]",
+			"hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [flags]")
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "update") {
 		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
@@ -190,9 +221,13 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours"}
 	}
 	env := envVars{None: noEnv}
-	fs.Usage = usage(fs, synopsis+" [flags]", env)
+	fs.Usage = usage(fs, projectSynopsis(args[0]), env)
 	rest, name := args[1:], ""
 	if args[0] != "list" {
+		if len(rest) > 0 && isHelp(rest[0]) {
+			printUsage(fs, stdout)
+			return nil
+		}
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("%w: hookd project %s NAME [flags] (the name comes first)", errUsage, args[0])
 		}
@@ -267,6 +302,17 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// projectSynopsis is the usage line of `hookd project SUB`.
+func projectSynopsis(sub string) string {
+	switch sub {
+	case "create":
+		return "hookd project create NAME [flags]"
+	case "update":
+		return "hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [flags]"
+	}
+	return "hookd project list [flags]"
+}
+
 // projectSettings renders a project's settings for people and scripts, e.g.
 // "rate_limit=500/min send_rate_limit=unlimited retention_hours=default":
 // a 0 setting shows what it means.
@@ -294,6 +340,10 @@ func validProjectName(name string) error {
 }
 
 func apikey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		groupHelp(stdout, "apikey", "hookd apikey create --project NAME [--mode live|test] [--label L] [flags]")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "create" {
 		return fmt.Errorf("%w: hookd apikey create --project NAME [--mode live|test] [--label L]", errUsage)
 	}
