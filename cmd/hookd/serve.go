@@ -55,6 +55,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	opts := c.storeOptions()
 	opts.ApplicationName = "hookd " + c.Role
+	if path, ok := store.SQLitePath(opts); ok {
+		// One server per SQLite file, taken before migrations run.
+		release, err := lockSQLite(path)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	st, err := openStoreWith(ctx, opts, log)
 	if err != nil {
 		return err
