@@ -27,7 +27,7 @@ type Schedule struct {
 	RetryAfterCap time.Duration
 }
 
-// DefaultSchedule is the schedule of the decisions table: slow 30m, 2h, 6h,
+// DefaultSchedule is hookd's default retry schedule: slow 30m, 2h, 6h,
 // 12h, 24h, 48h, 72h; fast 30s, 60s, 120s, 240s, 300s; 8 attempts; Retry-After
 // capped at 24h.
 func DefaultSchedule() Schedule {
@@ -68,7 +68,7 @@ const (
 	Permanent Class = "permanent"
 )
 
-// Classify applies the decisions table: 2xx success; 408, 429, 5xx, network
+// Classify sorts an attempt's result: 2xx success; 408, 429, 5xx, network
 // errors and timeouts retryable; every other status (3xx included, since
 // redirects are not followed) and a destination refused at connect time
 // permanent.

@@ -50,3 +50,44 @@ func TestSenderIgnoresProxyVariables(t *testing.T) {
 	require.Equal(t, int32(1), received.Load())
 	require.Zero(t, proxied.Load(), "the proxy variables were used")
 }
+
+// TestSenderDialsLocalhostOnlyUnderTheAllowList: the per-connection check
+// treats a localhost endpoint like any other name. Under a development
+// allow-list of 127.0.0.1/32 it connects to 127.0.0.1, skipping the ::1
+// the name also resolves to; a process started without the allow-list
+// refuses the same endpoint at connect time (it may have been created while
+// the allow-list was on).
+func TestSenderDialsLocalhostOnlyUnderTheAllowList(t *testing.T) {
+	var received atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		received.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer receiver.Close()
+	u, err := url.Parse(receiver.URL)
+	require.NoError(t, err)
+	target := "http://localhost:" + u.Port() + "/hooks"
+	dns := fakedns.New()
+	dns.Set("localhost", "::1", "127.0.0.1")
+	send := func(p *netguard.Policy) Result {
+		s, err := NewSender(SenderOptions{Policy: p})
+		require.NoError(t, err)
+		defer s.CloseIdle()
+		return s.Do(context.Background(), Request{URL: target, Body: []byte(`{}`),
+			Headers: http.Header{"Content-Type": {"application/json"}}, Timeout: 5 * time.Second})
+	}
+
+	dev := &netguard.Policy{Resolver: dns, AllowHTTP: true, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+	_, err = dev.CheckURL(context.Background(), target)
+	require.NoError(t, err, "the endpoint is accepted under the allow-list")
+	res := send(dev)
+	require.NoError(t, res.Err)
+	require.Equal(t, http.StatusNoContent, res.Status)
+	require.Equal(t, "127.0.0.1", res.ResolvedIP)
+	require.Equal(t, int32(1), received.Load())
+
+	res = send(&netguard.Policy{Resolver: dns, AllowHTTP: true})
+	require.True(t, res.Blocked, "without the allow-list localhost is refused at connect time: %v", res.Err)
+	require.Zero(t, res.Status)
+	require.Equal(t, int32(1), received.Load(), "nothing reached the receiver")
+}

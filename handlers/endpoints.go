@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/hookd/hookd/credentials"
@@ -70,6 +71,13 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 func (s *Server) checkURL(ctx context.Context, raw string) (string, error) {
 	u, err := s.Policy.CheckURL(ctx, raw)
 	if err != nil {
+		var rb *netguard.ResolvedBlockedError
+		if errors.As(err, &rb) {
+			// The caller is not told the addresses (they would map
+			// internal DNS); the operator is.
+			s.log().InfoContext(ctx, "endpoint URL refused: its host resolves to a blocked address", "component", "api",
+				"request_id", RequestID(ctx), "project_id", projectID(ctx), "host", rb.Host, "addresses", rb.Addrs)
+		}
 		return "", err
 	}
 	return netguard.Normalize(u), nil

@@ -145,11 +145,34 @@ func fromRequestError(e *openapi3filter.RequestError) *Error {
 	if e.RequestBody != nil && errors.Is(e.Err, openapi3filter.ErrInvalidRequired) {
 		return invalid("body", "required", "a JSON request body is required")
 	}
+	if e.RequestBody != nil && strings.HasPrefix(e.Reason, "header Content-Type has unexpected value") {
+		return wrongContentType(e)
+	}
 	msg := e.Reason
 	if msg == "" && e.Err != nil {
 		msg = e.Err.Error()
 	}
 	return invalid("body", "invalid", "invalid request: "+msg)
+}
+
+// wrongContentType says what to send when a body came with a Content-Type
+// other than JSON, or none. curl -d without -H sends
+// application/x-www-form-urlencoded, so that case says so.
+func wrongContentType(e *openapi3filter.RequestError) *Error {
+	got := ""
+	if e.Input != nil && e.Input.Request != nil {
+		got = e.Input.Request.Header.Get("Content-Type")
+	}
+	msg := "the request body must be sent with the header Content-Type: application/json"
+	switch {
+	case got == "":
+		msg += "; this request has no Content-Type"
+	case strings.HasPrefix(got, "application/x-www-form-urlencoded"):
+		msg += fmt.Sprintf("; this request's is %q, which curl -d sends unless given -H 'Content-Type: application/json'", got)
+	default:
+		msg += fmt.Sprintf("; this request's is %q", got)
+	}
+	return invalid("Content-Type", "content_type", msg)
 }
 
 func fromHTTPError(he *echo.HTTPError) *Error {

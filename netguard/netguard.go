@@ -101,7 +101,9 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 		// but dialled as itself, which never resolves.
 		return nil, fmt.Errorf("%w: the host name %q has an empty label", ErrInvalidURL, host)
 	}
-	if lower == "localhost" || strings.HasSuffix(lower, ".localhost") {
+	if isLocalhostName(lower) && len(p.AllowCIDRs) == 0 {
+		// Loopback by definition (RFC 6761): refused without a lookup
+		// unless a development allow-list could cover what it resolves to.
 		return nil, fmt.Errorf("%w: %s is a loopback name", ErrBlocked, host)
 	}
 	timeout := p.LookupTimeout
@@ -114,13 +116,64 @@ func (p *Policy) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 	if err != nil || len(addrs) == 0 {
 		return nil, fmt.Errorf("%w: %s does not resolve", ErrUnreachable, host)
 	}
-	for _, a := range addrs {
-		if err := p.CheckAddr(a); err != nil {
-			return nil, fmt.Errorf("%w: %s resolves to %s, which is not public", ErrBlocked, host, a.Unmap())
-		}
+	if err := p.checkResolved(host, lower, addrs); err != nil {
+		return nil, err
 	}
 	return u, nil
 }
+
+// isLocalhostName reports whether name (lower-case, no trailing dot) is
+// "localhost" or a name under it.
+func isLocalhostName(name string) bool {
+	return name == "localhost" || strings.HasSuffix(name, ".localhost")
+}
+
+// checkResolved applies the address rules to the addresses host resolved
+// to: every one must be allowed. The one exception is a localhost name
+// under a development allow-list: such a name commonly resolves to both
+// 127.0.0.1 and ::1, and an allow-list naming only one of them must not
+// refuse it, so it passes when at least one address is allowed and every
+// other one is loopback. The dialler connects only to allowed addresses,
+// so the loopback address left out is never used.
+func (p *Policy) checkResolved(host, lower string, addrs []netip.Addr) error {
+	var refused []netip.Addr
+	allowed := 0
+	for _, a := range addrs {
+		if p.CheckAddr(a) != nil {
+			refused = append(refused, a.Unmap())
+		} else {
+			allowed++
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	if isLocalhostName(lower) && allowed > 0 && !slices.ContainsFunc(refused, func(a netip.Addr) bool { return !a.IsLoopback() }) {
+		return nil
+	}
+	return &ResolvedBlockedError{Host: host, Addrs: refused, AllowList: len(p.AllowCIDRs) > 0}
+}
+
+// ResolvedBlockedError is the ErrBlocked that CheckURL returns when a host
+// name resolves to an address hookd does not deliver to. Its text names the
+// host but not the addresses: what a name resolves to inside hookd's
+// network is not the API caller's business (it would let callers map
+// internal DNS). Addrs, the refused addresses, are for hookd's own log.
+type ResolvedBlockedError struct {
+	Host      string
+	Addrs     []netip.Addr
+	AllowList bool // a development allow-list (Policy.AllowCIDRs) was set
+}
+
+func (e *ResolvedBlockedError) Error() string {
+	if e.AllowList {
+		return fmt.Sprintf("%v: %s resolves to an address that is neither public nor in the development allow-list", ErrBlocked, e.Host)
+	}
+	return fmt.Sprintf("%v: %s resolves to an address that is not public", ErrBlocked, e.Host)
+}
+
+// Unwrap makes errors.Is(err, ErrBlocked) hold.
+func (e *ResolvedBlockedError) Unwrap() error { return ErrBlocked }
 
 func (p *Policy) parse(raw string) (*url.URL, string, error) {
 	if len(raw) < MinURLLen || len(raw) > MaxURLLen {
@@ -139,6 +192,8 @@ func (p *Policy) parse(raw string) (*url.URL, string, error) {
 	switch {
 	case u.Scheme == "https":
 	case u.Scheme == "http" && p.AllowHTTP:
+	case u.Scheme == "http":
+		return nil, "", fmt.Errorf("%w: the URL must start with https://; http:// is accepted only for development, by a hookd started with --dev-allow-http", ErrInvalidURL)
 	default:
 		if p.AllowHTTP {
 			return nil, "", fmt.Errorf("%w: the URL must start with https:// or http://", ErrInvalidURL)
@@ -269,12 +324,20 @@ var blockedV4 = mustPrefixes(
 	"240.0.0.0/4",     // reserved, broadcast
 )
 
+// blockedV6 holds the IANA IPv6 special-purpose ranges that are not
+// globally reachable, plus ranges never used as destinations. The IPv6
+// forms embedding an IPv4 address are checked by what they embed (blocked).
 var blockedV6 = mustPrefixes(
 	"::/128",         // unspecified
 	"::1/128",        // loopback
 	"64:ff9b:1::/48", // local-use NAT64
 	"100::/64",       // discard
+	"2001:2::/48",    // benchmarking (RFC 5180)
+	"2001:10::/28",   // ORCHID, deprecated (RFC 4843)
+	"2001:20::/28",   // ORCHIDv2 (RFC 7343): identifiers, never routed as destinations
 	"2001:db8::/32",  // documentation
+	"3fff::/20",      // documentation (RFC 9637)
+	"5f00::/16",      // SRv6 segment identifiers (RFC 9602)
 	"fc00::/7",       // unique local
 	"fe80::/10",      // link-local
 	"fec0::/10",      // site-local (deprecated)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/internal/fakedns"
 )
 
 // fakeResolver answers from a map; a missing name does not resolve.
@@ -171,4 +173,136 @@ func TestNormalize(t *testing.T) {
 	require.Equal(t, Normalize(v6a), Normalize(v6b))
 	u, _ := url.Parse("https://hooks.example.com:8443/A?b=1")
 	require.Equal(t, "https://hooks.example.com:8443/A?b=1", Normalize(u), "path and query case kept")
+}
+
+// TestUnroutedIPv6RangesAreBlocked: IANA special-purpose IPv6 ranges that
+// are not routed on the internet are refused, first and last address,
+// while their public neighbours stay allowed.
+func TestUnroutedIPv6RangesAreBlocked(t *testing.T) {
+	t.Parallel()
+	p := &Policy{Resolver: fakeResolver{}}
+	blocked := map[string][]string{
+		"2001:2::/48 benchmarking":    {"2001:2::", "2001:2:0:ffff:ffff:ffff:ffff:ffff"},
+		"2001:10::/28 ORCHID":         {"2001:10::1", "2001:1f:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"2001:20::/28 ORCHIDv2":       {"2001:20::1", "2001:2f:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"3fff::/20 documentation":     {"3fff::1", "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"5f00::/16 SRv6 identifiers":  {"5f00::1", "5f00:ffff:ffff:ffff:ffff:ffff:ffff:ffff"},
+		"2001:db8::/32 documentation": {"2001:db8::1"},
+	}
+	for name, addrs := range blocked {
+		for _, a := range addrs {
+			require.ErrorIs(t, p.CheckAddr(netip.MustParseAddr(a)), ErrBlocked, "%s: %s", name, a)
+			_, err := p.CheckURL(context.Background(), "https://["+a+"]/x")
+			require.ErrorIs(t, err, ErrBlocked, "%s: %s", name, a)
+		}
+	}
+	for _, a := range []string{
+		"2001:1::1",    // PCP anycast, globally reachable
+		"2001:2:1::1",  // just past benchmarking
+		"2001:3::1",    // AMT, globally reachable
+		"2001:30::1",   // DRIP, globally reachable
+		"2001:f::1",    // just before ORCHID
+		"3fff:1000::1", // just past 3fff::/20
+		"2a00:1450::1", // an ordinary public address
+	} {
+		require.NoError(t, p.CheckAddr(netip.MustParseAddr(a)), a)
+	}
+}
+
+// TestHTTPRefusalSaysHowToAllowIt: a new user's first http:// endpoint is
+// refused with the flag that allows it for development.
+func TestHTTPRefusalSaysHowToAllowIt(t *testing.T) {
+	t.Parallel()
+	p := &Policy{Resolver: fakeResolver{"hooks.example.com": {"93.184.216.34"}}}
+	_, err := p.CheckURL(context.Background(), "http://hooks.example.com/x")
+	require.ErrorIs(t, err, ErrInvalidURL)
+	require.Contains(t, err.Error(), "https://")
+	require.Contains(t, err.Error(), "--dev-allow-http")
+	_, err = p.CheckURL(context.Background(), "ftp://hooks.example.com/x")
+	require.ErrorIs(t, err, ErrInvalidURL)
+	require.NotContains(t, err.Error(), "--dev-allow-http", "http would not help an ftp:// URL")
+}
+
+// TestBlockedNameErrorHidesTheAddress: the error a caller sees names the
+// host but not what it resolved to (that would map internal DNS for
+// anyone with an API key); the address is on the error for the log.
+func TestBlockedNameErrorHidesTheAddress(t *testing.T) {
+	t.Parallel()
+	dns := fakedns.New()
+	dns.Set("internal.example.com", "93.184.216.34", "10.0.0.5")
+	cidrs, err := ParseCIDRs("127.0.0.1/32")
+	require.NoError(t, err)
+	for _, p := range []*Policy{{Resolver: dns}, {Resolver: dns, AllowHTTP: true, AllowCIDRs: cidrs}} {
+		_, err := p.CheckURL(context.Background(), "https://internal.example.com/x")
+		require.ErrorIs(t, err, ErrBlocked)
+		require.Contains(t, err.Error(), "internal.example.com resolves to an address that is")
+		require.NotContains(t, err.Error(), "10.0.0.5")
+		require.NotContains(t, err.Error(), "93.184.216.34")
+		var rb *ResolvedBlockedError
+		require.ErrorAs(t, err, &rb)
+		require.Equal(t, []netip.Addr{netip.MustParseAddr("10.0.0.5")}, rb.Addrs)
+		require.Equal(t, len(p.AllowCIDRs) > 0, strings.Contains(err.Error(), "development allow-list"))
+	}
+	// An address the caller wrote is theirs to see.
+	_, err = (&Policy{Resolver: dns}).CheckURL(context.Background(), "https://10.0.0.5/x")
+	require.ErrorIs(t, err, ErrBlocked)
+	require.Contains(t, err.Error(), "10.0.0.5")
+}
+
+// TestLocalhostUnderTheAllowList: without a development allow-list a
+// localhost name is refused before any lookup; with one, it is resolved and
+// its addresses are checked like any other name's, except that loopback
+// addresses the allow-list leaves out do not refuse it while another of its
+// addresses is allowed (localhost is commonly both 127.0.0.1 and ::1).
+func TestLocalhostUnderTheAllowList(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dns := fakedns.New()
+	// A public answer: if the name were looked up without an allow-list,
+	// it would pass. It must not be looked up.
+	dns.Set("localhost", "93.184.216.34")
+	for _, p := range []*Policy{{Resolver: dns}, {Resolver: dns, AllowHTTP: true}} {
+		for _, raw := range []string{"https://localhost/x", "https://LocalHost./x", "https://api.localhost/x"} {
+			_, err := p.CheckURL(ctx, raw)
+			require.ErrorIs(t, err, ErrBlocked, raw)
+			require.Contains(t, err.Error(), "loopback name", raw)
+		}
+	}
+
+	cidrs, err := ParseCIDRs("127.0.0.1/32")
+	require.NoError(t, err)
+	dev := &Policy{Resolver: dns, AllowHTTP: true, AllowCIDRs: cidrs}
+	cases := []struct {
+		name  string
+		addrs []string // what localhost resolves to; none: it does not resolve
+		want  error
+	}{
+		{"v4 only", []string{"127.0.0.1"}, nil},
+		{"v4-mapped", []string{"::ffff:127.0.0.1"}, nil}, // what Go's resolver returns from /etc/hosts
+		{"v4 and v6", []string{"::1", "127.0.0.1"}, nil},
+		{"v6 only, not allowed", []string{"::1"}, ErrBlocked},
+		{"another loopback address", []string{"127.0.0.2"}, ErrBlocked},
+		{"a private address beside the allowed one", []string{"127.0.0.1", "10.0.0.1"}, ErrBlocked},
+		{"a public address", []string{"93.184.216.34"}, nil},
+		{"does not resolve", nil, ErrUnreachable},
+	}
+	for _, c := range cases {
+		dns.Set("localhost", c.addrs...)
+		for _, raw := range []string{"http://localhost:9000/hooks", "http://LOCALHOST.:9000/hooks"} {
+			_, err := dev.CheckURL(ctx, raw)
+			if c.want == nil {
+				require.NoError(t, err, "%s: %s", c.name, raw)
+			} else {
+				require.ErrorIs(t, err, c.want, "%s: %s", c.name, raw)
+			}
+		}
+	}
+	dns.Set("api.localhost", "127.0.0.1", "::1")
+	_, err = dev.CheckURL(ctx, "http://api.localhost:9000/hooks")
+	require.NoError(t, err)
+
+	// Any other name gets no such leniency: every address must be allowed.
+	dns.Set("dev.example.com", "127.0.0.1", "::1")
+	_, err = dev.CheckURL(ctx, "http://dev.example.com:9000/hooks")
+	require.ErrorIs(t, err, ErrBlocked)
 }

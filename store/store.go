@@ -133,14 +133,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		st.startStatsFlusher()
 		return st, nil
 	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
-		path := strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
-		if path == "" {
-			dir := opts.DataDir
-			if dir == "" {
-				dir = "data"
-			}
-			path = filepath.Join(dir, "hookd.db")
-		}
+		path, _ := SQLitePath(opts)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create the directory for %s: %w", path, err)
 		}
@@ -170,6 +163,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	default:
 		return nil, errors.New(`database URL must start with "postgres://", "postgresql://" or "sqlite:"`)
 	}
+}
+
+// SQLitePath returns the file of the SQLite database opts name: the path
+// of a "sqlite:PATH" URL, or DataDir/hookd.db ("data/hookd.db" without a
+// DataDir) when DatabaseURL is empty. ok is false when opts name another
+// database.
+func SQLitePath(opts Options) (path string, ok bool) {
+	if opts.DatabaseURL != "" && !strings.HasPrefix(opts.DatabaseURL, "sqlite:") {
+		return "", false
+	}
+	path = strings.TrimPrefix(strings.TrimPrefix(opts.DatabaseURL, "sqlite:"), "//")
+	if path == "" {
+		dir := opts.DataDir
+		if dir == "" {
+			dir = "data"
+		}
+		path = filepath.Join(dir, "hookd.db")
+	}
+	return path, true
 }
 
 func redact(raw string) string {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -191,17 +192,33 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
 
-// envName is the environment variable of a flag.
-func envName(flagName string) string {
-	return "HOOKD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// envVars says which environment variable sets each flag of a command, so
+// that a command's parsing and its --help always agree. A flag's variable
+// is Prefix ("HOOKD_" when empty) followed by the flag's name upper-cased
+// with '-' as '_'; the flags listed in None have no variable (a command's
+// own arguments, which a stray variable must not change).
+type envVars struct {
+	Prefix string
+	None   []string
 }
 
-// parseFlags parses args, then fills every flag not given on the command line
-// from its environment variable, except the flags named in noEnv (a
-// command's own arguments, which a stray variable must not change). Errors
-// name the flag and its variable; the flag package's own output is
-// silenced.
-func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, noEnv ...string) error {
+// name is the variable of flagName, or "" if it has none.
+func (e envVars) name(flagName string) string {
+	if slices.Contains(e.None, flagName) {
+		return ""
+	}
+	prefix := e.Prefix
+	if prefix == "" {
+		prefix = "HOOKD_"
+	}
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from its environment variable (env says which; flags without one are
+// left alone). Errors name the flag and its variable; the flag package's
+// own output is silenced.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, env envVars) error {
 	out := fs.Output()
 	fs.SetOutput(io.Discard)
 	defer fs.SetOutput(out)
@@ -214,37 +231,44 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string, noE
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	skip := map[string]bool{}
-	for _, n := range noEnv {
-		skip[n] = true
-	}
-	fs.Visit(func(f *flag.Flag) { skip[f.Name] = true })
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if skip[f.Name] {
+		name := env.name(f.Name)
+		if given[f.Name] || name == "" {
 			return
 		}
-		if v := getenv(envName(f.Name)); v != "" {
+		if v := getenv(name); v != "" {
 			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q (the --%s flag): %w", envName(f.Name), v, f.Name, err))
+				errs = append(errs, fmt.Errorf("%s=%q (the --%s flag): %w", name, v, f.Name, err))
 			}
 		}
 	})
 	return errors.Join(errs...)
 }
 
-// usage prints a command's flags with their environment variables to the
-// flag set's output.
-func usage(fs *flag.FlagSet, synopsis string) func() {
+// usage prints a command's synopsis and flags to the flag set's output,
+// each flag with the environment variable env gives it, if any.
+func usage(fs *flag.FlagSet, synopsis string, env envVars) func() {
 	return func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "usage: %s\n\nflags (each also read from its environment variable):\n", synopsis)
+		fmt.Fprintf(w, "usage: %s\n", synopsis)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n == 0 {
+			return
+		}
+		fmt.Fprintln(w, "\nflags ([VARIABLE]: the environment variable read when the flag is not given):")
 		fs.VisitAll(func(f *flag.Flag) {
-			def := ""
+			def, variable := "", ""
 			if f.DefValue != "" && f.DefValue != "false" {
 				def = fmt.Sprintf(" (default %s)", f.DefValue)
 			}
-			fmt.Fprintf(w, "  --%s  [%s]%s\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
+			if v := env.name(f.Name); v != "" {
+				variable = "  [" + v + "]"
+			}
+			fmt.Fprintf(w, "  --%s%s%s\n      %s\n", f.Name, variable, def, f.Usage)
 		})
 	}
 }

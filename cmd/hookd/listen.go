@@ -6,9 +6,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/hookd/hookd/signature"
 )
@@ -16,24 +19,32 @@ import (
 // listenMaxBody bounds what `hookd listen` reads of one delivery.
 const listenMaxBody = 2 << 20
 
+const listenSynopsis = `hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]
+
+A local receiver for development. For each delivery it prints the method,
+path and sender, then X-Webhook-Id, X-Webhook-Timestamp and User-Agent, then
+every other request header sorted by name (values of credential-looking
+headers, such as Authorization or X-Api-Key, masked but for their last 4
+characters), whether the signature verifies against --secrets, and the body.`
+
 // listen runs a local receiver for developers: it prints every delivery and
 // whether its signature verifies against the given secrets, and answers
 // with a fixed status. ready, if not nil, receives the address.
 func listen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready chan<- string) error {
 	fs := newFlagSet("listen", stderr)
 	addr := fs.String("addr", "127.0.0.1:9000", "address to listen on")
-	secretList := fs.String("secrets", "", "signing secrets (whsec_…) to verify with, comma-separated; or HOOKD_LISTEN_SECRETS")
+	secretList := fs.String("secrets", "", "signing secrets (whsec_…) to verify with, comma-separated")
 	status := fs.Int("status", 200, "HTTP status to answer every delivery with (try 500 or 429 to watch retries)")
 	tolerance := fs.Duration("tolerance", signature.DefaultTolerance, "accepted clock difference of X-Webhook-Timestamp (0 disables the check)")
-	fs.Usage = usage(fs, "hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]")
-	if ok, err := commandFlags(fs, args, getenv, stdout, "addr", "secrets", "status", "tolerance"); !ok {
+	// HOOKD_LISTEN_…, not serve's HOOKD_ADDR: a shell set up for serve
+	// must not move the receiver onto hookd's own port.
+	env := envVars{Prefix: "HOOKD_LISTEN_"}
+	fs.Usage = usage(fs, listenSynopsis, env)
+	if ok, err := commandFlags(fs, args, getenv, stdout, env); !ok {
 		return err
 	}
 	if *status < 100 || *status > 599 {
-		return fmt.Errorf("%w: --status must be an HTTP status (100-599)", errUsage)
-	}
-	if *secretList == "" {
-		*secretList = getenv("HOOKD_LISTEN_SECRETS")
+		return fmt.Errorf("%w: --status (HOOKD_LISTEN_STATUS) must be an HTTP status (100-599)", errUsage)
 	}
 	secrets := splitList(*secretList)
 
@@ -43,11 +54,7 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 		mu.Lock()
 		defer mu.Unlock()
 		fmt.Fprintf(stdout, "── %s %s %s from %s\n", time.Now().Format("15:04:05.000"), r.Method, r.URL.RequestURI(), r.RemoteAddr)
-		for _, h := range []string{signature.HeaderID, signature.HeaderTimestamp, "User-Agent"} {
-			if v := r.Header.Get(h); v != "" {
-				fmt.Fprintf(stdout, "   %s: %s\n", h, v)
-			}
-		}
+		printHeaders(stdout, r.Header)
 		switch {
 		case err != nil:
 			fmt.Fprintf(stdout, "   body: read error: %v\n", err)
@@ -82,6 +89,65 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// firstHeaders are printed first, in this order; the others follow sorted.
+var firstHeaders = []string{signature.HeaderID, signature.HeaderTimestamp, "User-Agent"}
+
+// printHeaders prints a delivery's request headers, one line per value:
+// firstHeaders, then every other header sorted by name. Values of
+// credential-looking headers (credentialHeader) are masked by maskValue;
+// control characters are shown escaped, so a header cannot drive the
+// terminal.
+func printHeaders(w io.Writer, h http.Header) {
+	names := make([]string, 0, len(h))
+	for name := range h {
+		if !slices.Contains(firstHeaders, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range append(slices.Clone(firstHeaders), names...) {
+		for _, v := range h.Values(name) {
+			if credentialHeader(name) {
+				v = maskValue(v)
+			} else if strings.ContainsFunc(v, unicode.IsControl) {
+				v = strconv.Quote(v)
+			}
+			fmt.Fprintf(w, "   %s: %s\n", name, v)
+		}
+	}
+}
+
+// credentialWords mark header names whose values listen masks: receivers
+// authenticate deliveries with custom headers (hookd refuses a custom
+// Authorization, so X-Api-Key and the like), and a terminal is often
+// shared or recorded. Over-matching (X-Idempotency-Key) only costs
+// readability.
+var credentialWords = []string{"auth", "token", "secret", "passw", "key", "cookie", "session", "credential"}
+
+// credentialHeader reports whether the header name looks like it carries a
+// credential.
+func credentialHeader(name string) bool {
+	lower := strings.ToLower(name)
+	return slices.ContainsFunc(credentialWords, func(w string) bool { return strings.Contains(lower, w) })
+}
+
+// maskValue hides a credential: an auth scheme word in front ("Bearer")
+// stays, and of the rest only the last 4 characters, when it has at least
+// 12, so a developer can tell which credential arrived.
+func maskValue(v string) string {
+	scheme, secret := "", v
+	if i := strings.IndexByte(v, ' '); i > 0 && !strings.ContainsFunc(v[:i], func(r rune) bool { return !unicode.IsLetter(r) }) {
+		scheme, secret = v[:i+1], strings.TrimLeft(v[i+1:], " ")
+	}
+	rs := []rune(secret)
+	tail := ""
+	if len(rs) >= 12 {
+		tail = strconv.QuoteToGraphic(string(rs[len(rs)-4:]))
+		tail = tail[1 : len(tail)-1]
+	}
+	return fmt.Sprintf("%s****%s (masked, %d characters)", scheme, tail, len(rs))
 }
 
 // printable shows a body on one line, cut at 2,000 characters.

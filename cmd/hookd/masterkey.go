@@ -19,6 +19,11 @@ func masterkey(ctx context.Context, args []string, getenv func(string) string, s
 	if len(args) == 0 {
 		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
+	if isHelp(args[0]) {
+		groupHelp(stdout, "masterkey", "hookd masterkey generate [--id ID]",
+			"hookd masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2] [flags]")
+		return nil
+	}
 	switch args[0] {
 	case "generate":
 		return masterkeyGenerate(args[1:], stdout, stderr)
@@ -31,8 +36,9 @@ func masterkey(ctx context.Context, args []string, getenv func(string) string, s
 func masterkeyGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("masterkey generate", stderr)
 	id := fs.String("id", "mk-"+time.Now().UTC().Format("20060102"), "the key's id (1-32 of A-Z a-z 0-9 _ . -), stored beside every secret it seals")
-	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]")
-	if ok, err := commandFlags(fs, args, func(string) string { return "" }, stdout); !ok {
+	env := envVars{None: []string{"id"}}
+	fs.Usage = usage(fs, "hookd masterkey generate [--id ID]", env)
+	if ok, err := commandFlags(fs, args, func(string) string { return "" }, stdout, env); !ok {
 		return err
 	}
 	if err := secrets.ValidKeyID(*id); err != nil {
@@ -60,8 +66,9 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 	fs.StringVar(&c.MasterKey, "master-key", "", `the NEW master key, "ID:BASE64": every signing secret is re-sealed under it (required)`)
 	fs.StringVar(&c.MasterKeysOld, "master-keys-old", "", "the retired master keys, comma-separated, that sealed the secrets to re-seal")
 	fs.IntVar(&batch, "batch-size", rotateBatch, "signing secrets re-sealed per transaction (1-1000)")
-	fs.Usage = usage(fs, "hookd masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2] [flags]")
-	if ok, err := parse(fs, &c, args, getenv, stdout, false, "batch-size"); !ok {
+	env := envVars{None: []string{"batch-size"}}
+	fs.Usage = usage(fs, "hookd masterkey rotate --master-key NEW --master-keys-old OLD[,OLD2] [flags]", env)
+	if ok, err := parse(fs, &c, args, getenv, stdout, false, env); !ok {
 		return err
 	}
 	if batch < 1 || batch > 1000 {

@@ -78,6 +78,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "listen":
 		return listen(ctx, rest, getenv, stdout, stderr, nil)
 	case "version", "--version":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			fmt.Fprintln(stdout, "usage: hookd version\n\nprints hookd's version")
+			return nil
+		}
 		fmt.Fprintln(stdout, "hookd", version)
 		return nil
 	case "help", "-h", "--help":
@@ -88,21 +92,42 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
 }
 
+// isHelp reports whether arg asks for help, as the flag package reads it.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// groupHelp answers `hookd GROUP --help` for a command with subcommands:
+// their synopses on stdout.
+func groupHelp(stdout io.Writer, group string, synopses ...string) {
+	for i, s := range synopses {
+		prefix := "usage: "
+		if i > 0 {
+			prefix = "       "
+		}
+		fmt.Fprintln(stdout, prefix+s)
+	}
+	fmt.Fprintf(stdout, "\n\"hookd %s <subcommand> --help\" lists a subcommand's flags.\n", group)
+}
+
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
 }
 
-// commandFlags parses a command's flags (and, except for noEnv, their
-// environment variables). ok is false when the command should stop: help
-// was asked for and printed to stdout (err nil), or the flags are wrong
-// (err says how, marked errUsage).
-func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer, noEnv ...string) (ok bool, err error) {
-	if err := parseFlags(fs, args, getenv, noEnv...); err != nil {
+// commandFlags parses a command's flags and the environment variables env
+// gives them. ok is false when the command should stop: help was asked for
+// and printed to stdout (err nil), or the flags are wrong (err says how,
+// marked errUsage).
+func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer, env envVars) (ok bool, err error) {
+	if err := parseFlags(fs, args, getenv, env); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			printUsage(fs, stdout)
 			return false, nil
 		}
 		return false, fmt.Errorf("%w: %w", errUsage, err)
@@ -110,9 +135,15 @@ func commandFlags(fs *flag.FlagSet, args []string, getenv func(string) string, s
 	return true, nil
 }
 
+// printUsage prints fs's usage (its --help) to stdout.
+func printUsage(fs *flag.FlagSet, stdout io.Writer) {
+	fs.SetOutput(stdout)
+	fs.Usage()
+}
+
 // parse is commandFlags followed by validating the config.
-func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, noEnv ...string) (ok bool, err error) {
-	if ok, err := commandFlags(fs, args, getenv, stdout, noEnv...); !ok {
+func parse(fs *flag.FlagSet, c *Config, args []string, getenv func(string) string, stdout io.Writer, serving bool, env envVars) (ok bool, err error) {
+	if ok, err := commandFlags(fs, args, getenv, stdout, env); !ok {
 		return false, err
 	}
 	if err := c.validate(serving); err != nil {
@@ -147,8 +178,8 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	var c Config
 	fs := newFlagSet("migrate", stderr)
 	dbFlags(fs, &c)
-	fs.Usage = usage(fs, "hookd migrate [flags]")
-	if ok, err := parse(fs, &c, args, getenv, stdout, false); !ok {
+	fs.Usage = usage(fs, "hookd migrate [flags]", envVars{})
+	if ok, err := parse(fs, &c, args, getenv, stdout, false, envVars{}); !ok {
 		return err
 	}
 	st, err := store.Open(ctx, c.storeOptions())
@@ -170,6 +201,11 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 
 func project(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const synopsis = "hookd project create NAME | hookd project list | hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N]"
+	if len(args) > 0 && isHelp(args[0]) {
+		groupHelp(stdout, "project", "hookd project create NAME [flags]", "hookd project list [flags]",
+			"hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [flags]")
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "update") {
 		return fmt.Errorf("%w: %s", errUsage, synopsis)
 	}
@@ -184,15 +220,20 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		fs.IntVar(&retentionHours, "retention-hours", 0, "hours the payloads of finished messages are kept (1-2160; 0 = the server's --retention-payload, 336 h by default)")
 		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours"}
 	}
-	fs.Usage = usage(fs, synopsis+" [flags]")
+	env := envVars{None: noEnv}
+	fs.Usage = usage(fs, projectSynopsis(args[0]), env)
 	rest, name := args[1:], ""
 	if args[0] != "list" {
+		if len(rest) > 0 && isHelp(rest[0]) {
+			printUsage(fs, stdout)
+			return nil
+		}
 		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
 			return fmt.Errorf("%w: hookd project %s NAME [flags] (the name comes first)", errUsage, args[0])
 		}
 		name, rest = rest[0], rest[1:]
 	}
-	if ok, err := parse(fs, &c, rest, getenv, stdout, false, noEnv...); !ok {
+	if ok, err := parse(fs, &c, rest, getenv, stdout, false, env); !ok {
 		return err
 	}
 	var settings store.ProjectSettings
@@ -261,6 +302,17 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// projectSynopsis is the usage line of `hookd project SUB`.
+func projectSynopsis(sub string) string {
+	switch sub {
+	case "create":
+		return "hookd project create NAME [flags]"
+	case "update":
+		return "hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [flags]"
+	}
+	return "hookd project list [flags]"
+}
+
 // projectSettings renders a project's settings for people and scripts, e.g.
 // "rate_limit=500/min send_rate_limit=unlimited retention_hours=default":
 // a 0 setting shows what it means.
@@ -288,6 +340,10 @@ func validProjectName(name string) error {
 }
 
 func apikey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		groupHelp(stdout, "apikey", "hookd apikey create --project NAME [--mode live|test] [--label L] [flags]")
+		return nil
+	}
 	if len(args) == 0 || args[0] != "create" {
 		return fmt.Errorf("%w: hookd apikey create --project NAME [--mode live|test] [--label L]", errUsage)
 	}
@@ -298,8 +354,9 @@ func apikey(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.StringVar(&projectName, "project", "", "name of the project the key belongs to (required)")
 	fs.StringVar(&mode, "mode", "live", "live or test: the key's prefix, hk_live_ or hk_test_")
 	fs.StringVar(&label, "label", "", "a label shown in the key list (at most 100 characters)")
-	fs.Usage = usage(fs, "hookd apikey create --project NAME [--mode live|test] [--label L]")
-	if ok, err := parse(fs, &c, args[1:], getenv, stdout, false, "project", "mode", "label"); !ok {
+	env := envVars{None: []string{"project", "mode", "label"}}
+	fs.Usage = usage(fs, "hookd apikey create --project NAME [--mode live|test] [--label L]", env)
+	if ok, err := parse(fs, &c, args[1:], getenv, stdout, false, env); !ok {
 		return err
 	}
 	switch {

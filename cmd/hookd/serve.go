@@ -47,14 +47,22 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	var c Config
 	fs := newFlagSet("serve", stderr)
 	serveFlags(fs, &c)
-	fs.Usage = usage(fs, "hookd serve [flags]")
-	if ok, err := parse(fs, &c, args, getenv, stdout, true); !ok {
+	fs.Usage = usage(fs, "hookd serve [flags]", envVars{})
+	if ok, err := parse(fs, &c, args, getenv, stdout, true, envVars{}); !ok {
 		return err
 	}
 	log := newLogger(&c, stderr)
 
 	opts := c.storeOptions()
 	opts.ApplicationName = "hookd " + c.Role
+	if path, ok := store.SQLitePath(opts); ok {
+		// One server per SQLite file, taken before migrations run.
+		release, err := lockSQLite(path)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
 	st, err := openStoreWith(ctx, opts, log)
 	if err != nil {
 		return err
