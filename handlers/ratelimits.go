@@ -12,7 +12,7 @@ import (
 	"github.com/hookd/hookd/ratelimit"
 )
 
-// The API rate limits (decisions table, "API rate limits"): every project
+// The API rate limits (README, "Rate limits"): every project
 // has a token bucket per class of request — management routes and sends —
 // holding its limit and refilling it over a minute; a client address has
 // one for failed authentications. They are counted in this process's
