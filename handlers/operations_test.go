@@ -53,15 +53,18 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		require.Equal(t, "RETRY_IN_PROGRESS", rp.JSON409.Error.Code)
 
 		sw.ok.Store(true)
+		asked := time.Now()
 		rn, err := e.a.client.RetryNowWithResponse(ctx, res.MessageId)
-		answered := time.Now()
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, rn.StatusCode(), string(rn.Body))
 		require.Equal(t, res.MessageId, rn.JSON200.Data.Id)
 		require.Equal(t, res.MessageId, rn.JSON200.Data.MessageId)
 		require.NotEmpty(t, rn.JSON200.Message)
-		second := rc.waitFor(t, 2, 5*time.Second)[1]
-		require.Less(t, second.at.Sub(answered), time.Second, "retry-now takes effect within a second")
+		// The retry was an hour away: a second attempt now is retry-now's
+		// doing (a wall-clock bound here failed on loaded machines).
+		second := rc.waitFor(t, 2, patience)[1]
+		require.True(t, second.at.After(asked), "the second attempt followed the retry-now")
+		require.True(t, second.at.Before(*m.NextAttemptAt), "and came before the scheduled retry")
 		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
 		require.Equal(t, 2, m.AttemptCount)
 
@@ -322,9 +325,12 @@ func TestSendRulesAndIdempotency(t *testing.T) {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range 20 {
-			wg.Go(func() {
+			wg.Go(func() { // no require here: it must run on the test goroutine
 				<-start
-				st, r, _ := e.send(e.a.key, body(`{"order":42}`, k))
+				st, r, _, err := e.trySend(e.a.key, body(`{"order":42}`, k))
+				if err != nil {
+					t.Errorf("send %d: %v", i, err)
+				}
 				statuses[i], ids[i] = st, r.MessageId
 			})
 		}
@@ -368,7 +374,12 @@ func TestPauseResumeAndDeleteWithMessages(t *testing.T) {
 			require.Equal(t, gen.MessageStatus("paused"), r.Status)
 			ids = append(ids, r.MessageId)
 		}
-		time.Sleep(200 * time.Millisecond) // give a (wrong) worker the chance to deliver
+		// The engine has made a claim since the sends: a paused message it
+		// took would have been leased (and delivered) by then.
+		e.claimTurn(t)
+		for _, id := range ids {
+			require.Equal(t, messageRow{status: "paused"}, e.messageRow(t, id), "a paused message is left alone")
+		}
 		require.Empty(t, rc.requests(), "nothing is delivered while paused")
 		res, err := e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
@@ -407,9 +418,11 @@ func TestSendRacingResumeIsNeverLeftPaused(t *testing.T) {
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			for i := range 20 {
-				wg.Go(func() {
+				wg.Go(func() { // no require here: it must run on the test goroutine
 					<-start
-					e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
+					if _, _, _, err := e.trySend(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i)); err != nil {
+						t.Errorf("send %d: %v", i, err)
+					}
 				})
 			}
 			wg.Go(func() {
@@ -428,37 +441,49 @@ func TestSendRacingResumeIsNeverLeftPaused(t *testing.T) {
 // TestPausedRetriesAndDeletedMessages: a retry that falls due while its
 // endpoint is paused is parked, and delivered after the resume; a deleted
 // waiting message is never delivered.
+//
+// Retries are an hour apart and the test makes them fall due (fallDue): with
+// the 300 ms retry of testEngineConfig, a pause that took longer than that to
+// land (a loaded machine) let a second attempt run first.
 func TestPausedRetriesAndDeletedMessages(t *testing.T) {
 	t.Parallel()
-	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+	forEachDialectWith(t, slowRetries(), func(t *testing.T, e *env) {
 		ctx := context.Background()
 		sw := &switchable{}
 		rc := newReceiver(t, sw.handle)
 		ep := e.createEndpoint(e.a, rc.url("/parked"))
 		_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":1}}`)
-		e.waitStatus(res.MessageId, "pending_retry", 5*time.Second) // retry due in 300 ms
+		e.waitStatus(res.MessageId, "pending_retry", patience)
 		_, err := e.a.client.PauseEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
-		e.waitStatus(res.MessageId, "paused", 5*time.Second) // fell due, parked, no attempt
-		m := e.waitStatus(res.MessageId, "paused", time.Second)
+		m := e.waitStatus(res.MessageId, "pending_retry", time.Second)
+		require.Equal(t, 1, m.AttemptCount, "a pause leaves a waiting retry waiting")
+		e.fallDue(t, res.MessageId)
+		m = e.waitStatus(res.MessageId, "paused", patience) // fell due, parked, no attempt
 		require.Equal(t, 1, m.AttemptCount)
+		require.Len(t, rc.requests(), 1)
 		sw.ok.Store(true)
 		r, err := e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), r.JSON200.Data.MessagesRequeued)
-		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res.MessageId, "succeeded", patience)
 		require.Equal(t, 2, m.AttemptCount)
 
 		// Deleted while waiting for a retry: never delivered again.
 		sw.ok.Store(false)
 		_, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":2}}`)
-		e.waitStatus(res2.MessageId, "pending_retry", 5*time.Second)
+		e.waitStatus(res2.MessageId, "pending_retry", patience)
 		before := len(rc.requests())
 		d, err := e.a.client.DeleteMessageWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, d.StatusCode())
 		sw.ok.Store(true)
-		time.Sleep(time.Second) // past the 300 ms and 600 ms retry delays
+		e.fallDue(t, res2.MessageId)
+		// A claim after the deleted retry fell due has been made: had it
+		// been claimable it would have been claimed too (status delivering,
+		// a lease) and attempted.
+		e.claimTurn(t)
+		require.Equal(t, messageRow{status: "pending_retry", attempts: 1}, e.messageRow(t, res2.MessageId), "the deleted message was not claimed")
 		require.Len(t, rc.requests(), before, "a deleted message is not delivered")
 	})
 }
