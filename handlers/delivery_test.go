@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/internal/poll"
 )
 
 // received is one request a test receiver got.
@@ -100,19 +101,15 @@ func (e *env) send(key string, body string) (int, gen.SendResult, gen.ErrorEnvel
 // waitStatus polls the message until it has the status.
 func (e *env) waitStatus(id uuid.UUID, status gen.MessageStatus, timeout time.Duration) gen.Message {
 	e.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var m gen.Message
+	poll.Until(e.t, timeout, func() bool {
 		r, err := e.a.client.GetMessageWithResponse(context.Background(), id)
 		require.NoError(e.t, err)
 		require.Equal(e.t, http.StatusOK, r.StatusCode(), string(r.Body))
-		if r.JSON200.Data.Status == status {
-			return r.JSON200.Data
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("message %s is %s, want %s after %s", id, r.JSON200.Data.Status, status, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		m = r.JSON200.Data
+		return m.Status == status
+	}, func() string { return fmt.Sprintf("message %s is %s, want %s", id, m.Status, status) })
+	return m
 }
 
 func (e *env) attempts(id uuid.UUID) []gen.Attempt {
@@ -359,14 +356,24 @@ func TestLongAnswersAreCutAt64KB(t *testing.T) {
 func TestShutdownDrainsInFlightAttempts(t *testing.T) {
 	t.Parallel()
 	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
-		rc := newReceiver(t, func(int, http.ResponseWriter, *http.Request) { time.Sleep(400 * time.Millisecond) })
+		// The attempts are held until the stop begins, so all five are in
+		// flight when it does (a receiver that merely took 400 ms could
+		// answer before a slow machine got to the stop).
+		stopping := make(chan struct{})
+		rc := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
+			select {
+			case <-stopping:
+			case <-r.Context().Done():
+			}
+		})
 		ep := e.createEndpoint(e.a, rc.url("/drain"))
 		var ids []uuid.UUID
 		for i := range 5 {
 			_, r, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
 			ids = append(ids, r.MessageId)
 		}
-		rc.waitFor(t, 5, 5*time.Second) // all five attempts are in flight
+		rc.waitFor(t, 5, patience) // all five attempts are in flight
+		close(stopping)
 		e.stopEngine()
 		for _, id := range ids {
 			r, err := e.a.client.GetMessageWithResponse(context.Background(), id)
@@ -393,17 +400,37 @@ func TestWorkerLimitHolds(t *testing.T) {
 	for _, handoff := range []bool{true, false} {
 		cfg := testEngineConfig()
 		cfg.Workers, cfg.EndpointConcurrency, cfg.NoHandoff = 3, 100, !handoff
+		// The first attempts wait for each other (below): they must not
+		// time out meanwhile.
+		cfg.AttemptTimeout, cfg.Lease = time.Minute, 2*time.Minute
 		t.Run(fmt.Sprintf("handoff=%v", handoff), func(t *testing.T) {
 			t.Parallel()
 			forEachDialectWith(t, options{receivers: true, engine: cfg}, func(t *testing.T, e *env) {
 				var mu sync.Mutex
 				running, most := 0, 0
-				rc := newReceiver(t, func(int, http.ResponseWriter, *http.Request) {
+				// Attempts are held until the engine has had all its workers
+				// busy at once (the first three wait for each other; later
+				// ones go straight through), so the test knows the workers ran
+				// in parallel, and the limit is tested while all are taken,
+				// instead of hoping a 20 ms pause in the receiver made them
+				// overlap.
+				full := make(chan struct{})
+				rc := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
 					mu.Lock()
 					running++
 					most = max(most, running)
+					if running == cfg.Workers {
+						select {
+						case <-full:
+						default:
+							close(full)
+						}
+					}
 					mu.Unlock()
-					time.Sleep(20 * time.Millisecond)
+					select {
+					case <-full:
+					case <-r.Context().Done():
+					}
 					mu.Lock()
 					running--
 					mu.Unlock()
@@ -435,7 +462,7 @@ func TestWorkerLimitHolds(t *testing.T) {
 					require.NoError(t, a.err)
 					require.Equal(t, http.StatusAccepted, a.status)
 				}
-				got := rc.waitFor(t, senders*each, 20*time.Second)
+				got := rc.waitFor(t, senders*each, patience)
 				seen := map[string]int{}
 				for _, r := range got {
 					seen[r.header.Get("X-Webhook-Id")]++
@@ -446,8 +473,7 @@ func TestWorkerLimitHolds(t *testing.T) {
 				}
 				mu.Lock()
 				defer mu.Unlock()
-				require.LessOrEqual(t, most, 3, "attempts at once")
-				require.GreaterOrEqual(t, most, 2, "the workers ran in parallel")
+				require.Equal(t, 3, most, "attempts at once: all the workers, never more")
 			})
 		})
 	}
