@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/store"
 )
 
@@ -79,10 +80,13 @@ func TestEndpointHealth(t *testing.T) {
 				_, err := f.s.RecordEndpointFailure(ctx, e.ID, store.Now(), "HTTP 500", quick)
 				require.NoError(t, err)
 			}
-			time.Sleep(5 * time.Millisecond)
-			ok, _, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-			require.NoError(t, err)
-			require.True(t, ok, "the spacing wait is over: one probe may start")
+			// Refused while the 1 ms spacing wait lasts (a refusal changes
+			// nothing), then one probe may start.
+			poll.Until(t, time.Minute, func() bool {
+				ok, _, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
+				require.NoError(t, err)
+				return ok
+			}, "the spacing wait is over: one probe may start")
 			ok, wait, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
 			require.NoError(t, err)
 			require.False(t, ok, "a second probe while the first is in flight")
