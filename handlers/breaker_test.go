@@ -85,7 +85,7 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
 		require.EqualValues(t, len(msgs), r.JSON200.Data.MessagesRequeued)
 		for _, id := range msgs {
-			e.waitStatus(id, gen.MessageStatusSucceeded, 10*time.Second)
+			e.waitStatus(id, gen.MessageStatusSucceeded, patience)
 		}
 		got = e.getEndpoint(ep.Id)
 		require.Nil(t, got.DisabledAt)

@@ -154,7 +154,7 @@ func TestDeliveryKeepsExactBytesAndSigns(t *testing.T) {
 			require.Equal(t, http.StatusAccepted, status)
 			require.Equal(t, gen.MessageStatus("queued"), res.Status)
 
-			got := rc.waitFor(t, 1, 10*time.Second)[0]
+			got := rc.waitFor(t, 1, patience)[0]
 			require.Equal(t, payload, string(got.body), "byte for byte")
 			ts := got.header.Get("X-Webhook-Timestamp")
 			require.Equal(t, ownHMAC(ep.SigningSecret, ts, got.body), got.header.Get("X-Webhook-Signature"))
@@ -167,7 +167,7 @@ func TestDeliveryKeepsExactBytesAndSigns(t *testing.T) {
 			require.Equal(t, "acme", got.header.Get("X-Tenant"))
 			require.Equal(t, "message", got.header.Get("X-Shared"), "message headers win over endpoint headers")
 
-			m := e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+			m := e.waitStatus(res.MessageId, "succeeded", patience)
 			require.Equal(t, 1, m.AttemptCount)
 			require.NotNil(t, m.DeliveredAt)
 			require.Equal(t, len(payload), m.SizeBytes)
@@ -187,17 +187,17 @@ func TestDeliveryKeepsExactBytesAndSigns(t *testing.T) {
 			require.NoError(t, err)
 			status, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"second":true}}`)
 			require.Equal(t, http.StatusAccepted, status)
-			got = rc.waitFor(t, 2, 10*time.Second)[1]
+			got = rc.waitFor(t, 2, patience)[1]
 			ts = got.header.Get("X-Webhook-Timestamp")
 			sigs := strings.Split(got.header.Get("X-Webhook-Signature"), ",")
 			require.ElementsMatch(t, []string{ownHMAC(ep.SigningSecret, ts, got.body), ownHMAC(k2.JSON201.Data.SigningSecret, ts, got.body)}, sigs)
-			e.waitStatus(res2.MessageId, "succeeded", 5*time.Second)
+			e.waitStatus(res2.MessageId, "succeeded", patience)
 
 			// hmac_enabled=false sends no signature.
 			_, err = e.a.client.UpdateEndpointWithResponse(context.Background(), ep.Id, gen.UpdateEndpointRequest{HmacEnabled: ptr(false)})
 			require.NoError(t, err)
 			e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"third":true}}`)
-			got = rc.waitFor(t, 3, 10*time.Second)[2]
+			got = rc.waitFor(t, 3, patience)[2]
 			require.Empty(t, got.header.Get("X-Webhook-Signature"))
 			require.NotEmpty(t, got.header.Get("X-Webhook-Id"))
 		})
@@ -239,8 +239,8 @@ func TestDeliveryOutcomes(t *testing.T) {
 		{name: "HangsPastTimeout", handle: func(n int, w http.ResponseWriter, r *http.Request) {
 			if n == 0 {
 				select {
-				case <-r.Context().Done():
-				case <-time.After(5 * time.Second):
+				case <-r.Context().Done(): // the attempt timed out
+				case <-time.After(patience):
 				}
 				return
 			}
@@ -275,7 +275,7 @@ func TestDeliveryOutcomes(t *testing.T) {
 			ep := e.createEndpoint(e.a, url)
 			status, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"case":"`+c.name+`"}}`)
 			require.Equal(t, http.StatusAccepted, status)
-			m := e.waitStatus(res.MessageId, c.final, 15*time.Second)
+			m := e.waitStatus(res.MessageId, c.final, patience)
 			require.Equal(t, c.attempts, m.AttemptCount)
 			as := e.attempts(res.MessageId)
 			require.Len(t, as, c.attempts)
@@ -321,7 +321,7 @@ func TestDNSRebindingIsRefusedAtConnect(t *testing.T) {
 	e.dns.Set("rebind.example.com", "10.0.0.1")
 	status, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"x":1}}`)
 	require.Equal(t, http.StatusAccepted, status)
-	m := e.waitStatus(res.MessageId, "failed_permanent", 10*time.Second)
+	m := e.waitStatus(res.MessageId, "failed_permanent", patience)
 	require.Equal(t, 1, m.AttemptCount)
 	require.Contains(t, *m.LastError, "10.0.0.1")
 	as := e.attempts(res.MessageId)
@@ -342,7 +342,7 @@ func TestLongAnswersAreCutAt64KB(t *testing.T) {
 	})
 	ep := e.createEndpoint(e.a, rc.url("/long"))
 	_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{}}`)
-	e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+	e.waitStatus(res.MessageId, "succeeded", patience)
 	a := e.attempts(res.MessageId)[0]
 	require.True(t, a.ResponseBodyTruncated)
 	require.LessOrEqual(t, len(*a.ResponseBody), 64*1024)

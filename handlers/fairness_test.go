@@ -38,7 +38,7 @@ func TestEndpointRateLimitHoldsWithoutSpendingAttempts(t *testing.T) {
 		// it); a wall-clock bound on the span failed under load.
 		require.GreaterOrEqual(t, span, 1700*time.Millisecond, "9 intervals at 5/s take 1.8s")
 		for _, id := range ids {
-			m := e.waitStatus(uuid.MustParse(id), "succeeded", 5*time.Second)
+			m := e.waitStatus(uuid.MustParse(id), "succeeded", patience)
 			require.Equal(t, 1, m.AttemptCount, "waiting for the rate limit spends no attempt")
 		}
 	})

@@ -42,7 +42,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		rc := newReceiver(t, sw.handle)
 		ep := e.createEndpoint(e.a, rc.url("/ops"))
 		_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":1}}`)
-		m := e.waitStatus(res.MessageId, "pending_retry", 10*time.Second)
+		m := e.waitStatus(res.MessageId, "pending_retry", patience)
 		require.Equal(t, 1, m.AttemptCount)
 		require.True(t, m.NextAttemptAt.After(time.Now().Add(50*time.Minute)))
 
@@ -65,7 +65,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		second := rc.waitFor(t, 2, patience)[1]
 		require.True(t, second.at.After(asked), "the second attempt followed the retry-now")
 		require.True(t, second.at.Before(*m.NextAttemptAt), "and came before the scheduled retry")
-		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res.MessageId, "succeeded", patience)
 		require.Equal(t, 2, m.AttemptCount)
 
 		// retry-now and cancel need pending_retry.
@@ -84,9 +84,9 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		require.Equal(t, http.StatusOK, rp.StatusCode(), string(rp.Body))
 		require.Equal(t, "Message queued for replay", rp.JSON200.Message)
 		require.Equal(t, gen.MessageStatus("queued"), rp.JSON200.Data.Status)
-		got := rc.waitFor(t, 3, 5*time.Second)
+		got := rc.waitFor(t, 3, patience)
 		require.Equal(t, res.MessageId.String(), got[2].header.Get("X-Webhook-Id"))
-		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res.MessageId, "succeeded", patience)
 		require.Equal(t, 1, m.ReplayCount)
 		require.Equal(t, 3, m.AttemptCount, "attempt numbers continue")
 		as := e.attempts(res.MessageId)
@@ -95,7 +95,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		// Cancel a waiting retry: it lands in the DLQ.
 		sw.ok.Store(false)
 		_, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":2}}`)
-		e.waitStatus(res2.MessageId, "pending_retry", 10*time.Second)
+		e.waitStatus(res2.MessageId, "pending_retry", patience)
 		cn, err = e.a.client.CancelRetryWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, cn.StatusCode(), string(cn.Body))
@@ -113,7 +113,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		dr, err := e.a.client.ReplayFromDLQWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, dr.StatusCode(), string(dr.Body))
-		m = e.waitStatus(res2.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res2.MessageId, "succeeded", patience)
 		require.Equal(t, 0, m.ReplayCount)
 		dr, err = e.a.client.ReplayFromDLQWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
@@ -127,12 +127,12 @@ func TestReplayLimit(t *testing.T) {
 	rc := newReceiver(t, nil)
 	ep := e.createEndpoint(e.a, rc.url("/limit"))
 	_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{}}`)
-	e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+	e.waitStatus(res.MessageId, "succeeded", patience)
 	for i := range 10 {
 		rp, err := e.a.client.ReplayMessageWithResponse(context.Background(), res.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, rp.StatusCode(), "replay %d: %s", i+1, rp.Body)
-		e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		e.waitStatus(res.MessageId, "succeeded", patience)
 	}
 	rp, err := e.a.client.ReplayMessageWithResponse(context.Background(), res.MessageId)
 	require.NoError(t, err)
@@ -157,10 +157,10 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 			succeeded = append(succeeded, r.MessageId)
 		}
 		for _, id := range failed {
-			e.waitStatus(id, "failed_permanent", 5*time.Second)
+			e.waitStatus(id, "failed_permanent", patience)
 		}
 		for _, id := range succeeded {
-			e.waitStatus(id, "succeeded", 5*time.Second)
+			e.waitStatus(id, "succeeded", patience)
 		}
 
 		ra, err := e.a.client.ReplayAllMessagesWithResponse(ctx, &gen.ReplayAllMessagesParams{Status: "failed_permanent", EndpointId: &bad.Id})
@@ -168,9 +168,9 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 		require.Equal(t, http.StatusOK, ra.StatusCode(), string(ra.Body))
 		require.Equal(t, 3, ra.JSON200.Data.Replayed)
 		require.Len(t, ra.JSON200.Data.ReplayedMessageIds, 3)
-		badRC.waitFor(t, 6, 5*time.Second)
+		badRC.waitFor(t, 6, patience)
 		for _, id := range failed {
-			e.waitStatus(id, "failed_permanent", 5*time.Second)
+			e.waitStatus(id, "failed_permanent", patience)
 		}
 
 		// replay-batch: one replayable, one unknown.
@@ -181,7 +181,7 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 		require.Equal(t, 1, rb.JSON200.Data.Replayed)
 		require.Equal(t, 1, rb.JSON200.Data.Failed)
 		require.Equal(t, gen.ReplayItemStatus("failed"), rb.JSON200.Data.Results[1].Status)
-		e.waitStatus(succeeded[0], "succeeded", 5*time.Second)
+		e.waitStatus(succeeded[0], "succeeded", patience)
 
 		// Deletes: single (idempotent), batch, all; deleted messages leave lists.
 		d, err := e.a.client.DeleteMessageWithResponse(ctx, succeeded[0])
@@ -384,9 +384,9 @@ func TestPauseResumeAndDeleteWithMessages(t *testing.T) {
 		res, err := e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
 		require.Equal(t, int64(3), res.JSON200.Data.MessagesRequeued)
-		rc.waitFor(t, 3, 5*time.Second)
+		rc.waitFor(t, 3, patience)
 		for _, id := range ids {
-			e.waitStatus(id, "succeeded", 5*time.Second)
+			e.waitStatus(id, "succeeded", patience)
 		}
 
 		// Deleting the endpoint fails what still waits for it.
@@ -397,7 +397,7 @@ func TestPauseResumeAndDeleteWithMessages(t *testing.T) {
 		_, r, _ := e.send(e.a.key, `{"endpoint_id":"`+ep2.Id+`","payload":{}}`)
 		_, err = e.a.client.DeleteEndpointWithResponse(ctx, ep2.Id)
 		require.NoError(t, err)
-		m := e.waitStatus(r.MessageId, "failed_permanent", 5*time.Second)
+		m := e.waitStatus(r.MessageId, "failed_permanent", patience)
 		require.Equal(t, "endpoint deleted", *m.LastError)
 		status, _, env := e.send(e.a.key, `{"endpoint_id":"`+ep2.Id+`","payload":{}}`)
 		require.Equal(t, http.StatusNotFound, status)
@@ -499,14 +499,14 @@ func TestAbandonedDrainLeavesNothingDelivering(t *testing.T) {
 	rc := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
+		case <-time.After(patience): // only if the drain never gives up on it
 		}
 	})
 	ep := e.createEndpoint(e.a, rc.url("/hang"))
 	for i := range 3 {
 		e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
 	}
-	rc.waitFor(t, 3, 5*time.Second)
+	rc.waitFor(t, 3, patience)
 	e.stopEngine()
 	var delivering, queued, attempts int
 	require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE status = 'delivering'").Scan(&delivering))

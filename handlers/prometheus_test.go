@@ -148,7 +148,7 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 			}
 		}
 		for id, status := range final {
-			e.waitStatus(id, status, 10*time.Second)
+			e.waitStatus(id, status, patience)
 		}
 		// Disable the endpoint by hand, as the breaker would (its own
 		// tests cover how it decides).

@@ -61,7 +61,7 @@ func startServeLogging(t *testing.T, args []string, getenv func(string) string, 
 	case err := <-errc:
 		cancel()
 		t.Fatalf("serve exited early: %v\n%s", err, stderr)
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		cancel()
 		t.Fatalf("serve did not start\n%s", stderr)
 	}

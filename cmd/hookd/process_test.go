@@ -67,7 +67,7 @@ func startChild(t *testing.T, args ...string) *child {
 	case c.addr = <-addrs:
 	case <-c.exited:
 		t.Fatalf("hookd exited early:\n%s", c.stderr)
-	case <-time.After(60 * time.Second):
+	case <-time.After(patience):
 		t.Fatalf("hookd did not start:\n%s", c.stderr)
 	}
 	return c
