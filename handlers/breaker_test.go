@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/store"
 )
 
@@ -49,16 +50,11 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 		}
 
 		// Disabled once six attempts in a row failed; visible on the endpoint.
-		deadline := time.Now().Add(10 * time.Second)
 		var got gen.Endpoint
-		for {
+		poll.Until(t, patience, func() bool {
 			got = e.getEndpoint(ep.Id)
-			if got.DisabledAt != nil || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		require.NotNil(t, got.DisabledAt, "the endpoint was never disabled")
+			return got.DisabledAt != nil
+		}, "the endpoint was never disabled")
 		require.True(t, got.Paused)
 		require.GreaterOrEqual(t, got.ConsecutiveFailures, 6)
 		require.NotNil(t, got.FailingSince)
@@ -67,13 +63,20 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 		require.Contains(t, *got.DisabledReason, "HTTP 502")
 
 		// Disabled means nothing more is sent: the messages wait, paused.
-		time.Sleep(200 * time.Millisecond)
-		before := len(rc.requests())
-		time.Sleep(300 * time.Millisecond)
-		require.Len(t, rc.requests(), before, "attempts continued after the endpoint was disabled")
+		// Once all are paused none is in flight (a leased message is neither
+		// parked by the disable nor by a pause), so every request the
+		// receiver got is a recorded attempt.
 		for _, id := range msgs {
-			e.waitStatus(id, gen.MessageStatusPaused, 5*time.Second)
+			e.waitStatus(id, gen.MessageStatusPaused, patience)
 		}
+		var attempts int
+		require.NoError(t, e.store.DB().QueryRow("SELECT COALESCE(SUM(attempt_count), 0) FROM messages").Scan(&attempts))
+		before := len(rc.requests())
+		require.Equal(t, attempts, before, "every request was a counted attempt, and none is in flight")
+		// The engine has claimed since: a paused message it took would
+		// have been attempted.
+		e.claimTurn(t)
+		require.Len(t, rc.requests(), before, "attempts continued after the endpoint was disabled")
 
 		// Resume re-enables it, and every waiting message is delivered.
 		healthy.Store(true)
@@ -82,7 +85,7 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 		require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
 		require.EqualValues(t, len(msgs), r.JSON200.Data.MessagesRequeued)
 		for _, id := range msgs {
-			e.waitStatus(id, gen.MessageStatusSucceeded, 10*time.Second)
+			e.waitStatus(id, gen.MessageStatusSucceeded, patience)
 		}
 		got = e.getEndpoint(ep.Id)
 		require.Nil(t, got.DisabledAt)
@@ -116,14 +119,27 @@ func TestCircuitBreakerSpacesAttempts(t *testing.T) {
 			require.Equal(t, http.StatusAccepted, status)
 			msgs = append(msgs, res.MessageId)
 		}
-		rc.waitFor(t, 3, 5*time.Second)
-		time.Sleep(time.Second)
 		// Without spacing, 20 messages retrying every 5 ms make hundreds of
-		// attempts in a second. With it: the first failures (at most one
-		// per worker slot of the endpoint), then about one probe per
-		// 100–200 ms.
-		n := len(rc.requests())
-		require.LessOrEqual(t, n, 8+3+12, "attempts were not spaced out: %d in about a second", n)
+		// attempts a second, one right on another's heels. With it: the
+		// first failures (at most one per worker slot of the endpoint, and
+		// the few that start before the third failure is recorded), then
+		// one probe at a time, each starting at least ProbeBackoff after the
+		// one before failed. So, counted by when the receiver got them
+		// rather than in a window of wall-clock time (which a loaded machine
+		// stretches), at most 8+3 requests follow the previous one closely.
+		// (Close means within half the backoff: a request that slipped in
+		// just before the third failure counted, and the first probe, may
+		// be a hair under a backoff apart.)
+		const probes = 5
+		got := rc.waitFor(t, 8+3+probes, patience)
+		crowded := 0
+		for i := 1; i < len(got); i++ {
+			if got[i].at.Sub(got[i-1].at) < cfg.Breaker.ProbeBackoff/2 {
+				crowded++
+			}
+		}
+		t.Logf("%d of %d requests came right after the one before", crowded, len(got))
+		require.LessOrEqual(t, crowded, 8+3, "attempts were not spaced out: %d of %d right after the one before", crowded, len(got))
 		// Every request the receiver got is one counted attempt; waiting
 		// spent none. (Compared between probes: one in flight is not
 		// recorded yet.)
@@ -135,19 +151,15 @@ func TestCircuitBreakerSpacesAttempts(t *testing.T) {
 			require.NoError(t, err)
 			require.Contains(t, []gen.MessageStatus{gen.MessageStatusQueued, gen.MessageStatusPendingRetry, gen.MessageStatusDelivering}, r.JSON200.Data.Status)
 		}
-		attempts := -1
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		var n, attempts int
+		poll.Until(t, patience, func() bool {
 			n = len(rc.requests())
 			require.NoError(t, e.store.DB().QueryRow("SELECT COALESCE(SUM(attempt_count), 0) FROM messages").Scan(&attempts))
-			if attempts == n && len(rc.requests()) == n {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		require.Equal(t, n, attempts)
+			return attempts == n && len(rc.requests()) == n
+		}, "requests and counted attempts never matched")
 		require.Less(t, attempts, 2*len(msgs))
-		got := e.getEndpoint(ep.Id)
-		require.Nil(t, got.DisabledAt, "a breaker with disabling off disabled the endpoint")
-		require.GreaterOrEqual(t, got.ConsecutiveFailures, n-1)
+		ept := e.getEndpoint(ep.Id)
+		require.Nil(t, ept.DisabledAt, "a breaker with disabling off disabled the endpoint")
+		require.GreaterOrEqual(t, ept.ConsecutiveFailures, n-1)
 	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/store"
 )
 
@@ -127,6 +128,20 @@ func TestMetricsWindowsAndBuckets(t *testing.T) {
 	})
 }
 
+// flushedMetrics flushes the statistics and reads project a's metrics for the
+// last hour (of the endpoint, if not nil) until settled says they have
+// caught up with what the test saw happen; the test then checks them.
+func (e *env) flushedMetrics(t *testing.T, endpointID *string, settled func(gen.Metrics) bool) gen.Metrics {
+	t.Helper()
+	var m gen.Metrics
+	poll.Until(t, patience, func() bool {
+		require.NoError(t, e.store.FlushStats(context.Background()))
+		m = e.metrics(e.a, gen.N1h, endpointID)
+		return settled(m)
+	}, func() string { return fmt.Sprintf("the counters never caught up: %+v", m) })
+	return m
+}
+
 // TestMetricsCountDeliveries: the counters follow real sends, attempts,
 // retries, failures and replays.
 func TestMetricsCountDeliveries(t *testing.T) {
@@ -137,6 +152,8 @@ func TestMetricsCountDeliveries(t *testing.T) {
 				w.WriteHeader(http.StatusInternalServerError) // the first message is retried once
 				return
 			}
+			// The receiver's work: the latencies have a floor, which a
+			// loaded machine can only raise.
 			time.Sleep(5 * time.Millisecond)
 			w.WriteHeader(http.StatusOK)
 		})
@@ -149,12 +166,13 @@ func TestMetricsCountDeliveries(t *testing.T) {
 			sent = append(sent, res)
 		}
 		for _, s := range sent[:3] {
-			e.waitStatus(s.MessageId, gen.MessageStatusSucceeded, 10*time.Second)
+			e.waitStatus(s.MessageId, gen.MessageStatusSucceeded, patience)
 		}
-		e.waitStatus(sent[3].MessageId, gen.MessageStatusFailedPermanent, 10*time.Second)
-		require.NoError(t, e.store.FlushStats(context.Background()))
-
-		m := e.metrics(e.a, gen.N1h, nil)
+		e.waitStatus(sent[3].MessageId, gen.MessageStatusFailedPermanent, patience)
+		// The engine counts an attempt just after its record commits, so the
+		// status the test saw may be a moment ahead of the counters (a
+		// loaded machine showed it): flush and read until they are there.
+		m := e.flushedMetrics(t, nil, func(m gen.Metrics) bool { return m.Succeeded == 3 && m.Failed == 1 })
 		require.Equal(t, int64(4), m.TotalMessages)
 		require.Equal(t, int64(3), m.Succeeded)
 		require.Equal(t, int64(1), m.Failed)
@@ -168,9 +186,8 @@ func TestMetricsCountDeliveries(t *testing.T) {
 		r, err := e.a.client.ReplayMessageWithResponse(context.Background(), sent[3].MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
-		e.waitStatus(sent[3].MessageId, gen.MessageStatusFailedPermanent, 10*time.Second)
-		require.NoError(t, e.store.FlushStats(context.Background()))
-		bm = e.metrics(e.a, gen.N1h, &epBad.Id)
+		e.waitStatus(sent[3].MessageId, gen.MessageStatusFailedPermanent, patience)
+		bm = e.flushedMetrics(t, &epBad.Id, func(m gen.Metrics) bool { return m.Failed == 1 && m.Retries > 0 })
 		require.Equal(t, int64(1), bm.Failed)
 		require.Equal(t, int64(1), bm.Retries, "the replay's attempt is the message's second")
 	})

@@ -42,7 +42,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		rc := newReceiver(t, sw.handle)
 		ep := e.createEndpoint(e.a, rc.url("/ops"))
 		_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":1}}`)
-		m := e.waitStatus(res.MessageId, "pending_retry", 10*time.Second)
+		m := e.waitStatus(res.MessageId, "pending_retry", patience)
 		require.Equal(t, 1, m.AttemptCount)
 		require.True(t, m.NextAttemptAt.After(time.Now().Add(50*time.Minute)))
 
@@ -53,16 +53,19 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		require.Equal(t, "RETRY_IN_PROGRESS", rp.JSON409.Error.Code)
 
 		sw.ok.Store(true)
+		asked := time.Now()
 		rn, err := e.a.client.RetryNowWithResponse(ctx, res.MessageId)
-		answered := time.Now()
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, rn.StatusCode(), string(rn.Body))
 		require.Equal(t, res.MessageId, rn.JSON200.Data.Id)
 		require.Equal(t, res.MessageId, rn.JSON200.Data.MessageId)
 		require.NotEmpty(t, rn.JSON200.Message)
-		second := rc.waitFor(t, 2, 5*time.Second)[1]
-		require.Less(t, second.at.Sub(answered), time.Second, "retry-now takes effect within a second")
-		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		// The retry was an hour away: a second attempt now is retry-now's
+		// doing (a wall-clock bound here failed on loaded machines).
+		second := rc.waitFor(t, 2, patience)[1]
+		require.True(t, second.at.After(asked), "the second attempt followed the retry-now")
+		require.True(t, second.at.Before(*m.NextAttemptAt), "and came before the scheduled retry")
+		m = e.waitStatus(res.MessageId, "succeeded", patience)
 		require.Equal(t, 2, m.AttemptCount)
 
 		// retry-now and cancel need pending_retry.
@@ -81,9 +84,9 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		require.Equal(t, http.StatusOK, rp.StatusCode(), string(rp.Body))
 		require.Equal(t, "Message queued for replay", rp.JSON200.Message)
 		require.Equal(t, gen.MessageStatus("queued"), rp.JSON200.Data.Status)
-		got := rc.waitFor(t, 3, 5*time.Second)
+		got := rc.waitFor(t, 3, patience)
 		require.Equal(t, res.MessageId.String(), got[2].header.Get("X-Webhook-Id"))
-		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res.MessageId, "succeeded", patience)
 		require.Equal(t, 1, m.ReplayCount)
 		require.Equal(t, 3, m.AttemptCount, "attempt numbers continue")
 		as := e.attempts(res.MessageId)
@@ -92,7 +95,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		// Cancel a waiting retry: it lands in the DLQ.
 		sw.ok.Store(false)
 		_, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":2}}`)
-		e.waitStatus(res2.MessageId, "pending_retry", 10*time.Second)
+		e.waitStatus(res2.MessageId, "pending_retry", patience)
 		cn, err = e.a.client.CancelRetryWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, cn.StatusCode(), string(cn.Body))
@@ -110,7 +113,7 @@ func TestRetryNowCancelAndReplay(t *testing.T) {
 		dr, err := e.a.client.ReplayFromDLQWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, dr.StatusCode(), string(dr.Body))
-		m = e.waitStatus(res2.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res2.MessageId, "succeeded", patience)
 		require.Equal(t, 0, m.ReplayCount)
 		dr, err = e.a.client.ReplayFromDLQWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
@@ -124,12 +127,12 @@ func TestReplayLimit(t *testing.T) {
 	rc := newReceiver(t, nil)
 	ep := e.createEndpoint(e.a, rc.url("/limit"))
 	_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{}}`)
-	e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+	e.waitStatus(res.MessageId, "succeeded", patience)
 	for i := range 10 {
 		rp, err := e.a.client.ReplayMessageWithResponse(context.Background(), res.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, rp.StatusCode(), "replay %d: %s", i+1, rp.Body)
-		e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		e.waitStatus(res.MessageId, "succeeded", patience)
 	}
 	rp, err := e.a.client.ReplayMessageWithResponse(context.Background(), res.MessageId)
 	require.NoError(t, err)
@@ -154,10 +157,10 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 			succeeded = append(succeeded, r.MessageId)
 		}
 		for _, id := range failed {
-			e.waitStatus(id, "failed_permanent", 5*time.Second)
+			e.waitStatus(id, "failed_permanent", patience)
 		}
 		for _, id := range succeeded {
-			e.waitStatus(id, "succeeded", 5*time.Second)
+			e.waitStatus(id, "succeeded", patience)
 		}
 
 		ra, err := e.a.client.ReplayAllMessagesWithResponse(ctx, &gen.ReplayAllMessagesParams{Status: "failed_permanent", EndpointId: &bad.Id})
@@ -165,9 +168,9 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 		require.Equal(t, http.StatusOK, ra.StatusCode(), string(ra.Body))
 		require.Equal(t, 3, ra.JSON200.Data.Replayed)
 		require.Len(t, ra.JSON200.Data.ReplayedMessageIds, 3)
-		badRC.waitFor(t, 6, 5*time.Second)
+		badRC.waitFor(t, 6, patience)
 		for _, id := range failed {
-			e.waitStatus(id, "failed_permanent", 5*time.Second)
+			e.waitStatus(id, "failed_permanent", patience)
 		}
 
 		// replay-batch: one replayable, one unknown.
@@ -178,7 +181,7 @@ func TestBulkReplayAndDeletes(t *testing.T) {
 		require.Equal(t, 1, rb.JSON200.Data.Replayed)
 		require.Equal(t, 1, rb.JSON200.Data.Failed)
 		require.Equal(t, gen.ReplayItemStatus("failed"), rb.JSON200.Data.Results[1].Status)
-		e.waitStatus(succeeded[0], "succeeded", 5*time.Second)
+		e.waitStatus(succeeded[0], "succeeded", patience)
 
 		// Deletes: single (idempotent), batch, all; deleted messages leave lists.
 		d, err := e.a.client.DeleteMessageWithResponse(ctx, succeeded[0])
@@ -328,9 +331,12 @@ func TestSendRulesAndIdempotency(t *testing.T) {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := range 20 {
-			wg.Go(func() {
+			wg.Go(func() { // no require here: it must run on the test goroutine
 				<-start
-				st, r, _ := e.send(e.a.key, body(`{"order":42}`, k))
+				st, r, _, err := e.trySend(e.a.key, body(`{"order":42}`, k))
+				if err != nil {
+					t.Errorf("send %d: %v", i, err)
+				}
 				statuses[i], ids[i] = st, r.MessageId
 			})
 		}
@@ -374,14 +380,19 @@ func TestPauseResumeAndDeleteWithMessages(t *testing.T) {
 			require.Equal(t, gen.MessageStatus("paused"), r.Status)
 			ids = append(ids, r.MessageId)
 		}
-		time.Sleep(200 * time.Millisecond) // give a (wrong) worker the chance to deliver
+		// The engine has made a claim since the sends: a paused message it
+		// took would have been leased (and delivered) by then.
+		e.claimTurn(t)
+		for _, id := range ids {
+			require.Equal(t, messageRow{status: "paused"}, e.messageRow(t, id), "a paused message is left alone")
+		}
 		require.Empty(t, rc.requests(), "nothing is delivered while paused")
 		res, err := e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
 		require.Equal(t, int64(3), res.JSON200.Data.MessagesRequeued)
-		rc.waitFor(t, 3, 5*time.Second)
+		rc.waitFor(t, 3, patience)
 		for _, id := range ids {
-			e.waitStatus(id, "succeeded", 5*time.Second)
+			e.waitStatus(id, "succeeded", patience)
 		}
 
 		// Deleting the endpoint fails what still waits for it.
@@ -392,7 +403,7 @@ func TestPauseResumeAndDeleteWithMessages(t *testing.T) {
 		_, r, _ := e.send(e.a.key, `{"endpoint_id":"`+ep2.Id+`","payload":{}}`)
 		_, err = e.a.client.DeleteEndpointWithResponse(ctx, ep2.Id)
 		require.NoError(t, err)
-		m := e.waitStatus(r.MessageId, "failed_permanent", 5*time.Second)
+		m := e.waitStatus(r.MessageId, "failed_permanent", patience)
 		require.Equal(t, "endpoint deleted", *m.LastError)
 		status, _, env := e.send(e.a.key, `{"endpoint_id":"`+ep2.Id+`","payload":{}}`)
 		require.Equal(t, http.StatusNotFound, status)
@@ -413,9 +424,11 @@ func TestSendRacingResumeIsNeverLeftPaused(t *testing.T) {
 			var wg sync.WaitGroup
 			start := make(chan struct{})
 			for i := range 20 {
-				wg.Go(func() {
+				wg.Go(func() { // no require here: it must run on the test goroutine
 					<-start
-					e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
+					if _, _, _, err := e.trySend(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i)); err != nil {
+						t.Errorf("send %d: %v", i, err)
+					}
 				})
 			}
 			wg.Go(func() {
@@ -434,37 +447,49 @@ func TestSendRacingResumeIsNeverLeftPaused(t *testing.T) {
 // TestPausedRetriesAndDeletedMessages: a retry that falls due while its
 // endpoint is paused is parked, and delivered after the resume; a deleted
 // waiting message is never delivered.
+//
+// Retries are an hour apart and the test makes them fall due (fallDue): with
+// the 300 ms retry of testEngineConfig, a pause that took longer than that to
+// land (a loaded machine) let a second attempt run first.
 func TestPausedRetriesAndDeletedMessages(t *testing.T) {
 	t.Parallel()
-	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+	forEachDialectWith(t, slowRetries(), func(t *testing.T, e *env) {
 		ctx := context.Background()
 		sw := &switchable{}
 		rc := newReceiver(t, sw.handle)
 		ep := e.createEndpoint(e.a, rc.url("/parked"))
 		_, res, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":1}}`)
-		e.waitStatus(res.MessageId, "pending_retry", 5*time.Second) // retry due in 300 ms
+		e.waitStatus(res.MessageId, "pending_retry", patience)
 		_, err := e.a.client.PauseEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
-		e.waitStatus(res.MessageId, "paused", 5*time.Second) // fell due, parked, no attempt
-		m := e.waitStatus(res.MessageId, "paused", time.Second)
+		m := e.waitStatus(res.MessageId, "pending_retry", time.Second)
+		require.Equal(t, 1, m.AttemptCount, "a pause leaves a waiting retry waiting")
+		e.fallDue(t, res.MessageId)
+		m = e.waitStatus(res.MessageId, "paused", patience) // fell due, parked, no attempt
 		require.Equal(t, 1, m.AttemptCount)
+		require.Len(t, rc.requests(), 1)
 		sw.ok.Store(true)
 		r, err := e.a.client.ResumeEndpointWithResponse(ctx, ep.Id)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), r.JSON200.Data.MessagesRequeued)
-		m = e.waitStatus(res.MessageId, "succeeded", 5*time.Second)
+		m = e.waitStatus(res.MessageId, "succeeded", patience)
 		require.Equal(t, 2, m.AttemptCount)
 
 		// Deleted while waiting for a retry: never delivered again.
 		sw.ok.Store(false)
 		_, res2, _ := e.send(e.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"n":2}}`)
-		e.waitStatus(res2.MessageId, "pending_retry", 5*time.Second)
+		e.waitStatus(res2.MessageId, "pending_retry", patience)
 		before := len(rc.requests())
 		d, err := e.a.client.DeleteMessageWithResponse(ctx, res2.MessageId)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, d.StatusCode())
 		sw.ok.Store(true)
-		time.Sleep(time.Second) // past the 300 ms and 600 ms retry delays
+		e.fallDue(t, res2.MessageId)
+		// A claim after the deleted retry fell due has been made: had it
+		// been claimable it would have been claimed too (status delivering,
+		// a lease) and attempted.
+		e.claimTurn(t)
+		require.Equal(t, messageRow{status: "pending_retry", attempts: 1}, e.messageRow(t, res2.MessageId), "the deleted message was not claimed")
 		require.Len(t, rc.requests(), before, "a deleted message is not delivered")
 	})
 }
@@ -480,14 +505,14 @@ func TestAbandonedDrainLeavesNothingDelivering(t *testing.T) {
 	rc := newReceiver(t, func(_ int, _ http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(10 * time.Second):
+		case <-time.After(patience): // only if the drain never gives up on it
 		}
 	})
 	ep := e.createEndpoint(e.a, rc.url("/hang"))
 	for i := range 3 {
 		e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"i":%d}}`, ep.Id, i))
 	}
-	rc.waitFor(t, 3, 5*time.Second)
+	rc.waitFor(t, 3, patience)
 	e.stopEngine()
 	var delivering, queued, attempts int
 	require.NoError(t, e.store.DB().QueryRow("SELECT count(*) FROM messages WHERE status = 'delivering'").Scan(&delivering))

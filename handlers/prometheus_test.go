@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/metrics"
 )
 
@@ -147,7 +148,7 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 			}
 		}
 		for id, status := range final {
-			e.waitStatus(id, status, 10*time.Second)
+			e.waitStatus(id, status, patience)
 		}
 		// Disable the endpoint by hand, as the breaker would (its own
 		// tests cover how it decides).
@@ -159,22 +160,19 @@ func TestMetricsAfterDeliveries(t *testing.T) {
 		// and the queue gauges are reread only after 20 times the last
 		// read's duration (the "before" scrape read them): wait for both.
 		var s scrape
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		var n int
+		var fresh bool
+		poll.Until(t, patience, func() bool {
 			s = scrapeMetrics(t, e.url)
-			n := 0
+			n = 0
 			for _, m := range s.series("hookd_delivery_attempts_total", nil) {
 				n += int(m.GetCounter().GetValue())
 			}
 			disabled := s.series("hookd_endpoints_disabled", nil)
-			fresh := len(disabled) == 1 && disabled[""].GetGauge().GetValue() == 1
-			if (n >= 4 && fresh) || time.Now().After(deadline) {
-				require.Equal(t, 4, n, "four attempts in all")
-				require.True(t, fresh, "the queue gauges were reread")
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			fresh = len(disabled) == 1 && disabled[""].GetGauge().GetValue() == 1
+			return n >= 4 && fresh
+		}, func() string { return fmt.Sprintf("%d attempts counted, gauges reread: %v", n, fresh) })
+		require.Equal(t, 4, n, "four attempts in all")
 
 		require.Equal(t, 3, s.count(t, "hookd_messages_accepted_total"))
 		require.Equal(t, 2, s.count(t, "hookd_delivery_attempts_total", "outcome", "success", "status_class", "2xx"))

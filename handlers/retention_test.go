@@ -23,7 +23,7 @@ func TestRetentionPurgesPayloadKeepsMetadata(t *testing.T) {
 		ep := e.createEndpoint(e.a, rc.url("/hook"))
 		status, res, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":%q,"payload":{"secret":"x"}}`, ep.Id))
 		require.Equal(t, http.StatusAccepted, status)
-		e.waitStatus(res.MessageId, gen.MessageStatusSucceeded, 10*time.Second)
+		e.waitStatus(res.MessageId, gen.MessageStatusSucceeded, patience)
 
 		later := store.Now().Add(15 * 24 * time.Hour)
 		cr, err := e.store.Cleanup(context.Background(), later, store.Retention{Payload: 14 * 24 * time.Hour, Metadata: 90 * 24 * time.Hour, Batch: 10})

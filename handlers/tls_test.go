@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -26,13 +25,13 @@ func TestHTTPSReceiversAndExtraCA(t *testing.T) {
 	trusted := setupWith(t, "sqlite", options{receivers: true, engine: testEngineConfig(), caFile: caFile})
 	ep := trusted.createEndpoint(trusted.a, srv.URL+"/tls")
 	_, res, _ := trusted.send(trusted.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"secure":true}}`)
-	trusted.waitStatus(res.MessageId, "succeeded", 10*time.Second)
+	trusted.waitStatus(res.MessageId, "succeeded", patience)
 	as := trusted.attempts(res.MessageId)
 	require.NotNil(t, as[0].TlsHandshakeMs, "the TLS handshake was timed")
 
 	untrusted := setupWith(t, "sqlite", options{receivers: true, engine: testEngineConfig()})
 	ep = untrusted.createEndpoint(untrusted.a, srv.URL+"/tls")
 	_, res, _ = untrusted.send(untrusted.a.key, `{"endpoint_id":"`+ep.Id+`","payload":{"secure":false}}`)
-	m := untrusted.waitStatus(res.MessageId, "pending_retry", 10*time.Second)
+	m := untrusted.waitStatus(res.MessageId, "pending_retry", patience)
 	require.Contains(t, *m.LastError, "certificate")
 }

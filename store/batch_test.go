@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/store"
 )
@@ -140,7 +141,7 @@ func TestClosedStoreAnswers(t *testing.T) {
 	select {
 	case err := <-done:
 		require.Error(t, err)
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute): // catches a hang; an answer comes at once
 		t.Fatal("a send after Close hung")
 	}
 }
@@ -157,18 +158,21 @@ func TestLeasesExpireUnlessExtended(t *testing.T) {
 			_, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 			require.NoError(t, err)
 		}
-		claimed, _, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
+		// A minute's lease, extended to an hour for the first message; then
+		// two minutes pass (ageLeases). With a 300 ms lease and a sleep, a
+		// loaded machine let the lease end before "nothing expired yet".
+		claimed, _, err := f.s.ClaimDue(ctx, "tok", time.Minute, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, claimed, 2)
 		again, _, err := f.s.ClaimDue(ctx, "other", time.Minute, 10, nil)
 		require.NoError(t, err)
 		require.Empty(t, again, "leased messages are not claimed twice")
 
-		require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{claimed[0].ID: "tok"}, time.Minute))
+		require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{claimed[0].ID: "tok"}, time.Hour))
 		n, err := f.s.RescueExpired(ctx)
 		require.NoError(t, err)
 		require.Zero(t, n, "nothing expired yet")
-		time.Sleep(400 * time.Millisecond)
+		f.ageLeases(t, 2*time.Minute, claimed[0].ID, claimed[1].ID)
 		n, err = f.s.RescueExpired(ctx)
 		require.NoError(t, err)
 		require.Equal(t, int64(1), n, "only the lease that was not extended expired")
@@ -214,7 +218,7 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 			require.NoError(t, err)
 		}
 
-		claimed, targets, err := f.s.ClaimDue(ctx, "tok", 300*time.Millisecond, 10, nil)
+		claimed, targets, err := f.s.ClaimDue(ctx, "tok", time.Minute, 10, nil)
 		require.NoError(t, err)
 		require.Len(t, claimed, 3)
 		var msgHeaders []string
@@ -251,7 +255,11 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 
 		// Deleted while leased: the next claim shows the deletion.
 		require.NoError(t, f.s.DeleteEndpoint(ctx, f.project.ID, b.ID))
-		time.Sleep(400 * time.Millisecond)
+		leased := make([]string, len(claimed))
+		for i, m := range claimed {
+			leased[i] = m.ID
+		}
+		f.ageLeases(t, 2*time.Minute, leased...) // the leases end
 		_, err = f.s.RescueExpired(ctx)
 		require.NoError(t, err)
 		again, targets, err := f.s.ClaimDue(ctx, "tok2", time.Minute, 10, []string{a.ID})
@@ -297,7 +305,7 @@ func TestDueNotifications(t *testing.T) {
 		}
 	}
 	// The listeners connect in the background: send until b hears one.
-	require.Eventually(t, func() bool {
+	poll.Until(t, time.Minute, func() bool {
 		_, _, err := a.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
 		require.NoError(t, err)
 		select {
@@ -306,7 +314,7 @@ func TestDueNotifications(t *testing.T) {
 		case <-time.After(100 * time.Millisecond):
 			return false
 		}
-	}, 10*time.Second, 10*time.Millisecond)
+	}, "b never heard a's sends")
 	drain(a)
 	drain(b)
 
@@ -319,9 +327,13 @@ func TestDueNotifications(t *testing.T) {
 	}
 	select {
 	case <-b.Due():
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the other process was not woken")
 	}
+	// A negative, so a window: b has had the notification, and a's own copy
+	// of it, which a must ignore, would arrive about as soon. (Due holds one
+	// signal, so no later event can show a ignored it; a wrong wake-up can
+	// only be missed here, never made up.)
 	select {
 	case <-a.Due():
 		t.Fatal("the sending process was woken twice (by its own notification)")

@@ -113,13 +113,13 @@ func TestHandoffAtSend(t *testing.T) {
 	extended, err := f.s.GetMessage(ctx, f.project.ID, sent.ID)
 	require.NoError(t, err)
 	require.True(t, extended.LeaseUntil.After(stored.LeaseUntil.Add(30*time.Minute)), "the lease was extended")
-	require.NoError(t, f.s.ExtendLeases(ctx, map[string]string{sent.ID: got.token}, 200*time.Millisecond))
-	var again []store.Message
-	require.Eventually(t, func() bool {
-		again, _, err = f.s.ClaimDue(ctx, "claimer2", time.Minute, 10, nil)
-		require.NoError(t, err)
-		return len(again) == 1
-	}, 5*time.Second, 50*time.Millisecond)
+	again, _, err := f.s.ClaimDue(ctx, "claimer2", time.Minute, 10, nil)
+	require.NoError(t, err)
+	require.Empty(t, again, "not while the lease lasts")
+	f.ageLeases(t, 2*time.Hour, sent.ID) // the heartbeats stopped; the lease ends
+	again, _, err = f.s.ClaimDue(ctx, "claimer2", time.Minute, 10, nil)
+	require.NoError(t, err)
+	require.Len(t, again, 1)
 	require.Equal(t, sent.ID, again[0].ID)
 	require.Zero(t, again[0].AttemptCount)
 
@@ -172,12 +172,12 @@ func TestHandedOverMessageIsInFlight(t *testing.T) {
 // clears the stale lease, so a late record cannot overwrite the pause.
 func TestExpiredHandoffLeaseIsWaiting(t *testing.T) {
 	t.Parallel()
-	f, e, _, h := setupHandoff(t, 1, 200*time.Millisecond)
+	f, e, _, h := setupHandoff(t, 1, time.Minute)
 	ctx := context.Background()
 	sent, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
 	require.NoError(t, err)
 	require.Len(t, h.started, 1)
-	time.Sleep(300 * time.Millisecond)
+	f.ageLeases(t, 2*time.Minute, sent.ID) // its process died: the lease ends
 	_, err = f.s.SetEndpointPaused(ctx, f.project.ID, e.ID, true)
 	require.NoError(t, err)
 	m, err := f.s.GetMessage(ctx, f.project.ID, sent.ID)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/store"
 )
 
@@ -14,7 +15,7 @@ func TestEndpointHealth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	p := store.BreakerPolicy{DisableAfterFailures: 4, DisableAfter: 5 * 24 * time.Hour, ProbeAfterFailures: 2,
-		ProbeBackoff: time.Second, ProbeBackoffMax: 3 * time.Second}
+		ProbeBackoff: time.Hour, ProbeBackoffMax: 3 * time.Hour}
 	forEachDialect(t, func(t *testing.T, f fixture) {
 		t.Run("CountRule", func(t *testing.T) {
 			e, _ := f.endpoint(t, "https://count.example.com/hook")
@@ -31,11 +32,15 @@ func TestEndpointHealth(t *testing.T) {
 				require.False(t, r.Disabled)
 			}
 			// From the probe threshold: the wait after the 3rd failure is
-			// 2 s (1 s doubled once), and nobody may start before it ends.
+			// 2 h (1 h doubled once), and nobody may start before it ends.
+			// It counts from the 3rd failure, so it is what is left of 2 h
+			// (hours, and bounds, not a tolerance: a 2 s wait checked to
+			// ±0.5 s failed when the machine paused between the calls).
 			ok, wait, err := f.s.AcquireProbe(ctx, e.ID, p, time.Minute)
 			require.NoError(t, err)
 			require.False(t, ok)
-			require.InDelta(t, (2 * time.Second).Seconds(), wait.Seconds(), 0.5)
+			require.LessOrEqual(t, wait, 2*time.Hour)
+			require.GreaterOrEqual(t, wait, 2*time.Hour-store.Now().Sub(started))
 
 			r, err := f.s.RecordEndpointFailure(ctx, e.ID, started, "HTTP 503", p)
 			require.NoError(t, err)
@@ -79,10 +84,13 @@ func TestEndpointHealth(t *testing.T) {
 				_, err := f.s.RecordEndpointFailure(ctx, e.ID, store.Now(), "HTTP 500", quick)
 				require.NoError(t, err)
 			}
-			time.Sleep(5 * time.Millisecond)
-			ok, _, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-			require.NoError(t, err)
-			require.True(t, ok, "the spacing wait is over: one probe may start")
+			// Refused while the 1 ms spacing wait lasts (a refusal changes
+			// nothing), then one probe may start.
+			poll.Until(t, time.Minute, func() bool {
+				ok, _, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
+				require.NoError(t, err)
+				return ok
+			}, "the spacing wait is over: one probe may start")
 			ok, wait, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
 			require.NoError(t, err)
 			require.False(t, ok, "a second probe while the first is in flight")

@@ -12,11 +12,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/internal/tcpproxy"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/secrets"
@@ -149,26 +149,26 @@ func TestLogsOverAFullScenario(t *testing.T) {
 		if i%2 == 1 {
 			want = "failed_permanent"
 		}
-		require.Eventually(t, func() bool {
+		poll.Until(t, patience, func() bool {
 			var m struct{ Status string }
 			return api(t, http.MethodGet, h.url("/v1/messages/"+id), apiKey, "", &m) == http.StatusOK && m.Status == want
-		}, 15*time.Second, 20*time.Millisecond, "message %d", i)
+		}, "message %d", i)
 	}
 
 	// A database outage: 503 for the API, then recovery.
 	proxy.Cut()
-	require.Eventually(t, func() bool {
+	poll.Until(t, patience, func() bool {
 		return api(t, http.MethodGet, h.url("/v1/endpoints"), apiKey, "", nil) == http.StatusServiceUnavailable
-	}, 15*time.Second, 50*time.Millisecond)
+	}, "the API never answered 503")
 	require.Equal(t, http.StatusServiceUnavailable, api(t, http.MethodPost, h.url("/v1/webhooks/send"), apiKey,
 		`{"endpoint_id":"`+okEP.ID+`","payload":{"note":"`+marker+`"}}`, nil))
 	proxy.Restore()
-	require.Eventually(t, func() bool { return get(t, h.url("/readyz"), "") == http.StatusOK }, 15*time.Second, 50*time.Millisecond)
+	poll.Until(t, patience, func() bool { return get(t, h.url("/readyz"), "") == http.StatusOK }, "not ready after the outage")
 
 	// Every line is JSON; wait until the last expected ones are in.
 	var lines []logLine
 	var outageLevel string
-	require.Eventually(t, func() bool {
+	poll.Until(t, patience, func() bool {
 		lines = lines[:0]
 		attempts, outage := 0, false
 		for _, raw := range strings.Split(strings.TrimSpace(h.stderr.String()), "\n") {
@@ -185,7 +185,7 @@ func TestLogsOverAFullScenario(t *testing.T) {
 			}
 		}
 		return attempts >= 6 && outage // 2×(500, 200) + 2×400
-	}, 10*time.Second, 20*time.Millisecond)
+	}, "the last log lines never came")
 	require.Equal(t, "WARN", outageLevel, "a 503 is a state, not a fault: warn, so ERROR lines stay worth an alert")
 
 	apiLines, deliveryLines, queueLines := 0, 0, 0

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -60,19 +61,21 @@ func startServeLogging(t *testing.T, args []string, getenv func(string) string, 
 	case err := <-errc:
 		cancel()
 		t.Fatalf("serve exited early: %v\n%s", err, stderr)
-	case <-time.After(30 * time.Second):
+	case <-time.After(patience):
 		cancel()
 		t.Fatalf("serve did not start\n%s", stderr)
 	}
 	var once sync.Once
 	var stopErr error
+	// stop may be called off the test goroutine (to watch a drain), so it
+	// reports a serve that does not stop as an error, not with t.Fatal.
 	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
 			case stopErr = <-errc:
-			case <-time.After(20 * time.Second):
-				t.Fatal("serve did not stop")
+			case <-time.After(drainDelay + patience):
+				stopErr = errors.New("serve did not stop")
 			}
 		})
 		return stopErr
@@ -297,21 +300,30 @@ func TestSignalsShutDownGracefully(t *testing.T) {
 				}
 			}
 			require.NotEmpty(t, addr)
-			go func() { _, _ = io.Copy(io.Discard, stderr) }()
+			rest := &syncbuf.Buffer{}
+			copied := make(chan struct{})
+			go func() {
+				defer close(copied)
+				for sc.Scan() {
+					_, _ = rest.Write(append(sc.Bytes(), '\n'))
+				}
+			}()
 			require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/healthz", ""))
 
-			start := time.Now()
 			require.NoError(t, cmd.Process.Signal(sig))
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
 			select {
-			case err := <-done:
-				require.NoError(t, err, "exit status 0")
-			case <-time.After(10 * time.Second):
+			case <-copied: // stderr ends when hookd exits
+			case <-time.After(patience):
 				_ = cmd.Process.Kill()
-				t.Fatal("hookd did not exit within 10s of the signal")
+				t.Fatal("hookd did not exit after the signal")
 			}
-			require.Less(t, time.Since(start), 6*time.Second)
+			// Exit status 0 means the graceful shutdown finished within
+			// --shutdown-timeout (serve returns an error otherwise): what a
+			// wall-clock bound on the exit checked before, and failed on a
+			// loaded machine. (Wait after the reads: it closes the pipe.)
+			require.NoError(t, cmd.Wait(), "exit status 0")
+			require.Contains(t, rest.String(), `"msg":"shutting down"`)
+			require.Contains(t, rest.String(), `"msg":"stopped"`, "a graceful stop")
 		})
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/secrets"
@@ -48,20 +49,18 @@ func newCaptureReceiver(t *testing.T) *captureReceiver {
 	return r
 }
 
-// await returns the delivery of message id, failing after 10 s.
+// await returns the delivery of message id.
 func (r *captureReceiver) await(t *testing.T, id string) capturedDelivery {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	var d capturedDelivery
+	poll.Until(t, patience, func() bool {
 		r.mu.Lock()
-		d, ok := r.byID[id]
-		r.mu.Unlock()
-		if ok {
-			return d
-		}
-		require.True(t, time.Now().Before(deadline), "message %s was not delivered", id)
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer r.mu.Unlock()
+		var ok bool
+		d, ok = r.byID[id]
+		return ok
+	}, "message %s was not delivered", id)
+	return d
 }
 
 // requireSignedBy sends one message to the endpoint through the hookd at

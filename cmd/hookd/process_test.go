@@ -21,8 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/internal/syncbuf"
-
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/secrets"
 )
@@ -67,7 +67,7 @@ func startChild(t *testing.T, args ...string) *child {
 	case c.addr = <-addrs:
 	case <-c.exited:
 		t.Fatalf("hookd exited early:\n%s", c.stderr)
-	case <-time.After(60 * time.Second):
+	case <-time.After(patience):
 		t.Fatalf("hookd did not start:\n%s", c.stderr)
 	}
 	return c
@@ -85,27 +85,50 @@ func (c *child) url(path string) string { return "http://" + c.addr + path }
 func (c *child) deliveries() int { return strings.Count(c.stderr.String(), `"msg":"delivery attempt"`) }
 
 // countingReceiver counts deliveries per X-Webhook-Id and answers 200 after
-// a few milliseconds.
+// a few milliseconds (a receiver's work, which keeps several attempts in
+// flight at once).
 type countingReceiver struct {
-	srv   *httptest.Server
-	mu    sync.Mutex
-	byID  map[string]int
-	total atomic.Int64
+	srv     *httptest.Server
+	mu      sync.Mutex
+	byID    map[string]int
+	total   atomic.Int64
+	arrived atomic.Int64
+	// Requests from the holdFrom-th on (if set) wait until hold is closed;
+	// one whose sender went away meanwhile is not counted.
+	holdFrom int64
+	hold     chan struct{}
 }
 
 func newCountingReceiver(t *testing.T, delay time.Duration) *countingReceiver {
 	t.Helper()
-	r := &countingReceiver{byID: map[string]int{}}
+	r := &countingReceiver{byID: map[string]int{}, hold: make(chan struct{})}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		_, _ = io.Copy(io.Discard, req.Body)
-		time.Sleep(delay)
+		if n := r.arrived.Add(1); r.holdFrom > 0 && n >= r.holdFrom {
+			select {
+			case <-r.hold:
+			case <-req.Context().Done():
+				return
+			}
+		}
+		time.Sleep(delay) // the receiver's work
 		r.mu.Lock()
 		r.byID[req.Header.Get("X-Webhook-Id")]++
 		r.mu.Unlock()
 		r.total.Add(1)
 	}))
 	t.Cleanup(r.srv.Close)
+	t.Cleanup(r.release) // before Close (cleanups run last first): held requests end
 	return r
+}
+
+// release lets held requests go on; calling it again does nothing.
+func (r *countingReceiver) release() {
+	select {
+	case <-r.hold:
+	default:
+		close(r.hold)
+	}
 }
 
 func (r *countingReceiver) counts() map[string]int {
@@ -154,6 +177,15 @@ func api(t *testing.T, method, url, key, body string, out any) int {
 	return resp.StatusCode
 }
 
+// patience bounds the condition waits of these tests: a passing test never
+// waits it out; it only says how long a failing one takes to fail.
+const patience = time.Minute
+
+// drainDelay is the --drain-delay of the tests that watch /readyz turn 503
+// after a stop: the window they must look in, long enough for a loaded
+// machine.
+const drainDelay = 10 * time.Second
+
 // deliveryArgs are the serve flags of the process tests.
 func deliveryArgs(dbURL string, key secrets.MasterKey, dataDir string) []string {
 	return []string{"--database-url", dbURL, "--master-key", key.String(), "--data-dir", dataDir,
@@ -198,6 +230,17 @@ func sendAll(t *testing.T, bases []string, key, endpointID string, n int, stop <
 	return accepted
 }
 
+// warnings are the WARN and ERROR lines of a log.
+func warnings(log string) string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 func countStatus(t *testing.T, dbURL, where string) int {
 	t.Helper()
 	conn, err := pgx.Connect(context.Background(), dbURL)
@@ -218,6 +261,10 @@ func TestCrashLosesNothing(t *testing.T) {
 	key := secrets.GenerateMasterKey("crash")
 	dir := t.TempDir()
 	rc := newCountingReceiver(t, 3*time.Millisecond)
+	// Deliveries after the 300th are held until the kill, so the kill
+	// certainly comes part-way through (however fast or slow the machine)
+	// and finds attempts in flight.
+	rc.holdFrom = 301
 
 	first := startChild(t, deliveryArgs(dbURL, key, dir)...)
 	apiKey := keyRE.FindString(first.stdout.String())
@@ -231,22 +278,18 @@ func TestCrashLosesNothing(t *testing.T) {
 	accepted := sendAll(t, []string{"http://" + first.addr}, apiKey, ep.ID, 2000, nil)
 	require.Len(t, accepted, 2000)
 	require.Equal(t, http.StatusOK, api(t, http.MethodPost, first.url("/v1/endpoints/"+ep.ID+"/resume"), apiKey, "", nil))
-	for rc.total.Load() < 300 {
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, patience, func() bool { return rc.total.Load() >= 300 && rc.arrived.Load() > 300 }, "the deliveries did not start")
 	first.kill()
 	atKill := rc.total.Load()
 	inFlight := countStatus(t, dbURL, "status = 'delivering'")
+	rc.release()
 	t.Logf("at the kill: %d accepted, %d received, %d delivering", len(accepted), atKill, inFlight)
-	require.Positive(t, atKill)
-	require.Less(t, atKill, int64(len(accepted)), "the kill came before everything was delivered")
+	require.Equal(t, int64(300), atKill, "the kill came part-way: the held deliveries were not received")
+	require.Positive(t, inFlight, "attempts were in flight at the kill")
 
 	second := startChild(t, deliveryArgs(dbURL, key, dir)...)
-	deadline := time.Now().Add(90 * time.Second)
-	for countStatus(t, dbURL, "status <> 'succeeded'") > 0 {
-		require.True(t, time.Now().Before(deadline), "messages left undelivered:\n%s", second.stderr)
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, 3*patience, func() bool { return countStatus(t, dbURL, "status <> 'succeeded'") == 0 },
+		func() string { return "messages left undelivered:\n" + second.stderr.String() })
 	counts := rc.counts()
 	dups := 0
 	for _, id := range accepted {
@@ -287,11 +330,11 @@ func TestTwoProcessesShareTheWork(t *testing.T) {
 	}
 	wg.Wait()
 	require.Len(t, accepted, 2000)
-	deadline := time.Now().Add(60 * time.Second)
-	for countStatus(t, dbURL, "status <> 'succeeded'") > 0 {
-		require.True(t, time.Now().Before(deadline))
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, 2*patience, func() bool { return countStatus(t, dbURL, "status <> 'succeeded'") == 0 }, func() string {
+		return fmt.Sprintf("messages left undelivered: %d queued, %d delivering, %d pending_retry, %d received\nA:\n%s\nB:\n%s",
+			countStatus(t, dbURL, "status = 'queued'"), countStatus(t, dbURL, "status = 'delivering'"), countStatus(t, dbURL, "status = 'pending_retry'"),
+			rc.total.Load(), warnings(a.stderr.String()), warnings(b.stderr.String()))
+	})
 	for id, n := range rc.counts() {
 		if n != 1 {
 			for _, c := range []*child{a, b} {
@@ -307,7 +350,7 @@ func TestTwoProcessesShareTheWork(t *testing.T) {
 	require.Len(t, rc.counts(), 2000)
 	// A process logs an attempt just after its record commits: the last
 	// lines may still be on their way.
-	require.Eventually(t, func() bool { return a.deliveries()+b.deliveries() >= 2000 }, 5*time.Second, 10*time.Millisecond)
+	poll.Until(t, patience, func() bool { return a.deliveries()+b.deliveries() >= 2000 }, "attempts not logged")
 	da, db := a.deliveries(), b.deliveries()
 	t.Logf("process A delivered %d, process B %d", da, db)
 	require.Equal(t, 2000, da+db)
@@ -336,7 +379,9 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 	apiKey := keyRE.FindString(api1.stdout.String())
 	require.NotEmpty(t, apiKey)
 	api2 := start("api")
-	w1 := start("worker", "--drain-delay", "3s")
+	// The drain delay is the window in which the test must see /readyz at
+	// 503 after SIGTERM: long enough for a loaded machine to look.
+	w1 := start("worker", "--drain-delay", drainDelay.String())
 	w2 := start("worker")
 	apis := []*child{api1, api2}
 	require.Equal(t, http.StatusOK, get(t, w1.url("/readyz"), ""))
@@ -350,11 +395,7 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 	began := time.Now()
 	ids := sendAll(t, []string{"http://" + api1.addr, "http://" + api2.addr}, apiKey, ep.ID, total, nil)
 	require.Len(t, ids, total, "every send was accepted")
-	deadline := time.Now().Add(20 * time.Second)
-	for countStatus(t, dbURL, "status <> 'succeeded'") > 0 {
-		require.True(t, time.Now().Before(deadline), "messages left undelivered")
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, patience, func() bool { return countStatus(t, dbURL, "status <> 'succeeded'") == 0 }, "messages left undelivered")
 	t.Logf("%d messages sent and delivered in %s", total, time.Since(began).Round(time.Millisecond))
 
 	counts := rc.counts()
@@ -364,7 +405,7 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 	}
 	// A worker logs an attempt just after its record commits: the last
 	// lines may still be on their way.
-	require.Eventually(t, func() bool { return w1.deliveries()+w2.deliveries() >= total }, 5*time.Second, 10*time.Millisecond)
+	poll.Until(t, patience, func() bool { return w1.deliveries()+w2.deliveries() >= total }, "attempts not logged")
 	d1, d2 := w1.deliveries(), w2.deliveries()
 	t.Logf("worker 1 delivered %d, worker 2 %d", d1, d2)
 	require.Equal(t, total, d1+d2)
@@ -395,12 +436,12 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 
 	// SIGTERM: the worker stays up for its drain delay with /readyz 503.
 	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGTERM))
-	require.Eventually(t, func() bool { return get(t, w1.url("/readyz"), "") == http.StatusServiceUnavailable }, 2500*time.Millisecond, 10*time.Millisecond)
+	poll.Until(t, drainDelay, func() bool { return get(t, w1.url("/readyz"), "") == http.StatusServiceUnavailable }, "/readyz during the drain")
 	require.Equal(t, http.StatusOK, get(t, w1.url("/healthz"), ""))
 	select {
 	case <-w1.exited:
 		require.Equal(t, 0, w1.cmd.ProcessState.ExitCode())
-	case <-time.After(10 * time.Second):
+	case <-time.After(drainDelay + patience):
 		t.Fatal("the worker did not exit after SIGTERM")
 	}
 }

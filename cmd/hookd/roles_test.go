@@ -3,10 +3,10 @@ package main
 import (
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/internal/syncbuf"
 	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/secrets"
@@ -29,7 +29,7 @@ func TestRolesSplitTheWork(t *testing.T) {
 	apiKey := keyRE.FindString(stdout.String())
 	require.NotEmpty(t, apiKey, "the api process bootstraps an empty database")
 	workerOut := &syncbuf.Buffer{}
-	workerAddr, stopWorker := startServe(t, append(common, "--drain-delay", "3s"), env(map[string]string{"HOOKD_ROLE": "worker"}), workerOut)
+	workerAddr, stopWorker := startServe(t, append(common, "--drain-delay", drainDelay.String()), env(map[string]string{"HOOKD_ROLE": "worker"}), workerOut)
 	require.Empty(t, workerOut.String(), "a worker prints no key")
 
 	var ep struct{ ID string }
@@ -51,7 +51,7 @@ func TestRolesSplitTheWork(t *testing.T) {
 	// Stopping: not ready during the drain delay, still alive.
 	stopped := make(chan error, 1)
 	go func() { stopped <- stopWorker() }()
-	require.Eventually(t, func() bool { return get(t, w+"/readyz", "") == http.StatusServiceUnavailable }, 2500*time.Millisecond, 10*time.Millisecond)
+	poll.Until(t, drainDelay, func() bool { return get(t, w+"/readyz", "") == http.StatusServiceUnavailable }, "/readyz during the drain")
 	require.Equal(t, http.StatusOK, get(t, w+"/healthz", ""))
 	require.NoError(t, <-stopped)
 	require.NoError(t, stopAPI())
