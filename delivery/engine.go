@@ -605,6 +605,7 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	ep := t.Endpoint
 	switch {
 	case ep.ID == "" || ep.DeletedAt != nil:
+		e.forgetHeaders(ep.ID)
 		e.retryDB(func(ctx context.Context) error { return e.st.FailLeased(ctx, m, token, "endpoint deleted") }, "fail", m)
 		return
 	case ep.Paused:
@@ -636,6 +637,13 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		}()
 	}
 
+	custom, err := e.headersOf(ep)
+	if err != nil {
+		e.log.Error("cannot open the endpoint's custom headers; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
+		e.release(m, token, e.cfg.PollInterval*10)
+		return
+	}
+
 	if ep.RateLimitRPS > 0 {
 		// The endpoint's own limit holds the message back without
 		// spending an attempt.
@@ -656,12 +664,6 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 
 	now := e.now()
 	ts := now.Unix()
-	custom, err := e.headersOf(ep)
-	if err != nil {
-		e.log.Error("cannot open the endpoint's custom headers; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
-		e.release(m, token, e.cfg.PollInterval*10)
-		return
-	}
 	h := http.Header{}
 	for k, v := range custom {
 		h.Set(k, v)
@@ -853,8 +855,22 @@ func (e *Engine) headersOf(ep store.Endpoint) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(e.headers) >= maxCachedHeaders {
+		clear(e.headers) // bounded memory; reopening is cheap
+	}
 	e.headers[ep.ID] = openedHeaders{sealed: string(ep.HeadersSealed), headers: h}
 	return h, nil
+}
+
+// maxCachedHeaders bounds the opened-headers cache (at most about 16 KB an
+// endpoint).
+const maxCachedHeaders = 10_000
+
+// forgetHeaders drops a deleted endpoint's opened headers.
+func (e *Engine) forgetHeaders(endpointID string) {
+	e.secretsMu.Lock()
+	delete(e.headers, endpointID)
+	e.secretsMu.Unlock()
 }
 
 func attemptRecord(m store.Message, r Result, d Decision) store.Attempt {

@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -40,6 +41,16 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 			require.NotNil(t, env.Error.Details)
 			require.Equal(t, c.field, (*env.Error.Details)["field"], c.path)
 		}
+		require.Equal(t, 2, count(), "nothing was deleted")
+
+		// Over 10,000 parameters Go reads none of them: refused as well.
+		status, env, _ := e.do(http.MethodPost, "/v1/messages/delete-all?endpoint_id="+ep.Id+strings.Repeat("&", 10001), e.a.key, "", nil)
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Contains(t, env.Error.Message, "the query string does not parse")
+		// Without a valid key the answer is 401, whatever the query.
+		status, env, _ = e.do(http.MethodGet, "/v1/endpoints?cursor=%%%x", "", "", nil)
+		require.Equal(t, http.StatusUnauthorized, status)
+		require.Equal(t, "UNAUTHORIZED", env.Error.Code)
 		require.Equal(t, 2, count(), "nothing was deleted")
 
 		// Well-formed escapes still work.

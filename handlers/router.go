@@ -67,16 +67,8 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		Limit:   fmt.Sprintf("%dB", MaxSendBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendPath },
 	}))
-	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
-		checked := strictQuery(next)
-		return func(c echo.Context) error {
-			if specPath(c.Request().URL.Path) {
-				return checked(c)
-			}
-			return next(c)
-		}
-	})
 	e.Use(lowerMediaType)
+	e.Use(keepRawQuery)
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
 		Skipper: func(c echo.Context) bool {
@@ -93,6 +85,10 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 			KeepValidatedValue: false,
 		},
 	}))
+	// After the validator (which rewrites the query from what it could
+	// parse), so an unauthenticated request is 401 whatever its query, and
+	// before any handler reads the partly dropped query.
+	e.Use(strictQuery)
 	e.Use(attachAuth)
 	e.Use(s.limitRequests)
 

@@ -105,8 +105,15 @@ ORDER BY 1`).Scan(&idsInUse).Error
 // ResealSigningKeys.
 func (s *Store) ResealEndpointHeaders(ctx context.Context, activeID string, batchSize int, reseal func(Endpoint) (SealedHeaders, error)) (map[string]int, error) {
 	return s.resealInBatches(ctx, "endpoint headers", batchSize, func(after string) (string, int, func(*gorm.DB, map[string]int) error, error) {
-		var batch []Endpoint
-		err := s.db.WithContext(ctx).Select("id", "headers", "headers_sealed", "headers_key_id").
+		// headers is read as stored text, so the compare-and-swap below
+		// matches it whatever its spelling.
+		var batch []struct {
+			ID            string
+			Headers       string
+			HeadersSealed []byte
+			HeadersKeyID  *string
+		}
+		err := s.db.WithContext(ctx).Model(&Endpoint{}).Select("id", "headers", "headers_sealed", "headers_key_id").
 			Where("id > ? AND ((headers_sealed IS NOT NULL AND headers_key_id <> ?) OR (headers_sealed IS NULL AND headers <> '{}' AND headers <> ''))", after, activeID).
 			Order("id").Limit(max(batchSize, 1)).Find(&batch).Error
 		if err != nil || len(batch) == 0 {
@@ -114,7 +121,11 @@ func (s *Store) ResealEndpointHeaders(ctx context.Context, activeID string, batc
 		}
 		sealed := make([]SealedHeaders, len(batch))
 		for i, e := range batch {
-			if sealed[i], err = reseal(e); err != nil {
+			ep := Endpoint{ID: e.ID, HeadersSealed: e.HeadersSealed, HeadersKeyID: e.HeadersKeyID}
+			if err := ep.Headers.Scan(e.Headers); err != nil {
+				return "", 0, nil, fmt.Errorf("read the plain-text custom headers of endpoint %s: %w", e.ID, err)
+			}
+			if sealed[i], err = reseal(ep); err != nil {
 				return "", 0, nil, fmt.Errorf("re-seal the custom headers of endpoint %s: %w", e.ID, err)
 			}
 		}

@@ -482,7 +482,7 @@ func (c *Config) keyring(log *slog.Logger, inUse []string) (*secrets.Keyring, er
 		return nil, err
 	}
 	if missing := missingMasterKeys(kr, inUse); len(missing) > 0 {
-		return nil, fmt.Errorf("signing secrets in the database were sealed by master key %s, which this process does not have: pass it with --master-key or --master-keys-old", strings.Join(missing, ", "))
+		return nil, fmt.Errorf("signing secrets or endpoint headers in the database were sealed by master key %s, which this process does not have: pass it with --master-key or --master-keys-old", strings.Join(missing, ", "))
 	}
 	return kr, nil
 }

@@ -101,7 +101,7 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 		return err
 	}
 	if missing := missingMasterKeys(kr, inUse); len(missing) > 0 {
-		return fmt.Errorf("signing secrets in the database were sealed by master key %s, which was not given: add it to --master-keys-old; nothing was re-sealed", strings.Join(missing, ", "))
+		return fmt.Errorf("signing secrets or endpoint headers in the database were sealed by master key %s, which was not given: add it to --master-keys-old; nothing was re-sealed", strings.Join(missing, ", "))
 	}
 
 	resealed, err := st.ResealSigningKeys(ctx, active.ID, batch, func(k store.SigningKey) (string, []byte, error) {
@@ -140,7 +140,7 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 	}
 	left = slices.DeleteFunc(left, func(id string) bool { return id == active.ID })
 	if len(left) > 0 {
-		return fmt.Errorf("signing secrets sealed by master key %s were created while this ran: a process still seals with it; give every process --master-key %s and run this again", strings.Join(left, ", "), active.ID)
+		return fmt.Errorf("signing secrets or endpoint headers sealed by master key %s were written while this ran: a process still seals with it; give every process --master-key %s and run this again", strings.Join(left, ", "), active.ID)
 	}
 	var retired []string
 	for _, k := range old {
