@@ -19,6 +19,7 @@ import (
 func TestRolesSplitTheWork(t *testing.T) {
 	t.Parallel()
 	dbURL := testdb.NewPostgres(t)
+	inspection(t, dbURL)
 	key := secrets.GenerateMasterKey("roles")
 	rc := newCaptureReceiver(t)
 	common := []string{"--addr", "127.0.0.1:0", "--database-url", dbURL, "--master-key", key.String(), "--data-dir", t.TempDir(),
