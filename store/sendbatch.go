@@ -196,10 +196,10 @@ func (s *Store) insertBatch(batch []sendRequest) {
 		// are stored, so the senders get an error and a retry with their
 		// idempotency key finds the message; a leased one is claimed once
 		// its lease ends.
+		s.poke() // some may be queued and not handed over
 		for _, r := range batch {
 			r.done <- sendResult{err: decodeErr}
 		}
-		s.poke() // some may be queued and not handed over
 		return
 	}
 	if err != nil && n > 1 {
@@ -212,6 +212,7 @@ func (s *Store) insertBatch(batch []sendRequest) {
 		return
 	}
 	wake := false
+	results := make([]sendResult, len(batch))
 	for i, r := range batch {
 		row := got[r.m.ID]
 		if toks[i] != nil && err == nil {
@@ -225,10 +226,16 @@ func (s *Store) insertBatch(batch []sendRequest) {
 			}
 		}
 		wake = wake || (row.status == StatusQueued && !row.leased)
-		r.done <- sendResult{status: row.status, err: err}
+		results[i] = sendResult{status: row.status, err: err}
 	}
+	// This process's claimer is woken before any sender hears back, so a
+	// send that returns has already woken it (other processes got the
+	// notification at commit).
 	if wake {
-		s.poke() // this process's claimer; other processes got the notification
+		s.poke()
+	}
+	for i, r := range batch {
+		r.done <- results[i]
 	}
 }
 
