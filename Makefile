@@ -10,7 +10,7 @@ BENCH_ARGS            ?=
 FUZZTIME              ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test fuzz lint bench bench-api postgres clean
+.PHONY: help generate check-generated build run test fuzz lint bench bench-api postgres contract clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,8 +30,13 @@ run: build ## Start hookd on the embedded SQLite default (./data); extra flags i
 postgres: ## Start the local PostgreSQL the tests use, if it is not running
 	@./scripts/ensure-postgres.sh
 
-test: postgres ## Run every test with the race detector (PostgreSQL and SQLite)
+test: postgres contract ## Run every test with the race detector (PostgreSQL and SQLite)
 	go test -race -count=1 -timeout 15m ./...
+
+contract: contract/node_modules/.package-lock.json ## Install the npm verifiers the contract tests run (contract/package-lock.json)
+
+contract/node_modules/.package-lock.json: contract/package-lock.json
+	cd contract && npm ci --no-audit --no-fund --loglevel=error
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s; longer: make fuzz FUZZTIME=10m)
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -673,16 +673,10 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", e.cfg.UserAgent) // set last: custom headers cannot replace it
-	h.Set(signature.HeaderID, m.ID)
-	h.Set(signature.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	if ep.HMACEnabled {
-		secrets, err := e.secretsOf(t.Keys)
-		if err != nil {
-			e.log.Error("cannot open the endpoint's signing keys; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
-			e.release(m, token, e.cfg.PollInterval*10)
-			return
-		}
-		h.Set(signature.HeaderSignature, signature.Header(ts, m.Payload, secrets...))
+	if err := e.sign(h, m, t, ts); err != nil {
+		e.log.Error("cannot sign the delivery; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
+		e.release(m, token, e.cfg.PollInterval*10)
+		return
 	}
 
 	res := e.sender.Do(ctx, Request{URL: ep.URL, Body: m.Payload, Headers: h, Timeout: e.cfg.AttemptTimeout})
@@ -802,6 +796,36 @@ func logError(err error) string {
 		return ue.Op + ": " + ue.Err.Error()
 	}
 	return err.Error()
+}
+
+// sign sets the id, timestamp and (when the endpoint signs) signature
+// headers of the endpoint's scheme: HookBridge's X-Webhook-* or Standard
+// Webhooks' webhook-*. Both sign with every active key, newest first.
+func (e *Engine) sign(h http.Header, m store.Message, t store.DeliveryTarget, ts int64) error {
+	idHeader, tsHeader := signature.HeaderID, signature.HeaderTimestamp
+	standard := t.Endpoint.SignatureScheme == signature.SchemeStandardWebhooks
+	if standard {
+		idHeader, tsHeader = signature.StandardHeaderID, signature.StandardHeaderTimestamp
+	}
+	h.Set(idHeader, m.ID)
+	h.Set(tsHeader, strconv.FormatInt(ts, 10))
+	if !t.Endpoint.HMACEnabled {
+		return nil
+	}
+	secrets, err := e.secretsOf(t.Keys)
+	if err != nil {
+		return err
+	}
+	if !standard {
+		h.Set(signature.HeaderSignature, signature.Header(ts, m.Payload, secrets...))
+		return nil
+	}
+	sig, err := signature.StandardHeader(m.ID, ts, m.Payload, secrets...)
+	if err != nil {
+		return err
+	}
+	h.Set(signature.StandardHeaderSignature, sig)
+	return nil
 }
 
 // secretsOf opens the endpoint's signing secrets, newest first, caching

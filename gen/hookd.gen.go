@@ -282,6 +282,24 @@ func (e ReplayItemStatus) Valid() bool {
 	}
 }
 
+// Defines values for SignatureScheme.
+const (
+	Hookbridge       SignatureScheme = "hookbridge"
+	StandardWebhooks SignatureScheme = "standard_webhooks"
+)
+
+// Valid indicates whether the value is a known member of the SignatureScheme enum.
+func (e SignatureScheme) Valid() bool {
+	switch e {
+	case Hookbridge:
+		return true
+	case StandardWebhooks:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReplayAllMessagesParamsStatus.
 const (
 	ReplayAllMessagesParamsStatusFailedPermanent ReplayAllMessagesParamsStatus = "failed_permanent"
@@ -468,6 +486,21 @@ type CreateEndpointRequest struct {
 	// RateLimitRps Deliveries per second to this endpoint; 0 means no limit.
 	RateLimitRps *int `json:"rate_limit_rps,omitempty"`
 
+	// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
+	// an endpoint is created without it). `hookbridge`:
+	// `X-Webhook-Id`, `X-Webhook-Timestamp` and `X-Webhook-Signature:
+	// sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. `standard_webhooks`
+	// (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+	// and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+	// keyed by the base64-decoded secret after `whsec_`, which the
+	// `standardwebhooks` and `svix` libraries verify with the secret as
+	// issued. While an endpoint has two keys, both schemes carry one
+	// signature per key.
+	//
+	//
+	// Example: standard_webhooks
+	SignatureScheme *SignatureScheme `json:"signature_scheme,omitempty"`
+
 	// Url `https://`, 12 to 2048 characters, public address (see the operation's description).
 	//
 	// Example: https://93.184.216.34/hooks
@@ -580,10 +613,25 @@ type Endpoint struct {
 	Id          string  `json:"id"`
 
 	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
-	Paused       bool      `json:"paused"`
-	RateLimitRps int       `json:"rate_limit_rps"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	Url          string    `json:"url"`
+	Paused       bool `json:"paused"`
+	RateLimitRps int  `json:"rate_limit_rps"`
+
+	// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
+	// an endpoint is created without it). `hookbridge`:
+	// `X-Webhook-Id`, `X-Webhook-Timestamp` and `X-Webhook-Signature:
+	// sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. `standard_webhooks`
+	// (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+	// and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+	// keyed by the base64-decoded secret after `whsec_`, which the
+	// `standardwebhooks` and `svix` libraries verify with the secret as
+	// issued. While an endpoint has two keys, both schemes carry one
+	// signature per key.
+	//
+	//
+	// Example: standard_webhooks
+	SignatureScheme SignatureScheme `json:"signature_scheme"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	Url             string          `json:"url"`
 }
 
 // EndpointCreated defines model for EndpointCreated.
@@ -596,6 +644,21 @@ type EndpointCreated struct {
 
 	// KeyHint The last 4 characters of the secret.
 	KeyHint string `json:"key_hint"`
+
+	// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
+	// an endpoint is created without it). `hookbridge`:
+	// `X-Webhook-Id`, `X-Webhook-Timestamp` and `X-Webhook-Signature:
+	// sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. `standard_webhooks`
+	// (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+	// and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+	// keyed by the base64-decoded secret after `whsec_`, which the
+	// `standardwebhooks` and `svix` libraries verify with the secret as
+	// issued. While an endpoint has two keys, both schemes carry one
+	// signature per key.
+	//
+	//
+	// Example: standard_webhooks
+	SignatureScheme SignatureScheme `json:"signature_scheme"`
 
 	// SigningKeyId Example: sk_0193a5b2c3d47e8f9a0b1c2d3e4f5a6c
 	SigningKeyId string `json:"signing_key_id"`
@@ -685,11 +748,26 @@ type EndpointUpdated struct {
 	Id          string  `json:"id"`
 
 	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
-	Paused       bool      `json:"paused"`
-	RateLimitRps int       `json:"rate_limit_rps"`
-	Updated      bool      `json:"updated"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	Url          string    `json:"url"`
+	Paused       bool `json:"paused"`
+	RateLimitRps int  `json:"rate_limit_rps"`
+
+	// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
+	// an endpoint is created without it). `hookbridge`:
+	// `X-Webhook-Id`, `X-Webhook-Timestamp` and `X-Webhook-Signature:
+	// sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. `standard_webhooks`
+	// (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+	// and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+	// keyed by the base64-decoded secret after `whsec_`, which the
+	// `standardwebhooks` and `svix` libraries verify with the secret as
+	// issued. While an endpoint has two keys, both schemes carry one
+	// signature per key.
+	//
+	//
+	// Example: standard_webhooks
+	SignatureScheme SignatureScheme `json:"signature_scheme"`
+	Updated         bool            `json:"updated"`
+	UpdatedAt       time.Time       `json:"updated_at"`
+	Url             string          `json:"url"`
 }
 
 // EndpointUpdatedEnvelope defines model for EndpointUpdatedEnvelope.
@@ -1131,6 +1209,20 @@ type SendResult struct {
 	Status MessageStatus `json:"status"`
 }
 
+// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
+// an endpoint is created without it). `hookbridge`:
+// `X-Webhook-Id`, `X-Webhook-Timestamp` and `X-Webhook-Signature:
+// sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. `standard_webhooks`
+// (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+// and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+// keyed by the base64-decoded secret after `whsec_`, which the
+// `standardwebhooks` and `svix` libraries verify with the secret as
+// issued. While an endpoint has two keys, both schemes carry one
+// signature per key.
+//
+// Example: standard_webhooks
+type SignatureScheme string
+
 // SigningKey defines model for SigningKey.
 type SigningKey struct {
 	CreatedAt time.Time `json:"created_at"`
@@ -1183,7 +1275,22 @@ type UpdateEndpointRequest struct {
 	Headers      *Headers `json:"headers,omitempty"`
 	HmacEnabled  *bool    `json:"hmac_enabled,omitempty"`
 	RateLimitRps *int     `json:"rate_limit_rps,omitempty"`
-	Url          *string  `json:"url,omitempty"`
+
+	// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
+	// an endpoint is created without it). `hookbridge`:
+	// `X-Webhook-Id`, `X-Webhook-Timestamp` and `X-Webhook-Signature:
+	// sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`. `standard_webhooks`
+	// (https://www.standardwebhooks.com): `webhook-id`, `webhook-timestamp`
+	// and `webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">`
+	// keyed by the base64-decoded secret after `whsec_`, which the
+	// `standardwebhooks` and `svix` libraries verify with the secret as
+	// issued. While an endpoint has two keys, both schemes carry one
+	// signature per key.
+	//
+	//
+	// Example: standard_webhooks
+	SignatureScheme *SignatureScheme `json:"signature_scheme,omitempty"`
+	Url             *string          `json:"url,omitempty"`
 }
 
 // Cursor defines model for Cursor.
@@ -18831,235 +18938,240 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pchu5kjD6Kgje74bJniJFLXbbUpyYoCW2rWlZUmvpZZp9WWAVSGJUBKoLKNFshyPmIe4zzIPNk3yB",
-	"TKAWsrhotfsc/+m2ilVYEpmJ3PNTLZCTWAomtKrtf6rFNKETplkCfx2miZKJ+VfIVJDwWHMpavu1qzEj",
-	"/oRp2hLso+4H8JpP5JDoMSNxwm65TBWJ6Yi1yFlM/0xZq+bVuPn2z5Qls5pXE3TCavs1/Lbm1VQwZhNq",
-	"5prQjydMjPS4tv9ye8er6Vls3lQ64WJU+/zZq3VFGEsu9PHR4to6gjD7M+GhR3wW931CRUh2d0gkpywJ",
-	"qGJkzD6SkI+4VtnKYqrH+cJ4WPNqCfsz5QkLa/s6SVlxkTHVmiXms/+Pxf3faXPYbr7549Puzuf/U6ta",
-	"8gemFB2xyhWTCf5IeEjq19fHR7ffN+63qqFMJlTX9mtpCm9WrUMnPFAOgourORPRjOgxVxkYXyi3QEXq",
-	"VJhVyiGhQuoxS0icyP9igXkpA3sgU6EVMS9wMWosO3r3fh+W+hDQwpZ+4SKU02pkncJvHq6MhWRAgxsy",
-	"TOSECDldtj78qLS0/5OwYW2/9v9s5VSzhb+qrfIyPpuVJUzFUigGxPSWhhfsz5QpAHoghWYIfxrHEQ+o",
-	"We7Wfymz5k8bTtlNEpl0xS2LZMxwysW9Jzgp4YpwcUsjHu4T//j0587J8VH/ovvTdffyyvfyR93To/Oz",
-	"41N45v7df3tydvhj96j07Pr0ots5fN95e9Itfv++2znqXlz6RCbEP+/8dnLWOepfnZ31TzoX77p+q/bZ",
-	"qx1KMYx48IUgEdjZFZlyPQaeFaRJwoQmSlPN9ol/dH1+cnzYuer2ry9OzO4+dH7tXx6/Oz0+fdf/sfvb",
-	"ZR/2jhA57Jyenl31j7on3atu/6RzeVV8FWBz1P1wfnbVPT38rf/h+PJD5+rwfRFml1edq+tL8+Soe3L8",
-	"c/fit/7xaf/84uzdRfcSnl90r+YeAiDfScGeF4gxnUWShgadhCSRFCOWkBsW631YZPf06vjstN/99fz4",
-	"onuEizwWhp5pBOM/32o7gqSCfYxZYEiemdcB86+6F6edk3734uLswm+REo2EZMhFqAAnQqYpjwgXZCzl",
-	"TfhCkUiOYEOnUv8gUxE+315OJVFpMCYJUzJNAmZWBUzast994hsU/OHs+vTIJ/WcSAtPhzIhlCgmwgbs",
-	"4pIltzxg14LeUh7RQfTMmBRSTQfmLg6oEFKTgTkHGoyZYVCX3Yufjw+7/evTzs+d4xNgMi1ywXQyO7C7",
-	"IHpMNRlJjZCgQk1ZQqYUbh6itExYCBu9kvIDFTPLfdUzYiCJ+IRrWJPdWov4b68vLq/6J8cfjq/63V8P",
-	"u92j7pG/b0Und5l2zo9JQjXrCRyiPqGCjtjEMKlEppopzzBYAwdFpmMmit+TMVUWSPb7xgHxEZ+VD7/6",
-	"KpAxM6iSD4ws23zlN7ye8OHLfsyS/oSLVDMUo/zEHEKfDjVL+ooFUoTKbxH/wnBL2BVuR8qemFAxI0PK",
-	"IxYSmuoxE9qCWuH1C7w34gykDBqGCVOq1RP+Rff8pPNbNZCctIRQjSM6YyHZbhPNJ0ZCGXJBo4OeEJL4",
-	"gC/Njlmq32j1RM2rjRkNrXhb+HVRbPhlLCNG7P5IKjSPCM2vECoMQQaMhaRONYkYVZpsN1rk0pwQ3CvV",
-	"B40wLAGrVRZ/ueCTdFLb386EHS40G7HEoNhnr3YtDChlwv9i4fNSrEHKGzYzvH/CleJi5JEJjYzUyUKP",
-	"pOJGyKkwWBSyiGkg5OvTzvXV+7OL4//E6+Cz2yscQSfmP7IZSH2JjFmiOQpLQcKoZmGf6pJYG1LNmuac",
-	"FwVBr3bDZkaU3P9UYx/pJDbsDJ61t9/s0peDnWA33PuevR6+oe3BdrAT7rK94Uv6KqwaK6IDFpmhKn5R",
-	"up+qbG3zWGMp0YDJvFpEe0MEGQbV0zjER5pMpNJEioARSpDUGgdEpFFE+JAIdssSgyKVUDBvIetGXWBh",
-	"vRMZsnWHj6fwwbz52avFCRvyj9WC9JAnBs+3STCmCQ2MoujUvhs2M6vMYT++6Uf8lvXp9ttKuT1XY353",
-	"Z+cAny3Crt8rIsTcGfyRjS0HhvmZLeCGDvGbR8OuJboFMAqze3I5BvQ3GtSYJaDzrsDSOyDdQw5xQ8Cb",
-	"/RXA7s5hEfxr4Z1xkQW4mxt/s224ozN7Z3oT3YsubA1ms98vX/QRcqqKxeY/2E8HUkaMipWnuAy8brS1",
-	"C3kM6Lk9PT30TrjS61fMNZuozZZuhrZz0SShs2fYwwdLXCEb0jQyjMCwrdr8BXjOgxvlON0LI3kbUvGI",
-	"7/gcik/jm75mSvfhVmfCXOS/uwHND4WF5PTd0ZpN4kprjNFDzOfJjFB8C1UW/7v+RPlG6OFiRIacRaEi",
-	"NLH8qCcmPIq4E1/qiVFXWNjwCFXkvZQ3bxMejtgLRS6PflQkZIEMmdnc5AC2qOiE9QQObtVklQ6ahUHN",
-	"/gOuuBQwKxfEt6/7KGiVUcGuvS/k4ia3m0YNCM2VNxmYG8VINFykjNAgkcpJearATzOJyDPij+gnzFwH",
-	"1bRa5vZL7mu7PsIMmEBGQ/EykIl5UPeVpgmO4pM4ShXhWpEwTUDYaiy9nxeOOhSqj8Sw5OoubM0Nbz9Y",
-	"vHvsql/kKzEHUTr6NWdXp4Kwj5oJtbgNmZrVZQvD0zHrAl26r9lHvWIf+ZaRUa6xTXo1mepAToAUHd2A",
-	"iK0U2Dx1MqO4npglE2rIv5KW4kSab7gYVYIN5foSiIrnr6W0lkE4cKKlQQnPaZcyMcplNSJaya5f0DBW",
-	"caz39jW0E8roloV9Hm8EUGdX7A9kWCGVXMdm2a/2yI9vnXCGy/fI9dUPzdekbg2BZDDTzJJXwEI4/rtN",
-	"3tdJKgK69J7MXr4XUPDTiGomgtmmp5nplXiADgDZ+cKfTIRl0Fh5GzRpId1xB3TCSN1wGBYAdQHme6Bq",
-	"ylR7JGFDw3hIyJTmIucF62k7257SVKcbMoQK1fsuH+LzAnlFYN8eUryW1h59zgM3l5t1EPctADfme/Yi",
-	"WSsx4Jle2bfNh5Hqj6kI1ZjesM2nS6hQQ5Zs/oEeDjZ8eU4iAc5XuAvnFJsCgHN+WL4H5hlc+QJc5EIV",
-	"NLichnPQV4pLuO7HlPms3HNPoa+woPvJf3PfL2xmTFV/IhO2jLkhqDdRBArvevmwKxZ1ldPAglk7v/bj",
-	"MVVM3ePS74n81s95X8IIxTFJyEOwo45pHDNB6kKSo9NLEkl5k8ZoSxY9cXxOIq5ZQiPPsM2M9ogRCwki",
-	"Jcn5Z6NKNMwlokXRYwl55aLIInu5zyAVbOM+w5T5yH1GyBnLnb+ex32E6gKEKnabz1veQxV2omKOilPB",
-	"nVk+0cyQUXDlb7fbj2Cd+rx0Sc6jvXRRgzRRFRrAW/OY0IG8ZcRPqGZ9NHsnsfIPSJtMGBUq04mM+jT/",
-	"lrnvJ/SjNdq222ajmRG3XSnXF1dQDniohNLdhafxhAZ9Jgy6hCXdFlGnQgka0kgxzymbnCkS0CSZGapW",
-	"fCSoThNGcCEF8bfIDUtQWQT0UT5yzBJrWUd5rBBskINcSPSeLIB3HXTTJFqc3R9rHav9rS3fI9s7Ztqd",
-	"9t7rghnTI3E6iHjgvBCkrhhoxMQgEVy/Rs3KB23MWTvt+G92W9uv91o7269au3tbYylv1Frrp1nxcmLr",
-	"foxlshyvQ54gc11r4odxjrLXjSInwj4Ibgvw+uAiPqx8QgZsKBOGh2U+OSAghhJUjGEU38uM2W92SEhn",
-	"ihjZPdlcOS6GhNwtMsXMcafAEa/GxUCmIuyvnPTCCvj1vXa7cYCeYHCgCUnsANlylEVVR8yv9pbJ0JsC",
-	"nWqjcSKgM8hvDs5ctVhtOoNZL/HledwsrLeAL1XYenTy08OMl0cnP53TEXtSk5+b446inkOzjSVbB9R0",
-	"MqFJpVWzEDq3gdI/t81sPQVhsjxk5ebBLvyW6mD8wJPKB7pgylwsT3pmC7MtLJpGCaPhrG/N7H0I9Coc",
-	"ZenyXfuKkLo/BN6w4qUElqKqbbZM6GQG95wV/FkI0YhcZA5AmYQsIXUjJcdI7RyiahJm2DQLwSGIwXOb",
-	"IBwC6czqjAv4tqCO4OLnweEtgeQiTJYf1AcqZpu4UyrOxKJ1n4dlSlu0KqzanJuqetzVC38MugAAPD1B",
-	"nOX20kpQrzZ4F6Mo7AdWDzS6nZ8dt/8A13MG9cozrLD35ic3h4ZFBKyw+lZzR1S2C2aUHC5VUC3GxC5R",
-	"HSq9D4oFqea3rD+kPEoTVsESfrAhMKi3g75OSSKni7ZFlRkXlUf22q/BFfHy40drkVSNA0LFjGDsrbVS",
-	"JkwxM+gSu/R9vN1zGsri71yBbrEaxwKeBCnXZJAwesMS4r5yJlgMF65zCE7V5quYGmnLWSRgl1OuWIsY",
-	"xj9hJGFN1Grcdu+HmdnyE0ZtmMz8Fmab72Ajs7lBDi5GfcVFUCH6XRaN1S4aNUmFeeTwCiK+rKmGR6CN",
-	"RXo8uz8YHq5XLkpKS4gdD7bCi5WkzG6nhBRcWVzwyACPonN+bPY/qD6YOqCPX8BL34yhGLh0GpuqrBXa",
-	"JIbp3Il6rAa6mkkBczJvlqltYVWeZT/5cc0dQwbcJdxoHvfK1LtIDHM26QIAVnHNRw22Wcd+5sO8WLwu",
-	"ymuwLBZnXJkFcTVmGL61VxHppFiQMF0Z3aP4SBhIV8WiqZt1iwxWDYmzVlg2pmPFApvjYpY3oIq92jOL",
-	"3dkjCRWhnKCjb7MApYch7xwAFpZfAPraqKI51HqYaDaPp08pn7m57hdbtIk7YW1M0dwSHgd2zxFX5OZ6",
-	"nBU/y1If0SHmhlxhN9hkO+d0xB60pfPsui5vZsnt7swRfVBu06qL/r2cEggHx8sqTykzCjDIdhMaMhKm",
-	"jNAR5YLU2zZjAT4oh6ZwoV/tVQq7uZwxT1hVFJRdnIsbWA+dx8FQC+nnwFOHVM94Ra+QAxcZ38NunlwI",
-	"2uxWuUa5Bq1H0dmwtv/7xjxlHoBpPtYatHNvLq7sD29pcHEmFTtLMDNSiRgxUqeK+O+6V2Trdnsrs0Nv",
-	"feLhZ7/hYaCab+fEZKy57T8OEjtYPikWu+yxOdzNojfLmTdKG6HWIxMajLlgzYTR0DwhEOkIyVQGdvOJ",
-	"kBDDmSdNlX08cy9XkwUk2QBWhSE3y6HReWHFVQ64H2RCICCLFgwB+8SHqE6f1Cn5j8uzUwKgxiC0LE+b",
-	"CDphDZuYk0bMJ/XpmGoCqpG8YUXNJ4elZXeVcGNCMxEwYL4xk3HEDsxoEzqzSNda688KMGjczbL0NJcj",
-	"H3OHvTZn5UE4h9OsQjrwmVVhnUGJNTxzrf59H76LsZeFA1w7C/sY84SpO80y5BHrK/4X64PmUIEo0ZTO",
-	"FFgjMCvr8PJngvmIYRqA9ZqEcioiSUOPKAnhsmZATBzVBFOFuCA0vKUiYJX3+/pQrCGPNEv6D3GC2iGK",
-	"vtCNgWQ/XO4/vCoaNfADw3d2dwoVCDyI15GpBkBiwQKMLgf+nodrW9+AIpDQlxlrGUSHF61ROcvaIPlp",
-	"vekK91n2XN4JRLkjchE6zhCN71gYLewOfy3G1Fs5DdQgCCwQI6NuYlIemkWYCI3qCcGP1gzCwn4ePpwJ",
-	"DZsEP24YxWxTMJcZvRM5zZ1KS7y/E6rNnTUCdEB4FHI8GWAw2O0t/9hQNN4genOTCNANPMpIZEscyih4",
-	"51DKBq1CtEXqnMepSjKs4AtF0C/yt3m+uious8T7S+x1+Q3yEEvA+qIed7MMFBf0QPGvtLcnFf7m2HYp",
-	"XUemGgIxaouBTTwY55qmlpZ4WoU4Dvdx/poU0eyA+Da6w0efLESBFNlPYVL75qJfyqt9bJr3m7c0MXKa",
-	"Mh/ObeUsH2ful2M3bLb/xzitZzimx7SHZGt+XjNIkYEtMGpXDgKRCbOu/Iwr+MiqXQhPvVo46gknHaHw",
-	"btQT4iMvCX1MBvZz1oJJ+zFVCkoI2JvN93rCz8PBbW45XnM+YR+50nCFFiQIs0yq+YBHXM/gfZqwnoAk",
-	"4yz0AKN0HabbyUqR50U2mN2sGTO8GykgmM+zWUpPizMWfzgszF58/oNbSfFh163qs1d7n/u8qhW0T2ts",
-	"HbXuR51Q8v7q6tzGQypQmjDoGqWVLGWvbvZqGM8tjVLWaJETPuEWZbhYFV5YEuM+1X5tXjFBjdhQo0Ep",
-	"wCPH2vfgD1ykuPzSzpjXzXonuv3qj6UTPYwb2cU+JTc6kSP1SHxofTjXk/KjD7m6V51WuSJOyZaHyJN/",
-	"Mt1goVrEI6moq+JPCnojuKBInbrwk0wTsKEOZK+91zgwmhCQl2FkkKwKZV9CFkRARA+JAkAqfaBIPKf+",
-	"VahAidJ9d1APmWlDDYSHbBJLzJmzVQvWDg0VFTKjy9rXIdDwMbZkq0n11ZjuvHxVbTFeo1BBbvCaQL2q",
-	"RMInStErG00qtbC7x+TeJwxhrdo1V3/PqVNlljIH4Dl2UtruwmneLZDAbrkDsu/D7hY71C9cj4+P5uyd",
-	"Fb6re14/ua64IfteqgTOB7tVKoOb/HjnkD9Sx0wuYpcwz4uz6Bss/IK/3iHbfWUI4KqovVWRgGvi+MrQ",
-	"fhRMeg4V1071KOt9joUeHxk9b3GZy2J4195bE/rxGF/etkk+7s818b7ronvLzHQxgAYtiT6pTynXUE1D",
-	"JmCvRqS3DLHhET83NfpQOcFllXPVE1yQYcRHY3ixZHqcG9mQk7lAs6+p7gl/7kr1zSiZMdP3nFqXWy99",
-	"UrcaxNHJT6BEGmUQ7JnmJ60qgukaLXImyLlUepSwy59OCCWCTTPGYCSrnqBkmDBGpjK5YYmLeUpYwPit",
-	"2YJVAommN0wRpRNqNl1Iu4eqczeMxYqosZyabzIQh2mChk2qy9CFKNCRZJi/3xPZFxpdBzaKt2HLk7DE",
-	"6KvDiI6I32yaKZtjKkI5HP4DEtn8ntBpAol7XBE5HIIPghXLqMDiVOlMy3rvIxuYF/B9Tqe4l2x/P+n8",
-	"EaXe1R6PF4pcX5y0avcRmxGWD1njHYXaNeHqjybzPrM8+gg5YKWbuSw2ZniwQoJcE5BRltY2DsfIr7rl",
-	"N9DdzeeFbzcI0ejkchKGWuSf+2j5y5KGeeg3gP0n1mYkh+VCTKEM0gmD8tRqTGPWQthUlSUoFx6Yu80S",
-	"9qcNBs3DPyOmwYlknqLP8YDQSGEtFP/Xpk0ubR6HfiHHN7cUmDF3/9z5j/CNOrlp0/98vT35Nfh58L34",
-	"adpdC9LCaquPH+pmV/C/29HK2i8fGBXE0QRkTWQBulg2aJhGWcqFN18j4YC0M59awsjU/EdIwTZ0plmL",
-	"52Lyl1mBVMwjYxfwRmHkKZm/HUr394bTmpuGV/njoZZpnmACsXRW2JiQevniwygi6nD3hRV0Nl1DfgPe",
-	"ZffZV3eZRal+QnVFnEo2Gtki9fyPf7NAbngoj7SN+LCdHbWQmagzpmbXgqvx3IqWV73SUtOoX8wEXZO9",
-	"a48X68hvuO1pVsX+LrXmywSXFa6fW3FZeMls9g6n5mDuzRPgCuJ9mwY3TG9CwncirQ0JYma4zvLjEFJn",
-	"R01mTJM6wIU0c5wkzRxxuAii1Ih1RAqWK8pZ/jubVSPOhgSzwftQyFjTSbwmTWgAUCf166vDO6jksPnN",
-	"sRcn2Winc2iYb8NNugIBZyhdb45yD9WT8dJ5Wj15ri+FUyy2xzWvtrNn/vu92f9uu1pByNwFd0xWn8ss",
-	"nytjSZUCgcR1bdGSjJjOtdKYjpjLv0MUgEQYaOaymXh7z6pIxWWvqZF0jnbMx4lk3tCsjl1BqizQeb5W",
-	"FpOwQF2F6u22DD1kh2O1Z0KjSE5Z6KrTWTPtXPkZ1HntFK3aamHf4RoNNL9l6719eAIUIJQJ8hU7WyvN",
-	"26N5GHm6831K8rwAu3Ynih621GyYYiGEL2ptnl/RwrbyC7bqPsWC+qt/vW+ivsGtNLhZ5hlJg5tHKgGQ",
-	"baNwzeDUSzZRNf1y4D5CCY3CQF8Z5qwstPEQ3MnqZWzkcsfFHGs2uRMe3QkRcEXLQfGwI75kIvzKzhbA",
-	"uTza/qE2ssX7Zzn871bFYUU0igHz4x7UE904OM2SMl5z9tA71rK6eyZ/RZRAoXTVzsuX4IHJqveVqmv9",
-	"3mn+J23+1W6+6Tf/+LfKBVlXcFX5yhlmsyBc8pJh215777X38vtXmKx8QDJDNTwAawb8A+tyM36LClgZ",
-	"zF7tY3Mkm/bhfykpWhd0WnCLJUwzAcVUxzJNVHWiYiRt9HWh29UNi4sJWM6QAA146m3yDxImMiZckwT8",
-	"IfimCwRrtMgRSlBkew9Ko5XK2u1sv1pT1m4+caVkhHXAXo501cz8TobSJzAlryJqTBt/tOYwSxhWsQLA",
-	"BgLy5rnr+foftTDC3bexvoDA+qIAVaB4QF7/AmweyL0XQP2kTDyb7RHDnAvY/pz9L674hCnmDMrzNY+C",
-	"G6bvUvCuaAms2MWjWjbd6lbv6mF4VYDOUx4C5s5WlK+trH7JXKuPEb9lopCRuaRi1ddemHaTojz3qf66",
-	"yMHmAG8YIwvShOvZpVmmhRujCUs6KYZRz5eQrW70QobSmm8GM5L1gtvdqfC6ZZ3eYM8wV85tx1rH2HmN",
-	"i6FcknZgJBFKFIuGzbGEsoJTNjC/5DHnCvs6tsixLqS3dM6PIUzFJQBELO9+WsgPuN02b0K0xGKbmKlM",
-	"brA6g9I9gesZzDAv2ear8QTqz5DrixPYNzRqhD804brVEz3x3XeOLlvffUe66JqyzRvNiigZyHAGi/U/",
-	"9YB+erV90mq1PNIDOjJ/fuoVrIfmAfzdb7Vavdrnz+aI8HPQbewHgQxZr4ajgBiCf9ic7V7t3z+vmOHz",
-	"Z7/VE3PdQs1pREpiAgBVK/ypdueQ2m323cmGgWAYqGMFRws0Q5I0KgZCt3uiomcvpHtkbR0hrSJnEVk9",
-	"IDNUi1zKCf5T9cSY3jJ7WObqh4x4mwpCgjELbhCXC1bHhELBOT2maBLGVe73RBZjdH1xokh9wy7CPVHd",
-	"RrjhkSBVWk6yzIr6Ql9hzJdR/C+zk3pFh2GPUAwy32u3PWyfR/a2dxst0iEx1WNzbgDzQhvDnsj6GBri",
-	"llNhybnc5boYml4qE0CusfdhT7hTLXRk4iMBvUjJh2wOLuJUFzLL7DrN55DjHyfYPpESaEpNkI/Z0Hdp",
-	"nVoxTRQE0A9oSPz/1ydMBTRmHqE94R/4RLGYJlTLpFHEpIqaB4JOeKbw2MICHkaU2dIDQJEOaGZubCQD",
-	"Dmaq7cSKjGk0hObg8Pv2q55QaZLIEdVmZJ6Qut+r9Xpp+Lrd7tX8NeuyNGO4saEYv2PbXkLGwj55C/yT",
-	"OK7carV8Ui9yZvPEnHpPbNatEpo25ivanm9e2RPIrMxrA2Z0RMgplIIV8MOwPJtEiLDJe7q65r3KbuzC",
-	"gAVuOuAIXRqMs4EmdEYm9IYZtbjdJpNq/4HZGTgQBjPnGLBhJ0C2LxTxm01zoTZhmqZ9x/eIjUPMFtcD",
-	"WCimDSNvHNjGsgZ7U+wgy0LzLwj8q2w0a4u198TZLQQXYNvavMGOQZy9nTfLuqIi5++JUstWywUIF64R",
-	"a4t0UAOXkqxoLtsT9Z120cGSw6eBkQHm0Gyldw8CDDOw2uXu7bwxqyn2abVtXYsrLCV0Zd3lZ4SZs4QL",
-	"sidcwKQUGMk4FS3ib2Hxxr8Mf9yCAOe/8gpuLhQIy4EUEvTsSWCcYsQDJhTWgMCO9Z2YBmPW3Gm1bY2c",
-	"vCz9dDptUfi5JZPRlv1WbZ0cH3ZPL7vwDbieNVazh7u9c35c82q3LFEogbRb2/iajJmgMa/t13Zb7dYu",
-	"1l4fgwTlNmb+PapSNzuWwHba7ULhRwckrkgaG9ElZ3NapgHKKa5jtBGjsrS547C2X3vH9Hs771zb/Z12",
-	"+9Ga5M7lvS3rkF7aSknSrO3//odXUy7is3ZihHjzbpzIASj8dASZkTY77g/zsUWPDQFqY/2z5tqWn3nk",
-	"ZXu3uq12ocxqFVwvcPYvDtZsR9w20zY6BATJvWzvLpsiW/NWRbfzVSdjds3XH83t9haNefOGzdTS8zll",
-	"UxQIEqVbJNPjQq7iiM5cpQ85RKZh+yurseETC+dxwpXGfijqKU+kornncmS3txt6ms36FZzKHq5n9am8",
-	"pZlFHD7ZXv9Jqf21+WjnzfqP5lvAA9ZssL5jI4wJGmWlhh6EawW6V7qi4fsNHqvDtOzRH5+9WizVkmDr",
-	"YRpFDm0SptNE2OLxHtjzXNMKjMgHucRcQ5fvO82dl6/gzkEUXMS2YrOfvLXYW9t08FEwraqfELY5n0Pu",
-	"7UdG7nnT4xL8NnAtlVr5htkrMRvBSqhwCF2Nz3O8c+vTDZsdh5/ziijVqG5OQ2kZoynC6CzUNk6vu6br",
-	"E3rjdJmARhEI0jikQXsWDRuLeI7pXQU8f1K2Op+YtgbzrHLyvJjX3lv/0anUP0CBkr8pquI5rEVVI9ta",
-	"nVhBUsJCOz77MjT48G/YzIbf7+6QSE5ZEhihJa/2BR09zJdGZHZBV/s1IIBa0XSMLvgcswoOWDPJGp/w",
-	"5z8sjYXRn1vFoOVKGaV8lVfkmrkRPCJK4sw5Hdm+p8Ro4dDawDeimk/qJQMi5DQ09vHHlhvOqD/wwIX7",
-	"ZQ8K0YB+tRx0dPJTbeFwqnAif2XrEMMLP3uf8AzAupIfAuhXtSLQs4g+zElcYonernDY/vGEjKTYaqmC",
-	"fZwJBvGaLlD46OSnbxfXpiJZyGjYRNM9gRTAAltwQdL5DWaoC2NcoOgq0uldMDLLpoX0omop74TfMNsE",
-	"3cP2LMsJFCQ8NA0b5dnZJKzVHna43W7iYNZmQ05lZoweyHC2SG4YPPRDIidIdE+G2HNhV0uuRhd7wRWe",
-	"kN3eV35FtjcgikMphhFHx+De9gY7eScF+7uSHB52noiU5xDfjQazuscbqeBYbZPg1WLYpL2/WsQKZnk/",
-	"P5u8pEnEla2zuHgNdbPZH3AZzcfojxh4ODJZYfN76uXcNfUFb6nK+vhrrqtCL8VvF9b6C4sVkM8RSI6Q",
-	"y+0GqKYpI/zmxcVFWKh6YON7jGDbIobpugcY8APu2Qprg715wFqNTLkneuL64gR9j6Re6V80cmHWoNXe",
-	"YHmX1p4o9GCpcDHaogBjqTSZpEqDoyW6ZT1RX+JmPCAUX7cuLfCH2K8U0dIjlERSxgMa3Hg9ESf8lmrm",
-	"kcN3p50rj0Rc3DQjGdDII6ngf6bM/TVJI80DarhMwmBvIXiiU6FiFvAhN3eVcztg5ZXj89tX5lKfEDYZ",
-	"sNBlnnkF72BpI86JCv5M8Kzb0i3QVqHgs8wOFqVAcESA06aOIQhwUgCFAA3FIaGZFwlqzFrHZQN8N+03",
-	"PeEfXZ+fHB92rrr964sTdNDZ4I6V5+uRRTfufhb5+bLdE87fa1bxmvz4FipDRxEW0FOYXQ019FTjwHq6",
-	"4agHDCrx9YSWN0zg9/ge/g4tzGUETch1IqNCO58D8l4q7fVEya/okUPkfU0Mfcn/vprFzCNXtkF2sysC",
-	"GaLv+DBr4uaRHxmLmx2jC3nkPJEfZ83vPHLVhQ95ZEBxHY8SGjKP+L82f8HgjeZ3fk+AN3+aPYDLxxUe",
-	"BYdPlXGum+ffP515bj446XM5xskoqk9psFvWB2iJdJjh/Rez291Z0vtbG/oKJSCqrqB5IS3Tk5YZ+jpE",
-	"yaGrNYV3T3akaPyjQcBiiDjKu8iIkESMGvZthDV1AFcZD0sRGxCTPaVJqJbZAEvk9MRi0YZ2wBI6fzMG",
-	"PrkxcA06e8sNaAsSEnFldVFMqnSvPifGbYpq39DrsdHrHdMb4dbdFEj3rTMeUR1UxK0eQoxwFpJUjiA+",
-	"IL4VvXwPowfgsYfmpgADCnsC+xBNaGx1AeqCCQmFwJbA3gZxHFl1IY/60a6PUSFacKGRUalT0T4xIsW8",
-	"BfmdJJdHPxqtg4aK+J946BH7wWcfg3jO35+bd0qtRKG8idlwo0qKKkdfP5EUVR3ivZEU9fhMYL7x0ybX",
-	"jgXzP5uB7W/ISPD07it2bUE5ursbqecZTaVNIasgYhQXpXkUWUGNYSyy0hKS+VLUyvL0vlRoHi20/8Wu",
-	"gGGLnNNUgavXtQ4svkWJkE0ZL16t0FfvOS/XuaaA68gqq8n47bJ9bBqBk3D4xbHxx30JBrHwiSjmfK4V",
-	"5oAFclLogXmQFZTLG1P66NKBa3VS5akx6/268R4jxb7h/eP7U6CP6iMhvtRUs2aeNPoE+G8QQ0ah7WJI",
-	"5JD452eXVc0st6xuBdFCPjQkHLAxqPuuymIFLcAWLl2C6pPZp5bns36NQWXfxKoK0umEIaFFnwepR2xE",
-	"gxn21yxQzmX+znLiKWLrRk7JA2s0sC5HG+y/3OmYo9yTxgEvSXZew+O/ZDDwvwKfB8+fhbAqouNSLPWe",
-	"gnt3whCTfwIpwsKJY08BuD+4FA1rMchsYiWnYasnOgUXJKQTWa+QnsoiGu0TSvSYJ2HujPrQ+bV/efzu",
-	"9Pj0Xf/H7m+XffDwdY/8xYiWpf6TQub9txvi2w1xhxviIXfCJvHOYJF2ocwF1grVGLNwf3APYkTLXvsN",
-	"8Q87p6dnV/2j7kn3qts/6VxeFUnEX+b3WEUGe8tjsf8+Lol/BRR1PozNsPQhd4JX4bMryE4QCK1unj4O",
-	"Wt1sHAZtmzVuGCJm+xhiCWCsCFw0VGFZ6zhNRiwk9e+hoFNu057ZzxsHWWYxjGO+idhQE5nqJbFkdpFr",
-	"Ys4N+fkTNhcl7aJ944TdcpkqLNlKzmL6Z7o0kiyrt5rDt1j1Y3unohjQp79zTNpih9J1EWl4Js/K376y",
-	"3DSWoWVmP7BPlkeYXbBAJqEq9bCGygCHlz+7HtYZwrqJiu78nqBZYut2XqvEfprA8K1SbpuQZiamig3p",
-	"IeoJm67m0aUukxQSLqFxAAfR1LVkZdiyPp+uJ7gqtXh1aUcQNCVmdhku8zegAgOfsOSJn3We9p0/DKvK",
-	"GwBkzb6zvVd0+u6JCQ2ZTR6dzFfqzkuTu08w0wkYDj6BGDInWfuumbbfwHA9gEMip7YlTqG83QsFndcZ",
-	"9Chy4AGQHcy3Cpvjbz3RExcrQ8Iqaz409gvL6wnkqX7eEdzPCwa+2bF8N6aJPiB+1usboOy7yjd+T9Tz",
-	"ds9CEtuuOVv3fqHXM8Rg2b+KHcXNUvJwLKvTWGDbLr1kZ49ASUF7EcDpcClIHTfcE4EUQz5Kkec3DrIL",
-	"A0rjEOvWzFoAm6UEVAipyYDlwF8ZDIbdkp80FAym+FKBYOUu2MvMEHmDfOQS1v9kqHLACkT+L8PSXazW",
-	"HO8tNIZY5OtlsWlt0FYB8MUwLG91GBaWxnJsJeLiRmXhrGMqzMnJFKO+XMbn0sitHPefVHTYNGorR8K/",
-	"hYL0lcReuUOskjOs2L4YQfVMJ7/ZkX875nUxUKvOeF2qrZNvQlK/vj4+uv2+sUSN5Kt1yHVNwf6oYH9b",
-	"jlGtrcSy296xtYJOJCKcTxTT4I4DRZkhs3P9Hg4vf+6Juv+ua11fxUmNRPvvVsT4x//+9//00nZ755Xi",
-	"I/OHEeBuacRDyAp8aasdKYwlRy9CTK04j6O+gAJEKLPYSC1YiWAsBOnIJjN7PRHxG3NnxAmzS8bSiU2I",
-	"4yDXFycgJHPtLlbLsGGTg0ROlZF5IMcB8xG0lNFBRVVBNAibgQzMDL/HgopGKAb5+Ri9xgMlo1SzfTJI",
-	"eVRqOGlrXTn5ioUkTgcRD3CRMukJFqlCepkVj4xwm2dC+O+l0pjS0BGZAcAiXHZ9bbeJ3/31/Oziqt/9",
-	"9fz4AqzN7snp2VX/ots5+s3InHvtNw3CPppbEE7HFV7kEdcziIJBqdTmytgJuN536haKnE7pIFQRJaWw",
-	"VQbRAuHMwxUS4ZFF1mruuNveWR7DuoidhsgKtT4PoczUIWZULO3x7guJuOK3SmaBxdKcjkpWLqkkJpC6",
-	"QwdzxsAElhP7/ISf/waWyse5twwDX3VtLSLufkmNVDaH2KJgvYirqNABDntkOpbKfaYKOKszNajRKuS0",
-	"Pu/uHKGW9maUQUvkB1n4KnTDhSaAX8NdOYfytlP33/f+NFfZygoUmiYjlpmFSruHkA9sOVy4pJD/85Gg",
-	"Ok0YWGmg4iCSoLJ5vb7iI7AJvP/QOWxevu/svHxF5K0NQM5Bgi2U7V3reyQVIZQyvGEzErKE3xaNSNmt",
-	"M6HKqPE3bHZAaKHUJI00EIlMzMkxPhL5Sgvq0C7xfzi7eHt8dNQ99aF0J17oUjBLVWCgMugaU6VYWHkH",
-	"kTpVNz3hZzKKj+gCCG3g1/DMxQE19TIcQtNDgRDg8ruytrM6lPj0yMUPh2Rv+3Wb/JlKDTuzVRkTOXXm",
-	"chmFTGmnUPYE9pOEoSHGW0bpRJTbo3pg58nsK8U/0ySCErHYHsD8VOooax7kFeb9vC23/bsn/LlOuead",
-	"iq675nHeIxg+nO/CfQDQR9OWAcTu7u4bcn116LnKsS7Z0Hwwa/XEObZiQM02S2rMYjqcNQ4qHHJon83o",
-	"hIXmcLh1j9OwJxZslQeEQq1LgzwxTXRzSmdEjxOZjsaueDCC2qUi9kSxaC92qnbWWEYYTaJKt3imUP3A",
-	"oQ3mSo7yizNVAoMqVWaChqvXgn/MSncu8UBYetuM3SxvPVjFT8yqjJCXkV391V6lL6qxbHGKj1YurOAr",
-	"2d55XcEH12qlmn3UW4G6Ld97CyJLlcL59IKZS3094iqWilfLaIY6aTCeMKEPALkM7P7RwxqiTcT4plFb",
-	"dgMewv9ZK1C3vZpfexIpbfcZJYycde+X76JicWlSqi09TaQYte4nG3556QkIXSZLJKkvJTctKeLpdKD8",
-	"ynuh4G5zjLOkjf9NRKpIjjat41VdtIvUBzPCw4YthOKcc2AiXyyKco49dOH2Ujc8xkoJMaPaCAAg60+4",
-	"nnND4TzgQUUzPK1Ofjwxe1kAceUtUWp4VBkMsL5P1jLXddbwcjPSWehwVNmrY8FNRzVUfLBOHyOq8slS",
-	"v3zu8apVIsmKLkGbric7rzVLce64ey3kyeqxlWIKXn7RmAKDxZtGE7hT+FbeZpMwhAoP1WL5J/fSFjpa",
-	"mjQC0ac6LOFSDnUTX1QkjYmWxAcsK1RQy1zyxdiFutVxbKv89TXTbFHRKPqQb2IDRvdwXvTs7DNTxgxr",
-	"uxeXWDUqsqlHG3Z1icevqcYj4I8hyVW85Rejwn8xL+PfN0iSQSeP+eCbO/GZgUu3X85p7KlUxMqAk9yu",
-	"IoJ4ftt/ByWtPDkWi2hhcxAekhHkiAgiUw25gv/73/8/2D8gLMkjvvWe990jUs8ip8COZG1rKKDhSw1o",
-	"ZyWk7g8xCKZeaI0y1wDnhWrAlK5Thc1FpCH8OYGGB9WM0METugs/UYhKVkvTXB7PnV+P2yx3hv5GsI9G",
-	"sKh8qiIRbUatWOp0tVSAlSiXCgQZCWHTPbyi5yQCryckDEejaGbITIpCQRXiu0bIxfxdDAsuljD1esLW",
-	"dvWJRuuvwZcsDoy4YUg9a2TrYRlXz2FUXmaj4REfmi27wbgwhDxKmFKkbrS5GILZNsiWyZrK31OaWa73",
-	"uk7R8yVtzR2dBgFjIQsrm0V/AUnn71IfOjutjTiRw6lvrGizgrVzssOQC67GOV+6E1taECKqyA4ulQLh",
-	"/dPdnYVtrouywqb94N1iKBN9Q9vN0PbeN+i62M+CpOuRrK+8JvUsOTR0EX6FTlUQHzUvrkJR0zlh2QWU",
-	"zgnLWXm1eVl5tQD6lHGCdooNQ0QLVcy/lfV76pS4lbx5eWzp8yHNhtjyDUWeJtRmDX7cv6dDFTPdshEG",
-	"y/04x4LYd4hMQujGarNeDO+sY/Jf1jOFKKO8cFDtE4YNI80PhpuKYqNTF4jiWM8CQ6YCIxmAzXo9QVWx",
-	"OXQomfJIwm4ZjYzkI6Q2EtCBgV/e2jYkdaOsUHJ9fXzU6Ams1mzftRlTeTIARJk6icqNYdv0LolPsODt",
-	"OCA+ZccmnGOT6hfuTL9R6NPUuyikpGWtzmmOAs9BtgEVAYuepscL+Oigt0uMsTr9hOlk5h8U0/FshbDK",
-	"Dk11Llyzn0aLnLmenlgWwKXZXV51rq4v/Q3cF4ewV+h1+wy3XwdClu4gMc3v/1v5gS9OppdaxgSQFqs1",
-	"3kkdttUpZ2vyKwj7qJlQXAoihxh8/EIV68S6JE+VBmNoANjYt33NYeieYB9poKOZDbizSYIMYjutVpHp",
-	"Ex4ZzDQDooR/1G/YrCfsfaxiGrj7bMBHNqNXkRsWawy29OepwncJDj2BNT0Q21vkTASsuEooDonFBQYz",
-	"khn6yt20ewICQS+6V93Tq+Oz0yxQ52AugdfICiHVFK9eyzGJ0nTWE4WKBhjCQ7SUq69dG+H4UKZAw5Cj",
-	"ufQ8MVNpbsZB46C1lWG+ydLOsxZW5mi+9kv3n72TU0mGfqGys6nTAsU2numWRsva09zSP5gLOjNL23zx",
-	"Fc3YMII7J2vomUO5sNzGpk248leYLYRZWe6uq0OtbZ5VJOgJeFDoHXIc+vuOiSUKHQYha4Ypkh/DxvNk",
-	"yqOIhImMcRSEUmO+h5pVA8gwYWqc6SCDNBwxfZD9bZkdpLRrLlLWQjHjqHty/HP34rf+8Wn//OLs3UX3",
-	"8tIndTuBzGw1XIwaXk8Y5rXwckn8aXgLsgupZ/3KGwcrmKBTmLbb1sCtSMwSB1dIHRCuy3/3/KTzG/b5",
-	"73d/Pex2jzatIoa2tWcwE3zrjPcv1BnvCMnE0OGccwHP8w4yFZBRU8jpl1BbBPuoM6YBIY3oTOUiKxz4",
-	"CKoKKCmncvrV6CkAAhAlU0aEnH5TTr4CH4g5EkqmlBcbB5nTWUNMOuHBckPdITrzbVjNQoyt1cmnXIRy",
-	"CoHXWVkYzSesYaUAqo1mT7P4nAnKAPYzrgiNME5dSyioAUlJWOJ5kAY3TEO3SFK/vjps7BN/e5wVGgrS",
-	"JGFC28zwLG7n5RsX/su1R/ydvbFfen0s0yR7eWe39PL3YfndV0142y4k++j70ke7bfOVDOksf+MN1u/B",
-	"11oEQOnSpaYJ15oJo/+Am69cYAnthchAQDCiwilGEzojER1BI7yBTHXOaKp1Gjzeuwuh8N0vcEC1DQKd",
-	"7QdZYfYndf9nk61mU4hekDifin+hCmdHznxoiRvrkiE0SswAcWOeF2zl1LcyD8NSr4ojrgkXWpLrq8Om",
-	"o2QkF2Xw1PGiEmtwZGy+e9UmUrCmpWH7pSNbeMPVnrLkic9eE8U/FolTOUKE33fbQH9Z9qbN5QQ3MVUa",
-	"ApgGzMVBO2qvxzTRnEYNO2aLvLU7cdUbSvXA4oQp8xmoFX+xRGbItpwar3L4/nPRZb6xjUnTHty/Lm0a",
-	"nQ0iVxESq+jTxqhulB0FOG3TyMmARVKMbONXDK8dYKdUdGRFXOnGPmaC94RirpmWuYrlVLgxrYrOFd7Y",
-	"SpKxnBJKgogbEoAyeIrQnoAi2aVCKIcnx+Bda7TIud1FscAHJmdBpyws9tsTfnYjwkr/97//xyfWROgK",
-	"7GF4hMt1sxteYtyzsz6lCG2nWIf6dkffonrWUIqBVUCjyBbdfaEc5Aok4nAppxHbX1ZtKSbCFcHrWias",
-	"VAkSUBBsCgrwPvPBcQE3hU6oUNQ2wS2V7wRSKdQ6xIxBQ0477Z08jCeSSreIb21lPhjLblisbcEbAoZ7",
-	"8h+XZ6do8s3t9nVDTxVm+YgmI9YTNuRSEZUmt/zWCt151FDJyF+wG3ntvdfey+9f9QTOV/fPO7+dnHWO",
-	"+ldnZ/2TzsW7rt9o5f3zbNmiciMr/LEnbHfkxTbIqAEYIGYFKfJa34a52OGhNsMv1kfvZ1FWwax/w2Zg",
-	"Nss7PnvEAc7wNQfArDoDmhmBodlMzizAGWyLzly5EB0AIcsJH3FBo57Izb08dNmjICJg0O/B3PBZJkHu",
-	"48Ay/sdH3Q/nZ1fd08Pf+h+OLz90rg7f+y3SIQZFsZxUReMv202Mqp7w8Wf4Jsu5ziov51EPxc/32ns9",
-	"kTfVPj276v9wdn165Ffxx0smQmttfaLoSzPDF+oLaKZexZM7ohjThyd6kIVzCDYFJxoeBzDtHawt9SyL",
-	"K9o882XkvOpbWfqvwC/MoLP8NCOgKmtLOYv/U23AaMKSTqrHtf3f/zBSOUo1VUn4lED3fWsjqE/oDSNJ",
-	"Cv6mNIlq+7Wx1vH+1ha8NZZK779uv26DqG+XUlG8uuhNKWk0+cWhZStPDcg7alXXInH9fWBAZdhR3qfr",
-	"oKrpSZmh4x1pFKjCnKWK/ovTvgUYwq/OQOUEhkzIysaysnDVOJe2eIyTHYC88hp9esx45tmZFYbMzndx",
-	"yEzMN3cFV9pq4boo/xXGQUF/cZgTfssEU7iihNGQw19xIgdMFUZ4z2ikxxUD5AVxVSE7m4y5YSQzr1As",
-	"OJOj1VgmuhmB5FGoHlGczpWPqMaEstBW0B8KI2SC2+c/Pv/fAAAA//8=",
+	"7L3pchu5kjD6Kgje74bJniJFybLbluLEBC2xbU3LklpLL3PYlwVWgSRGRaC6gBLF41DEPMR9hnmweZIv",
+	"kAnUQhYXre4+x3+6rWIVlkRmIvf8UgvkJJaCCa1qe19qMU3ohGmWwF8HaaJkYv4VMhUkPNZcitpe7XLM",
+	"iD9hmrYEu9X9AF7ziRwSPWYkTtgNl6kiMR2xFjmN6R8pa9W8Gjff/pGyZFbzaoJOWG2vht/WvJoKxmxC",
+	"zVwTenvMxEiPa3tvtne8mp7F5k2lEy5Gtbs7r9YVYSy50EeHi2vrCMLsz4SHHvFZ3PcJFSF5vUMiOWVJ",
+	"QBUjY3ZLQj7iWmUri6ke5wvjYc2rJeyPlCcsrO3pJGXFRcZUa5aYz/4/Fvf/TpvDdvP9719e79z9n1rV",
+	"kj8zpeiIVa6YTPBHwkNSv7o6Orz5vvGwVQ1lMqG6tldLU3izah064YFyEFxczamIZkSPucrA+Eq5BSpS",
+	"p8KsUg4JFVKPWULiRP4XC8xLGdgDmQqtiHmBi1Fj2dG79/uw1MeAFrb0CxehnFYj6xR+83BlLCQDGlyT",
+	"YSInRMjpsvXhR6Wl/Z+EDWt7tf9nK6eaLfxVbZWXcWdWljAVS6EYENMHGp6zP1KmAOiBFJoh/GkcRzyg",
+	"Zrlb/6XMmr9sOGU3SWTSFTcskjHDKRf3nuCkhCvCxQ2NeLhH/KOTnzvHR4f98+5PV92LS9/LH3VPDs9O",
+	"j07gmft3/8Px6cGP3cPSs6uT827n4FPnw3G3+P2nbuewe37hE5kQ/6zz2/Fp57B/eXraP+6cf+z6rdqd",
+	"VzuQYhjx4CtBIrCzKzLlegw8K0iThAlNlKaa7RH/8Ors+Oigc9ntX50fm9197vzavzj6eHJ08rH/Y/e3",
+	"iz7sHSFy0Dk5Ob3sH3aPu5fd/nHn4rL4KsDmsPv57PSye3LwW//z0cXnzuXBpyLMLi47l1cX5slh9/jo",
+	"5+75b/2jk/7Z+enH8+4FPD/vXs49BEB+lIK9LBBjOoskDQ06CUkiKUYsIdcs1nuwyO7J5dHpSb/769nR",
+	"efcQF3kkDD3TCMZ/udV2BEkFu41ZYEiemdcB8y+75yed4373/Pz03G+REo2EZMhFqAAnQqYpjwgXZCzl",
+	"dfhKkUiOYEMnUv8gUxG+3F5OJFFpMCYJUzJNAmZWBUzast894hsU/OH06uTQJ/WcSAtPhzIhlCgmwgbs",
+	"4oIlNzxgV4LeUB7RQfTCmBRSTQfmLg6oEFKTgTkHGoyZYVAX3fOfjw66/auTzs+do2NgMi1yznQy27e7",
+	"IHpMNRlJjZCgQk1ZQqYUbh6itExYCBu9lPIzFTPLfdULYiCJ+IRrWJPdWov4H67OLy77x0efjy773V8P",
+	"ut3D7qG/Z0Und5l2zo5IQjXrCRyiPqGCjtjEMKlEppopzzBYAwdFpmMmit+TMVUWSPb7xj7xEZ+VD7/6",
+	"KpAxM6iSD4ws23zlN7ye8OHLfsyS/oSLVDMUo/zEHEKfDjVL+ooFUoTKbxH/3HBL2BVuR8qemFAxI0PK",
+	"IxYSmuoxE9qCWuH1C7w34gykDBqGCVOq1RP+effsuPNbNZCctIRQjSM6YyHZbhPNJ0ZCGXJBo/2eEJL4",
+	"gC/Njlmq32j1RM2rjRkNrXhb+HVRbPhlLCNG7P5IKjSPCM2vECoMQQaMhaRONYkYVZpsN1rkwpwQ3CvV",
+	"B40wLAGrVRZ/ueCTdFLb286EHS40G7HEoNidV7sSBpQy4f9g4ctSrEHKazYzvH/CleJi5JEJjYzUyUKP",
+	"pOJayKkwWBSyiGkg5KuTztXlp9Pzo//E6+DO7RWOoBPzH9kMpL5ExizRHIWlIGFUs7BPdUmsDalmTXPO",
+	"i4KgV7tmMyNK7n2psVs6iQ07g2ft7fev6ZvBTvA63P2evRu+p+3BdrATvma7wzf0bVg1VkQHLDJDVfyi",
+	"dD9V2drmscZSogGTebWI9oYIMgyqp3GIjzSZSKWJFAEjlCCpNfaJSKOI8CER7IYlBkUqoWDeQtaNusDC",
+	"eicyZOsOH0/hs3nzzqvFCRvy22pBesgTg+fbJBjThAZGUXRq3zWbmVXmsB9f9yN+w/p0+0Ol3J6rMX93",
+	"Z+cAny3Crt8rIsTcGfyejS0HhvmZLeCGDvCbJ8OuJboFMAqze3IxBvQ3GtSYJaDzrsDSeyDdYw5xQ8Cb",
+	"/RXA7s5hEfxr4Z1xkQW4mxt/s224ozN7Z3oT3YsubA1ms98vX/QhcqqKxeY/2E8HUkaMipWnuAy8brS1",
+	"C3kK6Lk9PT/0jrnS61fMNZuozZZuhrZz0SShsxfYw2dLXCEb0jQyjMCwrdr8BXjGg2vlON0rI3kbUvGI",
+	"7/gcik/j675mSvfhVmfCXOR/dwOaHwoLyem7ozWbxJXWGKOHmM+TGaH4Fqos/nf9ifKN0MPFiAw5i0JF",
+	"aGL5UU9MeBRxJ77UE6OusLDhEarIJymvPyQ8HLFXilwc/qhIyAIZMrO5yT5sUdEJ6wkc3KrJKh00C4Oa",
+	"/QdccSlgVi6Ib1/3UdAqo4Jde1/IxU1uN40aEJorbzIwN4qRaLhIGaFBIpWT8lSBn2YSkWfEH9FPmLkO",
+	"qmm1zO2X3Nd2fYQZMIGMhuJlIBPzoO4rTRMcxSdxlCrCtSJhmoCw1Vh6Py8cdShUH4lhydVd2Job3n6w",
+	"ePfYVb/KV2IOonT0a86uTgVht5oJtbgNmZrVZQvD0zHrAl26r9mtXrGPfMvIKNfYJr2aTHUgJ0CKjm5A",
+	"xFYKbJ46mVFcT8ySCTXkX0lLcSLNN1yMKsGGcn0JRMXz11JayyAcONHSoITntEuZGOWyGhGtZNcvaBir",
+	"ONYn+xraCWV0w8I+jzcCqLMr9gcyrJBKrmKz7Le75McPTjjD5Xvk6vKH5jtSt4ZAMphpZskrYCEc//0m",
+	"7+skFQFdek9mLz8IKPhpRDUTwWzT08z0SjxAB4DsfOFPJsIyaKy8DZq0kO64AzphpG44DAuAugDzPVA1",
+	"Zao9krChYTwkZEpzkfOC9bSdbU9pqtMNGUKF6n2fD/F5gbwisG8PKV5La48+54Gby806iPsWgBvzPXuR",
+	"rJUY8Ewv7dvmw0j1x1SEakyv2ebTJVSoIUs2/0APBxu+PCeRAOcr3IVzik0BwDk/LN8D8wyufAEucqEK",
+	"GlxOwznoK8UlXPdTynxW7nmg0FdY0MPkv7nvFzYzpqo/kQlbxtwQ1JsoAoV3vXzYFYu6zGlgwaydX/vx",
+	"mCqmHnDp90R+6+e8L2GE4pgk5CHYUcc0jpkgdSHJ4ckFiaS8TmO0JYueODojEdcsoZFn2GZGe8SIhQSR",
+	"kuT8s1ElGuYS0aLosYS8clFkkb08ZJAKtvGQYcp85CEj5Izl3l/P4z5CdQFCFbvN5y3voQo7UTFHxang",
+	"ziyfaGbIKLjyt9vtJ7BO3S1dkvNoL13UIE1UhQbwwTwmdCBvGPETqlkfzd5JrPx90iYTRoXKdCKjPs2/",
+	"Ze77Cb21Rtt222w0M+K2K+X64grKAQ+VULq/8DSe0KDPhEGXsKTbIupUKEFDGinmOWWTM0UCmiQzQ9WK",
+	"jwTVacIILqQg/ha5YQkqi4A+zEeOWWIt6yiPFYINcpALid6TBfCug2623D4AZi1+Xbj3L/D1O6+WJtHi",
+	"Bvyx1rHa29ryPbK9Y1a+0959V7CEeiROBxEPnCOD1BUDpZoYPIQb3Ghq+aCNOYOpHf/969b2u93Wzvbb",
+	"1uvdrbGU12qtAdWseDm9dm9jmSwnjZAnyJ/XeglgnMPsdaMLirAPst8CvD67oBEr4pABG8qE4XmbT/YJ",
+	"SLIEdWsYxfcye/j7HRLSmSJG/E8216+LUSX3C24xc9wr9sSrcTGQqQj7Kyc9tzpCfbfdbuyjMxl8cEIS",
+	"O0C2HGWx3fGDt7vLxPBNgU61UVoR0BnkNwdnrp2str7BrBf48jxuFtZbwJcqbD08/ulx9s/D45/O6Ig9",
+	"q9XQzXFPadGh2cbCsQNqOpnQpNIwWoi+28BuMLfNbD0FebQ8ZOXmwbT8gepg/MiTygc6Z8rcTc96Zguz",
+	"LSyaRgmj4axvLfV9iBUrHGXp/l77ipC6PwTesOKlBJaiqs2+TOhkBlel1R1YCAGNXGQ+RJmELCF1I2jH",
+	"SO0cAnMSZtg0C8GniPF3myAcAunUqp0L+Lag0eDi58HhLYHkIkyWH9RnKmabeGQqzsSidZ+HZUpbNEys",
+	"2pybqnrc1Qt/CroAADw/QZzmJtdKUK+2mRcDMewHVpU06qGfHbf/CO91BvXKM6wwGecnN4eGRQSsMBxX",
+	"c0fU1wuWmBwuVVAthtUu0T4qHRiKBanmN6w/pDxKE1bBEn6wUTSo+oPKT0kip4vmSZXZJ5VHdtvvwJvx",
+	"5vbWGjVVY59QMSMYvmsNnQlTzAy6xLT9EIf5nJKz+DtXoJ6sxrGAJ0HKNRkkjF6zhLivnBUXI47rHOJb",
+	"tfkqpkbackYN2OWUK9YihvFPGElYExUjt92HYWa2/IRRG2kzv4XZ5jvYyPJukIOLUV9xEVSIfhdFe7cL",
+	"aE1SYR45vIKgMWvt4REodJEezx4OhserpouS0hJix4OtcIQlKbPbKSEFVxYXPDLAo+icHZn9D6oPpg7o",
+	"4xfw0jdjKAZeocamWu/zKKQYLHQvArRK7Go+B/zNvFkm2IWNeZaD5Sc+d5IV28yObAmPm8foMk9YJLE5",
+	"Y3kBJqt48ZNGAa1javPxZyxeF342WBYkNK5Mz7gcM4wr260IwVIsSJiuDDt6Ahw0Q5jDqoqzU9fr9hks",
+	"WxWcPyy8wuQyHSsW2Pwds8MBVeztrtnvzi5JqAjlBJ2YmwVfPY4kKhB8DiYLOyoc5dogqjmEfZwYOY/9",
+	"zylLurkeFkq1ifdkbQjV3BKeBnYvEUbl5nqaFb/IUp/Q/+eGXGHj2GQ7Z3TEHrWls0y0KG9miSTiTCd9",
+	"UMTTKqHkk5wSiH7HKzDPoDPKOsihExoyEqaM0BHlgtTbNkEDPihH4nCh3+5WCua5TDRPWFUUlF3HixtY",
+	"D52nwVAL6ZfAU4dUL3jxr5BZFxnf4y6jXLTa7Fa5QmkJLV3R6bC29/eNeco8ANN8rDVo595cXNnv3tJY",
+	"6kyCd1ZrZmQdMWKkThXxP3YvydbN9lZmM9/6wsM7v+FhXJ5v58Tcs7ntPw0SO1g+Kxa7ZLk53M2CVcuJ",
+	"RkobUdkjExqMuWDNhNHQPCEQ2Am5YwZ283mfELKa54iV/VFzL1eTBeQUAVaFITfLodFZYcVV/sYfZEIg",
+	"/owWjBZ7xIcgVp/UKfmPi9MTAqDGmLssLZ0IOmENm4eURswn9emYagJqnLxmRS0th6Vld5VwY0IzETBg",
+	"vjGTccT2zWgTOrNI11rrewswRt7NsvQ0lyMfc4e9NkXnUTiH06xCOvDvVWGdQYk1PHOtreAhfBdDTQsH",
+	"uHYWdhvzhKl7zTLkEesr/g/WB2WiAlGiKZ0psJxgEtrBxc8E0y/DNABLOwnlVESShh5REqKDzYCYJ6sJ",
+	"ZkZxQWh4Q0XAKu/39ZFnQx5plvQf47C1QxT9thsDyX643Nd5WTTA4AeG77zeKRRc8CA8SaYaAIn1GTCY",
+	"Hvh7Hp1u/RiKQP5iZlhmEAxftJzlLGuDXK/1ZjbcZ9nLei8Q5U7TReg4ozm+Y2G0sDv8tZhCYOU0UIMg",
+	"jkKMjLqJOYjwQ8xEaFRPiPW0xhUW9vNo6Uxo2CTWc8OgbZtxusxAn8hp7gBb4qmeUG3urBGgA8KjkNLK",
+	"AIPBx2D5x4ai8QbBqpsEvG7g/UYiW+L8RsE7h1I2aBWiLVLnPE5VkmEFXyiCfpG/zfPVVWGoJd5fYq/L",
+	"b5DHWALW1zC5n2WguKBHin+lvT2r8DfHtkvZSTLVEDRSW4zj4sE41zS1tMTTKsScuI/z16SIZvvEt5Eo",
+	"PvqPIWKlyH4Kk9o3F31oXu22ad5v3tDEyGnKfDi3ldN8nLlfjtyw2f6f4rRe4Jie0h6SrfllzSBFBrbA",
+	"qF31C0QmTDLzM67gI6t24Ub1auGoJ5x0hMK7UU+Ij7wk9DH32c9ZC9YoiKlSUDHB3my+1xN+Hv1uU+nx",
+	"mvMJu+VKwxVakCDMMqnmAx5xPYP3acJ6AnKqszAJDEp2mG4nKwXaF9lgdrNmzPB+pIBgPstmKT0tzlj8",
+	"4aAwe/H5D24lxYddt6o7r/Yp989VK2hf1tg6at1bnVDy6fLyzIZ/KlCaMMYcpZUsQ7Fu9moYzw2NUtZo",
+	"kWM+4RZluFgVClkS477Ufm1eMkGN2FCjQSkYJcfaT+C7XKS4/NLOmNf1eoe//er3pRM9jhvZxT4nNzqW",
+	"I/VEfGh96Nmz8qPPubpXnUW6IqbKVsPIc50y3WChOMYTqairYmUKeiN4pUidulCZTBOwYRlkt73b2Dea",
+	"EJCXYWSQmwtVbkIWREBEj4lYQCp9pEg8p/5VqECJ0n13UI+ZaUMNhIdsEktMEbRFGtYODQUkMqPL2tch",
+	"KPIptmSLZ/XVmO68eVttMV6jUEEq9Jqgwqq8yWfKSCwbTSq1sPvHDz8k3mGt2jVXbtCpU2WWMgfgOXZS",
+	"2u7Cad4vPMFuuQOy7+PuFjvUL1yPjw7n7J0VvqsHXj+5rrgh+16qBM4H5lUqg5v8eO/wRFLHxDVilzDP",
+	"i7NIIaxzg7/eI7l/ZbjiqgjDVVGLa2IOy9B+Ekx6CRXXTvUk632JhR4dGj1vcZnL4o3X3lsTenuEL2/b",
+	"nCb355rY5HWRyGVmuhhTg5ZEn9SnlGsoHiITsFcj0luG2PCIn5safSgU4ZLoueoJLsgw4qMxvFgyPc6N",
+	"bMjJXKDZ11T3hD93pfpmlMyY6XtOrcutlz6pWw3i8PgnUCKNMgj2TPOTVhWBf40WORXkTCo9StjFT8eE",
+	"EsGmGWMwklVPUDJMGCNTmVyzxEVSJSxg/MZswSqBRNNrpojSCTWbLlQZgCJ714zFiqixnJpvMhCHaYKG",
+	"TarL0IWI1ZFkWK6gJ7IvNLoObMRxw1ZjYYnRV4cRHRG/2TRTNsdUhHI4/Bvk7fk9odME8hS5InI4BB8E",
+	"K1aNgcWp0pmW9d4nNjAv4PucTvEg2f5h0vkTSr2rPR6vFLk6P27VHiI2Iywfs8Z7CrVrQuufTOZ9YXn0",
+	"CfLVSjdzWWzM8GCFBLkmIKMsrW0cjpFfdctvoPubzwvfbhCi0cnlJAy1yD/30fKX5Ujz0G8A+0+szUgO",
+	"y3WnQhmkEwbVuNWYxqyFsKmqwlCuszB3myXsDxsfmkeERkyDE8k8RZ/jPqGRwtIv/q9NmwjbPAr9Qkpz",
+	"bikwY77+Y+c/wvfq+LpN//Pd9uTX4OfB9+KnaXctSAurrT5+KBNewf9uRitL3XxmVBBHE5DhkYX9YpWk",
+	"YRpl6SHefEmIfdLOfGoJI1PzHyEF29CZZi2ei4lqZgVSMY+MXcAbhZGnZP52KN3fG05rbhpe5Y+H0q15",
+	"MgzE0llhY0Lq5YsPo4iow91XVtDZdA35DXif3Wdf3WcWpfoJ1RVxKtloZIvU8z/+zQK54aE80jbiw3Z2",
+	"1EJmos6Yml0LrsZzK1pe5EtLTaN+MWt1TaaxPV4sm7/htqdZ0f77lNYvE1xWp39uxWXhJbPZO5yag7k3",
+	"T4AriPdDGlwzvQkJ34u0NiSImeE6y49DSJ0dNZkxTeoAF9LMcZI0c8ThIohSI9YRKViuKGe5+mxWjTgb",
+	"EswG70PdZk0n8ZqUpgFAndSvLg/uoZLD5jfHXpxko53OoWG+DTfpCgScoXS9Oco9Vk/GS+d59eS5NhxO",
+	"sdge17zazq757/dm/6/b1QpC5i64Z2L9XBb8XNVOqhQIJK5JjZZkxHSulcZ0xFyuIKIApNdA75rNxNsH",
+	"FoEqLntNSagztGM+TSTzhmZ1bIJSZYHOE8OymIQF6ioUq7dV9yGTHYtbExpFcspCV4zPmmnnqu2gzmun",
+	"aNVWC/sO12ig+Q1b7+3DE6CYw+ME+YqdrZXm7dE8jjzd+T4neZ6DXbsTRY9bajZMsWjDV7U2z69oYVv5",
+	"BVt1n2L/gNW/PrSogMGtNLhe5hlJg+snKleQbaNwzeDUSzZRNf1y4D5BuY/CQH8yzFlZFOQxuJPV9tjI",
+	"5Y6LOdJsci88uhci4IqWg+JxR3zBRPgnO1sA5/Jo+8fayBbvn+Xwv1/FiRXRKAbMT3tQz3Tj4DRLSo7N",
+	"2UPvWXfr/lUHKqIECmW2dt68AQ9MVqywVAns753mf9LmP9rN9/3m7/9WuSDrCq6q1jnDbBaES17ebNtr",
+	"777z3nz/FvOX90lmqIYHYM2Af2AZcsZvUAErg9mr3TZHsmkf/peSonVOpwW3WMI0E1A7dizTRFUnKkbS",
+	"Rl8Xmntds7iYgOUMCdBvqN4mfyNhImPCNUnAH4JvukCwRoscogRFtnehjFupit/O9ts1VfzmE1dKRlgH",
+	"7OVIV83M72UofQZT8iqinku3rzymQm1GmjAoywjthwoV3I2uDPGa+8Q3/x+AuRVjNHuCipKTzKm+Lh2D",
+	"60ar9NleT/i/Nn9hA/OseQR+ufzvS6fw2kDM/JdsN3s9gcERf+ul7fbrYMxuyafPnYPmxafOzpu3ZrW9",
+	"Gv6Uqc/wJ2vh04EMZ/jAvsf8FtQLFCFNwv4UJ1R+T9Rd9cTpdNpyL7jfW4GcNPaIb/9uctiK+yub2jcg",
+	"CvMfsoT/PXKz7dkVYQWCJbvgYWn5G2+qJ67ZDEi/UOagiW0ZQlvXwVVLtDURPDKFeG89Zj3hz+/Ynom6",
+	"4bc+ifggoYA3Bn2Gs7zvoRtZ9QRXKmVhi/wClVSKqDKmiuipJNdspjwykHpMsACCqxEqBeuJvEpoDB0B",
+	"Z2X3Yo5WSAnlAzREUagmsfBzBXleYKWFJ2sfteSOL5bi2ECn3LzcQ77+J61Qcv9trC/Dsb60RhUoHlEK",
+	"YwE2jxR4FkD9rHJPNtsTZgYUsP0lO+QAj2fOBzNf0iy4Zvo+9SyLxvOKXTypM8CtbvWuHodXBeg85yFg",
+	"unlFgevK4rbMNQMa8RsmCknMSwrS/dlLV29Sc+sr1YdeZIJzZ2dmY0GacD3DjxH0jCYs6aSYvDBfZLq6",
+	"mxQZSms0HcxI1nDy9U6FrztrJwlgg7lyhm2kJGzvyMVQLkn2McIhJYpFw+ZYQuFRexHnmR4Km8e2yJEu",
+	"JJV1zo4gOMyl3UQsFzUKWTk32+ZNiFFa7EU1lck11kRRuidwPYMZVgOwWaI8AQmJXJ0fw76hGyz8YYTY",
+	"Vk/0xHffOdJuffcd6aJD2HaINSuixEhhsFj/Sw9IsFfbI61WyyM9IEXz55dewWZvHsDf/Var1avd3Zkj",
+	"ws/BomA/MCJbr4ajgPCPf9hKCb3av9+tmOHuzm/1xFxLYnMakZKYdkPViigGu3MoqGD23cmGgRA0qHQH",
+	"RwuoTZI0KqYftHuiojE4yJFZ71hIZsq5TFaYywzVIhdygv9UPTGmN8welpEeoA6FTcAiwZgF17m4a239",
+	"CYWSlHpM0RGDq9zriUwSvTo/VqS+YavynqjuVd7wSJAqLSdZPlN9oXk5Zqkp/g+zk3pFG3OPUEzt2G23",
+	"PezRSXa3XzdapENiqsfm3ADmhV6pPZE1SzXELafCknO5lX4xIaRUnINcYYPVnnCnWmj7xkcCGh6Tz9kc",
+	"XMSpLuRz2nWaz6GyRpxgj1ZKoPM9QT5mE06kdSXHNFGQtjKgIfH/X58wFdCYeYT2hL/vE8VimlAtk0YR",
+	"kyoqjQg64ZmZwZbz8DCO0xb8AIp0QDNzY7cqCOug2k6syJhGQ6NzUfh9+21PqDRJ5IhqMzJPSN3v1Xq9",
+	"NHzXbvdq/pp1WZox3NhQjN+xvXUhT2iPfAD+SRxXbrVaPqkXObN5Yk69JzZriQudYfMVbc93yO0JZFbm",
+	"tQGLpBhBJq8UrIAfhuXZ1F2ETd442nUIV3Zj5wYscFkCR+jSYJwNNKEzMqHXjGx77XabTKq9dmZn4LYb",
+	"zJw7zgZ7Adm+UsRvNs2d3IRpmvYd3yM2+jdbXA9goZg2jLyxb7tXG+xNsU01C82/INy2spu17QjRE6c3",
+	"ENKDvbHzLl4GcXZ33i9rvYycvydKfaEtFyBcuG7PLdJBu5eUZEUH656o77SLbs0cPg2MxzGHZntBeBDW",
+	"m4HVLnd3571ZTbEZtO0dXVxhKY0SogyRbzBzlnBB9oQLU5YC44enokX8LSzv+g/DH7cgreAfeSlFF4CH",
+	"RXgKabH2JFB9j3jAhMLKK+ARrnViGoxZc6fVtpWp8sYV0+m0ReHnlkxGW/ZbtXV8dNA9uejCNxDwobHf",
+	"BdztnbOjmle7YYlCCaTd2sbXZMwEjXltr/a61W69xu4MY5Cg3MbMv0dVGmvHEthOu10oDeuAxBVJYyO6",
+	"5GxOyxRtKVlbeiNGZcmqR2Ftr/aR6U923jw6Fdaz024/WSfuuWzTJa24y1spSZq1vb//7tWUi7OuHRs9",
+	"wLwbJ3IANgM6gnxkm5P6u/nYoseGALUZNlkHf8vPPPKm/bq6d3+hEHMVXM9x9q8O1mxH3HbsN2oIhKa+",
+	"ab9eNkW25q0LlIqvBL2hHF1Lq07G7JqvP5qb7S0a8+Y1m6ml53PCpigQJEq3SKYKhlzFEZ25+jpyiEzD",
+	"NnFXY8MnFs7jmCuNTZfUc55IRQfh5chubzeM7wBLJJzKLq5n9al8oJkfCj7ZXv9Jqce++Wjn/fqPLqX8",
+	"TIVri6UQazZY35ERxgSNsgJfj8K1At0rXb5/XQN/VcC07NHvd14tlmpJisMwjSKHNgnTaSJsewkPTIKu",
+	"rQ3mwYBcYq6hi0+d5s6bt3DnIAouYluxo1jev/CD7Wz6JJhW1bTs7u7ubgG5t58Yueetl0vw28C1VODo",
+	"G2avxGwEK6HCIXQ1Ps/xzq0v12x2FN7ldYiqUd2chtIyRlOE0Vmoxgolddv92wjNTpcJaBSBII1DGrRn",
+	"0bCxiOeYVFnA82dlq/PpoGswzyonL4t57d31H51I/QOUBfqLoiqew1pUNbKt1YkVpAIt9Py0L0MLIP+a",
+	"zWzSy+sdEskpSwIjtOQ19qDnj/nSiMwu1HGvBgRQK1qfMfAlx6xC2IOZZE0kxt3vlsbC6I+tYqpApYxS",
+	"vsorMjzdCB4RJXHmjI5sc2VitHBofuIbUc0n9ZIBETKJGnv4Y8sNZ9QfeOCCbLMHhRhcv1oOOjz+qbZw",
+	"OFU4kb+ydYBBvXfeFzwDsK7khwD6Va0I9CyOFjOBlxiztyvCJH5/RkZSbMZWwT5OBYMoaReef3j807eL",
+	"a1ORLGQ0bKLpnkDibYEtuNSE/AYz1IWRZVDqGOn0PhiZ5bBDUl+1lHfMrxm2gp952MBpOYGChIemYaM8",
+	"O5uEtdrDDrfbTRzM2mzIicyM0QMZzhbJDUP2fkjkBInu2RB7LthxydXoIp64whOy2/uTX5HtDYjiQIph",
+	"xNG3uLu9wU4+SsH+qiSHh52n/+WZ+/ejwaza+EYqONa4JXi1GDZp768WsYJZ3vHTpgxqEnFlq5suXkPd",
+	"bPZHXEbzmTEjBh6OTFbY/J56M3dNfcVbqrIrxZrrqtBt9duFtf7CYgXkcwSSI+RyuwGqaaoUS2aujLzW",
+	"iA0RgmgxYpiue2Dj0rjqiQprg715wFqNTLkneuLq/Bh9j6Re6V80cmHWwtneYHkf554o9FOqcDHaUhxj",
+	"qTSZpEqDoyW6YT1RX+Jm3CcUX7cuLfCH2K8U0dIjlERSxgMaXHs9ESf8hmrmkYOPJ51Lj0RcXDcjGdDI",
+	"I6ngf6TM/TVJI80DarhMwmBvIXiiU6FiFvAhN3eVcztgvaOjs5u35lKfEDYZsNDle3oF72BpI86JCv5M",
+	"8KzbgknQzKTgs8wOFqVAcESA06aOIQhwUgCFAA3FIaGZFwkqO1vHZQN8N+33PeEfXp0dHx10Lrv9q/Nj",
+	"dNDZ+JCV5+uRRTfuXhZv/abdE87fa1bxjvz4AeqxRxGWrVRY0wAqV6rGvvV0w1EPGNS/7Aktr5nA7/E9",
+	"/N1w77GMQmI4WiKjQmuuffJJKu31RMmv6JED5H1NjJ7J/76cxcwjl7YLf7MrAhmi7/gga/PokR8Zi5sd",
+	"owt55CyRt7Pmdx657MKHPDKguIpHCQ1ZKWD3u/n41u98uHxcuV9w+FQZ57p51YvnM8/NxzfdlcOkjKL6",
+	"nAa7Zd23lkiHGd5/NbvdvSW9v7Shr1B4peoKmhfSMj1pmaGvQ5QcugpvePdkR4rGPxoELIaIo7x3kwhJ",
+	"xKhh30ZYU/twlfGwFLEBUdpTmoRqmQ2wRE7PLBZtaAcsofM3Y+CzGwPXoLO33IC2ICERV8waxaRK9+pL",
+	"YtymqPYNvZ4avT4yvRFu3U+BdN864xHVQUXc6gGEGWchSeUg5H3iW9ELslaYwMcempsCDCjsCez+NaGx",
+	"1QWoCyYkFAJbAnsbxHFk1YU86ke77mGFaMGF9mGl/mB7xIgU8xbkj5JcHP5otA4aKuJ/4aFH7Ad3Pgbx",
+	"nH06M++Umg1DUSGz4UaVFFUO4H4mKao6SnwjKerpmcB8u7VNrh0L5n82A9tfkJHg6T1U7NqCIpD3N1LP",
+	"M5pKm0JWtwcyIDWPIiuoMYxFVlpCCm2KWlmeVJsKzaOFBuHYizNskTOaKnD1uoadxbcoEbIp48WrFbpZ",
+	"vuTlOteKcx1ZZZVQv122T00jcBLFlFwtH0wwiIXPRDFncw1oByyQk0Ln2f2sjGPeDtZHlw5cq5MqT41Z",
+	"758b7zFS7BveP70/BboXPxHiS001a+Z5p8+A/wYxZBTa3qFEDol/dnpR1UJ2y+pWEC3kQxvQARuDuu9q",
+	"m1bQAmzhwuW4Ppt9anlK7J8xqOybWFVBOp0wJLTo8yD1iI1oMMOutgXKucjfWU48RWzdyCm5b40G1uVo",
+	"g/2XOx1zlHvWOOAl+dJrePzXDAb+V+Dz4PmzEFZFdFyKpd5zcO9OGGLyTyBFWDhx7OQB9weXomEtBplN",
+	"rOQ0bPVEZ66chfMK6aksotEeoUSPeRLmzqjPnV/7F0cfT45OPvZ/7P520QcPX/fQX4xoWeo/KSTvf7sh",
+	"vt0Q97ghHnMnbBLvDBZpF8pcYK1QAzUL9wf3IEa07LbfE/+gc3Jyetk/7B53L7v9487FZZFE/GV+j1Vk",
+	"sLs8Fvuv45L4V0BR58PYDEsfcyd4FT67guwEgdDq+vnjoNX1xmHQtkXqhiFitnsoFt7GOtxFQxUWk4/T",
+	"ZMRCUv8eyqjlNu2Z/byxn2UWwzjmm4gNNZGpXhJLZhe5JubckJ8/YXNR0i7aN07YDZepwkLJ5DSmf6RL",
+	"I8myKsc5fIuFQ7Z3KuoJffkrx6Qt9gVeF5GGZ/Ki/O1PlpvGMrTM7Af2yfIIs3MWyCRUpc7xUBng4OJn",
+	"1zk+Q1g3UdGd3xM0S2zdzmuV2E8TGL5Vym0T0szE1B7JOx1D1BO2Os6jS10mKSRcQrsODqKpa4TMQiiA",
+	"kk/XE1yVGiu7tCMImhIzuwyX+RtQgYFPWPLEz/q9+84fhr0cDACyFvvZ3iv66/fEhIbMJo9O5uvj5w0B",
+	"3CeY6QQMB59ADJmTrH3Xwt5vYLgewCGRU9uIqlBU8pUiSoPDQed9ogFk+/MN+ub4W0/0xPnKkLDKmg+N",
+	"vcLyesLW1cv78Pt5mc73O5bvxjTR+8TPOuwDlH1X+QYKEGZN1oUktkl6tu69Qod1iMGyfxX7+Jul5OFY",
+	"VqexwLa9scnOLoFCnvYigNPhUpA6brgnAimGfJQiz2/sZxcGlMYh1q2ZNd42SwmoEFKTAcuBvzIYDHuU",
+	"P2soGEzxtQLByr3nl5khMrKxXML6nwxVDliByP9lWLqL1ZrjvYV2LIt8vSw2rQ3aKgC+GIblrQ7DwtJY",
+	"jq1EXFyrLJx1TIU5OZli1JfL+FwauZXj/rOKDptGbeVI+JdQkP4ksVfuEKvkDCu2L0ZQvdDJb3bk3455",
+	"XQzUqjNel2rr5JuQ1K+ujg5vvm8sUSP5ah1yXSu+3yvY35ZjVGsrsbxu79haQccSEc4nimlwx7na0IbZ",
+	"uS4rBxc/90Td/9i1rq/ipEai/XcrYvztf//7f3ppu73zVvGR+cMIcDc04iFkBb6x1Y4UxpKjFyGmVpzH",
+	"UV9BASKUWWykFqxEMBaCdGSTmb2eiPi1uTPihNklY+nEJsRxkKvzYxCSuXYXq2XYsMlBIqfKyDyQ44D5",
+	"CFrKaL+iqiAahM1Arto1FlQ0QjHIz0foNR4oGaWa7ZFByqNSm1db68rJVywkcTqIeICLlElPsEgV0sus",
+	"eGSE2zwTwv8klcaUho7IDAAW4bLra7tN/O6vZ6fnl/3ur2dH52Btdk9OTi/7593O4W9G5txtv28Qdmtu",
+	"QTgdV3iRR1zPIAoGpVKbK2Mn4HrPqVsocjqlg1BFlJTCVhlEC4QzD1dIhIcWWau54+v2zvIY1kXsNERW",
+	"KBd6AGWmDjCjooIMsPyeLyTiit8qmQUWS3M6Klm5pJKYQOoOHcwZAxNYTuzzE979BSyVT3NvGQa+6tpa",
+	"RNy9khqpbA6xRcF6EVdRoQMc9sh0LJX7TBVwVmdqUKNVyGl92d05Qi3tzSiDlsj3s/BV6EENrTf/DHfl",
+	"HMrb/vh/3fvTXGUrK1BomoxYZhYq7R5CPrDRd+GSQv7vigCDlQYqDiIJKpvX6ys+AptAqTPAjQ1AzkGC",
+	"jcvtXet7JBUhlDK8ZjMSsoTfFI1I2a0zoUpjVf19QgulJmmkgUhkYk6O8ZHIV1pQh14T/4fT8w9Hh4fd",
+	"Ex9Kd+KFLgWzVAUGKoOuMVWKhZV3EKlTdd0Tfiaj+IgugNAGfg3PXBxQUy/DITQ9FAgBLr9LazurQ4lP",
+	"j5z/cEB2t9+1yR+p1LAzW5UxkVNnLpdRyJR2CmVPYBdX7E4wNndYlE5EuSmxB3aezL5S/DNNIigRi005",
+	"zE+lPs7mQV6k3s+b4du/e8Kf609t3qnodW0e55254cP53vf7AH00bRlAvH79+j25ujzwXOVYl2xoPpi1",
+	"euIMG6CgZpslNWYxHc4aBxUOOTStZ3TCQnM43LrHadgTC7bKfUKh1iU0caCJbk7pjOhxItPR2BUPRlC7",
+	"VMSeKBbtxf7wzhrLCKNJVOkWzxSqHzg0n13JUX5xpkpgUKXKTNDm+Erw26x05xIPhKW3zdjN8oafVfzE",
+	"rMoIeRnZ1d/uVvqiGssWp/ho5cIKvpLtnXcVfHCtVqrZrd4K1E353lsQWaoUzucXzFzq6yFXsVS8WkYz",
+	"1EmD8YQJvQ/IZWD3tx7WEG0ixjfnerAE6qZX82vPIqW9fkEJI2fde+W7qFhcmpRqS08TKUath8mGX196",
+	"AkKXyRJJ6mvJTUuKeDodKL/yXim42xzjLGnjfxGRKpKjTet4VRftIvXBjPCwYQuhOOccmMgXi6KcYedq",
+	"uL3UNY+xUkLMqDYCAMj6E67n3FA4D3hQ0QxPq5Mfj81eFkBceUuU2oxVBgOs7063zHWdtZndjHQW+opV",
+	"tvtYcNNRDRUfrNPHiKp8stQvn3u8apVIsqLR0Kbryc5rzVKcO+5BC3m2emylmII3XzWmwGDxptEE7hS+",
+	"lbfZJAyhwkO1WP7JvbSFjpYmjUD0qQ5LuJBD3cQXFUljoiXxAcsKFdQyl3wxdqFudRxUbTaomWaLikbR",
+	"53wTGzC6x/OiF2efmTJmWNuDuMSqUZFNPdmwq0s8/plqPAL+GJJcxVt+MSr8V/My/nWDJBl08pgPvrkX",
+	"nxm4dPvlnMaeSkWsDDjJ7SoiiOe3/XdQ0sqTY7GIFjYH4SEZQY6IIDLVkCv4v//9/4P9A8KSPOJb73nf",
+	"PSL1LHIK7EjWtoYCGr7UgHZWQur+EINg6oXWKHMNcF6pBkzpOlXYXEQawp8TaHhQzQgdPKGn9zOFqGS1",
+	"NM3l8dL59bjNcj/2bwT7ZASLyqcqEtFm1IqlTldLBViJcqlAkJEQ9u3DK3pOIvB6QsJwNIpmhsykKBRU",
+	"Ib5rP17M38Ww4GIJU68nbG1Xn2i0/hp8yeLAiBuG1LP20R6WcfUcRuVlNhoe8aHFuRuMC0PIo4QpRepG",
+	"m4shmG2DbBmE0MOlmeV6r+tCO1/S1tzRaRAwFrKwskX7V5B0/ir1obPT2ogTOZz6xoo2K1g7JzsMueBq",
+	"nPOle7GlBSGiiuzgUikQ3j/d3VnY5rooqwQ6yIN3i6FM9A1tN0PbB9+g62I/C5KuR3jIJrE0KEHqWXJo",
+	"6CL8Cp2qID5qXlyFoqZzwrILKJ0TlrPyavOy8moB9DnjBO0UG4aIFqqYfyvr99wpcSt58/LY0pdDmg2x",
+	"5RuKPE+ozRr8eHhPhypmumUjDJb7cY4Ese8QmYTQjdVmvRjeWcfkv6xnClFGeeGg2icMG0aaHww3FcVG",
+	"py4QxbGeBYZMBUYyAJv1eoKqYnPoUDLlkYTdMBoZyUdIbSSgfQO/vLVtSOpGWaHk6urosNETWK3Zvmsz",
+	"pvJkAIgydRKVG8O26V0Sn2DB23FAfM6OTTjHJtUv3Jl+o9DnqXdRSEnLWp3THAVegmwDKgIWPU+PF/DR",
+	"QW+XGGN1+gnTyczfL6bj2QphlR2a6ly4Zj+NFjl1PT2xLIBLs7u47FxeXfgbuC8OYK/Q6/YFbr8OhCzd",
+	"Q2Ka3/+38gNfnUwvtIwJIC1Wa7yXOmyrU87W5FcQdquZUFwKIocYfPxKFevEuiRPlQZjaADY2LN9zWHo",
+	"nmC3NNDRzAbc2SRBBrGdVqvI9AmPDGaaAVHCP+rXbNYT9j5WMQ3cfTbgI5vRq8g1izUGW/rzVOG7BIee",
+	"wJoeiO0tcioCVlwlFIfE4gKDGckMfeVu2j0BgaDn3cvuyeXR6UkWqLM/l8BrZIWQaopXr+WYRGk664lC",
+	"RQMM4SFaytXXro1wfCxToGHI0Vx6lpipNDfjoHHQ2sow32Rp51kLK3M0f/ZL95+9k1NJhn6lsrOp0wLF",
+	"Nl7olkbL2vPc0j+YCzozS9t88RXN2DCCOydr6JlDubDcxqZNuPJXmC2EWVnurqtDrW2eVSToCXhQ6B1y",
+	"FPp7joklCh0GIWuGKZIfw8bzZMqjiISJjHEUhFJjvoeaVQPIMGFqnOkggzQcMb2f/W2ZHaS0ay5S1kIx",
+	"47B7fPRz9/y3/tFJ/+z89ON59+LCJ3U7gcxsNVyMGl5PGOa18HJJ/Gl4C7ILqWf9yhv7K5igU5i229bA",
+	"rUjMEgdXSB0Qrst/9+y48xv2+e93fz3odg83rSKGtrUXMBN864z3L9QZ7xDJxNDhnHMBz/MeMhWQUVPI",
+	"6ddQWwS71RnTgJBGdKZykRUOfAJVBZSUEzn90+gpAAIQJVNGhJx+U07+BD4QcySUTCkvNg4yp7OGmHTC",
+	"g+WGugN05tuwmoUYW6uTT7kI5RQCr7OyMJpPWMNKAVQbzZ5m8TkTlAHsZ1wRGmGcupZQUAOSkrDE8yAN",
+	"rpmGbpGkfnV50Ngj/vY4KzQUpEnChLaZ4Vnczpv3LvyXa4/4O7tjv/T6WKZJ9vLO69LL34fld9824W27",
+	"kOyj70sfvW6br2RIZ/kb77F+D77WIgBKly41TbjWTBj9B9x85QJLaC9EBgKCERVOMZrQGYnoCBrhDWSq",
+	"c0ZTrdPg8d5fCIXvfoEDqm0Q6Gw/yAqzP6v7P5tsNZtC9ILE+VT8C1U4O3TmQ0vcWJcMoVFiBogb87xg",
+	"K6e+lXkYlnpVHHFNuNCSXF0eNB0lI7kog6eOF5VYgyNj893bNpGCNS0N2y8d2cIbrvaUJU989o4oflsk",
+	"TuUIEX5/3Qb6y7I3bS4nuImp0hDANGAuDtpRez2mieY0atgxW+SD3Ymr3lCqBxYnTJnPQK34B0tkhmzL",
+	"qfEyh+8/F13mG9uYNO3B/evSptHZIHIVIbGKPm2M6kbZUYDTNo2cDFgkxcg2fsXw2gF2SkVHVsSVbuxh",
+	"JnhPKOaaaZmrWE6FG9Oq6Fzhja0kGcspoSSIuCEBKIOnCO0JKJJdKoRycHwE3rVGi5zZXRQLfGByFnTK",
+	"wmK/PeFnNyKs9H//+398Yk2ErsAehke4XDe74SXGPTvrc4rQdop1qG939C2qZw2lGFgFNIps0d1XykGu",
+	"QCIOl3Iasf1l1ZZiIlwRvK5lwkqVIAEFwaagAO8zHxwXcFPohApFbRPcUvlOIJVCrUPMGDTktNPeycN4",
+	"Iql0i/jWVuaDseyaxdoWvCFguCf/cXF6gibf3G5fN/RUYZaPaDJiPWFDLhVRaXLDb6zQnUcNlYz8BbuR",
+	"19595735/m1P4Hx1/6zz2/Fp57B/eXraP+6cf+z6jVbeP8+WLSo3ssIfe8J2R15sg4wagAFiVpAir/Vt",
+	"mIsdHmoz/GJ99H4WZRXM+tdsBmazvOOzRxzgDF9zAMyqM6CZERiazeTMApzBtujMlQvRARCynPARFzTq",
+	"idzcy0OXPQoiAgb97s8Nn2US5D4OLON/dNj9fHZ62T05+K3/+ejic+fy4JPfIh1iUBTLSVU0/rLdxKjq",
+	"CR9/hm+ynOus8nIe9VD8fLe92xN5U+2T08v+D6dXJ4d+FX+8YCK01tZnir40M3ylvoBm6lU8uSOKMX14",
+	"ovtZOIdgU3Ci4XEA097B2lIvsriizTNfRs6rvpWl/xP4hRl0lp9mBFRlbSln8X+pDRhNWNJJ9bi29/ff",
+	"jVSOUk1VEj4l0H3f2gjqE3rNSJKCvylNotpebax1vLe1BW+NpdJ779rv2iDq26VUFK8uelNKGk1+cWjZ",
+	"ylMD8o5a1bVIXH8fGFAZdpT36dqvanpSZuh4RxoFqjBnqaL/4rQfAIbwqzNQOYEhE7KysawsXDXOhS0e",
+	"42QHIK+8Rp8eM555dmaFIbPzXRwyE/PNXcGVtlq4Lsp/hXFQ0F8c5pjfMMEUrihhNOTwV5zIAVOFET4x",
+	"GulxxQB5QVxVyM4mY24YycwrFAvO5Gg1loluRiB5FKpHFKdz5SOqMaEstBX0h8IImeB29/vd/w0AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -44,8 +44,10 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 		Burst:         deref(b.Burst, 0),
 		Headers:       store.Headers{},
 		HMACEnabled:   deref(b.HmacEnabled, true),
-		CreatedAt:     now,
-		UpdatedAt:     now,
+		// (the validator has checked the enum)
+		SignatureScheme: string(deref(b.SignatureScheme, gen.Hookbridge)),
+		CreatedAt:       now,
+		UpdatedAt:       now,
 	}
 	if sh := s.sealHeaders(e.ID, headers); sh.Sealed != nil {
 		e.HeadersSealed, e.HeadersKeyID = sh.Sealed, &sh.KeyID
@@ -56,13 +58,14 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 		return nil, err
 	}
 	return gen.CreateEndpoint201JSONResponse{Meta: meta(ctx), Data: gen.EndpointCreated{
-		Id:            e.ID,
-		Url:           e.URL,
-		Description:   e.Description,
-		SigningKeyId:  key.ID,
-		SigningSecret: secret,
-		KeyHint:       key.KeyHint,
-		CreatedAt:     e.CreatedAt,
+		Id:              e.ID,
+		Url:             e.URL,
+		Description:     e.Description,
+		SignatureScheme: gen.SignatureScheme(e.SignatureScheme),
+		SigningKeyId:    key.ID,
+		SigningSecret:   secret,
+		KeyHint:         key.KeyHint,
+		CreatedAt:       e.CreatedAt,
 	}}, nil
 }
 
@@ -153,6 +156,7 @@ func toEndpoint(e store.Endpoint, headers map[string]string) gen.Endpoint {
 		Burst:               e.Burst,
 		Headers:             h,
 		HmacEnabled:         e.HMACEnabled,
+		SignatureScheme:     gen.SignatureScheme(e.SignatureScheme),
 		Paused:              e.Paused,
 		ConsecutiveFailures: e.ConsecutiveFailures,
 		FailingSince:        utcPtr(e.FailingSince),
@@ -175,6 +179,10 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 		RateLimitRPS: b.RateLimitRps,
 		Burst:        b.Burst,
 		HMACEnabled:  b.HmacEnabled,
+	}
+	if b.SignatureScheme != nil {
+		scheme := string(*b.SignatureScheme)
+		u.SignatureScheme = &scheme
 	}
 	if b.Url != nil {
 		normalized, err := s.checkURL(ctx, *b.Url)
@@ -205,7 +213,7 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 func toEndpointUpdated(e gen.Endpoint) gen.EndpointUpdated {
 	return gen.EndpointUpdated{
 		Id: e.Id, Url: e.Url, Description: e.Description, RateLimitRps: e.RateLimitRps, Burst: e.Burst,
-		Headers: e.Headers, HmacEnabled: e.HmacEnabled, Paused: e.Paused,
+		Headers: e.Headers, HmacEnabled: e.HmacEnabled, SignatureScheme: e.SignatureScheme, Paused: e.Paused,
 		ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: e.FailingSince, DisabledAt: e.DisabledAt,
 		DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Updated: true,
 	}

@@ -43,6 +43,7 @@ func TestEndpointLifecycle(t *testing.T) {
 		require.Equal(t, 20, d.Burst)
 		require.Equal(t, gen.Headers{"X-Tenant": "acme"}, d.Headers)
 		require.True(t, d.HmacEnabled, "hmac_enabled defaults to true")
+		require.Equal(t, gen.Hookbridge, d.SignatureScheme, "signature_scheme defaults to hookbridge")
 		require.False(t, d.Paused)
 		require.NotContains(t, string(got.Body), "whsec_", "the secret is never returned again")
 
@@ -53,7 +54,7 @@ func TestEndpointLifecycle(t *testing.T) {
 		got, _ = c.GetEndpointWithResponse(ctx, ep.Id)
 		g := got.JSON200.Data
 		require.Equal(t, gen.EndpointUpdated{Id: ep.Id, Updated: true, Url: g.Url, Description: g.Description, RateLimitRps: g.RateLimitRps,
-			Burst: g.Burst, Headers: g.Headers, HmacEnabled: g.HmacEnabled, Paused: g.Paused, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt},
+			Burst: g.Burst, Headers: g.Headers, HmacEnabled: g.HmacEnabled, SignatureScheme: g.SignatureScheme, Paused: g.Paused, CreatedAt: g.CreatedAt, UpdatedAt: g.UpdatedAt},
 			upd.JSON200.Data, "PATCH answers the endpoint as GET reads it, plus updated")
 		require.Equal(t, "renamed", got.JSON200.Data.Description)
 		require.False(t, got.JSON200.Data.HmacEnabled)

@@ -11,6 +11,9 @@
 // is the exact bytes received. While an endpoint has two active keys the
 // header holds both signatures, comma-separated; a receiver accepts the
 // delivery if any one matches a secret it knows.
+//
+// Endpoints set to the Standard Webhooks scheme are signed as
+// StandardHeader describes instead, and verified with VerifyStandard.
 package signature
 
 import (

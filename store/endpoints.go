@@ -18,6 +18,8 @@ type EndpointUpdate struct {
 	Burst         *int
 	Headers       *SealedHeaders // replaces the whole map
 	HMACEnabled   *bool
+	// SignatureScheme: "hookbridge" or "standard_webhooks".
+	SignatureScheme *string
 }
 
 // SealedHeaders is a custom header map sealed under master key KeyID;
@@ -112,6 +114,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 		}
 		if u.HMACEnabled != nil {
 			e.HMACEnabled = *u.HMACEnabled
+		}
+		if u.SignatureScheme != nil {
+			e.SignatureScheme = *u.SignatureScheme
 		}
 		e.UpdatedAt = Now()
 		return tx.Select("*").Where("project_id = ?", projectID).Save(&e).Error

@@ -75,7 +75,10 @@ type Endpoint struct {
 	HeadersSealed []byte
 	HeadersKeyID  *string
 	HMACEnabled   bool `gorm:"column:hmac_enabled"`
-	Paused        bool
+	// SignatureScheme is how deliveries are signed (package signature):
+	// "hookbridge" or "standard_webhooks"; empty takes the default.
+	SignatureScheme string `gorm:"default:hookbridge"`
+	Paused          bool
 	// Health, kept by the circuit breaker (package delivery).
 	ConsecutiveFailures int
 	FailingSince        *time.Time

@@ -22,10 +22,12 @@ const listenMaxBody = 2 << 20
 const listenSynopsis = `hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]
 
 A local receiver for development. For each delivery it prints the method,
-path and sender, then X-Webhook-Id, X-Webhook-Timestamp and User-Agent, then
+path and sender, then the id and timestamp headers and User-Agent, then
 every other request header sorted by name (values of credential-looking
 headers, such as Authorization or X-Api-Key, masked but for their last 4
-characters), whether the signature verifies against --secrets, and the body.`
+characters), whether the signature verifies against --secrets, and the body.
+Both signature schemes are checked: hookd's default (X-Webhook-Signature)
+and Standard Webhooks (webhook-signature), whichever the delivery carries.`
 
 // listen runs a local receiver for developers: it prints every delivery and
 // whether its signature verifies against the given secrets, and answers
@@ -35,7 +37,7 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 	addr := fs.String("addr", "127.0.0.1:9000", "address to listen on")
 	secretList := fs.String("secrets", "", "signing secrets (whsec_…) to verify with, comma-separated")
 	status := fs.Int("status", 200, "HTTP status to answer every delivery with (try 500 or 429 to watch retries)")
-	tolerance := fs.Duration("tolerance", signature.DefaultTolerance, "accepted clock difference of X-Webhook-Timestamp (0 disables the check)")
+	tolerance := fs.Duration("tolerance", signature.DefaultTolerance, "accepted clock difference of the delivery's timestamp (0 disables the check)")
 	// HOOKD_LISTEN_…, not serve's HOOKD_ADDR: a shell set up for serve
 	// must not move the receiver onto hookd's own port.
 	env := envVars{Prefix: "HOOKD_LISTEN_"}
@@ -61,10 +63,14 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 		case len(secrets) == 0:
 			fmt.Fprintln(stdout, "   signature: not checked (start with --secrets to verify)")
 		default:
-			if verr := signature.Verify(r.Header, body, secrets, *tolerance, time.Now()); verr != nil {
-				fmt.Fprintf(stdout, "   signature: INVALID (%v)\n", verr)
+			verify, scheme := signature.Verify, "hookbridge"
+			if signature.IsStandard(r.Header) {
+				verify, scheme = signature.VerifyStandard, "standard webhooks"
+			}
+			if verr := verify(r.Header, body, secrets, *tolerance, time.Now()); verr != nil {
+				fmt.Fprintf(stdout, "   signature: INVALID, %s scheme (%v)\n", scheme, verr)
 			} else {
-				fmt.Fprintln(stdout, "   signature: valid")
+				fmt.Fprintf(stdout, "   signature: valid, %s scheme\n", scheme)
 			}
 		}
 		fmt.Fprintf(stdout, "   body (%d bytes): %s\n   answered %d\n", len(body), printable(body), *status)
@@ -92,7 +98,8 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 }
 
 // firstHeaders are printed first, in this order; the others follow sorted.
-var firstHeaders = []string{signature.HeaderID, signature.HeaderTimestamp, "User-Agent"}
+var firstHeaders = []string{signature.HeaderID, signature.HeaderTimestamp,
+	http.CanonicalHeaderKey(signature.StandardHeaderID), http.CanonicalHeaderKey(signature.StandardHeaderTimestamp), "User-Agent"}
 
 // printHeaders prints a delivery's request headers, one line per value:
 // firstHeaders, then every other header sorted by name. Values of

@@ -45,17 +45,42 @@ func TestListenPrintsDeliveriesAndChecksSignatures(t *testing.T) {
 		_ = resp.Body.Close()
 		return resp.StatusCode
 	}
+	// The same, signed the Standard Webhooks way.
+	postStandard := func(sig string) int {
+		body := `{"event":"pong"}`
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/hook", strings.NewReader(body))
+		require.NoError(t, err)
+		ts := time.Now().Unix()
+		id := "01935abc-def0-7123-4567-890abcdef013"
+		req.Header.Set(signature.StandardHeaderID, id)
+		req.Header.Set(signature.StandardHeaderTimestamp, strconv.FormatInt(ts, 10))
+		if sig == "" {
+			sig, err = signature.StandardHeader(id, ts, []byte(body), secret)
+			require.NoError(t, err)
+		}
+		req.Header.Set(signature.StandardHeaderSignature, sig)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
 	require.Equal(t, 202, post(""))
 	require.Equal(t, 202, post("sha256=00"))
+	require.Equal(t, 202, postStandard(""))
+	require.Equal(t, 202, postStandard("v1,AAAA"))
 	cancel()
 	require.NoError(t, <-done)
 
 	text := out.String()
-	require.Contains(t, text, "signature: valid")
-	require.Contains(t, text, "signature: INVALID")
+	require.Contains(t, text, "signature: valid, hookbridge scheme")
+	require.Contains(t, text, "signature: INVALID, hookbridge scheme")
+	require.Contains(t, text, "signature: valid, standard webhooks scheme")
+	require.Contains(t, text, "signature: INVALID, standard webhooks scheme")
 	require.Contains(t, text, `{"event":"ping"}`)
+	require.Contains(t, text, `{"event":"pong"}`)
+	require.Contains(t, text, "Webhook-Id: 01935abc-def0-7123-4567-890abcdef013")
 	require.Contains(t, text, "01935abc-def0-7123-4567-890abcdef012")
-	require.Equal(t, 2, strings.Count(text, "answered 202"))
+	require.Equal(t, 4, strings.Count(text, "answered 202"))
 }
 
 // TestListenPrintsEveryHeader: after X-Webhook-Id, X-Webhook-Timestamp and
