@@ -671,6 +671,13 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	for k, v := range m.Headers {
 		h.Set(k, v)
 	}
+	if name := ep.AuthHeader; name != nil {
+		// The endpoint's credential, after the message's headers: a send
+		// cannot replace it. (It is in custom, sealed with the headers.)
+		if _, value := customheaders.SplitAuth(custom, *name); value != "" {
+			h.Set(*name, value)
+		}
+	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", e.cfg.UserAgent) // set last: custom headers cannot replace it
 	if err := e.sign(h, m, t, ts); err != nil {

@@ -102,6 +102,51 @@ func (e DeleteOutcomeOutcome) Valid() bool {
 	}
 }
 
+// Defines values for EndpointAuthType.
+const (
+	EndpointAuthTypeBasic  EndpointAuthType = "basic"
+	EndpointAuthTypeBearer EndpointAuthType = "bearer"
+	EndpointAuthTypeHeader EndpointAuthType = "header"
+)
+
+// Valid indicates whether the value is a known member of the EndpointAuthType enum.
+func (e EndpointAuthType) Valid() bool {
+	switch e {
+	case EndpointAuthTypeBasic:
+		return true
+	case EndpointAuthTypeBearer:
+		return true
+	case EndpointAuthTypeHeader:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for EndpointAuthInputType.
+const (
+	EndpointAuthInputTypeBasic  EndpointAuthInputType = "basic"
+	EndpointAuthInputTypeBearer EndpointAuthInputType = "bearer"
+	EndpointAuthInputTypeHeader EndpointAuthInputType = "header"
+	EndpointAuthInputTypeNone   EndpointAuthInputType = "none"
+)
+
+// Valid indicates whether the value is a known member of the EndpointAuthInputType enum.
+func (e EndpointAuthInputType) Valid() bool {
+	switch e {
+	case EndpointAuthInputTypeBasic:
+		return true
+	case EndpointAuthInputTypeBearer:
+		return true
+	case EndpointAuthInputTypeHeader:
+		return true
+	case EndpointAuthInputTypeNone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ExportFilterStatus.
 const (
 	ExportFilterStatusDelivering      ExportFilterStatus = "delivering"
@@ -471,6 +516,23 @@ type CreateApiKeyRequest struct {
 
 // CreateEndpointRequest defines model for CreateEndpointRequest.
 type CreateEndpointRequest struct {
+	// Auth Credentials hookd presents to the receiver on every attempt (an
+	// extension of hookd). `bearer` sends `Authorization: Bearer <token>`;
+	// `basic` sends `Authorization: Basic <base64 of username:password>`;
+	// `header` sends `header_name: header_value` (any valid name but the
+	// ones hookd sets; `Authorization` is allowed). Give exactly the
+	// members of the type; in a PATCH, `{"type": "none"}` removes the
+	// credential. The credential is sealed at rest with the custom
+	// headers, never returned (the endpoint shows its type, header name
+	// and a hint), sent after the message's own headers so a send cannot
+	// replace it, and recorded as `[redacted]` in attempts. Use it rather
+	// than a custom header for anything that grants access: custom
+	// headers are returned to the project's keys in full.
+	//
+	//
+	// Example: {"token":"rcv_live_4f1c0a9e7d2b8c6e","type":"bearer"}
+	Auth *EndpointAuthInput `json:"auth,omitempty"`
+
 	// Burst Burst above `rate_limit_rps`; 0 means the same as `rate_limit_rps`.
 	Burst       *int    `json:"burst,omitempty"`
 	Description *string `json:"description,omitempty"`
@@ -589,7 +651,11 @@ type DeleteOutcomeOutcome string
 
 // Endpoint defines model for Endpoint.
 type Endpoint struct {
-	Burst int `json:"burst"`
+	// Auth The endpoint's credential without its secret; null when it has none.
+	//
+	// Example: {"header_name":"Authorization","hint":"…6c6e","type":"bearer"}
+	Auth  *EndpointAuth `json:"auth"`
+	Burst int           `json:"burst"`
 
 	// ConsecutiveFailures Failed attempts in a row (connection errors, timeouts, 408 and 5xx answers); any other answer resets it.
 	ConsecutiveFailures int       `json:"consecutive_failures"`
@@ -633,6 +699,47 @@ type Endpoint struct {
 	UpdatedAt       time.Time       `json:"updated_at"`
 	Url             string          `json:"url"`
 }
+
+// EndpointAuth The endpoint's credential without its secret; null when it has none.
+//
+// Example: {"header_name":"Authorization","hint":"…6c6e","type":"bearer"}
+type EndpointAuth struct {
+	// HeaderName The header that carries it (`Authorization` for bearer and basic).
+	HeaderName string `json:"header_name"`
+
+	// Hint `…` and the last 4 characters of the token, password or header value; empty when it is shorter than 12 characters.
+	Hint string           `json:"hint"`
+	Type EndpointAuthType `json:"type"`
+}
+
+// EndpointAuthType defines model for EndpointAuth.Type.
+type EndpointAuthType string
+
+// EndpointAuthInput Credentials hookd presents to the receiver on every attempt (an
+// extension of hookd). `bearer` sends `Authorization: Bearer <token>`;
+// `basic` sends `Authorization: Basic <base64 of username:password>`;
+// `header` sends `header_name: header_value` (any valid name but the
+// ones hookd sets; `Authorization` is allowed). Give exactly the
+// members of the type; in a PATCH, `{"type": "none"}` removes the
+// credential. The credential is sealed at rest with the custom
+// headers, never returned (the endpoint shows its type, header name
+// and a hint), sent after the message's own headers so a send cannot
+// replace it, and recorded as `[redacted]` in attempts. Use it rather
+// than a custom header for anything that grants access: custom
+// headers are returned to the project's keys in full.
+//
+// Example: {"token":"rcv_live_4f1c0a9e7d2b8c6e","type":"bearer"}
+type EndpointAuthInput struct {
+	HeaderName  *string               `json:"header_name,omitempty"`
+	HeaderValue *string               `json:"header_value,omitempty"`
+	Password    *string               `json:"password,omitempty"`
+	Token       *string               `json:"token,omitempty"`
+	Type        EndpointAuthInputType `json:"type"`
+	Username    *string               `json:"username,omitempty"`
+}
+
+// EndpointAuthInputType defines model for EndpointAuthInput.Type.
+type EndpointAuthInputType string
 
 // EndpointCreated defines model for EndpointCreated.
 type EndpointCreated struct {
@@ -724,7 +831,11 @@ type EndpointSummary struct {
 
 // EndpointUpdated The whole endpoint after the change (as `GET /v1/endpoints/{id}`), plus `updated`.
 type EndpointUpdated struct {
-	Burst int `json:"burst"`
+	// Auth The endpoint's credential without its secret; null when it has none.
+	//
+	// Example: {"header_name":"Authorization","hint":"…6c6e","type":"bearer"}
+	Auth  *EndpointAuth `json:"auth"`
+	Burst int           `json:"burst"`
 
 	// ConsecutiveFailures Failed attempts in a row (connection errors, timeouts, 408 and 5xx answers); any other answer resets it.
 	ConsecutiveFailures int       `json:"consecutive_failures"`
@@ -1266,8 +1377,24 @@ type TimeseriesEnvelope struct {
 
 // UpdateEndpointRequest Only the fields given change.
 type UpdateEndpointRequest struct {
-	Burst       *int    `json:"burst,omitempty"`
-	Description *string `json:"description,omitempty"`
+	// Auth Credentials hookd presents to the receiver on every attempt (an
+	// extension of hookd). `bearer` sends `Authorization: Bearer <token>`;
+	// `basic` sends `Authorization: Basic <base64 of username:password>`;
+	// `header` sends `header_name: header_value` (any valid name but the
+	// ones hookd sets; `Authorization` is allowed). Give exactly the
+	// members of the type; in a PATCH, `{"type": "none"}` removes the
+	// credential. The credential is sealed at rest with the custom
+	// headers, never returned (the endpoint shows its type, header name
+	// and a hint), sent after the message's own headers so a send cannot
+	// replace it, and recorded as `[redacted]` in attempts. Use it rather
+	// than a custom header for anything that grants access: custom
+	// headers are returned to the project's keys in full.
+	//
+	//
+	// Example: {"token":"rcv_live_4f1c0a9e7d2b8c6e","type":"bearer"}
+	Auth        *EndpointAuthInput `json:"auth,omitempty"`
+	Burst       *int               `json:"burst,omitempty"`
+	Description *string            `json:"description,omitempty"`
 
 	// Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 	//
@@ -18938,240 +19065,252 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L3pchu5kjD6Kgje74bJniJFybLbluLEBC2xbU3LklpLL3PYlwVWgSRGRaC6gBLF41DEPMR9hnmweZIv",
-	"kAnUQhYXre4+x3+6rWIVlkRmIvf8UgvkJJaCCa1qe19qMU3ohGmWwF8HaaJkYv4VMhUkPNZcitpe7XLM",
-	"iD9hmrYEu9X9AF7ziRwSPWYkTtgNl6kiMR2xFjmN6R8pa9W8Gjff/pGyZFbzaoJOWG2vht/WvJoKxmxC",
-	"zVwTenvMxEiPa3tvtne8mp7F5k2lEy5Gtbs7r9YVYSy50EeHi2vrCMLsz4SHHvFZ3PcJFSF5vUMiOWVJ",
-	"QBUjY3ZLQj7iWmUri6ke5wvjYc2rJeyPlCcsrO3pJGXFRcZUa5aYz/4/Fvf/TpvDdvP9719e79z9n1rV",
-	"kj8zpeiIVa6YTPBHwkNSv7o6Orz5vvGwVQ1lMqG6tldLU3izah064YFyEFxczamIZkSPucrA+Eq5BSpS",
-	"p8KsUg4JFVKPWULiRP4XC8xLGdgDmQqtiHmBi1Fj2dG79/uw1MeAFrb0CxehnFYj6xR+83BlLCQDGlyT",
-	"YSInRMjpsvXhR6Wl/Z+EDWt7tf9nK6eaLfxVbZWXcWdWljAVS6EYENMHGp6zP1KmAOiBFJoh/GkcRzyg",
-	"Zrlb/6XMmr9sOGU3SWTSFTcskjHDKRf3nuCkhCvCxQ2NeLhH/KOTnzvHR4f98+5PV92LS9/LH3VPDs9O",
-	"j07gmft3/8Px6cGP3cPSs6uT827n4FPnw3G3+P2nbuewe37hE5kQ/6zz2/Fp57B/eXraP+6cf+z6rdqd",
-	"VzuQYhjx4CtBIrCzKzLlegw8K0iThAlNlKaa7RH/8Ors+Oigc9ntX50fm9197vzavzj6eHJ08rH/Y/e3",
-	"iz7sHSFy0Dk5Ob3sH3aPu5fd/nHn4rL4KsDmsPv57PSye3LwW//z0cXnzuXBpyLMLi47l1cX5slh9/jo",
-	"5+75b/2jk/7Z+enH8+4FPD/vXs49BEB+lIK9LBBjOoskDQ06CUkiKUYsIdcs1nuwyO7J5dHpSb/769nR",
-	"efcQF3kkDD3TCMZ/udV2BEkFu41ZYEiemdcB8y+75yed4373/Pz03G+REo2EZMhFqAAnQqYpjwgXZCzl",
-	"dfhKkUiOYEMnUv8gUxG+3F5OJFFpMCYJUzJNAmZWBUzast894hsU/OH06uTQJ/WcSAtPhzIhlCgmwgbs",
-	"4oIlNzxgV4LeUB7RQfTCmBRSTQfmLg6oEFKTgTkHGoyZYVAX3fOfjw66/auTzs+do2NgMi1yznQy27e7",
-	"IHpMNRlJjZCgQk1ZQqYUbh6itExYCBu9lPIzFTPLfdULYiCJ+IRrWJPdWov4H67OLy77x0efjy773V8P",
-	"ut3D7qG/Z0Und5l2zo5IQjXrCRyiPqGCjtjEMKlEppopzzBYAwdFpmMmit+TMVUWSPb7xj7xEZ+VD7/6",
-	"KpAxM6iSD4ws23zlN7ye8OHLfsyS/oSLVDMUo/zEHEKfDjVL+ooFUoTKbxH/3HBL2BVuR8qemFAxI0PK",
-	"IxYSmuoxE9qCWuH1C7w34gykDBqGCVOq1RP+effsuPNbNZCctIRQjSM6YyHZbhPNJ0ZCGXJBo/2eEJL4",
-	"gC/Njlmq32j1RM2rjRkNrXhb+HVRbPhlLCNG7P5IKjSPCM2vECoMQQaMhaRONYkYVZpsN1rkwpwQ3CvV",
-	"B40wLAGrVRZ/ueCTdFLb286EHS40G7HEoNidV7sSBpQy4f9g4ctSrEHKazYzvH/CleJi5JEJjYzUyUKP",
-	"pOJayKkwWBSyiGkg5KuTztXlp9Pzo//E6+DO7RWOoBPzH9kMpL5ExizRHIWlIGFUs7BPdUmsDalmTXPO",
-	"i4KgV7tmMyNK7n2psVs6iQ07g2ft7fev6ZvBTvA63P2evRu+p+3BdrATvma7wzf0bVg1VkQHLDJDVfyi",
-	"dD9V2drmscZSogGTebWI9oYIMgyqp3GIjzSZSKWJFAEjlCCpNfaJSKOI8CER7IYlBkUqoWDeQtaNusDC",
-	"eicyZOsOH0/hs3nzzqvFCRvy22pBesgTg+fbJBjThAZGUXRq3zWbmVXmsB9f9yN+w/p0+0Ol3J6rMX93",
-	"Z+cAny3Crt8rIsTcGfyejS0HhvmZLeCGDvCbJ8OuJboFMAqze3IxBvQ3GtSYJaDzrsDSeyDdYw5xQ8Cb",
-	"/RXA7s5hEfxr4Z1xkQW4mxt/s224ozN7Z3oT3YsubA1ms98vX/QhcqqKxeY/2E8HUkaMipWnuAy8brS1",
-	"C3kK6Lk9PT/0jrnS61fMNZuozZZuhrZz0SShsxfYw2dLXCEb0jQyjMCwrdr8BXjGg2vlON0rI3kbUvGI",
-	"7/gcik/j675mSvfhVmfCXOR/dwOaHwoLyem7ozWbxJXWGKOHmM+TGaH4Fqos/nf9ifKN0MPFiAw5i0JF",
-	"aGL5UU9MeBRxJ77UE6OusLDhEarIJymvPyQ8HLFXilwc/qhIyAIZMrO5yT5sUdEJ6wkc3KrJKh00C4Oa",
-	"/QdccSlgVi6Ib1/3UdAqo4Jde1/IxU1uN40aEJorbzIwN4qRaLhIGaFBIpWT8lSBn2YSkWfEH9FPmLkO",
-	"qmm1zO2X3Nd2fYQZMIGMhuJlIBPzoO4rTRMcxSdxlCrCtSJhmoCw1Vh6Py8cdShUH4lhydVd2Job3n6w",
-	"ePfYVb/KV2IOonT0a86uTgVht5oJtbgNmZrVZQvD0zHrAl26r9mtXrGPfMvIKNfYJr2aTHUgJ0CKjm5A",
-	"xFYKbJ46mVFcT8ySCTXkX0lLcSLNN1yMKsGGcn0JRMXz11JayyAcONHSoITntEuZGOWyGhGtZNcvaBir",
-	"ONYn+xraCWV0w8I+jzcCqLMr9gcyrJBKrmKz7Le75McPTjjD5Xvk6vKH5jtSt4ZAMphpZskrYCEc//0m",
-	"7+skFQFdek9mLz8IKPhpRDUTwWzT08z0SjxAB4DsfOFPJsIyaKy8DZq0kO64AzphpG44DAuAugDzPVA1",
-	"Zao9krChYTwkZEpzkfOC9bSdbU9pqtMNGUKF6n2fD/F5gbwisG8PKV5La48+54Gby806iPsWgBvzPXuR",
-	"rJUY8Ewv7dvmw0j1x1SEakyv2ebTJVSoIUs2/0APBxu+PCeRAOcr3IVzik0BwDk/LN8D8wyufAEucqEK",
-	"GlxOwznoK8UlXPdTynxW7nmg0FdY0MPkv7nvFzYzpqo/kQlbxtwQ1JsoAoV3vXzYFYu6zGlgwaydX/vx",
-	"mCqmHnDp90R+6+e8L2GE4pgk5CHYUcc0jpkgdSHJ4ckFiaS8TmO0JYueODojEdcsoZFn2GZGe8SIhQSR",
-	"kuT8s1ElGuYS0aLosYS8clFkkb08ZJAKtvGQYcp85CEj5Izl3l/P4z5CdQFCFbvN5y3voQo7UTFHxang",
-	"ziyfaGbIKLjyt9vtJ7BO3S1dkvNoL13UIE1UhQbwwTwmdCBvGPETqlkfzd5JrPx90iYTRoXKdCKjPs2/",
-	"Ze77Cb21Rtt222w0M+K2K+X64grKAQ+VULq/8DSe0KDPhEGXsKTbIupUKEFDGinmOWWTM0UCmiQzQ9WK",
-	"jwTVacIILqQg/ha5YQkqi4A+zEeOWWIt6yiPFYINcpALid6TBfCug2623D4AZi1+Xbj3L/D1O6+WJtHi",
-	"Bvyx1rHa29ryPbK9Y1a+0959V7CEeiROBxEPnCOD1BUDpZoYPIQb3Ghq+aCNOYOpHf/969b2u93Wzvbb",
-	"1uvdrbGU12qtAdWseDm9dm9jmSwnjZAnyJ/XeglgnMPsdaMLirAPst8CvD67oBEr4pABG8qE4XmbT/YJ",
-	"SLIEdWsYxfcye/j7HRLSmSJG/E8216+LUSX3C24xc9wr9sSrcTGQqQj7Kyc9tzpCfbfdbuyjMxl8cEIS",
-	"O0C2HGWx3fGDt7vLxPBNgU61UVoR0BnkNwdnrp2str7BrBf48jxuFtZbwJcqbD08/ulx9s/D45/O6Ig9",
-	"q9XQzXFPadGh2cbCsQNqOpnQpNIwWoi+28BuMLfNbD0FebQ8ZOXmwbT8gepg/MiTygc6Z8rcTc96Zguz",
-	"LSyaRgmj4axvLfV9iBUrHGXp/l77ipC6PwTesOKlBJaiqs2+TOhkBlel1R1YCAGNXGQ+RJmELCF1I2jH",
-	"SO0cAnMSZtg0C8GniPF3myAcAunUqp0L+Lag0eDi58HhLYHkIkyWH9RnKmabeGQqzsSidZ+HZUpbNEys",
-	"2pybqnrc1Qt/CroAADw/QZzmJtdKUK+2mRcDMewHVpU06qGfHbf/CO91BvXKM6wwGecnN4eGRQSsMBxX",
-	"c0fU1wuWmBwuVVAthtUu0T4qHRiKBanmN6w/pDxKE1bBEn6wUTSo+oPKT0kip4vmSZXZJ5VHdtvvwJvx",
-	"5vbWGjVVY59QMSMYvmsNnQlTzAy6xLT9EIf5nJKz+DtXoJ6sxrGAJ0HKNRkkjF6zhLivnBUXI47rHOJb",
-	"tfkqpkbackYN2OWUK9YihvFPGElYExUjt92HYWa2/IRRG2kzv4XZ5jvYyPJukIOLUV9xEVSIfhdFe7cL",
-	"aE1SYR45vIKgMWvt4REodJEezx4OhserpouS0hJix4OtcIQlKbPbKSEFVxYXPDLAo+icHZn9D6oPpg7o",
-	"4xfw0jdjKAZeocamWu/zKKQYLHQvArRK7Go+B/zNvFkm2IWNeZaD5Sc+d5IV28yObAmPm8foMk9YJLE5",
-	"Y3kBJqt48ZNGAa1javPxZyxeF342WBYkNK5Mz7gcM4wr260IwVIsSJiuDDt6Ahw0Q5jDqoqzU9fr9hks",
-	"WxWcPyy8wuQyHSsW2Pwds8MBVeztrtnvzi5JqAjlBJ2YmwVfPY4kKhB8DiYLOyoc5dogqjmEfZwYOY/9",
-	"zylLurkeFkq1ifdkbQjV3BKeBnYvEUbl5nqaFb/IUp/Q/+eGXGHj2GQ7Z3TEHrWls0y0KG9miSTiTCd9",
-	"UMTTKqHkk5wSiH7HKzDPoDPKOsihExoyEqaM0BHlgtTbNkEDPihH4nCh3+5WCua5TDRPWFUUlF3HixtY",
-	"D52nwVAL6ZfAU4dUL3jxr5BZFxnf4y6jXLTa7Fa5QmkJLV3R6bC29/eNeco8ANN8rDVo595cXNnv3tJY",
-	"6kyCd1ZrZmQdMWKkThXxP3YvydbN9lZmM9/6wsM7v+FhXJ5v58Tcs7ntPw0SO1g+Kxa7ZLk53M2CVcuJ",
-	"RkobUdkjExqMuWDNhNHQPCEQ2Am5YwZ283mfELKa54iV/VFzL1eTBeQUAVaFITfLodFZYcVV/sYfZEIg",
-	"/owWjBZ7xIcgVp/UKfmPi9MTAqDGmLssLZ0IOmENm4eURswn9emYagJqnLxmRS0th6Vld5VwY0IzETBg",
-	"vjGTccT2zWgTOrNI11rrewswRt7NsvQ0lyMfc4e9NkXnUTiH06xCOvDvVWGdQYk1PHOtreAhfBdDTQsH",
-	"uHYWdhvzhKl7zTLkEesr/g/WB2WiAlGiKZ0psJxgEtrBxc8E0y/DNABLOwnlVESShh5REqKDzYCYJ6sJ",
-	"ZkZxQWh4Q0XAKu/39ZFnQx5plvQf47C1QxT9thsDyX643Nd5WTTA4AeG77zeKRRc8CA8SaYaAIn1GTCY",
-	"Hvh7Hp1u/RiKQP5iZlhmEAxftJzlLGuDXK/1ZjbcZ9nLei8Q5U7TReg4ozm+Y2G0sDv8tZhCYOU0UIMg",
-	"jkKMjLqJOYjwQ8xEaFRPiPW0xhUW9vNo6Uxo2CTWc8OgbZtxusxAn8hp7gBb4qmeUG3urBGgA8KjkNLK",
-	"AIPBx2D5x4ai8QbBqpsEvG7g/UYiW+L8RsE7h1I2aBWiLVLnPE5VkmEFXyiCfpG/zfPVVWGoJd5fYq/L",
-	"b5DHWALW1zC5n2WguKBHin+lvT2r8DfHtkvZSTLVEDRSW4zj4sE41zS1tMTTKsScuI/z16SIZvvEt5Eo",
-	"PvqPIWKlyH4Kk9o3F31oXu22ad5v3tDEyGnKfDi3ldN8nLlfjtyw2f6f4rRe4Jie0h6SrfllzSBFBrbA",
-	"qF31C0QmTDLzM67gI6t24Ub1auGoJ5x0hMK7UU+Ij7wk9DH32c9ZC9YoiKlSUDHB3my+1xN+Hv1uU+nx",
-	"mvMJu+VKwxVakCDMMqnmAx5xPYP3acJ6AnKqszAJDEp2mG4nKwXaF9lgdrNmzPB+pIBgPstmKT0tzlj8",
-	"4aAwe/H5D24lxYddt6o7r/Yp989VK2hf1tg6at1bnVDy6fLyzIZ/KlCaMMYcpZUsQ7Fu9moYzw2NUtZo",
-	"kWM+4RZluFgVClkS477Ufm1eMkGN2FCjQSkYJcfaT+C7XKS4/NLOmNf1eoe//er3pRM9jhvZxT4nNzqW",
-	"I/VEfGh96Nmz8qPPubpXnUW6IqbKVsPIc50y3WChOMYTqairYmUKeiN4pUidulCZTBOwYRlkt73b2Dea",
-	"EJCXYWSQmwtVbkIWREBEj4lYQCp9pEg8p/5VqECJ0n13UI+ZaUMNhIdsEktMEbRFGtYODQUkMqPL2tch",
-	"KPIptmSLZ/XVmO68eVttMV6jUEEq9Jqgwqq8yWfKSCwbTSq1sPvHDz8k3mGt2jVXbtCpU2WWMgfgOXZS",
-	"2u7Cad4vPMFuuQOy7+PuFjvUL1yPjw7n7J0VvqsHXj+5rrgh+16qBM4H5lUqg5v8eO/wRFLHxDVilzDP",
-	"i7NIIaxzg7/eI7l/ZbjiqgjDVVGLa2IOy9B+Ekx6CRXXTvUk632JhR4dGj1vcZnL4o3X3lsTenuEL2/b",
-	"nCb355rY5HWRyGVmuhhTg5ZEn9SnlGsoHiITsFcj0luG2PCIn5safSgU4ZLoueoJLsgw4qMxvFgyPc6N",
-	"bMjJXKDZ11T3hD93pfpmlMyY6XtOrcutlz6pWw3i8PgnUCKNMgj2TPOTVhWBf40WORXkTCo9StjFT8eE",
-	"EsGmGWMwklVPUDJMGCNTmVyzxEVSJSxg/MZswSqBRNNrpojSCTWbLlQZgCJ714zFiqixnJpvMhCHaYKG",
-	"TarL0IWI1ZFkWK6gJ7IvNLoObMRxw1ZjYYnRV4cRHRG/2TRTNsdUhHI4/Bvk7fk9odME8hS5InI4BB8E",
-	"K1aNgcWp0pmW9d4nNjAv4PucTvEg2f5h0vkTSr2rPR6vFLk6P27VHiI2Iywfs8Z7CrVrQuufTOZ9YXn0",
-	"CfLVSjdzWWzM8GCFBLkmIKMsrW0cjpFfdctvoPubzwvfbhCi0cnlJAy1yD/30fKX5Ujz0G8A+0+szUgO",
-	"y3WnQhmkEwbVuNWYxqyFsKmqwlCuszB3myXsDxsfmkeERkyDE8k8RZ/jPqGRwtIv/q9NmwjbPAr9Qkpz",
-	"bikwY77+Y+c/wvfq+LpN//Pd9uTX4OfB9+KnaXctSAurrT5+KBNewf9uRitL3XxmVBBHE5DhkYX9YpWk",
-	"YRpl6SHefEmIfdLOfGoJI1PzHyEF29CZZi2ei4lqZgVSMY+MXcAbhZGnZP52KN3fG05rbhpe5Y+H0q15",
-	"MgzE0llhY0Lq5YsPo4iow91XVtDZdA35DXif3Wdf3WcWpfoJ1RVxKtloZIvU8z/+zQK54aE80jbiw3Z2",
-	"1EJmos6Yml0LrsZzK1pe5EtLTaN+MWt1TaaxPV4sm7/htqdZ0f77lNYvE1xWp39uxWXhJbPZO5yag7k3",
-	"T4AriPdDGlwzvQkJ34u0NiSImeE6y49DSJ0dNZkxTeoAF9LMcZI0c8ThIohSI9YRKViuKGe5+mxWjTgb",
-	"EswG70PdZk0n8ZqUpgFAndSvLg/uoZLD5jfHXpxko53OoWG+DTfpCgScoXS9Oco9Vk/GS+d59eS5NhxO",
-	"sdge17zazq757/dm/6/b1QpC5i64Z2L9XBb8XNVOqhQIJK5JjZZkxHSulcZ0xFyuIKIApNdA75rNxNsH",
-	"FoEqLntNSagztGM+TSTzhmZ1bIJSZYHOE8OymIQF6ioUq7dV9yGTHYtbExpFcspCV4zPmmnnqu2gzmun",
-	"aNVWC/sO12ig+Q1b7+3DE6CYw+ME+YqdrZXm7dE8jjzd+T4neZ6DXbsTRY9bajZMsWjDV7U2z69oYVv5",
-	"BVt1n2L/gNW/PrSogMGtNLhe5hlJg+snKleQbaNwzeDUSzZRNf1y4D5BuY/CQH8yzFlZFOQxuJPV9tjI",
-	"5Y6LOdJsci88uhci4IqWg+JxR3zBRPgnO1sA5/Jo+8fayBbvn+Xwv1/FiRXRKAbMT3tQz3Tj4DRLSo7N",
-	"2UPvWXfr/lUHKqIECmW2dt68AQ9MVqywVAns753mf9LmP9rN9/3m7/9WuSDrCq6q1jnDbBaES17ebNtr",
-	"777z3nz/FvOX90lmqIYHYM2Af2AZcsZvUAErg9mr3TZHsmkf/peSonVOpwW3WMI0E1A7dizTRFUnKkbS",
-	"Rl8Xmntds7iYgOUMCdBvqN4mfyNhImPCNUnAH4JvukCwRoscogRFtnehjFupit/O9ts1VfzmE1dKRlgH",
-	"7OVIV83M72UofQZT8iqinku3rzymQm1GmjAoywjthwoV3I2uDPGa+8Q3/x+AuRVjNHuCipKTzKm+Lh2D",
-	"60ar9NleT/i/Nn9hA/OseQR+ufzvS6fw2kDM/JdsN3s9gcERf+ul7fbrYMxuyafPnYPmxafOzpu3ZrW9",
-	"Gv6Uqc/wJ2vh04EMZ/jAvsf8FtQLFCFNwv4UJ1R+T9Rd9cTpdNpyL7jfW4GcNPaIb/9uctiK+yub2jcg",
-	"CvMfsoT/PXKz7dkVYQWCJbvgYWn5G2+qJ67ZDEi/UOagiW0ZQlvXwVVLtDURPDKFeG89Zj3hz+/Ynom6",
-	"4bc+ifggoYA3Bn2Gs7zvoRtZ9QRXKmVhi/wClVSKqDKmiuipJNdspjwykHpMsACCqxEqBeuJvEpoDB0B",
-	"Z2X3Yo5WSAnlAzREUagmsfBzBXleYKWFJ2sfteSOL5bi2ECn3LzcQ77+J61Qcv9trC/Dsb60RhUoHlEK",
-	"YwE2jxR4FkD9rHJPNtsTZgYUsP0lO+QAj2fOBzNf0iy4Zvo+9SyLxvOKXTypM8CtbvWuHodXBeg85yFg",
-	"unlFgevK4rbMNQMa8RsmCknMSwrS/dlLV29Sc+sr1YdeZIJzZ2dmY0GacD3DjxH0jCYs6aSYvDBfZLq6",
-	"mxQZSms0HcxI1nDy9U6FrztrJwlgg7lyhm2kJGzvyMVQLkn2McIhJYpFw+ZYQuFRexHnmR4Km8e2yJEu",
-	"JJV1zo4gOMyl3UQsFzUKWTk32+ZNiFFa7EU1lck11kRRuidwPYMZVgOwWaI8AQmJXJ0fw76hGyz8YYTY",
-	"Vk/0xHffOdJuffcd6aJD2HaINSuixEhhsFj/Sw9IsFfbI61WyyM9IEXz55dewWZvHsDf/Var1avd3Zkj",
-	"ws/BomA/MCJbr4ajgPCPf9hKCb3av9+tmOHuzm/1xFxLYnMakZKYdkPViigGu3MoqGD23cmGgRA0qHQH",
-	"RwuoTZI0KqYftHuiojE4yJFZ71hIZsq5TFaYywzVIhdygv9UPTGmN8welpEeoA6FTcAiwZgF17m4a239",
-	"CYWSlHpM0RGDq9zriUwSvTo/VqS+YavynqjuVd7wSJAqLSdZPlN9oXk5Zqkp/g+zk3pFG3OPUEzt2G23",
-	"PezRSXa3XzdapENiqsfm3ADmhV6pPZE1SzXELafCknO5lX4xIaRUnINcYYPVnnCnWmj7xkcCGh6Tz9kc",
-	"XMSpLuRz2nWaz6GyRpxgj1ZKoPM9QT5mE06kdSXHNFGQtjKgIfH/X58wFdCYeYT2hL/vE8VimlAtk0YR",
-	"kyoqjQg64ZmZwZbz8DCO0xb8AIp0QDNzY7cqCOug2k6syJhGQ6NzUfh9+21PqDRJ5IhqMzJPSN3v1Xq9",
-	"NHzXbvdq/pp1WZox3NhQjN+xvXUhT2iPfAD+SRxXbrVaPqkXObN5Yk69JzZriQudYfMVbc93yO0JZFbm",
-	"tQGLpBhBJq8UrIAfhuXZ1F2ETd442nUIV3Zj5wYscFkCR+jSYJwNNKEzMqHXjGx77XabTKq9dmZn4LYb",
-	"zJw7zgZ7Adm+UsRvNs2d3IRpmvYd3yM2+jdbXA9goZg2jLyxb7tXG+xNsU01C82/INy2spu17QjRE6c3",
-	"ENKDvbHzLl4GcXZ33i9rvYycvydKfaEtFyBcuG7PLdJBu5eUZEUH656o77SLbs0cPg2MxzGHZntBeBDW",
-	"m4HVLnd3571ZTbEZtO0dXVxhKY0SogyRbzBzlnBB9oQLU5YC44enokX8LSzv+g/DH7cgreAfeSlFF4CH",
-	"RXgKabH2JFB9j3jAhMLKK+ARrnViGoxZc6fVtpWp8sYV0+m0ReHnlkxGW/ZbtXV8dNA9uejCNxDwobHf",
-	"BdztnbOjmle7YYlCCaTd2sbXZMwEjXltr/a61W69xu4MY5Cg3MbMv0dVGmvHEthOu10oDeuAxBVJYyO6",
-	"5GxOyxRtKVlbeiNGZcmqR2Ftr/aR6U923jw6Fdaz024/WSfuuWzTJa24y1spSZq1vb//7tWUi7OuHRs9",
-	"wLwbJ3IANgM6gnxkm5P6u/nYoseGALUZNlkHf8vPPPKm/bq6d3+hEHMVXM9x9q8O1mxH3HbsN2oIhKa+",
-	"ab9eNkW25q0LlIqvBL2hHF1Lq07G7JqvP5qb7S0a8+Y1m6ml53PCpigQJEq3SKYKhlzFEZ25+jpyiEzD",
-	"NnFXY8MnFs7jmCuNTZfUc55IRQfh5chubzeM7wBLJJzKLq5n9al8oJkfCj7ZXv9Jqce++Wjn/fqPLqX8",
-	"TIVri6UQazZY35ERxgSNsgJfj8K1At0rXb5/XQN/VcC07NHvd14tlmpJisMwjSKHNgnTaSJsewkPTIKu",
-	"rQ3mwYBcYq6hi0+d5s6bt3DnIAouYluxo1jev/CD7Wz6JJhW1bTs7u7ubgG5t58Yueetl0vw28C1VODo",
-	"G2avxGwEK6HCIXQ1Ps/xzq0v12x2FN7ldYiqUd2chtIyRlOE0Vmoxgolddv92wjNTpcJaBSBII1DGrRn",
-	"0bCxiOeYVFnA82dlq/PpoGswzyonL4t57d31H51I/QOUBfqLoiqew1pUNbKt1YkVpAIt9Py0L0MLIP+a",
-	"zWzSy+sdEskpSwIjtOQ19qDnj/nSiMwu1HGvBgRQK1qfMfAlx6xC2IOZZE0kxt3vlsbC6I+tYqpApYxS",
-	"vsorMjzdCB4RJXHmjI5sc2VitHBofuIbUc0n9ZIBETKJGnv4Y8sNZ9QfeOCCbLMHhRhcv1oOOjz+qbZw",
-	"OFU4kb+ydYBBvXfeFzwDsK7khwD6Va0I9CyOFjOBlxiztyvCJH5/RkZSbMZWwT5OBYMoaReef3j807eL",
-	"a1ORLGQ0bKLpnkDibYEtuNSE/AYz1IWRZVDqGOn0PhiZ5bBDUl+1lHfMrxm2gp952MBpOYGChIemYaM8",
-	"O5uEtdrDDrfbTRzM2mzIicyM0QMZzhbJDUP2fkjkBInu2RB7LthxydXoIp64whOy2/uTX5HtDYjiQIph",
-	"xNG3uLu9wU4+SsH+qiSHh52n/+WZ+/ejwaza+EYqONa4JXi1GDZp768WsYJZ3vHTpgxqEnFlq5suXkPd",
-	"bPZHXEbzmTEjBh6OTFbY/J56M3dNfcVbqrIrxZrrqtBt9duFtf7CYgXkcwSSI+RyuwGqaaoUS2aujLzW",
-	"iA0RgmgxYpiue2Dj0rjqiQprg715wFqNTLkneuLq/Bh9j6Re6V80cmHWwtneYHkf554o9FOqcDHaUhxj",
-	"qTSZpEqDoyW6YT1RX+Jm3CcUX7cuLfCH2K8U0dIjlERSxgMaXHs9ESf8hmrmkYOPJ51Lj0RcXDcjGdDI",
-	"I6ngf6TM/TVJI80DarhMwmBvIXiiU6FiFvAhN3eVcztgvaOjs5u35lKfEDYZsNDle3oF72BpI86JCv5M",
-	"8KzbgknQzKTgs8wOFqVAcESA06aOIQhwUgCFAA3FIaGZFwkqO1vHZQN8N+33PeEfXp0dHx10Lrv9q/Nj",
-	"dNDZ+JCV5+uRRTfuXhZv/abdE87fa1bxjvz4AeqxRxGWrVRY0wAqV6rGvvV0w1EPGNS/7Aktr5nA7/E9",
-	"/N1w77GMQmI4WiKjQmuuffJJKu31RMmv6JED5H1NjJ7J/76cxcwjl7YLf7MrAhmi7/gga/PokR8Zi5sd",
-	"owt55CyRt7Pmdx657MKHPDKguIpHCQ1ZKWD3u/n41u98uHxcuV9w+FQZ57p51YvnM8/NxzfdlcOkjKL6",
-	"nAa7Zd23lkiHGd5/NbvdvSW9v7Shr1B4peoKmhfSMj1pmaGvQ5QcugpvePdkR4rGPxoELIaIo7x3kwhJ",
-	"xKhh30ZYU/twlfGwFLEBUdpTmoRqmQ2wRE7PLBZtaAcsofM3Y+CzGwPXoLO33IC2ICERV8waxaRK9+pL",
-	"YtymqPYNvZ4avT4yvRFu3U+BdN864xHVQUXc6gGEGWchSeUg5H3iW9ELslaYwMcempsCDCjsCez+NaGx",
-	"1QWoCyYkFAJbAnsbxHFk1YU86ke77mGFaMGF9mGl/mB7xIgU8xbkj5JcHP5otA4aKuJ/4aFH7Ad3Pgbx",
-	"nH06M++Umg1DUSGz4UaVFFUO4H4mKao6SnwjKerpmcB8u7VNrh0L5n82A9tfkJHg6T1U7NqCIpD3N1LP",
-	"M5pKm0JWtwcyIDWPIiuoMYxFVlpCCm2KWlmeVJsKzaOFBuHYizNskTOaKnD1uoadxbcoEbIp48WrFbpZ",
-	"vuTlOteKcx1ZZZVQv122T00jcBLFlFwtH0wwiIXPRDFncw1oByyQk0Ln2f2sjGPeDtZHlw5cq5MqT41Z",
-	"758b7zFS7BveP70/BboXPxHiS001a+Z5p8+A/wYxZBTa3qFEDol/dnpR1UJ2y+pWEC3kQxvQARuDuu9q",
-	"m1bQAmzhwuW4Ppt9anlK7J8xqOybWFVBOp0wJLTo8yD1iI1oMMOutgXKucjfWU48RWzdyCm5b40G1uVo",
-	"g/2XOx1zlHvWOOAl+dJrePzXDAb+V+Dz4PmzEFZFdFyKpd5zcO9OGGLyTyBFWDhx7OQB9weXomEtBplN",
-	"rOQ0bPVEZ66chfMK6aksotEeoUSPeRLmzqjPnV/7F0cfT45OPvZ/7P520QcPX/fQX4xoWeo/KSTvf7sh",
-	"vt0Q97ghHnMnbBLvDBZpF8pcYK1QAzUL9wf3IEa07LbfE/+gc3Jyetk/7B53L7v9487FZZFE/GV+j1Vk",
-	"sLs8Fvuv45L4V0BR58PYDEsfcyd4FT67guwEgdDq+vnjoNX1xmHQtkXqhiFitnsoFt7GOtxFQxUWk4/T",
-	"ZMRCUv8eyqjlNu2Z/byxn2UWwzjmm4gNNZGpXhJLZhe5JubckJ8/YXNR0i7aN07YDZepwkLJ5DSmf6RL",
-	"I8myKsc5fIuFQ7Z3KuoJffkrx6Qt9gVeF5GGZ/Ki/O1PlpvGMrTM7Af2yfIIs3MWyCRUpc7xUBng4OJn",
-	"1zk+Q1g3UdGd3xM0S2zdzmuV2E8TGL5Vym0T0szE1B7JOx1D1BO2Os6jS10mKSRcQrsODqKpa4TMQiiA",
-	"kk/XE1yVGiu7tCMImhIzuwyX+RtQgYFPWPLEz/q9+84fhr0cDACyFvvZ3iv66/fEhIbMJo9O5uvj5w0B",
-	"3CeY6QQMB59ADJmTrH3Xwt5vYLgewCGRU9uIqlBU8pUiSoPDQed9ogFk+/MN+ub4W0/0xPnKkLDKmg+N",
-	"vcLyesLW1cv78Pt5mc73O5bvxjTR+8TPOuwDlH1X+QYKEGZN1oUktkl6tu69Qod1iMGyfxX7+Jul5OFY",
-	"VqexwLa9scnOLoFCnvYigNPhUpA6brgnAimGfJQiz2/sZxcGlMYh1q2ZNd42SwmoEFKTAcuBvzIYDHuU",
-	"P2soGEzxtQLByr3nl5khMrKxXML6nwxVDliByP9lWLqL1ZrjvYV2LIt8vSw2rQ3aKgC+GIblrQ7DwtJY",
-	"jq1EXFyrLJx1TIU5OZli1JfL+FwauZXj/rOKDptGbeVI+JdQkP4ksVfuEKvkDCu2L0ZQvdDJb3bk3455",
-	"XQzUqjNel2rr5JuQ1K+ujg5vvm8sUSP5ah1yXSu+3yvY35ZjVGsrsbxu79haQccSEc4nimlwx7na0IbZ",
-	"uS4rBxc/90Td/9i1rq/ipEai/XcrYvztf//7f3ppu73zVvGR+cMIcDc04iFkBb6x1Y4UxpKjFyGmVpzH",
-	"UV9BASKUWWykFqxEMBaCdGSTmb2eiPi1uTPihNklY+nEJsRxkKvzYxCSuXYXq2XYsMlBIqfKyDyQ44D5",
-	"CFrKaL+iqiAahM1Arto1FlQ0QjHIz0foNR4oGaWa7ZFByqNSm1db68rJVywkcTqIeICLlElPsEgV0sus",
-	"eGSE2zwTwv8klcaUho7IDAAW4bLra7tN/O6vZ6fnl/3ur2dH52Btdk9OTi/7593O4W9G5txtv28Qdmtu",
-	"QTgdV3iRR1zPIAoGpVKbK2Mn4HrPqVsocjqlg1BFlJTCVhlEC4QzD1dIhIcWWau54+v2zvIY1kXsNERW",
-	"KBd6AGWmDjCjooIMsPyeLyTiit8qmQUWS3M6Klm5pJKYQOoOHcwZAxNYTuzzE979BSyVT3NvGQa+6tpa",
-	"RNy9khqpbA6xRcF6EVdRoQMc9sh0LJX7TBVwVmdqUKNVyGl92d05Qi3tzSiDlsj3s/BV6EENrTf/DHfl",
-	"HMrb/vh/3fvTXGUrK1BomoxYZhYq7R5CPrDRd+GSQv7vigCDlQYqDiIJKpvX6ys+AptAqTPAjQ1AzkGC",
-	"jcvtXet7JBUhlDK8ZjMSsoTfFI1I2a0zoUpjVf19QgulJmmkgUhkYk6O8ZHIV1pQh14T/4fT8w9Hh4fd",
-	"Ex9Kd+KFLgWzVAUGKoOuMVWKhZV3EKlTdd0Tfiaj+IgugNAGfg3PXBxQUy/DITQ9FAgBLr9LazurQ4lP",
-	"j5z/cEB2t9+1yR+p1LAzW5UxkVNnLpdRyJR2CmVPYBdX7E4wNndYlE5EuSmxB3aezL5S/DNNIigRi005",
-	"zE+lPs7mQV6k3s+b4du/e8Kf609t3qnodW0e55254cP53vf7AH00bRlAvH79+j25ujzwXOVYl2xoPpi1",
-	"euIMG6CgZpslNWYxHc4aBxUOOTStZ3TCQnM43LrHadgTC7bKfUKh1iU0caCJbk7pjOhxItPR2BUPRlC7",
-	"VMSeKBbtxf7wzhrLCKNJVOkWzxSqHzg0n13JUX5xpkpgUKXKTNDm+Erw26x05xIPhKW3zdjN8oafVfzE",
-	"rMoIeRnZ1d/uVvqiGssWp/ho5cIKvpLtnXcVfHCtVqrZrd4K1E353lsQWaoUzucXzFzq6yFXsVS8WkYz",
-	"1EmD8YQJvQ/IZWD3tx7WEG0ixjfnerAE6qZX82vPIqW9fkEJI2fde+W7qFhcmpRqS08TKUath8mGX196",
-	"AkKXyRJJ6mvJTUuKeDodKL/yXim42xzjLGnjfxGRKpKjTet4VRftIvXBjPCwYQuhOOccmMgXi6KcYedq",
-	"uL3UNY+xUkLMqDYCAMj6E67n3FA4D3hQ0QxPq5Mfj81eFkBceUuU2oxVBgOs7063zHWdtZndjHQW+opV",
-	"tvtYcNNRDRUfrNPHiKp8stQvn3u8apVIsqLR0Kbryc5rzVKcO+5BC3m2emylmII3XzWmwGDxptEE7hS+",
-	"lbfZJAyhwkO1WP7JvbSFjpYmjUD0qQ5LuJBD3cQXFUljoiXxAcsKFdQyl3wxdqFudRxUbTaomWaLikbR",
-	"53wTGzC6x/OiF2efmTJmWNuDuMSqUZFNPdmwq0s8/plqPAL+GJJcxVt+MSr8V/My/nWDJBl08pgPvrkX",
-	"nxm4dPvlnMaeSkWsDDjJ7SoiiOe3/XdQ0sqTY7GIFjYH4SEZQY6IIDLVkCv4v//9/4P9A8KSPOJb73nf",
-	"PSL1LHIK7EjWtoYCGr7UgHZWQur+EINg6oXWKHMNcF6pBkzpOlXYXEQawp8TaHhQzQgdPKGn9zOFqGS1",
-	"NM3l8dL59bjNcj/2bwT7ZASLyqcqEtFm1IqlTldLBViJcqlAkJEQ9u3DK3pOIvB6QsJwNIpmhsykKBRU",
-	"Ib5rP17M38Ww4GIJU68nbG1Xn2i0/hp8yeLAiBuG1LP20R6WcfUcRuVlNhoe8aHFuRuMC0PIo4QpRepG",
-	"m4shmG2DbBmE0MOlmeV6r+tCO1/S1tzRaRAwFrKwskX7V5B0/ir1obPT2ogTOZz6xoo2K1g7JzsMueBq",
-	"nPOle7GlBSGiiuzgUikQ3j/d3VnY5rooqwQ6yIN3i6FM9A1tN0PbB9+g62I/C5KuR3jIJrE0KEHqWXJo",
-	"6CL8Cp2qID5qXlyFoqZzwrILKJ0TlrPyavOy8moB9DnjBO0UG4aIFqqYfyvr99wpcSt58/LY0pdDmg2x",
-	"5RuKPE+ozRr8eHhPhypmumUjDJb7cY4Ese8QmYTQjdVmvRjeWcfkv6xnClFGeeGg2icMG0aaHww3FcVG",
-	"py4QxbGeBYZMBUYyAJv1eoKqYnPoUDLlkYTdMBoZyUdIbSSgfQO/vLVtSOpGWaHk6urosNETWK3Zvmsz",
-	"pvJkAIgydRKVG8O26V0Sn2DB23FAfM6OTTjHJtUv3Jl+o9DnqXdRSEnLWp3THAVegmwDKgIWPU+PF/DR",
-	"QW+XGGN1+gnTyczfL6bj2QphlR2a6ly4Zj+NFjl1PT2xLIBLs7u47FxeXfgbuC8OYK/Q6/YFbr8OhCzd",
-	"Q2Ka3/+38gNfnUwvtIwJIC1Wa7yXOmyrU87W5FcQdquZUFwKIocYfPxKFevEuiRPlQZjaADY2LN9zWHo",
-	"nmC3NNDRzAbc2SRBBrGdVqvI9AmPDGaaAVHCP+rXbNYT9j5WMQ3cfTbgI5vRq8g1izUGW/rzVOG7BIee",
-	"wJoeiO0tcioCVlwlFIfE4gKDGckMfeVu2j0BgaDn3cvuyeXR6UkWqLM/l8BrZIWQaopXr+WYRGk664lC",
-	"RQMM4SFaytXXro1wfCxToGHI0Vx6lpipNDfjoHHQ2sow32Rp51kLK3M0f/ZL95+9k1NJhn6lsrOp0wLF",
-	"Nl7olkbL2vPc0j+YCzozS9t88RXN2DCCOydr6JlDubDcxqZNuPJXmC2EWVnurqtDrW2eVSToCXhQ6B1y",
-	"FPp7joklCh0GIWuGKZIfw8bzZMqjiISJjHEUhFJjvoeaVQPIMGFqnOkggzQcMb2f/W2ZHaS0ay5S1kIx",
-	"47B7fPRz9/y3/tFJ/+z89ON59+LCJ3U7gcxsNVyMGl5PGOa18HJJ/Gl4C7ILqWf9yhv7K5igU5i229bA",
-	"rUjMEgdXSB0Qrst/9+y48xv2+e93fz3odg83rSKGtrUXMBN864z3L9QZ7xDJxNDhnHMBz/MeMhWQUVPI",
-	"6ddQWwS71RnTgJBGdKZykRUOfAJVBZSUEzn90+gpAAIQJVNGhJx+U07+BD4QcySUTCkvNg4yp7OGmHTC",
-	"g+WGugN05tuwmoUYW6uTT7kI5RQCr7OyMJpPWMNKAVQbzZ5m8TkTlAHsZ1wRGmGcupZQUAOSkrDE8yAN",
-	"rpmGbpGkfnV50Ngj/vY4KzQUpEnChLaZ4Vnczpv3LvyXa4/4O7tjv/T6WKZJ9vLO69LL34fld9824W27",
-	"kOyj70sfvW6br2RIZ/kb77F+D77WIgBKly41TbjWTBj9B9x85QJLaC9EBgKCERVOMZrQGYnoCBrhDWSq",
-	"c0ZTrdPg8d5fCIXvfoEDqm0Q6Gw/yAqzP6v7P5tsNZtC9ILE+VT8C1U4O3TmQ0vcWJcMoVFiBogb87xg",
-	"K6e+lXkYlnpVHHFNuNCSXF0eNB0lI7kog6eOF5VYgyNj893bNpGCNS0N2y8d2cIbrvaUJU989o4oflsk",
-	"TuUIEX5/3Qb6y7I3bS4nuImp0hDANGAuDtpRez2mieY0atgxW+SD3Ymr3lCqBxYnTJnPQK34B0tkhmzL",
-	"qfEyh+8/F13mG9uYNO3B/evSptHZIHIVIbGKPm2M6kbZUYDTNo2cDFgkxcg2fsXw2gF2SkVHVsSVbuxh",
-	"JnhPKOaaaZmrWE6FG9Oq6Fzhja0kGcspoSSIuCEBKIOnCO0JKJJdKoRycHwE3rVGi5zZXRQLfGByFnTK",
-	"wmK/PeFnNyKs9H//+398Yk2ErsAehke4XDe74SXGPTvrc4rQdop1qG939C2qZw2lGFgFNIps0d1XykGu",
-	"QCIOl3Iasf1l1ZZiIlwRvK5lwkqVIAEFwaagAO8zHxwXcFPohApFbRPcUvlOIJVCrUPMGDTktNPeycN4",
-	"Iql0i/jWVuaDseyaxdoWvCFguCf/cXF6gibf3G5fN/RUYZaPaDJiPWFDLhVRaXLDb6zQnUcNlYz8BbuR",
-	"19595735/m1P4Hx1/6zz2/Fp57B/eXraP+6cf+z6jVbeP8+WLSo3ssIfe8J2R15sg4wagAFiVpAir/Vt",
-	"mIsdHmoz/GJ99H4WZRXM+tdsBmazvOOzRxzgDF9zAMyqM6CZERiazeTMApzBtujMlQvRARCynPARFzTq",
-	"idzcy0OXPQoiAgb97s8Nn2US5D4OLON/dNj9fHZ62T05+K3/+ejic+fy4JPfIh1iUBTLSVU0/rLdxKjq",
-	"CR9/hm+ynOus8nIe9VD8fLe92xN5U+2T08v+D6dXJ4d+FX+8YCK01tZnir40M3ylvoBm6lU8uSOKMX14",
-	"ovtZOIdgU3Ci4XEA097B2lIvsriizTNfRs6rvpWl/xP4hRl0lp9mBFRlbSln8X+pDRhNWNJJ9bi29/ff",
-	"jVSOUk1VEj4l0H3f2gjqE3rNSJKCvylNotpebax1vLe1BW+NpdJ779rv2iDq26VUFK8uelNKGk1+cWjZ",
-	"ylMD8o5a1bVIXH8fGFAZdpT36dqvanpSZuh4RxoFqjBnqaL/4rQfAIbwqzNQOYEhE7KysawsXDXOhS0e",
-	"42QHIK+8Rp8eM555dmaFIbPzXRwyE/PNXcGVtlq4Lsp/hXFQ0F8c5pjfMMEUrihhNOTwV5zIAVOFET4x",
-	"GulxxQB5QVxVyM4mY24YycwrFAvO5Gg1loluRiB5FKpHFKdz5SOqMaEstBX0h8IImeB29/vd/w0AAP//",
+	"7L35chu3sjD+Kij+7q9C5g4pSpYdW6pTt2iJsXUjS4qWLDfMxwFnQBJXQ4AZYEQzLlWdh/ie4TzYeZKv",
+	"0A3MxuGi1c45/iexhgMM0Ohu9N6faoGcTKVgQqva3qfalMZ0wjSL4a+DJFYyNv8KmQpiPtVcitpe7XLM",
+	"iD9hmrYE+6j7AbzmEzkkeszINGY3XCaKTOmItcjplP6RsFbNq3Ez9o+ExfOaVxN0wmp7NRxb82oqGLMJ",
+	"Nd+a0I/HTIz0uLb3cnvHq+n51LypdMzFqHZ769W6IpxKLvTR4eLaOoIw+zPhoUd8Nu37hIqQvNghkZyx",
+	"OKCKkTH7SEI+4lqlK5tSPc4WxsOaV4vZHwmPWVjb03HC8oucUq1ZbIb9Hzbt/0abw3bzze+fXuzc/ket",
+	"askfmFJ0xCpXTCb4I+EhqV9dHR3efNe436qGMp5QXdurJQm8WbUOHfNAOQguruZURHOix1ylYPxGuQUq",
+	"UqfCrFIOCRVSj1lMprH8XxaYl1KwBzIRWhHzAhejxrKjd+/3YakPAS1s6WcuQjmrRtYZ/ObhylhIBjS4",
+	"JsNYToiQs2Xrw0GFpf1HzIa1vdr/t5VRzRb+qraKy7g1K4uZmkqhGBDTWxqesz8SpgDogRSaIfzpdBrx",
+	"gJrlbv2vMmv+tOEnu3Es4664YZGcMvzk4t5j/CjhinBxQyMe7hH/6OSnzvHRYf+8++NV9+LS97JH3ZPD",
+	"s9OjE3jm/t1/e3x68EP3sPDs6uS82zl433l73M2Pf9/tHHbPL3wiY+KfdX49Pu0c9i9PT/vHnfN3Xb9V",
+	"u/VqB1IMIx58JkgE9uuKzLgeA88KkjhmQhOlqWZ7xD+8Ojs+OuhcdvtX58dmdx86v/Qvjt6dHJ286//Q",
+	"/fWiD3tHiBx0Tk5OL/uH3ePuZbd/3Lm4zL8KsDnsfjg7veyeHPza/3B08aFzefA+D7OLy87l1YV5ctg9",
+	"Pvqpe/5r/+ikf3Z++u68ewHPz7uXpYcAyHdSsOcF4pTOI0lDg05CkkiKEYvJNZvqPVhk9+Ty6PSk3/3l",
+	"7Oi8e4iLPBKGnmkE8z/fajuCJIJ9nLLAkDwzrwPmX3bPTzrH/e75+em53yIFGgnJkItQAU6ETFMeES7I",
+	"WMrr8BtFIjmCDZ1I/b1MRPh8ezmRRCXBmMRMySQOmFkVMGnLfveIb1Dw+9Ork0Of1DMizT0dyphQopgI",
+	"G7CLCxbf8IBdCXpDeUQH0TNjUkg1HZi7OKBCSE0G5hxoMGaGQV10z386Ouj2r046P3WOjoHJtMg50/F8",
+	"3+6C6DHVZCQ1QoIKNWMxmVG4eYjSMmYhbPRSyg9UzC33Vc+IgSTiE65hTXZrLeK/vTq/uOwfH304uux3",
+	"fznodg+7h/6eFZ3cZdo5OyIx1awncIr6hAo6YhPDpGKZaKY8w2ANHBSZjZnIjydjqiyQ7PjGPvERn5UP",
+	"v/oqkFNmUCWbGFm2GeU3vJ7wYWR/yuL+hItEMxSj/NgcQp8ONYv7igVShMpvEf/ccEvYFW5Hyp6YUDEn",
+	"Q8ojFhKa6DET2oJa4fULvDfiDKQMGoYxU6rVE/559+y482s1kJy0hFCdRnTOQrLdJppPjIQy5IJG+z0h",
+	"JPEBX5ods1S/0eqJmlcbMxpa8Tb366LY8PNYRozY/ZFEaB4Rml0hVBiCDBgLSZ1qEjGqNNlutMiFOSG4",
+	"V6oPGmFYAFarKP5ywSfJpLa3nQo7XGg2YrFBsVuvdiUMKGXM/2Th81KsQcprNje8f8KV4mLkkQmNjNTJ",
+	"Qo8k4lrImTBYFLKIaSDkq5PO1eX70/Oj/8Hr4NbtFY6gM+U/sDlIfbGcslhzFJaCmFHNwj7VBbE2pJo1",
+	"zTkvCoJe7ZrNjSi596nGPtLJ1LAzeNbefvOCvhzsBC/C3e/Y6+Eb2h5sBzvhC7Y7fElfhVVzRXTAIjNV",
+	"xS9K9xOVrq2MNZYSDZjMq3m0N0SQYlA9mYb4SJOJVJpIETBCCZJaY5+IJIoIHxLBblhsUKQSCuYtZN2o",
+	"CyysdyJDtu7w8RQ+mDdvvdo0ZkP+sVqQHvLY4Pk2CcY0poFRFJ3ad83mZpUZ7MfX/YjfsD7dflspt2dq",
+	"zG/u7Bzg00XY9Xt5hCidwe/p3HJgmJ/ZAm7oAMc8GnYt0S2AUZjdk4sxoL/RoMYsBp13BZbeAekecogb",
+	"At7sLwd2dw6L4F8L75SLLMDd3PibbcMdndk705voXnRha/A1O375og+RU1UsNvvBDh1IGTEqVp7iMvC6",
+	"2dYu5DGg5/b09NA75kqvXzHXbKI2W7qZ2n6LxjGdP8MePljiCtmQJpFhBIZt1coX4BkPrpXjdN8YyduQ",
+	"ikd8x+dQfBpf9zVTug+3OhPmIv/NTWh+yC0ko++O1mwyrbTGGD3EDI/nhOJbqLL43/YnyjdCDxcjMuQs",
+	"ChWhseVHPTHhUcSd+FKPjbrCwoZHqCLvpbx+G/NwxL5R5OLwB0VCFsiQmc1N9mGLik5YT+DkVk1WyaCZ",
+	"m9TsP+CKSwFf5YL49nUfBa0iKti194Vc3OR206gBobnyJgNzoxiJhouEERrEUjkpT+X4aSoReUb8Ef2Y",
+	"meugmlaL3H7JfW3XR5gBE8hoKF4GMjYP6r7SNMZZfDKNEkW4ViRMYhC2Gkvv54WjDoXqIzEsubpzW3PT",
+	"2wGLd49d9TfZSsxBFI5+zdnVqSDso2ZCLW5DJmZ16cLwdMy6QJfua/ZRr9hHtmVklGtsk15NJjqQEyBF",
+	"RzcgYisFNk8dzymuZ8riCTXkX0lL01iaMVyMKsGGcn0BRPnz11JayyAcONHSoITntEsZG+WyGhGtZNfP",
+	"aRirONZ7+xraCWV0w8I+n24EUGdX7A9kWCGVXE3Nsl/tkh/eOuEMl++Rq8vvm69J3RoCyWCumSWvgIVw",
+	"/Hf7eF/HiQjo0nsyffleQMGhEdVMBPNNTzPVK/EAHQDS84U/mQiLoLHyNmjSQrrjDuiEkbrhMCwA6gLM",
+	"90DVlIn2SMyGhvGQkCnNRcYL1tN2uj2lqU42ZAgVqvddBuLzHHlFYN8eUryW1h59xgM3l5t1MO1bAG7M",
+	"9+xFslZiwDO9tG+bgZHqj6kI1Zhes80/F1OhhizefIAeDjZ8uSSRAOfL3YUlxSYH4IwfFu+BMoMrXoCL",
+	"XKiCBpfTcAb6SnEJ1/2YMp+Ve+4p9OUWdD/5rzR+YTNjqvoTGbNlzA1BvYkikHvXy6ZdsajLjAYWzNrZ",
+	"tT8dU8XUPS79nshu/Yz3xYxQnJOEPAQ76phOp0yQupDk8OSCRFJeJ1O0JYueODojEdcsppFn2GZKe8SI",
+	"hQSRkmT8s1ElGmYS0aLosYS8MlFkkb3cZ5IKtnGfaYp85D4zZIzlzqPLuI9QXYBQxW6z7xb3UIWdqJij",
+	"4pRzZxZPNDVk5Fz52+32I1inbpcuyXm0ly6KJmYZa6ygdpJOosdHYprA/IMkVhWqw1vzmNCBvGHEj6lm",
+	"fbSXx1Pl75M2mTAqVKpMGb2r/JYRFCb0o7X2ttsGQqn1t12pEORXUIyUqATv3aWu8YQGfSYMnoUFpRhx",
+	"rkJ7GtJIMc9pqZwpEtA4nht2oPhIUJ3EjOBCcnJzno0WoLII6MNs5imLrUkeBblclEIGciHR7bIA3nXQ",
+	"TZfbB8CsRcwL9/4Fvn7r1ZI4WtyAP9Z6qva2tnyPbO+Yle+0d1/nTKgemSaDiAfOA0LqioE2TgwCw9Vv",
+	"VLxs0kbJ0mrnf/Oitf16t7Wz/ar1YndrLOW1Wmt5NSteTujdj1MZL6epkMfI2NcSFsxzmL5ulEgR9kFo",
+	"XIDXBxdtYmUjMmBDGTM8bzNkn4AITFAph1l8LzWkv9khIZ0rYvSGeHPFPB+OcreoGPONOwWteDUuBjIR",
+	"YX/lR8+tclHfbbcb++iFBuedkMROkC5HWWx3/ODV7jL5fVOgU220XQR0CvnNwZmpNavNdvDVC3y5jJu5",
+	"9ebwpQpbD49/fJjh9PD4xzM6Yk9qbnTfuKOY6dBsY6naATWZTGhcaVHNhe1tYHAobTNdT06QLU5ZuXmw",
+	"Sb+lOhg/8KSyic6ZMnfTk57ZwtcWBYsoZjSc962Jvw9BZrmjLNzfa18RUveHwBtWvBTDUlS1vZgJHc/h",
+	"qrRKBwshEpKL1Pko45DFpG4k9ClSO4eInpgZNs1CcEZi4N4mCIdAOrX66gK+LahCuPgyOLwlkFyEyfKD",
+	"+kDFfBNXTsWZWLTu87BIaYsWjVWbc5+qnnf1wh+DLgAAT08Qp5mtthLUq43t+QgOO8DqoEav9NPj9h/g",
+	"9k6hXnmGFbbm7ORKaJhHwAqLczV3REU/Z8LJ4FIF1Xw87sPUloLGUuktUSxINL9h/SHlURKzCjbyvQ3Z",
+	"QTsD2BcoieVs0RaqUmOo8shu+zW4Tl5+/GgtqKqxT6iYE4wVtlbVmClmJl1iR7+Pd76kGC3+zhWoNKvx",
+	"MuBxkHBNBjGj1ywmbpQzGWN4c51DMK02o6bUSGjOggK7nHHFWsRcFhNGYtZEZcpt937YnC4/ZtSG9ZS3",
+	"MN98BxuZ+Q1ycDHqKy6CCnHxIm9cd9GzcSLMI4dXEKFmTUs8AiUw0uP5/cHwcHV2UbpawiDwYCu8bnHC",
+	"7HYKSMGVxQWPDPAoOmdHZv+D6oOpA/r4Obz0zRyKgQuqsamm/DRKLEYm3YkAreK7mjcCTzRvFgl2YWOO",
+	"g2UnXjrJim16yCnTk1vC6sqIXWQNi5RWMtDnQLOKjXcs01702ObUxyBmIROa0wjstTLR4FNWLIiZzvuj",
+	"uLZan2AFvf+TBU/fJix0bFggtVAdw4VS++ff//EqeJU7tQGjsRU2SxRXUkvys1dtBl/AONyAxmCi4ZrU",
+	"/cJKMPIYPwrXw4AqHjQqo6PGlTkp/j///g8MnDSkBGF1uxURaFpeM+GRKVVqJuPQUJ9d4Q2NErZPzGU2",
+	"T2FqyG1sxF3YgSDbO7k5K1dX9p9ZQHo12FGKruuFBPjVKwDY7n0dVqFV0sgFYcgNeGh0ljs0NMaVwHeQ",
+	"IpqyRoSpuYKFVs4dGrOA8RsWE3Ot52NNSq4CA2mYodEiPu7etzHIxTPfI2/xvHtJu/0igJOBfzJ/vyd8",
+	"gNfSkeZHO3BAFXu1az6bKBYbQO25481Nh3BM58uBdc9iQB8wwDfbmRP0fZufySDRBgA9Q1sOOEY42Sdl",
+	"HOaK0CiSM2b2/o7fMMI+0kCDWYj1xIRh6IpDxfmU7aPYdNa5PHjvEf9TD062V9sjvZr5Xq9265OYTeQN",
+	"UzhJxhEwxifHIeBuoCiUGQFK53NXlJaTnrC80sOIURIzncSChXDVZBeVGssZBq+Y1XiOQgQE/BgSo8Qg",
+	"YsMz0NSp/ScV2r9RRM6EHaaIki4aH6P4e8JGExCuPSDZNIaGKuL/FrPQEFj4uw/QsQJmi1wpM4LE1IhQ",
+	"PQEESe3W3BrR6TSHrDIb/B9Tg8UUokT2ypCAwKQUDBbVsxD7azYHyXaYRBH6pXKcFTC2tleLgxuM7tod",
+	"bgdt+oZ9F+4MXi9hpyvZZ844t/PyFdiiU9/IUlkH8bY0fLf9Zv14Ryb3GWs3f4+BGzJIDwigMnzH0fkC",
+	"yF6u+XoVi13FTR81Onid/lGOS2fTdWHpg2XBw9VX5OWqixFFisor7RHERTOFEaiq4u/V9bp9BstWBTIa",
+	"LLxCIJiNFQv6mUyQ3RM7uySmIpQTDG7aLCj7YdJrhSxagsnCjnJHuTa4uoSwD7MSlbH/KU1F7lv3C7He",
+	"JKpibWh1aQmPA7vnCK9233qcFT/LUh8xLshNucKFscl2zuiIPWhLZ6kVoLiZJUYD5xnpg509qbIfvJcz",
+	"AllxqKZmmfXUSHXJhJEJDRkJE0boiHJB6m2buAkDihG6XOhXu5U2tMx8USasKgpKVebFDayHzuNgqIX0",
+	"c+CpQ6pnvPhXmJcWGd/DLqPM/LHZrXKFFg10ZEWnw9rebxvzlDIAk2yuNWjn3lxc2e/e0hyrVIfJlJJg",
+	"TMWIkbrRLd51L8nWzfZW6hLf+sTDW7/hYby+b7+JOeml7T8OEjtYPikWuyT6Eu6mSSzFBGSl6SBiHpnQ",
+	"YMwFa8aMhuYJgYQPyCk3sCvXg4BUlix3vBhuUnq5miwg13i5oaIqnOh7GaNuTnP+hT3iQ3KL0d3Jf1+c",
+	"nhAANcbip+VqQH9t2PzkJDKa/swoiGBxldcsb23KYGnZXSXcmNBMBAyY75TJaWT0eU0mdG6RrrU2tCbA",
+	"3Dn3laWnuRz5mDvstam7D8I5/MwqpIPwnSqsMyixhmeuNevfh+9iCkruANd+hX2c8pipO31lyCPWV/xP",
+	"1gdlogJRohmdK7DVYnL6wcVPBMsyhEkAjnQSypmIJA09oiRaePmfDOtnaIIZ01wQGt5QEbDK+319RPqQ",
+	"R5rF/YfEY9kp8mFZGwPJDlweypQ3fRMcYPjOi51cISYvNYMbQGLdJkyyA/6eZa3ZMAVFoK5B6jdGw2Xe",
+	"yZWxrA1ywNd7xHCfxSCqO4Eoi4lahI7zieM7FkYLu8Nf86mFVk4DNQjCJMXIqJtYmwB+mDIRGtUTckCs",
+	"A4SF/SyLKhUaNskB2TCZy5rZlvnfYznL4luWBKJNqA6sqY9ZeORKXTDAYAghsPxjQ9F4gySWTRJhNghu",
+	"QyJbEtuGgncGpXTSKkRbpM4yTlWSYQVfyIN+kb+V+eqq9JQC7y+w1+U3yEMsAetrm93NMpBf0APFv8Le",
+	"nlT4K7HtQtayTDTEhNYWw7R5MM40TS0t8bRyIaVucPaaFNF8n/g20NTH8DAISM2zn9xH7ZuLVl2v9rFp",
+	"3m/eUDDtKjOwtJXTbJ7SL0du2nT/j3Faz3BMj2kPSdf8vGaQPANbYNSuKhYiE3pb/JQr+MiqXTRxvVo4",
+	"6gknHTWss4iGxEdeEvpYE8XPWAvWLppSpaCSkr3ZfK8n/CwrzpbYwWvOJ+wjVxqu0JwEYZZJNR/wiOs5",
+	"vE9j1hPOc4ZRkNYpZDHdfqyQgJdng+nNmjLDu5ECgvks/Urhaf6L+R8Ocl/PP//erST/sOtWdevV3meh",
+	"NNUK2qc1to5a96OOKXl/eXmWOQPT2kcoraSVC+rgbNUSHfGNFjnmE25RhotVmQ6lgIdfmpdMUAhroEEh",
+	"1jTD2vcQZrRIcdmlnTKv6/Wuejvq96Ufehg3sot9Sm50LEfqkfjQ+sjyJ+VHHzJ1r7q6xIqQaVslK8uB",
+	"TnWDhaJZj6SirgqFzemN4JUideoiYVNNwEZQkt32bmPfhWwAI4OaHeAAD1kQARE9JLgQqfSBInFJ/atQ",
+	"gWKl++6gHvKlDTUQHrLJVGLpAFu8ae3UUFgqNbqsfR1yHh5jS7aoZl+N6c7LV9UW4zUKFZRIWZMzUFVP",
+	"4YkqFRSNJpVa2N3Tg+4TmrhW7SqVIXbqVJGllABcYieF7S6c5t1CCO2WOyD7PuxusVP9zPX46LBk76zw",
+	"Xd3z+sl0xQ3Z91IlsBx3X6kMbvLjnbMPSB1ji4hdQpkXp0G9WP8Of71D0Z+V2QirEghWJSWsSSkoQvtR",
+	"MOk5VFz7qUdZ73Ms9OjQ6HmLy1yWTrT23prQj0f48rZNWXZ/rkk9WpdoVGSmizE1aEn0SX1GuYaiYjIG",
+	"ezUivWWIDY/4makRIirTYFGueoILMoz4aAwvFkyPpZkNOZkLNB1NdU/4pSvVN7Okxkzfc2pdZr30Sd1q",
+	"EIfHP4ISaZRBsGean7SqiNFvtMipIGdS6VHMLn48JpQINksZg5GseoKSYcwYmcn4msUukgoDZc0WrBJI",
+	"NL1miigdU7PpXPUhKL57zdgUwoxnZkwK4jCJ0xjGAnQhuWQkGZYx6ol0hEbXgU0oatgqbSw2+uowoiPi",
+	"N5vmk80xFaEcDv8GkcB+T+gkhjIEXBE5HIIPohjhiwGh+TMt6r2PbGBewPeSTnEv2f5+0vkjSr1rg/2v",
+	"zo9btfuIzQjLh6zxjkLtmsy5R5N5n1kefYR09MLNXBQbUzxYIUGuCcgoSmsbh2NkV93yG+ju5vPc2A1C",
+	"NDqZnIShFtlwHy1/aQkUHvoNYP+xtRnJYbEeZSiDZMKgS4ca0ylrIWyqqjMV6y+VbrOY/WHjQ7OI0Ihp",
+	"cCKZp+hz3Cc0UhgY7v/StHUumkehn6tYklkKzJwv/tj57/CNOr5u0/95vT35Jfhp8J34cdZdC9LcaquP",
+	"H9qHVPC/m9HKEngfGBXE0QQkY6Zhv1g9cZhEaaC9Vy4VtU/aqU8tZmRm/uMSjTZwplmL52IeulmBVMwj",
+	"YxfwRmHmGSnfDoX7e8PPmpuGV/njoaR7lrcKsXRW2JiQevHiwygimktsgKt40zVkN+Bddp+OustXlOrH",
+	"VFfEqaSzkS1Sz/74TwvkhofySNuID9vpUQuZijpjanYtuBqXVrS8+KeWmkb9fFGKNYVE7PFiO50Ntz1L",
+	"m/ncpeVOkeDS/j2lFReFl9Rm73CqBHOvTIAriPdtElwzvQkJ34m0NiSIueE6y49DSJ0eNZkzTeoAF9LM",
+	"cJI0M8ThIogSI9YRSI1yCnFaiofNqxFnQ4LZ4H3o56DpZLom+3gAUCf1q8uDO6jksPnNsRc/stFOy4ko",
+	"6TbcR1cg4Byl681R7qF6Ml46T6snl9pzOcVie1zzaju75r/fmf2/aFcrCKm74I51c0pFbkrVvKlSIJC4",
+	"5nVakhHTmVY6pSPm0vpFlncKPe02E2/vWRwyv+w1pSLP0I75OJHMG5rVXW7W4oazHO40JmGBunJNbGw3",
+	"HihUg00vXIJlKVWvVEwPdV77iVZttbDvcI0Gmt+w9d4+PAHMx00F+YqdrZXm7dE8jDzd+T4leZ6DXbsT",
+	"RQ9bajpNvibTZ7U2l1e0sK3sgq26T7Gv0Opf71szyOBWElwv84wkwfUjVSNKt5G7ZvDTSzZR9fnlwH2E",
+	"al65ib4wzFlZ8+shuJOW7trI5Y6LOdJscic8uhMi4IqWg+JhR3zBRPiFnS2Ac3m0/UNtZIv3z3L4362g",
+	"1IpoFAPmxz2oJ7px8DNLKoqW7KF3LKt59wJBFVECq7POcyv6rdP8H9r8s91802/+/p+VC7Ku4Koq3nPM",
+	"ZkG4ZNVLt7327mvv5XevMH95n6SGaniAtVTMP7A9CeM3qIAVwezVPjZHsmkf/q+SonVOZzm3WMw0E1BT",
+	"fiyTWFUnKkbSRl/nmn5es2lFVQgClTfqbfI3EsZyCqUcwB+Cb7pAsEaLHKIERbZ3oUproUjvzvarNUV6",
+	"y4krBSOsA/ZypKtm5ncylD6BKXkVUZfS7SuPKVd6mcYMqi5DW8JcZ5e0cMs+8c3/B2BuxRjNnqCi4CRz",
+	"qm9WlajRKgzb6wn/l+bPbGCeNY/AL5f9fekUXhuImf2S7mavJzA44m9Y5mXMPpL3HzoHzYv3nZ2Xr8xq",
+	"ezVbOsbNhvVeWrYujAzn+MC+x/wWlAMWIY3D/gw/qPyeqLviyLPZrOVecL+3Ajlp7BHf/t3ksBX3V/pp",
+	"HyujpD+kCf975GbbK1SqWbILHhaWv/GmeuKazYH0c2UOmtiuKbR1HVwxZFsTwSMziPeGijJ+ecf2TNQN",
+	"/+iTiA9iCnhj0Gc4z2rKuJlVT3ClEha2yM9Q9CyPKmOqiJ5JKKTikYHUY4IFEFwJcClYT2RFwKfQKXhe",
+	"dC9maIWUUDxAQxS5ahILP1eQ5wVWWni0tpJL7vh8KY4NdMrNyz1k63/UCiV338b6MhzrS2tUgeIBpTAW",
+	"YPNAgWcB1E8q96Rfe8TMgBy2P2fnPODxzPlgiutHU+ldylXnjecVu3hUZ4Bb3epdPQyvctB5ykPAdPOK",
+	"xheVteuZaxI44jdM5JKYH7tNxpfe0mKTupqfqW/EIvcsHbr5GguSmOs5DkaKgzJb1UUnl7WnJENpra2D",
+	"OUk7WL/YqXCSp/2pc9XO0pUZ8Qr7RXMxlEuyhKB6HlEsGjbHEgqS2xs8SxFR2I2+RY50Lhutc3YEUWUu",
+	"XydimYySS+e52TZvQnDTYnPLmYyvsZiK0j2B6xnMsYyATS/lMYhW5Or8GPYNBe3gDyP9tnqiJ7791vGE",
+	"1rffki56km3LebMiSoz4Bov1P/WAdnu1PdJqtTzSAxo2f37q5Yz9WAowZn/0W61Wr3Z7a44Ih4Mpwg4w",
+	"sl6vhrOA1oB/2BILvdp/3a74wu2t3+qJSwhdw9rvWOkdwh6wwp9aEf5gdw6VGMy+O+k0ELsG1WzhaAG1",
+	"SZxE+byFdk8sVJbAooBZM3rIgsrYU1rRy0zVIhdygv9UPTGmN8welhE7oICFzdwiwZgF15mcbJ0EWE0Q",
+	"q3vCY1jlXk+kIuzV+bEi9XSR3ZPDs9OjE7NK3/27//b49OCH7iFkmaUPr07Ou52D9523x12/4RULFeZn",
+	"fN/tHHbPL3xMb1P8T7OTun/W+fX4tHPYvzw97R93zt91DVwwJ2S33XYlHHe3XzRapEOmVI/NuQHMc83X",
+	"eyLtvm6IW86EJWeB9batAyWfSVKo6kGusGN7T7hTzfWR5SMhYyP4f0i/wQ2vzyWC2nWa4VCSYxpj03dK",
+	"/kgwWz0Lcwyl9UFPaawg32VAQ+L//z5hKqBT5hHaE/6+TxSb0phqGTfymFRRokTQCU/tE7YOiIcBoLZS",
+	"CFCkA5r5Nra/lLZkLX5YkTGNhkZZo/D79queUEkcyxHVZmYek7rfq/V6Sfi63e7V/DXrsjRjuLGhmCV1",
+	"UR1XbrVaPqnnObN5Yk69JzbrsQ+t5rMVbZdb7vcEMivz2oBFUowgBVgKlsMPw/Jszi/CJiuTGTMlkzhg",
+	"ym7s3IAFLkvgCF0ajNOJJnROJvSakW2v3W6TSbW7z+wM/H2DufPj2SgxINtvFPGbTXMnN+EzTfuO7xEb",
+	"NpwurgewUEwbRt7YtwVgDfYmAsay0PwL4nSzcaC42qql2CmqJ05vIBYI/sy1BTWIs7vzhvhvr84vLvvH",
+	"Rx+OLvvdXw663cPuoW85f0/4EHfU7BhF3PFOwoXtVaVapIMGMykxGmho6+snesyEtslnhjHstPP+0Aw+",
+	"DQzkMYdme0R5EA+cgtUud3fnjVlN57KLa00XWVhhIf8SwhORbzBzlnBB9oSLb5YCA49nokX8LSzh/qfh",
+	"j1uQj/BnVoPRRe5h9Z5cPq09CdT7Ix4wobBkiy1bPaXBmDV3Wm1b0ipraDWbzVoUfm7JeLRlx6qt46OD",
+	"7slFF8ZApIjGPlhwt3fOjmpe7YbFCiWQdmsbX5NTJuiU1/ZqL1rt1gvs2jQGCcptzPx7VKXqdiyB7bTb",
+	"ufLvDkhckWRqRJeMzWmZoBGGGFHASBdGjEqzXI/C2l7tHdPv7XezsFZYz067jfV1IMsI5PJyluLeJxTK",
+	"NkwxTTUakNUWY5WLWylImrW93373asoFaNeOjQJh3p3GcgDGBjqCRGabzPq7GWzRY0OA2tQcByrHzzzy",
+	"sv2C+Bfd85+ODrr9q5POT52jY7h0c80WquB6jl//7GBNdwS3Jg3GRg2BmNaX7RfLPpGueesCpeIrQW8o",
+	"R5/UqpMxu+brj+Zme4tOefOazdXS8zlhMxQIYqVbJNUhQ66mEZ27wjxyiEzDXC5YT30mFs/jmCuNXRzV",
+	"U54IfqJgXFmO7PZ2w8AQMGHCqezielafyluaOrBgyPb6IVeCWjkArUy7O2/WD7qU8gMVrs+mQqzZYH1H",
+	"RhgTNEorgz0I13J0r3SphrbRz67xWB2mpY9+v/VqU6mW5EYMkyhyaJPW6JYigJLkMXPt7jCBBuQScw1d",
+	"vO80d16+gjsHUXAR2/ItSrOGyG9tq/RHwbSqLqi3t7e3C8i9/cjIXTZ7LsFvA9dCZaSvmL0SsxGshAqH",
+	"0NX4XOKdW5+u2fwovM0KGFWjujkNpeUUTRFGZ6EaS5uA1Gt+ntBrp8sENIpAkMYpDdqzaNhYxHPMxszh",
+	"+ZOy1XIe6RrMs8rJ82Jee3f9oBOpv4d6Qn9RVMVzWIuqRra1OrGCHKKFJuL2ZWgN6F+zuc2WebFDIjlj",
+	"cWCElqw4H/QCNCONyOxiJPdqQAC1vNkaI2YyzMrFS5iPrAnhuP3d0lgY/bGVzzGolFGKV3lFaqibwSOi",
+	"IM6c0REXqKcYLRzaQPhGVPNJvWBAhBSkxh7+2HLTGfUHHrjo3PRBLnjXr5aDDo9/rC0cThVOZK9sHWA0",
+	"8K33Cc8ArCvZIYB+VcsDPQ3AxRTiJcbs7Yr4it+fkJHkm7RWsI9TwSC82sX1Hx7/+PXi2lQkCxkNm2i6",
+	"J5Cxm2MLLqchu8EMdWFIGtRIRjq9C0amye+QDVgt5R3zayjVGdG5h40dlxMoSHhoGjbKs7NJWKs97HC7",
+	"3cTJrM2GnMjUGD2Q4XyR3DDW7/tYTpDongyxS1GSS65GFyrFFZ6Q3d4XfkW2NyCKAymGEUen5O72Bjt5",
+	"JwX7q5IcHnaWN5il/N+NBtMy5Rup4Fgcl+DVYtikvb9axApmWSdwm2uoScSVLYu6eA11068/4DIqp9SM",
+	"GHg4Ullh83vqZema+oy3VGU7izXXVa4L+9cLa/2FxXLI5wgkQ8jldgNU01QhCM1cGVmREhtbBGFm0ELN",
+	"PbABbVz1RIW1wd48YK1GptwTPXF1foy+R1Kv9C8audBZqn17g23vEC3JTnv3dU/kGjFVuBhtDY+xVJpM",
+	"EgVd3WR0w3qivsTNuE8ovm5dWuAPsaMU0dIjlERSTgc0uPZ6YhrzG6qZRw7enXQuPRJxcd2MZEAjjySC",
+	"/5Ew99ckiTQPqOEyMYO9heCJToSasoAPubmrnNsBCyUdnd28Mpf6hLDJgIUuUdTLeQcLG3FOVPBngmfd",
+	"VlqCLig5n2V6sCgFgiMCnDZ1DEGAkwIoBGgoDglNvUhQEto6Lhvgu2m/6Qn/8Ors+Oigc9ntX50fo4PO",
+	"xoesPF+PLLpx99JA7ZftXKM5EZLX5Ie3UMg9irDepcJiCFDyUjX2racbjnrAoHBmT0CnNRyP7+HvhnuP",
+	"ZRQSw9FiGeV6eu2T91JprycKfkWPHCDva2L0TPb3JXT5u4ypUEMWN7sikCH6jg/SVs4e+YGxabNjdCGP",
+	"nMXy47z5rUcuuzCQRwYUV9NRTENWiPT9thwY+61ve+5hnWBw+FQZ57pZuYynM8+VA6Nui/FVRlF9SoPd",
+	"srZdS6TDFO8/m93uzpLeX9rQl6vYUnUFlYW0VE9aZujrECWHrjQc3j1Zz00w/tEgYFOIOMqaPomQRIwa",
+	"9m2ENbUPVxkPCxEbEN49o3GoltkAC+T0xGLRhnbAAjp/NQY+uTFwDTp7yw1oCxJSqX9spXv1OTFuU1T7",
+	"il6PjV7vmN4It+6mQLqxznhEdVARt3oA8clpSFIxennfNXlWkO7CBD72iG0+bPspY9uwCZ1aXYC6YEJC",
+	"IbAlsLfBdBpZdSGL+tGu7VguWnCh71ihsdgeMSJF2YL8TpKLwx+M1kFDRfxPPPSIHXDrYxDP2fsz8w7R",
+	"xZJxuOFGlRRVjPx+IimqOrx8Iynq8ZlAuU/bJteOBfO/moHtL8hI8PTuK3ZtQfXIuxupy4ym0qaQFvyB",
+	"1EnNo8gKagxjkZWWkHuboFaWZeMmQvOoQLOo+6pkwsIWOaOJAlev6/SZf4sSIZtyuni1QhvM57xcSz08",
+	"15FVWkL162X72DQCJ5HP5dXy3gSDWPhEFHNW6lw7YIGc5FrW7qf1H7M+sj66dOBanVR5asx6v2y8x0ix",
+	"r3j/+P4UaHv8SIgvNdWsmSWsPgH+G8SQUWibjhI5JP7Z6UVV79ktq1tBtJAP/UMHbAzqviuKWkELsIUL",
+	"lxz7ZPap5bm0X2JQ2VexqoJ0OmFIaN7nQeoRG9Fgju1wc5Rzkb2znHjy2LqRU3LfGg2sy9EG+y93OmYo",
+	"96RxwEsSrdfw+M8ZDPzvwOfB82chrPLouBRLvafg3p0wxOSfQIowd+LYAgTuDy5Fw1oMUptYwWnY6olO",
+	"qQ6G8wrpmcyj0R6hRI95HGbOqA+dX/oXR+9Ojk7e9X/o/nrRBw9f99BfjGhZ6j/JZf1/vSG+3hB3uCEe",
+	"cidsEu8MFmkXypxjrVA8NQ33B/cgRrTstt8Q/6BzcnJ62T/sHncvu/3jzsVlnkT8ZX6PVWSwuzwW+6/j",
+	"kvh3QFHnw9gMSx9yJ3gVPruc7ASB0Or66eOg1fXGYdC2t+qGIWK27ShW7MYC3nlDFVahnybxiIWk/h3U",
+	"X8ts2nM7vLGfZhbDPGZMxIaayEQviSWzi1wTc27Iz5+wUpS0i/adxuyGy0RhhWVyOqV/JEsjydLyyBl8",
+	"84VDtncqChF9+ivHpC02FF4XkYZn8qz87QvLTWMpWqb2A/tkeYTZOQtkHKpCy3moDHBw8ZNrOZ8irPtQ",
+	"3p3fEzRNbN3OapXYoTFM3yrktglpvsTUHslaJEPUE/ZIzqJLXSYpJFxCnw8OoqnroMxCKICSfa4nuCp0",
+	"ZHZpRxA0JeZ2GS7zN6ACA5+w5ImfNor3nT8Mm0AYAKS9+dO9VzTm74kJDZlNHp2UC+tnnQTcEMx0AoaD",
+	"TyCGzEnWvut97zcwXA/gEMuZ7WCVq0b5jSJKg8NBZw2mAWT75c5+Jf7WEz1xvjIkrLLmQ2Mvt7yesAX5",
+	"sgb+flbf882O5btTGut94qet+QHKvqt8A5UL0+7sQhLbXT1d916uNTvEYNm/+rmamGYpWTiW1WkssG1T",
+	"bbKzS6ACqL0I4HS4FKSOG+6JQIohHyXI8xv76YUBpXGIdWumHbvNUgIqhNRkwDLgrwwGw+bmTxoKBp/4",
+	"XIFgxab1y8wQKdlYLmH9T4YqByxH5P82LN3FapV4b66PyyJfL4pNa4O2coDPh2F5q8OwsDSWYysRF9cq",
+	"DWcdU2FOTiYY9eUyPpdGbmW4/6Siw6ZRWxkS/iUUpC8k9sodYpWcYcX2xQiqZzr5zY786zGvi4Fadcbr",
+	"Um2dfBOS+tXV0eHNd40laiRfrUOu6+H3ewX723KMam0llhftHVsr6FgiwvlEMQ3uOFdU2jA7157l4OKn",
+	"nqj777rW9ZX/qJFo/8uKGH/759//0Uva7Z1Xio/MH0aAu6ERDyEr8KWtdqQwlhy9CFNqxXmc9RsoQIQy",
+	"i43UgpUIxkKQjmwys9cTEb82d8Y0ZnbJWDqxCXEc5Or8GIRkrt3Fahk2bHIQy5kyMg/kOGA+gpYy2q+o",
+	"KogGYTORK5ONBRWNUAzy8xF6jQdKRolme2SQ8KjQH9bWunLyFQvJNBlEPMBFyrgnWKRy6WVWPDLCbZYJ",
+	"4b+XSmNKQ0ekBgCLcOn1td0mfveXs9Pzy373l7Ojc7A2uycnp5f9827n8Fcjc+623zQI+2huQTgdV3iR",
+	"R1zPIQoGpVKbK2M/wPWeU7dQ5HRKB6GKKCmFrTKIFghnHq6QCA8tslZzxxftneUxrIvYaYgsVy70AMpM",
+	"HWBGRQUZYPk9X0jEFb9VMAssluZ0VLJySQUxgdQdOpgzBiawnNjLH7z9C1gqH+feMgx81bW1iLh7BTVS",
+	"2Rxii4L1PK6iQgc47JHZWCo3TOVwVqdqUKOVy2l93t05Qi3szSiDlsj30/BVaF4NPTu/hLuyhPK2sf5f",
+	"9/40V9nKChSaxiOWmoUKu4eQD+wQnrukkP+7IsBgpYGKg0iCyub1+oqPwCZQaClwYwOQM5Bgx3N71/oe",
+	"SUQIpQyv2ZyELOY3eSNSeutMqNJYjn+f0FypSRppIBIZm5NjfCSylebUoRfE//70/O3R4WH3xIfSnXih",
+	"S8EsVYGByqDrlCrFwso7iNSpuu4JP5VRfEQXQGgDv4ZnLg6oqZfiEJoecoQAl9+ltZ3VocSnR86/PyC7",
+	"26/b5I9EatiZrcoYy5kzl8soZEo7hbInsP0rtjUYmzssSiai2M3YAztPal/J/5nEEZSIxW4e5qdCA2jz",
+	"IKtu72dd9O3fPeGXGlubdyqaZJvHWUtvGFhumr8P0EfTlgHEixcv3pCrywPPVY51yYZmwLzVE2fYOQU1",
+	"2zSpMY3pcNY4qHDIods9oxMWmsPh1j1Ow55YsFXuEwq1LqH7A411c0bnRI9jmYzGrngwgtqlIvZEvmgv",
+	"NpZ31lhGGI2jSrd4qlB9z6Fr7UqO8rMzVQKDKlRmgv7IV4J/TEt3LvFAWHrbjN0s7xRaxU/MqoyQl5Jd",
+	"/dVupS+qsWxxio9WLiznK9neeV3BB9dqpZp91FuBuineewsiS5XC+fSCmUt9PeRqKhWvltEMddJgPGFC",
+	"7wNyGdj9rYc1RJuI8c1S85ZA3fRqfu1JpLQXzyhhZKx7r3gX5YtLk0Jt6Vksxah1P9nw80tPQOgyXiJJ",
+	"fS65aUkRT6cDZVfeNwruNsc4C9r4X0SkiuRo0zpe1UW7SH0wJzxs2EIozjkHJvLFoihn2PIabi91zadY",
+	"KWHKqDYCAMj6E65Lbij8DnhQ0QxPq5Mfj81eFkBceUsU+pNVBgOsb2u3zHWd9qfdjHQWGpJV9glZcNNR",
+	"DRUfrNPHiKp8stQvn3m8apVIsqJD0abrSc9rzVKcO+5eC3myemyFmIKXnzWmwGDxptEE7hS+lrfZJAyh",
+	"wkO1WP7JvbSFjpYmjUD0qQ5LuJBD3cQXFUmmREviA5blKqilLvl87ELd6jio2mxQM80WFY2iD9kmNmB0",
+	"D+dFz84+U2XMsLZ7cYlVsyKberRpV5d4/JJqPAL+GJJcxVt+Nir8Z/My/nWDJBl08igH39yJzwxcuv1y",
+	"TmNPpSJWBpzkdhURxPPb/jsoaWXJsVhEC5uD8JCMIEdEEJloyBX859//L9g/ICzJI771nvfdI1JPI6fA",
+	"jmRtayig4UsNaGclpO4PMQimnmuNUmqA841qwCddpwqbi0hD+HMCDQ+qGaGDJzQDf6IQlbSWprk8nju/",
+	"HrdZbOT+lWAfjWBR+VR5ItqMWrHU6WqpACtRLhUIUhLChn94RZckAq8nJExHo2huyEyKXEEV4ru+5fn8",
+	"XQwLzpcw9XrC1nb1iUbrr8GXNA6MuGlIPe077WEZV89hVFZmo+ERH3qju8m4MIQ8iplSpG60uSkEs22Q",
+	"LYMQur80s1zvde1ryyVtzR2dBAFjIQsre7t/Bknnr1IfOj2tjTiRw6mvrGizgrUl2WHIBVfjjC/diS0t",
+	"CBFVZAeXSo7w/uXuztw210VZxdB6HrxbDGWir2i7Gdre+wZdF/uZk3Q9wkM2mUqDEqSeJoeGLsIv16kK",
+	"4qPK4ioUNS0Jyy6gtCQsp+XVyrLyagH0KeME7Sc2DBHNVTH/WtbvqVPiVvLm5bGlz4c0G2LLVxR5mlCb",
+	"Nfhx/54OVcx0y0YYLPfjHAli3yEyDqEbq816Mbyzjsl/ac8UoozywkG1jxk2jDQ/GG4q8o1OXSCKYz0L",
+	"DJkKjGQANuv1BFX55tChZMojMbthNDKSj5DaSED7Bn5Za9uQ1I2yQsnV1dFhoyewWrN912ZMZckAEGXq",
+	"JCo3h23TuyQ+wYK344D4lB2b8BubVL9wZ/qVQp+m3kUuJS1tdU4zFHgOsg2oCFj0ND1ewEcHvV2mGKvT",
+	"j5mO5/5+Ph3PVgir7NBU58I1+2m0yKnr6YllAVya3cVl5/Lqwt/AfXEAe4Vet89w+3UgZOkOElN5/1/L",
+	"D3x2Mr3QckoAabFa453UYVudcr4mv4Kwj5oJxaUgcojBx9+ofJ1Yl+SpkmAMDQAbe7avOUzdE+wjDXQ0",
+	"twF3NkmQQWyn1SpSfcIjg7lmQJTwj/o1m/eEvY/VlAbuPhvwkc3oVeSaTTUGW/plqvBdgkNPYE0PxPYW",
+	"ORUBy68SikNicYHBnKSGvmI37Z6AQNDz7mX35PLo9CQN1NkvJfAaWSGkmuLVazkmUZrOeyJX0QBDeIiW",
+	"cvW1ayMcH8oUaBhyNJeexeZTmpt50DhobWWYb7K086yFlTmaL/3S/Vfv5FSQob9R6dnUaY5iG890S6Nl",
+	"7Wlu6e/NBZ2apW2++IpmbBjBnZE19MyhXFhuY9MmXPkrzBbCrCx319Wh1jZPKxL0BDzI9Q45Cv09x8Ri",
+	"hQ6DkDXDBMmPYeN5MuNRRMJYTnEWhFKj3EPNqgFkGDM1TnWQQRKOmN5P/7bMDlLaNRcJa6GYcdg9Pvqp",
+	"e/5r/+ikf3Z++u68e3Hhk7r9gExtNVyMGl5PGOa18HJB/Gl4C7ILqaf9yhv7K5igU5i229bArciUxQ6u",
+	"kDogXJf/7tlx51fs89/v/nLQ7R5uWkUMbWvPYCb42hnv36gz3iGSiaHDknMBz/MOMhWQUVPI2edQWwT7",
+	"qFOmASGN6EzlIi0c+AiqCigpJ3L2xegpAAIQJRNGhJx9VU6+AB+IORJKZpTnGweZ01lDTDrmwXJD3QE6",
+	"821YzUKMrdXJZ1yEcgaB12lZGM0nrGGlAKqNZk/T+JwJygB2GFeERhinriUU1ICkJCzxPEiCa6ahWySp",
+	"X10eNPaIvz1OCw0FSRwzoW1meBq38/KNC//l2iP+zu7YL7w+lkmcvrzzovDyd2Hx3VdNeNsuJB30XWHQ",
+	"i7YZJUM6z954g/V78LUWAVC6dKlZzLVmwug/4OYrFlhCeyEyEBCMqHCK0YTOSURH0AhvIBOdMZpqnQaP",
+	"9+5CKIz7GQ6otkGgsx2QFmZ/Uvd/+rHVbArRCxLnE/FvVOHs0JkPLXFjXTKERoEZIG6UecFWRn0r8zAs",
+	"9appxDXhQktydXnQdJSM5KIMnjpeVGANjozNuFdtIgVrWhq2Ix3Zwhuu9pQlT3z2mij+MU+cyhEi/P6i",
+	"DfSXZm/aXE5wE1OlIYBpwFwctKP2+pTGmtOoYedskbd2J656Q6Ee2DRmygwDteJPFssU2ZZT42UG338t",
+	"usw2tjFp2oP796VNo7NB5CpCYhV92hjVjbKjAKdtGjkZsEiKkW38iuG1A+yUio6siCvd2MNM8J5QzDXT",
+	"MlexnAk3p1XRucIbW0kyljNCSRBxQwJQBk8R2hNQJLtQCOXg+Ai8a40WObO7yBf4wOQs6JSFxX57wk9v",
+	"RFjpP//+D59YE6ErsIfhES7XzW54iXHPfvUpRWj7iXWob3f0NapnDaUYWAU0imzR3W+Ug1yORBwuZTRi",
+	"+8uqLcVEuCJ4XcuYFSpBAgqCTUEB3qc+OC7gptAxFYraJriF8p1AKrlah5gxaMhpp72ThfFEUukW8a2t",
+	"zAdj2TWbalvwhoDhnvz3xekJmnwzu33d0FOFWT6i8Yj1hA25VEQl8Q2/sUJ3FjVUMPLn7EZee/e19/K7",
+	"Vz2B36v7Z51fj087h/3L09P+cef8XddvtLL+ebZsUbGRFf7YE7Y78mIbZNQADBDTghRZrW/DXOz0UJvh",
+	"Z+uj99Moq2Dev2ZzMJtlHZ894gBn+JoDYFqdAc2MwNBsJmca4Ay2RWeuXIgOgJDlmI+4oFFPZOZeHrrs",
+	"URARMOh3vzR9mkmQ+TiwjP/RYffD2ell9+Tg1/6Ho4sPncuD936LdIhBUSwnVdH4y3YTo6onfPwZxqQ5",
+	"12nl5SzqIT98t73bE1lT7ZPTy/73p1cnh34Vf7xgIrTW1ieKvjRf+Ex9Ac2nV/HkjsjH9OGJ7qfhHILN",
+	"wImGxwFMewdrSz3L4vI2z2wZGa/6Wpb+C/ALM+gsP0sJqMraUszi/1QbMBqzuJPocW3vt9+NVI5STVUS",
+	"PiXQfd/aCOoTes1InIC/KYmj2l5trPV0b2sL3hpLpfdet1+3QdS3S6koXp33phQ0muzi0LKVpQZkHbWq",
+	"a5G4/j4woTLsKOvTtV/V9KTI0PGONApU7puFiv6Ln30LMIRfnYHKCQypkJXOZWXhqnkubPEYJzsAeWU1",
+	"+vSY8dSzM89NmZ7v4pSpmG/uCq601cJ1Xv7LzYOC/uI0x/yGCaZwRTGjIYe/prEcMJWb4T2jkR5XTJAV",
+	"xFW57Gwy5oaRzL1cseBUjlZjGetmBJJHrnpE/nOufEQ1JhSFtpz+kJshFdxuf7/9fwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

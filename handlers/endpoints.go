@@ -33,6 +33,9 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 	if err := customheaders.Validate(headers); err != nil {
 		return nil, err
 	}
+	if err := checkAuth(b.Auth); err != nil {
+		return nil, err
+	}
 	now := store.Now()
 	e := store.Endpoint{
 		ID:            ids.NewEndpoint(),
@@ -49,9 +52,14 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 		CreatedAt:       now,
 		UpdatedAt:       now,
 	}
-	if sh := s.sealHeaders(e.ID, headers); sh.Sealed != nil {
-		e.HeadersSealed, e.HeadersKeyID = sh.Sealed, &sh.KeyID
+	c, err := s.headersChange(e, headers, b.Auth)
+	if err != nil {
+		return nil, err
 	}
+	if c.Sealed.Sealed != nil {
+		e.HeadersSealed, e.HeadersKeyID = c.Sealed.Sealed, &c.Sealed.KeyID
+	}
+	e.AuthType, e.AuthHeader, e.AuthHint = c.AuthType, c.AuthHeader, c.AuthHint
 	secret := credentials.NewSigningSecret()
 	key := s.newSigningKey(e.ProjectID, e.ID, secret, now)
 	if err := s.Store.CreateEndpoint(ctx, e, key); err != nil {
@@ -126,15 +134,60 @@ func (s *Server) endpointView(ctx context.Context, id string) (gen.Endpoint, err
 	return toEndpoint(e, h), nil
 }
 
-// sealHeaders seals an endpoint's custom header values for storage: they
-// are often the receiver's credentials.
-func (s *Server) sealHeaders(endpointID string, h map[string]string) store.SealedHeaders {
-	keyID, sealed := customheaders.Seal(s.Keyring, endpointID, h)
-	return store.SealedHeaders{KeyID: keyID, Sealed: sealed}
+// checkAuth checks a credential's shape before anything is read or
+// stored; nil (none given) passes.
+func checkAuth(a *gen.EndpointAuthInput) error {
+	if a == nil {
+		return nil
+	}
+	_, _, _, err := customheaders.Credential(authInput(a))
+	return err
 }
 
-// headersOf opens the endpoint's custom headers (or reads those an earlier
-// release stored in plain text).
+func authInput(a *gen.EndpointAuthInput) customheaders.Auth {
+	return customheaders.Auth{Type: string(a.Type), Token: deref(a.Token, ""), Username: deref(a.Username, ""),
+		Password: deref(a.Password, ""), HeaderName: deref(a.HeaderName, ""), HeaderValue: deref(a.HeaderValue, "")}
+}
+
+// headersChange seals cur's custom headers and credential after a change:
+// custom replaces the custom headers unless nil, auth the credential unless
+// nil (type none removes it). The two are sealed together (values of
+// custom headers are often receivers' credentials too), so the credential
+// is encrypted at rest, re-sealed by master-key rotation and redacted in
+// attempts like them.
+func (s *Server) headersChange(cur store.Endpoint, custom map[string]string, auth *gen.EndpointAuthInput) (store.HeadersChange, error) {
+	all, err := s.headersOf(cur)
+	if err != nil {
+		return store.HeadersChange{}, err
+	}
+	keep, authValue := customheaders.SplitAuth(all, deref(cur.AuthHeader, ""))
+	if custom == nil {
+		custom = keep
+	}
+	c := store.HeadersChange{AuthType: cur.AuthType, AuthHeader: cur.AuthHeader, AuthHint: cur.AuthHint}
+	if auth != nil {
+		name, value, hint, err := customheaders.Credential(authInput(auth))
+		if err != nil {
+			return store.HeadersChange{}, err
+		}
+		c = store.HeadersChange{}
+		if auth.Type != gen.EndpointAuthInputTypeNone {
+			typ := string(auth.Type)
+			c.AuthType, c.AuthHeader, c.AuthHint = &typ, &name, &hint
+		}
+		authValue = value
+	}
+	all, err = customheaders.JoinAuth(custom, deref(c.AuthHeader, ""), authValue)
+	if err != nil {
+		return store.HeadersChange{}, err
+	}
+	keyID, sealed := customheaders.Seal(s.Keyring, cur.ID, all)
+	c.Sealed = store.SealedHeaders{KeyID: keyID, Sealed: sealed}
+	return c, nil
+}
+
+// headersOf opens the endpoint's custom headers and credential (or reads
+// the headers an earlier release stored in plain text).
 func (s *Server) headersOf(e store.Endpoint) (map[string]string, error) {
 	if e.HeadersSealed == nil {
 		return e.Headers, nil
@@ -142,13 +195,20 @@ func (s *Server) headersOf(e store.Endpoint) (map[string]string, error) {
 	return customheaders.Open(s.Keyring, e.ID, deref(e.HeadersKeyID, ""), e.HeadersSealed)
 }
 
-// toEndpoint renders e with its opened custom headers.
-func toEndpoint(e store.Endpoint, headers map[string]string) gen.Endpoint {
+// toEndpoint renders e with its opened headers: the custom ones in full,
+// the credential by its type, header name and hint only.
+func toEndpoint(e store.Endpoint, opened map[string]string) gen.Endpoint {
+	custom, _ := customheaders.SplitAuth(opened, deref(e.AuthHeader, ""))
 	h := gen.Headers{}
-	for k, v := range headers {
+	for k, v := range custom {
 		h[k] = v
 	}
+	var auth *gen.EndpointAuth
+	if e.AuthType != nil {
+		auth = &gen.EndpointAuth{Type: gen.EndpointAuthType(*e.AuthType), HeaderName: deref(e.AuthHeader, ""), Hint: deref(e.AuthHint, "")}
+	}
 	return gen.Endpoint{
+		Auth:                auth,
 		Id:                  e.ID,
 		Url:                 e.URL,
 		Description:         e.Description,
@@ -195,8 +255,18 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 		if err := customheaders.Validate(*b.Headers); err != nil {
 			return nil, err
 		}
-		sh := s.sealHeaders(req.Id, *b.Headers)
-		u.Headers = &sh
+	}
+	if err := checkAuth(b.Auth); err != nil {
+		return nil, err
+	}
+	if b.Headers != nil || b.Auth != nil {
+		var custom map[string]string
+		if b.Headers != nil {
+			custom = *b.Headers
+		}
+		u.Headers = func(cur store.Endpoint) (store.HeadersChange, error) {
+			return s.headersChange(cur, custom, b.Auth)
+		}
 	}
 	if err := s.Store.UpdateEndpoint(ctx, projectID(ctx), req.Id, u); err != nil {
 		return nil, err
@@ -213,7 +283,7 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 func toEndpointUpdated(e gen.Endpoint) gen.EndpointUpdated {
 	return gen.EndpointUpdated{
 		Id: e.Id, Url: e.Url, Description: e.Description, RateLimitRps: e.RateLimitRps, Burst: e.Burst,
-		Headers: e.Headers, HmacEnabled: e.HmacEnabled, SignatureScheme: e.SignatureScheme, Paused: e.Paused,
+		Headers: e.Headers, HmacEnabled: e.HmacEnabled, SignatureScheme: e.SignatureScheme, Auth: e.Auth, Paused: e.Paused,
 		ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: e.FailingSince, DisabledAt: e.DisabledAt,
 		DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Updated: true,
 	}

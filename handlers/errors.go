@@ -60,6 +60,7 @@ func toAPIError(err error) *Error {
 	if errors.As(err, &apiErr) {
 		return apiErr
 	}
+	var authErr *customheaders.AuthError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound
@@ -91,6 +92,8 @@ func toAPIError(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_BLOCKED", Message: err.Error(), Details: map[string]any{"field": "/url"}}
 	case errors.Is(err, netguard.ErrUnreachable):
 		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_UNREACHABLE", Message: err.Error(), Details: map[string]any{"field": "/url"}}
+	case errors.As(err, &authErr):
+		return &Error{Status: http.StatusBadRequest, Code: "INVALID_REQUEST", Message: authErr.Error(), Details: map[string]any{"field": authErr.Field}}
 	case errors.Is(err, customheaders.ErrInvalid):
 		return &Error{Status: http.StatusBadRequest, Code: "INVALID_HEADERS", Message: err.Error(), Details: map[string]any{"field": "/headers"}}
 	case errors.Is(err, echo.ErrStatusRequestEntityTooLarge):

@@ -208,7 +208,11 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 		rps, burst, off := 7, 9, false
 		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, a.ID, store.EndpointUpdate{RateLimitRPS: &rps, Burst: &burst}))
 		b, kb := f.endpoint(t, "https://b.example.com/")
-		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, Headers: &store.SealedHeaders{KeyID: "k9", Sealed: []byte("sealed-b")}}))
+		authType, authHeader, hint, standard := "header", "X-Api-Key", "…abcd", "standard_webhooks"
+		require.NoError(t, f.s.UpdateEndpoint(ctx, f.project.ID, b.ID, store.EndpointUpdate{HMACEnabled: &off, SignatureScheme: &standard,
+			Headers: func(store.Endpoint) (store.HeadersChange, error) {
+				return store.HeadersChange{Sealed: store.SealedHeaders{KeyID: "k9", Sealed: []byte("sealed-b")}, AuthType: &authType, AuthHeader: &authHeader, AuthHint: &hint}, nil
+			}}))
 		_, err := f.s.RecordEndpointFailure(ctx, b.ID, store.Now(), "HTTP 500", store.BreakerPolicy{})
 		require.NoError(t, err)
 		for i, ep := range []string{a.ID, a.ID, b.ID} {
@@ -249,6 +253,10 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 		require.Empty(t, tb.Endpoint.Headers)
 		require.Equal(t, []byte("sealed-b"), tb.Endpoint.HeadersSealed, "sealed headers come with the claim")
 		require.Equal(t, "k9", *tb.Endpoint.HeadersKeyID)
+		require.Equal(t, "X-Api-Key", *tb.Endpoint.AuthHeader, "the credential's header name comes with the claim")
+		require.Equal(t, "standard_webhooks", tb.Endpoint.SignatureScheme)
+		require.Equal(t, "hookbridge", ta.Endpoint.SignatureScheme)
+		require.Nil(t, ta.Endpoint.AuthHeader)
 		require.Equal(t, 1, tb.Endpoint.ConsecutiveFailures)
 		require.Len(t, tb.Keys, 1)
 		require.Equal(t, kb.ID, tb.Keys[0].ID)

@@ -16,10 +16,21 @@ type EndpointUpdate struct {
 	Description   *string
 	RateLimitRPS  *int
 	Burst         *int
-	Headers       *SealedHeaders // replaces the whole map
-	HMACEnabled   *bool
+	// Headers, when set, computes the endpoint's new sealed headers and
+	// credential from the row as it is, read under the row's lock, so a
+	// change of the custom headers and one of the credential (which are
+	// sealed together) cannot undo each other.
+	Headers     func(current Endpoint) (HeadersChange, error)
+	HMACEnabled *bool
 	// SignatureScheme: "hookbridge" or "standard_webhooks".
 	SignatureScheme *string
+}
+
+// HeadersChange is an endpoint's new sealed header map (custom headers and
+// credential) with the credential's columns (nil: no credential).
+type HeadersChange struct {
+	Sealed                         SealedHeaders
+	AuthType, AuthHeader, AuthHint *string
 }
 
 // SealedHeaders is a custom header map sealed under master key KeyID;
@@ -107,10 +118,15 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 			e.Burst = *u.Burst
 		}
 		if u.Headers != nil {
-			e.Headers, e.HeadersSealed, e.HeadersKeyID = Headers{}, u.Headers.Sealed, nil
-			if u.Headers.Sealed != nil {
-				e.HeadersKeyID = &u.Headers.KeyID
+			c, err := u.Headers(e)
+			if err != nil {
+				return err
 			}
+			e.Headers, e.HeadersSealed, e.HeadersKeyID = Headers{}, c.Sealed.Sealed, nil
+			if c.Sealed.Sealed != nil {
+				e.HeadersKeyID = &c.Sealed.KeyID
+			}
+			e.AuthType, e.AuthHeader, e.AuthHint = c.AuthType, c.AuthHeader, c.AuthHint
 		}
 		if u.HMACEnabled != nil {
 			e.HMACEnabled = *u.HMACEnabled

@@ -126,6 +126,7 @@ type targetColumns struct {
 	id, project, url, headers *string
 	headersSealed             []byte
 	headersKeyID, scheme      *string
+	authHeader                *string
 	hmac, paused              *bool
 	rps, burst, failures      *int
 	deletedAt                 *time.Time
@@ -134,7 +135,7 @@ type targetColumns struct {
 }
 
 func (c *targetColumns) dest() []any {
-	return []any{&c.id, &c.project, &c.url, &c.headers, &c.headersSealed, &c.headersKeyID, &c.hmac, &c.scheme, &c.paused, &c.rps, &c.burst, &c.failures, &c.deletedAt,
+	return []any{&c.id, &c.project, &c.url, &c.headers, &c.headersSealed, &c.headersKeyID, &c.hmac, &c.scheme, &c.authHeader, &c.paused, &c.rps, &c.burst, &c.failures, &c.deletedAt,
 		&c.keyIDs, &c.masterKeyIDs, &c.sealed}
 }
 
@@ -146,7 +147,7 @@ func (c *targetColumns) addTo(targets map[string]DeliveryTarget) error {
 	if _, ok := targets[*c.id]; ok {
 		return nil
 	}
-	e := Endpoint{ID: *c.id, ProjectID: *c.project, URL: *c.url, HMACEnabled: *c.hmac, SignatureScheme: *c.scheme, Paused: *c.paused,
+	e := Endpoint{ID: *c.id, ProjectID: *c.project, URL: *c.url, HMACEnabled: *c.hmac, SignatureScheme: *c.scheme, AuthHeader: c.authHeader, Paused: *c.paused,
 		RateLimitRPS: *c.rps, Burst: *c.burst, ConsecutiveFailures: *c.failures, DeletedAt: c.deletedAt,
 		HeadersSealed: c.headersSealed, HeadersKeyID: c.headersKeyID}
 	if err := e.Headers.Scan(*c.headers); err != nil {

@@ -78,7 +78,13 @@ type Endpoint struct {
 	// SignatureScheme is how deliveries are signed (package signature):
 	// "hookbridge" or "standard_webhooks"; empty takes the default.
 	SignatureScheme string `gorm:"default:hookbridge"`
-	Paused          bool
+	// Endpoint authentication (package customheaders): the credential is
+	// the header AuthHeader inside the sealed headers; AuthType is bearer,
+	// basic or header, AuthHint a hint for display. All nil without one.
+	AuthType   *string
+	AuthHeader *string
+	AuthHint   *string
+	Paused     bool
 	// Health, kept by the circuit breaker (package delivery).
 	ConsecutiveFailures int
 	FailingSince        *time.Time

@@ -75,7 +75,7 @@ var pgTargetsOf = pgTargets("SELECT endpoint_id FROM ins WHERE lease_token IS NO
 // shares it, fastpath.go).
 func pgTargets(endpointIDs string) string {
 	return `t AS MATERIALIZED (
-  SELECT e.id, e.project_id, e.url, e.headers, e.headers_sealed, e.headers_key_id, e.hmac_enabled, e.signature_scheme, e.paused, e.rate_limit_rps, e.burst,
+  SELECT e.id, e.project_id, e.url, e.headers, e.headers_sealed, e.headers_key_id, e.hmac_enabled, e.signature_scheme, e.auth_header, e.paused, e.rate_limit_rps, e.burst,
     e.consecutive_failures, e.deleted_at,
     k.ids, k.master_key_ids, k.sealed
   FROM endpoints e LEFT JOIN LATERAL (
@@ -85,7 +85,7 @@ func pgTargets(endpointIDs string) string {
   WHERE e.id IN (` + endpointIDs + `))`
 }
 
-const pgTargetColumns = `t.id, t.project_id, t.url, t.headers, t.headers_sealed, t.headers_key_id, t.hmac_enabled, t.signature_scheme, t.paused,
+const pgTargetColumns = `t.id, t.project_id, t.url, t.headers, t.headers_sealed, t.headers_key_id, t.hmac_enabled, t.signature_scheme, t.auth_header, t.paused,
   t.rate_limit_rps, t.burst, t.consecutive_failures, t.deleted_at, t.ids, t.master_key_ids, t.sealed`
 
 // startSendBatchers runs the send batchers until the store closes.

@@ -102,7 +102,7 @@ func TestMasterKeyRotation(t *testing.T) {
 			SigningSecret string `json:"signing_secret"`
 		}
 		require.Equal(t, http.StatusCreated, api(t, http.MethodPost, "http://"+addr+"/v1/endpoints", apiKey,
-			fmt.Sprintf(`{"url":"%s/r%d","headers":{"X-Receiver-Token":"tok-%d"}}`, rc.srv.URL, i, i), &ep))
+			fmt.Sprintf(`{"url":"%s/r%d","headers":{"X-Receiver-Token":"tok-%d"},"auth":{"type":"bearer","token":"cred-%d"}}`, rc.srv.URL, i, i, i), &ep))
 		secretOf[ep.SigningKeyID] = ep.SigningSecret
 		byEndpoint[ep.ID] = append(byEndpoint[ep.ID], ep.SigningSecret)
 		return ep.ID
@@ -184,11 +184,15 @@ func TestMasterKeyRotation(t *testing.T) {
 	require.Equal(t, len(secretOf), n)
 
 	// Step 4: a server with only B starts, signs with every secret and
-	// sends every endpoint's custom header.
+	// sends every endpoint's custom header and credential (sealed with the
+	// headers; endpoint 2's were replaced by the plain-text ones above).
 	addr, stop = startServe(t, append(common, "--master-key", b.String()), env(nil), &syncbuf.Buffer{})
 	for i, ep := range endpoints {
 		d := requireSignedBy(t, rc, addr, apiKey, ep, byEndpoint[ep])
 		require.Equal(t, fmt.Sprintf("tok-%d", i), d.header.Get("X-Receiver-Token"))
+		if i != 2 {
+			require.Equal(t, fmt.Sprintf("Bearer cred-%d", i), d.header.Get("Authorization"))
+		}
 	}
 	require.NoError(t, stop())
 
