@@ -1282,6 +1282,48 @@ type ReplayItem struct {
 // ReplayItemStatus defines model for ReplayItem.Status.
 type ReplayItemStatus string
 
+// SendBatchEnvelope defines model for SendBatchEnvelope.
+type SendBatchEnvelope struct {
+	Data SendBatchResult `json:"data"`
+	Meta Meta            `json:"meta"`
+}
+
+// SendBatchItem defines model for SendBatchItem.
+type SendBatchItem struct {
+	// Error Why the item failed; null when it did not.
+	Error *Error `json:"error"`
+
+	// Index The item's position in `messages`, from 0.
+	Index int `json:"index"`
+
+	// MessageId The stored (or, for 200, the original) message; null when the item failed.
+	MessageId     *openapi_types.UUID `json:"message_id"`
+	MessageStatus *MessageStatus      `json:"message_status"`
+
+	// Status What `POST /v1/webhooks/send` would have answered for this item (202, 200, 400, 404 or 409).
+	//
+	// Example: 202
+	Status int `json:"status"`
+}
+
+// SendBatchRequest Example: {"messages":[{"endpoint_id":"ep_0193a5b2c3d47e8f9a0b1c2d3e4f5a6b","idempotency_key":"order-42-created","payload":{"event":"order.created","id":42}},{"endpoint_id":"ep_0193a5b2c3d47e8f9a0b1c2d3e4f5a7c","payload":{"event":"order.created","id":42}}]}
+type SendBatchRequest struct {
+	Messages []SendRequest `json:"messages"`
+}
+
+// SendBatchResult defines model for SendBatchResult.
+type SendBatchResult struct {
+	// AcceptedCount Items stored and queued (202).
+	AcceptedCount int `json:"accepted_count"`
+
+	// DuplicateCount Idempotent repeats (200).
+	DuplicateCount int `json:"duplicate_count"`
+
+	// FailedCount Items refused (4xx).
+	FailedCount int             `json:"failed_count"`
+	Results     []SendBatchItem `json:"results"`
+}
+
 // SendEnvelope defines model for SendEnvelope.
 type SendEnvelope struct {
 	Data SendResult `json:"data"`
@@ -1561,6 +1603,9 @@ type ReplayBatchMessagesJSONRequestBody = MessageIDList
 
 // SendWebhookJSONRequestBody defines body for SendWebhook for application/json ContentType.
 type SendWebhookJSONRequestBody = SendRequest
+
+// SendWebhookBatchJSONRequestBody defines body for SendWebhookBatch for application/json ContentType.
+type SendWebhookBatchJSONRequestBody = SendBatchRequest
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -2123,6 +2168,48 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
 	SendWebhook(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendWebhookBatchWithBody Send up to 100 webhooks in one request
+	//
+	// An extension of hookd. Each item is a send of the same shape and
+	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+	// and gets its own outcome in `results` (in request order): `status`
+	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// message), or the status and error the single send would have
+	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+	// is committed in one transaction before the answer, so a 200 answer
+	// never loses an accepted item, and one item's failure does not
+	// affect the others. The whole request is refused (nothing stored)
+	// when it does not match the schema (1 to 100 items; the body at most
+	// 8 MiB), and with 429 when the project's send limit cannot take as
+	// many sends as it has items (the batch counts as one send per item).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+	SendWebhookBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendWebhookBatch Send up to 100 webhooks in one request
+	//
+	// An extension of hookd. Each item is a send of the same shape and
+	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+	// and gets its own outcome in `results` (in request order): `status`
+	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// message), or the status and error the single send would have
+	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+	// is committed in one transaction before the answer, so a 200 answer
+	// never loses an accepted item, and one item's failure does not
+	// affect the others. The whole request is refused (nothing stored)
+	// when it does not match the schema (1 to 100 items; the body at most
+	// 8 MiB), and with 429 when the project's send limit cannot take as
+	// many sends as it has items (the batch counts as one send per item).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+	SendWebhookBatch(ctx context.Context, body SendWebhookBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // GetHealthz Liveness probe
@@ -3073,6 +3160,68 @@ func (c *Client) SendWebhookWithBody(ctx context.Context, contentType string, bo
 // Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
 func (c *Client) SendWebhook(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSendWebhookRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendWebhookBatchWithBody Send up to 100 webhooks in one request
+//
+// An extension of hookd. Each item is a send of the same shape and
+// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+// and gets its own outcome in `results` (in request order): `status`
+// 202 (stored and queued), 200 (an idempotent repeat: the original
+// message), or the status and error the single send would have
+// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+// is committed in one transaction before the answer, so a 200 answer
+// never loses an accepted item, and one item's failure does not
+// affect the others. The whole request is refused (nothing stored)
+// when it does not match the schema (1 to 100 items; the body at most
+// 8 MiB), and with 429 when the project's send limit cannot take as
+// many sends as it has items (the batch counts as one send per item).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+func (c *Client) SendWebhookBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendWebhookBatchRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendWebhookBatch Send up to 100 webhooks in one request
+//
+// An extension of hookd. Each item is a send of the same shape and
+// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+// and gets its own outcome in `results` (in request order): `status`
+// 202 (stored and queued), 200 (an idempotent repeat: the original
+// message), or the status and error the single send would have
+// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+// is committed in one transaction before the answer, so a 200 answer
+// never loses an accepted item, and one item's failure does not
+// affect the others. The whole request is refused (nothing stored)
+// when it does not match the schema (1 to 100 items; the body at most
+// 8 MiB), and with 429 when the project's send limit cannot take as
+// many sends as it has items (the batch counts as one send per item).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+func (c *Client) SendWebhookBatch(ctx context.Context, body SendWebhookBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendWebhookBatchRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4850,6 +4999,46 @@ func NewSendWebhookRequestWithBody(server string, contentType string, body io.Re
 	return req, nil
 }
 
+// NewSendWebhookBatchRequest calls the generic SendWebhookBatch builder with application/json body
+func NewSendWebhookBatchRequest(server string, body SendWebhookBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendWebhookBatchRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSendWebhookBatchRequestWithBody constructs an http.Request for the SendWebhookBatch method, with any body, and a specified content type
+func NewSendWebhookBatchRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/webhooks/send-batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -5447,6 +5636,48 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/webhooks/send (the `SendWebhook` operationId).
 	SendWebhookWithResponse(ctx context.Context, body SendWebhookJSONRequestBody, reqEditors ...RequestEditorFn) (*SendWebhookResponse, error)
+
+	// SendWebhookBatchWithBodyWithResponse Send up to 100 webhooks in one request
+	//
+	// An extension of hookd. Each item is a send of the same shape and
+	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+	// and gets its own outcome in `results` (in request order): `status`
+	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// message), or the status and error the single send would have
+	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+	// is committed in one transaction before the answer, so a 200 answer
+	// never loses an accepted item, and one item's failure does not
+	// affect the others. The whole request is refused (nothing stored)
+	// when it does not match the schema (1 to 100 items; the body at most
+	// 8 MiB), and with 429 when the project's send limit cannot take as
+	// many sends as it has items (the batch counts as one send per item).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+	SendWebhookBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendWebhookBatchResponse, error)
+
+	// SendWebhookBatchWithResponse Send up to 100 webhooks in one request
+	//
+	// An extension of hookd. Each item is a send of the same shape and
+	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+	// and gets its own outcome in `results` (in request order): `status`
+	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// message), or the status and error the single send would have
+	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+	// is committed in one transaction before the answer, so a 200 answer
+	// never loses an accepted item, and one item's failure does not
+	// affect the others. The whole request is refused (nothing stored)
+	// when it does not match the schema (1 to 100 items; the body at most
+	// 8 MiB), and with 429 when the project's send limit cannot take as
+	// many sends as it has items (the batch counts as one send per item).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+	SendWebhookBatchWithResponse(ctx context.Context, body SendWebhookBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*SendWebhookBatchResponse, error)
 }
 
 type GetHealthzResponse struct {
@@ -8855,6 +9086,89 @@ func (r SendWebhookResponse) ContentType() string {
 	return ""
 }
 
+// SendWebhookBatchResponse429Headers the declared response headers of an HTTP 429 response for SendWebhookBatch
+type SendWebhookBatchResponse429Headers struct {
+	RetryAfter *int
+}
+
+type SendWebhookBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SendBatchEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SendWebhookBatchResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SendWebhookBatchResponse) GetJSON200() *SendBatchEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SendWebhookBatchResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SendWebhookBatchResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r SendWebhookBatchResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SendWebhookBatchResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SendWebhookBatchResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SendWebhookBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendWebhookBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendWebhookBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendWebhookBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetHealthzWithResponse Liveness probe
 //
 // Answers 200 while the process is up. It does not touch the database.
@@ -9689,6 +10003,60 @@ func (c *ClientWithResponses) SendWebhookWithResponse(ctx context.Context, body 
 		return nil, err
 	}
 	return ParseSendWebhookResponse(rsp)
+}
+
+// SendWebhookBatchWithBodyWithResponse Send up to 100 webhooks in one request
+//
+// An extension of hookd. Each item is a send of the same shape and
+// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+// and gets its own outcome in `results` (in request order): `status`
+// 202 (stored and queued), 200 (an idempotent repeat: the original
+// message), or the status and error the single send would have
+// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+// is committed in one transaction before the answer, so a 200 answer
+// never loses an accepted item, and one item's failure does not
+// affect the others. The whole request is refused (nothing stored)
+// when it does not match the schema (1 to 100 items; the body at most
+// 8 MiB), and with 429 when the project's send limit cannot take as
+// many sends as it has items (the batch counts as one send per item).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+func (c *ClientWithResponses) SendWebhookBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendWebhookBatchResponse, error) {
+	rsp, err := c.SendWebhookBatchWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendWebhookBatchResponse(rsp)
+}
+
+// SendWebhookBatchWithResponse Send up to 100 webhooks in one request
+//
+// An extension of hookd. Each item is a send of the same shape and
+// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
+// and gets its own outcome in `results` (in request order): `status`
+// 202 (stored and queued), 200 (an idempotent repeat: the original
+// message), or the status and error the single send would have
+// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
+// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
+// is committed in one transaction before the answer, so a 200 answer
+// never loses an accepted item, and one item's failure does not
+// affect the others. The whole request is refused (nothing stored)
+// when it does not match the schema (1 to 100 items; the body at most
+// 8 MiB), and with 429 when the project's send limit cannot take as
+// many sends as it has items (the batch counts as one send per item).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/webhooks/send-batch (the `SendWebhookBatch` operationId).
+func (c *ClientWithResponses) SendWebhookBatchWithResponse(ctx context.Context, body SendWebhookBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*SendWebhookBatchResponse, error) {
+	rsp, err := c.SendWebhookBatch(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendWebhookBatchResponse(rsp)
 }
 
 // ParseGetHealthzResponse parses an HTTP response from a GetHealthzWithResponse call
@@ -12707,6 +13075,80 @@ func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) 
 	return response, nil
 }
 
+// ParseSendWebhookBatchResponse parses an HTTP response from a SendWebhookBatchWithResponse call
+func ParseSendWebhookBatchResponse(rsp *http.Response) (*SendWebhookBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendWebhookBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SendBatchEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers SendWebhookBatchResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ServerInterface represents all server handlers.
 type ServerInterface interface {
 	// GetHealthz Liveness probe
@@ -12829,6 +13271,9 @@ type ServerInterface interface {
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx echo.Context) error
+	// SendWebhookBatch Send up to 100 webhooks in one request
+	// (POST /v1/webhooks/send-batch)
+	SendWebhookBatch(ctx echo.Context) error
 }
 
 // ServerInterfaceWrapper converts echo contexts to parameters.
@@ -13558,6 +14003,15 @@ func (w *ServerInterfaceWrapper) SendWebhook(ctx echo.Context) error {
 	return err
 }
 
+// SendWebhookBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) SendWebhookBatch(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.SendWebhookBatch(ctx)
+	return err
+}
+
 // This is a simple interface which specifies echo.Route addition functions which
 // are present on both echo.Echo and echo.Group, since we want to allow using
 // either of them for path registration
@@ -13619,6 +14073,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.DELETE(options.BaseURL+"/v1/endpoints/:id/signing-keys/:keyId", wrapper.DeleteSigningKey, options.OperationMiddlewares["deleteSigningKey"]...)
 	router.POST(options.BaseURL+"/v1/endpoints/:id/rotate-secret", wrapper.RotateSecret, options.OperationMiddlewares["rotateSecret"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/send", wrapper.SendWebhook, options.OperationMiddlewares["sendWebhook"]...)
+	router.POST(options.BaseURL+"/v1/webhooks/send-batch", wrapper.SendWebhookBatch, options.OperationMiddlewares["sendWebhookBatch"]...)
 	router.DELETE(options.BaseURL+"/v1/messages/:id", wrapper.DeleteMessage, options.OperationMiddlewares["deleteMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id/payload", wrapper.GetMessagePayload, options.OperationMiddlewares["getMessagePayload"]...)
@@ -17778,6 +18233,101 @@ func (response SendWebhook503JSONResponse) VisitSendWebhookResponse(w http.Respo
 	return err
 }
 
+type SendWebhookBatchRequestObject struct {
+	Body *SendWebhookBatchJSONRequestBody
+}
+
+type SendWebhookBatchResponseObject interface {
+	VisitSendWebhookBatchResponse(w http.ResponseWriter) error
+}
+
+type SendWebhookBatch200JSONResponse SendBatchEnvelope
+
+func (response SendWebhookBatch200JSONResponse) VisitSendWebhookBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhookBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response SendWebhookBatch400JSONResponse) VisitSendWebhookBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhookBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response SendWebhookBatch401JSONResponse) VisitSendWebhookBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhookBatch429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response SendWebhookBatch429JSONResponse) VisitSendWebhookBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhookBatch500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response SendWebhookBatch500JSONResponse) VisitSendWebhookBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type SendWebhookBatch503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response SendWebhookBatch503JSONResponse) VisitSendWebhookBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 // StrictServerInterface represents all server handlers.
 type StrictServerInterface interface {
 	// GetHealthz Liveness probe
@@ -17900,6 +18450,9 @@ type StrictServerInterface interface {
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx context.Context, request SendWebhookRequestObject) (SendWebhookResponseObject, error)
+	// SendWebhookBatch Send up to 100 webhooks in one request
+	// (POST /v1/webhooks/send-batch)
+	SendWebhookBatch(ctx context.Context, request SendWebhookBatchRequestObject) (SendWebhookBatchResponseObject, error)
 }
 
 type StrictHandlerFunc func(ctx echo.Context, request any) (any, error)
@@ -19060,257 +19613,316 @@ func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 	return nil
 }
 
+// SendWebhookBatch operation middleware
+func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
+	var request SendWebhookBatchRequestObject
+
+	var body SendWebhookBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.SendWebhookBatch(ctx.Request().Context(), request.(SendWebhookBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "SendWebhookBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(SendWebhookBatchResponseObject); ok {
+		return validResponse.VisitSendWebhookBatchResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
 // Stored as a slice of fixed-width chunks rather than one concatenated
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L35chu3sjD+Kij+7q9C5g4pSpYdW6pTt2iJsXUjS4qWLDfMxwFnQBJXQ4AZYEQzLlWdh/ie4TzYeZKv",
-	"0A3MxuGi1c45/iexhgMM0Ohu9N6faoGcTKVgQqva3qfalMZ0wjSL4a+DJFYyNv8KmQpiPtVcitpe7XLM",
-	"iD9hmrYE+6j7AbzmEzkkeszINGY3XCaKTOmItcjplP6RsFbNq3Ez9o+ExfOaVxN0wmp7NRxb82oqGLMJ",
-	"Nd+a0I/HTIz0uLb3cnvHq+n51LypdMzFqHZ769W6IpxKLvTR4eLaOoIw+zPhoUd8Nu37hIqQvNghkZyx",
-	"OKCKkTH7SEI+4lqlK5tSPc4WxsOaV4vZHwmPWVjb03HC8oucUq1ZbIb9Hzbt/0abw3bzze+fXuzc/ket",
-	"askfmFJ0xCpXTCb4I+EhqV9dHR3efNe436qGMp5QXdurJQm8WbUOHfNAOQguruZURHOix1ylYPxGuQUq",
-	"UqfCrFIOCRVSj1lMprH8XxaYl1KwBzIRWhHzAhejxrKjd+/3YakPAS1s6WcuQjmrRtYZ/ObhylhIBjS4",
-	"JsNYToiQs2Xrw0GFpf1HzIa1vdr/t5VRzRb+qraKy7g1K4uZmkqhGBDTWxqesz8SpgDogRSaIfzpdBrx",
-	"gJrlbv2vMmv+tOEnu3Es4664YZGcMvzk4t5j/CjhinBxQyMe7hH/6OSnzvHRYf+8++NV9+LS97JH3ZPD",
-	"s9OjE3jm/t1/e3x68EP3sPDs6uS82zl433l73M2Pf9/tHHbPL3wiY+KfdX49Pu0c9i9PT/vHnfN3Xb9V",
-	"u/VqB1IMIx58JkgE9uuKzLgeA88KkjhmQhOlqWZ7xD+8Ojs+OuhcdvtX58dmdx86v/Qvjt6dHJ286//Q",
-	"/fWiD3tHiBx0Tk5OL/uH3ePuZbd/3Lm4zL8KsDnsfjg7veyeHPza/3B08aFzefA+D7OLy87l1YV5ctg9",
-	"Pvqpe/5r/+ikf3Z++u68ewHPz7uXpYcAyHdSsOcF4pTOI0lDg05CkkiKEYvJNZvqPVhk9+Ty6PSk3/3l",
-	"7Oi8e4iLPBKGnmkE8z/fajuCJIJ9nLLAkDwzrwPmX3bPTzrH/e75+em53yIFGgnJkItQAU6ETFMeES7I",
-	"WMrr8BtFIjmCDZ1I/b1MRPh8ezmRRCXBmMRMySQOmFkVMGnLfveIb1Dw+9Ork0Of1DMizT0dyphQopgI",
-	"G7CLCxbf8IBdCXpDeUQH0TNjUkg1HZi7OKBCSE0G5hxoMGaGQV10z386Ouj2r046P3WOjoHJtMg50/F8",
-	"3+6C6DHVZCQ1QoIKNWMxmVG4eYjSMmYhbPRSyg9UzC33Vc+IgSTiE65hTXZrLeK/vTq/uOwfH304uux3",
-	"fznodg+7h/6eFZ3cZdo5OyIx1awncIr6hAo6YhPDpGKZaKY8w2ANHBSZjZnIjydjqiyQ7PjGPvERn5UP",
-	"v/oqkFNmUCWbGFm2GeU3vJ7wYWR/yuL+hItEMxSj/NgcQp8ONYv7igVShMpvEf/ccEvYFW5Hyp6YUDEn",
-	"Q8ojFhKa6DET2oJa4fULvDfiDKQMGoYxU6rVE/559+y482s1kJy0hFCdRnTOQrLdJppPjIQy5IJG+z0h",
-	"JPEBX5ods1S/0eqJmlcbMxpa8Tb366LY8PNYRozY/ZFEaB4Rml0hVBiCDBgLSZ1qEjGqNNlutMiFOSG4",
-	"V6oPGmFYAFarKP5ywSfJpLa3nQo7XGg2YrFBsVuvdiUMKGXM/2Th81KsQcprNje8f8KV4mLkkQmNjNTJ",
-	"Qo8k4lrImTBYFLKIaSDkq5PO1eX70/Oj/8Hr4NbtFY6gM+U/sDlIfbGcslhzFJaCmFHNwj7VBbE2pJo1",
-	"zTkvCoJe7ZrNjSi596nGPtLJ1LAzeNbefvOCvhzsBC/C3e/Y6+Eb2h5sBzvhC7Y7fElfhVVzRXTAIjNV",
-	"xS9K9xOVrq2MNZYSDZjMq3m0N0SQYlA9mYb4SJOJVJpIETBCCZJaY5+IJIoIHxLBblhsUKQSCuYtZN2o",
-	"CyysdyJDtu7w8RQ+mDdvvdo0ZkP+sVqQHvLY4Pk2CcY0poFRFJ3ad83mZpUZ7MfX/YjfsD7dflspt2dq",
-	"zG/u7Bzg00XY9Xt5hCidwe/p3HJgmJ/ZAm7oAMc8GnYt0S2AUZjdk4sxoL/RoMYsBp13BZbeAekecogb",
-	"At7sLwd2dw6L4F8L75SLLMDd3PibbcMdndk705voXnRha/A1O375og+RU1UsNvvBDh1IGTEqVp7iMvC6",
-	"2dYu5DGg5/b09NA75kqvXzHXbKI2W7qZ2n6LxjGdP8MePljiCtmQJpFhBIZt1coX4BkPrpXjdN8YyduQ",
-	"ikd8x+dQfBpf9zVTug+3OhPmIv/NTWh+yC0ko++O1mwyrbTGGD3EDI/nhOJbqLL43/YnyjdCDxcjMuQs",
-	"ChWhseVHPTHhUcSd+FKPjbrCwoZHqCLvpbx+G/NwxL5R5OLwB0VCFsiQmc1N9mGLik5YT+DkVk1WyaCZ",
-	"m9TsP+CKSwFf5YL49nUfBa0iKti194Vc3OR206gBobnyJgNzoxiJhouEERrEUjkpT+X4aSoReUb8Ef2Y",
-	"meugmlaL3H7JfW3XR5gBE8hoKF4GMjYP6r7SNMZZfDKNEkW4ViRMYhC2Gkvv54WjDoXqIzEsubpzW3PT",
-	"2wGLd49d9TfZSsxBFI5+zdnVqSDso2ZCLW5DJmZ16cLwdMy6QJfua/ZRr9hHtmVklGtsk15NJjqQEyBF",
-	"RzcgYisFNk8dzymuZ8riCTXkX0lL01iaMVyMKsGGcn0BRPnz11JayyAcONHSoITntEsZG+WyGhGtZNfP",
-	"aRirONZ7+xraCWV0w8I+n24EUGdX7A9kWCGVXE3Nsl/tkh/eOuEMl++Rq8vvm69J3RoCyWCumSWvgIVw",
-	"/Hf7eF/HiQjo0nsyffleQMGhEdVMBPNNTzPVK/EAHQDS84U/mQiLoLHyNmjSQrrjDuiEkbrhMCwA6gLM",
-	"90DVlIn2SMyGhvGQkCnNRcYL1tN2uj2lqU42ZAgVqvddBuLzHHlFYN8eUryW1h59xgM3l5t1MO1bAG7M",
-	"9+xFslZiwDO9tG+bgZHqj6kI1Zhes80/F1OhhizefIAeDjZ8uSSRAOfL3YUlxSYH4IwfFu+BMoMrXoCL",
-	"XKiCBpfTcAb6SnEJ1/2YMp+Ve+4p9OUWdD/5rzR+YTNjqvoTGbNlzA1BvYkikHvXy6ZdsajLjAYWzNrZ",
-	"tT8dU8XUPS79nshu/Yz3xYxQnJOEPAQ76phOp0yQupDk8OSCRFJeJ1O0JYueODojEdcsppFn2GZKe8SI",
-	"hQSRkmT8s1ElGmYS0aLosYS8MlFkkb3cZ5IKtnGfaYp85D4zZIzlzqPLuI9QXYBQxW6z7xb3UIWdqJij",
-	"4pRzZxZPNDVk5Fz52+32I1inbpcuyXm0ly6KJmYZa6ygdpJOosdHYprA/IMkVhWqw1vzmNCBvGHEj6lm",
-	"fbSXx1Pl75M2mTAqVKpMGb2r/JYRFCb0o7X2ttsGQqn1t12pEORXUIyUqATv3aWu8YQGfSYMnoUFpRhx",
-	"rkJ7GtJIMc9pqZwpEtA4nht2oPhIUJ3EjOBCcnJzno0WoLII6MNs5imLrUkeBblclEIGciHR7bIA3nXQ",
-	"TZfbB8CsRcwL9/4Fvn7r1ZI4WtyAP9Z6qva2tnyPbO+Yle+0d1/nTKgemSaDiAfOA0LqioE2TgwCw9Vv",
-	"VLxs0kbJ0mrnf/Oitf16t7Wz/ar1YndrLOW1Wmt5NSteTujdj1MZL6epkMfI2NcSFsxzmL5ulEgR9kFo",
-	"XIDXBxdtYmUjMmBDGTM8bzNkn4AITFAph1l8LzWkv9khIZ0rYvSGeHPFPB+OcreoGPONOwWteDUuBjIR",
-	"YX/lR8+tclHfbbcb++iFBuedkMROkC5HWWx3/ODV7jL5fVOgU220XQR0CvnNwZmpNavNdvDVC3y5jJu5",
-	"9ebwpQpbD49/fJjh9PD4xzM6Yk9qbnTfuKOY6dBsY6naATWZTGhcaVHNhe1tYHAobTNdT06QLU5ZuXmw",
-	"Sb+lOhg/8KSyic6ZMnfTk57ZwtcWBYsoZjSc962Jvw9BZrmjLNzfa18RUveHwBtWvBTDUlS1vZgJHc/h",
-	"qrRKBwshEpKL1Pko45DFpG4k9ClSO4eInpgZNs1CcEZi4N4mCIdAOrX66gK+LahCuPgyOLwlkFyEyfKD",
-	"+kDFfBNXTsWZWLTu87BIaYsWjVWbc5+qnnf1wh+DLgAAT08Qp5mtthLUq43t+QgOO8DqoEav9NPj9h/g",
-	"9k6hXnmGFbbm7ORKaJhHwAqLczV3REU/Z8LJ4FIF1Xw87sPUloLGUuktUSxINL9h/SHlURKzCjbyvQ3Z",
-	"QTsD2BcoieVs0RaqUmOo8shu+zW4Tl5+/GgtqKqxT6iYE4wVtlbVmClmJl1iR7+Pd76kGC3+zhWoNKvx",
-	"MuBxkHBNBjGj1ywmbpQzGWN4c51DMK02o6bUSGjOggK7nHHFWsRcFhNGYtZEZcpt937YnC4/ZtSG9ZS3",
-	"MN98BxuZ+Q1ycDHqKy6CCnHxIm9cd9GzcSLMI4dXEKFmTUs8AiUw0uP5/cHwcHV2UbpawiDwYCu8bnHC",
-	"7HYKSMGVxQWPDPAoOmdHZv+D6oOpA/r4Obz0zRyKgQuqsamm/DRKLEYm3YkAreK7mjcCTzRvFgl2YWOO",
-	"g2UnXjrJim16yCnTk1vC6sqIXWQNi5RWMtDnQLOKjXcs01702ObUxyBmIROa0wjstTLR4FNWLIiZzvuj",
-	"uLZan2AFvf+TBU/fJix0bFggtVAdw4VS++ff//EqeJU7tQGjsRU2SxRXUkvys1dtBl/AONyAxmCi4ZrU",
-	"/cJKMPIYPwrXw4AqHjQqo6PGlTkp/j///g8MnDSkBGF1uxURaFpeM+GRKVVqJuPQUJ9d4Q2NErZPzGU2",
-	"T2FqyG1sxF3YgSDbO7k5K1dX9p9ZQHo12FGKruuFBPjVKwDY7n0dVqFV0sgFYcgNeGh0ljs0NMaVwHeQ",
-	"IpqyRoSpuYKFVs4dGrOA8RsWE3Ot52NNSq4CA2mYodEiPu7etzHIxTPfI2/xvHtJu/0igJOBfzJ/vyd8",
-	"gNfSkeZHO3BAFXu1az6bKBYbQO25481Nh3BM58uBdc9iQB8wwDfbmRP0fZufySDRBgA9Q1sOOEY42Sdl",
-	"HOaK0CiSM2b2/o7fMMI+0kCDWYj1xIRh6IpDxfmU7aPYdNa5PHjvEf9TD062V9sjvZr5Xq9265OYTeQN",
-	"UzhJxhEwxifHIeBuoCiUGQFK53NXlJaTnrC80sOIURIzncSChXDVZBeVGssZBq+Y1XiOQgQE/BgSo8Qg",
-	"YsMz0NSp/ScV2r9RRM6EHaaIki4aH6P4e8JGExCuPSDZNIaGKuL/FrPQEFj4uw/QsQJmi1wpM4LE1IhQ",
-	"PQEESe3W3BrR6TSHrDIb/B9Tg8UUokT2ypCAwKQUDBbVsxD7azYHyXaYRBH6pXKcFTC2tleLgxuM7tod",
-	"bgdt+oZ9F+4MXi9hpyvZZ844t/PyFdiiU9/IUlkH8bY0fLf9Zv14Ryb3GWs3f4+BGzJIDwigMnzH0fkC",
-	"yF6u+XoVi13FTR81Onid/lGOS2fTdWHpg2XBw9VX5OWqixFFisor7RHERTOFEaiq4u/V9bp9BstWBTIa",
-	"LLxCIJiNFQv6mUyQ3RM7uySmIpQTDG7aLCj7YdJrhSxagsnCjnJHuTa4uoSwD7MSlbH/KU1F7lv3C7He",
-	"JKpibWh1aQmPA7vnCK9233qcFT/LUh8xLshNucKFscl2zuiIPWhLZ6kVoLiZJUYD5xnpg509qbIfvJcz",
-	"AllxqKZmmfXUSHXJhJEJDRkJE0boiHJB6m2buAkDihG6XOhXu5U2tMx8USasKgpKVebFDayHzuNgqIX0",
-	"c+CpQ6pnvPhXmJcWGd/DLqPM/LHZrXKFFg10ZEWnw9rebxvzlDIAk2yuNWjn3lxc2e/e0hyrVIfJlJJg",
-	"TMWIkbrRLd51L8nWzfZW6hLf+sTDW7/hYby+b7+JOeml7T8OEjtYPikWuyT6Eu6mSSzFBGSl6SBiHpnQ",
-	"YMwFa8aMhuYJgYQPyCk3sCvXg4BUlix3vBhuUnq5miwg13i5oaIqnOh7GaNuTnP+hT3iQ3KL0d3Jf1+c",
-	"nhAANcbip+VqQH9t2PzkJDKa/swoiGBxldcsb23KYGnZXSXcmNBMBAyY75TJaWT0eU0mdG6RrrU2tCbA",
-	"3Dn3laWnuRz5mDvstam7D8I5/MwqpIPwnSqsMyixhmeuNevfh+9iCkruANd+hX2c8pipO31lyCPWV/xP",
-	"1gdlogJRohmdK7DVYnL6wcVPBMsyhEkAjnQSypmIJA09oiRaePmfDOtnaIIZ01wQGt5QEbDK+319RPqQ",
-	"R5rF/YfEY9kp8mFZGwPJDlweypQ3fRMcYPjOi51cISYvNYMbQGLdJkyyA/6eZa3ZMAVFoK5B6jdGw2Xe",
-	"yZWxrA1ywNd7xHCfxSCqO4Eoi4lahI7zieM7FkYLu8Nf86mFVk4DNQjCJMXIqJtYmwB+mDIRGtUTckCs",
-	"A4SF/SyLKhUaNskB2TCZy5rZlvnfYznL4luWBKJNqA6sqY9ZeORKXTDAYAghsPxjQ9F4gySWTRJhNghu",
-	"QyJbEtuGgncGpXTSKkRbpM4yTlWSYQVfyIN+kb+V+eqq9JQC7y+w1+U3yEMsAetrm93NMpBf0APFv8Le",
-	"nlT4K7HtQtayTDTEhNYWw7R5MM40TS0t8bRyIaVucPaaFNF8n/g20NTH8DAISM2zn9xH7ZuLVl2v9rFp",
-	"3m/eUDDtKjOwtJXTbJ7SL0du2nT/j3Faz3BMj2kPSdf8vGaQPANbYNSuKhYiE3pb/JQr+MiqXTRxvVo4",
-	"6gknHTWss4iGxEdeEvpYE8XPWAvWLppSpaCSkr3ZfK8n/CwrzpbYwWvOJ+wjVxqu0JwEYZZJNR/wiOs5",
-	"vE9j1hPOc4ZRkNYpZDHdfqyQgJdng+nNmjLDu5ECgvks/Urhaf6L+R8Ocl/PP//erST/sOtWdevV3meh",
-	"NNUK2qc1to5a96OOKXl/eXmWOQPT2kcoraSVC+rgbNUSHfGNFjnmE25RhotVmQ6lgIdfmpdMUAhroEEh",
-	"1jTD2vcQZrRIcdmlnTKv6/Wuejvq96Ufehg3sot9Sm50LEfqkfjQ+sjyJ+VHHzJ1r7q6xIqQaVslK8uB",
-	"TnWDhaJZj6SirgqFzemN4JUideoiYVNNwEZQkt32bmPfhWwAI4OaHeAAD1kQARE9JLgQqfSBInFJ/atQ",
-	"gWKl++6gHvKlDTUQHrLJVGLpAFu8ae3UUFgqNbqsfR1yHh5jS7aoZl+N6c7LV9UW4zUKFZRIWZMzUFVP",
-	"4YkqFRSNJpVa2N3Tg+4TmrhW7SqVIXbqVJGllABcYieF7S6c5t1CCO2WOyD7PuxusVP9zPX46LBk76zw",
-	"Xd3z+sl0xQ3Z91IlsBx3X6kMbvLjnbMPSB1ji4hdQpkXp0G9WP8Of71D0Z+V2QirEghWJSWsSSkoQvtR",
-	"MOk5VFz7qUdZ73Ms9OjQ6HmLy1yWTrT23prQj0f48rZNWXZ/rkk9WpdoVGSmizE1aEn0SX1GuYaiYjIG",
-	"ezUivWWIDY/4makRIirTYFGueoILMoz4aAwvFkyPpZkNOZkLNB1NdU/4pSvVN7Okxkzfc2pdZr30Sd1q",
-	"EIfHP4ISaZRBsGean7SqiNFvtMipIGdS6VHMLn48JpQINksZg5GseoKSYcwYmcn4msUukgoDZc0WrBJI",
-	"NL1miigdU7PpXPUhKL57zdgUwoxnZkwK4jCJ0xjGAnQhuWQkGZYx6ol0hEbXgU0oatgqbSw2+uowoiPi",
-	"N5vmk80xFaEcDv8GkcB+T+gkhjIEXBE5HIIPohjhiwGh+TMt6r2PbGBewPeSTnEv2f5+0vkjSr1rg/2v",
-	"zo9btfuIzQjLh6zxjkLtmsy5R5N5n1kefYR09MLNXBQbUzxYIUGuCcgoSmsbh2NkV93yG+ju5vPc2A1C",
-	"NDqZnIShFtlwHy1/aQkUHvoNYP+xtRnJYbEeZSiDZMKgS4ca0ylrIWyqqjMV6y+VbrOY/WHjQ7OI0Ihp",
-	"cCKZp+hz3Cc0UhgY7v/StHUumkehn6tYklkKzJwv/tj57/CNOr5u0/95vT35Jfhp8J34cdZdC9LcaquP",
-	"H9qHVPC/m9HKEngfGBXE0QQkY6Zhv1g9cZhEaaC9Vy4VtU/aqU8tZmRm/uMSjTZwplmL52IeulmBVMwj",
-	"YxfwRmHmGSnfDoX7e8PPmpuGV/njoaR7lrcKsXRW2JiQevHiwygimktsgKt40zVkN+Bddp+OustXlOrH",
-	"VFfEqaSzkS1Sz/74TwvkhofySNuID9vpUQuZijpjanYtuBqXVrS8+KeWmkb9fFGKNYVE7PFiO50Ntz1L",
-	"m/ncpeVOkeDS/j2lFReFl9Rm73CqBHOvTIAriPdtElwzvQkJ34m0NiSIueE6y49DSJ0eNZkzTeoAF9LM",
-	"cJI0M8ThIogSI9YRSI1yCnFaiofNqxFnQ4LZ4H3o56DpZLom+3gAUCf1q8uDO6jksPnNsRc/stFOy4ko",
-	"6TbcR1cg4Byl681R7qF6Ml46T6snl9pzOcVie1zzaju75r/fmf2/aFcrCKm74I51c0pFbkrVvKlSIJC4",
-	"5nVakhHTmVY6pSPm0vpFlncKPe02E2/vWRwyv+w1pSLP0I75OJHMG5rVXW7W4oazHO40JmGBunJNbGw3",
-	"HihUg00vXIJlKVWvVEwPdV77iVZttbDvcI0Gmt+w9d4+PAHMx00F+YqdrZXm7dE8jDzd+T4leZ6DXbsT",
-	"RQ9bajpNvibTZ7U2l1e0sK3sgq26T7Gv0Opf71szyOBWElwv84wkwfUjVSNKt5G7ZvDTSzZR9fnlwH2E",
-	"al65ib4wzFlZ8+shuJOW7trI5Y6LOdJscic8uhMi4IqWg+JhR3zBRPiFnS2Ac3m0/UNtZIv3z3L4362g",
-	"1IpoFAPmxz2oJ7px8DNLKoqW7KF3LKt59wJBFVECq7POcyv6rdP8H9r8s91802/+/p+VC7Ku4Koq3nPM",
-	"ZkG4ZNVLt7327mvv5XevMH95n6SGaniAtVTMP7A9CeM3qIAVwezVPjZHsmkf/q+SonVOZzm3WMw0E1BT",
-	"fiyTWFUnKkbSRl/nmn5es2lFVQgClTfqbfI3EsZyCqUcwB+Cb7pAsEaLHKIERbZ3oUproUjvzvarNUV6",
-	"y4krBSOsA/ZypKtm5ncylD6BKXkVUZfS7SuPKVd6mcYMqi5DW8JcZ5e0cMs+8c3/B2BuxRjNnqCi4CRz",
-	"qm9WlajRKgzb6wn/l+bPbGCeNY/AL5f9fekUXhuImf2S7mavJzA44m9Y5mXMPpL3HzoHzYv3nZ2Xr8xq",
-	"ezVbOsbNhvVeWrYujAzn+MC+x/wWlAMWIY3D/gw/qPyeqLviyLPZrOVecL+3Ajlp7BHf/t3ksBX3V/pp",
-	"HyujpD+kCf975GbbK1SqWbILHhaWv/GmeuKazYH0c2UOmtiuKbR1HVwxZFsTwSMziPeGijJ+ecf2TNQN",
-	"/+iTiA9iCnhj0Gc4z2rKuJlVT3ClEha2yM9Q9CyPKmOqiJ5JKKTikYHUY4IFEFwJcClYT2RFwKfQKXhe",
-	"dC9maIWUUDxAQxS5ahILP1eQ5wVWWni0tpJL7vh8KY4NdMrNyz1k63/UCiV338b6MhzrS2tUgeIBpTAW",
-	"YPNAgWcB1E8q96Rfe8TMgBy2P2fnPODxzPlgiutHU+ldylXnjecVu3hUZ4Bb3epdPQyvctB5ykPAdPOK",
-	"xheVteuZaxI44jdM5JKYH7tNxpfe0mKTupqfqW/EIvcsHbr5GguSmOs5DkaKgzJb1UUnl7WnJENpra2D",
-	"OUk7WL/YqXCSp/2pc9XO0pUZ8Qr7RXMxlEuyhKB6HlEsGjbHEgqS2xs8SxFR2I2+RY50Lhutc3YEUWUu",
-	"XydimYySS+e52TZvQnDTYnPLmYyvsZiK0j2B6xnMsYyATS/lMYhW5Or8GPYNBe3gDyP9tnqiJ7791vGE",
-	"1rffki56km3LebMiSoz4Bov1P/WAdnu1PdJqtTzSAxo2f37q5Yz9WAowZn/0W61Wr3Z7a44Ih4Mpwg4w",
-	"sl6vhrOA1oB/2BILvdp/3a74wu2t3+qJSwhdw9rvWOkdwh6wwp9aEf5gdw6VGMy+O+k0ELsG1WzhaAG1",
-	"SZxE+byFdk8sVJbAooBZM3rIgsrYU1rRy0zVIhdygv9UPTGmN8welhE7oICFzdwiwZgF15mcbJ0EWE0Q",
-	"q3vCY1jlXk+kIuzV+bEi9XSR3ZPDs9OjE7NK3/27//b49OCH7iFkmaUPr07Ou52D9523x12/4RULFeZn",
-	"fN/tHHbPL3xMb1P8T7OTun/W+fX4tHPYvzw97R93zt91DVwwJ2S33XYlHHe3XzRapEOmVI/NuQHMc83X",
-	"eyLtvm6IW86EJWeB9batAyWfSVKo6kGusGN7T7hTzfWR5SMhYyP4f0i/wQ2vzyWC2nWa4VCSYxpj03dK",
-	"/kgwWz0Lcwyl9UFPaawg32VAQ+L//z5hKqBT5hHaE/6+TxSb0phqGTfymFRRokTQCU/tE7YOiIcBoLZS",
-	"CFCkA5r5Nra/lLZkLX5YkTGNhkZZo/D79queUEkcyxHVZmYek7rfq/V6Sfi63e7V/DXrsjRjuLGhmCV1",
-	"UR1XbrVaPqnnObN5Yk69JzbrsQ+t5rMVbZdb7vcEMivz2oBFUowgBVgKlsMPw/Jszi/CJiuTGTMlkzhg",
-	"ym7s3IAFLkvgCF0ajNOJJnROJvSakW2v3W6TSbW7z+wM/H2DufPj2SgxINtvFPGbTXMnN+EzTfuO7xEb",
-	"NpwurgewUEwbRt7YtwVgDfYmAsay0PwL4nSzcaC42qql2CmqJ05vIBYI/sy1BTWIs7vzhvhvr84vLvvH",
-	"Rx+OLvvdXw663cPuoW85f0/4EHfU7BhF3PFOwoXtVaVapIMGMykxGmho6+snesyEtslnhjHstPP+0Aw+",
-	"DQzkMYdme0R5EA+cgtUud3fnjVlN57KLa00XWVhhIf8SwhORbzBzlnBB9oSLb5YCA49nokX8LSzh/qfh",
-	"j1uQj/BnVoPRRe5h9Z5cPq09CdT7Ix4wobBkiy1bPaXBmDV3Wm1b0ipraDWbzVoUfm7JeLRlx6qt46OD",
-	"7slFF8ZApIjGPlhwt3fOjmpe7YbFCiWQdmsbX5NTJuiU1/ZqL1rt1gvs2jQGCcptzPx7VKXqdiyB7bTb",
-	"ufLvDkhckWRqRJeMzWmZoBGGGFHASBdGjEqzXI/C2l7tHdPv7XezsFZYz067jfV1IMsI5PJyluLeJxTK",
-	"NkwxTTUakNUWY5WLWylImrW93373asoFaNeOjQJh3p3GcgDGBjqCRGabzPq7GWzRY0OA2tQcByrHzzzy",
-	"sv2C+Bfd85+ODrr9q5POT52jY7h0c80WquB6jl//7GBNdwS3Jg3GRg2BmNaX7RfLPpGueesCpeIrQW8o",
-	"R5/UqpMxu+brj+Zme4tOefOazdXS8zlhMxQIYqVbJNUhQ66mEZ27wjxyiEzDXC5YT30mFs/jmCuNXRzV",
-	"U54IfqJgXFmO7PZ2w8AQMGHCqezielafyluaOrBgyPb6IVeCWjkArUy7O2/WD7qU8gMVrs+mQqzZYH1H",
-	"RhgTNEorgz0I13J0r3SphrbRz67xWB2mpY9+v/VqU6mW5EYMkyhyaJPW6JYigJLkMXPt7jCBBuQScw1d",
-	"vO80d16+gjsHUXAR2/ItSrOGyG9tq/RHwbSqLqi3t7e3C8i9/cjIXTZ7LsFvA9dCZaSvmL0SsxGshAqH",
-	"0NX4XOKdW5+u2fwovM0KGFWjujkNpeUUTRFGZ6EaS5uA1Gt+ntBrp8sENIpAkMYpDdqzaNhYxHPMxszh",
-	"+ZOy1XIe6RrMs8rJ82Jee3f9oBOpv4d6Qn9RVMVzWIuqRra1OrGCHKKFJuL2ZWgN6F+zuc2WebFDIjlj",
-	"cWCElqw4H/QCNCONyOxiJPdqQAC1vNkaI2YyzMrFS5iPrAnhuP3d0lgY/bGVzzGolFGKV3lFaqibwSOi",
-	"IM6c0REXqKcYLRzaQPhGVPNJvWBAhBSkxh7+2HLTGfUHHrjo3PRBLnjXr5aDDo9/rC0cThVOZK9sHWA0",
-	"8K33Cc8ArCvZIYB+VcsDPQ3AxRTiJcbs7Yr4it+fkJHkm7RWsI9TwSC82sX1Hx7/+PXi2lQkCxkNm2i6",
-	"J5Cxm2MLLqchu8EMdWFIGtRIRjq9C0amye+QDVgt5R3zayjVGdG5h40dlxMoSHhoGjbKs7NJWKs97HC7",
-	"3cTJrM2GnMjUGD2Q4XyR3DDW7/tYTpDongyxS1GSS65GFyrFFZ6Q3d4XfkW2NyCKAymGEUen5O72Bjt5",
-	"JwX7q5IcHnaWN5il/N+NBtMy5Rup4Fgcl+DVYtikvb9axApmWSdwm2uoScSVLYu6eA11068/4DIqp9SM",
-	"GHg4Ullh83vqZema+oy3VGU7izXXVa4L+9cLa/2FxXLI5wgkQ8jldgNU01QhCM1cGVmREhtbBGFm0ELN",
-	"PbABbVz1RIW1wd48YK1GptwTPXF1foy+R1Kv9C8audBZqn17g23vEC3JTnv3dU/kGjFVuBhtDY+xVJpM",
-	"EgVd3WR0w3qivsTNuE8ovm5dWuAPsaMU0dIjlERSTgc0uPZ6YhrzG6qZRw7enXQuPRJxcd2MZEAjjySC",
-	"/5Ew99ckiTQPqOEyMYO9heCJToSasoAPubmrnNsBCyUdnd28Mpf6hLDJgIUuUdTLeQcLG3FOVPBngmfd",
-	"VlqCLig5n2V6sCgFgiMCnDZ1DEGAkwIoBGgoDglNvUhQEto6Lhvgu2m/6Qn/8Ors+Oigc9ntX50fo4PO",
-	"xoesPF+PLLpx99JA7ZftXKM5EZLX5Ie3UMg9irDepcJiCFDyUjX2racbjnrAoHBmT0CnNRyP7+HvhnuP",
-	"ZRQSw9FiGeV6eu2T91JprycKfkWPHCDva2L0TPb3JXT5u4ypUEMWN7sikCH6jg/SVs4e+YGxabNjdCGP",
-	"nMXy47z5rUcuuzCQRwYUV9NRTENWiPT9thwY+61ve+5hnWBw+FQZ57pZuYynM8+VA6Nui/FVRlF9SoPd",
-	"srZdS6TDFO8/m93uzpLeX9rQl6vYUnUFlYW0VE9aZujrECWHrjQc3j1Zz00w/tEgYFOIOMqaPomQRIwa",
-	"9m2ENbUPVxkPCxEbEN49o3GoltkAC+T0xGLRhnbAAjp/NQY+uTFwDTp7yw1oCxJSqX9spXv1OTFuU1T7",
-	"il6PjV7vmN4It+6mQLqxznhEdVARt3oA8clpSFIxennfNXlWkO7CBD72iG0+bPspY9uwCZ1aXYC6YEJC",
-	"IbAlsLfBdBpZdSGL+tGu7VguWnCh71ihsdgeMSJF2YL8TpKLwx+M1kFDRfxPPPSIHXDrYxDP2fsz8w7R",
-	"xZJxuOFGlRRVjPx+IimqOrx8Iynq8ZlAuU/bJteOBfO/moHtL8hI8PTuK3ZtQfXIuxupy4ym0qaQFvyB",
-	"1EnNo8gKagxjkZWWkHuboFaWZeMmQvOoQLOo+6pkwsIWOaOJAlev6/SZf4sSIZtyuni1QhvM57xcSz08",
-	"15FVWkL162X72DQCJ5HP5dXy3gSDWPhEFHNW6lw7YIGc5FrW7qf1H7M+sj66dOBanVR5asx6v2y8x0ix",
-	"r3j/+P4UaHv8SIgvNdWsmSWsPgH+G8SQUWibjhI5JP7Z6UVV79ktq1tBtJAP/UMHbAzqviuKWkELsIUL",
-	"lxz7ZPap5bm0X2JQ2VexqoJ0OmFIaN7nQeoRG9Fgju1wc5Rzkb2znHjy2LqRU3LfGg2sy9EG+y93OmYo",
-	"96RxwEsSrdfw+M8ZDPzvwOfB82chrPLouBRLvafg3p0wxOSfQIowd+LYAgTuDy5Fw1oMUptYwWnY6olO",
-	"qQ6G8wrpmcyj0R6hRI95HGbOqA+dX/oXR+9Ojk7e9X/o/nrRBw9f99BfjGhZ6j/JZf1/vSG+3hB3uCEe",
-	"cidsEu8MFmkXypxjrVA8NQ33B/cgRrTstt8Q/6BzcnJ62T/sHncvu/3jzsVlnkT8ZX6PVWSwuzwW+6/j",
-	"kvh3QFHnw9gMSx9yJ3gVPruc7ASB0Or66eOg1fXGYdC2t+qGIWK27ShW7MYC3nlDFVahnybxiIWk/h3U",
-	"X8ts2nM7vLGfZhbDPGZMxIaayEQviSWzi1wTc27Iz5+wUpS0i/adxuyGy0RhhWVyOqV/JEsjydLyyBl8",
-	"84VDtncqChF9+ivHpC02FF4XkYZn8qz87QvLTWMpWqb2A/tkeYTZOQtkHKpCy3moDHBw8ZNrOZ8irPtQ",
-	"3p3fEzRNbN3OapXYoTFM3yrktglpvsTUHslaJEPUE/ZIzqJLXSYpJFxCnw8OoqnroMxCKICSfa4nuCp0",
-	"ZHZpRxA0JeZ2GS7zN6ACA5+w5ImfNor3nT8Mm0AYAKS9+dO9VzTm74kJDZlNHp2UC+tnnQTcEMx0AoaD",
-	"TyCGzEnWvut97zcwXA/gEMuZ7WCVq0b5jSJKg8NBZw2mAWT75c5+Jf7WEz1xvjIkrLLmQ2Mvt7yesAX5",
-	"sgb+flbf882O5btTGut94qet+QHKvqt8A5UL0+7sQhLbXT1d916uNTvEYNm/+rmamGYpWTiW1WkssG1T",
-	"bbKzS6ACqL0I4HS4FKSOG+6JQIohHyXI8xv76YUBpXGIdWumHbvNUgIqhNRkwDLgrwwGw+bmTxoKBp/4",
-	"XIFgxab1y8wQKdlYLmH9T4YqByxH5P82LN3FapV4b66PyyJfL4pNa4O2coDPh2F5q8OwsDSWYysRF9cq",
-	"DWcdU2FOTiYY9eUyPpdGbmW4/6Siw6ZRWxkS/iUUpC8k9sodYpWcYcX2xQiqZzr5zY786zGvi4Fadcbr",
-	"Um2dfBOS+tXV0eHNd40laiRfrUOu6+H3ewX723KMam0llhftHVsr6FgiwvlEMQ3uOFdU2jA7157l4OKn",
-	"nqj777rW9ZX/qJFo/8uKGH/759//0Uva7Z1Xio/MH0aAu6ERDyEr8KWtdqQwlhy9CFNqxXmc9RsoQIQy",
-	"i43UgpUIxkKQjmwys9cTEb82d8Y0ZnbJWDqxCXEc5Or8GIRkrt3Fahk2bHIQy5kyMg/kOGA+gpYy2q+o",
-	"KogGYTORK5ONBRWNUAzy8xF6jQdKRolme2SQ8KjQH9bWunLyFQvJNBlEPMBFyrgnWKRy6WVWPDLCbZYJ",
-	"4b+XSmNKQ0ekBgCLcOn1td0mfveXs9Pzy373l7Ojc7A2uycnp5f9827n8Fcjc+623zQI+2huQTgdV3iR",
-	"R1zPIQoGpVKbK2M/wPWeU7dQ5HRKB6GKKCmFrTKIFghnHq6QCA8tslZzxxftneUxrIvYaYgsVy70AMpM",
-	"HWBGRQUZYPk9X0jEFb9VMAssluZ0VLJySQUxgdQdOpgzBiawnNjLH7z9C1gqH+feMgx81bW1iLh7BTVS",
-	"2Rxii4L1PK6iQgc47JHZWCo3TOVwVqdqUKOVy2l93t05Qi3szSiDlsj30/BVaF4NPTu/hLuyhPK2sf5f",
-	"9/40V9nKChSaxiOWmoUKu4eQD+wQnrukkP+7IsBgpYGKg0iCyub1+oqPwCZQaClwYwOQM5Bgx3N71/oe",
-	"SUQIpQyv2ZyELOY3eSNSeutMqNJYjn+f0FypSRppIBIZm5NjfCSylebUoRfE//70/O3R4WH3xIfSnXih",
-	"S8EsVYGByqDrlCrFwso7iNSpuu4JP5VRfEQXQGgDv4ZnLg6oqZfiEJoecoQAl9+ltZ3VocSnR86/PyC7",
-	"26/b5I9EatiZrcoYy5kzl8soZEo7hbInsP0rtjUYmzssSiai2M3YAztPal/J/5nEEZSIxW4e5qdCA2jz",
-	"IKtu72dd9O3fPeGXGlubdyqaZJvHWUtvGFhumr8P0EfTlgHEixcv3pCrywPPVY51yYZmwLzVE2fYOQU1",
-	"2zSpMY3pcNY4qHDIods9oxMWmsPh1j1Ow55YsFXuEwq1LqH7A411c0bnRI9jmYzGrngwgtqlIvZEvmgv",
-	"NpZ31lhGGI2jSrd4qlB9z6Fr7UqO8rMzVQKDKlRmgv7IV4J/TEt3LvFAWHrbjN0s7xRaxU/MqoyQl5Jd",
-	"/dVupS+qsWxxio9WLiznK9neeV3BB9dqpZp91FuBuineewsiS5XC+fSCmUt9PeRqKhWvltEMddJgPGFC",
-	"7wNyGdj9rYc1RJuI8c1S85ZA3fRqfu1JpLQXzyhhZKx7r3gX5YtLk0Jt6Vksxah1P9nw80tPQOgyXiJJ",
-	"fS65aUkRT6cDZVfeNwruNsc4C9r4X0SkiuRo0zpe1UW7SH0wJzxs2EIozjkHJvLFoihn2PIabi91zadY",
-	"KWHKqDYCAMj6E65Lbij8DnhQ0QxPq5Mfj81eFkBceUsU+pNVBgOsb2u3zHWd9qfdjHQWGpJV9glZcNNR",
-	"DRUfrNPHiKp8stQvn3m8apVIsqJD0abrSc9rzVKcO+5eC3myemyFmIKXnzWmwGDxptEE7hS+lrfZJAyh",
-	"wkO1WP7JvbSFjpYmjUD0qQ5LuJBD3cQXFUmmREviA5blKqilLvl87ELd6jio2mxQM80WFY2iD9kmNmB0",
-	"D+dFz84+U2XMsLZ7cYlVsyKberRpV5d4/JJqPAL+GJJcxVt+Nir8Z/My/nWDJBl08igH39yJzwxcuv1y",
-	"TmNPpSJWBpzkdhURxPPb/jsoaWXJsVhEC5uD8JCMIEdEEJloyBX859//L9g/ICzJI771nvfdI1JPI6fA",
-	"jmRtayig4UsNaGclpO4PMQimnmuNUmqA841qwCddpwqbi0hD+HMCDQ+qGaGDJzQDf6IQlbSWprk8nju/",
-	"HrdZbOT+lWAfjWBR+VR5ItqMWrHU6WqpACtRLhUIUhLChn94RZckAq8nJExHo2huyEyKXEEV4ru+5fn8",
-	"XQwLzpcw9XrC1nb1iUbrr8GXNA6MuGlIPe077WEZV89hVFZmo+ERH3qju8m4MIQ8iplSpG60uSkEs22Q",
-	"LYMQur80s1zvde1ryyVtzR2dBAFjIQsre7t/Bknnr1IfOj2tjTiRw6mvrGizgrUl2WHIBVfjjC/diS0t",
-	"CBFVZAeXSo7w/uXuztw210VZxdB6HrxbDGWir2i7Gdre+wZdF/uZk3Q9wkM2mUqDEqSeJoeGLsIv16kK",
-	"4qPK4ioUNS0Jyy6gtCQsp+XVyrLyagH0KeME7Sc2DBHNVTH/WtbvqVPiVvLm5bGlz4c0G2LLVxR5mlCb",
-	"Nfhx/54OVcx0y0YYLPfjHAli3yEyDqEbq816Mbyzjsl/ac8UoozywkG1jxk2jDQ/GG4q8o1OXSCKYz0L",
-	"DJkKjGQANuv1BFX55tChZMojMbthNDKSj5DaSED7Bn5Za9uQ1I2yQsnV1dFhoyewWrN912ZMZckAEGXq",
-	"JCo3h23TuyQ+wYK344D4lB2b8BubVL9wZ/qVQp+m3kUuJS1tdU4zFHgOsg2oCFj0ND1ewEcHvV2mGKvT",
-	"j5mO5/5+Ph3PVgir7NBU58I1+2m0yKnr6YllAVya3cVl5/Lqwt/AfXEAe4Vet89w+3UgZOkOElN5/1/L",
-	"D3x2Mr3QckoAabFa453UYVudcr4mv4Kwj5oJxaUgcojBx9+ofJ1Yl+SpkmAMDQAbe7avOUzdE+wjDXQ0",
-	"twF3NkmQQWyn1SpSfcIjg7lmQJTwj/o1m/eEvY/VlAbuPhvwkc3oVeSaTTUGW/plqvBdgkNPYE0PxPYW",
-	"ORUBy68SikNicYHBnKSGvmI37Z6AQNDz7mX35PLo9CQN1NkvJfAaWSGkmuLVazkmUZrOeyJX0QBDeIiW",
-	"cvW1ayMcH8oUaBhyNJeexeZTmpt50DhobWWYb7K086yFlTmaL/3S/Vfv5FSQob9R6dnUaY5iG890S6Nl",
-	"7Wlu6e/NBZ2apW2++IpmbBjBnZE19MyhXFhuY9MmXPkrzBbCrCx319Wh1jZPKxL0BDzI9Q45Cv09x8Ri",
-	"hQ6DkDXDBMmPYeN5MuNRRMJYTnEWhFKj3EPNqgFkGDM1TnWQQRKOmN5P/7bMDlLaNRcJa6GYcdg9Pvqp",
-	"e/5r/+ikf3Z++u68e3Hhk7r9gExtNVyMGl5PGOa18HJB/Gl4C7ILqaf9yhv7K5igU5i229bArciUxQ6u",
-	"kDogXJf/7tlx51fs89/v/nLQ7R5uWkUMbWvPYCb42hnv36gz3iGSiaHDknMBz/MOMhWQUVPI2edQWwT7",
-	"qFOmASGN6EzlIi0c+AiqCigpJ3L2xegpAAIQJRNGhJx9VU6+AB+IORJKZpTnGweZ01lDTDrmwXJD3QE6",
-	"821YzUKMrdXJZ1yEcgaB12lZGM0nrGGlAKqNZk/T+JwJygB2GFeERhinriUU1ICkJCzxPEiCa6ahWySp",
-	"X10eNPaIvz1OCw0FSRwzoW1meBq38/KNC//l2iP+zu7YL7w+lkmcvrzzovDyd2Hx3VdNeNsuJB30XWHQ",
-	"i7YZJUM6z954g/V78LUWAVC6dKlZzLVmwug/4OYrFlhCeyEyEBCMqHCK0YTOSURH0AhvIBOdMZpqnQaP",
-	"9+5CKIz7GQ6otkGgsx2QFmZ/Uvd/+rHVbArRCxLnE/FvVOHs0JkPLXFjXTKERoEZIG6UecFWRn0r8zAs",
-	"9appxDXhQktydXnQdJSM5KIMnjpeVGANjozNuFdtIgVrWhq2Ix3Zwhuu9pQlT3z2mij+MU+cyhEi/P6i",
-	"DfSXZm/aXE5wE1OlIYBpwFwctKP2+pTGmtOoYedskbd2J656Q6Ee2DRmygwDteJPFssU2ZZT42UG338t",
-	"usw2tjFp2oP796VNo7NB5CpCYhV92hjVjbKjAKdtGjkZsEiKkW38iuG1A+yUio6siCvd2MNM8J5QzDXT",
-	"MlexnAk3p1XRucIbW0kyljNCSRBxQwJQBk8R2hNQJLtQCOXg+Ai8a40WObO7yBf4wOQs6JSFxX57wk9v",
-	"RFjpP//+D59YE6ErsIfhES7XzW54iXHPfvUpRWj7iXWob3f0NapnDaUYWAU0imzR3W+Ug1yORBwuZTRi",
-	"+8uqLcVEuCJ4XcuYFSpBAgqCTUEB3qc+OC7gptAxFYraJriF8p1AKrlah5gxaMhpp72ThfFEUukW8a2t",
-	"zAdj2TWbalvwhoDhnvz3xekJmnwzu33d0FOFWT6i8Yj1hA25VEQl8Q2/sUJ3FjVUMPLn7EZee/e19/K7",
-	"Vz2B36v7Z51fj087h/3L09P+cef8XddvtLL+ebZsUbGRFf7YE7Y78mIbZNQADBDTghRZrW/DXOz0UJvh",
-	"Z+uj99Moq2Dev2ZzMJtlHZ894gBn+JoDYFqdAc2MwNBsJmca4Ay2RWeuXIgOgJDlmI+4oFFPZOZeHrrs",
-	"URARMOh3vzR9mkmQ+TiwjP/RYffD2ell9+Tg1/6Ho4sPncuD936LdIhBUSwnVdH4y3YTo6onfPwZxqQ5",
-	"12nl5SzqIT98t73bE1lT7ZPTy/73p1cnh34Vf7xgIrTW1ieKvjRf+Ex9Ac2nV/HkjsjH9OGJ7qfhHILN",
-	"wImGxwFMewdrSz3L4vI2z2wZGa/6Wpb+C/ALM+gsP0sJqMraUszi/1QbMBqzuJPocW3vt9+NVI5STVUS",
-	"PiXQfd/aCOoTes1InIC/KYmj2l5trPV0b2sL3hpLpfdet1+3QdS3S6koXp33phQ0muzi0LKVpQZkHbWq",
-	"a5G4/j4woTLsKOvTtV/V9KTI0PGONApU7puFiv6Ln30LMIRfnYHKCQypkJXOZWXhqnkubPEYJzsAeWU1",
-	"+vSY8dSzM89NmZ7v4pSpmG/uCq601cJ1Xv7LzYOC/uI0x/yGCaZwRTGjIYe/prEcMJWb4T2jkR5XTJAV",
-	"xFW57Gwy5oaRzL1cseBUjlZjGetmBJJHrnpE/nOufEQ1JhSFtpz+kJshFdxuf7/9fwEAAP//",
+	"7L37chs3sy/6Kiiefcpk9pCmZNmxpfpqFy0xtlZkSdEllxX6cMAZkMTSEGAGGFGMS1XfQ5xnWA/2Pcku",
+	"dANz4/Ciq5P1+Z/EGs7g0mg0uhvdv/5SC+RkKgUTWtV2v9SmNKYTplkMf+0nsZKx+VfIVBDzqeZS1HZr",
+	"F2NG/AnTtCXYje4H8JpP5JDoMSPTmF1zmSgypSPWIidT+kfCWjWvxs23fyQsnte8mqATVtut4bc1r6aC",
+	"MZtQ09eE3hwxMdLj2u7rrW2vpudT86bSMRej2u2tV+uKcCq50IcHi2PrCMLsz4SHHvHZtO8TKkLyaptE",
+	"csbigCpGxuyGhHzEtUpHNqV6nA2MhzWvFrM/Eh6zsLar44TlBzmlWrPYfPb/sWn/d9octpvvPn95tX37",
+	"v2pVQ/7ElKIjVjliMsEfCQ9J/fLy8OD6+8b9RjWU8YTq2m4tSeDNqnHomAfKUXBxNCcimhM95iol4wvl",
+	"BqhInQozSjkkVEg9ZjGZxvK/WGBeSskeyERoRcwLXIway5bevd+HoT6EtDClX7gI5ayaWWfwm4cjYyEZ",
+	"0OCKDGM5IULOlo0PPyoM7X/FbFjbrf0/L7Nd8xJ/VS+Lw7g1I4uZmkqhGGym9zQ8Y38kTAHRAyk0Q/rT",
+	"6TTiATXDfflfyoz5y4ZdduNYxl1xzSI5Zdjl4txj7JRwRbi4phEPd4l/ePxz5+jwoH/W/emye37he9mj",
+	"7vHB6cnhMTxz/+6/PzrZ/7F7UHh2eXzW7ex/7Lw/6ua//9jtHHTPzn0iY+Kfdn47Oukc9C9OTvpHnbMP",
+	"Xb9Vu/Vq+1IMIx58JUoEtndFZlyPQWYFSRwzoYnSVLNd4h9cnh4d7ncuuv3LsyMzu0+dX/vnhx+OD48/",
+	"9H/s/nbeh7kjRfY7x8cnF/2D7lH3ots/6pxf5F8F2hx0P52eXHSP93/rfzo8/9S52P+Yp9n5Refi8tw8",
+	"OegeHf7cPfutf3jcPz07+XDWPYfnZ92L0kMg5Acp2PMScUrnkaShYSchSSTFiMXkik31Lgyye3xxeHLc",
+	"7/56enjWPcBBHgqzn2kE7T/faDuCJILdTFlgtjwzrwPnX3TPjjtH/e7Z2cmZ3yKFPRKSIRehAp4ImaY8",
+	"IlyQsZRX4QtFIjmCCR1L/YNMRPh8czmWRCXBmMRMySQOmBkVCGkrfneJb1jwh5PL4wOf1LNNmns6lDGh",
+	"RDERNmAW5yy+5gG7FPSa8ogOomfmpJBqOjBncUCFkJoMzDrQYMyMgDrvnv18uN/tXx53fu4cHoGQaZEz",
+	"puP5np0F0WOqyUhqpAQVasZiMqNw8hClZcxCmOiFlJ+omFvpq56RA0nEJ1zDmOzUWsR/f3l2ftE/Ovx0",
+	"eNHv/rrf7R50D/xdqzq5w7RzekhiqllPYBP1CRV0xCZGSMUy0Ux5RsAaOigyGzOR/56MqbJEst839oiP",
+	"/Kx8+NVXgZwywypZwyiyzVd+w+sJH77sT1ncn3CRaIZqlB+bRejToWZxX7FAilD5LeKfGWkJs8LpSNkT",
+	"EyrmZEh5xEJCEz1mQltSKzx+QfZGnIGWQcMwZkq1esI/654edX6rJpLTlpCq04jOWUi22kTzidFQhlzQ",
+	"aK8nhCQ+8EuzY4bqN1o9UfNqY0ZDq97mfl1UG34Zy4gROz+SCM0jQrMjhAqzIQPGQlKnmkSMKk22Gi1y",
+	"blYIzpXqhUYaFojVKqq/XPBJMqntbqXKDheajVhsWOzWq10KQ0oZ8z9Z+Lw71jDlFZsb2T/hSnEx8siE",
+	"RkbrZKFHEnEl5EwYLgpZxDRs5MvjzuXFx5Ozw//E4+DWzRWWoDPlP7I5aH2xnLJYc1SWgphRzcI+1QW1",
+	"NqSaNc06LyqCXu2KzY0qufulxm7oZGrEGTxrb717RV8PtoNX4c737O3wHW0PtoLt8BXbGb6mb8KqtiI6",
+	"YJFpquIXpfuJSsdW5hq7Ew2ZzKt5tjebIOWgejIN8ZEmE6k0kSJghBLcao09IpIoInxIBLtmsWGRSiqY",
+	"t1B0oy2wMN6JDNm6xcdV+GTevPVq05gN+U21Ij3kseHzLRKMaUwDYyg6s++Kzc0oM9qPr/oRv2Z9uvW+",
+	"Um/PzJjf3do5wqeDsOP38gxRWoPPadtyYISfmQJOaB+/eTTuWmJbgKAwsyfnY2B/Y0GNWQw27wouvQPT",
+	"PWQRNyS8mV+O7G4dFsm/lt6pFFmguznxN5uGWzozd6Y3sb3owtSgN/v98kEfoKSqGGz2g/10IGXEqFi5",
+	"isvI61pbO5DHoJ6b09NT74grvX7EXLOJ2mzopmnbF41jOn+GOXyymytkQ5pERhAYsVUrH4CnPLhSTtK9",
+	"MJq32Soe8Z2cQ/VpfNXXTOk+nOpMmIP8d9eg+SE3kGx/d7Rmk2mlN8bYIebzeE4ovoUmi/9df6J8o/Rw",
+	"MSJDzqJQERpbedQTEx5F3Kkv9diYKyxseIQq8lHKq/cxD0fshSLnBz8qErJAhsxMbrIHU1R0wnoCG7dm",
+	"skoGzVyjZv4BV1wK6JUL4tvXfVS0iqxgx94XcnGSW01jBoTmyJsMzIliNBouEkZoEEvltDyVk6epRuQZ",
+	"9Uf0Y2aOg+q9WpT2S85rOz7CDJlAR0P1MpCxeVD3laYxtuKTaZQowrUiYRKDstVYej4vLHUoVB83w5Kj",
+	"Ozc117z9YPHssaN+kY3ELERh6desXZ0Kwm40E2pxGjIxo0sHhqtjxgW2dF+zG71iHtmUUVCu8U16NZno",
+	"QE5gK7p9Ayq2UuDz1PGc4nimLJ5Qs/0r99I0luYbLkaVZEO9vkCi/PprKa1nEBacaGlYwnPWpYyNcVnN",
+	"iFaz6+csjFUS66N9Df2EMrpmYZ9PNyKo8yv2BzKs0Eoup2bYb3bIj++dcobD98jlxQ/Nt6RuHYFkMNfM",
+	"bq+AhbD8d+u8r+NEBHTpOZm+fC+i4KcR1UwE801XM7UrcQEdAdL1hT+ZCIuksfo2WNJCuuUO6ISRupEw",
+	"LIDdBZzvgakpE+2RmA2N4CEhU5qLTBas39vp9JSmOtlQIFSY3nf5EJ/ntlcE/u0hxWNp7dJnMnBzvVkH",
+	"074l4MZyzx4kazUGXNML+7b5MFL9MRWhGtMrtnl3MRVqyOLNP9DDwYYvlzQSkHy5s7Bk2OQInMnD4jlQ",
+	"FnDFA3BRClXsweV7OCN9pbqE435Mnc/qPfdU+nIDup/+V/p+YTJjqvoTGbNlwg1JvYkhkHvXy5pdMaiL",
+	"bA8suLWzY386poqpexz6PZGd+pnsixmh2CYJeQh+1DGdTpkgdSHJwfE5iaS8SqboSxY9cXhKIq5ZTCPP",
+	"iM107xGjFhJkSpLJz0aVaphpRIuqx5Ltlakii+LlPo1UiI37NFOUI/dpIRMsd/66zPtI1QUKVcw267c4",
+	"hyruRMMcDafcdWZxRVNHRu4qf6vdfgTv1O3SIbkb7aWDookZxhovqG2kk+jxoZgm0P4giVWF6fDePCZ0",
+	"IK8Z8WOqWR/95fFU+XukTSaMCpUaU8buKr9lFIUJvbHe3nbbUCj1/rYrDYL8CIqREpXkvbvWNZ7QoM+E",
+	"4bOwYBQjz1VYT0MaKeY5K5UzRQIax3MjDhQfCaqTmBEcSE5vzovRAlUWCX2QtTxlsXXJoyKXi1LISC4k",
+	"XrsskHcdddPh9oEwaxnz3L1/jq/ferUkjhYn4I+1nqrdly99j2xtm5Fvt3fe5lyoHpkmg4gH7gaE1BUD",
+	"a5wYBoaj35h4WaONkqfVtv/uVWvr7U5re+tN69XOy7GUV2qt59WMePlG795MZbx8T4U8RsG+dmNBOwfp",
+	"68aIFGEflMYFen1y0SZWNyIDNpQxw/U2n+wRUIEJGuXQiu+ljvR32ySkc0WM3RBvbpjnw1HuFhVj+rhT",
+	"0IpX42IgExH2V3Z6Zo2L+k673djDW2i4vBOS2AbS4SjL7U4evNlZpr9vSnSqjbWLhE4pvzk5M7NmtdsO",
+	"ej3Hl8u8mRtvjl+quPXg6KeHOU4Pjn46pSP2pO5G18cd1UzHZhtr1Y6oyWRC40qPai5sbwOHQ2ma6Xhy",
+	"imyxycrJg0/6PdXB+IErlTV0xpQ5m550zRZ6W1QsopjRcN63Lv4+BJnllrJwfq99RUjdH4JsWPFSDENR",
+	"1f5iJnQ8h6PSGh0shEhILtLLRxmHLCZ1o6FPcbdziOiJmRHTLITLSAzc24ThkEgn1l5d4LcFUwgHXyaH",
+	"t4SSizRZvlCfqJhvcpVTsSaWrfs8LO60RY/Gqsm5rqrbXT3wx9gXQICn3xAnma+2ktSrne35CA77gbVB",
+	"jV3pp8vtP+DaO6V65RpW+JqzlSuxYZ4BKzzO1dIRDf2cCyejSxVV8/G4DzNbChZL5W2JYkGi+TXrDymP",
+	"kphViJEfbMgO+hnAv0BJLGeLvlCVOkOVR3bab+Hq5PXNjfWgqsYeoWJOMFbYelVjpphpdIkf/T638yXD",
+	"aPF3rsCkWc2XAY+DhGsyiBm9YjFxXzmXMYY31zkE02rz1ZQaDc15UGCWM65Yi5jDYsJIzJpoTLnp3o+b",
+	"0+HHjNqwnvIU5pvPYCM3v2EOLkZ9xUVQoS6e553rLno2ToR55PgKItSsa4lHYARGejy/Pxkebs4ualdL",
+	"BAQubMWtW5wwO50CU3BlecEjA1yKzumhmf+gemHqwD5+ji9904ZicAXV2NRSfhojFiOT7rQBreG7WjaC",
+	"TDRvFjfswsScBMtWvLSSFdP0UFKmK7dE1JUZuygaFndayUGfI80qMd6xQnvxxjZnPgYxC5nQnEbgr5WJ",
+	"hjtlxYKY6fx9FNfW6hOsYPd/seTp24SFjg0LpJaqYzhQav/653+/Cd7kVm3AaGyVzdKOK5kl+darJoMv",
+	"YBxuQGNw0XBN6n5hJBh5jJ3C8TCgigeNyuiocWVOiv+vf/43Bk6arQRhdTsVEWhaXjHhkSlVaibj0Ow+",
+	"O8JrGiVsj5jDbJ7S1Gy3sVF3YQaCbG3n2qwcXfn+zBLSq8GMUnZdryTAr16BwHbu67gKvZJGLwhDbshD",
+	"o9PcoqEzrkS+/ZTRlHUiTM0RLLRy16ExCxi/ZjExx3o+1qR0VWAoDS00WsTH2fs2Brm45rvkPa53L2m3",
+	"XwWwMvBP5u/1hA/0Wvql+dF+OKCKvdkx3SaKxYZQu255c80hHdP2cmTdtRzQBw7wzXTmBO++zc9kkGhD",
+	"gJ7ZW444RjnZI2Ue5orQKJIzZub+gV8zwm5ooMEtxHpiwjB0xbHifMr2UG067Vzsf/SI/6UHK9ur7ZJe",
+	"zfTXq936JGYTec0UNpJJBIzxyUkIOBsoKmVGgdL53BWl5aQnrKz0MGKUxEwnsWAhHDXZQaXGcobBK2Y0",
+	"ntshAgJ+zBajxDBiwzPU1Kn/J1XaXygiZ8J+poiSLhofo/h7wkYTEK492LJpDA1VxP89ZqHZYOFnH6hj",
+	"FcwWuVTmCxJTo0L1BGxIaqfmxoiXTnPIKrPB/zE1XEwhSmS3TAkITErJYFk9C7G/YnPQbIdJFOG9VE6y",
+	"AsfWdmtxcI3RXTvDraBN37Hvw+3B2yXidKX4zDnntl+/AV90ejeyVNdBvi19vtN+t/57t03u862d/D0+",
+	"3FBAerABKsN33D5fINnrNb1XidhV0vRRo4PX2R/luHQ2XReWPlgWPFx9RF6sOhhRpag80h5BXTRNGIWq",
+	"Kv5eXa2bZ7BsVKCjwcArFILZWLGgn+kE2TmxvUNiKkI5weCmzYKyH6a9VuiiJZoszCi3lGuDq0sM+zAv",
+	"UZn7n9JV5Pq6X4j1JlEVa0OrS0N4HNo9R3i16+txRvwsQ33EuCDX5IorjE2mc0pH7EFTOk29AMXJLHEa",
+	"uJuRPvjZkyr/wUc5I5AVh2ZqlllPjVaXTBiZ0JCRMGGEjigXpN62iZvwQTFClwv9ZqfSh5a5L8obq2oH",
+	"pSbz4gTWU+dxONRS+jn41DHVMx78K9xLi4LvYYdR5v7Y7FS5RI8GXmRFJ8Pa7u8by5QyAZOsrTVs595c",
+	"HNlnb2mOVWrDZEZJMKZixEjd2BYfuhfk5fXWy/RK/OUXHt76DQ/j9X3bJ+akl6b/OEzsaPmkXOyS6Eu8",
+	"myaxFBOQlaaDiHlkQoMxF6wZMxqaJwQSPiCn3NCujAcBqSxZ7ngx3KT0cvW2gFzj5Y6KqnCiH2SMtjnN",
+	"3S/sEh+SW4ztTv7j/OSYAKkxFj+FqwH7tWHzk5PIWPozYyCCx1Vesby3KaOlFXeVdGNCMxEwEL5TJqeR",
+	"sec1mdC5ZbrW2tCaAHPnXC9LV3M58zG32GtTdx/Ec9jNKqaD8J0qrjMssUZmrnXr30fuYgpKbgHX9sJu",
+	"pjxm6k69DHnE+or/yfpgTFQwSjSjcwW+WkxO3z//mSAsQ5gEcJFOQjkTkaShR5REDy//kyF+hiaYMc0F",
+	"oeE1FQGrPN/XR6QPeaRZ3H9IPJZtIh+WtTGR7IfLQ5nyrm+CHxi582o7B8TkpW5wQ0jEbcIkO5DvWdaa",
+	"DVNQBHAN0ntjdFzmL7kykbVBDvj6GzGcZzGI6k4kymKiFqnj7sTxHUujhdnhr/nUQqungRkEYZJiZMxN",
+	"xCaAH6ZMhMb0hBwQewHCwn6WRZUqDZvkgGyYzGXdbMvu32M5y+JblgSiTagOrKuPWXrkoC4YcDCEEFj5",
+	"saFqvEESyyaJMBsEt+EmWxLbhop3RqW00SpGW9ydZZ6q3IYVciFP+kX5Vparq9JTCrK/IF6XnyAP8QSs",
+	"xza7m2cgP6AHqn+FuT2p8lcS24WsZZloiAmtLYZp82CcWZpa2s3TyoWUuo+z16SI5nvEt4GmPoaHQUBq",
+	"XvzkOrVvLnp1vdpN07zfvKbg2lXmw9JUTrJ2Sr8cumbT+T/Gaj3DMj2mPyQd8/O6QfICbEFQO1QsZCa8",
+	"bfFTqeCjqHbRxPVq5agnnHbUsJdFNCQ+ypLQR0wUPxMtiF00pUoBkpI92XyvJ/wsK85C7OAx5xN2w5WG",
+	"IzSnQZhhUs0HPOJ6Du/TmPWEuznDKEh7KWQ53XZWSMDLi8H0ZE2F4d22ApL5NO2l8DTfY/6H/Vzv+ec/",
+	"uJHkH3bdqG692scslKbaQPuyxtdR697omJKPFxen2WVgin2E2kqKXFCHy1Yt8SK+0SJHfMIty3CxKtOh",
+	"FPDwa/OCCQphDTQoxJpmXPsRwowWd1x2aKfC62r9Vb396vPSjh4mjexgn1IaHcmReiQ5tD6y/Enl0afM",
+	"3KtGl1gRMm1RsrIc6NQ2WADNeiQTdVUobM5uhFspUqcuEja1BGwEJdlp7zT2XMgGCDLA7IAL8JAFEWyi",
+	"hwQX4i59oEpcMv8qTKBY6b5bqIf0tKEFwkM2mUqEDrDgTWubBmCp1Omy9nXIeXiMKVlQzb4a0+3Xb6o9",
+	"xmsMKoBIWZMzUIWn8ERIBUWnSaUVdvf0oPuEJq41u0owxM6cKoqUEoFL4qQw3YXVvFsIoZ1yB3Tfh50t",
+	"tqlfuB4fHpT8nRV3V/c8fjJbcUPxvdQILMfdVxqDm/x45+wDUsfYImKHUJbFaVAv4t/hr3cA/VmZjbAq",
+	"gWBVUsKalIIitR+Fk57DxLVdPcp4n2OghwfGzlsc5rJ0orXn1oTeHOLLWzZl2f25JvVoXaJRUZguxtSg",
+	"J9En9RnlGkDFZAz+amR6KxAbHvEzVyNEVKbBolz1BBdkGPHRGF4suB5LLZvtZA7Q9Guqe8IvHam+aSV1",
+	"ZvqeM+sy76VP6taCODj6CYxIYwyCP9P8pFVFjH6jRU4EOZVKj2J2/tMRoUSwWSoYjGbVE5QMY8bITMZX",
+	"LHaRVBgoa6ZgjUCi6RVTROmYmknn0IcAfPeKsSmEGc/MNymJwyROYxgL1IXkkpFkCGPUE+kXGq8ObEJR",
+	"w6K0sdjYq8OIjojfbJoum2MqQjkc/gMigf2e0EkMMARcETkcwh1EMcIXA0Lza1q0ex/ZwbzA7yWb4l66",
+	"/f2080fUetcG+1+eHbVq91GbkZYPGeMdldo1mXOPpvM+sz76COnohZO5qDamfLBCg1wTkFHU1jYOx8iO",
+	"uuUn0N3d57lvNwjR6GR6EoZaZJ/76PlLIVB46DdA/MfWZySHRTzKUAbJhEGVDjWmU9ZC2lShMxXxl0qn",
+	"Wcz+sPGhWURoxDRcIpmneOe4R2ikMDDc/7VpcS6ah6GfQyzJPAWmzVd/bP9H+E4dXbXpf77dmvwa/Dz4",
+	"Xvw0664laW601csP5UMq5N/1aCUE3idGBXF7ApIx07BfRE8cJlEaaO+VoaL2SDu9U4sZmZn/uESjDS7T",
+	"rMdzMQ/djEAq5pGxC3ij0PKMlE+Hwvm9YbfmpOFV9/EA6Z7lrUIsnVU2JqRePPgwiojmEhvgKN50DNkJ",
+	"eJfZp1/dpRel+jHVFXEqaWvkJalnf/xvS+SGh/pI26gPW+lSC5mqOmNqZi24GpdGtBz8U0tNo34elGIN",
+	"kIhdXiyns+G0Z2kxn7uU3CluuLR+T2nEReUl9dk7nirR3CtvwBWb930SXDG9yRa+09bacEPMjdRZvhxC",
+	"6nSpyZxpUge6kGbGk6SZMQ4XQZQYtY5AapQziFMoHjavZpwNN8wG70M9B00n0zXZxwOgOqlfXuzfwSSH",
+	"yW/OvdjJRjMtJ6Kk03CdrmDAOWrXm7PcQ+1kPHSe1k4uledyhsXWuObVtnfMf78383/VrjYQ0uuCO+Lm",
+	"lEBuSmjeVClQSFzxOi3JiOnMKp3SEXNp/SLLO4Wadpupt/cEh8wPew1U5Cn6MR8nknlDt7rLzVqccJbD",
+	"ncYkLOyuXBEbW40HgGqw6IVLsCyl6pXA9NDmtV20aquVfcdrNND8mq2/7cMVwHzcVJGvmNlabd4uzcO2",
+	"p1vfp9yeZ+DX7kTRw4aaNpPHZPqq3ubyiBamlR2wVecp1hVa/et9MYMMbyXB1bKbkSS4eiQ0onQauWMG",
+	"u14yiarulxP3EdC8cg39xThnJebXQ3gnhe7a6ModB3Oo2eROfHQnRsARLSfFw5b4nInwL7a2QM7l0fYP",
+	"9ZEtnj/L6X83QKkV0SiGzI+wIdNmngFcL+1rzXpsmJiEeRCfvSXYSGa7WfumhK5isa5X6HXZmLkI2ZLi",
+	"WKaDF4pMpeKuFIfzhCnfmeLVGkuRoRabxmqGpC5jD/wZ2+22h2FTMR9xQaOGM+nzUyvNumC9WP1uY1bP",
+	"ePpOfknnSv18p6jq8gJSTfzTk3PM75qxAUDbvoRKhWQmkygkY3rtImZYaF0+XOHs69vtbQ9JtoP/2SEy",
+	"Jjvtd0UcXfPaWgB/WP6ccljYniVi2XDq1byfA9fNBbpl/pXfvxQvCTbEDlgIf6kB6GNzZ7tpVdcsUgH6",
+	"voYagvhWK3vFdLmzfXvr3XkY3wd36+HzAoLGnZFP8ahBej7CVapat3JLAEGDgE0LMJ9FfoZBuC1NRUjw",
+	"ig34tFEtH8IEY9TY0jbdcmuL6alMc+0lzVkf7MrxxSn68M1NY1nFm7vpMkV5vzlOaImgi+QozWjZqj2u",
+	"HvOEh+JSwO3SdeEdUafvjp9XEUS3GpQlN6LfO83/pM0/2813/ebn/105oJx0KBe5mGOyJ9IlA/fe8to7",
+	"b73X379BeI89kt7jwgOEGjP/wOpdjF/juVcks1e7aY5k0z78LyVF64zOclEjMTNbiUvRH8skVtV5/JG0",
+	"yUm5mthXbFoBmkQAmKreJv8gYSyngHQE4QL4pouTbrTIAToYyNYOgJgXMOy3t96swbAv53UW7igdsZcz",
+	"XbU4u9M94hPctK7SeUtoNJXLlKtMQGMGRQmgam+u8FmKa7ZHfPP/AdxGYgpDT5g3czEkzjOcgfY1WoXP",
+	"dnvC/7X5C6opzUMIW8n+vnD+YJunkP2Szma3JzB28B+IgjZmN+Tjp85+8/xjZ/v1GzPaXs0iq7nWEA6t",
+	"ZWHTZDjHB/Y95rcALV+ENA77ToPye6LuagfMZrOWe8H93grkpLFLfPt3k8NU3F9p1z4Ch6U/pHg4u+R6",
+	"yysAuS2ZBQ8Lw994Uj1xxeaw9XMoQE2sZhha2CNXK8BCBnlkBulQALjml2ds10Rd8xufRHwQU+Abwz7D",
+	"eQa55lpWPcGVSljYIr8AJmieVcZUET2TgDPmkYHUY4L4QK5ChhSsJ7IaGVMopD8vRt9kbIU7obiAZlPk",
+	"wJYWfq7YnucIRPRoVZeXmMB5pKoNXK6boyFl439UAK+7T2M9StV65KkqUjwAKWqBNg9UeBZI/aR6T9rb",
+	"IybO5bj9OQvLgoxnLkShOH68SbxLNYf83XLFLB71rtyNbvWsHsZXOeo85SIgGktFXajK0i7M1dAd8Wsm",
+	"chgfj11F6q9e8WkT2OmvVFZpUXqWFt30xoIk5nqOH+OOAxTKakzmZdWbyVDay8jB3BgfEaNKk1fbFTFk",
+	"hknczDLESzsyo17Vbm/BcTiUS5JoAVyWKBYNm2MJ9TrsCZ5lUCoWX/OAtcihziVrd04PIejapbNGLNNR",
+	"ctmu11vmTYj9Xaz9PJPxFWKNKd0TOJ7BHFF2LPoCj0G1IpdnRzBvwHuFP4z22+qJnvjuOycTWt99R7oY",
+	"aIVw/zAiSoz6BoP1v/Rg7/Zqu6TVanmkB3vY/Pmll7sLR6TcmP3Rb7VavdrtrVki/BzcavYDo+v1atgK",
+	"WA34h0Ug6tX+z+2KHm5v/VZPXEBkN5ZGwUIoEBWIALhqRXSgnTkAFZl5d9JmILQbwN5haYG1SZxE+bS+",
+	"dk8sAC8hZq5vR+8DrpHKxFMKeGmaapFzOcF/qp4ADygullE7AN/JJjaTYMyCq0xPtnfoCLaL4NfwGEa5",
+	"2xOpCnt5dqRIPR1k9/jg9OTw2IzSd//uvz862f+xewBJ2OnDy+Ozbmf/Y+f9UddveEUc33yLH7udg+7Z",
+	"uY/Z34r/aWZS9087vx2ddA76Fycn/aPO2YeuoQumTIIHF/O0d7ZeNVqkQ6ZUj826Ac25IhMOqdJeT0xo",
+	"ZNQ/BljgcibsdhZYjsLGF+QTLQugV+RSADxPT7hVzZVZ5yMhY6P4f0r74EbW53AS7DjN54BYNY2ZZuEu",
+	"oeSPBMFcsiyAUNoQrSmNFaSDDmhI/P/XJ0wFdMo8QnvC3/OJYlMaUy3jRp6TKhC8BJ3w1D9hYbI8zI+w",
+	"QFqwIx3RTN9YHVpaRHfsWJExjYbGWKPw+9abnlBJHMsR1aZlHpO636v1ekn4tt3u1fw147J7xkhjs2OW",
+	"wIY7qdxqtXxSz0tm88Ssek+4ZSbpKnskwRUzc3ARa1dsnhvRFvEvjzuXFx9Pzg7/s3tghoPCyrw2YJEU",
+	"I0DIkILl+MOIPAuJgbTJUKRjpmQSB0zZiZ0ZssBhCRKhS4Nx2tCEzsmEXjGy5bXbbTKpjoYxM4NwmMHc",
+	"hbnYIGrYti8U8ZtNcyY3oZumfcf3iM2qSQfXA1oopo0gb+xZfHTDvYmAb1lo/gVpLNl3YLhaUG8spNgT",
+	"J9cQKgt/5qpmG8bZ2X5H/PeXZ+cX/aPDT4cX/e6v+93uQffAt5K/J3wIy212jCHuZCfhwpZyVC3SQYeZ",
+	"lBgsO7TlZxI9ZkLb3GwjGLbb+XChjD4NvFwzi2ZLKHqQLpOS1Q53Z/udGU3nootjTQdZGGEBngA8yig3",
+	"mFlLOCB7wqX/SIF5OTPRIv5LrHDyp5GPLyFd788MotgFtiO4XQ5uwq4E2v0RD5hQiGhmqzpMaTBmze1W",
+	"2yI+ZvUeZ7NZi8LPLRmPXtpv1cujw/3u8XkXvoFASo1lIuFs75we1rzaNYsVaiDt1ha+JqdM0Cmv7dZe",
+	"tdqtV1jUcAwalJuY+feoytTt2A223W7nqqM4InFFkqlRXTIxp2WCThhiVAGjXRg1KgWBOAxru7UPTH+0",
+	"/WZZHzCe7XYb4ecgCRf08nIS/+4XVMo2RGBILRrQ1RYvYItTKWiatd3fP3s15fKXakfGgDDvTmM5AGcD",
+	"HQHOh8V6+Gw+tuyxIUHtXa4jlZNnHnndfkX88+7Zz4f73f7lcefnzuERHLq5WkRVdD3D3r86WdMZwalJ",
+	"g7ExQyDl43X71bIu0jG/PEet+FLQa8rxcnnVyphZ8/VLc731kk5584rN1dL1OWYzVAhipVsktSFDrqYR",
+	"nTvcOjlEoWEOFyw3MhOL63HElcYix+opVwS7KDhXljO7Pd0wbhJcmLAqOzie1avynuYvYXfaW+s/uRTU",
+	"6gHoZdrZfrf+owspP1HhylAr5JoNxndolDFBoxQ480G8ltv3SpdKTBj77AqX1XFa+giuu6Vakjo4TKLI",
+	"sU1awkKKACp2xMxVg8X8UtBLzDF0/rHT3H79Bs4cZMFFbstX8K6lccrvZTh/NE6rKhJ+e3t7u8DcW4/M",
+	"3GW35xL+NnQtAAd+4+yVnI1kJVQ4hq7m55LsfPnlis0Pw9sM36+a1c1qKC2n6IowNgvViPwFWq/5eUKv",
+	"nC0T0CgCRRqbNGzPomFjkc8RrCDH508qVsswC2s4zxonz8t57Z31Hx1L/QPA7f1NWRXXYS2rGt3W2sQY",
+	"YlXWvtznUDnXv2Jzm0z6aptEcsbiwCgtGXYtlMo1XxqV2aUQ7NZgA9TybmsMfcs4KxcvYTpZE8IBMVJm",
+	"j4XRHy/z0VGVOkrxKK9ATnAteEQU1JlTOuIC7RRjhUOVJN+oaj6pFxyIkKHb2MUfW7lYR3zgklfSB7nc",
+	"Fr9aDzo4+qm2sDhVPJG98nIfk2VuvS+4BuBdyRYB7KtanuhpfgqGhS1xZm9VxFd8fkJBkq9hXiE+TgSD",
+	"7COX9nZw9NO3g2tTlSxkNGyi6x6j7XJi4VMa7Heb210YsQ0lBHCf3oUjU2wYCHyt1vKO+BUgWUd0jjG9",
+	"KzYoaHjoGjbGs/NJWK89zHCr3cTGrM+GHMvUGT2Q4Xxxu2Eo/A+xnOCmezLGLiURLDkaXagUVy4eEqb3",
+	"Fz8i2xtsin0phhHHS8mdrQ1m8kEK9nfdcrjYWVp9hohztz2YVvHYyARH7HiCR4sRk/b8ahGrmKVhOcqm",
+	"4msScWVRwxePoW7a+wMOo3LG6YjBDUeqK2x+Tr0uHVNf8ZSqrPa05rhKaf/twNrkwGI55nMbJGPI5X4D",
+	"NNNUIQjNHBkZhpeNLYIwM6gw6h7YgDaueqLC22BPHvBWo1DuiZ64PDvCu0dSr7xfNHqh81T79gTb2iZa",
+	"ku32ztueyNUprLhitBBXY6k0mSQKip7K6Jr1RH3JNeMeofi6vdKC+xD7lSJaeoSSSMrpgAZXXk9MY35N",
+	"NfPI/ofjzoVHIi6umpEMaOSRRPA/Eub+miSR5gE1UiZmMLcQbqIToaYs4ENuzip37YA4goen12/MoT4h",
+	"bDJgocNR8HK3g4WJuEtUuM+Em3ULRAgh+Lk7y3RhUQuEiwi4tKljCAKsFFAhQEdxSGh6iwQVE+zFZQPu",
+	"btrvesI/uDw9OtzvXHT7l2dHeEFn40NWrq9HFq9xd9NA7dftXB1WEZK35Mf3UOckihAOWiFWECBCq8ae",
+	"vemGpR4wwJXuCShEit/je/i7kd5jGYXESLRYRrmSl3vko1Ta64nCvaJH9lH2NTF6Jvv7AorgXsRUqCGL",
+	"m10RyBDvjvelEIhA75EfGZs2O8YW8shpLG/mze88ctGFD3lkSHE5HcU0ZIVI3+/KgbHf+bYkLcLow4VP",
+	"lXOum6FJPZ17rhwYdVuMrzKG6lM67JZVtVyiHaZ8/9X8dnfW9P7Wjr4coFnVEVRW0lI7aZmjr0OUHDrk",
+	"VDx7spLU4PzDJB8jKLOaiCIkEaNGfBtlTe3BUcbDQsQGhHfPaByqZT7AwnZ6YrVoQz9ggZ2/OQOf3Bm4",
+	"hp295Q60BQ2pVF698nr1OTluU1b7xl6PzV4fmN6It+5mQLpvnfOI6qAibnUf4pPTkKRi9PIe8a3qBeku",
+	"TOBjj9ja/ApVR6yqOaFTawtQF0xIKAS2BPY0mE4jay5kUT/aVeXMRQsulOUs1N3cJUalKHuQP0hyfvCj",
+	"sTpoqIj/hYcesR/c+hjEc/rx1LyDVb8yRFWccKNKiypGfj+RFlUdXr6RFvX4QqBcxnSTY8eS+X+ag+1v",
+	"KEhw9e6rdr0EcOW7O6nLgqbSp5Di4UHqpOZRRFw2NsZFYhb7IEGrLMvGTYTmUWHPou2rkgkLW+SUJgqu",
+	"el0h7PxblAjZlNPFoxWqRD/n4Voqcb1uW6UI498O28feI7AS+VxeLe+9YZALn2jHnJYKuw9YICe5iu57",
+	"GShMWmbdxysdOFYnVTc1Zrx/bb7HSLFvfP/49ylm7R+L8aWmmjWzhNUn4H/DGDIKbU1uIoc56J7ScKxt",
+	"BdFCPpTXHrAxmPsOM7xiL8AUzl1y7JP5p5bn0v4Vg8q+qVUVW6cThoTm7zxIPWIjGsyxWnxu55xn7yzf",
+	"PHlu3ehScs86DeyVow32X37pmLHck8YBL0m0XiPjv2Yw8L+DnIebP0thlWfHpVzqPYX07oQhJv8EUoS5",
+	"FccKWXB+cCka1mOQ+sQKl4atnuiUcDDcrZCeyTwb7RJK9JjHYXYZ9anza//88MPx4fGH/o/d3877cMPX",
+	"PfAXI1qW3p/ksv6/nRDfTog7nBAPORM2iXcGj7QLZc6JVsAWT8P9EXgNIlp22u+Iv985Pj656B90j7oX",
+	"3f5R5/wiv0X8Zfceq7bBzvJY7L/PlcS/A4u6O4zNuPQhZ4JXcWeX050gEFpdPX0ctLraOAzalh7fMETM",
+	"VuXGghZY3yLvqMIiLdMkHrGQ1L8H/LXMpz23nzf20sxiaMd8E7GhJjLRS2LJ7CDXxJyb7edPWClK2kX7",
+	"TmN2zWWisAABOZnSP5KlkWRp9YCMvnngkK3tCiCiL3/nmLTFevvrItJwTZ5Vvv3FctNYypap/8A+WR5h",
+	"dsYCGYcOjyLStoAXhcr+2GDGsK6j/HV+T9A0sXUrwyqxn8bQfKuQ2yak6YmpXXjR9MMVRD2FScDCXHSp",
+	"yySFhEsog8VBNQ3lTESShiwEAJSsu57givhp/X4/TTuCoCkxt8Nwmb8BFRj4hJAnfixnCDfqu/swrJFk",
+	"CDChOhgXQhnSHF471RlVPTGhIbPJo5Ny3Zms0I77BDOdQODgE4ghc5q1z0TYN9P2GxiuB3SI5cwWeMyh",
+	"Ub5QRGm4cNA94cgDJNsrF74tybee6ImzlSFhlZgPjd3c8HrCAvIpTWONzzJ8z3fbVu5Oaaz3iB/yGIOw",
+	"gMq+Q74B5EJYHmNdCEm4QEQcN+5d4ttHFtLP/tXPYWKaoWThWNamscRGYa/I9g4BBFB7EMDqcClIHSfc",
+	"E4EUQz5KUOY39tIDA6BxiL3WtCcPDiWgQkhNBiwj/spgMBjQ04aCQRdfKxAMOl/rhki3jZUS9v7J7MoB",
+	"y23yfxuR7mK1SrI3V+ZsUa4X1aa1QVs5wufDsLzVYVgIjeXESsTFlUrDWcdUmJWTCUZ9uYzPpZFbGe8/",
+	"qeqwadRWxoR/CwPpLxJ75RaxSs+wavtiBNUzrfxmS/5tmdfFQK1a43Wptk6/CUn98vLw4Pr7xhIzkq+2",
+	"IdeVuP1cIf5eOkG1FonlVXvbYgUdSWQ4nyim4TrOgUobYeeql+2f/9wTdf9D11595Ts1Gu3/sSrGP/71",
+	"z//uJe329hvFR+YPo8Bd04hjGYvXFu1IYSw53iJMqVXnsdUXAECEOouN1IKRCMZC0I5sMrPXExG/MmfG",
+	"NGZ2yAid2IQ4DnJ5dgRKMtfuYLUCGyY5iOVMGZ0HchwwH0FLGe1VoAqiQ9g05GCyEVDRKMWgPx/irfFA",
+	"ySjRbJcMEh4VyqdbrCunX7GQTJNBxAMcpIx7gkUql15m1SOj3GaZEP5HqTSmNHRE6gCwDJceX1tt4nd/",
+	"PT05u+h3fz09PANvs3tyfHLRP+t2Dn4zOudO+12DsBtzCsLqOOBFHnE9hygY1EptroztgOtdZ26hyumM",
+	"DkIVUVIKizKIHgjnHq7QCA8ss1ZLx1ft7eUxrIvcaTZZDi50H2Cm9jGjomIbIPyeLyTyit8quAUWoTnd",
+	"Llk5pIKaQOqOHcwagxBYvtnLHd7+DTyVj3NuGQG+6thaZNzdghmpbA6xZcF6nlfRoAMe9shsLJX7TOV4",
+	"VqdmUKOVy2l93tm5jVqYmzEG7SbfS8NXiWAzAiWt/wpnZYnlh5gv9vc9P81RthKBQtN4xFK3UGH2EPKh",
+	"6RUrHFIo/x0IMHhpAHEQt6Cyeb2+4iPwCRRKClzbAOSMJOB0sga48j2SiBCgDK/YnIQs5td5J1J66kyo",
+	"0gjHv0doDmqSRho2iYzNyjE+EtlIc+bQK+L/cHL2/vDgoHvsA3QnHuhSMLurwEFl2HVKlWJh5RlE6lRd",
+	"9YSf6ig+sgswtKFfwzMHB2DqpTyErofcRoDD78L6zuoA8emRsx/2yc7W2zb5I5EaZmZRGWM5c+5yGYVM",
+	"aWdQ9gRWR8eyBmNzhkXJRBSL/Xvg50n9K/k/kzgCiFis5mF+snXYrRPNI36Gbg+AIS6UFP7uCd/ttH7W",
+	"RPooK5ZsHkdU6T5gBMOH4E93vVHt7wH10bVlCPHq1at35PJi33PIsS7Z0Hwwb/XEKVZOQcs2TWpMYzqc",
+	"Nw4QDrkiSseMTlhoFofb63Ea9sSCr3KPUMC6hOoPNNbNGZ0TPY5lMho78GAktUtF7Ik8aC8TobtLNNuQ",
+	"MBpHldfiqUH1A4ei7islyi/OVQkCqoDM5BEuyKXgNyl055IbCLvfNhM3ywtpV8kTMyqj5KXbrv5mp/Iu",
+	"qrFscIqPVg4sd1eytf22Qg6utUo1u9EvA3VdPPcWVJYqg/PpFTOX+nrAlStVWIGLTrWmwXjChN4D5jK0",
+	"+0cPMUSbyPHNUvGWQF33an7tSbS0V8+oYWSie7d4FuXBpUkBW3oWSzFq3U83/PraE2x0GS/RpL6W3rQE",
+	"xNPZQNmR90LB2eYEZ8Ea/5uoVJEcbYrjVQ3aReqDOeFhwwKhuMs5cJEvgqKcwtUOnl7qik8RKWHKqDYK",
+	"AOj6E65L11DYD9ygohueVic/Hpm5LJC48pQo1CerDAZYX9Zu2dV1WoNzs62zUJCssk7IwjUd1YD4YC99",
+	"jKrKJ0vv5bMbr1olk6yoULTpeNL1WjMUdx13r4E8GR5bIabg9VeNKTBcvGk0gVuFb/A2m4QhVNxQLcI/",
+	"uZde4kVLk0ag+lSHJZzLoW7ii4okU6Il8YHLcghq6ZV8Pnahbm0cNG02wEyzoKJR9CmbxAaC7uGy6NnF",
+	"Z2qMGdF2LymxqlUUU4/W7GqIx78SxiPwj9mSq2QLFLz+areMf98gSQaVPMrBN3eSMwOXbr9c0thVqYiV",
+	"gUtyO4oI4vlt/R3UtLLkWATRwuIgPCQjyBERRCYacgX/9c//H/wfEJbkEd/envfdI1JPI6fAj2R9a6ig",
+	"4UsNKGclpO4PMQimniuNUiqA80I1oEtXqcLmItIQ/pxAwYNqQejoCUWdnyhEJcXSNIfHc+fX4zRhet82",
+	"7ONvWDQ+VX4TbbZbEep0tVaASJRLFYJ0C2HBPzyiSxqB1xMSmqNRNDfbTIocoArxcRjF/F0MC85DmHo9",
+	"YbFdfaLR+2v4JY0DI64ZUk/rTnsI4+o5jspgNhoe8ZVOgivXGBdmI49iphSpG2tuCsFsG2TLIIXur80s",
+	"t3td+doypK05o5MgYCxk+ULU6873J9V0/i740OlqbSSJHE99E0WbAdaWdIchF1yNM7l0J7G0oERUbTs4",
+	"VHIb73/c2Zmb5rooqxhKz8PtFkOd6Bvbbsa29z5B18V+5jRdj/CQTabSsASpp8mhoYvwy1WqgviosroK",
+	"oKYlZdkFlJaU5RRerawrr1ZAnzJO0HaxYYhoDsX8G6zfU6fErZTNy2NLn49pNuSWbyzyNKE2a/jj/jUd",
+	"qoTpSxthsPwe51AQ+w6RcQjVWG3Wi5GddUz+S2umEGWMFw6mfcywYKT5wUhTkS906gJRnOhZEMhUYCQD",
+	"iFmvJ6jKF4cOJVMeidk1o5HRfITURgPaM/TLStuGpG6MFUouLw8PGj2BaM32XZsxlSUDQJSp06hcG7ZM",
+	"75L4BEvejiPiU1Zswj42Qb9wa/pthz4N3kUuJS0tdU4zFniObRtQEbDoaWq8wB0d1HaZYqxOP2Y6nvt7",
+	"+XQ8ixBWWaGpzoUr9tNokRNX0xNhAVya3flF5+Ly3N/g+mIf5gq1bp/h9OtAyNIdNKby/L/BD3z1bXqu",
+	"5ZQA0yJa453MYYtOOV+TX0HYjWZCcSmIHGLw8QuVx4l1SZ4qCcZQALCxa+uaQ9M9wW5ooKO5DbizSYIM",
+	"YjutVZHaEx4ZzDWDTQn/qF+xeU/Y81hNaeDOswEf2YxeRa7YVGOwpV/eFb5LcOgJxPRAbm+RExGw/CgB",
+	"HBLBBQZzkjr6itW0ewICQc+6F93ji8OT4zRQZ6+UwGt0hZBqikevlZhEaTrviRyiAYbwEC3l6mPXRjg+",
+	"VCjQMOToLj2NTVeam3bQOWh9ZZhvsrTyrKWVWZq/+qH7P72SU0GHfqHStanT3I5tPNMpjZ61pzmlfzAH",
+	"dOqWtvniK4qxYQR3tq2hZg7lwkobmzbh4K8wWwizstxZVwesbZ4iEvQEPMjVDjkM/V0nxGKFFwYha4YJ",
+	"bj+GhefJjEcRCWM5xVaQSo1yDTVrBpBhzNQ4tUEGSThiei/92wo7SGnXXCSshWrGQffo8Ofu2W/9w+P+",
+	"6dnJh7Pu+blP6rYDmfpquBg1vJ4wwmvh5YL60/AWdBdST+uVN/ZWCEFnMG21rYNbkSmLHV0hdUC4Kv/d",
+	"06POb1jnv9/9db/bPdgURQx9a8/gJvhWGe/fqDLeAW4Tsw9Llwu4nnfQqWAbNYWcfQ2zRbAbnQoNCGnE",
+	"y1QuUuDARzBVwEg5lrO/jJ0CJABVMmFEyNk34+QvcAdiloSSGeX5wkFmddZsJh3zYLmjbh8v821YzUKM",
+	"rbXJZ1yEcgaB1yksjOYT1rBaANXGsqdpfM4EdQD7GVeERhinriUAakBSEkI8D5LgimmoFknqlxf7jV3i",
+	"b41ToKEgiWMmtM0MT+N2Xr9z4b9ce8Tf3hn7hdfHMonTl7dfFV7+Piy++6YJb9uBpB99X/joVdt8JUM6",
+	"z954h/g9+FqLACldutQs5lozYewfuOYrAiyhvxAFCChGVDjDaELnJKIjKIQ3kInOBE21TYPLe3clFL77",
+	"BRaotkGgs/0gBWZ/0uv/tLPVYgrZCxLnE/FvhHB24NyHdnMjLhlSoyAMkDfKsuBltvtW5mHY3aumEdeE",
+	"Cy3J5cV+0+1k3C7K8KmTRQXR4Lax+e5Nm0jBmnYP2y/dtoU3HPaU3Z747C1R/Ca/OZXbiPD7qzbsvzR7",
+	"0+ZywjUxVRoCmAbMxUG73V6f0lhzGjVsmy3y3s7EoTcU8MCmMVPmMzAr/mSxTJlt+W68yOj7P2tfZhPb",
+	"eGvahfv33ZvGZoPIVaTEqv1pY1Q3yo4CnrZp5GTAIilGtvArhtcOsFIqXmRFXOnGLmaC94RirpiWOYrl",
+	"TLg2rYnOFZ7YSpKxnBFKgoibLQAweIrQngCQ7AIQyv7RIdyuNVrk1M4iD/CByVlQKQvBfnvCT09EGOm/",
+	"/vnfPrEuQgewh+ERLtfNTniJc8/2+pQqtO1iHevbGX2L6lmzUwytAhpFFnT3hXKUy20Rx0vZHrH1ZdVL",
+	"xUS4Inhdy5gVkCCBBcGnoIDv0zs4LuCk0DEVitoiuAX4TtgqOaxDzBg022m7vZ2F8URS6Rbxra/MB2fZ",
+	"FZtqC3hDwHFP/uP85Bhdvpnfvm72U4VbPqLxiPWEDblURCXxNb+2SncWNVRw8uf8Rl575633+vs3PYH9",
+	"1f3Tzm9HJ52D/sXJSf+oc/ah6zdaWf08C1tULGSFP/aErY68WAYZLQBDxBSQIsP6NsLFNg/YDL/YO3o/",
+	"jbIK5v0rNge3WVbx2SOOcEauOQKm6AzoZgSBZjM50wBn8C06d+VCdACELMd8xAWNeiJz9/LQZY+CioBB",
+	"v3ul5tNMguyOA2H8Dw+6n05PLrrH+7/1Px2ef+pc7H/0W6RDDIsinFRF4S9bTYyqnvDxZ/gmzblOkZez",
+	"qIf85zvtnZ7Iimofn1z0fzi5PD7wq+TjOROh9bY+UfSl6eEr1QU0Xa+SyR2Rj+nDFd1LwzkEm8ElGi4H",
+	"CO1txJZ6lsHlfZ7ZMDJZ9Q2W/i9wL8ygsvws3UDLvS2F02ldglXlbbDLlNJsguUBQYhY9wxINzWmU4Yn",
+	"VFrBNCs7VRiB72EFrXkqOlQJs9pDqD3IynLaoEvN4gJQZ5JIK4zOcF5MOKoau8QB3PSEOQjrC7zb8DDa",
+	"i1bswN1qYdzwHDiDTVIBeGeznhaeQowihjSZySQKyZheM3dUsxByuwCXefGogyyx8vHlLReknnXnVkv3",
+	"LnpwcMpmtQC8KQMTWNQq8vgCOF70/ACN8EFPpKoE4hyl9SdND4h1bVo1f71QKZ4OoCIJqXuCDofONoDD",
+	"yt7FYfVbt3y5uht1JwZxIo2eAPBurtM2MU0AiQ8yjdS3DFNttdswDIWO8oEM507z6Im35BN/b7G5sbTH",
+	"9rsMFjzDd4B1hJwUlyGk6RUjiBcu5vC7spEOY/gfmyhShw5hWC59TwFZoDmjR5j3GmsOwqfM4zPdQPtf",
+	"8Uhcm4yAHGxZye75b0bLJmcBZtmZHeCkrdvulpmWnBFFpJcvtQGjMYs7iR7Xdn//fPvZ/Gws3yqgFkoi",
+	"GdDI+pHrE7NP4gRiEpI4qu3WxlpPd1++hLfGUundt+23bXAH2aFUFDjI37gXvF6ZcaFlK0sfy6ouVuNV",
+	"uRpw0KAyKmtWy3GvqjBWUelH4fcni/N9Fqq+LHb7HmgIv7qjzRmVqSGetmX9JVXtnFuAsXRFjezKcFz1",
+	"mPH09n+eazJd38UmU1eQOcq40tZTq/M+glw76AxabOaIXzPBFI4oZjTk8Nc0lgOmci18ZDTS44oGMtB0",
+	"lUPwIGNuhP7cywHKp74WNZaxbkZgneYQhvLdOYihak4oGvY5H1OuhdS4v/18+38DAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

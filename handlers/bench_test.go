@@ -55,5 +55,36 @@ func BenchmarkAPI(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 		})
+		// Accepting sends, one message a request and 100 a request (no
+		// engine runs: the messages stay queued).
+		b.Run(d+"/Send", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r, err := c.SendWebhookWithResponse(context.Background(), gen.SendRequest{EndpointId: ep.Id, Payload: []byte(`{"event":"bench","n":1}`)})
+					if err != nil || r.StatusCode() != http.StatusAccepted {
+						b.Errorf("send: %v %d", err, r.StatusCode())
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+		})
+		b.Run(d+"/SendBatch100", func(b *testing.B) {
+			items := make([]gen.SendRequest, 100)
+			for i := range items {
+				items[i] = gen.SendRequest{EndpointId: ep.Id, Payload: []byte(fmt.Sprintf(`{"event":"bench","n":%d}`, i))}
+			}
+			b.SetParallelism(4) // 8 batches in flight on 2 cores: each waits for its commit
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					r, err := c.SendWebhookBatchWithResponse(context.Background(), gen.SendBatchRequest{Messages: items})
+					if err != nil || r.StatusCode() != http.StatusOK || r.JSON200.Data.AcceptedCount != len(items) {
+						b.Errorf("send batch: %v %d", err, r.StatusCode())
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "msg/s")
+		})
 	}
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,20 +31,106 @@ var errPayloadTooLarge = &Error{Status: http.StatusBadRequest, Code: "PAYLOAD_TO
 // SendWebhook stores the message and its queue entry in one transaction and
 // answers after the commit.
 func (s *Server) SendWebhook(ctx context.Context, req gen.SendWebhookRequestObject) (gen.SendWebhookResponseObject, error) {
-	b := req.Body
+	m, err := newMessage(ctx, *req.Body)
+	if err != nil {
+		return nil, err
+	}
+	stored, created, err := s.Store.InsertMessage(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	data := gen.SendResult{MessageId: uuid.MustParse(stored.ID), Status: gen.MessageStatus(stored.Status)}
+	if !created {
+		return gen.SendWebhook200JSONResponse{Data: data, Meta: meta(ctx)}, nil
+	}
+	s.Metrics.MessageAccepted()
+	return gen.SendWebhook202JSONResponse{Data: data, Meta: meta(ctx)}, nil
+}
+
+// SendWebhookBatch stores up to 100 sends in one transaction, each with
+// the outcome a single send would have had.
+func (s *Server) SendWebhookBatch(ctx context.Context, req gen.SendWebhookBatchRequestObject) (gen.SendWebhookBatchResponseObject, error) {
+	items := req.Body.Messages
+	if err := takeSends(ctx, len(items)); err != nil {
+		return nil, err
+	}
+	results := make([]gen.SendBatchItem, len(items))
+	var ms []store.Message
+	var at []int // ms[j] is items[at[j]]
+	for i, b := range items {
+		results[i].Index = i
+		m, err := newMessage(ctx, b)
+		if err != nil {
+			fail(&results[i], i, err)
+			continue
+		}
+		ms, at = append(ms, m), append(at, i)
+	}
+	if len(ms) > 0 {
+		out, err := s.Store.InsertMessages(ctx, ms)
+		if err != nil {
+			return nil, err
+		}
+		for j, r := range out {
+			item := &results[at[j]]
+			if r.Err != nil {
+				fail(item, at[j], r.Err)
+				continue
+			}
+			id, status := uuid.MustParse(r.Stored.ID), gen.MessageStatus(r.Stored.Status)
+			item.MessageId, item.MessageStatus, item.Status = &id, &status, http.StatusOK
+			if r.Created {
+				item.Status = http.StatusAccepted
+				s.Metrics.MessageAccepted()
+			}
+		}
+	}
+	data := gen.SendBatchResult{Results: results}
+	for _, r := range results {
+		switch r.Status {
+		case http.StatusAccepted:
+			data.AcceptedCount++
+		case http.StatusOK:
+			data.DuplicateCount++
+		default:
+			data.FailedCount++
+		}
+	}
+	return gen.SendWebhookBatch200JSONResponse{Data: data, Meta: meta(ctx)}, nil
+}
+
+// fail sets batch item i's outcome to the error a single send would have
+// answered, its field pointer made relative to the batch body.
+func fail(item *gen.SendBatchItem, i int, err error) {
+	e := toAPIError(err)
+	item.Status = e.Status
+	ge := gen.Error{Code: e.Code, Message: e.Message}
+	if len(e.Details) > 0 {
+		d := maps.Clone(e.Details)
+		if f, ok := d["field"].(string); ok && strings.HasPrefix(f, "/") {
+			d["field"] = "/messages/" + strconv.Itoa(i) + f
+		}
+		ge.Details = &d
+	}
+	item.Error = &ge
+}
+
+// newMessage checks a send beyond its schema (payload size, header rules)
+// and returns the message to store.
+func newMessage(ctx context.Context, b gen.SendRequest) (store.Message, error) {
 	if len(b.Payload) > MaxPayloadBytes {
-		return nil, errPayloadTooLarge
+		return store.Message{}, errPayloadTooLarge
 	}
 	headers := store.Headers{}
 	if b.Headers != nil {
 		headers = store.Headers(*b.Headers)
 	}
 	if err := customheaders.Validate(headers); err != nil {
-		return nil, err
+		return store.Message{}, err
 	}
 	sum := sha256.Sum256(b.Payload)
 	now := store.Now()
-	m := store.Message{
+	return store.Message{
 		ID:             ids.NewUUID(),
 		ProjectID:      projectID(ctx),
 		EndpointID:     b.EndpointId,
@@ -56,17 +144,7 @@ func (s *Server) SendWebhook(ctx context.Context, req gen.SendWebhookRequestObje
 		NextAttemptAt:  &now,
 		CreatedAt:      now,
 		UpdatedAt:      now,
-	}
-	stored, created, err := s.Store.InsertMessage(ctx, m)
-	if err != nil {
-		return nil, err
-	}
-	data := gen.SendResult{MessageId: uuid.MustParse(stored.ID), Status: gen.MessageStatus(stored.Status)}
-	if !created {
-		return gen.SendWebhook200JSONResponse{Data: data, Meta: meta(ctx)}, nil
-	}
-	s.Metrics.MessageAccepted()
-	return gen.SendWebhook202JSONResponse{Data: data, Meta: meta(ctx)}, nil
+	}, nil
 }
 
 // GetMessage returns a message of the caller's project.

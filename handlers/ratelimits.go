@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -32,11 +33,28 @@ func (s *Server) limitRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			return next(c) // an unsecured route
 		}
 		now := s.limitNow()
-		if c.Request().URL.Path == sendPath {
+		switch c.Request().URL.Path {
+		case sendPath:
 			limit := p.limits.SendRateLimitPerMinute // 0: unlimited
 			if ok, wait := s.sendLimits.Allow(p.key.ProjectID, limit, now); !ok {
 				return errBurstLimit("send", limit, wait)
 			}
+			return next(c)
+		case sendBatchPath:
+			// One send per item, which only the handler knows: it takes
+			// them through the request context.
+			limit := p.limits.SendRateLimitPerMinute
+			take := func(n int) error {
+				if limit > 0 && n > limit {
+					return &Error{Status: http.StatusTooManyRequests, Code: "BURST_LIMIT_EXCEEDED",
+						Message: fmt.Sprintf("a batch of %d sends exceeds the project's send limit of %d per minute: send smaller batches", n, limit)}
+				}
+				if ok, wait := s.sendLimits.AllowN(p.key.ProjectID, limit, n, s.limitNow()); !ok {
+					return errBurstLimit("send", limit, wait)
+				}
+				return nil
+			}
+			c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), sendTakerKey, take)))
 			return next(c)
 		}
 		limit := p.limits.RateLimitPerMinute
@@ -125,4 +143,18 @@ func (s *Server) clientKey(c echo.Context) string {
 		return p.String()
 	}
 	return a.String()
+}
+
+// sendTakerKey holds, for a batch send, the function that takes its sends
+// from the project's send limit (or returns the 429).
+type sendTakerCtxKey struct{}
+
+var sendTakerKey sendTakerCtxKey
+
+// takeSends takes n sends from the caller's send limit.
+func takeSends(ctx context.Context, n int) error {
+	if take, ok := ctx.Value(sendTakerKey).(func(int) error); ok {
+		return take(n)
+	}
+	return nil
 }

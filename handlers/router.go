@@ -33,7 +33,14 @@ const MaxBodyBytes = 64 * 1024
 // the other fields.
 const MaxSendBodyBytes = MaxPayloadBytes + 64*1024
 
-const sendPath = "/v1/webhooks/send"
+// MaxSendBatchBodyBytes bounds a batch send request (its payloads are
+// still at most MaxPayloadBytes each).
+const MaxSendBatchBodyBytes = 8 << 20
+
+const (
+	sendPath      = "/v1/webhooks/send"
+	sendBatchPath = "/v1/webhooks/send-batch"
+)
 
 // RequestTimeout bounds the work of one request, database waits included
 // (a request that cannot get a connection in time answers 503).
@@ -60,12 +67,19 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	routes := map[string]bool{} // the route templates, filled below
 	e := newEcho(s, spec, routes)
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
-		Limit:   fmt.Sprintf("%dB", MaxBodyBytes),
-		Skipper: func(c echo.Context) bool { return c.Request().URL.Path == sendPath },
+		Limit: fmt.Sprintf("%dB", MaxBodyBytes),
+		Skipper: func(c echo.Context) bool {
+			p := c.Request().URL.Path
+			return p == sendPath || p == sendBatchPath
+		},
 	}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   fmt.Sprintf("%dB", MaxSendBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendPath },
+	}))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   fmt.Sprintf("%dB", MaxSendBatchBodyBytes),
+		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendBatchPath },
 	}))
 	e.Use(lowerMediaType)
 	e.Use(keepRawQuery)

@@ -50,12 +50,19 @@ func New(maxKeys int) *Limiter {
 // perWindow <= 0 means unlimited. A key's limit may change between calls;
 // the new one applies from then on.
 func (l *Limiter) Allow(key string, perWindow int, now time.Time) (bool, time.Duration) {
-	return l.take(key, perWindow, now, true)
+	return l.take(key, perWindow, 1, now, true)
+}
+
+// AllowN takes n requests at once (all or none), as Allow takes one; the
+// wait is until all n would be allowed. More than perWindow are never
+// allowed.
+func (l *Limiter) AllowN(key string, perWindow, n int, now time.Time) (bool, time.Duration) {
+	return l.take(key, perWindow, max(n, 1), now, true)
 }
 
 // Check reports what Allow would answer now, without taking a request.
 func (l *Limiter) Check(key string, perWindow int, now time.Time) (bool, time.Duration) {
-	return l.take(key, perWindow, now, false)
+	return l.take(key, perWindow, 1, now, false)
 }
 
 // Len is how many keys the limiter holds (for tests and metrics).
@@ -65,7 +72,7 @@ func (l *Limiter) Len() int {
 	return len(l.tat)
 }
 
-func (l *Limiter) take(key string, perWindow int, now time.Time, commit bool) (bool, time.Duration) {
+func (l *Limiter) take(key string, perWindow, n int, now time.Time, commit bool) (bool, time.Duration) {
 	if perWindow <= 0 {
 		return true, 0
 	}
@@ -93,7 +100,7 @@ func (l *Limiter) take(key string, perWindow int, now time.Time, commit bool) (b
 			l.tat[key] = t
 		}
 	}
-	next := t.Add(interval)
+	next := t.Add(interval * time.Duration(n))
 	if over := next.Sub(now) - span; over > 0 {
 		return false, over
 	}
