@@ -537,6 +537,15 @@ type CreateEndpointRequest struct {
 	Burst       *int    `json:"burst,omitempty"`
 	Description *string `json:"description,omitempty"`
 
+	// EventTypes The event types the endpoint receives from `POST /v1/events`: names
+	// (`order.created`), prefixes (`order.*`: every type starting with
+	// `order.`) or `*`. Empty (the default) means every type. Sends to the
+	// endpoint by id are not affected.
+	//
+	//
+	// Example: ["order.*","invoice.paid"]
+	EventTypes *EventTypePatterns `json:"event_types,omitempty"`
+
 	// Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 	//
 	// Example: {"X-Tenant":"acme"}
@@ -544,6 +553,9 @@ type CreateEndpointRequest struct {
 
 	// HmacEnabled When false, deliveries carry no signature header.
 	HmacEnabled *bool `json:"hmac_enabled,omitempty"`
+
+	// OwnerId The user's own customer this endpoint belongs to; events published with an `owner_id` go only to that owner's endpoints.
+	OwnerId *string `json:"owner_id,omitempty"`
 
 	// RateLimitRps Deliveries per second to this endpoint; 0 means no limit.
 	RateLimitRps *int `json:"rate_limit_rps,omitempty"`
@@ -567,6 +579,16 @@ type CreateEndpointRequest struct {
 	//
 	// Example: https://93.184.216.34/hooks
 	Url string `json:"url"`
+}
+
+// CreateEventTypeRequest Example: {"description":"An order was placed.","name":"order.created","schema":{"properties":{"order_id":{"type":"integer"}},"required":["order_id"],"type":"object"}}
+type CreateEventTypeRequest struct {
+	Archived    *bool   `json:"archived,omitempty"`
+	Description *string `json:"description,omitempty"`
+	Name        string  `json:"name"`
+
+	// Schema A JSON Schema of the payload.
+	Schema *json.RawMessage `json:"schema,omitempty"`
 }
 
 // CreateExportRequest defines model for CreateExportRequest.
@@ -666,7 +688,8 @@ type Endpoint struct {
 	DisabledAt *time.Time `json:"disabled_at"`
 
 	// DisabledReason Why the circuit breaker disabled the endpoint.
-	DisabledReason *string `json:"disabled_reason"`
+	DisabledReason *string  `json:"disabled_reason"`
+	EventTypes     []string `json:"event_types"`
 
 	// FailingSince Start of the current run of failures, or null while healthy.
 	FailingSince *time.Time `json:"failing_since"`
@@ -677,6 +700,7 @@ type Endpoint struct {
 	Headers     Headers `json:"headers"`
 	HmacEnabled bool    `json:"hmac_enabled"`
 	Id          string  `json:"id"`
+	OwnerId     *string `json:"owner_id"`
 
 	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
 	Paused       bool `json:"paused"`
@@ -846,7 +870,8 @@ type EndpointUpdated struct {
 	DisabledAt *time.Time `json:"disabled_at"`
 
 	// DisabledReason Why the circuit breaker disabled the endpoint.
-	DisabledReason *string `json:"disabled_reason"`
+	DisabledReason *string  `json:"disabled_reason"`
+	EventTypes     []string `json:"event_types"`
 
 	// FailingSince Start of the current run of failures, or null while healthy.
 	FailingSince *time.Time `json:"failing_since"`
@@ -857,6 +882,7 @@ type EndpointUpdated struct {
 	Headers     Headers `json:"headers"`
 	HmacEnabled bool    `json:"hmac_enabled"`
 	Id          string  `json:"id"`
+	OwnerId     *string `json:"owner_id"`
 
 	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
 	Paused       bool `json:"paused"`
@@ -907,6 +933,97 @@ type ErrorEnvelope struct {
 	Error Error `json:"error"`
 	Meta  Meta  `json:"meta"`
 }
+
+// Event defines model for Event.
+type Event struct {
+	CreatedAt     time.Time          `json:"created_at"`
+	EndpointCount int                `json:"endpoint_count"`
+	EventType     string             `json:"event_type"`
+	Id            openapi_types.UUID `json:"id"`
+
+	// Messages The event's messages that are not deleted, oldest first.
+	Messages []EventMessage `json:"messages"`
+	OwnerId  *string        `json:"owner_id"`
+}
+
+// EventEnvelope defines model for EventEnvelope.
+type EventEnvelope struct {
+	Data Event `json:"data"`
+	Meta Meta  `json:"meta"`
+}
+
+// EventMessage defines model for EventMessage.
+type EventMessage struct {
+	EndpointId string             `json:"endpoint_id"`
+	MessageId  openapi_types.UUID `json:"message_id"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused). On PostgreSQL a new message that
+	// a free worker of the receiving process takes straight from the send
+	// keeps showing `queued` during that first attempt (it goes from
+	// `queued` to its outcome); the server flag `--send-handoff=false`
+	// turns this off, so every attempt shows `delivering`.
+	Status MessageStatus `json:"status"`
+}
+
+// EventPublished defines model for EventPublished.
+type EventPublished struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// EndpointCount How many endpoints matched (one message each).
+	EndpointCount int                  `json:"endpoint_count"`
+	EventId       openapi_types.UUID   `json:"event_id"`
+	EventType     string               `json:"event_type"`
+	MessageIds    []openapi_types.UUID `json:"message_ids"`
+	OwnerId       *string              `json:"owner_id"`
+}
+
+// EventPublishedEnvelope defines model for EventPublishedEnvelope.
+type EventPublishedEnvelope struct {
+	Data EventPublished `json:"data"`
+	Meta Meta           `json:"meta"`
+}
+
+// EventType defines model for EventType.
+type EventType struct {
+	Archived    bool             `json:"archived"`
+	CreatedAt   time.Time        `json:"created_at"`
+	Description string           `json:"description"`
+	Name        string           `json:"name"`
+	Schema      *json.RawMessage `json:"schema"`
+	UpdatedAt   time.Time        `json:"updated_at"`
+}
+
+// EventTypeDeletedEnvelope defines model for EventTypeDeletedEnvelope.
+type EventTypeDeletedEnvelope struct {
+	Data struct {
+		Deleted bool   `json:"deleted"`
+		Name    string `json:"name"`
+	} `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+// EventTypeEnvelope defines model for EventTypeEnvelope.
+type EventTypeEnvelope struct {
+	Data EventType `json:"data"`
+	Meta Meta      `json:"meta"`
+}
+
+// EventTypeListEnvelope defines model for EventTypeListEnvelope.
+type EventTypeListEnvelope struct {
+	Data []EventType `json:"data"`
+	Meta PageMeta    `json:"meta"`
+}
+
+// EventTypePatterns The event types the endpoint receives from `POST /v1/events`: names
+// (`order.created`), prefixes (`order.*`: every type starting with
+// `order.`) or `*`. Empty (the default) means every type. Sends to the
+// endpoint by id are not affected.
+//
+// Example: ["order.*","invoice.paid"]
+type EventTypePatterns = []string
 
 // Export defines model for Export.
 type Export struct {
@@ -1014,9 +1131,13 @@ type Message struct {
 	CreatedAt   time.Time `json:"created_at"`
 
 	// DeletedAt Always null here (a deleted message answers 404); present for SDKs that declare it.
-	DeletedAt         *time.Time         `json:"deleted_at,omitempty"`
-	DeliveredAt       *time.Time         `json:"delivered_at,omitempty"`
-	EndpointId        string             `json:"endpoint_id"`
+	DeletedAt   *time.Time          `json:"deleted_at,omitempty"`
+	DeliveredAt *time.Time          `json:"delivered_at,omitempty"`
+	EndpointId  string              `json:"endpoint_id"`
+	EventId     *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// EventType The type of the event that made the message (null for a send).
+	EventType         *string            `json:"event_type,omitempty"`
 	FirstAttemptAt    *time.Time         `json:"first_attempt_at,omitempty"`
 	Id                openapi_types.UUID `json:"id"`
 	IdempotencyKey    *string            `json:"idempotency_key,omitempty"`
@@ -1095,6 +1216,8 @@ type MessageSummary struct {
 	// Endpoint The endpoint's URL.
 	Endpoint          string     `json:"endpoint"`
 	EndpointId        string     `json:"endpoint_id"`
+	EventId           *string    `json:"event_id,omitempty"`
+	EventType         *string    `json:"event_type,omitempty"`
 	FailedAt          *time.Time `json:"failed_at,omitempty"`
 	LastError         *string    `json:"last_error,omitempty"`
 	MessageId         string     `json:"message_id"`
@@ -1122,9 +1245,13 @@ type MessageWithID struct {
 	CreatedAt   time.Time `json:"created_at"`
 
 	// DeletedAt Always null here (a deleted message answers 404); present for SDKs that declare it.
-	DeletedAt         *time.Time         `json:"deleted_at,omitempty"`
-	DeliveredAt       *time.Time         `json:"delivered_at,omitempty"`
-	EndpointId        string             `json:"endpoint_id"`
+	DeletedAt   *time.Time          `json:"deleted_at,omitempty"`
+	DeliveredAt *time.Time          `json:"delivered_at,omitempty"`
+	EndpointId  string              `json:"endpoint_id"`
+	EventId     *openapi_types.UUID `json:"event_id,omitempty"`
+
+	// EventType The type of the event that made the message (null for a send).
+	EventType         *string            `json:"event_type,omitempty"`
 	FirstAttemptAt    *time.Time         `json:"first_attempt_at,omitempty"`
 	Id                openapi_types.UUID `json:"id"`
 	IdempotencyKey    *string            `json:"idempotency_key,omitempty"`
@@ -1232,6 +1359,22 @@ type ProjectStatus string
 type ProjectEnvelope struct {
 	Data Project `json:"data"`
 	Meta Meta    `json:"meta"`
+}
+
+// PublishEventRequest Example: {"event_type":"order.created","idempotency_key":"order-1001-created","owner_id":"customer-42","payload":{"order_id":1001,"total":"12.50"}}
+type PublishEventRequest struct {
+	EventType string `json:"event_type"`
+
+	// Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
+	//
+	// Example: {"X-Tenant":"acme"}
+	Headers        *Headers `json:"headers,omitempty"`
+	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
+	OwnerId        *string  `json:"owner_id,omitempty"`
+
+	// Payload Any JSON object, at most 1,048,576 bytes; delivered byte for byte as received.
+	Payload        json.RawMessage `json:"payload"`
+	RetentionHours *int            `json:"retention_hours,omitempty"`
 }
 
 // ReplayAllEnvelope defines model for ReplayAllEnvelope.
@@ -1438,12 +1581,24 @@ type UpdateEndpointRequest struct {
 	Burst       *int               `json:"burst,omitempty"`
 	Description *string            `json:"description,omitempty"`
 
+	// EventTypes The event types the endpoint receives from `POST /v1/events`: names
+	// (`order.created`), prefixes (`order.*`: every type starting with
+	// `order.`) or `*`. Empty (the default) means every type. Sends to the
+	// endpoint by id are not affected.
+	//
+	//
+	// Example: ["order.*","invoice.paid"]
+	EventTypes *EventTypePatterns `json:"event_types,omitempty"`
+
 	// Headers Extra HTTP headers sent with every delivery (name to value). Limits are in the operation's description.
 	//
 	// Example: {"X-Tenant":"acme"}
-	Headers      *Headers `json:"headers,omitempty"`
-	HmacEnabled  *bool    `json:"hmac_enabled,omitempty"`
-	RateLimitRps *int     `json:"rate_limit_rps,omitempty"`
+	Headers     *Headers `json:"headers,omitempty"`
+	HmacEnabled *bool    `json:"hmac_enabled,omitempty"`
+
+	// OwnerId The owner; `""` removes it.
+	OwnerId      *string `json:"owner_id,omitempty"`
+	RateLimitRps *int    `json:"rate_limit_rps,omitempty"`
 
 	// SignatureScheme How deliveries are signed (an extension of hookd; `hookbridge` when
 	// an endpoint is created without it). `hookbridge`:
@@ -1462,11 +1617,21 @@ type UpdateEndpointRequest struct {
 	Url             *string          `json:"url,omitempty"`
 }
 
+// UpdateEventTypeRequest defines model for UpdateEventTypeRequest.
+type UpdateEventTypeRequest struct {
+	Archived    *bool            `json:"archived,omitempty"`
+	Description *string          `json:"description,omitempty"`
+	Schema      *json.RawMessage `json:"schema,omitempty"`
+}
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
 // EndpointID defines model for EndpointID.
 type EndpointID = string
+
+// EventTypeName defines model for EventTypeName.
+type EventTypeName = string
 
 // MessageID defines model for MessageID.
 type MessageID = openapi_types.UUID
@@ -1510,8 +1675,21 @@ type ListEndpointsParams struct {
 	// Cursor The `meta.next_cursor` of the previous page. Opaque.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 
+	// OwnerId Only the endpoints of this owner.
+	OwnerId *string `form:"owner_id,omitempty" json:"owner_id,omitempty"`
+
+	// EventType Only the endpoints that receive events of this type (their `event_types` match it).
+	EventType *string `form:"event_type,omitempty" json:"event_type,omitempty"`
+
 	// Limit Page size.
 	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListEventTypesParams defines parameters for ListEventTypes.
+type ListEventTypesParams struct {
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // ListExportsParams defines parameters for ListExports.
@@ -1534,6 +1712,12 @@ type GetExportFileParams struct {
 type GetLogsParams struct {
 	EndpointId *string        `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
 	Status     *MessageStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// EventType Only messages made by events of this type.
+	EventType *string `form:"event_type,omitempty" json:"event_type,omitempty"`
+
+	// EventId Only the messages of this event.
+	EventId *openapi_types.UUID `form:"event_id,omitempty" json:"event_id,omitempty"`
 
 	// StartTime Only messages created at or after this time.
 	StartTime *time.Time `form:"start_time,omitempty" json:"start_time,omitempty"`
@@ -1591,6 +1775,15 @@ type CreateEndpointJSONRequestBody = CreateEndpointRequest
 
 // UpdateEndpointJSONRequestBody defines body for UpdateEndpoint for application/json ContentType.
 type UpdateEndpointJSONRequestBody = UpdateEndpointRequest
+
+// CreateEventTypeJSONRequestBody defines body for CreateEventType for application/json ContentType.
+type CreateEventTypeJSONRequestBody = CreateEventTypeRequest
+
+// UpdateEventTypeJSONRequestBody defines body for UpdateEventType for application/json ContentType.
+type UpdateEventTypeJSONRequestBody = UpdateEventTypeRequest
+
+// PublishEventJSONRequestBody defines body for PublishEvent for application/json ContentType.
+type PublishEventJSONRequestBody = PublishEventRequest
 
 // CreateExportJSONRequestBody defines body for CreateExport for application/json ContentType.
 type CreateExportJSONRequestBody = CreateExportRequest
@@ -1881,6 +2074,128 @@ type ClientInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListEventTypes List event types
+	//
+	// In name order, with cursor pagination; archived ones included.
+	//
+	// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+	ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEventTypeWithBody Create an event type
+	//
+	// An extension of hookd (the event model). `name`: 1 to 100 letters,
+	// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+	// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+	// 32 KB, no references outside itself), every event published with
+	// this type must match it: a payload that does not is refused with
+	// 400 `INVALID_PAYLOAD` naming the failing value. 409
+	// `DUPLICATE_EVENT_TYPE` when the name is taken.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+	CreateEventTypeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateEventType Create an event type
+	//
+	// An extension of hookd (the event model). `name`: 1 to 100 letters,
+	// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+	// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+	// 32 KB, no references outside itself), every event published with
+	// this type must match it: a payload that does not is refused with
+	// 400 `INVALID_PAYLOAD` naming the failing value. 409
+	// `DUPLICATE_EVENT_TYPE` when the name is taken.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+	CreateEventType(ctx context.Context, body CreateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteEventType Delete an event type
+	//
+	// Events and messages already published with it stay. Publishing it afterwards follows the project's rule for unknown types.
+	//
+	// Corresponds with DELETE /v1/event-types/{name} (the `DeleteEventType` operationId).
+	DeleteEventType(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEventType Get an event type
+	//
+	// Corresponds with GET /v1/event-types/{name} (the `GetEventType` operationId).
+	GetEventType(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateEventTypeWithBody Update an event type
+	//
+	// Only the fields given change. `schema` replaces the schema; `{}`
+	// (which any payload matches) removes it. An archived type can no
+	// longer be published; un-archive it with `archived: false`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+	UpdateEventTypeWithBody(ctx context.Context, name EventTypeName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateEventType Update an event type
+	//
+	// Only the fields given change. `schema` replaces the schema; `{}`
+	// (which any payload matches) removes it. An archived type can no
+	// longer be published; un-archive it with `archived: false`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+	UpdateEventType(ctx context.Context, name EventTypeName, body UpdateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishEventWithBody Publish an event to every subscribed endpoint
+	//
+	// An extension of hookd (the event model). Stores the event and one
+	// message per live endpoint of the project subscribed to its type
+	// (endpoint `event_types`), only the endpoints of `owner_id` when it
+	// is given, all in one transaction before the answer; 0 endpoints is
+	// a valid answer. A paused endpoint gets a `paused` message. The
+	// messages are sends in every other way (same payload bytes, headers,
+	// retention, retries, operations) and are delivered with an
+	// `X-Webhook-Event-Type` header. The type must not be archived
+	// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+	// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+	// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+	// pointing into the payload). With an `idempotency_key` (per
+	// project): a repeat with the same type, owner and payload answers
+	// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+	// Counts as one send against the project's send limit.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PublishEvent Publish an event to every subscribed endpoint
+	//
+	// An extension of hookd (the event model). Stores the event and one
+	// message per live endpoint of the project subscribed to its type
+	// (endpoint `event_types`), only the endpoints of `owner_id` when it
+	// is given, all in one transaction before the answer; 0 endpoints is
+	// a valid answer. A paused endpoint gets a `paused` message. The
+	// messages are sends in every other way (same payload bytes, headers,
+	// retention, retries, operations) and are delivered with an
+	// `X-Webhook-Event-Type` header. The type must not be archived
+	// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+	// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+	// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+	// pointing into the payload). With an `idempotency_key` (per
+	// project): a repeat with the same type, owner and payload answers
+	// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+	// Counts as one send against the project's send limit.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetEvent Get an event and its messages
+	//
+	// Corresponds with GET /v1/events/{id} (the `GetEvent` operationId).
+	GetEvent(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListExports List the project's exports
 	//
@@ -2613,6 +2928,228 @@ func (c *Client) CreateSigningKey(ctx context.Context, id EndpointID, reqEditors
 // Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 func (c *Client) DeleteSigningKey(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewDeleteSigningKeyRequest(c.Server, id, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListEventTypes List event types
+//
+// In name order, with cursor pagination; archived ones included.
+//
+// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+func (c *Client) ListEventTypes(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListEventTypesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEventTypeWithBody Create an event type
+//
+// An extension of hookd (the event model). `name`: 1 to 100 letters,
+// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+// 32 KB, no references outside itself), every event published with
+// this type must match it: a payload that does not is refused with
+// 400 `INVALID_PAYLOAD` naming the failing value. 409
+// `DUPLICATE_EVENT_TYPE` when the name is taken.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+func (c *Client) CreateEventTypeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEventTypeRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateEventType Create an event type
+//
+// An extension of hookd (the event model). `name`: 1 to 100 letters,
+// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+// 32 KB, no references outside itself), every event published with
+// this type must match it: a payload that does not is refused with
+// 400 `INVALID_PAYLOAD` naming the failing value. 409
+// `DUPLICATE_EVENT_TYPE` when the name is taken.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+func (c *Client) CreateEventType(ctx context.Context, body CreateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateEventTypeRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteEventType Delete an event type
+//
+// Events and messages already published with it stay. Publishing it afterwards follows the project's rule for unknown types.
+//
+// Corresponds with DELETE /v1/event-types/{name} (the `DeleteEventType` operationId).
+func (c *Client) DeleteEventType(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteEventTypeRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEventType Get an event type
+//
+// Corresponds with GET /v1/event-types/{name} (the `GetEventType` operationId).
+func (c *Client) GetEventType(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventTypeRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateEventTypeWithBody Update an event type
+//
+// Only the fields given change. `schema` replaces the schema; `{}`
+// (which any payload matches) removes it. An archived type can no
+// longer be published; un-archive it with `archived: false`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+func (c *Client) UpdateEventTypeWithBody(ctx context.Context, name EventTypeName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateEventTypeRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateEventType Update an event type
+//
+// Only the fields given change. `schema` replaces the schema; `{}`
+// (which any payload matches) removes it. An archived type can no
+// longer be published; un-archive it with `archived: false`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+func (c *Client) UpdateEventType(ctx context.Context, name EventTypeName, body UpdateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateEventTypeRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishEventWithBody Publish an event to every subscribed endpoint
+//
+// An extension of hookd (the event model). Stores the event and one
+// message per live endpoint of the project subscribed to its type
+// (endpoint `event_types`), only the endpoints of `owner_id` when it
+// is given, all in one transaction before the answer; 0 endpoints is
+// a valid answer. A paused endpoint gets a `paused` message. The
+// messages are sends in every other way (same payload bytes, headers,
+// retention, retries, operations) and are delivered with an
+// `X-Webhook-Event-Type` header. The type must not be archived
+// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+// pointing into the payload). With an `idempotency_key` (per
+// project): a repeat with the same type, owner and payload answers
+// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+// Counts as one send against the project's send limit.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *Client) PublishEventWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishEventRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PublishEvent Publish an event to every subscribed endpoint
+//
+// An extension of hookd (the event model). Stores the event and one
+// message per live endpoint of the project subscribed to its type
+// (endpoint `event_types`), only the endpoints of `owner_id` when it
+// is given, all in one transaction before the answer; 0 endpoints is
+// a valid answer. A paused endpoint gets a `paused` message. The
+// messages are sends in every other way (same payload bytes, headers,
+// retention, retries, operations) and are delivered with an
+// `X-Webhook-Event-Type` header. The type must not be archived
+// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+// pointing into the payload). With an `idempotency_key` (per
+// project): a repeat with the same type, owner and payload answers
+// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+// Counts as one send against the project's send limit.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *Client) PublishEvent(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPublishEventRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetEvent Get an event and its messages
+//
+// Corresponds with GET /v1/events/{id} (the `GetEvent` operationId).
+func (c *Client) GetEvent(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetEventRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3527,6 +4064,30 @@ func NewListEndpointsRequest(server string, params *ListEndpointsParams) (*http.
 
 		}
 
+		if params.OwnerId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "owner_id", *params.OwnerId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
@@ -3919,6 +4480,301 @@ func NewDeleteSigningKeyRequest(server string, id EndpointID, keyId string) (*ht
 	return req, nil
 }
 
+// NewListEventTypesRequest constructs an http.Request for the ListEventTypes method
+func NewListEventTypesRequest(server string, params *ListEventTypesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/event-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateEventTypeRequest calls the generic CreateEventType builder with application/json body
+func NewCreateEventTypeRequest(server string, body CreateEventTypeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateEventTypeRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateEventTypeRequestWithBody constructs an http.Request for the CreateEventType method, with any body, and a specified content type
+func NewCreateEventTypeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/event-types")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteEventTypeRequest constructs an http.Request for the DeleteEventType method
+func NewDeleteEventTypeRequest(server string, name EventTypeName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetEventTypeRequest constructs an http.Request for the GetEventType method
+func NewGetEventTypeRequest(server string, name EventTypeName) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateEventTypeRequest calls the generic UpdateEventType builder with application/json body
+func NewUpdateEventTypeRequest(server string, name EventTypeName, body UpdateEventTypeJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateEventTypeRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewUpdateEventTypeRequestWithBody constructs an http.Request for the UpdateEventType method, with any body, and a specified content type
+func NewUpdateEventTypeRequestWithBody(server string, name EventTypeName, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/event-types/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPublishEventRequest calls the generic PublishEvent builder with application/json body
+func NewPublishEventRequest(server string, body PublishEventJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPublishEventRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPublishEventRequestWithBody constructs an http.Request for the PublishEvent method, with any body, and a specified content type
+func NewPublishEventRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetEventRequest constructs an http.Request for the GetEvent method
+func NewGetEventRequest(server string, id openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/events/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListExportsRequest constructs an http.Request for the ListExports method
 func NewListExportsRequest(server string, params *ListExportsParams) (*http.Request, error) {
 	var err error
@@ -4235,6 +5091,30 @@ func NewGetLogsRequest(server string, params *GetLogsParams) (*http.Request, err
 		if params.Status != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_id", *params.EventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -5313,6 +6193,136 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with DELETE /v1/endpoints/{id}/signing-keys/{keyId} (the `DeleteSigningKey` operationId).
 	DeleteSigningKeyWithResponse(ctx context.Context, id EndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteSigningKeyResponse, error)
+
+	// ListEventTypesWithResponse List event types
+	//
+	// In name order, with cursor pagination; archived ones included.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+	ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error)
+
+	// CreateEventTypeWithBodyWithResponse Create an event type
+	//
+	// An extension of hookd (the event model). `name`: 1 to 100 letters,
+	// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+	// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+	// 32 KB, no references outside itself), every event published with
+	// this type must match it: a payload that does not is refused with
+	// 400 `INVALID_PAYLOAD` naming the failing value. 409
+	// `DUPLICATE_EVENT_TYPE` when the name is taken.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+	CreateEventTypeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEventTypeResponse, error)
+
+	// CreateEventTypeWithResponse Create an event type
+	//
+	// An extension of hookd (the event model). `name`: 1 to 100 letters,
+	// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+	// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+	// 32 KB, no references outside itself), every event published with
+	// this type must match it: a payload that does not is refused with
+	// 400 `INVALID_PAYLOAD` naming the failing value. 409
+	// `DUPLICATE_EVENT_TYPE` when the name is taken.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+	CreateEventTypeWithResponse(ctx context.Context, body CreateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEventTypeResponse, error)
+
+	// DeleteEventTypeWithResponse Delete an event type
+	//
+	// Events and messages already published with it stay. Publishing it afterwards follows the project's rule for unknown types.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/event-types/{name} (the `DeleteEventType` operationId).
+	DeleteEventTypeWithResponse(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*DeleteEventTypeResponse, error)
+
+	// GetEventTypeWithResponse Get an event type
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/event-types/{name} (the `GetEventType` operationId).
+	GetEventTypeWithResponse(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*GetEventTypeResponse, error)
+
+	// UpdateEventTypeWithBodyWithResponse Update an event type
+	//
+	// Only the fields given change. `schema` replaces the schema; `{}`
+	// (which any payload matches) removes it. An archived type can no
+	// longer be published; un-archive it with `archived: false`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+	UpdateEventTypeWithBodyWithResponse(ctx context.Context, name EventTypeName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateEventTypeResponse, error)
+
+	// UpdateEventTypeWithResponse Update an event type
+	//
+	// Only the fields given change. `schema` replaces the schema; `{}`
+	// (which any payload matches) removes it. An archived type can no
+	// longer be published; un-archive it with `archived: false`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+	UpdateEventTypeWithResponse(ctx context.Context, name EventTypeName, body UpdateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateEventTypeResponse, error)
+
+	// PublishEventWithBodyWithResponse Publish an event to every subscribed endpoint
+	//
+	// An extension of hookd (the event model). Stores the event and one
+	// message per live endpoint of the project subscribed to its type
+	// (endpoint `event_types`), only the endpoints of `owner_id` when it
+	// is given, all in one transaction before the answer; 0 endpoints is
+	// a valid answer. A paused endpoint gets a `paused` message. The
+	// messages are sends in every other way (same payload bytes, headers,
+	// retention, retries, operations) and are delivered with an
+	// `X-Webhook-Event-Type` header. The type must not be archived
+	// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+	// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+	// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+	// pointing into the payload). With an `idempotency_key` (per
+	// project): a repeat with the same type, owner and payload answers
+	// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+	// Counts as one send against the project's send limit.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
+
+	// PublishEventWithResponse Publish an event to every subscribed endpoint
+	//
+	// An extension of hookd (the event model). Stores the event and one
+	// message per live endpoint of the project subscribed to its type
+	// (endpoint `event_types`), only the endpoints of `owner_id` when it
+	// is given, all in one transaction before the answer; 0 endpoints is
+	// a valid answer. A paused endpoint gets a `paused` message. The
+	// messages are sends in every other way (same payload bytes, headers,
+	// retention, retries, operations) and are delivered with an
+	// `X-Webhook-Event-Type` header. The type must not be archived
+	// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+	// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+	// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+	// pointing into the payload). With an `idempotency_key` (per
+	// project): a repeat with the same type, owner and payload answers
+	// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+	// Counts as one send against the project's send limit.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+	PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error)
+
+	// GetEventWithResponse Get an event and its messages
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/events/{id} (the `GetEvent` operationId).
+	GetEventWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetEventResponse, error)
 
 	// ListExportsWithResponse List the project's exports
 	//
@@ -7210,6 +8220,636 @@ func (r DeleteSigningKeyResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r DeleteSigningKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListEventTypesResponse429Headers the declared response headers of an HTTP 429 response for ListEventTypes
+type ListEventTypesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListEventTypesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListEventTypesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListEventTypesResponse) GetJSON200() *EventTypeListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListEventTypesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListEventTypesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListEventTypesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListEventTypesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListEventTypesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListEventTypesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListEventTypesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListEventTypesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListEventTypesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateEventTypeResponse429Headers the declared response headers of an HTTP 429 response for CreateEventType
+type CreateEventTypeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *EventTypeEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateEventTypeResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateEventTypeResponse) GetJSON201() *EventTypeEnvelope {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateEventTypeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateEventTypeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateEventTypeResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateEventTypeResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateEventTypeResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateEventTypeResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteEventTypeResponse429Headers the declared response headers of an HTTP 429 response for DeleteEventType
+type DeleteEventTypeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteEventTypeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON200() *EventTypeDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteEventTypeResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetEventTypeResponse429Headers the declared response headers of an HTTP 429 response for GetEventType
+type GetEventTypeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEventTypeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventTypeResponse) GetJSON200() *EventTypeEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetEventTypeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetEventTypeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetEventTypeResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetEventTypeResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetEventTypeResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetEventTypeResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateEventTypeResponse429Headers the declared response headers of an HTTP 429 response for UpdateEventType
+type UpdateEventTypeResponse429Headers struct {
+	RetryAfter *int
+}
+
+type UpdateEventTypeResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventTypeEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateEventTypeResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON200() *EventTypeEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateEventTypeResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateEventTypeResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateEventTypeResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateEventTypeResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateEventTypeResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PublishEventResponse429Headers the declared response headers of an HTTP 429 response for PublishEvent
+type PublishEventResponse429Headers struct {
+	RetryAfter *int
+}
+
+type PublishEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventPublishedEnvelope
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *EventPublishedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishEventResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PublishEventResponse) GetJSON200() *EventPublishedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r PublishEventResponse) GetJSON202() *EventPublishedEnvelope {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PublishEventResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PublishEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r PublishEventResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PublishEventResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PublishEventResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PublishEventResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PublishEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PublishEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PublishEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PublishEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetEventResponse429Headers the declared response headers of an HTTP 429 response for GetEvent
+type GetEventResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EventEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetEventResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetEventResponse) GetJSON200() *EventEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetEventResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetEventResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetEventResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetEventResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetEventResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetEventResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9526,6 +11166,196 @@ func (c *ClientWithResponses) DeleteSigningKeyWithResponse(ctx context.Context, 
 	return ParseDeleteSigningKeyResponse(rsp)
 }
 
+// ListEventTypesWithResponse List event types
+//
+// In name order, with cursor pagination; archived ones included.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/event-types (the `ListEventTypes` operationId).
+func (c *ClientWithResponses) ListEventTypesWithResponse(ctx context.Context, params *ListEventTypesParams, reqEditors ...RequestEditorFn) (*ListEventTypesResponse, error) {
+	rsp, err := c.ListEventTypes(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListEventTypesResponse(rsp)
+}
+
+// CreateEventTypeWithBodyWithResponse Create an event type
+//
+// An extension of hookd (the event model). `name`: 1 to 100 letters,
+// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+// 32 KB, no references outside itself), every event published with
+// this type must match it: a payload that does not is refused with
+// 400 `INVALID_PAYLOAD` naming the failing value. 409
+// `DUPLICATE_EVENT_TYPE` when the name is taken.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+func (c *ClientWithResponses) CreateEventTypeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateEventTypeResponse, error) {
+	rsp, err := c.CreateEventTypeWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEventTypeResponse(rsp)
+}
+
+// CreateEventTypeWithResponse Create an event type
+//
+// An extension of hookd (the event model). `name`: 1 to 100 letters,
+// digits, `.`, `_` or `-` (`order.created`). With a `schema` (a JSON
+// Schema, draft 2020-12 unless its `$schema` says otherwise, at most
+// 32 KB, no references outside itself), every event published with
+// this type must match it: a payload that does not is refused with
+// 400 `INVALID_PAYLOAD` naming the failing value. 409
+// `DUPLICATE_EVENT_TYPE` when the name is taken.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/event-types (the `CreateEventType` operationId).
+func (c *ClientWithResponses) CreateEventTypeWithResponse(ctx context.Context, body CreateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateEventTypeResponse, error) {
+	rsp, err := c.CreateEventType(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateEventTypeResponse(rsp)
+}
+
+// DeleteEventTypeWithResponse Delete an event type
+//
+// Events and messages already published with it stay. Publishing it afterwards follows the project's rule for unknown types.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/event-types/{name} (the `DeleteEventType` operationId).
+func (c *ClientWithResponses) DeleteEventTypeWithResponse(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*DeleteEventTypeResponse, error) {
+	rsp, err := c.DeleteEventType(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteEventTypeResponse(rsp)
+}
+
+// GetEventTypeWithResponse Get an event type
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/event-types/{name} (the `GetEventType` operationId).
+func (c *ClientWithResponses) GetEventTypeWithResponse(ctx context.Context, name EventTypeName, reqEditors ...RequestEditorFn) (*GetEventTypeResponse, error) {
+	rsp, err := c.GetEventType(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventTypeResponse(rsp)
+}
+
+// UpdateEventTypeWithBodyWithResponse Update an event type
+//
+// Only the fields given change. `schema` replaces the schema; `{}`
+// (which any payload matches) removes it. An archived type can no
+// longer be published; un-archive it with `archived: false`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+func (c *ClientWithResponses) UpdateEventTypeWithBodyWithResponse(ctx context.Context, name EventTypeName, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateEventTypeResponse, error) {
+	rsp, err := c.UpdateEventTypeWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateEventTypeResponse(rsp)
+}
+
+// UpdateEventTypeWithResponse Update an event type
+//
+// Only the fields given change. `schema` replaces the schema; `{}`
+// (which any payload matches) removes it. An archived type can no
+// longer be published; un-archive it with `archived: false`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/event-types/{name} (the `UpdateEventType` operationId).
+func (c *ClientWithResponses) UpdateEventTypeWithResponse(ctx context.Context, name EventTypeName, body UpdateEventTypeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateEventTypeResponse, error) {
+	rsp, err := c.UpdateEventType(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateEventTypeResponse(rsp)
+}
+
+// PublishEventWithBodyWithResponse Publish an event to every subscribed endpoint
+//
+// An extension of hookd (the event model). Stores the event and one
+// message per live endpoint of the project subscribed to its type
+// (endpoint `event_types`), only the endpoints of `owner_id` when it
+// is given, all in one transaction before the answer; 0 endpoints is
+// a valid answer. A paused endpoint gets a `paused` message. The
+// messages are sends in every other way (same payload bytes, headers,
+// retention, retries, operations) and are delivered with an
+// `X-Webhook-Event-Type` header. The type must not be archived
+// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+// pointing into the payload). With an `idempotency_key` (per
+// project): a repeat with the same type, owner and payload answers
+// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+// Counts as one send against the project's send limit.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *ClientWithResponses) PublishEventWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PublishEventResponse, error) {
+	rsp, err := c.PublishEventWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishEventResponse(rsp)
+}
+
+// PublishEventWithResponse Publish an event to every subscribed endpoint
+//
+// An extension of hookd (the event model). Stores the event and one
+// message per live endpoint of the project subscribed to its type
+// (endpoint `event_types`), only the endpoints of `owner_id` when it
+// is given, all in one transaction before the answer; 0 endpoints is
+// a valid answer. A paused endpoint gets a `paused` message. The
+// messages are sends in every other way (same payload bytes, headers,
+// retention, retries, operations) and are delivered with an
+// `X-Webhook-Event-Type` header. The type must not be archived
+// (`EVENT_TYPE_ARCHIVED`), must exist when the project does not allow
+// unknown types (`UNKNOWN_EVENT_TYPE`), and its schema, if any, must
+// accept the payload (`INVALID_PAYLOAD`, with `details.field`
+// pointing into the payload). With an `idempotency_key` (per
+// project): a repeat with the same type, owner and payload answers
+// 200 with the original event; otherwise 409 `IDEMPOTENCY_MISMATCH`.
+// Counts as one send against the project's send limit.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/events (the `PublishEvent` operationId).
+func (c *ClientWithResponses) PublishEventWithResponse(ctx context.Context, body PublishEventJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishEventResponse, error) {
+	rsp, err := c.PublishEvent(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePublishEventResponse(rsp)
+}
+
+// GetEventWithResponse Get an event and its messages
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/events/{id} (the `GetEvent` operationId).
+func (c *ClientWithResponses) GetEventWithResponse(ctx context.Context, id openapi_types.UUID, reqEditors ...RequestEditorFn) (*GetEventResponse, error) {
+	rsp, err := c.GetEvent(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetEventResponse(rsp)
+}
+
 // ListExportsWithResponse List the project's exports
 //
 // Newest first, expired ones included until they are purged (7 days after they expire); deleted ones are left out.
@@ -11424,6 +13254,573 @@ func ParseDeleteSigningKeyResponse(rsp *http.Response) (*DeleteSigningKeyRespons
 	return response, nil
 }
 
+// ParseListEventTypesResponse parses an HTTP response from a ListEventTypesWithResponse call
+func ParseListEventTypesResponse(rsp *http.Response) (*ListEventTypesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListEventTypesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListEventTypesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateEventTypeResponse parses an HTTP response from a CreateEventTypeWithResponse call
+func ParseCreateEventTypeResponse(rsp *http.Response) (*CreateEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest EventTypeEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateEventTypeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteEventTypeResponse parses an HTTP response from a DeleteEventTypeWithResponse call
+func ParseDeleteEventTypeResponse(rsp *http.Response) (*DeleteEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteEventTypeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEventTypeResponse parses an HTTP response from a GetEventTypeWithResponse call
+func ParseGetEventTypeResponse(rsp *http.Response) (*GetEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetEventTypeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateEventTypeResponse parses an HTTP response from a UpdateEventTypeWithResponse call
+func ParseUpdateEventTypeResponse(rsp *http.Response) (*UpdateEventTypeResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateEventTypeResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventTypeEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdateEventTypeResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePublishEventResponse parses an HTTP response from a PublishEventWithResponse call
+func ParsePublishEventResponse(rsp *http.Response) (*PublishEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PublishEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventPublishedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest EventPublishedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PublishEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetEventResponse parses an HTTP response from a GetEventWithResponse call
+func ParseGetEventResponse(rsp *http.Response) (*GetEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EventEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseListExportsResponse parses an HTTP response from a ListExportsWithResponse call
 func ParseListExportsResponse(rsp *http.Response) (*ListExportsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13205,6 +15602,27 @@ type ServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx echo.Context, id EndpointID, keyId string) error
+	// ListEventTypes List event types
+	// (GET /v1/event-types)
+	ListEventTypes(ctx echo.Context, params ListEventTypesParams) error
+	// CreateEventType Create an event type
+	// (POST /v1/event-types)
+	CreateEventType(ctx echo.Context) error
+	// DeleteEventType Delete an event type
+	// (DELETE /v1/event-types/{name})
+	DeleteEventType(ctx echo.Context, name EventTypeName) error
+	// GetEventType Get an event type
+	// (GET /v1/event-types/{name})
+	GetEventType(ctx echo.Context, name EventTypeName) error
+	// UpdateEventType Update an event type
+	// (PATCH /v1/event-types/{name})
+	UpdateEventType(ctx echo.Context, name EventTypeName) error
+	// PublishEvent Publish an event to every subscribed endpoint
+	// (POST /v1/events)
+	PublishEvent(ctx echo.Context) error
+	// GetEvent Get an event and its messages
+	// (GET /v1/events/{id})
+	GetEvent(ctx echo.Context, id openapi_types.UUID) error
 	// ListExports List the project's exports
 	// (GET /v1/exports)
 	ListExports(ctx echo.Context, params ListExportsParams) error
@@ -13387,6 +15805,20 @@ func (w *ServerInterfaceWrapper) ListEndpoints(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
 	}
 
+	// ------------- Optional query parameter "owner_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "owner_id", ctx.QueryParams(), &params.OwnerId, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter owner_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", ctx.QueryParams(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_type: %s", err))
+	}
+
 	// ------------- Optional query parameter "limit" -------------
 
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
@@ -13560,6 +15992,113 @@ func (w *ServerInterfaceWrapper) DeleteSigningKey(ctx echo.Context) error {
 	return err
 }
 
+// ListEventTypes converts echo context to params.
+func (w *ServerInterfaceWrapper) ListEventTypes(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListEventTypesParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListEventTypes(ctx, params)
+	return err
+}
+
+// CreateEventType converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateEventType(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateEventType(ctx)
+	return err
+}
+
+// DeleteEventType converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteEventType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name EventTypeName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteEventType(ctx, name)
+	return err
+}
+
+// GetEventType converts echo context to params.
+func (w *ServerInterfaceWrapper) GetEventType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name EventTypeName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetEventType(ctx, name)
+	return err
+}
+
+// UpdateEventType converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateEventType(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "name" -------------
+	var name EventTypeName
+
+	err = runtime.BindStyledParameterWithOptions("simple", "name", ctx.Param("name"), &name, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter name: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateEventType(ctx, name)
+	return err
+}
+
+// PublishEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) PublishEvent(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PublishEvent(ctx)
+	return err
+}
+
+// GetEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) GetEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetEvent(ctx, id)
+	return err
+}
+
 // ListExports converts echo context to params.
 func (w *ServerInterfaceWrapper) ListExports(ctx echo.Context) error {
 	var err error
@@ -13692,6 +16231,20 @@ func (w *ServerInterfaceWrapper) GetLogs(ctx echo.Context) error {
 	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
 	if err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", ctx.QueryParams(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_id", ctx.QueryParams(), &params.EventId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_id: %s", err))
 	}
 
 	// ------------- Optional query parameter "start_time" -------------
@@ -14074,6 +16627,13 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/endpoints/:id/rotate-secret", wrapper.RotateSecret, options.OperationMiddlewares["rotateSecret"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/send", wrapper.SendWebhook, options.OperationMiddlewares["sendWebhook"]...)
 	router.POST(options.BaseURL+"/v1/webhooks/send-batch", wrapper.SendWebhookBatch, options.OperationMiddlewares["sendWebhookBatch"]...)
+	router.GET(options.BaseURL+"/v1/event-types", wrapper.ListEventTypes, options.OperationMiddlewares["listEventTypes"]...)
+	router.POST(options.BaseURL+"/v1/event-types", wrapper.CreateEventType, options.OperationMiddlewares["createEventType"]...)
+	router.DELETE(options.BaseURL+"/v1/event-types/:name", wrapper.DeleteEventType, options.OperationMiddlewares["deleteEventType"]...)
+	router.GET(options.BaseURL+"/v1/event-types/:name", wrapper.GetEventType, options.OperationMiddlewares["getEventType"]...)
+	router.PATCH(options.BaseURL+"/v1/event-types/:name", wrapper.UpdateEventType, options.OperationMiddlewares["updateEventType"]...)
+	router.POST(options.BaseURL+"/v1/events", wrapper.PublishEvent, options.OperationMiddlewares["publishEvent"]...)
+	router.GET(options.BaseURL+"/v1/events/:id", wrapper.GetEvent, options.OperationMiddlewares["getEvent"]...)
 	router.DELETE(options.BaseURL+"/v1/messages/:id", wrapper.DeleteMessage, options.OperationMiddlewares["deleteMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id", wrapper.GetMessage, options.OperationMiddlewares["getMessage"]...)
 	router.GET(options.BaseURL+"/v1/messages/:id/payload", wrapper.GetMessagePayload, options.OperationMiddlewares["getMessagePayload"]...)
@@ -15938,6 +18498,770 @@ func (response DeleteSigningKey500JSONResponse) VisitDeleteSigningKeyResponse(w 
 type DeleteSigningKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
 
 func (response DeleteSigningKey503JSONResponse) VisitDeleteSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventTypesRequestObject struct {
+	Params ListEventTypesParams
+}
+
+type ListEventTypesResponseObject interface {
+	VisitListEventTypesResponse(w http.ResponseWriter) error
+}
+
+type ListEventTypes200JSONResponse EventTypeListEnvelope
+
+func (response ListEventTypes200JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventTypes400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListEventTypes400JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventTypes401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListEventTypes401JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventTypes429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListEventTypes429JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventTypes500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListEventTypes500JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListEventTypes503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListEventTypes503JSONResponse) VisitListEventTypesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventTypeRequestObject struct {
+	Body *CreateEventTypeJSONRequestBody
+}
+
+type CreateEventTypeResponseObject interface {
+	VisitCreateEventTypeResponse(w http.ResponseWriter) error
+}
+
+type CreateEventType201JSONResponse EventTypeEnvelope
+
+func (response CreateEventType201JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventType400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateEventType400JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventType401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateEventType401JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventType409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CreateEventType409JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventType429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateEventType429JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventType500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateEventType500JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateEventType503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateEventType503JSONResponse) VisitCreateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventTypeRequestObject struct {
+	Name EventTypeName `json:"name"`
+}
+
+type DeleteEventTypeResponseObject interface {
+	VisitDeleteEventTypeResponse(w http.ResponseWriter) error
+}
+
+type DeleteEventType200JSONResponse EventTypeDeletedEnvelope
+
+func (response DeleteEventType200JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventType400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteEventType400JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventType401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteEventType401JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventType404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteEventType404JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventType429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteEventType429JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventType500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteEventType500JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteEventType503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteEventType503JSONResponse) VisitDeleteEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventTypeRequestObject struct {
+	Name EventTypeName `json:"name"`
+}
+
+type GetEventTypeResponseObject interface {
+	VisitGetEventTypeResponse(w http.ResponseWriter) error
+}
+
+type GetEventType200JSONResponse EventTypeEnvelope
+
+func (response GetEventType200JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventType400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetEventType400JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventType401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetEventType401JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventType404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetEventType404JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventType429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetEventType429JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventType500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetEventType500JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventType503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetEventType503JSONResponse) VisitGetEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventTypeRequestObject struct {
+	Name EventTypeName `json:"name"`
+	Body *UpdateEventTypeJSONRequestBody
+}
+
+type UpdateEventTypeResponseObject interface {
+	VisitUpdateEventTypeResponse(w http.ResponseWriter) error
+}
+
+type UpdateEventType200JSONResponse EventTypeEnvelope
+
+func (response UpdateEventType200JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventType400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateEventType400JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventType401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdateEventType401JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventType404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateEventType404JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventType429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateEventType429JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventType500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateEventType500JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateEventType503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response UpdateEventType503JSONResponse) VisitUpdateEventTypeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEventRequestObject struct {
+	Body *PublishEventJSONRequestBody
+}
+
+type PublishEventResponseObject interface {
+	VisitPublishEventResponse(w http.ResponseWriter) error
+}
+
+type PublishEvent200JSONResponse EventPublishedEnvelope
+
+func (response PublishEvent200JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent202JSONResponse EventPublishedEnvelope
+
+func (response PublishEvent202JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(202)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PublishEvent400JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response PublishEvent401JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent409JSONResponse struct{ ConflictJSONResponse }
+
+func (response PublishEvent409JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PublishEvent429JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PublishEvent500JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PublishEvent503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response PublishEvent503JSONResponse) VisitPublishEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEventRequestObject struct {
+	Id openapi_types.UUID `json:"id"`
+}
+
+type GetEventResponseObject interface {
+	VisitGetEventResponse(w http.ResponseWriter) error
+}
+
+type GetEvent200JSONResponse EventEnvelope
+
+func (response GetEvent200JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEvent400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetEvent400JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEvent401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetEvent401JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEvent404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetEvent404JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEvent429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetEvent429JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEvent500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetEvent500JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetEvent503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetEvent503JSONResponse) VisitGetEventResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
 	if err := json.NewEncoder(&buf).Encode(response); err != nil {
@@ -18384,6 +21708,27 @@ type StrictServerInterface interface {
 	// DeleteSigningKey Delete a signing key
 	// (DELETE /v1/endpoints/{id}/signing-keys/{keyId})
 	DeleteSigningKey(ctx context.Context, request DeleteSigningKeyRequestObject) (DeleteSigningKeyResponseObject, error)
+	// ListEventTypes List event types
+	// (GET /v1/event-types)
+	ListEventTypes(ctx context.Context, request ListEventTypesRequestObject) (ListEventTypesResponseObject, error)
+	// CreateEventType Create an event type
+	// (POST /v1/event-types)
+	CreateEventType(ctx context.Context, request CreateEventTypeRequestObject) (CreateEventTypeResponseObject, error)
+	// DeleteEventType Delete an event type
+	// (DELETE /v1/event-types/{name})
+	DeleteEventType(ctx context.Context, request DeleteEventTypeRequestObject) (DeleteEventTypeResponseObject, error)
+	// GetEventType Get an event type
+	// (GET /v1/event-types/{name})
+	GetEventType(ctx context.Context, request GetEventTypeRequestObject) (GetEventTypeResponseObject, error)
+	// UpdateEventType Update an event type
+	// (PATCH /v1/event-types/{name})
+	UpdateEventType(ctx context.Context, request UpdateEventTypeRequestObject) (UpdateEventTypeResponseObject, error)
+	// PublishEvent Publish an event to every subscribed endpoint
+	// (POST /v1/events)
+	PublishEvent(ctx context.Context, request PublishEventRequestObject) (PublishEventResponseObject, error)
+	// GetEvent Get an event and its messages
+	// (GET /v1/events/{id})
+	GetEvent(ctx context.Context, request GetEventRequestObject) (GetEventResponseObject, error)
 	// ListExports List the project's exports
 	// (GET /v1/exports)
 	ListExports(ctx context.Context, request ListExportsRequestObject) (ListExportsResponseObject, error)
@@ -18974,6 +22319,246 @@ func (sh *strictHandler) DeleteSigningKey(ctx echo.Context, id EndpointID, keyId
 		return err
 	} else if validResponse, ok := response.(DeleteSigningKeyResponseObject); ok {
 		return validResponse.VisitDeleteSigningKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListEventTypes operation middleware
+func (sh *strictHandler) ListEventTypes(ctx echo.Context, params ListEventTypesParams) error {
+	var request ListEventTypesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListEventTypes(ctx.Request().Context(), request.(ListEventTypesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListEventTypes")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListEventTypesResponseObject); ok {
+		return validResponse.VisitListEventTypesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateEventType operation middleware
+func (sh *strictHandler) CreateEventType(ctx echo.Context) error {
+	var request CreateEventTypeRequestObject
+
+	var body CreateEventTypeJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateEventType(ctx.Request().Context(), request.(CreateEventTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateEventType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateEventTypeResponseObject); ok {
+		return validResponse.VisitCreateEventTypeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteEventType operation middleware
+func (sh *strictHandler) DeleteEventType(ctx echo.Context, name EventTypeName) error {
+	var request DeleteEventTypeRequestObject
+
+	request.Name = name
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteEventType(ctx.Request().Context(), request.(DeleteEventTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteEventType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteEventTypeResponseObject); ok {
+		return validResponse.VisitDeleteEventTypeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetEventType operation middleware
+func (sh *strictHandler) GetEventType(ctx echo.Context, name EventTypeName) error {
+	var request GetEventTypeRequestObject
+
+	request.Name = name
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetEventType(ctx.Request().Context(), request.(GetEventTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetEventType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetEventTypeResponseObject); ok {
+		return validResponse.VisitGetEventTypeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateEventType operation middleware
+func (sh *strictHandler) UpdateEventType(ctx echo.Context, name EventTypeName) error {
+	var request UpdateEventTypeRequestObject
+
+	request.Name = name
+
+	var body UpdateEventTypeJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateEventType(ctx.Request().Context(), request.(UpdateEventTypeRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateEventType")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateEventTypeResponseObject); ok {
+		return validResponse.VisitUpdateEventTypeResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PublishEvent operation middleware
+func (sh *strictHandler) PublishEvent(ctx echo.Context) error {
+	var request PublishEventRequestObject
+
+	var body PublishEventJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PublishEvent(ctx.Request().Context(), request.(PublishEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PublishEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PublishEventResponseObject); ok {
+		return validResponse.VisitPublishEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetEvent operation middleware
+func (sh *strictHandler) GetEvent(ctx echo.Context, id openapi_types.UUID) error {
+	var request GetEventRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetEvent(ctx.Request().Context(), request.(GetEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetEventResponseObject); ok {
+		return validResponse.VisitGetEventResponse(ctx.Response())
 	} else if response != nil {
 		return fmt.Errorf("unexpected response type: %T", response)
 	}
@@ -19664,265 +23249,297 @@ func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L37chs3sy/6Kiiefcpk9pCmZNmxpfpqFy0xtlZkSdEllxX6cMAZkMTSEGAGGFGMS1XfQ5xnWA/2Pcku",
-	"dANz4/Ciq5P1+Z/EGs7g0mg0uhvdv/5SC+RkKgUTWtV2v9SmNKYTplkMf+0nsZKx+VfIVBDzqeZS1HZr",
-	"F2NG/AnTtCXYje4H8JpP5JDoMSPTmF1zmSgypSPWIidT+kfCWjWvxs23fyQsnte8mqATVtut4bc1r6aC",
-	"MZtQ09eE3hwxMdLj2u7rrW2vpudT86bSMRej2u2tV+uKcCq50IcHi2PrCMLsz4SHHvHZtO8TKkLyaptE",
-	"csbigCpGxuyGhHzEtUpHNqV6nA2MhzWvFrM/Eh6zsLar44TlBzmlWrPYfPb/sWn/d9octpvvPn95tX37",
-	"v2pVQ/7ElKIjVjliMsEfCQ9J/fLy8OD6+8b9RjWU8YTq2m4tSeDNqnHomAfKUXBxNCcimhM95iol4wvl",
-	"BqhInQozSjkkVEg9ZjGZxvK/WGBeSskeyERoRcwLXIway5bevd+HoT6EtDClX7gI5ayaWWfwm4cjYyEZ",
-	"0OCKDGM5IULOlo0PPyoM7X/FbFjbrf0/L7Nd8xJ/VS+Lw7g1I4uZmkqhGGym9zQ8Y38kTAHRAyk0Q/rT",
-	"6TTiATXDfflfyoz5y4ZdduNYxl1xzSI5Zdjl4txj7JRwRbi4phEPd4l/ePxz5+jwoH/W/emye37he9mj",
-	"7vHB6cnhMTxz/+6/PzrZ/7F7UHh2eXzW7ex/7Lw/6ua//9jtHHTPzn0iY+Kfdn47Oukc9C9OTvpHnbMP",
-	"Xb9Vu/Vq+1IMIx58JUoEtndFZlyPQWYFSRwzoYnSVLNd4h9cnh4d7ncuuv3LsyMzu0+dX/vnhx+OD48/",
-	"9H/s/nbeh7kjRfY7x8cnF/2D7lH3ots/6pxf5F8F2hx0P52eXHSP93/rfzo8/9S52P+Yp9n5Refi8tw8",
-	"OegeHf7cPfutf3jcPz07+XDWPYfnZ92L0kMg5Acp2PMScUrnkaShYSchSSTFiMXkik31Lgyye3xxeHLc",
-	"7/56enjWPcBBHgqzn2kE7T/faDuCJILdTFlgtjwzrwPnX3TPjjtH/e7Z2cmZ3yKFPRKSIRehAp4ImaY8",
-	"IlyQsZRX4QtFIjmCCR1L/YNMRPh8czmWRCXBmMRMySQOmBkVCGkrfneJb1jwh5PL4wOf1LNNmns6lDGh",
-	"RDERNmAW5yy+5gG7FPSa8ogOomfmpJBqOjBncUCFkJoMzDrQYMyMgDrvnv18uN/tXx53fu4cHoGQaZEz",
-	"puP5np0F0WOqyUhqpAQVasZiMqNw8hClZcxCmOiFlJ+omFvpq56RA0nEJ1zDmOzUWsR/f3l2ftE/Ovx0",
-	"eNHv/rrf7R50D/xdqzq5w7RzekhiqllPYBP1CRV0xCZGSMUy0Ux5RsAaOigyGzOR/56MqbJEst839oiP",
-	"/Kx8+NVXgZwywypZwyiyzVd+w+sJH77sT1ncn3CRaIZqlB+bRejToWZxX7FAilD5LeKfGWkJs8LpSNkT",
-	"EyrmZEh5xEJCEz1mQltSKzx+QfZGnIGWQcMwZkq1esI/654edX6rJpLTlpCq04jOWUi22kTzidFQhlzQ",
-	"aK8nhCQ+8EuzY4bqN1o9UfNqY0ZDq97mfl1UG34Zy4gROz+SCM0jQrMjhAqzIQPGQlKnmkSMKk22Gi1y",
-	"blYIzpXqhUYaFojVKqq/XPBJMqntbqXKDheajVhsWOzWq10KQ0oZ8z9Z+Lw71jDlFZsb2T/hSnEx8siE",
-	"RkbrZKFHEnEl5EwYLgpZxDRs5MvjzuXFx5Ozw//E4+DWzRWWoDPlP7I5aH2xnLJYc1SWgphRzcI+1QW1",
-	"NqSaNc06LyqCXu2KzY0qufulxm7oZGrEGTxrb717RV8PtoNX4c737O3wHW0PtoLt8BXbGb6mb8KqtiI6",
-	"YJFpquIXpfuJSsdW5hq7Ew2ZzKt5tjebIOWgejIN8ZEmE6k0kSJghBLcao09IpIoInxIBLtmsWGRSiqY",
-	"t1B0oy2wMN6JDNm6xcdV+GTevPVq05gN+U21Ij3kseHzLRKMaUwDYyg6s++Kzc0oM9qPr/oRv2Z9uvW+",
-	"Um/PzJjf3do5wqeDsOP38gxRWoPPadtyYISfmQJOaB+/eTTuWmJbgKAwsyfnY2B/Y0GNWQw27wouvQPT",
-	"PWQRNyS8mV+O7G4dFsm/lt6pFFmguznxN5uGWzozd6Y3sb3owtSgN/v98kEfoKSqGGz2g/10IGXEqFi5",
-	"isvI61pbO5DHoJ6b09NT74grvX7EXLOJ2mzopmnbF41jOn+GOXyymytkQ5pERhAYsVUrH4CnPLhSTtK9",
-	"MJq32Soe8Z2cQ/VpfNXXTOk+nOpMmIP8d9eg+SE3kGx/d7Rmk2mlN8bYIebzeE4ovoUmi/9df6J8o/Rw",
-	"MSJDzqJQERpbedQTEx5F3Kkv9diYKyxseIQq8lHKq/cxD0fshSLnBz8qErJAhsxMbrIHU1R0wnoCG7dm",
-	"skoGzVyjZv4BV1wK6JUL4tvXfVS0iqxgx94XcnGSW01jBoTmyJsMzIliNBouEkZoEEvltDyVk6epRuQZ",
-	"9Uf0Y2aOg+q9WpT2S85rOz7CDJlAR0P1MpCxeVD3laYxtuKTaZQowrUiYRKDstVYej4vLHUoVB83w5Kj",
-	"Ozc117z9YPHssaN+kY3ELERh6desXZ0Kwm40E2pxGjIxo0sHhqtjxgW2dF+zG71iHtmUUVCu8U16NZno",
-	"QE5gK7p9Ayq2UuDz1PGc4nimLJ5Qs/0r99I0luYbLkaVZEO9vkCi/PprKa1nEBacaGlYwnPWpYyNcVnN",
-	"iFaz6+csjFUS66N9Df2EMrpmYZ9PNyKo8yv2BzKs0Eoup2bYb3bIj++dcobD98jlxQ/Nt6RuHYFkMNfM",
-	"bq+AhbD8d+u8r+NEBHTpOZm+fC+i4KcR1UwE801XM7UrcQEdAdL1hT+ZCIuksfo2WNJCuuUO6ISRupEw",
-	"LIDdBZzvgakpE+2RmA2N4CEhU5qLTBas39vp9JSmOtlQIFSY3nf5EJ/ntlcE/u0hxWNp7dJnMnBzvVkH",
-	"074l4MZyzx4kazUGXNML+7b5MFL9MRWhGtMrtnl3MRVqyOLNP9DDwYYvlzQSkHy5s7Bk2OQInMnD4jlQ",
-	"FnDFA3BRClXsweV7OCN9pbqE435Mnc/qPfdU+nIDup/+V/p+YTJjqvoTGbNlwg1JvYkhkHvXy5pdMaiL",
-	"bA8suLWzY386poqpexz6PZGd+pnsixmh2CYJeQh+1DGdTpkgdSHJwfE5iaS8SqboSxY9cXhKIq5ZTCPP",
-	"iM107xGjFhJkSpLJz0aVaphpRIuqx5Ltlakii+LlPo1UiI37NFOUI/dpIRMsd/66zPtI1QUKVcw267c4",
-	"hyruRMMcDafcdWZxRVNHRu4qf6vdfgTv1O3SIbkb7aWDookZxhovqG2kk+jxoZgm0P4giVWF6fDePCZ0",
-	"IK8Z8WOqWR/95fFU+XukTSaMCpUaU8buKr9lFIUJvbHe3nbbUCj1/rYrDYL8CIqREpXkvbvWNZ7QoM+E",
-	"4bOwYBQjz1VYT0MaKeY5K5UzRQIax3MjDhQfCaqTmBEcSE5vzovRAlUWCX2QtTxlsXXJoyKXi1LISC4k",
-	"XrsskHcdddPh9oEwaxnz3L1/jq/ferUkjhYn4I+1nqrdly99j2xtm5Fvt3fe5lyoHpkmg4gH7gaE1BUD",
-	"a5wYBoaj35h4WaONkqfVtv/uVWvr7U5re+tN69XOy7GUV2qt59WMePlG795MZbx8T4U8RsG+dmNBOwfp",
-	"68aIFGEflMYFen1y0SZWNyIDNpQxw/U2n+wRUIEJGuXQiu+ljvR32ySkc0WM3RBvbpjnw1HuFhVj+rhT",
-	"0IpX42IgExH2V3Z6Zo2L+k673djDW2i4vBOS2AbS4SjL7U4evNlZpr9vSnSqjbWLhE4pvzk5M7NmtdsO",
-	"ej3Hl8u8mRtvjl+quPXg6KeHOU4Pjn46pSP2pO5G18cd1UzHZhtr1Y6oyWRC40qPai5sbwOHQ2ma6Xhy",
-	"imyxycrJg0/6PdXB+IErlTV0xpQ5m550zRZ6W1QsopjRcN63Lv4+BJnllrJwfq99RUjdH4JsWPFSDENR",
-	"1f5iJnQ8h6PSGh0shEhILtLLRxmHLCZ1o6FPcbdziOiJmRHTLITLSAzc24ThkEgn1l5d4LcFUwgHXyaH",
-	"t4SSizRZvlCfqJhvcpVTsSaWrfs8LO60RY/Gqsm5rqrbXT3wx9gXQICn3xAnma+2ktSrne35CA77gbVB",
-	"jV3pp8vtP+DaO6V65RpW+JqzlSuxYZ4BKzzO1dIRDf2cCyejSxVV8/G4DzNbChZL5W2JYkGi+TXrDymP",
-	"kphViJEfbMgO+hnAv0BJLGeLvlCVOkOVR3bab+Hq5PXNjfWgqsYeoWJOMFbYelVjpphpdIkf/T638yXD",
-	"aPF3rsCkWc2XAY+DhGsyiBm9YjFxXzmXMYY31zkE02rz1ZQaDc15UGCWM65Yi5jDYsJIzJpoTLnp3o+b",
-	"0+HHjNqwnvIU5pvPYCM3v2EOLkZ9xUVQoS6e553rLno2ToR55PgKItSsa4lHYARGejy/Pxkebs4ualdL",
-	"BAQubMWtW5wwO50CU3BlecEjA1yKzumhmf+gemHqwD5+ji9904ZicAXV2NRSfhojFiOT7rQBreG7WjaC",
-	"TDRvFjfswsScBMtWvLSSFdP0UFKmK7dE1JUZuygaFndayUGfI80qMd6xQnvxxjZnPgYxC5nQnEbgr5WJ",
-	"hjtlxYKY6fx9FNfW6hOsYPd/seTp24SFjg0LpJaqYzhQav/653+/Cd7kVm3AaGyVzdKOK5kl+darJoMv",
-	"YBxuQGNw0XBN6n5hJBh5jJ3C8TCgigeNyuiocWVOiv+vf/43Bk6arQRhdTsVEWhaXjHhkSlVaibj0Ow+",
-	"O8JrGiVsj5jDbJ7S1Gy3sVF3YQaCbG3n2qwcXfn+zBLSq8GMUnZdryTAr16BwHbu67gKvZJGLwhDbshD",
-	"o9PcoqEzrkS+/ZTRlHUiTM0RLLRy16ExCxi/ZjExx3o+1qR0VWAoDS00WsTH2fs2Brm45rvkPa53L2m3",
-	"XwWwMvBP5u/1hA/0Wvql+dF+OKCKvdkx3SaKxYZQu255c80hHdP2cmTdtRzQBw7wzXTmBO++zc9kkGhD",
-	"gJ7ZW444RjnZI2Ue5orQKJIzZub+gV8zwm5ooMEtxHpiwjB0xbHifMr2UG067Vzsf/SI/6UHK9ur7ZJe",
-	"zfTXq936JGYTec0UNpJJBIzxyUkIOBsoKmVGgdL53BWl5aQnrKz0MGKUxEwnsWAhHDXZQaXGcobBK2Y0",
-	"ntshAgJ+zBajxDBiwzPU1Kn/J1XaXygiZ8J+poiSLhofo/h7wkYTEK492LJpDA1VxP89ZqHZYOFnH6hj",
-	"FcwWuVTmCxJTo0L1BGxIaqfmxoiXTnPIKrPB/zE1XEwhSmS3TAkITErJYFk9C7G/YnPQbIdJFOG9VE6y",
-	"AsfWdmtxcI3RXTvDraBN37Hvw+3B2yXidKX4zDnntl+/AV90ejeyVNdBvi19vtN+t/57t03u862d/D0+",
-	"3FBAerABKsN33D5fINnrNb1XidhV0vRRo4PX2R/luHQ2XReWPlgWPFx9RF6sOhhRpag80h5BXTRNGIWq",
-	"Kv5eXa2bZ7BsVKCjwcArFILZWLGgn+kE2TmxvUNiKkI5weCmzYKyH6a9VuiiJZoszCi3lGuDq0sM+zAv",
-	"UZn7n9JV5Pq6X4j1JlEVa0OrS0N4HNo9R3i16+txRvwsQ33EuCDX5IorjE2mc0pH7EFTOk29AMXJLHEa",
-	"uJuRPvjZkyr/wUc5I5AVh2ZqlllPjVaXTBiZ0JCRMGGEjigXpN62iZvwQTFClwv9ZqfSh5a5L8obq2oH",
-	"pSbz4gTWU+dxONRS+jn41DHVMx78K9xLi4LvYYdR5v7Y7FS5RI8GXmRFJ8Pa7u8by5QyAZOsrTVs595c",
-	"HNlnb2mOVWrDZEZJMKZixEjd2BYfuhfk5fXWy/RK/OUXHt76DQ/j9X3bJ+akl6b/OEzsaPmkXOyS6Eu8",
-	"myaxFBOQlaaDiHlkQoMxF6wZMxqaJwQSPiCn3NCujAcBqSxZ7ngx3KT0cvW2gFzj5Y6KqnCiH2SMtjnN",
-	"3S/sEh+SW4ztTv7j/OSYAKkxFj+FqwH7tWHzk5PIWPozYyCCx1Vesby3KaOlFXeVdGNCMxEwEL5TJqeR",
-	"sec1mdC5ZbrW2tCaAHPnXC9LV3M58zG32GtTdx/Ec9jNKqaD8J0qrjMssUZmrnXr30fuYgpKbgHX9sJu",
-	"pjxm6k69DHnE+or/yfpgTFQwSjSjcwW+WkxO3z//mSAsQ5gEcJFOQjkTkaShR5REDy//kyF+hiaYMc0F",
-	"oeE1FQGrPN/XR6QPeaRZ3H9IPJZtIh+WtTGR7IfLQ5nyrm+CHxi582o7B8TkpW5wQ0jEbcIkO5DvWdaa",
-	"DVNQBHAN0ntjdFzmL7kykbVBDvj6GzGcZzGI6k4kymKiFqnj7sTxHUujhdnhr/nUQqungRkEYZJiZMxN",
-	"xCaAH6ZMhMb0hBwQewHCwn6WRZUqDZvkgGyYzGXdbMvu32M5y+JblgSiTagOrKuPWXrkoC4YcDCEEFj5",
-	"saFqvEESyyaJMBsEt+EmWxLbhop3RqW00SpGW9ydZZ6q3IYVciFP+kX5Vparq9JTCrK/IF6XnyAP8QSs",
-	"xza7m2cgP6AHqn+FuT2p8lcS24WsZZloiAmtLYZp82CcWZpa2s3TyoWUuo+z16SI5nvEt4GmPoaHQUBq",
-	"XvzkOrVvLnp1vdpN07zfvKbg2lXmw9JUTrJ2Sr8cumbT+T/Gaj3DMj2mPyQd8/O6QfICbEFQO1QsZCa8",
-	"bfFTqeCjqHbRxPVq5agnnHbUsJdFNCQ+ypLQR0wUPxMtiF00pUoBkpI92XyvJ/wsK85C7OAx5xN2w5WG",
-	"IzSnQZhhUs0HPOJ6Du/TmPWEuznDKEh7KWQ53XZWSMDLi8H0ZE2F4d22ApL5NO2l8DTfY/6H/Vzv+ec/",
-	"uJHkH3bdqG692scslKbaQPuyxtdR697omJKPFxen2WVgin2E2kqKXFCHy1Yt8SK+0SJHfMIty3CxKtOh",
-	"FPDwa/OCCQphDTQoxJpmXPsRwowWd1x2aKfC62r9Vb396vPSjh4mjexgn1IaHcmReiQ5tD6y/Enl0afM",
-	"3KtGl1gRMm1RsrIc6NQ2WADNeiQTdVUobM5uhFspUqcuEja1BGwEJdlp7zT2XMgGCDLA7IAL8JAFEWyi",
-	"hwQX4i59oEpcMv8qTKBY6b5bqIf0tKEFwkM2mUqEDrDgTWubBmCp1Omy9nXIeXiMKVlQzb4a0+3Xb6o9",
-	"xmsMKoBIWZMzUIWn8ERIBUWnSaUVdvf0oPuEJq41u0owxM6cKoqUEoFL4qQw3YXVvFsIoZ1yB3Tfh50t",
-	"tqlfuB4fHpT8nRV3V/c8fjJbcUPxvdQILMfdVxqDm/x45+wDUsfYImKHUJbFaVAv4t/hr3cA/VmZjbAq",
-	"gWBVUsKalIIitR+Fk57DxLVdPcp4n2OghwfGzlsc5rJ0orXn1oTeHOLLWzZl2f25JvVoXaJRUZguxtSg",
-	"J9En9RnlGkDFZAz+amR6KxAbHvEzVyNEVKbBolz1BBdkGPHRGF4suB5LLZvtZA7Q9Guqe8IvHam+aSV1",
-	"ZvqeM+sy76VP6taCODj6CYxIYwyCP9P8pFVFjH6jRU4EOZVKj2J2/tMRoUSwWSoYjGbVE5QMY8bITMZX",
-	"LHaRVBgoa6ZgjUCi6RVTROmYmknn0IcAfPeKsSmEGc/MNymJwyROYxgL1IXkkpFkCGPUE+kXGq8ObEJR",
-	"w6K0sdjYq8OIjojfbJoum2MqQjkc/gMigf2e0EkMMARcETkcwh1EMcIXA0Lza1q0ex/ZwbzA7yWb4l66",
-	"/f2080fUetcG+1+eHbVq91GbkZYPGeMdldo1mXOPpvM+sz76COnohZO5qDamfLBCg1wTkFHU1jYOx8iO",
-	"uuUn0N3d57lvNwjR6GR6EoZaZJ/76PlLIVB46DdA/MfWZySHRTzKUAbJhEGVDjWmU9ZC2lShMxXxl0qn",
-	"Wcz+sPGhWURoxDRcIpmneOe4R2ikMDDc/7VpcS6ah6GfQyzJPAWmzVd/bP9H+E4dXbXpf77dmvwa/Dz4",
-	"Xvw0664laW601csP5UMq5N/1aCUE3idGBXF7ApIx07BfRE8cJlEaaO+VoaL2SDu9U4sZmZn/uESjDS7T",
-	"rMdzMQ/djEAq5pGxC3ij0PKMlE+Hwvm9YbfmpOFV9/EA6Z7lrUIsnVU2JqRePPgwiojmEhvgKN50DNkJ",
-	"eJfZp1/dpRel+jHVFXEqaWvkJalnf/xvS+SGh/pI26gPW+lSC5mqOmNqZi24GpdGtBz8U0tNo34elGIN",
-	"kIhdXiyns+G0Z2kxn7uU3CluuLR+T2nEReUl9dk7nirR3CtvwBWb930SXDG9yRa+09bacEPMjdRZvhxC",
-	"6nSpyZxpUge6kGbGk6SZMQ4XQZQYtY5AapQziFMoHjavZpwNN8wG70M9B00n0zXZxwOgOqlfXuzfwSSH",
-	"yW/OvdjJRjMtJ6Kk03CdrmDAOWrXm7PcQ+1kPHSe1k4uledyhsXWuObVtnfMf78383/VrjYQ0uuCO+Lm",
-	"lEBuSmjeVClQSFzxOi3JiOnMKp3SEXNp/SLLO4Wadpupt/cEh8wPew1U5Cn6MR8nknlDt7rLzVqccJbD",
-	"ncYkLOyuXBEbW40HgGqw6IVLsCyl6pXA9NDmtV20aquVfcdrNND8mq2/7cMVwHzcVJGvmNlabd4uzcO2",
-	"p1vfp9yeZ+DX7kTRw4aaNpPHZPqq3ubyiBamlR2wVecp1hVa/et9MYMMbyXB1bKbkSS4eiQ0onQauWMG",
-	"u14yiarulxP3EdC8cg39xThnJebXQ3gnhe7a6ModB3Oo2eROfHQnRsARLSfFw5b4nInwL7a2QM7l0fYP",
-	"9ZEtnj/L6X83QKkV0SiGzI+wIdNmngFcL+1rzXpsmJiEeRCfvSXYSGa7WfumhK5isa5X6HXZmLkI2ZLi",
-	"WKaDF4pMpeKuFIfzhCnfmeLVGkuRoRabxmqGpC5jD/wZ2+22h2FTMR9xQaOGM+nzUyvNumC9WP1uY1bP",
-	"ePpOfknnSv18p6jq8gJSTfzTk3PM75qxAUDbvoRKhWQmkygkY3rtImZYaF0+XOHs69vtbQ9JtoP/2SEy",
-	"Jjvtd0UcXfPaWgB/WP6ccljYniVi2XDq1byfA9fNBbpl/pXfvxQvCTbEDlgIf6kB6GNzZ7tpVdcsUgH6",
-	"voYagvhWK3vFdLmzfXvr3XkY3wd36+HzAoLGnZFP8ahBej7CVapat3JLAEGDgE0LMJ9FfoZBuC1NRUjw",
-	"ig34tFEtH8IEY9TY0jbdcmuL6alMc+0lzVkf7MrxxSn68M1NY1nFm7vpMkV5vzlOaImgi+QozWjZqj2u",
-	"HvOEh+JSwO3SdeEdUafvjp9XEUS3GpQlN6LfO83/pM0/2813/ebn/105oJx0KBe5mGOyJ9IlA/fe8to7",
-	"b73X379BeI89kt7jwgOEGjP/wOpdjF/juVcks1e7aY5k0z78LyVF64zOclEjMTNbiUvRH8skVtV5/JG0",
-	"yUm5mthXbFoBmkQAmKreJv8gYSyngHQE4QL4pouTbrTIAToYyNYOgJgXMOy3t96swbAv53UW7igdsZcz",
-	"XbU4u9M94hPctK7SeUtoNJXLlKtMQGMGRQmgam+u8FmKa7ZHfPP/AdxGYgpDT5g3czEkzjOcgfY1WoXP",
-	"dnvC/7X5C6opzUMIW8n+vnD+YJunkP2Szma3JzB28B+IgjZmN+Tjp85+8/xjZ/v1GzPaXs0iq7nWEA6t",
-	"ZWHTZDjHB/Y95rcALV+ENA77ToPye6LuagfMZrOWe8H93grkpLFLfPt3k8NU3F9p1z4Ch6U/pHg4u+R6",
-	"yysAuS2ZBQ8Lw994Uj1xxeaw9XMoQE2sZhha2CNXK8BCBnlkBulQALjml2ds10Rd8xufRHwQU+Abwz7D",
-	"eQa55lpWPcGVSljYIr8AJmieVcZUET2TgDPmkYHUY4L4QK5ChhSsJ7IaGVMopD8vRt9kbIU7obiAZlPk",
-	"wJYWfq7YnucIRPRoVZeXmMB5pKoNXK6boyFl439UAK+7T2M9StV65KkqUjwAKWqBNg9UeBZI/aR6T9rb",
-	"IybO5bj9OQvLgoxnLkShOH68SbxLNYf83XLFLB71rtyNbvWsHsZXOeo85SIgGktFXajK0i7M1dAd8Wsm",
-	"chgfj11F6q9e8WkT2OmvVFZpUXqWFt30xoIk5nqOH+OOAxTKakzmZdWbyVDay8jB3BgfEaNKk1fbFTFk",
-	"hknczDLESzsyo17Vbm/BcTiUS5JoAVyWKBYNm2MJ9TrsCZ5lUCoWX/OAtcihziVrd04PIejapbNGLNNR",
-	"ctmu11vmTYj9Xaz9PJPxFWKNKd0TOJ7BHFF2LPoCj0G1IpdnRzBvwHuFP4z22+qJnvjuOycTWt99R7oY",
-	"aIVw/zAiSoz6BoP1v/Rg7/Zqu6TVanmkB3vY/Pmll7sLR6TcmP3Rb7VavdrtrVki/BzcavYDo+v1atgK",
-	"WA34h0Ug6tX+z+2KHm5v/VZPXEBkN5ZGwUIoEBWIALhqRXSgnTkAFZl5d9JmILQbwN5haYG1SZxE+bS+",
-	"dk8sAC8hZq5vR+8DrpHKxFMKeGmaapFzOcF/qp4ADygullE7AN/JJjaTYMyCq0xPtnfoCLaL4NfwGEa5",
-	"2xOpCnt5dqRIPR1k9/jg9OTw2IzSd//uvz862f+xewBJ2OnDy+Ozbmf/Y+f9UddveEUc33yLH7udg+7Z",
-	"uY/Z34r/aWZS9087vx2ddA76Fycn/aPO2YeuoQumTIIHF/O0d7ZeNVqkQ6ZUj826Ac25IhMOqdJeT0xo",
-	"ZNQ/BljgcibsdhZYjsLGF+QTLQugV+RSADxPT7hVzZVZ5yMhY6P4f0r74EbW53AS7DjN54BYNY2ZZuEu",
-	"oeSPBMFcsiyAUNoQrSmNFaSDDmhI/P/XJ0wFdMo8QnvC3/OJYlMaUy3jRp6TKhC8BJ3w1D9hYbI8zI+w",
-	"QFqwIx3RTN9YHVpaRHfsWJExjYbGWKPw+9abnlBJHMsR1aZlHpO636v1ekn4tt3u1fw147J7xkhjs2OW",
-	"wIY7qdxqtXxSz0tm88Ssek+4ZSbpKnskwRUzc3ARa1dsnhvRFvEvjzuXFx9Pzg7/s3tghoPCyrw2YJEU",
-	"I0DIkILl+MOIPAuJgbTJUKRjpmQSB0zZiZ0ZssBhCRKhS4Nx2tCEzsmEXjGy5bXbbTKpjoYxM4NwmMHc",
-	"hbnYIGrYti8U8ZtNcyY3oZumfcf3iM2qSQfXA1oopo0gb+xZfHTDvYmAb1lo/gVpLNl3YLhaUG8spNgT",
-	"J9cQKgt/5qpmG8bZ2X5H/PeXZ+cX/aPDT4cX/e6v+93uQffAt5K/J3wIy212jCHuZCfhwpZyVC3SQYeZ",
-	"lBgsO7TlZxI9ZkLb3GwjGLbb+XChjD4NvFwzi2ZLKHqQLpOS1Q53Z/udGU3nootjTQdZGGEBngA8yig3",
-	"mFlLOCB7wqX/SIF5OTPRIv5LrHDyp5GPLyFd788MotgFtiO4XQ5uwq4E2v0RD5hQiGhmqzpMaTBmze1W",
-	"2yI+ZvUeZ7NZi8LPLRmPXtpv1cujw/3u8XkXvoFASo1lIuFs75we1rzaNYsVaiDt1ha+JqdM0Cmv7dZe",
-	"tdqtV1jUcAwalJuY+feoytTt2A223W7nqqM4InFFkqlRXTIxp2WCThhiVAGjXRg1KgWBOAxru7UPTH+0",
-	"/WZZHzCe7XYb4ecgCRf08nIS/+4XVMo2RGBILRrQ1RYvYItTKWiatd3fP3s15fKXakfGgDDvTmM5AGcD",
-	"HQHOh8V6+Gw+tuyxIUHtXa4jlZNnHnndfkX88+7Zz4f73f7lcefnzuERHLq5WkRVdD3D3r86WdMZwalJ",
-	"g7ExQyDl43X71bIu0jG/PEet+FLQa8rxcnnVyphZ8/VLc731kk5584rN1dL1OWYzVAhipVsktSFDrqYR",
-	"nTvcOjlEoWEOFyw3MhOL63HElcYix+opVwS7KDhXljO7Pd0wbhJcmLAqOzie1avynuYvYXfaW+s/uRTU",
-	"6gHoZdrZfrf+owspP1HhylAr5JoNxndolDFBoxQ480G8ltv3SpdKTBj77AqX1XFa+giuu6Vakjo4TKLI",
-	"sU1awkKKACp2xMxVg8X8UtBLzDF0/rHT3H79Bs4cZMFFbstX8K6lccrvZTh/NE6rKhJ+e3t7u8DcW4/M",
-	"3GW35xL+NnQtAAd+4+yVnI1kJVQ4hq7m55LsfPnlis0Pw9sM36+a1c1qKC2n6IowNgvViPwFWq/5eUKv",
-	"nC0T0CgCRRqbNGzPomFjkc8RrCDH508qVsswC2s4zxonz8t57Z31Hx1L/QPA7f1NWRXXYS2rGt3W2sQY",
-	"YlXWvtznUDnXv2Jzm0z6aptEcsbiwCgtGXYtlMo1XxqV2aUQ7NZgA9TybmsMfcs4KxcvYTpZE8IBMVJm",
-	"j4XRHy/z0VGVOkrxKK9ATnAteEQU1JlTOuIC7RRjhUOVJN+oaj6pFxyIkKHb2MUfW7lYR3zgklfSB7nc",
-	"Fr9aDzo4+qm2sDhVPJG98nIfk2VuvS+4BuBdyRYB7KtanuhpfgqGhS1xZm9VxFd8fkJBkq9hXiE+TgSD",
-	"7COX9nZw9NO3g2tTlSxkNGyi6x6j7XJi4VMa7Heb210YsQ0lBHCf3oUjU2wYCHyt1vKO+BUgWUd0jjG9",
-	"KzYoaHjoGjbGs/NJWK89zHCr3cTGrM+GHMvUGT2Q4Xxxu2Eo/A+xnOCmezLGLiURLDkaXagUVy4eEqb3",
-	"Fz8i2xtsin0phhHHS8mdrQ1m8kEK9nfdcrjYWVp9hohztz2YVvHYyARH7HiCR4sRk/b8ahGrmKVhOcqm",
-	"4msScWVRwxePoW7a+wMOo3LG6YjBDUeqK2x+Tr0uHVNf8ZSqrPa05rhKaf/twNrkwGI55nMbJGPI5X4D",
-	"NNNUIQjNHBkZhpeNLYIwM6gw6h7YgDaueqLC22BPHvBWo1DuiZ64PDvCu0dSr7xfNHqh81T79gTb2iZa",
-	"ku32ztueyNUprLhitBBXY6k0mSQKip7K6Jr1RH3JNeMeofi6vdKC+xD7lSJaeoSSSMrpgAZXXk9MY35N",
-	"NfPI/ofjzoVHIi6umpEMaOSRRPA/Eub+miSR5gE1UiZmMLcQbqIToaYs4ENuzip37YA4goen12/MoT4h",
-	"bDJgocNR8HK3g4WJuEtUuM+Em3ULRAgh+Lk7y3RhUQuEiwi4tKljCAKsFFAhQEdxSGh6iwQVE+zFZQPu",
-	"btrvesI/uDw9OtzvXHT7l2dHeEFn40NWrq9HFq9xd9NA7dftXB1WEZK35Mf3UOckihAOWiFWECBCq8ae",
-	"vemGpR4wwJXuCShEit/je/i7kd5jGYXESLRYRrmSl3vko1Ta64nCvaJH9lH2NTF6Jvv7AorgXsRUqCGL",
-	"m10RyBDvjvelEIhA75EfGZs2O8YW8shpLG/mze88ctGFD3lkSHE5HcU0ZIVI3+/KgbHf+bYkLcLow4VP",
-	"lXOum6FJPZ17rhwYdVuMrzKG6lM67JZVtVyiHaZ8/9X8dnfW9P7Wjr4coFnVEVRW0lI7aZmjr0OUHDrk",
-	"VDx7spLU4PzDJB8jKLOaiCIkEaNGfBtlTe3BUcbDQsQGhHfPaByqZT7AwnZ6YrVoQz9ggZ2/OQOf3Bm4",
-	"hp295Q60BQ2pVF698nr1OTluU1b7xl6PzV4fmN6It+5mQLpvnfOI6qAibnUf4pPTkKRi9PIe8a3qBeku",
-	"TOBjj9ja/ApVR6yqOaFTawtQF0xIKAS2BPY0mE4jay5kUT/aVeXMRQsulOUs1N3cJUalKHuQP0hyfvCj",
-	"sTpoqIj/hYcesR/c+hjEc/rx1LyDVb8yRFWccKNKiypGfj+RFlUdXr6RFvX4QqBcxnSTY8eS+X+ag+1v",
-	"KEhw9e6rdr0EcOW7O6nLgqbSp5Di4UHqpOZRRFw2NsZFYhb7IEGrLMvGTYTmUWHPou2rkgkLW+SUJgqu",
-	"el0h7PxblAjZlNPFoxWqRD/n4Voqcb1uW6UI498O28feI7AS+VxeLe+9YZALn2jHnJYKuw9YICe5iu57",
-	"GShMWmbdxysdOFYnVTc1Zrx/bb7HSLFvfP/49ylm7R+L8aWmmjWzhNUn4H/DGDIKbU1uIoc56J7ScKxt",
-	"BdFCPpTXHrAxmPsOM7xiL8AUzl1y7JP5p5bn0v4Vg8q+qVUVW6cThoTm7zxIPWIjGsyxWnxu55xn7yzf",
-	"PHlu3ehScs86DeyVow32X37pmLHck8YBL0m0XiPjv2Yw8L+DnIebP0thlWfHpVzqPYX07oQhJv8EUoS5",
-	"FccKWXB+cCka1mOQ+sQKl4atnuiUcDDcrZCeyTwb7RJK9JjHYXYZ9anza//88MPx4fGH/o/d3877cMPX",
-	"PfAXI1qW3p/ksv6/nRDfTog7nBAPORM2iXcGj7QLZc6JVsAWT8P9EXgNIlp22u+Iv985Pj656B90j7oX",
-	"3f5R5/wiv0X8Zfceq7bBzvJY7L/PlcS/A4u6O4zNuPQhZ4JXcWeX050gEFpdPX0ctLraOAzalh7fMETM",
-	"VuXGghZY3yLvqMIiLdMkHrGQ1L8H/LXMpz23nzf20sxiaMd8E7GhJjLRS2LJ7CDXxJyb7edPWClK2kX7",
-	"TmN2zWWisAABOZnSP5KlkWRp9YCMvnngkK3tCiCiL3/nmLTFevvrItJwTZ5Vvv3FctNYypap/8A+WR5h",
-	"dsYCGYcOjyLStoAXhcr+2GDGsK6j/HV+T9A0sXUrwyqxn8bQfKuQ2yak6YmpXXjR9MMVRD2FScDCXHSp",
-	"yySFhEsog8VBNQ3lTESShiwEAJSsu57givhp/X4/TTuCoCkxt8Nwmb8BFRj4hJAnfixnCDfqu/swrJFk",
-	"CDChOhgXQhnSHF471RlVPTGhIbPJo5Ny3Zms0I77BDOdQODgE4ghc5q1z0TYN9P2GxiuB3SI5cwWeMyh",
-	"Ub5QRGm4cNA94cgDJNsrF74tybee6ImzlSFhlZgPjd3c8HrCAvIpTWONzzJ8z3fbVu5Oaaz3iB/yGIOw",
-	"gMq+Q74B5EJYHmNdCEm4QEQcN+5d4ttHFtLP/tXPYWKaoWThWNamscRGYa/I9g4BBFB7EMDqcClIHSfc",
-	"E4EUQz5KUOY39tIDA6BxiL3WtCcPDiWgQkhNBiwj/spgMBjQ04aCQRdfKxAMOl/rhki3jZUS9v7J7MoB",
-	"y23yfxuR7mK1SrI3V+ZsUa4X1aa1QVs5wufDsLzVYVgIjeXESsTFlUrDWcdUmJWTCUZ9uYzPpZFbGe8/",
-	"qeqwadRWxoR/CwPpLxJ75RaxSs+wavtiBNUzrfxmS/5tmdfFQK1a43Wptk6/CUn98vLw4Pr7xhIzkq+2",
-	"IdeVuP1cIf5eOkG1FonlVXvbYgUdSWQ4nyim4TrOgUobYeeql+2f/9wTdf9D11595Ts1Gu3/sSrGP/71",
-	"z//uJe329hvFR+YPo8Bd04hjGYvXFu1IYSw53iJMqVXnsdUXAECEOouN1IKRCMZC0I5sMrPXExG/MmfG",
-	"NGZ2yAid2IQ4DnJ5dgRKMtfuYLUCGyY5iOVMGZ0HchwwH0FLGe1VoAqiQ9g05GCyEVDRKMWgPx/irfFA",
-	"ySjRbJcMEh4VyqdbrCunX7GQTJNBxAMcpIx7gkUql15m1SOj3GaZEP5HqTSmNHRE6gCwDJceX1tt4nd/",
-	"PT05u+h3fz09PANvs3tyfHLRP+t2Dn4zOudO+12DsBtzCsLqOOBFHnE9hygY1EptroztgOtdZ26hyumM",
-	"DkIVUVIKizKIHgjnHq7QCA8ss1ZLx1ft7eUxrIvcaTZZDi50H2Cm9jGjomIbIPyeLyTyit8quAUWoTnd",
-	"Llk5pIKaQOqOHcwagxBYvtnLHd7+DTyVj3NuGQG+6thaZNzdghmpbA6xZcF6nlfRoAMe9shsLJX7TOV4",
-	"VqdmUKOVy2l93tm5jVqYmzEG7SbfS8NXiWAzAiWt/wpnZYnlh5gv9vc9P81RthKBQtN4xFK3UGH2EPKh",
-	"6RUrHFIo/x0IMHhpAHEQt6Cyeb2+4iPwCRRKClzbAOSMJOB0sga48j2SiBCgDK/YnIQs5td5J1J66kyo",
-	"0gjHv0doDmqSRho2iYzNyjE+EtlIc+bQK+L/cHL2/vDgoHvsA3QnHuhSMLurwEFl2HVKlWJh5RlE6lRd",
-	"9YSf6ig+sgswtKFfwzMHB2DqpTyErofcRoDD78L6zuoA8emRsx/2yc7W2zb5I5EaZmZRGWM5c+5yGYVM",
-	"aWdQ9gRWR8eyBmNzhkXJRBSL/Xvg50n9K/k/kzgCiFis5mF+snXYrRPNI36Gbg+AIS6UFP7uCd/ttH7W",
-	"RPooK5ZsHkdU6T5gBMOH4E93vVHt7wH10bVlCPHq1at35PJi33PIsS7Z0Hwwb/XEKVZOQcs2TWpMYzqc",
-	"Nw4QDrkiSseMTlhoFofb63Ea9sSCr3KPUMC6hOoPNNbNGZ0TPY5lMho78GAktUtF7Ik8aC8TobtLNNuQ",
-	"MBpHldfiqUH1A4ei7islyi/OVQkCqoDM5BEuyKXgNyl055IbCLvfNhM3ywtpV8kTMyqj5KXbrv5mp/Iu",
-	"qrFscIqPVg4sd1eytf22Qg6utUo1u9EvA3VdPPcWVJYqg/PpFTOX+nrAlStVWIGLTrWmwXjChN4D5jK0",
-	"+0cPMUSbyPHNUvGWQF33an7tSbS0V8+oYWSie7d4FuXBpUkBW3oWSzFq3U83/PraE2x0GS/RpL6W3rQE",
-	"xNPZQNmR90LB2eYEZ8Ea/5uoVJEcbYrjVQ3aReqDOeFhwwKhuMs5cJEvgqKcwtUOnl7qik8RKWHKqDYK",
-	"AOj6E65L11DYD9ygohueVic/Hpm5LJC48pQo1CerDAZYX9Zu2dV1WoNzs62zUJCssk7IwjUd1YD4YC99",
-	"jKrKJ0vv5bMbr1olk6yoULTpeNL1WjMUdx13r4E8GR5bIabg9VeNKTBcvGk0gVuFb/A2m4QhVNxQLcI/",
-	"uZde4kVLk0ag+lSHJZzLoW7ii4okU6Il8YHLcghq6ZV8Pnahbm0cNG02wEyzoKJR9CmbxAaC7uGy6NnF",
-	"Z2qMGdF2LymxqlUUU4/W7GqIx78SxiPwj9mSq2QLFLz+areMf98gSQaVPMrBN3eSMwOXbr9c0thVqYiV",
-	"gUtyO4oI4vlt/R3UtLLkWATRwuIgPCQjyBERRCYacgX/9c//H/wfEJbkEd/envfdI1JPI6fAj2R9a6ig",
-	"4UsNKGclpO4PMQimniuNUiqA80I1oEtXqcLmItIQ/pxAwYNqQejoCUWdnyhEJcXSNIfHc+fX4zRhet82",
-	"7ONvWDQ+VX4TbbZbEep0tVaASJRLFYJ0C2HBPzyiSxqB1xMSmqNRNDfbTIocoArxcRjF/F0MC85DmHo9",
-	"YbFdfaLR+2v4JY0DI64ZUk/rTnsI4+o5jspgNhoe8ZVOgivXGBdmI49iphSpG2tuCsFsG2TLIIXur80s",
-	"t3td+doypK05o5MgYCxk+ULU6873J9V0/i740OlqbSSJHE99E0WbAdaWdIchF1yNM7l0J7G0oERUbTs4",
-	"VHIb73/c2Zmb5rooqxhKz8PtFkOd6Bvbbsa29z5B18V+5jRdj/CQTabSsASpp8mhoYvwy1WqgviosroK",
-	"oKYlZdkFlJaU5RRerawrr1ZAnzJO0HaxYYhoDsX8G6zfU6fErZTNy2NLn49pNuSWbyzyNKE2a/jj/jUd",
-	"qoTpSxthsPwe51AQ+w6RcQjVWG3Wi5GddUz+S2umEGWMFw6mfcywYKT5wUhTkS906gJRnOhZEMhUYCQD",
-	"iFmvJ6jKF4cOJVMeidk1o5HRfITURgPaM/TLStuGpG6MFUouLw8PGj2BaM32XZsxlSUDQJSp06hcG7ZM",
-	"75L4BEvejiPiU1Zswj42Qb9wa/pthz4N3kUuJS0tdU4zFniObRtQEbDoaWq8wB0d1HaZYqxOP2Y6nvt7",
-	"+XQ8ixBWWaGpzoUr9tNokRNX0xNhAVya3flF5+Ly3N/g+mIf5gq1bp/h9OtAyNIdNKby/L/BD3z1bXqu",
-	"5ZQA0yJa453MYYtOOV+TX0HYjWZCcSmIHGLw8QuVx4l1SZ4qCcZQALCxa+uaQ9M9wW5ooKO5DbizSYIM",
-	"YjutVZHaEx4ZzDWDTQn/qF+xeU/Y81hNaeDOswEf2YxeRa7YVGOwpV/eFb5LcOgJxPRAbm+RExGw/CgB",
-	"HBLBBQZzkjr6itW0ewICQc+6F93ji8OT4zRQZ6+UwGt0hZBqikevlZhEaTrviRyiAYbwEC3l6mPXRjg+",
-	"VCjQMOToLj2NTVeam3bQOWh9ZZhvsrTyrKWVWZq/+qH7P72SU0GHfqHStanT3I5tPNMpjZ61pzmlfzAH",
-	"dOqWtvniK4qxYQR3tq2hZg7lwkobmzbh4K8wWwizstxZVwesbZ4iEvQEPMjVDjkM/V0nxGKFFwYha4YJ",
-	"bj+GhefJjEcRCWM5xVaQSo1yDTVrBpBhzNQ4tUEGSThiei/92wo7SGnXXCSshWrGQffo8Ofu2W/9w+P+",
-	"6dnJh7Pu+blP6rYDmfpquBg1vJ4wwmvh5YL60/AWdBdST+uVN/ZWCEFnMG21rYNbkSmLHV0hdUC4Kv/d",
-	"06POb1jnv9/9db/bPdgURQx9a8/gJvhWGe/fqDLeAW4Tsw9Llwu4nnfQqWAbNYWcfQ2zRbAbnQoNCGnE",
-	"y1QuUuDARzBVwEg5lrO/jJ0CJABVMmFEyNk34+QvcAdiloSSGeX5wkFmddZsJh3zYLmjbh8v821YzUKM",
-	"rbXJZ1yEcgaB1yksjOYT1rBaANXGsqdpfM4EdQD7GVeERhinriUAakBSEkI8D5LgimmoFknqlxf7jV3i",
-	"b41ToKEgiWMmtM0MT+N2Xr9z4b9ce8Tf3hn7hdfHMonTl7dfFV7+Piy++6YJb9uBpB99X/joVdt8JUM6",
-	"z954h/g9+FqLACldutQs5lozYewfuOYrAiyhvxAFCChGVDjDaELnJKIjKIQ3kInOBE21TYPLe3clFL77",
-	"BRaotkGgs/0gBWZ/0uv/tLPVYgrZCxLnE/FvhHB24NyHdnMjLhlSoyAMkDfKsuBltvtW5mHY3aumEdeE",
-	"Cy3J5cV+0+1k3C7K8KmTRQXR4Lax+e5Nm0jBmnYP2y/dtoU3HPaU3Z747C1R/Ca/OZXbiPD7qzbsvzR7",
-	"0+ZywjUxVRoCmAbMxUG73V6f0lhzGjVsmy3y3s7EoTcU8MCmMVPmMzAr/mSxTJlt+W68yOj7P2tfZhPb",
-	"eGvahfv33ZvGZoPIVaTEqv1pY1Q3yo4CnrZp5GTAIilGtvArhtcOsFIqXmRFXOnGLmaC94RirpiWOYrl",
-	"TLg2rYnOFZ7YSpKxnBFKgoibLQAweIrQngCQ7AIQyv7RIdyuNVrk1M4iD/CByVlQKQvBfnvCT09EGOm/",
-	"/vnfPrEuQgewh+ERLtfNTniJc8/2+pQqtO1iHevbGX2L6lmzUwytAhpFFnT3hXKUy20Rx0vZHrH1ZdVL",
-	"xUS4Inhdy5gVkCCBBcGnoIDv0zs4LuCk0DEVitoiuAX4TtgqOaxDzBg022m7vZ2F8URS6Rbxra/MB2fZ",
-	"FZtqC3hDwHFP/uP85Bhdvpnfvm72U4VbPqLxiPWEDblURCXxNb+2SncWNVRw8uf8Rl575633+vs3PYH9",
-	"1f3Tzm9HJ52D/sXJSf+oc/ah6zdaWf08C1tULGSFP/aErY68WAYZLQBDxBSQIsP6NsLFNg/YDL/YO3o/",
-	"jbIK5v0rNge3WVbx2SOOcEauOQKm6AzoZgSBZjM50wBn8C06d+VCdACELMd8xAWNeiJz9/LQZY+CioBB",
-	"v3ul5tNMguyOA2H8Dw+6n05PLrrH+7/1Px2ef+pc7H/0W6RDDIsinFRF4S9bTYyqnvDxZ/gmzblOkZez",
-	"qIf85zvtnZ7Iimofn1z0fzi5PD7wq+TjOROh9bY+UfSl6eEr1QU0Xa+SyR2Rj+nDFd1LwzkEm8ElGi4H",
-	"CO1txJZ6lsHlfZ7ZMDJZ9Q2W/i9wL8ygsvws3UDLvS2F02ldglXlbbDLlNJsguUBQYhY9wxINzWmU4Yn",
-	"VFrBNCs7VRiB72EFrXkqOlQJs9pDqD3IynLaoEvN4gJQZ5JIK4zOcF5MOKoau8QB3PSEOQjrC7zb8DDa",
-	"i1bswN1qYdzwHDiDTVIBeGeznhaeQowihjSZySQKyZheM3dUsxByuwCXefGogyyx8vHlLReknnXnVkv3",
-	"LnpwcMpmtQC8KQMTWNQq8vgCOF70/ACN8EFPpKoE4hyl9SdND4h1bVo1f71QKZ4OoCIJqXuCDofONoDD",
-	"yt7FYfVbt3y5uht1JwZxIo2eAPBurtM2MU0AiQ8yjdS3DFNttdswDIWO8oEM507z6Im35BN/b7G5sbTH",
-	"9rsMFjzDd4B1hJwUlyGk6RUjiBcu5vC7spEOY/gfmyhShw5hWC59TwFZoDmjR5j3GmsOwqfM4zPdQPtf",
-	"8Uhcm4yAHGxZye75b0bLJmcBZtmZHeCkrdvulpmWnBFFpJcvtQGjMYs7iR7Xdn//fPvZ/Gws3yqgFkoi",
-	"GdDI+pHrE7NP4gRiEpI4qu3WxlpPd1++hLfGUundt+23bXAH2aFUFDjI37gXvF6ZcaFlK0sfy6ouVuNV",
-	"uRpw0KAyKmtWy3GvqjBWUelH4fcni/N9Fqq+LHb7HmgIv7qjzRmVqSGetmX9JVXtnFuAsXRFjezKcFz1",
-	"mPH09n+eazJd38UmU1eQOcq40tZTq/M+glw76AxabOaIXzPBFI4oZjTk8Nc0lgOmci18ZDTS44oGMtB0",
-	"lUPwIGNuhP7cywHKp74WNZaxbkZgneYQhvLdOYihak4oGvY5H1OuhdS4v/18+38DAAD//w==",
+	"7L35chs3ty/6KijefStkTpOmZNmxpdp1ipYYWyeypEhUhh3mssFuUOytJsA00KIZl6q+h7jPsB/se5JT",
+	"WAtAD2xOmpx8n/9JrGYPGNZaWONvfa4FYjIVnHEla/ufa1Oa0AlTLIG/DtNEikT/K2QySKKpigSv7dd6",
+	"Y0b8CVO0xdknNQjgNp+IEVFjRqYJu41EKsmUXrMWOZvSP1LWqnm1SD/7R8qSec2rcTphtf0aPlvzajIY",
+	"swnV35rQTyeMX6txbf/Vzq5XU/OpvlOqJOLXtbs7r9bl4VREXB0fLY6twwkzP5Mo9IjPpgOfUB6Sl7sk",
+	"FjOWBFQyMmafSBhdR0q6kU2pGmcDi8KaV0vYH2mUsLC2r5KU5Qc5pUqxRD/2/7Hp4DfaHLWbb3///HL3",
+	"7j9qlUO+ZVz15lN2Cq+vGrW+g+gniR7CkmHB/zYc2G+d5n/R5p/t5tvWoPn75x1vp91eMryPTEp6zSoX",
+	"lEzwRxKFpH51dXx0+13jfos2EsmEqtp+LU3hzqpxqCQKpN3gxdGc8XhO1DiSbpe/kXaAktQp16MUI0K5",
+	"UGOWkGki/psF+iZHFYFIuZJE3xDx68YyyrT3D2Co9995M6WfIx6KWTUvzeA3D0fGQjKkwQ0ZJWJCuJgt",
+	"Gx8+VBjafyRsVNuv/T8vMqZ+gb/KF8Vh3OmRJUxOBZcMeP0dDS/YHymTsOiB4Irh+tPpNI4Cqof74r+l",
+	"HvPnDT/ZTRKRdPkti8WU4ScX557gR0kkScRvaRyF+8Q/Pv2pc3J8NLjo/njVvez5Xnape3p0fnZ8Ctfs",
+	"vwfvTs4Of+geFa5dnV50O4cfOu9OuvnnP3Q7R92LS5+IhPjnnV9PzjpHg97Z2eCkc/G+67dqd17tUPBR",
+	"HAVfaCUC83VJZpEag0gN0iTR0kEqqtg+8Y+uzk+ODzu97uDq4kTPLrvQ/al72hv0fj2HWX/s/DK4PH5/",
+	"enz6fvBD99fLAawJrtRh5/T0rDc46p50e93BSeeyl78V1uyo+/H8rNc9Pfx18PH48mOnd/ghv5aXvU7v",
+	"6hK+3z05/ql78evg+HRwfnH2/qJ7Cdcvur3SRVjg94Kz513cKZ3HgoaazLggseDXLCE3bKr2YZDd097x",
+	"2emg+8v58UX3CAd5zDWf0xje/3yj7XCScvZpygItCpi+HTii17047ZwMuhcXZxd+ixR4JySjiIcSaCVk",
+	"ikYxiTgZC3ETfiNJLK5hQqdCfS9SHj7fXE4FkWkwJgmTIk0CpkcFwtuI5X3iaxL8/uzq9Mgn9Yx5c1dH",
+	"IiGUSMbDBszikiW3UcCuOL2lUUyH8TNTUkgVHWoVIqCcC0WGeh9oMGZacF12L346PuwOrk47P3WOT0D4",
+	"tMgFU8n8wMyCqDFV5FooXAnK5YwlZEbhRCJSiYSFMNGeEB8pnxupLJ+RAkkcTSIFYzJTaxH/3dXFZW9w",
+	"cvzxuDfo/nLY7R51j/x9o/HZQ7ZzfkwSqlif4yvqE8rpNZto4ZWIVDHpacGr10GS2Zjx/PNkTKVZJPN8",
+	"44D4SM/Sh199GYgp06SSvRhFuX7Kb3h97sOTgylLBpOIp4qh9ucnehMGdKRYMpAsEDyUfov4F1powqxw",
+	"OkL0+YTyORnRKGYhoakaM67MUks8lkEmxxED7YOGYcKkbPW5f9E9P+n8Wr1IVovCVZ3GdM5CstMmKppo",
+	"zWUUcRof9DkXxAd6aXb0UP1Gq89rXm3MaGi08tyvi+rEz2MRM2LmR1KuopjQ7GihXDNkwFhI6lSRmFGp",
+	"yE6jRS71DsF5U73RuIaFxWoVtfaIR5N0UtvfcUpQxBW7ZokmsTuvdsX1Uook+pOFz8uxmihv2FzL/kkk",
+	"ZcSvPTKhsdZGWeiRlN9wMeOaikIWMwWMfHXauep9OLs4/i88Du7sXGELOtPoBzYHbTARU5aoCJWoIGFU",
+	"sXBAVUHdDaliTb3PiwqiV7thc61i7n+usU90MtXiDK61d96+pK+Gu8HLcO879mb0lraHO8Fu+JLtjV7R",
+	"12HVu2I6ZLF+VcUvUg1S6cZWphrDiXqZ9K15stdM4Cionk5DvKTIREhFBA8YoQRZrXFAeBrHJBoRzm5Z",
+	"okmkchX0XSi60UZYGO9EhGzd5uMufNR33nm1acJG0adqBXsUJZrOd0gwpgkNtH1rrdUbNtejzNZ+fDOI",
+	"o1s2oDvvKvX5zLz5ze6dXXg3CDN+L08QpT343b1bDLXw01PACR3iM49GXUtsDhAUevbkcgzkry2rMUvA",
+	"8lxBpVsQ3UM2ccOF1/PLLbvdh8XlX7veToosrLs+8Tebht06PXemNrHJ6MLU4Gvm+eWDPkJJVTHY7Afz",
+	"6FCImFG+cheXLa9929qBPMbq2Tk9/eqdRFKtH3Gk2ERuNnT9avMtmiR0/gxz+GiYK2QjmsZaEGixVSsf",
+	"gOdRcCOtpPtGa96aVTziWzmH6tP4ZqCYVAM41RnXB/lv9oX6h9xAMv7uKMUm00ovjbZD9OPJnFC8C00W",
+	"/9vBRPpa6Yn4NRlFLA4loYmRR30+ieI4supLPdHmCgsbHqGSfBDi5l0ShdfsG0kuj36QJGSBCJme3OQA",
+	"pijphPU5vtyYzzIdNnMv1fMPIhkJDl+NOPHN7T4qWkVSMGMfcLE4yZ2mNgNCfeRNhvpE0RpNxFNGaJAI",
+	"abU8mZOnTiPytPrDBwnTx0E1rxal/ZLz2oyPML1MoKOhehmIRF+o+1LRBN/ik2mcShIpScI0AWWrsfR8",
+	"XtjqkMsBMsOSozs3Nft688Di2WNG/U02Er0Rha1fs3d1ygn7pBiXi9MQqR6dGxjujh4X2NIDxT6pFfPI",
+	"poyCco3P0quJVAUCfbqWb0DFlhJ8oSqZUxzPlCUTqtm/kpemidDPRPy6ctlQry8sUX7/lRDGYwgbTpTQ",
+	"JOFZ61Ik2risJkSj2Q1yFsYqifXB3Ib+QxHfsnAQTTdaUOtvHAxFWKGVXE31sF/vkR/eWeUMh++Rq973",
+	"zTekbhyEZDhXzLBXwELY/u0+PlBJygO69Jx0N99rUfDRmCrGg/mmu+nsStxAuwBuf+FPxsPi0hh9Gyxp",
+	"Lux2B3TCSF1LGBYAdwHle2BqilR5JGEjLXhIyKSKeCYL1vO2m55UVKUbCoQK03ubB/F6jr1i8HuPKB5L",
+	"a7c+k4Gb680qmA7MAm4s98xBslZjwD3tmbv1g7EcjCkP5ZjesM0/l1AuRyzZ/AE1Gm54c0kjAcmXOwtL",
+	"hk1ugTN5WDwHygKueAAuSqEKHlzOw9nSV6pLOO7H1PmM3nNPpS83oPvpf6XnFyYzpnIwEQlbJtxwqTcx",
+	"BHL3etlrVwyql/HAgls7O/anYyqZvMeh3+fZqZ/JvoQRiu8kYRSCH3VMp1PGSZ0LcnR6SWIhbtIp+pJ5",
+	"nx+fkzhSLKGxp8Wm4z2i1UKCREky+dmoUg0zjWhR9VjCXpkqsihe7vOSCrFxn9cU5ch93pAJlq2fLtM+",
+	"rurCClXMNvtucQ5V1ImGORpOuTBncUedIyOXgbDTbj+Cd+pu6ZBspHvpoGiqh7HGC2pe0knV+JhPU3j/",
+	"ME1khenwTl8mdChuGfETqtgA/eXJVPoHpE0mjHLpjCltd5Xv0orChH4y3t52W6+Q8/62Kw2C/AiKCR6V",
+	"ywupEHDsrxXFLq/iHMPycJ5ur7WNJzQYMK7pNCwY1UizFdbXiMaSedbKjZgkAU2SuRYnMrrmVKUJIziQ",
+	"nN6dE8NixllihPCiiZRKlnwjiZhxEqRSiQlLimkPZMhioa1cJQ4wd0SSaTqMIzlmIUpSyolvv+KTa4Eu",
+	"PlAlqSLwSy4vQpp9tVuz++oV7KvjhCqlukAZizM5ylZnyhITlsAR5KaSkR0XGHpaILF1FOaWfACbu5Y5",
+	"L+39l3j7nVdLk3hxAv5Yqancf/HC98jOrh75bnvvTc6N7OGiBzYKROqSgUeCaCYG9UebudlLGyVvs3n/",
+	"25etnTd7rd2d162Xey/GQtzItd5nPeLlws5xRk60uO9WnM4iCU0cEs2qVpZqAj+1jMpXTIYpyCq4r6hX",
+	"LNMo3a2LE7hbcMIkwTi6LTEm8l8FX20rbLhJyLpH4lR+Jcoh1P9zeXZKgLqoS4zDHIScODBT9mqfmtei",
+	"aS7+txS8dUFnJidrYelgwCv2/dNUJMvPkzBKUKlZK1nhPUfudi2XeTgAg2lhvh9tBpYhEjJkI5Ew5HP9",
+	"yAEB84+gQwre4nsuiPR2l4R0Lom2mZPNnVL5FK3tMsX0N7ZK5PJqER+KlIeDlR+9MIZ1fa/dbhxgBgYE",
+	"rrkg5gVLBe7rvWW266aLrqV6Yhbarfzmy5mZ9Ktd1vDVS7y5TJy58ebopYpaj05+fFjQ4Ojkx3Pgjyd0",
+	"tdtvbGliWTLb2KK0i5pOJjSpjCbkMm03cLaVpunGkzPiiq+snDzEY95RFYwfuFPZiy6Y1OL7Sfds4WuL",
+	"SnWcMBrOBya8NYDEy6pTy0XAVt3ChRqMQDasuCmBocjqWAnjKpmDimQMbhZC8nLEXeAdj+e6tk6nyO0R",
+	"ZLMlTItpFkIgHpNZNyE4XKQz46tZoLcFNwAOvrwc3pKVXFyT5Rv1kfL5JmHMij0xZD2IwiKnLXrzVk3O",
+	"fqr6vasH/hh8AQvw9AxxlsUpKpd6daApn71kHjD+l5FIiO+2239Ayodb9co9rIizZDtXIsM8AVZEW6ql",
+	"Izq5cu7LbF2qVjWfo/4wk71grVdGCiULUhXdssGIRnGasAox8r1JV0MfG/jWKEnEbDEOIF0gQHpkr/0G",
+	"woavPn0y0QPZOCCUzwnmz5uIQsIk0y9dEkO6T2ZKSU9f/D2SYI6vpssgSoI0UmSYMHrDEmKfsuEStJXr",
+	"ESSYK/3UlGoNzXoPYZazSLIW0YfFhJGENdERYKd7P2p2w08YNSlt5SnMN5/BRiGukttkU3Ho1TRVRfx6",
+	"ICMeVOiZl/mIlE1FT1KuL1mChLRO44+NYvB8xGo8v//6PdyHs6iWLZMsOU/M2nEh+VQ4bZKUmbkXSC+S",
+	"huI8MsQN75wf68UaVm9/HYjUz1G/r98hGQR5G9W+pEU/zNO4SDD3bys2N26V1RIYJK++sygWFiZm5WRG",
+	"HqVtr5imh/K4yB65TXdbukTSltmjKJkWGb0UG8ut2apTpGPOjEVPYM56DRIWMq4iGoODT6QK0jkkCxKm",
+	"8qHgSBmjk7OCu+mzWbeBcex0TEYuNcs9hvOs9s9//M/r4HVuO4eMJkbXLfFHySrKv71qMngDOiADmoBn",
+	"MFKk7hdGgkn/+FE4nYZURkGjMjFxXFkm5v/zH/+DOcuaxyCjda8i+VOJG8Y9MqVSzkQSarY0I7ylccoO",
+	"iD5L525NNR+OtbYNM+BkZzf3zsrRlUPXZiG9GszI0fF6HQV+9QoLbOa+jqowIKDVkjCM9PLQ+Dy3acaP",
+	"Vly+Q0do0vgwploD4EraTISEBSy6ZQkRULmYpXmVonR6peENjRbxcfa+Sf8v7vk+eYf73U/b7ZcB7Az8",
+	"k/kHfe7Dei19Uv9oHhxSyV7v6c+mkiV6ofbt9uZeh+vo3pdb1n1DAQOgAF9PZ04w7UT/TIap0gvQ17xl",
+	"F0frRgekTMORJDSOxYzpub+Pbhlhn2igwCvF+nzCMGvMkuJ8yg5Qazvv9A4/eMT/3Ied7df2Sb+mv9ev",
+	"3fkkYRNxyyS+JJMImF6XkxBwaFDUCbX+pvLlZFKJSZ8bIephsjZJmEoTzkI4g7ITTI7FDPPG9Gg8yyEc",
+	"cu00i1GiCbHh6dVUzv3kbAYTxjAfI1LYQhgsoOlzk8hDIuUBy7r0NSqJ/1vCQs1g4e8+rI7Rb1vkSuon",
+	"SEK1BtfnwJDUTM2OEeO9cyj0NHU3CdVUTCFBa7+8EpAT6JbBkHpW3XLD5qBYj9I4xpBwTrICxdb2a0lw",
+	"i4mVe6OdoE3fsu/C3eGbJeJ0pfgsBGNerw3G5Om29Phe++365y2b3OdZM/l7PLihgPSAASoz5yyfLyzZ",
+	"uvhVlYhdJU0fNTF/nflTLglh03UVIcNlefvVR2Rv1cGIKkXlkfYIeqR+hVaoqkpf5M26eQbLRgU6Ggy8",
+	"QiGYjSULBplOkJ0Tu3skoTwUE8wr3Kwe4mFqbYWSWlqThRnltnJtXUOJYB/mpCpT/1N6quy37lfdsElC",
+	"09qqhtIQHmftnqOywX7rcUb8LEN9xJQ8+8oVEZRNpnNOr9mDpnTu3APFySxxPdjAzADc/GmVY+GDmBEo",
+	"SEUzNQO7oFqrSyeMTGjISJgyQq9pxEm9bWqm4YFicnzE1eu9Shde5tcoM1YVBzmTeXEC61fncSjUrPRz",
+	"0Kklqmc8+Ff4nRYF38MOo8z9sdmpcoUeDYyjxWej2v5vG8uU8gKm2bvWkJ29c3Fkv3tLyxudDZMZJcGY",
+	"8mtG6tq2eN/tkRe3Oy9cRP7F5yi88xselsr45psIB1Ga/uMQsV3LJ6Vii19Rol1XP1ZMXJGKDmPmkQkN",
+	"xhFnzYTRUF8hUGsFcA567coQLVBFlsE2FLOcSjdXswWU+S93VFRl4n0vErTNaS68sU98qCvTtjum4cBS",
+	"YxmMA7gC+7VhoAHSWFv6M20ggitW3LDGYppOJq8r141xxXjAQPhOmZjG2p5XZELnhuhaazO6AixbtV9Z",
+	"upvLiY/ZzV5bNf8gmsPPrCK6W1YVGruPwHQJNyui65lvd4VMXVvKlU/bqHDE3rIi2hQ4FGjCIOHc6JQe",
+	"EXHIpMKS843D8bBcLuFrUXfZIkRRJfZzy1PwfJeWtuS6dsuxdIMfKASBRp5U9OWXdZFXiplcawLSa6nn",
+	"MdKnCqHoEgIZPrF0muc2+fepuG6JWuoOTzKhKhizkNQFzxIGGA3GjeqoMVLlhqu7hsOXpYKsfe/jcZqb",
+	"zhb8lh/2egWssM2PwHsZyTw5E/bmVSPNZ/auq4B+HO3aOgpXZPIu2fXNcnXvEyStyu9d8Bjh8LxsybaM",
+	"M9pN2NivsYXjZcmiLpvXcufL09PgI3ANkPKzDPYx/SP5kT+vZ2ShQme5dgURJllMoDCRRlMh7Z+fXRqj",
+	"DWpe/H1Q5GWf1/1CmQJYcYB1wSSxv33r75toJeCsQrJyxK8hMtbn5ia/AbbMt36LdCH8W0dYPSg8aJhK",
+	"lewtgJ0V2sBon2cFOnMShU4/pKMRIPqV4kamEqL1LaB83oooYK0pxboIt7GFerTdtTGVCf10jI/mq9fc",
+	"bmNif5VBqIe0RnStzY+5l64BwAw522p9qtOnaZQwudVXRlHMBjL6kw3Az19hw8UzOpeQRoGQbYeXPxEE",
+	"KwzTAFJsSShmPBY09IgUmHwR/ckQVVIRxBGLOKHhLeUBq3S9ra/THkWxYsngIZUa5hX5go2NF8k8uLzI",
+	"IZ+VQvABQiV5uZtDVfZchopeSARhRnYE10uG5WISmCUBtD+XUYr8lU9/y7wJGyCjrSUgM89iecVWS5Sp",
+	"+4urY5VfvMes0cLs8Nc84I5xocIhCYVz/Fqf/YjYBz9MGQ8jfj0AZASTm8TCQYYt4vx5myAjbKh7mwj4",
+	"MjspEbNlVoIrUQHbAKPwzKxHDgCSAQVDcrGRHxt6rTeAdtgEHmIDuw2ZbInZhj7xbJXcS6sIbZE7yzRV",
+	"yYYVciG/9IvyrSxXV4E2FGR/QbxWHukocB4QpFuPBL5d0C4/oAeqeIW5PamaVxLbBSwvkSqoFqstFh9H",
+	"wTjngxKGeVq5YjP7cHab4PH8gPimBM3HwhEoVcuLn9xHzZ2LCRfa/tH3N28pZF1I/WBpKmfZe0q/HNvX",
+	"uvk/xm49wzY9piruxvy8enhegC0IaosVjcSEiVC+kwo+impbZ1ivVo763GpHDZPHRUPioywJfUQK9TPR",
+	"goi+Uyol4Aubk833+tzPsGIM8Cwecz5hnyKp4AjNaRB6mFRFwyiO1Bzupwnrc5vUhvVRRu82lG4+VoCl",
+	"yYtBd7I6YbgdK+Ayn7uvFK7mv5j/4TD39fz17+1I8he7dlR3Xu1DlitfHTv5vMZRUut+UgklH3q98yxP",
+	"zyECo7bi8PzqkAepBObINlrkJJpEhmQivqr2vZSL/EuzxziFjGMaFKrQMqr9AHUEixyXHdpOeN2sz6Jd",
+	"4UPFDz1MGpnBPqU0OhHX8pHk0Pqa0yeVR0vd8hZnakW4x2BHZ8hgzjZYgJJ+JBN1VZFczm6EhDFSpzYc",
+	"5CwBU1tF9tp7jQObTQ2CDJAsIZQUsiAGJnpI2RFy6QNV4nWRkVWe+y3KlKqNJ3DNmDxE4xXSqwNZLvlS",
+	"xLozp1x7gI0Mv0SqgaWxhyzShsZTFLLJVCAWoEFjXvtqQIp2ody1t0Mh92NMySBUDOSY7r56XZ2HssYW",
+	"BMzTNYXQVQCJTwQ9WPT3VBqQ2wftHsHJv2gxVkb7vJI0LC1wSRIWpruwm9sFDMyUO6C2P+xYNK/6OVLj",
+	"46NSFkVFIO+eJ2dm5m548iy1X8vFxJV27CY/bl1STepYsUDMEMrHiKshREB7/HULFN+VJdarQtGrKq3X",
+	"1EkXV/tRKOk5rHPzqUcZ73MM9PhIm6iLw7x3YLwURZhE3P65Bk9hHXpCUZguZuqjE9Qn9RmNIDqjeUIb",
+	"GEj0RiA2POJnXlKo03IlaJHs84iTURxdj+HGgte09GbNTvoAdU9T1ed+6Uj19VucH9b3rEWaOV59UjfG",
+	"z9HJj2D/ajsWXLH6JyUrSoIbLXLGybmQ6jphlz+eEEo4mznBoNWePqdklDBGZiK5YYnVizAopqdg7Fei",
+	"6A2TRKqE6knn4IShm84NY1MoXpzpZ9wSh2niKqMKqwsV89fCRN363D2hMOphUBIaBnadJdrUHsX0mvjN",
+	"pv5kc0x5KEaj/4T6Qr/PVZoArmAkiRiNIHxSrBvEMrP8nhZN9kf2jS/Qe8kcupdZcj/D4hEV9rUlxFcX",
+	"J63aAzX+LTX89So57tND5r+lwrwGauTR9Oln1nWfNgHN0dgK7XRNBlNRE9w4gTw7RpefbttHFXLPbpBU",
+	"3sl0MEwOzx730SHq8FKj0G/A0ZIYV5oYFZtXhCJIJwxafcoxnbIWrk1V3k0RrLl0UibsD1PRltWwxUxB",
+	"bE1fxVDsAaGxxFJW/5emAQZsHod+Dp40c6Dod778Y/f/hG/lyU2b/tebnckvwU/D7/iPs+7aJc2Ntnr7",
+	"oQdphWy9vV6Jl/+RUU4sTwB6jStUxFYLozR2pcFeGVf6gLRdqDFhZMYgJYOzDWOMxhG8CNylRyAk88jY",
+	"5kJisseMlE+egm6w4Wf1KRZVpSlA/7cM6Af8IkaRmZB68VDFugeaK8WGY37TMWSn6zazd09t8xUpBwlV",
+	"FS4h9zbygtSzP/6XWeSGh7pOW6smO26ruXBq1JjqWXNIdNywU4gSisaD5engC8iLZnuxJ++G0565jsDb",
+	"9O0tMpxrAlwacVExcqEMS1OlNffKDLiCed+lwQ1Tm7DwVqy1IUPMtdRZvh1cKLfVZM4UqcO6kGZGk6SZ",
+	"EU7EgzjVKiMBMAdrbDvsUjavJpwNGWaD+6H5o6KT6RrUpSGsOqlf9Q63MPdh8ptTL35ko5mWS+fdNOxH",
+	"VxDgHDX3zUnuoTY4HjpPa4OXenxbo2VnXPNqu3v6v9/p+b9sVxsfLoqyJdBoCRW01PqLSgkKiW3QrwS5",
+	"ZiqzeKf0mlkcNJ4h5UDf/s3U23t2ksgPe01fiXP0kT5OUcOGLvulSeI5OCqXqrHAXbmOt6Z1LyB7YodM",
+	"CwlTAhcpIe+jPW0+0aqtVvYtrdFARbdsfRAUdwCTsZ0iXzGztdq82ZqHsafd36dkT1PnAJnI1WjoeYt1",
+	"Ae58IYKDdzR32u2dZnZbVjlSs5D9zb3dzA9fREjXDzsJXdvZbb1qV0CfFy3pe0GUbw+kVxGxWo2rUjmu",
+	"QfP3/1U5oHyFzZb9BnIrWcavn2OpJ256hiy+47X33nivvnuN4B4HxPlb4AICjel/YNs8Ft2y7QHa4Vxj",
+	"HHodjUWa2KRtbFiwu/N6Tf+CykIiE9GxU66i6wuIBXXi+GEs6F6TB2f+ohGa8ogWppUpjlV6IjbXXv3r",
+	"fcGDtcxMg5tl0cQ0uHkkWGI3jZz6hJ9eMomqzy9f3EeA9c696C9GOSvBvx9COw7De6MMGxzMsWKTreho",
+	"K0LAES1fiodt8SXj4V9sb2E5l9e9P9T3u6hXLV//7ZClVySf6WV+BIZ0r3kGlH33rTX7sSFECCIS/O4t",
+	"AUnW7Gbs9hLOqWn4tsJeycYc8ZAt6RCvP/CNJFMhI9uP1np4pW9dTNWaeJGgFl8tlUigKjrxQN3Ybbc9",
+	"zJJMouuI07hhXVX5qZVmXbDKN820siPLaHorf7sNEfy+VRFFeQOpyhXtzdgQehu9kIyHPpmJNA7JmN7a",
+	"BDkWGldmJHH29d32rodLtof/2SMiIXvtt8VGSvq2tV0sYftzRk+BPUuLZaonVtN+tTGR+Q1/K4EMbIji",
+	"t8zg2NvNmRs5XZgh2EaF4VLb39u9u/O2HsZ3wXZf+H3Bctm6BQoeNbiej5B+INft3JLOIEHApoV+H0V6",
+	"hkFYlqY8JBiWBjpdAnMQppiSypa+0263Ms09pH5de8nrTGxh5fgS14bo06fGsrbP2+kyRXm/ecOQ0oIu",
+	"LkdpRst27XH1mCc8FJd23iqF2LdsP/WXM+P/Trb4InRJLEwtopkGiSS5YdMK+GIC1d31NvlPEiZiCpjD",
+	"kGKDd9qyiEaLHKHjjOzsQTezQhPD7Z0Ahdj7Ki9Ajrb3HxQff4IMglU6bwkXtnKbcu01acKgs6YWa/nu",
+	"/w5h/ID4+v9DiLJjxVKf6ztzeVc24pHB5zdahcf2+9z/pfkzqinNY0j1yv7u2TiHKUvKfnGz2e9zzLf9",
+	"T8QjH7NP5MPHzmHz8kNn99VrPdp+zWCc27chMHnLAJiLcI4XzH3Mb0HbPB7SJBxYDcrv87ptHjmbzVr2",
+	"Bvt7KxCTxj7xzd/NCKZi/3Kf9hHC2/3gkGn3ye2OV4BUXzKLKCwMf+NJ9fkNmwPr5/B4myELRMhCA0Bs",
+	"mwYa8F6PzKD6EXAW/PKMzZ7I2+iTT+JomFCgG00+o3kGfm7fLPs8kjJlYYv8DG078qQyppKomQDEb48M",
+	"hRoTROq1bV4FZ32eNXqdskTfW8xYy8gKOaG4gZopcrDHCz9XsOclQgL/wOaPGQ5ZiRm9QShhc1zibPyP",
+	"CqW9/TTW40Wvx4CuWooHYDYvrM0DFZ6FpX5Svcd97RHrZHPUfs/atHvNBWQ8s6k3xfFjhHybto75nImK",
+	"WTxqDogd3epZPYyucqvzlJuAuKgVzdEre7wyAoCfklxHt4zn0DYfu5X6v3rb8227lMOvB8Tv1/q1rDOJ",
+	"699dsDU2aB7+hVp+Lwr2ZfRY0VJ7G0C7bQkiw6Tbtl/0YkttyYI0idQcZ4/SDHptVHee8sc32MUEgX3H",
+	"NwPFpBr4ZCRMAsNwrg27mFGpyMvdirzTloWty7U8cSPTqmvt7g6csiOxBI8AWugQyeJRcyygKarRjrJi",
+	"dMmS2yhgLXKscrgXnfNjKAKxyAAxy/S/HHDA7Y6+E2oRCvm5UJI7E8kNIqpL1ec4nuEcsYQNkE2UgNpK",
+	"ri5OYN7Q1Qb+0JZFq8/7/Ntvrbxtffst6WJyJvZUxB79RKvGMFj/cx/kYr+2T1qtlkf6IB/1n5/7ufwZ",
+	"7AeUsD8GrVarX7u701uEj4PL0jyg9eh+Dd8ChIF/GJzlfu1/3634wt2d3+rzHlSaYP9Z7DYLmcTY5keu",
+	"yCg2Mwc4Zj3vjnsNlJpArzvYWuyPnqRxvkK63ecL8NLYGcg3o/cR9C0T/a6th35Vi1yKCf5T9jl4l3Gz",
+	"tEoHKNYGI4IEYxbcZDaIybvBlkLY4gsuwyj3c9BuVxcnktTdILunR+dnx6d6lL799+DdydnhD90jwLNw",
+	"F69OL7qdww+ddyddv+EVuxXl3/ih2znqXlz6CKQhoz8R4e688+vJWedo0Ds7G5x0Lt539bpg9Tl4xxHy",
+	"Ym/nZaNFOmRK1VjvG6x5JMkkAtQJr88nNNaqNYOOZ1qIIztz7PlpcpLyNesFaG9yxQHprM/trprjF4rX",
+	"r7lItFH10X0j0udoDnLGjFM/Drjc04QpFu4TSv5IERcrq0oKhUnrnNJEQmX9kIbE/399wmRAp8wjtM/9",
+	"A59INqUJVSJp5CmpAqec00nkfD8GDNzDei0DFw4caRdNf/uq933zDRGmbx1+WJIxjUfaEKbw+87rPpdp",
+	"kohrqvSbo4TU9bnYT8M37Xa/5q8Zl+EZLY01xyxpjmalcqvV8kk9L5n1Fb3rfW63mbhd9kiKO6bnYLNc",
+	"b9g8N6Id4l+ddq56H84ujv+re6SHg8JK3zZkseDXADYkOMvRhxZ5Bl0I1ybrlZUwKdIkYNJM7EIvC5z2",
+	"IBG6NBi7F03onEzoDSM7XrvdJpPqDDo9M0ihG85tapwpvAC2/UYSv9nUSkUTPtM09/geMVV+bnB9WAvJ",
+	"lBbkjQPTBU5Tb8rhWRbqf0FZXfYcOAVM6zK4q9XnZ7eQXg9/wr1GtkeS7O2+Jf67q4vL3uDk+ONxb9D9",
+	"5bDbPeoe+Uby97kPqfzNzkixxMpOEumRQd1Ci3TQGSkEJtiPTI/fVI0ZVwbmQguG3XY+xTBbnwYGLvWm",
+	"0TBMmJQelO+5ZTXD3dt9q0fT6XVxrG6QhREWkF7AW49yg+m9hAOyz205ouBYJzjjLeK/wG6wf2r5+ALK",
+	"h//MGjHZYhiE8M8h95idQJ9KHAWMS6wnM70rpzQYs+Zuq236WqBSYf1hFH5uieT6hXlWvjg5PuyeXnbh",
+	"GUi+VuB7wbO9c35c82q3LJGogbRbO3ibmDJOp1Ftv/ay1W69BG+sGoMGZSem/31d5UboGAbbbbdzzWHt",
+	"IkWSpFOtumRiTokUHVxEqwJau9BqlMPTOQ5r+7X3TH0w380qxWA8u+02InkCKAAopGU8lP3PObVyPZiN",
+	"sxZBV1u0AIpTKWiatf3ffvdq0tZT1k60cabvnSZiCI4ceg2QSQY253f9sCGPDRfUxMntUll55pFX7ZfE",
+	"v+xe/HR82B1cnXZ+6hyfwKGba/hcta4X+PUvvqxuRnBq0mCsTTQoE3vVfrnsE27MLy5RK77i9JZGGLhf",
+	"tTN61tH6rbndeUGnUfOGzeXS/Tlls6z7AXH2eRjJaUznFgJUjFBo6MMFm6rO+OJ+nERSdabRD/p7T7gj",
+	"+ImC42o5sZvTDXOtwT0Mu7KH41m9K+9oPsC9195Z/8gVp0YPQA/e3u7b9Q/1hPhI+dx8SyLVbDC+Y62M",
+	"cRq79iAPorUc30tVaqSp7bMb3FZLae4SpBIIuaSUeZTGsSUb16hT8AD6kibswKAgYr076CX6GLr80Gnu",
+	"vnoNZw6S4CK1oZ8UiaHmahveiXD+aJSW/4SjhLu7uwXi3nlk4i67lJfQt17XAgbrV8peSdm4rIRyS9DV",
+	"9FySnS8+37D5cXiXQaVWk7reDanEFF0R2mahCkEUQevVP0/ojbVlAhrHoEjjKzXZs3jUWKRzBE/J0fmT",
+	"itUy7MsayjPGyfNSXntv/UOnQn0PyKV/U1LFfVhLqlq3NTYxpq+VtS/7OIlCj/g3bG4K0F/ukljMWBJo",
+	"pSWDAYcGSPpJrTLbsqP9GjBALR8SwLTCjLJyuSj6I2vSYyD/TPNYGP/xIp95VqmjFI/yCiQX+waP8II6",
+	"c06vI452SgwtCSJOfK2q+aRecCBCVX9jH39s5fJI8YIteHMXcvVwfrUedHTyY21hc6poIrvlxSEW2N15",
+	"n3EPwLuSbQLYV7X8oruaNky5W+KN36nIXfn9CQXJ0cmPq8THGWdQsWhLZY9Ofvx6cG2qkoWMhk103WMm",
+	"Y04sfHSJlHc57sJseGiUiHy6DUU6rCpIKq7W8k6iG2gKENM55kuvYFDQ8NA1rI1n65MwXnuY4U67iS8z",
+	"PhtyKpwzeijC+SK7YZnB94mYINM9GWGXCjSWHI02DS2SNtcUpvcXPyLbGzDFoeCjOMIA297OBjN5Lzj7",
+	"u7IcbnYGxZEhdG3Hg67d2kYmOLbhIHi0aDFpzq8WMYpZrn2b7VQTR9I0YFg8hrru6w84jJbE8LORgCSP",
+	"JIaXnQpROr5ybdUydtuy//8GYwG3tslGRTjabHyAVFvH2JKfi9772O4CsguXjL5Q41mp9mxa4bs4i3No",
+	"PRL9yZZ9fMXJ/6p08H/Bc7+yS/gaBcDt21cVYBMVgOXY2YqcjMWXe2LQ8JWFlEl9CGcojSYTDpIiCVRB",
+	"mQsm/TKSfV7hvzFnOfj/8Zjr8z6/ujjBaC6pV0ZstaZtff++0Ql2dokSZLe996bPgzFNaKCKIVYXtDUg",
+	"hmMhFZmkUkHoKr5lfV5fErg9IBRvN0FCiDCZpyRRwiOUxEJMhzS48fp8mkS3VDGPHL4/7fQ8Ekf8phmL",
+	"gMYeSXn0R8rsX5M0VlFAtdxOGMwthNh+yuWUBdEo0qe/DeQgUuzx+e1rrSZNCJsMWWjRbLxcvLUwERuW",
+	"hggx5CoYqFkoGMlFgd3Gol4NoR0Ig9UxqQN2ClYhQNd7SKiLy0E7HxMKbkA0rP22z/2jq/OT48NOrzu4",
+	"ujjBkKfJRlq5vx5ZDIzvu7KCV+0+txF0PYo35Id30IQrjrFXgUTENmhXIBsHJncAtnrIoOlBnytxwzg+",
+	"j/fh7/o8HIs4JFqiJSImGSkdkA9CKq/PC5Fajxyi7GviuZP93ZtPmUd6CeVyxJJmlwcixGj8oeAc26N4",
+	"5AfGps2Oti49cp6IT/Pmtx7pdeHBKNZLcTW9TmjICnnp35bTuL/14Ti3PV4ghFbl7uxmmH5P5/Asp/Hd",
+	"FbMBten/lC5Q+/kNnaCO7r+YJ3Rr3flv7TrNwUpWHUFltddZnstcpx0ixchiY+PZ47YU3alYkqYFpbMj",
+	"NfPEjGrxrdVfeQBHWRQWcmCgGGFGk1Au86oW2OmJ1aINPasFcv7qXn1y9+oacvaWuyQXNCRiOxihmlQZ",
+	"sH5OituU1L6S12OT13umNqKt7Uxy+6x1x2mbtULXh2x6l+RVzLU/IL5RvaA4i3G87KEDL8AUzT6fjUXM",
+	"yIROjS1AbXomoZAqFJjTYDqNjbmQ5VEBrqZ+Ppd/mRVpYq6/geQ1LS32iVYpyj7594JcHv2grQ4aSuJ/",
+	"jkKPmAfufEyLOv9wru8peAAAMlVPuFGlRRXrFJ5Ii6ouhthIi3p8IYCD2e7YMcv8r+ay/BsKEty9+6pd",
+	"LwA+f3u3f1nQVPoUHCopFPqqKI6JxQ7ATFPEXBimaJVlteMpV1Fc7BkOtq9MJyxskXOaSgiem6YLhbso",
+	"4aIppotHq37qWdU5+ODmbOV6SHw9bB+bR2An8pXnStybYZAKn4hjkGQyI2bIAjFhJEwZ+s4OMgijAZxL",
+	"0MEDgmRwrE6qYl96vH9tusfcu690//gRKr33j0X4QlHFmll59RPQP1QgxiFLwKNHxCgHNFUajrGtIP/K",
+	"18Y9GbIxmPu2c0MFL8AULm0p95P5p5ZXfv8V0/S+qlUVrNMJQ0LzMQ9Sj9k1DeZAmY0c51xm9yxnnjy1",
+	"bhTmPTBOAxPENeUTy8O4Gck9aWb1EliANTL+S6ZX/zvIeYj8mRWWeXJcSqXeU0jvThhiOVUgeJjbceyB",
+	"COdHJHjDeAycT6wQNGz1eaeE2mKjQmom8mS0TyhR4ygJs2DUx84vg8vj96fHp+8HP3R/vRxAhK975C/m",
+	"CC2Nn+QwKr6eEF9PiC1OiIecCZtkkINH2iaH50QrdHhwBRQIEwg5Qnvtt8Q/7JyenvUGR92Tbq87OOlc",
+	"9vIs4i+Le6xig73l2e1/n5DEvwOJ2hjGZlT6kDPBq4jZ5XQnSC2XN0+fWS5vNk4sh3ytpsNmqdTIjrkx",
+	"RJKQJcsy7w6IxQjBpkPYg2hpvp1FHJHPmP39V8oBs/PfKgkMm8brVfuaBrZRGli2YHkjH5IdV2SBdapQ",
+	"GLE4Cd84ESGLGy3ia5rz98kO9Ghrty1YjNfnyMwe8Vu+R3yDNtP0Sd0vQA37jRb5GfFSfKQNn9QRrqHP",
+	"AdKGeiRM6EiR3fZuu7mzawv4IyWJ/x/2GUnnMisBdtCkff5yl/zwziNcK34jljAeMMCTkVHoaqk807EW",
+	"JzfFpjLm+OzzLCMUModsBug+OJ4RY7SIaFE6gPu8gAthoD4KeBUjGsX635Ch1FrIqer+1D3tDXq/nnf9",
+	"rDYaJFKE/YH5ikQgy2hPmwlUBlB67lQg+/21tqjjiK+pP0+Y+uNWuUrsLJ68Lz5ral6p9uLToDhkyT0m",
+	"w7HIsSRSRCo6bxHTHkpzVqRyWT4G60qWipcBrUjbqBZUxZw0S1KCCoz11MfkBklBR19zgJ48B2glXbsU",
+	"oMVknmellb+sDPw3SuhZQyhbmlh2Z0+1ir8ipWclbGamYOVzeAwI2gHxP9/5fV5HIGbK5065AYWHyUYe",
+	"BpJ0eGbugG4UUE646PNY8GuWkCHLpPIBSXnT3K0FMQIQ2cf3yYjGkvkrsnCeWIVZggH53Hk427PvQrrU",
+	"V35+wryajXUaxBd+mGV1qURiGBR/0IoPYJPbMsMphIJuWbmew6GayXSoPz3EnqTaXNKD7/O6e6BQ2tbw",
+	"skzAQsWebwvyfNubqc8jafMBaRyTiAMSmUoolxTqHXKtlk3G3wFp514byT6n2txxmdiIa1jM47mGwBfx",
+	"8bqrDobIgVsIk1cESG8RN5YcVrrM6JzUISfRyjLoT+FZXEYPSpWwp4RHTA9tjzgZJBsOUDLLSkKMN15o",
+	"JwBkAIUgDikTohuZ1ajtwiFzMhMqd5xVN+hcHH44/ql7pDcBbmeftPnubD27pc7EhGazfV5QVEndvzr9",
+	"4fTs59O8wdjwXAGXNOZ0NNLyHb/U55iLVWiZUV8wVo3Ty8J0tuB88fvcgaZG3Pa9xXc4s54Tv9SvxCd1",
+	"AP0zk2poQxrb4+Sw/PWmKSisAepDgB8zPJO63+eAFWYfsU23kF8OMmcAOsCPj7ofz8963dPDXwcfjy8/",
+	"dnqHH/SZc4hZM5CuimRUqDLPrIMCPOBiWlmuE+0THVNVzW6/xBl1bs/1VQdVh5Oo3P3oQJMuWGOczSBG",
+	"gKl/cGrttne/wDB7BfmqmcRJlRlL2GI/qK9eg0fPysN9yh2xwgjx3AFWlapUefS6KqKVptiTm2Eb0ZwR",
+	"qlruMK6SOUJ9WlQIRSY0/KrRPa2FVub6jay1RZUO3hWFpH51dXx0+11jSQwrWh3AWtPFKQtZfZqKZGOc",
+	"CPZpqj9XDEpludVzUG+maXLNQlL/DhpcZXbF3DzeOHDwwvAe/UzMRoqIVC0JcJlBrlk9zQz+hJWgkjJV",
+	"lt1GIpUQAWqRsyn9I10KfoDPLkONeLWzW4mw8DcOocEKbxU/wz15VpnyFwOoZI4sHZ+bK8vDYRcsEElo",
+	"QeljgBsAePDDy5/MC0u21zeyUIHa59Sh2+5kGqt5NIHXtwoAl1zoLzG5Dzfq72iLaZqIMA1YmIOYsXCy",
+	"gLqqogkcHJEkoZhxrSyzELogZJ8D283X6wns7DvsQbB0+NwMw8L/BpRjrT72PfATMcN+jr4t4eLpZMgS",
+	"vQDgKCpU3zoDxkx1RmWfw7GGCLLuRtu+LWc2mkcwRAcCB6+A8WSTwXzGw4GetrVzYB0SMQPoWZlv96dV",
+	"eAW2vOpzuzywZJlsK5iUTr71eZ9frEQxqAR+b+znhtfnpuOZVDRReC1roPh218jdKU3UAfHDKEHcAFhl",
+	"37a/gNZwsD1jCjQScWyLYce9T3xzyfRMM38Nck0H9VAyBAGThmcWG4W9JLt7BFosmoMAdkdb9XWccJ8H",
+	"go+i6xRlfuPAHRjQH4OYSjxz8uBQAsrRBs4WfyV+AQzoaWOW8IkvFbCEj69VEx3bGClhbBHNlUOWY/J/",
+	"G5FuY4wl2Vulvzm5XlSb1uIM5BY+jxzgrUYOwP44VqzEEb/J4pNjyvXOiRSBCizs69LIYkb7T6o6bAo0",
+	"kBHh3yKn7y8SKrSbWKVnLDVOn2nnN9vyr9u8zoZctcdrjUaj3zyz1YhJx1ZQrW3H8LK9a1y/JwIJzieS",
+	"gZOG2q69WtgR4/49vPypz+v++66p1sp/VGu0/9uoGP/5z3/8Tz9tt3dfy+ha/6EVOIwHjERCXpmWJxLh",
+	"j7DwZUqNOo9v/QZwBFFnMeACMBLOWAjakUE09vo8jm70mTFNmBky9k9rgnuPXF2cgJIcKXuwGoENkxwm",
+	"Yia1zgOwXBhYUELEBxWtxbCGwcY4tbzHTBPMQGn1+TEWOg6liFPF9skwjWKVqfOu4Y3Vr1iIYdQABymS",
+	"PmexzGFMGvXoG+PdRzXe/yCkQhSuDncOAENw7vjaaRO/+8v52UVv0P3l/PgCCiTsldOz3uCi2zn6Veuc",
+	"e+23DQxJSNgd230tiiM1h8Jt1EoNvJv5QKT2rbmFKqc1OgiVRArBTasx9EDYioYKjfDIEGu1dHyJjuNq",
+	"2JVF6tRMluuneAi9Zg4RBKyCDbAHl88F0orfqlV078s1GLRcsnJIBTWB1C056D0GIbCc2csfvPsbJNc/",
+	"zrmlBfiqY2uRcPcLZqQ0QMKGBOt5WkWDDmjYI7OxkPYxmaNZ5cygRisHbPu8s7OMWpibNgYNkx84xBWI",
+	"sQhue8t84bOyRPIjhDj8+56f+ihbCUOvaHLNnFuoMHuoUlb0hhUOKZT/tpUpeGkgeI4sKA24ry+ja/AJ",
+	"FHq235okkGxJwOlkDHDpeyTlIfQzu2FzErIE0nYWT50JlQr7nR8Qmus3R2MFTCISvXMsuubZSHPm0Evi",
+	"f3928e746Kh76kP/PjzQBWeGq8BBpcl1SqVkYeUZROpU3vS573QUH8kFCFqvX8PTBweEwh0Noeshxwhw",
+	"+PWM76wOff48cvH9IdnbedMmf6RCwcxMa7ZEzKy7XMQhk8oalH0OlxvYN36sz7A4nXDpABgG2H4/71/J",
+	"/5kmMfSJlIqqFPoEUKXYZKqME80jftY+HLoG2DwD+LvPfctpg+wV7lJMMag+gcsxlWoAjULhQfCn269R",
+	"5R/A6qNrSy/Ey5cv35Kr3qFn20dafEz9wLzV5+cYbkfL1uFwujJk642DNmeRJFIljE5YqDcnMknwNOzz",
+	"BV/lAaGQ8A7t9WmimjM6J2qciPR6bDuI4lJb9Mw+z3fuZDx0efNRzAijSVxZyekMqu81t66RKD9bVyUI",
+	"qEJ7Fo9EnFzx6JPr37cM+xn5bTNxE3H1eq9WETPwquSJHpVW8hzb1V/vVZZPLQWmltH1yoHlYiU7u28q",
+	"5OBaq1SxT+pFIG+L596CylJlcD69YmbRWo8iORUyqtbRNHfSYDyBBBJNXHrt/rOPjQSbSPFNbba8DKIQ",
+	"/s9agbzt1/zak2hpL59Rw8hE937xLMp3mCWFBrOzRPDr1v10wy+vPQGji2SJJvWl9KYlnfysDZQded9I",
+	"ONus4CxY438TlSoW15s286nu3EPqwzmJwobJpLDBOXCRL3ZGOIfQDp5e8iaaIrg3JJ5pG1/r+pNIlcJQ",
+	"+B2IoKIbnlbjdZ7ouSwsceUpkekKy1oEsOna+tUloWvUEgrvXcU6BpvtEp9a1jjBhcUmNIQutBXtEr5E",
+	"PwSX7p61jTEjgq+uHlJp9dfR7JqVsQFMqgC+3YTD9NpEk6Vrk8UCq4cSUsWa5ud7jsdR8pqh2EDlvQby",
+	"PAXLr75otoXm703zLOwufC1S3iRBoyJ2t9gdx970AkNQTRrHy7PsL8VINfFGSdIpUYL4QGV+XpSZZIV8",
+	"VkfdWH9o9G3QUsr0XIzjj9kkNjgCHi6ln/1gcWaqFm33khKr3opi6tFeu7oD3l+pBR7Qj2bJVbLl5zH9",
+	"gvHXv2/FJqYRl9OStpIzQ1tot1zSmF2pyCKC9AEzihjAuUw1CeqgWU0JdsQhXRqMtfaNdS+ciFQB8Oc/",
+	"//H/g2cIErY84pu8goG9ROoupww8bMbriKor3tQA/AUu1GCE6UF1WzuSC2s5dbsBn7SN/A2wKA3hzwn0",
+	"g68WhHY938GqPU3yjms1qA+P5y6AwGnC9L4y7OMzLJrlMs9Em3ErdoJcrRVgo76lCoFjISyaxSO6pBF4",
+	"fS7gdTSO55rNMHffdEcgPg6jCMaLCdP5Do9en5vWlz5R6BfX9OIy5Ih9DannytNgvJ6lqAwzv+ERX6o0",
+	"uLEvi7hm5OuESUnq2s6dQprfBtB3uEL312aWewQY16frb7Vyx099RqdBwFjIwtrvG5/vT6rp/F3a57rd",
+	"2kgSWZr6Koo26+dZ0h1GEUeEka2UCCOWFpSIKraDQyXHeP9yZ2dumuvyzxIm01hB3I+hTvSVbDcj23uf",
+	"oOuyYnOarpcv7aw7pNfQ5j7aUoe2RXooqavQobCkLNtU25Ky7HollXXl1QroU2ZQmk9smDyba/L8tUfX",
+	"U+NbrpTNy7Nun49oNqSWryTyNElIa+jj/i3vq4TpC5N7sRJW1NxjkUVtPZCWnXUsixxTOZiIhBmIwwhM",
+	"+4QRmrA+1z80AIwnZ83bFB0rehYEMuWY4wFi1utzKnOprJBY45GE3TIKmISmZv9Ar58L/kYhqQMOBbm6",
+	"Oj5q9Dm2XrX1/VhLlpVJQP6t1ajsO6ZUwclenblhlrdjF/EJmdN8YxMoe7unXzn0acDrc8V65sSfuzV/",
+	"JrYNKA9YvH1nk/yLl1WSQoxOa7X+FLOYBglTydw/yEcxTbsfSfyyteyTeoRJSkcnPzZa5KwEcWIKEC97",
+	"nd7Vpb9B+OIQ5nqhx/AMp18Hkrm20JjK8/+KJf7F2fRSiSkgJc2x9dpW5rBpNTdfU3lSAZH1jcw3fbTl",
+	"rzINxiSgcdzYz2MP9Tn7RAMVz00qoimfZJD1aqwKZ094gAkFTAn/qN+weZ+b81hOaWDPs2F0bWqdJblh",
+	"U4VpqH6ZK3xb+tHniKSF1N4iZzxgBZSlSFrYheGcOEdfDjILar4hRfai2+ue9o7PTl0K00GptFnrCiFV",
+	"FI9eIzEBBrXPc1gPmNxElBCrj12T+/lQoUDDMEJ36XmiP6Ui/R50DhpfGVbiLBMGBdyuvzj772wwsPeC",
+	"s38JHfobmaGF0RzHNp7plEbP2tOc0t/rA9q5pU0l/eJZnEM5EDLP1oAqRyNupI0pKLGgdlhHhfVq9qxD",
+	"kLrIYTX0OVzIIcwdh/6+FWKJNIDjrBmmyH6MCFN2FsckTMQU34Kr1NCiJh+AMGYAGSVMjp0NMkzDa6YO",
+	"3N9G2EGxv4q4ASYn/lH35Pin7sWvg+PTwfnF2fuL7uWlT+rmA8L5aiJ+3fD6XAuvhZsL6k/DW9BdSN3B",
+	"tzUOVghBazDttI2DW+ZBlKCogpO93bcwjPOTzq+Dk+OPx71B95fDbvdo05ZA6Ft7BjcBfmgLDSm/q/9q",
+	"2tG/ujw9QjbRfFgKLuB+bqFTARs1uZh9CbOFs0/KCQ1IacRgasRdF7BHMFXASDkVs7+MnQJLAKpkyggX",
+	"s6/GyV8gBqK3hJIZjVQu4UfvzhpmUkkULHfUGYxQk1azkGNrbPJZxEMxg5R0B5ijoglrGC2AKm3ZU5ef",
+	"M0EdwDwWSUJjzOC3aL3RhEns1zpMgxumiIz+ZKR+1Tts7BN/Z+wgmII0SQA8GGrmXd7Oq7c2/TdSHvF3",
+	"98Z+4faxSBN38+7Lws3fhcV7XzfhbjMQ99B3hYdetvVTIqTz7I63iGyEt7UILKUtJJslkVKMQ0Y5DcYl",
+	"6CkDAgkCBBQjyq1hNKFzEtNr/SAdilRlgqbapsHt3V4Jhed+hg2qbZDobB5wXZafNPzvPrZaTCF5AaSA",
+	"JuJ/G6CgI+s+NMyNiG24GgVhgLRRlgUvMu5bWaFiuFdO40ghCPJV77BpORnZRWo6tbKoIBosG+vnXreJ",
+	"4KxpeNg8adkW7rCoXIY98dobIqNPeeaUlhHh95dt4D9X12qqXCFMTKWCBKYhs3nQltvrU5qoiMYN884W",
+	"eWdmYnEtCkhp04RJ/RiYFX+yRDhiW86NvWx9/7X4MpvYxqxpNu7flze1zQaZq7gSq/jT5KhuVDcGNG0K",
+	"7MmQxYJfS6IEOO4oNyAwNpAVRxKxyMEBKBmTiIevj2Ix4/adxkSPJJ7YUpCxmBFKgjjSLAAAgZLQPoeO",
+	"twWImMOTY4iuNVrk3MwiD32CZWvQx8E2DvPdiQgj/ec//scnxkVooQcxPcJWAZoJL3Huma8+pQptPrGO",
+	"9M2Mvmb1rOEUvVYBjWPTQfMbaVcuxyKWljIemaHTSL6QjIcrktezHhNZrNgAnWN/PReDW+zw4BWBTYFV",
+	"ciiQWEup2Wm3vZul8cRCqhbxja/MB2fZDZsqAwVEwHEP3f/Q5Zv57euanyrc8jFNrlmfm5RLSWSa3Ea3",
+	"RunOsoYKTv6c38hr773xXn33us/xe3XftDwY9M7OBiedi/ddv9EivqlM9w2gU6FLhgFH6PMEQUKddfuh",
+	"2znqXlz6xgLQi+igOrLGvVq4mNcDasXqvgnuSY/YhdNyzS6gw61AN+Py5gqlZgqkspeCa7LxjUE+DJ2K",
+	"gEm/B6XXu0qCLMaBzQyr2y+QDrZVAKCtcvePSDr4fdnntgmIfsZVoztM6izrIf/4Xnuvz/3u6dH52fEp",
+	"QgN9f3Z1elTZa+iS8dB4W58o+1J/4Qs1btCf/su2a1g3uLzPMxvGl2vK8NX1UhEXhsYpZOYYaLm3pXA6",
+	"rSuwqowG20opxSaghaEQMe4ZkG5yTKcMTygUylQS//zsElEJCyPwPRA/fF7sepRD8/YQhBCqsqw2aEuz",
+	"Ig54PGmsJGZnWC8mHFWNfWKhf/pcH4T1BdpteJjtRSs4cL9aGDc8C1thilQA+FrvpwHu4NexaWUzE2kc",
+	"kjG9ZfaoZiHUdgFi9eJRB1Vi5ePLWy5IvVXNdUgXPTg4Zb1bAGuVwSxs0jcKPT+wRnihz50qgQhQ2MDI",
+	"fMGzjbLgr2+kQxqyrZP6nI5G1jaAw8rE4mZjETs8xXwP37oVgziRRp+bNlhZOybsCZx10yN11xFZD0Oi",
+	"o3wownnWmPgN+Ri9M6jl2Kd/9+1Cx6dC3yFbIaToDSOIpM7npvMVZjqM4X9sIrGlGPCWK9/LdTjSeoS+",
+	"r7HmIHzKOj79GXj/FzwS1xYjIAUbUjI8/9Vo2eQswCo7zQFW2lp2N8S05IwoYuB8rg0ZTVjSSdW4tv/b",
+	"73e/65+15VsFYUNJLAIa2656E80nSQo5CWkS1/ZrY6Wm+y9ewF1jIdX+m/abNriDzFAqWj/kI+4Fr1dm",
+	"XCjRysrHrJdJ1qqRvCQLEqbMC6VWWW28nMnMMFEzQbRIvMVGf5nSj8LvT5bkv3kZXXNjIlZ99h2sIfxq",
+	"jzZrVDpD3L3L+Euq3nNpoNfcjmrZlSHcqjGLXPR/nnul29/FV9rsrlz3w/1823rT1QHxZrI+z9CxYlWj",
+	"qPyGYCOfxW87N5Q+RiOpjJdY5f0TuTmgI2rxNSfRLeNM4mokjIYR/DVNxBC7R5s3fGA0VuOKF2RQ9jKH",
+	"HkLGkT5w5l4O5t/5eeRYJKoZg2Wcw33Kf84CP1VTYdGpkPNv5d7gHAt3v9/93wAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -86,5 +86,26 @@ func BenchmarkAPI(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "msg/s")
 		})
+		// Publishing an event to 100 subscribed endpoints (project b's),
+		// one publish at a time: the time per op is the answer's latency.
+		cb, err := gen.NewClientWithResponses(e.url, gen.WithRequestEditorFn(func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+e.b.key)
+			return nil
+		}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range 100 {
+			e.createEndpoint(e.b, fmt.Sprintf("https://hooks.example.com/fan/%d", i))
+		}
+		b.Run(d+"/Publish100", func(b *testing.B) {
+			for b.Loop() {
+				r, err := cb.PublishEventWithResponse(context.Background(), gen.PublishEventRequest{EventType: "order.created", Payload: []byte(`{"event":"bench"}`)})
+				if err != nil || r.StatusCode() != http.StatusAccepted || r.JSON202.Data.EndpointCount != 100 {
+					b.Fatalf("publish: %v %d", err, r.StatusCode())
+				}
+			}
+			b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "msg/s")
+		})
 	}
 }

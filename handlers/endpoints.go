@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/hookd/hookd/credentials"
 	"github.com/hookd/hookd/customheaders"
+	"github.com/hookd/hookd/eventtypes"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/netguard"
@@ -36,6 +38,13 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 	if err := checkAuth(b.Auth); err != nil {
 		return nil, err
 	}
+	patterns, err := checkPatterns(b.EventTypes)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkText("owner_id", b.OwnerId, false); err != nil {
+		return nil, err
+	}
 	now := store.Now()
 	e := store.Endpoint{
 		ID:            ids.NewEndpoint(),
@@ -49,8 +58,13 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 		HMACEnabled:   deref(b.HmacEnabled, true),
 		// (the validator has checked the enum)
 		SignatureScheme: string(deref(b.SignatureScheme, gen.Hookbridge)),
+		EventTypes:      store.StringList{},
+		OwnerID:         b.OwnerId,
 		CreatedAt:       now,
 		UpdatedAt:       now,
+	}
+	if patterns != nil {
+		e.EventTypes = *patterns
 	}
 	c, err := s.headersChange(e, headers, b.Auth)
 	if err != nil {
@@ -96,9 +110,31 @@ func (s *Server) checkURL(ctx context.Context, raw string) (string, error) {
 
 // ListEndpoints pages through the project's endpoints, newest first.
 func (s *Server) ListEndpoints(ctx context.Context, req gen.ListEndpointsRequestObject) (gen.ListEndpointsResponseObject, error) {
+	owner, eventType := deref(req.Params.OwnerId, ""), deref(req.Params.EventType, "")
 	es, next, hasMore, err := page(req.Params.Cursor, ids.ValidEndpoint, deref(req.Params.Limit, 50),
 		func(before string, n int) ([]store.Endpoint, error) {
-			return s.Store.ListEndpoints(ctx, projectID(ctx), before, n)
+			if eventType == "" {
+				return s.Store.ListEndpointsOf(ctx, projectID(ctx), owner, before, n)
+			}
+			// Subscriptions are patterns, matched here: read on until n
+			// match or the endpoints run out.
+			var out []store.Endpoint
+			for len(out) < n {
+				batch, err := s.Store.ListEndpointsOf(ctx, projectID(ctx), owner, before, 200)
+				if err != nil {
+					return nil, err
+				}
+				for _, e := range batch {
+					if eventtypes.Matches(e.EventTypes, eventType) && len(out) < n {
+						out = append(out, e)
+					}
+				}
+				if len(batch) < 200 {
+					break
+				}
+				before = batch[len(batch)-1].ID
+			}
+			return out, nil
 		},
 		func(e store.Endpoint) string { return e.ID })
 	if err != nil {
@@ -132,6 +168,27 @@ func (s *Server) endpointView(ctx context.Context, id string) (gen.Endpoint, err
 		return gen.Endpoint{}, err
 	}
 	return toEndpoint(e, h), nil
+}
+
+// checkPatterns checks an endpoint's event type patterns; nil (none
+// given) passes as nil.
+func checkPatterns(p *gen.EventTypePatterns) (*store.StringList, error) {
+	if p == nil {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	out := store.StringList{}
+	for i, pattern := range *p {
+		if !eventtypes.ValidPattern(pattern) {
+			return nil, invalid(fmt.Sprintf("/event_types/%d", i), "pattern",
+				fmt.Sprintf("%q is not an event type pattern: a name (letters, digits, '.', '_', '-'), a name followed by \".*\", or \"*\"", pattern))
+		}
+		if !seen[pattern] {
+			seen[pattern] = true
+			out = append(out, pattern)
+		}
+	}
+	return &out, nil
 }
 
 // checkAuth checks a credential's shape before anything is read or
@@ -207,7 +264,13 @@ func toEndpoint(e store.Endpoint, opened map[string]string) gen.Endpoint {
 	if e.AuthType != nil {
 		auth = &gen.EndpointAuth{Type: gen.EndpointAuthType(*e.AuthType), HeaderName: deref(e.AuthHeader, ""), Hint: deref(e.AuthHint, "")}
 	}
+	patterns := []string(e.EventTypes)
+	if patterns == nil {
+		patterns = []string{}
+	}
 	return gen.Endpoint{
+		EventTypes:          patterns,
+		OwnerId:             e.OwnerID,
 		Auth:                auth,
 		Id:                  e.ID,
 		Url:                 e.URL,
@@ -244,6 +307,14 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 		scheme := string(*b.SignatureScheme)
 		u.SignatureScheme = &scheme
 	}
+	patterns, err := checkPatterns(b.EventTypes)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkText("owner_id", b.OwnerId, false); err != nil {
+		return nil, err
+	}
+	u.EventTypes, u.OwnerID = patterns, b.OwnerId
 	if b.Url != nil {
 		normalized, err := s.checkURL(ctx, *b.Url)
 		if err != nil {
@@ -283,7 +354,8 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 func toEndpointUpdated(e gen.Endpoint) gen.EndpointUpdated {
 	return gen.EndpointUpdated{
 		Id: e.Id, Url: e.Url, Description: e.Description, RateLimitRps: e.RateLimitRps, Burst: e.Burst,
-		Headers: e.Headers, HmacEnabled: e.HmacEnabled, SignatureScheme: e.SignatureScheme, Auth: e.Auth, Paused: e.Paused,
+		Headers: e.Headers, HmacEnabled: e.HmacEnabled, SignatureScheme: e.SignatureScheme, Auth: e.Auth,
+		EventTypes: e.EventTypes, OwnerId: e.OwnerId, Paused: e.Paused,
 		ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: e.FailingSince, DisabledAt: e.DisabledAt,
 		DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Updated: true,
 	}

@@ -92,6 +92,10 @@ func toAPIError(err error) *Error {
 		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_BLOCKED", Message: err.Error(), Details: map[string]any{"field": "/url"}}
 	case errors.Is(err, netguard.ErrUnreachable):
 		return &Error{Status: http.StatusBadRequest, Code: "ENDPOINT_UNREACHABLE", Message: err.Error(), Details: map[string]any{"field": "/url"}}
+	case errors.Is(err, store.ErrDuplicateEventType):
+		return &Error{Status: http.StatusConflict, Code: "DUPLICATE_EVENT_TYPE", Message: "the project has an event type of that name", Details: map[string]any{"field": "/name"}}
+	case errors.Is(err, store.ErrEventIdempotencyMismatch):
+		return &Error{Status: http.StatusConflict, Code: "IDEMPOTENCY_MISMATCH", Message: "the idempotency key was used for an event with another type, owner or payload", Details: map[string]any{"field": "/idempotency_key"}}
 	case errors.As(err, &authErr):
 		return &Error{Status: http.StatusBadRequest, Code: "INVALID_REQUEST", Message: authErr.Error(), Details: map[string]any{"field": authErr.Field}}
 	case errors.Is(err, customheaders.ErrInvalid):

@@ -216,7 +216,17 @@ func toMessage(m store.Message) gen.Message {
 		DeliveredAt:       utcPtr(m.DeliveredAt),
 		CreatedAt:         m.CreatedAt.UTC(),
 		UpdatedAt:         m.UpdatedAt.UTC(),
+		EventType:         m.EventType,
+		EventId:           uuidPtr(m.EventID),
 	}
+}
+
+func uuidPtr(s *string) *uuid.UUID {
+	if s == nil {
+		return nil
+	}
+	id := uuid.MustParse(*s)
+	return &id
 }
 
 func toAttempt(a store.Attempt) gen.Attempt {

@@ -212,7 +212,10 @@ func (s *Server) DeleteAllMessages(ctx context.Context, req gen.DeleteAllMessage
 // GetLogs pages through the project's messages, newest first.
 func (s *Server) GetLogs(ctx context.Context, req gen.GetLogsRequestObject) (gen.GetLogsResponseObject, error) {
 	p := req.Params
-	f := store.MessageFilter{EndpointID: deref(p.EndpointId, ""), CreatedAfter: p.StartTime, CreatedBefore: p.EndTime}
+	f := store.MessageFilter{EndpointID: deref(p.EndpointId, ""), CreatedAfter: p.StartTime, CreatedBefore: p.EndTime, EventType: deref(p.EventType, "")}
+	if p.EventId != nil {
+		f.EventID = p.EventId.String()
+	}
 	if p.Status != nil {
 		f.Status = string(*p.Status)
 	}
@@ -272,7 +275,7 @@ func (s *Server) messagePage(ctx context.Context, f store.MessageFilter, cursor 
 			MessageId: r.ID, EndpointId: r.EndpointID, Endpoint: r.EndpointURL, Status: gen.MessageStatus(r.Status),
 			AttemptCount: r.AttemptCount, CreatedAt: r.CreatedAt.UTC(), DeliveredAt: utcPtr(r.DeliveredAt),
 			NextAttemptAt: utcPtr(r.NextAttemptAt), ResponseStatus: r.ResponseStatus, ResponseLatencyMs: r.ResponseLatencyMs,
-			LastError: r.LastError,
+			LastError: r.LastError, EventType: r.EventType, EventId: r.EventID,
 		}
 		if r.Status == store.StatusFailedPermanent {
 			out[i].FailedAt = utcPtr(r.TerminalAt)

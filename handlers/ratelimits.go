@@ -34,7 +34,7 @@ func (s *Server) limitRequests(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		now := s.limitNow()
 		switch c.Request().URL.Path {
-		case sendPath:
+		case sendPath, publishPath: // a publish counts as one send
 			limit := p.limits.SendRateLimitPerMinute // 0: unlimited
 			if ok, wait := s.sendLimits.Allow(p.key.ProjectID, limit, now); !ok {
 				return errBurstLimit("send", limit, wait)

@@ -40,7 +40,12 @@ const MaxSendBatchBodyBytes = 8 << 20
 const (
 	sendPath      = "/v1/webhooks/send"
 	sendBatchPath = "/v1/webhooks/send-batch"
+	publishPath   = "/v1/events"
 )
+
+// takesAPayload reports whether the path's body carries a message payload
+// (1 MiB) rather than management fields.
+func takesAPayload(path string) bool { return path == sendPath || path == publishPath }
 
 // RequestTimeout bounds the work of one request, database waits included
 // (a request that cannot get a connection in time answers 503).
@@ -70,12 +75,12 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		Limit: fmt.Sprintf("%dB", MaxBodyBytes),
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return p == sendPath || p == sendBatchPath
+			return takesAPayload(p) || p == sendBatchPath
 		},
 	}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   fmt.Sprintf("%dB", MaxSendBodyBytes),
-		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendPath },
+		Skipper: func(c echo.Context) bool { return !takesAPayload(c.Request().URL.Path) },
 	}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   fmt.Sprintf("%dB", MaxSendBatchBodyBytes),

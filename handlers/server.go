@@ -63,6 +63,7 @@ type Server struct {
 	mgmtLimits     ratelimit.Limiter // per project: management routes
 	sendLimits     ratelimit.Limiter // per project: POST /v1/webhooks/send
 	authFailures   ratelimit.Limiter // per client address: failed authentications
+	schemas        schemaCache       // compiled event type schemas
 }
 
 // Defaults of the Server's limits.

@@ -24,6 +24,8 @@ type EndpointUpdate struct {
 	HMACEnabled *bool
 	// SignatureScheme: "hookbridge" or "standard_webhooks".
 	SignatureScheme *string
+	EventTypes      *StringList
+	OwnerID         *string // "" removes the owner
 }
 
 // HeadersChange is an endpoint's new sealed header map (custom headers and
@@ -80,7 +82,16 @@ func lockEndpoint(tx *gorm.DB, projectID, id string) (Endpoint, error) {
 // ListEndpoints returns up to limit live endpoints of the project, newest
 // first, starting after the endpoint id beforeID ("" for the first page).
 func (s *Store) ListEndpoints(ctx context.Context, projectID, beforeID string, limit int) ([]Endpoint, error) {
-	es, err := livePage[Endpoint](s.db.WithContext(ctx), projectID, beforeID, limit)
+	return s.ListEndpointsOf(ctx, projectID, "", beforeID, limit)
+}
+
+// ListEndpointsOf is ListEndpoints of one owner ("" for every endpoint).
+func (s *Store) ListEndpointsOf(ctx context.Context, projectID, ownerID, beforeID string, limit int) ([]Endpoint, error) {
+	db := s.db.WithContext(ctx)
+	if ownerID != "" {
+		db = db.Where("owner_id = ?", ownerID)
+	}
+	es, err := livePage[Endpoint](db, projectID, beforeID, limit)
 	return es, translate(err, "list endpoints")
 }
 
@@ -133,6 +144,15 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 		}
 		if u.SignatureScheme != nil {
 			e.SignatureScheme = *u.SignatureScheme
+		}
+		if u.EventTypes != nil {
+			e.EventTypes = *u.EventTypes
+		}
+		if u.OwnerID != nil {
+			e.OwnerID = u.OwnerID
+			if *u.OwnerID == "" {
+				e.OwnerID = nil
+			}
 		}
 		e.UpdatedAt = Now()
 		return tx.Select("*").Where("project_id = ?", projectID).Save(&e).Error

@@ -24,6 +24,9 @@ type Project struct {
 	// RetentionHours is how long its messages' payloads are kept after
 	// they finish; 0 means the server default.
 	RetentionHours int
+	// AllowUnknownEventTypes lets events of types the project has not
+	// created be published.
+	AllowUnknownEventTypes bool `gorm:"default:true"`
 }
 
 // Bounds of the project settings (the database checks them too).
@@ -84,6 +87,11 @@ type Endpoint struct {
 	AuthType   *string
 	AuthHeader *string
 	AuthHint   *string
+	// EventTypes are the patterns of the event types the endpoint receives
+	// (package eventtypes); empty: every type. OwnerID is the user's own
+	// customer the endpoint belongs to.
+	EventTypes StringList
+	OwnerID    *string
 	Paused     bool
 	// Health, kept by the circuit breaker (package delivery).
 	ConsecutiveFailures int
@@ -143,6 +151,40 @@ func (h *Headers) Scan(src any) error {
 	return nil
 }
 
+// StringList is a list of strings stored as a JSON array.
+type StringList []string
+
+// Value implements driver.Valuer.
+func (l StringList) Value() (driver.Value, error) {
+	if l == nil {
+		return "[]", nil
+	}
+	b, err := json.Marshal([]string(l))
+	return string(b), err
+}
+
+// Scan implements sql.Scanner.
+func (l *StringList) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	case nil:
+		*l = StringList{}
+		return nil
+	default:
+		return errors.New("string list: unexpected column type")
+	}
+	out := []string{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return err
+	}
+	*l = out
+	return nil
+}
+
 // Message statuses.
 const (
 	StatusQueued          = "queued"
@@ -182,6 +224,8 @@ type Message struct {
 	FirstAttemptAt    *time.Time
 	DeliveredAt       *time.Time
 	TerminalAt        *time.Time // when it last became succeeded or failed_permanent
+	EventType         *string    // set when an event made the message
+	EventID           *string
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
 	DeletedAt         *time.Time

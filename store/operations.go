@@ -182,6 +182,8 @@ type MessageFilter struct {
 	Status        string
 	CreatedAfter  *time.Time // inclusive
 	CreatedBefore *time.Time // exclusive
+	EventType     string     // made by an event of this type
+	EventID       string     // made by this event
 	// Replayable keeps only messages a replay could queue: payload kept,
 	// replays left, endpoint not deleted.
 	Replayable bool
@@ -197,6 +199,12 @@ func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
 	}
 	if f.Status != "" {
 		q = q.Where("messages.status = ?", f.Status)
+	}
+	if f.EventType != "" {
+		q = q.Where("messages.event_type = ?", f.EventType)
+	}
+	if f.EventID != "" {
+		q = q.Where("messages.event_id = ?", f.EventID)
 	}
 	// created_at is the exact filter; the id range (ids are UUIDv7 of the
 	// creation time, see idSlack) lets the (project_id, id) index start and
@@ -309,7 +317,7 @@ func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFil
 	q := s.db.WithContext(ctx).Table("messages").
 		Select("messages.id, messages.project_id, messages.endpoint_id, messages.status, messages.attempt_count, messages.created_at, "+
 			"messages.delivered_at, messages.terminal_at, messages.next_attempt_at, messages.response_status, messages.response_latency_ms, "+
-			"messages.last_error, endpoints.url AS endpoint_url").
+			"messages.last_error, messages.event_type, messages.event_id, endpoints.url AS endpoint_url").
 		Joins("JOIN endpoints ON endpoints.id = messages.endpoint_id").
 		Where("messages.project_id = ? AND messages.deleted_at IS NULL", projectID)
 	q = f.apply(q)

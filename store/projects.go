@@ -37,6 +37,7 @@ type ProjectSettings struct {
 	RateLimitPerMinute     *int // 0–MaxRateLimitPerMinute
 	SendRateLimitPerMinute *int // 0–MaxRateLimitPerMinute
 	RetentionHours         *int // 0–MaxRetentionHours
+	AllowUnknownEventTypes *bool
 }
 
 // RangeError is a project setting out of its range (0 to Max).
@@ -72,6 +73,9 @@ func (s *Store) UpdateProjectSettings(ctx context.Context, name string, u Projec
 			return Project{}, &RangeError{Column: f.column, Max: f.max, Got: *f.v}
 		}
 		changes[f.column] = *f.v
+	}
+	if u.AllowUnknownEventTypes != nil {
+		changes["allow_unknown_event_types"] = *u.AllowUnknownEventTypes
 	}
 	var p Project
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -38,7 +38,7 @@ commands:
   migrate                        apply database migrations and exit
   project create NAME            create a project
   project list                   list projects with their settings
-  project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N]
+  project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [--allow-unknown-event-types BOOL]
                                  change a project's settings (only the flags given):
                                  management API requests/min (0 = server default),
                                  sends/min (0 = unlimited), payload retention in
@@ -200,10 +200,10 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 func project(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	const synopsis = "hookd project create NAME | hookd project list | hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N]"
+	const synopsis = "hookd project create NAME | hookd project list | hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [--allow-unknown-event-types BOOL]"
 	if len(args) > 0 && isHelp(args[0]) {
 		groupHelp(stdout, "project", "hookd project create NAME [flags]", "hookd project list [flags]",
-			"hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [flags]")
+			"hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [--allow-unknown-event-types BOOL] [flags]")
 		return nil
 	}
 	if len(args) == 0 || (args[0] != "create" && args[0] != "list" && args[0] != "update") {
@@ -211,6 +211,7 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	var c Config
 	var rateLimit, sendRateLimit, retentionHours int
+	var allowUnknown bool
 	fs := newFlagSet("project "+args[0], stderr)
 	dbFlags(fs, &c)
 	var noEnv []string
@@ -218,7 +219,8 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 		fs.IntVar(&rateLimit, "rate-limit", 0, "management API requests per minute (0-1000000; 0 = the server's --rate-limit-default)")
 		fs.IntVar(&sendRateLimit, "send-rate-limit", 0, "sends (POST /v1/webhooks/send) per minute (0-1000000; 0 = unlimited)")
 		fs.IntVar(&retentionHours, "retention-hours", 0, "hours the payloads of finished messages are kept (1-2160; 0 = the server's --retention-payload, 336 h by default)")
-		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours"}
+		fs.BoolVar(&allowUnknown, "allow-unknown-event-types", true, "whether POST /v1/events may publish types the project has not created (default true)")
+		noEnv = []string{"rate-limit", "send-rate-limit", "retention-hours", "allow-unknown-event-types"}
 	}
 	env := envVars{None: noEnv}
 	fs.Usage = usage(fs, projectSynopsis(args[0]), env)
@@ -252,8 +254,11 @@ func project(ctx context.Context, args []string, getenv func(string) string, std
 				*field.field = field.v
 			}
 		}
+		if given["allow-unknown-event-types"] {
+			settings.AllowUnknownEventTypes = &allowUnknown
+		}
 		if settings == (store.ProjectSettings{}) {
-			return fmt.Errorf("%w: nothing to change: give --rate-limit, --send-rate-limit or --retention-hours", errUsage)
+			return fmt.Errorf("%w: nothing to change: give --rate-limit, --send-rate-limit, --retention-hours or --allow-unknown-event-types", errUsage)
 		}
 	}
 	log := newLogger(&c, stderr)
@@ -308,7 +313,7 @@ func projectSynopsis(sub string) string {
 	case "create":
 		return "hookd project create NAME [flags]"
 	case "update":
-		return "hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [flags]"
+		return "hookd project update NAME [--rate-limit N] [--send-rate-limit N] [--retention-hours N] [--allow-unknown-event-types BOOL] [flags]"
 	}
 	return "hookd project list [flags]"
 }
@@ -323,8 +328,12 @@ func projectSettings(p store.Project) string {
 		}
 		return strconv.Itoa(v) + unit
 	}
-	return fmt.Sprintf("rate_limit=%s send_rate_limit=%s retention_hours=%s",
-		show(p.RateLimitPerMinute, "/min", "default"), show(p.SendRateLimitPerMinute, "/min", "unlimited"), show(p.RetentionHours, "", "default"))
+	unknown := "allowed"
+	if !p.AllowUnknownEventTypes {
+		unknown = "refused"
+	}
+	return fmt.Sprintf("rate_limit=%s send_rate_limit=%s retention_hours=%s unknown_event_types=%s",
+		show(p.RateLimitPerMinute, "/min", "default"), show(p.SendRateLimitPerMinute, "/min", "unlimited"), show(p.RetentionHours, "", "default"), unknown)
 }
 
 func validProjectName(name string) error {

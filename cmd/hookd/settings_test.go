@@ -31,7 +31,7 @@ func TestProjectUpdateAndList(t *testing.T) {
 
 			var out bytes.Buffer
 			require.NoError(t, run(ctx, []string{"project", "list"}, e, &out, io.Discard))
-			require.Regexp(t, `\tacme\t\S+\trate_limit=default send_rate_limit=unlimited retention_hours=default\n$`, out.String())
+			require.Regexp(t, `\tacme\t\S+\trate_limit=default send_rate_limit=unlimited retention_hours=default unknown_event_types=allowed\n$`, out.String())
 
 			out.Reset()
 			require.NoError(t, run(ctx, []string{"project", "update", "acme", "--rate-limit", "500", "--retention-hours", "48"}, e, &out, io.Discard))
@@ -45,6 +45,10 @@ func TestProjectUpdateAndList(t *testing.T) {
 			out.Reset()
 			require.NoError(t, run(ctx, []string{"project", "update", "acme", "--rate-limit", "0", "--retention-hours", "0"}, e, &out, io.Discard))
 			require.Contains(t, out.String(), "rate_limit=default send_rate_limit=60/min retention_hours=default")
+
+			out.Reset()
+			require.NoError(t, run(ctx, []string{"project", "update", "acme", "--allow-unknown-event-types=false"}, e, &out, io.Discard))
+			require.Contains(t, out.String(), "retention_hours=default unknown_event_types=refused")
 
 			for _, c := range []struct {
 				args []string

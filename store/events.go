@@ -1,0 +1,222 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// EventType is a kind of event a project publishes, optionally with a JSON
+// Schema its payloads must match.
+type EventType struct {
+	ProjectID   string `gorm:"primaryKey"`
+	Name        string `gorm:"primaryKey"`
+	Description string
+	Schema      *string // JSON Schema text; nil: any payload
+	Archived    bool
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// Event is one published event; its messages (one per matching endpoint)
+// name it in event_id.
+type Event struct {
+	ID             string `gorm:"primaryKey"`
+	ProjectID      string
+	EventType      string
+	OwnerID        *string
+	IdempotencyKey *string
+	PayloadSHA256  string `gorm:"column:payload_sha256"`
+	EndpointCount  int
+	CreatedAt      time.Time
+}
+
+// More sentinels of the event operations.
+var (
+	// ErrDuplicateEventType: the project has an event type of that name.
+	ErrDuplicateEventType = errors.New("event type exists")
+	// ErrEventIdempotencyMismatch: the idempotency key was used for
+	// another event (type, owner or payload).
+	ErrEventIdempotencyMismatch = errors.New("idempotency key reused for a different event")
+)
+
+// CreateEventType stores et; ErrDuplicateEventType if its name is taken.
+func (s *Store) CreateEventType(ctx context.Context, et EventType) error {
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&et)
+	if res.Error != nil {
+		return translate(res.Error, "create event type")
+	}
+	if res.RowsAffected == 0 {
+		return ErrDuplicateEventType
+	}
+	return nil
+}
+
+// GetEventType returns the project's event type, or ErrNotFound.
+func (s *Store) GetEventType(ctx context.Context, projectID, name string) (EventType, error) {
+	var et EventType
+	err := s.db.WithContext(ctx).Where("project_id = ? AND name = ?", projectID, name).Take(&et).Error
+	return et, translate(err, "get event type")
+}
+
+// ListEventTypes returns up to limit of the project's event types in name
+// order, after the name after ("" for the first page).
+func (s *Store) ListEventTypes(ctx context.Context, projectID, after string, limit int) ([]EventType, error) {
+	var out []EventType
+	q := s.db.WithContext(ctx).Where("project_id = ?", projectID)
+	if after != "" {
+		q = q.Where("name > ?", after)
+	}
+	err := q.Order("name").Limit(limit).Find(&out).Error
+	return out, translate(err, "list event types")
+}
+
+// EventTypeUpdate lists what a PATCH may change; nil means unchanged.
+type EventTypeUpdate struct {
+	Description *string
+	Schema      **string // set to a nil *string to remove the schema
+	Archived    *bool
+}
+
+// UpdateEventType applies u and returns the event type; ErrNotFound.
+func (s *Store) UpdateEventType(ctx context.Context, projectID, name string, u EventTypeUpdate) (EventType, error) {
+	var et EventType
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Clauses(clause.Locking{Strength: "UPDATE"}).Where("project_id = ? AND name = ?", projectID, name).Take(&et).Error; err != nil {
+			return err
+		}
+		if u.Description != nil {
+			et.Description = *u.Description
+		}
+		if u.Schema != nil {
+			et.Schema = *u.Schema
+		}
+		if u.Archived != nil {
+			et.Archived = *u.Archived
+		}
+		et.UpdatedAt = Now()
+		return tx.Select("*").Where("project_id = ? AND name = ?", projectID, name).Save(&et).Error
+	})
+	return et, translate(err, "update event type")
+}
+
+// DeleteEventType removes the project's event type; ErrNotFound. Events
+// and messages of that type stay as they are.
+func (s *Store) DeleteEventType(ctx context.Context, projectID, name string) error {
+	res := s.db.WithContext(ctx).Where("project_id = ? AND name = ?", projectID, name).Delete(&EventType{})
+	if res.Error != nil {
+		return translate(res.Error, "delete event type")
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// maxFanOutRows is how many messages one INSERT of a fan-out writes.
+const maxFanOutRows = 500
+
+// PublishEvent stores ev and one message per live endpoint of its project
+// (of ev.OwnerID when set) that match accepts, made from template (its id
+// is replaced, its endpoint set, its status paused for a paused endpoint),
+// all in one transaction. With an idempotency key already used, it returns
+// the original event and its messages with created=false, or
+// ErrEventIdempotencyMismatch if the type, owner or payload differ.
+func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, newID func() string, match func(Endpoint) bool) (Event, []Message, bool, error) {
+	var msgs []Message
+	created := false
+	stored := ev
+	wake := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		msgs, created, stored, wake = nil, false, ev, false
+		// The endpoints, FOR SHARE like a send's: a concurrent pause,
+		// resume or delete finishes first, and this sees its result.
+		var es []Endpoint
+		q := tx.Select("id", "paused", "event_types", "owner_id").Clauses(clause.Locking{Strength: "SHARE"}).
+			Where("project_id = ? AND deleted_at IS NULL", ev.ProjectID)
+		if ev.OwnerID != nil {
+			q = q.Where("owner_id = ?", *ev.OwnerID)
+		}
+		if err := q.Order("id").Find(&es).Error; err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !match(e) {
+				continue
+			}
+			m := template
+			m.ID, m.EndpointID = newID(), e.ID
+			if e.Paused {
+				m.Status, m.NextAttemptAt = StatusPaused, nil
+			}
+			wake = wake || m.Status == StatusQueued
+			msgs = append(msgs, m)
+		}
+		ev.EndpointCount = len(msgs)
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ev)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			// The idempotency key is taken (a concurrent publish with it has
+			// committed by now): answer with that event.
+			if ev.IdempotencyKey == nil {
+				return errors.New("publish event: no row inserted")
+			}
+			// (into a zero Event: GORM would add a set primary key to the
+			// condition)
+			var original Event
+			if err := tx.Where("project_id = ? AND idempotency_key = ?", ev.ProjectID, *ev.IdempotencyKey).Take(&original).Error; err != nil {
+				return err
+			}
+			stored = original
+			if stored.EventType != ev.EventType || stored.PayloadSHA256 != ev.PayloadSHA256 || deref(stored.OwnerID) != deref(ev.OwnerID) {
+				return ErrEventIdempotencyMismatch
+			}
+			wake = false
+			msgs = nil
+			return tx.Select("id", "endpoint_id", "status").Where("event_id = ?", stored.ID).Order("id").Find(&msgs).Error
+		}
+		stored, created = ev, true
+		if len(msgs) > 0 {
+			if err := tx.CreateInBatches(msgs, maxFanOutRows).Error; err != nil {
+				return err
+			}
+		}
+		if wake {
+			return s.notifyDue(tx)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrEventIdempotencyMismatch) {
+		return Event{}, nil, false, err
+	}
+	if err != nil {
+		return Event{}, nil, false, translate(err, "publish event")
+	}
+	if created {
+		for _, m := range msgs {
+			s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
+		}
+		if wake {
+			s.poke()
+		}
+	}
+	return stored, msgs, created, nil
+}
+
+// GetEvent returns the project's event with its messages (id, endpoint and
+// status, oldest first); ErrNotFound.
+func (s *Store) GetEvent(ctx context.Context, projectID, id string) (Event, []Message, error) {
+	var ev Event
+	if err := s.db.WithContext(ctx).Where("project_id = ? AND id = ?", projectID, id).Take(&ev).Error; err != nil {
+		return Event{}, nil, translate(err, "get event")
+	}
+	var msgs []Message
+	err := s.db.WithContext(ctx).Select("id", "endpoint_id", "status").
+		Where("project_id = ? AND event_id = ? AND deleted_at IS NULL", projectID, id).Order("id").Find(&msgs).Error
+	return ev, msgs, translate(err, "get event messages")
+}
