@@ -27,7 +27,7 @@ var forbidden = map[string]bool{
 	"host": true, "authorization": true, "content-length": true,
 	"content-type": true, "transfer-encoding": true, "connection": true,
 	"keep-alive": true, "te": true, "trailer": true, "upgrade": true,
-	"content-encoding": true, "expect": true,
+	"content-encoding": true, "expect": true, "user-agent": true,
 	"proxy-authorization": true, "proxy-authenticate": true, "proxy-connection": true,
 }
 

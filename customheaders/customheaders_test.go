@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		{"X-A": "1", "x-a": "2"},
 		{"Content-Encoding": "gzip"},
 		{"Expect": "100-continue"},
+		{"user-agent": "mine"},
 	}
 	for _, h := range bad {
 		require.ErrorIs(t, Validate(h), ErrInvalid, "%v", h)

@@ -676,6 +676,11 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		// cannot replace it. (It is in custom, sealed with the headers.)
 		if _, value := customheaders.SplitAuth(custom, *name); value != "" {
 			h.Set(*name, value)
+		} else {
+			// Only a process of an earlier release can lose it (by
+			// re-sealing the headers without it): say so, and deliver.
+			e.log.Warn("the endpoint's credential is missing from its sealed headers; delivering without it (set the endpoint's auth again)",
+				"message_id", m.ID, "endpoint_id", ep.ID, "auth_header", *name)
 		}
 	}
 	h.Set("Content-Type", "application/json")

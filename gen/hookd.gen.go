@@ -2489,7 +2489,7 @@ type ClientInterface interface {
 	// An extension of hookd. Each item is a send of the same shape and
 	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 	// and gets its own outcome in `results` (in request order): `status`
-	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 	// message), or the status and error the single send would have
 	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -2498,7 +2498,8 @@ type ClientInterface interface {
 	// affect the others. The whole request is refused (nothing stored)
 	// when it does not match the schema (1 to 100 items; the body at most
 	// 8 MiB), and with 429 when the project's send limit cannot take as
-	// many sends as it has items (the batch counts as one send per item).
+	// many sends as it has items (the batch counts as one send per item;
+	// a batch larger than the whole limit is a 400 on `/messages`).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2510,7 +2511,7 @@ type ClientInterface interface {
 	// An extension of hookd. Each item is a send of the same shape and
 	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 	// and gets its own outcome in `results` (in request order): `status`
-	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 	// message), or the status and error the single send would have
 	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -2519,7 +2520,8 @@ type ClientInterface interface {
 	// affect the others. The whole request is refused (nothing stored)
 	// when it does not match the schema (1 to 100 items; the body at most
 	// 8 MiB), and with 429 when the project's send limit cannot take as
-	// many sends as it has items (the batch counts as one send per item).
+	// many sends as it has items (the batch counts as one send per item;
+	// a batch larger than the whole limit is a 400 on `/messages`).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -3712,7 +3714,7 @@ func (c *Client) SendWebhook(ctx context.Context, body SendWebhookJSONRequestBod
 // An extension of hookd. Each item is a send of the same shape and
 // rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 // and gets its own outcome in `results` (in request order): `status`
-// 202 (stored and queued), 200 (an idempotent repeat: the original
+// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 // message), or the status and error the single send would have
 // answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 // `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -3721,7 +3723,8 @@ func (c *Client) SendWebhook(ctx context.Context, body SendWebhookJSONRequestBod
 // affect the others. The whole request is refused (nothing stored)
 // when it does not match the schema (1 to 100 items; the body at most
 // 8 MiB), and with 429 when the project's send limit cannot take as
-// many sends as it has items (the batch counts as one send per item).
+// many sends as it has items (the batch counts as one send per item;
+// a batch larger than the whole limit is a 400 on `/messages`).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3743,7 +3746,7 @@ func (c *Client) SendWebhookBatchWithBody(ctx context.Context, contentType strin
 // An extension of hookd. Each item is a send of the same shape and
 // rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 // and gets its own outcome in `results` (in request order): `status`
-// 202 (stored and queued), 200 (an idempotent repeat: the original
+// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 // message), or the status and error the single send would have
 // answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 // `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -3752,7 +3755,8 @@ func (c *Client) SendWebhookBatchWithBody(ctx context.Context, contentType strin
 // affect the others. The whole request is refused (nothing stored)
 // when it does not match the schema (1 to 100 items; the body at most
 // 8 MiB), and with 429 when the project's send limit cannot take as
-// many sends as it has items (the batch counts as one send per item).
+// many sends as it has items (the batch counts as one send per item;
+// a batch larger than the whole limit is a 400 on `/messages`).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -6652,7 +6656,7 @@ type ClientWithResponsesInterface interface {
 	// An extension of hookd. Each item is a send of the same shape and
 	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 	// and gets its own outcome in `results` (in request order): `status`
-	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 	// message), or the status and error the single send would have
 	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -6661,7 +6665,8 @@ type ClientWithResponsesInterface interface {
 	// affect the others. The whole request is refused (nothing stored)
 	// when it does not match the schema (1 to 100 items; the body at most
 	// 8 MiB), and with 429 when the project's send limit cannot take as
-	// many sends as it has items (the batch counts as one send per item).
+	// many sends as it has items (the batch counts as one send per item;
+	// a batch larger than the whole limit is a 400 on `/messages`).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6673,7 +6678,7 @@ type ClientWithResponsesInterface interface {
 	// An extension of hookd. Each item is a send of the same shape and
 	// rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 	// and gets its own outcome in `results` (in request order): `status`
-	// 202 (stored and queued), 200 (an idempotent repeat: the original
+	// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 	// message), or the status and error the single send would have
 	// answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 	// `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -6682,7 +6687,8 @@ type ClientWithResponsesInterface interface {
 	// affect the others. The whole request is refused (nothing stored)
 	// when it does not match the schema (1 to 100 items; the body at most
 	// 8 MiB), and with 429 when the project's send limit cannot take as
-	// many sends as it has items (the batch counts as one send per item).
+	// many sends as it has items (the batch counts as one send per item;
+	// a batch larger than the whole limit is a 400 on `/messages`).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -11840,7 +11846,7 @@ func (c *ClientWithResponses) SendWebhookWithResponse(ctx context.Context, body 
 // An extension of hookd. Each item is a send of the same shape and
 // rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 // and gets its own outcome in `results` (in request order): `status`
-// 202 (stored and queued), 200 (an idempotent repeat: the original
+// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 // message), or the status and error the single send would have
 // answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 // `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -11849,7 +11855,8 @@ func (c *ClientWithResponses) SendWebhookWithResponse(ctx context.Context, body 
 // affect the others. The whole request is refused (nothing stored)
 // when it does not match the schema (1 to 100 items; the body at most
 // 8 MiB), and with 429 when the project's send limit cannot take as
-// many sends as it has items (the batch counts as one send per item).
+// many sends as it has items (the batch counts as one send per item;
+// a batch larger than the whole limit is a 400 on `/messages`).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -11867,7 +11874,7 @@ func (c *ClientWithResponses) SendWebhookBatchWithBodyWithResponse(ctx context.C
 // An extension of hookd. Each item is a send of the same shape and
 // rules as `POST /v1/webhooks/send`, to any endpoints of the project,
 // and gets its own outcome in `results` (in request order): `status`
-// 202 (stored and queued), 200 (an idempotent repeat: the original
+// 202 (stored: queued, or paused for a paused endpoint), 200 (an idempotent repeat: the original
 // message), or the status and error the single send would have
 // answered — 400 `PAYLOAD_TOO_LARGE` or `INVALID_HEADERS`, 404
 // `ENDPOINT_NOT_FOUND`, 409 `IDEMPOTENCY_MISMATCH`. Every stored item
@@ -11876,7 +11883,8 @@ func (c *ClientWithResponses) SendWebhookBatchWithBodyWithResponse(ctx context.C
 // affect the others. The whole request is refused (nothing stored)
 // when it does not match the schema (1 to 100 items; the body at most
 // 8 MiB), and with 429 when the project's send limit cannot take as
-// many sends as it has items (the batch counts as one send per item).
+// many sends as it has items (the batch counts as one send per item;
+// a batch larger than the whole limit is a 400 on `/messages`).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -23530,16 +23538,17 @@ var swaggerSpec = []string{
 	"gEm/B6XXu0qCLMaBzQyr2y+QDrZVAKCtcvePSDr4fdnntgmIfsZVoztM6izrIf/4Xnuvz/3u6dH52fEp",
 	"QgN9f3Z1elTZa+iS8dB4W58o+1J/4Qs1btCf/su2a1g3uLzPMxvGl2vK8NX1UhEXhsYpZOYYaLm3pXA6",
 	"rSuwqowG20opxSaghaEQMe4ZkG5yTKcMTygUylQS//zsElEJCyPwPRA/fF7sepRD8/YQhBCqsqw2aEuz",
-	"Ig54PGmsJGZnWC8mHFWNfWKhf/pcH4T1BdpteJjtRSs4cL9aGDc8C1thilQA+FrvpwHu4NexaWUzE2kc",
-	"kjG9ZfaoZiHUdgFi9eJRB1Vi5ePLWy5IvVXNdUgXPTg4Zb1bAGuVwSxs0jcKPT+wRnihz50qgQhQ2MDI",
-	"fMGzjbLgr2+kQxqyrZP6nI5G1jaAw8rE4mZjETs8xXwP37oVgziRRp+bNlhZOybsCZx10yN11xFZD0Oi",
-	"o3wownnWmPgN+Ri9M6jl2Kd/9+1Cx6dC3yFbIaToDSOIpM7npvMVZjqM4X9sIrGlGPCWK9/LdTjSeoS+",
-	"r7HmIHzKOj79GXj/FzwS1xYjIAUbUjI8/9Vo2eQswCo7zQFW2lp2N8S05IwoYuB8rg0ZTVjSSdW4tv/b",
-	"73e/65+15VsFYUNJLAIa2656E80nSQo5CWkS1/ZrY6Wm+y9ewF1jIdX+m/abNriDzFAqWj/kI+4Fr1dm",
-	"XCjRysrHrJdJ1qqRvCQLEqbMC6VWWW28nMnMMFEzQbRIvMVGf5nSj8LvT5bkv3kZXXNjIlZ99h2sIfxq",
-	"jzZrVDpD3L3L+Euq3nNpoNfcjmrZlSHcqjGLXPR/nnul29/FV9rsrlz3w/1823rT1QHxZrI+z9CxYlWj",
-	"qPyGYCOfxW87N5Q+RiOpjJdY5f0TuTmgI2rxNSfRLeNM4mokjIYR/DVNxBC7R5s3fGA0VuOKF2RQ9jKH",
-	"HkLGkT5w5l4O5t/5eeRYJKoZg2Wcw33Kf84CP1VTYdGpkPNv5d7gHAt3v9/93wAAAP//",
+	"Ig54PGmsJGZnWC8mHFWNfWKhf/pcH4R1pN19Q7geAYgCkHsIclQSgg0Pc8FoBX/uV4vqhmdBLUwJC8Bi",
+	"6902sB78OjaNbmYijUMyprfMHuQshMovwLNePAihhqx8uHnLxay3qvUO6aJ/B5lZ7yWAXmUgDJt0lUK/",
+	"EKwRXuhzp2ggPhS2NzJf8GwbLfjrG+lwiGxjpT6no5G1HOAoM5G62VjEDm0x3+G3boUkTqTR56ZJVtas",
+	"CTsGZ732SN31S9bDkOhGH4pwnrUtfkM+Ru8Mpjl28d99u9APqtCVyNYPKXrDCOKs87npi4V5EGP4H5tI",
+	"bDgGnOeK+3L9j7SWoe876HNq7gIty+AvKbcc+F3gQE0xghPfBSb8xppD9ilrBPVn4P1f8LhdW+iA9G8I",
+	"0ciTrwbRJucMVvBp/rGS3AoLQ0xLzp8ivs7n2pDRhCWdVI1r+7/9fve7/llb1VXwOJTEIqCx7dg30VyW",
+	"pJDvkCZxbb82Vmq6/+IF3DUWUu2/ab9pg6vJDKWirUQ+ml/wqGWGixKtrDTNerBkrRolTLIgYcq8UGp1",
+	"2MbimcyMHjUTRAvUW2wimBkUKDr/ZEn+m5fRNTfmZ9Vn38Eawq/22LQGqzPy3buML6bqPZcG1s3tqJZ8",
+	"GXquGrPIZRbMc690+7v4Sps5luusuJ9viW86RiCWTdZDGrphrGpCld8QbBK0+G3n4tKHcCSV8UCrvO8j",
+	"Nwd0ci2+5iS6ZZxJXI2E0TCCv6aJGGJnavOGD4zGalzxggwmX+aQScg40sfV3Mu1EHA+JDkWiWrGYHXn",
+	"MKXyn7OgUtVUWHRY5HxnuTc4p8Xd73f/NwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -139,6 +139,7 @@ func TestEndpointAuthenticationBadInput(t *testing.T) {
 			{`{"type":"basic","username":"a:b","password":"p"}`, "/auth/username"},
 			{`{"type":"basic","username":"a"}`, "/auth/password"},
 			{`{"type":"header","header_name":"Content-Type","header_value":"x"}`, "/auth/header_name"},
+			{`{"type":"header","header_name":"User-Agent","header_value":"x"}`, "/auth/header_name"},
 			{`{"type":"header","header_name":"X-Webhook-Key","header_value":"x"}`, "/auth/header_name"},
 			{`{"type":"header","header_name":"Bad Name","header_value":"x"}`, "/auth/header_name"},
 			{`{"type":"header","header_name":"X-Key"}`, "/auth/header_value"},

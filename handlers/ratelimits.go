@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -46,8 +47,10 @@ func (s *Server) limitRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			limit := p.limits.SendRateLimitPerMinute
 			take := func(n int) error {
 				if limit > 0 && n > limit {
-					return &Error{Status: http.StatusTooManyRequests, Code: "BURST_LIMIT_EXCEEDED",
-						Message: fmt.Sprintf("a batch of %d sends exceeds the project's send limit of %d per minute: send smaller batches", n, limit)}
+					// It could never pass: not a 429 to retry.
+					return &Error{Status: http.StatusBadRequest, Code: "INVALID_REQUEST",
+						Message: fmt.Sprintf("a batch of %d sends exceeds the project's send limit of %d per minute: send smaller batches", n, limit),
+						Details: map[string]any{"field": "/messages", "rule": "send-limit", "limit_per_minute": limit}}
 				}
 				if ok, wait := s.sendLimits.AllowN(p.key.ProjectID, limit, n, s.limitNow()); !ok {
 					return errBurstLimit("send", limit, wait)
@@ -156,5 +159,5 @@ func takeSends(ctx context.Context, n int) error {
 	if take, ok := ctx.Value(sendTakerKey).(func(int) error); ok {
 		return take(n)
 	}
-	return nil
+	return errors.New("takeSends: the send limit was not attached to the request") // fail closed
 }

@@ -155,8 +155,9 @@ func TestSendBatchCountsAgainstTheSendLimit(t *testing.T) {
 			return out
 		}
 		status, _, env := e.sendBatch(e.a.key, items(6)...)
-		require.Equal(t, http.StatusTooManyRequests, status)
-		require.Equal(t, "BURST_LIMIT_EXCEEDED", env.Error.Code)
+		require.Equal(t, http.StatusBadRequest, status, "a batch over the whole limit could never pass: not a 429")
+		require.Equal(t, "INVALID_REQUEST", env.Error.Code)
+		require.Equal(t, "/messages", field(env))
 		require.Contains(t, env.Error.Message, "send smaller batches")
 		status, res, _ := e.sendBatch(e.a.key, items(3)...)
 		require.Equal(t, http.StatusOK, status)

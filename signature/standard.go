@@ -131,8 +131,9 @@ func VerifyStandard(h http.Header, body []byte, secrets []string, tolerance time
 	return ErrNoMatch
 }
 
-// IsStandard reports whether h carries a Standard Webhooks signature
-// rather than a HookBridge one.
+// IsStandard reports whether h is a Standard Webhooks delivery (signed or
+// not) rather than a HookBridge one.
 func IsStandard(h http.Header) bool {
-	return h.Get(StandardHeaderSignature) != "" && h.Get(HeaderSignature) == ""
+	standard := h.Get(StandardHeaderSignature) != "" || h.Get(StandardHeaderID) != "" || h.Get(StandardHeaderTimestamp) != ""
+	return standard && h.Get(HeaderSignature) == "" && h.Get(HeaderID) == ""
 }

@@ -77,6 +77,13 @@ func TestStandardTwoKeysAndVerify(t *testing.T) {
 	require.ErrorIs(t, signature.VerifyStandard(h, body, []string{swSecret}, 0, at), signature.ErrBadTimestamp)
 	require.ErrorIs(t, signature.VerifyStandard(http.Header{}, body, []string{swSecret}, 0, at), signature.ErrStandardMissingHeaders)
 	require.False(t, signature.IsStandard(http.Header{}))
+	unsigned := http.Header{}
+	unsigned.Set(signature.StandardHeaderID, swID)
+	unsigned.Set(signature.StandardHeaderTimestamp, "1")
+	require.True(t, signature.IsStandard(unsigned), "an unsigned Standard Webhooks delivery is still one")
+	hookbridge := http.Header{}
+	hookbridge.Set(signature.HeaderID, swID)
+	require.False(t, signature.IsStandard(hookbridge))
 
 	_, err = signature.StandardHeader(swID, swTS, body, "whsec_%%%")
 	require.ErrorIs(t, err, signature.ErrBadSecret)

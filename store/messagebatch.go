@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sort"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -65,6 +66,25 @@ func (s *Store) InsertMessages(ctx context.Context, ms []Message) ([]InsertResul
 		if len(rows) == 0 {
 			return nil
 		}
+		// The order of the send batcher's (endpoint, idempotency key), so
+		// that two transactions inserting the same keys lock them in the
+		// same order and cannot deadlock.
+		order := make([]int, len(rows))
+		for j := range order {
+			order[j] = j
+		}
+		sort.SliceStable(order, func(x, y int) bool {
+			a, b := rows[order[x]], rows[order[y]]
+			if a.EndpointID != b.EndpointID {
+				return a.EndpointID < b.EndpointID
+			}
+			return deref(a.IdempotencyKey) < deref(b.IdempotencyKey)
+		})
+		sortedRows, sortedAt := make([]Message, len(rows)), make([]int, len(rows))
+		for j, k := range order {
+			sortedRows[j], sortedAt[j] = rows[k], at[k]
+		}
+		rows, at = sortedRows, sortedAt
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&rows).Error; err != nil {
 			return err
 		}
