@@ -50,6 +50,7 @@ type options struct {
 	apiMessages          int
 	apiRounds            int
 	scrape               time.Duration
+	fanout, eventRate    int
 }
 
 func run() error {
@@ -64,6 +65,8 @@ func run() error {
 	flag.IntVar(&o.apiMessages, "api-messages", 0, "instead of delivery, measure the read API (metrics, logs) over this many seeded messages")
 	flag.IntVar(&o.apiRounds, "api-rounds", 200, "read API: timed requests per case")
 	flag.DurationVar(&o.scrape, "scrape", 5*time.Second, "scrape hookd's /metrics this often during the run, as Prometheus would (0: never)")
+	flag.IntVar(&o.fanout, "fanout", 0, "instead of sends, publish events (POST /v1/events) to this many subscribed endpoints")
+	flag.IntVar(&o.eventRate, "event-rate", 50, "fan-out: events per second (open loop)")
 	flag.Parse()
 	if o.apiMessages > 0 {
 		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
@@ -87,6 +90,9 @@ func run() error {
 	defer h.stop()
 	if o.apiMessages > 0 {
 		return apiBench(ctx, h, dbURL, o.apiMessages, o.apiRounds)
+	}
+	if o.fanout > 0 {
+		return fanoutBench(h, rc, o)
 	}
 	if o.scrape > 0 {
 		stop := h.scrapeEvery(o.scrape)
@@ -168,6 +174,9 @@ type receiver struct {
 	mu   sync.Mutex
 	seen map[string]int
 	lat  []time.Duration
+	// lastByT0 is when the last first delivery of each payload t0 (one
+	// published event) arrived.
+	lastByT0 map[int64]time.Time
 	last atomic.Int64
 	n    atomic.Int64
 }
@@ -175,7 +184,7 @@ type receiver struct {
 var t0RE = regexp.MustCompile(`^\{"t0":(\d+)`)
 
 func newReceiver() *receiver {
-	r := &receiver{seen: map[string]int{}}
+	r := &receiver{seen: map[string]int{}, lastByT0: map[int64]time.Time{}}
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)
@@ -185,12 +194,19 @@ func newReceiver() *receiver {
 		body, _ := io.ReadAll(req.Body)
 		now := time.Now()
 		var lat time.Duration = -1
+		var t0 int64
 		if m := t0RE.FindSubmatch(body); m != nil {
-			t0, _ := strconv.ParseInt(string(m[1]), 10, 64)
+			t0, _ = strconv.ParseInt(string(m[1]), 10, 64)
 			lat = now.Sub(time.Unix(0, t0))
 		}
 		r.mu.Lock()
-		r.seen[req.Header.Get("X-Webhook-Id")]++
+		id := req.Header.Get("X-Webhook-Id")
+		if r.seen[id] == 0 && lat >= 0 {
+			if now.After(r.lastByT0[t0]) {
+				r.lastByT0[t0] = now
+			}
+		}
+		r.seen[id]++
 		if lat >= 0 {
 			r.lat = append(r.lat, lat)
 		}
@@ -205,7 +221,7 @@ func newReceiver() *receiver {
 func (r *receiver) reset() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seen, r.lat = map[string]int{}, nil
+	r.seen, r.lat, r.lastByT0 = map[string]int{}, nil, map[int64]time.Time{}
 	r.n.Store(0)
 }
 
