@@ -177,8 +177,8 @@ type receiver struct {
 	// lastByT0 is when the last first delivery of each payload t0 (one
 	// published event) arrived.
 	lastByT0 map[int64]time.Time
-	last atomic.Int64
-	n    atomic.Int64
+	last     atomic.Int64
+	n        atomic.Int64
 }
 
 var t0RE = regexp.MustCompile(`^\{"t0":(\d+)`)
