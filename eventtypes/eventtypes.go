@@ -76,9 +76,47 @@ func Compile(schema []byte) (*jsonschema.Schema, error) {
 	}
 	sch, err := c.Compile(loc)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidSchema, err)
+		return nil, fmt.Errorf("%w: %s", ErrInvalidSchema, compileMessage(err))
 	}
 	return sch, nil
+}
+
+// compileMessage says in words why a schema does not compile: the first
+// rule of the JSON Schema metaschema it breaks, with where, or the
+// reference it would have to load.
+func compileMessage(err error) string {
+	var load *jsonschema.LoadURLError
+	if errors.As(err, &load) {
+		return fmt.Sprintf("it refers to %s, outside itself; hookd loads no schemas from URLs or files (inline them under $defs)", load.URL)
+	}
+	var meta *jsonschema.SchemaValidationError
+	var ve *jsonschema.ValidationError
+	if errors.As(err, &meta) && errors.As(meta.Err, &ve) {
+		if u, _ := deepest(*ve.DetailedOutput(), 0); u.Error != nil {
+			return fmt.Sprintf("at %s: %s", cmpOr(u.InstanceLocation, "/"), u.Error.String())
+		}
+		return "it is not a valid JSON Schema"
+	}
+	return err.Error()
+}
+
+// deepest is the first of the most deeply nested failures: the rule that
+// was actually broken, not the allOf/anyOf around it.
+func deepest(u jsonschema.OutputUnit, depth int) (jsonschema.OutputUnit, int) {
+	best, bestDepth := u, depth
+	for _, c := range u.Errors {
+		if got, d := deepest(c, depth+1); d > bestDepth {
+			best, bestDepth = got, d
+		}
+	}
+	return best, bestDepth
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // PayloadError is a payload that its event type's schema refuses: Location

@@ -62,3 +62,12 @@ func TestSchemas(t *testing.T) {
 		require.ErrorIs(t, err, eventtypes.ErrInvalidSchema, "%.40s", bad)
 	}
 }
+
+func TestSchemaErrorsSayWhy(t *testing.T) {
+	t.Parallel()
+	_, err := eventtypes.Compile([]byte(`{"type":"objectt"}`))
+	require.ErrorContains(t, err, "at /type: value must be one of")
+	require.NotContains(t, err.Error(), "hookd:", "no internal names")
+	_, err = eventtypes.Compile([]byte(`{"$ref":"https://example.com/s.json"}`))
+	require.ErrorContains(t, err, "refers to https://example.com/s.json, outside itself")
+}

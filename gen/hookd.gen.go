@@ -291,6 +291,24 @@ func (e MetricsWindow) Valid() bool {
 	}
 }
 
+// Defines values for Ordering.
+const (
+	OrderingFifo Ordering = "fifo"
+	OrderingNone Ordering = "none"
+)
+
+// Valid indicates whether the value is a known member of the Ordering enum.
+func (e Ordering) Valid() bool {
+	switch e {
+	case OrderingFifo:
+		return true
+	case OrderingNone:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ProjectStatus.
 const (
 	Active ProjectStatus = "active"
@@ -554,6 +572,18 @@ type CreateEndpointRequest struct {
 	// HmacEnabled When false, deliveries carry no signature header.
 	HmacEnabled *bool `json:"hmac_enabled,omitempty"`
 
+	// Ordering An extension of hookd (`none` when an endpoint is created without
+	// it). `fifo`: the endpoint's messages are delivered one at a time in
+	// the order they were accepted, per `ordering_key` of the send or
+	// publish; a message waiting for a retry holds the ones behind it
+	// (their `waiting_behind` names it), and one that fails for good,
+	// is cancelled or is deleted releases them. It applies to messages
+	// accepted after it is set.
+	//
+	//
+	// Example: fifo
+	Ordering *Ordering `json:"ordering,omitempty"`
+
 	// OwnerId The user's own customer this endpoint belongs to; events published with an `owner_id` go only to that owner's endpoints.
 	OwnerId *string `json:"owner_id,omitempty"`
 
@@ -700,7 +730,19 @@ type Endpoint struct {
 	Headers     Headers `json:"headers"`
 	HmacEnabled bool    `json:"hmac_enabled"`
 	Id          string  `json:"id"`
-	OwnerId     *string `json:"owner_id"`
+
+	// Ordering An extension of hookd (`none` when an endpoint is created without
+	// it). `fifo`: the endpoint's messages are delivered one at a time in
+	// the order they were accepted, per `ordering_key` of the send or
+	// publish; a message waiting for a retry holds the ones behind it
+	// (their `waiting_behind` names it), and one that fails for good,
+	// is cancelled or is deleted releases them. It applies to messages
+	// accepted after it is set.
+	//
+	//
+	// Example: fifo
+	Ordering Ordering `json:"ordering"`
+	OwnerId  *string  `json:"owner_id"`
 
 	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
 	Paused       bool `json:"paused"`
@@ -882,7 +924,19 @@ type EndpointUpdated struct {
 	Headers     Headers `json:"headers"`
 	HmacEnabled bool    `json:"hmac_enabled"`
 	Id          string  `json:"id"`
-	OwnerId     *string `json:"owner_id"`
+
+	// Ordering An extension of hookd (`none` when an endpoint is created without
+	// it). `fifo`: the endpoint's messages are delivered one at a time in
+	// the order they were accepted, per `ordering_key` of the send or
+	// publish; a message waiting for a retry holds the ones behind it
+	// (their `waiting_behind` names it), and one that fails for good,
+	// is cancelled or is deleted releases them. It applies to messages
+	// accepted after it is set.
+	//
+	//
+	// Example: fifo
+	Ordering Ordering `json:"ordering"`
+	OwnerId  *string  `json:"owner_id"`
 
 	// Paused True while the endpoint is paused, by the API or by the circuit breaker (then `disabled_at` is set too).
 	Paused       bool `json:"paused"`
@@ -1160,6 +1214,9 @@ type Message struct {
 	// turns this off, so every attempt shows `delivering`.
 	Status    MessageStatus `json:"status"`
 	UpdatedAt time.Time     `json:"updated_at"`
+
+	// WaitingBehind For a waiting message of a FIFO endpoint, the earlier message with its ordering key that holds it back; null otherwise.
+	WaitingBehind *openapi_types.UUID `json:"waiting_behind,omitempty"`
 }
 
 // MessageActionEnvelope defines model for MessageActionEnvelope.
@@ -1275,6 +1332,9 @@ type MessageWithID struct {
 	// turns this off, so every attempt shows `delivering`.
 	Status    MessageStatus `json:"status"`
 	UpdatedAt time.Time     `json:"updated_at"`
+
+	// WaitingBehind For a waiting message of a FIFO endpoint, the earlier message with its ordering key that holds it back; null otherwise.
+	WaitingBehind *openapi_types.UUID `json:"waiting_behind,omitempty"`
 }
 
 // Meta defines model for Meta.
@@ -1332,6 +1392,17 @@ type MetricsEnvelope struct {
 // MetricsWindow defines model for MetricsWindow.
 type MetricsWindow string
 
+// Ordering An extension of hookd (`none` when an endpoint is created without
+// it). `fifo`: the endpoint's messages are delivered one at a time in
+// the order they were accepted, per `ordering_key` of the send or
+// publish; a message waiting for a retry holds the ones behind it
+// (their `waiting_behind` names it), and one that fails for good,
+// is cancelled or is deleted releases them. It applies to messages
+// accepted after it is set.
+//
+// Example: fifo
+type Ordering string
+
 // PageMeta defines model for PageMeta.
 type PageMeta struct {
 	HasMore bool `json:"has_more"`
@@ -1370,7 +1441,10 @@ type PublishEventRequest struct {
 	// Example: {"X-Tenant":"acme"}
 	Headers        *Headers `json:"headers,omitempty"`
 	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
-	OwnerId        *string  `json:"owner_id,omitempty"`
+
+	// OrderingKey For an endpoint with `ordering` `fifo`, messages with the same key are delivered one at a time in the order they were accepted (no key is a key of its own). Ignored by other endpoints.
+	OrderingKey *string `json:"ordering_key,omitempty"`
+	OwnerId     *string `json:"owner_id,omitempty"`
 
 	// Payload Any JSON object, at most 1,048,576 bytes; delivered byte for byte as received.
 	Payload        json.RawMessage `json:"payload"`
@@ -1482,6 +1556,9 @@ type SendRequest struct {
 	// Example: {"X-Tenant":"acme"}
 	Headers        *Headers `json:"headers,omitempty"`
 	IdempotencyKey *string  `json:"idempotency_key,omitempty"`
+
+	// OrderingKey For an endpoint with `ordering` `fifo`, messages with the same key are delivered one at a time in the order they were accepted (no key is a key of its own). Ignored by other endpoints.
+	OrderingKey *string `json:"ordering_key,omitempty"`
 
 	// Payload Any JSON object, at most 1,048,576 bytes; delivered byte for byte as received.
 	Payload json.RawMessage `json:"payload"`
@@ -1595,6 +1672,18 @@ type UpdateEndpointRequest struct {
 	// Example: {"X-Tenant":"acme"}
 	Headers     *Headers `json:"headers,omitempty"`
 	HmacEnabled *bool    `json:"hmac_enabled,omitempty"`
+
+	// Ordering An extension of hookd (`none` when an endpoint is created without
+	// it). `fifo`: the endpoint's messages are delivered one at a time in
+	// the order they were accepted, per `ordering_key` of the send or
+	// publish; a message waiting for a retry holds the ones behind it
+	// (their `waiting_behind` names it), and one that fails for good,
+	// is cancelled or is deleted releases them. It applies to messages
+	// accepted after it is set.
+	//
+	//
+	// Example: fifo
+	Ordering *Ordering `json:"ordering,omitempty"`
 
 	// OwnerId The owner; `""` removes it.
 	OwnerId      *string `json:"owner_id,omitempty"`
@@ -23257,298 +23346,304 @@ func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L35chs3ty/6KijefStkTpOmZNmxpdp1ipYYWyeypEhUhh3mssFuUOytJsA00KIZl6q+h7jPsB/se5JT",
-	"WAtAD2xOmpx8n/9JrGYPGNZaWONvfa4FYjIVnHEla/ufa1Oa0AlTLIG/DtNEikT/K2QySKKpigSv7dd6",
-	"Y0b8CVO0xdknNQjgNp+IEVFjRqYJu41EKsmUXrMWOZvSP1LWqnm1SD/7R8qSec2rcTphtf0aPlvzajIY",
-	"swnV35rQTyeMX6txbf/Vzq5XU/OpvlOqJOLXtbs7r9bl4VREXB0fLY6twwkzP5Mo9IjPpgOfUB6Sl7sk",
-	"FjOWBFQyMmafSBhdR0q6kU2pGmcDi8KaV0vYH2mUsLC2r5KU5Qc5pUqxRD/2/7Hp4DfaHLWbb3///HL3",
-	"7j9qlUO+ZVz15lN2Cq+vGrW+g+gniR7CkmHB/zYc2G+d5n/R5p/t5tvWoPn75x1vp91eMryPTEp6zSoX",
-	"lEzwRxKFpH51dXx0+13jfos2EsmEqtp+LU3hzqpxqCQKpN3gxdGc8XhO1DiSbpe/kXaAktQp16MUI0K5",
-	"UGOWkGki/psF+iZHFYFIuZJE3xDx68YyyrT3D2Co9995M6WfIx6KWTUvzeA3D0fGQjKkwQ0ZJWJCuJgt",
-	"Gx8+VBjafyRsVNuv/T8vMqZ+gb/KF8Vh3OmRJUxOBZcMeP0dDS/YHymTsOiB4Irh+tPpNI4Cqof74r+l",
-	"HvPnDT/ZTRKRdPkti8WU4ScX557gR0kkScRvaRyF+8Q/Pv2pc3J8NLjo/njVvez5Xnape3p0fnZ8Ctfs",
-	"vwfvTs4Of+geFa5dnV50O4cfOu9OuvnnP3Q7R92LS5+IhPjnnV9PzjpHg97Z2eCkc/G+67dqd17tUPBR",
-	"HAVfaCUC83VJZpEag0gN0iTR0kEqqtg+8Y+uzk+ODzu97uDq4kTPLrvQ/al72hv0fj2HWX/s/DK4PH5/",
-	"enz6fvBD99fLAawJrtRh5/T0rDc46p50e93BSeeyl78V1uyo+/H8rNc9Pfx18PH48mOnd/ghv5aXvU7v",
-	"6hK+3z05/ql78evg+HRwfnH2/qJ7Cdcvur3SRVjg94Kz513cKZ3HgoaazLggseDXLCE3bKr2YZDd097x",
-	"2emg+8v58UX3CAd5zDWf0xje/3yj7XCScvZpygItCpi+HTii17047ZwMuhcXZxd+ixR4JySjiIcSaCVk",
-	"ikYxiTgZC3ETfiNJLK5hQqdCfS9SHj7fXE4FkWkwJgmTIk0CpkcFwtuI5X3iaxL8/uzq9Mgn9Yx5c1dH",
-	"IiGUSMbDBszikiW3UcCuOL2lUUyH8TNTUkgVHWoVIqCcC0WGeh9oMGZacF12L346PuwOrk47P3WOT0D4",
-	"tMgFU8n8wMyCqDFV5FooXAnK5YwlZEbhRCJSiYSFMNGeEB8pnxupLJ+RAkkcTSIFYzJTaxH/3dXFZW9w",
-	"cvzxuDfo/nLY7R51j/x9o/HZQ7ZzfkwSqlif4yvqE8rpNZto4ZWIVDHpacGr10GS2Zjx/PNkTKVZJPN8",
-	"44D4SM/Sh199GYgp06SSvRhFuX7Kb3h97sOTgylLBpOIp4qh9ucnehMGdKRYMpAsEDyUfov4F1powqxw",
-	"OkL0+YTyORnRKGYhoakaM67MUks8lkEmxxED7YOGYcKkbPW5f9E9P+n8Wr1IVovCVZ3GdM5CstMmKppo",
-	"zWUUcRof9DkXxAd6aXb0UP1Gq89rXm3MaGi08tyvi+rEz2MRM2LmR1KuopjQ7GihXDNkwFhI6lSRmFGp",
-	"yE6jRS71DsF5U73RuIaFxWoVtfaIR5N0UtvfcUpQxBW7ZokmsTuvdsX1Uook+pOFz8uxmihv2FzL/kkk",
-	"ZcSvPTKhsdZGWeiRlN9wMeOaikIWMwWMfHXauep9OLs4/i88Du7sXGELOtPoBzYHbTARU5aoCJWoIGFU",
-	"sXBAVUHdDaliTb3PiwqiV7thc61i7n+usU90MtXiDK61d96+pK+Gu8HLcO879mb0lraHO8Fu+JLtjV7R",
-	"12HVu2I6ZLF+VcUvUg1S6cZWphrDiXqZ9K15stdM4Cionk5DvKTIREhFBA8YoQRZrXFAeBrHJBoRzm5Z",
-	"okmkchX0XSi60UZYGO9EhGzd5uMufNR33nm1acJG0adqBXsUJZrOd0gwpgkNtH1rrdUbNtejzNZ+fDOI",
-	"o1s2oDvvKvX5zLz5ze6dXXg3CDN+L08QpT343b1bDLXw01PACR3iM49GXUtsDhAUevbkcgzkry2rMUvA",
-	"8lxBpVsQ3UM2ccOF1/PLLbvdh8XlX7veToosrLs+8Tebht06PXemNrHJ6MLU4Gvm+eWDPkJJVTHY7Afz",
-	"6FCImFG+cheXLa9929qBPMbq2Tk9/eqdRFKtH3Gk2ERuNnT9avMtmiR0/gxz+GiYK2QjmsZaEGixVSsf",
-	"gOdRcCOtpPtGa96aVTziWzmH6tP4ZqCYVAM41RnXB/lv9oX6h9xAMv7uKMUm00ovjbZD9OPJnFC8C00W",
-	"/9vBRPpa6Yn4NRlFLA4loYmRR30+ieI4supLPdHmCgsbHqGSfBDi5l0ShdfsG0kuj36QJGSBCJme3OQA",
-	"pijphPU5vtyYzzIdNnMv1fMPIhkJDl+NOPHN7T4qWkVSMGMfcLE4yZ2mNgNCfeRNhvpE0RpNxFNGaJAI",
-	"abU8mZOnTiPytPrDBwnTx0E1rxal/ZLz2oyPML1MoKOhehmIRF+o+1LRBN/ik2mcShIpScI0AWWrsfR8",
-	"XtjqkMsBMsOSozs3Nft688Di2WNG/U02Er0Rha1fs3d1ygn7pBiXi9MQqR6dGxjujh4X2NIDxT6pFfPI",
-	"poyCco3P0quJVAUCfbqWb0DFlhJ8oSqZUxzPlCUTqtm/kpemidDPRPy6ctlQry8sUX7/lRDGYwgbTpTQ",
-	"JOFZ61Ik2risJkSj2Q1yFsYqifXB3Ib+QxHfsnAQTTdaUOtvHAxFWKGVXE31sF/vkR/eWeUMh++Rq973",
-	"zTekbhyEZDhXzLBXwELY/u0+PlBJygO69Jx0N99rUfDRmCrGg/mmu+nsStxAuwBuf+FPxsPi0hh9Gyxp",
-	"Lux2B3TCSF1LGBYAdwHle2BqilR5JGEjLXhIyKSKeCYL1vO2m55UVKUbCoQK03ubB/F6jr1i8HuPKB5L",
-	"a7c+k4Gb680qmA7MAm4s98xBslZjwD3tmbv1g7EcjCkP5ZjesM0/l1AuRyzZ/AE1Gm54c0kjAcmXOwtL",
-	"hk1ugTN5WDwHygKueAAuSqEKHlzOw9nSV6pLOO7H1PmM3nNPpS83oPvpf6XnFyYzpnIwEQlbJtxwqTcx",
-	"BHL3etlrVwyql/HAgls7O/anYyqZvMeh3+fZqZ/JvoQRiu8kYRSCH3VMp1PGSZ0LcnR6SWIhbtIp+pJ5",
-	"nx+fkzhSLKGxp8Wm4z2i1UKCREky+dmoUg0zjWhR9VjCXpkqsihe7vOSCrFxn9cU5ch93pAJlq2fLtM+",
-	"rurCClXMNvtucQ5V1ImGORpOuTBncUedIyOXgbDTbj+Cd+pu6ZBspHvpoGiqh7HGC2pe0knV+JhPU3j/",
-	"ME1khenwTl8mdChuGfETqtgA/eXJVPoHpE0mjHLpjCltd5Xv0orChH4y3t52W6+Q8/62Kw2C/AiKCR6V",
-	"ywupEHDsrxXFLq/iHMPycJ5ur7WNJzQYMK7pNCwY1UizFdbXiMaSedbKjZgkAU2SuRYnMrrmVKUJIziQ",
-	"nN6dE8NixllihPCiiZRKlnwjiZhxEqRSiQlLimkPZMhioa1cJQ4wd0SSaTqMIzlmIUpSyolvv+KTa4Eu",
-	"PlAlqSLwSy4vQpp9tVuz++oV7KvjhCqlukAZizM5ylZnyhITlsAR5KaSkR0XGHpaILF1FOaWfACbu5Y5",
-	"L+39l3j7nVdLk3hxAv5Yqancf/HC98jOrh75bnvvTc6N7OGiBzYKROqSgUeCaCYG9UebudlLGyVvs3n/",
-	"25etnTd7rd2d162Xey/GQtzItd5nPeLlws5xRk60uO9WnM4iCU0cEs2qVpZqAj+1jMpXTIYpyCq4r6hX",
-	"LNMo3a2LE7hbcMIkwTi6LTEm8l8FX20rbLhJyLpH4lR+Jcoh1P9zeXZKgLqoS4zDHIScODBT9mqfmtei",
-	"aS7+txS8dUFnJidrYelgwCv2/dNUJMvPkzBKUKlZK1nhPUfudi2XeTgAg2lhvh9tBpYhEjJkI5Ew5HP9",
-	"yAEB84+gQwre4nsuiPR2l4R0Lom2mZPNnVL5FK3tMsX0N7ZK5PJqER+KlIeDlR+9MIZ1fa/dbhxgBgYE",
-	"rrkg5gVLBe7rvWW266aLrqV6Yhbarfzmy5mZ9Ktd1vDVS7y5TJy58ebopYpaj05+fFjQ4Ojkx3Pgjyd0",
-	"tdtvbGliWTLb2KK0i5pOJjSpjCbkMm03cLaVpunGkzPiiq+snDzEY95RFYwfuFPZiy6Y1OL7Sfds4WuL",
-	"SnWcMBrOBya8NYDEy6pTy0XAVt3ChRqMQDasuCmBocjqWAnjKpmDimQMbhZC8nLEXeAdj+e6tk6nyO0R",
-	"ZLMlTItpFkIgHpNZNyE4XKQz46tZoLcFNwAOvrwc3pKVXFyT5Rv1kfL5JmHMij0xZD2IwiKnLXrzVk3O",
-	"fqr6vasH/hh8AQvw9AxxlsUpKpd6daApn71kHjD+l5FIiO+2239Ayodb9co9rIizZDtXIsM8AVZEW6ql",
-	"Izq5cu7LbF2qVjWfo/4wk71grVdGCiULUhXdssGIRnGasAox8r1JV0MfG/jWKEnEbDEOIF0gQHpkr/0G",
-	"woavPn0y0QPZOCCUzwnmz5uIQsIk0y9dEkO6T2ZKSU9f/D2SYI6vpssgSoI0UmSYMHrDEmKfsuEStJXr",
-	"ESSYK/3UlGoNzXoPYZazSLIW0YfFhJGENdERYKd7P2p2w08YNSlt5SnMN5/BRiGukttkU3Ho1TRVRfx6",
-	"ICMeVOiZl/mIlE1FT1KuL1mChLRO44+NYvB8xGo8v//6PdyHs6iWLZMsOU/M2nEh+VQ4bZKUmbkXSC+S",
-	"huI8MsQN75wf68UaVm9/HYjUz1G/r98hGQR5G9W+pEU/zNO4SDD3bys2N26V1RIYJK++sygWFiZm5WRG",
-	"HqVtr5imh/K4yB65TXdbukTSltmjKJkWGb0UG8ut2apTpGPOjEVPYM56DRIWMq4iGoODT6QK0jkkCxKm",
-	"8qHgSBmjk7OCu+mzWbeBcex0TEYuNcs9hvOs9s9//M/r4HVuO4eMJkbXLfFHySrKv71qMngDOiADmoBn",
-	"MFKk7hdGgkn/+FE4nYZURkGjMjFxXFkm5v/zH/+DOcuaxyCjda8i+VOJG8Y9MqVSzkQSarY0I7ylccoO",
-	"iD5L525NNR+OtbYNM+BkZzf3zsrRlUPXZiG9GszI0fF6HQV+9QoLbOa+jqowIKDVkjCM9PLQ+Dy3acaP",
-	"Vly+Q0do0vgwploD4EraTISEBSy6ZQkRULmYpXmVonR6peENjRbxcfa+Sf8v7vk+eYf73U/b7ZcB7Az8",
-	"k/kHfe7Dei19Uv9oHhxSyV7v6c+mkiV6ofbt9uZeh+vo3pdb1n1DAQOgAF9PZ04w7UT/TIap0gvQ17xl",
-	"F0frRgekTMORJDSOxYzpub+Pbhlhn2igwCvF+nzCMGvMkuJ8yg5Qazvv9A4/eMT/3Ied7df2Sb+mv9ev",
-	"3fkkYRNxyyS+JJMImF6XkxBwaFDUCbX+pvLlZFKJSZ8bIephsjZJmEoTzkI4g7ITTI7FDPPG9Gg8yyEc",
-	"cu00i1GiCbHh6dVUzv3kbAYTxjAfI1LYQhgsoOlzk8hDIuUBy7r0NSqJ/1vCQs1g4e8+rI7Rb1vkSuon",
-	"SEK1BtfnwJDUTM2OEeO9cyj0NHU3CdVUTCFBa7+8EpAT6JbBkHpW3XLD5qBYj9I4xpBwTrICxdb2a0lw",
-	"i4mVe6OdoE3fsu/C3eGbJeJ0pfgsBGNerw3G5Om29Phe++365y2b3OdZM/l7PLihgPSAASoz5yyfLyzZ",
-	"uvhVlYhdJU0fNTF/nflTLglh03UVIcNlefvVR2Rv1cGIKkXlkfYIeqR+hVaoqkpf5M26eQbLRgU6Ggy8",
-	"QiGYjSULBplOkJ0Tu3skoTwUE8wr3Kwe4mFqbYWSWlqThRnltnJtXUOJYB/mpCpT/1N6quy37lfdsElC",
-	"09qqhtIQHmftnqOywX7rcUb8LEN9xJQ8+8oVEZRNpnNOr9mDpnTu3APFySxxPdjAzADc/GmVY+GDmBEo",
-	"SEUzNQO7oFqrSyeMTGjISJgyQq9pxEm9bWqm4YFicnzE1eu9Shde5tcoM1YVBzmTeXEC61fncSjUrPRz",
-	"0Kklqmc8+Ff4nRYF38MOo8z9sdmpcoUeDYyjxWej2v5vG8uU8gKm2bvWkJ29c3Fkv3tLyxudDZMZJcGY",
-	"8mtG6tq2eN/tkRe3Oy9cRP7F5yi88xselsr45psIB1Ga/uMQsV3LJ6Vii19Rol1XP1ZMXJGKDmPmkQkN",
-	"xhFnzYTRUF8hUGsFcA567coQLVBFlsE2FLOcSjdXswWU+S93VFRl4n0vErTNaS68sU98qCvTtjum4cBS",
-	"YxmMA7gC+7VhoAHSWFv6M20ggitW3LDGYppOJq8r141xxXjAQPhOmZjG2p5XZELnhuhaazO6AixbtV9Z",
-	"upvLiY/ZzV5bNf8gmsPPrCK6W1YVGruPwHQJNyui65lvd4VMXVvKlU/bqHDE3rIi2hQ4FGjCIOHc6JQe",
-	"EXHIpMKS843D8bBcLuFrUXfZIkRRJfZzy1PwfJeWtuS6dsuxdIMfKASBRp5U9OWXdZFXiplcawLSa6nn",
-	"MdKnCqHoEgIZPrF0muc2+fepuG6JWuoOTzKhKhizkNQFzxIGGA3GjeqoMVLlhqu7hsOXpYKsfe/jcZqb",
-	"zhb8lh/2egWssM2PwHsZyTw5E/bmVSPNZ/auq4B+HO3aOgpXZPIu2fXNcnXvEyStyu9d8Bjh8LxsybaM",
-	"M9pN2NivsYXjZcmiLpvXcufL09PgI3ANkPKzDPYx/SP5kT+vZ2ShQme5dgURJllMoDCRRlMh7Z+fXRqj",
-	"DWpe/H1Q5GWf1/1CmQJYcYB1wSSxv33r75toJeCsQrJyxK8hMtbn5ia/AbbMt36LdCH8W0dYPSg8aJhK",
-	"lewtgJ0V2sBon2cFOnMShU4/pKMRIPqV4kamEqL1LaB83oooYK0pxboIt7GFerTdtTGVCf10jI/mq9fc",
-	"bmNif5VBqIe0RnStzY+5l64BwAw522p9qtOnaZQwudVXRlHMBjL6kw3Az19hw8UzOpeQRoGQbYeXPxEE",
-	"KwzTAFJsSShmPBY09IgUmHwR/ckQVVIRxBGLOKHhLeUBq3S9ra/THkWxYsngIZUa5hX5go2NF8k8uLzI",
-	"IZ+VQvABQiV5uZtDVfZchopeSARhRnYE10uG5WISmCUBtD+XUYr8lU9/y7wJGyCjrSUgM89iecVWS5Sp",
-	"+4urY5VfvMes0cLs8Nc84I5xocIhCYVz/Fqf/YjYBz9MGQ8jfj0AZASTm8TCQYYt4vx5myAjbKh7mwj4",
-	"MjspEbNlVoIrUQHbAKPwzKxHDgCSAQVDcrGRHxt6rTeAdtgEHmIDuw2ZbInZhj7xbJXcS6sIbZE7yzRV",
-	"yYYVciG/9IvyrSxXV4E2FGR/QbxWHukocB4QpFuPBL5d0C4/oAeqeIW5PamaVxLbBSwvkSqoFqstFh9H",
-	"wTjngxKGeVq5YjP7cHab4PH8gPimBM3HwhEoVcuLn9xHzZ2LCRfa/tH3N28pZF1I/WBpKmfZe0q/HNvX",
-	"uvk/xm49wzY9piruxvy8enhegC0IaosVjcSEiVC+kwo+impbZ1ivVo763GpHDZPHRUPioywJfUQK9TPR",
-	"goi+Uyol4Aubk833+tzPsGIM8Cwecz5hnyKp4AjNaRB6mFRFwyiO1Bzupwnrc5vUhvVRRu82lG4+VoCl",
-	"yYtBd7I6YbgdK+Ayn7uvFK7mv5j/4TD39fz17+1I8he7dlR3Xu1DlitfHTv5vMZRUut+UgklH3q98yxP",
-	"zyECo7bi8PzqkAepBObINlrkJJpEhmQivqr2vZSL/EuzxziFjGMaFKrQMqr9AHUEixyXHdpOeN2sz6Jd",
-	"4UPFDz1MGpnBPqU0OhHX8pHk0Pqa0yeVR0vd8hZnakW4x2BHZ8hgzjZYgJJ+JBN1VZFczm6EhDFSpzYc",
-	"5CwBU1tF9tp7jQObTQ2CDJAsIZQUsiAGJnpI2RFy6QNV4nWRkVWe+y3KlKqNJ3DNmDxE4xXSqwNZLvlS",
-	"xLozp1x7gI0Mv0SqgaWxhyzShsZTFLLJVCAWoEFjXvtqQIp2ody1t0Mh92NMySBUDOSY7r56XZ2HssYW",
-	"BMzTNYXQVQCJTwQ9WPT3VBqQ2wftHsHJv2gxVkb7vJI0LC1wSRIWpruwm9sFDMyUO6C2P+xYNK/6OVLj",
-	"46NSFkVFIO+eJ2dm5m548iy1X8vFxJV27CY/bl1STepYsUDMEMrHiKshREB7/HULFN+VJdarQtGrKq3X",
-	"1EkXV/tRKOk5rHPzqUcZ73MM9PhIm6iLw7x3YLwURZhE3P65Bk9hHXpCUZguZuqjE9Qn9RmNIDqjeUIb",
-	"GEj0RiA2POJnXlKo03IlaJHs84iTURxdj+HGgte09GbNTvoAdU9T1ed+6Uj19VucH9b3rEWaOV59UjfG",
-	"z9HJj2D/ajsWXLH6JyUrSoIbLXLGybmQ6jphlz+eEEo4mznBoNWePqdklDBGZiK5YYnVizAopqdg7Fei",
-	"6A2TRKqE6knn4IShm84NY1MoXpzpZ9wSh2niKqMKqwsV89fCRN363D2hMOphUBIaBnadJdrUHsX0mvjN",
-	"pv5kc0x5KEaj/4T6Qr/PVZoArmAkiRiNIHxSrBvEMrP8nhZN9kf2jS/Qe8kcupdZcj/D4hEV9rUlxFcX",
-	"J63aAzX+LTX89So57tND5r+lwrwGauTR9Oln1nWfNgHN0dgK7XRNBlNRE9w4gTw7RpefbttHFXLPbpBU",
-	"3sl0MEwOzx730SHq8FKj0G/A0ZIYV5oYFZtXhCJIJwxafcoxnbIWrk1V3k0RrLl0UibsD1PRltWwxUxB",
-	"bE1fxVDsAaGxxFJW/5emAQZsHod+Dp40c6Dod778Y/f/hG/lyU2b/tebnckvwU/D7/iPs+7aJc2Ntnr7",
-	"oQdphWy9vV6Jl/+RUU4sTwB6jStUxFYLozR2pcFeGVf6gLRdqDFhZMYgJYOzDWOMxhG8CNylRyAk88jY",
-	"5kJisseMlE+egm6w4Wf1KRZVpSlA/7cM6Af8IkaRmZB68VDFugeaK8WGY37TMWSn6zazd09t8xUpBwlV",
-	"FS4h9zbygtSzP/6XWeSGh7pOW6smO26ruXBq1JjqWXNIdNywU4gSisaD5engC8iLZnuxJ++G0565jsDb",
-	"9O0tMpxrAlwacVExcqEMS1OlNffKDLiCed+lwQ1Tm7DwVqy1IUPMtdRZvh1cKLfVZM4UqcO6kGZGk6SZ",
-	"EU7EgzjVKiMBMAdrbDvsUjavJpwNGWaD+6H5o6KT6RrUpSGsOqlf9Q63MPdh8ptTL35ko5mWS+fdNOxH",
-	"VxDgHDX3zUnuoTY4HjpPa4OXenxbo2VnXPNqu3v6v9/p+b9sVxsfLoqyJdBoCRW01PqLSgkKiW3QrwS5",
-	"ZiqzeKf0mlkcNJ4h5UDf/s3U23t2ksgPe01fiXP0kT5OUcOGLvulSeI5OCqXqrHAXbmOt6Z1LyB7YodM",
-	"CwlTAhcpIe+jPW0+0aqtVvYtrdFARbdsfRAUdwCTsZ0iXzGztdq82ZqHsafd36dkT1PnAJnI1WjoeYt1",
-	"Ae58IYKDdzR32u2dZnZbVjlSs5D9zb3dzA9fREjXDzsJXdvZbb1qV0CfFy3pe0GUbw+kVxGxWo2rUjmu",
-	"QfP3/1U5oHyFzZb9BnIrWcavn2OpJ256hiy+47X33nivvnuN4B4HxPlb4AICjel/YNs8Ft2y7QHa4Vxj",
-	"HHodjUWa2KRtbFiwu/N6Tf+CykIiE9GxU66i6wuIBXXi+GEs6F6TB2f+ohGa8ogWppUpjlV6IjbXXv3r",
-	"fcGDtcxMg5tl0cQ0uHkkWGI3jZz6hJ9eMomqzy9f3EeA9c696C9GOSvBvx9COw7De6MMGxzMsWKTreho",
-	"K0LAES1fiodt8SXj4V9sb2E5l9e9P9T3u6hXLV//7ZClVySf6WV+BIZ0r3kGlH33rTX7sSFECCIS/O4t",
-	"AUnW7Gbs9hLOqWn4tsJeycYc8ZAt6RCvP/CNJFMhI9uP1np4pW9dTNWaeJGgFl8tlUigKjrxQN3Ybbc9",
-	"zJJMouuI07hhXVX5qZVmXbDKN820siPLaHorf7sNEfy+VRFFeQOpyhXtzdgQehu9kIyHPpmJNA7JmN7a",
-	"BDkWGldmJHH29d32rodLtof/2SMiIXvtt8VGSvq2tV0sYftzRk+BPUuLZaonVtN+tTGR+Q1/K4EMbIji",
-	"t8zg2NvNmRs5XZgh2EaF4VLb39u9u/O2HsZ3wXZf+H3Bctm6BQoeNbiej5B+INft3JLOIEHApoV+H0V6",
-	"hkFYlqY8JBiWBjpdAnMQppiSypa+0263Ms09pH5de8nrTGxh5fgS14bo06fGsrbP2+kyRXm/ecOQ0oIu",
-	"LkdpRst27XH1mCc8FJd23iqF2LdsP/WXM+P/Trb4InRJLEwtopkGiSS5YdMK+GIC1d31NvlPEiZiCpjD",
-	"kGKDd9qyiEaLHKHjjOzsQTezQhPD7Z0Ahdj7Ki9Ajrb3HxQff4IMglU6bwkXtnKbcu01acKgs6YWa/nu",
-	"/w5h/ID4+v9DiLJjxVKf6ztzeVc24pHB5zdahcf2+9z/pfkzqinNY0j1yv7u2TiHKUvKfnGz2e9zzLf9",
-	"T8QjH7NP5MPHzmHz8kNn99VrPdp+zWCc27chMHnLAJiLcI4XzH3Mb0HbPB7SJBxYDcrv87ptHjmbzVr2",
-	"Bvt7KxCTxj7xzd/NCKZi/3Kf9hHC2/3gkGn3ye2OV4BUXzKLKCwMf+NJ9fkNmwPr5/B4myELRMhCA0Bs",
-	"mwYa8F6PzKD6EXAW/PKMzZ7I2+iTT+JomFCgG00+o3kGfm7fLPs8kjJlYYv8DG078qQyppKomQDEb48M",
-	"hRoTROq1bV4FZ32eNXqdskTfW8xYy8gKOaG4gZopcrDHCz9XsOclQgL/wOaPGQ5ZiRm9QShhc1zibPyP",
-	"CqW9/TTW40Wvx4CuWooHYDYvrM0DFZ6FpX5Svcd97RHrZHPUfs/atHvNBWQ8s6k3xfFjhHybto75nImK",
-	"WTxqDogd3epZPYyucqvzlJuAuKgVzdEre7wyAoCfklxHt4zn0DYfu5X6v3rb8227lMOvB8Tv1/q1rDOJ",
-	"699dsDU2aB7+hVp+Lwr2ZfRY0VJ7G0C7bQkiw6Tbtl/0YkttyYI0idQcZ4/SDHptVHee8sc32MUEgX3H",
-	"NwPFpBr4ZCRMAsNwrg27mFGpyMvdirzTloWty7U8cSPTqmvt7g6csiOxBI8AWugQyeJRcyygKarRjrJi",
-	"dMmS2yhgLXKscrgXnfNjKAKxyAAxy/S/HHDA7Y6+E2oRCvm5UJI7E8kNIqpL1ec4nuEcsYQNkE2UgNpK",
-	"ri5OYN7Q1Qb+0JZFq8/7/Ntvrbxtffst6WJyJvZUxB79RKvGMFj/cx/kYr+2T1qtlkf6IB/1n5/7ufwZ",
-	"7AeUsD8GrVarX7u701uEj4PL0jyg9eh+Dd8ChIF/GJzlfu1/3634wt2d3+rzHlSaYP9Z7DYLmcTY5keu",
-	"yCg2Mwc4Zj3vjnsNlJpArzvYWuyPnqRxvkK63ecL8NLYGcg3o/cR9C0T/a6th35Vi1yKCf5T9jl4l3Gz",
-	"tEoHKNYGI4IEYxbcZDaIybvBlkLY4gsuwyj3c9BuVxcnktTdILunR+dnx6d6lL799+DdydnhD90jwLNw",
-	"F69OL7qdww+ddyddv+EVuxXl3/ih2znqXlz6CKQhoz8R4e688+vJWedo0Ds7G5x0Lt539bpg9Tl4xxHy",
-	"Ym/nZaNFOmRK1VjvG6x5JMkkAtQJr88nNNaqNYOOZ1qIIztz7PlpcpLyNesFaG9yxQHprM/trprjF4rX",
-	"r7lItFH10X0j0udoDnLGjFM/Drjc04QpFu4TSv5IERcrq0oKhUnrnNJEQmX9kIbE/399wmRAp8wjtM/9",
-	"A59INqUJVSJp5CmpAqec00nkfD8GDNzDei0DFw4caRdNf/uq933zDRGmbx1+WJIxjUfaEKbw+87rPpdp",
-	"kohrqvSbo4TU9bnYT8M37Xa/5q8Zl+EZLY01xyxpjmalcqvV8kk9L5n1Fb3rfW63mbhd9kiKO6bnYLNc",
-	"b9g8N6Id4l+ddq56H84ujv+re6SHg8JK3zZkseDXADYkOMvRhxZ5Bl0I1ybrlZUwKdIkYNJM7EIvC5z2",
-	"IBG6NBi7F03onEzoDSM7XrvdJpPqDDo9M0ihG85tapwpvAC2/UYSv9nUSkUTPtM09/geMVV+bnB9WAvJ",
-	"lBbkjQPTBU5Tb8rhWRbqf0FZXfYcOAVM6zK4q9XnZ7eQXg9/wr1GtkeS7O2+Jf67q4vL3uDk+ONxb9D9",
-	"5bDbPeoe+Uby97kPqfzNzkixxMpOEumRQd1Ci3TQGSkEJtiPTI/fVI0ZVwbmQguG3XY+xTBbnwYGLvWm",
-	"0TBMmJQelO+5ZTXD3dt9q0fT6XVxrG6QhREWkF7AW49yg+m9hAOyz205ouBYJzjjLeK/wG6wf2r5+ALK",
-	"h//MGjHZYhiE8M8h95idQJ9KHAWMS6wnM70rpzQYs+Zuq236WqBSYf1hFH5uieT6hXlWvjg5PuyeXnbh",
-	"GUi+VuB7wbO9c35c82q3LJGogbRbO3ibmDJOp1Ftv/ay1W69BG+sGoMGZSem/31d5UboGAbbbbdzzWHt",
-	"IkWSpFOtumRiTokUHVxEqwJau9BqlMPTOQ5r+7X3TH0w380qxWA8u+02InkCKAAopGU8lP3PObVyPZiN",
-	"sxZBV1u0AIpTKWiatf3ffvdq0tZT1k60cabvnSZiCI4ceg2QSQY253f9sCGPDRfUxMntUll55pFX7ZfE",
-	"v+xe/HR82B1cnXZ+6hyfwKGba/hcta4X+PUvvqxuRnBq0mCsTTQoE3vVfrnsE27MLy5RK77i9JZGGLhf",
-	"tTN61tH6rbndeUGnUfOGzeXS/Tlls6z7AXH2eRjJaUznFgJUjFBo6MMFm6rO+OJ+nERSdabRD/p7T7gj",
-	"+ImC42o5sZvTDXOtwT0Mu7KH41m9K+9oPsC9195Z/8gVp0YPQA/e3u7b9Q/1hPhI+dx8SyLVbDC+Y62M",
-	"cRq79iAPorUc30tVaqSp7bMb3FZLae4SpBIIuaSUeZTGsSUb16hT8AD6kibswKAgYr076CX6GLr80Gnu",
-	"vnoNZw6S4CK1oZ8UiaHmahveiXD+aJSW/4SjhLu7uwXi3nlk4i67lJfQt17XAgbrV8peSdm4rIRyS9DV",
-	"9FySnS8+37D5cXiXQaVWk7reDanEFF0R2mahCkEUQevVP0/ojbVlAhrHoEjjKzXZs3jUWKRzBE/J0fmT",
-	"itUy7MsayjPGyfNSXntv/UOnQn0PyKV/U1LFfVhLqlq3NTYxpq+VtS/7OIlCj/g3bG4K0F/ukljMWBJo",
-	"pSWDAYcGSPpJrTLbsqP9GjBALR8SwLTCjLJyuSj6I2vSYyD/TPNYGP/xIp95VqmjFI/yCiQX+waP8II6",
-	"c06vI452SgwtCSJOfK2q+aRecCBCVX9jH39s5fJI8YIteHMXcvVwfrUedHTyY21hc6poIrvlxSEW2N15",
-	"n3EPwLuSbQLYV7X8oruaNky5W+KN36nIXfn9CQXJ0cmPq8THGWdQsWhLZY9Ofvx6cG2qkoWMhk103WMm",
-	"Y04sfHSJlHc57sJseGiUiHy6DUU6rCpIKq7W8k6iG2gKENM55kuvYFDQ8NA1rI1n65MwXnuY4U67iS8z",
-	"PhtyKpwzeijC+SK7YZnB94mYINM9GWGXCjSWHI02DS2SNtcUpvcXPyLbGzDFoeCjOMIA297OBjN5Lzj7",
-	"u7IcbnYGxZEhdG3Hg67d2kYmOLbhIHi0aDFpzq8WMYpZrn2b7VQTR9I0YFg8hrru6w84jJbE8LORgCSP",
-	"JIaXnQpROr5ybdUydtuy//8GYwG3tslGRTjabHyAVFvH2JKfi9772O4CsguXjL5Q41mp9mxa4bs4i3No",
-	"PRL9yZZ9fMXJ/6p08H/Bc7+yS/gaBcDt21cVYBMVgOXY2YqcjMWXe2LQ8JWFlEl9CGcojSYTDpIiCVRB",
-	"mQsm/TKSfV7hvzFnOfj/8Zjr8z6/ujjBaC6pV0ZstaZtff++0Ql2dokSZLe996bPgzFNaKCKIVYXtDUg",
-	"hmMhFZmkUkHoKr5lfV5fErg9IBRvN0FCiDCZpyRRwiOUxEJMhzS48fp8mkS3VDGPHL4/7fQ8Ekf8phmL",
-	"gMYeSXn0R8rsX5M0VlFAtdxOGMwthNh+yuWUBdEo0qe/DeQgUuzx+e1rrSZNCJsMWWjRbLxcvLUwERuW",
-	"hggx5CoYqFkoGMlFgd3Gol4NoR0Ig9UxqQN2ClYhQNd7SKiLy0E7HxMKbkA0rP22z/2jq/OT48NOrzu4",
-	"ujjBkKfJRlq5vx5ZDIzvu7KCV+0+txF0PYo35Id30IQrjrFXgUTENmhXIBsHJncAtnrIoOlBnytxwzg+",
-	"j/fh7/o8HIs4JFqiJSImGSkdkA9CKq/PC5Fajxyi7GviuZP93ZtPmUd6CeVyxJJmlwcixGj8oeAc26N4",
-	"5AfGps2Oti49cp6IT/Pmtx7pdeHBKNZLcTW9TmjICnnp35bTuL/14Ti3PV4ghFbl7uxmmH5P5/Asp/Hd",
-	"FbMBten/lC5Q+/kNnaCO7r+YJ3Rr3flv7TrNwUpWHUFltddZnstcpx0ixchiY+PZ47YU3alYkqYFpbMj",
-	"NfPEjGrxrdVfeQBHWRQWcmCgGGFGk1Au86oW2OmJ1aINPasFcv7qXn1y9+oacvaWuyQXNCRiOxihmlQZ",
-	"sH5OituU1L6S12OT13umNqKt7Uxy+6x1x2mbtULXh2x6l+RVzLU/IL5RvaA4i3G87KEDL8AUzT6fjUXM",
-	"yIROjS1AbXomoZAqFJjTYDqNjbmQ5VEBrqZ+Ppd/mRVpYq6/geQ1LS32iVYpyj7594JcHv2grQ4aSuJ/",
-	"jkKPmAfufEyLOv9wru8peAAAMlVPuFGlRRXrFJ5Ii6ouhthIi3p8IYCD2e7YMcv8r+ay/BsKEty9+6pd",
-	"LwA+f3u3f1nQVPoUHCopFPqqKI6JxQ7ATFPEXBimaJVlteMpV1Fc7BkOtq9MJyxskXOaSgiem6YLhbso",
-	"4aIppotHq37qWdU5+ODmbOV6SHw9bB+bR2An8pXnStybYZAKn4hjkGQyI2bIAjFhJEwZ+s4OMgijAZxL",
-	"0MEDgmRwrE6qYl96vH9tusfcu690//gRKr33j0X4QlHFmll59RPQP1QgxiFLwKNHxCgHNFUajrGtIP/K",
-	"18Y9GbIxmPu2c0MFL8AULm0p95P5p5ZXfv8V0/S+qlUVrNMJQ0LzMQ9Sj9k1DeZAmY0c51xm9yxnnjy1",
-	"bhTmPTBOAxPENeUTy8O4Gck9aWb1EliANTL+S6ZX/zvIeYj8mRWWeXJcSqXeU0jvThhiOVUgeJjbceyB",
-	"COdHJHjDeAycT6wQNGz1eaeE2mKjQmom8mS0TyhR4ygJs2DUx84vg8vj96fHp+8HP3R/vRxAhK975C/m",
-	"CC2Nn+QwKr6eEF9PiC1OiIecCZtkkINH2iaH50QrdHhwBRQIEwg5Qnvtt8Q/7JyenvUGR92Tbq87OOlc",
-	"9vIs4i+Le6xig73l2e1/n5DEvwOJ2hjGZlT6kDPBq4jZ5XQnSC2XN0+fWS5vNk4sh3ytpsNmqdTIjrkx",
-	"RJKQJcsy7w6IxQjBpkPYg2hpvp1FHJHPmP39V8oBs/PfKgkMm8brVfuaBrZRGli2YHkjH5IdV2SBdapQ",
-	"GLE4Cd84ESGLGy3ia5rz98kO9Ghrty1YjNfnyMwe8Vu+R3yDNtP0Sd0vQA37jRb5GfFSfKQNn9QRrqHP",
-	"AdKGeiRM6EiR3fZuu7mzawv4IyWJ/x/2GUnnMisBdtCkff5yl/zwziNcK34jljAeMMCTkVHoaqk807EW",
-	"JzfFpjLm+OzzLCMUModsBug+OJ4RY7SIaFE6gPu8gAthoD4KeBUjGsX635Ch1FrIqer+1D3tDXq/nnf9",
-	"rDYaJFKE/YH5ikQgy2hPmwlUBlB67lQg+/21tqjjiK+pP0+Y+uNWuUrsLJ68Lz5ral6p9uLToDhkyT0m",
-	"w7HIsSRSRCo6bxHTHkpzVqRyWT4G60qWipcBrUjbqBZUxZw0S1KCCoz11MfkBklBR19zgJ48B2glXbsU",
-	"oMVknmellb+sDPw3SuhZQyhbmlh2Z0+1ir8ipWclbGamYOVzeAwI2gHxP9/5fV5HIGbK5065AYWHyUYe",
-	"BpJ0eGbugG4UUE646PNY8GuWkCHLpPIBSXnT3K0FMQIQ2cf3yYjGkvkrsnCeWIVZggH53Hk427PvQrrU",
-	"V35+wryajXUaxBd+mGV1qURiGBR/0IoPYJPbMsMphIJuWbmew6GayXSoPz3EnqTaXNKD7/O6e6BQ2tbw",
-	"skzAQsWebwvyfNubqc8jafMBaRyTiAMSmUoolxTqHXKtlk3G3wFp514byT6n2txxmdiIa1jM47mGwBfx",
-	"8bqrDobIgVsIk1cESG8RN5YcVrrM6JzUISfRyjLoT+FZXEYPSpWwp4RHTA9tjzgZJBsOUDLLSkKMN15o",
-	"JwBkAIUgDikTohuZ1ajtwiFzMhMqd5xVN+hcHH44/ql7pDcBbmeftPnubD27pc7EhGazfV5QVEndvzr9",
-	"4fTs59O8wdjwXAGXNOZ0NNLyHb/U55iLVWiZUV8wVo3Ty8J0tuB88fvcgaZG3Pa9xXc4s54Tv9SvxCd1",
-	"AP0zk2poQxrb4+Sw/PWmKSisAepDgB8zPJO63+eAFWYfsU23kF8OMmcAOsCPj7ofz8963dPDXwcfjy8/",
-	"dnqHH/SZc4hZM5CuimRUqDLPrIMCPOBiWlmuE+0THVNVzW6/xBl1bs/1VQdVh5Oo3P3oQJMuWGOczSBG",
-	"gKl/cGrttne/wDB7BfmqmcRJlRlL2GI/qK9eg0fPysN9yh2xwgjx3AFWlapUefS6KqKVptiTm2Eb0ZwR",
-	"qlruMK6SOUJ9WlQIRSY0/KrRPa2FVub6jay1RZUO3hWFpH51dXx0+11jSQwrWh3AWtPFKQtZfZqKZGOc",
-	"CPZpqj9XDEpludVzUG+maXLNQlL/DhpcZXbF3DzeOHDwwvAe/UzMRoqIVC0JcJlBrlk9zQz+hJWgkjJV",
-	"lt1GIpUQAWqRsyn9I10KfoDPLkONeLWzW4mw8DcOocEKbxU/wz15VpnyFwOoZI4sHZ+bK8vDYRcsEElo",
-	"QeljgBsAePDDy5/MC0u21zeyUIHa59Sh2+5kGqt5NIHXtwoAl1zoLzG5Dzfq72iLaZqIMA1YmIOYsXCy",
-	"gLqqogkcHJEkoZhxrSyzELogZJ8D283X6wns7DvsQbB0+NwMw8L/BpRjrT72PfATMcN+jr4t4eLpZMgS",
-	"vQDgKCpU3zoDxkx1RmWfw7GGCLLuRtu+LWc2mkcwRAcCB6+A8WSTwXzGw4GetrVzYB0SMQPoWZlv96dV",
-	"eAW2vOpzuzywZJlsK5iUTr71eZ9frEQxqAR+b+znhtfnpuOZVDRReC1roPh218jdKU3UAfHDKEHcAFhl",
-	"37a/gNZwsD1jCjQScWyLYce9T3xzyfRMM38Nck0H9VAyBAGThmcWG4W9JLt7BFosmoMAdkdb9XWccJ8H",
-	"go+i6xRlfuPAHRjQH4OYSjxz8uBQAsrRBs4WfyV+AQzoaWOW8IkvFbCEj69VEx3bGClhbBHNlUOWY/J/",
-	"G5FuY4wl2Vulvzm5XlSb1uIM5BY+jxzgrUYOwP44VqzEEb/J4pNjyvXOiRSBCizs69LIYkb7T6o6bAo0",
-	"kBHh3yKn7y8SKrSbWKVnLDVOn2nnN9vyr9u8zoZctcdrjUaj3zyz1YhJx1ZQrW3H8LK9a1y/JwIJzieS",
-	"gZOG2q69WtgR4/49vPypz+v++66p1sp/VGu0/9uoGP/5z3/8Tz9tt3dfy+ha/6EVOIwHjERCXpmWJxLh",
-	"j7DwZUqNOo9v/QZwBFFnMeACMBLOWAjakUE09vo8jm70mTFNmBky9k9rgnuPXF2cgJIcKXuwGoENkxwm",
-	"Yia1zgOwXBhYUELEBxWtxbCGwcY4tbzHTBPMQGn1+TEWOg6liFPF9skwjWKVqfOu4Y3Vr1iIYdQABymS",
-	"PmexzGFMGvXoG+PdRzXe/yCkQhSuDncOAENw7vjaaRO/+8v52UVv0P3l/PgCCiTsldOz3uCi2zn6Veuc",
-	"e+23DQxJSNgd230tiiM1h8Jt1EoNvJv5QKT2rbmFKqc1OgiVRArBTasx9EDYioYKjfDIEGu1dHyJjuNq",
-	"2JVF6tRMluuneAi9Zg4RBKyCDbAHl88F0orfqlV078s1GLRcsnJIBTWB1C056D0GIbCc2csfvPsbJNc/",
-	"zrmlBfiqY2uRcPcLZqQ0QMKGBOt5WkWDDmjYI7OxkPYxmaNZ5cygRisHbPu8s7OMWpibNgYNkx84xBWI",
-	"sQhue8t84bOyRPIjhDj8+56f+ihbCUOvaHLNnFuoMHuoUlb0hhUOKZT/tpUpeGkgeI4sKA24ry+ja/AJ",
-	"FHq235okkGxJwOlkDHDpeyTlIfQzu2FzErIE0nYWT50JlQr7nR8Qmus3R2MFTCISvXMsuubZSHPm0Evi",
-	"f3928e746Kh76kP/PjzQBWeGq8BBpcl1SqVkYeUZROpU3vS573QUH8kFCFqvX8PTBweEwh0Noeshxwhw",
-	"+PWM76wOff48cvH9IdnbedMmf6RCwcxMa7ZEzKy7XMQhk8oalH0OlxvYN36sz7A4nXDpABgG2H4/71/J",
-	"/5kmMfSJlIqqFPoEUKXYZKqME80jftY+HLoG2DwD+LvPfctpg+wV7lJMMag+gcsxlWoAjULhQfCn269R",
-	"5R/A6qNrSy/Ey5cv35Kr3qFn20dafEz9wLzV5+cYbkfL1uFwujJk642DNmeRJFIljE5YqDcnMknwNOzz",
-	"BV/lAaGQ8A7t9WmimjM6J2qciPR6bDuI4lJb9Mw+z3fuZDx0efNRzAijSVxZyekMqu81t66RKD9bVyUI",
-	"qEJ7Fo9EnFzx6JPr37cM+xn5bTNxE3H1eq9WETPwquSJHpVW8hzb1V/vVZZPLQWmltH1yoHlYiU7u28q",
-	"5OBaq1SxT+pFIG+L596CylJlcD69YmbRWo8iORUyqtbRNHfSYDyBBBJNXHrt/rOPjQSbSPFNbba8DKIQ",
-	"/s9agbzt1/zak2hpL59Rw8hE937xLMp3mCWFBrOzRPDr1v10wy+vPQGji2SJJvWl9KYlnfysDZQded9I",
-	"ONus4CxY438TlSoW15s286nu3EPqwzmJwobJpLDBOXCRL3ZGOIfQDp5e8iaaIrg3JJ5pG1/r+pNIlcJQ",
-	"+B2IoKIbnlbjdZ7ouSwsceUpkekKy1oEsOna+tUloWvUEgrvXcU6BpvtEp9a1jjBhcUmNIQutBXtEr5E",
-	"PwSX7p61jTEjgq+uHlJp9dfR7JqVsQFMqgC+3YTD9NpEk6Vrk8UCq4cSUsWa5ud7jsdR8pqh2EDlvQby",
-	"PAXLr75otoXm703zLOwufC1S3iRBoyJ2t9gdx970AkNQTRrHy7PsL8VINfFGSdIpUYL4QGV+XpSZZIV8",
-	"VkfdWH9o9G3QUsr0XIzjj9kkNjgCHi6ln/1gcWaqFm33khKr3opi6tFeu7oD3l+pBR7Qj2bJVbLl5zH9",
-	"gvHXv2/FJqYRl9OStpIzQ1tot1zSmF2pyCKC9AEzihjAuUw1CeqgWU0JdsQhXRqMtfaNdS+ciFQB8Oc/",
-	"//H/g2cIErY84pu8goG9ROoupww8bMbriKor3tQA/AUu1GCE6UF1WzuSC2s5dbsBn7SN/A2wKA3hzwn0",
-	"g68WhHY938GqPU3yjms1qA+P5y6AwGnC9L4y7OMzLJrlMs9Em3ErdoJcrRVgo76lCoFjISyaxSO6pBF4",
-	"fS7gdTSO55rNMHffdEcgPg6jCMaLCdP5Do9en5vWlz5R6BfX9OIy5Ih9DannytNgvJ6lqAwzv+ERX6o0",
-	"uLEvi7hm5OuESUnq2s6dQprfBtB3uEL312aWewQY16frb7Vyx099RqdBwFjIwtrvG5/vT6rp/F3a57rd",
-	"2kgSWZr6Koo26+dZ0h1GEUeEka2UCCOWFpSIKraDQyXHeP9yZ2dumuvyzxIm01hB3I+hTvSVbDcj23uf",
-	"oOuyYnOarpcv7aw7pNfQ5j7aUoe2RXooqavQobCkLNtU25Ky7HollXXl1QroU2ZQmk9smDyba/L8tUfX",
-	"U+NbrpTNy7Nun49oNqSWryTyNElIa+jj/i3vq4TpC5N7sRJW1NxjkUVtPZCWnXUsixxTOZiIhBmIwwhM",
-	"+4QRmrA+1z80AIwnZ83bFB0rehYEMuWY4wFi1utzKnOprJBY45GE3TIKmISmZv9Ar58L/kYhqQMOBbm6",
-	"Oj5q9Dm2XrX1/VhLlpVJQP6t1ajsO6ZUwclenblhlrdjF/EJmdN8YxMoe7unXzn0acDrc8V65sSfuzV/",
-	"JrYNKA9YvH1nk/yLl1WSQoxOa7X+FLOYBglTydw/yEcxTbsfSfyyteyTeoRJSkcnPzZa5KwEcWIKEC97",
-	"nd7Vpb9B+OIQ5nqhx/AMp18Hkrm20JjK8/+KJf7F2fRSiSkgJc2x9dpW5rBpNTdfU3lSAZH1jcw3fbTl",
-	"rzINxiSgcdzYz2MP9Tn7RAMVz00qoimfZJD1aqwKZ094gAkFTAn/qN+weZ+b81hOaWDPs2F0bWqdJblh",
-	"U4VpqH6ZK3xb+tHniKSF1N4iZzxgBZSlSFrYheGcOEdfDjILar4hRfai2+ue9o7PTl0K00GptFnrCiFV",
-	"FI9eIzEBBrXPc1gPmNxElBCrj12T+/lQoUDDMEJ36XmiP6Ui/R50DhpfGVbiLBMGBdyuvzj772wwsPeC",
-	"s38JHfobmaGF0RzHNp7plEbP2tOc0t/rA9q5pU0l/eJZnEM5EDLP1oAqRyNupI0pKLGgdlhHhfVq9qxD",
-	"kLrIYTX0OVzIIcwdh/6+FWKJNIDjrBmmyH6MCFN2FsckTMQU34Kr1NCiJh+AMGYAGSVMjp0NMkzDa6YO",
-	"3N9G2EGxv4q4ASYn/lH35Pin7sWvg+PTwfnF2fuL7uWlT+rmA8L5aiJ+3fD6XAuvhZsL6k/DW9BdSN3B",
-	"tzUOVghBazDttI2DW+ZBlKCogpO93bcwjPOTzq+Dk+OPx71B95fDbvdo05ZA6Ft7BjcBfmgLDSm/q/9q",
-	"2tG/ujw9QjbRfFgKLuB+bqFTARs1uZh9CbOFs0/KCQ1IacRgasRdF7BHMFXASDkVs7+MnQJLAKpkyggX",
-	"s6/GyV8gBqK3hJIZjVQu4UfvzhpmUkkULHfUGYxQk1azkGNrbPJZxEMxg5R0B5ijoglrGC2AKm3ZU5ef",
-	"M0EdwDwWSUJjzOC3aL3RhEns1zpMgxumiIz+ZKR+1Tts7BN/Z+wgmII0SQA8GGrmXd7Oq7c2/TdSHvF3",
-	"98Z+4faxSBN38+7Lws3fhcV7XzfhbjMQ99B3hYdetvVTIqTz7I63iGyEt7UILKUtJJslkVKMQ0Y5DcYl",
-	"6CkDAgkCBBQjyq1hNKFzEtNr/SAdilRlgqbapsHt3V4Jhed+hg2qbZDobB5wXZafNPzvPrZaTCF5AaSA",
-	"JuJ/G6CgI+s+NMyNiG24GgVhgLRRlgUvMu5bWaFiuFdO40ghCPJV77BpORnZRWo6tbKoIBosG+vnXreJ",
-	"4KxpeNg8adkW7rCoXIY98dobIqNPeeaUlhHh95dt4D9X12qqXCFMTKWCBKYhs3nQltvrU5qoiMYN884W",
-	"eWdmYnEtCkhp04RJ/RiYFX+yRDhiW86NvWx9/7X4MpvYxqxpNu7flze1zQaZq7gSq/jT5KhuVDcGNG0K",
-	"7MmQxYJfS6IEOO4oNyAwNpAVRxKxyMEBKBmTiIevj2Ix4/adxkSPJJ7YUpCxmBFKgjjSLAAAgZLQPoeO",
-	"twWImMOTY4iuNVrk3MwiD32CZWvQx8E2DvPdiQgj/ec//scnxkVooQcxPcJWAZoJL3Huma8+pQptPrGO",
-	"9M2Mvmb1rOEUvVYBjWPTQfMbaVcuxyKWljIemaHTSL6QjIcrktezHhNZrNgAnWN/PReDW+zw4BWBTYFV",
-	"ciiQWEup2Wm3vZul8cRCqhbxja/MB2fZDZsqAwVEwHEP3f/Q5Zv57euanyrc8jFNrlmfm5RLSWSa3Ea3",
-	"RunOsoYKTv6c38hr773xXn33us/xe3XftDwY9M7OBiedi/ddv9EivqlM9w2gU6FLhgFH6PMEQUKddfuh",
-	"2znqXlz6xgLQi+igOrLGvVq4mNcDasXqvgnuSY/YhdNyzS6gw61AN+Py5gqlZgqkspeCa7LxjUE+DJ2K",
-	"gEm/B6XXu0qCLMaBzQyr2y+QDrZVAKCtcvePSDr4fdnntgmIfsZVoztM6izrIf/4Xnuvz/3u6dH52fEp",
-	"QgN9f3Z1elTZa+iS8dB4W58o+1J/4Qs1btCf/su2a1g3uLzPMxvGl2vK8NX1UhEXhsYpZOYYaLm3pXA6",
-	"rSuwqowG20opxSaghaEQMe4ZkG5yTKcMTygUylQS//zsElEJCyPwPRA/fF7sepRD8/YQhBCqsqw2aEuz",
-	"Ig54PGmsJGZnWC8mHFWNfWKhf/pcH4R1pN19Q7geAYgCkHsIclQSgg0Pc8FoBX/uV4vqhmdBLUwJC8Bi",
-	"6902sB78OjaNbmYijUMyprfMHuQshMovwLNePAihhqx8uHnLxay3qvUO6aJ/B5lZ7yWAXmUgDJt0lUK/",
-	"EKwRXuhzp2ggPhS2NzJf8GwbLfjrG+lwiGxjpT6no5G1HOAoM5G62VjEDm0x3+G3boUkTqTR56ZJVtas",
-	"CTsGZ732SN31S9bDkOhGH4pwnrUtfkM+Ru8Mpjl28d99u9APqtCVyNYPKXrDCOKs87npi4V5EGP4H5tI",
-	"bDgGnOeK+3L9j7SWoe876HNq7gIty+AvKbcc+F3gQE0xghPfBSb8xppD9ilrBPVn4P1f8LhdW+iA9G8I",
-	"0ciTrwbRJucMVvBp/rGS3AoLQ0xLzp8ivs7n2pDRhCWdVI1r+7/9fve7/llb1VXwOJTEIqCx7dg30VyW",
-	"pJDvkCZxbb82Vmq6/+IF3DUWUu2/ab9pg6vJDKWirUQ+ml/wqGWGixKtrDTNerBkrRolTLIgYcq8UGp1",
-	"2MbimcyMHjUTRAvUW2wimBkUKDr/ZEn+m5fRNTfmZ9Vn38Eawq/22LQGqzPy3buML6bqPZcG1s3tqJZ8",
-	"GXquGrPIZRbMc690+7v4Sps5luusuJ9viW86RiCWTdZDGrphrGpCld8QbBK0+G3n4tKHcCSV8UCrvO8j",
-	"Nwd0ci2+5iS6ZZxJXI2E0TCCv6aJGGJnavOGD4zGalzxggwmX+aQScg40sfV3Mu1EHA+JDkWiWrGYHXn",
-	"MKXyn7OgUtVUWHRY5HxnuTc4p8Xd73f/NwAA//8=",
+	"7L35chs3ty/6KijefStkToumZNmxpdp1ipYYWyeypGjIsMNcNtgNithqAkwDFM24VPU9xH2G/WDfk5zC",
+	"WgB6YHPS5OT7/E9iNXvAsNbCGn/rcy2So7EUTGhV2/tcG9OUjphmKfx1MEmVTM2/YqailI81l6K2V7sc",
+	"MhKOmKZNwT7pXgS3hUQOiB4yMk7ZLZcTRcb0mjXJ6Zj+MWHNWlDj5tk/Jiyd1YKaoCNW26vhs7WgpqIh",
+	"G1HzrRH9dMzEtR7W9l5t7wQ1PRubO5VOubiu3d0FtY6Ix5ILfXQ4P7a2IMz+THgckJCNeyGhIiYvd0gi",
+	"pyyNqGJkyD6RmF9zrfzIxlQPs4HxuBbUUvbHhKcsru3pdMLygxxTrVlqHvv/2Lj3G90atLbe/v755c7d",
+	"f9Qqh3zLhL6cjdkJvL5q1OYOYp4kZggLhgX/W3Ngv7W3/otu/dnaetvsbf3+eTvYbrUWDO8jU4pes8oF",
+	"JSP8kfCY1K+ujg5vv2vcb9EGMh1RXdurTSZwZ9U4dMoj5TZ4fjSnIpkRPeTK7/I3yg1QkToVZpRyQKiQ",
+	"eshSMk7lf7PI3OSpIpIToRUxN3Bx3VhEme7+Hgz1/jtvp/QzF7GcVvPSFH4LcGQsJn0a3ZBBKkdEyOmi",
+	"8eFDhaH9R8oGtb3a//MiY+oX+Kt6URzGnRlZytRYCsWA19/R+Jz9MWEKFj2SQjNcfzoeJzyiZrgv/luZ",
+	"MX9e85OdNJVpR9yyRI4ZfnJ+7il+lHBFuLilCY/3SHh08lP7+Oiwd9758apzcRkG2aXOyeHZ6dEJXHP/",
+	"7r07Pj34oXNYuHZ1ct5pH3xovzvu5J//0Gkfds4vQiJTEp61fz0+bR/2Lk9Pe8ft8/edsFm7C2oHUgwS",
+	"Hn2hlYjs1xWZcj0EkRpN0tRIB6WpZnskPLw6Oz46aF92elfnx2Z22YXOT52Ty97lr2cw64/tX3oXR+9P",
+	"jk7e937o/HrRgzXBlTpon5ycXvYOO8edy07vuH1xmb8V1uyw8/Hs9LJzcvBr7+PRxcf25cGH/FpeXLYv",
+	"ry7g+53jo58657/2jk56Z+en7887F3D9vHNZuggL/F4K9ryLO6azRNLYkJmQJJHimqXkho31Hgyyc3J5",
+	"dHrS6/xydnTeOcRBHgnD5zSB9z/faNuCTAT7NGaREQXM3A4ccdk5P2kf9zrn56fnYZMUeCcmAy5iBbQS",
+	"M015QrggQylv4m8USeQ1TOhE6u/lRMTPN5cTSdQkGpKUKTlJI2ZGBcLbiuU9EhoS/P706uQwJPWMeXNX",
+	"BzIllCgm4gbM4oKltzxiV4LeUp7QfvLMlBRTTftGhYioEFKTvtkHGg2ZEVwXnfOfjg46vauT9k/to2MQ",
+	"Pk1yznQ627ezIHpINbmWGleCCjVlKZlSOJGI0jJlMUz0UsqPVMysVFbPSIEk4SOuYUx2ak0Svrs6v7js",
+	"HR99PLrsdX456HQOO4fhntX43CHbPjsiKdWsK/AV9REV9JqNjPBK5UQzFRjBa9ZBkemQifzzZEiVXST7",
+	"fGOfhEjPKoRfQxXJMTOkkr0YRbl5KmwEXRHCk70xS3sjLiaaofYXpmYTenSgWdpTLJIiVmGThOdGaMKs",
+	"cDpSdsWIihkZUJ6wmNCJHjKh7VIrPJZBJiecgfZB4zhlSjW7IjzvnB23f61eJKdF4aqOEzpjMdluEc1H",
+	"RnMZcEGT/a4QkoRAL1ttM9Sw0eyKWlAbMhpbrTz367w68fNQJozY+ZGJ0DwhNDtaqDAMGTEWkzrVJGFU",
+	"abLdaJILs0Nw3lRvNK5hYbGaRa2dCz6ajGp7214J4kKza5YaErsLalfCLKVM+Z8sfl6ONUR5w2ZG9o+4",
+	"UlxcB2REE6ONsjggE3Ej5FQYKopZwjQw8tVJ++ryw+n50X/hcXDn5gpb0B7zH9gMtMFUjlmqOSpRUcqo",
+	"ZnGP6oK6G1PNtsw+zyuIQe2GzYyKufe5xj7R0diIM7jW2n77kr7q70Qv493v2JvBW9rqb0c78Uu2O3hF",
+	"X8dV70ponyXmVRW/KN2bKD+2MtVYTjTLZG7Nk71hAk9B9ck4xkuajKTSRIqIEUqQ1Rr7REyShPABEeyW",
+	"pYZEKlfB3IWiG22EufGOZMxWbT7uwkdz511QG6dswD9VK9gDnho63ybRkKY0Mvats1Zv2MyMMlv74U0v",
+	"4besR7ffVerzmXnzm9s7t/B+EHb8QZ4gSnvwu3+37BvhZ6aAEzrAZx6NuhbYHCAozOzJxRDI31hWQ5aC",
+	"5bmESjcguods4poLb+aXW3a3D/PLv3K9vRSZW3dz4q83Dbd1Zu5Mr2OT0bmpwdfs84sHfYiSqmKw2Q/2",
+	"0b6UCaNi6S4uWl73tpUDeYzVc3N6+tU75kqvHjHXbKTWG7p5tf0WTVM6e4Y5fLTMFbMBnSRGEBixVSsf",
+	"gGc8ulFO0n1jNG/DKgEJnZxD9Wl409NM6R6c6kyYg/w390LzQ24gGX+3tWajcaWXxtgh5vF0RijehSZL",
+	"+G1vpEKj9HBxTQacJbEiNLXyqCtGPEm4U1/qqTFXWNwICFXkg5Q371IeX7NvFLk4/EGRmEUyZmZyo32Y",
+	"oqIj1hX4cms+q0l/K/dSM/+IKy4FfJULEtrbQ1S0iqRgx94Tcn6S21vGDIjNkTfqmxPFaDRcTBihUSqV",
+	"0/JUTp56jSgw6o/opcwcB9W8WpT2C85rOz7CzDKBjobqZSRTc6EeKk1TfEtIxslEEa4ViScpKFuNhefz",
+	"3FbHQvWQGRYc3bmpudfbB+bPHjvqb7KRmI0obP2KvatTQdgnzYSan4acmNH5geHumHGBLd3T7JNeMo9s",
+	"yigoV/gsg5qc6EiiT9fxDajYSoEvVKcziuMZs3REDftX8tI4leYZLq4rlw31+sIS5fdfS2k9hrDhREtD",
+	"EoGzLmVqjMtqQrSaXS9nYSyTWB/sbeg/lMkti3t8vNaCOn9jry/jCq3kamyG/XqX/PDOKWc4/IBcXX6/",
+	"9YbUrYOQ9GeaWfaKWAzbv9nHezqdiIguPCf9zfdaFHw0oZqJaLbubnq7EjfQLYDfX/iTibi4NFbfBkta",
+	"SLfdER0xUjcShkXAXUD5AZiacqIDkrKBETwkZkpzkcmC1bztp6c01ZM1BUKF6b3Jg3g9x14J+L0HFI+l",
+	"lVufycD19WYdjXt2AdeWe/YgWakx4J5e2rvNg4nqDamI1ZDesPU/l1KhBixd/wE96K95c0kjAcmXOwtL",
+	"hk1ugTN5WDwHygKueADOS6EKHlzMw9nSV6pLOO7H1Pms3nNPpS83oPvpf6Xn5yYzpKo3kilbJNxwqdcx",
+	"BHL3BtlrlwzqMuOBObd2duyPh1QxdY9DvyuyUz+TfSkjFN9JYh6DH3VIx2MmSF1IcnhyQRIpbyZj9CWL",
+	"rjg6IwnXLKVJYMSm5z1i1EKCREky+dmoUg0zjWhe9VjAXpkqMi9e7vOSCrFxn9cU5ch93pAJlo2fLtM+",
+	"rurcClXMNvtucQ5V1ImGORpOuTBncUe9IyOXgbDdaj2Cd+pu4ZBcpHvhoOjEDGOFF9S+pD3RwyMxnsD7",
+	"+5NUVZgO78xlQvvylpEwpZr10F+ejlW4T1pkxKhQ3pgydlf5LqMojOgn6+1ttcwKee9vq9IgyI+gmOBR",
+	"ubyQCgHH/kpR7PMqzjAsD+fp5lrbcESjHhOGTuOCUY00W2F9DWiiWOCsXM4UiWiazow4UfxaUD1JGcGB",
+	"5PTunBg2FhpMeMUoT9195pmpYKkV3PNm1USx9BtF5FSQaKK0HLG0mCpB+iyRxjLWch/zTRQZT/oJV0MW",
+	"o/SlgoTuKyG5lugWBPWTagK/5HIplKUFt507r14BLXjuqVLEC9Q0P5PDbEXHLLWhDBxBbioZqQqJ4ao5",
+	"slxFlX6berDUKxn6wt1/gbffBbVJmsxPIBxqPVZ7L16EAdneMSPfae2+ybmeA1z0yEWOSF0x8GIQw/ig",
+	"MhnTOHtpo+Shtu9/+7K5/Wa3ubP9uvly98VQyhu10mNtRrxYQHpuyokj/92KEx1oGFwOaIo1s/QU+Klp",
+	"1cRiAk1BvsF9RV1kkRbqb52fwN2c4yaNhvy2xMzIsxW8uKmAEjaJ6x7JVvmVKIdd/8/F6QkB6qI+mQ7z",
+	"FnIixE45qH3aupZb9uJ/Kyma53Rq87jmlg4GvGTfP41luvgMinmKitBKaQzvOfS3G1ku4h4YWXPz/eiy",
+	"tiyRkD4byJQhn5tH9gmYjASdWPCWMPCBp7c7JKYzRYydna7vyMqndW2WXWa+sVHyV1Djoi8nIu4t/ei5",
+	"Ncbru61WYx+zNiDYLSSxL1gocF/vLrJ31110I9VTu9B+5ddfzswNsNzNDV+9wJvLxJkbb45eqqj18PjH",
+	"hwUaDo9/PAP+eEL3vPvGhmaZI7O1rVC3qJPRiKaVEYhcdu4aDrrSNP14coZf8ZWVk4cYzjuqo+EDdyp7",
+	"0TlTRnw/6Z7NfW1eEU9SRuNZz4bEepCsWXVq+ajZsluE1L0ByIYlN6UwFFUdX2FCpzNQkayRzmJIeObC",
+	"B+vxeK4bi3aM3M4hAy5lRkyzGIL3mAC7DsHhIp1a/84cvc25DnDw5eUIFqzk/Jos3qiPVMzWCX1W7Ikl",
+	"6x6Pi5w27wFcNjn3qer3Lh/4Y/AFLMDTM8RpFtuoXOrlwal8xpN9wPpsBjIlod/u8AFpIn7VK/ewIjaT",
+	"7VyJDPMEWBGhqZaO6BjLuTyzdala1Xxe+8PM/IKFXxldVCyaaH7LegPKk0nKKsTI9zbFDf1y4I+jJJXT",
+	"+diB8sEDFZDd1hsINb769MlGHFRjn1AxI5hzb6MQKVPMvHRB3Ok+2SwlPX3+d67AhF9OlxFPownXpJ8y",
+	"esNS4p5yIRa0lescktK1eWpMjYbmPI4wyylXrEnMYTFiJGVb6Dxw070fNfvhp4zaNLjyFGbrz2CtsFjJ",
+	"1bKuOAxqhqq4uO4pLqIKPfMiH8Vy6evpRJhLjiAhFdT6cHkC3pJED2f3X7+H+33m1bJFkuWB3puVc0GS",
+	"q3D0pBNm16tArlxZKg1IH4mkfXZkFrhfTTJ1IOwwxzGheYdiEExuVPus5n03T+NWwRzDjUSDdcUsl9og",
+	"rc2dRVEyNzEnWzOSKpFKxTQDlOFFlspteo5m/O4uENRl7ioKtnk5UQrH5ZZv2SHUtkfOvCMxZ/xGKYuZ",
+	"0Jwm4B+UEw0ZJIpFKdP56DPX1mYVrOCt+myXsGf9Qm2bBEztyg/hOKz98x//8zp6ndvZPqOpVZVLrFIy",
+	"qvJvr5oM3oD+y4im4FjkmtTDwkiwzgA/CodbnyoeNSpzIYeVlWnhP//xP5gmbdgNkmh3K/JNtbxhIiBj",
+	"qtRUprHhUDvCW5pM2D4xR/HMr6lhyaFR1mEGgmzv5N5ZObpytNwuZFCDGXmSXq3iwK9BYYHt3FdRFcYg",
+	"jFYTx9wsD03Ocptm3XDF5TvwhKasC2RsFAihlUt+SFnE+C1LiYRiySyzrBQYNCsNb2g0SYizD23FQXHP",
+	"98g73O/upNV6GcHOwD9ZuN8VIazXwifNj/bBPlXs9a757ESx1CzUntve3OtwHf37csu6ZymgBxQQmunM",
+	"CGa6mJ9Jf6LNAnQNb7nFMarVPinTMFeEJomcMjP39/yWEfaJRhqcWqwrRgwT1RwpzsZsH5W+s/blwYeA",
+	"hJ+7sLPd2h7p1sz3urW7kKRsJG+ZwpdkEgEz+nISAs4PiiqlUf90voJNaTnqCitPA8wPJynTk1SwGI6j",
+	"7DBTQznFVDUzmsBxiID0PsNilBhCbARmNbX3XnmTw0ZB7MeIkq72Bmt2usLmDhGuA2BZnzFHFQl/S1ls",
+	"GCz+PYTVsepxk1wp8wRJqVEAuwIYktqpuTFiiHkGtaW21Celhoop5ITtlVcC0hD9MlhSzwpqbtgM9PLB",
+	"JEkwCp2TrECxtb1aGt1iLufuYDtq0bfsu3in/2aBOF0qPguxnNcrYzl5ui09vtt6u/p5xyb3edZO/h4P",
+	"rikgA2CAymQ9x+dzS7Yq/FUlYpdJ00etBVhlPZWrUNh4VRFKf1GpQPURebnsYESVovJIewSV0rzCKFRV",
+	"1TbqZtU8o0WjAh0NBl6hEEyHikW9TCfIzomdXZJSEcsRpjKuV4LxMA23Ql8trcncjHJbubKUokSwD/Nx",
+	"lan/KR1d7lv3K6hYJ4dqZSFFaQiPs3bPUUzhvvU4I36WoT5iFqB75ZIAzDrTOaPX7EFTOvOeguJkFngu",
+	"XFynB1GCSZWP4YOcEqiBRTM1w9egRqubjBgZ0ZiReMIIvaZckHrLlmnDA8V8fC70691KD2Dm4igzVhUH",
+	"eZN5fgKrV+dxKNSu9HPQqSOqZzz4l7ig5gXfww6jzP2x3qlyhR4NDMMlp4Pa3m9ry5TyAk6yd60gO3fn",
+	"/Mh+DxZWVHobJjNKoiEV14zUjW3xvnNJXtxuv/AB/RefeXwXNgKszgntNxGBojT9xyFit5ZPSsUOMqNE",
+	"u75krZj3ojTtJywgIxoNuWBbKaOxuUKgvAsQJMzalVFhoHAtQ4ooJkmVbq5mC0AWWOyoqEr++16maJvT",
+	"XHRkj4RQymZsd8zigaXGyhuPqQX2a8OiEUwSY+lPjYEIXll5wxrzWT6ZvK5cNyY0ExED4TtmcpwYe16T",
+	"EZ1ZomuuTAiLsFLWfWXhbi4mPuY2e2Wh/oNoDj+zjOhuWVVk7T4C0+frLAnOZ27eJTJ1ZfVYPuujwhF7",
+	"y4oAV+BQoCmDHHerUwZEJjFTGqvc147mw3L5fLF53WWDaEWV2M8tT8EJXlrakuvaL8fCDX6gEAQaeVLR",
+	"l1/WeV4pJoKtiGevpJ7HyL4qRLJLoGf4xMJpnrnc4afiugVqqT88yYjqaMhiUpciyzdgNBo2qoPOSJVr",
+	"ru4KDl+USbLyvY/HaX46G/BbftirFbDCNj8C72Uk8+RMeDmrGmk+MXhV0fXjaNfOUbgkEXjBrq+X6nuf",
+	"eGlVevCcxwiHF2RLtmGc0W3C2n6NDRwvCxZ10bwWO1+engYfgWuAlJ9lsI/pH8mP/Hk9I3NFQYu1K4gw",
+	"qWIuhY002qLs8Oz0whptUDIT7oEir7qiHhaqHMCKA3gNpoj77dtwz0YrAdoVcp25uIbIWFfYm8IG2DLf",
+	"hk3SgfBvHZH8oG6hYQtdsrcAXFfsAqNdkdX3zAiPvX5IBwMAESzFjWwhRfNbABa9lTxizTHFsgq/sYUS",
+	"uJ2VMZUR/XSEj+YL5vxuY11AlUFohrRCdK1MlbmXrgFYEDnbanWm1KcxT5na6CsDnrCe4n+yHvj5K2y4",
+	"ZEpnCtIoECXu4OIngviI8SSCDF0Sy6lIJI0DoiQmX/A/GQJZaoLQZVwQGt9SEbFK19vq0vABTzRLew8p",
+	"9LCvyNd7rL1I9sHFNRL5rBSCDxCqyMudHJBz4DNUzEIi7jOyI7heMvgYm/+sCAAM+oRU5K989lzmTVgD",
+	"jG0lAdl5FqszNlqiTN2fXx2n/OI9do3mZoe/5jF+rAsVDkmou4P8JAsSCD+MmYi5uO4BGIPNTWJxL4Mz",
+	"8f68dcAY1tS9bQR8kZ2UyukiK8FXuIBtgFF4ZtcjhznJgIIhN9nKjzW91mugSayDSLGG3YZMtsBsQ594",
+	"tkr+pVWENs+dZZqqZMMKuZBf+nn5Vpary3AiCrK/IF4rj3QUOA8I0q0GH98saJcf0ANVvMLcnlTNK4nt",
+	"AnyYnGgoNqvN1zvzaJjzQUnLPM1crZp7OLtNimS2T0JbwRZi3QlUuuXFT+6j9s75hAtj/5j7t24pZF0o",
+	"82BpKqfZe0q/HLnX+vk/xm49wzY9pirux/y8enhegM0JagdPjcSEiVChlwohimpXplivVo66wmlHDZvH",
+	"RWMSoiyJQwQnDTPRgiDCY6oUQBrbky0MuiLM4Gks1i0ecyFhn7jScITmNAgzTKp5nydcz+B+mrKucElt",
+	"WF5l9W5L6fZjBSScvBj0J6sXhpuxAi7zmf9K4Wr+i/kfDnJfz1//3o0kf7HjRnUX1D5kqfbVsZPPKxwl",
+	"tc4nnVLy4fLyLMvT8yDEqK14CME65EFqiTmyjSY55iNuSYaLZaXzpVzkX7YumaCQcUyjQhFbRrUfoAxh",
+	"nuOyQ9sLr5vVWbRLfKj4oYdJIzvYp5RGx/JaPZIcWl2y+qTyaKFb3kFbLQn3WLjqDIzM2wZz6NWPZKIu",
+	"q7HL2Y2QMEbq1IWDvCVgS7PIbmu3se+yqUGQAXgmhJJiFiXARA+pWkIufaBKvCoyssxzv0GVU7XxBK4Z",
+	"m4dovUJmdSDLJV/JWPfmlO9IsJbhlyrdczT2kEVa03jiMRuNJcIPWgDola8GcGofyl15O9SBP8aULMBF",
+	"Tw3pzqvX1XkoK2xBgFldUUddhcn4RGiHRX9PpQG5edDufkVRU8q1Md37bMhFhVvle6Bke5encjkglHx/",
+	"9P2pd4YEyBk0TThLs7pec1KbY9gVNgF8PHDOUCYxlNn0aXQzVzaZFzXrsfBK47cycBmUBHuJVkpCvbBz",
+	"c4S5WezD7l4bLJCHnfD2VT9zPTw6LCWEVMQk76kEZBb7mofoQlO8XFZdaZKv8+PGxeWkjsUXxA6hfCL6",
+	"ykhsB4C/boCBvLTYfFlUfVnN+YqK8eJqPwolPYejwX7qUcb7HAM9OjTW9vww7x3jLwVERly4P1cgS6zC",
+	"kSieC/NFB+jPDUndSXXDE0ZII9FbgdgISJg5fKHkzFfTcdUVXJBBwq+HcGPBAVx6s2Enowv4p6nuirCk",
+	"HYTmLd6lHAbOuM58yCGpWzvu8PhHMOWNSQ5eZfOTVhWFzo0mORXkTCp9nbKLH48JJYJNvWAw51BXUDJI",
+	"GSNTmd6w1Kl4GN8zU7CmONH0himidErNpHNgzNCL6IaxMdRhTs0zfonjSeqLvAqrC9gB19IGELvCP6Ex",
+	"gGPxIhoWtJ6ltywlg4Rek3Bry3xya0hFLAeD/4RSybAr9CQFVEauiBwMIBJULIHEirn8nha9D4/s5p+j",
+	"95Jldy8L63420iPaHiuroa/Oj5u1BxovGxorq60L3KeHzH9D3X8F6MqjmQbPrLY/bS6dp7El2umKZKyi",
+	"Jrh2Lnx2jC4+3TYPkOSeXSM/vp3pYJjnnj0eom/Xo83yOGzA0ZJar6AcFFt/xDKajBg0SlVDOmZNXJuq",
+	"FKIi1HXppEzZH7Y4LyvHS5iGMKG5ilHlfUIThVW54S9bFiJx6ygOc+CumS/IvPPlHzv/J36rjm9a9L/e",
+	"bI9+iX7qfyd+nHZWLmlutNXbDx1cK2Tr7fXSbgMfGRXE8QTg+PiaS2xUMZgkvso5KKNy75OWj5qmjEwZ",
+	"ZJcItma41Pq05yHMzAikYgEZurROzFuZkvLJU9AN1vysOcV4VcYFdM/LII/AxWMVmRGpFw9VLOGguapy",
+	"OObXHUN2um4ye//UJl9RqpdSXeHd8m8jL0g9++N/2UVuBKjrtIxqsu23WkivRg2pmbWAnM01+6xoqWnS",
+	"W5zZPodBabcXOxqvOe2p76e8SdfjIsP5FsqlERcVIx+VcTRVWvOgzIBLmPfdJLpheh0W3oi11mSImQUs",
+	"WrAdQmq/1WTGNKnDupCtjCbJVkY4XETJxKiMBHApnLHtUVzZrJpw1mSYNe6H1pmajsYr8Kf6sOqkfnV5",
+	"sIG5D5Nfn3rxI2vNtIwC4KfhPrqEAGeoua9Pcg+1wfHQeVobvNQh3Rkt28NaUNvZNf/9zsz/Zava+DjN",
+	"gXHN99Wfw4Uh9dAcYDbCTEXBtnS7anPJuoLrRpOEAz6QtpFrVeN5I7y9LWL4gVBNKJ61XHQFRChTxCFi",
+	"MzxEaRSxMdTvjFlKQudE7d2wWZiBIoiYyLQrLEz7fnYakbwZTgnQhvW7wtcMT6Lfl3DdFUbJ4ikJiy7h",
+	"EFNZCTeGvlF6zNDRoKU8UfDuaynjoCvM2lARsSRhgFrEM5ZPWcKgoYc5RJvkSBOIiWGuiFujrnATtueq",
+	"RTdiumipAuhGUDMLbjY7063gSsXu+3DghoC7JXTcUts8qhSoo3gDmO7XTGf+jjG9Zs6xLTLIJ3N5zX5U",
+	"9+zCkh/2ip4sZ+ghf5zqnDVjTwurHXIQaz7naE625rpF27bXwBzYXdZhG5VQckpdK9CbYj/RrC039RzR",
+	"0UjzW7Y6mo87gFUF3oyrmNlKW85uzcOEs9vfpxTOtmAHUuqruwLk/RVzsP9zoUi8Y2u71dreym7LSqBq",
+	"rnXF1u5OFoUpdgowD/vzuba903zVqmgBUPSj3Auqf3NAyYrQ63KAoMpx9bZ+/1+VA8ofEgvCebnjDPt5",
+	"u2dCe4oF2bHl4bnA+r5hsxUHGVl2jkGzJdtnm8I/5ADdnVPRaJKjayHNO/sOJvYhTUTyJXMbPpqjqLKu",
+	"MMPabST+rNPAdtDafRO8+u41ovXs5xbIXEDkQPMPbL3J+C3bvGEDaHdMQL+0oZykrgoDG5jsbL9e0c+k",
+	"sjLQxjXdlKv4+xwiou0keZgo8q/Jg7V/0ThleURz08rMpyprCRv0L//1vmDi5uyYRDeL0gMm0c0jwZT7",
+	"aeSMCPz0gklUfX7x4j4CzH/uRX8xylnaDOAhtOMx/ddKmcPBHGk22oiONiIEHNHipXjYFl8wEf/F9haW",
+	"czGQxUMjIPP65eL13wxpfkk2qVnmR2BI/5pn6Lrhv7ViP9bE/EGIkd+DBaDpht2s96oEXGybRi6x27Ix",
+	"cxGzT9WBQvOBbxQZS8VdT2sX51Chc7RWWyRFgpp/tdKgO9VlGoC6sdNqBVYZ49dc0KThlLr81Eqzvkfe",
+	"VTayjKY3ijq5QNnvG1VFlTeQ6lwV7pT1odfZC8VEHJKpnCQxGdJbl/HKYuvQ5wpnX99p7QS4ZLv4n10i",
+	"U7LbeltsrGZuW9kJF7Y/Z/wV2LO0WLYcajntVxtVmff8txJqyJqwnIsMr92dnNmV04UZoudUGHC1vd2d",
+	"u7tg42F8F232hd/nLLiNWyLhUYPr+QhJOGrVzi3oFGQNokUVijAIx9JUxASTM4BOF+CWxBPMMWcL3+m2",
+	"W9tmP8q8rrXgdTbCtnR8qW9L9ulTY1Hr+M10maK8X7+BUGlB55ejNKNFu/a4eswTHooLO/GVEk02bEf3",
+	"1Z3xF3Vn/J18EvOYTIm0RdZ2GmbFbti4ApedAGxFvUX+k8SpHAOYOiTc4Z2u3qvRJIfoSCXbu9DlsdDc",
+	"dXNnSCETZ5k3JMfjew/KlnmCfKJlun8J8Lpym3Ktig1bKH4NwPu0KkS2T0Lz/z7k3GCgrCuWR8oIBspy",
+	"j+11RfjL1s+orm0dQeJn9veli3raesvsFz+bva7A7Pv/xEYLQ/aJfPjYPti6+NDeefXajLZbs80b3Nuw",
+	"40LTdmaQ8Qwv2PtY2IR2oiKmadxzmmTYFXXXVHc6nTbdDe73ZiRHjT0S2r+3OEzF/eU/HWJvAv+Dh9ze",
+	"I7fbQaFXxIJZ8Lgw/LUn1RU3bIbCKAMa34pZJGMWW2R110zVopIHZApl3QAgE5ZnbPdE3fJPIUl4P6VA",
+	"N4Z8BrOcnLVvVl3BlZqwuEl+htZEeVIZUkX0FGSpCkhf6iFBCHLXMlsK1hVZ0+wxS829xahgRlbICcUN",
+	"LAYK53+uYM8LxDr/gc0eMzy2FAx/jdDS+oDr2fgftUfA5tNYDYS/Gty+aikeAEY/tzYPVPzmlvpJ9T//",
+	"tUcEAMhR+z2Lbu81F5DxzCXiFceP+TKbtLvNZ1BVzOJRM8Lc6JbP6mF0lVudp9wEBHx28M8506Ky9zUj",
+	"gGSsyDW/ZSIHI/ywfpXYEirftLLQq39ls/5NO7SX+hquhVPn0eKeqJXgQ3sGzrsF4dd9EnZr3VrWpgmL",
+	"ucsmyLKEDNvMr7Alq3bkMfr8LQKRX0TDbqcW2sfL0T03JaIMoHPT3vulCZh3sWiScj3D2aMEhMZD1W34",
+	"wuENtnRClPPhTU8zpXshGUibBNOfGWMwYVRp8nKnInO96TA8c/2f/MiMulu7uwOH9kAuAGdB01exZLA1",
+	"lNBg2mpUGTKHYuktj1iTHOkcCFD77AjKyBxMSsIynTGHonK7be6EaqZChj/gE0xleoPtJZTuChxPf4bA",
+	"6hbVi6eg6pKr82OYN2TLwR/GGml2RVd8+62T0c1vvyUdTO/G/rQwIkqMOg2DDT93QZZ2a3uk2WwGpAsy",
+	"1fz5uZvLwcLmaCn7o9dsNru1u7sQMvTM4+DutQ8Y3btbw7cAYeAfFnS+W/vfd0u+cHcXNrviEmrVsJc3",
+	"du6GWgTseaaW1CTYmQM2vZl3278GcvugByhsLRA4SSdJHi6i1RVzWPuYHRja0bu0QX9c+B5H5lVNciFH",
+	"+E/VFeCZx80yaiBA+lvAHBINWXST2S02dwv7q2G/Q7gMo9zL4VxenR8rUveD7Jwcnp0enZhRhu7fvXfH",
+	"pwc/dA4B3MdfvDo577QPPrTfHXfCRlBs3ZZ/44dO+7BzfhEiqpDifyLc51n71+PT9mHv8vS0d9w+f98x",
+	"64JQHBBZQPyf3e2XjSZpkzHVQ7NvsOZckREHCJ6gK0Y0Meo4JlIaIY7sLNCTZPPa8gAehT4H5EoA7GNX",
+	"uF21RzYgeaBfqkk++m9wc/bm8LfsOM3j0KRgnDLN4j1CyR8TBAnM6hpjaRPDxzRVADPSpzEJ/9+QMBXR",
+	"MQsI7YpwPySKjWlKtUwbeUqqaNog6Ih7f5HtjBBgxaftnQAc6RbNfPvq8vutN0TaJp74YUWGNBkgVoH5",
+	"fft1V6hJmsprqs2beUrq5lzsTuI3rVa3Fq4Yl+UZI40NxyzoFOmkcrPZDEk9L5nNFbPrXeG2mfhdDsgE",
+	"d8zMwSXNgnvSj2ibhFcn7avLD6fnR//VOTTDQWFlbuuzRIpryKaVguXow4g8C7WGa5M1DkyZkpM0YspO",
+	"7NwsC5z2IBE6NBr6F43ojIzoDSPbQavVIqPqLEwzM0jD7M9ceqUt3QK2/UaRcGvLKBVb8Jkte08YEFsn",
+	"7AfXhbVQTBtB3ti3LTEN9U4EPMti8y8ozM2eA0eC7eMIdzW74vQWCnTgT7jXynauyO7OWxK+uzq/uOwd",
+	"H308uux1fjnodA47h6GV/F0RQjHQVnugWepkJ+FmZFD51CRtdGBKiSU6A9svfaKHTGiL+WMEw04rn6aa",
+	"rU8Dg77gd47jlCkVgAvZL6sd7u7OWzOa9mUHx+oHWRhhAfYKIh0oN5jZSzggu8IVNEvhfNVNEr7Aztp/",
+	"Gvn4AgAI/sy60rlyOuxnkoMxszuBfpiER0worEi1jXzHNBqyrZ1myzb5QaXC+dAo/NyU6fUL+6x6cXx0",
+	"0Dm56MAzUL6hwV+DZ3v77KgW1G5ZqlADaTW38TY5ZoKOeW2v9rLZar4ED64eggblJmb+fV3lemhbBttp",
+	"tXJNs90icUUmY8hX92JOywk6xYhRBYx2YdQoDy52FNf2au+Z/mC/m9Wawnh2Wi2ENQZYEVBIy+BQe59z",
+	"auVqZC9vYYKuNm8BFKdS0DRre7/9HtSUq8iuHRuDztw7TmUfnD/0GvDjLIbY7+ZhSx5rLqjNMXBL5eRZ",
+	"QF61XpLwonP+09FBp3d10v6pfXQMh24RBWZuXc/x6198Wf2M4NSk0dCYdVBo+qr1ctEn/JhfXKBWfCXo",
+	"LeWY9LBsZ8ys+eqtud1+Qcd864bN1ML9OWHTrBUM8TZ9zNU4oTOHhywHKDRseEsNjZyY249jrnR7zH8w",
+	"33vCHcFPFJxdi4ndnm6Yrw8uZdiVXRzP8l15R/PJAbut7dWPXAlq9QD0+u3uvF390KWUH6mY2W8ppJo1",
+	"xndklDFBE98r6UG0luN7pUtdhY19doPb6ijNX4I0DKkWgCEMJkniyMZ3LZYigibNKdu3FVaImAF6iTmG",
+	"Lj60t3ZevYYzB0lwntrQt4rEUPP1Me9kPHs0Sst/wlPC3d3dHHFvPzJxl93QC+jbrGsBkPorZS+lbFxW",
+	"QoUj6Gp6LsnOF59v2Owovstwo6tJ3eyG0nKMrghjs1CNiLKg9ZqfR/TG2TIRTRJQpPGVhuxZMmjM0znC",
+	"L+Xo/EnFahk4agXlWePkeSmvtbv6oROpvwcY578pqeI+rCRVo9tamxhT/+bKWe3NhMcBCW/YzEJYvNwh",
+	"iZyyNDJKS9YTAbrBmSeNyuxK1/ZqwAC1fBgBUzIzysrl8ZiPrEgtgtw9w2Nx8seLfNZepY5SPMorsKDc",
+	"GwIiCurMGb3mAu2UBPqzcEFCo6qFpF5wIAIuSGMPf2zmcnDxgiua9BdyNZVhtR50ePxjbW5zqmgiu+XF",
+	"ARZp3gWfcQ/Au5JtAthXtfyi+7pITFdc4I3frsh3+f0JBcnh8Y/LxMepYFD16kqWD49//HpwrauSxYzG",
+	"W+i6xyzQnFj46JNQ73LchZUE0DUW+XQTivRod5CQXa3lHfMb6JCS0Bnmmi9hUNDw0DVsjGfnk7Bee5jh",
+	"dmsLX2Z9NuREemd0X8azeXbDEo3vUzlCpnsywi4Vtyw4Gl3qGlcuTxem9xc/IltrMMWBFIOEY4Btd3uN",
+	"mbyXgv1dWQ43Owef4DH+NuNBn+a5lgmOPYkIHi1GTNrzq0msYpbrZenadiVc2W4088dQx3/9AYfRgrh/",
+	"NhKQ5FxheNmrEKXjK9djMmO3jfJe1xoLuLVtBitic2fjA9huB2yRi/iH2PsHMhIXjL5QH1up9qxbJT4/",
+	"izPow8T/ZIs+vuTkf1U6+L/gue9obZVnJq8A5JKgv6oAq1UAlmNnJ3IyFl/siUHDVxXSLCkAvTicV5s9",
+	"B4mUBCrI7AWbsslVV1T4b+xZDv5/POa6oiuuzo8xmkvqlRFbo2k7339odYLtHaIl2WntvumKaEhTGuli",
+	"iNUHbS0M6lAqTUYTpSF0ldyyrqgvCNzuE4q32yAhRJjsU4poGRBKEinHfRrdBF0xTvkt1SwgB+9P2pcB",
+	"Sbi42UpkRJOATAT/Y8LcX6NJonlEjdxOGcwN0XcmQo1ZxAfcnP4ukIPVCUdnt6+NmjQibNRnscPDCnLx",
+	"1sJEXFgaIsSQq2DBqqHYJhcF9huLejWEdiAMVsekDtgpWIUIXe8xoT4uB73NbCi4AdGw1tuuCA+vzo6P",
+	"DtqXnd7V+TGGPG0G09L9Dch8YHzPlyK8anWFi6CbUbwhP7yDjoRJgo1bFGI+Qu8W1di3uQOw1X0GHWC6",
+	"QssbJvB5vA9/N+fhUCYxMRItlQnJSGmffJBKB11RiNQG5ABl3xaeO9nfl7MxC8hlSoUasHSrIyIZYzT+",
+	"QAqBvaIC8gNj4622sS4DcpbKT7OtbwNy2YEHeWKW4mp8ndKYFXLZvy2nfn8bwnHuGl5BCK3K3dnJUEGf",
+	"zuFZTv27K2YQGtP/KV2g7vNrOkGzcp8v5QndWHf+W7tOc8C0VUdQWe31luci12mbKDlw6Pp49vgtRXcq",
+	"VljlOk4g3yeMGvFt1F+1D0cZjws5MFDAMKVprBZ5VQvs9MRq0Zqe1QI5f3WvPrl7dQU5B4tdknMaEnHt",
+	"3FBNqgxYPyfFrUtqX8nrscnrPdNr0dZmJrl71rnjjM1aoetDBr5P8irm5++T0KpeUNDFBF4O0IEXYYpm",
+	"V0yHMmFkRMfWFqAuPZNQSBWK7GkwHifWXMjyqACZ1zyfy7/MCjuxPsCCetumOHvEqBRln/x7SS4OfzBW",
+	"B40VCT/zOCD2gbsQ06LOPpyZe8oomzjhRpUWVaxteCItqrqAYi0t6vGFAA5ms2PHLvO/msvybyhIcPfu",
+	"q3a9gAYcm7v9y4Km0qfwMY9lqzRPkqwUHjJNEa+iP0GrLKs3nwjNkwLPou2rJiMWN8kZnSgIntu2LYW7",
+	"KBFyS47nj1bz1LOqc/DB9dnKd6H5etg+No/ATuSr1bW8N8MgFT4RxyDJZEZMn0VyxEg8Yeg728/gn3pw",
+	"LkEPIAiSWajkitiXGe9fm+4x9+4r3T9+hMrs/WMRvtRUs62sJPsJ6B8qEJOYpeDRI3KQA+kqDcfaVpB/",
+	"Fe5DY0g2BHPfwbVU8AJM4cKVfz+Zf2pxtfhfMU3vq1pVwTrtOCY0H/Mg9YRd02gGlNnIcc5Fds9i5slT",
+	"61ph3n3rNLBBXFs+sTiMm5Hck2ZWL4ASWCHjv2R69b+DnIfIn11hlSfHhVQaPIX0bscxllNFUsS5Hccu",
+	"qnB+cCka1mPgfWKFoGGzK9olpBcXFdJTmSejPUKJHvI0zoJRH9u/9C6O3p8cnbzv/dD59aIHEb7OYTif",
+	"I7QwfpLDtfh6Qnw9ITY4IR5yJqyTQQ4eaZccnhOt0CXEF1AgxCLkCO223pLwoH1ycnrZO+wcdy47veP2",
+	"xWWeRcJFcY9lbLC7OLv97xOS+HcgURfDWI9KH3ImBBUxu5zuBKnl6ubpM8vVzdqJ5ZCvteXxXCo1siNh",
+	"DZE0ZumizLt94jBCsEUSdjFbmG/nEEfUM2Z//5VywNz8N0oCMw9Bct7XNLD10sCyBcsb+ZDsuCQLbEFz",
+	"Mzhw4I0jGbOk0SShoblwj2xDl8dWy4HFBF2BzByQsBkGJLRoM1shqYcFmOaw0SQ/I15KiLQRkjrCNXQF",
+	"QNrQgMQpHWiy09ppbW3vuAJ+rhUJ/8M9o+hMZSXAHs60K17ukB/eBUQYxW/AUiYiBngyise+liqwPa9x",
+	"crYjmj0+uyLLCIXMIZcBugeOZ8QlLSJalA7grijgQliojwJexYDyxPwbMpSaczlVnZ86J5e9y1/POmFW",
+	"Gw0SiWOHcbEkEcgx2tNmApUBlJ47Fch9f6Ut6jnia+rPE6b++FWuEjvzJ++Lz4aal6q9+DQoDllyj81w",
+	"LHIs4ZooTWdNYluMGc7iOpflY7GuVKl4GdCKjI3qQFXsSbMgJajAWE99TK6RFHT4NQfoyXOAltK1TwGa",
+	"T+Z5Vlr5y8rAf6OEnhWEsqGJ5Xb2xKj4S1J6lkJtZgpWPofHgqDtk/DzXdgVdQRvpmLmlRtQeJhq5GEg",
+	"SVtk5g7oRhEVRMiuSKS4Zinps0wq75OJ2LJ3G0GMAETu8T0yoIli4ZIsnCdWYRZgQD53Hs7m7DuXLvWV",
+	"n58wr2ZtnQYxiR9mWV1omVoGxR9sD+WucGWGYwgF3bJyPYdHNVOTvvl0H/vaGnPJDL4r6v6BQmlbI8gy",
+	"AQsVe6EryAtdXyvo2WzzAWmSEC6wvXNKhaJQ75Br1m4z/vZJK/darrqCGnPHZ2IjrmExj+caAl8kxOu+",
+	"OhgiB34hbF4RIL1xYS05rHSZ0hmpQ06ik2XQ0yJwuIwBlCphH4qA2C78AfEySDU8oGSWlYQYb6LQggDI",
+	"AApBPFImRDcyq9HYhX3mZSZU7nirrtc+P/hw9FPn0GwC3M4+GfPd23puS72JCQ2Lu6KgqJJ6eHXyw8np",
+	"zyd5g9G23zbbr6w5zQdGvuOXXPPsQpuN+pyxap1eDqazCedL2BUeNJUL1zsZ3+HNekHCUq+XkNQB9M9O",
+	"qrEHTcbHjOpSnxUNhTVAfQjwY4dnU/e7ArDC3COuYRnyy37mDEAH+NFh5+PZ6WXn5ODX3seji4/ty4MP",
+	"5sw5wKwZSFe1bdHzVeaZdVCAB5xPK8t1M36iY6qqYfKXOKPO3Lm+7KBqC8LLnaP2DemCNSbYFGIEmPoH",
+	"p9ZOa+cLDPOyIF8Nk2Q9f1jK5ntpffUaPHpWHu5T7oiVVojnDrCqVKXKo9dXES01xZ7cDFuL5qxQNXKH",
+	"CZ3OEOrToUJoMqLxV43uaS20MtevZa3Nq3TwLh6T+tXV0eHtd40FMSy+PIC1ovNTFrL6NJbp2jgR7NOY",
+	"p+WgVJZbja3MxpP0msWk/h00xcrsipl9vLHv4YXhPeaZhA00kRO9IMBlB7li9QwzhCNWgkrKVFl2y+VE",
+	"QQSoSU7H9I/JQvADfHYRasSr7Z1KhIW/cQgNVnij+BnuybPKlL8YQCXzZOn53F5ZHA47Z5FMYwdKnwDc",
+	"AMCDH1z8ZF9Ysr2+UYUK1K6gHt12O9NY7aMpvL5ZALgU0nyJqT240XzHWEzjVMaTiMU5iBkHJwuoq9h9",
+	"EAJQsZwKoyyzGLogZJ8D2y006wnsHHrsQbB0xMwOw8H/RlRgrT72PQhTOcVemKEr4RKTUZ+lZgHAUVSo",
+	"vvUGjJ3qlKqugGMNEWT9ja7lW85stI9giA4EDl4B48klg4VMxD0zbWfnwDqkcgrQsyrfItCo8Bpsed0V",
+	"bnlgyTLZVjApvXzriq44X4piUAn83tjLDa8rbJc0pWmq8VrWdPHtjpW7Y5rqfRLGPEXcAFjl0LW/gHZy",
+	"sD1DCjTCBbbFcOPeI6G9ZPus2b96uUaFZigZgoBNw7OLjcJekZ1dAm0Z7UEAu2Os+jpOuCsiKQb8eoIy",
+	"v7HvDwzoj0FsJZ49eXAoERVoA2eLvxS/AAb0tDFL+MSXCljCx1eqiZ5trJSwtojhyj7LMfm/jUh3McaS",
+	"7K3S37xcL6pNK3EGcgufRw4IliMHYH8cJ1YSLm6y+OSQCrNzcoJABQ72dWFkMaP9J1Ud1gUayIjwb5HT",
+	"9xcJFbpNrNIzFhqnz7Tz6235121eZUMu2+OVRqPVb57ZasSkYyeoVrZjeNnasa7fY4kEFxLFwElDXadf",
+	"I+yIdf8eXPzUFfXwfcdWa+U/ajTa/21VjP/85z/+pztptXZeK35t/jAKHMYDBjIlr2zLE4XwR1j4MqZW",
+	"nce3fgM4gqizWHABGIlgLAbtyCIaB12R8BtzZoxTZoeM/dO2wL1Hrs6PQUnm2h2sVmDDJPupnCqj8wAs",
+	"FwYWtJTJfkVrMaxhcDFOI+8x0wQzUJpdcYSFjn0lk4lme6Q/4YnO1Hnf8MbpVyzGMGqEg5RpV7BE5TAm",
+	"rXr0jfXuoxoffpBKIwpXW3gHgCU4f3xtt0jY+eXs9Pyy1/nl7OgcCiTclZPTy955p334q9E5d1tvGxiS",
+	"ULA7rvsaT7ieQeE2aqUW3s1+gOs9Z26hyumMDkIVUVIK22oMPRCuoqFCIzy0xFotHV+i47gadmWeOg2T",
+	"5XowHkCvmQMEAatgA+zBFQqJtBI2axXd+3INBh2XLB1SQU0gdUcOZo9BCCxm9vIH7/4GyfWPc24ZAb7s",
+	"2Jon3L2CGakskLAlwXqeVtGgAxoOyHQolXtM5WhWezOo0cwB2z7v7ByjFuZmjEHL5PsecQViLFK43jJf",
+	"+KwskfwAIQ7/vuenOcqWwtBrml4z7xYqzB6qlDW9YYVDCuW/a2UKXhoIniMLKgvuGyp+DT6BQp/3W5sE",
+	"ki0JOJ2sAa7CgExEDP3MbtiMxCyFtJ35U2dElcYe6fuE5vrN0UQDk8jU7Bzj1yIbac4ceknC70/P3x0d",
+	"HnZOQujfhwe6FMxyFTioDLmOqVIsrjyDSJ2qm64IvY4SIrkAQZv1awTm4IBQuKchdD3kGAEOv0vrO6tD",
+	"n7+AnH9/QHa337TIHxOpYWa2NVsqp85dLpOYKe0Myq6Ayw3sNT80Z1gyGQnlARh62LI/71/J/zlJE+gT",
+	"qTTVE+gTQLVmo7G2TrSAhFnLcega4PIM4O+uCB2n9bJX+EsJxaD6CC4nVOkeNAqFB8Gf7r5GdbgPq4+u",
+	"LbMQL1++fEuuLg8C1z7S4WOaB2bNrjjDcDtath6H05chO28ctDnjiiidMjpisdkcbpPgadwVc77KfUIh",
+	"4R1a8tNUb03pjOhhKifXQ9dBFJfaoWd2Rb5zJxOxz5vnCSOMpkllJac3qL433LpCovzsXJUgoArtWQLC",
+	"BbkS/JPv37cI+xn5bT1xw4V+vVuriBkEVfLEjMooeZ7t6q93K8unFgJTK369dGC5WMn2zpsKObjSKtXs",
+	"k34RqdviuTenslQZnE+vmDm01kOuxlLxah3NcCeNhiNIIDHEZdbuP7vYSHALKX7LmC0vIx7D/1kzUrfd",
+	"Wlh7Ei3t5TNqGJno3iueRfkOs6TQYHaaSnHdvJ9u+OW1J2B0mS7QpL6U3rSgk5+zgbIj7xsFZ5sTnAVr",
+	"/G+iUiXyet1mPtWde0i9PyM8bthMChecAxf5fGeEMwjt4OmlbvgYwb0h8czY+EbXH3FdCkPhdyCCim54",
+	"Wo3XeWzmMrfEladEpissahHAxivrVxeErlFLKLx3GetYbLYLfGpR4wQfFhvRGLrQVrRL+BL9EHy6e9Y2",
+	"xo4Ivrp8SKXVX0WzK1bGBTCpBvh2Gw4za8NHC9cmiwVWDyWmmm3Zn+85Hk/JK4biApX3GsjzFCy/+qLZ",
+	"Foa/182zcLvwtUh5nQSNitjdfHccd9MLDEFt0SRZnGV/IQd6C29UZDImWpIQqCzMizKbrJDP6qhb6w+N",
+	"vjVaStmei0nyMZvEGkfAw6X0sx8s3kw1ou1eUmLZW1FMPdprl3fA+yu1wAP6MSy5TLb8PKRfMP76963Y",
+	"xDTiclrSRnKm7wrtFksauysVWUSQPmBHkQA4l60mQR00qynBjjikQ6Oh0b6x7kUQOdEA/PnPf/z/4BmC",
+	"hK2AhDavoOcukbrPKQMPm/U6ouqKNzUAf0FI3RtgelDd1Y7kwlpe3W7AJ10jfwssSmP4cwT94KsFoVvP",
+	"d7BqT5O841sNmsPjuQsgcJowva8M+/gMi2a5yjPRetyKnSCXawXYqG+hQuBZCItm8YguaQRBV0h4HU2S",
+	"mWEzzN233RFIiMMogvFiwnS+w2PQFbb1ZUg0+sUNvfgMOeJeQ+q58jQYb+AoKsPMbwQkVHoS3biXcWEY",
+	"+TplSpG6sXPHkOa3BvQdrtD9tZnFHgEmzOn6W63c8dOc0ZMoYixmce33tc/3J9V0/i7tc/1urSWJHE19",
+	"FUXr9fMs6Q4DLhBhZCMlwoqlOSWiiu3gUMkx3r/c2Zmb5qr8s5SpSaIh7sdQJ/pKtuuR7b1P0FVZsTlN",
+	"N8iXdtY90mvsch9dqUPLIT2U1FXoUFhSll2qbUlZ9r2SyrrycgX0KTMo7SfWTJ7NNXn+2qPrqfEtl8rm",
+	"xVm3z0c0a1LLVxJ5miSkFfRx/5b3VcL0hc29WAorau9xyKKuHsjIzjqWRQ6p6o1kyizEIQfTPmWEpqwr",
+	"zA8NAOPJWfMuRceJnjmBTAXmeICYDbqCqlwqKyTWBCRlt4wCJqGt2d836+eDvzwmdcChIFdXR4eNrsDW",
+	"q66+H2vJsjIJyL91GpV7x5hqONmrMzfs8rbdIj4hc9pvrANl7/b0K4c+DXh9rljPnvgzv+bPxLYRFRFL",
+	"Nu9skn/xokpSiNEZrTYcYxZTL2U6nYX7+SimbfejSFi2lkNS55ikdHj8Y6NJTksQJ7YA8eKyfXl1Ea4R",
+	"vjiAuZ6bMTzD6deGZK4NNKby/L9iiX9xNr3QcgxISTNsvbaROWxbzc1WVJ5UQGR9o/JNH135q5pEQxLR",
+	"JGns5bGHuoJ9opFOZjYV0ZZPMsh6tVaFtycCwIQCpoR/1G/YrCvseazGNHLnWZ9f21pnRW7YWGMaaljm",
+	"itCVfnQFImkhtTfJqYhYAWWJKwe70J8R7+jLQWZBzTekyJ53Ljsnl0enJz6Fab9U2mx0hZhqikevlZgA",
+	"g9oVOawHTG4iWsrlx67N/XyoUKBxzNFdepaaT2lu3oPOQesrw0qcRcKggNv1F2f/7TUG9l4K9i+hQ3+j",
+	"MrQwmuPYxjOd0uhZe5pT+ntzQHu3tK2knz+LcygHUuXZGlDlKBdW2tiCEgdqh3VUWK/mzjoEqeMeq6Er",
+	"4EIOYe4oDvecEEuVBRxnW/EE2Y8RacvOkoTEqRzjW3CVGkbU5AMQ1gwgg5SpobdB+pP4mul9/7cVdlDs",
+	"r7mwwOQkPOwcH/3UOf+1d3TSOzs/fX/eubgISd1+QHpfDRfXjaArjPCau7mg/jSCOd2F1D18W2N/iRB0",
+	"BtN2yzq4VR5ECYoqBNndeQvDODtu/9o7Pvp4dNnr/HLQ6Ryu2xIIfWvP4CbAD22gIeV39V9NO/pXl6eH",
+	"yCaGD0vBBdzPDXQqYKMtIadfwmwR7JP2QgNSGjGYyoXvAvYIpgoYKSdy+pexU2AJQJWcMCLk9Ktx8heI",
+	"gZgtoWRKuc4l/JjdWcFMOuXRYkedxQi1aTVzObbWJp9yEcsppKR7wBzNR6xhtQCqjWVPfX7OCHUA+xhX",
+	"hCaYwe/QevmIKezX2p9EN0wTxf9kpH51edDYI+H20EMwRZM0BfBgqJn3eTuv3rr0X64DEu7sDsPC7UM5",
+	"Sf3NOy8LN38XF+99vQV324H4h74rPPSyZZ6SMZ1ld7xFZCO8rUlgKV0h2TTlWjMBGeU0GpagpywIJAgQ",
+	"UIyocIbRiM5IQq/Ng7QvJzoTNNU2DW7v5kooPPczbFBtjURn+4Dvsvyk4X//seViCskLIAUMEf/bAAUd",
+	"OvehZW5EbMPVKAgDpI2yLHiRcd/SChXLvWqccI0gyFeXB1uOk5FdlKFTJ4sKosGxsXnudYtIwbYsD9sn",
+	"HdvCHQ6Vy7InXntDFP+UZ07lGBF+f9kC/vN1rbbKFcLEVGlIYOozlwftuL0+pqnmNGnYdzbJOzsTh2tR",
+	"QEobp0yZx8Cs+JOl0hPbYm68zNb3X4svs4mtzZp24/59edPYbJC5iiuxjD9tjupadWNA07bAnvRZIsW1",
+	"IlqC444KCwLjAlkJV4hFDg5AxZhCPHxzFMupcO+0JjpXeGIrSYZySiiJEm5YAAACFaFdAR1vCxAxB8dH",
+	"EF1rNMmZnUUe+gTL1qCPg2scFvoTEUb6z3/8T0isi9BBD2J6hKsCtBNe4NyzX31KFdp+YhXp2xl9zepZ",
+	"wSlmrSKaJLaD5jfKrVyORRwtZTwyRaeReqGYiJckr2c9JrJYsQU6x/56PgY33+EhKAKbAqvkUCCxltKw",
+	"005rJ0vjSaTSTRJaX1kIzrIbNtYWCoiA4x66/6HLN/Pb1w0/VbjlE5pes66wKZeKqEl6y2+t0p1lDRWc",
+	"/Dm/UdDafRO8+u51V+D36qFtedC7PD3tHbfP33fCRpOEtjI9tIBOhS4ZFhyhK1IECfXW7YdO+7BzfhFa",
+	"C8AsoofqyBr3GuFiXw+oFcv7JvgnA+IWzsg1t4AetwLdjIubK5SaKZDKXgq+ycY3Fvkw9ioCJv3ul17v",
+	"KwmyGAc2M6xuv0Da2FYBgLbK3T+48vD7qitcExDzjK9G95jUWdZD/vHd1m5XhJ2Tw7PToxOEBvr+9Ork",
+	"sLLX0AUTsfW2PlH2pfnCF2rcYD79l23XsGpweZ9nNowv15Thq+ulIi4MjVPI1DPQYm9L4XRaVWBVGQ12",
+	"lVKajUALQyFi3TMg3dSQjhmeUCiUqSLh2ekFohIWRhAGIH7ErNj1KIfmHSAIIVRlOW3QlWZxAXg8k0Qr",
+	"zM5wXkw4qhp7xEH/dIU5COtIu3uWcAMCEAUg9xDkqCQEGwHmgtEK/tyrFtWNwIFa2BIWgMU2u21hPcR1",
+	"YhvdTOUkicmQ3jJ3kLMYKr8Az3r+IIQasvLhFiwWs8Gy1jukg/4dZGazlwB6lYEwrNNVCv1CsEZ4oSu8",
+	"ooH4UNjeyH4hcG204K9vlMchco2VuoIOBs5ygKPMRuqmQ5l4tMV8h9+6E5I4kUZX2CZZWbMm7Bic9doj",
+	"dd8v2QxDoRu9L+NZ1rb4DfnI31lMc+ziv/N2rh9UoSuRqx/S9IYRxFkXM9sXC/MghvA/NlLYcAw4zxf3",
+	"5fofGS3D3LffFdTeBVqWxV/Sfjnwu8CBhmKkIKEPTISNFYfsU9YIms/A+7/gcbuy0AHp3xKilSdfDaJ1",
+	"zhms4DP84yS5ExaWmBacP0V8nc+1PqMpS9sTPazt/fb73e/mZ2NVV8HjUJLIiCauY9/IcFk6gXyHSZrU",
+	"9mpDrcd7L17AXUOp9N6b1psWuJrsUCraSuSj+QWPWma4aNnMStOcB0vVqlHCFItSpu0LlVGHXSyeqczo",
+	"0VNJjEC9xSaCmUGBovNPlua/ecGvhTU/qz77DtYQfnXHpjNYvZHv32V9MVXvubCwbn5HjeTL0HP1kHGf",
+	"WTDLvdLv7/wrXeZYrrPiXr4lvu0YgVg2WQ9p6IaxrAlVfkOwSdD8t72LyxzCXGnrgdZ530duDujkmn/N",
+	"Mb9lgilcjZTRmMNf41T2sTO1fcMHRhM9rHhBBpOvcsgkZMjNcTULci0EvA9JDWWqtxKwunOYUvnPOVCp",
+	"aiosOixyvrPcG7zT4u73u/8bAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -60,6 +60,7 @@ func (s *Server) CreateEndpoint(ctx context.Context, req gen.CreateEndpointReque
 		SignatureScheme: string(deref(b.SignatureScheme, gen.Hookbridge)),
 		EventTypes:      store.StringList{},
 		OwnerID:         b.OwnerId,
+		Ordering:        string(deref(b.Ordering, gen.OrderingNone)),
 		CreatedAt:       now,
 		UpdatedAt:       now,
 	}
@@ -271,6 +272,7 @@ func toEndpoint(e store.Endpoint, opened map[string]string) gen.Endpoint {
 	return gen.Endpoint{
 		EventTypes:          patterns,
 		OwnerId:             e.OwnerID,
+		Ordering:            gen.Ordering(e.Ordering),
 		Auth:                auth,
 		Id:                  e.ID,
 		Url:                 e.URL,
@@ -315,6 +317,10 @@ func (s *Server) UpdateEndpoint(ctx context.Context, req gen.UpdateEndpointReque
 		return nil, err
 	}
 	u.EventTypes, u.OwnerID = patterns, b.OwnerId
+	if b.Ordering != nil {
+		ordering := string(*b.Ordering)
+		u.Ordering = &ordering
+	}
 	if b.Url != nil {
 		normalized, err := s.checkURL(ctx, *b.Url)
 		if err != nil {
@@ -355,7 +361,7 @@ func toEndpointUpdated(e gen.Endpoint) gen.EndpointUpdated {
 	return gen.EndpointUpdated{
 		Id: e.Id, Url: e.Url, Description: e.Description, RateLimitRps: e.RateLimitRps, Burst: e.Burst,
 		Headers: e.Headers, HmacEnabled: e.HmacEnabled, SignatureScheme: e.SignatureScheme, Auth: e.Auth,
-		EventTypes: e.EventTypes, OwnerId: e.OwnerId, Paused: e.Paused,
+		EventTypes: e.EventTypes, OwnerId: e.OwnerId, Ordering: e.Ordering, Paused: e.Paused,
 		ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: e.FailingSince, DisabledAt: e.DisabledAt,
 		DisabledReason: e.DisabledReason, CreatedAt: e.CreatedAt, UpdatedAt: e.UpdatedAt, Updated: true,
 	}

@@ -145,7 +145,8 @@ func (s *Server) PublishEvent(ctx context.Context, req gen.PublishEventRequestOb
 	b := req.Body
 	// The messages are sends in every other way: same checks, and the
 	// event type as one more header (which sends may not set themselves).
-	m, err := newMessage(ctx, gen.SendRequest{EndpointId: "-", Payload: b.Payload, Headers: b.Headers, RetentionHours: b.RetentionHours})
+	m, err := newMessage(ctx, gen.SendRequest{EndpointId: "-", Payload: b.Payload, Headers: b.Headers, RetentionHours: b.RetentionHours,
+		OrderingKey: b.OrderingKey})
 	if err != nil {
 		return nil, err
 	}

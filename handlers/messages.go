@@ -140,6 +140,7 @@ func newMessage(ctx context.Context, b gen.SendRequest) (store.Message, error) {
 		SizeBytes:      len(b.Payload),
 		Headers:        headers,
 		IdempotencyKey: b.IdempotencyKey,
+		OrderingKey:    b.OrderingKey,
 		RetentionHours: b.RetentionHours,
 		NextAttemptAt:  &now,
 		CreatedAt:      now,
@@ -153,7 +154,16 @@ func (s *Server) GetMessage(ctx context.Context, req gen.GetMessageRequestObject
 	if err != nil {
 		return nil, err
 	}
-	return gen.GetMessage200JSONResponse{Data: toMessage(m), Meta: meta(ctx)}, nil
+	data := toMessage(m)
+	ahead, err := s.Store.WaitingBehind(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if ahead != "" {
+		id := uuid.MustParse(ahead)
+		data.WaitingBehind = &id
+	}
+	return gen.GetMessage200JSONResponse{Data: data, Meta: meta(ctx)}, nil
 }
 
 // GetMessagePayload answers the message's payload exactly as stored.

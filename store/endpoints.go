@@ -26,6 +26,7 @@ type EndpointUpdate struct {
 	SignatureScheme *string
 	EventTypes      *StringList
 	OwnerID         *string // "" removes the owner
+	Ordering        *string // "none" or "fifo"
 }
 
 // HeadersChange is an endpoint's new sealed header map (custom headers and
@@ -147,6 +148,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 		}
 		if u.EventTypes != nil {
 			e.EventTypes = *u.EventTypes
+		}
+		if u.Ordering != nil {
+			e.Ordering = *u.Ordering
 		}
 		if u.OwnerID != nil {
 			e.OwnerID = u.OwnerID

@@ -135,7 +135,7 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, ne
 		// The endpoints, FOR SHARE like a send's: a concurrent pause,
 		// resume or delete finishes first, and this sees its result.
 		var es []Endpoint
-		q := tx.Select("id", "paused", "event_types", "owner_id").Clauses(clause.Locking{Strength: "SHARE"}).
+		q := tx.Select("id", "paused", "event_types", "owner_id", "ordering").Clauses(clause.Locking{Strength: "SHARE"}).
 			Where("project_id = ? AND deleted_at IS NULL", ev.ProjectID)
 		if ev.OwnerID != nil {
 			q = q.Where("owner_id = ?", *ev.OwnerID)
@@ -149,6 +149,7 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, ne
 			}
 			m := template
 			m.ID, m.EndpointID = newID(), e.ID
+			m.FIFOKey = fifoKeyOf(e, template.OrderingKey)
 			if e.Paused {
 				m.Status, m.NextAttemptAt = StatusPaused, nil
 			}

@@ -62,9 +62,9 @@ var (
 	pgClaim = newNamed(`WITH c AS (
 UPDATE messages SET status = 'delivering', lease_until = now() + make_interval(secs => CAST(@lease AS double precision)),
     lease_token = CAST(@tok AS text), updated_at = CAST(@now AS timestamptz)
-WHERE id IN (SELECT id FROM messages
+WHERE id IN (SELECT id FROM messages m
   WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= CAST(@now AS timestamptz) AND deleted_at IS NULL
-    AND endpoint_id <> ALL (CAST(@skip AS text[]))
+    AND endpoint_id <> ALL (CAST(@skip AS text[])) AND ` + fifoFree + `
     -- A message handed to a worker at send (handoff.go) stays queued but
     -- leased: it is due again only once its lease ends.
     AND ` + leaseEnded + `

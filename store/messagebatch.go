@@ -35,19 +35,21 @@ func (s *Store) InsertMessages(ctx context.Context, ms []Message) ([]InsertResul
 		// pause, resume or delete finishes first, and this sees its result.
 		type key struct{ project, endpoint string }
 		paused := map[key]bool{}
+		fifo := map[key]Endpoint{}
 		byProject := map[string][]string{}
 		for _, m := range ms {
 			byProject[m.ProjectID] = append(byProject[m.ProjectID], m.EndpointID)
 		}
 		for project, endpointIDs := range byProject {
 			var es []Endpoint
-			err := tx.Select("id", "paused").Clauses(clause.Locking{Strength: "SHARE"}).
+			err := tx.Select("id", "paused", "ordering").Clauses(clause.Locking{Strength: "SHARE"}).
 				Where("project_id = ? AND id IN ? AND deleted_at IS NULL", project, endpointIDs).Find(&es).Error
 			if err != nil {
 				return err
 			}
 			for _, e := range es {
 				paused[key{project, e.ID}] = e.Paused
+				fifo[key{project, e.ID}] = e
 			}
 		}
 		var rows []Message
@@ -61,6 +63,7 @@ func (s *Store) InsertMessages(ctx context.Context, ms []Message) ([]InsertResul
 			if p {
 				m.Status, m.NextAttemptAt = StatusPaused, nil
 			}
+			m.FIFOKey = fifoKeyOf(fifo[key{m.ProjectID, m.EndpointID}], m.OrderingKey)
 			rows, at = append(rows, m), append(at, i)
 		}
 		if len(rows) == 0 {

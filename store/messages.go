@@ -118,7 +118,7 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 		// FOR SHARE: a concurrent pause, resume or delete (which lock the
 		// endpoint FOR UPDATE) finishes first, and this read sees its result.
 		var e Endpoint
-		if err := liveEndpoint(tx.Select("id", "paused").Clauses(clause.Locking{Strength: "SHARE"}), m.ProjectID, m.EndpointID).Take(&e).Error; err != nil {
+		if err := liveEndpoint(tx.Select("id", "paused", "ordering").Clauses(clause.Locking{Strength: "SHARE"}), m.ProjectID, m.EndpointID).Take(&e).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				return ErrEndpointNotFound
 			}
@@ -127,6 +127,7 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 		if e.Paused {
 			m.Status = StatusPaused
 		}
+		m.FIFOKey = fifoKeyOf(e, m.OrderingKey)
 		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&m)
 		if res.Error != nil {
 			return res.Error
@@ -165,9 +166,10 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 }
 
 const insertFastSQLite = `INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at)
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, fifo_key)
   SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, @payload, @sha, @size, @headers,
-    @key, @retention, CASE WHEN e.paused THEN NULL ELSE @now END, @now, @now
+    @key, @retention, CASE WHEN e.paused THEN NULL ELSE @now END, @now, @now,
+    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(@okey, '') END
   FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
   ON CONFLICT DO NOTHING
   RETURNING status`
@@ -192,6 +194,7 @@ func (s *Store) insertFast(ctx context.Context, m Message) (sendResult, error) {
 	values := map[string]any{
 		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
 		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
+		"okey": m.OrderingKey,
 	}
 	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
 	if err != nil {
@@ -224,8 +227,8 @@ func (s *Store) ClaimDue(ctx context.Context, token string, lease time.Duration,
 	var b strings.Builder
 	args := []any{StatusDelivering, now.Add(lease), token, now}
 	b.WriteString(`UPDATE messages SET status = ?, lease_until = ?, lease_token = ?, updated_at = ?
-WHERE id IN (SELECT id FROM messages
-  WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL`)
+WHERE id IN (SELECT id FROM messages m
+  WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL AND ` + fifoFree)
 	args = append(args, now)
 	if len(skip) > 0 {
 		b.WriteString(" AND endpoint_id NOT IN ?")

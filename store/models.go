@@ -92,7 +92,10 @@ type Endpoint struct {
 	// customer the endpoint belongs to.
 	EventTypes StringList
 	OwnerID    *string
-	Paused     bool
+	// Ordering is "none" or "fifo": one message at a time, in the order
+	// they were accepted, per ordering key.
+	Ordering string `gorm:"default:none"`
+	Paused   bool
 	// Health, kept by the circuit breaker (package delivery).
 	ConsecutiveFailures int
 	FailingSince        *time.Time
@@ -226,9 +229,16 @@ type Message struct {
 	TerminalAt        *time.Time // when it last became succeeded or failed_permanent
 	EventType         *string    // set when an event made the message
 	EventID           *string
-	CreatedAt         time.Time
-	UpdatedAt         time.Time
-	DeletedAt         *time.Time
+	// FIFOKey is set when the endpoint delivers in order (endpoint id,
+	// "/", ordering key): the message is claimed only when no older one
+	// with the same key is waiting or in flight.
+	FIFOKey *string `gorm:"column:fifo_key"`
+	// OrderingKey is the send's ordering key, read when it is inserted
+	// (FIFOKey keeps it); not a column.
+	OrderingKey *string `gorm:"-"`
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	DeletedAt   *time.Time
 }
 
 // Attempt is one HTTP delivery attempt of a message.
@@ -256,3 +266,29 @@ type Attempt struct {
 	RetryType             *string
 	RetryAfterSeconds     *int
 }
+
+// fifoKeyOf is the fifo_key of a message with ordering key okey to e: nil
+// unless e delivers in order.
+func fifoKeyOf(e Endpoint, okey *string) *string {
+	if e.Ordering != OrderingFIFO {
+		return nil
+	}
+	k := e.ID + "/" + deref(okey)
+	return &k
+}
+
+// Endpoint orderings.
+const (
+	OrderingNone = "none"
+	OrderingFIFO = "fifo"
+)
+
+// waitingStatuses are the statuses of a message that still holds the ones
+// behind it on a FIFO endpoint.
+var waitingStatuses = []string{StatusQueued, StatusDelivering, StatusPendingRetry, StatusPaused}
+
+// fifoFree is the claim condition that keeps back a message of a FIFO
+// endpoint while an older one with its key waits or is in flight (m is the
+// messages row being claimed).
+const fifoFree = `(m.fifo_key IS NULL OR NOT EXISTS (SELECT 1 FROM messages o WHERE o.fifo_key = m.fifo_key AND o.id < m.id
+    AND o.status IN ('queued', 'delivering', 'pending_retry', 'paused') AND o.deleted_at IS NULL))`

@@ -328,3 +328,20 @@ func (s *Store) ListMessages(ctx context.Context, projectID string, f MessageFil
 	err := q.Order("messages.id DESC").Limit(limit).Scan(&rows).Error
 	return rows, translate(err, "list messages")
 }
+
+// WaitingBehind returns, for a message of a FIFO endpoint that is still
+// waiting, the id of the oldest earlier message with its ordering key that
+// holds it back ("" when none does).
+func (s *Store) WaitingBehind(ctx context.Context, m Message) (string, error) {
+	if m.FIFOKey == nil || m.Status == StatusSucceeded || m.Status == StatusFailedPermanent {
+		return "", nil
+	}
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&Message{}).
+		Where("fifo_key = ? AND id < ? AND status IN ? AND deleted_at IS NULL", *m.FIFOKey, m.ID, waitingStatuses).
+		Order("id").Limit(1).Pluck("id", &ids).Error
+	if err != nil || len(ids) == 0 {
+		return "", translate(err, "find the message ahead")
+	}
+	return ids[0], nil
+}

@@ -51,6 +51,8 @@ type options struct {
 	apiRounds            int
 	scrape               time.Duration
 	fanout, eventRate    int
+	fifo                 bool
+	fifoKeys             int
 }
 
 func run() error {
@@ -67,6 +69,8 @@ func run() error {
 	flag.DurationVar(&o.scrape, "scrape", 5*time.Second, "scrape hookd's /metrics this often during the run, as Prometheus would (0: never)")
 	flag.IntVar(&o.fanout, "fanout", 0, "instead of sends, publish events (POST /v1/events) to this many subscribed endpoints")
 	flag.IntVar(&o.eventRate, "event-rate", 50, "fan-out: events per second (open loop)")
+	flag.BoolVar(&o.fifo, "fifo", false, "the endpoint delivers in order (ordering fifo)")
+	flag.IntVar(&o.fifoKeys, "fifo-keys", 0, "with --fifo: sends spread over this many ordering keys (0: none)")
 	flag.Parse()
 	if o.apiMessages > 0 {
 		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
@@ -98,7 +102,11 @@ func run() error {
 		stop := h.scrapeEvery(o.scrape)
 		defer stop()
 	}
-	endpointID, err := h.createEndpoint(rc.url)
+	endpointBody := `{"url":"` + rc.url + `"}`
+	if o.fifo {
+		endpointBody = `{"url":"` + rc.url + `","ordering":"fifo"}`
+	}
+	endpointID, err := h.createEndpointWith(endpointBody)
 	if err != nil {
 		return err
 	}
@@ -314,12 +322,28 @@ func (h *hookd) do(method, path string, body io.Reader) (int, []byte, error) {
 }
 
 func (h *hookd) createEndpoint(u string) (string, error) {
-	status, b, err := h.post("/v1/endpoints", `{"url":"`+u+`"}`)
+	return h.createEndpointWith(`{"url":"` + u + `"}`)
+}
+
+func (h *hookd) createEndpointWith(body string) (string, error) {
+	status, b, err := h.post("/v1/endpoints", body)
 	if err != nil || status != http.StatusCreated {
 		return "", fmt.Errorf("create endpoint: %d %s: %w", status, b, err)
 	}
 	var r struct{ Data struct{ ID string } }
 	return r.Data.ID, json.Unmarshal(b, &r)
+}
+
+// sendSeq numbers the sends, to spread them over the ordering keys.
+var sendSeq atomic.Int64
+
+// sendBody is a send's JSON; with --fifo-keys it names one of that many
+// ordering keys, in turn.
+func sendBody(o options, endpointID, payload string) string {
+	if o.fifoKeys > 0 {
+		return fmt.Sprintf(`{"endpoint_id":"%s","payload":%s,"ordering_key":"k%d"}`, endpointID, payload, sendSeq.Add(1)%int64(o.fifoKeys))
+	}
+	return `{"endpoint_id":"` + endpointID + `","payload":` + payload + `}`
 }
 
 func payload(t0 time.Time, n int) string {
@@ -390,7 +414,7 @@ func closedLoop(h *hookd, rc *receiver, endpointID string, o options, d time.Dur
 			var local dist
 			for time.Now().Before(stopAt) {
 				t := time.Now()
-				status, b, err := h.post("/v1/webhooks/send", `{"endpoint_id":"`+endpointID+`","payload":`+payload(t, o.bytes)+`}`)
+				status, b, err := h.post("/v1/webhooks/send", sendBody(o, endpointID, payload(t, o.bytes)))
 				if err != nil || status != http.StatusAccepted {
 					mu.Lock()
 					if firstErr == nil {
@@ -435,7 +459,7 @@ func openLoop(h *hookd, rc *receiver, endpointID string, o options) (result, err
 				if time.Since(t0) > time.Millisecond {
 					late.Add(1)
 				}
-				status, _, err := h.post("/v1/webhooks/send", `{"endpoint_id":"`+endpointID+`","payload":`+payload(t0, o.bytes)+`}`)
+				status, _, err := h.post("/v1/webhooks/send", sendBody(o, endpointID, payload(t0, o.bytes)))
 				lat := time.Since(t0)
 				if err != nil || status != http.StatusAccepted {
 					failed.Add(1)

@@ -1,0 +1,182 @@
+package handlers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/gen"
+)
+
+// fifoReceiver answers what fail says for a payload's n and attempt, and
+// records the n of each request in arrival order and the most requests it
+// ever had in flight for the default ordering key (n < 100).
+type fifoReceiver struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	order    []int
+	attempts map[int]int
+	inFlight atomic.Int32
+	maxIn    atomic.Int32
+}
+
+func newFIFOReceiver(t *testing.T, fail func(n, attempt int) int) *fifoReceiver {
+	t.Helper()
+	fr := &fifoReceiver{attempts: map[int]int{}}
+	fr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ N int }
+		b, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(b, &body)
+		if body.N < 100 {
+			if now := fr.inFlight.Add(1); now > fr.maxIn.Load() {
+				fr.maxIn.Store(now)
+			}
+			defer fr.inFlight.Add(-1)
+			time.Sleep(5 * time.Millisecond) // a little work, so overlapping deliveries would overlap
+		}
+		fr.mu.Lock()
+		fr.order = append(fr.order, body.N)
+		fr.attempts[body.N]++
+		status := fail(body.N, fr.attempts[body.N])
+		fr.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(fr.srv.Close)
+	return fr
+}
+
+func (fr *fifoReceiver) url(path string) string { return fr.srv.URL + path }
+
+func (fr *fifoReceiver) arrivals() []int {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	return append([]int(nil), fr.order...)
+}
+
+// fifoEngine retries an hour apart: a failed message stays pending_retry
+// until the test acts.
+func fifoOptions() options {
+	cfg := testEngineConfig()
+	cfg.Schedule.Slow = []time.Duration{time.Hour, time.Hour}
+	cfg.Schedule.Fast = []time.Duration{time.Hour}
+	return options{receivers: true, engine: cfg}
+}
+
+func (e *env) fifoEndpoint(url string) string {
+	e.t.Helper()
+	fifo := gen.OrderingFifo
+	r, err := e.a.client.CreateEndpointWithResponse(context.Background(), gen.CreateEndpointRequest{Url: url, Ordering: &fifo})
+	require.NoError(e.t, err)
+	require.Equal(e.t, http.StatusCreated, r.StatusCode(), string(r.Body))
+	return r.JSON201.Data.Id
+}
+
+func (e *env) sendN(ep string, n int, extra string) uuid.UUID {
+	e.t.Helper()
+	status, res, env := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":"%s","payload":{"n":%d}%s}`, ep, n, extra))
+	require.Equal(e.t, http.StatusAccepted, status, env.Error.Message)
+	return res.MessageId
+}
+
+// TestFIFODelivery: an endpoint with ordering fifo gets its messages one at
+// a time in the order they were accepted; a message waiting for a retry
+// holds the ones behind it (which name it in waiting_behind), while another
+// ordering key's messages go on; once it succeeds the rest follow in order.
+func TestFIFODelivery(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, fifoOptions(), func(t *testing.T, e *env) {
+		ctx := context.Background()
+		fr := newFIFOReceiver(t, func(n, attempt int) int {
+			if n == 0 && attempt == 1 {
+				return http.StatusInternalServerError
+			}
+			return http.StatusOK
+		})
+		ep := e.fifoEndpoint(fr.url("/fifo"))
+		g, err := e.a.client.GetEndpointWithResponse(ctx, ep)
+		require.NoError(t, err)
+		require.Equal(t, gen.OrderingFifo, g.JSON200.Data.Ordering)
+
+		var ids []uuid.UUID
+		for n := range 5 {
+			ids = append(ids, e.sendN(ep, n, ""))
+		}
+		e.waitStatus(ids[0], "pending_retry", patience)
+		for _, id := range ids[1:] {
+			m, err := e.a.client.GetMessageWithResponse(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, gen.MessageStatus("queued"), m.JSON200.Data.Status)
+			require.NotNil(t, m.JSON200.Data.WaitingBehind)
+			require.Equal(t, ids[0], *m.JSON200.Data.WaitingBehind, "held by the oldest waiting message")
+		}
+		// Another ordering key is not held.
+		other := e.sendN(ep, 100, `,"ordering_key":"customer-2"`)
+		e.waitStatus(other, "succeeded", patience)
+		require.Equal(t, []int{0, 100}, fr.arrivals(), "nothing of the first key went past its head")
+
+		r, err := e.a.client.RetryNowWithResponse(ctx, ids[0])
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
+		for _, id := range ids {
+			e.waitStatus(id, "succeeded", patience)
+		}
+		require.Equal(t, []int{0, 100, 0, 1, 2, 3, 4}, fr.arrivals())
+		require.Equal(t, int32(1), fr.maxIn.Load(), "one delivery at a time")
+		m, err := e.a.client.GetMessageWithResponse(ctx, ids[4])
+		require.NoError(t, err)
+		require.Nil(t, m.JSON200.Data.WaitingBehind)
+	})
+}
+
+// TestFIFOReleases: a message that fails for good, or is cancelled,
+// releases the ones behind it; an endpoint without ordering is not held.
+func TestFIFOReleases(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, fifoOptions(), func(t *testing.T, e *env) {
+		ctx := context.Background()
+		fr := newFIFOReceiver(t, func(n, _ int) int {
+			switch n {
+			case 0:
+				return http.StatusBadRequest // permanent
+			case 10:
+				return http.StatusInternalServerError // retried an hour later
+			}
+			return http.StatusOK
+		})
+		permanent := e.fifoEndpoint(fr.url("/permanent"))
+		a, b := e.sendN(permanent, 0, ""), e.sendN(permanent, 1, "")
+		e.waitStatus(a, "failed_permanent", patience)
+		e.waitStatus(b, "succeeded", patience)
+
+		cancelled := e.fifoEndpoint(fr.url("/cancelled"))
+		c, d := e.sendN(cancelled, 10, ""), e.sendN(cancelled, 11, "")
+		e.waitStatus(c, "pending_retry", patience)
+		m, err := e.a.client.GetMessageWithResponse(ctx, d)
+		require.NoError(t, err)
+		require.Equal(t, c, *m.JSON200.Data.WaitingBehind)
+		r, err := e.a.client.CancelRetryWithResponse(ctx, c)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
+		e.waitStatus(d, "succeeded", patience)
+
+		// Switched off: new messages are not held by an old one waiting.
+		none := gen.OrderingNone
+		u, err := e.a.client.UpdateEndpointWithResponse(ctx, cancelled, gen.UpdateEndpointRequest{Ordering: &none})
+		require.NoError(t, err)
+		require.Equal(t, gen.OrderingNone, u.JSON200.Data.Ordering)
+		f := e.sendN(cancelled, 10, "") // fails and waits an hour
+		e.waitStatus(f, "pending_retry", patience)
+		g := e.sendN(cancelled, 12, "")
+		e.waitStatus(g, "succeeded", patience)
+	})
+}
