@@ -706,6 +706,9 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		no, err = e.st.RecordAttempt(ctx, token, a, d.Outcome)
 		return err
 	}, "record attempt", m)
+	if m.FIFOKey != nil && (d.Outcome.Status == store.StatusSucceeded || d.Outcome.Status == store.StatusFailedPermanent) {
+		e.st.Wake() // the next message of its ordering key is claimable now
+	}
 	e.trackHealth(m, t, res) // ends the probe either way
 	probing = false
 	e.observe(res, d)

@@ -47,6 +47,9 @@ type SealedHeaders struct {
 // It returns ErrDuplicateURL if the project has a live endpoint with the same
 // normalised URL.
 func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint, k SigningKey) error {
+	if e.Ordering == OrderingFIFO {
+		s.fifoSeen.Store(true) // claim its messages from now on
+	}
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(&e).Error; err != nil {
 			return err
@@ -151,6 +154,9 @@ func (s *Store) UpdateEndpoint(ctx context.Context, projectID, id string, u Endp
 		}
 		if u.Ordering != nil {
 			e.Ordering = *u.Ordering
+			if e.Ordering == OrderingFIFO {
+				s.fifoSeen.Store(true) // claim them from now on
+			}
 		}
 		if u.OwnerID != nil {
 			e.OwnerID = u.OwnerID

@@ -287,6 +287,10 @@ const (
 // behind it on a FIFO endpoint.
 var waitingStatuses = []string{StatusQueued, StatusDelivering, StatusPendingRetry, StatusPaused}
 
+// fifoWaiting selects the FIFO messages that hold the ones behind them
+// (the rows of the partial index messages_fifo_wait_idx).
+const fifoWaiting = `fifo_key IS NOT NULL AND deleted_at IS NULL AND status IN ('queued', 'delivering', 'pending_retry', 'paused')`
+
 // fifoFree is the claim condition that keeps back a message of a FIFO
 // endpoint while an older one with its key waits or is in flight (m is the
 // messages row being claimed).

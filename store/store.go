@@ -69,6 +69,10 @@ type Store struct {
 	instance string
 	// handoff, if set, takes new messages straight to workers (handoff.go).
 	handoff atomic.Pointer[handoff]
+	// Whether FIFO endpoints exist, and when that was last read
+	// (fifoInUse, PostgreSQL).
+	fifoSeen      atomic.Bool
+	fifoCheckedAt atomic.Value // time.Time
 
 	// group commit of sends (PostgreSQL), see sendbatch.go
 	sends        chan sendRequest

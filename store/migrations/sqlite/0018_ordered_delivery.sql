@@ -6,4 +6,6 @@
 ALTER TABLE endpoints ADD COLUMN ordering text NOT NULL DEFAULT 'none'
   CHECK (ordering IN ('none', 'fifo'));
 ALTER TABLE messages ADD COLUMN fifo_key text;
-CREATE INDEX IF NOT EXISTS messages_fifo_idx ON messages (fifo_key, id) WHERE fifo_key IS NOT NULL;
+-- The messages that hold the ones behind them, by key.
+CREATE INDEX IF NOT EXISTS messages_fifo_wait_idx ON messages (fifo_key, id)
+  WHERE fifo_key IS NOT NULL AND deleted_at IS NULL AND status IN ('queued', 'delivering', 'pending_retry', 'paused');
