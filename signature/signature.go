@@ -74,15 +74,9 @@ func Verify(h http.Header, body []byte, secrets []string, tolerance time.Duratio
 	if tsText == "" || sigs == "" {
 		return ErrMissingHeaders
 	}
-	ts, err := strconv.ParseInt(tsText, 10, 64)
+	ts, err := checkTimestamp(tsText, tolerance, now)
 	if err != nil {
-		return ErrBadTimestamp
-	}
-	if tolerance > 0 {
-		d := now.Sub(time.Unix(ts, 0))
-		if d > tolerance || d < -tolerance {
-			return ErrTooOld
-		}
+		return err
 	}
 	for _, s := range secrets {
 		want := []byte("sha256=" + Compute(s, ts, body))
@@ -93,4 +87,20 @@ func Verify(h http.Header, body []byte, secrets []string, tolerance time.Duratio
 		}
 	}
 	return ErrNoMatch
+}
+
+// checkTimestamp parses a delivery's Unix-seconds timestamp and checks it
+// is within tolerance of now (zero tolerance skips the check).
+func checkTimestamp(tsText string, tolerance time.Duration, now time.Time) (int64, error) {
+	ts, err := strconv.ParseInt(tsText, 10, 64)
+	if err != nil {
+		return 0, ErrBadTimestamp
+	}
+	if tolerance > 0 {
+		d := now.Sub(time.Unix(ts, 0))
+		if d > tolerance || d < -tolerance {
+			return 0, ErrTooOld
+		}
+	}
+	return ts, nil
 }

@@ -100,15 +100,9 @@ func VerifyStandard(h http.Header, body []byte, secrets []string, tolerance time
 	if id == "" || tsText == "" || sigs == "" {
 		return ErrStandardMissingHeaders
 	}
-	ts, err := strconv.ParseInt(tsText, 10, 64)
+	ts, err := checkTimestamp(tsText, tolerance, now)
 	if err != nil {
-		return ErrBadTimestamp
-	}
-	if tolerance > 0 {
-		d := now.Sub(time.Unix(ts, 0))
-		if d > tolerance || d < -tolerance {
-			return ErrTooOld
-		}
+		return err
 	}
 	usable := false
 	for _, s := range secrets {

@@ -134,24 +134,25 @@ func (h Headers) Value() (driver.Value, error) {
 
 // Scan implements sql.Scanner.
 func (h *Headers) Scan(src any) error {
-	var b []byte
-	switch v := src.(type) {
-	case string:
-		b = []byte(v)
-	case []byte:
-		b = v
-	case nil:
-		*h = Headers{}
-		return nil
-	default:
-		return errors.New("headers: unexpected column type")
-	}
 	m := map[string]string{}
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := scanJSON(src, &m, "headers"); err != nil {
 		return err
 	}
 	*h = m
 	return nil
+}
+
+// scanJSON decodes a JSON text column into dst; NULL leaves dst as it is.
+func scanJSON(src, dst any, what string) error {
+	switch v := src.(type) {
+	case string:
+		return json.Unmarshal([]byte(v), dst)
+	case []byte:
+		return json.Unmarshal(v, dst)
+	case nil:
+		return nil
+	}
+	return errors.New(what + ": unexpected column type")
 }
 
 // StringList is a list of strings stored as a JSON array.
@@ -168,20 +169,8 @@ func (l StringList) Value() (driver.Value, error) {
 
 // Scan implements sql.Scanner.
 func (l *StringList) Scan(src any) error {
-	var b []byte
-	switch v := src.(type) {
-	case string:
-		b = []byte(v)
-	case []byte:
-		b = v
-	case nil:
-		*l = StringList{}
-		return nil
-	default:
-		return errors.New("string list: unexpected column type")
-	}
 	out := []string{}
-	if err := json.Unmarshal(b, &out); err != nil {
+	if err := scanJSON(src, &out, "string list"); err != nil {
 		return err
 	}
 	*l = out
