@@ -53,6 +53,7 @@ type options struct {
 	fanout, eventRate    int
 	fifo                 bool
 	fifoKeys             int
+	batch                int
 }
 
 func run() error {
@@ -70,6 +71,7 @@ func run() error {
 	flag.IntVar(&o.fanout, "fanout", 0, "instead of sends, publish events (POST /v1/events) to this many subscribed endpoints")
 	flag.IntVar(&o.eventRate, "event-rate", 50, "fan-out: events per second (open loop)")
 	flag.BoolVar(&o.fifo, "fifo", false, "the endpoint delivers in order (ordering fifo)")
+	flag.IntVar(&o.batch, "batch", 0, "closed loop: each sender posts batches of this many sends (POST /v1/webhooks/send-batch; 0: single sends)")
 	flag.IntVar(&o.fifoKeys, "fifo-keys", 0, "with --fifo: sends spread over this many ordering keys (0: none)")
 	flag.Parse()
 	if o.apiMessages > 0 {
@@ -414,8 +416,16 @@ func closedLoop(h *hookd, rc *receiver, endpointID string, o options, d time.Dur
 			var local dist
 			for time.Now().Before(stopAt) {
 				t := time.Now()
-				status, b, err := h.post("/v1/webhooks/send", sendBody(o, endpointID, payload(t, o.bytes)))
-				if err != nil || status != http.StatusAccepted {
+				path, body, want, n := "/v1/webhooks/send", sendBody(o, endpointID, payload(t, o.bytes)), http.StatusAccepted, 1
+				if o.batch > 0 {
+					items := make([]string, o.batch)
+					for i := range items {
+						items[i] = sendBody(o, endpointID, payload(t, o.bytes))
+					}
+					path, body, want, n = "/v1/webhooks/send-batch", `{"messages":[`+strings.Join(items, ",")+`]}`, http.StatusOK, o.batch
+				}
+				status, b, err := h.post(path, body)
+				if err != nil || status != want {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = fmt.Errorf("send: %d %s: %w", status, b, err)
@@ -424,7 +434,7 @@ func closedLoop(h *hookd, rc *receiver, endpointID string, o options, d time.Dur
 					return
 				}
 				local = append(local, time.Since(t))
-				sent.Add(1)
+				sent.Add(int64(n))
 			}
 			mu.Lock()
 			lats = append(lats, local...)
