@@ -13,11 +13,10 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// MaxName is the longest event type name; MaxPatterns the most patterns an
-// endpoint may subscribe with; MaxSchemaBytes the largest schema.
+// MaxName is the longest event type name; MaxSchemaBytes the largest
+// schema. (The API's schema caps an endpoint's patterns at 100.)
 const (
 	MaxName        = 100
-	MaxPatterns    = 100
 	MaxSchemaBytes = 32 * 1024
 )
 

@@ -115,13 +115,13 @@ func (s *Server) ListEndpoints(ctx context.Context, req gen.ListEndpointsRequest
 	es, next, hasMore, err := page(req.Params.Cursor, ids.ValidEndpoint, deref(req.Params.Limit, 50),
 		func(before string, n int) ([]store.Endpoint, error) {
 			if eventType == "" {
-				return s.Store.ListEndpointsOf(ctx, projectID(ctx), owner, before, n)
+				return s.Store.ListEndpoints(ctx, projectID(ctx), owner, before, n)
 			}
 			// Subscriptions are patterns, matched here: read on until n
 			// match or the endpoints run out.
 			var out []store.Endpoint
 			for len(out) < n {
-				batch, err := s.Store.ListEndpointsOf(ctx, projectID(ctx), owner, before, 200)
+				batch, err := s.Store.ListEndpoints(ctx, projectID(ctx), owner, before, 200)
 				if err != nil {
 					return nil, err
 				}

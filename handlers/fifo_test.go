@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,39 +18,49 @@ import (
 )
 
 // fifoReceiver answers what fail says for a payload's n and attempt, and
-// records the n of each request in arrival order and the most requests it
-// ever had in flight for the default ordering key (n < 100).
+// records the n of each request in arrival order. The first request for
+// n == holdN (if set) waits, after signalling held, until release is
+// closed: the test looks at the queue while that delivery is in flight.
 type fifoReceiver struct {
 	srv      *httptest.Server
 	mu       sync.Mutex
 	order    []int
 	attempts map[int]int
-	inFlight atomic.Int32
-	maxIn    atomic.Int32
+	holdN    int
+	held     chan struct{}
+	release  chan struct{}
 }
 
 func newFIFOReceiver(t *testing.T, fail func(n, attempt int) int) *fifoReceiver {
 	t.Helper()
-	fr := &fifoReceiver{attempts: map[int]int{}}
+	fr := &fifoReceiver{attempts: map[int]int{}, holdN: -1, held: make(chan struct{}), release: make(chan struct{})}
 	fr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct{ N int }
 		b, _ := io.ReadAll(r.Body)
 		_ = json.Unmarshal(b, &body)
-		if body.N < 100 {
-			if now := fr.inFlight.Add(1); now > fr.maxIn.Load() {
-				fr.maxIn.Store(now)
-			}
-			defer fr.inFlight.Add(-1)
-			time.Sleep(5 * time.Millisecond) // a little work, so overlapping deliveries would overlap
-		}
 		fr.mu.Lock()
 		fr.order = append(fr.order, body.N)
 		fr.attempts[body.N]++
 		status := fail(body.N, fr.attempts[body.N])
+		hold := body.N == fr.holdN && fr.attempts[body.N] == 1
 		fr.mu.Unlock()
+		if hold {
+			close(fr.held)
+			select {
+			case <-fr.release:
+			case <-r.Context().Done():
+			}
+		}
 		w.WriteHeader(status)
 	}))
 	t.Cleanup(fr.srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-fr.release:
+		default:
+			close(fr.release)
+		}
+	})
 	return fr
 }
 
@@ -102,6 +111,7 @@ func TestFIFODelivery(t *testing.T) {
 			}
 			return http.StatusOK
 		})
+		fr.holdN = 2 // held in flight below, to look at the ones behind it
 		ep := e.fifoEndpoint(fr.url("/fifo"))
 		g, err := e.a.client.GetEndpointWithResponse(ctx, ep)
 		require.NoError(t, err)
@@ -127,11 +137,24 @@ func TestFIFODelivery(t *testing.T) {
 		r, err := e.a.client.RetryNowWithResponse(ctx, ids[0])
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
+		// One delivery at a time: while message 2 is in flight (held by
+		// the receiver), those behind it are still queued behind it.
+		select {
+		case <-fr.held:
+		case <-time.After(patience):
+			t.Fatal("message 2 was not delivered")
+		}
+		for _, id := range ids[3:] {
+			m, err := e.a.client.GetMessageWithResponse(ctx, id)
+			require.NoError(t, err)
+			require.Equal(t, gen.MessageStatus("queued"), m.JSON200.Data.Status, "not claimed while the one ahead is in flight")
+			require.Equal(t, ids[2], *m.JSON200.Data.WaitingBehind)
+		}
+		close(fr.release)
 		for _, id := range ids {
 			e.waitStatus(id, "succeeded", patience)
 		}
 		require.Equal(t, []int{0, 100, 0, 1, 2, 3, 4}, fr.arrivals())
-		require.Equal(t, int32(1), fr.maxIn.Load(), "one delivery at a time")
 		m, err := e.a.client.GetMessageWithResponse(ctx, ids[4])
 		require.NoError(t, err)
 		require.Nil(t, m.JSON200.Data.WaitingBehind)

@@ -62,6 +62,13 @@ func TestDatabaseOutage(t *testing.T) {
 		}
 		return n
 	}
+	// left[p] is closed when phase p is over (or the senders stop).
+	var left [3]chan struct{}
+	var leaveOnce [3]sync.Once
+	for p := range left {
+		left[p] = make(chan struct{})
+	}
+	leave := func(p int32) { leaveOnce[p].Do(func() { close(left[p]) }) }
 	for w := range senders {
 		wg.Go(func() {
 			for i := 0; !stop.Load(); i++ {
@@ -89,12 +96,23 @@ func TestDatabaseOutage(t *testing.T) {
 				case began == outage && ended == outage:
 					answered[outage][w] = true
 				}
+				settled := answered[began][w]
 				mu.Unlock()
-				time.Sleep(5 * time.Millisecond) // pacing: a steady stream, not a flood
+				if settled {
+					// This sender has what it needs of this phase: it
+					// waits for the next one rather than flooding.
+					<-left[began]
+				}
 			}
 		})
 	}
-	stopSenders := sync.OnceFunc(func() { stop.Store(true); wg.Wait() })
+	stopSenders := sync.OnceFunc(func() {
+		stop.Store(true)
+		for p := range left {
+			leave(int32(p))
+		}
+		wg.Wait()
+	})
 	t.Cleanup(stopSenders) // a failed wait below must not leave them sending
 
 	poll.Until(t, patience, func() bool { return count(before) == senders }, "sends were accepted before the outage")
@@ -111,6 +129,7 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	engineSaw := queueWarnings()
 	phase.Store(outage)
+	leave(before)
 	e.proxy.Cut()
 	poll.Until(t, patience, func() bool { return count(outage) == senders },
 		func() string {
@@ -120,6 +139,7 @@ func TestDatabaseOutage(t *testing.T) {
 	// periodic rescue of expired leases fail.
 	poll.Until(t, patience, func() bool { return queueWarnings() > engineSaw }, "the engine never noticed the outage")
 	phase.Store(after)
+	leave(outage)
 	e.proxy.Restore()
 	poll.Until(t, patience, func() bool { return count(after) == senders }, "sends are accepted again after the outage")
 	stopSenders()

@@ -83,14 +83,10 @@ func lockEndpoint(tx *gorm.DB, projectID, id string) (Endpoint, error) {
 	return e, err
 }
 
-// ListEndpoints returns up to limit live endpoints of the project, newest
-// first, starting after the endpoint id beforeID ("" for the first page).
-func (s *Store) ListEndpoints(ctx context.Context, projectID, beforeID string, limit int) ([]Endpoint, error) {
-	return s.ListEndpointsOf(ctx, projectID, "", beforeID, limit)
-}
-
-// ListEndpointsOf is ListEndpoints of one owner ("" for every endpoint).
-func (s *Store) ListEndpointsOf(ctx context.Context, projectID, ownerID, beforeID string, limit int) ([]Endpoint, error) {
+// ListEndpoints returns up to limit live endpoints of the project (of one
+// owner, unless ownerID is ""), newest first, starting after the endpoint
+// id beforeID ("" for the first page).
+func (s *Store) ListEndpoints(ctx context.Context, projectID, ownerID, beforeID string, limit int) ([]Endpoint, error) {
 	db := s.db.WithContext(ctx)
 	if ownerID != "" {
 		db = db.Where("owner_id = ?", ownerID)

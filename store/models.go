@@ -266,11 +266,9 @@ func fifoKeyOf(e Endpoint, okey *string) *string {
 	return &k
 }
 
-// Endpoint orderings.
-const (
-	OrderingNone = "none"
-	OrderingFIFO = "fifo"
-)
+// OrderingFIFO is the ordering of an endpoint that delivers in order (the
+// other is "none").
+const OrderingFIFO = "fifo"
 
 // waitingStatuses are the statuses of a message that still holds the ones
 // behind it on a FIFO endpoint.

@@ -166,7 +166,7 @@ func TestListEndpointsPages(t *testing.T) {
 		var seen []string
 		before := ""
 		for {
-			page, err := f.s.ListEndpoints(ctx, f.project.ID, before, 3)
+			page, err := f.s.ListEndpoints(ctx, f.project.ID, "", before, 3)
 			require.NoError(t, err)
 			for _, e := range page {
 				seen = append(seen, e.ID)
@@ -271,7 +271,7 @@ func TestProjectsAreIsolated(t *testing.T) {
 		require.ErrorIs(t, f.s.DeleteSigningKey(ctx, other.ID, e.ID, k.ID), store.ErrNotFound)
 		_, err = f.s.ListSigningKeys(ctx, other.ID, e.ID)
 		require.ErrorIs(t, err, store.ErrNotFound)
-		list, err := f.s.ListEndpoints(ctx, other.ID, "", 10)
+		list, err := f.s.ListEndpoints(ctx, other.ID, "", "", 10)
 		require.NoError(t, err)
 		require.Empty(t, list)
 

@@ -49,39 +49,24 @@ func fanoutBench(h *hookd, rc *receiver, o options) error {
 func publishLoop(h *hookd, rc *receiver, o options, d time.Duration) (dist, dist, error) {
 	rc.reset()
 	n := max(int(d.Seconds()*float64(o.eventRate)), 1)
-	interval := time.Second / time.Duration(o.eventRate)
-	start := time.Now().Add(50 * time.Millisecond)
-	jobs := make(chan time.Time, n)
 	var mu sync.Mutex
 	var lats dist
 	answered := map[int64]time.Time{}
 	var failed atomic.Int64
 	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for t0 := range jobs {
-				status, b, err := h.post("/v1/events", `{"event_type":"bench.event","payload":`+payload(t0, o.bytes)+`}`)
-				at := time.Now()
-				if err != nil || status != http.StatusAccepted {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("publish: %d %s %v", status, b, err))
-					continue
-				}
-				mu.Lock()
-				lats = append(lats, at.Sub(t0))
-				answered[t0.UnixNano()] = at
-				mu.Unlock()
-			}
-		})
-	}
-	for i := range n {
-		t0 := start.Add(time.Duration(i) * interval)
-		time.Sleep(time.Until(t0))
-		jobs <- t0
-	}
-	close(jobs)
-	wg.Wait()
+	schedule(n, o.eventRate, 32, func(t0 time.Time) {
+		status, b, err := h.post("/v1/events", `{"event_type":"bench.event","payload":`+payload(t0, o.bytes)+`}`)
+		at := time.Now()
+		if err != nil || status != http.StatusAccepted {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, fmt.Sprintf("publish: %d %s %v", status, b, err))
+			return
+		}
+		mu.Lock()
+		lats = append(lats, at.Sub(t0))
+		answered[t0.UnixNano()] = at
+		mu.Unlock()
+	})
 	if failed.Load() > 0 {
 		return nil, nil, fmt.Errorf("%d publishes failed, first: %v", failed.Load(), firstErr.Load())
 	}

@@ -456,28 +456,46 @@ func closedLoop(h *hookd, rc *receiver, endpointID string, o options, d time.Dur
 func openLoop(h *hookd, rc *receiver, endpointID string, o options) (result, error) {
 	rc.reset()
 	n := int(o.duration.Seconds() * float64(o.rate))
-	interval := time.Second / time.Duration(o.rate)
-	start := time.Now().Add(50 * time.Millisecond)
-	jobs := make(chan time.Time, n)
 	var mu sync.Mutex
 	var lats dist
 	var late, failed atomic.Int64
+	start := schedule(n, o.rate, 64, func(t0 time.Time) {
+		if time.Since(t0) > time.Millisecond {
+			late.Add(1)
+		}
+		status, _, err := h.post("/v1/webhooks/send", sendBody(o, endpointID, payload(t0, o.bytes)))
+		lat := time.Since(t0)
+		if err != nil || status != http.StatusAccepted {
+			failed.Add(1)
+			return
+		}
+		mu.Lock()
+		lats = append(lats, lat)
+		mu.Unlock()
+	})
+	if failed.Load() > 0 {
+		return result{}, fmt.Errorf("%d sends failed", failed.Load())
+	}
+	if err := rc.wait(n, 60*time.Second); err != nil {
+		return result{}, err
+	}
+	res := rc.snapshot(n, start)
+	res.sendLat, res.late = lats, int(late.Load())
+	return res, nil
+}
+
+// schedule runs do for n times t0, rate per second from 50 ms after now,
+// on workers goroutines (an open loop: a late answer does not delay the
+// next send), and returns the first t0 after they all returned.
+func schedule(n, rate, workers int, do func(t0 time.Time)) time.Time {
+	interval := time.Second / time.Duration(rate)
+	start := time.Now().Add(50 * time.Millisecond)
+	jobs := make(chan time.Time, n)
 	var wg sync.WaitGroup
-	for range 64 {
+	for range workers {
 		wg.Go(func() {
 			for t0 := range jobs {
-				if time.Since(t0) > time.Millisecond {
-					late.Add(1)
-				}
-				status, _, err := h.post("/v1/webhooks/send", sendBody(o, endpointID, payload(t0, o.bytes)))
-				lat := time.Since(t0)
-				if err != nil || status != http.StatusAccepted {
-					failed.Add(1)
-					continue
-				}
-				mu.Lock()
-				lats = append(lats, lat)
-				mu.Unlock()
+				do(t0)
 			}
 		})
 	}
@@ -488,15 +506,7 @@ func openLoop(h *hookd, rc *receiver, endpointID string, o options) (result, err
 	}
 	close(jobs)
 	wg.Wait()
-	if failed.Load() > 0 {
-		return result{}, fmt.Errorf("%d sends failed", failed.Load())
-	}
-	if err := rc.wait(n, 60*time.Second); err != nil {
-		return result{}, err
-	}
-	res := rc.snapshot(n, start)
-	res.sendLat, res.late = lats, int(late.Load())
-	return res, nil
+	return start
 }
 
 // procCPU is a process's user+system CPU time so far.

@@ -111,7 +111,12 @@ func newCountingReceiver(t *testing.T, delay time.Duration) *countingReceiver {
 				return
 			}
 		}
-		time.Sleep(delay) // the receiver's work
+		// The receiver's work, so that deliveries take time and several
+		// workers (and processes) share them. Nothing waits on this delay
+		// or races it: every check waits on a condition (poll.Until, hold).
+		// A loaded machine only makes it longer, which slows deliveries and
+		// spreads them further, never the other way.
+		time.Sleep(delay)
 		r.mu.Lock()
 		r.byID[req.Header.Get("X-Webhook-Id")]++
 		r.mu.Unlock()
