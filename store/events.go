@@ -126,6 +126,9 @@ const maxFanOutRows = 500
 // the original event and its messages with created=false, or
 // ErrEventIdempotencyMismatch if the type, owner or payload differ.
 func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, newID func() string, match func(Endpoint) bool) (Event, []Message, bool, error) {
+	if s.pool != nil {
+		return s.pgPublishEvent(ctx, ev, template, newID, match)
+	}
 	var msgs []Message
 	created := false
 	stored := ev

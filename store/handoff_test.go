@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/store"
 )
 
@@ -15,6 +16,7 @@ import (
 type fakeHandoff struct {
 	mu         sync.Mutex
 	free       int // reservations it grants
+	asked      []string
 	reserved   int
 	unreserved []string
 	started    []handed
@@ -26,9 +28,10 @@ type handed struct {
 	token string
 }
 
-func (h *fakeHandoff) Reserve(string) bool {
+func (h *fakeHandoff) Reserve(endpointID string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.asked = append(h.asked, endpointID)
 	if h.free == 0 {
 		return false
 	}
@@ -185,4 +188,121 @@ func TestExpiredHandoffLeaseIsWaiting(t *testing.T) {
 	require.Equal(t, store.StatusPaused, m.Status)
 	require.Nil(t, m.LeaseToken)
 	require.Nil(t, m.LeaseUntil)
+}
+
+// TestHandoffAtPublish: on PostgreSQL a publish hands each message whose
+// endpoint has a free worker to that worker after the commit, leased, with
+// its endpoint and keys, as a send does; a paused or FIFO endpoint's
+// message is never offered, one without a free worker is queued for the
+// claimers; an idempotent repeat or a publish that fails hands nothing
+// over and gives back every reservation.
+func TestHandoffAtPublish(t *testing.T) {
+	t.Parallel()
+	f, e1, k1, h := setupHandoff(t, 2, time.Minute)
+	ctx := context.Background()
+	e2, _ := f.endpoint(t, "https://h2.example.com/")
+	e3, _ := f.endpoint(t, "https://h3.example.com/")
+	paused, _ := f.endpoint(t, "https://paused.example.com/")
+	fifo, _ := f.endpoint(t, "https://fifo.example.com/")
+	_, err := f.s.SetEndpointPaused(ctx, f.project.ID, paused.ID, true)
+	require.NoError(t, err)
+	_, err = f.s.DB().Exec(`UPDATE endpoints SET ordering = 'fifo' WHERE id = $1`, fifo.ID)
+	require.NoError(t, err)
+	plain := map[string]bool{e1.ID: true, e2.ID: true, e3.ID: true}
+
+	publish := func(key string) (store.Event, []store.Message, bool, error) {
+		m := newMessage(f.project.ID, "", nil)
+		typ, evID := "order.created", ids.NewUUID()
+		m.EventType, m.EventID = &typ, &evID
+		ev := store.Event{ID: evID, ProjectID: f.project.ID, EventType: typ, IdempotencyKey: &key, PayloadSHA256: "sha", CreatedAt: m.CreatedAt}
+		return f.s.PublishEvent(ctx, ev, m, ids.NewUUID, func(store.Endpoint) bool { return true })
+	}
+	ev, msgs, created, err := publish("first")
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Len(t, msgs, 5)
+	require.Equal(t, 5, ev.EndpointCount)
+
+	// Offered: the three plain endpoints only; two had a worker.
+	require.ElementsMatch(t, []string{e1.ID, e2.ID, e3.ID}, h.asked)
+	require.Len(t, h.started, 2)
+	require.Empty(t, h.unreserved)
+	byID := map[string]store.Message{}
+	for _, m := range msgs {
+		byID[m.ID] = m
+	}
+	for _, got := range h.started {
+		require.True(t, plain[got.m.EndpointID])
+		require.Contains(t, byID, got.m.ID)
+		require.Equal(t, got.m.EndpointID, got.t.Endpoint.ID)
+		require.Equal(t, []byte(`{"a":1}`), got.m.Payload)
+		require.Equal(t, ev.ID, *got.m.EventID)
+		stored, err := f.s.GetMessage(ctx, f.project.ID, got.m.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.StatusQueued, stored.Status)
+		require.NotNil(t, stored.LeaseToken)
+		require.Equal(t, got.token, *stored.LeaseToken)
+		require.Equal(t, "order.created", *stored.EventType)
+		require.Equal(t, ev.ID, *stored.EventID)
+		if got.m.EndpointID == e1.ID {
+			require.Len(t, got.t.Keys, 1)
+			require.Equal(t, k1.SecretSealed, got.t.Keys[0].SecretSealed)
+		}
+	}
+	require.Equal(t, h.started[0].token, h.started[1].token, "one lease token per publish")
+
+	// The paused endpoint's message is paused; the plain one without a
+	// worker and the FIFO one are claimable at once, the handed-over ones
+	// are not.
+	for _, m := range msgs {
+		stored, err := f.s.GetMessage(ctx, f.project.ID, m.ID)
+		require.NoError(t, err)
+		if m.EndpointID == paused.ID {
+			require.Equal(t, store.StatusPaused, stored.Status)
+			require.Nil(t, stored.NextAttemptAt)
+		}
+		if m.EndpointID == fifo.ID {
+			require.NotNil(t, stored.FIFOKey)
+		}
+	}
+	claimed, _, err := f.s.ClaimDue(ctx, "claimer", time.Minute, 10, nil)
+	require.NoError(t, err)
+	var claimedEndpoints []string
+	for _, m := range claimed {
+		claimedEndpoints = append(claimedEndpoints, m.EndpointID)
+		require.NotContains(t, []string{h.started[0].m.ID, h.started[1].m.ID}, m.ID)
+	}
+	require.Len(t, claimedEndpoints, 2)
+	require.Contains(t, claimedEndpoints, fifo.ID)
+
+	// An idempotent repeat: the original messages, nothing handed over,
+	// its reservation given back.
+	h.mu.Lock()
+	h.free = 1
+	h.mu.Unlock()
+	again, againMsgs, created, err := publish("first")
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, ev.ID, again.ID)
+	require.Len(t, againMsgs, 5)
+	require.Len(t, h.started, 2)
+	require.Len(t, h.unreserved, 1)
+
+	// A publish whose insert fails stores nothing and gives back its
+	// reservation.
+	_, err = f.s.DB().Exec(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN IF NEW.endpoint_id = '` + fifo.ID + `' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`)
+	require.NoError(t, err)
+	_, err = f.s.DB().Exec(`CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()`)
+	require.NoError(t, err)
+	h.mu.Lock()
+	h.free = 1
+	h.mu.Unlock()
+	_, _, _, err = publish("second")
+	require.Error(t, err)
+	require.Len(t, h.started, 2)
+	require.Len(t, h.unreserved, 2)
+	var events int
+	require.NoError(t, f.s.DB().QueryRow(`SELECT count(*) FROM events`).Scan(&events))
+	require.Equal(t, 1, events)
 }

@@ -156,8 +156,6 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
-	got := map[string]insertedRow{}
-	targets := map[string]DeliveryTarget{}
 	var args []any
 	q := pgInsertBatch
 	if n == 1 {
@@ -173,26 +171,7 @@ func (s *Store) insertBatch(batch []sendRequest) {
 		args = append(args, okeys)
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
-	var decodeErr error // the statement ran (and committed), its answer did not decode
-	if err == nil {
-		for rows.Next() {
-			var row insertedRow
-			var id string
-			var notified any
-			var tc targetColumns
-			if decodeErr = rows.Scan(append([]any{&id, &row.status, &row.leased, &notified}, tc.dest()...)...); decodeErr != nil {
-				break
-			}
-			if decodeErr = tc.addTo(targets); decodeErr != nil {
-				break
-			}
-			got[id] = row
-		}
-		rows.Close()
-		if decodeErr == nil {
-			err = rows.Err() // (a Scan error is recorded there too)
-		}
-	}
+	got, targets, decodeErr, err := scanInserted(rows, err)
 	if err != nil || decodeErr != nil {
 		// Nothing is handed over.
 		for i, r := range batch {
@@ -252,6 +231,35 @@ func (s *Store) insertBatch(batch []sendRequest) {
 type insertedRow struct {
 	status string
 	leased bool
+}
+
+// scanInserted reads the answer of the insert statement (rows and err as
+// Query returned them): the rows inserted by id, and the targets of the
+// leased ones by endpoint id. decodeErr is set when the statement ran but
+// its answer did not decode; err when the statement failed.
+func scanInserted(rows pgx.Rows, err error) (got map[string]insertedRow, targets map[string]DeliveryTarget, decodeErr, _ error) {
+	got, targets = map[string]insertedRow{}, map[string]DeliveryTarget{}
+	if err != nil {
+		return got, targets, nil, err
+	}
+	for rows.Next() {
+		var row insertedRow
+		var id string
+		var notified any
+		var tc targetColumns
+		if decodeErr = rows.Scan(append([]any{&id, &row.status, &row.leased, &notified}, tc.dest()...)...); decodeErr != nil {
+			break
+		}
+		if decodeErr = tc.addTo(targets); decodeErr != nil {
+			break
+		}
+		got[id] = row
+	}
+	rows.Close()
+	if decodeErr == nil {
+		err = rows.Err() // (a Scan error is recorded there too)
+	}
+	return got, targets, decodeErr, err
 }
 
 // insertOne inserts one message by itself, without a handoff.
