@@ -11,11 +11,18 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	oteltrace "go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd/hookd/customheaders"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/tracing"
 )
 
 // Config tunes an Engine. Zero fields take the defaults in brackets.
@@ -53,6 +60,14 @@ type Config struct {
 	// process's workers (PostgreSQL): every message is claimed from the
 	// queue instead, and shows delivering during its first attempt.
 	NoHandoff bool
+	// TracerProvider, if not nil, records a span for every attempt, a
+	// child of the span of the request that sent the message when it was
+	// traced (store.Message.TraceParent).
+	TracerProvider oteltrace.TracerProvider
+	// TraceHeader adds the attempt span's W3C traceparent header to
+	// deliveries (it replaces one the message or endpoint set), so a
+	// receiver that traces continues the trace.
+	TraceHeader bool
 }
 
 // DefaultBreaker is the default circuit breaker: attempts to an endpoint
@@ -129,6 +144,7 @@ func (c Config) Validate() error {
 // Engine delivers messages. Several engines, in one process or many, may
 // share a database: a message is leased to one engine at a time.
 type Engine struct {
+	tracer oteltrace.Tracer
 	st     *store.Store
 	kr     *secrets.Keyring
 	sender *Sender
@@ -177,7 +193,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 	log = log.With("component", "delivery")
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{}, headers: map[string]openedHeaders{},
 		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), idle: make(chan func()), now: store.Now,
-		workCtx: context.Background()}, nil
+		workCtx: context.Background(), tracer: tracing.Tracer(cfg.TracerProvider)}, nil
 }
 
 // Run claims and delivers due messages until ctx ends, then stops claiming,
@@ -662,6 +678,14 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		}
 	}
 
+	ctx, span := e.tracer.Start(tracing.WithParent(ctx, m.TraceParent), "hookd.attempt", oteltrace.WithSpanKind(oteltrace.SpanKindClient),
+		oteltrace.WithAttributes(attribute.String("hookd.message_id", m.ID), attribute.String("hookd.endpoint_id", ep.ID),
+			attribute.String("hookd.project_id", m.ProjectID), attribute.Int("hookd.attempt", m.AttemptCount+1)))
+	defer span.End()
+	if m.EventType != nil {
+		span.SetAttributes(attribute.String("hookd.event_type", *m.EventType))
+	}
+
 	now := e.now()
 	ts := now.Unix()
 	h := http.Header{}
@@ -685,6 +709,11 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", e.cfg.UserAgent) // set last: custom headers cannot replace it
+	if e.cfg.TraceHeader {
+		h.Del("Traceparent")
+		h.Del("Tracestate")
+		tracing.Inject(ctx, propagation.HeaderCarrier(h))
+	}
 	if err := e.sign(h, m, t, ts); err != nil {
 		e.log.Error("cannot sign the delivery; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
 		e.release(m, token, e.cfg.PollInterval*10)
@@ -712,6 +741,17 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	e.trackHealth(m, t, res) // ends the probe either way
 	probing = false
 	e.observe(res, d)
+	span.SetAttributes(attribute.String("hookd.outcome", string(d.Class)), attribute.String("hookd.next_status", d.Outcome.Status))
+	if res.Status != 0 {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(res.Status))
+	}
+	if d.Class != Success {
+		msg := "answered " + strconv.Itoa(res.Status)
+		if res.Err != nil {
+			msg = logError(res.Err)
+		}
+		span.SetStatus(codes.Error, msg)
+	}
 	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
 	if d.RetryType != "" {

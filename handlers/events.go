@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/hookd/hookd/eventtypes"
 	"github.com/hookd/hookd/gen"
@@ -165,9 +166,14 @@ func (s *Server) PublishEvent(ctx context.Context, req gen.PublishEventRequestOb
 	h.Write(b.Payload)
 	ev := store.Event{ID: evID, ProjectID: projectID(ctx), EventType: b.EventType, OwnerID: b.OwnerId, IdempotencyKey: b.IdempotencyKey,
 		PayloadSHA256: hex.EncodeToString(h.Sum(nil)), CreatedAt: m.CreatedAt}
-	stored, msgs, created, err := s.Store.PublishEvent(ctx, ev, m, ids.NewUUID, func(e store.Endpoint) bool {
+	cctx, span := s.startCommit(ctx, attribute.String("hookd.event_id", evID), attribute.String("hookd.event_type", b.EventType))
+	stored, msgs, created, err := s.Store.PublishEvent(cctx, ev, m, ids.NewUUID, func(e store.Endpoint) bool {
 		return eventtypes.Matches(e.EventTypes, b.EventType)
 	})
+	if err == nil {
+		span.SetAttributes(attribute.Int("hookd.message_count", len(msgs)))
+	}
+	endSpan(span, err)
 	if err != nil {
 		return nil, err
 	}

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/hookd/hookd/customheaders"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/tracing"
 )
 
 // MaxPayloadBytes bounds a message payload (1 MiB, as HookBridge).
@@ -35,7 +37,9 @@ func (s *Server) SendWebhook(ctx context.Context, req gen.SendWebhookRequestObje
 	if err != nil {
 		return nil, err
 	}
-	stored, created, err := s.Store.InsertMessage(ctx, m)
+	cctx, span := s.startCommit(ctx, attribute.String("hookd.message_id", m.ID), attribute.String("hookd.endpoint_id", m.EndpointID))
+	stored, created, err := s.Store.InsertMessage(cctx, m)
+	endSpan(span, err)
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +71,9 @@ func (s *Server) SendWebhookBatch(ctx context.Context, req gen.SendWebhookBatchR
 		ms, at = append(ms, m), append(at, i)
 	}
 	if len(ms) > 0 {
-		out, err := s.Store.InsertMessages(ctx, ms)
+		cctx, span := s.startCommit(ctx, attribute.Int("hookd.message_count", len(ms)))
+		out, err := s.Store.InsertMessages(cctx, ms)
+		endSpan(span, err)
 		if err != nil {
 			return nil, err
 		}
@@ -142,6 +148,7 @@ func newMessage(ctx context.Context, b gen.SendRequest) (store.Message, error) {
 		IdempotencyKey: b.IdempotencyKey,
 		OrderingKey:    b.OrderingKey,
 		RetentionHours: b.RetentionHours,
+		TraceParent:    tracing.Parent(ctx), // the request's span, when traced
 		NextAttemptAt:  &now,
 		CreatedAt:      now,
 		UpdatedAt:      now,

@@ -24,6 +24,7 @@ import (
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/tracing"
 )
 
 // MaxBodyBytes bounds every request body of the management API.
@@ -176,6 +177,9 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 		e.Use(countRequests(s.Metrics, routes))
 	}
 	e.Use(requestID())
+	if s.TracerProvider != nil {
+		e.Use(traceRequests(tracing.Tracer(s.TracerProvider), routes))
+	}
 	e.Use(accessLog(log))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {

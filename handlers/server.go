@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/metrics"
 	"github.com/hookd/hookd/netguard"
@@ -56,6 +58,10 @@ type Server struct {
 	// X-Forwarded-For header names the client. Empty: the client address is
 	// the TCP peer's and the header is ignored (anyone could forge it).
 	TrustedProxies []netip.Prefix
+	// TracerProvider, if not nil, traces every API request and the commit
+	// of what it accepted; messages keep the request's trace context so
+	// their attempts join its trace (package tracing).
+	TracerProvider trace.TracerProvider
 	draining       atomic.Bool
 	auth           authCache
 	signerOnce     sync.Once

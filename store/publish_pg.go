@@ -114,7 +114,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	}
 	got, targets, decodeErr, err := scanInserted(tx.Query(ctx, pgPublishInsert, ids, endpoints, statuses, toks, fifoKeys,
 		template.ProjectID, template.Payload, template.PayloadSHA256, int32(template.SizeBytes), hv, ret, template.CreatedAt, //nolint:gosec // ≤ 1 MiB
-		s.handoffLease(h).Seconds(), template.EventType, template.EventID))
+		s.handoffLease(h).Seconds(), template.EventType, template.EventID, template.TraceParent))
 	if err == nil {
 		err = decodeErr
 	}
@@ -159,7 +159,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 
 // pgPublishInsert stores a published event's messages: one row per
 // element of the arrays ($1-$5: id, endpoint, status, lease token, FIFO
-// key), everything else shared ($6-$15), so the payload travels once. The
+// key), everything else shared ($6-$16), so the payload travels once. The
 // endpoints were read FOR SHARE earlier in the same transaction, so no
 // join to them is needed; the targets of the leased rows come back as a
 // send's do (scanInserted).
@@ -167,10 +167,10 @@ var pgPublishInsert = `WITH v AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS v(id, endpoint_id, status, tok, fifo_key)),
 ins AS (
   INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, event_type, event_id)
+    retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, event_type, event_id, trace_parent)
   SELECT v.id, $6::text, v.endpoint_id, v.status, $7::bytea, $8::text, $9::integer, $10::text,
     $11::integer, CASE WHEN v.status = 'paused' THEN NULL ELSE $12::timestamptz END, $12::timestamptz, $12::timestamptz,
-    v.tok, CASE WHEN v.tok IS NOT NULL THEN now() + make_interval(secs => $13::double precision) END, v.fifo_key, $14::text, $15::text
+    v.tok, CASE WHEN v.tok IS NOT NULL THEN now() + make_interval(secs => $13::double precision) END, v.fifo_key, $14::text, $15::text, $16::text
   FROM v
   RETURNING id, status, endpoint_id, lease_token),
 ` + pgTargetsOf + `

@@ -139,6 +139,15 @@ type Config struct {
 	// MetricsEndpointLimit is how many endpoints, the busiest by due
 	// messages, get their own queue series (0–1000; 0: none). Default 20.
 	MetricsEndpointLimit int
+	// OTLPEndpoint, if set, turns tracing on and exports spans there over
+	// OTLP/HTTP, e.g. http://collector:4318/v1/traces (the exporter's
+	// OTEL_EXPORTER_OTLP_* variables, such as headers, still apply).
+	OTLPEndpoint string
+	// TraceSampleRatio is the share of new traces recorded (0–1); a request
+	// with a sampled traceparent is always recorded. Default 1.
+	TraceSampleRatio float64
+	// TraceHeader adds a traceparent header to deliveries (tracing on).
+	TraceHeader bool
 
 	allowCIDRs     []netip.Prefix
 	trustedProxies []netip.Prefix
@@ -189,6 +198,9 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (empty: the TCP peer is the client)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", `where Prometheus metrics are served: empty for /metrics on --addr, HOST:PORT for a listener of their own (recommended in production), or "off"`)
 	fs.IntVar(&c.MetricsEndpointLimit, "metrics-endpoint-limit", metrics.DefaultEndpointLimit, "how many of the busiest endpoints get their own queue-depth series (0-1000; 0 for none)")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://collector:4318/v1/traces (empty: no tracing)")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", 1, "share of new traces recorded, 0-1 (a request with a sampled traceparent is always recorded)")
+	fs.BoolVar(&c.TraceHeader, "trace-header", false, "with tracing on, send each attempt's W3C traceparent header to the receiver")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
 
@@ -346,6 +358,15 @@ func (c *Config) validate(serving bool) error {
 		if c.ExportTTL < time.Minute || c.ExportTTL > 720*time.Hour {
 			errs = append(errs, fmt.Errorf("--export-ttl (HOOKD_EXPORT_TTL) must be 1m to 720h, got %s", c.ExportTTL))
 		}
+		if err := checkOTLPEndpoint(c.OTLPEndpoint); err != nil {
+			errs = append(errs, fmt.Errorf("--otlp-endpoint (HOOKD_OTLP_ENDPOINT): %w", err))
+		}
+		if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
+			errs = append(errs, fmt.Errorf("--trace-sample-ratio (HOOKD_TRACE_SAMPLE_RATIO) must be 0 to 1, got %v", c.TraceSampleRatio))
+		}
+		if c.TraceHeader && c.OTLPEndpoint == "" {
+			errs = append(errs, errors.New("--trace-header (HOOKD_TRACE_HEADER) needs tracing on: set --otlp-endpoint"))
+		}
 		if err := checkPublicURL(c.PublicURL); err != nil {
 			errs = append(errs, fmt.Errorf("--public-url (HOOKD_PUBLIC_URL): %w", err))
 		}
@@ -389,6 +410,18 @@ func checkPublicURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("must be an absolute http:// or https:// URL with no credentials, query or fragment, such as https://hookd.example.com, got %q", raw)
+	}
+	return nil
+}
+
+// checkOTLPEndpoint accepts "" (tracing off) or an absolute http(s) URL.
+func checkOTLPEndpoint(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
+		return fmt.Errorf("must be an absolute http:// or https:// URL such as http://collector:4318/v1/traces, got %q", raw)
 	}
 	return nil
 }
@@ -546,6 +579,7 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		Schedule:            delivery.Schedule{Slow: slow, Fast: fast, MaxAttempts: c.MaxAttempts, RetryAfterCap: c.RetryAfterCap},
 		UserAgent:           "hookd/" + version,
 		NoHandoff:           !c.SendHandoff,
+		TraceHeader:         c.TraceHeader,
 		Breaker: store.BreakerPolicy{
 			DisableAfterFailures: offIfZero(c.BreakerFailures),
 			DisableAfter:         time.Duration(offIfZero(int(c.BreakerDuration))),

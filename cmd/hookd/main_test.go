@@ -180,6 +180,9 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"ProxyEverything":    {nil, map[string]string{"HOOKD_TRUSTED_PROXIES": "0.0.0.0/0"}, "would allow far too much"},
 		"ProxyEverythingV6":  {[]string{"--trusted-proxies", "10.0.0.1, ::/0"}, nil, "would allow far too much"},
 		"AuthLimitNotNumber": {nil, map[string]string{"HOOKD_AUTH_FAILURE_LIMIT": "lots"}, `HOOKD_AUTH_FAILURE_LIMIT="lots"`},
+		"OTLPEndpoint":       {[]string{"--otlp-endpoint", "collector:4318"}, nil, "--otlp-endpoint (HOOKD_OTLP_ENDPOINT): must be an absolute"},
+		"TraceSampleRatio":   {[]string{"--otlp-endpoint", "http://c:4318/v1/traces", "--trace-sample-ratio", "1.5"}, nil, "--trace-sample-ratio (HOOKD_TRACE_SAMPLE_RATIO) must be 0 to 1"},
+		"TraceHeaderAlone":   {nil, map[string]string{"HOOKD_TRACE_HEADER": "true"}, "--trace-header (HOOKD_TRACE_HEADER) needs tracing on"},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd/hookd/cleanup"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
@@ -19,6 +21,7 @@ import (
 	"github.com/hookd/hookd/netguard"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
+	"github.com/hookd/hookd/tracing"
 )
 
 // Roles of `hookd serve` (--role).
@@ -38,6 +41,10 @@ type service struct {
 	engine *delivery.Engine
 	// metrics counts requests and attempts; nil with --metrics-addr off.
 	metrics *metrics.Metrics
+	// tracer records spans (a no-op one without --otlp-endpoint);
+	// stopTracing flushes and stops it.
+	tracer      trace.TracerProvider
+	stopTracing func(context.Context) error
 }
 
 // serve runs hookd in its role until ctx is cancelled, then shuts down
@@ -100,6 +107,15 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 			"allow_http", c.DevAllowHTTP, "allow_cidrs", c.DevAllowCIDRs)
 	}
 	svc := &service{}
+	tp, stop, err := tracing.Setup(context.Background(), tracing.Options{Endpoint: c.OTLPEndpoint, SampleRatio: c.TraceSampleRatio, Version: version, Role: c.Role})
+	if err != nil {
+		return nil, fmt.Errorf("--otlp-endpoint (HOOKD_OTLP_ENDPOINT): %w", err)
+	}
+	svc.stopTracing = stop
+	if c.OTLPEndpoint != "" {
+		svc.tracer = tp
+		log.Info("tracing on", "otlp_endpoint", c.OTLPEndpoint, "sample_ratio", c.TraceSampleRatio, "trace_header", c.TraceHeader)
+	}
 	if c.MetricsAddr != "off" {
 		m, err := metrics.New(metrics.Options{Stats: st, EndpointLimit: c.MetricsEndpointLimit, Logger: log})
 		if err != nil {
@@ -122,6 +138,7 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 		}
 		srv.Exports = c.exportOptions()
 		srv.Metrics, srv.ServeMetrics = svc.metrics, metricsOnAddr
+		srv.TracerProvider = svc.tracer
 		c.applyLimits(srv)
 		log.Info("API rate limits (counted per process)", "management_per_minute_default", c.RateLimitDefault,
 			"auth_failures_per_minute_per_address", c.AuthFailureLimit, "trusted_proxies", c.TrustedProxies)
@@ -145,6 +162,7 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 	if svc.metrics != nil {
 		dcfg.Observer = svc.metrics
 	}
+	dcfg.TracerProvider = svc.tracer
 	svc.engine, err = delivery.New(st, kr, sender, dcfg, log)
 	if err != nil {
 		return nil, err
@@ -156,6 +174,16 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 // drains: /readyz turns 503 for c.DrainDelay, and the HTTP server and the
 // engine stop together within c.ShutdownTimeout.
 func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *slog.Logger, ready chan<- string) error {
+	if svc.stopTracing != nil {
+		defer func() {
+			// The spans of the drain go out too, if the collector answers.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := svc.stopTracing(flushCtx); err != nil {
+				log.Warn("could not flush traces", "error", err.Error())
+			}
+		}()
+	}
 	httpServer := &http.Server{
 		Handler:           svc.handler,
 		ReadHeaderTimeout: 10 * time.Second,
