@@ -144,7 +144,7 @@ func (c Config) Validate() error {
 // Engine delivers messages. Several engines, in one process or many, may
 // share a database: a message is leased to one engine at a time.
 type Engine struct {
-	tracer oteltrace.Tracer
+	tracer oteltrace.Tracer // nil: tracing off
 	st     *store.Store
 	kr     *secrets.Keyring
 	sender *Sender
@@ -193,7 +193,7 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 	log = log.With("component", "delivery")
 	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{}, headers: map[string]openedHeaders{},
 		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), idle: make(chan func()), now: store.Now,
-		workCtx: context.Background(), tracer: tracing.Tracer(cfg.TracerProvider)}, nil
+		workCtx: context.Background(), tracer: tracerOf(cfg.TracerProvider)}, nil
 }
 
 // Run claims and delivers due messages until ctx ends, then stops claiming,
@@ -678,12 +678,15 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		}
 	}
 
-	ctx, span := e.tracer.Start(tracing.WithParent(ctx, m.TraceParent), "hookd.attempt", oteltrace.WithSpanKind(oteltrace.SpanKindClient),
-		oteltrace.WithAttributes(attribute.String("hookd.message_id", m.ID), attribute.String("hookd.endpoint_id", ep.ID),
-			attribute.String("hookd.project_id", m.ProjectID), attribute.Int("hookd.attempt", m.AttemptCount+1)))
-	defer span.End()
-	if m.EventType != nil {
-		span.SetAttributes(attribute.String("hookd.event_type", *m.EventType))
+	span := oteltrace.SpanFromContext(ctx) // tracing off: a no-op span, nothing allocated
+	if e.tracer != nil {
+		ctx, span = e.tracer.Start(tracing.WithParent(ctx, m.TraceParent), "hookd.attempt", oteltrace.WithSpanKind(oteltrace.SpanKindClient),
+			oteltrace.WithAttributes(attribute.String("hookd.message_id", m.ID), attribute.String("hookd.endpoint_id", ep.ID),
+				attribute.String("hookd.project_id", m.ProjectID), attribute.Int("hookd.attempt", m.AttemptCount+1)))
+		defer span.End()
+		if m.EventType != nil {
+			span.SetAttributes(attribute.String("hookd.event_type", *m.EventType))
+		}
 	}
 
 	now := e.now()
@@ -741,16 +744,8 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	e.trackHealth(m, t, res) // ends the probe either way
 	probing = false
 	e.observe(res, d)
-	span.SetAttributes(attribute.String("hookd.outcome", string(d.Class)), attribute.String("hookd.next_status", d.Outcome.Status))
-	if res.Status != 0 {
-		span.SetAttributes(semconv.HTTPResponseStatusCode(res.Status))
-	}
-	if d.Class != Success {
-		msg := "answered " + strconv.Itoa(res.Status)
-		if res.Err != nil {
-			msg = logError(res.Err)
-		}
-		span.SetStatus(codes.Error, msg)
+	if span.IsRecording() {
+		endAttemptSpan(span, res, d)
 	}
 	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
@@ -766,6 +761,30 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		level = slog.LevelDebug
 	}
 	e.log.Log(context.Background(), level, "delivery attempt", attrs...)
+}
+
+// tracerOf is the engine's tracer of tp; nil when tracing is off.
+func tracerOf(tp oteltrace.TracerProvider) oteltrace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tracing.Tracer(tp)
+}
+
+// endAttemptSpan records an attempt's answer and outcome on its span,
+// marked failed unless the receiver accepted the message.
+func endAttemptSpan(span oteltrace.Span, res Result, d Decision) {
+	span.SetAttributes(attribute.String("hookd.outcome", string(d.Class)), attribute.String("hookd.next_status", d.Outcome.Status))
+	if res.Status != 0 {
+		span.SetAttributes(semconv.HTTPResponseStatusCode(res.Status))
+	}
+	if d.Class != Success {
+		msg := "answered " + strconv.Itoa(res.Status)
+		if res.Err != nil {
+			msg = logError(res.Err)
+		}
+		span.SetStatus(codes.Error, msg)
+	}
 }
 
 // probeHold is how long a probe attempt keeps other attempts to its failing
