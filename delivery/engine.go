@@ -171,7 +171,7 @@ type Engine struct {
 	idle       chan func() // idle worker goroutines take attempts here
 	workers    int         // worker goroutines started
 	draining   bool        // Run's context ended: no more handoffs
-	backlog    bool        // the last claim was full: older messages wait, sends do not jump them
+	backlog    bool        // the last claim was full of messages long due: older messages wait, sends do not jump them
 	ran        bool        // Run was called
 	wg         sync.WaitGroup
 	now        func() time.Time
@@ -398,12 +398,13 @@ func (e *Engine) claimAndStart(ctx context.Context) (full, capped bool) {
 	e.inflight += want
 	e.mu.Unlock()
 	reserved, started := want, 0
+	behind := false // see backlogAge
 	// giveBack returns the workers not started; calling it again is a no-op.
 	giveBack := func() {
 		e.mu.Lock()
 		e.inflight -= reserved - started
 		reserved = started
-		e.backlog = full
+		e.backlog = behind
 		e.mu.Unlock()
 	}
 	defer giveBack()
@@ -455,7 +456,28 @@ func (e *Engine) claimAndStart(ctx context.Context) (full, capped bool) {
 		})
 	}
 	full = len(msgs) == want
+	behind = full && longestDue(msgs, e.now()) > backlogAge
 	return full, capped
+}
+
+// backlogAge is how long the messages of a full claim must have been due
+// for the engine to stop handing new messages to workers, so that they
+// queue behind the older ones instead of overtaking them for as long as the
+// backlog lasts. A full claim of messages due for less (the rest of a
+// publish that had more endpoints than free workers, say) is no backlog:
+// the claims keep up, and stopping the handoff there sent every following
+// message down the costlier claim path.
+const backlogAge = 250 * time.Millisecond
+
+// longestDue is how long the longest-due of msgs has been due at now.
+func longestDue(msgs []store.Message, now time.Time) time.Duration {
+	var longest time.Duration
+	for _, m := range msgs {
+		if m.NextAttemptAt != nil {
+			longest = max(longest, now.Sub(*m.NextAttemptAt))
+		}
+	}
+	return longest
 }
 
 // start runs attempt on an idle worker goroutine, or on a new one if none is
