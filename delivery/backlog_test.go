@@ -30,26 +30,9 @@ func TestBacklogNeedsLongDueMessages(t *testing.T) {
 		t.Run(d, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, err := store.Open(ctx, store.Options{DatabaseURL: testdb.New(t, d)})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = st.Close() })
-			_, err = st.Migrate(ctx)
-			require.NoError(t, err)
-			p := store.Project{ID: ids.NewUUID(), Name: "backlog", CreatedAt: store.Now()}
-			require.NoError(t, st.CreateProject(ctx, p))
-			rc := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-			t.Cleanup(rc.Close)
-			now := store.Now()
-			ep := store.Endpoint{ID: ids.NewEndpoint(), ProjectID: p.ID, URL: rc.URL + "/b", URLNormalized: rc.URL + "/b", Headers: store.Headers{}, CreatedAt: now, UpdatedAt: now}
-			key := store.SigningKey{ID: ids.NewSigningKey(), ProjectID: p.ID, EndpointID: ep.ID, MasterKeyID: "k", SecretSealed: []byte("unused: hmac off"), KeyHint: "abcd", CreatedAt: now}
-			require.NoError(t, st.CreateEndpoint(ctx, ep, key))
-
-			kr, err := secrets.NewKeyring(secrets.GenerateMasterKey("k"))
-			require.NoError(t, err)
-			sender, err := NewSender(SenderOptions{Policy: &netguard.Policy{AllowHTTP: true, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
-			require.NoError(t, err)
-			e, err := New(st, kr, sender, Config{Workers: 4, ClaimBatch: 2, EndpointConcurrency: 4, AttemptTimeout: 5 * time.Second}, nil)
-			require.NoError(t, err)
+			h := newHarness(t, d, Config{Workers: 4, ClaimBatch: 2, EndpointConcurrency: 4, AttemptTimeout: 5 * time.Second},
+				func(http.ResponseWriter, *http.Request) {})
+			e, st, p, ep := h.e, h.st, h.project, h.endpoint
 			t.Cleanup(e.wg.Wait) // the attempts started finish before the store closes
 
 			send := func(dueFor time.Duration) {
@@ -90,4 +73,38 @@ func TestBacklogNeedsLongDueMessages(t *testing.T) {
 			require.False(t, backlog(), "the backlog is over")
 		})
 	}
+}
+
+// harness is an engine over a real store of one dialect, with one project
+// and one endpoint (HMAC off) at a real receiver that answers with handle.
+type harness struct {
+	e        *Engine
+	st       *store.Store
+	project  store.Project
+	endpoint store.Endpoint
+}
+
+func newHarness(t *testing.T, dialect string, cfg Config, handle http.HandlerFunc) harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, store.Options{DatabaseURL: testdb.New(t, dialect)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	_, err = st.Migrate(ctx)
+	require.NoError(t, err)
+	p := store.Project{ID: ids.NewUUID(), Name: "engine", CreatedAt: store.Now()}
+	require.NoError(t, st.CreateProject(ctx, p))
+	rc := httptest.NewServer(handle)
+	t.Cleanup(rc.Close)
+	now := store.Now()
+	ep := store.Endpoint{ID: ids.NewEndpoint(), ProjectID: p.ID, URL: rc.URL + "/e", URLNormalized: rc.URL + "/e", Headers: store.Headers{}, CreatedAt: now, UpdatedAt: now}
+	key := store.SigningKey{ID: ids.NewSigningKey(), ProjectID: p.ID, EndpointID: ep.ID, MasterKeyID: "k", SecretSealed: []byte("unused: hmac off"), KeyHint: "abcd", CreatedAt: now}
+	require.NoError(t, st.CreateEndpoint(ctx, ep, key))
+	kr, err := secrets.NewKeyring(secrets.GenerateMasterKey("k"))
+	require.NoError(t, err)
+	sender, err := NewSender(SenderOptions{Policy: &netguard.Policy{AllowHTTP: true, AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}})
+	require.NoError(t, err)
+	e, err := New(st, kr, sender, cfg, nil)
+	require.NoError(t, err)
+	return harness{e: e, st: st, project: p, endpoint: ep}
 }
