@@ -33,6 +33,11 @@ func TestBacklogNeedsLongDueMessages(t *testing.T) {
 			h := newHarness(t, d, Config{Workers: 4, ClaimBatch: 2, EndpointConcurrency: 4, AttemptTimeout: 5 * time.Second},
 				func(http.ResponseWriter, *http.Request) {})
 			e, st, p, ep := h.e, h.st, h.project, h.endpoint
+			// The engine's clock stands still at the start, so the fresh
+			// messages below have been due for no time at all however slow
+			// the machine is, and the old ones for about a minute.
+			start := store.Now()
+			e.now = func() time.Time { return start }
 			t.Cleanup(e.wg.Wait) // the attempts started finish before the store closes
 
 			send := func(dueFor time.Duration) {

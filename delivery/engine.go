@@ -470,10 +470,12 @@ func (e *Engine) claimAndStart(ctx context.Context) (full, capped bool) {
 const backlogAge = 250 * time.Millisecond
 
 // longestDue is how long the longest-due of msgs has been due at now.
+// Messages of FIFO endpoints do not count: each waits for the one before
+// it, so its due time (when it was accepted) says nothing of the claims.
 func longestDue(msgs []store.Message, now time.Time) time.Duration {
 	var longest time.Duration
 	for _, m := range msgs {
-		if m.NextAttemptAt != nil {
+		if m.NextAttemptAt != nil && m.FIFOKey == nil {
 			longest = max(longest, now.Sub(*m.NextAttemptAt))
 		}
 	}

@@ -30,7 +30,7 @@ func traceRequests(t trace.Tracer, routes map[string]bool) echo.MiddlewareFunc {
 			if !routes[route] {
 				route = metrics.UnmatchedRoute
 			}
-			ctx := tracing.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx := tracing.FromCaller(r.Context(), propagation.HeaderCarrier(r.Header))
 			ctx, span := t.Start(ctx, r.Method+" "+route, trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.HTTPRoute(route),
 					attribute.String("hookd.request_id", RequestID(ctx))))

@@ -107,9 +107,9 @@ FROM c LEFT JOIN t ON t.id = c.endpoint_id`)
 )
 
 const (
-	claimedColumns = "id, project_id, endpoint_id, payload, headers, attempt_count, budget_used, fast_streak, slow_retries, fifo_key, trace_parent, next_attempt_at"
+	claimedColumns = "id, project_id, endpoint_id, payload, headers, attempt_count, budget_used, fast_streak, slow_retries, fifo_key, trace_parent, next_attempt_at, event_type"
 	claimedSelect  = `c.id, c.project_id, c.endpoint_id, c.payload, c.headers, c.attempt_count, c.budget_used, c.fast_streak, c.slow_retries, c.fifo_key, c.trace_parent,
-  c.next_attempt_at,
+  c.next_attempt_at, c.event_type,
   ` + pgTargetColumns
 )
 
@@ -158,7 +158,7 @@ func (s *Store) pgScanClaim(ctx context.Context, q named, values map[string]any,
 		var headers string
 		var tc targetColumns
 		if err := rows.Scan(append([]any{&m.ID, &m.ProjectID, &m.EndpointID, &m.Payload, &headers, &m.AttemptCount,
-			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries, &m.FIFOKey, &m.TraceParent, &m.NextAttemptAt}, tc.dest()...)...); err != nil {
+			&m.BudgetUsed, &m.FastStreak, &m.SlowRetries, &m.FIFOKey, &m.TraceParent, &m.NextAttemptAt, &m.EventType}, tc.dest()...)...); err != nil {
 			// The claim committed: the caller releases what was read, and
 			// the rest comes back when its lease ends.
 			return out, err

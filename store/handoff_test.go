@@ -270,6 +270,8 @@ func TestHandoffAtPublish(t *testing.T) {
 	var claimedEndpoints []string
 	for _, m := range claimed {
 		claimedEndpoints = append(claimedEndpoints, m.EndpointID)
+		require.NotNil(t, m.EventType, "a claimed event message names its type (attempt spans show it)")
+		require.Equal(t, "order.created", *m.EventType)
 		require.NotContains(t, []string{h.started[0].m.ID, h.started[1].m.ID}, m.ID)
 	}
 	require.Len(t, claimedEndpoints, 2)

@@ -222,7 +222,7 @@ type Message struct {
 	// "/", ordering key): the message is claimed only when no older one
 	// with the same key is waiting or in flight.
 	FIFOKey *string `gorm:"column:fifo_key"`
-	// TraceParent is the W3C traceparent of the sampled request that sent
+	// TraceParent is the W3C traceparent of the traced request that sent
 	// the message: its attempts are spans of that trace.
 	TraceParent *string `gorm:"column:trace_parent"`
 	// OrderingKey is the send's ordering key, read when it is inserted

@@ -89,7 +89,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 		return s.pgRepublished(ctx, tx, ev)
 	}
 	if len(msgs) == 0 {
-		if err := tx.Commit(ctx); err != nil {
+		if err := commit(ctx, tx); err != nil {
 			return Event{}, nil, false, translate(err, "publish event")
 		}
 		return ev, nil, true, nil
@@ -113,7 +113,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 		ret = &v
 	}
 	got, targets, decodeErr, err := scanInserted(tx.Query(ctx, pgPublishInsert, ids, endpoints, statuses, toks, fifoKeys,
-		template.ProjectID, template.Payload, template.PayloadSHA256, int32(template.SizeBytes), hv, ret, template.CreatedAt, //nolint:gosec // ≤ 1 MiB
+		ev.ProjectID, template.Payload, template.PayloadSHA256, int32(template.SizeBytes), hv, ret, template.CreatedAt, //nolint:gosec // ≤ 1 MiB
 		s.handoffLease(h).Seconds(), template.EventType, template.EventID, template.TraceParent))
 	if err == nil {
 		err = decodeErr
@@ -128,7 +128,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	if err != nil {
 		return Event{}, nil, false, translate(err, "publish event")
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := commit(ctx, tx); err != nil {
 		return Event{}, nil, false, translate(err, "publish event")
 	}
 
@@ -157,6 +157,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	return ev, msgs, true, nil
 }
 
+// commit commits tx even if the request's context ends meanwhile (the
+// client went away): a commit cut short leaves its outcome unknown, and
+// rows it stored leased would wait out their lease.
+func commit(ctx context.Context, tx pgx.Tx) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendBatchDeadline)
+	defer cancel()
+	return tx.Commit(ctx)
+}
+
 // pgPublishInsert stores a published event's messages: one row per
 // element of the arrays ($1-$5: id, endpoint, status, lease token, FIFO
 // key), everything else shared ($6-$16), so the payload travels once. The
@@ -170,7 +179,7 @@ ins AS (
     retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, event_type, event_id, trace_parent)
   SELECT v.id, $6::text, v.endpoint_id, v.status, $7::bytea, $8::text, $9::integer, $10::text,
     $11::integer, CASE WHEN v.status = 'paused' THEN NULL ELSE $12::timestamptz END, $12::timestamptz, $12::timestamptz,
-    v.tok, CASE WHEN v.tok IS NOT NULL THEN now() + make_interval(secs => $13::double precision) END, v.fifo_key, $14::text, $15::text, $16::text
+    v.tok, CASE WHEN v.tok IS NOT NULL THEN clock_timestamp() + make_interval(secs => $13::double precision) END, v.fifo_key, $14::text, $15::text, $16::text
   FROM v
   RETURNING id, status, endpoint_id, lease_token),
 ` + pgTargetsOf + `

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -29,8 +30,8 @@ type Options struct {
 	// Endpoint is the OTLP/HTTP traces URL, e.g.
 	// "http://collector:4318/v1/traces"; empty turns tracing off.
 	Endpoint string
-	// SampleRatio is the share of new traces recorded (0-1); a request
-	// that arrives with a sampled traceparent is always recorded.
+	// SampleRatio is the share of requests recorded (0-1), those that
+	// arrive with a caller's traceparent included (NewSampler).
 	SampleRatio float64
 	// Version is reported as service.version.
 	Version string
@@ -57,8 +58,7 @@ func Setup(ctx context.Context, o Options) (trace.TracerProvider, func(context.C
 	if err != nil {
 		return nil, nil, errors.Join(fmt.Errorf("trace resource: %w", err), exp.Shutdown(ctx))
 	}
-	tp := NewProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(o.SampleRatio))))
+	tp := NewProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithSampler(NewSampler(o.SampleRatio)))
 	return tp, tp.Shutdown, nil
 }
 
@@ -78,10 +78,47 @@ func Tracer(tp trace.TracerProvider) trace.Tracer {
 
 var propagator = propagation.TraceContext{}
 
-// Extract returns ctx with the remote span context that carrier holds (a
-// traceparent header), if any.
-func Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
-	return propagator.Extract(ctx, carrier)
+// callerKey marks a context whose remote span context came from an API
+// caller, not from hookd's own records.
+type callerKey struct{}
+
+// FromCaller returns ctx with the span context of a caller's traceparent
+// header (carrier), if any, marked as the caller's: its trace goes on, but
+// whether it is recorded is the sampler's decision, not the caller's (see
+// NewSampler).
+func FromCaller(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
+	ctx = propagator.Extract(ctx, carrier)
+	if trace.SpanContextFromContext(ctx).IsRemote() {
+		ctx = context.WithValue(ctx, callerKey{}, true)
+	}
+	return ctx
+}
+
+// NewSampler records ratio of new traces, and follows the parent's
+// decision otherwise (a message's attempts follow its send request) --
+// except for a caller's sampled traceparent (FromCaller), which is
+// recorded at ratio too, drawn at random: anyone can send a traceparent,
+// and no caller may make hookd record every request it sends.
+func NewSampler(ratio float64) sdktrace.Sampler {
+	return callerSampler{ratio: ratio, base: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))}
+}
+
+type callerSampler struct {
+	ratio float64
+	base  sdktrace.Sampler
+}
+
+func (s callerSampler) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	psc := trace.SpanContextFromContext(p.ParentContext)
+	if psc.IsRemote() && psc.IsSampled() && p.ParentContext.Value(callerKey{}) != nil && s.ratio < 1 &&
+		rand.Float64() >= s.ratio { //nolint:gosec // a sampling draw, not a secret
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: psc.TraceState()}
+	}
+	return s.base.ShouldSample(p)
+}
+
+func (s callerSampler) Description() string {
+	return fmt.Sprintf("hookd{ratio=%v, callers' traceparent re-drawn}", s.ratio)
 }
 
 // Inject writes ctx's span context into carrier as traceparent (and
@@ -90,11 +127,11 @@ func Inject(ctx context.Context, carrier propagation.TextMapCarrier) {
 	propagator.Inject(ctx, carrier)
 }
 
-// Parent is the traceparent of ctx's span, or nil when ctx has no sampled
-// span (nothing would link to it).
+// Parent is the traceparent of ctx's span (recorded or not: the message's
+// attempts follow its decision), or nil when ctx has none (tracing off).
 func Parent(ctx context.Context) *string {
 	sc := trace.SpanContextFromContext(ctx)
-	if !sc.IsValid() || !sc.IsSampled() {
+	if !sc.IsValid() {
 		return nil
 	}
 	c := propagation.MapCarrier{}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -29,15 +30,47 @@ func TestParentRoundTrip(t *testing.T) {
 	require.Equal(t, span.SpanContext().TraceID(), ro.SpanContext().TraceID())
 	require.Equal(t, span.SpanContext().SpanID(), ro.Parent().SpanID())
 
-	require.Nil(t, tracing.Parent(context.Background()))
+	require.Nil(t, tracing.Parent(context.Background()), "no span: nothing to store")
 	off := tracing.NewProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 	unsampled, s := tracing.Tracer(off).Start(context.Background(), "send")
 	s.End()
-	require.Nil(t, tracing.Parent(unsampled), "nothing links to an unrecorded span")
+	notRecorded := tracing.Parent(unsampled)
+	require.NotNil(t, notRecorded, "an unrecorded request's decision is stored too")
+	require.Regexp(t, `-00$`, *notRecorded)
+	_, later := tr.Start(tracing.WithParent(context.Background(), notRecorded), "attempt")
+	require.False(t, later.IsRecording(), "its attempts follow it: not recorded")
+	later.End()
 
 	bad := "00-not-a-trace-01"
 	require.False(t, trace.SpanContextFromContext(tracing.WithParent(context.Background(), &bad)).IsValid())
 	require.Equal(t, context.Background(), tracing.WithParent(context.Background(), nil))
+}
+
+// TestSamplerRedrawsCallers: at ratio 0 a caller's sampled traceparent is
+// not obeyed (nothing recorded, the trace id kept), while a message's own
+// stored parent is followed; at ratio 1 the caller's trace is recorded.
+func TestSamplerRedrawsCallers(t *testing.T) {
+	caller := propagation.MapCarrier{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	never := tracing.Tracer(tracing.NewProvider(sdktrace.WithSampler(tracing.NewSampler(0))))
+	ctx, span := never.Start(tracing.FromCaller(context.Background(), caller), "request")
+	require.False(t, span.IsRecording(), "a caller cannot force recording")
+	require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", span.SpanContext().TraceID().String(), "its trace id goes on")
+	require.Regexp(t, `-00$`, *tracing.Parent(ctx))
+	span.End()
+
+	stored := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	_, attempt := never.Start(tracing.WithParent(context.Background(), &stored), "attempt")
+	require.True(t, attempt.IsRecording(), "hookd's own recorded parent is followed")
+	attempt.End()
+
+	always := tracing.Tracer(tracing.NewProvider(sdktrace.WithSampler(tracing.NewSampler(1))))
+	_, span = always.Start(tracing.FromCaller(context.Background(), caller), "request")
+	require.True(t, span.IsRecording())
+	span.End()
+	notSampled := propagation.MapCarrier{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}
+	_, span = always.Start(tracing.FromCaller(context.Background(), notSampled), "request")
+	require.False(t, span.IsRecording(), "a caller's 'not sampled' is obeyed")
+	span.End()
 }
 
 // TestSetup: no endpoint is tracing off (spans are not recorded); a ratio

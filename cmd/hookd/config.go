@@ -143,8 +143,8 @@ type Config struct {
 	// OTLP/HTTP, e.g. http://collector:4318/v1/traces (the exporter's
 	// OTEL_EXPORTER_OTLP_* variables, such as headers, still apply).
 	OTLPEndpoint string
-	// TraceSampleRatio is the share of new traces recorded (0–1); a request
-	// with a sampled traceparent is always recorded. Default 1.
+	// TraceSampleRatio is the share of requests traced (0–1), drawn by
+	// hookd even for a caller's sampled traceparent. Default 1.
 	TraceSampleRatio float64
 	// TraceHeader adds a traceparent header to deliveries (tracing on).
 	TraceHeader bool
@@ -199,7 +199,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", `where Prometheus metrics are served: empty for /metrics on --addr, HOST:PORT for a listener of their own (recommended in production), or "off"`)
 	fs.IntVar(&c.MetricsEndpointLimit, "metrics-endpoint-limit", metrics.DefaultEndpointLimit, "how many of the busiest endpoints get their own queue-depth series (0-1000; 0 for none)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://collector:4318/v1/traces (empty: no tracing)")
-	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", 1, "share of new traces recorded, 0-1 (a request with a sampled traceparent is always recorded)")
+	fs.Float64Var(&c.TraceSampleRatio, "trace-sample-ratio", 1, "share of requests traced, 0-1, drawn by hookd even when the caller sends a sampled traceparent (a message's attempts follow its request)")
 	fs.BoolVar(&c.TraceHeader, "trace-header", false, "with tracing on, send each attempt's W3C traceparent header to the receiver")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "after a stop signal, keep serving with /readyz at 503 this long before closing the listener (0-1m); set it to your load balancer's health-check interval")
 }
@@ -421,9 +421,20 @@ func checkOTLPEndpoint(raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.Fragment != "" {
-		return fmt.Errorf("must be an absolute http:// or https:// URL such as http://collector:4318/v1/traces, got %q", raw)
+		return fmt.Errorf("must be an absolute http:// or https:// URL such as http://collector:4318/v1/traces, got %q", redactURL(raw))
 	}
 	return nil
+}
+
+// redactURL is raw without its password and query (which may hold a
+// collector's credentials), for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
 }
 
 // exportOptions is the export configuration of the API.

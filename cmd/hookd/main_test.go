@@ -181,6 +181,7 @@ func TestBadConfigurationSaysWhatToFix(t *testing.T) {
 		"ProxyEverythingV6":  {[]string{"--trusted-proxies", "10.0.0.1, ::/0"}, nil, "would allow far too much"},
 		"AuthLimitNotNumber": {nil, map[string]string{"HOOKD_AUTH_FAILURE_LIMIT": "lots"}, `HOOKD_AUTH_FAILURE_LIMIT="lots"`},
 		"OTLPEndpoint":       {[]string{"--otlp-endpoint", "collector:4318"}, nil, "--otlp-endpoint (HOOKD_OTLP_ENDPOINT): must be an absolute"},
+		"OTLPRedacted":       {[]string{"--otlp-endpoint", "ftp://user:s3cr3t@c/v1/traces?token=t0k3n"}, nil, `got "ftp://user:xxxxx@c/v1/traces"`},
 		"TraceSampleRatio":   {[]string{"--otlp-endpoint", "http://c:4318/v1/traces", "--trace-sample-ratio", "1.5"}, nil, "--trace-sample-ratio (HOOKD_TRACE_SAMPLE_RATIO) must be 0 to 1"},
 		"TraceHeaderAlone":   {nil, map[string]string{"HOOKD_TRACE_HEADER": "true"}, "--trace-header (HOOKD_TRACE_HEADER) needs tracing on"},
 	}

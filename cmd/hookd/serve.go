@@ -114,7 +114,7 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 	svc.stopTracing = stop
 	if c.OTLPEndpoint != "" {
 		svc.tracer = tp
-		log.Info("tracing on", "otlp_endpoint", c.OTLPEndpoint, "sample_ratio", c.TraceSampleRatio, "trace_header", c.TraceHeader)
+		log.Info("tracing on", "otlp_endpoint", redactURL(c.OTLPEndpoint), "sample_ratio", c.TraceSampleRatio, "trace_header", c.TraceHeader)
 	}
 	if c.MetricsAddr != "off" {
 		m, err := metrics.New(metrics.Options{Stats: st, EndpointLimit: c.MetricsEndpointLimit, Logger: log})
