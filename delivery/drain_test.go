@@ -1,35 +1,15 @@
 package delivery
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/internal/poll"
-	"github.com/hookd/hookd/internal/testdb"
 	"github.com/hookd/hookd/store"
 )
-
-// insert stores a queued message to the harness's endpoint.
-func (h harness) insert(t *testing.T) string {
-	t.Helper()
-	now := store.Now()
-	m, _, err := h.st.InsertMessage(context.Background(), store.Message{ID: ids.NewUUID(), ProjectID: h.project.ID, EndpointID: h.endpoint.ID,
-		Status: store.StatusQueued, Payload: []byte(`{}`), PayloadSHA256: "x", SizeBytes: 2, Headers: store.Headers{}, NextAttemptAt: &now, CreatedAt: now, UpdatedAt: now})
-	require.NoError(t, err)
-	return m.ID
-}
-
-func (h harness) message(t *testing.T, id string) store.Message {
-	t.Helper()
-	m, err := h.st.GetMessage(context.Background(), h.project.ID, id)
-	require.NoError(t, err)
-	return m
-}
 
 // TestDrain: when Run's context ends, the engine takes no new work (a
 // message sent meanwhile stays queued, untouched), waits for the attempt
@@ -38,66 +18,60 @@ func (h harness) message(t *testing.T, id string) store.Message {
 // the queue without a lease and without counting the attempt.
 func TestDrain(t *testing.T) {
 	t.Parallel()
-	for _, d := range testdb.Dialects {
-		t.Run(d, func(t *testing.T) {
-			t.Parallel()
-			for _, c := range []struct {
-				name    string
-				timeout time.Duration
-			}{{"Finishes", time.Minute}, {"Abandons", 50 * time.Millisecond}} {
-				t.Run(c.name, func(t *testing.T) {
-					t.Parallel()
-					arrived, release, stop := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-					h := newHarness(t, d, Config{Workers: 4, AttemptTimeout: time.Minute, PollInterval: 20 * time.Millisecond, DrainTimeout: c.timeout},
-						func(_ http.ResponseWriter, r *http.Request) {
-							select {
-							case arrived <- struct{}{}:
-							default:
-							}
-							select {
-							case <-release:
-							case <-stop:
-							case <-r.Context().Done(): // the engine gave up on it
-							}
-						})
-					t.Cleanup(func() { close(stop) }) // (before the receiver closes: cleanups run last first)
-					ctx, cancel := context.WithCancel(context.Background())
-					done := make(chan error, 1)
-					go func() { done <- h.e.Run(ctx) }()
+	forEachDialect(t, func(t *testing.T, d string) {
+		for _, c := range []struct {
+			name    string
+			timeout time.Duration
+		}{{"Finishes", time.Minute}, {"Abandons", 50 * time.Millisecond}} {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				arrived, release, stop := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+				h := newHarness(t, d, Config{Workers: 4, AttemptTimeout: time.Minute, PollInterval: 20 * time.Millisecond, DrainTimeout: c.timeout},
+					func(_ http.ResponseWriter, r *http.Request) {
+						select {
+						case arrived <- struct{}{}:
+						default:
+						}
+						select {
+						case <-release:
+						case <-stop:
+						case <-r.Context().Done(): // the engine gave up on it
+						}
+					})
+				t.Cleanup(func() { close(stop) }) // (before the receiver closes: cleanups run last first)
+				stopEngine := h.run()
 
-					first := h.insert(t)
-					<-arrived // the attempt is in flight
-					cancel()
-					poll.Until(t, time.Minute, func() bool {
-						h.e.mu.Lock()
-						defer h.e.mu.Unlock()
-						return h.e.draining
-					}, "the drain begins")
-					second := h.insert(t) // during the drain: not handed over, not claimed
-
-					if c.name == "Finishes" {
-						release <- struct{}{}
-					}
-					require.NoError(t, <-done)
+				first := h.insert(t, 0)
+				<-arrived // the attempt is in flight
+				done := make(chan error, 1)
+				go func() { done <- stopEngine() }()
+				poll.Until(t, time.Minute, func() bool {
 					h.e.mu.Lock()
-					require.Zero(t, h.e.inflight, "every slot came back")
-					h.e.mu.Unlock()
+					defer h.e.mu.Unlock()
+					return h.e.draining
+				}, "the drain begins")
+				second := h.insert(t, 0) // during the drain: not handed over, not claimed
 
-					m := h.message(t, first)
-					if c.name == "Finishes" {
-						require.Equal(t, store.StatusSucceeded, m.Status, "the attempt in flight was waited for and recorded")
-						require.Equal(t, 1, m.AttemptCount)
-					} else {
-						require.Equal(t, store.StatusQueued, m.Status, "abandoned: back in the queue")
-						require.Zero(t, m.AttemptCount, "an abandoned attempt is not counted")
-						require.Nil(t, m.LeaseToken)
-					}
-					m = h.message(t, second)
-					require.Equal(t, store.StatusQueued, m.Status)
-					require.Zero(t, m.AttemptCount)
-					require.Nil(t, m.LeaseToken, "no worker took it")
-				})
-			}
-		})
-	}
+				if c.name == "Finishes" {
+					release <- struct{}{}
+				}
+				require.NoError(t, <-done)
+				require.Zero(t, h.inFlight(), "every slot came back")
+
+				m := h.message(t, first)
+				if c.name == "Finishes" {
+					require.Equal(t, store.StatusSucceeded, m.Status, "the attempt in flight was waited for and recorded")
+					require.Equal(t, 1, m.AttemptCount)
+				} else {
+					require.Equal(t, store.StatusQueued, m.Status, "abandoned: back in the queue")
+					require.Zero(t, m.AttemptCount, "an abandoned attempt is not counted")
+					require.Nil(t, m.LeaseToken)
+				}
+				m = h.message(t, second)
+				require.Equal(t, store.StatusQueued, m.Status)
+				require.Zero(t, m.AttemptCount)
+				require.Nil(t, m.LeaseToken, "no worker took it")
+			})
+		}
+	})
 }

@@ -5,6 +5,7 @@ package eventtypes
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -92,7 +93,7 @@ func compileMessage(err error) string {
 	var ve *jsonschema.ValidationError
 	if errors.As(err, &meta) && errors.As(meta.Err, &ve) {
 		if u, _ := deepest(*ve.DetailedOutput(), 0); u.Error != nil {
-			return fmt.Sprintf("at %s: %s", cmpOr(u.InstanceLocation, "/"), u.Error.String())
+			return fmt.Sprintf("at %s: %s", cmp.Or(u.InstanceLocation, "/"), u.Error.String())
 		}
 		return "it is not a valid JSON Schema"
 	}
@@ -109,13 +110,6 @@ func deepest(u jsonschema.OutputUnit, depth int) (jsonschema.OutputUnit, int) {
 		}
 	}
 	return best, bestDepth
-}
-
-func cmpOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // PayloadError is a payload that its event type's schema refuses: Location

@@ -178,7 +178,8 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 	}
 	e.Use(requestID())
 	if s.TracerProvider != nil {
-		e.Use(traceRequests(tracing.Tracer(s.TracerProvider), routes))
+		s.tracer = tracing.Tracer(s.TracerProvider)
+		e.Use(traceRequests(s.tracer, routes))
 	}
 	e.Use(accessLog(log))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {

@@ -62,6 +62,7 @@ type Server struct {
 	// of what it accepted; messages keep the request's trace context so
 	// their attempts join its trace (package tracing).
 	TracerProvider trace.TracerProvider
+	tracer         trace.Tracer // TracerProvider's, set by NewRouter; nil: off
 	draining       atomic.Bool
 	auth           authCache
 	signerOnce     sync.Once

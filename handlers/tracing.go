@@ -54,11 +54,11 @@ var untraced = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": tr
 // startCommit starts the span of storing what a request accepted (the
 // commit a send waits for), with the project and attrs.
 func (s *Server) startCommit(ctx context.Context, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	if s.TracerProvider == nil {
+	if s.tracer == nil {
 		return ctx, trace.SpanFromContext(ctx) // tracing off: a no-op span
 	}
 	attrs = append(attrs, attribute.String("hookd.project_id", projectID(ctx)))
-	return tracing.Tracer(s.TracerProvider).Start(ctx, "hookd.commit", trace.WithAttributes(attrs...))
+	return s.tracer.Start(ctx, "hookd.commit", trace.WithAttributes(attrs...))
 }
 
 // endSpan ends span, marking it failed when err is not nil.

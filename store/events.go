@@ -150,12 +150,7 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, ne
 			if !match(e) {
 				continue
 			}
-			m := template
-			m.ID, m.EndpointID = newID(), e.ID
-			m.FIFOKey = fifoKeyOf(e, template.OrderingKey)
-			if e.Paused {
-				m.Status, m.NextAttemptAt = StatusPaused, nil
-			}
+			m := fanOutMessage(template, e, newID())
 			wake = wake || m.Status == StatusQueued
 			msgs = append(msgs, m)
 		}
@@ -177,7 +172,7 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, ne
 				return err
 			}
 			stored = original
-			if stored.EventType != ev.EventType || stored.PayloadSHA256 != ev.PayloadSHA256 || deref(stored.OwnerID) != deref(ev.OwnerID) {
+			if !ev.repeats(stored) {
 				return ErrEventIdempotencyMismatch
 			}
 			wake = false
@@ -210,6 +205,25 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, ne
 		}
 	}
 	return stored, msgs, created, nil
+}
+
+// fanOutMessage is template's message to endpoint e: its own id, the
+// endpoint's FIFO key, paused (not due) when e is paused.
+func fanOutMessage(template Message, e Endpoint, id string) Message {
+	m := template
+	m.ID, m.EndpointID = id, e.ID
+	m.FIFOKey = fifoKeyOf(e, template.OrderingKey)
+	if e.Paused {
+		m.Status, m.NextAttemptAt = StatusPaused, nil
+	}
+	return m
+}
+
+// repeats reports whether ev, published with the idempotency key of o,
+// is the same event (type, owner and payload); if not, the key is reused
+// for another event.
+func (ev Event) repeats(o Event) bool {
+	return o.EventType == ev.EventType && o.PayloadSHA256 == ev.PayloadSHA256 && deref(o.OwnerID) == deref(ev.OwnerID)
 }
 
 // GetEvent returns the project's event with its messages (id, endpoint and

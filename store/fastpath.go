@@ -59,14 +59,7 @@ var (
 	// clocks differ still agree on when a lease has expired.
 	// The claim also returns each message's endpoint and signing keys (one
 	// round trip instead of three per claim), read in the claim's snapshot.
-	//
-	// Messages of FIFO endpoints are claimed by a query of their own (f)
-	// and the rest as before (n): a FIFO condition in the common query made
-	// PostgreSQL choose plans that cost 4x its CPU per message.
-	//
-	// heads walks the index of waiting FIFO messages one ordering key at a
-	// time (a loose index scan: one probe per key, not per message), giving
-	// the oldest waiting message of each key; f claims those that are due.
+	// Messages of FIFO endpoints are left to pgClaimFIFO.
 	pgClaim = newNamed(`WITH c AS (
 UPDATE messages SET status = 'delivering', lease_until = now() + make_interval(secs => CAST(@lease AS double precision)),
     lease_token = CAST(@tok AS text), updated_at = CAST(@now AS timestamptz)

@@ -273,16 +273,17 @@ func fifoKeyOf(e Endpoint, okey *string) *string {
 // other is "none").
 const OrderingFIFO = "fifo"
 
-// waitingStatuses are the statuses of a message that still holds the ones
-// behind it on a FIFO endpoint.
-var waitingStatuses = []string{StatusQueued, StatusDelivering, StatusPendingRetry, StatusPaused}
+// waitingStatusList is the statuses of a message that still holds the ones
+// behind it on a FIFO endpoint, as SQL (the partial index
+// messages_fifo_wait_idx names the same list).
+const waitingStatusList = `('queued', 'delivering', 'pending_retry', 'paused')`
 
 // fifoWaiting selects the FIFO messages that hold the ones behind them
 // (the rows of the partial index messages_fifo_wait_idx).
-const fifoWaiting = `fifo_key IS NOT NULL AND deleted_at IS NULL AND status IN ('queued', 'delivering', 'pending_retry', 'paused')`
+const fifoWaiting = `fifo_key IS NOT NULL AND deleted_at IS NULL AND status IN ` + waitingStatusList
 
 // fifoFree is the claim condition that keeps back a message of a FIFO
 // endpoint while an older one with its key waits or is in flight (m is the
 // messages row being claimed).
 const fifoFree = `(m.fifo_key IS NULL OR NOT EXISTS (SELECT 1 FROM messages o WHERE o.fifo_key = m.fifo_key AND o.id < m.id
-    AND o.status IN ('queued', 'delivering', 'pending_retry', 'paused') AND o.deleted_at IS NULL))`
+    AND o.status IN ` + waitingStatusList + ` AND o.deleted_at IS NULL))`

@@ -338,7 +338,7 @@ func (s *Store) WaitingBehind(ctx context.Context, m Message) (string, error) {
 	}
 	var ids []string
 	err := s.db.WithContext(ctx).Model(&Message{}).
-		Where("fifo_key = ? AND id < ? AND status IN ? AND deleted_at IS NULL", *m.FIFOKey, m.ID, waitingStatuses).
+		Where(fifoWaiting+" AND fifo_key = ? AND id < ?", *m.FIFOKey, m.ID).
 		Order("id").Limit(1).Pluck("id", &ids).Error
 	if err != nil || len(ids) == 0 {
 		return "", translate(err, "find the message ahead")

@@ -55,13 +55,9 @@ ORDER BY id FOR SHARE`, ev.ProjectID, ev.OwnerID)
 		if !match(e) {
 			continue
 		}
-		m := template
-		m.ID, m.EndpointID = newID(), e.ID
-		m.FIFOKey = fifoKeyOf(e, template.OrderingKey)
+		m := fanOutMessage(template, e, newID())
 		var tok *string
-		if e.Paused {
-			m.Status, m.NextAttemptAt = StatusPaused, nil
-		} else if h != nil && m.FIFOKey == nil && h.Reserve(e.ID) {
+		if !e.Paused && h != nil && m.FIFOKey == nil && h.Reserve(e.ID) {
 			if token == "" {
 				token = rand.Text()
 			}
@@ -200,7 +196,7 @@ FROM events WHERE project_id = $1 AND idempotency_key = $2`, ev.ProjectID, *ev.I
 	if err != nil {
 		return Event{}, nil, false, translate(err, "publish event")
 	}
-	if o.EventType != ev.EventType || o.PayloadSHA256 != ev.PayloadSHA256 || deref(o.OwnerID) != deref(ev.OwnerID) {
+	if !ev.repeats(o) {
 		return Event{}, nil, false, ErrEventIdempotencyMismatch
 	}
 	rows, err := tx.Query(ctx, `SELECT id, endpoint_id, status FROM messages WHERE event_id = $1 ORDER BY id`, o.ID)
