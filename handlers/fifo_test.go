@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -17,14 +15,13 @@ import (
 	"github.com/hookd/hookd/gen"
 )
 
-// fifoReceiver answers what fail says for a payload's n and attempt, and
-// records the n of each request in arrival order. The first request for
-// n == holdN (if set) waits, after signalling held, until release is
-// closed: the test looks at the queue while that delivery is in flight.
+// fifoReceiver is a receiver that answers what fail says for a payload's
+// n and attempt. The first request for n == holdN (if set) waits, after
+// signalling held, until release is closed: the test looks at the queue
+// while that delivery is in flight.
 type fifoReceiver struct {
-	srv      *httptest.Server
+	*receiver
 	mu       sync.Mutex
-	order    []int
 	attempts map[int]int
 	holdN    int
 	held     chan struct{}
@@ -34,15 +31,12 @@ type fifoReceiver struct {
 func newFIFOReceiver(t *testing.T, fail func(n, attempt int) int) *fifoReceiver {
 	t.Helper()
 	fr := &fifoReceiver{attempts: map[int]int{}, holdN: -1, held: make(chan struct{}), release: make(chan struct{})}
-	fr.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body struct{ N int }
-		b, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(b, &body)
+	fr.receiver = newReceiver(t, func(i int, w http.ResponseWriter, r *http.Request) {
+		n := payloadN(fr.requests()[i].body)
 		fr.mu.Lock()
-		fr.order = append(fr.order, body.N)
-		fr.attempts[body.N]++
-		status := fail(body.N, fr.attempts[body.N])
-		hold := body.N == fr.holdN && fr.attempts[body.N] == 1
+		fr.attempts[n]++
+		status := fail(n, fr.attempts[n])
+		hold := n == fr.holdN && fr.attempts[n] == 1
 		fr.mu.Unlock()
 		if hold {
 			close(fr.held)
@@ -52,9 +46,8 @@ func newFIFOReceiver(t *testing.T, fail func(n, attempt int) int) *fifoReceiver 
 			}
 		}
 		w.WriteHeader(status)
-	}))
-	t.Cleanup(fr.srv.Close)
-	t.Cleanup(func() {
+	})
+	t.Cleanup(func() { // (before the receiver closes: cleanups run last first)
 		select {
 		case <-fr.release:
 		default:
@@ -64,12 +57,19 @@ func newFIFOReceiver(t *testing.T, fail func(n, attempt int) int) *fifoReceiver 
 	return fr
 }
 
-func (fr *fifoReceiver) url(path string) string { return fr.srv.URL + path }
+func payloadN(body []byte) int {
+	var p struct{ N int }
+	_ = json.Unmarshal(body, &p)
+	return p.N
+}
 
+// arrivals are the payloads' n in the order the requests arrived.
 func (fr *fifoReceiver) arrivals() []int {
-	fr.mu.Lock()
-	defer fr.mu.Unlock()
-	return append([]int(nil), fr.order...)
+	var out []int
+	for _, r := range fr.requests() {
+		out = append(out, payloadN(r.body))
+	}
+	return out
 }
 
 // fifoEngine retries an hour apart: a failed message stays pending_retry
