@@ -72,3 +72,12 @@ func KeyHint(secret string) string {
 	}
 	return secret[len(secret)-4:]
 }
+
+// IngestTokenLen is how many random letters and digits an inbound
+// endpoint's ingest token has (about 238 bits).
+const IngestTokenLen = 40
+
+// NewIngestToken returns a new ingest token. It is stored as its SHA-256
+// (hex), like API keys: the token carries enough randomness for an
+// unsalted hash.
+func NewIngestToken() string { return ids.RandomAlnum(IngestTokenLen) }

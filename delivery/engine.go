@@ -734,7 +734,11 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 				"message_id", m.ID, "endpoint_id", ep.ID, "auth_header", *name)
 		}
 	}
-	h.Set("Content-Type", "application/json")
+	if h.Get("Content-Type") == "" {
+		// Sends are JSON (their headers cannot set it); a received
+		// message keeps its provider's content type.
+		h.Set("Content-Type", "application/json")
+	}
 	h.Set("User-Agent", e.cfg.UserAgent) // set last: custom headers cannot replace it
 	if e.cfg.TraceHeader {
 		h.Del("Traceparent")

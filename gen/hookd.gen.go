@@ -237,6 +237,84 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for HmacAlgorithm.
+const (
+	Sha1   HmacAlgorithm = "sha1"
+	Sha256 HmacAlgorithm = "sha256"
+	Sha512 HmacAlgorithm = "sha512"
+)
+
+// Valid indicates whether the value is a known member of the HmacAlgorithm enum.
+func (e HmacAlgorithm) Valid() bool {
+	switch e {
+	case Sha1:
+		return true
+	case Sha256:
+		return true
+	case Sha512:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for HmacEncoding.
+const (
+	Base64 HmacEncoding = "base64"
+	Hex    HmacEncoding = "hex"
+)
+
+// Valid indicates whether the value is a known member of the HmacEncoding enum.
+func (e HmacEncoding) Valid() bool {
+	switch e {
+	case Base64:
+		return true
+	case Hex:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InboundMode.
+const (
+	Forward InboundMode = "forward"
+)
+
+// Valid indicates whether the value is a known member of the InboundMode enum.
+func (e InboundMode) Valid() bool {
+	switch e {
+	case Forward:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for InboundProvider.
+const (
+	InboundProviderGithub           InboundProvider = "github"
+	InboundProviderShopify          InboundProvider = "shopify"
+	InboundProviderStandardWebhooks InboundProvider = "standard_webhooks"
+	InboundProviderStripe           InboundProvider = "stripe"
+)
+
+// Valid indicates whether the value is a known member of the InboundProvider enum.
+func (e InboundProvider) Valid() bool {
+	switch e {
+	case InboundProviderGithub:
+		return true
+	case InboundProviderShopify:
+		return true
+	case InboundProviderStandardWebhooks:
+		return true
+	case InboundProviderStripe:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for MessageStatus.
 const (
 	MessageStatusDelivering      MessageStatus = "delivering"
@@ -357,6 +435,24 @@ func (e SignatureScheme) Valid() bool {
 	case Hookbridge:
 		return true
 	case StandardWebhooks:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReplayAllInboundMessagesParamsStatus.
+const (
+	ReplayAllInboundMessagesParamsStatusFailedPermanent ReplayAllInboundMessagesParamsStatus = "failed_permanent"
+	ReplayAllInboundMessagesParamsStatusSucceeded       ReplayAllInboundMessagesParamsStatus = "succeeded"
+)
+
+// Valid indicates whether the value is a known member of the ReplayAllInboundMessagesParamsStatus enum.
+func (e ReplayAllInboundMessagesParamsStatus) Valid() bool {
+	switch e {
+	case ReplayAllInboundMessagesParamsStatusFailedPermanent:
+		return true
+	case ReplayAllInboundMessagesParamsStatusSucceeded:
 		return true
 	default:
 		return false
@@ -647,6 +743,67 @@ type CreateExportRequest struct {
 	// `queued` to its outcome); the server flag `--send-handoff=false`
 	// turns this off, so every attempt shows `delivering`.
 	Status *MessageStatus `json:"status,omitempty"`
+}
+
+// CreateInboundEndpointRequest defines model for CreateInboundEndpointRequest.
+type CreateInboundEndpointRequest struct {
+	// AllowedCidrs Addresses or CIDR blocks (IPv4 or IPv6) the provider calls from.
+	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
+	Description  *string   `json:"description,omitempty"`
+
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
+	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
+	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+
+	// HmacSecret Sealed at rest with the server's master key; never returned.
+	HmacSecret *string `json:"hmac_secret,omitempty"`
+
+	// IdempotencyHeaderNames Headers that identify a delivery, in order; the first one present is the de-duplication key.
+	IdempotencyHeaderNames *[]string `json:"idempotency_header_names,omitempty"`
+
+	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
+	IngestResponseCode *int `json:"ingest_response_code,omitempty"`
+
+	// Mode `forward`: each accepted webhook is forwarded to `url`. (HookBridge's `pull` and `cli` modes are not available in hookd yet and are refused.)
+	Mode *InboundMode `json:"mode,omitempty"`
+	Name *string      `json:"name,omitempty"`
+
+	// Provider Verifies the provider's own signature with `hmac_secret` (and turns
+	// `verify_hmac` on): `stripe` (`Stripe-Signature: t=…,v1=…`,
+	// HMAC-SHA256 hex of `t.body`, 300 s tolerance), `github`
+	// (`X-Hub-Signature-256: sha256=…`, HMAC-SHA256 hex of the body),
+	// `shopify` (`X-Shopify-Hmac-Sha256`, HMAC-SHA256 base64 of the body),
+	// `standard_webhooks` (`webhook-id`, `webhook-timestamp`,
+	// `webhook-signature: v1,…`, HMAC-SHA256 base64 of `id.timestamp.body`
+	// under the base64 key after `whsec_`, 300 s tolerance; Svix senders
+	// too). It also sets the provider's delivery id header as the
+	// idempotency header unless `idempotency_header_names` is given.
+	Provider *InboundProvider `json:"provider,omitempty"`
+
+	// SigningEnabled Sign forwarded requests with the endpoint's signing keys (HookBridge scheme). Default true.
+	SigningEnabled *bool `json:"signing_enabled,omitempty"`
+
+	// TimestampHeaderName A header holding the send time (Unix seconds or RFC 3339); the request is refused when it is further than `timestamp_ttl_seconds` from now.
+	TimestampHeaderName *string `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int    `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string `json:"token_query_param,omitempty"`
+
+	// TokenValue Stored as a SHA-256 hash; never returned.
+	TokenValue *string `json:"token_value,omitempty"`
+
+	// Url Where accepted webhooks are forwarded (the outbound URL rules apply).
+	Url string `json:"url"`
+
+	// VerifyHmac Require an HMAC of the body in `hmac_header_name` (without `provider`, of the raw body; `hmac_prefix` such as `sha256=` is stripped first).
+	VerifyHmac        *bool `json:"verify_hmac,omitempty"`
+	VerifyIpAllowlist *bool `json:"verify_ip_allowlist,omitempty"`
+
+	// VerifyStaticToken Require `token_value` in the header `token_header_name` or the query parameter `token_query_param` (compared in constant time).
+	VerifyStaticToken *bool `json:"verify_static_token,omitempty"`
 }
 
 // DLQEnvelope defines model for DLQEnvelope.
@@ -1171,6 +1328,309 @@ type HealthStatus string
 type HealthEnvelope struct {
 	Data Health `json:"data"`
 	Meta Meta   `json:"meta"`
+}
+
+// HmacAlgorithm defines model for HmacAlgorithm.
+type HmacAlgorithm string
+
+// HmacEncoding defines model for HmacEncoding.
+type HmacEncoding string
+
+// InboundEndpoint defines model for InboundEndpoint.
+type InboundEndpoint struct {
+	// Active False once `expires_at` has passed.
+	Active                 bool               `json:"active"`
+	AllowedCidrs           []string           `json:"allowed_cidrs"`
+	CreatedAt              time.Time          `json:"created_at"`
+	Description            *string            `json:"description,omitempty"`
+	ExpiresAt              *time.Time         `json:"expires_at,omitempty"`
+	HmacAlgorithm          string             `json:"hmac_algorithm"`
+	HmacEncoding           string             `json:"hmac_encoding"`
+	HmacHeaderName         *string            `json:"hmac_header_name,omitempty"`
+	HmacPrefix             *string            `json:"hmac_prefix,omitempty"`
+	Id                     openapi_types.UUID `json:"id"`
+	IdempotencyHeaderNames []string           `json:"idempotency_header_names"`
+	IngestResponseCode     int                `json:"ingest_response_code"`
+
+	// IngestUrl The ingest URL with `{token}` in place of the token, which hookd keeps only as a hash.
+	IngestUrl           string    `json:"ingest_url"`
+	Mode                string    `json:"mode"`
+	Name                string    `json:"name"`
+	Paused              bool      `json:"paused"`
+	Provider            *string   `json:"provider,omitempty"`
+	SigningEnabled      bool      `json:"signing_enabled"`
+	TimestampHeaderName *string   `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int      `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string   `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string   `json:"token_query_param,omitempty"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	Url                 string    `json:"url"`
+	VerifyHmac          bool      `json:"verify_hmac"`
+	VerifyIpAllowlist   bool      `json:"verify_ip_allowlist"`
+	VerifyStaticToken   bool      `json:"verify_static_token"`
+}
+
+// InboundEndpointCreated defines model for InboundEndpointCreated.
+type InboundEndpointCreated struct {
+	CreatedAt time.Time          `json:"created_at"`
+	Id        openapi_types.UUID `json:"id"`
+
+	// IngestUrl The URL to give the provider, token included. Shown only here.
+	IngestUrl string  `json:"ingest_url"`
+	KeyHint   *string `json:"key_hint,omitempty"`
+	Mode      string  `json:"mode"`
+	Name      string  `json:"name"`
+
+	// ReceiveUrl The same as `ingest_url`.
+	ReceiveUrl string `json:"receive_url"`
+
+	// SecretToken The ingest token. Shown only here.
+	SecretToken  string  `json:"secret_token"`
+	SigningKeyId *string `json:"signing_key_id,omitempty"`
+
+	// SigningSecret The secret that signs forwarded requests (with `signing_enabled`). Shown only here.
+	SigningSecret *string `json:"signing_secret,omitempty"`
+	Url           string  `json:"url"`
+}
+
+// InboundEndpointCreatedEnvelope defines model for InboundEndpointCreatedEnvelope.
+type InboundEndpointCreatedEnvelope struct {
+	Data InboundEndpointCreated `json:"data"`
+	Meta Meta                   `json:"meta"`
+}
+
+// InboundEndpointEnvelope defines model for InboundEndpointEnvelope.
+type InboundEndpointEnvelope struct {
+	Data InboundEndpoint `json:"data"`
+	Meta Meta            `json:"meta"`
+}
+
+// InboundEndpointFields defines model for InboundEndpointFields.
+type InboundEndpointFields struct {
+	// AllowedCidrs Addresses or CIDR blocks (IPv4 or IPv6) the provider calls from.
+	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
+	Description  *string   `json:"description,omitempty"`
+
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
+	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
+	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+
+	// HmacSecret Sealed at rest with the server's master key; never returned.
+	HmacSecret *string `json:"hmac_secret,omitempty"`
+
+	// IdempotencyHeaderNames Headers that identify a delivery, in order; the first one present is the de-duplication key.
+	IdempotencyHeaderNames *[]string `json:"idempotency_header_names,omitempty"`
+
+	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
+	IngestResponseCode *int    `json:"ingest_response_code,omitempty"`
+	Name               *string `json:"name,omitempty"`
+
+	// Provider Verifies the provider's own signature with `hmac_secret` (and turns
+	// `verify_hmac` on): `stripe` (`Stripe-Signature: t=…,v1=…`,
+	// HMAC-SHA256 hex of `t.body`, 300 s tolerance), `github`
+	// (`X-Hub-Signature-256: sha256=…`, HMAC-SHA256 hex of the body),
+	// `shopify` (`X-Shopify-Hmac-Sha256`, HMAC-SHA256 base64 of the body),
+	// `standard_webhooks` (`webhook-id`, `webhook-timestamp`,
+	// `webhook-signature: v1,…`, HMAC-SHA256 base64 of `id.timestamp.body`
+	// under the base64 key after `whsec_`, 300 s tolerance; Svix senders
+	// too). It also sets the provider's delivery id header as the
+	// idempotency header unless `idempotency_header_names` is given.
+	Provider *InboundProvider `json:"provider,omitempty"`
+
+	// SigningEnabled Sign forwarded requests with the endpoint's signing keys (HookBridge scheme). Default true.
+	SigningEnabled *bool `json:"signing_enabled,omitempty"`
+
+	// TimestampHeaderName A header holding the send time (Unix seconds or RFC 3339); the request is refused when it is further than `timestamp_ttl_seconds` from now.
+	TimestampHeaderName *string `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int    `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string `json:"token_query_param,omitempty"`
+
+	// TokenValue Stored as a SHA-256 hash; never returned.
+	TokenValue *string `json:"token_value,omitempty"`
+
+	// Url Where accepted webhooks are forwarded (the outbound URL rules apply).
+	Url *string `json:"url,omitempty"`
+
+	// VerifyHmac Require an HMAC of the body in `hmac_header_name` (without `provider`, of the raw body; `hmac_prefix` such as `sha256=` is stripped first).
+	VerifyHmac        *bool `json:"verify_hmac,omitempty"`
+	VerifyIpAllowlist *bool `json:"verify_ip_allowlist,omitempty"`
+
+	// VerifyStaticToken Require `token_value` in the header `token_header_name` or the query parameter `token_query_param` (compared in constant time).
+	VerifyStaticToken *bool `json:"verify_static_token,omitempty"`
+}
+
+// InboundEndpointListEnvelope defines model for InboundEndpointListEnvelope.
+type InboundEndpointListEnvelope struct {
+	Data []InboundEndpointSummary `json:"data"`
+	Meta PageMeta                 `json:"meta"`
+}
+
+// InboundEndpointSummary defines model for InboundEndpointSummary.
+type InboundEndpointSummary struct {
+	Active    bool               `json:"active"`
+	CreatedAt time.Time          `json:"created_at"`
+	Id        openapi_types.UUID `json:"id"`
+	Mode      string             `json:"mode"`
+	Name      string             `json:"name"`
+	Paused    bool               `json:"paused"`
+	Url       string             `json:"url"`
+}
+
+// InboundEndpointUpdated defines model for InboundEndpointUpdated.
+type InboundEndpointUpdated struct {
+	// Active False once `expires_at` has passed.
+	Active                 bool               `json:"active"`
+	AllowedCidrs           []string           `json:"allowed_cidrs"`
+	CreatedAt              time.Time          `json:"created_at"`
+	Description            *string            `json:"description,omitempty"`
+	ExpiresAt              *time.Time         `json:"expires_at,omitempty"`
+	HmacAlgorithm          string             `json:"hmac_algorithm"`
+	HmacEncoding           string             `json:"hmac_encoding"`
+	HmacHeaderName         *string            `json:"hmac_header_name,omitempty"`
+	HmacPrefix             *string            `json:"hmac_prefix,omitempty"`
+	Id                     openapi_types.UUID `json:"id"`
+	IdempotencyHeaderNames []string           `json:"idempotency_header_names"`
+	IngestResponseCode     int                `json:"ingest_response_code"`
+
+	// IngestUrl The ingest URL with `{token}` in place of the token, which hookd keeps only as a hash.
+	IngestUrl           string    `json:"ingest_url"`
+	Mode                string    `json:"mode"`
+	Name                string    `json:"name"`
+	Paused              bool      `json:"paused"`
+	Provider            *string   `json:"provider,omitempty"`
+	SigningEnabled      bool      `json:"signing_enabled"`
+	TimestampHeaderName *string   `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int      `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string   `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string   `json:"token_query_param,omitempty"`
+	Updated             bool      `json:"updated"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	Url                 string    `json:"url"`
+	VerifyHmac          bool      `json:"verify_hmac"`
+	VerifyIpAllowlist   bool      `json:"verify_ip_allowlist"`
+	VerifyStaticToken   bool      `json:"verify_static_token"`
+}
+
+// InboundEndpointUpdatedEnvelope defines model for InboundEndpointUpdatedEnvelope.
+type InboundEndpointUpdatedEnvelope struct {
+	Data InboundEndpointUpdated `json:"data"`
+	Meta Meta                   `json:"meta"`
+}
+
+// InboundLogEntry defines model for InboundLogEntry.
+type InboundLogEntry struct {
+	AttemptCount int        `json:"attempt_count"`
+	DeliveredAt  *time.Time `json:"delivered_at,omitempty"`
+
+	// Endpoint The URL messages are forwarded to.
+	Endpoint          string    `json:"endpoint"`
+	InboundEndpointId string    `json:"inbound_endpoint_id"`
+	LastError         *string   `json:"last_error,omitempty"`
+	MessageId         string    `json:"message_id"`
+	ReceivedAt        time.Time `json:"received_at"`
+	ResponseLatencyMs *int      `json:"response_latency_ms,omitempty"`
+	ResponseStatus    *int      `json:"response_status,omitempty"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused). On PostgreSQL a new message that
+	// a free worker of the receiving process takes straight from the send
+	// keeps showing `queued` during that first attempt (it goes from
+	// `queued` to its outcome); the server flag `--send-handoff=false`
+	// turns this off, so every attempt shows `delivering`.
+	Status          MessageStatus `json:"status"`
+	TotalDeliveryMs *int          `json:"total_delivery_ms,omitempty"`
+}
+
+// InboundLogsEnvelope defines model for InboundLogsEnvelope.
+type InboundLogsEnvelope struct {
+	Data []InboundLogEntry `json:"data"`
+	Meta PageMeta          `json:"meta"`
+}
+
+// InboundMessage defines model for InboundMessage.
+type InboundMessage struct {
+	AttemptCount int    `json:"attempt_count"`
+	ContentType  string `json:"content_type"`
+
+	// DeletedAt Always null here (a deleted message answers 404).
+	DeletedAt   *time.Time         `json:"deleted_at,omitempty"`
+	DeliveredAt *time.Time         `json:"delivered_at,omitempty"`
+	FailedAt    *time.Time         `json:"failed_at,omitempty"`
+	Id          openapi_types.UUID `json:"id"`
+
+	// IdempotencyKey The de-duplication key: the header name, a colon and its value.
+	IdempotencyKey    *string            `json:"idempotency_key,omitempty"`
+	InboundEndpointId openapi_types.UUID `json:"inbound_endpoint_id"`
+	LastError         *string            `json:"last_error,omitempty"`
+	NextAttemptAt     *time.Time         `json:"next_attempt_at,omitempty"`
+	PayloadSha256     string             `json:"payload_sha256"`
+	ProjectId         string             `json:"project_id"`
+	ReceivedAt        time.Time          `json:"received_at"`
+	ReplayCount       int                `json:"replay_count"`
+	ResponseLatencyMs *int               `json:"response_latency_ms,omitempty"`
+	ResponseStatus    *int               `json:"response_status,omitempty"`
+	SizeBytes         int                `json:"size_bytes"`
+
+	// Status `queued` (waiting for its first attempt), `delivering` (an attempt is
+	// in flight), `pending_retry` (waiting for the next attempt at
+	// `next_attempt_at`), `succeeded`, `failed_permanent` (in the DLQ) and
+	// `paused` (its endpoint is paused). On PostgreSQL a new message that
+	// a free worker of the receiving process takes straight from the send
+	// keeps showing `queued` during that first attempt (it goes from
+	// `queued` to its outcome); the server flag `--send-handoff=false`
+	// turns this off, so every attempt shows `delivering`.
+	Status MessageStatus `json:"status"`
+
+	// TotalDeliveryMs From receipt to the successful forward, in milliseconds.
+	TotalDeliveryMs *int      `json:"total_delivery_ms,omitempty"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// InboundMessageEnvelope defines model for InboundMessageEnvelope.
+type InboundMessageEnvelope struct {
+	Data InboundMessage `json:"data"`
+	Meta Meta           `json:"meta"`
+}
+
+// InboundMode `forward`: each accepted webhook is forwarded to `url`. (HookBridge's `pull` and `cli` modes are not available in hookd yet and are refused.)
+type InboundMode string
+
+// InboundProvider Verifies the provider's own signature with `hmac_secret` (and turns
+// `verify_hmac` on): `stripe` (`Stripe-Signature: t=…,v1=…`,
+// HMAC-SHA256 hex of `t.body`, 300 s tolerance), `github`
+// (`X-Hub-Signature-256: sha256=…`, HMAC-SHA256 hex of the body),
+// `shopify` (`X-Shopify-Hmac-Sha256`, HMAC-SHA256 base64 of the body),
+// `standard_webhooks` (`webhook-id`, `webhook-timestamp`,
+// `webhook-signature: v1,…`, HMAC-SHA256 base64 of `id.timestamp.body`
+// under the base64 key after `whsec_`, 300 s tolerance; Svix senders
+// too). It also sets the provider's delivery id header as the
+// idempotency header unless `idempotency_header_names` is given.
+type InboundProvider string
+
+// InboundRejection defines model for InboundRejection.
+type InboundRejection struct {
+	// HeadersRedacted The request's headers as a JSON object, credentials and signatures replaced by `[REDACTED]`.
+	HeadersRedacted   *string            `json:"headers_redacted,omitempty"`
+	Id                openapi_types.UUID `json:"id"`
+	InboundEndpointId *string            `json:"inbound_endpoint_id,omitempty"`
+
+	// ReasonCode `invalid_token`, `invalid_static_token`, `invalid_signature`, `timestamp_expired`, `ip_not_allowed`, `payload_too_large`, `endpoint_paused` or `endpoint_expired`.
+	ReasonCode   string    `json:"reason_code"`
+	ReasonDetail *string   `json:"reason_detail,omitempty"`
+	ReceivedAt   time.Time `json:"received_at"`
+	SourceIp     *string   `json:"source_ip,omitempty"`
+}
+
+// InboundRejectionListEnvelope defines model for InboundRejectionListEnvelope.
+type InboundRejectionListEnvelope struct {
+	Data []InboundRejection `json:"data"`
+	Meta PageMeta           `json:"meta"`
 }
 
 // LogsEnvelope defines model for LogsEnvelope.
@@ -1716,6 +2176,67 @@ type UpdateEventTypeRequest struct {
 	Schema      *json.RawMessage `json:"schema,omitempty"`
 }
 
+// UpdateInboundEndpointRequest defines model for UpdateInboundEndpointRequest.
+type UpdateInboundEndpointRequest struct {
+	// AllowedCidrs Addresses or CIDR blocks (IPv4 or IPv6) the provider calls from.
+	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
+	Description  *string   `json:"description,omitempty"`
+
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
+	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
+	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+
+	// HmacSecret Sealed at rest with the server's master key; never returned.
+	HmacSecret *string `json:"hmac_secret,omitempty"`
+
+	// IdempotencyHeaderNames Headers that identify a delivery, in order; the first one present is the de-duplication key.
+	IdempotencyHeaderNames *[]string `json:"idempotency_header_names,omitempty"`
+
+	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
+	IngestResponseCode *int `json:"ingest_response_code,omitempty"`
+
+	// Mode `forward`: each accepted webhook is forwarded to `url`. (HookBridge's `pull` and `cli` modes are not available in hookd yet and are refused.)
+	Mode *InboundMode `json:"mode,omitempty"`
+	Name *string      `json:"name,omitempty"`
+
+	// Provider Verifies the provider's own signature with `hmac_secret` (and turns
+	// `verify_hmac` on): `stripe` (`Stripe-Signature: t=…,v1=…`,
+	// HMAC-SHA256 hex of `t.body`, 300 s tolerance), `github`
+	// (`X-Hub-Signature-256: sha256=…`, HMAC-SHA256 hex of the body),
+	// `shopify` (`X-Shopify-Hmac-Sha256`, HMAC-SHA256 base64 of the body),
+	// `standard_webhooks` (`webhook-id`, `webhook-timestamp`,
+	// `webhook-signature: v1,…`, HMAC-SHA256 base64 of `id.timestamp.body`
+	// under the base64 key after `whsec_`, 300 s tolerance; Svix senders
+	// too). It also sets the provider's delivery id header as the
+	// idempotency header unless `idempotency_header_names` is given.
+	Provider *InboundProvider `json:"provider,omitempty"`
+
+	// SigningEnabled Sign forwarded requests with the endpoint's signing keys (HookBridge scheme). Default true.
+	SigningEnabled *bool `json:"signing_enabled,omitempty"`
+
+	// TimestampHeaderName A header holding the send time (Unix seconds or RFC 3339); the request is refused when it is further than `timestamp_ttl_seconds` from now.
+	TimestampHeaderName *string `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int    `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string `json:"token_query_param,omitempty"`
+
+	// TokenValue Stored as a SHA-256 hash; never returned.
+	TokenValue *string `json:"token_value,omitempty"`
+
+	// Url Where accepted webhooks are forwarded (the outbound URL rules apply).
+	Url *string `json:"url,omitempty"`
+
+	// VerifyHmac Require an HMAC of the body in `hmac_header_name` (without `provider`, of the raw body; `hmac_prefix` such as `sha256=` is stripped first).
+	VerifyHmac        *bool `json:"verify_hmac,omitempty"`
+	VerifyIpAllowlist *bool `json:"verify_ip_allowlist,omitempty"`
+
+	// VerifyStaticToken Require `token_value` in the header `token_header_name` or the query parameter `token_query_param` (compared in constant time).
+	VerifyStaticToken *bool `json:"verify_static_token,omitempty"`
+}
+
 // Cursor defines model for Cursor.
 type Cursor = string
 
@@ -1724,6 +2245,12 @@ type EndpointID = string
 
 // EventTypeName defines model for EventTypeName.
 type EventTypeName = string
+
+// InboundEndpointFilter defines model for InboundEndpointFilter.
+type InboundEndpointFilter = openapi_types.UUID
+
+// InboundEndpointID defines model for InboundEndpointID.
+type InboundEndpointID = openapi_types.UUID
 
 // MessageID defines model for MessageID.
 type MessageID = openapi_types.UUID
@@ -1798,6 +2325,88 @@ type GetExportFileParams struct {
 
 	// Sig The link's signature (64 lowercase hex digits).
 	Sig string `form:"sig" json:"sig"`
+}
+
+// ListInboundEndpointsParams defines parameters for ListInboundEndpoints.
+type ListInboundEndpointsParams struct {
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// GetInboundLogsParams defines parameters for GetInboundLogs.
+type GetInboundLogsParams struct {
+	// InboundEndpointId Only this inbound endpoint's messages.
+	InboundEndpointId *InboundEndpointFilter `form:"inbound_endpoint_id,omitempty" json:"inbound_endpoint_id,omitempty"`
+	Status            *MessageStatus         `form:"status,omitempty" json:"status,omitempty"`
+
+	// StartTime Only messages received at or after this time.
+	StartTime *time.Time `form:"start_time,omitempty" json:"start_time,omitempty"`
+
+	// EndTime Only messages received before this time.
+	EndTime *time.Time `form:"end_time,omitempty" json:"end_time,omitempty"`
+
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// DeleteAllInboundMessagesParams defines parameters for DeleteAllInboundMessages.
+type DeleteAllInboundMessagesParams struct {
+	Status *MessageStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// InboundEndpointId Only this inbound endpoint's messages.
+	InboundEndpointId *InboundEndpointFilter `form:"inbound_endpoint_id,omitempty" json:"inbound_endpoint_id,omitempty"`
+	ReceivedAfter     *time.Time             `form:"received_after,omitempty" json:"received_after,omitempty"`
+	ReceivedBefore    *time.Time             `form:"received_before,omitempty" json:"received_before,omitempty"`
+	Limit             *int                   `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ReplayAllInboundMessagesParams defines parameters for ReplayAllInboundMessages.
+type ReplayAllInboundMessagesParams struct {
+	Status ReplayAllInboundMessagesParamsStatus `form:"status" json:"status"`
+
+	// InboundEndpointId Only this inbound endpoint's messages.
+	InboundEndpointId *InboundEndpointFilter `form:"inbound_endpoint_id,omitempty" json:"inbound_endpoint_id,omitempty"`
+	Limit             *int                   `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ReplayAllInboundMessagesParamsStatus defines parameters for ReplayAllInboundMessages.
+type ReplayAllInboundMessagesParamsStatus string
+
+// GetInboundMessageAttemptsParams defines parameters for GetInboundMessageAttempts.
+type GetInboundMessageAttemptsParams struct {
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// GetInboundMetricsParams defines parameters for GetInboundMetrics.
+type GetInboundMetricsParams struct {
+	// Window The window, counted back from now.
+	Window *MetricsWindow `form:"window,omitempty" json:"window,omitempty"`
+
+	// InboundEndpointId Only this inbound endpoint's messages.
+	InboundEndpointId *InboundEndpointFilter `form:"inbound_endpoint_id,omitempty" json:"inbound_endpoint_id,omitempty"`
+}
+
+// GetInboundTimeseriesParams defines parameters for GetInboundTimeseries.
+type GetInboundTimeseriesParams struct {
+	// Window The window, counted back from now.
+	Window *MetricsWindow `form:"window,omitempty" json:"window,omitempty"`
+
+	// InboundEndpointId Only this inbound endpoint's messages.
+	InboundEndpointId *InboundEndpointFilter `form:"inbound_endpoint_id,omitempty" json:"inbound_endpoint_id,omitempty"`
+}
+
+// ListInboundRejectionsParams defines parameters for ListInboundRejections.
+type ListInboundRejectionsParams struct {
+	// InboundEndpointId Only this inbound endpoint's messages.
+	InboundEndpointId *InboundEndpointFilter `form:"inbound_endpoint_id,omitempty" json:"inbound_endpoint_id,omitempty"`
+	StartTime         *time.Time             `form:"start_time,omitempty" json:"start_time,omitempty"`
+	EndTime           *time.Time             `form:"end_time,omitempty" json:"end_time,omitempty"`
+
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
 // GetLogsParams defines parameters for GetLogs.
@@ -1879,6 +2488,18 @@ type PublishEventJSONRequestBody = PublishEventRequest
 
 // CreateExportJSONRequestBody defines body for CreateExport for application/json ContentType.
 type CreateExportJSONRequestBody = CreateExportRequest
+
+// CreateInboundEndpointJSONRequestBody defines body for CreateInboundEndpoint for application/json ContentType.
+type CreateInboundEndpointJSONRequestBody = CreateInboundEndpointRequest
+
+// UpdateInboundEndpointJSONRequestBody defines body for UpdateInboundEndpoint for application/json ContentType.
+type UpdateInboundEndpointJSONRequestBody = UpdateInboundEndpointRequest
+
+// DeleteInboundMessagesBatchJSONRequestBody defines body for DeleteInboundMessagesBatch for application/json ContentType.
+type DeleteInboundMessagesBatchJSONRequestBody = MessageIDList
+
+// ReplayBatchInboundMessagesJSONRequestBody defines body for ReplayBatchInboundMessages for application/json ContentType.
+type ReplayBatchInboundMessagesJSONRequestBody = MessageIDList
 
 // DeleteMessagesBatchJSONRequestBody defines body for DeleteMessagesBatch for application/json ContentType.
 type DeleteMessagesBatchJSONRequestBody = MessageIDList
@@ -2391,6 +3012,213 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
 	GetExportFile(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListInboundEndpoints List inbound endpoints
+	//
+	// Newest first, with cursor pagination. Deleted and expired endpoints are not listed.
+	//
+	// Corresponds with GET /v1/inbound-endpoints (the `ListInboundEndpoints` operationId).
+	ListInboundEndpoints(ctx context.Context, params *ListInboundEndpointsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateInboundEndpointWithBody Create an inbound endpoint
+	//
+	// Creates an endpoint that receives webhooks from a provider at its
+	// ingest URL and forwards each one to `url`. The ingest token (inside
+	// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+	// the signing secret are returned once, here, and never again: hookd
+	// keeps only the token's SHA-256 and the secret sealed.
+	//
+	// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+	// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+	// signature check of a known sender (see `InboundProvider`); the
+	// `verify_*` fields set the checks one by one. Secrets
+	// (`token_value`, `hmac_secret`) are never returned.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+	CreateInboundEndpointWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateInboundEndpoint Create an inbound endpoint
+	//
+	// Creates an endpoint that receives webhooks from a provider at its
+	// ingest URL and forwards each one to `url`. The ingest token (inside
+	// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+	// the signing secret are returned once, here, and never again: hookd
+	// keeps only the token's SHA-256 and the secret sealed.
+	//
+	// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+	// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+	// signature check of a known sender (see `InboundProvider`); the
+	// `verify_*` fields set the checks one by one. Secrets
+	// (`token_value`, `hmac_secret`) are never returned.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+	CreateInboundEndpoint(ctx context.Context, body CreateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteInboundEndpoint Delete an inbound endpoint
+	//
+	// A soft delete. Intake stops at once (the ingest URL answers 401); messages already accepted are still forwarded.
+	//
+	// Corresponds with DELETE /v1/inbound-endpoints/{id} (the `DeleteInboundEndpoint` operationId).
+	DeleteInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInboundEndpoint Get an inbound endpoint
+	//
+	// Secrets are never returned; `ingest_url` ends in `{token}` because hookd keeps only the token's hash.
+	//
+	// Corresponds with GET /v1/inbound-endpoints/{id} (the `GetInboundEndpoint` operationId).
+	GetInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateInboundEndpointWithBody Update an inbound endpoint
+	//
+	// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+	UpdateInboundEndpointWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateInboundEndpoint Update an inbound endpoint
+	//
+	// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+	UpdateInboundEndpoint(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PauseInboundEndpoint Pause intake
+	//
+	// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` (so providers retry later) until the endpoint is resumed. Messages already accepted are still forwarded.
+	//
+	// Corresponds with POST /v1/inbound-endpoints/{id}/pause (the `PauseInboundEndpoint` operationId).
+	PauseInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResumeInboundEndpoint Resume intake
+	//
+	// Intake is accepted again. If the circuit breaker had disabled forwarding to `url`, forwarding resumes too and its held messages are queued (`messages_requeued`).
+	//
+	// Corresponds with POST /v1/inbound-endpoints/{id}/resume (the `ResumeInboundEndpoint` operationId).
+	ResumeInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListInboundSigningKeys List the signing keys of an inbound endpoint
+	//
+	// Corresponds with GET /v1/inbound-endpoints/{id}/signing-keys (the `ListInboundSigningKeys` operationId).
+	ListInboundSigningKeys(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateInboundSigningKey Add a signing key for forwarded requests
+	//
+	// The same rules as an outbound endpoint's keys (at most two; the secret is shown once). Forwarded requests are signed only while `signing_enabled` is true.
+	//
+	// Corresponds with POST /v1/inbound-endpoints/{id}/signing-keys (the `CreateInboundSigningKey` operationId).
+	CreateInboundSigningKey(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteInboundSigningKey Delete a signing key of an inbound endpoint
+	//
+	// The last key cannot be deleted (409 `CANNOT_DELETE_LAST_SIGNING_KEY`).
+	//
+	// Corresponds with DELETE /v1/inbound-endpoints/{id}/signing-keys/{keyId} (the `DeleteInboundSigningKey` operationId).
+	DeleteInboundSigningKey(ctx context.Context, id InboundEndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInboundLogs List inbound messages
+	//
+	// Newest first (by id), with filters and cursor pagination.
+	//
+	// Corresponds with GET /v1/inbound-logs (the `GetInboundLogs` operationId).
+	GetInboundLogs(ctx context.Context, params *GetInboundLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAllInboundMessages Delete the inbound messages that match the filters
+	//
+	// At most `limit` (1–1000, default 100) per call, oldest first.
+	//
+	// Corresponds with POST /v1/inbound-messages/delete-all (the `DeleteAllInboundMessages` operationId).
+	DeleteAllInboundMessages(ctx context.Context, params *DeleteAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteInboundMessagesBatchWithBody Delete up to 100 inbound messages
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+	DeleteInboundMessagesBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteInboundMessagesBatch Delete up to 100 inbound messages
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+	DeleteInboundMessagesBatch(ctx context.Context, body DeleteInboundMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayAllInboundMessages Forward again every inbound message in a status
+	//
+	// Corresponds with POST /v1/inbound-messages/replay-all (the `ReplayAllInboundMessages` operationId).
+	ReplayAllInboundMessages(ctx context.Context, params *ReplayAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayBatchInboundMessagesWithBody Forward again up to 100 inbound messages
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+	ReplayBatchInboundMessagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayBatchInboundMessages Forward again up to 100 inbound messages
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+	ReplayBatchInboundMessages(ctx context.Context, body ReplayBatchInboundMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteInboundMessage Delete an inbound message
+	//
+	// As `DELETE /v1/messages/{id}`.
+	//
+	// Corresponds with DELETE /v1/inbound-messages/{id} (the `DeleteInboundMessage` operationId).
+	DeleteInboundMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInboundMessage Get an inbound message
+	//
+	// Corresponds with GET /v1/inbound-messages/{id} (the `GetInboundMessage` operationId).
+	GetInboundMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInboundMessageAttempts List the forwarding attempts of an inbound message
+	//
+	// In attempt order; an empty list for a missing or foreign message.
+	//
+	// Corresponds with GET /v1/inbound-messages/{id}/attempts (the `GetInboundMessageAttempts` operationId).
+	GetInboundMessageAttempts(ctx context.Context, id MessageID, params *GetInboundMessageAttemptsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ReplayInboundMessage Forward an inbound message again
+	//
+	// The rules of an outbound replay. The answer has the replay-batch shape with one result (HookBridge's SDK reads it so); a message that cannot be replayed is reported in `results`, not as an error.
+	//
+	// Corresponds with POST /v1/inbound-messages/{id}/replay (the `ReplayInboundMessage` operationId).
+	ReplayInboundMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInboundMetrics Inbound forwarding statistics
+	//
+	// As `GET /v1/metrics`, over inbound messages (received in the window).
+	//
+	// Corresponds with GET /v1/inbound-metrics (the `GetInboundMetrics` operationId).
+	GetInboundMetrics(ctx context.Context, params *GetInboundMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetInboundTimeseries Inbound forwarding statistics over time
+	//
+	// As `GET /v1/metrics/timeseries`, over inbound messages.
+	//
+	// Corresponds with GET /v1/inbound-metrics/timeseries (the `GetInboundTimeseries` operationId).
+	GetInboundTimeseries(ctx context.Context, params *GetInboundTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListInboundRejections List refused ingest requests
+	//
+	// Why a provider's calls were refused, newest first: the reason code
+	// and detail, the source address and the request's headers with
+	// secrets redacted (a JSON object as a string). Requests for an
+	// unknown endpoint are not recorded. Rejections are kept 7 days.
+	//
+	// Corresponds with GET /v1/inbound-rejections (the `ListInboundRejections` operationId).
+	ListInboundRejections(ctx context.Context, params *ListInboundRejectionsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetLogs List messages
 	//
@@ -3417,6 +4245,473 @@ func (c *Client) DownloadExport(ctx context.Context, id openapi_types.UUID, reqE
 // Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
 func (c *Client) GetExportFile(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetExportFileRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListInboundEndpoints List inbound endpoints
+//
+// Newest first, with cursor pagination. Deleted and expired endpoints are not listed.
+//
+// Corresponds with GET /v1/inbound-endpoints (the `ListInboundEndpoints` operationId).
+func (c *Client) ListInboundEndpoints(ctx context.Context, params *ListInboundEndpointsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListInboundEndpointsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateInboundEndpointWithBody Create an inbound endpoint
+//
+// Creates an endpoint that receives webhooks from a provider at its
+// ingest URL and forwards each one to `url`. The ingest token (inside
+// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+// the signing secret are returned once, here, and never again: hookd
+// keeps only the token's SHA-256 and the secret sealed.
+//
+// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+// signature check of a known sender (see `InboundProvider`); the
+// `verify_*` fields set the checks one by one. Secrets
+// (`token_value`, `hmac_secret`) are never returned.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+func (c *Client) CreateInboundEndpointWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateInboundEndpointRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateInboundEndpoint Create an inbound endpoint
+//
+// Creates an endpoint that receives webhooks from a provider at its
+// ingest URL and forwards each one to `url`. The ingest token (inside
+// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+// the signing secret are returned once, here, and never again: hookd
+// keeps only the token's SHA-256 and the secret sealed.
+//
+// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+// signature check of a known sender (see `InboundProvider`); the
+// `verify_*` fields set the checks one by one. Secrets
+// (`token_value`, `hmac_secret`) are never returned.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+func (c *Client) CreateInboundEndpoint(ctx context.Context, body CreateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateInboundEndpointRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteInboundEndpoint Delete an inbound endpoint
+//
+// A soft delete. Intake stops at once (the ingest URL answers 401); messages already accepted are still forwarded.
+//
+// Corresponds with DELETE /v1/inbound-endpoints/{id} (the `DeleteInboundEndpoint` operationId).
+func (c *Client) DeleteInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteInboundEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInboundEndpoint Get an inbound endpoint
+//
+// Secrets are never returned; `ingest_url` ends in `{token}` because hookd keeps only the token's hash.
+//
+// Corresponds with GET /v1/inbound-endpoints/{id} (the `GetInboundEndpoint` operationId).
+func (c *Client) GetInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInboundEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateInboundEndpointWithBody Update an inbound endpoint
+//
+// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+func (c *Client) UpdateInboundEndpointWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateInboundEndpointRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateInboundEndpoint Update an inbound endpoint
+//
+// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+func (c *Client) UpdateInboundEndpoint(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateInboundEndpointRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PauseInboundEndpoint Pause intake
+//
+// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` (so providers retry later) until the endpoint is resumed. Messages already accepted are still forwarded.
+//
+// Corresponds with POST /v1/inbound-endpoints/{id}/pause (the `PauseInboundEndpoint` operationId).
+func (c *Client) PauseInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPauseInboundEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResumeInboundEndpoint Resume intake
+//
+// Intake is accepted again. If the circuit breaker had disabled forwarding to `url`, forwarding resumes too and its held messages are queued (`messages_requeued`).
+//
+// Corresponds with POST /v1/inbound-endpoints/{id}/resume (the `ResumeInboundEndpoint` operationId).
+func (c *Client) ResumeInboundEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResumeInboundEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListInboundSigningKeys List the signing keys of an inbound endpoint
+//
+// Corresponds with GET /v1/inbound-endpoints/{id}/signing-keys (the `ListInboundSigningKeys` operationId).
+func (c *Client) ListInboundSigningKeys(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListInboundSigningKeysRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateInboundSigningKey Add a signing key for forwarded requests
+//
+// The same rules as an outbound endpoint's keys (at most two; the secret is shown once). Forwarded requests are signed only while `signing_enabled` is true.
+//
+// Corresponds with POST /v1/inbound-endpoints/{id}/signing-keys (the `CreateInboundSigningKey` operationId).
+func (c *Client) CreateInboundSigningKey(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateInboundSigningKeyRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteInboundSigningKey Delete a signing key of an inbound endpoint
+//
+// The last key cannot be deleted (409 `CANNOT_DELETE_LAST_SIGNING_KEY`).
+//
+// Corresponds with DELETE /v1/inbound-endpoints/{id}/signing-keys/{keyId} (the `DeleteInboundSigningKey` operationId).
+func (c *Client) DeleteInboundSigningKey(ctx context.Context, id InboundEndpointID, keyId string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteInboundSigningKeyRequest(c.Server, id, keyId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInboundLogs List inbound messages
+//
+// Newest first (by id), with filters and cursor pagination.
+//
+// Corresponds with GET /v1/inbound-logs (the `GetInboundLogs` operationId).
+func (c *Client) GetInboundLogs(ctx context.Context, params *GetInboundLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInboundLogsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAllInboundMessages Delete the inbound messages that match the filters
+//
+// At most `limit` (1–1000, default 100) per call, oldest first.
+//
+// Corresponds with POST /v1/inbound-messages/delete-all (the `DeleteAllInboundMessages` operationId).
+func (c *Client) DeleteAllInboundMessages(ctx context.Context, params *DeleteAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAllInboundMessagesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteInboundMessagesBatchWithBody Delete up to 100 inbound messages
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+func (c *Client) DeleteInboundMessagesBatchWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteInboundMessagesBatchRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteInboundMessagesBatch Delete up to 100 inbound messages
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+func (c *Client) DeleteInboundMessagesBatch(ctx context.Context, body DeleteInboundMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteInboundMessagesBatchRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayAllInboundMessages Forward again every inbound message in a status
+//
+// Corresponds with POST /v1/inbound-messages/replay-all (the `ReplayAllInboundMessages` operationId).
+func (c *Client) ReplayAllInboundMessages(ctx context.Context, params *ReplayAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayAllInboundMessagesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayBatchInboundMessagesWithBody Forward again up to 100 inbound messages
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+func (c *Client) ReplayBatchInboundMessagesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayBatchInboundMessagesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayBatchInboundMessages Forward again up to 100 inbound messages
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+func (c *Client) ReplayBatchInboundMessages(ctx context.Context, body ReplayBatchInboundMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayBatchInboundMessagesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteInboundMessage Delete an inbound message
+//
+// As `DELETE /v1/messages/{id}`.
+//
+// Corresponds with DELETE /v1/inbound-messages/{id} (the `DeleteInboundMessage` operationId).
+func (c *Client) DeleteInboundMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteInboundMessageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInboundMessage Get an inbound message
+//
+// Corresponds with GET /v1/inbound-messages/{id} (the `GetInboundMessage` operationId).
+func (c *Client) GetInboundMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInboundMessageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInboundMessageAttempts List the forwarding attempts of an inbound message
+//
+// In attempt order; an empty list for a missing or foreign message.
+//
+// Corresponds with GET /v1/inbound-messages/{id}/attempts (the `GetInboundMessageAttempts` operationId).
+func (c *Client) GetInboundMessageAttempts(ctx context.Context, id MessageID, params *GetInboundMessageAttemptsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInboundMessageAttemptsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ReplayInboundMessage Forward an inbound message again
+//
+// The rules of an outbound replay. The answer has the replay-batch shape with one result (HookBridge's SDK reads it so); a message that cannot be replayed is reported in `results`, not as an error.
+//
+// Corresponds with POST /v1/inbound-messages/{id}/replay (the `ReplayInboundMessage` operationId).
+func (c *Client) ReplayInboundMessage(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewReplayInboundMessageRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInboundMetrics Inbound forwarding statistics
+//
+// As `GET /v1/metrics`, over inbound messages (received in the window).
+//
+// Corresponds with GET /v1/inbound-metrics (the `GetInboundMetrics` operationId).
+func (c *Client) GetInboundMetrics(ctx context.Context, params *GetInboundMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInboundMetricsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetInboundTimeseries Inbound forwarding statistics over time
+//
+// As `GET /v1/metrics/timeseries`, over inbound messages.
+//
+// Corresponds with GET /v1/inbound-metrics/timeseries (the `GetInboundTimeseries` operationId).
+func (c *Client) GetInboundTimeseries(ctx context.Context, params *GetInboundTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetInboundTimeseriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListInboundRejections List refused ingest requests
+//
+// Why a provider's calls were refused, newest first: the reason code
+// and detail, the source address and the request's headers with
+// secrets redacted (a JSON object as a string). Requests for an
+// unknown endpoint are not recorded. Rejections are kept 7 days.
+//
+// Corresponds with GET /v1/inbound-rejections (the `ListInboundRejections` operationId).
+func (c *Client) ListInboundRejections(ctx context.Context, params *ListInboundRejectionsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListInboundRejectionsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -5144,6 +6439,1171 @@ func NewGetExportFileRequest(server string, id openapi_types.UUID, params *GetEx
 	return req, nil
 }
 
+// NewListInboundEndpointsRequest constructs an http.Request for the ListInboundEndpoints method
+func NewListInboundEndpointsRequest(server string, params *ListInboundEndpointsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateInboundEndpointRequest calls the generic CreateInboundEndpoint builder with application/json body
+func NewCreateInboundEndpointRequest(server string, body CreateInboundEndpointJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateInboundEndpointRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateInboundEndpointRequestWithBody constructs an http.Request for the CreateInboundEndpoint method, with any body, and a specified content type
+func NewCreateInboundEndpointRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteInboundEndpointRequest constructs an http.Request for the DeleteInboundEndpoint method
+func NewDeleteInboundEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInboundEndpointRequest constructs an http.Request for the GetInboundEndpoint method
+func NewGetInboundEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateInboundEndpointRequest calls the generic UpdateInboundEndpoint builder with application/json body
+func NewUpdateInboundEndpointRequest(server string, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateInboundEndpointRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateInboundEndpointRequestWithBody constructs an http.Request for the UpdateInboundEndpoint method, with any body, and a specified content type
+func NewUpdateInboundEndpointRequestWithBody(server string, id InboundEndpointID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPauseInboundEndpointRequest constructs an http.Request for the PauseInboundEndpoint method
+func NewPauseInboundEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s/pause", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResumeInboundEndpointRequest constructs an http.Request for the ResumeInboundEndpoint method
+func NewResumeInboundEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s/resume", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListInboundSigningKeysRequest constructs an http.Request for the ListInboundSigningKeys method
+func NewListInboundSigningKeysRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s/signing-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreateInboundSigningKeyRequest constructs an http.Request for the CreateInboundSigningKey method
+func NewCreateInboundSigningKeyRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s/signing-keys", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteInboundSigningKeyRequest constructs an http.Request for the DeleteInboundSigningKey method
+func NewDeleteInboundSigningKeyRequest(server string, id InboundEndpointID, keyId string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "keyId", keyId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s/signing-keys/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInboundLogsRequest constructs an http.Request for the GetInboundLogs method
+func NewGetInboundLogsRequest(server string, params *GetInboundLogsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-logs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.InboundEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "inbound_endpoint_id", *params.InboundEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.StartTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start_time", *params.StartTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end_time", *params.EndTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteAllInboundMessagesRequest constructs an http.Request for the DeleteAllInboundMessages method
+func NewDeleteAllInboundMessagesRequest(server string, params *DeleteAllInboundMessagesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/delete-all")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.InboundEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "inbound_endpoint_id", *params.InboundEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReceivedAfter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "received_after", *params.ReceivedAfter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReceivedBefore != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "received_before", *params.ReceivedBefore, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteInboundMessagesBatchRequest calls the generic DeleteInboundMessagesBatch builder with application/json body
+func NewDeleteInboundMessagesBatchRequest(server string, body DeleteInboundMessagesBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteInboundMessagesBatchRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteInboundMessagesBatchRequestWithBody constructs an http.Request for the DeleteInboundMessagesBatch method, with any body, and a specified content type
+func NewDeleteInboundMessagesBatchRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/delete-batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewReplayAllInboundMessagesRequest constructs an http.Request for the ReplayAllInboundMessages method
+func NewReplayAllInboundMessagesRequest(server string, params *ReplayAllInboundMessagesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/replay-all")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.InboundEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "inbound_endpoint_id", *params.InboundEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReplayBatchInboundMessagesRequest calls the generic ReplayBatchInboundMessages builder with application/json body
+func NewReplayBatchInboundMessagesRequest(server string, body ReplayBatchInboundMessagesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewReplayBatchInboundMessagesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewReplayBatchInboundMessagesRequestWithBody constructs an http.Request for the ReplayBatchInboundMessages method, with any body, and a specified content type
+func NewReplayBatchInboundMessagesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/replay-batch")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteInboundMessageRequest constructs an http.Request for the DeleteInboundMessage method
+func NewDeleteInboundMessageRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInboundMessageRequest constructs an http.Request for the GetInboundMessage method
+func NewGetInboundMessageRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInboundMessageAttemptsRequest constructs an http.Request for the GetInboundMessageAttempts method
+func NewGetInboundMessageAttemptsRequest(server string, id MessageID, params *GetInboundMessageAttemptsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/%s/attempts", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewReplayInboundMessageRequest constructs an http.Request for the ReplayInboundMessage method
+func NewReplayInboundMessageRequest(server string, id MessageID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-messages/%s/replay", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInboundMetricsRequest constructs an http.Request for the GetInboundMetrics method
+func NewGetInboundMetricsRequest(server string, params *GetInboundMetricsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.InboundEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "inbound_endpoint_id", *params.InboundEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetInboundTimeseriesRequest constructs an http.Request for the GetInboundTimeseries method
+func NewGetInboundTimeseriesRequest(server string, params *GetInboundTimeseriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-metrics/timeseries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.InboundEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "inbound_endpoint_id", *params.InboundEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListInboundRejectionsRequest constructs an http.Request for the ListInboundRejections method
+func NewListInboundRejectionsRequest(server string, params *ListInboundRejectionsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-rejections")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.InboundEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "inbound_endpoint_id", *params.InboundEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.StartTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start_time", *params.StartTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end_time", *params.EndTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetLogsRequest constructs an http.Request for the GetLogs method
 func NewGetLogsRequest(server string, params *GetLogsParams) (*http.Request, error) {
 	var err error
@@ -6532,6 +8992,249 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/exports/{id}/file (the `GetExportFile` operationId).
 	GetExportFileWithResponse(ctx context.Context, id openapi_types.UUID, params *GetExportFileParams, reqEditors ...RequestEditorFn) (*GetExportFileResponse, error)
+
+	// ListInboundEndpointsWithResponse List inbound endpoints
+	//
+	// Newest first, with cursor pagination. Deleted and expired endpoints are not listed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-endpoints (the `ListInboundEndpoints` operationId).
+	ListInboundEndpointsWithResponse(ctx context.Context, params *ListInboundEndpointsParams, reqEditors ...RequestEditorFn) (*ListInboundEndpointsResponse, error)
+
+	// CreateInboundEndpointWithBodyWithResponse Create an inbound endpoint
+	//
+	// Creates an endpoint that receives webhooks from a provider at its
+	// ingest URL and forwards each one to `url`. The ingest token (inside
+	// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+	// the signing secret are returned once, here, and never again: hookd
+	// keeps only the token's SHA-256 and the secret sealed.
+	//
+	// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+	// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+	// signature check of a known sender (see `InboundProvider`); the
+	// `verify_*` fields set the checks one by one. Secrets
+	// (`token_value`, `hmac_secret`) are never returned.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+	CreateInboundEndpointWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateInboundEndpointResponse, error)
+
+	// CreateInboundEndpointWithResponse Create an inbound endpoint
+	//
+	// Creates an endpoint that receives webhooks from a provider at its
+	// ingest URL and forwards each one to `url`. The ingest token (inside
+	// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+	// the signing secret are returned once, here, and never again: hookd
+	// keeps only the token's SHA-256 and the secret sealed.
+	//
+	// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+	// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+	// signature check of a known sender (see `InboundProvider`); the
+	// `verify_*` fields set the checks one by one. Secrets
+	// (`token_value`, `hmac_secret`) are never returned.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+	CreateInboundEndpointWithResponse(ctx context.Context, body CreateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateInboundEndpointResponse, error)
+
+	// DeleteInboundEndpointWithResponse Delete an inbound endpoint
+	//
+	// A soft delete. Intake stops at once (the ingest URL answers 401); messages already accepted are still forwarded.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/inbound-endpoints/{id} (the `DeleteInboundEndpoint` operationId).
+	DeleteInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*DeleteInboundEndpointResponse, error)
+
+	// GetInboundEndpointWithResponse Get an inbound endpoint
+	//
+	// Secrets are never returned; `ingest_url` ends in `{token}` because hookd keeps only the token's hash.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-endpoints/{id} (the `GetInboundEndpoint` operationId).
+	GetInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*GetInboundEndpointResponse, error)
+
+	// UpdateInboundEndpointWithBodyWithResponse Update an inbound endpoint
+	//
+	// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+	UpdateInboundEndpointWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateInboundEndpointResponse, error)
+
+	// UpdateInboundEndpointWithResponse Update an inbound endpoint
+	//
+	// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+	UpdateInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateInboundEndpointResponse, error)
+
+	// PauseInboundEndpointWithResponse Pause intake
+	//
+	// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` (so providers retry later) until the endpoint is resumed. Messages already accepted are still forwarded.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-endpoints/{id}/pause (the `PauseInboundEndpoint` operationId).
+	PauseInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*PauseInboundEndpointResponse, error)
+
+	// ResumeInboundEndpointWithResponse Resume intake
+	//
+	// Intake is accepted again. If the circuit breaker had disabled forwarding to `url`, forwarding resumes too and its held messages are queued (`messages_requeued`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-endpoints/{id}/resume (the `ResumeInboundEndpoint` operationId).
+	ResumeInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*ResumeInboundEndpointResponse, error)
+
+	// ListInboundSigningKeysWithResponse List the signing keys of an inbound endpoint
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-endpoints/{id}/signing-keys (the `ListInboundSigningKeys` operationId).
+	ListInboundSigningKeysWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*ListInboundSigningKeysResponse, error)
+
+	// CreateInboundSigningKeyWithResponse Add a signing key for forwarded requests
+	//
+	// The same rules as an outbound endpoint's keys (at most two; the secret is shown once). Forwarded requests are signed only while `signing_enabled` is true.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-endpoints/{id}/signing-keys (the `CreateInboundSigningKey` operationId).
+	CreateInboundSigningKeyWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*CreateInboundSigningKeyResponse, error)
+
+	// DeleteInboundSigningKeyWithResponse Delete a signing key of an inbound endpoint
+	//
+	// The last key cannot be deleted (409 `CANNOT_DELETE_LAST_SIGNING_KEY`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/inbound-endpoints/{id}/signing-keys/{keyId} (the `DeleteInboundSigningKey` operationId).
+	DeleteInboundSigningKeyWithResponse(ctx context.Context, id InboundEndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteInboundSigningKeyResponse, error)
+
+	// GetInboundLogsWithResponse List inbound messages
+	//
+	// Newest first (by id), with filters and cursor pagination.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-logs (the `GetInboundLogs` operationId).
+	GetInboundLogsWithResponse(ctx context.Context, params *GetInboundLogsParams, reqEditors ...RequestEditorFn) (*GetInboundLogsResponse, error)
+
+	// DeleteAllInboundMessagesWithResponse Delete the inbound messages that match the filters
+	//
+	// At most `limit` (1–1000, default 100) per call, oldest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/delete-all (the `DeleteAllInboundMessages` operationId).
+	DeleteAllInboundMessagesWithResponse(ctx context.Context, params *DeleteAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*DeleteAllInboundMessagesResponse, error)
+
+	// DeleteInboundMessagesBatchWithBodyWithResponse Delete up to 100 inbound messages
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+	DeleteInboundMessagesBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteInboundMessagesBatchResponse, error)
+
+	// DeleteInboundMessagesBatchWithResponse Delete up to 100 inbound messages
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+	DeleteInboundMessagesBatchWithResponse(ctx context.Context, body DeleteInboundMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteInboundMessagesBatchResponse, error)
+
+	// ReplayAllInboundMessagesWithResponse Forward again every inbound message in a status
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/replay-all (the `ReplayAllInboundMessages` operationId).
+	ReplayAllInboundMessagesWithResponse(ctx context.Context, params *ReplayAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*ReplayAllInboundMessagesResponse, error)
+
+	// ReplayBatchInboundMessagesWithBodyWithResponse Forward again up to 100 inbound messages
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+	ReplayBatchInboundMessagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayBatchInboundMessagesResponse, error)
+
+	// ReplayBatchInboundMessagesWithResponse Forward again up to 100 inbound messages
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+	ReplayBatchInboundMessagesWithResponse(ctx context.Context, body ReplayBatchInboundMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayBatchInboundMessagesResponse, error)
+
+	// DeleteInboundMessageWithResponse Delete an inbound message
+	//
+	// As `DELETE /v1/messages/{id}`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/inbound-messages/{id} (the `DeleteInboundMessage` operationId).
+	DeleteInboundMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*DeleteInboundMessageResponse, error)
+
+	// GetInboundMessageWithResponse Get an inbound message
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-messages/{id} (the `GetInboundMessage` operationId).
+	GetInboundMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetInboundMessageResponse, error)
+
+	// GetInboundMessageAttemptsWithResponse List the forwarding attempts of an inbound message
+	//
+	// In attempt order; an empty list for a missing or foreign message.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-messages/{id}/attempts (the `GetInboundMessageAttempts` operationId).
+	GetInboundMessageAttemptsWithResponse(ctx context.Context, id MessageID, params *GetInboundMessageAttemptsParams, reqEditors ...RequestEditorFn) (*GetInboundMessageAttemptsResponse, error)
+
+	// ReplayInboundMessageWithResponse Forward an inbound message again
+	//
+	// The rules of an outbound replay. The answer has the replay-batch shape with one result (HookBridge's SDK reads it so); a message that cannot be replayed is reported in `results`, not as an error.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/inbound-messages/{id}/replay (the `ReplayInboundMessage` operationId).
+	ReplayInboundMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*ReplayInboundMessageResponse, error)
+
+	// GetInboundMetricsWithResponse Inbound forwarding statistics
+	//
+	// As `GET /v1/metrics`, over inbound messages (received in the window).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-metrics (the `GetInboundMetrics` operationId).
+	GetInboundMetricsWithResponse(ctx context.Context, params *GetInboundMetricsParams, reqEditors ...RequestEditorFn) (*GetInboundMetricsResponse, error)
+
+	// GetInboundTimeseriesWithResponse Inbound forwarding statistics over time
+	//
+	// As `GET /v1/metrics/timeseries`, over inbound messages.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-metrics/timeseries (the `GetInboundTimeseries` operationId).
+	GetInboundTimeseriesWithResponse(ctx context.Context, params *GetInboundTimeseriesParams, reqEditors ...RequestEditorFn) (*GetInboundTimeseriesResponse, error)
+
+	// ListInboundRejectionsWithResponse List refused ingest requests
+	//
+	// Why a provider's calls were refused, newest first: the reason code
+	// and detail, the source address and the request's headers with
+	// secrets redacted (a JSON object as a string). Requests for an
+	// unknown endpoint are not recorded. Rejections are kept 7 days.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-rejections (the `ListInboundRejections` operationId).
+	ListInboundRejectionsWithResponse(ctx context.Context, params *ListInboundRejectionsParams, reqEditors ...RequestEditorFn) (*ListInboundRejectionsResponse, error)
 
 	// GetLogsWithResponse List messages
 	//
@@ -9419,6 +12122,1916 @@ func (r GetExportFileResponse) ContentType() string {
 	return ""
 }
 
+// ListInboundEndpointsResponse429Headers the declared response headers of an HTTP 429 response for ListInboundEndpoints
+type ListInboundEndpointsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListInboundEndpointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InboundEndpointListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListInboundEndpointsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListInboundEndpointsResponse) GetJSON200() *InboundEndpointListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListInboundEndpointsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListInboundEndpointsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListInboundEndpointsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListInboundEndpointsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListInboundEndpointsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListInboundEndpointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListInboundEndpointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListInboundEndpointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListInboundEndpointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for CreateInboundEndpoint
+type CreateInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *InboundEndpointCreatedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateInboundEndpointResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateInboundEndpointResponse) GetJSON201() *InboundEndpointCreatedEnvelope {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for DeleteInboundEndpoint
+type DeleteInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteInboundEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON200() *EndpointDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for GetInboundEndpoint
+type GetInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InboundEndpointEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetInboundEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON200() *InboundEndpointEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for UpdateInboundEndpoint
+type UpdateInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type UpdateInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InboundEndpointUpdatedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdateInboundEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON200() *InboundEndpointUpdatedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PauseInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for PauseInboundEndpoint
+type PauseInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type PauseInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointPausedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PauseInboundEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON200() *EndpointPausedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PauseInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PauseInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PauseInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PauseInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PauseInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResumeInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for ResumeInboundEndpoint
+type ResumeInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ResumeInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointPausedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResumeInboundEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON200() *EndpointPausedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ResumeInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ResumeInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResumeInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResumeInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResumeInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListInboundSigningKeysResponse429Headers the declared response headers of an HTTP 429 response for ListInboundSigningKeys
+type ListInboundSigningKeysResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListInboundSigningKeysResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *SigningKeyListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListInboundSigningKeysResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON200() *SigningKeyListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListInboundSigningKeysResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListInboundSigningKeysResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListInboundSigningKeysResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListInboundSigningKeysResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListInboundSigningKeysResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateInboundSigningKeyResponse429Headers the declared response headers of an HTTP 429 response for CreateInboundSigningKey
+type CreateInboundSigningKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreateInboundSigningKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *SigningKeyCreatedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreateInboundSigningKeyResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON201() *SigningKeyCreatedEnvelope {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateInboundSigningKeyResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateInboundSigningKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateInboundSigningKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateInboundSigningKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateInboundSigningKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteInboundSigningKeyResponse429Headers the declared response headers of an HTTP 429 response for DeleteInboundSigningKey
+type DeleteInboundSigningKeyResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteInboundSigningKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteInboundSigningKeyResponse429Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteInboundSigningKeyResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteInboundSigningKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteInboundSigningKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteInboundSigningKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteInboundSigningKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInboundLogsResponse429Headers the declared response headers of an HTTP 429 response for GetInboundLogs
+type GetInboundLogsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetInboundLogsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InboundLogsEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetInboundLogsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInboundLogsResponse) GetJSON200() *InboundLogsEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInboundLogsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInboundLogsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetInboundLogsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetInboundLogsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetInboundLogsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInboundLogsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInboundLogsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInboundLogsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInboundLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAllInboundMessagesResponse429Headers the declared response headers of an HTTP 429 response for DeleteAllInboundMessages
+type DeleteAllInboundMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteAllInboundMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeleteManyEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAllInboundMessagesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteAllInboundMessagesResponse) GetJSON200() *DeleteManyEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteAllInboundMessagesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteAllInboundMessagesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAllInboundMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteAllInboundMessagesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteAllInboundMessagesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAllInboundMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAllInboundMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAllInboundMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAllInboundMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteInboundMessagesBatchResponse429Headers the declared response headers of an HTTP 429 response for DeleteInboundMessagesBatch
+type DeleteInboundMessagesBatchResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteInboundMessagesBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *DeleteBatchEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteInboundMessagesBatchResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteInboundMessagesBatchResponse) GetJSON200() *DeleteBatchEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteInboundMessagesBatchResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteInboundMessagesBatchResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteInboundMessagesBatchResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteInboundMessagesBatchResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteInboundMessagesBatchResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteInboundMessagesBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteInboundMessagesBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteInboundMessagesBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteInboundMessagesBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplayAllInboundMessagesResponse429Headers the declared response headers of an HTTP 429 response for ReplayAllInboundMessages
+type ReplayAllInboundMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReplayAllInboundMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayAllEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayAllInboundMessagesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayAllInboundMessagesResponse) GetJSON200() *ReplayAllEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayAllInboundMessagesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayAllInboundMessagesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayAllInboundMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayAllInboundMessagesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayAllInboundMessagesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayAllInboundMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayAllInboundMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayAllInboundMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayAllInboundMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplayBatchInboundMessagesResponse429Headers the declared response headers of an HTTP 429 response for ReplayBatchInboundMessages
+type ReplayBatchInboundMessagesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReplayBatchInboundMessagesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayBatchEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayBatchInboundMessagesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayBatchInboundMessagesResponse) GetJSON200() *ReplayBatchEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayBatchInboundMessagesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayBatchInboundMessagesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayBatchInboundMessagesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayBatchInboundMessagesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayBatchInboundMessagesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayBatchInboundMessagesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayBatchInboundMessagesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayBatchInboundMessagesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayBatchInboundMessagesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteInboundMessageResponse429Headers the declared response headers of an HTTP 429 response for DeleteInboundMessage
+type DeleteInboundMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteInboundMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MessageDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteInboundMessageResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON200() *MessageDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteInboundMessageResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteInboundMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteInboundMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteInboundMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteInboundMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInboundMessageResponse429Headers the declared response headers of an HTTP 429 response for GetInboundMessage
+type GetInboundMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetInboundMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InboundMessageEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetInboundMessageResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInboundMessageResponse) GetJSON200() *InboundMessageEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInboundMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInboundMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetInboundMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetInboundMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetInboundMessageResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetInboundMessageResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInboundMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInboundMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInboundMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInboundMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInboundMessageAttemptsResponse429Headers the declared response headers of an HTTP 429 response for GetInboundMessageAttempts
+type GetInboundMessageAttemptsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetInboundMessageAttemptsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AttemptListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetInboundMessageAttemptsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInboundMessageAttemptsResponse) GetJSON200() *AttemptListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInboundMessageAttemptsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInboundMessageAttemptsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetInboundMessageAttemptsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetInboundMessageAttemptsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetInboundMessageAttemptsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInboundMessageAttemptsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInboundMessageAttemptsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInboundMessageAttemptsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInboundMessageAttemptsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ReplayInboundMessageResponse429Headers the declared response headers of an HTTP 429 response for ReplayInboundMessage
+type ReplayInboundMessageResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ReplayInboundMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReplayBatchEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ReplayInboundMessageResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON200() *ReplayBatchEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ReplayInboundMessageResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ReplayInboundMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ReplayInboundMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ReplayInboundMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ReplayInboundMessageResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInboundMetricsResponse429Headers the declared response headers of an HTTP 429 response for GetInboundMetrics
+type GetInboundMetricsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetInboundMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MetricsEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetInboundMetricsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInboundMetricsResponse) GetJSON200() *MetricsEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInboundMetricsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInboundMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetInboundMetricsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetInboundMetricsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetInboundMetricsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInboundMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInboundMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInboundMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInboundMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetInboundTimeseriesResponse429Headers the declared response headers of an HTTP 429 response for GetInboundTimeseries
+type GetInboundTimeseriesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetInboundTimeseriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *TimeseriesEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetInboundTimeseriesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetInboundTimeseriesResponse) GetJSON200() *TimeseriesEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetInboundTimeseriesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetInboundTimeseriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetInboundTimeseriesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetInboundTimeseriesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetInboundTimeseriesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetInboundTimeseriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetInboundTimeseriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetInboundTimeseriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetInboundTimeseriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListInboundRejectionsResponse429Headers the declared response headers of an HTTP 429 response for ListInboundRejections
+type ListInboundRejectionsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListInboundRejectionsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *InboundRejectionListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListInboundRejectionsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListInboundRejectionsResponse) GetJSON200() *InboundRejectionListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListInboundRejectionsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListInboundRejectionsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListInboundRejectionsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListInboundRejectionsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListInboundRejectionsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListInboundRejectionsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListInboundRejectionsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListInboundRejectionsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListInboundRejectionsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetLogsResponse429Headers the declared response headers of an HTTP 429 response for GetLogs
 type GetLogsResponse429Headers struct {
 	RetryAfter *int
@@ -11607,6 +16220,405 @@ func (c *ClientWithResponses) GetExportFileWithResponse(ctx context.Context, id 
 		return nil, err
 	}
 	return ParseGetExportFileResponse(rsp)
+}
+
+// ListInboundEndpointsWithResponse List inbound endpoints
+//
+// Newest first, with cursor pagination. Deleted and expired endpoints are not listed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-endpoints (the `ListInboundEndpoints` operationId).
+func (c *ClientWithResponses) ListInboundEndpointsWithResponse(ctx context.Context, params *ListInboundEndpointsParams, reqEditors ...RequestEditorFn) (*ListInboundEndpointsResponse, error) {
+	rsp, err := c.ListInboundEndpoints(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListInboundEndpointsResponse(rsp)
+}
+
+// CreateInboundEndpointWithBodyWithResponse Create an inbound endpoint
+//
+// Creates an endpoint that receives webhooks from a provider at its
+// ingest URL and forwards each one to `url`. The ingest token (inside
+// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+// the signing secret are returned once, here, and never again: hookd
+// keeps only the token's SHA-256 and the secret sealed.
+//
+// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+// signature check of a known sender (see `InboundProvider`); the
+// `verify_*` fields set the checks one by one. Secrets
+// (`token_value`, `hmac_secret`) are never returned.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+func (c *ClientWithResponses) CreateInboundEndpointWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateInboundEndpointResponse, error) {
+	rsp, err := c.CreateInboundEndpointWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateInboundEndpointResponse(rsp)
+}
+
+// CreateInboundEndpointWithResponse Create an inbound endpoint
+//
+// Creates an endpoint that receives webhooks from a provider at its
+// ingest URL and forwards each one to `url`. The ingest token (inside
+// `ingest_url`, also as `secret_token`) and, with `signing_enabled`,
+// the signing secret are returned once, here, and never again: hookd
+// keeps only the token's SHA-256 and the secret sealed.
+//
+// `url` follows the outbound URL rules (`INVALID_ENDPOINT`,
+// `ENDPOINT_BLOCKED`, `ENDPOINT_UNREACHABLE`). `provider` fills in the
+// signature check of a known sender (see `InboundProvider`); the
+// `verify_*` fields set the checks one by one. Secrets
+// (`token_value`, `hmac_secret`) are never returned.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-endpoints (the `CreateInboundEndpoint` operationId).
+func (c *ClientWithResponses) CreateInboundEndpointWithResponse(ctx context.Context, body CreateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateInboundEndpointResponse, error) {
+	rsp, err := c.CreateInboundEndpoint(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateInboundEndpointResponse(rsp)
+}
+
+// DeleteInboundEndpointWithResponse Delete an inbound endpoint
+//
+// A soft delete. Intake stops at once (the ingest URL answers 401); messages already accepted are still forwarded.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/inbound-endpoints/{id} (the `DeleteInboundEndpoint` operationId).
+func (c *ClientWithResponses) DeleteInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*DeleteInboundEndpointResponse, error) {
+	rsp, err := c.DeleteInboundEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteInboundEndpointResponse(rsp)
+}
+
+// GetInboundEndpointWithResponse Get an inbound endpoint
+//
+// Secrets are never returned; `ingest_url` ends in `{token}` because hookd keeps only the token's hash.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-endpoints/{id} (the `GetInboundEndpoint` operationId).
+func (c *ClientWithResponses) GetInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*GetInboundEndpointResponse, error) {
+	rsp, err := c.GetInboundEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInboundEndpointResponse(rsp)
+}
+
+// UpdateInboundEndpointWithBodyWithResponse Update an inbound endpoint
+//
+// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+func (c *ClientWithResponses) UpdateInboundEndpointWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateInboundEndpointResponse, error) {
+	rsp, err := c.UpdateInboundEndpointWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateInboundEndpointResponse(rsp)
+}
+
+// UpdateInboundEndpointWithResponse Update an inbound endpoint
+//
+// Changes only the fields given, with the rules of create. The answer is the endpoint after the change plus `updated`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
+func (c *ClientWithResponses) UpdateInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateInboundEndpointResponse, error) {
+	rsp, err := c.UpdateInboundEndpoint(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateInboundEndpointResponse(rsp)
+}
+
+// PauseInboundEndpointWithResponse Pause intake
+//
+// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` (so providers retry later) until the endpoint is resumed. Messages already accepted are still forwarded.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-endpoints/{id}/pause (the `PauseInboundEndpoint` operationId).
+func (c *ClientWithResponses) PauseInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*PauseInboundEndpointResponse, error) {
+	rsp, err := c.PauseInboundEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePauseInboundEndpointResponse(rsp)
+}
+
+// ResumeInboundEndpointWithResponse Resume intake
+//
+// Intake is accepted again. If the circuit breaker had disabled forwarding to `url`, forwarding resumes too and its held messages are queued (`messages_requeued`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-endpoints/{id}/resume (the `ResumeInboundEndpoint` operationId).
+func (c *ClientWithResponses) ResumeInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*ResumeInboundEndpointResponse, error) {
+	rsp, err := c.ResumeInboundEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResumeInboundEndpointResponse(rsp)
+}
+
+// ListInboundSigningKeysWithResponse List the signing keys of an inbound endpoint
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-endpoints/{id}/signing-keys (the `ListInboundSigningKeys` operationId).
+func (c *ClientWithResponses) ListInboundSigningKeysWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*ListInboundSigningKeysResponse, error) {
+	rsp, err := c.ListInboundSigningKeys(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListInboundSigningKeysResponse(rsp)
+}
+
+// CreateInboundSigningKeyWithResponse Add a signing key for forwarded requests
+//
+// The same rules as an outbound endpoint's keys (at most two; the secret is shown once). Forwarded requests are signed only while `signing_enabled` is true.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-endpoints/{id}/signing-keys (the `CreateInboundSigningKey` operationId).
+func (c *ClientWithResponses) CreateInboundSigningKeyWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*CreateInboundSigningKeyResponse, error) {
+	rsp, err := c.CreateInboundSigningKey(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateInboundSigningKeyResponse(rsp)
+}
+
+// DeleteInboundSigningKeyWithResponse Delete a signing key of an inbound endpoint
+//
+// The last key cannot be deleted (409 `CANNOT_DELETE_LAST_SIGNING_KEY`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/inbound-endpoints/{id}/signing-keys/{keyId} (the `DeleteInboundSigningKey` operationId).
+func (c *ClientWithResponses) DeleteInboundSigningKeyWithResponse(ctx context.Context, id InboundEndpointID, keyId string, reqEditors ...RequestEditorFn) (*DeleteInboundSigningKeyResponse, error) {
+	rsp, err := c.DeleteInboundSigningKey(ctx, id, keyId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteInboundSigningKeyResponse(rsp)
+}
+
+// GetInboundLogsWithResponse List inbound messages
+//
+// Newest first (by id), with filters and cursor pagination.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-logs (the `GetInboundLogs` operationId).
+func (c *ClientWithResponses) GetInboundLogsWithResponse(ctx context.Context, params *GetInboundLogsParams, reqEditors ...RequestEditorFn) (*GetInboundLogsResponse, error) {
+	rsp, err := c.GetInboundLogs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInboundLogsResponse(rsp)
+}
+
+// DeleteAllInboundMessagesWithResponse Delete the inbound messages that match the filters
+//
+// At most `limit` (1–1000, default 100) per call, oldest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/delete-all (the `DeleteAllInboundMessages` operationId).
+func (c *ClientWithResponses) DeleteAllInboundMessagesWithResponse(ctx context.Context, params *DeleteAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*DeleteAllInboundMessagesResponse, error) {
+	rsp, err := c.DeleteAllInboundMessages(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAllInboundMessagesResponse(rsp)
+}
+
+// DeleteInboundMessagesBatchWithBodyWithResponse Delete up to 100 inbound messages
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+func (c *ClientWithResponses) DeleteInboundMessagesBatchWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteInboundMessagesBatchResponse, error) {
+	rsp, err := c.DeleteInboundMessagesBatchWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteInboundMessagesBatchResponse(rsp)
+}
+
+// DeleteInboundMessagesBatchWithResponse Delete up to 100 inbound messages
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/delete-batch (the `DeleteInboundMessagesBatch` operationId).
+func (c *ClientWithResponses) DeleteInboundMessagesBatchWithResponse(ctx context.Context, body DeleteInboundMessagesBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteInboundMessagesBatchResponse, error) {
+	rsp, err := c.DeleteInboundMessagesBatch(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteInboundMessagesBatchResponse(rsp)
+}
+
+// ReplayAllInboundMessagesWithResponse Forward again every inbound message in a status
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/replay-all (the `ReplayAllInboundMessages` operationId).
+func (c *ClientWithResponses) ReplayAllInboundMessagesWithResponse(ctx context.Context, params *ReplayAllInboundMessagesParams, reqEditors ...RequestEditorFn) (*ReplayAllInboundMessagesResponse, error) {
+	rsp, err := c.ReplayAllInboundMessages(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayAllInboundMessagesResponse(rsp)
+}
+
+// ReplayBatchInboundMessagesWithBodyWithResponse Forward again up to 100 inbound messages
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+func (c *ClientWithResponses) ReplayBatchInboundMessagesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ReplayBatchInboundMessagesResponse, error) {
+	rsp, err := c.ReplayBatchInboundMessagesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayBatchInboundMessagesResponse(rsp)
+}
+
+// ReplayBatchInboundMessagesWithResponse Forward again up to 100 inbound messages
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/replay-batch (the `ReplayBatchInboundMessages` operationId).
+func (c *ClientWithResponses) ReplayBatchInboundMessagesWithResponse(ctx context.Context, body ReplayBatchInboundMessagesJSONRequestBody, reqEditors ...RequestEditorFn) (*ReplayBatchInboundMessagesResponse, error) {
+	rsp, err := c.ReplayBatchInboundMessages(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayBatchInboundMessagesResponse(rsp)
+}
+
+// DeleteInboundMessageWithResponse Delete an inbound message
+//
+// As `DELETE /v1/messages/{id}`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/inbound-messages/{id} (the `DeleteInboundMessage` operationId).
+func (c *ClientWithResponses) DeleteInboundMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*DeleteInboundMessageResponse, error) {
+	rsp, err := c.DeleteInboundMessage(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteInboundMessageResponse(rsp)
+}
+
+// GetInboundMessageWithResponse Get an inbound message
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-messages/{id} (the `GetInboundMessage` operationId).
+func (c *ClientWithResponses) GetInboundMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*GetInboundMessageResponse, error) {
+	rsp, err := c.GetInboundMessage(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInboundMessageResponse(rsp)
+}
+
+// GetInboundMessageAttemptsWithResponse List the forwarding attempts of an inbound message
+//
+// In attempt order; an empty list for a missing or foreign message.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-messages/{id}/attempts (the `GetInboundMessageAttempts` operationId).
+func (c *ClientWithResponses) GetInboundMessageAttemptsWithResponse(ctx context.Context, id MessageID, params *GetInboundMessageAttemptsParams, reqEditors ...RequestEditorFn) (*GetInboundMessageAttemptsResponse, error) {
+	rsp, err := c.GetInboundMessageAttempts(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInboundMessageAttemptsResponse(rsp)
+}
+
+// ReplayInboundMessageWithResponse Forward an inbound message again
+//
+// The rules of an outbound replay. The answer has the replay-batch shape with one result (HookBridge's SDK reads it so); a message that cannot be replayed is reported in `results`, not as an error.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/inbound-messages/{id}/replay (the `ReplayInboundMessage` operationId).
+func (c *ClientWithResponses) ReplayInboundMessageWithResponse(ctx context.Context, id MessageID, reqEditors ...RequestEditorFn) (*ReplayInboundMessageResponse, error) {
+	rsp, err := c.ReplayInboundMessage(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseReplayInboundMessageResponse(rsp)
+}
+
+// GetInboundMetricsWithResponse Inbound forwarding statistics
+//
+// As `GET /v1/metrics`, over inbound messages (received in the window).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-metrics (the `GetInboundMetrics` operationId).
+func (c *ClientWithResponses) GetInboundMetricsWithResponse(ctx context.Context, params *GetInboundMetricsParams, reqEditors ...RequestEditorFn) (*GetInboundMetricsResponse, error) {
+	rsp, err := c.GetInboundMetrics(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInboundMetricsResponse(rsp)
+}
+
+// GetInboundTimeseriesWithResponse Inbound forwarding statistics over time
+//
+// As `GET /v1/metrics/timeseries`, over inbound messages.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-metrics/timeseries (the `GetInboundTimeseries` operationId).
+func (c *ClientWithResponses) GetInboundTimeseriesWithResponse(ctx context.Context, params *GetInboundTimeseriesParams, reqEditors ...RequestEditorFn) (*GetInboundTimeseriesResponse, error) {
+	rsp, err := c.GetInboundTimeseries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetInboundTimeseriesResponse(rsp)
+}
+
+// ListInboundRejectionsWithResponse List refused ingest requests
+//
+// Why a provider's calls were refused, newest first: the reason code
+// and detail, the source address and the request's headers with
+// secrets redacted (a JSON object as a string). Requests for an
+// unknown endpoint are not recorded. Rejections are kept 7 days.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-rejections (the `ListInboundRejections` operationId).
+func (c *ClientWithResponses) ListInboundRejectionsWithResponse(ctx context.Context, params *ListInboundRejectionsParams, reqEditors ...RequestEditorFn) (*ListInboundRejectionsResponse, error) {
+	rsp, err := c.ListInboundRejections(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListInboundRejectionsResponse(rsp)
 }
 
 // GetLogsWithResponse List messages
@@ -14323,6 +19335,1721 @@ func ParseGetExportFileResponse(rsp *http.Response) (*GetExportFileResponse, err
 	return response, nil
 }
 
+// ParseListInboundEndpointsResponse parses an HTTP response from a ListInboundEndpointsWithResponse call
+func ParseListInboundEndpointsResponse(rsp *http.Response) (*ListInboundEndpointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListInboundEndpointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InboundEndpointListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListInboundEndpointsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateInboundEndpointResponse parses an HTTP response from a CreateInboundEndpointWithResponse call
+func ParseCreateInboundEndpointResponse(rsp *http.Response) (*CreateInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest InboundEndpointCreatedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteInboundEndpointResponse parses an HTTP response from a DeleteInboundEndpointWithResponse call
+func ParseDeleteInboundEndpointResponse(rsp *http.Response) (*DeleteInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInboundEndpointResponse parses an HTTP response from a GetInboundEndpointWithResponse call
+func ParseGetInboundEndpointResponse(rsp *http.Response) (*GetInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InboundEndpointEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateInboundEndpointResponse parses an HTTP response from a UpdateInboundEndpointWithResponse call
+func ParseUpdateInboundEndpointResponse(rsp *http.Response) (*UpdateInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InboundEndpointUpdatedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdateInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePauseInboundEndpointResponse parses an HTTP response from a PauseInboundEndpointWithResponse call
+func ParsePauseInboundEndpointResponse(rsp *http.Response) (*PauseInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PauseInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointPausedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PauseInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResumeInboundEndpointResponse parses an HTTP response from a ResumeInboundEndpointWithResponse call
+func ParseResumeInboundEndpointResponse(rsp *http.Response) (*ResumeInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResumeInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointPausedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResumeInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListInboundSigningKeysResponse parses an HTTP response from a ListInboundSigningKeysWithResponse call
+func ParseListInboundSigningKeysResponse(rsp *http.Response) (*ListInboundSigningKeysResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListInboundSigningKeysResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest SigningKeyListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListInboundSigningKeysResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateInboundSigningKeyResponse parses an HTTP response from a CreateInboundSigningKeyWithResponse call
+func ParseCreateInboundSigningKeyResponse(rsp *http.Response) (*CreateInboundSigningKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateInboundSigningKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest SigningKeyCreatedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreateInboundSigningKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteInboundSigningKeyResponse parses an HTTP response from a DeleteInboundSigningKeyWithResponse call
+func ParseDeleteInboundSigningKeyResponse(rsp *http.Response) (*DeleteInboundSigningKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteInboundSigningKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteInboundSigningKeyResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInboundLogsResponse parses an HTTP response from a GetInboundLogsWithResponse call
+func ParseGetInboundLogsResponse(rsp *http.Response) (*GetInboundLogsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInboundLogsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InboundLogsEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetInboundLogsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAllInboundMessagesResponse parses an HTTP response from a DeleteAllInboundMessagesWithResponse call
+func ParseDeleteAllInboundMessagesResponse(rsp *http.Response) (*DeleteAllInboundMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAllInboundMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeleteManyEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteAllInboundMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteInboundMessagesBatchResponse parses an HTTP response from a DeleteInboundMessagesBatchWithResponse call
+func ParseDeleteInboundMessagesBatchResponse(rsp *http.Response) (*DeleteInboundMessagesBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteInboundMessagesBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest DeleteBatchEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteInboundMessagesBatchResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplayAllInboundMessagesResponse parses an HTTP response from a ReplayAllInboundMessagesWithResponse call
+func ParseReplayAllInboundMessagesResponse(rsp *http.Response) (*ReplayAllInboundMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayAllInboundMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayAllEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayAllInboundMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplayBatchInboundMessagesResponse parses an HTTP response from a ReplayBatchInboundMessagesWithResponse call
+func ParseReplayBatchInboundMessagesResponse(rsp *http.Response) (*ReplayBatchInboundMessagesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayBatchInboundMessagesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayBatchEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayBatchInboundMessagesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteInboundMessageResponse parses an HTTP response from a DeleteInboundMessageWithResponse call
+func ParseDeleteInboundMessageResponse(rsp *http.Response) (*DeleteInboundMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteInboundMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MessageDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteInboundMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInboundMessageResponse parses an HTTP response from a GetInboundMessageWithResponse call
+func ParseGetInboundMessageResponse(rsp *http.Response) (*GetInboundMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInboundMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InboundMessageEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetInboundMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInboundMessageAttemptsResponse parses an HTTP response from a GetInboundMessageAttemptsWithResponse call
+func ParseGetInboundMessageAttemptsResponse(rsp *http.Response) (*GetInboundMessageAttemptsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInboundMessageAttemptsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AttemptListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetInboundMessageAttemptsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseReplayInboundMessageResponse parses an HTTP response from a ReplayInboundMessageWithResponse call
+func ParseReplayInboundMessageResponse(rsp *http.Response) (*ReplayInboundMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ReplayInboundMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReplayBatchEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ReplayInboundMessageResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInboundMetricsResponse parses an HTTP response from a GetInboundMetricsWithResponse call
+func ParseGetInboundMetricsResponse(rsp *http.Response) (*GetInboundMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInboundMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MetricsEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetInboundMetricsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetInboundTimeseriesResponse parses an HTTP response from a GetInboundTimeseriesWithResponse call
+func ParseGetInboundTimeseriesResponse(rsp *http.Response) (*GetInboundTimeseriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetInboundTimeseriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest TimeseriesEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetInboundTimeseriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListInboundRejectionsResponse parses an HTTP response from a ListInboundRejectionsWithResponse call
+func ParseListInboundRejectionsResponse(rsp *http.Response) (*ListInboundRejectionsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListInboundRejectionsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest InboundRejectionListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListInboundRejectionsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetLogsResponse parses an HTTP response from a GetLogsWithResponse call
 func ParseGetLogsResponse(rsp *http.Response) (*GetLogsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15741,6 +22468,72 @@ type ServerInterface interface {
 	// GetExportFile Download an export's CSV through a signed link
 	// (GET /v1/exports/{id}/file)
 	GetExportFile(ctx echo.Context, id openapi_types.UUID, params GetExportFileParams) error
+	// ListInboundEndpoints List inbound endpoints
+	// (GET /v1/inbound-endpoints)
+	ListInboundEndpoints(ctx echo.Context, params ListInboundEndpointsParams) error
+	// CreateInboundEndpoint Create an inbound endpoint
+	// (POST /v1/inbound-endpoints)
+	CreateInboundEndpoint(ctx echo.Context) error
+	// DeleteInboundEndpoint Delete an inbound endpoint
+	// (DELETE /v1/inbound-endpoints/{id})
+	DeleteInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// GetInboundEndpoint Get an inbound endpoint
+	// (GET /v1/inbound-endpoints/{id})
+	GetInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// UpdateInboundEndpoint Update an inbound endpoint
+	// (PATCH /v1/inbound-endpoints/{id})
+	UpdateInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// PauseInboundEndpoint Pause intake
+	// (POST /v1/inbound-endpoints/{id}/pause)
+	PauseInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// ResumeInboundEndpoint Resume intake
+	// (POST /v1/inbound-endpoints/{id}/resume)
+	ResumeInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// ListInboundSigningKeys List the signing keys of an inbound endpoint
+	// (GET /v1/inbound-endpoints/{id}/signing-keys)
+	ListInboundSigningKeys(ctx echo.Context, id InboundEndpointID) error
+	// CreateInboundSigningKey Add a signing key for forwarded requests
+	// (POST /v1/inbound-endpoints/{id}/signing-keys)
+	CreateInboundSigningKey(ctx echo.Context, id InboundEndpointID) error
+	// DeleteInboundSigningKey Delete a signing key of an inbound endpoint
+	// (DELETE /v1/inbound-endpoints/{id}/signing-keys/{keyId})
+	DeleteInboundSigningKey(ctx echo.Context, id InboundEndpointID, keyId string) error
+	// GetInboundLogs List inbound messages
+	// (GET /v1/inbound-logs)
+	GetInboundLogs(ctx echo.Context, params GetInboundLogsParams) error
+	// DeleteAllInboundMessages Delete the inbound messages that match the filters
+	// (POST /v1/inbound-messages/delete-all)
+	DeleteAllInboundMessages(ctx echo.Context, params DeleteAllInboundMessagesParams) error
+	// DeleteInboundMessagesBatch Delete up to 100 inbound messages
+	// (POST /v1/inbound-messages/delete-batch)
+	DeleteInboundMessagesBatch(ctx echo.Context) error
+	// ReplayAllInboundMessages Forward again every inbound message in a status
+	// (POST /v1/inbound-messages/replay-all)
+	ReplayAllInboundMessages(ctx echo.Context, params ReplayAllInboundMessagesParams) error
+	// ReplayBatchInboundMessages Forward again up to 100 inbound messages
+	// (POST /v1/inbound-messages/replay-batch)
+	ReplayBatchInboundMessages(ctx echo.Context) error
+	// DeleteInboundMessage Delete an inbound message
+	// (DELETE /v1/inbound-messages/{id})
+	DeleteInboundMessage(ctx echo.Context, id MessageID) error
+	// GetInboundMessage Get an inbound message
+	// (GET /v1/inbound-messages/{id})
+	GetInboundMessage(ctx echo.Context, id MessageID) error
+	// GetInboundMessageAttempts List the forwarding attempts of an inbound message
+	// (GET /v1/inbound-messages/{id}/attempts)
+	GetInboundMessageAttempts(ctx echo.Context, id MessageID, params GetInboundMessageAttemptsParams) error
+	// ReplayInboundMessage Forward an inbound message again
+	// (POST /v1/inbound-messages/{id}/replay)
+	ReplayInboundMessage(ctx echo.Context, id MessageID) error
+	// GetInboundMetrics Inbound forwarding statistics
+	// (GET /v1/inbound-metrics)
+	GetInboundMetrics(ctx echo.Context, params GetInboundMetricsParams) error
+	// GetInboundTimeseries Inbound forwarding statistics over time
+	// (GET /v1/inbound-metrics/timeseries)
+	GetInboundTimeseries(ctx echo.Context, params GetInboundTimeseriesParams) error
+	// ListInboundRejections List refused ingest requests
+	// (GET /v1/inbound-rejections)
+	ListInboundRejections(ctx echo.Context, params ListInboundRejectionsParams) error
 	// GetLogs List messages
 	// (GET /v1/logs)
 	GetLogs(ctx echo.Context, params GetLogsParams) error
@@ -16313,6 +23106,494 @@ func (w *ServerInterfaceWrapper) GetExportFile(ctx echo.Context) error {
 	return err
 }
 
+// ListInboundEndpoints converts echo context to params.
+func (w *ServerInterfaceWrapper) ListInboundEndpoints(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListInboundEndpointsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListInboundEndpoints(ctx, params)
+	return err
+}
+
+// CreateInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateInboundEndpoint(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateInboundEndpoint(ctx)
+	return err
+}
+
+// DeleteInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteInboundEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteInboundEndpoint(ctx, id)
+	return err
+}
+
+// GetInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) GetInboundEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetInboundEndpoint(ctx, id)
+	return err
+}
+
+// UpdateInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdateInboundEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdateInboundEndpoint(ctx, id)
+	return err
+}
+
+// PauseInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) PauseInboundEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PauseInboundEndpoint(ctx, id)
+	return err
+}
+
+// ResumeInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) ResumeInboundEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResumeInboundEndpoint(ctx, id)
+	return err
+}
+
+// ListInboundSigningKeys converts echo context to params.
+func (w *ServerInterfaceWrapper) ListInboundSigningKeys(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListInboundSigningKeys(ctx, id)
+	return err
+}
+
+// CreateInboundSigningKey converts echo context to params.
+func (w *ServerInterfaceWrapper) CreateInboundSigningKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreateInboundSigningKey(ctx, id)
+	return err
+}
+
+// DeleteInboundSigningKey converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteInboundSigningKey(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "keyId" -------------
+	var keyId string
+
+	err = runtime.BindStyledParameterWithOptions("simple", "keyId", ctx.Param("keyId"), &keyId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter keyId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteInboundSigningKey(ctx, id, keyId)
+	return err
+}
+
+// GetInboundLogs converts echo context to params.
+func (w *ServerInterfaceWrapper) GetInboundLogs(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetInboundLogsParams
+	// ------------- Optional query parameter "inbound_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inbound_endpoint_id", ctx.QueryParams(), &params.InboundEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inbound_endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_time", ctx.QueryParams(), &params.StartTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_time", ctx.QueryParams(), &params.EndTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetInboundLogs(ctx, params)
+	return err
+}
+
+// DeleteAllInboundMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAllInboundMessages(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteAllInboundMessagesParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "inbound_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inbound_endpoint_id", ctx.QueryParams(), &params.InboundEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inbound_endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "received_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "received_after", ctx.QueryParams(), &params.ReceivedAfter, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter received_after: %s", err))
+	}
+
+	// ------------- Optional query parameter "received_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "received_before", ctx.QueryParams(), &params.ReceivedBefore, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter received_before: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAllInboundMessages(ctx, params)
+	return err
+}
+
+// DeleteInboundMessagesBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteInboundMessagesBatch(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteInboundMessagesBatch(ctx)
+	return err
+}
+
+// ReplayAllInboundMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayAllInboundMessages(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ReplayAllInboundMessagesParams
+	// ------------- Required query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, true, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "inbound_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inbound_endpoint_id", ctx.QueryParams(), &params.InboundEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inbound_endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayAllInboundMessages(ctx, params)
+	return err
+}
+
+// ReplayBatchInboundMessages converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayBatchInboundMessages(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayBatchInboundMessages(ctx)
+	return err
+}
+
+// DeleteInboundMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteInboundMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteInboundMessage(ctx, id)
+	return err
+}
+
+// GetInboundMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) GetInboundMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetInboundMessage(ctx, id)
+	return err
+}
+
+// GetInboundMessageAttempts converts echo context to params.
+func (w *ServerInterfaceWrapper) GetInboundMessageAttempts(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetInboundMessageAttemptsParams
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetInboundMessageAttempts(ctx, id, params)
+	return err
+}
+
+// ReplayInboundMessage converts echo context to params.
+func (w *ServerInterfaceWrapper) ReplayInboundMessage(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id MessageID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ReplayInboundMessage(ctx, id)
+	return err
+}
+
+// GetInboundMetrics converts echo context to params.
+func (w *ServerInterfaceWrapper) GetInboundMetrics(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetInboundMetricsParams
+	// ------------- Optional query parameter "window" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "window", ctx.QueryParams(), &params.Window, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter window: %s", err))
+	}
+
+	// ------------- Optional query parameter "inbound_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inbound_endpoint_id", ctx.QueryParams(), &params.InboundEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inbound_endpoint_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetInboundMetrics(ctx, params)
+	return err
+}
+
+// GetInboundTimeseries converts echo context to params.
+func (w *ServerInterfaceWrapper) GetInboundTimeseries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetInboundTimeseriesParams
+	// ------------- Optional query parameter "window" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "window", ctx.QueryParams(), &params.Window, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter window: %s", err))
+	}
+
+	// ------------- Optional query parameter "inbound_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inbound_endpoint_id", ctx.QueryParams(), &params.InboundEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inbound_endpoint_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetInboundTimeseries(ctx, params)
+	return err
+}
+
+// ListInboundRejections converts echo context to params.
+func (w *ServerInterfaceWrapper) ListInboundRejections(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListInboundRejectionsParams
+	// ------------- Optional query parameter "inbound_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "inbound_endpoint_id", ctx.QueryParams(), &params.InboundEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter inbound_endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_time", ctx.QueryParams(), &params.StartTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_time", ctx.QueryParams(), &params.EndTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListInboundRejections(ctx, params)
+	return err
+}
+
 // GetLogs converts echo context to params.
 func (w *ServerInterfaceWrapper) GetLogs(ctx echo.Context) error {
 	var err error
@@ -16760,6 +24041,28 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/exports/:id", wrapper.GetExport, options.OperationMiddlewares["getExport"]...)
 	router.GET(options.BaseURL+"/v1/exports/:id/download", wrapper.DownloadExport, options.OperationMiddlewares["downloadExport"]...)
 	router.GET(options.BaseURL+"/v1/exports/:id/file", wrapper.GetExportFile, options.OperationMiddlewares["getExportFile"]...)
+	router.GET(options.BaseURL+"/v1/inbound-endpoints", wrapper.ListInboundEndpoints, options.OperationMiddlewares["listInboundEndpoints"]...)
+	router.POST(options.BaseURL+"/v1/inbound-endpoints", wrapper.CreateInboundEndpoint, options.OperationMiddlewares["createInboundEndpoint"]...)
+	router.DELETE(options.BaseURL+"/v1/inbound-endpoints/:id", wrapper.DeleteInboundEndpoint, options.OperationMiddlewares["deleteInboundEndpoint"]...)
+	router.GET(options.BaseURL+"/v1/inbound-endpoints/:id", wrapper.GetInboundEndpoint, options.OperationMiddlewares["getInboundEndpoint"]...)
+	router.PATCH(options.BaseURL+"/v1/inbound-endpoints/:id", wrapper.UpdateInboundEndpoint, options.OperationMiddlewares["updateInboundEndpoint"]...)
+	router.POST(options.BaseURL+"/v1/inbound-endpoints/:id/pause", wrapper.PauseInboundEndpoint, options.OperationMiddlewares["pauseInboundEndpoint"]...)
+	router.POST(options.BaseURL+"/v1/inbound-endpoints/:id/resume", wrapper.ResumeInboundEndpoint, options.OperationMiddlewares["resumeInboundEndpoint"]...)
+	router.GET(options.BaseURL+"/v1/inbound-endpoints/:id/signing-keys", wrapper.ListInboundSigningKeys, options.OperationMiddlewares["listInboundSigningKeys"]...)
+	router.POST(options.BaseURL+"/v1/inbound-endpoints/:id/signing-keys", wrapper.CreateInboundSigningKey, options.OperationMiddlewares["createInboundSigningKey"]...)
+	router.DELETE(options.BaseURL+"/v1/inbound-endpoints/:id/signing-keys/:keyId", wrapper.DeleteInboundSigningKey, options.OperationMiddlewares["deleteInboundSigningKey"]...)
+	router.DELETE(options.BaseURL+"/v1/inbound-messages/:id", wrapper.DeleteInboundMessage, options.OperationMiddlewares["deleteInboundMessage"]...)
+	router.GET(options.BaseURL+"/v1/inbound-messages/:id", wrapper.GetInboundMessage, options.OperationMiddlewares["getInboundMessage"]...)
+	router.GET(options.BaseURL+"/v1/inbound-messages/:id/attempts", wrapper.GetInboundMessageAttempts, options.OperationMiddlewares["getInboundMessageAttempts"]...)
+	router.POST(options.BaseURL+"/v1/inbound-messages/:id/replay", wrapper.ReplayInboundMessage, options.OperationMiddlewares["replayInboundMessage"]...)
+	router.POST(options.BaseURL+"/v1/inbound-messages/replay-all", wrapper.ReplayAllInboundMessages, options.OperationMiddlewares["replayAllInboundMessages"]...)
+	router.POST(options.BaseURL+"/v1/inbound-messages/replay-batch", wrapper.ReplayBatchInboundMessages, options.OperationMiddlewares["replayBatchInboundMessages"]...)
+	router.POST(options.BaseURL+"/v1/inbound-messages/delete-batch", wrapper.DeleteInboundMessagesBatch, options.OperationMiddlewares["deleteInboundMessagesBatch"]...)
+	router.POST(options.BaseURL+"/v1/inbound-messages/delete-all", wrapper.DeleteAllInboundMessages, options.OperationMiddlewares["deleteAllInboundMessages"]...)
+	router.GET(options.BaseURL+"/v1/inbound-logs", wrapper.GetInboundLogs, options.OperationMiddlewares["getInboundLogs"]...)
+	router.GET(options.BaseURL+"/v1/inbound-metrics", wrapper.GetInboundMetrics, options.OperationMiddlewares["getInboundMetrics"]...)
+	router.GET(options.BaseURL+"/v1/inbound-metrics/timeseries", wrapper.GetInboundTimeseries, options.OperationMiddlewares["getInboundTimeseries"]...)
+	router.GET(options.BaseURL+"/v1/inbound-rejections", wrapper.ListInboundRejections, options.OperationMiddlewares["listInboundRejections"]...)
 
 }
 
@@ -19962,6 +27265,2275 @@ func (response GetExportFile503JSONResponse) VisitGetExportFileResponse(w http.R
 	return err
 }
 
+type ListInboundEndpointsRequestObject struct {
+	Params ListInboundEndpointsParams
+}
+
+type ListInboundEndpointsResponseObject interface {
+	VisitListInboundEndpointsResponse(w http.ResponseWriter) error
+}
+
+type ListInboundEndpoints200JSONResponse InboundEndpointListEnvelope
+
+func (response ListInboundEndpoints200JSONResponse) VisitListInboundEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundEndpoints400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListInboundEndpoints400JSONResponse) VisitListInboundEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundEndpoints401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListInboundEndpoints401JSONResponse) VisitListInboundEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundEndpoints429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListInboundEndpoints429JSONResponse) VisitListInboundEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundEndpoints500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListInboundEndpoints500JSONResponse) VisitListInboundEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundEndpoints503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListInboundEndpoints503JSONResponse) VisitListInboundEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundEndpointRequestObject struct {
+	Body *CreateInboundEndpointJSONRequestBody
+}
+
+type CreateInboundEndpointResponseObject interface {
+	VisitCreateInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type CreateInboundEndpoint201JSONResponse InboundEndpointCreatedEnvelope
+
+func (response CreateInboundEndpoint201JSONResponse) VisitCreateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateInboundEndpoint400JSONResponse) VisitCreateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateInboundEndpoint401JSONResponse) VisitCreateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateInboundEndpoint429JSONResponse) VisitCreateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateInboundEndpoint500JSONResponse) VisitCreateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateInboundEndpoint503JSONResponse) VisitCreateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type DeleteInboundEndpointResponseObject interface {
+	VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type DeleteInboundEndpoint200JSONResponse EndpointDeletedEnvelope
+
+func (response DeleteInboundEndpoint200JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteInboundEndpoint400JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteInboundEndpoint401JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteInboundEndpoint404JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteInboundEndpoint429JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteInboundEndpoint500JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteInboundEndpoint503JSONResponse) VisitDeleteInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type GetInboundEndpointResponseObject interface {
+	VisitGetInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type GetInboundEndpoint200JSONResponse InboundEndpointEnvelope
+
+func (response GetInboundEndpoint200JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetInboundEndpoint400JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetInboundEndpoint401JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetInboundEndpoint404JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetInboundEndpoint429JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetInboundEndpoint500JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetInboundEndpoint503JSONResponse) VisitGetInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpointRequestObject struct {
+	Id   InboundEndpointID `json:"id"`
+	Body *UpdateInboundEndpointJSONRequestBody
+}
+
+type UpdateInboundEndpointResponseObject interface {
+	VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type UpdateInboundEndpoint200JSONResponse InboundEndpointUpdatedEnvelope
+
+func (response UpdateInboundEndpoint200JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdateInboundEndpoint400JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdateInboundEndpoint401JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdateInboundEndpoint404JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdateInboundEndpoint429JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdateInboundEndpoint500JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response UpdateInboundEndpoint503JSONResponse) VisitUpdateInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type PauseInboundEndpointResponseObject interface {
+	VisitPauseInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type PauseInboundEndpoint200JSONResponse EndpointPausedEnvelope
+
+func (response PauseInboundEndpoint200JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PauseInboundEndpoint400JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response PauseInboundEndpoint401JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response PauseInboundEndpoint404JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PauseInboundEndpoint429JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PauseInboundEndpoint500JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PauseInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response PauseInboundEndpoint503JSONResponse) VisitPauseInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type ResumeInboundEndpointResponseObject interface {
+	VisitResumeInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type ResumeInboundEndpoint200JSONResponse EndpointPausedEnvelope
+
+func (response ResumeInboundEndpoint200JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ResumeInboundEndpoint400JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ResumeInboundEndpoint401JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ResumeInboundEndpoint404JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ResumeInboundEndpoint429JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ResumeInboundEndpoint500JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumeInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ResumeInboundEndpoint503JSONResponse) VisitResumeInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeysRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type ListInboundSigningKeysResponseObject interface {
+	VisitListInboundSigningKeysResponse(w http.ResponseWriter) error
+}
+
+type ListInboundSigningKeys200JSONResponse SigningKeyListEnvelope
+
+func (response ListInboundSigningKeys200JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeys400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListInboundSigningKeys400JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeys401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListInboundSigningKeys401JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeys404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListInboundSigningKeys404JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeys429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListInboundSigningKeys429JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeys500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListInboundSigningKeys500JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundSigningKeys503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListInboundSigningKeys503JSONResponse) VisitListInboundSigningKeysResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKeyRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type CreateInboundSigningKeyResponseObject interface {
+	VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error
+}
+
+type CreateInboundSigningKey201JSONResponse SigningKeyCreatedEnvelope
+
+func (response CreateInboundSigningKey201JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreateInboundSigningKey400JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreateInboundSigningKey401JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response CreateInboundSigningKey404JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey409JSONResponse struct{ ConflictJSONResponse }
+
+func (response CreateInboundSigningKey409JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreateInboundSigningKey429JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreateInboundSigningKey500JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreateInboundSigningKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreateInboundSigningKey503JSONResponse) VisitCreateInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKeyRequestObject struct {
+	Id    InboundEndpointID `json:"id"`
+	KeyId string            `json:"keyId"`
+}
+
+type DeleteInboundSigningKeyResponseObject interface {
+	VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error
+}
+
+type DeleteInboundSigningKey204Response struct {
+}
+
+func (response DeleteInboundSigningKey204Response) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+	w.WriteHeader(204)
+	return nil
+}
+
+type DeleteInboundSigningKey400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteInboundSigningKey400JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKey401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteInboundSigningKey401JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKey404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteInboundSigningKey404JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKey409JSONResponse struct{ ConflictJSONResponse }
+
+func (response DeleteInboundSigningKey409JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKey429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteInboundSigningKey429JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKey500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteInboundSigningKey500JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundSigningKey503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteInboundSigningKey503JSONResponse) VisitDeleteInboundSigningKeyResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundLogsRequestObject struct {
+	Params GetInboundLogsParams
+}
+
+type GetInboundLogsResponseObject interface {
+	VisitGetInboundLogsResponse(w http.ResponseWriter) error
+}
+
+type GetInboundLogs200JSONResponse InboundLogsEnvelope
+
+func (response GetInboundLogs200JSONResponse) VisitGetInboundLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundLogs400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetInboundLogs400JSONResponse) VisitGetInboundLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundLogs401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetInboundLogs401JSONResponse) VisitGetInboundLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundLogs429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetInboundLogs429JSONResponse) VisitGetInboundLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundLogs500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetInboundLogs500JSONResponse) VisitGetInboundLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundLogs503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetInboundLogs503JSONResponse) VisitGetInboundLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllInboundMessagesRequestObject struct {
+	Params DeleteAllInboundMessagesParams
+}
+
+type DeleteAllInboundMessagesResponseObject interface {
+	VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error
+}
+
+type DeleteAllInboundMessages200JSONResponse DeleteManyEnvelope
+
+func (response DeleteAllInboundMessages200JSONResponse) VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllInboundMessages400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteAllInboundMessages400JSONResponse) VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllInboundMessages401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteAllInboundMessages401JSONResponse) VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllInboundMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteAllInboundMessages429JSONResponse) VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllInboundMessages500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteAllInboundMessages500JSONResponse) VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllInboundMessages503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteAllInboundMessages503JSONResponse) VisitDeleteAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessagesBatchRequestObject struct {
+	Body *DeleteInboundMessagesBatchJSONRequestBody
+}
+
+type DeleteInboundMessagesBatchResponseObject interface {
+	VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error
+}
+
+type DeleteInboundMessagesBatch200JSONResponse DeleteBatchEnvelope
+
+func (response DeleteInboundMessagesBatch200JSONResponse) VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessagesBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteInboundMessagesBatch400JSONResponse) VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessagesBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteInboundMessagesBatch401JSONResponse) VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessagesBatch429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteInboundMessagesBatch429JSONResponse) VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessagesBatch500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteInboundMessagesBatch500JSONResponse) VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessagesBatch503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteInboundMessagesBatch503JSONResponse) VisitDeleteInboundMessagesBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllInboundMessagesRequestObject struct {
+	Params ReplayAllInboundMessagesParams
+}
+
+type ReplayAllInboundMessagesResponseObject interface {
+	VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error
+}
+
+type ReplayAllInboundMessages200JSONResponse ReplayAllEnvelope
+
+func (response ReplayAllInboundMessages200JSONResponse) VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllInboundMessages400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayAllInboundMessages400JSONResponse) VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllInboundMessages401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayAllInboundMessages401JSONResponse) VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllInboundMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayAllInboundMessages429JSONResponse) VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllInboundMessages500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayAllInboundMessages500JSONResponse) VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayAllInboundMessages503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayAllInboundMessages503JSONResponse) VisitReplayAllInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchInboundMessagesRequestObject struct {
+	Body *ReplayBatchInboundMessagesJSONRequestBody
+}
+
+type ReplayBatchInboundMessagesResponseObject interface {
+	VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error
+}
+
+type ReplayBatchInboundMessages200JSONResponse ReplayBatchEnvelope
+
+func (response ReplayBatchInboundMessages200JSONResponse) VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchInboundMessages400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayBatchInboundMessages400JSONResponse) VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchInboundMessages401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayBatchInboundMessages401JSONResponse) VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchInboundMessages429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayBatchInboundMessages429JSONResponse) VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchInboundMessages500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayBatchInboundMessages500JSONResponse) VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayBatchInboundMessages503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayBatchInboundMessages503JSONResponse) VisitReplayBatchInboundMessagesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessageRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type DeleteInboundMessageResponseObject interface {
+	VisitDeleteInboundMessageResponse(w http.ResponseWriter) error
+}
+
+type DeleteInboundMessage200JSONResponse MessageDeletedEnvelope
+
+func (response DeleteInboundMessage200JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessage400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteInboundMessage400JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessage401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteInboundMessage401JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessage404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteInboundMessage404JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteInboundMessage429JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessage500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteInboundMessage500JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteInboundMessage503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteInboundMessage503JSONResponse) VisitDeleteInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type GetInboundMessageResponseObject interface {
+	VisitGetInboundMessageResponse(w http.ResponseWriter) error
+}
+
+type GetInboundMessage200JSONResponse InboundMessageEnvelope
+
+func (response GetInboundMessage200JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessage400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetInboundMessage400JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessage401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetInboundMessage401JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessage404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetInboundMessage404JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetInboundMessage429JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessage500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetInboundMessage500JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessage503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetInboundMessage503JSONResponse) VisitGetInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageAttemptsRequestObject struct {
+	Id     MessageID `json:"id"`
+	Params GetInboundMessageAttemptsParams
+}
+
+type GetInboundMessageAttemptsResponseObject interface {
+	VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error
+}
+
+type GetInboundMessageAttempts200JSONResponse AttemptListEnvelope
+
+func (response GetInboundMessageAttempts200JSONResponse) VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageAttempts400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetInboundMessageAttempts400JSONResponse) VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageAttempts401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetInboundMessageAttempts401JSONResponse) VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageAttempts429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetInboundMessageAttempts429JSONResponse) VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageAttempts500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetInboundMessageAttempts500JSONResponse) VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMessageAttempts503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetInboundMessageAttempts503JSONResponse) VisitGetInboundMessageAttemptsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessageRequestObject struct {
+	Id MessageID `json:"id"`
+}
+
+type ReplayInboundMessageResponseObject interface {
+	VisitReplayInboundMessageResponse(w http.ResponseWriter) error
+}
+
+type ReplayInboundMessage200JSONResponse ReplayBatchEnvelope
+
+func (response ReplayInboundMessage200JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessage400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ReplayInboundMessage400JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessage401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ReplayInboundMessage401JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessage404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ReplayInboundMessage404JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessage429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ReplayInboundMessage429JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessage500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ReplayInboundMessage500JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ReplayInboundMessage503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ReplayInboundMessage503JSONResponse) VisitReplayInboundMessageResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMetricsRequestObject struct {
+	Params GetInboundMetricsParams
+}
+
+type GetInboundMetricsResponseObject interface {
+	VisitGetInboundMetricsResponse(w http.ResponseWriter) error
+}
+
+type GetInboundMetrics200JSONResponse MetricsEnvelope
+
+func (response GetInboundMetrics200JSONResponse) VisitGetInboundMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMetrics400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetInboundMetrics400JSONResponse) VisitGetInboundMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMetrics401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetInboundMetrics401JSONResponse) VisitGetInboundMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMetrics429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetInboundMetrics429JSONResponse) VisitGetInboundMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMetrics500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetInboundMetrics500JSONResponse) VisitGetInboundMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundMetrics503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetInboundMetrics503JSONResponse) VisitGetInboundMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundTimeseriesRequestObject struct {
+	Params GetInboundTimeseriesParams
+}
+
+type GetInboundTimeseriesResponseObject interface {
+	VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error
+}
+
+type GetInboundTimeseries200JSONResponse TimeseriesEnvelope
+
+func (response GetInboundTimeseries200JSONResponse) VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundTimeseries400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetInboundTimeseries400JSONResponse) VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundTimeseries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetInboundTimeseries401JSONResponse) VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundTimeseries429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetInboundTimeseries429JSONResponse) VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundTimeseries500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetInboundTimeseries500JSONResponse) VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetInboundTimeseries503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetInboundTimeseries503JSONResponse) VisitGetInboundTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundRejectionsRequestObject struct {
+	Params ListInboundRejectionsParams
+}
+
+type ListInboundRejectionsResponseObject interface {
+	VisitListInboundRejectionsResponse(w http.ResponseWriter) error
+}
+
+type ListInboundRejections200JSONResponse InboundRejectionListEnvelope
+
+func (response ListInboundRejections200JSONResponse) VisitListInboundRejectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundRejections400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListInboundRejections400JSONResponse) VisitListInboundRejectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundRejections401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListInboundRejections401JSONResponse) VisitListInboundRejectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundRejections429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListInboundRejections429JSONResponse) VisitListInboundRejectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundRejections500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListInboundRejections500JSONResponse) VisitListInboundRejectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListInboundRejections503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListInboundRejections503JSONResponse) VisitListInboundRejectionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetLogsRequestObject struct {
 	Params GetLogsParams
 }
@@ -21847,6 +31419,72 @@ type StrictServerInterface interface {
 	// GetExportFile Download an export's CSV through a signed link
 	// (GET /v1/exports/{id}/file)
 	GetExportFile(ctx context.Context, request GetExportFileRequestObject) (GetExportFileResponseObject, error)
+	// ListInboundEndpoints List inbound endpoints
+	// (GET /v1/inbound-endpoints)
+	ListInboundEndpoints(ctx context.Context, request ListInboundEndpointsRequestObject) (ListInboundEndpointsResponseObject, error)
+	// CreateInboundEndpoint Create an inbound endpoint
+	// (POST /v1/inbound-endpoints)
+	CreateInboundEndpoint(ctx context.Context, request CreateInboundEndpointRequestObject) (CreateInboundEndpointResponseObject, error)
+	// DeleteInboundEndpoint Delete an inbound endpoint
+	// (DELETE /v1/inbound-endpoints/{id})
+	DeleteInboundEndpoint(ctx context.Context, request DeleteInboundEndpointRequestObject) (DeleteInboundEndpointResponseObject, error)
+	// GetInboundEndpoint Get an inbound endpoint
+	// (GET /v1/inbound-endpoints/{id})
+	GetInboundEndpoint(ctx context.Context, request GetInboundEndpointRequestObject) (GetInboundEndpointResponseObject, error)
+	// UpdateInboundEndpoint Update an inbound endpoint
+	// (PATCH /v1/inbound-endpoints/{id})
+	UpdateInboundEndpoint(ctx context.Context, request UpdateInboundEndpointRequestObject) (UpdateInboundEndpointResponseObject, error)
+	// PauseInboundEndpoint Pause intake
+	// (POST /v1/inbound-endpoints/{id}/pause)
+	PauseInboundEndpoint(ctx context.Context, request PauseInboundEndpointRequestObject) (PauseInboundEndpointResponseObject, error)
+	// ResumeInboundEndpoint Resume intake
+	// (POST /v1/inbound-endpoints/{id}/resume)
+	ResumeInboundEndpoint(ctx context.Context, request ResumeInboundEndpointRequestObject) (ResumeInboundEndpointResponseObject, error)
+	// ListInboundSigningKeys List the signing keys of an inbound endpoint
+	// (GET /v1/inbound-endpoints/{id}/signing-keys)
+	ListInboundSigningKeys(ctx context.Context, request ListInboundSigningKeysRequestObject) (ListInboundSigningKeysResponseObject, error)
+	// CreateInboundSigningKey Add a signing key for forwarded requests
+	// (POST /v1/inbound-endpoints/{id}/signing-keys)
+	CreateInboundSigningKey(ctx context.Context, request CreateInboundSigningKeyRequestObject) (CreateInboundSigningKeyResponseObject, error)
+	// DeleteInboundSigningKey Delete a signing key of an inbound endpoint
+	// (DELETE /v1/inbound-endpoints/{id}/signing-keys/{keyId})
+	DeleteInboundSigningKey(ctx context.Context, request DeleteInboundSigningKeyRequestObject) (DeleteInboundSigningKeyResponseObject, error)
+	// GetInboundLogs List inbound messages
+	// (GET /v1/inbound-logs)
+	GetInboundLogs(ctx context.Context, request GetInboundLogsRequestObject) (GetInboundLogsResponseObject, error)
+	// DeleteAllInboundMessages Delete the inbound messages that match the filters
+	// (POST /v1/inbound-messages/delete-all)
+	DeleteAllInboundMessages(ctx context.Context, request DeleteAllInboundMessagesRequestObject) (DeleteAllInboundMessagesResponseObject, error)
+	// DeleteInboundMessagesBatch Delete up to 100 inbound messages
+	// (POST /v1/inbound-messages/delete-batch)
+	DeleteInboundMessagesBatch(ctx context.Context, request DeleteInboundMessagesBatchRequestObject) (DeleteInboundMessagesBatchResponseObject, error)
+	// ReplayAllInboundMessages Forward again every inbound message in a status
+	// (POST /v1/inbound-messages/replay-all)
+	ReplayAllInboundMessages(ctx context.Context, request ReplayAllInboundMessagesRequestObject) (ReplayAllInboundMessagesResponseObject, error)
+	// ReplayBatchInboundMessages Forward again up to 100 inbound messages
+	// (POST /v1/inbound-messages/replay-batch)
+	ReplayBatchInboundMessages(ctx context.Context, request ReplayBatchInboundMessagesRequestObject) (ReplayBatchInboundMessagesResponseObject, error)
+	// DeleteInboundMessage Delete an inbound message
+	// (DELETE /v1/inbound-messages/{id})
+	DeleteInboundMessage(ctx context.Context, request DeleteInboundMessageRequestObject) (DeleteInboundMessageResponseObject, error)
+	// GetInboundMessage Get an inbound message
+	// (GET /v1/inbound-messages/{id})
+	GetInboundMessage(ctx context.Context, request GetInboundMessageRequestObject) (GetInboundMessageResponseObject, error)
+	// GetInboundMessageAttempts List the forwarding attempts of an inbound message
+	// (GET /v1/inbound-messages/{id}/attempts)
+	GetInboundMessageAttempts(ctx context.Context, request GetInboundMessageAttemptsRequestObject) (GetInboundMessageAttemptsResponseObject, error)
+	// ReplayInboundMessage Forward an inbound message again
+	// (POST /v1/inbound-messages/{id}/replay)
+	ReplayInboundMessage(ctx context.Context, request ReplayInboundMessageRequestObject) (ReplayInboundMessageResponseObject, error)
+	// GetInboundMetrics Inbound forwarding statistics
+	// (GET /v1/inbound-metrics)
+	GetInboundMetrics(ctx context.Context, request GetInboundMetricsRequestObject) (GetInboundMetricsResponseObject, error)
+	// GetInboundTimeseries Inbound forwarding statistics over time
+	// (GET /v1/inbound-metrics/timeseries)
+	GetInboundTimeseries(ctx context.Context, request GetInboundTimeseriesRequestObject) (GetInboundTimeseriesResponseObject, error)
+	// ListInboundRejections List refused ingest requests
+	// (GET /v1/inbound-rejections)
+	ListInboundRejections(ctx context.Context, request ListInboundRejectionsRequestObject) (ListInboundRejectionsResponseObject, error)
 	// GetLogs List messages
 	// (GET /v1/logs)
 	GetLogs(ctx context.Context, request GetLogsRequestObject) (GetLogsResponseObject, error)
@@ -22837,6 +32475,644 @@ func (sh *strictHandler) GetExportFile(ctx echo.Context, id openapi_types.UUID, 
 	return nil
 }
 
+// ListInboundEndpoints operation middleware
+func (sh *strictHandler) ListInboundEndpoints(ctx echo.Context, params ListInboundEndpointsParams) error {
+	var request ListInboundEndpointsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListInboundEndpoints(ctx.Request().Context(), request.(ListInboundEndpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListInboundEndpoints")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListInboundEndpointsResponseObject); ok {
+		return validResponse.VisitListInboundEndpointsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateInboundEndpoint operation middleware
+func (sh *strictHandler) CreateInboundEndpoint(ctx echo.Context) error {
+	var request CreateInboundEndpointRequestObject
+
+	var body CreateInboundEndpointJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateInboundEndpoint(ctx.Request().Context(), request.(CreateInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateInboundEndpointResponseObject); ok {
+		return validResponse.VisitCreateInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteInboundEndpoint operation middleware
+func (sh *strictHandler) DeleteInboundEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request DeleteInboundEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteInboundEndpoint(ctx.Request().Context(), request.(DeleteInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteInboundEndpointResponseObject); ok {
+		return validResponse.VisitDeleteInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetInboundEndpoint operation middleware
+func (sh *strictHandler) GetInboundEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request GetInboundEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetInboundEndpoint(ctx.Request().Context(), request.(GetInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetInboundEndpointResponseObject); ok {
+		return validResponse.VisitGetInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdateInboundEndpoint operation middleware
+func (sh *strictHandler) UpdateInboundEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request UpdateInboundEndpointRequestObject
+
+	request.Id = id
+
+	var body UpdateInboundEndpointJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdateInboundEndpoint(ctx.Request().Context(), request.(UpdateInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdateInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdateInboundEndpointResponseObject); ok {
+		return validResponse.VisitUpdateInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PauseInboundEndpoint operation middleware
+func (sh *strictHandler) PauseInboundEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request PauseInboundEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PauseInboundEndpoint(ctx.Request().Context(), request.(PauseInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PauseInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PauseInboundEndpointResponseObject); ok {
+		return validResponse.VisitPauseInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ResumeInboundEndpoint operation middleware
+func (sh *strictHandler) ResumeInboundEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request ResumeInboundEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ResumeInboundEndpoint(ctx.Request().Context(), request.(ResumeInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResumeInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ResumeInboundEndpointResponseObject); ok {
+		return validResponse.VisitResumeInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListInboundSigningKeys operation middleware
+func (sh *strictHandler) ListInboundSigningKeys(ctx echo.Context, id InboundEndpointID) error {
+	var request ListInboundSigningKeysRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListInboundSigningKeys(ctx.Request().Context(), request.(ListInboundSigningKeysRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListInboundSigningKeys")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListInboundSigningKeysResponseObject); ok {
+		return validResponse.VisitListInboundSigningKeysResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreateInboundSigningKey operation middleware
+func (sh *strictHandler) CreateInboundSigningKey(ctx echo.Context, id InboundEndpointID) error {
+	var request CreateInboundSigningKeyRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreateInboundSigningKey(ctx.Request().Context(), request.(CreateInboundSigningKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreateInboundSigningKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreateInboundSigningKeyResponseObject); ok {
+		return validResponse.VisitCreateInboundSigningKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteInboundSigningKey operation middleware
+func (sh *strictHandler) DeleteInboundSigningKey(ctx echo.Context, id InboundEndpointID, keyId string) error {
+	var request DeleteInboundSigningKeyRequestObject
+
+	request.Id = id
+	request.KeyId = keyId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteInboundSigningKey(ctx.Request().Context(), request.(DeleteInboundSigningKeyRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteInboundSigningKey")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteInboundSigningKeyResponseObject); ok {
+		return validResponse.VisitDeleteInboundSigningKeyResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetInboundLogs operation middleware
+func (sh *strictHandler) GetInboundLogs(ctx echo.Context, params GetInboundLogsParams) error {
+	var request GetInboundLogsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetInboundLogs(ctx.Request().Context(), request.(GetInboundLogsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetInboundLogs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetInboundLogsResponseObject); ok {
+		return validResponse.VisitGetInboundLogsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAllInboundMessages operation middleware
+func (sh *strictHandler) DeleteAllInboundMessages(ctx echo.Context, params DeleteAllInboundMessagesParams) error {
+	var request DeleteAllInboundMessagesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAllInboundMessages(ctx.Request().Context(), request.(DeleteAllInboundMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAllInboundMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAllInboundMessagesResponseObject); ok {
+		return validResponse.VisitDeleteAllInboundMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteInboundMessagesBatch operation middleware
+func (sh *strictHandler) DeleteInboundMessagesBatch(ctx echo.Context) error {
+	var request DeleteInboundMessagesBatchRequestObject
+
+	var body DeleteInboundMessagesBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteInboundMessagesBatch(ctx.Request().Context(), request.(DeleteInboundMessagesBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteInboundMessagesBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteInboundMessagesBatchResponseObject); ok {
+		return validResponse.VisitDeleteInboundMessagesBatchResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayAllInboundMessages operation middleware
+func (sh *strictHandler) ReplayAllInboundMessages(ctx echo.Context, params ReplayAllInboundMessagesParams) error {
+	var request ReplayAllInboundMessagesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayAllInboundMessages(ctx.Request().Context(), request.(ReplayAllInboundMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayAllInboundMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayAllInboundMessagesResponseObject); ok {
+		return validResponse.VisitReplayAllInboundMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayBatchInboundMessages operation middleware
+func (sh *strictHandler) ReplayBatchInboundMessages(ctx echo.Context) error {
+	var request ReplayBatchInboundMessagesRequestObject
+
+	var body ReplayBatchInboundMessagesJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayBatchInboundMessages(ctx.Request().Context(), request.(ReplayBatchInboundMessagesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayBatchInboundMessages")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayBatchInboundMessagesResponseObject); ok {
+		return validResponse.VisitReplayBatchInboundMessagesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteInboundMessage operation middleware
+func (sh *strictHandler) DeleteInboundMessage(ctx echo.Context, id MessageID) error {
+	var request DeleteInboundMessageRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteInboundMessage(ctx.Request().Context(), request.(DeleteInboundMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteInboundMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteInboundMessageResponseObject); ok {
+		return validResponse.VisitDeleteInboundMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetInboundMessage operation middleware
+func (sh *strictHandler) GetInboundMessage(ctx echo.Context, id MessageID) error {
+	var request GetInboundMessageRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetInboundMessage(ctx.Request().Context(), request.(GetInboundMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetInboundMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetInboundMessageResponseObject); ok {
+		return validResponse.VisitGetInboundMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetInboundMessageAttempts operation middleware
+func (sh *strictHandler) GetInboundMessageAttempts(ctx echo.Context, id MessageID, params GetInboundMessageAttemptsParams) error {
+	var request GetInboundMessageAttemptsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetInboundMessageAttempts(ctx.Request().Context(), request.(GetInboundMessageAttemptsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetInboundMessageAttempts")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetInboundMessageAttemptsResponseObject); ok {
+		return validResponse.VisitGetInboundMessageAttemptsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ReplayInboundMessage operation middleware
+func (sh *strictHandler) ReplayInboundMessage(ctx echo.Context, id MessageID) error {
+	var request ReplayInboundMessageRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ReplayInboundMessage(ctx.Request().Context(), request.(ReplayInboundMessageRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ReplayInboundMessage")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ReplayInboundMessageResponseObject); ok {
+		return validResponse.VisitReplayInboundMessageResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetInboundMetrics operation middleware
+func (sh *strictHandler) GetInboundMetrics(ctx echo.Context, params GetInboundMetricsParams) error {
+	var request GetInboundMetricsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetInboundMetrics(ctx.Request().Context(), request.(GetInboundMetricsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetInboundMetrics")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetInboundMetricsResponseObject); ok {
+		return validResponse.VisitGetInboundMetricsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetInboundTimeseries operation middleware
+func (sh *strictHandler) GetInboundTimeseries(ctx echo.Context, params GetInboundTimeseriesParams) error {
+	var request GetInboundTimeseriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetInboundTimeseries(ctx.Request().Context(), request.(GetInboundTimeseriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetInboundTimeseries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetInboundTimeseriesResponseObject); ok {
+		return validResponse.VisitGetInboundTimeseriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListInboundRejections operation middleware
+func (sh *strictHandler) ListInboundRejections(ctx echo.Context, params ListInboundRejectionsParams) error {
+	var request ListInboundRejectionsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListInboundRejections(ctx.Request().Context(), request.(ListInboundRejectionsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListInboundRejections")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListInboundRejectionsResponseObject); ok {
+		return validResponse.VisitListInboundRejectionsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetLogs operation middleware
 func (sh *strictHandler) GetLogs(ctx echo.Context, params GetLogsParams) error {
 	var request GetLogsRequestObject
@@ -23349,306 +33625,372 @@ func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L35chs5sjf6Kgjec8Nkf0WakmW3LcXECVqibZ2WJbWWXqbLlwVWgWIdFQF2ARTNdihiHuI+wzzYPMkX",
-	"yARQC4ubNnfP+J9uq1gLlsxErr/8UgvFaCw440rWdr/UxjSlI6ZYCn/tT1IpUv2viMkwjccqFry2W7sY",
-	"MhKMmKItzj6rXgi3BUQMiBoyMk7ZTSwmkozpFWuRkzH9fcJaNa8W62d/n7B0VvNqnI5YbbeGz9a8mgyH",
-	"bET1t0b08xHjV2pY2325te3V1Gys75QqjflV7fbWq3V5NBYxV4cH82PrcMLMzySOPBKwcS8glEfkxTZJ",
-	"xJSlIZWMDNlnEsVXsZJuZGOqhtnA4qjm1VL2+yROWVTbVemE5Qc5pkqxVD/2/7Fx7zfaHLSbbz59ebF9",
-	"+1+1yiHfMK4uZmN2DK+vGrW+g+gniR7CgmHB/9Yc2G+d5t9p8492802r1/z0ZcvbarcXDO8jk5JescoF",
-	"JSP8kcQRqV9eHh7cfN+426INRDqiqrZbm0zgzqpxqDQOpd3g+dGc8GRG1DCWbpefSTtASeqU61GKAaFc",
-	"qCFLyTgV/8tCfZOjilBMuJJE3xDzq8YiyrT392Cod995M6WfYx6JaTUvTeE3D0fGItKn4TUZpGJEuJgu",
-	"Gh8+VBjaf6VsUNut/T/PM6Z+jr/K58Vh3OqRpUyOBZcMeP0tjc7Y7xMmYdFDwRXD9afjcRKHVA/3+f9K",
-	"PeYva36ym6Yi7fIblogxw0/Ozz3Fj5JYkpjf0CSOdklwePxT5+jwoHfW/fGye34ReNml7vHB6cnhMVyz",
-	"/+69PTrZ/6F7ULh2eXzW7ex/6Lw96uaf/9DtHHTPzgMiUhKcdn49Oukc9C5OTnpHnbP33aBVu/Vq+4IP",
-	"kjj8SisRmq9LMo3VEERqOElTLR2koortkuDg8vTocL9z0e1dnh3p2WUXuj91jy96F7+ewqw/dn7pnR++",
-	"Pz48ft/7ofvreQ/WBFdqv3N8fHLRO+gedS+6vaPO+UX+Vlizg+7H05OL7vH+r72Ph+cfOxf7H/JreX7R",
-	"ubg8h+93jw5/6p792js87p2enbw/657D9bPuRekiLPB7wdnTLu6YzhJBI01mXJBE8CuWkms2VrswyO7x",
-	"xeHJca/7y+nhWfcAB3nINZ/TBN7/dKPtcDLh7POYhVoUMH07cMRF9+y4c9Trnp2dnAUtUuCdiAxiHkmg",
-	"lYgpGick5mQoxHX0TJJEXMGEjoV6JyY8erq5HAsiJ+GQpEyKSRoyPSoQ3kYs75JAk+C7k8vjg4DUM+bN",
-	"XR2IlFAiGY8aMItzlt7EIbvk9IbGCe0nT0xJEVW0r1WIkHIuFOnrfaDhkGnBdd49++lwv9u7PO781Dk8",
-	"AuHTImdMpbM9MwuihlSRK6FwJSiXU5aSKYUTiUglUhbBRC+E+Ej5zEhl+YQUSJJ4FCsYk5laiwRvL8/O",
-	"L3pHhx8PL3rdX/a73YPuQbBrND57yHZOD0lKFfM5vqI+opxesZEWXqmYKCY9LXj1OkgyHTKef54MqTSL",
-	"ZJ5v7JEA6VkG8GsgQzFmmlSyF6Mo108FDc/nATzZG7O0N4r5RDHU/oJUb0KPDhRLe5KFgkcyaJHgTAtN",
-	"mBVORwifjyifkQGNExYROlFDxpVZaonHMsjkJGagfdAoSpmULZ8HZ93To86v1YtktShc1XFCZywiW22i",
-	"4pHWXAYxp8mez7kgAdBLs6OHGjRaPq95tSGjkdHKc7/OqxM/D0XCiJkfmXAVJ4RmRwvlmiFDxiJSp4ok",
-	"jEpFthotcq53CM6b6o3GNSwsVquotcc8Hk1Gtd0tpwTFXLErlmoSu/Vql1wvpUjjP1j0tByrifKazbTs",
-	"H8VSxvzKIyOaaG2URR6Z8GsuplxTUcQSpoCRL487lxcfTs4O/47Hwa2dK2xBZxz/wGagDaZizFIVoxIV",
-	"powqFvWoKqi7EVWsqfd5XkH0atdsplXM3S819pmOxlqcwbX21psX9GV/O3wR7XzPXg/e0HZ/K9yOXrCd",
-	"wUv6Kqp6V0L7LNGvqvhFqt5EurGVqcZwol4mfWue7DUTOAqqT8YRXlJkJKQigoeMUIKs1tgjfJIkJB4Q",
-	"zm5YqkmkchX0XSi60UaYG+9IRGzV5uMufNR33nq1ccoG8edqBXsQp5rOt0g4pCkNtX1rrdVrNtOjzNZ+",
-	"eN1L4hvWo1tvK/X5zLz5ze6dXXg3CDN+L08QpT345N4t+lr46SnghPbxmQejrgU2BwgKPXtyPgTy15bV",
-	"kKVgeS6h0g2I7j6buObC6/nllt3uw/zyr1xvJ0Xm1l2f+OtNw26dnjtT69hkdG5q8DXz/OJBH6Ckqhhs",
-	"9oN5tC9EwihfuouLlte+beVAHmL17Jwef/WOYqlWjzhWbCTXG7p+tfkWTVM6e4I5fDTMFbEBnSRaEGix",
-	"VSsfgKdxeC2tpHumNW/NKh4JrJxD9Wl43VNMqh6c6ozrg/w3+0L9Q24gGX93lGKjcaWXRtsh+vF0Rije",
-	"hSZL8F1vJAOt9MT8igxilkSS0NTII5+P4iSJrfpST7W5wqKGR6gkH4S4fpvG0RV7Jsn5wQ+SRCwUEdOT",
-	"G+3BFCUdMZ/jy435LCf9Zu6lev5hLGPB4asxJ4G5PUBFq0gKZuw9LuYnudXUZkCkj7xRX58oWqOJ+YQR",
-	"GqZCWi1P5uSp04g8rf7wXsr0cVDNq0Vpv+C8NuMjTC8T6GioXoYi1RfqgVQ0xbcEZJxMJImVJNEkBWWr",
-	"sfB8ntvqiMseMsOCozs3Nft688D82WNG/Swbid6Iwtav2Ls65YR9VozL+WmIiR6dGxjujh4X2NI9xT6r",
-	"JfPIpoyCcoXP0quJiQoF+nQt34CKLSX4QlU6ozieMUtHVLN/JS+NU6GfiflV5bKhXl9Yovz+KyGMxxA2",
-	"nCihScKz1qVItXFZTYhGs+vlLIxlEuuDuQ39hyK5YVEvHq+1oNbf2OuLqEIruRzrYb/aIT+8tcoZDt8j",
-	"lxfvmq9J3TgISX+mmGGvkEWw/Zt9vKfSCQ/pwnPS3XynRcFHE6oYD2fr7qazK3ED7QK4/YU/GY+KS2P0",
-	"bbCkubDbHdIRI3UtYVgI3AWU74GpKSbKIykbaMFDIiZVzDNZsJq33fSkomqypkCoML03eRCv59grAb/3",
-	"gOKxtHLrMxm4vt6swnHPLODacs8cJCs1BtzTC3O3fjCRvSHlkRzSa7b+51LK5YCl6z+gBv01by5pJCD5",
-	"cmdhybDJLXAmD4vnQFnAFQ/AeSlUwYOLeThb+kp1Ccf9kDqf0XvuqPTlBnQ3/a/0/NxkhlT2RiJli4Qb",
-	"LvU6hkDuXi977ZJBXWQ8MOfWzo798ZBKJu9w6Ps8O/Uz2ZcyQvGdJIoj8KMO6XjMOKlzQQ6Oz0kixPVk",
-	"jL5k7vPDU5LEiqU08bTYdLxHtFpIkChJJj8bVaphphHNqx4L2CtTRebFy11eUiE27vKaohy5yxsywbLx",
-	"02Xax1WdW6GK2WbfLc6hijrRMEfDKRfmLO6oc2TkMhC22u0H8E7dLhySjXQvHBSd6GGs8IKal3QmanjI",
-	"xxN4f3+SygrT4a2+TGhf3DASpFSxHvrL07EM9kibjBjl0hlT2u4q36UVhRH9bLy97bZeIef9bVcaBPkR",
-	"FBM8KpcXUiHg2F8pil1exSmG5eE83VxrG45o2GNc02lUMKqRZiusrwFNJPOslRszSUKapjMtTmR8xama",
-	"pIzgQHJ6d04MawsNJrxilCf2Pv3MlLPUCO55s2oiWfpMEjHlJJxIJUYsLaZKkD5LhLaMldjDfBNJxpN+",
-	"Esshi1D6Uk4C+5WAXAl0C4L6SRWBX3K5FNLQgt3O7ZcvgRYc91Qp4gVqmp/JQbaiY5aaUAaOIDeVjFS5",
-	"wHDVHFmuokq3TT1Y6pUMfW7vP8fbb73aJE3mJxAMlRrL3efPA49sbeuRb7d3Xudczx4uemgjR6QuGXgx",
-	"iGZ8UJm0aZy9tFHyUJv3v3nR2nq909reetV6sfN8KMS1XOmx1iNeLCAdN+XEkftuxYkONAwuBzTFWll6",
-	"CvzUMmpiMYGmIN/gvqIuskgLdbfOT+B2znGThsP4psTMyLMVvLipgOImiesOyVb5lSiHXf/n/OSYAHVR",
-	"l0yHeQs5EWKm7NU+N69E01z8Xyl464xOTR7X3NLBgJfs++exSBefQVGcoiK0UhrDew7c7VqW86gHRtbc",
-	"fD/arC1DJKTPBiJlyOf6kT0CJiNBJxa8JfBc4OnNNonoTBJtZ6frO7LyaV2bZZfpb2yU/OXVYt4XEx71",
-	"ln70zBjj9Z12u7GHWRsQ7OaCmBcsFLivdhbZu+suupbqqVlot/LrL2fmBlju5oavnuPNZeLMjTdHL1XU",
-	"enD04/0CDQdHP54Cfzyie95+Y0OzzJLZ2laoXdTJaETTyghELjt3DQddaZpuPDnDr/jKyslDDOctVeHw",
-	"njuVveiMSS2+H3XP5r42r4gnKaPRrGdCYj1I1qw6tVzUbNktXKjeAGTDkptSGIqsjq8wrtIZqEjGSGcR",
-	"JDzH3AXr8Xiua4t2jNweQwZcyrSYZhEE7zEBdh2Cw0U6Mf6dOXqbcx3g4MvL4S1Yyfk1WbxRHymfrRP6",
-	"rNgTQ9a9OCpy2rwHcNnk7Keq37t84A/BF7AAj88QJ1lso3Kplwen8hlP5gHjsxmIlARuu4N7pIm4Va/c",
-	"w4rYTLZzJTLME2BFhKZaOqJjLOfyzNalalXzee33M/MLFn5ldFGycKLiG9Yb0DiZpKxCjLwzKW7olwN/",
-	"HCWpmM7HDqQLHkiP7LRfQ6jx5efPJuIgG3uE8hnBnHsThUiZZPqlC+JOd8lmKenp87/HEkz45XQZxmk4",
-	"iRXpp4xes5TYp2yIBW3legxJ6Uo/NaZaQ7MeR5jlNJasRfRhMWIkZU10Htjp3o2a3fBTRk0aXHkKs/Vn",
-	"sFZYrORqWVccejVNVTG/6smYhxV65nk+imXT19MJ15csQUIqqPHhxgl4SxI1nN19/e7v95lXyxZJlnt6",
-	"b1bOBUmuwtGTTphZrwK5xtJQqUf6SCSd00O9wP1qkqkDYQc5jgn0OySDYHKj2mc177t5HLcK5hhuJBqM",
-	"K2a51AZpre8sipK5iVnZmpFUiVQqpumhDC+yVG7TczTjdneBoC5zV1GwzcuJUjgut3zLDqGOOXLmHYk5",
-	"4zdMWcS4imkC/kExUZBBIlmYMpWPPsfK2KycFbxVX8wS9oxfqGOSgKlZ+SEch7V//eOfr8JXuZ3tM5oa",
-	"VbnEKiWjKv/2qsngDei/DGkKjsVYkXpQGAnWGeBH4XDrUxmHjcpcyGFlZVrwr3/8E9OkNbtBEu1ORb6p",
-	"EteMe2RMpZyKNNIcakZ4Q5MJ2yP6KJ65NdUsOdTKOsyAk63t3DsrR1eOlpuF9GowI0fSq1Uc+NUrLLCZ",
-	"+yqqwhiE1mqiKNbLQ5PT3KYZN1xx+fYdoUnjAhlrBYIraZMfUhay+IalRECxZJZZVgoM6pWGNzRaJMDZ",
-	"B6bioLjnu+Qt7rc/abdfhLAz8E8W7Pk8gPVa+KT+0TzYp5K92tGfnUiW6oXatdubex2uo3tfbll3DQX0",
-	"gAICPZ0ZwUwX/TPpT5ReAF/zll0crVrtkTINx5LQJBFTpuf+Pr5hhH2moQKnFvP5iGGimiXF2ZjtodJ3",
-	"2rnY/+CR4IsPO+vXdolf09/za7cBSdlI3DCJL8kkAmb05SQEnB8UVUqt/ql8BZtUYuRzI089zA8nKVOT",
-	"lLMIjqPsMJNDMcVUNT0az3IIh/Q+zWKUaEJseHo1lfNeOZPDREHMx4gUtvYGa3Z8bnKHSKw8YFmXMUcl",
-	"CX5LWaQZLPoUwOoY9bhFLqV+gqRUK4A+B4akZmp2jBhinkFtqSn1SammYgo5YbvllYA0RLcMhtSzgppr",
-	"NgO9fDBJEoxC5yQrUGxtt5aGN5jLuTPYCtv0Dfs+2u6/XiBOl4rPQizn1cpYTp5uS4/vtN+sft6yyV2e",
-	"NZO/w4NrCkgPGKAyWc/y+dySrQp/VYnYZdL0QWsBVllP5SoUNl5VhNJfVCpQfUReLDsYUaWoPNIeQKXU",
-	"r9AKVVW1jbxeNc9w0ahAR4OBVygE06FkYS/TCbJzYnuHpJRHYoSpjOuVYNxPw63QV0trMjej3FauLKUo",
-	"Eez9fFxl6n9MR5f91t0KKtbJoVpZSFEawsOs3VMUU9hvPcyIn2SoD5gFaF+5JACzznRO6RW715ROnaeg",
-	"OJkFngsb1+lBlGBS5WP4IKYEamDRTM3wNajW6iYjRkY0YiSaMEKvaMxJvW3KtOGBYj5+zNWrnUoPYObi",
-	"KDNWFQc5k3l+AqtX52Eo1Kz0U9CpJaonPPiXuKDmBd/9DqPM/bHeqXKJHg0MwyUng9rub2vLlPICTrJ3",
-	"rSA7e+f8yD55CysqnQ2TGSXhkPIrRuratnjfvSDPb7aeu4D+8y9xdBs0PKzOCcw3EYGiNP2HIWK7lo9K",
-	"xRYyo0S7rmStmPciFe0nzCMjGg5jzpopo5G+QqC8CxAk9NqVUWGgcC1DiigmSZVurmYLQBZY7KioSv57",
-	"J1K0zWkuOrJLAihl07Y7ZvHAUmPljcPUAvu1YdAIJom29KfaQASvrLhmjfksn0xeV64b44rxkIHwHTMx",
-	"TrQ9r8iIzgzRtVYmhIVYKWu/snA3FxMfs5u9slD/XjSHn1lGdDcGTiBnIeelZW27vf2qubXdbL+4aG/t",
-	"vmjvttt/r+Uygkwkfivvwq3IZNPSsqYNhteDbdr8Ptxhze/721vNN9EL1nw5eEW/778O30Tt3LJKEFiF",
-	"LKA1rat8gHOdjw5qWU5OzUA9aGb/lA8/1Gx6aHNne94lcJcTpryGVYGB/KJ+uXO5XT5NpsJzfcOKiGDg",
-	"gaEpg6IAo4R7RCQRkwphAdZOfwD6cgl288reBuGdqnMytzyFqEFpaUu+frccCzninqcGMNWjnhX5ZZ0X",
-	"LsXMuRUJACup5yHS1Qqh/xJKHD6xcJqnNtn6AcTUtiWZTeTRUsFWSI35bV1ps/q2rXbtycXPAoPGqV1k",
-	"RFU4ZBGpC55lqjAaDhvV6QrZWq9BZitE3aIcpJXvfTiR46azgeDJD3u16l6g9wcQQhnvPLo0urAe4oxD",
-	"s3xyE71ah2UfJl9+zRT4Yti8ekhL0+RXQRA8jK1p3eZL0uIXUPJ6ie93yR6oSpaf85/i8LxsyTaMulvC",
-	"WtvLt4EbcsGiLprXYlfk4/PVA0gCYM8nGexDegvzI39aP+Fcidxi1RnirbKYWWTi7gaiIDg9OTcuDCgg",
-	"C3bBrJU+rwcFGQY+DQCbYZLY374Ldk3sHoCOIfM/5lcQJ/a5uSlogGX/XdAiXUiGqCOuJVTxNEzZV/YW",
-	"AK+LbJqAz7NqtxmJI6f808EAIDVLUVQjU1vfAczujYhD1hpTlLBuYwsFodsrI4wj+vkQH82Xj7rdxiqZ",
-	"KveIHtIK0bUycexO+hMgo+Q8DavzBj+P45TJjb4yiBPWk/EfrAdRrwqPRjKlMwlJRYiZuH/+E0G00GgS",
-	"Qr46icSUJ4JGHpECU5HiPxjCuiqCQH4xJzS6oTxklY7o1UAJgzhRLO3dp+zJvCJf/bT2IpkHF1cM5XO0",
-	"CD5AqCQvtnOw5p7L19ILiSjoyI7giMzAlEw1gCQAt+nSs5G/8rmkmW9tDWjClQRk5lmsVdpoiTJbbn51",
-	"rEKP95g1mpsd/ppHvDIBBTgkoQoVsvUyP4pXGzMexfyqB9AkJlOPRb0M3Md5t9eBJlnTnjD5IIuM4FRM",
-	"F1k+rt4L7B3MSWFmPXIIrAwoGDRTIz/WjOGsga2yDj7LGkY5MtkCmxwjRNkquZdWEdo8d5ZpqpINK+RC",
-	"funn5VtZri5DTSnI/oJ4rTzSUeDcI2S9Gop/sxB2fkD3VPEKc3tUNa8ktgtgemKioPSyNl/9H4fDnINR",
-	"GOZp5So37cPZbYInsz0SmHrOAKuwoO4zL35yHzV3zqcfaftH39+8oZCDBL6a0lROsveUfjm0r3Xzf4jd",
-	"eoJtekhV3I35afXwvACbE9QWrB2JCdMCAycVAhTVtmi3Xq0c+dxqRw2T1UgjEqAsiQKE6g0y0YKQ2mMq",
-	"JQB8m5Mt8HweZGBNBvkZj7mAsM+xVHCE5jQIPUyq4n6cxGoG99OU+dymeGKxodG7DaWbjxVwofJi0J2s",
-	"Thhuxgq4zKfuK4Wr+S/mf9jPfT1//Z0dSf5i147q1qt9yApPqiOJX1Y4Smrdzyql5MPFxWmWteoguVFb",
-	"cYCadcgKVgIzxhstchSPYkMyMV8GJFHKzP+lecE4hfx7GhZKOjOq/QBFOfMclx3aTnhdr84pX+Igxw/d",
-	"TxqZwT6mNDoSV/KB5NDqAu5HlUcLYy4W6G1JLM+At2fQfM42mMNyfyATdVnFac5uhPRJUqc21ucsAVOo",
-	"SHbaO409W1sAggygZCFOGLEwASa6Tw0fcuk9VeJVYa9l0YgNav6qjSdwzZisXOMV0qsDOV/5ut66M6dc",
-	"f461DL9Uqp6lsfss0prGUxyx0VggGKeBQ1/5aoBqd4kNK28HVISHmJKBe+nJId1++ao6K2uFLQigwytQ",
-	"BaoQSh8J+7Po76k0IDePyN6tRHBKY6VN9z4bxrzCrfIOKNnc5ahcDAgl7w7fnThniIecQdMkZmlW5a5P",
-	"an0M2zI/aKYAnDMUSQRFZ30aXs8VEedFzXosvNL4rYxKeyXBXqKVklAv7NwcYW4W+zC71wEL5H4nvHnV",
-	"z7EaHh6U0qMq4qx3VAIyi33NQ3ShKV4GGag0ydf5cWOoBVLHUiRihlA+EV2dMDbHwF83QARfCr2wLGVi",
-	"GQLDCvyE4mo/CCU9haPBfOpBxvsUAz080Nb2/DDvnLdQCoiMYm7/XIGzsgpVpXguzJfgoD83IHUr1TVP",
-	"aCGNRG8EYsMjQebwhQJMV1saS5/HnAyS+GoINxYcwKU3a3bSuoB7miqfByXtINBvcS7lwLPGdeZDDkjd",
-	"2HEHRz+CKa9NcvAq65+UrCj7b7TICSenQqqrlJ3/eEQo4WzqBIM+h3xOySBljExFes1Sq+JhfE9PwZji",
-	"RNFrJolUKdWTzkGTQ2eua8bGUJU81c+4JY4mqSt5LKwuIGlcCRNA9Ll7QmEAx6CnNEwLB5besJQMEnpF",
-	"gmZTf7I5pDwSg8HfIPUi8LmapIBRGksiBgOIBBULgrF+NL+nRe/DA7v55+i9ZNndycK6m430gLbHSmyA",
-	"y7OjVu2exsuGxspq6wL36T7z31D3XwFB9GCmwROr7Y+bKOlobIl2uiLBrKgJrl0Zkh2ji0+3zQMkuWfX",
-	"qBbpZDoYVn1kjwfo23XYy3EUNOBoSY1XUAyKjXAiEU5GDNoGyyEdsxauTVUKURH4vXRSpux3U6qaFacm",
-	"TEGYUF/FqPIeoYnEGvXgl6YBDG0eRkEO6jjzBel3vvh9+3+iN/Louk3//npr9Ev4U/97/uO0u3JJc6Ot",
-	"3n7oZ1whW2+ulvbe+MgoJ5YnANXKVSBj25bBJHE1/14Zo36PtF3UNGVkyiC7hLM1w6XGpz0P6KdHICTz",
-	"yNCmqmLeypSUT56CbrDmZ/UpFldlXEAvyQwADFw8RpEZkXrxUMWCJprDWIBjft0xZKfrJrN3T23yFSl7",
-	"KVUV3i33NvKc1LM//o9Z5IaHuk5bqyZbbqu5cGrUkOpZc8hDXbPrkBKKJr3FZQtziKxme7G/95rTnrru",
-	"4pv0AC8ynGsoXhpxUTFyURlLU6U198oMuIR5307Ca6bWYeGNWGtNhpgZ+K4F28GFcltNZkyROqwLaWY0",
-	"SZoZ4cQ8TCZaZSSA0mKNbYdpzGbVhLMmw6xxPzSSVXQ0XoHG1odVJ/XLi/0NzH2Y/PrUix9Za6ZlTAw3",
-	"DfvRJQQ4Q819fZK7rw2Oh87j2uB5Js3F17aGNa+2vaP/+72e/4t2tfFxkoOmm8tAn0dJIvVAH2Amwkx5",
-	"wba0u2pyyXweq0aLBIN4IExb4wqgbBDezhbR/ECoIhTP2pj7HCKUKaJysRkeojQM2RiKs8YsJYF1ovau",
-	"2SzIIEJ4RETqc9O0YC87jUjeDKcEaMP4XeFrmifR70ti5XOtZMUpCYou4QBTWUmsDX2t9Oiho0FL40TC",
-	"u6+EiDyf67WhPGRJwgDDK85YPmUJg/Y2+hBtkUNFICaGuSJ2jXxuJ2zOVYP1xVTRUgUIGq+mF1xvdqZb",
-	"wZWK3XfhwA3hp0tY0aUmklRKUEfxBjDdr5jK/B1jesWsY5tnAGj68prd2e7Ykyg/7BUdik7RQ/4wJfVr",
-	"xp4WVjvkAAddztGcbM31TjdN4IE5sNeyRfoqYUaVerigN8V8olVbbupZoqOhim/Y6mg+7gBWFTgzrmJm",
-	"K205szX3E852fx9TOJsiJEipr+6RsaJ0uBSKxDuaW+32VjO7bUGpnIvCFPtm6Ifd+Vzb2m69bFc0xCj6",
-	"Ue7UuGJzeNWK0OtyuKzKcfWan/5P5YDyh8SCcF7uOMPu9vaZwJxiXnZsObA6sL6v2WzFQUaWnWPQesx0",
-	"nafwDzFAd+eUN1rk8IoL/c6+BU2+T0udfBngho/mKKqsK8wQyQCJP+u7seW1d157L79/hdhVe7kF0hcQ",
-	"R1P/AxvRsviGbd6+BLQ7xqF74FBMUluFge18trderejuU1ntaOKadspV/H0GEdFOktxPFLnX5FsXfNU4",
-	"ZXlEc9PKzKcqa0k/vOrXu0Lr67NjEl4vSg+YhNcPBNrvppEzIvDTCyZR9fnFi/sATS9yL/qTUc7S1hj3",
-	"oR3X4WKtlDkczKFio43oaCNCwBEtXor7bfE549GfbG9hORfDutw3AjKvXy5e/836LizJJtXL/AAM6V7z",
-	"BD1o3LdW7MeaCFgIuPPJW9BCQLOb8V6VYLxNC9Uldls25phH7HN1oFB/4JkkYyFj2+HdxjlkYB2t1RZJ",
-	"kaDmXy0V6E51kXqgbmy3255RxuKrmNOkYZW6/NRKs75D3lU2soymN4o62UDZp42qosobSFWuCnfK+tD5",
-	"77lkPArIVEySiAzpjc14ZZFx6McSZ1/fbm97uGQ7+J8dIlKy035TbDOob1vZFxq2P2f8FdiztFimHGo5",
-	"7VcbVfeGUVpkeO1s58yunC7MEEuqEvtpZ/v21tt4GN+Hm33h05wFt3GDMDxqcD0fIAlHrtq5BX2zjEG0",
-	"qEIRBmFZmvKIYHIG0OkCLJZogjnmbOE77XYr0/pK6te1F7zORNiWji91Tfo+f17wmk11maK8X7+dVmlB",
-	"55ejNKNFu/aweswjHooL+1KWEk02bM74zZ3xJ3Vn/JV8EvM4U4kwRdZmGnrFrtm4oksBAdiKepv8jUSp",
-	"GENrAUi4wzttvVejRQ7QkUq2dqDnaaHV8ebOkEImzjJvSI7Hd++VLfMI+UTLdP8S/HvlNuUad2u2kPEV",
-	"tKGgVSGyPRLo//ch5wYDZT5fHikjGCjLPbbr8+CX5s+orjUPIfEz+/vCRj1NvWX2i5vNrs8x+/5v2HZk",
-	"yD6TDx87+83zD53tl6/0aP2aaWVi34b9R1qmT4mIZnjB3MeCFjTX5RFNo57VJAOf122L6el02rI32N9b",
-	"oRg1dklg/m7GMBX7l/t0gJ063A8OgH6X3Gx5hc4pC2YRR4Xhrz0pn1+zGQqjDHa/GbFQRCwyfQZsa2GD",
-	"0e+RKZR1A4BMUJ6x2RN5E38OSBL3Uwp0o8lnMMvJWfNm6fNYygmLWuRnaNSVJ5UhlURNQZZKj/SFGhIE",
-	"5LcN5AVnPs9ayI9Zqu8tRgUzskJOKG5gMVA4/3MFe54j8v8PbPaQ4bGlrSHWCC2t334gG/+DdszYfBqr",
-	"20KsbvVQtRT3aM0wtzb3VPzmlvpR9T/3tQcEAMhR+x2Lbu80F5DxzCbiFceP+TKbNH/OZ1BVzOJBM8Ls",
-	"6JbP6n50lVudx9wEhD+3YOg506KyEzwjgOstyVV8w3gOVPt+3VuxQVq+hatT57ba7fYKfW4OZDGnX7/M",
-	"AY4t7PK5Fk6dQ4t7pMaa9+2gOe8WhF/3SODX/FrWtAyLucsmyLKEDNPasrAlq3bkIbpeLmqpsIiG7U4t",
-	"tI+Xo3tuSkQZQOdGZtP8BPS7WDhJYzXD2aMEhDZc1U0pg+E1NjhDzP/hdU8xqXoBGQiTBNOfaWMwYVQq",
-	"8mK7InO9ZTE8c93Q3Mi0ulu7vQWH9kAsAGdB01eyZNAcCmi3bjSqDJlDsvQmDlmLHKocCFDn9BDKyCxM",
-	"SsIynTGHonKzpe+EaqZChj/gE0xFeo3NVqTyOY6nP8M2AwbVK05B1SWXZ0cwb8iWgz+0NdLyuc+/+87K",
-	"6NZ335Eupndjt2YYESVanYbBBl98kKV+bZe0Wi2P+CBT9Z9f/FwOFrYKTNnvvVar5ddubwPI0NOPg7vX",
-	"PKB1b7+GbwHCwD9MCwa/9t+3S75wexu0fH4BtWrY2R772EMtAnYAlEtqEszMoVODnnfHvQZy+6AjLmwt",
-	"EDhJJ0keLqLt87nOE5gdGJjR27RBd1y4jl/6VS1yLkb4T+lz8MzjZmk1EBpcGMAcEg5ZeJ3ZLSZ3C7sN",
-	"YvdPuAyj3M3hXF6eHUlSd4PsHh+cnhwe61EG9t+9t0cn+z90DwDcx128PD7rdvY/dN4edYOGV2xkmH/j",
-	"h27noHt2HiCqkIz/QLjP086vRyedg97FyUnvqHP2vqvXBaE4ILKA+D87Wy8aLdIhY6qGet9gzWNJRjFA",
-	"8Hg+H9FEq+OYSKmFOLIzR0+SyWvLA3gUun6QSw6wjz63u2qObEDyQL9Ui3x034j12ZvD3zLj1I9Dy45x",
-	"yhSLdgklv08QJDCra4yESQwf01QCzEifRiT4fwPCZEjHzCPU58FeQCQb05QqkTbylFTRwoTTUez8RaZP",
-	"iIcVn6aTCHCkXTT97cuLd83XRJiWtvhhSYY0GSBWgf5965XP5SRNxRVV+s1xSur6XPQn0et2268FK8Zl",
-	"eEZLY80xC/qmWqncarUCUs9LZn1F77rP7TYTt8semeCO6TnYpFlwT7oRbZHg8rhzefHh5Ozw790DPRwU",
-	"Vvq2PksEv4JsWsFZjj60yDNQa7g2WRvNlEkxSUMmzcTO9LLAaQ8SoUvDoXvRiM7IiF4zsuW1220yqs7C",
-	"1DODNMz+zKZXmtItYNtnkgTNplYqmvCZprkn8IipE3aD82EtJFNakDf2TINYTb0TDs+ySP8LCnOz58CR",
-	"YLqawl0tn5/cQIEO/An3GtkeS7Kz/YYEby/Pzi96R4cfDy963V/2u92D7kFgJL/PAygGanYGiqVWdpJY",
-	"jwwqn1qkgw5MIbBEB4MMROu+jCuD+aMFw3Y7n6aarU8Dg77gd46ilEnpgQvZLasZ7s72Gz2azkUXx+oG",
-	"WRhhAfYKIh0oN5jeSzggfW4LmgW3vuoWCZ5jn/k/tHx8DgAEf2Q9Gm05HXb3ycGYmZ1AP0wSh4xLrEg1",
-	"ba3HNByy5narbVpeoVJhfWgUfm6J9Oq5eVY+Pzrc7x6fd+EZKN9Q4K/Bs71zeljzajcslaiBtFtbeJsY",
-	"M07HcW239qLVbr0AD64aggZlJ6b/fVXleugYBttut3Mt5O0ixZJMxpCv7sScEhN0ihGtCmjtQqtRDlzs",
-	"MKrt1t4z9cF8N6s1hfFst9sIawywIqCQlsGhdr/k1MrVyF7OwgRdbd4CKE6loGnWdn/75NWkrciuHWmD",
-	"Tt87TkUfnD/0CvDjDIbYJ/2wIY81F9TkGNilsvLMIy/bL0hw3j376XC/27s87vzUOTyCQ7eIAjO3rmf4",
-	"9a++rG5GcGrScKjNOig0fdl+segTbszPz1ErvuT0hsaY9LBsZ/Ss49Vbc7P1nI7j5jWbyYX7c8ymWZ8f",
-	"4mz6KJbjhM4sHrIYoNAw4S051HJibj+OYqk64/gH/b1H3BH8RMHZtZjYzemG+frgUoZd2cHxLN+VtzSf",
-	"HLDT3lr9yCWnRg9Ar9/O9pvVD10I8ZHymfmWRKpZY3yHWhnjNHGdw+5Fazm+l6rUY1vbZ9e4rZbS3CVI",
-	"wxByARjCYJIklmxcD2/BQ2hZnrI9U2GFiBmgl+hj6PxDp7n98hWcOUiC89SGvlUkhpqrj3krotmDUVr+",
-	"E44Sbm9v54h764GJu+yGXkDfel0LgNTfKHspZeOyEsotQVfTc0l2Pv9yzWaH0W2GG11N6no3pBJjdEVo",
-	"m4UqRJQFrVf/PKLX1pYJaZKAIo2v1GTPkkFjns4RfilH548qVsvAUSsozxgnT0t57Z3VDx0L9Q5gnP+i",
-	"pIr7sJJUtW5rbGJM/ZsrZzU3kzjySHDNZgbC4sU2ScSUpaFWWrKeCNDqTz+pVeas9RIwQC0fRsCUzIyy",
-	"cnk8+iMrUosgd0/zWJT8/jyftVepoxSP8gosKPsGj/CCOnNKr2KOdkoC/VliTgKtqgWkXnAgAi5IYxd/",
-	"bOVycPGCLZp0F3I1lUG1HnRw9GNtbnOqaCK75fk+Fmneel9wD8C7km0C2FeFvleuLhLTFRd447cq8l0+",
-	"PaIgOTj6cZn4OOEMql5tyfLB0Y/fDq51VbKI0aiJrnvMAs2JhY8uCfU2x11YSQA9lJFPN6FIh3YHCdnV",
-	"Wt5RfA0dUhI6w1zzJQwKGh66hrXxbH0SxmsPM9xqN/FlxmdDjoVzRvdFNJtnNyzReJeKETLdoxF2qbhl",
-	"wdFoU9diafN0YXp/8iOyvQZT7As+SGIMsO1srTGT94KzvyrL4Wbn4BMcxt9mPOjSPNcywbEnEcGjRYtJ",
-	"c361iFHMcv05bduuJJamG838MdR1X7/HYbQg7p+NBCR5LDG87FSI0vGV65uZsdtGea9rjQXc2iaDFbG5",
-	"s/EBbLcFtshF/APs/QMZiQtGX6iPrVR71q0Sn5/FKfRhiv9giz6+5OR/WTr4v+K5b2ltlWcmrwDkkqC/",
-	"qQCrVQCWY2crcjIWX+yJQcNXFtIsKQC9WJxXkz0HiZQEKsjMBZOyGUufV/hvzFkO/n885nzu88uzI4zm",
-	"knplxFZr2tb3HxidYGubKEG22zuvfR4OaUpDVQyxuqCtgUEdCqnIaCIVhK6SG+bz+oLA7R6heLsJEkKE",
-	"yTwliRIeoSQRYtyn4bXn83Ea31DFPLL//rhz4ZEk5tfNRIQ08ciEx79PmP1rNElUHFItt1MGc0P0nQmX",
-	"YxbGg1if/jaQg9UJh6c3r7SaNCJs1GeRxcPycvHWwkRsWBoixJCrYMCqodgmFwV2G4t6NYR2IAxWx6QO",
-	"2ClYhRBd7xGhLi4Hvc1MKLgB0bD2G58HB5enR4f7nYtu7/LsCEOeJoNp6f56ZD4wvutKEV62fW4j6HoU",
-	"r8kPb6EjYZJg4xaJmI/Qu0U29kzuAGx1n0EHGJ8rcc04Po/34e/6PByKJCJaoqUiIRkp7ZEPQirP54VI",
-	"rUf2UfY18dzJ/r6YjZlHLlLK5YClzS4PRYTR+H3BOfaK8sgPjI2bHW1deuQ0FZ9nze88ctGFB+NEL8Xl",
-	"+CqlESvksn9XTv3+LoDj3Da8ghBalbuzm6GCPp7Ds5z6d1vMINSm/2O6QO3n13SCZuU+X8sTurHu/Jd2",
-	"neaAaauOoLLa6yzPRa7TDpFiYNH18exxW4ruVKywynWcQL5PGNXiW6u/cg+Osjgq5MBAAcOUppFc5FUt",
-	"sNMjq0VrelYL5PzNvfro7tUV5OwtdknOaUjEtnNDNakyYP2UFLcuqX0jr4cmr/dMrUVbm5nk9lnrjtM2",
-	"a4WuDxn4LsmrmJ+/RwKjekFBF+N42UMHXogpmj6fDkXCyIiOjS1AbXomoZAqFJrTYDxOjLmQ5VEBMq9+",
-	"Ppd/mRV2Yn2AAfU2TXF2iVYpyj7594KcH/ygrQ4aSRJ8iSOPmAduA0yLOv1wqu8po2zihBtVWlSxtuGR",
-	"tKjqAoq1tKiHFwI4mM2OHbPM/24uy7+gIMHdu6va9RwacGzu9i8Lmkqfwsc8lq1UcZJkpfCQaYp4Ff0J",
-	"WmVZvfmEqzgp8CzavnIyYlGLnNKJhOC5adtSuIsSLppiPH+06qeeVJ2DD67PVq4LzbfD9qF5BHYiX62u",
-	"xJ0ZBqnwkTgGSSYzYvosFCNGoglD39leBv/Ug3MJegBBkMxAJVfEvvR4/9x0j7l33+j+4SNUeu8fivCF",
-	"ooo1s5LsR6B/qEBMIpaCR4+IQQ6kqzQcY1tB/lWwB40h2RDMfQvXUsELMIVzW/79aP6pxdXif8Y0vW9q",
-	"VQXrdKKI0HzMg9QTdkXDGVBmI8c559k9i5knT61rhXn3jNPABHFN+cTiMG5Gco+aWb0ASmCFjP+a6dX/",
-	"CXIeIn9mhWWeHBdSqfcY0rsTRVhOFQoe5XYcu6jC+REL3jAeA+cTKwQNWz7vlJBebFRITUWejHYJJWoY",
-	"p1EWjPrY+aV3fvj++PD4fe+H7q/nPYjwdQ+C+RyhhfGTHK7FtxPi2wmxwQlxnzNhnQxy8Ejb5PCcaIUu",
-	"Ia6AAiEWIUdop/2GBPud4+OTi95B96h70e0ddc4v8iwSLIp7LGODncXZ7X+dkMR/AonaGMZ6VHqfM8Gr",
-	"iNnldCdILZfXj59ZLq/XTiyHfK2mw3Op1MgOuTFE0oilizLv9ojFCMEWSdjFbGG+nUUckU+Y/f1nygGz",
-	"898oCUw/BMl539LA1ksDyxYsb+RDsuOSLLAFzc3gwIE3jkTEkkaLBJrmgl2yBV0e220LFuP5HJnZI0Er",
-	"8Ehg0GaaAakHBZjmoNEiPyNeSoC0EZA6wjX4HCBtqEeilA4U2W5vt5tb27aAP1aSBP9ln5F0JrMSYAdn",
-	"6vMX2+SHtx7hWvEbsJTxkAGejIwjV0vlmZ7XODnTEc0cnz7PMkIhc8hmgO6C4xlxSYuIFqUD2OcFXAgD",
-	"9VHAqxjQONH/hgyl1lxOVfen7vFF7+LX026Q1UaDRIqxwzhfkghkGe1xM4HKAEpPnQpkv7/SFnUc8S31",
-	"5xFTf9wqV4md+ZP3+RdNzUvVXnwaFIcsucdkOBY5lsSKSEVnLWJajGnOilUuy8dgXclS8TKgFWkb1YKq",
-	"mJNmQUpQgbEe+5hcIyno4FsO0KPnAC2la5cCNJ/M86S08qeVgf9BCT0rCGVDE8vu7LFW8Zek9CyF2swU",
-	"rHwOjwFB2yPBl9vA53UEb6Z85pQbUHiYbORhIEmHZ+YO6EYh5YQLnyeCX7GU9FkmlffIhDfN3VoQIwCR",
-	"fXyXDGgiWbAkC+eRVZgFGJBPnYezOfvOpUt94+dHzKtZW6dBTOL7WVbnSqSGQfEH00PZ57bMcAyhoBtW",
-	"rudwqGZy0tef7mNfW20u6cH7vO4eKJS2NbwsE7BQsRfYgrzA9rWCns0mH5AmCYk5tndOKZcU6h1yzdpN",
-	"xt8eaedeG0ufU23uuExsxDUs5vFcQeCLBHjdVQdD5MAthMkrAqS3mBtLDitdpnRG6pCTaGUZ9LTwLC6j",
-	"B6VK2IfCI6YLv0ecDJINByiZZSUhxhsvtCAAMoBCEIeUCdGNzGrUdmGfOZkJlTvOqut1zvY/HP7UPdCb",
-	"ALezz9p8d7ae3VJnYkLDYp8XFFVSDy6Pfzg++fk4bzCa9tt6+6Uxp+OBlu/4Jds8u9Bmoz5nrBqnl4Xp",
-	"bMH5EvjcgabG3PZOxnc4s56ToNTrJSB1AP0zk2rsQpPxMaOq1GdFQWENUB8C/JjhmdR9nwNWmH3ENixD",
-	"ftnLnAHoAD886H48PbnoHu//2vt4eP6xc7H/QZ85+5g1A+mqpi16vso8sw4K8IDzaWW5bsaPdExVNUz+",
-	"GmfUqT3Xlx1UHU7icueoPU26YI1xNoUYAab+wam13d7+CsO8KMhXzSRZzx+WsvleWt+8Bg+elYf7lDti",
-	"hRHiuQOsKlWp8uh1VURLTbFHN8PWojkjVLXcYVylM4T6tKgQioxo9E2je1wLrcz1a1lr8yodvCuOSP3y",
-	"8vDg5vvGghhWvDyAtaLzUxay+jwW6do4EezzOE7LQakstxpbmY0n6RWLSP17aIqV2RUz83hjz8ELw3v0",
-	"MwkbKCImakGAywxyxeppZghGrASVlKmy7CYWEwkRoBY5GdPfJwvBD/DZRagRL7e2KxEW/sIhNFjhjeJn",
-	"uCdPKlP+ZACVzJGl43NzZXE47IyFIo0sKH0CcAMAD75//pN5Ycn2eiYLFag+pw7ddivTWM2jKby+VQC4",
-	"5EJ/iclduFF/R1tM41REk5BFOYgZCycLqKvYfRACUJGYcq0sswi6IGSfA9st0OsJ7Bw47EGwdPjMDMPC",
-	"/4aUY60+9j0IUjHFXpiBLeHik1GfpXoBwFFUqL51BoyZ6pRKn8Oxhgiy7kbb8i1nNppHMEQHAgevgPFk",
-	"k8ECxqOenra1c2AdUjEF6FmZbxGoVXgFtrzyuV0eWLJMthVMSifffO7zs6UoBpXA743d3PB8brqkSUVT",
-	"hdeypotvto3cHdNU7ZEgilPEDYBVDmz7C2gnB9szpEAjMce2GHbcuyQwl0yfNfNXL9eoUA8lQxAwaXhm",
-	"sVHYS7K9Q6AtozkIYHe0VV/HCfs8FHwQX01Q5jf23IEB/TGIqcQzJw8OJaQcbeBs8ZfiF8CAHjdmCZ/4",
-	"WgFL+PhKNdGxjZESxhbRXNlnOSb/jxHpNsZYkr1V+puT60W1aSXOQG7h88gB3nLkAOyPY8VKEvPrLD45",
-	"pFzvnJggUIGFfV0YWcxo/1FVh3WBBjIi/Evk9P1JQoV2E6v0jIXG6RPt/Hpb/m2bV9mQy/Z4pdFo9Jsn",
-	"thox6dgKqpXtGF60t43r90ggwQVEMnDSUNvpVws7Yty/++c/+bwevO+aaq38R7VG+99Gxfjbv/7xT3/S",
-	"bm+/kvGV/kMrcBgPGIiUvDQtTyTCH2Hhy5gadR7f+gxwBFFnMeACMBLOWATakUE09nyexNf6zBinzAwZ",
-	"+6c1wb1HLs+OQEmOlT1YjcCGSfZTMZVa5wFYLgwsKCGSvYrWYljDYGOcWt5jpglmoLR8foiFjn0pkoli",
-	"u6Q/iROVqfOu4Y3Vr1iEYdQQBylSn7NE5jAmjXr0zHj3UY0PPgipEIWrw50DwBCcO7622iTo/nJ6cnbR",
-	"6/5yengGBRL2yvHJRe+s2zn4VeucO+03DQxJSNgd230tTmI1g8Jt1EoNvJv5QKx2rbmFKqc1OgiVRArB",
-	"Tasx9EDYioYKjfDAEGu1dHyBjuNq2JV56tRMluvBuA+9ZvYRBKyCDbAHV8AF0krQqlV078s1GLRcsnRI",
-	"BTWB1C056D0GIbCY2csfvP0LJNc/zLmlBfiyY2uecHcLZqQ0QMKGBOt5WkWDDmjYI9OhkPYxmaNZ5cyg",
-	"RisHbPu0s7OMWpibNgYNk+85xBWIsQhue8t85bOyRPIDhDj8656f+ihbCkOvaHrFnFuoMHuoUlb0mhUO",
-	"KZT/tpUpeGkgeI4sKA24byDjK/AJFPq835gkkGxJwOlkDHAZeGTCI+hnds1mJGIppO3MnzojKhX2SN8j",
-	"NNdvjiYKmESkeudYfMWzkebMoRckeHdy9vbw4KB7HED/PjzQBWeGq8BBpcl1TKVkUeUZROpUXvs8cDpK",
-	"gOQCBK3Xr+HpgwNC4Y6G0PWQYwQ4/C6M76wOff48cvZun+xsvW6T3ydCwcxMa7ZUTK27XCQRk8oalD6H",
-	"yw3sNT/UZ1gyGXHpABh62LI/71/J/zlJE+gTKRVVE+gTQJVio7EyTjSPBFnLcegaYPMM4G+fB5bTetkr",
-	"3KWEYlB9BJcTKlUPGoXCg+BPt1+jKtiD1UfXll6IFy9evCGXF/uebR9p8TH1A7OWz08x3I6WrcPhdGXI",
-	"1hsHbc5iSaRKGR2xSG9ObJLgaeTzOV/lHqGQ8A4t+WmqmlM6I2qYisnV0HYQxaW26Jk+z3fuZDxyefNx",
-	"wgijaVJZyekMqneaW1dIlJ+tqxIEVKE9i0diTi55/Nn171uE/Yz8tp64ibl6tVOriBl4VfJEj0oreY7t",
-	"6q92KsunFgJTy/hq6cBysZKt7dcVcnClVarYZ/U8lDfFc29OZakyOB9fMbNorQexHAsZV+tomjtpOBxB",
-	"AokmLr12f/OxkWATKb6pzZYXYRzB/1krlDd+Lag9ipb24gk1jEx07xbPonyHWVJoMDtNBb9q3U03/Pra",
-	"EzC6SBdoUl9Lb1rQyc/aQNmR90zC2WYFZ8Ea/4uoVIm4WreZT3XnHlLvz0gcNUwmhQ3OgYt8vjPCKYR2",
-	"8PSS1/EYwb0h8Uzb+FrXH8WqFIbC70AEFd3wtBqv80jPZW6JK0+JTFdY1CKAjVfWry4IXaOWUHjvMtYx",
-	"2Gzn+NSixgkuLDaiEXShrWiX8DX6Ibh096xtjBkRfHX5kEqrv4pmV6yMDWBSBfDtJhym1yYeLVybLBZY",
-	"PZSIKtY0P99xPI6SVwzFBirvNJCnKVh++VWzLTR/r5tnYXfhW5HyOgkaFbG7+e449qbnGIJq0iRZnGV/",
-	"LgaqiTdKMhkTJUgAVBbkRZlJVshnddSN9YdG3xotpUzPxST5mE1ijSPg/lL6yQ8WZ6Zq0XYnKbHsrSim",
-	"Huy1yzvg/Zla4AH9aJZcJlt+HtKvGH/961ZsYhpxOS1pIznTt4V2iyWN2ZWKLCJIHzCjSACcy1SToA6a",
-	"1ZRgRxzSpeFQa99Y98KJmCgA/vzXP/5/8AxBwpZHApNX0LOXSN3llIGHzXgdUXXFmxqAv8CF6g0wPahu",
-	"a0dyYS2nbjfgk7aRvwEWpRH8OYJ+8NWC0K7nW1i1x0neca0G9eHx1AUQOE2Y3jeGfXiGRbNc5ploPW7F",
-	"TpDLtQJs1LdQIXAshEWzeESXNALP5wJeR5NkptkMc/dNdwQS4DCKYLyYMJ3v8Oj53LS+DIhCv7imF5ch",
-	"R+xrSD1Xngbj9SxFZZj5DY8EUk3Ca/uymGtGvkqZlKSu7dwxpPmtAX2HK3R3bWaxR4Bxfbr+Vit3/NRn",
-	"9CQMGYtYVPu09vn+qJrOX6V9rtuttSSRpalvomi9fp4l3WEQc0QY2UiJMGJpTomoYjs4VHKM9293duam",
-	"uSr/LGVykiiI+zHUib6R7Xpke+cTdFVWbE7T9fKlnXWH9BrZ3Edb6tC2SA8ldRU6FJaUZZtqW1KWXa+k",
-	"sq68XAF9zAxK84k1k2dzTZ6/9eh6bHzLpbJ5cdbt0xHNmtTyjUQeJwlpBX3cveV9lTB9bnIvlsKKmnss",
-	"sqitB9Kys45lkUMqeyORMgNxGINpnzJCU+Zz/UMDwHhy1rxN0bGiZ04gU445HiBmPZ9TmUtlhcQaj6Ts",
-	"hlHAJDQ1+3t6/VzwN45IHXAoyOXl4UHD59h61db3Yy1ZViYB+bdWo7LvGFMFJ3t15oZZ3o5dxEdkTvON",
-	"daDs7Z5+49DHAa/PFeuZE3/m1vyJ2DakPGTJ5p1N8i9eVEkKMTqt1QZjzGLqpUyls2AvH8U07X4kCcrW",
-	"ckDqMSYpHRz92GiRkxLEiSlAPL/oXFyeB2uEL/Zhrmd6DE9w+nUgmWsDjak8/29Y4l+dTc+VGANS0gxb",
-	"r21kDptWc7MVlScVEFnPZL7poy1/lZNwSEKaJI3dPPaQz9lnGqpkZlIRTfkkg6xXY1U4e8IDTChgSvhH",
-	"/ZrNfG7OYzmmoT3P+vGVqXWW5JqNFaahBmWuCGzph88RSQupvUVOeMgKKEuxtLAL/Rlxjr4cZBbUfEOK",
-	"7Fn3ont8cXhy7FKY9kqlzVpXiKiiePQaiQkwqD7PYT1gchNRQiw/dk3u532FAo2iGN2lp6n+lIr1e9A5",
-	"aHxlWImzSBgUcLv+5Oy/tcbA3gvO/i106GcyQwujOY5tPNEpjZ61xzml3+kD2rmlTSX9/FmcQzkQMs/W",
-	"gCpHY26kjSkosaB2WEeF9Wr2rEOQuthhNfgcLuQQ5g6jYNcKsVQawHHWjCbIfowIU3aWJCRKxRjfgqvU",
-	"0KImH4AwZgAZpEwOnQ3Sn0RXTO25v42wg2J/FXMDTE6Cg+7R4U/ds197h8e907OT92fd8/OA1M0HhPPV",
-	"xPyq4flcC6+5mwvqT8Ob011I3cG3NfaWCEFrMG21jYNb5kGUoKiCk53tNzCM06POr72jw4+HF73uL/vd",
-	"7sG6LYHQt/YEbgL80AYaUn5X/920o393eXqAbKL5sBRcwP3cQKcCNmpyMf0aZgtnn5UTGpDSiMHUmLsu",
-	"YA9gqoCRciymfxo7BZYAVMkJI1xMvxknf4IYiN4SSqY0VrmEH707K5hJpXG42FFnMEJNWs1cjq2xyacx",
-	"j8QUUtIdYI6KR6xhtACqtGVPXX7OCHUA81gsCU0wg9+i9cYjJrFfa38SXjNFZPwHI/XLi/3GLgm2hg6C",
-	"KZykKYAHQ828y9t5+cam/8bKI8H2zjAo3D4Uk9TdvP2icPP3UfHeV0242wzEPfR94aEXbf2UiOgsu+MN",
-	"IhvhbS0CS2kLyaZprBTjkFFOw2EJesqAQIIAAcWIcmsYjeiMJPRKP0j7YqIyQVNt0+D2bq6EwnM/wwbV",
-	"1kh0Ng+4LsuPGv53H1suppC8AFJAE/F/DFDQgXUfGuZGxDZcjYIwQNooy4LnGfctrVAx3CvHSawQBPny",
-	"Yr9pORnZRWo6tbKoIBosG+vnXrWJ4KxpeNg8adkW7rCoXIY98dprIuPPeeaUlhHh9xdt4D9X12qqXCFM",
-	"TKWCBKY+s3nQltvrY5qqmCYN884WeWtmYnEtCkhp45RJ/RiYFX+wVDhiW8yNF9n6/nvxZTaxtVnTbNx/",
-	"Lm9qmw0yV3EllvGnyVFdq24MaNoU2JM+SwS/kkQJcNxRbkBgbCAriSVikYMDUDImEQ9fH8Viyu07jYke",
-	"SzyxpSBDMSWUhEmsWQAAAiWhPoeOtwWImP2jQ4iuNVrk1MwiD32CZWvQx8E2DgvciQgj/dc//hkQ4yK0",
-	"0IOYHmGrAM2EFzj3zFcfU4U2n1hF+mZG37J6VnCKXquQJonpoPlM2pXLsYilpYxHpug0ks8l49GS5PWs",
-	"x0QWKzZA59hfz8Xg5js8eEVgU2CVHAok1lJqdtpub2dpPImQqkUC4ysLwFl2zcbKQAERcNxD9z90+WZ+",
-	"+7rmpwq3fELTK+Zzk3IpiZykN/GNUbqzrKGCkz/nN/LaO6+9l9+/8jl+rx6Ylge9i5OT3lHn7H03aLRI",
-	"YCrTAwPoVOiSYcARfJ4iSKizbj90Owfds/PAWAB6ER1UR9a4VwsX83pArVjeN8E96RG7cFqu2QV0uBXo",
-	"ZlzcXKHUTIFU9lJwTTaeGeTDyKkImPS7V3q9qyTIYhzYzLC6/QLpYFsFANoqd/+IpYPflz63TUD0M64a",
-	"3WFSZ1kP+cd32js+D7rHB6cnh8cIDfTu5PL4oLLX0DnjkfG2PlL2pf7CV2rcoD/9p23XsGpweZ9nNoyv",
-	"15Thm+ulIi4MjVPI1DHQYm9L4XRaVWBVGQ22lVKKjUALQyFi3DMg3eSQjhmeUCiUqSTB6ck5ohIWRhB4",
-	"IH74rNj1KIfm7SEIIVRlWW3QlmbFHPB4JomSmJ1hvZhwVDV2iYX+8bk+COtIu7uGcD0CEAUg9xDkqCQE",
-	"Gx7mgtEK/tytFtUNz4JamBIWgMXWu21gPfhVYhrdTMUkiciQ3jB7kLMIKr8Az3r+IIQasvLh5i0Ws96y",
-	"1juki/4dZGa9lwB6lYEwrNNVCv1CsEZ4wedO0UB8KGxvZL7g2TZa8Ncz6XCIbGMln9PBwFoOcJSZSN10",
-	"KBKHtpjv8Fu3QhIn0vC5aZKVNWvCjsFZrz1Sd/2S9TAkutH7IpplbYtfk4/xW4Npjl38t9/M9YMqdCWy",
-	"9UOKXjOCOOt8ZvpiYR7EEP7HRhIbjgHnueK+XP8jrWXo+/Z8Ts1doGUZ/CXllgO/CxyoKUZwErjARNBY",
-	"ccg+Zo2g/gy8/ysetysLHZD+DSEaefLNIFrnnMEKPs0/VpJbYWGIacH5U8TX+VLrM5qytDNRw9rub59u",
-	"P+mftVVdBY9DSSJCmtiOfSPNZekE8h0maVLbrQ2VGu8+fw53DYVUu6/br9vgajJDqWgrkY/mFzxqmeGi",
-	"RCsrTbMeLFmrRgmTLEyZMi+UWh22sXgmM6NHTQXRAvUGmwhmBgWKzj9Ymv/meXzFjflZ9dm3sIbwqz02",
-	"rcHqjHz3LuOLqXrPuYF1czuqJV+GnquGLHaZBbPcK93+zr/SZo7lOivu5lvim44RiGWT9ZCGbhjLmlDl",
-	"NwSbBM1/27m49CEcS2U80Crv+8jNAZ1c8685im8YZxJXI2U0iuGvcSr62JnavOEDo4kaVrwgg8mXOWQS",
-	"Moz1cTXzci0EnA9JDkWqmglY3TlMqfznLKhUNRUWHRY531nuDc5pcfvp9v8GAAD//w==",
+	"7P35chs58i+KvwqCv+8vTPYp0tRity3FxAlaots6LUtqLb1M04cFVoFijYoApwBKZjsUMe9w7zPMg82T",
+	"3EAmgFpYxUWb3dP6p9sq1oIlM5HLJzO/1AIxngjOuJK1nS+1CU3omCmWwF9700SKRP8rZDJIoomKBK/t",
+	"1M5HjPhjpmiLs8+qH8BtPhFDokaMTBJ2HYmpJBN6yVrkeEL/OWWtmleL9LP/nLJkVvNqnI5ZbaeGz9a8",
+	"mgxGbEz1t8b08yHjl2pU23m1senV1Gyi75Qqifhl7fbWq3V5OBERVwf782PrcMLMzyQKPeKzSd8nlIdk",
+	"a5PE4oYlAZWMjNhnEkaXkZJuZBOqRunAorDm1RL2z2mUsLC2o5Ipyw5yQpViiX7s/7JJ/3faHLabbz99",
+	"2dq8/Z9a6ZCvGVfnswk7gteXjVrfQfSTRA+hYljwvxUH9nun+Xfa/KPdfNvqNz992fA22u2K4R3wgZjy",
+	"0C7s+yhWrGTjj3k8I2oUSRLhA26tX0gyZlLSSyartto80reP9GGJ05EPRTKmqrZTm07hl6WjrNj+4tBI",
+	"FJL6xcXB/vX3jbtt9vKRfcS5l47ILszTjEMlUSDtCi3awZKdI3XK9SjFkFAu1IglZJKIf7BA3+SWMxBT",
+	"riTRN0T8slG13VXbvC7nmCn9EvFQ3JTLohv4zcORsZAMaHBFhokYEy5uqsaHD+WG9j8JG9Z2av+/l6lQ",
+	"fIm/ypf5YdzqkSVMTgSXDGTlOxqesn9OmYRFDwRXDNefTiZxFFA93Jf/kHrMX1b8ZDdJRNLl1ywWE4af",
+	"nJ97gh8lwJPXNI7CHeIfHP3cOTzY7592f7ronp37Xnqpe7R/cnxwBNfsv/vvDo/3fuzu565dHJ12O3sf",
+	"Ou8Ou9nnP3Q7+93TM5+IhPgnnd8Ojzv7/fPj4/5h5/SHrt+q3Xq1PcGHcRR8pZUIzNcluYnUCI6kYJok",
+	"WrpKRRXbIf7+xcnhwV7nvNu/OD3Us0svdH/uHp33z387gVl/7PzaPzv44ejg6If+j93fzvqwJrhSe52j",
+	"o+Pz/n73sHve7R92zs6zt8Ka7Xc/nhyfd4/2fut/PDj72Dnf+5Bdy7PzzvnFGXy/e3jwc/f0t/7BUf/k",
+	"9PiH0+4ZXD/tnhcuwgL/IDh72sWd0FksaKjJjAsSC37JEnLFJmoHBtk9Oj84Pup3fz05OO3u4yAPuOZz",
+	"GsP7n260HU6mnH2esECLAqZvB444754edQ773dPT41O/RXK8E5JhxEMJtBIyRaOYRJyMhLgKX0gSi0uY",
+	"0JFQ7/XJ8nRzORJEToMRSZgU0yRgelQgvI1Y3iG+JsH3xxdH+z6pp8ybuToUCaFEMh42YBZnLLmOAnbB",
+	"6TWNYjqIn5iSQqroQKtgAeVcKDLQ+0CDEdOC66x7+vPBXrd/cdT5uXNwCMKnRU6ZSma7ZhZEjagil0Lh",
+	"SlAub1hCbiicSEQqkbAQJnouxEfKZ0YqyyekQBJH40jBmMzUWsR/d3F6dt4/PPh4cN7v/rrX7e539/0d",
+	"ozHbQ7ZzckASqliP4yvqY8rpJRtr4ZWIqWLS04JXr4MkNyPGs8+TEZVmkczzjV3iIz1LH371ZSAmTJNK",
+	"+mIU5fopv+H1uA9P9ics6Y8jPlUMtWc/0ZvQp0PFkr5kgeCh9FvEP9VCE2aF0xGix8eUz8iQRjELCZ2q",
+	"EePKLLXEYxlkchwx0D5oGCZMylaP+6fdk8POb+WLZLUoXNVJTGcsJBttoqKx1lyGEafxbo9zQXygl2ZH",
+	"D9VvtHq85tVGjIbGqsn8Oq9O/DISMSNmfmTKVRQTmh4tlGuGDBgLSZ0qEjMqFdlotMiZ3iE4b8o3Gtcw",
+	"t1itvNUT8Wg8Hdd2NpwSFHHFLlmiSezWq11wvZQiif5g4dNyrCbKKzbTsn8cSRnxS4+Maay1URZ6ZMqv",
+	"uLjhmopCFjMFjHxx1Lk4/3B8evB3PA5u7VxhCzqT6Ec2A20wEROWqAiVqCBhVLGwT1VO3Q2pYk29z/MK",
+	"ole7YjOtYu58qbHPdDzR4gyutTfebtFXg81gK9z+nr0ZvqXtwUawGW6x7eEr+jose1dMByzWryr5Rar+",
+	"VLqxFanGcKJeJn1rluw1EzgKqk8nIV5SZCykIoIHjFCCrNbYJXwaxyQaEs6uWaJJpHQV9F0outFGmBvv",
+	"WIRs2ebjLnzUd956tUnChtHncgV7GCWazjdIMKIJDRRLpLX2r9hMjzJd+9FVP46uWZ9uvCvV51Pz5ne7",
+	"d3bh3SDM+L0sQRT24JN7txho4aengBPaw2cejLoqbA4QFHr25GwE5K8tqxFLwHJfQKVrEN19NnHFhdfz",
+	"yyy73Yf55V+63k6KzK27PvFXm4bdOj13plaxyejc1OBr5vnqQe+jpCoZbPqDeXQgRMwoX7iLVctr37Z0",
+	"IA+xenZOj796h5FUy0ccKTaWqw1dv9p8iyYJnT3BHD4a5grZkE5jLQi02KoVD8CTKLiSVtK90Jq3ZhWP",
+	"+FbOofo0uuorJlUfTnXG9UH+u32h/iEzkJS/O0qx8aTUS6PtEP14MiMU70KTxf+uP5a+VnoifkmGEYtD",
+	"SWhi5FGPj6M4jqz6Uk+0ucLChkeoJB+EuHqXROEleyHJ2f6PkoQsECHTkxvvwhQlHbMex5cb81lOB83M",
+	"S/X8g0hGgsNXI058c7uPilaeFMzY+1zMT3Kjqc2AUB9544E+UbRGE/EpIzRIhLRanszIU6cReVr94f2E",
+	"6eOgnFfz0r7ivDbjI0wvE+hoqF4GItEX6r5UNMG3+GQSTyWJlCThNAFlq1F5Ps9tdchlH5mh4ujOTM2+",
+	"3jwwf/aYUb9IR6I3Irf1S/auTjlhnxXjcn4aYqpH5waGu6PHBbZ0X7HPasE80imjoFzis/RqYqoCgT5x",
+	"yzegYksJvlCVzCiOZ8KSMdXsX8pLk0ToZyJ+WbpsqNfnlii7/0oI4zGEDSdKaJLwrHUpEm1clhOi0ez6",
+	"GQtjkcT6YG5D/6GIr1nYjyYrLaj1N/YHIizRSi4metivt8mP76xyhsP3yMX5++YbUjcOQjKYKWbYK2Ah",
+	"bP96H++rZMoDWnlOupvvtCj4aEwV48Fs1d10diVuoF0At7/wJ+NhfmmMvg2WNBd2uwM6ZqSuJQwLgLuA",
+	"8j0wNcVUeSRhQy14SMikingqC5bztpueVFRNVxQIJab3Og/i9Qx7xeD3HlI8lpZufSoDV9ebVTDpmwVc",
+	"We6Zg2SpxoB7em7u1g/Gsj+iPJQjesVW/1xCuRyyZPUH1HCw4s0FjQQkX+YsLBg2mQVO5WH+HCgKuPwB",
+	"OC+FSniwmofTpS9Vl3DcD6nzGb3njkpfZkB30/8Kz89NZkRlfywSViXccKlXMQQy93rpaxcM6jzlgTm3",
+	"dnrsT0ZUMnmHQ7/H01M/lX0JIxTfScIoBD/qiE4mjJM6F2T/6IzEQlxNJ+hL5j1+cELiSLGExp4Wm473",
+	"iFYLCRIlSeVno0w1TDWiedWjgr1SVWRevNzlJSVi4y6vycuRu7whFSxrP12kfVzVuRUqmW363fwcyqgT",
+	"DXM0nDJhzvyOOkdGBsGx0W4/gHfqtnJINtJdOSg61cNY4gU1L+lM1eiAT6bw/sE0kSWmwzt9mdCBuGbE",
+	"T6hiffSXJxPp75I2GTPKpTOmtN1VvEsrCmP62Xh72229Qs772y41CLIjyANkSpcXoCRw7C8VxQ6XcoJh",
+	"eThP19faRmMa9BnXdBrmjGqk2RLra0hjyTxr5UZMkoAmyUyLExldcqqmCSM4kIzenRHD2kKDCS8Z5bG9",
+	"Tz9zw1liBPe8WTWVLHkhibjhJJhKJcYsyUMlyIDFQlvGSuwiXkeSyXQQR3LEQpS+lBPffsUnlwLdgqB+",
+	"UkXglwyWQhpasNu5+eoV0ILjnjJFPEdN8zPZT1d0whITysARZKaSkioXGK6aI8tlVOm2qQ9LvZShz+z9",
+	"Z3j7rVebJvH8BPyRUhO58/Kl75GNTT3yzfb2m4zr2cNFD2zkiNQlAy8G0YwPKpM2jdOXNgoeavP+t1ut",
+	"jTfbrc2N162t7ZcjIa7kUo+1HnG1gHTclBFH7rslJzrQMLgc0BRrpfAU+Kll1MQ8gCYn3+C+vC5SpYW6",
+	"W+cncDvnuEmCUXRdYGbk2RJeXFdAcQOCuwNYLbsSxbDr/zk7PiJAXdSBERG3kBEhZspe7XPzUjTNxX9I",
+	"wVun9MbguOaWDga8YN8/T0RSfQaFUYKK0FJpDO/Zd7drWc7DPhhZc/P9aFFbhkjIgA1FwpDP9SO7BExG",
+	"gk4seIvvucDT200S0pkk2s5OVndkZWFd66HL9DfWAn95pZDBuY+eGmO8vt1uN3YRtQHBbi7msIBFgft6",
+	"u8reXXXRtVRPzEK7lV99OVM3wGI3N3z1DG8uEmdmvBl6qabWAowyQ7Y0jo+HtZ3fF49mDizK4lBrAUWy",
+	"X0XLM+9yat5yWfvp1qvtH/50v4DJ/uFPJ8DnjxhmsN9Y07y07LKyNW2JYzoe06Q0kpJBaa/gaCxM040n",
+	"Y8DmX1k6eYhFvaMqGN1zp9IXnTKpj6FH3bO5r80bFHHCaDjrm9BeH0CnZaevi/4tuoUL1R+CjFtwUwJD",
+	"keVxIsZVMgNVzzgbWAjA94g70AGqGXVtmU9QakWA5EuYPm5YCCAEBPKuQnC4SMfGTzVHb3MuEBx8cTm8",
+	"ipWcX5PqjfpI+WyVEG7Jnhiy7kdhntPmPZmLJmc/Vf7exQN/CL6ABXh8hjhOYzSlS704yJZFbpkHjO9p",
+	"KBLiu+327wF3cateuoclMaZ05wpkmCXAkkhTuXREB1/GdZuuS9mqZvH593NX5DwVpVFSyYKpiq5Zf0ij",
+	"eJqwEjHy3kD10L8IfkVKEnEzHwORLggiPbLdfgMh01efP5vIiWzsEspnBHMHTDQlYZLpl1bEz+6CyinY",
+	"G/O/RxJcEYvpMoiSYBopMkgYvWIJsU/ZUBHa/PUIwPVKPzWhWtO0nlOY5U0kWYvow2LMSMKa6ASx070b",
+	"NbvhJ4waOF9xCrPVZ7BSeK/gMlpVHHo1TVURv+zLiAcl+vJZNhpnYfjJlOtLliAB0mp80VEMXp9YjWZ3",
+	"X7/7+6/m1bIqyXJPL9TSuSDJlTiskikz65Uj10gaKvXIAImkc3KgF3hQTjJ1IGw/wzG+fodkEBRvlPve",
+	"5n1Qj+MeQqzkWqLBuJQWS22Q1vrOvCiZm5iVrSlJFUilZJoeyvA8S2U2PUMzbncrBHWRu/KCbV5OFMKK",
+	"meVbdAh1zJEz7xDNGPFBwkLGVURj8HOKqQIkjGRBwlQ2ih4pY3tzlvO6fTFL2Df+rY4BM1Oz8iM4Dmv/",
+	"+de/XwevMzs7YDQxqnKBVQpGVfbtZZPBG9APG9AEHKSRInU/NxLMl8CPwuE2oDIKGqWYzlFphp3/n3/9",
+	"G+Hemt0ADLxdgptV4opxj0yolDciCTWHmhFe03jKdok+imduTTVLjrSyDjPgZGMz887S0RWj/mYhvRrM",
+	"yJH0chUHfvVyC2zmvoyqMJaitZowjPTy0Pgks2nGnZhfvj1HaNK4ciZageBKWhBHwgIWXbOECEiaTRFy",
+	"hQCnXml4Q6NFfJy9bzIn8nu+Q97hfvem7fZWADsD/2T+bo/7sF6VT+ofzYMDKtnrbf3ZqWSJXqgdu72Z",
+	"1+E6uvdllnXHUEAfKMDX05kRROzon8lgqvQC9DRv2cXRqtUuKdJwJAmNY3HD9Nx/iK4ZYZ9poMA5x3p8",
+	"zBBwZ0lxNmG7qPSddM73PnjE/9KDne3Vdkivpr/Xq936JGFjcc0kviSVCIhMzEgIOD8oqpRa/VPZTDyp",
+	"xLjHjTz1EOdOEqamCWchHEfpYSZH4gYhd3o0nuUQDjBFzWKUaEJseHo1lfPCOZPDRHPMx4gUNocIc496",
+	"3GCgSKQ8YFmH/KOS+L8nLNQMFn7yYXWMetwiF1I/QRKqFcAeB4akZmp2jBgqn0GOrElZSqimYgrYtp3i",
+	"SgCc0i2DIfU0MeiKzUAvH07jGKPpGckKFFvbqSXBNWJSt4cbQZu+Zd+Hm4M3FeJ0ofjMxaReL41JZem2",
+	"8Ph2++3y5y2b3OVZM/k7PLiigPSAAUpBh5bP55ZsWRivTMQukqYPmtOwzHoqZtOwybJkmkFVykP5EXm+",
+	"6GBElaL0SHsAlVK/QitUZVlD8mrZPIOqUYGOBgMvUQhuRpIF/VQnSM+JzW2SUB6KMUIyV0sluZ+GW6Kv",
+	"FtZkbkaZrVyaElIg2Pv5uIrU/5iOLvutuyWGrIIFW5oQUhjCw6zdUySF2G89zIifZKgPiGa0r1wQgFll",
+	"Oif0kt1rSifOU5CfTIXnwsZ1+hAlmJb5GD6IGwK5vGimpnVCqNbqpmNGxjRkJJwyQi9pxEm9bdLN4YF8",
+	"XkHE1evtUg9g6uIoMlYZBzmTeX4Cy1fnYSjUrPRT0Kklqic8+Be4oOYF3/0Oo9T9sdqpcoEejdVD1RmZ",
+	"UlzAafquJWRn7yyJRXuVmaHOhkmNkmBE+SUjdW1b/NA9Jy+vN146YMLLL1F46zc8zDLyzTexkkZh+g9D",
+	"xHYtH5WKbemPAu261Ls8fkcqOoiZR8Y0GEWcNRNGQ32FQJoaVMLQa1esbgMJeGnFizzYq3BzOVtAhYRq",
+	"R0UZiPG9SNA2p5noyA7xISVP2+6IRoKlxgwiV1sN7NeGqaowjbWlf6MNRPDKiivWmEcrpfK6dN0YV4wH",
+	"DITvhIlJrO15RcZ0ZoiutRTYFmDGr/1K5W5WEx+zm7204MC9aA4/s4jork1ZhIyFnJWWtc325uvmxmaz",
+	"vXXe3tjZau+023+vZZBNJhK/kXXhliDytLSsaYPhzXCTNr8Ptlnz+8HmRvNtuMWar4av6feDN8HbsJ1Z",
+	"VgkCK4dmWtG6ygY4V/nosJZii2qmZIVm9k/Z8EPNwlyb25vzLoG7nDDFNSwLDGQX9cud0wazMJkSz/U1",
+	"y1c2Aw8MTRgkNxgl3CMiDplUWN5gZfgD0JcDCs4re2uEd8rOyczy5KIGhaUt+PrdclRyxD1PDWCqRz0r",
+	"sss6L1zyCMAlAICl1PMQsLtc6L9Q7Q6fqJzmiQWNP4CY2rQks448WijYctCY31eVNstv22jXnlz8VBg0",
+	"Tu0iY6qCEQtJXfAUqcJoMGqUwxXStV6BzJaIuioM0tL3PpzIcdNZQ/Bkh71cdc/R+wMIoZR3Hl0anVsP",
+	"ccqhKS7eRK9WYdmHwf2vCOXPh83Lh7QQ7r+slMLD2JrWbb4A3l9ByasB+O+CHigD/c/5T3F4Xrpka0bd",
+	"LWGt7OVbww1ZsahV86p2RT4+Xz2AJAD2fJLBPqS3MDvyp/UTzqX6VavOEG+VeWSRibubUgv+yfGZcWFA",
+	"Ipy/A2at7PG6n5Nh4NOAojlMEvvbd/6Oid1DwWvIYIj4JcSJe9zc5DfAsv/Ob5EugCHqWJ8TspEaJn0t",
+	"fQsU4QstTKDH06y9GYlCp/zT4RBKgxaiqEamtr6DcsHXIgpYa0JRwrqNzSW2bi6NMI7p5wN8NJsG63Yb",
+	"s33K3CN6SEtE11Lg2J30J6jwkvE0LMcNfp5ECZNrfWUYxawvoz9YH6JeJR6N+IbOJICKsPbj3tnPBKue",
+	"htMA8OokFDc8FjT0iBQIRYr+YFieVhEsSBhxQsNrygNW6oheXvBhCGXQ+/dJ3zKvyGZxrbxI5sHqzKcs",
+	"RovgA4RKsrWZKW/vObyWXkisho/sCI7ItCiUyQaQBMqGOng28lcWS5r61lYosbiUgMw88zlXay1RasvN",
+	"r45V6PEes0Zzs8Nfs5W7TEABDknIpgW0XupH8WoTxsOIX/ahxIpB6rGwnxYpct7tVUqsrGhPGDxIlRGc",
+	"iJsqy8flrYG9g5gUZtYjU0mWAQWDZmrkx4oxnBVqxKxSZ2YFoxyZrMImxwhRukrupWWENs+dRZoqZcMS",
+	"uZBd+nn5VpSri6q/5GR/TryWHukocO4Rsl7eUmC9EHZ2QPdU8XJze1Q1ryC2c0UBxVRBhmJtvopBFIwy",
+	"DkZhmKeVyUC1D6e3CR7Pdolv8lJ9zMKC/NWs+Ml81Nw5Dz/S9o++v3lNAYMEvprCVI7T9xR+ObCvdfN/",
+	"iN16gm16SFXcjflp9fCsAJsT1LboPBITwgJ9JxV8FNU2+bherhz1uNWOGgbVSEPioywJfSw57KeiBUuD",
+	"T6iUUKjcnGy+1+N+WnTKVLDGY84n7HMkFRyhGQ1CD5OqaBDFkZrB/TRhPW4hnphsaPRuQ+nmY7n6Vlkx",
+	"6E5WJwzXYwVc5hP3ldzV7BezP+xlvp69/t6OJHuxa0d169U+pIkn5ZHEL0scJbXuZ5VQ8uH8/CRFrbrS",
+	"4qituMKgdUAFK4GI8UaLHEbjyJBMxBcVxCgg839tnjNOAX9Pg1xKZ0q1HyApZ57j0kPbCa+r5ZjyBQ5y",
+	"/ND9pJEZ7GNKow9jGnTiS5FEajTOHxlyRDdfvc4QubsgR3QD//dqY7MUUapf2+WBCE1OUfrWEfuceSX+",
+	"hUjC0hcVkvRLMg0DFV2zsmTAWLLFMqI0J8gAzvtBFCZr5pA9gH/xIQzV5XllYxr0aXbTy29hmQ0sv6MA",
+	"t17ty2lx74eyJ6KQjScC62xmhrTm9kX8kknVd9UFLbxj3kowd5aW/dHmGv5OLk4PTS+FL4DuvgX8PSL1",
+	"8+kzN6CEocJ1xdgEFSwCfTBGVI5KAbTj/PhW8EkvQkBNEnEdhSxZaV8ssnZhqiF0tFB0PFmbTNInlYrX",
+	"KxUKC7r+B+Ep6KzVB3zLSk89XF6fV9PG+XDW1wxSvprmhmjSBwkVR7lc6fkb9dEUBX2XVrAKJtF41BHi",
+	"ZmrnG/maAbmVfSA/gfLRzgmeopgpCt8FjF3BrfOUmWPW9UIchaPnQXMXVhVsSwSNljBKkMvomtlEG2Bi",
+	"DwULiXgQT0OtDq/a3MFmOqzcmWN16WMc79WzcZUG02n75QkUAOhPabtSAsMdq01+PqNiZSlYlTFx7tJA",
+	"ELej75fa2LihkJxl6ppIUsdTokC7fqN05MvF0spY1jJ+z7FLdssKy740Yl7OPvdTiCtY8jEV5MInH3T8",
+	"TzlwU96qpA5QQd8txDCwNiGTRCRk72D/lAxiEVxJUj84ud7WFw9Orl83ctKHBDSOMb6WQ6MtK1i2JM60",
+	"dvnQnKo836h2MmJjltA4k6epxEQSRa8ghscGUEuRUJVWRCN18LmjjhaB50Bbs417FHmYU8YXWoQ5c61M",
+	"UV/2tLPKKnT4pUVvCzr8sk2F26sk5FlFeq1kyTVUGB1TqaBD42y3kGJbqIC30d7cXhrIXGQnFBBWxmkB",
+	"cjuChODhjFDntIC6VBBp3TURiASaYDGb5m1qrZCQNcOpa2tm20yVR2Lba0ViVzdgSk4ljCPRlGUvmZIm",
+	"2RdSeyeKhZYFSN2Y72Sz3W7kCqxuvn2bqa+62S6tsFqVWloWF3I2yApi9MTeXm6RFEgtuuRlZ6+juUyV",
+	"CPMyzFauZzyDmGvYaJF9syCaqcv9CJXWTxH1bhKtRyIObTwL+0OCuLng0WfXx08k5PT9Htna2nrb2DVF",
+	"BFzbXNvMIVNqYThNoIIRZHb7pVaVn2swvJT5Ky0zRxFvXm/nau5urGylLf94mZW24lMup7tY10ckmCZP",
+	"ydmHTnPz1WswuB9C2pTqub9gmfoCh6GzM6VOcIi7qIvW8pNpzCShk0k8K6/iUTAgi7VFQW/QzP3hY2fP",
+	"eh8GIpxB76PiQeCjSiqmiviWKX3PPpbQG3h01zyIh4GfZrago/BvWIFHJdFkwkIUkRWFeO5r3JbP1s9s",
+	"vW9dyYbd/DkShPwbfQcQWCbNxZ+jO5/UIUagSSfiJBBcKsoVsGzpDG+X62cPGBAqvPlrJXRWDGOBB/dh",
+	"IJurZl48qPvsfkbXvJNlPeNq7YTCeUPkUfIKK0f6oGbUU6QAmk8eissuV6VUbNriLK6jqpXHe8JLWCYU",
+	"Uu4RSvObc4eKEq01ilOXt451yXH3LWVpPAvrcXZFU61Hald1p+QarW8oGvetoXC3Rku5nJyyDcqQQQYb",
+	"lKfB/CIvJmr5sEePY5OvdOZU5l+twKWmIXV1usuiYrEZyCc47Eid2jQ9B+IzNUbJdnv7Hn6DhxEmBu53",
+	"n1fcIUZX2Y143lreySpt+uj0CCWBiAUHYEakJMIGVvKMVoi6pWNfU/RBUXFLafdZWtP1oW8C76U6yRIo",
+	"5d3E7CSmsyWVvJ9SEOcw1o8rqAsgAm0bwxqmzRdNV8/hNLZnq1fsYLZaD8V7J/bMo0TLj4oF50Nmo/PE",
+	"khteQSjmdmSOSpeL5QdR/jIZUo+t9M23WDYbPwem9M0P/g7kXs570iKZU8iIDzGurI/phST+ZBrHBqgW",
+	"xJFPtJUg08yPaxoBaWmyQ8zAjCmLU3M4zEYGZmPHuwBhc5LxveUn9bO2uSOTRmO9AaYkYdrjCkNYGW8v",
+	"FH4MiZomXPa4n/FP+ETwxg7xwTXAfFL3z+BfTVfobIeov/3nX//2rjf0/3yvxz987Ow1zz50wEHDPhMx",
+	"JL5qDUQ48z2y1W4TSZSIWUJ5wBoe8S8jNZoO/B6v+782P0wH6bubm69e7xDjooC3k5KXW/dIw+txX47E",
+	"JBrO9Eh/bZ7hH80PYxo0z+A1hVekhdHyb1GUhzQJ+9bpo99n/t2MQt8j7i/nZgP0or0q0+W53vDmh55+",
+	"14/ClnsHrlKPT3loKriYG6/YzLbWMbXd5pZyl5xdgwNSPyt7HGopkwNFaCwFVO0sUoWD9UWhPbapKbWZ",
+	"UQHsT1MeMyn1eMs98+BCuoyuGc/jLZF0al4N9xnAaLAtKO7y67wi0rLACGf2E4XrP9gvFu93A5h7EY7n",
+	"FzeclOtO2T9StHZZKUvZt9U7yzUm4wB+IR3OEnyZULQFBZmXKWkqQUo4OkqbJ5PBjPi/n3b3O3vn3f1P",
+	"fushNb9yrWuFVs1UCl4RxfBNE2j0AWresReyvsHcdTtrfTH1Y1s4sb5z0udC9U1EVF+xR5sSoh/T5BKe",
+	"dfNAZw3W7XEX7ftateopYaWeFRfhDgqcFNMkYKv14y7TKbIrv7IV6Uj54T2ZKZc8tT35gKbx8v5GjzqT",
+	"hzSJ09Q5OnHW2st/YO32B8ngfEgbe9fFZIciIWf7P5qwbsiCGDDm6mtb4ctcb4uKdazREqP8BIHMZaOr",
+	"mKRpvTpQEjHb9qbusg2x+PRq/fYh6vMgxvDd/QxLX/1ntu//Eqb6XZC2NzRSEb/sD9go4iXa03ugZHOX",
+	"o3IxJJS8P3h/7PAAHnIGTeKIJWkTKG3uREoS2wUDtGngnJGIQwAHDWhwNddjJytqVmPhpVb/3az9NUz6",
+	"9XCzZvc6cGLfz9Y3r/olUqOD/UL1wJKIwx3dAGlC64qHaGWmarEHV2mocJUf1+5ERuoWvINDKJ6Iro0O",
+	"IpXw18bqDT4XhnMWRS8WNShb0l4sv9oPQklPkYf7IF6up3BvmW8c7B9GZe1+71zWq4DjHEfc/rmkDeGy",
+	"poP5c2HeJsRyBz6pW6mueUILaSR6IxAbHvHTegjgpnKtVyLZ4xEnwzi6HMGNufoIhTdrdtK6gHuaqh73",
+	"C9qBr9/iKi5o+7FYYsEndYNN2T/8CTJde9y3tmVdD3++K1ajRY45ORFSXSbs7KdDQglnN04w6HOoxykZ",
+	"JoyRG5FcscSBd8Ca01MwmapE0SsGOB2qJ414MItC63GEusqRuNHPuCUOp4nrCJJbXWg0dylMfZ0ed08o",
+	"rG9imgsa/BoCPckwppfEbzb1J5sjykMxHP4NKpP5PQ4eRITgiuEQCqXk++Vge5XsnuadRQ9cBWOO3guW",
+	"3Z0srLvZSI8OJ8iAIi9OD1u1exovaxorTxG+fFhYw4OZBn8CqMPqdURXwSosATzlNcGVcU7pMVp9uq1f",
+	"PyTz7ArF1DupDoZF0dPHfUR6polPod+AoyUxzlwxJLnQUCiC6ZhxrdjJEZ2wFq5NWYU94xkurbjkJ+yf",
+	"ppNL2rslZgqq6OirWHRpF938UHHp16ZpsN48CH3jbM6XUdLv3Prn5v8J38rDqzb9+5uN8a/Bz4Pv+U83",
+	"3aVLmhlt+farJArK0leuLwssUiwYRDmxPIGYatugJ43j2pZYc4HcXdJ2RYUSRm4YhOA4W7GakCn5MN/v",
+	"Wo9ASOaRka3kisG9G1I8eXK6wYqf1adYVJbVcKqPt7Q/Lrh4jCIzJvX8oYqBIZppQZYCeFcppORO13Vm",
+	"755a5ytS9hOqSrxb7m3kJamnf/wvs8gND3WdtlZNNtxWc+HUqBHVs+ZQpjVvKomplqduSHw6Hlhku6Jx",
+	"v7qqtytgZWufmO29iXiIGPwVpo03r2ATaJ75BW8uMpx5x9yI84qRK1piaaqw5l6RARcw77tpcMXUKiy8",
+	"FmutyBAzV4midDu4UG6rIZxeh3UhzZQmSTMlHEys1RowNDG0xvaADUUCbtNZOeGsyDAr3O8iWEuaFQ9g",
+	"1Un94nxvDXMfJr869eJHVpppsWWcm4b96AICnJks8ZVJ7r42OB46j2uDZ5k0U35mY1Tzapvb+r/f6/lv",
+	"tcuNj+NM5+b5HMe5JqKk7usDzBRgojxnW9pdNbkfPR6pRov4w2go/J1iklQOZexsEciBo4pQPGsj3uOQ",
+	"y5IY7MEMD1ELjPHIhCXEt07U/hWb+WkHPR4SkfT4BEtl76anEcma4ZQAbRi/K3xN8yT6fUmkelwrWVFC",
+	"/LxL2MdKryTShr5WevTQ0aClUYzZcJdChF6P67WhPGBxzKDFbZSyfMJiRiWiY8YIjZhM4ghLqdk16nGH",
+	"BMJz1bTCZSpvqUKHRq+mF1xvdqpbwZWS3XfhwHn4AJX9sUgq8irATgmmiRQlgJ8TKgFG4OMNYLpfMpX6",
+	"Oyb0klnHNk/7A+vLrdWMm6xqurJimB+2l06xjLFO0EP+pOUaqksfpP24HYhsTrZSTi/ZGBrL2+REzRzj",
+	"iE8Vs41wCy1VtdaCBYQz3hTziVZtsalnic4kn3zy1shecWZcycyW2nJma+4nnO3+PqZwNjX6oeK0sX4K",
+	"dfSXdNYphCLxjuZGu73RTG+r6CThojD6O65Q/o5+2J3PtY3N1qs2zKvQZyTnR5lgpezaTu3//t5p/p02",
+	"/2g337b6zU9fNryNdvv2f2qVzXDlCjXK4Lby0OvibrKl4+o3P/2v0gFlD4mKcF7mOEM8on3GN6eYlx5b",
+	"abK5tr4BC7fwICOLzjFS5wLeEUlC4R9iiO7OG95okYNLDnmmgxlGAtPGHYXE0uUtd/NdMtZ8NENRRV1h",
+	"lseMUUXGQiqy4bW333ivvn+NrV13MwukL2Cbef0PKm1l9XC+79fSJgcJU4zrsfRHYprkM4o3N15nE4rb",
+	"S3XKXAcQO+Uy/j6FiGgnju8nitxrTpnUAvDrxymLI5qbVmo+lVlL+uFlv/arwkNL66xJNQ2uquAB0+Dq",
+	"rm+eUxzMNDJGBH66YhJln69e3HdUBaOHoBt40TdGOdkxPSjt6DfKlSFzOJgDxcZr0dFahIAjql6K+23x",
+	"GePhN7a3sJzVXQ/vGwGZ1y+r1/+Ttw6SYEGxVb3MD8CQ7jXZLXsk3dJ9a8l+rNggFvtRfpqv7o2oD81u",
+	"xntlDDdbJiSMQsKFWmC3pWOOeMg+VxRcU2z8QpKJkFAuGKpKWFXLt47WcoskT1BlxWpAd6qLxAN1Y7Pd",
+	"9owyFl1GnMYNq9Rlp1aY9R1wV+nIUppeK+pkA2Wf1moaUNxAqjJNamxKw0vJeOiTGzGNQzKi1xbxykLj",
+	"0I8kzr6+2d70cMm28T9QtGu7/baRi97o25YJUtz+jPGXY8/CYpluAYtpv9youneX0SrDa3szY3ZldGGG",
+	"rVZLW6Nub97eemsP4/tgvS98mrPgsiGElQ5LPGpwPR8AhCOX7Vy5cmANoqoGHjAIy9KUhwTBGUCnFa0K",
+	"bUYwq3yn3W5FEjZhVEn9unbF60yEbeH4bC2l+vbnzxWvWVeXycv75corvt0rLuj8chRmVLVrD6vHPOKh",
+	"mJEJC3unZpwHbNL/nTaH7ebbT1+2Np/dGX8qd8afyScx34Y1FqZmm5mGXrErNsn2y3fdWHkoSb1N/kbC",
+	"REy07pUA4A7vtHmTmeJyG9skpDOZL7i3tjMkh8RZ5A3J8PjOvdAyj4AnWqT727y+MyjOV75NFvlnwlUy",
+	"uuSaymlZiGyX+Pr/A8DcYKCsxxdHyggGyjKP7fS4/2vTpHw2DwD4mf597vJ7Mcs7/SVNge5xk6Pcm7bb",
+	"W8GIfc4l+4oh6dXwJxdDhT9ZC68ORDjDC+Y+5rdISRJyj9dHSk3kzsuXNzc3LXuD/b0ViHFjhyxNVNZL",
+	"FJKKXGUzIkw7rphFFOaGv/KkevyKzVAYpbnNzZAFImShrb9cTHPGgvuQlewXZ2z2RF5Hn30SR4OEAt1g",
+	"Anu2Rim+WfZ4JOWUhS3yyyiKWU5sj6gk6gZkqfTIQKiRqSEpSUCTZKbFco+nWfQTLHaajwqmZFWV3ZwG",
+	"Cud/LmHPM6xv+SObPWR4bGE98RVCS+72pQGkdPyPUJR9nWksrwG+vPR42VIU3nqvtbmn4je31I+q/7mv",
+	"PWAScYba75h0e6e5gIxnFoiXHz/iZeQaucNZBFXJLB4UEWZHt3hW96OrzOo85iZgaUBbKDBjWhQgiZo/",
+	"MTuKxaGpOEGCEeWIaCjYuFPsILXQIWc+2Zmq0QGfTGE0g2mCX3fq3Ea73V6iz92h8LmLf63extk1U76T",
+	"qWSqkC9oBiMyMKVFL3VwpkKgc94tCL/uEr9X69V8krCxuAYwT5kJsgiQkUzk3JYs2xF3YPelUzqXiaCs",
+	"jrqoYGgVDdudqrSPFze/X5eI0v71a5lN1RMoFO3MTONOJUtNP4MSYL+pF7JKDSl9a8mQP91ik5FpEqkZ",
+	"bhmKbUYTlnQM+xcg9aOrvrYx+lgPZHTVV0yqvk+GwiB3BjNtwcaMSkW2Nkvg9i3blx+2Dr6VqgtaR6/d",
+	"3oIXfigqGi6ivS5ZPGyOhMwWnnJleSRLrqOAtciByjT27JwcQO6bbX0Ys1TRzdQ/v97Qd0IKVi4tAYoq",
+	"3IjkitBLGnGpehzHM5gR2C1T2TxKQD+HKqVQiYaZ8tZUm1CtHu/x776zB0vru+9IFzHp4NvGEVFTtVr2",
+	"uP+lBwdAr7ZDWq2WR3pwEOg/v/QywDF9Af7ut1qtXu321gdYoX4cfNTmAW0w9Gr4FqBm/AOLtche7X/f",
+	"LvjC7a3f6vHzbEl23A2sk8SVqYJUkUhhZq5HI/W8O+41AEgcJIxewdYCAUM18EyNi3aP+wdHP3cOD/b7",
+	"p92fLrpn5z5CGn0zeot1dGcc/Ar5gNOYtciZGOM/ZY9DOAE3S+uuellccbFgxIKr1NgygLOEpmXm4TKM",
+	"cifTu/7i9FCSuhtk92j/5PjgSI/St//uvzs83vuxuw8lr9zFi6PTbmfvQ+fdYddveAQBUq7WUfrGD93O",
+	"fvf0zG+YCkd/YAv/k85vh8ed/f758XH/sHP6Q1evC9YPgXAIVnnf3thqtEiHTKga6X3Drg+SjCNoq+n1",
+	"+JjG2oZA9Kc+eZCdObq/DBgvW3WE+EfH5/33xxdH+36LXHBo5d7jdleNngHlR9CZ1iIf3TcirTBkavqb",
+	"cerH9SGUTBKmWLhDqKlVjlLbVDURBs0+oYmE2igDGhL//+8TJgM6YR6hPe7v+kSyCU2oEkkjS0lkjpA0",
+	"5UTOyWWKonuYpmoKTQFH2kXT3744f998g/XUqTIflmRE4yEWWNC/b7zucTlNEnFJlX5zlJC6Psx70/BN",
+	"u92r+UvGZXhGS2PNMb7+h0iiP6AYzQ55B/KTWKncarV8Us9KZn1F73qP220mbpc9MsUd03OwSF/wqboR",
+	"bRD/4qhzcf7h+PTg7919PRwUVvq2AYsFvwQIMPYEsfShRZ5pn4xrY356ofcayzZJM7FTvSygooBE6NJg",
+	"5F40pjMypleMbHjtdpuMy6GjemaAHR3MLCbU5JvZ9ip+s6k1oSZ8pmnu8T1bCd8NrgdrIZnSgryxC3Ib",
+	"qXfK4VkW2lJumefA+4HFYnAirR4/voasIvgT7jWyPZJke/Mt8d9dnJ6d9w8PPh6c97u/7nW7+91930j+",
+	"Hvchg6nZGSqWWNlJIm4bZLRIB72uQmBeEUZGiFbYGVemUJEWDJvtLLY2XZ8GRqrBWY6djzzwe7tlNcPd",
+	"3nyrR9M57+JY3SBzI8y1soXwDMoNqA0JB2SP2yxswa2DvUX8lyPo/PqHlo8voWrCH76T2DYHEGvkZloT",
+	"m51A51EcBYxLTKMFWHKtM6HBiDU3W21Tfh6VCuv4o/BzSySXL82z8uXhwV736KwLz0DOiQInE57tnZMD",
+	"7PQnUQNptzbwNjFhnE6i2k5tq9VubYHbWY1Ag7IT0/++ZKWNmZDBNtttcgPuNENQsEiRJNMJgOydmFNi",
+	"ip48olUBrV1oNco1DD4Iazu1H5j6YL6bJsjCeDbbbfAWYS0UUEaLFa12vmR04eXdep1ZDLravNmSn0ot",
+	"q2nWdn7/5NWkTSOvHWorVN87ScQAPFb0EioVmr7AoKYa8lhxQQ0wwi6VlWceedXeIv5Z9/Tng71u/+Ko",
+	"83Pn4BAO3Xzpmrl1PcWvf/VldTOCU5MGI22LQnbsq/ZW1SfcmF+eoVZ8wV1x1YU7o2cdLd+a642XdBI1",
+	"r9hMVu7PEbtBhSCRqkWcIyKM5CSmM4K9VfSpCULDxOTkSMuJuf04jKTqTKIf9fcecUfwEzkPXTWxm9MN",
+	"kwzADw67so3jWbwr72gW0bDd3lj+yAWnRg9AV+X25tvlD50L8ZHymfmWRKpZYXwHWhnjNDboq3vSWobv",
+	"pcqfv2CfXeG2WkpzlwA7ImRFBYch9qubIWNgNyNoi+2BQ3p3vuuwPoZsLyR95iAJzlMbOoSRGGouqeed",
+	"CGcPRmnZTzhKuL29nSPujQcm7qLvvIK+9breUBcOfKbsJZSNy0ootwRdTs8F2fnyyxWbHYS3SOBaGS8n",
+	"db0b2MLxRiTQw5Eq7AAPWq/+eYy9HfWfAY1jUKTxlZrsWTxszNM51ozK0PmjitVitasllGeMk6elvPb2",
+	"8oeOhHovpvxPS6q4D0tJVeu2xiZGvOJcDq65mUShR/wrNjN1N7Y2SSxuWBJopWXEPmd8gJF+UqvMNt9u",
+	"pwYMUMvGPhBHmlJWBnykP7IEDwWAQ81jYfzPl1mo4WVVI+P0LCopYGXf4BGeU2dO6GXE0U7RVrgEWLBW",
+	"1fxCyXsoZtLYwR9bGeAwXrCZnu5CJhHUL9eD9g9/qs1tThlNpLe83MPM0lvvC+4BeFfSTQD7qpZddJfM",
+	"iRjLihBCSQvE20+PKEj2D39aJD6OOYNUXZtnvX/40/PBtapKFjIaNtF1j9DVjFj46JCztxnuwvSHl18i",
+	"PMDWo0hXog9Q5OVa3mF0xbCQ+wwB8gsYFDQ8dA1r49n6JIzXHma40W7iy4zPhhwJ54weiHA2z26YV/I+",
+	"EWNkukcj7EJGTsXRaPF2kbTgYpjeN35Etldgij3Bh3GEQbXtjRVm8oPg7M/KcrjZmZoPrjDhejzosKkr",
+	"meAeuvHwaNFi0pxfLWIUsxTr6hqyxJFUiDCdP4a67uv3OIwqwArpSECSRxJj4k6FKBxfLpyePcHWAuuu",
+	"NBZwaxvYLRYUT8cHtcZtNY4MTMEnY6qCEcAoK0afS+otVXtWTW2fn8WJJi8Z/cGqPr7g5H9VOPi/4rlf",
+	"2kp2iQKQQW4/qwDLVQCWYWcrclIWr/bEoOErc9hQ278Oy6dmeo63CKS9mQsGZxrJHi/x35izHPz/eMz1",
+	"eI+nHaPrpRFbrWlb379vdIKNTaIE2Wxvv+nxYEQTGqh8iNUFbU3t1pGQioynEpr3i/ia9Xi9InC7Syje",
+	"boKEEGEyT0mihEcoiYWYDGhw5fX4JImuqWIe2fvhqHPukTjiV81YBDT2yJRH/5wy+9d4GqsooFpuJwzm",
+	"hiWDplxOWBANI33620AOplQcnFy/1mrSmLDxgIW2iJeXibfmJmLD0hAhBqyCqbANGUKZKLDbWNSrIbQD",
+	"YbA6gjpgp2AVAnS9h4S6uNxEJMqGghsQDWu/7XF//+Lk8GCvc97tX5weYsjTwK4W7q9H5gPjOy5/4lW7",
+	"x123IB6SN+THd9oyo3FM6ogTgEKV0FhRNnYNdgC2esDIh/Pzkx6H/jr4PN6Hv+vzcCTikGiJloiYpKS0",
+	"Sz4Iqbwez0VqPbKHsq+J50769/lswjxynlAuhyxpdnkgQozG7wnOsSGMR35kbNLsaOvSIyeJ+DxrfueR",
+	"8y48GMV6KS4mlwkNWQ6A/10Rr/6dn2ueBiG0MndnNy1l+ngOzyJG6jYPe9Sm/2O6QO3nV3SCpjlKX8sT",
+	"urbu/Kd2nWaq6ZYdQUW111meVa7TDpFiaFsC4NnjthTdqZgWlmmTgXwfM6rFt1Z/5S4cZVGYw8BA1sUN",
+	"TbAjZplXNcdOj6wWrehZzZHzs3v10d2rS8jZq3ZJzmlIRg+yalJpwPopKW5VUnsmr4cmrx+gIepy2lrP",
+	"JLfPWnectllLdH1IG3Agr3xSwS7xjeoFWWiM42XPdmI0rTJvRiJmZEwnxhagFp5JKECFAnMaTCaxMRdS",
+	"HBWUE9bPZ/CXaTYqJjWYSuSmk88O0SpF0Sf/gyBn+z9qq4OGkvhfotAj5oFbH2FRJx9O9D3F0qA44UaZ",
+	"FpVPyHgkLao862MlLerhhQAOZr1jxyzzf5vL8k8oSHD37qp2vYSuIeu7/YuCptSn8DFbgFeqKI7T/H1A",
+	"mmKRjcEUrbI0SX7KVRTneBZtXzkds7BFTuhUQvDc9JrJ3UUJF00xmT9a9VNPqs7BB1dnK9c65/mwfWge",
+	"gZ3IptgrcWeGQSp8JI5BkkmNmAELxJiRcMrQd7ab1qzqw7kEjYsgSGbqO5fEvvR4v226R+zdM90/fIRK",
+	"7/1DEb5QVLFmmkf+CPQPaZNxyBLw6EGjeFdZrDAcY1sB/srfhW6WbATmvq0xU8ILMIUzm7P+aP6p6hT3",
+	"bxGm96xWlbBOJwwJzcY8SD1mlzSYAWU2Mpxzlt5TzTxZal0pzLtrnAYmiGvSJ6rDuCnJPSqyuqL+wRIZ",
+	"/zXh1X8FOQ+RP7PCMkuOlVTqPYb07oQhplMFgoeZHcfWr3B+RII3jMfA+cRyQcNWj3cK5WlsVEjdiCwZ",
+	"7RBK1ChKwjQY9bHza//s4Iejg6Mf+j92fzvrQ4Svu+/PY4Qq4yeZYhzPJ8TzCbHGCXGfM2EVBDl4pC04",
+	"PCNaobWJS6DAupCAEdpuvyX+Xufo6Pi8v9897J53+4eds/Msi/hVcY9FbLBdjW7/84Qk/gokamMYq1Hp",
+	"fc4EryRml9GdAFourx4fWS6vVgaWA16r6YrQlGpkB9wYIknIkirk3S6xhU2wrxO2XqvE29kyKfIJ0d/f",
+	"EgbMzn8tEJh+CMB5zzCw1WBg6YJljXwAOy5AgVV0ZIMDB944FiGLGy3ia5rzd8gGtKZst22xGK/HkZk9",
+	"4rd8j/im2kzTJ3U/V1vab7TIL1gvxUfa8EkdyzX0OJS0oR4JEzpUZLO92W5ubNoE/khJ4v+PfUbSmUxT",
+	"gF0N1h7f2iQ/vvMI14rfkCWMBwzqycgodLlUnmnUjZMzbdzM8dnjKSIUkEMWAboDjmcsppqvaFE4gHs8",
+	"VxfClPrI1asY0ijW/waEUmsOU9X9uXt03j//7aTrp7nRIJEibIvOFwCBLKM9LhKoWPXpqaFA9vtLbVHH",
+	"Ec/Qn0eE/rhVLhM78yfvyy+amheqvfg0KA4puMcgHPMcSyJFpKKzFjF90TRnRSqD8jG1rmQheRmqFWkb",
+	"1RZVMSdNBSQox1iPfUyuAAraf8YAPToGaCFdOwjQPJjnSWnlm5WBfyFAzxJCWdPEsjt7pFX8BZCehfVB",
+	"UwUri+ExRdB2if/l1u/xOlacpnzmlBtQeJhsZGtXkg5PzR3QjQLKCRc9Hgt+yRIyYKlU3iVT3jR3a0GM",
+	"BYjs4ztkSGPJ/AUonEdWYSoKVz41Dmd99p2DSz3z8yPialbWabCQ8v0sqzMlEsOg+INp/NzjNs1wAqGg",
+	"a1bM53BVzeR0oD89wGa82lzSg+/xunsgl9rW8FIkYC5jz7cJeb5txgWNpg0ekMYxiTj2pE4olxTyHTId",
+	"5g3ib5e0M6+NZI9Tbe44JDbWNczjeC4h8EV8vO6ygyFy4BbC4Iqg0lvEjSWHmS43dEbqgEm0sgwacXi2",
+	"LqMHqUrYPMOD7tyR/tXJINlwBSVTVBLWeOO5vglABpAI4iplQnQjtRq1XThgTmZC5o6z6vqd070PBz93",
+	"9/UmwO3sszbfna1nt9SZmNBlucdziiqp+xdHPx4d/3KUNRhNz3C9/dKY09FQy3f8ku34nesNUp8zVo3T",
+	"y5bpbMH54ve4K5oacdvwGd/hzHpO/EKDGp/UoeifmVRjBzqjTxhVheYwChJrgPqwwI8ZnoHu9zjUCrOP",
+	"2C5ryC+7qTMAHeAH+92PJ8fn3aO93/ofD84+ds73PugzZw9RMwBXNb3cs1nmqXWQKw84DyvLtGB+pGOq",
+	"rMvz1zijTuy5vuig6nASFdtd7WrSBWuMsxuIESD0D06tzfbmVxjmeU6+aiZJGxWxhM03AHv2Gjw4Kg/3",
+	"KXPECiPEMwdYGVSp9Oh1WUQLTbFHN8NWojkjVLXcYVwlMyz1aatCKDKm4bNG97gWWpHrV7LW5lU6eFcU",
+	"kvrFxcH+9feNihhWtDiAtaRdVRqy+jwRycp1ItjnSZQUg1Ipthr7r02mySULSf176OSV2hUz83hj15UX",
+	"hvfoZ2I2VERMVUWAywxyyeppZvDHrFAqKVVl2XUkphIiQC1yPKH/nFYWP8Bnq6pGvNrYLK2w8CcOocEK",
+	"rxU/wz15UpnyjRWoZI4sHZ+bK9XhsFMWiCS0ReljKDcA5cH3zn42LyzYXi9kLgO1x6mrbruRaqzm0QRe",
+	"38oVuORCf4nJHbhRf0dbTJNEhNOAhZkSM7acLFRdxZaJEIAKxQ3XyjILoQtC+jmw3Xy9nsDOvqs9CJYO",
+	"n5lh2PK/AeWYq499D/xE3GADT9+mcPHpeMASvQDgKMpl3zoDxkz1hsoeh2MNK8i6G22fuozZaB7BEB0I",
+	"HLwCxpMFg/mMh309bWvnwDok4gZKz8psX0Otwiuw5VWP2+WBJUtlW86kdPKtx3v8dGEVg9LC742dzPB6",
+	"3LR2k4omCq+lnSLfbhq5O6GJ2iV+GCVYNwBW2bftL6AHHmzPiAKNRNgfxI17h/jmkmkOZ/7qZ7or6qGk",
+	"FQQMDM8sNgp7STa3CfSSNAcB7I626us44R4PBB9Gl1OU+Y1dd2BAfwxiMvHMyYNDCShHGzhd/IX1C2BA",
+	"jxuzhE98rYAlfHypmujYxkgJY4torhywDJP/ZUS6jTEWZG+Z/ubkel5tWlpnILPw2coB3uLKAdgfx4qV",
+	"OOJXaXxyRLneOTHFQgW27GtlZDGl/UdVHVYtNJAS4Z8C0/eNhArtJpbpGZXG6RPt/Gpb/rzNy2zIRXu8",
+	"1Gg0+s0TW40IOraCamk7hq32pnH9HgokOJ9IBk4aatsTa2FHjPt37+znHq/7P3RNtlb2o1qj/d9Gxfjb",
+	"f/7179603d58LaNL/YdW4DAeMBQJeWVankgsf4SJLxNq1Hl86wuoI4g6iykuACPhjIWgHZmKxl6Px9GV",
+	"PjMmCTNDxg5qTXDvkYvTQ1CSI2UPViOwYZKDRNxIrfNAWS4MLCgh4t2S1mKYw2BjnFreI9IEESitHj/A",
+	"RMeBFPFUsR0ymEaxStV51/DG6lcsxDBqgIMUSY+zWGZqTBr16IXx7qMa738QUmEVrg53DgBDcO742mgT",
+	"v/vryfHpeb/768nBKSRI2CtHx+f9025n/zetc2633zYwJCFhd2z3tSiO1AwSt1ErNeXdzAcitWPNLVQ5",
+	"rdFBqCRSCG5ajaEHwmY0lGiE+4ZYy6XjFjqOy8uuzFOnZrJM48g96DWzh0XAStgAe3D5XCCt+K1aScvB",
+	"TFdEyyULh5RTE0jdkoPeYxAC1cxe/ODtnwBc/zDnlhbgi46tecLdyZmR0hQSNiRYz9IqGnRAwx65GQlp",
+	"H5MZmlXODGq0MoVtn3Z2llFzc9PGoGHyXVdxBWIsgtveMl/5rCyQ/BBLHP55z099lC0sQ69ocsmcWyg3",
+	"e8hSVvSK5Q4plP+2/yp4aSB4jiwoTXFfX0aX4BPINae/NiCQdEnA6WQMcOl7ZMpD6Gd2xWYkZAnAduZP",
+	"nTGVChu77xKa6TdHYwVMIhK9cyy65OlIM+bQFvHfH5++O9jf7x750L8PD3TBmeEqcFBpcp1QKVlYegaR",
+	"OpVXPe47HcVHcgGC1uvX8PTBAaFwR0PoesgwAhx+58Z3Voc+fx45fb9HtjfetMk/p0LBzExrtkTcWHe5",
+	"iEMmlTUoexwuN7BB/kifYfF0zKUrwNCPQt8DP4/zr2T/nCYx9ImUiqop9AmgSrHxRBknmkf8tE86dA2w",
+	"OAP4u8d9y2n99BXuUkwxqD6GyzGVqg+NQuFB8Kfbr1Hl78Lqo2tLL8TW1tZbcnG+59n2kbY+pn5g1urx",
+	"Ewy3o2Xr6nC6NGTrjYM2Z5EkUiWMjlmoNycyIHga9vicr3KXUAC8a+KZ0EQ1b+iMqFEippcj20EUl9pW",
+	"z+zxbOdOxkOHm49iRhhN4tJMTmdQvdfcukSi/GJdlSCgcu1ZPBJxcsGjz65/X1XtZ+S31cRNxNXr7VpJ",
+	"zMArkyd6VFrJc2xXf71dmj5VWZhaRpcLB5aJlWxsvimRg0utUsU+q5eBvM6fe3MqS5nB+fiKma3Wuh/J",
+	"iZBRuY6muZMGozEASDRx6bX7Ww8bCTaR4pvabNkKohD+z1qBvO7V/NqjaGlbT6hhpKJ7J38WZTvMklyD",
+	"2ZtE8MvW3XTDr689AaOLpEKT+lp6U0UnP2sDpUfeCwlnmxWcOWv8T6JSmehE86FbH0AgyFq9a7VBKDRv",
+	"/4smZxZWYZ0Qs41IPdfrXytIPbdsGQ42u7Fm1f5sewtp2+tLVPopmSTiOgKTACKsPR7xS81gtuH9UJio",
+	"BsRTAdwriK+1WXS0mduhuDqpR1xGIetxHy+j1ost5akkPtb46MPN2PjcwklNcnifcb0wodZb1XzBXAxX",
+	"Lm8psGN7FWeaROrXwYdf5JtFqrT2iGQ0NgYDzDCXHWZDryTTqqCkPXy2FbzrD08qugy0iG/X39daRgzA",
+	"Zainmh66EGlGmMGV6WoNNlxdMkZ8QxMn9jXY6qDH/WuWRMNZ/zvfpoCAs3Zk3ocg18EMHAMEK2BB/3lY",
+	"oj4YAHrcozEN+rg8esOczu8qFlfGbQui41EDuIVvfaVIbmEUKxZyKTL8c3vOOyWaFpexVGxWaRvrVpw/",
+	"4IpeMVtrPtuyMyc9Xef9xu58qmpa+dQVQzWytkwlQYWmjKe+jRr0pVT8XIv+0YPLK5F9RUX6s7mCclaq",
+	"75LsAU5sRo3/BU6HW58MWAAlVOdaMWdP2RGVo9KK9k9IxoVPrUvGz6T7SAHzFel2PZOrsNn3KHrvpdhM",
+	"VPXE0JzJZbXrVyxaX1JbC5MKn0ZVKv3WV0ofKoxixYrzpYfMn6Py/J864fX+utVdy8pXcHRlreAS9etV",
+	"eytjfp10Ls66+76xOk+ZSmbNjuZan9SlcNYwADiSGYmpYkljWf35j/fT7aA+9ldQ7ZbX5TZ67nMl+keu",
+	"RB/BOt+Bre5afH4dvkqJICVr6NtIDjCmHURJMI0URuxYQkY0JGEkwZFj6R7idMZx5GUv4gwkUUK4HKwR",
+	"iwsIfNMWuV5S7b5RVeL+G+eowmI+c9bj1Lq/M2tVVOiujBR8kwW3M+WRPcIzoZNnenu0FLNswW1w2z6t",
+	"tVOpG+VbclGeerQztYNh0PVMhe3drIM8kpBNxcHh1WiR91apsehTU4LDQGu1ZXUzimI2798H0ymZlvRk",
+	"yHl0n4tvP1c2vmN7hiFi1Ar0ec+DYJWy3ADSsSW4XbKbyyysr1KFu7HEA/xcjfu/tBr3Ex8Yf8Iy3ZZL",
+	"Y3G5GkqE1Ad6Jg3j07N525A9OYccWeCuPtQfvOeav4ePV4JCENmZQ4UsOreM3+EMnyrBC+ZTqw0GIISI",
+	"VeKclfokjsaVxRTSNOVaKbInpIo1zc8lVRVWGpBL9l4yFptEfaeRPA1e59W3gNfRpLouTsfuynPMeR2Y",
+	"Tkm6caVeYe99iUdwk8bxgvqAtq4BEJ5P6hv/+df/s9Futz1iCI9stNsNqBQU0Dh2eHVj3pWrD504NsP7",
+	"mA68INEeRzA9qJy0gqMPMuxO0mDha1EePdh7F8gOhPdlwH5fU3ogjWheWyQ8fhnRrxje//PqeSoTwXJH",
+	"IIDzsJFApqjMXaTJwIY5rTxZYD5Y5n8HzzxOuNF842Bfy8unji/ibGF6y85BMVXQU1UL0uiZmFck5unE",
+	"Nvq410kI9adnxZOw6M3X99z75Kq2QxjXwvb32pBGMQv7E5aMKcfagHIaBIyFLKx9uotOud6p9mc5JtyG",
+	"rHRK4BY/HxNLOcs4UzEeZApfFpiLRJxQ4kh6bT5bckbgxoLUnOe1/7ozIjPbZWdEwqRWuJ+PiDsQ8gOd",
+	"FEsRupL46E2FciO55/wl3lRDho8ZtjOfWBFN69j9GUP7hBjasSODBRDaKu/gE9BQ/ksr0tAz4TwygnUx",
+	"1aznLXbnYW3O3Z0TaC9NNv/CRpXmHuxVuQspYeOJmkHWoymkYPP9M+UcHNl4y0i9Y8ewkh6+jnL7FXVb",
+	"M6mVsBVm/s/6wKrIiAzsyy5eId71VZgJleP1QXTZDywCXjgEeRZzgR/NocltZZGssk7kiE5YWh7eaKL1",
+	"YsUxU2k1UkSKxq5mbaNCgIMpjUJbawzxq1i3A1I78MXS97CrCKaQajoog9fpdzzdubeion4+cs6c50Pv",
+	"0XT6OV5FNX81XV4lUVB9ZmkV3pYLNPf6HtY0mvOb1l3sEBNmyU3EQ3HTWHxu4ffXFyTw3C/whdrd3T6f",
+	"HtW+gDEu4w+oNfR8Yi2jdrOB2QNLKqoiqZB+ViX1l1BoiSURW4vqM49VMcAiOj9PP/rfSOrp9JZR+2Aa",
+	"XLFncr8fuZuicibguYzwE/YPrNRVTfC/jGaZuhMvJISvTZclU4s+j1XeMVoRlYKTQIQMS8FiBzJTLk9M",
+	"k4ARGoYJk9LVdUhrotqqZdiGW5rM14SFNABQHjYaN9VgQf0h6OdvtIjdJlOsMG22lub9mYIytjS7fsau",
+	"A/x4xSaKYEuVsooJGRh5+uDjY43ug+t5hufc3YPj9nidejopZz3Ls1UMTtt436QErgIAXggpPC9t6pKX",
+	"VGtBDckJaLKYeS+vogkRiW1/mIgbqDg7jlShGQp+B4gCo2s0LNUFytGKFVxrK1bWKuCZbLIUnvlVEI1j",
+	"GkIRG+z4hjVWI2kaWldACF2j06rJ/t5p/p02/2g337b6zU9fNryNdrtqyhVNl90A7Yjgq4uHVFj9ZZXT",
+	"lqyMbaPzrUA959r6PCM973eUrAPxfIZ2rnNwlIQnXRjcHRVrYTnPxFA18UZp4qEW1pkRZaZlVra3WD2L",
+	"6Wy0yJGw5xgZiHC2AOX51PDOJz9YXLHkB0WA2rc+KQD0GQH6FwHNIaan2BxvLTkzh+CZlzRmV0p62UET",
+	"KzMKiALanuaog6adzU1+f5cGIxKFpvs6d1DJ//zr/4X65NA20CO+KXvRt5dI3VXPgTrvpvY9qq54U0Or",
+	"JT4Xqj/EJnV1a1Rnmqs4dbsBn7RWfWAadYfw55hMJ1WC8Bnn+syw94VsY5HgNbWCclxrsZmovqdSIXAs",
+	"BAWpDOivoBF4PS7gdTSOIXUQO0ib2mXEt9E+3/IMFDLlTNqCGsDoXo/7iH31icLuDBVBw3rCNM1GgnvY",
+	"AN+zFNXj9rMNj/hSTYMr+7KIa0a+BMdcXdu5E2g2WdRlStxiDmj6LUF+n1zTeYYF/6VFES5rUXcYRjyS",
+	"Ixaup0SsDQN+xv8iggNRF0ORYBnsZxDwqmR75xN0Gd43o+l6JArZeCI0SZA6Nb1ZzI8kbbjdNlXfiupq",
+	"o0U6RWXZNnwtKMuRrNCVFyugz8jivyKyeLFsrkYUPx3RPGOIv2orvCX0cW+44z0xw2lXei076/6YKdoa",
+	"Udkfi4T5RGrjJQLTPmGEJqzH9Q9amnKSseYLyOJ5gZxDJns9TmWmoSq0d/NIwq4ZjbXmw4XSGhBgHF0L",
+	"oigkdcAtkouLg/1Gj2vdWdp70c+RadYNXWCtRmXfMaEKTvby/mHzoOe/Lgb5L1POzbHoC2lP/Jlb8ydi",
+	"24DygMWPg06GGJ3Wav0J9tLrQ9lbfzcbxSQDFgjNTX7RWvZJ3aAv9w9/arTIsRYFN5FkBGpc2eYoZ+ed",
+	"84szf4XwxR7MFaryPsHp1wE4xRoaU3H+zzW0vjqbnikxwVrNIOfXM4dNZerZkv7nhH1WjMtIcCKG2PLg",
+	"hcxC8AG5zwWR02AEaLYGQtbMq3ucfaaBimemISa6P2wtJrQqnD3hkcFMQaoE/qN+xWY9bs5jOaGBPc8G",
+	"0SXh0/FAn2lXbKKwGapf5ArfNiDHhkrMUHuLHPOAZUcJVZ6nySW2QHaOPuw9a8vd9zg0aj3tnnePzg+O",
+	"j1wjvZzEAHyMoiFVFI9em+whFZ31uKumPTO92YgSYvGxazqQ3lco0DCM0F16kuhPKQDmonPQ+MoQAVgl",
+	"DOxa6a351g/djRUG9oPg7L9Ch34h3d7UaYZjG090Sj9mDtF7fUA7tzTW4is5i9PIAbjdU7bu8YQpGnEj",
+	"bUxbc4tdxW7+mIhkz7o61IqNQo9IYdqR6Qv+r81fsH1c8yD0d6wQS0wZm5A1wymyHyOCg6iL4piEiZjg",
+	"W3CVGlrUZAMQxgwgw4TJkbNBBtPwkqld97cRdj2u2T3iU9ZCNWO/e3jwc/f0t/7BUf/k9PiH0+7ZmU/q",
+	"5gPC+WoiftnwelwLr7mbc+pPw5vTXUhdWN2msbtACFqDaaNtHNwSigaYdQWsMifbm29hGCeHnd/6hwcf",
+	"D8773V/3ut397r6/RlzkyTKv1tCQsrv636Yd/bfL031kE82HheDCXIrXMp0K2KjJxc3XMFs4+6yc0ABI",
+	"IwZTsXYK+IYfwFQBI+VI3Hwzdgo2LNGq5JQRLm6ejZNvIAait4SSGxqpDOBH784SZlqcKLmHwXwDq5nD",
+	"2OYyIgGSDr+AMh+NWcNoAVRBGzeHzxmjDmAeiyShMdZxVwK6cqRJaSaxisjoD0bqF+d7jR3ib4x82w8r",
+	"mCYJ44qMIz6FCAzidl69tfDfSHnE39we+bnbR2KauJs3t3I3fx/m733dhLvNQNxD3+ce2mrrp0RIZ+kd",
+	"byEJx9zWIrCUgNFPGLlJIqUYB0Q5DUamu90kEQGTNhSEAgQUI8qtYTSmMxLTS/0gHYipSgVNuU3zRHmo",
+	"LinUFJH+FjJQkbxeyK+RivoNnK4zYpgbG/riauSEAdJGURaskkma4V45iSNFIq4EuTjfa1pONgmRmk6t",
+	"LMqJBsvG+rnXbSI4axoeNk9atoU7NreBZaVhT7z2hsjoc5Y5pWVE+H2rDfyXr1aLOXxQMx+6EjOLg7bc",
+	"Xp/QREU0bph3tsg7MxPj3Mh3C5okTOrHwKz4gyXCEVs1Nz5l0uyT8uXq6bKONb9G3uw3xZsTk/FqVmIR",
+	"fxqM6kp5Y0DTnZMDqK0/YLHgl5Io4dl+LJh8agJZcSRVY4dQAg5AyWyrSn0Uixtu32lM9EjiiS0FGYkb",
+	"QkkQR5oFTLNv2uP6m/myIXuHBxBda7TIiZkFsI/LHeKh6WMZmrxZ352IMNL//OvfPjEuQsmSa5Z4Bh6h",
+	"RomYXo7shCuce+arj6lCm08sI30zo2dUzxJOgRoSNI5Ng4gX0q5chkUsLaU8coNOI/0lcBihkWiaCdd2",
+	"vhRvk4yHCzDuSiRM5iJUmlLB9SCBPVyoLuJwoKiEckkDxK1SHva4DQYDR9nsOKpMyqXmus32Zor2iYVU",
+	"LeIbl5oPPjVI6TYVe8C/jxnk4BlO3ft16Okx772PaXLJetwgMyWR0+Q6uja6eQouysUCMu4lr739xnv1",
+	"/esex+/V/ZPOb4fHnf3++fFx/7Bz+kPXb7SIb9LefTIUcSxu8i0s8ccex/pEdWcEf+h29runZ74xFPQi",
+	"Xpu2tplOUVoGmde3erzHfzGhfN+BsYJZ/4rNwLuWuCc9YhdOiz+7gGYjexy9kSD3TCqsw0GDC9J6NedA",
+	"BIBsTqLLiNO4x1OvcBTa9FvQJBAbvFt4vUs4SEMh2+23Pe4f7Hc/nhyfd4/2fut/PDj72Dnf++C3SIdo",
+	"EtWGETWdMXONQaWm0JBQ2eM+/gzPmGprDjOdBUdkH99ub/d42rL06Pi8//744mjfLxOjZ4yHxin7SCBN",
+	"/YWv1CZYf3qR6O7wLPQPd3TXoT44u4FYG24HyPbN9uaTDS7rGk2Hkcqq5xZM30D4WLMxJTeOgaqdMrnT",
+	"aVkeVmnQ2CZUKTYGZQ2FiPHigHTDYm9wQrlGff7J8RlWB8qNwPdA/PCZEx3OIWQ1QyyTAslbVmm0GVzZ",
+	"im8A4rDOTjiqGjvER0Hp97g+COtIuzuGcD0ClQxA7mEhyYIQbHgIGaMl/LlTLqob8FJYCcx00WOHAnSm",
+	"qSK/jBmu2I2YxiEZ0WtmD3IWQoLYdrtNSg5CSDUrHm5etZj1jE+4XPZ30Q2EzKz3ssejbK2GeZ0jW74B",
+	"x4vuI1gjvNDjTtFgYAu47rD6C6C0wFv1Xy8QiDJNEBunxV2P0+HQGhhwlJmA3s1IxK4MDtb8w6oYdSsk",
+	"cSKNHr8ZMQjZ2XdmulKgxCP1DVfJWbGxRG/7QIQzq5f0+BvyMXrX8IzioEZke/MtgTerXPkM2EdIbLFp",
+	"RtAWV5+YY03T+ndp4BIj+B8bS1KHD8KwbA6ghGWB10F1bsXGuz1OzV2gZYFqZ1yisBz4XeBATTGCE9/F",
+	"L/zGkkP2MVMJ9Wfg/V/xuF2aD4H0bwjxq9Rb/LOeM2kldCvJrbAwxFRx/ug3sWCaRGoG7qgBowlLOlM1",
+	"qu38/un2k/5ZG9/orMrvFiWxCGhsXNn1seayZAqwiGkS13ZqI6UmOy9fwl0jIdXOm/abNnikzFDm0xZz",
+	"Qf+c4y01XJRopRls1tElSxoOnrvusuaFUqvDNmTPZGr0qBth+xnnDQoUnX+wJPvNs0wX3pLPvoM1dD16",
+	"Vcaudb4A9y7jsil7zxkGINMdpVBHTRtbxokZOQDCLPNKt7/zr7QAMygLQ8YiZPGO+UPNJkyidDUlbybT",
+	"QYyxWgF4LmHDFNOBfucgcyhnNwQeLvm284Rl67/ltIrcHNAXNv+aw+iacVuILWE0jOCvSSIGWLrQvOED",
+	"o7Ealbxg7+xnwj5PRIJajVWjR5E+rmYeCcUN15aapjTjapIjkahmDFa3aUAcR/wq+7kuvrGCCvN+jYyL",
+	"LfMG59uYf8UvlgKc7T9MxNjVuZM7RBP0MNLqUxYpExqSsZ1qnTXrvBiMX0Zc27KJXvDcAtoSVrefbv+/",
+	"AAAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

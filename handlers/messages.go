@@ -161,6 +161,9 @@ func (s *Server) GetMessage(ctx context.Context, req gen.GetMessageRequestObject
 	if err != nil {
 		return nil, err
 	}
+	if m.Inbound {
+		return nil, store.ErrNotFound // GET /v1/inbound-messages/{id}
+	}
 	data := toMessage(m)
 	ahead, err := s.Store.WaitingBehind(ctx, m)
 	if err != nil {

@@ -43,14 +43,10 @@ func avgLatency(b store.StatsCounts) int64 {
 
 // buckets reads the window's counters and sums them into its buckets,
 // oldest first; the last bucket is the current one.
-func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsEndpoint) ([]time.Time, []store.StatsCounts, error) {
+func (s *Server) buckets(ctx context.Context, w window, ep string) ([]time.Time, []store.StatsCounts, error) {
 	n := int(w.length / w.bucket)
 	last := s.now().Truncate(w.bucket) // UTC-aligned: Truncate works on absolute time
 	first := last.Add(-time.Duration(n-1) * w.bucket)
-	ep := store.AllEndpoints
-	if endpointID != nil {
-		ep = *endpointID
-	}
 	rows, err := s.Store.StatsSince(ctx, projectID(ctx), ep, w.granularity, first)
 	if err != nil {
 		return nil, nil, err
@@ -76,10 +72,20 @@ func (s *Server) buckets(ctx context.Context, w window, endpointID *gen.MetricsE
 
 // GetMetrics sums the window's counters.
 func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject) (gen.GetMetricsResponseObject, error) {
-	w := metricsWindow(req.Params.Window)
-	_, counts, err := s.buckets(ctx, w, req.Params.EndpointId)
+	m, err := s.metricsOf(ctx, req.Params.Window, deref(req.Params.EndpointId, store.AllEndpoints))
 	if err != nil {
 		return nil, err
+	}
+	return gen.GetMetrics200JSONResponse{Data: m, Meta: meta(ctx)}, nil
+}
+
+// metricsOf sums the window's counters of the key (an endpoint id,
+// store.AllEndpoints or store.AllInbound).
+func (s *Server) metricsOf(ctx context.Context, p *gen.MetricsWindow, key string) (gen.Metrics, error) {
+	w := metricsWindow(p)
+	_, counts, err := s.buckets(ctx, w, key)
+	if err != nil {
+		return gen.Metrics{}, err
 	}
 	var sum store.StatsCounts
 	for _, c := range counts {
@@ -89,7 +95,7 @@ func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject
 	if done := sum.Succeeded + sum.Failed; done > 0 {
 		rate = float64(sum.Succeeded) / float64(done)
 	}
-	return gen.GetMetrics200JSONResponse{Data: gen.Metrics{
+	return gen.Metrics{
 		Window:        w.name,
 		TotalMessages: sum.Total,
 		Succeeded:     sum.Succeeded,
@@ -97,15 +103,25 @@ func (s *Server) GetMetrics(ctx context.Context, req gen.GetMetricsRequestObject
 		Retries:       sum.Retries,
 		SuccessRate:   rate,
 		AvgLatencyMs:  avgLatency(sum),
-	}, Meta: meta(ctx)}, nil
+	}, nil
 }
 
 // GetMetricsTimeseries returns the window's buckets, empty ones included.
 func (s *Server) GetMetricsTimeseries(ctx context.Context, req gen.GetMetricsTimeseriesRequestObject) (gen.GetMetricsTimeseriesResponseObject, error) {
-	w := metricsWindow(req.Params.Window)
-	starts, counts, err := s.buckets(ctx, w, req.Params.EndpointId)
+	t, err := s.timeseriesOf(ctx, req.Params.Window, deref(req.Params.EndpointId, store.AllEndpoints))
 	if err != nil {
 		return nil, err
+	}
+	return gen.GetMetricsTimeseries200JSONResponse{Data: t, Meta: meta(ctx)}, nil
+}
+
+// timeseriesOf returns the window's buckets of the key, empty ones
+// included.
+func (s *Server) timeseriesOf(ctx context.Context, p *gen.MetricsWindow, key string) (gen.Timeseries, error) {
+	w := metricsWindow(p)
+	starts, counts, err := s.buckets(ctx, w, key)
+	if err != nil {
+		return gen.Timeseries{}, err
 	}
 	out := make([]gen.MetricsBucket, len(starts))
 	for i, c := range counts {
@@ -118,5 +134,5 @@ func (s *Server) GetMetricsTimeseries(ctx context.Context, req gen.GetMetricsTim
 			AvgLatencyMs: avgLatency(c),
 		}
 	}
-	return gen.GetMetricsTimeseries200JSONResponse{Data: gen.Timeseries{Window: w.name, Buckets: out}, Meta: meta(ctx)}, nil
+	return gen.Timeseries{Window: w.name, Buckets: out}, nil
 }

@@ -90,15 +90,24 @@ func (s *Server) ReplayAllMessages(ctx context.Context, req gen.ReplayAllMessage
 	// Only replayable messages are picked, so ones that can never be replayed
 	// (payload gone, limit reached, endpoint deleted) do not block the rest.
 	f := store.MessageFilter{Status: string(p.Status), EndpointID: deref(p.EndpointId, ""), Replayable: true}
-	idList, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, deref(p.Limit, 100))
+	res, err := s.replayAll(ctx, f, deref(p.Limit, 100))
 	if err != nil {
 		return nil, err
+	}
+	return gen.ReplayAllMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
+}
+
+// replayAll replays up to limit messages matching f (outbound or inbound).
+func (s *Server) replayAll(ctx context.Context, f store.MessageFilter, limit int) (gen.ReplayAllResult, error) {
+	idList, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, limit)
+	if err != nil {
+		return gen.ReplayAllResult{}, err
 	}
 	res := gen.ReplayAllResult{ReplayedMessageIds: []string{}, StuckMessageIds: []string{}}
 	for _, id := range idList {
 		st, _, err := s.replayOutcome(ctx, id)
 		if err != nil {
-			return nil, err
+			return gen.ReplayAllResult{}, err
 		}
 		switch st {
 		case "replayed":
@@ -111,16 +120,25 @@ func (s *Server) ReplayAllMessages(ctx context.Context, req gen.ReplayAllMessage
 			res.Failed++
 		}
 	}
-	return gen.ReplayAllMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
+	return res, nil
 }
 
 // ReplayBatchMessages replays the listed messages and reports on each.
 func (s *Server) ReplayBatchMessages(ctx context.Context, req gen.ReplayBatchMessagesRequestObject) (gen.ReplayBatchMessagesResponseObject, error) {
+	res, err := s.replayBatch(ctx, req.Body.MessageIds)
+	if err != nil {
+		return nil, err
+	}
+	return gen.ReplayBatchMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
+}
+
+// replayBatch replays the listed messages and reports on each.
+func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID) (gen.ReplayBatchResult, error) {
 	res := gen.ReplayBatchResult{Results: []gen.ReplayItem{}}
-	for _, id := range req.Body.MessageIds {
+	for _, id := range list {
 		st, reason, err := s.replayOutcome(ctx, id.String())
 		if err != nil {
-			return nil, err
+			return gen.ReplayBatchResult{}, err
 		}
 		switch st {
 		case "replayed":
@@ -132,7 +150,7 @@ func (s *Server) ReplayBatchMessages(ctx context.Context, req gen.ReplayBatchMes
 		}
 		res.Results = append(res.Results, gen.ReplayItem{MessageId: id.String(), Status: gen.ReplayItemStatus(st), Error: reason})
 	}
-	return gen.ReplayBatchMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
+	return res, nil
 }
 
 // DeleteMessage soft-deletes a message (idempotent: a repeat answers 200
@@ -150,17 +168,32 @@ func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequest
 // DeleteMessagesBatch soft-deletes the listed messages and reports an
 // outcome per id, in request order (a repeated id once).
 func (s *Server) DeleteMessagesBatch(ctx context.Context, req gen.DeleteMessagesBatchRequestObject) (gen.DeleteMessagesBatchResponseObject, error) {
-	ids := make([]string, 0, len(req.Body.MessageIds))
+	out, err := s.deleteBatch(ctx, req.Body.MessageIds, req.Body.MessageIds)
+	if err != nil {
+		return nil, err
+	}
+	return gen.DeleteMessagesBatch200JSONResponse{Data: out, Meta: meta(ctx)}, nil
+}
+
+// deleteBatch deletes the ids of requested that are in allowed and reports
+// an outcome per requested id, in order (a repeated id once; one not
+// allowed is not found).
+func (s *Server) deleteBatch(ctx context.Context, requested, allowed []uuid.UUID) (gen.DeleteBatchResult, error) {
+	ids := make([]string, 0, len(requested))
 	seen := map[string]bool{}
-	for _, id := range req.Body.MessageIds {
+	for _, id := range requested {
 		if k := id.String(); !seen[k] {
 			seen[k] = true
 			ids = append(ids, k)
 		}
 	}
-	done, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
+	del := make([]string, len(allowed))
+	for i, id := range allowed {
+		del[i] = id.String()
+	}
+	done, err := s.Store.DeleteMessages(ctx, projectID(ctx), del)
 	if err != nil {
-		return nil, err
+		return gen.DeleteBatchResult{}, err
 	}
 	byID := make(map[string]store.DeletedMessage, len(done))
 	for _, d := range done {
@@ -187,7 +220,7 @@ func (s *Server) DeleteMessagesBatch(ctx context.Context, req gen.DeleteMessages
 		}
 		out.Results[i] = r
 	}
-	return gen.DeleteMessagesBatch200JSONResponse{Data: out, Meta: meta(ctx)}, nil
+	return out, nil
 }
 
 // DeleteAllMessages soft-deletes up to limit matching messages.
@@ -197,16 +230,25 @@ func (s *Server) DeleteAllMessages(ctx context.Context, req gen.DeleteAllMessage
 	if p.Status != nil {
 		f.Status = string(*p.Status)
 	}
-	ids, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, deref(p.Limit, 1000))
+	res, err := s.deleteAll(ctx, f, deref(p.Limit, 1000))
 	if err != nil {
 		return nil, err
+	}
+	return gen.DeleteAllMessages200JSONResponse{Data: res, Meta: meta(ctx)}, nil
+}
+
+// deleteAll deletes up to limit messages matching f.
+func (s *Server) deleteAll(ctx context.Context, f store.MessageFilter, limit int) (gen.DeleteMany, error) {
+	ids, err := s.Store.MatchingIDs(ctx, projectID(ctx), f, limit)
+	if err != nil {
+		return gen.DeleteMany{}, err
 	}
 	done, err := s.Store.DeleteMessages(ctx, projectID(ctx), ids)
 	if err != nil {
-		return nil, err
+		return gen.DeleteMany{}, err
 	}
 	deleted := store.NewlyDeleted(done)
-	return gen.DeleteAllMessages200JSONResponse{Data: gen.DeleteMany{Deleted: len(deleted), DeletedMessageIds: deleted}, Meta: meta(ctx)}, nil
+	return gen.DeleteMany{Deleted: len(deleted), DeletedMessageIds: deleted}, nil
 }
 
 // GetLogs pages through the project's messages, newest first.

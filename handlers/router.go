@@ -76,7 +76,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		Limit: fmt.Sprintf("%dB", MaxBodyBytes),
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return takesAPayload(p) || p == sendBatchPath
+			return takesAPayload(p) || p == sendBatchPath || isIngestPath(p) // the ingest handler has its own limit
 		},
 	}))
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
@@ -87,13 +87,21 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 		Limit:   fmt.Sprintf("%dB", MaxSendBatchBodyBytes),
 		Skipper: func(c echo.Context) bool { return c.Request().URL.Path != sendBatchPath },
 	}))
-	e.Use(lowerMediaType)
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		lower := lowerMediaType(next)
+		return func(c echo.Context) error {
+			if isIngestPath(c.Request().URL.Path) {
+				return next(c) // a received webhook keeps its headers as sent
+			}
+			return lower(c)
+		}
+	})
 	e.Use(keepRawQuery)
 	e.Use(echomiddleware.OapiRequestValidatorWithOptions(spec, &echomiddleware.Options{
 		SilenceServersWarning: true,
 		Skipper: func(c echo.Context) bool {
 			p := c.Request().URL.Path
-			return !specPath(p) || (s.ServeMetrics && s.Metrics != nil && p == metrics.Path)
+			return !specPath(p) || isIngestPath(p) || (s.ServeMetrics && s.Metrics != nil && p == metrics.Path)
 		},
 		ErrorHandler: func(_ echo.Context, err *echo.HTTPError) error {
 			return err // rendered by errorHandler, which knows every kind
@@ -113,6 +121,7 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	e.Use(s.limitRequests)
 
 	gen.RegisterHandlers(e, gen.NewStrictHandler(s, nil))
+	e.POST(ingestRoute, s.Ingest)
 
 	e.GET("/openapi.yaml", func(c echo.Context) error {
 		return c.Blob(http.StatusOK, "application/yaml", hookd.SpecYAML)
@@ -129,6 +138,23 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	for _, r := range e.Routes() {
 		routes[r.Path] = true
 	}
+	return e, nil
+}
+
+// isIngestPath reports whether path is an ingest URL, which takes any
+// body and content type and authenticates by its token (handlers.Ingest).
+func isIngestPath(path string) bool { return strings.HasPrefix(path, IngestPathPrefix) }
+
+// NewIngestRouter returns an Echo instance serving only the ingest route
+// (and /healthz and /readyz), with the request ids, access log lines and
+// error envelope of NewRouter: the listener an operator exposes to
+// providers while the API stays private (--ingest-addr).
+func NewIngestRouter(s *Server) (*echo.Echo, error) {
+	e, err := NewProbeRouter(s)
+	if err != nil {
+		return nil, err
+	}
+	e.POST(ingestRoute, s.Ingest)
 	return e, nil
 }
 
@@ -190,8 +216,10 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 			}
 			ctx, cancel := context.WithTimeout(c.Request().Context(), limit)
 			defer cancel()
-			if s.Exports.PublicURL == "" && exportDownloadPath(c.Request().URL.Path) {
-				// Only the download answer links back to this server.
+			if p := c.Request().URL.Path; (s.Exports.PublicURL == "" && exportDownloadPath(p)) ||
+				(s.IngestBaseURL == "" && strings.HasPrefix(p, "/v1/inbound-endpoints")) {
+				// Only export downloads and inbound endpoints (their
+				// ingest URLs) link back to this server.
 				ctx = withOrigin(ctx, s.requestOrigin(c))
 			}
 			c.SetRequest(c.Request().WithContext(ctx))

@@ -62,15 +62,25 @@ type Server struct {
 	// of what it accepted; messages keep the request's trace context so
 	// their attempts join its trace (package tracing).
 	TracerProvider trace.TracerProvider
-	tracer         trace.Tracer // TracerProvider's, set by NewRouter; nil: off
-	draining       atomic.Bool
-	auth           authCache
-	signerOnce     sync.Once
-	signer         *urlsign.Signer
-	mgmtLimits     ratelimit.Limiter // per project: management routes
-	sendLimits     ratelimit.Limiter // per project: POST /v1/webhooks/send
-	authFailures   ratelimit.Limiter // per client address: failed authentications
-	schemas        schemaCache       // compiled event type schemas
+	// IngestBaseURL is the external base of inbound endpoints' ingest URLs
+	// ("https://host[:port][/path]"); empty: the request's scheme and Host.
+	IngestBaseURL string
+	// IngestLimitPerEndpoint and IngestLimitPerSource cap ingest requests
+	// per minute (per process) for one inbound endpoint, and from one
+	// address to one endpoint; 0 takes the defaults, negative is
+	// unlimited.
+	IngestLimitPerEndpoint int
+	IngestLimitPerSource   int
+	ingest                 ingestLimits
+	tracer                 trace.Tracer // TracerProvider's, set by NewRouter; nil: off
+	draining               atomic.Bool
+	auth                   authCache
+	signerOnce             sync.Once
+	signer                 *urlsign.Signer
+	mgmtLimits             ratelimit.Limiter // per project: management routes
+	sendLimits             ratelimit.Limiter // per project: POST /v1/webhooks/send
+	authFailures           ratelimit.Limiter // per client address: failed authentications
+	schemas                schemaCache       // compiled event type schemas
 }
 
 // Defaults of the Server's limits.

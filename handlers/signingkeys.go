@@ -40,15 +40,23 @@ func (s *Server) addSigningKey(ctx context.Context, endpointID string) (gen.Sign
 // ListSigningKeys lists the endpoint's active keys, newest first, without
 // secrets.
 func (s *Server) ListSigningKeys(ctx context.Context, req gen.ListSigningKeysRequestObject) (gen.ListSigningKeysResponseObject, error) {
-	ks, err := s.Store.ListSigningKeys(ctx, projectID(ctx), req.Id)
+	keys, err := s.signingKeyList(ctx, req.Id)
 	if err != nil {
 		return nil, err
+	}
+	return gen.ListSigningKeys200JSONResponse(keys), nil
+}
+
+func (s *Server) signingKeyList(ctx context.Context, endpointID string) (gen.SigningKeyListEnvelope, error) {
+	ks, err := s.Store.ListSigningKeys(ctx, projectID(ctx), endpointID)
+	if err != nil {
+		return gen.SigningKeyListEnvelope{}, err
 	}
 	data := make([]gen.SigningKey, len(ks))
 	for i, k := range ks {
 		data[i] = gen.SigningKey{Id: k.ID, KeyHint: k.KeyHint, CreatedAt: k.CreatedAt.UTC()}
 	}
-	return gen.ListSigningKeys200JSONResponse{Data: data, Meta: meta(ctx)}, nil
+	return gen.SigningKeyListEnvelope{Data: data, Meta: meta(ctx)}, nil
 }
 
 // DeleteSigningKey removes a key; the endpoint's last key cannot go.

@@ -87,7 +87,7 @@ func lockEndpoint(tx *gorm.DB, projectID, id string) (Endpoint, error) {
 // owner, unless ownerID is ""), newest first, starting after the endpoint
 // id beforeID ("" for the first page).
 func (s *Store) ListEndpoints(ctx context.Context, projectID, ownerID, beforeID string, limit int) ([]Endpoint, error) {
-	db := s.db.WithContext(ctx)
+	db := s.db.WithContext(ctx).Where("NOT inbound")
 	if ownerID != "" {
 		db = db.Where("owner_id = ?", ownerID)
 	}

@@ -139,7 +139,7 @@ func (s *Store) PublishEvent(ctx context.Context, ev Event, template Message, ne
 		// resume or delete finishes first, and this sees its result.
 		var es []Endpoint
 		q := tx.Select("id", "paused", "event_types", "owner_id", "ordering").Clauses(clause.Locking{Strength: "SHARE"}).
-			Where("project_id = ? AND deleted_at IS NULL", ev.ProjectID)
+			Where("project_id = ? AND deleted_at IS NULL AND NOT inbound", ev.ProjectID)
 		if ev.OwnerID != nil {
 			q = q.Where("owner_id = ?", *ev.OwnerID)
 		}

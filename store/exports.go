@@ -70,6 +70,7 @@ type ExportRow struct {
 	LastError         *string
 	NextAttemptAt     *time.Time
 	DeletedAt         *time.Time `gorm:"column:deleted_at"`
+	Inbound           bool       // received messages are not exported
 }
 
 // idSlack widens the message-id range an export covers beyond its
@@ -99,7 +100,7 @@ func (x Export) idRange() (lo, hi string) {
 // matches is the export's exact filter, the same as exportScope's.
 func (x Export) matches(r ExportRow) bool {
 	end := x.windowEnd()
-	return r.DeletedAt == nil && !r.CreatedAt.Before(x.FilterStartTime) && r.CreatedAt.Before(end) &&
+	return r.DeletedAt == nil && !r.Inbound && !r.CreatedAt.Before(x.FilterStartTime) && r.CreatedAt.Before(end) &&
 		(x.FilterStatus == nil || r.Status == *x.FilterStatus) &&
 		(x.FilterEndpointID == nil || r.EndpointID == *x.FilterEndpointID)
 }
@@ -202,7 +203,7 @@ func (s *Store) ExportRows(ctx context.Context, x Export, afterID string, limit 
 	lo, hi := x.idRange()
 	q := s.db.WithContext(ctx).Table("messages").
 		Select("id, endpoint_id, status, attempt_count, created_at, delivered_at, response_status, response_latency_ms, "+
-			"last_error, next_attempt_at, deleted_at").
+			"last_error, next_attempt_at, deleted_at, inbound").
 		Where("project_id = ? AND id >= ? AND id < ?", x.ProjectID, lo, hi)
 	if afterID != "" {
 		q = q.Where("id > ?", afterID)

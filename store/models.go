@@ -96,6 +96,9 @@ type Endpoint struct {
 	// they were accepted, per ordering key.
 	Ordering string `gorm:"default:none"`
 	Paused   bool
+	// Inbound marks the delivery target of an inbound endpoint (same id):
+	// never listed, published to or sent to as an outbound endpoint.
+	Inbound bool
 	// Health, kept by the circuit breaker (package delivery).
 	ConsecutiveFailures int
 	FailingSince        *time.Time
@@ -225,6 +228,9 @@ type Message struct {
 	// TraceParent is the W3C traceparent of the traced request that sent
 	// the message: its attempts are spans of that trace.
 	TraceParent *string `gorm:"column:trace_parent"`
+	// Inbound marks a message received at an inbound endpoint's ingest
+	// URL (EndpointID is the inbound endpoint's id).
+	Inbound bool
 	// OrderingKey is the send's ordering key, read when it is inserted
 	// (FIFOKey keeps it); not a column.
 	OrderingKey *string `gorm:"-"`

@@ -187,9 +187,12 @@ type MessageFilter struct {
 	// Replayable keeps only messages a replay could queue: payload kept,
 	// replays left, endpoint not deleted.
 	Replayable bool
+	// Inbound selects received messages instead of sent ones.
+	Inbound bool
 }
 
 func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
+	q = q.Where("messages.inbound = ?", f.Inbound)
 	if f.Replayable {
 		q = q.Where("messages.payload IS NOT NULL AND messages.replay_count < ?", MaxReplays).
 			Where("EXISTS (SELECT 1 FROM endpoints WHERE endpoints.id = messages.endpoint_id AND endpoints.deleted_at IS NULL)")

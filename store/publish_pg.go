@@ -34,7 +34,7 @@ func (s *Store) pgPublishEvent(ctx context.Context, ev Event, template Message, 
 	// The endpoints, FOR SHARE like a send's: a concurrent pause, resume or
 	// delete finishes first, and this sees its result.
 	rows, err := tx.Query(ctx, `SELECT id, paused, event_types, owner_id, ordering FROM endpoints
-WHERE project_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR owner_id = $2)
+WHERE project_id = $1 AND deleted_at IS NULL AND NOT inbound AND ($2::text IS NULL OR owner_id = $2)
 ORDER BY id FOR SHARE`, ev.ProjectID, ev.OwnerID)
 	if err != nil {
 		return Event{}, nil, false, translate(err, "publish event")

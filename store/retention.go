@@ -26,7 +26,7 @@ type CleanupResult struct {
 	PayloadsPurged  int64
 	MessagesDeleted int64 // with their attempts
 	StatsDeleted    int64
-	OtherDeleted    int64 // expired export records, rate buckets of deleted endpoints
+	OtherDeleted    int64 // expired export records, rate buckets of deleted endpoints, week-old inbound rejections
 }
 
 // leaderLease is a named lease that one process at a time holds.
@@ -177,7 +177,13 @@ func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (Cleanu
 		return out, translate(res.Error, "delete rate buckets")
 	}
 	out.OtherDeleted += res.RowsAffected
-	return out, nil
+	n, err = s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) {
+		res := s.db.WithContext(ctx).Exec(`DELETE FROM inbound_rejections WHERE id IN (
+  SELECT id FROM inbound_rejections WHERE received_at < ? LIMIT ?)`, now.Add(-RejectionRetention), batch)
+		return res.RowsAffected, translate(res.Error, "delete old rejections")
+	})
+	out.OtherDeleted += n
+	return out, err
 }
 
 // skipLocked ends a row-selecting subquery of a clean-up statement: on

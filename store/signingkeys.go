@@ -89,6 +89,7 @@ func (s *Store) MasterKeyIDsInUse(ctx context.Context) ([]string, error) {
 	var idsInUse []string
 	err := s.db.WithContext(ctx).Raw(`SELECT master_key_id FROM signing_keys
 UNION SELECT headers_key_id FROM endpoints WHERE headers_key_id IS NOT NULL
+UNION SELECT hmac_key_id FROM inbound_endpoints WHERE hmac_key_id IS NOT NULL
 ORDER BY 1`).Scan(&idsInUse).Error
 	return idsInUse, translate(err, "list master keys in use")
 }

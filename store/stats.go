@@ -205,8 +205,8 @@ func (s *Store) AddStats(ctx context.Context, deltas []StatsDelta) error {
 	for _, d := range deltas {
 		for _, gran := range []int{StatsMinute, StatsHour} {
 			add(d, d.EndpointID, gran)
-			if d.EndpointID != AllEndpoints {
-				add(d, AllEndpoints, gran)
+			if d.EndpointID != AllEndpoints && d.EndpointID != AllInbound {
+				add(d, aggregateOf(d.EndpointID), gran)
 			}
 		}
 	}

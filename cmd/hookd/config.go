@@ -118,6 +118,18 @@ type Config struct {
 	// used to build export download links. Empty: the scheme and Host of
 	// the request asking for the link.
 	PublicURL string
+	// IngestAddr, if set, is a listener of its own for inbound webhooks'
+	// ingest URLs (and the probes), so operators can expose it publicly
+	// and keep the API private. The API listener serves ingest too.
+	IngestAddr string
+	// IngestURL is the external base of ingest URLs shown to users
+	// (default: PublicURL, else the request's scheme and Host).
+	IngestURL string
+	// IngestLimitPerEndpoint and IngestLimitPerSource cap ingest requests
+	// per minute (per process) per inbound endpoint and per address and
+	// endpoint; 0 is unlimited.
+	IngestLimitPerEndpoint int
+	IngestLimitPerSource   int
 	// RateLimitDefault is the management API limit, in requests per minute
 	// per project, of projects without their own (1–1,000,000), counted
 	// per process. Default 1000.
@@ -196,6 +208,10 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.RateLimitDefault, "rate-limit-default", handlers.DefaultRateLimitPerMinute, "management API requests per minute per project, for projects without their own limit (1-1000000; counted per process)")
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", handlers.DefaultAuthFailureLimit, "failed authentications per minute from one client address before it gets 429 RATE_LIMITED (0 turns it off; counted per process)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (empty: the TCP peer is the client)")
+	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "a listener of its own (host:port) for inbound webhooks' ingest URLs, to expose to providers while the API stays private (the API listener serves ingest too)")
+	fs.StringVar(&c.IngestURL, "ingest-url", "", "external base URL of ingest URLs, e.g. https://hooks.example.com (empty: --public-url, else the request's scheme and Host)")
+	fs.IntVar(&c.IngestLimitPerEndpoint, "ingest-limit-per-endpoint", handlers.DefaultIngestLimitPerEndpoint, "ingest requests per minute one inbound endpoint accepts, per process (0: unlimited)")
+	fs.IntVar(&c.IngestLimitPerSource, "ingest-limit-per-source", handlers.DefaultIngestLimitPerSource, "ingest requests per minute one address may make to one inbound endpoint, per process (0: unlimited)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", `where Prometheus metrics are served: empty for /metrics on --addr, HOST:PORT for a listener of their own (recommended in production), or "off"`)
 	fs.IntVar(&c.MetricsEndpointLimit, "metrics-endpoint-limit", metrics.DefaultEndpointLimit, "how many of the busiest endpoints get their own queue-depth series (0-1000; 0 for none)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://collector:4318/v1/traces (empty: no tracing)")
@@ -370,6 +386,17 @@ func (c *Config) validate(serving bool) error {
 		if err := checkPublicURL(c.PublicURL); err != nil {
 			errs = append(errs, fmt.Errorf("--public-url (HOOKD_PUBLIC_URL): %w", err))
 		}
+		if err := checkPublicURL(c.IngestURL); err != nil {
+			errs = append(errs, fmt.Errorf("--ingest-url (HOOKD_INGEST_URL): %w", err))
+		}
+		if c.IngestAddr != "" {
+			if _, _, err := net.SplitHostPort(c.IngestAddr); err != nil {
+				errs = append(errs, fmt.Errorf("--ingest-addr (HOOKD_INGEST_ADDR) must be host:port such as :8081, got %q", c.IngestAddr))
+			}
+		}
+		if c.IngestLimitPerEndpoint < 0 || c.IngestLimitPerSource < 0 {
+			errs = append(errs, errors.New("--ingest-limit-per-endpoint and --ingest-limit-per-source (HOOKD_INGEST_LIMIT_*) must be 0 (unlimited) or more"))
+		}
 		if c.RateLimitDefault < 1 || c.RateLimitDefault > store.MaxRateLimitPerMinute {
 			errs = append(errs, fmt.Errorf("--rate-limit-default (HOOKD_RATE_LIMIT_DEFAULT) must be 1 to %d requests per minute, got %d", store.MaxRateLimitPerMinute, c.RateLimitDefault))
 		}
@@ -450,6 +477,24 @@ func (c *Config) applyLimits(srv *handlers.Server) {
 		srv.AuthFailureLimit = -1 // the flag's 0 is "off"; the field's 0 is "default"
 	}
 	srv.TrustedProxies = c.trustedProxies
+	srv.IngestBaseURL = strings.TrimSuffix(cmpOr(c.IngestURL, c.PublicURL), "/")
+	srv.IngestLimitPerEndpoint, srv.IngestLimitPerSource = unlimitedIfZero(c.IngestLimitPerEndpoint), unlimitedIfZero(c.IngestLimitPerSource)
+}
+
+// unlimitedIfZero maps a flag's 0 ("unlimited") to the server field's -1
+// (whose 0 is "default").
+func unlimitedIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func (c *Config) isSQLite() bool {

@@ -198,6 +198,13 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 			return err
 		}
 	}
+	if c.IngestAddr != "" && c.Role != roleWorker {
+		stopIngest, err := serveIngest(ctx, c.IngestAddr, svc.probes, log)
+		if err != nil {
+			return err
+		}
+		defer stopIngest()
+	}
 	if svc.metrics != nil && c.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(ctx, c.MetricsAddr, svc.metrics, log)
 		if err != nil {
@@ -333,6 +340,32 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 // serveMetrics serves the metrics at /metrics on a listener of their own
 // until the returned function is called (after the API has shut down, so
 // the last scrapes still see the drain).
+// serveIngest serves the ingest route (and the probes) of srv on addr
+// until stop is called.
+func serveIngest(ctx context.Context, addr string, srv *handlers.Server, log *slog.Logger) (stop func(), err error) {
+	router, err := handlers.NewIngestRouter(srv)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--ingest-addr (HOOKD_INGEST_ADDR): %w", err)
+	}
+	hs := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 * 1024, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	log.Info("serving ingest", "addr", ln.Addr().String(), "path", handlers.IngestPathPrefix+"{id}/{token}")
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if hs.Shutdown(sctx) != nil {
+			_ = hs.Close()
+		}
+		<-done
+	}, nil
+}
+
 func serveMetrics(ctx context.Context, addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET "+metrics.Path, m.Handler())

@@ -1,0 +1,474 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/internal/poll"
+	"github.com/hookd/hookd/signature"
+)
+
+// ingestAnswer is what a provider reads from an ingest request.
+type ingestAnswer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+// ingest posts body to an ingest URL the way a provider does (no API key).
+func ingest(t *testing.T, u string, body []byte, headers map[string]string) ingestAnswer {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return ingestAnswer{status: resp.StatusCode, header: resp.Header, body: m, raw: string(raw)}
+}
+
+func (a ingestAnswer) messageID(t *testing.T) string {
+	t.Helper()
+	d, ok := a.body["data"].(map[string]any)
+	require.True(t, ok, a.raw)
+	return d["message_id"].(string)
+}
+
+func (a ingestAnswer) errorCode() string {
+	if e, ok := a.body["error"].(map[string]any); ok {
+		return e["code"].(string)
+	}
+	return ""
+}
+
+// createInbound creates an inbound endpoint for tenant a.
+func (e *env) createInbound(t *testing.T, body string) gen.InboundEndpointCreated {
+	t.Helper()
+	status, _, raw := e.do(http.MethodPost, "/v1/inbound-endpoints", e.a.key, "application/json", []byte(body))
+	require.Equal(t, http.StatusCreated, status, string(raw))
+	var out gen.InboundEndpointCreatedEnvelope
+	require.NoError(t, json.Unmarshal(raw, &out))
+	return out.Data
+}
+
+func hmacHex(secret, msg string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func hmacB64(secret, msg string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(msg))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// TestInboundForwarding receives a GitHub-signed webhook, forwards it byte
+// for byte with its headers, signed by hookd, drops a repeat of the same
+// delivery, and shows the message in the inbound (not the outbound) views.
+func TestInboundForwarding(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		rc := newReceiver(t, nil)
+		ie := e.createInbound(t, `{"name":"github","url":"`+rc.url("/github")+`","provider":"github","hmac_secret":"gh-secret"}`)
+		require.Equal(t, ie.IngestUrl, ie.ReceiveUrl)
+		require.Contains(t, ie.IngestUrl, "/v1/webhooks/receive/"+ie.Id.String()+"/"+ie.SecretToken)
+		require.NotNil(t, ie.SigningSecret)
+
+		body := []byte("payload=%7B%22zen%22%3A%22Keep+it+logically+awesome.%22%7D&x=1")
+		h := map[string]string{
+			"Content-Type":        "application/x-www-form-urlencoded",
+			"X-GitHub-Event":      "ping",
+			"X-GitHub-Delivery":   "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+			"X-Hub-Signature-256": "sha256=" + hmacHex("gh-secret", string(body)),
+		}
+		a := ingest(t, ie.IngestUrl, body, h)
+		require.Equal(t, http.StatusOK, a.status, a.raw)
+		id := a.messageID(t)
+		require.Equal(t, false, a.body["data"].(map[string]any)["duplicate"])
+
+		got := rc.waitFor(t, 1, 10*time.Second)[0]
+		require.Equal(t, body, got.body, "forwarded byte for byte")
+		require.Equal(t, "application/x-www-form-urlencoded", got.header.Get("Content-Type"))
+		require.Equal(t, "ping", got.header.Get("X-GitHub-Event"))
+		require.Equal(t, h["X-Hub-Signature-256"], got.header.Get("X-Hub-Signature-256"))
+		require.Equal(t, id, got.header.Get(signature.HeaderID))
+		require.NoError(t, signature.Verify(got.header, got.body, []string{*ie.SigningSecret}, time.Minute, time.Now()), "signed by hookd")
+
+		// The provider retries the same delivery: success, same message, nothing forwarded.
+		again := ingest(t, ie.IngestUrl, body, h)
+		require.Equal(t, http.StatusOK, again.status, again.raw)
+		require.Equal(t, id, again.messageID(t))
+		require.Equal(t, true, again.body["data"].(map[string]any)["duplicate"])
+
+		var m gen.InboundMessage
+		poll.Until(t, 10*time.Second, func() bool {
+			r, err := e.a.client.GetInboundMessageWithResponse(ctx, uuid.MustParse(id))
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
+			m = r.JSON200.Data
+			return m.Status == gen.MessageStatusSucceeded
+		})
+		require.Equal(t, ie.Id, m.InboundEndpointId)
+		require.Equal(t, "application/x-www-form-urlencoded", m.ContentType)
+		require.Equal(t, len(body), m.SizeBytes)
+		require.NotNil(t, m.TotalDeliveryMs)
+		require.NotNil(t, m.IdempotencyKey)
+
+		at, err := e.a.client.GetInboundMessageAttemptsWithResponse(ctx, uuid.MustParse(id), nil)
+		require.NoError(t, err)
+		require.Len(t, at.JSON200.Data, 1)
+		require.Equal(t, 200, *at.JSON200.Data[0].ResponseStatus)
+
+		logs, err := e.a.client.GetInboundLogsWithResponse(ctx, &gen.GetInboundLogsParams{InboundEndpointId: &ie.Id})
+		require.NoError(t, err)
+		require.Len(t, logs.JSON200.Data, 1)
+		require.Equal(t, id, logs.JSON200.Data[0].MessageId)
+		require.Equal(t, rc.url("/github"), logs.JSON200.Data[0].Endpoint)
+
+		// Inbound messages and their endpoint stay out of the outbound views.
+		out, err := e.a.client.GetLogsWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, out.JSON200.Data)
+		eps, err := e.a.client.ListEndpointsWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, eps.JSON200.Data)
+		msg, err := e.a.client.GetMessageWithResponse(ctx, uuid.MustParse(id))
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNotFound, msg.StatusCode())
+
+		require.NoError(t, e.store.FlushStats(ctx))
+		im, err := e.a.client.GetInboundMetricsWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), im.JSON200.Data.TotalMessages)
+		require.Equal(t, int64(1), im.JSON200.Data.Succeeded)
+		om, err := e.a.client.GetMetricsWithResponse(ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, int64(0), om.JSON200.Data.TotalMessages, "inbound messages are not counted as sent")
+
+		// Replay forwards it again.
+		rp, err := e.a.client.ReplayInboundMessageWithResponse(ctx, uuid.MustParse(id))
+		require.NoError(t, err)
+		require.Equal(t, 1, rp.JSON200.Data.Replayed, string(rp.Body))
+		rc.waitFor(t, 2, 10*time.Second)
+		require.Len(t, rc.requests(), 2, "the duplicate was never forwarded")
+	})
+}
+
+// TestInboundVerification signs requests the way each provider documents
+// and checks that good ones are accepted and tampered ones refused with a
+// rejection record (secrets redacted) and nothing stored.
+func TestInboundVerification(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, nil)
+		now := time.Now()
+		ts := strconv.FormatInt(now.Unix(), 10)
+		stdSecret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+		stdSig, err := signature.StandardHeader("msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now.Unix(), []byte(`{"type":"x"}`), stdSecret)
+		require.NoError(t, err)
+
+		cases := []struct {
+			name, config string
+			body         string
+			good, bad    map[string]string
+			query        string
+			wantReason   string
+		}{
+			{
+				name: "stripe", config: `"provider":"stripe","hmac_secret":"whsec_stripe_test"`, body: `{"id":"evt_1","type":"charge.succeeded"}`,
+				good:       map[string]string{"Stripe-Signature": "t=" + ts + ",v1=" + hmacHex("whsec_stripe_test", ts+`.{"id":"evt_1","type":"charge.succeeded"}`)},
+				bad:        map[string]string{"Stripe-Signature": "t=" + ts + ",v1=" + hmacHex("whsec_other", ts+`.{"id":"evt_1","type":"charge.succeeded"}`)},
+				wantReason: "invalid_signature",
+			},
+			{
+				name: "github", config: `"provider":"github","hmac_secret":"It's a Secret to Everybody"`, body: "Hello, World!",
+				// GitHub's documented example: this secret and body give this signature.
+				good:       map[string]string{"X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"},
+				bad:        map[string]string{"X-Hub-Signature-256": "sha256=" + hmacHex("It's a Secret to Everybody", "Hello, World?")},
+				wantReason: "invalid_signature",
+			},
+			{
+				name: "shopify", config: `"provider":"shopify","hmac_secret":"shpss_secret"`, body: `{"order":1}`,
+				good:       map[string]string{"X-Shopify-Hmac-Sha256": hmacB64("shpss_secret", `{"order":1}`)},
+				bad:        map[string]string{"X-Shopify-Hmac-Sha256": hmacB64("shpss_secret", `{"order":2}`)},
+				wantReason: "invalid_signature",
+			},
+			{
+				name: "standard_webhooks", config: `"provider":"standard_webhooks","hmac_secret":"` + stdSecret + `"`, body: `{"type":"x"}`,
+				good:       map[string]string{"webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", "webhook-timestamp": ts, "webhook-signature": stdSig},
+				bad:        map[string]string{"webhook-id": "msg_other", "webhook-timestamp": ts, "webhook-signature": stdSig},
+				wantReason: "invalid_signature",
+			},
+			{
+				name: "generic hmac", config: `"verify_hmac":true,"hmac_header_name":"X-Sig","hmac_secret":"s3","hmac_algorithm":"sha512","hmac_encoding":"base64","hmac_prefix":"v=","timestamp_header_name":"X-Ts","timestamp_ttl_seconds":60`,
+				body: "abc",
+				good: map[string]string{"X-Sig": "v=" + func() string {
+					m := hmac.New(sha512.New, []byte("s3"))
+					m.Write([]byte("abc"))
+					return base64.StdEncoding.EncodeToString(m.Sum(nil))
+				}(), "X-Ts": ts},
+				bad:        map[string]string{"X-Sig": "v=" + hmacB64("s3", "abc"), "X-Ts": ts},
+				wantReason: "invalid_signature",
+			},
+			{
+				name: "stale timestamp", config: `"timestamp_header_name":"X-Ts","timestamp_ttl_seconds":60`, body: "{}",
+				good:       map[string]string{"X-Ts": now.UTC().Format(time.RFC3339)},
+				bad:        map[string]string{"X-Ts": strconv.FormatInt(now.Add(-2*time.Minute).Unix(), 10)},
+				wantReason: "timestamp_expired",
+			},
+			{
+				name: "static token header", config: `"verify_static_token":true,"token_header_name":"X-Api-Token","token_value":"tok-123"`, body: "{}",
+				good: map[string]string{"X-Api-Token": "tok-123"}, bad: map[string]string{"X-Api-Token": "tok-124"},
+				wantReason: "invalid_static_token",
+			},
+			{
+				name: "ip allow-list", config: `"verify_ip_allowlist":true,"allowed_cidrs":["127.0.0.0/8","::1"]`, body: "{}",
+				good: map[string]string{}, wantReason: "ip_not_allowed",
+			},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				ie := e.createInbound(t, `{"url":"`+rc.url("/"+strings.ReplaceAll(tc.name, " ", "-"))+`",`+tc.config+`}`)
+				a := ingest(t, ie.IngestUrl, []byte(tc.body), tc.good)
+				require.Equal(t, http.StatusOK, a.status, a.raw)
+				if tc.bad == nil {
+					return
+				}
+				before := e.countMessages(t)
+				a = ingest(t, ie.IngestUrl, []byte(tc.body), tc.bad)
+				require.Equal(t, http.StatusUnauthorized, a.status, a.raw)
+				require.Equal(t, before, e.countMessages(t), "nothing stored")
+				rej := e.rejections(t, ie.Id)
+				require.Len(t, rej, 1)
+				require.Equal(t, tc.wantReason, rej[0].ReasonCode)
+				require.NotNil(t, rej[0].ReasonDetail)
+				require.Equal(t, "127.0.0.1", *rej[0].SourceIp)
+				for name, v := range tc.bad {
+					if strings.Contains(strings.ToLower(name), "sig") || strings.Contains(strings.ToLower(name), "token") {
+						require.NotContains(t, *rej[0].HeadersRedacted, v, "secret header value redacted")
+					}
+				}
+			})
+		}
+
+		t.Run("ip not allowed", func(t *testing.T) {
+			ie := e.createInbound(t, `{"url":"`+rc.url("/ip")+`","verify_ip_allowlist":true,"allowed_cidrs":["203.0.113.0/24"]}`)
+			a := ingest(t, ie.IngestUrl, []byte("{}"), nil)
+			require.Equal(t, http.StatusForbidden, a.status, a.raw)
+			require.Equal(t, "IP_NOT_ALLOWED", a.errorCode())
+			require.Equal(t, "ip_not_allowed", e.rejections(t, ie.Id)[0].ReasonCode)
+		})
+		t.Run("static token in query", func(t *testing.T) {
+			ie := e.createInbound(t, `{"url":"`+rc.url("/q")+`","verify_static_token":true,"token_query_param":"key","token_value":"q-1"}`)
+			require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl+"?key=q-1", []byte("{}"), nil).status)
+			require.Equal(t, http.StatusUnauthorized, ingest(t, ie.IngestUrl+"?key=q-2", []byte("{}"), nil).status)
+		})
+	})
+}
+
+func (e *env) countMessages(t *testing.T) int64 {
+	t.Helper()
+	n, err := e.store.CountByStatus(context.Background(), e.a.project.ID)
+	require.NoError(t, err)
+	var sum int64
+	for _, v := range n {
+		sum += v
+	}
+	return sum
+}
+
+func (e *env) rejections(t *testing.T, id uuid.UUID) []gen.InboundRejection {
+	t.Helper()
+	r, err := e.a.client.ListInboundRejectionsWithResponse(context.Background(), &gen.ListInboundRejectionsParams{InboundEndpointId: &id})
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, r.StatusCode(), string(r.Body))
+	return r.JSON200.Data
+}
+
+// TestIngestBadInput: every refusal answers in the error envelope with the
+// status a provider acts on, and records a rejection only for an endpoint
+// that exists.
+func TestIngestBadInput(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		rc := newReceiver(t, nil)
+		ie := e.createInbound(t, `{"url":"`+rc.url("/x")+`"}`)
+		base := strings.TrimSuffix(ie.IngestUrl, ie.SecretToken)
+
+		unknown := ingest(t, e.url+"/v1/webhooks/receive/"+uuid.Must(uuid.NewV7()).String()+"/"+ie.SecretToken, []byte("{}"), nil)
+		wrong := ingest(t, base+"nottheright0token0000000000000000000000", []byte("{}"), nil)
+		require.Equal(t, http.StatusUnauthorized, unknown.status)
+		require.Equal(t, http.StatusUnauthorized, wrong.status)
+		require.Equal(t, unknown.body["error"], wrong.body["error"], "an unknown endpoint and a wrong token look the same")
+		require.Equal(t, http.StatusUnauthorized, ingest(t, e.url+"/v1/webhooks/receive/not-a-uuid/x", nil, nil).status)
+		rej := e.rejections(t, ie.Id)
+		require.Len(t, rej, 1)
+		require.Equal(t, "invalid_token", rej[0].ReasonCode)
+
+		big := ingest(t, ie.IngestUrl, bytes.Repeat([]byte("a"), 1<<20+1), nil)
+		require.Equal(t, http.StatusRequestEntityTooLarge, big.status, big.raw)
+		require.Equal(t, "PAYLOAD_TOO_LARGE", big.errorCode())
+		require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl, bytes.Repeat([]byte("a"), 1<<20), nil).status, "exactly 1 MiB is accepted")
+
+		_, err := e.a.client.PauseInboundEndpointWithResponse(ctx, ie.Id)
+		require.NoError(t, err)
+		paused := ingest(t, ie.IngestUrl, []byte("{}"), nil)
+		require.Equal(t, http.StatusServiceUnavailable, paused.status)
+		require.Equal(t, "ENDPOINT_PAUSED", paused.errorCode())
+		require.NotEmpty(t, paused.header.Get("Retry-After"))
+		_, err = e.a.client.ResumeInboundEndpointWithResponse(ctx, ie.Id)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl, []byte("{}"), nil).status)
+
+		// Another project's inbound resources are 404.
+		g, err := e.b.client.GetInboundEndpointWithResponse(ctx, ie.Id)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNotFound, g.StatusCode())
+		p, err := e.b.client.PauseInboundEndpointWithResponse(ctx, ie.Id)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusNotFound, p.StatusCode())
+		require.Empty(t, e.rejectionsOf(t, e.b, ie.Id))
+
+		// Bad configurations are refused with the field named.
+		for _, body := range []string{
+			`{"url":"` + rc.url("/y") + `","verify_hmac":true,"hmac_header_name":"X-Sig"}`,
+			`{"url":"` + rc.url("/y") + `","verify_static_token":true,"token_value":"x"}`,
+			`{"url":"` + rc.url("/y") + `","verify_ip_allowlist":true,"allowed_cidrs":["not-an-ip"]}`,
+			`{"url":"` + rc.url("/y") + `","provider":"standard_webhooks","hmac_secret":"not base64!"}`,
+			`{"url":"` + rc.url("/y") + `","mode":"pull"}`,
+			`{"url":"` + rc.url("/y") + `","ingest_response_code":301}`,
+			`{"url":"http://10.0.0.1/x"}`,
+		} {
+			status, env, raw := e.do(http.MethodPost, "/v1/inbound-endpoints", e.a.key, "application/json", []byte(body))
+			require.Equal(t, http.StatusBadRequest, status, body+" → "+string(raw))
+			require.NotEmpty(t, env.Error.Code)
+		}
+
+		// An expired endpoint refuses intake; a deleted one looks unknown.
+		_, err = e.a.client.UpdateInboundEndpointWithResponse(ctx, ie.Id, gen.UpdateInboundEndpointRequest{ExpiresAt: ptr(time.Now().Add(time.Hour))})
+		require.NoError(t, err)
+		require.NoError(t, e.store.DeleteInboundEndpoint(ctx, e.a.project.ID, ie.Id.String()))
+		require.Equal(t, http.StatusUnauthorized, ingest(t, ie.IngestUrl, []byte("{}"), nil).status)
+	})
+}
+
+func (e *env) rejectionsOf(t *testing.T, tn tenant, id uuid.UUID) []gen.InboundRejection {
+	t.Helper()
+	r, err := tn.client.ListInboundRejectionsWithResponse(context.Background(), &gen.ListInboundRejectionsParams{InboundEndpointId: &id})
+	require.NoError(t, err)
+	return r.JSON200.Data
+}
+
+
+
+// The shapes HookBridge's Go SDK (v1.5.0 types.go) decodes from the
+// inbound answers, written from its declarations.
+var (
+	sdkInboundCreated = sdkShape{must("id", jString), must("name", jString), must("url", jString), must("mode", jString),
+		must("ingest_url", jString), must("secret_token", jString), maybe("signing_key_id", jString), maybe("signing_secret", jString),
+		maybe("key_hint", jString), must("created_at", jTime)}
+	sdkInbound = sdkShape{must("id", jString), must("name", jString), maybe("description", jString), must("url", jString),
+		must("mode", jString), must("active", jBool), must("paused", jBool), must("verify_static_token", jBool), must("verify_hmac", jBool),
+		must("verify_ip_allowlist", jBool), must("ingest_response_code", jInt), must("idempotency_header_names", jStrings),
+		must("signing_enabled", jBool), must("created_at", jTime), must("updated_at", jTime)}
+	sdkInboundSummary = sdkShape{must("id", jString), must("name", jString), must("url", jString), must("mode", jString),
+		must("active", jBool), must("paused", jBool), must("created_at", jTime)}
+	sdkUpdated        = sdkShape{must("id", jString), must("updated", jBool)}
+	sdkInboundMessage = sdkShape{must("id", jString), must("project_id", jString), must("inbound_endpoint_id", jString),
+		must("status", jString), must("attempt_count", jInt), must("replay_count", jInt), must("received_at", jTime), must("updated_at", jTime),
+		maybe("content_type", jString), maybe("size_bytes", jInt), maybe("payload_sha256", jString), maybe("idempotency_key", jString),
+		maybe("next_attempt_at", jTime), maybe("last_error", jString), maybe("response_status", jInt), maybe("response_latency_ms", jInt),
+		maybe("queue_wait_ms", jInt), maybe("total_delivery_ms", jInt), maybe("delivered_at", jTime), maybe("failed_at", jTime),
+		maybe("deleted_at", jTime)}
+	sdkInboundLog = sdkShape{must("message_id", jString), must("inbound_endpoint_id", jString), must("endpoint", jString),
+		must("status", jString), must("attempt_count", jInt), must("received_at", jTime), maybe("delivered_at", jTime),
+		maybe("response_status", jInt), maybe("response_latency_ms", jInt), maybe("last_error", jString), maybe("total_delivery_ms", jInt),
+		maybe("deleted_at", jTime)}
+	sdkRejection = sdkShape{must("id", jString), must("reason_code", jString), must("received_at", jTime),
+		maybe("inbound_endpoint_id", jString), maybe("reason_detail", jString), maybe("source_ip", jString), maybe("headers_redacted", jString)}
+	// ReplayInboundMessage and the batch/all calls decode the envelope itself.
+	sdkReplayBatchEnvelope = sdkShape{must("message", jString), object("data", sdkReplayBatch)}
+	sdkReplayAllEnvelope   = sdkShape{must("message", jString), object("data", sdkReplayAll)}
+)
+
+// TestInboundSDKShapes calls every inbound operation of HookBridge's Go SDK
+// the way it does and checks each answer against its types (and, through
+// env.do, against openapi.yaml).
+func TestInboundSDKShapes(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, nil)
+		v := e.sdkCall(t, http.MethodPost, "/v1/inbound-endpoints", `{"name":"stripe","url":"`+rc.url("/in")+`","idempotency_header_names":["X-Id"]}`,
+			http.StatusCreated, data(sdkInboundCreated))
+		id, ingestURL := str(v, "data", "id"), str(v, "data", "ingest_url")
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints?limit=5", "", http.StatusOK, dataList(sdkInboundSummary, sdkPageMeta))
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id, "", http.StatusOK, data(sdkInbound))
+		e.sdkCall(t, http.MethodPatch, "/v1/inbound-endpoints/"+id, `{"description":"payments","ingest_response_code":202}`, http.StatusOK, data(sdkUpdated))
+		e.sdkCall(t, http.MethodPost, "/v1/inbound-endpoints/"+id+"/pause", "", http.StatusOK, data(sdkToggle))
+		e.sdkCall(t, http.MethodPost, "/v1/inbound-endpoints/"+id+"/resume", "", http.StatusOK, data(sdkToggle))
+		k := e.sdkCall(t, http.MethodPost, "/v1/inbound-endpoints/"+id+"/signing-keys", "", http.StatusCreated, data(sdkKeyCreated))
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id+"/signing-keys", "", http.StatusOK, dataList(sdkSigningKey, sdkMeta))
+		status, _, _ := e.do(http.MethodDelete, "/v1/inbound-endpoints/"+id+"/signing-keys/"+str(k, "data", "id"), e.a.key, "", nil)
+		require.Equal(t, http.StatusNoContent, status)
+
+		var msgs []string
+		for i := range 3 {
+			a := ingest(t, ingestURL, []byte(`{"n":`+strconv.Itoa(i)+`}`), map[string]string{"Content-Type": "application/json", "X-Id": "d" + strconv.Itoa(i)})
+			require.Equal(t, http.StatusAccepted, a.status, a.raw) // the PATCHed ingest_response_code
+			msgs = append(msgs, a.messageID(t))
+		}
+		rc.waitFor(t, 3, 10*time.Second)
+		poll.Until(t, 10*time.Second, func() bool {
+			m := e.sdkCall(t, http.MethodGet, "/v1/inbound-messages/"+msgs[2], "", http.StatusOK, data(sdkInboundMessage))
+			return str(m, "data", "status") == "succeeded"
+		})
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-messages/"+msgs[0]+"/attempts", "", http.StatusOK, dataList(sdkAttempt, sdkMeta))
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-logs?inbound_endpoint_id="+id+"&limit=2", "", http.StatusOK, dataList(sdkInboundLog, sdkPageMeta))
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-metrics?window=1h&inbound_endpoint_id="+id, "", http.StatusOK, data(sdkMetrics))
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-metrics/timeseries?window=24h", "", http.StatusOK, data(sdkTimeseries))
+		poll.Until(t, 10*time.Second, func() bool {
+			m := e.sdkCall(t, http.MethodGet, "/v1/inbound-messages/"+msgs[0], "", http.StatusOK, data(sdkInboundMessage))
+			return str(m, "data", "status") == "succeeded"
+		})
+		e.sdkCall(t, http.MethodPost, "/v1/inbound-messages/"+msgs[0]+"/replay", "", http.StatusOK, sdkReplayBatchEnvelope)
+		e.sdkCall(t, http.MethodPost, "/v1/inbound-messages/replay-batch", `{"message_ids":["`+msgs[1]+`"]}`, http.StatusOK, sdkReplayBatchEnvelope)
+		e.sdkCall(t, http.MethodPost, "/v1/inbound-messages/replay-all?status=succeeded&inbound_endpoint_id="+id+"&limit=10", "", http.StatusOK, sdkReplayAllEnvelope)
+		d := e.sdkCall(t, http.MethodDelete, "/v1/inbound-messages/"+msgs[2], "", http.StatusOK, data(sdkDeleted))
+		require.Equal(t, false, d["data"].(map[string]any)["already_deleted"])
+		b := e.sdkCall(t, http.MethodPost, "/v1/inbound-messages/delete-batch", `{"message_ids":["`+msgs[2]+`","`+uuid.Must(uuid.NewV7()).String()+`"]}`,
+			http.StatusOK, data(sdkDeleteBatch))
+		require.EqualValues(t, "1", b["data"].(map[string]any)["already_deleted_count"].(json.Number).String())
+		e.sdkCall(t, http.MethodPost, "/v1/inbound-messages/delete-all?inbound_endpoint_id="+id+"&limit=10", "", http.StatusOK, data(sdkDeleteAll))
+
+		bad := ingest(t, ingestURL+"x", []byte("{}"), nil)
+		require.Equal(t, http.StatusUnauthorized, bad.status)
+		e.sdkCall(t, http.MethodGet, "/v1/inbound-rejections?inbound_endpoint_id="+id, "", http.StatusOK, dataList(sdkRejection, sdkPageMeta))
+		e.sdkCall(t, http.MethodDelete, "/v1/inbound-endpoints/"+id, "", http.StatusOK, data(sdkToggle))
+	})
+}

@@ -1,0 +1,228 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/inbound"
+	"github.com/hookd/hookd/ratelimit"
+	"github.com/hookd/hookd/store"
+)
+
+// MaxIngestBodyBytes bounds a received webhook's body (as a send's payload).
+const MaxIngestBodyBytes = MaxPayloadBytes
+
+// Defaults of the ingest rate limits, in requests per minute (per hookd
+// process): per inbound endpoint, and per source address and endpoint.
+const (
+	DefaultIngestLimitPerEndpoint = 60_000
+	DefaultIngestLimitPerSource   = 12_000
+)
+
+// ingestRoute is the Echo path of the ingest route.
+const ingestRoute = IngestPathPrefix + ":id/:token"
+
+// pausedRetryAfter is the Retry-After of a paused endpoint's 503.
+const pausedRetryAfter = time.Minute
+
+var errIngestUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: "this ingest URL is not valid"}
+
+// ingestLimits are the ingest rate limiters of a Server.
+type ingestLimits struct {
+	perEndpoint, perSource ratelimit.Limiter
+}
+
+// Ingest is POST /v1/webhooks/receive/{id}/{token}: it authenticates the
+// request by its token, applies the endpoint's checks, stores the body and
+// headers and answers once they are committed (see the spec).
+func (s *Server) Ingest(c echo.Context) error {
+	ctx := c.Request().Context()
+	id, err := uuid.Parse(c.Param("id"))
+	if err != nil || !strings.HasPrefix(c.Request().URL.Path, IngestPathPrefix) {
+		return errIngestUnauthorized
+	}
+	ie, err := s.Store.IngestEndpoint(ctx, id.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return errIngestUnauthorized
+	}
+	if err != nil {
+		return err
+	}
+	src := sourceAddr(c)
+	limitNow := s.limitNow()
+	// Per source before the token check, so a caller guessing tokens is
+	// slowed down (and cannot fill the rejection records) while the
+	// provider's own calls, from other addresses, are not.
+	if ok, wait := s.ingest.perSource.Allow(ie.ID+"/"+s.clientKey(c), s.ingestLimit(s.IngestLimitPerSource, DefaultIngestLimitPerSource), limitNow); !ok {
+		return &Error{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many requests from this address; retry later", RetryAfter: wait}
+	}
+	rejected := func(reason, code string, status int, detail string, retry time.Duration) error {
+		s.recordRejection(ctx, ie, reason, detail, src, c.Request().Header, nil)
+		return &Error{Status: status, Code: code, Message: detail, RetryAfter: retry}
+	}
+	sum := sha256.Sum256([]byte(c.Param("token")))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(ie.TokenHash)) != 1 {
+		s.recordRejection(ctx, ie, "invalid_token", "the ingest token in the URL is wrong", src, c.Request().Header, nil)
+		return errIngestUnauthorized
+	}
+	now := s.now()
+	if ie.Expired(now) {
+		return rejected("endpoint_expired", "ENDPOINT_EXPIRED", http.StatusGone, "this inbound endpoint expired at "+ie.ExpiresAt.UTC().Format(time.RFC3339), 0)
+	}
+	if ie.Paused {
+		return rejected("endpoint_paused", "ENDPOINT_PAUSED", http.StatusServiceUnavailable, "this inbound endpoint is paused; retry later", pausedRetryAfter)
+	}
+	if ok, wait := s.ingest.perEndpoint.Allow(ie.ID, s.ingestLimit(s.IngestLimitPerEndpoint, DefaultIngestLimitPerEndpoint), limitNow); !ok {
+		return &Error{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many requests for this inbound endpoint; retry later", RetryAfter: wait}
+	}
+	cfg, err := s.ingestConfig(ie)
+	if err != nil {
+		return err
+	}
+	if rej := cfg.CheckSource(src); rej != nil {
+		return rejected(rej.Reason, rej.Code, rej.Status, rej.Detail, 0)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxIngestBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return rejected("payload_too_large", "PAYLOAD_TOO_LARGE", http.StatusRequestEntityTooLarge,
+				"the body is larger than 1 MiB (1,048,576 bytes)", 0)
+		}
+		return errClientGone
+	}
+	req := inbound.Request{Header: c.Request().Header, Query: c.Request().URL.Query(), Body: body, Source: src}
+	if rej := cfg.Verify(req, now); rej != nil {
+		s.recordRejection(ctx, ie, rej.Reason, rej.Detail, src, c.Request().Header, cfg.secretHeaders())
+		return &Error{Status: rej.Status, Code: rej.Code, Message: rej.Detail}
+	}
+
+	headers := inbound.ForwardHeaders(c.Request().Header, deref(ie.TokenHeaderName, ""))
+	if _, ok := headers["Content-Type"]; !ok {
+		headers["Content-Type"] = "application/octet-stream"
+	}
+	bodySum := sha256.Sum256(body)
+	m := store.Message{
+		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: ie.ProjectID, EndpointID: ie.ID, Status: store.StatusQueued,
+		Payload: body, PayloadSHA256: hex.EncodeToString(bodySum[:]), SizeBytes: len(body), Headers: headers,
+		NextAttemptAt: &now, CreatedAt: now, UpdatedAt: now, Inbound: true,
+	}
+	if k := inbound.IdempotencyKey(c.Request().Header, ie.IdempotencyHeaderNames); k != "" {
+		m.IdempotencyKey = &k
+	}
+	// The provider is answered only after the commit: do not let it going
+	// away half-way leave the outcome unknown to this process.
+	stored, created, err := s.Store.InsertInbound(context.WithoutCancel(ctx), m)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Content-Type", "application/json")
+	c.Response().WriteHeader(ie.IngestResponseCode)
+	var out ingestAccepted
+	out.Data.MessageID, out.Data.Duplicate, out.Meta = stored.ID, !created, meta(ctx)
+	return json.NewEncoder(c.Response()).Encode(out)
+}
+
+// ingestAccepted is the spec's IngestAcceptedEnvelope (the ingest route is
+// not generated, so neither is its answer's type).
+type ingestAccepted struct {
+	Data struct {
+		MessageID string `json:"message_id"`
+		Duplicate bool   `json:"duplicate"`
+	} `json:"data"`
+	Meta gen.Meta `json:"meta"`
+}
+
+func (s *Server) ingestLimit(set, def int) int {
+	switch {
+	case set < 0:
+		return 0 // unlimited
+	case set == 0:
+		return def
+	}
+	return set
+}
+
+// sourceAddr is the client's address (through TrustedProxies).
+func sourceAddr(c echo.Context) netip.Addr {
+	a, _ := netip.ParseAddr(c.RealIP())
+	return a.Unmap().WithZone("")
+}
+
+// ingestCheck is an endpoint's checks with the names of the headers that
+// hold its secrets (redacted in rejection records).
+type ingestCheck struct {
+	inbound.Config
+}
+
+func (c ingestCheck) secretHeaders() []string {
+	return []string{c.TokenHeader, c.HMACHeader}
+}
+
+// ingestConfig builds the checks of ie, opening its HMAC secret.
+func (s *Server) ingestConfig(ie store.InboundEndpoint) (ingestCheck, error) {
+	c := inbound.Config{
+		Algorithm: ie.HMACAlgorithm, Encoding: ie.HMACEncoding, HMACPrefix: deref(ie.HMACPrefix, ""),
+		HMACHeader: deref(ie.HMACHeaderName, ""), Provider: deref(ie.Provider, ""),
+	}
+	if ie.TimestampTTLSeconds != nil {
+		c.TimestampTTL = time.Duration(*ie.TimestampTTLSeconds) * time.Second
+	}
+	if ie.TimestampHeaderName != nil {
+		c.TimestampHeader = *ie.TimestampHeaderName
+	}
+	if ie.VerifyStaticToken && ie.TokenValueHash != nil {
+		h, err := hex.DecodeString(*ie.TokenValueHash)
+		if err != nil {
+			return ingestCheck{}, err
+		}
+		c.TokenHash, c.TokenHeader, c.TokenQuery = h, deref(ie.TokenHeaderName, ""), deref(ie.TokenQueryParam, "")
+	}
+	if ie.VerifyHMAC && ie.HMACSecretSealed != nil {
+		secret, err := s.Keyring.Open(deref(ie.HMACKeyID, ""), ie.HMACSecretSealed, hmacAAD(ie.ID))
+		if err != nil {
+			return ingestCheck{}, err
+		}
+		c.HMACSecret = secret
+	}
+	if ie.VerifyIPAllowlist {
+		nets, err := parseNets(ie.AllowedCIDRs)
+		if err != nil {
+			return ingestCheck{}, err
+		}
+		c.AllowedNets = nets
+	}
+	return ingestCheck{c}, nil
+}
+
+// recordRejection stores why a request to ie was refused; a failure to
+// store it is logged, never turned into another answer.
+func (s *Server) recordRejection(ctx context.Context, ie store.InboundEndpoint, reason, detail string, src netip.Addr, h http.Header, secret []string) {
+	headers := inbound.RedactHeaders(inbound.ForwardHeaders(h), append(secret, deref(ie.TokenHeaderName, ""), deref(ie.HMACHeaderName, ""))...)
+	b, _ := json.Marshal(headers)
+	hs := string(b)
+	r := store.InboundRejection{
+		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: ie.ProjectID, InboundEndpointID: ie.ID, ReasonCode: reason,
+		ReasonDetail: &detail, HeadersRedacted: &hs, ReceivedAt: store.Now(),
+	}
+	if src.IsValid() {
+		a := src.String()
+		r.SourceIP = &a
+	}
+	if err := s.Store.RecordRejection(context.WithoutCancel(ctx), r); err != nil {
+		s.log().Error("cannot record an inbound rejection", "inbound_endpoint_id", ie.ID, "reason", reason, "error", err.Error())
+	}
+}

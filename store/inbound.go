@@ -1,0 +1,315 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// InboundEndpoint receives webhooks from a provider at its ingest URL and
+// forwards them to URL. Its delivery target is the endpoints row with the
+// same id (Inbound set), which holds URL, the signing keys and the circuit
+// breaker's state; URL and SigningEnabled are read from it.
+type InboundEndpoint struct {
+	ID          string `gorm:"primaryKey"`
+	ProjectID   string
+	Name        string
+	Description string
+	Mode        string
+	// TokenHash is the SHA-256 (hex) of the ingest token.
+	TokenHash         string
+	Provider          *string
+	VerifyStaticToken bool
+	TokenHeaderName   *string
+	TokenQueryParam   *string
+	TokenValueHash    *string
+	VerifyHMAC        bool    `gorm:"column:verify_hmac"`
+	HMACHeaderName    *string `gorm:"column:hmac_header_name"`
+	// HMACSecretSealed is the HMAC secret sealed by master key HMACKeyID.
+	HMACSecretSealed       []byte  `gorm:"column:hmac_secret_sealed"`
+	HMACKeyID              *string `gorm:"column:hmac_key_id"`
+	HMACAlgorithm          string  `gorm:"column:hmac_algorithm"`
+	HMACEncoding           string  `gorm:"column:hmac_encoding"`
+	HMACPrefix             *string `gorm:"column:hmac_prefix"`
+	TimestampHeaderName    *string
+	TimestampTTLSeconds    *int `gorm:"column:timestamp_ttl_seconds"`
+	VerifyIPAllowlist      bool `gorm:"column:verify_ip_allowlist"`
+	AllowedCIDRs           StringList `gorm:"column:allowed_cidrs"`
+	IdempotencyHeaderNames StringList
+	IngestResponseCode     int
+	Paused                 bool
+	ExpiresAt              *time.Time
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+	DeletedAt              *time.Time
+
+	// From the delivery target (read only).
+	URL            string `gorm:"->;column:url"`
+	SigningEnabled bool   `gorm:"->;column:signing_enabled"`
+}
+
+// Expired reports whether an ephemeral endpoint's time has passed at now.
+func (e InboundEndpoint) Expired(now time.Time) bool {
+	return e.ExpiresAt != nil && !now.Before(*e.ExpiresAt)
+}
+
+// InboundRejection is an ingest request that was refused, kept
+// RejectionRetention for users to see why.
+type InboundRejection struct {
+	ID                string `gorm:"primaryKey"`
+	ProjectID         string
+	InboundEndpointID string
+	ReasonCode        string
+	ReasonDetail      *string
+	SourceIP          *string `gorm:"column:source_ip"`
+	HeadersRedacted   *string
+	ReceivedAt        time.Time
+}
+
+// RejectionRetention is how long rejections are kept.
+const RejectionRetention = 7 * 24 * time.Hour
+
+// inboundSelect reads inbound endpoints with their target's URL and
+// signing switch.
+func (s *Store) inboundSelect(ctx context.Context) *gorm.DB {
+	return s.db.WithContext(ctx).Table("inbound_endpoints ie").
+		Select("ie.*, e.url AS url, e.hmac_enabled AS signing_enabled").
+		Joins("JOIN endpoints e ON e.id = ie.id")
+}
+
+// CreateInboundEndpoint stores an inbound endpoint, its delivery target
+// (target.ID must be ie.ID) and the target's first signing key, in one
+// transaction.
+func (s *Store) CreateInboundEndpoint(ctx context.Context, ie InboundEndpoint, target Endpoint, k SigningKey) error {
+	target.Inbound = true
+	// The outbound rule of one endpoint per URL does not apply: an inbound
+	// target's normalised URL is its own.
+	target.URLNormalized = "inbound:" + target.ID
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(&target).Error; err != nil {
+			return err
+		}
+		if err := tx.Create(&k).Error; err != nil {
+			return err
+		}
+		return tx.Omit("url", "signing_enabled").Create(&ie).Error
+	})
+	return translate(err, "create inbound endpoint")
+}
+
+// GetInboundEndpoint returns a live inbound endpoint of the project
+// (expired ones included), or ErrNotFound.
+func (s *Store) GetInboundEndpoint(ctx context.Context, projectID, id string) (InboundEndpoint, error) {
+	var ie InboundEndpoint
+	err := s.inboundSelect(ctx).Where("ie.id = ? AND ie.project_id = ? AND ie.deleted_at IS NULL", id, projectID).Take(&ie).Error
+	return ie, translate(err, "get inbound endpoint")
+}
+
+// IngestEndpoint returns the live inbound endpoint id, whatever its
+// project, for the ingest route (which authenticates by its token), or
+// ErrNotFound.
+func (s *Store) IngestEndpoint(ctx context.Context, id string) (InboundEndpoint, error) {
+	var ie InboundEndpoint
+	err := s.inboundSelect(ctx).Where("ie.id = ? AND ie.deleted_at IS NULL", id).Take(&ie).Error
+	return ie, translate(err, "get inbound endpoint")
+}
+
+// ListInboundEndpoints returns up to limit live, unexpired inbound
+// endpoints of the project, newest first, after the id beforeID.
+func (s *Store) ListInboundEndpoints(ctx context.Context, projectID, beforeID string, limit int) ([]InboundEndpoint, error) {
+	q := s.inboundSelect(ctx).Where("ie.project_id = ? AND ie.deleted_at IS NULL AND (ie.expires_at IS NULL OR ie.expires_at > ?)", projectID, Now())
+	if beforeID != "" {
+		q = q.Where("ie.id < ?", beforeID)
+	}
+	var out []InboundEndpoint
+	err := q.Order("ie.id DESC").Limit(limit).Find(&out).Error
+	return out, translate(err, "list inbound endpoints")
+}
+
+// InboundUpdate is a change to an inbound endpoint: Fields are columns of
+// inbound_endpoints; URL (with its normalised form) and SigningEnabled
+// change the delivery target.
+type InboundUpdate struct {
+	Fields         map[string]any
+	URL            *string
+	SigningEnabled *bool
+}
+
+// UpdateInboundEndpoint applies u to a live inbound endpoint of the
+// project, or returns ErrNotFound.
+func (s *Store) UpdateInboundEndpoint(ctx context.Context, projectID, id string, u InboundUpdate) error {
+	now := Now()
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		fields := map[string]any{"updated_at": now}
+		for k, v := range u.Fields {
+			fields[k] = v
+		}
+		res := tx.Table("inbound_endpoints").Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).Updates(fields)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		target := map[string]any{"updated_at": now}
+		if u.URL != nil {
+			target["url"] = *u.URL
+		}
+		if u.SigningEnabled != nil {
+			target["hmac_enabled"] = *u.SigningEnabled
+		}
+		return tx.Model(&Endpoint{}).Where("id = ? AND inbound", id).Updates(target).Error
+	})
+	if errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return translate(err, "update inbound endpoint")
+}
+
+// DeleteInboundEndpoint soft-deletes an inbound endpoint of the project:
+// intake stops; its messages are still forwarded (the delivery target
+// stays). It returns ErrNotFound.
+func (s *Store) DeleteInboundEndpoint(ctx context.Context, projectID, id string) error {
+	now := Now()
+	res := s.db.WithContext(ctx).Table("inbound_endpoints").Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).
+		Updates(map[string]any{"deleted_at": now, "updated_at": now})
+	if res.Error != nil {
+		return translate(res.Error, "delete inbound endpoint")
+	}
+	if res.RowsAffected == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetInboundPaused pauses or resumes an inbound endpoint's intake. A
+// resume also resumes forwarding if the circuit breaker disabled it, and
+// returns how many held messages that queued.
+func (s *Store) SetInboundPaused(ctx context.Context, projectID, id string, paused bool) (int64, error) {
+	res := s.db.WithContext(ctx).Table("inbound_endpoints").Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).
+		Updates(map[string]any{"paused": paused, "updated_at": Now()})
+	if res.Error != nil {
+		return 0, translate(res.Error, "pause inbound endpoint")
+	}
+	if res.RowsAffected == 0 {
+		return 0, ErrNotFound
+	}
+	if paused {
+		return 0, nil
+	}
+	target, err := s.GetEndpoint(ctx, projectID, id)
+	if err != nil || !target.Paused {
+		return 0, err
+	}
+	return s.SetEndpointPaused(ctx, projectID, id, false)
+}
+
+// InsertInbound stores a received message (m.Inbound, m.EndpointID the
+// inbound endpoint) as queued, unless its idempotency key was seen on the
+// endpoint: then it writes nothing and returns the original message with
+// created=false. A repeat costs one indexed read.
+func (s *Store) InsertInbound(ctx context.Context, m Message) (Message, bool, error) {
+	m.Inbound = true
+	if m.IdempotencyKey != nil {
+		if orig, err := s.inboundByKey(s.db.WithContext(ctx), m.EndpointID, *m.IdempotencyKey); err == nil {
+			return orig, false, nil
+		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return Message{}, false, translate(err, "find the original message")
+		}
+	}
+	stored, created := m, true
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&m)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 && m.IdempotencyKey != nil {
+			// A concurrent request with the same key won.
+			created = false
+			var err error
+			stored, err = s.inboundByKey(tx, m.EndpointID, *m.IdempotencyKey)
+			return err
+		}
+		return s.notifyDue(tx)
+	})
+	if err != nil {
+		return Message{}, false, translate(err, "store inbound message")
+	}
+	if created {
+		s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
+		s.poke()
+	}
+	return stored, created, nil
+}
+
+func (s *Store) inboundByKey(db *gorm.DB, endpointID, key string) (Message, error) {
+	var m Message
+	err := db.Select("id", "status", "project_id", "endpoint_id", "created_at").
+		Where("endpoint_id = ? AND idempotency_key = ?", endpointID, key).Take(&m).Error
+	return m, err
+}
+
+// RecordRejection stores a refused ingest request.
+func (s *Store) RecordRejection(ctx context.Context, r InboundRejection) error {
+	return translate(s.db.WithContext(ctx).Create(&r).Error, "record rejection")
+}
+
+// RejectionFilter selects rejections; zero fields do not filter.
+type RejectionFilter struct {
+	InboundEndpointID string
+	From, To          *time.Time
+}
+
+// ListRejections returns up to limit rejections of the project matching f,
+// newest first, after the id beforeID.
+func (s *Store) ListRejections(ctx context.Context, projectID string, f RejectionFilter, beforeID string, limit int) ([]InboundRejection, error) {
+	q := s.db.WithContext(ctx).Where("project_id = ?", projectID)
+	if f.InboundEndpointID != "" {
+		q = q.Where("inbound_endpoint_id = ?", f.InboundEndpointID)
+	}
+	if f.From != nil {
+		q = q.Where("received_at >= ?", f.From.UTC())
+	}
+	if f.To != nil {
+		q = q.Where("received_at < ?", f.To.UTC())
+	}
+	if beforeID != "" {
+		q = q.Where("id < ?", beforeID)
+	}
+	var out []InboundRejection
+	err := q.Order("id DESC").Limit(limit).Find(&out).Error
+	return out, translate(err, "list rejections")
+}
+
+// AllInbound is the endpoint id of a project's all-inbound-endpoint
+// counters (AllEndpoints counts outbound messages only).
+const AllInbound = "inbound"
+
+// aggregateOf is the all-endpoints counter key an endpoint's messages add
+// to: outbound endpoint ids start with ep_, inbound ones are UUIDs.
+func aggregateOf(endpointID string) string {
+	if strings.HasPrefix(endpointID, "ep_") {
+		return AllEndpoints
+	}
+	return AllInbound
+}
+
+// MessagesOfDirection reports which of ids name messages of the project
+// (deleted ones included) that were received (inbound) or sent.
+func (s *Store) MessagesOfDirection(ctx context.Context, projectID string, ids []string, inbound bool) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var found []string
+	err := s.db.WithContext(ctx).Model(&Message{}).Where("id IN ? AND project_id = ? AND inbound = ?", ids, projectID, inbound).
+		Pluck("id", &found).Error
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, translate(err, "find messages")
+}
