@@ -180,7 +180,7 @@ func (s *Server) applyInbound(ctx context.Context, ie *store.InboundEndpoint, in
 				return invalid("/hmac_secret", "standard-webhooks-secret", `a standard_webhooks secret is "whsec_" followed by base64`)
 			}
 		}
-		keyID, sealed := s.Keyring.Seal([]byte(*in.HmacSecret), hmacAAD(ie.ID))
+		keyID, sealed := s.Keyring.Seal([]byte(*in.HmacSecret), inbound.SecretAAD(ie.ID))
 		ie.HMACKeyID, ie.HMACSecretSealed = &keyID, sealed
 	}
 	return checkInboundConfig(*ie)
@@ -244,9 +244,6 @@ func parseNets(list []string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
-
-// hmacAAD binds a sealed HMAC secret to its inbound endpoint.
-func hmacAAD(id string) []byte { return []byte("inbound-hmac/" + id) }
 
 func (s *Server) toInboundEndpoint(ctx context.Context, ie store.InboundEndpoint) gen.InboundEndpoint {
 	out := gen.InboundEndpoint{

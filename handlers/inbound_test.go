@@ -385,8 +385,6 @@ func (e *env) rejectionsOf(t *testing.T, tn tenant, id uuid.UUID) []gen.InboundR
 	return r.JSON200.Data
 }
 
-
-
 // The shapes HookBridge's Go SDK (v1.5.0 types.go) decodes from the
 // inbound answers, written from its declarations.
 var (

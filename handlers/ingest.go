@@ -192,7 +192,7 @@ func (s *Server) ingestConfig(ie store.InboundEndpoint) (ingestCheck, error) {
 		c.TokenHash, c.TokenHeader, c.TokenQuery = h, deref(ie.TokenHeaderName, ""), deref(ie.TokenQueryParam, "")
 	}
 	if ie.VerifyHMAC && ie.HMACSecretSealed != nil {
-		secret, err := s.Keyring.Open(deref(ie.HMACKeyID, ""), ie.HMACSecretSealed, hmacAAD(ie.ID))
+		secret, err := s.Keyring.Open(deref(ie.HMACKeyID, ""), ie.HMACSecretSealed, inbound.SecretAAD(ie.ID))
 		if err != nil {
 			return ingestCheck{}, err
 		}

@@ -338,3 +338,7 @@ func IdempotencyKey(h http.Header, names []string) string {
 	}
 	return ""
 }
+
+// SecretAAD is the associated data an inbound endpoint's sealed HMAC
+// secret is bound to, so it cannot be moved to another endpoint's row.
+func SecretAAD(endpointID string) []byte { return []byte("inbound-hmac/" + endpointID) }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -36,8 +37,8 @@ type InboundEndpoint struct {
 	HMACEncoding           string  `gorm:"column:hmac_encoding"`
 	HMACPrefix             *string `gorm:"column:hmac_prefix"`
 	TimestampHeaderName    *string
-	TimestampTTLSeconds    *int `gorm:"column:timestamp_ttl_seconds"`
-	VerifyIPAllowlist      bool `gorm:"column:verify_ip_allowlist"`
+	TimestampTTLSeconds    *int       `gorm:"column:timestamp_ttl_seconds"`
+	VerifyIPAllowlist      bool       `gorm:"column:verify_ip_allowlist"`
 	AllowedCIDRs           StringList `gorm:"column:allowed_cidrs"`
 	IdempotencyHeaderNames StringList
 	IngestResponseCode     int
@@ -312,4 +313,40 @@ func (s *Store) MessagesOfDirection(ctx context.Context, projectID string, ids [
 		out[id] = true
 	}
 	return out, translate(err, "find messages")
+}
+
+// ResealInboundSecrets re-seals, as ResealSigningKeys does, the HMAC
+// secrets of inbound endpoints (deleted ones too) sealed by a master key
+// other than activeID; reseal returns a row's secret sealed under the
+// active key.
+func (s *Store) ResealInboundSecrets(ctx context.Context, activeID string, batchSize int, reseal func(InboundEndpoint) (masterKeyID string, sealed []byte, err error)) (map[string]int, error) {
+	return s.resealInBatches(ctx, "inbound secrets", batchSize, func(after string) (string, int, func(*gorm.DB, map[string]int) error, error) {
+		var batch []InboundEndpoint
+		err := s.db.WithContext(ctx).Table("inbound_endpoints").Select("id", "hmac_key_id", "hmac_secret_sealed").
+			Where("hmac_key_id IS NOT NULL AND hmac_key_id <> ? AND id > ?", activeID, after).
+			Order("id").Limit(max(batchSize, 1)).Find(&batch).Error
+		if err != nil || len(batch) == 0 {
+			return "", 0, nil, translate(err, "read inbound secrets to re-seal")
+		}
+		keyIDs, sealed := make([]string, len(batch)), make([][]byte, len(batch))
+		for i, ie := range batch {
+			var err error
+			if keyIDs[i], sealed[i], err = reseal(ie); err != nil {
+				return "", 0, nil, fmt.Errorf("re-seal the HMAC secret of inbound endpoint %s (master key %s): %w", ie.ID, *ie.HMACKeyID, err)
+			}
+		}
+		write := func(tx *gorm.DB, done map[string]int) error {
+			for i, ie := range batch {
+				// Compare-and-swap: a PATCH meanwhile wins.
+				res := tx.Table("inbound_endpoints").Where("id = ? AND hmac_key_id = ? AND hmac_secret_sealed = ?", ie.ID, *ie.HMACKeyID, ie.HMACSecretSealed).
+					Updates(map[string]any{"hmac_key_id": keyIDs[i], "hmac_secret_sealed": sealed[i]})
+				if res.Error != nil {
+					return res.Error
+				}
+				done[*ie.HMACKeyID] += int(res.RowsAffected)
+			}
+			return nil
+		}
+		return batch[len(batch)-1].ID, len(batch), write, nil
+	})
 }

@@ -53,6 +53,7 @@ type options struct {
 	fanout, eventRate    int
 	fifo                 bool
 	fifoKeys             int
+	inbound              bool
 	batch                int
 }
 
@@ -73,6 +74,7 @@ func run() error {
 	flag.BoolVar(&o.fifo, "fifo", false, "the endpoint delivers in order (ordering fifo)")
 	flag.IntVar(&o.batch, "batch", 0, "closed loop: each sender posts batches of this many sends (POST /v1/webhooks/send-batch; 0: single sends)")
 	flag.IntVar(&o.fifoKeys, "fifo-keys", 0, "with --fifo: sends spread over this many ordering keys (0: none)")
+	flag.BoolVar(&o.inbound, "inbound", false, "instead of sends, post webhooks to an inbound endpoint's ingest URL (closed loop, open loop at --rate, duplicates)")
 	flag.Parse()
 	if o.apiMessages > 0 {
 		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
@@ -99,6 +101,9 @@ func run() error {
 	}
 	if o.fanout > 0 {
 		return fanoutBench(h, rc, o)
+	}
+	if o.inbound {
+		return inboundBench(h, rc, dbURL, o)
 	}
 	if o.scrape > 0 {
 		stop := h.scrapeEvery(o.scrape)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/hookd/hookd/customheaders"
+	"github.com/hookd/hookd/inbound"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/store"
 )
@@ -132,6 +134,22 @@ func masterkeyRotate(ctx context.Context, args []string, getenv func(string) str
 	reportSealedHeaders(stdout, headers, active.ID)
 	if err != nil {
 		return fmt.Errorf("%w (the headers sealed before this stay sealed; run the command again to continue)", err)
+	}
+	inboundSecrets, err := st.ResealInboundSecrets(ctx, active.ID, batch, func(ie store.InboundEndpoint) (string, []byte, error) {
+		aad := inbound.SecretAAD(ie.ID)
+		pt, err := kr.Open(*ie.HMACKeyID, ie.HMACSecretSealed, aad)
+		if err != nil {
+			return "", nil, err
+		}
+		id, sealed := kr.Seal(pt, aad)
+		clear(pt)
+		return id, sealed, nil
+	})
+	for _, id := range slices.Sorted(maps.Keys(inboundSecrets)) {
+		fmt.Fprintf(stdout, "re-sealed %d inbound HMAC secrets from master key %s to %s\n", inboundSecrets[id], id, active.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (the secrets re-sealed before this stay re-sealed; run the command again to continue)", err)
 	}
 
 	left, err := st.MasterKeyIDsInUse(ctx)

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -124,6 +128,16 @@ func TestMasterKeyRotation(t *testing.T) {
 	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, "http://"+addr+"/v1/endpoints/"+endpoints[0]+"/signing-keys", apiKey, "", &k))
 	secretOf[k.ID] = k.SigningSecret
 	byEndpoint[endpoints[0]] = append(byEndpoint[endpoints[0]], k.SigningSecret)
+	// An inbound endpoint whose GitHub secret is sealed by A too.
+	var ie struct {
+		ID           string `json:"id"`
+		SecretToken  string `json:"secret_token"`
+		SigningKeyID string `json:"signing_key_id"`
+		Secret       string `json:"signing_secret"`
+	}
+	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, "http://"+addr+"/v1/inbound-endpoints", apiKey,
+		`{"url":"`+rc.srv.URL+`/inbound","provider":"github","hmac_secret":"gh-secret"}`, &ie))
+	secretOf[ie.SigningKeyID] = ie.Secret
 	require.NoError(t, stop())
 	// Endpoint 2's headers as an earlier release stored them: plain text.
 	legacy, err := store.Open(ctx, store.Options{DatabaseURL: dbURL})
@@ -141,9 +155,10 @@ func TestMasterKeyRotation(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, run(ctx, []string{"masterkey", "rotate", "--database-url", dbURL, "--master-key", b.String(), "--master-keys-old", a.String(), "--batch-size", "3"},
 		env(nil), &out, io.Discard))
-	require.Contains(t, out.String(), "re-sealed 4 signing secrets from master key A to B")
+	require.Contains(t, out.String(), "re-sealed 5 signing secrets from master key A to B") // 4 of the endpoints, 1 of the inbound endpoint
 	require.Contains(t, out.String(), "re-sealed the custom headers of 2 endpoints from master key A to B")
 	require.Contains(t, out.String(), "sealed the custom headers of 1 endpoints, stored in plain text by an earlier release, with master key B")
+	require.Contains(t, out.String(), "re-sealed 1 inbound HMAC secrets from master key A to B")
 	require.Contains(t, out.String(), "master key A can now be removed")
 	for _, ep := range endpoints {
 		requireSignedBy(t, rc, addr, apiKey, ep, byEndpoint[ep])
@@ -193,6 +208,20 @@ func TestMasterKeyRotation(t *testing.T) {
 		if i != 2 {
 			require.Equal(t, fmt.Sprintf("Bearer cred-%d", i), d.header.Get("Authorization"))
 		}
+	}
+	// The inbound endpoint's GitHub secret opens with B alone: a signed
+	// request is accepted, a wrongly signed one refused.
+	mac := hmac.New(sha256.New, []byte("gh-secret"))
+	mac.Write([]byte("hello"))
+	ingestURL := "http://" + addr + "/v1/webhooks/receive/" + ie.ID + "/" + ie.SecretToken
+	for sig, want := range map[string]int{"sha256=" + hex.EncodeToString(mac.Sum(nil)): http.StatusOK, "sha256=00": http.StatusUnauthorized} {
+		req, err := http.NewRequest(http.MethodPost, ingestURL, strings.NewReader("hello"))
+		require.NoError(t, err)
+		req.Header.Set("X-Hub-Signature-256", sig)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode)
 	}
 	require.NoError(t, stop())
 
