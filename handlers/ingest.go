@@ -28,8 +28,8 @@ const MaxIngestBodyBytes = MaxPayloadBytes
 // Defaults of the ingest rate limits, in requests per minute (per hookd
 // process): per inbound endpoint, and per source address and endpoint.
 const (
-	DefaultIngestLimitPerEndpoint = 60_000
-	DefaultIngestLimitPerSource   = 12_000
+	DefaultIngestLimitPerEndpoint = 300_000 // 5,000 a second
+	DefaultIngestLimitPerSource   = 60_000  // 1,000 a second
 )
 
 // ingestRoute is the Echo path of the ingest route.

@@ -5,10 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 )
 
 // InboundEndpoint receives webhooks from a provider at its ingest URL and
@@ -110,13 +111,68 @@ func (s *Store) GetInboundEndpoint(ctx context.Context, projectID, id string) (I
 	return ie, translate(err, "get inbound endpoint")
 }
 
+// IngestCacheTTL is how long the ingest route trusts an inbound endpoint
+// it has read: a change made through another process (pause, delete, a
+// new check) applies to this process's ingest within that time; through
+// this process, at once.
+const IngestCacheTTL = time.Second
+
+// ingestCacheMax bounds the cached endpoints; past it the cache starts
+// again empty.
+const ingestCacheMax = 10_000
+
+type ingestCached struct {
+	ie InboundEndpoint
+	at time.Time
+}
+
+// ingestCache holds the inbound endpoints the ingest route read recently
+// (found ones only: unknown ids are not remembered).
+type ingestCache struct {
+	mu sync.Mutex
+	m  map[string]ingestCached
+}
+
+func (c *ingestCache) get(id string, now time.Time) (InboundEndpoint, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || now.Sub(e.at) >= IngestCacheTTL || now.Before(e.at) {
+		return InboundEndpoint{}, false
+	}
+	return e.ie, true
+}
+
+func (c *ingestCache) put(ie InboundEndpoint, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= ingestCacheMax {
+		c.m = map[string]ingestCached{}
+	}
+	c.m[ie.ID] = ingestCached{ie: ie, at: now}
+}
+
+func (c *ingestCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+}
+
 // IngestEndpoint returns the live inbound endpoint id, whatever its
 // project, for the ingest route (which authenticates by its token), or
-// ErrNotFound.
+// ErrNotFound. It may answer from a copy up to IngestCacheTTL old.
 func (s *Store) IngestEndpoint(ctx context.Context, id string) (InboundEndpoint, error) {
+	now := time.Now()
+	if ie, ok := s.ingest.get(id, now); ok {
+		return ie, nil
+	}
 	var ie InboundEndpoint
 	err := s.inboundSelect(ctx).Where("ie.id = ? AND ie.deleted_at IS NULL", id).Take(&ie).Error
-	return ie, translate(err, "get inbound endpoint")
+	if err != nil {
+		return ie, translate(err, "get inbound endpoint")
+	}
+	s.ingest.put(ie, now)
+	return ie, nil
 }
 
 // ListInboundEndpoints returns up to limit live, unexpired inbound
@@ -143,6 +199,7 @@ type InboundUpdate struct {
 // UpdateInboundEndpoint applies u to a live inbound endpoint of the
 // project, or returns ErrNotFound.
 func (s *Store) UpdateInboundEndpoint(ctx context.Context, projectID, id string, u InboundUpdate) error {
+	defer s.ingest.forget(id)
 	now := Now()
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		fields := map[string]any{"updated_at": now}
@@ -175,6 +232,7 @@ func (s *Store) UpdateInboundEndpoint(ctx context.Context, projectID, id string,
 // intake stops; its messages are still forwarded (the delivery target
 // stays). It returns ErrNotFound.
 func (s *Store) DeleteInboundEndpoint(ctx context.Context, projectID, id string) error {
+	defer s.ingest.forget(id)
 	now := Now()
 	res := s.db.WithContext(ctx).Table("inbound_endpoints").Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).
 		Updates(map[string]any{"deleted_at": now, "updated_at": now})
@@ -191,6 +249,7 @@ func (s *Store) DeleteInboundEndpoint(ctx context.Context, projectID, id string)
 // resume also resumes forwarding if the circuit breaker disabled it, and
 // returns how many held messages that queued.
 func (s *Store) SetInboundPaused(ctx context.Context, projectID, id string, paused bool) (int64, error) {
+	defer s.ingest.forget(id)
 	res := s.db.WithContext(ctx).Table("inbound_endpoints").Where("id = ? AND project_id = ? AND deleted_at IS NULL", id, projectID).
 		Updates(map[string]any{"paused": paused, "updated_at": Now()})
 	if res.Error != nil {
@@ -212,39 +271,55 @@ func (s *Store) SetInboundPaused(ctx context.Context, projectID, id string, paus
 // InsertInbound stores a received message (m.Inbound, m.EndpointID the
 // inbound endpoint) as queued, unless its idempotency key was seen on the
 // endpoint: then it writes nothing and returns the original message with
-// created=false. A repeat costs one indexed read.
+// created=false. The insert is the send's (InsertMessage's fast path): on
+// PostgreSQL concurrent ones share a statement and commit, and free
+// workers of this process take their messages at commit. That statement
+// leaves a used key out before it locks or writes anything, so a repeat
+// costs its index reads (the statement's and one to find the original) and
+// no write.
 func (s *Store) InsertInbound(ctx context.Context, m Message) (Message, bool, error) {
 	m.Inbound = true
-	if m.IdempotencyKey != nil {
-		if orig, err := s.inboundByKey(s.db.WithContext(ctx), m.EndpointID, *m.IdempotencyKey); err == nil {
-			return orig, false, nil
-		} else if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return Message{}, false, translate(err, "find the original message")
-		}
-	}
-	stored, created := m, true
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&m)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 && m.IdempotencyKey != nil {
-			// A concurrent request with the same key won.
-			created = false
-			var err error
-			stored, err = s.inboundByKey(tx, m.EndpointID, *m.IdempotencyKey)
-			return err
-		}
-		return s.notifyDue(tx)
-	})
+	res, err := s.insertFast(ctx, m)
 	if err != nil {
 		return Message{}, false, translate(err, "store inbound message")
 	}
-	if created {
-		s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
-		s.poke()
+	if res.status == "" {
+		// Not inserted: the key was used (the delivery target is never
+		// deleted).
+		if m.IdempotencyKey == nil {
+			return Message{}, false, errors.New("store inbound message: no row inserted")
+		}
+		orig, found, err := s.inboundOriginal(ctx, m.EndpointID, *m.IdempotencyKey)
+		if err == nil && !found {
+			err = errors.New("an inbound message was not stored and its idempotency key is unknown")
+		}
+		return orig, false, translate(err, "find the original message")
 	}
-	return stored, created, nil
+	m.Status = res.status
+	s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
+	if res.status == StatusQueued && s.pool == nil {
+		s.poke() // on PostgreSQL the batch did, right after its commit
+	}
+	return m, true, nil
+}
+
+// inboundOriginal finds the message of an idempotency key (on PostgreSQL
+// one prepared statement through the pool).
+func (s *Store) inboundOriginal(ctx context.Context, endpointID, key string) (Message, bool, error) {
+	if s.pool == nil {
+		m, err := s.inboundByKey(s.db.WithContext(ctx), endpointID, key)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return Message{}, false, nil
+		}
+		return m, err == nil, err
+	}
+	m := Message{EndpointID: endpointID}
+	err := s.pool.QueryRow(ctx, `SELECT id, status, project_id, created_at FROM messages WHERE endpoint_id = $1 AND idempotency_key = $2`,
+		endpointID, key).Scan(&m.ID, &m.Status, &m.ProjectID, &m.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, false, nil
+	}
+	return m, err == nil, err
 }
 
 func (s *Store) inboundByKey(db *gorm.DB, endpointID, key string) (Message, error) {

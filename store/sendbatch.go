@@ -42,22 +42,25 @@ type sendResult struct {
 var (
 	pgInsertValuesOne = `SELECT $1::text AS id, $2::text AS project_id, $3::text AS endpoint_id, $4::bytea AS payload,
     $5::text AS sha, $6::integer AS size, $7::text AS headers, $8::text AS key, $9::integer AS retention,
-    $10::timestamptz AS now, $11::text AS tok, $14::text AS okey, $15::text AS tp`
+    $10::timestamptz AS now, $11::text AS tok, $14::text AS okey, $15::text AS tp, $16::boolean AS inbound`
 	pgInsertValuesMany = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::integer[], $7::text[],
-    $8::text[], $9::integer[], $10::timestamptz[], $11::text[], $14::text[], $15::text[])
-    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now, tok, okey, tp)`
+    $8::text[], $9::integer[], $10::timestamptz[], $11::text[], $14::text[], $15::text[], $16::boolean[])
+    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now, tok, okey, tp, inbound)`
 	pgInsertRest = `),
 ins AS (
   INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, trace_parent)
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, trace_parent, inbound)
   SELECT v.id, v.project_id, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, v.payload, v.sha, v.size, v.headers,
     v.key, v.retention, CASE WHEN e.paused THEN NULL ELSE v.now END, v.now, v.now,
     -- A FIFO endpoint's messages are never handed over: the claim decides
     -- which one is next.
     CASE WHEN e.paused OR e.ordering = 'fifo' THEN NULL ELSE v.tok END,
     CASE WHEN e.paused OR e.ordering = 'fifo' OR v.tok IS NULL THEN NULL ELSE now() + make_interval(secs => $12::double precision) END,
-    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(v.okey, '') END, v.tp
+    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(v.okey, '') END, v.tp, v.inbound
   FROM v JOIN endpoints e ON e.id = v.endpoint_id AND e.project_id = v.project_id AND e.deleted_at IS NULL
+  -- A used idempotency key is left out before the endpoint is locked: a
+  -- statement of repeats only reads (the lock would be a write).
+  WHERE v.key IS NULL OR NOT EXISTS (SELECT 1 FROM messages x WHERE x.endpoint_id = v.endpoint_id AND x.idempotency_key = v.key)
   FOR SHARE OF e
   ON CONFLICT DO NOTHING
   RETURNING id, status, endpoint_id, lease_token),
@@ -128,9 +131,10 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	retention := make([]*int32, n)
 	nows := make([]time.Time, n)
 	okeys, tps := make([]*string, n), make([]*string, n)
+	inbound := make([]bool, n)
 	for i, r := range batch {
 		m := r.m
-		okeys[i], tps[i] = m.OrderingKey, m.TraceParent
+		okeys[i], tps[i], inbound[i] = m.OrderingKey, m.TraceParent, m.Inbound
 		ids[i], projects[i], endpoints[i], shas[i], payloads[i] = m.ID, m.ProjectID, m.EndpointID, m.PayloadSHA256, m.Payload
 		sizes[i], keys[i], nows[i] = int32(m.SizeBytes), m.IdempotencyKey, m.CreatedAt //nolint:gosec // payloads are at most 1 MiB
 		h, _ := m.Headers.Value()                                                      // a JSON map of strings always marshals
@@ -166,9 +170,9 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	}
 	args = append(args, s.handoffLease(h).Seconds(), s.instance)
 	if n == 1 {
-		args = append(args, okeys[0], tps[0])
+		args = append(args, okeys[0], tps[0], inbound[0])
 	} else {
-		args = append(args, okeys, tps)
+		args = append(args, okeys, tps, inbound)
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	got, targets, decodeErr, err := scanInserted(rows, err)
@@ -278,7 +282,7 @@ func (s *Store) insertOne(r sendRequest) sendResult {
 	var notified any
 	var tc targetColumns
 	err := s.pool.QueryRow(ctx, pgInsertOne, m.ID, m.ProjectID, m.EndpointID, m.Payload, m.PayloadSHA256,
-		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, m.OrderingKey, m.TraceParent, //nolint:gosec // ≤ 1 MiB
+		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, m.OrderingKey, m.TraceParent, m.Inbound, //nolint:gosec // ≤ 1 MiB
 	).Scan(append([]any{&id, &status, &leased, &notified}, tc.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sendResult{}

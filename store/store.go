@@ -81,7 +81,8 @@ type Store struct {
 	batchersDone sync.WaitGroup
 	closeOnce    sync.Once
 
-	stats statsBuffer // delivery statistics not yet written, see stats.go
+	stats  statsBuffer // delivery statistics not yet written, see stats.go
+	ingest ingestCache // inbound endpoints the ingest route read recently, see inbound.go
 }
 
 // Open connects to the database Options name. It does not migrate; call

@@ -79,6 +79,9 @@ func run() error {
 	if o.apiMessages > 0 {
 		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
 	}
+	if o.inbound {
+		o.extra += " --ingest-limit-per-endpoint 0 --ingest-limit-per-source 0" // capacity, not the limits, is measured
+	}
 
 	fmt.Printf("hookd-bench: %d cores (GOMAXPROCS %d), %s payloads, %s phases\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), size(o.bytes), o.duration)
 	ctx := context.Background()
