@@ -260,16 +260,16 @@ func (e HmacAlgorithm) Valid() bool {
 
 // Defines values for HmacEncoding.
 const (
-	Base64 HmacEncoding = "base64"
-	Hex    HmacEncoding = "hex"
+	HmacEncodingBase64 HmacEncoding = "base64"
+	HmacEncodingHex    HmacEncoding = "hex"
 )
 
 // Valid indicates whether the value is a known member of the HmacEncoding enum.
 func (e HmacEncoding) Valid() bool {
 	switch e {
-	case Base64:
+	case HmacEncodingBase64:
 		return true
-	case Hex:
+	case HmacEncodingHex:
 		return true
 	default:
 		return false
@@ -278,12 +278,15 @@ func (e HmacEncoding) Valid() bool {
 
 // Defines values for InboundMode.
 const (
+	Cli     InboundMode = "cli"
 	Forward InboundMode = "forward"
 )
 
 // Valid indicates whether the value is a known member of the InboundMode enum.
 func (e InboundMode) Valid() bool {
 	switch e {
+	case Cli:
+		return true
 	case Forward:
 		return true
 	default:
@@ -309,6 +312,21 @@ func (e InboundProvider) Valid() bool {
 	case InboundProviderStandardWebhooks:
 		return true
 	case InboundProviderStripe:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListenMessageBodyEncoding.
+const (
+	ListenMessageBodyEncodingBase64 ListenMessageBodyEncoding = "base64"
+)
+
+// Valid indicates whether the value is a known member of the ListenMessageBodyEncoding enum.
+func (e ListenMessageBodyEncoding) Valid() bool {
+	switch e {
+	case ListenMessageBodyEncodingBase64:
 		return true
 	default:
 		return false
@@ -767,7 +785,13 @@ type CreateInboundEndpointRequest struct {
 	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
 	IngestResponseCode *int `json:"ingest_response_code,omitempty"`
 
-	// Mode `forward`: each accepted webhook is forwarded to `url`. (HookBridge's `pull` and `cli` modes are not available in hookd yet and are refused.)
+	// Mode `forward`: each accepted webhook is forwarded to `url` (required).
+	// `cli`: accepted webhooks are held for listeners
+	// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
+	// HookBridge's CLI) and never forwarded by hookd; `url` is not used
+	// and its messages stay `paused`. The mode is set at creation.
+	// (HookBridge's `pull` mode is not available in hookd yet and is
+	// refused.)
 	Mode *InboundMode `json:"mode,omitempty"`
 	Name *string      `json:"name,omitempty"`
 
@@ -796,7 +820,7 @@ type CreateInboundEndpointRequest struct {
 	TokenValue *string `json:"token_value,omitempty"`
 
 	// Url Where accepted webhooks are forwarded (the outbound URL rules apply).
-	Url string `json:"url"`
+	Url *string `json:"url,omitempty"`
 
 	// VerifyHmac Require an HMAC of the body in `hmac_header_name` (without `provider`, of the raw body; `hmac_prefix` such as `sha256=` is stripped first).
 	VerifyHmac        *bool `json:"verify_hmac,omitempty"`
@@ -1598,7 +1622,13 @@ type InboundMessageEnvelope struct {
 	Meta Meta           `json:"meta"`
 }
 
-// InboundMode `forward`: each accepted webhook is forwarded to `url`. (HookBridge's `pull` and `cli` modes are not available in hookd yet and are refused.)
+// InboundMode `forward`: each accepted webhook is forwarded to `url` (required).
+// `cli`: accepted webhooks are held for listeners
+// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
+// HookBridge's CLI) and never forwarded by hookd; `url` is not used
+// and its messages stay `paused`. The mode is set at creation.
+// (HookBridge's `pull` mode is not available in hookd yet and is
+// refused.)
 type InboundMode string
 
 // InboundProvider Verifies the provider's own signature with `hmac_secret` (and turns
@@ -1632,6 +1662,31 @@ type InboundRejectionListEnvelope struct {
 	Data []InboundRejection `json:"data"`
 	Meta PageMeta           `json:"meta"`
 }
+
+// ListenEnvelope defines model for ListenEnvelope.
+type ListenEnvelope struct {
+	Data []ListenMessage `json:"data"`
+	Meta struct {
+		// NextCursor Pass as `after` to get the messages received after these.
+		NextCursor string `json:"next_cursor"`
+		RequestId  string `json:"request_id"`
+	} `json:"meta"`
+}
+
+// ListenMessage defines model for ListenMessage.
+type ListenMessage struct {
+	// Body The body as JSON when it is compact JSON, else its base64 (with `body_encoding`).
+	Body         interface{}                `json:"body"`
+	BodyEncoding *ListenMessageBodyEncoding `json:"body_encoding,omitempty"`
+	ContentType  string                     `json:"content_type"`
+	Headers      map[string]string          `json:"headers"`
+	MessageId    openapi_types.UUID         `json:"message_id"`
+	ReceivedAt   time.Time                  `json:"received_at"`
+	SizeBytes    int                        `json:"size_bytes"`
+}
+
+// ListenMessageBodyEncoding defines model for ListenMessage.BodyEncoding.
+type ListenMessageBodyEncoding string
 
 // LogsEnvelope defines model for LogsEnvelope.
 type LogsEnvelope struct {
@@ -2198,7 +2253,13 @@ type UpdateInboundEndpointRequest struct {
 	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
 	IngestResponseCode *int `json:"ingest_response_code,omitempty"`
 
-	// Mode `forward`: each accepted webhook is forwarded to `url`. (HookBridge's `pull` and `cli` modes are not available in hookd yet and are refused.)
+	// Mode `forward`: each accepted webhook is forwarded to `url` (required).
+	// `cli`: accepted webhooks are held for listeners
+	// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
+	// HookBridge's CLI) and never forwarded by hookd; `url` is not used
+	// and its messages stay `paused`. The mode is set at creation.
+	// (HookBridge's `pull` mode is not available in hookd yet and is
+	// refused.)
 	Mode *InboundMode `json:"mode,omitempty"`
 	Name *string      `json:"name,omitempty"`
 
@@ -2332,6 +2393,15 @@ type ListInboundEndpointsParams struct {
 	// Cursor The `meta.next_cursor` of the previous page. Opaque.
 	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
 	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListenInboundEndpointParams defines parameters for ListenInboundEndpoint.
+type ListenInboundEndpointParams struct {
+	// After The cursor of the previous answer.
+	After *openapi_types.UUID `form:"after,omitempty" json:"after,omitempty"`
+
+	// Wait How many seconds to wait for a message when there is none (hookd's addition; 0 answers at once, with the cursor of now).
+	Wait *int `form:"wait,omitempty" json:"wait,omitempty"`
 }
 
 // GetInboundLogsParams defines parameters for GetInboundLogs.
@@ -3089,6 +3159,21 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
 	UpdateInboundEndpoint(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListenInboundEndpoint Wait for an inbound endpoint's messages (long poll)
+	//
+	// Answers the endpoint's messages received after `after` (a
+	// `meta.next_cursor`), oldest first, at most 100; when there are none
+	// it waits up to 25 seconds for one, then answers an empty list. Without
+	// `after` it starts from now. Pass the answer's `meta.next_cursor` as
+	// the next `after`. Each message carries its headers and its body: as
+	// JSON itself when the body is compact JSON, otherwise base64 with
+	// `body_encoding: base64`, so the bytes are exact either way. Meant
+	// for `cli`-mode endpoints (`hookd listen --inbound`, HookBridge's
+	// CLI); any mode may be watched.
+	//
+	// Corresponds with GET /v1/inbound-endpoints/{id}/listen (the `ListenInboundEndpoint` operationId).
+	ListenInboundEndpoint(ctx context.Context, id InboundEndpointID, params *ListenInboundEndpointParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PauseInboundEndpoint Pause intake
 	//
@@ -4392,6 +4477,31 @@ func (c *Client) UpdateInboundEndpointWithBody(ctx context.Context, id InboundEn
 // Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
 func (c *Client) UpdateInboundEndpoint(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateInboundEndpointRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListenInboundEndpoint Wait for an inbound endpoint's messages (long poll)
+//
+// Answers the endpoint's messages received after `after` (a
+// `meta.next_cursor`), oldest first, at most 100; when there are none
+// it waits up to 25 seconds for one, then answers an empty list. Without
+// `after` it starts from now. Pass the answer's `meta.next_cursor` as
+// the next `after`. Each message carries its headers and its body: as
+// JSON itself when the body is compact JSON, otherwise base64 with
+// `body_encoding: base64`, so the bytes are exact either way. Meant
+// for `cli`-mode endpoints (`hookd listen --inbound`, HookBridge's
+// CLI); any mode may be watched.
+//
+// Corresponds with GET /v1/inbound-endpoints/{id}/listen (the `ListenInboundEndpoint` operationId).
+func (c *Client) ListenInboundEndpoint(ctx context.Context, id InboundEndpointID, params *ListenInboundEndpointParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListenInboundEndpointRequest(c.Server, id, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6656,6 +6766,79 @@ func NewUpdateInboundEndpointRequestWithBody(server string, id InboundEndpointID
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListenInboundEndpointRequest constructs an http.Request for the ListenInboundEndpoint method
+func NewListenInboundEndpointRequest(server string, id InboundEndpointID, params *ListenInboundEndpointParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/inbound-endpoints/%s/listen", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.After != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after", *params.After, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Wait != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "wait", *params.Wait, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -9075,6 +9258,23 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /v1/inbound-endpoints/{id} (the `UpdateInboundEndpoint` operationId).
 	UpdateInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, body UpdateInboundEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateInboundEndpointResponse, error)
+
+	// ListenInboundEndpointWithResponse Wait for an inbound endpoint's messages (long poll)
+	//
+	// Answers the endpoint's messages received after `after` (a
+	// `meta.next_cursor`), oldest first, at most 100; when there are none
+	// it waits up to 25 seconds for one, then answers an empty list. Without
+	// `after` it starts from now. Pass the answer's `meta.next_cursor` as
+	// the next `after`. Each message carries its headers and its body: as
+	// JSON itself when the body is compact JSON, otherwise base64 with
+	// `body_encoding: base64`, so the bytes are exact either way. Meant
+	// for `cli`-mode endpoints (`hookd listen --inbound`, HookBridge's
+	// CLI); any mode may be watched.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/inbound-endpoints/{id}/listen (the `ListenInboundEndpoint` operationId).
+	ListenInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, params *ListenInboundEndpointParams, reqEditors ...RequestEditorFn) (*ListenInboundEndpointResponse, error)
 
 	// PauseInboundEndpointWithResponse Pause intake
 	//
@@ -12552,6 +12752,96 @@ func (r UpdateInboundEndpointResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r UpdateInboundEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListenInboundEndpointResponse429Headers the declared response headers of an HTTP 429 response for ListenInboundEndpoint
+type ListenInboundEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListenInboundEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ListenEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListenInboundEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON200() *ListenEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListenInboundEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListenInboundEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListenInboundEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListenInboundEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListenInboundEndpointResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16347,6 +16637,29 @@ func (c *ClientWithResponses) UpdateInboundEndpointWithResponse(ctx context.Cont
 	return ParseUpdateInboundEndpointResponse(rsp)
 }
 
+// ListenInboundEndpointWithResponse Wait for an inbound endpoint's messages (long poll)
+//
+// Answers the endpoint's messages received after `after` (a
+// `meta.next_cursor`), oldest first, at most 100; when there are none
+// it waits up to 25 seconds for one, then answers an empty list. Without
+// `after` it starts from now. Pass the answer's `meta.next_cursor` as
+// the next `after`. Each message carries its headers and its body: as
+// JSON itself when the body is compact JSON, otherwise base64 with
+// `body_encoding: base64`, so the bytes are exact either way. Meant
+// for `cli`-mode endpoints (`hookd listen --inbound`, HookBridge's
+// CLI); any mode may be watched.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/inbound-endpoints/{id}/listen (the `ListenInboundEndpoint` operationId).
+func (c *ClientWithResponses) ListenInboundEndpointWithResponse(ctx context.Context, id InboundEndpointID, params *ListenInboundEndpointParams, reqEditors ...RequestEditorFn) (*ListenInboundEndpointResponse, error) {
+	rsp, err := c.ListenInboundEndpoint(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListenInboundEndpointResponse(rsp)
+}
+
 // PauseInboundEndpointWithResponse Pause intake
 //
 // The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` (so providers retry later) until the endpoint is resumed. Messages already accepted are still forwarded.
@@ -19726,6 +20039,87 @@ func ParseUpdateInboundEndpointResponse(rsp *http.Response) (*UpdateInboundEndpo
 	return response, nil
 }
 
+// ParseListenInboundEndpointResponse parses an HTTP response from a ListenInboundEndpointWithResponse call
+func ParseListenInboundEndpointResponse(rsp *http.Response) (*ListenInboundEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListenInboundEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ListenEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListenInboundEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParsePauseInboundEndpointResponse parses an HTTP response from a PauseInboundEndpointWithResponse call
 func ParsePauseInboundEndpointResponse(rsp *http.Response) (*PauseInboundEndpointResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22483,6 +22877,9 @@ type ServerInterface interface {
 	// UpdateInboundEndpoint Update an inbound endpoint
 	// (PATCH /v1/inbound-endpoints/{id})
 	UpdateInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// ListenInboundEndpoint Wait for an inbound endpoint's messages (long poll)
+	// (GET /v1/inbound-endpoints/{id}/listen)
+	ListenInboundEndpoint(ctx echo.Context, id InboundEndpointID, params ListenInboundEndpointParams) error
 	// PauseInboundEndpoint Pause intake
 	// (POST /v1/inbound-endpoints/{id}/pause)
 	PauseInboundEndpoint(ctx echo.Context, id InboundEndpointID) error
@@ -23185,6 +23582,38 @@ func (w *ServerInterfaceWrapper) UpdateInboundEndpoint(ctx echo.Context) error {
 
 	// Invoke the callback with all the unmarshaled arguments
 	err = w.Handler.UpdateInboundEndpoint(ctx, id)
+	return err
+}
+
+// ListenInboundEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) ListenInboundEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListenInboundEndpointParams
+	// ------------- Optional query parameter "after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "after", ctx.QueryParams(), &params.After, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter after: %s", err))
+	}
+
+	// ------------- Optional query parameter "wait" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "wait", ctx.QueryParams(), &params.Wait, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter wait: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListenInboundEndpoint(ctx, id, params)
 	return err
 }
 
@@ -24051,6 +24480,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/inbound-endpoints/:id/signing-keys", wrapper.ListInboundSigningKeys, options.OperationMiddlewares["listInboundSigningKeys"]...)
 	router.POST(options.BaseURL+"/v1/inbound-endpoints/:id/signing-keys", wrapper.CreateInboundSigningKey, options.OperationMiddlewares["createInboundSigningKey"]...)
 	router.DELETE(options.BaseURL+"/v1/inbound-endpoints/:id/signing-keys/:keyId", wrapper.DeleteInboundSigningKey, options.OperationMiddlewares["deleteInboundSigningKey"]...)
+	router.GET(options.BaseURL+"/v1/inbound-endpoints/:id/listen", wrapper.ListenInboundEndpoint, options.OperationMiddlewares["listenInboundEndpoint"]...)
 	router.DELETE(options.BaseURL+"/v1/inbound-messages/:id", wrapper.DeleteInboundMessage, options.OperationMiddlewares["deleteInboundMessage"]...)
 	router.GET(options.BaseURL+"/v1/inbound-messages/:id", wrapper.GetInboundMessage, options.OperationMiddlewares["getInboundMessage"]...)
 	router.GET(options.BaseURL+"/v1/inbound-messages/:id/attempts", wrapper.GetInboundMessageAttempts, options.OperationMiddlewares["getInboundMessageAttempts"]...)
@@ -27783,6 +28213,116 @@ func (response UpdateInboundEndpoint503JSONResponse) VisitUpdateInboundEndpointR
 	return err
 }
 
+type ListenInboundEndpointRequestObject struct {
+	Id     InboundEndpointID `json:"id"`
+	Params ListenInboundEndpointParams
+}
+
+type ListenInboundEndpointResponseObject interface {
+	VisitListenInboundEndpointResponse(w http.ResponseWriter) error
+}
+
+type ListenInboundEndpoint200JSONResponse ListenEnvelope
+
+func (response ListenInboundEndpoint200JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListenInboundEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListenInboundEndpoint400JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListenInboundEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListenInboundEndpoint401JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListenInboundEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListenInboundEndpoint404JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListenInboundEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListenInboundEndpoint429JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListenInboundEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListenInboundEndpoint500JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListenInboundEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListenInboundEndpoint503JSONResponse) VisitListenInboundEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type PauseInboundEndpointRequestObject struct {
 	Id InboundEndpointID `json:"id"`
 }
@@ -31434,6 +31974,9 @@ type StrictServerInterface interface {
 	// UpdateInboundEndpoint Update an inbound endpoint
 	// (PATCH /v1/inbound-endpoints/{id})
 	UpdateInboundEndpoint(ctx context.Context, request UpdateInboundEndpointRequestObject) (UpdateInboundEndpointResponseObject, error)
+	// ListenInboundEndpoint Wait for an inbound endpoint's messages (long poll)
+	// (GET /v1/inbound-endpoints/{id}/listen)
+	ListenInboundEndpoint(ctx context.Context, request ListenInboundEndpointRequestObject) (ListenInboundEndpointResponseObject, error)
 	// PauseInboundEndpoint Pause intake
 	// (POST /v1/inbound-endpoints/{id}/pause)
 	PauseInboundEndpoint(ctx context.Context, request PauseInboundEndpointRequestObject) (PauseInboundEndpointResponseObject, error)
@@ -32644,6 +33187,32 @@ func (sh *strictHandler) UpdateInboundEndpoint(ctx echo.Context, id InboundEndpo
 	return nil
 }
 
+// ListenInboundEndpoint operation middleware
+func (sh *strictHandler) ListenInboundEndpoint(ctx echo.Context, id InboundEndpointID, params ListenInboundEndpointParams) error {
+	var request ListenInboundEndpointRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListenInboundEndpoint(ctx.Request().Context(), request.(ListenInboundEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListenInboundEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListenInboundEndpointResponseObject); ok {
+		return validResponse.VisitListenInboundEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // PauseInboundEndpoint operation middleware
 func (sh *strictHandler) PauseInboundEndpoint(ctx echo.Context, id InboundEndpointID) error {
 	var request PauseInboundEndpointRequestObject
@@ -33625,372 +34194,382 @@ func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P35chs58i+KvwqCv+8vTPYp0tRity3FxAlaots6LUtqLb1M04cFVoFijYoApwBKZjsUMe9w7zPMg82T",
-	"3EAmgFpYxUWb3dP6p9sq1oIlM5HLJzO/1AIxngjOuJK1nS+1CU3omCmWwF9700SKRP8rZDJIoomKBK/t",
-	"1M5HjPhjpmiLs8+qH8BtPhFDokaMTBJ2HYmpJBN6yVrkeEL/OWWtmleL9LP/nLJkVvNqnI5ZbaeGz9a8",
-	"mgxGbEz1t8b08yHjl2pU23m1senV1Gyi75Qqifhl7fbWq3V5OBERVwf782PrcMLMzyQKPeKzSd8nlIdk",
-	"a5PE4oYlAZWMjNhnEkaXkZJuZBOqRunAorDm1RL2z2mUsLC2o5Ipyw5yQpViiX7s/7JJ/3faHLabbz99",
-	"2dq8/Z9a6ZCvGVfnswk7gteXjVrfQfSTRA+hYljwvxUH9nun+Xfa/KPdfNvqNz992fA22u2K4R3wgZjy",
-	"0C7s+yhWrGTjj3k8I2oUSRLhA26tX0gyZlLSSyartto80reP9GGJ05EPRTKmqrZTm07hl6WjrNj+4tBI",
-	"FJL6xcXB/vX3jbtt9vKRfcS5l47ILszTjEMlUSDtCi3awZKdI3XK9SjFkFAu1IglZJKIf7BA3+SWMxBT",
-	"riTRN0T8slG13VXbvC7nmCn9EvFQ3JTLohv4zcORsZAMaHBFhokYEy5uqsaHD+WG9j8JG9Z2av+/l6lQ",
-	"fIm/ypf5YdzqkSVMTgSXDGTlOxqesn9OmYRFDwRXDNefTiZxFFA93Jf/kHrMX1b8ZDdJRNLl1ywWE4af",
-	"nJ97gh8lwJPXNI7CHeIfHP3cOTzY7592f7ronp37Xnqpe7R/cnxwBNfsv/vvDo/3fuzu565dHJ12O3sf",
-	"Ou8Ou9nnP3Q7+93TM5+IhPgnnd8Ojzv7/fPj4/5h5/SHrt+q3Xq1PcGHcRR8pZUIzNcluYnUCI6kYJok",
-	"WrpKRRXbIf7+xcnhwV7nvNu/OD3Us0svdH/uHp33z387gVl/7PzaPzv44ejg6If+j93fzvqwJrhSe52j",
-	"o+Pz/n73sHve7R92zs6zt8Ka7Xc/nhyfd4/2fut/PDj72Dnf+5Bdy7PzzvnFGXy/e3jwc/f0t/7BUf/k",
-	"9PiH0+4ZXD/tnhcuwgL/IDh72sWd0FksaKjJjAsSC37JEnLFJmoHBtk9Oj84Pup3fz05OO3u4yAPuOZz",
-	"GsP7n260HU6mnH2esECLAqZvB444754edQ773dPT41O/RXK8E5JhxEMJtBIyRaOYRJyMhLgKX0gSi0uY",
-	"0JFQ7/XJ8nRzORJEToMRSZgU0yRgelQgvI1Y3iG+JsH3xxdH+z6pp8ybuToUCaFEMh42YBZnLLmOAnbB",
-	"6TWNYjqIn5iSQqroQKtgAeVcKDLQ+0CDEdOC66x7+vPBXrd/cdT5uXNwCMKnRU6ZSma7ZhZEjagil0Lh",
-	"SlAub1hCbiicSEQqkbAQJnouxEfKZ0YqyyekQBJH40jBmMzUWsR/d3F6dt4/PPh4cN7v/rrX7e539/0d",
-	"ozHbQ7ZzckASqliP4yvqY8rpJRtr4ZWIqWLS04JXr4MkNyPGs8+TEZVmkczzjV3iIz1LH371ZSAmTJNK",
-	"+mIU5fopv+H1uA9P9ics6Y8jPlUMtWc/0ZvQp0PFkr5kgeCh9FvEP9VCE2aF0xGix8eUz8iQRjELCZ2q",
-	"EePKLLXEYxlkchwx0D5oGCZMylaP+6fdk8POb+WLZLUoXNVJTGcsJBttoqKx1lyGEafxbo9zQXygl2ZH",
-	"D9VvtHq85tVGjIbGqsn8Oq9O/DISMSNmfmTKVRQTmh4tlGuGDBgLSZ0qEjMqFdlotMiZ3iE4b8o3Gtcw",
-	"t1itvNUT8Wg8Hdd2NpwSFHHFLlmiSezWq11wvZQiif5g4dNyrCbKKzbTsn8cSRnxS4+Maay1URZ6ZMqv",
-	"uLjhmopCFjMFjHxx1Lk4/3B8evB3PA5u7VxhCzqT6Ec2A20wEROWqAiVqCBhVLGwT1VO3Q2pYk29z/MK",
-	"ole7YjOtYu58qbHPdDzR4gyutTfebtFXg81gK9z+nr0ZvqXtwUawGW6x7eEr+jose1dMByzWryr5Rar+",
-	"VLqxFanGcKJeJn1rluw1EzgKqk8nIV5SZCykIoIHjFCCrNbYJXwaxyQaEs6uWaJJpHQV9F0outFGmBvv",
-	"WIRs2ebjLnzUd956tUnChtHncgV7GCWazjdIMKIJDRRLpLX2r9hMjzJd+9FVP46uWZ9uvCvV51Pz5ne7",
-	"d3bh3SDM+L0sQRT24JN7txho4aengBPaw2cejLoqbA4QFHr25GwE5K8tqxFLwHJfQKVrEN19NnHFhdfz",
-	"yyy73Yf55V+63k6KzK27PvFXm4bdOj13plaxyejc1OBr5vnqQe+jpCoZbPqDeXQgRMwoX7iLVctr37Z0",
-	"IA+xenZOj796h5FUy0ccKTaWqw1dv9p8iyYJnT3BHD4a5grZkE5jLQi02KoVD8CTKLiSVtK90Jq3ZhWP",
-	"+FbOofo0uuorJlUfTnXG9UH+u32h/iEzkJS/O0qx8aTUS6PtEP14MiMU70KTxf+uP5a+VnoifkmGEYtD",
-	"SWhi5FGPj6M4jqz6Uk+0ucLChkeoJB+EuHqXROEleyHJ2f6PkoQsECHTkxvvwhQlHbMex5cb81lOB83M",
-	"S/X8g0hGgsNXI058c7uPilaeFMzY+1zMT3Kjqc2AUB9544E+UbRGE/EpIzRIhLRanszIU6cReVr94f2E",
-	"6eOgnFfz0r7ivDbjI0wvE+hoqF4GItEX6r5UNMG3+GQSTyWJlCThNAFlq1F5Ps9tdchlH5mh4ujOTM2+",
-	"3jwwf/aYUb9IR6I3Irf1S/auTjlhnxXjcn4aYqpH5waGu6PHBbZ0X7HPasE80imjoFzis/RqYqoCgT5x",
-	"yzegYksJvlCVzCiOZ8KSMdXsX8pLk0ToZyJ+WbpsqNfnlii7/0oI4zGEDSdKaJLwrHUpEm1clhOi0ez6",
-	"GQtjkcT6YG5D/6GIr1nYjyYrLaj1N/YHIizRSi4metivt8mP76xyhsP3yMX5++YbUjcOQjKYKWbYK2Ah",
-	"bP96H++rZMoDWnlOupvvtCj4aEwV48Fs1d10diVuoF0At7/wJ+NhfmmMvg2WNBd2uwM6ZqSuJQwLgLuA",
-	"8j0wNcVUeSRhQy14SMikingqC5bztpueVFRNVxQIJab3Og/i9Qx7xeD3HlI8lpZufSoDV9ebVTDpmwVc",
-	"We6Zg2SpxoB7em7u1g/Gsj+iPJQjesVW/1xCuRyyZPUH1HCw4s0FjQQkX+YsLBg2mQVO5WH+HCgKuPwB",
-	"OC+FSniwmofTpS9Vl3DcD6nzGb3njkpfZkB30/8Kz89NZkRlfywSViXccKlXMQQy93rpaxcM6jzlgTm3",
-	"dnrsT0ZUMnmHQ7/H01M/lX0JIxTfScIoBD/qiE4mjJM6F2T/6IzEQlxNJ+hL5j1+cELiSLGExp4Wm473",
-	"iFYLCRIlSeVno0w1TDWiedWjgr1SVWRevNzlJSVi4y6vycuRu7whFSxrP12kfVzVuRUqmW363fwcyqgT",
-	"DXM0nDJhzvyOOkdGBsGx0W4/gHfqtnJINtJdOSg61cNY4gU1L+lM1eiAT6bw/sE0kSWmwzt9mdCBuGbE",
-	"T6hiffSXJxPp75I2GTPKpTOmtN1VvEsrCmP62Xh72229Qs772y41CLIjyANkSpcXoCRw7C8VxQ6XcoJh",
-	"eThP19faRmMa9BnXdBrmjGqk2RLra0hjyTxr5UZMkoAmyUyLExldcqqmCSM4kIzenRHD2kKDCS8Z5bG9",
-	"Tz9zw1liBPe8WTWVLHkhibjhJJhKJcYsyUMlyIDFQlvGSuwiXkeSyXQQR3LEQpS+lBPffsUnlwLdgqB+",
-	"UkXglwyWQhpasNu5+eoV0ILjnjJFPEdN8zPZT1d0whITysARZKaSkioXGK6aI8tlVOm2qQ9LvZShz+z9",
-	"Z3j7rVebJvH8BPyRUhO58/Kl75GNTT3yzfb2m4zr2cNFD2zkiNQlAy8G0YwPKpM2jdOXNgoeavP+t1ut",
-	"jTfbrc2N162t7ZcjIa7kUo+1HnG1gHTclBFH7rslJzrQMLgc0BRrpfAU+Kll1MQ8gCYn3+C+vC5SpYW6",
-	"W+cncDvnuEmCUXRdYGbk2RJeXFdAcQOCuwNYLbsSxbDr/zk7PiJAXdSBERG3kBEhZspe7XPzUjTNxX9I",
-	"wVun9MbguOaWDga8YN8/T0RSfQaFUYKK0FJpDO/Zd7drWc7DPhhZc/P9aFFbhkjIgA1FwpDP9SO7BExG",
-	"gk4seIvvucDT200S0pkk2s5OVndkZWFd66HL9DfWAn95pZDBuY+eGmO8vt1uN3YRtQHBbi7msIBFgft6",
-	"u8reXXXRtVRPzEK7lV99OVM3wGI3N3z1DG8uEmdmvBl6qabWAowyQ7Y0jo+HtZ3fF49mDizK4lBrAUWy",
-	"X0XLM+9yat5yWfvp1qvtH/50v4DJ/uFPJ8DnjxhmsN9Y07y07LKyNW2JYzoe06Q0kpJBaa/gaCxM040n",
-	"Y8DmX1k6eYhFvaMqGN1zp9IXnTKpj6FH3bO5r80bFHHCaDjrm9BeH0CnZaevi/4tuoUL1R+CjFtwUwJD",
-	"keVxIsZVMgNVzzgbWAjA94g70AGqGXVtmU9QakWA5EuYPm5YCCAEBPKuQnC4SMfGTzVHb3MuEBx8cTm8",
-	"ipWcX5PqjfpI+WyVEG7Jnhiy7kdhntPmPZmLJmc/Vf7exQN/CL6ABXh8hjhOYzSlS704yJZFbpkHjO9p",
-	"KBLiu+327wF3cateuoclMaZ05wpkmCXAkkhTuXREB1/GdZuuS9mqZvH593NX5DwVpVFSyYKpiq5Zf0ij",
-	"eJqwEjHy3kD10L8IfkVKEnEzHwORLggiPbLdfgMh01efP5vIiWzsEspnBHMHTDQlYZLpl1bEz+6CyinY",
-	"G/O/RxJcEYvpMoiSYBopMkgYvWIJsU/ZUBHa/PUIwPVKPzWhWtO0nlOY5U0kWYvow2LMSMKa6ASx070b",
-	"NbvhJ4waOF9xCrPVZ7BSeK/gMlpVHHo1TVURv+zLiAcl+vJZNhpnYfjJlOtLliAB0mp80VEMXp9YjWZ3",
-	"X7/7+6/m1bIqyXJPL9TSuSDJlTiskikz65Uj10gaKvXIAImkc3KgF3hQTjJ1IGw/wzG+fodkEBRvlPve",
-	"5n1Qj+MeQqzkWqLBuJQWS22Q1vrOvCiZm5iVrSlJFUilZJoeyvA8S2U2PUMzbncrBHWRu/KCbV5OFMKK",
-	"meVbdAh1zJEz7xDNGPFBwkLGVURj8HOKqQIkjGRBwlQ2ih4pY3tzlvO6fTFL2Df+rY4BM1Oz8iM4Dmv/",
-	"+de/XwevMzs7YDQxqnKBVQpGVfbtZZPBG9APG9AEHKSRInU/NxLMl8CPwuE2oDIKGqWYzlFphp3/n3/9",
-	"G+Hemt0ADLxdgptV4opxj0yolDciCTWHmhFe03jKdok+imduTTVLjrSyDjPgZGMz887S0RWj/mYhvRrM",
-	"yJH0chUHfvVyC2zmvoyqMJaitZowjPTy0Pgks2nGnZhfvj1HaNK4ciZageBKWhBHwgIWXbOECEiaTRFy",
-	"hQCnXml4Q6NFfJy9bzIn8nu+Q97hfvem7fZWADsD/2T+bo/7sF6VT+ofzYMDKtnrbf3ZqWSJXqgdu72Z",
-	"1+E6uvdllnXHUEAfKMDX05kRROzon8lgqvQC9DRv2cXRqtUuKdJwJAmNY3HD9Nx/iK4ZYZ9poMA5x3p8",
-	"zBBwZ0lxNmG7qPSddM73PnjE/9KDne3Vdkivpr/Xq936JGFjcc0kviSVCIhMzEgIOD8oqpRa/VPZTDyp",
-	"xLjHjTz1EOdOEqamCWchHEfpYSZH4gYhd3o0nuUQDjBFzWKUaEJseHo1lfPCOZPDRHPMx4gUNocIc496",
-	"3GCgSKQ8YFmH/KOS+L8nLNQMFn7yYXWMetwiF1I/QRKqFcAeB4akZmp2jBgqn0GOrElZSqimYgrYtp3i",
-	"SgCc0i2DIfU0MeiKzUAvH07jGKPpGckKFFvbqSXBNWJSt4cbQZu+Zd+Hm4M3FeJ0ofjMxaReL41JZem2",
-	"8Ph2++3y5y2b3OVZM/k7PLiigPSAAUpBh5bP55ZsWRivTMQukqYPmtOwzHoqZtOwybJkmkFVykP5EXm+",
-	"6GBElaL0SHsAlVK/QitUZVlD8mrZPIOqUYGOBgMvUQhuRpIF/VQnSM+JzW2SUB6KMUIyV0sluZ+GW6Kv",
-	"FtZkbkaZrVyaElIg2Pv5uIrU/5iOLvutuyWGrIIFW5oQUhjCw6zdUySF2G89zIifZKgPiGa0r1wQgFll",
-	"Oif0kt1rSifOU5CfTIXnwsZ1+hAlmJb5GD6IGwK5vGimpnVCqNbqpmNGxjRkJJwyQi9pxEm9bdLN4YF8",
-	"XkHE1evtUg9g6uIoMlYZBzmTeX4Cy1fnYSjUrPRT0Kklqic8+Be4oOYF3/0Oo9T9sdqpcoEejdVD1RmZ",
-	"UlzAafquJWRn7yyJRXuVmaHOhkmNkmBE+SUjdW1b/NA9Jy+vN146YMLLL1F46zc8zDLyzTexkkZh+g9D",
-	"xHYtH5WKbemPAu261Ls8fkcqOoiZR8Y0GEWcNRNGQ32FQJoaVMLQa1esbgMJeGnFizzYq3BzOVtAhYRq",
-	"R0UZiPG9SNA2p5noyA7xISVP2+6IRoKlxgwiV1sN7NeGqaowjbWlf6MNRPDKiivWmEcrpfK6dN0YV4wH",
-	"DITvhIlJrO15RcZ0ZoiutRTYFmDGr/1K5W5WEx+zm7204MC9aA4/s4jork1ZhIyFnJWWtc325uvmxmaz",
-	"vXXe3tjZau+023+vZZBNJhK/kXXhliDytLSsaYPhzXCTNr8Ptlnz+8HmRvNtuMWar4av6feDN8HbsJ1Z",
-	"VgkCK4dmWtG6ygY4V/nosJZii2qmZIVm9k/Z8EPNwlyb25vzLoG7nDDFNSwLDGQX9cud0wazMJkSz/U1",
-	"y1c2Aw8MTRgkNxgl3CMiDplUWN5gZfgD0JcDCs4re2uEd8rOyczy5KIGhaUt+PrdclRyxD1PDWCqRz0r",
-	"sss6L1zyCMAlAICl1PMQsLtc6L9Q7Q6fqJzmiQWNP4CY2rQks448WijYctCY31eVNstv22jXnlz8VBg0",
-	"Tu0iY6qCEQtJXfAUqcJoMGqUwxXStV6BzJaIuioM0tL3PpzIcdNZQ/Bkh71cdc/R+wMIoZR3Hl0anVsP",
-	"ccqhKS7eRK9WYdmHwf2vCOXPh83Lh7QQ7r+slMLD2JrWbb4A3l9ByasB+O+CHigD/c/5T3F4Xrpka0bd",
-	"LWGt7OVbww1ZsahV86p2RT4+Xz2AJAD2fJLBPqS3MDvyp/UTzqX6VavOEG+VeWSRibubUgv+yfGZcWFA",
-	"Ipy/A2at7PG6n5Nh4NOAojlMEvvbd/6Oid1DwWvIYIj4JcSJe9zc5DfAsv/Ob5EugCHqWJ8TspEaJn0t",
-	"fQsU4QstTKDH06y9GYlCp/zT4RBKgxaiqEamtr6DcsHXIgpYa0JRwrqNzSW2bi6NMI7p5wN8NJsG63Yb",
-	"s33K3CN6SEtE11Lg2J30J6jwkvE0LMcNfp5ECZNrfWUYxawvoz9YH6JeJR6N+IbOJICKsPbj3tnPBKue",
-	"htMA8OokFDc8FjT0iBQIRYr+YFieVhEsSBhxQsNrygNW6oheXvBhCGXQ+/dJ3zKvyGZxrbxI5sHqzKcs",
-	"RovgA4RKsrWZKW/vObyWXkisho/sCI7ItCiUyQaQBMqGOng28lcWS5r61lYosbiUgMw88zlXay1RasvN",
-	"r45V6PEes0Zzs8Nfs5W7TEABDknIpgW0XupH8WoTxsOIX/ahxIpB6rGwnxYpct7tVUqsrGhPGDxIlRGc",
-	"iJsqy8flrYG9g5gUZtYjU0mWAQWDZmrkx4oxnBVqxKxSZ2YFoxyZrMImxwhRukrupWWENs+dRZoqZcMS",
-	"uZBd+nn5VpSri6q/5GR/TryWHukocO4Rsl7eUmC9EHZ2QPdU8XJze1Q1ryC2c0UBxVRBhmJtvopBFIwy",
-	"DkZhmKeVyUC1D6e3CR7Pdolv8lJ9zMKC/NWs+Ml81Nw5Dz/S9o++v3lNAYMEvprCVI7T9xR+ObCvdfN/",
-	"iN16gm16SFXcjflp9fCsAJsT1LboPBITwgJ9JxV8FNU2+bherhz1uNWOGgbVSEPioywJfSw57KeiBUuD",
-	"T6iUUKjcnGy+1+N+WnTKVLDGY84n7HMkFRyhGQ1CD5OqaBDFkZrB/TRhPW4hnphsaPRuQ+nmY7n6Vlkx",
-	"6E5WJwzXYwVc5hP3ldzV7BezP+xlvp69/t6OJHuxa0d169U+pIkn5ZHEL0scJbXuZ5VQ8uH8/CRFrbrS",
-	"4qituMKgdUAFK4GI8UaLHEbjyJBMxBcVxCgg839tnjNOAX9Pg1xKZ0q1HyApZ57j0kPbCa+r5ZjyBQ5y",
-	"/ND9pJEZ7GNKow9jGnTiS5FEajTOHxlyRDdfvc4QubsgR3QD//dqY7MUUapf2+WBCE1OUfrWEfuceSX+",
-	"hUjC0hcVkvRLMg0DFV2zsmTAWLLFMqI0J8gAzvtBFCZr5pA9gH/xIQzV5XllYxr0aXbTy29hmQ0sv6MA",
-	"t17ty2lx74eyJ6KQjScC62xmhrTm9kX8kknVd9UFLbxj3kowd5aW/dHmGv5OLk4PTS+FL4DuvgX8PSL1",
-	"8+kzN6CEocJ1xdgEFSwCfTBGVI5KAbTj/PhW8EkvQkBNEnEdhSxZaV8ssnZhqiF0tFB0PFmbTNInlYrX",
-	"KxUKC7r+B+Ep6KzVB3zLSk89XF6fV9PG+XDW1wxSvprmhmjSBwkVR7lc6fkb9dEUBX2XVrAKJtF41BHi",
-	"ZmrnG/maAbmVfSA/gfLRzgmeopgpCt8FjF3BrfOUmWPW9UIchaPnQXMXVhVsSwSNljBKkMvomtlEG2Bi",
-	"DwULiXgQT0OtDq/a3MFmOqzcmWN16WMc79WzcZUG02n75QkUAOhPabtSAsMdq01+PqNiZSlYlTFx7tJA",
-	"ELej75fa2LihkJxl6ppIUsdTokC7fqN05MvF0spY1jJ+z7FLdssKy740Yl7OPvdTiCtY8jEV5MInH3T8",
-	"TzlwU96qpA5QQd8txDCwNiGTRCRk72D/lAxiEVxJUj84ud7WFw9Orl83ctKHBDSOMb6WQ6MtK1i2JM60",
-	"dvnQnKo836h2MmJjltA4k6epxEQSRa8ghscGUEuRUJVWRCN18LmjjhaB50Bbs417FHmYU8YXWoQ5c61M",
-	"UV/2tLPKKnT4pUVvCzr8sk2F26sk5FlFeq1kyTVUGB1TqaBD42y3kGJbqIC30d7cXhrIXGQnFBBWxmkB",
-	"cjuChODhjFDntIC6VBBp3TURiASaYDGb5m1qrZCQNcOpa2tm20yVR2Lba0ViVzdgSk4ljCPRlGUvmZIm",
-	"2RdSeyeKhZYFSN2Y72Sz3W7kCqxuvn2bqa+62S6tsFqVWloWF3I2yApi9MTeXm6RFEgtuuRlZ6+juUyV",
-	"CPMyzFauZzyDmGvYaJF9syCaqcv9CJXWTxH1bhKtRyIObTwL+0OCuLng0WfXx08k5PT9Htna2nrb2DVF",
-	"BFzbXNvMIVNqYThNoIIRZHb7pVaVn2swvJT5Ky0zRxFvXm/nau5urGylLf94mZW24lMup7tY10ckmCZP",
-	"ydmHTnPz1WswuB9C2pTqub9gmfoCh6GzM6VOcIi7qIvW8pNpzCShk0k8K6/iUTAgi7VFQW/QzP3hY2fP",
-	"eh8GIpxB76PiQeCjSiqmiviWKX3PPpbQG3h01zyIh4GfZrago/BvWIFHJdFkwkIUkRWFeO5r3JbP1s9s",
-	"vW9dyYbd/DkShPwbfQcQWCbNxZ+jO5/UIUagSSfiJBBcKsoVsGzpDG+X62cPGBAqvPlrJXRWDGOBB/dh",
-	"IJurZl48qPvsfkbXvJNlPeNq7YTCeUPkUfIKK0f6oGbUU6QAmk8eissuV6VUbNriLK6jqpXHe8JLWCYU",
-	"Uu4RSvObc4eKEq01ilOXt451yXH3LWVpPAvrcXZFU61Hald1p+QarW8oGvetoXC3Rku5nJyyDcqQQQYb",
-	"lKfB/CIvJmr5sEePY5OvdOZU5l+twKWmIXV1usuiYrEZyCc47Eid2jQ9B+IzNUbJdnv7Hn6DhxEmBu53",
-	"n1fcIUZX2Y143lreySpt+uj0CCWBiAUHYEakJMIGVvKMVoi6pWNfU/RBUXFLafdZWtP1oW8C76U6yRIo",
-	"5d3E7CSmsyWVvJ9SEOcw1o8rqAsgAm0bwxqmzRdNV8/hNLZnq1fsYLZaD8V7J/bMo0TLj4oF50Nmo/PE",
-	"khteQSjmdmSOSpeL5QdR/jIZUo+t9M23WDYbPwem9M0P/g7kXs570iKZU8iIDzGurI/phST+ZBrHBqgW",
-	"xJFPtJUg08yPaxoBaWmyQ8zAjCmLU3M4zEYGZmPHuwBhc5LxveUn9bO2uSOTRmO9AaYkYdrjCkNYGW8v",
-	"FH4MiZomXPa4n/FP+ETwxg7xwTXAfFL3z+BfTVfobIeov/3nX//2rjf0/3yvxz987Ow1zz50wEHDPhMx",
-	"JL5qDUQ48z2y1W4TSZSIWUJ5wBoe8S8jNZoO/B6v+782P0wH6bubm69e7xDjooC3k5KXW/dIw+txX47E",
-	"JBrO9Eh/bZ7hH80PYxo0z+A1hVekhdHyb1GUhzQJ+9bpo99n/t2MQt8j7i/nZgP0or0q0+W53vDmh55+",
-	"14/ClnsHrlKPT3loKriYG6/YzLbWMbXd5pZyl5xdgwNSPyt7HGopkwNFaCwFVO0sUoWD9UWhPbapKbWZ",
-	"UQHsT1MeMyn1eMs98+BCuoyuGc/jLZF0al4N9xnAaLAtKO7y67wi0rLACGf2E4XrP9gvFu93A5h7EY7n",
-	"FzeclOtO2T9StHZZKUvZt9U7yzUm4wB+IR3OEnyZULQFBZmXKWkqQUo4OkqbJ5PBjPi/n3b3O3vn3f1P",
-	"fushNb9yrWuFVs1UCl4RxfBNE2j0AWresReyvsHcdTtrfTH1Y1s4sb5z0udC9U1EVF+xR5sSoh/T5BKe",
-	"dfNAZw3W7XEX7ftateopYaWeFRfhDgqcFNMkYKv14y7TKbIrv7IV6Uj54T2ZKZc8tT35gKbx8v5GjzqT",
-	"hzSJ09Q5OnHW2st/YO32B8ngfEgbe9fFZIciIWf7P5qwbsiCGDDm6mtb4ctcb4uKdazREqP8BIHMZaOr",
-	"mKRpvTpQEjHb9qbusg2x+PRq/fYh6vMgxvDd/QxLX/1ntu//Eqb6XZC2NzRSEb/sD9go4iXa03ugZHOX",
-	"o3IxJJS8P3h/7PAAHnIGTeKIJWkTKG3uREoS2wUDtGngnJGIQwAHDWhwNddjJytqVmPhpVb/3az9NUz6",
-	"9XCzZvc6cGLfz9Y3r/olUqOD/UL1wJKIwx3dAGlC64qHaGWmarEHV2mocJUf1+5ERuoWvINDKJ6Iro0O",
-	"IpXw18bqDT4XhnMWRS8WNShb0l4sv9oPQklPkYf7IF6up3BvmW8c7B9GZe1+71zWq4DjHEfc/rmkDeGy",
-	"poP5c2HeJsRyBz6pW6mueUILaSR6IxAbHvHTegjgpnKtVyLZ4xEnwzi6HMGNufoIhTdrdtK6gHuaqh73",
-	"C9qBr9/iKi5o+7FYYsEndYNN2T/8CTJde9y3tmVdD3++K1ajRY45ORFSXSbs7KdDQglnN04w6HOoxykZ",
-	"JoyRG5FcscSBd8Ca01MwmapE0SsGOB2qJ414MItC63GEusqRuNHPuCUOp4nrCJJbXWg0dylMfZ0ed08o",
-	"rG9imgsa/BoCPckwppfEbzb1J5sjykMxHP4NKpP5PQ4eRITgiuEQCqXk++Vge5XsnuadRQ9cBWOO3guW",
-	"3Z0srLvZSI8OJ8iAIi9OD1u1exovaxorTxG+fFhYw4OZBn8CqMPqdURXwSosATzlNcGVcU7pMVp9uq1f",
-	"PyTz7ArF1DupDoZF0dPHfUR6polPod+AoyUxzlwxJLnQUCiC6ZhxrdjJEZ2wFq5NWYU94xkurbjkJ+yf",
-	"ppNL2rslZgqq6OirWHRpF938UHHp16ZpsN48CH3jbM6XUdLv3Prn5v8J38rDqzb9+5uN8a/Bz4Pv+U83",
-	"3aVLmhlt+farJArK0leuLwssUiwYRDmxPIGYatugJ43j2pZYc4HcXdJ2RYUSRm4YhOA4W7GakCn5MN/v",
-	"Wo9ASOaRka3kisG9G1I8eXK6wYqf1adYVJbVcKqPt7Q/Lrh4jCIzJvX8oYqBIZppQZYCeFcppORO13Vm",
-	"755a5ytS9hOqSrxb7m3kJamnf/wvs8gND3WdtlZNNtxWc+HUqBHVs+ZQpjVvKomplqduSHw6Hlhku6Jx",
-	"v7qqtytgZWufmO29iXiIGPwVpo03r2ATaJ75BW8uMpx5x9yI84qRK1piaaqw5l6RARcw77tpcMXUKiy8",
-	"FmutyBAzV4midDu4UG6rIZxeh3UhzZQmSTMlHEys1RowNDG0xvaADUUCbtNZOeGsyDAr3O8iWEuaFQ9g",
-	"1Un94nxvDXMfJr869eJHVpppsWWcm4b96AICnJks8ZVJ7r42OB46j2uDZ5k0U35mY1Tzapvb+r/f6/lv",
-	"tcuNj+NM5+b5HMe5JqKk7usDzBRgojxnW9pdNbkfPR6pRov4w2go/J1iklQOZexsEciBo4pQPGsj3uOQ",
-	"y5IY7MEMD1ELjPHIhCXEt07U/hWb+WkHPR4SkfT4BEtl76anEcma4ZQAbRi/K3xN8yT6fUmkelwrWVFC",
-	"/LxL2MdKryTShr5WevTQ0aClUYzZcJdChF6P67WhPGBxzKDFbZSyfMJiRiWiY8YIjZhM4ghLqdk16nGH",
-	"BMJz1bTCZSpvqUKHRq+mF1xvdqpbwZWS3XfhwHn4AJX9sUgq8irATgmmiRQlgJ8TKgFG4OMNYLpfMpX6",
-	"Oyb0klnHNk/7A+vLrdWMm6xqurJimB+2l06xjLFO0EP+pOUaqksfpP24HYhsTrZSTi/ZGBrL2+REzRzj",
-	"iE8Vs41wCy1VtdaCBYQz3hTziVZtsalnic4kn3zy1shecWZcycyW2nJma+4nnO3+PqZwNjX6oeK0sX4K",
-	"dfSXdNYphCLxjuZGu73RTG+r6CThojD6O65Q/o5+2J3PtY3N1qs2zKvQZyTnR5lgpezaTu3//t5p/p02",
-	"/2g337b6zU9fNryNdvv2f2qVzXDlCjXK4Lby0OvibrKl4+o3P/2v0gFlD4mKcF7mOEM8on3GN6eYlx5b",
-	"abK5tr4BC7fwICOLzjFS5wLeEUlC4R9iiO7OG95okYNLDnmmgxlGAtPGHYXE0uUtd/NdMtZ8NENRRV1h",
-	"lseMUUXGQiqy4bW333ivvn+NrV13MwukL2Cbef0PKm1l9XC+79fSJgcJU4zrsfRHYprkM4o3N15nE4rb",
-	"S3XKXAcQO+Uy/j6FiGgnju8nitxrTpnUAvDrxymLI5qbVmo+lVlL+uFlv/arwkNL66xJNQ2uquAB0+Dq",
-	"rm+eUxzMNDJGBH66YhJln69e3HdUBaOHoBt40TdGOdkxPSjt6DfKlSFzOJgDxcZr0dFahIAjql6K+23x",
-	"GePhN7a3sJzVXQ/vGwGZ1y+r1/+Ttw6SYEGxVb3MD8CQ7jXZLXsk3dJ9a8l+rNggFvtRfpqv7o2oD81u",
-	"xntlDDdbJiSMQsKFWmC3pWOOeMg+VxRcU2z8QpKJkFAuGKpKWFXLt47WcoskT1BlxWpAd6qLxAN1Y7Pd",
-	"9owyFl1GnMYNq9Rlp1aY9R1wV+nIUppeK+pkA2Wf1moaUNxAqjJNamxKw0vJeOiTGzGNQzKi1xbxykLj",
-	"0I8kzr6+2d70cMm28T9QtGu7/baRi97o25YJUtz+jPGXY8/CYpluAYtpv9youneX0SrDa3szY3ZldGGG",
-	"rVZLW6Nub97eemsP4/tgvS98mrPgsiGElQ5LPGpwPR8AhCOX7Vy5cmANoqoGHjAIy9KUhwTBGUCnFa0K",
-	"bUYwq3yn3W5FEjZhVEn9unbF60yEbeH4bC2l+vbnzxWvWVeXycv75corvt0rLuj8chRmVLVrD6vHPOKh",
-	"mJEJC3unZpwHbNL/nTaH7ebbT1+2Np/dGX8qd8afyScx34Y1FqZmm5mGXrErNsn2y3fdWHkoSb1N/kbC",
-	"REy07pUA4A7vtHmTmeJyG9skpDOZL7i3tjMkh8RZ5A3J8PjOvdAyj4AnWqT727y+MyjOV75NFvlnwlUy",
-	"uuSaymlZiGyX+Pr/A8DcYKCsxxdHyggGyjKP7fS4/2vTpHw2DwD4mf597vJ7Mcs7/SVNge5xk6Pcm7bb",
-	"W8GIfc4l+4oh6dXwJxdDhT9ZC68ORDjDC+Y+5rdISRJyj9dHSk3kzsuXNzc3LXuD/b0ViHFjhyxNVNZL",
-	"FJKKXGUzIkw7rphFFOaGv/KkevyKzVAYpbnNzZAFImShrb9cTHPGgvuQlewXZ2z2RF5Hn30SR4OEAt1g",
-	"Anu2Rim+WfZ4JOWUhS3yyyiKWU5sj6gk6gZkqfTIQKiRqSEpSUCTZKbFco+nWfQTLHaajwqmZFWV3ZwG",
-	"Cud/LmHPM6xv+SObPWR4bGE98RVCS+72pQGkdPyPUJR9nWksrwG+vPR42VIU3nqvtbmn4je31I+q/7mv",
-	"PWAScYba75h0e6e5gIxnFoiXHz/iZeQaucNZBFXJLB4UEWZHt3hW96OrzOo85iZgaUBbKDBjWhQgiZo/",
-	"MTuKxaGpOEGCEeWIaCjYuFPsILXQIWc+2Zmq0QGfTGE0g2mCX3fq3Ea73V6iz92h8LmLf63extk1U76T",
-	"qWSqkC9oBiMyMKVFL3VwpkKgc94tCL/uEr9X69V8krCxuAYwT5kJsgiQkUzk3JYs2xF3YPelUzqXiaCs",
-	"jrqoYGgVDdudqrSPFze/X5eI0v71a5lN1RMoFO3MTONOJUtNP4MSYL+pF7JKDSl9a8mQP91ik5FpEqkZ",
-	"bhmKbUYTlnQM+xcg9aOrvrYx+lgPZHTVV0yqvk+GwiB3BjNtwcaMSkW2Nkvg9i3blx+2Dr6VqgtaR6/d",
-	"3oIXfigqGi6ivS5ZPGyOhMwWnnJleSRLrqOAtciByjT27JwcQO6bbX0Ys1TRzdQ/v97Qd0IKVi4tAYoq",
-	"3IjkitBLGnGpehzHM5gR2C1T2TxKQD+HKqVQiYaZ8tZUm1CtHu/x776zB0vru+9IFzHp4NvGEVFTtVr2",
-	"uP+lBwdAr7ZDWq2WR3pwEOg/v/QywDF9Af7ut1qtXu321gdYoX4cfNTmAW0w9Gr4FqBm/AOLtche7X/f",
-	"LvjC7a3f6vHzbEl23A2sk8SVqYJUkUhhZq5HI/W8O+41AEgcJIxewdYCAUM18EyNi3aP+wdHP3cOD/b7",
-	"p92fLrpn5z5CGn0zeot1dGcc/Ar5gNOYtciZGOM/ZY9DOAE3S+uuellccbFgxIKr1NgygLOEpmXm4TKM",
-	"cifTu/7i9FCSuhtk92j/5PjgSI/St//uvzs83vuxuw8lr9zFi6PTbmfvQ+fdYddveAQBUq7WUfrGD93O",
-	"fvf0zG+YCkd/YAv/k85vh8ed/f758XH/sHP6Q1evC9YPgXAIVnnf3thqtEiHTKga6X3Drg+SjCNoq+n1",
-	"+JjG2oZA9Kc+eZCdObq/DBgvW3WE+EfH5/33xxdH+36LXHBo5d7jdleNngHlR9CZ1iIf3TcirTBkavqb",
-	"cerH9SGUTBKmWLhDqKlVjlLbVDURBs0+oYmE2igDGhL//+8TJgM6YR6hPe7v+kSyCU2oEkkjS0lkjpA0",
-	"5UTOyWWKonuYpmoKTQFH2kXT3744f998g/XUqTIflmRE4yEWWNC/b7zucTlNEnFJlX5zlJC6Psx70/BN",
-	"u92r+UvGZXhGS2PNMb7+h0iiP6AYzQ55B/KTWKncarV8Us9KZn1F73qP220mbpc9MsUd03OwSF/wqboR",
-	"bRD/4qhzcf7h+PTg7919PRwUVvq2AYsFvwQIMPYEsfShRZ5pn4xrY356ofcayzZJM7FTvSygooBE6NJg",
-	"5F40pjMypleMbHjtdpuMy6GjemaAHR3MLCbU5JvZ9ip+s6k1oSZ8pmnu8T1bCd8NrgdrIZnSgryxC3Ib",
-	"qXfK4VkW2lJumefA+4HFYnAirR4/voasIvgT7jWyPZJke/Mt8d9dnJ6d9w8PPh6c97u/7nW7+91930j+",
-	"Hvchg6nZGSqWWNlJIm4bZLRIB72uQmBeEUZGiFbYGVemUJEWDJvtLLY2XZ8GRqrBWY6djzzwe7tlNcPd",
-	"3nyrR9M57+JY3SBzI8y1soXwDMoNqA0JB2SP2yxswa2DvUX8lyPo/PqHlo8voWrCH76T2DYHEGvkZloT",
-	"m51A51EcBYxLTKMFWHKtM6HBiDU3W21Tfh6VCuv4o/BzSySXL82z8uXhwV736KwLz0DOiQInE57tnZMD",
-	"7PQnUQNptzbwNjFhnE6i2k5tq9VubYHbWY1Ag7IT0/++ZKWNmZDBNtttcgPuNENQsEiRJNMJgOydmFNi",
-	"ip48olUBrV1oNco1DD4Iazu1H5j6YL6bJsjCeDbbbfAWYS0UUEaLFa12vmR04eXdep1ZDLravNmSn0ot",
-	"q2nWdn7/5NWkTSOvHWorVN87ScQAPFb0EioVmr7AoKYa8lhxQQ0wwi6VlWceedXeIv5Z9/Tng71u/+Ko",
-	"83Pn4BAO3Xzpmrl1PcWvf/VldTOCU5MGI22LQnbsq/ZW1SfcmF+eoVZ8wV1x1YU7o2cdLd+a642XdBI1",
-	"r9hMVu7PEbtBhSCRqkWcIyKM5CSmM4K9VfSpCULDxOTkSMuJuf04jKTqTKIf9fcecUfwEzkPXTWxm9MN",
-	"kwzADw67so3jWbwr72gW0bDd3lj+yAWnRg9AV+X25tvlD50L8ZHymfmWRKpZYXwHWhnjNDboq3vSWobv",
-	"pcqfv2CfXeG2WkpzlwA7ImRFBYch9qubIWNgNyNoi+2BQ3p3vuuwPoZsLyR95iAJzlMbOoSRGGouqeed",
-	"CGcPRmnZTzhKuL29nSPujQcm7qLvvIK+9breUBcOfKbsJZSNy0ootwRdTs8F2fnyyxWbHYS3SOBaGS8n",
-	"db0b2MLxRiTQw5Eq7AAPWq/+eYy9HfWfAY1jUKTxlZrsWTxszNM51ozK0PmjitVitasllGeMk6elvPb2",
-	"8oeOhHovpvxPS6q4D0tJVeu2xiZGvOJcDq65mUShR/wrNjN1N7Y2SSxuWBJopWXEPmd8gJF+UqvMNt9u",
-	"pwYMUMvGPhBHmlJWBnykP7IEDwWAQ81jYfzPl1mo4WVVI+P0LCopYGXf4BGeU2dO6GXE0U7RVrgEWLBW",
-	"1fxCyXsoZtLYwR9bGeAwXrCZnu5CJhHUL9eD9g9/qs1tThlNpLe83MPM0lvvC+4BeFfSTQD7qpZddJfM",
-	"iRjLihBCSQvE20+PKEj2D39aJD6OOYNUXZtnvX/40/PBtapKFjIaNtF1j9DVjFj46JCztxnuwvSHl18i",
-	"PMDWo0hXog9Q5OVa3mF0xbCQ+wwB8gsYFDQ8dA1r49n6JIzXHma40W7iy4zPhhwJ54weiHA2z26YV/I+",
-	"EWNkukcj7EJGTsXRaPF2kbTgYpjeN35Etldgij3Bh3GEQbXtjRVm8oPg7M/KcrjZmZoPrjDhejzosKkr",
-	"meAeuvHwaNFi0pxfLWIUsxTr6hqyxJFUiDCdP4a67uv3OIwqwArpSECSRxJj4k6FKBxfLpyePcHWAuuu",
-	"NBZwaxvYLRYUT8cHtcZtNY4MTMEnY6qCEcAoK0afS+otVXtWTW2fn8WJJi8Z/cGqPr7g5H9VOPi/4rlf",
-	"2kp2iQKQQW4/qwDLVQCWYWcrclIWr/bEoOErc9hQ278Oy6dmeo63CKS9mQsGZxrJHi/x35izHPz/eMz1",
-	"eI+nHaPrpRFbrWlb379vdIKNTaIE2Wxvv+nxYEQTGqh8iNUFbU3t1pGQioynEpr3i/ia9Xi9InC7Syje",
-	"boKEEGEyT0mihEcoiYWYDGhw5fX4JImuqWIe2fvhqHPukTjiV81YBDT2yJRH/5wy+9d4GqsooFpuJwzm",
-	"hiWDplxOWBANI33620AOplQcnFy/1mrSmLDxgIW2iJeXibfmJmLD0hAhBqyCqbANGUKZKLDbWNSrIbQD",
-	"YbA6gjpgp2AVAnS9h4S6uNxEJMqGghsQDWu/7XF//+Lk8GCvc97tX5weYsjTwK4W7q9H5gPjOy5/4lW7",
-	"x123IB6SN+THd9oyo3FM6ogTgEKV0FhRNnYNdgC2esDIh/Pzkx6H/jr4PN6Hv+vzcCTikGiJloiYpKS0",
-	"Sz4Iqbwez0VqPbKHsq+J50769/lswjxynlAuhyxpdnkgQozG7wnOsSGMR35kbNLsaOvSIyeJ+DxrfueR",
-	"8y48GMV6KS4mlwkNWQ6A/10Rr/6dn2ueBiG0MndnNy1l+ngOzyJG6jYPe9Sm/2O6QO3nV3SCpjlKX8sT",
-	"urbu/Kd2nWaq6ZYdQUW111meVa7TDpFiaFsC4NnjthTdqZgWlmmTgXwfM6rFt1Z/5S4cZVGYw8BA1sUN",
-	"TbAjZplXNcdOj6wWrehZzZHzs3v10d2rS8jZq3ZJzmlIRg+yalJpwPopKW5VUnsmr4cmrx+gIepy2lrP",
-	"JLfPWnectllLdH1IG3Agr3xSwS7xjeoFWWiM42XPdmI0rTJvRiJmZEwnxhagFp5JKECFAnMaTCaxMRdS",
-	"HBWUE9bPZ/CXaTYqJjWYSuSmk88O0SpF0Sf/gyBn+z9qq4OGkvhfotAj5oFbH2FRJx9O9D3F0qA44UaZ",
-	"FpVPyHgkLao862MlLerhhQAOZr1jxyzzf5vL8k8oSHD37qp2vYSuIeu7/YuCptSn8DFbgFeqKI7T/H1A",
-	"mmKRjcEUrbI0SX7KVRTneBZtXzkds7BFTuhUQvDc9JrJ3UUJF00xmT9a9VNPqs7BB1dnK9c65/mwfWge",
-	"gZ3IptgrcWeGQSp8JI5BkkmNmAELxJiRcMrQd7ab1qzqw7kEjYsgSGbqO5fEvvR4v226R+zdM90/fIRK",
-	"7/1DEb5QVLFmmkf+CPQPaZNxyBLw6EGjeFdZrDAcY1sB/srfhW6WbATmvq0xU8ILMIUzm7P+aP6p6hT3",
-	"bxGm96xWlbBOJwwJzcY8SD1mlzSYAWU2Mpxzlt5TzTxZal0pzLtrnAYmiGvSJ6rDuCnJPSqyuqL+wRIZ",
-	"/zXh1X8FOQ+RP7PCMkuOlVTqPYb07oQhplMFgoeZHcfWr3B+RII3jMfA+cRyQcNWj3cK5WlsVEjdiCwZ",
-	"7RBK1ChKwjQY9bHza//s4Iejg6Mf+j92fzvrQ4Svu+/PY4Qq4yeZYhzPJ8TzCbHGCXGfM2EVBDl4pC04",
-	"PCNaobWJS6DAupCAEdpuvyX+Xufo6Pi8v9897J53+4eds/Msi/hVcY9FbLBdjW7/84Qk/gokamMYq1Hp",
-	"fc4EryRml9GdAFourx4fWS6vVgaWA16r6YrQlGpkB9wYIknIkirk3S6xhU2wrxO2XqvE29kyKfIJ0d/f",
-	"EgbMzn8tEJh+CMB5zzCw1WBg6YJljXwAOy5AgVV0ZIMDB944FiGLGy3ia5rzd8gGtKZst22xGK/HkZk9",
-	"4rd8j/im2kzTJ3U/V1vab7TIL1gvxUfa8EkdyzX0OJS0oR4JEzpUZLO92W5ubNoE/khJ4v+PfUbSmUxT",
-	"gF0N1h7f2iQ/vvMI14rfkCWMBwzqycgodLlUnmnUjZMzbdzM8dnjKSIUkEMWAboDjmcsppqvaFE4gHs8",
-	"VxfClPrI1asY0ijW/waEUmsOU9X9uXt03j//7aTrp7nRIJEibIvOFwCBLKM9LhKoWPXpqaFA9vtLbVHH",
-	"Ec/Qn0eE/rhVLhM78yfvyy+amheqvfg0KA4puMcgHPMcSyJFpKKzFjF90TRnRSqD8jG1rmQheRmqFWkb",
-	"1RZVMSdNBSQox1iPfUyuAAraf8YAPToGaCFdOwjQPJjnSWnlm5WBfyFAzxJCWdPEsjt7pFX8BZCehfVB",
-	"UwUri+ExRdB2if/l1u/xOlacpnzmlBtQeJhsZGtXkg5PzR3QjQLKCRc9Hgt+yRIyYKlU3iVT3jR3a0GM",
-	"BYjs4ztkSGPJ/AUonEdWYSoKVz41Dmd99p2DSz3z8yPialbWabCQ8v0sqzMlEsOg+INp/NzjNs1wAqGg",
-	"a1bM53BVzeR0oD89wGa82lzSg+/xunsgl9rW8FIkYC5jz7cJeb5txgWNpg0ekMYxiTj2pE4olxTyHTId",
-	"5g3ib5e0M6+NZI9Tbe44JDbWNczjeC4h8EV8vO6ygyFy4BbC4Iqg0lvEjSWHmS43dEbqgEm0sgwacXi2",
-	"LqMHqUrYPMOD7tyR/tXJINlwBSVTVBLWeOO5vglABpAI4iplQnQjtRq1XThgTmZC5o6z6vqd070PBz93",
-	"9/UmwO3sszbfna1nt9SZmNBlucdziiqp+xdHPx4d/3KUNRhNz3C9/dKY09FQy3f8ku34nesNUp8zVo3T",
-	"y5bpbMH54ve4K5oacdvwGd/hzHpO/EKDGp/UoeifmVRjBzqjTxhVheYwChJrgPqwwI8ZnoHu9zjUCrOP",
-	"2C5ryC+7qTMAHeAH+92PJ8fn3aO93/ofD84+ds73PugzZw9RMwBXNb3cs1nmqXWQKw84DyvLtGB+pGOq",
-	"rMvz1zijTuy5vuig6nASFdtd7WrSBWuMsxuIESD0D06tzfbmVxjmeU6+aiZJGxWxhM03AHv2Gjw4Kg/3",
-	"KXPECiPEMwdYGVSp9Oh1WUQLTbFHN8NWojkjVLXcYVwlMyz1aatCKDKm4bNG97gWWpHrV7LW5lU6eFcU",
-	"kvrFxcH+9feNihhWtDiAtaRdVRqy+jwRycp1ItjnSZQUg1Ipthr7r02mySULSf176OSV2hUz83hj15UX",
-	"hvfoZ2I2VERMVUWAywxyyeppZvDHrFAqKVVl2XUkphIiQC1yPKH/nFYWP8Bnq6pGvNrYLK2w8CcOocEK",
-	"rxU/wz15UpnyjRWoZI4sHZ+bK9XhsFMWiCS0ReljKDcA5cH3zn42LyzYXi9kLgO1x6mrbruRaqzm0QRe",
-	"38oVuORCf4nJHbhRf0dbTJNEhNOAhZkSM7acLFRdxZaJEIAKxQ3XyjILoQtC+jmw3Xy9nsDOvqs9CJYO",
-	"n5lh2PK/AeWYq499D/xE3GADT9+mcPHpeMASvQDgKMpl3zoDxkz1hsoeh2MNK8i6G22fuozZaB7BEB0I",
-	"HLwCxpMFg/mMh309bWvnwDok4gZKz8psX0Otwiuw5VWP2+WBJUtlW86kdPKtx3v8dGEVg9LC742dzPB6",
-	"3LR2k4omCq+lnSLfbhq5O6GJ2iV+GCVYNwBW2bftL6AHHmzPiAKNRNgfxI17h/jmkmkOZ/7qZ7or6qGk",
-	"FQQMDM8sNgp7STa3CfSSNAcB7I626us44R4PBB9Gl1OU+Y1dd2BAfwxiMvHMyYNDCShHGzhd/IX1C2BA",
-	"jxuzhE98rYAlfHypmujYxkgJY4torhywDJP/ZUS6jTEWZG+Z/ubkel5tWlpnILPw2coB3uLKAdgfx4qV",
-	"OOJXaXxyRLneOTHFQgW27GtlZDGl/UdVHVYtNJAS4Z8C0/eNhArtJpbpGZXG6RPt/Gpb/rzNy2zIRXu8",
-	"1Gg0+s0TW40IOraCamk7hq32pnH9HgokOJ9IBk4aatsTa2FHjPt37+znHq/7P3RNtlb2o1qj/d9Gxfjb",
-	"f/7179603d58LaNL/YdW4DAeMBQJeWVankgsf4SJLxNq1Hl86wuoI4g6iykuACPhjIWgHZmKxl6Px9GV",
-	"PjMmCTNDxg5qTXDvkYvTQ1CSI2UPViOwYZKDRNxIrfNAWS4MLCgh4t2S1mKYw2BjnFreI9IEESitHj/A",
-	"RMeBFPFUsR0ymEaxStV51/DG6lcsxDBqgIMUSY+zWGZqTBr16IXx7qMa738QUmEVrg53DgBDcO742mgT",
-	"v/vryfHpeb/768nBKSRI2CtHx+f9025n/zetc2633zYwJCFhd2z3tSiO1AwSt1ErNeXdzAcitWPNLVQ5",
-	"rdFBqCRSCG5ajaEHwmY0lGiE+4ZYy6XjFjqOy8uuzFOnZrJM48g96DWzh0XAStgAe3D5XCCt+K1aScvB",
-	"TFdEyyULh5RTE0jdkoPeYxAC1cxe/ODtnwBc/zDnlhbgi46tecLdyZmR0hQSNiRYz9IqGnRAwx65GQlp",
-	"H5MZmlXODGq0MoVtn3Z2llFzc9PGoGHyXVdxBWIsgtveMl/5rCyQ/BBLHP55z099lC0sQ69ocsmcWyg3",
-	"e8hSVvSK5Q4plP+2/yp4aSB4jiwoTXFfX0aX4BPINae/NiCQdEnA6WQMcOl7ZMpD6Gd2xWYkZAnAduZP",
-	"nTGVChu77xKa6TdHYwVMIhK9cyy65OlIM+bQFvHfH5++O9jf7x750L8PD3TBmeEqcFBpcp1QKVlYegaR",
-	"OpVXPe47HcVHcgGC1uvX8PTBAaFwR0PoesgwAhx+58Z3Voc+fx45fb9HtjfetMk/p0LBzExrtkTcWHe5",
-	"iEMmlTUoexwuN7BB/kifYfF0zKUrwNCPQt8DP4/zr2T/nCYx9ImUiqop9AmgSrHxRBknmkf8tE86dA2w",
-	"OAP4u8d9y2n99BXuUkwxqD6GyzGVqg+NQuFB8Kfbr1Hl78Lqo2tLL8TW1tZbcnG+59n2kbY+pn5g1urx",
-	"Ewy3o2Xr6nC6NGTrjYM2Z5EkUiWMjlmoNycyIHga9vicr3KXUAC8a+KZ0EQ1b+iMqFEippcj20EUl9pW",
-	"z+zxbOdOxkOHm49iRhhN4tJMTmdQvdfcukSi/GJdlSCgcu1ZPBJxcsGjz65/X1XtZ+S31cRNxNXr7VpJ",
-	"zMArkyd6VFrJc2xXf71dmj5VWZhaRpcLB5aJlWxsvimRg0utUsU+q5eBvM6fe3MqS5nB+fiKma3Wuh/J",
-	"iZBRuY6muZMGozEASDRx6bX7Ww8bCTaR4pvabNkKohD+z1qBvO7V/NqjaGlbT6hhpKJ7J38WZTvMklyD",
-	"2ZtE8MvW3XTDr689AaOLpEKT+lp6U0UnP2sDpUfeCwlnmxWcOWv8T6JSmehE86FbH0AgyFq9a7VBKDRv",
-	"/4smZxZWYZ0Qs41IPdfrXytIPbdsGQ42u7Fm1f5sewtp2+tLVPopmSTiOgKTACKsPR7xS81gtuH9UJio",
-	"BsRTAdwriK+1WXS0mduhuDqpR1xGIetxHy+j1ost5akkPtb46MPN2PjcwklNcnifcb0wodZb1XzBXAxX",
-	"Lm8psGN7FWeaROrXwYdf5JtFqrT2iGQ0NgYDzDCXHWZDryTTqqCkPXy2FbzrD08qugy0iG/X39daRgzA",
-	"Zainmh66EGlGmMGV6WoNNlxdMkZ8QxMn9jXY6qDH/WuWRMNZ/zvfpoCAs3Zk3ocg18EMHAMEK2BB/3lY",
-	"oj4YAHrcozEN+rg8esOczu8qFlfGbQui41EDuIVvfaVIbmEUKxZyKTL8c3vOOyWaFpexVGxWaRvrVpw/",
-	"4IpeMVtrPtuyMyc9Xef9xu58qmpa+dQVQzWytkwlQYWmjKe+jRr0pVT8XIv+0YPLK5F9RUX6s7mCclaq",
-	"75LsAU5sRo3/BU6HW58MWAAlVOdaMWdP2RGVo9KK9k9IxoVPrUvGz6T7SAHzFel2PZOrsNn3KHrvpdhM",
-	"VPXE0JzJZbXrVyxaX1JbC5MKn0ZVKv3WV0ofKoxixYrzpYfMn6Py/J864fX+utVdy8pXcHRlreAS9etV",
-	"eytjfp10Ls66+76xOk+ZSmbNjuZan9SlcNYwADiSGYmpYkljWf35j/fT7aA+9ldQ7ZbX5TZ67nMl+keu",
-	"RB/BOt+Bre5afH4dvkqJICVr6NtIDjCmHURJMI0URuxYQkY0JGEkwZFj6R7idMZx5GUv4gwkUUK4HKwR",
-	"iwsIfNMWuV5S7b5RVeL+G+eowmI+c9bj1Lq/M2tVVOiujBR8kwW3M+WRPcIzoZNnenu0FLNswW1w2z6t",
-	"tVOpG+VbclGeerQztYNh0PVMhe3drIM8kpBNxcHh1WiR91apsehTU4LDQGu1ZXUzimI2798H0ymZlvRk",
-	"yHl0n4tvP1c2vmN7hiFi1Ar0ec+DYJWy3ADSsSW4XbKbyyysr1KFu7HEA/xcjfu/tBr3Ex8Yf8Iy3ZZL",
-	"Y3G5GkqE1Ad6Jg3j07N525A9OYccWeCuPtQfvOeav4ePV4JCENmZQ4UsOreM3+EMnyrBC+ZTqw0GIISI",
-	"VeKclfokjsaVxRTSNOVaKbInpIo1zc8lVRVWGpBL9l4yFptEfaeRPA1e59W3gNfRpLouTsfuynPMeR2Y",
-	"Tkm6caVeYe99iUdwk8bxgvqAtq4BEJ5P6hv/+df/s9Futz1iCI9stNsNqBQU0Dh2eHVj3pWrD504NsP7",
-	"mA68INEeRzA9qJy0gqMPMuxO0mDha1EePdh7F8gOhPdlwH5fU3ogjWheWyQ8fhnRrxje//PqeSoTwXJH",
-	"IIDzsJFApqjMXaTJwIY5rTxZYD5Y5n8HzzxOuNF842Bfy8unji/ibGF6y85BMVXQU1UL0uiZmFck5unE",
-	"Nvq410kI9adnxZOw6M3X99z75Kq2QxjXwvb32pBGMQv7E5aMKcfagHIaBIyFLKx9uotOud6p9mc5JtyG",
-	"rHRK4BY/HxNLOcs4UzEeZApfFpiLRJxQ4kh6bT5bckbgxoLUnOe1/7ozIjPbZWdEwqRWuJ+PiDsQ8gOd",
-	"FEsRupL46E2FciO55/wl3lRDho8ZtjOfWBFN69j9GUP7hBjasSODBRDaKu/gE9BQ/ksr0tAz4TwygnUx",
-	"1aznLXbnYW3O3Z0TaC9NNv/CRpXmHuxVuQspYeOJmkHWoymkYPP9M+UcHNl4y0i9Y8ewkh6+jnL7FXVb",
-	"M6mVsBVm/s/6wKrIiAzsyy5eId71VZgJleP1QXTZDywCXjgEeRZzgR/NocltZZGssk7kiE5YWh7eaKL1",
-	"YsUxU2k1UkSKxq5mbaNCgIMpjUJbawzxq1i3A1I78MXS97CrCKaQajoog9fpdzzdubeion4+cs6c50Pv",
-	"0XT6OV5FNX81XV4lUVB9ZmkV3pYLNPf6HtY0mvOb1l3sEBNmyU3EQ3HTWHxu4ffXFyTw3C/whdrd3T6f",
-	"HtW+gDEu4w+oNfR8Yi2jdrOB2QNLKqoiqZB+ViX1l1BoiSURW4vqM49VMcAiOj9PP/rfSOrp9JZR+2Aa",
-	"XLFncr8fuZuicibguYzwE/YPrNRVTfC/jGaZuhMvJISvTZclU4s+j1XeMVoRlYKTQIQMS8FiBzJTLk9M",
-	"k4ARGoYJk9LVdUhrotqqZdiGW5rM14SFNABQHjYaN9VgQf0h6OdvtIjdJlOsMG22lub9mYIytjS7fsau",
-	"A/x4xSaKYEuVsooJGRh5+uDjY43ug+t5hufc3YPj9nidejopZz3Ls1UMTtt436QErgIAXggpPC9t6pKX",
-	"VGtBDckJaLKYeS+vogkRiW1/mIgbqDg7jlShGQp+B4gCo2s0LNUFytGKFVxrK1bWKuCZbLIUnvlVEI1j",
-	"GkIRG+z4hjVWI2kaWldACF2j06rJ/t5p/p02/2g337b6zU9fNryNdrtqyhVNl90A7Yjgq4uHVFj9ZZXT",
-	"lqyMbaPzrUA959r6PCM973eUrAPxfIZ2rnNwlIQnXRjcHRVrYTnPxFA18UZp4qEW1pkRZaZlVra3WD2L",
-	"6Wy0yJGw5xgZiHC2AOX51PDOJz9YXLHkB0WA2rc+KQD0GQH6FwHNIaan2BxvLTkzh+CZlzRmV0p62UET",
-	"KzMKiALanuaog6adzU1+f5cGIxKFpvs6d1DJ//zr/4X65NA20CO+KXvRt5dI3VXPgTrvpvY9qq54U0Or",
-	"JT4Xqj/EJnV1a1Rnmqs4dbsBn7RWfWAadYfw55hMJ1WC8Bnn+syw94VsY5HgNbWCclxrsZmovqdSIXAs",
-	"BAWpDOivoBF4PS7gdTSOIXUQO0ib2mXEt9E+3/IMFDLlTNqCGsDoXo/7iH31icLuDBVBw3rCNM1GgnvY",
-	"AN+zFNXj9rMNj/hSTYMr+7KIa0a+BMdcXdu5E2g2WdRlStxiDmj6LUF+n1zTeYYF/6VFES5rUXcYRjyS",
-	"Ixaup0SsDQN+xv8iggNRF0ORYBnsZxDwqmR75xN0Gd43o+l6JArZeCI0SZA6Nb1ZzI8kbbjdNlXfiupq",
-	"o0U6RWXZNnwtKMuRrNCVFyugz8jivyKyeLFsrkYUPx3RPGOIv2orvCX0cW+44z0xw2lXei076/6YKdoa",
-	"Udkfi4T5RGrjJQLTPmGEJqzH9Q9amnKSseYLyOJ5gZxDJns9TmWmoSq0d/NIwq4ZjbXmw4XSGhBgHF0L",
-	"oigkdcAtkouLg/1Gj2vdWdp70c+RadYNXWCtRmXfMaEKTvby/mHzoOe/Lgb5L1POzbHoC2lP/Jlb8ydi",
-	"24DygMWPg06GGJ3Wav0J9tLrQ9lbfzcbxSQDFgjNTX7RWvZJ3aAv9w9/arTIsRYFN5FkBGpc2eYoZ+ed",
-	"84szf4XwxR7MFaryPsHp1wE4xRoaU3H+zzW0vjqbnikxwVrNIOfXM4dNZerZkv7nhH1WjMtIcCKG2PLg",
-	"hcxC8AG5zwWR02AEaLYGQtbMq3ucfaaBimemISa6P2wtJrQqnD3hkcFMQaoE/qN+xWY9bs5jOaGBPc8G",
-	"0SXh0/FAn2lXbKKwGapf5ArfNiDHhkrMUHuLHPOAZUcJVZ6nySW2QHaOPuw9a8vd9zg0aj3tnnePzg+O",
-	"j1wjvZzEAHyMoiFVFI9em+whFZ31uKumPTO92YgSYvGxazqQ3lco0DCM0F16kuhPKQDmonPQ+MoQAVgl",
-	"DOxa6a351g/djRUG9oPg7L9Ch34h3d7UaYZjG090Sj9mDtF7fUA7tzTW4is5i9PIAbjdU7bu8YQpGnEj",
-	"bUxbc4tdxW7+mIhkz7o61IqNQo9IYdqR6Qv+r81fsH1c8yD0d6wQS0wZm5A1wymyHyOCg6iL4piEiZjg",
-	"W3CVGlrUZAMQxgwgw4TJkbNBBtPwkqld97cRdj2u2T3iU9ZCNWO/e3jwc/f0t/7BUf/k9PiH0+7ZmU/q",
-	"5gPC+WoiftnwelwLr7mbc+pPw5vTXUhdWN2msbtACFqDaaNtHNwSigaYdQWsMifbm29hGCeHnd/6hwcf",
-	"D8773V/3ut397r6/RlzkyTKv1tCQsrv636Yd/bfL031kE82HheDCXIrXMp0K2KjJxc3XMFs4+6yc0ABI",
-	"IwZTsXYK+IYfwFQBI+VI3Hwzdgo2LNGq5JQRLm6ejZNvIAait4SSGxqpDOBH784SZlqcKLmHwXwDq5nD",
-	"2OYyIgGSDr+AMh+NWcNoAVRBGzeHzxmjDmAeiyShMdZxVwK6cqRJaSaxisjoD0bqF+d7jR3ib4x82w8r",
-	"mCYJ44qMIz6FCAzidl69tfDfSHnE39we+bnbR2KauJs3t3I3fx/m733dhLvNQNxD3+ce2mrrp0RIZ+kd",
-	"byEJx9zWIrCUgNFPGLlJIqUYB0Q5DUamu90kEQGTNhSEAgQUI8qtYTSmMxLTS/0gHYipSgVNuU3zRHmo",
-	"LinUFJH+FjJQkbxeyK+RivoNnK4zYpgbG/riauSEAdJGURaskkma4V45iSNFIq4EuTjfa1pONgmRmk6t",
-	"LMqJBsvG+rnXbSI4axoeNk9atoU7NreBZaVhT7z2hsjoc5Y5pWVE+H2rDfyXr1aLOXxQMx+6EjOLg7bc",
-	"Xp/QREU0bph3tsg7MxPj3Mh3C5okTOrHwKz4gyXCEVs1Nz5l0uyT8uXq6bKONb9G3uw3xZsTk/FqVmIR",
-	"fxqM6kp5Y0DTnZMDqK0/YLHgl5Io4dl+LJh8agJZcSRVY4dQAg5AyWyrSn0Uixtu32lM9EjiiS0FGYkb",
-	"QkkQR5oFTLNv2uP6m/myIXuHBxBda7TIiZkFsI/LHeKh6WMZmrxZ352IMNL//OvfPjEuQsmSa5Z4Bh6h",
-	"RomYXo7shCuce+arj6lCm08sI30zo2dUzxJOgRoSNI5Ng4gX0q5chkUsLaU8coNOI/0lcBihkWiaCdd2",
-	"vhRvk4yHCzDuSiRM5iJUmlLB9SCBPVyoLuJwoKiEckkDxK1SHva4DQYDR9nsOKpMyqXmus32Zor2iYVU",
-	"LeIbl5oPPjVI6TYVe8C/jxnk4BlO3ft16Okx772PaXLJetwgMyWR0+Q6uja6eQouysUCMu4lr739xnv1",
-	"/esex+/V/ZPOb4fHnf3++fFx/7Bz+kPXb7SIb9LefTIUcSxu8i0s8ccex/pEdWcEf+h29runZ74xFPQi",
-	"Xpu2tplOUVoGmde3erzHfzGhfN+BsYJZ/4rNwLuWuCc9YhdOiz+7gGYjexy9kSD3TCqsw0GDC9J6NedA",
-	"BIBsTqLLiNO4x1OvcBTa9FvQJBAbvFt4vUs4SEMh2+23Pe4f7Hc/nhyfd4/2fut/PDj72Dnf++C3SIdo",
-	"EtWGETWdMXONQaWm0JBQ2eM+/gzPmGprDjOdBUdkH99ub/d42rL06Pi8//744mjfLxOjZ4yHxin7SCBN",
-	"/YWv1CZYf3qR6O7wLPQPd3TXoT44u4FYG24HyPbN9uaTDS7rGk2Hkcqq5xZM30D4WLMxJTeOgaqdMrnT",
-	"aVkeVmnQ2CZUKTYGZQ2FiPHigHTDYm9wQrlGff7J8RlWB8qNwPdA/PCZEx3OIWQ1QyyTAslbVmm0GVzZ",
-	"im8A4rDOTjiqGjvER0Hp97g+COtIuzuGcD0ClQxA7mEhyYIQbHgIGaMl/LlTLqob8FJYCcx00WOHAnSm",
-	"qSK/jBmu2I2YxiEZ0WtmD3IWQoLYdrtNSg5CSDUrHm5etZj1jE+4XPZ30Q2EzKz3ssejbK2GeZ0jW74B",
-	"x4vuI1gjvNDjTtFgYAu47rD6C6C0wFv1Xy8QiDJNEBunxV2P0+HQGhhwlJmA3s1IxK4MDtb8w6oYdSsk",
-	"cSKNHr8ZMQjZ2XdmulKgxCP1DVfJWbGxRG/7QIQzq5f0+BvyMXrX8IzioEZke/MtgTerXPkM2EdIbLFp",
-	"RtAWV5+YY03T+ndp4BIj+B8bS1KHD8KwbA6ghGWB10F1bsXGuz1OzV2gZYFqZ1yisBz4XeBATTGCE9/F",
-	"L/zGkkP2MVMJ9Wfg/V/xuF2aD4H0bwjxq9Rb/LOeM2kldCvJrbAwxFRx/ug3sWCaRGoG7qgBowlLOlM1",
-	"qu38/un2k/5ZG9/orMrvFiWxCGhsXNn1seayZAqwiGkS13ZqI6UmOy9fwl0jIdXOm/abNnikzFDm0xZz",
-	"Qf+c4y01XJRopRls1tElSxoOnrvusuaFUqvDNmTPZGr0qBth+xnnDQoUnX+wJPvNs0wX3pLPvoM1dD16",
-	"Vcaudb4A9y7jsil7zxkGINMdpVBHTRtbxokZOQDCLPNKt7/zr7QAMygLQ8YiZPGO+UPNJkyidDUlbybT",
-	"QYyxWgF4LmHDFNOBfucgcyhnNwQeLvm284Rl67/ltIrcHNAXNv+aw+iacVuILWE0jOCvSSIGWLrQvOED",
-	"o7Ealbxg7+xnwj5PRIJajVWjR5E+rmYeCcUN15aapjTjapIjkahmDFa3aUAcR/wq+7kuvrGCCvN+jYyL",
-	"LfMG59uYf8UvlgKc7T9MxNjVuZM7RBP0MNLqUxYpExqSsZ1qnTXrvBiMX0Zc27KJXvDcAtoSVrefbv+/",
-	"AAAA//8=",
+	"7L35chs50i/6Kgje74bJPkWaWuy2pZg4QUt0W1/LklpLL9P0YYFVoFijIsApgJLZDkXMO9z7DN+DzZOc",
+	"QCaAWljFRZvd0/qn2yrWgiWR6y8zv9QCMZ4IzriStZ0vtQlN6JgplsBfe9NEikT/K2QySKKJigSv7dTO",
+	"R4z4Y6Zoi7PPqh/AbT4RQ6JGjEwSdh2JqSQTesla5HhC/zllrZpXi/Sz/5yyZFbzapyOWW2nhs/WvJoM",
+	"RmxM9bfG9PMh45dqVNt5tbHp1dRsou+UKon4Ze321qt1eTgREVcH+/Nj63DCzM8kCj3is0nfJ5SHZGuT",
+	"xOKGJQGVjIzYZxJGl5GSbmQTqkbpwKKw5tUS9s9plLCwtqOSKcsOckKVYol+7P+wSf932hy2m28/fdna",
+	"vP2vWumQrxlX57MJO4LXl41a30H0k0QPoWJY8L8VB/Z7p/l32vyj3Xzb6jc/fdnwNtrtiuEd8IGY8tAu",
+	"7PsoVqxk4495PCNqFEkS4QNurV9IMmZS0ksmq7baPNK3j/RhidORD0Uypqq2U5tO4Zelo6zY/uLQSBSS",
+	"+sXFwf719427bfbykX3EuZeOyC7M04xDJVEg7Qot2sGSnSN1yvUoxZBQLtSIJWSSiH+wQN/kljMQU64k",
+	"0TdE/LJRtd1V27zuyTFT+iXiobgp50U38JuHI2MhGdDgigwTMSZc3FSNDx/KDe2/Ejas7dT+n5cpU3yJ",
+	"v8qX+WHc6pElTE4Elwx45TsanrJ/TpmERQ8EVwzXn04mcRRQPdyX/5B6zF9W/GQ3SUTS5dcsFhOGn5yf",
+	"e4IfJXAmr2kchTvEPzj6uXN4sN8/7f500T079730Uvdo/+T44Aiu2X/33x0e7/3Y3c9duzg67Xb2PnTe",
+	"HXazz3/odva7p2c+EQnxTzq/HR539vvnx8f9w87pD12/Vbv1anuCD+Mo+EorEZivS3ITqRGIpGCaJJq7",
+	"SkUV2yH+/sXJ4cFe57zbvzg91LNLL3R/7h6d989/O4FZf+z82j87+OHo4OiH/o/d3876sCa4Unudo6Pj",
+	"8/5+97B73u0fds7Os7fCmu13P54cn3eP9n7rfzw4+9g53/uQXcuz8875xRl8v3t48HP39Lf+wVH/5PT4",
+	"h9PuGVw/7Z4XLsIC/yA4e9rFndBZLGioyYwLEgt+yRJyxSZqBwbZPTo/OD7qd389OTjt7uMgD7g+5zSG",
+	"9z/daDucTDn7PGGBZgVM3w4n4rx7etQ57HdPT49P/RbJnZ2QDCMeSqCVkCkaxSTiZCTEVfhCklhcwoSO",
+	"hHqvJcvTzeVIEDkNRiRhUkyTgOlRAfM2bHmH+JoE3x9fHO37pJ4e3szVoUgIJZLxsAGzOGPJdRSwC06v",
+	"aRTTQfzElBRSRQdaBQso50KRgd4HGoyYZlxn3dOfD/a6/Yujzs+dg0NgPi1yylQy2zWzIGpEFbkUCleC",
+	"cnnDEnJDQSIRqUTCQpjouRAfKZ8ZriyfkAJJHI0jBWMyU2sR/93F6dl5//Dg48F5v/vrXre73933d4zG",
+	"bIVs5+SAJFSxHsdX1MeU00s21swrEVPFpKcZr14HSW5GjGefJyMqzSKZ5xu7xEd6lj786stATJgmlfTF",
+	"yMr1U37D63EfnuxPWNIfR3yqGGrPfqI3oU+HiiV9yQLBQ+m3iH+qmSbMCqcjRI+PKZ+RIY1iFhI6VSPG",
+	"lVlqiWIZeHIcMdA+aBgmTMpWj/un3ZPDzm/li2S1KFzVSUxnLCQbbaKisdZchhGn8W6Pc0F8oJdmRw/V",
+	"b7R6vObVRoyGxqrJ/DqvTvwyEjEjZn5kylUUE5qKFsr1gQwYC0mdKhIzKhXZaLTImd4hkDflG41rmFus",
+	"Vt7qiXg0no5rOxtOCYq4Ypcs0SR269UuuF5KkUR/sPBpT6wmyis207x/HEkZ8UuPjGmstVEWemTKr7i4",
+	"4ZqKQhYzBQf54qhzcf7h+PTg7ygObu1cYQs6k+hHNgNtMBETlqgIlaggYVSxsE9VTt0NqWJNvc/zCqJX",
+	"u2IzrWLufKmxz3Q80ewMrrU33m7RV4PNYCvc/p69Gb6l7cFGsBluse3hK/o6LHtXTAcs1q8q+UWq/lS6",
+	"sRWpxpxEvUz61izZ60PgKKg+nYR4SZGxkIoIHjBCCR61xi7h0zgm0ZBwds0STSKlq6DvQtaNNsLceMci",
+	"ZMs2H3fho77z1qtNEjaMPpcr2MMo0XS+QYIRTWigWCKttX/FZnqU6dqPrvpxdM36dONdqT6fmje/272z",
+	"C+8GYcbvZQmisAef3LvFQDM/PQWc0B4+82DUVWFzAKPQsydnIyB/bVmNWAKW+wIqXYPo7rOJKy68nl9m",
+	"2e0+zC//0vV2XGRu3bXEX20aduv03JlaxSajc1ODr5nnqwe9j5yqZLDpD+bRgRAxo3zhLlYtr33b0oE8",
+	"xOrZOT3+6h1GUi0fcaTYWK42dP1q8y2aJHT2BHP4aA5XyIZ0GmtGoNlWrSgAT6LgSlpO90Jr3vqoeMS3",
+	"fA7Vp9FVXzGp+iDVGdeC/Hf7Qv1DZiDp+e4oxcaTUi+NtkP048mMULwLTRb/u/5Y+lrpifglGUYsDiWh",
+	"ieFHPT6O4jiy6ks90eYKCxseoZJ8EOLqXRKFl+yFJGf7P0oSskCETE9uvAtTlHTMehxfbsxnOR00My/V",
+	"8w8iGQkOX4048c3tPipaeVIwY+9zMT/JjaY2A0It8sYDLVG0RhPxKSM0SIS0Wp7M8FOnEXla/eH9hGlx",
+	"UH5W89y+Ql6b8RGmlwl0NFQvA5HoC3VfKprgW3wyiaeSREqScJqAstWolM9zWx1y2cfDUCG6M1OzrzcP",
+	"zMseM+oX6Uj0RuS2fsne1Skn7LNiXM5PQ0z16NzAcHf0uMCW7iv2WS2YRzplZJRLfJZeTUxVINAnbs8N",
+	"qNhSgi9UJTOK45mwZEz18S89S5NE6Gciflm6bKjX55You/9KCOMxhA0nSmiS8Kx1KRJtXJYTotHs+hkL",
+	"YxHH+mBuQ/+hiK9Z2I8mKy2o9Tf2ByIs0UouJnrYr7fJj++scobD98jF+fvmG1I3DkIymClmjlfAQtj+",
+	"9T7eV8mUB7RSTrqb77Qo+GhMFePBbNXddHYlbqBdALe/8CfjYX5pjL4NljQXdrsDOmakrjkMC+B0AeV7",
+	"YGqKqfJIwoaa8ZCQSRXxlBcsP9tuelJRNV2RIZSY3us8iNczxysGv/eQolhauvUpD1xdb1bBpG8WcGW+",
+	"ZwTJUo0B9/Tc3K0fjGV/RHkoR/SKrf65hHI5ZMnqD6jhYMWbCxoJcL6MLCwYNpkFTvlhXg4UGVxeAM5z",
+	"oZIzWH2G06UvVZdw3A+p8xm9545KX2ZAd9P/Cs/PTWZEZX8sElbF3HCpVzEEMvd66WsXDOo8PQNzbu1U",
+	"7E9GVDJ5B6Hf46nUT3lfwgjFd5IwCsGPOqKTCeOkzgXZPzojsRBX0wn6knmPH5yQOFIsobGn2aY7e0Sr",
+	"hQSJkqT8s1GmGqYa0bzqUXG8UlVknr3c5SUlbOMur8nzkbu8IWUsaz9dpH1c1bkVKplt+t38HMqoEw1z",
+	"NJwyYc78jjpHRgbBsdFuP4B36rZySDbSXTkoOtXDWOIFNS/pTNXogE+m8P7BNJElpsM7fZnQgbhmxE+o",
+	"Yn30lycT6e+SNhkzyqUzprTdVbxLKwpj+tl4e9ttvULO+9suNQiyI8gDZEqXF6AkIPaXsmKHSznBsDzI",
+	"0/W1ttGYBn3GNZ2GOaMaabbE+hrSWDLPWrkRkySgSTLT7ERGl5yqacIIDiSjd2fYsLbQYMJLRnls79PP",
+	"3HCWGMY9b1ZNJUteSCJuOAmmUokxS/JQCTJgsdCWsRK7iNeRZDIdxJEcsRC5L+XEt1/xyaVAtyCon1QR",
+	"+CWDpZCGFux2br56BbTgTk+ZIp6jpvmZ7KcrOmGJCWXgCDJTSUmVCwxXzZHlMqp029SHpV56oM/s/Wd4",
+	"+61Xmybx/AT8kVITufPype+RjU098s329puM69nDRQ9s5IjUJQMvBtEHH1QmbRqnL20UPNTm/W+3Whtv",
+	"tlubG69bW9svR0JcyaUeaz3iagbpTlOGHbnvlkh0oGFwOaAp1krhKfBTy6iJeQBNjr/BfXldpEoLdbfO",
+	"T+B2znGTBKPounCY8cyWnMV1GRQ3ILg7gNWyK1EMu/732fERAeqiDoyIuIUMCzFT9mqfm5eiaS7+Qwre",
+	"OqU3Bsc1t3Qw4AX7/nkikmoZFEYJKkJLuTG8Z9/drnk5D/tgZM3N96NFbRkiIQM2FAnDc64f2SVgMhJ0",
+	"YsFbfM8Fnt5ukpDOJNF2drK6IysL61oPXaa/sRb4yyuFDM599NQY4/Xtdruxi6gNCHZzMYcFLDLc19tV",
+	"9u6qi665emIW2q386suZugEWu7nhq2d4c5E4M+PN0Es1tRZglBmypXF8PKzt/L54NHNgURaHWgsokv0q",
+	"Wp55V5Wa9+nWq+0f/nS/6Mj+4U8ncKgfMaZgv7GmLWnPxsqms6WE6XhMk9KwSQaSvYJXsTBNN56MtZp/",
+	"ZenkIfD0jqpgdM+dSl90yqSWOY+6Z3Nfm7ce4oTRcNY3cbw+IEzLRK0L9S26hQvVHwJDW3BTAkOR5UEh",
+	"xlUyA73OeBZYCCj3iDuEAeoUdW2GT5BFRQDbS5iWLSwExAGidlchOFykY+OUmqO3OX8HDr64HF7FSs6v",
+	"SfVGfaR8tkq8tmRPDFn3ozB/0ubdlosmZz9V/t7FA3+IcwEL8PgH4jgNyJQu9eKIWhamZR4wjqahSIjv",
+	"ttu/B7bFrXrpHpYElNKdK5BhlgBLwkrl3BG9eRk/bbouZauaBePfzzeRc0uUhkQlC6Yqumb9IY3iacJK",
+	"2Mh7g8tDZyI4ESlJxM18wEO6iIf0yHb7DcRHX33+bMIksrFLKJ8RTBQwoZOESaZfWhEsuwsEp2BczP8e",
+	"SfA7LKbLIEqCaaTIIGH0iiXEPmXjQmjg1yNA0iv91IRqtdK6SWGWN5FkLaKFxZiRhDXR42GnezdqdsNP",
+	"GDXYveIUZqvPYKVYXsE/tCo79GqaqiJ+2ZcRD0qU47Ns6M1i7pMp15csQQJ+1TieoxhcPLEaze6+fvd3",
+	"Vs2rZVWc5Z4up6VzQZIr8U4lU2bWK0eukTRU6pEBEknn5EAv8KCcZOpA2H7mxPj6HZJBBLxR7mibdzg9",
+	"ji8IgZFrsQbjP1rMtYFb6zvzrGRuYpa3piRVIJWSaXrIw/NHKrPpGZpxu1vBqIunK8/Y5vlEIYaYWb5F",
+	"QqhjRM689zNjsQcJCxlXEY3BqSmmCmAvkgUJU9mQeaSMoc1ZzsX2xSxh3zizOga5TM3Kj0Ac1v79r/95",
+	"HbzO7OyA0cSoyoWjUjCqsm8vmwzegE7XgCbgDY0Uqfu5kWByBH4UhNuAyiholAI4R6XpdP6///U/iO3W",
+	"xw2Qv9slIFklrhj3yIRKeSOSUJ9QM8JrGk/ZLtGieObWVB/JkVbWYQacbGxm3lk6umKI3yykV4MZOZJe",
+	"ruLAr15ugc3cl1EVBk60VhOGkV4eGp9kNs34DvPLt+cITRq/zUQrEFxJi9hIWMCia5YQARmyKRyuEM3U",
+	"Kw1vaLSIj7P3TZpEfs93yDvc79603d4KYGfgn8zf7XEf1qvySf2jeXBAJXu9rT87lSzRC7VjtzfzOlxH",
+	"977Msu4YCugDBfh6OjOC8Bz9MxlMlV6Anj5bdnG0arVLijQcSULjWNwwPfcfomtG2GcaKPDEsR4fM0TX",
+	"WVKcTdguKn0nnfO9Dx7xv/RgZ3u1HdKr6e/1arc+SdhYXDOJL0k5AsIQMxwC5AdFlVKrfyqbdieVGPe4",
+	"4acegtpJwtQ04SwEcZQKMzkSN4iv06Px7AnhgEnUR4wSTYgNT6+mci43Z3KY0I35GJHCJgxholGPG8AT",
+	"iZQHR9bB/Kgk/u8JC/UBCz/5sDpGPW6RC6mfIAnVCmCPw4GkZmp2jBgXn0FCrMlPSqimYgpAtp3iSgB2",
+	"0i2DIfU0C+iKzUAvH07jGEPnGc4KFFvbqSXBNQJQt4cbQZu+Zd+Hm4M3Fex0IfvMBaBeLw1AZem28Ph2",
+	"++3y5+0xucuzZvJ3eHBFBunBAShFGNpzPrdky2J2ZSx2ETd90ASGZdZTMXWGTZZlzgyq8hvKReT5IsGI",
+	"KkWpSHsAlVK/QitUZSlC8mrZPIOqUYGOBgMvUQhuRpIF/VQnSOXE5jZJKA/FGPGXq+WN3E/DLdFXC2sy",
+	"N6PMVi7N/ygQ7P18XEXqf0xHl/3W3bJAVgF+Lc3+KAzhYdbuKTJA7LceZsRPMtQHhC7aVy4IwKwynRN6",
+	"ye41pRPnKchPpsJzYeM6fYgSTMt8DB/EDYHEXTRT06IgVGt10zEjYxoyEk4ZoZc04qTeNrnl8EA+iSDi",
+	"6vV2qQcwdXEUD1bZCXIm8/wElq/Ow1CoWemnoFNLVE8o+Be4oOYZ3/2EUer+WE2qXKBHY/W4dIanFBdw",
+	"mr5rCdnZO+dH9smrTAN1NkxqlAQjyi8ZqWvb4ofuOXl5vfHSoRBefonCW7/hYUqRb76JZTMK038YIrZr",
+	"+ahUbOt8FGjX5dnlwTpS0UHMPDKmwSjirJkwGuorBHLSoOyFXrtiKRvItkvLW+SRXYWby48FlEOodlSU",
+	"IRbfiwRtc5qJjuwQH/LvtO2O0CNYakwXcoXUwH5tmBIK01hb+jfaQASvrLhijXloUsqvS9eNccV4wID5",
+	"TpiYxNqeV2RMZ4boWktRbAGm99qvVO5mNfExu9lLqwvci+bwM4uI7trUQMhYyFluWdtsb75ubmw221vn",
+	"7Y2drfZOu/33WgbGZCLxG1kXbgn8TnPLmjYY3gw3afP7YJs1vx9sbjTfhlus+Wr4mn4/eBO8DduZZZXA",
+	"sHLQpRWtq2yAc5WPDmspkKhm6lPow/4pG36oWUxrc3tz3iVwFwlTXMOywEB2Ub/cOUcwC5Mp8Vxfs3wZ",
+	"M/DA0IRBJoNRwj0i4pBJhbUMVoY/AH05VOC8srdGeKdMTmaWJxc1KCxtwdfvlqPyRNxTasChelRZkV3W",
+	"eeaSh/stAQAspZ6HwNjlQv+F0nb4ROU0TyxC/AHY1KYlmXX40ULGloPG/L4qt1l+20a79uTsp8KgcWoX",
+	"GVMVjFhI6oKnSBVGg1GjHK6QrvUKZLaE1VVhkJa+9+FYjpvOGownO+zlqnuO3h+ACaVn59G50bn1EKcn",
+	"NAXBm+jVKkf2YUD+K+L282Hz8iEtxPYvq5vwMLamdZsvwPJXUPJqaP27oAfKEP5z/lMcnpcu2ZpRd0tY",
+	"K3v51nBDVixq1byqXZGPf64egBPA8XySwT6ktzA78qf1E87l9VWrzhBvlXlkkYm7m7oK/snxmXFhQNab",
+	"vwNmrezxup/jYeDTgAo5TBL723f+jondQ3VrSFeI+CXEiXvc3OQ3wLL/zm+RLoAh6liME1KPGiZXLX0L",
+	"VNwLLUygx9MUvRmJQqf80+EQ6oAWoqiGp7a+g9rA1yIKWGtCkcO6jc1lsW4ujTCO6ecDfDSb8+p2G1N7",
+	"ytwjekhLWNdS4Nid9Cco55LxNCzHDX6eRAmTa31lGMWsL6M/WB+iXiUejfiGziSAirDQ497ZzwRLnIbT",
+	"APDqJBQ3PBY09IgUCEWK/mBYi1YRrD4YcULDa8oDVuqIXl7dYQg1z/v3ydUyr8imbK28SObB6jSnLEaL",
+	"4AOESrK1mall7zm8ll5ILH2PxxEckWkFKJMNIAnUCHXwbDxfWSxp6ltboZ7iUgIy88wnWK21RKktN786",
+	"VqHHe8wazc0Of82W6TIBBRCSkDoLaL3Uj+LVJoyHEb/sQz0Vg9RjYT+tSOS826vUU1nRnjB4kCojOBE3",
+	"VZaPS1IDewcxKcysR6ZsLAMKBs3U8I8VYzgrFIRZpajMCkY5HrIKmxwjROkquZeWEdr86SzSVOkxLOEL",
+	"2aWf529Fvrqo1EuO9+fYa6lIR4Zzj5D18v4B64WwswO6p4qXm9ujqnkFtp2rACimCtIRa/MlC6JglHEw",
+	"CnN4Wpl0U/twepvg8WyX+CYJ1ccsLEhWzbKfzEfNnfPwI23/6Pub1xQwSOCrKUzlOH1P4ZcD+1o3/4fY",
+	"rSfYpodUxd2Yn1YPzzKwOUZtK8wjMSEs0HdcwUdWbTON6+XKUY9b7ahhUI00JD7yktDH+sJ+ylqwDviE",
+	"SglVyY1k870e99MKU6ZcNYo5n7DPkVQgQjMahB4mVdEgiiM1g/tpwnrcQjwx2dDo3YbSzcdyxayybNBJ",
+	"VscM1zsKuMwn7iu5q9kvZn/Yy3w9e/29HUn2YteO6tarfUgTT8ojiV+WOEpq3c8qoeTD+flJilp1dcRR",
+	"W3FVQOuAClYCEeONFjmMxpEhmYgvqn5RQOb/2jxnnAL+nga5lM6Uaj9AUs78iUuFtmNeV8sx5Qsc5Pih",
+	"+3EjM9jH5EYfxjToxJciidRonBcZckQ3X73OELm7IEd0A//3amOzFFGqX9vlgQhNTlH61hH7nHkl/oVI",
+	"wtIXFTLySzINAxVds7JkwFiyxTyiNCfIAM77QRQma+aQPYB/8SEM1eV5ZWMa9Gl208tvYZkNLL+jALde",
+	"7ctpJe+HsieikI0nAotqZoa05vZF/JJJ1XelBC28Y95KMHeW1vjR5hr+Ti5OD03jhC+A7r4F/D0i9fPp",
+	"MzeghKHCdcXYBBUsAk0vRlSOSgG04/z4VvBJL0JATRJxHYUsWWlfLLJ2YaohtK9QdDxZm0zSJ5WK16sL",
+	"Cgu6/gfhKWij1Qd8y0pPPVxen1fTxvlw1tcHpHw1zQ3RpA8cKo5yudLzN2rRFAV9l1awCibReNQR4mYK",
+	"5Rv+mgG5lX0gP4Hy0c4xniKbKTLfBQe74rTOU2busK4X4iiIngfNXViVsS1hNJrDKEEuo2tmE23gEHvI",
+	"WEjEg3gaanV41U4ONtNh5TYcq3Mf43ivno0rK5hO2y9PoABAf0rblRwY7lht8vMZFStzwaqMiXOXBoK4",
+	"HX2/1MbGDYXkLFPXRJI6SokC7fqN0pEvZ0srY1nLznvuuGS3rLDsSyPm5cfnfgpxxZF8TAW58MkHHf9T",
+	"DtzUsiqpA1TQdwsxDCxEyCQRCdk72D8lg1gEV5LUD06ut/XFg5Pr140c9yEBjWOMr+XQaMuqky2JM61d",
+	"KzSnKs93pZ2M2JglNM7kaSoxkUTRK4jhsQEUTiRUpeXPSB187qijReA50NZs4x5FHuaU8YUWYc5cK1PU",
+	"lz3trLIKHX5phduCDr9sU+H2Kg55VpFeK1lyDeVEx1QqaMc42y2k2BbK3W20N7eXBjIX2QkFhJVxWgDf",
+	"jiAheDgj1DktoC4VRFp3TQQigY5XzKZ5m1orJGTNcOp6mNmeUuWR2PZakdjVDZgSqYRxJJoe2UumpEn2",
+	"hdTeiWKhPQKkbsx3stluN3LVVDffvs0UU91sl5ZTrUotLYsLORtkBTZ6Ym8vt0gKpBZd8jLZ62guUyXC",
+	"vAyzlesZzyDmGjZaZN8siD7U5X6ESuuniHo3idYjEYc2noXNIIHdXPDos2vaJxJy+n6PbG1tvW3smiIC",
+	"rkeu7dyQKbUwnCZQwQgyu/1Sq8rPdRNeevgrLTNHEW9eb+cK7G6sbKUt/3iZlbbiUy6nu1jXRySYJk/J",
+	"2YdOc/PVazC4H4LblOq5v2BN+sIJQ2dnSp3gEHdRF63lJ9OYSUInk3hWXsWjYEAWC4mC3qAP94ePnT3r",
+	"fRiIcAaNjoqCwEeVVEwV8e2h9D37WEJv4NFd8yAKAz/NbEFH4d+wAo9KosmEhcgiKwrx3Ne4LZ+tn9l6",
+	"37qSzXHz50gQ8m/0HUBgmTQXf47ufFKHGIEmnYiTQHCpKFdwZEtneLtcP3vAgFDhzV8robNiGAs8uA8D",
+	"2Vw18+JB3Wf3M7rmnSzrGVdrJxTOGyKPkldYOdIHNaOeIgXQfPJQXHa5KqVi0wNncR1VrTzeE17CMqGQ",
+	"co9Qmt+cEypKtNaoRF3eJ9Ylx923lKXxLKx3sis6aD1Sb6o7JddofUPRuG8Nhbt1Vcrl5JRtUIYMMtig",
+	"PA3mF3kxUcuHFT3umHwlmVOZf7XCKTXdp6vTXRYVi81APsFhR+rUpuk5EJ+pMUq229v38Bs8DDMxcL/7",
+	"vOIOMbrK1sPz1vJOVmnTotMjlAQiFhyAGZGSCBtYyTNaweqWjn1N1gdFxS2l3WdpTYuHvgm8l+okS6CU",
+	"d2Ozk5jOllTyfkpGnMNYPy6jLoAItG0Ma5h2WjQtPIfT2MpWr9iubLWGifdO7JlHiZaLigXyIbPReWLJ",
+	"Da/AFHM7Mkely9nygyh/mQypx1b65vspm42fA1P65gd/B3Iv5z1pkcwpZMSfJrFP6nZQjVaP+0Ec+TsV",
+	"LoIRi0Nw02kTmXGWQKKKrcJhtr+Zr8bxEu/1PeIjwgD/Js2mhW96PZ5robx3eICIO3SCpCMezBCksGsG",
+	"bvIUtM2ChQw1P3bqp1R0Rnw0aXysrqjtHVuXlyoEAEaCt3q8nhuBP5nGse9uh4SXaxrBidKnDScy02/R",
+	"X5U9buGnjRwuL92oII4WAYxOMq7H/J7+zJJoGJksIusMMRUZ035eGMHLOLuh7mVI1DThssf9jHvGJ4I3",
+	"dogPnhHmk7p/Bv9qujpvO0T97d//+h/vekP/D7bnY2evefahA/4p9pmIIfFVayDCme+RrXabSKJEzBLK",
+	"A9bwiH8ZqdF04Gvi+LX5YTpI393cfPV6hxgPDbydlLzceocaXo/7ciQm0XCmR/pr8wz/aH4Y06B5Bq8p",
+	"vCKtC5d/i6I8pEnYtwSt32f+3YxCTZ72L+dlBPCmvSrT5bne8OaHnn7Xj8KWeweuUo9PeWgK2Jgbr9jM",
+	"thEype3mlnKXnF2D/1U/K3scSkmTA0VoLAUULS1ShUM1RqHVWqipNJrRgOxPUx4zKfV4ywMTcMIuo2vG",
+	"83BTJJ2aV8N9BiwebAty+/w6rwg0LRyEM/uJwvUf7BeL97sBzL0Ix/OLG0566k7ZP1KwelklT9m3xUvL",
+	"FUbj/34hHcwUXLlQswb5uJep6CqBWzg6ShtFa8bm/37a3e/snXf3P/mth1R8y5XOFdpSUyl4RRDHNw2v",
+	"0QWqz469kHWN5q7bWeuLqRvfoqn1nZM+F6pvAsL6ipXsSoh+TJNLeNbNwzB2SG50F+37WrXqKWGhohUX",
+	"4Q76qxTTJGCr9R4vU6myK7+yEe1I+eEduekpeWpz+hA0hQeaDb5sQcWZcWnL4kLXp/w5OKESjrwPjNwH",
+	"MBRT2drJ0ib8hmkJM8kqyPOO7Y8Xd5G605pXejDKO+Sf22gOlcj8MlFACFUECq57hMVQ9VlaKWiwR9A3",
+	"2+II/AbUa8tdy5UYdnjt5em7y7wpozvkGlQVFVvVnr8bV1lohS5y4BWMp7QHQ86MyltfsM2l5PFwzrrl",
+	"Hdcelbk8pJMuTealE+c/evkP7CbxIDnlD+n123UoEW3Kne3/aIAmIQtiyHpRX9svuCwYsKh80BpNesoZ",
+	"GdRSMOaDKeOgVweKtGYbcdVd/jOWw2+0VsvUTuTDuOfu7vlc+uo/s8fxL+E8vAv2/4ZGKuKX/QEbRbzE",
+	"oHkPlGzuclQuhoSS9wfvjx1CycOTQZM4Yknalk7LcS3YbV8eMHDh5IxEHAJccUCDq7muX1lWs9oRXuqH",
+	"vJv/cQ0n43pIfrN7HVCi7+d9NK/6JVKjg/1CPdOSGOgdHZNpiv2KQrQyd77YFbAUvLDKj2v3RiR1CyfE",
+	"IRQlomvshdhJ/LWxen/hhQHmRerYopaJSxoe5lf7QSjpKSoDPIjf/Skc7uYbB/uHUVm38TsXGiwgy8cR",
+	"t38uaYy6rA1qXi7Mu2mwAItP6par6zOhmTQSvWGIDY/4aYUW8By7ZlCR7PGIk2EcXY7gxlzFlsKb9XHS",
+	"uoB7mqoe9wvaga/f4mrA+J7Nhk+LvvikbtBy+4c/QSSgx60fn9T18Of79DVa5JiTEyHVZcLOfjoklHB2",
+	"4xiDlkM9TskwYYzciOSKJQ5OCIaPnoLJnSeKXkH4IKF60ohQtbjYHkfwvRyJG/2MW+JwmrgeRbnVhdaX",
+	"l8JU/Opx94TCikum3alB1CL0nAxjekn8ZlN/sjmiPBTD4d+gVqLf4+DUx6QAMRxC6aZ8By9s+JTd07z/",
+	"9oHr8szRe8Gyu5OFdTcb6dEBThmY9sXpYat2T+NlTWPlKQAVDwu0ejDT4E8Avlq9svEq6KklEMy8Jrgy",
+	"8jIVo9XSbf2KRplnV2jv0El1MGzTkD7uI/Y8TcUM/QaIlsTEV8SQ5CK1oQimY8a1YidHdMJauDZlnty8",
+	"f7UgKRP2T9NbKu0mFTMFdb30VSwDt4uRN6gB92vzFF/YPAh9E//JF3bT79z65+Z/h2/l4VWb/v3NxvjX",
+	"4OfB9/ynm+7SJc2Mtnz7VRIFZQl115eFI1IsYUY5sWcCszxsy7AUWWKb9M1BS3ZJ25U5Sxi5YVAOkrMV",
+	"65uZIjTzHfj1CIRkHhnZ2tJYaPKGFCVPTjdY8bNaikVleVanWrylHbvBxWMUmTGp54Uquu9ppilimlKw",
+	"Smk3J13Xmb17ap2vSNlPqCrxbrm3kZeknv7xv8wiNzzUddpaNdlwW82FU6NGVM+aQ+HovKkkppqfuiHx",
+	"6Xhgc20UjfvVfQZcST1bjcls703EQ8wKWmHaePMKNoE+M7/gzcUDZ94xN+K8YuTKKFmaKqy5VzyACw7v",
+	"u2lwxdQqR3ito7XigZi52jil28GFclsNSJc6rAtppjRJminhYKq/1oChrao1tgdsKBJwm87KCWfFA7PC",
+	"/S6ovKR9+gBWndQvzvfWMPdh8qtTL35kpZkWm1i6adiPLiDAmalbsTLJ3dcGR6HzuDZ49pBmon4bo5pX",
+	"29zW//1ez3+rXW58HGd6yc9nXc+1NSZ1XwswUxKO8pxtaXfVZKP1eKQaLeIPo6Hwd4ppm7m8B2eLQFYu",
+	"VYSirI14j0N2XWLgQDMUohZv55EJS4hvnaj9Kzbz056ePCQi6fEJFu/fTaURyZrhlABtGL8rfE2fSfT7",
+	"kkj1uFayooT4eZewj7WnSaQNfa306KGjQUujGPNzL4UIvR7Xa0N5wOKYQdPtKD3yCYsZlQhYGyNaaTKJ",
+	"IyzuaNeoxx3AEOWqac7NVN5ShZ6xXk0vuN7sVLeCKyW778KB84geKvtjkVRkeq0W5scbcnF+8HdM6CWz",
+	"jm2edizXl1urGTcPEPr30imWHawT9JA/aQGZ6mIsVLF+HI0j1Xew1jneSjm9ZFq5T9Ol9eEYR3yqmG3N",
+	"XWjyrLUWLGme8aaYT7Rqi009S3QmHe6Tt0Y+nTPjSma21JYzW3M/5mz39zGZs+kaAjXwjfVT6OyxpNdX",
+	"IRSJdzQ32u2NZnpbRW8bF4XR33GtO3b0w04+1zY2W6/aMK9C56OcH2WCtftrO7X/83un+Xfa/KPdfNvq",
+	"Nz992fA22u3b/6p5C6EiS6omwm3lodfF/a1Lx9VvfvpfpQPKComKcF5GnCHQxj7jGynmpWIrLX+hrW+A",
+	"py4UZGSRHCN1LuAdkSQU/iGG6O684Y0WObjkkPk+mGEkMG0lVEh1X94EPN+3Z81HMxRV1BVmeRgnVWQs",
+	"pCIbXnv7jffq+9fYbHo3s0D6AghJ+AdNoV/znQiXtl1JmGJcj6U/EtMkX+Ngc+N1tsRBe6lOmetJZKdc",
+	"dr5PISLaieP7sSL3mlMmNQP8+nHK4ojmppWaT2XWkn542a/9qvDQ0sqPUk2Dqyp4wDS4uuub5xQHM42M",
+	"EYGfrphE2eerF/cdVcHoIegGXvSNUU52TA9KO/qNcmXIHA7mQLHxWnS0FiHgiKqX4n5bfMZ4+I3tLSxn",
+	"dR/W+0ZA5vXL6vX/5K2DJFhQ/lkv8wMcSPea7JY9km7pvrVkP1ZsWY0dcj/N9xtA1Ic+bsZ7ZQw3C1kO",
+	"o5BwoRbYbemYIx6yzxUlIBUbv5BkIiSAiqHOjVW1fOtoLbdI8gRVVj4LdKe6SDxQNzbbbc8oY9FlxGnc",
+	"sEpddmqFWd8Bd5WOLKXptaJONlD2aa02JsUNpCrTNstmGb2UjIc+uRHTOCQjem0Rryw0Dv1I4uzrm+1N",
+	"D5dsG/8DZQS3228bueiNvm0ZI8Xtzxh/ueNZWCzTv2Qx7ZcbVffue1xleG1vZsyujC7MsPlzabPm7c3b",
+	"W2/tYXwfrPeFT3MWXDaEsJKwRFGD6/kAIBy5bOfKlQNrEFW1FIJB2CNNeUgQnAF0WtE81dYoYJXvtNut",
+	"SMImjCqpX9eueJ2JsC0cn63uVt/+/LniNevqMnl+v1x5xbd7xQWdX47CjKp27WH1mEcUihmesLCbc8Z5",
+	"wCb932lz2G6+/fRla/PZnfGncmf8mXwS842hY2GqSJpp6BW7Yi5+nkXrQp/Jepv8jYSJmGjdKwHAHd5p",
+	"U5kz5S43tklIZzJfAnRtZ0gOibPIG5I54zv3Qss8Ap5oke5vU23PoFxo+TZZ5J8JV8nokmsqp2Uhsl2s",
+	"3DAAzA0Gynp8caSMYKAs89hOj/u/Nk0WdvMAgJ/p3+cu5R4bJKW/pFUJetyUDehN2+2tYMQ+5/LvxZD0",
+	"aviTi6HCn6yFVwcinOEFcx/zW6SkLkCP10dKTeTOy5c3Nzcte4P9vRWIcWOHLK0dgBUpKsoHmBFhDmTF",
+	"LKIwN/yVJ9XjV2yGzCgtN9AMWSBCFtqK8MXKA9gCBAoF+MUZmz2R19Fnn8TRIKFAN1hTIls1Gd8sezyS",
+	"csrCFvllFMUsx7ZHVBJ1A7xUemQg1MhUtZUkoEky02y5x9PCFhMsv5yPCqZkVVVwIA0Uzv9ccjzPsOLu",
+	"j2z2kOGxhR0OVggtuduXBpDS8T9Cm4h1prG8K8HyZghlS1F4673W5p6K39xSP6r+5772gHn9GWq/Y9Lt",
+	"neYCPJ5ZIF4hrRzwMnKN3OEsgqpkFg+KCLOjWzyr+9FVZnUecxOwWKktXZoxLQqQRH0+MTuKxaEpAkOC",
+	"EeWIaCjYuFPsabfQIWc+2Zmq0QGfTGE0g2mCX3fq3Ea73V6iz92hFYOLf63eWN61d7+TqWT6IixoTyUy",
+	"MKVFL3VwpkKgc94tCL/uEr9X69V8krCxuAYwT5kJsgiQkUzk3JYs2xEnsPvSKZ3LWFBWR11UwriKhu1O",
+	"VdrHNAlG2tSpSixcj4hw6Jl3rWY2VU+gUEY4M407FVE2HVZKgP2mhM8qVe30rSVD/nSLbY+mSaRmuGXI",
+	"thlNWNIxx78AqR9d9bWN0ccSPaOrvmJS9X0yFAa5M5hpCzZmVCqytVkCt9eUa+nJfCtVF7SOXru9BS/8",
+	"UFS0gEV7XbJ42BwJmS2F5yplSZZcRwFrkQOVaTXcOTmA3DfbjDVmqaKb6chwvaHvhBSsXFoCFFW4EckV",
+	"oZc04lL1OI5nMCOwW6bXQpSAfg51k6E4FDMF96k2oVo93uPffWcFS+u770gXMeng28YRUVNHX/a4/6UH",
+	"AqBX2yGtVssjPRAE+s8vvQxwTF+Av/utVqtXu731AVaoHwcftXlAGwy9Gr4FqBn/wPpJslf737cLvnB7",
+	"67d6/DzbJAJ3A0uXcWUKk1UkUpiZ69FIPe+Oew0AEgcJo1ewtUDA0J8gU+Oi3eP+wdHPncOD/f5p96eL",
+	"7tm5j5BG34zeYh2djINfIR9wGrMWORNj/KfscQgn4GZp3VUvi23LS4IRC65SY8sAzhKaNr6AyzDKnR53",
+	"dtDF6aEkdTfI7tH+yfHBkR6lb//df3d4vPdjdx+q0LmLF0en3c7eh867w67f8AgCpFz5sfSNH7qd/e7p",
+	"md8wRcf+YFCr8aTz2+FxZ79/fnzcP+yc/tDV64L1QyAcgiUXtze2Gi3SIROqRnrfsA+NJOMIGv16PT6m",
+	"sbYhEP2pJQ8eZ47uLwPGy1YdIf7R8Xn//fHF0b7fIhf8iosb3uN2V42eAeVH0JnWIh/dNyKtMGS6jJhx",
+	"6se1EEomCVMs3CHUdE9Arm2qmgiDZp/QREJtlAENif//+oTJgE6YR2iP+7s+kWxCE6pE0shSEpkjJE05",
+	"kXNymTYNHqapmtpvcCLtoulvX5y/b77BDg9UmQ9LMqLxEAss6N83Xve4nCaJuKRKvzlKSF0L8940fNNu",
+	"92r+knGZM6O5sT4xvv6HSKI/oBjNDnkH/JNYrtxqtXxSz3JmfUXveo/bbSZulz0yxR3Tc7BIX/CpuhFt",
+	"EP/iqHNx/uH49ODv3X09HGRW+rYBiwW/BAgwdimy9KFZnmnojmtjfnqh9xorqUkzsVO9LKCiAEfo0mDk",
+	"XjSmMzKmV4xseO12m4zLoaN6ZoAdHcwsJtTkm9mGT36zqTWhJnymae7xPdubww2uB2shmdKMvLELfBup",
+	"d8rhWRba6oqZ58D7gcVicCKtHj++hqwi+BPuNbw9kmR78y3x312cnp33Dw8+Hpz3u7/udbv73X3fcP4e",
+	"9yGDqdnB8mOmrGPEbcueFumg11UIzCvCyAjRCjvjyhQq0oxhs53F1qbr08BINTjLsRebB35vt6xmuNub",
+	"b/VoOuddHKsbZG6EuebaEJ5BvgHVakFA9rjNwhbcOthbxH85gl7Uf2j++BKqJvzhO45tcwCxanemWbrZ",
+	"CXQexVHAuMQ0WoAl1zoTGoxYc7PVNg0xUKmwjj8KP7dEcvnSPCtfHh7sdY/OuvAM5JwocDKhbO+cHGDv",
+	"UYkaSLu1gbeJCeN0EtV2alutdmsL3M5qBBqUnZj+9yUrbRWHB2yz3SY34E4zBAWLFEkynQDI3rE5Jabo",
+	"ySNaFdDahVajXAvzg7C2U/uBqQ/mu2mCLIxns90GbxHWQgFltFjRaudLRhde3j/cmcWgq82bLfmp1LKa",
+	"Zm3n909eTdo08tqhtkL1vZNEDMBjRS+heKjpVA5qqiGPFRfUACPsUll+5pFX7S3in3VPfz7Y6/Yvjjo/",
+	"dw4OQejmS9fMrespfv2rL6ubEUhNGoy0LQrZsa/aW1WfcGN+eYZa8QV3dY8X7oyedbR8a643XtJJ1Lxi",
+	"M1m5P0fsBhWCRKoWcY6IMJKTmM4IdnvSUhOYhonJyZHmE3P7cRhJ1ZlEP+rvPeKO4CdyHrpqYjfSDZMM",
+	"wA8Ou7KN41m8K+9oFtGw3d5Y/sgFp0YPQFfl9ubb5Q+dC/GR8pn5lkSqWWF8B1oZ4zQ26Kt70lrm3EuV",
+	"l79gn13htlpKc5cAOyJkRQWHIXbQnOHBwP5q0KjfA4f07nwfdC2GbHc2LXOQBOepDR3CSAw1l9TzzlTM",
+	"fBBKy37CUcLt7e0ccW88MHEXfecV9K3X9Ya6cOAzZS+hbFxWQrkl6HJ6LvDOl1+u2OwgvEUC18p4Oanr",
+	"3cCmsjciga6yVAGpo9arfx5jt1n9Z0DjGBRpfKUmexYPG/N0jjWjMnT+qGy1WO1qCeUZ4+RpKa+9vfyh",
+	"I6Heiyn/05Iq7sNSUtW6rbGJEa84l4NrbiZR6BH/is1M3Y2tTRKLG5YEWmkZsc8ZH2Ckn9Qqs82326nB",
+	"AahlYx+II00pKwM+0h9ZgocCwKE+Y2H8z5dZqOFlVWv1VBaVFLCyb/AIz6kzJ/Qy4minaCtcAixYq2o+",
+	"yXeggGImjR38sZUBDuMFm+npLmQSQf1yPWj/8Kfa3OaU0UR6y8s9zCy99b7gHoB3Jd0EsK9q2UV3yZyI",
+	"sawIIZQ0Zb399IiMZP/wp0Xs45gzSNW1edb7hz89C65VVbKQ0bCJrnuErmbYwkeHnL3NnC5Mf4DeMHhO",
+	"16FIV6IPUOTlWt5hdMWwt8IMAfILDihoeOga1saz9UkYrz3McKPdxJcZnw05Es4ZPRDhbP64YV7J+0SM",
+	"8dA9GmEXMnIqRKPF20XSgothet+4iGyvcCj2BB/GEQbVtjdWmMkPgrM/65HDzc7UfHCFCdc7gw6bupIJ",
+	"7qEbD0WLZpNGfrWIUcxSrKupWqSww1NYLoa67uv3EEYVYIV0JMDJI4kxcadCFMSXC6dnJdhaYN2VxgJu",
+	"bQO7xYLi6fig1ritxpGBKfhkTFUwAhhlxehzSb2las+qqe3zszjR5CWjP1jVxxdI/lcFwf8V5X5pc+sl",
+	"CkAGuf2sAixXAVjmOFuWkx7xak8MGr4yhw21HdywfKqB/AH6E5q32QsGZ4pd1+b8N16mcxyKuR7v8bSH",
+	"fb00Yqs1bev7941OsLFJlCCb7e03PR6MaEIDlQ+xuqCtqd06ElKR8VQqCF3F16zH6xWB211C8XYTJIQI",
+	"k3lKEiU8QkksxGRAgyuvxydJdE0V88jeD0edc4/EEb9qxiKgsUemPPrnlNm/xtNYRQHVfDthMDcsGTTl",
+	"csKCaBhp6W8DOZhScXBy/VqrSWPCxgMW2iJeXibempuIDUtDhBiwCqbCNmQIZaLAbmNRr4bQDoTB6gjq",
+	"gJ2CVQjQ9R4S6uJyE5EoGwpuQDSs/bbH/f2Lk8ODvc55t39xeoghTwO7Wri/HpkPjO+4/IlX7R53Dbx4",
+	"SN6QH99py4zGMakjTgAKVUKrV9nYNdgB2OoBIx/Oz096HFpe4fN4H/6u5eFIxCHRHC0RMUlJaZd8EFJ5",
+	"PZ6L1HpkD3lfE+VO+vf5bMI8cp5QLocsaXZNaxyvx/cE59ijySM/MjZpdrR16ZGTRHyeNb/zyHkXHoxi",
+	"vRQXk8uEhiwHwP+uiFf/zgdxbvsaQgitzN3ZTUuZPp7Ds4iRus3DHrXp/5guUPv5FZ2gaY7S1/KErq07",
+	"/6ldp5lqumUiqKj2OsuzynXaIVIMbUsAlD1uS9GdimlhmTYZeO5jRjX71uqv3AVRFoU5DAxkXdzQBHv0",
+	"lnlVc8fpkdWiFT2rOXJ+dq8+unt1CTl71S7JOQ3J6EFWTSoNWD8lxa1Kas/k9dDk9QP0Kl5OW+uZ5PZZ",
+	"647TNmuJrg9pAw7klU8q2CW+Ub0gC41xvOzZ5qime+3NSMSMjOnE2ALUwjMJBahQYKTBZBIbcyHFUUE5",
+	"Yf18Bn+ZZqNiUoOpRG46+ewQrVIUffI/CHK2/6O2Omgoif8lCj1iHrj1ERZ18uFE31MsDYoTbpRpUfmE",
+	"jEfSosqzPlbSoh6eCeBg1hM7Zpn/01yWf0JGgrt3V7XrJXQNWd/tX2Q0pT6Fj9kCvFJFcZzm7wPSFIts",
+	"DKZolaVJ8lOuojh3ZtH2ldMxC1vkhE4lBM9Nr5ncXZRw0RSTedGqn3pSdQ4+uPqxcq1znoXtQ58R2Ils",
+	"ir0Sdz4wSIWPdGKQZFIjZsACMWYknDL0ne2mNav6IJegcREEyUx955LYlx7vt033iL17pvuHj1DpvX8o",
+	"wheKKtZM88gfgf4hbTIOWQIePSKGmcpiheEY2wrwV/4udLNkIzD3bY2ZkrMAUzizOeuP5p+qTnH/FmF6",
+	"z2pVydHphCGh2ZgHqcfskgYzoMxG5uScpfdUH54sta4U5t01TgMTxDXpE9Vh3JTkHhVZXVH/YAmP/5rw",
+	"6r8Cn4fIn1lhmSXHSir1HoN7d8IQ06kCwcPMjmPrV5AfkeAN4zFwPrFc0LDV451CeRobFVI3IktGO4QS",
+	"NYqSMA1Gfez82j87+OHo4OiH/o/d3876EOHr7vvzGKHK+EmmGMezhHiWEGtIiPvIhFUQ5OCRtuDwDGuF",
+	"1iYugQLrQgJGaLv9lvh7naOj4/P+fvewe97tH3bOzrNHxK+Keyw6BtvV6PY/T0jir0CiNoaxGpXeRyZ4",
+	"JTG7jO4E0HJ59fjIcnm1MrAc8FpNV4SmVCM74MYQSUKWVCHvdoktbIJ9nbD1WiXezpZJkU+I/v6WMGB2",
+	"/muBwPRDAM57hoGtBgNLFyxr5APYcQEKrKIjGwgceONYhCxutIivac7fIRvQmrLdtsVivB7Hw+wRv+V7",
+	"xDfVZpo+qfu52tJ+o0V+wXopPtKGT+pYrqHHoaQN9UiY0KEim+3NdnNj0ybwR0oS/7/sM5LOZJoC7Gqw",
+	"9vjWJvnxnUe4VvyGLGE8YFBPRkahy6XyTKNunJxp42bEZ4+niFBADlkE6A44nrGYar6iRUEA93iuLoQp",
+	"9ZGrVzGkUaz/DQil1hymqvtz9+i8f/7bSddPc6OBI0XYFp0vAALZg/a4SKBi1aenhgLZ7y+1Rd2JeIb+",
+	"PCL0x61yGduZl7wvv2hqXqj24tOgOKTgHoNwzJ9YEikiFZ21iOmLpk9WpDIoH1PrShaSl6FakbZRbVEV",
+	"I2kqIEG5g/XYYnIFUND+Mwbo0TFAC+naQYDmwTxPSivfLA/8CwF6lhDKmiaW3dkjreIvgPQsrA+aKlhZ",
+	"DI8pgrZL/C+3fo/XseI05TOn3IDCw2QjW7uSdHhq7oBuFFBOuOjxWPBLlpABS7nyLpnyprlbM2IsQGQf",
+	"3yFDGkvmL0DhPLIKU1G48qlxOOsf3zm41PN5fkRczco6DRZSvp9ldaZEYg4o/mAaP/e4TTOcQCjomhXz",
+	"OVxVMzkd6E8PsBmvNpf04Hu87h7IpbY1vBQJmMvY821Cnm+bcUGjaYMHpHFMIo49qRPKJYV8h0yHeYP4",
+	"2yXtzGsj2eNUmzsOiY11DfM4nksIfBEfr7vsYIgcuIUwuCKo9BZxY8lhpssNnZE6YBItL4NGHJ6ty+hB",
+	"qhI2z/CgO3ekf3U8SDZcQckUlYQ13niubwKQASSCuEqZEN1IrUZtFw6Y45mQueOsun7ndO/Dwc/dfb0J",
+	"cDv7rM13Z+vZLXUmJnRZ7vGcokrq/sXRj0fHvxxlDUbTM1xvvzTmdDTU/B2/ZDt+53qD1OeMVeP0smU6",
+	"WyBf/B53RVMjbhs+4zucWc+JX2hQ45M6FP0zk2rsQGf0CaOq0BxGQWINUB8W+DHDM9D9HodaYfYR22UN",
+	"z8tu6gxAB/jBfvfjyfF592jvt/7Hg7OPnfO9D1rm7CFqBuCqppd7Nss8tQ5y5QHnYWWZFsyPJKbKujx/",
+	"DRl1YuX6IkHV4SQqtrva1aQL1hhnNxAjQOgfSK3N9uZXGOZ5jr/qQ5I2KmIJm28A9uw1eHBUHu5TRsQK",
+	"w8QzAqwMqlQqel0W0UJT7NHNsJVozjBVzXcYV8kMS33aqhCKjGn4rNE9roVWPPUrWWvzKh28KwpJ/eLi",
+	"YP/6+0ZFDCtaHMBa0q4qDVl9nohk5ToR7PMkSopBqRRbjf3XJtPkkoWk/j108krtipl5vLHrygvDe/Qz",
+	"MRsqIqaqIsBlBrlk9fRh8MesUCopVWXZdSSmEiJALXI8of+cVhY/wGerqka82tgsrbDwJw6hwQqvFT/D",
+	"PXlSnvKNFahkjizdOTdXqsNhpywQSWiL0sdQbgDKg++d/WxeWLC9XshcBmqPU1fddiPVWM2jCby+lStw",
+	"yYX+EpM7cKP+jraYJokIpwELMyVmbDlZqLqKLRMhABWKG66VZRZCF4T0c2C7+Xo94Tj7rvYgWDp8ZoZh",
+	"y/8GlGOuPvY98BNxgw08fZvCxafjAUv0AoCjKJd96wwYM9UbKnscxBpWkHU32j51GbPRPIIhOmA4eAWM",
+	"JwsG8xkP+3ra1s6BdUjEDZSeldm+hlqFV2DLqx63ywNLlvK2nEnp+FuP9/jpwioGpYXfGzuZ4fW4ae0m",
+	"FU0UXks7Rb7dNHx3QhO1S/wwSrBuAKyyb9tfQA882J4RBRqJsD+IG/cO8c0l0xzO/NXPdFfUQ0krCBgY",
+	"nllsZPaSbG4T6CVpBAHsjrbq6zjhHg8EH0aXU+T5jV0nMKA/BjGZeEby4FACytEGThd/Yf0CGNDjxizh",
+	"E18rYAkfX6omumNjuISxRfSpHLDMIf/LsHQbYyzw3jL9zfH1vNq0tM5AZuGzlQO8xZUDsD+OZStxxK/S",
+	"+OSIcr1zYoqFCmzZ18rIYkr7j6o6rFpoICXCPwWm7xsJFdpNLNMzKo3TJ9r51bb8eZuX2ZCL9nip0Wj0",
+	"mye2GhF0bBnV0nYMW+1N4/o9FEhwPpEMnDTUtifWzI4Y9+/e2c89Xvd/6JpsrexHtUb7v42K8bd//+t/",
+	"etN2e/O1jC71H1qBw3jAUCTklWl5IrH8ESa+TKhR5/GtL6COIOosprgAjIQzFoJ2ZCoaez0eR1daZkwS",
+	"ZoaMHdSa4N4jF6eHoCRHygpWw7BhkoNE3Eit80BZLgwsKCHi3ZLWYpjDYGOcmt8j0gQRKK0eP8BEx4EU",
+	"8VSxHTKYRrFK1XnX8MbqVyzEMGqAgxRJj7NYZmpMGvXohfHuoxrvfxBSYRWuDncOAENwTnxttInf/fXk",
+	"+PS83/315OAUEiTslaPj8/5pt7P/m9Y5t9tvGxiSkLA7tvtaFEdqBonbqJWa8m7mA5HaseYWqpzW6CBU",
+	"EikEN63G0ANhMxpKNMJ9Q6zl3HELHcflZVfmqVMfskzjyD3oNbOHRcBKjgH24PK5QFrxW7WSloOZroj2",
+	"lCwcUk5NIHVLDnqPgQlUH/biB2//BOD6h5FbmoEvElvzhLuTMyOlKSRsSLCepVU06ICGPXIzEtI+JjM0",
+	"q5wZ1GhlCts+7ezsQc3NTRuD5pDvuoorEGMR3PaW+cqyskDyQyxx+OeVn1qULSxDr2hyyZxbKDd7yFJW",
+	"9IrlhBTyf9t/Fbw0EDzHIyhNcV9fRpfgE8g1p782IJB0ScDpZAxw6XtkykPoZ3bFZiRkCcB25qXOmEqF",
+	"jd13Cc30m6OxgkMiEr1zLLrk6Ugz5tAW8d8fn7472N/vHvnQvw8FuuDMnCpwUGlynVApWVgqg0idyqse",
+	"952O4iO5AEHr9Wt4WnBAKNzRELoeMgcBhN+58Z3Voc+fR07f75HtjTdt8s+pUDAz05otETfWXS7ikEll",
+	"Dcoeh8sNbJA/0jIsno65dAUY+lHoe+Dncf6V7J/TJIY+kVJRNYU+AVQpNp4o40TziJ/2SYeuARZnAH/3",
+	"uG9PWj99hbsUUwyqj+FyTKXqQ6NQeBD86fZrVPm7sPro2tILsbW19ZZcnO95tn2krY+pH5i1evwEw+1o",
+	"2bo6nC4N2XrjoM1ZJIlUCaNjFurNiQwInoY9Puer3CUUAO+aeCY0Uc0bOiNqlIjp5ch2EMWlttUzezzb",
+	"uZPx0OHmo5gRRpO4NJPTGVTv9WldwlF+sa5KYFC59iweiTi54NFn17+vqvYznrfV2E3E1evtWknMwCvj",
+	"J3pUWslzx67+ers0faqyMLWMLhcOLBMr2dh8U8IHl1qlin1WLwN5nZd7cypLmcH5+IqZrda6H8mJkFG5",
+	"jqZPJw1GYwCQaOLSa/e3HjYSbCLFN7XZshVEIfyftQJ53av5tUfR0raeUMNIWfdOXhZlO8ySXIPZm0Tw",
+	"y9bddMOvrz3BQRdJhSb1tfSmik5+1gZKRd4LCbLNMs6cNf4nUalMdKL50K0PIBBkrd612iAUmrf/RZMz",
+	"C6uwTojZRqSe6/WvFaSeW7bMCTa7sWbV/mx7C2nb60tU+imZJOI6ApMAIqw9HvFLfcBsw/uhMFENiKcC",
+	"uFcQX2uz6Ggzt0NxdVKPuIxC1uM+XkatF1vKU0l8rPHRh5ux8bmFk5rk8D7jemFCrbeq+YK5GK5c3lJg",
+	"x/YqzjSJ1K+DD7/IN4tUae0RyWhsDAaYYS47zIZeSaZVQUl7+GwreNcfnlR0GWgR366/r7WMGIDLUE81",
+	"FboQaUaYwZXpag02XF0yRnxDEyf2NdjqoMf9a5ZEw1n/O9+mgICzdmTehyDXwQwcAwQrYEH/eViiPhgA",
+	"etyjMQ36uDx6w5zO7yoWV8ZtC6zjUQO4hW99pUhuYRQrFnIpHvjn9px3SjQtLmMp26zSNtatOH/AFb1i",
+	"ttZ8tmVnjnu6zvuN3flU1bTyqSuGanhtmUqCCk3Zmfo2atCXUvFzLfpHDy6vRPYVFenP5grKWa6+S7IC",
+	"nNiMGv8LSIdbnwxYACVU51oxZ6XsiMpRaUX7JyTjwqfWJeNn0n2kgPmKdLueyVXY7HsUvfdSbCaqemJo",
+	"ZHJZ7foVi9aX1NbCpMKnUZVKv/WV0ocKo1ix4nypkPlzVJ7/Uye83l+3egmuFr4UZFKoZOeUJmO+huaE",
+	"+fA/n9Rpj8/nDDRc7MZ4iSy4dqPd3nVI5IQZPxBnPR5pWoqUpiboKffKOvgh4gTN1pR+zup02r4eT9QM",
+	"XEiY4CimqsftwLDwSKKMmc3FTYucUCkzabAvZFm6A5Vo+OqLdpot0tW2t80HCmgCpZv1cLNN0fTfAxHO",
+	"duAl/312fGQh0w58rX/WTAtgG4GC4kpeJj9yQCV7vW1qFfn67j4zTcx2zI++Q5FDBq2BY+uXscim2rbI",
+	"R0a56nHo7RvEkd8cizCbTFz3UXNAsiDNpgUrezksTY/vHR40dgGNDm8Y0xkZMHIDhQhKjc9DeOM8R12a",
+	"e2K8iMV8E5OTXBFKgQ2qrePxnIvpfBA3ZKwnaClOCaBFE+u0u54hW0AwcEYQAf5CEhqGERaea6cUqoyD",
+	"xAmydIJc3FQGh/Sny92Sm68ybsnNVxmvZPuJvZK4xyt2VZakPqazAZ70xrOYeGgx8Yuj1XlBkWXh9Vjw",
+	"SzIRcdx4NGVvsQy6Y2uTCq2ysl59iQvgVXsr4wI86Vycdfd94/k8ZSqZNTtGoEnhPLIAIkxmJKaKJY1l",
+	"PVA+3s+/AD0avoJ7YXlvCONree6G8sjdUCJY5zuodndtgLLOuUqJICVr6B1MDlBeB1ESTCOFqBGWkBEN",
+	"SRhJCCZYugesiAleeNmLOAMteYXTpEYsLmSBmdb89ZKOK42qNivf+IkqLObzyXqcfit3PloVXSIqo9Xf",
+	"ZNOHTIl+j/BM+P6Z3h4tzTnb9AFCh0/rcavUjfJtISlPo6oZlREGXc90edjNBmkjCRm9HMybRou8t0qN",
+	"zYAwZaBMegePZ+RmFMVsPsYM7rtkWtIXKBdVfG4A8Vxd/44tgoaIky7Q5z0FwSqtIQAoattAuIRrl91e",
+	"X6UTRGNJFPK5I8R/aEeIJxYYf8JWEfaUxuJyNaQiqQ/0TBrGHWdrh0AG/xx6cUHI9FB/8J5r/h4+XglM",
+	"xOyCnAtwkdwyfoczfKrEv5kv75E68hURiQuYaUkcjSsL+qSlMsp9rSFVrGl+XupwrRiQKziyZCy2kMed",
+	"RvI0mNFX3wJmVJPqulhRuyvPuKd1oKIlJS8q9Qp770sUwU0axwtq1NraOkB4Pqlv/Ptf/99Gu932iCE8",
+	"stFuN6BaXUDjOB93q1IfOnFshvcxHXiBoz0OY3pQPmkZR39BDGgJN1j4WuRHD/beBbwDIeYZwPnX5B5I",
+	"I/qsLWIev4zoV4SY/Xn1PJVBUTgRCABxbGaTKWx2F24ysFAby08WmA/28L+DZx4H8mK+cbCv+eVTY1xw",
+	"tjC9ZXJQTBX09daMNHom5hWJGbEaG+32/SQh9ECYFSVh0Zuv77m35Kq2QxjXzPb32pBGMQv7E5aMKcf6",
+	"tHIaBIyFLKx9uotOuZ5U+7OICbchK0kJ3OJnMbH0ZBlnKsaDTPHlwuEiESeUOJJe+5wtkRG4scA158/a",
+	"f5yMyMx2mYxImNQK97OIuAMhP5CkWJolIomP3lQoeZV7zl/iTTVk+JhhO/OJFTM63HF/zuN4wjyOsSOD",
+	"BWkcVd7BJ6Ch/JdWpKFnwnnkLIrFVLOet9jJw3k8XY6hvTQVZRY2Szb3YL/k3Txs2gJcTc2ZTEkhRzbe",
+	"MlLv2DGspIevo9x+Rd3WTGolbIWZ/7M+sCoyIgP7sotXiHd9lcOEyvH6ILrsBxYBL1wWUxZzgR/NZTTZ",
+	"6lZZZZ3IEZ2wtEWJ0UTrxaqXptp3pIgUjd0Mdh0cTGkU2lpjiF/F2lGQXogvlr6Hna0wzULTQRm8Tr/j",
+	"6eTeior6+cg5c56F3qPp9HNnFdX81XR5lURBtczSKrwtWWvu9T2sqzfnN6272CEWbSA3EQ9NakW13MLv",
+	"r89I4Llf4Au1u7t9Pj2qfQFjXHY+oN7ds8RaRu1mA7MCSyqqIqmQflYl9ZdQ7I8lEVuL6jOPVR2ARXR+",
+	"nn70P5HU0+kto/bBNLhiz+R+P3I3hU1NwHMZ4SfsH1gtsprgfxnNMrWPXkgIX5tOf6YfSh6rvGO0IioF",
+	"J4EIGZYjxy6YpmSrmCYBIzQMEyalqy2U1uW2yZqYXilN9YWEhTQAUB6FfExTkRzUH4J+/kaL2G0ymVZp",
+	"w88099wUNbPtQfQzdh3gxys2UQTbelUlTpolTR98fKzRfXA9z/Ccu3tw3B6vU9MtPVnP/GwVg9OwEpsS",
+	"uAoAeCGk8Ly0sVieU60FNSQnoMli9Rd5FU2ISGwL3kTcQKb4OFKFhlz4HSAKjK7RsFQXKEcrVpxaWzW5",
+	"VgHPZJOl8Myvgmgc0xAKqWHXUcwfj7DDdiWE0DXbrprs753m32nzj3bzbavf/PRlw9tot6umXNH43w3Q",
+	"jgi+unhIhdVfO5e9vJXbtwL1nGst94z0vGce/hoQz2do5zqCoyQ86cLgTlSsheU8E0PVxBttlRML68yw",
+	"MtO2Mdvfsp7FdDZa5EhYOQblRBagPJ8a3vnkgsUV7H9QBKh965MCQJ8RoH8R0BxieooNWtfiM3MInnlO",
+	"Y3alpJ8qNFI0o4AoIHSbdRUIXdcLm98PpY+ikFxCpULuoJL//tf/Dz0yoHWtR3xT9qJvL5G6K3wDvUZM",
+	"XR9UXfGmhlZLfC5Uf4iNUuvWqM40+HLqdgM+aa16dGJqY1//OSbTSRUjfMa5Ph/Y+0K2sVD9mlpBOa61",
+	"2NBa31OpELgjBEURDeivoBF4PS7gdTSOIXVQ8LRETYv4Ntrn2zMDxbQ5k7agBhx0r8d9xL76RGGHoIqg",
+	"YT1hmmYjwT0C4/UsRfW4/WzDI75U0+DKvizi+iBfgmOuru3cCTQ8LuoyJW4xBzT9liC/T67pPMOC/9Ks",
+	"CJe1qDsMIx7JEQvXUyLWhgE/438RwYGoi6FIsBXDMwh4VbK9swRdhvfNaLoeiUI2nghNEqROTTFH86Or",
+	"A7fZbpuqb0V1tdEinaKybJuOF5TlSFboyosV0Gdk8V8RWbyYN1cjip+OaJ4xxF+1HesS+rg33PGemOG0",
+	"eLPmnXWsmDyisj8WCfOJ1MZLNEzrOfe4/kFzU04y1nwBWTzPkHPIZK/HqcwUIoYWox5J2DWjsdZ8uFBa",
+	"AwKMo2uDF4WkDrhFcnFxsN/oca07S3sv+jlcS5BtAp3IrUZl3zGhCiR7eQ/LedDzXxeD/Jcp5+aO6Atp",
+	"Jf7MrfkTHduA8oDFj4NOhhgdFAqfYD/XPpS99XezUUwyYIHQp8kvWss+qRv05f7hT40WOXbFzKHGlW3Q",
+	"dXbeOb8481cIX+zBXKEq7xNIvw7AKdbQmIrzf66h9dWP6ZkSE6zVDHx+PXPYVKaGBssL2iMQ9lkxLiPB",
+	"iRgSW/g9A8EH5D4XRE6DEaDZGghZM6/ucSjSH89MU2Z0f9haTGhVOHvCg9r+cCjhH/UrNutxI4/lhAZW",
+	"ng2iS8Kn44GWaVdsorAht188FVjqGhokYP1qpPYWOeYBy44SqjxPk0tsw+8cfZmuCSSSPQ7Nwk+7592j",
+	"84PjI9fMNccxAB+jaEgVRdFrkz2korMed9W0Z6Y/KFFCLBa7pgv2fZmCLdZP45NEf0oBMBedg8ZXhgjA",
+	"KmZg1wr6L3zjx39jhYH9IDj7j9ChX0i3N3WaObGNJ5LSj5lD9F4LaOeWxlp8JbI4jRyA2z091j2eMEUj",
+	"brgN/uywq+xzJJXERCQr6+pQKzYKbb+RHocL/q/NX7CFafMg9HcsE0tMGZuQNcMpHj9GBAdWF8UxCRMx",
+	"wbfgKjU0q8kGIIwZQIYJkyNngwym4SVTu+5vw+x6XB/3iE9ZC9WM/e7hwc/d09/6B0f9k9PjH067Z2c+",
+	"qZsPCOerifhlw+txzbzmbs6pPw1vTnchddeopbG7gAmm3W6Mg1tC0QCzrqaRzfbmWxjGyWHnt/7hwceD",
+	"8373171ud7+7768RF3myzKs1NKTsrv6naUf/6fx0H4+JPoeF4MJcitcynQqOUZOLm69htkD7Jss0TCco",
+	"zWCwdgr4hh/AVAEj5UjcfDN2CjYs0arklEHTq2fj5OvHQPSWUGgplQH86N1ZcpgWJ0ruYTDfwGrmMLa5",
+	"jEiApMMvoMxHY9YwWgBV0ErU4XPGqAOYxyJJaIx13JWArhxpUppJrCIy+oOR+sX5XmOH+Bsj3/ZkDKZJ",
+	"wrgi44hPIQKDuJ1Xby38N1Ie8Te3R37u9pGYJu7mza3czd+H+XtfN+FuMxD30Pe5h7ba+ikR0ll6x1tI",
+	"wjG3tQgsJWD0E0ZukkgpxgFRToOR6bA6SUTApA0FIQMBxYjannTQGi2ml/pBOhBTlTKacpvmifJQXVKo",
+	"KSL9LWSgInm9kF8jFfUbkK4zYg43NpXH1cgxA6SNIi9YJZM0c3rlJI4UibgS5OJ8r2lPskmI1HTqOhpm",
+	"WYM9xvq5120iOGuaM2yetMcW7tjchiMrzfHEa2+IjD5nD6e0BxF+32rD+St2iVS2Zj50xmcWB21Pe31C",
+	"ExXRuGHe2SLvzEyMcyPfLWiSMKkfA7PiD5YIR2zVp/Epk2af9Fyuni7rjubXyJv9ps7mxGS8mpVYdD4N",
+	"RnWlvDGg6c7JAdTWH7BY8EtJlPBsPxZMPjWBrDiSqrFDKAEHoGS2XbIWxeKG23caEz2SKLGlICNxQygJ",
+	"4kgfgWDEgitJaI/rb+bLhuwdHkB0rdEiJ2YWcHxc7hAPTS/l0LYldRIRRvrvf/2PT4yLULLkmiWegUeo",
+	"USKmlyM74QrnnvnqY6rQ5hPLSN/M6BnVs+SkQA0JGsemQcQLaVcuc0QsLaVn5AadRvpL4DBCI9E0tK/t",
+	"fCneJhkPF2DclUiYzEWoNKWC6wE787pQXcRBoKiEckkDxK1SHva4DQbDibLZcVSZlEt96jbbmynaJxZS",
+	"tYhvXGo++NQgpdtU7MEmvJBBjp15nXu/Dj095r33MU0uWY8bZKYkcppcR9dGN0/BRblYQMa95LW333iv",
+	"vn/d4/i9un/S+e3wuLPfPz8+7h92Tn/o+o0W8U3au0+GIo7FTb6FJf7Y41ifqO6M4A/dzn739Mw3hoJe",
+	"xGvTWj3TKUrzIPP6Vo/3+C8mlO87MFYw61+xGXjXEvekR+zCQU9SmtvIHkdvJPA9kwrrcNDggrRezTkQ",
+	"ASCbk+gy4jTu8dQrHIU2/RY0CcQG7xZe7xIO0lDIdvttj/sH+92PJ8fn3aO93/ofD84+ds73Pvgt0iGa",
+	"RLVhRE1nzFxjUKkpNIRW0D7+DM+YamsOM50FR2Qf325v93jasvTo+Lz//vjiaN8vY6NnjIfGKftIIE39",
+	"ha/Uql5/ehHr7vAs9A93dNehPji7gVgbbgfw9s325pMNLusaTYeR8qrnFkzfQPhYH2NKbtwBqnbK5KTT",
+	"sjys0qCxTahSbAzKGjIR48UB7obF3kBCuUZ9/snxGVYHyo3A94D98Fmms7vrn46aIZZJgeQtqzTaDK5s",
+	"xTcAcVhnJ4iqxg7xkVH6Pa4FYR1pd8cQrkegkgHwPSwkWWCCDQ8hY7TkfO6Us+oGvBRWAjNd9NihAJ1p",
+	"qsgvY4YrdiOmcUhG9JpZQc5CSBDbbrdJiSCEVLOicPOq2axnfMLlvL+LbiA8zHovezzK1mqY1zmy5Rtw",
+	"vOg+gjXCCz3uFA0GtoDrDqu/AEoLvFX/9QKBKNMEsXGa3fU4HQ6tgQGizAT0bkYidmVwsOYfVsWoWyaJ",
+	"E2n0ODS5j5R7Z6YrBXI8Ut9wlZwVG0v0tg9EOLN6SY+/IR+jdw3PKA5qRLY337r2+ZnyGbCPkNhi04yg",
+	"La6WmKYfPw+lgUuM4H9sLEkdPgjDsjmAEpYFXgfVuRUb7/Y4NXeBlgWqnXGJwnLgd+EEaooRnPgufuE3",
+	"lgjZx0wl1J+B939Fcbs0HwLp3xDiV6m3+GeVM2kldMvJLbMwxFQhf/SbWDBNIjUDd9SA0YQlnaka1XZ+",
+	"/3T7Sf+sjW90VuV3i5JYBDQ2ruz6WJ+yZAqwiGkS13ZqI6UmOy9fwl0jIdXOm/abNnikzFDm0xZzQf+c",
+	"4y01XJRopRls1tElSxoOnrvusuaFUqvDNmTPZGr0qBth+xnnDQpknX+wJPvNs0wX3pLPvoM1dD16Vcau",
+	"db4A9y7jsil7zxkGINMdpVBHTRtbxokZOQDCLPNKt7/zr7QAMygLQ8YiZPGO+UPNJkwidzUlbybTQYyx",
+	"WgF4LmHDFNOBfucgI5SzGwIPl3zbecKy9d9yWkVuDugLm3/NYXTNuC3EljAaRvDXJBEDLF1o3vCB0ViN",
+	"Sl6wd/YzYZ8nIkGtxqrRo0iLq5lHQnHDtaWmKc24muRIJKoZg9VtGhDHEb/Kfq6Lb6ygwrxfI+Niy7zB",
+	"+TbmX/GLpQBn+w8TMXZ17uQO0QQ9jLT6lEXKhIZkbKdaZ806LwbjlxHXtmyiFzy3gLaE1e2n2/8bAAD/",
+	"/w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

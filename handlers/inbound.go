@@ -1,8 +1,11 @@
 package handlers
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -19,6 +22,12 @@ import (
 	"github.com/hookd/hookd/inbound"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/store"
+)
+
+// The inbound endpoint modes hookd has.
+const (
+	modeForward = "forward"
+	modeCLI     = "cli"
 )
 
 // IngestPathPrefix starts every ingest URL: POST
@@ -49,10 +58,13 @@ func (s *Server) CreateInboundEndpoint(ctx context.Context, req gen.CreateInboun
 	}
 	now := store.Now()
 	ie := store.InboundEndpoint{
-		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID(ctx), Mode: "forward",
+		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: projectID(ctx), Mode: modeForward,
 		HMACAlgorithm: "sha256", HMACEncoding: "hex", IngestResponseCode: http.StatusOK,
 		AllowedCIDRs: store.StringList{}, IdempotencyHeaderNames: store.StringList{},
 		SigningEnabled: true, CreatedAt: now, UpdatedAt: now,
+	}
+	if in.Mode != nil {
+		ie.Mode = string(*in.Mode)
 	}
 	if err := s.applyInbound(ctx, &ie, in, true); err != nil {
 		return nil, err
@@ -63,6 +75,9 @@ func (s *Server) CreateInboundEndpoint(ctx context.Context, req gen.CreateInboun
 	target := store.Endpoint{
 		ID: ie.ID, ProjectID: ie.ProjectID, URL: ie.URL, Headers: store.Headers{}, HMACEnabled: ie.SigningEnabled,
 		SignatureScheme: "hookbridge", EventTypes: store.StringList{}, Ordering: "none", CreatedAt: now, UpdatedAt: now,
+		// A cli endpoint's messages wait for listeners: paused, never
+		// claimed by the engine.
+		Paused: ie.Mode == modeCLI,
 	}
 	secret := credentials.NewSigningSecret()
 	key := s.newSigningKey(ie.ProjectID, ie.ID, secret, now)
@@ -88,13 +103,16 @@ func (s *Server) applyInbound(ctx context.Context, ie *store.InboundEndpoint, in
 	if err := checkText("description", in.Description, true); err != nil {
 		return err
 	}
+	if in.Mode != nil && string(*in.Mode) != ie.Mode {
+		return invalid("/mode", "immutable", "an inbound endpoint's mode is set when it is created and cannot change")
+	}
 	if in.Url != nil {
 		if _, err := s.checkURL(ctx, *in.Url); err != nil {
 			return err
 		}
 		ie.URL = *in.Url
-	} else if creating {
-		return invalid("/url", "required", "url is required")
+	} else if creating && ie.Mode == modeForward {
+		return invalid("/url", "required", "url is required (the address accepted webhooks are forwarded to), unless mode is cli")
 	}
 	set := func(dst *string, v *string) {
 		if v != nil {
@@ -637,4 +655,101 @@ func (s *Server) ofDirectionOne(ctx context.Context, id uuid.UUID, inboundOnly b
 		return uuid.UUID{}, store.ErrNotFound
 	}
 	return got[0], nil
+}
+
+// DefaultListenWait is how long a listen call waits for a message before
+// it answers an empty list (below RequestTimeout, and below the 30 s that
+// HookBridge's CLI waits for an answer).
+const DefaultListenWait = 25 * time.Second
+
+// listenPoll is how often a waiting listen call looks for new messages.
+const listenPoll = 250 * time.Millisecond
+
+// ListenInboundEndpoint answers the messages received after the cursor,
+// waiting up to ListenWait for the first one.
+func (s *Server) ListenInboundEndpoint(ctx context.Context, req gen.ListenInboundEndpointRequestObject) (gen.ListenInboundEndpointResponseObject, error) {
+	id := req.Id.String()
+	if err := s.liveInbound(ctx, req.Id); err != nil {
+		return nil, err
+	}
+	after := store.ListenCursorAt(s.now())
+	if req.Params.After != nil {
+		after = req.Params.After.String()
+	}
+	wait := cmp.Or(s.ListenWait, DefaultListenWait)
+	if w := req.Params.Wait; w != nil {
+		wait = min(wait, time.Duration(*w)*time.Second)
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(listenPoll)
+	defer tick.Stop()
+	for {
+		ms, err := s.Store.ListenMessages(ctx, projectID(ctx), id, after)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 {
+			data := make([]gen.ListenMessage, len(ms))
+			for i, m := range ms {
+				data[i] = toListenMessage(m)
+			}
+			return gen.ListenInboundEndpoint200JSONResponse{Data: data, Meta: listenMeta(ctx, ms[len(ms)-1].ID)}, nil
+		}
+		if wait == 0 {
+			return gen.ListenInboundEndpoint200JSONResponse{Data: []gen.ListenMessage{}, Meta: listenMeta(ctx, after)}, nil
+		}
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return gen.ListenInboundEndpoint200JSONResponse{Data: []gen.ListenMessage{}, Meta: listenMeta(ctx, after)}, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func listenMeta(ctx context.Context, cursor string) (m listenMetaT) {
+	m.NextCursor, m.RequestId = cursor, RequestID(ctx)
+	return m
+}
+
+// listenMetaT is the generated ListenEnvelope's (anonymous) meta type.
+type listenMetaT = struct {
+	// NextCursor Pass as `after` to get the messages received after these.
+	NextCursor string `json:"next_cursor"`
+	RequestId  string `json:"request_id"`
+}
+
+// toListenMessage renders a message for a listener: the body as JSON when
+// it is compact JSON that the answer's encoder leaves byte for byte (no
+// characters it escapes), otherwise as base64, so the bytes are exact.
+func toListenMessage(m store.Message) gen.ListenMessage {
+	out := gen.ListenMessage{
+		MessageId: uuid.MustParse(m.ID), ContentType: m.Headers["Content-Type"], Headers: map[string]string(m.Headers),
+		SizeBytes: m.SizeBytes, ReceivedAt: m.CreatedAt.UTC(),
+	}
+	if out.Headers == nil {
+		out.Headers = map[string]string{}
+	}
+	if verbatimJSON(m.Payload) {
+		out.Body = json.RawMessage(m.Payload)
+		return out
+	}
+	enc := gen.ListenMessageBodyEncodingBase64
+	out.Body, out.BodyEncoding = base64.StdEncoding.EncodeToString(m.Payload), &enc
+	return out
+}
+
+// verbatimJSON reports whether b is compact JSON that encoding/json writes
+// back unchanged (it escapes <, >, &, U+2028 and U+2029).
+func verbatimJSON(b []byte) bool {
+	if len(b) == 0 || !json.Valid(b) || bytes.ContainsAny(b, "<>&\u2028\u2029") {
+		return false
+	}
+	var c bytes.Buffer
+	if json.Compact(&c, b) != nil {
+		return false
+	}
+	return bytes.Equal(c.Bytes(), b)
 }

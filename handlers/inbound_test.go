@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hookd/hookd/gen"
+	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/signature"
 )
@@ -470,3 +471,103 @@ func TestInboundSDKShapes(t *testing.T) {
 		e.sdkCall(t, http.MethodDelete, "/v1/inbound-endpoints/"+id, "", http.StatusOK, data(sdkToggle))
 	})
 }
+
+// TestInboundListen: a cli-mode endpoint holds what it receives for
+// listeners (never forwarded), and the listen long poll hands it out in
+// order after a cursor, bodies exact (JSON as JSON, other bytes base64).
+func TestInboundListen(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig(), server: func(s *handlers.Server) { s.ListenWait = 300 * time.Millisecond }},
+		func(t *testing.T, e *env) {
+			ctx := context.Background()
+			// The HookBridge CLI's request: mode and name only.
+			v := e.sdkCall(t, http.MethodPost, "/v1/inbound-endpoints", `{"mode":"cli","name":"laptop"}`, http.StatusCreated, data(sdkInboundCreated))
+			id, receiveURL := str(v, "data", "id"), str(v, "data", "receive_url")
+			require.Equal(t, str(v, "data", "ingest_url"), receiveURL)
+
+			start := e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?wait=0", "", http.StatusOK, sdkListenEnvelope)
+			require.Empty(t, start["data"])
+			cursor := str(start, "meta", "next_cursor")
+
+			bodies := [][]byte{[]byte(`{"a":1,"b":[true,null]}`), []byte("{ \"spaced\": 1 }"), {0xff, 0xfe, 0x00}, []byte(`{"html":"<b>"}`)}
+			var ids []string
+			for _, b := range bodies {
+				a := ingest(t, receiveURL, b, map[string]string{"Content-Type": "application/json", "X-Seq": strconv.Itoa(len(ids))})
+				require.Equal(t, http.StatusOK, a.status, a.raw)
+				ids = append(ids, a.messageID(t))
+			}
+			got := e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?after="+cursor, "", http.StatusOK, sdkListenEnvelope)
+			list := got["data"].([]any)
+			require.Len(t, list, len(bodies))
+			for i, x := range list {
+				m := x.(map[string]any)
+				require.Equal(t, ids[i], m["message_id"])
+				require.Equal(t, strconv.Itoa(i), m["headers"].(map[string]any)["X-Seq"])
+				raw, err := json.Marshal(m["body"])
+				require.NoError(t, err)
+				if i == 0 {
+					require.Nil(t, m["body_encoding"])
+					require.JSONEq(t, string(bodies[0]), string(raw), "compact JSON comes as JSON")
+					continue
+				}
+				require.Equal(t, "base64", m["body_encoding"])
+				dec, err := base64.StdEncoding.DecodeString(m["body"].(string))
+				require.NoError(t, err)
+				require.Equal(t, bodies[i], dec, "exact bytes")
+			}
+			next := str(got, "meta", "next_cursor")
+			require.Equal(t, ids[len(ids)-1], next)
+
+			// Nothing newer: the call waits (ListenWait here) and answers
+			// an empty list with the same cursor.
+			empty := e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?after="+next, "", http.StatusOK, sdkListenEnvelope)
+			require.Empty(t, empty["data"])
+			require.Equal(t, next, str(empty, "meta", "next_cursor"))
+
+			// A waiting call returns as soon as a webhook arrives.
+			waiting := make(chan int, 1)
+			go func() {
+				status, _, raw := e.do(http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?after="+next+"&wait=25", e.a.key, "", nil)
+				var v map[string]any
+				_ = json.Unmarshal(raw, &v)
+				n := -1
+				if status == http.StatusOK {
+					n = len(v["data"].([]any))
+				}
+				waiting <- n
+			}()
+			// (The ingest may land before the call starts waiting: either
+			// way the call must come back with it.)
+			require.Equal(t, http.StatusOK, ingest(t, receiveURL, []byte(`{}`), nil).status)
+			select {
+			case n := <-waiting:
+				require.Equal(t, 1, n)
+			case <-time.After(20 * time.Second):
+				t.Fatal("the waiting listen call did not return the new webhook")
+			}
+
+			// A cli endpoint's messages are never forwarded, and a resume
+			// does not release them.
+			_, err := e.a.client.ResumeInboundEndpointWithResponse(ctx, uuid.MustParse(id))
+			require.NoError(t, err)
+			m, err := e.a.client.GetInboundMessageWithResponse(ctx, uuid.MustParse(ids[0]))
+			require.NoError(t, err)
+			require.Equal(t, gen.MessageStatusPaused, m.JSON200.Data.Status)
+			require.Zero(t, m.JSON200.Data.AttemptCount)
+
+			// The mode cannot change; a forward endpoint needs a url.
+			status, env, _ := e.do(http.MethodPatch, "/v1/inbound-endpoints/"+id, e.a.key, "application/json", []byte(`{"mode":"forward"}`))
+			require.Equal(t, http.StatusBadRequest, status)
+			require.Equal(t, "INVALID_REQUEST", env.Error.Code)
+			status, _, _ = e.do(http.MethodPost, "/v1/inbound-endpoints", e.a.key, "application/json", []byte(`{"name":"no url"}`))
+			require.Equal(t, http.StatusBadRequest, status)
+			// Another project cannot listen.
+			status, _, _ = e.do(http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?wait=0", e.b.key, "", nil)
+			require.Equal(t, http.StatusNotFound, status)
+		})
+}
+
+// The listen answer as HookBridge's Go SDK (ListenMessage) and CLI decode it.
+var sdkListenEnvelope = sdkShape{objects("data", sdkShape{must("message_id", jString), must("content_type", jString),
+	must("headers", jStringMap), must("size_bytes", jInt), must("received_at", jTime), maybe("body", jAny),
+	maybe("body_encoding", jString), maybe("body_error", jString)}), object("meta", sdkShape{must("request_id", jString), must("next_cursor", jString)})}

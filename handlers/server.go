@@ -71,16 +71,19 @@ type Server struct {
 	// unlimited.
 	IngestLimitPerEndpoint int
 	IngestLimitPerSource   int
-	ingest                 ingestLimits
-	tracer                 trace.Tracer // TracerProvider's, set by NewRouter; nil: off
-	draining               atomic.Bool
-	auth                   authCache
-	signerOnce             sync.Once
-	signer                 *urlsign.Signer
-	mgmtLimits             ratelimit.Limiter // per project: management routes
-	sendLimits             ratelimit.Limiter // per project: POST /v1/webhooks/send
-	authFailures           ratelimit.Limiter // per client address: failed authentications
-	schemas                schemaCache       // compiled event type schemas
+	// ListenWait is how long GET /v1/inbound-endpoints/{id}/listen waits
+	// for a message; 0 means DefaultListenWait.
+	ListenWait   time.Duration
+	ingest       ingestLimits
+	tracer       trace.Tracer // TracerProvider's, set by NewRouter; nil: off
+	draining     atomic.Bool
+	auth         authCache
+	signerOnce   sync.Once
+	signer       *urlsign.Signer
+	mgmtLimits   ratelimit.Limiter // per project: management routes
+	sendLimits   ratelimit.Limiter // per project: POST /v1/webhooks/send
+	authFailures ratelimit.Limiter // per client address: failed authentications
+	schemas      schemaCache       // compiled event type schemas
 }
 
 // Defaults of the Server's limits.

@@ -261,6 +261,10 @@ func (s *Store) SetInboundPaused(ctx context.Context, projectID, id string, paus
 	if paused {
 		return 0, nil
 	}
+	ie, err := s.GetInboundEndpoint(ctx, projectID, id)
+	if err != nil || ie.Mode != "forward" {
+		return 0, err // a cli endpoint's target stays paused: listeners read its messages
+	}
 	target, err := s.GetEndpoint(ctx, projectID, id)
 	if err != nil || !target.Paused {
 		return 0, err
@@ -425,3 +429,21 @@ func (s *Store) ResealInboundSecrets(ctx context.Context, activeID string, batch
 		return batch[len(batch)-1].ID, len(batch), write, nil
 	})
 }
+
+// ListenBatch is the most messages one ListenMessages call returns.
+const ListenBatch = 100
+
+// ListenMessages returns up to ListenBatch live messages received at the
+// inbound endpoint (of the project) after the message id after, oldest
+// first, with their bodies.
+func (s *Store) ListenMessages(ctx context.Context, projectID, endpointID, after string) ([]Message, error) {
+	var out []Message
+	err := s.db.WithContext(ctx).Select("id", "endpoint_id", "payload", "size_bytes", "headers", "created_at").
+		Where("endpoint_id = ? AND project_id = ? AND inbound AND deleted_at IS NULL AND id > ?", endpointID, projectID, after).
+		Order("id").Limit(ListenBatch).Find(&out).Error
+	return out, translate(err, "read messages for a listener")
+}
+
+// ListenCursorAt is the listen cursor of time t: every message received
+// after it sorts after it (message ids are UUIDv7).
+func ListenCursorAt(t time.Time) string { return idFloor(t) }

@@ -20,6 +20,7 @@ import (
 const listenMaxBody = 2 << 20
 
 const listenSynopsis = `hookd listen [--addr 127.0.0.1:9000] [--secrets whsec_…,…] [--status 200]
+hookd listen --inbound ID --api-key hk_… [--api-url http://localhost:8080] [--forward-to URL]
 
 A local receiver for development. For each delivery it prints the method,
 path and sender, then the id and timestamp headers and User-Agent, then
@@ -27,7 +28,14 @@ every other request header sorted by name (values of credential-looking
 headers, such as Authorization or X-Api-Key, masked but for their last 4
 characters), whether the signature verifies against --secrets, and the body.
 Both signature schemes are checked: hookd's default (X-Webhook-Signature)
-and Standard Webhooks (webhook-signature), whichever the delivery carries.`
+and Standard Webhooks (webhook-signature), whichever the delivery carries.
+
+With --inbound it listens to an inbound endpoint instead (like stripe
+listen): it long-polls hookd for the webhooks the endpoint receives from
+now on, prints each one and, with --forward-to, posts it to that local URL
+with its headers and exact body, printing the answer. Create a cli-mode
+endpoint for it (POST /v1/inbound-endpoints {"mode":"cli","name":…}) and
+give its ingest URL to the provider.`
 
 // listen runs a local receiver for developers: it prints every delivery and
 // whether its signature verifies against the given secrets, and answers
@@ -38,6 +46,10 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 	secretList := fs.String("secrets", "", "signing secrets (whsec_…) to verify with, comma-separated")
 	status := fs.Int("status", 200, "HTTP status to answer every delivery with (try 500 or 429 to watch retries)")
 	tolerance := fs.Duration("tolerance", signature.DefaultTolerance, "accepted clock difference of the delivery's timestamp (0 disables the check)")
+	inboundID := fs.String("inbound", "", "listen to this inbound endpoint's webhooks (its id) instead of receiving deliveries")
+	apiURL := fs.String("api-url", "http://localhost:8080", "with --inbound: hookd's API base URL")
+	apiKey := fs.String("api-key", "", "with --inbound: an API key of the endpoint's project (hk_…)")
+	forwardTo := fs.String("forward-to", "", "with --inbound: post each webhook to this local URL (empty: print only)")
 	// HOOKD_LISTEN_…, not serve's HOOKD_ADDR: a shell set up for serve
 	// must not move the receiver onto hookd's own port.
 	env := envVars{Prefix: "HOOKD_LISTEN_"}
@@ -49,6 +61,13 @@ func listen(ctx context.Context, args []string, getenv func(string) string, stdo
 		return fmt.Errorf("%w: --status (HOOKD_LISTEN_STATUS) must be an HTTP status (100-599)", errUsage)
 	}
 	secrets := splitList(*secretList)
+	if *inboundID != "" {
+		if *apiKey == "" {
+			return fmt.Errorf("%w: --inbound needs --api-key (HOOKD_LISTEN_API_KEY)", errUsage)
+		}
+		return listenInbound(ctx, inboundListener{api: strings.TrimSuffix(*apiURL, "/"), key: *apiKey, id: *inboundID, forwardTo: *forwardTo,
+			out: stdout, errOut: stderr}, ready)
+	}
 
 	var mu sync.Mutex // one delivery printed at a time
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/internal/syncbuf"
 
 	"github.com/hookd/hookd/signature"
@@ -202,4 +205,71 @@ func TestListenReadsItsOwnEnvironmentVariables(t *testing.T) {
 	err = listen(context.Background(), nil, env(map[string]string{"HOOKD_LISTEN_STATUS": "99"}), io.Discard, io.Discard, nil)
 	require.ErrorIs(t, err, errUsage)
 	require.ErrorContains(t, err, "HOOKD_LISTEN_STATUS")
+}
+
+// TestListenInbound runs `hookd listen --inbound` against a running hookd:
+// webhooks received at a cli-mode endpoint are printed and forwarded to a
+// local URL with their headers and exact bytes.
+func TestListenInbound(t *testing.T) {
+	t.Parallel()
+	stdout := &syncbuf.Buffer{}
+	addr, stop := startServe(t, []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, env(nil), stdout)
+	defer func() { require.NoError(t, stop()) }()
+	apiKey := keyRE.FindString(stdout.String())
+	require.NotEmpty(t, apiKey)
+	var ie struct {
+		ID         string `json:"id"`
+		ReceiveURL string `json:"receive_url"`
+	}
+	require.Equal(t, http.StatusCreated, api(t, http.MethodPost, "http://"+addr+"/v1/inbound-endpoints", apiKey, `{"mode":"cli","name":"laptop"}`, &ie))
+
+	type got struct {
+		header http.Header
+		body   []byte
+	}
+	local := make(chan got, 4)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		local <- got{r.Header.Clone(), b}
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer rc.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncbuf.Buffer{}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- listen(ctx, []string{"--inbound", ie.ID, "--api-url", "http://" + addr, "--api-key", apiKey, "--forward-to", rc.URL + "/hooks"},
+			env(nil), out, &syncbuf.Buffer{}, ready)
+	}()
+	defer func() { cancel(); require.NoError(t, <-done) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("listen ended: %v", err)
+	case <-time.After(patience):
+		t.Fatal("listen did not start")
+	}
+
+	for _, body := range [][]byte{[]byte(`{"id":"evt_1","type":"ping"}`), {0xff, 0x00, '<', '\n'}} {
+		req, err := http.NewRequest(http.MethodPost, ie.ReceiveURL, bytes.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("X-Provider-Event", "ping")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		select {
+		case g := <-local:
+			require.Equal(t, body, g.body, "forwarded byte for byte")
+			require.Equal(t, "ping", g.header.Get("X-Provider-Event"))
+			require.Equal(t, "application/octet-stream", g.header.Get("Content-Type"))
+		case <-time.After(patience):
+			t.Fatalf("the webhook was not forwarded:\n%s", out)
+		}
+	}
+	poll.Until(t, patience, func() bool { return strings.Count(out.String(), "forwarded to "+rc.URL+"/hooks: 202") == 2 }, out.String)
+	require.Contains(t, out.String(), "X-Provider-Event: ping")
 }

@@ -50,6 +50,8 @@ commands:
                                  re-seal every signing secret under the NEW master key
   listen [--addr A] [--secrets whsec_…] [--status N]
                                  a local receiver that prints deliveries and checks signatures
+  listen --inbound ID --api-key K [--forward-to URL]
+                                 print (and forward locally) an inbound endpoint's webhooks
   version                        print the version
   help                           show this text
 
