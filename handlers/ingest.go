@@ -123,8 +123,9 @@ func (s *Server) Ingest(c echo.Context) error {
 	if k := inbound.IdempotencyKey(c.Request().Header, ie.IdempotencyHeaderNames); k != "" {
 		m.IdempotencyKey = &k
 	}
-	// The provider is answered only after the commit: do not let it going
-	// away half-way leave the outcome unknown to this process.
+	// The provider is answered only after the commit, and the commit goes
+	// through even if the provider goes away meanwhile (the batch has its
+	// own deadline), so no outcome is left unknown to this process.
 	stored, created, err := s.Store.InsertInbound(context.WithoutCancel(ctx), m)
 	if err != nil {
 		return err
