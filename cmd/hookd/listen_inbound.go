@@ -52,10 +52,7 @@ func listenInbound(ctx context.Context, l inboundListener, ready chan<- string) 
 	}
 	for ctx.Err() == nil {
 		msgs, next, err := l.poll(ctx, client, cursor, "")
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
+		if err != nil && ctx.Err() == nil {
 			var fatal *fatalListenError
 			if errors.As(err, &fatal) {
 				return err
@@ -67,6 +64,7 @@ func listenInbound(ctx context.Context, l inboundListener, ready chan<- string) 
 			}
 			continue
 		}
+		// (A stop, Ctrl-C, cuts the poll in flight: the loop ends.)
 		for _, m := range msgs {
 			l.show(ctx, m)
 		}
