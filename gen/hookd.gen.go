@@ -420,6 +420,111 @@ func (e ProjectStatus) Valid() bool {
 	}
 }
 
+// Defines values for PullDeleteOutcomeOutcome.
+const (
+	PullDeleteOutcomeOutcomeAlreadyDeleted PullDeleteOutcomeOutcome = "already_deleted"
+	PullDeleteOutcomeOutcomeDeleted        PullDeleteOutcomeOutcome = "deleted"
+	PullDeleteOutcomeOutcomeNotFound       PullDeleteOutcomeOutcome = "not_found"
+)
+
+// Valid indicates whether the value is a known member of the PullDeleteOutcomeOutcome enum.
+func (e PullDeleteOutcomeOutcome) Valid() bool {
+	switch e {
+	case PullDeleteOutcomeOutcomeAlreadyDeleted:
+		return true
+	case PullDeleteOutcomeOutcomeDeleted:
+		return true
+	case PullDeleteOutcomeOutcomeNotFound:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PullEndpointMode.
+const (
+	PullEndpointModePull PullEndpointMode = "pull"
+)
+
+// Valid indicates whether the value is a known member of the PullEndpointMode enum.
+func (e PullEndpointMode) Valid() bool {
+	switch e {
+	case PullEndpointModePull:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PullEndpointCreatedMode.
+const (
+	PullEndpointCreatedModePull PullEndpointCreatedMode = "pull"
+)
+
+// Valid indicates whether the value is a known member of the PullEndpointCreatedMode enum.
+func (e PullEndpointCreatedMode) Valid() bool {
+	switch e {
+	case PullEndpointCreatedModePull:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PullEndpointRequestEventTypeSource.
+const (
+	PullEndpointRequestEventTypeSourceBody   PullEndpointRequestEventTypeSource = "body"
+	PullEndpointRequestEventTypeSourceHeader PullEndpointRequestEventTypeSource = "header"
+)
+
+// Valid indicates whether the value is a known member of the PullEndpointRequestEventTypeSource enum.
+func (e PullEndpointRequestEventTypeSource) Valid() bool {
+	switch e {
+	case PullEndpointRequestEventTypeSourceBody:
+		return true
+	case PullEndpointRequestEventTypeSourceHeader:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PullEventPayloadEncoding.
+const (
+	PullEventPayloadEncodingBase64 PullEventPayloadEncoding = "base64"
+)
+
+// Valid indicates whether the value is a known member of the PullEventPayloadEncoding enum.
+func (e PullEventPayloadEncoding) Valid() bool {
+	switch e {
+	case PullEventPayloadEncodingBase64:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PullEventStatus.
+const (
+	PullEventStatusDelivered PullEventStatus = "delivered"
+	PullEventStatusFetched   PullEventStatus = "fetched"
+	PullEventStatusStored    PullEventStatus = "stored"
+)
+
+// Valid indicates whether the value is a known member of the PullEventStatus enum.
+func (e PullEventStatus) Valid() bool {
+	switch e {
+	case PullEventStatusDelivered:
+		return true
+	case PullEventStatusFetched:
+		return true
+	case PullEventStatusStored:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReplayItemStatus.
 const (
 	Failed   ReplayItemStatus = "failed"
@@ -489,6 +594,69 @@ func (e ReplayAllMessagesParamsStatus) Valid() bool {
 	case ReplayAllMessagesParamsStatusFailedPermanent:
 		return true
 	case ReplayAllMessagesParamsStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListPullEventsParamsStatus.
+const (
+	ListPullEventsParamsStatusDelivered ListPullEventsParamsStatus = "delivered"
+	ListPullEventsParamsStatusFetched   ListPullEventsParamsStatus = "fetched"
+	ListPullEventsParamsStatusStored    ListPullEventsParamsStatus = "stored"
+)
+
+// Valid indicates whether the value is a known member of the ListPullEventsParamsStatus enum.
+func (e ListPullEventsParamsStatus) Valid() bool {
+	switch e {
+	case ListPullEventsParamsStatusDelivered:
+		return true
+	case ListPullEventsParamsStatusFetched:
+		return true
+	case ListPullEventsParamsStatusStored:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for DeleteAllPullEventsParamsStatus.
+const (
+	DeleteAllPullEventsParamsStatusDelivered DeleteAllPullEventsParamsStatus = "delivered"
+	DeleteAllPullEventsParamsStatusFetched   DeleteAllPullEventsParamsStatus = "fetched"
+	DeleteAllPullEventsParamsStatusStored    DeleteAllPullEventsParamsStatus = "stored"
+)
+
+// Valid indicates whether the value is a known member of the DeleteAllPullEventsParamsStatus enum.
+func (e DeleteAllPullEventsParamsStatus) Valid() bool {
+	switch e {
+	case DeleteAllPullEventsParamsStatusDelivered:
+		return true
+	case DeleteAllPullEventsParamsStatusFetched:
+		return true
+	case DeleteAllPullEventsParamsStatusStored:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for GetPullLogsParamsStatus.
+const (
+	GetPullLogsParamsStatusDelivered GetPullLogsParamsStatus = "delivered"
+	GetPullLogsParamsStatusFetched   GetPullLogsParamsStatus = "fetched"
+	GetPullLogsParamsStatusStored    GetPullLogsParamsStatus = "stored"
+)
+
+// Valid indicates whether the value is a known member of the GetPullLogsParamsStatus enum.
+func (e GetPullLogsParamsStatus) Valid() bool {
+	switch e {
+	case GetPullLogsParamsStatusDelivered:
+		return true
+	case GetPullLogsParamsStatusFetched:
+		return true
+	case GetPullLogsParamsStatusStored:
 		return true
 	default:
 		return false
@@ -790,8 +958,8 @@ type CreateInboundEndpointRequest struct {
 	// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
 	// HookBridge's CLI) and never forwarded by hookd; `url` is not used
 	// and its messages stay `paused`. The mode is set at creation.
-	// (HookBridge's `pull` mode is not available in hookd yet and is
-	// refused.)
+	// Pull endpoints (`mode: pull`) are created and read through
+	// `/v1/pull-endpoints`.
 	Mode *InboundMode `json:"mode,omitempty"`
 	Name *string      `json:"name,omitempty"`
 
@@ -1627,8 +1795,8 @@ type InboundMessageEnvelope struct {
 // (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
 // HookBridge's CLI) and never forwarded by hookd; `url` is not used
 // and its messages stay `paused`. The mode is set at creation.
-// (HookBridge's `pull` mode is not available in hookd yet and is
-// refused.)
+// Pull endpoints (`mode: pull`) are created and read through
+// `/v1/pull-endpoints`.
 type InboundMode string
 
 // InboundProvider Verifies the provider's own signature with `hmac_secret` (and turns
@@ -1969,6 +2137,352 @@ type PublishEventRequest struct {
 	RetentionHours *int            `json:"retention_hours,omitempty"`
 }
 
+// PullAckEnvelope defines model for PullAckEnvelope.
+type PullAckEnvelope struct {
+	Data struct {
+		Acknowledged int `json:"acknowledged"`
+	} `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+// PullAckRequest defines model for PullAckRequest.
+type PullAckRequest struct {
+	EventIds []openapi_types.UUID `json:"event_ids"`
+}
+
+// PullCounts defines model for PullCounts.
+type PullCounts struct {
+	Delivered int `json:"delivered"`
+	Fetched   int `json:"fetched"`
+	Stored    int `json:"stored"`
+	Total     int `json:"total"`
+}
+
+// PullDeleteAllEnvelope defines model for PullDeleteAllEnvelope.
+type PullDeleteAllEnvelope struct {
+	Data struct {
+		Deleted         int      `json:"deleted"`
+		DeletedEventIds []string `json:"deleted_event_ids"`
+	} `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+// PullDeleteBatchEnvelope defines model for PullDeleteBatchEnvelope.
+type PullDeleteBatchEnvelope struct {
+	Data struct {
+		AlreadyDeletedCount int                 `json:"already_deleted_count"`
+		DeletedCount        int                 `json:"deleted_count"`
+		NotFoundCount       int                 `json:"not_found_count"`
+		Results             []PullDeleteOutcome `json:"results"`
+	} `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+// PullDeleteOutcome defines model for PullDeleteOutcome.
+type PullDeleteOutcome struct {
+	DeletedAt *time.Time               `json:"deleted_at"`
+	EventId   string                   `json:"event_id"`
+	Outcome   PullDeleteOutcomeOutcome `json:"outcome"`
+}
+
+// PullDeleteOutcomeOutcome defines model for PullDeleteOutcome.Outcome.
+type PullDeleteOutcomeOutcome string
+
+// PullEndpoint defines model for PullEndpoint.
+type PullEndpoint struct {
+	Active                 bool               `json:"active"`
+	AllowedCidrs           []string           `json:"allowed_cidrs"`
+	Counts                 PullCounts         `json:"counts"`
+	CreatedAt              time.Time          `json:"created_at"`
+	Description            *string            `json:"description,omitempty"`
+	EventTypePath          *string            `json:"event_type_path,omitempty"`
+	EventTypeSource        *string            `json:"event_type_source,omitempty"`
+	ExpiresAt              *time.Time         `json:"expires_at,omitempty"`
+	HmacHeaderName         *string            `json:"hmac_header_name,omitempty"`
+	Id                     openapi_types.UUID `json:"id"`
+	IdempotencyHeaderNames []string           `json:"idempotency_header_names"`
+	IngestResponseCode     int                `json:"ingest_response_code"`
+
+	// IngestUrl The ingest URL; outside the creation answer it ends in `{token}` (hookd keeps only the token's hash).
+	IngestUrl           string           `json:"ingest_url"`
+	Mode                PullEndpointMode `json:"mode"`
+	Name                string           `json:"name"`
+	Paused              bool             `json:"paused"`
+	Provider            *string          `json:"provider,omitempty"`
+	RetentionDays       int              `json:"retention_days"`
+	TimestampHeaderName *string          `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int             `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string          `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string          `json:"token_query_param,omitempty"`
+	UpdatedAt           time.Time        `json:"updated_at"`
+	VerifyHmac          bool             `json:"verify_hmac"`
+	VerifyIpAllowlist   bool             `json:"verify_ip_allowlist"`
+	VerifyStaticToken   bool             `json:"verify_static_token"`
+}
+
+// PullEndpointMode defines model for PullEndpoint.Mode.
+type PullEndpointMode string
+
+// PullEndpointCreated defines model for PullEndpointCreated.
+type PullEndpointCreated struct {
+	Active                 bool               `json:"active"`
+	AllowedCidrs           []string           `json:"allowed_cidrs"`
+	Counts                 PullCounts         `json:"counts"`
+	CreatedAt              time.Time          `json:"created_at"`
+	Description            *string            `json:"description,omitempty"`
+	EventTypePath          *string            `json:"event_type_path,omitempty"`
+	EventTypeSource        *string            `json:"event_type_source,omitempty"`
+	ExpiresAt              *time.Time         `json:"expires_at,omitempty"`
+	HmacHeaderName         *string            `json:"hmac_header_name,omitempty"`
+	Id                     openapi_types.UUID `json:"id"`
+	IdempotencyHeaderNames []string           `json:"idempotency_header_names"`
+	IngestResponseCode     int                `json:"ingest_response_code"`
+
+	// IngestUrl The ingest URL; outside the creation answer it ends in `{token}` (hookd keeps only the token's hash).
+	IngestUrl     string                  `json:"ingest_url"`
+	Mode          PullEndpointCreatedMode `json:"mode"`
+	Name          string                  `json:"name"`
+	Paused        bool                    `json:"paused"`
+	Provider      *string                 `json:"provider,omitempty"`
+	RetentionDays int                     `json:"retention_days"`
+
+	// SecretToken The ingest token. Shown only here.
+	SecretToken         string    `json:"secret_token"`
+	TimestampHeaderName *string   `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int      `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string   `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string   `json:"token_query_param,omitempty"`
+	UpdatedAt           time.Time `json:"updated_at"`
+	VerifyHmac          bool      `json:"verify_hmac"`
+	VerifyIpAllowlist   bool      `json:"verify_ip_allowlist"`
+	VerifyStaticToken   bool      `json:"verify_static_token"`
+}
+
+// PullEndpointCreatedMode defines model for PullEndpointCreated.Mode.
+type PullEndpointCreatedMode string
+
+// PullEndpointCreatedEnvelope defines model for PullEndpointCreatedEnvelope.
+type PullEndpointCreatedEnvelope struct {
+	Data PullEndpointCreated `json:"data"`
+	Meta Meta                `json:"meta"`
+}
+
+// PullEndpointEnvelope defines model for PullEndpointEnvelope.
+type PullEndpointEnvelope struct {
+	Data PullEndpoint `json:"data"`
+	Meta Meta         `json:"meta"`
+}
+
+// PullEndpointListEnvelope defines model for PullEndpointListEnvelope.
+type PullEndpointListEnvelope struct {
+	Data []PullEndpointSummary `json:"data"`
+	Meta PageMeta              `json:"meta"`
+}
+
+// PullEndpointRequest The inbound endpoint fields (their `url`, `mode` and `signing_enabled` do not apply to pull and are ignored) and pull's own.
+type PullEndpointRequest struct {
+	// AllowedCidrs Addresses or CIDR blocks (IPv4 or IPv6) the provider calls from.
+	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
+	Description  *string   `json:"description,omitempty"`
+
+	// EventTypePath With `header`, the header's name; with `body`, a dot path into the JSON body, such as `type` or `data.object.type`.
+	EventTypePath *string `json:"event_type_path,omitempty"`
+
+	// EventTypeSource Where an event's type is read from; with `event_type_path`.
+	EventTypeSource *PullEndpointRequestEventTypeSource `json:"event_type_source,omitempty"`
+
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
+	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
+	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+
+	// HmacSecret Sealed at rest with the server's master key; never returned.
+	HmacSecret *string `json:"hmac_secret,omitempty"`
+
+	// IdempotencyHeaderNames Headers that identify a delivery, in order; the first one present is the de-duplication key.
+	IdempotencyHeaderNames *[]string `json:"idempotency_header_names,omitempty"`
+
+	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
+	IngestResponseCode *int    `json:"ingest_response_code,omitempty"`
+	Name               *string `json:"name,omitempty"`
+
+	// Provider Verifies the provider's own signature with `hmac_secret` (and turns
+	// `verify_hmac` on): `stripe` (`Stripe-Signature: t=…,v1=…`,
+	// HMAC-SHA256 hex of `t.body`, 300 s tolerance), `github`
+	// (`X-Hub-Signature-256: sha256=…`, HMAC-SHA256 hex of the body),
+	// `shopify` (`X-Shopify-Hmac-Sha256`, HMAC-SHA256 base64 of the body),
+	// `standard_webhooks` (`webhook-id`, `webhook-timestamp`,
+	// `webhook-signature: v1,…`, HMAC-SHA256 base64 of `id.timestamp.body`
+	// under the base64 key after `whsec_`, 300 s tolerance; Svix senders
+	// too). It also sets the provider's delivery id header as the
+	// idempotency header unless `idempotency_header_names` is given.
+	Provider *InboundProvider `json:"provider,omitempty"`
+
+	// RetentionDays How long an acknowledged event is kept (default 7). Events not yet acknowledged are kept until they are.
+	RetentionDays *int `json:"retention_days,omitempty"`
+
+	// SigningEnabled Sign forwarded requests with the endpoint's signing keys (HookBridge scheme). Default true.
+	SigningEnabled *bool `json:"signing_enabled,omitempty"`
+
+	// TimestampHeaderName A header holding the send time (Unix seconds or RFC 3339); the request is refused when it is further than `timestamp_ttl_seconds` from now.
+	TimestampHeaderName *string `json:"timestamp_header_name,omitempty"`
+	TimestampTtlSeconds *int    `json:"timestamp_ttl_seconds,omitempty"`
+	TokenHeaderName     *string `json:"token_header_name,omitempty"`
+	TokenQueryParam     *string `json:"token_query_param,omitempty"`
+
+	// TokenValue Stored as a SHA-256 hash; never returned.
+	TokenValue *string `json:"token_value,omitempty"`
+
+	// Url Where accepted webhooks are forwarded (the outbound URL rules apply).
+	Url *string `json:"url,omitempty"`
+
+	// VerifyHmac Require an HMAC of the body in `hmac_header_name` (without `provider`, of the raw body; `hmac_prefix` such as `sha256=` is stripped first).
+	VerifyHmac        *bool `json:"verify_hmac,omitempty"`
+	VerifyIpAllowlist *bool `json:"verify_ip_allowlist,omitempty"`
+
+	// VerifyStaticToken Require `token_value` in the header `token_header_name` or the query parameter `token_query_param` (compared in constant time).
+	VerifyStaticToken *bool `json:"verify_static_token,omitempty"`
+}
+
+// PullEndpointRequestEventTypeSource Where an event's type is read from; with `event_type_path`.
+type PullEndpointRequestEventTypeSource string
+
+// PullEndpointSummary defines model for PullEndpointSummary.
+type PullEndpointSummary struct {
+	Active    bool               `json:"active"`
+	CreatedAt time.Time          `json:"created_at"`
+	Id        openapi_types.UUID `json:"id"`
+	IngestUrl string             `json:"ingest_url"`
+	Name      string             `json:"name"`
+	Paused    bool               `json:"paused"`
+}
+
+// PullEvent defines model for PullEvent.
+type PullEvent struct {
+	ContentType string `json:"content_type"`
+
+	// DeletedAt Always null here (deleted events are not listed).
+	DeletedAt   *time.Time         `json:"deleted_at,omitempty"`
+	DeliveredAt *time.Time         `json:"delivered_at,omitempty"`
+	EventType   *string            `json:"event_type,omitempty"`
+	FetchedAt   *time.Time         `json:"fetched_at,omitempty"`
+	Headers     map[string]string  `json:"headers"`
+	Id          openapi_types.UUID `json:"id"`
+
+	// Payload The body as its JSON value, or (with `payload_encoding`) its base64.
+	Payload         interface{}               `json:"payload"`
+	PayloadEncoding *PullEventPayloadEncoding `json:"payload_encoding,omitempty"`
+	ReceivedAt      time.Time                 `json:"received_at"`
+	SizeBytes       int                       `json:"size_bytes"`
+
+	// Status `stored` (received, not fetched yet), `fetched` (read without `preview`, not acknowledged), `delivered` (acknowledged).
+	Status PullEventStatus `json:"status"`
+
+	// Timing Whole milliseconds of an event's life; null until it happened.
+	Timing PullTiming `json:"timing"`
+}
+
+// PullEventPayloadEncoding defines model for PullEvent.PayloadEncoding.
+type PullEventPayloadEncoding string
+
+// PullEventDeletedEnvelope defines model for PullEventDeletedEnvelope.
+type PullEventDeletedEnvelope struct {
+	Data struct {
+		AlreadyDeleted bool      `json:"already_deleted"`
+		Deleted        bool      `json:"deleted"`
+		DeletedAt      time.Time `json:"deleted_at"`
+		EventId        string    `json:"event_id"`
+	} `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+// PullEventEnvelope defines model for PullEventEnvelope.
+type PullEventEnvelope struct {
+	Data PullEvent `json:"data"`
+	Meta Meta      `json:"meta"`
+}
+
+// PullEventListEnvelope defines model for PullEventListEnvelope.
+type PullEventListEnvelope struct {
+	Data []PullEventSummary `json:"data"`
+	Meta PageMeta           `json:"meta"`
+}
+
+// PullEventStatus `stored` (received, not fetched yet), `fetched` (read without `preview`, not acknowledged), `delivered` (acknowledged).
+type PullEventStatus string
+
+// PullEventSummary defines model for PullEventSummary.
+type PullEventSummary struct {
+	// DeletedAt Always null here (deleted events are not listed).
+	DeletedAt   *time.Time         `json:"deleted_at,omitempty"`
+	DeliveredAt *time.Time         `json:"delivered_at,omitempty"`
+	EventType   *string            `json:"event_type,omitempty"`
+	FetchedAt   *time.Time         `json:"fetched_at,omitempty"`
+	Id          openapi_types.UUID `json:"id"`
+	ReceivedAt  time.Time          `json:"received_at"`
+	SizeBytes   int                `json:"size_bytes"`
+
+	// Status `stored` (received, not fetched yet), `fetched` (read without `preview`, not acknowledged), `delivered` (acknowledged).
+	Status PullEventStatus `json:"status"`
+
+	// Timing Whole milliseconds of an event's life; null until it happened.
+	Timing PullTiming `json:"timing"`
+}
+
+// PullLogEntry defines model for PullLogEntry.
+type PullLogEntry struct {
+	DeliveredAt    *time.Time `json:"delivered_at,omitempty"`
+	EndpointName   *string    `json:"endpoint_name,omitempty"`
+	EventId        string     `json:"event_id"`
+	EventType      *string    `json:"event_type,omitempty"`
+	FetchedAt      *time.Time `json:"fetched_at,omitempty"`
+	PullEndpointId string     `json:"pull_endpoint_id"`
+	ReceivedAt     time.Time  `json:"received_at"`
+	SizeBytes      int        `json:"size_bytes"`
+
+	// Status `stored` (received, not fetched yet), `fetched` (read without `preview`, not acknowledged), `delivered` (acknowledged).
+	Status PullEventStatus `json:"status"`
+
+	// Timing Whole milliseconds of an event's life; null until it happened.
+	Timing PullTiming `json:"timing"`
+}
+
+// PullLogsEnvelope defines model for PullLogsEnvelope.
+type PullLogsEnvelope struct {
+	Data []PullLogEntry `json:"data"`
+	Meta PageMeta       `json:"meta"`
+}
+
+// PullTimeseriesBucket defines model for PullTimeseriesBucket.
+type PullTimeseriesBucket struct {
+	Fetched int `json:"fetched"`
+	Stored  int `json:"stored"`
+
+	// Succeeded Acknowledged.
+	Succeeded int       `json:"succeeded"`
+	Timestamp time.Time `json:"timestamp"`
+	Total     int       `json:"total"`
+}
+
+// PullTimeseriesEnvelope defines model for PullTimeseriesEnvelope.
+type PullTimeseriesEnvelope struct {
+	Data struct {
+		Buckets []PullTimeseriesBucket `json:"buckets"`
+		Window  MetricsWindow          `json:"window"`
+	} `json:"data"`
+	Meta Meta `json:"meta"`
+}
+
+// PullTiming Whole milliseconds of an event's life; null until it happened.
+type PullTiming struct {
+	IngestProcessingMs *int `json:"ingest_processing_ms,omitempty"`
+	TimeToAckMs        *int `json:"time_to_ack_ms,omitempty"`
+	TimeToFetchMs      *int `json:"time_to_fetch_ms,omitempty"`
+	TotalLifecycleMs   *int `json:"total_lifecycle_ms,omitempty"`
+}
+
 // ReplayAllEnvelope defines model for ReplayAllEnvelope.
 type ReplayAllEnvelope struct {
 	Data    ReplayAllResult `json:"data"`
@@ -2258,8 +2772,8 @@ type UpdateInboundEndpointRequest struct {
 	// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
 	// HookBridge's CLI) and never forwarded by hookd; `url` is not used
 	// and its messages stay `paused`. The mode is set at creation.
-	// (HookBridge's `pull` mode is not available in hookd yet and is
-	// refused.)
+	// Pull endpoints (`mode: pull`) are created and read through
+	// `/v1/pull-endpoints`.
 	Mode *InboundMode `json:"mode,omitempty"`
 	Name *string      `json:"name,omitempty"`
 
@@ -2538,6 +3052,90 @@ type GetMetricsTimeseriesParams struct {
 	EndpointId *MetricsEndpoint `form:"endpoint_id,omitempty" json:"endpoint_id,omitempty"`
 }
 
+// ListPullEndpointsParams defines parameters for ListPullEndpoints.
+type ListPullEndpointsParams struct {
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListPullEventsParams defines parameters for ListPullEvents.
+type ListPullEventsParams struct {
+	// Status Only events in this state.
+	Status *ListPullEventsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// EventType Only events of this type.
+	EventType *string `form:"event_type,omitempty" json:"event_type,omitempty"`
+
+	// Since Only events received at or after this time.
+	Since *time.Time `form:"since,omitempty" json:"since,omitempty"`
+
+	// Before Only events received before this time.
+	Before *time.Time `form:"before,omitempty" json:"before,omitempty"`
+
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListPullEventsParamsStatus defines parameters for ListPullEvents.
+type ListPullEventsParamsStatus string
+
+// DeleteAllPullEventsParams defines parameters for DeleteAllPullEvents.
+type DeleteAllPullEventsParams struct {
+	// Status Only events in this state.
+	Status *DeleteAllPullEventsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// EventType Only events of this type.
+	EventType      *string    `form:"event_type,omitempty" json:"event_type,omitempty"`
+	ReceivedAfter  *time.Time `form:"received_after,omitempty" json:"received_after,omitempty"`
+	ReceivedBefore *time.Time `form:"received_before,omitempty" json:"received_before,omitempty"`
+	Limit          *int       `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// DeleteAllPullEventsParamsStatus defines parameters for DeleteAllPullEvents.
+type DeleteAllPullEventsParamsStatus string
+
+// GetPullEventParams defines parameters for GetPullEvent.
+type GetPullEventParams struct {
+	// Preview Read without marking the event fetched.
+	Preview *bool `form:"preview,omitempty" json:"preview,omitempty"`
+}
+
+// GetPullLogsParams defines parameters for GetPullLogs.
+type GetPullLogsParams struct {
+	PullEndpointId *openapi_types.UUID `form:"pull_endpoint_id,omitempty" json:"pull_endpoint_id,omitempty"`
+
+	// Status Only events in this state.
+	Status *GetPullLogsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// EventType Only events of this type.
+	EventType *string    `form:"event_type,omitempty" json:"event_type,omitempty"`
+	StartTime *time.Time `form:"start_time,omitempty" json:"start_time,omitempty"`
+	EndTime   *time.Time `form:"end_time,omitempty" json:"end_time,omitempty"`
+
+	// Cursor The `meta.next_cursor` of the previous page. Opaque.
+	Cursor *Cursor `form:"cursor,omitempty" json:"cursor,omitempty"`
+	Limit  *int    `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// GetPullLogsParamsStatus defines parameters for GetPullLogs.
+type GetPullLogsParamsStatus string
+
+// GetPullMetricsParams defines parameters for GetPullMetrics.
+type GetPullMetricsParams struct {
+	// Window The window, counted back from now.
+	Window         *MetricsWindow      `form:"window,omitempty" json:"window,omitempty"`
+	PullEndpointId *openapi_types.UUID `form:"pull_endpoint_id,omitempty" json:"pull_endpoint_id,omitempty"`
+}
+
+// GetPullTimeseriesParams defines parameters for GetPullTimeseries.
+type GetPullTimeseriesParams struct {
+	// Window The window, counted back from now.
+	Window         *MetricsWindow      `form:"window,omitempty" json:"window,omitempty"`
+	PullEndpointId *openapi_types.UUID `form:"pull_endpoint_id,omitempty" json:"pull_endpoint_id,omitempty"`
+}
+
 // CreateApiKeyJSONRequestBody defines body for CreateApiKey for application/json ContentType.
 type CreateApiKeyJSONRequestBody = CreateApiKeyRequest
 
@@ -2576,6 +3174,18 @@ type DeleteMessagesBatchJSONRequestBody = MessageIDList
 
 // ReplayBatchMessagesJSONRequestBody defines body for ReplayBatchMessages for application/json ContentType.
 type ReplayBatchMessagesJSONRequestBody = MessageIDList
+
+// CreatePullEndpointJSONRequestBody defines body for CreatePullEndpoint for application/json ContentType.
+type CreatePullEndpointJSONRequestBody = PullEndpointRequest
+
+// UpdatePullEndpointJSONRequestBody defines body for UpdatePullEndpoint for application/json ContentType.
+type UpdatePullEndpointJSONRequestBody = PullEndpointRequest
+
+// AckPullEventsJSONRequestBody defines body for AckPullEvents for application/json ContentType.
+type AckPullEventsJSONRequestBody = PullAckRequest
+
+// DeletePullEventsBatchJSONRequestBody defines body for DeletePullEventsBatch for application/json ContentType.
+type DeletePullEventsBatchJSONRequestBody = MessageIDList
 
 // SendWebhookJSONRequestBody defines body for SendWebhook for application/json ContentType.
 type SendWebhookJSONRequestBody = SendRequest
@@ -3446,6 +4056,182 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/projects (the `GetProject` operationId).
 	GetProject(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPullEndpoints List pull endpoints
+	//
+	// Newest first, with cursor pagination.
+	//
+	// Corresponds with GET /v1/pull-endpoints (the `ListPullEndpoints` operationId).
+	ListPullEndpoints(ctx context.Context, params *ListPullEndpointsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePullEndpointWithBody Create a pull endpoint
+	//
+	// An inbound endpoint whose webhooks are held for your service to fetch
+	// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+	// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+	// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+	// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+	// shown only here.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+	CreatePullEndpointWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreatePullEndpoint Create a pull endpoint
+	//
+	// An inbound endpoint whose webhooks are held for your service to fetch
+	// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+	// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+	// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+	// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+	// shown only here.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+	CreatePullEndpoint(ctx context.Context, body CreatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeletePullEndpoint Delete a pull endpoint
+	//
+	// Intake stops (the ingest URL answers 401); its events stay readable until they expire.
+	//
+	// Corresponds with DELETE /v1/pull-endpoints/{id} (the `DeletePullEndpoint` operationId).
+	DeletePullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPullEndpoint Get a pull endpoint
+	//
+	// With its event counts. Secrets are never returned.
+	//
+	// Corresponds with GET /v1/pull-endpoints/{id} (the `GetPullEndpoint` operationId).
+	GetPullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdatePullEndpointWithBody Update a pull endpoint
+	//
+	// Changes only the fields given; the answer is the pull endpoint after the change.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+	UpdatePullEndpointWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdatePullEndpoint Update a pull endpoint
+	//
+	// Changes only the fields given; the answer is the pull endpoint after the change.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+	UpdatePullEndpoint(ctx context.Context, id InboundEndpointID, body UpdatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPullEvents List held events
+	//
+	// Oldest first, without payloads, with cursor pagination.
+	//
+	// Corresponds with GET /v1/pull-endpoints/{id}/events (the `ListPullEvents` operationId).
+	ListPullEvents(ctx context.Context, id InboundEndpointID, params *ListPullEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AckPullEventsWithBody Acknowledge events
+	//
+	// Marks the events delivered (`delivered_at`); they leave the `stored` and
+	// `fetched` states and expire after the endpoint's retention. Unknown,
+	// foreign and already acknowledged ids are skipped; `acknowledged` counts
+	// the events this call acknowledged.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+	AckPullEventsWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AckPullEvents Acknowledge events
+	//
+	// Marks the events delivered (`delivered_at`); they leave the `stored` and
+	// `fetched` states and expire after the endpoint's retention. Unknown,
+	// foreign and already acknowledged ids are skipped; `acknowledged` counts
+	// the events this call acknowledged.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+	AckPullEvents(ctx context.Context, id InboundEndpointID, body AckPullEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteAllPullEvents Delete the events that match the filters
+	//
+	// At most `limit` per call, oldest first.
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-all (the `DeleteAllPullEvents` operationId).
+	DeleteAllPullEvents(ctx context.Context, id InboundEndpointID, params *DeleteAllPullEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeletePullEventsBatchWithBody Delete up to 100 events
+	//
+	// The ids go in `message_ids` (HookBridge's shared schema).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+	DeletePullEventsBatchWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeletePullEventsBatch Delete up to 100 events
+	//
+	// The ids go in `message_ids` (HookBridge's shared schema).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+	DeletePullEventsBatch(ctx context.Context, id InboundEndpointID, body DeletePullEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeletePullEvent Delete an event
+	//
+	// Idempotent: a repeat answers `already_deleted` with the first delete's time.
+	//
+	// Corresponds with DELETE /v1/pull-endpoints/{id}/events/{eventId} (the `DeletePullEvent` operationId).
+	DeletePullEvent(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPullEvent Fetch an event
+	//
+	// The event with its payload and headers. Unless `preview=true`, the first
+	// fetch moves a `stored` event to `fetched` (`fetched_at`). The payload is the
+	// JSON value when the body is JSON; otherwise the body's base64, with
+	// `payload_encoding: base64`.
+	//
+	// Corresponds with GET /v1/pull-endpoints/{id}/events/{eventId} (the `GetPullEvent` operationId).
+	GetPullEvent(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, params *GetPullEventParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PausePullEndpoint Pause intake
+	//
+	// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` until resumed.
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/pause (the `PausePullEndpoint` operationId).
+	PausePullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResumePullEndpoint Resume intake
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/resume (the `ResumePullEndpoint` operationId).
+	ResumePullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPullLogs List pull events of every pull endpoint
+	//
+	// Newest first, with filters and cursor pagination.
+	//
+	// Corresponds with GET /v1/pull-logs (the `GetPullLogs` operationId).
+	GetPullLogs(ctx context.Context, params *GetPullLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPullMetrics Pull statistics
+	//
+	// Over the events received in the window: `total_messages`, `succeeded`
+	// (acknowledged), `failed` and `retries` (always 0: pull has neither),
+	// `success_rate` (acknowledged / total) and `avg_latency_ms` (mean time from
+	// receipt to acknowledgement).
+	//
+	// Corresponds with GET /v1/pull-metrics (the `GetPullMetrics` operationId).
+	GetPullMetrics(ctx context.Context, params *GetPullMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPullTimeseries Pull statistics over time
+	//
+	// Buckets as `GET /v1/metrics/timeseries`: events received in each, and how many of them are now stored, fetched and acknowledged (`succeeded`).
+	//
+	// Corresponds with GET /v1/pull-metrics/timeseries (the `GetPullTimeseries` operationId).
+	GetPullTimeseries(ctx context.Context, params *GetPullTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// SendWebhookWithBody Send a webhook
 	//
@@ -5134,6 +5920,382 @@ func (c *Client) GetMetricsTimeseries(ctx context.Context, params *GetMetricsTim
 // Corresponds with GET /v1/projects (the `GetProject` operationId).
 func (c *Client) GetProject(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetProjectRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPullEndpoints List pull endpoints
+//
+// Newest first, with cursor pagination.
+//
+// Corresponds with GET /v1/pull-endpoints (the `ListPullEndpoints` operationId).
+func (c *Client) ListPullEndpoints(ctx context.Context, params *ListPullEndpointsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPullEndpointsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePullEndpointWithBody Create a pull endpoint
+//
+// An inbound endpoint whose webhooks are held for your service to fetch
+// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+// shown only here.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+func (c *Client) CreatePullEndpointWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePullEndpointRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreatePullEndpoint Create a pull endpoint
+//
+// An inbound endpoint whose webhooks are held for your service to fetch
+// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+// shown only here.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+func (c *Client) CreatePullEndpoint(ctx context.Context, body CreatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreatePullEndpointRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeletePullEndpoint Delete a pull endpoint
+//
+// Intake stops (the ingest URL answers 401); its events stay readable until they expire.
+//
+// Corresponds with DELETE /v1/pull-endpoints/{id} (the `DeletePullEndpoint` operationId).
+func (c *Client) DeletePullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeletePullEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPullEndpoint Get a pull endpoint
+//
+// With its event counts. Secrets are never returned.
+//
+// Corresponds with GET /v1/pull-endpoints/{id} (the `GetPullEndpoint` operationId).
+func (c *Client) GetPullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPullEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdatePullEndpointWithBody Update a pull endpoint
+//
+// Changes only the fields given; the answer is the pull endpoint after the change.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+func (c *Client) UpdatePullEndpointWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdatePullEndpointRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdatePullEndpoint Update a pull endpoint
+//
+// Changes only the fields given; the answer is the pull endpoint after the change.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+func (c *Client) UpdatePullEndpoint(ctx context.Context, id InboundEndpointID, body UpdatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdatePullEndpointRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPullEvents List held events
+//
+// Oldest first, without payloads, with cursor pagination.
+//
+// Corresponds with GET /v1/pull-endpoints/{id}/events (the `ListPullEvents` operationId).
+func (c *Client) ListPullEvents(ctx context.Context, id InboundEndpointID, params *ListPullEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPullEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AckPullEventsWithBody Acknowledge events
+//
+// Marks the events delivered (`delivered_at`); they leave the `stored` and
+// `fetched` states and expire after the endpoint's retention. Unknown,
+// foreign and already acknowledged ids are skipped; `acknowledged` counts
+// the events this call acknowledged.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+func (c *Client) AckPullEventsWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAckPullEventsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AckPullEvents Acknowledge events
+//
+// Marks the events delivered (`delivered_at`); they leave the `stored` and
+// `fetched` states and expire after the endpoint's retention. Unknown,
+// foreign and already acknowledged ids are skipped; `acknowledged` counts
+// the events this call acknowledged.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+func (c *Client) AckPullEvents(ctx context.Context, id InboundEndpointID, body AckPullEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAckPullEventsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteAllPullEvents Delete the events that match the filters
+//
+// At most `limit` per call, oldest first.
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-all (the `DeleteAllPullEvents` operationId).
+func (c *Client) DeleteAllPullEvents(ctx context.Context, id InboundEndpointID, params *DeleteAllPullEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteAllPullEventsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeletePullEventsBatchWithBody Delete up to 100 events
+//
+// The ids go in `message_ids` (HookBridge's shared schema).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+func (c *Client) DeletePullEventsBatchWithBody(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeletePullEventsBatchRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeletePullEventsBatch Delete up to 100 events
+//
+// The ids go in `message_ids` (HookBridge's shared schema).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+func (c *Client) DeletePullEventsBatch(ctx context.Context, id InboundEndpointID, body DeletePullEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeletePullEventsBatchRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeletePullEvent Delete an event
+//
+// Idempotent: a repeat answers `already_deleted` with the first delete's time.
+//
+// Corresponds with DELETE /v1/pull-endpoints/{id}/events/{eventId} (the `DeletePullEvent` operationId).
+func (c *Client) DeletePullEvent(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeletePullEventRequest(c.Server, id, eventId)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPullEvent Fetch an event
+//
+// The event with its payload and headers. Unless `preview=true`, the first
+// fetch moves a `stored` event to `fetched` (`fetched_at`). The payload is the
+// JSON value when the body is JSON; otherwise the body's base64, with
+// `payload_encoding: base64`.
+//
+// Corresponds with GET /v1/pull-endpoints/{id}/events/{eventId} (the `GetPullEvent` operationId).
+func (c *Client) GetPullEvent(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, params *GetPullEventParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPullEventRequest(c.Server, id, eventId, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PausePullEndpoint Pause intake
+//
+// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` until resumed.
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/pause (the `PausePullEndpoint` operationId).
+func (c *Client) PausePullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPausePullEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResumePullEndpoint Resume intake
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/resume (the `ResumePullEndpoint` operationId).
+func (c *Client) ResumePullEndpoint(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResumePullEndpointRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPullLogs List pull events of every pull endpoint
+//
+// Newest first, with filters and cursor pagination.
+//
+// Corresponds with GET /v1/pull-logs (the `GetPullLogs` operationId).
+func (c *Client) GetPullLogs(ctx context.Context, params *GetPullLogsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPullLogsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPullMetrics Pull statistics
+//
+// Over the events received in the window: `total_messages`, `succeeded`
+// (acknowledged), `failed` and `retries` (always 0: pull has neither),
+// `success_rate` (acknowledged / total) and `avg_latency_ms` (mean time from
+// receipt to acknowledgement).
+//
+// Corresponds with GET /v1/pull-metrics (the `GetPullMetrics` operationId).
+func (c *Client) GetPullMetrics(ctx context.Context, params *GetPullMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPullMetricsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPullTimeseries Pull statistics over time
+//
+// Buckets as `GET /v1/metrics/timeseries`: events received in each, and how many of them are now stored, fetched and acknowledged (`succeeded`).
+//
+// Corresponds with GET /v1/pull-metrics/timeseries (the `GetPullTimeseries` operationId).
+func (c *Client) GetPullTimeseries(ctx context.Context, params *GetPullTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPullTimeseriesRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -8578,6 +9740,986 @@ func NewGetProjectRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListPullEndpointsRequest constructs an http.Request for the ListPullEndpoints method
+func NewListPullEndpointsRequest(server string, params *ListPullEndpointsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewCreatePullEndpointRequest calls the generic CreatePullEndpoint builder with application/json body
+func NewCreatePullEndpointRequest(server string, body CreatePullEndpointJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreatePullEndpointRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreatePullEndpointRequestWithBody constructs an http.Request for the CreatePullEndpoint method, with any body, and a specified content type
+func NewCreatePullEndpointRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeletePullEndpointRequest constructs an http.Request for the DeletePullEndpoint method
+func NewDeletePullEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPullEndpointRequest constructs an http.Request for the GetPullEndpoint method
+func NewGetPullEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdatePullEndpointRequest calls the generic UpdatePullEndpoint builder with application/json body
+func NewUpdatePullEndpointRequest(server string, id InboundEndpointID, body UpdatePullEndpointJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdatePullEndpointRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdatePullEndpointRequestWithBody constructs an http.Request for the UpdatePullEndpoint method, with any body, and a specified content type
+func NewUpdatePullEndpointRequestWithBody(server string, id InboundEndpointID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListPullEventsRequest constructs an http.Request for the ListPullEvents method
+func NewListPullEventsRequest(server string, id InboundEndpointID, params *ListPullEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Since != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "since", *params.Since, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Before != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "before", *params.Before, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAckPullEventsRequest calls the generic AckPullEvents builder with application/json body
+func NewAckPullEventsRequest(server string, id InboundEndpointID, body AckPullEventsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAckPullEventsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAckPullEventsRequestWithBody constructs an http.Request for the AckPullEvents method, with any body, and a specified content type
+func NewAckPullEventsRequestWithBody(server string, id InboundEndpointID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/events/ack", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteAllPullEventsRequest constructs an http.Request for the DeleteAllPullEvents method
+func NewDeleteAllPullEventsRequest(server string, id InboundEndpointID, params *DeleteAllPullEventsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/events/delete-all", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReceivedAfter != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "received_after", *params.ReceivedAfter, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.ReceivedBefore != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "received_before", *params.ReceivedBefore, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeletePullEventsBatchRequest calls the generic DeletePullEventsBatch builder with application/json body
+func NewDeletePullEventsBatchRequest(server string, id InboundEndpointID, body DeletePullEventsBatchJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeletePullEventsBatchRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewDeletePullEventsBatchRequestWithBody constructs an http.Request for the DeletePullEventsBatch method, with any body, and a specified content type
+func NewDeletePullEventsBatchRequestWithBody(server string, id InboundEndpointID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/events/delete-batch", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeletePullEventRequest constructs an http.Request for the DeletePullEvent method
+func NewDeletePullEventRequest(server string, id InboundEndpointID, eventId openapi_types.UUID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "eventId", eventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/events/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPullEventRequest constructs an http.Request for the GetPullEvent method
+func NewGetPullEventRequest(server string, id InboundEndpointID, eventId openapi_types.UUID, params *GetPullEventParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "eventId", eventId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/events/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Preview != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "preview", *params.Preview, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPausePullEndpointRequest constructs an http.Request for the PausePullEndpoint method
+func NewPausePullEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/pause", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewResumePullEndpointRequest constructs an http.Request for the ResumePullEndpoint method
+func NewResumePullEndpointRequest(server string, id InboundEndpointID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: "uuid"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-endpoints/%s/resume", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPullLogsRequest constructs an http.Request for the GetPullLogs method
+func NewGetPullLogsRequest(server string, params *GetPullLogsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-logs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.PullEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pull_endpoint_id", *params.PullEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EventType != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "event_type", *params.EventType, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.StartTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "start_time", *params.StartTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.EndTime != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "end_time", *params.EndTime, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "date-time"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPullMetricsRequest constructs an http.Request for the GetPullMetrics method
+func NewGetPullMetricsRequest(server string, params *GetPullMetricsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PullEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pull_endpoint_id", *params.PullEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPullTimeseriesRequest constructs an http.Request for the GetPullTimeseries method
+func NewGetPullTimeseriesRequest(server string, params *GetPullTimeseriesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/pull-metrics/timeseries")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Window != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "window", *params.Window, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PullEndpointId != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "pull_endpoint_id", *params.PullEndpointId, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: "uuid"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewSendWebhookRequest calls the generic SendWebhook builder with application/json body
 func NewSendWebhookRequest(server string, body SendWebhookJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -9603,6 +11745,206 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/projects (the `GetProject` operationId).
 	GetProjectWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetProjectResponse, error)
+
+	// ListPullEndpointsWithResponse List pull endpoints
+	//
+	// Newest first, with cursor pagination.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-endpoints (the `ListPullEndpoints` operationId).
+	ListPullEndpointsWithResponse(ctx context.Context, params *ListPullEndpointsParams, reqEditors ...RequestEditorFn) (*ListPullEndpointsResponse, error)
+
+	// CreatePullEndpointWithBodyWithResponse Create a pull endpoint
+	//
+	// An inbound endpoint whose webhooks are held for your service to fetch
+	// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+	// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+	// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+	// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+	// shown only here.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+	CreatePullEndpointWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePullEndpointResponse, error)
+
+	// CreatePullEndpointWithResponse Create a pull endpoint
+	//
+	// An inbound endpoint whose webhooks are held for your service to fetch
+	// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+	// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+	// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+	// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+	// shown only here.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+	CreatePullEndpointWithResponse(ctx context.Context, body CreatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePullEndpointResponse, error)
+
+	// DeletePullEndpointWithResponse Delete a pull endpoint
+	//
+	// Intake stops (the ingest URL answers 401); its events stay readable until they expire.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/pull-endpoints/{id} (the `DeletePullEndpoint` operationId).
+	DeletePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*DeletePullEndpointResponse, error)
+
+	// GetPullEndpointWithResponse Get a pull endpoint
+	//
+	// With its event counts. Secrets are never returned.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-endpoints/{id} (the `GetPullEndpoint` operationId).
+	GetPullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*GetPullEndpointResponse, error)
+
+	// UpdatePullEndpointWithBodyWithResponse Update a pull endpoint
+	//
+	// Changes only the fields given; the answer is the pull endpoint after the change.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+	UpdatePullEndpointWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdatePullEndpointResponse, error)
+
+	// UpdatePullEndpointWithResponse Update a pull endpoint
+	//
+	// Changes only the fields given; the answer is the pull endpoint after the change.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+	UpdatePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, body UpdatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePullEndpointResponse, error)
+
+	// ListPullEventsWithResponse List held events
+	//
+	// Oldest first, without payloads, with cursor pagination.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-endpoints/{id}/events (the `ListPullEvents` operationId).
+	ListPullEventsWithResponse(ctx context.Context, id InboundEndpointID, params *ListPullEventsParams, reqEditors ...RequestEditorFn) (*ListPullEventsResponse, error)
+
+	// AckPullEventsWithBodyWithResponse Acknowledge events
+	//
+	// Marks the events delivered (`delivered_at`); they leave the `stored` and
+	// `fetched` states and expire after the endpoint's retention. Unknown,
+	// foreign and already acknowledged ids are skipped; `acknowledged` counts
+	// the events this call acknowledged.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+	AckPullEventsWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AckPullEventsResponse, error)
+
+	// AckPullEventsWithResponse Acknowledge events
+	//
+	// Marks the events delivered (`delivered_at`); they leave the `stored` and
+	// `fetched` states and expire after the endpoint's retention. Unknown,
+	// foreign and already acknowledged ids are skipped; `acknowledged` counts
+	// the events this call acknowledged.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+	AckPullEventsWithResponse(ctx context.Context, id InboundEndpointID, body AckPullEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*AckPullEventsResponse, error)
+
+	// DeleteAllPullEventsWithResponse Delete the events that match the filters
+	//
+	// At most `limit` per call, oldest first.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-all (the `DeleteAllPullEvents` operationId).
+	DeleteAllPullEventsWithResponse(ctx context.Context, id InboundEndpointID, params *DeleteAllPullEventsParams, reqEditors ...RequestEditorFn) (*DeleteAllPullEventsResponse, error)
+
+	// DeletePullEventsBatchWithBodyWithResponse Delete up to 100 events
+	//
+	// The ids go in `message_ids` (HookBridge's shared schema).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+	DeletePullEventsBatchWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeletePullEventsBatchResponse, error)
+
+	// DeletePullEventsBatchWithResponse Delete up to 100 events
+	//
+	// The ids go in `message_ids` (HookBridge's shared schema).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+	DeletePullEventsBatchWithResponse(ctx context.Context, id InboundEndpointID, body DeletePullEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*DeletePullEventsBatchResponse, error)
+
+	// DeletePullEventWithResponse Delete an event
+	//
+	// Idempotent: a repeat answers `already_deleted` with the first delete's time.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/pull-endpoints/{id}/events/{eventId} (the `DeletePullEvent` operationId).
+	DeletePullEventWithResponse(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeletePullEventResponse, error)
+
+	// GetPullEventWithResponse Fetch an event
+	//
+	// The event with its payload and headers. Unless `preview=true`, the first
+	// fetch moves a `stored` event to `fetched` (`fetched_at`). The payload is the
+	// JSON value when the body is JSON; otherwise the body's base64, with
+	// `payload_encoding: base64`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-endpoints/{id}/events/{eventId} (the `GetPullEvent` operationId).
+	GetPullEventWithResponse(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, params *GetPullEventParams, reqEditors ...RequestEditorFn) (*GetPullEventResponse, error)
+
+	// PausePullEndpointWithResponse Pause intake
+	//
+	// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` until resumed.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/pause (the `PausePullEndpoint` operationId).
+	PausePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*PausePullEndpointResponse, error)
+
+	// ResumePullEndpointWithResponse Resume intake
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/pull-endpoints/{id}/resume (the `ResumePullEndpoint` operationId).
+	ResumePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*ResumePullEndpointResponse, error)
+
+	// GetPullLogsWithResponse List pull events of every pull endpoint
+	//
+	// Newest first, with filters and cursor pagination.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-logs (the `GetPullLogs` operationId).
+	GetPullLogsWithResponse(ctx context.Context, params *GetPullLogsParams, reqEditors ...RequestEditorFn) (*GetPullLogsResponse, error)
+
+	// GetPullMetricsWithResponse Pull statistics
+	//
+	// Over the events received in the window: `total_messages`, `succeeded`
+	// (acknowledged), `failed` and `retries` (always 0: pull has neither),
+	// `success_rate` (acknowledged / total) and `avg_latency_ms` (mean time from
+	// receipt to acknowledgement).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-metrics (the `GetPullMetrics` operationId).
+	GetPullMetricsWithResponse(ctx context.Context, params *GetPullMetricsParams, reqEditors ...RequestEditorFn) (*GetPullMetricsResponse, error)
+
+	// GetPullTimeseriesWithResponse Pull statistics over time
+	//
+	// Buckets as `GET /v1/metrics/timeseries`: events received in each, and how many of them are now stored, fetched and acknowledged (`succeeded`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/pull-metrics/timeseries (the `GetPullTimeseries` operationId).
+	GetPullTimeseriesWithResponse(ctx context.Context, params *GetPullTimeseriesParams, reqEditors ...RequestEditorFn) (*GetPullTimeseriesResponse, error)
 
 	// SendWebhookWithBodyWithResponse Send a webhook
 	//
@@ -15623,6 +17965,1411 @@ func (r GetProjectResponse) ContentType() string {
 	return ""
 }
 
+// ListPullEndpointsResponse429Headers the declared response headers of an HTTP 429 response for ListPullEndpoints
+type ListPullEndpointsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListPullEndpointsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullEndpointListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListPullEndpointsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPullEndpointsResponse) GetJSON200() *PullEndpointListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListPullEndpointsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListPullEndpointsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListPullEndpointsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListPullEndpointsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListPullEndpointsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPullEndpointsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPullEndpointsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPullEndpointsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPullEndpointsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreatePullEndpointResponse429Headers the declared response headers of an HTTP 429 response for CreatePullEndpoint
+type CreatePullEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type CreatePullEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PullEndpointCreatedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *CreatePullEndpointResponse429Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreatePullEndpointResponse) GetJSON201() *PullEndpointCreatedEnvelope {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreatePullEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreatePullEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r CreatePullEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreatePullEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreatePullEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreatePullEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreatePullEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreatePullEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreatePullEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeletePullEndpointResponse429Headers the declared response headers of an HTTP 429 response for DeletePullEndpoint
+type DeletePullEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeletePullEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeletePullEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON200() *EndpointDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeletePullEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeletePullEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeletePullEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeletePullEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeletePullEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPullEndpointResponse429Headers the declared response headers of an HTTP 429 response for GetPullEndpoint
+type GetPullEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetPullEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullEndpointEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPullEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPullEndpointResponse) GetJSON200() *PullEndpointEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPullEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPullEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetPullEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetPullEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetPullEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPullEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPullEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPullEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPullEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPullEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdatePullEndpointResponse429Headers the declared response headers of an HTTP 429 response for UpdatePullEndpoint
+type UpdatePullEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type UpdatePullEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullEndpointEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UpdatePullEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON200() *PullEndpointEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdatePullEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdatePullEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdatePullEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdatePullEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdatePullEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListPullEventsResponse429Headers the declared response headers of an HTTP 429 response for ListPullEvents
+type ListPullEventsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ListPullEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullEventListEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ListPullEventsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPullEventsResponse) GetJSON200() *PullEventListEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListPullEventsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListPullEventsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ListPullEventsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ListPullEventsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListPullEventsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListPullEventsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPullEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPullEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPullEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPullEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AckPullEventsResponse429Headers the declared response headers of an HTTP 429 response for AckPullEvents
+type AckPullEventsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type AckPullEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullAckEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *AckPullEventsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AckPullEventsResponse) GetJSON200() *PullAckEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r AckPullEventsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r AckPullEventsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r AckPullEventsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r AckPullEventsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r AckPullEventsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r AckPullEventsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r AckPullEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AckPullEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AckPullEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AckPullEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteAllPullEventsResponse429Headers the declared response headers of an HTTP 429 response for DeleteAllPullEvents
+type DeleteAllPullEventsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeleteAllPullEventsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullDeleteAllEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteAllPullEventsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON200() *PullDeleteAllEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteAllPullEventsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteAllPullEventsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteAllPullEventsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteAllPullEventsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteAllPullEventsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeletePullEventsBatchResponse429Headers the declared response headers of an HTTP 429 response for DeletePullEventsBatch
+type DeletePullEventsBatchResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeletePullEventsBatchResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullDeleteBatchEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeletePullEventsBatchResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON200() *PullDeleteBatchEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeletePullEventsBatchResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeletePullEventsBatchResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeletePullEventsBatchResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeletePullEventsBatchResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeletePullEventsBatchResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeletePullEventResponse429Headers the declared response headers of an HTTP 429 response for DeletePullEvent
+type DeletePullEventResponse429Headers struct {
+	RetryAfter *int
+}
+
+type DeletePullEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullEventDeletedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeletePullEventResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeletePullEventResponse) GetJSON200() *PullEventDeletedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r DeletePullEventResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeletePullEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeletePullEventResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r DeletePullEventResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeletePullEventResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeletePullEventResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeletePullEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeletePullEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeletePullEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeletePullEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPullEventResponse429Headers the declared response headers of an HTTP 429 response for GetPullEvent
+type GetPullEventResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetPullEventResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullEventEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPullEventResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPullEventResponse) GetJSON200() *PullEventEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPullEventResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPullEventResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetPullEventResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetPullEventResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetPullEventResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPullEventResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPullEventResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPullEventResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPullEventResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPullEventResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PausePullEndpointResponse429Headers the declared response headers of an HTTP 429 response for PausePullEndpoint
+type PausePullEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type PausePullEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointPausedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PausePullEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PausePullEndpointResponse) GetJSON200() *EndpointPausedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r PausePullEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PausePullEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PausePullEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r PausePullEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PausePullEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r PausePullEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PausePullEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PausePullEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PausePullEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PausePullEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ResumePullEndpointResponse429Headers the declared response headers of an HTTP 429 response for ResumePullEndpoint
+type ResumePullEndpointResponse429Headers struct {
+	RetryAfter *int
+}
+
+type ResumePullEndpointResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *EndpointPausedEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ResumePullEndpointResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON200() *EndpointPausedEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ResumePullEndpointResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ResumePullEndpointResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResumePullEndpointResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResumePullEndpointResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResumePullEndpointResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPullLogsResponse429Headers the declared response headers of an HTTP 429 response for GetPullLogs
+type GetPullLogsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetPullLogsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullLogsEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPullLogsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPullLogsResponse) GetJSON200() *PullLogsEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPullLogsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPullLogsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetPullLogsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetPullLogsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPullLogsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPullLogsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPullLogsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPullLogsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPullLogsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPullMetricsResponse429Headers the declared response headers of an HTTP 429 response for GetPullMetrics
+type GetPullMetricsResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetPullMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MetricsEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPullMetricsResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPullMetricsResponse) GetJSON200() *MetricsEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPullMetricsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPullMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetPullMetricsResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetPullMetricsResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPullMetricsResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPullMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPullMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPullMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPullMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPullTimeseriesResponse429Headers the declared response headers of an HTTP 429 response for GetPullTimeseries
+type GetPullTimeseriesResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetPullTimeseriesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PullTimeseriesEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetPullTimeseriesResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPullTimeseriesResponse) GetJSON200() *PullTimeseriesEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetPullTimeseriesResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetPullTimeseriesResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetPullTimeseriesResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetPullTimeseriesResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetPullTimeseriesResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPullTimeseriesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPullTimeseriesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPullTimeseriesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPullTimeseriesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // SendWebhookResponse429Headers the declared response headers of an HTTP 429 response for SendWebhook
 type SendWebhookResponse429Headers struct {
 	RetryAfter *int
@@ -17202,6 +20949,326 @@ func (c *ClientWithResponses) GetProjectWithResponse(ctx context.Context, reqEdi
 		return nil, err
 	}
 	return ParseGetProjectResponse(rsp)
+}
+
+// ListPullEndpointsWithResponse List pull endpoints
+//
+// Newest first, with cursor pagination.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-endpoints (the `ListPullEndpoints` operationId).
+func (c *ClientWithResponses) ListPullEndpointsWithResponse(ctx context.Context, params *ListPullEndpointsParams, reqEditors ...RequestEditorFn) (*ListPullEndpointsResponse, error) {
+	rsp, err := c.ListPullEndpoints(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPullEndpointsResponse(rsp)
+}
+
+// CreatePullEndpointWithBodyWithResponse Create a pull endpoint
+//
+// An inbound endpoint whose webhooks are held for your service to fetch
+// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+// shown only here.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+func (c *ClientWithResponses) CreatePullEndpointWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreatePullEndpointResponse, error) {
+	rsp, err := c.CreatePullEndpointWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePullEndpointResponse(rsp)
+}
+
+// CreatePullEndpointWithResponse Create a pull endpoint
+//
+// An inbound endpoint whose webhooks are held for your service to fetch
+// (`GET …/events`) and acknowledge (`POST …/events/ack`) instead of being
+// forwarded: at-least-once until acknowledged. It takes the ingest checks of
+// inbound endpoints (token, HMAC and presets, timestamp, IP allow-list,
+// de-duplication). The ingest token (in `ingest_url` and `secret_token`) is
+// shown only here.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints (the `CreatePullEndpoint` operationId).
+func (c *ClientWithResponses) CreatePullEndpointWithResponse(ctx context.Context, body CreatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*CreatePullEndpointResponse, error) {
+	rsp, err := c.CreatePullEndpoint(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreatePullEndpointResponse(rsp)
+}
+
+// DeletePullEndpointWithResponse Delete a pull endpoint
+//
+// Intake stops (the ingest URL answers 401); its events stay readable until they expire.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/pull-endpoints/{id} (the `DeletePullEndpoint` operationId).
+func (c *ClientWithResponses) DeletePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*DeletePullEndpointResponse, error) {
+	rsp, err := c.DeletePullEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeletePullEndpointResponse(rsp)
+}
+
+// GetPullEndpointWithResponse Get a pull endpoint
+//
+// With its event counts. Secrets are never returned.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-endpoints/{id} (the `GetPullEndpoint` operationId).
+func (c *ClientWithResponses) GetPullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*GetPullEndpointResponse, error) {
+	rsp, err := c.GetPullEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPullEndpointResponse(rsp)
+}
+
+// UpdatePullEndpointWithBodyWithResponse Update a pull endpoint
+//
+// Changes only the fields given; the answer is the pull endpoint after the change.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+func (c *ClientWithResponses) UpdatePullEndpointWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdatePullEndpointResponse, error) {
+	rsp, err := c.UpdatePullEndpointWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdatePullEndpointResponse(rsp)
+}
+
+// UpdatePullEndpointWithResponse Update a pull endpoint
+//
+// Changes only the fields given; the answer is the pull endpoint after the change.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /v1/pull-endpoints/{id} (the `UpdatePullEndpoint` operationId).
+func (c *ClientWithResponses) UpdatePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, body UpdatePullEndpointJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdatePullEndpointResponse, error) {
+	rsp, err := c.UpdatePullEndpoint(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdatePullEndpointResponse(rsp)
+}
+
+// ListPullEventsWithResponse List held events
+//
+// Oldest first, without payloads, with cursor pagination.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-endpoints/{id}/events (the `ListPullEvents` operationId).
+func (c *ClientWithResponses) ListPullEventsWithResponse(ctx context.Context, id InboundEndpointID, params *ListPullEventsParams, reqEditors ...RequestEditorFn) (*ListPullEventsResponse, error) {
+	rsp, err := c.ListPullEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPullEventsResponse(rsp)
+}
+
+// AckPullEventsWithBodyWithResponse Acknowledge events
+//
+// Marks the events delivered (`delivered_at`); they leave the `stored` and
+// `fetched` states and expire after the endpoint's retention. Unknown,
+// foreign and already acknowledged ids are skipped; `acknowledged` counts
+// the events this call acknowledged.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+func (c *ClientWithResponses) AckPullEventsWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AckPullEventsResponse, error) {
+	rsp, err := c.AckPullEventsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAckPullEventsResponse(rsp)
+}
+
+// AckPullEventsWithResponse Acknowledge events
+//
+// Marks the events delivered (`delivered_at`); they leave the `stored` and
+// `fetched` states and expire after the endpoint's retention. Unknown,
+// foreign and already acknowledged ids are skipped; `acknowledged` counts
+// the events this call acknowledged.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/ack (the `AckPullEvents` operationId).
+func (c *ClientWithResponses) AckPullEventsWithResponse(ctx context.Context, id InboundEndpointID, body AckPullEventsJSONRequestBody, reqEditors ...RequestEditorFn) (*AckPullEventsResponse, error) {
+	rsp, err := c.AckPullEvents(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAckPullEventsResponse(rsp)
+}
+
+// DeleteAllPullEventsWithResponse Delete the events that match the filters
+//
+// At most `limit` per call, oldest first.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-all (the `DeleteAllPullEvents` operationId).
+func (c *ClientWithResponses) DeleteAllPullEventsWithResponse(ctx context.Context, id InboundEndpointID, params *DeleteAllPullEventsParams, reqEditors ...RequestEditorFn) (*DeleteAllPullEventsResponse, error) {
+	rsp, err := c.DeleteAllPullEvents(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteAllPullEventsResponse(rsp)
+}
+
+// DeletePullEventsBatchWithBodyWithResponse Delete up to 100 events
+//
+// The ids go in `message_ids` (HookBridge's shared schema).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+func (c *ClientWithResponses) DeletePullEventsBatchWithBodyWithResponse(ctx context.Context, id InboundEndpointID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeletePullEventsBatchResponse, error) {
+	rsp, err := c.DeletePullEventsBatchWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeletePullEventsBatchResponse(rsp)
+}
+
+// DeletePullEventsBatchWithResponse Delete up to 100 events
+//
+// The ids go in `message_ids` (HookBridge's shared schema).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/events/delete-batch (the `DeletePullEventsBatch` operationId).
+func (c *ClientWithResponses) DeletePullEventsBatchWithResponse(ctx context.Context, id InboundEndpointID, body DeletePullEventsBatchJSONRequestBody, reqEditors ...RequestEditorFn) (*DeletePullEventsBatchResponse, error) {
+	rsp, err := c.DeletePullEventsBatch(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeletePullEventsBatchResponse(rsp)
+}
+
+// DeletePullEventWithResponse Delete an event
+//
+// Idempotent: a repeat answers `already_deleted` with the first delete's time.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/pull-endpoints/{id}/events/{eventId} (the `DeletePullEvent` operationId).
+func (c *ClientWithResponses) DeletePullEventWithResponse(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, reqEditors ...RequestEditorFn) (*DeletePullEventResponse, error) {
+	rsp, err := c.DeletePullEvent(ctx, id, eventId, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeletePullEventResponse(rsp)
+}
+
+// GetPullEventWithResponse Fetch an event
+//
+// The event with its payload and headers. Unless `preview=true`, the first
+// fetch moves a `stored` event to `fetched` (`fetched_at`). The payload is the
+// JSON value when the body is JSON; otherwise the body's base64, with
+// `payload_encoding: base64`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-endpoints/{id}/events/{eventId} (the `GetPullEvent` operationId).
+func (c *ClientWithResponses) GetPullEventWithResponse(ctx context.Context, id InboundEndpointID, eventId openapi_types.UUID, params *GetPullEventParams, reqEditors ...RequestEditorFn) (*GetPullEventResponse, error) {
+	rsp, err := c.GetPullEvent(ctx, id, eventId, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPullEventResponse(rsp)
+}
+
+// PausePullEndpointWithResponse Pause intake
+//
+// The ingest URL answers 503 `ENDPOINT_PAUSED` with `Retry-After` until resumed.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/pause (the `PausePullEndpoint` operationId).
+func (c *ClientWithResponses) PausePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*PausePullEndpointResponse, error) {
+	rsp, err := c.PausePullEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePausePullEndpointResponse(rsp)
+}
+
+// ResumePullEndpointWithResponse Resume intake
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/pull-endpoints/{id}/resume (the `ResumePullEndpoint` operationId).
+func (c *ClientWithResponses) ResumePullEndpointWithResponse(ctx context.Context, id InboundEndpointID, reqEditors ...RequestEditorFn) (*ResumePullEndpointResponse, error) {
+	rsp, err := c.ResumePullEndpoint(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResumePullEndpointResponse(rsp)
+}
+
+// GetPullLogsWithResponse List pull events of every pull endpoint
+//
+// Newest first, with filters and cursor pagination.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-logs (the `GetPullLogs` operationId).
+func (c *ClientWithResponses) GetPullLogsWithResponse(ctx context.Context, params *GetPullLogsParams, reqEditors ...RequestEditorFn) (*GetPullLogsResponse, error) {
+	rsp, err := c.GetPullLogs(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPullLogsResponse(rsp)
+}
+
+// GetPullMetricsWithResponse Pull statistics
+//
+// Over the events received in the window: `total_messages`, `succeeded`
+// (acknowledged), `failed` and `retries` (always 0: pull has neither),
+// `success_rate` (acknowledged / total) and `avg_latency_ms` (mean time from
+// receipt to acknowledgement).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-metrics (the `GetPullMetrics` operationId).
+func (c *ClientWithResponses) GetPullMetricsWithResponse(ctx context.Context, params *GetPullMetricsParams, reqEditors ...RequestEditorFn) (*GetPullMetricsResponse, error) {
+	rsp, err := c.GetPullMetrics(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPullMetricsResponse(rsp)
+}
+
+// GetPullTimeseriesWithResponse Pull statistics over time
+//
+// Buckets as `GET /v1/metrics/timeseries`: events received in each, and how many of them are now stored, fetched and acknowledged (`succeeded`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/pull-metrics/timeseries (the `GetPullTimeseries` operationId).
+func (c *ClientWithResponses) GetPullTimeseriesWithResponse(ctx context.Context, params *GetPullTimeseriesParams, reqEditors ...RequestEditorFn) (*GetPullTimeseriesResponse, error) {
+	rsp, err := c.GetPullTimeseries(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPullTimeseriesResponse(rsp)
 }
 
 // SendWebhookWithBodyWithResponse Send a webhook
@@ -22598,6 +26665,1267 @@ func ParseGetProjectResponse(rsp *http.Response) (*GetProjectResponse, error) {
 	return response, nil
 }
 
+// ParseListPullEndpointsResponse parses an HTTP response from a ListPullEndpointsWithResponse call
+func ParseListPullEndpointsResponse(rsp *http.Response) (*ListPullEndpointsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPullEndpointsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullEndpointListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListPullEndpointsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreatePullEndpointResponse parses an HTTP response from a CreatePullEndpointWithResponse call
+func ParseCreatePullEndpointResponse(rsp *http.Response) (*CreatePullEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreatePullEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PullEndpointCreatedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers CreatePullEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeletePullEndpointResponse parses an HTTP response from a DeletePullEndpointWithResponse call
+func ParseDeletePullEndpointResponse(rsp *http.Response) (*DeletePullEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeletePullEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeletePullEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPullEndpointResponse parses an HTTP response from a GetPullEndpointWithResponse call
+func ParseGetPullEndpointResponse(rsp *http.Response) (*GetPullEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPullEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullEndpointEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetPullEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdatePullEndpointResponse parses an HTTP response from a UpdatePullEndpointWithResponse call
+func ParseUpdatePullEndpointResponse(rsp *http.Response) (*UpdatePullEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdatePullEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullEndpointEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers UpdatePullEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListPullEventsResponse parses an HTTP response from a ListPullEventsWithResponse call
+func ParseListPullEventsResponse(rsp *http.Response) (*ListPullEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPullEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullEventListEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ListPullEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseAckPullEventsResponse parses an HTTP response from a AckPullEventsWithResponse call
+func ParseAckPullEventsResponse(rsp *http.Response) (*AckPullEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AckPullEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullAckEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers AckPullEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteAllPullEventsResponse parses an HTTP response from a DeleteAllPullEventsWithResponse call
+func ParseDeleteAllPullEventsResponse(rsp *http.Response) (*DeleteAllPullEventsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteAllPullEventsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullDeleteAllEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeleteAllPullEventsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeletePullEventsBatchResponse parses an HTTP response from a DeletePullEventsBatchWithResponse call
+func ParseDeletePullEventsBatchResponse(rsp *http.Response) (*DeletePullEventsBatchResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeletePullEventsBatchResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullDeleteBatchEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeletePullEventsBatchResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeletePullEventResponse parses an HTTP response from a DeletePullEventWithResponse call
+func ParseDeletePullEventResponse(rsp *http.Response) (*DeletePullEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeletePullEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullEventDeletedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers DeletePullEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPullEventResponse parses an HTTP response from a GetPullEventWithResponse call
+func ParseGetPullEventResponse(rsp *http.Response) (*GetPullEventResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPullEventResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullEventEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetPullEventResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePausePullEndpointResponse parses an HTTP response from a PausePullEndpointWithResponse call
+func ParsePausePullEndpointResponse(rsp *http.Response) (*PausePullEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PausePullEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointPausedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers PausePullEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseResumePullEndpointResponse parses an HTTP response from a ResumePullEndpointWithResponse call
+func ParseResumePullEndpointResponse(rsp *http.Response) (*ResumePullEndpointResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResumePullEndpointResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest EndpointPausedEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers ResumePullEndpointResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPullLogsResponse parses an HTTP response from a GetPullLogsWithResponse call
+func ParseGetPullLogsResponse(rsp *http.Response) (*GetPullLogsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPullLogsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullLogsEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetPullLogsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPullMetricsResponse parses an HTTP response from a GetPullMetricsWithResponse call
+func ParseGetPullMetricsResponse(rsp *http.Response) (*GetPullMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPullMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MetricsEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetPullMetricsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetPullTimeseriesResponse parses an HTTP response from a GetPullTimeseriesWithResponse call
+func ParseGetPullTimeseriesResponse(rsp *http.Response) (*GetPullTimeseriesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPullTimeseriesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PullTimeseriesEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetPullTimeseriesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseSendWebhookResponse parses an HTTP response from a SendWebhookWithResponse call
 func ParseSendWebhookResponse(rsp *http.Response) (*SendWebhookResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -22976,6 +28304,54 @@ type ServerInterface interface {
 	// GetProject The calling key's project
 	// (GET /v1/projects)
 	GetProject(ctx echo.Context) error
+	// ListPullEndpoints List pull endpoints
+	// (GET /v1/pull-endpoints)
+	ListPullEndpoints(ctx echo.Context, params ListPullEndpointsParams) error
+	// CreatePullEndpoint Create a pull endpoint
+	// (POST /v1/pull-endpoints)
+	CreatePullEndpoint(ctx echo.Context) error
+	// DeletePullEndpoint Delete a pull endpoint
+	// (DELETE /v1/pull-endpoints/{id})
+	DeletePullEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// GetPullEndpoint Get a pull endpoint
+	// (GET /v1/pull-endpoints/{id})
+	GetPullEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// UpdatePullEndpoint Update a pull endpoint
+	// (PATCH /v1/pull-endpoints/{id})
+	UpdatePullEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// ListPullEvents List held events
+	// (GET /v1/pull-endpoints/{id}/events)
+	ListPullEvents(ctx echo.Context, id InboundEndpointID, params ListPullEventsParams) error
+	// AckPullEvents Acknowledge events
+	// (POST /v1/pull-endpoints/{id}/events/ack)
+	AckPullEvents(ctx echo.Context, id InboundEndpointID) error
+	// DeleteAllPullEvents Delete the events that match the filters
+	// (POST /v1/pull-endpoints/{id}/events/delete-all)
+	DeleteAllPullEvents(ctx echo.Context, id InboundEndpointID, params DeleteAllPullEventsParams) error
+	// DeletePullEventsBatch Delete up to 100 events
+	// (POST /v1/pull-endpoints/{id}/events/delete-batch)
+	DeletePullEventsBatch(ctx echo.Context, id InboundEndpointID) error
+	// DeletePullEvent Delete an event
+	// (DELETE /v1/pull-endpoints/{id}/events/{eventId})
+	DeletePullEvent(ctx echo.Context, id InboundEndpointID, eventId openapi_types.UUID) error
+	// GetPullEvent Fetch an event
+	// (GET /v1/pull-endpoints/{id}/events/{eventId})
+	GetPullEvent(ctx echo.Context, id InboundEndpointID, eventId openapi_types.UUID, params GetPullEventParams) error
+	// PausePullEndpoint Pause intake
+	// (POST /v1/pull-endpoints/{id}/pause)
+	PausePullEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// ResumePullEndpoint Resume intake
+	// (POST /v1/pull-endpoints/{id}/resume)
+	ResumePullEndpoint(ctx echo.Context, id InboundEndpointID) error
+	// GetPullLogs List pull events of every pull endpoint
+	// (GET /v1/pull-logs)
+	GetPullLogs(ctx echo.Context, params GetPullLogsParams) error
+	// GetPullMetrics Pull statistics
+	// (GET /v1/pull-metrics)
+	GetPullMetrics(ctx echo.Context, params GetPullMetricsParams) error
+	// GetPullTimeseries Pull statistics over time
+	// (GET /v1/pull-metrics/timeseries)
+	GetPullTimeseries(ctx echo.Context, params GetPullTimeseriesParams) error
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx echo.Context) error
@@ -24357,6 +29733,432 @@ func (w *ServerInterfaceWrapper) GetProject(ctx echo.Context) error {
 	return err
 }
 
+// ListPullEndpoints converts echo context to params.
+func (w *ServerInterfaceWrapper) ListPullEndpoints(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListPullEndpointsParams
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListPullEndpoints(ctx, params)
+	return err
+}
+
+// CreatePullEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) CreatePullEndpoint(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.CreatePullEndpoint(ctx)
+	return err
+}
+
+// DeletePullEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) DeletePullEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeletePullEndpoint(ctx, id)
+	return err
+}
+
+// GetPullEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPullEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPullEndpoint(ctx, id)
+	return err
+}
+
+// UpdatePullEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) UpdatePullEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.UpdatePullEndpoint(ctx, id)
+	return err
+}
+
+// ListPullEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) ListPullEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params ListPullEventsParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", ctx.QueryParams(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "since" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "since", ctx.QueryParams(), &params.Since, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter since: %s", err))
+	}
+
+	// ------------- Optional query parameter "before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "before", ctx.QueryParams(), &params.Before, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter before: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ListPullEvents(ctx, id, params)
+	return err
+}
+
+// AckPullEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) AckPullEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.AckPullEvents(ctx, id)
+	return err
+}
+
+// DeleteAllPullEvents converts echo context to params.
+func (w *ServerInterfaceWrapper) DeleteAllPullEvents(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params DeleteAllPullEventsParams
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", ctx.QueryParams(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "received_after" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "received_after", ctx.QueryParams(), &params.ReceivedAfter, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter received_after: %s", err))
+	}
+
+	// ------------- Optional query parameter "received_before" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "received_before", ctx.QueryParams(), &params.ReceivedBefore, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter received_before: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeleteAllPullEvents(ctx, id, params)
+	return err
+}
+
+// DeletePullEventsBatch converts echo context to params.
+func (w *ServerInterfaceWrapper) DeletePullEventsBatch(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeletePullEventsBatch(ctx, id)
+	return err
+}
+
+// DeletePullEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) DeletePullEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "eventId" -------------
+	var eventId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "eventId", ctx.Param("eventId"), &eventId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter eventId: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.DeletePullEvent(ctx, id, eventId)
+	return err
+}
+
+// GetPullEvent converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPullEvent(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// ------------- Path parameter "eventId" -------------
+	var eventId openapi_types.UUID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "eventId", ctx.Param("eventId"), &eventId, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter eventId: %s", err))
+	}
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetPullEventParams
+	// ------------- Optional query parameter "preview" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "preview", ctx.QueryParams(), &params.Preview, runtime.BindQueryParameterOptions{Type: "boolean", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter preview: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPullEvent(ctx, id, eventId, params)
+	return err
+}
+
+// PausePullEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) PausePullEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.PausePullEndpoint(ctx, id)
+	return err
+}
+
+// ResumePullEndpoint converts echo context to params.
+func (w *ServerInterfaceWrapper) ResumePullEndpoint(ctx echo.Context) error {
+	var err error
+	// ------------- Path parameter "id" -------------
+	var id InboundEndpointID
+
+	err = runtime.BindStyledParameterWithOptions("simple", "id", ctx.Param("id"), &id, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationPath, Explode: false, Required: true, Type: "string", Format: "uuid", ValueIsUnescaped: ctx.Request().URL.RawPath == ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.ResumePullEndpoint(ctx, id)
+	return err
+}
+
+// GetPullLogs converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPullLogs(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetPullLogsParams
+	// ------------- Optional query parameter "pull_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pull_endpoint_id", ctx.QueryParams(), &params.PullEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter pull_endpoint_id: %s", err))
+	}
+
+	// ------------- Optional query parameter "status" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "status", ctx.QueryParams(), &params.Status, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter status: %s", err))
+	}
+
+	// ------------- Optional query parameter "event_type" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "event_type", ctx.QueryParams(), &params.EventType, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter event_type: %s", err))
+	}
+
+	// ------------- Optional query parameter "start_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "start_time", ctx.QueryParams(), &params.StartTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter start_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "end_time" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "end_time", ctx.QueryParams(), &params.EndTime, runtime.BindQueryParameterOptions{Type: "string", Format: "date-time"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter end_time: %s", err))
+	}
+
+	// ------------- Optional query parameter "cursor" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "cursor", ctx.QueryParams(), &params.Cursor, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter cursor: %s", err))
+	}
+
+	// ------------- Optional query parameter "limit" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "limit", ctx.QueryParams(), &params.Limit, runtime.BindQueryParameterOptions{Type: "integer", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter limit: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPullLogs(ctx, params)
+	return err
+}
+
+// GetPullMetrics converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPullMetrics(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetPullMetricsParams
+	// ------------- Optional query parameter "window" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "window", ctx.QueryParams(), &params.Window, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter window: %s", err))
+	}
+
+	// ------------- Optional query parameter "pull_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pull_endpoint_id", ctx.QueryParams(), &params.PullEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter pull_endpoint_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPullMetrics(ctx, params)
+	return err
+}
+
+// GetPullTimeseries converts echo context to params.
+func (w *ServerInterfaceWrapper) GetPullTimeseries(ctx echo.Context) error {
+	var err error
+
+	// Parameter object where we will unmarshal all parameters from the context
+	var params GetPullTimeseriesParams
+	// ------------- Optional query parameter "window" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "window", ctx.QueryParams(), &params.Window, runtime.BindQueryParameterOptions{Type: "string", Format: ""})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter window: %s", err))
+	}
+
+	// ------------- Optional query parameter "pull_endpoint_id" -------------
+
+	err = runtime.BindQueryParameterWithOptions("form", true, false, "pull_endpoint_id", ctx.QueryParams(), &params.PullEndpointId, runtime.BindQueryParameterOptions{Type: "string", Format: "uuid"})
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter pull_endpoint_id: %s", err))
+	}
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetPullTimeseries(ctx, params)
+	return err
+}
+
 // SendWebhook converts echo context to params.
 func (w *ServerInterfaceWrapper) SendWebhook(ctx echo.Context) error {
 	var err error
@@ -24493,6 +30295,22 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.GET(options.BaseURL+"/v1/inbound-metrics", wrapper.GetInboundMetrics, options.OperationMiddlewares["getInboundMetrics"]...)
 	router.GET(options.BaseURL+"/v1/inbound-metrics/timeseries", wrapper.GetInboundTimeseries, options.OperationMiddlewares["getInboundTimeseries"]...)
 	router.GET(options.BaseURL+"/v1/inbound-rejections", wrapper.ListInboundRejections, options.OperationMiddlewares["listInboundRejections"]...)
+	router.GET(options.BaseURL+"/v1/pull-endpoints", wrapper.ListPullEndpoints, options.OperationMiddlewares["listPullEndpoints"]...)
+	router.POST(options.BaseURL+"/v1/pull-endpoints", wrapper.CreatePullEndpoint, options.OperationMiddlewares["createPullEndpoint"]...)
+	router.DELETE(options.BaseURL+"/v1/pull-endpoints/:id", wrapper.DeletePullEndpoint, options.OperationMiddlewares["deletePullEndpoint"]...)
+	router.GET(options.BaseURL+"/v1/pull-endpoints/:id", wrapper.GetPullEndpoint, options.OperationMiddlewares["getPullEndpoint"]...)
+	router.PATCH(options.BaseURL+"/v1/pull-endpoints/:id", wrapper.UpdatePullEndpoint, options.OperationMiddlewares["updatePullEndpoint"]...)
+	router.POST(options.BaseURL+"/v1/pull-endpoints/:id/pause", wrapper.PausePullEndpoint, options.OperationMiddlewares["pausePullEndpoint"]...)
+	router.POST(options.BaseURL+"/v1/pull-endpoints/:id/resume", wrapper.ResumePullEndpoint, options.OperationMiddlewares["resumePullEndpoint"]...)
+	router.GET(options.BaseURL+"/v1/pull-endpoints/:id/events", wrapper.ListPullEvents, options.OperationMiddlewares["listPullEvents"]...)
+	router.POST(options.BaseURL+"/v1/pull-endpoints/:id/events/ack", wrapper.AckPullEvents, options.OperationMiddlewares["ackPullEvents"]...)
+	router.POST(options.BaseURL+"/v1/pull-endpoints/:id/events/delete-batch", wrapper.DeletePullEventsBatch, options.OperationMiddlewares["deletePullEventsBatch"]...)
+	router.POST(options.BaseURL+"/v1/pull-endpoints/:id/events/delete-all", wrapper.DeleteAllPullEvents, options.OperationMiddlewares["deleteAllPullEvents"]...)
+	router.DELETE(options.BaseURL+"/v1/pull-endpoints/:id/events/:eventId", wrapper.DeletePullEvent, options.OperationMiddlewares["deletePullEvent"]...)
+	router.GET(options.BaseURL+"/v1/pull-endpoints/:id/events/:eventId", wrapper.GetPullEvent, options.OperationMiddlewares["getPullEvent"]...)
+	router.GET(options.BaseURL+"/v1/pull-logs", wrapper.GetPullLogs, options.OperationMiddlewares["getPullLogs"]...)
+	router.GET(options.BaseURL+"/v1/pull-metrics", wrapper.GetPullMetrics, options.OperationMiddlewares["getPullMetrics"]...)
+	router.GET(options.BaseURL+"/v1/pull-metrics/timeseries", wrapper.GetPullTimeseries, options.OperationMiddlewares["getPullTimeseries"]...)
 
 }
 
@@ -31632,6 +37450,1688 @@ func (response GetProject503JSONResponse) VisitGetProjectResponse(w http.Respons
 	return err
 }
 
+type ListPullEndpointsRequestObject struct {
+	Params ListPullEndpointsParams
+}
+
+type ListPullEndpointsResponseObject interface {
+	VisitListPullEndpointsResponse(w http.ResponseWriter) error
+}
+
+type ListPullEndpoints200JSONResponse PullEndpointListEnvelope
+
+func (response ListPullEndpoints200JSONResponse) VisitListPullEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEndpoints400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListPullEndpoints400JSONResponse) VisitListPullEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEndpoints401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListPullEndpoints401JSONResponse) VisitListPullEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEndpoints429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListPullEndpoints429JSONResponse) VisitListPullEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEndpoints500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListPullEndpoints500JSONResponse) VisitListPullEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEndpoints503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListPullEndpoints503JSONResponse) VisitListPullEndpointsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePullEndpointRequestObject struct {
+	Body *CreatePullEndpointJSONRequestBody
+}
+
+type CreatePullEndpointResponseObject interface {
+	VisitCreatePullEndpointResponse(w http.ResponseWriter) error
+}
+
+type CreatePullEndpoint201JSONResponse PullEndpointCreatedEnvelope
+
+func (response CreatePullEndpoint201JSONResponse) VisitCreatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(201)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePullEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response CreatePullEndpoint400JSONResponse) VisitCreatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePullEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response CreatePullEndpoint401JSONResponse) VisitCreatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePullEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response CreatePullEndpoint429JSONResponse) VisitCreatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePullEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response CreatePullEndpoint500JSONResponse) VisitCreatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type CreatePullEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response CreatePullEndpoint503JSONResponse) VisitCreatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type DeletePullEndpointResponseObject interface {
+	VisitDeletePullEndpointResponse(w http.ResponseWriter) error
+}
+
+type DeletePullEndpoint200JSONResponse EndpointDeletedEnvelope
+
+func (response DeletePullEndpoint200JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeletePullEndpoint400JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeletePullEndpoint401JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeletePullEndpoint404JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeletePullEndpoint429JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeletePullEndpoint500JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeletePullEndpoint503JSONResponse) VisitDeletePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type GetPullEndpointResponseObject interface {
+	VisitGetPullEndpointResponse(w http.ResponseWriter) error
+}
+
+type GetPullEndpoint200JSONResponse PullEndpointEnvelope
+
+func (response GetPullEndpoint200JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetPullEndpoint400JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetPullEndpoint401JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetPullEndpoint404JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetPullEndpoint429JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetPullEndpoint500JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetPullEndpoint503JSONResponse) VisitGetPullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpointRequestObject struct {
+	Id   InboundEndpointID `json:"id"`
+	Body *UpdatePullEndpointJSONRequestBody
+}
+
+type UpdatePullEndpointResponseObject interface {
+	VisitUpdatePullEndpointResponse(w http.ResponseWriter) error
+}
+
+type UpdatePullEndpoint200JSONResponse PullEndpointEnvelope
+
+func (response UpdatePullEndpoint200JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response UpdatePullEndpoint400JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response UpdatePullEndpoint401JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response UpdatePullEndpoint404JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response UpdatePullEndpoint429JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response UpdatePullEndpoint500JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdatePullEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response UpdatePullEndpoint503JSONResponse) VisitUpdatePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEventsRequestObject struct {
+	Id     InboundEndpointID `json:"id"`
+	Params ListPullEventsParams
+}
+
+type ListPullEventsResponseObject interface {
+	VisitListPullEventsResponse(w http.ResponseWriter) error
+}
+
+type ListPullEvents200JSONResponse PullEventListEnvelope
+
+func (response ListPullEvents200JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ListPullEvents400JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ListPullEvents401JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEvents404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ListPullEvents404JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEvents429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ListPullEvents429JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ListPullEvents500JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ListPullEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ListPullEvents503JSONResponse) VisitListPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEventsRequestObject struct {
+	Id   InboundEndpointID `json:"id"`
+	Body *AckPullEventsJSONRequestBody
+}
+
+type AckPullEventsResponseObject interface {
+	VisitAckPullEventsResponse(w http.ResponseWriter) error
+}
+
+type AckPullEvents200JSONResponse PullAckEnvelope
+
+func (response AckPullEvents200JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response AckPullEvents400JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response AckPullEvents401JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEvents404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response AckPullEvents404JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEvents429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response AckPullEvents429JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response AckPullEvents500JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AckPullEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response AckPullEvents503JSONResponse) VisitAckPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEventsRequestObject struct {
+	Id     InboundEndpointID `json:"id"`
+	Params DeleteAllPullEventsParams
+}
+
+type DeleteAllPullEventsResponseObject interface {
+	VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error
+}
+
+type DeleteAllPullEvents200JSONResponse PullDeleteAllEnvelope
+
+func (response DeleteAllPullEvents200JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEvents400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeleteAllPullEvents400JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEvents401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeleteAllPullEvents401JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEvents404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeleteAllPullEvents404JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEvents429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeleteAllPullEvents429JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEvents500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeleteAllPullEvents500JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeleteAllPullEvents503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeleteAllPullEvents503JSONResponse) VisitDeleteAllPullEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatchRequestObject struct {
+	Id   InboundEndpointID `json:"id"`
+	Body *DeletePullEventsBatchJSONRequestBody
+}
+
+type DeletePullEventsBatchResponseObject interface {
+	VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error
+}
+
+type DeletePullEventsBatch200JSONResponse PullDeleteBatchEnvelope
+
+func (response DeletePullEventsBatch200JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatch400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeletePullEventsBatch400JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatch401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeletePullEventsBatch401JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatch404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeletePullEventsBatch404JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatch429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeletePullEventsBatch429JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatch500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeletePullEventsBatch500JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventsBatch503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeletePullEventsBatch503JSONResponse) VisitDeletePullEventsBatchResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEventRequestObject struct {
+	Id      InboundEndpointID  `json:"id"`
+	EventId openapi_types.UUID `json:"eventId"`
+}
+
+type DeletePullEventResponseObject interface {
+	VisitDeletePullEventResponse(w http.ResponseWriter) error
+}
+
+type DeletePullEvent200JSONResponse PullEventDeletedEnvelope
+
+func (response DeletePullEvent200JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEvent400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response DeletePullEvent400JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEvent401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response DeletePullEvent401JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEvent404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response DeletePullEvent404JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEvent429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response DeletePullEvent429JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEvent500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response DeletePullEvent500JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type DeletePullEvent503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response DeletePullEvent503JSONResponse) VisitDeletePullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEventRequestObject struct {
+	Id      InboundEndpointID  `json:"id"`
+	EventId openapi_types.UUID `json:"eventId"`
+	Params  GetPullEventParams
+}
+
+type GetPullEventResponseObject interface {
+	VisitGetPullEventResponse(w http.ResponseWriter) error
+}
+
+type GetPullEvent200JSONResponse PullEventEnvelope
+
+func (response GetPullEvent200JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEvent400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetPullEvent400JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEvent401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetPullEvent401JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEvent404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response GetPullEvent404JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEvent429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetPullEvent429JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEvent500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetPullEvent500JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullEvent503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetPullEvent503JSONResponse) VisitGetPullEventResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type PausePullEndpointResponseObject interface {
+	VisitPausePullEndpointResponse(w http.ResponseWriter) error
+}
+
+type PausePullEndpoint200JSONResponse EndpointPausedEnvelope
+
+func (response PausePullEndpoint200JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response PausePullEndpoint400JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response PausePullEndpoint401JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response PausePullEndpoint404JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response PausePullEndpoint429JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response PausePullEndpoint500JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type PausePullEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response PausePullEndpoint503JSONResponse) VisitPausePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpointRequestObject struct {
+	Id InboundEndpointID `json:"id"`
+}
+
+type ResumePullEndpointResponseObject interface {
+	VisitResumePullEndpointResponse(w http.ResponseWriter) error
+}
+
+type ResumePullEndpoint200JSONResponse EndpointPausedEnvelope
+
+func (response ResumePullEndpoint200JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpoint400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response ResumePullEndpoint400JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpoint401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response ResumePullEndpoint401JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpoint404JSONResponse struct{ NotFoundJSONResponse }
+
+func (response ResumePullEndpoint404JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(404)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpoint429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response ResumePullEndpoint429JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpoint500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response ResumePullEndpoint500JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type ResumePullEndpoint503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response ResumePullEndpoint503JSONResponse) VisitResumePullEndpointResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullLogsRequestObject struct {
+	Params GetPullLogsParams
+}
+
+type GetPullLogsResponseObject interface {
+	VisitGetPullLogsResponse(w http.ResponseWriter) error
+}
+
+type GetPullLogs200JSONResponse PullLogsEnvelope
+
+func (response GetPullLogs200JSONResponse) VisitGetPullLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullLogs400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetPullLogs400JSONResponse) VisitGetPullLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullLogs401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetPullLogs401JSONResponse) VisitGetPullLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullLogs429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetPullLogs429JSONResponse) VisitGetPullLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullLogs500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetPullLogs500JSONResponse) VisitGetPullLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullLogs503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetPullLogs503JSONResponse) VisitGetPullLogsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullMetricsRequestObject struct {
+	Params GetPullMetricsParams
+}
+
+type GetPullMetricsResponseObject interface {
+	VisitGetPullMetricsResponse(w http.ResponseWriter) error
+}
+
+type GetPullMetrics200JSONResponse MetricsEnvelope
+
+func (response GetPullMetrics200JSONResponse) VisitGetPullMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullMetrics400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetPullMetrics400JSONResponse) VisitGetPullMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullMetrics401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetPullMetrics401JSONResponse) VisitGetPullMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullMetrics429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetPullMetrics429JSONResponse) VisitGetPullMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullMetrics500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetPullMetrics500JSONResponse) VisitGetPullMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullMetrics503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetPullMetrics503JSONResponse) VisitGetPullMetricsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullTimeseriesRequestObject struct {
+	Params GetPullTimeseriesParams
+}
+
+type GetPullTimeseriesResponseObject interface {
+	VisitGetPullTimeseriesResponse(w http.ResponseWriter) error
+}
+
+type GetPullTimeseries200JSONResponse PullTimeseriesEnvelope
+
+func (response GetPullTimeseries200JSONResponse) VisitGetPullTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullTimeseries400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetPullTimeseries400JSONResponse) VisitGetPullTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullTimeseries401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetPullTimeseries401JSONResponse) VisitGetPullTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullTimeseries429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetPullTimeseries429JSONResponse) VisitGetPullTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullTimeseries500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetPullTimeseries500JSONResponse) VisitGetPullTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetPullTimeseries503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetPullTimeseries503JSONResponse) VisitGetPullTimeseriesResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type SendWebhookRequestObject struct {
 	Body *SendWebhookJSONRequestBody
 }
@@ -32073,6 +39573,54 @@ type StrictServerInterface interface {
 	// GetProject The calling key's project
 	// (GET /v1/projects)
 	GetProject(ctx context.Context, request GetProjectRequestObject) (GetProjectResponseObject, error)
+	// ListPullEndpoints List pull endpoints
+	// (GET /v1/pull-endpoints)
+	ListPullEndpoints(ctx context.Context, request ListPullEndpointsRequestObject) (ListPullEndpointsResponseObject, error)
+	// CreatePullEndpoint Create a pull endpoint
+	// (POST /v1/pull-endpoints)
+	CreatePullEndpoint(ctx context.Context, request CreatePullEndpointRequestObject) (CreatePullEndpointResponseObject, error)
+	// DeletePullEndpoint Delete a pull endpoint
+	// (DELETE /v1/pull-endpoints/{id})
+	DeletePullEndpoint(ctx context.Context, request DeletePullEndpointRequestObject) (DeletePullEndpointResponseObject, error)
+	// GetPullEndpoint Get a pull endpoint
+	// (GET /v1/pull-endpoints/{id})
+	GetPullEndpoint(ctx context.Context, request GetPullEndpointRequestObject) (GetPullEndpointResponseObject, error)
+	// UpdatePullEndpoint Update a pull endpoint
+	// (PATCH /v1/pull-endpoints/{id})
+	UpdatePullEndpoint(ctx context.Context, request UpdatePullEndpointRequestObject) (UpdatePullEndpointResponseObject, error)
+	// ListPullEvents List held events
+	// (GET /v1/pull-endpoints/{id}/events)
+	ListPullEvents(ctx context.Context, request ListPullEventsRequestObject) (ListPullEventsResponseObject, error)
+	// AckPullEvents Acknowledge events
+	// (POST /v1/pull-endpoints/{id}/events/ack)
+	AckPullEvents(ctx context.Context, request AckPullEventsRequestObject) (AckPullEventsResponseObject, error)
+	// DeleteAllPullEvents Delete the events that match the filters
+	// (POST /v1/pull-endpoints/{id}/events/delete-all)
+	DeleteAllPullEvents(ctx context.Context, request DeleteAllPullEventsRequestObject) (DeleteAllPullEventsResponseObject, error)
+	// DeletePullEventsBatch Delete up to 100 events
+	// (POST /v1/pull-endpoints/{id}/events/delete-batch)
+	DeletePullEventsBatch(ctx context.Context, request DeletePullEventsBatchRequestObject) (DeletePullEventsBatchResponseObject, error)
+	// DeletePullEvent Delete an event
+	// (DELETE /v1/pull-endpoints/{id}/events/{eventId})
+	DeletePullEvent(ctx context.Context, request DeletePullEventRequestObject) (DeletePullEventResponseObject, error)
+	// GetPullEvent Fetch an event
+	// (GET /v1/pull-endpoints/{id}/events/{eventId})
+	GetPullEvent(ctx context.Context, request GetPullEventRequestObject) (GetPullEventResponseObject, error)
+	// PausePullEndpoint Pause intake
+	// (POST /v1/pull-endpoints/{id}/pause)
+	PausePullEndpoint(ctx context.Context, request PausePullEndpointRequestObject) (PausePullEndpointResponseObject, error)
+	// ResumePullEndpoint Resume intake
+	// (POST /v1/pull-endpoints/{id}/resume)
+	ResumePullEndpoint(ctx context.Context, request ResumePullEndpointRequestObject) (ResumePullEndpointResponseObject, error)
+	// GetPullLogs List pull events of every pull endpoint
+	// (GET /v1/pull-logs)
+	GetPullLogs(ctx context.Context, request GetPullLogsRequestObject) (GetPullLogsResponseObject, error)
+	// GetPullMetrics Pull statistics
+	// (GET /v1/pull-metrics)
+	GetPullMetrics(ctx context.Context, request GetPullMetricsRequestObject) (GetPullMetricsResponseObject, error)
+	// GetPullTimeseries Pull statistics over time
+	// (GET /v1/pull-metrics/timeseries)
+	GetPullTimeseries(ctx context.Context, request GetPullTimeseriesRequestObject) (GetPullTimeseriesResponseObject, error)
 	// SendWebhook Send a webhook
 	// (POST /v1/webhooks/send)
 	SendWebhook(ctx context.Context, request SendWebhookRequestObject) (SendWebhookResponseObject, error)
@@ -34097,6 +41645,501 @@ func (sh *strictHandler) GetProject(ctx echo.Context) error {
 	return nil
 }
 
+// ListPullEndpoints operation middleware
+func (sh *strictHandler) ListPullEndpoints(ctx echo.Context, params ListPullEndpointsParams) error {
+	var request ListPullEndpointsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPullEndpoints(ctx.Request().Context(), request.(ListPullEndpointsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPullEndpoints")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListPullEndpointsResponseObject); ok {
+		return validResponse.VisitListPullEndpointsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// CreatePullEndpoint operation middleware
+func (sh *strictHandler) CreatePullEndpoint(ctx echo.Context) error {
+	var request CreatePullEndpointRequestObject
+
+	var body CreatePullEndpointJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.CreatePullEndpoint(ctx.Request().Context(), request.(CreatePullEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "CreatePullEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(CreatePullEndpointResponseObject); ok {
+		return validResponse.VisitCreatePullEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeletePullEndpoint operation middleware
+func (sh *strictHandler) DeletePullEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request DeletePullEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeletePullEndpoint(ctx.Request().Context(), request.(DeletePullEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeletePullEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeletePullEndpointResponseObject); ok {
+		return validResponse.VisitDeletePullEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPullEndpoint operation middleware
+func (sh *strictHandler) GetPullEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request GetPullEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPullEndpoint(ctx.Request().Context(), request.(GetPullEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPullEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPullEndpointResponseObject); ok {
+		return validResponse.VisitGetPullEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// UpdatePullEndpoint operation middleware
+func (sh *strictHandler) UpdatePullEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request UpdatePullEndpointRequestObject
+
+	request.Id = id
+
+	var body UpdatePullEndpointJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.UpdatePullEndpoint(ctx.Request().Context(), request.(UpdatePullEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "UpdatePullEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(UpdatePullEndpointResponseObject); ok {
+		return validResponse.VisitUpdatePullEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ListPullEvents operation middleware
+func (sh *strictHandler) ListPullEvents(ctx echo.Context, id InboundEndpointID, params ListPullEventsParams) error {
+	var request ListPullEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ListPullEvents(ctx.Request().Context(), request.(ListPullEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ListPullEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ListPullEventsResponseObject); ok {
+		return validResponse.VisitListPullEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// AckPullEvents operation middleware
+func (sh *strictHandler) AckPullEvents(ctx echo.Context, id InboundEndpointID) error {
+	var request AckPullEventsRequestObject
+
+	request.Id = id
+
+	var body AckPullEventsJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.AckPullEvents(ctx.Request().Context(), request.(AckPullEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "AckPullEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(AckPullEventsResponseObject); ok {
+		return validResponse.VisitAckPullEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeleteAllPullEvents operation middleware
+func (sh *strictHandler) DeleteAllPullEvents(ctx echo.Context, id InboundEndpointID, params DeleteAllPullEventsParams) error {
+	var request DeleteAllPullEventsRequestObject
+
+	request.Id = id
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeleteAllPullEvents(ctx.Request().Context(), request.(DeleteAllPullEventsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeleteAllPullEvents")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeleteAllPullEventsResponseObject); ok {
+		return validResponse.VisitDeleteAllPullEventsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeletePullEventsBatch operation middleware
+func (sh *strictHandler) DeletePullEventsBatch(ctx echo.Context, id InboundEndpointID) error {
+	var request DeletePullEventsBatchRequestObject
+
+	request.Id = id
+
+	var body DeletePullEventsBatchJSONRequestBody
+	var err error
+	if binder, ok := ctx.Echo().Binder.(*echo.DefaultBinder); ok {
+		// A request validator built on kin-openapi's openapi3filter with
+		// KeepValidatedValue leaves the value it validated on the body. Bind
+		// that value, matching member names exactly, so the handler receives
+		// what was validated instead of a second, case-insensitive decode.
+		// Otherwise bind only the request body, so that path and query
+		// parameters are not also bound into the body struct.
+		if vb, ok := ctx.Request().Body.(interface{ ValidatedValue() any }); !ok || runtime.BindJSONValue(vb.ValidatedValue(), &body) != nil {
+			err = binder.BindBody(ctx, &body)
+		}
+	} else {
+		// A custom binder is installed on the Echo instance; defer to it
+		// entirely, since echo.Binder does not expose body-only binding and
+		// the binder may do more than decode (for example call ctx.Validate).
+		err = ctx.Bind(&body)
+	}
+	if err != nil {
+		return err
+	}
+	request.Body = &body
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeletePullEventsBatch(ctx.Request().Context(), request.(DeletePullEventsBatchRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeletePullEventsBatch")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeletePullEventsBatchResponseObject); ok {
+		return validResponse.VisitDeletePullEventsBatchResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// DeletePullEvent operation middleware
+func (sh *strictHandler) DeletePullEvent(ctx echo.Context, id InboundEndpointID, eventId openapi_types.UUID) error {
+	var request DeletePullEventRequestObject
+
+	request.Id = id
+	request.EventId = eventId
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.DeletePullEvent(ctx.Request().Context(), request.(DeletePullEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "DeletePullEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(DeletePullEventResponseObject); ok {
+		return validResponse.VisitDeletePullEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPullEvent operation middleware
+func (sh *strictHandler) GetPullEvent(ctx echo.Context, id InboundEndpointID, eventId openapi_types.UUID, params GetPullEventParams) error {
+	var request GetPullEventRequestObject
+
+	request.Id = id
+	request.EventId = eventId
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPullEvent(ctx.Request().Context(), request.(GetPullEventRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPullEvent")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPullEventResponseObject); ok {
+		return validResponse.VisitGetPullEventResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// PausePullEndpoint operation middleware
+func (sh *strictHandler) PausePullEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request PausePullEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.PausePullEndpoint(ctx.Request().Context(), request.(PausePullEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "PausePullEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(PausePullEndpointResponseObject); ok {
+		return validResponse.VisitPausePullEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// ResumePullEndpoint operation middleware
+func (sh *strictHandler) ResumePullEndpoint(ctx echo.Context, id InboundEndpointID) error {
+	var request ResumePullEndpointRequestObject
+
+	request.Id = id
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.ResumePullEndpoint(ctx.Request().Context(), request.(ResumePullEndpointRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "ResumePullEndpoint")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(ResumePullEndpointResponseObject); ok {
+		return validResponse.VisitResumePullEndpointResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPullLogs operation middleware
+func (sh *strictHandler) GetPullLogs(ctx echo.Context, params GetPullLogsParams) error {
+	var request GetPullLogsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPullLogs(ctx.Request().Context(), request.(GetPullLogsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPullLogs")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPullLogsResponseObject); ok {
+		return validResponse.VisitGetPullLogsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPullMetrics operation middleware
+func (sh *strictHandler) GetPullMetrics(ctx echo.Context, params GetPullMetricsParams) error {
+	var request GetPullMetricsRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPullMetrics(ctx.Request().Context(), request.(GetPullMetricsRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPullMetrics")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPullMetricsResponseObject); ok {
+		return validResponse.VisitGetPullMetricsResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
+// GetPullTimeseries operation middleware
+func (sh *strictHandler) GetPullTimeseries(ctx echo.Context, params GetPullTimeseriesParams) error {
+	var request GetPullTimeseriesRequestObject
+
+	request.Params = params
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetPullTimeseries(ctx.Request().Context(), request.(GetPullTimeseriesRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetPullTimeseries")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetPullTimeseriesResponseObject); ok {
+		return validResponse.VisitGetPullTimeseriesResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // SendWebhook operation middleware
 func (sh *strictHandler) SendWebhook(ctx echo.Context) error {
 	var request SendWebhookRequestObject
@@ -34194,381 +42237,425 @@ func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7L35chs50i/6Kgje74bJPkWaWuy2pZg4QUt0W1/LklpLL9P0YYFVoFijIsApgJLZDkXMO9z7DN+DzZOc",
-	"QCaAWljFRZvd0/qn2yrWgiWR6y8zv9QCMZ4IzriStZ0vtQlN6JgplsBfe9NEikT/K2QySKKJigSv7dTO",
-	"R4z4Y6Zoi7PPqh/AbT4RQ6JGjEwSdh2JqSQTesla5HhC/zllrZpXi/Sz/5yyZFbzapyOWW2nhs/WvJoM",
-	"RmxM9bfG9PMh45dqVNt5tbHp1dRsou+UKon4Ze321qt1eTgREVcH+/Nj63DCzM8kCj3is0nfJ5SHZGuT",
-	"xOKGJQGVjIzYZxJGl5GSbmQTqkbpwKKw5tUS9s9plLCwtqOSKcsOckKVYol+7P+wSf932hy2m28/fdna",
-	"vP2vWumQrxlX57MJO4LXl41a30H0k0QPoWJY8L8VB/Z7p/l32vyj3Xzb6jc/fdnwNtrtiuEd8IGY8tAu",
-	"7PsoVqxk4495PCNqFEkS4QNurV9IMmZS0ksmq7baPNK3j/RhidORD0Uypqq2U5tO4Zelo6zY/uLQSBSS",
-	"+sXFwf719427bfbykX3EuZeOyC7M04xDJVEg7Qot2sGSnSN1yvUoxZBQLtSIJWSSiH+wQN/kljMQU64k",
-	"0TdE/LJRtd1V27zuyTFT+iXiobgp50U38JuHI2MhGdDgigwTMSZc3FSNDx/KDe2/Ejas7dT+n5cpU3yJ",
-	"v8qX+WHc6pElTE4Elwx45TsanrJ/TpmERQ8EVwzXn04mcRRQPdyX/5B6zF9W/GQ3SUTS5dcsFhOGn5yf",
-	"e4IfJXAmr2kchTvEPzj6uXN4sN8/7f500T079730Uvdo/+T44Aiu2X/33x0e7/3Y3c9duzg67Xb2PnTe",
-	"HXazz3/odva7p2c+EQnxTzq/HR539vvnx8f9w87pD12/Vbv1anuCD+Mo+EorEZivS3ITqRGIpGCaJJq7",
-	"SkUV2yH+/sXJ4cFe57zbvzg91LNLL3R/7h6d989/O4FZf+z82j87+OHo4OiH/o/d3876sCa4Unudo6Pj",
-	"8/5+97B73u0fds7Os7fCmu13P54cn3eP9n7rfzw4+9g53/uQXcuz8875xRl8v3t48HP39Lf+wVH/5PT4",
-	"h9PuGVw/7Z4XLsIC/yA4e9rFndBZLGioyYwLEgt+yRJyxSZqBwbZPTo/OD7qd389OTjt7uMgD7g+5zSG",
-	"9z/daDucTDn7PGGBZgVM3w4n4rx7etQ57HdPT49P/RbJnZ2QDCMeSqCVkCkaxSTiZCTEVfhCklhcwoSO",
-	"hHqvJcvTzeVIEDkNRiRhUkyTgOlRAfM2bHmH+JoE3x9fHO37pJ4e3szVoUgIJZLxsAGzOGPJdRSwC06v",
-	"aRTTQfzElBRSRQdaBQso50KRgd4HGoyYZlxn3dOfD/a6/Yujzs+dg0NgPi1yylQy2zWzIGpEFbkUCleC",
-	"cnnDEnJDQSIRqUTCQpjouRAfKZ8ZriyfkAJJHI0jBWMyU2sR/93F6dl5//Dg48F5v/vrXre73933d4zG",
-	"bIVs5+SAJFSxHsdX1MeU00s21swrEVPFpKcZr14HSW5GjGefJyMqzSKZ5xu7xEd6lj786stATJgmlfTF",
-	"yMr1U37D63EfnuxPWNIfR3yqGGrPfqI3oU+HiiV9yQLBQ+m3iH+qmSbMCqcjRI+PKZ+RIY1iFhI6VSPG",
-	"lVlqiWIZeHIcMdA+aBgmTMpWj/un3ZPDzm/li2S1KFzVSUxnLCQbbaKisdZchhGn8W6Pc0F8oJdmRw/V",
-	"b7R6vObVRoyGxqrJ/DqvTvwyEjEjZn5kylUUE5qKFsr1gQwYC0mdKhIzKhXZaLTImd4hkDflG41rmFus",
-	"Vt7qiXg0no5rOxtOCYq4Ypcs0SR269UuuF5KkUR/sPBpT6wmyis207x/HEkZ8UuPjGmstVEWemTKr7i4",
-	"4ZqKQhYzBQf54qhzcf7h+PTg7ygObu1cYQs6k+hHNgNtMBETlqgIlaggYVSxsE9VTt0NqWJNvc/zCqJX",
-	"u2IzrWLufKmxz3Q80ewMrrU33m7RV4PNYCvc/p69Gb6l7cFGsBluse3hK/o6LHtXTAcs1q8q+UWq/lS6",
-	"sRWpxpxEvUz61izZ60PgKKg+nYR4SZGxkIoIHjBCCR61xi7h0zgm0ZBwds0STSKlq6DvQtaNNsLceMci",
-	"ZMs2H3fho77z1qtNEjaMPpcr2MMo0XS+QYIRTWigWCKttX/FZnqU6dqPrvpxdM36dONdqT6fmje/272z",
-	"C+8GYcbvZQmisAef3LvFQDM/PQWc0B4+82DUVWFzAKPQsydnIyB/bVmNWAKW+wIqXYPo7rOJKy68nl9m",
-	"2e0+zC//0vV2XGRu3bXEX20aduv03JlaxSajc1ODr5nnqwe9j5yqZLDpD+bRgRAxo3zhLlYtr33b0oE8",
-	"xOrZOT3+6h1GUi0fcaTYWK42dP1q8y2aJHT2BHP4aA5XyIZ0GmtGoNlWrSgAT6LgSlpO90Jr3vqoeMS3",
-	"fA7Vp9FVXzGp+iDVGdeC/Hf7Qv1DZiDp+e4oxcaTUi+NtkP048mMULwLTRb/u/5Y+lrpifglGUYsDiWh",
-	"ieFHPT6O4jiy6ks90eYKCxseoZJ8EOLqXRKFl+yFJGf7P0oSskCETE9uvAtTlHTMehxfbsxnOR00My/V",
-	"8w8iGQkOX4048c3tPipaeVIwY+9zMT/JjaY2A0It8sYDLVG0RhPxKSM0SIS0Wp7M8FOnEXla/eH9hGlx",
-	"UH5W89y+Ql6b8RGmlwl0NFQvA5HoC3VfKprgW3wyiaeSREqScJqAstWolM9zWx1y2cfDUCG6M1OzrzcP",
-	"zMseM+oX6Uj0RuS2fsne1Skn7LNiXM5PQ0z16NzAcHf0uMCW7iv2WS2YRzplZJRLfJZeTUxVINAnbs8N",
-	"qNhSgi9UJTOK45mwZEz18S89S5NE6Gciflm6bKjX55You/9KCOMxhA0nSmiS8Kx1KRJtXJYTotHs+hkL",
-	"YxHH+mBuQ/+hiK9Z2I8mKy2o9Tf2ByIs0UouJnrYr7fJj++scobD98jF+fvmG1I3DkIymClmjlfAQtj+",
-	"9T7eV8mUB7RSTrqb77Qo+GhMFePBbNXddHYlbqBdALe/8CfjYX5pjL4NljQXdrsDOmakrjkMC+B0AeV7",
-	"YGqKqfJIwoaa8ZCQSRXxlBcsP9tuelJRNV2RIZSY3us8iNczxysGv/eQolhauvUpD1xdb1bBpG8WcGW+",
-	"ZwTJUo0B9/Tc3K0fjGV/RHkoR/SKrf65hHI5ZMnqD6jhYMWbCxoJcL6MLCwYNpkFTvlhXg4UGVxeAM5z",
-	"oZIzWH2G06UvVZdw3A+p8xm9545KX2ZAd9P/Cs/PTWZEZX8sElbF3HCpVzEEMvd66WsXDOo8PQNzbu1U",
-	"7E9GVDJ5B6Hf46nUT3lfwgjFd5IwCsGPOqKTCeOkzgXZPzojsRBX0wn6knmPH5yQOFIsobGn2aY7e0Sr",
-	"hQSJkqT8s1GmGqYa0bzqUXG8UlVknr3c5SUlbOMur8nzkbu8IWUsaz9dpH1c1bkVKplt+t38HMqoEw1z",
-	"NJwyYc78jjpHRgbBsdFuP4B36rZySDbSXTkoOtXDWOIFNS/pTNXogE+m8P7BNJElpsM7fZnQgbhmxE+o",
-	"Yn30lycT6e+SNhkzyqUzprTdVbxLKwpj+tl4e9ttvULO+9suNQiyI8gDZEqXF6AkIPaXsmKHSznBsDzI",
-	"0/W1ttGYBn3GNZ2GOaMaabbE+hrSWDLPWrkRkySgSTLT7ERGl5yqacIIDiSjd2fYsLbQYMJLRnls79PP",
-	"3HCWGMY9b1ZNJUteSCJuOAmmUokxS/JQCTJgsdCWsRK7iNeRZDIdxJEcsRC5L+XEt1/xyaVAtyCon1QR",
-	"+CWDpZCGFux2br56BbTgTk+ZIp6jpvmZ7KcrOmGJCWXgCDJTSUmVCwxXzZHlMqp029SHpV56oM/s/Wd4",
-	"+61Xmybx/AT8kVITufPype+RjU098s329puM69nDRQ9s5IjUJQMvBtEHH1QmbRqnL20UPNTm/W+3Whtv",
-	"tlubG69bW9svR0JcyaUeaz3iagbpTlOGHbnvlkh0oGFwOaAp1krhKfBTy6iJeQBNjr/BfXldpEoLdbfO",
-	"T+B2znGTBKPounCY8cyWnMV1GRQ3ILg7gNWyK1EMu/732fERAeqiDoyIuIUMCzFT9mqfm5eiaS7+Qwre",
-	"OqU3Bsc1t3Qw4AX7/nkikmoZFEYJKkJLuTG8Z9/drnk5D/tgZM3N96NFbRkiIQM2FAnDc64f2SVgMhJ0",
-	"YsFbfM8Fnt5ukpDOJNF2drK6IysL61oPXaa/sRb4yyuFDM599NQY4/Xtdruxi6gNCHZzMYcFLDLc19tV",
-	"9u6qi665emIW2q386suZugEWu7nhq2d4c5E4M+PN0Es1tRZglBmypXF8PKzt/L54NHNgURaHWgsokv0q",
-	"Wp55V5Wa9+nWq+0f/nS/6Mj+4U8ncKgfMaZgv7GmLWnPxsqms6WE6XhMk9KwSQaSvYJXsTBNN56MtZp/",
-	"ZenkIfD0jqpgdM+dSl90yqSWOY+6Z3Nfm7ce4oTRcNY3cbw+IEzLRK0L9S26hQvVHwJDW3BTAkOR5UEh",
-	"xlUyA73OeBZYCCj3iDuEAeoUdW2GT5BFRQDbS5iWLSwExAGidlchOFykY+OUmqO3OX8HDr64HF7FSs6v",
-	"SfVGfaR8tkq8tmRPDFn3ozB/0ubdlosmZz9V/t7FA3+IcwEL8PgH4jgNyJQu9eKIWhamZR4wjqahSIjv",
-	"ttu/B7bFrXrpHpYElNKdK5BhlgBLwkrl3BG9eRk/bbouZauaBePfzzeRc0uUhkQlC6Yqumb9IY3iacJK",
-	"2Mh7g8tDZyI4ESlJxM18wEO6iIf0yHb7DcRHX33+bMIksrFLKJ8RTBQwoZOESaZfWhEsuwsEp2BczP8e",
-	"SfA7LKbLIEqCaaTIIGH0iiXEPmXjQmjg1yNA0iv91IRqtdK6SWGWN5FkLaKFxZiRhDXR42GnezdqdsNP",
-	"GDXYveIUZqvPYKVYXsE/tCo79GqaqiJ+2ZcRD0qU47Ns6M1i7pMp15csQQJ+1TieoxhcPLEaze6+fvd3",
-	"Vs2rZVWc5Z4up6VzQZIr8U4lU2bWK0eukTRU6pEBEknn5EAv8KCcZOpA2H7mxPj6HZJBBLxR7mibdzg9",
-	"ji8IgZFrsQbjP1rMtYFb6zvzrGRuYpa3piRVIJWSaXrIw/NHKrPpGZpxu1vBqIunK8/Y5vlEIYaYWb5F",
-	"QqhjRM689zNjsQcJCxlXEY3BqSmmCmAvkgUJU9mQeaSMoc1ZzsX2xSxh3zizOga5TM3Kj0Ac1v79r/95",
-	"HbzO7OyA0cSoyoWjUjCqsm8vmwzegE7XgCbgDY0Uqfu5kWByBH4UhNuAyiholAI4R6XpdP6///U/iO3W",
-	"xw2Qv9slIFklrhj3yIRKeSOSUJ9QM8JrGk/ZLtGieObWVB/JkVbWYQacbGxm3lk6umKI3yykV4MZOZJe",
-	"ruLAr15ugc3cl1EVBk60VhOGkV4eGp9kNs34DvPLt+cITRq/zUQrEFxJi9hIWMCia5YQARmyKRyuEM3U",
-	"Kw1vaLSIj7P3TZpEfs93yDvc79603d4KYGfgn8zf7XEf1qvySf2jeXBAJXu9rT87lSzRC7VjtzfzOlxH",
-	"977Msu4YCugDBfh6OjOC8Bz9MxlMlV6Anj5bdnG0arVLijQcSULjWNwwPfcfomtG2GcaKPDEsR4fM0TX",
-	"WVKcTdguKn0nnfO9Dx7xv/RgZ3u1HdKr6e/1arc+SdhYXDOJL0k5AsIQMxwC5AdFlVKrfyqbdieVGPe4",
-	"4acegtpJwtQ04SwEcZQKMzkSN4iv06Px7AnhgEnUR4wSTYgNT6+mci43Z3KY0I35GJHCJgxholGPG8AT",
-	"iZQHR9bB/Kgk/u8JC/UBCz/5sDpGPW6RC6mfIAnVCmCPw4GkZmp2jBgXn0FCrMlPSqimYgpAtp3iSgB2",
-	"0i2DIfU0C+iKzUAvH07jGEPnGc4KFFvbqSXBNQJQt4cbQZu+Zd+Hm4M3Fex0IfvMBaBeLw1AZem28Ph2",
-	"++3y5+0xucuzZvJ3eHBFBunBAShFGNpzPrdky2J2ZSx2ETd90ASGZdZTMXWGTZZlzgyq8hvKReT5IsGI",
-	"KkWpSHsAlVK/QitUZSlC8mrZPIOqUYGOBgMvUQhuRpIF/VQnSOXE5jZJKA/FGPGXq+WN3E/DLdFXC2sy",
-	"N6PMVi7N/ygQ7P18XEXqf0xHl/3W3bJAVgF+Lc3+KAzhYdbuKTJA7LceZsRPMtQHhC7aVy4IwKwynRN6",
-	"ye41pRPnKchPpsJzYeM6fYgSTMt8DB/EDYHEXTRT06IgVGt10zEjYxoyEk4ZoZc04qTeNrnl8EA+iSDi",
-	"6vV2qQcwdXEUD1bZCXIm8/wElq/Ow1CoWemnoFNLVE8o+Be4oOYZ3/2EUer+WE2qXKBHY/W4dIanFBdw",
-	"mr5rCdnZO+dH9smrTAN1NkxqlAQjyi8ZqWvb4ofuOXl5vfHSoRBefonCW7/hYUqRb76JZTMK038YIrZr",
-	"+ahUbOt8FGjX5dnlwTpS0UHMPDKmwSjirJkwGuorBHLSoOyFXrtiKRvItkvLW+SRXYWby48FlEOodlSU",
-	"IRbfiwRtc5qJjuwQH/LvtO2O0CNYakwXcoXUwH5tmBIK01hb+jfaQASvrLhijXloUsqvS9eNccV4wID5",
-	"TpiYxNqeV2RMZ4boWktRbAGm99qvVO5mNfExu9lLqwvci+bwM4uI7trUQMhYyFluWdtsb75ubmw221vn",
-	"7Y2drfZOu/33WgbGZCLxG1kXbgn8TnPLmjYY3gw3afP7YJs1vx9sbjTfhlus+Wr4mn4/eBO8DduZZZXA",
-	"sHLQpRWtq2yAc5WPDmspkKhm6lPow/4pG36oWUxrc3tz3iVwFwlTXMOywEB2Ub/cOUcwC5Mp8Vxfs3wZ",
-	"M/DA0IRBJoNRwj0i4pBJhbUMVoY/AH05VOC8srdGeKdMTmaWJxc1KCxtwdfvlqPyRNxTasChelRZkV3W",
-	"eeaSh/stAQAspZ6HwNjlQv+F0nb4ROU0TyxC/AHY1KYlmXX40ULGloPG/L4qt1l+20a79uTsp8KgcWoX",
-	"GVMVjFhI6oKnSBVGg1GjHK6QrvUKZLaE1VVhkJa+9+FYjpvOGownO+zlqnuO3h+ACaVn59G50bn1EKcn",
-	"NAXBm+jVKkf2YUD+K+L282Hz8iEtxPYvq5vwMLamdZsvwPJXUPJqaP27oAfKEP5z/lMcnpcu2ZpRd0tY",
-	"K3v51nBDVixq1byqXZGPf64egBPA8XySwT6ktzA78qf1E87l9VWrzhBvlXlkkYm7m7oK/snxmXFhQNab",
-	"vwNmrezxup/jYeDTgAo5TBL723f+jondQ3VrSFeI+CXEiXvc3OQ3wLL/zm+RLoAh6liME1KPGiZXLX0L",
-	"VNwLLUygx9MUvRmJQqf80+EQ6oAWoqiGp7a+g9rA1yIKWGtCkcO6jc1lsW4ujTCO6ecDfDSb8+p2G1N7",
-	"ytwjekhLWNdS4Nid9Cco55LxNCzHDX6eRAmTa31lGMWsL6M/WB+iXiUejfiGziSAirDQ497ZzwRLnIbT",
-	"APDqJBQ3PBY09IgUCEWK/mBYi1YRrD4YcULDa8oDVuqIXl7dYQg1z/v3ydUyr8imbK28SObB6jSnLEaL",
-	"4AOESrK1mall7zm8ll5ILH2PxxEckWkFKJMNIAnUCHXwbDxfWSxp6ltboZ7iUgIy88wnWK21RKktN786",
-	"VqHHe8wazc0Of82W6TIBBRCSkDoLaL3Uj+LVJoyHEb/sQz0Vg9RjYT+tSOS826vUU1nRnjB4kCojOBE3",
-	"VZaPS1IDewcxKcysR6ZsLAMKBs3U8I8VYzgrFIRZpajMCkY5HrIKmxwjROkquZeWEdr86SzSVOkxLOEL",
-	"2aWf529Fvrqo1EuO9+fYa6lIR4Zzj5D18v4B64WwswO6p4qXm9ujqnkFtp2rACimCtIRa/MlC6JglHEw",
-	"CnN4Wpl0U/twepvg8WyX+CYJ1ccsLEhWzbKfzEfNnfPwI23/6Pub1xQwSOCrKUzlOH1P4ZcD+1o3/4fY",
-	"rSfYpodUxd2Yn1YPzzKwOUZtK8wjMSEs0HdcwUdWbTON6+XKUY9b7ahhUI00JD7yktDH+sJ+ylqwDviE",
-	"SglVyY1k870e99MKU6ZcNYo5n7DPkVQgQjMahB4mVdEgiiM1g/tpwnrcQjwx2dDo3YbSzcdyxayybNBJ",
-	"VscM1zsKuMwn7iu5q9kvZn/Yy3w9e/29HUn2YteO6tarfUgTT8ojiV+WOEpq3c8qoeTD+flJilp1dcRR",
-	"W3FVQOuAClYCEeONFjmMxpEhmYgvqn5RQOb/2jxnnAL+nga5lM6Uaj9AUs78iUuFtmNeV8sx5Qsc5Pih",
-	"+3EjM9jH5EYfxjToxJciidRonBcZckQ3X73OELm7IEd0A//3amOzFFGqX9vlgQhNTlH61hH7nHkl/oVI",
-	"wtIXFTLySzINAxVds7JkwFiyxTyiNCfIAM77QRQma+aQPYB/8SEM1eV5ZWMa9Gl208tvYZkNLL+jALde",
-	"7ctpJe+HsieikI0nAotqZoa05vZF/JJJ1XelBC28Y95KMHeW1vjR5hr+Ti5OD03jhC+A7r4F/D0i9fPp",
-	"MzeghKHCdcXYBBUsAk0vRlSOSgG04/z4VvBJL0JATRJxHYUsWWlfLLJ2YaohtK9QdDxZm0zSJ5WK16sL",
-	"Cgu6/gfhKWij1Qd8y0pPPVxen1fTxvlw1tcHpHw1zQ3RpA8cKo5yudLzN2rRFAV9l1awCibReNQR4mYK",
-	"5Rv+mgG5lX0gP4Hy0c4xniKbKTLfBQe74rTOU2busK4X4iiIngfNXViVsS1hNJrDKEEuo2tmE23gEHvI",
-	"WEjEg3gaanV41U4ONtNh5TYcq3Mf43ivno0rK5hO2y9PoABAf0rblRwY7lht8vMZFStzwaqMiXOXBoK4",
-	"HX2/1MbGDYXkLFPXRJI6SokC7fqN0pEvZ0srY1nLznvuuGS3rLDsSyPm5cfnfgpxxZF8TAW58MkHHf9T",
-	"DtzUsiqpA1TQdwsxDCxEyCQRCdk72D8lg1gEV5LUD06ut/XFg5Pr140c9yEBjWOMr+XQaMuqky2JM61d",
-	"KzSnKs93pZ2M2JglNM7kaSoxkUTRK4jhsQEUTiRUpeXPSB187qijReA50NZs4x5FHuaU8YUWYc5cK1PU",
-	"lz3trLIKHX5phduCDr9sU+H2Kg55VpFeK1lyDeVEx1QqaMc42y2k2BbK3W20N7eXBjIX2QkFhJVxWgDf",
-	"jiAheDgj1DktoC4VRFp3TQQigY5XzKZ5m1orJGTNcOp6mNmeUuWR2PZakdjVDZgSqYRxJJoe2UumpEn2",
-	"hdTeiWKhPQKkbsx3stluN3LVVDffvs0UU91sl5ZTrUotLYsLORtkBTZ6Ym8vt0gKpBZd8jLZ62guUyXC",
-	"vAyzlesZzyDmGjZaZN8siD7U5X6ESuuniHo3idYjEYc2noXNIIHdXPDos2vaJxJy+n6PbG1tvW3smiIC",
-	"rkeu7dyQKbUwnCZQwQgyu/1Sq8rPdRNeevgrLTNHEW9eb+cK7G6sbKUt/3iZlbbiUy6nu1jXRySYJk/J",
-	"2YdOc/PVazC4H4LblOq5v2BN+sIJQ2dnSp3gEHdRF63lJ9OYSUInk3hWXsWjYEAWC4mC3qAP94ePnT3r",
-	"fRiIcAaNjoqCwEeVVEwV8e2h9D37WEJv4NFd8yAKAz/NbEFH4d+wAo9KosmEhcgiKwrx3Ne4LZ+tn9l6",
-	"37qSzXHz50gQ8m/0HUBgmTQXf47ufFKHGIEmnYiTQHCpKFdwZEtneLtcP3vAgFDhzV8robNiGAs8uA8D",
-	"2Vw18+JB3Wf3M7rmnSzrGVdrJxTOGyKPkldYOdIHNaOeIgXQfPJQXHa5KqVi0wNncR1VrTzeE17CMqGQ",
-	"co9Qmt+cEypKtNaoRF3eJ9Ylx923lKXxLKx3sis6aD1Sb6o7JddofUPRuG8Nhbt1Vcrl5JRtUIYMMtig",
-	"PA3mF3kxUcuHFT3umHwlmVOZf7XCKTXdp6vTXRYVi81APsFhR+rUpuk5EJ+pMUq229v38Bs8DDMxcL/7",
-	"vOIOMbrK1sPz1vJOVmnTotMjlAQiFhyAGZGSCBtYyTNaweqWjn1N1gdFxS2l3WdpTYuHvgm8l+okS6CU",
-	"d2Ozk5jOllTyfkpGnMNYPy6jLoAItG0Ma5h2WjQtPIfT2MpWr9iubLWGifdO7JlHiZaLigXyIbPReWLJ",
-	"Da/AFHM7Mkely9nygyh/mQypx1b65vspm42fA1P65gd/B3Iv5z1pkcwpZMSfJrFP6nZQjVaP+0Ec+TsV",
-	"LoIRi0Nw02kTmXGWQKKKrcJhtr+Zr8bxEu/1PeIjwgD/Js2mhW96PZ5robx3eICIO3SCpCMezBCksGsG",
-	"bvIUtM2ChQw1P3bqp1R0Rnw0aXysrqjtHVuXlyoEAEaCt3q8nhuBP5nGse9uh4SXaxrBidKnDScy02/R",
-	"X5U9buGnjRwuL92oII4WAYxOMq7H/J7+zJJoGJksIusMMRUZ035eGMHLOLuh7mVI1DThssf9jHvGJ4I3",
-	"dogPnhHmk7p/Bv9qujpvO0T97d//+h/vekP/D7bnY2evefahA/4p9pmIIfFVayDCme+RrXabSKJEzBLK",
-	"A9bwiH8ZqdF04Gvi+LX5YTpI393cfPV6hxgPDbydlLzceocaXo/7ciQm0XCmR/pr8wz/aH4Y06B5Bq8p",
-	"vCKtC5d/i6I8pEnYtwSt32f+3YxCTZ72L+dlBPCmvSrT5bne8OaHnn7Xj8KWeweuUo9PeWgK2Jgbr9jM",
-	"thEype3mlnKXnF2D/1U/K3scSkmTA0VoLAUULS1ShUM1RqHVWqipNJrRgOxPUx4zKfV4ywMTcMIuo2vG",
-	"83BTJJ2aV8N9BiwebAty+/w6rwg0LRyEM/uJwvUf7BeL97sBzL0Ix/OLG0566k7ZP1KwelklT9m3xUvL",
-	"FUbj/34hHcwUXLlQswb5uJep6CqBWzg6ShtFa8bm/37a3e/snXf3P/mth1R8y5XOFdpSUyl4RRDHNw2v",
-	"0QWqz469kHWN5q7bWeuLqRvfoqn1nZM+F6pvAsL6ipXsSoh+TJNLeNbNwzB2SG50F+37WrXqKWGhohUX",
-	"4Q76qxTTJGCr9R4vU6myK7+yEe1I+eEduekpeWpz+hA0hQeaDb5sQcWZcWnL4kLXp/w5OKESjrwPjNwH",
-	"MBRT2drJ0ib8hmkJM8kqyPOO7Y8Xd5G605pXejDKO+Sf22gOlcj8MlFACFUECq57hMVQ9VlaKWiwR9A3",
-	"2+II/AbUa8tdy5UYdnjt5em7y7wpozvkGlQVFVvVnr8bV1lohS5y4BWMp7QHQ86MyltfsM2l5PFwzrrl",
-	"Hdcelbk8pJMuTealE+c/evkP7CbxIDnlD+n123UoEW3Kne3/aIAmIQtiyHpRX9svuCwYsKh80BpNesoZ",
-	"GdRSMOaDKeOgVweKtGYbcdVd/jOWw2+0VsvUTuTDuOfu7vlc+uo/s8fxL+E8vAv2/4ZGKuKX/QEbRbzE",
-	"oHkPlGzuclQuhoSS9wfvjx1CycOTQZM4Yknalk7LcS3YbV8eMHDh5IxEHAJccUCDq7muX1lWs9oRXuqH",
-	"vJv/cQ0n43pIfrN7HVCi7+d9NK/6JVKjg/1CPdOSGOgdHZNpiv2KQrQyd77YFbAUvLDKj2v3RiR1CyfE",
-	"IRQlomvshdhJ/LWxen/hhQHmRerYopaJSxoe5lf7QSjpKSoDPIjf/Skc7uYbB/uHUVm38TsXGiwgy8cR",
-	"t38uaYy6rA1qXi7Mu2mwAItP6par6zOhmTQSvWGIDY/4aYUW8By7ZlCR7PGIk2EcXY7gxlzFlsKb9XHS",
-	"uoB7mqoe9wvaga/f4mrA+J7Nhk+LvvikbtBy+4c/QSSgx60fn9T18Of79DVa5JiTEyHVZcLOfjoklHB2",
-	"4xiDlkM9TskwYYzciOSKJQ5OCIaPnoLJnSeKXkH4IKF60ohQtbjYHkfwvRyJG/2MW+JwmrgeRbnVhdaX",
-	"l8JU/Opx94TCikum3alB1CL0nAxjekn8ZlN/sjmiPBTD4d+gVqLf4+DUx6QAMRxC6aZ8By9s+JTd07z/",
-	"9oHr8szRe8Gyu5OFdTcb6dEBThmY9sXpYat2T+NlTWPlKQAVDwu0ejDT4E8Avlq9svEq6KklEMy8Jrgy",
-	"8jIVo9XSbf2KRplnV2jv0El1MGzTkD7uI/Y8TcUM/QaIlsTEV8SQ5CK1oQimY8a1YidHdMJauDZlnty8",
-	"f7UgKRP2T9NbKu0mFTMFdb30VSwDt4uRN6gB92vzFF/YPAh9E//JF3bT79z65+Z/h2/l4VWb/v3NxvjX",
-	"4OfB9/ynm+7SJc2Mtnz7VRIFZQl115eFI1IsYUY5sWcCszxsy7AUWWKb9M1BS3ZJ25U5Sxi5YVAOkrMV",
-	"65uZIjTzHfj1CIRkHhnZ2tJYaPKGFCVPTjdY8bNaikVleVanWrylHbvBxWMUmTGp54Uquu9ppilimlKw",
-	"Smk3J13Xmb17ap2vSNlPqCrxbrm3kZeknv7xv8wiNzzUddpaNdlwW82FU6NGVM+aQ+HovKkkppqfuiHx",
-	"6Xhgc20UjfvVfQZcST1bjcls703EQ8wKWmHaePMKNoE+M7/gzcUDZ94xN+K8YuTKKFmaKqy5VzyACw7v",
-	"u2lwxdQqR3ito7XigZi52jil28GFclsNSJc6rAtppjRJminhYKq/1oChrao1tgdsKBJwm87KCWfFA7PC",
-	"/S6ovKR9+gBWndQvzvfWMPdh8qtTL35kpZkWm1i6adiPLiDAmalbsTLJ3dcGR6HzuDZ49pBmon4bo5pX",
-	"29zW//1ez3+rXW58HGd6yc9nXc+1NSZ1XwswUxKO8pxtaXfVZKP1eKQaLeIPo6Hwd4ppm7m8B2eLQFYu",
-	"VYSirI14j0N2XWLgQDMUohZv55EJS4hvnaj9Kzbz056ePCQi6fEJFu/fTaURyZrhlABtGL8rfE2fSfT7",
-	"kkj1uFayooT4eZewj7WnSaQNfa306KGjQUujGPNzL4UIvR7Xa0N5wOKYQdPtKD3yCYsZlQhYGyNaaTKJ",
-	"IyzuaNeoxx3AEOWqac7NVN5ShZ6xXk0vuN7sVLeCKyW778KB84geKvtjkVRkeq0W5scbcnF+8HdM6CWz",
-	"jm2edizXl1urGTcPEPr30imWHawT9JA/aQGZ6mIsVLF+HI0j1Xew1jneSjm9ZFq5T9Ol9eEYR3yqmG3N",
-	"XWjyrLUWLGme8aaYT7Rqi009S3QmHe6Tt0Y+nTPjSma21JYzW3M/5mz39zGZs+kaAjXwjfVT6OyxpNdX",
-	"IRSJdzQ32u2NZnpbRW8bF4XR33GtO3b0w04+1zY2W6/aMK9C56OcH2WCtftrO7X/83un+Xfa/KPdfNvq",
-	"Nz992fA22u3b/6p5C6EiS6omwm3lodfF/a1Lx9VvfvpfpQPKComKcF5GnCHQxj7jGynmpWIrLX+hrW+A",
-	"py4UZGSRHCN1LuAdkSQU/iGG6O684Y0WObjkkPk+mGEkMG0lVEh1X94EPN+3Z81HMxRV1BVmeRgnVWQs",
-	"pCIbXnv7jffq+9fYbHo3s0D6AghJ+AdNoV/znQiXtl1JmGJcj6U/EtMkX+Ngc+N1tsRBe6lOmetJZKdc",
-	"dr5PISLaieP7sSL3mlMmNQP8+nHK4ojmppWaT2XWkn542a/9qvDQ0sqPUk2Dqyp4wDS4uuub5xQHM42M",
-	"EYGfrphE2eerF/cdVcHoIegGXvSNUU52TA9KO/qNcmXIHA7mQLHxWnS0FiHgiKqX4n5bfMZ4+I3tLSxn",
-	"dR/W+0ZA5vXL6vX/5K2DJFhQ/lkv8wMcSPea7JY9km7pvrVkP1ZsWY0dcj/N9xtA1Ic+bsZ7ZQw3C1kO",
-	"o5BwoRbYbemYIx6yzxUlIBUbv5BkIiSAiqHOjVW1fOtoLbdI8gRVVj4LdKe6SDxQNzbbbc8oY9FlxGnc",
-	"sEpddmqFWd8Bd5WOLKXptaJONlD2aa02JsUNpCrTNstmGb2UjIc+uRHTOCQjem0Rryw0Dv1I4uzrm+1N",
-	"D5dsG/8DZQS3228bueiNvm0ZI8Xtzxh/ueNZWCzTv2Qx7ZcbVffue1xleG1vZsyujC7MsPlzabPm7c3b",
-	"W2/tYXwfrPeFT3MWXDaEsJKwRFGD6/kAIBy5bOfKlQNrEFW1FIJB2CNNeUgQnAF0WtE81dYoYJXvtNut",
-	"SMImjCqpX9eueJ2JsC0cn63uVt/+/LniNevqMnl+v1x5xbd7xQWdX47CjKp27WH1mEcUihmesLCbc8Z5",
-	"wCb932lz2G6+/fRla/PZnfGncmf8mXwS842hY2GqSJpp6BW7Yi5+nkXrQp/Jepv8jYSJmGjdKwHAHd5p",
-	"U5kz5S43tklIZzJfAnRtZ0gOibPIG5I54zv3Qss8Ap5oke5vU23PoFxo+TZZ5J8JV8nokmsqp2Uhsl2s",
-	"3DAAzA0Gynp8caSMYKAs89hOj/u/Nk0WdvMAgJ/p3+cu5R4bJKW/pFUJetyUDehN2+2tYMQ+5/LvxZD0",
-	"aviTi6HCn6yFVwcinOEFcx/zW6SkLkCP10dKTeTOy5c3Nzcte4P9vRWIcWOHLK0dgBUpKsoHmBFhDmTF",
-	"LKIwN/yVJ9XjV2yGzCgtN9AMWSBCFtqK8MXKA9gCBAoF+MUZmz2R19Fnn8TRIKFAN1hTIls1Gd8sezyS",
-	"csrCFvllFMUsx7ZHVBJ1A7xUemQg1MhUtZUkoEky02y5x9PCFhMsv5yPCqZkVVVwIA0Uzv9ccjzPsOLu",
-	"j2z2kOGxhR0OVggtuduXBpDS8T9Cm4h1prG8K8HyZghlS1F4673W5p6K39xSP6r+5772gHn9GWq/Y9Lt",
-	"neYCPJ5ZIF4hrRzwMnKN3OEsgqpkFg+KCLOjWzyr+9FVZnUecxOwWKktXZoxLQqQRH0+MTuKxaEpAkOC",
-	"EeWIaCjYuFPsabfQIWc+2Zmq0QGfTGE0g2mCX3fq3Ea73V6iz92hFYOLf63eWN61d7+TqWT6IixoTyUy",
-	"MKVFL3VwpkKgc94tCL/uEr9X69V8krCxuAYwT5kJsgiQkUzk3JYs2xEnsPvSKZ3LWFBWR11UwriKhu1O",
-	"VdrHNAlG2tSpSixcj4hw6Jl3rWY2VU+gUEY4M407FVE2HVZKgP2mhM8qVe30rSVD/nSLbY+mSaRmuGXI",
-	"thlNWNIxx78AqR9d9bWN0ccSPaOrvmJS9X0yFAa5M5hpCzZmVCqytVkCt9eUa+nJfCtVF7SOXru9BS/8",
-	"UFS0gEV7XbJ42BwJmS2F5yplSZZcRwFrkQOVaTXcOTmA3DfbjDVmqaKb6chwvaHvhBSsXFoCFFW4EckV",
-	"oZc04lL1OI5nMCOwW6bXQpSAfg51k6E4FDMF96k2oVo93uPffWcFS+u770gXMeng28YRUVNHX/a4/6UH",
-	"AqBX2yGtVssjPRAE+s8vvQxwTF+Av/utVqtXu731AVaoHwcftXlAGwy9Gr4FqBn/wPpJslf737cLvnB7",
-	"67d6/DzbJAJ3A0uXcWUKk1UkUpiZ69FIPe+Oew0AEgcJo1ewtUDA0J8gU+Oi3eP+wdHPncOD/f5p96eL",
-	"7tm5j5BG34zeYh2djINfIR9wGrMWORNj/KfscQgn4GZp3VUvi23LS4IRC65SY8sAzhKaNr6AyzDKnR53",
-	"dtDF6aEkdTfI7tH+yfHBkR6lb//df3d4vPdjdx+q0LmLF0en3c7eh867w67f8AgCpFz5sfSNH7qd/e7p",
-	"md8wRcf+YFCr8aTz2+FxZ79/fnzcP+yc/tDV64L1QyAcgiUXtze2Gi3SIROqRnrfsA+NJOMIGv16PT6m",
-	"sbYhEP2pJQ8eZ47uLwPGy1YdIf7R8Xn//fHF0b7fIhf8iosb3uN2V42eAeVH0JnWIh/dNyKtMGS6jJhx",
-	"6se1EEomCVMs3CHUdE9Arm2qmgiDZp/QREJtlAENif//+oTJgE6YR2iP+7s+kWxCE6pE0shSEpkjJE05",
-	"kXNymTYNHqapmtpvcCLtoulvX5y/b77BDg9UmQ9LMqLxEAss6N83Xve4nCaJuKRKvzlKSF0L8940fNNu",
-	"92r+knGZM6O5sT4xvv6HSKI/oBjNDnkH/JNYrtxqtXxSz3JmfUXveo/bbSZulz0yxR3Tc7BIX/CpuhFt",
-	"EP/iqHNx/uH49ODv3X09HGRW+rYBiwW/BAgwdimy9KFZnmnojmtjfnqh9xorqUkzsVO9LKCiAEfo0mDk",
-	"XjSmMzKmV4xseO12m4zLoaN6ZoAdHcwsJtTkm9mGT36zqTWhJnymae7xPdubww2uB2shmdKMvLELfBup",
-	"d8rhWRba6oqZ58D7gcVicCKtHj++hqwi+BPuNbw9kmR78y3x312cnp33Dw8+Hpz3u7/udbv73X3fcP4e",
-	"9yGDqdnB8mOmrGPEbcueFumg11UIzCvCyAjRCjvjyhQq0oxhs53F1qbr08BINTjLsRebB35vt6xmuNub",
-	"b/VoOuddHKsbZG6EuebaEJ5BvgHVakFA9rjNwhbcOthbxH85gl7Uf2j++BKqJvzhO45tcwCxanemWbrZ",
-	"CXQexVHAuMQ0WoAl1zoTGoxYc7PVNg0xUKmwjj8KP7dEcvnSPCtfHh7sdY/OuvAM5JwocDKhbO+cHGDv",
-	"UYkaSLu1gbeJCeN0EtV2alutdmsL3M5qBBqUnZj+9yUrbRWHB2yz3SY34E4zBAWLFEkynQDI3rE5Jabo",
-	"ySNaFdDahVajXAvzg7C2U/uBqQ/mu2mCLIxns90GbxHWQgFltFjRaudLRhde3j/cmcWgq82bLfmp1LKa",
-	"Zm3n909eTdo08tqhtkL1vZNEDMBjRS+heKjpVA5qqiGPFRfUACPsUll+5pFX7S3in3VPfz7Y6/Yvjjo/",
-	"dw4OQejmS9fMrespfv2rL6ubEUhNGoy0LQrZsa/aW1WfcGN+eYZa8QV3dY8X7oyedbR8a643XtJJ1Lxi",
-	"M1m5P0fsBhWCRKoWcY6IMJKTmM4IdnvSUhOYhonJyZHmE3P7cRhJ1ZlEP+rvPeKO4CdyHrpqYjfSDZMM",
-	"wA8Ou7KN41m8K+9oFtGw3d5Y/sgFp0YPQFfl9ubb5Q+dC/GR8pn5lkSqWWF8B1oZ4zQ26Kt70lrm3EuV",
-	"l79gn13htlpKc5cAOyJkRQWHIXbQnOHBwP5q0KjfA4f07nwfdC2GbHc2LXOQBOepDR3CSAw1l9TzzlTM",
-	"fBBKy37CUcLt7e0ccW88MHEXfecV9K3X9Ya6cOAzZS+hbFxWQrkl6HJ6LvDOl1+u2OwgvEUC18p4Oanr",
-	"3cCmsjciga6yVAGpo9arfx5jt1n9Z0DjGBRpfKUmexYPG/N0jjWjMnT+qGy1WO1qCeUZ4+RpKa+9vfyh",
-	"I6Heiyn/05Iq7sNSUtW6rbGJEa84l4NrbiZR6BH/is1M3Y2tTRKLG5YEWmkZsc8ZH2Ckn9Qqs82326nB",
-	"AahlYx+II00pKwM+0h9ZgocCwKE+Y2H8z5dZqOFlVWv1VBaVFLCyb/AIz6kzJ/Qy4minaCtcAixYq2o+",
-	"yXeggGImjR38sZUBDuMFm+npLmQSQf1yPWj/8Kfa3OaU0UR6y8s9zCy99b7gHoB3Jd0EsK9q2UV3yZyI",
-	"sawIIZQ0Zb399IiMZP/wp0Xs45gzSNW1edb7hz89C65VVbKQ0bCJrnuErmbYwkeHnL3NnC5Mf4DeMHhO",
-	"16FIV6IPUOTlWt5hdMWwt8IMAfILDihoeOga1saz9UkYrz3McKPdxJcZnw05Es4ZPRDhbP64YV7J+0SM",
-	"8dA9GmEXMnIqRKPF20XSgothet+4iGyvcCj2BB/GEQbVtjdWmMkPgrM/65HDzc7UfHCFCdc7gw6bupIJ",
-	"7qEbD0WLZpNGfrWIUcxSrKupWqSww1NYLoa67uv3EEYVYIV0JMDJI4kxcadCFMSXC6dnJdhaYN2VxgJu",
-	"bQO7xYLi6fig1ritxpGBKfhkTFUwAhhlxehzSb2las+qqe3zszjR5CWjP1jVxxdI/lcFwf8V5X5pc+sl",
-	"CkAGuf2sAixXAVjmOFuWkx7xak8MGr4yhw21HdywfKqB/AH6E5q32QsGZ4pd1+b8N16mcxyKuR7v8bSH",
-	"fb00Yqs1bev7941OsLFJlCCb7e03PR6MaEIDlQ+xuqCtqd06ElKR8VQqCF3F16zH6xWB211C8XYTJIQI",
-	"k3lKEiU8QkksxGRAgyuvxydJdE0V88jeD0edc4/EEb9qxiKgsUemPPrnlNm/xtNYRQHVfDthMDcsGTTl",
-	"csKCaBhp6W8DOZhScXBy/VqrSWPCxgMW2iJeXibempuIDUtDhBiwCqbCNmQIZaLAbmNRr4bQDoTB6gjq",
-	"gJ2CVQjQ9R4S6uJyE5EoGwpuQDSs/bbH/f2Lk8ODvc55t39xeoghTwO7Wri/HpkPjO+4/IlX7R53Dbx4",
-	"SN6QH99py4zGMakjTgAKVUKrV9nYNdgB2OoBIx/Oz096HFpe4fN4H/6u5eFIxCHRHC0RMUlJaZd8EFJ5",
-	"PZ6L1HpkD3lfE+VO+vf5bMI8cp5QLocsaXZNaxyvx/cE59ijySM/MjZpdrR16ZGTRHyeNb/zyHkXHoxi",
-	"vRQXk8uEhiwHwP+uiFf/zgdxbvsaQgitzN3ZTUuZPp7Ds4iRus3DHrXp/5guUPv5FZ2gaY7S1/KErq07",
-	"/6ldp5lqumUiqKj2OsuzynXaIVIMbUsAlD1uS9GdimlhmTYZeO5jRjX71uqv3AVRFoU5DAxkXdzQBHv0",
-	"lnlVc8fpkdWiFT2rOXJ+dq8+unt1CTl71S7JOQ3J6EFWTSoNWD8lxa1Kas/k9dDk9QP0Kl5OW+uZ5PZZ",
-	"647TNmuJrg9pAw7klU8q2CW+Ub0gC41xvOzZ5qime+3NSMSMjOnE2ALUwjMJBahQYKTBZBIbcyHFUUE5",
-	"Yf18Bn+ZZqNiUoOpRG46+ewQrVIUffI/CHK2/6O2Omgoif8lCj1iHrj1ERZ18uFE31MsDYoTbpRpUfmE",
-	"jEfSosqzPlbSoh6eCeBg1hM7Zpn/01yWf0JGgrt3V7XrJXQNWd/tX2Q0pT6Fj9kCvFJFcZzm7wPSFIts",
-	"DKZolaVJ8lOuojh3ZtH2ldMxC1vkhE4lBM9Nr5ncXZRw0RSTedGqn3pSdQ4+uPqxcq1znoXtQ58R2Ils",
-	"ir0Sdz4wSIWPdGKQZFIjZsACMWYknDL0ne2mNav6IJegcREEyUx955LYlx7vt033iL17pvuHj1DpvX8o",
-	"wheKKtZM88gfgf4hbTIOWQIePSKGmcpiheEY2wrwV/4udLNkIzD3bY2ZkrMAUzizOeuP5p+qTnH/FmF6",
-	"z2pVydHphCGh2ZgHqcfskgYzoMxG5uScpfdUH54sta4U5t01TgMTxDXpE9Vh3JTkHhVZXVH/YAmP/5rw",
-	"6r8Cn4fIn1lhmSXHSir1HoN7d8IQ06kCwcPMjmPrV5AfkeAN4zFwPrFc0LDV451CeRobFVI3IktGO4QS",
-	"NYqSMA1Gfez82j87+OHo4OiH/o/d3876EOHr7vvzGKHK+EmmGMezhHiWEGtIiPvIhFUQ5OCRtuDwDGuF",
-	"1iYugQLrQgJGaLv9lvh7naOj4/P+fvewe97tH3bOzrNHxK+Keyw6BtvV6PY/T0jir0CiNoaxGpXeRyZ4",
-	"JTG7jO4E0HJ59fjIcnm1MrAc8FpNV4SmVCM74MYQSUKWVCHvdoktbIJ9nbD1WiXezpZJkU+I/v6WMGB2",
-	"/muBwPRDAM57hoGtBgNLFyxr5APYcQEKrKIjGwgceONYhCxutIivac7fIRvQmrLdtsVivB7Hw+wRv+V7",
-	"xDfVZpo+qfu52tJ+o0V+wXopPtKGT+pYrqHHoaQN9UiY0KEim+3NdnNj0ybwR0oS/7/sM5LOZJoC7Gqw",
-	"9vjWJvnxnUe4VvyGLGE8YFBPRkahy6XyTKNunJxp42bEZ4+niFBADlkE6A44nrGYar6iRUEA93iuLoQp",
-	"9ZGrVzGkUaz/DQil1hymqvtz9+i8f/7bSddPc6OBI0XYFp0vAALZg/a4SKBi1aenhgLZ7y+1Rd2JeIb+",
-	"PCL0x61yGduZl7wvv2hqXqj24tOgOKTgHoNwzJ9YEikiFZ21iOmLpk9WpDIoH1PrShaSl6FakbZRbVEV",
-	"I2kqIEG5g/XYYnIFUND+Mwbo0TFAC+naQYDmwTxPSivfLA/8CwF6lhDKmiaW3dkjreIvgPQsrA+aKlhZ",
-	"DI8pgrZL/C+3fo/XseI05TOn3IDCw2QjW7uSdHhq7oBuFFBOuOjxWPBLlpABS7nyLpnyprlbM2IsQGQf",
-	"3yFDGkvmL0DhPLIKU1G48qlxOOsf3zm41PN5fkRczco6DRZSvp9ldaZEYg4o/mAaP/e4TTOcQCjomhXz",
-	"OVxVMzkd6E8PsBmvNpf04Hu87h7IpbY1vBQJmMvY821Cnm+bcUGjaYMHpHFMIo49qRPKJYV8h0yHeYP4",
-	"2yXtzGsj2eNUmzsOiY11DfM4nksIfBEfr7vsYIgcuIUwuCKo9BZxY8lhpssNnZE6YBItL4NGHJ6ty+hB",
-	"qhI2z/CgO3ekf3U8SDZcQckUlYQ13niubwKQASSCuEqZEN1IrUZtFw6Y45mQueOsun7ndO/Dwc/dfb0J",
-	"cDv7rM13Z+vZLXUmJnRZ7vGcokrq/sXRj0fHvxxlDUbTM1xvvzTmdDTU/B2/ZDt+53qD1OeMVeP0smU6",
-	"WyBf/B53RVMjbhs+4zucWc+JX2hQ45M6FP0zk2rsQGf0CaOq0BxGQWINUB8W+DHDM9D9HodaYfYR22UN",
-	"z8tu6gxAB/jBfvfjyfF592jvt/7Hg7OPnfO9D1rm7CFqBuCqppd7Nss8tQ5y5QHnYWWZFsyPJKbKujx/",
-	"DRl1YuX6IkHV4SQqtrva1aQL1hhnNxAjQOgfSK3N9uZXGOZ5jr/qQ5I2KmIJm28A9uw1eHBUHu5TRsQK",
-	"w8QzAqwMqlQqel0W0UJT7NHNsJVozjBVzXcYV8kMS33aqhCKjGn4rNE9roVWPPUrWWvzKh28KwpJ/eLi",
-	"YP/6+0ZFDCtaHMBa0q4qDVl9nohk5ToR7PMkSopBqRRbjf3XJtPkkoWk/j108krtipl5vLHrygvDe/Qz",
-	"MRsqIqaqIsBlBrlk9fRh8MesUCopVWXZdSSmEiJALXI8of+cVhY/wGerqka82tgsrbDwJw6hwQqvFT/D",
-	"PXlSnvKNFahkjizdOTdXqsNhpywQSWiL0sdQbgDKg++d/WxeWLC9XshcBmqPU1fddiPVWM2jCby+lStw",
-	"yYX+EpM7cKP+jraYJokIpwELMyVmbDlZqLqKLRMhABWKG66VZRZCF4T0c2C7+Xo94Tj7rvYgWDp8ZoZh",
-	"y/8GlGOuPvY98BNxgw08fZvCxafjAUv0AoCjKJd96wwYM9UbKnscxBpWkHU32j51GbPRPIIhOmA4eAWM",
-	"JwsG8xkP+3ra1s6BdUjEDZSeldm+hlqFV2DLqx63ywNLlvK2nEnp+FuP9/jpwioGpYXfGzuZ4fW4ae0m",
-	"FU0UXks7Rb7dNHx3QhO1S/wwSrBuAKyyb9tfQA882J4RBRqJsD+IG/cO8c0l0xzO/NXPdFfUQ0krCBgY",
-	"nllsZPaSbG4T6CVpBAHsjrbq6zjhHg8EH0aXU+T5jV0nMKA/BjGZeEby4FACytEGThd/Yf0CGNDjxizh",
-	"E18rYAkfX6omumNjuISxRfSpHLDMIf/LsHQbYyzw3jL9zfH1vNq0tM5AZuGzlQO8xZUDsD+OZStxxK/S",
-	"+OSIcr1zYoqFCmzZ18rIYkr7j6o6rFpoICXCPwWm7xsJFdpNLNMzKo3TJ9r51bb8eZuX2ZCL9nip0Wj0",
-	"mye2GhF0bBnV0nYMW+1N4/o9FEhwPpEMnDTUtifWzI4Y9+/e2c89Xvd/6JpsrexHtUb7v42K8bd//+t/",
-	"etN2e/O1jC71H1qBw3jAUCTklWl5IrH8ESa+TKhR5/GtL6COIOosprgAjIQzFoJ2ZCoaez0eR1daZkwS",
-	"ZoaMHdSa4N4jF6eHoCRHygpWw7BhkoNE3Eit80BZLgwsKCHi3ZLWYpjDYGOcmt8j0gQRKK0eP8BEx4EU",
-	"8VSxHTKYRrFK1XnX8MbqVyzEMGqAgxRJj7NYZmpMGvXohfHuoxrvfxBSYRWuDncOAENwTnxttInf/fXk",
-	"+PS83/315OAUEiTslaPj8/5pt7P/m9Y5t9tvGxiSkLA7tvtaFEdqBonbqJWa8m7mA5HaseYWqpzW6CBU",
-	"EikEN63G0ANhMxpKNMJ9Q6zl3HELHcflZVfmqVMfskzjyD3oNbOHRcBKjgH24PK5QFrxW7WSloOZroj2",
-	"lCwcUk5NIHVLDnqPgQlUH/biB2//BOD6h5FbmoEvElvzhLuTMyOlKSRsSLCepVU06ICGPXIzEtI+JjM0",
-	"q5wZ1GhlCts+7ezsQc3NTRuD5pDvuoorEGMR3PaW+cqyskDyQyxx+OeVn1qULSxDr2hyyZxbKDd7yFJW",
-	"9IrlhBTyf9t/Fbw0EDzHIyhNcV9fRpfgE8g1p782IJB0ScDpZAxw6XtkykPoZ3bFZiRkCcB25qXOmEqF",
-	"jd13Cc30m6OxgkMiEr1zLLrk6Ugz5tAW8d8fn7472N/vHvnQvw8FuuDMnCpwUGlynVApWVgqg0idyqse",
-	"952O4iO5AEHr9Wt4WnBAKNzRELoeMgcBhN+58Z3Voc+fR07f75HtjTdt8s+pUDAz05otETfWXS7ikEll",
-	"Dcoeh8sNbJA/0jIsno65dAUY+lHoe+Dncf6V7J/TJIY+kVJRNYU+AVQpNp4o40TziJ/2SYeuARZnAH/3",
-	"uG9PWj99hbsUUwyqj+FyTKXqQ6NQeBD86fZrVPm7sPro2tILsbW19ZZcnO95tn2krY+pH5i1evwEw+1o",
-	"2bo6nC4N2XrjoM1ZJIlUCaNjFurNiQwInoY9Puer3CUUAO+aeCY0Uc0bOiNqlIjp5ch2EMWlttUzezzb",
-	"uZPx0OHmo5gRRpO4NJPTGVTv9WldwlF+sa5KYFC59iweiTi54NFn17+vqvYznrfV2E3E1evtWknMwCvj",
-	"J3pUWslzx67+ers0faqyMLWMLhcOLBMr2dh8U8IHl1qlin1WLwN5nZd7cypLmcH5+IqZrda6H8mJkFG5",
-	"jqZPJw1GYwCQaOLSa/e3HjYSbCLFN7XZshVEIfyftQJ53av5tUfR0raeUMNIWfdOXhZlO8ySXIPZm0Tw",
-	"y9bddMOvrz3BQRdJhSb1tfSmik5+1gZKRd4LCbLNMs6cNf4nUalMdKL50K0PIBBkrd612iAUmrf/RZMz",
-	"C6uwTojZRqSe6/WvFaSeW7bMCTa7sWbV/mx7C2nb60tU+imZJOI6ApMAIqw9HvFLfcBsw/uhMFENiKcC",
-	"uFcQX2uz6Ggzt0NxdVKPuIxC1uM+XkatF1vKU0l8rPHRh5ux8bmFk5rk8D7jemFCrbeq+YK5GK5c3lJg",
-	"x/YqzjSJ1K+DD7/IN4tUae0RyWhsDAaYYS47zIZeSaZVQUl7+GwreNcfnlR0GWgR366/r7WMGIDLUE81",
-	"FboQaUaYwZXpag02XF0yRnxDEyf2NdjqoMf9a5ZEw1n/O9+mgICzdmTehyDXwQwcAwQrYEH/eViiPhgA",
-	"etyjMQ36uDx6w5zO7yoWV8ZtC6zjUQO4hW99pUhuYRQrFnIpHvjn9px3SjQtLmMp26zSNtatOH/AFb1i",
-	"ttZ8tmVnjnu6zvuN3flU1bTyqSuGanhtmUqCCk3Zmfo2atCXUvFzLfpHDy6vRPYVFenP5grKWa6+S7IC",
-	"nNiMGv8LSIdbnwxYACVU51oxZ6XsiMpRaUX7JyTjwqfWJeNn0n2kgPmKdLueyVXY7HsUvfdSbCaqemJo",
-	"ZHJZ7foVi9aX1NbCpMKnUZVKv/WV0ocKo1ix4nypkPlzVJ7/Uye83l+3egmuFr4UZFKoZOeUJmO+huaE",
-	"+fA/n9Rpj8/nDDRc7MZ4iSy4dqPd3nVI5IQZPxBnPR5pWoqUpiboKffKOvgh4gTN1pR+zup02r4eT9QM",
-	"XEiY4CimqsftwLDwSKKMmc3FTYucUCkzabAvZFm6A5Vo+OqLdpot0tW2t80HCmgCpZv1cLNN0fTfAxHO",
-	"duAl/312fGQh0w58rX/WTAtgG4GC4kpeJj9yQCV7vW1qFfn67j4zTcx2zI++Q5FDBq2BY+uXscim2rbI",
-	"R0a56nHo7RvEkd8cizCbTFz3UXNAsiDNpgUrezksTY/vHR40dgGNDm8Y0xkZMHIDhQhKjc9DeOM8R12a",
-	"e2K8iMV8E5OTXBFKgQ2qrePxnIvpfBA3ZKwnaClOCaBFE+u0u54hW0AwcEYQAf5CEhqGERaea6cUqoyD",
-	"xAmydIJc3FQGh/Sny92Sm68ybsnNVxmvZPuJvZK4xyt2VZakPqazAZ70xrOYeGgx8Yuj1XlBkWXh9Vjw",
-	"SzIRcdx4NGVvsQy6Y2uTCq2ysl59iQvgVXsr4wI86Vycdfd94/k8ZSqZNTtGoEnhPLIAIkxmJKaKJY1l",
-	"PVA+3s+/AD0avoJ7YXlvCONree6G8sjdUCJY5zuodndtgLLOuUqJICVr6B1MDlBeB1ESTCOFqBGWkBEN",
-	"SRhJCCZYugesiAleeNmLOAMteYXTpEYsLmSBmdb89ZKOK42qNivf+IkqLObzyXqcfit3PloVXSIqo9Xf",
-	"ZNOHTIl+j/BM+P6Z3h4tzTnb9AFCh0/rcavUjfJtISlPo6oZlREGXc90edjNBmkjCRm9HMybRou8t0qN",
-	"zYAwZaBMegePZ+RmFMVsPsYM7rtkWtIXKBdVfG4A8Vxd/44tgoaIky7Q5z0FwSqtIQAoattAuIRrl91e",
-	"X6UTRGNJFPK5I8R/aEeIJxYYf8JWEfaUxuJyNaQiqQ/0TBrGHWdrh0AG/xx6cUHI9FB/8J5r/h4+XglM",
-	"xOyCnAtwkdwyfoczfKrEv5kv75E68hURiQuYaUkcjSsL+qSlMsp9rSFVrGl+XupwrRiQKziyZCy2kMed",
-	"RvI0mNFX3wJmVJPqulhRuyvPuKd1oKIlJS8q9Qp770sUwU0axwtq1NraOkB4Pqlv/Ptf/99Gu932iCE8",
-	"stFuN6BaXUDjOB93q1IfOnFshvcxHXiBoz0OY3pQPmkZR39BDGgJN1j4WuRHD/beBbwDIeYZwPnX5B5I",
-	"I/qsLWIev4zoV4SY/Xn1PJVBUTgRCABxbGaTKWx2F24ysFAby08WmA/28L+DZx4H8mK+cbCv+eVTY1xw",
-	"tjC9ZXJQTBX09daMNHom5hWJGbEaG+32/SQh9ECYFSVh0Zuv77m35Kq2QxjXzPb32pBGMQv7E5aMKcf6",
-	"tHIaBIyFLKx9uotOuZ5U+7OICbchK0kJ3OJnMbH0ZBlnKsaDTPHlwuEiESeUOJJe+5wtkRG4scA158/a",
-	"f5yMyMx2mYxImNQK97OIuAMhP5CkWJolIomP3lQoeZV7zl/iTTVk+JhhO/OJFTM63HF/zuN4wjyOsSOD",
-	"BWkcVd7BJ6Ch/JdWpKFnwnnkLIrFVLOet9jJw3k8XY6hvTQVZRY2Szb3YL/k3Txs2gJcTc2ZTEkhRzbe",
-	"MlLv2DGspIevo9x+Rd3WTGolbIWZ/7M+sCoyIgP7sotXiHd9lcOEyvH6ILrsBxYBL1wWUxZzgR/NZTTZ",
-	"6lZZZZ3IEZ2wtEWJ0UTrxaqXptp3pIgUjd0Mdh0cTGkU2lpjiF/F2lGQXogvlr6Hna0wzULTQRm8Tr/j",
-	"6eTeior6+cg5c56F3qPp9HNnFdX81XR5lURBtczSKrwtWWvu9T2sqzfnN6272CEWbSA3EQ9NakW13MLv",
-	"r89I4Llf4Au1u7t9Pj2qfQFjXHY+oN7ds8RaRu1mA7MCSyqqIqmQflYl9ZdQ7I8lEVuL6jOPVR2ARXR+",
-	"nn70P5HU0+kto/bBNLhiz+R+P3I3hU1NwHMZ4SfsH1gtsprgfxnNMrWPXkgIX5tOf6YfSh6rvGO0IioF",
-	"J4EIGZYjxy6YpmSrmCYBIzQMEyalqy2U1uW2yZqYXilN9YWEhTQAUB6FfExTkRzUH4J+/kaL2G0ymVZp",
-	"w88099wUNbPtQfQzdh3gxys2UQTbelUlTpolTR98fKzRfXA9z/Ccu3tw3B6vU9MtPVnP/GwVg9OwEpsS",
-	"uAoAeCGk8Ly0sVieU60FNSQnoMli9Rd5FU2ISGwL3kTcQKb4OFKFhlz4HSAKjK7RsFQXKEcrVpxaWzW5",
-	"VgHPZJOl8Myvgmgc0xAKqWHXUcwfj7DDdiWE0DXbrprs753m32nzj3bzbavf/PRlw9tot6umXNH43w3Q",
-	"jgi+unhIhdVfO5e9vJXbtwL1nGst94z0vGce/hoQz2do5zqCoyQ86cLgTlSsheU8E0PVxBttlRML68yw",
-	"MtO2Mdvfsp7FdDZa5EhYOQblRBagPJ8a3vnkgsUV7H9QBKh965MCQJ8RoH8R0BxieooNWtfiM3MInnlO",
-	"Y3alpJ8qNFI0o4AoIHSbdRUIXdcLm98PpY+ikFxCpULuoJL//tf/Dz0yoHWtR3xT9qJvL5G6K3wDvUZM",
-	"XR9UXfGmhlZLfC5Uf4iNUuvWqM40+HLqdgM+aa16dGJqY1//OSbTSRUjfMa5Ph/Y+0K2sVD9mlpBOa61",
-	"2NBa31OpELgjBEURDeivoBF4PS7gdTSOIXVQ8LRETYv4Ntrn2zMDxbQ5k7agBhx0r8d9xL76RGGHoIqg",
-	"YT1hmmYjwT0C4/UsRfW4/WzDI75U0+DKvizi+iBfgmOuru3cCTQ8LuoyJW4xBzT9liC/T67pPMOC/9Ks",
-	"CJe1qDsMIx7JEQvXUyLWhgE/438RwYGoi6FIsBXDMwh4VbK9swRdhvfNaLoeiUI2nghNEqROTTFH86Or",
-	"A7fZbpuqb0V1tdEinaKybJuOF5TlSFboyosV0Gdk8V8RWbyYN1cjip+OaJ4xxF+1HesS+rg33PGemOG0",
-	"eLPmnXWsmDyisj8WCfOJ1MZLNEzrOfe4/kFzU04y1nwBWTzPkHPIZK/HqcwUIoYWox5J2DWjsdZ8uFBa",
-	"AwKMo2uDF4WkDrhFcnFxsN/oca07S3sv+jlcS5BtAp3IrUZl3zGhCiR7eQ/LedDzXxeD/Jcp5+aO6Atp",
-	"Jf7MrfkTHduA8oDFj4NOhhgdFAqfYD/XPpS99XezUUwyYIHQp8kvWss+qRv05f7hT40WOXbFzKHGlW3Q",
-	"dXbeOb8481cIX+zBXKEq7xNIvw7AKdbQmIrzf66h9dWP6ZkSE6zVDHx+PXPYVKaGBssL2iMQ9lkxLiPB",
-	"iRgSW/g9A8EH5D4XRE6DEaDZGghZM6/ucSjSH89MU2Z0f9haTGhVOHvCg9r+cCjhH/UrNutxI4/lhAZW",
-	"ng2iS8Kn44GWaVdsorAht188FVjqGhokYP1qpPYWOeYBy44SqjxPk0tsw+8cfZmuCSSSPQ7Nwk+7592j",
-	"84PjI9fMNccxAB+jaEgVRdFrkz2korMed9W0Z6Y/KFFCLBa7pgv2fZmCLdZP45NEf0oBMBedg8ZXhgjA",
-	"KmZg1wr6L3zjx39jhYH9IDj7j9ChX0i3N3WaObGNJ5LSj5lD9F4LaOeWxlp8JbI4jRyA2z091j2eMEUj",
-	"brgN/uywq+xzJJXERCQr6+pQKzYKbb+RHocL/q/NX7CFafMg9HcsE0tMGZuQNcMpHj9GBAdWF8UxCRMx",
-	"wbfgKjU0q8kGIIwZQIYJkyNngwym4SVTu+5vw+x6XB/3iE9ZC9WM/e7hwc/d09/6B0f9k9PjH067Z2c+",
-	"qZsPCOerifhlw+txzbzmbs6pPw1vTnchddeopbG7gAmm3W6Mg1tC0QCzrqaRzfbmWxjGyWHnt/7hwceD",
-	"8373171ud7+7768RF3myzKs1NKTsrv6naUf/6fx0H4+JPoeF4MJcitcynQqOUZOLm69htkD7Jss0TCco",
-	"zWCwdgr4hh/AVAEj5UjcfDN2CjYs0arklEHTq2fj5OvHQPSWUGgplQH86N1ZcpgWJ0ruYTDfwGrmMLa5",
-	"jEiApMMvoMxHY9YwWgBV0ErU4XPGqAOYxyJJaIx13JWArhxpUppJrCIy+oOR+sX5XmOH+Bsj3/ZkDKZJ",
-	"wrgi44hPIQKDuJ1Xby38N1Ie8Te3R37u9pGYJu7mza3czd+H+XtfN+FuMxD30Pe5h7ba+ikR0ll6x1tI",
-	"wjG3tQgsJWD0E0ZukkgpxgFRToOR6bA6SUTApA0FIQMBxYjannTQGi2ml/pBOhBTlTKacpvmifJQXVKo",
-	"KSL9LWSgInm9kF8jFfUbkK4zYg43NpXH1cgxA6SNIi9YJZM0c3rlJI4UibgS5OJ8r2lPskmI1HTqOhpm",
-	"WYM9xvq5120iOGuaM2yetMcW7tjchiMrzfHEa2+IjD5nD6e0BxF+32rD+St2iVS2Zj50xmcWB21Pe31C",
-	"ExXRuGHe2SLvzEyMcyPfLWiSMKkfA7PiD5YIR2zVp/Epk2af9Fyuni7rjubXyJv9ps7mxGS8mpVYdD4N",
-	"RnWlvDGg6c7JAdTWH7BY8EtJlPBsPxZMPjWBrDiSqrFDKAEHoGS2XbIWxeKG23caEz2SKLGlICNxQygJ",
-	"4kgfgWDEgitJaI/rb+bLhuwdHkB0rdEiJ2YWcHxc7hAPTS/l0LYldRIRRvrvf/2PT4yLULLkmiWegUeo",
-	"USKmlyM74QrnnvnqY6rQ5hPLSN/M6BnVs+SkQA0JGsemQcQLaVcuc0QsLaVn5AadRvpL4DBCI9E0tK/t",
-	"fCneJhkPF2DclUiYzEWoNKWC6wE787pQXcRBoKiEckkDxK1SHva4DQbDibLZcVSZlEt96jbbmynaJxZS",
-	"tYhvXGo++NQgpdtU7MEmvJBBjp15nXu/Dj095r33MU0uWY8bZKYkcppcR9dGN0/BRblYQMa95LW333iv",
-	"vn/d4/i9un/S+e3wuLPfPz8+7h92Tn/o+o0W8U3au0+GIo7FTb6FJf7Y41ifqO6M4A/dzn739Mw3hoJe",
-	"xGvTWj3TKUrzIPP6Vo/3+C8mlO87MFYw61+xGXjXEvekR+zCQU9SmtvIHkdvJPA9kwrrcNDggrRezTkQ",
-	"ASCbk+gy4jTu8dQrHIU2/RY0CcQG7xZe7xIO0lDIdvttj/sH+92PJ8fn3aO93/ofD84+ds73Pvgt0iGa",
-	"RLVhRE1nzFxjUKkpNIRW0D7+DM+YamsOM50FR2Qf325v93jasvTo+Lz//vjiaN8vY6NnjIfGKftIIE39",
-	"ha/Uql5/ehHr7vAs9A93dNehPji7gVgbbgfw9s325pMNLusaTYeR8qrnFkzfQPhYH2NKbtwBqnbK5KTT",
-	"sjys0qCxTahSbAzKGjIR48UB7obF3kBCuUZ9/snxGVYHyo3A94D98Fmms7vrn46aIZZJgeQtqzTaDK5s",
-	"xTcAcVhnJ4iqxg7xkVH6Pa4FYR1pd8cQrkegkgHwPSwkWWCCDQ8hY7TkfO6Us+oGvBRWAjNd9NihAJ1p",
-	"qsgvY4YrdiOmcUhG9JpZQc5CSBDbbrdJiSCEVLOicPOq2axnfMLlvL+LbiA8zHovezzK1mqY1zmy5Rtw",
-	"vOg+gjXCCz3uFA0GtoDrDqu/AEoLvFX/9QKBKNMEsXGa3fU4HQ6tgQGizAT0bkYidmVwsOYfVsWoWyaJ",
-	"E2n0ODS5j5R7Z6YrBXI8Ut9wlZwVG0v0tg9EOLN6SY+/IR+jdw3PKA5qRLY337r2+ZnyGbCPkNhi04yg",
-	"La6WmKYfPw+lgUuM4H9sLEkdPgjDsjmAEpYFXgfVuRUb7/Y4NXeBlgWqnXGJwnLgd+EEaooRnPgufuE3",
-	"lgjZx0wl1J+B939Fcbs0HwLp3xDiV6m3+GeVM2kldMvJLbMwxFQhf/SbWDBNIjUDd9SA0YQlnaka1XZ+",
-	"/3T7Sf+sjW90VuV3i5JYBDQ2ruz6WJ+yZAqwiGkS13ZqI6UmOy9fwl0jIdXOm/abNnikzFDm0xZzQf+c",
-	"4y01XJRopRls1tElSxoOnrvusuaFUqvDNmTPZGr0qBth+xnnDQpknX+wJPvNs0wX3pLPvoM1dD16Vcau",
-	"db4A9y7jsil7zxkGINMdpVBHTRtbxokZOQDCLPNKt7/zr7QAMygLQ8YiZPGO+UPNJkwidzUlbybTQYyx",
-	"WgF4LmHDFNOBfucgI5SzGwIPl3zbecKy9d9yWkVuDugLm3/NYXTNuC3EljAaRvDXJBEDLF1o3vCB0ViN",
-	"Sl6wd/YzYZ8nIkGtxqrRo0iLq5lHQnHDtaWmKc24muRIJKoZg9VtGhDHEb/Kfq6Lb6ygwrxfI+Niy7zB",
-	"+TbmX/GLpQBn+w8TMXZ17uQO0QQ9jLT6lEXKhIZkbKdaZ806LwbjlxHXtmyiFzy3gLaE1e2n2/8bAAD/",
+	"7P35chtH8i+Kv0oFft9fCPBpQOAi2SJj4gREwhaPKZLm4mUMH3Shu0D0sFGF6SqQghWKmHe49xnmweZJ",
+	"blRmVe8NNEiQksb8xxYbvdSSmZXrJz82PDGdCc64ko29j40ZjeiUKRbBXwfzSIpI/8tn0ouCmQoEb+w1",
+	"LieMuFOmaIezD2rowW0uEWOiJozMInYbiLkkM3rNOuR0Rv85Z52G0wj0s/+cs2jRcBqcTlljr4HPNpyG",
+	"9CZsSvW3pvTDMePXatLYe7W17TTUYqbvlCoK+HXj0yen0ef+TARcHR0Wx9bjhJmfSeA7xGWzoUso98nO",
+	"NgnFHYs8KhmZsA/ED64DJeORzaiaJAML/IbTiNg/50HE/MaeiuYsPcgZVYpF+rH/y2bD32l73G2/+ePj",
+	"zvan/2mUDvmWcXW5mLETeH3ZqPUdRD9J9BAqhgX/qzmw33vtv9P2n932m86w/cfHLWer260Y3hEfiTn3",
+	"7cJ+H4SKlWz8KQ8XRE0CSQJ8IF7rF5JMmZT0msmqrTaPDO0jQ1jiZORjEU2pauw15nP4ZeUoK7Y/PzQS",
+	"+KR5dXV0ePtt636bvXpk73HupSOyC/M041BR4Em7Qst2sGTnSJNyPUoxJpQLNWERmUXiH8zTN8XL6Yk5",
+	"V5LoGwJ+3ara7qptXpdzzJR+Cbgv7spl0R385uDImE9G1Lsh40hMCRd3VePDhzJD+5+IjRt7jf/fy0Qo",
+	"vsRf5cvsMD7pkUVMzgSXDGTlW+qfs3/OmYRF9wRXDNefzmZh4FE93Jf/kHrMH2t+sh9FIurzWxaKGcNP",
+	"Fuce4UcJ8OQtDQN/j7hHJz/3jo8Oh+f9n676F5euk1zqnxyenR6dwDX77+Hb49ODH/uHmWtXJ+f93sG7",
+	"3tvjfvr5d/3eYf/8wiUiIu5Z77fj097h8PL0dHjcO/+h73Yan5zGgeDjMPA+00p45uuS3AVqAkeSN48i",
+	"LV2loortEffw6uz46KB32R9enR/r2SUX+j/3Ty6Hl7+dwazf934dXhz9cHJ08sPwx/5vF0NYE1ypg97J",
+	"yenl8LB/3L/sD497F5fpW2HNDvvvz04v+ycHvw3fH128710evEuv5cVl7/LqAr7fPz76uX/+2/DoZHh2",
+	"fvrDef8Crp/3L3MXYYF/EJw97eLO6CIU1NdkxgUJBb9mEblhM7UHg+yfXB6dngz7v54dnfcPcZBHXPM5",
+	"DeH9TzfaHidzzj7MmKdFAdO3A0dc9s9PesfD/vn56bnbIRne8ck44L4EWvGZokFIAk4mQtz4LyQJxTVM",
+	"6ESo7/XJ8nRzORFEzr0JiZgU88hjelQgvI1Y3iOuJsHvT69ODl3STJg3dXUsIkKJZNxvwSwuWHQbeOyK",
+	"01sahHQUPjEl+VTRkVbBPMq5UGSk94F6E6YF10X//Oejg/7w6qT3c+/oGIRPh5wzFS32zSyImlBFroXC",
+	"laBc3rGI3FE4kYhUImI+TPRSiPeUL4xUlk9IgSQMpoGCMZmpdYj79ur84nJ4fPT+6HLY//Wg3z/sH7p7",
+	"RmO2h2zv7IhEVLEBx1c0p5TTazbVwisSc8WkowWvXgdJ7iaMp58nEyrNIpnnW/vERXqWLvzqSk/MmCaV",
+	"5MUoyvVTbssZcBeeHM5YNJwGfK4Yas9upDdhSMeKRUPJPMF96XaIe66FJswKpyPEgE8pX5AxDULmEzpX",
+	"E8aVWWqJxzLI5DBgoH1Q34+YlJ0Bd8/7Z8e938oXyWpRuKqzkC6YT7a6RAVTrbmMA07D/QHngrhAL+2e",
+	"Hqrb6gx4w2lMGPWNVZP6tahO/DIRISNmfmTOVRASmhwtlGuG9BjzSZMqEjIqFdlqdciF3iE4b8o3Gtcw",
+	"s1idrNUT8GA6nzb2tmIlKOCKXbNIk9gnp3HF9VKKKPiT+U/LsZoob9hCy/5pIGXArx0ypaHWRpnvkDm/",
+	"4eKOayryWcgUMPLVSe/q8t3p+dHf8Tj4ZOcKW9CbBT+yBWiDkZixSAWoRHkRo4r5Q6oy6q5PFWvrfS4q",
+	"iE7jhi20irn3scE+0OlMizO41t16s0Nfjba9HX/3W/bd+A3tjra8bX+H7Y5f0dd+2btCOmKhflXJL1IN",
+	"5zIeW55qDCfqZdK3psleM0FMQc35zMdLikyFVERwjxFKkNVa+4TPw5AEY8LZLYs0iZSugr4LRTfaCIXx",
+	"ToXPVm0+7sJ7fecnpzGL2Dj4UK5gj4NI0/kW8SY0op5ikbTW/g1b6FEmaz+5GYbBLRvSrbel+nxi3vxu",
+	"984ufDwIM34nTRC5PfgjfrcYaeGnp4ATOsBnNkZdFTYHCAo9e3IxAfLXltWERWC5L6HSNYjuIZtYc+H1",
+	"/FLLbvehuPwr1zuWIoV11yd+vWnYrdNzZ6qOTUYLU4OvmeerB32IkqpksMkP5tGRECGjfOkuVi2vfdvK",
+	"gWxi9eycHn/1jgOpVo84UGwq6w1dv9p8i0YRXTzBHN4b5vLZmM5DLQi02GrkD8CzwLuRVtK90Jq3ZhWH",
+	"uFbOofo0uRkqJtUQTnXG9UH+u32h/iE1kIS/e0qx6azUS6PtEP14tCAU70KTxf1mOJWuVnoCfk3GAQt9",
+	"SWhk5NGAT4MwDKz60oy0ucL8lkOoJO+EuHkbBf41eyHJxeGPkvjMEz7Tk5vuwxQlnbIBx5cb81nOR+3U",
+	"S/X8vUAGgsNXA05cc7uLilaWFMzYh1wUJ7nV1maAr4+86UifKFqjCficEepFQlotT6bkaawROVr94cOI",
+	"6eOgnFez0r7ivDbjI0wvE+hoqF56ItIXmq5UNMK3uGQWziUJlCT+PAJlq1V5Phe22udyiMxQcXSnpmZf",
+	"bx4onj1m1C+SkeiNyGz9ir1rUk7YB8W4LE5DzPXo4oHh7uhxgS09VOyDWjKPZMooKFf4LJ2GmCtPoE/c",
+	"8g2o2FKCL1RFC4rjmbFoSjX7l/LSLBL6mYBfly4b6vWZJUrvvxLCeAxhw4kSmiQca12KSBuX5YRoNLth",
+	"ysJYJrHemdvQfyjCW+YPg1mtBbX+xuFI+CVaydVMD/v1LvnxrVXOcPgOubr8vv0daRoHIRktFDPs5TEf",
+	"tn+9jw9VNOcerTwn45vvtSj4aEgV496i7m7GdiVuoF2AeH/hT8b97NIYfRssaS7sdnt0ykhTSxjmAXcB",
+	"5Ttgaoq5ckjExlrwEJ9JFfBEFqzm7Xh6UlE1rykQSkzvdR7E6yn2CsHvPaZ4LK3c+kQG1teblTcbmgWs",
+	"LffMQbJSY8A9vTR36wdDOZxQ7ssJvWH1PxdRLscsqv+AGo9q3pzTSEDypc7CnGGTWuBEHmbPgbyAyx6A",
+	"RSlUwoPVPJwsfam6hOPepM5n9J57Kn2pAd1P/8s9X5jMhMrhVESsSrjhUtcxBFL3OslrlwzqMuGBgls7",
+	"OfZnEyqZvMehP+DJqZ/IvogRiu8kfuCDH3VCZzPGSZMLcnhyQUIhbuYz9CXzAT86I2GgWERDR4vNmPeI",
+	"VgsJEiVJ5GerTDVMNKKi6lHBXokqUhQv93lJidi4z2uycuQ+b0gEy9pP52kfV7WwQiWzTb6bnUMZdaJh",
+	"joZTKsyZ3dHYkZHK4NjqdjfgnfpUOSQb6a4cFJ3rYazwgpqX9OZqcsRnc3j/aB7JEtPhrb5M6EjcMuJG",
+	"VLEh+sujmXT3SZdMGeUyNqa03ZW/SysKU/rBeHu7Xb1Csfe3W2oQpEeQTZApXV5IJYFjf6UojvNSzjAs",
+	"D+fp+lrbZEq9IeOaTv2MUY00W2J9jWkomWOt3IBJ4tEoWmhxIoNrTtU8YgQHktK7U2JYW2gw4RWjPLX3",
+	"6WfuOIuM4C6aVXPJoheSiDtOvLlUYsqibKoEGbFQaMtYiX3M15FkNh+FgZwwH6Uv5cS1X3HJtUC3IKif",
+	"VBH4JZVLIQ0t2O3cfvUKaCHmnjJFPENNxZkcJis6Y5EJZeAIUlNJSJULDFcVyHIVVcbbNISlXsnQF/b+",
+	"C7z9k9OYR2FxAu5EqZnce/nSdcjWth75dnf3u5Tr2cFF92zkiDQlAy8G0YwPKpM2jZOXtnIeavP+Nzud",
+	"re92O9tbrzs7uy8nQtzIlR5rPeJqARlzU0ocxd8tOdGBhsHlgKZYJ0lPgZ86Rk3MJtBk5Bvcl9VFqrTQ",
+	"+NbiBD4VHDeRNwluc8yMPFvCi+sKKG6S4O6RrJZeiXzY9f9cnJ4QoC4aJyNi3kJKhJgpO40P7WvRNhf/",
+	"IQXvnNM7k8dVWDoY8JJ9/zATUfUZ5AcRKkIrpTG85zC+Xcty7g/ByCrM973N2jJEQkZsLCKGfK4f2Sdg",
+	"MhJ0YsFbXCcOPL3ZJj5dSKLt7Ki+Iyud1rVedpn+xlrJX05pymDho+fGGG/udrutfczagGA3F4VcwLzA",
+	"fb1bZe/WXXQt1SOz0PHK11/OxA2w3M0NX73Am/PEmRpvil6qqTWXRpkiWxqGp+PG3u/LR1NIFmWhr7WA",
+	"PNnX0fLMu6rUvD8+OY3D458eFh05PP7pDJj6EWMK9htr2pKWN2qbzpYS5tMpjUrDJqmU7Bpexdw04/Gk",
+	"rNXsK0snD4Gnt1R5kwfuVPKicyb1mfOoe1b4WtF6CCNG/cXQxPGGkGFadtTGob5lt3ChhmMQaEtuimAo",
+	"sjwoxLiKFqDXGc8C8yHLPeBxhgHqFE1ths9QRAWQthcxfbYwHzIOMGu3DsHhIp0ap1SB3gr+Dhx8fjmc",
+	"ipUsrkn1Rr2nfFEnXluyJ4ash4Gf5bSi23LZ5Oynyt+7fOCb4AtYgMdniNMkIFO61Msjauk0LfOAcTSN",
+	"RUTceLvdB+S2xKteuoclAaVk53JkmCbAkrBSuXREb17KT5usS9mqppPxH+abyLglSkOiknlzFdyy4ZgG",
+	"4TxiJWLke5OXh85EcCJSEom7YsBDxhEP6ZDd7ncQH3314YMJk8jWPqF8QbBQwIROIiaZfmlFsOw+KTg5",
+	"46L4eyDB77CcLr0g8uaBIqOI0RsWEfuUjQuhgd8MIJNe6admVKuV1k0Ks7wLJOsQfVhMGYlYGz0edrr3",
+	"o+Z4+BGjJncvP4VF/RnUiuXl/EN1xaHT0FQV8OuhDLhXohxfpENvNuc+mnN9yRIk5K8ax3MQgosnVJPF",
+	"/dfv4c6qolpWJVke6HJaORckuRLvVDRnZr0y5BpIQ6UOGSGR9M6O9AKPykmmCYTtpjjG1e+QDCLgrXJH",
+	"W9Hh9Di+IEyMXEs0GP/RcqkN0lrfmRUlhYlZ2ZqQVI5USqbpoAzPslRq01M0E+9uhaDOc1dWsBXlRC6G",
+	"mFq+ZYdQzxw5Re9nymL3IuYzrgIaglNTzBWkvUjmRUylQ+aBMoY2ZxkX20ezhEPjzOqZzGVqVn4Cx2Hj",
+	"P//692vvdWpnR4xGRlXOsUrOqEq/vWwyeAM6XT0agTc0UKTpZkaCxRH4UTjcRlQGXqs0gXNSWk7n/udf",
+	"/8bcbs1ukPm7W5Ikq8QN4w6ZUSnvRORrDjUjvKXhnO0TfRQv4jXVLDnRyjrMgJOt7dQ7S0eXD/GbhXQa",
+	"MKOYpFerOPCrk1lgM/dVVIWBE63V+H6gl4eGZ6lNM77D7PIdxIQmjd9mphUIrqTN2IiYx4JbFhEBFbJJ",
+	"OlwumqlXGt7Q6hAXZ++aMonsnu+Rt7jfg3m3u+PBzsA/mbs/4C6sV+WT+kfz4IhK9npXf3YuWaQXas9u",
+	"b+p1uI7x+1LLumcoYAgU4OrpLAim5+ifyWiu9AIMNG/ZxdGq1T7J03AgCQ1Dccf03H8IbhlhH6inwBPH",
+	"BnzKMLvOkuJixvZR6TvrXR68c4j7cQA7O2jskUFDf2/Q+OSSiE3FLZP4kkQiYBpiSkLA+UFRpdTqn0qX",
+	"3UklpgNu5KmDSe0kYmoecebDcZQcZnIi7jC/To/GsRzCISdRsxglmhBbjl5NFbvcYpPDhG7Mx4gUtmAI",
+	"C40G3CQ8kUA5wLJxmh+VxP09Yr5mMP8PF1bHqMcdciX1EySiWgEccGBIaqZmx4hx8QUUxJr6pIhqKqaQ",
+	"yLaXXwnInYyXwZB6UgV0wxagl4/nYYih85RkBYpt7DUi7xYTUHfHW16XvmHf+tuj7yrE6VLxmQlAvV4Z",
+	"gErTbe7x3e6b1c9bNrnPs2by93iwpoB0gAFKMwwtnxeWbFXMrkzELpOmGy1gWGU95Utn2GxV5cyoqr6h",
+	"/Ii8XHYwokpReqRtQKXUr9AKVVmJkLxZNU+valSgo8HASxSCu4lk3jDRCZJzYnuXRJT7Yor5l/XqRh6m",
+	"4Zboq7k1KcwotZUr6z9yBPswH1ee+h/T0WW/db8qkDqJXyurP3JD2MzaPUUFiP3WZkb8JEPdYOqifeWS",
+	"AEyd6ZzRa/agKZ3FnoLsZCo8FzauM4QowbzMx/BO3BEo3EUzNQEFoVqrm08ZmVKfEX/OCL2mASfNrqkt",
+	"hweyRQQBV693Sz2AiYsjz1hlHBSbzMUJrF6dzVCoWemnoFNLVE948C9xQRUF38MOo8T9Ue9UuUKPRv24",
+	"dEqm5BdwnrxrBdnZO4sj+8OpLAONbZjEKPEmlF8z0tS2xQ/9S/LydutlnIXw8mPgf3JbDpYUueabCJuR",
+	"m/5miNiu5aNSscX5yNFuXGeXTdaRio5C5pAp9SYBZ+2IUV9fIVCTBrAXeu3yUDZQbZfAW2Qzu3I3l7MF",
+	"wCFUOyrKMha/FxHa5jQVHdkjLtTfadsdU49gqbFcKAZSA/u1ZSAU5qG29O+0gQheWXHDWsXUpERel64b",
+	"44pxj4HwnTExC7U9r8iULgzRdVZmsXlY3mu/Urmb1cTH7GavRBd4EM3hZ5YR3a3BQEhZyGlp2djubr9u",
+	"b223uzuX3a29ne5et/v3RiqNyUTit9Iu3JL0Oy0tG9pg+G68Tdvferus/e1oe6v9xt9h7Vfj1/Tb0Xfe",
+	"G7+bWlYJAiuTulTTukoHOOt8dNxIEokaBp9CM/sf6fBDw+a0tne3iy6B+5ww+TUsCwykF/XjvWsE02ky",
+	"JZ7rW5aFMQMPDI0YVDIYJdwhIvSZVIhlUDv9AegrzgosKntrhHfKzsnU8mSiBrmlzfn64+Wo5IgHnhrA",
+	"VI96VqSXtShcsul+KxIAVlLPJnLsMqH/HLQdPlE5zTObIb4BMbVtSWYdebRUsGVSY36vK21W37bVbTy5",
+	"+KkwaGK1i0yp8ibMJ03Bk0wVRr1JqzxdIVnrGmS2QtRV5SCtfO/mRE48nTUET3rYq1X3DL1vQAglvPPo",
+	"0ujSeogTDk2S4E30qg7LbibJv2befjZsXj6kpbn9q3ATNmNrWrf5klz+Ckqul61/n+yBsgz/gv8Uh+ck",
+	"S7Zm1N0SVm0v3xpuyIpFrZpXtSvy8flqA5IA2PNJBrtJb2F65E/rJyzU9VWrzhBvldnMIhN3N7gK7tnp",
+	"hXFhQNWbuwdmrRzwppuRYeDTAIQcJon97Rt3z8TuAd0ayhUCfg1x4gE3N7ktsOy/cTukD8kQTQTjhNKj",
+	"lqlVS94CiHu+TRMY8KREb0ECP1b+6XgMOKC5KKqRqZ1vABv4VgQe68woSth4YzNVrNsrI4xT+uEIH03X",
+	"vMa7jaU9Ze4RPaQVomtl4ti99CeAc0l5GlbnDX6YBRGTa31lHIRsKIM/2RCiXiUejfCOLiQkFSHQ48HF",
+	"zwQhTv25B/nqxBd3PBTUd4gUmIoU/MkQi1YRRB8MOKH+LeUeK3VEr0Z3GAPm+fAhtVrmFemSrdqLZB6s",
+	"LnNK52gRfIBQSXa2U1j2TpyvpRcSoe+RHcERmSBAmWoASQAjNE7PRv5K55ImvrUaeIorCcjMM1tgtdYS",
+	"JbZccXWsQo/3mDUqzA5/TcN0mYACHJJQOgvZeokfxWnMGPcDfj0EPBWTqcf8YYJIFHu36+Cp1LQnTD5I",
+	"lREcibsqyycuUgN7B3NSmFmPFGwsAwoGzdTIj5oxnBqAMHVAZWoY5chkFTY5RoiSVYpfWkZoRe7M01Qp",
+	"G5bIhfTSF+VbXq4ug3rJyP6MeC090lHgPCBkvbp/wHoh7PSAHqjiZeb2qGpeTmxnEADFXEE5YqMIWRB4",
+	"k5SDURjm6aTKTe3DyW2Ch4t94poiVBersKBYNS1+Uh81dxbTj7T9o+9v31LIQQJfTW4qp8l7cr8c2dfG",
+	"89/Ebj3BNm1SFY/H/LR6eFqAFQS1RZhHYsK0QDeWCi6Kaltp3CxXjgbcakctk9VIfeKiLPFdxBd2E9GC",
+	"OOAzKiWgkpuTzXUG3E0QpgxcNR5zLmEfAqngCE1pEHqYVAWjIAzUAu6nERtwm+KJxYZG7zaUbj6WAbNK",
+	"i8H4ZI2F4XqsgMt8Fn8lczX9xfQPB6mvp69/b0eSvti3o/rkNN4lhSflkcSPKxwljf4HFVHy7vLyLMla",
+	"jXHEUVuJUUCbkBWsBGaMtzrkOJgGhmQCvgz9IpeZ/2v7knEK+ffUy5R0JlT7DopyihyXHNqx8LpZnVO+",
+	"xEGOH3qYNDKDfUxp9G5KvV54LaJATabZI0NO6Par1ykijy/ICd3C/73a2i7NKNWv7XNP+KamKHnrhH1I",
+	"vRL/wkzC0hflKvJLKg09FdyysmLAULLlMqK0JsgknA+9wI/WrCHbgH9xE4bq6rqyKfWGNL3p5bew1AaW",
+	"35FLt6735QTJe1P2ROCz6UwgqGZqSGtuX8CvmVTDGErQpncUrQRzZynGjzbX8HdydX5sGid8hOzuT5B/",
+	"j5n62fKZO1DCUOG6YWyGChaBphcTKielCbTT7Phq+KSXZUDNInEb+CyqtS82s3ZpqSG0r1B0OlubTJIn",
+	"lQrXwwWFBV3/g/AUtNEaQn5Lrac2V9fnNLRxPl4MNYOUr6a5IZgNQUKFQaZWunijPpoCbxiXFdTJSTQe",
+	"dUxxM0D5Rr6mktzKPpCdQPloC4InL2bywncJY1dwa5EyM8y6Xogjd/RstHahrmBbIWi0hFGCXAe3zBba",
+	"ABM7KFhIwL1w7mt1uG4nB1vpULsNR33pYxzv1bOJYQWTabvlBRSQ0J/QdqUEhjvqTb5YUVFbClZVTFzG",
+	"ZSCYt6Pvl9rYuKNQnGVwTSRp4imRo123VTry1WKpdi5rGb9n2CW9ZbllXxkxL2efhynEFSz5mApy7pMb",
+	"Hf9TDtxgWZXgAOX03VwMA4EImSQiIgdHh+dkFArvRpLm0dntrr54dHb7upWRPsSjYYjxtUw22ip0shVx",
+	"prWxQjOqcrEr7WzCpiyiYapOU4mZJIreQAyPjQA4kVCVwJ+RJvjcUUcLwHOgrdnWA0AeCsr4UoswY66V",
+	"Keqrno6tsgodfiXCbU6HX7WpcHuVhLyoKK+VLLoFONEplQraMS72cyW2Obi7re727spA5jI7IZdhZZwW",
+	"ILcDKAgeLwiNnRaASwWR1n0TgYig4xWzZd4Ga4X4rO3P4x5mtqdUeSS2u1Yktr4BU3IqYRyJJix7zZQ0",
+	"xb5Q2jtTzLcsQJrGfCfb3W4rg6a6/eZNCkx1u1sKp1pVWloWF4ptkBpi9MzeXm6R5EgtuOZlZ29McymU",
+	"CPMyrFZupjyDWGvY6pBDsyCaqcv9CJXWTz7r3RRaT0To23gWNoMEcXPFgw9x0z4RkfPvD8jOzs6b1r4B",
+	"EYh75NrODSmohfE8AgQjqOx2S60qN9NNeCXzV1pmMUV893o3A7C7VdtKW/3xMiut5lNxTXce10dEWCZP",
+	"ycW7Xnv71WswuDchbUr13F8Qkz7HYejsTKgTHOJx1EVr+dE8ZJLQ2SxclKN45AzIPJAo6A2aud+97x1Y",
+	"78NI+AtodJQ/CFxUScVcEdcypevYxyJ6B4/umwfxMHCTyhZ0FP4NEXhUFMxmzEcRWQHE81Djtny2bmrr",
+	"XetKNuzmFkgQ6m/0HUBgqTIXt0B3LmlCjECTTsCJJ7hUlCtg2dIZflqtn20wIJR78+cq6KwYxhIP7mZS",
+	"NutWXmzUffYwo6voZFnPuFq7oLBoiDxKXWHlSDdqRj1FCaD55LG47nNVSsWmB85yHFWtPD4wvYSlQiHl",
+	"HqGkvjlzqCjRWQOJurxPbFwc91AoS+NZWI+zKzpoPVJvqnsV12h9Q9FwaA2F+3VVytTklG1QigxSuUFZ",
+	"Gswu8nKilps9emI2+UxnTmX9VQ0uNd2nq8tdloHFplI+wWFHmtSW6cVJfAZjlOx2dx/gN9iMMDHpfg95",
+	"xT1idJWth4vW8l5aadNHp0Mo8UQoOCRmBEpi2kAtz2iFqFs59jVFH4CKW0p7yNKaFg9DE3gv1UlWpFLe",
+	"T8zOQrpYgeT9lII4k2P9uII6l0SgbWNYw6TTomnhOZ6H9mx18u3K6jVMfHBhTzFLtPyoWHI+pDY6SyyZ",
+	"4eWEYmZHClS6WixvRPlLVUg9ttJX7KdsNr6QTOmaH9w9qL0setICmVHIiDuPQpc07aBanQF3vTBw9ypc",
+	"BBMW+uCm0yYy4yyCQhWLwmG2v51F43iJ97oOcTHDAP8m7bZN33QGPNNC+eD4CDPu0AmSjHi0wCSFfTNw",
+	"U6egbRYEMtTyOFY/paIL4qJJ4yK6orZ3LC4vVZgAGAjeGfAzfWQm9axNV9+6R2bzMHRbMPe4L4lNBVST",
+	"SMyvJwPu6snrO5OZu9n8vGTDvDBYlmh0lnJBZvf2ZxYF48BUE1mniEFmTPp6YSQv5fQG/EufqHnE5YC7",
+	"KTeNSwRv7REXPCTMJU33Av7VjvHe9oj623/+9W/ndkv/D7bpfe+gffGuB34q9oGIMXFVZyT8heuQnW6X",
+	"SKJEyCLKPdZyiHsdqMl85Goi+bX9bj5K3t3efvV6jxhPDbydlLzceolazoC7ciJmwXihR/pr+wL/aL+b",
+	"Uq99Aa/JvSLBh8u+RVHu08gfWsLW7zP/bge+JlP7V+xthCROe1Umy3O75RSHnnzXDfxO/A5cpQGfc98A",
+	"2Zgbb9jCthMyEHeFpdwnF7fgh9XPygEHSGlypAgNpQDw0jxVxNmNgW+1F2oQR1OakP1pzkMmpR5veYAC",
+	"OO06uGU8S9ZIOg2ngfsMOXmwLSj1s+tcM+E0xwgX9hO56z/YL+bvjwdQeBGO55d4OAnXnbN/JEnrZYie",
+	"cmhBTMsVR+MHfyHjdFNw6QJ2DcpzJ4XsKkGGxHSUNIzWAs79/bx/2Du47B/+4XY2qQCXK5812lNTKXhF",
+	"MMc1ja/RFap5x15Iu0gz1+2s9cXEnW+zqvWdsyEXamgCw/qKPeGVEMOQRtfwbDwPI+ChyDG+aN/XaVRP",
+	"CQGLai7CPfRYKeaRx+r1IC9TrdIrX9uYjkl58w7dhEue2qw+Bo1hQ7PBly1BnpmWti7OdX/K8sEZlcDy",
+	"LghyF5KimEpjKEtb+OsnUGaSVZDnPdsgL+8mda81r/RklHfKv7RRHSpR+KWigRCy8BRcdwgLAf1Z2lPQ",
+	"5CBB/2ybT+C2ALctcy0DNRznba8u413lVZnco+agClysrl1/P6my1Bpd5sjLGVFJL4aMOZW1wmCbS8lj",
+	"c0671Z3XHlW4bNJZlxT10lnsR3r5D+wqsZHa8k16//bjbBFt0l0c/mgSTnzmhVD9oj63f3BVUGAZjNAa",
+	"zXrKBRlgKhjzwcA56NUBsNZ0Q65mXAeNsPitTr2K7Uhuxk13fw/oyld/zZ7Hv4QT8T41AHc0UAG/Ho7Y",
+	"JOAlBs33QMnmrpjKxZhQ8v3R96exl8RBzqBRGLAoaU+nz3F9sNv+PGDgAudMROhD2uKIejeF7l9pUVOP",
+	"hVf6I+/nh1zD2bheRr/ZvR4o0Q/zQppX/RKoydFhDte0JBZ6TwdlUmpf8xCtrKHPdwcsTWKo8+PaPRJJ",
+	"06YV4hDyJ2Lc4AtzKPHXVv0+w0sDzcvUsWWtE1c0Psyu9kYo6SkQAjbif38Kx7v5xtHhcVDWdfzegIO5",
+	"DPNpwO2fKxqkrmqHmj0Xim4aBGJxSdNKdc0TWkgj0RuB2HKImyC1gOc4bgoVyAEPOBmHwfUEbswgt+Te",
+	"rNlJ6wLx01QNuJvTDlz9lhgLxnVsVXwC/uKSpsmaOzz+CSICA279+aSph1/s19fqkFNOzoRU1xG7+OmY",
+	"UMLZXSwY9Dk04JSMI8bInYhuWBSnFYLho6dgauiJojcQRoionjRmqtr82AHHJHw5EXf6mXiJ/XkU9yrK",
+	"rC60wLwWBvlrwOMnFCIvmbanJrMWU9DJOKTXxG239SfbE8p9MR7/DTAT3QEHpz4WB4jxGCCcsp28sPFT",
+	"ek+z/tsN4/MU6D1n2d3LwrqfjfToiU6pdO2r8+NO44HGy5rGylMkVmw24WpjpsFXkIRVH+G4ThbVilTM",
+	"rCZYOwMzOUarT7f1kY1Sz9Zo89BLdDBs15A87mIOelKS6bstOFoiE18RY5KJGfvCm08Z14qdnNAZ6+Da",
+	"lHlys/7V3EkZsX+aHlNJV6mQKcD30lcRDm4fI2+ABfdr+xxf2D7yXRP/yQK86Xfu/HP7//hv5PFNl/79",
+	"u63pr97Po2/5T3f9lUuaGm359qso8MoK626vcyyShzKjnFiewGoP2zosyTCxzfoKKSb7pBvDnUWM3DGA",
+	"heSsJs6ZAaMpduLXIxCSOWRiMaYRcPKO5E+ejG5Q87P6FAvK6q3O9fGWdO4GF49RZKakmT1U0X1PU80R",
+	"k9KCOhBv8em6zuzjp9b5ipTDiKoS71b8NvKSNJM//pdZ5JaDuk5XqyZb8VZzEatRE6pnzQFAOmsqibmW",
+	"p/GQ+Hw6sjU3iobD6n4DMbSezbMw23sXcB+rg2pMG2+uYRNonvkFb84znHlHYcRZxSiGU7I0lVtzJ8+A",
+	"S5j37dy7YaoOC6/FWjUZYhFj5JRuBxcq3mqyYIo0YV1IO6FJ0k4IB0v+tQYM7VWtsT1iYxGB23RRTjg1",
+	"GabG/XFQeUUb9RGsOmleXR6sYe7D5OtTL36k1kzzzSzjadiPLiHAhcGvqE1yD7XB8dB5XBs8zaSpqN/W",
+	"pOE0tnf1f7/V89/plhsfp6me8sXq60J7Y9J09QFmoOEoz9iWdldNVdqAB6rVIe44GAt3L1++mal/iG0R",
+	"qM6lilA8awM+4FBlF5l0oAUeojbvziEzFhHXOlGHN2zhJr09uU9ENOAzBPHfT04jkjbDKQHaMH5X+Jrm",
+	"SfT7kkANuFaygoi4WZewixjUJNCGvlZ69NDRoKVBiHW610L4zoDrtaHcY2HIoPl2kLB8xEJGJSasTTFb",
+	"aTYLAwR5tGs04HGiIZ6rpkk3U1lLFXrHOg294HqzE90KrpTsfhwOLGb0UDmciqii4qtemB9vyMT5wd8x",
+	"o9fMOrZ50rlcX+7UM242EPp3kimWMdYZesifFEimGpSFKjYMg2mghnF6a0G2Uk6vmVbuk7JpzRzTgM8V",
+	"sy26c82etdaC0OYpb4r5RKex3NSzRGfK4v5w1qiri824kpmttOXM1jxMONv9fUzhbLqHABa+sX5yHT5W",
+	"9PzKhSLxjvZWt7vVTm6r6HETR2H0d+IWHnv64fh8bmxtd151YV65DkgZP8oMMfwbe43/+3uv/Xfa/rPb",
+	"ftMZtv/4uOVsdbuf/qfhLE0VWYGeCLeVh16X97kuHdew/cf/Kh1Q+pCoCOeljjNMtLHPuOYUc5JjK4HB",
+	"0NY3pKcuPcjIsnOMNLmAdwSSUPiHGKO78463OuTomkMF/GiBkcAkBTtX8r66GXi2f8+aj6YoKq8rLLJp",
+	"nFSRqZCKbDnd3e+cV9++xqbT+6kF0hfgkIR/0CT1q9iRcGX7lYgpxvVYhhMxj7JYB9tbr9NQB92VOmWm",
+	"N5Gdcjl/h2HPu1m3qwr1bri4C5l/nYniVQ0nc/uT9k8x80uJrjIp8XTxneR7VaM9EHOuZCk4OVJduft8",
+	"zKAvV1XOgah8MLZzVuyheUfypZT7PbZcqiaFQcdeGD68fU+2zhmCp+WbuAKHM09IhZDs8q16VIrF5XpL",
+	"lTdZmzOzIeYVZeKrbuFCDceQTb48v2YeKlk7DTCZ4SlGwlZujv1CfsxOxXSLA/9MW2gnWEXXD4tbpcJK",
+	"xSMy+bLVcpflIcTrtVoJTrXAsx9ZmcegV6QOtPJmYZJjSbqKGo3MfSpo5fhwHs4oYoSv8wxWGzwtiPO6",
+	"OLdfPZ7yPhFzJQOTAGrLB01SLQkUgdZZAU9BLjcLsMox8PILCWBPraXwyjHE/zwMS/1cjw+3nOigPl1U",
+	"5C8+oy07Xzaqchm+ahH3J7fVsbR8COxyAVW5HDp5CdjyOkmW6TMlhZlcLyqeOZCKofHNA//mten0B8oB",
+	"jUrm90B/UcmCPbYatBk429xuPc2QN1hXl37t56p+SY8hZQ7fC8bLYPwW+aZEtckl8GLZOnC966QwV15I",
+	"iEXsk6Q8zHUIJb5QRL+KBNz4fcFJo393EiBA/UUsDNXL0MFZd+Bq3r1UA/20VNkqhVfkced8qCEBdEzq",
+	"Q1DdziS3JG4n05VET71YfbXsRC526A4Fv0Y41cTLYupYAklu2EwlwKrftjoEnLkY710wlX2MRgyfmHMV",
+	"hOjmoyjQYm/UmxWwm59WJwShBEXUyVRHRk1VxIaq5lHoOgTgGUwzpTxuOfEFtiidzbS2JQDEwfZRIgF6",
+	"HBFgQv+CGAqdPDN8aXiBWSV1E1rgEmWhqBhUtTGolCmamtY8ePUjiRws9nN9ihLOSkdwurQ1UKa8FbCf",
+	"HC1hTP2qrQ9JSlhTRa6ddGnTgwpac1uXq1ixc0iWZIkqoRf9nk20N13UUbO7brV/o9ol8YBii8fVKvQQ",
+	"N6AFAbc9yWA3rf9kmf4zKD8wgKrCCXRvA0QShnAcTIhCZ7c+KFsOcc2fcBuNs0SIO4vYbcDuXHwofaKm",
+	"Si3gucxvnQzEyhL/eplqUFjUFU7GVSXENp0D+5PH/b8BxMn/7ACC66bF4yI+RbntIxT3101Hz5M1Ollq",
+	"NGjQD17inaXaQZzcsAQxwHypit2qEWw3XDFe2x201F/+GehL66Qr0XD/y6grdVIXpr8pspMbPLU+G8Cs",
+	"WUMmWRSwysThe0d9lySn91InVGd14u2a2bT3SYYtnozJ8Fev3brKLmbyrhfOLOxUCblsNGXdDvLJ9djL",
+	"WALkHSIiZJnKEQASSBwkYTC2GZPoWwgUmdDZjJmuF9lNMFZo0uS4dvWXpqChEkPq3az9DBBY/aegbEDP",
+	"y1t4IauPwF1Y2HPAJaiVHrFsU+PXnEO8/AtAC8iPqCjA4iKGsrwC/fCqX4dVRdor44ZSzb2bKtE51+Rz",
+	"vzcXkhfMNFKp/PjpikmUfb56cWtmiaymG3jRF0Y56TFtlHbWy1jBwRwpNl2LjtYiBBxR9VI8bIsvGPe/",
+	"sL2F5Swm5G2qDrmY5V29/n846+B5LGnGrpd5AwwZvya9ZY90qMffWrEf9dy7fbi96PD/ZYLpEJrdTA2Z",
+	"UQYscKAf+IQLtaR6IhlzwH32oSIuq9j0hSQzIcEvDCkaNuHZteWO5WptlqDKmtlBBnNTRA4k/W53u45J",
+	"iQ6uA07Dlk2tTk8tN+t7oB8lI0toeq3ab2u/1cFPlBUOsl8mVBH37PQCEcAt1u9LybjvkjsxD30yobcW",
+	"d475pqw2kDj75nZ328El28X/QFPP3e6bVqaGWt+2SpDi9qfMxQx75hbLMSS8lPbLSxuSGtbfP2ZBHhps",
+	"Nuxuvdmhr0bb3o6/+y37bvyGdkdb3ra/w3bHr+jr0ZLyh93tVPFDKhDBMJZSUkbR2Nvd/vTJWXsY33rr",
+	"feGPQh1FupC31mGJRw2u5wagcOSqnStXDmxZQpK4mqVnGIRlacp9ghApQKetcvlgO4awynfa7VYkYjNG",
+	"ldSv61a8ztS5Lx2f7bXY3P3woeI16+oyWXlfP/M2t6DF5cjNqGrXNqvHPOKhWF0zkHXZpUp42Gz4O22P",
+	"u+03f3zc2X4uKvqqioq+psqgiiQQKIvEacSpHzEIdVw5DKmrzS75G/EjMdO6VwSwV3inbSiQaj67tUt8",
+	"upDZhrxrlyRlPL3LapJSPL73IMyaR0D1Wab7W8D7C2jeW75NFn/LFI3L4JprKqdlher72EdlBMg3WK4+",
+	"4Mvr1QmWq6ce2xtw99e26YXQPgL4teTvy7jxBWbYJL8kvUEG3DTvGMy73R1vwj5kumCIMRk08KfYeQt/",
+	"sg5eHQl/gRfMfcztkJLuHAPenCg1k3svX97d3XXsDfb3jiemrT2ysoMH9oepaOJhRoRI5BWzCPzM8GtP",
+	"asBv2AKFUdL0o+0zT/jMJ5jwWej/cTcJvAm263DzM7ZZT7fBB5eEwSiiQDeYe5vuYY5vlgMeSDlnfof8",
+	"MglClhHbEyqJugNZKh0yEmpiekxL4tEoWmixPOBJe5kZNkPP1uYnZFXV9iMp1y/+XMKeF5jQ9SNbbLJI",
+	"vXD5hi2GkyBTvrSswDu+fWX+UzL+VALy55hG0pe8sgP+uhnKKO6yb33Q2jxQ8Sss9aPqf/HXNpgFk6L2",
+	"e0YT7zWXJDb18FhXFsfocwa51onvLRtKanUecxOwdXBJ/nUOGMyWDZlcWGjFRLwJ5YgrkrNx55hivdQh",
+	"Zz7Zm6vJEZ/NYTSjeYRfj9W5rW63u0KfKxS6pfTrV6Ud8ZOcipWEBXkGl4sZO0PbRd7PVIJiNZMeXJ6I",
+	"KFJgQcteGoMK5eAGim5B+HWfuIPGoOGSiE3FLUDqlJkgy2BRopksbMmqHYkP7KGMlc5VIiitoy5rKF5F",
+	"w3anKu1jGnkTbepUZYKuR0Q49NS76plN1RPI1TI8Wi2Ereur02NS31qWN6+vSebNo0AtcMtQbDMasag3",
+	"L6uwcCc3Q21jDLEeYnIzVEyqoUvGwuDnjBbagg0ZlYrsbJeAXmrKtfRkvpWoC1pHb3z6BF74sSh+H6sg",
+	"wV6XLBy3J0KmG1PG/eoki24Dj3XIEUIiYzFA7+wIEKihh5AKRiFLFN0EBpTcbuk7AQg5Aw4KrU3uRHRD",
+	"6DUNuFQDjuMZLQjsFiI2syAC/Ry6mEOLNsZ9/EObUJ0BH/BvvrEHS+ebb0gfkSGx/BNGRDFJXA/W/TiA",
+	"A2DQ2COdTschAzgI9J8fByn4Jn0B/h52Op1B49MnF8C99OPgozYPaINh0MC3ADXjH9jFTA4a//vTki98",
+	"+uR2BjzVqo4EuBvYQJAr0x6wAs7UzFyPRup59+LXACzYKGL0BrYWCJhE8zDdaaY74O7Ryc+946PD4Xn/",
+	"p6v+xaWLwGKuGb1FHIvPOPgVULnnIeuQCzHFf8oBh3ACbpbWXfWyxMUd3oR5N4mxZWCfIgpeIDWh6FbC",
+	"Ue4NeGwHXZ0fS9KMB9k/OTw7PTrRo3Ttv4dvj08PfuwfQi/I+OLVyXm/d/Cu9/a477YcgjBFcRPA5I3v",
+	"+r3D/vmF2zKt//5k0Dn1rPfb8WnvcHh5ejo87p3/0Nfrgim4EA7BBqi7WzutDumZgicf1zyQZBpADowz",
+	"4FMaahsCMdj0yYPszNH9ZSCx0r1/iHtyejn8/vTq5NDtkCt+w8UdH3C7q0bPSNXLdMj7+BuBVhiwqgn8",
+	"0Gac+nF9CEWziCnm7xFKoMiWoNQ2vYWEwZSc0UhCh6IR9Yn7/3cJkx6dMYfQAXf3XSLZjEZUiaiVpiRS",
+	"ICRNOUHs5IrolCkWOQgWT5OqsHjR9LevLr9vf0cgEEWV+bAkExqOsc2J/n3r9YDLeRSJa6r0m4OINPVh",
+	"Ppj733W7g4a7YlyGZ7Q01hzj6n+IKPgTKsb3yFuQn8RK5U6n45JmWjLrK3rXB9xuM4l32SFz3DE9B5ug",
+	"DT7VeERbxL066V1dvjs9P/p7/1APB4WVvm3EQsGvAYhPcJaiDy3yWFymTpX96YXeayx6k2Zi53pZQEUB",
+	"idCn3iR+0ZQuyJTeMLLldLtdMi0HcNMzAwS30cIisxnUZ2DbF5K47bbWhNrwmba5x3WIaTEQD24AayGZ",
+	"0oK8tQ9yG6l3zuFZ5tsep6nnwPuBLZtwIp0BP70FbF/4E+61pf2S7G6/Ie7bq/OLy+Hx0fujy2H/14N+",
+	"/7B/6BrJP+Au4Ai3e9gE0DRXDfTIsC836aHXVQhE98XICNEKO+PKtAvTgmG7m0a4S9anhZFqcJb7fsSk",
+	"dMDvHS+rGe7u9hs9mt5lH8caDzIzwg45hv1D0SnmgJ49WmDvaDggB9z2QhDcOtg7xH05YTRUkz+1fHwJ",
+	"5TR/urHEtkjcBhohYgOOYszsBDqPwsBjXGJWNWRqN3oz6k1Ye7vTbRj1s5F2/FH4uSOi65fmWfny+Oig",
+	"f3LRh2cgX0+BkwnP9t7ZEZakS9RAup0tvE3MGKezoLHX2Ol0OzvgdlYT0KDsxPS/r8v8JT3DYNvdLrkD",
+	"d5ohKFikQJL5DKAuYzGnxBw9eUSrAlq70GqUVghhfY78xl7jB6beme8mMPUwnu1uN1X6Bspovq/c3seU",
+	"LrzCHgpVkoECulrRbMlOpZHWNBt7v//hNKQtK2kcaytU3zuLxAg8VvQaWvjilxqgphryqLmgJjHCLpWV",
+	"Zw551d0h7kX//Oejg/7w6qT3c+/oGA7dbAOpwrqe49c/+7LGM8JaYG+ibVGoB3zV3an6RDzmlxeoFV9x",
+	"eksDzNRYtjN61sHqrbndeklnQfuGYQlx6f6csDtUCCKpOiR2RPiBnIV0QWYRGwfQqhuEhonJyQlU1Ob3",
+	"4ziQqjcLfmQL+Zg7gp/IeOiqid2cbljwCn5w2JVdHM/yXXlL0xkNu92t1Y9ccWr0AHRV7m6/Wf3QpRDv",
+	"KV+Yb0mkmhrjO9LKGKehyb56IK2l+F6q7PkL9tkNbqultPgS5I4IWdFHZTwPQ0s2EVPziEMw2GMOOKT3",
+	"SQE+Rx9DF+967e1Xr7GGG0iwSG3oEEZiaMTQum9N39qNUFr6EzElfPr0qUDcWxsm7rzvvIK+9bre0Tgc",
+	"+EzZKygbl5VQbgm6nJ5zsvPlxxu2OPI/JbWV5aSud0MqMUNXhLZZqAJSR61X/zylN9aW8WgYgiKNr9Rk",
+	"z8Jxq0jnBkQxofNHFav5UvEVlGeMk6elvO7u6odOhPoegO2+UlLFfVhJqlq3NTYx5isWkPDNzSTwHeLe",
+	"sIXpfrOzTUJxxyJPKy0T9iHlAwz0k4DjYmEnGsAAjXTsA/NIE8pKJR/pj6zIh4KEQ81jfvjPl+lUw1Id",
+	"JXuUl7SRs29wCM+oM2f0OuBop2grHJHbtKrmkmbGgQgthVp7BkcmlTiMFyzeenwhBcfulutBh8c/NQqb",
+	"U0YTyS0vDxDf/ZPzEfcAvCvJJoB91UgvegypjjmWFSGEMqyWPx5RkBwe/7RMfJxyBoD5ttvB4fFPzwdX",
+	"XZXMZ9Rvo+seU1dTYuF9nDn7KcVdWP7w8mOAB9h6FBk3yoQs8nIt7zi4YQS/ggnySxgUNDx0DWvj2fok",
+	"jNceZrjVbePLjM+GnIjYGT0S/qLIblhX8n0kpsh0j0bYuYqciqPR5tsF0iYXw/S+8COyW4MpDgQfhwEG",
+	"1Xa3aszkB8HZ18pyuNmpzitxe9D1eDDOTa1lgjvoxsOjRYtJc351yKHF6bDvy0F1lB9D/fjrDziMKpIV",
+	"kpGAJA8kxsRjFSJ3fMXh9PQJtlaybq2xgFvbpN1aUBM7PkBrs0BjqTQFl0yp8iaQRlkx+gy0fqnaU7fB",
+	"RHEWZ5q8ZPAnq/r4kpP/Ve7g/4znfimC4goFIJW5/awCrFYBWIqdrchJWLzaE4OGr8zkhlLoEWVbRJuU",
+	"P8j+JFD2Zi6YPNNADniJ/8ac5eD/x2NuwAf86vwYo7mkWRqx1Zq29f27RifY2iZKkO3u7ncD7k1oRD2V",
+	"DbHGQVvTQXkipCLTuVQQugpv2YA3KwK3+4Ti7SZICBEm85QkSjiEklCI2Yh6N86Az6LglirmkIMfTnqX",
+	"DgkDftMOhUdDh8x58M85s39N56EKPKrldsRgbti4a87ljHnBONCnvw3kYEnF0dnta60mTQmbjphvW+k5",
+	"qXhrZiI2LA0RYshVMH3uoUIoFQWONxb1agjtQBisiUkdsFOwCh663n1C47jcTEQqgU4MJNntvhlw9/Dq",
+	"7PjooHfZH16dH2PI06RdLd1fhxQD43tx/cSr7oDbCLoexXfkx7faMqNhSJqYJwDtYgF8T7b2Te4AbPWI",
+	"kXeXl2cDDhC6+Dzeh7/r83AiQp9oiRaJkCSktE/eCamcAc9Eah1ygLKvjedO8vflYsYcchlRLscsavcN",
+	"np8z4AeCc+bh0z8yNmv3tHXpkLNIfFi0v3HIZR8eDEK9FFez64j6LJOA/00+X/0bF45zQwAYQitzd/aT",
+	"hsKP5/DM50h9yqY9atP/MV2gVejHFfp2UqP0uTyha+vOX7XrNNXTuuwIyqu9seVZ5TrtESnGyngS8eyJ",
+	"txTdqVgWpgVl0nqR+yRkVItvrf7KfTjKAj+TAwNVF3c08mWVVzXDTo+sFtX0rGbI+dm9+uju1RXk7FS7",
+	"JAsaktGDrJpUGrB+SoqrS2rP5LVp8vqBqVq0tZ5Jbp+17jhts5bo+lA2kOpFki4q2Lco7BKq0BjHyw46",
+	"8DxM0RzwO4T1ojNjC1CbnkkopAp55jSYzUJjLiR5VNDUWz+fyr9MqlGxqAEVPNe0etgjWqXI++R/EOTi",
+	"8EdtdVBfEvdj4DvEPPDJxbSos3dn+p58g16ccKtMi8oWZDySFlVe9VFLi9q8EMDBrHfsmGX+b3NZfoWC",
+	"BHfvvmrXS4B3X9/tnxc0pT6F9+k22FIFYZjU70OmKYJsjOZolSVF8nGPgUxJc8TkfMr8DjmjcwnBc4Lg",
+	"9Jm7KOGiLWbFo1U/9aTqHHywPlsF0kzn+bDdNI/ATqRL7JW4N8MgFT4SxyDJJEbMiHliyog/Z+g7208w",
+	"q4ZwLs2Z72KQzHRZL4l96fF+2XSPuXfPdL/5CJXe+00RvlBUsXZSR/4I9A9lk6HPIvDoETFOIYvlhmNs",
+	"K8i/crVxT0ZsAua+xZgp4QWYwoWtWX80/1R1ifuXmKb3rFaVsE7P9wlNxzxIM2TX1FsAZbZSnHOR3FPN",
+	"PGlqrRXm3TdOAxPENeUT1WHchOQeNbO6Av9ghYz/nOnVfwU5D5E/s8IyTY6VVOo8hvTu+T6WU3mC+6kd",
+	"J82xiAicH4HgLeMxiH1imaBhZ8B7OXgaGxVSdyJNRnuEEjUJIj8JRr3v/Tq8OPrh5Ojkh+GP/d8uhhDh",
+	"6x+6xRyhyvhJCozj+YR4PiHWOCEecibUySAHj7RNDk+J1pBKlRRQIC4k5Ajtdt8Q96B3cnJ6OTzsH/cv",
+	"+8Pj3sVlmkXcqrjHMjbYrc5u/3pCEn8FErUxjHpU+pAzwSmJ2aV0J0gtlzePn1kub2onlkO+VjsGoSnV",
+	"yI64MUQin0VVmXf7xAKbEMEhhdwL535lvp2FSZFPmP39JeWA2fmvlQQGTUthr57TwGqlgSULljbyIdlx",
+	"SRZYrwxuEouT8I1T4bOw1SGupjl3j2wRJchWt2vBYpwBR2Z2iNtxHeIatJm2S5puBlvabXXIL4iX4iJt",
+	"uKSJcA0DDpA21CF+RMeKbHe3u+2tbVvAHyhJ3P+xz0i6kEkJcIzBOuA72+THtw7hWvEbs4hxj8m4eb+p",
+	"pXL0tKKFmdxsPgoDOTHH54AnGaGQOWQzQPfA8YxgqllEi9wBPOAZXAgD9ZHBqxjTINT/hgylTiGnqv9z",
+	"/+RyePnbWd9NaqNBIumR0RvGlyQCWUZ73EygPOrTU6cC2e+vtEVjjnhO/XnE1J94lcvETvHkfflRU/NS",
+	"tdd0pdaKQ5LcYzIcsxxLAkWkoosOOcPrmrMClcryMVhXMle8DGhF2ka1oCrmpKlICcow1mMfkzWSgg6f",
+	"c4AePQdoKV3HKUDFZJ4npZUvVgb+hRJ6VhDKmiaW3dkTreIvSelZig+aKFjpHB4DgrZP3I+f3AFvIuI0",
+	"5YtYuQGFh8lWGruS9Hhi7oBu5FFOuBjwUPBrFpERS6TyPpnztrlbC2IEILKP75ExDSVzl2ThPLIKUwFc",
+	"+dR5OOuzbyFd6pmfHzGvprZOg0DKD7OsLpSIDIPiD1rxARB2W2Y4g1DQLcvXc8SoZnI+0p8eaQ4VYC7p",
+	"wQ94M34gU9rWcpJMwEzFnmsL8lzbjGvAA2nzAWkYkoADEpmKKJcU6h3IiI1FxFLIafukm3ptIAecanMn",
+	"zsRGXMNsHs81BL6Ii9fj6mCIHMQLYfKKAOkt4MaSw0qXO7ogTchJtLIMGnE4FpfRgVIlbJ7hkIipKNC/",
+	"xjJItmJAySQrCTHeeKZvApABFILESJkQ3UisRm0XjlgsM6FyJ7bqhr3zg3dHP/cP9SbA7eyDNt9jW89u",
+	"aWxiUq2/DnhGUSVN9+rkx5PTX07SBmPLiQu4pDGng7GW7/ilAcdcrExvkGbBWDVOLwvT2YHzxR3wGDQ1",
+	"4Eqk3xGb9Zy4uQY1LmkC6J+ZVEsb0tgPKdccRkFhDVAfAvyY4ZnU/QEHrDD7iO2yhvyynzgD0AF+dNh/",
+	"f3Z62T85+G34/ujife/y4J0+cw4wawbSVZGMMlXmiXWQgQcsppXhYQeE8EjHVPoTn/OMOrPn+rKDqsdJ",
+	"kG93ta9JF6wxzu4gRoCpf3BqbXe3P8MwLzPyVTNJ0qiIRazYAOzZa7DxrDzcp9QRK4wQTx1gZalKpUdv",
+	"XEW01BR7dDOsFs0ZoarlDuMqWiDUp0WFUGRK/WeN7nEttDzX17LWiiodvCvwSfPq6ujw9ttWRQwrWB7A",
+	"WtGuKglZfZiJqDZOBPswC6J8UCrJrcb+a7N5dM180vwWOnkldsXCPN7aj+GF4T36mZCNFRFzVRHgMoNc",
+	"sXqaGdwpy0ElJaosuw3EXEIEqENOZ/Sf80rwA3y2CjXi1dZ2KcLCVxxCgxVeK36Ge/KkMuULA6hkMVnG",
+	"fG6uVIfDzpknIt+C0ocANwDw4AcXP5sX5myvFzJTgTrgNEa33Uo0VvNoBK/vZAAuudBfYnIPbtTf0RbT",
+	"LBL+3GN+CmLGwskC6iq2TIQAlC/uuFaWmQ9dEJLPge3m6vUEdnZj7EGwdPjCDMPC/3qUY60+9j1wI3GH",
+	"DTxdW8LF59MRi/QCgKMoU30bGzBmqndUDjgca4ggG99o+9SlzEbzCIboQODgFTCebDKYy7g/1NO2dg6s",
+	"QyTuAHpWpvsaahVegS2vBtwuDyxZItsyJmUs3wZ8wM+XohiUAr+39lLDG3DT2k0qGim8lnSKfLNt5O6M",
+	"RmqfuH4QIW4ArLJr219ADzzYngkFGgmwP0g87j3imkumOZz5a5jqrqiHkiAImDQ8s9go7CXZ3iXQS9Ic",
+	"BLA72qpv4oQH3BN8HFzPUea39uMDA/pjEFOJZ04eHIpHOdrAyeIvxS+AAT1uzBI+8bkClvDxlWpizDZG",
+	"ShhbRHPliKWY/C8j0m2MMSd7y/S3WK5n1aaVOAOphU8jBzjLkQOwP44VK2HAb5L45IRyvXNijkAFFva1",
+	"MrKY0P6jqg51gQYSIvwqcvq+kFCh3cQyPaPSOH2ina+35c/bvMqGXLbHK41Go988sdWIScdWUK1sx7DT",
+	"3Tau32OBBOcSycBJQ217Yi3siHH/Hlz8POBN94e+qdZKf1RrtP/bqBh/+8+//j2Yd7vbr2Vwrf/QChzG",
+	"A8YiIq9MyxOJ8EdY+DKjRp3Ht74AHEHUWQy4AIyEM+aDdmQQjZ0BD4MbfWbMImaGjB3U2uDeI1fnx6Ak",
+	"B8oerEZgwyRHkbiTWucBWC4MLCghwv2S1mJYw2BjnFreY6YJZqB0BvwICx1HUoRzxfbIaB6EKlHn44Y3",
+	"Vr9iPoZRPRykiAachTKFMWnUoxfGu49qvPtOSIUoXD0eOwAMwcXH11aXuP1fz07PL4f9X8+OzqFAwl45",
+	"Ob0cnvd7h79pnXO3+6aFIQkJu2O7rwVhoBZQuI1aqYF3Mx8I1J41t1DltEYHoZJIIbhpNYYeCFvRUKIR",
+	"HhpiLZeOO+g4LoddKVKnZrJU48gD6DVzgCBgJWyAPbhcLpBW3E6jpOVgqiui5ZKlQ8qoCaRpyUHvMQiB",
+	"ambPf/DTV5Bcv5lzSwvwZcdWkXD3MmakNEDChgSbaVpFgw5o2CF3EyHtYzJFsyo2g1qdFLDt087OMmpm",
+	"btoYNEy+HyOuQIxFcNtb5jOflTmSHyPE4dd7fuqjbCkMvaLRNYvdQpnZQ5Wyojcsc0ih/Lf9V8FLA8Fz",
+	"ZEFpwH1dGVyDTyDTnP7WJIEkSwJOJ2OAS9chc+5DP7MbtiA+iyBtp3jqTKlU2Nh9n9BUvzkaKmASEemd",
+	"Y8E1T0aaMod2iPv96fnbo8PD/okL/fvwQBecGa4CB5Um1xmVkvmlZxBpUnkz4G6so7hILkDQev1ajj44",
+	"IBQe0xC6HlKMAIffpfGdNaHPn0POvz8gu1vfdck/50LBzExrtkjcWXe5CH0mlTUoBxwut7BB/kSfYeF8",
+	"ymUMwDAMfNcBP0/sX0n/OY9C6BMpFVVz6BNAlWLTmTJONIe4SZ906Bpg8wzg7wF3LacNk1fEl0KKQfUp",
+	"XA6pVENoFAoPgj/dfo0qdx9WH11beiF2dnbekKvLA8e2j7T4mPqBRWfAzzDcjpZtjMMZlyFbbxy0OQsk",
+	"kSpidMp8vTmBSYKn/oAXfJX7hELCuyaeGY1U+44uiJpEYn49sR1EcakteuaApzt3Mu7HefNByAijUVha",
+	"yRkbVN9rbl0hUX6xrkoQUJn2LA4JOLniwYe4f18V9jPyWz1xE3D1erdREjNwyuSJHpVW8mK2a77eLS2f",
+	"qgSmlsH10oGlYiVb29+VyMGVVqliH9RLT95mz72CylJmcD6+YmbRWg8DORMyKNfRNHdSbzKFBBJNXHrt",
+	"/jbARoJtpPi2Nlt2vMCH/7OOJ28HDbfxKFrazhNqGIno3sueRekOsyTTYPYuEvy6cz/d8PNrT8DoIqrQ",
+	"pD6X3lTRyc/aQMmR90LC2WYFZ8Ya/0pUKhOdaG+69QEEgqzVu1YbhFzz9r9ocWZuFdYJMduI1DNe/1pB",
+	"6sKypTjY7MaaqP3p9hbStteXqPRTMovEbQAmAURYBzzg15rBbMP7sTBRDYinQnKvIK7WZtHRZm4HcHXS",
+	"DLgMfDbgLl5GrRdbylNJXMT4GMLN2PjcppOa4vAh43phfK23qiJgLoYrV7cU2LO9ilNNIvXr4MMvss0i",
+	"VYI9IhkNjcEAM8xUh9nQK0m1KihpD59uBR/3hycVXQY6xLXr72otI4TEZcBTTQ5diDRjmsGN6WoNNlxT",
+	"MkZcQxNn9jXY6mDA3VsWBePF8BvXloCAs3Zi3odJrqMFOAYIImBB/3lYoiEYAHrckyn1hrg8esNinT9G",
+	"LK6M2+ZEx6MGcHPf+kyR3NwoagK55Bn+uT3nvQpN88tYKjartI11EeePuKI3zGLNp1t2ZqRn3Hm/tV8s",
+	"VU2QT2MwVCNry1QSVGjKeOrLwKAvpeJnLPpHDy7XIvsKRPqLAqCcler7JH2AE1tR436E0+GTS0bMAwjV",
+	"Qivm9Ck7oXJSimj/hGSc+9S6ZPxMuo8UMK9Jt+uZXLnNfgDovZPkZqKqJ8bmTC7Drq8JWl+CrYVFhU+j",
+	"KpV+6zOVD+VGURNxvvSQ+TqQ57/qgteH61YvwdXCVyaZ5JDsYqXJmK++4TAX/ueSJh3wYs1AK47dGC+R",
+	"Ta7d6nb340zkiBk/EGcDHmhaCpSmJugp98o6+CHiBM3WlH7O6nTavp7O1AJcSFjgKOZqwO3AEHgkUsbM",
+	"5uKuQ86olKky2BeyrNyBSjR89UU7zQ7pa9vb1gN5NALoZj3cdFM0/fdI+Is9eMn/uTg9sSnTcfK1/lkL",
+	"LUjb8BSAKzmp+sgRlez1rsEqcvXdQ2aamO2ZH904ixwqaE06tn4ZC2ypbYe8Z5SrAYfevl4YuO2p8NPF",
+	"xE0XNQckC9Ju22RlJ5NLM+AHx0etfchGhzdM6YKMGLkDIIJS4/MY3liUqCtrT4wXMV9vYmqSK0IpsEGN",
+	"dTyehZjOO3FHpnqCluKUAFo0sU676ymyhQwGzghmgL+QhPp+gMBz3YRClXGQxAdZMkEu7iqDQ/rT5W7J",
+	"7Vcpt+T2q5RXsvvEXknc45pdlSVpTulihJzeej4mNn1M/BLTavGgSIvwZij4NZmJMGw9mrK3/Ay6Z2uT",
+	"Cq2yEq++xAXwqruTcgGe9a4u+oeu8XyeMxUt2j1zoEkRe2QhiTBakJAqFrVW9UB5/zD/AvRo+AzuhdW9",
+	"IYyv5bkbyiN3Qwlgne+h2t23Aco6fJUQQULW0DuYHOF57QWRNw8UZo2wiEyoT/xAQjDB0j3kipjghZO+",
+	"iDPQJ6+INakJC3NVYKY1f7Ok40qrqs3KF85RucV85qzH6bdyb9aq6BJRGa3+Ips+pCD6HcJT4ftnenu0",
+	"Mud00wcIHT6tx61SN8q2haQ8iaqmVEYYdDPV5WE/HaQNJFT0cjBvWh3yvVVqbAWEgYEy5R08XJC7SRCy",
+	"YowZ3HfRvKQvUCaq+NwA4hld/54tgsaYJ52jzwceBHVaQ0CiqG0DERdcx9XtzTqdIForopDPHSH+SztC",
+	"PPGB8RW2irBcGorrepmKpDnSM2kZd5zFDoEK/kL24pKQ6bH+4APX/Hv4eGViIlYXZFyAy84t43e4wKdK",
+	"/JtZeI/Eka+IiOKAmT6Jg2kloE8ClVHua/WpYm3z80qHa8WAYsCRFWOxQB73GsnT5Iy++hJyRjWprpsr",
+	"anflOe9pnVTREsiLSr3C3vsSj+A2DcMlGLUWWwcIzyXNrf/86//Z6na7DjGER7a63Rag1Xk0DLNxtyr1",
+	"oReGZnjvk4HnJNrjCKaNykkrOIZLYkArpMHS16I82th7l8gOTDFPJZx/TumBNKJ5bZnw+GVCP2OK2der",
+	"56lUFkV8BEKCODazSQGb3UeajGyqjZUnS8wHy/xv4ZnHSXkx3zg61PLyqXNccLYwvVXnoJgr6OutBWnw",
+	"TMw1iRlzNba63YedhNADYZE/CfPefH3Pg0+uajuEcS1sf2+MaRAyfzhj0ZRyxKeVc89jzGd+44/76JTr",
+	"nWpfyzERb0itUwK3+PmYWMlZxpmK8SADvpxjLhJwQklM0mvz2YozAjcWpGaR1/7rzojUbFedERGTWuF+",
+	"PiLuQcgbOilWVolI4qI3FSCvMs+5K7yphgwfM2xnPlGzoiNm9+c6jies45jGZLCkjKPKO/gENJT9Uk0a",
+	"eiacR66iWE4163mL4/OwmE+XEWgvDaLM0mbJ5h7sl7yfTZu2Ca4GcyYFKRSTjbOK1Ht2DLX08HWU28+o",
+	"25pJ1cqtMPN/1gfqZkak0r7s4uXiXZ+FmVA5Xj+JLv2BZYkXcRVTOucCP5qpaLLoVmllncgJnbGkRYnR",
+	"RJt51EuD9h0oIkVrP5W7Dg6mJAptrTHMX0XsKCgvxBdL18HOVlhmoemgLL1Ov+Ppzr2aivrlJHbmPB96",
+	"j6bTF3gV1fx6uryKAq/6zNIqvIWsNfe6DuLqFfymzTh2iKAN5C7gvimtqD638PvrCxJ47hf4QuP+bp8/",
+	"HtW+gDGu4g/Au3s+sVZRu9nA9IElFVWBVEg/dUn9JYD9sShga1F96rEqBlhG55fJR/8bST2Z3ipqH829",
+	"G/ZM7g8jdwNsagKeqwg/Yv9AtMhqgv9lskhhH72QEL42nf5MP5RsrvKe0YqoFJx4wmcIR45dMA1kq5hH",
+	"HiPU9yMmZYwtlOBy22JNLK+UBn0hYj71ICmPQj2mQSQH9Yegn7/VIXabTKVV0vAzqT03oGa2PYh+xq4D",
+	"/HjDZopgW6+qwkmzpMmDj59r9JC8nuf0nPt7cOI9XgfTLeGsZ3lWx+A0osSWBNZJAF6aUnhZ2lgsK6nW",
+	"SjUkZ6DJIvqLvAlmRES2BW8k7qBSfBqoXEMu/A4QBUbXqF+qC5RnK1ZwrUVNblSkZ7LZyvTMz5LROKU+",
+	"AKlh11GsHw+ww3ZlCmHcbLtqsr/32n+n7T+77TedYfuPj1vOVrdbNeWKxv/xAO2I4KvLh5Rb/bVr2ctb",
+	"uX0pqZ6F1nLPmZ4PrMNfI8XzObVznYOjJDwZh8Hjo2KtXM4LMVZtvNGinNi0zpQoM20b0/0tm+mczlaH",
+	"nAh7jgGcyJIsz6dO73zygyUG7N9oBqh965MmgD5ngP5FkuYwpyffoHUtOVPI4ClKGrMrJf1UoZGiGQVE",
+	"AaHbbIxAGHe9sPX9AH0U+OQakAp5nCr5n3/9v9AjA1rXOsQ1sBdDe4k0Y+Ab6DVicH1QdcWbWlotcblQ",
+	"wzE2Sm1aozrV4CtWt1vwSWvVoxNTG/v6zymZz6oE4XOe6zPDPjRlG4Hq19QKyvNa8w2t9T2VCkHMQgCK",
+	"aJL+chqBM+ACXkfDEEoHBU8gajrEtdE+1/IMgGlzJi2gBjC6M+Au5r66RGGHoIqgYTNimmYDwR0C43Us",
+	"RQ24/WzLIa5Uc+/GvizgmpGvwTHX1HbuDBoe53WZErdYnGj6JaX8Prmm85wW/JcWRbised1hHPBATpi/",
+	"nhKxdhrwc/4vZnBg1sVYRNiK4TkJuC7Z3vsEXZXvm9J0HRL4bDoTmiRIkxowR/NjjAO33e0a1Le8utrq",
+	"kF5eWbZNx3PKciArdOXlCuhzZvFfMbN4uWyuzih+OqJ5ziH+rO1YV9DHg9MdH5gznIA3a9nZRMTkCZXD",
+	"qYiYS6Q2XoJxguc84PoHLU05SVnzucziokDOZCY7A05lCogYWow6JGK3jIZa8+FCaQ0IchzjNniBT5qQ",
+	"t0iuro4OWwOudWdp70U/R9wSZJdAJ3KrUdl3zKiCk728h2Ux6fmvm4P8l4Fzi1n0hbQn/iJe8ydiW49y",
+	"j4WPk50MMToACp9hP9chwN66++koJhkxT2hucvPWskuaJvvy8PinVoecxmDmgHFlG3RdXPYury7cGuGL",
+	"A5groPI+wenXg3SKNTSm/PyfMbQ+O5teKDFDrGaQ8+uZwwaZGhosL2mPQNgHxbgMBCdiTCzweyoFHzL3",
+	"uSBy7k0gm62FKWvm1QMOIP3hwjRlRveHxWJCqyK2JxzA9gemhH80b9hiwM15LGfUs+fZKLgmfD4d6TPt",
+	"hs0UNuR281yBUNfQIAHxq5HaO+SUeyw9SkB5nkfX2IY/dvSluiaQQA44NAs/71/2Ty6PTk/iZq4ZiQH5",
+	"MYr6VFE8em2xh1R0MeAxmvbC9AclSojlx67pgv1QoWDB+ml4FulPKUjMReeg8ZVhBmCVMLBrBf0XvnD2",
+	"36oxsB8EZ/8VOvQLGe9Nk6Y4tvVEp/Rj1hB9rw/o2C2NWHwlZ3ESOQC3e8LWAx4xRQNupA3+HOeusg+B",
+	"VBILkexZ1wSs2MC3/UYGHC64v7Z/wRam7SPf3bNCLDIwNj5r+3NkP0YEB1EXhCHxIzHDt+AqtbSoSQcg",
+	"jBlAxhGTk9gGGc39a6b247+NsBtwze4Bn7MOqhmH/eOjn/vnvw2PToZn56c/nPcvLlzSNB8Qsa8m4Nct",
+	"Z8C18CrcnFF/Wk5BdyHNuFFLa3+JEEy63RgHtwTQALOuppHN7vYbGMbZce+34fHR+6PLYf/Xg37/sH/o",
+	"rhEXebLKqzU0pPSu/rdpR//t8vQQ2UTzYS64UCjxWqVTARu1ubj7HGYLtG+yQsN0gtICBrFTwDe8AVMF",
+	"jJQTcffF2CnYsESrknMGTa+ejZPPHwPRW0KhpVQq4UfvzgpmWl4oeYDBfJNWU8ixzVREQko6/ALKfDBl",
+	"LaMFUAWtROP8nCnqAOaxQBIaIo67EtCVIylKM4VVRAZ/MtK8ujxo7RF3a+LanozePIoYV2Qa8DlEYDBv",
+	"59Ubm/4bKIe427sTN3P7RMyj+ObtnczN3/rZe1+34W4zkPihbzMP7XT1U8Kni+SON1CEY27rEFhKyNGP",
+	"GLmLAqUYh4xy6k1Mh9VZJDwmbSgIBQgoRtT2pIPWaCG91g/SkZirRNCU2zRPVIcaF4UaEOkvoQIVyeuF",
+	"/BylqF/A6boghrmxqTyuRkYYIG3kZUGdStIU98pZGCgScCXI1eVB23KyKYjUdBp3NEyLBsvG+rnXXSI4",
+	"axseNk9atoU7tneBZaVhT7z2HZHBhzRzSsuI8PtOF/gv3yVSWcx86IzPbB605fbmjEYqoGHLvLND3pqZ",
+	"GOdGtlvQLGJSPwZmxZ8sEjGxVXPjUxbNPilf1i+XjVnzc9TNflG8OTMVr2YllvGnyVGtVTcGNN07OwJs",
+	"/RELBb+WRAnH9mPB4lMTyAoDqVp7hBJwAEpm2yXro1jccftOY6IHEk9sKchE3BFKvDDQLOBNmHcjCR1w",
+	"/c0sbMjB8RFE11odcmZmAewT1w5x3/RS9m1b0vhEhJH+51//dolxEUoW3bLIMekRahKJ+fXETrjCuWe+",
+	"+pgqtPnEKtI3M3rO6lnBKYAhQcPQNIh4Ie3KpVjE0lKKR+ZhmHRVqdW0wVRQFqsmK6qnz+Zh2I+/sK4E",
+	"31BF2OeFrkovQd3C4meCrxMG1vSbNFBOk/o8DNGbXI7hz0vapoP39Q7dqChvod3hWERkobUmiUPSVteY",
+	"KW8y4E3AB/nPv/79EutcXbTgqHfDxV3I/GtGmu7Z6UX6npfUu3FbJOBSMeprZRO0KmgLjS2R9ghV7ZBR",
+	"qdqCe8z0OE291O+QI0UUvWHSYJdDIbU5UcR4wPOTk6SpxA3jDnn3vncAgwRVTOuAoL8qOp055OiM0DAU",
+	"d22T75HyGweCt9AMNV+D90GY2cUrw3kUGhc4ojgM4RY9VzngtjtZuCATFrEyaYEtvtLM8kjJrelPrNXq",
+	"f+tRhlCztVmG1j9fk7OvUFTgAhOaXcKitCg9FFfmu5rGoVKJmWaz8l7Hu92t1j5oiKYiXiq6AIwAPV5S",
+	"CLyW8QdmLxb445E7p9ZIXz18zld95HzVFYTrVOD5aEUtpjlrapMLg7GT1BdGTM0jzqoy7J6K5NLfWUsa",
+	"PlPe44TwV5LdRvqi2pqXnCsd7FtjWmORKgt9iUV3+9nkF8yWyZyPFliDGUO5jLSvZv4XrnA889Z/IW8h",
+	"2T1EHTGmRKW9fppx4VpPrMk7kfey4PGDBY4vCf8aBQdiXQEoOmoZrk0e3sIWgEolNGM4DbC14F9xKl5F",
+	"AWj1YB6AP7TWd+7ZyDHg3saAffIjqYvr8wBgjb8Cqk/MBF+mA+cvk/gPLhlmpdEjKCQrpe5L6t2snz2z",
+	"Tk/49zS6QZ3GMHNS09h0438PqXJb+2g0In6IfsJFuQmOmAF3jfB0UQwj4J1J7U00pFSX+Ti7uEOusFDI",
+	"Ac8U1AmBbwtLNDPuKBL4pr08YgjsEzf9s8U4MHnOOCWQRx4Nc46tkiOo591kTqDHUtB63s1n1M163s0y",
+	"qfJO3JEp5QsEY80s2bOc2XTH+pT7tkrSrJYSOfixRxMW+Xa0FW1nK/1JvTB8VvDWaUH73Nl207IvJsQv",
+	"FynpL+RtzBzSK3rgrisNE3yTR5OHEKLyJbkW0D3FpB8NA1+6uSwLOaFapUJKbK3wuMM0/mvRyhIu/OI7",
+	"8/6FODFp0Hh/NeQj/P9oRQgrRmnZI9QiXdvQVRFEMAZAS+MGvjDuhdVs1HgKM/05bPUlNHBkZr/rxasu",
+	"7cmDFBaopHRQm56mU4S2TEMmJXFnEbsN2N3ftHR0nYQiBxxUSjIVt9rkTWxifLkSJLGLm/afYE5jhkOq",
+	"7haK46ABxS0N54zcTRhm1Y2EDzUd+rd9Etegxb+9kGREJXu969gMPfPWIeOe8AN+vWducJdF3cz6LVXK",
+	"zxn1k3RbGt3YJF2crplflVZsFrFcVRzTUCYVuCMhQkb5U3naVoUpDHT7M/duuKEY8M4y5n2w8uaUlfID",
+	"sQY+aV5dHR3eftuKCXZG1SRnxR35S0EkV0H0L3PyzehcsidQUYs5Iq+6O8TtnxyenR6dXA7PelcX/UNz",
+	"2LpQsNTuadPTNdkiEZPzabnL7EzP4akTReCjSw9cvOOZYzfNsbCuJIA8pLV0RCShTRN7vhxTf+PLI8Zz",
+	"wz7P1Ljx2kq9sLXIcWlbn5Kk8+Vte6rVqPotd/SwhlWgwffr/PLXdJc+NzH7PL7Uut1nnpOG69cXxDyD",
+	"hcZrpO2sqhc/vbUh2FzWRqZSfI+4SigaDm0tpeukYWcGvJkOCLYcEoPGQzZ+pAfBpEuaNLyjC0m6ezgH",
+	"AMdigbZdAX8FXinlMKKK6bvTId6XBIaABQ4uvb0ehlQx7i2GU/3mKaNYqErGkZgOOExkBrZ26jVTxlVr",
+	"iZzeXP31xmX7c4vgr0Yb1qRd2hS4mkHrFHHbwma6vC3wXhkvM+pNHHRi2UC+gXYwHUrvCJ7vjnXX5AuJ",
+	"fNJMsfwyJtpovfRXxUfZ2T/3IH4UfirtOpzlLFtD99KwABqbH6Ec7FNj72P+Nsm4v6RzkmYMmcE91bwB",
+	"gFYSnMQxAGzAAaZARZRL6mE3FMiDsi4WSCa3iU9UmUaee4SS7e52giEfCqk6xHpsXShgg0bB1KRlfaCe",
+	"wr7EgDeY8Hrzhi1ICSZkSKNrNuBGD5REzqPb4NYgviTpXRmEyRRomdPd/c559e3rAcfvNd2z3m/Hp73D",
+	"4eXp6fC4d/5D3211iGtc5C4ZizAUd5nsLuM/H/BoHsIrLLTSu37vsH9+YYoX7/Qi3hYzw8Qdjz3wAz7g",
+	"vxiAaDeG+PcWwxu2AMy2KH7SIXbhQqHXIrORA44Yd61U2CkOLgGwXeL/z0FTQ7+cKNDGXzjgCdZg4Fvr",
+	"EPAp0KDaz70+bmOVOPp3u28G3D067L8/O73snxz8Nnx/dPG+d3nwzu2QHtEkCsoMAf9gqmwUTDoB/QYk",
+	"ePn1z/DMNJAy4NdxJ5405Hb68d3u7oAnjr+T08vh96dXJ4elgYELxn0D9fdIgWj9hc+UCKc/vUxs93i6",
+	"oQTu6H6MJc7ZHSSI4HaAXN/ubj/Z4NKAe8kwElnlP+N+fX5QYs3G1BZ5L4X6ypxOq7r7lUIR2zZ9ik0B",
+	"AgSFiMEGA+kmJ3TG8IRCoax1S6gXL4zAdUD88EWqptu8yuKNYPN9aAlooUhsokbAtRko56GSCA1uIfTg",
+	"qGrtERcFpTvg+iBsIu3uGcJ1CDjaQO5Bp/28EGw52IiAlvDnXrmobsFLYSWwfxpkJuvdxosBvw4Zrtid",
+	"mIc+mdBbZg9y5kPbwd1ul5QchNDAMH+4OdVi1jFIg+Wyv4/gYsjMei8HPEh3AC/qHOmm4DheBCWDNcIL",
+	"Ax4rGpCUTajnsZkyX0BLQb9V//UC4c3nEXZc0OJuwOl4bGFr4CgzMLF3ExGyeHMDGfdab1ohiRNpDThE",
+	"sgMVvzOV54USjzS3bPqJHobcT+LeRi8Z8O/I++Dt/8fe2exGDQNx/FWiPYFUaIU4lHAChAQSt0VwgEok",
+	"zbS2cOzIdrYsUt8dzYc/QrICDogLp6ra1d9ZZ+yZscc/PzyTwCGq5umTZ2WPvFzKTu+RFtHS5XV0Zho9",
+	"JiVD+HkQCLeiPzDKYWoaeflmyUDdQnJUfBRhfP7ZdvItirIotJPlE+oObpdGIFqMs82XTMXczqQqJ/s3",
+	"S76wGdL/h+72l/VebP9iiDKf/M+ZfsfPlPKtDBWRyUKM6YT/QSW4nr2OR0rae+g8+BdzVLv20xVm0Ix0",
+	"2qoF6RrjrjsjgMQHI44yPxNse/Zm1+5UjFN7fk7fUi7E9vLi8oK27+RR1tUlC5T0AudWEpfoHpcFgoL7",
+	"We9CvCciFR9AJ8GA4XACQUMoSU+8cw1OqAeuMywJBU+d38HXbe71rRX20VazL6kP6dPkNhMtKROmspaA",
+	"wLZ09oy1rTAxdpBkS6pudMZaHyvJ/H7XkunaAi6AGN0Apk2VSscJAs+usqg0zb1hAjChYaJL8Mu5R82+",
+	"csr1C+HywXXbma9W5/eLqGLxG3h1di3zTh/AQuDe8NANmv6bvOshVApvoDNRbQi82n9o4NvkPEc1KYxW",
+	"Gt3V8awZ3J3FTA0tTQBmQTkfHxnKugNDFI22X+vmXrPiCStc0rIqcFulkIlZa4mPyQJy7n/j3YgaB41J",
+	"ctugQd9oDJ9q/vogJiOwn5LN5lUMsLfaAh/GwiFRPY9svG88ztsV8eePeUY/LznW/TAbs7u/uv8RAAD/",
 	"/w==",
 }
 

@@ -285,7 +285,7 @@ func (s *Server) toInboundEndpoint(ctx context.Context, ie store.InboundEndpoint
 func (s *Server) ListInboundEndpoints(ctx context.Context, req gen.ListInboundEndpointsRequestObject) (gen.ListInboundEndpointsResponseObject, error) {
 	es, next, hasMore, err := page(req.Params.Cursor, validUUID, deref(req.Params.Limit, 50),
 		func(before string, n int) ([]store.InboundEndpoint, error) {
-			return s.Store.ListInboundEndpoints(ctx, projectID(ctx), before, n)
+			return s.Store.ListInboundEndpoints(ctx, projectID(ctx), false, before, n)
 		},
 		func(e store.InboundEndpoint) string { return e.ID })
 	if err != nil {
@@ -302,24 +302,17 @@ func (s *Server) ListInboundEndpoints(ctx context.Context, req gen.ListInboundEn
 
 // GetInboundEndpoint returns an inbound endpoint without its secrets.
 func (s *Server) GetInboundEndpoint(ctx context.Context, req gen.GetInboundEndpointRequestObject) (gen.GetInboundEndpointResponseObject, error) {
-	ie, err := s.Store.GetInboundEndpoint(ctx, projectID(ctx), req.Id.String())
+	ie, err := s.inboundEndpoint(ctx, req.Id.String())
 	if err != nil {
 		return nil, err
 	}
 	return gen.GetInboundEndpoint200JSONResponse{Data: s.toInboundEndpoint(ctx, ie), Meta: meta(ctx)}, nil
 }
 
-// UpdateInboundEndpoint changes the fields given.
-func (s *Server) UpdateInboundEndpoint(ctx context.Context, req gen.UpdateInboundEndpointRequestObject) (gen.UpdateInboundEndpointResponseObject, error) {
-	id := req.Id.String()
-	ie, err := s.Store.GetInboundEndpoint(ctx, projectID(ctx), id)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.applyInbound(ctx, &ie, *req.Body, false); err != nil {
-		return nil, err
-	}
-	u := store.InboundUpdate{Fields: map[string]any{
+// inboundFields is the whole configuration of ie as a change (a PATCH
+// writes it back after applying the request to it).
+func inboundFields(ie store.InboundEndpoint) store.InboundUpdate {
+	return store.InboundUpdate{Fields: map[string]any{
 		"name": ie.Name, "description": ie.Description, "provider": ie.Provider,
 		"verify_static_token": ie.VerifyStaticToken, "token_header_name": ie.TokenHeaderName, "token_query_param": ie.TokenQueryParam,
 		"token_value_hash": ie.TokenValueHash, "verify_hmac": ie.VerifyHMAC, "hmac_header_name": ie.HMACHeaderName,
@@ -327,11 +320,35 @@ func (s *Server) UpdateInboundEndpoint(ctx context.Context, req gen.UpdateInboun
 		"hmac_encoding": ie.HMACEncoding, "hmac_prefix": ie.HMACPrefix, "timestamp_header_name": ie.TimestampHeaderName,
 		"timestamp_ttl_seconds": ie.TimestampTTLSeconds, "verify_ip_allowlist": ie.VerifyIPAllowlist, "allowed_cidrs": ie.AllowedCIDRs,
 		"idempotency_header_names": ie.IdempotencyHeaderNames, "ingest_response_code": ie.IngestResponseCode, "expires_at": ie.ExpiresAt,
-	}, URL: req.Body.Url, SigningEnabled: req.Body.SigningEnabled}
+	}}
+}
+
+// inboundEndpoint reads a live inbound endpoint of the project (a pull
+// endpoint is not found: /v1/pull-endpoints serves those).
+func (s *Server) inboundEndpoint(ctx context.Context, id string) (store.InboundEndpoint, error) {
+	ie, err := s.Store.GetInboundEndpoint(ctx, projectID(ctx), id)
+	if err == nil && ie.Mode == store.ModePull {
+		return store.InboundEndpoint{}, store.ErrNotFound
+	}
+	return ie, err
+}
+
+// UpdateInboundEndpoint changes the fields given.
+func (s *Server) UpdateInboundEndpoint(ctx context.Context, req gen.UpdateInboundEndpointRequestObject) (gen.UpdateInboundEndpointResponseObject, error) {
+	id := req.Id.String()
+	ie, err := s.inboundEndpoint(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.applyInbound(ctx, &ie, *req.Body, false); err != nil {
+		return nil, err
+	}
+	u := inboundFields(ie)
+	u.URL, u.SigningEnabled = req.Body.Url, req.Body.SigningEnabled
 	if err := s.Store.UpdateInboundEndpoint(ctx, projectID(ctx), id, u); err != nil {
 		return nil, err
 	}
-	ie, err = s.Store.GetInboundEndpoint(ctx, projectID(ctx), id)
+	ie, err = s.inboundEndpoint(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +363,9 @@ func (s *Server) UpdateInboundEndpoint(ctx context.Context, req gen.UpdateInboun
 
 // DeleteInboundEndpoint stops intake; accepted messages still forward.
 func (s *Server) DeleteInboundEndpoint(ctx context.Context, req gen.DeleteInboundEndpointRequestObject) (gen.DeleteInboundEndpointResponseObject, error) {
+	if err := s.liveInbound(ctx, req.Id); err != nil {
+		return nil, err
+	}
 	if err := s.Store.DeleteInboundEndpoint(ctx, projectID(ctx), req.Id.String()); err != nil {
 		return nil, err
 	}
@@ -354,6 +374,9 @@ func (s *Server) DeleteInboundEndpoint(ctx context.Context, req gen.DeleteInboun
 
 // PauseInboundEndpoint refuses intake (503) until resumed.
 func (s *Server) PauseInboundEndpoint(ctx context.Context, req gen.PauseInboundEndpointRequestObject) (gen.PauseInboundEndpointResponseObject, error) {
+	if err := s.liveInbound(ctx, req.Id); err != nil {
+		return nil, err
+	}
 	if _, err := s.Store.SetInboundPaused(ctx, projectID(ctx), req.Id.String(), true); err != nil {
 		return nil, err
 	}
@@ -363,6 +386,9 @@ func (s *Server) PauseInboundEndpoint(ctx context.Context, req gen.PauseInboundE
 // ResumeInboundEndpoint accepts intake again (and forwarding, if the
 // breaker had disabled it).
 func (s *Server) ResumeInboundEndpoint(ctx context.Context, req gen.ResumeInboundEndpointRequestObject) (gen.ResumeInboundEndpointResponseObject, error) {
+	if err := s.liveInbound(ctx, req.Id); err != nil {
+		return nil, err
+	}
 	n, err := s.Store.SetInboundPaused(ctx, projectID(ctx), req.Id.String(), false)
 	if err != nil {
 		return nil, err
@@ -372,7 +398,7 @@ func (s *Server) ResumeInboundEndpoint(ctx context.Context, req gen.ResumeInboun
 
 // liveInbound checks that id is a live inbound endpoint of the project.
 func (s *Server) liveInbound(ctx context.Context, id uuid.UUID) error {
-	_, err := s.Store.GetInboundEndpoint(ctx, projectID(ctx), id.String())
+	_, err := s.inboundEndpoint(ctx, id.String())
 	return err
 }
 

@@ -123,6 +123,16 @@ func (s *Server) Ingest(c echo.Context) error {
 	if k := inbound.IdempotencyKey(c.Request().Header, ie.IdempotencyHeaderNames); k != "" {
 		m.IdempotencyKey = &k
 	}
+	if ie.Mode == store.ModePull {
+		if ie.EventTypeSource != nil && ie.EventTypePath != nil {
+			if t := inbound.EventType(*ie.EventTypeSource, *ie.EventTypePath, c.Request().Header, body); t != "" {
+				m.EventType = &t
+			}
+		}
+		// Kept this long once acknowledged (held until then).
+		h := deref(ie.RetentionDays, store.DefaultPullRetentionDays) * 24
+		m.RetentionHours = &h
+	}
 	// The provider is answered only after the commit, and the commit goes
 	// through even if the provider goes away meanwhile (the batch has its
 	// own deadline), so no outcome is left unknown to this process.

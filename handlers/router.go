@@ -217,9 +217,9 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 			ctx, cancel := context.WithTimeout(c.Request().Context(), limit)
 			defer cancel()
 			if p := c.Request().URL.Path; (s.Exports.PublicURL == "" && exportDownloadPath(p)) ||
-				(s.IngestBaseURL == "" && strings.HasPrefix(p, "/v1/inbound-endpoints")) {
-				// Only export downloads and inbound endpoints (their
-				// ingest URLs) link back to this server.
+				(s.IngestBaseURL == "" && (strings.HasPrefix(p, "/v1/inbound-endpoints") || strings.HasPrefix(p, "/v1/pull-endpoints"))) {
+				// Only export downloads and inbound and pull endpoints
+				// (their ingest URLs) link back to this server.
 				ctx = withOrigin(ctx, s.requestOrigin(c))
 			}
 			c.SetRequest(c.Request().WithContext(ctx))

@@ -15,6 +15,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"hash"
 	"net/http"
@@ -342,3 +343,40 @@ func IdempotencyKey(h http.Header, names []string) string {
 // SecretAAD is the associated data an inbound endpoint's sealed HMAC
 // secret is bound to, so it cannot be moved to another endpoint's row.
 func SecretAAD(endpointID string) []byte { return []byte("inbound-hmac/" + endpointID) }
+
+// maxEventType bounds an event type read from a request.
+const maxEventType = 200
+
+// EventType reads a received webhook's event type: from the header path
+// (source "header"), or from the JSON body at the dot path (source
+// "body"), such as "type" or "data.object.type"; "" when it is not there
+// or not a string or number.
+func EventType(source, path string, h http.Header, body []byte) string {
+	var v string
+	switch source {
+	case "header":
+		v = h.Get(path)
+	case "body":
+		var doc any
+		if json.Unmarshal(body, &doc) != nil {
+			return ""
+		}
+		for _, k := range strings.Split(path, ".") {
+			obj, ok := doc.(map[string]any)
+			if !ok {
+				return ""
+			}
+			doc = obj[k]
+		}
+		switch x := doc.(type) {
+		case string:
+			v = x
+		case float64:
+			v = strconv.FormatFloat(x, 'f', -1, 64)
+		}
+	}
+	if len(v) > maxEventType {
+		v = v[:maxEventType]
+	}
+	return strings.ToValidUTF8(v, "")
+}

@@ -44,10 +44,16 @@ type InboundEndpoint struct {
 	IdempotencyHeaderNames StringList
 	IngestResponseCode     int
 	Paused                 bool
-	ExpiresAt              *time.Time
-	CreatedAt              time.Time
-	UpdatedAt              time.Time
-	DeletedAt              *time.Time
+	// Pull endpoints: how many days acknowledged events are kept (nil:
+	// DefaultPullRetentionDays), and where the event type is read from
+	// ("header" or "body", with the header name or a JSON dot path).
+	RetentionDays   *int
+	EventTypeSource *string
+	EventTypePath   *string
+	ExpiresAt       *time.Time
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	DeletedAt       *time.Time
 
 	// From the delivery target (read only).
 	URL            string `gorm:"->;column:url"`
@@ -176,9 +182,15 @@ func (s *Store) IngestEndpoint(ctx context.Context, id string) (InboundEndpoint,
 }
 
 // ListInboundEndpoints returns up to limit live, unexpired inbound
-// endpoints of the project, newest first, after the id beforeID.
-func (s *Store) ListInboundEndpoints(ctx context.Context, projectID, beforeID string, limit int) ([]InboundEndpoint, error) {
+// endpoints of the project, newest first, after the id beforeID: the pull
+// endpoints, or all the others.
+func (s *Store) ListInboundEndpoints(ctx context.Context, projectID string, pull bool, beforeID string, limit int) ([]InboundEndpoint, error) {
 	q := s.inboundSelect(ctx).Where("ie.project_id = ? AND ie.deleted_at IS NULL AND (ie.expires_at IS NULL OR ie.expires_at > ?)", projectID, Now())
+	if pull {
+		q = q.Where("ie.mode = ?", ModePull)
+	} else {
+		q = q.Where("ie.mode <> ?", ModePull)
+	}
 	if beforeID != "" {
 		q = q.Where("ie.id < ?", beforeID)
 	}
@@ -447,3 +459,19 @@ func (s *Store) ListenMessages(ctx context.Context, projectID, endpointID, after
 // ListenCursorAt is the listen cursor of time t: every message received
 // after it sorts after it (message ids are UUIDv7).
 func ListenCursorAt(t time.Time) string { return idFloor(t) }
+
+// MessagesOfEndpoint reports which of ids name messages (deleted ones
+// included) of the endpoint in the project.
+func (s *Store) MessagesOfEndpoint(ctx context.Context, projectID, endpointID string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var found []string
+	err := s.db.WithContext(ctx).Model(&Message{}).Where("id IN ? AND project_id = ? AND endpoint_id = ?", ids, projectID, endpointID).
+		Pluck("id", &found).Error
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, translate(err, "find messages")
+}

@@ -171,10 +171,10 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 }
 
 const insertFastSQLite = `INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, fifo_key, trace_parent, inbound)
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, fifo_key, trace_parent, inbound, event_type)
   SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, @payload, @sha, @size, @headers,
     @key, @retention, CASE WHEN e.paused THEN NULL ELSE @now END, @now, @now,
-    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(@okey, '') END, @trace, @inbound
+    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(@okey, '') END, @trace, @inbound, @etype
   FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
   ON CONFLICT DO NOTHING
   RETURNING status`
@@ -199,7 +199,7 @@ func (s *Store) insertFast(ctx context.Context, m Message) (sendResult, error) {
 	values := map[string]any{
 		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
 		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
-		"okey": m.OrderingKey, "trace": m.TraceParent, "inbound": m.Inbound,
+		"okey": m.OrderingKey, "trace": m.TraceParent, "inbound": m.Inbound, "etype": inboundEventType(m),
 	}
 	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
 	if err != nil {

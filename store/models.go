@@ -231,6 +231,8 @@ type Message struct {
 	// Inbound marks a message received at an inbound endpoint's ingest
 	// URL (EndpointID is the inbound endpoint's id).
 	Inbound bool
+	// FetchedAt is when a held (pull) message was first fetched.
+	FetchedAt *time.Time
 	// OrderingKey is the send's ordering key, read when it is inserted
 	// (FIFOKey keeps it); not a column.
 	OrderingKey *string `gorm:"-"`

@@ -42,21 +42,21 @@ type sendResult struct {
 var (
 	pgInsertValuesOne = `SELECT $1::text AS id, $2::text AS project_id, $3::text AS endpoint_id, $4::bytea AS payload,
     $5::text AS sha, $6::integer AS size, $7::text AS headers, $8::text AS key, $9::integer AS retention,
-    $10::timestamptz AS now, $11::text AS tok, $14::text AS okey, $15::text AS tp, $16::boolean AS inbound`
+    $10::timestamptz AS now, $11::text AS tok, $14::text AS okey, $15::text AS tp, $16::boolean AS inbound, $17::text AS event_type`
 	pgInsertValuesMany = `SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::integer[], $7::text[],
-    $8::text[], $9::integer[], $10::timestamptz[], $11::text[], $14::text[], $15::text[], $16::boolean[])
-    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now, tok, okey, tp, inbound)`
+    $8::text[], $9::integer[], $10::timestamptz[], $11::text[], $14::text[], $15::text[], $16::boolean[], $17::text[])
+    AS v(id, project_id, endpoint_id, payload, sha, size, headers, key, retention, now, tok, okey, tp, inbound, event_type)`
 	pgInsertRest = `),
 ins AS (
   INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, trace_parent, inbound)
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, lease_token, lease_until, fifo_key, trace_parent, inbound, event_type)
   SELECT v.id, v.project_id, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, v.payload, v.sha, v.size, v.headers,
     v.key, v.retention, CASE WHEN e.paused THEN NULL ELSE v.now END, v.now, v.now,
     -- A FIFO endpoint's messages are never handed over: the claim decides
     -- which one is next.
     CASE WHEN e.paused OR e.ordering = 'fifo' THEN NULL ELSE v.tok END,
     CASE WHEN e.paused OR e.ordering = 'fifo' OR v.tok IS NULL THEN NULL ELSE now() + make_interval(secs => $12::double precision) END,
-    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(v.okey, '') END, v.tp, v.inbound
+    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(v.okey, '') END, v.tp, v.inbound, v.event_type
   FROM v JOIN endpoints e ON e.id = v.endpoint_id AND e.project_id = v.project_id AND e.deleted_at IS NULL
   -- A used idempotency key is left out before the endpoint is locked: a
   -- statement of repeats only reads (the lock would be a write).
@@ -131,10 +131,13 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	retention := make([]*int32, n)
 	nows := make([]time.Time, n)
 	okeys, tps := make([]*string, n), make([]*string, n)
-	inbound := make([]bool, n)
+	inbound, eventTypes := make([]bool, n), make([]*string, n)
 	for i, r := range batch {
 		m := r.m
 		okeys[i], tps[i], inbound[i] = m.OrderingKey, m.TraceParent, m.Inbound
+		if m.Inbound {
+			eventTypes[i] = m.EventType // (a send's event type is set by publish, never here)
+		}
 		ids[i], projects[i], endpoints[i], shas[i], payloads[i] = m.ID, m.ProjectID, m.EndpointID, m.PayloadSHA256, m.Payload
 		sizes[i], keys[i], nows[i] = int32(m.SizeBytes), m.IdempotencyKey, m.CreatedAt //nolint:gosec // payloads are at most 1 MiB
 		h, _ := m.Headers.Value()                                                      // a JSON map of strings always marshals
@@ -170,9 +173,9 @@ func (s *Store) insertBatch(batch []sendRequest) {
 	}
 	args = append(args, s.handoffLease(h).Seconds(), s.instance)
 	if n == 1 {
-		args = append(args, okeys[0], tps[0], inbound[0])
+		args = append(args, okeys[0], tps[0], inbound[0], eventTypes[0])
 	} else {
-		args = append(args, okeys, tps, inbound)
+		args = append(args, okeys, tps, inbound, eventTypes)
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	got, targets, decodeErr, err := scanInserted(rows, err)
@@ -282,7 +285,7 @@ func (s *Store) insertOne(r sendRequest) sendResult {
 	var notified any
 	var tc targetColumns
 	err := s.pool.QueryRow(ctx, pgInsertOne, m.ID, m.ProjectID, m.EndpointID, m.Payload, m.PayloadSHA256,
-		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, m.OrderingKey, m.TraceParent, m.Inbound, //nolint:gosec // ≤ 1 MiB
+		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, m.OrderingKey, m.TraceParent, m.Inbound, inboundEventType(m), //nolint:gosec // ≤ 1 MiB
 	).Scan(append([]any{&id, &status, &leased, &notified}, tc.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sendResult{}
@@ -315,4 +318,12 @@ func (s *Store) batchInsert(ctx context.Context, m Message) (sendResult, error) 
 		// idempotency key finds the message.
 		return sendResult{}, ctx.Err()
 	}
+}
+
+// inboundEventType is the event type a received message is inserted with.
+func inboundEventType(m Message) *string {
+	if m.Inbound {
+		return m.EventType
+	}
+	return nil
 }
