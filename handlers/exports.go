@@ -103,11 +103,18 @@ func (s *Server) linkSigner() *urlsign.Signer {
 // at once: its CSV is produced from the database on download.
 func (s *Server) CreateExport(ctx context.Context, req gen.CreateExportRequestObject) (gen.CreateExportResponseObject, error) {
 	b := req.Body
-	if b.Direction != nil && *b.Direction != gen.ExportDirectionOutbound {
-		return nil, invalid("/direction", "outbound-only", "hookd exports outbound messages only; it has no inbound webhooks")
-	}
-	if b.InboundEndpointId != nil {
-		return nil, invalid("/inbound_endpoint_id", "unsupported", "inbound_endpoint_id is not supported: hookd has no inbound endpoints")
+	direction, endpointID := store.ExportDirectionOutbound, b.EndpointId
+	if b.Direction != nil && *b.Direction == gen.ExportDirectionInbound {
+		if b.EndpointId != nil {
+			return nil, invalid("/endpoint_id", "outbound-only", "endpoint_id filters outbound exports; use inbound_endpoint_id with direction inbound")
+		}
+		direction, endpointID = store.ExportDirectionInbound, nil
+		if b.InboundEndpointId != nil {
+			id := b.InboundEndpointId.String()
+			endpointID = &id
+		}
+	} else if b.InboundEndpointId != nil {
+		return nil, invalid("/inbound_endpoint_id", "inbound-only", "inbound_endpoint_id goes with direction inbound")
 	}
 	start, end := b.StartTime.UTC().Truncate(time.Microsecond), b.EndTime.UTC().Truncate(time.Microsecond)
 	if !end.After(start) {
@@ -123,8 +130,8 @@ func (s *Server) CreateExport(ctx context.Context, req gen.CreateExportRequestOb
 		Status:           store.ExportCompleted,
 		FilterStartTime:  start,
 		FilterEndTime:    end,
-		FilterEndpointID: b.EndpointId,
-		FilterDirection:  store.ExportDirectionOutbound,
+		FilterEndpointID: endpointID,
+		FilterDirection:  direction,
 		CreatedAt:        now,
 		StartedAt:        &now,
 		CompletedAt:      &now,

@@ -429,18 +429,19 @@ func TestExportBadInput(t *testing.T) {
 		body  string
 		field string
 	}{
-		"EndBeforeStart":     {`{"start_time":"2030-01-02T00:00:00Z","end_time":"2030-01-01T00:00:00Z"}`, "/end_time"},
-		"EndEqualsStart":     {`{"start_time":"` + start + `","end_time":"` + start + `"}`, "/end_time"},
-		"Over92Days":         {`{"start_time":"` + start + `","end_time":"2030-04-03T00:00:01Z"}`, "/end_time"},
-		"Inbound":            {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","direction":"inbound"}`, "/direction"},
-		"UnknownDirection":   {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","direction":"sideways"}`, "/direction"},
-		"InboundEndpointID":  {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","inbound_endpoint_id":"01935abc-def0-7123-4567-890abcdef012"}`, "/inbound_endpoint_id"},
-		"UnknownStatus":      {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","status":"lost"}`, "/status"},
-		"MalformedEndpoint":  {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","endpoint_id":"ep_nope"}`, "/endpoint_id"},
-		"MissingStart":       {`{"end_time":"2030-01-02T00:00:00Z"}`, "/start_time"},
-		"NotATime":           {`{"start_time":"yesterday","end_time":"2030-01-02T00:00:00Z"}`, "/start_time"},
-		"NoBody":             {``, "body"},
-		"StartTimeIsANumber": {`{"start_time":1,"end_time":"2030-01-02T00:00:00Z"}`, "/start_time"},
+		"EndBeforeStart":             {`{"start_time":"2030-01-02T00:00:00Z","end_time":"2030-01-01T00:00:00Z"}`, "/end_time"},
+		"EndEqualsStart":             {`{"start_time":"` + start + `","end_time":"` + start + `"}`, "/end_time"},
+		"Over92Days":                 {`{"start_time":"` + start + `","end_time":"2030-04-03T00:00:01Z"}`, "/end_time"},
+		"InboundByEndpointID":        {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","direction":"inbound","endpoint_id":"ep_0123456789abcdef0123456789abcdef"}`, "/endpoint_id"},
+		"UnknownDirection":           {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","direction":"sideways"}`, "/direction"},
+		"InboundEndpointIDOutbound":  {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","inbound_endpoint_id":"01935abc-def0-7123-4567-890abcdef012"}`, "/inbound_endpoint_id"},
+		"InboundEndpointIDMalformed": {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","direction":"inbound","inbound_endpoint_id":"nope"}`, "/inbound_endpoint_id"},
+		"UnknownStatus":              {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","status":"lost"}`, "/status"},
+		"MalformedEndpoint":          {`{"start_time":"` + start + `","end_time":"2030-01-02T00:00:00Z","endpoint_id":"ep_nope"}`, "/endpoint_id"},
+		"MissingStart":               {`{"end_time":"2030-01-02T00:00:00Z"}`, "/start_time"},
+		"NotATime":                   {`{"start_time":"yesterday","end_time":"2030-01-02T00:00:00Z"}`, "/start_time"},
+		"NoBody":                     {``, "body"},
+		"StartTimeIsANumber":         {`{"start_time":1,"end_time":"2030-01-02T00:00:00Z"}`, "/start_time"},
 	}
 	for name, c := range cases {
 		status, env, raw := e.do(http.MethodPost, "/v1/exports", e.a.key, "application/json", []byte(c.body))

@@ -488,7 +488,7 @@ func (s *Server) ReplayInboundMessage(ctx context.Context, req gen.ReplayInbound
 	if _, err := s.inboundMessage(ctx, req.Id.String()); err != nil {
 		return nil, err
 	}
-	res, err := s.replayBatch(ctx, []uuid.UUID{req.Id})
+	res, err := s.replayBatch(ctx, []uuid.UUID{req.Id}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -508,11 +508,7 @@ func (s *Server) ReplayAllInboundMessages(ctx context.Context, req gen.ReplayAll
 
 // ReplayBatchInboundMessages replays the listed inbound messages.
 func (s *Server) ReplayBatchInboundMessages(ctx context.Context, req gen.ReplayBatchInboundMessagesRequestObject) (gen.ReplayBatchInboundMessagesResponseObject, error) {
-	idList, err := s.ofDirection(ctx, req.Body.MessageIds, true)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.replayBatch(ctx, idList)
+	res, err := s.replayBatch(ctx, req.Body.MessageIds, true)
 	if err != nil {
 		return nil, err
 	}

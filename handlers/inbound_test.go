@@ -161,6 +161,19 @@ func TestInboundForwarding(t *testing.T) {
 		msg, err := e.a.client.GetMessageWithResponse(ctx, uuid.MustParse(id))
 		require.NoError(t, err)
 		require.Equal(t, http.StatusNotFound, msg.StatusCode())
+		// Nor do the outbound operations act on it.
+		for _, path := range []string{"/v1/messages/" + id + "/replay", "/v1/messages/" + id + "/retry-now", "/v1/messages/" + id + "/cancel", "/v1/dlq/replay/" + id} {
+			status, _, raw := e.do(http.MethodPost, path, e.a.key, "", nil)
+			require.Equal(t, http.StatusNotFound, status, "%s: %s", path, raw)
+		}
+		status, _, _ := e.do(http.MethodDelete, "/v1/messages/"+id, e.a.key, "", nil)
+		require.Equal(t, http.StatusNotFound, status)
+		db, err := e.a.client.DeleteMessagesBatchWithResponse(ctx, gen.MessageIDList{MessageIds: []uuid.UUID{uuid.MustParse(id)}})
+		require.NoError(t, err)
+		require.Equal(t, 1, db.JSON200.Data.NotFoundCount)
+		rb, err := e.a.client.ReplayBatchMessagesWithResponse(ctx, gen.MessageIDList{MessageIds: []uuid.UUID{uuid.MustParse(id)}})
+		require.NoError(t, err)
+		require.Equal(t, 1, rb.JSON200.Data.Failed)
 
 		require.NoError(t, e.store.FlushStats(ctx))
 		im, err := e.a.client.GetInboundMetricsWithResponse(ctx, nil)
@@ -571,3 +584,39 @@ func TestInboundListen(t *testing.T) {
 var sdkListenEnvelope = sdkShape{objects("data", sdkShape{must("message_id", jString), must("content_type", jString),
 	must("headers", jStringMap), must("size_bytes", jInt), must("received_at", jTime), maybe("body", jAny),
 	maybe("body_encoding", jString), maybe("body_error", jString)}), object("meta", sdkShape{must("request_id", jString), must("next_cursor", jString)})}
+
+// TestInboundExport: an inbound export holds the received messages (of one
+// inbound endpoint with inbound_endpoint_id) and an outbound export none of
+// them.
+func TestInboundExport(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, nil)
+		ie := e.createInbound(t, `{"url":"`+rc.url("/in")+`"}`)
+		other := e.createInbound(t, `{"url":"`+rc.url("/other")+`"}`)
+		var ids []string
+		for range 2 {
+			ids = append(ids, ingest(t, ie.IngestUrl, []byte(`{}`), nil).messageID(t))
+		}
+		ingest(t, other.IngestUrl, []byte(`{}`), nil)
+		sent := e.sendTo(e.a, e.createEndpoint(e.a, "https://hooks.example.com/out").Id)
+
+		from, to := windowAround(time.Now())
+		inbound := gen.ExportDirectionInbound
+		x := e.createExport(e.a, gen.CreateExportRequest{StartTime: from, EndTime: to, Direction: &inbound, InboundEndpointId: &ie.Id})
+		require.Equal(t, int64(2), x.RowCount)
+		records := e.downloadCSV(e.a, x.Id)
+		require.Len(t, records, 3)
+		for i, id := range ids {
+			require.Equal(t, []string{id, ie.Id.String(), rc.url("/in")}, records[i+1][:3])
+		}
+		all := e.createExport(e.a, gen.CreateExportRequest{StartTime: from, EndTime: to, Direction: &inbound})
+		require.Equal(t, int64(3), all.RowCount)
+
+		out := e.createExport(e.a, gen.CreateExportRequest{StartTime: from, EndTime: to})
+		require.Equal(t, int64(1), out.RowCount)
+		records = e.downloadCSV(e.a, out.Id)
+		require.Len(t, records, 2)
+		require.Equal(t, sent, records[1][0])
+	})
+}

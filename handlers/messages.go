@@ -178,6 +178,9 @@ func (s *Server) GetMessage(ctx context.Context, req gen.GetMessageRequestObject
 
 // GetMessagePayload answers the message's payload exactly as stored.
 func (s *Server) GetMessagePayload(ctx context.Context, req gen.GetMessagePayloadRequestObject) (gen.GetMessagePayloadResponseObject, error) {
+	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
+		return nil, err
+	}
 	b, err := s.Store.MessagePayload(ctx, projectID(ctx), req.Id.String())
 	if err != nil {
 		return nil, err

@@ -12,6 +12,9 @@ import (
 
 // RetryNow makes a pending_retry message due now.
 func (s *Server) RetryNow(ctx context.Context, req gen.RetryNowRequestObject) (gen.RetryNowResponseObject, error) {
+	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
+		return nil, err // a received message: /v1/inbound-messages
+	}
 	m, err := s.Store.RetryNow(ctx, projectID(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
@@ -21,6 +24,9 @@ func (s *Server) RetryNow(ctx context.Context, req gen.RetryNowRequestObject) (g
 
 // CancelRetry moves a pending_retry message to the DLQ.
 func (s *Server) CancelRetry(ctx context.Context, req gen.CancelRetryRequestObject) (gen.CancelRetryResponseObject, error) {
+	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
+		return nil, err // a received message: /v1/inbound-messages
+	}
 	m, err := s.Store.CancelRetry(ctx, projectID(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
@@ -41,6 +47,9 @@ func withID(m store.Message) gen.MessageWithID {
 
 // ReplayMessage queues a finished message again.
 func (s *Server) ReplayMessage(ctx context.Context, req gen.ReplayMessageRequestObject) (gen.ReplayMessageResponseObject, error) {
+	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
+		return nil, err // a received message: /v1/inbound-messages
+	}
 	m, err := s.Store.Replay(ctx, projectID(ctx), req.Id.String(), false)
 	if err != nil {
 		return nil, err
@@ -51,6 +60,9 @@ func (s *Server) ReplayMessage(ctx context.Context, req gen.ReplayMessageRequest
 // ReplayFromDLQ queues a failed_permanent message again without counting a
 // replay.
 func (s *Server) ReplayFromDLQ(ctx context.Context, req gen.ReplayFromDLQRequestObject) (gen.ReplayFromDLQResponseObject, error) {
+	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
+		return nil, err // a received message: /v1/inbound-messages
+	}
 	m, err := s.Store.Replay(ctx, projectID(ctx), req.Id.String(), true)
 	if err != nil {
 		return nil, err
@@ -125,20 +137,31 @@ func (s *Server) replayAll(ctx context.Context, f store.MessageFilter, limit int
 
 // ReplayBatchMessages replays the listed messages and reports on each.
 func (s *Server) ReplayBatchMessages(ctx context.Context, req gen.ReplayBatchMessagesRequestObject) (gen.ReplayBatchMessagesResponseObject, error) {
-	res, err := s.replayBatch(ctx, req.Body.MessageIds)
+	res, err := s.replayBatch(ctx, req.Body.MessageIds, false)
 	if err != nil {
 		return nil, err
 	}
 	return gen.ReplayBatchMessages200JSONResponse{Message: "Replay finished", Data: res, Meta: meta(ctx)}, nil
 }
 
-// replayBatch replays the listed messages and reports on each.
-func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID) (gen.ReplayBatchResult, error) {
+// replayBatch replays the listed messages of one direction and reports on
+// each (a message of the other direction is not found).
+func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID, inbound bool) (gen.ReplayBatchResult, error) {
+	mine, err := s.ofDirection(ctx, list, inbound)
+	if err != nil {
+		return gen.ReplayBatchResult{}, err
+	}
+	ok := make(map[uuid.UUID]bool, len(mine))
+	for _, id := range mine {
+		ok[id] = true
+	}
 	res := gen.ReplayBatchResult{Results: []gen.ReplayItem{}}
 	for _, id := range list {
-		st, reason, err := s.replayOutcome(ctx, id.String())
-		if err != nil {
-			return gen.ReplayBatchResult{}, err
+		st, reason := "failed", ptr("message not found")
+		if ok[id] {
+			if st, reason, err = s.replayOutcome(ctx, id.String()); err != nil {
+				return gen.ReplayBatchResult{}, err
+			}
 		}
 		switch st {
 		case "replayed":
@@ -156,6 +179,9 @@ func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID) (gen.ReplayB
 // DeleteMessage soft-deletes a message (idempotent: a repeat answers 200
 // with already_deleted and the first delete's time).
 func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequestObject) (gen.DeleteMessageResponseObject, error) {
+	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
+		return nil, err
+	}
 	d, err := s.Store.DeleteMessage(ctx, projectID(ctx), req.Id.String())
 	if err != nil {
 		return nil, err
@@ -168,7 +194,11 @@ func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequest
 // DeleteMessagesBatch soft-deletes the listed messages and reports an
 // outcome per id, in request order (a repeated id once).
 func (s *Server) DeleteMessagesBatch(ctx context.Context, req gen.DeleteMessagesBatchRequestObject) (gen.DeleteMessagesBatchResponseObject, error) {
-	out, err := s.deleteBatch(ctx, req.Body.MessageIds, req.Body.MessageIds)
+	sent, err := s.ofDirection(ctx, req.Body.MessageIds, false)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.deleteBatch(ctx, req.Body.MessageIds, sent)
 	if err != nil {
 		return nil, err
 	}
@@ -325,3 +355,5 @@ func (s *Server) messagePage(ctx context.Context, f store.MessageFilter, cursor 
 	}
 	return out, next, hasMore, nil
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -14,8 +14,11 @@ import (
 // from ExpiresAt.
 const ExportCompleted = "completed"
 
-// ExportDirectionOutbound is the only direction hookd exports.
-const ExportDirectionOutbound = "outbound"
+// The directions of exports: sent or received messages.
+const (
+	ExportDirectionOutbound = "outbound"
+	ExportDirectionInbound  = "inbound"
+)
 
 // ExportRetention is how long an export row is kept after it expires
 // (expired exports still show in lists as expired), before
@@ -32,7 +35,7 @@ type Export struct {
 	FilterStartTime  time.Time
 	FilterEndTime    time.Time
 	FilterStatus     *string
-	FilterEndpointID *string // with its "ep_" prefix, as messages store it
+	FilterEndpointID *string // an endpoint id as messages store it (an inbound endpoint's for inbound exports)
 	FilterDirection  string
 	RowCount         int64 // matching messages when the export was created
 	FileSizeBytes    *int64
@@ -70,7 +73,7 @@ type ExportRow struct {
 	LastError         *string
 	NextAttemptAt     *time.Time
 	DeletedAt         *time.Time `gorm:"column:deleted_at"`
-	Inbound           bool       // received messages are not exported
+	Inbound           bool       // a received message (exported by inbound exports only)
 }
 
 // idSlack widens the message-id range an export covers beyond its
@@ -100,7 +103,7 @@ func (x Export) idRange() (lo, hi string) {
 // matches is the export's exact filter, the same as exportScope's.
 func (x Export) matches(r ExportRow) bool {
 	end := x.windowEnd()
-	return r.DeletedAt == nil && !r.Inbound && !r.CreatedAt.Before(x.FilterStartTime) && r.CreatedAt.Before(end) &&
+	return r.DeletedAt == nil && r.Inbound == (x.FilterDirection == ExportDirectionInbound) && !r.CreatedAt.Before(x.FilterStartTime) && r.CreatedAt.Before(end) &&
 		(x.FilterStatus == nil || r.Status == *x.FilterStatus) &&
 		(x.FilterEndpointID == nil || r.EndpointID == *x.FilterEndpointID)
 }
@@ -109,7 +112,8 @@ func (x Export) matches(r ExportRow) bool {
 // the project's live messages through the lists' own filter.
 func exportScope(q *gorm.DB, x Export) *gorm.DB {
 	start, end := x.FilterStartTime, x.windowEnd()
-	f := MessageFilter{EndpointID: deref(x.FilterEndpointID), Status: deref(x.FilterStatus), CreatedAfter: &start, CreatedBefore: &end}
+	f := MessageFilter{EndpointID: deref(x.FilterEndpointID), Status: deref(x.FilterStatus), CreatedAfter: &start, CreatedBefore: &end,
+		Inbound: x.FilterDirection == ExportDirectionInbound}
 	return f.apply(q.Where("messages.project_id = ? AND messages.deleted_at IS NULL", x.ProjectID))
 }
 
