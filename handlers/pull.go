@@ -440,10 +440,6 @@ func (s *Server) pullBuckets(ctx context.Context, p *gen.MetricsWindow, endpoint
 	n := int(w.length / w.bucket)
 	last := s.now().Truncate(w.bucket)
 	first := last.Add(-time.Duration(n-1) * w.bucket)
-	times, err := s.Store.PullEventTimes(ctx, projectID(ctx), uuidString(endpointID), first)
-	if err != nil {
-		return w, nil, nil, 0, err
-	}
 	starts := make([]time.Time, n)
 	buckets := make([]gen.PullTimeseriesBucket, n)
 	for i := range starts {
@@ -451,10 +447,10 @@ func (s *Server) pullBuckets(ctx context.Context, p *gen.MetricsWindow, endpoint
 		buckets[i].Timestamp = starts[i]
 	}
 	var ackMs int64
-	for _, t := range times {
+	err := s.Store.EachPullEvent(ctx, projectID(ctx), uuidString(endpointID), first, func(t store.PullTimes) {
 		i := int(t.CreatedAt.Sub(first) / w.bucket)
 		if i < 0 || i >= n {
-			continue
+			return
 		}
 		b := &buckets[i]
 		b.Total++
@@ -467,8 +463,8 @@ func (s *Server) pullBuckets(ctx context.Context, p *gen.MetricsWindow, endpoint
 		default:
 			b.Stored++
 		}
-	}
-	return w, starts, buckets, ackMs, nil
+	})
+	return w, starts, buckets, ackMs, err
 }
 
 // GetPullMetrics sums the window's pull events.

@@ -198,17 +198,28 @@ type PullTimes struct {
 	DeliveredAt *time.Time
 }
 
-// PullEventTimes returns the times of the project's pull events (of one
-// endpoint, unless endpointID is "") received since from, deleted ones
-// included (statistics count what was received).
-func (s *Store) PullEventTimes(ctx context.Context, projectID, endpointID string, from time.Time) ([]PullTimes, error) {
+// EachPullEvent calls fn with the times of each of the project's pull
+// events (of one endpoint, unless endpointID is "") received since from,
+// deleted ones included (statistics count what was received). Rows are
+// streamed: memory does not grow with the window.
+func (s *Store) EachPullEvent(ctx context.Context, projectID, endpointID string, from time.Time, fn func(PullTimes)) error {
 	q := s.db.WithContext(ctx).Table("messages").Select("messages.created_at, messages.fetched_at, messages.delivered_at").
 		Joins("JOIN inbound_endpoints ie ON ie.id = messages.endpoint_id AND ie.mode = ?", ModePull).
 		Where("messages.project_id = ? AND messages.inbound AND messages.created_at >= ? AND messages.id >= ?", projectID, from.UTC(), idFloor(from.Add(-idSlack)))
 	if endpointID != "" {
 		q = q.Where("messages.endpoint_id = ?", endpointID)
 	}
-	var out []PullTimes
-	err := q.Scan(&out).Error
-	return out, translate(err, "read pull statistics")
+	rows, err := q.Rows()
+	if err != nil {
+		return translate(err, "read pull statistics")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var t PullTimes
+		if err := rows.Scan(&t.CreatedAt, &t.FetchedAt, &t.DeliveredAt); err != nil {
+			return translate(err, "read pull statistics")
+		}
+		fn(t)
+	}
+	return translate(rows.Err(), "read pull statistics")
 }
