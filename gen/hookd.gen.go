@@ -3609,9 +3609,9 @@ type ClientInterface interface {
 	// download time; deleted messages are left out.
 	//
 	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-	// after `start_time`, at most 92 days apart; `direction` is `outbound`
-	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-	// are refused). The export expires 24 hours after creation (server
+	// after `start_time`, at most 92 days apart; `endpoint_id` only with
+	// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+	// The export expires 24 hours after creation (server
 	// configuration); after that it reads `expired` and cannot be
 	// downloaded.
 	//
@@ -3632,9 +3632,9 @@ type ClientInterface interface {
 	// download time; deleted messages are left out.
 	//
 	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-	// after `start_time`, at most 92 days apart; `direction` is `outbound`
-	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-	// are refused). The export expires 24 hours after creation (server
+	// after `start_time`, at most 92 days apart; `endpoint_id` only with
+	// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+	// The export expires 24 hours after creation (server
 	// configuration); after that it reads `expired` and cannot be
 	// downloaded.
 	//
@@ -4982,9 +4982,9 @@ func (c *Client) ListExports(ctx context.Context, params *ListExportsParams, req
 // download time; deleted messages are left out.
 //
 // Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-// after `start_time`, at most 92 days apart; `direction` is `outbound`
-// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-// are refused). The export expires 24 hours after creation (server
+// after `start_time`, at most 92 days apart; `endpoint_id` only with
+// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+// The export expires 24 hours after creation (server
 // configuration); after that it reads `expired` and cannot be
 // downloaded.
 //
@@ -5015,9 +5015,9 @@ func (c *Client) CreateExportWithBody(ctx context.Context, contentType string, b
 // download time; deleted messages are left out.
 //
 // Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-// after `start_time`, at most 92 days apart; `direction` is `outbound`
-// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-// are refused). The export expires 24 hours after creation (server
+// after `start_time`, at most 92 days apart; `endpoint_id` only with
+// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+// The export expires 24 hours after creation (server
 // configuration); after that it reads `expired` and cannot be
 // downloaded.
 //
@@ -11226,9 +11226,9 @@ type ClientWithResponsesInterface interface {
 	// download time; deleted messages are left out.
 	//
 	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-	// after `start_time`, at most 92 days apart; `direction` is `outbound`
-	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-	// are refused). The export expires 24 hours after creation (server
+	// after `start_time`, at most 92 days apart; `endpoint_id` only with
+	// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+	// The export expires 24 hours after creation (server
 	// configuration); after that it reads `expired` and cannot be
 	// downloaded.
 	//
@@ -11249,9 +11249,9 @@ type ClientWithResponsesInterface interface {
 	// download time; deleted messages are left out.
 	//
 	// Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-	// after `start_time`, at most 92 days apart; `direction` is `outbound`
-	// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-	// are refused). The export expires 24 hours after creation (server
+	// after `start_time`, at most 92 days apart; `endpoint_id` only with
+	// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+	// The export expires 24 hours after creation (server
 	// configuration); after that it reads `expired` and cannot be
 	// downloaded.
 	//
@@ -20131,9 +20131,9 @@ func (c *ClientWithResponses) ListExportsWithResponse(ctx context.Context, param
 // download time; deleted messages are left out.
 //
 // Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-// after `start_time`, at most 92 days apart; `direction` is `outbound`
-// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-// are refused). The export expires 24 hours after creation (server
+// after `start_time`, at most 92 days apart; `endpoint_id` only with
+// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+// The export expires 24 hours after creation (server
 // configuration); after that it reads `expired` and cannot be
 // downloaded.
 //
@@ -20160,9 +20160,9 @@ func (c *ClientWithResponses) CreateExportWithBodyWithResponse(ctx context.Conte
 // download time; deleted messages are left out.
 //
 // Rules (checked by the server, 400 `INVALID_REQUEST`): `end_time`
-// after `start_time`, at most 92 days apart; `direction` is `outbound`
-// (hookd has no inbound messages: `inbound` and `inbound_endpoint_id`
-// are refused). The export expires 24 hours after creation (server
+// after `start_time`, at most 92 days apart; `endpoint_id` only with
+// `direction` `outbound`, `inbound_endpoint_id` only with `inbound`.
+// The export expires 24 hours after creation (server
 // configuration); after that it reads `expired` and cannot be
 // downloaded.
 //
@@ -42522,141 +42522,141 @@ var swaggerSpec = []string{
 	"c+aJyLeg9CHADQA8+MHFz+aFOdvrhcxUoA44jdFttxKN1Twawes7GYBLLvSXmNyDG/V3tMU0i4Q/95if",
 	"gpixcLKAuootEyEA5Ys7rpVl5kMXhORzYLu5ej2Bnd0YexAsHb4ww7Dwvx7lWKuPfQ/cSNxhA0/XlnDx",
 	"+XTEIr0A4CjKVN/GBoyZ6h2VAw7HGiLIxjfaPnUps9E8giE6EDh4BYwnmwzmMu4P9bStnQPrEIk7gJ6V",
-	"6b6GWoVXYMurAbfLA0uWyLaMSRnLtwEf8POlKAalwO+tvdTwBty0dpOKRgqvJZ0i32wbuTujkdonrh9E",
-	"iBsAq+za9hfQAw+2Z0KBRgLsDxKPe4+45pJpDmf+Gqa6K+qhJAgCJg3PLDYKe0m2dwn0kjQHAeyOtuqb",
-	"OOEB9wQfB9dzlPmt/fjAgP4YxFTimZMHh+JRjjZwsvhL8QtgQI8bs4RPfK6AJXx8pZoYs42REsYW0Vw5",
-	"Yikm/8uIdBtjzMneMv0tlutZtWklzkBq4dPIAc5y5ADsj2PFShjwmyQ+OaFc75yYI1CBhX2tjCwmtP+o",
-	"qkNdoIGECL+KnL4vJFRoN7FMz6g0Tp9o5+tt+fM2r7Ihl+3xSqPR6DdPbDVi0rEVVCvbMex0t43r91gg",
-	"wblEMnDSUNueWAs7Yty/Bxc/D3jT/aFvqrXSH9Ua7f82Ksbf/vOvfw/m3e72axlc6z+0AofxgLGIyCvT",
-	"8kQi/BEWvsyoUefxrS8ARxB1FgMuACPhjPmgHRlEY2fAw+BGnxmziJkhYwe1Nrj3yNX5MSjJgbIHqxHY",
-	"MMlRJO6k1nkAlgsDC0qIcL+ktRjWMNgYp5b3mGmCGSidAT/CQseRFOFcsT0ymgehStT5uOGN1a+Yj2FU",
-	"DwcpogFnoUxhTBr16IXx7qMa774TUiEKV4/HDgBDcPHxtdUlbv/Xs9Pzy2H/17OjcyiQsFdOTi+H5/3e",
-	"4W9a59ztvmlhSELC7tjua0EYqAUUbqNWauDdzAcCtWfNLVQ5rdFBqCRSCG5ajaEHwlY0lGiEh4ZYy6Xj",
-	"DjqOy2FXitSpmSzVOPIAes0cIAhYCRtgDy6XC6QVt9MoaTmY6opouWTpkDJqAmlactB7DEKgmtnzH/z0",
-	"FSTXb+bc0gJ82bFVJNy9jBkpDZCwIcFmmlbRoAMadsjdREj7mEzRrIrNoFYnBWz7tLOzjJqZmzYGDZPv",
-	"x4grEGMR3PaW+cxnZY7kxwhx+PWen/ooWwpDr2h0zWK3UGb2UKWs6A3LHFIo/23/VfDSQPAcWVAacF9X",
-	"BtfgE8g0p781SSDJkoDTyRjg0nXInPvQz+yGLYjPIkjbKZ46UyoVNnbfJzTVb46GCphERHrnWHDNk5Gm",
-	"zKEd4n5/ev726PCwf+JC/z480AVnhqvAQaXJdUalZH7pGUSaVN4MuBvrKC6SCxC0Xr+Wow8OCIXHNISu",
-	"hxQjwOF3aXxnTejz55Dz7w/I7tZ3XfLPuVAwM9OaLRJ31l0uQp9JZQ3KAYfLLWyQP9FnWDifchkDMAwD",
-	"33XAzxP7V9J/zqMQ+kRKRdUc+gRQpdh0powTzSFu0icdugbYPAP4e8Bdy2nD5BXxpZBiUH0Kl0Mq1RAa",
-	"hcKD4E+3X6PK3YfVR9eWXoidnZ035OrywLHtIy0+pn5g0RnwMwy3o2Ub43DGZcjWGwdtzgJJpIoYnTJf",
-	"b05gkuCpP+AFX+U+oZDwrolnRiPVvqMLoiaRmF9PbAdRXGqLnjng6c6djPtx3nwQMsJoFJZWcsYG1fea",
-	"W1dIlF+sqxIEVKY9i0MCTq548CHu31eF/Yz8Vk/cBFy93m2UxAycMnmiR6WVvJjtmq93S8unKoGpZXC9",
-	"dGCpWMnW9nclcnClVarYB/XSk7fZc6+gspQZnI+vmFm01sNAzoQMynU0zZ3Um0whgUQTl167vw2wkWAb",
-	"Kb6tzZYdL/Dh/6zjydtBw208ipa284QaRiK697JnUbrDLMk0mL2LBL/u3E83/PzaEzC6iCo0qc+lN1V0",
-	"8rM2UHLkvZBwtlnBmbHGvxKVykQn2ptufQCBIGv1rtUGIde8/S9anJlbhXVCzDYi9YzXv1aQurBsKQ42",
-	"u7Eman+6vYW07fUlKv2UzCJxG4BJABHWAQ/4tWYw2/B+LExUA+KpkNwriKu1WXS0mdsBXJ00Ay4Dnw24",
-	"i5dR68WW8lQSFzE+hnAzNj636aSmOHzIuF4YX+utqgiYi+HK1S0F9myv4lSTSP06+PCLbLNIlWCPSEZD",
-	"YzDADDPVYTb0SlKtCkraw6dbwcf94UlFl4EOce36u1rLCCFxGfBUk0MXIs2YZnBjulqDDdeUjBHX0MSZ",
-	"fQ22Ohhw95ZFwXgx/Ma1JSDgrJ2Y92GS62gBjgGCCFjQfx6WaAgGgB73ZEq9IS6P3rBY548RiyvjtjnR",
-	"8agB3Ny3PlMkNzeKmkAueYZ/bs95r0LT/DKWis0qbWNdxPkjrugNs1jz6ZadGekZd95v7RdLVRPk0xgM",
-	"1cjaMpUEFZoynvoyMOhLqfgZi/7Rg8u1yL4Ckf6iAChnpfo+SR/gxFbUuB/hdPjkkhHzAEK10Io5fcpO",
-	"qJyUIto/IRnnPrUuGT+T7iMFzGvS7XomV26zHwB67yS5majqibE5k8uw62uC1pdga2FR4dOoSqXf+kzl",
-	"Q7lR1EScLz1kvg7k+a+64PXhutVLcLXwlUkmOSS7WGky5qtvOMyF/7mkSQe8WDPQimM3xktkk2u3ut39",
-	"OBM5YsYPxNmAB5qWAqWpCXrKvbIOfog4QbM1pZ+zOp22r6cztQAXEhY4irkacDswBB6JlDGzubjrkDMq",
-	"ZaoM9oUsK3egEg1ffdFOs0P62va29UAejQC6WQ833RRN/z0S/mIPXvJ/Lk5PbMp0nHytf9ZCC9I2PAXg",
-	"Sk6qPnJEJXu9a7CKXH33kJkmZnvmRzfOIocKWpOOrV/GAltq2yHvGeVqwKG3rxcGbnsq/HQxcdNFzQHJ",
-	"grTbNlnZyeTSDPjB8VFrH7LR4Q1TuiAjRu4AiKDU+DyGNxYl6sraE+NFzNebmJrkilAKbFBjHY9nIabz",
-	"TtyRqZ6gpTglgBZNrNPueopsIYOBM4IZ4C8kob4fIPBcN6FQZRwk8UGWTJCLu8rgkP50uVty+1XKLbn9",
-	"KuWV7D6xVxL3uGZXZUmaU7oYIae3no+JTR8Tv8S0Wjwo0iK8GQp+TWYiDFuPpuwtP4Pu2dqkQqusxKsv",
-	"cQG86u6kXIBnvauL/qFrPJ/nTEWLds8caFLEHllIIowWJKSKRa1VPVDeP8y/AD0aPoN7YXVvCONree6G",
-	"8sjdUAJY53uodvdtgLIOXyVEkJA19A4mR3hee0HkzQOFWSMsIhPqEz+QEEywdA+5IiZ44aQv4gz0ySti",
-	"TWrCwlwVmGnN3yzpuNKqarPyhXNUbjGfOetx+q3cm7UqukRURqu/yKYPKYh+h/BU+P6Z3h6tzDnd9AFC",
-	"h0/rcavUjbJtISlPoqoplREG3Ux1edhPB2kDCRW9HMybVod8b5UaWwFhYKBMeQcPF+RuEoSsGGMG9100",
-	"L+kLlIkqPjeAeEbXv2eLoDHmSefo84EHQZ3WEJAoattAxAXXcXV7s04niNaKKORzR4j/0o4QT3xgfIWt",
-	"IiyXhuK6XqYiaY70TFrGHWexQ6CCv5C9uCRkeqw/+MA1/x4+XpmYiNUFGRfgsnPL+B0u8KkS/2YW3iNx",
-	"5Csiojhgpk/iYFoJ6JNAZZT7Wn2qWNv8vNLhWjGgGHBkxVgskMe9RvI0OaOvvoScUU2q6+aK2l15znta",
-	"J1W0BPKiUq+w977EI7hNw3AJRq3F1gHCc0lz6z//+n+2ut2uQwzhka1utwVodR4Nw2zcrUp96IWhGd77",
-	"ZOA5ifY4gmmjctIKjuGSGNAKabD0tSiPNvbeJbIDU8xTCeefU3ogjWheWyY8fpnQz5hi9vXqeSqVRREf",
-	"gZAgjs1sUsBm95EmI5tqY+XJEvPBMv9beOZxUl7MN44Otbx86hwXnC1Mb9U5KOYK+nprQRo8E3NNYsZc",
-	"ja1u92EnIfRAWORPwrw3X9/z4JOr2g5hXAvb3xtjGoTMH85YNKUc8Wnl3PMY85nf+OM+OuV6p9rXckzE",
-	"G1LrlMAtfj4mVnKWcaZiPMiAL+eYiwScUBKT9Np8tuKMwI0FqVnktf+6MyI121VnRMSkVrifj4h7EPKG",
-	"ToqVVSKSuOhNBcirzHPuCm+qIcPHDNuZT9Ss6IjZ/bmO4wnrOKYxGSwp46jyDj4BDWW/VJOGngnnkaso",
-	"llPNet7i+Dws5tNlBNpLgyiztFmyuQf7Je9n06ZtgqvBnElBCsVk46wi9Z4dQy09fB3l9jPqtmZStXIr",
-	"zPyf9YG6mRGptC+7eLl412dhJlSO10+iS39gWeJFXMWUzrnAj2Yqmiy6VVpZJ3JCZyxpUWI00WYe9dKg",
-	"fQeKSNHaT+Wug4MpiUJbawzzVxE7CsoL8cXSdbCzFZZZaDooS6/T73i6c6+mon45iZ05z4feo+n0BV5F",
-	"Nb+eLq+iwKs+s7QKbyFrzb2ug7h6Bb9pM44dImgDuQu4b0orqs8t/P76ggSe+wW+0Li/2+ePR7UvYIyr",
-	"+APw7p5PrFXUbjYwfWBJRVUgFdJPXVJ/CWB/LArYWlSfeqyKAZbR+WXy0f9GUk+mt4raR3Pvhj2T+8PI",
-	"3QCbmoDnKsKP2D8QLbKa4H+ZLFLYRy8khK9Npz/TDyWbq7xntCIqBSee8BnCkWMXTAPZKuaRxwj1/YhJ",
-	"GWMLJbjctlgTyyulQV+ImE89SMqjUI9pEMlB/SHo5291iN0mU2mVNPxMas8NqJltD6KfsesAP96wmSLY",
-	"1quqcNIsafLg4+caPSSv5zk95/4enHiP18F0SzjrWZ7VMTiNKLElgXUSgJemFF6WNhbLSqq1Ug3JGWiy",
-	"iP4ib4IZEZFtwRuJO6gUnwYq15ALvwNEgdE16pfqAuXZihVca1GTGxXpmWy2Mj3zs2Q0TqkPQGrYdRTr",
-	"xwPssF2ZQhg3266a7O+99t9p+89u+01n2P7j45az1e1WTbmi8X88QDsi+OryIeVWf+1a9vJWbl9Kqmeh",
-	"tdxzpucD6/DXSPF8Tu1c5+AoCU/GYfD4qFgrl/NCjFUbb7QoJzatMyXKTNvGdH/LZjqns9UhJ8KeYwAn",
-	"siTL86nTO5/8YIkB+zeaAWrf+qQJoM8ZoH+RpDnM6ck3aF1LzhQyeIqSxuxKST9VaKRoRgFRQOg2GyMQ",
-	"xl0vbH0/QB8FPrkGpEIep0r+51//L/TIgNa1DnEN7MXQXiLNGPgGeo0YXB9UXfGmllZLXC7UcIyNUpvW",
-	"qE41+IrV7RZ80lr16MTUxr7+c0rmsypB+Jzn+sywD03ZRqD6NbWC8rzWfENrfU+lQhCzEIAimqS/nEbg",
-	"DLiA19EwhNJBwROImg5xbbTPtTwDYNqcSQuoAYzuDLiLua8uUdghqCJo2IyYptlAcIfAeB1LUQNuP9ty",
-	"iCvV3LuxLwu4ZuRrcMw1tZ07g4bHeV2mxC0WJ5p+SSm/T67pPKcF/6VFES5rXncYBzyQE+avp0SsnQb8",
-	"nP+LGRyYdTEWEbZieE4Crku29z5BV+X7pjRdhwQ+m86EJgnSpAbM0fwY48Btd7sG9S2vrrY6pJdXlm3T",
-	"8ZyyHMgKXXm5AvqcWfxXzCxeLpurM4qfjmiec4g/azvWFfTx4HTHB+YMJ+DNWnY2ETF5QuVwKiLmEqmN",
-	"l2Cc4DkPuP5BS1NOUtZ8LrO4KJAzmcnOgFOZAiKGFqMOidgto6HWfLhQWgOCHMe4DV7gkybkLZKrq6PD",
-	"1oBr3Vnae9HPEbcE2SXQidxqVPYdM6rgZC/vYVlMev7r5iD/ZeDcYhZ9Ie2Jv4jX/InY1qPcY+HjZCdD",
-	"jA6AwmfYz3UIsLfufjqKSUbME5qb3Ly17JKmyb48PP6p1SGnMZg5YFzZBl0Xl73Lqwu3RvjiAOYKqLxP",
-	"cPr1IJ1iDY0pP/9nDK3PzqYXSswQqxnk/HrmsEGmhgbLS9ojEPZBMS4DwYkYEwv8nkrBh8x9LoicexPI",
-	"Zmthypp59YADSH+4ME2Z0f1hsZjQqojtCQew/YEp4R/NG7YYcHMeyxn17Hk2Cq4Jn09H+ky7YTOFDbnd",
-	"PFcg1DU0SED8aqT2DjnlHkuPElCe59E1tuGPHX2prgkkkAMOzcLP+5f9k8uj05O4mWtGYkB+jKI+VRSP",
-	"XlvsIRVdDHiMpr0w/UGJEmL5sWu6YD9UKFiwfhqeRfpTChJz0TlofGWYAVglDOxaQf+FL5z9t2oM7AfB",
-	"2X+FDv1CxnvTpCmObT3RKf2YNUTf6wM6dksjFl/JWZxEDsDtnrD1gEdM0YAbaYM/x7mr7EMglcRCJHvW",
-	"NQErNvBtv5EBhwvur+1fsIVp+8h396wQiwyMjc/a/hzZjxHBQdQFYUj8SMzwLbhKLS1q0gEIYwaQccTk",
-	"JLZBRnP/mqn9+G8j7AZcs3vA56yDasZh//jo5/75b8Ojk+HZ+ekP5/2LC5c0zQdE7KsJ+HXLGXAtvAo3",
-	"Z9SfllPQXUgzbtTS2l8iBJNuN8bBLQE0wKyraWSzu/0GhnF23PtteHz0/uhy2P/1oN8/7B+6a8RFnqzy",
-	"ag0NKb2r/23a0X+7PD1ENtF8mAsuFEq8VulUwEZtLu4+h9kC7Zus0DCdoLSAQewU8A1vwFQBI+VE3H0x",
-	"dgo2LNGq5JxB06tn4+Tzx0D0llBoKZVK+NG7s4KZlhdKHmAw36TVFHJsMxWRkJIOv4AyH0xZy2gBVEEr",
-	"0Tg/Z4o6gHkskISGiOOuBHTlSIrSTGEVkcGfjDSvLg9ae8Tdmri2J6M3jyLGFZkGfA4RGMzbefXGpv8G",
-	"yiHu9u7Ezdw+EfMovnl7J3Pzt3723tdtuNsMJH7o28xDO139lPDpIrnjDRThmNs6BJYScvQjRu6iQCnG",
-	"IaOcehPTYXUWCY9JGwpCAQKKEbU96aA1Wkiv9YN0JOYqETTlNs0T1aHGRaEGRPpLqEBF8nohP0cp6hdw",
-	"ui6IYW5sKo+rkREGSBt5WVCnkjTFvXIWBooEXAlydXnQtpxsCiI1ncYdDdOiwbKxfu51lwjO2oaHzZOW",
-	"beGO7V1gWWnYE699R2TwIc2c0jIi/L7TBf7Ld4lUFjMfOuMzmwdtub05o5EKaNgy7+yQt2YmxrmR7RY0",
-	"i5jUj4FZ8SeLRExs1dz4lEWzT8qX9ctlY9b8HHWzXxRvzkzFq1mJZfxpclRr1Y0BTffOjgBbf8RCwa8l",
-	"UcKx/Viw+NQEssJAqtYeoQQcgJLZdsn6KBZ33L7TmOiBxBNbCjIRd4QSLww0C3gT5t1IQgdcfzMLG3Jw",
-	"fATRtVaHnJlZAPvEtUPcN72UfduWND4RYaT/+de/XWJchJJFtyxyTHqEmkRifj2xE65w7pmvPqYKbT6x",
-	"ivTNjJ6zelZwCmBI0DA0DSJeSLtyKRaxtJTikXkYJl1VajVtMBWUxarJiurps3kY9uMvrCvBN1QR9nmh",
-	"q9JLULew+Jng64SBNf0mDZTTpD4PQ/Qml2P485K26eB9vUM3KspbaHc4FhFZaK1J4pC01TVmypsMeBPw",
-	"Qf7zr3+/xDpXFy046t1wcRcy/5qRpnt2epG+5yX1btwWCbhUjPpa2QStCtpCY0ukPUJVO2RUqrbgHjM9",
-	"TlMv9TvkSBFFb5g02OVQSG1OFDEe8PzkJGkqccO4Q9697x3AIEEV0zog6K+KTmcOOTojNAzFXdvke6T8",
-	"xoHgLTRDzdfgfRBmdvHKcB6FxgWOKA5DuEXPVQ647U4WLsiERaxMWmCLrzSzPFJya/oTa7X633qUIdRs",
-	"bZah9c/X5OwrFBW4wIRml7AoLUoPxZX5rqZxqFRiptmsvNfxbnertQ8aoqmIl4ouACNAj5cUAq9l/IHZ",
-	"iwX+eOTOqTXSVw+f81UfOV91BeE6FXg+WlGLac6a2uTCYOwk9YURU/OIs6oMu6ciufR31pKGz5T3OCH8",
-	"lWS3kb6otuYl50oH+9aY1likykJfYtHdfjb5BbNlMuejBdZgxlAuI+2rmf+FKxzPvPVfyFtIdg9RR4wp",
-	"UWmvn2ZcuNYTa/JO5L0sePxggeNLwr9GwYFYVwCKjlqGa5OHt7AFoFIJzRhOA2wt+FecildRAFo9mAfg",
-	"D631nXs2cgy4tzFgn/xI6uL6PABY46+A6hMzwZfpwPnLJP6DS4ZZafQICslKqfuSejfrZ8+s0xP+PY1u",
-	"UKcxzJzUNDbd+N9DqtzWPhqNiB+in3BRboIjZsBdIzxdFMMIeGdSexMNKdVlPs4u7pArLBRywDMFdULg",
-	"28ISzYw7igS+aS+PGAL7xE3/bDEOTJ4zTgnkkUfDnGOr5AjqeTeZE+ixFLSed/MZdbOed7NMqrwTd2RK",
-	"+QLBWDNL9ixnNt2xPuW+rZI0q6VEDn7s0YRFvh1tRdvZSn9SLwyfFbx1WtA+d7bdtOyLCfHLRUr6C3kb",
-	"M4f0ih6460rDBN/k0eQhhKh8Sa4FdE8x6UfDwJduLstCTqhWqZASWys87jCN/1q0soQLv/jOvH8hTkwa",
-	"NN5fDfkI/z9aEcKKUVr2CLVI1zZ0VQQRjAHQ0riBL4x7YTUbNZ7CTH8OW30JDRyZ2e968apLe/IghQUq",
-	"KR3UpqfpFKEt05BJSdxZxG4Ddvc3LR1dJ6HIAQeVkkzFrTZ5E5sYX64ESezipv0nmNOY4ZCqu4XiOGhA",
-	"cUvDOSN3E4ZZdSPhQ02H/m2fxDVo8W8vJBlRyV7vOjZDz7x1yLgn/IBf75kb3GVRN7N+S5Xyc0b9JN2W",
-	"Rjc2SRena+ZXpRWbRSxXFcc0lEkF7kiIkFH+VJ62VWEKA93+zL0bbigGvLOMeR+svDllpfxArIFPmldX",
-	"R4e337Zigp1RNclZcUf+UhDJVRD9y5x8MzqX7AlU1GKOyKvuDnH7J4dnp0cnl8Oz3tVF/9Acti4ULLV7",
-	"2vR0TbZIxOR8Wu4yO9NzeOpEEfjo0gMX73jm2E1zLKwrCSAPaS0dEUlo08SeL8fU3/jyiPHcsM8zNW68",
-	"tlIvbC1yXNrWpyTpfHnbnmo1qn7LHT2sYRVo8P06v/w13aXPTcw+jy+1bveZ56Th+vUFMc9gofEaaTur",
-	"6sVPb20INpe1kakU3yOuEoqGQ1tL6Tpp2JkBb6YDgi2HxKDxkI0f6UEw6ZImDe/oQpLuHs4BwLFYoG1X",
-	"wF+BV0o5jKhi+u50iPclgSFggYNLb6+HIVWMe4vhVL95yigWqpJxJKYDDhOZga2des2UcdVaIqc3V3+9",
-	"cdn+3CL4q9GGNWmXNgWuZtA6Rdy2sJkubwu8V8bLjHoTB51YNpBvoB1Mh9I7gue7Y901+UIinzRTLL+M",
-	"iTZaL/1V8VF29s89iB+Fn0q7Dmc5y9bQvTQsgMbmRygH+9TY+5i/TTLuL+mcpBlDZnBPNW8AoJUEJ3EM",
-	"ABtwgClQEeWSetgNBfKgrIsFkslt4hNVppHnHqFku7udYMiHQqoOsR5bFwrYoFEwNWlZH6insC8x4A0m",
-	"vN68YQtSggkZ0uiaDbjRAyWR8+g2uDWIL0l6VwZhMgVa5nR3v3Nefft6wPF7Tfes99vxae9weHl6Ojzu",
-	"nf/Qd1sd4hoXuUvGIgzFXSa7y/jPBzyah/AKC630rt877J9fmOLFO72It8XMMHHHYw/8gA/4LwYg2o0h",
-	"/r3F8IYtALMtip90iF24UOi1yGzkgCPGXSsVdoqDSwBsl/j/c9DU0C8nCrTxFw54gjUY+NY6BHwKNKj2",
-	"c6+P21gljv7d7psBd48O++/PTi/7Jwe/Dd8fXbzvXR68czukRzSJgjJDwD+YKhsFk05AvwEJXn79Mzwz",
-	"DaQM+HXciScNuZ1+fLe7O+CJ4+/k9HL4/enVyWFpYOCCcd9A/T1SIFp/4TMlwulPLxPbPZ5uKIE7uh9j",
-	"iXN2BwkiuB0g17e72082uDTgXjKMRFb5z7hfnx+UWLMxtUXeS6G+MqfTqu5+pVDEtk2fYlOAAEEhYrDB",
-	"QLrJCZ0xPKFQKGvdEurFCyNwHRA/fJGq6Tavsngj2HwfWgJaKBKbqBFwbQbKeagkQoNbCD04qlp7xEVB",
-	"6Q64PgibSLt7hnAdAo42kHvQaT8vBFsONiKgJfy5Vy6qW/BSWAnsnwaZyXq38WLAr0OGK3Yn5qFPJvSW",
-	"2YOc+dB2cLfbJSUHITQwzB9uTrWYdQzSYLns7yO4GDKz3ssBD9IdwIs6R7opOI4XQclgjfDCgMeKBiRl",
-	"E+p5bKbMF9BS0G/Vf71AePN5hB0XtLgbcDoeW9gaOMoMTOzdRIQs3tz/j72z2Y0aBuL4q1h72kqFFsRh",
-	"SU8UIYEEp0VwYCuRNG5j4diR7WwJUt8dzYc/QlIBB8Slp6ra1d9ZZ+yZscc/K5/uWt/GSZJ+yMnB4E62",
-	"CkmzqPOiGU9sn8XyE3gMf5H3vTkuOZid+KAuT045cAidePH8Zd4jz5ey43vERbR4eR2emQaPickQfO4Z",
-	"wt3hH9nzYWoceelmSY/dgnJYfBRkf3EwNX8LoywM7Xj5BLuD2sURCBZjjfiaqJjrmVThZP9lyRc0g/r/",
-	"0d3+tt6L7J8NkeeTx5zpT/xMLt9KUBGeLNiYHvA/oCSvR6fChEl7I2sn3asxdJvqyxVk0IR0WqsFqYW2",
-	"17VmQOK2h1HmRoRtj05vqk0XwlCdneG3OutDtTvfneP2HT/KsrpkhpKe4dxy4hLs07xAkHE/y12Ij0ik",
-	"ogPoKOghHI4gaOlz0hPurIAJ9Uh1hjmhoKnzh3Rlm3t1a5h9tNbsJfYhfhrdZqQlJcJU0mIQ2JrOnrC2",
-	"BSbGtJxscdWNSljrqZBM73cpGa8toAKI3rZSV7FSaRqkp9mVF5WGsdFEAEY0TLARfjk2oNkUTrl8IVQ+",
-	"uGw78dXK/H4WVcx+A63OLmXeq6M00lNvOFm3Cv8bnG2kLxTeylqHbkXg9f6TkN8H6yiqiWF0p8BdTaei",
-	"tXcGMjWwNAaY+c668ERj1u0JoqiV+VY294YUH7DCOS2rALcVComYtZT4HC0g5f43zvagcVSQJFcCDPpG",
-	"QfhU8tdbNhmG/eRsNq1iSHOrjKTDWDAkiufhjfeVx3m3IP78Nc/o1yXHsh9GrTf3V/c/AwAA//8=",
+	"6b6GWoVXYMurAbfLA0uWyLaMSRnLtwEf8POlKAalwO+tvdTwBty0dpOKRgqvJZ0i32wbuTujkdqHx2wz",
+	"RIS9MIFE1w8iBBRwiWubYrgOcQNsFDIsfzD+3fZ+MGuLsl2S7V0CrSON3IfN0EZ8E+c34J7g4+B6jiK+",
+	"tR+fD9AOg5jCO3PQYHKHRzmavMlaL4UrgAE9bogSPvG54pPw8ZVaYcwlRigY00Mz4YilePovI8FtSDEn",
+	"asvUtViMZ7WklbACqYVPAwU4y4ECsB2OlSJhwG+ScOSEcr1zYo64BBbltTKQmND+o2oKdXEFEiL8KlL4",
+	"vpDIoN3EMrWi0hZ9op2vt+XP27zKZFy2xyttRKPOPLGRiDnGVlCt7L6w0902GsOxQIJziWTgk6G2G7EW",
+	"dsR4ew8ufh7wpvtD3xRnpT+qFdj/bVSMv/3nX/8ezLvd7dcyuNZ/aH0N3f9jEZFXpsOJRLQjrHOZUaO9",
+	"41tfAGwg6iwGSwBGwhnzQWE2AMbOgIfBjT4zZhEzQ8aGaW3w5pGr82PQiQNlD1YjsGGSo0jcSa3zAAoX",
+	"xhGUEOF+SScxLFmwIU0t7zGxBBNOOgN+hHWNIynCuWJ7ZDQPQpVo73F/G6tfMR+jph4OUkQDzkKZgpQ0",
+	"6tEL48xHrd19J6RC0K0ej+19Q3Dx8bXVJW7/17PT88th/9ezo3Ooh7BXTk4vh+f93uFv7oA3d7tvWhiB",
+	"kLA7ttlaEAZqAXXaaCMYNDfzgUDtWetqwLGRDNoYhEoiheCmsxg6HGwBQ4lGeGiItVw67qCfuBxlpUid",
+	"mslSfSIPoLXMAWJ+lbABttxyuUBacTuNkg6DqSaIlkuWDimjJpCmJQe9xyAEqpk9/8FPX0Eu/WbOLS3A",
+	"lx1bRcLdy1iN0uAGGxJspmkV7TegYYfcTYS0j8kUzarYDGp1Uji2Tzs7y6iZuU2otEy+HwOsQEhFcNtK",
+	"5jOflTmSHyOi4dd7fuqjbCnqvKLRNYu9QJnZQ1Gyojcsc0ih/LftVsEpA7FyZEFpsHxdGVyDoyXTi/7W",
+	"5HwkSwI+JmOAS9chc+5D+7IbtiA+iyBLp3jqTKlU2Md9n9BUezkaKmASEemdY8E1T0aaMod2iPv96fnb",
+	"o8PD/okL7frwQBecGa4Cf5Qm1xmVkvmlZxBpUnkz4G6so7hILkDQev1ajj44IPId0xC6HlKMAIffpXGV",
+	"NaGtn0POvz8gu1vfdck/50LBzEwntkjcWe+4CH0mlTUoBxwut7Af/kSfYeF8ymWMtzAMwN2SdrOk/5xH",
+	"IbSFlIqqObQFoEqx6UwZn5lD3KQtOjQJsGkF8PeAu5bThskr4kshxRj6FC6HVKoh9AWFB8F9br9GlbsP",
+	"q4+eLL0QOzs7b8jV5YFju0VaOEz9wKIz4GcYXUfLNobdjKuOrfMNupoFkkgVMTplvt6cwOS8U3/AC67J",
+	"fUIhv10Tz4xGqn1HF0RNIjG/ntiGobjUFixzwNONOhn34zT5IGSE0SgsLdyMDarvNbeukCi/WM8kCKhM",
+	"NxaHBJxc8eBD3K6vCuoZ+a2euAm4er3bKAkROGXyRI9KK3kx2zVf75ZWS1XiUMvgeunAUqGRre3vSuTg",
+	"SqtUsQ/qpSdvs+deQWUpMzgfXzGz4KyHgZwJGZTraJo7qTeZQr6IJi69dn8bYN/ANlJ8W5stO17gw/9Z",
+	"x5O3g4bbeBQtbecJNYxEdO9lz6J0Q1mS6Sd7Fwl+3bmfbvj5tSdgdBFVaFKfS2+qaNxnbaDkyHsh4Wyz",
+	"gjNjjX8lKpUJQrQ33ekA4j7W6l2r60GuV/tftBYztwrrRJTNlj7D868Xky4sW4qDzW6sCdKf7mYhbTd9",
+	"iUo/JbNI3AZgEkBAdcADfq0ZzPa3HwsT1YDwKeTyCuJqbRYdbeZ2wFInzYDLwGcD7uJl1HqxgzyVxEVI",
+	"jyHcjH3ObfaoqQUfMq4Xxtd6qyri4yK++eoOAnu2NXGqJ6R+HXz4RbY3pEqgRiSjoTEYYIaZYjAbUyWp",
+	"zgQl3eDTnd/jdvCkoqlAh7h2/V2tZYSQpwzwqcmhC4FlzCq4MU2swYZrSsaIa2jizL4GOxsMuHvLomC8",
+	"GH7j2ooPcNZOzPswp3W0AMcAQcAraDcPSzQEA0CPezKl3hCXR29YrPPHAMWVcduc6HjUAG7uW58pkpsb",
+	"RU3cljzDP3fjvFddaX4ZS8VmlbaxLsD8EVf0hllo+XSHzoz0jBvtt/aLlakJ0GmMfWpkbZlKggpNGU99",
+	"GZDzpVT8DD3/6MHlWmRfAUB/UcCPs1J9n6QPcGILaNyPcDp8csmIeYCYWui8nD5lJ1ROSgHsn5CMc59a",
+	"l4yfSfeRAuY16XY9kyu32Q/AuHeSVExU9cTYnMllUPU1MepLoLSwhvBpVKXSb32maqHcKGoCzJceMl8H",
+	"0PxXXd/6cN3qJbha+MokkxxwXaw0GfPVNxzmwv9c0qQDXiwRaMWxG+Mlsrm0W93ufpx4HDHjB+JswANN",
+	"S4HS1AQt5F5ZBz9EnKC3mtLPWZ1O29fTmVqACwnrGcVcDbgdGOKMRMqY2VzcdcgZlTJV9fpCllU3UImG",
+	"r75op9khfW172/Ifj0aA1KyHm+6Bpv8eCX+xBy/5PxenJzZDOs611j9roQVpG54CLCUnVQ45opK93rUZ",
+	"xfruITM9y/bMj26cNA4Fsyb7Wr+MBbaytkPeM8rVgEMrXy8M3PZU+Ona4aaLmgOSBWm3bRayk8mlGfCD",
+	"46PWPiSfwxumdEFGjNwB7kCp8XkMbyxK1JWlJsaLmC8vMSXIFaEU2KDGOh7PQkznnbgjUz1BS3FKAC2a",
+	"WKfd9RTZQgYDZ6QJa/hCEur7AeLMdRMKVcZBEh9kyQS5uKsMDulPl7slt1+l3JLbr1Jeye4TeyVxj2s2",
+	"UZakOaWLEXJ66/mY2PQx8UtMq8WDIi3Cm6Hg12QmwrD1aMre8jPonp1MKrTKSnj6EhfAq+5OygV41ru6",
+	"6B+6xvN5zlS0aPfMgSZF7JGFJMJoQUKqWNRa1fLk/cP8C9CS4TO4F1a3gjC+lufmJ4/c/CSAdb6Hanff",
+	"fifr8FVCBAlZQ6tgcoTntRdE3jxQmDXCIjKhPvEDCcEES/eQK2KCF076Is5An7wi1qQmLMwVfZlO/M2S",
+	"Biutqq4qXzhH5RbzmbMep73KvVmroilEZbT6i+zxkELkdwhPhe+f6e3RqprTPR4gdPi0HrdK3SjbBZLy",
+	"JKqaUhlh0M1UU4f9dJA2kFDAy8G8aXXI91apsRUQBvXJlHdAoeskCFkxxgzuu2he0gYoE1V87vfwDKZ/",
+	"z45AY8yTztHnAw+COp0gIFHUdn2IC67jYvZmncYPrRVRyOcGEP+lDSCe+MD4CjtDWC4NxXW9TEXSHOmZ",
+	"tIw7zkKFQAV/IXtxScj0WH/wgWv+PXy8MjERqwsyLsBl55bxO1zgUyX+zSyaR+LIV0REccBMn8TBtBK/",
+	"J0HGKPe1+lSxtvl5pcO1YkAxvsiKsVjcjnuN5GlyRl99CTmjmlTXzRW1u/Kc97ROqmgJ5EWlXmHvfYlH",
+	"cJuG4RJIWgulA4TnkubWf/71/2x1u12HGMIjW91uC8DpPBqG2bhblfrQC0MzvPfJwHMS7XEE00blpBUc",
+	"wyUxoBXSYOlrUR5t7L1LZAemmKcSzj+n9EAa0by2THj8MqGfMcXs69XzVCqLIj4CIUEce9ekcMzuI01G",
+	"NtXGypMl5oNl/rfwzOOkvJhvHB1qefnUOS44W5jeqnNQzBW08daCNHgm5prEjLkaW93uw05CaHmwyJ+E",
+	"eW++vufBJ1e1HcK4Fra/N8Y0CJk/nLFoSjnC0cq55zHmM7/xx310yvVOta/lmIg3pNYpgVv8fEys5Czj",
+	"TMV4kMFazjEXCTihJCbptflsxRmBGwtSs8hr/3VnRGq2q86IiEmtcD8fEfcg5A2dFCurRCRx0ZsKkFeZ",
+	"59wV3lRDho8ZtjOfqFnREbP7cx3HE9ZxTGMyWFLGUeUdfAIayn6pJg09E84jV1Esp5r1vMXxeVjMp8sI",
+	"tJcGUWZpb2RzD7ZH3s+mTdsEV4M5k4IUisnGWUXqPTuGWnr4OsrtZ9RtzaRq5VaY+T/rA3UzI1JpX3bx",
+	"cvGuz8JMqByvn0SX/sCyxIu4iimdc4EfzVQ0WXSrtLJO5ITOWNKRxGiizTzqpUH7DhSRorWfyl0HB1MS",
+	"hbbWGOavInYUlBfii6XrYCMrLLPQdFCWXqff8XTnXk1F/XISO3OeD71H0+kLvIpqfj1dXkWBV31maRXe",
+	"Qtaae10HcfUKftNmHDtE0AZyF3DflFZUn1v4/fUFCTz3C3yhcX+3zx+Pal/AGFfxB+DdPZ9Yq6jdbGD6",
+	"wJKKqkAqpJ+6pP4SwP5YFLC1qD71WBUDLKPzy+Sj/42knkxvFbWP5t4Neyb3h5G7ATY1Ac9VhB+xfyBa",
+	"ZDXB/zJZpLCPXkgIX5vGfhEbzyXzs7nKe0YrolJw4gmfIRw5Nr00kK1iHnmMUN+PmJQxtlCCy22LNbG8",
+	"Uhr0hYj51IOkPAr1mAaRHNQfgn7+VofYbTKVVkl/z6T23ICa2fYg+hm7DvDjDZspgl28qgonzZImDz5+",
+	"rtFD8nqe03Pu78GJ93gdTLeEs57lWR2D04gSWxJYJwF4aUrhZWkfsaykWivVkJyBJovoL/ImmBER2Y67",
+	"kbiDSvFpoHL9t/A7QBQYXaN+qS5Qnq1YwbUWNblRkZ7JZivTMz9LRuOU+gCkhk1GsX48wIbalSmEcW/t",
+	"qsn+3mv/nbb/7LbfdIbtPz5uOVvdbtWUK/r8xwO0I4KvLh9SbvXXrmUv79z2paR6FjrJPWd6PrAOf40U",
+	"z+fUznUOjpLwZBwGj4+KtXI5L8RYtfFGi3Ji0zpTosx0aUy3s2ymczpbHXIi7DkGcCJLsjyfOr3zyQ+W",
+	"GLB/oxmg9q1PmgD6nAH6F0maw5yefD/WteRMIYOnKGnMrpS0T4VGimYUEAWE5rIxAmHc9cLW9wP0UeCT",
+	"a0Aq5HGq5H/+9f9CjwzoVOsQ18BeDO0l0oyBb6DXiMH1QdUVb2pptcTlQg3HgD1EmtaoTjX4itXtFnzS",
+	"WvXoxNTGvv5zSuazKkH4nOf6zLAPTdlGoPo1tYLyvNZ8/2p9T6VCELMQgCKapL+cRuAMuIDX0TCE0kHB",
+	"E4iaDnFttM+1PANg2pxJC6gBjO4MuIu5ry5R2CGoImjYjJim2UBwh8B4HUtRA24/23KIK9Xcu7EvC7hm",
+	"5GtwzDW1nTtjfokuU+IWixNNv6SU3yfXdJ7Tgv/SogiXNa87jAMeyAnz11Mi1k4Dfs7/xQwOzLoYiwhb",
+	"MTwnAdcl23ufoKvyfVOarkMCn01nQpMEaVID5mh+jHHgtrtdg/qWV1dbHdLLK8u26XhOWQ5kha68XAF9",
+	"ziz+K2YWL5fN1RnFT0c0zznEn7Ud6wr6eHC64wNzhhPwZi07m4iYPKFyOBURc4nUxkswTvCcB1z/oKUp",
+	"JylrPpdZXBTImcxkZ8CpTAERQ4tRh0TsltFQaz5cKK0BQY5j3AYv8EkT8hbJ1dXRYWvAte4s7b3o54hb",
+	"guwS6ERuNSr7jhlVcLKX97AsJj3/dXOQ/zJwbjGLvpD2xF/Ea/5EbOtR7rHwcbKTIUYHQOEz7Oc6BNhb",
+	"dz8dxSQj5gnNTW7eWnZJ02RfHh7/1OqQ0xjMHDCubIOui8ve5dWFWyN8cQBzBVTeJzj9epBOsYbGlJ//",
+	"M4bWZ2fTCyVmiNUMcn49c9ggU0OD5SXtEQj7oBiXgeBEjIkFfk+l4EPmPhdEzr0JZLO1MGXNvHrAAaQ/",
+	"XJimzOj+sFhMaFXE9oQD2P7AlPCP5g1bDLg5j+WMevY8GwXXhM+nI32m3bCZwobcbp4rEOoaGiQgfjVS",
+	"e4ecco+lRwkoz/PoGtvwx46+VNcEEsgBh2bh5/3L/snl0elJ3Mw1IzEgP0ZRnyqKR68t9pCKLgY8RtNe",
+	"mP6gRAmx/Ng1XbAfKhQsWD8NzyL9KQWJuegcNL4yzACsEgZ2raD/whfO/ls1BvaD4Oy/Qod+IeO9adIU",
+	"x7ae6JR+zBqi7/UBHbulEYuv5CxOIgfgdk/YesAjpmjAjbTBn+PcVfYhkEpiIZI965qAFRv4tt/IgMMF",
+	"99f2L9jCtH3ku3tWiEUGxsZnbX+O7MeI4CDqgjAkfiRm+BZcpZYWNekAhDEDyDhichLbIKO5f83Ufvy3",
+	"EXYDrtk94HPWQTXjsH989HP//Lfh0cnw7Pz0h/P+xYVLmuYDIvbVBPy65Qy4Fl6FmzPqT8sp6C6kGTdq",
+	"ae0vEYJJtxvj4JYAGmDW1TSy2d1+A8M4O+79Njw+en90Oez/etDvH/YP3TXiIk9WebWGhpTe1f827ei/",
+	"XZ4eIptoPswFFwolXqt0KmCjNhd3n8NsgfZNVmiYTlBawCB2CviGN2CqgJFyIu6+GDsFG5ZoVXLOoOnV",
+	"s3Hy+WMgeksotJRKJfzo3VnBTMsLJQ8wmG/Sago5tpmKSEhJh19AmQ+mrGW0AKqglWicnzNFHcA8FkhC",
+	"Q8RxVwK6ciRFaaawisjgT0aaV5cHrT3ibk1c25PRm0cR44pMAz6HCAzm7bx6Y9N/A+UQd3t34mZun4h5",
+	"FN+8vZO5+Vs/e+/rNtxtBhI/9G3moZ2ufkr4dJHc8QaKcMxtHQJLCTn6ESN3UaAU45BRTr2J6bA6i4TH",
+	"pA0FoQABxYjannTQGi2k1/pBOhJzlQiacpvmiepQ46JQAyL9JVSgInm9kJ+jFPULOF0XxDA3NpXH1cgI",
+	"A6SNvCyoU0ma4l45CwNFAq4Eubo8aFtONgWRmk7jjoZp0WDZWD/3uksEZ23Dw+ZJy7Zwx/YusKw07InX",
+	"viMy+JBmTmkZEX7f6QL/5btEKouZD53xmc2DttzenNFIBTRsmXd2yFszE+PcyHYLmkVM6sfArPiTRSIm",
+	"tmpufMqi2Sfly/rlsjFrfo662S+KN2em4tWsxDL+NDmqterGgKZ7Z0eArT9ioeDXkijh2H4sWHxqAllh",
+	"IFVrj1ACDkDJbLtkfRSLO27faUz0QOKJLQWZiDtCiRcGmgW8CfNuJKEDrr+ZhQ05OD6C6FqrQ87MLIB9",
+	"4toh7pteyr5tSxqfiDDS//zr3y4xLkLJolsWOSY9Qk0iMb+e2AlXOPfMVx9ThTafWEX6ZkbPWT0rOAUw",
+	"JGgYmgYRL6RduRSLWFpK8cg8DJOuKrWaNpgKymLVZEX19Nk8DPvxF9aV4BuqCPu80FXpJahbWPxM8HXC",
+	"wJp+kwbKaVKfhyF6k8sx/HlJ23Twvt6hGxXlLbQ7HIuILLTWJHFI2uoaM+VNBrwJ+CD/+de/X2Kdq4sW",
+	"HPVuuLgLmX/NSNM9O71I3/OSejduiwRcKkZ9rWyCVgVtobEl0h6hqh0yKlVbcI+ZHqepl/odcqSIojdM",
+	"GuxyKKQ2J4oYD3h+cpI0lbhh3CHv3vcOYJCgimkdEPRXRaczhxydERqG4q5t8j1SfuNA8BaaoeZr8D4I",
+	"M7t4ZTiPQuMCRxSHIdyi5yoH3HYnCxdkwiJWJi2wxVeaWR4puTX9ibVa/W89yhBqtjbL0Prna3L2FYoK",
+	"XGBCs0tYlBalh+LKfFfTOFQqMdNsVt7reLe71doHDdFUxEtFF4ARoMdLCoHXMv7A7MUCfzxy59Qa6auH",
+	"z/mqj5yvuoJwnQo8H62oxTRnTW1yYTB2kvrCiKl5xFlVht1TkVz6O2tJw2fKe5wQ/kqy20hfVFvzknOl",
+	"g31rTGssUmWhL7Hobj+b/ILZMpnz0QJrMGMol5H21cz/whWOZ976L+QtJLuHqCPGlKi0108zLlzriTV5",
+	"J/JeFjx+sMDxJeFfo+BArCsARUctw7XJw1vYAlCphGYMpwG2FvwrTsWrKACtHswD8IfW+s49GzkG3NsY",
+	"sE9+JHVxfR4ArPFXQPWJmeDLdOD8ZRL/wSXDrDR6BIVkpdR9Sb2b9bNn1ukJ/55GN6jTGGZOahqbbvzv",
+	"IVVuax+NRsQP0U+4KDfBETPgrhGeLophBLwzqb2JhpTqMh9nF3fIFRYKOeCZgjoh8G1hiWbGHUUC37SX",
+	"RwyBfeKmf7YYBybPGacE8sijYc6xVXIE9bybzAn0WApaz7v5jLpZz7tZJlXeiTsypXyBYKyZJXuWM5vu",
+	"WJ9y31ZJmtVSIgc/9mjCIt+OtqLtbKU/qReGzwreOi1onzvbblr2xYT45SIl/YW8jZlDekUP3HWlYYJv",
+	"8mjyEEJUviTXArqnmPSjYeBLN5dlISdUq1RIia0VHneYxn8tWlnChV98Z96/ECcmDRrvr4Z8hP8frQhh",
+	"xSgte4RapGsbuiqCCMYAaGncwBfGvbCajRpPYaY/h62+hAaOzOx3vXjVpT15kMIClZQOatPTdIrQlmnI",
+	"pCTuLGK3Abv7m5aOrpNQ5ICDSkmm4labvIlNjC9XgiR2cdP+E8xpzHBI1d1CcRw0oLil4ZyRuwnDrLqR",
+	"8KGmQ/+2T+IatPi3F5KMqGSvdx2boWfeOmTcE37Ar/fMDe6yqJtZv6VK+TmjfpJuS6Mbm6SL0zXzq9KK",
+	"zSKWq4pjGsqkAnckRMgofypP26owhYFuf+beDTcUA95ZxrwPVt6cslJ+INbAJ82rq6PD229bMcHOqJrk",
+	"rLgjfymI5CqI/mVOvhmdS/YEKmoxR+RVd4e4/ZPDs9Ojk8vhWe/qon9oDlsXCpbaPW16uiZbJGJyPi13",
+	"mZ3pOTx1ogh8dOmBi3c8c+ymORbWlQSQh7SWjogktGliz5dj6m98ecR4btjnmRo3XlupF7YWOS5t61OS",
+	"dL68bU+1GlW/5Y4e1rAKNPh+nV/+mu7S5yZmn8eXWrf7zHPScP36gphnsNB4jbSdVfXip7c2BJvL2shU",
+	"iu8RVwlFw6GtpXSdNOzMgDfTAcGWQ2LQeMjGj/QgmHRJk4Z3dCFJdw/nAOBYLNC2K+CvwCulHEZUMX13",
+	"OsT7ksAQsMDBpbfXw5Aqxr3FcKrfPGUUC1XJOBLTAYeJzMDWTr1myrhqLZHTm6u/3rhsf24R/NVow5q0",
+	"S5sCVzNonSJuW9hMl7cF3ivjZUa9iYNOLBvIN9AOpkPpHcHz3bHumnwhkU+aKZZfxkQbrZf+qvgoO/vn",
+	"HsSPwk+lXYeznGVr6F4aFkBj8yOUg31q7H3M3yYZ95d0TtKMITO4p5o3ANBKgpM4BoANOMAUqIhyST3s",
+	"hgJ5UNbFAsnkNvGJKtPIc49Qst3dTjDkQyFVh1iPrQsFbNAomJq0rA/UU9iXGPAGE15v3rAFKcGEDGl0",
+	"zQbc6IGSyHl0G9waxJckvSuDMJkCLXO6u985r759PeD4vaZ71vvt+LR3OLw8PR0e985/6LutDnGNi9wl",
+	"YxGG4i6T3WX85wMezUN4hYVWetfvHfbPL0zx4p1exNtiZpi447EHfsAH/BcDEO3GEP/eYnjDFoDZFsVP",
+	"OsQuXCj0WmQ2csAR466VCjvFwSUAtkv8/zloauiXEwXa+AsHPMEaDHxrHQI+BRpU+7nXx22sEkf/bvfN",
+	"gLtHh/33Z6eX/ZOD34bvjy7e9y4P3rkd0iOaREGZIeAfTJWNgkknoN+ABC+//hmemQZSBvw67sSThtxO",
+	"P77b3R3wxPF3cno5/P706uSwNDBwwbhvoP4eKRCtv/CZEuH0p5eJ7R5PN5TAHd2PscQ5u4MEEdwOkOvb",
+	"3e0nG1wacC8ZRiKr/Gfcr88PSqzZmNoi76VQX5nTaVV3v1IoYtumT7EpQICgEDHYYCDd5ITOGJ5QKJS1",
+	"bgn14oURuA6IH75I1XSbV1m8EWy+Dy0BLRSJTdQIuDYD5TxUEqHBLYQeHFWtPeKioHQHXB+ETaTdPUO4",
+	"DgFHG8g96LSfF4ItBxsR0BL+3CsX1S14KawE9k+DzGS923gx4NchwxW7E/PQJxN6y+xBznxoO7jb7ZKS",
+	"gxAaGOYPN6dazDoGabBc9vcRXAyZWe/lgAfpDuBFnSPdFBzHi6BksEZ4YcBjRQOSsgn1PDZT5gtoKei3",
+	"6r9eILz5PMKOC1rcDTgdjy1sDRxlBib2biL+P/bOZjdqGIjjrxLtaSsVWhCHJT1RhAQSnBbBga1Etpk2",
+	"Fo4d2c6WReq7o/nwR0gq4IC49FRVu/o764w9M/b4Zw3p5Sqf7lpfx0mSf8jJztBOtgpJs6jz4hmvWj+L",
+	"5Sf4GP4i73tLXLIzm+qDujw5lcAhdNWL5y/zHnm+lJ3eIy2ixcvr6Mw0ekxKhvBzLxDujv5AL4epaeSl",
+	"myU9dQvJUfFRgP5iZxr5FkVZFNrJ8gl1B7dLIxAtxprqa6JiLmdShZP9lyVf2Azp/0d3+9t6L7Z/MUSZ",
+	"Tx5zpj/xM7l8K0FFZLIQY3rA/6ASXI9OhSMl7XtoHLhXY+hW9ZcrzKAZ6bRUC9JU2l43WgCJ6x5HmRsJ",
+	"tj06vapXXQhDfXZG3+qsD/XmfHNO23fyKPPqkglKeoJzy4lLsE/zAkHG/cx3IT4SkYoPoJOgx3A4gqDB",
+	"56Qn3NkKJ9QD1xnmhIKnzh/gyja36tYI+2ip2UvqQ/o0us1IS0qEqaQlILAlnS1jbQtMjGkl2ZKqG5Ww",
+	"1sdCMr3fuWS8toALIHrbgq5jpdJxAM+zqywqDeNeMwGY0DDBRvjluEfNfeGUyxfC5YPzthNfrczvJ1HF",
+	"5Dfw6uxc5r06gAHPveGgaRX9Nzi7B18ovIVGh25B4PX2UwXfB+s4qolhdKfQXR1Pq9beGczU0NIEYOY7",
+	"68ITTVm3Z4iiVuZb2dwbVnzACqe0rALcVigkYtZc4nO0gJT73zjbo8ZBYZJcV2jQNwrDp5K/3orJCOwn",
+	"Z7NpFQPMrTLAh7FwSBTPIxvvC4/zbkb8+Wue0a9LjmU/jFqv7q/ufwYAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

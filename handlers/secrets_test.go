@@ -35,6 +35,12 @@ func TestNoPlaintextSecretsAtRest(t *testing.T) {
 			require.Equal(t, http.StatusCreated, k.StatusCode())
 			secrets = append(secrets, k.JSON201.Data.SigningSecret)
 		}
+		// Inbound: the ingest token, the static token and the HMAC secret
+		// a provider signs with, and the forwarding signing secret.
+		hmacSecret, staticToken := "whsec_"+strings.Repeat("Qk9ORVNFQ1JFVA", 2), "static_"+strings.Repeat("T0tFTlZBTFVF", 2)
+		ie := e.createInbound(t, `{"url":"https://hooks.example.com/in","provider":"standard_webhooks","hmac_secret":"`+hmacSecret+
+			`","verify_static_token":true,"token_header_name":"X-Token","token_value":"`+staticToken+`"}`)
+		secrets = append(secrets, "tok_"+ie.SecretToken, *ie.SigningSecret, hmacSecret, staticToken)
 		for _, mode := range []string{"live", "test"} {
 			k, err := e.b.client.CreateApiKeyWithResponse(ctx, gen.CreateApiKeyRequest{Mode: ptr(gen.ApiKeyMode(mode))})
 			require.NoError(t, err)
