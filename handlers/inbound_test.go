@@ -620,3 +620,38 @@ func TestInboundExport(t *testing.T) {
 		require.Equal(t, sent, records[1][0])
 	})
 }
+
+// TestInboundForwardRetries: a forward answered 503 with Retry-After is
+// retried on the schedule like a send, with its attempts recorded, and
+// total_delivery_ms counts from receipt to the successful forward.
+func TestInboundForwardRetries(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+			if n == 0 {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		})
+		ie := e.createInbound(t, `{"url":"`+rc.url("/flaky")+`"}`)
+		id := ingest(t, ie.IngestUrl, []byte(`{"x":1}`), nil).messageID(t)
+		var m gen.InboundMessage
+		poll.Until(t, 20*time.Second, func() bool {
+			r, err := e.a.client.GetInboundMessageWithResponse(ctx, uuid.MustParse(id))
+			require.NoError(t, err)
+			m = r.JSON200.Data
+			return m.Status == gen.MessageStatusSucceeded
+		})
+		require.Equal(t, 2, m.AttemptCount)
+		at, err := e.a.client.GetInboundMessageAttemptsWithResponse(ctx, uuid.MustParse(id), nil)
+		require.NoError(t, err)
+		require.Len(t, at.JSON200.Data, 2)
+		require.Equal(t, 503, *at.JSON200.Data[0].ResponseStatus)
+		require.Equal(t, 1, *at.JSON200.Data[0].RetryAfterSeconds)
+		require.Equal(t, 200, *at.JSON200.Data[1].ResponseStatus)
+		got := rc.requests()
+		require.GreaterOrEqual(t, got[1].at.Sub(got[0].at), time.Second, "Retry-After was honoured")
+		require.GreaterOrEqual(t, *m.TotalDeliveryMs, 1000)
+	})
+}
