@@ -937,12 +937,16 @@ type CreateInboundEndpointRequest struct {
 	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
 	Description  *string   `json:"description,omitempty"`
 
-	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
-	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
-	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
-	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
-	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
-	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (left out or null on create, it never expires; a PATCH can set a new time but not remove one).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// HmacAlgorithm Default `sha256` on create; a PATCH that leaves it out keeps the current one.
+	HmacAlgorithm *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+
+	// HmacEncoding Default `hex` on create; a PATCH that leaves it out keeps the current one.
+	HmacEncoding   *HmacEncoding `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string       `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string       `json:"hmac_prefix,omitempty"`
 
 	// HmacSecret Sealed at rest with the server's master key; never returned.
 	HmacSecret *string `json:"hmac_secret,omitempty"`
@@ -953,7 +957,9 @@ type CreateInboundEndpointRequest struct {
 	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
 	IngestResponseCode *int `json:"ingest_response_code,omitempty"`
 
-	// Mode `forward`: each accepted webhook is forwarded to `url` (required).
+	// Mode Default `forward` (no schema default: a PATCH that leaves it out
+	// keeps the endpoint's mode).
+	// `forward`: each accepted webhook is forwarded to `url` (required).
 	// `cli`: accepted webhooks are held for listeners
 	// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
 	// HookBridge's CLI) and never forwarded by hookd; `url` is not used
@@ -1522,10 +1528,10 @@ type HealthEnvelope struct {
 	Meta Meta   `json:"meta"`
 }
 
-// HmacAlgorithm defines model for HmacAlgorithm.
+// HmacAlgorithm Default `sha256` on create; a PATCH that leaves it out keeps the current one.
 type HmacAlgorithm string
 
-// HmacEncoding defines model for HmacEncoding.
+// HmacEncoding Default `hex` on create; a PATCH that leaves it out keeps the current one.
 type HmacEncoding string
 
 // InboundEndpoint defines model for InboundEndpoint.
@@ -1603,12 +1609,16 @@ type InboundEndpointFields struct {
 	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
 	Description  *string   `json:"description,omitempty"`
 
-	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
-	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
-	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
-	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
-	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
-	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (left out or null on create, it never expires; a PATCH can set a new time but not remove one).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// HmacAlgorithm Default `sha256` on create; a PATCH that leaves it out keeps the current one.
+	HmacAlgorithm *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+
+	// HmacEncoding Default `hex` on create; a PATCH that leaves it out keeps the current one.
+	HmacEncoding   *HmacEncoding `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string       `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string       `json:"hmac_prefix,omitempty"`
 
 	// HmacSecret Sealed at rest with the server's master key; never returned.
 	HmacSecret *string `json:"hmac_secret,omitempty"`
@@ -1790,7 +1800,9 @@ type InboundMessageEnvelope struct {
 	Meta Meta           `json:"meta"`
 }
 
-// InboundMode `forward`: each accepted webhook is forwarded to `url` (required).
+// InboundMode Default `forward` (no schema default: a PATCH that leaves it out
+// keeps the endpoint's mode).
+// `forward`: each accepted webhook is forwarded to `url` (required).
 // `cli`: accepted webhooks are held for listeners
 // (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
 // HookBridge's CLI) and never forwarded by hookd; `url` is not used
@@ -2291,12 +2303,16 @@ type PullEndpointRequest struct {
 	// EventTypeSource Where an event's type is read from; with `event_type_path`.
 	EventTypeSource *PullEndpointRequestEventTypeSource `json:"event_type_source,omitempty"`
 
-	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
-	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
-	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
-	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
-	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
-	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (left out or null on create, it never expires; a PATCH can set a new time but not remove one).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// HmacAlgorithm Default `sha256` on create; a PATCH that leaves it out keeps the current one.
+	HmacAlgorithm *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+
+	// HmacEncoding Default `hex` on create; a PATCH that leaves it out keeps the current one.
+	HmacEncoding   *HmacEncoding `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string       `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string       `json:"hmac_prefix,omitempty"`
 
 	// HmacSecret Sealed at rest with the server's master key; never returned.
 	HmacSecret *string `json:"hmac_secret,omitempty"`
@@ -2751,12 +2767,16 @@ type UpdateInboundEndpointRequest struct {
 	AllowedCidrs *[]string `json:"allowed_cidrs,omitempty"`
 	Description  *string   `json:"description,omitempty"`
 
-	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (null keeps it forever).
-	ExpiresAt      *time.Time     `json:"expires_at,omitempty"`
-	HmacAlgorithm  *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
-	HmacEncoding   *HmacEncoding  `json:"hmac_encoding,omitempty"`
-	HmacHeaderName *string        `json:"hmac_header_name,omitempty"`
-	HmacPrefix     *string        `json:"hmac_prefix,omitempty"`
+	// ExpiresAt An ephemeral endpoint stops taking webhooks at this time (left out or null on create, it never expires; a PATCH can set a new time but not remove one).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// HmacAlgorithm Default `sha256` on create; a PATCH that leaves it out keeps the current one.
+	HmacAlgorithm *HmacAlgorithm `json:"hmac_algorithm,omitempty"`
+
+	// HmacEncoding Default `hex` on create; a PATCH that leaves it out keeps the current one.
+	HmacEncoding   *HmacEncoding `json:"hmac_encoding,omitempty"`
+	HmacHeaderName *string       `json:"hmac_header_name,omitempty"`
+	HmacPrefix     *string       `json:"hmac_prefix,omitempty"`
 
 	// HmacSecret Sealed at rest with the server's master key; never returned.
 	HmacSecret *string `json:"hmac_secret,omitempty"`
@@ -2767,7 +2787,9 @@ type UpdateInboundEndpointRequest struct {
 	// IngestResponseCode The status a provider gets for an accepted webhook (default 200).
 	IngestResponseCode *int `json:"ingest_response_code,omitempty"`
 
-	// Mode `forward`: each accepted webhook is forwarded to `url` (required).
+	// Mode Default `forward` (no schema default: a PATCH that leaves it out
+	// keeps the endpoint's mode).
+	// `forward`: each accepted webhook is forwarded to `url` (required).
 	// `cli`: accepted webhooks are held for listeners
 	// (`GET /v1/inbound-endpoints/{id}/listen`, `hookd listen --inbound`,
 	// HookBridge's CLI) and never forwarded by hookd; `url` is not used
@@ -3773,8 +3795,10 @@ type ClientInterface interface {
 	// ListenInboundEndpoint Wait for an inbound endpoint's messages (long poll)
 	//
 	// Answers the endpoint's messages received after `after` (a
-	// `meta.next_cursor`), oldest first, at most 100; when there are none
-	// it waits up to 25 seconds for one, then answers an empty list. Without
+	// `meta.next_cursor`) and at least a second ago (so that a message
+	// committed a moment late is never skipped), oldest first, at most
+	// 100; when there are none it waits up to 25 seconds for one, then
+	// answers an empty list. Without
 	// `after` it starts from now. Pass the answer's `meta.next_cursor` as
 	// the next `after`. Each message carries its headers and its body: as
 	// JSON itself when the body is compact JSON, otherwise base64 with
@@ -5276,8 +5300,10 @@ func (c *Client) UpdateInboundEndpoint(ctx context.Context, id InboundEndpointID
 // ListenInboundEndpoint Wait for an inbound endpoint's messages (long poll)
 //
 // Answers the endpoint's messages received after `after` (a
-// `meta.next_cursor`), oldest first, at most 100; when there are none
-// it waits up to 25 seconds for one, then answers an empty list. Without
+// `meta.next_cursor`) and at least a second ago (so that a message
+// committed a moment late is never skipped), oldest first, at most
+// 100; when there are none it waits up to 25 seconds for one, then
+// answers an empty list. Without
 // `after` it starts from now. Pass the answer's `meta.next_cursor` as
 // the next `after`. Each message carries its headers and its body: as
 // JSON itself when the body is compact JSON, otherwise base64 with
@@ -11404,8 +11430,10 @@ type ClientWithResponsesInterface interface {
 	// ListenInboundEndpointWithResponse Wait for an inbound endpoint's messages (long poll)
 	//
 	// Answers the endpoint's messages received after `after` (a
-	// `meta.next_cursor`), oldest first, at most 100; when there are none
-	// it waits up to 25 seconds for one, then answers an empty list. Without
+	// `meta.next_cursor`) and at least a second ago (so that a message
+	// committed a moment late is never skipped), oldest first, at most
+	// 100; when there are none it waits up to 25 seconds for one, then
+	// answers an empty list. Without
 	// `after` it starts from now. Pass the answer's `meta.next_cursor` as
 	// the next `after`. Each message carries its headers and its body: as
 	// JSON itself when the body is compact JSON, otherwise base64 with
@@ -20387,8 +20415,10 @@ func (c *ClientWithResponses) UpdateInboundEndpointWithResponse(ctx context.Cont
 // ListenInboundEndpointWithResponse Wait for an inbound endpoint's messages (long poll)
 //
 // Answers the endpoint's messages received after `after` (a
-// `meta.next_cursor`), oldest first, at most 100; when there are none
-// it waits up to 25 seconds for one, then answers an empty list. Without
+// `meta.next_cursor`) and at least a second ago (so that a message
+// committed a moment late is never skipped), oldest first, at most
+// 100; when there are none it waits up to 25 seconds for one, then
+// answers an empty list. Without
 // `after` it starts from now. Pass the answer's `meta.next_cursor` as
 // the next `after`. Each message carries its headers and its body: as
 // JSON itself when the body is compact JSON, otherwise base64 with
@@ -42342,321 +42372,323 @@ var swaggerSpec = []string{
 	"Z1RKwFU3x6vrDLibYGQZMsez1iXsQyAVnOMpNUYPk6pgFISBWsD9NGIDbvNMseLRKP+G0s3HMnBcaVkc",
 	"H++xRF6PFXCZz+KvZK6mv5j+4SD19fT17+1I0hf7dlSfnMa7pPqlPJz5cYW3ptH/oCJK3l1eniWpszES",
 	"OqpMMY5pE1KTlcC09VaHHAfTwJBMwJfhd+TKA35tXzJOoQiAepm60oRq30FlUJHjEs0hFl43qxPbl3jp",
-	"8UMPk0ZmsI8pjd5NqdcLr0UUqMk0e27JCd1+9TpF5PEFOaFb+L9XW9ulaa36tX3uCd8UNiVvnbAPqVfi",
-	"X5jOWPqiHCxASbmjp4JbVlaRGEq2XEaUFiaZrPehF/jRmoVsG3BybsJaXl3cNqXekKY3vfwWltrA8jty",
-	"Od/1vpxgkW/KqAl8Np0JhAVNDWnN7Qv4NZNqGIMh2hyToqli7ixFKboETUn/rtUho5V9hBTzT1AEgOUC",
-	"2RqeO9AEsR7jhrGZxAReaNsxoXJSmsU7zY6vhmN8WRrWLBK3gc+iWvti03uX1jtCAw5Fp7O1ySR5Uqlw",
-	"PWRTWND1PwhPQSOwISTZ1Hpqc8WFTuOWRcF4MdQMUr6a5oZgNgQJFQaZgu3ijfpoCrxhXNtQJzHSuPUx",
-	"z85A/Rv5msq0K/tAdgLloy0InryYyQvfJYxdwa1Fysww63pxltzRs9ECirqCbYWg0RJGCXId3DJb7QNM",
-	"7KBgIQH3wrmv1eG6vShsuUXtRiL1pY8xXatnEwMjJtN2y6s4oKogoe1KCQx31Jt8sayjthSsKtu4jGtR",
-	"MHlI3y+tscx8C64iSRNPiRztuq3Ska8WS7UTasv4PcMu6S3LLfvKsH05+zxMIa5gycdUkHOf3Oj4n3Lg",
-	"BlCrBIwop+/mAikIpcgkERE5ODo8J6NQeDeSNI/Obnf1xaOz29etjPQhHg1DDPJlUuJSsa/Xu+sHu9ZG",
-	"O82oysW+urMJm7KIhqliUSVmkih6A4FENgLoR0JVgsFGmuD4Rx0tAM+BtmZbD0CaKCjjSy3CjLlWpqiv",
-	"ejq2yip0+JUYvTkdftWmwu1VEvKiosZXsugWAFGnVCpoKLnYz9X55hBSt7rbuyujqcvshFyal3FagNwO",
-	"oCp5vCA0dloAOBaEe/dNGCSCnl3M1pobwBfis7Y/j7uw2a5Y5eHg7lrh4PoGTMmphMEsmrDsNVPSVBxD",
-	"ffFMMd+yAGka851sd7utDB7s9ps3KTjY7W4pIGxVfWtZcCq2QWqI0TN7e7lFkiO14JqXnb0xzaXc2uZl",
-	"WDLdTHkGseCx1SGHZkE0U5f7ESqtn3zqvan2nojQt0E1bGcJ4uaKBx/itoMiIuffH5CdnZ03rX2DZBB3",
-	"+bW9J1J4D+N5BDBKUF7ullpVbqYf8krmr7TMYor47vVuBiJ4q7aVtvrjZVZazafiwvI8uJCIsFafkot3",
-	"vfb2q9dgcG9C2pTqub8gqn6Ow9DZmVAnOMRjnFGt5UfzkElCZ7NwUQ4lkjMgs189R71BM/e7970D630Y",
-	"CX8BrZryB4GLKqmYK+JapnQd+1hE7+DRffMgHgZuUl6DjsK/IQyQioLZjPkoIivQgB5q3JbP1k1tvWtd",
-	"yYbd3AIJQhGQvgMILFVr4xboziVNiBFo0gk48QSXinIFLFs6w0+r9bMNBoRyb/5cVaUVw1jiwd1M3mjd",
-	"8o+Nus8eZnQVnSzrGVdrVzUWDZFHKW6sHOlGzainqEM0nzwW132uSqnYdPFZDuaqlccH5riwVCik3COU",
-	"FFlnDhUlOmtgaZd3uo0r9B6Kp2nzGNbi7IoeYI/UXeteFT5a31A0HFpD4X59oTKFQWUblCKDVIJSlgaz",
-	"i7ycqOVmj56YTT7TmVNZBFaDS03/7Oqam2WItam8U3DYkSa1tYJxJqEBOiW73d0H+A02I0xMzuFDXnGP",
-	"GF1l8+SitbyXVtr00ekQSjwRCg6JGYGSmDZQyzNaIepWjn1N0QfI5pbSHrK0pknF0ATeS3WSFfmc9xOz",
-	"s5AuVsCJP6UgziR6P66gziURaNsY1jDpFWmakI7noT1bnXzDtXotHx9cXVRMVS0/KpacD6mNzhJLZng5",
-	"oZjZkQKVrhbLG1H+UmVaj630FTtCm40vZHS65gd3DwpAi560QGYUMuJCmmXTDqrVGXDXCwN3r8JFMGEh",
-	"pFsSbSIzziKolrFQIGb721lIkJd4r+sQFzMM8G/SbsfJowOeaQJ9cHyEGXfoBElGPFpgksK+GbgpltA2",
-	"C6Ipankcq59S0QVx0aRxEeJR2zsWHJgqTAAMBO8M+Jk+MpOi2qarb90js3kYui2Ye9wcxaYCqkkk5teT",
-	"AXf15PWdyczdbH5esmFeGCxLNDpLuSCze/szi4JxYEqarFPEwEMmnckwkpdyegMIp0/UPOJywN2Um8Yl",
-	"grf2iAseEuaSpnsB/2rHoHN7RP3tP//6t3O7pf8H2/S+d9C+eNcDPxX7QMSYuKozEv7CdchOt0skUSJk",
-	"EeUeaznEvQ7UZD5yNZH82n43HyXvbm+/er1HjKcG3k5KXm69RC1nwF05EbNgvNAj/bV9gX+0302p176A",
-	"1+RekYDUZd+iKPdp5A8tYev3mX+3A1+Tqf0r9jZCEqe9KpPlud1yikNPvusGfid+B67SgM+5b9B0zI03",
-	"bGEbIhmcvcJS7pOLW/DD6mflgAOuNTlShIZSAIJqniri7MbAt9oLNbCnKU3I/jTnIZNSj7c8QAGcdh3c",
-	"Mp4laySdhtPAfYacPNgWlPrZda6ZcJpjhAv7idz1H+wX8/fHAyi8CMfzSzychOvO2T+SzPkyWFE5tEiq",
-	"5Yqj8YO/kHG6Kbh0AUAH5bmTgpeVIENiOkpaXmsB5/5+3j/sHVz2D/9wO5tUgMuVzxoNtqkUvCKY45rW",
-	"3egK1bxjL6RdpJnrdtb6YuLOt1nV+s7ZkAs1NIFhfcWe8EqIYUija3g2nocR8FBpGV+07+s0qqeEqEk1",
-	"F+EeeqwU88hj9bqol6lW6ZWvbUzHpLx5h27CJU9tVh+DxrCh2eDLlsDfTEubL+daUGX54IxKYHkXBLkL",
-	"SVFMpYGcZVI6E+OpSVZBnvds5Ly8pdW91rzSk1He6//SRnWoROGXigZCyMJTcN0hLAQIamlPQZODBB3A",
-	"bT6B2wLwuMy1DN5xnLe9upZ4lVdlco+agyqEs7p2/f2kylJrdJkjL2dEJQ0hMuZU1gqDbS4lj8057Va3",
-	"f3tU4bJJZ11SWUxnsR/p5T+wtcVGCtw36f3bj7NFtEl3cfijSTjxmRdC9Yv63P7BVUGBZVhGa3QMKhdk",
-	"AOxgzAeDKaFXBxBj013BmnExNmLztzr1ysYjuRk33f09oCtf/TV7Hv8STsT71ADc0UAF/Ho4YpOAlxg0",
-	"3wMlm7tiKhdjQsn3R9+fxl4SBzmDRmHAoqRHnj7H9cFumwSBgQucMxGhD2mLI+rdFFqQlXSxvYfSnPFH",
-	"3s8PuYazcb2MfrN7PVCiH+aFNK/6JVCTo8McuGpJLPSeDsqk3r/mIVpZyJ9vUViaxFDnx7UbNZKmTSvE",
-	"IeRPxLjLGOZQ4q+t+s2Olwaal6ljy/o3rui+mF3tjVDSU8AUbMT//hSOd/ONo8PjoKxv+r1RD3MZ5tOA",
-	"2z9XdGld1ZM1ey4U3TSIBuOSppXqmie0kEaiNwKx5RA3gYsBz3HcmSqQAx5wMg6D6wncmIGPyb1Zs5PW",
-	"BeKnqRpwN6cduPotMSCN69iq+ASBxiVNkzV3ePwTRAQG3PrzSVMPv9g0sNUhp5ycCamuI3bx0zGhhLO7",
-	"WDDoc2jAKRlHjJE7Ed2wKE4rBMNHT8HU0BNFbyCMEFE9acxUtfmxA45J+HIi7vQz8RL78yhumJRZXejD",
-	"eS0M/NiAx08ohH8yvVdNZi2moJNxSK+J227rT7YnlPtiPP4bADe6Aw5OfSwOEOMx4Ehl24lh96n0nmb9",
-	"txsGCSrQe86yu5eFdT8b6dETnVLp2lfnx53GA42XNY2Vp0is2GzC1cZMg68gCas+zHKdLKoVqZhZTbB2",
-	"BmZyjFafbuvDK6WerdFropfoYNgzInncxRz0pCTTd1twtEQmviLGJBMz9oU3nzKuFTs5oTPWwbUp8+Rm",
-	"/au5kzJi/zSNrpLWViFTADKmryIm3T5G3gCQ7tf2Ob6wfeS7Jv6TRZnT79z55/b/8d/I45su/ft3W9Nf",
-	"vZ9H3/Kf7vorlzQ12vLtV1HglRXW3V7nWCSPp0Y5sTyB1R62f1mSYWI7BhZSTPZJN8Zcixi5Y4BNyVlN",
-	"sDUDRlMY1KkegZDMIRMLdI2ol3ckf/JkdIOan9WnWFBWb3Wuj7ekfTi4eIwiMyXN7KGK7nua6tCYlBbU",
-	"wZmLT9d1Zh8/tc5XpBxGVJV4t+K3kZekmfzxv8witxzUdbpaNdmKt5qLWI2aUD1rDijWWVNJzLU8jYfE",
-	"59ORrblRNBxWNz2I8f1snoXZ3ruA+1gdVGPaeHMNm0DzzC94c57hzDsKI84qRjGckqWp3Jo7eQZcwrxv",
-	"594NU3VYeC3WqskQixgjp3Q7uFDxVpMFU6QJ60LaCU2SdkI4WPKvNWBAiLPG9oiNBYK5LcoJpybD1Lg/",
-	"Diqv6OU+glUnzavLgzXMfZh8ferFj9Saab6jZjwN+9ElBLgw+BW1Se6hNjgeOo9rg6eZNBX125o0nMb2",
-	"rv7vt3r+O91y4+M01di+WH1d6LFMmq4+wAw0HOUZ29LuqqlKG/BAtTrEHQdj4e7lyzcz9Q+xLQLVuVQR",
-	"imdtwAccquwikw60wEPU5t05ZMYi4lon6vCGLdykwSj3iYgGfIadBPaT04ikzXBKgDaM3xW+pnkS/b4k",
-	"UAOulawgIm7WJewiEDYJtKGvlR49dDRoaRBine61EL4z4HptKPdYGDLoAB4kLB+xkFGJCWtTzFaazcIA",
-	"kSbtGg14nGiI56rpFM5U1lKFBrZOQy+43uxEt4IrJbsfhwOLGT1UDqciqqj4qhfmxxsycX7wd8zoNbOO",
-	"bZ60T9eXO/WMmw2E/p1kimWMdYYe8icFkqkGZaGKDcNgGqhhnN5akK2U02umlfukbFozxzTgc8Vsn/Bc",
-	"x2mttSC+esqbYj7RaSw39SzRmbK4P5w16upiM65kZittObM1DxPOdn8fUzibFiYAyG+sn1ybkRWNx3Kh",
-	"SLyjvdXtbrWT2yoa7cRRGP2duI/Inn44Pp8bW9udV12YV64NU8aPMsNGAo29xv/9vdf+O23/2W2/6Qzb",
-	"f3zccra63U//03CWpoqsQE+E28pDr8ubbZeOa9j+43+VDih9SFSE81LHGSba2Gdcc4o5ybGVwGBo6xvS",
-	"U5ceZGTZOUaaXMA7Akko/EOM0d15x1sdcnTNoQJ+tMBIYJKCnSt5X92RPNtEaM1HUxSV1xUW2TROqshU",
-	"SEW2nO7ud86rb19j5+v91ALpC3BIwj9okvpVbIu4sgdMxBTjeizDiZhHWayD7a3XaaiD7kqdMtMgyU65",
-	"nL/DsOfdrNvahXo3XNyFzL/ORPGqhpO5/UmbuJj5pURXmZR4uvhO8r2q0R6IOVeyFCEdqa7cfT5m0Bys",
-	"KudAVD4Y2zkr9tC8I/lSyv0eWy5Vk8KgYy8MH95DKFvnDMHT8k1cgcOZJ6RCSHb5Vj0qxeJyvaXKm6zN",
-	"mdkQ84oy8VW3cKGGY8gmX55fMw+VrJ0GmMzwFCNhKzfHfiE/ZqdiusWBf6YttBOsouuHxa1SYaXiEZl8",
-	"2Wq5y/IQ4vVarQSn+vDZj6zMY9ArUgdaebMwybEkXUWNRuY+FbRyfDgPZxQxwtd5BqsNnhbEeV2c268e",
-	"T3mfiLmSgUkAteWDJqmWBIpA/66ApyCXmwVY5Rh4+YUEsKfWUnjlGOJ/Hoalfq7Hh1tOdFCfLiryF5/R",
-	"lp0vG1W5DF+1iPuT2+pYWj4EdrmAqlwOnbwEbHmdJMv0mZLCTK4XFc8cSMXQ+OaBf/PadPoD5YBGJfN7",
-	"oL+oZMEeWw3aDJxtbreeZsgbrKtLv/ZzVb+kx5Ayh+8F42Uwfot8U6La5BJ4sWwduN51UpgrLyTEIvZJ",
-	"Uh7mOoQSXyiiX0UCbvy+4KTRvzsJEKD+IhaG6mXo4Kw7cDXvXqqBflqqbJXCK/K4fT/UkAA6JvUhqG5n",
-	"klsSt5PpSqKnXqy+WnYiF9uEh4JfI5xq4mUxdSyBJDdsphJg1W9bHQLOXIz3LpjKPkYjhk/MuQpCdPNR",
-	"FGixN+rNCtjNT6sTgi5L2nyRMVAVsaGqeRS6DgF4BtNMKY9bTnyBfVJnM61tCQBxsH2USIAeRwSY0L8g",
-	"hkInzwxfGl5gVkndhBa4RFkoKgZVbQwqZYqmpjUPXv1IIgeLTWWfooSz0hGcLm0NlClvBewnR0sYU79q",
-	"60OSEtZUkWsnXdr0oILW3NblKlbsHJIlWaJK6EW/ZyfvTRd11GzxW+3fqHZJPKDY4nG1Cj3EDWhBwG1P",
-	"MthN6z9Zpv8Myg8MoKpwAt3bAJGEIRwHE6LQ2a0PypZDXPMn3EbjLBHiziJ2G7A7Fx9Kn6ipUgt4LvNb",
-	"JwOxssS/XqYaFBZ1hZNxVQmxTefAJulxE3IAcfI/O4DgumnxuIhPUW77CMX9ddPR82SNTpYaDRr0g5d4",
-	"Z6l2ECc3LEEMMF+qYrdqBNsNV4zXdgct9Zd/BvrSOulKNNz/MupKndSF6W+K7OQGT63PBjBr1pBJFgWs",
-	"MnH43lHfJcnpvdQJ1VmdeLtmNu19kmGLJ2My/NVrt66yi5m864UzCztVQi4bTVm3g3xyPfYylgB5h4gI",
-	"WaZyBIAEEgdJGIxtxiT6FgJFJnQ2Y6brRXYTjBWaNDmuXf2lKWioxJB6N2s/AwRW/ykoG9Dz8hZeyOoj",
-	"cBcW9hxwCWqlRyzb1Pg15xAv/wLQAvIjKgqwuIihLK9AP7zq12FVkfbKuKFUc++mSnTONfnc782F5AUz",
-	"jVQqP366YhJln69e3JpZIqvpBl70hVFOekwbpZ31MlZwMEeKTdeio7UIAUdUvRQP2+ILxv0vbG9hOYsJ",
-	"eZuqQy5meVev/x/OOngeS5qx62XeAEPGr0lv2SMd6vG3VuxHPfduH24vOvx/mWA6hGY3U0NmlAELHOgH",
-	"PuFCLameSMYccJ99qIjLKjZ9IclMSPALQ4qGTXh2bbljuVqbJaiyZnaQwdwUkQNJv9vdrmNSooPrgNOw",
-	"ZVOr01PLzfoe6EfJyBKaXqv229pvdfATZYWD7JcJVcQ9O71ABHCL9ftSMu675E7MQ59M6K3FnWO+KasN",
-	"JM6+ud3ddnDJdvE/0NRzt/umlamh1retEqS4/SlzMcOeucVyDAkvpf3y0oakhvX3j1mQhwabDbtbb3bo",
-	"q9G2t+Pvfsu+G7+h3dGWt+3vsN3xK/p6tKT8YXc7VfyQCkQwjKWUlFE09na3P31y1h7Gt956X/ijUEeR",
-	"LuStdVjiUYPruQEoHLlq58qVA1uWkCSuZukZBmFZmnKfIEQK0GmrXD7YjiGs8p12uxWJ2IxRJfXruhWv",
-	"M3XuS8dney02dz98qHjNurpMVt7Xz7zNLWhxOXIzqtq1zeoxj3goVtcMZF12qRIeNhv+TtvjbvvNHx93",
-	"tp+Lir6qoqKvqTKoIgkEyiJxGnHqRwxCHVcOQ+pqs0v+RvxIzLTuFQHsFd5pGwqkms9u7RKfLmS2Ie/a",
-	"JUkZT++ymqQUj+89CLPmEVB9lun+FvD+Apr3lm+Txd8yReMyuOaaymlZofo+9lEZAfINlqsP+PJ6dYLl",
-	"6qnH9gbc/bVteiG0jwB+Lfn7Mm58gRk2yS9Jb5ABN807BvNud8ebsA+ZLhhiTAYN/Cl23sKfrINXR8Jf",
-	"4AVzH3M7pKQ7x4A3J0rN5N7Ll3d3dx17g/2944lpa4+s7OCB/WEqmniYESESecUsAj8z/NqTGvAbtkBh",
-	"lDT9aPvMEz7zCSZ8Fvp/3E0Cb4LtOtz8jG3W023wwSVhMIoo0A3m3qZ7mOOb5YAHUs6Z3yG/TIKQZcT2",
-	"hEqi7kCWSoeMhJqYHtOSeDSKFlosD3jSXmaGzdCztfkJWVW1/UjK9Ys/l7DnBSZ0/cgWmyxSL1y+YYvh",
-	"JMiULy0r8I5vX5n/lIw/lYD8OaaR9CWv7IC/boYyirvsWx+0Ng9U/ApL/aj6X/y1DWbBpKj9ntHEe80l",
-	"iU09PNaVxTH6nEGudeJ7y4aSWp3H3ARsHVySf50DBrNlQyYXFloxEW9COeKK5GzcOaZYL3XImU/25mpy",
-	"xGdzGM1oHuHXY3Vuq9vtrtDnCoVuKf36VWlH/CSnYiVhQZ7B5WLGztB2kfczlaBYzaQHlyciihRY0LKX",
-	"xqBCObiBolsQft0n7qAxaLgkYlNxC5A6ZSbIMliUaCYLW7JqR+IDeyhjpXOVCErrqMsailfRsN2pSvuY",
-	"Rt5EmzpVmaDrEREOPfWuemZT9QRytQyPVgth6/rq9JjUt5blzetrknnzKFAL3DIU24xGLOrNyyos3MnN",
-	"UNsYQ6yHmNwMFZNq6JKxMPg5o4W2YENGpSI72yWgl5pyLT2ZbyXqgtbRG58+gRd+LIrfxypIsNclC8ft",
-	"iZDpxpRxvzrJotvAYx1yhJDIWAzQOzsCBGroIaSCUcgSRTeBASW3W/pOAELOgINCa5M7Ed0Qek0DLtWA",
-	"43hGCwK7hYjNLIhAP4cu5tCijXEf/9AmVGfAB/ybb+zB0vnmG9JHZEgs/4QRUUwS14N1Pw7gABg09kin",
-	"03HIAA4C/efHQQq+SV+Av4edTmfQ+PTJBXAv/Tj4qM0D2mAYNPAtQM34B3Yxk4PG//605AufPrmdAU+1",
-	"qiMB7gY2EOTKtAesgDM1M9ejkXrevfg1AAs2ihi9ga0FAibRPEx3mukOuHt08nPv+OhweN7/6ap/ceki",
-	"sJhrRm8Rx+IzDn4FVO55yDrkQkzxn3LAIZyAm6V1V70scXGHN2HeTWJsGdiniIIXSE0oupVwlHsDHttB",
-	"V+fHkjTjQfZPDs9Oj070KF377+Hb49ODH/uH0Asyvnh1ct7vHbzrvT3uuy2HIExR3AQweeO7fu+wf37h",
-	"tkzrvz8ZdE496/12fNo7HF6eng6Pe+c/9PW6YAouhEOwAeru1k6rQ3qm4MnHNQ8kmQaQA+MM+JSG2oZA",
-	"DDZ98iA7c3R/GUisdO8f4p6cXg6/P706OXQ75IrfcHHHB9zuqtEzUvUyHfI+/kagFQasagI/tBmnflwf",
-	"QtEsYor5e4QSKLIlKLVNbyFhMCVnNJLQoWhEfeL+/13CpEdnzCF0wN19l0g2oxFVImqlKYkUCElTThA7",
-	"uSI6ZYpFDoLF06QqLF40/e2ry+/b3xEIRFFlPizJhIZjbHOif996PeByHkXimir95iAiTX2YD+b+d93u",
-	"oOGuGJfhGS2NNce4+h8iCv6EivE98hbkJ7FSudPpuKSZlsz6it71AbfbTOJddsgcd0zPwSZog081HtEW",
-	"ca9OeleX707Pj/7eP9TDQWGlbxuxUPBrAOITnKXoQ4s8FpepU2V/eqH3GovepJnYuV4WUFFAIvSpN4lf",
-	"NKULMqU3jGw53W6XTMsB3PTMAMFttLDIbAb1Gdj2hSRuu601oTZ8pm3ucR1iWgzEgxvAWkimtCBv7YPc",
-	"Ruqdc3iW+bbHaeo58H5gyyacSGfAT28B2xf+hHttab8ku9tviPv26vzicnh89P7octj/9aDfP+wfukby",
-	"D7gLOMLtHjYBNM1VAz0y7MtNeuh1FQLRfTEyQrTCzrgy7cK0YNjuphHukvVpYaQanOW+HzEpHfB7x8tq",
-	"hru7/UaPpnfZx7HGg8yMsEOOYf9QdIo5oGePFtg7Gg7IAbe9EAS3DvYOcV9OGA3V5E8tH19COc2fbiyx",
-	"LRK3gUaI2ICjGDM7gc6jMPAYl5hVDZnajd6MehPW3u50G0b9bKQdfxR+7ojo+qV5Vr48Pjron1z04RnI",
-	"11PgZMKzvXd2hCXpEjWQbmcLbxMzxuksaOw1djrdzg64ndUENCg7Mf3v6zJ/Sc8w2Ha3S+7AnWYIChYp",
-	"kGQ+A6jLWMwpMUdPHtGqgNYutBqlFUJYnyO/sdf4gal35rsJTD2MZ7vbTZW+gTKa7yu39zGlC6+wh0KV",
-	"ZKCArlY0W7JTaaQ1zcbe7384DWnLShrH2grV984iMQKPFb2GFr74pQaoqYY8ai6oSYywS2XlmUNedXeI",
-	"e9E///nooD+8Oun93Ds6hkM320CqsK7n+PXPvqzxjLAW2JtoWxTqAV91d6o+EY/55QVqxVec3tIAMzWW",
-	"7YyedbB6a263XtJZ0L5hWEJcuj8n7A4VgkiqDokdEX4gZyFdkFnExgG06gahYWJycgIVtfn9OA6k6s2C",
-	"H9lCPuaO4CcyHrpqYjenGxa8gh8cdmUXx7N8V97SdEbDbndr9SNXnBo9AF2Vu9tvVj90KcR7yhfmWxKp",
-	"psb4jrQyxmlosq8eSGspvpcqe/6CfXaD22opLb4EuSNCVvRRGc/D0JJNxNQ84hAM9pgDDul9UoDP0cfQ",
-	"xbtee/vVa6zhBhIsUhs6hJEYGjG07lvTt3YjlJb+REwJnz59KhD31oaJO+87r6Bvva53NA4HPlP2CsrG",
-	"ZSWUW4Iup+ec7Hz58YYtjvxPSW1lOanr3ZBKzNAVoW0WqoDUUevVP0/pjbVlPBqGoEjjKzXZs3DcKtK5",
-	"AVFM6PxRxWq+VHwF5Rnj5Gkpr7u7+qETob4HYLuvlFRxH1aSqtZtjU2M+YoFJHxzMwl8h7g3bGG63+xs",
-	"k1DcscjTSsuEfUj5AAP9JOC4WNiJBjBAIx37wDzShLJSyUf6IyvyoSDhUPOYH/7zZTrVsFRHyR7lJW3k",
-	"7BscwjPqzBm9DjjaKdoKR+Q2raq5pJlxIEJLodaewZFJJQ7jBYu3Hl9IwbG75XrQ4fFPjcLmlNFEcsvL",
-	"A8R3/+R8xD0A70qyCWBfNdKLHkOqY45lRQihDKvlj0cUJIfHPy0TH6ecAWC+7XZwePzT88FVVyXzGfXb",
-	"6LrH1NWUWHgfZ85+SnEXlj+8/BjgAbYeRcaNMiGLvFzLOw5uGMGvYIL8EgYFDQ9dw9p4tj4J47WHGW51",
-	"2/gy47MhJyJ2Ro+EvyiyG9aVfB+JKTLdoxF2riKn4mi0+XaBtMnFML0v/Ijs1mCKA8HHYYBBtd2tGjP5",
-	"QXD2tbIcbnaq80rcHnQ9HoxzU2uZ4A668fBo0WLSnF8dcmhxOuz7clAd5cdQP/76Aw6jimSFZCQgyQOJ",
-	"MfFYhcgdX3E4PX2CrZWsW2ss4NY2abcW1MSOD9DaLNBYKk3BJVOqvAmkUVaMPgOtX6r21G0wUZzFmSYv",
-	"GfzJqj6+5OR/lTv4P+O5X4qguEIBSGVuP6sAq1UAlmJnK3ISFq/2xKDhKzO5oRR6RNkW0SblD7I/CZS9",
-	"mQsmzzSQA17ivzFnOfj/8Zgb8AG/Oj/GaC5plkZstaZtff+u0Qm2tokSZLu7+92AexMaUU9lQ6xx0NZ0",
-	"UJ4Iqch0LhWErsJbNuDNisDtPqF4uwkSQoTJPCWJEg6hJBRiNqLejTPgsyi4pYo55OCHk96lQ8KA37RD",
-	"4dHQIXMe/HPO7F/TeagCj2q5HTGYGzbumnM5Y14wDvTpbwM5WFJxdHb7WqtJU8KmI+bbVnpOKt6amYgN",
-	"S0OEGHIVTJ97qBBKRYHjjUW9GkI7EAZrYlIH7BSsgoeud5/QOC43E5FKoBMDSXa7bwbcPbw6Oz466F32",
-	"h1fnxxjyNGlXS/fXIcXA+F5cP/GqO+A2gq5H8R358a22zGgYkibmCUC7WADfk619kzsAWz1i5N3l5dmA",
-	"A4QuPo/34e/6PJyI0CdaokUiJAkp7ZN3QipnwDORWoccoOxr47mT/H25mDGHXEaUyzGL2n2D5+cM+IHg",
-	"nHn49I+Mzdo9bV065CwSHxbtbxxy2YcHg1AvxdXsOqI+yyTgf5PPV//GhePcEACG0Mrcnf2kofDjOTzz",
-	"OVKfsmmP2vR/TBdoFfpxhb6d1Ch9Lk/o2rrzV+06TfW0LjuC8mpvbHlWuU57RIqxMp5EPHviLUV3KpaF",
-	"aUGZtF7kPgkZ1eJbq79yH46ywM/kwEDVxR2NfFnlVc2w0yOrRTU9qxlyfnavPrp7dQU5O9UuyYKGZPQg",
-	"qyaVBqyfkuLqktozeW2avH5gqhZtrWeS22etO07brCW6PpQNpHqRpIsK9i0Ku4QqNMbxsoMOPA9TNAf8",
-	"DmG96MzYAtSmZxIKqUKeOQ1ms9CYC0keFTT11s+n8i+TalQsakAFzzWtHvaIVinyPvkfBLk4/FFbHdSX",
-	"xP0Y+A4xD3xyMS3q7N2ZviffoBcn3CrTorIFGY+kRZVXfdTSojYvBHAw6x07Zpn/21yWX6Egwd27r9r1",
-	"EuDd13f75wVNqU/hfboNtlRBGCb1+5BpiiAbozlaZUmRfNxjIFPSHDE5nzK/Q87oXELwnCA4feYuSrho",
-	"i1nxaNVPPak6Bx+sz1aBNNN5Pmw3zSOwE+kSeyXuzTBIhY/EMUgyiREzYp6YMuLPGfrO9hPMqiGcS3Pm",
-	"uxgkM13WS2JferxfNt1j7t0z3W8+QqX3flOELxRVrJ3UkT8C/UPZZOizCDx6RIxTyGK54RjbCvKvXG3c",
-	"kxGbgLlvMWZKeAGmcGFr1h/NP1Vd4v4lpuk9q1UlrNPzfULTMQ/SDNk19RZAma0U51wk91QzT5paa4V5",
-	"943TwARxTflEdRg3IblHzayuwD9YIeM/Z3r1X0HOQ+TPrLBMk2MllTqPIb17vo/lVJ7gfmrHSXMsIgLn",
-	"RyB4y3gMYp9YJmjYGfBeDp7GRoXUnUiT0R6hRE2CyE+CUe97vw4vjn44OTr5Yfhj/7eLIUT4+oduMUeo",
-	"Mn6SAuN4PiGeT4g1ToiHnAl1MsjBI22Tw1OiNaRSJQUUiAsJOUK73TfEPeidnJxeDg/7x/3L/vC4d3GZ",
-	"ZhG3Ku6xjA12q7Pbv56QxF+BRG0Mox6VPuRMcEpidindCVLL5c3jZ5bLm9qJ5ZCv1Y5BaEo1siNuDJHI",
-	"Z1FV5t0+scAmRHBIIffCuV+Zb2dhUuQTZn9/STlgdv5rJYFB01LYq+c0sFppYMmCpY18SHZckgXWK4Ob",
-	"xOIkfONU+CxsdYirac7dI1tECbLV7VqwGGfAkZkd4nZch7gGbabtkqabwZZ2Wx3yC+KluEgbLmkiXMOA",
-	"A6QNdYgf0bEi293tbntr2xbwB0oS93/sM5IuZFICHGOwDvjONvnxrUO4VvzGLGLcYzJu3m9qqRw9rWhh",
-	"Jjebj8JATszxOeBJRihkDtkM0D1wPCOYahbRIncAD3gGF8JAfWTwKsY0CPW/IUOpU8ip6v/cP7kcXv52",
-	"1neT2miQSHpk9IbxJYlAltEeNxMoj/r01KlA9vsrbdGYI55Tfx4x9Sde5TKxUzx5X37U1LxU7TVdqbXi",
-	"kCT3mAzHLMeSQBGp6KJDzvC65qxApbJ8DNaVzBUvA1qRtlEtqIo5aSpSgjKM9djHZI2koMPnHKBHzwFa",
-	"StdxClAxmedJaeWLlYF/oYSeFYSypolld/ZEq/hLUnqW4oMmClY6h8eAoO0T9+Mnd8CbiDhN+SJWbkDh",
-	"YbKVxq4kPZ6YO6AbeZQTLgY8FPyaRWTEEqm8T+a8be7WghgBiOzje2RMQ8ncJVk4j6zCVABXPnUezvrs",
-	"W0iXeubnR8yrqa3TIJDywyyrCyUiw6D4g1Z8AITdlhnOIBR0y/L1HDGqmZyP9KdHmkMFmEt68APejB/I",
-	"lLa1nCQTMFOx59qCPNc24xrwQNp8QBqGJOCARKYiyiWFegcyYmMRsRRy2j7ppl4byAGn2tyJM7ER1zCb",
-	"x3MNgS/i4vW4OhgiB/FCmLwiQHoLuLHksNLlji5IE3ISrSyDRhyOxWV0oFQJm2c4JGIqCvSvsQySrRhQ",
-	"MslKQow3numbAGQAhSAxUiZENxKrUduFIxbLTKjcia26Ye/84N3Rz/1DvQlwO/ugzffY1rNbGpuYVOuv",
-	"A55RVEnTvTr58eT0l5O0wdhy4gIuaczpYKzlO35pwDEXK9MbpFkwVo3Ty8J0duB8cQc8Bk0NuBLpd8Rm",
-	"PSdurkGNS5oA+mcm1dKGNPZDyjWHUVBYA9SHAD9meCZ1f8ABK8w+YrusIb/sJ84AdIAfHfbfn51e9k8O",
-	"fhu+P7p437s8eKfPnAPMmoF0VSSjTJV5Yh1k4AGLaWV42AEhPNIxlf7E5zyjzuy5vuyg6nES5Ntd7WvS",
-	"BWuMszuIEWDqH5xa293tzzDMy4x81UySNCpiESs2AHv2Gmw8Kw/3KXXECiPEUwdYWapS6dEbVxEtNcUe",
-	"3QyrRXNGqGq5w7iKFgj1aVEhFJlS/1mje1wLLc/1tay1okoH7wp80ry6Ojq8/bZVEcMKlgewVrSrSkJW",
-	"H2Yiqo0TwT7MgigflEpyq7H/2mweXTOfNL+FTl6JXbEwj7f2Y3hheI9+JmRjRcRcVQS4zCBXrJ5mBnfK",
-	"clBJiSrLbgMxlxAB6pDTGf3nvBL8AJ+tQo14tbVdirDwFYfQYIXXip/hnjypTPnCACpZTJYxn5sr1eGw",
-	"c+aJyLeg9CHADQA8+MHFz+aFOdvrhcxUoA44jdFttxKN1Twawes7GYBLLvSXmNyDG/V3tMU0i4Q/95if",
-	"gpixcLKAuootEyEA5Ys7rpVl5kMXhORzYLu5ej2Bnd0YexAsHb4ww7Dwvx7lWKuPfQ/cSNxhA0/XlnDx",
-	"+XTEIr0A4CjKVN/GBoyZ6h2VAw7HGiLIxjfaPnUps9E8giE6EDh4BYwnmwzmMu4P9bStnQPrEIk7gJ6V",
-	"6b6GWoVXYMurAbfLA0uWyLaMSRnLtwEf8POlKAalwO+tvdTwBty0dpOKRgqvJZ0i32wbuTujkdqHx2wz",
-	"RIS9MIFE1w8iBBRwiWubYrgOcQNsFDIsfzD+3fZ+MGuLsl2S7V0CrSON3IfN0EZ8E+c34J7g4+B6jiK+",
-	"tR+fD9AOg5jCO3PQYHKHRzmavMlaL4UrgAE9bogSPvG54pPw8ZVaYcwlRigY00Mz4YilePovI8FtSDEn",
-	"asvUtViMZ7WklbACqYVPAwU4y4ECsB2OlSJhwG+ScOSEcr1zYo64BBbltTKQmND+o2oKdXEFEiL8KlL4",
-	"vpDIoN3EMrWi0hZ9op2vt+XP27zKZFy2xyttRKPOPLGRiDnGVlCt7L6w0902GsOxQIJziWTgk6G2G7EW",
-	"dsR4ew8ufh7wpvtD3xRnpT+qFdj/bVSMv/3nX/8ezLvd7dcyuNZ/aH0N3f9jEZFXpsOJRLQjrHOZUaO9",
-	"41tfAGwg6iwGSwBGwhnzQWE2AMbOgIfBjT4zZhEzQ8aGaW3w5pGr82PQiQNlD1YjsGGSo0jcSa3zAAoX",
-	"xhGUEOF+SScxLFmwIU0t7zGxBBNOOgN+hHWNIynCuWJ7ZDQPQpVo73F/G6tfMR+jph4OUkQDzkKZgpQ0",
-	"6tEL48xHrd19J6RC0K0ej+19Q3Dx8bXVJW7/17PT88th/9ezo3Ooh7BXTk4vh+f93uFv7oA3d7tvWhiB",
-	"kLA7ttlaEAZqAXXaaCMYNDfzgUDtWetqwLGRDNoYhEoiheCmsxg6HGwBQ4lGeGiItVw67qCfuBxlpUid",
-	"mslSfSIPoLXMAWJ+lbABttxyuUBacTuNkg6DqSaIlkuWDimjJpCmJQe9xyAEqpk9/8FPX0Eu/WbOLS3A",
-	"lx1bRcLdy1iN0uAGGxJspmkV7TegYYfcTYS0j8kUzarYDGp1Uji2Tzs7y6iZuU2otEy+HwOsQEhFcNtK",
-	"5jOflTmSHyOi4dd7fuqjbCnqvKLRNYu9QJnZQ1Gyojcsc0ih/LftVsEpA7FyZEFpsHxdGVyDoyXTi/7W",
-	"5HwkSwI+JmOAS9chc+5D+7IbtiA+iyBLp3jqTKlU2Md9n9BUezkaKmASEemdY8E1T0aaMod2iPv96fnb",
-	"o8PD/okL7frwQBecGa4Cf5Qm1xmVkvmlZxBpUnkz4G6so7hILkDQev1ajj44IPId0xC6HlKMAIffpXGV",
-	"NaGtn0POvz8gu1vfdck/50LBzEwntkjcWe+4CH0mlTUoBxwut7Af/kSfYeF8ymWMtzAMwN2SdrOk/5xH",
-	"IbSFlIqqObQFoEqx6UwZn5lD3KQtOjQJsGkF8PeAu5bThskr4kshxRj6FC6HVKoh9AWFB8F9br9GlbsP",
-	"q4+eLL0QOzs7b8jV5YFju0VaOEz9wKIz4GcYXUfLNobdjKuOrfMNupoFkkgVMTplvt6cwOS8U3/AC67J",
-	"fUIhv10Tz4xGqn1HF0RNIjG/ntiGobjUFixzwNONOhn34zT5IGSE0SgsLdyMDarvNbeukCi/WM8kCKhM",
-	"NxaHBJxc8eBD3K6vCuoZ+a2euAm4er3bKAkROGXyRI9KK3kx2zVf75ZWS1XiUMvgeunAUqGRre3vSuTg",
-	"SqtUsQ/qpSdvs+deQWUpMzgfXzGz4KyHgZwJGZTraJo7qTeZQr6IJi69dn8bYN/ANlJ8W5stO17gw/9Z",
-	"x5O3g4bbeBQtbecJNYxEdO9lz6J0Q1mS6Sd7Fwl+3bmfbvj5tSdgdBFVaFKfS2+qaNxnbaDkyHsh4Wyz",
-	"gjNjjX8lKpUJQrQ33ekA4j7W6l2r60GuV/tftBYztwrrRJTNlj7D868Xky4sW4qDzW6sCdKf7mYhbTd9",
-	"iUo/JbNI3AZgEkBAdcADfq0ZzPa3HwsT1YDwKeTyCuJqbRYdbeZ2wFInzYDLwGcD7uJl1HqxgzyVxEVI",
-	"jyHcjH3ObfaoqQUfMq4Xxtd6qyri4yK++eoOAnu2NXGqJ6R+HXz4RbY3pEqgRiSjoTEYYIaZYjAbUyWp",
-	"zgQl3eDTnd/jdvCkoqlAh7h2/V2tZYSQpwzwqcmhC4FlzCq4MU2swYZrSsaIa2jizL4GOxsMuHvLomC8",
-	"GH7j2ooPcNZOzPswp3W0AMcAQcAraDcPSzQEA0CPezKl3hCXR29YrPPHAMWVcduc6HjUAG7uW58pkpsb",
-	"RU3cljzDP3fjvFddaX4ZS8VmlbaxLsD8EVf0hllo+XSHzoz0jBvtt/aLlakJ0GmMfWpkbZlKggpNGU99",
-	"GZDzpVT8DD3/6MHlWmRfAUB/UcCPs1J9n6QPcGILaNyPcDp8csmIeYCYWui8nD5lJ1ROSgHsn5CMc59a",
-	"l4yfSfeRAuY16XY9kyu32Q/AuHeSVExU9cTYnMllUPU1MepLoLSwhvBpVKXSb32maqHcKGoCzJceMl8H",
-	"0PxXXd/6cN3qJbha+MokkxxwXaw0GfPVNxzmwv9c0qQDXiwRaMWxG+Mlsrm0W93ufpx4HDHjB+JswANN",
-	"S4HS1AQt5F5ZBz9EnKC3mtLPWZ1O29fTmVqACwnrGcVcDbgdGOKMRMqY2VzcdcgZlTJV9fpCllU3UImG",
-	"r75op9khfW172/Ifj0aA1KyHm+6Bpv8eCX+xBy/5PxenJzZDOs611j9roQVpG54CLCUnVQ45opK93rUZ",
-	"xfruITM9y/bMj26cNA4Fsyb7Wr+MBbaytkPeM8rVgEMrXy8M3PZU+Ona4aaLmgOSBWm3bRayk8mlGfCD",
-	"46PWPiSfwxumdEFGjNwB7kCp8XkMbyxK1JWlJsaLmC8vMSXIFaEU2KDGOh7PQkznnbgjUz1BS3FKAC2a",
-	"WKfd9RTZQgYDZ6QJa/hCEur7AeLMdRMKVcZBEh9kyQS5uKsMDulPl7slt1+l3JLbr1Jeye4TeyVxj2s2",
-	"UZakOaWLEXJ66/mY2PQx8UtMq8WDIi3Cm6Hg12QmwrD1aMre8jPonp1MKrTKSnj6EhfAq+5OygV41ru6",
-	"6B+6xvN5zlS0aPfMgSZF7JGFJMJoQUKqWNRa1fLk/cP8C9CS4TO4F1a3gjC+lufmJ4/c/CSAdb6Hanff",
-	"fifr8FVCBAlZQ6tgcoTntRdE3jxQmDXCIjKhPvEDCcEES/eQK2KCF076Is5An7wi1qQmLMwVfZlO/M2S",
-	"Biutqq4qXzhH5RbzmbMep73KvVmroilEZbT6i+zxkELkdwhPhe+f6e3RqprTPR4gdPi0HrdK3SjbBZLy",
-	"JKqaUhlh0M1UU4f9dJA2kFDAy8G8aXXI91apsRUQBvXJlHdAoeskCFkxxgzuu2he0gYoE1V87vfwDKZ/",
-	"z45AY8yTztHnAw+COp0gIFHUdn2IC67jYvZmncYPrRVRyOcGEP+lDSCe+MD4CjtDWC4NxXW9TEXSHOmZ",
-	"tIw7zkKFQAV/IXtxScj0WH/wgWv+PXy8MjERqwsyLsBl55bxO1zgUyX+zSyaR+LIV0REccBMn8TBtBK/",
-	"J0HGKPe1+lSxtvl5pcO1YkAxvsiKsVjcjnuN5GlyRl99CTmjmlTXzRW1u/Kc97ROqmgJ5EWlXmHvfYlH",
-	"cJuG4RJIWgulA4TnkubWf/71/2x1u12HGMIjW91uC8DpPBqG2bhblfrQC0MzvPfJwHMS7XEE00blpBUc",
-	"wyUxoBXSYOlrUR5t7L1LZAemmKcSzj+n9EAa0by2THj8MqGfMcXs69XzVCqLIj4CIUEce9ekcMzuI01G",
-	"NtXGypMl5oNl/rfwzOOkvJhvHB1qefnUOS44W5jeqnNQzBW08daCNHgm5prEjLkaW93uw05CaHmwyJ+E",
-	"eW++vufBJ1e1HcK4Fra/N8Y0CJk/nLFoSjnC0cq55zHmM7/xx310yvVOta/lmIg3pNYpgVv8fEys5Czj",
-	"TMV4kMFazjEXCTihJCbptflsxRmBGwtSs8hr/3VnRGq2q86IiEmtcD8fEfcg5A2dFCurRCRx0ZsKkFeZ",
-	"59wV3lRDho8ZtjOfqFnREbP7cx3HE9ZxTGMyWFLGUeUdfAIayn6pJg09E84jV1Esp5r1vMXxeVjMp8sI",
-	"tJcGUWZpb2RzD7ZH3s+mTdsEV4M5k4IUisnGWUXqPTuGWnr4OsrtZ9RtzaRq5VaY+T/rA3UzI1JpX3bx",
-	"cvGuz8JMqByvn0SX/sCyxIu4iimdc4EfzVQ0WXSrtLJO5ITOWNKRxGiizTzqpUH7DhSRorWfyl0HB1MS",
-	"hbbWGOavInYUlBfii6XrYCMrLLPQdFCWXqff8XTnXk1F/XISO3OeD71H0+kLvIpqfj1dXkWBV31maRXe",
-	"Qtaae10HcfUKftNmHDtE0AZyF3DflFZUn1v4/fUFCTz3C3yhcX+3zx+Pal/AGFfxB+DdPZ9Yq6jdbGD6",
-	"wJKKqkAqpJ+6pP4SwP5YFLC1qD71WBUDLKPzy+Sj/42knkxvFbWP5t4Neyb3h5G7ATY1Ac9VhB+xfyBa",
-	"ZDXB/zJZpLCPXkgIX5vGfhEbzyXzs7nKe0YrolJw4gmfIRw5Nr00kK1iHnmMUN+PmJQxtlCCy22LNbG8",
-	"Uhr0hYj51IOkPAr1mAaRHNQfgn7+VofYbTKVVkl/z6T23ICa2fYg+hm7DvDjDZspgl28qgonzZImDz5+",
-	"rtFD8nqe03Pu78GJ93gdTLeEs57lWR2D04gSWxJYJwF4aUrhZWkfsaykWivVkJyBJovoL/ImmBER2Y67",
-	"kbiDSvFpoHL9t/A7QBQYXaN+qS5Qnq1YwbUWNblRkZ7JZivTMz9LRuOU+gCkhk1GsX48wIbalSmEcW/t",
-	"qsn+3mv/nbb/7LbfdIbtPz5uOVvdbtWUK/r8xwO0I4KvLh9SbvXXrmUv79z2paR6FjrJPWd6PrAOf40U",
-	"z+fUznUOjpLwZBwGj4+KtXI5L8RYtfFGi3Ji0zpTosx0aUy3s2ymczpbHXIi7DkGcCJLsjyfOr3zyQ+W",
-	"GLB/oxmg9q1PmgD6nAH6F0maw5yefD/WteRMIYOnKGnMrpS0T4VGimYUEAWE5rIxAmHc9cLW9wP0UeCT",
-	"a0Aq5HGq5H/+9f9CjwzoVOsQ18BeDO0l0oyBb6DXiMH1QdUVb2pptcTlQg3HgD1EmtaoTjX4itXtFnzS",
-	"WvXoxNTGvv5zSuazKkH4nOf6zLAPTdlGoPo1tYLyvNZ8/2p9T6VCELMQgCKapL+cRuAMuIDX0TCE0kHB",
-	"E4iaDnFttM+1PANg2pxJC6gBjO4MuIu5ry5R2CGoImjYjJim2UBwh8B4HUtRA24/23KIK9Xcu7EvC7hm",
-	"5GtwzDW1nTtjfokuU+IWixNNv6SU3yfXdJ7Tgv/SogiXNa87jAMeyAnz11Mi1k4Dfs7/xQwOzLoYiwhb",
-	"MTwnAdcl23ufoKvyfVOarkMCn01nQpMEaVID5mh+jHHgtrtdg/qWV1dbHdLLK8u26XhOWQ5kha68XAF9",
-	"ziz+K2YWL5fN1RnFT0c0zznEn7Ud6wr6eHC64wNzhhPwZi07m4iYPKFyOBURc4nUxkswTvCcB1z/oKUp",
-	"JylrPpdZXBTImcxkZ8CpTAERQ4tRh0TsltFQaz5cKK0BQY5j3AYv8EkT8hbJ1dXRYWvAte4s7b3o54hb",
-	"guwS6ERuNSr7jhlVcLKX97AsJj3/dXOQ/zJwbjGLvpD2xF/Ea/5EbOtR7rHwcbKTIUYHQOEz7Oc6BNhb",
-	"dz8dxSQj5gnNTW7eWnZJ02RfHh7/1OqQ0xjMHDCubIOui8ve5dWFWyN8cQBzBVTeJzj9epBOsYbGlJ//",
-	"M4bWZ2fTCyVmiNUMcn49c9ggU0OD5SXtEQj7oBiXgeBEjIkFfk+l4EPmPhdEzr0JZLO1MGXNvHrAAaQ/",
-	"XJimzOj+sFhMaFXE9oQD2P7AlPCP5g1bDLg5j+WMevY8GwXXhM+nI32m3bCZwobcbp4rEOoaGiQgfjVS",
-	"e4ecco+lRwkoz/PoGtvwx46+VNcEEsgBh2bh5/3L/snl0elJ3Mw1IzEgP0ZRnyqKR68t9pCKLgY8RtNe",
-	"mP6gRAmx/Ng1XbAfKhQsWD8NzyL9KQWJuegcNL4yzACsEgZ2raD/whfO/ls1BvaD4Oy/Qod+IeO9adIU",
-	"x7ae6JR+zBqi7/UBHbulEYuv5CxOIgfgdk/YesAjpmjAjbTBn+PcVfYhkEpiIZI965qAFRv4tt/IgMMF",
-	"99f2L9jCtH3ku3tWiEUGxsZnbX+O7MeI4CDqgjAkfiRm+BZcpZYWNekAhDEDyDhichLbIKO5f83Ufvy3",
-	"EXYDrtk94HPWQTXjsH989HP//Lfh0cnw7Pz0h/P+xYVLmuYDIvbVBPy65Qy4Fl6FmzPqT8sp6C6kGTdq",
-	"ae0vEYJJtxvj4JYAGmDW1TSy2d1+A8M4O+79Njw+en90Oez/etDvH/YP3TXiIk9WebWGhpTe1f827ei/",
-	"XZ4eIptoPswFFwolXqt0KmCjNhd3n8NsgfZNVmiYTlBawCB2CviGN2CqgJFyIu6+GDsFG5ZoVXLOoOnV",
-	"s3Hy+WMgeksotJRKJfzo3VnBTMsLJQ8wmG/Sago5tpmKSEhJh19AmQ+mrGW0AKqglWicnzNFHcA8FkhC",
-	"Q8RxVwK6ciRFaaawisjgT0aaV5cHrT3ibk1c25PRm0cR44pMAz6HCAzm7bx6Y9N/A+UQd3t34mZun4h5",
-	"FN+8vZO5+Vs/e+/rNtxtBhI/9G3moZ2ufkr4dJHc8QaKcMxtHQJLCTn6ESN3UaAU45BRTr2J6bA6i4TH",
-	"pA0FoQABxYjannTQGi2k1/pBOhJzlQiacpvmiepQ46JQAyL9JVSgInm9kJ+jFPULOF0XxDA3NpXH1cgI",
-	"A6SNvCyoU0ma4l45CwNFAq4Eubo8aFtONgWRmk7jjoZp0WDZWD/3uksEZ23Dw+ZJy7Zwx/YusKw07InX",
-	"viMy+JBmTmkZEX7f6QL/5btEKouZD53xmc2DttzenNFIBTRsmXd2yFszE+PcyHYLmkVM6sfArPiTRSIm",
-	"tmpufMqi2Sfly/rlsjFrfo662S+KN2em4tWsxDL+NDmqterGgKZ7Z0eArT9ioeDXkijh2H4sWHxqAllh",
-	"IFVrj1ACDkDJbLtkfRSLO27faUz0QOKJLQWZiDtCiRcGmgW8CfNuJKEDrr+ZhQ05OD6C6FqrQ87MLIB9",
-	"4toh7pteyr5tSxqfiDDS//zr3y4xLkLJolsWOSY9Qk0iMb+e2AlXOPfMVx9ThTafWEX6ZkbPWT0rOAUw",
-	"JGgYmgYRL6RduRSLWFpK8cg8DJOuKrWaNpgKymLVZEX19Nk8DPvxF9aV4BuqCPu80FXpJahbWPxM8HXC",
-	"wJp+kwbKaVKfhyF6k8sx/HlJ23Twvt6hGxXlLbQ7HIuILLTWJHFI2uoaM+VNBrwJ+CD/+de/X2Kdq4sW",
-	"HPVuuLgLmX/NSNM9O71I3/OSejduiwRcKkZ9rWyCVgVtobEl0h6hqh0yKlVbcI+ZHqepl/odcqSIojdM",
-	"GuxyKKQ2J4oYD3h+cpI0lbhh3CHv3vcOYJCgimkdEPRXRaczhxydERqG4q5t8j1SfuNA8BaaoeZr8D4I",
-	"M7t4ZTiPQuMCRxSHIdyi5yoH3HYnCxdkwiJWJi2wxVeaWR4puTX9ibVa/W89yhBqtjbL0Prna3L2FYoK",
-	"XGBCs0tYlBalh+LKfFfTOFQqMdNsVt7reLe71doHDdFUxEtFF4ARoMdLCoHXMv7A7MUCfzxy59Qa6auH",
-	"z/mqj5yvuoJwnQo8H62oxTRnTW1yYTB2kvrCiKl5xFlVht1TkVz6O2tJw2fKe5wQ/kqy20hfVFvzknOl",
-	"g31rTGssUmWhL7Hobj+b/ILZMpnz0QJrMGMol5H21cz/whWOZ976L+QtJLuHqCPGlKi0108zLlzriTV5",
-	"J/JeFjx+sMDxJeFfo+BArCsARUctw7XJw1vYAlCphGYMpwG2FvwrTsWrKACtHswD8IfW+s49GzkG3NsY",
-	"sE9+JHVxfR4ArPFXQPWJmeDLdOD8ZRL/wSXDrDR6BIVkpdR9Sb2b9bNn1ukJ/55GN6jTGGZOahqbbvzv",
-	"IVVuax+NRsQP0U+4KDfBETPgrhGeLophBLwzqb2JhpTqMh9nF3fIFRYKOeCZgjoh8G1hiWbGHUUC37SX",
-	"RwyBfeKmf7YYBybPGacE8sijYc6xVXIE9bybzAn0WApaz7v5jLpZz7tZJlXeiTsypXyBYKyZJXuWM5vu",
-	"WJ9y31ZJmtVSIgc/9mjCIt+OtqLtbKU/qReGzwreOi1onzvbblr2xYT45SIl/YW8jZlDekUP3HWlYYJv",
-	"8mjyEEJUviTXArqnmPSjYeBLN5dlISdUq1RIia0VHneYxn8tWlnChV98Z96/ECcmDRrvr4Z8hP8frQhh",
-	"xSgte4RapGsbuiqCCMYAaGncwBfGvbCajRpPYaY/h62+hAaOzOx3vXjVpT15kMIClZQOatPTdIrQlmnI",
-	"pCTuLGK3Abv7m5aOrpNQ5ICDSkmm4labvIlNjC9XgiR2cdP+E8xpzHBI1d1CcRw0oLil4ZyRuwnDrLqR",
-	"8KGmQ/+2T+IatPi3F5KMqGSvdx2boWfeOmTcE37Ar/fMDe6yqJtZv6VK+TmjfpJuS6Mbm6SL0zXzq9KK",
-	"zSKWq4pjGsqkAnckRMgofypP26owhYFuf+beDTcUA95ZxrwPVt6cslJ+INbAJ82rq6PD229bMcHOqJrk",
-	"rLgjfymI5CqI/mVOvhmdS/YEKmoxR+RVd4e4/ZPDs9Ojk8vhWe/qon9oDlsXCpbaPW16uiZbJGJyPi13",
-	"mZ3pOTx1ogh8dOmBi3c8c+ymORbWlQSQh7SWjogktGliz5dj6m98ecR4btjnmRo3XlupF7YWOS5t61OS",
-	"dL68bU+1GlW/5Y4e1rAKNPh+nV/+mu7S5yZmn8eXWrf7zHPScP36gphnsNB4jbSdVfXip7c2BJvL2shU",
-	"iu8RVwlFw6GtpXSdNOzMgDfTAcGWQ2LQeMjGj/QgmHRJk4Z3dCFJdw/nAOBYLNC2K+CvwCulHEZUMX13",
-	"OsT7ksAQsMDBpbfXw5Aqxr3FcKrfPGUUC1XJOBLTAYeJzMDWTr1myrhqLZHTm6u/3rhsf24R/NVow5q0",
-	"S5sCVzNonSJuW9hMl7cF3ivjZUa9iYNOLBvIN9AOpkPpHcHz3bHumnwhkU+aKZZfxkQbrZf+qvgoO/vn",
-	"HsSPwk+lXYeznGVr6F4aFkBj8yOUg31q7H3M3yYZ95d0TtKMITO4p5o3ANBKgpM4BoANOMAUqIhyST3s",
-	"hgJ5UNbFAsnkNvGJKtPIc49Qst3dTjDkQyFVh1iPrQsFbNAomJq0rA/UU9iXGPAGE15v3rAFKcGEDGl0",
-	"zQbc6IGSyHl0G9waxJckvSuDMJkCLXO6u985r759PeD4vaZ71vvt+LR3OLw8PR0e985/6LutDnGNi9wl",
-	"YxGG4i6T3WX85wMezUN4hYVWetfvHfbPL0zx4p1exNtiZpi447EHfsAH/BcDEO3GEP/eYnjDFoDZFsVP",
-	"OsQuXCj0WmQ2csAR466VCjvFwSUAtkv8/zloauiXEwXa+AsHPMEaDHxrHQI+BRpU+7nXx22sEkf/bvfN",
-	"gLtHh/33Z6eX/ZOD34bvjy7e9y4P3rkd0iOaREGZIeAfTJWNgkknoN+ABC+//hmemQZSBvw67sSThtxO",
-	"P77b3R3wxPF3cno5/P706uSwNDBwwbhvoP4eKRCtv/CZEuH0p5eJ7R5PN5TAHd2PscQ5u4MEEdwOkOvb",
-	"3e0nG1wacC8ZRiKr/Gfcr88PSqzZmNoi76VQX5nTaVV3v1IoYtumT7EpQICgEDHYYCDd5ITOGJ5QKJS1",
-	"bgn14oURuA6IH75I1XSbV1m8EWy+Dy0BLRSJTdQIuDYD5TxUEqHBLYQeHFWtPeKioHQHXB+ETaTdPUO4",
-	"DgFHG8g96LSfF4ItBxsR0BL+3CsX1S14KawE9k+DzGS923gx4NchwxW7E/PQJxN6y+xBznxoO7jb7ZKS",
-	"gxAaGOYPN6dazDoGabBc9vcRXAyZWe/lgAfpDuBFnSPdFBzHi6BksEZ4YcBjRQOSsgn1PDZT5gtoKei3",
-	"6r9eILz5PMKOC1rcDTgdjy1sDRxlBib2biL+P/bOZjdqGIjjrxLtaSsVWhCHJT1RhAQSnBbBga1Etpk2",
-	"Fo4d2c6WReq7o/nwR0gq4IC49FRVu/o764w9M/b4Zw3p5Sqf7lpfx0mSf8jJztBOtgpJs6jz4hmvWj+L",
-	"5Sf4GP4i73tLXLIzm+qDujw5lcAhdNWL5y/zHnm+lJ3eIy2ixcvr6Mw0ekxKhvBzLxDujv5AL4epaeSl",
-	"myU9dQvJUfFRgP5iZxr5FkVZFNrJ8gl1B7dLIxAtxprqa6JiLmdShZP9lyVf2Azp/0d3+9t6L7Z/MUSZ",
-	"Tx5zpj/xM7l8K0FFZLIQY3rA/6ASXI9OhSMl7XtoHLhXY+hW9ZcrzKAZ6bRUC9JU2l43WgCJ6x5HmRsJ",
-	"tj06vapXXQhDfXZG3+qsD/XmfHNO23fyKPPqkglKeoJzy4lLsE/zAkHG/cx3IT4SkYoPoJOgx3A4gqDB",
-	"56Qn3NkKJ9QD1xnmhIKnzh/gyja36tYI+2ip2UvqQ/o0us1IS0qEqaQlILAlnS1jbQtMjGkl2ZKqG5Ww",
-	"1sdCMr3fuWS8toALIHrbgq5jpdJxAM+zqywqDeNeMwGY0DDBRvjluEfNfeGUyxfC5YPzthNfrczvJ1HF",
-	"5Dfw6uxc5r06gAHPveGgaRX9Nzi7B18ovIVGh25B4PX2UwXfB+s4qolhdKfQXR1Pq9beGczU0NIEYOY7",
-	"68ITTVm3Z4iiVuZb2dwbVnzACqe0rALcVigkYtZc4nO0gJT73zjbo8ZBYZJcV2jQNwrDp5K/3orJCOwn",
-	"Z7NpFQPMrTLAh7FwSBTPIxvvC4/zbkb8+Wue0a9LjmU/jFqv7q/ufwYAAP//",
+	"8UMPk0ZmsI8pjd5NqdcLr0UUqMm0DDQGTjHiygndfvVaM53h2n2b642BsZDRWyyH0IbCDWMzmSnYssUc",
+	"FmoQXqdVlwndwv+92touzZDVI+xzT/imRqpigBP2YWOjm7APmMTLXu+WjikHVlBShOmp4JaV1UmGki2X",
+	"XKXlUiYXf+gFfrRmed0GXK+bsOFXl9xNqTekaVIsv4WlaKH8jlwmer0vJwjpmzK1Ap9NZwLBSlNDWnP7",
+	"An7NpBrGEI0286VoQJk7S7GTLkF/079rJc3oih8h8f0TlCZgEUO2sugO9FOsEkGegbRiaCYyoXJSmls8",
+	"zY6vhrt+WXLYLBK3gc+iWvtik46XVmFCWxBFp7O1ySR5UqlwPbxVWND1PwhPQXuyIaT+1HpqcyWPTuOW",
+	"RcF4MdQMUr6a5oZgNgQJFQaZMvLijfrADLxhXHFRJ13TBBsw+880IDDyNZX/V/aB7ATKR1sQPHkxkxe+",
+	"Sxi7gluLlJlh1vWiP7mjZ6NlHXUF2wpBoyWMEuQ6uGW2BgmY2EHBQgLuhXNfK+l1O2TYIpDa7U3qSx9j",
+	"UFfPJoZrTKbtlteWQK1DQtuVEhjuqDf5YrFJbSlYVUxyGVfIoG6k75fWhGe+hXyRpImnRI523VbpyFeL",
+	"pdppvmX8nmGX9Jblln1lMkE5+zxMTa9gycdU23Of3Oj4n3LgBuarBCIpp+/mwjsI8MgkERE5ODo8J6NQ",
+	"eDeSNI/Obnf1xaOz29etjPQhHg1DDD1mEvVSEbnXu+uH4NbGYM2oysVuv7MJm7KIhqkSViW0uUJvILzJ",
+	"RgBISahKkOFIM2RjtG0sDkZsCTna6kHXhfl0YhtB2zKmCCWc3eGbRnMF8S8s1NWGUesBKBoFlX6ptZsx",
+	"RcvU/VVPx2ZihSWwEn84ZwmsIg24vUrOXlTUL0sW3QLY65RKBc0yF/u5GuYc+utWd3t3ZaR4mbWRS2Ez",
+	"DhmQ/gFUXI8XhMYOGQD+glD2vgnxRNCPjNk6egNmQ3zW9udxhznb8as81N1dK9Rd3wwqOdswUEcTxr9m",
+	"SppqaqidninmW0YiTeOoJ9vdbiuDdbv95k0K6na7Wwp2W1W7WxZ4iy2ZGsL4zN5ebtfkSC245mUneExz",
+	"KZe9eRmWgzdTXk8s5mx1iHWpaKYu90ZU2lD5sgJTyT4RoW8DhtiqE4TWFQ8+xC0VRUTOvz8gOzs7b1r7",
+	"BqUh7mBs+2qksCzG8wggoqB03i21zdxMr+eVzF9p38UU8d3r3Qz88VZtW2/1x8tsvZpPxUXzeeAkESEO",
+	"ASUX73rt7VevwWzfhLQp1ZZ/wY4BOQ5DR25CneDsjzFUta0QzUMmCZ3NwkU5TErODM1+9Ry1D83c7973",
+	"DqwPYyT8BbShyh8ELiq2+rB0LVO6jn0sonfw6L55EA8DNykdQs/l3xDiSEXBbMZ8FJEVSEcPNZHLZ+um",
+	"tt61bnLDbm6BBKHASd8BBJaqI3ILdOeSJsQ/NOkEnHiCS0W5ApYtneGn1VreBoNduTd/rorZimEs8QNv",
+	"Jie2bmnLRp1wDzPdiq6a9Uy0tSs2i+bMoxRuVo50o8bYU9RYmk8ei+s+V6VUbDoULQeq1crjA/N3WCqg",
+	"Uu5XSgrIM4eKEp01cMLLu/jG1YcPxQq1ORprcXZFf7NH6hx2r+olrW8oGg6toXC/nleZoqeyDUqRQSr5",
+	"KkuD2UVeTtRys0dPzCaf6cypLHCrwaWmN3h1PdEyNN5UTi24/UiT2jrIOEvSgLiS3e7uA/wGmxEmJp/y",
+	"Ia+4R6SvsjF00VreSytt+uh0CCWeCAWHpJNASUyJqOVfrRB1K8e+pugD1HZLaQ9ZWtOAY2gyAUp1khW5",
+	"qvcTs7OQLlZApT+lIM4ksT+uoM6lImjbGNYw6YNpGqyO56E9W518M7l67SwfXDlVTMMtPyqWnA+pjc4S",
+	"S2Z4OaGY2ZECla4WyxtR/lIlaI+t9L0v9aPFWTWGClxo+Iffs+Uze0tSbAY8ybFJN1YRPmt1Bjx+7R7U",
+	"yRadcoHM6HbEhWzUpp0fvMMLA3evwtswYSFkpRJtbTPOIigqsogphpLaWeSUl3iv6xAXUx7wb9Juxzm2",
+	"A57plX1wfISJiehPSUY8WmDWxL4ZuKkp0eYPgk5q0R5rslLRBXHROnIRCVMvlMVQpgo9+YHgnQE/06dv",
+	"UnvcdPWte2Q2D0O3BXOPe8jYjEk1icT8ejLgrp68vjOZuZtNYzRT0EwRBssyn85S3sws6fzMomAcmMov",
+	"618xKJpJAzcMLab854BV6hM1j7gccDfl8XGJ4K094oKzhbmk6V7Av9oxNt8eUX/7z7/+7dxu6f/BNr3v",
+	"HbQv3vXA5cU+EDEmruqMhL9wHbLT7RJJlAhZRLnHWg5xrwM1mY9cTSS/tt/NR8m729uvXu8R4/SBt5OS",
+	"l1uHU8sZcFdOxCwYL/RIf21f4B/td1PqtS8wiS77igTLL/sWRblPI39oCVu/z/y7HfiaTO1fseMScl3t",
+	"VZksz+2WUxx68l038DvxO3CVBnzOfQM6ZG68YQvbN8rAERaWcp9c3IJLVz8rBxzgv8mRIjSUAoBm81QR",
+	"J4EGvlWEqEGHTSlV9qc5D5mUerzlsQ7gtOvglvEsWSPpNJwG7jPkG8K24AGSXeeaebk5Rriwn8hd/8F+",
+	"MX9/PIDCi3A8v8TDSbjunP0jKTAoQ1+VQws4W66DGpf6Cxln5YJ3GHCG8GhwUii8EmRITEdJZ3At4Nzf",
+	"z/uHvYPL/uEfbmeTunS5HlujDzmVglfEhVzT4Ry9qpp37IW0tzVz3c5aX0wiAzb5XN85G3KhhiZSra9Y",
+	"ZUEJMQxpdA3PxvMwAh4KUuOL9n2dRvWUEFyq5iLcQyWWYh55rF6z+TItLb3yte3ymJQ37xtOuOSpLfRj",
+	"0Bg2NBt82RKUoGlpj+pcp64sH5xRCSzvgiB3IUuLqTTetUwqjGLYOckqyPOe/a6Xd/6615pXOkX0aVYu",
+	"CyFARCUKv1RgEaIfnoLrDmEhIHVLewqapCholG5TE9wWYOxlrmVgoeNE8tUl16scNJN7lGZUAcHVdRHc",
+	"T6osNWyX+QRz9ljSNyNjmWUNOtjmUvLYnP9vdZe8RxUum/T7JQXYdBa7pF7+AzuAbAQHYJOOxP048USb",
+	"dBeHP5rcFZ95IRQJqc/talwVX1gG+bRGY6VyQQb4F8Z8MNAbenUAWDfdPK0Z16xjC4NWp151fSQ34/G7",
+	"vzN15au/ZifmX8IfeZ+ihDsaqIBfD0dsEvASg+Z7oGRzV0zlYkwo+f7o+9PYS+IgZ9AoDFiUtBLU57g+",
+	"2G0vJTBwgXMmIvTBkzWi3k2hU1tJs997KM0Z1+b9XJpr+C3XKzEwu9cDJfphDk3zql8CNTk6zGHQloRV",
+	"7+nrTGARah6ilXgH+U6OpfkQdX5cu58ladoMRRxC/kSMm7FhOib+2qrfE3ppzHqZOraszeWKJpXZ1d4I",
+	"JT0FmsNGXPlP4cM33zg6PA7K2svfGxwyl/I+Dbj9c0Uz21Wta7PnQtFNg6A5Lmlaqa55QgtpJHojEFsO",
+	"cRNUHfAcxw28AjngASfjMLiewI0ZlJ3cmzU7aV0gfpqqAXdz2oGr3xLj9riOBQ9IgHpc0jQJeIfHP0FE",
+	"YMCtP5809fCLvRVbHXLKyZmQ6jpiFz8dmxx8Kxj0OTTglIwjxsidiG5YFGcoguGjp2CgBoiiNxBGiKie",
+	"NCa92lRbG4mRE3Gnn4mX2J9HcV+pzOpCu9JrYVDaBjx+QiFKlmlRa5J0MZudjEN6Tdx2W3+yPaHcF+Px",
+	"3wDf0h1wcOpjtYIYjwFuK9t1DZt0pfc067/dMJZSgd5zlt29LKz72UiPnjOVir5dnR93Gg80XtY0Vp4i",
+	"R2OzuVsbMw2+gnyu+mjUdRKyVmR1ZjXB2smcyTFafbqtj0KVerZGS45eooNha43kcRfT2ZMaUd9twdES",
+	"mfiKGJNMzNgX3nzKuFbs5ITOWAfXpsyTm/Wv5k7KiP3T9ANLOoCFTAEWm76K0H37GHkD3L5f2+f4wvaR",
+	"75r4TxaMT79z55/b/8d/I49vuvTv321Nf/V+Hn3Lf7rrr1zS1GjLt19FgVdW6Xd7nWORPOwc5cTyBBaO",
+	"2DZvSbKKbaxYyFbZJ90Ymi5i5I4BhCdnNTHpDGZPYVCnegRCModMLB44goPekfzJk9ENan5Wn2JBWenW",
+	"uT7eki7r4OIxisyUNLOHKrrvaaqRZVKlUAeOLz5d15l9/NQ6X5FyGFFV4t2K30Zekmbyx/8yi9xyUNfp",
+	"atVkK95qLmI1akL1rDmAfWdNJTHX8jQeEp9PR7Z8R9FwWN0bIoZBtHkWZnvvAu5joVGNaePNNWwCzTO/",
+	"4M15hjPvKIw4qxjFqFOWpnJr7uQZcAnzvp17N0zVYeG1WKsmQyxK8X/i7eBCxVtNFkyRJqwLaSc0SdoJ",
+	"4SAGgdaAAUjPGtsjNhaIebcoJ5yaDFPj/jiovKLl/QhWnTSvLg/WMPdh8vWpFz9Sa6b5xqPxNOxHlxDg",
+	"wgBq1Ca5h9rgeOg8rg2eZtJU1G9r0nAa27v6v9/q+e90y42P01T//2I5eKEVNWm6+gAzCHqUZ2xLu6um",
+	"wG3AA9XqEHccjIW7V8jGS5dSxLYIFPpSRSietQEfcCjYi0w60AIPUZt355AZi4hrnajDG7Zwkz6s3Cci",
+	"GvAZNlzYT04jkjbDKQHaMH5X+JrmSfT7kkANuFaygoi4WZewi3jhJNCGvlZ69NDRoKVBiCW/10L4zoDr",
+	"taHcY2HIoFF6kLB8xEJGJSasTTFbaTYLAwTktGs04HGiIZ6rpqE6U1lLFfr8Og294HqzE90KrpTsfhwO",
+	"LGb0UDmciqiieKxemB9vyMT5wd8xo9dsPwYKiLvM68udesbNBkL/TjLFMsY6Qw/5kyLbVKPEUMWGYTAN",
+	"1DAGdi3IVsrpNdPKfVKBrZljGvC5Yradeq4xt9ZaEIY+5U0xn+g0lpt6luhMhd0fzholerEZVzKzlbac",
+	"2ZqHCWe7v48pnE2nF+hbYKyfXDeWFf3ZcqFIvKO91e1utZPbKvoRxVEY/Z243cqefjg+nxtb251XXZhX",
+	"rltVxo8yw34Ljb3G//291/47bf/Zbb/pDNt/fNxytrrdT//TcJamiqwAmYTbykOvy3uSl45r2P7jf5UO",
+	"KH1IVITzUscZJtrYZ1xzijnJsZUgamjrG9JTlx5kZNk5Bgnu+h2BJBT+Icbo7rzjrQ45uuZQTD9aYCQw",
+	"ScHOVc+vbtye7bW05qMpisrrCotsGidVZCqkIltOd/c759W3r7FB+H5qgfQFOCThHzRJ/Sp2j1zZKidi",
+	"inE9luFEzKMsbML21us0akJ3pU6Z6SNlp1zO32HY827W7YBDvRsu7kLmX2eieFXDydz+pL1uzPxSoqtM",
+	"SjxdfCf5XtVoD8ScK1kKJI9UV+4+HzPooVaVcyAqH4ztnBV7aN6RfCnlfo8tl6pJYdCxF4YPb7WULZmG",
+	"4Gn5Jq4ABs0TUiEku3yrHpVicbneUuVN1ubMbIh5RcX5qlu4UMMxZJMvz6+Zh0rWTgNMZniKkbCVm2O/",
+	"kB+zUzHd4sA/0xbaCVbR9cPiVqmwUvGITL5stdxleQjxeq1WglPtCu1HVuYx6BWpg/W8WdzmWJKuokYj",
+	"c58K6zk+nIczilDq6zyD1QZPiyq9LvDuVw/wvE/EXMnAJIDa8kGTVEsCRaDNWcBTGNDNAs5zjAT9QgJu",
+	"VGsp3nPcCWEehqV+rsfHf050UJ8uKvIXn+GfnS8b5rkM8LUIIZTb6lhaPgQHugDzXI7lvAT9eZ0ky/SZ",
+	"kgJxrhcVzxxIxdD45pGI89p0+gPl2Egl83ugv6hkwR5bDdoMvm5ut55myBusq0u/9nNVv6THkDKH74UI",
+	"ZkCHi3xTotrkEnixbB243nVS8C0vJMQi9klSHuY6hBJfKKJfRQJu/L7gpNG/OwmmoP4iFobqZejgrDtw",
+	"Ne9eqgGkWqpslSI1cqwXeSGxhgSANqkPQXU7k9ySuNk2KXrqxeqrZSdysZt6KPg1IrMmXhZTxxJIcsNm",
+	"KsFo/bbVIeDMxXjvgqnsYzRi+MScqyBENx9FgRZ7o96sQPD8tDoh6LKkGxoZA1URG6qaR6HrEIBnMD2n",
+	"8kDqxBfYTnY209qWABAH226KBOhxRIAJ/QtiKHTyzPClQQ9mldRNaIFLlIWiYlDVV6FSpmhqWvPg1Y8k",
+	"crDYe/cpSjgrHcHp0tZAmfJWgJFytIQx9au2PiQpYU0VuXbSpU0PKmjNbV2uYsXOIVmSJaqEXvR7Njzf",
+	"dFFHzU7I1f6NapfEA4otHler0EPcgBYE3PYkg920/pNl+s+g/MAAqgon0L0NEEkYwnEwIQqd3fqgbDnE",
+	"NX/CbTTOEiHuLGK3Abtz8aH0iZoqtYDnMr9lGrot86+XqQaFRV3hZFxVQmzTObCXfNyrHUCc/M+ORbhu",
+	"Wjwu4lOU2z5CcX/ddPQ8WaOTpUavB/3gJd5Zqh3EyQ1LEAPMl6rYrRoMd8MV47XdQUv95Z+BvrROuhJY",
+	"97+MulIndWH6myI7ucFT67Nh1Zo1ZJJFAatMHL531HdJcnovdUJ1ViferplNe59k2OLJmAx/9dqtq+xi",
+	"Ju964czCTpWQy0ZT1u0gn1yPvYwlQN4hIkKWqRwBIIHEQRIGY5sxib6FQJEJnc2YaaCR3QRjhSa9oGtX",
+	"f2kKGioxpN7N2s8AgdV/CsoG9Ly8hRey+mDehYU9B1yCWukRyzY1fs05xMu/ALSA/IiKAiwuYijLK9AP",
+	"r/p1WFWkvTJuKNXcu6kSnXNNPvd7cyF5wUwjlcqPn66YRNnnqxe3ZpbIarqBF31hlJMe00ZpZ72MFRzM",
+	"kWLTtehoLULAEVUvxcO2+IJx/wvbW1jOYkLepuqQi1ne1ev/h7MOnseSnvV6mTfAkPFr0lv2SId6/K0V",
+	"+1HPvduH24sO/18mmA6h2c3UkBllwAIH+oFPuFBLqieSMQfcZx8q4rKKTV9IMhMS/MKQomETnl1b7liu",
+	"1mYJqqwvHmQwN0XkQNLvdrfrmJTo4DrgNGzZ1Or01HKzvgf6UTKyhKbXqv229lsd/ERZ4SD7ZUIVcc9O",
+	"LxAB3GL9vpSM+y65E/PQJxN6a3HnmG/KagOJs29ud7cdXLJd/A90Gd3tvmllaqj1basEKW5/ylzMsGdu",
+	"sRxDwktpv7y0Ialh/f1jFuShwWbD7tabHfpqtO3t+Lvfsu/Gb2h3tOVt+ztsd/yKvh4tKX/Y3U4VP6QC",
+	"EQxjKSVlFI293e1Pn5y1h/Gtt94X/ijUUaQLeWsdlnjU4HpuAApHrtq5cuXAliUkiatZeoZBWJam3CcI",
+	"kQJ02iqXD7b5CKt8p91uRSI2Y1RJ/bpuxetMnfvS8dm2jc3dDx8qXrOuLpOV9/Uzb3MLWlyO3Iyqdm2z",
+	"eswjHorVNQNZl12qhIfNhr/T9rjbfvPHx53t56Kir6qo6GuqDKpIAoGySJxGnPoRg1DHlcOQutrskr8R",
+	"PxIzrXtFAHuFd9qGAqk+tlu7xKcLme3tu3ZJUsbTu6wmKcXjew/CrHkEVJ9lur8FvL+APsDl22Txt0zR",
+	"uAyuuaZyWlaovo99VEaAfIPl6gO+vF6dYLl66rG9AXd/bZteCO0jgF9L/r6MG19ghk3yS9IbZMBN847B",
+	"vNvd8SbsQ6YLhhiTQQN/ip238Cfr4NWR8Bd4wdzH3A4p6c4x4M2JUjO59/Ll3d1dx95gf+94YtraIys7",
+	"eGB/mIomHmZEiEReMYvAzwy/9qQG/IYtUBglTT/aPvOEz3yCCZ+F/h93k8CbYLsONz9jm/V0G3xwSRiM",
+	"Igp0g7m36Xbo+GY54IGUc+Z3yC+TIGQZsT2hkqg7kKXSISOhJqZdtSQejaKFFssDnrSXmWFf9WxtfkJW",
+	"VW0/knL94s8l7HmBCV0/ssUmi9QLl2/YYjgJMuVLywq849tX5j8l408lIH+OaSQtziub6a+boYziLvvW",
+	"B63NAxW/wlI/qv4Xf22DWTApar9nNPFec0liUw+PdWVxjD5nkGud+N6yoaRW5zE3AbsQl+Rf54DBbNmQ",
+	"yYWFVkzEm1COuCI5G3eOKdZLHXLmk725mhzx2RxGM5pH+PVYndvqdrsr9LlCoVtKv35V2lw/yalYSViQ",
+	"Z3C5mLEztF3k/UwlKFYz6cHliYgiBRa07KUxqFAObqDoFoRf94k7aAwaLonYVGAbvzITZBksSjSThS1Z",
+	"tSPxgT2UsdK5SgSlddRlvcmraNjuVKV9TCNvok2dqkzQ9YgIh556Vz2zqXoCuVqGR6uFsHV9ddpV6lvL",
+	"8ub1Ncm8eRSoBW4Zim1GIxb15mUVFu7kZqhtjCHWQ0xuhopJNXTJWBj8nNGCYLtJqcjOdgnopaZcS0/m",
+	"W4m6oHX0xqdP4IUfi+L3sQoS7HXJwnF7ImS6MWXcr06y6DbwWIccISQyFgP0zo4AgRp6CKlgFLJE0U1g",
+	"QMntlr4TgJAz4KDQ2uRORDeEXtOASzXgOJ7RgsBuIWIzCyLQz6EhOrRoY9zHP7QJ1RnwAf/mG3uwdL75",
+	"hvQRGRLLP2FEFJPE9WDdjwM4AAaNPdLpdBwygINA//lxkIJv0hfg72Gn0xk0Pn1yAdxLPw4+avOANhgG",
+	"DXwLUDP+gV3M5KDxvz8t+cKnT25nwFOt6kiAu4ENBLky7QEr4EzNzPVopJ53L34NwIKNIkZvYGuxk2k0",
+	"D9OdZroD7h6d/Nw7Pjocnvd/uupfXLoILOaa0VvEsfiMg18BlXsesg65EFP8pxxwCCfgZmndVS9LXNzh",
+	"TZh3kxhbBvYpouAFUhOKbiUc5d6Ax3bQ1fmxJM14kP2Tw7PToxM9Stf+e/j2+PTgx/4h9IKML16dnPd7",
+	"B+96b4/7bsshCFMUNwFM3viu3zvsn1+4LdP6708GnVPPer8dn/YOh5enp8Pj3vkPfb0umIIL4RBsgLq7",
+	"tdPqkJ4pePJxzQNJpgHkwDgDPqWhtiEQg02fPMjOHN1fBhIr3fuHuCenl8PvT69ODt0OueI3XNzxAbe7",
+	"avSMVL1Mh7yPvxFohQGrmsAPbcapH9eHUDSLmGL+HqEEimwJSm3TW0gYTMkZjSR0KBpRn7j/f5cw6dEZ",
+	"cwgdcHffJZLNaESViFppSiIFQtKUE8ROrohOmWKRg2DxNKkKixdNf/vq8vv2dwQCUVSZD0syoeEY25zo",
+	"37deD7icR5G4pkq/OYhIUx/mg7n/Xbc7aLgrxmV4RktjzTGu/oeIgj+hYnyPvAX5SaxU7nQ6LmmmJbO+",
+	"ond9wO02k3iXHTLHHdNzsAna4FONR7RF3KuT3tXlu9Pzo7/3D/VwUFjp20YsFPwagPgEZyn60CKPxWXq",
+	"VNmfXui9xqI3aSZ2rpcFVBSQCH3qTeIXTemCTOkNI1tOt9sl03IANz0zQHAbLSwym0F9BrZ9IYnbbmtN",
+	"qA2faZt7XIeYFgPx4AawFpIpLchb+yC3kXrnHJ5lvu1xmnoOvB/Ysgkn0hnw01vA9oU/4V5b2i/J7vYb",
+	"4r69Or+4HB4fvT+6HPZ/Pej3D/uHrpH8A+4CjnC7h00ATXPVQI8MW3yTHnpdhUB0X4yMEK2wM65MuzAt",
+	"GLa7aYS7ZH1aGKkGZ7nvR0xKB/ze8bKa4e5uv9Gj6V32cazxIDMj7JBj2D8UnWIO6NmjBfaOhgNywG0v",
+	"BMGtg71D3JcTRkM1+VPLx5dQTvOnG0tsi8RtoBEiNuAoxsxOoPMoDDzGJWZVQ6Z2ozej3oS1tzvdhlE/",
+	"G2nHH4WfOyK6fmmelS+Pjw76Jxd9eAby9RQ4mfBs750dYUm6RA2k29nC28SMcToLGnuNnU63swNuZzUB",
+	"DcpOTP/7usxf0jMMtt3tkjtwpxmCgkUKJJnPAOoyFnNKzNGTR7QqoLULrUZphRDW58hv7DV+YOqd+W4C",
+	"Uw/j2e52U6VvoIzm+8rtfUzpwivsoVAlGSigqxXNluxUGmlNs7H3+x9OQ9qyksaxtkL1vbNIjMBjRa+h",
+	"hS9+qQFqqiGPmgtqEiPsUll55pBX3R3iXvTPfz466A+vTno/946O4dDNNpAqrOs5fv2zL2s8I6wF9iba",
+	"FoV6wFfdnapPxGN+eYFa8RWntzTATI1lO6NnHazemtutl3QWtG8YlhCX7s8Ju0OFIJKqQ2JHhB/IWUgX",
+	"ZBaxcQCtukFomJicnEBFbX4/jgOperPgR7aQj7kj+ImMh66a2M3phgWv4AeHXdnF8Szflbc0ndGw291a",
+	"/cgVp0YPQFfl7vab1Q9dCvGe8oX5lkSqqTG+I62McRqa7KsH0lqK76XKnr9gn93gtlpKiy9B7oiQFX1U",
+	"xvMwtGQTMTWPOASDPeaAQ3qfFOBz9DF08a7X3n71Gmu4gQSL1IYOYSSGRgyt+9b0rd0IpaU/EVPCp0+f",
+	"CsS9tWHizvvOK+hbr+sdjcOBz5S9grJxWQnllqDL6TknO19+vGGLI/9TUltZTup6N6QSM3RFaJuFKiB1",
+	"1Hr1z1N6Y20Zj4YhKNL4Sk32LBy3inRuQBQTOn9UsZovFV9BecY4eVrK6+6ufuhEqO8B2O4rJVXch5Wk",
+	"qnVbYxNjvmIBCd/cTALfIe4NW5juNzvbJBR3LPK00jJhH1I+wEA/CTguFnaiAQzQSMc+MI80oaxU8pH+",
+	"yIp8KEg41Dzmh/98mU41LNVRskd5SRs5+waH8Iw6c0avA452irbCEblNq2ouaWYciNBSqLVncGRSicN4",
+	"weKtxxdScOxuuR50ePxTo7A5ZTSR3PLyAPHdPzkfcQ/Au5JsAthXjfSix5DqmGNZEUIow2r54xEFyeHx",
+	"T8vExylnAJhvux0cHv/0fHDVVcl8Rv02uu4xdTUlFt7HmbOfUtyF5Q8vPwZ4gK1HkXGjTMgiL9fyjoMb",
+	"RvArmCC/hEFBw0PXsDaerU/CeO1hhlvdNr7M+GzIiYid0SPhL4rshnUl30diikz3aISdq8ipOBptvl0g",
+	"bXIxTO8LPyK7NZjiQPBxGGBQbXerxkx+EJx9rSyHm53qvBK3B12PB+Pc1FomuINuPDxatJg051eHHFqc",
+	"Dvu+HFRH+THUj7/+gMOoIlkhGQlI8kBiTDxWIXLHVxxOT59gayXr1hoLuLVN2q0FNbHjA7Q2CzSWSlNw",
+	"yZQqbwJplBWjz0Drl6o9dRtMFGdxpslLBn+yqo8vOflf5Q7+z3julyIorlAAUpnbzyrAahWApdjZipyE",
+	"xas9MWj4ykxuKIUeUbZFtEn5g+xPAmVv5oLJMw3kgJf4b8xZDv5/POYGfMCvzo8xmkuapRFbrWlb379r",
+	"dIKtbaIE2e7ufjfg3oRG1FPZEGsctDUdlCdCKjKdSwWhq/CWDXizInC7TyjeboKEEGEyT0mihEMoCYWY",
+	"jah34wz4LApuqWIOOfjhpHfpkDDgN+1QeDR0yJwH/5wz+9d0HqrAo1puRwzmho275lzOmBeMA33620AO",
+	"llQcnd2+1mrSlLDpiPm2lZ6TirdmJmLD0hAhhlwF0+ceKoRSUeB4Y1GvhtAOhMGamNQBOwWr4KHr3Sc0",
+	"jsvNRKQS6MRAkt3umwF3D6/Ojo8Oepf94dX5MYY8TdrV0v11SDEwvhfXT7zqDriNoOtRfEd+fKstMxqG",
+	"pIl5AtAuFsD3ZGvf5A7AVo8YeXd5eTbgAKGLz+N9+Ls+Dyci9ImWaJEISUJK++SdkMoZ8Eyk1iEHKPva",
+	"eO4kf18uZswhlxHlcsyidt/g+TkDfiA4Zx4+/SNjs3ZPW5cOOYvEh0X7G4dc9uHBINRLcTW7jqjPMgn4",
+	"3+Tz1b9x4Tg3BIAhtDJ3Zz9pKPx4Ds98jtSnbNqjNv0f0wVahX5coW8nNUqfyxO6tu78VbtOUz2ty46g",
+	"vNobW55VrtMekWKsjCcRz554S9GdimVhWlAmrRe5T0JGtfjW6q/ch6Ms8DM5MFB1cUcjX1Z5VTPs9Mhq",
+	"UU3Paoacn92rj+5eXUHOTrVLsqAhGT3IqkmlAeunpLi6pPZMXpsmrx+YqkVb65nk9lnrjtM2a4muD2UD",
+	"qV4k6aKCfYvCLqEKjXG87KADz8MUzQG/Q1gvOjO2ALXpmYRCqpBnToPZLDTmQpJHBU299fOp/MukGhWL",
+	"GlDBc02rhz2iVYq8T/4HQS4Of9RWB/UlcT8GvkPMA59cTIs6e3em78k36MUJt8q0qGxBxiNpUeVVH7W0",
+	"qM0LARzMeseOWeb/NpflVyhIcPfuq3a9BHj39d3+eUFT6lN4n26DLVUQhkn9PmSaIsjGaI5WWVIkH/cY",
+	"yJQ0R0zOp8zvkDM6lxA8JwhOn7mLEi7aYlY8WvVTT6rOwQfrs1UgzXSeD9tN8wjsRLrEXol7MwxS4SNx",
+	"DJJMYsSMmCemjPhzhr6z/QSzagjn0pz5LgbJTJf1ktiXHu+XTfeYe/dM95uPUOm93xThC0UVayd15I9A",
+	"/1A2GfosAo8eEeMUslhuOMa2gvwrVxv3ZMQmYO5bjJkSXoApXNia9UfzT1WXuH+JaXrPalUJ6/R8n9B0",
+	"zIM0Q3ZNvQVQZivFORfJPdXMk6bWWmHefeM0MEFcUz5RHcZNSO5RM6sr8A9WyPjPmV79V5DzEPkzKyzT",
+	"5FhJpc5jSO+e72M5lSe4n9px0hyLiMD5EQjeMh6D2CeWCRp2BryXg6exUSF1J9JktEcoUZMg8pNg1Pve",
+	"r8OLox9Ojk5+GP7Y/+1iCBG+/qFbzBGqjJ+kwDieT4jnE2KNE+IhZ0KdDHLwSNvk8JRoDalUSQEF4kJC",
+	"jtBu9w1xD3onJ6eXw8P+cf+yPzzuXVymWcStinssY4Pd6uz2ryck8VcgURvDqEelDzkTnJKYXUp3gtRy",
+	"efP4meXypnZiOeRrtWMQmlKN7IgbQyTyWVSVebdPLLAJERxSyL1w7lfm21mYFPmE2d9fUg6Ynf9aSWDQ",
+	"tBT26jkNrFYaWLJgaSMfkh2XZIH1yuAmsTgJ3zgVPgtbHeJqmnP3yBZRgmx1uxYsxhlwZGaHuB3XIa5B",
+	"m2m7pOlmsKXdVof8gngpLtKGS5oI1zDgAGlDHeJHdKzIdne7297atgX8gZLE/R/7jKQLmZQAxxisA76z",
+	"TX586xCuFb8xixj3mIyb95taKkdPK1qYyc3mozCQE3N8DniSEQqZQzYDdA8czwimmkW0yB3AA57BhTBQ",
+	"Hxm8ijENQv1vyFDqFHKq+j/3Ty6Hl7+d9d2kNhokkh4ZvWF8SSKQZbTHzQTKoz49dSqQ/f5KWzTmiOfU",
+	"n0dM/YlXuUzsFE/elx81NS9Ve01Xaq04JMk9JsMxy7EkUEQquuiQM7yuOStQqSwfg3Ulc8XLgFakbVQL",
+	"qmJOmoqUoAxjPfYxWSMp6PA5B+jRc4CW0nWcAlRM5nlSWvliZeBfKKFnBaGsaWLZnT3RKv6SlJ6l+KCJ",
+	"gpXO4TEgaPvE/fjJHfAmIk5TvoiVG1B4mGylsStJjyfmDuhGHuWEiwEPBb9mERmxRCrvkzlvm7u1IEYA",
+	"Ivv4HhnTUDJ3SRbOI6swFcCVT52Hsz77FtKlnvn5EfNqaus0CKT8MMvqQonIMCj+oBUfAGG3ZYYzCAXd",
+	"snw9R4xqJucj/emR5lAB5pIe/IA34wcypW0tJ8kEzFTsubYgz7XNuAY8kDYfkIYhCTggkamIckmh3oGM",
+	"2FhELIWctk+6qdcGcsCpNnfiTGzENczm8VxD4Iu4eD2uDobIQbwQJq8IkN4Cbiw5rHS5owvShJxEK8ug",
+	"EYdjcRkdKFXC5hkOiZiKAv1rLINkKwaUTLKSEOONZ/omABlAIUiMlAnRjcRq1HbhiMUyEyp3Yqtu2Ds/",
+	"eHf0c/9QbwLczj5o8z229eyWxiYm1frrgGcUVdJ0r05+PDn95SRtMLacuIBLGnM6GGv5jl8acMzFyvQG",
+	"aRaMVeP0sjCdHThf3AGPQVMDrkT6HbFZz4mba1DjkiaA/plJtbQhjf2Qcs1hFBTWAPUhwI8ZnkndH3DA",
+	"CrOP2C5ryC/7iTMAHeBHh/33Z6eX/ZOD34bvjy7e9y4P3ukz5wCzZiBdFckoU2WeWAcZeMBiWhkedkAI",
+	"j3RMpT/xOc+oM3uuLzuoepwE+XZX+5p0wRrj7A5iBJj6B6fWdnf7MwzzMiNfNZMkjYpYxIoNwJ69BhvP",
+	"ysN9Sh2xwgjx1AFWlqpUevTGVURLTbFHN8Nq0ZwRqlruMK6iBUJ9WlQIRabUf9boHtdCy3N9LWutqNLB",
+	"uwKfNK+ujg5vv21VxLCC5QGsFe2qkpDVh5mIauNEsA+zIMoHpZLcauy/NptH18wnzW+hk1diVyzM4639",
+	"GF4Y3qOfCdlYETFXFQEuM8gVq6eZwZ2yHFRSosqy20DMJUSAOuR0Rv85rwQ/wGerUCNebW2XIix8xSE0",
+	"WOG14me4J08qU74wgEoWk2XM5+ZKdTjsnHki8i0ofQhwAwAPfnDxs3lhzvZ6ITMVqANOY3TbrURjNY9G",
+	"8PpOBuCSC/0lJvfgRv0dbTHNIuHPPeanIGYsnCygrmLLRAhA+eKOa2WZ+dAFIfkc2G6uXk9gZzfGHgRL",
+	"hy/MMCz8r0c51upj3wM3EnfYwNO1JVx8Ph2xSC8AOIoy1bexAWOmekflgMOxhgiy8Y22T13KbDSPYIgO",
+	"BA5eAePJJoO5jPtDPW1r58A6ROIOoGdluq+hVuEV2PJqwO3ywJIlsi1jUsbybcAH/HwpikEp8HtrLzW8",
+	"ATet3aSikcJrSafIN9tG7s5opPbhMdsMEWEvTCDR9YMIAQVc4tqmGK5D3AAbhQzLH4x/t70fzNqibJdk",
+	"e5dA60gj92EztBHfxPkNuCf4OLieo4hv7cfnA7TDIKbwzhw0mNzhUY4mb7LWS+EKYECPG6KET3yu+CR8",
+	"fKVWGHOJEQrG9NBMOGIpnv7LSHAbUsyJ2jJ1LRbjWS1pJaxAauHTQAHOcqAAbIdjpUgY8JskHDmhXO+c",
+	"mCMugUV5rQwkJrT/qJpCXVyBhAi/ihS+LyQyaDexTK2otEWfaOfrbfnzNq8yGZft8Uob0agzT2wkYo6x",
+	"FVQruy/sdLeNxnAskOBcIhn4ZKjtRqyFHTHe3oOLnwe86f7QN8VZ6Y9qBfZ/GxXjb//5178H8253+7UM",
+	"rvUfWl9D9/9YROSV6XAiEe0I61xm1Gjv+NYXABuIOovBEoCRcMZ8UJgNgLEz4GFwo8+MWcTMkLFhWhu8",
+	"eeTq/Bh04kDZg9UIbJjkKBJ3Uus8gMKFcQQlRLhf0kkMSxZsSFPLe0wswYSTzoAfYV3jSIpwrtgeGc2D",
+	"UCXae9zfxupXzMeoqYeDFNGAs1CmICWNevTCOPNRa3ffCakQdKvHY3vfEFx8fG11idv/9ez0/HLY//Xs",
+	"6BzqIeyVk9PL4Xm/d/ibO+DN3e6bFkYgJOyObbYWhIFaQJ022ggGzc18IFB71roacGwkgzYGoZJIIbjp",
+	"LIYOB1vAUKIRHhpiLZeOO+gnLkdZKVKnZrJUn8gDaC1zgJhfJWyALbdcLpBW3E6jpMNgqgmi5ZKlQ8qo",
+	"CaRpyUHvMQiBambPf/DTV5BLv5lzSwvwZcdWkXD3MlajNLjBhgSbaVpF+w1o2CF3EyHtYzJFsyo2g1qd",
+	"FI7t087OMmpmbhMqLZPvxwArEFIR3LaS+cxnZY7kx4ho+PWen/ooW4o6r2h0zWIvUGb2UJSs6A3LHFIo",
+	"/227VXDKQKwcWVAaLF9XBtfgaMn0or81OR/JkoCPyRjg0nXInPvQvuyGLYjPIsjSKZ46UyoV9nHfJzTV",
+	"Xo6GCphERHrnWHDNk5GmzKEd4n5/ev726PCwf+JCuz480AVnhqvAH6XJdUalZH7pGUSaVN4MuBvrKC6S",
+	"CxC0Xr+Wow8OiHzHNISuhxQjwOF3aVxlTWjr55Dz7w/I7tZ3XfLPuVAwM9OJLRJ31jsuQp9JZQ3KAYfL",
+	"LeyHP9FnWDifchnjLQwDcLek3SzpP+dRCG0hpaJqDm0BqFJsOlPGZ+YQN2mLDk0CbFoB/D3gruW0YfKK",
+	"+FJIMYY+hcshlWoIfUHhQXCf269R5e7D6qMnSy/Ezs7OG3J1eeDYbpEWDlM/sOgM+BlG19GyjWE346pj",
+	"63yDrmaBJFJFjE6ZrzcnMDnv1B/wgmtyn1DIb9fEM6ORat/RBVGTSMyvJ7ZhKC61Bcsc8HSjTsb9OE0+",
+	"CBlhNApLCzdjg+p7za0rJMov1jMJAirTjcUhASdXPPgQt+urgnpGfqsnbgKuXu82SkIETpk80aPSSl7M",
+	"ds3Xu6XVUpU41DK4XjqwVGhka/u7Ejm40ipV7IN66cnb7LlXUFnKDM7HV8wsOOthIGdCBuU6muZO6k2m",
+	"kC+iiUuv3d8G2DewjRTf1mbLjhf48H/W8eTtoOE2HkVL23lCDSMR3XvZsyjdUJZk+sneRYJfd+6nG35+",
+	"7QkYXUQVmtTn0psqGvdZGyg58l5IONus4MxY41+JSmWCEO1NdzqAuI+1etfqepDr1f4XrcXMrcI6EWWz",
+	"pc/w/OvFpAvLluJgsxtrgvSnu1lI201fotJPySwStwGYBBBQHfCAX2sGs/3tx8JENSB8Crm8grham0VH",
+	"m7kdsNRJM+Ay8NmAu3gZtV7sIE8lcRHSYwg3Y59zmz1qasGHjOuF8bXeqor4uIhvvrqDwJ5tTZzqCalf",
+	"Bx9+ke0NqRKoEcloaAwGmGGmGMzGVEmqM0FJN/h05/e4HTypaCrQIa5df1drGSHkKQN8anLoQmAZswpu",
+	"TBNrsOGakjHiGpo4s6/BzgYD7t6yKBgvht+4tuIDnLUT8z7MaR0twDFAEPAK2s3DEg3BANDjnkypN8Tl",
+	"0RsW6/wxQHFl3DYnOh41gJv71meK5OZGURO3Jc/wz90471VXml/GUrFZpW2sCzB/xBW9YRZaPt2hMyM9",
+	"40b7rf1iZWoCdBpjnxpZW6aSoEJTxlNfBuR8KRU/Q88/enC5FtlXANBfFPDjrFTfJ+kDnNgCGvcjnA6f",
+	"XDJiHiCmFjovp0/ZCZWTUgD7JyTj3KfWJeNn0n2kgHlNul3P5Mpt9gMw7p0kFRNVPTE2Z3IZVH1NjPoS",
+	"KC2sIXwaVan0W5+pWig3ipoA86WHzNcBNP9V17c+XLd6Ca4WvjLJJAdcFytNxnz1DYe58D+XNOmAF0sE",
+	"TGkmJO1JlcKbvBakCRnPVCVNOQfcE9NpoEAVI1MxZVyRUM887sYib4LZjPmtOCZkvE8xktBWt7sfZzRH",
+	"zDiYOJa000BpKoXWdK9s4AAiWdCzTU0YT7LAteE+nakF+KawUFLM1YDbGSOASaSM/c7FXYecUSlT5bQv",
+	"ZFnZBJVoUeuLdv06pK+NeltX5NEIIKD1eNPN1fTfI+Ev9uAl/+fi9MSmXsdJ3PpnvV6QD+IpAGlyUnWW",
+	"IyrZ612bqqzvHjLTDG3P/OjG2ehQiWvSuvXLWGBLdjvkPaNcDTj0CPbCwG1PhZ8uSm66qJIgvZF226Y3",
+	"O5kknQE/OD5q7UNWO7xhShdkxMgdABqUWrXH8MaiqF5Zw2Lck/m6FVPbXBGjgQ1qrONKLQSL3ok7MtUT",
+	"tCSnBBCjCaLaXU+RLaRGcEaasIYvJKG+HyCAXTc2Z4y5kzohkwlycVcZddKfLvd3br9K+Tu3X6Xcnd0n",
+	"dnfiHtfszixJc0oXI+T01vP5s+nz55eYVosnUPpsaIaCX5OZCMPWo2mRyw+3e7ZIqVBXK3HvS3wLr7o7",
+	"Kd/iWe/qon/oGpfqOVPRot0zJ6UUsasXshOjBRxyUWtVL5X3D3NcQK+Hz+C3WN1jwjhxnruqPHJXlQDW",
+	"+R46430bqazDVwkRJGQNPYjJEZ7XXhB580BhOgqLyIT6xA8kRCks3UMSiomKOOmLOAN98opYk5qwMFdN",
+	"Zlr8N0s6t7Sq2rV84RyVW8xnznqcvi33Zq2KbhOVYfAvsnlECurfITyVF/BMb49WLp1uHgExyad15VXq",
+	"Rtn2kpQn4dqUygiDbqa6Reyno7+BhMpgDuZNq0O+t0qNLa0wcFKmbgQqaCdByIrBa/ALRvOS/kKZcOVz",
+	"I4lnlP57thoaYwJ2jj4feBDUaTEBGai2nURcyR1XyTfrdJRorQhvPneW+C/tLPHEB8ZX2HLCcmkoruul",
+	"QJLmSM+kZdxxFoMEoAEKaZFLYrHH+oMPXPPv4eOVGY9YtpBxAS47t4zf4QKfKvFvZmFCkgiBIiKKI3H6",
+	"JA6mlcBACeRGua/Vp4q1zc8rHa4VA4qBS1aMxQKC3GskT5OM+upLSEbVpLpuEqrdleeEqnVyUEuwNCr1",
+	"CnvvSzyC2zQMl2DdWoweIDyXNLf+86//Z6vb7TrEEB7Z6nZbgHrn0TDMBt6q1IdeGJrhvU8GnpNojyOY",
+	"NionreAYLokBrZAGS1+L8mhj710iOzB3PZXJ/jmlB9KI5rVlwuOXCf2MuWtfr56nUukZ8REIgXZsipMC",
+	"SLuPNBnZHB4rT5aYD5b538Izj5NLY75xdKjl5VMnz+BsYXqrzkExV9AfXAvS4JmYaxIzJmtsdbsPOwmh",
+	"l8IifxLmvfn6ngefXNV2CONa2P7eGNMgZP5wxqIp5YhzK+eex5jP/MYf99Ep1zvVvpZjIt6QWqcEbvHz",
+	"MbGSs4wzFeNBBsQ5x1wk4ISSmKTX5rMVZwRuLEjNIq/9150RqdmuOiMiJrXC/XxE3IOQN3RSrCw/kcRF",
+	"bypgaWWec1d4Uw0ZPmbYznyiZqlIzO7PBSJPWCAyjclgSX1IlXfwCWgo+6WaNPRMOI9cnrGcatbzFsfn",
+	"YTGfLiPQXhqomqVNl8092Hd5P5s2bRNcDZhNCqsoJhtnFan37Bhq6eHrKLefUbc1k6qVW2Hm/6wP1M2M",
+	"SKV92cXLxbs+CzOhcrx+El36A8sSL+LyqHTOBX40UyplYbPSyjqREzpjSasTo4k283CaBkY8UESK1n4q",
+	"dx0cTEkU2lpjmL+KoFRQt4gvlq6DHbKwzELTQVl6nX7H0517NRX1y0nszHk+9B5Npy/wKqr59XR5FQVe",
+	"9ZmlVXiLhWvudR0E7Cv4TZtx7BDRIMhdwH1TWlF9buH31xck8Nwv8IXG/d0+fzyqfQFjXMUfAKT3fGKt",
+	"onazgekDSyqqAqmQfuqS+ktAEWRRwNai+tRjVQywjM4vk4/+N5J6Mr1V1D6aezfsmdwfRu4GMdUEPFcR",
+	"fsT+gTCU1QT/y2SRAlV6ISF8bToGRmw8l8zP5irvGa2ISsGJJ3yGOOfYTdNgwYp55DFCfT9iUsagRQng",
+	"ty3WxPJKaWAdIuZTD5LyKNRjGqhzUH8I+vlbHWK3yVRaJY1Dk6J2g5Zm+47oZ+w6wI83bKYItgerKpw0",
+	"S5o8+Pi5Rg/J63lOz7m/Byfe43XA4hLOepZndQxOI0psSWCdBOClKYWXpQ3KspJqrVRDcgaabFI/T0Rk",
+	"W/lG4g4qxU3RfaqxF34HiAKja9Qv1QXKsxUruNbCMTcq0jPZbGV65mfJaJxSHxDasHsp1o8H2Km7MoUw",
+	"btpdNdnfe+2/0/af3fabzrD9x8ctZ6vbrZpyyeBUuvzZjgi+unxIudVfu5a9vCXcl5LqWWhR95zp+cA6",
+	"/DVSPJ9TO9c5OErCk3EYPD4q1srlvBBj1cYbLcyJTetMiTLT/jHdJ7OZzulsdciJsOcYwIksyfJ86vTO",
+	"Jz9Y4k4AG80AtW990gTQ5wzQv0jSHOb05Bu9riVnChk8RUljdqWkLyt0aDSjgCgggEDF0IZxOw1b3w/Q",
+	"R4FPrgECkcepkv/51/8LzTegBa5DXAN7MbSXSDMGvoEmJgbXB1VXvKml1RKXCzUcA/YQaVqjOtU5LFa3",
+	"W/BJa9WjE1Mb+/rPKZnPqgThc57rM8M+NGUbEfDX1ArK81rzjbH1PZUKQcxCgLZokv5yGoEz4AJeR8MQ",
+	"SgcFTyBqOsS10T7X8gygdHMmLaAGMLoz4C7mvrpEYeuhiqBhM2KaZgPBHQLjdSxFDbj9bMshrlRz78a+",
+	"LOCaka/BMde0OHFFXabELRYnmn5JKb9Pruk8pwX/pUURLmtedxgHPJAT5q+nRKydBvyc/4sZHJh1MRYR",
+	"9nh4TgKuS7b3PkFX5fumNF2HBD6bzoQmCdKMsUx9m+CJOHDb3a5Bfcurq60O6eWVZdvNPKcsx3ineV15",
+	"uQL6nFn8V8wsXi6bqzOKn45onnOIP2uf1xX08eB0xwfmDMfozSA7m4iYPKFyOBURc4nUxkswTvCcB1z/",
+	"oKUpJylrPpdZXBTImcxkZ8CpTAERQ+9Sh0TsltFQaz5cKK0BQY5j3F8v8EkT8hbJ1dXRYWvAte4s7b3o",
+	"54h7jewSaHFuNSr7jhlVcLKXN8csJj3/dXOQ/zJwbjGLvpD2xF/Ea/5EbOtR7rHwcbKTIUYHQOEzbBQ7",
+	"BNhbdz8dxSQj5gnNTW7eWnZJ02RfHh7/1OqQ0xjMHDCubOevi8ve5dWFWyN8cQBzBVTeJzj9epBOsYbG",
+	"lJ//M4bWZ2fTCyVmiNUMcn49c9ggU0Pn5iV9Fwj7oBiXgeBEjIkFfk+l4EPmPhdEzr0JZLO1MGXNvHrA",
+	"AaQ/XJhuz+j+sFhMaFXE9oQD2P7AlPCP5g1bDLg5j+WMevY8GwXXhM+nI32m3bCZwk7fbp4rEOoaGiQg",
+	"fjVSe4ecco+lRwkoz/PoGvv7x46+VNcEEsgBhy7k5/3L/snl0elJ3CU2IzEgP0ZRnypq+kyYYg+p6GLA",
+	"YzTthWk8SpQQy49d0177oULBgvXT8CzSn1KQmIvOQeMrwwzAKmFg1wr6L3zh7L9VY2A/CM7+K3ToFzLe",
+	"myZNcWzriU7px6wh+l4f0LFbGrH4Ss7iJHIAbveErQc8YooG3Egb/DnOXWUfAqkkFiLZs64JWLGBb/uN",
+	"DDhccH9t/4K9UdtHvrtnhVhkYGx81vbnyH6MCA6iLghD4kdihm/BVWppUZMOQBgzgIwjJiexDTKa+9dM",
+	"7cd/G2E34JrdAz5nHVQzDvvHRz/3z38bHp0Mz85PfzjvX1y4pGk+IGJfTcCvW86Aa+FVuDmj/rScgu5C",
+	"mnGjltb+EiFoDaatrnFwSwANMOuKnWzI7vYbGMbZce+34fHR+6PLYf/Xg37/sH/orhEXebLKqzU0pPSu",
+	"/rdpR//t8vQQ2UTzYS64UCjxWqVTARu1ubj7HGYLtG+yQsN0gtICBrFTwDe8AVMFjJQTcffF2CnYsESr",
+	"knMGTa+ejZPPHwPRW0KhpVQq4UfvzgpmWl4oeYDBfJNWU8ixzVREQko6/ALKfDBlLaMFUAU9SuP8nCnq",
+	"AOaxQBIaIo67EtCVIylKM4VVRAZ/MtK8ujxo7RF3a+LaZo/ePIoYV2Qa8DlEYDBv59Ubm/4bKIe427sT",
+	"N3P7RMyj+ObtnczN3/rZe1+34W4zkPihbzMP7XT1U8Kni+SON1CEY27rEFhKyNGPGLmLAqUYh4xy6k1M",
+	"69ZZJDwmbSgIBQgoRpRbw2hKFySk1/pBOhLzpKFep9ymeaI61Lgo1IBIfwkVqEheL+TnKEX9Ak7XBTHM",
+	"jd3qcTUywgBpIy8L6lSSprhXzsJAkYArQa4uD9qWk01BpKbTuKNhWjRYNtbPve4SwVnb8LB50rIt3LG9",
+	"CywrDXvite+IDD6kmVNaRoTfd7rAf/k2kcpi5kPLfWbzoC23N2c0UgENW+adHfLWzMQ4N7LdgmYRk/ox",
+	"MCv+ZJGIia2aG5+yaPZJ+bJ+uWzMmp+jbvaL4s2ZqXg1K7GMP02Oaq26MaDp3tkRYOuPWCj4tSRKOLYf",
+	"CxafmkBWGEjV2iOUgANQMtuHWR/F4o7bdxoTPZB4YktBJuKOUOKFgWYBb8K8G0nogOtvZmFDDo6PILrW",
+	"6pAzMwtgn7h2iPumSbNv25LGJyKM9D//+rdLjItQsuiWRY5Jj1CTSMyvJ3bCFc4989XHVKHNJ1aRvpnR",
+	"c1bPCk4BDAkahqZBxAtpVy7FIpaWUjwyD8Okq0qtpg2mgrJYNVlRPX02D8N+/IV1JfiGKsI+L3RVegnq",
+	"FhY/E3ydMLCm36SBcprU52GI3uRyDH9e0o8dvK936EZFeQvtDsciIgutNUkckra6xkx5kwFvAj7If/71",
+	"75dY52q7d3s3XNyFzL9mpOmenV6k73lJvRu3RQIuFaO+VjZBq4K20NgSaY9Q1Yb2323BPWZ6nKZe6nfI",
+	"kSKK3jBpsMuhkNqcKGI84PnJSdJU4oZxh7x73zuAQYIqpnVA0F8Vnc4ccnRGaBiKu7bJ90j5jQPBW2iG",
+	"mq/B+yDM7OKV4TwKjQscURyGcIueqxxw250sXJAJi1iZtMAWX2lmeaTk1vQnYtapk+K69ShDqNnaLEPr",
+	"n6/J2VcoKnCBCc0uYVFalB6KK/NdTeNQqcRMs1l5r+Pd7lZrHzREUxEvFV0ARoAeLykEXsv4A7MXC/zx",
+	"yJ1Ta6SvHj7nqz5yvuoKwnUq8Hy0ohbTnDW1yYXB2EnqCyOm5hFnVRl2T0Vy6e+sJQ2fKe9xQvgryW4j",
+	"fVFtzUvOlQ72rTGtsUiVhb7Eorv9bPILZstkzkcLrMGMoVxG2lcz/wtXOJ5567+Qt5DsHqKOGFOi0l4/",
+	"zbhwrSfW5J3Ie1nw+MECx5eEf42CA7GuABQdtQzXJg9vYQtApRKaMZwG2FrwrzgVr6IAtHowD8AfWus7",
+	"92zkGHBvY8A++ZHUxfV5ALDGXwHVJ2aCL9OB85dJ/AeXDLPS6BEUkpVS9yX1btbPnlmnJ/x7Gt2gTmOY",
+	"OalpbLrxv4dUua19NBoRP0Q/4aLcBEfMgLtGeLoohhHwzqT2JhpSqst8nF3cIVdYKOSAZwrqhMC3hSWa",
+	"GXcUCXzTXh4xBPaJm/7ZYhyYPGecEsgjj4Y5x1bJEdTzbjIn0GMpaD3v5jPqZj3vZplUeSfuyJTyBYKx",
+	"ZpbsWc5sumN9yn1bJWlWS4kc/NijCYt8O9qKtrOV/qReGD4reOu0oH3ubLtp2RcT4peLlPQX8jZmDukV",
+	"PXDXlYYJvsmjyUMIUfmSXAvonmLSj4aBL91cloWcUK1SISW2VnjcYRr/tWhlCRd+8Z15/0KcmDRovL8a",
+	"8hH+f7QihBWjtOwRapGubeiqCCIYA6ClcQNfGPfCajZqPIWZ/hy2+hIaODKz3/XiVZf25EEKC1RSOqhN",
+	"T9MpQlumIZOSuLOI3Qbs7m9aOrpOQpEDDiolmYpbbfImNjG+XAmS2MVN+08wpzHDIVV3C8Vx0IDiloZz",
+	"Ru4mDLPqRsKHmg792z6Ja9Di315IMqKSvd51bIaeeeuQcU/4Ab/eMze4y6JuZv2WKuXnjPpJui2NbmyS",
+	"Lk7XzK9KKzaLWK4qjmkokwrckRAho/ypPG2rwhQGuv2ZezfcUAx4ZxnzPlh5c8pK+YFYA580r66ODm+/",
+	"bcUEO6NqkrPijvylIJKrIPqXOflmdC7ZE6ioxRyRV90d4vZPDs9Oj04uh2e9q4v+oTlsXShYave06ema",
+	"bJGIyfm03GV2pufw1Iki8NGlBy7e8cyxm+ZYWFcSQB7SWjoiktCmiT1fjqm/8eUR47lhn2dq3HhtpV7Y",
+	"WuS4tK1PSdL58rY91WpU/ZY7eljDKtDg+3V++Wu6S5+bmH0eX2rd7jPPScP16wtinsFC4zXSdlbVi5/e",
+	"2hBsLmsjUym+R1wlFA2HtpbSddKwMwPeTAcEWw6JQeMhGz/Sg2DSJU0a3tGFJN09nAOAY7FA266AvwKv",
+	"lHIYUcX03ekQ70sCQ8ACB5feXg9Dqhj3FsOpfvOUUSxUJeNITAccJjIDWzv1minjqrVETm+u/nrjsv25",
+	"RfBXow1r0i5tClzNoHWKuG1hM13eFnivjJcZ9SYOOrFsIN9AO5gOpXcEz3fHumvyhUQ+aaZYfhkTbbRe",
+	"+qvio+zsn3sQPwo/lXYdznKWraF7aVgAjc2PUA72qbH3MX+bZNxf0jlJM4bM4J5q3gBAKwlO4hgANuAA",
+	"U6AiyiX1sBsK5EFZFwskk9vEJ6pMI889Qsl2dzvBkA+FVB1iPbYuFLBBo2Bq0rI+UE9hX2LAG0x4vXnD",
+	"FqQEEzKk0TUbcKMHSiLn0W1waxBfkvSuDMJkCrTM6e5+57z69vWA4/ea7lnvt+PT3uHw8vR0eNw7/6Hv",
+	"tjrENS5yl4xFGIq7THaX8Z8PeDQP4RUWWuldv3fYP78wxYt3ehFvi5lh4o7HHvgBH/BfDEC0G0P8e4vh",
+	"DVsAZlsUP+kQu3Ch0GuR2cgBR4y7VirsFAeXANgu8f/noKmhX04UaOMvHPAEazDwrXUI+BRoUO3nXh+3",
+	"sUoc/bvdNwPuHh3235+dXvZPDn4bvj+6eN+7PHjndkiPaBIFZYaAfzBVNgomnYB+AxK8/PpneGYaSBnw",
+	"67gTTxpyO/34bnd3wBPH38np5fD706uTw9LAwAXjvoH6e6RAtP7CZ0qE059eJrZ7PN1QAnd0P8YS5+wO",
+	"EkRwO0Cub3e3n2xwacC9ZBiJrPKfcb8+PyixZmNqi7yXQn1lTqdV3f1KoYhtmz7FpgABgkLEYIOBdJMT",
+	"OmN4QqFQ1rol1IsXRuA6IH74IlXTbV5l8Uaw+T60BLRQJDZRI+DaDJTzUEmEBrcQenBUtfaIi4LSHXB9",
+	"EDaRdvcM4ToEHG0g96DTfl4IthxsREBL+HOvXFS34KWwEtg/DTKT9W7jxYBfhwxX7E7MQ59M6C37/9g7",
+	"m9+mYSiA/ytWL3RSYQXtULITQ5NAglMRHMgk0sZdLFw7sp2WIu1/R+/DjrOkAg6Iy05T1+rZ8cf7sF9+",
+	"LxpyWWPZwavlUkwYQixg+Ni4Lc6r2QWTBqd1/y3BxWgzw1yWRuUVwMc+R14UnPpLUDIcI/pHaZKjgUnZ",
+	"otpuZRu4BYoUQCp8ekZ4885RxQVQd6WpdruIrUFTxpjYY2O1TJOrfKq1Po9Kkh7kojR4k61CkpnleZHG",
+	"E/OXMf0EuuGv+3tv9ktKsxIf1c3Fgh2H0IirV6/7O/K+KDvOIx6ixeJ1+M40WEwMhuB7zxDuBv/IPb9M",
+	"jTsvVZb0OCwoDpOPgtxfl6biX6GXha4dH5/gcFC7uANhxVgjviUq5nQklRnZf5nyBc2g/P9obn+b70Xr",
+	"nxci65OnmOlP7EyfvpWgIqwseDGdsT8gSW47p8IJg/aNrJx0b7rQzIqvdxBBE9JpKhekEtpuK82AxPke",
+	"dpnrELbdOT0rZk0IbXF5ib9qrA/Farla4vUdd2WcXTJASQ9wbn3gEuyL/oCgx/2MbyE+IZGKXkBHgR7c",
+	"4QiClr4PesLRClCoB8oz7AMKUp0/pcvbXKt7w+yjqWZvcAzx22g2Iy0pEaaSLAaBTclZE9Y2w8SYmoMt",
+	"zrpRCWt9ykSm+R2LjGULKAFib2upi5ipdGqlJ+3Kh0ptt9FEAEY0TLARftltQOYmM8r5hFD64LjtxFfL",
+	"4/uBVzF4BjqdHYv5oA7SSE+j4WRVK/zUOruRPpPwTlY6NBMC3q4/C/mjtY68muhGNwrM1Wkhans0EKnB",
+	"SmOAmW+sC881Rt2eIIpame95c7ck8cwqHNKyMnBbJiERs8YivsQVkGL/nbN7kHFQECQXAhb0ToH7lPPX",
+	"a14yDPvpo9l0iiHNvTKSXsaCLZH1hy/eJ7rzfkT8+Wue0eMjx3wcOq1nD3cPvwIAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

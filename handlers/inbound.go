@@ -498,7 +498,7 @@ func (s *Server) ReplayInboundMessage(ctx context.Context, req gen.ReplayInbound
 // ReplayAllInboundMessages replays up to limit finished inbound messages.
 func (s *Server) ReplayAllInboundMessages(ctx context.Context, req gen.ReplayAllInboundMessagesRequestObject) (gen.ReplayAllInboundMessagesResponseObject, error) {
 	p := req.Params
-	f := store.MessageFilter{Inbound: true, Status: string(p.Status), EndpointID: uuidString(p.InboundEndpointId), Replayable: true}
+	f := store.MessageFilter{Inbound: true, Forwarded: true, Status: string(p.Status), EndpointID: uuidString(p.InboundEndpointId), Replayable: true}
 	res, err := s.replayAll(ctx, f, deref(p.Limit, 100))
 	if err != nil {
 		return nil, err
@@ -707,7 +707,7 @@ func (s *Server) ListenInboundEndpoint(ctx context.Context, req gen.ListenInboun
 	tick := time.NewTicker(listenPoll)
 	defer tick.Stop()
 	for {
-		ms, err := s.Store.ListenMessages(ctx, projectID(ctx), id, after)
+		ms, err := s.Store.ListenMessages(ctx, projectID(ctx), id, after, s.now())
 		if err != nil {
 			return nil, err
 		}

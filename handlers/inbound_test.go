@@ -23,6 +23,7 @@ import (
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/signature"
+	"github.com/hookd/hookd/store"
 )
 
 // ingestAnswer is what a provider reads from an ingest request.
@@ -490,7 +491,7 @@ func TestInboundSDKShapes(t *testing.T) {
 // order after a cursor, bodies exact (JSON as JSON, other bytes base64).
 func TestInboundListen(t *testing.T) {
 	t.Parallel()
-	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig(), server: func(s *handlers.Server) { s.ListenWait = 300 * time.Millisecond }},
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig(), server: func(s *handlers.Server) { s.ListenWait = 10 * time.Second }},
 		func(t *testing.T, e *env) {
 			ctx := context.Background()
 			// The HookBridge CLI's request: mode and name only.
@@ -531,9 +532,9 @@ func TestInboundListen(t *testing.T) {
 			next := str(got, "meta", "next_cursor")
 			require.Equal(t, ids[len(ids)-1], next)
 
-			// Nothing newer: the call waits (ListenWait here) and answers
-			// an empty list with the same cursor.
-			empty := e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?after="+next, "", http.StatusOK, sdkListenEnvelope)
+			// Nothing newer: the call waits (1 s here) and answers an empty
+			// list with the same cursor.
+			empty := e.sdkCall(t, http.MethodGet, "/v1/inbound-endpoints/"+id+"/listen?wait=1&after="+next, "", http.StatusOK, sdkListenEnvelope)
 			require.Empty(t, empty["data"])
 			require.Equal(t, next, str(empty, "meta", "next_cursor"))
 
@@ -654,4 +655,88 @@ func TestInboundForwardRetries(t *testing.T) {
 		require.GreaterOrEqual(t, got[1].at.Sub(got[0].at), time.Second, "Retry-After was honoured")
 		require.GreaterOrEqual(t, *m.TotalDeliveryMs, 1000)
 	})
+}
+
+// TestInboundReviewCases: the edge cases a review found.
+func TestInboundReviewCases(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig(), server: func(s *handlers.Server) { s.RejectionRecords = 3 }},
+		func(t *testing.T, e *env) {
+			ctx := context.Background()
+			rc := newReceiver(t, nil)
+
+			// A PATCH that leaves the mode, algorithm and encoding out keeps them.
+			shop := e.createInbound(t, `{"url":"`+rc.url("/shop")+`","provider":"shopify","hmac_secret":"shpss"}`)
+			status, _, raw := e.do(http.MethodPatch, "/v1/inbound-endpoints/"+shop.Id.String(), e.a.key, "application/json", []byte(`{"name":"renamed"}`))
+			require.Equal(t, http.StatusOK, status, string(raw))
+			a := ingest(t, shop.IngestUrl, []byte(`{"o":1}`), map[string]string{"X-Shopify-Hmac-Sha256": hmacB64("shpss", `{"o":1}`)})
+			require.Equal(t, http.StatusOK, a.status, "still base64 after the PATCH: %s", a.raw)
+			cli := e.createInbound(t, `{"mode":"cli","name":"laptop"}`)
+			status, _, raw = e.do(http.MethodPatch, "/v1/inbound-endpoints/"+cli.Id.String(), e.a.key, "application/json", []byte(`{"name":"desk"}`))
+			require.Equal(t, http.StatusOK, status, string(raw))
+
+			// Header and body text a database column cannot take is still accepted.
+			odd := e.createInbound(t, `{"mode":"cli","idempotency_header_names":["X-Id"]}`)
+			for _, v := range []string{"\xff\xfe-not-utf8", "nul\x00inside"} {
+				req, err := http.NewRequest(http.MethodPost, odd.IngestUrl, bytes.NewReader([]byte(`{}`)))
+				require.NoError(t, err)
+				req.Header["X-Id"] = []string{v}
+				resp, err := http.DefaultClient.Do(req)
+				if err == nil { // (the client may refuse a NUL itself)
+					_ = resp.Body.Close()
+					require.Equal(t, http.StatusOK, resp.StatusCode, "%q", v)
+				}
+			}
+			pullEP := e.sdkCall(t, http.MethodPost, "/v1/pull-endpoints", `{"event_type_source":"body","event_type_path":"type"}`, http.StatusCreated, data(sdkPullCreated))
+			pullID, pullURL := str(pullEP, "data", "id"), str(pullEP, "data", "ingest_url")
+			nul := ingest(t, pullURL, []byte(`{"type":"a\u0000b"}`), nil)
+			require.Equal(t, http.StatusOK, nul.status, nul.raw)
+			ev := e.sdkCall(t, http.MethodGet, "/v1/pull-endpoints/"+pullID+"/events/"+nul.messageID(t), "", http.StatusOK, data(sdkPullEventDetail))
+			require.Equal(t, "ab", str(ev, "data", "event_type"))
+
+			// A held (pull) message is never replayed, alone or in bulk.
+			e.sdkCall(t, http.MethodPost, "/v1/pull-endpoints/"+pullID+"/events/ack", `{"event_ids":["`+nul.messageID(t)+`"]}`, http.StatusOK,
+				data(sdkShape{must("acknowledged", jInt)}))
+			r, err := e.a.client.ReplayInboundMessageWithResponse(ctx, uuid.MustParse(nul.messageID(t)))
+			require.NoError(t, err)
+			require.Equal(t, 1, r.JSON200.Data.Failed)
+			require.Contains(t, *r.JSON200.Data.Results[0].Error, "cannot be replayed")
+			all, err := e.a.client.ReplayAllInboundMessagesWithResponse(ctx, &gen.ReplayAllInboundMessagesParams{Status: gen.ReplayAllInboundMessagesParamsStatusSucceeded})
+			require.NoError(t, err)
+			require.NotContains(t, all.JSON200.Data.ReplayedMessageIds, nul.messageID(t))
+
+			// A deleted pull endpoint's events stay readable and can be acknowledged.
+			held := ingest(t, pullURL, []byte(`{"type":"x"}`), nil).messageID(t)
+			e.sdkCall(t, http.MethodDelete, "/v1/pull-endpoints/"+pullID, "", http.StatusOK, data(sdkToggle))
+			e.sdkCall(t, http.MethodGet, "/v1/pull-endpoints/"+pullID+"/events", "", http.StatusOK, dataList(sdkPullEvent, sdkPageMeta))
+			ack := e.sdkCall(t, http.MethodPost, "/v1/pull-endpoints/"+pullID+"/events/ack", `{"event_ids":["`+held+`"]}`, http.StatusOK,
+				data(sdkShape{must("acknowledged", jInt)}))
+			require.Equal(t, 1, num(t, ack, "data", "acknowledged"))
+			status, _, _ = e.do(http.MethodGet, "/v1/pull-endpoints/"+pullID, e.a.key, "", nil)
+			require.Equal(t, http.StatusNotFound, status, "the endpoint itself is gone")
+
+			// Wrong tokens are recorded without headers, and only up to the budget.
+			base := strings.TrimSuffix(cli.IngestUrl, cli.SecretToken)
+			for range 5 {
+				require.Equal(t, http.StatusUnauthorized, ingest(t, base+"wrong", []byte(`{}`), map[string]string{"X-Secretive": "v"}).status)
+			}
+			rej := e.rejections(t, cli.Id)
+			require.Len(t, rej, 3, "the per-endpoint budget")
+			require.Nil(t, rej[0].HeadersRedacted)
+
+			// ingest_response_code 204: an empty answer.
+			nc := e.createInbound(t, `{"mode":"cli","ingest_response_code":204}`)
+			a = ingest(t, nc.IngestUrl, []byte(`{}`), nil)
+			require.Equal(t, http.StatusNoContent, a.status)
+			require.Empty(t, a.raw)
+
+			// A cli endpoint holds a webhook for a day, then the clean-up
+			// finishes it and the usual retention applies.
+			id := ingest(t, cli.IngestUrl, []byte(`{}`), nil).messageID(t)
+			_, err = e.store.Cleanup(ctx, time.Now().Add(store.ListenRetention+time.Hour), store.Retention{Payload: 1000 * time.Hour, Metadata: 2000 * time.Hour, Batch: 100})
+			require.NoError(t, err)
+			m, err := e.a.client.GetInboundMessageWithResponse(ctx, uuid.MustParse(id))
+			require.NoError(t, err)
+			require.Equal(t, gen.MessageStatusSucceeded, m.JSON200.Data.Status)
+		})
 }

@@ -1,12 +1,14 @@
 package handlers
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
@@ -43,6 +45,7 @@ var errIngestUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "UNAUT
 // ingestLimits are the ingest rate limiters of a Server.
 type ingestLimits struct {
 	perEndpoint, perSource ratelimit.Limiter
+	records                ratelimit.Limiter // rejection records per endpoint
 }
 
 // Ingest is POST /v1/webhooks/receive/{id}/{token}: it authenticates the
@@ -64,8 +67,8 @@ func (s *Server) Ingest(c echo.Context) error {
 	src := sourceAddr(c)
 	limitNow := s.limitNow()
 	// Per source before the token check, so a caller guessing tokens is
-	// slowed down (and cannot fill the rejection records) while the
-	// provider's own calls, from other addresses, are not.
+	// slowed down while the provider's own calls, from other addresses,
+	// are not (and recordRejection has a budget of its own).
 	if ok, wait := s.ingest.perSource.Allow(ie.ID+"/"+s.clientKey(c), s.ingestLimit(s.IngestLimitPerSource, DefaultIngestLimitPerSource), limitNow); !ok {
 		return &Error{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many requests from this address; retry later", RetryAfter: wait}
 	}
@@ -75,7 +78,8 @@ func (s *Server) Ingest(c echo.Context) error {
 	}
 	sum := sha256.Sum256([]byte(c.Param("token")))
 	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(ie.TokenHash)) != 1 {
-		s.recordRejection(ctx, ie, "invalid_token", "the ingest token in the URL is wrong", src, c.Request().Header, nil)
+		// Recorded without headers: the caller is not the provider.
+		s.recordRejection(ctx, ie, "invalid_token", "the ingest token in the URL is wrong", src, nil, nil)
 		return errIngestUnauthorized
 	}
 	now := s.now()
@@ -139,6 +143,10 @@ func (s *Server) Ingest(c echo.Context) error {
 	stored, created, err := s.Store.InsertInbound(context.WithoutCancel(ctx), m)
 	if err != nil {
 		return err
+	}
+	if ie.IngestResponseCode == http.StatusNoContent {
+		c.Response().WriteHeader(http.StatusNoContent) // no body allowed
+		return nil
 	}
 	c.Response().Header().Set("Content-Type", "application/json")
 	c.Response().WriteHeader(ie.IngestResponseCode)
@@ -219,15 +227,34 @@ func (s *Server) ingestConfig(ie store.InboundEndpoint) (ingestCheck, error) {
 	return ingestCheck{c}, nil
 }
 
-// recordRejection stores why a request to ie was refused; a failure to
-// store it is logged, never turned into another answer.
+// DefaultRejectionRecords is how many rejections one inbound endpoint
+// records per minute (per process) unless Server.RejectionRecords says;
+// past it refusals are answered but not recorded, so refused traffic
+// cannot fill the database.
+const DefaultRejectionRecords = 600
+
+// maxRejectionHeaders bounds the redacted headers kept with a rejection.
+const maxRejectionHeaders = 8 << 10
+
+// recordRejection stores why a request to ie was refused (h nil: without
+// headers); a failure to store it is logged, never turned into another
+// answer.
 func (s *Server) recordRejection(ctx context.Context, ie store.InboundEndpoint, reason, detail string, src netip.Addr, h http.Header, secret []string) {
-	headers := inbound.RedactHeaders(inbound.ForwardHeaders(h), append(secret, deref(ie.TokenHeaderName, ""), deref(ie.HMACHeaderName, ""))...)
-	b, _ := json.Marshal(headers)
-	hs := string(b)
+	if ok, _ := s.ingest.records.Allow(ie.ID, cmp.Or(s.RejectionRecords, DefaultRejectionRecords), s.limitNow()); !ok {
+		return
+	}
 	r := store.InboundRejection{
 		ID: uuid.Must(uuid.NewV7()).String(), ProjectID: ie.ProjectID, InboundEndpointID: ie.ID, ReasonCode: reason,
-		ReasonDetail: &detail, HeadersRedacted: &hs, ReceivedAt: store.Now(),
+		ReasonDetail: &detail, ReceivedAt: store.Now(),
+	}
+	if h != nil {
+		headers := inbound.RedactHeaders(inbound.ForwardHeaders(h), append(secret, deref(ie.TokenHeaderName, ""), deref(ie.HMACHeaderName, ""))...)
+		b, _ := json.Marshal(headers)
+		if len(b) > maxRejectionHeaders {
+			b, _ = json.Marshal(map[string]string{"(truncated)": fmt.Sprintf("%d bytes of headers", len(b))})
+		}
+		hs := string(b)
+		r.HeadersRedacted = &hs
 	}
 	if src.IsValid() {
 		a := src.String()

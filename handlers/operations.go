@@ -155,10 +155,22 @@ func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID, inbound bool
 	for _, id := range mine {
 		ok[id] = true
 	}
+	var forwarded map[string]bool // received messages: only forwarded ones replay
+	if inbound {
+		strs := make([]string, len(mine))
+		for i, id := range mine {
+			strs[i] = id.String()
+		}
+		if forwarded, err = s.Store.ForwardedMessages(ctx, projectID(ctx), strs); err != nil {
+			return gen.ReplayBatchResult{}, err
+		}
+	}
 	res := gen.ReplayBatchResult{Results: []gen.ReplayItem{}}
 	for _, id := range list {
 		st, reason := "failed", ptr("message not found")
-		if ok[id] {
+		if ok[id] && inbound && !forwarded[id.String()] {
+			reason = ptr("a message held by a cli or pull endpoint is not forwarded, so it cannot be replayed")
+		} else if ok[id] {
 			if st, reason, err = s.replayOutcome(ctx, id.String()); err != nil {
 				return gen.ReplayBatchResult{}, err
 			}

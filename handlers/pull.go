@@ -124,6 +124,17 @@ func (s *Server) pullEndpoint(ctx context.Context, id uuid.UUID) (store.InboundE
 	return ie, err
 }
 
+// pullEvents checks that id is a pull endpoint of the project, deleted
+// ones included: a deleted pull endpoint's events stay readable, and can
+// still be acknowledged and deleted.
+func (s *Server) pullEvents(ctx context.Context, id uuid.UUID) error {
+	ie, err := s.Store.GetInboundEndpointAny(ctx, projectID(ctx), id.String())
+	if err == nil && ie.Mode != store.ModePull {
+		return store.ErrNotFound
+	}
+	return err
+}
+
 // pullView reads a pull endpoint with its counts.
 func (s *Server) pullView(ctx context.Context, id uuid.UUID) (gen.PullEndpoint, error) {
 	ie, err := s.pullEndpoint(ctx, id)
@@ -249,7 +260,7 @@ func toPullSummary(m store.Message) gen.PullEventSummary {
 
 // ListPullEvents pages through a pull endpoint's events, oldest first.
 func (s *Server) ListPullEvents(ctx context.Context, req gen.ListPullEventsRequestObject) (gen.ListPullEventsResponseObject, error) {
-	if _, err := s.pullEndpoint(ctx, req.Id); err != nil {
+	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	p := req.Params
@@ -275,7 +286,7 @@ func (s *Server) ListPullEvents(ctx context.Context, req gen.ListPullEventsReque
 // GetPullEvent returns an event with its payload; unless preview, the
 // first fetch marks it fetched.
 func (s *Server) GetPullEvent(ctx context.Context, req gen.GetPullEventRequestObject) (gen.GetPullEventResponseObject, error) {
-	if _, err := s.pullEndpoint(ctx, req.Id); err != nil {
+	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	m, err := s.Store.GetPullEvent(ctx, projectID(ctx), req.Id.String(), req.EventId.String(), deref(req.Params.Preview, false))
@@ -289,7 +300,10 @@ func (s *Server) GetPullEvent(ctx context.Context, req gen.GetPullEventRequestOb
 	if out.Headers == nil {
 		out.Headers = map[string]string{}
 	}
-	if m.Payload != nil && json.Valid(m.Payload) {
+	if verbatimJSON(m.Payload) {
+		// Exactly as received (a consumer may check the provider's
+		// signature over it); other bodies, and JSON the answer would
+		// re-encode, come as base64.
 		out.Payload = json.RawMessage(m.Payload)
 	} else {
 		enc := gen.PullEventPayloadEncodingBase64
@@ -300,7 +314,7 @@ func (s *Server) GetPullEvent(ctx context.Context, req gen.GetPullEventRequestOb
 
 // AckPullEvents marks events delivered.
 func (s *Server) AckPullEvents(ctx context.Context, req gen.AckPullEventsRequestObject) (gen.AckPullEventsResponseObject, error) {
-	if _, err := s.pullEndpoint(ctx, req.Id); err != nil {
+	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	ids := make([]string, len(req.Body.EventIds))
@@ -342,7 +356,7 @@ func (s *Server) pullEventsOf(ctx context.Context, endpointID uuid.UUID, list []
 
 // DeletePullEvent soft-deletes an event (idempotent).
 func (s *Server) DeletePullEvent(ctx context.Context, req gen.DeletePullEventRequestObject) (gen.DeletePullEventResponseObject, error) {
-	if _, err := s.pullEndpoint(ctx, req.Id); err != nil {
+	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	ok, err := s.pullEventsOf(ctx, req.Id, []uuid.UUID{req.EventId})
@@ -363,7 +377,7 @@ func (s *Server) DeletePullEvent(ctx context.Context, req gen.DeletePullEventReq
 
 // DeletePullEventsBatch soft-deletes up to 100 events.
 func (s *Server) DeletePullEventsBatch(ctx context.Context, req gen.DeletePullEventsBatchRequestObject) (gen.DeletePullEventsBatchResponseObject, error) {
-	if _, err := s.pullEndpoint(ctx, req.Id); err != nil {
+	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	ok, err := s.pullEventsOf(ctx, req.Id, req.Body.MessageIds)
@@ -386,7 +400,7 @@ func (s *Server) DeletePullEventsBatch(ctx context.Context, req gen.DeletePullEv
 
 // DeleteAllPullEvents soft-deletes up to limit matching events.
 func (s *Server) DeleteAllPullEvents(ctx context.Context, req gen.DeleteAllPullEventsRequestObject) (gen.DeleteAllPullEventsResponseObject, error) {
-	if _, err := s.pullEndpoint(ctx, req.Id); err != nil {
+	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	p := req.Params

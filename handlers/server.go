@@ -71,6 +71,9 @@ type Server struct {
 	// unlimited.
 	IngestLimitPerEndpoint int
 	IngestLimitPerSource   int
+	// RejectionRecords is how many rejections one inbound endpoint records
+	// per minute; 0 means DefaultRejectionRecords.
+	RejectionRecords int
 	// ListenWait is how long GET /v1/inbound-endpoints/{id}/listen waits
 	// for a message; 0 means DefaultListenWait.
 	ListenWait   time.Duration

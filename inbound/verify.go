@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hookd/hookd/signature"
 )
@@ -330,7 +331,8 @@ const maxKeyValue = 200
 func IdempotencyKey(h http.Header, names []string) string {
 	for _, n := range names {
 		if v := h.Get(n); v != "" {
-			if len(v) > maxKeyValue {
+			// Hashed when long, or not text a database column takes.
+			if len(v) > maxKeyValue || !utf8.ValidString(v) || strings.ContainsRune(v, 0) {
 				sum := sha256.Sum256([]byte(v))
 				v = "sha256:" + hex.EncodeToString(sum[:])
 			}
@@ -378,5 +380,5 @@ func EventType(source, path string, h http.Header, body []byte) string {
 	if len(v) > maxEventType {
 		v = v[:maxEventType]
 	}
-	return strings.ToValidUTF8(v, "")
+	return strings.ReplaceAll(strings.ToValidUTF8(v, ""), "\x00", "")
 }

@@ -137,21 +137,29 @@ type ingestCached struct {
 type ingestCache struct {
 	mu sync.Mutex
 	m  map[string]ingestCached
+	// gen counts forgets: a read that started before one is not cached
+	// (it may have read the row before the change).
+	gen uint64
 }
 
-func (c *ingestCache) get(id string, now time.Time) (InboundEndpoint, bool) {
+// get returns a fresh cached endpoint, or the generation a read starting
+// now must quote to put.
+func (c *ingestCache) get(id string, now time.Time) (InboundEndpoint, uint64, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
 	if !ok || now.Sub(e.at) >= IngestCacheTTL || now.Before(e.at) {
-		return InboundEndpoint{}, false
+		return InboundEndpoint{}, c.gen, false
 	}
-	return e.ie, true
+	return e.ie, c.gen, true
 }
 
-func (c *ingestCache) put(ie InboundEndpoint, now time.Time) {
+func (c *ingestCache) put(ie InboundEndpoint, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return // a change was made meanwhile: the row read may be stale
+	}
 	if c.m == nil || len(c.m) >= ingestCacheMax {
 		c.m = map[string]ingestCached{}
 	}
@@ -161,7 +169,16 @@ func (c *ingestCache) put(ie InboundEndpoint, now time.Time) {
 func (c *ingestCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gen++
 	delete(c.m, id)
+}
+
+// GetInboundEndpointAny is GetInboundEndpoint with deleted endpoints too
+// (a deleted pull endpoint's events stay readable).
+func (s *Store) GetInboundEndpointAny(ctx context.Context, projectID, id string) (InboundEndpoint, error) {
+	var ie InboundEndpoint
+	err := s.inboundSelect(ctx).Where("ie.id = ? AND ie.project_id = ?", id, projectID).Take(&ie).Error
+	return ie, translate(err, "get inbound endpoint")
 }
 
 // IngestEndpoint returns the live inbound endpoint id, whatever its
@@ -169,15 +186,15 @@ func (c *ingestCache) forget(id string) {
 // ErrNotFound. It may answer from a copy up to IngestCacheTTL old.
 func (s *Store) IngestEndpoint(ctx context.Context, id string) (InboundEndpoint, error) {
 	now := time.Now()
-	if ie, ok := s.ingest.get(id, now); ok {
+	ie, gen, ok := s.ingest.get(id, now)
+	if ok {
 		return ie, nil
 	}
-	var ie InboundEndpoint
 	err := s.inboundSelect(ctx).Where("ie.id = ? AND ie.deleted_at IS NULL", id).Take(&ie).Error
 	if err != nil {
 		return ie, translate(err, "get inbound endpoint")
 	}
-	s.ingest.put(ie, now)
+	s.ingest.put(ie, now, gen)
 	return ie, nil
 }
 
@@ -390,6 +407,24 @@ func aggregateOf(endpointID string) string {
 	return AllInbound
 }
 
+// ForwardedMessages reports which of ids name received messages of the
+// project (deleted ones included) whose endpoint forwards (mode forward):
+// the ones a replay can apply to (cli and pull messages are held, not
+// forwarded).
+func (s *Store) ForwardedMessages(ctx context.Context, projectID string, ids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var found []string
+	err := s.db.WithContext(ctx).Model(&Message{}).Where("id IN ? AND project_id = ? AND inbound", ids, projectID).
+		Where("endpoint_id IN (SELECT id FROM inbound_endpoints WHERE mode = 'forward')").Pluck("id", &found).Error
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, translate(err, "find messages")
+}
+
 // MessagesOfDirection reports which of ids name messages of the project
 // (deleted ones included) that were received (inbound) or sent.
 func (s *Store) MessagesOfDirection(ctx context.Context, projectID string, ids []string, inbound bool) (map[string]bool, error) {
@@ -445,13 +480,25 @@ func (s *Store) ResealInboundSecrets(ctx context.Context, activeID string, batch
 // ListenBatch is the most messages one ListenMessages call returns.
 const ListenBatch = 100
 
+// ListenRetention is how long a cli endpoint holds a webhook for
+// listeners; then it is finished (succeeded) and the usual retention
+// removes it.
+const ListenRetention = 24 * time.Hour
+
+// ListenSettle is how old a message must be before listeners get it:
+// message ids are minted before their commit, and concurrent commits can
+// land out of id order, so a cursor at the newest id could otherwise pass
+// a message that commits just after.
+const ListenSettle = time.Second
+
 // ListenMessages returns up to ListenBatch live messages received at the
-// inbound endpoint (of the project) after the message id after, oldest
-// first, with their bodies.
-func (s *Store) ListenMessages(ctx context.Context, projectID, endpointID, after string) ([]Message, error) {
+// inbound endpoint (of the project) after the message id after and at
+// least ListenSettle before now, oldest first, with their bodies.
+func (s *Store) ListenMessages(ctx context.Context, projectID, endpointID, after string, now time.Time) ([]Message, error) {
 	var out []Message
 	err := s.db.WithContext(ctx).Select("id", "endpoint_id", "payload", "size_bytes", "headers", "created_at").
-		Where("endpoint_id = ? AND project_id = ? AND inbound AND deleted_at IS NULL AND id > ?", endpointID, projectID, after).
+		Where("endpoint_id = ? AND project_id = ? AND inbound AND deleted_at IS NULL AND id > ? AND id < ?", endpointID, projectID, after,
+			idFloor(now.Add(-ListenSettle))).
 		Order("id").Limit(ListenBatch).Find(&out).Error
 	return out, translate(err, "read messages for a listener")
 }

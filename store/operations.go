@@ -189,10 +189,16 @@ type MessageFilter struct {
 	Replayable bool
 	// Inbound selects received messages instead of sent ones.
 	Inbound bool
+	// Forwarded keeps, of received messages, those of forwarding
+	// endpoints (not the held messages of cli and pull endpoints).
+	Forwarded bool
 }
 
 func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
 	q = q.Where("messages.inbound = ?", f.Inbound)
+	if f.Forwarded {
+		q = q.Where("messages.endpoint_id IN (SELECT id FROM inbound_endpoints WHERE mode = 'forward')")
+	}
 	if f.Replayable {
 		q = q.Where("messages.payload IS NOT NULL AND messages.replay_count < ?", MaxReplays).
 			Where("EXISTS (SELECT 1 FROM endpoints WHERE endpoints.id = messages.endpoint_id AND endpoints.deleted_at IS NULL)")

@@ -141,30 +141,19 @@ func (s *Store) GetPullEvent(ctx context.Context, projectID, endpointID, id stri
 }
 
 // AckPullEvents marks the listed live, unacknowledged events of the pull
-// endpoint delivered and returns how many it marked.
+// endpoint delivered and returns how many it marked. One statement marks
+// and returns them, so concurrent acknowledgements of the same events
+// count each once.
 func (s *Store) AckPullEvents(ctx context.Context, projectID, endpointID string, ids []string) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
 	now := Now()
 	var acked []Message
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Select("id", "created_at", "fetched_at").Where("id IN ? AND endpoint_id = ? AND project_id = ? AND inbound AND delivered_at IS NULL AND deleted_at IS NULL",
-			ids, endpointID, projectID).Find(&acked).Error; err != nil {
-			return err
-		}
-		if len(acked) == 0 {
-			return nil
-		}
-		list := make([]string, len(acked))
-		for i, m := range acked {
-			list[i] = m.ID
-		}
-		return tx.Model(&Message{}).Where("id IN ? AND delivered_at IS NULL", list).Updates(map[string]any{
-			"status": StatusSucceeded, "delivered_at": now, "terminal_at": now, "updated_at": now, "next_attempt_at": nil,
-			"fetched_at": gorm.Expr("COALESCE(fetched_at, ?)", now),
-		}).Error
-	})
+	err := s.db.WithContext(ctx).Raw(`UPDATE messages SET status = ?, delivered_at = ?, terminal_at = ?, updated_at = ?, next_attempt_at = NULL,
+    fetched_at = COALESCE(fetched_at, ?)
+  WHERE id IN ? AND endpoint_id = ? AND project_id = ? AND inbound AND delivered_at IS NULL AND deleted_at IS NULL
+  RETURNING id, created_at`, StatusSucceeded, now, now, now, now, ids, endpointID, projectID).Scan(&acked).Error
 	if err != nil {
 		return 0, translate(err, "acknowledge pull events")
 	}

@@ -72,6 +72,16 @@ func (s *Store) TryLead(ctx context.Context, name, holder string, ttl time.Durat
 func (s *Store) Cleanup(ctx context.Context, now time.Time, r Retention) (CleanupResult, error) {
 	var out CleanupResult
 	batch := max(r.Batch, 1)
+	// Webhooks held for listeners (cli endpoints) finish after
+	// ListenRetention, so the retention below applies to them.
+	if _, err := s.inBatches(ctx, batch, func(ctx context.Context) (int64, error) {
+		res := s.db.WithContext(ctx).Exec(`UPDATE messages SET status = ?, terminal_at = ?, updated_at = ?, next_attempt_at = NULL WHERE id IN (
+  SELECT m.id FROM messages m JOIN inbound_endpoints ie ON ie.id = m.endpoint_id AND ie.mode = 'cli'
+  WHERE m.inbound AND m.status = ? AND m.created_at < ? LIMIT ?)`, StatusSucceeded, now, now, StatusPaused, now.Add(-ListenRetention), batch)
+		return res.RowsAffected, translate(res.Error, "finish held cli messages")
+	}); err != nil {
+		return out, err
+	}
 	// Payloads under the project's (or the default) retention: one
 	// statement for every project on the default, one per project with a
 	// setting of its own (few), not one per project.

@@ -31,6 +31,10 @@ type listenMessage struct {
 	ReceivedAt   time.Time         `json:"received_at"`
 }
 
+// forwardClient posts to --forward-to: bounded, and adding no
+// Accept-Encoding of its own (the webhook's headers are sent as received).
+var forwardClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableCompression: true, Proxy: http.ProxyFromEnvironment}}
+
 // listenRetry is how long the listener waits after a failed poll.
 const listenRetry = 2 * time.Second
 
@@ -156,7 +160,7 @@ func (l inboundListener) show(ctx context.Context, m listenMessage) {
 		req.Header.Set(k, v)
 	}
 	start := time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := forwardClient.Do(req)
 	if err != nil {
 		fmt.Fprintf(l.out, "   forwarded to %s: %v\n", l.forwardTo, err)
 		return
