@@ -69,19 +69,8 @@ func (s *Server) CreateInboundEndpoint(ctx context.Context, req gen.CreateInboun
 	if err := s.applyInbound(ctx, &ie, in, true); err != nil {
 		return nil, err
 	}
-	token := credentials.NewIngestToken()
-	sum := sha256.Sum256([]byte(token))
-	ie.TokenHash = hex.EncodeToString(sum[:])
-	target := store.Endpoint{
-		ID: ie.ID, ProjectID: ie.ProjectID, URL: ie.URL, Headers: store.Headers{}, HMACEnabled: ie.SigningEnabled,
-		SignatureScheme: "hookbridge", EventTypes: store.StringList{}, Ordering: "none", CreatedAt: now, UpdatedAt: now,
-		// A cli endpoint's messages wait for listeners: paused, never
-		// claimed by the engine.
-		Paused: ie.Mode == modeCLI,
-	}
-	secret := credentials.NewSigningSecret()
-	key := s.newSigningKey(ie.ProjectID, ie.ID, secret, now)
-	if err := s.Store.CreateInboundEndpoint(ctx, ie, target, key); err != nil {
+	token, secret, key, err := s.storeInbound(ctx, &ie)
+	if err != nil {
 		return nil, err
 	}
 	u := s.ingestURL(ctx, ie.ID, token)
@@ -89,6 +78,25 @@ func (s *Server) CreateInboundEndpoint(ctx context.Context, req gen.CreateInboun
 		Id: uuid.MustParse(ie.ID), Name: ie.Name, Url: ie.URL, Mode: ie.Mode, IngestUrl: u, ReceiveUrl: u, SecretToken: token,
 		SigningKeyId: &key.ID, SigningSecret: &secret, KeyHint: &key.KeyHint, CreatedAt: now.UTC(),
 	}}, nil
+}
+
+// storeInbound stores a new inbound or pull endpoint with its delivery
+// target and first signing key, and returns its ingest token and signing
+// secret (shown once). Only a forward endpoint's target delivers: cli and
+// pull endpoints hold what they receive (a target paused for good, never
+// claimed by the engine).
+func (s *Server) storeInbound(ctx context.Context, ie *store.InboundEndpoint) (token, secret string, key store.SigningKey, err error) {
+	token = credentials.NewIngestToken()
+	sum := sha256.Sum256([]byte(token))
+	ie.TokenHash = hex.EncodeToString(sum[:])
+	target := store.Endpoint{
+		ID: ie.ID, ProjectID: ie.ProjectID, URL: ie.URL, Headers: store.Headers{}, HMACEnabled: ie.SigningEnabled,
+		SignatureScheme: "hookbridge", EventTypes: store.StringList{}, Ordering: "none", CreatedAt: ie.CreatedAt, UpdatedAt: ie.CreatedAt,
+		Paused: ie.Mode != modeForward,
+	}
+	secret = credentials.NewSigningSecret()
+	key = s.newSigningKey(ie.ProjectID, ie.ID, secret, ie.CreatedAt)
+	return token, secret, key, s.Store.CreateInboundEndpoint(ctx, *ie, target, key)
 }
 
 // applyInbound checks in and applies it to ie (the whole configuration is

@@ -2,16 +2,13 @@ package handlers
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/hookd/hookd/credentials"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/store"
 )
@@ -74,14 +71,8 @@ func (s *Server) CreatePullEndpoint(ctx context.Context, req gen.CreatePullEndpo
 	if err := applyPull(&ie, req.Body); err != nil {
 		return nil, err
 	}
-	token := credentials.NewIngestToken()
-	sum := sha256.Sum256([]byte(token))
-	ie.TokenHash = hex.EncodeToString(sum[:])
-	// The delivery target is paused for good: events wait to be fetched.
-	target := store.Endpoint{ID: ie.ID, ProjectID: ie.ProjectID, Headers: store.Headers{}, SignatureScheme: "hookbridge",
-		EventTypes: store.StringList{}, Ordering: "none", Paused: true, CreatedAt: now, UpdatedAt: now}
-	key := s.newSigningKey(ie.ProjectID, ie.ID, credentials.NewSigningSecret(), now) // (never used: nothing is forwarded)
-	if err := s.Store.CreateInboundEndpoint(ctx, ie, target, key); err != nil {
+	token, _, _, err := s.storeInbound(ctx, &ie) // (its signing key is never used: nothing is forwarded)
+	if err != nil {
 		return nil, err
 	}
 	view := s.toPullEndpoint(ctx, ie, store.PullCounts{})
