@@ -525,16 +525,11 @@ func (s *Server) ReplayBatchInboundMessages(ctx context.Context, req gen.ReplayB
 
 // DeleteInboundMessage soft-deletes an inbound message.
 func (s *Server) DeleteInboundMessage(ctx context.Context, req gen.DeleteInboundMessageRequestObject) (gen.DeleteInboundMessageResponseObject, error) {
-	if _, err := s.ofDirectionOne(ctx, req.Id, true); err != nil {
-		return nil, err
-	}
-	d, err := s.Store.DeleteMessage(ctx, projectID(ctx), req.Id.String())
+	d, err := s.deleteOne(ctx, req.Id, true)
 	if err != nil {
 		return nil, err
 	}
-	return gen.DeleteInboundMessage200JSONResponse{Data: gen.MessageDeleted{
-		MessageId: req.Id.String(), Deleted: true, AlreadyDeleted: d.Already, DeletedAt: d.DeletedAt,
-	}, Meta: meta(ctx)}, nil
+	return gen.DeleteInboundMessage200JSONResponse{Data: d, Meta: meta(ctx)}, nil
 }
 
 // DeleteInboundMessagesBatch soft-deletes the listed inbound messages.
@@ -654,14 +649,14 @@ func totalDeliveryMs(status string, received time.Time, delivered *time.Time) *i
 	return &ms
 }
 
-// ofDirection keeps the ids that name messages of the project in the
-// given direction (the others are reported as not found).
-func (s *Server) ofDirection(ctx context.Context, list []uuid.UUID, inboundOnly bool) ([]uuid.UUID, error) {
+// idsMatching keeps, in order, the ids of list that name messages of the
+// project (deleted ones included) that f selects.
+func (s *Server) idsMatching(ctx context.Context, list []uuid.UUID, f store.MessageFilter) ([]uuid.UUID, error) {
 	strs := make([]string, len(list))
 	for i, id := range list {
 		strs[i] = id.String()
 	}
-	keep, err := s.Store.MessagesOfDirection(ctx, projectID(ctx), strs, inboundOnly)
+	keep, err := s.Store.IDsMatching(ctx, projectID(ctx), strs, f)
 	if err != nil {
 		return nil, err
 	}
@@ -672,6 +667,12 @@ func (s *Server) ofDirection(ctx context.Context, list []uuid.UUID, inboundOnly 
 		}
 	}
 	return out, nil
+}
+
+// ofDirection keeps the ids of list that name messages of the project
+// received (inboundOnly) or sent.
+func (s *Server) ofDirection(ctx context.Context, list []uuid.UUID, inboundOnly bool) ([]uuid.UUID, error) {
+	return s.idsMatching(ctx, list, store.MessageFilter{Inbound: inboundOnly})
 }
 
 // ofDirectionOne is ofDirection for one id: ErrNotFound unless it names a

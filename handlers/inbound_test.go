@@ -675,18 +675,27 @@ func TestInboundReviewCases(t *testing.T) {
 			status, _, raw = e.do(http.MethodPatch, "/v1/inbound-endpoints/"+cli.Id.String(), e.a.key, "application/json", []byte(`{"name":"desk"}`))
 			require.Equal(t, http.StatusOK, status, string(raw))
 
-			// Header and body text a database column cannot take is still accepted.
+			// A key that is not UTF-8 (HTTP allows such header bytes; a
+			// text column does not) is still accepted, and still de-duplicates.
 			odd := e.createInbound(t, `{"mode":"cli","idempotency_header_names":["X-Id"]}`)
-			for _, v := range []string{"\xff\xfe-not-utf8", "nul\x00inside"} {
+			var oddIDs []string
+			for range 2 {
 				req, err := http.NewRequest(http.MethodPost, odd.IngestUrl, bytes.NewReader([]byte(`{}`)))
 				require.NoError(t, err)
-				req.Header["X-Id"] = []string{v}
+				req.Header["X-Id"] = []string{"\xff\xfe-not-utf8"}
 				resp, err := http.DefaultClient.Do(req)
-				if err == nil { // (the client may refuse a NUL itself)
-					_ = resp.Body.Close()
-					require.Equal(t, http.StatusOK, resp.StatusCode, "%q", v)
+				require.NoError(t, err)
+				var out struct {
+					Data struct {
+						MessageID string `json:"message_id"`
+					}
 				}
+				require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+				_ = resp.Body.Close()
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				oddIDs = append(oddIDs, out.Data.MessageID)
 			}
+			require.Equal(t, oddIDs[0], oddIDs[1])
 			pullEP := e.sdkCall(t, http.MethodPost, "/v1/pull-endpoints", `{"event_type_source":"body","event_type_path":"type"}`, http.StatusCreated, data(sdkPullCreated))
 			pullID, pullURL := str(pullEP, "data", "id"), str(pullEP, "data", "ingest_url")
 			nul := ingest(t, pullURL, []byte(`{"type":"a\u0000b"}`), nil)
@@ -739,4 +748,94 @@ func TestInboundReviewCases(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, gen.MessageStatusSucceeded, m.JSON200.Data.Status)
 		})
+}
+
+// TestIngestRateLimits: past the per-address limit an address gets 429
+// with Retry-After (before its token is even checked), and past the
+// per-endpoint limit every address does; neither writes a rejection.
+func TestIngestRateLimits(t *testing.T) {
+	t.Parallel()
+	frozen := time.Now()
+	t.Run("PerAddress", func(t *testing.T) { ingestPerAddress(t, frozen) })
+	t.Run("PerEndpoint", func(t *testing.T) { ingestPerEndpoint(t, frozen) })
+}
+
+func ingestPerAddress(t *testing.T, frozen time.Time) {
+	forEachDialectWith(t, options{receivers: true, server: func(s *handlers.Server) {
+		s.LimitClock = func() time.Time { return frozen } // no refill during the test
+		s.IngestLimitPerSource, s.IngestLimitPerEndpoint = 2, 3
+	}}, func(t *testing.T, e *env) {
+		ie := e.createInbound(t, `{"mode":"cli"}`)
+		wrong := strings.TrimSuffix(ie.IngestUrl, ie.SecretToken) + "wrong"
+		require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl, []byte(`{}`), nil).status)
+		require.Equal(t, http.StatusUnauthorized, ingest(t, wrong, []byte(`{}`), nil).status)
+		limited := ingest(t, ie.IngestUrl, []byte(`{}`), nil)
+		require.Equal(t, http.StatusTooManyRequests, limited.status, "the address's third request")
+		require.Equal(t, "RATE_LIMITED", limited.errorCode())
+		require.NotEmpty(t, limited.header.Get("Retry-After"))
+		require.Equal(t, http.StatusTooManyRequests, ingest(t, wrong, []byte(`{}`), nil).status, "limited before the token check")
+		require.Len(t, e.rejections(t, ie.Id), 1, "a limited request writes nothing")
+	})
+}
+
+func ingestPerEndpoint(t *testing.T, frozen time.Time) {
+	// The endpoint's own limit counts accepted requests of every address
+	// (here one address, with no per-address limit), per endpoint.
+	forEachDialectWith(t, options{receivers: true, server: func(s *handlers.Server) {
+		s.LimitClock = func() time.Time { return frozen }
+		s.IngestLimitPerSource, s.IngestLimitPerEndpoint = -1, 2
+	}}, func(t *testing.T, e *env) {
+		ie := e.createInbound(t, `{"mode":"cli"}`)
+		wrong := strings.TrimSuffix(ie.IngestUrl, ie.SecretToken) + "wrong"
+		for range 3 {
+			require.Equal(t, http.StatusUnauthorized, ingest(t, wrong, []byte(`{}`), nil).status, "a wrong token does not count")
+		}
+		for range 2 {
+			require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl, []byte(`{}`), nil).status)
+		}
+		limited := ingest(t, ie.IngestUrl, []byte(`{}`), nil)
+		require.Equal(t, http.StatusTooManyRequests, limited.status)
+		require.Contains(t, limited.raw, "this inbound endpoint")
+		other := e.createInbound(t, `{"mode":"cli"}`)
+		require.Equal(t, http.StatusOK, ingest(t, other.IngestUrl, []byte(`{}`), nil).status, "another endpoint counts on its own")
+	})
+}
+
+// TestPullAckCountsOnce: concurrent acknowledgements of the same events
+// acknowledge each once between them.
+func TestPullAckCountsOnce(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true}, func(t *testing.T, e *env) {
+		v := e.sdkCall(t, http.MethodPost, "/v1/pull-endpoints", `{}`, http.StatusCreated, data(sdkPullCreated))
+		id, u := str(v, "data", "id"), str(v, "data", "ingest_url")
+		var ids []string
+		for range 5 {
+			ids = append(ids, `"`+ingest(t, u, []byte(`{ "spaced" : true }`), nil).messageID(t)+`"`)
+		}
+		body := `{"event_ids":[` + strings.Join(ids, ",") + `]}`
+		counts := make(chan int, 4)
+		for range 4 {
+			go func() {
+				status, _, raw := e.do(http.MethodPost, "/v1/pull-endpoints/"+id+"/events/ack", e.a.key, "application/json", []byte(body))
+				var out struct{ Data struct{ Acknowledged int } }
+				if status != http.StatusOK || json.Unmarshal(raw, &out) != nil {
+					counts <- -100
+					return
+				}
+				counts <- out.Data.Acknowledged
+			}()
+		}
+		sum := 0
+		for range 4 {
+			sum += <-counts
+		}
+		require.Equal(t, 5, sum)
+
+		// A body that is JSON but not compact comes back exactly, as base64.
+		ev := e.sdkCall(t, http.MethodGet, "/v1/pull-endpoints/"+id+"/events/"+strings.Trim(ids[0], `"`), "", http.StatusOK, data(sdkPullEventDetail))
+		require.Equal(t, "base64", str(ev, "data", "payload_encoding"))
+		raw, err := base64.StdEncoding.DecodeString(str(ev, "data", "payload"))
+		require.NoError(t, err)
+		require.Equal(t, `{ "spaced" : true }`, string(raw))
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -46,7 +47,24 @@ var errIngestUnauthorized = &Error{Status: http.StatusUnauthorized, Code: "UNAUT
 type ingestLimits struct {
 	perEndpoint, perSource ratelimit.Limiter
 	records                ratelimit.Limiter // rejection records per endpoint
+	configs                configCache
 }
+
+// configCache keeps each inbound endpoint's built checks (its HMAC secret
+// opened, its allow-list parsed) while the endpoint is unchanged, so a
+// request does not redo that work.
+type configCache struct {
+	mu sync.Mutex
+	m  map[string]builtConfig
+}
+
+type builtConfig struct {
+	updatedAt time.Time
+	cfg       inbound.Config
+}
+
+// maxCachedConfigs bounds configCache; past it the cache starts again empty.
+const maxCachedConfigs = 10_000
 
 // Ingest is POST /v1/webhooks/receive/{id}/{token}: it authenticates the
 // request by its token, applies the endpoint's checks, stores the body and
@@ -73,13 +91,13 @@ func (s *Server) Ingest(c echo.Context) error {
 		return &Error{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many requests from this address; retry later", RetryAfter: wait}
 	}
 	rejected := func(reason, code string, status int, detail string, retry time.Duration) error {
-		s.recordRejection(ctx, ie, reason, detail, src, c.Request().Header, nil)
+		s.recordRejection(ctx, ie, reason, detail, src, c.Request().Header)
 		return &Error{Status: status, Code: code, Message: detail, RetryAfter: retry}
 	}
 	sum := sha256.Sum256([]byte(c.Param("token")))
 	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(ie.TokenHash)) != 1 {
 		// Recorded without headers: the caller is not the provider.
-		s.recordRejection(ctx, ie, "invalid_token", "the ingest token in the URL is wrong", src, nil, nil)
+		s.recordRejection(ctx, ie, "invalid_token", "the ingest token in the URL is wrong", src, nil)
 		return errIngestUnauthorized
 	}
 	now := s.now()
@@ -92,7 +110,7 @@ func (s *Server) Ingest(c echo.Context) error {
 	if ok, wait := s.ingest.perEndpoint.Allow(ie.ID, s.ingestLimit(s.IngestLimitPerEndpoint, DefaultIngestLimitPerEndpoint), limitNow); !ok {
 		return &Error{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", Message: "too many requests for this inbound endpoint; retry later", RetryAfter: wait}
 	}
-	cfg, err := s.ingestConfig(ie)
+	cfg, err := s.cachedIngestConfig(ie)
 	if err != nil {
 		return err
 	}
@@ -110,7 +128,7 @@ func (s *Server) Ingest(c echo.Context) error {
 	}
 	req := inbound.Request{Header: c.Request().Header, Query: c.Request().URL.Query(), Body: body, Source: src}
 	if rej := cfg.Verify(req, now); rej != nil {
-		s.recordRejection(ctx, ie, rej.Reason, rej.Detail, src, c.Request().Header, cfg.secretHeaders())
+		s.recordRejection(ctx, ie, rej.Reason, rej.Detail, src, c.Request().Header)
 		return &Error{Status: rej.Status, Code: rej.Code, Message: rej.Detail}
 	}
 
@@ -181,18 +199,32 @@ func sourceAddr(c echo.Context) netip.Addr {
 	return a.Unmap().WithZone("")
 }
 
-// ingestCheck is an endpoint's checks with the names of the headers that
-// hold its secrets (redacted in rejection records).
-type ingestCheck struct {
-	inbound.Config
-}
-
-func (c ingestCheck) secretHeaders() []string {
-	return []string{c.TokenHeader, c.HMACHeader}
+// cachedIngestConfig is ingestConfig of ie, built once per version of the
+// endpoint (UpdatedAt changes with every PATCH; a master-key rotation
+// re-seals the same secret).
+func (s *Server) cachedIngestConfig(ie store.InboundEndpoint) (inbound.Config, error) {
+	c := &s.ingest.configs
+	c.mu.Lock()
+	b, ok := c.m[ie.ID]
+	c.mu.Unlock()
+	if ok && b.updatedAt.Equal(ie.UpdatedAt) {
+		return b.cfg, nil
+	}
+	cfg, err := s.ingestConfig(ie)
+	if err != nil {
+		return cfg, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedConfigs {
+		c.m = map[string]builtConfig{}
+	}
+	c.m[ie.ID] = builtConfig{updatedAt: ie.UpdatedAt, cfg: cfg}
+	c.mu.Unlock()
+	return cfg, nil
 }
 
 // ingestConfig builds the checks of ie, opening its HMAC secret.
-func (s *Server) ingestConfig(ie store.InboundEndpoint) (ingestCheck, error) {
+func (s *Server) ingestConfig(ie store.InboundEndpoint) (inbound.Config, error) {
 	c := inbound.Config{
 		Algorithm: ie.HMACAlgorithm, Encoding: ie.HMACEncoding, HMACPrefix: deref(ie.HMACPrefix, ""),
 		HMACHeader: deref(ie.HMACHeaderName, ""), Provider: deref(ie.Provider, ""),
@@ -206,25 +238,25 @@ func (s *Server) ingestConfig(ie store.InboundEndpoint) (ingestCheck, error) {
 	if ie.VerifyStaticToken && ie.TokenValueHash != nil {
 		h, err := hex.DecodeString(*ie.TokenValueHash)
 		if err != nil {
-			return ingestCheck{}, err
+			return inbound.Config{}, err
 		}
 		c.TokenHash, c.TokenHeader, c.TokenQuery = h, deref(ie.TokenHeaderName, ""), deref(ie.TokenQueryParam, "")
 	}
 	if ie.VerifyHMAC && ie.HMACSecretSealed != nil {
 		secret, err := s.Keyring.Open(deref(ie.HMACKeyID, ""), ie.HMACSecretSealed, inbound.SecretAAD(ie.ID))
 		if err != nil {
-			return ingestCheck{}, err
+			return inbound.Config{}, err
 		}
 		c.HMACSecret = secret
 	}
 	if ie.VerifyIPAllowlist {
 		nets, err := parseNets(ie.AllowedCIDRs)
 		if err != nil {
-			return ingestCheck{}, err
+			return inbound.Config{}, err
 		}
 		c.AllowedNets = nets
 	}
-	return ingestCheck{c}, nil
+	return c, nil
 }
 
 // DefaultRejectionRecords is how many rejections one inbound endpoint
@@ -239,7 +271,7 @@ const maxRejectionHeaders = 8 << 10
 // recordRejection stores why a request to ie was refused (h nil: without
 // headers); a failure to store it is logged, never turned into another
 // answer.
-func (s *Server) recordRejection(ctx context.Context, ie store.InboundEndpoint, reason, detail string, src netip.Addr, h http.Header, secret []string) {
+func (s *Server) recordRejection(ctx context.Context, ie store.InboundEndpoint, reason, detail string, src netip.Addr, h http.Header) {
 	if ok, _ := s.ingest.records.Allow(ie.ID, cmp.Or(s.RejectionRecords, DefaultRejectionRecords), s.limitNow()); !ok {
 		return
 	}
@@ -248,7 +280,7 @@ func (s *Server) recordRejection(ctx context.Context, ie store.InboundEndpoint, 
 		ReasonDetail: &detail, ReceivedAt: store.Now(),
 	}
 	if h != nil {
-		headers := inbound.RedactHeaders(inbound.ForwardHeaders(h), append(secret, deref(ie.TokenHeaderName, ""), deref(ie.HMACHeaderName, ""))...)
+		headers := inbound.RedactHeaders(inbound.ForwardHeaders(h), deref(ie.TokenHeaderName, ""), deref(ie.HMACHeaderName, ""))
 		b, _ := json.Marshal(headers)
 		if len(b) > maxRejectionHeaders {
 			b, _ = json.Marshal(map[string]string{"(truncated)": fmt.Sprintf("%d bytes of headers", len(b))})

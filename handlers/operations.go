@@ -155,20 +155,20 @@ func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID, inbound bool
 	for _, id := range mine {
 		ok[id] = true
 	}
-	var forwarded map[string]bool // received messages: only forwarded ones replay
+	forwarded := map[uuid.UUID]bool{} // received messages: only forwarded ones replay
 	if inbound {
-		strs := make([]string, len(mine))
-		for i, id := range mine {
-			strs[i] = id.String()
-		}
-		if forwarded, err = s.Store.ForwardedMessages(ctx, projectID(ctx), strs); err != nil {
+		fwd, err := s.idsMatching(ctx, mine, store.MessageFilter{Inbound: true, Forwarded: true})
+		if err != nil {
 			return gen.ReplayBatchResult{}, err
+		}
+		for _, id := range fwd {
+			forwarded[id] = true
 		}
 	}
 	res := gen.ReplayBatchResult{Results: []gen.ReplayItem{}}
 	for _, id := range list {
 		st, reason := "failed", ptr("message not found")
-		if ok[id] && inbound && !forwarded[id.String()] {
+		if ok[id] && inbound && !forwarded[id] {
 			reason = ptr("a message held by a cli or pull endpoint is not forwarded, so it cannot be replayed")
 		} else if ok[id] {
 			if st, reason, err = s.replayOutcome(ctx, id.String()); err != nil {
@@ -191,16 +191,24 @@ func (s *Server) replayBatch(ctx context.Context, list []uuid.UUID, inbound bool
 // DeleteMessage soft-deletes a message (idempotent: a repeat answers 200
 // with already_deleted and the first delete's time).
 func (s *Server) DeleteMessage(ctx context.Context, req gen.DeleteMessageRequestObject) (gen.DeleteMessageResponseObject, error) {
-	if _, err := s.ofDirectionOne(ctx, req.Id, false); err != nil {
-		return nil, err
-	}
-	d, err := s.Store.DeleteMessage(ctx, projectID(ctx), req.Id.String())
+	d, err := s.deleteOne(ctx, req.Id, false)
 	if err != nil {
 		return nil, err
 	}
-	return gen.DeleteMessage200JSONResponse{Data: gen.MessageDeleted{
-		MessageId: req.Id.String(), Deleted: true, AlreadyDeleted: d.Already, DeletedAt: d.DeletedAt,
-	}, Meta: meta(ctx)}, nil
+	return gen.DeleteMessage200JSONResponse{Data: d, Meta: meta(ctx)}, nil
+}
+
+// deleteOne soft-deletes a message of one direction (received when
+// inbound); one of the other direction is not found.
+func (s *Server) deleteOne(ctx context.Context, id uuid.UUID, inbound bool) (gen.MessageDeleted, error) {
+	if _, err := s.ofDirectionOne(ctx, id, inbound); err != nil {
+		return gen.MessageDeleted{}, err
+	}
+	d, err := s.Store.DeleteMessage(ctx, projectID(ctx), id.String())
+	if err != nil {
+		return gen.MessageDeleted{}, err
+	}
+	return gen.MessageDeleted{MessageId: id.String(), Deleted: true, AlreadyDeleted: d.Already, DeletedAt: d.DeletedAt}, nil
 }
 
 // DeleteMessagesBatch soft-deletes the listed messages and reports an

@@ -321,28 +321,10 @@ func (s *Server) AckPullEvents(ctx context.Context, req gen.AckPullEventsRequest
 	return gen.AckPullEvents200JSONResponse(out), nil
 }
 
-// pullEventsOf keeps the ids that name live or deleted events of the pull
-// endpoint.
+// pullEventsOf keeps the ids of list that name events (deleted ones
+// included) of the pull endpoint.
 func (s *Server) pullEventsOf(ctx context.Context, endpointID uuid.UUID, list []uuid.UUID) ([]uuid.UUID, error) {
-	inbound, err := s.ofDirection(ctx, list, true)
-	if err != nil {
-		return nil, err
-	}
-	strs := make([]string, len(inbound))
-	for i, id := range inbound {
-		strs[i] = id.String()
-	}
-	mine, err := s.Store.MessagesOfEndpoint(ctx, projectID(ctx), endpointID.String(), strs)
-	if err != nil {
-		return nil, err
-	}
-	out := inbound[:0]
-	for _, id := range inbound {
-		if mine[id.String()] {
-			out = append(out, id)
-		}
-	}
-	return out, nil
+	return s.idsMatching(ctx, list, store.MessageFilter{Inbound: true, EndpointID: endpointID.String()})
 }
 
 // DeletePullEvent soft-deletes an event (idempotent).

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -156,6 +155,5 @@ func TestPullEndpoints(t *testing.T) {
 
 		e.sdkCall(t, http.MethodDelete, "/v1/pull-endpoints/"+id, "", http.StatusOK, data(sdkToggle))
 		require.Equal(t, http.StatusUnauthorized, ingest(t, ingestURL, []byte(`{}`), map[string]string{"X-Token": "t0k"}).status)
-		_ = time.Second
 	})
 }

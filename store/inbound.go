@@ -407,40 +407,6 @@ func aggregateOf(endpointID string) string {
 	return AllInbound
 }
 
-// ForwardedMessages reports which of ids name received messages of the
-// project (deleted ones included) whose endpoint forwards (mode forward):
-// the ones a replay can apply to (cli and pull messages are held, not
-// forwarded).
-func (s *Store) ForwardedMessages(ctx context.Context, projectID string, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var found []string
-	err := s.db.WithContext(ctx).Model(&Message{}).Where("id IN ? AND project_id = ? AND inbound", ids, projectID).
-		Where("endpoint_id IN (SELECT id FROM inbound_endpoints WHERE mode = 'forward')").Pluck("id", &found).Error
-	for _, id := range found {
-		out[id] = true
-	}
-	return out, translate(err, "find messages")
-}
-
-// MessagesOfDirection reports which of ids name messages of the project
-// (deleted ones included) that were received (inbound) or sent.
-func (s *Store) MessagesOfDirection(ctx context.Context, projectID string, ids []string, inbound bool) (map[string]bool, error) {
-	out := map[string]bool{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var found []string
-	err := s.db.WithContext(ctx).Model(&Message{}).Where("id IN ? AND project_id = ? AND inbound = ?", ids, projectID, inbound).
-		Pluck("id", &found).Error
-	for _, id := range found {
-		out[id] = true
-	}
-	return out, translate(err, "find messages")
-}
-
 // ResealInboundSecrets re-seals, as ResealSigningKeys does, the HMAC
 // secrets of inbound endpoints (deleted ones too) sealed by a master key
 // other than activeID; reseal returns a row's secret sealed under the
@@ -506,19 +472,3 @@ func (s *Store) ListenMessages(ctx context.Context, projectID, endpointID, after
 // ListenCursorAt is the listen cursor of time t: every message received
 // after it sorts after it (message ids are UUIDv7).
 func ListenCursorAt(t time.Time) string { return idFloor(t) }
-
-// MessagesOfEndpoint reports which of ids name messages (deleted ones
-// included) of the endpoint in the project.
-func (s *Store) MessagesOfEndpoint(ctx context.Context, projectID, endpointID string, ids []string) (map[string]bool, error) {
-	out := map[string]bool{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var found []string
-	err := s.db.WithContext(ctx).Model(&Message{}).Where("id IN ? AND project_id = ? AND endpoint_id = ?", ids, projectID, endpointID).
-		Pluck("id", &found).Error
-	for _, id := range found {
-		out[id] = true
-	}
-	return out, translate(err, "find messages")
-}

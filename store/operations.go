@@ -227,6 +227,23 @@ func (f MessageFilter) apply(q *gorm.DB) *gorm.DB {
 	return q
 }
 
+// IDsMatching reports which of ids name messages of the project (deleted
+// ones included) that f selects: the check of a bulk operation's listed
+// ids (of one direction, one endpoint, forwarding endpoints…).
+func (s *Store) IDsMatching(ctx context.Context, projectID string, ids []string, f MessageFilter) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var found []string
+	err := f.apply(s.db.WithContext(ctx).Model(&Message{}).Where("messages.id IN ? AND messages.project_id = ?", ids, projectID)).
+		Pluck("messages.id", &found).Error
+	for _, id := range found {
+		out[id] = true
+	}
+	return out, translate(err, "find messages")
+}
+
 // MatchingIDs returns up to limit ids of the project's live messages that
 // match f, oldest first.
 func (s *Store) MatchingIDs(ctx context.Context, projectID string, f MessageFilter, limit int) ([]string, error) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -477,7 +478,7 @@ func (c *Config) applyLimits(srv *handlers.Server) {
 		srv.AuthFailureLimit = -1 // the flag's 0 is "off"; the field's 0 is "default"
 	}
 	srv.TrustedProxies = c.trustedProxies
-	srv.IngestBaseURL = strings.TrimSuffix(cmpOr(c.IngestURL, c.PublicURL), "/")
+	srv.IngestBaseURL = strings.TrimSuffix(cmp.Or(c.IngestURL, c.PublicURL), "/")
 	srv.IngestLimitPerEndpoint, srv.IngestLimitPerSource = unlimitedIfZero(c.IngestLimitPerEndpoint), unlimitedIfZero(c.IngestLimitPerSource)
 }
 
@@ -488,13 +489,6 @@ func unlimitedIfZero(n int) int {
 		return -1
 	}
 	return n
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func (c *Config) isSQLite() bool {

@@ -266,6 +266,7 @@ func TestListenInbound(t *testing.T) {
 			require.Equal(t, body, g.body, "forwarded byte for byte")
 			require.Equal(t, "ping", g.header.Get("X-Provider-Event"))
 			require.Equal(t, "application/octet-stream", g.header.Get("Content-Type"))
+			require.Empty(t, g.header.Get("Accept-Encoding"), "only the webhook's own headers are added")
 		case <-time.After(patience):
 			t.Fatalf("the webhook was not forwarded:\n%s", out)
 		}
