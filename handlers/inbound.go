@@ -176,7 +176,7 @@ func (s *Server) applyInbound(ctx context.Context, ie *store.InboundEndpoint, in
 		ie.SigningEnabled = *in.SigningEnabled
 	}
 	if in.ExpiresAt != nil {
-		if !in.ExpiresAt.After(store.Now()) {
+		if !in.ExpiresAt.After(s.now()) {
 			return invalid("/expires_at", "future", "expires_at must be in the future")
 		}
 		at := in.ExpiresAt.UTC()
@@ -273,7 +273,7 @@ func parseNets(list []string) ([]netip.Prefix, error) {
 
 func (s *Server) toInboundEndpoint(ctx context.Context, ie store.InboundEndpoint) gen.InboundEndpoint {
 	out := gen.InboundEndpoint{
-		Id: uuid.MustParse(ie.ID), Name: ie.Name, Url: ie.URL, Mode: ie.Mode, Active: !ie.Expired(store.Now()), Paused: ie.Paused,
+		Id: uuid.MustParse(ie.ID), Name: ie.Name, Url: ie.URL, Mode: ie.Mode, Active: !ie.Expired(s.now()), Paused: ie.Paused,
 		Provider: ie.Provider, VerifyStaticToken: ie.VerifyStaticToken, TokenHeaderName: ie.TokenHeaderName, TokenQueryParam: ie.TokenQueryParam,
 		VerifyHmac: ie.VerifyHMAC, HmacHeaderName: ie.HMACHeaderName, HmacAlgorithm: ie.HMACAlgorithm, HmacEncoding: ie.HMACEncoding,
 		HmacPrefix: ie.HMACPrefix, TimestampHeaderName: ie.TimestampHeaderName, TimestampTtlSeconds: ie.TimestampTTLSeconds,
@@ -300,7 +300,7 @@ func (s *Server) ListInboundEndpoints(ctx context.Context, req gen.ListInboundEn
 		return nil, err
 	}
 	data := make([]gen.InboundEndpointSummary, len(es))
-	now := store.Now()
+	now := s.now()
 	for i, e := range es {
 		data[i] = gen.InboundEndpointSummary{Id: uuid.MustParse(e.ID), Name: e.Name, Url: e.URL, Mode: e.Mode,
 			Active: !e.Expired(now), Paused: e.Paused, CreatedAt: e.CreatedAt.UTC()}

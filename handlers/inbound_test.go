@@ -624,19 +624,28 @@ func TestInboundExport(t *testing.T) {
 
 // TestInboundForwardRetries: a forward answered 503 with Retry-After is
 // retried on the schedule like a send, with its attempts recorded, and
-// total_delivery_ms counts from receipt to the successful forward.
+// total_delivery_ms counts from receipt to the successful forward. The
+// endpoint is deleted while its first attempt is in flight: intake stops,
+// and the message accepted before still forwards.
 func TestInboundForwardRetries(t *testing.T) {
 	t.Parallel()
 	forEachDialectWith(t, options{receivers: true, engine: testEngineConfig()}, func(t *testing.T, e *env) {
 		ctx := context.Background()
+		deleted := make(chan struct{})
 		rc := newReceiver(t, func(n int, w http.ResponseWriter, _ *http.Request) {
 			if n == 0 {
+				<-deleted
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusServiceUnavailable)
 			}
 		})
 		ie := e.createInbound(t, `{"url":"`+rc.url("/flaky")+`"}`)
 		id := ingest(t, ie.IngestUrl, []byte(`{"x":1}`), nil).messageID(t)
+		rc.waitFor(t, 1, 10*time.Second)
+		status, _, raw := e.do(http.MethodDelete, "/v1/inbound-endpoints/"+ie.Id.String(), e.a.key, "", nil)
+		require.Equal(t, http.StatusOK, status, string(raw))
+		close(deleted)
+		require.Equal(t, http.StatusUnauthorized, ingest(t, ie.IngestUrl, []byte(`{}`), nil).status, "intake stopped")
 		var m gen.InboundMessage
 		poll.Until(t, 20*time.Second, func() bool {
 			r, err := e.a.client.GetInboundMessageWithResponse(ctx, uuid.MustParse(id))
@@ -837,5 +846,24 @@ func TestPullAckCountsOnce(t *testing.T) {
 		raw, err := base64.StdEncoding.DecodeString(str(ev, "data", "payload"))
 		require.NoError(t, err)
 		require.Equal(t, `{ "spaced" : true }`, string(raw))
+	})
+}
+
+// TestInboundExpiry: an ephemeral endpoint refuses intake (410) once its
+// time has passed, records why, and leaves the list.
+func TestInboundExpiry(t *testing.T) {
+	t.Parallel()
+	forEachDialectOnClock(t, newClock(), func(c *clock) options { return options{now: c.Now} }, func(t *testing.T, e *env, clk *clock) {
+		at := clk.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+		ie := e.createInbound(t, `{"mode":"cli","expires_at":"`+at+`"}`)
+		require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl, []byte(`{}`), nil).status)
+		clk.Advance(2 * time.Hour)
+		a := ingest(t, ie.IngestUrl, []byte(`{}`), nil)
+		require.Equal(t, http.StatusGone, a.status, a.raw)
+		require.Equal(t, "ENDPOINT_EXPIRED", a.errorCode())
+		require.Equal(t, "endpoint_expired", e.rejections(t, ie.Id)[0].ReasonCode)
+		g, err := e.a.client.GetInboundEndpointWithResponse(context.Background(), ie.Id)
+		require.NoError(t, err)
+		require.False(t, g.JSON200.Data.Active)
 	})
 }

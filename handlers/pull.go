@@ -89,7 +89,7 @@ func (s *Server) CreatePullEndpoint(ctx context.Context, req gen.CreatePullEndpo
 func (s *Server) toPullEndpoint(ctx context.Context, ie store.InboundEndpoint, c store.PullCounts) gen.PullEndpoint {
 	out := gen.PullEndpoint{
 		Id: uuid.MustParse(ie.ID), Name: ie.Name, Mode: gen.PullEndpointModePull, IngestUrl: s.ingestURL(ctx, ie.ID, "{token}"),
-		Active: !ie.Expired(store.Now()), Paused: ie.Paused, RetentionDays: deref(ie.RetentionDays, store.DefaultPullRetentionDays),
+		Active: !ie.Expired(s.now()), Paused: ie.Paused, RetentionDays: deref(ie.RetentionDays, store.DefaultPullRetentionDays),
 		EventTypeSource: ie.EventTypeSource, EventTypePath: ie.EventTypePath,
 		Counts:   gen.PullCounts{Stored: c.Stored, Fetched: c.Fetched, Delivered: c.Delivered, Total: c.Stored + c.Fetched + c.Delivered},
 		Provider: ie.Provider, VerifyStaticToken: ie.VerifyStaticToken, TokenHeaderName: ie.TokenHeaderName, TokenQueryParam: ie.TokenQueryParam,
@@ -150,7 +150,7 @@ func (s *Server) ListPullEndpoints(ctx context.Context, req gen.ListPullEndpoint
 		return nil, err
 	}
 	data := make([]gen.PullEndpointSummary, len(es))
-	now := store.Now()
+	now := s.now()
 	for i, e := range es {
 		data[i] = gen.PullEndpointSummary{Id: uuid.MustParse(e.ID), Name: e.Name, Active: !e.Expired(now), Paused: e.Paused,
 			IngestUrl: s.ingestURL(ctx, e.ID, "{token}"), CreatedAt: e.CreatedAt.UTC()}
