@@ -1241,13 +1241,21 @@ type EndpointPausedEnvelope struct {
 	Meta Meta           `json:"meta"`
 }
 
-// EndpointSummary defines model for EndpointSummary.
+// EndpointSummary An endpoint in a list, with its health (hookd addition: `consecutive_failures`, `failing_since` and `disabled_at`, as on the endpoint itself), so a list shows which endpoints fail without a request per row.
 type EndpointSummary struct {
-	CreatedAt   time.Time `json:"created_at"`
-	Description string    `json:"description"`
-	Id          string    `json:"id"`
-	Paused      bool      `json:"paused"`
-	Url         string    `json:"url"`
+	// ConsecutiveFailures Attempts in a row that failed; 0 after a success.
+	ConsecutiveFailures int       `json:"consecutive_failures"`
+	CreatedAt           time.Time `json:"created_at"`
+	Description         string    `json:"description"`
+
+	// DisabledAt When the circuit breaker disabled (paused) the endpoint, or null.
+	DisabledAt *time.Time `json:"disabled_at"`
+
+	// FailingSince When the current run of failures began, or null.
+	FailingSince *time.Time `json:"failing_since"`
+	Id           string     `json:"id"`
+	Paused       bool       `json:"paused"`
+	Url          string     `json:"url"`
 }
 
 // EndpointUpdated The whole endpoint after the change (as `GET /v1/endpoints/{id}`), plus `updated`.
@@ -2100,6 +2108,36 @@ type MetricsWindow string
 //
 // Example: fifo
 type Ordering string
+
+// Overview defines model for Overview.
+type Overview struct {
+	// Capped True when a count reached 100,000 and stopped there.
+	Capped bool `json:"capped"`
+
+	// Delivering Messages whose attempt is in flight.
+	Delivering int `json:"delivering"`
+
+	// DisabledEndpoints Endpoints the circuit breaker disabled, newest first (up to 20).
+	DisabledEndpoints []EndpointSummary `json:"disabled_endpoints"`
+
+	// DlqSize Messages that failed for good and were not deleted (the dead-letter queue).
+	DlqSize int `json:"dlq_size"`
+
+	// FailingEndpoints Endpoints whose last attempts failed and are not disabled, most failures first (up to 20).
+	FailingEndpoints []EndpointSummary `json:"failing_endpoints"`
+
+	// PendingRetry Messages waiting for a retry.
+	PendingRetry int `json:"pending_retry"`
+
+	// Queued Messages waiting for their first attempt (or a replay).
+	Queued int `json:"queued"`
+}
+
+// OverviewEnvelope defines model for OverviewEnvelope.
+type OverviewEnvelope struct {
+	Data Overview `json:"data"`
+	Meta Meta     `json:"meta"`
+}
 
 // PageMeta defines model for PageMeta.
 type PageMeta struct {
@@ -4071,6 +4109,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
 	GetMetricsTimeseries(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// GetOverview The project's delivery at a glance (hookd addition)
+	//
+	// What the console's overview shows, in one request: the outbound messages waiting now (queued, being delivered or waiting for a retry), the dead-letter queue's size, and the endpoints that are failing or disabled (up to 20 of each, most failures first). Counts stop at 100,000 (`capped` says when one did), so the answer stays fast on any history. Inbound messages are not counted (see `/v1/inbound-metrics`).
+	//
+	// Corresponds with GET /v1/overview (the `GetOverview` operationId).
+	GetOverview(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetProject The calling key's project
 	//
 	// The project the API key belongs to, as an object (not a list): a key
@@ -5926,6 +5971,23 @@ func (c *Client) GetMetrics(ctx context.Context, params *GetMetricsParams, reqEd
 // Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
 func (c *Client) GetMetricsTimeseries(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetMetricsTimeseriesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetOverview The project's delivery at a glance (hookd addition)
+//
+// What the console's overview shows, in one request: the outbound messages waiting now (queued, being delivered or waiting for a retry), the dead-letter queue's size, and the endpoints that are failing or disabled (up to 20 of each, most failures first). Counts stop at 100,000 (`capped` says when one did), so the answer stays fast on any history. Inbound messages are not counted (see `/v1/inbound-metrics`).
+//
+// Corresponds with GET /v1/overview (the `GetOverview` operationId).
+func (c *Client) GetOverview(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetOverviewRequest(c.Server)
 	if err != nil {
 		return nil, err
 	}
@@ -9739,6 +9801,33 @@ func NewGetMetricsTimeseriesRequest(server string, params *GetMetricsTimeseriesP
 	return req, nil
 }
 
+// NewGetOverviewRequest constructs an http.Request for the GetOverview method
+func NewGetOverviewRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/overview")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetProjectRequest constructs an http.Request for the GetProject method
 func NewGetProjectRequest(server string) (*http.Request, error) {
 	var err error
@@ -11761,6 +11850,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/metrics/timeseries (the `GetMetricsTimeseries` operationId).
 	GetMetricsTimeseriesWithResponse(ctx context.Context, params *GetMetricsTimeseriesParams, reqEditors ...RequestEditorFn) (*GetMetricsTimeseriesResponse, error)
+
+	// GetOverviewWithResponse The project's delivery at a glance (hookd addition)
+	//
+	// What the console's overview shows, in one request: the outbound messages waiting now (queued, being delivered or waiting for a retry), the dead-letter queue's size, and the endpoints that are failing or disabled (up to 20 of each, most failures first). Counts stop at 100,000 (`capped` says when one did), so the answer stays fast on any history. Inbound messages are not counted (see `/v1/inbound-metrics`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/overview (the `GetOverview` operationId).
+	GetOverviewWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOverviewResponse, error)
 
 	// GetProjectWithResponse The calling key's project
 	//
@@ -17910,6 +18008,89 @@ func (r GetMetricsTimeseriesResponse) ContentType() string {
 	return ""
 }
 
+// GetOverviewResponse429Headers the declared response headers of an HTTP 429 response for GetOverview
+type GetOverviewResponse429Headers struct {
+	RetryAfter *int
+}
+
+type GetOverviewResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OverviewEnvelope
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON429 the response for an HTTP 429 `application/json` response
+	JSON429 *TooManyRequests
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *InternalError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *ServiceUnavailable
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *GetOverviewResponse429Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetOverviewResponse) GetJSON200() *OverviewEnvelope {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetOverviewResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetOverviewResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON429 returns the response for an HTTP 429 `application/json` response
+func (r GetOverviewResponse) GetJSON429() *TooManyRequests {
+	return r.JSON429
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetOverviewResponse) GetJSON500() *InternalError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetOverviewResponse) GetJSON503() *ServiceUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetOverviewResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetOverviewResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetOverviewResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetOverviewResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // GetProjectResponse429Headers the declared response headers of an HTTP 429 response for GetProject
 type GetProjectResponse429Headers struct {
 	RetryAfter *int
@@ -20961,6 +21142,21 @@ func (c *ClientWithResponses) GetMetricsTimeseriesWithResponse(ctx context.Conte
 		return nil, err
 	}
 	return ParseGetMetricsTimeseriesResponse(rsp)
+}
+
+// GetOverviewWithResponse The project's delivery at a glance (hookd addition)
+//
+// What the console's overview shows, in one request: the outbound messages waiting now (queued, being delivered or waiting for a retry), the dead-letter queue's size, and the endpoints that are failing or disabled (up to 20 of each, most failures first). Counts stop at 100,000 (`capped` says when one did), so the answer stays fast on any history. Inbound messages are not counted (see `/v1/inbound-metrics`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/overview (the `GetOverview` operationId).
+func (c *ClientWithResponses) GetOverviewWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOverviewResponse, error) {
+	rsp, err := c.GetOverview(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetOverviewResponse(rsp)
 }
 
 // GetProjectWithResponse The calling key's project
@@ -26621,6 +26817,80 @@ func ParseGetMetricsTimeseriesResponse(rsp *http.Response) (*GetMetricsTimeserie
 	return response, nil
 }
 
+// ParseGetOverviewResponse parses an HTTP response from a GetOverviewWithResponse call
+func ParseGetOverviewResponse(rsp *http.Response) (*GetOverviewResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetOverviewResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OverviewEnvelope
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest TooManyRequests
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest ServiceUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 429:
+		var headers GetOverviewResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		response.Headers429 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseGetProjectResponse parses an HTTP response from a GetProjectWithResponse call
 func ParseGetProjectResponse(rsp *http.Response) (*GetProjectResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -28331,6 +28601,9 @@ type ServerInterface interface {
 	// GetMetricsTimeseries Delivery metrics per time bucket
 	// (GET /v1/metrics/timeseries)
 	GetMetricsTimeseries(ctx echo.Context, params GetMetricsTimeseriesParams) error
+	// GetOverview The project's delivery at a glance (hookd addition)
+	// (GET /v1/overview)
+	GetOverview(ctx echo.Context) error
 	// GetProject The calling key's project
 	// (GET /v1/projects)
 	GetProject(ctx echo.Context) error
@@ -29754,6 +30027,15 @@ func (w *ServerInterfaceWrapper) GetMetricsTimeseries(ctx echo.Context) error {
 	return err
 }
 
+// GetOverview converts echo context to params.
+func (w *ServerInterfaceWrapper) GetOverview(ctx echo.Context) error {
+	var err error
+
+	// Invoke the callback with all the unmarshaled arguments
+	err = w.Handler.GetOverview(ctx)
+	return err
+}
+
 // GetProject converts echo context to params.
 func (w *ServerInterfaceWrapper) GetProject(ctx echo.Context) error {
 	var err error
@@ -30291,6 +30573,7 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 	router.POST(options.BaseURL+"/v1/dlq/replay/:id", wrapper.ReplayFromDLQ, options.OperationMiddlewares["replayFromDLQ"]...)
 	router.GET(options.BaseURL+"/v1/logs", wrapper.GetLogs, options.OperationMiddlewares["getLogs"]...)
 	router.GET(options.BaseURL+"/v1/metrics", wrapper.GetMetrics, options.OperationMiddlewares["getMetrics"]...)
+	router.GET(options.BaseURL+"/v1/overview", wrapper.GetOverview, options.OperationMiddlewares["getOverview"]...)
 	router.GET(options.BaseURL+"/v1/metrics/timeseries", wrapper.GetMetricsTimeseries, options.OperationMiddlewares["getMetricsTimeseries"]...)
 	router.GET(options.BaseURL+"/v1/api-keys", wrapper.ListApiKeys, options.OperationMiddlewares["listApiKeys"]...)
 	router.POST(options.BaseURL+"/v1/api-keys", wrapper.CreateApiKey, options.OperationMiddlewares["createApiKey"]...)
@@ -37386,6 +37669,100 @@ func (response GetMetricsTimeseries503JSONResponse) VisitGetMetricsTimeseriesRes
 	return err
 }
 
+type GetOverviewRequestObject struct {
+}
+
+type GetOverviewResponseObject interface {
+	VisitGetOverviewResponse(w http.ResponseWriter) error
+}
+
+type GetOverview200JSONResponse OverviewEnvelope
+
+func (response GetOverview200JSONResponse) VisitGetOverviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(200)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOverview400JSONResponse struct{ BadRequestJSONResponse }
+
+func (response GetOverview400JSONResponse) VisitGetOverviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(400)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOverview401JSONResponse struct{ UnauthorizedJSONResponse }
+
+func (response GetOverview401JSONResponse) VisitGetOverviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(401)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOverview429JSONResponse struct{ TooManyRequestsJSONResponse }
+
+func (response GetOverview429JSONResponse) VisitGetOverviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOverview500JSONResponse struct{ InternalErrorJSONResponse }
+
+func (response GetOverview500JSONResponse) VisitGetOverviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(500)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type GetOverview503JSONResponse struct{ ServiceUnavailableJSONResponse }
+
+func (response GetOverview503JSONResponse) VisitGetOverviewResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetProjectRequestObject struct {
 }
 
@@ -39600,6 +39977,9 @@ type StrictServerInterface interface {
 	// GetMetricsTimeseries Delivery metrics per time bucket
 	// (GET /v1/metrics/timeseries)
 	GetMetricsTimeseries(ctx context.Context, request GetMetricsTimeseriesRequestObject) (GetMetricsTimeseriesResponseObject, error)
+	// GetOverview The project's delivery at a glance (hookd addition)
+	// (GET /v1/overview)
+	GetOverview(ctx context.Context, request GetOverviewRequestObject) (GetOverviewResponseObject, error)
 	// GetProject The calling key's project
 	// (GET /v1/projects)
 	GetProject(ctx context.Context, request GetProjectRequestObject) (GetProjectResponseObject, error)
@@ -41652,6 +42032,29 @@ func (sh *strictHandler) GetMetricsTimeseries(ctx echo.Context, params GetMetric
 	return nil
 }
 
+// GetOverview operation middleware
+func (sh *strictHandler) GetOverview(ctx echo.Context) error {
+	var request GetOverviewRequestObject
+
+	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
+		return sh.ssi.GetOverview(ctx.Request().Context(), request.(GetOverviewRequestObject))
+	}
+	for _, middleware := range sh.middlewares {
+		handler = middleware(handler, "GetOverview")
+	}
+
+	response, err := handler(ctx, request)
+
+	if err != nil {
+		return err
+	} else if validResponse, ok := response.(GetOverviewResponseObject); ok {
+		return validResponse.VisitGetOverviewResponse(ctx.Response())
+	} else if response != nil {
+		return fmt.Errorf("unexpected response type: %T", response)
+	}
+	return nil
+}
+
 // GetProject operation middleware
 func (sh *strictHandler) GetProject(ctx echo.Context) error {
 	var request GetProjectRequestObject
@@ -42267,429 +42670,438 @@ func (sh *strictHandler) SendWebhookBatch(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7P35chtH8i+Kv0oFft9fCPBpQOAi2SJj4gREwhaPKZLm4mUMH3Shu0D0sFGF6SqQghWKmHe49xnmweZJ",
-	"blRmVe8NNEiQksb8xxYbvdSSmZXrJz82PDGdCc64ko29j40ZjeiUKRbBXwfzSIpI/8tn0ouCmQoEb+w1",
-	"LieMuFOmaIezD2rowW0uEWOiJozMInYbiLkkM3rNOuR0Rv85Z52G0wj0s/+cs2jRcBqcTlljr4HPNpyG",
-	"9CZsSvW3pvTDMePXatLYe7W17TTUYqbvlCoK+HXj0yen0ef+TARcHR0Wx9bjhJmfSeA7xGWzoUso98nO",
-	"NgnFHYs8KhmZsA/ED64DJeORzaiaJAML/IbTiNg/50HE/MaeiuYsPcgZVYpF+rH/y2bD32l73G2/+ePj",
-	"zvan/2mUDvmWcXW5mLETeH3ZqPUdRD9J9BAqhgX/qzmw33vtv9P2n932m86w/cfHLWer260Y3hEfiTn3",
-	"7cJ+H4SKlWz8KQ8XRE0CSQJ8IF7rF5JMmZT0msmqrTaPDO0jQ1jiZORjEU2pauw15nP4ZeUoK7Y/PzQS",
-	"+KR5dXV0ePtt636bvXpk73HupSOyC/M041BR4Em7Qst2sGTnSJNyPUoxJpQLNWERmUXiH8zTN8XL6Yk5",
-	"V5LoGwJ+3ara7qptXpdzzJR+Cbgv7spl0R385uDImE9G1Lsh40hMCRd3VePDhzJD+5+IjRt7jf/fy0Qo",
-	"vsRf5cvsMD7pkUVMzgSXDGTlW+qfs3/OmYRF9wRXDNefzmZh4FE93Jf/kHrMH2t+sh9FIurzWxaKGcNP",
-	"Fuce4UcJ8OQtDQN/j7hHJz/3jo8Oh+f9n676F5euk1zqnxyenR6dwDX77+Hb49ODH/uHmWtXJ+f93sG7",
-	"3tvjfvr5d/3eYf/8wiUiIu5Z77fj097h8PL0dHjcO/+h73Yan5zGgeDjMPA+00p45uuS3AVqAkeSN48i",
-	"LV2loortEffw6uz46KB32R9enR/r2SUX+j/3Ty6Hl7+dwazf934dXhz9cHJ08sPwx/5vF0NYE1ypg97J",
-	"yenl8LB/3L/sD497F5fpW2HNDvvvz04v+ycHvw3fH128710evEuv5cVl7/LqAr7fPz76uX/+2/DoZHh2",
-	"fvrDef8Crp/3L3MXYYF/EJw97eLO6CIU1NdkxgUJBb9mEblhM7UHg+yfXB6dngz7v54dnfcPcZBHXPM5",
-	"DeH9TzfaHidzzj7MmKdFAdO3A0dc9s9PesfD/vn56bnbIRne8ck44L4EWvGZokFIAk4mQtz4LyQJxTVM",
-	"6ESo7/XJ8nRzORFEzr0JiZgU88hjelQgvI1Y3iOuJsHvT69ODl3STJg3dXUsIkKJZNxvwSwuWHQbeOyK",
-	"01sahHQUPjEl+VTRkVbBPMq5UGSk94F6E6YF10X//Oejg/7w6qT3c+/oGIRPh5wzFS32zSyImlBFroXC",
-	"laBc3rGI3FE4kYhUImI+TPRSiPeUL4xUlk9IgSQMpoGCMZmpdYj79ur84nJ4fPT+6HLY//Wg3z/sH7p7",
-	"RmO2h2zv7IhEVLEBx1c0p5TTazbVwisSc8WkowWvXgdJ7iaMp58nEyrNIpnnW/vERXqWLvzqSk/MmCaV",
-	"5MUoyvVTbssZcBeeHM5YNJwGfK4Yas9upDdhSMeKRUPJPMF96XaIe66FJswKpyPEgE8pX5AxDULmEzpX",
-	"E8aVWWqJxzLI5DBgoH1Q34+YlJ0Bd8/7Z8e938oXyWpRuKqzkC6YT7a6RAVTrbmMA07D/QHngrhAL+2e",
-	"Hqrb6gx4w2lMGPWNVZP6tahO/DIRISNmfmTOVRASmhwtlGuG9BjzSZMqEjIqFdlqdciF3iE4b8o3Gtcw",
-	"s1idrNUT8GA6nzb2tmIlKOCKXbNIk9gnp3HF9VKKKPiT+U/LsZoob9hCy/5pIGXArx0ypaHWRpnvkDm/",
-	"4eKOayryWcgUMPLVSe/q8t3p+dHf8Tj4ZOcKW9CbBT+yBWiDkZixSAWoRHkRo4r5Q6oy6q5PFWvrfS4q",
-	"iE7jhi20irn3scE+0OlMizO41t16s0Nfjba9HX/3W/bd+A3tjra8bX+H7Y5f0dd+2btCOmKhflXJL1IN",
-	"5zIeW55qDCfqZdK3psleM0FMQc35zMdLikyFVERwjxFKkNVa+4TPw5AEY8LZLYs0iZSugr4LRTfaCIXx",
-	"ToXPVm0+7sJ7fecnpzGL2Dj4UK5gj4NI0/kW8SY0op5ikbTW/g1b6FEmaz+5GYbBLRvSrbel+nxi3vxu",
-	"984ufDwIM34nTRC5PfgjfrcYaeGnp4ATOsBnNkZdFTYHCAo9e3IxAfLXltWERWC5L6HSNYjuIZtYc+H1",
-	"/FLLbvehuPwr1zuWIoV11yd+vWnYrdNzZ6qOTUYLU4OvmeerB32IkqpksMkP5tGRECGjfOkuVi2vfdvK",
-	"gWxi9eycHn/1jgOpVo84UGwq6w1dv9p8i0YRXTzBHN4b5vLZmM5DLQi02GrkD8CzwLuRVtK90Jq3ZhWH",
-	"uFbOofo0uRkqJtUQTnXG9UH+u32h/iE1kIS/e0qx6azUS6PtEP14tCAU70KTxf1mOJWuVnoCfk3GAQt9",
-	"SWhk5NGAT4MwDKz60oy0ucL8lkOoJO+EuHkbBf41eyHJxeGPkvjMEz7Tk5vuwxQlnbIBx5cb81nOR+3U",
-	"S/X8vUAGgsNXA05cc7uLilaWFMzYh1wUJ7nV1maAr4+86UifKFqjCficEepFQlotT6bkaawROVr94cOI",
-	"6eOgnFez0r7ivDbjI0wvE+hoqF56ItIXmq5UNMK3uGQWziUJlCT+PAJlq1V5Phe22udyiMxQcXSnpmZf",
-	"bx4onj1m1C+SkeiNyGz9ir1rUk7YB8W4LE5DzPXo4oHh7uhxgS09VOyDWjKPZMooKFf4LJ2GmCtPoE/c",
-	"8g2o2FKCL1RFC4rjmbFoSjX7l/LSLBL6mYBfly4b6vWZJUrvvxLCeAxhw4kSmiQca12KSBuX5YRoNLth",
-	"ysJYJrHemdvQfyjCW+YPg1mtBbX+xuFI+CVaydVMD/v1LvnxrVXOcPgOubr8vv0daRoHIRktFDPs5TEf",
-	"tn+9jw9VNOcerTwn45vvtSj4aEgV496i7m7GdiVuoF2AeH/hT8b97NIYfRssaS7sdnt0ykhTSxjmAXcB",
-	"5Ttgaoq5ckjExlrwEJ9JFfBEFqzm7Xh6UlE1rykQSkzvdR7E6yn2CsHvPaZ4LK3c+kQG1teblTcbmgWs",
-	"LffMQbJSY8A9vTR36wdDOZxQ7ssJvWH1PxdRLscsqv+AGo9q3pzTSEDypc7CnGGTWuBEHmbPgbyAyx6A",
-	"RSlUwoPVPJwsfam6hOPepM5n9J57Kn2pAd1P/8s9X5jMhMrhVESsSrjhUtcxBFL3OslrlwzqMuGBgls7",
-	"OfZnEyqZvMehP+DJqZ/IvogRiu8kfuCDH3VCZzPGSZMLcnhyQUIhbuYz9CXzAT86I2GgWERDR4vNmPeI",
-	"VgsJEiVJ5GerTDVMNKKi6lHBXokqUhQv93lJidi4z2uycuQ+b0gEy9pP52kfV7WwQiWzTb6bnUMZdaJh",
-	"joZTKsyZ3dHYkZHK4NjqdjfgnfpUOSQb6a4cFJ3rYazwgpqX9OZqcsRnc3j/aB7JEtPhrb5M6EjcMuJG",
-	"VLEh+sujmXT3SZdMGeUyNqa03ZW/SysKU/rBeHu7Xb1Csfe3W2oQpEeQTZApXV5IJYFjf6UojvNSzjAs",
-	"D+fp+lrbZEq9IeOaTv2MUY00W2J9jWkomWOt3IBJ4tEoWmhxIoNrTtU8YgQHktK7U2JYW2gw4RWjPLX3",
-	"6WfuOIuM4C6aVXPJoheSiDtOvLlUYsqibKoEGbFQaMtYiX3M15FkNh+FgZwwH6Uv5cS1X3HJtUC3IKif",
-	"VBH4JZVLIQ0t2O3cfvUKaCHmnjJFPENNxZkcJis6Y5EJZeAIUlNJSJULDFcVyHIVVcbbNISlXsnQF/b+",
-	"C7z9k9OYR2FxAu5EqZnce/nSdcjWth75dnf3u5Tr2cFF92zkiDQlAy8G0YwPKpM2jZOXtnIeavP+Nzud",
-	"re92O9tbrzs7uy8nQtzIlR5rPeJqARlzU0ocxd8tOdGBhsHlgKZYJ0lPgZ86Rk3MJtBk5Bvcl9VFqrTQ",
-	"+NbiBD4VHDeRNwluc8yMPFvCi+sKKG6S4O6RrJZeiXzY9f9cnJ4QoC4aJyNi3kJKhJgpO40P7WvRNhf/",
-	"IQXvnNM7k8dVWDoY8JJ9/zATUfUZ5AcRKkIrpTG85zC+Xcty7g/ByCrM973N2jJEQkZsLCKGfK4f2Sdg",
-	"MhJ0YsFbXCcOPL3ZJj5dSKLt7Ki+Iyud1rVedpn+xlrJX05pymDRGQBR13iNXeKax1zHSN8VCYuk6aY+",
-	"4JJAgqIr5so8Arsis26yKndWstY1dkwfCZHZpXjb6u9F4kNY7iOHr17gzXnKTo03RWzVpJ7LwUzRPA3D",
-	"03Fj7/floylkmrLQ1ypEnmfqqIjmXVU64h+fnMbh8U8PC60cHv90BhLhEQMS9htrGqKWfmvb3ZYS5tMp",
-	"jUpjLql87houydw04/GkTN3sK0snD1Grt1R5kwfuVPKicyb1gfWoe1b4WtH0CCNG/cXQBAGHkJ5adk7H",
-	"ccJlt3ChhmOQhktuimAosjyixLiKFqAUGrcE8yFFPuBxegIqJE1tw89QRAWQ8xcxLQKZD+kKmPJbh+Bw",
-	"kU6NR6tAbwVnCQ4+vxxOxUoW16R6o95TvqgT7C3ZE0PWw8DPclrR57lscvZT5e9dPvBN8AUswOMzxGkS",
-	"zSld6uXhuHSOl3nAeKn0gezG2+0+IDEmXvXSPSyJRiU7lyPDNAGWxKTKpSO6AlNO3mRdylY1ncn/MMdG",
-	"xqdRGk+VzJur4JYNxzQI5xErESPfm6Q+9ESCB5KSSNwVoyUyDpdIh+x2v4Pg6qsPH0yMRbb2CeULglUG",
-	"Ju4SMcn0SysibffJ38lZJsXfAwlOi+V06QWRNw8UGUWM3rCI2KdsUAm9A80A0vCVfmpG55L51scKs7wL",
-	"JOsQfVhMGYlYG90ldrr3o+Z4+BGjJvEvP4VF/RnUCgTmnEt1xaHT0FQV8OuhDLhXohxfpON2NmE/mnN9",
-	"yRIkJL8ar3UQgn8oVJPF/dfv4Z6uolpWJVke6K9aORckuRLXVjRnZr0y5BpIQ6UOGSGR9M6O9AKPykmm",
-	"CYTtpjgGTCXJIHzeKvfSFb1Vj+NIwqzKtUSDcT4tl9ogrfWdWVFSmJiVrQlJ5UilZJoOyvAsS6U2PUUz",
-	"8e5WCOo8d2UFW1FO5AKQqeVbdgj1zJFTdJ2mrGovYj7jKqAheETFXEHOjGRexFQ63h5gwjoXnGX8cx/N",
-	"Eg6NJ6xn0p6pWfkJHIeN//zr36+916mdHTEaGVU5xyo5oyr99rLJ4A3osfVoBK7UQJGmmxkJVlbgR+Fw",
-	"G1EZeK3S7M9JaS2e+59//RsTwzW7QdrwbkmGrRI3jDtkRqW8E5GvOdSM8JaGc7ZP9FG8iNdUs+REK+sw",
-	"A062tlPvLB1dPj/ALKTTgBnFJL1axYFfncwCm7mvoiqMumitxvcDvTw0PEttmnE8ZpfvICY0iaU6ZKYV",
-	"CK6kTfeImMeCWxYRAeW1SS5dLhSqVxre0OoQF2fvmhqL7J7vkbe434N5t7vjwc7AP5m7P+AurFflk/pH",
-	"8+CISvZ6V392LlmkF2rPbm/qdbiO8ftSy7pnKGAIFODq6SwI5vbon8lorvQCDDRv2cXRqtU+ydNwIAkN",
-	"Q3HH9Nx/CG4ZYR+op8BrxgZ8yjA1z5LiYsb2Uek7610evHOI+3EAOzto7JFBQ39v0PjkkohNxS2T+JJE",
-	"ImAOY0pCwPlBUaXU6p9K1+xJJaYDbuSpgxnxJGJqHnHmw3GUHGZyIu4wOU+PxrEcwiGhUbMYJZoQW45e",
-	"TRW73GKTw8R9zMeIFLbaCKuUBtxkS5FAOcCycY4glcT9PWK+ZjD/DxdWx6jHHXIl9RMkoloBHHBgSGqm",
-	"ZseIQfUFVNOa4qaIaiqmkAW3l18JSLyMl8GQelJCdMMWoJeP52GIcfeUZAWKbew1Iu8Ws1d3x1tel75h",
-	"3/rbo+8qxOlS8ZmJXr1eGb1K023u8d3um9XPWza5z7Nm8vd4sKaAdIABStMTLZ8XlmxVwK9MxC6Tphut",
-	"flhlPeXrbthsVdnNqKo4ovyIvFx2MKJKUXqkbUCl1K/QClVZfZG8WTVPr2pUoKPBwEsUgruJZN4w0QmS",
-	"c2J7l0SU+2KKyZv1ik4epuGW6Ku5NSnMKLWVK4tHcgT7MB9Xnvof09Flv3W/EpI6WWMrS0dyQ9jM2j1F",
-	"+Yj91mZG/CRD3WDeo33lkgBMnemc0Wv2oCmdxZ6C7GQqPBc2rjOEKMG8zMfwTtwRqPpFMzUJrVKt1c2n",
-	"jEypz4g/Z4Re04CTZtcUpsMD2dBqwNXr3VIPYOLiyDNWGQfFJnNxAqtXZzMUalb6KejUEtUTHvxLXFBF",
-	"wfewwyhxf9Q7Va7Qo1E/Lp2SKfkFnCfvWkF29s7iyP5wKmtIYxsmMUq8CeXXjDS1bfFD/5K8vN16GeeM",
-	"vfwY+J/cloP1SK75JmJu5Ka/GSK2a/moVGxBQnK0GxfpZTN9pKKjkDlkSr1JwFk7YtTXVwgUtAFmhl67",
-	"PA4OlOol2BjZtLDczeVsAVgK1Y6KsnTH70WEtjlNRUf2iAvFe9p2x7wlWGqsNYpR2MB+bRn8hXmoLf07",
-	"bSCCV1bcsFYxrymR16Xrxrhi3GMgfGdMzEJtzysypQtDdJ2VKXAe1gbbr1TuZjXxMbvZK6EJHkRz+Jll",
-	"RHdrABRSFnJaWja2u9uv21vb7e7OZXdrb6e71+3+vZHKgTKR+K20C7ckd09Ly4Y2GL4bb9P2t94ua387",
-	"2t5qv/F3WPvV+DX9dvSd98bvppZVgsDK5D3VtK7SAc46Hx03kkSihgG30Mz+Rzr80LAJse3d7aJL4D4n",
-	"TH4NywID6UX9eO8Cw3SaTInn+pZlk8HAA0MjBmUQRgl3iAh9JhUCIdROfwD6ilMKi8reGuGdsnMytTyZ",
-	"qEFuaXO+/ng5KjnigacGMNWjnhXpZS0Kl2yu4IoEgDr5fA/OscuE/nO4ePhE5TTPbHr5BsTUtiWZdeTR",
-	"UsGWSY35va60WX3bVrfx5OKnwqCJ1S4ypcqbMJ80BU8yVRj1Jq3ydIVkrWuQ2QpRV5WDtPK9mxM58XTW",
-	"EDzpYa9W3TP0vgEhlPDOo0ujS+shTjg0yaA30as6LLuZCoGaSf/ZsHn5kJYWBqwCXdiMrWnd5ksKASoo",
-	"uV6q/32yB8rKAwr+UxyekyzZmlF3S1i1vXxruCErFrVqXtWuyMfnqw1IAmDPJxnsJr2F6ZE/rZ+wUBRY",
-	"rTpDvFVmM4tM3N2AMrhnpxfGhQElc+4emLVywJtuRoaBTwPgdaAmA3/7xt0zsXuAxoZyhYBfQ5x4wM1N",
-	"bgss+2/cDulDMkQTkTyhbqllCt2StwBcn2/TBAY8qe9bkMCPlX86HgOIaC6KamRq5xsAFr4Vgcc6M4oS",
-	"Nt7YTAns9soI45R+OMJH0wWz8W5jXVCZe0QPaYXoWpk4di/9CbBgUp6G1XmDH2ZBxORaXxkHIRvK4E82",
-	"hKhXiUcjvKMLCUlFiBJ5cPEzQXxUf+5BvjrxxR0PBfUdIgWmIgV/MgSyVQShCwNOqH9LucdKHdGroSHG",
-	"AJg+fEihl3lFut6r9iKZB6trpNI5WgQfIFSSne0UEL4T52vphUTcfGRHcEQm8FGmGkASABiN07ORv9K5",
-	"pIlvrQYY40oCMvPMFlittUSJLVdcHavQ4z1mjQqzw1/TGF8moACHJNTdQrZe4kdxGjPG/YBfDwGMxWTq",
-	"MX+YwBnF3u06YCw17QmTD1JlBEfirsryiYvUwN7BnBRm1iOFOYtFcaCZGvlRM4ZTA02mDiJNDaMcmazC",
-	"JscIUbJK8UvLCK3InXmaKmXDErmQXvqifMvL1WU4MRnZnxGvpUc6CpwHhKxXNx9YL4SdHtADVbzM3B5V",
-	"zcuJ7Qx8oK0XbRTxDgJvknIwCsM8e5iLBjl6Tdc+jrqMUaF8+2tS0oogwyWVsa6W6Koo6PdJtrwVognx",
-	"lXkUuqDxKMvZJZWyAWLjjUV0RyOfXJ0ft9IyMDVz83AxB0obYfr+9i2FRChwGOXW8zR5T+6XI/vaeBM2",
-	"QTJPQCubtAfiMT+tMZCWooXTwmLkmxppoCQ3Fk0unhe23LlZrqENuFXRWia1kmoKBYHmu4iQ7CbyDZHM",
-	"Z1RKwFU3x6vrDLibYGQZMsez1iXsQyAVnOMpNUYPk6pgFISBWsD9NGIDbvNMseLRKP+G0s3HMnBcaVkc",
-	"H++xRF6PFXCZz+KvZK6mv5j+4SD19fT17+1I0hf7dlSfnMa7pPqlPJz5cYW3ptH/oCJK3l1eniWpszES",
-	"OqpMMY5pE1KTlcC09VaHHAfTwJBMwJfhd+TKA35tXzJOoQiAepm60oRq30FlUJHjEs0hFl43qxPbl3jp",
-	"8UMPk0ZmsI8pjd5NqdcLr0UUqMm0DDQGTjHiygndfvVaM53h2n2b642BsZDRWyyH0IbCDWMzmSnYssUc",
-	"FmoQXqdVlwndwv+92touzZDVI+xzT/imRqpigBP2YWOjm7APmMTLXu+WjikHVlBShOmp4JaV1UmGki2X",
-	"XKXlUiYXf+gFfrRmed0GXK+bsOFXl9xNqTekaVIsv4WlaKH8jlwmer0vJwjpmzK1Ap9NZwLBSlNDWnP7",
-	"An7NpBrGEI0286VoQJk7S7GTLkF/079rJc3oih8h8f0TlCZgEUO2sugO9FOsEkGegbRiaCYyoXJSmls8",
-	"zY6vhrt+WXLYLBK3gc+iWvtik46XVmFCWxBFp7O1ySR5UqlwPbxVWND1PwhPQXuyIaT+1HpqcyWPTuOW",
-	"RcF4MdQMUr6a5oZgNgQJFQaZMvLijfrADLxhXHFRJ13TBBsw+880IDDyNZX/V/aB7ATKR1sQPHkxkxe+",
-	"Sxi7gluLlJlh1vWiP7mjZ6NlHXUF2wpBoyWMEuQ6uGW2BgmY2EHBQgLuhXNfK+l1O2TYIpDa7U3qSx9j",
-	"UFfPJoZrTKbtlteWQK1DQtuVEhjuqDf5YrFJbSlYVUxyGVfIoG6k75fWhGe+hXyRpImnRI523VbpyFeL",
-	"pdppvmX8nmGX9Jblln1lMkE5+zxMTa9gycdU23Of3Oj4n3LgBuarBCIpp+/mwjsI8MgkERE5ODo8J6NQ",
-	"eDeSNI/Obnf1xaOz29etjPQhHg1DDD1mEvVSEbnXu+uH4NbGYM2oysVuv7MJm7KIhqkSViW0uUJvILzJ",
-	"RgBISahKkOFIM2RjtG0sDkZsCTna6kHXhfl0YhtB2zKmCCWc3eGbRnMF8S8s1NWGUesBKBoFlX6ptZsx",
-	"RcvU/VVPx2ZihSWwEn84ZwmsIg24vUrOXlTUL0sW3QLY65RKBc0yF/u5GuYc+utWd3t3ZaR4mbWRS2Ez",
-	"DhmQ/gFUXI8XhMYOGQD+glD2vgnxRNCPjNk6egNmQ3zW9udxhznb8as81N1dK9Rd3wwqOdswUEcTxr9m",
-	"SppqaqidninmW0YiTeOoJ9vdbiuDdbv95k0K6na7Wwp2W1W7WxZ4iy2ZGsL4zN5ebtfkSC245mUneExz",
-	"KZe9eRmWgzdTXk8s5mx1iHWpaKYu90ZU2lD5sgJTyT4RoW8DhtiqE4TWFQ8+xC0VRUTOvz8gOzs7b1r7",
-	"BqUh7mBs+2qksCzG8wggoqB03i21zdxMr+eVzF9p38UU8d3r3Qz88VZtW2/1x8tsvZpPxUXzeeAkESEO",
-	"ASUX73rt7VevwWzfhLQp1ZZ/wY4BOQ5DR25CneDsjzFUta0QzUMmCZ3NwkU5TErODM1+9Ry1D83c7973",
-	"DqwPYyT8BbShyh8ELiq2+rB0LVO6jn0sonfw6L55EA8DNykdQs/l3xDiSEXBbMZ8FJEVSEcPNZHLZ+um",
-	"tt61bnLDbm6BBKHASd8BBJaqI3ILdOeSJsQ/NOkEnHiCS0W5ApYtneGn1VreBoNduTd/rorZimEs8QNv",
-	"Jie2bmnLRp1wDzPdiq6a9Uy0tSs2i+bMoxRuVo50o8bYU9RYmk8ei+s+V6VUbDoULQeq1crjA/N3WCqg",
-	"Uu5XSgrIM4eKEp01cMLLu/jG1YcPxQq1ORprcXZFf7NH6hx2r+olrW8oGg6toXC/nleZoqeyDUqRQSr5",
-	"KkuD2UVeTtRys0dPzCaf6cypLHCrwaWmN3h1PdEyNN5UTi24/UiT2jrIOEvSgLiS3e7uA/wGmxEmJp/y",
-	"Ia+4R6SvsjF00VreSytt+uh0CCWeCAWHpJNASUyJqOVfrRB1K8e+pugD1HZLaQ9ZWtOAY2gyAUp1khW5",
-	"qvcTs7OQLlZApT+lIM4ksT+uoM6lImjbGNYw6YNpGqyO56E9W518M7l67SwfXDlVTMMtPyqWnA+pjc4S",
-	"S2Z4OaGY2ZECla4WyxtR/lIlaI+t9L0v9aPFWTWGClxo+Iffs+Uze0tSbAY8ybFJN1YRPmt1Bjx+7R7U",
-	"yRadcoHM6HbEhWzUpp0fvMMLA3evwtswYSFkpRJtbTPOIigqsogphpLaWeSUl3iv6xAXUx7wb9Juxzm2",
-	"A57plX1wfISJiehPSUY8WmDWxL4ZuKkp0eYPgk5q0R5rslLRBXHROnIRCVMvlMVQpgo9+YHgnQE/06dv",
-	"UnvcdPWte2Q2D0O3BXOPe8jYjEk1icT8ejLgrp68vjOZuZtNYzRT0EwRBssyn85S3sws6fzMomAcmMov",
-	"618xKJpJAzcMLab854BV6hM1j7gccDfl8XGJ4K094oKzhbmk6V7Av9oxNt8eUX/7z7/+7dxu6f/BNr3v",
-	"HbQv3vXA5cU+EDEmruqMhL9wHbLT7RJJlAhZRLnHWg5xrwM1mY9cTSS/tt/NR8m729uvXu8R4/SBt5OS",
-	"l1uHU8sZcFdOxCwYL/RIf21f4B/td1PqtS8wiS77igTLL/sWRblPI39oCVu/z/y7HfiaTO1fseMScl3t",
-	"VZksz+2WUxx68l038DvxO3CVBnzOfQM6ZG68YQvbN8rAERaWcp9c3IJLVz8rBxzgv8mRIjSUAoBm81QR",
-	"J4EGvlWEqEGHTSlV9qc5D5mUerzlsQ7gtOvglvEsWSPpNJwG7jPkG8K24AGSXeeaebk5Rriwn8hd/8F+",
-	"MX9/PIDCi3A8v8TDSbjunP0jKTAoQ1+VQws4W66DGpf6Cxln5YJ3GHCG8GhwUii8EmRITEdJZ3At4Nzf",
-	"z/uHvYPL/uEfbmeTunS5HlujDzmVglfEhVzT4Ry9qpp37IW0tzVz3c5aX0wiAzb5XN85G3KhhiZSra9Y",
-	"ZUEJMQxpdA3PxvMwAh4KUuOL9n2dRvWUEFyq5iLcQyWWYh55rF6z+TItLb3yte3ymJQ37xtOuOSpLfRj",
-	"0Bg2NBt82RKUoGlpj+pcp64sH5xRCSzvgiB3IUuLqTTetUwqjGLYOckqyPOe/a6Xd/6615pXOkX0aVYu",
-	"CyFARCUKv1RgEaIfnoLrDmEhIHVLewqapCholG5TE9wWYOxlrmVgoeNE8tUl16scNJN7lGZUAcHVdRHc",
-	"T6osNWyX+QRz9ljSNyNjmWUNOtjmUvLYnP9vdZe8RxUum/T7JQXYdBa7pF7+AzuAbAQHYJOOxP048USb",
-	"dBeHP5rcFZ95IRQJqc/talwVX1gG+bRGY6VyQQb4F8Z8MNAbenUAWDfdPK0Z16xjC4NWp151fSQ34/G7",
-	"vzN15au/ZifmX8IfeZ+ihDsaqIBfD0dsEvASg+Z7oGRzV0zlYkwo+f7o+9PYS+IgZ9AoDFiUtBLU57g+",
-	"2G0vJTBwgXMmIvTBkzWi3k2hU1tJs997KM0Z1+b9XJpr+C3XKzEwu9cDJfphDk3zql8CNTk6zGHQloRV",
-	"7+nrTGARah6ilXgH+U6OpfkQdX5cu58ladoMRRxC/kSMm7FhOib+2qrfE3ppzHqZOraszeWKJpXZ1d4I",
-	"JT0FmsNGXPlP4cM33zg6PA7K2svfGxwyl/I+Dbj9c0Uz21Wta7PnQtFNg6A5Lmlaqa55QgtpJHojEFsO",
-	"cRNUHfAcxw28AjngASfjMLiewI0ZlJ3cmzU7aV0gfpqqAXdz2oGr3xLj9riOBQ9IgHpc0jQJeIfHP0FE",
-	"YMCtP5809fCLvRVbHXLKyZmQ6jpiFz8dmxx8Kxj0OTTglIwjxsidiG5YFGcoguGjp2CgBoiiNxBGiKie",
-	"NCa92lRbG4mRE3Gnn4mX2J9HcV+pzOpCu9JrYVDaBjx+QiFKlmlRa5J0MZudjEN6Tdx2W3+yPaHcF+Px",
-	"3wDf0h1wcOpjtYIYjwFuK9t1DZt0pfc067/dMJZSgd5zlt29LKz72UiPnjOVir5dnR93Gg80XtY0Vp4i",
-	"R2OzuVsbMw2+gnyu+mjUdRKyVmR1ZjXB2smcyTFafbqtj0KVerZGS45eooNha43kcRfT2ZMaUd9twdES",
-	"mfiKGJNMzNgX3nzKuFbs5ITOWAfXpsyTm/Wv5k7KiP3T9ANLOoCFTAEWm76K0H37GHkD3L5f2+f4wvaR",
-	"75r4TxaMT79z55/b/8d/I49vuvTv321Nf/V+Hn3Lf7rrr1zS1GjLt19FgVdW6Xd7nWORPOwc5cTyBBaO",
-	"2DZvSbKKbaxYyFbZJ90Ymi5i5I4BhCdnNTHpDGZPYVCnegRCModMLB44goPekfzJk9ENan5Wn2JBWenW",
-	"uT7eki7r4OIxisyUNLOHKrrvaaqRZVKlUAeOLz5d15l9/NQ6X5FyGFFV4t2K30Zekmbyx/8yi9xyUNfp",
-	"atVkK95qLmI1akL1rDmAfWdNJTHX8jQeEp9PR7Z8R9FwWN0bIoZBtHkWZnvvAu5joVGNaePNNWwCzTO/",
-	"4M15hjPvKIw4qxjFqFOWpnJr7uQZcAnzvp17N0zVYeG1WKsmQyxK8X/i7eBCxVtNFkyRJqwLaSc0SdoJ",
-	"4SAGgdaAAUjPGtsjNhaIebcoJ5yaDFPj/jiovKLl/QhWnTSvLg/WMPdh8vWpFz9Sa6b5xqPxNOxHlxDg",
-	"wgBq1Ca5h9rgeOg8rg2eZtJU1G9r0nAa27v6v9/q+e90y42P01T//2I5eKEVNWm6+gAzCHqUZ2xLu6um",
-	"wG3AA9XqEHccjIW7V8jGS5dSxLYIFPpSRSietQEfcCjYi0w60AIPUZt355AZi4hrnajDG7Zwkz6s3Cci",
-	"GvAZNlzYT04jkjbDKQHaMH5X+JrmSfT7kkANuFaygoi4WZewi3jhJNCGvlZ69NDRoKVBiCW/10L4zoDr",
-	"taHcY2HIoFF6kLB8xEJGJSasTTFbaTYLAwTktGs04HGiIZ6rpqE6U1lLFfr8Og294HqzE90KrpTsfhwO",
-	"LGb0UDmciqiieKxemB9vyMT5wd8xo9dsPwYKiLvM68udesbNBkL/TjLFMsY6Qw/5kyLbVKPEUMWGYTAN",
-	"1DAGdi3IVsrpNdPKfVKBrZljGvC5Yradeq4xt9ZaEIY+5U0xn+g0lpt6luhMhd0fzholerEZVzKzlbac",
-	"2ZqHCWe7v48pnE2nF+hbYKyfXDeWFf3ZcqFIvKO91e1utZPbKvoRxVEY/Z243cqefjg+nxtb251XXZhX",
-	"rltVxo8yw34Ljb3G//291/47bf/Zbb/pDNt/fNxytrrdT//TcJamiqwAmYTbykOvy3uSl45r2P7jf5UO",
-	"KH1IVITzUscZJtrYZ1xzijnJsZUgamjrG9JTlx5kZNk5Bgnu+h2BJBT+Icbo7rzjrQ45uuZQTD9aYCQw",
-	"ScHOVc+vbtye7bW05qMpisrrCotsGidVZCqkIltOd/c759W3r7FB+H5qgfQFOCThHzRJ/Sp2j1zZKidi",
-	"inE9luFEzKMsbML21us0akJ3pU6Z6SNlp1zO32HY827W7YBDvRsu7kLmX2eieFXDydz+pL1uzPxSoqtM",
-	"SjxdfCf5XtVoD8ScK1kKJI9UV+4+HzPooVaVcyAqH4ztnBV7aN6RfCnlfo8tl6pJYdCxF4YPb7WULZmG",
-	"4Gn5Jq4ABs0TUiEku3yrHpVicbneUuVN1ubMbIh5RcX5qlu4UMMxZJMvz6+Zh0rWTgNMZniKkbCVm2O/",
-	"kB+zUzHd4sA/0xbaCVbR9cPiVqmwUvGITL5stdxleQjxeq1WglPtCu1HVuYx6BWpg/W8WdzmWJKuokYj",
-	"c58K6zk+nIczilDq6zyD1QZPiyq9LvDuVw/wvE/EXMnAJIDa8kGTVEsCRaDNWcBTGNDNAs5zjAT9QgJu",
-	"VGsp3nPcCWEehqV+rsfHf050UJ8uKvIXn+GfnS8b5rkM8LUIIZTb6lhaPgQHugDzXI7lvAT9eZ0ky/SZ",
-	"kgJxrhcVzxxIxdD45pGI89p0+gPl2Egl83ugv6hkwR5bDdoMvm5ut55myBusq0u/9nNVv6THkDKH74UI",
-	"ZkCHi3xTotrkEnixbB243nVS8C0vJMQi9klSHuY6hBJfKKJfRQJu/L7gpNG/OwmmoP4iFobqZejgrDtw",
-	"Ne9eqgGkWqpslSI1cqwXeSGxhgSANqkPQXU7k9ySuNk2KXrqxeqrZSdysZt6KPg1IrMmXhZTxxJIcsNm",
-	"KsFo/bbVIeDMxXjvgqnsYzRi+MScqyBENx9FgRZ7o96sQPD8tDoh6LKkGxoZA1URG6qaR6HrEIBnMD2n",
-	"8kDqxBfYTnY209qWABAH226KBOhxRIAJ/QtiKHTyzPClQQ9mldRNaIFLlIWiYlDVV6FSpmhqWvPg1Y8k",
-	"crDYe/cpSjgrHcHp0tZAmfJWgJFytIQx9au2PiQpYU0VuXbSpU0PKmjNbV2uYsXOIVmSJaqEXvR7Njzf",
-	"dFFHzU7I1f6NapfEA4otHler0EPcgBYE3PYkg920/pNl+s+g/MAAqgon0L0NEEkYwnEwIQqd3fqgbDnE",
-	"NX/CbTTOEiHuLGK3Abtz8aH0iZoqtYDnMr9lGrot86+XqQaFRV3hZFxVQmzTObCXfNyrHUCc/M+ORbhu",
-	"Wjwu4lOU2z5CcX/ddPQ8WaOTpUavB/3gJd5Zqh3EyQ1LEAPMl6rYrRoMd8MV47XdQUv95Z+BvrROuhJY",
-	"97+MulIndWH6myI7ucFT67Nh1Zo1ZJJFAatMHL531HdJcnovdUJ1ViferplNe59k2OLJmAx/9dqtq+xi",
-	"Ju964czCTpWQy0ZT1u0gn1yPvYwlQN4hIkKWqRwBIIHEQRIGY5sxib6FQJEJnc2YaaCR3QRjhSa9oGtX",
-	"f2kKGioxpN7N2s8AgdV/CsoG9Ly8hRey+mDehYU9B1yCWukRyzY1fs05xMu/ALSA/IiKAiwuYijLK9AP",
-	"r/p1WFWkvTJuKNXcu6kSnXNNPvd7cyF5wUwjlcqPn66YRNnnqxe3ZpbIarqBF31hlJMe00ZpZ72MFRzM",
-	"kWLTtehoLULAEVUvxcO2+IJx/wvbW1jOYkLepuqQi1ne1ev/h7MOnseSnvV6mTfAkPFr0lv2SId6/K0V",
-	"+1HPvduH24sO/18mmA6h2c3UkBllwAIH+oFPuFBLqieSMQfcZx8q4rKKTV9IMhMS/MKQomETnl1b7liu",
-	"1mYJqqwvHmQwN0XkQNLvdrfrmJTo4DrgNGzZ1Or01HKzvgf6UTKyhKbXqv229lsd/ERZ4SD7ZUIVcc9O",
-	"LxAB3GL9vpSM+y65E/PQJxN6a3HnmG/KagOJs29ud7cdXLJd/A90Gd3tvmllaqj1basEKW5/ylzMsGdu",
-	"sRxDwktpv7y0Ialh/f1jFuShwWbD7tabHfpqtO3t+Lvfsu/Gb2h3tOVt+ztsd/yKvh4tKX/Y3U4VP6QC",
-	"EQxjKSVlFI293e1Pn5y1h/Gtt94X/ijUUaQLeWsdlnjU4HpuAApHrtq5cuXAliUkiatZeoZBWJam3CcI",
-	"kQJ02iqXD7b5CKt8p91uRSI2Y1RJ/bpuxetMnfvS8dm2jc3dDx8qXrOuLpOV9/Uzb3MLWlyO3Iyqdm2z",
-	"eswjHorVNQNZl12qhIfNhr/T9rjbfvPHx53t56Kir6qo6GuqDKpIAoGySJxGnPoRg1DHlcOQutrskr8R",
-	"PxIzrXtFAHuFd9qGAqk+tlu7xKcLme3tu3ZJUsbTu6wmKcXjew/CrHkEVJ9lur8FvL+APsDl22Txt0zR",
-	"uAyuuaZyWlaovo99VEaAfIPl6gO+vF6dYLl66rG9AXd/bZteCO0jgF9L/r6MG19ghk3yS9IbZMBN847B",
-	"vNvd8SbsQ6YLhhiTQQN/ip238Cfr4NWR8Bd4wdzH3A4p6c4x4M2JUjO59/Ll3d1dx95gf+94YtraIys7",
-	"eGB/mIomHmZEiEReMYvAzwy/9qQG/IYtUBglTT/aPvOEz3yCCZ+F/h93k8CbYLsONz9jm/V0G3xwSRiM",
-	"Igp0g7m36Xbo+GY54IGUc+Z3yC+TIGQZsT2hkqg7kKXSISOhJqZdtSQejaKFFssDnrSXmWFf9WxtfkJW",
-	"VW0/knL94s8l7HmBCV0/ssUmi9QLl2/YYjgJMuVLywq849tX5j8l408lIH+OaSQtziub6a+boYziLvvW",
-	"B63NAxW/wlI/qv4Xf22DWTApar9nNPFec0liUw+PdWVxjD5nkGud+N6yoaRW5zE3AbsQl+Rf54DBbNmQ",
-	"yYWFVkzEm1COuCI5G3eOKdZLHXLmk725mhzx2RxGM5pH+PVYndvqdrsr9LlCoVtKv35V2lw/yalYSViQ",
-	"Z3C5mLEztF3k/UwlKFYz6cHliYgiBRa07KUxqFAObqDoFoRf94k7aAwaLonYVGAbvzITZBksSjSThS1Z",
-	"tSPxgT2UsdK5SgSlddRlvcmraNjuVKV9TCNvok2dqkzQ9YgIh556Vz2zqXoCuVqGR6uFsHV9ddpV6lvL",
-	"8ub1Ncm8eRSoBW4Zim1GIxb15mUVFu7kZqhtjCHWQ0xuhopJNXTJWBj8nNGCYLtJqcjOdgnopaZcS0/m",
-	"W4m6oHX0xqdP4IUfi+L3sQoS7HXJwnF7ImS6MWXcr06y6DbwWIccISQyFgP0zo4AgRp6CKlgFLJE0U1g",
-	"QMntlr4TgJAz4KDQ2uRORDeEXtOASzXgOJ7RgsBuIWIzCyLQz6EhOrRoY9zHP7QJ1RnwAf/mG3uwdL75",
-	"hvQRGRLLP2FEFJPE9WDdjwM4AAaNPdLpdBwygINA//lxkIJv0hfg72Gn0xk0Pn1yAdxLPw4+avOANhgG",
-	"DXwLUDP+gV3M5KDxvz8t+cKnT25nwFOt6kiAu4ENBLky7QEr4EzNzPVopJ53L34NwIKNIkZvYGuxk2k0",
-	"D9OdZroD7h6d/Nw7Pjocnvd/uupfXLoILOaa0VvEsfiMg18BlXsesg65EFP8pxxwCCfgZmndVS9LXNzh",
-	"TZh3kxhbBvYpouAFUhOKbiUc5d6Ax3bQ1fmxJM14kP2Tw7PToxM9Stf+e/j2+PTgx/4h9IKML16dnPd7",
-	"B+96b4/7bsshCFMUNwFM3viu3zvsn1+4LdP6708GnVPPer8dn/YOh5enp8Pj3vkPfb0umIIL4RBsgLq7",
-	"tdPqkJ4pePJxzQNJpgHkwDgDPqWhtiEQg02fPMjOHN1fBhIr3fuHuCenl8PvT69ODt0OueI3XNzxAbe7",
-	"avSMVL1Mh7yPvxFohQGrmsAPbcapH9eHUDSLmGL+HqEEimwJSm3TW0gYTMkZjSR0KBpRn7j/f5cw6dEZ",
-	"cwgdcHffJZLNaESViFppSiIFQtKUE8ROrohOmWKRg2DxNKkKixdNf/vq8vv2dwQCUVSZD0syoeEY25zo",
-	"37deD7icR5G4pkq/OYhIUx/mg7n/Xbc7aLgrxmV4RktjzTGu/oeIgj+hYnyPvAX5SaxU7nQ6LmmmJbO+",
-	"ond9wO02k3iXHTLHHdNzsAna4FONR7RF3KuT3tXlu9Pzo7/3D/VwUFjp20YsFPwagPgEZyn60CKPxWXq",
-	"VNmfXui9xqI3aSZ2rpcFVBSQCH3qTeIXTemCTOkNI1tOt9sl03IANz0zQHAbLSwym0F9BrZ9IYnbbmtN",
-	"qA2faZt7XIeYFgPx4AawFpIpLchb+yC3kXrnHJ5lvu1xmnoOvB/Ysgkn0hnw01vA9oU/4V5b2i/J7vYb",
-	"4r69Or+4HB4fvT+6HPZ/Pej3D/uHrpH8A+4CjnC7h00ATXPVQI8MW3yTHnpdhUB0X4yMEK2wM65MuzAt",
-	"GLa7aYS7ZH1aGKkGZ7nvR0xKB/ze8bKa4e5uv9Gj6V32cazxIDMj7JBj2D8UnWIO6NmjBfaOhgNywG0v",
-	"BMGtg71D3JcTRkM1+VPLx5dQTvOnG0tsi8RtoBEiNuAoxsxOoPMoDDzGJWZVQ6Z2ozej3oS1tzvdhlE/",
-	"G2nHH4WfOyK6fmmelS+Pjw76Jxd9eAby9RQ4mfBs750dYUm6RA2k29nC28SMcToLGnuNnU63swNuZzUB",
-	"DcpOTP/7usxf0jMMtt3tkjtwpxmCgkUKJJnPAOoyFnNKzNGTR7QqoLULrUZphRDW58hv7DV+YOqd+W4C",
-	"Uw/j2e52U6VvoIzm+8rtfUzpwivsoVAlGSigqxXNluxUGmlNs7H3+x9OQ9qyksaxtkL1vbNIjMBjRa+h",
-	"hS9+qQFqqiGPmgtqEiPsUll55pBX3R3iXvTPfz466A+vTno/946O4dDNNpAqrOs5fv2zL2s8I6wF9iba",
-	"FoV6wFfdnapPxGN+eYFa8RWntzTATI1lO6NnHazemtutl3QWtG8YlhCX7s8Ju0OFIJKqQ2JHhB/IWUgX",
-	"ZBaxcQCtukFomJicnEBFbX4/jgOperPgR7aQj7kj+ImMh66a2M3phgWv4AeHXdnF8Szflbc0ndGw291a",
-	"/cgVp0YPQFfl7vab1Q9dCvGe8oX5lkSqqTG+I62McRqa7KsH0lqK76XKnr9gn93gtlpKiy9B7oiQFX1U",
-	"xvMwtGQTMTWPOASDPeaAQ3qfFOBz9DF08a7X3n71Gmu4gQSL1IYOYSSGRgyt+9b0rd0IpaU/EVPCp0+f",
-	"CsS9tWHizvvOK+hbr+sdjcOBz5S9grJxWQnllqDL6TknO19+vGGLI/9TUltZTup6N6QSM3RFaJuFKiB1",
-	"1Hr1z1N6Y20Zj4YhKNL4Sk32LBy3inRuQBQTOn9UsZovFV9BecY4eVrK6+6ufuhEqO8B2O4rJVXch5Wk",
-	"qnVbYxNjvmIBCd/cTALfIe4NW5juNzvbJBR3LPK00jJhH1I+wEA/CTguFnaiAQzQSMc+MI80oaxU8pH+",
-	"yIp8KEg41Dzmh/98mU41LNVRskd5SRs5+waH8Iw6c0avA452irbCEblNq2ouaWYciNBSqLVncGRSicN4",
-	"weKtxxdScOxuuR50ePxTo7A5ZTSR3PLyAPHdPzkfcQ/Au5JsAthXjfSix5DqmGNZEUIow2r54xEFyeHx",
-	"T8vExylnAJhvux0cHv/0fHDVVcl8Rv02uu4xdTUlFt7HmbOfUtyF5Q8vPwZ4gK1HkXGjTMgiL9fyjoMb",
-	"RvArmCC/hEFBw0PXsDaerU/CeO1hhlvdNr7M+GzIiYid0SPhL4rshnUl30diikz3aISdq8ipOBptvl0g",
-	"bXIxTO8LPyK7NZjiQPBxGGBQbXerxkx+EJx9rSyHm53qvBK3B12PB+Pc1FomuINuPDxatJg051eHHFqc",
-	"Dvu+HFRH+THUj7/+gMOoIlkhGQlI8kBiTDxWIXLHVxxOT59gayXr1hoLuLVN2q0FNbHjA7Q2CzSWSlNw",
-	"yZQqbwJplBWjz0Drl6o9dRtMFGdxpslLBn+yqo8vOflf5Q7+z3julyIorlAAUpnbzyrAahWApdjZipyE",
-	"xas9MWj4ykxuKIUeUbZFtEn5g+xPAmVv5oLJMw3kgJf4b8xZDv5/POYGfMCvzo8xmkuapRFbrWlb379r",
-	"dIKtbaIE2e7ufjfg3oRG1FPZEGsctDUdlCdCKjKdSwWhq/CWDXizInC7TyjeboKEEGEyT0mihEMoCYWY",
-	"jah34wz4LApuqWIOOfjhpHfpkDDgN+1QeDR0yJwH/5wz+9d0HqrAo1puRwzmho275lzOmBeMA33620AO",
-	"llQcnd2+1mrSlLDpiPm2lZ6TirdmJmLD0hAhhlwF0+ceKoRSUeB4Y1GvhtAOhMGamNQBOwWr4KHr3Sc0",
-	"jsvNRKQS6MRAkt3umwF3D6/Ojo8Oepf94dX5MYY8TdrV0v11SDEwvhfXT7zqDriNoOtRfEd+fKstMxqG",
-	"pIl5AtAuFsD3ZGvf5A7AVo8YeXd5eTbgAKGLz+N9+Ls+Dyci9ImWaJEISUJK++SdkMoZ8Eyk1iEHKPva",
-	"eO4kf18uZswhlxHlcsyidt/g+TkDfiA4Zx4+/SNjs3ZPW5cOOYvEh0X7G4dc9uHBINRLcTW7jqjPMgn4",
-	"3+Tz1b9x4Tg3BIAhtDJ3Zz9pKPx4Ds98jtSnbNqjNv0f0wVahX5coW8nNUqfyxO6tu78VbtOUz2ty46g",
-	"vNobW55VrtMekWKsjCcRz554S9GdimVhWlAmrRe5T0JGtfjW6q/ch6Ms8DM5MFB1cUcjX1Z5VTPs9Mhq",
-	"UU3Paoacn92rj+5eXUHOTrVLsqAhGT3IqkmlAeunpLi6pPZMXpsmrx+YqkVb65nk9lnrjtM2a4muD2UD",
-	"qV4k6aKCfYvCLqEKjXG87KADz8MUzQG/Q1gvOjO2ALXpmYRCqpBnToPZLDTmQpJHBU299fOp/MukGhWL",
-	"GlDBc02rhz2iVYq8T/4HQS4Of9RWB/UlcT8GvkPMA59cTIs6e3em78k36MUJt8q0qGxBxiNpUeVVH7W0",
-	"qM0LARzMeseOWeb/NpflVyhIcPfuq3a9BHj39d3+eUFT6lN4n26DLVUQhkn9PmSaIsjGaI5WWVIkH/cY",
-	"yJQ0R0zOp8zvkDM6lxA8JwhOn7mLEi7aYlY8WvVTT6rOwQfrs1UgzXSeD9tN8wjsRLrEXol7MwxS4SNx",
-	"DJJMYsSMmCemjPhzhr6z/QSzagjn0pz5LgbJTJf1ktiXHu+XTfeYe/dM95uPUOm93xThC0UVayd15I9A",
-	"/1A2GfosAo8eEeMUslhuOMa2gvwrVxv3ZMQmYO5bjJkSXoApXNia9UfzT1WXuH+JaXrPalUJ6/R8n9B0",
-	"zIM0Q3ZNvQVQZivFORfJPdXMk6bWWmHefeM0MEFcUz5RHcZNSO5RM6sr8A9WyPjPmV79V5DzEPkzKyzT",
-	"5FhJpc5jSO+e72M5lSe4n9px0hyLiMD5EQjeMh6D2CeWCRp2BryXg6exUSF1J9JktEcoUZMg8pNg1Pve",
-	"r8OLox9Ojk5+GP7Y/+1iCBG+/qFbzBGqjJ+kwDieT4jnE2KNE+IhZ0KdDHLwSNvk8JRoDalUSQEF4kJC",
-	"jtBu9w1xD3onJ6eXw8P+cf+yPzzuXVymWcStinssY4Pd6uz2ryck8VcgURvDqEelDzkTnJKYXUp3gtRy",
-	"efP4meXypnZiOeRrtWMQmlKN7IgbQyTyWVSVebdPLLAJERxSyL1w7lfm21mYFPmE2d9fUg6Ynf9aSWDQ",
-	"tBT26jkNrFYaWLJgaSMfkh2XZIH1yuAmsTgJ3zgVPgtbHeJqmnP3yBZRgmx1uxYsxhlwZGaHuB3XIa5B",
-	"m2m7pOlmsKXdVof8gngpLtKGS5oI1zDgAGlDHeJHdKzIdne7297atgX8gZLE/R/7jKQLmZQAxxisA76z",
-	"TX586xCuFb8xixj3mIyb95taKkdPK1qYyc3mozCQE3N8DniSEQqZQzYDdA8czwimmkW0yB3AA57BhTBQ",
-	"Hxm8ijENQv1vyFDqFHKq+j/3Ty6Hl7+d9d2kNhokkh4ZvWF8SSKQZbTHzQTKoz49dSqQ/f5KWzTmiOfU",
-	"n0dM/YlXuUzsFE/elx81NS9Ve01Xaq04JMk9JsMxy7EkUEQquuiQM7yuOStQqSwfg3Ulc8XLgFakbVQL",
-	"qmJOmoqUoAxjPfYxWSMp6PA5B+jRc4CW0nWcAlRM5nlSWvliZeBfKKFnBaGsaWLZnT3RKv6SlJ6l+KCJ",
-	"gpXO4TEgaPvE/fjJHfAmIk5TvoiVG1B4mGylsStJjyfmDuhGHuWEiwEPBb9mERmxRCrvkzlvm7u1IEYA",
-	"Ivv4HhnTUDJ3SRbOI6swFcCVT52Hsz77FtKlnvn5EfNqaus0CKT8MMvqQonIMCj+oBUfAGG3ZYYzCAXd",
-	"snw9R4xqJucj/emR5lAB5pIe/IA34wcypW0tJ8kEzFTsubYgz7XNuAY8kDYfkIYhCTggkamIckmh3oGM",
-	"2FhELIWctk+6qdcGcsCpNnfiTGzENczm8VxD4Iu4eD2uDobIQbwQJq8IkN4Cbiw5rHS5owvShJxEK8ug",
-	"EYdjcRkdKFXC5hkOiZiKAv1rLINkKwaUTLKSEOONZ/omABlAIUiMlAnRjcRq1HbhiMUyEyp3Yqtu2Ds/",
-	"eHf0c/9QbwLczj5o8z229eyWxiYm1frrgGcUVdJ0r05+PDn95SRtMLacuIBLGnM6GGv5jl8acMzFyvQG",
-	"aRaMVeP0sjCdHThf3AGPQVMDrkT6HbFZz4mba1DjkiaA/plJtbQhjf2Qcs1hFBTWAPUhwI8ZnkndH3DA",
-	"CrOP2C5ryC/7iTMAHeBHh/33Z6eX/ZOD34bvjy7e9y4P3ukz5wCzZiBdFckoU2WeWAcZeMBiWhkedkAI",
-	"j3RMpT/xOc+oM3uuLzuoepwE+XZX+5p0wRrj7A5iBJj6B6fWdnf7MwzzMiNfNZMkjYpYxIoNwJ69BhvP",
-	"ysN9Sh2xwgjx1AFWlqpUevTGVURLTbFHN8Nq0ZwRqlruMK6iBUJ9WlQIRabUf9boHtdCy3N9LWutqNLB",
-	"uwKfNK+ujg5vv21VxLCC5QGsFe2qkpDVh5mIauNEsA+zIMoHpZLcauy/NptH18wnzW+hk1diVyzM4639",
-	"GF4Y3qOfCdlYETFXFQEuM8gVq6eZwZ2yHFRSosqy20DMJUSAOuR0Rv85rwQ/wGerUCNebW2XIix8xSE0",
-	"WOG14me4J08qU74wgEoWk2XM5+ZKdTjsnHki8i0ofQhwAwAPfnDxs3lhzvZ6ITMVqANOY3TbrURjNY9G",
-	"8PpOBuCSC/0lJvfgRv0dbTHNIuHPPeanIGYsnCygrmLLRAhA+eKOa2WZ+dAFIfkc2G6uXk9gZzfGHgRL",
-	"hy/MMCz8r0c51upj3wM3EnfYwNO1JVx8Ph2xSC8AOIoy1bexAWOmekflgMOxhgiy8Y22T13KbDSPYIgO",
-	"BA5eAePJJoO5jPtDPW1r58A6ROIOoGdluq+hVuEV2PJqwO3ywJIlsi1jUsbybcAH/HwpikEp8HtrLzW8",
-	"ATet3aSikcJrSafIN9tG7s5opPbhMdsMEWEvTCDR9YMIAQVc4tqmGK5D3AAbhQzLH4x/t70fzNqibJdk",
-	"e5dA60gj92EztBHfxPkNuCf4OLieo4hv7cfnA7TDIKbwzhw0mNzhUY4mb7LWS+EKYECPG6KET3yu+CR8",
-	"fKVWGHOJEQrG9NBMOGIpnv7LSHAbUsyJ2jJ1LRbjWS1pJaxAauHTQAHOcqAAbIdjpUgY8JskHDmhXO+c",
-	"mCMugUV5rQwkJrT/qJpCXVyBhAi/ihS+LyQyaDexTK2otEWfaOfrbfnzNq8yGZft8Uob0agzT2wkYo6x",
-	"FVQruy/sdLeNxnAskOBcIhn4ZKjtRqyFHTHe3oOLnwe86f7QN8VZ6Y9qBfZ/GxXjb//5178H8253+7UM",
-	"rvUfWl9D9/9YROSV6XAiEe0I61xm1Gjv+NYXABuIOovBEoCRcMZ8UJgNgLEz4GFwo8+MWcTMkLFhWhu8",
-	"eeTq/Bh04kDZg9UIbJjkKBJ3Uus8gMKFcQQlRLhf0kkMSxZsSFPLe0wswYSTzoAfYV3jSIpwrtgeGc2D",
-	"UCXae9zfxupXzMeoqYeDFNGAs1CmICWNevTCOPNRa3ffCakQdKvHY3vfEFx8fG11idv/9ez0/HLY//Xs",
-	"6BzqIeyVk9PL4Xm/d/ibO+DN3e6bFkYgJOyObbYWhIFaQJ022ggGzc18IFB71roacGwkgzYGoZJIIbjp",
-	"LIYOB1vAUKIRHhpiLZeOO+gnLkdZKVKnZrJUn8gDaC1zgJhfJWyALbdcLpBW3E6jpMNgqgmi5ZKlQ8qo",
-	"CaRpyUHvMQiBambPf/DTV5BLv5lzSwvwZcdWkXD3MlajNLjBhgSbaVpF+w1o2CF3EyHtYzJFsyo2g1qd",
-	"FI7t087OMmpmbhMqLZPvxwArEFIR3LaS+cxnZY7kx4ho+PWen/ooW4o6r2h0zWIvUGb2UJSs6A3LHFIo",
-	"/227VXDKQKwcWVAaLF9XBtfgaMn0or81OR/JkoCPyRjg0nXInPvQvuyGLYjPIsjSKZ46UyoV9nHfJzTV",
-	"Xo6GCphERHrnWHDNk5GmzKEd4n5/ev726PCwf+JCuz480AVnhqvAH6XJdUalZH7pGUSaVN4MuBvrKC6S",
-	"CxC0Xr+Wow8OiHzHNISuhxQjwOF3aVxlTWjr55Dz7w/I7tZ3XfLPuVAwM9OJLRJ31jsuQp9JZQ3KAYfL",
-	"LeyHP9FnWDifchnjLQwDcLek3SzpP+dRCG0hpaJqDm0BqFJsOlPGZ+YQN2mLDk0CbFoB/D3gruW0YfKK",
-	"+FJIMYY+hcshlWoIfUHhQXCf269R5e7D6qMnSy/Ezs7OG3J1eeDYbpEWDlM/sOgM+BlG19GyjWE346pj",
-	"63yDrmaBJFJFjE6ZrzcnMDnv1B/wgmtyn1DIb9fEM6ORat/RBVGTSMyvJ7ZhKC61Bcsc8HSjTsb9OE0+",
-	"CBlhNApLCzdjg+p7za0rJMov1jMJAirTjcUhASdXPPgQt+urgnpGfqsnbgKuXu82SkIETpk80aPSSl7M",
-	"ds3Xu6XVUpU41DK4XjqwVGhka/u7Ejm40ipV7IN66cnb7LlXUFnKDM7HV8wsOOthIGdCBuU6muZO6k2m",
-	"kC+iiUuv3d8G2DewjRTf1mbLjhf48H/W8eTtoOE2HkVL23lCDSMR3XvZsyjdUJZk+sneRYJfd+6nG35+",
-	"7QkYXUQVmtTn0psqGvdZGyg58l5IONus4MxY41+JSmWCEO1NdzqAuI+1etfqepDr1f4XrcXMrcI6EWWz",
-	"pc/w/OvFpAvLluJgsxtrgvSnu1lI201fotJPySwStwGYBBBQHfCAX2sGs/3tx8JENSB8Crm8grham0VH",
-	"m7kdsNRJM+Ay8NmAu3gZtV7sIE8lcRHSYwg3Y59zmz1qasGHjOuF8bXeqor4uIhvvrqDwJ5tTZzqCalf",
-	"Bx9+ke0NqRKoEcloaAwGmGGmGMzGVEmqM0FJN/h05/e4HTypaCrQIa5df1drGSHkKQN8anLoQmAZswpu",
-	"TBNrsOGakjHiGpo4s6/BzgYD7t6yKBgvht+4tuIDnLUT8z7MaR0twDFAEPAK2s3DEg3BANDjnkypN8Tl",
-	"0RsW6/wxQHFl3DYnOh41gJv71meK5OZGURO3Jc/wz90471VXml/GUrFZpW2sCzB/xBW9YRZaPt2hMyM9",
-	"40b7rf1iZWoCdBpjnxpZW6aSoEJTxlNfBuR8KRU/Q88/enC5FtlXANBfFPDjrFTfJ+kDnNgCGvcjnA6f",
-	"XDJiHiCmFjovp0/ZCZWTUgD7JyTj3KfWJeNn0n2kgHlNul3P5Mpt9gMw7p0kFRNVPTE2Z3IZVH1NjPoS",
-	"KC2sIXwaVan0W5+pWig3ipoA86WHzNcBNP9V17c+XLd6Ca4WvjLJJAdcFytNxnz1DYe58D+XNOmAF0sE",
-	"TGkmJO1JlcKbvBakCRnPVCVNOQfcE9NpoEAVI1MxZVyRUM887sYib4LZjPmtOCZkvE8xktBWt7sfZzRH",
-	"zDiYOJa000BpKoXWdK9s4AAiWdCzTU0YT7LAteE+nakF+KawUFLM1YDbGSOASaSM/c7FXYecUSlT5bQv",
-	"ZFnZBJVoUeuLdv06pK+NeltX5NEIIKD1eNPN1fTfI+Ev9uAl/+fi9MSmXsdJ3PpnvV6QD+IpAGlyUnWW",
-	"IyrZ612bqqzvHjLTDG3P/OjG2ehQiWvSuvXLWGBLdjvkPaNcDTj0CPbCwG1PhZ8uSm66qJIgvZF226Y3",
-	"O5kknQE/OD6Cnn5G505kypQuyIiRO4A28IkSgjRn8zBMfWRCbyERPYgw7wjxZyIxV6y8ZcgxjKYo5lfW",
-	"vxjXZr7mxdRFV8R3YHMb67hhC4Gmd+KOTClfxOSqBBCyCcBaikmRPKRVcEaasP4vJKG+HyD4XTc2hYyp",
-	"lDpdkwlycVcZsdKfLveVbr9K+Uq3X6Vcpd0ndpXiHtfs7CxJc0oXI5QSreeza9Nn1y8xrRZPr/S50gwF",
-	"vyYzEYatR9NAlx+M92yvUqHqVmLml/glXnV3Un7Js97VRf/QNe7Yc6aiRbtnTlkpYjcxZDZGCzggo9aq",
-	"PizvH+b0gD4Rn8Hnsbo/hXEAPXdkeeSOLAGs8z30zfs2YVmHrxIiSMga+heTIzyvvSDy5oHCVBYWkQn1",
-	"iR9IiHBYuocEFhNRcdIXcQYSFBCrhU1YmKtEQ+gB0izp+tKqavXyhXNUbjGfOetxer7cm7UqOlVUhtC/",
-	"yMYTqTYBDuGpnIJnenu0Uut04wmIZz6tG7BSN8q2pqQ8CfWmVEYYdDPVaWI/HTkOJFQVczBvWh3yvVVq",
-	"bFmGgaIyNSdQfTsJQlYMfINPMZqX9CbKhDqfm1A8I/zfs03RGJO3c/T5wIOgTnsKyF61rSjiKvC4wr5Z",
-	"pxtFa0Vo9LkrxX9pV4onPjC+wnYVlktDcV0vfZI0R3omLeOOs/glACtQSKlcEsc91h984Jp/Dx+vzJbE",
-	"koeMC3DZuWX8Dhf4VIl/MwsxkkQXFBFRHMXTJ3EwrQQVSuA6yn2tPlWsbX5e6XCtGFAMerJiLBZM5F4j",
-	"eZpE1ldfQiKrJtV1E1jtrjwnY62Tv1qCw1GpV9h7X+IR3KZhuAQn1+L7AOG5pLn1n3/9P1vdbtchhvDI",
-	"VrfbAsQ8j4ZhNmhXpT70wtAM730y8JxEexzBtFE5aQXHcEkMaIU0WPpalEcbe+8S2YF576ks+M8pPZBG",
-	"NK8tEx6/TOhnzHv7evU8lUrtiI9ACNJjQ50UuNp9pMnI5v9YebLEfLDM/xaeeZw8HPONo0MtL5868QZn",
-	"C9NbdQ6KuYLe4lqQBs/EXJOYMdFjq9t92EkIfRgW+ZMw783X9zz45Kq2QxjXwvb3xpgGIfOHMxZNKUeM",
-	"XDn3PMZ85jf+uI9Oud6p9rUcE/GG1DolcIufj4mVnGWcqRgPMgDQOeYiASeUxCS9Np+tOCNwY0FqFnnt",
-	"v+6MSM121RkRMakV7ucj4h6EvKGTYmXpiiQuelMBhyvznLvCm2rI8DHDduYTNctMYnZ/Li55wuKSaUwG",
-	"S2pLqryDT0BD2S/VpKFnwnnk0o7lVLOetzg+D4v5dBmB9tLA3Cxt2GzuwZ7N+9mUa5vgaoBwUjhHMdk4",
-	"q0i9Z8dQSw9fR7n9jLqtmVSt3Aoz/2d9oG5mRCrtyy5eLt71WZgJleP1k+jSH1iWeBGXVqVzLvCjmTIr",
-	"C7mVVtaJnNAZS9qkGE20mYfiNBDkgSJSQMK/VSHAwZREoa01hvmrCGgFNY/4Yuk62F0LSzQ0HZSl1+l3",
-	"PN25V1NRv5zEzpznQ+/RdPoCr6KaX0+XV1HgVZ9ZWoW3OLrmXtdBsL+C37QZxw4RSYLcBdw3pRXV5xZ+",
-	"f31BAs/9Al9o3N/t88ej2hcwxlX8ASB8zyfWKmo3G5g+sKSiKpAK6acuqb8EBEIWBWwtqk89VsUAy+j8",
-	"MvnofyOpJ9NbRe2juXfDnsn9YeRu0FZNwHMV4UfsHwhhWU3wv0wWKUCmFxLC16bbYMTGc8n8bK7yntGK",
-	"qBSceMJniJGOnTgNjqyYRx4j1PcjJmUMeJSAhdtCTyzNlAYSImI+9SApj0Itp4FJB/WHoJ+/1SF2m0yl",
-	"VdJ0NCmIN0hrtmeJfsauA/x4w2aKYGuxqsJJs6TJg4+fa/SQvJ7n9Jz7e3DiPV4HaC7hrGd5VsfgNKLE",
-	"lgTWSQBemlJ4WdrcLCup1ko1JGegySa190REtg1wJO6gytwU7KeaguF3gCgwukb9Ul2gPFuxgmstlHOj",
-	"Ij2TzVamZ36WjMYp9QHdzZSmQ/14gF2+K1MI44bfVZP9vdf+O23/2W2/6Qzbf3zccra63aoplwxOpcuf",
-	"7Yjgq8uHlFv9tWvZy9vJfSmpnoX2ds+Zng+sw18jxfM5tXOdg6MkPBmHweOjYq1czgsxVm280UKk2LTO",
-	"lCgzrSPTPTab6ZzOVoecCHuOARTJkizPp07vfPKDJe4isNEMUPvWJ00Afc4A/YskzWFOT75J7FpyppDB",
-	"U5Q0ZldKerpCd0czCogCAoBUDIsYt+Kw9f0AmxT45BrgE3mcKvmff/2/0LgD2uc6xDWwF0N7iTRj4Bto",
-	"gGJwfVB1xZtaWi1xuVDDMeAWkaY1qlNdx2J1uwWftFY9OjG1sa//nJL5rEoQPue5PjPsQ1O2ET1/Ta2g",
-	"PK8131Rb31OpEMQsBEiNJukvpxE4Ay7gdTQMoXRQ8ASipkNcG+1zLc8Awjdn0gJqAKM7A+5i7qtLFLYt",
-	"qggaNiOmaTYQ3CEwXsdS1IDbz7Yc4ko1927sywKuGfkaHHNNizFX1GVK3GJxoumXlPL75JrOc1rwX1oU",
-	"4bLmdYdxwAM5Yf56SsTaacDP+b+YwYFZF2MRYX+I5yTgumR77xN0Vb5vStN1SOCz6UxokiDNGAfVtwme",
-	"iAO33e0a1Le8utrqkF5eWbad0HPKcoyVmteVlyugz5nFf8XM4uWyuTqj+OmI5jmH+LP2iF1BHw9Od3xg",
-	"znCM/Ayys4loyxMqh1MRMZdIbbwE4wQLesD1D1qacpKy5nOZxUWBnMlMdgacyhSIMfQ9dUjEbhkNtebD",
-	"hdIaEOQ4xr35Ap80IW+RXF0dHbYGXOvO0t6Lfo64T8kugfboVqOy75hRBSd7eWPNYtLzXzcH+S8D5xaz",
-	"6AtpT/xFvOZPxLYe5R4LHyc7GWJ0ADI+wyazQ4C9dffTUUwyYp7Q3OTmrWWXNE325eHxT60OOY2B0AHj",
-	"ynYNu7jsXV5duDXCFwcwV0DlfYLTrwfpFGtoTPn5P2NofXY2vVBihljNIOfXM4cNMjV0fV7Ss4GwD4px",
-	"GQhOxJhY4PdUCj5k7nNB5NybQDZbC1PWzKsHHAD+w4XpFI3uD4vFhFZFbE840BcAmBL+0bxhiwE357Gc",
-	"Uc+eZ6PgmvD5dKTPtBs2U9gl3M1zBUJdQ3MFxK9Gau+QU+6x9CgB5XkeXTOfjBYkdvSlOi6QQA44dDA/",
-	"71/2Ty6PTk/iDrMZiQH5MYr6VFHTo8IUe0hFFwMeo2kvTNNSooRYfuya1twPFQoWrJ+GZ5H+lILEXHQO",
-	"Gl8ZZgBWCQO7VtC74Qtn/60aA/tBcPZfoUO/kPHeNGmKY1tPdEo/Zg3R9/qAjt3SiMVXchYnkQNwuyds",
-	"PeARUzTgRtrgz3HuKvsQSCWxEMmedU3Aig1826tkwOGC+2v7F+yr2j7y3T0rxCIDY+Oztj9H9mNEcBB1",
-	"QRgSPxIzfAuuUkuLmnQAwpgBZBwxOYltkNHcv2ZqP/7bCLsB1+we8DnroJpx2D8++rl//tvw6GR4dn76",
-	"w3n/4sIlTfMBEftqAn7dcgZcC6/CzRn1p+UUdBfSjJu8tPaXCEFrMG11jYNbAmiAWVfsgkN2t9/AMM6O",
-	"e78Nj4/eH10O+78e9PuH/UN3jbjIk1VeraEhpXf1v007+m+Xp4fIJpoPc8GFQonXKp0K2KjNxd3nMFug",
-	"9ZMVGqaLlBYwiJ0CvuENmCpgpJyIuy/GTsGGJVqVnDNomPVsnHz+GIjeEgotpVIJP3p3VjDT8kLJAwzm",
-	"m7SaQo5tpiISUtLhF1DmgylrGS2AKuhvGufnTFEHMI8FktAQcdyVgK4cSVGaKawiMviTkebV5UFrj7hb",
-	"E9c2ivTmUcS4ItOAzyECg3k7r97Y9N9AOcTd3p24mdsnYh7FN2/vZG7+1s/e+7oNd5uBxA99m3lop6uf",
-	"Ej5dJHe8gSIcc1uHwFJCjn7EyF0UKMU4ZJRTb2Lavs4i4TFpQ0EoQEAxotwaRlO6ICG91g/SkZgnzfg6",
-	"5TbNE9WhxkWhBkT6S6hARfJ6IT9HKeoXcLouiGFu7HSPq5ERBkgbeVlQp5I0xb1yFgaKBFwJcnV50Lac",
-	"bAoiNZ3G3RDTosGysX7udZcIztqGh82Tlm3hju1dYFlp2BOvfUdk8CHNnNIyIvy+0wX+y7eYVBYzH9r1",
-	"M5sHbbm9OaORCmjYMu/skLdmJsa5ke0WNIuY1I+BWfEni0RMbNXc+JRFs0/Kl/XLZWPW/Bx1s18Ub85M",
-	"xatZiWX8aXJUa9WNAU33zo4AW3/EQsGvJVHCsf1YsPjUBLLCQKrWHqEEHICS2R7O+igWd9y+05jogcQT",
-	"WwoyEXeEEi8MNAt4E+bdSEIHXH8zCxtycHwE0bVWh5yZWQD7xLVD3DcNnn3b0jQ+EWGk//nXv11iXISS",
-	"Rbcsckx6hJpEYn49sROucO6Zrz6mCm0+sYr0zYyes3pWcApgSNAwNA0iXki7cikWsbSU4pF5GCZdVWo1",
-	"bTAVlMWqyYrq6bN5GPbjL6wrwTdUEfZ5oavSS1C3sPiZ4OuEgbN9kdOkPg9D9CaXY/jzkl7u4H29Qzcq",
-	"yltodzgWEVlorUnikLTVNWbKmwx4E/BB/vOvf7/EOlfb+du74eIuZP41I0337PQifc9L6t24LRJwqRj1",
-	"tbIJWhW0lMaWSHuEqja0Dm8L7jHT4zT1Ur9DjhRR9IZJg10OhdTmRBHjAc9PTpKmEjeMO+Td+94BDBJU",
-	"Ma0Dgv6q6HTmkKMzQsNQ3LVNvkfKbxwI3kIz1HwN3gdhZhevDOdRaFzgiOIwhFv0XOWA2+5k4YJMWMTK",
-	"pAW2+EozyyMlt6Y/EbNOnRTXrUcZQs3WZhla/3xNzr5CUYELTGh2CYvSovRQXJnvahqHSiVmms3Kex3v",
-	"drda+6Ahmop4qegCMAL0eEkh8FrGH5i9WOCPR+6cWiN99fA5X/WR81VXEK5TgeejFbWY5qypTS4Mxk5S",
-	"XxgxNY84q8qweyqSS39nLWn4THmPE8JfSXYb6Ytqa15yrnSwb41pjUWqLPQlFt3tZ5NfMFsmcz5aYA1m",
-	"DOUy0r6a+V+4wvHMW/+FvIVk9xB1xJgSlfb6acaFaz2xJu9E3suCxw8WOL4k/GsUHIh1BaDoqGW4Nnl4",
-	"C1sAKpXQjOE0wNaCf8WpeBUFoNWDeQD+0FrfuWcjx4B7GwP2yY+kLq7PA4A1/gqoPjETfJkOnL9M4j+4",
-	"ZJiVRo+gkKyUui+pd7N+9sw6PeHf0+gGdRrDzElNY9ON/z2kym3to9GI+CH6CRflJjhiBtw1wtNFMYyA",
-	"dya1N9GQUl3m4+ziDrnCQiEHPFNQJwS+LSzRzLijSOCb9vKIIbBP3PTPFuPA5DnjlEAeeTTMObZKjqCe",
-	"d5M5gR5LQet5N59RN+t5N8ukyjtxR6aULxCMNbNkz3Jm0x3rU+7bKkmzWkrk4MceTVjk29FWtJ2t9Cf1",
-	"wvBZwVunBe1zZ9tNy76YEL9cpKS/kLcxc0iv6IG7rjRM8E0eTR5CiMqX5FpA9xSTfjQMfOnmsizkhGqV",
-	"CimxtcLjDtP4r0UrS7jwi+/M+xfixKRB4/3VkI/w/6MVIawYpWWPUIt0bUNXRRDBGAAtjRv4wrgXVrNR",
-	"4ynM9Oew1ZfQwJGZ/a4Xr7q0Jw9SWKCS0kFteppOEdoyDZmUxJ1F7DZgd3/T0tF1EooccFApyVTcapM3",
-	"sYnx5UqQxC5u2n+COY0ZDqm6WyiOgwYUtzScM3I3YZhVNxI+1HTo3/ZJXIMW//ZCkhGV7PWuYzP0zFuH",
-	"jHvCD/j1nrnBXRZ1M+u3VCk/Z9RP0m1pdGOTdHG6Zn5VWrFZxHJVcUxDmVTgjoQIGeVP5WlbFaYw0O3P",
-	"3LvhhmLAO8uY98HKm1NWyg/EGvikeXV1dHj7bSsm2BlVk5wVd+QvBZFcBdG/zMk3o3PJnkBFLeaIvOru",
-	"ELd/cnh2enRyOTzrXV30D81h60LBUrunTU/XZItETM6n5S6zMz2Hp04UgY8uPXDxjmeO3TTHwrqSAPKQ",
-	"1tIRkYQ2Tez5ckz9jS+PGM8N+zxT48ZrK/XC1iLHpW19SpLOl7ftqVaj6rfc0cMaVoEG36/zy1/TXfrc",
-	"xOzz+FLrdp95ThquX18Q8wwWGq+RtrOqXvz01oZgc1kbmUrxPeIqoWg4tLWUrpOGnRnwZjog2HJIDBoP",
-	"2fiRHgSTLmnS8I4uJOnu4RwAHIsF2nYF/BV4pZTDiCqm706HeF8SGAIWOLj09noYUsW4txhO9ZunjGKh",
-	"KhlHYjrgMJEZ2Nqp10wZV60lcnpz9dcbl+3PLYK/Gm1Yk3ZpU+BqBq1TxG0Lm+nytsB7ZbzMqDdx0Ill",
-	"A/kG2sF0KL0jeL471l2TLyTySTPF8suYaKP10l8VH2Vn/9yD+FH4qbTrcJazbA3dS8MCaGx+hHKwT429",
-	"j/nbJOP+ks5JmjFkBvdU8wYAWklwEscAsAEHmAIVUS6ph91QIA/KulggmdwmPlFlGnnuEUq2u9sJhnwo",
-	"pOoQ67F1oYANGgVTk5b1gXoK+xID3mDC680btiAlmJAhja7ZgBs9UBI5j26DW4P4kqR3ZRAmU6BlTnf3",
-	"O+fVt68HHL/XdM96vx2f9g6Hl6enw+Pe+Q99t9UhrnGRu2QswlDcZbK7jP98wKN5CK+w0Erv+r3D/vmF",
-	"KV6804t4W8wME3c89sAP+ID/YgCi3Rji31sMb9gCMNui+EmH2IULhV6LzEYOOGLctVJhpzi4BMB2if8/",
-	"B00N/XKiQBt/4YAnWIOBb61DwKdAg2o/9/q4jVXi6N/tvhlw9+iw//7s9LJ/cvDb8P3Rxfve5cE7t0N6",
-	"RJMoKDME/IOpslEw6QT0G5Dg5dc/wzPTQMqAX8edeNKQ2+nHd7u7A544/k5OL4ffn16dHJYGBi4Y9w3U",
-	"3yMFovUXPlMinP70MrHd4+mGErij+zGWOGd3kCCC2wFyfbu7/WSDSwPuJcNIZJX/jPv1+UGJNRtTW+S9",
-	"FOorczqt6u5XCkVs2/QpNgUIEBQiBhsMpJuc0BnDEwqFstYtoV68MALXAfHDF6mabvMqizeCzfehJaCF",
-	"IrGJGgHXZqCch0oiNLiF0IOjqrVHXBSU7oDrg7CJtLtnCNch4GgDuQed9vNC8P9j71x6nIaBAPxXrF5o",
-	"pcIWtIeSPbFoJZDgVAQHshJp4zYWrh3ZTkuR9r+jedhxN6mAA+Kyp6oPjV0/5mFPvpnNqRBBNbI/i3FV",
-	"PUOhOBJUPw0zk2G26UNldlrSiB1tp2vRVAcZDbmssezg9WIhRgwhFjB8bNzml9XsnEmD47r/juBitJlh",
-	"Lkuj8grgQ58jLwpO/SUoGY4RfVCa5GhgUraoNhvZBm6BIgWQCu+eEd68c1RxAdRdaartNmJr0JQxJvbY",
-	"WC3T5Cqfaq1Po5KkPzIrDd5kq5BkZnlepPHE9GVMP4Fu+Jv+3pv9ktIsxUd1O5uz4xAacf3qdX9H3hdl",
-	"x3nEQ7RYvA6fmQaLicEQfO8Zwt3gi9zzw9S481JlSY/DguIw+SjI/U1pKv4Velno2vHxCQ4HtYs7EFaM",
-	"NeJbomKOR1KZkf2XKV/QDMr/j+b2t/letP55IbI+eYqZ/sTO9OlbCSrCyoIX0wX7A5LkpnMqnDBoX8vK",
-	"SfemC82k+HoPETQhncZyQSqh7abSDEic7mGXuQ5h253Tk2LShNAWV1f4q8b6UCwXywVe33FXhtklZyjp",
-	"M5xbH7gE+6I/IOhxP8NbiE9IpKIH0FGgB3c4gqCl74OecLQCFOqB8gz7gIJU50/p8jZXameYfTTW7C2O",
-	"IX4bzWakJSXCVJLFILAxOSvC2maYGFNzsMVZNyphrU+ZyDS/Q5GxbAElQOxtLXURM5VOrfSkXflQqe3W",
-	"mgjAiIYJNsIvuzXIXGdGOZ8QSh8ctp34anl8f+ZVnP0HOp0divmgDtJIT6PhZFUrfNc6u5Y+k/BOVjo0",
-	"IwLerj4L+aO1jrya6EY3CszVaS5qezQQqcFKY4CZb6wLzzVG3Z4gilqZ73lzdyTxwio8p2Vl4LZMQiJm",
-	"DUV8iSsgxf5bZ/cg46AgSC4ELOitAvcp56/XvGQY9tNHs+kUQ5qdMpIexoItkfWHL95HuvN+QPz5a57R",
-	"4yPHfBw6rScP9w+/AgAA//8=",
+	"7P35chtH0i8M30oFvucLAT4NCKQo2SJj4gRMwhaPKZLDxcsYPuhCd4Hoh40qTFeBFKxQxNzD+17Dc2Fz",
+	"JW9UZlX1gm4sJEBJY/5ji41easnMyvWXH2uBGE8EZ1zJ2v7H2oQmdMwUS+Cvw2kiRaL/FTIZJNFERYLX",
+	"9mtXI0b8MVO0xdkH1Q/gNp+IIVEjRiYJu4vEVJIJvWEtcjah/5yyVs2rRfrZf05ZMqt5NU7HrLZfw2dr",
+	"Xk0GIzam+ltj+uGE8Rs1qu2/3tn1amo20XdKlUT8pvbpk1fr8nAiIq6Oj+bH1uGEmZ9JFHrEZ5O+TygP",
+	"yatdEot7lgRUMjJiH0gY3URKupFNqBqlA4vCmldL2D+nUcLC2r5Kpiw7yAlViiX6sf/LJv3faXPYbr79",
+	"4+Or3U//VSsd8h3j6mo2Yafw+rJR6zuIfpLoIVQMC/634sB+7zT/QZt/tptvW/3mHx93vJ12u2J4x3wg",
+	"pjy0C/tDFCtWsvFnPJ4RNYokifABt9YvJBkzKekNk1VbbR7p20f6sMTpyIciGVNV269Np/DL0lFWbH9x",
+	"aCQKSf36+vjo7tvGwzZ7+cje49xLR2QX5mnGoZIokHaFFu1gyc6ROuV6lGJIKBdqxBIyScR/s0Df5JYz",
+	"EFOuJNE3RPymUbXdVdu8LueYKf0S8VDcl8uie/jNw5GxkAxocEuGiRgTLu6rxocP5Yb2Xwkb1vZr/7+X",
+	"qVB8ib/Kl/lhfNIjS5icCC4ZyMrvaXjB/jllEhY9EFwxXH86mcRRQPVwX/631GP+uOInu0kiki6/Y7GY",
+	"MPzk/NwT/CgBnryjcRTuE//49OfOyfFR/6L79+vu5ZXvpZe6p0fnZ8encM3+u//9ydnhT92j3LXr04tu",
+	"5/Bd5/uTbvb5d93OUffi0iciIf5557eTs85R/+rsrH/Sufix67dqn7zaoeDDOAo+00oE5uuS3EdqBEdS",
+	"ME0SLV2loortE//o+vzk+LBz1e1fX5zo2aUXuj93T6/6V7+dw6zfd37tXx7/eHp8+mP/p+5vl31YE1yp",
+	"w87p6dlV/6h70r3q9k86l1fZW2HNjrrvz8+uuqeHv/XfH1++71wdvsuu5eVV5+r6Er7fPTn+uXvxW//4",
+	"tH9+cfbjRfcSrl90rwoXYYF/FJw97eJO6CwWNNRkxgWJBb9hCbllE7UPg+yeXh2fnfa7v54fX3SPcJDH",
+	"XPM5jeH9TzfaDidTzj5MWKBFAdO3A0dcdS9OOyf97sXF2YXfIjneCckw4qEEWgmZolFMIk5GQtyGLySJ",
+	"xQ1M6FSoH/TJ8nRzORVEToMRSZgU0yRgelQgvI1Y3ie+JsEfzq5Pj3xST5k3c3UoEkKJZDxswCwuWXIX",
+	"Beya0zsaxXQQPzElhVTRgVbBAsq5UGSg94EGI6YF12X34ufjw27/+rTzc+f4BIRPi1wwlcwOzCyIGlFF",
+	"boTClaBc3rOE3FM4kYhUImEhTPRKiPeUz4xUlk9IgSSOxpGCMZmptYj//fXF5VX/5Pj98VW/++tht3vU",
+	"PfL3jcZsD9nO+TFJqGI9jq+ojymnN2yshVcipopJTwtevQ6S3I8Yzz5PRlSaRTLPNw6Ij/QsffjVl4GY",
+	"ME0q6YtRlOun/IbX4z482Z+wpD+O+FQx1J79RG9Cnw4VS/qSBYKH0m8R/0ILTZgVTkeIHh9TPiNDGsUs",
+	"JHSqRowrs9QSj2WQyXHEQPugYZgwKVs97l90z086v5UvktWicFUnMZ2xkOy0iYrGWnMZRpzGBz3OBfGB",
+	"XpodPVS/0erxmlcbMRoaqybz67w68ctIxIyY+ZEpV1FMaHq0UK4ZMmAsJHWqSMyoVGSn0SKXeofgvCnf",
+	"aFzD3GK18lZPxKPxdFzb33FKUMQVu2GJJrFPXu2a66UUSfQnC5+WYzVR3rKZlv3jSMqI33hkTGOtjbLQ",
+	"I1N+y8U911QUspgpYOTr08711buzi+N/4HHwyc4VtqAziX5iM9AGEzFhiYpQiQoSRhUL+1Tl1N2QKtbU",
+	"+zyvIHq1WzbTKub+xxr7QMcTLc7gWnvn7Sv6erAbvAr3vmXfDd/S9mAn2A1fsb3ha/omLHtXTAcs1q8q",
+	"+UWq/lS6sRWpxnCiXiZ9a5bsNRM4CqpPJyFeUmQspCKCB4xQgqzWOCB8GsckGhLO7liiSaR0FfRdKLrR",
+	"Rpgb71iEbNnm4y6813d+8mqThA2jD+UK9jBKNJ3vkGBEExoolkhr7d+ymR5luvaj234c3bE+3fm+VJ9P",
+	"zZvf7d7ZhXeDMOP3sgRR2IM/3LvFQAs/PQWc0CE+szHqqrA5QFDo2ZPLEZC/tqxGLAHLfQGVrkF0j9nE",
+	"FRdezy+z7HYf5pd/6Xo7KTK37vrEX20aduv03JlaxSajc1ODr5nnqwd9hJKqZLDpD+bRgRAxo3zhLlYt",
+	"r33b0oFsYvXsnLa/eieRVMtHHCk2lqsNXb/afIsmCZ09wRzeG+YK2ZBOYy0ItNiqFQ/A8yi4lVbSvdCa",
+	"t2YVj/hWzqH6NLrtKyZVH051xvVB/rt9of4hM5CUvztKsfGk1Euj7RD9eDIjFO9Ck8X/pj+WvlZ6In5D",
+	"hhGLQ0loYuRRj4+jOI6s+lJPtLnCwoZHqCTvhLj9PonCG/ZCksujnyQJWSBCpic3PoApSjpmPY4vN+az",
+	"nA6amZfq+QeRjASHr0ac+OZ2HxWtPCmYsfe5mJ/kTlObAaE+8sYDfaJojSbiU0ZokAhptTyZkadOI/K0",
+	"+sP7CdPHQTmv5qV9xXltxkeYXibQ0VC9DESiL9R9qWiCb/HJJJ5KEilJwmkCylaj8nye2+qQyz4yQ8XR",
+	"nZmafb15YP7sMaN+kY5Eb0Ru65fsXZ1ywj4oxuX8NMRUj84NDHdHjwts6b5iH9SCeaRTRkG5xGfp1cRU",
+	"BQJ94pZvQMWWEnyhKplRHM+EJWOq2b+UlyaJ0M9E/KZ02VCvzy1Rdv+VEMZjCBtOlNAk4VnrUiTauCwn",
+	"RKPZ9TMWxiKJ9c7chv5DEd+xsB9NVlpQ62/sD0RYopVcT/Sw3+yRn763yhkO3yPXVz80vyN14yAkg5li",
+	"hr0CFsL2r/fxvkqmPKCV56S7+UGLgo/GVDEezFbdTWdX4gbaBXD7C38yHuaXxujbYElzYbc7oGNG6lrC",
+	"sAC4CyjfA1NTTJVHEjbUgoeETKqIp7JgOW+76UlF1XRFgVBieq/zIF7PsFcMfu8hxWNp6danMnB1vVkF",
+	"k75ZwJXlnjlIlmoMuKdX5m79YCz7I8pDOaK3bPXPJZTLIUtWf0ANByveXNBIQPJlzsKCYZNZ4FQe5s+B",
+	"ooDLH4DzUqiEB6t5OF36UnUJx71Jnc/oPQ9U+jIDepj+V3h+bjIjKvtjkbAq4YZLvYohkLnXS1+7YFBX",
+	"KQ/MubXTY38yopLJBxz6PZ6e+qnsSxih+E4SRiH4UUd0MmGc1LkgR6eXJBbidjpBXzLv8eNzEkeKJTT2",
+	"tNh0vEe0WkiQKEkqPxtlqmGqEc2rHhXslaoi8+LlIS8pERsPeU1ejjzkDalgWfvpIu3jqs6tUMls0+/m",
+	"51BGnWiYo+GUCXPmd9Q5MjIZHDvt9ga8U58qh2Qj3ZWDolM9jCVeUPOSzlSNjvlkCu8fTBNZYjp8ry8T",
+	"OhB3jPgJVayP/vJkIv0D0iZjRrl0xpS2u4p3aUVhTD8Yb2+7rVfIeX/bpQZBdgT5BJnS5YVUEjj2l4pi",
+	"l5dyjmF5OE/X19pGYxr0Gdd0GuaMaqTZEutrSGPJPGvlRkySgCbJTIsTGd1wqqYJIziQjN6dEcPaQoMJ",
+	"Lxnlmb1PP3PPWWIE97xZNZUseSGJuOckmEolxizJp0qQAYuFtoyVOMB8HUkm00EcyRELUfpSTnz7FZ/c",
+	"CHQLgvpJFYFfMrkU0tCC3c7d16+BFhz3lCniOWqan8lRuqITlphQBo4gM5WUVLnAcNUcWS6jSrdNfVjq",
+	"pQx9ae+/xNs/ebVpEs9PwB8pNZH7L1/6HtnZ1SPfbe99l3E9e7jogY0ckbpk4MUgmvFBZdKmcfrSRsFD",
+	"bd7/9lVr57u91u7Om9arvZcjIW7lUo+1HnG1gHTclBFH7rslJzrQMLgc0BRrpekp8FPLqIn5BJqcfIP7",
+	"8rpIlRbqbp2fwKc5x00SjKK7AjMjz5bw4roCipskuAckq2VXohh2/T+XZ6cEqIu6ZETMW8iIEDNlr/ah",
+	"eSOa5uJ/S8FbF/Te5HHNLR0MeMG+f5iIpPoMCqMEFaGl0hjec+Ru17Kch30wsubm+95mbRkiIQM2FAlD",
+	"PtePHBAwGQk6seAtvucCT293SUhnkmg7O1ndkZVN61ovu0x/Y63kL680ZXDeGQBRV7fGPvHNY75npO+S",
+	"hEVS9zMf8EkkQdEVU2UegV2ReTdZlTsrXesVdkwfCYnZJbdtq+9F6kNY7COHr17izUXKzow3Q2zVpF7I",
+	"wczQPI3js2Ft//fFo5nLNGVxqFWIIs+soiKad1XpiH988mpHJ39/XGjl6OTv5yARthiQsN9Y0xC19Luy",
+	"3W0pYToe06Q05pLJ517BJVmYphtPxtTNv7J08hC1+p6qYPTInUpfdMGkPrC2umdzX5s3PeKE0XDWN0HA",
+	"PqSnlp3TLk646BYuVH8I0nDBTQkMRZZHlBhXyQyUQuOWYCGkyEfcpSegQlLXNvwERVQEOX8J0yKQhZCu",
+	"gCm/qxAcLtKZ8WjN0ducswQHX1wOr2Il59ekeqPeUz5bJdhbsieGrPtRmOe0eZ/nosnZT5W/d/HAN8EX",
+	"sADbZ4izNJpTutSLw3HZHC/zgPFS6QPZd9vtPyIxxq166R6WRKPSnSuQYZYAS2JS5dIRXYEZJ2+6LmWr",
+	"ms3kf5xjI+fTKI2nShZMVXTH+kMaxdOElYiRH0xSH3oiwQNJSSLu56Ml0oVLpEf22t9BcPX1hw8mxiIb",
+	"B4TyGcEqAxN3SZhk+qUVkbaH5O8ULJP53yMJTovFdBlESTCNFBkkjN6yhNinbFAJvQP1CNLwlX5qQqeS",
+	"hdbHCrO8jyRrEX1YjBlJWBPdJXa6D6NmN/yEUZP4V5zCbPUZrBQILDiXVhWHXk1TVcRv+jLiQYlyfJmN",
+	"29mE/WTK9SVLkJD8arzWUQz+oViNZg9fv8d7uubVsirJ8kh/1dK5IMmVuLaSKTPrlSPXSBoq9cgAiaRz",
+	"fqwXeFBOMnUgbD/DMWAqSQbh80a5l27eW7UdRxJmVa4lGozzabHUBmmt78yLkrmJWdmaklSBVEqm6aEM",
+	"z7NUZtMzNON2t0JQF7krL9jm5UQhAJlZvkWHUMccOfOu04xVHSQsZFxFNAaPqJgqyJmRLEiYysbbI0xY",
+	"54KznH/uo1nCvvGEdUzaMzUrP4LjsPbvf/3Pm+BNZmcHjCZGVS6wSsGoyr69bDJ4A3psA5qAKzVSpO7n",
+	"RoKVFfhRONwGVEZBozT7c1Rai+f/+1//g4nhmt0gbXivJMNWiVvGPTKhUt6LJNQcakZ4R+MpOyD6KJ65",
+	"NdUsOdLKOsyAk53dzDtLR1fMDzAL6dVgRo6kl6s48KuXW2Az92VUhVEXrdWEYaSXh8bnmU0zjsf88h06",
+	"QpNYqkMmWoHgStp0j4QFLLpjCRFQXpvm0hVCoXql4Q2NFvFx9r6pscjv+T75Hve7N223XwWwM/BP5h/0",
+	"uA/rVfmk/tE8OKCSvdnTn51KluiF2rfbm3kdrqN7X2ZZ9w0F9IECfD2dGcHcHv0zGUyVXoCe5i27OFq1",
+	"OiBFGo4koXEs7pme+4/RHSPsAw0UeM1Yj48ZpuZZUpxN2AEqfeedq8N3HvE/9mBne7V90qvp7/Vqn3yS",
+	"sLG4YxJfkkoEzGHMSAg4PyiqlFr9U9maPanEuMeNPPUwI54kTE0TzkI4jtLDTI7EPSbn6dF4lkM4JDRq",
+	"FqNEE2LD06upnMvNmRwm7mM+RqSw1UZYpdTjJluKRMoDlnU5glQS//eEhZrBwj98WB2jHrfItdRPkIRq",
+	"BbDHgSGpmZodIwbVZ1BNa4qbEqqpmEIW3H5xJSDx0i2DIfW0hOiWzUAvH07jGOPuGckKFFvbryXBHWav",
+	"7g13gjZ9y74NdwffVYjTheIzF716szR6laXbwuN77bfLn7ds8pBnzeQf8OCKAtIDBihNT7R8PrdkywJ+",
+	"ZSJ2kTTdaPXDMuupWHfDJsvKbgZVxRHlR+TVooMRVYrSI20DKqV+hVaoyuqL5O2yeQZVowIdDQZeohDc",
+	"jyQL+qlOkJ4Tu3skoTwUY0zeXK3o5HEabom+WliTuRlltnJp8UiBYB/n4ypS/zYdXfZbDyshWSVrbGnp",
+	"SGEIm1m7pygfsd/azIifZKgbzHu0r1wQgFllOuf0hj1qSufOU5CfTIXnwsZ1+hAlmJb5GN6JewJVv2im",
+	"pqFVqrW66ZiRMQ0ZCaeM0BsacVJvm8J0eCAfWo24erNX6gFMXRxFxirjIGcyz09g+epshkLNSj8FnVqi",
+	"WoyIpNXPOJLKQ0VbK8zoRCN1NBOsAbZP/DJPg+8RP+dqMJXNWa8QVBsJXvA2Kcnioda/hRmC0dnvR1Ew",
+	"SjOiwNfnPAdp4SyErRDNpaDXrOS47sx5rEHTxiL1A9I2FgElpvbkq/FA142nObfazk/6cM/oEm9tOrBy",
+	"Ty0ZsBvKNzCOCplULQkeq/akjrash+wBXrdFzHqNDrfV0yYyR15RHk3Tdy2RivbO+ZH94VWWODsOTm3m",
+	"YET5DSN1bfr+2L0iL+92XjoGfvkxCj/5DQ/L5XzzTYSEKUx/MzLWruVWhazFsCnKnrAssY9IpanAI2Ma",
+	"jCLOmgmjob5CoN4SIF302hVhmqCSNIVuyWctFm4uFzUA9VHtRyvLxv1BJOg6opng3T7xobbUJ3WKaXWw",
+	"1FgK50ACwb3SMPAg05j5pH6vpSrIKXHLGvNpd6k6UbpujCvGAwa6wYSJScwO9NvGdGaIrrU0QzPA0nX7",
+	"lcrdrCY+Zjd7KXLGo2gOP7OI6O4MvkfGgZM9gWq77d03zZ3dZvvVVXtn/1V7v93+Ry2TomcSRXayEYaS",
+	"1FItYmvanv1uuEub3wZ7rPntYHen+TZ8xZqvh2/ot4PvgrdhO7OsEgRWLi1vReM/G39f5aPDWprnVjPY",
+	"K5rZ/8hGx2o2X7u5tzvvsXrIqV1cw7K4VXZRPz64/jWbxVUSWLlj+VxFUFtowqBKx9iIHhFxqJUkwOlY",
+	"OTsH6MtlvM7bImtEH8sO18zy5IJahaUtHLRuOSo54pGnBjDVVs+K7LLOC5d8KuuS/JRV0k0fnQKay0wp",
+	"wDbiE5XTPLfVDxsQU7uWZNaRRwsFWy5z6/dVpc3y23batScXPxX2dmo3jakKRtogEDxNpGI0GDXKbZl0",
+	"rVcgsyWiripFbul7Nydy3HTWEDzZYS/3V+bofQNCKOWdrUujKxvASDk0LfAwwdVVWHYzBSwr1qTkszrK",
+	"h7SwbmUZJshm7Hcb1VlQp1JByatVojwkuaWsemXOvY/D89IlWzMpxBLWyk7oNbzkFYtaNa9qT/n2+WoD",
+	"kgDY80kGu0lndnbkT+vGnqtZrVadIR1A5l2RJi3EYIb452eXxoUBFZ3+Ppi1ssfrfk6GgU8D0J+gZAh/",
+	"+8bfN6klgNwO1TQRvwEHZo+bm/wGWPbf+C3ShVydOgLNQlldw9Rhpm8BNMnQZrH0eFp+OiNR6JR/OhwC",
+	"xm0hyG9kausbwL2+E1HAWhOKEtZtbK5Ce3dpAHxMPxzjo9l6brfbWLZW5h7RQ1oiupZ6AB+kPwFUUcbT",
+	"sDyt9cMkSphc6yvDKGZ9Gf3J+hCULfFoxPd0JsEDiiCmh5c/E4TvDacBlFOQUNzzWNAQPOOQKRf9yRBn",
+	"WRFE1ow4oeEd5QErjZMsRy4ZAp5//zF1iOYV2XLElRfJPFhdwpdNIST4AKGSvNrN9GnwXFBALyS2dUB2",
+	"BEdkim5milUkAfxbVz2A/JVNdU59aytghS53mOM88/V/ay1RasvNr45V6PEes0Zzs8NfsxB0Jt4FhySU",
+	"hUMyaepH8WoTxsOI3/QBK8i4tFnYT9G2nEv8D29joF8mXanKCE7EfZXl42oowd7BlClm1iMDiYw1m6CZ",
+	"GvmxYohxBbCjVQCTVjDKkckqbHIMYKar5F5aRmjz3FmkqVI2LJEL2aWfl29FuboIxign+3PitfRIR4Hz",
+	"iIyK5b0x1suwyA7okSpebm5bVfMKYjuHbmnLmWvzcBxRMMo4GIVhnn1MlYQU0rpvH0ddxqhQof01rbhG",
+	"DOySwm1fS3Q1L+gPSL76GqIJ7so0iX3QeJTl7JJC7gihG4ciuadJSK4vThpZGZiZuXl4PkVPG2H6/uYd",
+	"hTw9cBgV1vMsfU/hl2P7WrcJmyCZJ6CVTdoDbsxPawxkpejcaWFbOJgSfqAk34kmH88LW41fL9fQetyq",
+	"aA2T+Us1hYJAC30E8PZT+YZA+xMqJcD+m+PV93rcTyHcDJnjWesT9iGSCs7xjBqjh0lVNIjiSM3gfpqw",
+	"Hrdp0FiQa5R/Q+nmYzm0uKwsdse7k8jrsQIu87n7Su5q9ovZHw4zX89e/8GOJHuxa0f1yau9S4uzysOZ",
+	"H5d4a2rdDyqh5N3V1Xma2e2A+lFlcjC7dcicVwKrKhotchKNI0MyEV8EL1OoXvm1ecU4hRoVGuTKnlOq",
+	"fQc5N/Mcl2oOTnjdLq+7WOClxw89ThqZwW5TGr0b06AT34gkUqNxGaYRnGLElyO6+/qNZjrDtQe2FAED",
+	"YzGjd1itow2FW8YmMpelYmuNLBImvE6rLiO6g/97vbNbmsCtR9jlgQhNCV/FAEfsw8ZGN2IfMMecvdkr",
+	"HVMBS6OkRjhQ0R0rK+ONJVssuUqr+UypSD+IwmTN6s8NuF43YcMvrwgd06BPs6RYfgvL0EL5HYVCidW+",
+	"nAL4b8rUikI2ngjE0s0Mac3ti/gNk6rvEERt5su8AWXuLIX2ugL9Tf+ulTSjK36EuoxPUDmDNTb5wjdM",
+	"EMTsROQZyHqHXjcjKkelqe/j/PhWcNcvyiibJOIuClmy0r7YnPiFRcLQtUbR8WRtMkmfVCpeDw4YFnT9",
+	"D8JT0D2vD6k/Kz21uYpcr3bHkmg462sGKV9Nc0M06YOEiqMcysH8jfrAjIK+KwhaJZvYBBswZdD0xzDy",
+	"NZM0WPaB/ATKRzsneIpipih8FzB2BbfOU2aOWdeL/hSOno1WHa0q2JYIGi1hlCA30R2zJXLAxB4KFhLx",
+	"IJ6GWklftYGLrVFaufvO6tLHGNTVs3Fooum0/fLSJyjFSWm7UgLDHatNfr4WamUpWFXrdOUKuFA30vdL",
+	"a8Kz0OZ9S1LHU6JAu36jdOTLxdLKucFl/J5jl+yWFZZ9aTJBOfs8Tk2vYMltqu2FT250/E85cINCV4Lg",
+	"VdB3C+EdxB9lkoiEHB4fXZBBLIJbSerH53d7+uLx+d2bRk76kIDGMYYec4l6mYjcm731Q3BrQwTnVOX5",
+	"gpHJiI1ZQuNMhbUS2lyhtxDeZAPASyVUpcCFpB6zIdo2FqbFWUKetnrQdWE+ndpG0FWPKUIJZ/f4psFU",
+	"QfwL68i1YdR4BMjLnEq/0NrNmaJl6v6yp52ZWGEJLIXHLlgCy0gDbq+Ss5cV5fWSJXeARTymUkEv19lB",
+	"ocS+AE68097dWxopXmRtFFLYjEMGpH8EgADDGaHOIQO4dBDKPjAhngTa5TEL82CwlkjImuHUNUC0DenK",
+	"Q93ttULdq5tBJWcbBupoyvg3TElT7A+l/RPFQstIpG4c9WS33W7koJh3377NIDHvtkuxmKtKy8sCb86S",
+	"WUEYn9vby+2aAqlFN7zsBHc0l3HZm5chWkE94/XEWuNGi1iXimbqcm9EpQ1VLCswQAsjEYc2YIidZEFo",
+	"XfPog+v4KRJy8cMhefXq1dvGgQERcQ22bduXDNTKcJoAghkgO/iltpmfa0W+lPkr7TtHEd+92cuhc++s",
+	"bOst/3iZrbfiUw7ToYjrJRKEyaDk8l2nufv6DZjtm5A2pdryL9jQosBh6MhNqROc/Q7iV9sKyTRmktDJ",
+	"JJ6Vo/gUzND8Vy9Q+9DM/e5959D6MAYinEGXtOJB4KNiqw9L3zKl79nHEnoPjx6YB/Ew8NPSIfRc/g0R",
+	"uFQSTSYsRBFZAcT1WBO5fLZ+Zut96yY37ObPkSAUOOk7gMAydUT+HN35pA7xD006ESeB4FJRroBlS2f4",
+	"abmWt8FgV+HNn6ugu2IYC/zAm8mJXbW0ZaNOuMeZbvOumvVMtLUrNufNma0UblaOdKPG2FPUWJpPnoib",
+	"LlelVGwaaC3GUdbK4yPzd1gmoFLuV0rxDXKHihKtNWDsy5tMu+rDx0LZ2hyNtTi7ov3elhrbPah6Sesb",
+	"isZ9ayg8rCVbruipbIMyZJBJvsrTYH6RFxO13OzR49jkM505lQVuK3CpaV1fXU+0CCw6k1MLbj9Sp7YO",
+	"0mVJGoxhstfee4TfYDPCxORTPuYVD4j0VfYtn7eW97NKmz46PUJJIGLBIekkUhJTIlbyr1aIuqVjX1P0",
+	"QVMBS2mPWVrTH6ZvMgFKdZIluaoPE7OTmM6WIPk/pSDOJbFvV1AXUhG0bQxrmLZpNRgsw2lsz1av2Otw",
+	"tW6rj66cmk/DLT8qFpwPmY3OE0tueAWhmNuROSpdLpY3ovxlStC2rfS9L/WjuawaQwU+9KPE79nymf0F",
+	"KTY9nubYZPv+iJA1Wj3uXrsPdbLzTrlI5nQ74kM2at3OD94RxJG/X+FtGLEYslIB7ohxlkBRkUVMMZTU",
+	"zCOnvMR7fY/4mPKAf5Nm0+XY9niulfvhyTEmJqI/JR3xYIZZEwdm4KamRJs/iImqRbvTZKWiM+KjdeQj",
+	"UKteKAvxTRV68iPBWz1+rk/ftPa47utb98lkGsd+A+buWhzZjEk1SsT0ZtTjvp68vjOduZ9PYzRT0EwR",
+	"R4syn84z3sw86fzMkmgYmcov618xIK9pf0EMLWb85wClGxI1TbjscT/j8fGJ4I194oOzhfmk7l/Cv5oO",
+	"OnKfqL/9+1//493t6P/BNr3vHDYv33XA5cU+EDEkvmoNRDjzPfKq3SaSKBGzhPKANTzi30RqNB34mkh+",
+	"bb6bDtJ3N3dfv9knxukDbyclL7cOp4bX474ciUk0nOmR/tq8xD+a78Y0aF5iEl3+FSnUZP4tivKQJmHf",
+	"ErZ+n/l3Mwo1mdq/nOMScl3tVZkuz92ONz/09Lt+FLbcO3CVenzKQwM6ZG68ZTPb1sygZc4t5QG5vAOX",
+	"rn5W9jig05NjRWgsBeAgF6nCJYFGoVWEqAEvzihV9qcpj5mUerzlsQ7gtJvojvE8WSPp1Lwa7jPkG8K2",
+	"4AGSX+cV83ILjHBpP1G4/qP9YvF+N4C5F+F4fnHDSbnugv13WmBQBg4s+xYPuVwHNS71F9Jl5YJ3GHCG",
+	"8GjwMiDREmSIo6O0cb0WcP7vF92jzuFV9+gPv7VJXbpcj12hTT6VglfEhXzTgB+9qpp37IWstzV33c5a",
+	"X0wjAzb5XN856XOh+iZSra9YZUEJ0Y9pcgPPunkYAQ8Fqe6ifV+rVj0lBJdacREeoBJLMU0C1o8mD4Sb",
+	"ya78yna5I+XN+4ZTLnlqC/0ENIYNzQZftgAlaFzaQr3QSC7PB+dUAsv7IMh9yNJiKgvHLtMKIwc7J1kF",
+	"eT6wHfvixnQPWvNKp4g+zcplIQSIqEThlwksQvQjUHDdIywGIHlpT0GTFAV9/G1qgt8AjL3ctRxquUsk",
+	"X15yvcxBM3pAaUYVENyqLoKHSZWFhu0in2DBHkvbuuQss7xBB9tcSh6b8/8tb+K4VeGySb9fWoBNJ84l",
+	"9fK/sUHNRnAANulIPHCJJ9qkuzz6yeSuhCyIoUhIfW5X47L4wiLIpzX6fpULMsC/MOaDgd7QqwO4z9ne",
+	"fnVXs44dNhqt1arrE7kZj9/DnalLX/01OzH/Ev7IhxQl3NNIRfymP2CjiJcYND8AJZu7HJWLIaHkh+Mf",
+	"zjKYzMAZNIkjlqSdLi0Kt231BQYucM5IxCF4sgY0uJ1rJFjSi/oBSnPOtfkwl+Yafsv1SgzM7nVAiX6c",
+	"Q9O86pdIjY6PChi0JWHVB/o6U1iEFQ/RSryDYqPR0nyIVX5cu90qqdsMRRxC8UR0vQIxHRN/bazesnxh",
+	"zHqROraoC+uSHqr51d4IJT0FmsNGXPlP4cM33zg+OjFJZYVO7g8FhyykvI8jbv9c0mt5WWfl/Lkw76ZB",
+	"0Byf1K1U1zyhhTQSvRGIDY/4KaoOeI5df7lI9njEyTCObkZwYw5lp/BmzU5aF3BPU9XjfkE78PVbHG6P",
+	"bcOQBerxSd0k4B2d/B0iAj1u/fmkroc/3/qz0SJnnJwLqW4Sdvn3E5ODbwWDPod6nJJhwhi5F8ktS1yG",
+	"Ihg+egoGaoAoegthhITqSWPSq021tZEYORL3+hm3xOE0cW3PcqsL3XRvhEFp63H3hEKULNNB2STpYjY7",
+	"Gcb0hvjNpv5kc0R5KIbDvwG+pd/j4NTHagUxHALcVr4pIPajyO5p3n+7YSylOXovWHYPsrAeZiNtPWcq",
+	"E327vjhp1R5pvKxprDxFjsZmc7c2Zhp8Bflcq6NRr5KQtSSrM68JrpzMmR6j1afb+ihUmWdXaMnRSXUw",
+	"bK2RPu5jOntaIxr6DThaEhNfEUOSixmHIpiOGdeKnRzRCWvh2pR5cvP+1cJJmbB/mnZ1aYO6mCnAYtNX",
+	"EbrvACNvgNv3a/MCX9g8Dn0T/8mD8el3vvrn7v8J38qT2zb9x3c741+Dnwff8r/fd5cuaWa05duvkigo",
+	"q/S7uymwSBF2jnJieQILR2wXwjRZxfb9nMtWOSBtB02XMHLPAMKTsxUx6Qxmz9ygzvQIhGQeGVk8cAQH",
+	"vSfFkyenG6z4WX2KRWWlWxf6eHOzRRePUWTGpJ4/VG1fpbTPalqlsAocnztd15m9e2qdr0jZT6gq8W65",
+	"t5GXpJ7+8b/MIjc81HXaWjXZcVvNhVOjRlTPmgPYd95UElMtT92Q+HQ8sOU7isb96t4QDgbR5lmY7b2P",
+	"eIiFRitMG29ewSbQPPML3lxkOPOOuRHnFSOHOmVpqrDmXpEBFzDv99PglqlVWHgt1lqRIWal+D9uO7hQ",
+	"bqvJjClSh3UhzZQmSTMlHMQg0BowAOlZY3vAhgIx72blhLMiw6xwvwsql1Vu0US5jBBYdVK/vjpcw9yH",
+	"ya9OvfiRlWZa7IvrpmE/uoAAZwZQY2WSe6wNjofOdm3wLJNmon47o5pX293T//1Wz/9Vu9z4ODP+x/Jy",
+	"8LlO6aTu6wPMIOhRnrMt7a6aArcej1SjRfxhNBT+/lw2XraUwtkiUOhLFaF41ka8x6FgLzHpQDM8RG3e",
+	"nQf9AX3rRO3fspmftgnmIRFJj0+w4cJBehqRrBlOCdCG8bvC1zg0shtFkCvX41rJihLi513CPuKFk0gb",
+	"+lrp0UN33QWx5PdGiNDrcb02lAcsjhn08Y9Slk9YzKjEhLUxZitNJnGEgJx2jXrcJRriuWr6/TOVt1Sh",
+	"DbVX0wuuNzvVreBK2e7fseQuYvclAC50MinN40mmzGw+Ad1b65rQgGSn3fba7TZm7SgBlYmqAC2S91Ra",
+	"Y7paTtzrgz7jXSHOuVLe3MT14XMphvMv77r0xUUNFj3C2b3rrUTq04nekF0s0t5U19cw/ifg7C5YgUy7",
+	"SkdRsMRGmVSpBxeL4mnYRE2cgN+ioguMbWC40jrhLkA/bqf8mSEZeEociFu6sZAqbQm5zRXMe14WENI8",
+	"w5cvTFWn29I3oVwo+K/MFyYxnZUufkHCl3uXih4lRyme5cyyPSxlgLJjw/L94w44Jz22ecK5jIX5pEMq",
+	"+2ORVNS3rpaJhDfkUpHAJTuhN+zAYZko245eX26t5n/ZQHaSl06xdGUwiPek4FvVQFZUsX4cjSPVd9jT",
+	"czxEOb1hY2gba0Ei9Pk9jvhUMWJyGW01iIlRasMKO2VkHL7mE63aYm+UPRdNEfAf3hpVxM7TVDKzpe4m",
+	"szWPYy+7v1vlLtSNoLWKcdAUGkYtaSFZyJbAO5o77fZOM72tomWaCxTr77iOUPv6YWdC1HZ2W6/bMK9C",
+	"Q72cq3eCLWFq+7X/+3un+Q/a/LPdfNvqN//4uOPttNuf/quMmDPZbEtwcOG28uyQIvRKHrqidFz95h//",
+	"q3RAWT22IuMgo3FjLqB9xjeKtpdq1inoDx0zzKBfqGuTRao21ODod0SSUPiHGGJE5p43WuT4hgPex2CG",
+	"yQpplUgB4KNkkebXIdMObs1HMxRVNGdm+UxzqlBP2fHae995r799QyB94SCzQPoCHPTwD5pmp843uF3a",
+	"zSthinE9lv5ITJM8ssvuzpsssEt7qdKQa3Vnp1zO33HcCW7XbdJFg1su7mMW3uQSDaqGk7v9Sdtxmfll",
+	"RFeZlHi6EHT6varRHmqjSZb2ukCqK4/wDRm0eaxKixKVDzpXzJI9NO9Iv5SJEDrnStWkMC+iE8eP7waX",
+	"R3WA/I7yTVyCXVwkpLmskcVbtVWKxeX6nqpgtDZn5rNgloBiLLuFC9UfQsHL4hTAaazkypnK6QzPMFi/",
+	"dHPsF4pj9iqmOz/wz7SFdoJVdP240Hom8j1/RKZftlruolQpt17LleBMR1X7kaWpVnpFVoGj3yy0vJOk",
+	"y6jRyNyngqN3h3N/QrHbwzrPYEHU0wLfr4sN/tVj0B8QMVUyMjnqtsLZ5P2TSBHoxBjxDEx9fQ6K3oHV",
+	"v5AAbddYCEnvmrVM47jUFb99iPpUBw3prCLF+hmh3vuykejLMKnnUc4KW+2k5WOg6ueQ6Mvh5hcA1K+T",
+	"B549UzI486sl7uQOpPnsnc2DpRe16ewHyuHbSub3SH9RyYJtWw3aDAR4YbeeZsgbLP3NvvZzFehlx5Ax",
+	"hx8EWmhw0ef5pkS1KdQYILIGcL3vZRCmXkgIlx6QtILV9wgloVBEv4pE3Ph9wUmjf/dS2FP9Raxd18vQ",
+	"wlm34GrRvbQC1nOpslUKJsuxpO2FxDI3wAKmIeT92JkUlsTPd3LSU58vEF10IhfQssU9iQW/QfDo1Mti",
+	"Su0iSW7ZRKUw0t82WgScuZiSMmMq/xhNGD4x5SqK0c1HUaA5b9TbJSDDn5bnLF6VNGwkQ6AqYqPp0yT2",
+	"PQIIMqYtXrHXAwkFdryeTLS2JQBnxoUcI/Q4IgaO/gVhXlpFZvjS0FHzSuomtMAFysK8YlDV+qVSpmhq",
+	"WvPg1Y+kcnC+PfhTVJlXOoKz1feRMhX4gHTnaQljSuxtCVtaZZ+pw29lqy8fVXNf2LpCUZ2dQ7okC1QJ",
+	"vegr1zptt+5sxWbt1f6NapfEI+rBtqtV6CFuQAsCbnuSwW5a/8kz/WdQfmAAVbVd6N4GFDcM4XiYs4nO",
+	"bn1QNjzimz/hNuoS2Yg/SdhdxO59fCh7omaqweC53G+5npOL/OtlqsHcoi5xMi5DObB5QgzVA5u1Azhz",
+	"4WeHS123cgcX8SkQAbaAP7JqxUyRrNHJskI7Gv3gFd5Zqh245IYFoCbmS1XsVo3XvWFQi5XdQQv95Z+B",
+	"vrROuhT7+z+MujIn9dz0N0V2coOn1meD0zZryCRLIlZZ2/DgqO+C+plO5oRqLa8NWDPh/yH5+vMnYzr8",
+	"5Wu3rrKLxQbrhTPndqqEXDZaVWMH+eR67JWTAEWHiIhZrrgNsE5SB0kcDW3GJPoWIkVGdDJhpsdPfhOM",
+	"FZq2q1+5QFVTUF+JPg1u134GCGz1p6CySc8rmAUxW73fwNzCXkA28ErpEYs21b3mAuLlXwCgSXFE8wLM",
+	"1VmV5RXoh5f92q/CkVgaN5RqGtxWic6pJp+HvXkuecFMI1NthJ+umETZ56sXd8UskeV0Ay/6wignO6aN",
+	"0s56GSs4mGPFxmvR0VqEgCOqXorHbfEl4+EXtrewnPMJeZuCSpjP8q5e/z+8dSCHzJvLZqaXeQMM6V6T",
+	"3bItHeruW0v2YzX3bhdun3f4/zLCdAjNbqY2yCgDFts0jELChVpQPZGOOeIh+1ARl1Vs/EKSiZDgF4YU",
+	"DZvw7NuK7HK1Nk9QZa07IYO5LhIPkn53223PpERHNxGnccOmVmenVpj1AwDa0pGlNL0WPIW131aBeJUV",
+	"DrJfRlQR//zsEpsUWDjyl5Lx0Cf3YhqHZETvLDSmqUYDVB2YfX23vevhku3hf6AR8l77bSMH86BvWyZI",
+	"cfsz5mKOPQuL5RkSXkj75aUNaZn97x/zODQ1Num3d96+oq8Hu8GrcO9b9t3wLW0PdoLd8BXbG76mbwYL",
+	"yh/2djPFD5lABMNYSkkZRW1/b/fTJ2/tYXwbrPeFP+bqKLJYAysdlnjU4HpuAK1LLtu5cuXAliWkiat5",
+	"eoZBWJamPMRqyBDotKIm0vZHYpXvtNutSMImjCqpX9deUGK5bHy2s2x978OHitesq8vk5f3qmbeFBZ1f",
+	"jsKMqnZts3rMFg/F6pqBvMsuU8LDJv3faXPYbr794+Or3eeioq+qqOhrqgyqSAKBskichkv9cDj5DtwA",
+	"UlfrbfI3EiZionWvBJD58E7b8yTTantnj4R0JvPtx9cuScp5ehfVJGV4fP9RsFpbAB5bpPvbnhyX0Kq8",
+	"fJtsEbfBtZDRDddUTsuwNA6w1dMAwLkQUaPHF0NqEETUyDy23+P+r03TrqV5DAiR6d9XrjcPZtikv6Tt",
+	"i3rc9BfqTdvtV8GIfcg16hFD0qvhT855C3+yFl4diHCGF8x9zG+RkgZCPV4fKTWR+y9f3t/ft+wN9vdW",
+	"IMaNfbK0yRC2sKroM2RGhM0SKmYRhbnhrzypHr9lMxRGaV+iZsgCEbKQYMLnXIui+1EUjLCjkF+csc16",
+	"uos++CSOBgkFusHc24ycNW+WPR5JOWVhi/wyimKWE9sjKom6B1kqPTIQamQ66ksS0CSZabHc42kHrAlL",
+	"9L15+JCUrKo6E6WIIvM/l7DnJSZ0/cRmmyxSn7t8y2b9UZQrX1pU4O1uX5r/lI4/k4D8Oabh1WxuHFJD",
+	"CWjTuhnKKO7yb33U2jxS8Ztb6q3qf+5rG8yCyVD7A6OJD5pLGpt6fKwrD7X2OYNc68T3Fg0lszrb3ARs",
+	"lF6Sf13ALrRlQyYXFrrFkWBEOeKKFGzcKaZYr4KR05mq0TGfTGE0g2mCX3fq3E673V6iz80VumX069ft",
+	"9sKcneVQPvrWq9mEnaPtIh9mKkGxmkkPLk9EFBk8s4XYNfa+AtzAvFsQfj0gfq/Wq/kkYWOBnUbLTJBF",
+	"sCjJRM5tybIdcQd2Xzqlc5kIyuqon7xaeZ7xp2oatjtVaR/TJBhpU6cqE3Q9IsKhZ961mtlUPYFCLcPW",
+	"aiFsXd8qHXX1rWV58/qaZME0idQMtwzFNqMJSzrTsgoLf3Tb1zZGH+shRrd9xaTq+2QoDH7OYEawI65U",
+	"5NVuCS6vplxLT+ZbqbqgdfTap0/ghR+K+e9jFSTY65LFw+ZIyGzvXNdSU7LkLgpYixwjajsWA3TOjwEk",
+	"H9qcqWgQs1TRTZGKyd2OvhOw2nP4xdB96V4kt4Te0IhL1eM4nsGMwG4hqDyLEtDPyfXFCeLRMR7iH9qE",
+	"avV4j3/zjT1YWt98Q7oIXovlnzAiiknierD+xx4cAL3aPmm1Wh7pwUGg//zYy8A36Qvwd7/VavVqnz75",
+	"gD+oHwcftXlAGwy9Gr4FqBn/wEaLslf7358WfOHTJ7/V45lumiTC3cAep1yZDqYViMtm5no0Us+7414D",
+	"QHOAggdbi82Wk2mcbYbV7nH/+PTnzsnxUf+i+/fr7uWVj9iHvhm9BUV0Zxz8Co0DpjFrkUsxxn/KHodw",
+	"Am6W1l31srjijmDEgtvU2DKwTwkFL5AaUXQr4Sj3e9zZQdcXJ5LU3SC7p0fnZ8enepS+/Xf/+5Ozw5+6",
+	"R9Cu1l28Pr3odg7fdb4/6foNjyBMketTmr7xXbdz1L249BumO+mfDJo7n3d+OznrHPWvzs76J52LH7t6",
+	"XTAFF8Ih2KN5b+dVo0U6puApxDWPJBlHkAPj9fiYxtqGQJhIffIgO3N0fxlIrGx7MuKfnl31fzi7Pj3y",
+	"W+Sa33Jxz3vc7qrRMzL1Mi3y3n0j0goDVjWBH9qMUz+uD6FkkjDFwn1CCRTZEpTapv2ZMLC3E5pIaKI2",
+	"oCHx//8+YTKgE+YR2uP+gU8km9CEKpE0spRE5ghJU07knFwJHTPFEg/7WdC0Kswtmv729dUPze8IBKKo",
+	"Mh+WZETjIXZi0r/vvOlxOU0ScUOVfnOUkLo+zHvT8Lt2u1fzl4zL8IyWxppjfP0PkUR/QsX4Pvke5Cex",
+	"UrnVavmAAegks76id73H7TYTt8semeKO6TnYBG3wqboR7RD/+rRzffXu7OL4H90jPRwUVvq2AYsFvwGs",
+	"UMFZhj60yGOuTJ0q+9MLvddY9CbNxC70soCKAhKhS4ORe9GYzsiY3jKyA9Ce43IANz0zQHAbzCwymwGm",
+	"B7Z9IYnfbGpNqAmfaZp7fI+YLihucD1YC8mUFuSNA5DbSL1TDs+y0LZhzjwH3g/sKocTafX42R3Aj8Of",
+	"cK8t7Zdkb/ct8b+/vri86p8cvz++6nd/Pex2j7pHvpH8Pe4D1Hmzg31KTf/nSI8MUt9apINeVyEQgNyi",
+	"YU7ViHFlOhpqwbDbziLcpevTwEg1OMvDMGFSeuD3dstqhru3+1aPpnPVxbG6QeZG2CInsH8oOsUUAP4H",
+	"M2xvDwdkj9t2LYJbB3uL+C9HjMZq9KeWjy+hnOZP30ls2yzAQCMkrMdRjJmdQOdRHAWMS8yqhkztWmdC",
+	"gxFr7rbaNaN+1rKOPwo/t0Ry89I8K1+eHB92Ty+78Azk6ylwMuHZ3jk/xpJ0iRpIu7WDt4kJ43QS1fZr",
+	"r1rt1itwO6sRaFB2YvrfN2X+ko5hsN12m9yDO80QFCxSJMl0Ami8TswpMUVPHtGqgNYutBqlFUJYn+Ow",
+	"tl/7kal35rtpJw0Yz267nSl9A2W02Ppy/2NGF15iD8UqzUABXW3ebMlPpZbVNGv7v//h1aQtK6mdaCtU",
+	"3ztJxAA8VvQGuozjl2qgphryWHFBTWKEXSorzzzyuv2K+Jfdi5+PD7v969POz53jEzh08z3u5tb1Ar/+",
+	"2ZfVzQhrgYORtkWhHvB1+1XVJ9yYX16iVnzN6R2NMFNj0c7oWUfLt+Zu5yWdRM1bhiXEpftzmoEzbhHn",
+	"iAgjOYnpjEwSNow+6FMThIaJyckRVNQW9+MkkqoziX5iM7nNHcFP5Dx01cRuTjcseAU/OOzKHo5n8a58",
+	"T7MZDXvtneWPXHNq9AB0Ve7tvl3+0JUQ7ymfmW9JpJoVxneslTFOY5N99Uhay/C9VPnzF+yzW9xWS2nu",
+	"EuSOCFnR6mk4jWNLNglT04RDMDhgHjikD8gcfI4+hi7fdZq7r99gDTeQ4Dy1oUMYiaHmoHW/N621N0Jp",
+	"2U84Svj06dMcce9smLiLvvMK+tbrek9dOPCZspdQNi4rodwSdDk9F2Tny4+3bHYcfkprK8tJXe+GVGKC",
+	"rghts1AFpI5ar/55TG+tLRPQOAZFGl+pyZ7Fw8Y8nRsQxZTOtypWi6XiSyjPGCdPS3ntveUPnQr1AwDb",
+	"faWkivuwlFS1bmtsYsxXnGvWYW4mUegR/5bNTIOuV7skFvcsCbTSMmIfMj7ASD8JOC4WdqIGDFDLxj4w",
+	"jzSlrEzykf7IknwoSDjUPBbG/3yZTTUs1VHyR3lJp0v7hnx3hhY5pzcRRztFW+GI3KZVNZ/Ucw5E6HrW",
+	"2Dc4MpnEYbxg8dbdhQwcu1+uBx2d/L02tzllNJHe8vIQ8d0/eR9xD8C7km4C2Fe17KI7SHXMsawIIZRh",
+	"tfyxRUFydPL3ReLjjDMAzLcNWY5O/v58cK2qks018siIhfcuc/ZThruw/OHlxwgPsPUo0vXyhSzyci3v",
+	"JLplprEFJsgvYFDQ8NA1rI1n65MwXnuY4U67iS8zPhtyKpwzeiDC2Ty7YV3JD4kYI9NtjbALFTkVR6PN",
+	"t4ukTS6G6X3hR2R7BaY4FHwYRxhU29tZYSY/Cs6+VpbDzc40h3IdjNfjwVwrnaUmuIduPDxatJg051eL",
+	"HFmcDtd/Jw/VUX4MdTNNYB58GFUkK6QjAUkeSYyJOxWicHy5cHr2BFsrWXelsYBb26TdWlATOz5Aa7NA",
+	"Y5k0BZ+MqQpGkEZZMfoctH6p2rNqg4n5WZxr8pLRn6zq4wtO/teFg/8znvulCIpLFIBM5vazCrBcBcj2",
+	"dLIiJ2Xxak8MGr4ylxtKoY2d7cNlUv4g+5NA2Zu5YPJMI9njJf4bc5aD/x+PuR7v8euLE4zmknppxFZr",
+	"2tb37xudYGcX+4DtfdfjwYgmNFD5EKsL2pom7yMhFRlPpYLQVXzHerxeEbg9IBRvN0FCiDCZpyRRwiOU",
+	"xEJMBjS49Xp8kkR3VDGPHP542rnySBzx22YsAhp7ZMqjf06Z/Ws8jVUUUC23EwZzw96CUy4nLIiGkT79",
+	"bSAHSyqOz+/eaDVpTNh4wELb7dPLxFtzE7FhaYgQQ64CApwRqBDKRIHdxqJeDaEdCIPVMakDdgpWIUDX",
+	"e0ioi8tNRKJS6MRIkr322x73j67PT44PO1fd/vXFCYY8TdrVwv31yHxgfN/VT7xu97iNoOtRfEd++l5b",
+	"ZjSOSR3zBKCjNYDvycaByR2ArR4w8u7q6rzHAUIXn8f78Hd9Ho5EHBIt0RIRk5SUDsg7IZXX47lIrUcO",
+	"UfY18dxJ/76aTZhHrhLK5ZAlza7B8/N6/FBwzgJ8+ifGJs2Oti49cp6ID7PmNx656sKDUayX4npyk9CQ",
+	"5RLwvynmq3/jw3FuCABDaGXuzm7a83x7Ds9ijtSnfNqjNv236QKtQj+u0LfTGqXP5QldW3f+ql2nmbb7",
+	"ZUdQUe11lmeV67RDpBjafpV49rgtRXcqloVpQZl2h+UhiRnV4lurv/IAjrIozOXAQNXFPU1CWeVVzbHT",
+	"ltWiFT2rOXJ+dq9u3b26hJy9apfknIZk9CCrJpUGrJ+S4lYltWfy2jR5/cjUSrS1nklun7XuOG2zluj6",
+	"UDaQ6UWSLSo4sCjsEqrQGMfLHjrwAkzR7PF7hPWiE2MLUJueSSikCgXmNJhMYmMupHlU+pPwfCb/Mq1G",
+	"xaIGVPB80+phn2iVouiT/1GQy6OftNVBQ0n8j1HoEfPAJx/Tos7fnet7ij3EccKNMi0qX5CxJS2qvOpj",
+	"JS1q80IAB7PesWOW+T/NZfkVChLcvYeqXS8B3n19t39R0JT6FN5nO/VLFcVxWr9vmr1DSfxU2X7kpkje",
+	"9RjIlTQnTE7HLGyRczqVEDwnCE6fu4sSLppiMn+06qeeVJ2DD67OVpE003k+bDfNI7AT2RJ7JR7MMEiF",
+	"W+IYJJnUiBmwQIwZCacMfWcHKWZVH86lKQt9DJLBsToui33p8X7ZdI+5d890v/kIld77TRG+UFSxZlpH",
+	"vgX6h7LJOGQJePSIGGaQxQrDMbYV5F/52rgnAzYCc99izJTwAkzh0tasb80/VV3i/iWm6T2rVSWs0wlD",
+	"QrMxD1KP2Q0NZkCZjQznXKb3VDNPllpXCvMeGKeBCeKa8onqMG5KclvNrK7AP1gi4z9nevVfQc5D5M+s",
+	"sMySYyWVetuQ3p0wxHKqQPAws+OkPhQJgfMjErxhPAbOJ5YLGrZ6vFOAp7FRIXUvsmS0TyhRoygJ02DU",
+	"+86v/cvjH0+PT3/s/9T97bIPEb7ukT+fI1QZP8mAcTyfEM8nxBonxGPOhFUyyMEjbZPDM6I1plKlBRSI",
+	"Cwk5Qnvtt8Q/7Jyenl31j7on3atu/6RzeZVlEb8q7rGIDfaqs9u/npDEX4FEbQxjNSp9zJnglcTsMroT",
+	"pJbL2+1nlsvblRPLIV+r6UBoSjWyY24MkSRkSVXm3QGxwCZEcEghD+JpWJlvZ2FS5BNmf39JOWB2/msl",
+	"gUHTUtir5zSwldLA0gXLGvmQ7LggC6xTBjeJxUn4xrEIWdxoEV/TnL9PdogSZKfdtmAxXo8jM3vEb/ke",
+	"8Q3aTNMndT+HLe03WuQXxEvxkTZ8Uke4hh4HSBvqkTChQ0V227vt5s6uLeCPlCT+f9lnJJ3JtATYYbD2",
+	"+Ktd8tP3HuFa8RuyhPGASde839RSeXpaycxMbjIdxJEcmeOzx9OMUMgcshmg++B4RjDVPKJF4QDu8Rwu",
+	"hIH6yOFVDGkU639DhlJrLqeq+3P39Kp/9dt5109ro0Ei6ZHRW8YXJAJZRttuJlAR9empU4Hs95faoo4j",
+	"nlN/tpj641a5TOzMn7wvP2pqXqj2mq7UWnFIk3tMhmOeY0mkiFR01iLneF1zVqQyWT4G60oWipcBrUjb",
+	"qBZUxZw0FSlBOcba9jG5QlLQ0XMO0NZzgBbStUsBmk/meVJa+WJl4F8ooWcJoaxpYtmdPdUq/oKUnoX4",
+	"oKmClc3hMSBoB8T/+Mnv8ToiTlM+c8oNKDxMNrLYlaTDU3MHdKOAcsJFj8eC37CEDFgqlQ/IlDfN3VoQ",
+	"IwCRfXyfDGksmb8gC2fLKkwFcOVT5+Gsz75z6VLP/LzFvJqVdRoEUn6cZXWpRGIYFH/Qig+AsNsywwmE",
+	"gu5YsZ7DoZrJ6UB/eqA5VIC5pAff43X3QK60reGlmYC5ij3fFuT5thlXj0fS5gPSOCYRByQylVAuKdQ7",
+	"kAEbioRlkNMOSDvz2kj2ONXmjsvERlzDfB7PDQS+iI/XXXUwRA7cQpi8IkB6i7ix5LDS5Z7OSB1yEq0s",
+	"g0YcnsVl9KBUCZtneCRhKon0r04GyYYDlEyzkhDjjef6JgAZQCGIQ8qE6EZqNWq7cMCczITKHWfV9TsX",
+	"h++Of+4e6U2A29kHbb47W89uqTMxqdZfezynqJK6f3360+nZL6dZg7HhuQIuaczpaKjlO36pxzEXK9cb",
+	"pD5nrBqnl4XpbMH54ve4A02NuBLZdziznhO/0KDGJ3UA/TOTamhDGvshFZrDKCisAepDgB8zPJO63+OA",
+	"FWYfsV3WkF8OUmcAOsCPj7rvz8+uuqeHv/XfH1++71wdvtNnziFmzUC6KpJRrso8tQ5y8IDzaWV42AEh",
+	"bOmYyn7ic55R5/ZcX3RQdTiJiu2uDjTpgjXG2T3ECDD1D06t3fbuZxjmVU6+aiZJGxWxhM03AHv2Gmw8",
+	"Kw/3KXPECiPEMwdYWapS6dHrqogWmmJbN8NWojkjVLXcYVwlM4T6tKgQioxp+KzRbddCK3L9StbavEoH",
+	"74pCUr++Pj66+7ZREcOKFgewlrSrSkNWHyYiWRkngn2YREkxKJXmVmP/tck0uWEhqX8LnbxSu2JmHm8c",
+	"OHhheI9+JmZDRcRUVQS4zCCXrJ5mBn/MClBJqSrL7iIxlRABapGzCf3ntBL8AJ+tQo14vbNbirDwFYfQ",
+	"YIXXip/hnjypTPnCACqZI0vH5+ZKdTjsggUiCS0ofQxwAwAPfnj5s3lhwfZ6IXMVqD1OHbrtTqqxmkcT",
+	"eH0rB3DJhf4Sk/two/6OtpgmiQinAQszEDMWThZQV7FlIgSgQnHPtbLMQuiCkH4ObDdfryews++wB8HS",
+	"4TMzDAv/G1COtfrY98BPxD028PRtCRefjgcs0QsAjqJc9a0zYMxU76nscTjWEEHW3Wj71GXMRvMIhuhA",
+	"4OAVMJ5sMpjPeNjX07Z2DqxDIu4BelZm+xpqFV6BLa963C4PLFkq23ImpZNvPd7jFwtRDEqB3xv7meH1",
+	"uGntJhVNFF5LO0W+3TVyd0ITdQCP2WaICHthAol+GCUIKOAT3zbF8D3iR9gopF/+oPvd9n4wa4uyXZLd",
+	"PQKtI43ch83QRnwd59fjgeDD6GaKIr5x4M4HaIdBTOGdOWgwuSOgHE3edK0XwhXAgLYbooRPfK74JHx8",
+	"qVbouMQIBWN6aCYcsAxP/2UkuA0pFkRtmbrmxHheS1oKK5BZ+CxQgLcYKADb4VgpEkf8Ng1HjijXOyem",
+	"iEtgUV4rA4kp7W9VU1gVVyAlwq8ihe8LiQzaTSxTKypt0Sfa+dW2/Hmbl5mMi/Z4qY1o1JknNhIxx9gK",
+	"qqXdF161d43GcCKQ4HwiGfhkqO1GrIUdMd7ew8ufe7zu/9g1xVnZj2oF9n8bFeNv//7X//Sm7fbuGxnd",
+	"6D+0vobu/6FIyGvT4UQi2hHWuUyo0d7xrS8ANhB1FoMlACPhjIWgMBsAY6/H4+hWnxmThJkhY8O0Jnjz",
+	"yPXFCejEkbIHqxHYMMlBIu6l1nkAhQvjCEqI+KCkkxiWLNiQppb3mFiCCSetHj/GusaBFPFUsX0ymEax",
+	"SrV319/G6lcsxKhpgIMUSY+zWGYgJY169MI481Fr998JqRB0q8OdvW8Izh1fO23id389P7u46nd/PT++",
+	"gHoIe+X07Kp/0e0c/eb3eH2v/baBEQgJu2ObrUVxpGZQp402gkFzMx+I1L61rnocG8mgjUGoJFIIbjqL",
+	"ocPBFjCUaIRHhljLpeMr9BOXo6zMU6dmskyfyENoLXOImF8lbIAtt3wukFb8Vq2kw2CmCaLlkoVDyqkJ",
+	"pG7JQe8xCIFqZi9+8NNXkEu/mXNLC/BFx9Y84e7nrEZpcIMNCdaztIr2G9CwR+5HQtrHZIZmlTODGq0M",
+	"ju3Tzs4yam5uIyotkx84gBUIqQhuW8l85rOyQPJDRDT8es9PfZQtRJ1XNLlhzguUmz0UJSt6y3KHFMp/",
+	"224VnDIQK0cWlAbL15fRDThacr3o70zOR7ok4GMyBrj0PTLlIbQvu2UzErIEsnTmT50xlQr7uB8Qmmkv",
+	"R2MFTCISvXMsuuHpSDPm0Cvi/3B28f3x0VH31Id2fXigC84MV4E/SpPrhErJwtIziNSpvO1x3+koPpIL",
+	"ELRev4anDw6IfDsaQtdDhhHg8LsyrrI6tPXzyMUPh2Rv57s2+edUKJiZ6cSWiHvrHRdxyKSyBmWPw+UG",
+	"9sMf6TMsno65dHgL/QjcLVk3S/bPaRJDW0ipqJpCWwCqFBtPlPGZecRP26JDkwCbVgB/97hvOa2fvsJd",
+	"iinG0MdwOaZS9aEvKDwI7nP7Nar8A1h99GTphXj16tVbcn116NlukRYOUz8wa/X4OUbX0bJ1sJuu6tg6",
+	"36CrWSSJVAmjYxbqzYlMzjsNe3zONXlAKOS3a+KZ0EQ17+mMqFEipjcj2zAUl9qCZfZ4tlEn46FLk49i",
+	"RhhN4tLCTWdQ/aC5dYlE+cV6JkFA5bqxeCTi5JpHH1y7viqoZ+S31cRNxNWbvVpJiMArkyd6VFrJc2xX",
+	"f7NXWi1ViUMto5uFA8uERnZ2vyuRg0utUsU+qJeBvMufe3MqS5nBuX3FzIKzHkVyImRUrqNp7qTBaAz5",
+	"Ipq49Nr9rYd9A5tI8U1ttrwKohD+z1qBvOvV/NpWtLRXT6hhpKJ7P38WZRvKklw/2ftE8JvWw3TDz689",
+	"AaOLpEKT+lx6U0XjPmsDpUfeCwlnmxWcOWv8K1GpTBCiuelOBxD3sVbvWl0PCr3a/6K1mIVVWCeibLb0",
+	"GZ5/vZj03LJlONjsxpog/dluFtJ205eo9FMyScRdBCYBBFR7POI3msFsf/uhMFENCJ9CLq8gvtZm0dFm",
+	"bgcsdVKPuIxC1uM+XkatFzvIU0l8hPTow83Y59xmj5pa8D7jemFCrbeqeXxcxDdf3kFg37YmzvSE1K+D",
+	"D7/I94ZUKdSIZDQ2BgPMMFcMZmOqJNOZoKQbfLbzu2sHTyqaCrSIb9ff11pGDHnKAJ+aHroQWMasglvT",
+	"xBpsuLpkjPiGJs7ta7CzQY/7dyyJhrP+N76t+ABn7ci8D3NaBzNwDBAEvIJ287BEfTAA9LhHYxr0cXn0",
+	"hjmd3wEUV8ZtC6JjqwHcwrc+UyS3MIoVcVuKDP/cjfNBdaXFZSwVm1XaxroA88dc0VtmoeWzHTpz0tM1",
+	"2m8czFempkCnDvvUyNoylQQVmjKe+jIg50up+Bl6fuvB5ZXIvgKA/nIOP85K9QOSPcCJLaDxP8Lp8Mkn",
+	"AxYAYupc5+XsKTuiclQKYP+EZFz41Lpk/Ey6WwqYr0i365lchc1+BMa9l6ZioqonhuZMLoOqXxGjvgRK",
+	"C2sIn0ZVKv3WZ6oWKoxiRYD50kPm6wCa/6rrWx+vW70EVwtfmmRSAK5zSpMxX0PDYT78zyd12uPzJQKm",
+	"NBOS9qTK4E3eCFKHjGeq0qacPR6I8ThSoIqRsRgzrkisZ+66scjbaDJhYcPFhIz3ySEJ7bTbBy6jOWHG",
+	"wcSxpJ1GSlMptKZ7bQMHEMmCnm1qxHiaBa4N9/FEzcA3hYWSYqp63M4YAUwSZex3Lu5b5JxKmSmnfSHL",
+	"yiaoRItaX7Tr1yJdbdTbuqKAJgABrcebba6m/x6IcLYPL/k/l2enNvXaJXHrn/V6QT5IoACkycvUWQ6o",
+	"ZG/2bKqyvrvPTDO0ffOj77LRoRLXpHXrl7HIluy2yHtGuepx6BEcxJHfHIswW5Rc91ElQXojzaZNb/Zy",
+	"STo9fnhyDD39jM6dypQxnZEBI/cAbRASJQSpT6ZxnPnIiN5BInqUYN4R4s8kYqpYecuQExjNvJhfWv9i",
+	"XJvFmhdTF10R34HNra3jhp0LNL0T92RM+cyRqxJAyCYAaykmQ/KQVsEZqcP6v5CEhmGE4HdtZwoZUylz",
+	"uqYT5OK+MmKlP13uK919nfGV7r7OuErbT+wqxT1esbOzJPUxnQ1QSjSez65Nn12/OFqdP72y50o9FvyG",
+	"TEQcN7amgS4+GB/YXqVC1a3EzC/xS7xuv8r4Jc8715fdI9+4Yy+YSmbNjjllpXBuYshsTGZwQCaNZX1Y",
+	"3j/O6QF9Ij6Dz2N5fwrjAHruyLLljiwRrPMD9M2HNmFZh69SIkjJGvoXk2M8r4MoCaaRwlQWlpARDUkY",
+	"SYhwWLqHBBYTUfGyF3EGEhQQq4WNWFyoREPoAVIv6frSqGr18oVzVGExnzlrOz1fHsxaFZ0qKkPoX2Tj",
+	"iUybAI/wTE7BM71trdQ623gC4plP6was1I3yrSkpT0O9GZURBl3PdJo4yEaOIwlVxRzMm0aL/GCVGluW",
+	"YaCoTM0JVN+OopjNB77Bp5hMS3oT5UKdz00onhH+H9imaIjJ2wX6fORBsEp7Csheta0oXBW4q7Cvr9KN",
+	"orEkNPrcleI/tCvFEx8YX2G7CsulsbhZLX2S1Ad6Jg3jjrP4JQArMJdSuSCOe6I/+Mg1/wE+XpktiSUP",
+	"ORfgonPL+B0u8akS/2YeYiSNLigiEhfF0ydxNK4EFUrhOsp9rSFVrGl+XupwrRiQAz1ZMhYLJvKgkTxN",
+	"IuvrLyGRVZPqugmsdleek7HWyV8tweGo1CvsvS/xCG7SOF6Ak2vxfYDwfFLf+fe//p+ddrvtEUN4ZKfd",
+	"bgBiXkDjOB+0q1IfOnFshvc+HXhBom1HMG1UTlrB0V8QA1oiDRa+FuXRxt67QHZg3nsmC/5zSg+kEc1r",
+	"i4THLyP6GfPevl49T2VSO9wRCEF6bKiTAVd7iDQZ2PwfK08WmA+W+b+HZ7aTh2O+cXyk5eVTJ97gbGF6",
+	"y85BMVXQW1wL0uiZmFckZkz02Gm3H3cSQh+GWfEkLHrz9T2PPrmq7RDGtbD9vTakUczC/oQlY8oRI1dO",
+	"g4CxkIW1Px6iU653qn0tx4TbkJVOCdzi52NiKWcZZyrGgwwAdIG5SMQJJY6k1+azJWcEbixIzXle+487",
+	"IzKzXXZGJExqhfv5iHgAIW/opFhauiKJj95UwOHKPecv8aYaMtxm2M58YsUyE8fuz8UlT1hcMnZksKC2",
+	"pMo7+AQ0lP/SijT0TDhbLu1YTDXreYvdeTifT5cTaC8NzM3Chs3mHuzZfJBPubYJrgYIJ4Nz5MjGW0bq",
+	"HTuGlfTwdZTbz6jbmkmtlFth5v+sD6yaGZFJ+7KLV4h3fRZmQuV4/SS67AcWJV640qpszgV+NFdmZSG3",
+	"sso6kSM6YWmbFKOJ1otQnAaCPFJECkj4tyoEOJjSKLS1xjB/FQGtoOYRXyx9D7trYYmGpoOy9Dr9jqc7",
+	"91ZU1K9GzpnzfOhtTaef41VU81fT5VUSBdVnllbhLY6uudf3EOxvzm9ad7FDRJIg9xEPTWlF9bmF319f",
+	"kMBzv8AXag93+/yxVfsCxriMPwCE7/nEWkbtZgOzB5ZUVEVSIf2sSuovAYGQJRFbi+ozj1UxwCI6v0o/",
+	"+p9I6un0llH7YBrcsmdyfxy5G7RVE/BcRvgJ+2+EsKwm+F9Gswwg0wsJ4WvTbTBhw6lkYT5Xed9oRVQK",
+	"TgIRMsRIx06cBkdWTJOAERqGCZPSAR6lYOG20BNLM6WBhEhYSANIyqNQy2lg0kH9Iejnb7SI3SZTaZU2",
+	"HU0L4g3Smu1Zop+x6wA/3rKJItharKpw0ixp+uD2c40ek9fznJ7zcA+O2+N1gOZSznqWZ6sYnEaU2JLA",
+	"VRKAF6YUXpU2N8tLqrVSDck5aLJp7T0RiW0DnIh7qDI3BfuZpmD4HSAKjK7RsFQXKM9WrOBaC+Vcq0jP",
+	"ZJOl6ZmfJaNxTENAdzOl6VA/HmGX78oUQtfwu2qyv3ea/6DNP9vNt61+84+PO95Ou1015ZLBqWz5sx0R",
+	"fHXxkAqrv3Yte3k7uS8l1XOuvd1zpucj6/DXSPF8Tu1c5+AoCU+6MLg7KtbK5bwUQ9XEGy1Eik3rzIgy",
+	"0zoy22Ozns3pbLTIqbDnGECRLMjyfOr0zic/WFwXgY1mgNq3PmkC6HMG6F8kaQ5zeopNYteSM3MZPPOS",
+	"xuxKSU9X6O5oRgFRQACQcrCIrhWHre8H2KQoJDcAn8hdquS///X/QuMOaJ/rEd/AXvTtJVJ3wDfQAMXg",
+	"+qDqijc1tFric6H6Q8AtInVrVGe6jjl1uwGftFY9OjG1sa//HJPppEoQPue5PjPsY1O2ET1/Ta2gPK+1",
+	"2FRb31OpEDgWAqRGk/RX0Ai8HhfwOhrHUDooeApR0yK+jfb5lmcA4ZszaQE1gNG9Hvcx99UnCtsWVQQN",
+	"6wnTNBsJ7hEYr2cpqsftZxse8aWaBrf2ZRHXjHwDjrm6xZib12VK3GIu0fRLSvl9ck3nOS34Ly2KcFmL",
+	"usMw4pEcsXA9JWLtNODn/F/M4MCsi6FIsD/EcxLwqmT74BN0Wb5vRtP1SBSy8URokiB1h4Ma2gRPxIHb",
+	"bbcN6ltRXW20SKeoLNtO6AVl2WGlFnXlxQroc2bxXzGzeLFsrs4ofjqiec4h/qw9YpfQx6PTHR+ZM+yQ",
+	"n0F21hFteURlfywS5hOpjZdomGJB97j+QUtTTjLWfCGzeF4g5zKTvR6nMgNiDH1PPZKwO0ZjrflwobQG",
+	"BDmOrjdfFJI65C2S6+vjo0aPa91Z2nvRz+H6lOwRaI9uNSr7jglVcLKXN9acT3r+6+Yg/2Xg3ByLvpD2",
+	"xJ+5NX8itg0oD1i8nexkiNEByPgEm8z2AfbWP8hGMcmABUJzk1+0ln1SN9mXRyd/b7TImQNCB4wr2zXs",
+	"8qpzdX3prxC+OIS5AirvE5x+HUinWENjKs7/GUPrs7PppRITxGoGOb+eOWyQqaHr84KeDYR9UIzLSHAi",
+	"hsQCv2dS8CFznwsip8EIstkamLJmXt3jAPAfz0ynaHR/WCwmtCqcPeFBXwBgSvhH/ZbNetycx3JCA3ue",
+	"DaIbwqfjgT7TbtlEYZdwv8gVCHUNzRUQvxqpvUXOeMCyowSU52lyw0IymBHn6Mt0XCCR7HHoYH7Rveqe",
+	"Xh2fnboOszmJAfkxioZUUdOjwhR7SEVnPe7QtGemaSlRQiw+dk1r7scKBQvWT+PzRH9KQWIuOgeNrwwz",
+	"AKuEgV0r6N3whbP/zgoD+1Fw9h+hQ7+Qbm/qNMOxjSc6pbdZQ/SDPqCdWxqx+ErO4jRyAG73lK17PGGK",
+	"RtxIG/zZ5a6yD5FUEguR7FlXB6zYKLS9SnocLvi/Nn/BvqrN49Dft0IsMTA2IWuGU2Q/RgQHURfFMQkT",
+	"McG34Co1tKjJBiCMGUCGCZMjZ4MMpuENUwfubyPselyze8SnrIVqxlH35Pjn7sVv/ePT/vnF2Y8X3ctL",
+	"n9TNB4Tz1UT8puH1uBZeczfn1J+GN6e7kLpr8tI4WCAErcG00zYObgmgAWZdsQsO2dt9C8M4P+n81j85",
+	"fn981e/+etjtHnWP/DXiIk9WebWGhpTd1f807eg/XZ4eIZtoPiwEF+ZKvJbpVMBGTS7uP4fZAq2frNAw",
+	"XaS0gEHsFPANb8BUASPlVNx/MXYKNizRquSUQcOsZ+Pk88dA9JZQaCmVSfjRu7OEmRYXSh5iMN+k1czl",
+	"2OYqIiElHX4BZT4as4bRAqiC/qYuP2eMOoB5LJKExojjrgR05UiL0kxhFZHRn4zUr68OG/vE3xn5tlFk",
+	"ME0SxhUZR3wKERjM23n91qb/Rsoj/u7eyM/dPhLTxN28+yp387dh/t43TbjbDMQ99G3uoVdt/ZQI6Sy9",
+	"4y0U4ZjbWgSWEnL0E0buk0gpxiGjnAYj0/Z1koiASRsKQgECihHl1jAa0xmJ6Y1+kA7ENG3G1yq3aZ6o",
+	"DtUVhRoQ6S+hAhXJ64X8HKWoX8DpOiOGubHTPa5GThggbRRlwSqVpBnulZM4UiTiSpDrq8Om5WRTEKnp",
+	"1HVDzIoGy8b6uTdtIjhrGh42T1q2hTt294BlpWFPvPYdkdGHLHNKy4jw+6s28F+xxaSymPnQrp/ZPGjL",
+	"7fUJTVRE44Z5Z4t8b2ZinBv5bkGThEn9GJgVf7JEOGKr5sanLJp9Ur5cvVzWsebnqJv9onhzYipezUos",
+	"4k9xp9/O7heUu1Jl0la5FDF7gRW1+hlopiI9fWAjtgcsIfoOHVBIatYbLYLrQx0NLc/wSpqNIBJ3H0L8",
+	"WItWvzNkNGzGTCmWoKX2QsIZ7rnjMW3+id1jEwZOb4MR5Jp61U2f17aWYvqo9NDs1fdOEyZdwYLRVKQS",
+	"E20b77TbXhtiiQGdTFhogojQX1OvQAi1c6Y/qjlbpdK3DFE4EMpnZBRJJZJZixwXUSFsHS6wux6nZIz4",
+	"JYX5fjlQxJndzC3yo/3GUigTc99zptES7s0XZmbCdISSm5jywHZrdb1aG4sY2rxqpUJQoNPO+TE0yxiw",
+	"WPAbSZTwbIMlrCY3kek4kqqxTygBj75ktim71q3FPbfvNPQfSVTBpSAjcU8oCeJIn2nBiAW3ktAe19/M",
+	"4wAdnhxDuLzRIudmFsASrhiQh6Zje2h7FDsVF0b673/9j0+Mz1+y5I4lnsl3UqNETG9GdsIV3nrz1W2y",
+	"j/nEMu4xM3pmnhWYJ6BxbDq+vJB25TIsYmkpwyPTOE7bJK3UhcWURM+XQVfAIZxP47jrvrCuSrahEs/P",
+	"i0WXXYJVkQKeCX6VvI58o/MsqU/jGMND5U055jszmXDKPcZFUN5C/1Ktfs20GSRxSFphGjIVjHq8DoA/",
+	"//7X/7zEwnXbyj+45eI+ZuENI3X//Owye89LGtz6DRJxqRgNtd4Fqh/0iMceZ/uEqmbMqFRNoQ89DLNm",
+	"Xhq2yLEiit4yaZoRADKCOVHEsMeLk5OkrsQt4x55975zCIME20obdWCQKjqeeOT4nNA4FvdNk8CVCQTp",
+	"0xb9SuZr8D7IG/HxSn+axCamhbAsfbhFz1X2uG03GM/IiCWsTFpgz74ss2wpWz37Ccc6q+Ss72xlCCv2",
+	"KszR+ufrWvgVigpcYELzSzgvLUoPxaUJ7KYTsDaNNJuVNy/fa+80DkBDNBAX2hoC0A89XjKXSVHGH5iO",
+	"PMcfW26FvEI++tFzAvqWE9CXEK5X4bHQipqjOes7I5cGNCstGE6YmiacVaXMPhXJZb+zljR8przt5OQs",
+	"JbuNNDq2RWyF2BjYt8a0xqpzFocSq2gP8tlsmP6WOx8tUg4zhnIZaV9Pwi9c4Xjmrf9A3kKye4w6YkyJ",
+	"Snv9LBeTsaEVk0gmH2TB4wfnOL4kn8MoOBC8jkDRUYuAqop4NbaiWyqhGcOrga0F/3Le8YqK7urBPAJQ",
+	"bK3vPLAza8SDjSF1FUeyKlDXI5By/gowXY4JvkwHzl+mkgdcMsxKoy0oJEul7ksa3K6fDleh+5R6p97T",
+	"5BZ1GsPMaViw7rt/96nyGwdoNCIgkH7CR7kJjpge943w9FEMI4KlydVPNSQ7zRcyLRdokWus/PPAMwWF",
+	"f+DbwprrnDuKRCFaEwYU5ID42Z8taIkpXMApgTwKaFxwbJUcQZ3gNncCbUtB6wS3n1E36wS3i6TKO3FP",
+	"xpTPEF05t2TPcmbDcqaTcd9WSZrlUqKAJ7g1YVHsL13RR7rSn9SJ42cFb52e0s+tqjct+xwhfrnQZ38h",
+	"b2PukF7S1HpdaZgCFm1NHkKIKpTkRkA7JJNS1I9C6ReyLOSIapUKKbGxxOMO0/iPhR9MufCLb7X9F+LE",
+	"tOPqw9WQj/D/4yUhLAe7tA+ZhgBdb0NX86igDtEwCwT6wrgXlrNR7SnM9Oew1ZfQkZWZ/V4tXnVlTx6k",
+	"sEiltcDa9DStX7RlGjMpiT9J2F3E7v+mpaPvpRTZ46BSkrG40yZvahPjy5UgqV1ct/8EcxozHDKF9FDt",
+	"Ch1l7mg8ZZjhqj80ECEUaenfDogrKnW/vZBkQCV7s+fZDD3z1j7jgQgjfrNvbvAXRd3M+i1Uyi8YDdP8",
+	"eZrc2qx7nK6ZX5VWbBaxXFUc0limJfUDIWJG+VN52paFKUwvhmfu3XCHQOCdRcz7aOXNK8PmAGKNQlK/",
+	"vj4+uvu24Qh2QtWoYMUdhwtRYZf13Fjk5JvQqWRPoKLO54i8br8ifvf06Pzs+PSqf965vuwemcPWhwrE",
+	"Zkebnr7JFkmYnI7LXWbneg5PnSgCH1144OIdzxy7aY6FdSUR5CGtpSMiCW2a2Iv11fobXx4xXhj2eabG",
+	"jRdL64VdiRwX9ukqSTpf3IerWo1avYeWHla/CgX8Ya2c/pru0ueuhJ/Hl7pqO6nnpOHV6wsczyBywBpp",
+	"O8sAIM7ubAi2kLWRg37YJ74SisZ9Wx/pe1kcqR6vZwOCDY+4LhCQjZ/oQTDpkzqN7+lMkvY+zgHQ7lik",
+	"bVcAVIJXStlPqGL67myI9yWBIWCBg0/vbvoxVYwHs/5Yv3nMKFaek2Eixj0OE5mArZ15zZhx1VggpzcH",
+	"qLBx2f7c8/ur0YY1aZd2+a5m0FVQGSxSAV3c53u/jJextBqcWDaQb7BaTKnzPcHz3bPummIhUUjqGZZf",
+	"xEQbBUD4qvgoP/vnpuJb4afSNuJ5zrI1dC8NC6Cx+RHKwT7V9j8Wb5OMhwtaoWnGkDkgY80bgHsgwUns",
+	"SsUN/oJKKJc0wPZGkAdlXSyQTG4Tn6gynXn3CSW77d20KUQspGoR67H1oYANOn9Tk5b1gQYKG40DgGjK",
+	"6/8fe+fX27YNBPCvQuRlNuClXuBtqfLkJt4SIImL2ltRTIUlW7RFhCYNUbLnAf3uw92RFGUp7fbQ5qVP",
+	"QfznSJPUHe94/F3viR9ZB+RVpsWGx8ruAw0zVbEXe4twqtO7GsjYgEI4GI4uBz//+kusqL1e8nb84X46",
+	"vlnMp9PF/fjd75Okf84SGyJP2FpLqQ+N7C4bP49VUUkU4Vhpt5PxzeTdzF5ePMAg7tuZYfqgfAQ+VrF6",
+	"b4nvia/ZsTounvgRIYyF/+aAuYGTGsaiMZGxImhlPzh28odLSKqs4/8nrHlEaxQCnD8ZqxoeKjLnHSJw",
+	"hhyqqxPxvi5dHegfDV/HKrm7mTy8nc4nj9cfFg93s4fx/Po2OWdjBksUNzMM44PBtVF06TQWEDEY5Ye3",
+	"8TtbYYxQG19aK2Toh18fDUexqgN/j9P54rfpH483nQcDM64yy+78SgfR0MILJcJB059T22MVVoihGb3y",
+	"xQEUP2CCCE0H6vWL4cU361xI0Ky7Ueuq7DvI7+Up4/AYp+6S92fZfQ3r9KVynZ1scVd3s+RbRICQErGw",
+	"P9RuJk93nCwUKWXYW+J98VYPkgGqH3UM7nRbUY43AmbO1vh0KBKXqCEUuIGmkqUh1r9jYqKp6kcsIUWZ",
+	"xAoMYY/WbsQcnQgDbaj3CEZ0ogT7A6osknY8n1G3qu6jUBwJKoiImckw2/SiUBvJacQOupIZy9M9d4ac",
+	"Z1hHdDQcsg5DiBVJT43b4Hk1O7Do0G7dPyFaID3MMJexEmFJ//aeI6zyT/0lyiCOEb0QK7/RwKRslq5W",
+	"fFfaFshTAKnw3w/G4ZiQCQPqLlbpeu2wNWjKLPf5kGvp+VOw6Aq+xpnqOSVJP6QfKzzJFqWXGeR5kcZj",
+	"vZ9c+gl0w1zV5952XxKrS/Yg3vQHduNQ5mx08bo+I69hPjiPGERz1SjxzjRYTHSG4H1jqfo5/uFbe5ka",
+	"nzxfKtbgsKA4TD4q+fYqVqn9FO6ycGtnwyc4HNQuPoGwYrRiicfcdntSgZH9milf0AzKf0Fz+8V8L1r/",
+	"diFaffLdZ/ovdqZO3/JQkSYg7hn7A5L4qipEeUSnfcnTghfjqszPor8+ggdNSKeuXJCUSb1KpSWe9rbw",
+	"lBUVgrKqQp5FZ3lZ7qJXr/BTuTZldDm8HOLxne1KO7ukwYZvINpqx6XU53WAoMb9tE8h5kikogvoKNDA",
+	"dtiR3bmpnZ7yoBko1D3lGdYOBanOf3gRtjkTG2XZR13NvsExxHed2XS0JE+Y8rIsCKxLzow41QEmRmXW",
+	"2bJZN8Jz6o+BSD+/bZGuDgklQGx1xmXkMpWOO25Iu9qg0q5aSkJ6Ixqm1I5mWy1B5jIwyuGEUPpgu20P",
+	"TAz9+8auovEbKDrbFnMv9lxxQ6NR8DQT+N+u0EtuAgm3PJVl3iHgevYn43/vdEG7GreNtoDAAcv0QYGn",
+	"BivNAsxMrovyR4letyEqqhTqKWxuQhKfWYVNWlYAbgskeGJWW8R7twK8778u9BZk7AU4yRGDBb0WsH0K",
+	"CypkdslY2E/tzfooBlcboThdxoJHIuiPPXjv6M5di/jzv3lGpyHHcBwqKc8+ffz0bwAAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -141,11 +141,18 @@ func (s *Server) ListEndpoints(ctx context.Context, req gen.ListEndpointsRequest
 	if err != nil {
 		return nil, err
 	}
-	data := make([]gen.EndpointSummary, len(es))
-	for i, e := range es {
-		data[i] = gen.EndpointSummary{Id: e.ID, Url: e.URL, Description: e.Description, Paused: e.Paused, CreatedAt: e.CreatedAt.UTC()}
-	}
+	data := endpointSummaries(es)
 	return gen.ListEndpoints200JSONResponse{Data: data, Meta: gen.PageMeta{RequestId: RequestID(ctx), NextCursor: next, HasMore: hasMore}}, nil
+}
+
+// endpointSummaries are endpoints as lists show them, health included.
+func endpointSummaries(es []store.Endpoint) []gen.EndpointSummary {
+	out := make([]gen.EndpointSummary, len(es))
+	for i, e := range es {
+		out[i] = gen.EndpointSummary{Id: e.ID, Url: e.URL, Description: e.Description, Paused: e.Paused, CreatedAt: e.CreatedAt.UTC(),
+			ConsecutiveFailures: e.ConsecutiveFailures, FailingSince: utcPtr(e.FailingSince), DisabledAt: utcPtr(e.DisabledAt)}
+	}
+	return out
 }
 
 // GetEndpoint returns one endpoint without its secrets.
