@@ -10,7 +10,7 @@ BENCH_ARGS            ?=
 FUZZTIME              ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test fuzz lint bench bench-api postgres contract clean
+.PHONY: help generate check-generated build run test fuzz lint bench bench-api postgres contract console console-deps clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -18,8 +18,8 @@ help: ## Show the targets
 generate: ## Regenerate gen/ from openapi.yaml (oapi-codegen, pinned in go.mod)
 	go generate .
 
-check-generated: generate ## Fail if gen/ (or anything else) differs from a fresh `make generate`
-	@git add -N . && git diff --exit-code || { echo "gen/ is stale or files are uncommitted: run make generate and commit"; exit 1; }
+check-generated: generate console ## Fail if gen/, the console build (or anything else) differs from a fresh `make generate console`
+	@git add -N . && git diff --exit-code || { echo "gen/ or console/dist is stale, or files are uncommitted: run make generate console and commit"; exit 1; }
 
 build: ## Build bin/hookd
 	go build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hookd ./cmd/hookd
@@ -30,13 +30,21 @@ run: build ## Start hookd on the embedded SQLite default (./data); extra flags i
 postgres: ## Start the local PostgreSQL the tests use, if it is not running
 	@./scripts/ensure-postgres.sh
 
-test: postgres contract ## Run every test with the race detector (PostgreSQL and SQLite)
+test: postgres contract console-deps ## Run every test with the race detector (PostgreSQL and SQLite; the console's browser tests need chromium)
 	go test -race -count=1 -timeout 15m ./...
 
 contract: contract/node_modules/.package-lock.json ## Install the npm verifiers the contract tests run (contract/package-lock.json)
 
 contract/node_modules/.package-lock.json: contract/package-lock.json
 	cd contract && npm ci --no-audit --no-fund --loglevel=error
+
+console-deps: console/node_modules/.package-lock.json ## Install the console's build and browser-test tools (console/package-lock.json)
+
+console/node_modules/.package-lock.json: console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+
+console: console-deps ## Rebuild the console (console/dist, embedded in hookd) from console/src: API types from openapi.yaml, type check, bundle
+	cd console && npm run --silent gen && npm run --silent check && npm run --silent build
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 30s; longer: make fuzz FUZZTIME=10m)
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

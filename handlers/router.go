@@ -135,6 +135,11 @@ func NewRouter(s *Server) (*echo.Echo, error) {
 	if s.ServeMetrics && s.Metrics != nil {
 		e.GET(metrics.Path, echo.WrapHandler(s.Metrics.Handler()))
 	}
+	if s.Console != nil {
+		console := echo.WrapHandler(s.Console)
+		e.GET("/console", console)
+		e.GET("/console/*", console)
+	}
 	for _, r := range e.Routes() {
 		routes[r.Path] = true
 	}
@@ -277,9 +282,10 @@ func (s *Server) fromTrustedProxy(remoteAddr string) bool {
 }
 
 // specPath reports whether the validator owns path: everything except the
-// documentation routes, so unknown paths get the validator's 404.
+// documentation and console routes, so unknown paths get the validator's 404.
 func specPath(path string) bool {
-	return path != "/openapi.yaml" && path != "/openapi.json" && path != "/docs" && !strings.HasPrefix(path, "/docs/")
+	return path != "/openapi.yaml" && path != "/openapi.json" && path != "/docs" && !strings.HasPrefix(path, "/docs/") &&
+		path != "/console" && !strings.HasPrefix(path, "/console/")
 }
 
 func requestID() echo.MiddlewareFunc {

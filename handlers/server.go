@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,9 @@ type Server struct {
 	// ServeMetrics makes NewRouter serve Metrics at /metrics (metrics on
 	// the API listener rather than their own).
 	ServeMetrics bool
+	// Console, if not nil, is served at /console and below (the web
+	// console, which uses the API like any client).
+	Console http.Handler
 
 	// RateLimitDefault is the management API limit, in requests per minute
 	// per project, of projects whose own limit is 0. Zero means

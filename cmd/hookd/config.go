@@ -122,6 +122,7 @@ type Config struct {
 	// IngestAddr, if set, is a listener of its own for inbound webhooks'
 	// ingest URLs (and the probes), so operators can expose it publicly
 	// and keep the API private. The API listener serves ingest too.
+	Console    bool
 	IngestAddr string
 	// IngestURL is the external base of ingest URLs shown to users
 	// (default: PublicURL, else the request's scheme and Host).
@@ -213,6 +214,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.IngestURL, "ingest-url", "", "external base URL of ingest URLs, e.g. https://hooks.example.com (empty: --public-url, else the request's scheme and Host)")
 	fs.IntVar(&c.IngestLimitPerEndpoint, "ingest-limit-per-endpoint", handlers.DefaultIngestLimitPerEndpoint, "ingest requests per minute one inbound endpoint accepts, per process (0: unlimited)")
 	fs.IntVar(&c.IngestLimitPerSource, "ingest-limit-per-source", handlers.DefaultIngestLimitPerSource, "ingest requests per minute one address may make to one inbound endpoint, per process (0: unlimited)")
+	fs.BoolVar(&c.Console, "console", true, "serve the web console at /console on --addr (it works through the API with the key its user signs in with); false turns it off")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", `where Prometheus metrics are served: empty for /metrics on --addr, HOST:PORT for a listener of their own (recommended in production), or "off"`)
 	fs.IntVar(&c.MetricsEndpointLimit, "metrics-endpoint-limit", metrics.DefaultEndpointLimit, "how many of the busiest endpoints get their own queue-depth series (0-1000; 0 for none)")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "send OpenTelemetry traces over OTLP/HTTP to this URL, e.g. http://collector:4318/v1/traces (empty: no tracing)")

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hookd/hookd/cleanup"
+	"github.com/hookd/hookd/console"
 	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/handlers"
 	"github.com/hookd/hookd/ids"
@@ -140,6 +141,11 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 		srv.Metrics, srv.ServeMetrics = svc.metrics, metricsOnAddr
 		srv.TracerProvider = svc.tracer
 		c.applyLimits(srv)
+		if c.Console {
+			if srv.Console, err = console.Handler(); err != nil {
+				return nil, fmt.Errorf("console: %w", err)
+			}
+		}
 		log.Info("API rate limits (counted per process)", "management_per_minute_default", c.RateLimitDefault,
 			"auth_failures_per_minute_per_address", c.AuthFailureLimit, "trusted_proxies", c.TrustedProxies)
 		router, err := handlers.NewRouter(srv)

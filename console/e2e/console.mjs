@@ -1,0 +1,367 @@
+// Browser tests of the console, run by `go test ./cmd/hookd -run TestConsole`
+// (which starts a real hookd on PostgreSQL or SQLite and a real receiver)
+// or by hand with the same environment:
+//   HOOKD_URL      base URL of a running hookd (http://127.0.0.1:PORT)
+//   HOOKD_API_KEY  an API key of its project
+//   RECEIVER_URL   a receiver answering 200 at /ok, 500 at /fail, 400 at /reject
+//   CHROMIUM       the browser (default /usr/bin/chromium)
+//   SCREENSHOTS    where each page's screenshot goes (default e2e/screenshots)
+// Every wait is on a condition; the timeouts only bound a failure.
+import { createRequire } from "node:module";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const base = need("HOOKD_URL");
+const key = need("HOOKD_API_KEY");
+const receiver = need("RECEIVER_URL");
+const shots = process.env.SCREENSHOTS || "e2e/screenshots";
+const patience = 60_000;
+mkdirSync(shots, { recursive: true });
+rmSync(join(shots, "failure.png"), { force: true });
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) {
+    console.error(`${name} is not set`);
+    process.exit(2);
+  }
+  return v;
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+// api calls hookd directly (to set up what the UI then shows).
+async function api(method, path, body) {
+  const res = await fetch(base + path, {
+    method,
+    headers: { Authorization: "Bearer " + key, "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  check(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+async function until(what, f) {
+  const deadline = Date.now() + patience;
+  let last;
+  for (;;) {
+    try {
+      if (await f()) return;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`waited ${patience / 1000}s for ${what}${last ? ": " + last.message : ""}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+const page = await context.newPage();
+page.setDefaultTimeout(patience);
+const problems = [];
+page.on("pageerror", (e) => problems.push("page error: " + e.message));
+page.on("console", (m) => {
+  if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text())) problems.push("CSP: " + m.text());
+});
+page.on("request", (r) => {
+  const u = r.url();
+  if (!u.startsWith(base) && !u.startsWith("blob:") && !u.startsWith("data:")) problems.push("third-party request: " + u);
+});
+const dialogs = [];
+page.on("dialog", async (d) => {
+  dialogs.push(d.message());
+  await d.accept();
+});
+
+const a11y = [];
+let passed = 0;
+async function step(name, f) {
+  const t0 = Date.now();
+  try {
+    await f();
+    passed++;
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e.message}`);
+    await page.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
+    console.log("page text:\n" + (await page.locator("body").innerText().catch(() => "?")).slice(0, 3000));
+    await browser.close();
+    process.exit(1);
+  }
+}
+
+// open shows a console page afresh (a reload when it is the page shown:
+// going to the same hash would not draw it again) and waits until it has
+// loaded.
+async function open(hash, heading) {
+  const target = base + "/console/" + hash;
+  if (page.url() === target) await page.reload();
+  else await page.goto(target);
+  await page.getByRole("heading", { level: 1, name: heading, exact: true }).waitFor();
+  await page.locator(".loading").waitFor({ state: "detached" });
+}
+
+// visit opens a console page, runs axe on it and saves its screenshot.
+async function visit(hash, heading, shot) {
+  await open(hash, heading);
+  await audit(shot);
+}
+
+async function audit(shot) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) await page.evaluate(axeSource);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  for (const v of result.violations) {
+    if (v.impact === "serious" || v.impact === "critical") a11y.push(`${shot}: ${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
+  }
+  await page.screenshot({ path: join(shots, shot + ".png"), fullPage: true });
+}
+
+const button = (name) => page.getByRole("button", { name, exact: true });
+const h1 = (name) => page.getByRole("heading", { level: 1, name, exact: true });
+
+// ---------------------------------------------------------------------------
+
+await step("the console is served with its security headers", async () => {
+  const res = await fetch(base + "/console/");
+  check(res.status === 200, "status " + res.status);
+  const csp = res.headers.get("content-security-policy") ?? "";
+  check(csp.includes("default-src 'self'") && csp.includes("frame-ancestors 'none'"), "CSP: " + csp);
+  check(!/unsafe-inline|unsafe-eval/.test(csp), "CSP allows inline code: " + csp);
+});
+
+await step("a wrong key shows the sign-in error", async () => {
+  await page.goto(base + "/console/");
+  await h1("hookd console").waitFor();
+  await audit("signin");
+  await page.getByLabel("API key").fill("hk_live_" + "x".repeat(32));
+  await button("Sign in").click();
+  await page.getByRole("alert").filter({ hasText: "That API key was not accepted" }).waitFor();
+  check(!(await page.evaluate(() => sessionStorage.length)), "a refused key was stored");
+  await audit("signin-error");
+});
+
+await step("signing in keeps the key in session storage only", async () => {
+  await page.getByLabel("API key").fill(key);
+  await button("Sign in").click();
+  await h1("Overview").waitFor();
+  check((await page.evaluate(() => sessionStorage.getItem("hookd.apiKey"))) === key, "key not in session storage");
+  check((await page.evaluate(() => localStorage.length)) === 0, "something is in local storage");
+  check(!page.url().includes(key), "the key is in the URL");
+});
+
+let okEndpoint;
+await step("create an endpoint, its secret shown once and copyable", async () => {
+  await visit("#/endpoints/new", "New endpoint", "endpoint-new");
+  await page.getByLabel("URL").fill(receiver + "/ok");
+  await page.getByLabel("Description").fill("orders service");
+  await button("Create endpoint").click();
+  await h1("Endpoint created").waitFor();
+  const secret = (await page.locator("code.secret").innerText()).trim();
+  check(/^whsec_/.test(secret), "secret shown: " + secret);
+  await button("Copy").click();
+  check((await page.evaluate(() => navigator.clipboard.readText())) === secret, "the copy button copied something else");
+  await page.getByRole("link", { name: /Open the endpoint/ }).click();
+  await h1("Endpoint").waitFor();
+  okEndpoint = page.url().split("#/endpoints/")[1];
+  check(okEndpoint, "no endpoint id in " + page.url());
+  await visit("#/endpoints", "Endpoints", "endpoints");
+  await page.getByRole("link", { name: receiver + "/ok" }).waitFor();
+});
+
+await step("add and delete a signing key", async () => {
+  await visit("#/endpoints/" + okEndpoint, "Endpoint", "endpoint");
+  const rows = page.locator("table:has(caption:text('Signing keys')) tbody tr");
+  check((await rows.count()) === 1, "keys before: " + (await rows.count()));
+  await button("Add signing key").click();
+  await page.getByRole("heading", { name: "New signing secret" }).waitFor();
+  await until("two keys listed", async () => (await page.locator("table:has(caption:text('Signing keys')) tbody tr").count()) === 2);
+  const before = dialogs.length;
+  await page.locator("table:has(caption:text('Signing keys')) tbody tr").first().getByRole("button", { name: "Delete key" }).click();
+  await until("one key left", async () => (await page.locator("table:has(caption:text('Signing keys')) tbody tr").count()) === 1);
+  check(dialogs.length === before + 1 && /Delete the signing key/.test(dialogs.at(-1)), "no confirmation: " + dialogs.at(-1));
+});
+
+let delivered;
+await step("a message sent through the API appears delivered with its attempt, its payload as text", async () => {
+  const payload = { note: "<script>window.__xss = 1</script>", img: "<img src=x onerror=\"window.__xss = 2\">", order: 42 };
+  const r = await api("POST", "/v1/webhooks/send", { endpoint_id: okEndpoint, payload, headers: { "X-Note": "<b>bold</b>" } });
+  delivered = r.data.message_id;
+  await visit("#/messages", "Messages", "messages");
+  await page.getByRole("link", { name: delivered }).waitFor();
+  await until("the message delivered", async () => {
+    await open("#/messages/" + delivered, "Message");
+    return (await page.locator(".subtitle .badge").innerText()) === "Delivered";
+  });
+  await page.getByRole("heading", { name: /Attempt 1: delivered \(HTTP 200\)/ }).waitFor();
+  await page.locator(".timing .seg").first().waitFor();
+  const shown = await page.getByLabel("Payload").innerText();
+  check(shown.includes("<script>window.__xss = 1</script>") && shown.includes('"order": 42'), "payload shown as: " + shown);
+  check((await page.evaluate(() => window.__xss)) === undefined, "the payload ran as HTML");
+  check((await page.locator("main script, main img").count()) === 0, "markup of the payload became elements");
+  await page.locator("summary", { hasText: "Request headers" }).click();
+  await page.getByText("<b>bold</b>").waitFor();
+  await audit("message");
+});
+
+let failing;
+await step("a receiver answering 500 shows the retry", async () => {
+  const ep = await api("POST", "/v1/endpoints", { url: receiver + "/fail", description: "flaky", hmac_enabled: true });
+  const r = await api("POST", "/v1/webhooks/send", { endpoint_id: ep.data.id, payload: { n: 1 } });
+  failing = r.data.message_id;
+  await until("the first attempt failed", async () => {
+    await open("#/messages/" + failing, "Message");
+    return (await page.getByRole("heading", { name: /Attempt 1: failed, retried \(HTTP 500\)/ }).count()) === 1;
+  });
+  await page.getByText("receiver is down").first().waitFor();
+  await audit("message-retry");
+  // Cancel: the API's answer is shown; a second cancel is refused in words.
+  await button("Cancel").click();
+  await page.getByRole("status").first().waitFor();
+  await until("cancelled", async () => (await page.locator(".subtitle .badge").innerText()) === "Failed");
+  await button("Cancel").click();
+  await page.getByRole("alert").filter({ hasText: /HTTP 4\d\d/ }).waitFor();
+});
+
+await step("filter the messages by status", async () => {
+  await visit("#/messages", "Messages", "messages-all");
+  await page.getByLabel("Status").selectOption("succeeded");
+  await button("Filter").click();
+  await until("the filter applied", async () => page.url().includes("status=succeeded"));
+  await page.locator(".loading").waitFor({ state: "detached" });
+  await page.getByRole("link", { name: delivered }).waitFor();
+  check((await page.getByRole("link", { name: failing }).count()) === 0, "a failed message is listed under delivered");
+});
+
+await step("replay from the DLQ, one and in bulk with a confirmation naming how many", async () => {
+  const ep = await api("POST", "/v1/endpoints", { url: receiver + "/reject", description: "rejects", hmac_enabled: true });
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push((await api("POST", "/v1/webhooks/send", { endpoint_id: ep.data.id, payload: { i } })).data.message_id);
+  await until("three messages in the DLQ", async () => {
+    const d = await api("GET", "/v1/dlq/messages");
+    return ids.every((id) => d.data.messages.some((m) => m.message_id === id));
+  });
+  // The receiver is fixed: edit the endpoint's URL in the console.
+  await visit("#/endpoints/" + ep.data.id, "Endpoint", "endpoint-edit");
+  await page.getByRole("form", { name: "Edit endpoint" }).getByLabel("URL").fill(receiver + "/ok/fixed");
+  await button("Save changes").click();
+  await until("the URL saved", async () => (await api("GET", "/v1/endpoints/" + ep.data.id)).data.url === receiver + "/ok/fixed");
+  await visit("#/dlq", "Dead-letter queue", "dlq");
+  // One by its own button.
+  await page.locator("tr", { has: page.getByRole("link", { name: ids[0] }) }).getByRole("button", { name: "Replay" }).click();
+  await page.getByRole("status").filter({ hasText: `Replayed ${ids[0]}` }).waitFor();
+  // Two selected.
+  await page.getByLabel("Select " + ids[1]).check();
+  await page.getByLabel("Select " + ids[2]).check();
+  const before = dialogs.length;
+  await button("Replay selected").click();
+  await page.getByRole("status").filter({ hasText: "Replayed 2 messages" }).waitFor();
+  check(dialogs[before] === "Replay 2 selected messages?", "confirmation: " + dialogs[before]);
+  await until("all three delivered", async () => {
+    for (const id of ids) if ((await api("GET", "/v1/messages/" + id)).data.status !== "succeeded") return false;
+    return true;
+  });
+});
+
+await step("the overview's charts render with data", async () => {
+  await until("the charts show the delivered messages", async () => {
+    await open("#/?window=1h", "Overview");
+    return (await page.locator("svg rect.bar.ok").count()) > 0 && (await page.locator("svg polyline.line").count()) === 2;
+  });
+  const label = await page.getByRole("img", { name: /^Messages: / }).getAttribute("aria-label");
+  check(/[1-9]\d* messages/.test(label), "chart summary: " + label);
+  await page.getByText("Dead-letter queue").first().waitFor();
+  await audit("overview");
+});
+
+await step("create and download an export", async () => {
+  await visit("#/exports", "Exports", "exports-empty");
+  await button("Create export").click();
+  await page.getByRole("status").filter({ hasText: "Export created" }).waitFor();
+  await until("the export completed", async () => {
+    await open("#/exports", "Exports");
+    return (await button("Download").count()) === 1;
+  });
+  const [download] = await Promise.all([page.waitForEvent("download"), button("Download").click()]);
+  const path = await download.path();
+  const csv = readFileSync(path, "utf8");
+  check(csv.includes(delivered), "the export holds no row of the delivered message: " + csv.slice(0, 400));
+  await audit("exports");
+});
+
+await step("create an API key (shown once) and delete it", async () => {
+  await visit("#/api-keys", "API keys", "api-keys");
+  await page.getByLabel("Label").fill("console test");
+  await button("Create API key").click();
+  await page.getByRole("heading", { name: "New API key" }).waitFor();
+  const shown = (await page.locator("code.secret").innerText()).trim();
+  check(/^hk_live_/.test(shown), "key shown: " + shown);
+  const row = page.locator("tr", { hasText: "console test" });
+  await row.getByRole("button", { name: "Delete" }).click();
+  await until("the key deleted", async () => (await page.locator("tr", { hasText: "console test" }).count()) === 0);
+  const res = await fetch(base + "/v1/endpoints", { headers: { Authorization: "Bearer " + shown } });
+  check(res.status === 401, "the deleted key still works: " + res.status);
+});
+
+await step("event types: create one with a schema, archive it", async () => {
+  await visit("#/event-types", "Event types", "event-types-empty");
+  await page.getByLabel("Name").fill("order.created");
+  await page.getByLabel("Payload JSON Schema").fill('{"type":"object","required":["id"]}');
+  await button("Create event type").click();
+  await page.getByRole("status").filter({ hasText: "order.created created" }).waitFor();
+  await button("Archive").click();
+  await button("Unarchive").waitFor();
+  await audit("event-types");
+});
+
+await step("inbound: create an endpoint, see a refused request among the rejections", async () => {
+  await visit("#/inbound/new", "New inbound endpoint", "inbound-new");
+  await page.getByLabel("Name").fill("stripe");
+  await page.getByLabel("Forward to URL").fill(receiver + "/ok");
+  await page.getByLabel("Provider", { exact: true }).selectOption("stripe");
+  await page.getByLabel("Provider's signing secret").fill("whsec_test_stripe");
+  await button("Create inbound endpoint").click();
+  await h1("Inbound endpoint created").waitFor();
+  const ingest = (await page.locator("code.secret").first().innerText()).trim();
+  check(ingest.includes("/v1/webhooks/receive/"), "ingest URL: " + ingest);
+  const res = await fetch(ingest, { method: "POST", headers: { "Content-Type": "application/json", "Stripe-Signature": "t=1,v1=00" }, body: '{"id":"evt_1"}' });
+  check(res.status === 401, "an unsigned request was answered " + res.status);
+  await page.getByRole("link", { name: "Open stripe" }).click();
+  await h1("Inbound endpoint").waitFor();
+  await page.locator(".loading").waitFor({ state: "detached" });
+  await audit("inbound-endpoint");
+  await visit("#/rejections", "Rejected requests", "rejections");
+  await page.locator("td code", { hasText: /timestamp_expired/ }).first().waitFor();
+  await visit("#/inbound", "Inbound endpoints", "inbound");
+  await page.getByRole("link", { name: "stripe" }).waitFor();
+});
+
+await step("every page passes the accessibility check", async () => {
+  check(a11y.length === 0, "serious or critical axe violations:\n  " + a11y.join("\n  "));
+});
+
+await step("no CSP violation, script error or third-party request", async () => {
+  check(problems.length === 0, problems.join("\n"));
+});
+
+await step("signing out clears the key", async () => {
+  await page.goto(base + "/console/#/");
+  await h1("Overview").waitFor();
+  await button("Sign out").click();
+  await h1("hookd console").waitFor();
+  check((await page.evaluate(() => sessionStorage.length)) === 0, "the key is still stored");
+  await page.goto(base + "/console/#/endpoints");
+  await h1("hookd console").waitFor();
+});
+
+await browser.close();
+console.log(`${passed} steps passed; screenshots in ${shots}`);

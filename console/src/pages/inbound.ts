@@ -1,0 +1,254 @@
+import { api, type Schemas } from "../client";
+import { h, ms, pretty, when } from "../dom";
+import { type Ctx, failed, flash, loading, show } from "../page";
+import { action, alertBox, dl, errorText, field, formValues, link, pager, secretOnce, select, statusBadge, table } from "../ui";
+import { attemptCard } from "./messages";
+
+function modeName(m: string) {
+  return m === "forward" ? "Forward" : m === "cli" ? "CLI (hookd listen)" : m === "pull" ? "Pull" : m;
+}
+
+export async function inboundList(ctx: Ctx) {
+  loading(ctx, "Inbound endpoints");
+  try {
+    const r = await api("get", "/v1/inbound-endpoints", { query: { cursor: ctx.query.cursor || undefined, limit: 50 } });
+    show(
+      ctx,
+      "Inbound endpoints",
+      h("p", null, "Receive webhooks from providers at an ingest URL, verify them, and forward them to your service."),
+      h("p", null, h("a", { href: "#/inbound/new", class: "button" }, "New inbound endpoint"), " ", h("a", { href: "#/rejections" }, "Rejected requests")),
+      table<Schemas["InboundEndpointSummary"]>(
+        [
+          { head: "Name", cell: (e) => h("a", { href: "#/inbound/" + e.id }, e.name || e.id) },
+          { head: "Mode", cell: (e) => modeName(e.mode) },
+          { head: "Forwards to", cell: (e) => e.url || "—" },
+          { head: "State", cell: (e) => (e.paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving")) },
+          { head: "Created", cell: (e) => when(e.created_at) },
+        ],
+        r.data,
+        "No inbound endpoints yet.",
+        "Inbound endpoints",
+      ),
+      pager("/inbound", ctx.query, r.meta.next_cursor),
+    );
+  } catch (e) {
+    failed(ctx, "Inbound endpoints", e);
+  }
+}
+
+export async function inboundNew(ctx: Ctx) {
+  const out = alertBox();
+  const form = h(
+    "form",
+    { class: "form", "aria-label": "New inbound endpoint" },
+    field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
+    field("Mode", select("mode", [["forward", "Forward to a URL"], ["cli", "CLI (hookd listen)"]])),
+    field("Forward to URL", h("input", { name: "url", type: "url", placeholder: "https://example.com/stripe" }), "Needed in forward mode."),
+    field(
+      "Provider",
+      select("provider", [
+        ["", "None (any sender)"],
+        ["stripe", "Stripe"],
+        ["github", "GitHub"],
+        ["shopify", "Shopify"],
+        ["standard_webhooks", "Standard Webhooks / Svix"],
+      ]),
+      "Fills in the provider's signature check.",
+    ),
+    field("Provider's signing secret", h("input", { name: "hmac_secret", type: "password", autocomplete: "off" }), "Needed with a provider."),
+    field("Sign forwarded requests", h("input", { name: "signing_enabled", type: "checkbox", value: "on" })),
+    h("button", { type: "submit" }, "Create inbound endpoint"),
+    out,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    out.hide();
+    const v = formValues(form);
+    try {
+      const r = await api("post", "/v1/inbound-endpoints", {
+        body: {
+          name: v.name,
+          mode: v.mode as Schemas["InboundMode"],
+          ...(v.url ? { url: v.url } : {}),
+          ...(v.provider ? { provider: v.provider as Schemas["InboundProvider"], verify_hmac: true, hmac_secret: v.hmac_secret } : {}),
+          signing_enabled: v.signing_enabled === "on",
+        },
+      });
+      const d = r.data;
+      show(
+        ctx,
+        "Inbound endpoint created",
+        secretOnce("Ingest URL", d.ingest_url, "Give this URL to the provider. It holds a secret token and is shown only now."),
+        d.signing_secret ? secretOnce("Signing secret", d.signing_secret, "Forwarded requests are signed with it; shown only now.") : null,
+        h("p", null, h("a", { href: "#/inbound/" + d.id }, "Open " + d.name)),
+      );
+    } catch (e) {
+      out.show(errorText(e));
+    }
+  });
+  show(ctx, "New inbound endpoint", form);
+}
+
+export async function inboundDetail(ctx: Ctx) {
+  const id = ctx.params[0];
+  loading(ctx, "Inbound endpoint");
+  try {
+    const [r, logs, rej] = await Promise.all([
+      api("get", "/v1/inbound-endpoints/{id}", { path: { id } }),
+      api("get", "/v1/inbound-logs", { query: { inbound_endpoint_id: id, limit: 20 } }),
+      api("get", "/v1/inbound-rejections", { query: { inbound_endpoint_id: id, limit: 5 } }),
+    ]);
+    const e = r.data;
+    const out = alertBox();
+    const checks = [
+      e.verify_static_token ? "static token" : "",
+      e.verify_hmac ? `HMAC ${e.hmac_algorithm} in ${e.hmac_header_name ?? "?"}` : "",
+      e.timestamp_header_name ? `timestamp within ${e.timestamp_ttl_seconds ?? "?"} s` : "",
+      e.verify_ip_allowlist ? `addresses ${e.allowed_cidrs.join(", ")}` : "",
+    ].filter(Boolean);
+    show(
+      ctx,
+      "Inbound endpoint",
+      h("p", { class: "subtitle" }, e.name, " ", e.paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving")),
+      h(
+        "div",
+        { class: "toolbar" },
+        e.paused
+          ? action("Resume", async () => (await api("post", "/v1/inbound-endpoints/{id}/resume", { path: { id } }), ctx.rerender()), { out })
+          : action("Pause", async () => (await api("post", "/v1/inbound-endpoints/{id}/pause", { path: { id } }), ctx.rerender()), { out }),
+        action(
+          "Delete",
+          async () => {
+            await api("delete", "/v1/inbound-endpoints/{id}", { path: { id } });
+            flash("Inbound endpoint deleted.");
+            location.hash = "#/inbound";
+          },
+          { out, kind: "danger", confirm: () => `Delete ${e.name}? Its ingest URL stops accepting webhooks.` },
+        ),
+      ),
+      out,
+      dl([
+        ["Id", h("code", null, e.id)],
+        ["Mode", modeName(e.mode)],
+        ["Ingest URL", h("code", null, e.ingest_url)],
+        ["Forwards to", e.url || "—"],
+        ["Provider", e.provider ?? "—"],
+        ["Checks", checks.length ? checks.join("; ") : "none"],
+        ["De-duplicates by", e.idempotency_header_names.length ? e.idempotency_header_names.join(", ") : "—"],
+        ["Answers providers with", String(e.ingest_response_code)],
+        ["Expires", when(e.expires_at)],
+        ["Created", when(e.created_at)],
+      ]),
+      h("h2", null, "Latest received messages"),
+      table<Schemas["InboundLogEntry"]>(
+        [
+          { head: "Message", cell: (m) => h("a", { href: "#/inbound-messages/" + m.message_id }, h("code", null, m.message_id)) },
+          { head: "Status", cell: (m) => statusBadge(m.status) },
+          { head: "Attempts", cell: (m) => String(m.attempt_count), cls: "num" },
+          { head: "Response", cell: (m) => (m.response_status ? String(m.response_status) : (m.last_error ?? "—")) },
+          { head: "Received → delivered", cell: (m) => ms(m.total_delivery_ms) },
+          { head: "Received", cell: (m) => when(m.received_at) },
+        ],
+        logs.data,
+        "Nothing received yet.",
+        "Received messages",
+      ),
+      h("h2", null, "Latest rejections"),
+      rejectionTable(rej.data),
+      h("p", null, h("a", { href: link("/rejections", { inbound_endpoint_id: id }) }, "All rejections of this endpoint")),
+    );
+  } catch (e) {
+    failed(ctx, "Inbound endpoint", e);
+  }
+}
+
+function rejectionTable(rows: Schemas["InboundRejection"][]) {
+  return table<Schemas["InboundRejection"]>(
+    [
+      { head: "Received", cell: (r) => when(r.received_at) },
+      { head: "Endpoint", cell: (r) => (r.inbound_endpoint_id ? h("a", { href: "#/inbound/" + r.inbound_endpoint_id }, h("code", null, r.inbound_endpoint_id)) : "—") },
+      { head: "Reason", cell: (r) => h("code", null, r.reason_code) },
+      { head: "Detail", cell: (r) => r.reason_detail ?? "—" },
+      { head: "Source", cell: (r) => r.source_ip ?? "—" },
+      {
+        head: "Headers",
+        cell: (r) => (r.headers_redacted ? h("details", null, h("summary", null, "Show"), h("pre", { class: "code" }, pretty(r.headers_redacted))) : "—"),
+      },
+    ],
+    rows,
+    "No rejected requests.",
+    "Rejected requests",
+  );
+}
+
+export async function rejections(ctx: Ctx) {
+  loading(ctx, "Rejected requests");
+  try {
+    const r = await api("get", "/v1/inbound-rejections", {
+      query: { inbound_endpoint_id: ctx.query.inbound_endpoint_id || undefined, cursor: ctx.query.cursor || undefined, limit: 50 },
+    });
+    show(
+      ctx,
+      "Rejected requests",
+      h("p", null, "Requests to ingest URLs that failed a check, kept for a week, with credentials in their headers redacted."),
+      rejectionTable(r.data),
+      pager("/rejections", ctx.query, r.meta.next_cursor),
+    );
+  } catch (e) {
+    failed(ctx, "Rejected requests", e);
+  }
+}
+
+export async function inboundMessage(ctx: Ctx) {
+  const id = ctx.params[0];
+  loading(ctx, "Received message");
+  try {
+    const [r, at] = await Promise.all([
+      api("get", "/v1/inbound-messages/{id}", { path: { id } }),
+      api("get", "/v1/inbound-messages/{id}/attempts", { path: { id } }),
+    ]);
+    const m = r.data;
+    const out = alertBox();
+    show(
+      ctx,
+      "Received message",
+      h("p", { class: "subtitle" }, h("code", null, m.id), " ", statusBadge(m.status)),
+      h(
+        "div",
+        { class: "toolbar" },
+        action(
+          "Replay",
+          async () => {
+            await api("post", "/v1/inbound-messages/{id}/replay", { path: { id } });
+            flash("Queued for forwarding again.");
+            ctx.rerender();
+          },
+          { out },
+        ),
+        action(
+          "Delete",
+          async () => {
+            await api("delete", "/v1/inbound-messages/{id}", { path: { id } });
+            location.hash = "#/inbound/" + m.inbound_endpoint_id;
+          },
+          { out, kind: "danger", confirm: () => "Delete this received message?" },
+        ),
+      ),
+      out,
+      dl([
+        ["Inbound endpoint", h("a", { href: "#/inbound/" + m.inbound_endpoint_id }, h("code", null, m.inbound_endpoint_id))],
+        ["Received", when(m.received_at)],
+        ["Delivered", when(m.delivered_at)],
+        ["Received → delivered", ms(m.total_delivery_ms)],
+        ["Attempts", String(m.attempt_count)],
+        ["Last error", m.last_error ?? "—"],
+        ["Size", `${m.size_bytes} bytes, ${m.content_type}`],
+        ["Idempotency key", m.idempotency_key ?? "—"],
+      ]),
+      h("h2", null, "Forwarding attempts"),
+      at.data.length ? at.data.map(attemptCard) : h("p", { class: "empty" }, "No attempts yet."),
+    );
+  } catch (e) {
+    failed(ctx, "Received message", e);
+  }
+}
