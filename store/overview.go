@@ -6,8 +6,10 @@ import (
 )
 
 // OverviewCap is where Overview's counts stop, so that a project with a
-// long history or a deep backlog still gets its answer in milliseconds.
-const OverviewCap = 100_000
+// long history or a deep backlog still gets its answer in milliseconds:
+// each counted row is read from the table (deleted and inbound messages
+// are told apart there), about 2 µs each.
+const OverviewCap = 10_000
 
 // Overview is a project's outbound delivery at a glance.
 type Overview struct {
@@ -23,23 +25,28 @@ type Overview struct {
 func (s *Store) Overview(ctx context.Context, projectID string, limit int) (Overview, error) {
 	var o Overview
 	db := s.db.WithContext(ctx)
-	count := func(status string, n *int64) error {
-		// The inner LIMIT bounds the work; the partial indexes of the
-		// queue and the DLQ serve the common cases.
-		err := db.Raw(`SELECT count(*) FROM (SELECT 1 FROM messages
-			WHERE project_id = ? AND status = ? AND deleted_at IS NULL AND NOT inbound LIMIT ?) AS m`,
-			projectID, status, OverviewCap).Scan(n).Error
-		if *n >= OverviewCap {
-			o.Capped = true
-		}
-		return err
-	}
 	for _, c := range []struct {
 		status string
 		n      *int64
 	}{{"queued", &o.Queued}, {"delivering", &o.Delivering}, {"pending_retry", &o.PendingRetry}, {"failed_permanent", &o.DLQ}} {
-		if err := count(c.status, c.n); err != nil {
+		// The status and the limit are written into the statement, not
+		// bound: bound, they hide from a cached generic plan that the
+		// partial indexes of the queue and the DLQ apply and how few rows
+		// are wanted (measured: 85–110 ms per count instead of 10–25 over
+		// 300,000 messages). The inner LIMIT bounds the work.
+		// The DLQ is read in the order of its own index (project, id), so
+		// the scan stops at the cap instead of gathering every entry first.
+		order := ""
+		if c.status == "failed_permanent" {
+			order = "ORDER BY id"
+		}
+		q := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM messages
+			WHERE project_id = ? AND status = '%s' AND deleted_at IS NULL AND NOT inbound %s LIMIT %d) AS m`, c.status, order, OverviewCap)
+		if err := db.Raw(q, projectID).Scan(c.n).Error; err != nil {
 			return o, translate(err, fmt.Sprintf("count %s messages", c.status))
+		}
+		if *c.n >= OverviewCap {
+			o.Capped = true
 		}
 	}
 	const live = "project_id = ? AND deleted_at IS NULL AND NOT inbound"

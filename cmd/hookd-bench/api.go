@@ -39,6 +39,7 @@ func apiBench(ctx context.Context, h *hookd, dbURL string, n, rounds int) error 
 		{"metrics 30d, one endpoint", "/v1/metrics?window=30d&endpoint_id=" + eps[3]},
 		{"timeseries 1h", "/v1/metrics/timeseries?window=1h"},
 		{"timeseries 30d", "/v1/metrics/timeseries?window=30d"},
+		{"overview (backlog, DLQ, health)", "/v1/overview"},
 		{"logs, first page (50)", "/v1/logs"},
 		{"logs, 500 per page", "/v1/logs?limit=500"},
 		{"logs, status=failed_permanent", "/v1/logs?status=failed_permanent"},
@@ -70,7 +71,7 @@ func apiBench(ctx context.Context, h *hookd, dbURL string, n, rounds int) error 
 		}
 		fmt.Printf("  %-36s %s\n", c.name, d)
 	}
-	return nil
+	return consoleBench(h, min(rounds, 50))
 }
 
 // deepCursor follows next_cursor pages times and returns the next page's path.

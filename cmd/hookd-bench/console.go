@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// consoleBench measures the console against the running hookd: what its
+// first load transfers (index.html, app.js and app.css, gzip-compressed as
+// a browser asks), and, when Node.js, the console's npm packages and
+// Chromium are installed, how long its messages page takes to show its
+// first rows (console/e2e/bench.mjs).
+func consoleBench(h *hookd, rounds int) error {
+	var total, plain int
+	for _, f := range []string{"", "app.js", "app.css"} {
+		for _, enc := range []string{"gzip", "identity"} {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+h.addr+"/console/"+f, nil)
+			req.Header.Set("Accept-Encoding", enc)
+			resp, err := http.DefaultTransport.RoundTrip(req) // (not decompressed on the way)
+			if err != nil {
+				return err
+			}
+			b, err := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("console %s: %d %w", f, resp.StatusCode, err)
+			}
+			if enc == "gzip" {
+				total += len(b)
+			} else {
+				plain += len(b)
+			}
+		}
+	}
+	fmt.Printf("console:\n  first load: %.1f KB compressed (%.1f KB uncompressed), 3 files\n", float64(total)/1000, float64(plain)/1000)
+
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	node, err := exec.LookPath("node")
+	_, errPkgs := os.Stat(filepath.Join("console", "node_modules", "playwright-core"))
+	_, errChromium := os.Stat(chromium)
+	if err != nil || errPkgs != nil || errChromium != nil {
+		fmt.Println("  messages page: skipped (needs node, make console-deps and chromium)")
+		return nil
+	}
+	cmd := exec.Command(node, "e2e/bench.mjs")
+	cmd.Dir = "console"
+	cmd.Env = append(os.Environ(), "HOOKD_URL=http://"+h.addr, "HOOKD_API_KEY="+h.key, "CHROMIUM="+chromium, fmt.Sprintf("ROUNDS=%d", rounds))
+	out, err := cmd.CombinedOutput()
+	fmt.Print(strings.TrimRight(string(out), "\n") + "\n")
+	if err != nil {
+		return fmt.Errorf("console bench: %w", err)
+	}
+	return nil
+}
