@@ -22,8 +22,25 @@ import (
 const Prefix = "/console"
 
 // CSP is the console's Content-Security-Policy: its own scripts, styles
-// and API only, no inline script or style, never framed.
-const CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'"
+// and API only, no inline script or style, no string turned into markup
+// or code (Trusted Types), never framed.
+const CSP = "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; object-src 'none'; require-trusted-types-for 'script'; trusted-types 'none'"
+
+// Options configure Handler.
+type Options struct {
+	// DownloadOrigin, when not empty, is an origin ("https://host[:port]")
+	// other than the console's own that export downloads redirect to
+	// (hookd's --public-url); the policy lets the console fetch from it.
+	DownloadOrigin string
+}
+
+// Policy is the Content-Security-Policy the handler sends.
+func (o Options) Policy() string {
+	if o.DownloadOrigin == "" {
+		return CSP
+	}
+	return CSP + "; connect-src 'self' " + o.DownloadOrigin
+}
 
 //go:embed dist
 var dist embed.FS
@@ -48,7 +65,8 @@ func gzipOf(b []byte) []byte {
 // Handler serves the console's files under Prefix; /console itself
 // redirects to /console/. Every answer carries the security headers; the
 // files are revalidated by ETag, so an upgrade shows at the next load.
-func Handler() (http.Handler, error) {
+func Handler(o Options) (http.Handler, error) {
+	policy := o.Policy()
 	assets := map[string]asset{}
 	err := fs.WalkDir(dist, "dist", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -71,7 +89,7 @@ func Handler() (http.Handler, error) {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", CSP)
+		h.Set("Content-Security-Policy", policy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")

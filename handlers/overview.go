@@ -18,7 +18,7 @@ func (s *Server) GetOverview(ctx context.Context, _ gen.GetOverviewRequestObject
 		return nil, err
 	}
 	return gen.GetOverview200JSONResponse{Data: gen.Overview{
-		Queued: int(o.Queued), Delivering: int(o.Delivering), PendingRetry: int(o.PendingRetry), DlqSize: int(o.DLQ), Capped: o.Capped,
+		Queued: int(o.Queued), Delivering: int(o.Delivering), PendingRetry: int(o.PendingRetry), Paused: int(o.Paused), DlqSize: int(o.DLQ), Capped: o.Capped,
 		FailingEndpoints: endpointSummaries(o.Failing), DisabledEndpoints: endpointSummaries(o.Disabled),
 	}, Meta: meta(ctx)}, nil
 }

@@ -47,6 +47,10 @@ func TestOverview(t *testing.T) {
 		exec(`UPDATE endpoints SET consecutive_failures = 7, failing_since = ? WHERE id = ?`, since, worse.Id)
 		exec(`UPDATE endpoints SET consecutive_failures = 9, failing_since = ?, disabled_at = ?, paused = ? WHERE id = ?`, since, time.Now().UTC(), true, disabled.Id)
 		exec(`UPDATE endpoints SET consecutive_failures = 3 WHERE id = ?`, other.Id)
+		// A send to the disabled (paused) endpoint waits as paused.
+		status, res, _ := e.send(e.a.key, fmt.Sprintf(`{"endpoint_id":%q,"payload":{"held":true}}`, disabled.Id))
+		require.Equal(t, http.StatusAccepted, status)
+		require.Equal(t, gen.MessageStatusPaused, res.Status)
 
 		r, err := e.a.client.GetOverviewWithResponse(context.Background())
 		require.NoError(t, err)
@@ -55,6 +59,7 @@ func TestOverview(t *testing.T) {
 		require.Equal(t, 1, o.Queued, "one message of the healthy endpoint is still queued")
 		require.Equal(t, 1, o.Delivering)
 		require.Equal(t, 1, o.PendingRetry)
+		require.Equal(t, 1, o.Paused)
 		require.Equal(t, 2, o.DlqSize, "deleted and other projects' messages are not in the DLQ")
 		require.False(t, o.Capped)
 		names := func(es []gen.EndpointSummary) []string {
@@ -89,6 +94,7 @@ func TestOverview(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, rb.StatusCode(), string(rb.Body))
 		require.Equal(t, 0, rb.JSON200.Data.Queued)
+		require.Equal(t, 0, rb.JSON200.Data.Paused)
 		require.Equal(t, 1, rb.JSON200.Data.DlqSize)
 		require.Equal(t, []string{other.Id}, names(rb.JSON200.Data.FailingEndpoints))
 	})

@@ -13,13 +13,13 @@ const OverviewCap = 10_000
 
 // Overview is a project's outbound delivery at a glance.
 type Overview struct {
-	Queued, Delivering, PendingRetry, DLQ int64
-	Capped                                bool // a count reached OverviewCap
-	Failing, Disabled                     []Endpoint
+	Queued, Delivering, PendingRetry, Paused, DLQ int64
+	Capped                                        bool // a count reached OverviewCap
+	Failing, Disabled                             []Endpoint
 }
 
-// Overview counts the project's outbound messages waiting now and in the
-// dead-letter queue (each count stopping at OverviewCap), and lists up to
+// Overview counts the project's outbound messages waiting now (paused
+// ones apart) and in the dead-letter queue (each count stopping at OverviewCap), and lists up to
 // limit failing (not disabled) endpoints, most failures first, and up to
 // limit disabled ones, newest first.
 func (s *Store) Overview(ctx context.Context, projectID string, limit int) (Overview, error) {
@@ -48,6 +48,17 @@ func (s *Store) Overview(ctx context.Context, projectID string, limit int) (Over
 		if *c.n >= OverviewCap {
 			o.Capped = true
 		}
+	}
+	// Paused messages have no partial index of their own: they are counted
+	// per endpoint of the project, on (endpoint_id, status, id).
+	q := fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM messages
+		WHERE endpoint_id IN (SELECT id FROM endpoints WHERE project_id = ? AND NOT inbound)
+		AND status = 'paused' AND deleted_at IS NULL LIMIT %d) AS m`, OverviewCap)
+	if err := db.Raw(q, projectID).Scan(&o.Paused).Error; err != nil {
+		return o, translate(err, "count paused messages")
+	}
+	if o.Paused >= OverviewCap {
+		o.Capped = true
 	}
 	const live = "project_id = ? AND deleted_at IS NULL AND NOT inbound"
 	if err := db.Where(live, projectID).Where("consecutive_failures > 0 AND disabled_at IS NULL").

@@ -71,7 +71,7 @@ func apiBench(ctx context.Context, h *hookd, dbURL string, n, rounds int) error 
 		}
 		fmt.Printf("  %-36s %s\n", c.name, d)
 	}
-	return consoleBench(h, min(rounds, 50))
+	return consoleBench(ctx, h, min(rounds, 50))
 }
 
 // deepCursor follows next_cursor pages times and returns the next page's path.

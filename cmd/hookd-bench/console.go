@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,11 +16,11 @@ import (
 // a browser asks), and, when Node.js, the console's npm packages and
 // Chromium are installed, how long its messages page takes to show its
 // first rows (console/e2e/bench.mjs).
-func consoleBench(h *hookd, rounds int) error {
+func consoleBench(ctx context.Context, h *hookd, rounds int) error {
 	var total, plain int
 	for _, f := range []string{"", "app.js", "app.css"} {
 		for _, enc := range []string{"gzip", "identity"} {
-			req, _ := http.NewRequest(http.MethodGet, "http://"+h.addr+"/console/"+f, nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+h.addr+"/console/"+f, nil)
 			req.Header.Set("Accept-Encoding", enc)
 			resp, err := http.DefaultTransport.RoundTrip(req) // (not decompressed on the way)
 			if err != nil {
@@ -43,14 +44,12 @@ func consoleBench(h *hookd, rounds int) error {
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
-	node, err := exec.LookPath("node")
-	_, errPkgs := os.Stat(filepath.Join("console", "node_modules", "playwright-core"))
-	_, errChromium := os.Stat(chromium)
-	if err != nil || errPkgs != nil || errChromium != nil {
+	node, ok := browserTools(chromium)
+	if !ok {
 		fmt.Println("  messages page: skipped (needs node, make console-deps and chromium)")
 		return nil
 	}
-	cmd := exec.Command(node, "e2e/bench.mjs")
+	cmd := exec.CommandContext(ctx, node, "e2e/bench.mjs") //nolint:gosec // node from PATH, the benchmark's own script
 	cmd.Dir = "console"
 	cmd.Env = append(os.Environ(), "HOOKD_URL=http://"+h.addr, "HOOKD_API_KEY="+h.key, "CHROMIUM="+chromium, fmt.Sprintf("ROUNDS=%d", rounds))
 	out, err := cmd.CombinedOutput()
@@ -59,4 +58,13 @@ func consoleBench(h *hookd, rounds int) error {
 		return fmt.Errorf("console bench: %w", err)
 	}
 	return nil
+}
+
+// browserTools finds Node.js and reports whether it, the console's npm
+// packages and Chromium are all installed.
+func browserTools(chromium string) (node string, ok bool) {
+	node, errNode := exec.LookPath("node")
+	_, errPkgs := os.Stat(filepath.Join("console", "node_modules", "playwright-core"))
+	_, errChromium := os.Stat(chromium) //nolint:gosec // the operator's own setting, only checked for existence
+	return node, errNode == nil && errPkgs == nil && errChromium == nil
 }

@@ -683,3 +683,13 @@ func parseDurations(s string) ([]time.Duration, error) {
 	}
 	return out, nil
 }
+
+// downloadOrigin is the origin of --public-url ("" when unset), where
+// export downloads redirect: the console's policy must let it fetch there.
+func (c *Config) downloadOrigin() string {
+	u, err := url.Parse(c.PublicURL)
+	if c.PublicURL == "" || err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

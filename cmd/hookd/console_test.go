@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -90,7 +91,10 @@ func TestConsoleInABrowser(t *testing.T) {
 
 			shots, err := filepath.Abs(filepath.Join(consoleDir, "e2e", "screenshots", dialect))
 			require.NoError(t, err)
-			cmd := exec.CommandContext(context.Background(), node, "e2e/console.mjs")
+			// A bound for a hung browser, far beyond the ~15 s a run takes.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "e2e/console.mjs")
 			cmd.Dir = consoleDir
 			cmd.Env = append(os.Environ(), "HOOKD_URL=http://"+addr, "HOOKD_API_KEY="+apiKey, "RECEIVER_URL="+rcv.URL,
 				"CHROMIUM="+chromium, "SCREENSHOTS="+shots)
@@ -102,11 +106,13 @@ func TestConsoleInABrowser(t *testing.T) {
 }
 
 // TestConsoleFlag: serve answers the console at /console/ by default and
-// not at all with --console=false; the API is the same either way.
+// not at all with --console=false; the API is the same either way. With
+// --public-url, where export downloads redirect, the policy allows that
+// origin too.
 func TestConsoleFlag(t *testing.T) {
 	t.Parallel()
 	for _, on := range []bool{true, false} {
-		args := []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir()}
+		args := []string{"--addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--public-url", "https://hookd.example.com:8443/base"}
 		if !on {
 			args = append(args, "--console=false")
 		}
@@ -119,6 +125,7 @@ func TestConsoleFlag(t *testing.T) {
 		if on {
 			require.Equal(t, http.StatusOK, resp.StatusCode)
 			require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'self'")
+			require.Contains(t, resp.Header.Get("Content-Security-Policy"), "; connect-src 'self' https://hookd.example.com:8443")
 		} else {
 			require.Equal(t, http.StatusNotFound, resp.StatusCode)
 		}

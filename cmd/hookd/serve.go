@@ -142,7 +142,7 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 		srv.TracerProvider = svc.tracer
 		c.applyLimits(srv)
 		if c.Console {
-			if srv.Console, err = console.Handler(); err != nil {
+			if srv.Console, err = console.Handler(console.Options{DownloadOrigin: c.downloadOrigin()}); err != nil {
 				return nil, fmt.Errorf("console: %w", err)
 			}
 		}

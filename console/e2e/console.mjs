@@ -7,6 +7,7 @@
 //   CHROMIUM       the browser (default /usr/bin/chromium)
 //   SCREENSHOTS    where each page's screenshot goes (default e2e/screenshots)
 // Every wait is on a condition; the timeouts only bound a failure.
+import { createHmac } from "node:crypto";
 import { createRequire } from "node:module";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -78,9 +79,13 @@ page.on("request", (r) => {
   if (!u.startsWith(base) && !u.startsWith("blob:") && !u.startsWith("data:")) problems.push("third-party request: " + u);
 });
 const dialogs = [];
+let dismissNext = false; // answer the next confirmation "Cancel"
 page.on("dialog", async (d) => {
   dialogs.push(d.message());
-  await d.accept();
+  if (dismissNext) {
+    dismissNext = false;
+    await d.dismiss();
+  } else await d.accept();
 });
 
 const a11y = [];
@@ -165,13 +170,12 @@ await step("create an endpoint, its secret shown once and copyable", async () =>
   await page.getByLabel("URL").fill(receiver + "/ok");
   await page.getByLabel("Description").fill("orders service");
   await button("Create endpoint").click();
-  await h1("Endpoint created").waitFor();
+  await h1("Endpoint").waitFor();
+  await page.getByRole("heading", { name: "Endpoint created: its signing secret" }).waitFor();
   const secret = (await page.locator("code.secret").innerText()).trim();
   check(/^whsec_/.test(secret), "secret shown: " + secret);
   await button("Copy").click();
   check((await page.evaluate(() => navigator.clipboard.readText())) === secret, "the copy button copied something else");
-  await page.getByRole("link", { name: /Open the endpoint/ }).click();
-  await h1("Endpoint").waitFor();
   okEndpoint = page.url().split("#/endpoints/")[1];
   check(okEndpoint, "no endpoint id in " + page.url());
   await visit("#/endpoints", "Endpoints", "endpoints");
@@ -182,13 +186,32 @@ await step("add and delete a signing key", async () => {
   await visit("#/endpoints/" + okEndpoint, "Endpoint", "endpoint");
   const rows = page.locator("table:has(caption:text('Signing keys')) tbody tr");
   check((await rows.count()) === 1, "keys before: " + (await rows.count()));
+  check((await button("Delete key").count()) === 0, "the only key can be deleted");
   await button("Add signing key").click();
   await page.getByRole("heading", { name: "New signing secret" }).waitFor();
   await until("two keys listed", async () => (await page.locator("table:has(caption:text('Signing keys')) tbody tr").count()) === 2);
+  check((await button("Add signing key").count()) === 0, "a third key is offered");
   const before = dialogs.length;
   await page.locator("table:has(caption:text('Signing keys')) tbody tr").first().getByRole("button", { name: "Delete key" }).click();
   await until("one key left", async () => (await page.locator("table:has(caption:text('Signing keys')) tbody tr").count()) === 1);
   check(dialogs.length === before + 1 && /Delete the signing key/.test(dialogs.at(-1)), "no confirmation: " + dialogs.at(-1));
+});
+
+await step("pause and resume an endpoint; delete one", async () => {
+  await open("#/endpoints/" + okEndpoint, "Endpoint");
+  await button("Pause").click();
+  await page.locator(".subtitle .badge", { hasText: "Paused" }).waitFor();
+  check((await api("GET", "/v1/endpoints/" + okEndpoint)).data.paused === true, "not paused in the API");
+  await button("Resume").click();
+  await page.locator(".subtitle .badge", { hasText: "Healthy" }).waitFor();
+  const doomed = await api("POST", "/v1/endpoints", { url: receiver + "/ok/doomed", description: "to delete", hmac_enabled: true });
+  await open("#/endpoints/" + doomed.data.id, "Endpoint");
+  const before = dialogs.length;
+  await button("Delete endpoint").click();
+  await h1("Endpoints").waitFor();
+  check(/Delete the endpoint/.test(dialogs[before] ?? ""), "no confirmation: " + dialogs[before]);
+  await page.locator(".loading").waitFor({ state: "detached" });
+  check((await page.getByRole("link", { name: receiver + "/ok/doomed" }).count()) === 0, "the deleted endpoint is still listed");
 });
 
 let delivered;
@@ -211,6 +234,43 @@ await step("a message sent through the API appears delivered with its attempt, i
   await page.locator("summary", { hasText: "Request headers" }).click();
   await page.getByText("<b>bold</b>").waitFor();
   await audit("message");
+  check((await button("Retry now").count()) + (await button("Cancel").count()) === 0, "retry now or cancel offered for a delivered message");
+  // Replay: delivered again, a second attempt.
+  await button("Replay").click();
+  await page.locator(".alert.ok").waitFor();
+  await until("the replay delivered", async () => {
+    await open("#/messages/" + delivered, "Message");
+    return (await page.getByRole("heading", { name: /Attempt 2: delivered/ }).count()) === 1;
+  });
+});
+
+await step("delete a message", async () => {
+  const r = await api("POST", "/v1/webhooks/send", { endpoint_id: okEndpoint, payload: { doomed: true } });
+  const id = r.data.message_id;
+  await until("delivered", async () => (await api("GET", "/v1/messages/" + id)).data.status === "succeeded");
+  await open("#/messages/" + id, "Message");
+  const before = dialogs.length;
+  await button("Delete").click();
+  await h1("Messages").waitFor();
+  check(/Delete this message/.test(dialogs[before] ?? ""), "no confirmation: " + dialogs[before]);
+  const res = await fetch(base + "/v1/messages/" + id, { headers: { Authorization: "Bearer " + key } });
+  const body = await res.json();
+  check(res.status === 404 || body.data?.deleted_at, "the message is not deleted: " + JSON.stringify(body));
+});
+
+await step("page through the message log", async () => {
+  const messages = Array.from({ length: 51 }, (_, i) => ({ endpoint_id: okEndpoint, payload: { page: i } }));
+  await api("POST", "/v1/webhooks/send-batch", { messages });
+  await open("#/messages", "Messages");
+  check((await page.locator("main table tbody tr").count()) === 50, "first page rows");
+  await page.getByRole("link", { name: "Next page" }).click();
+  await until("the second page", async () => page.url().includes("cursor="));
+  await page.locator(".loading").waitFor({ state: "detached" });
+  await page.getByRole("link", { name: "First page" }).waitFor();
+  const second = await page.locator("main table tbody tr").count();
+  check(second >= 1 && second <= 50, "second page rows: " + second);
+  await page.getByRole("link", { name: "First page" }).click();
+  await until("back on the first page", async () => !page.url().includes("cursor="));
 });
 
 let failing;
@@ -224,22 +284,35 @@ await step("a receiver answering 500 shows the retry", async () => {
   });
   await page.getByText("receiver is down").first().waitFor();
   await audit("message-retry");
-  // Cancel: the API's answer is shown; a second cancel is refused in words.
+  // Retry now: a second attempt at once (the next was an hour away).
+  await button("Retry now").click();
+  await page.locator(".alert:visible").first().waitFor();
+  const said = await page.locator(".alert:visible").first().innerText();
+  check(!(await page.getByRole("alert").isVisible()), "retry now was refused: " + said);
+  await until("the second attempt", async () => {
+    await open("#/messages/" + failing, "Message");
+    return (await page.getByRole("heading", { name: /Attempt 2: failed, retried \(HTTP 500\)/ }).count()) === 1;
+  });
+  check((await button("Replay").count()) === 0, "replay offered while a retry waits");
+  // Cancelled elsewhere meanwhile: the console's cancel is refused, in words.
+  await api("POST", `/v1/messages/${failing}/cancel`);
   await button("Cancel").click();
-  await page.getByRole("status").first().waitFor();
-  await until("cancelled", async () => (await page.locator(".subtitle .badge").innerText()) === "Failed");
-  await button("Cancel").click();
-  await page.getByRole("alert").filter({ hasText: /HTTP 4\d\d/ }).waitFor();
+  await page.getByRole("alert").filter({ hasText: /HTTP 409/ }).waitFor();
+  await open("#/messages/" + failing, "Message");
+  check((await page.locator(".subtitle .badge").innerText()) === "Failed", "not shown as failed after the cancel");
+  check((await button("Cancel").count()) === 0, "cancel offered for a failed message");
+  await button("Replay").waitFor();
 });
 
 await step("filter the messages by status", async () => {
   await visit("#/messages", "Messages", "messages-all");
-  await page.getByLabel("Status").selectOption("succeeded");
+  await page.getByLabel("Status").selectOption("failed_permanent");
   await button("Filter").click();
-  await until("the filter applied", async () => page.url().includes("status=succeeded"));
-  await page.locator(".loading").waitFor({ state: "detached" });
-  await page.getByRole("link", { name: delivered }).waitFor();
-  check((await page.getByRole("link", { name: failing }).count()) === 0, "a failed message is listed under delivered");
+  await until("the filtered list drawn", async () =>
+    page.url().includes("status=failed_permanent") && (await page.locator(".loading").count()) === 0 && (await page.getByRole("link", { name: delivered }).count()) === 0,
+  );
+  await page.getByRole("link", { name: failing }).waitFor();
+  check((await page.locator("main table tbody .badge", { hasNotText: "Failed" }).count()) === 0, "a row of another status");
 });
 
 await step("replay from the DLQ, one and in bulk with a confirmation naming how many", async () => {
@@ -259,17 +332,32 @@ await step("replay from the DLQ, one and in bulk with a confirmation naming how 
   // One by its own button.
   await page.locator("tr", { has: page.getByRole("link", { name: ids[0] }) }).getByRole("button", { name: "Replay" }).click();
   await page.getByRole("status").filter({ hasText: `Replayed ${ids[0]}` }).waitFor();
-  // Two selected.
+  // Two selected; answering the confirmation "Cancel" replays nothing.
   await page.getByLabel("Select " + ids[1]).check();
   await page.getByLabel("Select " + ids[2]).check();
+  dismissNext = true;
+  await button("Replay selected").click();
+  await until("the confirmation answered", async () => !dismissNext);
+  check((await api("GET", "/v1/messages/" + ids[1])).data.status === "failed_permanent", "replayed although the confirmation was dismissed");
   const before = dialogs.length;
   await button("Replay selected").click();
   await page.getByRole("status").filter({ hasText: "Replayed 2 messages" }).waitFor();
-  check(dialogs[before] === "Replay 2 selected messages?", "confirmation: " + dialogs[before]);
+  check(dialogs[before] === "Replay 2 selected messages?" && dialogs[before - 1] === dialogs[before], "confirmation: " + dialogs[before]);
   await until("all three delivered", async () => {
     for (const id of ids) if ((await api("GET", "/v1/messages/" + id)).data.status !== "succeeded") return false;
     return true;
   });
+  // Replay all, its confirmation naming the whole DLQ.
+  const more = await api("POST", "/v1/endpoints", { url: receiver + "/reject/again", description: "rejects too", hmac_enabled: true });
+  const lost = (await api("POST", "/v1/webhooks/send", { endpoint_id: more.data.id, payload: { lost: true } })).data.message_id;
+  await until("in the DLQ", async () => (await api("GET", "/v1/messages/" + lost)).data.status === "failed_permanent");
+  const size = (await api("GET", "/v1/overview")).data.dlq_size;
+  await open("#/dlq", "Dead-letter queue");
+  const mark = dialogs.length;
+  await button("Replay all").click();
+  await page.getByRole("status").filter({ hasText: /Replayed \d+ message/ }).waitFor();
+  check(dialogs[mark] === `Replay all ${size} message${size === 1 ? "" : "s"} in the dead-letter queue?`, "confirmation: " + dialogs[mark]);
+  await until("replayed", async () => (await api("GET", "/v1/messages/" + lost)).data.replay_count === 1);
 });
 
 await step("the overview's charts render with data", async () => {
@@ -296,6 +384,8 @@ await step("create and download an export", async () => {
   const csv = readFileSync(path, "utf8");
   check(csv.includes(delivered), "the export holds no row of the delivered message: " + csv.slice(0, 400));
   await audit("exports");
+  await button("Delete").click();
+  await page.getByText("No exports yet.").waitFor();
 });
 
 await step("create an API key (shown once) and delete it", async () => {
@@ -306,7 +396,9 @@ await step("create an API key (shown once) and delete it", async () => {
   const shown = (await page.locator("code.secret").innerText()).trim();
   check(/^hk_live_/.test(shown), "key shown: " + shown);
   const row = page.locator("tr", { hasText: "console test" });
+  const before = dialogs.length;
   await row.getByRole("button", { name: "Delete" }).click();
+  check(/^Delete the key hk_live_/.test(dialogs[before] ?? ""), "no confirmation: " + dialogs[before]);
   await until("the key deleted", async () => (await page.locator("tr", { hasText: "console test" }).count()) === 0);
   const res = await fetch(base + "/v1/endpoints", { headers: { Authorization: "Bearer " + shown } });
   check(res.status === 401, "the deleted key still works: " + res.status);
@@ -321,6 +413,8 @@ await step("event types: create one with a schema, archive it", async () => {
   await button("Archive").click();
   await button("Unarchive").waitFor();
   await audit("event-types");
+  await button("Delete").click();
+  await page.getByText(/No event types yet/).waitFor();
 });
 
 await step("inbound: create an endpoint, see a refused request among the rejections", async () => {
@@ -330,19 +424,48 @@ await step("inbound: create an endpoint, see a refused request among the rejecti
   await page.getByLabel("Provider", { exact: true }).selectOption("stripe");
   await page.getByLabel("Provider's signing secret").fill("whsec_test_stripe");
   await button("Create inbound endpoint").click();
-  await h1("Inbound endpoint created").waitFor();
+  await h1("Inbound endpoint").waitFor();
+  await page.getByRole("heading", { name: "Inbound endpoint created: its ingest URL" }).waitFor();
   const ingest = (await page.locator("code.secret").first().innerText()).trim();
   check(ingest.includes("/v1/webhooks/receive/"), "ingest URL: " + ingest);
   const res = await fetch(ingest, { method: "POST", headers: { "Content-Type": "application/json", "Stripe-Signature": "t=1,v1=00" }, body: '{"id":"evt_1"}' });
   check(res.status === 401, "an unsigned request was answered " + res.status);
-  await page.getByRole("link", { name: "Open stripe" }).click();
-  await h1("Inbound endpoint").waitFor();
   await page.locator(".loading").waitFor({ state: "detached" });
   await audit("inbound-endpoint");
   await visit("#/rejections", "Rejected requests", "rejections");
   await page.locator("td code", { hasText: /timestamp_expired/ }).first().waitFor();
   await visit("#/inbound", "Inbound endpoints", "inbound");
   await page.getByRole("link", { name: "stripe" }).waitFor();
+
+  // A webhook signed as Stripe signs is accepted and forwarded; its page
+  // shows the forwarding attempt.
+  const body = '{"id":"evt_2","type":"charge.succeeded"}';
+  const t = Math.floor(Date.now() / 1000);
+  const sig = createHmac("sha256", "whsec_test_stripe").update(`${t}.${body}`).digest("hex");
+  const ok = await fetch(ingest, { method: "POST", headers: { "Content-Type": "application/json", "Stripe-Signature": `t=${t},v1=${sig}` }, body });
+  check(ok.status === 200, "a signed request was answered " + ok.status);
+  const inboundId = ingest.split("/v1/webhooks/receive/")[1].split("/")[0];
+  await until("forwarded", async () => {
+    await open("#/inbound/" + inboundId, "Inbound endpoint");
+    return (await page.locator("main table tbody tr .badge", { hasText: "Delivered" }).count()) === 1;
+  });
+  await page.locator("main table tbody tr a[href^='#/inbound-messages/']").first().click();
+  await h1("Received message").waitFor();
+  await page.getByRole("heading", { name: /Attempt 1: delivered \(HTTP 200\)/ }).waitFor();
+  await audit("inbound-message");
+  await button("Replay").click();
+  await page.getByRole("status").filter({ hasText: "Replayed 1 message." }).waitFor();
+
+  await open("#/inbound/" + inboundId, "Inbound endpoint");
+  await button("Pause").click();
+  await page.locator(".subtitle .badge", { hasText: "Paused" }).waitFor();
+  const paused = await fetch(ingest, { method: "POST", headers: { "Content-Type": "application/json", "Stripe-Signature": `t=${t},v1=${sig}` }, body });
+  check(paused.status >= 400, "a paused endpoint accepted a webhook: " + paused.status);
+  await button("Resume").click();
+  await page.locator(".subtitle .badge", { hasText: "Receiving" }).waitFor();
+  await button("Delete").click();
+  await h1("Inbound endpoints").waitFor();
+  await page.getByRole("status").filter({ hasText: "Inbound endpoint deleted" }).waitFor();
 });
 
 await step("every page passes the accessibility check", async () => {
@@ -351,6 +474,19 @@ await step("every page passes the accessibility check", async () => {
 
 await step("no CSP violation, script error or third-party request", async () => {
   check(problems.length === 0, problems.join("\n"));
+});
+
+await step("a key the API stops accepting signs the console out, saying why", async () => {
+  await page.goto(base + "/console/#/endpoints");
+  await h1("Endpoints").waitFor();
+  await page.evaluate(() => sessionStorage.setItem("hookd.apiKey", "hk_live_" + "0".repeat(32)));
+  await page.reload();
+  await h1("hookd console").waitFor();
+  await page.getByRole("alert").filter({ hasText: "The API refused the key" }).waitFor();
+  check((await page.evaluate(() => sessionStorage.length)) === 0, "the refused key is still stored");
+  await page.getByLabel("API key").fill(key);
+  await button("Sign in").click();
+  await h1("Endpoints").waitFor();
 });
 
 await step("signing out clears the key", async () => {

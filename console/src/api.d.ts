@@ -747,7 +747,7 @@ export interface paths {
         };
         /**
          * The project's delivery at a glance (hookd addition)
-         * @description What the console's overview shows, in one request: the outbound messages waiting now (queued, being delivered or waiting for a retry), the dead-letter queue's size, and the endpoints that are failing or disabled (up to 20 of each, most failures first). Counts stop at 10,000 (`capped` says when one did), so the answer stays fast on any history. Inbound messages are not counted (see `/v1/inbound-metrics`).
+         * @description What the console's overview shows, in one request: the outbound messages waiting now (queued, being delivered, waiting for a retry, or held by a paused endpoint), the dead-letter queue's size, and the endpoints that are failing or disabled (up to 20 of each, most failures first). Counts stop at 10,000 (`capped` says when one did), so the answer stays fast on any history. Inbound messages are not counted (see `/v1/inbound-metrics`).
          */
         get: operations["getOverview"];
         put?: never;
@@ -2566,9 +2566,11 @@ export interface components {
             delivering: number;
             /** @description Messages waiting for a retry. */
             pending_retry: number;
+            /** @description Messages held by a paused or disabled endpoint until it is resumed. */
+            paused: number;
             /** @description Messages that failed for good and were not deleted (the dead-letter queue). */
             dlq_size: number;
-            /** @description True when a count reached 10,000 and stopped there. */
+            /** @description True when a count reached 10,000 and stopped there (a count of 10,000 means "10,000 or more"). */
             capped: boolean;
             /** @description Endpoints whose last attempts failed and are not disabled, most failures first (up to 20). */
             failing_endpoints: components["schemas"]["EndpointSummary"][];

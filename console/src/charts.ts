@@ -5,8 +5,8 @@ import { h, s } from "./dom";
 
 type Bucket = Schemas["MetricsBucket"];
 
-const W = 600;
-const H = 160;
+const W = 400;
+const H = 150;
 const PAD = { l: 44, r: 8, t: 8, b: 22 };
 
 function frame(title: string, summary: string, maxLabel: string, first: string, last: string, ...body: SVGElement[]) {
@@ -55,7 +55,7 @@ export function volumeChart(buckets: Bucket[], window: string): HTMLElement {
   const failed = buckets.reduce((a, b) => a + b.failed, 0);
   const first = buckets[0]?.timestamp;
   const last = buckets[buckets.length - 1]?.timestamp;
-  return frame(
+  const fig = frame(
     "Messages",
     `${total} messages in ${buckets.length} buckets, ${failed} failed, at most ${max} in one bucket`,
     String(max),
@@ -63,6 +63,18 @@ export function volumeChart(buckets: Bucket[], window: string): HTMLElement {
     last ? label(last, window) : "",
     ...bars,
   );
+  fig.appendChild(
+    h(
+      "ul",
+      { class: "legend" },
+      [
+        ["ok", "delivered"],
+        ["retry", "retrying"],
+        ["fail", "failed"],
+      ].map(([cls, text]) => h("li", null, h("span", { class: "swatch bar-" + cls }), text)),
+    ),
+  );
+  return fig;
 }
 
 function line(values: (number | null)[], max: number): SVGElement[] {

@@ -11,7 +11,7 @@ import { exportsPage } from "./pages/exports";
 import { inboundDetail, inboundList, inboundMessage, inboundNew, rejections } from "./pages/inbound";
 import { messageDetail, messageList } from "./pages/messages";
 import { overview } from "./pages/overview";
-import { alertBox, errorText } from "./ui";
+import { alertBox, onSubmit } from "./ui";
 
 const nav: [string, string][] = [
   ["/", "Overview"],
@@ -70,30 +70,38 @@ function signIn() {
     h("button", { type: "submit" }, "Sign in"),
     out,
   );
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    const key = input.value.trim();
-    out.hide();
+  onSubmit(form, out, async (v) => {
     try {
-      await raw("get", "/v1/projects", undefined, key); // the key works
-      session.signIn(key);
-      signInNote = "";
-      render();
+      await raw("get", "/v1/projects", undefined, v.key); // the key works
     } catch (e) {
-      out.show(e instanceof ApiError && e.status === 401 ? "That API key was not accepted. Check it and try again." : errorText(e));
+      throw e instanceof ApiError && e.status === 401 ? new Error("That API key was not accepted. Check it and try again.") : e;
     }
+    session.signIn(v.key);
+    signInNote = "";
+    render();
   });
   document.title = "Sign in · hookd console";
   clear(root, h("main", { id: "main", class: "signin-page" }, h("h1", null, "hookd console"), h("p", null, "Sign in with an API key of your project."), form));
   input.focus();
 }
 
+// skipLink moves the focus to the page's content (not a route: the hash
+// is the router's).
+function skipLink(main: HTMLElement) {
+  const a = h("a", { href: "#", class: "skip" }, "Skip to content");
+  a.addEventListener("click", (ev) => {
+    ev.preventDefault();
+    (main.querySelector("h1") ?? main).focus();
+  });
+  return a;
+}
+
 function layout(path: string): HTMLElement {
-  const main = h("main", { id: "main" });
+  const main = h("main", { id: "main", tabindex: -1 });
   const current = "/" + (path.split("/")[1] ?? "");
   clear(
     root,
-    h("a", { href: "#main", class: "skip" }, "Skip to content"),
+    skipLink(main),
     h(
       "header",
       { class: "top" },
@@ -117,7 +125,7 @@ function layout(path: string): HTMLElement {
   return main;
 }
 
-function render() {
+function render(again = false) {
   const gen = ++generation;
   if (!session.key()) {
     signIn();
@@ -128,19 +136,30 @@ function render() {
   for (const [re, page] of routes) {
     const m = re.exec(path);
     if (!m) continue;
+    let params: string[];
+    try {
+      params = m.slice(1).map(decodeURIComponent);
+    } catch {
+      break; // a malformed escape: no such page
+    }
     const ctx: Ctx = {
       main,
-      params: m.slice(1).map(decodeURIComponent),
+      params,
       query,
-      rerender: render,
+      again,
+      // (only while this page is still the one shown)
+      rerender: () => {
+        if (gen === generation) render(true);
+      },
       live: () => gen === generation,
     };
     void page(ctx);
     return;
   }
+  document.title = "Not found · hookd console";
   clear(main, h("h1", null, "Not found"), h("p", null, "No such page. ", h("a", { href: "#/" }, "Go to the overview.")));
 }
 
 setOnUnauthorized(() => signOut("The API refused the key (it may have been deleted). Sign in again."));
-window.addEventListener("hashchange", render);
+window.addEventListener("hashchange", () => render());
 render();

@@ -8,6 +8,9 @@ export interface Ctx {
   params: string[];
   query: Record<string, string>;
   rerender(): void;
+  // again is true when the page is drawn again in place (after an action),
+  // false when the user came to it.
+  again: boolean;
   // live is false once the user has gone elsewhere: a late answer must not
   // draw over the next page.
   live(): boolean;
@@ -30,10 +33,24 @@ export function show(ctx: Ctx, title: string, ...content: Child[]) {
   if (!ctx.live()) return;
   document.title = title + " · hookd console";
   const h1 = h("h1", { tabindex: -1 }, title);
-  const note = typeof flashed === "string" ? (flashed ? h("div", { class: "alert ok", role: "status" }, flashed) : null) : flashed;
-  if (!content.some((c) => c instanceof HTMLElement && c.classList.contains("loading"))) flashed = "";
+  // The flashed note waits for the page itself (not its "Loading…").
+  const loadingOnly = content.some((c) => c instanceof HTMLElement && c.classList.contains("loading"));
+  const note = loadingOnly ? null : typeof flashed === "string" ? (flashed ? h("div", { class: "alert ok", role: "status" }, flashed) : null) : flashed;
+  if (!loadingOnly) flashed = "";
+  // Drawn again in place, the control that had the focus keeps it (its
+  // new copy, found by its label); a new page puts it on the heading, so
+  // screen readers announce the page.
+  const had = ctx.again && document.activeElement instanceof HTMLElement && ctx.main.contains(document.activeElement) ? document.activeElement : null;
+  const label = had ? `${had.tagName}|${had.textContent ?? ""}` : "";
   clear(ctx.main, h1, note, ...content);
-  h1.focus({ preventScroll: true });
+  if (!ctx.again) {
+    h1.focus({ preventScroll: true });
+    return;
+  }
+  if (label) {
+    const same = [...ctx.main.querySelectorAll<HTMLElement>("button, a, input, select, textarea")].find((el) => `${el.tagName}|${el.textContent ?? ""}` === label);
+    (same ?? h1).focus({ preventScroll: true });
+  }
 }
 
 export function loading(ctx: Ctx, title: string) {

@@ -164,3 +164,41 @@ export function isoFromLocal(v: string | undefined): string | undefined {
   const d = new Date(v);
   return isNaN(d.getTime()) ? undefined : d.toISOString();
 }
+
+// onSubmit runs f when the form is submitted, with the form's controls
+// disabled until it settles (so a double click sends one request), and
+// shows a refusal in words in out.
+export function onSubmit(form: HTMLFormElement, out: ReturnType<typeof alertBox>, f: (values: Record<string, string>) => Promise<unknown>) {
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    if (form.dataset.busy) return;
+    const values = formValues(form);
+    const controls = [...form.querySelectorAll<HTMLInputElement | HTMLButtonElement | HTMLSelectElement | HTMLTextAreaElement>("input, button, select, textarea")];
+    const was = controls.map((c) => c.disabled);
+    form.dataset.busy = "1";
+    controls.forEach((c) => (c.disabled = true));
+    out.hide();
+    try {
+      await f(values);
+    } catch (e) {
+      out.show(errorText(e));
+    } finally {
+      delete form.dataset.busy;
+      controls.forEach((c, i) => (c.disabled = was[i]));
+    }
+  });
+}
+
+// replaySummary says what a replay did, from the counts the API answers.
+export function replaySummary(r: { replayed: number; failed: number; stuck: number }): string {
+  const n = (k: number) => `${k} message${k === 1 ? "" : "s"}`;
+  let text = `Replayed ${n(r.replayed)}.`;
+  if (r.failed) text += ` ${n(r.failed)} could not be replayed.`;
+  if (r.stuck) text += ` ${n(r.stuck)} ${r.stuck === 1 ? "is" : "are"} still being delivered.`;
+  return text;
+}
+
+// capped shows a count that stopped at the API's cap with a "+".
+export function capped(n: number, cap = 10_000): string {
+  return n.toLocaleString() + (n >= cap ? "+" : "");
+}

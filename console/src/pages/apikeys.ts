@@ -1,7 +1,7 @@
 import { api, session, type Schemas } from "../client";
 import { h, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, errorText, field, formValues, secretOnce, select, table } from "../ui";
+import { action, alertBox, field, onSubmit, secretOnce, select, table } from "../ui";
 
 export async function apiKeys(ctx: Ctx) {
   loading(ctx, "API keys");
@@ -15,24 +15,17 @@ export async function apiKeys(ctx: Ctx) {
       field("Label", h("input", { name: "label", maxlength: 100, placeholder: "ci, billing-service…" })),
       field("Mode", select("mode", [["live", "live"], ["test", "test"]])),
       h("button", { type: "submit" }, "Create API key"),
+      out,
     );
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      out.hide();
-      const v = formValues(form);
-      try {
-        const k = await api("post", "/v1/api-keys", { body: { label: v.label || undefined, mode: v.mode as Schemas["ApiKeyMode"] } });
-        flash(secretOnce("New API key", k.data.key, "Shown only now: store it where the service that uses it can read it."));
-        ctx.rerender();
-      } catch (e) {
-        out.show(errorText(e));
-      }
+    onSubmit(form, out, async (v) => {
+      const k = await api("post", "/v1/api-keys", { body: { label: v.label || undefined, mode: v.mode as Schemas["ApiKeyMode"] } });
+      flash(secretOnce("New API key", k.data.key, "Shown only now: store it where the service that uses it can read it."));
+      ctx.rerender();
     });
     show(
       ctx,
       "API keys",
       form,
-      out,
       h("h2", null, "Keys"),
       table<Schemas["ApiKey"]>(
         [

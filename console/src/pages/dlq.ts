@@ -1,7 +1,7 @@
 import { api } from "../client";
-import { h } from "../dom";
+import { h, num } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, pager } from "../ui";
+import { action, alertBox, capped, pager, replaySummary } from "../ui";
 import { messageTable } from "./messages";
 
 export async function dlq(ctx: Ctx) {
@@ -25,12 +25,11 @@ export async function dlq(ctx: Ctx) {
       return box;
     };
     const total = ov.data.dlq_size;
-    const summary = (res: { replayed: number; failed: number; stuck: number }) =>
-      `Replayed ${res.replayed} message${res.replayed === 1 ? "" : "s"}` + (res.failed || res.stuck ? `; ${res.failed} could not be replayed, ${res.stuck} are still being delivered.` : ".");
+    const perClick = Math.min(total, 1000);
     show(
       ctx,
       "Dead-letter queue",
-      h("p", null, `${total}${ov.data.capped ? "+" : ""} message${total === 1 ? "" : "s"} failed for good and wait here until replayed or deleted.`),
+      h("p", null, `${capped(total)} message${total === 1 ? "" : "s"} failed for good and wait here until replayed or deleted.`),
       h(
         "div",
         { class: "toolbar" },
@@ -39,21 +38,27 @@ export async function dlq(ctx: Ctx) {
           async () => {
             if (chosen.size === 0) throw new Error("Select the messages to replay first.");
             const res = await api("post", "/v1/messages/replay-batch", { body: { message_ids: [...chosen] } });
-            flash(summary(res.data));
+            flash(replaySummary(res.data));
             ctx.rerender();
           },
           { out, kind: "primary", confirm: () => (chosen.size ? `Replay ${chosen.size} selected message${chosen.size === 1 ? "" : "s"}?` : null) },
         ),
-        h("span", { class: "muted" }, count, " selected"),
+        h("span", { class: "muted", "aria-live": "polite" }, count, " selected"),
         total > 0
           ? action(
               "Replay all",
               async () => {
                 const res = await api("post", "/v1/messages/replay-all", { query: { status: "failed_permanent", limit: 1000 } });
-                flash(summary(res.data));
+                flash(replaySummary(res.data));
                 ctx.rerender();
               },
-              { out, confirm: () => `Replay all ${total} message${total === 1 ? "" : "s"} in the dead-letter queue (up to 1,000 per click)?` },
+              {
+                out,
+                confirm: () =>
+                  total > perClick
+                    ? `Replay the oldest ${num(perClick)} of the ${capped(total)} messages in the dead-letter queue?`
+                    : `Replay all ${total} message${total === 1 ? "" : "s"} in the dead-letter queue?`,
+              },
             )
           : null,
       ),

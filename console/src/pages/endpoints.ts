@@ -3,7 +3,7 @@ import { h, ms, num, pct, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
 import { messageTable } from "./messages";
 import { endpointTable, health } from "./overview";
-import { action, alertBox, csv, dl, errorText, field, formValues, pager, secretOnce, select, table } from "../ui";
+import { action, alertBox, csv, dl, field, onSubmit, pager, secretOnce, select, table } from "../ui";
 
 export async function endpointList(ctx: Ctx) {
   loading(ctx, "Endpoints");
@@ -34,18 +34,20 @@ function endpointFields(e?: Schemas["Endpoint"]) {
     field("Signature scheme", select("signature_scheme", schemes, e?.signature_scheme ?? "hookbridge")),
     field("Event types", h("input", { name: "event_types", value: (e?.event_types ?? []).join(", ") }), "Comma-separated, wildcards like order.* allowed; empty receives every type."),
     field("Owner id", h("input", { name: "owner_id", value: e?.owner_id ?? "", maxlength: 255 }), "Your own customer's id, to publish events to their endpoints only."),
-    field("Rate limit (requests per second)", h("input", { name: "rate_limit_rps", type: "number", min: 0, value: e ? e.rate_limit_rps : "" }), "Empty or 0: no limit."),
+    field("Rate limit (requests per second)", h("input", { name: "rate_limit_rps", type: "number", min: 0, value: e?.rate_limit_rps || "" }), "Empty: no limit."),
   ];
 }
 
-function endpointBody(v: Record<string, string>) {
+// endpointBody is the create or PATCH body of the form's values. On
+// PATCH an emptied field is sent empty, so it clears (no owner, no limit).
+function endpointBody(v: Record<string, string>, patch: boolean) {
   return {
     url: v.url,
     description: v.description,
     signature_scheme: v.signature_scheme as Schemas["SignatureScheme"],
     event_types: csv(v.event_types),
-    ...(v.owner_id ? { owner_id: v.owner_id } : {}),
-    ...(v.rate_limit_rps ? { rate_limit_rps: Number(v.rate_limit_rps) } : {}),
+    ...(v.owner_id || patch ? { owner_id: v.owner_id } : {}),
+    ...(v.rate_limit_rps || patch ? { rate_limit_rps: Number(v.rate_limit_rps || 0) } : {}),
   };
 }
 
@@ -59,24 +61,17 @@ export async function endpointNew(ctx: Ctx) {
     h("button", { type: "submit" }, "Create endpoint"),
     out,
   );
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    out.hide();
-    const v = formValues(form);
-    try {
-      const r = await api("post", "/v1/endpoints", { body: { ...endpointBody(v), hmac_enabled: v.hmac_enabled === "on" } });
-      const d = r.data;
-      show(
-        ctx,
-        "Endpoint created",
-        d.signing_secret
-          ? secretOnce("Signing secret", d.signing_secret, "This secret is shown only now. Give it to the receiver so it can check signatures.")
-          : null,
-        h("p", null, h("a", { href: "#/endpoints/" + d.id }, "Open the endpoint " + d.url)),
-      );
-    } catch (e) {
-      out.show(errorText(e));
-    }
+  onSubmit(form, out, async (v) => {
+    const r = await api("post", "/v1/endpoints", { body: { ...endpointBody(v, false), hmac_enabled: v.hmac_enabled === "on" } });
+    const d = r.data;
+    // Shown on the next page drawn, whichever it is: the secret is never
+    // lost to a navigation during the request.
+    flash(
+      d.signing_secret
+        ? secretOnce("Endpoint created: its signing secret", d.signing_secret, "This secret is shown only now. Give it to the receiver so it can check signatures.")
+        : "Endpoint created.",
+    );
+    location.hash = "#/endpoints/" + d.id;
   });
   show(ctx, "New endpoint", form);
 }
@@ -95,15 +90,10 @@ export async function endpointDetail(ctx: Ctx) {
     const out = alertBox();
     const formOut = alertBox();
     const form = h("form", { class: "form", "aria-label": "Edit endpoint" }, endpointFields(e), h("button", { type: "submit" }, "Save changes"), formOut);
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      formOut.hide();
-      try {
-        await api("patch", "/v1/endpoints/{id}", { path: { id }, body: endpointBody(formValues(form)) });
-        ctx.rerender();
-      } catch (err) {
-        formOut.show(errorText(err));
-      }
+    onSubmit(form, formOut, async (v) => {
+      await api("patch", "/v1/endpoints/{id}", { path: { id }, body: endpointBody(v, true) });
+      flash("Saved.");
+      ctx.rerender();
     });
     const keyOut = alertBox();
     const s = stats.data;
@@ -157,8 +147,11 @@ export async function endpointDetail(ctx: Ctx) {
           { head: "Created", cell: (k) => when(k.created_at) },
           {
             head: "Actions",
+            // (an endpoint keeps at least one key)
             cell: (k) =>
-              action(
+              keys.data.length < 2
+                ? h("span", { class: "muted" }, "The only key")
+                : action(
                 "Delete key",
                 async () => (await api("delete", "/v1/endpoints/{id}/signing-keys/{keyId}", { path: { id, keyId: k.id } }), ctx.rerender()),
                 { out: keyOut, kind: "danger small", confirm: () => `Delete the signing key ${k.key_hint}?` },
@@ -172,7 +165,9 @@ export async function endpointDetail(ctx: Ctx) {
       h(
         "div",
         { class: "toolbar" },
-        action(
+        keys.data.length >= 2
+          ? h("span", { class: "muted" }, "An endpoint has at most two keys: delete the old one once receivers use the new one.")
+          : action(
           "Add signing key",
           async () => {
             const k = await api("post", "/v1/endpoints/{id}/signing-keys", { path: { id } });

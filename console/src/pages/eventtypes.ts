@@ -1,7 +1,7 @@
 import { api, type Schemas } from "../client";
 import { h, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, errorText, field, formValues, pager, table } from "../ui";
+import { action, alertBox, errorText, field, onSubmit, pager, table } from "../ui";
 
 export async function eventTypes(ctx: Ctx) {
   loading(ctx, "Event types");
@@ -18,26 +18,18 @@ export async function eventTypes(ctx: Ctx) {
       h("button", { type: "submit" }, "Create event type"),
       out,
     );
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      out.hide();
-      const v = formValues(form);
+    onSubmit(form, out, async (v) => {
       let schema: Record<string, never> | undefined;
       if (v.schema) {
         try {
           schema = JSON.parse(v.schema) as Record<string, never>;
         } catch (e) {
-          out.show("The schema is not JSON: " + errorText(e));
-          return;
+          throw new Error("The schema is not JSON: " + errorText(e));
         }
       }
-      try {
-        await api("post", "/v1/event-types", { body: { name: v.name, description: v.description || undefined, schema, archived: false } });
-        flash(`Event type ${v.name} created.`);
-        ctx.rerender();
-      } catch (e) {
-        out.show(errorText(e));
-      }
+      await api("post", "/v1/event-types", { body: { name: v.name, description: v.description || undefined, schema, archived: false } });
+      flash(`Event type ${v.name} created.`);
+      ctx.rerender();
     });
     show(
       ctx,

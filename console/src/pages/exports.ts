@@ -1,7 +1,7 @@
 import { api, raw, url, type Schemas } from "../client";
 import { bytes, h, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, errorText, field, formValues, isoFromLocal, pager, select, table } from "../ui";
+import { action, alertBox, field, isoFromLocal, onSubmit, pager, select, table } from "../ui";
 
 // download fetches the export's file with the signed-in key (the API
 // answers a redirect to a signed link, which fetch follows) and saves it.
@@ -44,24 +44,17 @@ export async function exportsPage(ctx: Ctx) {
       h("button", { type: "submit" }, "Create export"),
       out,
     );
-    form.addEventListener("submit", async (ev) => {
-      ev.preventDefault();
-      out.hide();
-      const v = formValues(form);
-      try {
-        await api("post", "/v1/exports", {
-          body: {
-            start_time: isoFromLocal(v.start_time) ?? "",
-            end_time: isoFromLocal(v.end_time) ?? "",
-            ...(v.status ? { status: v.status as Schemas["MessageStatus"] } : {}),
-            direction: v.direction as Schemas["ExportDirection"],
-          },
-        });
-        flash("Export created. It is ready to download when its status is completed.");
-        ctx.rerender();
-      } catch (e) {
-        out.show(errorText(e));
-      }
+    onSubmit(form, out, async (v) => {
+      await api("post", "/v1/exports", {
+        body: {
+          start_time: isoFromLocal(v.start_time) ?? "",
+          end_time: isoFromLocal(v.end_time) ?? "",
+          ...(v.status ? { status: v.status as Schemas["MessageStatus"] } : {}),
+          direction: v.direction as Schemas["ExportDirection"],
+        },
+      });
+      flash("Export created. It is ready to download when its status is completed.");
+      ctx.rerender();
     });
     const listOut = alertBox();
     show(

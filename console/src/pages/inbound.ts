@@ -1,7 +1,7 @@
 import { api, type Schemas } from "../client";
 import { h, ms, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, dl, errorText, field, formValues, link, pager, secretOnce, select, statusBadge, table } from "../ui";
+import { action, alertBox, dl, field, link, onSubmit, pager, replaySummary, secretOnce, select, statusBadge, table } from "../ui";
 import { attemptCard } from "./messages";
 
 function modeName(m: string) {
@@ -60,31 +60,28 @@ export async function inboundNew(ctx: Ctx) {
     h("button", { type: "submit" }, "Create inbound endpoint"),
     out,
   );
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    out.hide();
-    const v = formValues(form);
-    try {
-      const r = await api("post", "/v1/inbound-endpoints", {
-        body: {
-          name: v.name,
-          mode: v.mode as Schemas["InboundMode"],
-          ...(v.url ? { url: v.url } : {}),
-          ...(v.provider ? { provider: v.provider as Schemas["InboundProvider"], verify_hmac: true, hmac_secret: v.hmac_secret } : {}),
-          signing_enabled: v.signing_enabled === "on",
-        },
-      });
-      const d = r.data;
-      show(
-        ctx,
-        "Inbound endpoint created",
-        secretOnce("Ingest URL", d.ingest_url, "Give this URL to the provider. It holds a secret token and is shown only now."),
+  onSubmit(form, out, async (v) => {
+    const r = await api("post", "/v1/inbound-endpoints", {
+      body: {
+        name: v.name,
+        mode: v.mode as Schemas["InboundMode"],
+        ...(v.url ? { url: v.url } : {}),
+        ...(v.provider ? { provider: v.provider as Schemas["InboundProvider"], verify_hmac: true, hmac_secret: v.hmac_secret } : {}),
+        signing_enabled: v.signing_enabled === "on",
+      },
+    });
+    const d = r.data;
+    // Shown on the next page drawn, whichever it is, so a navigation
+    // during the request cannot lose them.
+    flash(
+      h(
+        "div",
+        null,
+        secretOnce("Inbound endpoint created: its ingest URL", d.ingest_url, "Give this URL to the provider. It holds a secret token and is shown only now."),
         d.signing_secret ? secretOnce("Signing secret", d.signing_secret, "Forwarded requests are signed with it; shown only now.") : null,
-        h("p", null, h("a", { href: "#/inbound/" + d.id }, "Open " + d.name)),
-      );
-    } catch (e) {
-      out.show(errorText(e));
-    }
+      ),
+    );
+    location.hash = "#/inbound/" + d.id;
   });
   show(ctx, "New inbound endpoint", form);
 }
@@ -216,15 +213,17 @@ export async function inboundMessage(ctx: Ctx) {
       h(
         "div",
         { class: "toolbar" },
-        action(
-          "Replay",
-          async () => {
-            await api("post", "/v1/inbound-messages/{id}/replay", { path: { id } });
-            flash("Queued for forwarding again.");
-            ctx.rerender();
-          },
-          { out },
-        ),
+        m.status === "succeeded" || m.status === "failed_permanent"
+          ? action(
+              "Replay",
+              async () => {
+                const res = await api("post", "/v1/inbound-messages/{id}/replay", { path: { id } });
+                flash(replaySummary(res.data));
+                ctx.rerender();
+              },
+              { out },
+            )
+          : null,
         action(
           "Delete",
           async () => {

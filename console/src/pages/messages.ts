@@ -10,7 +10,7 @@ export function messageTable(rows: Summary[], withEndpoint = true, pick?: (m: Su
     [
       ...(pick ? [{ head: "Select", cell: pick }] : []),
       { head: "Message", cell: (m) => h("a", { href: "#/messages/" + m.message_id }, h("code", null, m.message_id)) },
-      ...(withEndpoint ? [{ head: "Endpoint", cell: (m: Summary) => m.endpoint }] : []),
+      ...(withEndpoint ? [{ head: "Endpoint", cell: (m: Summary) => h("a", { href: "#/endpoints/" + m.endpoint_id }, m.endpoint) }] : []),
       { head: "Status", cell: (m) => statusBadge(m.status) },
       { head: "Event type", cell: (m) => m.event_type ?? "—" },
       { head: "Attempts", cell: (m) => String(m.attempt_count), cls: "num" },
@@ -61,13 +61,18 @@ export async function messageList(ctx: Ctx) {
       }),
       api("get", "/v1/endpoints", { query: { limit: 100 } }),
     ]);
+    // A list of the endpoints to choose from, or, when there are more
+    // than one page of them, a field for the endpoint's id.
     const endpointOptions: [string, string][] = [["", "Any endpoint"], ...eps.data.map((e): [string, string] => [e.id, e.url])];
     if (q.endpoint_id && !eps.data.some((e) => e.id === q.endpoint_id)) endpointOptions.push([q.endpoint_id, q.endpoint_id]);
+    const endpointInput = eps.meta.has_more
+      ? h("input", { name: "endpoint_id", value: q.endpoint_id ?? "", placeholder: "ep_…", autocomplete: "off" })
+      : select("endpoint_id", endpointOptions, q.endpoint_id ?? "");
     const form = h(
       "form",
       { class: "filters", "aria-label": "Filter messages" },
       field("Status", select("status", statuses, q.status ?? "")),
-      field("Endpoint", select("endpoint_id", endpointOptions, q.endpoint_id ?? "")),
+      field("Endpoint", endpointInput),
       field("Event type", h("input", { name: "event_type", value: q.event_type ?? "", placeholder: "order.created" })),
       field("From", h("input", { name: "start_time", type: "datetime-local", value: localValue(q.start_time) })),
       field("To", h("input", { name: "end_time", type: "datetime-local", value: localValue(q.end_time) })),
@@ -148,7 +153,7 @@ export function attemptCard(a: Schemas["Attempt"]): HTMLElement {
       ["Duration", ms(a.duration_ms)],
       ["Address", a.resolved_ip ?? "—"],
       ["Connection", a.conn_reused ? "reused" : "new"],
-      ["Retry", a.retry_type ? `${a.retry_type} track${a.retry_after_seconds ? `, Retry-After ${a.retry_after_seconds} s` : ""}` : "—"],
+      ["Next attempt", a.retry_type ? `${a.retry_type} retry track${a.retry_after_seconds ? `, after ${a.retry_after_seconds} s` : ""}` : "—"],
     ]),
     timingBar(a),
     a.error_text ? h("p", { class: "error-text" }, "Error: ", a.error_text) : null,
@@ -179,16 +184,20 @@ export async function messageDetail(ctx: Ctx) {
     }
     const m = r.data;
     const out = alertBox();
-    const act = (label: string, f: () => Promise<{ message?: string } | unknown>, confirm?: string) =>
+    const act = (label: string, f: () => Promise<{ message?: string } | undefined>, confirm?: string) =>
       action(
         label,
         async () => {
-          const res = (await f()) as { message?: string } | undefined;
+          const res = await f();
           flash(res?.message ?? label + ": done.");
           ctx.rerender();
         },
-        { out, confirm: confirm ? () => confirm : undefined, kind: label.startsWith("Delete") ? "danger" : "secondary" },
+        { out, confirm: confirm ? () => confirm : undefined },
       );
+    // The actions the message's status allows (the API still has the last
+    // word: a refusal, say after someone else acted, is shown in words).
+    const waiting = m.status === "pending_retry";
+    const finished = m.status === "succeeded" || m.status === "failed_permanent";
     show(
       ctx,
       "Message",
@@ -196,16 +205,17 @@ export async function messageDetail(ctx: Ctx) {
       h(
         "div",
         { class: "toolbar" },
-        act("Retry now", () => api("post", "/v1/messages/{id}/retry-now", { path: { id } })),
-        act("Cancel", () => api("post", "/v1/messages/{id}/cancel", { path: { id } }), "Cancel this message? It will not be delivered."),
-        act("Replay", () => api("post", "/v1/messages/{id}/replay", { path: { id } })),
-        act(
+        waiting ? act("Retry now", () => api("post", "/v1/messages/{id}/retry-now", { path: { id } })) : null,
+        waiting ? act("Cancel", () => api("post", "/v1/messages/{id}/cancel", { path: { id } }), "Cancel this message? It will not be delivered.") : null,
+        finished ? act("Replay", () => api("post", "/v1/messages/{id}/replay", { path: { id } })) : null,
+        action(
           "Delete",
           async () => {
             await api("delete", "/v1/messages/{id}", { path: { id } });
+            flash("Message deleted.");
             location.hash = "#/messages";
           },
-          "Delete this message and its payload?",
+          { out, kind: "danger", confirm: () => "Delete this message and its payload?" },
         ),
       ),
       out,

@@ -2,7 +2,7 @@ import { api, type Schemas } from "../client";
 import { latencyChart, successChart, volumeChart } from "../charts";
 import { h, ms, num, pct, when } from "../dom";
 import { type Ctx, failed, loading, show } from "../page";
-import { link, table } from "../ui";
+import { capped, link, table } from "../ui";
 
 const windows = ["1h", "24h", "7d", "30d"] as const;
 type Window = (typeof windows)[number];
@@ -41,7 +41,7 @@ export async function overview(ctx: Ctx) {
     const d = m.data;
     const ov = o.data;
     const backlog = ov.queued + ov.delivering + ov.pending_retry;
-    const cap = ov.capped ? "+" : "";
+    const anyCapped = [ov.queued, ov.delivering, ov.pending_retry].some((n) => n >= 10_000);
     const card = (label: string, value: string, sub?: HTMLElement | string) =>
       h("div", { class: "card" }, h("div", { class: "card-label" }, label), h("div", { class: "card-value" }, value), sub ? h("div", { class: "card-sub" }, sub) : null);
     show(
@@ -58,8 +58,9 @@ export async function overview(ctx: Ctx) {
         card("Messages (" + window + ")", num(d.total_messages), `${num(d.succeeded)} delivered, ${num(d.failed)} failed`),
         card("Success rate", pct(d.success_rate), `${num(d.retries)} retries`),
         card("Average latency", ms(d.avg_latency_ms)),
-        card("Backlog", num(backlog) + cap, `${num(ov.queued)} queued, ${num(ov.delivering)} delivering, ${num(ov.pending_retry)} retrying`),
-        card("Dead-letter queue", num(ov.dlq_size) + cap, h("a", { href: "#/dlq" }, "Open the DLQ")),
+        card("Backlog", num(backlog) + (anyCapped ? "+" : ""), `${capped(ov.queued)} queued, ${capped(ov.delivering)} delivering, ${capped(ov.pending_retry)} retrying`),
+        card("Paused", capped(ov.paused), "held by paused or disabled endpoints"),
+        card("Dead-letter queue", capped(ov.dlq_size), h("a", { href: "#/dlq" }, "Open the DLQ")),
       ),
       h("div", { class: "charts" }, volumeChart(ts.data.buckets, window), successChart(ts.data.buckets, window), latencyChart(ts.data.buckets, window)),
       h("h2", null, "Failing endpoints"),
