@@ -468,6 +468,45 @@ await step("inbound: create an endpoint, see a refused request among the rejecti
   await page.getByRole("status").filter({ hasText: "Inbound endpoint deleted" }).waitFor();
 });
 
+await step("pull: create an endpoint, look at a held event without fetching it, acknowledge one, delete another", async () => {
+  await visit("#/pull/new", "New pull endpoint", "pull-new");
+  await page.getByLabel("Name").fill("held");
+  await button("Create pull endpoint").click();
+  await h1("Pull endpoint").waitFor();
+  await page.getByRole("heading", { name: "Pull endpoint created: its ingest URL" }).waitFor();
+  const ingest = (await page.locator("code.secret").first().innerText()).trim();
+  const pullId = page.url().split("#/pull/")[1];
+  for (const n of [1, 2]) {
+    const res = await fetch(ingest, { method: "POST", headers: { "Content-Type": "application/json", "X-Note": "<i>n</i>" }, body: `{"n":${n},"html":"<b>x</b>"}` });
+    check(res.status === 200, "ingest answered " + res.status);
+  }
+  let rows;
+  await until("two events held", async () => {
+    await open("#/pull/" + pullId, "Pull endpoint");
+    rows = page.locator("main table:has(caption:text('Events')) tbody tr");
+    return (await rows.count()) === 2;
+  });
+  await audit("pull-endpoint");
+  const [second, first] = [await rows.nth(0).locator("code").innerText(), await rows.nth(1).locator("code").innerText()];
+  await page.getByRole("link", { name: first }).click();
+  await h1("Pull event").waitFor();
+  await page.locator(".loading").waitFor({ state: "detached" });
+  check((await page.getByLabel("Payload").innerText()).includes('"html": "<b>x</b>"'), "payload not shown as text");
+  check((await page.locator(".subtitle .badge").innerText()) === "Stored", "looking fetched the event");
+  await page.getByText("<i>n</i>").waitFor();
+  await audit("pull-event");
+  await button("Acknowledge").click();
+  await page.locator(".subtitle .badge", { hasText: "Acknowledged" }).waitFor();
+  await open("#/pull/" + pullId, "Pull endpoint");
+  await page.getByLabel("Select " + second).check();
+  await button("Delete selected").click();
+  await page.getByRole("status").filter({ hasText: "Deleted 1 event." }).waitFor();
+  const left = await api("GET", `/v1/pull-endpoints/${pullId}/events`);
+  check(left.data.length === 1 && left.data[0].id === first && left.data[0].status === "delivered", "events left: " + JSON.stringify(left.data));
+  await visit("#/pull", "Pull endpoints", "pull");
+  await page.getByRole("link", { name: "held" }).waitFor();
+});
+
 await step("every page passes the accessibility check", async () => {
   check(a11y.length === 0, "serious or critical axe violations:\n  " + a11y.join("\n  "));
 });

@@ -11,6 +11,7 @@ import { exportsPage } from "./pages/exports";
 import { inboundDetail, inboundList, inboundMessage, inboundNew, rejections } from "./pages/inbound";
 import { messageDetail, messageList } from "./pages/messages";
 import { overview } from "./pages/overview";
+import { pullDetail, pullEvent, pullList, pullNew } from "./pages/pull";
 import { alertBox, onSubmit } from "./ui";
 
 const nav: [string, string][] = [
@@ -20,6 +21,7 @@ const nav: [string, string][] = [
   ["/dlq", "DLQ"],
   ["/event-types", "Event types"],
   ["/inbound", "Inbound"],
+  ["/pull", "Pull"],
   ["/rejections", "Rejections"],
   ["/exports", "Exports"],
   ["/api-keys", "API keys"],
@@ -39,6 +41,10 @@ const routes: [RegExp, Page][] = [
   [/^\/inbound\/([^/]+)$/, inboundDetail],
   [/^\/inbound-messages\/([^/]+)$/, inboundMessage],
   [/^\/rejections$/, rejections],
+  [/^\/pull$/, pullList],
+  [/^\/pull\/new$/, pullNew],
+  [/^\/pull\/([^/]+)$/, pullDetail],
+  [/^\/pull\/([^/]+)\/events\/([^/]+)$/, pullEvent],
   [/^\/exports$/, exportsPage],
   [/^\/api-keys$/, apiKeys],
 ];
