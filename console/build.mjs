@@ -11,3 +11,4 @@ const common = { bundle: true, minify: true, legalComments: "none", logLevel: "w
 await build({ ...common, entryPoints: ["src/main.ts"], outfile: "dist/app.js", format: "iife", target: "es2020" });
 await build({ ...common, entryPoints: ["src/style.css"], outfile: "dist/app.css" });
 copyFileSync("index.html", "dist/index.html");
+copyFileSync("favicon.svg", "dist/favicon.svg");

@@ -40,7 +40,7 @@ func body(t *testing.T, r *http.Response) []byte {
 func TestServesTheBuildWithItsHeaders(t *testing.T) {
 	h, err := console.Handler(console.Options{})
 	require.NoError(t, err)
-	for path, file := range map[string]string{"/console/": "dist/index.html", "/console/app.js": "dist/app.js", "/console/app.css": "dist/app.css"} {
+	for path, file := range map[string]string{"/console/": "dist/index.html", "/console/app.js": "dist/app.js", "/console/app.css": "dist/app.css", "/console/favicon.svg": "dist/favicon.svg"} {
 		want, err := os.ReadFile(file)
 		require.NoError(t, err)
 

@@ -108,6 +108,7 @@ func TestFirstStartPrintsAWorkingKeyOnce(t *testing.T) {
 	key := keyRE.FindString(stdout.String())
 	require.NotEmpty(t, key, "the banner shows the key: %s", stdout)
 	require.Contains(t, stdout.String(), `project "default"`)
+	require.Contains(t, stdout.String(), "Or sign in with it at http://127.0.0.1:0/console/", "the banner names the console")
 	require.Equal(t, http.StatusOK, get(t, "http://"+addr+"/v1/endpoints", key))
 	require.Equal(t, http.StatusUnauthorized, get(t, "http://"+addr+"/v1/endpoints", ""))
 	require.NoError(t, stop())

@@ -86,7 +86,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	if c.Role != roleWorker {
 		// The first API process of an empty database prints its key.
-		if err := bootstrap(ctx, st, stdout, log, "http://"+displayAddrString(c.Addr)); err != nil {
+		if err := bootstrap(ctx, st, stdout, log, "http://"+displayAddrString(c.Addr), c.Console); err != nil {
 			return err
 		}
 	}
@@ -229,6 +229,9 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 		attrs = append(attrs, "api", "off: /healthz and /readyz only")
 	} else {
 		attrs = append(attrs, "docs", "http://"+displayAddr(ln.Addr())+"/docs")
+		if c.Console {
+			attrs = append(attrs, "console", "http://"+displayAddr(ln.Addr())+"/console/")
+		}
 	}
 	log.Info("hookd is serving", attrs...)
 	if ready != nil {
@@ -309,7 +312,7 @@ func displayAddrString(addr string) string {
 
 // bootstrap creates project "default" and one API key on an empty database
 // and prints the key once, on stdout, outside the log stream.
-func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer, log *slog.Logger, baseURL string) error {
+func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer, log *slog.Logger, baseURL string, console bool) error {
 	p := store.Project{ID: ids.NewUUID(), Name: "default", CreatedAt: store.Now()}
 	secret, k := handlers.NewAPIKey(p.ID, "live", "bootstrap")
 	created, err := st.Bootstrap(ctx, p, k)
@@ -321,8 +324,12 @@ func bootstrap(ctx context.Context, st *store.Store, stdout io.Writer, log *slog
 	}
 	log.Info("created project default with a first API key", "project_id", p.ID, "key_id", k.ID, "key_prefix", k.Prefix)
 	line := strings.Repeat("=", 72)
-	fmt.Fprintf(stdout, "\n%s\n  hookd created project \"default\" and its first API key.\n  It is shown only this once; keep it somewhere safe:\n\n    %s\n\n  Try it:  curl -H 'Authorization: Bearer %s' %s/v1/endpoints\n%s\n\n",
-		line, secret, secret, baseURL, line)
+	consoleLine := ""
+	if console {
+		consoleLine = fmt.Sprintf("  Or sign in with it at %s/console/\n", baseURL)
+	}
+	fmt.Fprintf(stdout, "\n%s\n  hookd created project \"default\" and its first API key.\n  It is shown only this once; keep it somewhere safe:\n\n    %s\n\n  Try it:  curl -H 'Authorization: Bearer %s' %s/v1/endpoints\n%s%s\n\n",
+		line, secret, secret, baseURL, consoleLine, line)
 	return nil
 }
 

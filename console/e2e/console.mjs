@@ -312,6 +312,11 @@ await step("filter the messages by status", async () => {
     page.url().includes("status=failed_permanent") && (await page.locator(".loading").count()) === 0 && (await page.getByRole("link", { name: delivered }).count()) === 0,
   );
   await page.getByRole("link", { name: failing }).waitFor();
+  // A message found by its id.
+  await page.getByLabel("Message id").fill(delivered);
+  await button("Open").click();
+  await h1("Message").waitFor();
+  await page.locator(".subtitle code", { hasText: delivered }).waitFor();
   check((await page.locator("main table tbody .badge", { hasNotText: "Failed" }).count()) === 0, "a row of another status");
 });
 

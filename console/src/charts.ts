@@ -26,9 +26,9 @@ function frame(title: string, summary: string, maxLabel: string, first: string, 
 
 function label(iso: string, window: string): string {
   const d = new Date(iso);
-  return window === "1h" || window === "24h"
-    ? d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })
-    : d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  if (window === "1h") return d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  if (window === "24h") return d.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
 }
 
 const plotW = W - PAD.l - PAD.r;
@@ -86,7 +86,7 @@ function line(values: (number | null)[], max: number): SVGElement[] {
     const x = PAD.l + (values.length === 1 ? plotW / 2 : i * step);
     const y = H - PAD.b - (v / max) * plotH;
     pts.push(`${x.toFixed(1)},${y.toFixed(1)}`);
-    dots.push(s("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 2, class: "dot" }));
+    dots.push(s("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: 3, class: "dot" }));
   });
   return [s("polyline", { points: pts.join(" "), class: "line" }), ...dots];
 }

@@ -100,7 +100,7 @@ export async function endpointDetail(ctx: Ctx) {
     show(
       ctx,
       "Endpoint",
-      h("p", { class: "subtitle" }, e.url, " ", health({ ...e, created_at: e.created_at })),
+      h("p", { class: "subtitle" }, e.description ? e.description + " · " : "", e.url, " ", health({ ...e, created_at: e.created_at })),
       h(
         "div",
         { class: "toolbar" },
@@ -120,6 +120,7 @@ export async function endpointDetail(ctx: Ctx) {
       out,
       dl([
         ["Id", h("code", null, e.id)],
+        ["Description", e.description || "—"],
         ["Signature scheme", e.signature_scheme],
         ["Signing", e.hmac_enabled ? "on" : "off"],
         ["Authentication", e.auth ? `${e.auth.type} (${e.auth.hint})` : "none"],
@@ -135,8 +136,8 @@ export async function endpointDetail(ctx: Ctx) {
         "div",
         { class: "cards" },
         h("div", { class: "card" }, h("div", { class: "card-label" }, "Messages"), h("div", { class: "card-value" }, num(s.total_messages))),
-        h("div", { class: "card" }, h("div", { class: "card-label" }, "Success rate"), h("div", { class: "card-value" }, pct(s.success_rate))),
-        h("div", { class: "card" }, h("div", { class: "card-label" }, "Average latency"), h("div", { class: "card-value" }, ms(s.avg_latency_ms))),
+        h("div", { class: "card" }, h("div", { class: "card-label" }, "Success rate"), h("div", { class: "card-value" }, s.succeeded + s.failed ? pct(s.success_rate) : "—")),
+        h("div", { class: "card" }, h("div", { class: "card-label" }, "Average latency"), h("div", { class: "card-value" }, s.succeeded ? ms(s.avg_latency_ms) : "—")),
         h("div", { class: "card" }, h("div", { class: "card-label" }, "Retries"), h("div", { class: "card-value" }, num(s.retries))),
       ),
       h("h2", null, "Signing keys"),

@@ -63,7 +63,7 @@ export async function messageList(ctx: Ctx) {
     ]);
     // A list of the endpoints to choose from, or, when there are more
     // than one page of them, a field for the endpoint's id.
-    const endpointOptions: [string, string][] = [["", "Any endpoint"], ...eps.data.map((e): [string, string] => [e.id, e.url])];
+    const endpointOptions: [string, string][] = [["", "Any endpoint"], ...eps.data.map((e): [string, string] => [e.id, e.description ? `${e.url} — ${e.description}` : e.url])];
     if (q.endpoint_id && !eps.data.some((e) => e.id === q.endpoint_id)) endpointOptions.push([q.endpoint_id, q.endpoint_id]);
     const endpointInput = eps.meta.has_more
       ? h("input", { name: "endpoint_id", value: q.endpoint_id ?? "", placeholder: "ep_…", autocomplete: "off" })
@@ -90,7 +90,18 @@ export async function messageList(ctx: Ctx) {
         end_time: isoFromLocal(v.end_time) ?? "",
       });
     });
-    show(ctx, "Messages", form, messageTable(r.data), pager("/messages", q, r.meta.next_cursor));
+    const byId = h(
+      "form",
+      { class: "filters", "aria-label": "Open a message by id" },
+      field("Message id", h("input", { name: "id", required: true, placeholder: "01…", autocomplete: "off", spellcheck: "false" })),
+      h("button", { type: "submit", class: "secondary" }, "Open"),
+    );
+    byId.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const id = formValues(byId).id;
+      if (id) location.hash = "#/messages/" + encodeURIComponent(id);
+    });
+    show(ctx, "Messages", form, byId, messageTable(r.data), pager("/messages", q, r.meta.next_cursor));
   } catch (e) {
     failed(ctx, "Messages", e);
   }
@@ -153,7 +164,7 @@ export function attemptCard(a: Schemas["Attempt"]): HTMLElement {
       ["Duration", ms(a.duration_ms)],
       ["Address", a.resolved_ip ?? "—"],
       ["Connection", a.conn_reused ? "reused" : "new"],
-      ["Next attempt", a.retry_type ? `${a.retry_type} retry track${a.retry_after_seconds ? `, after ${a.retry_after_seconds} s` : ""}` : "—"],
+      ...(a.retry_type ? ([["Next attempt", `${a.retry_type} retry track${a.retry_after_seconds ? `, after ${a.retry_after_seconds} s` : ""}`]] as [string, string][]) : []),
     ]),
     timingBar(a),
     a.error_text ? h("p", { class: "error-text" }, "Error: ", a.error_text) : null,
@@ -176,6 +187,11 @@ export async function messageDetail(ctx: Ctx) {
       api("get", "/v1/messages/{id}", { path: { id } }),
       api("get", "/v1/messages/{id}/attempts", { path: { id } }),
     ]);
+    // The endpoint's URL beside its id (none once the endpoint is deleted).
+    const endpointURL = await api("get", "/v1/endpoints/{id}", { path: { id: r.data.endpoint_id } }).then(
+      (e) => e.data.url,
+      () => "",
+    );
     let payload: string;
     try {
       payload = pretty(await (await raw("get", url("/v1/messages/{id}/payload", { id }))).text());
@@ -220,7 +236,7 @@ export async function messageDetail(ctx: Ctx) {
       ),
       out,
       dl([
-        ["Endpoint", h("a", { href: "#/endpoints/" + m.endpoint_id }, h("code", null, m.endpoint_id))],
+        ["Endpoint", h("span", null, h("a", { href: "#/endpoints/" + m.endpoint_id }, endpointURL || m.endpoint_id), endpointURL ? [" ", h("code", null, m.endpoint_id)] : null)],
         ["Event", m.event_type ? `${m.event_type} (${m.event_id ?? ""})` : "—"],
         ["Attempts", String(m.attempt_count)],
         ["Replays", String(m.replay_count)],
