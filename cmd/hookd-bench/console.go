@@ -12,13 +12,14 @@ import (
 )
 
 // consoleBench measures the console against the running hookd: what its
-// first load transfers (index.html, app.js and app.css, gzip-compressed as
+// first load transfers (index.html, app.js, app.css and the icon, gzip-compressed as
 // a browser asks), and, when Node.js, the console's npm packages and
 // Chromium are installed, how long its messages page takes to show its
 // first rows (console/e2e/bench.mjs).
 func consoleBench(ctx context.Context, h *hookd, rounds int) error {
 	var total, plain int
-	for _, f := range []string{"", "app.js", "app.css"} {
+	files := []string{"", "app.js", "app.css", "favicon.svg"}
+	for _, f := range files {
 		for _, enc := range []string{"gzip", "identity"} {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+h.addr+"/console/"+f, nil)
 			req.Header.Set("Accept-Encoding", enc)
@@ -38,7 +39,7 @@ func consoleBench(ctx context.Context, h *hookd, rounds int) error {
 			}
 		}
 	}
-	fmt.Printf("console:\n  first load: %.1f KB compressed (%.1f KB uncompressed), 3 files\n", float64(total)/1000, float64(plain)/1000)
+	fmt.Printf("console:\n  first load: %.1f KB compressed (%.1f KB uncompressed), %d files\n", float64(total)/1000, float64(plain)/1000, len(files))
 
 	chromium := os.Getenv("CHROMIUM")
 	if chromium == "" {
