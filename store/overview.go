@@ -8,7 +8,7 @@ import (
 // OverviewCap is where Overview's counts stop, so that a project with a
 // long history or a deep backlog still gets its answer in milliseconds:
 // each counted row is read from the table (deleted and inbound messages
-// are told apart there), about 2 µs each.
+// are told apart there), about 3 µs each.
 const OverviewCap = 10_000
 
 // Overview is a project's outbound delivery at a glance.
@@ -18,8 +18,9 @@ type Overview struct {
 	Failing, Disabled                             []Endpoint
 }
 
-// Overview counts the project's outbound messages waiting now (paused
-// ones apart) and in the dead-letter queue (each count stopping at OverviewCap), and lists up to
+// Overview counts the project's outbound messages by state (queued,
+// delivering, waiting for a retry, held by a paused endpoint, in the
+// dead-letter queue; each count stopping at OverviewCap), and lists up to
 // limit failing (not disabled) endpoints, most failures first, and up to
 // limit disabled ones, newest first.
 func (s *Store) Overview(ctx context.Context, projectID string, limit int) (Overview, error) {

@@ -119,10 +119,11 @@ type Config struct {
 	// used to build export download links. Empty: the scheme and Host of
 	// the request asking for the link.
 	PublicURL string
+	// Console serves the web console at /console/ on Addr.
+	Console bool
 	// IngestAddr, if set, is a listener of its own for inbound webhooks'
 	// ingest URLs (and the probes), so operators can expose it publicly
 	// and keep the API private. The API listener serves ingest too.
-	Console    bool
 	IngestAddr string
 	// IngestURL is the external base of ingest URLs shown to users
 	// (default: PublicURL, else the request's scheme and Host).
