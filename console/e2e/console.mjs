@@ -415,6 +415,17 @@ await step("event types: create one with a schema, archive it", async () => {
   await page.getByLabel("Payload JSON Schema").fill('{"type":"object","required":["id"]}');
   await button("Create event type").click();
   await page.getByRole("status").filter({ hasText: "order.created created" }).waitFor();
+  // Edit it on its own page: a new description, the schema kept.
+  await page.getByRole("link", { name: "order.created" }).click();
+  await h1("Event type").waitFor();
+  await page.locator(".loading").waitFor({ state: "detached" });
+  await page.getByLabel("Description").fill("An order was placed");
+  await button("Save changes").click();
+  await page.getByRole("status").filter({ hasText: "Saved." }).waitFor();
+  const et = await api("GET", "/v1/event-types/order.created");
+  check(et.data.description === "An order was placed" && et.data.schema?.required?.[0] === "id", "after the edit: " + JSON.stringify(et.data));
+  await audit("event-type");
+  await open("#/event-types", "Event types");
   await button("Archive").click();
   await button("Unarchive").waitFor();
   await audit("event-types");
@@ -454,6 +465,14 @@ await step("inbound: create an endpoint, see a refused request among the rejecti
     await open("#/inbound/" + inboundId, "Inbound endpoint");
     return (await page.locator("main table tbody tr .badge", { hasText: "Delivered" }).count()) === 1;
   });
+  await page.getByRole("link", { name: "All received messages" }).click();
+  await h1("Received messages").waitFor();
+  await page.locator(".loading").waitFor({ state: "detached" });
+  await page.getByLabel("Status").selectOption("succeeded");
+  await button("Filter").click();
+  await until("filtered", async () => page.url().includes("status=succeeded") && (await page.locator(".loading").count()) === 0);
+  check((await page.locator("main table tbody tr").count()) === 1, "received messages listed: " + (await page.locator("main table tbody tr").count()));
+  await audit("inbound-messages");
   await page.locator("main table tbody tr a[href^='#/inbound-messages/']").first().click();
   await h1("Received message").waitFor();
   await page.getByRole("heading", { name: /Attempt 1: delivered \(HTTP 200\)/ }).waitFor();

@@ -6,9 +6,9 @@ import { type Ctx, type Page } from "./page";
 import { apiKeys } from "./pages/apikeys";
 import { dlq } from "./pages/dlq";
 import { endpointDetail, endpointList, endpointNew } from "./pages/endpoints";
-import { eventTypes } from "./pages/eventtypes";
+import { eventTypeDetail, eventTypes } from "./pages/eventtypes";
 import { exportsPage } from "./pages/exports";
-import { inboundDetail, inboundList, inboundMessage, inboundNew, rejections } from "./pages/inbound";
+import { inboundDetail, inboundList, inboundMessage, inboundMessages, inboundNew, rejections } from "./pages/inbound";
 import { messageDetail, messageList } from "./pages/messages";
 import { overview } from "./pages/overview";
 import { pullDetail, pullEvent, pullList, pullNew } from "./pages/pull";
@@ -36,9 +36,11 @@ const routes: [RegExp, Page][] = [
   [/^\/messages\/([^/]+)$/, messageDetail],
   [/^\/dlq$/, dlq],
   [/^\/event-types$/, eventTypes],
+  [/^\/event-types\/([^/]+)$/, eventTypeDetail],
   [/^\/inbound$/, inboundList],
   [/^\/inbound\/new$/, inboundNew],
   [/^\/inbound\/([^/]+)$/, inboundDetail],
+  [/^\/inbound\/([^/]+)\/messages$/, inboundMessages],
   [/^\/inbound-messages\/([^/]+)$/, inboundMessage],
   [/^\/rejections$/, rejections],
   [/^\/pull$/, pullList],

@@ -1,7 +1,7 @@
 import { api, type Schemas } from "../client";
 import { h, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, errorText, field, onSubmit, pager, table } from "../ui";
+import { action, alertBox, dl, errorText, field, onSubmit, pager, table } from "../ui";
 
 export async function eventTypes(ctx: Ctx) {
   loading(ctx, "Event types");
@@ -39,7 +39,7 @@ export async function eventTypes(ctx: Ctx) {
       listOut,
       table<Schemas["EventType"]>(
         [
-          { head: "Name", cell: (t) => h("code", null, t.name) },
+          { head: "Name", cell: (t) => h("a", { href: "#/event-types/" + encodeURIComponent(t.name) }, h("code", null, t.name)) },
           { head: "Description", cell: (t) => t.description || "—" },
           { head: "Schema", cell: (t) => (t.schema ? h("details", null, h("summary", null, "Show"), h("pre", { class: "code" }, pretty(JSON.stringify(t.schema)))) : "none") },
           { head: "State", cell: (t) => (t.archived ? "archived" : "active") },
@@ -71,5 +71,58 @@ export async function eventTypes(ctx: Ctx) {
     );
   } catch (e) {
     failed(ctx, "Event types", e);
+  }
+}
+
+export async function eventTypeDetail(ctx: Ctx) {
+  const name = ctx.params[0];
+  loading(ctx, "Event type");
+  try {
+    const r = await api("get", "/v1/event-types/{name}", { path: { name } });
+    const t = r.data;
+    const out = alertBox();
+    const form = h(
+      "form",
+      { class: "form", "aria-label": "Edit event type" },
+      field("Description", h("input", { name: "description", maxlength: 1000, value: t.description })),
+      field(
+        "Payload JSON Schema",
+        h("textarea", { name: "schema", rows: 8, spellcheck: "false" }, t.schema ? JSON.stringify(t.schema, null, 2) : ""),
+        "Published payloads that do not match it are refused. Empty: no schema.",
+      ),
+      field("Archived", h("input", { name: "archived", type: "checkbox", value: "on", checked: t.archived })),
+      h("button", { type: "submit" }, "Save changes"),
+      out,
+    );
+    onSubmit(form, out, async (v) => {
+      let schema: Record<string, never> | undefined;
+      if (v.schema) {
+        try {
+          schema = JSON.parse(v.schema) as Record<string, never>;
+        } catch (e) {
+          throw new Error("The schema is not JSON: " + errorText(e));
+        }
+      }
+      await api("patch", "/v1/event-types/{name}", {
+        path: { name },
+        // (an empty schema removes it)
+        body: { description: v.description, schema: schema ?? ({} as Record<string, never>), archived: v.archived === "on" },
+      });
+      flash("Saved.");
+      ctx.rerender();
+    });
+    show(
+      ctx,
+      "Event type",
+      h("p", { class: "subtitle" }, h("code", null, t.name), " ", t.archived ? "archived" : "active"),
+      dl([
+        ["Created", when(t.created_at)],
+        ["Updated", when(t.updated_at)],
+      ]),
+      form,
+      h("p", null, h("a", { href: "#/messages?event_type=" + encodeURIComponent(t.name) }, "Its messages")),
+    );
+  } catch (e) {
+    failed(ctx, "Event type", e);
   }
 }

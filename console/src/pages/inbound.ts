@@ -1,7 +1,7 @@
 import { api, type Schemas } from "../client";
 import { h, ms, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, dl, field, link, onSubmit, pager, replaySummary, secretOnce, select, statusBadge, table } from "../ui";
+import { action, alertBox, dl, field, formValues, link, onSubmit, pager, replaySummary, secretOnce, select, statusBadge, table } from "../ui";
 import { attemptCard } from "./messages";
 
 function modeName(m: string) {
@@ -137,25 +137,71 @@ export async function inboundDetail(ctx: Ctx) {
         ["Created", when(e.created_at)],
       ]),
       h("h2", null, "Latest received messages"),
-      table<Schemas["InboundLogEntry"]>(
-        [
-          { head: "Message", cell: (m) => h("a", { href: "#/inbound-messages/" + m.message_id }, h("code", null, m.message_id)) },
-          { head: "Status", cell: (m) => statusBadge(m.status) },
-          { head: "Attempts", cell: (m) => String(m.attempt_count), cls: "num" },
-          { head: "Response", cell: (m) => (m.response_status ? String(m.response_status) : (m.last_error ?? "—")) },
-          { head: "Received → delivered", cell: (m) => ms(m.total_delivery_ms) },
-          { head: "Received", cell: (m) => when(m.received_at) },
-        ],
-        logs.data,
-        "Nothing received yet.",
-        "Received messages",
-      ),
+      receivedTable(logs.data),
+      h("p", null, h("a", { href: "#/inbound/" + id + "/messages" }, "All received messages")),
       h("h2", null, "Latest rejections"),
       rejectionTable(rej.data),
       h("p", null, h("a", { href: link("/rejections", { inbound_endpoint_id: id }) }, "All rejections of this endpoint")),
     );
   } catch (e) {
     failed(ctx, "Inbound endpoint", e);
+  }
+}
+
+function receivedTable(rows: Schemas["InboundLogEntry"][]) {
+  return table<Schemas["InboundLogEntry"]>(
+    [
+      { head: "Message", cell: (m) => h("a", { href: "#/inbound-messages/" + m.message_id }, h("code", null, m.message_id)) },
+      { head: "Status", cell: (m) => statusBadge(m.status) },
+      { head: "Attempts", cell: (m) => String(m.attempt_count), cls: "num" },
+      { head: "Response", cell: (m) => (m.response_status ? String(m.response_status) : (m.last_error ?? "—")) },
+      { head: "Received → delivered", cell: (m) => ms(m.total_delivery_ms) },
+      { head: "Received", cell: (m) => when(m.received_at) },
+    ],
+    rows,
+    "Nothing received.",
+    "Received messages",
+  );
+}
+
+const inboundStatuses: [string, string][] = [
+  ["", "Any status"],
+  ["queued", "Queued"],
+  ["delivering", "Delivering"],
+  ["succeeded", "Delivered"],
+  ["pending_retry", "Retrying"],
+  ["failed_permanent", "Failed"],
+  ["paused", "Held (cli mode or paused)"],
+];
+
+// inboundMessages lists everything an inbound endpoint received, by status,
+// with cursor pages.
+export async function inboundMessages(ctx: Ctx) {
+  const id = ctx.params[0];
+  const q = ctx.query;
+  loading(ctx, "Received messages");
+  try {
+    const [ie, logs] = await Promise.all([
+      api("get", "/v1/inbound-endpoints/{id}", { path: { id } }),
+      api("get", "/v1/inbound-logs", {
+        query: { inbound_endpoint_id: id, status: (q.status || undefined) as Schemas["MessageStatus"] | undefined, cursor: q.cursor || undefined, limit: 50 },
+      }),
+    ]);
+    const form = h("form", { class: "filters", "aria-label": "Filter received messages" }, field("Status", select("status", inboundStatuses, q.status ?? "")), h("button", { type: "submit" }, "Filter"));
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      location.hash = link("/inbound/" + id + "/messages", { status: formValues(form).status });
+    });
+    show(
+      ctx,
+      "Received messages",
+      h("p", { class: "subtitle" }, h("a", { href: "#/inbound/" + id }, ie.data.name)),
+      form,
+      receivedTable(logs.data),
+      pager("/inbound/" + id + "/messages", q, logs.meta.next_cursor),
+    );
+  } catch (e) {
+    failed(ctx, "Received messages", e);
   }
 }
 
