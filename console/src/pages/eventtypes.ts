@@ -3,6 +3,17 @@ import { h, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
 import { action, alertBox, dl, errorText, field, onSubmit, pager, table } from "../ui";
 
+// parseSchema reads the schema field: undefined when empty, a refusal in
+// words when it is not JSON.
+function parseSchema(text: string | undefined): Record<string, never> | undefined {
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text) as Record<string, never>;
+  } catch (e) {
+    throw new Error("The schema is not JSON: " + errorText(e));
+  }
+}
+
 export async function eventTypes(ctx: Ctx) {
   loading(ctx, "Event types");
   try {
@@ -19,14 +30,7 @@ export async function eventTypes(ctx: Ctx) {
       out,
     );
     onSubmit(form, out, async (v) => {
-      let schema: Record<string, never> | undefined;
-      if (v.schema) {
-        try {
-          schema = JSON.parse(v.schema) as Record<string, never>;
-        } catch (e) {
-          throw new Error("The schema is not JSON: " + errorText(e));
-        }
-      }
+      const schema = parseSchema(v.schema);
       await api("post", "/v1/event-types", { body: { name: v.name, description: v.description || undefined, schema, archived: false } });
       flash(`Event type ${v.name} created.`);
       ctx.rerender();
@@ -95,14 +99,7 @@ export async function eventTypeDetail(ctx: Ctx) {
       out,
     );
     onSubmit(form, out, async (v) => {
-      let schema: Record<string, never> | undefined;
-      if (v.schema) {
-        try {
-          schema = JSON.parse(v.schema) as Record<string, never>;
-        } catch (e) {
-          throw new Error("The schema is not JSON: " + errorText(e));
-        }
-      }
+      const schema = parseSchema(v.schema);
       await api("patch", "/v1/event-types/{name}", {
         path: { name },
         // (an empty schema removes it)

@@ -4,6 +4,20 @@ import { type Ctx, failed, flash, loading, show } from "../page";
 import { action, alertBox, dl, field, formValues, link, onSubmit, pager, replaySummary, secretOnce, select, statusBadge, table } from "../ui";
 import { attemptCard } from "./messages";
 
+// providers are the presets of the provider checks (inbound and pull).
+export const providers: [string, string][] = [
+  ["", "None (any sender)"],
+  ["stripe", "Stripe"],
+  ["github", "GitHub"],
+  ["shopify", "Shopify"],
+  ["standard_webhooks", "Standard Webhooks / Svix"],
+];
+
+// receiving says whether an inbound or pull endpoint takes webhooks now.
+export function receiving(paused: boolean) {
+  return paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving");
+}
+
 function modeName(m: string) {
   return m === "forward" ? "Forward" : m === "cli" ? "CLI (hookd listen)" : m === "pull" ? "Pull" : m;
 }
@@ -22,7 +36,7 @@ export async function inboundList(ctx: Ctx) {
           { head: "Name", cell: (e) => h("a", { href: "#/inbound/" + e.id }, e.name || e.id) },
           { head: "Mode", cell: (e) => modeName(e.mode) },
           { head: "Forwards to", cell: (e) => e.url || "—" },
-          { head: "State", cell: (e) => (e.paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving")) },
+          { head: "State", cell: (e) => receiving(e.paused) },
           { head: "Created", cell: (e) => when(e.created_at) },
         ],
         r.data,
@@ -44,17 +58,7 @@ export async function inboundNew(ctx: Ctx) {
     field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
     field("Mode", select("mode", [["forward", "Forward to a URL"], ["cli", "CLI (hookd listen)"]])),
     field("Forward to URL", h("input", { name: "url", type: "url", placeholder: "https://example.com/stripe" }), "Needed in forward mode."),
-    field(
-      "Provider",
-      select("provider", [
-        ["", "None (any sender)"],
-        ["stripe", "Stripe"],
-        ["github", "GitHub"],
-        ["shopify", "Shopify"],
-        ["standard_webhooks", "Standard Webhooks / Svix"],
-      ]),
-      "Fills in the provider's signature check.",
-    ),
+    field("Provider", select("provider", providers), "Fills in the provider's signature check."),
     field("Provider's signing secret", h("input", { name: "hmac_secret", type: "password", autocomplete: "off" }), "Needed with a provider."),
     field("Sign forwarded requests", h("input", { name: "signing_enabled", type: "checkbox", value: "on" })),
     h("button", { type: "submit" }, "Create inbound endpoint"),
@@ -106,7 +110,7 @@ export async function inboundDetail(ctx: Ctx) {
     show(
       ctx,
       "Inbound endpoint",
-      h("p", { class: "subtitle" }, e.name, " ", e.paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving")),
+      h("p", { class: "subtitle" }, e.name, " ", receiving(e.paused)),
       h(
         "div",
         { class: "toolbar" },

@@ -136,7 +136,7 @@ function timingBar(a: Schemas["Attempt"]): HTMLElement {
   return h("div", { class: "timing-wrap" }, bar, legend);
 }
 
-function headerTable(hs: Record<string, string>, caption: string) {
+export function headerTable(hs: Record<string, string>, caption: string) {
   return table(
     [
       { head: "Header", cell: ([k]: [string, string]) => h("code", null, k) },

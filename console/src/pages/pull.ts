@@ -2,18 +2,8 @@ import { api, type Schemas } from "../client";
 import { bytes, h, ms, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
 import { action, alertBox, dl, field, onSubmit, pager, secretOnce, select, table } from "../ui";
-
-const providers: [string, string][] = [
-  ["", "None (any sender)"],
-  ["stripe", "Stripe"],
-  ["github", "GitHub"],
-  ["shopify", "Shopify"],
-  ["standard_webhooks", "Standard Webhooks / Svix"],
-];
-
-function state(paused: boolean) {
-  return paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving");
-}
+import { providers, receiving } from "./inbound";
+import { headerTable } from "./messages";
 
 const eventStates: Record<string, string> = { stored: "Stored", fetched: "Fetched", delivered: "Acknowledged" };
 
@@ -33,7 +23,7 @@ export async function pullList(ctx: Ctx) {
       table<Schemas["PullEndpointSummary"]>(
         [
           { head: "Name", cell: (e) => h("a", { href: "#/pull/" + e.id }, e.name || e.id) },
-          { head: "State", cell: (e) => state(e.paused) },
+          { head: "State", cell: (e) => receiving(e.paused) },
           { head: "Created", cell: (e) => when(e.created_at) },
         ],
         r.data,
@@ -103,7 +93,7 @@ export async function pullDetail(ctx: Ctx) {
     show(
       ctx,
       "Pull endpoint",
-      h("p", { class: "subtitle" }, e.name, " ", state(e.paused)),
+      h("p", { class: "subtitle" }, e.name, " ", receiving(e.paused)),
       h(
         "div",
         { class: "toolbar" },
@@ -233,15 +223,7 @@ export async function pullEvent(ctx: Ctx) {
       h("h2", null, "Payload"),
       h("pre", { class: "code", tabindex: 0, "aria-label": "Payload" }, payload),
       h("h2", null, "Headers"),
-      table(
-        [
-          { head: "Header", cell: ([k]: [string, string]) => h("code", null, k) },
-          { head: "Value", cell: ([, v]: [string, string]) => h("code", null, v) },
-        ],
-        Object.entries(ev.headers).sort(([a], [b]) => a.localeCompare(b)),
-        "None.",
-        "Headers",
-      ),
+      headerTable(ev.headers, "Headers"),
     );
   } catch (e) {
     failed(ctx, "Pull event", e);
