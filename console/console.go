@@ -111,10 +111,6 @@ func Handler(o Options) (http.Handler, error) {
 		}
 		a, ok := assets[name]
 		if !ok {
-			if _, built := assets["index.html"]; !built {
-				http.Error(w, "the console is not built into this binary: run `make console`, then build hookd again", http.StatusNotFound)
-				return
-			}
 			http.NotFound(w, r)
 			return
 		}

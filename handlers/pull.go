@@ -249,16 +249,18 @@ func toPullSummary(m store.Message) gen.PullEventSummary {
 		Timing: pullTiming(m)}
 }
 
+// pullFilter is the store filter of the events list and the pull logs.
+func pullFilter(endpointID string, eventType, state *string, from, to *time.Time) store.PullFilter {
+	return store.PullFilter{EndpointID: endpointID, EventType: deref(eventType, ""), State: deref(state, ""), From: from, To: to}
+}
+
 // ListPullEvents pages through a pull endpoint's events, oldest first.
 func (s *Server) ListPullEvents(ctx context.Context, req gen.ListPullEventsRequestObject) (gen.ListPullEventsResponseObject, error) {
 	if err := s.pullEvents(ctx, req.Id); err != nil {
 		return nil, err
 	}
 	p := req.Params
-	f := store.PullFilter{EndpointID: req.Id.String(), EventType: deref(p.EventType, ""), From: p.Since, To: p.Before}
-	if p.Status != nil {
-		f.State = string(*p.Status)
-	}
+	f := pullFilter(req.Id.String(), p.EventType, (*string)(p.Status), p.Since, p.Before)
 	rows, next, hasMore, err := page(p.Cursor, validUUID, deref(p.Limit, 50),
 		func(after string, n int) ([]store.PullEventRow, error) {
 			return s.Store.ListPullEvents(ctx, projectID(ctx), f, after, true, n)
@@ -399,10 +401,7 @@ func (s *Server) DeleteAllPullEvents(ctx context.Context, req gen.DeleteAllPullE
 // first.
 func (s *Server) GetPullLogs(ctx context.Context, req gen.GetPullLogsRequestObject) (gen.GetPullLogsResponseObject, error) {
 	p := req.Params
-	f := store.PullFilter{EndpointID: uuidString(p.PullEndpointId), EventType: deref(p.EventType, ""), From: p.StartTime, To: p.EndTime}
-	if p.Status != nil {
-		f.State = string(*p.Status)
-	}
+	f := pullFilter(uuidString(p.PullEndpointId), p.EventType, (*string)(p.Status), p.StartTime, p.EndTime)
 	rows, next, hasMore, err := page(p.Cursor, validUUID, deref(p.Limit, 50),
 		func(before string, n int) ([]store.PullEventRow, error) {
 			return s.Store.ListPullEvents(ctx, projectID(ctx), f, before, false, n)
