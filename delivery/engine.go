@@ -53,7 +53,7 @@ type Config struct {
 	UserAgent string
 	// Breaker is the endpoint circuit breaker [DefaultBreaker()]; zero
 	// fields take DefaultBreaker's, negative ones turn that rule off.
-	Breaker store.BreakerPolicy
+	Breaker Breaker
 	// Observer, if not nil, is told about every recorded attempt (metrics).
 	Observer Observer
 	// NoHandoff turns off handing new messages straight from a send to this
@@ -68,20 +68,6 @@ type Config struct {
 	// deliveries (it replaces one the message or endpoint set), so a
 	// receiver that traces continues the trace.
 	TraceHeader bool
-}
-
-// DefaultBreaker is the default circuit breaker: attempts to an endpoint
-// are spaced from its 3rd failure in a row (one probe at a time, waits from
-// 1 s doubling to 5 min), and the endpoint is disabled at 100 failures in a
-// row or after failing every attempt for 5 days, whichever comes first.
-func DefaultBreaker() store.BreakerPolicy {
-	return store.BreakerPolicy{
-		DisableAfterFailures: 100,
-		DisableAfter:         5 * 24 * time.Hour,
-		ProbeAfterFailures:   3,
-		ProbeBackoff:         time.Second,
-		ProbeBackoffMax:      5 * time.Minute,
-	}
 }
 
 func (c *Config) defaults() {
@@ -112,24 +98,7 @@ func (c *Config) defaults() {
 	if c.UserAgent == "" {
 		c.UserAgent = "hookd"
 	}
-	d := DefaultBreaker()
-	b := &c.Breaker
-	if b.DisableAfterFailures == 0 {
-		b.DisableAfterFailures = d.DisableAfterFailures
-	}
-	if b.DisableAfter == 0 {
-		b.DisableAfter = d.DisableAfter
-	}
-	if b.ProbeAfterFailures == 0 {
-		b.ProbeAfterFailures = d.ProbeAfterFailures
-	}
-	if b.ProbeBackoff <= 0 {
-		b.ProbeBackoff = d.ProbeBackoff
-	}
-	if b.ProbeBackoffMax <= 0 {
-		b.ProbeBackoffMax = d.ProbeBackoffMax
-	}
-	b.ProbeBackoffMax = max(b.ProbeBackoffMax, b.ProbeBackoff)
+	c.Breaker = c.Breaker.withDefaults()
 }
 
 // Validate says what is wrong with c (after defaults).
@@ -141,13 +110,20 @@ func (c Config) Validate() error {
 	return c.Schedule.Validate()
 }
 
+// sender makes the HTTP requests of attempts: *Sender, or a fake in the
+// engine's tests.
+type sender interface {
+	Do(ctx context.Context, r Request) Result
+	CloseIdle()
+}
+
 // Engine delivers messages. Several engines, in one process or many, may
 // share a database: a message is leased to one engine at a time.
 type Engine struct {
 	tracer oteltrace.Tracer // nil: tracing off
 	st     *store.Store
 	kr     *secrets.Keyring
-	sender *Sender
+	sender sender
 	cfg    Config
 	// log is for lines about one message: they carry message_id and
 	// endpoint_id. qlog is for lines about the queue as a whole (claims,
@@ -175,7 +151,10 @@ type Engine struct {
 	ran        bool        // Run was called
 	wg         sync.WaitGroup
 	now        func() time.Time
-	workCtx    context.Context // attempts and their writes; cancelled when a drain gives up
+	// applied, if not nil, is told every outcome once apply has written
+	// it (the engine's tests wait on it).
+	applied func(store.Message, Outcome)
+	workCtx context.Context // attempts and their writes; cancelled when a drain gives up
 }
 
 // New returns an Engine; it does nothing until Run.
@@ -640,65 +619,57 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// deliver makes one attempt of m and records it.
+// deliver takes m, leased under token, through one turn: attempt decides
+// its outcome, apply writes it.
 func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t store.DeliveryTarget) {
+	e.apply(m, token, t, e.attempt(ctx, m, t))
+}
+
+// attempt makes one attempt of m, or finds why none may be made now, and
+// says what came of it. It writes nothing about m itself (apply does); the
+// breaker's probe and the endpoint's rate limit are the shared state it
+// takes from.
+func (e *Engine) attempt(ctx context.Context, m store.Message, t store.DeliveryTarget) Outcome {
 	ep := t.Endpoint
 	switch {
 	case ep.ID == "" || ep.DeletedAt != nil:
-		e.forgetHeaders(ep.ID)
-		e.retryDB(func(ctx context.Context) error { return e.st.FailLeased(ctx, m, token, "endpoint deleted") }, "fail", m)
-		return
+		return Outcome{Kind: FailedForGood, Reason: "endpoint deleted"}
 	case ep.Paused:
-		var parked bool
-		e.retryDB(func(ctx context.Context) error {
-			var err error
-			parked, err = e.st.ParkIfPaused(ctx, m, token)
-			return err
-		}, "park", m)
-		if parked {
-			return
-		}
+		return Outcome{Kind: Park, Reason: "endpoint paused"}
 	}
 
 	// The breaker first: a message held back for a probe must not use up
 	// the endpoint's shared rate-limit tokens.
-	start, probing := e.mayStart(m, ep, token)
-	if !start {
-		return
+	probe, held := e.mayStart(m, ep)
+	if held.Kind != 0 {
+		return held
 	}
-	if probing {
-		// This attempt holds the endpoint's probe. If it ends without an
-		// answer to judge (rate limit, unreadable keys, drain), the probe is
-		// given back, or every process would wait out the probe's hold.
-		defer func() {
-			if probing {
-				e.retryDB(func(ctx context.Context) error { return e.st.ReleaseProbe(ctx, ep.ID) }, "probe", m)
-			}
-		}()
-	}
+	o := e.send(ctx, m, t)
+	o.probe = probe
+	return o
+}
 
+// send signs and sends m to its endpoint, unless the endpoint's rate limit
+// or an error of hookd's own holds it back.
+func (e *Engine) send(ctx context.Context, m store.Message, t store.DeliveryTarget) Outcome {
+	ep := t.Endpoint
 	custom, err := e.headersOf(ep)
 	if err != nil {
 		e.log.Error("cannot open the endpoint's custom headers; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
-		e.release(m, token, e.cfg.PollInterval*10)
-		return
+		return wait(e.cfg.PollInterval*10, false, "custom headers unreadable")
 	}
 
 	if ep.RateLimitRPS > 0 {
 		// The endpoint's own limit holds the message back without
 		// spending an attempt.
-		var wait time.Duration
+		var delay time.Duration
 		e.retryDB(func(ctx context.Context) error {
 			var err error
-			wait, err = e.st.TakeToken(ctx, ep.ProjectID, ep.ID, ep.RateLimitRPS, ep.Burst)
+			delay, err = e.st.TakeToken(ctx, ep.ProjectID, ep.ID, ep.RateLimitRPS, ep.Burst)
 			return err
 		}, "rate limit", m)
-		if wait > 0 {
-			e.mu.Lock()
-			e.holdUntil[ep.ID] = time.Now().Add(wait)
-			e.mu.Unlock()
-			e.release(m, token, wait)
-			return
+		if delay > 0 {
+			return wait(delay, true, "endpoint rate limit")
 		}
 	}
 
@@ -714,7 +685,6 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 	}
 
 	now := e.now()
-	ts := now.Unix()
 	h := http.Header{}
 	for k, v := range custom {
 		h.Set(k, v)
@@ -745,50 +715,23 @@ func (e *Engine) deliver(ctx context.Context, m store.Message, token string, t s
 		h.Del("Tracestate")
 		tracing.Inject(ctx, propagation.HeaderCarrier(h))
 	}
-	if err := e.sign(h, m, t, ts); err != nil {
+	if err := e.sign(h, m, t, now.Unix()); err != nil {
 		e.log.Error("cannot sign the delivery; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
-		e.release(m, token, e.cfg.PollInterval*10)
-		return
+		return wait(e.cfg.PollInterval*10, false, "signing keys unreadable")
 	}
 
 	res := e.sender.Do(ctx, Request{URL: ep.URL, Body: m.Payload, Headers: h, Timeout: e.cfg.AttemptTimeout})
 	if ctx.Err() != nil && res.Status == 0 {
 		// Abandoned by the drain deadline: not the receiver's fault, not counted.
-		e.release(m, token, 0)
-		return
+		return wait(0, false, "abandoned by the drain")
 	}
 	d := e.cfg.Schedule.Decide(m, res, e.now())
-	a := attemptRecord(m, res, d)
-	a.RequestHeaders = customheaders.Redact(a.RequestHeaders, custom)
-	var no int
-	e.retryDB(func(ctx context.Context) error {
-		var err error
-		no, err = e.st.RecordAttempt(ctx, token, a, d.Outcome)
-		return err
-	}, "record attempt", m)
-	if m.FIFOKey != nil && (d.Outcome.Status == store.StatusSucceeded || d.Outcome.Status == store.StatusFailedPermanent) {
-		e.st.Wake() // the next message of its ordering key is claimable now
-	}
-	e.trackHealth(m, t, res) // ends the probe either way
-	probing = false
-	e.observe(res, d)
+	o := attempted(m, res, d)
+	o.Record.RequestHeaders = customheaders.Redact(o.Record.RequestHeaders, custom)
 	if span.IsRecording() {
 		endAttemptSpan(span, res, d)
 	}
-	attrs := []any{"message_id", m.ID, "endpoint_id", ep.ID, "attempt", no, "outcome", string(d.Class),
-		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
-	if d.RetryType != "" {
-		attrs = append(attrs, "retry_type", d.RetryType, "retry_in", d.RetryAfter.String())
-	}
-	if res.Err != nil {
-		attrs = append(attrs, "error", logError(res.Err))
-	}
-	// Successes are the bulk and are in the attempt rows anyway: debug.
-	level := slog.LevelInfo
-	if d.Class == Success {
-		level = slog.LevelDebug
-	}
-	e.log.Log(context.Background(), level, "delivery attempt", attrs...)
+	return o
 }
 
 // tracerOf is the engine's tracer of tp; nil when tracing is off.
@@ -822,30 +765,32 @@ func (e *Engine) probeHold() time.Duration { return e.cfg.AttemptTimeout + 5*tim
 // mayStart applies the circuit breaker's spacing: while an endpoint keeps
 // failing, one attempt at a time (across all processes) probes it, and the
 // others wait, without spending an attempt, until the next probe is due.
-// It reports whether m's attempt may start (if not, m is released) and
-// whether it is the endpoint's probe.
-func (e *Engine) mayStart(m store.Message, ep store.Endpoint, token string) (start, probe bool) {
+// It reports whether m's attempt is the endpoint's probe, or, when the
+// attempt may not start, the Wait outcome that holds it back.
+func (e *Engine) mayStart(m store.Message, ep store.Endpoint) (probe bool, held Outcome) {
 	e.mu.Lock()
 	failures := max(ep.ConsecutiveFailures, e.failing[ep.ID])
 	e.mu.Unlock()
-	if e.cfg.Breaker.ProbeAfterFailures <= 0 || failures < e.cfg.Breaker.ProbeAfterFailures {
-		return true, false
+	b := e.cfg.Breaker
+	if !b.spaces(failures) {
+		return false, Outcome{}
 	}
 	var ok bool
-	var wait time.Duration
+	var delay time.Duration
 	e.retryDB(func(ctx context.Context) error {
-		var err error
-		ok, wait, err = e.st.AcquireProbe(ctx, ep.ID, e.cfg.Breaker, e.probeHold())
-		return err
+		return e.st.UpdateEndpointHealth(ctx, ep.ID, func(h store.EndpointHealth, now time.Time) (store.HealthChange, bool) {
+			var c *store.HealthChange
+			ok, delay, c = b.acquire(h, e.probeHold(), now)
+			if c == nil {
+				return store.HealthChange{}, false
+			}
+			return *c, true
+		})
 	}, "probe", m)
 	if ok {
-		return true, true
+		return true, Outcome{}
 	}
-	e.mu.Lock()
-	e.holdUntil[ep.ID] = time.Now().Add(wait)
-	e.mu.Unlock()
-	e.release(m, token, wait)
-	return false, false
+	return false, wait(delay, true, "circuit breaker: waiting for the endpoint's next probe")
 }
 
 // endpointFailed reports whether an attempt's result counts against its
@@ -864,19 +809,20 @@ func (e *Engine) trackHealth(m store.Message, t store.DeliveryTarget, r Result) 
 		if r.Err != nil {
 			errText = logError(r.Err) // the reason is logged too
 		}
-		var res store.FailureResult
+		var c store.HealthChange
 		e.retryDB(func(ctx context.Context) error {
-			var err error
-			res, err = e.st.RecordEndpointFailure(ctx, ep.ID, r.Started, errText, e.cfg.Breaker)
-			return err
+			return e.st.UpdateEndpointHealth(ctx, ep.ID, func(h store.EndpointHealth, now time.Time) (store.HealthChange, bool) {
+				c = e.cfg.Breaker.failure(h, r.Started, errText, now)
+				return c, true
+			})
 		}, "endpoint health", m)
 		e.mu.Lock()
-		e.failing[ep.ID] = res.ConsecutiveFailures
+		e.failing[ep.ID] = c.ConsecutiveFailures
 		e.mu.Unlock()
-		if res.Disabled {
+		if c.Disable != "" {
 			e.log.Warn("endpoint disabled by the circuit breaker; resume it to deliver its messages again",
 				"endpoint_id", ep.ID, "project_id", m.ProjectID, "message_id", m.ID,
-				"consecutive_failures", res.ConsecutiveFailures, "reason", res.Reason)
+				"consecutive_failures", c.ConsecutiveFailures, "reason", c.Disable)
 		}
 		return
 	}

@@ -11,9 +11,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hookd/hookd/delivery"
 	"github.com/hookd/hookd/gen"
 	"github.com/hookd/hookd/internal/poll"
-	"github.com/hookd/hookd/store"
 )
 
 // getEndpoint reads an endpoint of tenant a.
@@ -30,7 +30,7 @@ func TestCircuitBreakerDisablesAndResumeRecovers(t *testing.T) {
 	cfg := testEngineConfig()
 	cfg.Schedule.Slow = []time.Duration{10 * time.Millisecond}
 	cfg.Schedule.MaxAttempts = 100
-	cfg.Breaker = store.BreakerPolicy{DisableAfterFailures: 6, ProbeAfterFailures: 2,
+	cfg.Breaker = delivery.Breaker{DisableAfterFailures: 6, ProbeAfterFailures: 2,
 		ProbeBackoff: 10 * time.Millisecond, ProbeBackoffMax: 40 * time.Millisecond}
 	forEachDialectWith(t, options{receivers: true, engine: cfg}, func(t *testing.T, e *env) {
 		var healthy atomic.Bool
@@ -108,7 +108,7 @@ func TestCircuitBreakerSpacesAttempts(t *testing.T) {
 	cfg := testEngineConfig()
 	cfg.Schedule.Slow = []time.Duration{5 * time.Millisecond}
 	cfg.Schedule.MaxAttempts = 100
-	cfg.Breaker = store.BreakerPolicy{DisableAfterFailures: -1, DisableAfter: -1, ProbeAfterFailures: 3,
+	cfg.Breaker = delivery.Breaker{DisableAfterFailures: -1, DisableAfter: -1, ProbeAfterFailures: 3,
 		ProbeBackoff: 100 * time.Millisecond, ProbeBackoffMax: 200 * time.Millisecond}
 	forEachDialectWith(t, options{receivers: true, engine: cfg}, func(t *testing.T, e *env) {
 		rc := newReceiver(t, func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })

@@ -117,7 +117,7 @@ func testEngineConfig() *delivery.Config {
 			RetryAfterCap: 3 * time.Second,
 		},
 		UserAgent: "hookd/test",
-		Breaker:   store.BreakerPolicy{ProbeBackoff: 20 * time.Millisecond, ProbeBackoffMax: 100 * time.Millisecond},
+		Breaker:   delivery.Breaker{ProbeBackoff: 20 * time.Millisecond, ProbeBackoffMax: 100 * time.Millisecond},
 	}
 }
 

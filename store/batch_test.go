@@ -213,8 +213,9 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 			Headers: func(store.Endpoint) (store.HeadersChange, error) {
 				return store.HeadersChange{Sealed: store.SealedHeaders{KeyID: "k9", Sealed: []byte("sealed-b")}, AuthType: &authType, AuthHeader: &authHeader, AuthHint: &hint}, nil
 			}}))
-		_, err := f.s.RecordEndpointFailure(ctx, b.ID, store.Now(), "HTTP 500", store.BreakerPolicy{})
-		require.NoError(t, err)
+		require.NoError(t, f.s.UpdateEndpointHealth(ctx, b.ID, func(store.EndpointHealth, time.Time) (store.HealthChange, bool) {
+			return store.HealthChange{ConsecutiveFailures: 1}, true
+		}))
 		for i, ep := range []string{a.ID, a.ID, b.ID} {
 			m := newMessage(f.project.ID, ep, nil)
 			m.Headers = store.Headers{"X-Msg": fmt.Sprint(i)}

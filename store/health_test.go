@@ -2,62 +2,78 @@ package store_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/hookd/hookd/internal/poll"
 	"github.com/hookd/hookd/store"
 )
 
+// TestEndpointHealth: the store keeps the breaker's state; what to change
+// is the caller's (delivery.Breaker). A change is written as decided, a
+// disable pauses the endpoint and parks its queued messages (once: a
+// disabled or deleted endpoint reads as not live and is not disabled
+// again), concurrent updates take turns on the row, and an answer or a
+// resume clears the run.
 func TestEndpointHealth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	p := store.BreakerPolicy{DisableAfterFailures: 4, DisableAfter: 5 * 24 * time.Hour, ProbeAfterFailures: 2,
-		ProbeBackoff: time.Hour, ProbeBackoffMax: 3 * time.Hour}
 	forEachDialect(t, func(t *testing.T, f fixture) {
-		t.Run("CountRule", func(t *testing.T) {
-			e, _ := f.endpoint(t, "https://count.example.com/hook")
+		read := func(id string) store.EndpointHealth {
+			var got store.EndpointHealth
+			require.NoError(t, f.s.UpdateEndpointHealth(ctx, id, func(h store.EndpointHealth, _ time.Time) (store.HealthChange, bool) {
+				got = h
+				return store.HealthChange{}, false
+			}))
+			return got
+		}
+		t.Run("WriteAndDisable", func(t *testing.T) {
+			e, _ := f.endpoint(t, "https://disable.example.com/hook")
+			queued, _, err := f.s.InsertMessage(ctx, newMessage(f.project.ID, e.ID, nil))
+			require.NoError(t, err)
+			h := read(e.ID)
+			require.True(t, h.Live)
+			require.Zero(t, h.ConsecutiveFailures)
 
-			// Below the probe threshold every attempt may start.
-			ok, _, err := f.s.AcquireProbe(ctx, e.ID, p, time.Minute)
-			require.NoError(t, err)
-			require.True(t, ok)
-			started := store.Now()
-			for i := 1; i <= 3; i++ {
-				r, err := f.s.RecordEndpointFailure(ctx, e.ID, started, "HTTP 500", p)
-				require.NoError(t, err)
-				require.Equal(t, i, r.ConsecutiveFailures)
-				require.False(t, r.Disabled)
-			}
-			// From the probe threshold: the wait after the 3rd failure is
-			// 2 h (1 h doubled once), and nobody may start before it ends.
-			// It counts from the 3rd failure, so it is what is left of 2 h
-			// (hours, and bounds, not a tolerance: a 2 s wait checked to
-			// ±0.5 s failed when the machine paused between the calls).
-			ok, wait, err := f.s.AcquireProbe(ctx, e.ID, p, time.Minute)
-			require.NoError(t, err)
-			require.False(t, ok)
-			require.LessOrEqual(t, wait, 2*time.Hour)
-			require.GreaterOrEqual(t, wait, 2*time.Hour-store.Now().Sub(started))
+			since, after := store.Now().Add(-time.Hour), store.Now().Add(time.Minute)
+			require.NoError(t, f.s.UpdateEndpointHealth(ctx, e.ID, func(_ store.EndpointHealth, now time.Time) (store.HealthChange, bool) {
+				require.WithinDuration(t, store.Now(), now, time.Hour, "the store's clock")
+				return store.HealthChange{ConsecutiveFailures: 3, FailingSince: &since, ProbeAfter: &after}, true
+			}))
+			h = read(e.ID)
+			require.Equal(t, 3, h.ConsecutiveFailures)
+			require.True(t, since.Equal(*h.FailingSince))
+			require.True(t, after.Equal(*h.ProbeAfter))
+			require.Nil(t, h.ProbeLeaseUntil)
+			require.True(t, h.Live)
 
-			r, err := f.s.RecordEndpointFailure(ctx, e.ID, started, "HTTP 503", p)
-			require.NoError(t, err)
-			require.True(t, r.Disabled)
-			require.Contains(t, r.Reason, "4 failed attempts in a row")
-			require.Contains(t, r.Reason, "HTTP 503")
+			require.NoError(t, f.s.UpdateEndpointHealth(ctx, e.ID, func(h store.EndpointHealth, _ time.Time) (store.HealthChange, bool) {
+				return store.HealthChange{ConsecutiveFailures: h.ConsecutiveFailures + 1, FailingSince: h.FailingSince, Disable: "too many failures"}, true
+			}))
 			got, err := f.s.GetEndpoint(ctx, f.project.ID, e.ID)
 			require.NoError(t, err)
 			require.True(t, got.Paused)
 			require.NotNil(t, got.DisabledAt)
-			require.Equal(t, r.Reason, *got.DisabledReason)
-
-			// A further failure (an attempt that was in flight) does not
-			// disable it again; resume clears everything.
-			r, err = f.s.RecordEndpointFailure(ctx, e.ID, started, "HTTP 500", p)
+			require.Equal(t, "too many failures", *got.DisabledReason)
+			require.Equal(t, 4, got.ConsecutiveFailures)
+			m, err := f.s.GetMessage(ctx, f.project.ID, queued.ID)
 			require.NoError(t, err)
-			require.False(t, r.Disabled)
+			require.Equal(t, store.StatusPaused, m.Status, "a disable parks the queued messages")
+			require.False(t, read(e.ID).Live, "a disabled endpoint is not live")
+
+			// A later disable (an attempt that was in flight) changes the
+			// counters only: the first reason stays.
+			require.NoError(t, f.s.UpdateEndpointHealth(ctx, e.ID, func(h store.EndpointHealth, _ time.Time) (store.HealthChange, bool) {
+				return store.HealthChange{ConsecutiveFailures: h.ConsecutiveFailures + 1, Disable: "again"}, true
+			}))
+			got, err = f.s.GetEndpoint(ctx, f.project.ID, e.ID)
+			require.NoError(t, err)
+			require.Equal(t, "too many failures", *got.DisabledReason)
+			require.Equal(t, 5, got.ConsecutiveFailures)
+
+			// Resume clears everything.
 			_, err = f.s.SetEndpointPaused(ctx, f.project.ID, e.ID, false)
 			require.NoError(t, err)
 			got, err = f.s.GetEndpoint(ctx, f.project.ID, e.ID)
@@ -68,53 +84,53 @@ func TestEndpointHealth(t *testing.T) {
 			require.Nil(t, got.FailingSince)
 			require.Nil(t, got.ProbeAfter)
 			require.Zero(t, got.ConsecutiveFailures)
+			require.True(t, read(e.ID).Live)
 		})
-		t.Run("TimeRule", func(t *testing.T) {
-			e, _ := f.endpoint(t, "https://time.example.com/hook")
-			r, err := f.s.RecordEndpointFailure(ctx, e.ID, store.Now().Add(-6*24*time.Hour), "connection refused", p)
-			require.NoError(t, err)
-			require.True(t, r.Disabled, "failing for six days disables at once")
-			require.Equal(t, 1, r.ConsecutiveFailures)
-		})
-		t.Run("OneProbeAtATime", func(t *testing.T) {
-			e, _ := f.endpoint(t, "https://probe.example.com/hook")
-			quick := p
-			quick.ProbeBackoff, quick.ProbeBackoffMax = time.Millisecond, time.Millisecond
-			for range 2 {
-				_, err := f.s.RecordEndpointFailure(ctx, e.ID, store.Now(), "HTTP 500", quick)
+		t.Run("TakeTurns", func(t *testing.T) {
+			// Each update reads the count and writes it plus one: without
+			// the row lock, concurrent ones would lose increments.
+			e, _ := f.endpoint(t, "https://turns.example.com/hook")
+			const n = 16
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for range n {
+				wg.Go(func() {
+					errs <- f.s.UpdateEndpointHealth(ctx, e.ID, func(h store.EndpointHealth, _ time.Time) (store.HealthChange, bool) {
+						return store.HealthChange{ConsecutiveFailures: h.ConsecutiveFailures + 1}, true
+					})
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
 				require.NoError(t, err)
 			}
-			// Refused while the 1 ms spacing wait lasts (a refusal changes
-			// nothing), then one probe may start.
-			poll.Until(t, time.Minute, func() bool {
-				ok, _, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-				require.NoError(t, err)
-				return ok
-			}, "the spacing wait is over: one probe may start")
-			ok, wait, err := f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-			require.NoError(t, err)
-			require.False(t, ok, "a second probe while the first is in flight")
-			require.LessOrEqual(t, wait, time.Millisecond, "waiters ask again soon: the probe may answer any moment")
-
-			// A probe given back without an answer (rate limit, drain) lets
-			// the next one start at once, the run of failures unchanged.
+			require.Equal(t, n, read(e.ID).ConsecutiveFailures)
+		})
+		t.Run("ProbeAndReset", func(t *testing.T) {
+			e, _ := f.endpoint(t, "https://probe.example.com/hook")
+			until := store.Now().Add(time.Hour)
+			require.NoError(t, f.s.UpdateEndpointHealth(ctx, e.ID, func(h store.EndpointHealth, _ time.Time) (store.HealthChange, bool) {
+				return store.HealthChange{ConsecutiveFailures: 2, ProbeLeaseUntil: &until}, true
+			}))
+			require.NotNil(t, read(e.ID).ProbeLeaseUntil)
 			require.NoError(t, f.s.ReleaseProbe(ctx, e.ID))
-			ok, _, err = f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-			require.NoError(t, err)
-			require.True(t, ok, "the released probe can be taken again")
-			ok, _, err = f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-			require.NoError(t, err)
-			require.False(t, ok, "and is held again")
+			h := read(e.ID)
+			require.Nil(t, h.ProbeLeaseUntil, "the probe is given back")
+			require.Equal(t, 2, h.ConsecutiveFailures, "the run of failures unchanged")
 
-			// An answer ends the run: everyone may start again.
 			require.NoError(t, f.s.ResetEndpointHealth(ctx, e.ID))
-			ok, _, err = f.s.AcquireProbe(ctx, e.ID, quick, time.Minute)
-			require.NoError(t, err)
-			require.True(t, ok)
-			got, err := f.s.GetEndpoint(ctx, f.project.ID, e.ID)
-			require.NoError(t, err)
-			require.Zero(t, got.ConsecutiveFailures)
-			require.Nil(t, got.ProbeLeaseUntil)
+			h = read(e.ID)
+			require.Zero(t, h.ConsecutiveFailures)
+			require.Nil(t, h.FailingSince)
+			require.Nil(t, h.ProbeAfter)
+		})
+		t.Run("Unknown", func(t *testing.T) {
+			err := f.s.UpdateEndpointHealth(ctx, "ep_missing", func(store.EndpointHealth, time.Time) (store.HealthChange, bool) {
+				t.Error("decide must not be called for a missing endpoint")
+				return store.HealthChange{}, false
+			})
+			require.ErrorIs(t, err, store.ErrNotFound)
 		})
 	})
 }

@@ -633,7 +633,7 @@ func (c *Config) deliveryConfig() (delivery.Config, error) {
 		UserAgent:           "hookd/" + version,
 		NoHandoff:           !c.SendHandoff,
 		TraceHeader:         c.TraceHeader,
-		Breaker: store.BreakerPolicy{
+		Breaker: delivery.Breaker{
 			DisableAfterFailures: offIfZero(c.BreakerFailures),
 			DisableAfter:         time.Duration(offIfZero(int(c.BreakerDuration))),
 			ProbeAfterFailures:   offIfZero(c.BreakerProbeAfter),
