@@ -44,25 +44,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, projectID, id string) error {
 // use (at most once per minute). It returns ErrNotFound for an unknown or
 // deleted key.
 func (s *Store) Authenticate(ctx context.Context, keyHash string) (APIKey, ProjectLimits, error) {
-	var k APIKey
-	var lim ProjectLimits
-	var err error
-	if s.pool != nil {
-		k, lim, err = s.pgFindAPIKey(ctx, keyHash)
-	} else {
-		var row struct {
-			APIKey                 `gorm:"embedded"`
-			RateLimitPerMinute     int
-			SendRateLimitPerMinute int
-		}
-		err = s.db.WithContext(ctx).Raw(`SELECT k.*, p.rate_limit_per_minute, p.send_rate_limit_per_minute
-FROM api_keys k JOIN projects p ON p.id = k.project_id
-WHERE k.key_hash = ? AND k.deleted_at IS NULL`, keyHash).Scan(&row).Error
-		if err == nil && row.ID == "" {
-			err = ErrNotFound
-		}
-		k, lim = row.APIKey, ProjectLimits{RateLimitPerMinute: row.RateLimitPerMinute, SendRateLimitPerMinute: row.SendRateLimitPerMinute}
-	}
+	k, lim, err := s.hot.authenticate(ctx, keyHash)
 	if errors.Is(err, ErrNotFound) {
 		return APIKey{}, ProjectLimits{}, err
 	}

@@ -29,7 +29,7 @@ type handoff struct {
 // lease, from now on. On SQLite it does nothing: sends queue and the
 // workers claim.
 func (s *Store) SetHandoff(h Handoff, lease time.Duration) {
-	if s.pool != nil && h != nil {
+	if s.hot.handsOff() && h != nil {
 		s.handoff.Store(&handoff{Handoff: h, lease: lease})
 	}
 }

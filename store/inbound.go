@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"gorm.io/gorm"
 )
 
@@ -312,7 +311,7 @@ func (s *Store) SetInboundPaused(ctx context.Context, projectID, id string, paus
 // no write.
 func (s *Store) InsertInbound(ctx context.Context, m Message) (Message, bool, error) {
 	m.Inbound = true
-	res, err := s.insertFast(ctx, m)
+	res, err := s.hot.insert(ctx, m)
 	if err != nil {
 		return Message{}, false, translate(err, "store inbound message")
 	}
@@ -322,7 +321,7 @@ func (s *Store) InsertInbound(ctx context.Context, m Message) (Message, bool, er
 		if m.IdempotencyKey == nil {
 			return Message{}, false, errors.New("store inbound message: no row inserted")
 		}
-		orig, found, err := s.inboundOriginal(ctx, m.EndpointID, *m.IdempotencyKey)
+		orig, found, err := s.hot.inboundOriginal(ctx, m.EndpointID, *m.IdempotencyKey)
 		if err == nil && !found {
 			err = errors.New("an inbound message was not stored and its idempotency key is unknown")
 		}
@@ -330,29 +329,7 @@ func (s *Store) InsertInbound(ctx context.Context, m Message) (Message, bool, er
 	}
 	m.Status = res.status
 	s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
-	if res.status == StatusQueued && s.pool == nil {
-		s.poke() // on PostgreSQL the batch did, right after its commit
-	}
 	return m, true, nil
-}
-
-// inboundOriginal finds the message of an idempotency key (on PostgreSQL
-// one prepared statement through the pool).
-func (s *Store) inboundOriginal(ctx context.Context, endpointID, key string) (Message, bool, error) {
-	if s.pool == nil {
-		m, err := s.inboundByKey(s.db.WithContext(ctx), endpointID, key)
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return Message{}, false, nil
-		}
-		return m, err == nil, err
-	}
-	m := Message{EndpointID: endpointID}
-	err := s.pool.QueryRow(ctx, `SELECT id, status, project_id, created_at FROM messages WHERE endpoint_id = $1 AND idempotency_key = $2`,
-		endpointID, key).Scan(&m.ID, &m.Status, &m.ProjectID, &m.CreatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Message{}, false, nil
-	}
-	return m, err == nil, err
 }
 
 func (s *Store) inboundByKey(db *gorm.DB, endpointID, key string) (Message, error) {

@@ -2,10 +2,8 @@ package store
 
 import (
 	"context"
-	"database/sql/driver"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -45,45 +43,13 @@ func (s *Store) Wake() { s.poke() }
 func (s *Store) Due() <-chan struct{} { return s.due }
 
 // notifyDue wakes, on PostgreSQL, every other listening process when tx
-// commits; the caller pokes this process after the commit. The payload
-// names this store, so its own listener ignores it.
-func (s *Store) notifyDue(tx *gorm.DB) error {
-	if s.dialect != Postgres {
-		return nil
-	}
-	return tx.Exec("SELECT pg_notify(?, ?)", dueChannel, s.instance).Error
-}
+// commits; the caller pokes this process after the commit.
+func (s *Store) notifyDue(tx *gorm.DB) error { return s.hot.notifyDue(tx) }
 
 // ListenDue relays PostgreSQL notifications of due messages from other
 // processes to Due until ctx ends. It reconnects after errors. On SQLite it
 // returns at once (one process).
-func (s *Store) ListenDue(ctx context.Context) {
-	if s.pool == nil {
-		return
-	}
-	for ctx.Err() == nil {
-		conn, err := s.pool.Acquire(ctx)
-		if err != nil {
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		if _, err := conn.Exec(ctx, "LISTEN "+dueChannel); err == nil {
-			for {
-				n, err := conn.Conn().WaitForNotification(ctx)
-				if err != nil {
-					break
-				}
-				if n.Payload != s.instance {
-					s.poke() // this store's own changes poked already
-				}
-			}
-		}
-		// The connection may be in any state now; do not return it to the pool.
-		_ = conn.Conn().Close(context.Background())
-		conn.Release()
-		sleepCtx(ctx, 100*time.Millisecond)
-	}
-}
+func (s *Store) ListenDue(ctx context.Context) { s.hot.listenDue(ctx) }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
@@ -104,7 +70,7 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 	// if the endpoint is live, taking its paused state, and (PostgreSQL)
 	// notify the workers at commit. No row back means the endpoint is gone
 	// or the idempotency key exists; the transaction below sorts that out.
-	res, err := s.insertFast(ctx, m)
+	res, err := s.hot.insert(ctx, m)
 	if err != nil {
 		return Message{}, false, translate(err, "insert message")
 	}
@@ -114,9 +80,6 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 			m.NextAttemptAt = nil
 		}
 		s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
-		if status == StatusQueued && s.pool == nil {
-			s.poke() // on PostgreSQL the batch did, right after its commit
-		}
 		return m, true, nil
 	}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
@@ -170,51 +133,6 @@ func (s *Store) InsertMessage(ctx context.Context, m Message) (stored Message, c
 	return stored, created, nil
 }
 
-const insertFastSQLite = `INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
-    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, fifo_key, trace_parent, inbound, event_type)
-  SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, @payload, @sha, @size, @headers,
-    @key, @retention, CASE WHEN e.paused THEN NULL ELSE @now END, @now, @now,
-    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(@okey, '') END, @trace, @inbound, @etype
-  FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
-  ON CONFLICT DO NOTHING
-  RETURNING status`
-
-// blob passes bytes to a raw query as one value (GORM expands a plain
-// []byte argument into a list).
-type blob []byte
-
-// Value implements driver.Valuer.
-func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
-
-// insertFast tries the one-statement insert; it returns the stored status,
-// or "" when nothing was inserted.
-func (s *Store) insertFast(ctx context.Context, m Message) (sendResult, error) {
-	if s.pool != nil {
-		return s.batchInsert(ctx, m)
-	}
-	headers, err := m.Headers.Value()
-	if err != nil {
-		return sendResult{}, err
-	}
-	values := map[string]any{
-		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
-		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
-		"okey": m.OrderingKey, "trace": m.TraceParent, "inbound": m.Inbound, "etype": inboundEventType(m),
-	}
-	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
-	if err != nil {
-		return sendResult{}, err
-	}
-	defer rows.Close()
-	var res sendResult
-	if rows.Next() {
-		if err := rows.Scan(&res.status); err != nil {
-			return sendResult{}, err
-		}
-	}
-	return res, rows.Err()
-}
-
 // ClaimDue leases up to limit due messages (oldest due first) to the caller
 // until now+lease, marking them delivering, and returns them with payloads,
 // and the delivery targets of their endpoints (deleted ones included, so
@@ -224,40 +142,8 @@ func (s *Store) insertFast(ctx context.Context, m Message) (sendResult, error) {
 // does it all. If the messages were leased but their endpoints could not be
 // read, it returns them with the error; the caller must release them.
 func (s *Store) ClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
-	if s.pool != nil {
-		ms, targets, err := s.pgClaimDue(ctx, token, lease, limit, skip)
-		return ms, targets, translate(err, "claim messages")
-	}
-	now := Now()
-	var b strings.Builder
-	args := []any{StatusDelivering, now.Add(lease), token, now}
-	b.WriteString(`UPDATE messages SET status = ?, lease_until = ?, lease_token = ?, updated_at = ?
-WHERE id IN (SELECT id FROM messages m
-  WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL AND ` + fifoFree)
-	args = append(args, now)
-	if len(skip) > 0 {
-		b.WriteString(" AND endpoint_id NOT IN ?")
-		args = append(args, skip)
-	}
-	b.WriteString(" ORDER BY next_attempt_at LIMIT ?) RETURNING *")
-	args = append(args, limit)
-	var ms []Message
-	if err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ms).Error; err != nil {
-		return nil, nil, translate(err, "claim messages")
-	}
-	if len(ms) == 0 {
-		return nil, nil, nil
-	}
-	epIDs := make([]string, 0, len(ms))
-	seen := map[string]bool{}
-	for _, m := range ms {
-		if !seen[m.EndpointID] {
-			seen[m.EndpointID] = true
-			epIDs = append(epIDs, m.EndpointID)
-		}
-	}
-	targets, err := s.deliveryTargets(ctx, epIDs)
-	return ms, targets, err
+	ms, targets, err := s.hot.claim(ctx, token, lease, limit, skip)
+	return ms, targets, translate(err, "claim messages")
 }
 
 // RescueExpired makes due again every claimed (delivering) message whose
@@ -266,22 +152,14 @@ WHERE id IN (SELECT id FROM messages m
 // to a worker at send needs no rescue: it is queued, and claims take it once
 // its lease ends.
 func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
-	now := Now()
-	q := s.db.WithContext(ctx).Model(&Message{}).Where("status = ? AND lease_until < ?", StatusDelivering, now)
-	if s.dialect == Postgres {
-		// In id order, skipping rows another rescuer holds: no deadlock.
-		// Expiry is judged by the database's clock, like the lease.
-		q = s.db.WithContext(ctx).Model(&Message{}).Where(`id IN (SELECT id FROM messages
-  WHERE status = ? AND lease_until < now() ORDER BY id FOR UPDATE SKIP LOCKED)`, StatusDelivering)
+	n, err := s.hot.rescue(ctx)
+	if err != nil {
+		return 0, translate(err, "rescue messages")
 	}
-	res := q.Updates(map[string]any{"status": StatusPendingRetry, "next_attempt_at": now, "lease_until": nil, "lease_token": nil, "updated_at": now})
-	if res.Error != nil {
-		return 0, translate(res.Error, "rescue messages")
-	}
-	if res.RowsAffected > 0 {
+	if n > 0 {
 		s.poke()
 	}
-	return res.RowsAffected, nil
+	return n, nil
 }
 
 // leaseEnded is true of a row no worker holds: no lease, or one that has
@@ -292,12 +170,7 @@ func (s *Store) RescueExpired(ctx context.Context) (int64, error) {
 const leaseEnded = "(lease_until IS NULL OR lease_until < now())"
 
 // notInFlight keeps the queued messages no worker holds (leaseEnded).
-func (s *Store) notInFlight(db *gorm.DB) *gorm.DB {
-	if s.dialect == Postgres {
-		return db.Where(leaseEnded)
-	}
-	return db
-}
+func (s *Store) notInFlight(db *gorm.DB) *gorm.DB { return s.hot.notInFlight(db) }
 
 // leasedStatuses are the statuses of a message a worker holds: delivering
 // once claimed, queued when handed over at send (handoff.go).
@@ -322,17 +195,7 @@ func (s *Store) ExtendLeases(ctx context.Context, held map[string]string, lease 
 			tokens = append(tokens, tok)
 		}
 	}
-	if s.dialect == Postgres {
-		// Rows locked in id order, as attempt records lock them: no deadlock.
-		err := s.db.WithContext(ctx).Exec(`UPDATE messages SET lease_until = now() + make_interval(secs => ?) WHERE id IN (
-  SELECT id FROM messages WHERE id IN ? AND lease_token IN ? AND status IN ? ORDER BY id FOR UPDATE)`,
-			lease.Seconds(), ids, tokens, leasedStatuses).Error
-		return translate(err, "extend leases")
-	}
-	err := s.db.WithContext(ctx).Model(&Message{}).
-		Where("id IN ? AND lease_token IN ? AND status IN ?", ids, tokens, leasedStatuses).
-		Update("lease_until", Now().Add(lease)).Error
-	return translate(err, "extend leases")
+	return translate(s.hot.extendLeases(ctx, ids, tokens, lease), "extend leases")
 }
 
 // DeliveryTarget is what a worker needs to deliver to an endpoint.
@@ -384,77 +247,14 @@ type Outcome struct {
 // number given to a. (A retry scheduled for a message whose endpoint was
 // deleted meanwhile fails when it is next claimed, without an attempt.)
 func (s *Store) RecordAttempt(ctx context.Context, token string, a Attempt, o Outcome) (no int, err error) {
-	if s.pool != nil {
-		no, err = s.batchRecord(ctx, token, a, o)
-		err = translate(err, "record attempt")
-	} else {
-		no, err = s.recordOne(ctx, token, a, o)
-	}
+	no, err = s.hot.record(ctx, token, a, o)
 	if err == nil {
 		if no > 1 {
 			s.countStats(a.ProjectID, o.EndpointID, a.MessageID, func(d *StatsDelta) { d.Retries++ })
 		}
 		s.countOutcome(a.ProjectID, o.EndpointID, a.MessageID, o.Status, o.LatencyMs)
 	}
-	return no, err
-}
-
-// recordOne records one attempt by itself (SQLite, and PostgreSQL when a
-// batch failed as a whole).
-func (s *Store) recordOne(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
-	now := Now()
-	args := map[string]any{
-		"id": a.MessageID, "tok": token, "now": now, "status": o.Status, "next": o.NextAttemptAt,
-		"budget": o.BudgetUsed, "fast": o.FastStreak, "slow": o.SlowRetries, "lasterr": o.LastError,
-		"rstatus": o.ResponseStatus, "latency": o.LatencyMs, "started": a.StartedAt,
-	}
-	if s.dialect == Postgres {
-		// One statement, one round trip: update the message and insert the
-		// attempt with the number the update assigned.
-		reqH, err := a.RequestHeaders.Value()
-		if err != nil {
-			return 0, err
-		}
-		respH, err := a.ResponseHeaders.Value()
-		if err != nil {
-			return 0, err
-		}
-		for k, v := range map[string]any{"aid": a.ID, "project": a.ProjectID, "outcome": a.Outcome, "arstatus": a.ResponseStatus,
-			"dur": a.DurationMs, "dns": a.DNSMs, "conn": a.ConnectMs, "tls": a.TLSMs, "ttfb": a.TTFBMs, "xfer": a.TransferMs,
-			"ip": a.ResolvedIP, "reused": a.ConnReused, "reqh": reqH, "resph": respH, "body": a.ResponseBody,
-			"trunc": a.ResponseBodyTruncated, "aerr": a.ErrorText, "rtype": a.RetryType, "rafter": a.RetryAfterSeconds} {
-			args[k] = v
-		}
-		no, err := s.pgRecordAttempt(ctx, args)
-		if isUniqueViolation(err) {
-			// A retry of a write whose commit we did not hear about: it is
-			// recorded already (the statement is atomic, so nothing was
-			// applied twice).
-			return s.attemptNo(ctx, a.ID)
-		}
-		return no, translate(err, "record attempt")
-	}
-	var attemptNo int
-	var done int64
-	if err := s.db.WithContext(ctx).Model(&Attempt{}).Where("id = ?", a.ID).Count(&done).Error; err != nil {
-		return 0, translate(err, "record attempt")
-	}
-	if done > 0 {
-		return s.attemptNo(ctx, a.ID) // recorded by an earlier try
-	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(recordUpdateSQLite, args).Error; err != nil {
-			return err
-		}
-		var m Message
-		if err := tx.Select("attempt_count").Where("id = ?", a.MessageID).Take(&m).Error; err != nil {
-			return err
-		}
-		attemptNo = m.AttemptCount
-		a.AttemptNo = attemptNo
-		return tx.Create(&a).Error
-	})
-	return attemptNo, translate(err, "record attempt")
+	return no, translate(err, "record attempt")
 }
 
 func (s *Store) attemptNo(ctx context.Context, attemptID string) (int, error) {
@@ -487,23 +287,6 @@ const recordSet = `attempt_count = attempt_count + 1, updated_at = @now,
     terminal_at = CASE WHEN lease_token = @tok AND @status IN ('succeeded', 'failed_permanent') THEN @now ELSE terminal_at END,
     lease_until = CASE WHEN lease_token = @tok THEN NULL ELSE lease_until END,
     lease_token = CASE WHEN lease_token = @tok THEN NULL ELSE lease_token END`
-
-const recordUpdateSQLite = `UPDATE messages SET ` + recordSet + ` WHERE id = @id`
-
-var recordAttemptPostgres = strings.NewReplacer(
-	"@now", "CAST(@now AS timestamptz)", "@started", "CAST(@started AS timestamptz)", "@next", "CAST(@next AS timestamptz)",
-	"@status", "CAST(@status AS text)", "@tok", "CAST(@tok AS text)", "@lasterr", "CAST(@lasterr AS text)",
-	"@budget", "CAST(@budget AS integer)", "@fast", "CAST(@fast AS integer)", "@slow", "CAST(@slow AS integer)",
-	"@rstatus", "CAST(@rstatus AS integer)", "@latency", "CAST(@latency AS integer)",
-).Replace(`WITH m AS (UPDATE messages SET ` + recordSet + ` WHERE id = @id RETURNING attempt_count)
-INSERT INTO attempts (id, project_id, message_id, attempt_no, started_at, outcome, response_status, duration_ms, dns_ms,
-    connect_ms, tls_ms, ttfb_ms, transfer_ms, resolved_ip, conn_reused, request_headers, response_headers, response_body,
-    response_body_truncated, error_text, retry_type, retry_after_seconds)
-SELECT @aid, @project, @id, m.attempt_count, @started, @outcome, CAST(@arstatus AS integer), CAST(@dur AS double precision),
-    CAST(@dns AS double precision), CAST(@conn AS double precision), CAST(@tls AS double precision), CAST(@ttfb AS double precision),
-    CAST(@xfer AS double precision), CAST(@ip AS text), CAST(@reused AS boolean), @reqh, @resph, CAST(@body AS text),
-    CAST(@trunc AS boolean), CAST(@aerr AS text), CAST(@rtype AS text), CAST(@rafter AS integer)
-FROM m RETURNING attempt_no`)
 
 // ReleaseLease gives a leased message back without an attempt: due again at
 // now+delay (hookd's own rate limit or concurrency cap held it back).
@@ -611,4 +394,14 @@ func (s *Store) CountByStatus(ctx context.Context, projectID string) (map[string
 		out[r.Status] = r.N
 	}
 	return out, translate(err, fmt.Sprintf("count messages of %s", projectID))
+}
+
+// recordArgs are the values of an attempt's record statement shared by
+// both dialects.
+func recordArgs(token string, a Attempt, o Outcome) map[string]any {
+	return map[string]any{
+		"id": a.MessageID, "tok": token, "now": Now(), "status": o.Status, "next": o.NextAttemptAt,
+		"budget": o.BudgetUsed, "fast": o.FastStreak, "slow": o.SlowRetries, "lasterr": o.LastError,
+		"rstatus": o.ResponseStatus, "latency": o.LatencyMs, "started": a.StartedAt,
+	}
 }

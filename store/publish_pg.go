@@ -13,7 +13,7 @@ import (
 // insert), with each message whose endpoint has a free worker in this
 // process stored leased and handed to that worker after the commit, as a
 // single send's is. The rest are claimed.
-func (s *Store) pgPublishEvent(ctx context.Context, ev Event, template Message, newID func() string, match func(Endpoint) bool) (Event, []Message, bool, error) {
+func (s postgresPath) publish(ctx context.Context, ev Event, template Message, newID func() string, match func(Endpoint) bool) (Event, []Message, bool, error) {
 	h := s.handoff.Load()
 	var token string
 	var reserved []string // endpoint ids holding a reservation of h
@@ -185,7 +185,7 @@ FROM ins LEFT JOIN t ON t.id = ins.endpoint_id AND ins.lease_token IS NOT NULL`
 // pgRepublished answers a publish whose idempotency key is taken: the
 // original event with its messages, or ErrEventIdempotencyMismatch if the
 // type, owner or payload differ.
-func (s *Store) pgRepublished(ctx context.Context, tx pgx.Tx, ev Event) (Event, []Message, bool, error) {
+func (s postgresPath) pgRepublished(ctx context.Context, tx pgx.Tx, ev Event) (Event, []Message, bool, error) {
 	if ev.IdempotencyKey == nil {
 		return Event{}, nil, false, errors.New("publish event: no row inserted")
 	}

@@ -59,9 +59,9 @@ SELECT v.aid, v.project, v.id, m.attempt_count, v.started, v.outcome, v.rstatus,
 FROM v JOIN m ON m.id = v.id
 RETURNING id, attempt_no`
 
-func (s *Store) startRecordBatchers() {
+func (s postgresPath) startRecordBatchers() {
 	s.records = make(chan recordRequest, sendBatchMax*sendBatchers)
-	runBatchers(s, s.records, s.recordBatch, func(r recordRequest) { r.done <- recordResult{err: ErrClosed} })
+	runBatchers(s.Store, s.records, s.recordBatch, func(r recordRequest) { r.done <- recordResult{err: ErrClosed} })
 }
 
 func i32(p *int) *int32 {
@@ -72,7 +72,7 @@ func i32(p *int) *int32 {
 	return &v
 }
 
-func (s *Store) recordBatch(batch []recordRequest) {
+func (s postgresPath) recordBatch(batch []recordRequest) {
 	// One message at most once per statement: UPDATE … FROM would apply
 	// only one of two rows for the same message (a stale record of a
 	// rescued message beside the current one). Extra ones go alone, after.
@@ -163,9 +163,9 @@ func (s *Store) recordBatch(batch []recordRequest) {
 
 // batchRecord queues an attempt record for the next batch and waits for
 // its commit.
-func (s *Store) batchRecord(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
+func (s postgresPath) record(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
 	r := recordRequest{token: token, a: a, o: o, done: make(chan recordResult, 1)}
-	if err := enqueue(ctx, s, s.records, r); err != nil {
+	if err := enqueue(ctx, s.Store, s.records, r); err != nil {
 		return 0, err
 	}
 	select {

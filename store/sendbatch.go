@@ -95,12 +95,12 @@ const pgTargetColumns = `t.id, t.project_id, t.url, t.headers, t.headers_sealed,
   t.rate_limit_rps, t.burst, t.consecutive_failures, t.deleted_at, t.ids, t.master_key_ids, t.sealed`
 
 // startSendBatchers runs the send batchers until the store closes.
-func (s *Store) startSendBatchers() {
+func (s postgresPath) startSendBatchers() {
 	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
-	runBatchers(s, s.sends, s.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
+	runBatchers(s.Store, s.sends, s.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
 }
 
-func (s *Store) insertBatch(batch []sendRequest) {
+func (s postgresPath) insertBatch(batch []sendRequest) {
 	// Requests whose callers gave up are answered, not inserted.
 	live := batch[:0]
 	for _, r := range batch {
@@ -270,7 +270,7 @@ func scanInserted(rows pgx.Rows, err error) (got map[string]insertedRow, targets
 }
 
 // insertOne inserts one message by itself, without a handoff.
-func (s *Store) insertOne(r sendRequest) sendResult {
+func (s postgresPath) insertOne(r sendRequest) sendResult {
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
 	m := r.m
@@ -304,9 +304,9 @@ func deref(p *string) string {
 }
 
 // batchInsert queues m for the next batch and waits for its commit.
-func (s *Store) batchInsert(ctx context.Context, m Message) (sendResult, error) {
+func (s postgresPath) insert(ctx context.Context, m Message) (sendResult, error) {
 	r := sendRequest{ctx: ctx, m: m, done: make(chan sendResult, 1)}
-	if err := enqueue(ctx, s, s.sends, r); err != nil {
+	if err := enqueue(ctx, s.Store, s.sends, r); err != nil {
 		return sendResult{}, err
 	}
 	select {

@@ -62,6 +62,7 @@ type Store struct {
 	sqlDB   *sql.DB
 	pool    *pgxpool.Pool // nil on SQLite
 	dialect string
+	hot     hotPath       // the dialect's hot-path code, chosen once (hotpath.go)
 	where   string        // what was opened, without credentials, for logs
 	due     chan struct{} // see Due
 	// instance tells this store's own due notifications from other
@@ -133,8 +134,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		st := &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1),
 			instance: rand.Text(), stopBatchers: make(chan struct{})}
-		st.startSendBatchers()
-		st.startRecordBatchers()
+		pg := postgresPath{st}
+		st.hot = pg
+		pg.startSendBatchers()
+		pg.startRecordBatchers()
 		st.startStatsFlusher()
 		return st, nil
 	case opts.DatabaseURL == "" || strings.HasPrefix(opts.DatabaseURL, "sqlite:"):
@@ -163,6 +166,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		st := &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1),
 			stopBatchers: make(chan struct{})}
+		st.hot = sqlitePath{st}
 		st.startStatsFlusher()
 		return st, nil
 	default:

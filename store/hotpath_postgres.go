@@ -5,16 +5,39 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"gorm.io/gorm"
 )
 
-// The hot paths on PostgreSQL — authenticating a request, claiming due
-// messages, recording an attempt (and inserting messages, sendbatch.go) — go
-// straight to the pgx pool: one prepared statement each, no GORM statement building (which
-// was a visible share of hookd's CPU per message in profiles). SQLite keeps
-// the GORM versions; the SQL and the tests are shared.
+// postgresPath is the hot path on PostgreSQL (hotpath.go). Authenticating
+// a request, claiming due messages and recording an attempt (and inserting
+// messages, sendbatch.go; publishing, publish_pg.go) go straight to the
+// pgx pool: one prepared statement each, no GORM statement building (which
+// was a visible share of hookd's CPU per message in profiles). Sends and
+// attempt records are group-committed (sendbatch.go, recordbatch.go).
+// Leases are judged by the database's clock, and other processes are woken
+// with NOTIFY.
+type postgresPath struct{ *Store }
+
+// recordAttemptPostgres is the single attempt record: one statement, one
+// round trip, the attempt numbered by the update.
+var recordAttemptPostgres = strings.NewReplacer(
+	"@now", "CAST(@now AS timestamptz)", "@started", "CAST(@started AS timestamptz)", "@next", "CAST(@next AS timestamptz)",
+	"@status", "CAST(@status AS text)", "@tok", "CAST(@tok AS text)", "@lasterr", "CAST(@lasterr AS text)",
+	"@budget", "CAST(@budget AS integer)", "@fast", "CAST(@fast AS integer)", "@slow", "CAST(@slow AS integer)",
+	"@rstatus", "CAST(@rstatus AS integer)", "@latency", "CAST(@latency AS integer)",
+).Replace(`WITH m AS (UPDATE messages SET ` + recordSet + ` WHERE id = @id RETURNING attempt_count)
+INSERT INTO attempts (id, project_id, message_id, attempt_no, started_at, outcome, response_status, duration_ms, dns_ms,
+    connect_ms, tls_ms, ttfb_ms, transfer_ms, resolved_ip, conn_reused, request_headers, response_headers, response_body,
+    response_body_truncated, error_text, retry_type, retry_after_seconds)
+SELECT @aid, @project, @id, m.attempt_count, @started, @outcome, CAST(@arstatus AS integer), CAST(@dur AS double precision),
+    CAST(@dns AS double precision), CAST(@conn AS double precision), CAST(@tls AS double precision), CAST(@ttfb AS double precision),
+    CAST(@xfer AS double precision), CAST(@ip AS text), CAST(@reused AS boolean), @reqh, @resph, CAST(@body AS text),
+    CAST(@trunc AS boolean), CAST(@aerr AS text), CAST(@rtype AS text), CAST(@rafter AS integer)
+FROM m RETURNING attempt_no`)
 
 // named is a statement written with @names, turned into $n placeholders
 // once, so the SQL stays readable and the argument order stays right.
@@ -106,13 +129,13 @@ const (
   ` + pgTargetColumns
 )
 
-func (s *Store) pgRecordAttempt(ctx context.Context, values map[string]any) (int, error) {
+func (s postgresPath) pgRecordAttempt(ctx context.Context, values map[string]any) (int, error) {
 	var no int
 	err := s.pool.QueryRow(ctx, pgRecord.sql, pgRecord.args(values)...).Scan(&no)
 	return no, err
 }
 
-func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
+func (s postgresPath) claim(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
 	now := Now()
 	if skip == nil {
 		skip = []string{}
@@ -139,7 +162,7 @@ func (s *Store) pgClaimDue(ctx context.Context, token string, lease time.Duratio
 
 // pgScanClaim runs a claim statement and adds what it leased to out and
 // targets.
-func (s *Store) pgScanClaim(ctx context.Context, q named, values map[string]any, out []Message, targets map[string]DeliveryTarget) ([]Message, error) {
+func (s postgresPath) pgScanClaim(ctx context.Context, q named, values map[string]any, out []Message, targets map[string]DeliveryTarget) ([]Message, error) {
 	token := values["tok"].(string)
 	rows, err := s.pool.Query(ctx, q.sql, q.args(values)...)
 	if err != nil {
@@ -173,7 +196,7 @@ const fifoRecheck = 2 * time.Second
 // fifoInUse reports whether the database has FIFO endpoints (deleted ones
 // included: their waiting messages still end), asking at most every
 // fifoRecheck; a process that sets an endpoint to FIFO knows at once.
-func (s *Store) fifoInUse(ctx context.Context) bool {
+func (s postgresPath) fifoInUse(ctx context.Context) bool {
 	now := time.Now()
 	if last, _ := s.fifoCheckedAt.Load().(time.Time); now.Sub(last) < fifoRecheck {
 		return s.fifoSeen.Load()
@@ -233,7 +256,7 @@ const pgAuthenticate = `SELECT k.id, k.project_id, k.label, k.mode, k.prefix, k.
 FROM api_keys k JOIN projects p ON p.id = k.project_id
 WHERE k.key_hash = $1 AND k.deleted_at IS NULL`
 
-func (s *Store) pgFindAPIKey(ctx context.Context, keyHash string) (APIKey, ProjectLimits, error) {
+func (s postgresPath) authenticate(ctx context.Context, keyHash string) (APIKey, ProjectLimits, error) {
 	var k APIKey
 	var lim ProjectLimits
 	err := s.pool.QueryRow(ctx, pgAuthenticate, keyHash).Scan(&k.ID, &k.ProjectID, &k.Label, &k.Mode, &k.Prefix, &k.KeyHash, &k.CreatedAt, &k.LastUsedAt,
@@ -243,3 +266,102 @@ func (s *Store) pgFindAPIKey(ctx context.Context, keyHash string) (APIKey, Proje
 	}
 	return k, lim, err
 }
+
+// notifyDue wakes every other listening process when tx commits. The
+// payload names this store, so its own listener ignores it.
+func (s postgresPath) notifyDue(tx *gorm.DB) error {
+	return tx.Exec("SELECT pg_notify(?, ?)", dueChannel, s.instance).Error
+}
+
+// listenDue relays notifications of due messages from other processes to
+// Due until ctx ends. It reconnects after errors.
+func (s postgresPath) listenDue(ctx context.Context) {
+	for ctx.Err() == nil {
+		conn, err := s.pool.Acquire(ctx)
+		if err != nil {
+			sleepCtx(ctx, time.Second)
+			continue
+		}
+		if _, err := conn.Exec(ctx, "LISTEN "+dueChannel); err == nil {
+			for {
+				n, err := conn.Conn().WaitForNotification(ctx)
+				if err != nil {
+					break
+				}
+				if n.Payload != s.instance {
+					s.poke() // this store's own changes poked already
+				}
+			}
+		}
+		// The connection may be in any state now; do not return it to the pool.
+		_ = conn.Conn().Close(context.Background())
+		conn.Release()
+		sleepCtx(ctx, 100*time.Millisecond)
+	}
+}
+
+// rescue makes claimed messages whose lease ended due again: in id
+// order, skipping rows another rescuer holds (no deadlock), expiry judged
+// by the database's clock like the lease.
+func (s postgresPath) rescue(ctx context.Context) (int64, error) {
+	now := Now()
+	res := s.db.WithContext(ctx).Model(&Message{}).Where(`id IN (SELECT id FROM messages
+  WHERE status = ? AND lease_until < now() ORDER BY id FOR UPDATE SKIP LOCKED)`, StatusDelivering).
+		Updates(map[string]any{"status": StatusPendingRetry, "next_attempt_at": now, "lease_until": nil, "lease_token": nil, "updated_at": now})
+	return res.RowsAffected, res.Error
+}
+
+// extendLeases renews leases on the database's clock, the rows locked in
+// id order, as attempt records lock them: no deadlock.
+func (s postgresPath) extendLeases(ctx context.Context, ids, tokens []string, lease time.Duration) error {
+	return s.db.WithContext(ctx).Exec(`UPDATE messages SET lease_until = now() + make_interval(secs => ?) WHERE id IN (
+  SELECT id FROM messages WHERE id IN ? AND lease_token IN ? AND status IN ? ORDER BY id FOR UPDATE)`,
+		lease.Seconds(), ids, tokens, leasedStatuses).Error
+}
+
+// recordOne records one attempt by itself (a batch of one, a message twice
+// in a batch, or a batch that failed as a whole).
+func (s postgresPath) recordOne(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
+	args := recordArgs(token, a, o)
+	// One statement, one round trip: update the message and insert the
+	// attempt with the number the update assigned.
+	reqH, err := a.RequestHeaders.Value()
+	if err != nil {
+		return 0, err
+	}
+	respH, err := a.ResponseHeaders.Value()
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range map[string]any{"aid": a.ID, "project": a.ProjectID, "outcome": a.Outcome, "arstatus": a.ResponseStatus,
+		"dur": a.DurationMs, "dns": a.DNSMs, "conn": a.ConnectMs, "tls": a.TLSMs, "ttfb": a.TTFBMs, "xfer": a.TransferMs,
+		"ip": a.ResolvedIP, "reused": a.ConnReused, "reqh": reqH, "resph": respH, "body": a.ResponseBody,
+		"trunc": a.ResponseBodyTruncated, "aerr": a.ErrorText, "rtype": a.RetryType, "rafter": a.RetryAfterSeconds} {
+		args[k] = v
+	}
+	no, err := s.pgRecordAttempt(ctx, args)
+	if isUniqueViolation(err) {
+		// A retry of a write whose commit we did not hear about: it is
+		// recorded already (the statement is atomic, so nothing was
+		// applied twice).
+		return s.attemptNo(ctx, a.ID)
+	}
+	return no, err
+}
+
+// inboundOriginal finds the message of an idempotency key: one prepared
+// statement through the pool.
+func (s postgresPath) inboundOriginal(ctx context.Context, endpointID, key string) (Message, bool, error) {
+	m := Message{EndpointID: endpointID}
+	err := s.pool.QueryRow(ctx, `SELECT id, status, project_id, created_at FROM messages WHERE endpoint_id = $1 AND idempotency_key = $2`,
+		endpointID, key).Scan(&m.ID, &m.Status, &m.ProjectID, &m.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Message{}, false, nil
+	}
+	return m, err == nil, err
+}
+
+func (postgresPath) handsOff() bool { return true }
+
+// notInFlight keeps the queued messages no worker holds (leaseEnded).
+func (postgresPath) notInFlight(db *gorm.DB) *gorm.DB { return db.Where(leaseEnded) }

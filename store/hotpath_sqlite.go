@@ -1,0 +1,256 @@
+package store
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// sqlitePath is the hot path on SQLite (hotpath.go): GORM and plain SQL on
+// one connection, one process. Nothing is handed over at send, no other
+// process needs waking, and a queued row never holds a lease.
+type sqlitePath struct{ *Store }
+
+const recordUpdateSQLite = `UPDATE messages SET ` + recordSet + ` WHERE id = @id`
+
+func (sqlitePath) handsOff() bool { return false }
+
+func (sqlitePath) notifyDue(*gorm.DB) error { return nil }
+
+func (sqlitePath) listenDue(context.Context) {}
+
+// notInFlight keeps every queued message: on SQLite none is leased.
+func (sqlitePath) notInFlight(db *gorm.DB) *gorm.DB { return db }
+
+const insertFastSQLite = `INSERT INTO messages (id, project_id, endpoint_id, status, payload, payload_sha256, size_bytes, headers,
+    idempotency_key, retention_hours, next_attempt_at, created_at, updated_at, fifo_key, trace_parent, inbound, event_type)
+  SELECT @id, @project, e.id, CASE WHEN e.paused THEN 'paused' ELSE 'queued' END, @payload, @sha, @size, @headers,
+    @key, @retention, CASE WHEN e.paused THEN NULL ELSE @now END, @now, @now,
+    CASE WHEN e.ordering = 'fifo' THEN e.id || '/' || coalesce(@okey, '') END, @trace, @inbound, @etype
+  FROM endpoints e WHERE e.id = @endpoint AND e.project_id = @project AND e.deleted_at IS NULL
+  ON CONFLICT DO NOTHING
+  RETURNING status`
+
+// blob passes bytes to a raw query as one value (GORM expands a plain
+// []byte argument into a list).
+type blob []byte
+
+// Value implements driver.Valuer.
+func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
+
+// insert runs the one-statement insert, and wakes the claimer when the
+// message is due.
+func (s sqlitePath) insert(ctx context.Context, m Message) (sendResult, error) {
+	headers, err := m.Headers.Value()
+	if err != nil {
+		return sendResult{}, err
+	}
+	values := map[string]any{
+		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
+		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
+		"okey": m.OrderingKey, "trace": m.TraceParent, "inbound": m.Inbound, "etype": inboundEventType(m),
+	}
+	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
+	if err != nil {
+		return sendResult{}, err
+	}
+	defer rows.Close()
+	var res sendResult
+	if rows.Next() {
+		if err := rows.Scan(&res.status); err != nil {
+			return sendResult{}, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return sendResult{}, err
+	}
+	if res.status == StatusQueued {
+		s.poke()
+	}
+	return res, nil
+}
+
+func (s sqlitePath) claim(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
+	now := Now()
+	var b strings.Builder
+	args := []any{StatusDelivering, now.Add(lease), token, now}
+	b.WriteString(`UPDATE messages SET status = ?, lease_until = ?, lease_token = ?, updated_at = ?
+WHERE id IN (SELECT id FROM messages m
+  WHERE status IN ('queued', 'pending_retry') AND next_attempt_at <= ? AND deleted_at IS NULL AND ` + fifoFree)
+	args = append(args, now)
+	if len(skip) > 0 {
+		b.WriteString(" AND endpoint_id NOT IN ?")
+		args = append(args, skip)
+	}
+	b.WriteString(" ORDER BY next_attempt_at LIMIT ?) RETURNING *")
+	args = append(args, limit)
+	var ms []Message
+	if err := s.db.WithContext(ctx).Raw(b.String(), args...).Scan(&ms).Error; err != nil {
+		return nil, nil, err
+	}
+	if len(ms) == 0 {
+		return nil, nil, nil
+	}
+	epIDs := make([]string, 0, len(ms))
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if !seen[m.EndpointID] {
+			seen[m.EndpointID] = true
+			epIDs = append(epIDs, m.EndpointID)
+		}
+	}
+	targets, err := s.deliveryTargets(ctx, epIDs)
+	return ms, targets, err
+}
+
+// rescue makes claimed messages whose lease ended due again.
+func (s sqlitePath) rescue(ctx context.Context) (int64, error) {
+	now := Now()
+	res := s.db.WithContext(ctx).Model(&Message{}).Where("status = ? AND lease_until < ?", StatusDelivering, now).
+		Updates(map[string]any{"status": StatusPendingRetry, "next_attempt_at": now, "lease_until": nil, "lease_token": nil, "updated_at": now})
+	return res.RowsAffected, res.Error
+}
+
+func (s sqlitePath) extendLeases(ctx context.Context, ids, tokens []string, lease time.Duration) error {
+	return s.db.WithContext(ctx).Model(&Message{}).
+		Where("id IN ? AND lease_token IN ? AND status IN ?", ids, tokens, leasedStatuses).
+		Update("lease_until", Now().Add(lease)).Error
+}
+
+// record records an attempt by itself: the message's change and the
+// attempt row in one transaction.
+func (s sqlitePath) record(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
+	args := recordArgs(token, a, o)
+	var attemptNo int
+	var done int64
+	if err := s.db.WithContext(ctx).Model(&Attempt{}).Where("id = ?", a.ID).Count(&done).Error; err != nil {
+		return 0, err
+	}
+	if done > 0 {
+		return s.attemptNo(ctx, a.ID) // recorded by an earlier try
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(recordUpdateSQLite, args).Error; err != nil {
+			return err
+		}
+		var m Message
+		if err := tx.Select("attempt_count").Where("id = ?", a.MessageID).Take(&m).Error; err != nil {
+			return err
+		}
+		attemptNo = m.AttemptCount
+		a.AttemptNo = attemptNo
+		return tx.Create(&a).Error
+	})
+	return attemptNo, err
+}
+
+// authenticate finds a live API key by its hash, with its project's limits.
+func (s sqlitePath) authenticate(ctx context.Context, keyHash string) (APIKey, ProjectLimits, error) {
+	var row struct {
+		APIKey                 `gorm:"embedded"`
+		RateLimitPerMinute     int
+		SendRateLimitPerMinute int
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT k.*, p.rate_limit_per_minute, p.send_rate_limit_per_minute
+FROM api_keys k JOIN projects p ON p.id = k.project_id
+WHERE k.key_hash = ? AND k.deleted_at IS NULL`, keyHash).Scan(&row).Error
+	if err == nil && row.ID == "" {
+		err = ErrNotFound
+	}
+	return row.APIKey, ProjectLimits{RateLimitPerMinute: row.RateLimitPerMinute, SendRateLimitPerMinute: row.SendRateLimitPerMinute}, err
+}
+
+// publish stores an event and its messages in one transaction, the
+// messages in batches of maxFanOutRows.
+func (s sqlitePath) publish(ctx context.Context, ev Event, template Message, newID func() string, match func(Endpoint) bool) (Event, []Message, bool, error) {
+	var msgs []Message
+	created := false
+	stored := ev
+	wake := false
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		msgs, created, stored, wake = nil, false, ev, false
+		// The endpoints, FOR SHARE like a send's: a concurrent pause,
+		// resume or delete finishes first, and this sees its result.
+		var es []Endpoint
+		q := tx.Select("id", "paused", "event_types", "owner_id", "ordering").Clauses(clause.Locking{Strength: "SHARE"}).
+			Where("project_id = ? AND deleted_at IS NULL AND NOT inbound", ev.ProjectID)
+		if ev.OwnerID != nil {
+			q = q.Where("owner_id = ?", *ev.OwnerID)
+		}
+		if err := q.Order("id").Find(&es).Error; err != nil {
+			return err
+		}
+		for _, e := range es {
+			if !match(e) {
+				continue
+			}
+			m := fanOutMessage(template, e, newID())
+			wake = wake || m.Status == StatusQueued
+			msgs = append(msgs, m)
+		}
+		ev.EndpointCount = len(msgs)
+		res := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&ev)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			// The idempotency key is taken (a concurrent publish with it has
+			// committed by now): answer with that event.
+			if ev.IdempotencyKey == nil {
+				return errors.New("publish event: no row inserted")
+			}
+			// (into a zero Event: GORM would add a set primary key to the
+			// condition)
+			var original Event
+			if err := tx.Where("project_id = ? AND idempotency_key = ?", ev.ProjectID, *ev.IdempotencyKey).Take(&original).Error; err != nil {
+				return err
+			}
+			stored = original
+			if !ev.repeats(stored) {
+				return ErrEventIdempotencyMismatch
+			}
+			wake = false
+			msgs = nil
+			return tx.Select("id", "endpoint_id", "status").Where("event_id = ?", stored.ID).Order("id").Find(&msgs).Error
+		}
+		stored, created = ev, true
+		if len(msgs) > 0 {
+			if err := tx.CreateInBatches(msgs, maxFanOutRows).Error; err != nil {
+				return err
+			}
+		}
+		if wake {
+			return s.notifyDue(tx)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrEventIdempotencyMismatch) {
+		return Event{}, nil, false, err
+	}
+	if err != nil {
+		return Event{}, nil, false, translate(err, "publish event")
+	}
+	if created {
+		for _, m := range msgs {
+			s.countStats(m.ProjectID, m.EndpointID, m.ID, func(d *StatsDelta) { d.Total++ })
+		}
+		if wake {
+			s.poke()
+		}
+	}
+	return stored, msgs, created, nil
+}
+
+// inboundOriginal finds the message of an idempotency key.
+func (s sqlitePath) inboundOriginal(ctx context.Context, endpointID, key string) (Message, bool, error) {
+	m, err := s.inboundByKey(s.db.WithContext(ctx), endpointID, key)
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return Message{}, false, nil
+	}
+	return m, err == nil, err
+}
