@@ -10,7 +10,7 @@ BENCH_ARGS            ?=
 FUZZTIME              ?= 30s
 
 .DEFAULT_GOAL := help
-.PHONY: help generate check-generated build run test fuzz lint bench bench-api postgres contract console console-deps clean
+.PHONY: help generate check-generated build run test fuzz lint bench bench-river bench-api postgres contract console console-deps clean
 
 help: ## Show the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -55,12 +55,17 @@ $(GOLANGCI_LINT):
 
 lint: $(GOLANGCI_LINT) ## go vet, golangci-lint and the OpenAPI lint (Redocly, from npm)
 	go vet ./...
+	go vet -tags river ./store ./delivery ./cmd/hookd
 	$(GOLANGCI_LINT) run ./...
 	npx --yes @redocly/cli@$(REDOCLY_VERSION) lint openapi.yaml
 
 bench: postgres build ## Measure: API micro-benchmarks, then hookd end to end on PostgreSQL (docs/benchmarks.md)
 	go test -run '^$$' -bench . -benchmem ./...
 	go run ./cmd/hookd-bench --hookd $(BIN)/hookd $(BENCH_ARGS)
+
+bench-river: postgres build ## Measure: hookd's own queue against the River variant (-tags river), alternating runs (docs/benchmarks.md)
+	go build -tags river -ldflags "-X main.version=$(VERSION)" -o $(BIN)/hookd-river ./cmd/hookd
+	for i in 1 2 3; do for b in hookd hookd-river; do echo "== $$b, run $$i"; go run ./cmd/hookd-bench --hookd $(BIN)/$$b $(BENCH_ARGS) || exit 1; done; done
 
 bench-api: postgres build ## Measure: GET /v1/metrics and /v1/logs over 1,000,000 seeded messages on PostgreSQL
 	go run ./cmd/hookd-bench --hookd $(BIN)/hookd --api-messages 1000000 $(BENCH_ARGS)

@@ -101,52 +101,11 @@ func (s postgresPath) startSendBatchers() {
 }
 
 func (s postgresPath) insertBatch(batch []sendRequest) {
-	// Requests whose callers gave up are answered, not inserted.
-	live := batch[:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- sendResult{err: err}
-			continue
-		}
-		live = append(live, r)
-	}
-	batch = live
+	batch = liveSorted(batch)
 	if len(batch) == 0 {
 		return
 	}
-	// A fixed order (endpoint, idempotency key) so that two batches waiting
-	// on each other's uncommitted keys cannot deadlock.
-	sort.Slice(batch, func(i, j int) bool {
-		a, b := batch[i].m, batch[j].m
-		if a.EndpointID != b.EndpointID {
-			return a.EndpointID < b.EndpointID
-		}
-		return deref(a.IdempotencyKey) < deref(b.IdempotencyKey)
-	})
 	n := len(batch)
-	ids, projects, endpoints, shas, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	payloads := make([][]byte, n)
-	sizes := make([]int32, n)
-	keys := make([]*string, n)
-	retention := make([]*int32, n)
-	nows := make([]time.Time, n)
-	okeys, tps := make([]*string, n), make([]*string, n)
-	inbound, eventTypes := make([]bool, n), make([]*string, n)
-	for i, r := range batch {
-		m := r.m
-		okeys[i], tps[i], inbound[i] = m.OrderingKey, m.TraceParent, m.Inbound
-		if m.Inbound {
-			eventTypes[i] = m.EventType // (a send's event type is set by publish, never here)
-		}
-		ids[i], projects[i], endpoints[i], shas[i], payloads[i] = m.ID, m.ProjectID, m.EndpointID, m.PayloadSHA256, m.Payload
-		sizes[i], keys[i], nows[i] = int32(m.SizeBytes), m.IdempotencyKey, m.CreatedAt //nolint:gosec // payloads are at most 1 MiB
-		h, _ := m.Headers.Value()                                                      // a JSON map of strings always marshals
-		headers[i] = h.(string)
-		if m.RetentionHours != nil {
-			v := int32(*m.RetentionHours) //nolint:gosec // validated 0-2160
-			retention[i] = &v
-		}
-	}
 	// Reserve a worker of this process for each message, where one is
 	// free for its endpoint: those messages are stored leased and handed
 	// over after the commit, without a claim.
@@ -163,20 +122,7 @@ func (s postgresPath) insertBatch(batch []sendRequest) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
-	var args []any
-	q := pgInsertBatch
-	if n == 1 {
-		q = pgInsertOne
-		args = []any{ids[0], projects[0], endpoints[0], payloads[0], shas[0], sizes[0], headers[0], keys[0], retention[0], nows[0], toks[0]}
-	} else {
-		args = []any{ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows, toks}
-	}
-	args = append(args, s.handoffLease(h).Seconds(), s.instance)
-	if n == 1 {
-		args = append(args, okeys[0], tps[0], inbound[0], eventTypes[0])
-	} else {
-		args = append(args, okeys, tps, inbound, eventTypes)
-	}
+	q, args := s.insertStatement(batch, toks, s.handoffLease(h))
 	rows, err := s.pool.Query(ctx, q, args...)
 	got, targets, decodeErr, err := scanInserted(rows, err)
 	if err != nil || decodeErr != nil {
@@ -233,6 +179,73 @@ func (s postgresPath) insertBatch(batch []sendRequest) {
 	for i, r := range batch {
 		r.done <- results[i]
 	}
+}
+
+// liveSorted answers the requests whose callers gave up (they are not
+// inserted) and sorts the rest by endpoint and idempotency key, so that two
+// batches waiting on each other's uncommitted keys cannot deadlock.
+func liveSorted(batch []sendRequest) []sendRequest {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- sendResult{err: err}
+			continue
+		}
+		live = append(live, r)
+	}
+	sort.Slice(live, func(i, j int) bool {
+		a, b := live[i].m, live[j].m
+		if a.EndpointID != b.EndpointID {
+			return a.EndpointID < b.EndpointID
+		}
+		return deref(a.IdempotencyKey) < deref(b.IdempotencyKey)
+	})
+	return live
+}
+
+// insertStatement is the statement that inserts batch (sorted), the
+// messages with a token in toks leased for lease: the one-row form for a
+// batch of one, the array form otherwise.
+func (s postgresPath) insertStatement(batch []sendRequest, toks []*string, lease time.Duration) (string, []any) {
+	n := len(batch)
+	ids, projects, endpoints, shas, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads := make([][]byte, n)
+	sizes := make([]int32, n)
+	keys := make([]*string, n)
+	retention := make([]*int32, n)
+	nows := make([]time.Time, n)
+	okeys, tps := make([]*string, n), make([]*string, n)
+	inbound, eventTypes := make([]bool, n), make([]*string, n)
+	for i, r := range batch {
+		m := r.m
+		okeys[i], tps[i], inbound[i] = m.OrderingKey, m.TraceParent, m.Inbound
+		if m.Inbound {
+			eventTypes[i] = m.EventType // (a send's event type is set by publish, never here)
+		}
+		ids[i], projects[i], endpoints[i], shas[i], payloads[i] = m.ID, m.ProjectID, m.EndpointID, m.PayloadSHA256, m.Payload
+		sizes[i], keys[i], nows[i] = int32(m.SizeBytes), m.IdempotencyKey, m.CreatedAt //nolint:gosec // payloads are at most 1 MiB
+		h, _ := m.Headers.Value()                                                      // a JSON map of strings always marshals
+		headers[i] = h.(string)
+		if m.RetentionHours != nil {
+			v := int32(*m.RetentionHours) //nolint:gosec // validated 0-2160
+			retention[i] = &v
+		}
+	}
+	var args []any
+	q := pgInsertBatch
+	if n == 1 {
+		q = pgInsertOne
+		args = []any{ids[0], projects[0], endpoints[0], payloads[0], shas[0], sizes[0], headers[0], keys[0], retention[0], nows[0], toks[0]}
+	} else {
+		args = []any{ids, projects, endpoints, payloads, shas, sizes, headers, keys, retention, nows, toks}
+	}
+	args = append(args, lease.Seconds(), s.instance)
+	if n == 1 {
+		args = append(args, okeys[0], tps[0], inbound[0], eventTypes[0])
+	} else {
+		args = append(args, okeys, tps, inbound, eventTypes)
+	}
+	return q, args
 }
 
 type insertedRow struct {

@@ -176,6 +176,10 @@ func newService(c *Config, st *store.Store, kr *secrets.Keyring, log *slog.Logge
 	return svc, nil
 }
 
+// startRiver, set only in the River benchmark variant (-tags river,
+// river.go), makes River's workers deliver instead of the engine's claims.
+var startRiver func(ctx context.Context, st *store.Store, engine *delivery.Engine, workers int, log *slog.Logger) (stop func(), err error)
+
 // run listens on c.Addr and runs the engine (if any) until ctx ends, then
 // drains: /readyz turns 503 for c.DrainDelay, and the HTTP server and the
 // engine stop together within c.ShutdownTimeout.
@@ -238,6 +242,13 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 		ready <- ln.Addr().String()
 	}
 
+	if startRiver != nil && svc.engine != nil {
+		stopRiver, err := startRiver(ctx, st, svc.engine, c.Workers, log)
+		if err != nil {
+			return err
+		}
+		defer stopRiver()
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- httpServer.Serve(ln) }()
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
