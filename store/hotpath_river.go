@@ -51,16 +51,7 @@ func (s *Store) UseRiver(client *river.Client[pgx.Tx]) error {
 }
 
 func (s riverPath) insert(ctx context.Context, m Message) (sendResult, error) {
-	r := sendRequest{ctx: ctx, m: m, done: make(chan sendResult, 1)}
-	if err := enqueue(ctx, s.Store, s.sends, r); err != nil {
-		return sendResult{}, err
-	}
-	select {
-	case res := <-r.done:
-		return res, res.err
-	case <-ctx.Done():
-		return sendResult{}, ctx.Err()
-	}
+	return s.queueSend(ctx, s.sends, m)
 }
 
 // insertBatch inserts the batch's messages and their River jobs in one

@@ -43,36 +43,87 @@ type blob []byte
 // Value implements driver.Valuer.
 func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
 
-// insert runs the one-statement insert, and wakes the claimer when the
-// message is due.
+// SQLite writes through one connection, and every commit waits for its
+// fsync (synchronous=FULL). So sends and attempt records that arrive
+// together share one transaction, and one commit, through the batchers of
+// batcher.go, as they share a statement on PostgreSQL: a quiet server
+// commits each at once, a busy one pays one commit for many.
+
+// startBatchers runs the send and record batchers until the store closes.
+func (s sqlitePath) startBatchers() {
+	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
+	runBatchers(s.Store, s.sends, s.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
+	s.records = make(chan recordRequest, sendBatchMax*sendBatchers)
+	runBatchers(s.Store, s.records, s.recordBatch, func(r recordRequest) { r.done <- recordResult{err: ErrClosed} })
+}
+
+// insert queues m for the next batch and waits for its commit.
 func (s sqlitePath) insert(ctx context.Context, m Message) (sendResult, error) {
+	return s.queueSend(ctx, s.sends, m)
+}
+
+// insertBatch inserts the batch in one transaction and wakes the claimer
+// if any message is due. If the transaction fails, each message is tried
+// alone, so one bad item cannot fail the others.
+func (s sqlitePath) insertBatch(batch []sendRequest) {
+	batch = liveSorted(batch)
+	if len(batch) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
+	defer cancel()
+	results := make([]sendResult, len(batch))
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i, r := range batch {
+			status, err := insertSQLite(tx, r.m)
+			if err != nil {
+				return err
+			}
+			results[i] = sendResult{status: status}
+		}
+		return nil
+	})
+	if err != nil {
+		for i, r := range batch {
+			status, err := insertSQLite(s.db.WithContext(ctx), r.m)
+			results[i] = sendResult{status: status, err: err}
+		}
+	}
+	for _, res := range results {
+		if res.status == StatusQueued {
+			s.poke()
+			break
+		}
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// insertSQLite runs the one-statement insert on db: the stored status, or
+// "" when nothing was inserted.
+func insertSQLite(db *gorm.DB, m Message) (string, error) {
 	headers, err := m.Headers.Value()
 	if err != nil {
-		return sendResult{}, err
+		return "", err
 	}
 	values := map[string]any{
 		"id": m.ID, "project": m.ProjectID, "endpoint": m.EndpointID, "payload": blob(m.Payload), "sha": m.PayloadSHA256,
 		"size": m.SizeBytes, "headers": headers, "key": m.IdempotencyKey, "retention": m.RetentionHours, "now": m.CreatedAt,
 		"okey": m.OrderingKey, "trace": m.TraceParent, "inbound": m.Inbound, "etype": inboundEventType(m),
 	}
-	rows, err := s.db.WithContext(ctx).Raw(insertFastSQLite, values).Rows()
+	rows, err := db.Raw(insertFastSQLite, values).Rows()
 	if err != nil {
-		return sendResult{}, err
+		return "", err
 	}
 	defer rows.Close()
-	var res sendResult
+	var status string
 	if rows.Next() {
-		if err := rows.Scan(&res.status); err != nil {
-			return sendResult{}, err
+		if err := rows.Scan(&status); err != nil {
+			return "", err
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return sendResult{}, err
-	}
-	if res.status == StatusQueued {
-		s.poke()
-	}
-	return res, nil
+	return status, rows.Err()
 }
 
 func (s sqlitePath) claim(ctx context.Context, token string, lease time.Duration, limit int, skip []string) ([]Message, map[string]DeliveryTarget, error) {
@@ -122,31 +173,66 @@ func (s sqlitePath) extendLeases(ctx context.Context, ids, tokens []string, leas
 		Update("lease_until", Now().Add(lease)).Error
 }
 
-// record records an attempt by itself: the message's change and the
-// attempt row in one transaction.
+// record queues an attempt record for the next batch and waits for its
+// commit.
 func (s sqlitePath) record(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
-	args := recordArgs(token, a, o)
-	var attemptNo int
-	var done int64
-	if err := s.db.WithContext(ctx).Model(&Attempt{}).Where("id = ?", a.ID).Count(&done).Error; err != nil {
+	return s.queueRecord(ctx, token, a, o)
+}
+
+// recordBatch records the batch in one transaction, in order (a message
+// twice in a batch, a late record beside a current one, is recorded
+// twice, correctly). If the transaction fails, each is tried alone.
+func (s sqlitePath) recordBatch(batch []recordRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
+	defer cancel()
+	results := make([]recordResult, len(batch))
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for i, r := range batch {
+			no, err := recordSQLite(tx, r.token, r.a, r.o)
+			if err != nil {
+				return err
+			}
+			results[i] = recordResult{no: no}
+		}
+		return nil
+	})
+	if err != nil {
+		for i, r := range batch {
+			var no int
+			err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+				var err error
+				no, err = recordSQLite(tx, r.token, r.a, r.o)
+				return err
+			})
+			results[i] = recordResult{no: no, err: err}
+		}
+	}
+	for i, r := range batch {
+		r.done <- results[i]
+	}
+}
+
+// recordSQLite records an attempt in tx: the message's change, then the
+// attempt row numbered by it. A record already written (a retry of a
+// write whose commit was not heard about) answers its number again.
+func recordSQLite(tx *gorm.DB, token string, a Attempt, o Outcome) (int, error) {
+	var done Attempt
+	err := tx.Select("attempt_no").Where("id = ?", a.ID).Limit(1).Find(&done).Error
+	if err != nil {
 		return 0, err
 	}
-	if done > 0 {
-		return s.attemptNo(ctx, a.ID) // recorded by an earlier try
+	if done.AttemptNo > 0 {
+		return done.AttemptNo, nil
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(recordUpdateSQLite, args).Error; err != nil {
-			return err
-		}
-		var m Message
-		if err := tx.Select("attempt_count").Where("id = ?", a.MessageID).Take(&m).Error; err != nil {
-			return err
-		}
-		attemptNo = m.AttemptCount
-		a.AttemptNo = attemptNo
-		return tx.Create(&a).Error
-	})
-	return attemptNo, err
+	if err := tx.Exec(recordUpdateSQLite, recordArgs(token, a, o)).Error; err != nil {
+		return 0, err
+	}
+	var m Message
+	if err := tx.Select("attempt_count").Where("id = ?", a.MessageID).Take(&m).Error; err != nil {
+		return 0, err
+	}
+	a.AttemptNo = m.AttemptCount
+	return a.AttemptNo, tx.Create(&a).Error
 }
 
 // authenticate finds a live API key by its hash, with its project's limits.

@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// Group commit of attempt records on PostgreSQL, like sends (sendbatch.go):
-// attempts that finish together are recorded by one statement and one
-// commit. A batch that fails as a whole (a retried record whose first
+// Group commit of attempt records, like sends (sendbatch.go): attempts that
+// finish together are recorded by one statement (PostgreSQL) or one
+// transaction (SQLite) and one commit. A batch that fails as a whole (a retried record whose first
 // commit was not heard about makes a duplicate attempt id) is recorded item
 // by item instead.
 
@@ -161,11 +161,17 @@ func (s postgresPath) recordBatch(batch []recordRequest) {
 	}
 }
 
-// batchRecord queues an attempt record for the next batch and waits for
-// its commit.
+// record queues an attempt record for the next batch and waits for its
+// commit.
 func (s postgresPath) record(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
+	return s.queueRecord(ctx, token, a, o)
+}
+
+// queueRecord hands an attempt record to the record batchers (either
+// dialect's) and waits for its commit.
+func (s *Store) queueRecord(ctx context.Context, token string, a Attempt, o Outcome) (int, error) {
 	r := recordRequest{token: token, a: a, o: o, done: make(chan recordResult, 1)}
-	if err := enqueue(ctx, s.Store, s.records, r); err != nil {
+	if err := enqueue(ctx, s, s.records, r); err != nil {
 		return 0, err
 	}
 	select {

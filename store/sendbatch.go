@@ -316,10 +316,16 @@ func deref(p *string) string {
 	return *p
 }
 
-// batchInsert queues m for the next batch and waits for its commit.
+// insert queues m for the next batch and waits for its commit.
 func (s postgresPath) insert(ctx context.Context, m Message) (sendResult, error) {
+	return s.queueSend(ctx, s.sends, m)
+}
+
+// queueSend hands m to the send batchers that read ch and waits for its
+// commit.
+func (s *Store) queueSend(ctx context.Context, ch chan sendRequest, m Message) (sendResult, error) {
 	r := sendRequest{ctx: ctx, m: m, done: make(chan sendResult, 1)}
-	if err := enqueue(ctx, s.Store, s.sends, r); err != nil {
+	if err := enqueue(ctx, s, ch, r); err != nil {
 		return sendResult{}, err
 	}
 	select {

@@ -166,7 +166,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		st := &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1),
 			stopBatchers: make(chan struct{})}
-		st.hot = sqlitePath{st}
+		sq := sqlitePath{st}
+		st.hot = sq
+		sq.startBatchers()
 		st.startStatsFlusher()
 		return st, nil
 	default:

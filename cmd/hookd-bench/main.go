@@ -55,6 +55,7 @@ type options struct {
 	fifoKeys             int
 	inbound              bool
 	batch                int
+	sqlite               bool
 }
 
 func run() error {
@@ -74,6 +75,7 @@ func run() error {
 	flag.BoolVar(&o.fifo, "fifo", false, "the endpoint delivers in order (ordering fifo)")
 	flag.IntVar(&o.batch, "batch", 0, "closed loop: each sender posts batches of this many sends (POST /v1/webhooks/send-batch; 0: single sends)")
 	flag.IntVar(&o.fifoKeys, "fifo-keys", 0, "with --fifo: sends spread over this many ordering keys (0: none)")
+	flag.BoolVar(&o.sqlite, "sqlite", false, "run hookd on the embedded SQLite default (a fresh file) instead of PostgreSQL")
 	flag.BoolVar(&o.inbound, "inbound", false, "instead of sends, post webhooks to an inbound endpoint's ingest URL (closed loop, open loop at --rate, duplicates)")
 	flag.Parse()
 	if o.apiMessages > 0 {
@@ -86,6 +88,9 @@ func run() error {
 	fmt.Printf("hookd-bench: %d cores (GOMAXPROCS %d), %s payloads, %s phases\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), size(o.bytes), o.duration)
 	ctx := context.Background()
 	dbURL, drop, err := freshDatabase(ctx, o.adminURL)
+	if o.sqlite {
+		dbURL, drop, err = freshSQLite()
+	}
 	if err != nil {
 		return err
 	}
@@ -164,6 +169,15 @@ func size(n int) string {
 		return fmt.Sprintf("%d KB", n/1024)
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// freshSQLite is a new SQLite database file in a directory of its own.
+func freshSQLite() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "hookd-bench-sqlite-")
+	if err != nil {
+		return "", nil, err
+	}
+	return "sqlite:" + filepath.Join(dir, "hookd.db"), func() { _ = os.RemoveAll(dir) }, nil
 }
 
 func freshDatabase(ctx context.Context, admin string) (string, func(), error) {
