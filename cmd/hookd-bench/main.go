@@ -56,6 +56,9 @@ type options struct {
 	inbound              bool
 	batch                int
 	sqlite               bool
+	sendersHigh          int
+	sweep                bool
+	overload             time.Duration
 }
 
 func run() error {
@@ -75,6 +78,9 @@ func run() error {
 	flag.BoolVar(&o.fifo, "fifo", false, "the endpoint delivers in order (ordering fifo)")
 	flag.IntVar(&o.batch, "batch", 0, "closed loop: each sender posts batches of this many sends (POST /v1/webhooks/send-batch; 0: single sends)")
 	flag.IntVar(&o.fifoKeys, "fifo-keys", 0, "with --fifo: sends spread over this many ordering keys (0: none)")
+	flag.IntVar(&o.sendersHigh, "senders-high", 200, "a second closed loop with this many concurrent senders, where CPU rather than commits bounds (0: skip)")
+	flag.BoolVar(&o.sweep, "sweep", true, "open loops at rising shares of the closed-loop throughput: the highest rate whose delivery p99 stays within 50 ms")
+	flag.DurationVar(&o.overload, "overload", 30*time.Second, "offer twice the closed-loop throughput this long and report peak memory (0: skip)")
 	flag.BoolVar(&o.sqlite, "sqlite", false, "run hookd on the embedded SQLite default (a fresh file) instead of PostgreSQL")
 	flag.BoolVar(&o.inbound, "inbound", false, "instead of sends, post webhooks to an inbound endpoint's ingest URL (closed loop, open loop at --rate, duplicates)")
 	flag.Parse()
@@ -147,6 +153,27 @@ func run() error {
 	fmt.Printf("  CPU per message: hookd %.0f µs, PostgreSQL %.0f µs\n",
 		float64((cpu1-cpu0).Microseconds())/float64(res.unique), float64((pg1-pg0).Microseconds())/float64(res.unique))
 	fmt.Printf("  hookd memory: peak RSS %s\n\n", rss(h.cmd.Process.Pid))
+	closedRate := float64(res.unique) / res.elapsed.Seconds()
+
+	if o.sendersHigh > 0 {
+		high := o
+		high.senders = o.sendersHigh
+		cpu0, pg0 := procCPU(h.cmd.Process.Pid), postgresCPU()
+		hres, err := closedLoop(h, rc, endpointID, high, o.duration)
+		if err != nil {
+			return err
+		}
+		cpu1, pg1 := procCPU(h.cmd.Process.Pid), postgresCPU()
+		fmt.Printf("closed loop, %d senders:\n", high.senders)
+		fmt.Printf("  sent %d, received %d (unique %d)\n", hres.sent, hres.received, hres.unique)
+		fmt.Printf("  end-to-end throughput: %.0f messages/s (first send to last receipt)\n", float64(hres.unique)/hres.elapsed.Seconds())
+		fmt.Printf("  send answer latency: %s\n", hres.sendLat)
+		fmt.Printf("  CPU per message: hookd %.0f µs, PostgreSQL %.0f µs\n\n",
+			float64((cpu1-cpu0).Microseconds())/float64(hres.unique), float64((pg1-pg0).Microseconds())/float64(hres.unique))
+		if hres.unique != hres.sent {
+			return errors.New("VOID: not every sent message was received")
+		}
+	}
 
 	open, err := openLoop(h, rc, endpointID, o)
 	if err != nil {
@@ -157,10 +184,88 @@ func run() error {
 	fmt.Printf("  send answer latency (from scheduled t0): %s\n", open.sendLat)
 	fmt.Printf("  delivery latency (t0 to receiver): %s\n", open.deliveryLat)
 	fmt.Printf("  hookd memory: peak RSS %s\n", rss(h.cmd.Process.Pid))
-	fmt.Printf("\nmachine check after: %s\n", machineCheck())
 	if open.unique != open.sent || res.unique != res.sent {
 		return errors.New("VOID: not every sent message was received")
 	}
+	if o.sweep {
+		if err := rateSweep(h, rc, endpointID, o, closedRate); err != nil {
+			return err
+		}
+	}
+	if o.overload > 0 {
+		if err := overload(h, rc, endpointID, o, closedRate); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("\nmachine check after: %s\n", machineCheck())
+	return nil
+}
+
+// sweepShares are the shares of the closed-loop throughput the sweep
+// offers, in order.
+var sweepShares = []float64{0.25, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0}
+
+// rateSweep offers open loops at rising shares of the closed-loop
+// throughput, 5 s each, until delivery p99 exceeds 50 ms, and reports the
+// highest rate that stayed within it: the headroom.
+func rateSweep(h *hookd, rc *receiver, endpointID string, o options, closedRate float64) error {
+	const bound = 50 * time.Millisecond
+	fmt.Printf("\nrate sweep (open loop, 5s each, until delivery p99 > %s):\n", ms(bound))
+	best, bestShare := 0, 0.0
+	for _, share := range sweepShares {
+		so := o
+		so.rate, so.duration = int(share*closedRate), 5*time.Second
+		res, err := openLoop(h, rc, endpointID, so)
+		if err != nil {
+			return err
+		}
+		p99 := res.deliveryLat.quantile(0.99)
+		fmt.Printf("  %3.0f %% (%d/s): delivery p50 %s, p99 %s; send answer p99 %s; generator late %d\n",
+			share*100, so.rate, ms(res.deliveryLat.quantile(0.5)), ms(p99), ms(res.sendLat.quantile(0.99)), res.late)
+		if p99 > bound {
+			break
+		}
+		best, bestShare = so.rate, share
+	}
+	fmt.Printf("  headroom: %d messages/s with delivery p99 within %s, %.0f %% of the closed loop's %.0f/s\n", best, ms(bound), bestShare*100, closedRate)
+	return nil
+}
+
+// overload offers twice the closed-loop throughput for o.overload from as
+// many concurrent senders as it takes, then waits for every accepted
+// message, and reports hookd's peak memory during the phase (the peak is
+// reset before it, where the kernel allows).
+func overload(h *hookd, rc *receiver, endpointID string, o options, closedRate float64) error {
+	pid := h.cmd.Process.Pid
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0o600) // resets VmHWM
+	oo := o
+	oo.rate, oo.duration = int(2*closedRate), o.overload
+	fmt.Printf("\noverload: %d messages/s offered (twice the closed loop) for %s, up to 4096 requests in flight:\n", oo.rate, oo.duration)
+	rc.reset()
+	n := int(oo.duration.Seconds() * float64(oo.rate))
+	var accepted, refused atomic.Int64
+	var mu sync.Mutex
+	var lats dist
+	start := schedule(n, oo.rate, 4096, func(t0 time.Time) {
+		status, _, err := h.post("/v1/webhooks/send", sendBody(o, endpointID, payload(t0, o.bytes)))
+		if err != nil || status != http.StatusAccepted {
+			refused.Add(1)
+			return
+		}
+		accepted.Add(1)
+		mu.Lock()
+		lats = append(lats, time.Since(t0))
+		mu.Unlock()
+	})
+	offeredFor := time.Since(start)
+	fmt.Printf("  accepted %d, refused or failed %d, in %s\n", accepted.Load(), refused.Load(), offeredFor.Round(time.Millisecond))
+	fmt.Printf("  send answer latency (from scheduled t0): %s\n", lats)
+	fmt.Printf("  hookd memory: peak RSS %s during the phase\n", rss(pid))
+	if err := rc.wait(int(accepted.Load()), 10*time.Minute); err != nil {
+		return err
+	}
+	res := rc.snapshot(int(accepted.Load()), start)
+	fmt.Printf("  every accepted message delivered, the last %s after the first was offered\n", res.elapsed.Round(time.Millisecond))
 	return nil
 }
 
@@ -397,6 +502,16 @@ func (d dist) String() string {
 	slices.Sort(s)
 	p := func(q float64) time.Duration { return s[int(q*float64(len(s)-1))] }
 	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, max %s (n=%d)", ms(p(0.5)), ms(p(0.9)), ms(p(0.99)), ms(s[len(s)-1]), len(s))
+}
+
+// quantile is the q-quantile of d (0 when d is empty).
+func (d dist) quantile(q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
