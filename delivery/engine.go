@@ -582,7 +582,8 @@ func (e *Engine) release(m store.Message, token string, delay time.Duration) {
 
 // retryDB runs fn, each try bounded by half a lease, until it succeeds,
 // persistTimeout passes or the engine abandons its work (drain deadline).
-func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Message) {
+// It reports whether fn succeeded.
+func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Message) bool {
 	parent, budget := e.workCtx, e.persistTimeout()
 	if parent.Err() != nil {
 		// The drain gave up on this attempt: its last write (record the
@@ -598,12 +599,12 @@ func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Me
 		err := fn(try)
 		cancelTry()
 		if err == nil {
-			return
+			return true
 		}
 		if ctx.Err() != nil {
 			e.log.Error("giving up on a database write; the lease will expire and the message be rescued",
 				"what", what, "message_id", m.ID, "endpoint_id", m.EndpointID, "error", err.Error())
-			return
+			return false
 		}
 		sleep(ctx, wait)
 		wait = min(wait*2, time.Second)
@@ -678,7 +679,6 @@ func (e *Engine) send(ctx context.Context, m store.Message, t store.DeliveryTarg
 		ctx, span = e.tracer.Start(tracing.WithParent(ctx, m.TraceParent), "hookd.attempt", oteltrace.WithSpanKind(oteltrace.SpanKindClient),
 			oteltrace.WithAttributes(attribute.String("hookd.message_id", m.ID), attribute.String("hookd.endpoint_id", ep.ID),
 				attribute.String("hookd.project_id", m.ProjectID), attribute.Int("hookd.attempt", m.AttemptCount+1)))
-		defer span.End()
 		if m.EventType != nil {
 			span.SetAttributes(attribute.String("hookd.event_type", *m.EventType))
 		}
@@ -717,12 +717,14 @@ func (e *Engine) send(ctx context.Context, m store.Message, t store.DeliveryTarg
 	}
 	if err := e.sign(h, m, t, now.Unix()); err != nil {
 		e.log.Error("cannot sign the delivery; releasing the message", "message_id", m.ID, "endpoint_id", ep.ID, "error", err.Error())
+		span.End()
 		return wait(e.cfg.PollInterval*10, false, "signing keys unreadable")
 	}
 
 	res := e.sender.Do(ctx, Request{URL: ep.URL, Body: m.Payload, Headers: h, Timeout: e.cfg.AttemptTimeout})
 	if ctx.Err() != nil && res.Status == 0 {
 		// Abandoned by the drain deadline: not the receiver's fault, not counted.
+		span.End()
 		return wait(0, false, "abandoned by the drain")
 	}
 	d := e.cfg.Schedule.Decide(m, res, e.now())
@@ -731,6 +733,7 @@ func (e *Engine) send(ctx context.Context, m store.Message, t store.DeliveryTarg
 	if span.IsRecording() {
 		endAttemptSpan(span, res, d)
 	}
+	o.span = span // ended by apply, once the attempt is recorded
 	return o
 }
 

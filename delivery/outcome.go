@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	oteltrace "go.opentelemetry.io/otel/trace"
+
 	"github.com/hookd/hookd/store"
 )
 
@@ -66,6 +68,9 @@ type Outcome struct {
 	Reason string
 	// probe is true when the attempt took the endpoint's breaker probe.
 	probe bool
+	// span is the attempt's trace span (a no-op one when tracing is off),
+	// ended once the attempt is recorded.
+	span oteltrace.Span
 }
 
 // attempted makes the outcome of a request that went out, from its result
@@ -101,12 +106,12 @@ func (e *Engine) apply(m store.Message, token string, t store.DeliveryTarget, o 
 	switch {
 	case o.Kind == Park:
 		var parked bool
-		e.retryDB(func(ctx context.Context) error {
+		written := e.retryDB(func(ctx context.Context) error {
 			var err error
 			parked, err = e.st.ParkIfPaused(ctx, m, token)
 			return err
 		}, "park", m)
-		if !parked {
+		if written && !parked {
 			e.release(m, token, 0) // resumed meanwhile: due again at once
 		}
 	case o.Kind == Wait:
@@ -119,11 +124,9 @@ func (e *Engine) apply(m store.Message, token string, t store.DeliveryTarget, o 
 	case !o.Attempted: // failed for good without an attempt: the endpoint is gone
 		e.forgetHeaders(ep.ID)
 		e.retryDB(func(ctx context.Context) error { return e.st.FailLeased(ctx, m, token, o.Reason) }, "fail", m)
+		e.wakeFIFO(m, o)
 	default:
 		e.record(m, token, t, o)
-	}
-	if m.FIFOKey != nil && (o.Kind == Succeeded || o.Kind == FailedForGood) {
-		e.st.Wake() // the next message of its ordering key is claimable now
 	}
 	if e.applied != nil {
 		e.applied(m, o)
@@ -141,8 +144,12 @@ func (e *Engine) record(m store.Message, token string, t store.DeliveryTarget, o
 		no, err = e.st.RecordAttempt(ctx, token, o.Record, d.Outcome)
 		return err
 	}, "record attempt", m)
+	e.wakeFIFO(m, o)
 	e.trackHealth(m, t, res)
 	e.observe(res, d)
+	if o.span != nil {
+		defer o.span.End()
+	}
 	attrs := []any{"message_id", m.ID, "endpoint_id", t.Endpoint.ID, "attempt", no, "outcome", string(d.Class),
 		"status", res.Status, "duration_ms", res.Duration.Milliseconds(), "next", d.Outcome.Status}
 	if d.RetryType != "" {
@@ -157,4 +164,12 @@ func (e *Engine) record(m store.Message, token string, t store.DeliveryTarget, o
 		level = slog.LevelDebug
 	}
 	e.log.Log(context.Background(), level, "delivery attempt", attrs...)
+}
+
+// wakeFIFO wakes the claimer when m, a message of a FIFO endpoint, has
+// ended: the next message of its ordering key is claimable now.
+func (e *Engine) wakeFIFO(m store.Message, o Outcome) {
+	if m.FIFOKey != nil && (o.Kind == Succeeded || o.Kind == FailedForGood) {
+		e.st.Wake()
+	}
 }

@@ -88,7 +88,8 @@ func TestEndpointHealth(t *testing.T) {
 		})
 		t.Run("TakeTurns", func(t *testing.T) {
 			// Each update reads the count and writes it plus one: without
-			// the row lock, concurrent ones would lose increments.
+			// the row lock, concurrent ones would lose increments on
+			// PostgreSQL (SQLite's one connection serializes them anyway).
 			e, _ := f.endpoint(t, "https://turns.example.com/hook")
 			const n = 16
 			var wg sync.WaitGroup

@@ -7,9 +7,12 @@ package store
 // River (docs/benchmarks.md). Sends are group-committed as usual, and each
 // batch's transaction also inserts one River job per due message (the job
 // carries only the message id); River's workers deliver them through the
-// engine. hookd's claims are off. Retries that fall due later are not
-// re-enqueued: the variant is a measurement of the send → deliver path,
-// not a product.
+// engine. hookd's claims are off. Nothing that falls due later is
+// enqueued again (retries, messages held back by a rate limit or the
+// breaker, rescued ones), River's workers bypass the engine's in-flight
+// bookkeeping, and the variant is set up after the API listener opens (an
+// --ingest-addr listener may already serve): it measures the send →
+// deliver path of make bench-river and is not a product.
 
 import (
 	"context"

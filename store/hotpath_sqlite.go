@@ -84,8 +84,12 @@ func (s sqlitePath) insertBatch(batch []sendRequest) {
 		return nil
 	})
 	if err != nil {
+		// Each alone, with time of its own: the batch may have failed
+		// because its deadline passed.
 		for i, r := range batch {
-			status, err := insertSQLite(s.db.WithContext(ctx), r.m)
+			one, cancelOne := context.WithTimeout(context.Background(), sendBatchDeadline)
+			status, err := insertSQLite(s.db.WithContext(one), r.m)
+			cancelOne()
 			results[i] = sendResult{status: status, err: err}
 		}
 	}
@@ -199,11 +203,13 @@ func (s sqlitePath) recordBatch(batch []recordRequest) {
 	if err != nil {
 		for i, r := range batch {
 			var no int
-			err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			one, cancelOne := context.WithTimeout(context.Background(), sendBatchDeadline)
+			err := s.db.WithContext(one).Transaction(func(tx *gorm.DB) error {
 				var err error
 				no, err = recordSQLite(tx, r.token, r.a, r.o)
 				return err
 			})
+			cancelOne()
 			results[i] = recordResult{no: no, err: err}
 		}
 	}
