@@ -213,7 +213,6 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 		e.Use(traceRequests(s.tracer, routes))
 	}
 	e.Use(accessLog(log))
-	e.Use(admission(s.MaxInFlight)) // before anything reads the body
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			limit := RequestTimeout

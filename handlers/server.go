@@ -48,11 +48,6 @@ type Server struct {
 	// console, which uses the API like any client).
 	Console http.Handler
 
-	// MaxInFlight bounds the API requests this process works on at once
-	// (admission.go). Zero means DefaultMaxInFlight; negative turns the
-	// bound off.
-	MaxInFlight int
-
 	// RateLimitDefault is the management API limit, in requests per minute
 	// per project, of projects whose own limit is 0. Zero means
 	// DefaultRateLimitPerMinute. Limits are counted per process.

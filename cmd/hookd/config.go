@@ -142,10 +142,6 @@ type Config struct {
 	// (0–1,000,000; 0 turns the check off), counted per process. Default
 	// 20.
 	AuthFailureLimit int
-	// MaxInFlight bounds the API requests one process works on at once;
-	// past it a request waits briefly, then answers 503 OVERLOADED
-	// (1–100,000; 0 turns the bound off). Default 512.
-	MaxInFlight int
 	// TrustedProxies lists the addresses (CIDRs, comma-separated) of
 	// reverse proxies whose X-Forwarded-For header names the client. Empty:
 	// the client is the TCP peer and the header is ignored.
@@ -213,7 +209,6 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ExportTTL, "export-ttl", handlers.DefaultExportTTL, "how long a CSV export can be downloaded after it is created (1m-720h)")
 	fs.StringVar(&c.PublicURL, "public-url", "", "external base URL of this hookd, e.g. https://hookd.example.com, for export download links (empty: the request's scheme and Host)")
 	fs.IntVar(&c.RateLimitDefault, "rate-limit-default", handlers.DefaultRateLimitPerMinute, "management API requests per minute per project, for projects without their own limit (1-1000000; counted per process)")
-	fs.IntVar(&c.MaxInFlight, "max-in-flight", handlers.DefaultMaxInFlight, "API requests this process works on at once; more wait up to 100 ms, then answer 503 OVERLOADED with Retry-After (0 turns the bound off)")
 	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", handlers.DefaultAuthFailureLimit, "failed authentications per minute from one client address before it gets 429 RATE_LIMITED (0 turns it off; counted per process)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client (empty: the TCP peer is the client)")
 	fs.StringVar(&c.IngestAddr, "ingest-addr", "", "a listener of its own (host:port) for inbound webhooks' ingest URLs, to expose to providers while the API stays private (the API listener serves ingest too)")
@@ -409,9 +404,6 @@ func (c *Config) validate(serving bool) error {
 		if c.RateLimitDefault < 1 || c.RateLimitDefault > store.MaxRateLimitPerMinute {
 			errs = append(errs, fmt.Errorf("--rate-limit-default (HOOKD_RATE_LIMIT_DEFAULT) must be 1 to %d requests per minute, got %d", store.MaxRateLimitPerMinute, c.RateLimitDefault))
 		}
-		if c.MaxInFlight < 0 || c.MaxInFlight > 100_000 {
-			errs = append(errs, fmt.Errorf("--max-in-flight (HOOKD_MAX_IN_FLIGHT) must be 0 (off) to 100000, got %d", c.MaxInFlight))
-		}
 		if c.AuthFailureLimit < 0 || c.AuthFailureLimit > store.MaxRateLimitPerMinute {
 			errs = append(errs, fmt.Errorf("--auth-failure-limit (HOOKD_AUTH_FAILURE_LIMIT) must be 0 (off) to %d per minute, got %d", store.MaxRateLimitPerMinute, c.AuthFailureLimit))
 		}
@@ -484,10 +476,6 @@ func (c *Config) exportOptions() handlers.ExportOptions {
 // applyLimits sets the API rate limit settings on the server.
 func (c *Config) applyLimits(srv *handlers.Server) {
 	srv.RateLimitDefault = c.RateLimitDefault
-	srv.MaxInFlight = c.MaxInFlight
-	if c.MaxInFlight == 0 {
-		srv.MaxInFlight = -1 // off
-	}
 	srv.AuthFailureLimit = c.AuthFailureLimit
 	if c.AuthFailureLimit == 0 {
 		srv.AuthFailureLimit = -1 // the flag's 0 is "off"; the field's 0 is "default"

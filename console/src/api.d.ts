@@ -3330,7 +3330,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorEnvelope"];
             };
         };
-        /** @description The database cannot be reached (`SERVICE_UNAVAILABLE`), or the process is at capacity (`OVERLOADED`, with `Retry-After`: hookd's addition). Retry; a send that got this answer was not stored. */
+        /** @description The database cannot be reached: `SERVICE_UNAVAILABLE`. Retry; a send that got this answer was not stored. */
         ServiceUnavailable: {
             headers: {
                 [name: string]: unknown;
