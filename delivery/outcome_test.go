@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/hookd/hookd/ids"
 	"github.com/hookd/hookd/store"
@@ -399,5 +401,48 @@ func TestRunReportsEveryOutcome(t *testing.T) {
 		}
 		require.Equal(t, 3, h.fake.requests())
 		require.Zero(t, h.inFlight())
+	})
+}
+
+// attemptsAtEnd is a span processor that, when an attempt span ends,
+// notes how many attempts its message has on record then.
+type attemptsAtEnd struct {
+	sdktrace.SpanProcessor
+	h   turnHarness
+	t   *testing.T
+	got chan int
+}
+
+func (p attemptsAtEnd) OnEnd(s sdktrace.ReadOnlySpan) {
+	p.SpanProcessor.OnEnd(s)
+	for _, kv := range s.Attributes() {
+		if kv.Key == "hookd.message_id" {
+			as, err := p.h.st.ListAttempts(context.Background(), p.h.project.ID, kv.Value.AsString(), 10)
+			if err != nil {
+				p.t.Error(err)
+			}
+			p.got <- len(as)
+		}
+	}
+}
+
+// TestAttemptSpanCoversItsRecord: an attempt's span ends once its record
+// is written (operations.md: "from building the request to recording it").
+func TestAttemptSpanCoversItsRecord(t *testing.T) {
+	t.Parallel()
+	forEachDialect(t, func(t *testing.T, d string) {
+		rec := tracetest.NewSpanRecorder()
+		h := newTurnHarness(t, d, Config{}, func(context.Context, Request) Result { return answered(200) })
+		p := attemptsAtEnd{SpanProcessor: rec, h: h, t: t, got: make(chan int, 4)}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(p))
+		t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+		h.e.tracer = tracerOf(tp)
+
+		id := h.insert(t, 0)
+		require.Equal(t, Succeeded, h.turn(t, id).Kind)
+		require.Equal(t, 1, <-p.got, "the attempt was on record when its span ended")
+		spans := rec.Ended()
+		require.Len(t, spans, 1)
+		require.Equal(t, "hookd.attempt", spans[0].Name())
 	})
 }
