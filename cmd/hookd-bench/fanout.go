@@ -26,18 +26,16 @@ func fanoutBench(h *hookd, rc *receiver, o options) error {
 		return err
 	}
 	fmt.Printf("machine check before: %s\n\n", machineCheck())
-	cpu0, pg0 := procCPU(h.cmd.Process.Pid), postgresCPU()
+	cpu := startCPU(h)
 	answers, done, err := publishLoop(h, rc, o, o.duration)
 	if err != nil {
 		return err
 	}
-	cpu1, pg1 := procCPU(h.cmd.Process.Pid), postgresCPU()
 	msgs := len(answers) * o.fanout
 	fmt.Printf("open loop, %d events/s for %s, %d endpoints each (%d messages):\n", o.eventRate, o.duration, o.fanout, msgs)
 	fmt.Printf("  publish answer latency (from scheduled t0): %s\n", answers)
 	fmt.Printf("  last delivery of an event after its answer: %s\n", done)
-	fmt.Printf("  CPU per message: hookd %.0f µs, PostgreSQL %.0f µs\n",
-		float64((cpu1-cpu0).Microseconds())/float64(msgs), float64((pg1-pg0).Microseconds())/float64(msgs))
+	fmt.Printf("  %s\n", cpu.perMessage(msgs))
 	fmt.Printf("  hookd memory: peak RSS %s\n", rss(h.cmd.Process.Pid))
 	fmt.Printf("\nmachine check after: %s\n", machineCheck())
 	return nil

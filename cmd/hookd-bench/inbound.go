@@ -44,18 +44,16 @@ func inboundBench(h *hookd, rc *receiver, dbURL string, o options) error {
 	}
 
 	fmt.Printf("machine check before: %s\n\n", machineCheck())
-	cpu0, pg0 := procCPU(h.cmd.Process.Pid), postgresCPU()
+	cpu := startCPU(h)
 	res, lats, err := in.closed(rc, o.senders, o.duration)
 	if err != nil {
 		return err
 	}
-	cpu1, pg1 := procCPU(h.cmd.Process.Pid), postgresCPU()
 	fmt.Printf("closed loop, %d providers:\n", o.senders)
 	fmt.Printf("  received %d, forwarded %d (unique %d)\n", res.sent, res.received, res.unique)
 	fmt.Printf("  ingested and forwarded: %.0f messages/s (first request to last forward)\n", float64(res.unique)/res.elapsed.Seconds())
 	fmt.Printf("  ingest answer latency: %s\n", lats)
-	fmt.Printf("  CPU per message: hookd %.0f µs, PostgreSQL %.0f µs\n\n",
-		float64((cpu1-cpu0).Microseconds())/float64(res.unique), float64((pg1-pg0).Microseconds())/float64(res.unique))
+	fmt.Printf("  %s\n\n", cpu.perMessage(res.unique))
 
 	open, err := in.open(rc, o.rate, o.duration)
 	if err != nil {
