@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,45 +64,52 @@ func (s sqlitePath) insert(ctx context.Context, m Message) (sendResult, error) {
 }
 
 // insertBatch inserts the batch in one transaction and wakes the claimer
-// if any message is due. If the transaction fails, each message is tried
-// alone, so one bad item cannot fail the others.
+// if any message is due.
 func (s sqlitePath) insertBatch(batch []sendRequest) {
-	batch = liveSorted(batch)
-	if len(batch) == 0 {
-		return
+	batch = live(batch) // (one connection: no lock order to keep)
+	statuses, errs := eachInTransaction(s, len(batch), func(tx *gorm.DB, i int) (string, error) { return insertSQLite(tx, batch[i].m) })
+	if slices.Contains(statuses, StatusQueued) {
+		s.poke()
+	}
+	for i, r := range batch {
+		r.done <- sendResult{status: statuses[i], err: errs[i]}
+	}
+}
+
+// eachInTransaction runs do for items 0 to n-1 in one transaction, and
+// returns each one's result. If that transaction fails, each item is run
+// again alone, in a transaction of its own with time of its own (the batch
+// may have failed by its deadline), so one bad item cannot fail the
+// others.
+func eachInTransaction[R any](s sqlitePath, n int, do func(tx *gorm.DB, i int) (R, error)) ([]R, []error) {
+	results, errs := make([]R, n), make([]error, n)
+	if n == 0 {
+		return results, errs
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
-	results := make([]sendResult, len(batch))
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for i, r := range batch {
-			status, err := insertSQLite(tx, r.m)
-			if err != nil {
+		for i := range n {
+			var err error
+			if results[i], err = do(tx, i); err != nil {
 				return err
 			}
-			results[i] = sendResult{status: status}
 		}
 		return nil
 	})
-	if err != nil {
-		// Each alone, with time of its own: the batch may have failed
-		// because its deadline passed.
-		for i, r := range batch {
-			one, cancelOne := context.WithTimeout(context.Background(), sendBatchDeadline)
-			status, err := insertSQLite(s.db.WithContext(one), r.m)
-			cancelOne()
-			results[i] = sendResult{status: status, err: err}
-		}
+	if err == nil {
+		return results, errs
 	}
-	for _, res := range results {
-		if res.status == StatusQueued {
-			s.poke()
-			break
-		}
+	for i := range n {
+		one, cancelOne := context.WithTimeout(context.Background(), sendBatchDeadline)
+		errs[i] = s.db.WithContext(one).Transaction(func(tx *gorm.DB) error {
+			var err error
+			results[i], err = do(tx, i)
+			return err
+		})
+		cancelOne()
 	}
-	for i, r := range batch {
-		r.done <- results[i]
-	}
+	return results, errs
 }
 
 // insertSQLite runs the one-statement insert on db: the stored status, or
@@ -185,36 +193,14 @@ func (s sqlitePath) record(ctx context.Context, token string, a Attempt, o Outco
 
 // recordBatch records the batch in one transaction, in order (a message
 // twice in a batch, a late record beside a current one, is recorded
-// twice, correctly). If the transaction fails, each is tried alone.
+// twice, correctly).
 func (s sqlitePath) recordBatch(batch []recordRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
-	defer cancel()
-	results := make([]recordResult, len(batch))
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		for i, r := range batch {
-			no, err := recordSQLite(tx, r.token, r.a, r.o)
-			if err != nil {
-				return err
-			}
-			results[i] = recordResult{no: no}
-		}
-		return nil
+	nos, errs := eachInTransaction(s, len(batch), func(tx *gorm.DB, i int) (int, error) {
+		r := batch[i]
+		return recordSQLite(tx, r.token, r.a, r.o)
 	})
-	if err != nil {
-		for i, r := range batch {
-			var no int
-			one, cancelOne := context.WithTimeout(context.Background(), sendBatchDeadline)
-			err := s.db.WithContext(one).Transaction(func(tx *gorm.DB) error {
-				var err error
-				no, err = recordSQLite(tx, r.token, r.a, r.o)
-				return err
-			})
-			cancelOne()
-			results[i] = recordResult{no: no, err: err}
-		}
-	}
 	for i, r := range batch {
-		r.done <- results[i]
+		r.done <- recordResult{no: nos[i], err: errs[i]}
 	}
 }
 

@@ -181,26 +181,33 @@ func (s postgresPath) insertBatch(batch []sendRequest) {
 	}
 }
 
-// liveSorted answers the requests whose callers gave up (they are not
-// inserted) and sorts the rest by endpoint and idempotency key, so that two
-// batches waiting on each other's uncommitted keys cannot deadlock.
-func liveSorted(batch []sendRequest) []sendRequest {
-	live := batch[:0]
+// live answers the requests whose callers gave up (they are not inserted)
+// and returns the rest.
+func live(batch []sendRequest) []sendRequest {
+	out := batch[:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.done <- sendResult{err: err}
 			continue
 		}
-		live = append(live, r)
+		out = append(out, r)
 	}
-	sort.Slice(live, func(i, j int) bool {
-		a, b := live[i].m, live[j].m
+	return out
+}
+
+// liveSorted is live, sorted by endpoint and idempotency key, so that two
+// PostgreSQL batches waiting on each other's uncommitted keys cannot
+// deadlock.
+func liveSorted(batch []sendRequest) []sendRequest {
+	out := live(batch)
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].m, out[j].m
 		if a.EndpointID != b.EndpointID {
 			return a.EndpointID < b.EndpointID
 		}
 		return deref(a.IdempotencyKey) < deref(b.IdempotencyKey)
 	})
-	return live
+	return out
 }
 
 // insertStatement is the statement that inserts batch (sorted), the
