@@ -2,7 +2,7 @@ import { api, type Schemas } from "../client";
 import { h, ms, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
 import { action, alertBox, dl, field, formValues, link, onSubmit, pager, replaySummary, secretOnce, select, statusBadge, table } from "../ui";
-import { attemptCard } from "./messages";
+import { attemptCard, statuses } from "./messages";
 
 // providers are the presets of the provider checks (inbound and pull).
 export const providers: [string, string][] = [
@@ -13,9 +13,49 @@ export const providers: [string, string][] = [
   ["standard_webhooks", "Standard Webhooks / Svix"],
 ];
 
+// providerFields are a new inbound or pull endpoint's provider preset and
+// the provider's secret; providerBody is what they add to its request.
+export function providerFields() {
+  return [
+    field("Provider", select("provider", providers), "Fills in the provider's signature check."),
+    field("Provider's signing secret", h("input", { name: "hmac_secret", type: "password", autocomplete: "off" }), "Needed with a provider."),
+  ];
+}
+
+export function providerBody(v: Record<string, string>) {
+  return v.provider ? { provider: v.provider as Schemas["InboundProvider"], verify_hmac: true, hmac_secret: v.hmac_secret } : {};
+}
+
 // receiving says whether an inbound or pull endpoint takes webhooks now.
 export function receiving(paused: boolean) {
   return paused ? h("span", { class: "badge s-paused" }, "Paused") : h("span", { class: "badge s-succeeded" }, "Receiving");
+}
+
+// receiverActions are the pause or resume and delete buttons of an inbound
+// or pull endpoint's page (what names it; back is the list to go to after
+// a delete).
+export function receiverActions(
+  ctx: Ctx,
+  out: ReturnType<typeof alertBox>,
+  e: { name: string; paused: boolean },
+  what: string,
+  back: string,
+  call: { pause: () => Promise<unknown>; resume: () => Promise<unknown>; remove: () => Promise<unknown> },
+) {
+  return h(
+    "div",
+    { class: "toolbar" },
+    e.paused ? action("Resume", async () => (await call.resume(), ctx.rerender()), { out }) : action("Pause", async () => (await call.pause(), ctx.rerender()), { out }),
+    action(
+      "Delete",
+      async () => {
+        await call.remove();
+        flash(`${what} deleted.`);
+        location.hash = back;
+      },
+      { out, kind: "danger", confirm: () => `Delete ${e.name}? Its ingest URL stops accepting webhooks.` },
+    ),
+  );
 }
 
 function modeName(m: string) {
@@ -58,8 +98,7 @@ export async function inboundNew(ctx: Ctx) {
     field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
     field("Mode", select("mode", [["forward", "Forward to a URL"], ["cli", "CLI (hookd listen)"]])),
     field("Forward to URL", h("input", { name: "url", type: "url", placeholder: "https://example.com/stripe" }), "Needed in forward mode."),
-    field("Provider", select("provider", providers), "Fills in the provider's signature check."),
-    field("Provider's signing secret", h("input", { name: "hmac_secret", type: "password", autocomplete: "off" }), "Needed with a provider."),
+    providerFields(),
     field("Sign forwarded requests", h("input", { name: "signing_enabled", type: "checkbox", value: "on" })),
     h("button", { type: "submit" }, "Create inbound endpoint"),
     out,
@@ -70,7 +109,7 @@ export async function inboundNew(ctx: Ctx) {
         name: v.name,
         mode: v.mode as Schemas["InboundMode"],
         ...(v.url ? { url: v.url } : {}),
-        ...(v.provider ? { provider: v.provider as Schemas["InboundProvider"], verify_hmac: true, hmac_secret: v.hmac_secret } : {}),
+        ...providerBody(v),
         signing_enabled: v.signing_enabled === "on",
       },
     });
@@ -111,22 +150,11 @@ export async function inboundDetail(ctx: Ctx) {
       ctx,
       "Inbound endpoint",
       h("p", { class: "subtitle" }, e.name, " ", receiving(e.paused)),
-      h(
-        "div",
-        { class: "toolbar" },
-        e.paused
-          ? action("Resume", async () => (await api("post", "/v1/inbound-endpoints/{id}/resume", { path: { id } }), ctx.rerender()), { out })
-          : action("Pause", async () => (await api("post", "/v1/inbound-endpoints/{id}/pause", { path: { id } }), ctx.rerender()), { out }),
-        action(
-          "Delete",
-          async () => {
-            await api("delete", "/v1/inbound-endpoints/{id}", { path: { id } });
-            flash("Inbound endpoint deleted.");
-            location.hash = "#/inbound";
-          },
-          { out, kind: "danger", confirm: () => `Delete ${e.name}? Its ingest URL stops accepting webhooks.` },
-        ),
-      ),
+      receiverActions(ctx, out, e, "Inbound endpoint", "#/inbound", {
+        pause: () => api("post", "/v1/inbound-endpoints/{id}/pause", { path: { id } }),
+        resume: () => api("post", "/v1/inbound-endpoints/{id}/resume", { path: { id } }),
+        remove: () => api("delete", "/v1/inbound-endpoints/{id}", { path: { id } }),
+      }),
       out,
       dl([
         ["Id", h("code", null, e.id)],
@@ -168,15 +196,8 @@ function receivedTable(rows: Schemas["InboundLogEntry"][]) {
   );
 }
 
-const inboundStatuses: [string, string][] = [
-  ["", "Any status"],
-  ["queued", "Queued"],
-  ["delivering", "Delivering"],
-  ["succeeded", "Delivered"],
-  ["pending_retry", "Retrying"],
-  ["failed_permanent", "Failed"],
-  ["paused", "Held (cli mode or paused)"],
-];
+// A received message is held as paused by a cli-mode or a paused endpoint.
+const inboundStatuses = statuses.map(([v, l]): [string, string] => [v, v === "paused" ? "Held (cli mode or paused)" : l]);
 
 // inboundMessages lists everything an inbound endpoint received, by status,
 // with cursor pages.

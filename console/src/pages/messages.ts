@@ -25,7 +25,8 @@ export function messageTable(rows: Summary[], withEndpoint = true, pick?: (m: Su
   );
 }
 
-const statuses: [string, string][] = [
+// statuses are the message statuses a log filters by, with their labels.
+export const statuses: [string, string][] = [
   ["", "Any status"],
   ["queued", "Queued"],
   ["delivering", "Delivering"],

@@ -1,8 +1,8 @@
 import { api, type Schemas } from "../client";
 import { bytes, h, ms, pretty, when } from "../dom";
 import { type Ctx, failed, flash, loading, show } from "../page";
-import { action, alertBox, dl, field, onSubmit, pager, secretOnce, select, table } from "../ui";
-import { providers, receiving } from "./inbound";
+import { action, alertBox, dl, field, onSubmit, pager, secretOnce, table } from "../ui";
+import { providerBody, providerFields, receiverActions, receiving } from "./inbound";
 import { headerTable } from "./messages";
 
 const eventStates: Record<string, string> = { stored: "Stored", fetched: "Fetched", delivered: "Acknowledged" };
@@ -43,8 +43,7 @@ export async function pullNew(ctx: Ctx) {
     "form",
     { class: "form", "aria-label": "New pull endpoint" },
     field("Name", h("input", { name: "name", required: true, maxlength: 200 })),
-    field("Provider", select("provider", providers), "Fills in the provider's signature check."),
-    field("Provider's signing secret", h("input", { name: "hmac_secret", type: "password", autocomplete: "off" }), "Needed with a provider."),
+    providerFields(),
     field("Keep events (days)", h("input", { name: "retention_days", type: "number", min: 1, max: 90, value: 7 })),
     h("button", { type: "submit" }, "Create pull endpoint"),
     out,
@@ -54,7 +53,7 @@ export async function pullNew(ctx: Ctx) {
       body: {
         name: v.name,
         retention_days: Number(v.retention_days || 7),
-        ...(v.provider ? { provider: v.provider as Schemas["InboundProvider"], verify_hmac: true, hmac_secret: v.hmac_secret } : {}),
+        ...providerBody(v),
       },
     });
     flash(secretOnce("Pull endpoint created: its ingest URL", r.data.ingest_url, "Give this URL to the provider. It holds a secret token and is shown only now."));
@@ -94,22 +93,11 @@ export async function pullDetail(ctx: Ctx) {
       ctx,
       "Pull endpoint",
       h("p", { class: "subtitle" }, e.name, " ", receiving(e.paused)),
-      h(
-        "div",
-        { class: "toolbar" },
-        e.paused
-          ? action("Resume", async () => (await api("post", "/v1/pull-endpoints/{id}/resume", { path: { id } }), ctx.rerender()), { out })
-          : action("Pause", async () => (await api("post", "/v1/pull-endpoints/{id}/pause", { path: { id } }), ctx.rerender()), { out }),
-        action(
-          "Delete",
-          async () => {
-            await api("delete", "/v1/pull-endpoints/{id}", { path: { id } });
-            flash("Pull endpoint deleted.");
-            location.hash = "#/pull";
-          },
-          { out, kind: "danger", confirm: () => `Delete ${e.name}? Its ingest URL stops accepting webhooks.` },
-        ),
-      ),
+      receiverActions(ctx, out, e, "Pull endpoint", "#/pull", {
+        pause: () => api("post", "/v1/pull-endpoints/{id}/pause", { path: { id } }),
+        resume: () => api("post", "/v1/pull-endpoints/{id}/resume", { path: { id } }),
+        remove: () => api("delete", "/v1/pull-endpoints/{id}", { path: { id } }),
+      }),
       out,
       dl([
         ["Id", h("code", null, e.id)],
