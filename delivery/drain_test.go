@@ -45,11 +45,7 @@ func TestDrain(t *testing.T) {
 				<-arrived // the attempt is in flight
 				done := make(chan error, 1)
 				go func() { done <- stopEngine() }()
-				poll.Until(t, time.Minute, func() bool {
-					h.e.mu.Lock()
-					defer h.e.mu.Unlock()
-					return h.e.draining
-				}, "the drain begins")
+				poll.Until(t, time.Minute, func() bool { return h.e.q.Snapshot().Draining }, "the drain begins")
 				second := h.insert(t, 0) // during the drain: not handed over, not claimed
 
 				if c.name == "Finishes" {

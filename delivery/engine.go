@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookd/hookd/customheaders"
 	"github.com/hookd/hookd/ids"
+	"github.com/hookd/hookd/queue"
 	"github.com/hookd/hookd/secrets"
 	"github.com/hookd/hookd/signature"
 	"github.com/hookd/hookd/store"
@@ -126,10 +127,10 @@ type Engine struct {
 	sender sender
 	cfg    Config
 	// log is for lines about one message: they carry message_id and
-	// endpoint_id. qlog is for lines about the queue as a whole (claims,
-	// leases, rescue, drain), which carry counts or id lists instead.
-	// Neither ever logs a payload, a header value or a secret.
-	log, qlog *slog.Logger
+	// endpoint_id. The queue's lines about itself (claims, leases, rescue,
+	// drain) carry scope=queue and counts or id lists instead. Neither
+	// ever logs a payload, a header value or a secret.
+	log *slog.Logger
 
 	secretsMu sync.Mutex
 	secrets   map[string]string // signing key id → secret (immutable once made)
@@ -137,24 +138,14 @@ type Engine struct {
 	// bytes they came from (a PATCH replaces them).
 	headers map[string]openedHeaders
 
-	mu         sync.Mutex
-	inflight   int
-	byEndpoint map[string]int
-	holdUntil  map[string]time.Time  // endpoints waiting for their rate limit or next probe
-	failing    map[string]int        // failures in a row this process last saw, by endpoint
-	held       map[leaseKey]struct{} // leases of the messages in flight
-	freed      chan struct{}
-	idle       chan func() // idle worker goroutines take attempts here
-	workers    int         // worker goroutines started
-	draining   bool        // Run's context ended: no more handoffs
-	backlog    bool        // the last claim was full of messages long due: older messages wait, sends do not jump them
-	ran        bool        // Run was called
-	wg         sync.WaitGroup
-	now        func() time.Time
+	q *queue.Queue[store.Delivery]
+
+	mu      sync.Mutex
+	failing map[string]int // failures in a row this process last saw, by endpoint
+	now     func() time.Time
 	// applied, if not nil, is told every outcome once apply has written
 	// it (the engine's tests wait on it).
 	applied func(store.Message, Outcome)
-	workCtx context.Context // attempts and their writes; cancelled when a drain gives up
 }
 
 // New returns an Engine; it does nothing until Run.
@@ -170,454 +161,60 @@ func New(st *store.Store, kr *secrets.Keyring, sender *Sender, cfg Config, log *
 		log = slog.Default()
 	}
 	log = log.With("component", "delivery")
-	return &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, qlog: log.With("scope", "queue"), secrets: map[string]string{}, headers: map[string]openedHeaders{},
-		byEndpoint: map[string]int{}, holdUntil: map[string]time.Time{}, failing: map[string]int{}, held: map[leaseKey]struct{}{}, freed: make(chan struct{}, 1), idle: make(chan func()), now: store.Now,
-		workCtx: context.Background(), tracer: tracerOf(cfg.TracerProvider)}, nil
+	e := &Engine{st: st, kr: kr, sender: sender, cfg: cfg, log: log, secrets: map[string]string{}, headers: map[string]openedHeaders{},
+		failing: map[string]int{}, now: store.Now, tracer: tracerOf(cfg.TracerProvider)}
+	e.q = queue.New(st.QueueDriver(), queue.Config{
+		Workers: cfg.Workers, GroupConcurrency: cfg.EndpointConcurrency, ClaimBatch: cfg.ClaimBatch,
+		Lease: cfg.Lease, PollInterval: cfg.PollInterval, DrainTimeout: cfg.DrainTimeout, NoHandoff: cfg.NoHandoff,
+		Admit: e.admit, Now: func() time.Time { return e.now() }, Log: log.With("scope", "queue"),
+	}, e.work)
+	return e, nil
 }
 
 // Run claims and delivers due messages until ctx ends, then stops claiming,
 // waits up to DrainTimeout for attempts in flight (recording them), releases
-// any it had to abandon, and returns.
+// any it had to abandon, and returns. The queue (package queue) does the
+// claiming, leasing, handoff and draining; the engine is its work.
 func (e *Engine) Run(ctx context.Context) error {
-	e.mu.Lock()
-	ran := e.ran
-	e.ran = true
-	e.mu.Unlock()
-	if ran {
-		return errors.New("delivery: an engine runs once")
+	err := e.q.Run(ctx)
+	if err == nil {
+		e.sender.CloseIdle()
 	}
-	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	e.workCtx = workCtx
-	go e.st.ListenDue(ctx)
-	if !e.cfg.NoHandoff {
-		e.st.SetHandoff(handoff{e}, e.cfg.Lease)
-	}
-	// From the moment ctx ends, sends stop handing messages over (a send
-	// that reserved a worker already still starts it; the drain below
-	// waits for it).
-	handoffStopped := make(chan struct{})
-	context.AfterFunc(ctx, func() {
-		e.st.ClearHandoff(handoff{e})
-		e.mu.Lock()
-		e.draining = true
-		e.mu.Unlock()
-		close(handoffStopped)
-	})
-
-	poll := time.NewTicker(e.cfg.PollInterval)
-	defer poll.Stop()
-	rescue := time.NewTicker(rescueEvery(e.cfg.Lease))
-	defer rescue.Stop()
-	e.rescue(ctx)
-	heartbeatDone := make(chan struct{})
-	go func() { defer close(heartbeatDone); e.heartbeat(workCtx) }()
-
-	var lastClaim time.Time
-	full := false
-	for ctx.Err() == nil {
-		if gap := time.Since(lastClaim); !full && gap < claimGap {
-			// Under load, wait a moment so a claim takes several messages
-			// rather than one (each claim is a round trip and a commit).
-			sleep(ctx, claimGap-gap)
-		}
-		lastClaim = time.Now()
-		var capped bool
-		full, capped = e.claimAndStart(ctx)
-		if full {
-			continue // more may be due right now
-		}
-		// A finished attempt is a reason to claim again only if the last
-		// claim was held back by the worker or endpoint limits: otherwise
-		// every attempt would cost an (empty) claim.
-		var freed <-chan struct{}
-		if capped {
-			freed = e.freed
-		}
-		select {
-		case <-ctx.Done():
-		case <-e.st.Due():
-		case <-poll.C:
-		case <-freed:
-		case <-rescue.C:
-			e.rescue(ctx)
-		}
-	}
-
-	<-handoffStopped // no reservation follows: the wait below sees them all
-	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(e.cfg.DrainTimeout):
-		e.qlog.Warn("drain timeout: abandoning attempts in flight; their messages are released", "in_flight", e.inFlight(), "message_ids", e.heldIDs())
-		cancelWork()
-		<-done
-	}
-	cancelWork()
-	<-heartbeatDone
-	close(e.idle) // every attempt has returned: the workers exit
-	e.sender.CloseIdle()
-	return nil
+	return err
 }
 
-// claimGap is the least time between the starts of two claims that did not
-// fill their batch: a message sent after a quiet moment is claimed at once,
-// while under load claims take several messages each.
-const claimGap = time.Millisecond
-
-// heartbeat extends the leases of the messages in flight every third of a
-// lease until ctx ends, so only a process that stopped (or lost the
-// database) lets its messages be rescued.
-func (e *Engine) heartbeat(ctx context.Context) {
-	t := time.NewTicker(e.cfg.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		e.mu.Lock()
-		held := make(map[string]string, len(e.held))
-		for l := range e.held {
-			held[l.id] = l.token
-		}
-		e.mu.Unlock()
-		qctx, cancel := e.dbContext(ctx)
-		err := e.st.ExtendLeases(qctx, held, e.cfg.Lease)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			e.qlog.Warn("extending leases failed; they may expire and be rescued", "in_flight", len(held), "error", err.Error())
-		}
-	}
+// work is the queue's job: one turn of a leased message.
+func (e *Engine) work(ctx context.Context, j queue.Job[store.Delivery], token string) {
+	e.deliver(ctx, j.Value.Message, token, j.Value.Target)
 }
 
-func rescueEvery(lease time.Duration) time.Duration {
-	d := lease / 4
-	if d < 100*time.Millisecond {
-		d = 100 * time.Millisecond
+// admit lets the queue hand a new message of the endpoint straight to a
+// worker unless its circuit breaker spaces attempts: those go through the
+// queue, where the probe rule applies.
+func (e *Engine) admit(endpointID string) bool {
+	p := e.cfg.Breaker.ProbeAfterFailures
+	if p <= 0 {
+		return true
 	}
-	if d > 10*time.Second {
-		d = 10 * time.Second
-	}
-	return d
-}
-
-// dbContext bounds one database call of the engine's loops. It is not
-// cancelled by shutdown: a query is never interrupted half-way (the SQLite
-// driver's interrupt races with closing the database), and the loops check
-// ctx between calls instead.
-func (e *Engine) dbContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), e.cfg.Lease/2)
-}
-
-func (e *Engine) rescue(ctx context.Context) {
-	qctx, cancel := e.dbContext(ctx)
-	defer cancel()
-	n, err := e.st.RescueExpired(qctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			e.qlog.Warn("rescuing expired leases failed", "error", err.Error())
-		}
-		return
-	}
-	if n > 0 {
-		e.qlog.Info("rescued messages whose lease expired", "count", n)
-	}
-}
-
-func (e *Engine) inFlight() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.inflight
+	return e.failing[endpointID] < p
 }
 
-// heldIDs lists the messages in flight, for the drain-timeout log line.
-func (e *Engine) heldIDs() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]string, 0, len(e.held))
-	for l := range e.held {
-		out = append(out, l.id)
-	}
-	return out
-}
-
-// claimAndStart claims as many messages as there are free workers and starts
-// an attempt for each. It reports whether it filled its request (so more
-// may be waiting), and whether the worker limit or an endpoint's
-// concurrency limit held it back (so a finished attempt may let more start).
-func (e *Engine) claimAndStart(ctx context.Context) (full, capped bool) {
-	e.mu.Lock()
-	free := e.cfg.Workers - e.inflight
-	var skip []string
-	for ep, n := range e.byEndpoint {
-		if n >= e.cfg.EndpointConcurrency {
-			skip = append(skip, ep)
-			capped = true
-		}
-	}
-	now := time.Now()
-	for ep, until := range e.holdUntil {
-		if now.Before(until) {
-			skip = append(skip, ep)
-		} else {
-			delete(e.holdUntil, ep)
-		}
-	}
-	if free <= 0 {
-		e.mu.Unlock()
-		return false, true
-	}
-	// The workers for the claim are taken now, so a send's handoff cannot
-	// take them while the claim runs; what the claim does not use is given
-	// back when it returns.
-	want := min(free, e.cfg.ClaimBatch)
-	e.inflight += want
-	e.mu.Unlock()
-	reserved, started := want, 0
-	behind := false // see backlogAge
-	// giveBack returns the workers not started; calling it again is a no-op.
-	giveBack := func() {
-		e.mu.Lock()
-		e.inflight -= reserved - started
-		reserved = started
-		e.backlog = behind
-		e.mu.Unlock()
-	}
-	defer giveBack()
-	token := ids.RandomAlnum(16)
-	qctx, cancel := e.dbContext(ctx)
-	defer cancel()
-	msgs, targets, err := e.st.ClaimDue(qctx, token, e.cfg.Lease, want, skip)
-	if err != nil && len(msgs) > 0 {
-		msgIDs := make([]string, len(msgs))
-		for i, m := range msgs {
-			msgIDs[i] = m.ID
-		}
-		e.qlog.Warn("loading endpoints failed; releasing claimed messages", "message_ids", msgIDs, "error", err.Error())
-		for _, m := range msgs {
-			e.release(m, token, 0)
-		}
-		giveBack()                     // sends may use the workers meanwhile
-		sleep(ctx, e.cfg.PollInterval) // the releases make them due at once: do not spin
-		return false, capped
-	}
-	if err != nil {
-		if ctx.Err() == nil {
-			e.qlog.Warn("claiming messages failed", "error", err.Error())
-			giveBack()
-			sleep(ctx, e.cfg.PollInterval)
-		}
-		return false, capped
-	}
-	if len(msgs) == 0 {
-		return false, capped
-	}
-	for _, m := range msgs {
-		e.mu.Lock()
-		if e.byEndpoint[m.EndpointID] >= e.cfg.EndpointConcurrency {
-			e.mu.Unlock()
-			e.release(m, token, 0)
-			capped = true
-			continue
-		}
-		started++ // its worker was taken before the claim
-		e.byEndpoint[m.EndpointID]++
-		e.held[leaseKey{m.ID, token}] = struct{}{}
-		e.mu.Unlock()
-		e.wg.Add(1)
-		e.start(func() {
-			defer e.wg.Done()
-			defer e.done(leaseKey{m.ID, token}, m.EndpointID)
-			e.deliver(e.workCtx, m, token, targets[m.EndpointID])
-		})
-	}
-	full = len(msgs) == want
-	behind = full && longestDue(msgs, e.now()) > backlogAge
-	return full, capped
-}
-
-// backlogAge is how long the messages of a full claim must have been due
-// for the engine to stop handing new messages to workers, so that they
-// queue behind the older ones instead of overtaking them for as long as the
-// backlog lasts. A full claim of messages due for less (the rest of a
-// publish that had more endpoints than free workers, say) is no backlog:
-// the claims keep up, and stopping the handoff there sent every following
-// message down the costlier claim path.
-const backlogAge = 250 * time.Millisecond
-
-// longestDue is how long the longest-due of msgs has been due at now.
-// Messages of FIFO endpoints do not count: each waits for the one before
-// it, so its due time (when it was accepted) says nothing of the claims.
-func longestDue(msgs []store.Message, now time.Time) time.Duration {
-	var longest time.Duration
-	for _, m := range msgs {
-		if m.NextAttemptAt != nil && m.FIFOKey == nil {
-			longest = max(longest, now.Sub(*m.NextAttemptAt))
-		}
-	}
-	return longest
-}
-
-// start runs attempt on an idle worker goroutine, or on a new one if none is
-// idle. Workers wait for the next attempt instead of exiting: an attempt
-// needs a deep stack (HTTP client, TLS, database driver), and a fresh
-// goroutine would grow its stack anew every time (measured: 7 % of hookd's
-// CPU). There are never more workers than attempts that ran at once, and
-// they exit when Run returns.
-func (e *Engine) start(attempt func()) {
-	select {
-	case e.idle <- attempt:
-		return
-	default:
-	}
-	e.mu.Lock()
-	spawn := e.workers < e.cfg.Workers
-	if spawn {
-		e.workers++
-	}
-	e.mu.Unlock()
-	if spawn {
-		go func() {
-			attempt()
-			for next := range e.idle {
-				next()
-			}
-		}()
-		return
-	}
-	// Every worker exists, and this attempt holds one of the Workers slots
-	// (claims and handoffs take a slot before they start an attempt), so
-	// fewer than Workers other attempts hold one: a worker has finished, or
-	// is about to, and takes this.
-	e.idle <- attempt
-}
-
-// handoff is the store's way to give a new message straight to the engine's
-// workers (store.Handoff).
-type handoff struct{ e *Engine }
-
-// Reserve takes a worker slot for a message to the endpoint if the engine
-// runs, has a free worker, and the endpoint is below its concurrency cap,
-// not held back (rate limit, probe spacing) and not failing: those go
-// through the queue, where the claim's checks apply.
-func (h handoff) Reserve(endpointID string) bool {
-	e := h.e
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.draining || e.backlog || e.inflight >= e.cfg.Workers || e.byEndpoint[endpointID] >= e.cfg.EndpointConcurrency {
-		return false
-	}
-	if until, ok := e.holdUntil[endpointID]; ok && time.Now().Before(until) {
-		return false
-	}
-	if p := e.cfg.Breaker.ProbeAfterFailures; p > 0 && e.failing[endpointID] >= p {
-		return false
-	}
-	e.inflight++
-	e.byEndpoint[endpointID]++
-	e.wg.Add(1)
-	return true
-}
-
-// Unreserve gives back a slot Reserve took.
-func (h handoff) Unreserve(endpointID string) {
-	h.e.done(leaseKey{}, endpointID)
-	h.e.wg.Done()
-}
-
-// Start delivers a handed-over message on the slot Reserve took.
-func (h handoff) Start(m store.Message, t store.DeliveryTarget, token string) {
-	e := h.e
-	lease := leaseKey{m.ID, token}
-	e.mu.Lock()
-	e.held[lease] = struct{}{}
-	e.mu.Unlock()
-	e.start(func() {
-		defer e.wg.Done()
-		defer e.done(lease, m.EndpointID)
-		if e.workCtx.Err() != nil {
-			// The drain gave up on attempts: this one does not start.
-			e.release(m, token, 0)
-			return
-		}
-		e.deliver(e.workCtx, m, token, t)
-	})
-}
-
-// leaseKey identifies one lease: the same message may be leased again (by a
-// new claim) while an older attempt of it is still winding down.
-type leaseKey struct{ id, token string }
-
-func (e *Engine) done(lease leaseKey, endpointID string) {
-	e.mu.Lock()
-	delete(e.held, lease)
-	e.inflight--
-	if e.byEndpoint[endpointID]--; e.byEndpoint[endpointID] <= 0 {
-		delete(e.byEndpoint, endpointID)
-	}
-	e.mu.Unlock()
-	select {
-	case e.freed <- struct{}{}:
-	default:
-	}
-}
-
-// abandonWriteBudget bounds the final write of an attempt abandoned by a
-// drain that ran out of time.
-const abandonWriteBudget = 5 * time.Second
-
-// persistTimeout bounds how long the database writes that follow an
-// attempt are retried. While the worker retries, its heartbeat keeps the
-// lease, so a slow database does not cause a second delivery; if the
-// database is gone, the lease expires and another process (or this one,
-// later) rescues the message, and the late record no longer changes it.
-func (e *Engine) persistTimeout() time.Duration { return max(10*e.cfg.Lease, time.Minute) }
-
+// release gives m back to the queue without an attempt, due after delay.
 func (e *Engine) release(m store.Message, token string, delay time.Duration) {
-	e.retryDB(func(ctx context.Context) error { return e.st.ReleaseLease(ctx, m.ID, token, delay) }, "release", m)
+	e.q.Release(queue.Job[store.Delivery]{ID: m.ID, Group: m.EndpointID}, token, delay)
 }
 
-// retryDB runs fn, each try bounded by half a lease, until it succeeds,
-// persistTimeout passes or the engine abandons its work (drain deadline).
-// It reports whether fn succeeded.
+// retryDB runs fn until it succeeds or the queue gives up on it
+// (queue.Persist), and reports whether it succeeded.
 func (e *Engine) retryDB(fn func(context.Context) error, what string, m store.Message) bool {
-	parent, budget := e.workCtx, e.persistTimeout()
-	if parent.Err() != nil {
-		// The drain gave up on this attempt: its last write (record the
-		// answer, or release the message) still gets a short, separate
-		// budget, so nothing is left delivering until a lease expires.
-		parent, budget = context.Background(), abandonWriteBudget
+	if err := e.q.Persist(fn); err != nil {
+		e.log.Error("giving up on a database write; the lease will expire and the message be rescued",
+			"what", what, "message_id", m.ID, "endpoint_id", m.EndpointID, "error", err.Error())
+		return false
 	}
-	ctx, cancel := context.WithTimeout(parent, budget)
-	defer cancel()
-	wait := 50 * time.Millisecond
-	for {
-		try, cancelTry := e.dbContext(ctx)
-		err := fn(try)
-		cancelTry()
-		if err == nil {
-			return true
-		}
-		if ctx.Err() != nil {
-			e.log.Error("giving up on a database write; the lease will expire and the message be rescued",
-				"what", what, "message_id", m.ID, "endpoint_id", m.EndpointID, "error", err.Error())
-			return false
-		}
-		sleep(ctx, wait)
-		wait = min(wait*2, time.Second)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	return true
 }
 
 // deliver takes m, leased under token, through one turn: attempt decides

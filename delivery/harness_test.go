@@ -98,7 +98,5 @@ func (h harness) message(t *testing.T, id string) store.Message {
 
 // inFlight is how many worker slots the engine counts as taken.
 func (h harness) inFlight() int {
-	h.e.mu.Lock()
-	defer h.e.mu.Unlock()
-	return h.e.inflight
+	return h.e.q.Snapshot().InFlight
 }

@@ -116,9 +116,7 @@ func (e *Engine) apply(m store.Message, token string, t store.DeliveryTarget, o 
 		}
 	case o.Kind == Wait:
 		if o.Hold {
-			e.mu.Lock()
-			e.holdUntil[ep.ID] = time.Now().Add(o.Delay)
-			e.mu.Unlock()
+			e.q.Hold(ep.ID, time.Now().Add(o.Delay))
 		}
 		e.release(m, token, o.Delay)
 	case !o.Attempted: // failed for good without an attempt: the endpoint is gone

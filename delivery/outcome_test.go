@@ -235,10 +235,9 @@ func TestOutcomes(t *testing.T) {
 			require.Zero(t, m.AttemptCount, "waiting spends no attempt")
 			require.Nil(t, m.LeaseToken)
 			require.True(t, m.NextAttemptAt.After(before), "due when the next token is")
-			h.e.mu.Lock()
-			_, held := h.e.holdUntil[h.endpoint.ID]
-			h.e.mu.Unlock()
+			until, held := h.e.q.HeldUntil(h.endpoint.ID)
 			require.True(t, held, "the engine holds the endpoint's other messages back meanwhile")
+			require.True(t, until.After(before), "until the next token")
 		})
 		t.Run("WaitForTheProbe", func(t *testing.T) {
 			t.Parallel()

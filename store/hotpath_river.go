@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+
+	"github.com/hookd/hookd/queue"
 )
 
 // DeliverArgs is the River job of one message.
@@ -47,7 +49,7 @@ func (s *Store) UseRiver(client *river.Client[pgx.Tx]) error {
 	if s.dialect != Postgres {
 		return errors.New("the River variant runs on PostgreSQL only")
 	}
-	rp := riverPath{postgresPath: postgresPath{s}, client: client, sends: make(chan sendRequest, sendBatchMax*sendBatchers)}
+	rp := riverPath{postgresPath: postgresPath{s}, client: client, sends: make(chan sendRequest, queue.Backlog)}
 	runBatchers(s, rp.sends, rp.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
 	s.hot = rp
 	return nil

@@ -10,6 +10,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/hookd/hookd/queue"
 )
 
 // sqlitePath is the hot path on SQLite (hotpath.go): GORM and plain SQL on
@@ -52,9 +54,9 @@ func (b blob) Value() (driver.Value, error) { return []byte(b), nil }
 
 // startBatchers runs the send and record batchers until the store closes.
 func (s sqlitePath) startBatchers() {
-	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
+	s.sends = make(chan sendRequest, queue.Backlog)
 	runBatchers(s.Store, s.sends, s.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
-	s.records = make(chan recordRequest, sendBatchMax*sendBatchers)
+	s.records = make(chan recordRequest, queue.Backlog)
 	runBatchers(s.Store, s.records, s.recordBatch, func(r recordRequest) { r.done <- recordResult{err: ErrClosed} })
 }
 

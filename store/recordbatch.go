@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/hookd/hookd/queue"
 )
 
 // Group commit of attempt records, like sends (sendbatch.go): attempts that
@@ -60,7 +62,7 @@ FROM v JOIN m ON m.id = v.id
 RETURNING id, attempt_no`
 
 func (s postgresPath) startRecordBatchers() {
-	s.records = make(chan recordRequest, sendBatchMax*sendBatchers)
+	s.records = make(chan recordRequest, queue.Backlog)
 	runBatchers(s.Store, s.records, s.recordBatch, func(r recordRequest) { r.done <- recordResult{err: ErrClosed} })
 }
 

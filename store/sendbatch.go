@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/hookd/hookd/queue"
 )
 
 // Group commit of sends on PostgreSQL. Concurrent InsertMessage calls are
@@ -17,8 +19,6 @@ import (
 // commits among many sends.
 
 const (
-	sendBatchMax      = 128
-	sendBatchers      = 4
 	sendBatchDeadline = 10 * time.Second
 )
 
@@ -96,7 +96,7 @@ const pgTargetColumns = `t.id, t.project_id, t.url, t.headers, t.headers_sealed,
 
 // startSendBatchers runs the send batchers until the store closes.
 func (s postgresPath) startSendBatchers() {
-	s.sends = make(chan sendRequest, sendBatchMax*sendBatchers)
+	s.sends = make(chan sendRequest, queue.Backlog)
 	runBatchers(s.Store, s.sends, s.insertBatch, func(r sendRequest) { r.done <- sendResult{err: ErrClosed} })
 }
 

@@ -1,4 +1,4 @@
-package store
+package queue
 
 import (
 	"sync"
@@ -90,7 +90,7 @@ func TestCollectorGathersWhileABatchIsInFlight(t *testing.T) {
 }
 
 // Waiting requests start a second batch beside a slow one after the stall
-// bound, or at once when they fill a whole batch; no more than sendBatchers
+// bound, or at once when they fill a whole batch; no more than Batchers
 // run at once.
 func TestCollectorLimitsBatchesInFlight(t *testing.T) {
 	const stall = 500 * time.Millisecond
@@ -105,21 +105,21 @@ func TestCollectorLimitsBatchesInFlight(t *testing.T) {
 
 	// (That a full batch starts without waiting for the stall bound is
 	// TestCollectorStartsAFullBatchAtOnce's.)
-	for v := range sendBatchMax {
+	for v := range BatchMax {
 		r.ch <- 1000 + v
 	}
 	full := r.next(t)
-	require.Len(t, full, sendBatchMax)
+	require.Len(t, full, BatchMax)
 	require.Equal(t, 1000, full[0])
 
-	for v := range sendBatchMax * sendBatchers {
+	for v := range BatchMax * Batchers {
 		r.ch <- 5000 + v
 	}
 	// Three batches are in flight: one more may start, then none until one ends.
-	require.Len(t, r.next(t), sendBatchMax)
+	require.Len(t, r.next(t), BatchMax)
 	r.none(t, 3*stall)
 	r.release <- struct{}{}
-	require.Len(t, r.next(t), sendBatchMax)
+	require.Len(t, r.next(t), BatchMax)
 }
 
 // A whole batch of waiting requests starts beside the batch in flight at
@@ -130,11 +130,11 @@ func TestCollectorStartsAFullBatchAtOnce(t *testing.T) {
 	r.ch <- 0
 	require.Equal(t, []int{0}, r.next(t))
 	r.ch <- 1
-	for v := range sendBatchMax - 1 {
+	for v := range BatchMax - 1 {
 		r.ch <- 1000 + v
 	}
 	full := r.next(t)
-	require.Len(t, full, sendBatchMax)
+	require.Len(t, full, BatchMax)
 	require.Equal(t, 1, full[0])
 	r.release <- struct{}{}
 	r.release <- struct{}{}
@@ -147,16 +147,16 @@ func TestCollectorAnswersWaitingRequestsOnClose(t *testing.T) {
 	r.ch <- 1
 	require.Equal(t, []int{1}, r.next(t))
 	// Fill all batchers so the rest must wait.
-	for v := range (sendBatchers - 1) * sendBatchMax {
+	for v := range (Batchers - 1) * BatchMax {
 		r.ch <- 100 + v
 	}
-	for range sendBatchers - 1 {
+	for range Batchers - 1 {
 		r.next(t)
 	}
 	r.ch <- 99999
 	r.ch <- 99998
 	close(r.stop)
-	for range sendBatchers {
+	for range Batchers {
 		r.release <- struct{}{}
 	}
 	<-r.done
