@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/oapi-codegen/runtime"
 
@@ -25,10 +26,14 @@ import (
 //   - with a schema it also refuses, with a 400 INVALID_REQUEST naming the
 //     member, exactly the objects holding a member that is not one of the
 //     schema's properties but equals one ignoring case;
+//   - with a schema it decodes what it accepts as encoding/json does, but
+//     for the objects the schema allows to be any object (payloads), which
+//     it decodes as empty objects unless the schema sets defaults (which
+//     the validator writes back into the body);
 //   - what it accepts, bound the way the handlers bind it (encoding/json,
 //     which matches member names ignoring case), gives the same request as
-//     the validated value bound with exact names: the handler gets what the
-//     validator checked.
+//     the validated value bound with exact names, but for those objects,
+//     which are objects: the handler gets what the validator checked.
 func FuzzStrictJSONBody(f *testing.F) {
 	for _, s := range []string{
 		`{"endpoint_id":"ep_0123456789abcdef0123456789abcdef","payload":{"a":1}}`,
@@ -55,12 +60,15 @@ func FuzzStrictJSONBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	bodies := map[string]func() any{
-		"SendRequest":           func() any { return new(gen.SendRequest) },
-		"CreateEndpointRequest": func() any { return new(gen.CreateEndpointRequest) },
-		"UpdateEndpointRequest": func() any { return new(gen.UpdateEndpointRequest) },
-		"MessageIDList":         func() any { return new(gen.MessageIDList) },
-		"CreateApiKeyRequest":   func() any { return new(gen.CreateApiKeyRequest) },
-		"CreateExportRequest":   func() any { return new(gen.CreateExportRequest) },
+		"SendRequest":            func() any { return new(gen.SendRequest) },
+		"CreateEndpointRequest":  func() any { return new(gen.CreateEndpointRequest) },
+		"UpdateEndpointRequest":  func() any { return new(gen.UpdateEndpointRequest) },
+		"MessageIDList":          func() any { return new(gen.MessageIDList) },
+		"SendBatchRequest":       func() any { return new(gen.SendBatchRequest) },
+		"PublishEventRequest":    func() any { return new(gen.PublishEventRequest) },
+		"CreateApiKeyRequest":    func() any { return new(gen.CreateApiKeyRequest) },
+		"CreateExportRequest":    func() any { return new(gen.CreateExportRequest) },
+		"CreateEventTypeRequest": func() any { return new(gen.CreateEventTypeRequest) },
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		v, err := strictJSONBody(bytes.NewReader(body), nil, nil, nil)
@@ -88,18 +96,98 @@ func FuzzStrictJSONBody(f *testing.F) {
 				}
 				continue
 			}
-			if !reflect.DeepEqual(v, v2) {
-				t.Fatalf("%s %q: decodes as %#v without the schema and %#v with it", name, body, v, v2)
+			want := v
+			if !setsDefaults(schema) {
+				want = blankFreeForm(v, schema)
+			}
+			if !reflect.DeepEqual(want, v2) {
+				t.Fatalf("%s %q: decodes as %#v with the schema, not %#v", name, body, v2, want)
 			}
 			validated, handled := newBody(), newBody()
-			if runtime.BindJSONValue(v, validated) != nil || json.Unmarshal(body, handled) != nil {
+			if runtime.BindJSONValue(v2, validated) != nil || json.Unmarshal(body, handled) != nil {
 				continue // does not fit the request type; the validator refuses it
 			}
-			if a, b := canonical(t, validated), canonical(t, handled); !reflect.DeepEqual(a, b) {
+			handledValue := canonical(t, handled)
+			if !setsDefaults(schema) {
+				handledValue = blankFreeForm(handledValue, schema)
+			}
+			if a, b := canonical(t, validated), handledValue; !reflect.DeepEqual(a, b) {
 				t.Fatalf("%s %q: the validator checked %v but the handler would get %v", name, body, a, b)
 			}
 		}
 	})
+}
+
+// blankFreeForm is v, decoded for schema, with every object that the
+// schema allows to be any object replaced by an empty one.
+func blankFreeForm(v any, ref *openapi3.SchemaRef) any {
+	if ref == nil || ref.Value == nil {
+		return v
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		if freeForm(ref.Value) {
+			return map[string]any{}
+		}
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = blankFreeForm(x, ref.Value.Properties[k])
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = blankFreeForm(x, ref.Value.Items)
+		}
+		return out
+	}
+	return v
+}
+
+// TestPayloadsAreFreeForm: the payload of a send, of each item of a batch
+// and of a published event is decoded for validation only as far as its
+// type; the header maps beside them are decoded in full.
+func TestPayloadsAreFreeForm(t *testing.T) {
+	spec, err := gen.GetSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := spec.Components.Schemas
+	for _, name := range []string{"SendRequest", "PublishEventRequest", "SendBatchRequest"} {
+		if setsDefaults(schemas[name]) {
+			t.Errorf("%s sets defaults: its payloads would be decoded in full", name)
+		}
+	}
+	if !setsDefaults(schemas["CreateEventTypeRequest"]) {
+		t.Error("CreateEventTypeRequest sets a default (archived)")
+	}
+	for _, name := range []string{"SendRequest", "PublishEventRequest"} {
+		if !freeForm(schemas[name].Value.Properties["payload"].Value) {
+			t.Errorf("%s's payload is not free-form", name)
+		}
+	}
+	if !freeForm(schemas["SendBatchRequest"].Value.Properties["messages"].Value.Items.Value.Properties["payload"].Value) {
+		t.Error("a batch item's payload is not free-form")
+	}
+	if freeForm(schemas["SendRequest"].Value.Properties["headers"].Value) {
+		t.Error("headers have rules of their own")
+	}
+	v, err := valueFor(json.RawMessage(`{"endpoint_id":"ep_1","payload":{"a":[1,2,{"b":null}]},"headers":{"X-A":"b"}}`), schemas["SendRequest"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"endpoint_id": "ep_1", "payload": map[string]any{}, "headers": map[string]any{"X-A": "b"}}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("decoded as %#v, want %#v", v, want)
+	}
+	v, err = valueFor(json.RawMessage(`{"payload":"not an object","retention_hours":1.5e1}`), schemas["SendRequest"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]any{"payload": "not an object", "retention_hours": json.Number("1.5e1")}
+	if !reflect.DeepEqual(v, want) {
+		t.Errorf("decoded as %#v, want %#v: what is not an object is decoded in full", v, want)
+	}
 }
 
 // foldedTopMember returns a member name of the JSON object body that is not
