@@ -65,13 +65,18 @@ func strictJSONBody(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _
 	if off := loneSurrogate(b); off >= 0 {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: &loneSurrogateError{Offset: off}}
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	var raw json.RawMessage
-	if err := dec.Decode(&raw); err != nil {
-		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
+	raw := json.RawMessage(b)
+	if jsonValid(b) {
+		raw = bytes.TrimRight(b[skipSpace(b, 0):], " \t\r\n")
+	} else {
+		// encoding/json says what is wrong.
+		dec := json.NewDecoder(bytes.NewReader(b))
+		if err := dec.Decode(&raw); err != nil {
+			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: errTrailingData}
+		}
 	}
 	var v any
 	if setsDefaults(schema) {
@@ -90,7 +95,8 @@ func strictJSONBody(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _
 	return v, nil
 }
 
-// valueFor decodes raw, one valid JSON value, into what the validator
+// valueFor decodes raw, one valid JSON value without white space around
+// it, into what the validator
 // checks against schema: what encoding/json decodes into an interface
 // value (numbers as json.Number), except that an object the schema allows
 // to be any object at all (freeForm: a message payload) is decoded only as
@@ -107,39 +113,45 @@ func valueFor(raw json.RawMessage, schema *openapi3.SchemaRef) (any, error) {
 	case first == '{' && freeForm(s):
 		return map[string]any{}, nil
 	case first == '{' && len(s.Properties) > 0:
-		var members map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &members); err != nil {
-			return nil, err
-		}
-		out := make(map[string]any, len(members))
-		for name, m := range members {
-			v, err := valueFor(m, s.Properties[name])
+		out := map[string]any{}
+		err := jsonMembers(raw, func(rawName, value []byte) error {
+			name, err := memberName(rawName)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			out[name] = v
-		}
-		return out, nil
+			v, err := valueFor(value, s.Properties[name])
+			out[name] = v // a repeated name: the last one counts, as in encoding/json
+			return err
+		})
+		return out, err
 	case first == '[' && s.Items != nil:
-		var items []json.RawMessage
-		if err := json.Unmarshal(raw, &items); err != nil {
-			return nil, err
-		}
-		out := make([]any, len(items))
-		for i, item := range items {
+		out := []any{}
+		err := jsonItems(raw, func(item []byte) error {
 			v, err := valueFor(item, s.Items)
-			if err != nil {
-				return nil, err
-			}
-			out[i] = v
-		}
-		return out, nil
+			out = append(out, v)
+			return err
+		})
+		return out, err
 	}
 	return decodeAll(raw)
 }
 
-// decodeAll decodes raw as the validator's own decoder does.
+// decodeAll decodes raw, valid JSON, as the validator's own decoder does
+// (numbers as json.Number). Strings without escapes, numbers and literals,
+// most of a body's members, are read directly.
 func decodeAll(raw json.RawMessage) (any, error) {
+	switch first := firstByte(raw); {
+	case first == '"' && len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0:
+		return string(raw[1 : len(raw)-1]), nil
+	case first == '-' || (first >= '0' && first <= '9'):
+		if end, ok := scanNumber(raw, 0); ok && end == len(raw) {
+			return json.Number(raw), nil
+		}
+	case string(raw) == "true", string(raw) == "false":
+		return string(raw) == "true", nil
+	case string(raw) == "null":
+		return nil, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -187,6 +199,16 @@ func setsDefaults(schema *openapi3.SchemaRef) bool {
 	found := walk(schema)
 	defaultSetters.Store(schema, found)
 	return found
+}
+
+// memberName decodes a member name (its quoted text).
+func memberName(raw []byte) (string, error) {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), nil
+	}
+	var name string
+	err := json.Unmarshal(raw, &name)
+	return name, err
 }
 
 // firstByte is the first byte of a JSON value, or 0.
