@@ -199,6 +199,7 @@ func newEcho(s *Server, spec *openapi3.T, routes map[string]bool) *echo.Echo {
 	log := s.log().With("component", "api")
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = jsonSerializer{}
 	e.IPExtractor = clientIPExtractor(s.TrustedProxies)
 	e.HTTPErrorHandler = errorHandler(log, spec)
 

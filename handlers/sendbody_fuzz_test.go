@@ -1,0 +1,38 @@
+package handlers
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/hookd/hookd/gen"
+)
+
+// FuzzDecodeSend: on any bytes, decodeSend either leaves the body to
+// encoding/json or gives exactly the request encoding/json decodes (as
+// Echo's binder does) from it.
+func FuzzDecodeSend(f *testing.F) {
+	for _, s := range []string{
+		`{"endpoint_id":"ep_1","payload":{"a":[1,{"b":null}]}}`,
+		` {"endpoint_id" : "ep_1" , "payload" : { } , "headers" : {"X-A":"b"}, "idempotency_key":"k", "ordering_key":"o", "retention_hours": 24, "other": [1] } `,
+		`{"payload":{},"payload":{"a":1}}`, `{"headers":{"A":"1"},"headers":{"B":"2"}}`, `{"Payload":{}}`, `{"PAYLOAD":{"a":1},"payload":{}}`,
+		`{"retention_hours":1.5}`, `{"retention_hours":1e2}`, `{"retention_hours":-0}`, `{"retention_hours":99999999999999999999}`,
+		`{"endpoint_id":"a\"b"}`, `{"endpoint_id":null}`, `{"idempotency_key":null}`, `{"payload":null}`, `{"payload":[1]}`,
+		`{"idempotency_\u212aey":"k"}`, `{"\u0070ayload":{}}`, `{"endpoint_id":1}`, `[]`, `{"a":1} x`, `{`, "{\"endpoint_id\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := decodeSend(b)
+		if !ok {
+			return
+		}
+		var want gen.SendRequest
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("%q: decodeSend decoded what encoding/json refuses (%v)", b, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: decodeSend gives %#v, encoding/json %#v", b, got, want)
+		}
+	})
+}
