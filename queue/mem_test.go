@@ -18,6 +18,7 @@ import (
 // once its lease ends.
 type memDriver struct {
 	mu      sync.Mutex
+	paused  map[string]bool
 	jobs    map[string]*memJob
 	order   int
 	due     chan struct{}
@@ -36,7 +37,7 @@ type memJob struct {
 }
 
 func newMemDriver() *memDriver {
-	return &memDriver{jobs: map[string]*memJob{}, due: make(chan struct{}, 1)}
+	return &memDriver{jobs: map[string]*memJob{}, paused: map[string]bool{}, due: make(chan struct{}, 1)}
 }
 
 func (d *memDriver) poke() {
@@ -54,6 +55,11 @@ func (d *memDriver) enqueue(group string, due time.Time) string {
 	j := &memJob{id: "job" + strconv.Itoa(d.order), group: group, seq: d.order, dueAt: due}
 	d.jobs[j.id] = j
 	h, lease := d.handoff, d.lease
+	if d.paused[group] {
+		j.finished = true // (a paused job is never due here)
+		d.mu.Unlock()
+		return j.id
+	}
 	handed := h != nil && !due.After(time.Now()) && h.Reserve(group)
 	if handed {
 		j.token, j.leaseUntil = "handed-"+j.id, time.Now().Add(lease)
@@ -65,6 +71,13 @@ func (d *memDriver) enqueue(group string, due time.Time) string {
 		d.poke()
 	}
 	return j.id
+}
+
+// offered reports whether a handoff is set.
+func (d *memDriver) offered() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.handoff != nil
 }
 
 // finish ends job id's lease as done, if token still holds it.
@@ -178,6 +191,11 @@ func TestMemDriverConforms(t *testing.T) {
 			},
 			Enqueue:  func(_ *testing.T, group string, due time.Time) string { return d.enqueue(group, due) },
 			HandsOff: true,
+			Pause: func(_ *testing.T, group string) {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				d.paused[group] = true
+			},
 		}
 	})
 }

@@ -58,6 +58,9 @@ type Driver[V any] interface {
 	Listen(ctx context.Context)
 	// Offer makes new jobs go straight to h at their commit, leased for
 	// lease, from now on; a driver that cannot hand jobs over ignores it.
+	// Every Reserve that succeeds is followed by one Start or one
+	// Unreserve. A handed-over job whose lease ends without a release is
+	// due again (for a claim, or after Rescue).
 	Offer(h Handoff[V], lease time.Duration)
 	// Withdraw stops handing jobs to h (a job whose Reserve succeeded
 	// still gets its Start or Unreserve).
@@ -159,7 +162,7 @@ type Queue[V any] struct {
 	backlog   bool        // the last claim was full of jobs long due: handoffs stop
 	ran       bool
 	wg        sync.WaitGroup
-	workCtx   context.Context // jobs and their writes; cancelled when a drain gives up
+	workCtx   context.Context // jobs and their writes; cancelled when a drain gives up (read with jobContext)
 }
 
 // leaseKey identifies one lease: the same job may be leased again (by a
@@ -189,7 +192,9 @@ func (q *Queue[V]) Run(ctx context.Context) error {
 	}
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
+	q.mu.Lock()
 	q.workCtx = workCtx
+	q.mu.Unlock()
 	go q.d.Listen(ctx)
 	h := handoff[V]{q}
 	if !q.cfg.NoHandoff {
@@ -481,12 +486,13 @@ func (q *Queue[V]) run(j Job[V], token string) {
 	q.start(func() {
 		defer q.wg.Done()
 		defer q.done(leaseKey{j.ID, token}, j.Group)
-		if q.workCtx.Err() != nil {
+		ctx := q.jobContext()
+		if ctx.Err() != nil {
 			// The drain gave up on jobs: this one does not start.
 			q.Release(j, token, 0)
 			return
 		}
-		q.work(q.workCtx, j, token)
+		q.work(ctx, j, token)
 	})
 }
 
@@ -547,15 +553,17 @@ type handoff[V any] struct{ q *Queue[V] }
 // where their checks apply.
 func (h handoff[V]) Reserve(group string) bool {
 	q := h.q
+	// Admit is asked first, without the queue's lock, so it may take locks
+	// of its own and call the queue.
+	if q.cfg.Admit != nil && !q.cfg.Admit(group) {
+		return false
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.draining || q.backlog || q.inflight >= q.cfg.Workers || q.byGroup[group] >= q.cfg.GroupConcurrency {
 		return false
 	}
 	if until, ok := q.holdUntil[group]; ok && time.Now().Before(until) {
-		return false
-	}
-	if q.cfg.Admit != nil && !q.cfg.Admit(group) {
 		return false
 	}
 	q.inflight++
@@ -579,6 +587,15 @@ func (h handoff[V]) Start(j Job[V], token string) {
 	q.run(j, token)
 }
 
+// jobContext is the context of the jobs and their writes: background
+// until Run starts (work may run outside Run, as the River variant's
+// does), cancelled when a drain gives up.
+func (q *Queue[V]) jobContext() context.Context {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.workCtx
+}
+
 // abandonWriteBudget bounds the last write of a job a drain gave up on.
 const abandonWriteBudget = 5 * time.Second
 
@@ -594,7 +611,7 @@ func (q *Queue[V]) PersistTimeout() time.Duration { return max(10*q.cfg.Lease, t
 // write then gets one short budget of its own, so nothing is left running
 // until a lease expires). It returns fn's last error, or nil.
 func (q *Queue[V]) Persist(fn func(context.Context) error) error {
-	parent, budget := q.workCtx, q.PersistTimeout()
+	parent, budget := q.jobContext(), q.PersistTimeout()
 	if parent.Err() != nil {
 		parent, budget = context.Background(), abandonWriteBudget
 	}

@@ -123,6 +123,7 @@ func TestLimitsHoldWhileRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- q.Run(ctx) }()
+	poll.Until(t, time.Minute, d.offered, "the queue takes jobs at their commit")
 
 	// The jobs are committed while the queue runs: the first are handed
 	// over at their commit, the rest wait for claims. Three in four are

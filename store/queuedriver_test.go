@@ -39,6 +39,10 @@ func TestQueueDriver(t *testing.T) {
 						return stored.ID
 					},
 					HandsOff: d == store.Postgres,
+					Pause: func(t *testing.T, group string) {
+						_, err := f.s.SetEndpointPaused(context.Background(), f.project.ID, group, true)
+						require.NoError(t, err)
+					},
 				}
 			})
 		})

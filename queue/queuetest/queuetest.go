@@ -29,6 +29,8 @@ type Harness[V any] struct {
 	// HandsOff says whether the driver hands jobs over at their commit
 	// (Offer); a driver that does not must ignore Offer.
 	HandsOff bool
+	// Pause pauses group: its new jobs are neither due nor handed over.
+	Pause func(t *testing.T, group string)
 }
 
 // patience bounds the waits for conditions: how long a failing test takes,
@@ -129,7 +131,9 @@ func Run[V any](t *testing.T, newHarness func(t *testing.T) Harness[V]) {
 		g := h.NewGroup(t)
 		kept := h.Enqueue(t, g, time.Now().Add(-time.Minute))
 		lapsed := h.Enqueue(t, g, time.Now().Add(-time.Second))
-		lease := 200 * time.Millisecond
+		// Two seconds: long enough for the extension to come while the
+		// first lease lasts even on a loaded machine.
+		lease := 2 * time.Second
 		require.Equal(t, []string{kept}, claim(t, h, "t1", lease, 1))
 		require.NoError(t, h.Driver.Extend(ctx, map[string]string{kept: "t1"}, time.Hour))
 		require.Equal(t, []string{lapsed}, claim(t, h, "t2", lease, 1))
@@ -228,7 +232,9 @@ func Run[V any](t *testing.T, newHarness func(t *testing.T) Harness[V]) {
 			return
 		}
 		poll.Until(t, patience, func() bool { return slices.Equal(rec.startedIDs(), []string{first}) }, "the job is handed over")
+		rec.mu.Lock()
 		require.Equal(t, g, rec.started[0].Group)
+		rec.mu.Unlock()
 		require.Empty(t, claim(t, h, "t1", time.Hour, 10), "a handed-over job is leased")
 		require.NoError(t, h.Driver.Release(ctx, first, rec.tokens[0], 0))
 		require.Equal(t, []string{first}, claim(t, h, "t2", time.Hour, 10), "its lease is a lease like any other")
@@ -237,16 +243,50 @@ func Run[V any](t *testing.T, newHarness func(t *testing.T) Harness[V]) {
 		second := h.Enqueue(t, g, time.Now().Add(-time.Second))
 		require.Equal(t, []string{second}, claim(t, h, "t3", time.Hour, 10), "after Withdraw the job waits for a claim")
 		require.Len(t, rec.startedIDs(), 1)
+		require.Zero(t, rec.reserved(), "every reservation started or given back")
+	})
+
+	test("HandedOverJobIsDueWhenItsLeaseEnds", func(t *testing.T, h Harness[V]) {
+		g := h.NewGroup(t)
+		rec := &recorder[V]{free: 10}
+		h.Driver.Offer(rec, 50*time.Millisecond)
+		a := h.Enqueue(t, g, time.Now().Add(-time.Second))
+		h.Driver.Withdraw(rec)
+		if !h.HandsOff {
+			require.Empty(t, rec.startedIDs())
+			return
+		}
+		poll.Until(t, patience, func() bool { return slices.Equal(rec.startedIDs(), []string{a}) }, "the job is handed over")
+		// Its worker died: no release, no extension.
+		poll.Until(t, patience, func() bool {
+			_, err := h.Driver.Rescue(ctx)
+			require.NoError(t, err)
+			return slices.Equal(claim(t, h, "t1", time.Hour, 10), []string{a})
+		}, "the job is due again once its lease ends")
+	})
+
+	test("PausedGroupsAreNotHandedOver", func(t *testing.T, h Harness[V]) {
+		g := h.NewGroup(t)
+		h.Pause(t, g)
+		rec := &recorder[V]{free: 10}
+		h.Driver.Offer(rec, time.Hour)
+		h.Enqueue(t, g, time.Now().Add(-time.Second))
+		h.Driver.Withdraw(rec)
+		require.Empty(t, rec.startedIDs(), "nothing of a paused group starts")
+		require.Zero(t, rec.reserved(), "a reservation taken for it was given back")
+		require.Empty(t, claim(t, h, "t1", time.Hour, 10), "and nothing of it is due")
 	})
 }
 
 // recorder is a Handoff that grants free reservations and records what it
 // is given.
 type recorder[V any] struct {
-	mu      sync.Mutex
-	free    int
-	started []queue.Job[V]
-	tokens  []string
+	mu       sync.Mutex
+	free     int
+	granted  int
+	returned int
+	started  []queue.Job[V]
+	tokens   []string
 }
 
 func (r *recorder[V]) Reserve(string) bool {
@@ -256,6 +296,7 @@ func (r *recorder[V]) Reserve(string) bool {
 		return false
 	}
 	r.free--
+	r.granted++
 	return true
 }
 
@@ -263,6 +304,7 @@ func (r *recorder[V]) Unreserve(string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.free++
+	r.returned++
 }
 
 func (r *recorder[V]) Start(j queue.Job[V], token string) {
@@ -270,6 +312,13 @@ func (r *recorder[V]) Start(j queue.Job[V], token string) {
 	defer r.mu.Unlock()
 	r.started = append(r.started, j)
 	r.tokens = append(r.tokens, token)
+}
+
+// reserved is how many reservations are neither started nor given back.
+func (r *recorder[V]) reserved() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.granted - len(r.started) - r.returned
 }
 
 func (r *recorder[V]) startedIDs() []string {
