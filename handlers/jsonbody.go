@@ -112,6 +112,9 @@ func valueFor(raw json.RawMessage, schema *openapi3.SchemaRef) (any, error) {
 	case s == nil:
 	case first == '{' && freeForm(s):
 		return map[string]any{}, nil
+	case !onlyShapes(s):
+		// Keywords beside properties and items (allOf, not, …) may apply
+		// to a member too: decode it whole.
 	case first == '{' && len(s.Properties) > 0:
 		out := map[string]any{}
 		err := jsonMembers(raw, func(rawName, value []byte) error {
@@ -234,6 +237,28 @@ func freeForm(s *openapi3.Schema) bool {
 	bare.Extensions, bare.Title, bare.Description, bare.Example, bare.ExternalDocs, bare.Deprecated = nil, "", "", nil, nil, false
 	ok := reflect.DeepEqual(bare, openapi3.Schema{Type: &openapi3.Types{openapi3.TypeObject}})
 	freeForms.Store(s, ok)
+	return ok
+}
+
+// shapeOnly caches onlyShapes by schema.
+var shapeOnly sync.Map // *openapi3.Schema → bool
+
+// onlyShapes reports whether s constrains a value only through its type,
+// its properties (with the required ones and additional ones) and the
+// number of them, or its items and their number: whatever else it says
+// (allOf, anyOf, oneOf, not, uniqueItems, the 3.1 keywords) could apply
+// to a member that valueFor would decode only as far as its type.
+func onlyShapes(s *openapi3.Schema) bool {
+	if v, ok := shapeOnly.Load(s); ok {
+		return v.(bool)
+	}
+	bare := *s
+	bare.Extensions, bare.Title, bare.Description, bare.Example, bare.ExternalDocs, bare.Deprecated = nil, "", "", nil, nil, false
+	bare.Type, bare.Nullable = nil, false
+	bare.Properties, bare.Required, bare.AdditionalProperties, bare.MinProps, bare.MaxProps = nil, nil, openapi3.AdditionalProperties{}, 0, nil
+	bare.Items, bare.MinItems, bare.MaxItems = nil, 0, nil
+	ok := reflect.DeepEqual(bare, openapi3.Schema{})
+	shapeOnly.Store(s, ok)
 	return ok
 }
 

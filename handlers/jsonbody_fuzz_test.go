@@ -103,6 +103,21 @@ func FuzzStrictJSONBody(f *testing.F) {
 			if !reflect.DeepEqual(want, v2) {
 				t.Fatalf("%s %q: decodes as %#v with the schema, not %#v", name, body, v2, want)
 			}
+			// The validator's verdict on what it decoded is its verdict on
+			// the whole body.
+			full, err := strictJSONBody(bytes.NewReader(body), nil, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checked, err := strictJSONBody(bytes.NewReader(body), nil, schema, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fullErr := schema.Value.VisitJSON(full, openapi3.VisitAsRequest(), openapi3.MultiErrors())
+			checkedErr := schema.Value.VisitJSON(checked, openapi3.VisitAsRequest(), openapi3.MultiErrors())
+			if (fullErr == nil) != (checkedErr == nil) {
+				t.Fatalf("%s %q: the schema says %v of the whole body, %v of what the validator decoded", name, body, fullErr, checkedErr)
+			}
 			validated, handled := newBody(), newBody()
 			if runtime.BindJSONValue(v2, validated) != nil || json.Unmarshal(body, handled) != nil {
 				continue // does not fit the request type; the validator refuses it
@@ -209,6 +224,77 @@ func foldedTopMember[T any](body []byte, props map[string]T) string {
 		}
 	}
 	return best
+}
+
+// TestOnlyShapes: a member of an object schema is decoded only as far as
+// its type when nothing beside the properties could apply to it.
+func TestOnlyShapes(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData([]byte(`
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths: {}
+components:
+  schemas:
+    Plain:
+      type: object
+      required: [payload]
+      properties:
+        payload: {type: object}
+    WithAllOf:
+      type: object
+      properties:
+        payload: {type: object}
+      allOf:
+        - properties:
+            payload: {type: object, required: [order_id]}
+    WithNot:
+      type: object
+      properties:
+        payload: {type: object}
+      not:
+        properties:
+          payload: {type: object, required: [forbidden]}
+    UniqueItems:
+      type: array
+      uniqueItems: true
+      items:
+        type: object
+        properties:
+          payload: {type: object}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		schema, body string
+	}{
+		{"Plain", `{"payload":{"order_id":1}}`},
+		{"WithAllOf", `{"payload":{"order_id":1}}`},
+		{"WithAllOf", `{"payload":{"other":1}}`},
+		{"WithNot", `{"payload":{"forbidden":1}}`},
+		{"WithNot", `{"payload":{"allowed":1}}`},
+		{"UniqueItems", `[{"payload":{"a":1}},{"payload":{"a":2}}]`},
+		{"UniqueItems", `[{"payload":{"a":1}},{"payload":{"a":1}}]`},
+	} {
+		schema := doc.Components.Schemas[c.schema]
+		full, err := decodeAll(json.RawMessage(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := valueFor(json.RawMessage(c.body), schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fullErr, vErr := schema.Value.VisitJSON(full, openapi3.VisitAsRequest()), schema.Value.VisitJSON(v, openapi3.VisitAsRequest())
+		if (fullErr == nil) != (vErr == nil) {
+			t.Errorf("%s %s: %v on the whole body, %v on what valueFor decoded", c.schema, c.body, fullErr, vErr)
+		}
+	}
+	if !onlyShapes(doc.Components.Schemas["Plain"].Value) || onlyShapes(doc.Components.Schemas["WithAllOf"].Value) ||
+		onlyShapes(doc.Components.Schemas["UniqueItems"].Value) {
+		t.Error("onlyShapes misjudges")
+	}
 }
 
 // canonical is v as generic JSON, so two bindings compare by content (a
