@@ -26,7 +26,8 @@ import (
 	"github.com/hookd/hookd/tracing"
 )
 
-// Config tunes an Engine. Zero fields take the defaults in brackets.
+// Config tunes an Engine. Zero fields take the defaults in brackets (for
+// Workers, ClaimBatch and EndpointConcurrency, the queue's: queue.Config).
 type Config struct {
 	// Workers is how many attempts this process runs at once [64].
 	Workers int
@@ -72,15 +73,8 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.Workers <= 0 {
-		c.Workers = 64
-	}
-	if c.ClaimBatch <= 0 {
-		c.ClaimBatch = 32
-	}
-	if c.EndpointConcurrency <= 0 {
-		c.EndpointConcurrency = 8
-	}
+	// Workers, ClaimBatch and EndpointConcurrency go to the queue as they
+	// are: it fills in their defaults.
 	if c.AttemptTimeout <= 0 {
 		c.AttemptTimeout = 30 * time.Second
 	}

@@ -164,10 +164,10 @@ func (e *Engine) record(m store.Message, token string, t store.DeliveryTarget, o
 	e.log.Log(context.Background(), level, "delivery attempt", attrs...)
 }
 
-// wakeFIFO wakes the claimer when m, a message of a FIFO endpoint, has
-// ended: the next message of its ordering key is claimable now.
+// wakeFIFO wakes the queue's claimer when m, a message of a FIFO endpoint,
+// has ended: the next message of its ordering key is claimable now.
 func (e *Engine) wakeFIFO(m store.Message, o Outcome) {
 	if m.FIFOKey != nil && (o.Kind == Succeeded || o.Kind == FailedForGood) {
-		e.st.Wake()
+		e.q.Wake()
 	}
 }

@@ -156,10 +156,11 @@ type Queue[V any] struct {
 	holdUntil map[string]time.Time  // groups not to claim before then (Hold)
 	held      map[leaseKey]struct{} // leases of the jobs in flight
 	freed     chan struct{}
-	idle      chan func() // idle worker goroutines take jobs here
-	workers   int         // worker goroutines started
-	draining  bool        // Run's context ended: no more handoffs
-	backlog   bool        // the last claim was full of jobs long due: handoffs stop
+	wake      chan struct{} // Wake
+	idle      chan func()   // idle worker goroutines take jobs here
+	workers   int           // worker goroutines started
+	draining  bool          // Run's context ended: no more handoffs
+	backlog   bool          // the last claim was full of jobs long due: handoffs stop
 	ran       bool
 	wg        sync.WaitGroup
 	workCtx   context.Context // jobs and their writes; cancelled when a drain gives up (read with jobContext)
@@ -174,7 +175,7 @@ func New[V any](d Driver[V], cfg Config, work Work[V]) *Queue[V] {
 	cfg.defaults()
 	return &Queue[V]{d: d, cfg: cfg, work: work, log: cfg.Log,
 		byGroup: map[string]int{}, holdUntil: map[string]time.Time{}, held: map[leaseKey]struct{}{},
-		freed: make(chan struct{}, 1), idle: make(chan func()), workCtx: context.Background()}
+		freed: make(chan struct{}, 1), wake: make(chan struct{}, 1), idle: make(chan func()), workCtx: context.Background()}
 }
 
 // Run claims and runs due jobs (and, unless NoHandoff, jobs handed over at
@@ -243,6 +244,7 @@ func (q *Queue[V]) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-q.d.Due():
+		case <-q.wake:
 		case <-poll.C:
 		case <-freed:
 		case <-rescue.C:
@@ -353,6 +355,16 @@ func (q *Queue[V]) Snapshot() Snapshot {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return Snapshot{InFlight: q.inflight, Backlog: q.backlog, Draining: q.draining}
+}
+
+// Wake makes the queue claim again at once: the work knows that jobs fell
+// due which the driver did not signal (the next message of an ordered key,
+// once the one before it ended).
+func (q *Queue[V]) Wake() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Hold keeps the jobs of group from being claimed or handed over until

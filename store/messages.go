@@ -31,11 +31,6 @@ func (s *Store) poke() {
 	}
 }
 
-// Wake signals this process's claimer (Due) that messages may have become
-// due: the engine calls it when a message of a FIFO endpoint ends, which
-// makes the next one of its key claimable.
-func (s *Store) Wake() { s.poke() }
-
 // Due is signalled when messages may have become due: after a send (not
 // handed to a worker), a retry-now, a resume, a replay or a release without
 // delay in this process, and (on PostgreSQL, once ListenDue runs) after
