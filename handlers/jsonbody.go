@@ -143,9 +143,10 @@ func valueFor(raw json.RawMessage, schema *openapi3.SchemaRef) (any, error) {
 // (numbers as json.Number). Strings without escapes, numbers and literals,
 // most of a body's members, are read directly.
 func decodeAll(raw json.RawMessage) (any, error) {
+	if str, ok := plainString(raw); ok {
+		return str, nil
+	}
 	switch first := firstByte(raw); {
-	case first == '"' && len(raw) >= 2 && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0:
-		return string(raw[1 : len(raw)-1]), nil
 	case first == '-' || (first >= '0' && first <= '9'):
 		if end, ok := scanNumber(raw, 0); ok && end == len(raw) {
 			return json.Number(raw), nil
@@ -162,86 +163,91 @@ func decodeAll(raw json.RawMessage) (any, error) {
 	return v, err
 }
 
-// defaultSetters caches setsDefaults by schema.
-var defaultSetters sync.Map // *openapi3.SchemaRef → bool
-
 // setsDefaults reports whether schema, or a schema inside it, has a
 // default, which the validator would set in the value it decoded.
 func setsDefaults(schema *openapi3.SchemaRef) bool {
 	if schema == nil {
 		return false
 	}
-	if v, ok := defaultSetters.Load(schema); ok {
-		return v.(bool)
-	}
-	seen := map[*openapi3.Schema]bool{}
-	var walk func(r *openapi3.SchemaRef) bool
-	walk = func(r *openapi3.SchemaRef) bool {
-		if r == nil || r.Value == nil || seen[r.Value] {
-			return false
-		}
-		s := r.Value
-		seen[s] = true
-		if s.Default != nil || walk(s.Items) || walk(s.AdditionalProperties.Schema) || walk(s.Not) {
-			return true
-		}
-		for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
-			for _, r := range refs {
-				if walk(r) {
+	return judged(&defaultSetters, schema, func() bool {
+		seen := map[*openapi3.Schema]bool{}
+		var walk func(r *openapi3.SchemaRef) bool
+		walk = func(r *openapi3.SchemaRef) bool {
+			if r == nil || r.Value == nil || seen[r.Value] {
+				return false
+			}
+			s := r.Value
+			seen[s] = true
+			if s.Default != nil || walk(s.Items) || walk(s.AdditionalProperties.Schema) || walk(s.Not) {
+				return true
+			}
+			for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+				for _, r := range refs {
+					if walk(r) {
+						return true
+					}
+				}
+			}
+			for _, p := range s.Properties {
+				if walk(p) {
 					return true
 				}
 			}
+			return false
 		}
-		for _, p := range s.Properties {
-			if walk(p) {
-				return true
-			}
-		}
-		return false
-	}
-	found := walk(schema)
-	defaultSetters.Store(schema, found)
-	return found
+		return walk(schema)
+	})
 }
 
 // memberName decodes a member name (its quoted text).
 func memberName(raw []byte) (string, error) {
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return string(raw[1 : len(raw)-1]), nil
+	if name, ok := plainString(raw); ok {
+		return name, nil
 	}
 	var name string
 	err := json.Unmarshal(raw, &name)
 	return name, err
 }
 
-// firstByte is the first byte of a JSON value, or 0.
+// firstByte is the first byte of raw (a JSON value without white space
+// before it), or 0.
 func firstByte(raw []byte) byte {
-	if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) > 0 {
-		return b[0]
+	if len(raw) == 0 {
+		return 0
 	}
-	return 0
+	return raw[0]
 }
 
-// freeForms caches freeForm by schema.
-var freeForms sync.Map // *openapi3.Schema → bool
+// Judgements of schemas, made once per schema (the spec's schemas live as
+// long as the process): freeForm, onlyShapes and setsDefaults.
+var freeForms, shapeOnly, defaultSetters sync.Map // schema pointer → bool
+
+// judged returns what judge says of key, asking it once.
+func judged(cache *sync.Map, key any, judge func() bool) bool {
+	if v, ok := cache.Load(key); ok {
+		return v.(bool)
+	}
+	v := judge()
+	cache.Store(key, v)
+	return v
+}
+
+// undocumented is s without the keywords that only document it.
+func undocumented(s *openapi3.Schema) openapi3.Schema {
+	bare := *s
+	bare.Extensions, bare.Title, bare.Description, bare.Example, bare.ExternalDocs, bare.Deprecated = nil, "", "", nil, nil, false
+	return bare
+}
 
 // freeForm reports whether s accepts any JSON object and nothing else:
 // `type: object` and no other keyword that constrains a value (its
 // documentation aside). Any constraint, including ones added to the spec
 // later, makes it false, and its values are then decoded in full.
 func freeForm(s *openapi3.Schema) bool {
-	if v, ok := freeForms.Load(s); ok {
-		return v.(bool)
-	}
-	bare := *s
-	bare.Extensions, bare.Title, bare.Description, bare.Example, bare.ExternalDocs, bare.Deprecated = nil, "", "", nil, nil, false
-	ok := reflect.DeepEqual(bare, openapi3.Schema{Type: &openapi3.Types{openapi3.TypeObject}})
-	freeForms.Store(s, ok)
-	return ok
+	return judged(&freeForms, s, func() bool {
+		return reflect.DeepEqual(undocumented(s), openapi3.Schema{Type: &openapi3.Types{openapi3.TypeObject}})
+	})
 }
-
-// shapeOnly caches onlyShapes by schema.
-var shapeOnly sync.Map // *openapi3.Schema → bool
 
 // onlyShapes reports whether s constrains a value only through its type,
 // its properties (with the required ones and additional ones) and the
@@ -249,17 +255,13 @@ var shapeOnly sync.Map // *openapi3.Schema → bool
 // (allOf, anyOf, oneOf, not, uniqueItems, the 3.1 keywords) could apply
 // to a member that valueFor would decode only as far as its type.
 func onlyShapes(s *openapi3.Schema) bool {
-	if v, ok := shapeOnly.Load(s); ok {
-		return v.(bool)
-	}
-	bare := *s
-	bare.Extensions, bare.Title, bare.Description, bare.Example, bare.ExternalDocs, bare.Deprecated = nil, "", "", nil, nil, false
-	bare.Type, bare.Nullable = nil, false
-	bare.Properties, bare.Required, bare.AdditionalProperties, bare.MinProps, bare.MaxProps = nil, nil, openapi3.AdditionalProperties{}, 0, nil
-	bare.Items, bare.MinItems, bare.MaxItems = nil, 0, nil
-	ok := reflect.DeepEqual(bare, openapi3.Schema{})
-	shapeOnly.Store(s, ok)
-	return ok
+	return judged(&shapeOnly, s, func() bool {
+		bare := undocumented(s)
+		bare.Type, bare.Nullable = nil, false
+		bare.Properties, bare.Required, bare.AdditionalProperties, bare.MinProps, bare.MaxProps = nil, nil, openapi3.AdditionalProperties{}, 0, nil
+		bare.Items, bare.MinItems, bare.MaxItems = nil, 0, nil
+		return reflect.DeepEqual(bare, openapi3.Schema{})
+	})
 }
 
 // loneSurrogate returns the byte offset of the first \u escape in b that

@@ -117,7 +117,8 @@ func decodeSend(b []byte) (r gen.SendRequest, ok bool) {
 	return r, err == nil
 }
 
-// plainString is the JSON string value without escapes, if it is one.
+// plainString is the text of value, a valid JSON string without escapes,
+// if it is one (no decoding needed: the body is UTF-8).
 func plainString(value []byte) (string, bool) {
 	if len(value) < 2 || value[0] != '"' || bytes.IndexByte(value, '\\') >= 0 {
 		return "", false
