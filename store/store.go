@@ -61,6 +61,7 @@ type Store struct {
 	db      *gorm.DB
 	sqlDB   *sql.DB
 	pool    *pgxpool.Pool // nil on SQLite
+	stmts   *stmtCache    // SQLite's compiled statements (stmtcache.go); nil on PostgreSQL
 	dialect string
 	hot     hotPath       // the dialect's hot-path code, chosen once (hotpath.go)
 	where   string        // what was opened, without credentials, for logs
@@ -159,12 +160,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
 		}
-		db, err := gorm.Open(sqlite.Dialector{Conn: sqlDB}, gcfg)
+		stmts := newStmtCache(sqlDB)
+		db, err := gorm.Open(sqlite.Dialector{Conn: stmts}, gcfg)
 		if err != nil {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
 		}
-		st := &Store{db: db, sqlDB: sqlDB, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1),
+		st := &Store{db: db, sqlDB: sqlDB, stmts: stmts, dialect: SQLite, where: "sqlite:" + path, due: make(chan struct{}, 1),
 			stopBatchers: make(chan struct{})}
 		sq := sqlitePath{st}
 		st.hot = sq
@@ -231,6 +233,9 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = s.FlushStats(ctx)
 		cancel()
+	}
+	if s.stmts != nil {
+		s.stmts.close()
 	}
 	err := s.sqlDB.Close()
 	if s.pool != nil {
