@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"gorm.io/gorm"
 )
@@ -36,6 +37,11 @@ type stmtCache struct {
 type cachedStmt struct {
 	query string
 	stmt  *sql.Stmt
+	// users counts the callers between taking the statement and handing
+	// it to database/sql (which then keeps it alive itself); an evicted
+	// statement is closed when the last of them lets go.
+	users   int
+	evicted bool
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
@@ -57,25 +63,40 @@ func cacheable(query string) bool {
 	return false
 }
 
-// get returns the prepared statement of query, or nil.
-func (c *stmtCache) get(query string) *sql.Stmt {
+// take returns query's kept statement, held for the caller until release,
+// or nil.
+func (c *stmtCache) take(query string) *cachedStmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.stmts[query]; ok {
 		c.order.MoveToFront(el)
-		return el.Value.(*cachedStmt).stmt
+		cs := el.Value.(*cachedStmt)
+		cs.users++
+		return cs
 	}
 	return nil
 }
 
-// prepare compiles query and keeps it, evicting the least recently used
-// statement beyond stmtCacheSize. It waits for the connection, so it must
-// not be called while the caller holds it (inside a transaction). It
-// returns nil if the statement cannot be prepared; the caller then runs it
-// unprepared, and its error, if any, comes from that run.
-func (c *stmtCache) prepare(ctx context.Context, query string) *sql.Stmt {
-	if s := c.get(query); s != nil || !cacheable(query) {
-		return s
+// release lets go of a statement take or prepare returned.
+func (c *stmtCache) release(cs *cachedStmt) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs.users--
+	if cs.evicted && cs.users == 0 {
+		_ = cs.stmt.Close()
+	}
+}
+
+// prepare returns query's kept statement, compiling and keeping it first if
+// need be, held for the caller until release; it evicts the least recently
+// used statement beyond stmtCacheSize. Compiling waits for the connection,
+// so it must not be called while the caller holds it (inside a
+// transaction). It returns nil if the statement is not to be kept or
+// cannot be prepared; the caller then runs it unprepared, and its error,
+// if any, comes from that run.
+func (c *stmtCache) prepare(ctx context.Context, query string) *cachedStmt {
+	if cs := c.take(query); cs != nil || !cacheable(query) {
+		return cs
 	}
 	stmt, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
@@ -85,26 +106,37 @@ func (c *stmtCache) prepare(ctx context.Context, query string) *sql.Stmt {
 	defer c.mu.Unlock()
 	if el, ok := c.stmts[query]; ok { // prepared meanwhile by another caller
 		_ = stmt.Close() //nolint:sqlclosecheck // the other caller's statement is kept instead
-		return el.Value.(*cachedStmt).stmt
+		c.order.MoveToFront(el)
+		cs := el.Value.(*cachedStmt)
+		cs.users++
+		return cs
 	}
-	c.stmts[query] = c.order.PushFront(&cachedStmt{query: query, stmt: stmt})
+	cs := &cachedStmt{query: query, stmt: stmt, users: 1}
+	c.stmts[query] = c.order.PushFront(cs)
 	for c.order.Len() > stmtCacheSize {
-		last := c.order.Back()
-		old := c.order.Remove(last).(*cachedStmt)
+		old := c.order.Remove(c.order.Back()).(*cachedStmt)
 		delete(c.stmts, old.query)
-		// A statement in use by a transaction is closed when that
-		// transaction lets go of it (database/sql keeps the dependency).
-		_ = old.stmt.Close()
+		old.evicted = true
+		if old.users == 0 {
+			// A transaction's statement made from it, and rows still
+			// open on it, keep it alive until they end (database/sql
+			// tracks them).
+			_ = old.stmt.Close()
+		}
 	}
-	return stmt
+	return cs
 }
 
-// close closes every kept statement.
+// close closes every kept statement; any in use close as they are let go.
 func (c *stmtCache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for el := c.order.Front(); el != nil; el = el.Next() {
-		_ = el.Value.(*cachedStmt).stmt.Close()
+		cs := el.Value.(*cachedStmt)
+		cs.evicted = true
+		if cs.users == 0 {
+			_ = cs.stmt.Close()
+		}
 	}
 	c.order.Init()
 	clear(c.stmts)
@@ -117,22 +149,25 @@ func (c *stmtCache) PrepareContext(ctx context.Context, query string) (*sql.Stmt
 }
 
 func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if s := c.prepare(ctx, query); s != nil { //nolint:sqlclosecheck // kept; closed on eviction or close
-		return s.ExecContext(ctx, args...)
+	if cs := c.prepare(ctx, query); cs != nil {
+		defer c.release(cs)
+		return cs.stmt.ExecContext(ctx, args...)
 	}
 	return c.db.ExecContext(ctx, query, args...)
 }
 
 func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := c.prepare(ctx, query); s != nil { //nolint:sqlclosecheck // kept; closed on eviction or close
-		return s.QueryContext(ctx, args...)
+	if cs := c.prepare(ctx, query); cs != nil {
+		defer c.release(cs)
+		return cs.stmt.QueryContext(ctx, args...) //nolint:sqlclosecheck // the caller (GORM) closes the rows
 	}
-	return c.db.QueryContext(ctx, query, args...)
+	return c.db.QueryContext(ctx, query, args...) //nolint:sqlclosecheck // the caller (GORM) closes the rows
 }
 
 func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := c.prepare(ctx, query); s != nil { //nolint:sqlclosecheck // kept; closed on eviction or close
-		return s.QueryRowContext(ctx, args...)
+	if cs := c.prepare(ctx, query); cs != nil {
+		defer c.release(cs)
+		return cs.stmt.QueryRowContext(ctx, args...)
 	}
 	return c.db.QueryRowContext(ctx, query, args...)
 }
@@ -158,8 +193,9 @@ func (t *stmtCacheTx) GetDBConn() (*sql.DB, error) { return t.cache.db, nil }
 // stmt returns query's statement bound to the transaction, or nil if query
 // is not prepared yet, noting it for later.
 func (t *stmtCacheTx) stmt(ctx context.Context, query string) *sql.Stmt {
-	if s := t.cache.get(query); s != nil {
-		return t.StmtContext(ctx, s)
+	if cs := t.cache.take(query); cs != nil {
+		defer t.cache.release(cs)
+		return t.StmtContext(ctx, cs.stmt)
 	}
 	if cacheable(query) && len(t.unseen) < stmtCacheSize && !slices.Contains(t.unseen, query) {
 		t.unseen = append(t.unseen, query)
@@ -203,8 +239,13 @@ func (t *stmtCacheTx) Rollback() error {
 // prepareUnseen prepares, now that the connection is free, the statements
 // the transaction ran unprepared.
 func (t *stmtCacheTx) prepareUnseen() {
+	// Bounded: the connection may be busy with the next transaction.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
 	for _, q := range t.unseen {
-		t.cache.prepare(context.Background(), q)
+		if cs := t.cache.prepare(ctx, q); cs != nil {
+			t.cache.release(cs)
+		}
 	}
 	t.unseen = nil
 }

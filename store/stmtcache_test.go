@@ -122,6 +122,25 @@ func TestStmtCacheIsBounded(t *testing.T) {
 	require.Equal(t, 1, run("SELECT ? + 0", 1), "and runs again")
 }
 
+// TestStmtCacheEvictsNothingInUse: a statement evicted between a caller
+// taking it and running it stays open until that caller lets go.
+func TestStmtCacheEvictsNothingInUse(t *testing.T) {
+	t.Parallel()
+	s := openSQLite(t)
+	ctx := context.Background()
+	held := s.stmts.prepare(ctx, "SELECT ? + 2000")
+	require.NotNil(t, held)
+	for i := range stmtCacheSize {
+		s.stmts.release(s.stmts.prepare(ctx, fmt.Sprintf("SELECT ? + %d", i)))
+	}
+	require.False(t, s.stmts.kept("SELECT ? + 2000"), "evicted")
+	var n int
+	require.NoError(t, held.stmt.QueryRowContext(ctx, 1).Scan(&n), "but not closed while held")
+	require.Equal(t, 2001, n)
+	s.stmts.release(held)
+	require.Error(t, held.stmt.QueryRowContext(ctx, 1).Scan(&n), "closed once let go")
+}
+
 func TestCacheable(t *testing.T) {
 	t.Parallel()
 	for q, want := range map[string]bool{
