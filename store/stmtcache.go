@@ -4,10 +4,10 @@ import (
 	"container/list"
 	"context"
 	"database/sql"
-	"slices"
 	"strings"
 	"sync"
-	"time"
+	"sync/atomic"
+	"unicode"
 
 	"gorm.io/gorm"
 )
@@ -18,20 +18,31 @@ import (
 const stmtCacheSize = 128
 
 // stmtCache is the SQLite store's connection pool for GORM: it keeps the
-// statements it runs compiled. SQLite compiles a statement for every run
-// unless the statement is prepared once and kept, and compiling was a fifth
-// of hookd's CPU on the send → deliver path. Preparing needs the
-// connection, and the store has only one, which a running transaction
-// holds; so a statement first seen inside a transaction runs unprepared
-// and is prepared once that transaction has ended, and transactions run
-// prepared statements through Tx.StmtContext, which reuses the compiled
-// statement of the connection the transaction holds.
+// statements it runs often compiled. SQLite compiles a statement's text on
+// every run unless the statement is prepared once and kept, and compiling
+// was a fifth of hookd's CPU on the send → deliver path.
+//
+// A statement is kept from its second run on (text that varies with the
+// data would otherwise cost a compile twice and push the hot statements
+// out). Preparing needs the store's one connection, which a running
+// transaction holds, so no caller ever waits for a preparation: a text
+// seen twice is handed to a goroutine of the cache's own, which prepares it
+// when the connection is free, and runs unprepared until then.
+// Transactions run kept statements through Tx.StmtContext, which reuses
+// what is compiled on the connection the transaction holds.
 type stmtCache struct {
 	db *sql.DB
 
 	mu    sync.Mutex
 	order *list.List               // of *cachedStmt, most recently used first
 	stmts map[string]*list.Element // by query text
+	once  map[string]struct{}      // texts seen once, not kept yet (bounded)
+
+	pending chan string // texts to prepare
+	stop    context.CancelFunc
+	done    chan struct{}
+
+	hits atomic.Int64 // runs through a kept statement (for tests)
 }
 
 type cachedStmt struct {
@@ -45,18 +56,25 @@ type cachedStmt struct {
 }
 
 func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db, order: list.New(), stmts: map[string]*list.Element{}}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &stmtCache{db: db, order: list.New(), stmts: map[string]*list.Element{}, once: map[string]struct{}{},
+		pending: make(chan string, stmtCacheSize), stop: stop, done: make(chan struct{})}
+	go c.prepareLoop(ctx)
+	return c
 }
 
 // cacheable reports whether query is worth keeping compiled: a single data
 // statement, not a schema change, a pragma or a script.
 func cacheable(query string) bool {
 	q := strings.TrimSpace(query)
-	if strings.Contains(strings.TrimRight(q, "; \t\n"), ";") {
+	if strings.Contains(strings.TrimRight(q, "; \t\r\n"), ";") {
 		return false
 	}
-	verb, _, _ := strings.Cut(q, " ")
-	switch strings.ToUpper(strings.TrimSpace(verb)) {
+	verb := q
+	if i := strings.IndexFunc(q, unicode.IsSpace); i >= 0 {
+		verb = q[:i]
+	}
+	switch strings.ToUpper(verb) {
 	case "SELECT", "INSERT", "UPDATE", "DELETE", "WITH":
 		return true
 	}
@@ -64,7 +82,7 @@ func cacheable(query string) bool {
 }
 
 // take returns query's kept statement, held for the caller until release,
-// or nil.
+// or nil; a text seen for the second time is queued to be prepared.
 func (c *stmtCache) take(query string) *cachedStmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -72,12 +90,28 @@ func (c *stmtCache) take(query string) *cachedStmt {
 		c.order.MoveToFront(el)
 		cs := el.Value.(*cachedStmt)
 		cs.users++
+		c.hits.Add(1)
 		return cs
+	}
+	if !cacheable(query) {
+		return nil
+	}
+	if _, seen := c.once[query]; !seen {
+		if len(c.once) >= 4*stmtCacheSize {
+			clear(c.once) // a crowd of one-off texts: start again
+		}
+		c.once[query] = struct{}{}
+		return nil
+	}
+	select {
+	case c.pending <- query:
+		delete(c.once, query) // queued: if it is dropped, a third run queues it again
+	default: // the preparer is behind: a later run asks again
 	}
 	return nil
 }
 
-// release lets go of a statement take or prepare returned.
+// release lets go of a statement take returned.
 func (c *stmtCache) release(cs *cachedStmt) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -87,32 +121,40 @@ func (c *stmtCache) release(cs *cachedStmt) {
 	}
 }
 
-// prepare returns query's kept statement, compiling and keeping it first if
-// need be, held for the caller until release; it evicts the least recently
-// used statement beyond stmtCacheSize. Compiling waits for the connection,
-// so it must not be called while the caller holds it (inside a
-// transaction). It returns nil if the statement is not to be kept or
-// cannot be prepared; the caller then runs it unprepared, and its error,
-// if any, comes from that run.
-func (c *stmtCache) prepare(ctx context.Context, query string) *cachedStmt {
-	if cs := c.take(query); cs != nil || !cacheable(query) {
-		return cs
+// prepareLoop prepares the queued texts, each when the connection is free,
+// until ctx ends.
+func (c *stmtCache) prepareLoop(ctx context.Context) {
+	defer close(c.done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-c.pending:
+			c.prepare(ctx, q)
+		}
+	}
+}
+
+// prepare compiles query and keeps it, evicting the least recently used
+// statement beyond stmtCacheSize.
+func (c *stmtCache) prepare(ctx context.Context, query string) {
+	c.mu.Lock()
+	_, kept := c.stmts[query]
+	c.mu.Unlock()
+	if kept {
+		return
 	}
 	stmt, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
-		return nil
+		return // it runs unprepared, and its error, if any, comes from that run
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.stmts[query]; ok { // prepared meanwhile by another caller
-		_ = stmt.Close() //nolint:sqlclosecheck // the other caller's statement is kept instead
-		c.order.MoveToFront(el)
-		cs := el.Value.(*cachedStmt)
-		cs.users++
-		return cs
+	if ctx.Err() != nil {
+		_ = stmt.Close() //nolint:sqlclosecheck // the cache is closing
+		return
 	}
-	cs := &cachedStmt{query: query, stmt: stmt, users: 1}
-	c.stmts[query] = c.order.PushFront(cs)
+	c.stmts[query] = c.order.PushFront(&cachedStmt{query: query, stmt: stmt})
 	for c.order.Len() > stmtCacheSize {
 		old := c.order.Remove(c.order.Back()).(*cachedStmt)
 		delete(c.stmts, old.query)
@@ -124,11 +166,13 @@ func (c *stmtCache) prepare(ctx context.Context, query string) *cachedStmt {
 			_ = old.stmt.Close()
 		}
 	}
-	return cs
 }
 
-// close closes every kept statement; any in use close as they are let go.
+// close stops the preparer and closes every kept statement; any in use
+// close as they are let go.
 func (c *stmtCache) close() {
+	c.stop()
+	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for el := c.order.Front(); el != nil; el = el.Next() {
@@ -149,7 +193,7 @@ func (c *stmtCache) PrepareContext(ctx context.Context, query string) (*sql.Stmt
 }
 
 func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if cs := c.prepare(ctx, query); cs != nil {
+	if cs := c.take(query); cs != nil {
 		defer c.release(cs)
 		return cs.stmt.ExecContext(ctx, args...)
 	}
@@ -157,7 +201,7 @@ func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) 
 }
 
 func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if cs := c.prepare(ctx, query); cs != nil {
+	if cs := c.take(query); cs != nil {
 		defer c.release(cs)
 		return cs.stmt.QueryContext(ctx, args...) //nolint:sqlclosecheck // the caller (GORM) closes the rows
 	}
@@ -165,7 +209,7 @@ func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any)
 }
 
 func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if cs := c.prepare(ctx, query); cs != nil {
+	if cs := c.take(query); cs != nil {
 		defer c.release(cs)
 		return cs.stmt.QueryRowContext(ctx, args...)
 	}
@@ -180,25 +224,34 @@ func (c *stmtCache) BeginTx(ctx context.Context, opts *sql.TxOptions) (gorm.Conn
 	return &stmtCacheTx{Tx: tx, cache: c}, nil
 }
 
-// stmtCacheTx runs a transaction's statements through the cache, and
-// notes the ones to prepare once it has ended.
+// stmtCacheTx runs a transaction's statements through the cache.
+//
+// Inside the transaction every run of a text shares one compiled
+// statement, so a text must not run again while rows of an earlier run of
+// it are open (SQLite would refuse to bind it, or reset the open rows):
+// the transaction remembers the rows each text last returned and runs the
+// text unprepared while they are open. QueryRowContext, whose rows it
+// cannot see, always runs unprepared.
 type stmtCacheTx struct {
 	*sql.Tx
-	cache  *stmtCache
-	unseen []string
+	cache *stmtCache
+	rows  map[string]*sql.Rows // the last rows of each text run through the cache
 }
 
 func (t *stmtCacheTx) GetDBConn() (*sql.DB, error) { return t.cache.db, nil }
 
-// stmt returns query's statement bound to the transaction, or nil if query
-// is not prepared yet, noting it for later.
+// stmt returns query's kept statement bound to the transaction, or nil:
+// not kept yet, or rows of an earlier run are still open.
 func (t *stmtCacheTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	if r, ok := t.rows[query]; ok {
+		if _, err := r.Columns(); err == nil {
+			return nil // still open (Columns fails once they are closed)
+		}
+		delete(t.rows, query)
+	}
 	if cs := t.cache.take(query); cs != nil {
 		defer t.cache.release(cs)
 		return t.StmtContext(ctx, cs.stmt)
-	}
-	if cacheable(query) && len(t.unseen) < stmtCacheSize && !slices.Contains(t.unseen, query) {
-		t.unseen = append(t.unseen, query)
 	}
 	return nil
 }
@@ -211,41 +264,16 @@ func (t *stmtCacheTx) ExecContext(ctx context.Context, query string, args ...any
 }
 
 func (t *stmtCacheTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	if s := t.stmt(ctx, query); s != nil { //nolint:sqlclosecheck // closed by database/sql when the transaction ends
-		return s.QueryContext(ctx, args...)
+	s := t.stmt(ctx, query) //nolint:sqlclosecheck // closed by database/sql when the transaction ends
+	if s == nil {
+		return t.Tx.QueryContext(ctx, query, args...) //nolint:sqlclosecheck // the caller (GORM) closes the rows
 	}
-	return t.Tx.QueryContext(ctx, query, args...)
-}
-
-func (t *stmtCacheTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if s := t.stmt(ctx, query); s != nil { //nolint:sqlclosecheck // closed by database/sql when the transaction ends
-		return s.QueryRowContext(ctx, args...)
-	}
-	return t.Tx.QueryRowContext(ctx, query, args...)
-}
-
-func (t *stmtCacheTx) Commit() error {
-	err := t.Tx.Commit()
-	t.prepareUnseen()
-	return err
-}
-
-func (t *stmtCacheTx) Rollback() error {
-	err := t.Tx.Rollback()
-	t.prepareUnseen()
-	return err
-}
-
-// prepareUnseen prepares, now that the connection is free, the statements
-// the transaction ran unprepared.
-func (t *stmtCacheTx) prepareUnseen() {
-	// Bounded: the connection may be busy with the next transaction.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	for _, q := range t.unseen {
-		if cs := t.cache.prepare(ctx, q); cs != nil {
-			t.cache.release(cs)
+	rows, err := s.QueryContext(ctx, args...)
+	if err == nil {
+		if t.rows == nil {
+			t.rows = map[string]*sql.Rows{}
 		}
+		t.rows[query] = rows
 	}
-	t.unseen = nil
+	return rows, err
 }

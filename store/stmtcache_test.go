@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
+
+	"github.com/hookd/hookd/internal/poll"
 )
 
 func openSQLite(t *testing.T) *Store {
@@ -29,53 +33,81 @@ func (c *stmtCache) kept(query string) bool {
 	return ok
 }
 
+func (c *stmtCache) seen(query string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.once[query]
+	return ok
+}
+
 func (c *stmtCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.order.Len()
 }
 
+// waitKept waits for the cache's preparer to have kept query.
+func waitKept(t *testing.T, s *Store, query string) {
+	t.Helper()
+	poll.Until(t, time.Minute, func() bool { return s.stmts.kept(query) }, "kept: "+query)
+}
+
 // TestStmtCacheKeepsStatements: the SQLite store keeps the statements it
-// runs compiled, whether they first run alone or inside a transaction
-// (prepared once that transaction has ended, committed or not), and
-// transactions run the kept ones with the same results.
+// runs twice compiled, whether they run alone or inside a transaction, and
+// runs them through the kept statement afterwards, inside transactions
+// too, with the results, commits and rollbacks they have without it.
 func TestStmtCacheKeepsStatements(t *testing.T) {
 	t.Parallel()
 	s := openSQLite(t)
 	require.NotNil(t, s.stmts)
 	ctx := context.Background()
+	scan := func(db *gorm.DB, q string, arg int) int {
+		t.Helper()
+		var n int
+		require.NoError(t, db.Raw(q, arg).Scan(&n).Error)
+		return n
+	}
 
 	const alone = "SELECT ? + 1"
-	var n int
-	require.NoError(t, s.db.WithContext(ctx).Raw(alone, 41).Scan(&n).Error)
-	require.Equal(t, 42, n)
-	require.True(t, s.stmts.kept(alone), "a statement run alone is kept")
+	require.Equal(t, 42, scan(s.db.WithContext(ctx), alone, 41))
+	require.True(t, s.stmts.seen(alone), "a text seen once is noted")
+	require.False(t, s.stmts.kept(alone), "and not kept")
+	require.Equal(t, 43, scan(s.db.WithContext(ctx), alone, 42))
+	waitKept(t, s, alone)
+	hits := s.stmts.hits.Load()
+	require.Equal(t, 44, scan(s.db.WithContext(ctx), alone, 43))
+	require.Equal(t, hits+1, s.stmts.hits.Load(), "run through the kept statement")
 
 	const inTx = "SELECT ? * 2"
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		require.NoError(t, tx.Raw(inTx, 21).Scan(&n).Error)
-		require.Equal(t, 42, n)
-		require.False(t, s.stmts.kept(inTx), "the one connection is the transaction's: nothing can be prepared yet")
+	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		require.Equal(t, 42, scan(tx, inTx, 21))
+		require.Equal(t, 44, scan(tx, inTx, 22))
 		return nil
-	})
-	require.NoError(t, err)
-	require.True(t, s.stmts.kept(inTx), "prepared once the transaction committed")
+	}))
+	waitKept(t, s, inTx)
+	hits = s.stmts.hits.Load()
+	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		require.Equal(t, 46, scan(tx, inTx, 23))
+		return nil
+	}))
+	require.Equal(t, hits+1, s.stmts.hits.Load(), "a transaction runs the kept statement")
 
 	const rolledBack = "SELECT ? - 1"
-	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		require.NoError(t, tx.Raw(rolledBack, 43).Scan(&n).Error)
+	require.Error(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		scan(tx, rolledBack, 43)
+		scan(tx, rolledBack, 44)
 		return errors.New("roll back")
-	})
-	require.Error(t, err)
-	require.True(t, s.stmts.kept(rolledBack), "prepared once the transaction rolled back")
+	}))
+	waitKept(t, s, rolledBack)
 
-	// Kept statements inside a transaction, with writes, commit and
-	// rollback seen as they would be without the cache.
+	// Writes through a kept statement inside transactions: committed and
+	// rolled back as without the cache.
 	p := Project{ID: "p-stmt", Name: "stmt", CreatedAt: Now()}
 	require.NoError(t, s.CreateProject(ctx, p))
+	const update = "UPDATE projects SET name = ? WHERE id = ?"
 	rename := func(name string, fail bool) error {
 		return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			if err := tx.Exec("UPDATE projects SET name = ? WHERE id = ?", name, p.ID).Error; err != nil {
+			if err := tx.Exec(update, name, p.ID).Error; err != nil {
 				return err
 			}
 			if fail {
@@ -85,16 +117,78 @@ func TestStmtCacheKeepsStatements(t *testing.T) {
 		})
 	}
 	require.NoError(t, rename("first", false))
-	require.True(t, s.stmts.kept("UPDATE projects SET name = ? WHERE id = ?"))
-	require.NoError(t, rename("second", false)) // through the kept statement
-	require.Error(t, rename("third", true))
+	require.NoError(t, rename("second", false))
+	waitKept(t, s, update)
+	hits = s.stmts.hits.Load()
+	require.NoError(t, rename("third", false))
+	require.Error(t, rename("fourth", true))
+	require.Equal(t, hits+2, s.stmts.hits.Load())
 	var name string
 	require.NoError(t, s.db.WithContext(ctx).Raw("SELECT name FROM projects WHERE id = ?", p.ID).Scan(&name).Error)
-	require.Equal(t, "second", name)
+	require.Equal(t, "third", name)
 
-	// Schema statements and scripts are not kept.
-	require.NoError(t, s.db.WithContext(ctx).Exec("CREATE TABLE IF NOT EXISTS stmt_probe (x INTEGER)").Error)
-	require.False(t, s.stmts.kept("CREATE TABLE IF NOT EXISTS stmt_probe (x INTEGER)"))
+	// Schema statements and scripts are never candidates.
+	const ddl = "CREATE TABLE IF NOT EXISTS stmt_probe (x INTEGER)"
+	for range 2 {
+		require.NoError(t, s.db.WithContext(ctx).Exec(ddl).Error)
+	}
+	require.False(t, s.stmts.kept(ddl))
+	require.False(t, s.stmts.seen(ddl))
+}
+
+// TestStmtCacheSameTextWithRowsOpen: inside a transaction, a kept text
+// run again while rows of its earlier run are open gives both runs their
+// own rows (one compiled statement cannot serve two result sets).
+func TestStmtCacheSameTextWithRowsOpen(t *testing.T) {
+	t.Parallel()
+	s := openSQLite(t)
+	ctx := context.Background()
+	require.NoError(t, s.db.WithContext(ctx).Exec("CREATE TABLE stmt_rows (x INTEGER)").Error)
+	require.NoError(t, s.db.WithContext(ctx).Exec("INSERT INTO stmt_rows VALUES (1), (2), (3)").Error)
+	const q = "SELECT x FROM stmt_rows WHERE x >= ? ORDER BY x"
+	read := func(rows interface {
+		Next() bool
+		Scan(...any) error
+	}, most int) []int {
+		var got []int
+		for len(got) < most && rows.Next() {
+			var x int
+			require.NoError(t, rows.Scan(&x))
+			got = append(got, x)
+		}
+		return got
+	}
+	for range 2 {
+		var xs []int
+		require.NoError(t, s.db.WithContext(ctx).Raw(q, 1).Scan(&xs).Error)
+	}
+	waitKept(t, s, q)
+
+	require.NoError(t, s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		first, err := tx.Raw(q, 1).Rows()
+		require.NoError(t, err)
+		defer first.Close()
+		require.Equal(t, []int{1}, read(first, 1))
+
+		second, err := tx.Raw(q, 2).Rows() // the same text, the first rows open
+		require.NoError(t, err)
+		defer second.Close()
+		require.Equal(t, []int{2, 3}, read(second, 10))
+		require.NoError(t, second.Err())
+		require.NoError(t, tx.Exec("UPDATE stmt_rows SET x = x WHERE x >= ?", 3).Error)
+
+		require.Equal(t, []int{2, 3}, read(first, 10), "the first rows go on where they were")
+		require.NoError(t, first.Err())
+
+		hits := s.stmts.hits.Load()
+		third, err := tx.Raw(q, 3).Rows() // all read to the end, so closed: the kept statement again
+		require.NoError(t, err)
+		defer third.Close()
+		require.Equal(t, []int{3}, read(third, 10))
+		require.NoError(t, third.Err())
+		require.Equal(t, hits+1, s.stmts.hits.Load())
+		return nil
+	}))
 }
 
 // TestStmtCacheIsBounded: statements whose text varies take the least
@@ -103,23 +197,22 @@ func TestStmtCacheIsBounded(t *testing.T) {
 	t.Parallel()
 	s := openSQLite(t)
 	ctx := context.Background()
-	hot := "SELECT ? + 1000"
-	run := func(q string, arg int) int {
-		var n int
-		require.NoError(t, s.db.WithContext(ctx).Raw(q, arg).Scan(&n).Error)
-		return n
-	}
-	require.Equal(t, 1001, run(hot, 1))
+	const hot = "SELECT ? + 1000"
+	s.stmts.prepare(ctx, hot)
 	for i := range 2 * stmtCacheSize {
-		require.Equal(t, i+1, run(fmt.Sprintf("SELECT ? + %d", i), 1))
+		s.stmts.prepare(ctx, fmt.Sprintf("SELECT ? + %d", i))
 		if i%8 == 0 {
-			require.Equal(t, 1002, run(hot, 2)) // kept in use, so kept
+			cs := s.stmts.take(hot) // in use, so kept
+			require.NotNil(t, cs)
+			s.stmts.release(cs)
 		}
 	}
 	require.Equal(t, stmtCacheSize, s.stmts.len())
 	require.True(t, s.stmts.kept(hot), "the statement in use stays")
 	require.False(t, s.stmts.kept("SELECT ? + 0"), "the least recently used went")
-	require.Equal(t, 1, run("SELECT ? + 0", 1), "and runs again")
+	var n int
+	require.NoError(t, s.db.WithContext(ctx).Raw("SELECT ? + 0", 1).Scan(&n).Error)
+	require.Equal(t, 1, n, "and runs again")
 }
 
 // TestStmtCacheEvictsNothingInUse: a statement evicted between a caller
@@ -128,12 +221,14 @@ func TestStmtCacheEvictsNothingInUse(t *testing.T) {
 	t.Parallel()
 	s := openSQLite(t)
 	ctx := context.Background()
-	held := s.stmts.prepare(ctx, "SELECT ? + 2000")
+	const q = "SELECT ? + 2000"
+	s.stmts.prepare(ctx, q)
+	held := s.stmts.take(q)
 	require.NotNil(t, held)
 	for i := range stmtCacheSize {
-		s.stmts.release(s.stmts.prepare(ctx, fmt.Sprintf("SELECT ? + %d", i)))
+		s.stmts.prepare(ctx, fmt.Sprintf("SELECT ? + %d", i))
 	}
-	require.False(t, s.stmts.kept("SELECT ? + 2000"), "evicted")
+	require.False(t, s.stmts.kept(q), "evicted")
 	var n int
 	require.NoError(t, held.stmt.QueryRowContext(ctx, 1).Scan(&n), "but not closed while held")
 	require.Equal(t, 2001, n)
@@ -141,13 +236,59 @@ func TestStmtCacheEvictsNothingInUse(t *testing.T) {
 	require.Error(t, held.stmt.QueryRowContext(ctx, 1).Scan(&n), "closed once let go")
 }
 
+// TestStmtCacheUnderChurn: callers running statements alone and in
+// transactions at once, with more texts than the cache holds, all get
+// their own right answers (run it with -race).
+func TestStmtCacheUnderChurn(t *testing.T) {
+	t.Parallel()
+	s := openSQLite(t)
+	ctx := context.Background()
+	const callers, runs = 4, 150
+	var wg sync.WaitGroup
+	errs := make(chan error, callers*runs)
+	for c := range callers {
+		wg.Go(func() {
+			for i := range runs {
+				k := (i*7 + c*31) % (stmtCacheSize + stmtCacheSize/2)
+				q := fmt.Sprintf("SELECT ? + %d", k)
+				var n int
+				var err error
+				if i%3 == 0 {
+					err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+						if err := tx.Raw(q, c).Scan(&n).Error; err != nil {
+							return err
+						}
+						return tx.Raw(q, c).Scan(&n).Error
+					})
+				} else {
+					err = s.db.WithContext(ctx).Raw(q, c).Scan(&n).Error
+				}
+				if err == nil && n != c+k {
+					err = fmt.Errorf("%s with %d: got %d", q, c, n)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	require.Positive(t, s.stmts.hits.Load(), "kept statements ran")
+	require.LessOrEqual(t, s.stmts.len(), stmtCacheSize)
+}
+
 func TestCacheable(t *testing.T) {
 	t.Parallel()
 	for q, want := range map[string]bool{
 		"SELECT 1":                             true,
 		"  select * from messages":             true,
+		"SELECT\n  count(*)\nFROM messages":    true,
 		"INSERT INTO t VALUES (?)":             true,
-		"UPDATE t SET x = 1":                   true,
+		"UPDATE\tt SET x = 1":                  true,
 		"DELETE FROM t":                        true,
 		"WITH a AS (SELECT 1) SELECT * FROM a": true,
 		"SELECT 1;":                            true,
