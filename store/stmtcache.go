@@ -36,7 +36,7 @@ type stmtCache struct {
 	mu    sync.Mutex
 	order *list.List               // of *cachedStmt, most recently used first
 	stmts map[string]*list.Element // by query text
-	once  map[string]struct{}      // texts seen once, not kept yet (bounded)
+	texts map[string]textState     // texts not kept (yet): how far they got (bounded)
 
 	pending chan string // texts to prepare
 	stop    context.CancelFunc
@@ -44,6 +44,14 @@ type stmtCache struct {
 
 	hits atomic.Int64 // runs through a kept statement (for tests)
 }
+
+type textState uint8
+
+const (
+	seenOnce     textState = iota + 1 // run once
+	queued                            // handed to the preparer
+	unpreparable                      // the preparer failed: it runs unprepared
+)
 
 type cachedStmt struct {
 	query string
@@ -57,7 +65,7 @@ type cachedStmt struct {
 
 func newStmtCache(db *sql.DB) *stmtCache {
 	ctx, stop := context.WithCancel(context.Background())
-	c := &stmtCache{db: db, order: list.New(), stmts: map[string]*list.Element{}, once: map[string]struct{}{},
+	c := &stmtCache{db: db, order: list.New(), stmts: map[string]*list.Element{}, texts: map[string]textState{},
 		pending: make(chan string, stmtCacheSize), stop: stop, done: make(chan struct{})}
 	go c.prepareLoop(ctx)
 	return c
@@ -96,17 +104,18 @@ func (c *stmtCache) take(query string) *cachedStmt {
 	if !cacheable(query) {
 		return nil
 	}
-	if _, seen := c.once[query]; !seen {
-		if len(c.once) >= 4*stmtCacheSize {
-			clear(c.once) // a crowd of one-off texts: start again
+	switch c.texts[query] {
+	case 0:
+		if len(c.texts) >= 4*stmtCacheSize {
+			clear(c.texts) // a crowd of one-off texts: start again
 		}
-		c.once[query] = struct{}{}
-		return nil
-	}
-	select {
-	case c.pending <- query:
-		delete(c.once, query) // queued: if it is dropped, a third run queues it again
-	default: // the preparer is behind: a later run asks again
+		c.texts[query] = seenOnce
+	case seenOnce:
+		select {
+		case c.pending <- query:
+			c.texts[query] = queued
+		default: // the preparer is behind: a later run asks again
+		}
 	}
 	return nil
 }
@@ -145,15 +154,21 @@ func (c *stmtCache) prepare(ctx context.Context, query string) {
 		return
 	}
 	stmt, err := c.db.PrepareContext(ctx, query)
-	if err != nil {
-		return // it runs unprepared, and its error, if any, comes from that run
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ctx.Err() != nil {
-		_ = stmt.Close() //nolint:sqlclosecheck // the cache is closing
+	if err != nil {
+		if ctx.Err() == nil {
+			// It runs unprepared, and its error, if any, comes from that
+			// run; it is not queued again.
+			c.texts[query] = unpreparable
+		}
 		return
 	}
+	if _, kept := c.stmts[query]; kept || ctx.Err() != nil { // kept meanwhile, or the cache is closing
+		_ = stmt.Close() //nolint:sqlclosecheck // not kept
+		return
+	}
+	delete(c.texts, query)
 	c.stmts[query] = c.order.PushFront(&cachedStmt{query: query, stmt: stmt})
 	for c.order.Len() > stmtCacheSize {
 		old := c.order.Remove(c.order.Back()).(*cachedStmt)
@@ -249,11 +264,12 @@ func (t *stmtCacheTx) stmt(ctx context.Context, query string) *sql.Stmt {
 		}
 		delete(t.rows, query)
 	}
-	if cs := t.cache.take(query); cs != nil {
-		defer t.cache.release(cs)
-		return t.StmtContext(ctx, cs.stmt)
+	cs := t.cache.take(query)
+	if cs == nil {
+		return nil
 	}
-	return nil
+	defer t.cache.release(cs)
+	return t.StmtContext(ctx, cs.stmt)
 }
 
 func (t *stmtCacheTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

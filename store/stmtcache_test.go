@@ -36,8 +36,13 @@ func (c *stmtCache) kept(query string) bool {
 func (c *stmtCache) seen(query string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.once[query]
-	return ok
+	return c.texts[query] == seenOnce
+}
+
+func (c *stmtCache) state(query string) textState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.texts[query]
 }
 
 func (c *stmtCache) len() int {
@@ -127,6 +132,16 @@ func TestStmtCacheKeepsStatements(t *testing.T) {
 	require.NoError(t, s.db.WithContext(ctx).Raw("SELECT name FROM projects WHERE id = ?", p.ID).Scan(&name).Error)
 	require.Equal(t, "third", name)
 
+	// A text that cannot be prepared runs (and fails) unprepared, and is
+	// not handed to the preparer again.
+	const bad = "SELECT x FROM stmt_no_such_table"
+	for range 2 {
+		require.Error(t, s.db.WithContext(ctx).Raw(bad).Scan(&name).Error)
+	}
+	poll.Until(t, time.Minute, func() bool { return s.stmts.state(bad) == unpreparable })
+	require.Error(t, s.db.WithContext(ctx).Raw(bad).Scan(&name).Error)
+	require.Equal(t, unpreparable, s.stmts.state(bad))
+
 	// Schema statements and scripts are never candidates.
 	const ddl = "CREATE TABLE IF NOT EXISTS stmt_probe (x INTEGER)"
 	for range 2 {
@@ -202,13 +217,13 @@ func TestStmtCacheIsBounded(t *testing.T) {
 	for i := range 2 * stmtCacheSize {
 		s.stmts.prepare(ctx, fmt.Sprintf("SELECT ? + %d", i))
 		if i%8 == 0 {
-			cs := s.stmts.take(hot) // in use, so kept
+			cs := s.stmts.take(hot) // used recently, so kept
 			require.NotNil(t, cs)
 			s.stmts.release(cs)
 		}
 	}
 	require.Equal(t, stmtCacheSize, s.stmts.len())
-	require.True(t, s.stmts.kept(hot), "the statement in use stays")
+	require.True(t, s.stmts.kept(hot), "the recently used statement stays")
 	require.False(t, s.stmts.kept("SELECT ? + 0"), "the least recently used went")
 	var n int
 	require.NoError(t, s.db.WithContext(ctx).Raw("SELECT ? + 0", 1).Scan(&n).Error)
@@ -234,6 +249,32 @@ func TestStmtCacheEvictsNothingInUse(t *testing.T) {
 	require.Equal(t, 2001, n)
 	s.stmts.release(held)
 	require.Error(t, held.stmt.QueryRowContext(ctx, 1).Scan(&n), "closed once let go")
+}
+
+// TestStmtCacheClosesWhileTheConnectionIsHeld: closing the cache while a
+// transaction holds the one connection and a text waits to be prepared
+// returns, and keeps nothing.
+func TestStmtCacheClosesWhileTheConnectionIsHeld(t *testing.T) {
+	t.Parallel()
+	s := openSQLite(t)
+	ctx := context.Background()
+	c := newStmtCache(s.sqlDB)
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	const q = "SELECT ? + 3000"
+	require.Nil(t, c.take(q))
+	require.Nil(t, c.take(q)) // queued; the preparer waits for the connection
+	closed := make(chan struct{})
+	go func() { c.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute): // only a broken close waits this long
+		t.Fatal("close waited for the connection")
+	}
+	require.NoError(t, tx.Rollback())
+	require.False(t, c.kept(q))
+	require.Zero(t, c.len())
 }
 
 // TestStmtCacheUnderChurn: callers running statements alone and in

@@ -163,6 +163,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		stmts := newStmtCache(sqlDB)
 		db, err := gorm.Open(sqlite.Dialector{Conn: stmts}, gcfg)
 		if err != nil {
+			stmts.close()
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("open SQLite %s: %w", path, err)
 		}
