@@ -59,6 +59,8 @@ type options struct {
 	sendersHigh          int
 	sweep                bool
 	overload             time.Duration
+	split                bool
+	masterKey            string
 }
 
 func run() error {
@@ -82,8 +84,16 @@ func run() error {
 	flag.BoolVar(&o.sweep, "sweep", true, "open loops at rising shares of the closed-loop throughput: the highest rate whose delivery p99 stays within 50 ms")
 	flag.DurationVar(&o.overload, "overload", 30*time.Second, "offer twice the closed-loop throughput this long and report peak memory (0: skip)")
 	flag.BoolVar(&o.sqlite, "sqlite", false, "run hookd on the embedded SQLite default (a fresh file) instead of PostgreSQL")
+	flag.BoolVar(&o.split, "split", false, "run hookd as two processes, --role api and --role worker (PostgreSQL only); CPU per message is theirs together")
 	flag.BoolVar(&o.inbound, "inbound", false, "instead of sends, post webhooks to an inbound endpoint's ingest URL (closed loop, open loop at --rate, duplicates)")
 	flag.Parse()
+	o.masterKey = secrets.GenerateMasterKey("bench").String() // one for every process
+	if o.split {
+		if o.sqlite {
+			return errors.New("--split needs PostgreSQL: api and worker refuse SQLite")
+		}
+		o.extra += " --role api"
+	}
 	if o.apiMessages > 0 {
 		o.extra += " --rate-limit-default 1000000" // the bench makes thousands of requests a minute
 	}
@@ -200,20 +210,30 @@ func closedPhase(h *hookd, rc *receiver, endpointID string, o options, senders i
 
 // cpuMeter measures the CPU time of hookd and of PostgreSQL from its start.
 type cpuMeter struct {
-	pid         int
+	pids        []int
 	hookd0, pg0 time.Duration
 }
 
 func startCPU(h *hookd) cpuMeter {
-	pid := h.cmd.Process.Pid
-	return cpuMeter{pid: pid, hookd0: procCPU(pid), pg0: postgresCPU()}
+	m := cpuMeter{pids: h.pids(), pg0: postgresCPU()}
+	m.hookd0 = m.hookdCPU()
+	return m
+}
+
+// hookdCPU is the CPU time of hookd's processes so far.
+func (m cpuMeter) hookdCPU() time.Duration {
+	var total time.Duration
+	for _, pid := range m.pids {
+		total += procCPU(pid)
+	}
+	return total
 }
 
 // perMessage is the CPU line of a phase that handled n messages since the
 // meter started.
 func (m cpuMeter) perMessage(n int) string {
 	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
-	return fmt.Sprintf("CPU per message: hookd %.0f µs, PostgreSQL %.0f µs", per(procCPU(m.pid)-m.hookd0), per(postgresCPU()-m.pg0))
+	return fmt.Sprintf("CPU per message: hookd %.0f µs, PostgreSQL %.0f µs", per(m.hookdCPU()-m.hookd0), per(postgresCPU()-m.pg0))
 }
 
 // sweepShares are the shares of the closed-loop throughput the sweep
@@ -379,19 +399,72 @@ func (r *receiver) reset() {
 
 type hookd struct {
 	cmd    *exec.Cmd
+	worker *exec.Cmd // with --split: the --role worker process (cmd is --role api)
 	addr   string
 	key    string
 	client *http.Client
 }
 
-func startHookd(o options, dbURL string) (*hookd, error) {
+// pids are hookd's processes.
+func (h *hookd) pids() []int {
+	if h.worker != nil {
+		return []int{h.cmd.Process.Pid, h.worker.Process.Pid}
+	}
+	return []int{h.cmd.Process.Pid}
+}
+
+func serveArgs(o options, dbURL, extra string) []string {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "info",
-		"--database-url", dbURL, "--master-key", secrets.GenerateMasterKey("bench").String(),
+		"--database-url", dbURL, "--master-key", o.masterKey,
 		"--data-dir", filepath.Join(os.TempDir(), "hookd-bench"),
 		"--dev-allow-http", "--dev-allow-cidrs", "127.0.0.1/32",
 		"--workers", "128", "--endpoint-concurrency", "128", "--db-max-conns", "50"}
-	args = append(args, strings.Fields(o.extra)...)
-	cmd := exec.CommandContext(context.Background(), o.hookd, args...)
+	return append(args, strings.Fields(extra)...)
+}
+
+// startWorker starts the --role worker process of a --split run and waits
+// until it serves.
+func startWorker(o options, dbURL string) (*exec.Cmd, error) {
+	cmd := exec.CommandContext(context.Background(), o.hookd, serveArgs(o, dbURL, strings.Replace(o.extra, "--role api", "--role worker", 1))...)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", o.hookd, err)
+	}
+	serving := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			switch {
+			case strings.Contains(sc.Text(), `"msg":"hookd is serving"`):
+				close(serving)
+			case strings.Contains(sc.Text(), `"level":"ERROR"`) || strings.Contains(sc.Text(), `"level":"WARN"`):
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
+		}
+	}()
+	select {
+	case <-serving:
+		return cmd, nil
+	case <-time.After(60 * time.Second):
+		stopProcess(cmd)
+		return nil, errors.New("the worker process did not start")
+	}
+}
+
+func startHookd(o options, dbURL string) (*hookd, error) {
+	h, err := startAPI(o, dbURL)
+	if err != nil || !o.split {
+		return h, err
+	}
+	if h.worker, err = startWorker(o, dbURL); err != nil {
+		h.stop()
+		return nil, err
+	}
+	return h, nil
+}
+
+func startAPI(o options, dbURL string) (*hookd, error) {
+	cmd := exec.CommandContext(context.Background(), o.hookd, serveArgs(o, dbURL, o.extra)...)
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -433,13 +506,20 @@ func startHookd(o options, dbURL string) (*hookd, error) {
 }
 
 func (h *hookd) stop() {
-	_ = h.cmd.Process.Signal(os.Interrupt)
+	stopProcess(h.cmd)
+	if h.worker != nil {
+		stopProcess(h.worker)
+	}
+}
+
+func stopProcess(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
-	go func() { _ = h.cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
-		_ = h.cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 	}
 }
 
