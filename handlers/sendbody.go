@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -39,8 +40,19 @@ func (s jsonSerializer) Deserialize(c echo.Context, i any) error {
 
 var errNotPlain = errors.New("not a plain member: encoding/json decides")
 
-// sendFields are the members of a send body.
-var sendFields = []string{"endpoint_id", "payload", "headers", "idempotency_key", "ordering_key", "retention_hours"}
+// sendFields are the members of a send body, read from gen.SendRequest so
+// that a member the spec adds, which decodeSend does not decode, is left to
+// encoding/json rather than dropped.
+var sendFields = func() []string {
+	t := reflect.TypeFor[gen.SendRequest]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
+}()
 
 // decodeSend decodes b, a send body, into what encoding/json decodes it
 // into, when it is a valid JSON object in UTF-8 whose members are plain: names
@@ -71,7 +83,7 @@ func decodeSend(b []byte) (r gen.SendRequest, ok bool) {
 			if value[0] != '{' {
 				return errNotPlain
 			}
-			r.Payload = json.RawMessage(bytes.Clone(value))
+			r.Payload = json.RawMessage(value) // b is the request's own copy of the body
 		case "idempotency_key", "ordering_key":
 			s, ok := plainString(value)
 			if !ok {
@@ -83,8 +95,8 @@ func decodeSend(b []byte) (r gen.SendRequest, ok bool) {
 				r.OrderingKey = &s
 			}
 		case "retention_hours":
-			n, err := strconv.Atoi(string(value)) // digits only: no fraction, exponent or sign but '-'
-			if err != nil || strings.TrimLeft(string(value), "-0123456789") != "" {
+			n, err := strconv.Atoi(string(value)) // a valid JSON number Atoi takes is -?digits
+			if err != nil {
 				return errNotPlain
 			}
 			r.RetentionHours = &n
@@ -100,7 +112,7 @@ func decodeSend(b []byte) (r gen.SendRequest, ok bool) {
 			r.Headers = &h
 		default:
 			// encoding/json would take a name equal to a field's but for
-			// case for that field.
+			// case for that field (or a field not decoded above).
 			for _, f := range sendFields {
 				if strings.EqualFold(name, f) {
 					return errNotPlain
