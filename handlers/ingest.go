@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -117,7 +116,7 @@ func (s *Server) Ingest(c echo.Context) error {
 	if rej := cfg.CheckSource(src); rej != nil {
 		return rejected(rej.Reason, rej.Code, rej.Status, rej.Detail, 0)
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, MaxIngestBodyBytes))
+	body, err := readBody(http.MaxBytesReader(c.Response(), c.Request().Body, MaxIngestBodyBytes), c.Request().ContentLength)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

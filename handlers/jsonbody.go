@@ -55,7 +55,7 @@ func (e *loneSurrogateError) Error() string {
 // characters; a member that differs only in case from a property of schema
 // is refused with a 400 INVALID_REQUEST naming it (see foldedMember).
 func strictJSONBody(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
-	b, err := io.ReadAll(body)
+	b, err := readBody(body, 0)
 	if err != nil {
 		return nil, &openapi3filter.ParseError{Kind: openapi3filter.KindInvalidFormat, Cause: err}
 	}

@@ -25,7 +25,7 @@ type jsonSerializer struct{ echo.DefaultJSONSerializer }
 
 func (s jsonSerializer) Deserialize(c echo.Context, i any) error {
 	if r, ok := i.(*gen.SendRequest); ok {
-		b, err := io.ReadAll(c.Request().Body)
+		b, err := readBody(c.Request().Body, c.Request().ContentLength)
 		if err != nil {
 			return err
 		}
