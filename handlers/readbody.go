@@ -14,9 +14,13 @@ import (
 //     Write); nothing writes to them, as nothing writes to the validator's;
 //   - a body whose size is known (the request's Content-Length, which the
 //     validator sets when it puts the body back) is read into one buffer of
-//     that size.
+//     that size, up to readBodyPrealloc: beyond that the buffer grows as
+//     bytes arrive, so a Content-Length alone does not reserve memory.
 //
-// A body longer than size is still read whole: size only sizes the buffer.
+// size only sizes the buffer: a body longer or shorter than it is still
+// read whole. Only io.EOF ends a body; any other error, such as the
+// io.ErrUnexpectedEOF of a client that went away before sending all it
+// announced, is returned.
 func readBody(r io.Reader, size int64) ([]byte, error) {
 	if br, ok := r.(*bytes.Reader); ok {
 		var w aliasWriter
@@ -25,32 +29,29 @@ func readBody(r io.Reader, size int64) ([]byte, error) {
 		}
 		return w.b, nil
 	}
-	if size <= 0 || size > MaxIngestBodyBytes {
-		return io.ReadAll(r)
+	n := 512
+	if size > 0 {
+		// One more byte: the read that finds the end needs no growth.
+		n = int(min(size, readBodyPrealloc)) + 1
 	}
-	b := make([]byte, size)
-	n, err := io.ReadFull(r, b)
-	switch {
-	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return b[:n], nil // shorter than its Content-Length said
-	case err != nil:
-		return nil, err
+	b := make([]byte, 0, n)
+	for {
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if errors.Is(err, io.EOF) {
+			return b, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
 	}
-	var one [1]byte
-	m, err := r.Read(one[:])
-	switch {
-	case m == 0 && errors.Is(err, io.EOF):
-		return b, nil
-	case err != nil && !errors.Is(err, io.EOF):
-		return nil, err
-	}
-	// Longer than size: the rest follows.
-	rest, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	return append(append(b, one[:m]...), rest...), nil
 }
+
+// readBodyPrealloc is the most readBody allocates before the bytes arrive.
+const readBodyPrealloc = 64 << 10
 
 // aliasWriter keeps the slice of a bytes.Reader's single Write: only for
 // readers whose bytes stay unchanged (see readBody).
@@ -58,9 +59,9 @@ type aliasWriter struct{ b []byte }
 
 func (w *aliasWriter) Write(p []byte) (int, error) {
 	if w.b == nil {
-		w.b = p
+		w.b = p[:len(p):len(p)]
 	} else {
-		w.b = append(w.b[:len(w.b):len(w.b)], p...)
+		w.b = append(w.b, p...)
 	}
 	return len(p), nil
 }

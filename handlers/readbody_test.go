@@ -44,7 +44,7 @@ func TestReadBodyReadsWhateverTheSizeSays(t *testing.T) {
 		{"body longer than its size", 700},
 		{"body shorter than its size", int64(len(body)) + 300},
 		{"size one short", int64(len(body)) - 1},
-		{"size over the limit", MaxIngestBodyBytes + 1},
+		{"size over the preallocation", readBodyPrealloc + 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			// OneByteReader: the reader is no bytes.Reader, and reads come
@@ -67,9 +67,36 @@ func TestReadBodyOfAKnownSizeAllocatesItOnce(t *testing.T) {
 			t.Fatalf("readBody = %d bytes, %v", len(b), err)
 		}
 	})
-	// The buffer, and the byte that finds the end.
-	if allocs > 2 {
-		t.Errorf("%v allocations a read; want at most 2", allocs)
+	if allocs > 1 {
+		t.Errorf("%v allocations a read; want 1", allocs)
+	}
+}
+
+func TestReadBodyReservesNoMoreThanArrivesForALargeSize(t *testing.T) {
+	// A Content-Length of 1 MiB and ten bytes sent: the buffer is bounded
+	// by readBodyPrealloc, not by what the client announced.
+	b, err := readBody(iotest.OneByteReader(strings.NewReader("0123456789")), MaxIngestBodyBytes)
+	if err != nil || string(b) != "0123456789" {
+		t.Fatalf("readBody = %q, %v", b, err)
+	}
+	if cap(b) > readBodyPrealloc+1 {
+		t.Errorf("buffer of %d bytes for a 10-byte body; want at most %d", cap(b), readBodyPrealloc+1)
+	}
+}
+
+func TestReadBodyRefusesABodyCutShort(t *testing.T) {
+	// net/http's server body gives io.ErrUnexpectedEOF when the client goes
+	// away before sending its Content-Length: that is no complete body.
+	for _, size := range []int64{0, 3, 10, 100} {
+		r := io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF))
+		if b, err := readBody(r, size); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("size %d: readBody = %q, %v; want io.ErrUnexpectedEOF", size, b, err)
+		}
+	}
+	// Through the ingest route's limit too.
+	r := http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(io.MultiReader(strings.NewReader("abc"), iotest.ErrReader(io.ErrUnexpectedEOF))), 1000)
+	if _, err := readBody(r, 10); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("behind MaxBytesReader: err = %v; want io.ErrUnexpectedEOF", err)
 	}
 }
 
