@@ -24,12 +24,23 @@ import (
 type jsonSerializer struct{ echo.DefaultJSONSerializer }
 
 func (s jsonSerializer) Deserialize(c echo.Context, i any) error {
-	if r, ok := i.(*gen.SendRequest); ok {
+	switch r := i.(type) {
+	case *gen.SendRequest:
 		b, err := readBody(c.Request().Body, c.Request().ContentLength)
 		if err != nil {
 			return err
 		}
 		if v, ok := decodeSend(b); ok {
+			*r = v
+			return nil
+		}
+		c.Request().Body = io.NopCloser(bytes.NewReader(b))
+	case *gen.SendBatchRequest:
+		b, err := readBody(c.Request().Body, c.Request().ContentLength)
+		if err != nil {
+			return err
+		}
+		if v, ok := decodeSendBatch(b); ok {
 			*r = v
 			return nil
 		}
@@ -43,8 +54,13 @@ var errNotPlain = errors.New("not a plain member: encoding/json decides")
 // sendFields are the members of a send body, read from gen.SendRequest so
 // that a member the spec adds, which decodeSend does not decode, is left to
 // encoding/json rather than dropped.
-var sendFields = func() []string {
-	t := reflect.TypeFor[gen.SendRequest]()
+var sendFields = jsonFieldNames(reflect.TypeFor[gen.SendRequest]())
+
+// sendBatchFields are the members of a batch send body (see sendFields).
+var sendBatchFields = jsonFieldNames(reflect.TypeFor[gen.SendBatchRequest]())
+
+// jsonFieldNames are the member names encoding/json gives t's fields.
+func jsonFieldNames(t reflect.Type) []string {
 	names := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
 		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" && name != "-" {
@@ -52,7 +68,7 @@ var sendFields = func() []string {
 		}
 	}
 	return names
-}()
+}
 
 // decodeSend decodes b, a send body, into what encoding/json decodes it
 // into, when it is a valid JSON object in UTF-8 whose members are plain: names
@@ -61,14 +77,84 @@ var sendFields = func() []string {
 // number of hours and at most one header map. ok is false otherwise, and
 // the caller decodes with encoding/json.
 func decodeSend(b []byte) (r gen.SendRequest, ok bool) {
-	if !jsonValid(b) || !utf8.Valid(b) { // (encoding/json replaces bytes that are not UTF-8)
+	raw, ok := plainJSONObject(b)
+	if !ok {
 		return r, false
+	}
+	r, err := decodeSendObject(raw)
+	return r, err == nil
+}
+
+// decodeSendBatch is decodeSend for a batch send body: ok only when its
+// messages member (given once) is an array of sends decodeSend would take,
+// and every other member is one encoding/json ignores.
+func decodeSendBatch(b []byte) (r gen.SendBatchRequest, ok bool) {
+	raw, ok := plainJSONObject(b)
+	if !ok {
+		return r, false
+	}
+	seen := false
+	err := jsonMembers(raw, func(rawName, value []byte) error {
+		if bytes.IndexByte(rawName, '\\') >= 0 {
+			return errNotPlain
+		}
+		name := string(rawName[1 : len(rawName)-1])
+		if name != "messages" {
+			return ignoredMember(name, sendBatchFields)
+		}
+		// encoding/json decodes a repeated array into the same elements,
+		// merging them: leave that to it.
+		if seen || value[0] != '[' {
+			return errNotPlain
+		}
+		seen = true
+		r.Messages = make([]gen.SendRequest, 0, 16)
+		return jsonItems(value, func(item []byte) error {
+			m, err := decodeSendObject(item)
+			if err != nil {
+				return err
+			}
+			r.Messages = append(r.Messages, m)
+			return nil
+		})
+	})
+	return r, err == nil
+}
+
+// plainJSONObject is b, when it is one valid JSON object in UTF-8, without
+// the white space around it.
+func plainJSONObject(b []byte) ([]byte, bool) {
+	if !jsonValid(b) || !utf8.Valid(b) { // (encoding/json replaces bytes that are not UTF-8)
+		return nil, false
 	}
 	raw := bytes.TrimRight(b[skipSpace(b, 0):], " \t\r\n")
-	if raw[0] != '{' {
-		return r, false
+	return raw, raw[0] == '{'
+}
+
+// ignoredMember is nil when encoding/json ignores a member called name in
+// an object whose fields are named fields: no field's name, even ignoring
+// case (Unicode case folding is left to encoding/json).
+func ignoredMember(name string, fields []string) error {
+	for _, f := range fields {
+		if strings.EqualFold(name, f) {
+			return errNotPlain
+		}
 	}
-	err := jsonMembers(raw, func(rawName, value []byte) error {
+	for _, c := range []byte(name) {
+		if c >= 0x80 {
+			return errNotPlain
+		}
+	}
+	return nil
+}
+
+// decodeSendObject decodes raw, a valid JSON value, when it is a send
+// whose members are plain (see decodeSend); errNotPlain otherwise.
+func decodeSendObject(raw []byte) (r gen.SendRequest, err error) {
+	if raw[0] != '{' {
+		return r, errNotPlain
+	}
+	err = jsonMembers(raw, func(rawName, value []byte) error {
 		if bytes.IndexByte(rawName, '\\') >= 0 {
 			return errNotPlain
 		}
@@ -113,20 +199,11 @@ func decodeSend(b []byte) (r gen.SendRequest, ok bool) {
 		default:
 			// encoding/json would take a name equal to a field's but for
 			// case for that field (or a field not decoded above).
-			for _, f := range sendFields {
-				if strings.EqualFold(name, f) {
-					return errNotPlain
-				}
-			}
-			for _, c := range []byte(name) {
-				if c >= 0x80 {
-					return errNotPlain // Unicode case folding: leave it to encoding/json
-				}
-			}
+			return ignoredMember(name, sendFields)
 		}
 		return nil
 	})
-	return r, err == nil
+	return r, err
 }
 
 // plainString is the text of value, a valid JSON string without escapes,

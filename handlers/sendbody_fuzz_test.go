@@ -22,6 +22,21 @@ func TestDecodeSendTakesPlainBodies(t *testing.T) {
 	// leaves the body to encoding/json; this says to decode it here too.
 	require.ElementsMatch(t, []string{"endpoint_id", "payload", "headers", "idempotency_key", "ordering_key", "retention_hours"}, sendFields,
 		"gen.SendRequest's members are the ones decodeSend decodes")
+
+	for _, b := range [][]byte{[]byte(sendBatchSeeds[0]), []byte(sendBatchSeeds[1]), benchSendBatchBody(100)} {
+		_, ok := decodeSendBatch(b)
+		require.True(t, ok, "%s", b)
+	}
+	r, ok := decodeSendBatch(benchSendBatchBody(100))
+	require.True(t, ok)
+	require.Len(t, r.Messages, 100)
+	require.ElementsMatch(t, []string{"messages"}, sendBatchFields, "gen.SendBatchRequest's members are the ones decodeSendBatch decodes")
+	// What it leaves to encoding/json.
+	for _, b := range []string{`{"messages":null}`, `{"messages":[null]}`, `{"messages":[{}],"messages":[{}]}`, `{"Messages":[]}`,
+		`{"messages":[{"Payload":{}}]}`, `{"messages":[{"payload":[1]}]}`, `[]`, `{"messages":[]} x`} {
+		_, ok := decodeSendBatch([]byte(b))
+		require.False(t, ok, "%s", b)
+	}
 }
 
 // sendSeeds are send bodies, plain and tricky.
@@ -52,6 +67,44 @@ func FuzzDecodeSend(f *testing.F) {
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: decodeSend gives %#v, encoding/json %#v", b, got, want)
+		}
+	})
+}
+
+// sendBatchSeeds are batch send bodies, plain and tricky, and every send
+// seed as the one message of a batch.
+var sendBatchSeeds = append([]string{
+	`{"messages":[{"endpoint_id":"ep_1","payload":{"a":1}},{"endpoint_id":"ep_2","payload":{},"idempotency_key":"k"}]}`,
+	` { "other" : {"messages":1}, "messages" : [ ] } `,
+	`{"messages":null}`, `{"messages":[null]}`, `{"messages":[{"endpoint_id":"a"}],"messages":[{"payload":{}}]}`,
+	`{"Messages":[{}]}`, `{"messages":{}}`, `{"messages":[1]}`, `{"messages":[{"headers":{"A":"1"},"headers":{"B":"2"}}]}`,
+	`{"m\u0065ssages":[]}`, `{"messag\u00e9s":[]}`, `{"messages":[{}]`,
+}, func() []string {
+	var out []string
+	for _, s := range sendSeeds {
+		out = append(out, `{"messages":[`+s+`]}`)
+	}
+	return out
+}()...)
+
+// FuzzDecodeSendBatch: on any bytes, decodeSendBatch either leaves the
+// body to encoding/json or gives exactly the request encoding/json decodes
+// from it.
+func FuzzDecodeSendBatch(f *testing.F) {
+	for _, s := range sendBatchSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, ok := decodeSendBatch(b)
+		if !ok {
+			return
+		}
+		var want gen.SendBatchRequest
+		if err := json.Unmarshal(b, &want); err != nil {
+			t.Fatalf("%q: decodeSendBatch decoded what encoding/json refuses (%v)", b, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: decodeSendBatch gives %#v, encoding/json %#v", b, got, want)
 		}
 	})
 }
