@@ -67,7 +67,7 @@ func strictJSONBody(body io.Reader, _ http.Header, schema *openapi3.SchemaRef, _
 	}
 	raw := json.RawMessage(b)
 	if jsonValid(b) {
-		raw = bytes.TrimRight(b[skipSpace(b, 0):], " \t\r\n")
+		raw = trimJSON(b)
 	} else {
 		// encoding/json says what is wrong.
 		dec := json.NewDecoder(bytes.NewReader(b))

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -30,7 +29,7 @@ func FuzzJSONScan(f *testing.F) {
 		if !valid {
 			return
 		}
-		raw := bytes.TrimRight(b[skipSpace(b, 0):], " \t\r\n")
+		raw := trimJSON(b)
 		want, err := decodeAll(raw)
 		if err != nil {
 			t.Fatal(err)

@@ -127,7 +127,7 @@ func plainJSONObject(b []byte) ([]byte, bool) {
 	if !jsonValid(b) || !utf8.Valid(b) { // (encoding/json replaces bytes that are not UTF-8)
 		return nil, false
 	}
-	raw := bytes.TrimRight(b[skipSpace(b, 0):], " \t\r\n")
+	raw := trimJSON(b)
 	return raw, raw[0] == '{'
 }
 
@@ -169,7 +169,10 @@ func decodeSendObject(raw []byte) (r gen.SendRequest, err error) {
 			if value[0] != '{' {
 				return errNotPlain
 			}
-			r.Payload = json.RawMessage(value) // b is the request's own copy of the body
+			// The body is the request's own copy (Deserialize reads it
+			// for itself); the capacity is capped so that an append to one
+			// payload cannot write over what follows it.
+			r.Payload = json.RawMessage(value[:len(value):len(value)])
 		case "idempotency_key", "ordering_key":
 			s, ok := plainString(value)
 			if !ok {

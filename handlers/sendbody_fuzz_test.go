@@ -30,6 +30,10 @@ func TestDecodeSendTakesPlainBodies(t *testing.T) {
 	r, ok := decodeSendBatch(benchSendBatchBody(100))
 	require.True(t, ok)
 	require.Len(t, r.Messages, 100)
+	for _, m := range r.Messages {
+		// Each payload points into the body: an append must not reach the next.
+		require.Equal(t, len(m.Payload), cap(m.Payload))
+	}
 	require.ElementsMatch(t, []string{"messages"}, sendBatchFields, "gen.SendBatchRequest's members are the ones decodeSendBatch decodes")
 	// What it leaves to encoding/json.
 	for _, b := range []string{`{"messages":null}`, `{"messages":[null]}`, `{"messages":[{}],"messages":[{}]}`, `{"Messages":[]}`,
