@@ -24,29 +24,33 @@ import (
 type jsonSerializer struct{ echo.DefaultJSONSerializer }
 
 func (s jsonSerializer) Deserialize(c echo.Context, i any) error {
+	var decoded bool
+	var err error
 	switch r := i.(type) {
 	case *gen.SendRequest:
-		b, err := readBody(c.Request().Body, c.Request().ContentLength)
-		if err != nil {
-			return err
-		}
-		if v, ok := decodeSend(b); ok {
-			*r = v
-			return nil
-		}
-		c.Request().Body = io.NopCloser(bytes.NewReader(b))
+		decoded, err = decodeFast(c, r, decodeSend)
 	case *gen.SendBatchRequest:
-		b, err := readBody(c.Request().Body, c.Request().ContentLength)
-		if err != nil {
-			return err
-		}
-		if v, ok := decodeSendBatch(b); ok {
-			*r = v
-			return nil
-		}
-		c.Request().Body = io.NopCloser(bytes.NewReader(b))
+		decoded, err = decodeFast(c, r, decodeSendBatch)
+	}
+	if decoded || err != nil {
+		return err
 	}
 	return s.DefaultJSONSerializer.Deserialize(c, i)
+}
+
+// decodeFast reads the request's body and decodes it into r with decode,
+// when decode takes it; otherwise it puts the body back for encoding/json.
+func decodeFast[T any](c echo.Context, r *T, decode func([]byte) (T, bool)) (bool, error) {
+	b, err := readBody(c.Request().Body, c.Request().ContentLength)
+	if err != nil {
+		return false, err
+	}
+	if v, ok := decode(b); ok {
+		*r = v
+		return true, nil
+	}
+	c.Request().Body = io.NopCloser(bytes.NewReader(b))
+	return false, nil
 }
 
 var errNotPlain = errors.New("not a plain member: encoding/json decides")
