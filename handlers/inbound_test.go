@@ -9,8 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -873,5 +876,36 @@ func TestInboundExpiry(t *testing.T) {
 		g, err := e.a.client.GetInboundEndpointWithResponse(context.Background(), ie.Id)
 		require.NoError(t, err)
 		require.False(t, g.JSON200.Data.Active)
+	})
+}
+
+// TestIngestRefusesABodyCutShort: a provider that goes away before sending
+// the body its Content-Length announced gets no message stored (a
+// truncated body must not be forwarded, nor answer a later retry as its
+// duplicate).
+func TestIngestRefusesABodyCutShort(t *testing.T) {
+	t.Parallel()
+	forEachDialectWith(t, options{receivers: true}, func(t *testing.T, e *env) {
+		rc := newReceiver(t, nil)
+		ie := e.createInbound(t, `{"url":"`+rc.url("/x")+`"}`)
+		u, err := url.Parse(ie.IngestUrl)
+		require.NoError(t, err)
+		before := e.countMessages(t)
+
+		conn, err := net.Dial("tcp", u.Host)
+		require.NoError(t, err)
+		defer conn.Close()
+		_, err = fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"order\":", u.RequestURI(), u.Host)
+		require.NoError(t, err)
+		require.NoError(t, conn.(*net.TCPConn).CloseWrite()) // the rest never comes
+		// The server answers (or closes) once the handler has returned.
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(time.Minute)))
+		answer, _ := io.ReadAll(conn)
+		require.NotContains(t, string(answer), "HTTP/1.1 2", "a cut-short body was accepted: %s", answer)
+
+		require.Equal(t, before, e.countMessages(t), "a cut-short body was stored")
+		// The same delivery sent whole is accepted.
+		require.Equal(t, http.StatusOK, ingest(t, ie.IngestUrl, []byte(`{"order":1}`), map[string]string{"Content-Type": "application/json"}).status)
+		require.Equal(t, before+1, e.countMessages(t))
 	})
 }
