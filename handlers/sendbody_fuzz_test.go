@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/hookd/hookd/gen"
 )
 
 // TestDecodeSendTakesPlainBodies: the fast path is taken for the bodies
@@ -57,20 +55,26 @@ var sendSeeds = []string{
 // encoding/json or gives exactly the request encoding/json decodes (as
 // Echo's binder does) from it.
 func FuzzDecodeSend(f *testing.F) {
-	for _, s := range sendSeeds {
+	fuzzAgainstEncodingJSON(f, sendSeeds, decodeSend)
+}
+
+// fuzzAgainstEncodingJSON: on any bytes, decode either says no (!ok) or
+// gives exactly what encoding/json decodes from them.
+func fuzzAgainstEncodingJSON[T any](f *testing.F, seeds []string, decode func([]byte) (T, bool)) {
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got, ok := decodeSend(b)
+		got, ok := decode(b)
 		if !ok {
 			return
 		}
-		var want gen.SendRequest
+		var want T
 		if err := json.Unmarshal(b, &want); err != nil {
-			t.Fatalf("%q: decodeSend decoded what encoding/json refuses (%v)", b, err)
+			t.Fatalf("%q: decoded what encoding/json refuses (%v)", b, err)
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q: decodeSend gives %#v, encoding/json %#v", b, got, want)
+			t.Fatalf("%q: decoded %#v, encoding/json %#v", b, got, want)
 		}
 	})
 }
@@ -95,20 +99,5 @@ var sendBatchSeeds = append([]string{
 // body to encoding/json or gives exactly the request encoding/json decodes
 // from it.
 func FuzzDecodeSendBatch(f *testing.F) {
-	for _, s := range sendBatchSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		got, ok := decodeSendBatch(b)
-		if !ok {
-			return
-		}
-		var want gen.SendBatchRequest
-		if err := json.Unmarshal(b, &want); err != nil {
-			t.Fatalf("%q: decodeSendBatch decoded what encoding/json refuses (%v)", b, err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%q: decodeSendBatch gives %#v, encoding/json %#v", b, got, want)
-		}
-	})
+	fuzzAgainstEncodingJSON(f, sendBatchSeeds, decodeSendBatch)
 }

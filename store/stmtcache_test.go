@@ -265,13 +265,9 @@ func TestStmtCacheClosesWhileTheConnectionIsHeld(t *testing.T) {
 	const q = "SELECT ? + 3000"
 	require.Nil(t, c.take(q))
 	require.Nil(t, c.take(q)) // queued; the preparer waits for the connection
-	closed := make(chan struct{})
-	go func() { c.close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(time.Minute): // only a broken close waits this long
-		t.Fatal("close waited for the connection")
-	}
+	// A close that waited for the connection would hang here (until the
+	// test binary's timeout).
+	c.close()
 	require.NoError(t, tx.Rollback())
 	require.False(t, c.kept(q))
 	require.Zero(t, c.len())

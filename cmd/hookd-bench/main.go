@@ -430,18 +430,8 @@ func startWorker(o options, dbURL string) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.hookd, err)
 	}
-	serving := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			switch {
-			case strings.Contains(sc.Text(), `"msg":"hookd is serving"`):
-				close(serving)
-			case strings.Contains(sc.Text(), `"level":"ERROR"`) || strings.Contains(sc.Text(), `"level":"WARN"`):
-				fmt.Fprintln(os.Stderr, sc.Text())
-			}
-		}
-	}()
+	serving := make(chan string, 1)
+	go watchLog(stderr, serving)
 	select {
 	case <-serving:
 		return cmd, nil
@@ -482,17 +472,7 @@ func startAPI(o options, dbURL string) (*hookd, error) {
 		}
 	}()
 	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`"msg":"hookd is serving".*"addr":"([0-9.:]+)"`)
-		for sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			} else if strings.Contains(sc.Text(), `"level":"ERROR"`) || strings.Contains(sc.Text(), `"level":"WARN"`) {
-				fmt.Fprintln(os.Stderr, sc.Text())
-			}
-		}
-	}()
+	go watchLog(stderr, addrc)
 	for h.key == "" || h.addr == "" {
 		select {
 		case h.key = <-keyc:
@@ -503,6 +483,24 @@ func startAPI(o options, dbURL string) (*hookd, error) {
 		}
 	}
 	return h, nil
+}
+
+var servingLine = regexp.MustCompile(`"msg":"hookd is serving".*"addr":"([0-9.:]+)"`)
+
+// watchLog reads a hookd process's log: it sends the address on serving
+// once the process serves, and passes warnings and errors on to stderr.
+func watchLog(log io.Reader, serving chan<- string) {
+	sc := bufio.NewScanner(log)
+	for sc.Scan() {
+		if m := servingLine.FindStringSubmatch(sc.Text()); m != nil {
+			select {
+			case serving <- m[1]:
+			default: // told already
+			}
+		} else if strings.Contains(sc.Text(), `"level":"ERROR"`) || strings.Contains(sc.Text(), `"level":"WARN"`) {
+			fmt.Fprintln(os.Stderr, sc.Text())
+		}
+	}
 }
 
 func (h *hookd) stop() {
