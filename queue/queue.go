@@ -77,6 +77,11 @@ type Handoff[V any] interface {
 	Unreserve(group string)
 	// Start runs j, leased under token, on the reserved worker.
 	Start(j Job[V], token string)
+	// Accepting reports whether the queue takes jobs at their commit at
+	// all now: it runs and is not working through a backlog (a Reserve
+	// may still find every worker busy). A driver that takes jobs
+	// committed by other processes tells them.
+	Accepting() bool
 }
 
 // Config tunes a Queue. Zero fields take the defaults in brackets.
@@ -582,6 +587,14 @@ func (h handoff[V]) Reserve(group string) bool {
 	q.byGroup[group]++
 	q.wg.Add(1)
 	return true
+}
+
+// Accepting reports whether the queue takes handed-over jobs now.
+func (h handoff[V]) Accepting() bool {
+	q := h.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.draining && !q.backlog
 }
 
 // Unreserve gives back a slot Reserve took.

@@ -41,6 +41,7 @@ func TestBacklogNeedsLongDueJobs(t *testing.T) {
 	d.enqueue("g", start)
 	require.True(t, claim(), "two fresh jobs fill a claim of two")
 	require.False(t, q.Snapshot().Backlog, "fresh jobs are no backlog")
+	require.True(t, q.Handoff().Accepting(), "handoffs go on")
 	require.True(t, q.Handoff().Reserve("g"), "handoffs go on")
 	q.Handoff().Unreserve("g")
 
@@ -49,6 +50,7 @@ func TestBacklogNeedsLongDueJobs(t *testing.T) {
 	require.True(t, claim())
 	require.True(t, q.Snapshot().Backlog, "a full claim of jobs due for a minute is a backlog")
 	require.False(t, q.Handoff().Reserve("g"), "no handoff during a backlog")
+	require.False(t, q.Handoff().Accepting(), "other processes are told so")
 
 	// (A claim with no free worker leaves the backlog as it was: wait for
 	// the jobs to end.)
@@ -79,6 +81,7 @@ func TestReserveRules(t *testing.T) {
 	require.False(t, h.Reserve("a"), "the group's cap")
 	require.True(t, h.Reserve("b"))
 	require.False(t, h.Reserve("c"), "every worker taken")
+	require.True(t, h.Accepting(), "busy workers free up: handed jobs may wait for them")
 	require.Equal(t, 3, q.Snapshot().InFlight)
 
 	h.Unreserve("a")
@@ -149,8 +152,10 @@ func TestLimitsHoldWhileRunning(t *testing.T) {
 		release <- struct{}{} // one job ends
 	}
 	poll.Until(t, time.Minute, func() bool { return q.Snapshot().InFlight == 0 }, "every slot comes back")
+	require.True(t, q.Handoff().Accepting())
 	cancel()
 	require.NoError(t, <-done)
+	require.False(t, q.Handoff().Accepting(), "a drained queue takes nothing")
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, workers, peak, "never more than Workers at once")

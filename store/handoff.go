@@ -18,6 +18,9 @@ type Handoff interface {
 	Unreserve(endpointID string)
 	// Start delivers m, leased under token, on the reserved worker.
 	Start(m Message, t DeliveryTarget, token string)
+	// Accepting reports whether a Reserve may succeed now (other
+	// processes are told, remote.go).
+	Accepting() bool
 }
 
 type handoff struct {

@@ -15,7 +15,8 @@ import (
 // fakeHandoff records what a store hands over.
 type fakeHandoff struct {
 	mu         sync.Mutex
-	free       int // reservations it grants
+	free       int  // reservations it grants
+	refuse     bool // it says it accepts nothing (Accepting)
 	asked      []string
 	reserved   int
 	unreserved []string
@@ -38,6 +39,12 @@ func (h *fakeHandoff) Reserve(endpointID string) bool {
 	h.free--
 	h.reserved++
 	return true
+}
+
+func (h *fakeHandoff) Accepting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.refuse
 }
 
 func (h *fakeHandoff) Unreserve(endpointID string) {

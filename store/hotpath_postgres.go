@@ -273,33 +273,6 @@ func (s postgresPath) notifyDue(tx *gorm.DB) error {
 	return tx.Exec("SELECT pg_notify(?, ?)", dueChannel, s.instance).Error
 }
 
-// listenDue relays notifications of due messages from other processes to
-// Due until ctx ends. It reconnects after errors.
-func (s postgresPath) listenDue(ctx context.Context) {
-	for ctx.Err() == nil {
-		conn, err := s.pool.Acquire(ctx)
-		if err != nil {
-			sleepCtx(ctx, time.Second)
-			continue
-		}
-		if _, err := conn.Exec(ctx, "LISTEN "+dueChannel); err == nil {
-			for {
-				n, err := conn.Conn().WaitForNotification(ctx)
-				if err != nil {
-					break
-				}
-				if n.Payload != s.instance {
-					s.poke() // this store's own changes poked already
-				}
-			}
-		}
-		// The connection may be in any state now; do not return it to the pool.
-		_ = conn.Conn().Close(context.Background())
-		conn.Release()
-		sleepCtx(ctx, 100*time.Millisecond)
-	}
-}
-
 // rescue makes claimed messages whose lease ended due again: in id
 // order, skipping rows another rescuer holds (no deadlock), expiry judged
 // by the database's clock like the lease.

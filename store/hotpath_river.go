@@ -70,7 +70,7 @@ func (s riverPath) insertBatch(batch []sendRequest) {
 	defer cancel()
 	got := map[string]insertedRow{}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		q, args := s.insertStatement(batch, make([]*string, len(batch)), 0)
+		q, args := s.insertStatement(batch, make([]*string, len(batch)), 0, nil)
 		rows, err := tx.Query(ctx, q, args...)
 		var decodeErr error
 		got, _, decodeErr, err = scanInserted(rows, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -16,6 +17,18 @@ import (
 func (s postgresPath) publish(ctx context.Context, ev Event, template Message, newID func() string, match func(Endpoint) bool) (Event, []Message, bool, error) {
 	h := s.handoff.Load()
 	var token string
+	// An api process hands the messages to a worker process instead, if
+	// it knows one (remote.go).
+	var remote remoteWorker
+	handing := false
+	if h == nil {
+		remote, handing = s.pickWorker()
+	}
+	lease := s.handoffLease(h)
+	if handing {
+		lease = remote.lease
+	}
+	handed := 0
 	var reserved []string // endpoint ids holding a reservation of h
 	unreserve := func() {
 		for _, id := range reserved {
@@ -57,12 +70,20 @@ ORDER BY id FOR SHARE`, ev.ProjectID, ev.OwnerID)
 		}
 		m := fanOutMessage(template, e, newID())
 		var tok *string
-		if !e.Paused && h != nil && m.FIFOKey == nil && h.Reserve(e.ID) {
+		switch {
+		case e.Paused || m.FIFOKey != nil:
+		case h != nil && h.Reserve(e.ID):
 			if token == "" {
 				token = rand.Text()
 			}
 			tok = &token
 			reserved = append(reserved, e.ID)
+		case handing && handed < maxHandedPerNotify:
+			if token == "" {
+				token = rand.Text()
+			}
+			tok = &token
+			handed++
 		}
 		msgs, toks = append(msgs, m), append(toks, tok)
 	}
@@ -110,7 +131,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	}
 	got, targets, decodeErr, err := scanInserted(tx.Query(ctx, pgPublishInsert, ids, endpoints, statuses, toks, fifoKeys,
 		ev.ProjectID, template.Payload, template.PayloadSHA256, int32(template.SizeBytes), hv, ret, template.CreatedAt, //nolint:gosec // ≤ 1 MiB
-		s.handoffLease(h).Seconds(), template.EventType, template.EventID, template.TraceParent))
+		lease.Seconds(), template.EventType, template.EventID, template.TraceParent))
 	if err == nil {
 		err = decodeErr
 	}
@@ -120,6 +141,18 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	if err == nil && wake {
 		// (other processes hear it at commit; this one is poked below)
 		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, dueChannel, s.instance)
+	}
+	if err == nil && handing {
+		// The worker process hears of its messages at commit.
+		var leased []string
+		for _, m := range msgs {
+			if got[m.ID].leased {
+				leased = append(leased, m.ID)
+			}
+		}
+		if len(leased) > 0 {
+			_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, remote.channel, token+" "+strings.Join(leased, " "))
+		}
 	}
 	if err != nil {
 		return Event{}, nil, false, translate(err, "publish event")
@@ -131,7 +164,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	left := reserved[:0]
 	for i := range msgs {
 		row := got[msgs[i].ID]
-		if toks[i] != nil {
+		if h != nil && toks[i] != nil {
 			if t, ok := targets[msgs[i].EndpointID]; ok && row.leased {
 				msgs[i].LeaseToken = &token
 				h.Start(msgs[i], t, token)

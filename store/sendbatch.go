@@ -64,11 +64,16 @@ ins AS (
   FOR SHARE OF e
   ON CONFLICT DO NOTHING
   RETURNING id, status, endpoint_id, lease_token),
-` + pgTargetsOf + `
+-- Leased to another process's workers ($18, its take channel: remote.go):
+-- that process is told the token and the ids at commit, and reads the
+-- endpoints itself.
+handed AS (SELECT pg_notify($18::text, min(lease_token) || ' ' || string_agg(id, ' '))
+  FROM ins WHERE lease_token IS NOT NULL AND $18::text IS NOT NULL HAVING count(*) > 0),
+` + pgTargets("SELECT endpoint_id FROM ins WHERE lease_token IS NOT NULL AND $18::text IS NULL") + `
 SELECT ins.id, ins.status, ins.lease_token IS NOT NULL,
   CASE WHEN ins.status = 'queued' AND ins.lease_token IS NULL THEN pg_notify('` + dueChannel + `', $13::text) END,
   ` + pgTargetColumns + `
-FROM ins LEFT JOIN t ON t.id = ins.endpoint_id AND ins.lease_token IS NOT NULL`
+FROM ins LEFT JOIN t ON t.id = ins.endpoint_id AND ins.lease_token IS NOT NULL LEFT JOIN handed ON true`
 	pgInsertOne   = `WITH v AS (` + pgInsertValuesOne + pgInsertRest
 	pgInsertBatch = `WITH v AS (` + pgInsertValuesMany + pgInsertRest
 )
@@ -109,8 +114,13 @@ func (s postgresPath) insertBatch(batch []sendRequest) {
 	// Reserve a worker of this process for each message, where one is
 	// free for its endpoint: those messages are stored leased and handed
 	// over after the commit, without a claim.
+	// An api process has no workers: it hands the messages to a worker
+	// process, if it knows one (remote.go); that process is told at
+	// commit and finds its own free workers.
 	h := s.handoff.Load()
 	var token string
+	var remote *string // the worker process's take channel
+	lease := s.handoffLease(h)
 	toks := make([]*string, n)
 	if h != nil {
 		token = rand.Text()
@@ -119,13 +129,18 @@ func (s postgresPath) insertBatch(batch []sendRequest) {
 				toks[i] = &token
 			}
 		}
+	} else if w, ok := s.pickWorker(); ok {
+		token, remote, lease = rand.Text(), &w.channel, w.lease
+		for i := range min(n, maxHandedPerNotify) {
+			toks[i] = &token
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
-	q, args := s.insertStatement(batch, toks, s.handoffLease(h))
+	q, args := s.insertStatement(batch, toks, lease, remote)
 	rows, err := s.pool.Query(ctx, q, args...)
 	got, targets, decodeErr, err := scanInserted(rows, err)
-	if err != nil || decodeErr != nil {
+	if h != nil && (err != nil || decodeErr != nil) {
 		// Nothing is handed over.
 		for i, r := range batch {
 			if toks[i] != nil {
@@ -157,7 +172,7 @@ func (s postgresPath) insertBatch(batch []sendRequest) {
 	results := make([]sendResult, len(batch))
 	for i, r := range batch {
 		row := got[r.m.ID]
-		if toks[i] != nil && err == nil {
+		if h != nil && toks[i] != nil && err == nil {
 			if t, ok := targets[r.m.EndpointID]; ok && row.leased {
 				m := r.m
 				m.Status, m.LeaseToken = row.status, &token
@@ -213,7 +228,7 @@ func liveSorted(batch []sendRequest) []sendRequest {
 // insertStatement is the statement that inserts batch (sorted), the
 // messages with a token in toks leased for lease: the one-row form for a
 // batch of one, the array form otherwise.
-func (s postgresPath) insertStatement(batch []sendRequest, toks []*string, lease time.Duration) (string, []any) {
+func (s postgresPath) insertStatement(batch []sendRequest, toks []*string, lease time.Duration, remote *string) (string, []any) {
 	n := len(batch)
 	ids, projects, endpoints, shas, headers := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	payloads := make([][]byte, n)
@@ -252,7 +267,7 @@ func (s postgresPath) insertStatement(batch []sendRequest, toks []*string, lease
 	} else {
 		args = append(args, okeys, tps, inbound, eventTypes)
 	}
-	return q, args
+	return q, append(args, remote)
 }
 
 type insertedRow struct {
@@ -305,7 +320,7 @@ func (s postgresPath) insertOne(r sendRequest) sendResult {
 	var notified any
 	var tc targetColumns
 	err := s.pool.QueryRow(ctx, pgInsertOne, m.ID, m.ProjectID, m.EndpointID, m.Payload, m.PayloadSHA256,
-		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, m.OrderingKey, m.TraceParent, m.Inbound, inboundEventType(m), //nolint:gosec // ≤ 1 MiB
+		int32(m.SizeBytes), h, m.IdempotencyKey, retention, m.CreatedAt, nil, 0.0, s.instance, m.OrderingKey, m.TraceParent, m.Inbound, inboundEventType(m), nil, //nolint:gosec // ≤ 1 MiB
 	).Scan(append([]any{&id, &status, &leased, &notified}, tc.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sendResult{}

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -54,6 +55,10 @@ type Options struct {
 	// (pg_stat_activity.application_name), unless the URL sets
 	// application_name itself. Empty leaves it unset. Ignored by SQLite.
 	ApplicationName string
+	// Log receives what the store does on its own, outside any call
+	// (taking messages handed over by other processes, remote.go); nil
+	// means slog.Default().
+	Log *slog.Logger
 }
 
 // Store is an open database. It is safe for concurrent use; Close releases it.
@@ -71,6 +76,14 @@ type Store struct {
 	instance string
 	// handoff, if set, takes new messages straight to workers (handoff.go).
 	handoff atomic.Pointer[handoff]
+	// remote, while set, is the worker processes this api process hands
+	// messages to (remote.go).
+	remote  atomic.Pointer[remoteWorkers]
+	log     *slog.Logger  // see Options.Log
+	waiting waitingHanded // handed messages waiting for a worker (remote.go)
+	// announceNow makes a worker process announce itself at once (it gave
+	// back handed messages, and may have stopped accepting them).
+	announceNow chan struct{}
 	// Whether FIFO endpoints exist, and when that was last read
 	// (fifoInUse, PostgreSQL).
 	fifoSeen      atomic.Bool
@@ -134,7 +147,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			return nil, translate(err, "open PostgreSQL at "+redact(opts.DatabaseURL))
 		}
 		st := &Store{db: db, sqlDB: sqlDB, pool: pool, dialect: Postgres, where: redact(opts.DatabaseURL), due: make(chan struct{}, 1),
-			instance: rand.Text(), stopBatchers: make(chan struct{})}
+			instance: rand.Text(), stopBatchers: make(chan struct{}), announceNow: make(chan struct{}, 1), log: opts.Log,
+			waiting: waitingHanded{wake: make(chan struct{}, 1)}}
+		if st.log == nil {
+			st.log = slog.Default()
+		}
 		pg := postgresPath{st}
 		st.hot = pg
 		pg.startSendBatchers()

@@ -68,9 +68,10 @@ type Config struct {
 	// EndpointConcurrency caps attempts in flight to one endpoint per
 	// process.
 	EndpointConcurrency int
-	// SendHandoff gives a new message straight to this process's workers
-	// when one is free (PostgreSQL, role all); off, every message is
-	// claimed from the queue. Default on.
+	// SendHandoff gives a new message straight to free workers at its
+	// commit (PostgreSQL): this process's (role all), or a worker
+	// process's (role api hands over, role worker takes); off, every
+	// message is claimed from the queue. Default on.
 	SendHandoff bool
 	// AttemptTimeout bounds one delivery attempt.
 	AttemptTimeout time.Duration
@@ -188,7 +189,7 @@ func serveFlags(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown may take (1s-10m); attempts in flight get this long to finish")
 	fs.IntVar(&c.Workers, "workers", 64, "delivery attempts this process runs at once (1-10000)")
 	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 8, "attempts in flight to one endpoint per process (1-1000)")
-	fs.BoolVar(&c.SendHandoff, "send-handoff", true, "give new messages straight to this process's free workers (PostgreSQL, role all); false: workers claim every message from the queue")
+	fs.BoolVar(&c.SendHandoff, "send-handoff", true, "give new messages straight to free workers at their commit (PostgreSQL): this process's (role all), or a worker process's (role api; a worker with it true takes them); false: workers claim every message from the queue")
 	fs.DurationVar(&c.AttemptTimeout, "attempt-timeout", 30*time.Second, "bound of one delivery attempt")
 	fs.DurationVar(&c.RescueAfter, "rescue-after", 60*time.Second, "a message held this long by a worker that stopped answering (crash) is delivered by another; must exceed --attempt-timeout")
 	fs.DurationVar(&c.PollInterval, "poll-interval", 500*time.Millisecond, "how often workers look for retries that fell due (new messages wake them at once)")

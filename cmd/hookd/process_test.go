@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -439,7 +440,14 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 	require.Equal(t, http.StatusOK, get(t, w1.url("/readyz"), ""))
 	require.Equal(t, http.StatusNotFound, get(t, w1.url("/v1/endpoints"), apiKey), "a worker serves no API")
 	for _, c := range []*child{api1, w1} {
-		require.Contains(t, c.stderr.String(), `"send_handoff":false`, "no handoff without the API and the workers in one process")
+		require.Contains(t, c.stderr.String(), `"send_handoff":true`, "api processes hand messages to worker processes")
+	}
+	// The api processes hand messages over only to workers they heard
+	// from; until then, the workers claim.
+	for _, a := range []*child{api1, api2} {
+		poll.Until(t, patience, func() bool {
+			return strings.Count(a.stderr.String(), "a worker process takes this process's new messages") >= 2
+		}, "the api processes hear of both workers")
 	}
 
 	var ep struct{ ID string }
@@ -474,14 +482,38 @@ func TestScaleOutAPIAndWorkerProcesses(t *testing.T) {
 		require.Equal(t, "succeeded", m.Status)
 	}
 
+	// The api processes handed the messages to the workers at their
+	// commit: the workers took nearly all of them without a claim (a few
+	// a worker had no free worker for were given back, and claimed).
+	sum := func(re string) int {
+		n := 0
+		for _, w := range []*child{w1, w2} {
+			for _, m := range regexp.MustCompile(re).FindAllStringSubmatch(w.stderr.String(), -1) {
+				v, err := strconv.Atoi(m[1])
+				require.NoError(t, err)
+				n += v
+			}
+		}
+		return n
+	}
+	took := sum(`"msg":"took messages handed over by an api process","handed":(\d+)`) - sum(`"msg":"gave back handed messages","count":(\d+)`)
+	t.Logf("the workers took %d of %d messages as they were handed over", took, total)
+	require.Greater(t, took, total/2)
+
 	// Only the workers listen for due messages: the api processes have no
-	// engine. Sessions are named by role.
+	// engine, and listen only for the workers. Sessions are named by role.
 	rows, err := inspection(t, dbURL).Query(context.Background(), `SELECT application_name FROM pg_stat_activity
-		WHERE datname = current_database() AND query = 'LISTEN hookd_due' ORDER BY 1`)
+		WHERE datname = current_database() AND query LIKE 'LISTEN "hookd_due"%' ORDER BY 1`)
 	require.NoError(t, err)
 	listeners, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Equal(t, []string{"hookd worker", "hookd worker"}, listeners)
+	rows, err = inspection(t, dbURL).Query(context.Background(), `SELECT application_name FROM pg_stat_activity
+		WHERE datname = current_database() AND query = 'LISTEN "hookd_workers"' ORDER BY 1`)
+	require.NoError(t, err)
+	listeners, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	require.NoError(t, err)
+	require.Equal(t, []string{"hookd api", "hookd api"}, listeners)
 
 	// SIGTERM: the worker stays up for its drain delay with /readyz 503.
 	require.NoError(t, w1.cmd.Process.Signal(syscall.SIGTERM))

@@ -161,6 +161,7 @@ func openStore(ctx context.Context, c *Config, log *slog.Logger) (*store.Store, 
 
 // openStoreWith opens and migrates the database opts names.
 func openStoreWith(ctx context.Context, opts store.Options, log *slog.Logger) (*store.Store, error) {
+	opts.Log = log
 	st, err := store.Open(ctx, opts)
 	if err != nil {
 		return nil, err

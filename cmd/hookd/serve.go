@@ -227,8 +227,9 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 		return fmt.Errorf("listen on %s: %w (another process may hold it; choose one with --addr)", c.Addr, err)
 	}
 	attrs := []any{"version", version, "role", c.Role, "addr", ln.Addr().String(), "database", st.Where(), "delivery", svc.engine != nil,
-		// Handoff needs the API and the workers in one process, on PostgreSQL.
-		"send_handoff", svc.engine != nil && c.Role == roleAll && c.SendHandoff && !c.isSQLite()}
+		// On PostgreSQL: the API hands new messages to this process's
+		// workers or to worker processes, and workers take them.
+		"send_handoff", c.SendHandoff && !c.isSQLite()}
 	if c.Role == roleWorker {
 		attrs = append(attrs, "api", "off: /healthz and /readyz only")
 	} else {
@@ -255,8 +256,13 @@ func (svc *service) run(ctx context.Context, c *Config, st *store.Store, log *sl
 	engineDone := make(chan struct{})
 	go func() {
 		defer close(engineDone)
-		if svc.engine != nil {
+		switch {
+		case svc.engine != nil:
 			_ = svc.engine.Run(engineCtx)
+		case c.SendHandoff:
+			// An api process hands its sends to the worker processes
+			// that announce themselves (PostgreSQL).
+			st.HandToWorkers(engineCtx)
 		}
 	}()
 	// Every role may run the retention clean-up; a lease in the database
