@@ -284,21 +284,9 @@ func TestClaimReturnsDeliveryTargets(t *testing.T) {
 // signal), not a second time through its own notification.
 func TestDueNotifications(t *testing.T) {
 	t.Parallel()
-	url := testdb.New(t, "postgres")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	open := func() *store.Store {
-		s, err := store.Open(ctx, store.Options{DatabaseURL: url})
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, s.Close()) })
-		return s
-	}
-	a := open()
-	_, err := a.Migrate(ctx)
-	require.NoError(t, err)
-	b := open()
-	p := store.Project{ID: ids.NewUUID(), Name: "p", CreatedAt: store.Now()}
-	require.NoError(t, a.CreateProject(ctx, p))
+	a, b, p := twoProcesses(t)
 	e, k := newEndpoint(p.ID, "https://n.example.com/")
 	require.NoError(t, a.CreateEndpoint(ctx, e, k))
 	go a.ListenDue(ctx)
@@ -327,7 +315,7 @@ func TestDueNotifications(t *testing.T) {
 	drain(a)
 	drain(b)
 
-	_, _, err = a.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
+	_, _, err := a.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
 	require.NoError(t, err)
 	select {
 	case <-a.Due():

@@ -41,19 +41,7 @@ func (h *fakeHandoff) grant(n int) {
 func TestHandoffAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := testdb.New(t, "postgres")
-	open := func() *store.Store {
-		s, err := store.Open(ctx, store.Options{DatabaseURL: url})
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, s.Close()) })
-		return s
-	}
-	api := open()
-	_, err := api.Migrate(ctx)
-	require.NoError(t, err)
-	worker := open()
-	p := store.Project{ID: ids.NewUUID(), Name: "p-" + ids.RandomAlnum(6), CreatedAt: store.Now()}
-	require.NoError(t, api.CreateProject(ctx, p))
+	api, worker, p := twoProcesses(t)
 	f := fixture{s: api, project: p}
 	e, k := f.endpoint(t, "https://remote.example.com/")
 
@@ -127,20 +115,9 @@ func TestHandoffAcrossProcesses(t *testing.T) {
 		require.NoError(t, err)
 		return m.LeaseToken == nil
 	}, "the waiting message is given back")
-	claimed, _, err = worker.ClaimDue(ctx, "claimer", time.Minute, 10, nil)
-	require.NoError(t, err)
-	require.Len(t, claimed, 1)
-	require.Equal(t, back.ID, claimed[0].ID)
+	claimsOnly(t, worker, back.ID)
 	poll.Until(t, time.Minute, func() bool { return api.RemoteWorkers() == 0 })
-	queued, _, err := api.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
-	require.NoError(t, err)
-	stored, err = api.GetMessage(ctx, p.ID, queued.ID)
-	require.NoError(t, err)
-	require.Nil(t, stored.LeaseToken, "not handed to a worker that accepts nothing")
-	claimed, _, err = worker.ClaimDue(ctx, "claimer", time.Minute, 10, nil)
-	require.NoError(t, err)
-	require.Len(t, claimed, 1)
-	require.Equal(t, queued.ID, claimed[0].ID)
+	sendQueued(t, api, worker, p.ID, e.ID, "not handed to a worker that accepts nothing")
 	h.mu.Lock()
 	h.refuse = false
 	h.mu.Unlock()
@@ -171,13 +148,48 @@ func TestHandoffAcrossProcesses(t *testing.T) {
 	// sends queue for the claims.
 	stopWorker()
 	poll.Until(t, time.Minute, func() bool { return api.RemoteWorkers() == 0 })
-	plain, _, err := api.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
-	require.NoError(t, err)
-	stored, err = api.GetMessage(ctx, p.ID, plain.ID)
-	require.NoError(t, err)
-	require.Nil(t, stored.LeaseToken, "not handed to a worker that left")
-	claimed, _, err = api.ClaimDue(ctx, "claimer", time.Minute, 10, nil)
+	sendQueued(t, api, api, p.ID, e.ID, "not handed to a worker that left")
+}
+
+// claimsOnly checks that a claim on s takes exactly the message id.
+func claimsOnly(t *testing.T, s *store.Store, id string) {
+	t.Helper()
+	claimed, _, err := s.ClaimDue(context.Background(), "claimer", time.Minute, 10, nil)
 	require.NoError(t, err)
 	require.Len(t, claimed, 1)
-	require.Equal(t, plain.ID, claimed[0].ID)
+	require.Equal(t, id, claimed[0].ID)
+}
+
+// sendQueued sends a message through api and checks that it was stored
+// without a lease (handed to nobody) and that a claim on claimer takes it.
+func sendQueued(t *testing.T, api, claimer *store.Store, projectID, endpointID, why string) {
+	t.Helper()
+	ctx := context.Background()
+	sent, _, err := api.InsertMessage(ctx, newMessage(projectID, endpointID, nil))
+	require.NoError(t, err)
+	stored, err := api.GetMessage(ctx, projectID, sent.ID)
+	require.NoError(t, err)
+	require.Nil(t, stored.LeaseToken, why)
+	claimsOnly(t, claimer, sent.ID)
+}
+
+// twoProcesses opens two stores on one fresh, migrated PostgreSQL
+// database, as two processes sharing it, and creates a project.
+func twoProcesses(t *testing.T) (a, b *store.Store, p store.Project) {
+	t.Helper()
+	ctx := context.Background()
+	url := testdb.New(t, "postgres")
+	open := func() *store.Store {
+		s, err := store.Open(ctx, store.Options{DatabaseURL: url})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, s.Close()) })
+		return s
+	}
+	a = open()
+	_, err := a.Migrate(ctx)
+	require.NoError(t, err)
+	b = open()
+	p = store.Project{ID: ids.NewUUID(), Name: "p-" + ids.RandomAlnum(6), CreatedAt: store.Now()}
+	require.NoError(t, a.CreateProject(ctx, p))
+	return a, b, p
 }
