@@ -54,7 +54,10 @@ type Driver[V any] interface {
 	// Due is signalled when jobs may have fallen due.
 	Due() <-chan struct{}
 	// Listen relays other processes' wake-ups to Due until ctx ends (a
-	// driver of a one-process database returns at once).
+	// driver of a one-process database returns at once). Run waits for it
+	// to return: a driver that takes jobs other processes hand it may
+	// keep listening a moment after ctx ends, to give back what they
+	// handed it before they heard it stop.
 	Listen(ctx context.Context)
 	// Offer makes new jobs go straight to h at their commit, leased for
 	// lease, from now on; a driver that cannot hand jobs over ignores it.
@@ -82,6 +85,12 @@ type Handoff[V any] interface {
 	// may still find every worker busy). A driver that takes jobs
 	// committed by other processes tells them.
 	Accepting() bool
+	// Waits reports whether a job of group that Reserve refused lacks only
+	// a free worker (every worker busy, or the group at its cap), so that
+	// a driver holding it may retry Reserve soon; otherwise (draining, a
+	// backlog, the group held back or not admitted) it should go back to
+	// the database.
+	Waits(group string) bool
 }
 
 // Config tunes a Queue. Zero fields take the defaults in brackets.
@@ -201,7 +210,9 @@ func (q *Queue[V]) Run(ctx context.Context) error {
 	q.mu.Lock()
 	q.workCtx = workCtx
 	q.mu.Unlock()
-	go q.d.Listen(ctx)
+	listenDone := make(chan struct{})
+	go func() { defer close(listenDone); q.d.Listen(ctx) }()
+	defer func() { <-listenDone }()
 	h := handoff[V]{q}
 	if !q.cfg.NoHandoff {
 		q.d.Offer(h, q.cfg.Lease)
@@ -594,6 +605,20 @@ func (h handoff[V]) Accepting() bool {
 	q := h.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return !q.draining && !q.backlog
+}
+
+// Waits reports whether a job of group lacks only a free worker.
+func (h handoff[V]) Waits(group string) bool {
+	q := h.q
+	if q.cfg.Admit != nil && !q.cfg.Admit(group) {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if until, ok := q.holdUntil[group]; ok && time.Now().Before(until) {
+		return false
+	}
 	return !q.draining && !q.backlog
 }
 

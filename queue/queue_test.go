@@ -51,6 +51,7 @@ func TestBacklogNeedsLongDueJobs(t *testing.T) {
 	require.True(t, q.Snapshot().Backlog, "a full claim of jobs due for a minute is a backlog")
 	require.False(t, q.Handoff().Reserve("g"), "no handoff during a backlog")
 	require.False(t, q.Handoff().Accepting(), "other processes are told so")
+	require.False(t, q.Handoff().Waits("g"), "a job handed over meanwhile goes back to the database")
 
 	// (A claim with no free worker leaves the backlog as it was: wait for
 	// the jobs to end.)
@@ -70,8 +71,10 @@ func TestReserveRules(t *testing.T) {
 	h := q.Handoff()
 
 	require.False(t, h.Reserve(refused), "Admit refuses")
+	require.False(t, h.Waits(refused), "not for want of a worker")
 	q.Hold("held", time.Now().Add(time.Hour))
 	require.False(t, h.Reserve("held"), "a held group")
+	require.False(t, h.Waits("held"), "not for want of a worker")
 	until, held := q.HeldUntil("held")
 	require.True(t, held)
 	require.True(t, until.After(time.Now()))
@@ -79,6 +82,7 @@ func TestReserveRules(t *testing.T) {
 	require.True(t, h.Reserve("a"))
 	require.True(t, h.Reserve("a"))
 	require.False(t, h.Reserve("a"), "the group's cap")
+	require.True(t, h.Waits("a"), "only a worker lacks")
 	require.True(t, h.Reserve("b"))
 	require.False(t, h.Reserve("c"), "every worker taken")
 	require.True(t, h.Accepting(), "busy workers free up: handed jobs may wait for them")
@@ -156,6 +160,7 @@ func TestLimitsHoldWhileRunning(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 	require.False(t, q.Handoff().Accepting(), "a drained queue takes nothing")
+	require.False(t, q.Handoff().Waits("a"), "a drained queue takes nothing")
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, workers, peak, "never more than Workers at once")

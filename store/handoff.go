@@ -18,9 +18,12 @@ type Handoff interface {
 	Unreserve(endpointID string)
 	// Start delivers m, leased under token, on the reserved worker.
 	Start(m Message, t DeliveryTarget, token string)
-	// Accepting reports whether a Reserve may succeed now (other
-	// processes are told, remote.go).
+	// Accepting reports whether handed messages are taken at all now
+	// (other processes are told, remote.go).
 	Accepting() bool
+	// Waits reports whether a message to the endpoint that Reserve
+	// refused lacks only a free worker, so it may wait for one.
+	Waits(endpointID string) bool
 }
 
 type handoff struct {

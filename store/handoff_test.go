@@ -47,6 +47,8 @@ func (h *fakeHandoff) Accepting() bool {
 	return !h.refuse
 }
 
+func (h *fakeHandoff) Waits(string) bool { return h.Accepting() }
+
 func (h *fakeHandoff) Unreserve(endpointID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -66,6 +66,7 @@ type queueHandoff struct{ h queue.Handoff[Delivery] }
 func (q queueHandoff) Reserve(endpointID string) bool { return q.h.Reserve(endpointID) }
 func (q queueHandoff) Unreserve(endpointID string)    { q.h.Unreserve(endpointID) }
 func (q queueHandoff) Accepting() bool                { return q.h.Accepting() }
+func (q queueHandoff) Waits(endpointID string) bool   { return q.h.Waits(endpointID) }
 func (q queueHandoff) Start(m Message, t DeliveryTarget, token string) {
 	q.h.Start(jobOf(m, t), token)
 }

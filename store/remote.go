@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,10 +48,12 @@ const (
 	// PostgreSQL refuses a payload of 8,000 bytes or more, and a token
 	// and 200 ids of 36 characters, space-separated, take 7,427.
 	maxHandedPerNotify = 200
-	// takeGrace is how long a worker process keeps reading its take
+	// takeGrace bounds how long a worker process keeps reading its take
 	// channel after it stopped taking handoffs, to give back what api
-	// processes handed it before they heard it leave.
+	// processes handed it before they heard it leave; it stops sooner once
+	// none came for takeQuiet.
 	takeGrace = time.Second
+	takeQuiet = 100 * time.Millisecond
 )
 
 // takeChannel is the channel on which the process of instance receives
@@ -148,7 +151,7 @@ func (s *Store) HandToWorkers(ctx context.Context) {
 		case removed:
 			s.log.Debug("a worker process stopped taking this process's new messages", "channel", strings.Fields(payload)[0])
 		}
-	})
+	}, nil)
 }
 
 // RemoteWorkers is how many worker processes this store hands messages to
@@ -170,8 +173,13 @@ func (s *Store) pickWorker() (remoteWorker, bool) {
 }
 
 // listen runs handle for every notification on channels until ctx ends,
-// reconnecting after errors.
-func (s *Store) listen(ctx context.Context, channels []string, handle func(channel, payload string)) {
+// reconnecting after errors; up, if set, hears when the channels are
+// listened to and when they no longer are (PostgreSQL drops what is
+// notified meanwhile).
+func (s *Store) listen(ctx context.Context, channels []string, handle func(channel, payload string), up func(bool)) {
+	if up == nil {
+		up = func(bool) {}
+	}
 	for ctx.Err() == nil {
 		conn, err := s.pool.Acquire(ctx)
 		if err != nil {
@@ -183,12 +191,14 @@ func (s *Store) listen(ctx context.Context, channels []string, handle func(chann
 			stmts[i] = `LISTEN "` + c + `"`
 		}
 		_, err = conn.Exec(ctx, strings.Join(stmts, "; "))
+		up(err == nil)
 		for err == nil {
 			var n *pgconn.Notification
 			if n, err = conn.Conn().WaitForNotification(ctx); err == nil {
 				handle(n.Channel, n.Payload)
 			}
 		}
+		up(false)
 		// The connection may be in any state now; do not return it to the pool.
 		_ = conn.Conn().Close(context.Background())
 		conn.Release()
@@ -197,9 +207,10 @@ func (s *Store) listen(ctx context.Context, channels []string, handle func(chann
 }
 
 // announce tells api processes, every announceEvery until ctx ends, that
-// this process takes handed messages while it offers handoffs and accepts
-// them, and that it stopped once it does not (at once when ctx ends, or
-// when take gave messages back).
+// this process takes handed messages while it offers handoffs, accepts
+// them and listens on its take channel, and that it stopped once it does
+// not (at once when ctx ends, when the listening connection is lost or
+// re-established, or when take gave messages back).
 func (s postgresPath) announce(ctx context.Context) {
 	channel := takeChannel(s.instance)
 	t := time.NewTicker(announceEvery)
@@ -215,7 +226,7 @@ func (s postgresPath) announce(ctx context.Context) {
 	for {
 		h := s.handoff.Load()
 		switch {
-		case h != nil && h.lease > 0 && h.Accepting() && !s.waiting.full():
+		case h != nil && h.lease > 0 && h.Accepting() && s.takeListening.Load() && !s.waiting.full():
 			say(h.lease)
 			taking = true
 		case taking:
@@ -240,10 +251,12 @@ func (s postgresPath) announce(ctx context.Context) {
 // attempt records do): written as a condition on messages, the ids let
 // PostgreSQL choose the due index (every queued message, and the dead
 // entries) or, on a table not analyzed yet, a sequential scan, at 0.3 to
-// 5 ms a statement.
+// 5 ms a statement. A message whose lease has less than @left to run is
+// not taken (see take).
 var pgTakeHanded = newNamed(`WITH c AS (SELECT ` + prefixed("m.", claimedColumns) + `
 FROM unnest(CAST(@ids AS text[])) AS x(id) JOIN messages m ON m.id = x.id
-WHERE m.lease_token = CAST(@tok AS text) AND m.status = 'queued' AND m.deleted_at IS NULL),
+WHERE m.lease_token = CAST(@tok AS text) AND m.status = 'queued' AND m.deleted_at IS NULL
+  AND m.lease_until > now() + make_interval(secs => CAST(@left AS double precision))),
 ` + pgTargets("SELECT endpoint_id FROM c") + `
 SELECT ` + claimedSelect + `
 FROM c LEFT JOIN t ON t.id = c.endpoint_id`)
@@ -257,43 +270,56 @@ SELECT pg_notify('` + dueChannel + `', $3::text) FROM r LIMIT 1`
 
 // take starts the messages an api process handed this process (payload
 // "<token> <id> ..."): each it has a free worker for, leased as it was
-// handed; those whose endpoint has no free worker here wait for one
+// handed; those that lack only a free worker here wait for one
 // (waitingHanded); the rest are given back, due at once.
+//
+// A message is taken only with at least two thirds of its lease left, and
+// waits at most a sixth of it: it starts with half its lease left or more,
+// and the heartbeat renews it within a third. So a lease cannot end while
+// the message is in this process, and no claim elsewhere can take it
+// meanwhile (one handed over long before this read, say behind a backlog
+// of notifications, is given back instead).
 func (s postgresPath) take(payload string) {
 	token, rest, _ := strings.Cut(payload, " ")
 	ids := strings.Fields(rest)
 	if token == "" || len(ids) == 0 {
 		return
 	}
+	received, handed := time.Now(), len(ids)
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
 	back := ids
 	started, waiting := 0, 0
 	if h := s.handoff.Load(); h != nil {
 		targets := map[string]DeliveryTarget{}
-		msgs, err := s.pgScanClaim(ctx, pgTakeHanded, map[string]any{"ids": ids, "tok": token}, nil, targets)
+		msgs, err := s.pgScanClaim(ctx, pgTakeHanded, map[string]any{"ids": ids, "tok": token, "left": (2 * h.lease / 3).Seconds()}, nil, targets)
 		if err != nil {
 			s.log.Warn("reading handed messages failed; giving them back", "message_ids", ids, "error", err.Error())
 		} else {
-			back = nil
+			kept := map[string]bool{}
 			for _, m := range msgs {
 				m.Status = StatusQueued // (leased, as the api process stored it)
 				t, ok := targets[m.EndpointID]
 				switch {
 				case !ok:
+					continue
 				case h.Reserve(m.EndpointID):
 					h.Start(m, t, token)
 					started++
-					continue
-				case s.waiting.add(handedJob{m: m, t: t, token: token, until: time.Now().Add(h.lease / 3)}):
+				case h.Waits(m.EndpointID) && s.waiting.add(handedJob{m: m, t: t, token: token, until: received.Add(h.lease / 6)}):
 					waiting++
+				default:
 					continue
 				}
-				back = append(back, m.ID)
+				kept[m.ID] = true
 			}
+			// The rest: not read (a lease too short, or no longer this
+			// token's), or refused. Giving back changes only rows still
+			// leased under token.
+			back = slices.DeleteFunc(ids, func(id string) bool { return kept[id] })
 		}
 	}
-	s.log.Debug("took messages handed over by an api process", "handed", len(ids), "started", started, "waiting", waiting)
+	s.log.Debug("took messages handed over by an api process", "handed", handed, "started", started, "waiting", waiting)
 	s.giveBack(ctx, map[string][]string{token: back})
 }
 
@@ -308,7 +334,6 @@ func (s postgresPath) giveBack(ctx context.Context, byToken map[string][]string)
 		case s.announceNow <- struct{}{}:
 		default:
 		}
-		slices.Sort(ids) // rows are locked in id order, as elsewhere
 		rows, err := s.pool.Query(ctx, pgGiveBack, ids, token, s.instance)
 		if err == nil {
 			rows.Close()
@@ -338,15 +363,18 @@ type handedJob struct {
 // One still waiting after a third of its lease, or when this process
 // stops accepting handed messages, is given back.
 type waitingHanded struct {
-	mu   sync.Mutex
-	jobs []handedJob
-	wake chan struct{} // signalled when jobs were added
+	mu    sync.Mutex
+	jobs  []handedJob
+	bytes int           // of their payloads
+	wake  chan struct{} // signalled when jobs were added
 }
 
 const (
-	// maxWaitingHanded bounds the messages waiting in a worker process;
-	// beyond it, they are given back.
+	// maxWaitingHanded and maxWaitingBytes bound the messages waiting in
+	// a worker process, and their payloads; beyond them, messages are
+	// given back.
 	maxWaitingHanded = 1024
+	maxWaitingBytes  = 32 << 20
 	// waitingRetry is how often waiting messages try for a worker.
 	waitingRetry = 2 * time.Millisecond
 )
@@ -354,10 +382,11 @@ const (
 func (w *waitingHanded) add(j handedJob) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.jobs) >= maxWaitingHanded {
+	if len(w.jobs) >= maxWaitingHanded || w.bytes+len(j.m.Payload) > maxWaitingBytes {
 		return false
 	}
 	w.jobs = append(w.jobs, j)
+	w.bytes += len(j.m.Payload)
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -365,47 +394,69 @@ func (w *waitingHanded) add(j handedJob) bool {
 	return true
 }
 
+// takeAll empties the list and returns what it held.
+func (w *waitingHanded) takeAll() []handedJob {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	jobs := w.jobs
+	w.jobs, w.bytes = nil, 0
+	return jobs
+}
+
+// putBack returns kept to the front of the list (those added meanwhile
+// came later), and says how many wait.
+func (w *waitingHanded) putBack(kept []handedJob) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.jobs = append(kept, w.jobs...)
+	w.bytes = 0
+	for _, j := range w.jobs {
+		w.bytes += len(j.m.Payload)
+	}
+	return len(w.jobs)
+}
+
 func (w *waitingHanded) full() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return len(w.jobs) >= maxWaitingHanded
+	return len(w.jobs) >= maxWaitingHanded || w.bytes >= maxWaitingBytes
 }
 
-// retryWaiting starts the waiting messages that have a free worker now,
-// gives back those that waited too long (or all, if this process does not
-// accept handed messages now), and says how many still wait.
+// retryWaiting starts the waiting messages that have a free worker now
+// (trying each endpoint once a round: its others wait behind the first
+// refused), gives back those that waited too long or no longer lack only
+// a worker (all, if this process does not take handed messages now), and
+// says how many still wait.
 func (s postgresPath) retryWaiting() int {
-	w := &s.waiting
-	w.mu.Lock()
-	jobs := w.jobs
-	w.jobs = nil
-	w.mu.Unlock()
+	jobs := s.waiting.takeAll()
 	if len(jobs) == 0 {
 		return 0
 	}
 	h := s.handoff.Load()
-	accepting := h != nil && h.Accepting()
 	now := time.Now()
 	back := map[string][]string{}
+	refused := map[string]bool{}
 	var kept []handedJob
 	for _, j := range jobs {
+		group := j.m.EndpointID
 		switch {
-		case !accepting || now.After(j.until):
+		case h == nil || now.After(j.until):
 			back[j.token] = append(back[j.token], j.m.ID)
-		case h.Reserve(j.m.EndpointID):
-			h.Start(j.m, j.t, j.token)
-		default:
+		case refused[group]:
 			kept = append(kept, j)
+		case h.Reserve(group):
+			h.Start(j.m, j.t, j.token)
+		case h.Waits(group):
+			refused[group] = true
+			kept = append(kept, j)
+		default:
+			back[j.token] = append(back[j.token], j.m.ID)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
 	s.giveBack(ctx, back)
-	w.mu.Lock()
-	w.jobs = append(kept, w.jobs...) // (those added meanwhile came later)
-	n := len(w.jobs)
-	w.mu.Unlock()
-	return n
+	return s.waiting.putBack(kept)
 }
 
 // runWaiting retries the waiting messages until ctx ends, then gives back
@@ -434,11 +485,7 @@ func (s postgresPath) runWaiting(ctx context.Context) {
 
 // handoffGone gives back every waiting message (this process stops).
 func (s postgresPath) handoffGone() {
-	w := &s.waiting
-	w.mu.Lock()
-	jobs := w.jobs
-	w.jobs = nil
-	w.mu.Unlock()
+	jobs := s.waiting.takeAll()
 	back := map[string][]string{}
 	for _, j := range jobs {
 		back[j.token] = append(back[j.token], j.m.ID)
@@ -450,17 +497,33 @@ func (s postgresPath) handoffGone() {
 
 // listenDue relays due notifications to Due and takes handed messages
 // until ctx ends, announcing this process to api processes while it
-// offers handoffs; it keeps reading its take channel for takeGrace after
-// ctx ends, giving back what was handed to it meanwhile.
+// offers handoffs. After ctx ends it keeps reading its take channel, until
+// no handed batch has come for takeQuiet (at most takeGrace), giving back
+// what api processes handed it before they heard it stop; then it gives
+// back what still waits for a worker, and returns.
 func (s postgresPath) listenDue(ctx context.Context) {
-	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(takeGrace, cancel) })
+	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopListening()
+	var lastTake atomic.Int64 // unix nanoseconds
+	stop := context.AfterFunc(ctx, func() {
+		ended := time.Now()
+		t := time.NewTicker(takeQuiet / 5)
+		defer t.Stop()
+		for range t.C {
+			now := time.Now()
+			last := time.Unix(0, lastTake.Load())
+			if now.Sub(ended) >= takeGrace || (now.Sub(ended) >= takeQuiet && now.Sub(last) >= takeQuiet) {
+				stopListening()
+				return
+			}
+		}
+	})
 	defer stop()
-	go s.announce(ctx)
-	waitingDone := make(chan struct{})
-	go func() { defer close(waitingDone); s.runWaiting(lctx) }()
-	defer func() { cancel(); <-waitingDone }()
+	announced := make(chan struct{})
+	go func() { defer close(announced); s.announce(ctx) }()
+	waitCtx, stopWaiting := context.WithCancel(context.Background())
+	waited := make(chan struct{})
+	go func() { defer close(waited); s.runWaiting(waitCtx) }()
 	takes := make(chan string, 64)
 	var wg sync.WaitGroup
 	for range takers {
@@ -472,17 +535,30 @@ func (s postgresPath) listenDue(ctx context.Context) {
 			}
 		}()
 	}
-	defer wg.Wait()
-	defer close(takes)
 	take := takeChannel(s.instance)
 	s.listen(lctx, []string{dueChannel, take}, func(channel, payload string) {
 		switch {
 		case channel == take:
+			lastTake.Store(time.Now().UnixNano())
 			takes <- payload
 		case payload != s.instance:
 			s.poke() // this store's own changes poked already
 		}
+	}, func(up bool) {
+		if s.takeListening.Swap(up) != up {
+			select { // api processes hear of it at once
+			case s.announceNow <- struct{}{}:
+			default:
+			}
+		}
 	})
+	// Every take has finished before the waiting list is given back, so
+	// nothing a take adds is left behind.
+	close(takes)
+	wg.Wait()
+	stopWaiting()
+	<-waited
+	<-announced
 }
 
 // takers is how many handed batches a worker process reads at once.

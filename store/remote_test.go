@@ -144,6 +144,26 @@ func TestHandoffAcrossProcesses(t *testing.T) {
 	require.Equal(t, typ, *first.m.EventType)
 	require.Equal(t, first.m.EndpointID, first.t.Endpoint.ID)
 
+	// The worker's listening connection is cut: it listens again on a new
+	// one and is handed messages again.
+	listener := func() (pid int) {
+		err := worker.DB().QueryRow(`SELECT coalesce(max(pid), 0) FROM pg_stat_activity
+WHERE datname = current_database() AND query LIKE 'LISTEN "hookd_due"%'`).Scan(&pid)
+		require.NoError(t, err)
+		return pid
+	}
+	cut := listener()
+	require.NotZero(t, cut)
+	_, err = worker.DB().Exec(`SELECT pg_terminate_backend($1)`, cut)
+	require.NoError(t, err)
+	poll.Until(t, time.Minute, func() bool { pid := listener(); return pid != 0 && pid != cut }, "the worker listens again")
+	poll.Until(t, time.Minute, func() bool { return api.RemoteWorkers() == 1 })
+	h.grant(1)
+	again, _, err := api.InsertMessage(ctx, newMessage(p.ID, e.ID, nil))
+	require.NoError(t, err)
+	poll.Until(t, time.Minute, func() bool { _, n := h.counts(); return n == 5 })
+	require.Equal(t, again.ID, h.startedAt(4).m.ID)
+
 	// The worker process stops: the api process hears it leave, and its
 	// sends queue for the claims.
 	stopWorker()

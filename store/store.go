@@ -81,6 +81,9 @@ type Store struct {
 	remote  atomic.Pointer[remoteWorkers]
 	log     *slog.Logger  // see Options.Log
 	waiting waitingHanded // handed messages waiting for a worker (remote.go)
+	// takeListening is whether this process listens on its take channel
+	// (it announces itself only then, remote.go).
+	takeListening atomic.Bool
 	// announceNow makes a worker process announce itself at once (it gave
 	// back handed messages, and may have stopped accepting them).
 	announceNow chan struct{}

@@ -298,7 +298,8 @@ type recorder[V any] struct {
 	tokens   []string
 }
 
-func (r *recorder[V]) Accepting() bool { return true }
+func (r *recorder[V]) Accepting() bool   { return true }
+func (r *recorder[V]) Waits(string) bool { return true }
 
 func (r *recorder[V]) Reserve(string) bool {
 	r.mu.Lock()
