@@ -28,8 +28,8 @@ import (
 // statement notifies that worker's take channel with the token and the
 // ids ("<token> <id> <id> ..."); the notification arrives once the batch
 // has committed. The worker reads those rows (a read, no claim) and
-// starts each on a free worker; one whose endpoint has every worker busy
-// waits in the process for one (waitingHanded), and what it will not run
+// starts each on a free worker; one that lacks only a free worker waits
+// in the process for one (waitingHanded), and what it will not run
 // (it stops, works through a backlog, or waited too long) it gives back
 // in one update, due again at once for the claims. A message handed to a
 // worker that died before it started is due again when its lease ends,
@@ -51,9 +51,12 @@ const (
 	// takeGrace bounds how long a worker process keeps reading its take
 	// channel after it stopped taking handoffs, to give back what api
 	// processes handed it before they heard it leave; it stops sooner once
-	// none came for takeQuiet.
+	// none came for takeQuiet after it said so.
 	takeGrace = time.Second
-	takeQuiet = 100 * time.Millisecond
+	takeQuiet = 200 * time.Millisecond
+	// maxWaitingRetry is how far the retries of waiting messages slow
+	// down while none of them starts (every worker busy).
+	maxWaitingRetry = 50 * time.Millisecond
 )
 
 // takeChannel is the channel on which the process of instance receives
@@ -273,12 +276,13 @@ SELECT pg_notify('` + dueChannel + `', $3::text) FROM r LIMIT 1`
 // handed; those that lack only a free worker here wait for one
 // (waitingHanded); the rest are given back, due at once.
 //
-// A message is taken only with at least two thirds of its lease left, and
-// waits at most a sixth of it: it starts with half its lease left or more,
-// and the heartbeat renews it within a third. So a lease cannot end while
-// the message is in this process, and no claim elsewhere can take it
-// meanwhile (one handed over long before this read, say behind a backlog
-// of notifications, is given back instead).
+// A message is taken only with at least five sixths of its lease left,
+// and waits at most a sixth of it: it starts with two thirds of its lease
+// left or more, and the heartbeat renews it within a third, so a third of
+// the lease is left for the renewal itself (a claimed message has two).
+// So a lease does not end while the message is in this process, and no
+// claim elsewhere can take it meanwhile (one handed over long before this
+// read, say behind a backlog of notifications, is given back instead).
 func (s postgresPath) take(payload string) {
 	token, rest, _ := strings.Cut(payload, " ")
 	ids := strings.Fields(rest)
@@ -292,7 +296,7 @@ func (s postgresPath) take(payload string) {
 	started, waiting := 0, 0
 	if h := s.handoff.Load(); h != nil {
 		targets := map[string]DeliveryTarget{}
-		msgs, err := s.pgScanClaim(ctx, pgTakeHanded, map[string]any{"ids": ids, "tok": token, "left": (2 * h.lease / 3).Seconds()}, nil, targets)
+		msgs, err := s.pgScanClaim(ctx, pgTakeHanded, map[string]any{"ids": ids, "tok": token, "left": (5 * h.lease / 6).Seconds()}, nil, targets)
 		if err != nil {
 			s.log.Warn("reading handed messages failed; giving them back", "message_ids", ids, "error", err.Error())
 		} else {
@@ -353,15 +357,16 @@ type handedJob struct {
 	m     Message
 	t     DeliveryTarget
 	token string
-	until time.Time // given back after this: a third of its lease
+	until time.Time // given back after this: a sixth of its lease after it came
 }
 
 // waitingHanded holds the messages handed to this worker process that
-// found every worker for their endpoint busy (its cap). Giving each back
-// at once would cost a write and then a claim; instead they start as
-// workers free up (retried every waitingRetry), in the order they came.
-// One still waiting after a third of its lease, or when this process
-// stops accepting handed messages, is given back.
+// lacked only a free worker (every worker busy, or their endpoint at its
+// cap). Giving each back at once would cost a write and then a claim;
+// instead they start as workers free up (retried every waitingRetry, less
+// often while none starts), in the order they came. One still waiting
+// after a sixth of its lease, or when this process stops accepting handed
+// messages, is given back.
 type waitingHanded struct {
 	mu    sync.Mutex
 	jobs  []handedJob
@@ -426,11 +431,11 @@ func (w *waitingHanded) full() bool {
 // (trying each endpoint once a round: its others wait behind the first
 // refused), gives back those that waited too long or no longer lack only
 // a worker (all, if this process does not take handed messages now), and
-// says how many still wait.
-func (s postgresPath) retryWaiting() int {
+// says how many still wait and how many it started.
+func (s postgresPath) retryWaiting() (waiting, started int) {
 	jobs := s.waiting.takeAll()
 	if len(jobs) == 0 {
-		return 0
+		return 0, 0
 	}
 	h := s.handoff.Load()
 	now := time.Now()
@@ -446,6 +451,7 @@ func (s postgresPath) retryWaiting() int {
 			kept = append(kept, j)
 		case h.Reserve(group):
 			h.Start(j.m, j.t, j.token)
+			started++
 		case h.Waits(group):
 			refused[group] = true
 			kept = append(kept, j)
@@ -456,14 +462,14 @@ func (s postgresPath) retryWaiting() int {
 	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
 	defer cancel()
 	s.giveBack(ctx, back)
-	return s.waiting.putBack(kept)
+	return s.waiting.putBack(kept), started
 }
 
 // runWaiting retries the waiting messages until ctx ends, then gives back
-// what still waits.
+// what still waits. The retries slow down, up to maxWaitingRetry apart,
+// while none starts (every worker busy), and speed up again when one does
+// or more come.
 func (s postgresPath) runWaiting(ctx context.Context) {
-	t := time.NewTicker(waitingRetry)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -471,11 +477,25 @@ func (s postgresPath) runWaiting(ctx context.Context) {
 			return
 		case <-s.waiting.wake:
 		}
-		for s.retryWaiting() > 0 {
+		every := waitingRetry
+		for {
+			waiting, started := s.retryWaiting()
+			if waiting == 0 {
+				break
+			}
+			if started > 0 {
+				every = waitingRetry
+			} else {
+				every = min(2*every, maxWaitingRetry)
+			}
+			t := time.NewTimer(every)
 			select {
 			case <-ctx.Done():
+			case <-s.waiting.wake:
+				every = waitingRetry
 			case <-t.C:
 			}
+			t.Stop()
 			if ctx.Err() != nil {
 				break
 			}
@@ -497,15 +517,19 @@ func (s postgresPath) handoffGone() {
 
 // listenDue relays due notifications to Due and takes handed messages
 // until ctx ends, announcing this process to api processes while it
-// offers handoffs. After ctx ends it keeps reading its take channel, until
-// no handed batch has come for takeQuiet (at most takeGrace), giving back
+// offers handoffs. After ctx ends, once it said it stops, it keeps reading
+// its take channel until no handed batch has come for takeQuiet (at most
+// takeGrace), giving back
 // what api processes handed it before they heard it stop; then it gives
 // back what still waits for a worker, and returns.
 func (s postgresPath) listenDue(ctx context.Context) {
 	lctx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopListening()
 	var lastTake atomic.Int64 // unix nanoseconds
+	announced := make(chan struct{})
+	go func() { defer close(announced); s.announce(ctx) }()
 	stop := context.AfterFunc(ctx, func() {
+		<-announced // it said it stops: api processes hear it from now on
 		ended := time.Now()
 		t := time.NewTicker(takeQuiet / 5)
 		defer t.Stop()
@@ -519,8 +543,6 @@ func (s postgresPath) listenDue(ctx context.Context) {
 		}
 	})
 	defer stop()
-	announced := make(chan struct{})
-	go func() { defer close(announced); s.announce(ctx) }()
 	waitCtx, stopWaiting := context.WithCancel(context.Background())
 	waited := make(chan struct{})
 	go func() { defer close(waited); s.runWaiting(waitCtx) }()

@@ -100,7 +100,7 @@ func (h *internalHandoff) Start(m Message, _ DeliveryTarget, _ string) {
 }
 
 // TestTakeKeepsLeasesSafe: a worker process takes a handed message only
-// with two thirds of its lease left (one handed long before is given
+// with five sixths of its lease left (one handed long before is given
 // back, due at once, for a claim), a waiting message is given back once
 // it has waited a sixth of the lease, and a stopping process gives back
 // every waiting one; none of them is started.
@@ -139,7 +139,7 @@ func TestTakeKeepsLeasesSafe(t *testing.T) {
 		return tok
 	}
 
-	fresh, stale := handed("tok1", 59*time.Second), handed("tok1", 30*time.Second)
+	fresh, stale := handed("tok1", 59*time.Second), handed("tok1", 45*time.Second)
 	pg.take("tok1 " + fresh + " " + stale)
 	require.Equal(t, []string{fresh}, h.started, "only the one with most of its lease left")
 	require.NotNil(t, leaseOf(fresh))
@@ -153,13 +153,16 @@ func TestTakeKeepsLeasesSafe(t *testing.T) {
 	pg.take("tok2 " + waits)
 	require.Len(t, s.waiting.jobs, 1)
 	s.waiting.jobs[0].until = time.Now().Add(-time.Millisecond)
-	require.Zero(t, pg.retryWaiting())
+	waiting, started := pg.retryWaiting()
+	require.Zero(t, waiting)
+	require.Zero(t, started)
 	require.Nil(t, leaseOf(waits))
 
 	// A stopping process gives back what waits.
 	waits = handed("tok3", 59*time.Second)
 	pg.take("tok3 " + waits)
-	require.Equal(t, 1, pg.retryWaiting(), "still waiting for a worker")
+	waiting, _ = pg.retryWaiting()
+	require.Equal(t, 1, waiting, "still waiting for a worker")
 	require.NotNil(t, leaseOf(waits))
 	pg.handoffGone()
 	require.Nil(t, leaseOf(waits))
