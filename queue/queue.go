@@ -615,11 +615,12 @@ func (h handoff[V]) Waits(group string) bool {
 		return false
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	if until, ok := q.holdUntil[group]; ok && time.Now().Before(until) {
+	until, held := q.holdUntil[group]
+	q.mu.Unlock()
+	if held && time.Now().Before(until) {
 		return false
 	}
-	return !q.draining && !q.backlog
+	return h.Accepting()
 }
 
 // Unreserve gives back a slot Reserve took.

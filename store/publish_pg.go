@@ -28,7 +28,6 @@ func (s postgresPath) publish(ctx context.Context, ev Event, template Message, n
 	if handing {
 		lease = remote.lease
 	}
-	handed := 0
 	var reserved []string // endpoint ids holding a reservation of h
 	unreserve := func() {
 		for _, id := range reserved {
@@ -70,20 +69,18 @@ ORDER BY id FOR SHARE`, ev.ProjectID, ev.OwnerID)
 		}
 		m := fanOutMessage(template, e, newID())
 		var tok *string
-		switch {
-		case e.Paused || m.FIFOKey != nil:
-		case h != nil && h.Reserve(e.ID):
-			if token == "" {
-				token = rand.Text()
+		if !e.Paused && m.FIFOKey == nil {
+			here := h != nil && h.Reserve(e.ID)
+			if here {
+				reserved = append(reserved, e.ID)
 			}
-			tok = &token
-			reserved = append(reserved, e.ID)
-		case handing && handed < maxHandedPerNotify:
-			if token == "" {
-				token = rand.Text()
+			// (to another process: the first maxHandedPerNotify only)
+			if here || (handing && len(msgs) < maxHandedPerNotify) {
+				if token == "" {
+					token = rand.Text()
+				}
+				tok = &token
 			}
-			tok = &token
-			handed++
 		}
 		msgs, toks = append(msgs, m), append(toks, tok)
 	}

@@ -430,9 +430,9 @@ func (w *waitingHanded) full() bool {
 // retryWaiting starts the waiting messages that have a free worker now
 // (trying each endpoint once a round: its others wait behind the first
 // refused), gives back those that waited too long or no longer lack only
-// a worker (all, if this process does not take handed messages now), and
-// says how many still wait and how many it started.
-func (s postgresPath) retryWaiting() (waiting, started int) {
+// a worker (all, if this process is stopping or does not take handed
+// messages now), and says how many still wait and how many it started.
+func (s postgresPath) retryWaiting(stopping bool) (waiting, started int) {
 	jobs := s.waiting.takeAll()
 	if len(jobs) == 0 {
 		return 0, 0
@@ -445,7 +445,7 @@ func (s postgresPath) retryWaiting() (waiting, started int) {
 	for _, j := range jobs {
 		group := j.m.EndpointID
 		switch {
-		case h == nil || now.After(j.until):
+		case stopping || h == nil || now.After(j.until):
 			back[j.token] = append(back[j.token], j.m.ID)
 		case refused[group]:
 			kept = append(kept, j)
@@ -473,13 +473,13 @@ func (s postgresPath) runWaiting(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.handoffGone()
+			s.retryWaiting(true) // gives back all that waits
 			return
 		case <-s.waiting.wake:
 		}
 		every := waitingRetry
 		for {
-			waiting, started := s.retryWaiting()
+			waiting, started := s.retryWaiting(false)
 			if waiting == 0 {
 				break
 			}
@@ -501,18 +501,6 @@ func (s postgresPath) runWaiting(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// handoffGone gives back every waiting message (this process stops).
-func (s postgresPath) handoffGone() {
-	jobs := s.waiting.takeAll()
-	back := map[string][]string{}
-	for _, j := range jobs {
-		back[j.token] = append(back[j.token], j.m.ID)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), sendBatchDeadline)
-	defer cancel()
-	s.giveBack(ctx, back)
 }
 
 // listenDue relays due notifications to Due and takes handed messages
